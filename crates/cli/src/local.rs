@@ -1,0 +1,356 @@
+//! `assure local …`: the local cloud's lifecycle. The cloud (moto plus assure's extension, from
+//! `infra/local/`, embedded in this binary) runs from a Python venv this command creates, bound to
+//! 127.0.0.1 on a free port; a step worker runs beside it. Both are background processes whose
+//! PIDs live in the state directory, and `down` stops exactly those PIDs.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+
+const SERVER_PY: &str = include_str!("../../../infra/local/server.py");
+const EXTENSION_PY: &str = include_str!("../../../infra/local/extension.py");
+const SEED_PY: &str = include_str!("../../../infra/local/seed.py");
+const REQUIREMENTS: &str = include_str!("../../../infra/local/requirements.txt");
+
+/// Environment variable: the state directory (default `$HOME/.cache/assure/local`).
+pub(crate) const STATE_DIR_ENV: &str = "ASSURE_LOCAL_DIR";
+/// Environment variable: the venv directory (default `$HOME/.cache/assure/venv-<hash of requirements>`).
+pub(crate) const VENV_ENV: &str = "ASSURE_VENV";
+
+/// The region and credentials the local cloud is used with. Any key works; these name no real account.
+const REGION: &str = "us-east-1";
+
+#[derive(Subcommand)]
+pub(crate) enum LocalCommand {
+    /// Start the local cloud and a step worker in the background (idempotent) and print `export`
+    /// lines for it. Use: eval "$(assure local up)"
+    Up,
+    /// Create a demo organization: management, logging, security and two external accounts with a
+    /// brownfield setup. Prints the account ids as JSON.
+    Seed,
+    /// Stop the local cloud and its worker (by their recorded PIDs).
+    Down,
+    /// Show whether the local cloud is running, and its endpoint.
+    Status,
+    /// Create the Python venv with the pinned moto (done by `up` when missing).
+    Install,
+}
+
+fn cache_home() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+        .join("assure")
+}
+
+pub(crate) fn state_dir() -> PathBuf {
+    std::env::var_os(STATE_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_home().join("local"))
+}
+
+fn venv_dir() -> PathBuf {
+    if let Some(v) = std::env::var_os(VENV_ENV) {
+        return PathBuf::from(v);
+    }
+    // A new pin gets a new venv; an old one is never half-upgraded.
+    let tag: u32 = REQUIREMENTS
+        .bytes()
+        .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
+    cache_home().join(format!("venv-{tag:08x}"))
+}
+
+pub(crate) async fn run(cmd: LocalCommand, json: bool) -> anyhow::Result<ExitCode> {
+    let dir = state_dir();
+    match cmd {
+        LocalCommand::Install => {
+            let py = ensure_venv()?;
+            eprintln!("venv ready: {}", py.display());
+        }
+        LocalCommand::Up => {
+            let endpoint = up(&dir).await?;
+            print_exports(&endpoint, json);
+        }
+        LocalCommand::Seed => {
+            let Some(endpoint) = running_endpoint(&dir).await else {
+                bail!(
+                    "the local cloud is not running: start it with `eval \"$(assure local up)\"`"
+                );
+            };
+            let py = ensure_venv()?;
+            write_files(&dir)?;
+            let out = std::process::Command::new(&py)
+                .arg(dir.join("seed.py"))
+                .arg("--endpoint")
+                .arg(&endpoint)
+                .stderr(Stdio::inherit())
+                .output()
+                .context("running seed.py")?;
+            if !out.status.success() {
+                bail!("seeding failed ({})", out.status);
+            }
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+        }
+        LocalCommand::Down => {
+            let mut stopped = 0;
+            for name in ["worker", "cloud"] {
+                if let Some(pid) = read_pid(&dir, name) {
+                    if stop_pid(pid) {
+                        stopped += 1;
+                    }
+                    let _ = std::fs::remove_file(dir.join(format!("{name}.pid")));
+                }
+            }
+            let _ = std::fs::remove_file(dir.join("port"));
+            eprintln!("stopped {stopped} process(es)");
+        }
+        LocalCommand::Status => match running_endpoint(&dir).await {
+            Some(endpoint) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"running": true, "endpoint": endpoint, "stateDir": dir})
+                    );
+                } else {
+                    println!("running at {endpoint} (state in {})", dir.display());
+                }
+            }
+            None => {
+                if json {
+                    println!("{}", serde_json::json!({"running": false, "stateDir": dir}));
+                } else {
+                    println!("not running");
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_exports(endpoint: &str, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+        );
+        return;
+    }
+    println!("export AWS_ENDPOINT_URL={endpoint}");
+    println!("export AWS_REGION={REGION}");
+    println!("export AWS_ACCESS_KEY_ID=testing");
+    println!("export AWS_SECRET_ACCESS_KEY=testing");
+    println!("unset AWS_PROFILE AWS_SESSION_TOKEN");
+}
+
+fn write_files(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, text) in [
+        ("server.py", SERVER_PY),
+        ("extension.py", EXTENSION_PY),
+        ("seed.py", SEED_PY),
+    ] {
+        std::fs::write(dir.join(name), text).with_context(|| format!("writing {name}"))?;
+    }
+    Ok(())
+}
+
+/// Creates the venv with the pinned requirements, once. A lock file keeps concurrent callers
+/// (parallel tests) from installing twice.
+fn ensure_venv() -> anyhow::Result<PathBuf> {
+    let venv = venv_dir();
+    let py = venv.join("bin/python");
+    let done = venv.join(".assure-complete");
+    if done.exists() {
+        return Ok(py);
+    }
+    let parent = venv.parent().context("venv has no parent")?;
+    std::fs::create_dir_all(parent)?;
+    let lock_path = parent.join(format!(
+        "{}.lock",
+        venv.file_name().and_then(|n| n.to_str()).unwrap_or("venv")
+    ));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
+    lock.lock().context("locking the venv")?;
+    if done.exists() {
+        return Ok(py);
+    }
+    eprintln!(
+        "creating the local cloud's Python environment in {} (once)…",
+        venv.display()
+    );
+    let python = std::env::var("ASSURE_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let status = std::process::Command::new(&python)
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv)
+        .status()
+        .with_context(|| format!("running {python} -m venv (is Python 3.9+ installed?)"))?;
+    if !status.success() {
+        bail!("{python} -m venv failed ({status})");
+    }
+    let req = venv.join("requirements.txt");
+    std::fs::write(&req, REQUIREMENTS)?;
+    let status = std::process::Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(&req)
+        .stdout(Stdio::null())
+        .status()
+        .context("running pip")?;
+    if !status.success() {
+        bail!("pip install -r {} failed ({status})", req.display());
+    }
+    std::fs::write(&done, "")?;
+    Ok(py)
+}
+
+fn read_pid(dir: &Path, name: &str) -> Option<u32> {
+    std::fs::read_to_string(dir.join(format!("{name}.pid")))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+}
+
+/// SIGTERM, then SIGKILL after 5 s. True if the process was running.
+fn stop_pid(pid: u32) -> bool {
+    if !alive(pid) {
+        return false;
+    }
+    let _ = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if alive(pid) {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    true
+}
+
+async fn healthy(endpoint: &str) -> bool {
+    // A plain HTTP/1.0 GET on loopback; no HTTP client crate needed for one probe.
+    let Some(addr) = endpoint.strip_prefix("http://") else {
+        return false;
+    };
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if s.write_all(b"GET /assure-api/health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    read.is_ok()
+        && buf.starts_with(b"HTTP/1.")
+        && String::from_utf8_lossy(&buf).contains("\"ok\": true")
+}
+
+async fn running_endpoint(dir: &Path) -> Option<String> {
+    let pid = read_pid(dir, "cloud")?;
+    if !alive(pid) {
+        return None;
+    }
+    let port = std::fs::read_to_string(dir.join("port")).ok()?;
+    let endpoint = format!("http://127.0.0.1:{}", port.trim());
+    healthy(&endpoint).await.then_some(endpoint)
+}
+
+fn spawn_background(cmd: &mut std::process::Command, log: &Path) -> anyhow::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let err = out.try_clone()?;
+    // A process group of its own: the terminal's Ctrl-C does not reach it; `down` stops it.
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()?;
+    Ok(child.id())
+}
+
+async fn up(dir: &Path) -> anyhow::Result<String> {
+    write_files(dir)?;
+    let endpoint = match running_endpoint(dir).await {
+        Some(e) => e,
+        None => {
+            if let Some(pid) = read_pid(dir, "cloud") {
+                stop_pid(pid);
+            }
+            let py = ensure_venv()?;
+            let port_file = dir.join("port");
+            let _ = std::fs::remove_file(&port_file);
+            let pid = spawn_background(
+                std::process::Command::new(&py)
+                    .arg(dir.join("server.py"))
+                    .arg("--port-file")
+                    .arg(&port_file)
+                    .current_dir(dir),
+                &dir.join("cloud.log"),
+            )
+            .context("starting the local cloud")?;
+            std::fs::write(dir.join("cloud.pid"), pid.to_string())?;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Some(e) = running_endpoint(dir).await {
+                    break e;
+                }
+                if !alive(pid) || Instant::now() > deadline {
+                    let log = std::fs::read_to_string(dir.join("cloud.log")).unwrap_or_default();
+                    bail!(
+                        "the local cloud did not start; its log ({}):\n{log}",
+                        dir.join("cloud.log").display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let worker_alive = read_pid(dir, "worker").is_some_and(alive);
+    if !worker_alive {
+        let exe = std::env::current_exe().context("locating this binary")?;
+        let pid = spawn_background(
+            std::process::Command::new(exe)
+                .arg("worker")
+                .env("AWS_ENDPOINT_URL", &endpoint)
+                .env("AWS_REGION", REGION)
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env_remove("AWS_PROFILE")
+                .env_remove("AWS_SESSION_TOKEN")
+                .env(
+                    "ASSURE_LOG",
+                    std::env::var("ASSURE_LOG").unwrap_or_else(|_| "info".into()),
+                ),
+            &dir.join("worker.log"),
+        )
+        .context("starting the worker")?;
+        std::fs::write(dir.join("worker.pid"), pid.to_string())?;
+    }
+    eprintln!("local cloud at {endpoint}; logs in {}", dir.display());
+    Ok(endpoint)
+}

@@ -1,0 +1,385 @@
+//! `assure`: glue between the command line and `assure_core`. Parses flags, validates them into
+//! typed values once, calls the core, prints data on stdout and everything else on stderr.
+
+mod local;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use assure_contract::{AccountId, FailurePolicy, OrgLayout, Region, RunId, RunInput, StepError};
+use assure_core::aws::Aws;
+use assure_core::deploy::{self, Settings};
+use assure_core::runs::{self, Progress};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Bring AWS accounts into your organization's security baseline, taking over what they already had.
+///
+/// Quick start (no AWS account needed):
+///   eval "$(assure local up)"      # the local cloud, in the background
+///   assure local seed              # a demo organization with brownfield accounts
+///   assure deploy --logging-account L --security-account S
+///   assure onboard ACCOUNT_ID
+///
+/// Against AWS, use your usual credentials (--profile, --region or the AWS_* variables).
+#[derive(Parser)]
+#[command(
+    name = "assure",
+    version,
+    propagate_version = true,
+    verbatim_doc_comment
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+    /// AWS profile to use (default: the standard credential chain).
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    profile: Option<String>,
+    /// AWS region of the pipeline (default: from the profile or AWS_REGION).
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// Output format of data written to stdout.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The local cloud: AWS emulated on 127.0.0.1 (moto plus assure's extension).
+    #[command(subcommand)]
+    Local(local::LocalCommand),
+    /// Deploy (or update) the pipeline in the current account: checkpoint bucket, queues, state machine.
+    ///
+    /// Example: assure deploy --logging-account 111111111111 --security-account 222222222222 --regions us-east-1,eu-west-1
+    Deploy(DeployArgs),
+    /// Onboard one account: start a run, show its progress, end with a summary.
+    ///
+    /// Exit status: 0 when the run succeeded, 1 when it failed, 2 when the input was rejected
+    /// before anything changed.
+    ///
+    /// Example: assure onboard 123456789012 --regions us-east-1,eu-west-1
+    Onboard(OnboardArgs),
+    /// Run the step workers locally: poll every step queue and run the step binaries.
+    ///
+    /// `assure local up` starts one for you; run this only to watch workers in the foreground.
+    Worker(WorkerArgs),
+}
+
+#[derive(Args)]
+struct DeployArgs {
+    /// The organization's logging account (holds the shared logging bucket).
+    #[arg(long)]
+    logging_account: String,
+    /// The organization's security account (delegated administrator for GuardDuty, Access Analyzer, Config).
+    #[arg(long)]
+    security_account: String,
+    /// Regions runs cover by default, comma-separated; the first is the home region.
+    #[arg(long, value_delimiter = ',', default_value = "us-east-1")]
+    regions: Vec<String>,
+    /// The role assure assumes in every account.
+    #[arg(long, default_value = assure_contract::DEFAULT_ROLE_NAME)]
+    role_name: String,
+}
+
+#[derive(Args)]
+struct OnboardArgs {
+    /// The 12-digit id of the account to onboard.
+    account: String,
+    /// Regions to cover, comma-separated (default: the deployment's).
+    #[arg(long, value_delimiter = ',')]
+    regions: Option<Vec<String>>,
+    /// What to do when a step fails for good.
+    #[arg(long, value_enum, default_value_t = Policy::Hold)]
+    on_failure: Policy,
+    /// Run id (default: onboard-ACCOUNT-UNIXTIME). Starting an existing run id follows that run.
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Give up following the run after this many seconds (the run itself goes on).
+    #[arg(long, default_value_t = 1800)]
+    timeout: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Policy {
+    /// Stop and keep what was done, ready for `assure runs retry`.
+    Hold,
+    /// Undo the completed steps, then fail.
+    Rollback,
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    /// Directory of the assure-step-* binaries (default: beside this binary).
+    #[arg(long)]
+    bin_dir: Option<std::path::PathBuf>,
+    /// Steps run at once, across all queues.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ASSURE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_target(false)
+        .init();
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(step) = e.downcast_ref::<StepError>() {
+                eprintln!("error: {}", step.message);
+                eprintln!("  ({}; see {})", step.name, step.name.doc_path());
+                if step.name == assure_contract::ErrorName::InvalidInput {
+                    return ExitCode::from(2);
+                }
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Local(cmd) => local::run(cmd, g.output == Output::Json).await,
+        Command::Deploy(args) => deploy_cmd(g, args).await,
+        Command::Onboard(args) => onboard_cmd(g, args).await,
+        Command::Worker(args) => worker_cmd(g, args).await,
+    }
+}
+
+async fn connect(g: &Global) -> anyhow::Result<Aws> {
+    Ok(Aws::load(g.profile.as_deref(), g.region.as_deref()).await?)
+}
+
+fn parse_regions(list: &[String]) -> Result<Vec<Region>, StepError> {
+    list.iter()
+        .map(|r| {
+            r.trim()
+                .parse::<Region>()
+                .map_err(|e| StepError::invalid_input(format!("--regions: {}", e.message)))
+        })
+        .collect()
+}
+
+async fn deploy_cmd(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode> {
+    let logging: AccountId = args.logging_account.parse().map_err(|e: StepError| {
+        StepError::invalid_input(format!("--logging-account: {}", e.message))
+    })?;
+    let security: AccountId = args.security_account.parse().map_err(|e: StepError| {
+        StepError::invalid_input(format!("--security-account: {}", e.message))
+    })?;
+    let regions = parse_regions(&args.regions)?;
+    let Some(home) = regions.first().cloned() else {
+        bail!("--regions: at least one region is needed")
+    };
+    let aws = connect(g).await?;
+    let management: AccountId = aws.pipeline().account.clone();
+    let settings = Settings {
+        org: OrgLayout {
+            management,
+            logging,
+            security,
+        },
+        regions,
+        home_region: home,
+        role_name: args.role_name,
+    };
+    let d = deploy::deploy(&aws, &settings).await?;
+    if g.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        for c in &d.changes {
+            eprintln!("  {c}");
+        }
+        if d.changes.is_empty() {
+            eprintln!("already up to date");
+        }
+        println!("state machine  {}", d.state_machine_arn);
+        println!("checkpoints    s3://{}", d.checkpoint_bucket);
+        for (step, url) in &d.queues {
+            println!("queue          {step:<16} {url}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn onboard_cmd(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> {
+    let account: AccountId = args.account.parse()?;
+    let aws = connect(g).await?;
+    let settings = deploy::load_settings(&aws).await?;
+    let regions = match &args.regions {
+        Some(r) => parse_regions(r)?,
+        None => settings.regions.clone(),
+    };
+    let home_region = if regions.contains(&settings.home_region) {
+        settings.home_region.clone()
+    } else {
+        return Err(StepError::invalid_input(format!(
+            "--regions: the deployment's home region {} must be one of the run's regions",
+            settings.home_region
+        ))
+        .into());
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let run_id = match &args.run_id {
+        Some(id) => id.parse::<RunId>()?,
+        None => RunId::for_onboarding(&account, now),
+    };
+    let run = RunInput {
+        run_id,
+        account,
+        regions,
+        home_region,
+        org: settings.org.clone(),
+        role_name: settings.role_name.clone(),
+        policy: match args.on_failure {
+            Policy::Hold => FailurePolicy::Hold,
+            Policy::Rollback => FailurePolicy::Rollback,
+        },
+    };
+    // Bad input fails here, before the run starts and before any change.
+    let checker = Aws::load(g.profile.as_deref(), g.region.as_deref())
+        .await?
+        .with_role(&run.role_name);
+    assure_core::steps::preflight::validate(&checker, &run).await?;
+
+    let arn = runs::start(&aws, &run).await?;
+    eprintln!(
+        "run {} started: {} in {} region(s)",
+        run.run_id,
+        run.account,
+        run.regions.len()
+    );
+    eprintln!("  execution {arn}");
+    let json = g.output == Output::Json;
+    let tty = std::io::stderr().is_terminal();
+    let finished = runs::watch(
+        &aws,
+        &arn,
+        Duration::from_millis(500),
+        Duration::from_secs(args.timeout),
+        |p| {
+            if json {
+                println!("{}", serde_json::to_string(p).unwrap_or_default());
+            }
+            let line = match p {
+                Progress::StepStarted { step, region } => {
+                    format!("  … {step:<15} {region:<15} started")
+                }
+                Progress::StepSucceeded {
+                    step,
+                    region,
+                    summary,
+                    changes,
+                } => {
+                    format!("  ✓ {step:<15} {region:<15} {summary} [{changes} change(s)]")
+                }
+                Progress::StepFailed {
+                    step,
+                    region,
+                    error,
+                    cause,
+                } => format!("  ✗ {step:<15} {region:<15} {error}: {cause}"),
+                Progress::StepTimedOut { step, region } => {
+                    format!("  ⏱ {step:<15} {region:<15} timed out (retrying)")
+                }
+            };
+            if !(json && !tty) {
+                eprintln!("{line}");
+            }
+        },
+    )
+    .await?;
+    let succeeded = finished.status == "SUCCEEDED";
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(
+                &serde_json::json!({"event": "finished", "run": run.run_id, "result": finished})
+            )?
+        );
+    } else {
+        let changes: usize = finished.outputs.iter().map(|o| o.changes.len()).sum();
+        let evidence: Vec<_> = finished
+            .outputs
+            .iter()
+            .flat_map(|o| o.evidence.iter())
+            .collect();
+        let passed = evidence.iter().filter(|e| e.passed).count();
+        println!();
+        println!("run        {}", run.run_id);
+        println!("account    {}", run.account);
+        println!(
+            "regions    {}",
+            run.regions
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!("status     {}  ({:.1}s)", finished.status, finished.seconds);
+        println!("changes    {changes}");
+        println!("controls   {passed}/{} verified", evidence.len());
+        if let (Some(e), c) = (&finished.error, &finished.cause) {
+            println!("error      {e}: {}", c.as_deref().unwrap_or(""));
+        }
+        println!("execution  {}", finished.execution_arn);
+    }
+    Ok(if succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn worker_cmd(g: &Global, args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let aws = Arc::new(connect(g).await?);
+    let bin_dir = match args.bin_dir {
+        Some(d) => d,
+        None => std::env::current_exe()
+            .context("locating this binary")?
+            .parent()
+            .context("this binary has no directory")?
+            .to_path_buf(),
+    };
+    eprintln!(
+        "worker: running steps from {} against account {}",
+        bin_dir.display(),
+        aws.pipeline().account
+    );
+    let stop = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    assure_core::worker::supervise(aws, bin_dir, args.concurrency, stop).await;
+    Ok(ExitCode::SUCCESS)
+}

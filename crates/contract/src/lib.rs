@@ -1,0 +1,19 @@
+//! The contract between assure's state machine, its step workers and its CLI: the typed values that
+//! cross a process boundary (run input, task messages, step outputs), the closed set of error names
+//! the state machine matches on, and the catalogue of controls.
+//!
+//! Architecture invariant: this crate knows no AWS SDK and does no I/O. Everything here is plain data
+//! with serde and schemars derives, so the JSON the state machine passes around has one definition.
+
+mod catalogue;
+mod error;
+mod ids;
+mod run;
+
+pub use catalogue::{Control, CONTROLS};
+pub use error::{ErrorName, StepError};
+pub use ids::{AccountId, Region, RunId, KNOWN_REGIONS};
+pub use run::{
+    Change, Evidence, FailurePolicy, OrgLayout, RunInput, StepName, StepOutput, TaskMessage,
+    DEFAULT_ROLE_NAME,
+};

@@ -1,0 +1,253 @@
+//! What a run is made of: its input, the message a Task state puts on a step's queue, and what a step
+//! answers.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{AccountId, Region, RunId};
+
+/// The role assure assumes in every account it touches, unless the deployment names another.
+pub const DEFAULT_ROLE_NAME: &str = "AssureExecutionRole";
+
+/// The organization's fixed accounts. None of them may be onboarded as a target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgLayout {
+    pub management: AccountId,
+    pub logging: AccountId,
+    pub security: AccountId,
+}
+
+impl OrgLayout {
+    /// Which fixed role `account` plays, if any.
+    pub fn role_of(&self, account: &AccountId) -> Option<&'static str> {
+        if *account == self.management {
+            Some("management")
+        } else if *account == self.logging {
+            Some("logging")
+        } else if *account == self.security {
+            Some("security")
+        } else {
+            None
+        }
+    }
+}
+
+/// What a run does when a step fails for good.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    /// Stop, keep what was done and the checkpoints, ready for a retry.
+    #[default]
+    Hold,
+    /// Compensate the completed steps in reverse order, then fail.
+    Rollback,
+}
+
+/// The input of one onboarding run; the state machine passes it to every task unchanged as `run`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunInput {
+    pub run_id: RunId,
+    pub account: AccountId,
+    /// Every region the run acts in; the Map states fan out over this list.
+    pub regions: Vec<Region>,
+    /// The region that owns global resources (the trail, IAM, SCPs, the logging bucket).
+    pub home_region: Region,
+    pub org: OrgLayout,
+    /// The role assumed in each account.
+    pub role_name: String,
+    #[serde(default)]
+    pub policy: FailurePolicy,
+}
+
+impl RunInput {
+    /// The shared logging bucket in the logging account. Deterministic, so every step and every run
+    /// finds it without passing state around.
+    pub fn logging_bucket(&self) -> String {
+        format!("assure-logs-{}-{}", self.org.logging, self.home_region)
+    }
+
+    /// The bucket receiving the logging bucket's own access logs.
+    pub fn access_log_bucket(&self) -> String {
+        format!(
+            "assure-access-logs-{}-{}",
+            self.org.logging, self.home_region
+        )
+    }
+
+    /// The alias of the logging bucket's customer-managed KMS key.
+    pub const LOGGING_KEY_ALIAS: &'static str = "alias/assure-logs";
+}
+
+/// The steps of the onboarding state machine. The serde name is the step's queue suffix, its Task
+/// `step` field and its binary name after `assure-step-`.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepName {
+    /// Validates the target and the organization; discovers account-wide state (home region).
+    Preflight,
+    /// Checks the role in one region and records that region's existing security setup.
+    Discover,
+    /// The shared logging bucket and its KMS key in the logging account.
+    LoggingBucket,
+    /// Checks every control, read-only, and records the evidence.
+    Verify,
+}
+
+impl StepName {
+    pub const ALL: [StepName; 4] = [
+        StepName::Preflight,
+        StepName::Discover,
+        StepName::LoggingBucket,
+        StepName::Verify,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepName::Preflight => "preflight",
+            StepName::Discover => "discover",
+            StepName::LoggingBucket => "logging-bucket",
+            StepName::Verify => "verify",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StepName> {
+        StepName::ALL.into_iter().find(|n| n.as_str() == s)
+    }
+
+    /// The step binary's file name.
+    pub fn binary(self) -> String {
+        format!("assure-step-{}", self.as_str())
+    }
+
+    /// Whether the step runs once per region (inside a Map state).
+    pub fn regional(self) -> bool {
+        matches!(self, StepName::Discover)
+    }
+}
+
+impl std::fmt::Display for StepName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of the SQS message a Task state sends (`sqs:sendMessage.waitForTaskToken`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskMessage {
+    pub task_token: String,
+    pub step: StepName,
+    pub region: Region,
+    pub run: RunInput,
+}
+
+/// One change a step made (or, in plan mode, would make).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// The account the resource lives in.
+    pub account: AccountId,
+    pub region: Region,
+    /// For example `s3:bucket/assure-logs-…` or `kms:alias/assure-logs`.
+    pub resource: String,
+    /// What was done: `create`, `update`, `stop`, …
+    pub action: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// The evidence that a control holds (or does not) for one resource.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    /// A control id from the catalogue.
+    pub control: String,
+    pub account: AccountId,
+    pub region: Region,
+    pub resource: String,
+    pub passed: bool,
+    /// What was observed, for people.
+    pub detail: String,
+}
+
+/// What a step answers through `SendTaskSuccess`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepOutput {
+    pub step: StepName,
+    pub region: Region,
+    /// One line for people.
+    pub summary: String,
+    #[serde(default)]
+    pub changes: Vec<Change>,
+    #[serde(default)]
+    pub evidence: Vec<Evidence>,
+    /// The configuration found before the step acted (what compensation restores).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub snapshot: Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RunInput {
+        serde_json::from_value(serde_json::json!({
+            "runId": "onboard-111111111111-1",
+            "account": "111111111111",
+            "regions": ["us-east-1", "eu-west-1"],
+            "homeRegion": "us-east-1",
+            "org": {"management": "123456789012", "logging": "222222222222", "security": "333333333333"},
+            "roleName": "AssureExecutionRole"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn run_input_round_trips_and_defaults_to_hold() {
+        let run = sample();
+        assert_eq!(run.policy, FailurePolicy::Hold);
+        let back: RunInput = serde_json::from_value(serde_json::to_value(&run).unwrap()).unwrap();
+        assert_eq!(back, run);
+        assert_eq!(run.logging_bucket(), "assure-logs-222222222222-us-east-1");
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["regions"] = serde_json::json!(["us-east-1", "moon-1"]);
+        let err = serde_json::from_value::<RunInput>(v)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("moon-1"), "{err}");
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["acount"] = serde_json::json!("x");
+        let err = serde_json::from_value::<RunInput>(v)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("acount"), "{err}");
+    }
+
+    #[test]
+    fn org_roles() {
+        let run = sample();
+        assert_eq!(run.org.role_of(&run.org.logging), Some("logging"));
+        assert_eq!(run.org.role_of(&run.account), None);
+    }
+
+    #[test]
+    fn step_names_match_serde() {
+        for s in StepName::ALL {
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::json!(s.as_str())
+            );
+            assert_eq!(StepName::parse(s.as_str()), Some(s));
+        }
+    }
+}

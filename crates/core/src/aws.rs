@@ -1,0 +1,386 @@
+//! Clients for every account and region, built once, and the mapping of SDK errors onto assure's
+//! closed set of error names.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::io::Write;
+use std::sync::Arc;
+
+use assure_contract::{AccountId, ErrorName, Region, StepError};
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_sts::config::Credentials;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tokio::sync::Mutex;
+
+/// Environment variable: a file to which every AWS request is appended as one JSON line
+/// (`{"account","region","service","operation","mutating"}`). Tests and the benchmark count calls
+/// with it; it holds no request parameters and no credentials.
+pub const CALL_LOG_ENV: &str = "ASSURE_CALL_LOG";
+
+/// Operation-name prefixes that only read. Every other operation counts as mutating.
+const READ_PREFIXES: &[&str] = &[
+    "Get", "List", "Describe", "Head", "Lookup", "Search", "Check",
+];
+
+/// Whether an AWS operation changes anything, judged by its name.
+pub fn is_mutating(operation: &str) -> bool {
+    // AssumeRole only exchanges credentials; it changes nothing in the account.
+    operation != "AssumeRole" && !READ_PREFIXES.iter().any(|p| operation.starts_with(p))
+}
+
+/// Appends one line per HTTP attempt to the file named by [`CALL_LOG_ENV`], if set.
+#[derive(Debug, Clone)]
+struct CallLog {
+    account: String,
+    region: String,
+    path: Option<Arc<std::path::PathBuf>>,
+}
+
+impl Intercept for CallLog {
+    fn name(&self) -> &'static str {
+        "assure.CallLog"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let (Some(path), Some(meta)) = (&self.path, cfg.load::<Metadata>()) else {
+            return Ok(());
+        };
+        let line = serde_json::json!({
+            "account": self.account,
+            "region": self.region,
+            "service": meta.service(),
+            "operation": meta.name(),
+            "mutating": is_mutating(meta.name()),
+        });
+        // One write of one line with O_APPEND: lines from concurrent processes do not interleave.
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path.as_path())?;
+        f.write_all(format!("{line}\n").as_bytes())?;
+        Ok(())
+    }
+}
+
+/// The SDK configuration for one account in one region, plus what every client needs.
+#[derive(Clone, Debug)]
+pub struct AccountConfig {
+    pub account: AccountId,
+    pub region: Region,
+    sdk: SdkConfig,
+    call_log: CallLog,
+    path_style: bool,
+}
+
+macro_rules! client {
+    ($name:ident, $krate:ident) => {
+        pub fn $name(&self) -> $krate::Client {
+            let conf = $krate::config::Builder::from(&self.sdk)
+                .interceptor(self.call_log.clone())
+                .build();
+            $krate::Client::from_conf(conf)
+        }
+    };
+}
+
+impl AccountConfig {
+    client!(sts, aws_sdk_sts);
+    client!(organizations, aws_sdk_organizations);
+    client!(sqs, aws_sdk_sqs);
+    client!(sfn, aws_sdk_sfn);
+    client!(kms, aws_sdk_kms);
+    client!(iam, aws_sdk_iam);
+    client!(guardduty, aws_sdk_guardduty);
+    client!(cloudtrail, aws_sdk_cloudtrail);
+    client!(config, aws_sdk_config);
+    client!(ssm, aws_sdk_ssm);
+    client!(accessanalyzer, aws_sdk_accessanalyzer);
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        // An endpoint override (the local cloud, a test server) has no per-bucket host names.
+        let conf = aws_sdk_s3::config::Builder::from(&self.sdk)
+            .interceptor(self.call_log.clone())
+            .force_path_style(self.path_style)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// The same account in another region.
+    pub fn in_region(&self, region: &Region) -> AccountConfig {
+        let mut next = self.clone();
+        next.sdk = self
+            .sdk
+            .to_builder()
+            .region(aws_config::Region::new(region.as_str().to_owned()))
+            .build();
+        next.region = region.clone();
+        next.call_log.region = region.to_string();
+        next
+    }
+}
+
+/// Builds and caches the configurations of every account assure acts in. The pipeline's own
+/// account uses the ambient credentials; every other account is reached by `sts:AssumeRole`.
+pub struct Aws {
+    base: AccountConfig,
+    role_name: String,
+    assumed: Mutex<HashMap<AccountId, AccountConfig>>,
+}
+
+impl Aws {
+    /// Loads the ambient configuration (profile, region, `AWS_ENDPOINT_URL`) and identifies the caller.
+    pub async fn load(profile: Option<&str>, region: Option<&str>) -> Result<Aws, StepError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(p) = profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(r) = region {
+            loader = loader.region(aws_config::Region::new(r.to_owned()));
+        }
+        let sdk = loader.load().await;
+        Aws::from_sdk_config(sdk).await
+    }
+
+    /// Builds from an explicit configuration (tests point this at wiremock).
+    pub async fn from_sdk_config(sdk: SdkConfig) -> Result<Aws, StepError> {
+        let region: Region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .ok_or_else(|| {
+                StepError::invalid_input(
+                    "no AWS region is set: pass --region or set AWS_REGION (or a region in your profile)",
+                )
+            })?
+            .parse()?;
+        let path_style = sdk.endpoint_url().is_some();
+        let call_log = CallLog {
+            account: String::new(),
+            region: region.to_string(),
+            path: std::env::var_os(CALL_LOG_ENV).map(|p| Arc::new(p.into())),
+        };
+        let mut probe = AccountConfig {
+            account: "000000000000".parse()?,
+            region,
+            sdk,
+            call_log,
+            path_style,
+        };
+        let who = probe
+            .sts()
+            .get_caller_identity()
+            .send()
+            .await
+            .aws("sts:GetCallerIdentity")?;
+        let account: AccountId = who.account().unwrap_or_default().parse()?;
+        probe.call_log.account = account.to_string();
+        probe.account = account;
+        Ok(Aws {
+            base: probe,
+            role_name: String::new(),
+            assumed: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The role assumed in other accounts.
+    pub fn with_role(mut self, role_name: &str) -> Aws {
+        self.role_name = role_name.to_owned();
+        self
+    }
+
+    /// The pipeline's own account, in the configured region.
+    pub fn pipeline(&self) -> &AccountConfig {
+        &self.base
+    }
+
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.base.sdk.endpoint_url()
+    }
+
+    /// `account` in `region`: the ambient credentials if it is the caller's account, otherwise the
+    /// role, assumed once and reused.
+    pub async fn account(
+        &self,
+        account: &AccountId,
+        region: &Region,
+    ) -> Result<AccountConfig, StepError> {
+        if *account == self.base.account {
+            return Ok(self.base.in_region(region));
+        }
+        let mut cache = self.assumed.lock().await;
+        if let Some(found) = cache.get(account) {
+            return Ok(found.in_region(region));
+        }
+        if self.role_name.is_empty() {
+            return Err(StepError::internal(
+                "no role name configured for cross-account access",
+            ));
+        }
+        let arn = format!("arn:aws:iam::{account}:role/{}", self.role_name);
+        let out = self
+            .base
+            .sts()
+            .assume_role()
+            .role_arn(&arn)
+            .role_session_name("assure")
+            .send()
+            .await
+            .aws(format!("sts:AssumeRole {arn}"))?;
+        let c = out.credentials().ok_or_else(|| {
+            StepError::internal(format!("sts:AssumeRole {arn} returned no credentials"))
+        })?;
+        let creds = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            None,
+            "assure-assume-role",
+        );
+        let sdk = self
+            .base
+            .sdk
+            .to_builder()
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(creds))
+            .build();
+        let mut cfg = self.base.clone();
+        cfg.sdk = sdk;
+        cfg.account = account.clone();
+        cfg.call_log.account = account.to_string();
+        cache.insert(account.clone(), cfg.clone());
+        Ok(cfg.in_region(region))
+    }
+}
+
+/// Error codes that mean "try again later".
+const RETRYABLE_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "SlowDown",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "InternalServerException",
+    "InternalException",
+    "ConcurrentModificationException",
+    "OperationAbortedException",
+    "OperationAborted",
+    "PriorRequestNotComplete",
+];
+
+/// Error codes that mean "you may not".
+const DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthorizationError",
+    "AuthFailure",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "UnrecognizedClientException",
+];
+
+/// The error code of an SDK error, if the service sent one.
+pub fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+    match err {
+        SdkError::ServiceError(e) => e.err().code(),
+        _ => None,
+    }
+}
+
+/// Maps an SDK error to one of assure's error names, keeping the service's code and message.
+pub fn classify<E, R>(err: &SdkError<E, R>, what: &str) -> StepError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown");
+            let message = service.err().message().unwrap_or("");
+            let name = if RETRYABLE_CODES.contains(&code) {
+                ErrorName::Retryable
+            } else if DENIED_CODES.contains(&code) {
+                ErrorName::AccessDenied
+            } else if code.contains("LimitExceeded") || code.contains("Quota") {
+                ErrorName::QuotaExceeded
+            } else {
+                ErrorName::Internal
+            };
+            StepError::new(name, format!("{what}: {code}: {message}"))
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StepError::new(ErrorName::Retryable, format!("{what}: {}", chain(err)))
+        }
+        _ => StepError::internal(format!("{what}: {}", chain(err))),
+    }
+}
+
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut src = err.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
+
+/// `.aws("s3:CreateBucket name")` turns an SDK result into a step result with a named error.
+pub trait AwsResultExt<T> {
+    fn aws(self, what: impl Display) -> Result<T, StepError>;
+}
+
+impl<T, E, R> AwsResultExt<T> for Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    fn aws(self, what: impl Display) -> Result<T, StepError> {
+        self.map_err(|e| classify(&e, &what.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_operations_are_not_mutating() {
+        for op in [
+            "GetBucketPolicy",
+            "ListTrails",
+            "DescribeAccount",
+            "HeadBucket",
+            "AssumeRole",
+        ] {
+            assert!(!is_mutating(op), "{op}");
+        }
+        for op in [
+            "CreateBucket",
+            "PutBucketPolicy",
+            "StopLogging",
+            "SendTaskSuccess",
+        ] {
+            assert!(is_mutating(op), "{op}");
+        }
+    }
+}

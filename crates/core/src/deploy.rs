@@ -1,0 +1,477 @@
+//! Deploys the pipeline into the current endpoint's account: the checkpoint bucket (which also holds
+//! the deployment's settings), one queue per step with its dead-letter queue, the state machine's
+//! role, and the state machine from `statemachines/onboarding.asl.json` with its placeholders
+//! substituted. Re-running it updates in place.
+
+use std::collections::BTreeMap;
+
+use assure_contract::{OrgLayout, Region, StepError, StepName};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::aws::{error_code, Aws, AwsResultExt};
+use crate::worker::queue_name;
+
+/// The onboarding state machine's definition, with `${…QueueUrl}` placeholders.
+pub const ONBOARDING_ASL: &str = include_str!("../../../statemachines/onboarding.asl.json");
+
+/// The state machine's name.
+pub const STATE_MACHINE: &str = "assure-onboarding";
+
+/// The role Step Functions assumes to send the task messages.
+pub const STATES_ROLE: &str = "assure-states";
+
+/// The deployment's settings, stored as `deployment.json` in the checkpoint bucket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    pub org: OrgLayout,
+    /// Regions a run covers unless it names others.
+    pub regions: Vec<Region>,
+    /// The region that owns global resources.
+    pub home_region: Region,
+    /// The role assumed in every account.
+    pub role_name: String,
+}
+
+/// Where the pipeline lives in an account.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    pub account: String,
+    pub region: String,
+    pub checkpoint_bucket: String,
+    pub state_machine_arn: String,
+    pub queues: BTreeMap<String, String>,
+    pub settings: Settings,
+    /// What this deploy changed (empty when everything was already in place).
+    pub changes: Vec<String>,
+}
+
+/// The checkpoint bucket of the pipeline in `account` and `region`.
+pub fn checkpoint_bucket(account: &str, region: &str) -> String {
+    format!("assure-checkpoints-{account}-{region}")
+}
+
+/// The placeholder name of a step's queue URL in the ASL: `${PreflightQueueUrl}` and so on.
+pub fn placeholder(step: StepName) -> String {
+    let camel: String = step
+        .as_str()
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    format!("{camel}QueueUrl")
+}
+
+/// Substitutes `${Name}` placeholders; fails naming any placeholder left without a value, and any
+/// value no placeholder used.
+pub fn substitute(template: &str, values: &BTreeMap<String, String>) -> Result<String, StepError> {
+    let mut out = template.to_owned();
+    for (k, v) in values {
+        let p = format!("${{{k}}}");
+        if !out.contains(&p) {
+            return Err(StepError::internal(format!(
+                "the definition has no placeholder {p}"
+            )));
+        }
+        out = out.replace(&p, v);
+    }
+    if let Some(start) = out.find("${") {
+        let end = out[start..].find('}').map_or(out.len(), |e| start + e + 1);
+        return Err(StepError::internal(format!(
+            "placeholder {} has no value",
+            &out[start..end]
+        )));
+    }
+    Ok(out)
+}
+
+/// Deploys or updates the pipeline.
+pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepError> {
+    let p = aws.pipeline();
+    let account = p.account.to_string();
+    let region = p.region.to_string();
+    let mut changes = Vec::new();
+
+    let bucket = checkpoint_bucket(&account, &region);
+    ensure_checkpoint_bucket(aws, &bucket, &mut changes).await?;
+
+    let sqs = p.sqs();
+    let mut queues = BTreeMap::new();
+    let mut values = BTreeMap::new();
+    for step in StepName::ALL {
+        let name = queue_name(step);
+        ensure_queue(&sqs, &format!("{name}-dlq"), None, &mut changes).await?;
+        let dlq_arn = format!("arn:aws:sqs:{region}:{account}:{name}-dlq");
+        let url = ensure_queue(&sqs, &name, Some(&dlq_arn), &mut changes).await?;
+        values.insert(placeholder(step), url.clone());
+        queues.insert(step.as_str().to_owned(), url);
+    }
+    let definition = substitute(ONBOARDING_ASL, &values)?;
+    let role_arn = ensure_states_role(aws, &account, &region, &mut changes).await?;
+    let sm_arn = format!("arn:aws:states:{region}:{account}:stateMachine:{STATE_MACHINE}");
+    let sfn = p.sfn();
+    match sfn
+        .describe_state_machine()
+        .state_machine_arn(&sm_arn)
+        .send()
+        .await
+    {
+        Ok(current) => {
+            let same_definition = serde_json::from_str::<serde_json::Value>(current.definition())
+                .ok()
+                == serde_json::from_str::<serde_json::Value>(&definition).ok();
+            if !same_definition || current.role_arn() != role_arn {
+                sfn.update_state_machine()
+                    .state_machine_arn(&sm_arn)
+                    .definition(&definition)
+                    .role_arn(&role_arn)
+                    .send()
+                    .await
+                    .aws("states:UpdateStateMachine")?;
+                changes.push(format!("updated state machine {STATE_MACHINE}"));
+            }
+        }
+        Err(e) if error_code(&e) == Some("StateMachineDoesNotExist") => {
+            sfn.create_state_machine()
+                .name(STATE_MACHINE)
+                .definition(&definition)
+                .role_arn(&role_arn)
+                .r#type(aws_sdk_sfn::types::StateMachineType::Standard)
+                .send()
+                .await
+                .aws("states:CreateStateMachine")?;
+            changes.push(format!("created state machine {STATE_MACHINE}"));
+        }
+        Err(e) => return Err(e).aws("states:DescribeStateMachine"),
+    }
+
+    let body =
+        serde_json::to_vec_pretty(settings).map_err(|e| StepError::internal(e.to_string()))?;
+    let current = load_settings(aws).await.ok();
+    if current.as_ref() != Some(settings) {
+        p.s3()
+            .put_object()
+            .bucket(&bucket)
+            .key("deployment.json")
+            .content_type("application/json")
+            .body(body.into())
+            .send()
+            .await
+            .aws(format!("s3:PutObject {bucket}/deployment.json"))?;
+        changes.push("wrote deployment.json".to_owned());
+    }
+    Ok(Deployment {
+        account,
+        region,
+        checkpoint_bucket: bucket,
+        state_machine_arn: sm_arn,
+        queues,
+        settings: settings.clone(),
+        changes,
+    })
+}
+
+/// Reads the deployment's settings; a clear error when assure is not deployed here.
+pub async fn load_settings(aws: &Aws) -> Result<Settings, StepError> {
+    let p = aws.pipeline();
+    let bucket = checkpoint_bucket(p.account.as_str(), p.region.as_str());
+    let res = p
+        .s3()
+        .get_object()
+        .bucket(&bucket)
+        .key("deployment.json")
+        .send()
+        .await;
+    let out = match res {
+        Ok(o) => o,
+        Err(e) if matches!(error_code(&e), Some("NoSuchBucket" | "NoSuchKey")) => {
+            return Err(StepError::invalid_input(format!(
+                "assure is not deployed in account {} region {} (no s3://{bucket}/deployment.json): run `assure deploy` first",
+                p.account, p.region
+            )))
+        }
+        Err(e) => return Err(e).aws(format!("s3:GetObject {bucket}/deployment.json")),
+    };
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| {
+            StepError::new(
+                assure_contract::ErrorName::Retryable,
+                format!("reading deployment.json: {e}"),
+            )
+        })?
+        .into_bytes();
+    serde_json::from_slice(&bytes)
+        .map_err(|e| StepError::invalid_input(format!("s3://{bucket}/deployment.json: {e}")))
+}
+
+async fn ensure_checkpoint_bucket(
+    aws: &Aws,
+    bucket: &str,
+    changes: &mut Vec<String>,
+) -> Result<(), StepError> {
+    let p = aws.pipeline();
+    let s3 = p.s3();
+    let exists = match s3.head_bucket().bucket(bucket).send().await {
+        Ok(_) => true,
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => false,
+        Err(e) => return Err(e).aws(format!("s3:HeadBucket {bucket}")),
+    };
+    if exists {
+        return Ok(());
+    }
+    let mut create = s3.create_bucket().bucket(bucket);
+    if p.region.as_str() != "us-east-1" {
+        create = create.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                    p.region.as_str(),
+                ))
+                .build(),
+        );
+    }
+    create
+        .send()
+        .await
+        .aws(format!("s3:CreateBucket {bucket}"))?;
+    s3.put_public_access_block()
+        .bucket(bucket)
+        .public_access_block_configuration(
+            aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .ignore_public_acls(true)
+                .block_public_policy(true)
+                .restrict_public_buckets(true)
+                .build(),
+        )
+        .send()
+        .await
+        .aws(format!("s3:PutPublicAccessBlock {bucket}"))?;
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .aws(format!("s3:PutBucketVersioning {bucket}"))?;
+    let enc = aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .build()
+        .map_err(|e| StepError::internal(e.to_string()))?;
+    s3.put_bucket_encryption()
+        .bucket(bucket)
+        .server_side_encryption_configuration(
+            aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    aws_sdk_s3::types::ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(enc)
+                        .build(),
+                )
+                .build()
+                .map_err(|e| StepError::internal(e.to_string()))?,
+        )
+        .send()
+        .await
+        .aws(format!("s3:PutBucketEncryption {bucket}"))?;
+    changes.push(format!("created checkpoint bucket {bucket}"));
+    Ok(())
+}
+
+async fn ensure_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    dlq_arn: Option<&str>,
+    changes: &mut Vec<String>,
+) -> Result<String, StepError> {
+    let mut attrs = vec![
+        (QueueAttributeName::SqsManagedSseEnabled, "true".to_owned()),
+        // Long enough for any step; the local worker extends it while a step runs.
+        (QueueAttributeName::VisibilityTimeout, "120".to_owned()),
+        (
+            QueueAttributeName::MessageRetentionPeriod,
+            "1209600".to_owned(),
+        ),
+    ];
+    if let Some(arn) = dlq_arn {
+        attrs.push((
+            QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": arn, "maxReceiveCount": 5}).to_string(),
+        ));
+    }
+    match sqs.get_queue_url().queue_name(name).send().await {
+        Ok(out) => {
+            let url = out.queue_url().unwrap_or_default().to_owned();
+            let current = sqs
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(QueueAttributeName::All)
+                .send()
+                .await
+                .aws(format!("sqs:GetQueueAttributes {name}"))?;
+            let have = current.attributes().cloned().unwrap_or_default();
+            let differs = attrs.iter().any(|(k, v)| {
+                let got = have.get(k).map(String::as_str);
+                match k {
+                    QueueAttributeName::RedrivePolicy => {
+                        got.and_then(|g| serde_json::from_str::<serde_json::Value>(g).ok())
+                            != serde_json::from_str::<serde_json::Value>(v).ok()
+                    }
+                    _ => got != Some(v.as_str()),
+                }
+            });
+            if differs {
+                let mut set = sqs.set_queue_attributes().queue_url(&url);
+                for (k, v) in &attrs {
+                    set = set.attributes(k.clone(), v);
+                }
+                set.send()
+                    .await
+                    .aws(format!("sqs:SetQueueAttributes {name}"))?;
+                changes.push(format!("updated queue {name}"));
+            }
+            Ok(url)
+        }
+        Err(e) if error_code(&e).is_some_and(|c| c.contains("NonExistentQueue")) => {
+            let mut create = sqs.create_queue().queue_name(name);
+            for (k, v) in &attrs {
+                create = create.attributes(k.clone(), v);
+            }
+            let out = create.send().await.aws(format!("sqs:CreateQueue {name}"))?;
+            changes.push(format!("created queue {name}"));
+            Ok(out.queue_url().unwrap_or_default().to_owned())
+        }
+        Err(e) => Err(e).aws(format!("sqs:GetQueueUrl {name}")),
+    }
+}
+
+async fn ensure_states_role(
+    aws: &Aws,
+    account: &str,
+    region: &str,
+    changes: &mut Vec<String>,
+) -> Result<String, StepError> {
+    let iam = aws.pipeline().iam();
+    let trust = json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
+                       "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]
+    });
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage",
+                       "Resource": format!("arn:aws:sqs:{region}:{account}:assure-*")}]
+    });
+    let arn = match iam.get_role().role_name(STATES_ROLE).send().await {
+        Ok(out) => out.role().map(|r| r.arn().to_owned()).unwrap_or_default(),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => {
+            let out = iam
+                .create_role()
+                .role_name(STATES_ROLE)
+                .assume_role_policy_document(trust.to_string())
+                .description("assure: lets the onboarding state machine send task messages")
+                .send()
+                .await
+                .aws(format!("iam:CreateRole {STATES_ROLE}"))?;
+            changes.push(format!("created role {STATES_ROLE}"));
+            out.role().map(|r| r.arn().to_owned()).unwrap_or_default()
+        }
+        Err(e) => return Err(e).aws(format!("iam:GetRole {STATES_ROLE}")),
+    };
+    let current = match iam
+        .get_role_policy()
+        .role_name(STATES_ROLE)
+        .policy_name("send-task-messages")
+        .send()
+        .await
+    {
+        Ok(out) => {
+            let doc = out.policy_document();
+            let decoded = percent_decode(doc);
+            serde_json::from_str::<serde_json::Value>(&decoded).ok()
+        }
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
+        Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {STATES_ROLE}")),
+    };
+    if current.as_ref() != Some(&policy) {
+        iam.put_role_policy()
+            .role_name(STATES_ROLE)
+            .policy_name("send-task-messages")
+            .policy_document(policy.to_string())
+            .send()
+            .await
+            .aws(format!("iam:PutRolePolicy {STATES_ROLE}"))?;
+        changes.push(format!("set the policy of role {STATES_ROLE}"));
+    }
+    Ok(arn)
+}
+
+/// IAM returns policy documents URL-encoded.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_camel_case() {
+        assert_eq!(
+            placeholder(StepName::LoggingBucket),
+            "LoggingBucketQueueUrl"
+        );
+        assert_eq!(placeholder(StepName::Preflight), "PreflightQueueUrl");
+    }
+
+    #[test]
+    fn the_definition_uses_exactly_the_step_placeholders() {
+        let values: BTreeMap<_, _> = StepName::ALL
+            .iter()
+            .map(|s| (placeholder(*s), format!("https://q/{s}")))
+            .collect();
+        let def = substitute(ONBOARDING_ASL, &values).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&def).unwrap();
+        assert!(v["States"].is_object());
+        let mut missing = values.clone();
+        missing.remove("VerifyQueueUrl");
+        let err = substitute(ONBOARDING_ASL, &missing).unwrap_err();
+        assert!(err.message.contains("${VerifyQueueUrl}"), "{}", err.message);
+        let mut extra = values;
+        extra.insert("Nope".into(), "x".into());
+        assert!(substitute(ONBOARDING_ASL, &extra)
+            .unwrap_err()
+            .message
+            .contains("${Nope}"));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("%7B%22a%22%3A1%7D"), "{\"a\":1}");
+    }
+}

@@ -1,0 +1,234 @@
+//! Runs: start an onboarding execution and follow its progress from the execution history.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use assure_contract::{RunInput, StepError, StepOutput};
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
+use serde_json::Value;
+
+use crate::aws::{error_code, Aws, AwsResultExt};
+use crate::deploy::STATE_MACHINE;
+
+/// The state machine's ARN in the pipeline account.
+pub fn state_machine_arn(aws: &Aws) -> String {
+    let p = aws.pipeline();
+    format!(
+        "arn:aws:states:{}:{}:stateMachine:{STATE_MACHINE}",
+        p.region, p.account
+    )
+}
+
+/// The execution ARN of a run: executions are named by run id.
+pub fn execution_arn(aws: &Aws, run_id: &str) -> String {
+    let p = aws.pipeline();
+    format!(
+        "arn:aws:states:{}:{}:execution:{STATE_MACHINE}:{run_id}",
+        p.region, p.account
+    )
+}
+
+/// Starts the run's execution, named by its run id: starting the same run twice finds the first
+/// execution instead of creating a second one.
+pub async fn start(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
+    let input = serde_json::json!({"run": run}).to_string();
+    let sfn = aws.pipeline().sfn();
+    let res = sfn
+        .start_execution()
+        .state_machine_arn(state_machine_arn(aws))
+        .name(run.run_id.as_str())
+        .input(input)
+        .send()
+        .await;
+    match res {
+        Ok(out) => Ok(out.execution_arn().to_owned()),
+        Err(e) if error_code(&e) == Some("ExecutionAlreadyExists") => Ok(execution_arn(aws, run.run_id.as_str())),
+        Err(e) if error_code(&e) == Some("StateMachineDoesNotExist") => Err(StepError::invalid_input(format!(
+            "the state machine {STATE_MACHINE} does not exist in account {} region {}: run `assure deploy` first",
+            aws.pipeline().account,
+            aws.pipeline().region
+        ))),
+        Err(e) => Err(e).aws("states:StartExecution"),
+    }
+}
+
+/// One thing that happened in a run, for people and for scripts.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum Progress {
+    StepStarted {
+        step: String,
+        region: String,
+    },
+    StepSucceeded {
+        step: String,
+        region: String,
+        summary: String,
+        changes: usize,
+    },
+    StepFailed {
+        step: String,
+        region: String,
+        error: String,
+        cause: String,
+    },
+    StepTimedOut {
+        step: String,
+        region: String,
+    },
+}
+
+/// The end of a run.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finished {
+    pub execution_arn: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub outputs: Vec<StepOutput>,
+    pub task_states: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Follows an execution until it ends, calling `on` for each step event, polling the history
+/// every `poll` (bounded by `deadline`).
+pub async fn watch(
+    aws: &Aws,
+    execution_arn: &str,
+    poll: Duration,
+    deadline: Duration,
+    mut on: impl FnMut(&Progress),
+) -> Result<Finished, StepError> {
+    let sfn = aws.pipeline().sfn();
+    let started = std::time::Instant::now();
+    let mut seen = 0usize;
+    let mut tasks: HashMap<i64, (String, String)> = HashMap::new();
+    let mut outputs = Vec::new();
+    let mut task_states = Vec::new();
+    loop {
+        let events = history(aws, execution_arn).await?;
+        for ev in events.iter().skip(seen) {
+            if let Some(p) = progress(ev, &mut tasks, &mut outputs, &mut task_states) {
+                on(&p);
+            }
+        }
+        seen = events.len();
+        let d = sfn
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+            .aws("states:DescribeExecution")?;
+        if d.status() != &ExecutionStatus::Running {
+            // The history may have grown between the two calls.
+            let events = history(aws, execution_arn).await?;
+            for ev in events.iter().skip(seen) {
+                if let Some(p) = progress(ev, &mut tasks, &mut outputs, &mut task_states) {
+                    on(&p);
+                }
+            }
+            return Ok(Finished {
+                execution_arn: execution_arn.to_owned(),
+                status: d.status().as_str().to_owned(),
+                error: d.error().map(str::to_owned),
+                cause: d.cause().map(str::to_owned),
+                outputs,
+                task_states,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        if started.elapsed() > deadline {
+            return Err(StepError::new(
+                assure_contract::ErrorName::Retryable,
+                format!(
+                    "the run is still running after {}s; follow it with `assure runs show`",
+                    deadline.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// The whole execution history, oldest first.
+pub async fn history(aws: &Aws, execution_arn: &str) -> Result<Vec<HistoryEvent>, StepError> {
+    let sfn = aws.pipeline().sfn();
+    let mut out = Vec::new();
+    let mut pages = sfn
+        .get_execution_history()
+        .execution_arn(execution_arn)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        out.extend(
+            page.aws("states:GetExecutionHistory")?
+                .events()
+                .iter()
+                .cloned(),
+        );
+    }
+    Ok(out)
+}
+
+fn progress(
+    ev: &HistoryEvent,
+    tasks: &mut HashMap<i64, (String, String)>,
+    outputs: &mut Vec<StepOutput>,
+    task_states: &mut Vec<String>,
+) -> Option<Progress> {
+    let parent = tasks.get(&ev.previous_event_id()).cloned();
+    match ev.r#type() {
+        HistoryEventType::TaskStateEntered => {
+            if let Some(name) = ev.state_entered_event_details().map(|d| d.name()) {
+                task_states.push(name.to_owned());
+            }
+            None
+        }
+        HistoryEventType::TaskScheduled => {
+            let d = ev.task_scheduled_event_details()?;
+            let params: Value = serde_json::from_str(d.parameters()).ok()?;
+            let body = match &params["MessageBody"] {
+                Value::String(s) => serde_json::from_str(s).ok()?,
+                v => v.clone(),
+            };
+            let step = body["step"].as_str()?.to_owned();
+            let region = body["region"].as_str()?.to_owned();
+            tasks.insert(ev.id(), (step.clone(), region.clone()));
+            Some(Progress::StepStarted { step, region })
+        }
+        HistoryEventType::TaskStarted | HistoryEventType::TaskSubmitted => {
+            if let Some(p) = parent {
+                tasks.insert(ev.id(), p);
+            }
+            None
+        }
+        HistoryEventType::TaskSucceeded => {
+            let output = ev.task_succeeded_event_details()?.output()?;
+            let out: StepOutput = serde_json::from_str(output).ok()?;
+            let p = Progress::StepSucceeded {
+                step: out.step.to_string(),
+                region: out.region.to_string(),
+                summary: out.summary.clone(),
+                changes: out.changes.len(),
+            };
+            outputs.push(out);
+            Some(p)
+        }
+        HistoryEventType::TaskFailed => {
+            let d = ev.task_failed_event_details()?;
+            let (step, region) = parent.unwrap_or_default();
+            Some(Progress::StepFailed {
+                step,
+                region,
+                error: d.error().unwrap_or_default().to_owned(),
+                cause: d.cause().unwrap_or_default().to_owned(),
+            })
+        }
+        HistoryEventType::TaskTimedOut => {
+            let (step, region) = parent.unwrap_or_default();
+            Some(Progress::StepTimedOut { step, region })
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,799 @@
+//! The shared logging bucket in the logging account: a customer-managed KMS key with rotation, the
+//! bucket with all four Block Public Access flags, BucketOwnerEnforced, versioning, SSE-KMS by
+//! default, access logging to a second bucket, a lifecycle that archives and never expires, and a
+//! policy that denies plain HTTP and admits only the log-delivering service principals of this
+//! organization (`aws:SourceOrgID`).
+//!
+//! Created once and shared by every account; no account's rollback tears it down. Every aspect is
+//! read first and written only if it differs.
+
+use assure_contract::{Change, Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use aws_sdk_s3::types::{
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
+    BucketLoggingStatus, BucketVersioningStatus, CreateBucketConfiguration, ExpirationStatus,
+    LifecycleRule, LifecycleRuleFilter, LoggingEnabled, NoncurrentVersionTransition,
+    ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, Transition, TransitionStorageClass, VersioningConfiguration,
+};
+use serde_json::{json, Value};
+
+use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+
+/// Prefix of the logging bucket's own access logs in the access-log bucket.
+const ACCESS_LOG_PREFIX: &str = "assure-logs/";
+
+/// What assure finds of one bucket.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct BucketState {
+    pub exists: bool,
+    pub public_access_block: Option<[bool; 4]>,
+    pub ownership: Option<String>,
+    pub versioning: Option<String>,
+    /// (algorithm, KMS key id or ARN, bucket key enabled)
+    pub encryption: Option<(String, Option<String>, bool)>,
+    /// (target bucket, prefix)
+    pub logging: Option<(String, String)>,
+    pub lifecycle: Value,
+    pub policy: Option<Value>,
+}
+
+impl BucketState {
+    fn to_json(&self) -> Value {
+        json!({
+            "exists": self.exists,
+            "publicAccessBlock": self.public_access_block,
+            "ownership": self.ownership,
+            "versioning": self.versioning,
+            "encryption": self.encryption,
+            "logging": self.logging,
+            "lifecycle": self.lifecycle,
+            "policy": self.policy,
+        })
+    }
+}
+
+/// Reads everything assure manages on `bucket`. A missing bucket is `exists: false`; a bucket that
+/// exists but belongs to someone else is `Assure.Conflict`.
+pub async fn read_bucket(acct: &AccountConfig, bucket: &str) -> Result<BucketState, StepError> {
+    let s3 = acct.s3();
+    match s3.head_bucket().bucket(bucket).send().await {
+        Ok(_) => {}
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+            return Ok(BucketState::default())
+        }
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
+            return Err(StepError::new(
+                assure_contract::ErrorName::Conflict,
+                format!("s3:HeadBucket {bucket}: the bucket exists and belongs to another account"),
+            ))
+        }
+        Err(e) => return Err(e).aws(format!("s3:HeadBucket {bucket}")),
+    }
+    let mut st = BucketState {
+        exists: true,
+        ..Default::default()
+    };
+    st.public_access_block = match s3.get_public_access_block().bucket(bucket).send().await {
+        Ok(out) => out.public_access_block_configuration().map(|c| {
+            [
+                c.block_public_acls().unwrap_or(false),
+                c.ignore_public_acls().unwrap_or(false),
+                c.block_public_policy().unwrap_or(false),
+                c.restrict_public_buckets().unwrap_or(false),
+            ]
+        }),
+        Err(e) if error_code(&e) == Some("NoSuchPublicAccessBlockConfiguration") => None,
+        Err(e) => return Err(e).aws(format!("s3:GetPublicAccessBlock {bucket}")),
+    };
+    st.ownership = match s3
+        .get_bucket_ownership_controls()
+        .bucket(bucket)
+        .send()
+        .await
+    {
+        Ok(out) => out
+            .ownership_controls()
+            .and_then(|c| c.rules().first())
+            .map(|r| r.object_ownership().as_str().to_owned()),
+        Err(e) if error_code(&e) == Some("OwnershipControlsNotFoundError") => None,
+        Err(e) => return Err(e).aws(format!("s3:GetBucketOwnershipControls {bucket}")),
+    };
+    let v = s3
+        .get_bucket_versioning()
+        .bucket(bucket)
+        .send()
+        .await
+        .aws(format!("s3:GetBucketVersioning {bucket}"))?;
+    st.versioning = v.status().map(|s| s.as_str().to_owned());
+    st.encryption = match s3.get_bucket_encryption().bucket(bucket).send().await {
+        Ok(out) => out
+            .server_side_encryption_configuration()
+            .and_then(|c| c.rules().first())
+            .and_then(|r| {
+                r.apply_server_side_encryption_by_default().map(|d| {
+                    (
+                        d.sse_algorithm().as_str().to_owned(),
+                        d.kms_master_key_id().map(str::to_owned),
+                        r.bucket_key_enabled().unwrap_or(false),
+                    )
+                })
+            }),
+        Err(e) if error_code(&e) == Some("ServerSideEncryptionConfigurationNotFoundError") => None,
+        Err(e) => return Err(e).aws(format!("s3:GetBucketEncryption {bucket}")),
+    };
+    let l = s3
+        .get_bucket_logging()
+        .bucket(bucket)
+        .send()
+        .await
+        .aws(format!("s3:GetBucketLogging {bucket}"))?;
+    st.logging = l
+        .logging_enabled()
+        .map(|l| (l.target_bucket().to_owned(), l.target_prefix().to_owned()));
+    st.lifecycle = match s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+    {
+        Ok(out) => lifecycle_json(out.rules()),
+        Err(e) if error_code(&e) == Some("NoSuchLifecycleConfiguration") => Value::Null,
+        Err(e) => return Err(e).aws(format!("s3:GetBucketLifecycleConfiguration {bucket}")),
+    };
+    st.policy = match s3.get_bucket_policy().bucket(bucket).send().await {
+        Ok(out) => out.policy().and_then(|p| serde_json::from_str(p).ok()),
+        Err(e) if error_code(&e) == Some("NoSuchBucketPolicy") => None,
+        Err(e) => return Err(e).aws(format!("s3:GetBucketPolicy {bucket}")),
+    };
+    Ok(st)
+}
+
+/// The lifecycle assure sets: archive, never expire (nothing is lost).
+fn lifecycle_rules() -> Vec<LifecycleRule> {
+    let rule = LifecycleRule::builder()
+        .id("assure-archive")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .transitions(
+            Transition::builder()
+                .days(90)
+                .storage_class(TransitionStorageClass::StandardIa)
+                .build(),
+        )
+        .transitions(
+            Transition::builder()
+                .days(365)
+                .storage_class(TransitionStorageClass::Glacier)
+                .build(),
+        )
+        .noncurrent_version_transitions(
+            NoncurrentVersionTransition::builder()
+                .noncurrent_days(30)
+                .storage_class(TransitionStorageClass::Glacier)
+                .build(),
+        )
+        .abort_incomplete_multipart_upload(
+            AbortIncompleteMultipartUpload::builder()
+                .days_after_initiation(7)
+                .build(),
+        )
+        .build()
+        .expect("lifecycle rule has its required fields");
+    vec![rule]
+}
+
+/// A comparable form of lifecycle rules: the fields assure sets, nothing else.
+fn lifecycle_json(rules: &[LifecycleRule]) -> Value {
+    Value::Array(
+        rules
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.id(),
+                    "status": r.status().as_str(),
+                    "transitions": r.transitions().iter()
+                        .map(|t| json!([t.days(), t.storage_class().map(|c| c.as_str())])).collect::<Vec<_>>(),
+                    "noncurrent": r.noncurrent_version_transitions().iter()
+                        .map(|t| json!([t.noncurrent_days(), t.storage_class().map(|c| c.as_str())])).collect::<Vec<_>>(),
+                    "abortDays": r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation()),
+                    "expiration": r.expiration().is_some(),
+                })
+            })
+            .collect(),
+    )
+}
+
+fn deny_plain_http(bucket: &str) -> Value {
+    json!({
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}
+    })
+}
+
+/// The logging bucket's policy: TLS only, and only the services that deliver logs, only for this
+/// organization.
+pub fn logging_bucket_policy(bucket: &str, org_id: &str) -> Value {
+    let arn = format!("arn:aws:s3:::{bucket}");
+    let org = json!({"StringEquals": {"aws:SourceOrgID": org_id}});
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            deny_plain_http(bucket),
+            {"Sid": "ServicesCheckBucket", "Effect": "Allow",
+             "Principal": {"Service": ["cloudtrail.amazonaws.com", "config.amazonaws.com", "guardduty.amazonaws.com"]},
+             "Action": ["s3:GetBucketAcl", "s3:ListBucket", "s3:GetBucketLocation"],
+             "Resource": arn, "Condition": org},
+            {"Sid": "ServicesDeliverLogs", "Effect": "Allow",
+             "Principal": {"Service": ["cloudtrail.amazonaws.com", "config.amazonaws.com", "guardduty.amazonaws.com"]},
+             "Action": "s3:PutObject",
+             "Resource": [format!("{arn}/AWSLogs/*"), format!("{arn}/guardduty/*"), format!("{arn}/access-analyzer/*")],
+             "Condition": org},
+            {"Sid": "SessionManagerLogs", "Effect": "Allow",
+             "Principal": {"AWS": "*"},
+             "Action": "s3:PutObject",
+             "Resource": format!("{arn}/session-manager/*"),
+             "Condition": {"StringEquals": {"aws:PrincipalOrgID": org_id}}}
+        ]
+    })
+}
+
+/// The access-log bucket's policy: TLS only, and S3's log delivery for the logging bucket alone.
+pub fn access_log_bucket_policy(bucket: &str, source_bucket: &str, account: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            deny_plain_http(bucket),
+            {"Sid": "S3ServerAccessLogs", "Effect": "Allow",
+             "Principal": {"Service": "logging.s3.amazonaws.com"},
+             "Action": "s3:PutObject",
+             "Resource": format!("arn:aws:s3:::{bucket}/{ACCESS_LOG_PREFIX}*"),
+             "Condition": {
+                 "ArnLike": {"aws:SourceArn": format!("arn:aws:s3:::{source_bucket}")},
+                 "StringEquals": {"aws:SourceAccount": account}}}
+        ]
+    })
+}
+
+/// The KMS key policy: the logging account administers it; the log-delivering services of this
+/// organization encrypt with it; principals of the organization may decrypt what they wrote.
+pub fn key_policy(account: &str, org_id: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "AccountAdministers", "Effect": "Allow",
+             "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+             "Action": "kms:*", "Resource": "*"},
+            {"Sid": "ServicesEncryptLogs", "Effect": "Allow",
+             "Principal": {"Service": ["cloudtrail.amazonaws.com", "config.amazonaws.com", "guardduty.amazonaws.com", "logs.amazonaws.com"]},
+             "Action": ["kms:GenerateDataKey*", "kms:Encrypt", "kms:DescribeKey"], "Resource": "*",
+             "Condition": {"StringEquals": {"aws:SourceOrgID": org_id}}},
+            {"Sid": "OrganizationUsesKey", "Effect": "Allow",
+             "Principal": {"AWS": "*"},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"], "Resource": "*",
+             "Condition": {"StringEquals": {"aws:PrincipalOrgID": org_id}}}
+        ]
+    })
+}
+
+/// What the key looks like now.
+#[derive(Debug, Clone)]
+pub struct KeyState {
+    pub arn: String,
+    pub key_id: String,
+    pub rotation: bool,
+    pub policy: Option<Value>,
+}
+
+/// Finds the logging key by its alias.
+pub async fn read_key(acct: &AccountConfig) -> Result<Option<KeyState>, StepError> {
+    let kms = acct.kms();
+    let alias = RunInput::LOGGING_KEY_ALIAS;
+    let key = match kms.describe_key().key_id(alias).send().await {
+        Ok(out) => out.key_metadata().cloned(),
+        Err(e) if error_code(&e) == Some("NotFoundException") => return Ok(None),
+        Err(e) => return Err(e).aws(format!("kms:DescribeKey {alias}")),
+    };
+    let Some(key) = key else { return Ok(None) };
+    let key_id = key.key_id().to_owned();
+    let rotation = kms
+        .get_key_rotation_status()
+        .key_id(&key_id)
+        .send()
+        .await
+        .aws(format!("kms:GetKeyRotationStatus {key_id}"))?
+        .key_rotation_enabled();
+    let policy = kms
+        .get_key_policy()
+        .key_id(&key_id)
+        .policy_name("default")
+        .send()
+        .await
+        .aws(format!("kms:GetKeyPolicy {key_id}"))?
+        .policy()
+        .and_then(|p| serde_json::from_str(p).ok());
+    Ok(Some(KeyState {
+        arn: key.arn().unwrap_or_default().to_owned(),
+        key_id,
+        rotation,
+        policy,
+    }))
+}
+
+/// Records changes as a step makes them.
+struct Changes<'a> {
+    acct: &'a AccountConfig,
+    region: &'a Region,
+    list: Vec<Change>,
+}
+
+impl Changes<'_> {
+    fn push(&mut self, resource: impl Into<String>, action: &str, before: Value, after: Value) {
+        self.list.push(Change {
+            account: self.acct.account.clone(),
+            region: self.region.clone(),
+            resource: resource.into(),
+            action: action.to_owned(),
+            before,
+            after,
+        });
+    }
+}
+
+async fn organization_id(acct: &AccountConfig) -> Result<String, StepError> {
+    let org = acct
+        .organizations()
+        .describe_organization()
+        .send()
+        .await
+        .aws("organizations:DescribeOrganization")?;
+    org.organization()
+        .and_then(|o| o.id())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            StepError::internal("organizations:DescribeOrganization returned no organization id")
+        })
+}
+
+/// Puts the key and both buckets in place.
+pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
+    let region = &run.home_region;
+    let acct = aws.account(&run.org.logging, region).await?;
+    let org_id = organization_id(&acct).await?;
+    let mut changes = Changes {
+        acct: &acct,
+        region,
+        list: Vec::new(),
+    };
+    let key = ensure_key(&acct, &org_id, &mut changes).await?;
+
+    let access_logs = run.access_log_bucket();
+    let bucket = run.logging_bucket();
+    let access_before = read_bucket(&acct, &access_logs).await?;
+    ensure_bucket(
+        &acct,
+        &access_logs,
+        &access_before,
+        None,
+        None,
+        &mut changes,
+    )
+    .await?;
+    // The access-log bucket must admit S3's log delivery before the logging bucket names it.
+    let access_policy = access_log_bucket_policy(&access_logs, &bucket, acct.account.as_str());
+    ensure_policy(
+        &acct,
+        &access_logs,
+        access_before.policy.as_ref(),
+        &access_policy,
+        &mut changes,
+    )
+    .await?;
+    let before = read_bucket(&acct, &bucket).await?;
+    ensure_bucket(
+        &acct,
+        &bucket,
+        &before,
+        Some(&key.arn),
+        Some(&access_logs),
+        &mut changes,
+    )
+    .await?;
+    let policy = logging_bucket_policy(&bucket, &org_id);
+    ensure_policy(
+        &acct,
+        &bucket,
+        before.policy.as_ref(),
+        &policy,
+        &mut changes,
+    )
+    .await?;
+
+    let n = changes.list.len();
+    Ok(StepOutput {
+        step: StepName::LoggingBucket,
+        region: region.clone(),
+        summary: if n == 0 {
+            format!("s3://{bucket} and its key were already in place")
+        } else {
+            format!("s3://{bucket}: {n} change(s)")
+        },
+        changes: changes.list,
+        evidence: vec![],
+        snapshot: json!({"bucket": before.to_json(), "accessLogBucket": access_before.to_json()}),
+    })
+}
+
+async fn ensure_key(
+    acct: &AccountConfig,
+    org_id: &str,
+    changes: &mut Changes<'_>,
+) -> Result<KeyState, StepError> {
+    let kms = acct.kms();
+    let desired = key_policy(acct.account.as_str(), org_id);
+    let mut key = match read_key(acct).await? {
+        Some(k) => k,
+        None => {
+            let out = kms
+                .create_key()
+                .description("assure: encrypts the organization's security logs")
+                .policy(desired.to_string())
+                .tags(
+                    aws_sdk_kms::types::Tag::builder()
+                        .tag_key("assure:managed")
+                        .tag_value("true")
+                        .build()
+                        .expect("tag"),
+                )
+                .send()
+                .await
+                .aws("kms:CreateKey")?;
+            let meta = out
+                .key_metadata()
+                .ok_or_else(|| StepError::internal("kms:CreateKey returned no key"))?;
+            let k = KeyState {
+                arn: meta.arn().unwrap_or_default().to_owned(),
+                key_id: meta.key_id().to_owned(),
+                rotation: false,
+                policy: Some(desired.clone()),
+            };
+            kms.create_alias()
+                .alias_name(RunInput::LOGGING_KEY_ALIAS)
+                .target_key_id(&k.key_id)
+                .send()
+                .await
+                .aws(format!("kms:CreateAlias {}", RunInput::LOGGING_KEY_ALIAS))?;
+            changes.push(
+                format!("kms:{}", RunInput::LOGGING_KEY_ALIAS),
+                "create",
+                Value::Null,
+                json!({"keyArn": k.arn}),
+            );
+            k
+        }
+    };
+    if !key.rotation {
+        kms.enable_key_rotation()
+            .key_id(&key.key_id)
+            .send()
+            .await
+            .aws("kms:EnableKeyRotation")?;
+        changes.push(
+            format!("kms:{}/rotation", key.arn),
+            "update",
+            json!(false),
+            json!(true),
+        );
+        key.rotation = true;
+    }
+    if key.policy.as_ref() != Some(&desired) {
+        kms.put_key_policy()
+            .key_id(&key.key_id)
+            .policy_name("default")
+            .policy(desired.to_string())
+            .send()
+            .await
+            .aws("kms:PutKeyPolicy")?;
+        changes.push(
+            format!("kms:{}/policy", key.arn),
+            "update",
+            key.policy.clone().unwrap_or(Value::Null),
+            desired.clone(),
+        );
+        key.policy = Some(desired);
+    }
+    Ok(key)
+}
+
+async fn ensure_bucket(
+    acct: &AccountConfig,
+    bucket: &str,
+    st: &BucketState,
+    kms_key: Option<&str>,
+    access_logs: Option<&str>,
+    changes: &mut Changes<'_>,
+) -> Result<(), StepError> {
+    let s3 = acct.s3();
+    let res = |what: &str| format!("s3:{bucket}/{what}");
+    if !st.exists {
+        let mut create = s3.create_bucket().bucket(bucket);
+        if acct.region.as_str() != "us-east-1" {
+            create = create.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(acct.region.as_str()))
+                    .build(),
+            );
+        }
+        create
+            .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+            .send()
+            .await
+            .aws(format!("s3:CreateBucket {bucket}"))?;
+        changes.push(
+            format!("s3:{bucket}"),
+            "create",
+            Value::Null,
+            json!({"region": acct.region}),
+        );
+    }
+    if st.public_access_block != Some([true; 4]) {
+        s3.put_public_access_block()
+            .bucket(bucket)
+            .public_access_block_configuration(
+                PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(true)
+                    .ignore_public_acls(true)
+                    .block_public_policy(true)
+                    .restrict_public_buckets(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .aws(format!("s3:PutPublicAccessBlock {bucket}"))?;
+        changes.push(
+            res("publicAccessBlock"),
+            "update",
+            json!(st.public_access_block),
+            json!([true, true, true, true]),
+        );
+    }
+    if st.ownership.as_deref() != Some("BucketOwnerEnforced") && st.exists {
+        s3.put_bucket_ownership_controls()
+            .bucket(bucket)
+            .ownership_controls(
+                OwnershipControls::builder()
+                    .rules(
+                        OwnershipControlsRule::builder()
+                            .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+                            .build()
+                            .map_err(build_err)?,
+                    )
+                    .build()
+                    .map_err(build_err)?,
+            )
+            .send()
+            .await
+            .aws(format!("s3:PutBucketOwnershipControls {bucket}"))?;
+        changes.push(
+            res("ownership"),
+            "update",
+            json!(st.ownership),
+            json!("BucketOwnerEnforced"),
+        );
+    }
+    if st.versioning.as_deref() != Some("Enabled") {
+        s3.put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .aws(format!("s3:PutBucketVersioning {bucket}"))?;
+        changes.push(
+            res("versioning"),
+            "update",
+            json!(st.versioning),
+            json!("Enabled"),
+        );
+    }
+    let want_enc = match kms_key {
+        Some(k) => ("aws:kms".to_owned(), Some(k.to_owned()), true),
+        None => ("AES256".to_owned(), None, false),
+    };
+    if st.encryption.as_ref() != Some(&want_enc) {
+        let mut default = ServerSideEncryptionByDefault::builder()
+            .sse_algorithm(ServerSideEncryption::from(want_enc.0.as_str()));
+        if let Some(k) = &want_enc.1 {
+            default = default.kms_master_key_id(k);
+        }
+        s3.put_bucket_encryption()
+            .bucket(bucket)
+            .server_side_encryption_configuration(
+                ServerSideEncryptionConfiguration::builder()
+                    .rules(
+                        ServerSideEncryptionRule::builder()
+                            .apply_server_side_encryption_by_default(
+                                default.build().map_err(build_err)?,
+                            )
+                            .bucket_key_enabled(want_enc.2)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(build_err)?,
+            )
+            .send()
+            .await
+            .aws(format!("s3:PutBucketEncryption {bucket}"))?;
+        changes.push(
+            res("encryption"),
+            "update",
+            json!(st.encryption),
+            json!(want_enc),
+        );
+    }
+    if let Some(target) = access_logs {
+        let want = (target.to_owned(), ACCESS_LOG_PREFIX.to_owned());
+        if st.logging.as_ref() != Some(&want) {
+            s3.put_bucket_logging()
+                .bucket(bucket)
+                .bucket_logging_status(
+                    BucketLoggingStatus::builder()
+                        .logging_enabled(
+                            LoggingEnabled::builder()
+                                .target_bucket(target)
+                                .target_prefix(ACCESS_LOG_PREFIX)
+                                .build()
+                                .map_err(build_err)?,
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .aws(format!("s3:PutBucketLogging {bucket}"))?;
+            changes.push(res("logging"), "update", json!(st.logging), json!(want));
+        }
+    }
+    let rules = lifecycle_rules();
+    if st.lifecycle != lifecycle_json(&rules) {
+        s3.put_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .lifecycle_configuration(
+                BucketLifecycleConfiguration::builder()
+                    .set_rules(Some(rules.clone()))
+                    .build()
+                    .map_err(build_err)?,
+            )
+            .send()
+            .await
+            .aws(format!("s3:PutBucketLifecycleConfiguration {bucket}"))?;
+        changes.push(
+            res("lifecycle"),
+            "update",
+            st.lifecycle.clone(),
+            lifecycle_json(&rules),
+        );
+    }
+    Ok(())
+}
+
+async fn ensure_policy(
+    acct: &AccountConfig,
+    bucket: &str,
+    current: Option<&Value>,
+    policy: &Value,
+    changes: &mut Changes<'_>,
+) -> Result<(), StepError> {
+    if current != Some(policy) {
+        acct.s3()
+            .put_bucket_policy()
+            .bucket(bucket)
+            .policy(policy.to_string())
+            .send()
+            .await
+            .aws(format!("s3:PutBucketPolicy {bucket}"))?;
+        changes.push(
+            format!("s3:{bucket}/policy"),
+            "update",
+            json!(current),
+            policy.clone(),
+        );
+    }
+    Ok(())
+}
+
+fn build_err(e: aws_sdk_s3::error::BuildError) -> StepError {
+    StepError::internal(format!("building an S3 request: {e}"))
+}
+
+/// Evidence for the logging bucket's controls, read-only.
+pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
+    let region = &run.home_region;
+    let acct = aws.account(&run.org.logging, region).await?;
+    let bucket = run.logging_bucket();
+    let st = read_bucket(&acct, &bucket).await?;
+    let key = read_key(&acct).await?;
+    let ev = |control: &str, passed: bool, detail: String| Evidence {
+        control: control.to_owned(),
+        account: acct.account.clone(),
+        region: region.clone(),
+        resource: format!("arn:aws:s3:::{bucket}"),
+        passed,
+        detail,
+    };
+    let policy = st.policy.clone().unwrap_or(Value::Null);
+    let statements = policy["Statement"].as_array().cloned().unwrap_or_default();
+    let tls_only = statements
+        .iter()
+        .any(|s| s["Effect"] == "Deny" && s["Condition"]["Bool"]["aws:SecureTransport"] == "false");
+    let allows_public = statements.iter().any(|s| {
+        s["Effect"] == "Allow" && s["Principal"] == json!({"AWS": "*"}) && s["Condition"].is_null()
+            || s["Effect"] == "Allow" && s["Principal"] == "*" && s["Condition"].is_null()
+    });
+    let org_scoped = statements
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .all(|s| {
+            s["Condition"]["StringEquals"]["aws:SourceOrgID"].is_string()
+                || s["Condition"]["StringEquals"]["aws:PrincipalOrgID"].is_string()
+        })
+        && !statements.is_empty();
+    let mut out = vec![
+        ev(
+            "logging.bucket-not-public",
+            st.exists && st.public_access_block == Some([true; 4]) && !allows_public,
+            format!(
+                "exists: {}, block public access: {:?}, public allow statement: {allows_public}",
+                st.exists, st.public_access_block
+            ),
+        ),
+        ev(
+            "logging.bucket-encrypted",
+            matches!(&st.encryption, Some((alg, Some(k), _)) if alg == "aws:kms" && key.as_ref().is_some_and(|key| *k == key.arn || *k == key.key_id)),
+            format!("default encryption: {:?}", st.encryption),
+        ),
+        ev(
+            "logging.bucket-access-logging",
+            st.logging
+                .as_ref()
+                .is_some_and(|(t, _)| *t == run.access_log_bucket()),
+            format!("access logging: {:?}", st.logging),
+        ),
+        ev(
+            "logging.bucket-tls-only",
+            tls_only,
+            format!("deny on aws:SecureTransport=false: {tls_only}"),
+        ),
+        ev(
+            "logging.bucket-versioned",
+            st.versioning.as_deref() == Some("Enabled"),
+            format!("versioning: {:?}", st.versioning),
+        ),
+        ev(
+            "logging.bucket-org-scoped",
+            org_scoped,
+            format!("every allow statement scoped to the organization: {org_scoped}"),
+        ),
+    ];
+    out.push(Evidence {
+        resource: key
+            .as_ref()
+            .map_or_else(|| RunInput::LOGGING_KEY_ALIAS.to_owned(), |k| k.arn.clone()),
+        ..ev(
+            "logging.key-rotation",
+            key.as_ref().is_some_and(|k| k.rotation),
+            format!(
+                "key: {}, rotation: {:?}",
+                key.is_some(),
+                key.as_ref().map(|k| k.rotation)
+            ),
+        )
+    });
+    Ok(out)
+}

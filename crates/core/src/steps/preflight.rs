@@ -1,0 +1,145 @@
+//! Preflight: is this account a valid target, and can assure act in it? Read-only.
+//!
+//! The same checks run in the CLI before a run starts (so bad input makes no change at all) and as
+//! the first task of the state machine (so runs started by other means are checked too).
+
+use std::collections::BTreeSet;
+
+use assure_contract::{AccountId, RunInput, StepError, StepName, StepOutput};
+use serde_json::json;
+
+use crate::aws::{error_code, Aws, AwsResultExt};
+
+/// Checks the run's input against the organization. Read-only; every failure is
+/// `Assure.InvalidInput` (or the mapped AWS error) with a message naming the bad field.
+pub async fn validate(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
+    if let Some(role) = run.org.role_of(&run.account) {
+        return Err(StepError::invalid_input(format!(
+            "account: {} is the organization's {role} account; only other member accounts can be onboarded",
+            run.account
+        )));
+    }
+    if run.regions.is_empty() {
+        return Err(StepError::invalid_input(
+            "regions: at least one region is needed",
+        ));
+    }
+    let unique: BTreeSet<_> = run.regions.iter().collect();
+    if unique.len() != run.regions.len() {
+        return Err(StepError::invalid_input(
+            "regions: a region is listed twice",
+        ));
+    }
+    if !run.regions.contains(&run.home_region) {
+        return Err(StepError::invalid_input(format!(
+            "homeRegion: {} is not one of the run's regions",
+            run.home_region
+        )));
+    }
+    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
+    let orgs = mgmt.organizations();
+    let org = orgs
+        .describe_organization()
+        .send()
+        .await
+        .aws("organizations:DescribeOrganization")?;
+    let org = org.organization().ok_or_else(|| {
+        StepError::internal("organizations:DescribeOrganization returned no organization")
+    })?;
+    if org.master_account_id() != Some(run.org.management.as_str()) {
+        return Err(StepError::invalid_input(format!(
+            "org.management: {} is not the management account of organization {} (that is {})",
+            run.org.management,
+            org.id().unwrap_or("?"),
+            org.master_account_id().unwrap_or("?")
+        )));
+    }
+    check_member(aws, run, &run.account, "account").await?;
+    check_member(aws, run, &run.org.logging, "org.logging").await?;
+    check_member(aws, run, &run.org.security, "org.security").await?;
+    Ok(())
+}
+
+async fn check_member(
+    aws: &Aws,
+    run: &RunInput,
+    account: &AccountId,
+    field: &str,
+) -> Result<(), StepError> {
+    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
+    let res = mgmt
+        .organizations()
+        .describe_account()
+        .account_id(account.as_str())
+        .send()
+        .await;
+    let out = match res {
+        Ok(out) => out,
+        Err(e) if error_code(&e) == Some("AccountNotFoundException") => {
+            return Err(StepError::invalid_input(format!(
+                "{field}: account {account} is not a member of the organization"
+            )))
+        }
+        Err(e) => return Err(e).aws(format!("organizations:DescribeAccount {account}")),
+    };
+    let status = out
+        .account()
+        .and_then(|a| a.status())
+        .map(|s| s.as_str().to_owned());
+    match status.as_deref() {
+        Some("ACTIVE") => Ok(()),
+        other => Err(StepError::invalid_input(format!(
+            "{field}: account {account} is {} in the organization, not ACTIVE",
+            other.unwrap_or("of unknown status")
+        ))),
+    }
+}
+
+/// The preflight step: validation, the role in the home region, and the account-wide snapshot
+/// (its service control policies).
+pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
+    validate(aws, run).await?;
+    let target = aws.account(&run.account, &run.home_region).await?;
+    let who = target
+        .sts()
+        .get_caller_identity()
+        .send()
+        .await
+        .aws("sts:GetCallerIdentity")?;
+    if who.account() != Some(run.account.as_str()) {
+        return Err(StepError::invalid_input(format!(
+            "roleName: assuming {} in {} acts as account {}, not the target",
+            run.role_name,
+            run.account,
+            who.account().unwrap_or("?")
+        )));
+    }
+    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
+    let mut scps = Vec::new();
+    let mut pages = mgmt
+        .organizations()
+        .list_policies_for_target()
+        .target_id(run.account.as_str())
+        .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.aws("organizations:ListPoliciesForTarget")?;
+        for p in page.policies() {
+            scps.push(json!({"id": p.id(), "name": p.name(), "awsManaged": p.aws_managed()}));
+        }
+    }
+    Ok(StepOutput {
+        step: StepName::Preflight,
+        region: run.home_region.clone(),
+        summary: format!(
+            "account {} is an active member; role {} works; {} SCPs attached",
+            run.account,
+            run.role_name,
+            scps.len()
+        ),
+        changes: vec![],
+        evidence: vec![],
+        snapshot: json!({"account": run.account, "scps": scps}),
+    })
+}

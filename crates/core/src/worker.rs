@@ -1,0 +1,315 @@
+//! The worker protocol. A Task state puts `{taskToken, step, region, run}` on the step's SQS queue
+//! (`sqs:sendMessage.waitForTaskToken`); a worker runs the step, sends `SendTaskHeartbeat` while it
+//! works, and answers `SendTaskSuccess` with the step's output or `SendTaskFailure` with one of the
+//! closed set of error names.
+//!
+//! On AWS the step binaries are Lambda functions fed by the queue. Locally, [`supervise`] plays the
+//! event source mapping: it long-polls every step queue and runs the step binary once per message,
+//! deleting the message only when the binary exits 0 (so a killed worker's message comes back).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use assure_contract::{ErrorName, StepError, StepName, TaskMessage};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+
+use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+
+/// Environment variable: seconds between heartbeats (default 10; tasks time out after 60 without one).
+pub const HEARTBEAT_ENV: &str = "ASSURE_HEARTBEAT_SECONDS";
+
+/// Step Functions' limit on a task's output.
+const MAX_OUTPUT_BYTES: usize = 256 * 1024;
+
+/// What became of one task.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    Succeeded,
+    Failed(ErrorName),
+    /// The execution no longer waits for this token (it timed out or was stopped); nothing to send.
+    Abandoned,
+}
+
+/// Runs one task message end to end: parse, heartbeat, run the step, answer Step Functions.
+/// Errors only when Step Functions could not be answered (the caller should let the message return).
+pub async fn handle_message(
+    aws: Aws,
+    body: &str,
+    expected: Option<StepName>,
+) -> Result<Outcome, StepError> {
+    let sfn = aws.pipeline().sfn();
+    let task: TaskMessage = match serde_json::from_str(body) {
+        Ok(t) => t,
+        Err(e) => {
+            // Without a valid message there may still be a token to fail the task with.
+            let token = serde_json::from_str::<Value>(body)
+                .ok()
+                .and_then(|v| v["taskToken"].as_str().map(str::to_owned));
+            let err = StepError::invalid_input(format!("task message: {e}"));
+            return match token {
+                Some(t) => answer(aws.pipeline(), &t, Err(err)).await,
+                None => {
+                    tracing::error!(error = %err, "dropping a message without a task token");
+                    Ok(Outcome::Abandoned)
+                }
+            };
+        }
+    };
+    if let Some(expected) = expected.filter(|e| *e != task.step) {
+        let err = StepError::internal(format!(
+            "the {expected} worker received a task for step {}",
+            task.step
+        ));
+        return answer(aws.pipeline(), &task.task_token, Err(err)).await;
+    }
+    let every = std::env::var(HEARTBEAT_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10u64);
+    let token = task.task_token.clone();
+    let beat = {
+        let sfn = sfn.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(every.max(1)));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = sfn.send_task_heartbeat().task_token(&token).send().await {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
+            }
+        })
+    };
+    tracing::info!(step = %task.step, region = %task.region, account = %task.run.account, run = %task.run.run_id, "step started");
+    let aws = aws.with_role(&task.run.role_name);
+    let result = crate::steps::dispatch(&aws, &task).await;
+    beat.abort();
+    match &result {
+        Ok(out) => {
+            tracing::info!(step = %task.step, region = %task.region, summary = %out.summary, "step succeeded")
+        }
+        Err(e) => {
+            tracing::warn!(step = %task.step, region = %task.region, error = %e, "step failed")
+        }
+    }
+    let result = result
+        .and_then(|out| serde_json::to_value(out).map_err(|e| StepError::internal(e.to_string())));
+    answer(aws.pipeline(), &token, result).await
+}
+
+async fn answer(
+    pipeline: &AccountConfig,
+    token: &str,
+    result: Result<Value, StepError>,
+) -> Result<Outcome, StepError> {
+    let sfn = pipeline.sfn();
+    let result = result.and_then(|output| {
+        let text = output.to_string();
+        if text.len() > MAX_OUTPUT_BYTES {
+            Err(StepError::internal(format!(
+                "step output is {} bytes, over Step Functions' 256 KiB",
+                text.len()
+            )))
+        } else {
+            Ok(text)
+        }
+    });
+    let (sent, outcome) = match result {
+        Ok(text) => {
+            let r = sfn
+                .send_task_success()
+                .task_token(token)
+                .output(text)
+                .send()
+                .await;
+            (
+                r.map(|_| ()).map_err(|e| gone_or_other(&e)),
+                Outcome::Succeeded,
+            )
+        }
+        Err(e) => {
+            let r = sfn
+                .send_task_failure()
+                .task_token(token)
+                .error(e.name.as_str())
+                .cause(truncate(&e.message, 32_000))
+                .send()
+                .await;
+            (
+                r.map(|_| ()).map_err(|e| gone_or_other(&e)),
+                Outcome::Failed(e.name),
+            )
+        }
+    };
+    match sent {
+        Ok(()) => Ok(outcome),
+        Err(Answer::Gone(code)) => {
+            tracing::warn!(code, "the execution no longer waits for this task");
+            Ok(Outcome::Abandoned)
+        }
+        Err(Answer::Failed(e)) => Err(StepError::new(
+            ErrorName::Retryable,
+            format!("answering Step Functions: {}", e.message),
+        )),
+    }
+}
+
+enum Answer {
+    /// The token is no longer awaited: the task timed out, or the execution ended.
+    Gone(String),
+    Failed(StepError),
+}
+
+fn gone_or_other<E, R>(e: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Answer
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match error_code(e) {
+        Some(c @ ("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")) => {
+            Answer::Gone(c.to_owned())
+        }
+        _ => Answer::Failed(crate::aws::classify(e, "states:SendTask*")),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The queue of a step: `assure-STEP`.
+pub fn queue_name(step: StepName) -> String {
+    format!("assure-{}", step.as_str())
+}
+
+/// Local event source mapping: polls every step queue and runs `bin_dir/assure-step-STEP` per
+/// message with the message body on stdin. Runs until `stop` resolves.
+pub async fn supervise(
+    aws: Arc<Aws>,
+    bin_dir: PathBuf,
+    concurrency: usize,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut loops = Vec::new();
+    for step in StepName::ALL {
+        let aws = aws.clone();
+        let bin = bin_dir.join(step.binary());
+        let permits = permits.clone();
+        loops.push(tokio::spawn(async move {
+            poll_queue(aws, step, bin, permits).await
+        }));
+    }
+    stop.await;
+    for l in loops {
+        l.abort();
+    }
+}
+
+async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Arc<Semaphore>) {
+    let sqs = aws.pipeline().sqs();
+    let name = queue_name(step);
+    let url = loop {
+        match sqs.get_queue_url().queue_name(&name).send().await {
+            Ok(out) => break out.queue_url().unwrap_or_default().to_owned(),
+            Err(e) => {
+                if error_code(&e).is_none_or(|c| !c.contains("NonExistentQueue")) {
+                    tracing::debug!(queue = %name, error = %e, "waiting for the queue");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    tracing::info!(queue = %name, "polling");
+    loop {
+        let res = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .aws(format!("sqs:ReceiveMessage {name}"));
+        let msgs = match res {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for m in msgs {
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore open");
+            let sqs = sqs.clone();
+            let url = url.clone();
+            let bin = bin.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let body = m.body().unwrap_or_default().to_owned();
+                let ok = run_binary(&bin, &body).await;
+                if ok {
+                    if let Some(h) = m.receipt_handle() {
+                        if let Err(e) = sqs
+                            .delete_message()
+                            .queue_url(&url)
+                            .receipt_handle(h)
+                            .send()
+                            .await
+                        {
+                            tracing::warn!(error = %e, "delete failed; the message will come back");
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Runs a step binary with `body` on stdin; true when it exited 0.
+async fn run_binary(bin: &Path, body: &str) -> bool {
+    let child = tokio::process::Command::new(bin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(bin = %bin.display(), error = %e, "cannot start the step binary");
+            return false;
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        if stdin.write_all(body.as_bytes()).await.is_err() {
+            return false;
+        }
+    }
+    match child.wait().await {
+        Ok(status) if status.success() => true,
+        Ok(status) => {
+            tracing::warn!(bin = %bin.display(), %status, "step binary failed; the message returns after its visibility timeout");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "waiting for the step binary");
+            false
+        }
+    }
+}

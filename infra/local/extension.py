@@ -1,0 +1,637 @@
+"""assure's extension of moto: the AWS operations moto lacks, answered statefully.
+
+A WSGI layer in front of moto's app. It reads the SigV4 credential scope of each request (access key,
+region, signing name) and the path; requests it owns are answered here, everything else goes to moto
+unchanged. State is kept per calling account and region, as AWS keeps it, and the calling account comes
+from moto's own access-key registry, so credentials from sts:AssumeRole act as the assumed account.
+
+Owned operations (REST-JSON, shapes and error codes as in the AWS API references):
+- GuardDuty: CreateMembers, GetMembers, ListMembers, DeleteMembers, DisassociateMembers, InviteMembers,
+  AcceptAdministratorInvitation, GetAdministratorAccount, DisassociateFromAdministratorAccount,
+  ListFilters, EnableOrganizationAdminAccount, DisableOrganizationAdminAccount, ListOrganizationAdminAccounts,
+  UpdateOrganizationConfiguration, DescribeOrganizationConfiguration, CreatePublishingDestination,
+  ListPublishingDestinations, DescribePublishingDestination, DeletePublishingDestination.
+- IAM Access Analyzer: CreateAnalyzer, GetAnalyzer, ListAnalyzers, DeleteAnalyzer, CreateArchiveRule,
+  ListArchiveRules.
+- /assure-api/health: readiness probe.
+"""
+
+import datetime
+import json
+import re
+import threading
+import uuid
+from typing import Any, Callable
+from urllib.parse import parse_qs, unquote
+
+from moto.guardduty.models import guardduty_backends
+from moto.iam.models import get_account_id_from
+from moto.moto_api import recorder
+from moto.core.request import Request
+from moto.organizations.models import organizations_backends
+
+SCOPE = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
+LOCK = threading.RLock()
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: Any):
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+class Call:
+    """One request as the handlers see it."""
+
+    def __init__(self, account: str, region: str, method: str, path: str, query: dict, body: dict):
+        self.account, self.region, self.method, self.path = account, region, method, path
+        self.query, self.body = query, body
+
+    def q(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+def organization_of(account: str) -> tuple[str, Any] | None:
+    """(management account id, moto's organization backend) of the organization `account` is in."""
+    own = organizations_backends[account]["aws"]
+    if own.org is not None:
+        return account, own
+    if account in organizations_backends.master_accounts:
+        mgmt, partition = organizations_backends.master_accounts[account]
+        return mgmt, organizations_backends[mgmt][partition]
+    return None
+
+
+def delegated_admin(account: str, principal: str) -> bool:
+    org = organization_of(account)
+    if org is None:
+        return False
+    return any(a.account.id == account and principal in a.services for a in org[1].admins)
+
+
+def trusted_access(account: str, principal: str) -> bool:
+    org = organization_of(account)
+    return org is not None and any(s["ServicePrincipal"] == principal for s in org[1].services)
+
+
+def page(items: list, call: Call, key: str) -> dict:
+    """AWS-style pagination: maxResults and an opaque nextToken (here: the offset)."""
+    start = int(call.q("nextToken") or 0)
+    size = int(call.q("maxResults") or 50)
+    out: dict[str, Any] = {key: items[start : start + size]}
+    if start + size < len(items):
+        out["nextToken"] = str(start + size)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# GuardDuty
+
+
+class GuardDuty:
+    def __init__(self) -> None:
+        # (admin account, region) -> member account -> member record
+        self.members: dict[tuple[str, str], dict[str, dict]] = {}
+        # (member account, region) -> {"accountId", "invitationId", "relationshipStatus", "invitedAt"}
+        self.administrator: dict[tuple[str, str], dict] = {}
+        # (member account, region) -> pending invitation from an administrator
+        self.invitations: dict[tuple[str, str], dict] = {}
+        # management account -> delegated administrator account (one per organization, as on AWS)
+        self.org_admin: dict[str, str] = {}
+        # (admin account, region) -> organization configuration
+        self.org_config: dict[tuple[str, str], dict] = {}
+        # (account, region, detector) -> destination id -> destination
+        self.destinations: dict[tuple[str, str, str], dict[str, dict]] = {}
+
+    routes: list[tuple[str, str, str]] = [
+        ("POST", r"/detector/(?P<d>[^/]+)/member", "create_members"),
+        ("POST", r"/detector/(?P<d>[^/]+)/member/get", "get_members"),
+        ("GET", r"/detector/(?P<d>[^/]+)/member", "list_members"),
+        ("POST", r"/detector/(?P<d>[^/]+)/member/delete", "delete_members"),
+        ("POST", r"/detector/(?P<d>[^/]+)/member/disassociate", "disassociate_members"),
+        ("POST", r"/detector/(?P<d>[^/]+)/member/invite", "invite_members"),
+        ("GET", r"/invitation", "list_invitations"),
+        ("POST", r"/detector/(?P<d>[^/]+)/administrator", "accept_administrator_invitation"),
+        ("GET", r"/detector/(?P<d>[^/]+)/administrator", "get_administrator_account"),
+        ("POST", r"/detector/(?P<d>[^/]+)/administrator/disassociate", "disassociate_from_administrator"),
+        ("POST", r"/admin/enable", "enable_organization_admin_account"),
+        ("POST", r"/admin/disable", "disable_organization_admin_account"),
+        ("GET", r"/admin", "list_organization_admin_accounts"),
+        ("POST", r"/detector/(?P<d>[^/]+)/admin", "update_organization_configuration"),
+        ("GET", r"/detector/(?P<d>[^/]+)/admin", "describe_organization_configuration"),
+        ("GET", r"/detector/(?P<d>[^/]+)/filter", "list_filters"),
+        ("POST", r"/detector/(?P<d>[^/]+)/publishingDestination", "create_publishing_destination"),
+        ("GET", r"/detector/(?P<d>[^/]+)/publishingDestination", "list_publishing_destinations"),
+        ("GET", r"/detector/(?P<d>[^/]+)/publishingDestination/(?P<p>[^/]+)", "describe_publishing_destination"),
+        ("DELETE", r"/detector/(?P<d>[^/]+)/publishingDestination/(?P<p>[^/]+)", "delete_publishing_destination"),
+    ]
+
+    @staticmethod
+    def bad_request(message: str) -> ApiError:
+        return ApiError(400, "BadRequestException", message, type="InvalidInputException")
+
+    def detector(self, call: Call, detector_id: str):
+        backend = guardduty_backends[call.account][call.region]
+        detector = backend.detectors.get(detector_id)
+        if detector is None:
+            raise self.bad_request(
+                "The request is rejected because the input detectorId is not owned by the current account."
+            )
+        return detector
+
+    @staticmethod
+    def detector_id_of(account: str, region: str) -> str | None:
+        detectors = list(guardduty_backends[account][region].detectors)
+        return detectors[0] if detectors else None
+
+    def _member_view(self, admin: str, region: str, record: dict) -> dict:
+        out = dict(record)
+        out["administratorId"] = admin
+        out["masterId"] = admin
+        out["detectorId"] = self.detector_id_of(record["accountId"], region) or ""
+        return out
+
+    def create_members(self, call: Call, d: str) -> dict:
+        self.detector(call, d)
+        org_admin = organization_of(call.account)
+        is_org_admin = org_admin is not None and self.org_admin.get(org_admin[0]) == call.account
+        members = self.members.setdefault((call.account, call.region), {})
+        unprocessed = []
+        for detail in call.body.get("accountDetails") or []:
+            member = detail.get("accountId", "")
+            if not re.fullmatch(r"\d{12}", member) or member == call.account:
+                unprocessed.append({"accountId": member, "result": "The account ID is not valid."})
+                continue
+            current = self.administrator.get((member, call.region))
+            if current and current["accountId"] != call.account and current["relationshipStatus"] == "Enabled":
+                unprocessed.append(
+                    {"accountId": member, "result": "The account is already associated with another administrator account."}
+                )
+                continue
+            same_org = org_admin is not None and organization_of(member) is not None and organization_of(member)[0] == org_admin[0]
+            status = "Enabled" if (is_org_admin and same_org) else "Created"
+            record = members.get(member) or {"accountId": member, "email": detail.get("email", ""), "invitedAt": now()}
+            record.update({"relationshipStatus": status, "updatedAt": now()})
+            members[member] = record
+            if status == "Enabled":
+                self.administrator[(member, call.region)] = {
+                    "accountId": call.account,
+                    "invitationId": uuid.uuid4().hex,
+                    "relationshipStatus": "Enabled",
+                    "invitedAt": record["invitedAt"],
+                }
+        return {"unprocessedAccounts": unprocessed}
+
+    def _select(self, call: Call) -> tuple[dict, list[str], list[dict]]:
+        members = self.members.setdefault((call.account, call.region), {})
+        ids = call.body.get("accountIds") or []
+        unprocessed = [
+            {"accountId": a, "result": "The request is rejected because the given account ID is not a member of the current account."}
+            for a in ids
+            if a not in members
+        ]
+        return members, [a for a in ids if a in members], unprocessed
+
+    def get_members(self, call: Call, d: str) -> dict:
+        self.detector(call, d)
+        members, found, unprocessed = self._select(call)
+        return {
+            "members": [self._member_view(call.account, call.region, members[a]) for a in found],
+            "unprocessedAccounts": unprocessed,
+        }
+
+    def list_members(self, call: Call, d: str) -> dict:
+        self.detector(call, d)
+        records = list(self.members.get((call.account, call.region), {}).values())
+        if (call.q("onlyAssociated") or "true").lower() == "true":
+            records = [r for r in records if r["relationshipStatus"] == "Enabled"]
+        return page([self._member_view(call.account, call.region, r) for r in records], call, "members")
+
+    def _release(self, admin: str, region: str, member: str) -> None:
+        current = self.administrator.get((member, region))
+        if current and current["accountId"] == admin:
+            del self.administrator[(member, region)]
+
+    def delete_members(self, call: Call, d: str) -> dict:
+        self.detector(call, d)
+        members, found, unprocessed = self._select(call)
+        for a in found:
+            del members[a]
+            self._release(call.account, call.region, a)
+        return {"unprocessedAccounts": unprocessed}
+
+    def disassociate_members(self, call: Call, d: str) -> dict:
+        self.detector(call, d)
+        members, found, unprocessed = self._select(call)
+        for a in found:
+            members[a].update({"relationshipStatus": "Removed", "updatedAt": now()})
+            self._release(call.account, call.region, a)
+        return {"unprocessedAccounts": unprocessed}
+
+    def invite_members(self, call: Call, d: str) -> dict:
+        self.detector(call, d)
+        members, found, unprocessed = self._select(call)
+        for a in found:
+            invitation = {"accountId": call.account, "invitationId": uuid.uuid4().hex, "invitedAt": now()}
+            self.invitations[(a, call.region)] = invitation
+            members[a].update({"relationshipStatus": "Invited", "invitedAt": invitation["invitedAt"], "updatedAt": now()})
+        return {"unprocessedAccounts": unprocessed}
+
+    def list_invitations(self, call: Call) -> dict:
+        invitation = self.invitations.get((call.account, call.region))
+        items = [dict(invitation, relationshipStatus="Invited")] if invitation else []
+        return page(items, call, "invitations")
+
+    def accept_administrator_invitation(self, call: Call, d: str) -> dict:
+        self.detector(call, d)
+        admin = call.body.get("administratorId")
+        invitation = self.invitations.get((call.account, call.region))
+        if not invitation or invitation["accountId"] != admin or invitation["invitationId"] != call.body.get("invitationId"):
+            raise self.bad_request("The request is rejected because the invitation is not valid.")
+        del self.invitations[(call.account, call.region)]
+        self.administrator[(call.account, call.region)] = {
+            "accountId": admin,
+            "invitationId": invitation["invitationId"],
+            "relationshipStatus": "Enabled",
+            "invitedAt": invitation["invitedAt"],
+        }
+        record = self.members.get((admin, call.region), {}).get(call.account)
+        if record:
+            record.update({"relationshipStatus": "Enabled", "updatedAt": now()})
+        return {}
+
+    def get_administrator_account(self, call: Call, d: str) -> dict:
+        self.detector(call, d)
+        current = self.administrator.get((call.account, call.region))
+        return {"administrator": dict(current), "master": dict(current)} if current else {}
+
+    def disassociate_from_administrator(self, call: Call, d: str) -> dict:
+        self.detector(call, d)
+        current = self.administrator.pop((call.account, call.region), None)
+        if current:
+            record = self.members.get((current["accountId"], call.region), {}).get(call.account)
+            if record:
+                record.update({"relationshipStatus": "Removed", "updatedAt": now()})
+        return {}
+
+    def _management(self, call: Call) -> str:
+        org = organization_of(call.account)
+        if org is None or org[0] != call.account:
+            raise self.bad_request(
+                "The request failed because you do not have required permissions to make this request: "
+                "only the organization's management account can manage the delegated administrator."
+            )
+        return org[0]
+
+    def enable_organization_admin_account(self, call: Call) -> dict:
+        mgmt = self._management(call)
+        admin = call.body.get("adminAccountId", "")
+        if organization_of(admin) is None or organization_of(admin)[0] != mgmt:
+            raise self.bad_request("The request is rejected because the account is not a member of the organization.")
+        if self.org_admin.get(mgmt) not in (None, admin):
+            raise self.bad_request(
+                "The request is rejected because an administrator account is already enabled for the organization."
+            )
+        self.org_admin[mgmt] = admin
+        return {}
+
+    def disable_organization_admin_account(self, call: Call) -> dict:
+        mgmt = self._management(call)
+        if self.org_admin.get(mgmt) != call.body.get("adminAccountId"):
+            raise self.bad_request("The request is rejected because the account is not the administrator account.")
+        del self.org_admin[mgmt]
+        return {}
+
+    def list_organization_admin_accounts(self, call: Call) -> dict:
+        mgmt = self._management(call)
+        admin = self.org_admin.get(mgmt)
+        admins = [{"adminAccountId": admin, "adminStatus": "ENABLED"}] if admin else []
+        return page(admins, call, "adminAccounts")
+
+    def _org_admin_of(self, call: Call) -> None:
+        org = organization_of(call.account)
+        if org is None or self.org_admin.get(org[0]) != call.account:
+            raise self.bad_request(
+                "The request is rejected because the current account is not the GuardDuty delegated administrator."
+            )
+
+    def update_organization_configuration(self, call: Call, d: str) -> dict:
+        self.detector(call, d)
+        self._org_admin_of(call)
+        config = self.org_config.setdefault((call.account, call.region), {"autoEnable": False, "autoEnableOrganizationMembers": "NONE"})
+        if "autoEnableOrganizationMembers" in call.body:
+            value = call.body["autoEnableOrganizationMembers"]
+            if value not in ("NEW", "ALL", "NONE"):
+                raise self.bad_request("The request is rejected because autoEnableOrganizationMembers is not valid.")
+            config["autoEnableOrganizationMembers"] = value
+            config["autoEnable"] = value != "NONE"
+        elif "autoEnable" in call.body:
+            config["autoEnable"] = bool(call.body["autoEnable"])
+            config["autoEnableOrganizationMembers"] = "NEW" if config["autoEnable"] else "NONE"
+        for key in ("dataSources", "features"):
+            if key in call.body:
+                config[key] = call.body[key]
+        return {}
+
+    def describe_organization_configuration(self, call: Call, d: str) -> dict:
+        self.detector(call, d)
+        self._org_admin_of(call)
+        config = self.org_config.get((call.account, call.region), {"autoEnable": False, "autoEnableOrganizationMembers": "NONE"})
+        return dict(config, memberAccountLimitReached=False)
+
+    def list_filters(self, call: Call, d: str) -> dict:
+        detector = self.detector(call, d)
+        return page(sorted(detector.filters), call, "filterNames")
+
+    def create_publishing_destination(self, call: Call, d: str) -> dict:
+        self.detector(call, d)
+        if call.body.get("destinationType") != "S3":
+            raise self.bad_request("The request is rejected because destinationType is not valid.")
+        props = call.body.get("destinationProperties") or {}
+        if not props.get("destinationArn", "").startswith("arn:aws:s3:::") or not props.get("kmsKeyArn"):
+            raise self.bad_request("The request is rejected because destinationProperties is not valid.")
+        destinations = self.destinations.setdefault((call.account, call.region, d), {})
+        if destinations:
+            raise self.bad_request("The request is rejected because a publishing destination already exists for this detector.")
+        destination_id = uuid.uuid4().hex
+        destinations[destination_id] = {
+            "destinationId": destination_id,
+            "destinationType": "S3",
+            "status": "PUBLISHING",
+            "destinationProperties": {"destinationArn": props["destinationArn"], "kmsKeyArn": props["kmsKeyArn"]},
+            "publishingFailureStartTimestamp": 0,
+        }
+        return {"destinationId": destination_id}
+
+    def list_publishing_destinations(self, call: Call, d: str) -> dict:
+        self.detector(call, d)
+        items = [
+            {k: v[k] for k in ("destinationId", "destinationType", "status")}
+            for v in self.destinations.get((call.account, call.region, d), {}).values()
+        ]
+        return page(items, call, "destinations")
+
+    def _destination(self, call: Call, d: str, p: str) -> dict:
+        self.detector(call, d)
+        destination = self.destinations.get((call.account, call.region, d), {}).get(p)
+        if destination is None:
+            raise self.bad_request("The request is rejected since no such resource found.")
+        return destination
+
+    def describe_publishing_destination(self, call: Call, d: str, p: str) -> dict:
+        return dict(self._destination(call, d, p))
+
+    def delete_publishing_destination(self, call: Call, d: str, p: str) -> dict:
+        self._destination(call, d, p)
+        del self.destinations[(call.account, call.region, d)][p]
+        return {}
+
+
+# ---------------------------------------------------------------------------------------------------
+# IAM Access Analyzer
+
+
+class AccessAnalyzer:
+    PRINCIPAL = "access-analyzer.amazonaws.com"
+
+    def __init__(self) -> None:
+        # (account, region) -> analyzer name -> analyzer
+        self.analyzers: dict[tuple[str, str], dict[str, dict]] = {}
+        # (account, region, analyzer) -> rule name -> rule
+        self.rules: dict[tuple[str, str, str], dict[str, dict]] = {}
+
+    routes: list[tuple[str, str, str]] = [
+        ("PUT", r"/analyzer", "create_analyzer"),
+        ("GET", r"/analyzer", "list_analyzers"),
+        ("GET", r"/analyzer/(?P<name>[^/]+)", "get_analyzer"),
+        ("DELETE", r"/analyzer/(?P<name>[^/]+)", "delete_analyzer"),
+        ("PUT", r"/analyzer/(?P<name>[^/]+)/archive-rule", "create_archive_rule"),
+        ("GET", r"/analyzer/(?P<name>[^/]+)/archive-rule", "list_archive_rules"),
+    ]
+
+    @staticmethod
+    def validation(message: str, field: str) -> ApiError:
+        return ApiError(400, "ValidationException", message, reason="fieldValidationFailed",
+                        fieldList=[{"name": field, "message": message}])
+
+    def _get(self, call: Call, name: str) -> dict:
+        analyzer = self.analyzers.get((call.account, call.region), {}).get(name)
+        if analyzer is None:
+            raise ApiError(404, "ResourceNotFoundException", f"Analyzer {name} not found",
+                           resourceId=name, resourceType="Analyzer")
+        return analyzer
+
+    def create_analyzer(self, call: Call) -> dict:
+        name = call.body.get("analyzerName") or ""
+        kind = call.body.get("type") or ""
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,254}", name):
+            raise self.validation("analyzerName is not valid", "analyzerName")
+        if kind not in ("ACCOUNT", "ORGANIZATION", "ACCOUNT_UNUSED_ACCESS", "ORGANIZATION_UNUSED_ACCESS"):
+            raise self.validation("type is not valid", "type")
+        analyzers = self.analyzers.setdefault((call.account, call.region), {})
+        if name in analyzers:
+            raise ApiError(409, "ConflictException", f"Analyzer {name} already exists",
+                           resourceId=name, resourceType="Analyzer")
+        if kind.startswith("ORGANIZATION"):
+            org = organization_of(call.account)
+            if org is None or not trusted_access(call.account, self.PRINCIPAL):
+                raise self.validation(
+                    "trusted access for access-analyzer.amazonaws.com is not enabled in the organization", "type")
+            if org[0] != call.account and not delegated_admin(call.account, self.PRINCIPAL):
+                raise ApiError(403, "AccessDeniedException",
+                               "only the management account or the delegated administrator can create an organization analyzer")
+        partition = "aws"
+        analyzer = {
+            "arn": f"arn:{partition}:access-analyzer:{call.region}:{call.account}:analyzer/{name}",
+            "name": name,
+            "type": kind,
+            "createdAt": now(),
+            "status": "ACTIVE",
+            "tags": call.body.get("tags") or {},
+        }
+        analyzers[name] = analyzer
+        for rule in call.body.get("archiveRules") or []:
+            self._put_rule(call, name, rule.get("ruleName", ""), rule.get("filter") or {})
+        return {"arn": analyzer["arn"]}
+
+    def list_analyzers(self, call: Call) -> dict:
+        items = list(self.analyzers.get((call.account, call.region), {}).values())
+        kind = call.q("type")
+        if kind:
+            items = [a for a in items if a["type"] == kind]
+        return page(items, call, "analyzers")
+
+    def get_analyzer(self, call: Call, name: str) -> dict:
+        return {"analyzer": self._get(call, name)}
+
+    def delete_analyzer(self, call: Call, name: str) -> dict:
+        self._get(call, name)
+        del self.analyzers[(call.account, call.region)][name]
+        self.rules.pop((call.account, call.region, name), None)
+        return {}
+
+    def _put_rule(self, call: Call, analyzer: str, rule_name: str, filter_: dict) -> None:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,254}", rule_name):
+            raise self.validation("ruleName is not valid", "ruleName")
+        rules = self.rules.setdefault((call.account, call.region, analyzer), {})
+        if rule_name in rules:
+            raise ApiError(409, "ConflictException", f"Archive rule {rule_name} already exists",
+                           resourceId=rule_name, resourceType="ArchiveRule")
+        rules[rule_name] = {"ruleName": rule_name, "filter": filter_, "createdAt": now(), "updatedAt": now()}
+
+    def create_archive_rule(self, call: Call, name: str) -> dict:
+        self._get(call, name)
+        self._put_rule(call, name, call.body.get("ruleName", ""), call.body.get("filter") or {})
+        return {}
+
+    def list_archive_rules(self, call: Call, name: str) -> dict:
+        self._get(call, name)
+        return page(list(self.rules.get((call.account, call.region, name), {}).values()), call, "archiveRules")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fixes to moto's answers, where they differ from AWS in ways the Rust SDK notices
+
+
+def patch_moto() -> None:
+    """Step Functions: moto drops SendTaskFailure's `cause`; AWS records it in the history."""
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions import responses as sfn
+
+    def send_task_failure(self):  # type: ignore[no-untyped-def]
+        token, error, cause = self._get_param("taskToken"), self._get_param("error"), self._get_param("cause")
+        backend = self.stepfunction_backend
+        try:
+            backend.send_task_failure(token, error=error, cause=cause)
+        except TypeError:  # the non-executing backend takes no cause
+            backend.send_task_failure(token, error=error)
+        return EmptyResult()
+
+    sfn.StepFunctionResponse.send_task_failure = send_task_failure
+
+    # S3: moto's check that a log target bucket admits S3's log delivery crashes (HTTP 500) on any
+    # statement whose Principal is the string "*", such as a TLS-only deny. AWS accepts those.
+    import types
+    from moto.s3 import models as s3
+
+    original = s3.FakeBucket._log_permissions_enabled_policy
+
+    def log_permissions(target_bucket, target_prefix):  # type: ignore[no-untyped-def]
+        if not target_bucket.policy:
+            return False
+        doc = json.loads(target_bucket.policy.decode())
+        kept = [st for st in doc.get("Statement", []) if isinstance(st.get("Principal"), dict)]
+        view = types.SimpleNamespace(policy=json.dumps({"Statement": kept}).encode(),
+                                     partition=target_bucket.partition, name=target_bucket.name)
+        return original(view, target_prefix)
+
+    s3.FakeBucket._log_permissions_enabled_policy = staticmethod(log_permissions)
+
+
+# S3 answers whose XML root moto names differently from AWS: (query, moto's root, AWS's root).
+S3_ROOTS = [("versioning", b"GetBucketVersioningResponse", b"VersioningConfiguration")]
+
+
+def fix_s3_root(environ: dict, chunks: list[bytes]) -> list[bytes]:
+    if environ.get("REQUEST_METHOD") != "GET":
+        return chunks
+    query = environ.get("QUERY_STRING", "")
+    for q, wrong, right in S3_ROOTS:
+        if query == q:
+            body = b"".join(chunks)
+            return [body.replace(b"<" + wrong, b"<" + right, 1).replace(b"</" + wrong + b">", b"</" + right + b">", 1)]
+    return chunks
+
+
+# ---------------------------------------------------------------------------------------------------
+# WSGI
+
+
+class Extension:
+    def __init__(self, moto_app: Callable) -> None:
+        self.moto_app = moto_app
+        self.services: dict[str, Any] = {"guardduty": GuardDuty(), "access-analyzer": AccessAnalyzer()}
+        self.compiled = {
+            signing: [(m, re.compile(p + "$"), h) for m, p, h in svc.routes]
+            for signing, svc in self.services.items()
+        }
+
+    @staticmethod
+    def signing(environ: dict) -> str | None:
+        scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        return scope.group(3) if scope else None
+
+    def rewrite(self, environ: dict, start_response: Callable, fix: Callable) -> list[bytes]:
+        """Runs moto, then fixes its body (and Content-Length) before answering."""
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        chunks = list(self.moto_app(environ, capture))
+        body = b"".join(fix(environ, chunks))
+        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(body))))
+        start_response(captured["status"], headers)
+        return [body]
+
+    def route(self, environ: dict) -> tuple[Any, str, dict] | None:
+        signing = self.signing(environ)
+        if signing not in self.services:
+            return None
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = unquote(environ.get("PATH_INFO", ""))
+        for m, pattern, handler in self.compiled[signing]:
+            match = pattern.match(path)
+            if m == method and match:
+                return getattr(self.services[signing], handler), signing, match.groupdict()
+        return None
+
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        if environ.get("PATH_INFO") == "/assure-api/health":
+            return self.respond(start_response, 200, {"ok": True})
+        routed = self.route(environ)
+        if routed is None:
+            if self.signing(environ) == "s3" and environ.get("QUERY_STRING") in [q for q, _, _ in S3_ROOTS]:
+                return self.rewrite(environ, start_response, fix_s3_root)
+            return self.moto_app(environ, start_response)
+        handler, _signing, params = routed
+        recorder._record_request(Request(environ))
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        call = Call(
+            account=get_account_id_from(scope.group(1)),
+            region=scope.group(2),
+            method=environ["REQUEST_METHOD"],
+            path=environ.get("PATH_INFO", ""),
+            query=parse_qs(environ.get("QUERY_STRING", "")),
+            body=json.loads(raw) if raw.strip() else {},
+        )
+        try:
+            with LOCK:
+                result = handler(call, **params)
+            return self.respond(start_response, 200, result)
+        except ApiError as err:
+            body = {"message": err.message, "Message": err.message, **err.extra}
+            if "type" in err.extra:
+                body["__type"] = err.extra["type"]
+                del body["type"]
+            return self.respond(start_response, err.status, body, error=err.code)
+
+    @staticmethod
+    def respond(start_response: Callable, status: int, body: dict, error: str | None = None) -> list[bytes]:
+        data = json.dumps(body).encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+                   ("x-amzn-RequestId", str(uuid.uuid4()))]
+        if error:
+            headers.append(("x-amzn-ErrorType", error))
+        reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
+        start_response(f"{status} {reasons.get(status, 'Error')}", headers)
+        return [data]

@@ -1,0 +1,172 @@
+"""Seeds the local cloud with a demo organization, as an external account looks on the day it joins.
+
+Management (the caller's account), logging and security accounts, and two external accounts with a
+brownfield security setup of their own:
+- GuardDuty detectors in two regions, members of a foreign administrator outside the organization;
+- a running multi-region trail delivering to the account's own bucket;
+- a Config recorder and delivery channel with custom names, recording;
+- custom Session Manager preferences (SSM-SessionManagerRunShell).
+Every account gets the role assure assumes. Idempotent: a second run finds the same accounts.
+Prints the account ids as JSON on stdout.
+"""
+
+import argparse
+import json
+
+import boto3
+from botocore.exceptions import ClientError
+
+ROLE = "AssureExecutionRole"
+FOREIGN_ADMIN = "999988887777"
+BROWNFIELD_REGIONS = ["us-east-1", "eu-west-1"]
+
+
+def client(service, endpoint, region="us-east-1", creds=None):
+    kw = dict(endpoint_url=endpoint, region_name=region)
+    if creds:
+        kw.update(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                  aws_session_token=creds["SessionToken"])
+    else:
+        kw.update(aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(service, **kw)
+
+
+def assume(endpoint, account):
+    sts = client("sts", endpoint)
+    arn = f"arn:aws:iam::{account}:role/{ROLE}"
+    return sts.assume_role(RoleArn=arn, RoleSessionName="assure-seed")["Credentials"]
+
+
+def ensure_org(endpoint):
+    org = client("organizations", endpoint)
+    try:
+        org.describe_organization()
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "AWSOrganizationsNotInUseException":
+            raise
+        org.create_organization(FeatureSet="ALL")
+    existing = {}
+    for page in org.get_paginator("list_accounts").paginate():
+        for a in page["Accounts"]:
+            existing[a["Name"]] = a["Id"]
+    ids = {}
+    for name in ["logging", "security", "external-1", "external-2"]:
+        if name in existing:
+            ids[name] = existing[name]
+            continue
+        status = org.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"]
+        ids[name] = status["AccountId"]
+    mgmt = org.describe_organization()["Organization"]["MasterAccountId"]
+    return mgmt, ids
+
+
+def ensure_role(endpoint, account, mgmt, creds):
+    iam = client("iam", endpoint, creds=creds)
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{mgmt}:root"}, "Action": "sts:AssumeRole"}]}
+    try:
+        iam.get_role(RoleName=ROLE)
+    except ClientError:
+        iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust),
+                        Description="assure's execution role (demo)")
+        # The demo role may do what the steps need; infra/ scopes the real one per service.
+        iam.put_role_policy(RoleName=ROLE, PolicyName="assure-demo", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+                "cloudtrail:*", "config:*", "guardduty:*", "access-analyzer:*", "ssm:*", "s3:*", "kms:*",
+                "logs:*", "cloudwatch:*", "sns:*", "iam:*", "organizations:Describe*", "organizations:List*"],
+                "Resource": "*"}]}))
+
+
+def brownfield(endpoint, account, creds, foreign):
+    # A trail of the account's own, logging to its own bucket.
+    s3 = client("s3", endpoint, creds=creds)
+    bucket = f"legacy-trail-{account}"
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError:
+        s3.create_bucket(Bucket=bucket)
+    ct = client("cloudtrail", endpoint, creds=creds)
+    if not ct.describe_trails(trailNameList=["legacy-audit"])["trailList"]:
+        ct.create_trail(Name="legacy-audit", S3BucketName=bucket, IsMultiRegionTrail=True)
+    ct.start_logging(Name="legacy-audit")
+
+    iam = client("iam", endpoint, creds=creds)
+    try:
+        iam.get_role(RoleName="legacy-config-role")
+    except ClientError:
+        iam.create_role(RoleName="legacy-config-role", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"},
+                                                    "Action": "sts:AssumeRole"}]}))
+    role_arn = f"arn:aws:iam::{account}:role/legacy-config-role"
+    config_bucket = f"legacy-config-{account}"
+    try:
+        s3.head_bucket(Bucket=config_bucket)
+    except ClientError:
+        s3.create_bucket(Bucket=config_bucket)
+
+    for region in BROWNFIELD_REGIONS:
+        # GuardDuty under a foreign administrator.
+        gd = client("guardduty", endpoint, region, creds)
+        detectors = gd.list_detectors()["DetectorIds"]
+        detector = detectors[0] if detectors else gd.create_detector(Enable=True, FindingPublishingFrequency="SIX_HOURS")["DetectorId"]
+        if "Administrator" not in gd.get_administrator_account(DetectorId=detector):
+            fgd = client("guardduty", endpoint, region, foreign)
+            fdet = fgd.list_detectors()["DetectorIds"]
+            fdetector = fdet[0] if fdet else fgd.create_detector(Enable=True)["DetectorId"]
+            fgd.create_members(DetectorId=fdetector, AccountDetails=[{"AccountId": account, "Email": f"{account}@example.com"}])
+            fgd.invite_members(DetectorId=fdetector, AccountIds=[account])
+            # The member finds the invitation in its own GuardDuty, as on AWS.
+            invitation = next(i for i in list_invitations(endpoint, region, creds) if i["AccountId"] == FOREIGN_ADMIN)
+            gd.accept_administrator_invitation(DetectorId=detector, AdministratorId=FOREIGN_ADMIN,
+                                               InvitationId=invitation["InvitationId"])
+
+        # A Config recorder and delivery channel under custom names.
+        cfg = client("config", endpoint, region, creds)
+        cfg.put_configuration_recorder(ConfigurationRecorder={
+            "name": "legacy-recorder", "roleARN": role_arn,
+            "recordingGroup": {"allSupported": True, "includeGlobalResourceTypes": region == "us-east-1"}})
+        cfg.put_delivery_channel(DeliveryChannel={"name": "legacy-channel", "s3BucketName": config_bucket})
+        cfg.start_configuration_recorder(ConfigurationRecorderName="legacy-recorder")
+
+        # Custom Session Manager preferences.
+        ssm = client("ssm", endpoint, region, creds)
+        content = {"schemaVersion": "1.0", "description": "legacy session preferences", "sessionType": "Standard_Stream",
+                   "inputs": {"s3BucketName": f"legacy-ssm-{account}", "s3KeyPrefix": "sessions", "s3EncryptionEnabled": False,
+                              "cloudWatchLogGroupName": "", "cloudWatchEncryptionEnabled": False, "kmsKeyId": "",
+                              "runAsEnabled": False, "runAsDefaultUser": "", "idleSessionTimeout": "60"}}
+        try:
+            ssm.create_document(Name="SSM-SessionManagerRunShell", DocumentType="Session", DocumentFormat="JSON",
+                                Content=json.dumps(content))
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "DocumentAlreadyExists":
+                raise
+
+
+def list_invitations(endpoint, region, creds):
+    gd = client("guardduty", endpoint, region, creds)
+    return gd.list_invitations()["Invitations"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--endpoint", required=True)
+    args = parser.parse_args()
+    endpoint = args.endpoint
+    mgmt, ids = ensure_org(endpoint)
+    for account in ids.values():
+        ensure_role(endpoint, account, mgmt, assume(endpoint, account))
+    foreign = assume(endpoint, FOREIGN_ADMIN)
+    for name in ["external-1", "external-2"]:
+        brownfield(endpoint, ids[name], assume(endpoint, ids[name]), foreign)
+    print(json.dumps({
+        "management": mgmt,
+        "logging": ids["logging"],
+        "security": ids["security"],
+        "external": [ids["external-1"], ids["external-2"]],
+        "foreignGuardDutyAdministrator": FOREIGN_ADMIN,
+        "brownfieldRegions": BROWNFIELD_REGIONS,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""The local cloud: moto's server plus assure's extension, bound to 127.0.0.1.
+
+moto (pinned in requirements.txt) emulates most of AWS. The extension (extension.py) is a WSGI layer in
+front of it that answers the operations moto lacks (GuardDuty membership, organization configuration and
+publishing destinations; IAM Access Analyzer) and passes every other request through unchanged.
+
+Usage: python server.py --port-file FILE [--host 127.0.0.1] [--port 0]
+
+The server binds first, then writes the port it got to FILE, so a caller asking for port 0 never races
+another process for a free port.
+"""
+
+import argparse
+import os
+import signal
+import sys
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", required=True)
+    args = parser.parse_args()
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        sys.exit(f"refusing to bind {args.host}: the local cloud binds the loopback interface only")
+
+    from werkzeug.serving import make_server
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from moto.moto_api._internal.models import moto_api_backend
+
+    import extension
+
+    extension.patch_moto()
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    app = extension.Extension(moto_app)
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    port = server.server_address[1]
+    # moto's Step Functions interpreter calls SQS through its own server; it finds it by MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(port)
+    moto_api_backend.set_config({"stepfunctions": {"execute_state_machine": True}})
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(port))
+    os.replace(tmp, args.port_file)
+    print(f"local cloud listening on http://{args.host}:{port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
