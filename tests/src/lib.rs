@@ -1,1 +1,206 @@
-//! placeholder
+//! Test harness for assure's end-to-end tests: a local cloud per test, started and stopped by PID
+//! through the real `assure` binary, plus helpers to drive the CLI and to count AWS calls.
+//!
+//! The binaries are found in `ASSURE_BIN_DIR` (set by `cargo xtask test`), or beside the test
+//! executable's `deps/` directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// Where the `assure` and `assure-step-*` binaries are.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("ASSURE_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/debug")
+        .to_path_buf()
+}
+
+/// A running local cloud with its worker, private to one test. Stopped (by PID) on drop.
+pub struct LocalCloud {
+    pub dir: tempdir::TempDir,
+    pub endpoint: String,
+}
+
+mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    /// A directory removed on drop.
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(prefix: &str) -> TempDir {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default();
+            let p = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
+            std::fs::create_dir_all(&p).expect("temp dir");
+            TempDir(p)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl LocalCloud {
+    /// Starts a fresh local cloud and worker; every AWS call the worker's steps make is logged.
+    pub fn start() -> LocalCloud {
+        let dir = tempdir::TempDir::new("assure-e2e");
+        let out = Command::new(bin_dir().join("assure"))
+            .args(["local", "up", "--output", "json"])
+            .env("ASSURE_LOCAL_DIR", dir.path())
+            .env("ASSURE_CALL_LOG", dir.path().join("calls.jsonl"))
+            .env("ASSURE_LOG", "info")
+            .output()
+            .expect("run assure local up (build the binaries first: cargo xtask test does)");
+        assert!(
+            out.status.success(),
+            "assure local up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env: Value = serde_json::from_slice(&out.stdout).expect("local up prints JSON");
+        let endpoint = env["AWS_ENDPOINT_URL"]
+            .as_str()
+            .expect("endpoint")
+            .to_owned();
+        assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+        LocalCloud { dir, endpoint }
+    }
+
+    /// The `assure` command, pointed at this cloud, logging its AWS calls.
+    pub fn assure(&self) -> Command {
+        let mut c = Command::new(bin_dir().join("assure"));
+        c.env("ASSURE_LOCAL_DIR", self.dir.path())
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("ASSURE_CALL_LOG", self.calls_path())
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN");
+        c
+    }
+
+    /// Runs `assure ARGS`; returns (exit code, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out: Output = self.assure().args(args).output().expect("run assure");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Seeds the demo organization; returns the ids JSON.
+    pub fn seed(&self) -> Value {
+        let (code, out, err) = self.run(&["local", "seed"]);
+        assert_eq!(code, 0, "seed failed: {err}");
+        serde_json::from_str(&out).expect("seed prints JSON")
+    }
+
+    /// Seeds and deploys with `regions`; returns the seed ids.
+    pub fn seed_and_deploy(&self, regions: &str) -> Value {
+        let ids = self.seed();
+        let (code, _, err) = self.run(&[
+            "deploy",
+            "--logging-account",
+            ids["logging"].as_str().unwrap(),
+            "--security-account",
+            ids["security"].as_str().unwrap(),
+            "--regions",
+            regions,
+        ]);
+        assert_eq!(code, 0, "deploy failed: {err}");
+        ids
+    }
+
+    pub fn calls_path(&self) -> PathBuf {
+        self.dir.path().join("calls.jsonl")
+    }
+
+    /// Every AWS call logged so far (by the CLI, the worker and the step binaries).
+    pub fn calls(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.calls_path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Forgets the calls logged so far.
+    pub fn reset_calls(&self) {
+        let _ = std::fs::remove_file(self.calls_path());
+    }
+
+    /// Mutating calls that change an account's configuration: everything mutating except the
+    /// pipeline's own plumbing (Step Functions and SQS).
+    pub fn configuration_changes(&self) -> Vec<Value> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c["mutating"] == true)
+            .filter(|c| !matches!(c["service"].as_str(), Some("sfn" | "SFN" | "sqs" | "SQS")))
+            .collect()
+    }
+
+    /// An SDK configuration for this cloud (as the pipeline's account).
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .load()
+            .await
+    }
+
+    /// An SDK configuration acting as `account` (through sts:AssumeRole, as on AWS).
+    pub async fn sdk_config_as(&self, account: &str, region: &str) -> aws_config::SdkConfig {
+        let base = self.sdk_config().await;
+        let sts = aws_sdk_sts::Client::new(&base);
+        let c = sts
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{account}:role/AssureExecutionRole"))
+            .role_session_name("assure-test")
+            .send()
+            .await
+            .expect("assume role")
+            .credentials
+            .expect("credentials");
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new(region.to_owned()))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                c.access_key_id,
+                c.secret_access_key,
+                Some(c.session_token),
+                None,
+                "test",
+            ))
+            .load()
+            .await
+    }
+}
+
+impl Drop for LocalCloud {
+    fn drop(&mut self) {
+        let _ = Command::new(bin_dir().join("assure"))
+            .args(["local", "down"])
+            .env("ASSURE_LOCAL_DIR", self.dir.path())
+            .output();
+    }
+}

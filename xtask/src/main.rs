@@ -1,1 +1,154 @@
-fn main() {}
+//! `cargo xtask demo | test`: the project's own commands, so a fresh clone needs nothing else.
+//!
+//! - `demo`: builds assure, starts the local cloud, seeds a demo organization, deploys the
+//!   pipeline and onboards one brownfield account, then says where to look next.
+//! - `test`: builds the binaries the end-to-end tests drive, prepares the local cloud's Python
+//!   environment once, and runs the whole suite with cargo-nextest.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::{bail, Context};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => demo(),
+        Some("test") => test(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask demo | test [nextest args…]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn build_bins() -> anyhow::Result<PathBuf> {
+    eprintln!("==> building assure and the step binaries");
+    run(cargo().args(["build", "--quiet", "--workspace", "--bins"]))?;
+    Ok(target_dir().join("debug"))
+}
+
+fn assure(bin: &Path) -> Command {
+    let mut c = Command::new(bin.join("assure"));
+    c.current_dir(root());
+    c
+}
+
+fn demo() -> anyhow::Result<()> {
+    let bin = build_bins()?;
+    eprintln!("==> starting the local cloud (first time: creates a Python venv with moto)");
+    let out = assure(&bin)
+        .args(["local", "up", "--output", "json"])
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        bail!("assure local up failed");
+    }
+    let env: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("assure local up output")?;
+    let with_env = |c: &mut Command| {
+        for (k, v) in env.as_object().into_iter().flatten() {
+            c.env(k, v.as_str().unwrap_or_default());
+        }
+        c.env_remove("AWS_PROFILE").env_remove("AWS_SESSION_TOKEN");
+    };
+    eprintln!("==> seeding a demo organization with brownfield external accounts");
+    let mut seed = assure(&bin);
+    seed.args(["local", "seed"]);
+    with_env(&mut seed);
+    let out = seed.stderr(Stdio::inherit()).output()?;
+    if !out.status.success() {
+        bail!("assure local seed failed");
+    }
+    let ids: serde_json::Value = serde_json::from_slice(&out.stdout).context("seed output")?;
+    println!("{}", serde_json::to_string_pretty(&ids)?);
+    let s = |k: &str| ids[k].as_str().unwrap_or_default().to_owned();
+    let target = ids["external"][0].as_str().unwrap_or_default().to_owned();
+    let regions = "us-east-1,eu-west-1,us-west-2,eu-central-1";
+    eprintln!("==> deploying the pipeline (checkpoint bucket, queues, state machine)");
+    let mut deploy = assure(&bin);
+    deploy.args([
+        "deploy",
+        "--logging-account",
+        &s("logging"),
+        "--security-account",
+        &s("security"),
+        "--regions",
+        regions,
+    ]);
+    with_env(&mut deploy);
+    run(&mut deploy)?;
+    eprintln!("==> onboarding brownfield account {target} in {regions}");
+    let mut onboard = assure(&bin);
+    onboard.args(["onboard", &target]);
+    with_env(&mut onboard);
+    let status = onboard.status()?;
+    let endpoint = env["AWS_ENDPOINT_URL"].as_str().unwrap_or_default();
+    println!();
+    println!("Where to look next:");
+    println!(
+        "  eval \"$({} local up)\"        # point your shell at the local cloud ({endpoint})",
+        bin.join("assure").display()
+    );
+    println!(
+        "  assure onboard {}           # the other brownfield account",
+        ids["external"][1].as_str().unwrap_or_default()
+    );
+    println!("  assure onboard {target}           # again: zero changes, the run is idempotent");
+    println!(
+        "  aws stepfunctions get-execution-history --execution-arn …   # the execution history"
+    );
+    println!("  assure local down                      # stop the local cloud");
+    if !status.success() {
+        bail!("the onboarding run did not succeed");
+    }
+    Ok(())
+}
+
+fn test(extra: &[String]) -> anyhow::Result<()> {
+    let bin = build_bins()?;
+    eprintln!("==> preparing the local cloud's Python environment");
+    run(assure(&bin).args(["local", "install"]))?;
+    eprintln!("==> running the test suite");
+    let mut nextest = cargo();
+    nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    if std::env::var_os("CI").is_some() {
+        nextest.args(["--profile", "ci"]);
+    }
+    nextest.args(extra).env("ASSURE_BIN_DIR", &bin);
+    run(&mut nextest)
+}

@@ -309,7 +309,7 @@ async fn onboard_cmd(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> 
                     format!("  ⏱ {step:<15} {region:<15} timed out (retrying)")
                 }
             };
-            if !(json && !tty) {
+            if !json || tty {
                 eprintln!("{line}");
             }
         },

@@ -12,7 +12,7 @@ use aws_sdk_sts::config::Credentials;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
@@ -306,16 +306,16 @@ pub fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&s
 }
 
 /// Maps an SDK error to one of assure's error names, keeping the service's code and message.
-pub fn classify<E, R>(err: &SdkError<E, R>, what: &str) -> StepError
+pub fn classify<E>(err: &SdkError<E, HttpResponse>, what: &str) -> StepError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     match err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("Unknown");
             let message = service.err().message().unwrap_or("");
-            let name = if RETRYABLE_CODES.contains(&code) {
+            let server_error = service.raw().status().is_server_error();
+            let name = if RETRYABLE_CODES.contains(&code) || server_error {
                 ErrorName::Retryable
             } else if DENIED_CODES.contains(&code) {
                 ErrorName::AccessDenied
@@ -349,10 +349,9 @@ pub trait AwsResultExt<T> {
     fn aws(self, what: impl Display) -> Result<T, StepError>;
 }
 
-impl<T, E, R> AwsResultExt<T> for Result<T, SdkError<E, R>>
+impl<T, E> AwsResultExt<T> for Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     fn aws(self, what: impl Display) -> Result<T, StepError> {
         self.map_err(|e| classify(&e, &what.to_string()))

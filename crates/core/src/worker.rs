@@ -165,10 +165,14 @@ enum Answer {
     Failed(StepError),
 }
 
-fn gone_or_other<E, R>(e: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Answer
+fn gone_or_other<E>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> Answer
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     match error_code(e) {
         Some(c @ ("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")) => {

@@ -97,7 +97,8 @@ pub async fn guardduty(target: &AccountConfig) -> Result<Value, StepError> {
             "detectorId": id,
             "status": d.status().map(|s| s.as_str()),
             "findingPublishingFrequency": d.finding_publishing_frequency().map(|f| f.as_str()),
-            "administrator": admin.administrator().map(|a| json!({
+            // `administrator` is required in the API model, so the SDK shows "none" as an empty one.
+            "administrator": admin.administrator().filter(|a| a.account_id().is_some()).map(|a| json!({
                 "accountId": a.account_id(),
                 "relationshipStatus": a.relationship_status(),
             })),

@@ -1,0 +1,13 @@
+//! All of assure's cross-crate tests in one binary (one link instead of many):
+//! - `statemachine`: the ASL files checked offline;
+//! - `errors`: AWS failure paths through the SDK against wiremock;
+//! - `extension`: the local cloud's extension through the Rust SDK;
+//! - `e2e`: whole onboarding runs on the local cloud.
+
+mod all {
+    mod docs;
+    mod e2e;
+    mod errors;
+    mod extension;
+    mod statemachine;
+}
