@@ -13,6 +13,7 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
   ListPublishingDestinations, DescribePublishingDestination, DeletePublishingDestination.
 - IAM Access Analyzer: CreateAnalyzer, GetAnalyzer, ListAnalyzers, DeleteAnalyzer, CreateArchiveRule,
   ListArchiveRules.
+- CloudWatch over Smithy RPC v2 CBOR: PutMetricAlarm, DescribeAlarms, DeleteAlarms.
 - /assure-api/health: readiness probe.
 """
 
@@ -495,6 +496,69 @@ class AccessAnalyzer:
 
 
 # ---------------------------------------------------------------------------------------------------
+# CloudWatch alarms over Smithy RPC v2 CBOR (the protocol of the current AWS SDKs; moto speaks only
+# the older query protocol for CloudWatch)
+
+
+class CloudWatch:
+    NAMESPACE = "GraniteServiceVersion20100801"
+    cbor = True
+
+    def __init__(self) -> None:
+        # (account, region) -> alarm name -> alarm
+        self.alarms: dict[tuple[str, str], dict[str, dict]] = {}
+
+    routes: list[tuple[str, str, str]] = [
+        ("POST", r"/service/GraniteServiceVersion20100801/operation/PutMetricAlarm", "put_metric_alarm"),
+        ("POST", r"/service/GraniteServiceVersion20100801/operation/DescribeAlarms", "describe_alarms"),
+        ("POST", r"/service/GraniteServiceVersion20100801/operation/DeleteAlarms", "delete_alarms"),
+    ]
+
+    FIELDS = ["AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions", "InsufficientDataActions", "MetricName",
+              "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Period", "Unit", "EvaluationPeriods",
+              "DatapointsToAlarm", "Threshold", "ComparisonOperator", "TreatMissingData"]
+
+    def put_metric_alarm(self, call: Call) -> dict:
+        name = call.body.get("AlarmName") or ""
+        if not name or len(name) > 255:
+            raise ApiError(400, "InvalidParameterValue", "AlarmName is not valid")
+        for required in ("EvaluationPeriods", "ComparisonOperator"):
+            if required not in call.body:
+                raise ApiError(400, "MissingParameter", f"The parameter {required} is required.")
+        alarms = self.alarms.setdefault((call.account, call.region), {})
+        alarm = alarms.get(name) or {"StateValue": "INSUFFICIENT_DATA", "StateReason": "Unchecked: Initial alarm creation"}
+        alarm.update({k: call.body[k] for k in self.FIELDS if k in call.body})
+        alarm.setdefault("ActionsEnabled", True)
+        alarm.update({"AlarmName": name, "AlarmArn": f"arn:aws:cloudwatch:{call.region}:{call.account}:alarm:{name}"})
+        alarms[name] = alarm
+        return {}
+
+    def describe_alarms(self, call: Call) -> dict:
+        items = sorted(self.alarms.get((call.account, call.region), {}).values(), key=lambda a: a["AlarmName"])
+        names = call.body.get("AlarmNames")
+        if names:
+            items = [a for a in items if a["AlarmName"] in names]
+        prefix = call.body.get("AlarmNamePrefix")
+        if prefix:
+            items = [a for a in items if a["AlarmName"].startswith(prefix)]
+        start = int(call.body.get("NextToken") or 0)
+        size = int(call.body.get("MaxRecords") or 50)
+        out: dict[str, Any] = {"MetricAlarms": items[start:start + size], "CompositeAlarms": []}
+        if start + size < len(items):
+            out["NextToken"] = str(start + size)
+        return out
+
+    def delete_alarms(self, call: Call) -> dict:
+        alarms = self.alarms.get((call.account, call.region), {})
+        missing = [n for n in call.body.get("AlarmNames") or [] if n not in alarms]
+        if missing:
+            raise ApiError(404, "ResourceNotFound", f"alarms not found: {', '.join(missing)}")
+        for n in call.body.get("AlarmNames") or []:
+            del alarms[n]
+        return {}
+
+
+# ---------------------------------------------------------------------------------------------------
 # Fixes to moto's answers, where they differ from AWS in ways the Rust SDK notices
 
 
@@ -532,6 +596,27 @@ def patch_moto() -> None:
 
     s3.FakeBucket._log_permissions_enabled_policy = staticmethod(log_permissions)
 
+    # CloudTrail: moto looks for the trail's bucket only in the trail's own account; AWS delivers to
+    # a bucket in another account (the organization's logging account) when its policy allows it.
+    from moto.cloudtrail import models as cloudtrail
+
+    def check_bucket_exists(self):  # type: ignore[no-untyped-def]
+        for account in list(s3.s3_backends.keys()):
+            try:
+                s3.s3_backends[account][self.partition].get_bucket(self.bucket_name)
+                return
+            except Exception:
+                continue
+        raise cloudtrail.S3BucketDoesNotExistException(f"S3 bucket {self.bucket_name} does not exist!")
+
+    cloudtrail.Trail.check_bucket_exists = check_bucket_exists
+
+    # IAM: AWS names these service-linked roles in PascalCase (AWSServiceRoleForConfig,
+    # AWSServiceRoleForAccessAnalyzer); moto keeps the service prefix as it is.
+    from moto.iam import models as iam
+
+    iam.SERVICE_NAME_CONVERSION.update({"config": "Config", "access-analyzer": "AccessAnalyzer"})
+
 
 # S3 answers whose XML root moto names differently from AWS: (query, moto's root, AWS's root).
 S3_ROOTS = [("versioning", b"GetBucketVersioningResponse", b"VersioningConfiguration")]
@@ -555,7 +640,11 @@ def fix_s3_root(environ: dict, chunks: list[bytes]) -> list[bytes]:
 class Extension:
     def __init__(self, moto_app: Callable) -> None:
         self.moto_app = moto_app
-        self.services: dict[str, Any] = {"guardduty": GuardDuty(), "access-analyzer": AccessAnalyzer()}
+        self.services: dict[str, Any] = {
+            "guardduty": GuardDuty(),
+            "access-analyzer": AccessAnalyzer(),
+            "monitoring": CloudWatch(),
+        }
         self.compiled = {
             signing: [(m, re.compile(p + "$"), h) for m, p, h in svc.routes]
             for signing, svc in self.services.items()
@@ -606,30 +695,45 @@ class Extension:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        cbor = getattr(self.services[_signing], "cbor", False)
+        if cbor:
+            import cbor2
+
+            body = cbor2.loads(raw) if raw else {}
+        else:
+            body = json.loads(raw) if raw.strip() else {}
         call = Call(
             account=get_account_id_from(scope.group(1)),
             region=scope.group(2),
             method=environ["REQUEST_METHOD"],
             path=environ.get("PATH_INFO", ""),
             query=parse_qs(environ.get("QUERY_STRING", "")),
-            body=json.loads(raw) if raw.strip() else {},
+            body=body,
         )
         try:
             with LOCK:
                 result = handler(call, **params)
-            return self.respond(start_response, 200, result)
+            return self.respond(start_response, 200, result, cbor=cbor)
         except ApiError as err:
             body = {"message": err.message, "Message": err.message, **err.extra}
             if "type" in err.extra:
                 body["__type"] = err.extra["type"]
                 del body["type"]
-            return self.respond(start_response, err.status, body, error=err.code)
+            if cbor:
+                body = {"__type": err.code, "message": err.message}
+            return self.respond(start_response, err.status, body, error=err.code, cbor=cbor)
 
     @staticmethod
-    def respond(start_response: Callable, status: int, body: dict, error: str | None = None) -> list[bytes]:
-        data = json.dumps(body).encode()
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
-                   ("x-amzn-RequestId", str(uuid.uuid4()))]
+    def respond(start_response: Callable, status: int, body: dict, error: str | None = None, cbor: bool = False) -> list[bytes]:
+        if cbor:
+            import cbor2
+
+            data = cbor2.dumps(body)
+            headers = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
+        else:
+            data = json.dumps(body).encode()
+            headers = [("Content-Type", "application/json")]
+        headers += [("Content-Length", str(len(data))), ("x-amzn-RequestId", str(uuid.uuid4()))]
         if error:
             headers.append(("x-amzn-ErrorType", error))
         reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}

@@ -16,10 +16,7 @@ use assure_core::worker::{handle_message, Outcome};
 pub async fn main(step: StepName) -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ASSURE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ASSURE_LOG").unwrap_or_else(|_| "info".into()))
         .with_target(false)
         .init();
     let mut body = String::new();
@@ -28,7 +25,7 @@ pub async fn main(step: StepName) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let aws = match Aws::load(None, None).await {
-        Ok(a) => a,
+        Ok(a) => a.with_step(step.as_str()),
         Err(e) => {
             tracing::error!(%step, error = %e, "cannot reach AWS");
             return ExitCode::FAILURE;

@@ -15,10 +15,7 @@ pub fn bin_dir() -> PathBuf {
         return PathBuf::from(d);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/debug")
-        .to_path_buf()
+    exe.parent().and_then(Path::parent).expect("target/debug").to_path_buf()
 }
 
 /// A running local cloud with its worker, private to one test. Stopped (by PID) on drop.
@@ -67,16 +64,9 @@ impl LocalCloud {
             .env("ASSURE_LOG", "info")
             .output()
             .expect("run assure local up (build the binaries first: cargo xtask test does)");
-        assert!(
-            out.status.success(),
-            "assure local up failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "assure local up failed: {}", String::from_utf8_lossy(&out.stderr));
         let env: Value = serde_json::from_slice(&out.stdout).expect("local up prints JSON");
-        let endpoint = env["AWS_ENDPOINT_URL"]
-            .as_str()
-            .expect("endpoint")
-            .to_owned();
+        let endpoint = env["AWS_ENDPOINT_URL"].as_str().expect("endpoint").to_owned();
         assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
         LocalCloud { dir, endpoint }
     }
@@ -161,9 +151,7 @@ impl LocalCloud {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sts::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "test"))
             .load()
             .await
     }

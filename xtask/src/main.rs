@@ -30,10 +30,7 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -43,9 +40,7 @@ fn cargo() -> Command {
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
@@ -71,15 +66,11 @@ fn assure(bin: &Path) -> Command {
 fn demo() -> anyhow::Result<()> {
     let bin = build_bins()?;
     eprintln!("==> starting the local cloud (first time: creates a Python venv with moto)");
-    let out = assure(&bin)
-        .args(["local", "up", "--output", "json"])
-        .stderr(Stdio::inherit())
-        .output()?;
+    let out = assure(&bin).args(["local", "up", "--output", "json"]).stderr(Stdio::inherit()).output()?;
     if !out.status.success() {
         bail!("assure local up failed");
     }
-    let env: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("assure local up output")?;
+    let env: serde_json::Value = serde_json::from_slice(&out.stdout).context("assure local up output")?;
     let with_env = |c: &mut Command| {
         for (k, v) in env.as_object().into_iter().flatten() {
             c.env(k, v.as_str().unwrap_or_default());
@@ -129,9 +120,7 @@ fn demo() -> anyhow::Result<()> {
         ids["external"][1].as_str().unwrap_or_default()
     );
     println!("  assure onboard {target}           # again: zero changes, the run is idempotent");
-    println!(
-        "  aws stepfunctions get-execution-history --execution-arn …   # the execution history"
-    );
+    println!("  aws stepfunctions get-execution-history --execution-arn …   # the execution history");
     println!("  assure local down                      # stop the local cloud");
     if !status.success() {
         bail!("the onboarding run did not succeed");

@@ -48,9 +48,7 @@ fn cache_home() -> PathBuf {
 }
 
 pub(crate) fn state_dir() -> PathBuf {
-    std::env::var_os(STATE_DIR_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache_home().join("local"))
+    std::env::var_os(STATE_DIR_ENV).map(PathBuf::from).unwrap_or_else(|| cache_home().join("local"))
 }
 
 fn venv_dir() -> PathBuf {
@@ -58,9 +56,7 @@ fn venv_dir() -> PathBuf {
         return PathBuf::from(v);
     }
     // A new pin gets a new venv; an old one is never half-upgraded.
-    let tag: u32 = REQUIREMENTS
-        .bytes()
-        .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
+    let tag: u32 = REQUIREMENTS.bytes().fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
     cache_home().join(format!("venv-{tag:08x}"))
 }
 
@@ -77,9 +73,7 @@ pub(crate) async fn run(cmd: LocalCommand, json: bool) -> anyhow::Result<ExitCod
         }
         LocalCommand::Seed => {
             let Some(endpoint) = running_endpoint(&dir).await else {
-                bail!(
-                    "the local cloud is not running: start it with `eval \"$(assure local up)\"`"
-                );
+                bail!("the local cloud is not running: start it with `eval \"$(assure local up)\"`");
             };
             let py = ensure_venv()?;
             write_files(&dir)?;
@@ -111,10 +105,7 @@ pub(crate) async fn run(cmd: LocalCommand, json: bool) -> anyhow::Result<ExitCod
         LocalCommand::Status => match running_endpoint(&dir).await {
             Some(endpoint) => {
                 if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"running": true, "endpoint": endpoint, "stateDir": dir})
-                    );
+                    println!("{}", serde_json::json!({"running": true, "endpoint": endpoint, "stateDir": dir}));
                 } else {
                     println!("running at {endpoint} (state in {})", dir.display());
                 }
@@ -150,11 +141,7 @@ fn print_exports(endpoint: &str, json: bool) {
 
 fn write_files(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for (name, text) in [
-        ("server.py", SERVER_PY),
-        ("extension.py", EXTENSION_PY),
-        ("seed.py", SEED_PY),
-    ] {
+    for (name, text) in [("server.py", SERVER_PY), ("extension.py", EXTENSION_PY), ("seed.py", SEED_PY)] {
         std::fs::write(dir.join(name), text).with_context(|| format!("writing {name}"))?;
     }
     Ok(())
@@ -171,23 +158,13 @@ fn ensure_venv() -> anyhow::Result<PathBuf> {
     }
     let parent = venv.parent().context("venv has no parent")?;
     std::fs::create_dir_all(parent)?;
-    let lock_path = parent.join(format!(
-        "{}.lock",
-        venv.file_name().and_then(|n| n.to_str()).unwrap_or("venv")
-    ));
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)?;
+    let lock_path = parent.join(format!("{}.lock", venv.file_name().and_then(|n| n.to_str()).unwrap_or("venv")));
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
     lock.lock().context("locking the venv")?;
     if done.exists() {
         return Ok(py);
     }
-    eprintln!(
-        "creating the local cloud's Python environment in {} (once)…",
-        venv.display()
-    );
+    eprintln!("creating the local cloud's Python environment in {} (once)…", venv.display());
     let python = std::env::var("ASSURE_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let status = std::process::Command::new(&python)
         .args(["-m", "venv", "--clear"])
@@ -213,18 +190,12 @@ fn ensure_venv() -> anyhow::Result<PathBuf> {
 }
 
 fn read_pid(dir: &Path, name: &str) -> Option<u32> {
-    std::fs::read_to_string(dir.join(format!("{name}.pid")))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    std::fs::read_to_string(dir.join(format!("{name}.pid"))).ok()?.trim().parse().ok()
 }
 
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
-        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| !s.contains(") Z "))
-            .unwrap_or(false)
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false)
 }
 
 /// SIGTERM, then SIGKILL after 5 s. True if the process was running.
@@ -232,17 +203,13 @@ fn stop_pid(pid: u32) -> bool {
     if !alive(pid) {
         return false;
     }
-    let _ = std::process::Command::new("kill")
-        .arg(pid.to_string())
-        .status();
+    let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
     let deadline = Instant::now() + Duration::from_secs(5);
     while alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     if alive(pid) {
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status();
+        let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
     true
 }
@@ -256,17 +223,12 @@ async fn healthy(endpoint: &str) -> bool {
         return false;
     };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    if s.write_all(b"GET /assure-api/health HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .is_err()
-    {
+    if s.write_all(b"GET /assure-api/health HTTP/1.0\r\nHost: localhost\r\n\r\n").await.is_err() {
         return false;
     }
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
-    read.is_ok()
-        && buf.starts_with(b"HTTP/1.")
-        && String::from_utf8_lossy(&buf).contains("\"ok\": true")
+    read.is_ok() && buf.starts_with(b"HTTP/1.") && String::from_utf8_lossy(&buf).contains("\"ok\": true")
 }
 
 async fn running_endpoint(dir: &Path) -> Option<String> {
@@ -284,12 +246,7 @@ fn spawn_background(cmd: &mut std::process::Command, log: &Path) -> anyhow::Resu
     let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let err = out.try_clone()?;
     // A process group of its own: the terminal's Ctrl-C does not reach it; `down` stops it.
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()?;
+    let child = cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0).spawn()?;
     Ok(child.id())
 }
 
@@ -321,10 +278,7 @@ async fn up(dir: &Path) -> anyhow::Result<String> {
                 }
                 if !alive(pid) || Instant::now() > deadline {
                     let log = std::fs::read_to_string(dir.join("cloud.log")).unwrap_or_default();
-                    bail!(
-                        "the local cloud did not start; its log ({}):\n{log}",
-                        dir.join("cloud.log").display()
-                    );
+                    bail!("the local cloud did not start; its log ({}):\n{log}", dir.join("cloud.log").display());
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -342,10 +296,7 @@ async fn up(dir: &Path) -> anyhow::Result<String> {
                 .env("AWS_SECRET_ACCESS_KEY", "testing")
                 .env_remove("AWS_PROFILE")
                 .env_remove("AWS_SESSION_TOKEN")
-                .env(
-                    "ASSURE_LOG",
-                    std::env::var("ASSURE_LOG").unwrap_or_else(|_| "info".into()),
-                ),
+                .env("ASSURE_LOG", std::env::var("ASSURE_LOG").unwrap_or_else(|_| "info".into())),
             &dir.join("worker.log"),
         )
         .context("starting the worker")?;

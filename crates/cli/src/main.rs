@@ -25,12 +25,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Against AWS, use your usual credentials (--profile, --region or the AWS_* variables).
 #[derive(Parser)]
-#[command(
-    name = "assure",
-    version,
-    propagate_version = true,
-    verbatim_doc_comment
-)]
+#[command(name = "assure", version, propagate_version = true, verbatim_doc_comment)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -73,6 +68,13 @@ enum Command {
     ///
     /// Example: assure onboard 123456789012 --regions us-east-1,eu-west-1
     Onboard(OnboardArgs),
+    /// Check every control of an account, read-only; exit 0 only when all hold.
+    ///
+    /// Names each control that does not hold, with its region. Exit status: 0 all controls hold,
+    /// 1 some do not, 2 the input was rejected.
+    ///
+    /// Example: assure verify 123456789012 --output json
+    Verify(VerifyArgs),
     /// Run the step workers locally: poll every step queue and run the step binaries.
     ///
     /// `assure local up` starts one for you; run this only to watch workers in the foreground.
@@ -113,6 +115,15 @@ struct OnboardArgs {
     timeout: u64,
 }
 
+#[derive(Args)]
+struct VerifyArgs {
+    /// The 12-digit id of the account to check.
+    account: String,
+    /// Regions to check, comma-separated (default: the deployment's).
+    #[arg(long, value_delimiter = ',')]
+    regions: Option<Vec<String>>,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Policy {
     /// Stop and keep what was done, ready for `assure runs retry`.
@@ -135,10 +146,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ASSURE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ASSURE_LOG").unwrap_or_else(|_| "warn".into()))
         .with_target(false)
         .init();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -165,6 +173,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Local(cmd) => local::run(cmd, g.output == Output::Json).await,
         Command::Deploy(args) => deploy_cmd(g, args).await,
         Command::Onboard(args) => onboard_cmd(g, args).await,
+        Command::Verify(args) => verify_cmd(g, args).await,
         Command::Worker(args) => worker_cmd(g, args).await,
     }
 }
@@ -175,33 +184,25 @@ async fn connect(g: &Global) -> anyhow::Result<Aws> {
 
 fn parse_regions(list: &[String]) -> Result<Vec<Region>, StepError> {
     list.iter()
-        .map(|r| {
-            r.trim()
-                .parse::<Region>()
-                .map_err(|e| StepError::invalid_input(format!("--regions: {}", e.message)))
-        })
+        .map(|r| r.trim().parse::<Region>().map_err(|e| StepError::invalid_input(format!("--regions: {}", e.message))))
         .collect()
 }
 
 async fn deploy_cmd(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode> {
-    let logging: AccountId = args.logging_account.parse().map_err(|e: StepError| {
-        StepError::invalid_input(format!("--logging-account: {}", e.message))
-    })?;
-    let security: AccountId = args.security_account.parse().map_err(|e: StepError| {
-        StepError::invalid_input(format!("--security-account: {}", e.message))
-    })?;
+    let logging: AccountId = args
+        .logging_account
+        .parse()
+        .map_err(|e: StepError| StepError::invalid_input(format!("--logging-account: {}", e.message)))?;
+    let security: AccountId = args
+        .security_account
+        .parse()
+        .map_err(|e: StepError| StepError::invalid_input(format!("--security-account: {}", e.message)))?;
     let regions = parse_regions(&args.regions)?;
-    let Some(home) = regions.first().cloned() else {
-        bail!("--regions: at least one region is needed")
-    };
+    let Some(home) = regions.first().cloned() else { bail!("--regions: at least one region is needed") };
     let aws = connect(g).await?;
     let management: AccountId = aws.pipeline().account.clone();
     let settings = Settings {
-        org: OrgLayout {
-            management,
-            logging,
-            security,
-        },
+        org: OrgLayout { management, logging, security },
         regions,
         home_region: home,
         role_name: args.role_name,
@@ -225,28 +226,31 @@ async fn deploy_cmd(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn onboard_cmd(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> {
-    let account: AccountId = args.account.parse()?;
+/// The run input for `account` from the deployment's settings and the flags, validated against the
+/// organization (read-only, so bad input changes nothing). Returns the connection with the role set.
+async fn run_input(
+    g: &Global,
+    account: &str,
+    regions: Option<&[String]>,
+    run_id: Option<&str>,
+    policy: FailurePolicy,
+) -> anyhow::Result<(Aws, RunInput)> {
+    let account: AccountId = account.parse()?;
     let aws = connect(g).await?;
     let settings = deploy::load_settings(&aws).await?;
-    let regions = match &args.regions {
+    let regions = match regions {
         Some(r) => parse_regions(r)?,
         None => settings.regions.clone(),
     };
-    let home_region = if regions.contains(&settings.home_region) {
-        settings.home_region.clone()
-    } else {
+    if !regions.contains(&settings.home_region) {
         return Err(StepError::invalid_input(format!(
             "--regions: the deployment's home region {} must be one of the run's regions",
             settings.home_region
         ))
         .into());
-    };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let run_id = match &args.run_id {
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let run_id = match run_id {
         Some(id) => id.parse::<RunId>()?,
         None => RunId::for_onboarding(&account, now),
     };
@@ -254,94 +258,95 @@ async fn onboard_cmd(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> 
         run_id,
         account,
         regions,
-        home_region,
+        home_region: settings.home_region.clone(),
         org: settings.org.clone(),
         role_name: settings.role_name.clone(),
-        policy: match args.on_failure {
-            Policy::Hold => FailurePolicy::Hold,
-            Policy::Rollback => FailurePolicy::Rollback,
-        },
+        policy,
+    };
+    let aws = aws.with_role(&run.role_name);
+    assure_core::steps::preflight::validate(&aws, &run).await?;
+    Ok((aws, run))
+}
+
+async fn verify_cmd(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let (aws, run) = run_input(g, &args.account, args.regions.as_deref(), None, FailurePolicy::Hold).await?;
+    let evidence = assure_core::steps::verify::check(&aws, &run).await?;
+    let failed = assure_core::steps::verify::failures(&evidence);
+    if g.output == Output::Json {
+        let doc = serde_json::json!({
+            "account": run.account, "regions": run.regions, "compliant": failed.is_empty(), "evidence": evidence
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        for e in &evidence {
+            let cis = assure_contract::Control::find(&e.control).and_then(|c| c.cis).unwrap_or("-");
+            let what = if e.passed { e.resource.clone() } else { format!("{}: {}", e.resource, e.detail) };
+            let mark = if e.passed { "✓" } else { "✗" };
+            println!("{mark} {:<36} {:<15} CIS {cis:<6} {what}", e.control, e.region);
+        }
+        println!();
+        println!("{}/{} controls hold in account {}", evidence.len() - failed.len(), evidence.len(), run.account);
+    }
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("not compliant: {} control(s) do not hold:", failed.len());
+    for f in &failed {
+        eprintln!("  {f}");
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+async fn onboard_cmd(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> {
+    let policy = match args.on_failure {
+        Policy::Hold => FailurePolicy::Hold,
+        Policy::Rollback => FailurePolicy::Rollback,
     };
     // Bad input fails here, before the run starts and before any change.
-    let checker = Aws::load(g.profile.as_deref(), g.region.as_deref())
-        .await?
-        .with_role(&run.role_name);
-    assure_core::steps::preflight::validate(&checker, &run).await?;
+    let (aws, run) = run_input(g, &args.account, args.regions.as_deref(), args.run_id.as_deref(), policy).await?;
 
     let arn = runs::start(&aws, &run).await?;
-    eprintln!(
-        "run {} started: {} in {} region(s)",
-        run.run_id,
-        run.account,
-        run.regions.len()
-    );
+    eprintln!("run {} started: {} in {} region(s)", run.run_id, run.account, run.regions.len());
     eprintln!("  execution {arn}");
     let json = g.output == Output::Json;
     let tty = std::io::stderr().is_terminal();
-    let finished = runs::watch(
-        &aws,
-        &arn,
-        Duration::from_millis(500),
-        Duration::from_secs(args.timeout),
-        |p| {
-            if json {
-                println!("{}", serde_json::to_string(p).unwrap_or_default());
+    let finished = runs::watch(&aws, &arn, Duration::from_millis(500), Duration::from_secs(args.timeout), |p| {
+        if json {
+            println!("{}", serde_json::to_string(p).unwrap_or_default());
+        }
+        let line = match p {
+            Progress::StepStarted { step, region } => {
+                format!("  … {step:<15} {region:<15} started")
             }
-            let line = match p {
-                Progress::StepStarted { step, region } => {
-                    format!("  … {step:<15} {region:<15} started")
-                }
-                Progress::StepSucceeded {
-                    step,
-                    region,
-                    summary,
-                    changes,
-                } => {
-                    format!("  ✓ {step:<15} {region:<15} {summary} [{changes} change(s)]")
-                }
-                Progress::StepFailed {
-                    step,
-                    region,
-                    error,
-                    cause,
-                } => format!("  ✗ {step:<15} {region:<15} {error}: {cause}"),
-                Progress::StepTimedOut { step, region } => {
-                    format!("  ⏱ {step:<15} {region:<15} timed out (retrying)")
-                }
-            };
-            if !json || tty {
-                eprintln!("{line}");
+            Progress::StepSucceeded { step, region, summary, changes } => {
+                format!("  ✓ {step:<15} {region:<15} {summary} [{changes} change(s)]")
             }
-        },
-    )
+            Progress::StepFailed { step, region, error, cause } => {
+                format!("  ✗ {step:<15} {region:<15} {error}: {cause}")
+            }
+            Progress::StepTimedOut { step, region } => {
+                format!("  ⏱ {step:<15} {region:<15} timed out (retrying)")
+            }
+        };
+        if !json || tty {
+            eprintln!("{line}");
+        }
+    })
     .await?;
     let succeeded = finished.status == "SUCCEEDED";
     if json {
         println!(
             "{}",
-            serde_json::to_string(
-                &serde_json::json!({"event": "finished", "run": run.run_id, "result": finished})
-            )?
+            serde_json::to_string(&serde_json::json!({"event": "finished", "run": run.run_id, "result": finished}))?
         );
     } else {
         let changes: usize = finished.outputs.iter().map(|o| o.changes.len()).sum();
-        let evidence: Vec<_> = finished
-            .outputs
-            .iter()
-            .flat_map(|o| o.evidence.iter())
-            .collect();
+        let evidence: Vec<_> = finished.outputs.iter().flat_map(|o| o.evidence.iter()).collect();
         let passed = evidence.iter().filter(|e| e.passed).count();
         println!();
         println!("run        {}", run.run_id);
         println!("account    {}", run.account);
-        println!(
-            "regions    {}",
-            run.regions
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        println!("regions    {}", run.regions.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "));
         println!("status     {}  ({:.1}s)", finished.status, finished.seconds);
         println!("changes    {changes}");
         println!("controls   {passed}/{} verified", evidence.len());
@@ -350,11 +355,7 @@ async fn onboard_cmd(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> 
         }
         println!("execution  {}", finished.execution_arn);
     }
-    Ok(if succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn worker_cmd(g: &Global, args: WorkerArgs) -> anyhow::Result<ExitCode> {
@@ -367,14 +368,10 @@ async fn worker_cmd(g: &Global, args: WorkerArgs) -> anyhow::Result<ExitCode> {
             .context("this binary has no directory")?
             .to_path_buf(),
     };
-    eprintln!(
-        "worker: running steps from {} against account {}",
-        bin_dir.display(),
-        aws.pipeline().account
-    );
+    eprintln!("worker: running steps from {} against account {}", bin_dir.display(), aws.pipeline().account);
     let stop = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("signal handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -82,10 +82,7 @@ pub struct StepError {
 
 impl StepError {
     pub fn new(name: ErrorName, message: impl Into<String>) -> Self {
-        Self {
-            name,
-            message: message.into(),
-        }
+        Self { name, message: message.into() }
     }
 
     pub fn invalid_input(message: impl Into<String>) -> Self {

@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorName, StepError};
 
 /// A 12-digit AWS account id.
-#[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 #[schemars(with = "String")]
 pub struct AccountId(String);
@@ -94,9 +92,7 @@ pub const KNOWN_REGIONS: &[&str] = &[
 ];
 
 /// An AWS region name from [`KNOWN_REGIONS`].
-#[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 #[schemars(with = "String")]
 pub struct Region(String);
@@ -115,10 +111,7 @@ impl FromStr for Region {
         } else {
             Err(StepError::new(
                 ErrorName::InvalidInput,
-                format!(
-                    "region {s:?} is not a known AWS region (known: {})",
-                    KNOWN_REGIONS.join(", ")
-                ),
+                format!("region {s:?} is not a known AWS region (known: {})", KNOWN_REGIONS.join(", ")),
             ))
         }
     }
@@ -146,9 +139,7 @@ impl fmt::Display for Region {
 /// A run id. It is also the Step Functions execution name, so it obeys that name's rules
 /// (1 to 80 characters of letters, digits, `-` and `_`); a repeated start with the same id cannot
 /// create a second execution.
-#[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 #[schemars(with = "String")]
 pub struct RunId(String);
@@ -167,10 +158,8 @@ impl RunId {
 impl FromStr for RunId {
     type Err = StepError;
     fn from_str(s: &str) -> Result<Self, StepError> {
-        let ok = !s.is_empty()
-            && s.len() <= 80
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok =
+            !s.is_empty() && s.len() <= 80 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -208,13 +197,7 @@ mod tests {
     #[test]
     fn account_ids_are_twelve_digits() {
         assert!("123456789012".parse::<AccountId>().is_ok());
-        for bad in [
-            "",
-            "12345678901",
-            "1234567890123",
-            "12345678901a",
-            " 23456789012",
-        ] {
+        for bad in ["", "12345678901", "1234567890123", "12345678901a", " 23456789012"] {
             let err = bad.parse::<AccountId>().unwrap_err();
             assert_eq!(err.name, ErrorName::InvalidInput, "{bad:?}");
             assert!(err.message.contains("12 digits"), "{}", err.message);

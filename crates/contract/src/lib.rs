@@ -14,6 +14,5 @@ pub use catalogue::{Control, CONTROLS};
 pub use error::{ErrorName, StepError};
 pub use ids::{AccountId, Region, RunId, KNOWN_REGIONS};
 pub use run::{
-    Change, Evidence, FailurePolicy, OrgLayout, RunInput, StepName, StepOutput, TaskMessage,
-    DEFAULT_ROLE_NAME,
+    Change, Evidence, FailurePolicy, OrgLayout, RunInput, StepName, StepOutput, TaskMessage, DEFAULT_ROLE_NAME,
 };

@@ -71,21 +71,16 @@ impl RunInput {
 
     /// The bucket receiving the logging bucket's own access logs.
     pub fn access_log_bucket(&self) -> String {
-        format!(
-            "assure-access-logs-{}-{}",
-            self.org.logging, self.home_region
-        )
+        format!("assure-access-logs-{}-{}", self.org.logging, self.home_region)
     }
 
     /// The alias of the logging bucket's customer-managed KMS key.
     pub const LOGGING_KEY_ALIAS: &'static str = "alias/assure-logs";
 }
 
-/// The steps of the onboarding state machine. The serde name is the step's queue suffix, its Task
-/// `step` field and its binary name after `assure-step-`.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+/// The steps of the onboarding state machine, in the order a run takes them. The serde name is the
+/// step's queue suffix, its Task `step` field and its binary name after `assure-step-`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepName {
     /// Validates the target and the organization; discovers account-wide state (home region).
@@ -94,15 +89,46 @@ pub enum StepName {
     Discover,
     /// The shared logging bucket and its KMS key in the logging account.
     LoggingBucket,
+    /// The assure trail: multi-region, validated, encrypted, to the logging bucket and CloudWatch Logs.
+    #[serde(rename = "cloudtrail")]
+    CloudTrail,
+    /// Stops the account's own trails, once the assure trail is logging.
+    #[serde(rename = "stop-cloudtrail")]
+    StopCloudTrail,
+    /// Leaves a foreign GuardDuty administrator (per region), recording the detector's settings.
+    #[serde(rename = "stop-guardduty")]
+    StopGuardDuty,
+    /// The security account as GuardDuty administrator, the account a member (per region).
+    #[serde(rename = "guardduty")]
+    GuardDuty,
+    /// One Config recorder and delivery channel to the logging bucket (per region).
+    Config,
+    /// Organization analyzers and the service-linked role (per region).
+    AccessAnalyzer,
+    /// Metric filters, alarms and an encrypted topic for CIS section 4.
+    Alarms,
+    /// Session Manager preferences: S3 logging to the logging bucket, encrypted (per region).
+    SessionManager,
+    /// The mandatory service control policies, attached to the account.
+    Scps,
     /// Checks every control, read-only, and records the evidence.
     Verify,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 4] = [
+    pub const ALL: [StepName; 13] = [
         StepName::Preflight,
         StepName::Discover,
         StepName::LoggingBucket,
+        StepName::CloudTrail,
+        StepName::StopCloudTrail,
+        StepName::StopGuardDuty,
+        StepName::GuardDuty,
+        StepName::Config,
+        StepName::AccessAnalyzer,
+        StepName::Alarms,
+        StepName::SessionManager,
+        StepName::Scps,
         StepName::Verify,
     ];
 
@@ -111,6 +137,15 @@ impl StepName {
             StepName::Preflight => "preflight",
             StepName::Discover => "discover",
             StepName::LoggingBucket => "logging-bucket",
+            StepName::CloudTrail => "cloudtrail",
+            StepName::StopCloudTrail => "stop-cloudtrail",
+            StepName::StopGuardDuty => "stop-guardduty",
+            StepName::GuardDuty => "guardduty",
+            StepName::Config => "config",
+            StepName::AccessAnalyzer => "access-analyzer",
+            StepName::Alarms => "alarms",
+            StepName::SessionManager => "session-manager",
+            StepName::Scps => "scps",
             StepName::Verify => "verify",
         }
     }
@@ -124,9 +159,17 @@ impl StepName {
         format!("assure-step-{}", self.as_str())
     }
 
-    /// Whether the step runs once per region (inside a Map state).
+    /// Whether the step runs once per region (inside the Map state).
     pub fn regional(self) -> bool {
-        matches!(self, StepName::Discover)
+        matches!(
+            self,
+            StepName::Discover
+                | StepName::StopGuardDuty
+                | StepName::GuardDuty
+                | StepName::Config
+                | StepName::AccessAnalyzer
+                | StepName::SessionManager
+        )
     }
 }
 
@@ -221,15 +264,11 @@ mod tests {
     fn bad_fields_are_named() {
         let mut v = serde_json::to_value(sample()).unwrap();
         v["regions"] = serde_json::json!(["us-east-1", "moon-1"]);
-        let err = serde_json::from_value::<RunInput>(v)
-            .unwrap_err()
-            .to_string();
+        let err = serde_json::from_value::<RunInput>(v).unwrap_err().to_string();
         assert!(err.contains("moon-1"), "{err}");
         let mut v = serde_json::to_value(sample()).unwrap();
         v["acount"] = serde_json::json!("x");
-        let err = serde_json::from_value::<RunInput>(v)
-            .unwrap_err()
-            .to_string();
+        let err = serde_json::from_value::<RunInput>(v).unwrap_err().to_string();
         assert!(err.contains("acount"), "{err}");
     }
 
@@ -243,10 +282,7 @@ mod tests {
     #[test]
     fn step_names_match_serde() {
         for s in StepName::ALL {
-            assert_eq!(
-                serde_json::to_value(s).unwrap(),
-                serde_json::json!(s.as_str())
-            );
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
             assert_eq!(StepName::parse(s.as_str()), Some(s));
         }
     }

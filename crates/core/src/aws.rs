@@ -20,14 +20,12 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tokio::sync::Mutex;
 
 /// Environment variable: a file to which every AWS request is appended as one JSON line
-/// (`{"account","region","service","operation","mutating"}`). Tests and the benchmark count calls
+/// (`{"step","account","region","service","operation","mutating"}`). Tests and the benchmark count calls
 /// with it; it holds no request parameters and no credentials.
 pub const CALL_LOG_ENV: &str = "ASSURE_CALL_LOG";
 
 /// Operation-name prefixes that only read. Every other operation counts as mutating.
-const READ_PREFIXES: &[&str] = &[
-    "Get", "List", "Describe", "Head", "Lookup", "Search", "Check",
-];
+const READ_PREFIXES: &[&str] = &["Get", "List", "Describe", "Head", "Lookup", "Search", "Check"];
 
 /// Whether an AWS operation changes anything, judged by its name.
 pub fn is_mutating(operation: &str) -> bool {
@@ -38,6 +36,8 @@ pub fn is_mutating(operation: &str) -> bool {
 /// Appends one line per HTTP attempt to the file named by [`CALL_LOG_ENV`], if set.
 #[derive(Debug, Clone)]
 struct CallLog {
+    /// The step making the calls ("" outside a step).
+    step: &'static str,
     account: String,
     region: String,
     path: Option<Arc<std::path::PathBuf>>,
@@ -58,6 +58,7 @@ impl Intercept for CallLog {
             return Ok(());
         };
         let line = serde_json::json!({
+            "step": self.step,
             "account": self.account,
             "region": self.region,
             "service": meta.service(),
@@ -65,10 +66,7 @@ impl Intercept for CallLog {
             "mutating": is_mutating(meta.name()),
         });
         // One write of one line with O_APPEND: lines from concurrent processes do not interleave.
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path.as_path())?;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path.as_path())?;
         f.write_all(format!("{line}\n").as_bytes())?;
         Ok(())
     }
@@ -87,9 +85,7 @@ pub struct AccountConfig {
 macro_rules! client {
     ($name:ident, $krate:ident) => {
         pub fn $name(&self) -> $krate::Client {
-            let conf = $krate::config::Builder::from(&self.sdk)
-                .interceptor(self.call_log.clone())
-                .build();
+            let conf = $krate::config::Builder::from(&self.sdk).interceptor(self.call_log.clone()).build();
             $krate::Client::from_conf(conf)
         }
     };
@@ -107,6 +103,9 @@ impl AccountConfig {
     client!(config, aws_sdk_config);
     client!(ssm, aws_sdk_ssm);
     client!(accessanalyzer, aws_sdk_accessanalyzer);
+    client!(logs, aws_sdk_cloudwatchlogs);
+    client!(cloudwatch, aws_sdk_cloudwatch);
+    client!(sns, aws_sdk_sns);
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
         // An endpoint override (the local cloud, a test server) has no per-bucket host names.
@@ -120,11 +119,7 @@ impl AccountConfig {
     /// The same account in another region.
     pub fn in_region(&self, region: &Region) -> AccountConfig {
         let mut next = self.clone();
-        next.sdk = self
-            .sdk
-            .to_builder()
-            .region(aws_config::Region::new(region.as_str().to_owned()))
-            .build();
+        next.sdk = self.sdk.to_builder().region(aws_config::Region::new(region.as_str().to_owned())).build();
         next.region = region.clone();
         next.call_log.region = region.to_string();
         next
@@ -166,31 +161,23 @@ impl Aws {
             .parse()?;
         let path_style = sdk.endpoint_url().is_some();
         let call_log = CallLog {
+            step: "",
             account: String::new(),
             region: region.to_string(),
             path: std::env::var_os(CALL_LOG_ENV).map(|p| Arc::new(p.into())),
         };
-        let mut probe = AccountConfig {
-            account: "000000000000".parse()?,
-            region,
-            sdk,
-            call_log,
-            path_style,
-        };
-        let who = probe
-            .sts()
-            .get_caller_identity()
-            .send()
-            .await
-            .aws("sts:GetCallerIdentity")?;
+        let mut probe = AccountConfig { account: "000000000000".parse()?, region, sdk, call_log, path_style };
+        let who = probe.sts().get_caller_identity().send().await.aws("sts:GetCallerIdentity")?;
         let account: AccountId = who.account().unwrap_or_default().parse()?;
         probe.call_log.account = account.to_string();
         probe.account = account;
-        Ok(Aws {
-            base: probe,
-            role_name: String::new(),
-            assumed: Mutex::new(HashMap::new()),
-        })
+        Ok(Aws { base: probe, role_name: String::new(), assumed: Mutex::new(HashMap::new()) })
+    }
+
+    /// Labels every logged call with the step making it.
+    pub fn with_step(mut self, step: &'static str) -> Aws {
+        self.base.call_log.step = step;
+        self
     }
 
     /// The role assumed in other accounts.
@@ -210,11 +197,7 @@ impl Aws {
 
     /// `account` in `region`: the ambient credentials if it is the caller's account, otherwise the
     /// role, assumed once and reused.
-    pub async fn account(
-        &self,
-        account: &AccountId,
-        region: &Region,
-    ) -> Result<AccountConfig, StepError> {
+    pub async fn account(&self, account: &AccountId, region: &Region) -> Result<AccountConfig, StepError> {
         if *account == self.base.account {
             return Ok(self.base.in_region(region));
         }
@@ -223,9 +206,7 @@ impl Aws {
             return Ok(found.in_region(region));
         }
         if self.role_name.is_empty() {
-            return Err(StepError::internal(
-                "no role name configured for cross-account access",
-            ));
+            return Err(StepError::internal("no role name configured for cross-account access"));
         }
         let arn = format!("arn:aws:iam::{account}:role/{}", self.role_name);
         let out = self
@@ -237,9 +218,9 @@ impl Aws {
             .send()
             .await
             .aws(format!("sts:AssumeRole {arn}"))?;
-        let c = out.credentials().ok_or_else(|| {
-            StepError::internal(format!("sts:AssumeRole {arn} returned no credentials"))
-        })?;
+        let c = out
+            .credentials()
+            .ok_or_else(|| StepError::internal(format!("sts:AssumeRole {arn} returned no credentials")))?;
         let creds = Credentials::new(
             c.access_key_id(),
             c.secret_access_key(),
@@ -319,7 +300,7 @@ where
                 ErrorName::Retryable
             } else if DENIED_CODES.contains(&code) {
                 ErrorName::AccessDenied
-            } else if code.contains("LimitExceeded") || code.contains("Quota") {
+            } else if code.contains("LimitExceeded") || code.contains("Quota") || code.starts_with("MaxNumberOf") {
                 ErrorName::QuotaExceeded
             } else {
                 ErrorName::Internal
@@ -364,21 +345,10 @@ mod tests {
 
     #[test]
     fn read_operations_are_not_mutating() {
-        for op in [
-            "GetBucketPolicy",
-            "ListTrails",
-            "DescribeAccount",
-            "HeadBucket",
-            "AssumeRole",
-        ] {
+        for op in ["GetBucketPolicy", "ListTrails", "DescribeAccount", "HeadBucket", "AssumeRole"] {
             assert!(!is_mutating(op), "{op}");
         }
-        for op in [
-            "CreateBucket",
-            "PutBucketPolicy",
-            "StopLogging",
-            "SendTaskSuccess",
-        ] {
+        for op in ["CreateBucket", "PutBucketPolicy", "StopLogging", "SendTaskSuccess"] {
             assert!(is_mutating(op), "{op}");
         }
     }

@@ -61,9 +61,7 @@ pub fn placeholder(step: StepName) -> String {
         .split('-')
         .map(|w| {
             let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
         })
         .collect();
     format!("{camel}QueueUrl")
@@ -76,18 +74,13 @@ pub fn substitute(template: &str, values: &BTreeMap<String, String>) -> Result<S
     for (k, v) in values {
         let p = format!("${{{k}}}");
         if !out.contains(&p) {
-            return Err(StepError::internal(format!(
-                "the definition has no placeholder {p}"
-            )));
+            return Err(StepError::internal(format!("the definition has no placeholder {p}")));
         }
         out = out.replace(&p, v);
     }
     if let Some(start) = out.find("${") {
         let end = out[start..].find('}').map_or(out.len(), |e| start + e + 1);
-        return Err(StepError::internal(format!(
-            "placeholder {} has no value",
-            &out[start..end]
-        )));
+        return Err(StepError::internal(format!("placeholder {} has no value", &out[start..end])));
     }
     Ok(out)
 }
@@ -117,15 +110,9 @@ pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepEr
     let role_arn = ensure_states_role(aws, &account, &region, &mut changes).await?;
     let sm_arn = format!("arn:aws:states:{region}:{account}:stateMachine:{STATE_MACHINE}");
     let sfn = p.sfn();
-    match sfn
-        .describe_state_machine()
-        .state_machine_arn(&sm_arn)
-        .send()
-        .await
-    {
+    match sfn.describe_state_machine().state_machine_arn(&sm_arn).send().await {
         Ok(current) => {
-            let same_definition = serde_json::from_str::<serde_json::Value>(current.definition())
-                .ok()
+            let same_definition = serde_json::from_str::<serde_json::Value>(current.definition()).ok()
                 == serde_json::from_str::<serde_json::Value>(&definition).ok();
             if !same_definition || current.role_arn() != role_arn {
                 sfn.update_state_machine()
@@ -152,8 +139,7 @@ pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepEr
         Err(e) => return Err(e).aws("states:DescribeStateMachine"),
     }
 
-    let body =
-        serde_json::to_vec_pretty(settings).map_err(|e| StepError::internal(e.to_string()))?;
+    let body = serde_json::to_vec_pretty(settings).map_err(|e| StepError::internal(e.to_string()))?;
     let current = load_settings(aws).await.ok();
     if current.as_ref() != Some(settings) {
         p.s3()
@@ -182,13 +168,7 @@ pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepEr
 pub async fn load_settings(aws: &Aws) -> Result<Settings, StepError> {
     let p = aws.pipeline();
     let bucket = checkpoint_bucket(p.account.as_str(), p.region.as_str());
-    let res = p
-        .s3()
-        .get_object()
-        .bucket(&bucket)
-        .key("deployment.json")
-        .send()
-        .await;
+    let res = p.s3().get_object().bucket(&bucket).key("deployment.json").send().await;
     let out = match res {
         Ok(o) => o,
         Err(e) if matches!(error_code(&e), Some("NoSuchBucket" | "NoSuchKey")) => {
@@ -203,22 +183,12 @@ pub async fn load_settings(aws: &Aws) -> Result<Settings, StepError> {
         .body
         .collect()
         .await
-        .map_err(|e| {
-            StepError::new(
-                assure_contract::ErrorName::Retryable,
-                format!("reading deployment.json: {e}"),
-            )
-        })?
+        .map_err(|e| StepError::new(assure_contract::ErrorName::Retryable, format!("reading deployment.json: {e}")))?
         .into_bytes();
-    serde_json::from_slice(&bytes)
-        .map_err(|e| StepError::invalid_input(format!("s3://{bucket}/deployment.json: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| StepError::invalid_input(format!("s3://{bucket}/deployment.json: {e}")))
 }
 
-async fn ensure_checkpoint_bucket(
-    aws: &Aws,
-    bucket: &str,
-    changes: &mut Vec<String>,
-) -> Result<(), StepError> {
+async fn ensure_checkpoint_bucket(aws: &Aws, bucket: &str, changes: &mut Vec<String>) -> Result<(), StepError> {
     let p = aws.pipeline();
     let s3 = p.s3();
     let exists = match s3.head_bucket().bucket(bucket).send().await {
@@ -233,16 +203,11 @@ async fn ensure_checkpoint_bucket(
     if p.region.as_str() != "us-east-1" {
         create = create.create_bucket_configuration(
             aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
-                    p.region.as_str(),
-                ))
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(p.region.as_str()))
                 .build(),
         );
     }
-    create
-        .send()
-        .await
-        .aws(format!("s3:CreateBucket {bucket}"))?;
+    create.send().await.aws(format!("s3:CreateBucket {bucket}"))?;
     s3.put_public_access_block()
         .bucket(bucket)
         .public_access_block_configuration(
@@ -299,10 +264,7 @@ async fn ensure_queue(
         (QueueAttributeName::SqsManagedSseEnabled, "true".to_owned()),
         // Long enough for any step; the local worker extends it while a step runs.
         (QueueAttributeName::VisibilityTimeout, "120".to_owned()),
-        (
-            QueueAttributeName::MessageRetentionPeriod,
-            "1209600".to_owned(),
-        ),
+        (QueueAttributeName::MessageRetentionPeriod, "1209600".to_owned()),
     ];
     if let Some(arn) = dlq_arn {
         attrs.push((
@@ -336,9 +298,7 @@ async fn ensure_queue(
                 for (k, v) in &attrs {
                     set = set.attributes(k.clone(), v);
                 }
-                set.send()
-                    .await
-                    .aws(format!("sqs:SetQueueAttributes {name}"))?;
+                set.send().await.aws(format!("sqs:SetQueueAttributes {name}"))?;
                 changes.push(format!("updated queue {name}"));
             }
             Ok(url)
@@ -389,13 +349,7 @@ async fn ensure_states_role(
         }
         Err(e) => return Err(e).aws(format!("iam:GetRole {STATES_ROLE}")),
     };
-    let current = match iam
-        .get_role_policy()
-        .role_name(STATES_ROLE)
-        .policy_name("send-task-messages")
-        .send()
-        .await
-    {
+    let current = match iam.get_role_policy().role_name(STATES_ROLE).policy_name("send-task-messages").send().await {
         Ok(out) => {
             let doc = out.policy_document();
             let decoded = percent_decode(doc);
@@ -442,19 +396,14 @@ mod tests {
 
     #[test]
     fn placeholders_are_camel_case() {
-        assert_eq!(
-            placeholder(StepName::LoggingBucket),
-            "LoggingBucketQueueUrl"
-        );
+        assert_eq!(placeholder(StepName::LoggingBucket), "LoggingBucketQueueUrl");
         assert_eq!(placeholder(StepName::Preflight), "PreflightQueueUrl");
     }
 
     #[test]
     fn the_definition_uses_exactly_the_step_placeholders() {
-        let values: BTreeMap<_, _> = StepName::ALL
-            .iter()
-            .map(|s| (placeholder(*s), format!("https://q/{s}")))
-            .collect();
+        let values: BTreeMap<_, _> =
+            StepName::ALL.iter().map(|s| (placeholder(*s), format!("https://q/{s}"))).collect();
         let def = substitute(ONBOARDING_ASL, &values).unwrap();
         let v: serde_json::Value = serde_json::from_str(&def).unwrap();
         assert!(v["States"].is_object());
@@ -464,10 +413,7 @@ mod tests {
         assert!(err.message.contains("${VerifyQueueUrl}"), "{}", err.message);
         let mut extra = values;
         extra.insert("Nope".into(), "x".into());
-        assert!(substitute(ONBOARDING_ASL, &extra)
-            .unwrap_err()
-            .message
-            .contains("${Nope}"));
+        assert!(substitute(ONBOARDING_ASL, &extra).unwrap_err().message.contains("${Nope}"));
     }
 
     #[test]

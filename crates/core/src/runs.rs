@@ -13,19 +13,13 @@ use crate::deploy::STATE_MACHINE;
 /// The state machine's ARN in the pipeline account.
 pub fn state_machine_arn(aws: &Aws) -> String {
     let p = aws.pipeline();
-    format!(
-        "arn:aws:states:{}:{}:stateMachine:{STATE_MACHINE}",
-        p.region, p.account
-    )
+    format!("arn:aws:states:{}:{}:stateMachine:{STATE_MACHINE}", p.region, p.account)
 }
 
 /// The execution ARN of a run: executions are named by run id.
 pub fn execution_arn(aws: &Aws, run_id: &str) -> String {
     let p = aws.pipeline();
-    format!(
-        "arn:aws:states:{}:{}:execution:{STATE_MACHINE}:{run_id}",
-        p.region, p.account
-    )
+    format!("arn:aws:states:{}:{}:execution:{STATE_MACHINE}:{run_id}", p.region, p.account)
 }
 
 /// Starts the run's execution, named by its run id: starting the same run twice finds the first
@@ -56,26 +50,10 @@ pub async fn start(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "event", rename_all = "camelCase")]
 pub enum Progress {
-    StepStarted {
-        step: String,
-        region: String,
-    },
-    StepSucceeded {
-        step: String,
-        region: String,
-        summary: String,
-        changes: usize,
-    },
-    StepFailed {
-        step: String,
-        region: String,
-        error: String,
-        cause: String,
-    },
-    StepTimedOut {
-        step: String,
-        region: String,
-    },
+    StepStarted { step: String, region: String },
+    StepSucceeded { step: String, region: String, summary: String, changes: usize },
+    StepFailed { step: String, region: String, error: String, cause: String },
+    StepTimedOut { step: String, region: String },
 }
 
 /// The end of a run.
@@ -114,12 +92,7 @@ pub async fn watch(
             }
         }
         seen = events.len();
-        let d = sfn
-            .describe_execution()
-            .execution_arn(execution_arn)
-            .send()
-            .await
-            .aws("states:DescribeExecution")?;
+        let d = sfn.describe_execution().execution_arn(execution_arn).send().await.aws("states:DescribeExecution")?;
         if d.status() != &ExecutionStatus::Running {
             // The history may have grown between the two calls.
             let events = history(aws, execution_arn).await?;
@@ -141,10 +114,7 @@ pub async fn watch(
         if started.elapsed() > deadline {
             return Err(StepError::new(
                 assure_contract::ErrorName::Retryable,
-                format!(
-                    "the run is still running after {}s; follow it with `assure runs show`",
-                    deadline.as_secs()
-                ),
+                format!("the run is still running after {}s; follow it with `assure runs show`", deadline.as_secs()),
             ));
         }
         tokio::time::sleep(poll).await;
@@ -155,18 +125,9 @@ pub async fn watch(
 pub async fn history(aws: &Aws, execution_arn: &str) -> Result<Vec<HistoryEvent>, StepError> {
     let sfn = aws.pipeline().sfn();
     let mut out = Vec::new();
-    let mut pages = sfn
-        .get_execution_history()
-        .execution_arn(execution_arn)
-        .into_paginator()
-        .send();
+    let mut pages = sfn.get_execution_history().execution_arn(execution_arn).into_paginator().send();
     while let Some(page) = pages.next().await {
-        out.extend(
-            page.aws("states:GetExecutionHistory")?
-                .events()
-                .iter()
-                .cloned(),
-        );
+        out.extend(page.aws("states:GetExecutionHistory")?.events().iter().cloned());
     }
     Ok(out)
 }

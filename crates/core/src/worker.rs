@@ -36,19 +36,14 @@ pub enum Outcome {
 
 /// Runs one task message end to end: parse, heartbeat, run the step, answer Step Functions.
 /// Errors only when Step Functions could not be answered (the caller should let the message return).
-pub async fn handle_message(
-    aws: Aws,
-    body: &str,
-    expected: Option<StepName>,
-) -> Result<Outcome, StepError> {
+pub async fn handle_message(aws: Aws, body: &str, expected: Option<StepName>) -> Result<Outcome, StepError> {
     let sfn = aws.pipeline().sfn();
     let task: TaskMessage = match serde_json::from_str(body) {
         Ok(t) => t,
         Err(e) => {
             // Without a valid message there may still be a token to fail the task with.
-            let token = serde_json::from_str::<Value>(body)
-                .ok()
-                .and_then(|v| v["taskToken"].as_str().map(str::to_owned));
+            let token =
+                serde_json::from_str::<Value>(body).ok().and_then(|v| v["taskToken"].as_str().map(str::to_owned));
             let err = StepError::invalid_input(format!("task message: {e}"));
             return match token {
                 Some(t) => answer(aws.pipeline(), &t, Err(err)).await,
@@ -60,16 +55,10 @@ pub async fn handle_message(
         }
     };
     if let Some(expected) = expected.filter(|e| *e != task.step) {
-        let err = StepError::internal(format!(
-            "the {expected} worker received a task for step {}",
-            task.step
-        ));
+        let err = StepError::internal(format!("the {expected} worker received a task for step {}", task.step));
         return answer(aws.pipeline(), &task.task_token, Err(err)).await;
     }
-    let every = std::env::var(HEARTBEAT_ENV)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10u64);
+    let every = std::env::var(HEARTBEAT_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(10u64);
     let token = task.task_token.clone();
     let beat = {
         let sfn = sfn.clone();
@@ -97,40 +86,24 @@ pub async fn handle_message(
             tracing::warn!(step = %task.step, region = %task.region, error = %e, "step failed")
         }
     }
-    let result = result
-        .and_then(|out| serde_json::to_value(out).map_err(|e| StepError::internal(e.to_string())));
+    let result = result.and_then(|out| serde_json::to_value(out).map_err(|e| StepError::internal(e.to_string())));
     answer(aws.pipeline(), &token, result).await
 }
 
-async fn answer(
-    pipeline: &AccountConfig,
-    token: &str,
-    result: Result<Value, StepError>,
-) -> Result<Outcome, StepError> {
+async fn answer(pipeline: &AccountConfig, token: &str, result: Result<Value, StepError>) -> Result<Outcome, StepError> {
     let sfn = pipeline.sfn();
     let result = result.and_then(|output| {
         let text = output.to_string();
         if text.len() > MAX_OUTPUT_BYTES {
-            Err(StepError::internal(format!(
-                "step output is {} bytes, over Step Functions' 256 KiB",
-                text.len()
-            )))
+            Err(StepError::internal(format!("step output is {} bytes, over Step Functions' 256 KiB", text.len())))
         } else {
             Ok(text)
         }
     });
     let (sent, outcome) = match result {
         Ok(text) => {
-            let r = sfn
-                .send_task_success()
-                .task_token(token)
-                .output(text)
-                .send()
-                .await;
-            (
-                r.map(|_| ()).map_err(|e| gone_or_other(&e)),
-                Outcome::Succeeded,
-            )
+            let r = sfn.send_task_success().task_token(token).output(text).send().await;
+            (r.map(|_| ()).map_err(|e| gone_or_other(&e)), Outcome::Succeeded)
         }
         Err(e) => {
             let r = sfn
@@ -140,10 +113,7 @@ async fn answer(
                 .cause(truncate(&e.message, 32_000))
                 .send()
                 .await;
-            (
-                r.map(|_| ()).map_err(|e| gone_or_other(&e)),
-                Outcome::Failed(e.name),
-            )
+            (r.map(|_| ()).map_err(|e| gone_or_other(&e)), Outcome::Failed(e.name))
         }
     };
     match sent {
@@ -152,10 +122,9 @@ async fn answer(
             tracing::warn!(code, "the execution no longer waits for this task");
             Ok(Outcome::Abandoned)
         }
-        Err(Answer::Failed(e)) => Err(StepError::new(
-            ErrorName::Retryable,
-            format!("answering Step Functions: {}", e.message),
-        )),
+        Err(Answer::Failed(e)) => {
+            Err(StepError::new(ErrorName::Retryable, format!("answering Step Functions: {}", e.message)))
+        }
     }
 }
 
@@ -166,18 +135,13 @@ enum Answer {
 }
 
 fn gone_or_other<E>(
-    e: &aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-    >,
+    e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
 ) -> Answer
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
 {
     match error_code(e) {
-        Some(c @ ("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")) => {
-            Answer::Gone(c.to_owned())
-        }
+        Some(c @ ("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")) => Answer::Gone(c.to_owned()),
         _ => Answer::Failed(crate::aws::classify(e, "states:SendTask*")),
     }
 }
@@ -212,9 +176,7 @@ pub async fn supervise(
         let aws = aws.clone();
         let bin = bin_dir.join(step.binary());
         let permits = permits.clone();
-        loops.push(tokio::spawn(async move {
-            poll_queue(aws, step, bin, permits).await
-        }));
+        loops.push(tokio::spawn(async move { poll_queue(aws, step, bin, permits).await }));
     }
     stop.await;
     for l in loops {
@@ -255,11 +217,7 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Arc<Se
             }
         };
         for m in msgs {
-            let permit = permits
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("semaphore open");
+            let permit = permits.clone().acquire_owned().await.expect("semaphore open");
             let sqs = sqs.clone();
             let url = url.clone();
             let bin = bin.clone();
@@ -269,13 +227,7 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Arc<Se
                 let ok = run_binary(&bin, &body).await;
                 if ok {
                     if let Some(h) = m.receipt_handle() {
-                        if let Err(e) = sqs
-                            .delete_message()
-                            .queue_url(&url)
-                            .receipt_handle(h)
-                            .send()
-                            .await
-                        {
+                        if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(h).send().await {
                             tracing::warn!(error = %e, "delete failed; the message will come back");
                         }
                     }

@@ -1,11 +1,26 @@
 //! Whole onboarding runs on the local cloud, driven through the `assure` binary as a user would.
 
 use assure_e2e::LocalCloud;
+use serde_json::Value;
 
 const REGIONS: &str = "us-east-1,eu-west-1,us-west-2,eu-central-1";
 
+/// Steps that put something in place, and so change something on a first run.
+const ACTING: &[&str] = &[
+    "logging-bucket",
+    "cloudtrail",
+    "stop-cloudtrail",
+    "stop-guardduty",
+    "guardduty",
+    "config",
+    "access-analyzer",
+    "alarms",
+    "session-manager",
+    "scps",
+];
+
 #[tokio::test(flavor = "multi_thread")]
-async fn a_brownfield_account_is_onboarded_and_a_second_run_changes_nothing() {
+async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_changes_nothing() {
     let cloud = LocalCloud::start();
     let ids = cloud.seed_and_deploy(REGIONS);
     let target = ids["external"][0].as_str().unwrap();
@@ -14,76 +29,101 @@ async fn a_brownfield_account_is_onboarded_and_a_second_run_changes_nothing() {
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "first"]);
     assert_eq!(code, 0, "onboard failed:\n{out}\n{err}");
     assert!(out.contains("SUCCEEDED"), "{out}");
-    // Progress names every step and region.
+    assert!(out.contains("controls   69/69 verified"), "{out}");
     for region in REGIONS.split(',') {
-        assert!(
-            err.contains(&format!("✓ discover        {region}")),
-            "discover {region} in:\n{err}"
-        );
+        for step in ["discover", "stop-guardduty", "guardduty", "config", "access-analyzer", "session-manager"] {
+            assert!(err.contains(&format!("✓ {step:<15} {region}")), "{step} {region} in:\n{err}");
+        }
     }
-    assert!(
-        err.contains("under an administrator"),
-        "discovery saw the foreign GuardDuty administrator:\n{err}"
-    );
+    assert!(err.contains("under an administrator"), "discovery saw the foreign GuardDuty administrator:\n{err}");
     let first = cloud.configuration_changes();
-    assert!(
-        !first.is_empty(),
-        "the first run changes the logging account"
-    );
-    assert!(
-        first.iter().all(|c| c["account"] == ids["logging"]),
-        "only the logging account changes so far: {first:?}"
-    );
+    for step in ACTING {
+        assert!(first.iter().any(|c| c["step"] == *step), "{step} changed nothing on the first run");
+    }
+    for step in ["preflight", "discover", "verify"] {
+        assert!(!first.iter().any(|c| c["step"] == step), "{step} is read-only");
+    }
+    // Nothing was deleted: no Delete* call anywhere.
+    let deletes: Vec<&Value> =
+        first.iter().filter(|c| c["operation"].as_str().unwrap_or("").starts_with("Delete")).collect();
+    assert!(deletes.is_empty(), "{deletes:?}");
 
     // The execution history shows the state machine's task states.
     let sfn = aws_sdk_sfn::Client::new(&cloud.sdk_config().await);
     let arn = "arn:aws:states:us-east-1:123456789012:execution:assure-onboarding:first";
-    let history = sfn
-        .get_execution_history()
-        .execution_arn(arn)
-        .max_results(1000)
-        .send()
-        .await
-        .unwrap();
-    let entered: Vec<&str> = history
-        .events()
-        .iter()
-        .filter_map(|e| e.state_entered_event_details())
-        .map(|d| d.name())
-        .collect();
+    let history = sfn.get_execution_history().execution_arn(arn).max_results(1000).send().await.unwrap();
+    let entered: Vec<&str> =
+        history.events().iter().filter_map(|e| e.state_entered_event_details()).map(|d| d.name()).collect();
     for state in [
         "Preflight",
         "Discover",
         "DiscoverRegion",
         "LoggingBucket",
+        "CloudTrail",
+        "StopCloudTrail",
+        "Regions",
+        "StopGuardDuty",
+        "GuardDuty",
+        "Config",
+        "AccessAnalyzer",
+        "SessionManager",
+        "Alarms",
+        "Scps",
         "Verify",
     ] {
         assert!(entered.contains(&state), "{state} not entered: {entered:?}");
     }
-    assert_eq!(
-        entered.iter().filter(|s| **s == "DiscoverRegion").count(),
-        4,
-        "one discovery per region"
-    );
-    let d = sfn
-        .describe_execution()
-        .execution_arn(arn)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(entered.iter().filter(|s| **s == "GuardDuty").count(), 4, "GuardDuty once per region");
+    let d = sfn.describe_execution().execution_arn(arn).send().await.unwrap();
     assert_eq!(d.status().as_str(), "SUCCEEDED");
 
-    // Run it again: zero mutating calls to any account's configuration.
+    // The account afterwards, read directly.
+    for region in REGIONS.split(',') {
+        let conf = cloud.sdk_config_as(target, region).await;
+        let config = aws_sdk_config::Client::new(&conf);
+        let recs = config.describe_configuration_recorders().send().await.unwrap();
+        assert_eq!(recs.configuration_recorders().len(), 1, "exactly one recorder in {region}");
+        let gd = aws_sdk_guardduty::Client::new(&conf);
+        let det = gd.list_detectors().send().await.unwrap().detector_ids()[0].clone();
+        let admin = gd.get_administrator_account().detector_id(&det).send().await.unwrap();
+        assert_eq!(
+            admin.administrator().and_then(|a| a.account_id()),
+            ids["security"].as_str(),
+            "the security account administers GuardDuty in {region}, not the foreign one"
+        );
+    }
+    // The seeded recorder was adopted under its own name, not replaced.
+    let use1 = cloud.sdk_config_as(target, "us-east-1").await;
+    let recs = aws_sdk_config::Client::new(&use1).describe_configuration_recorders().send().await.unwrap();
+    assert_eq!(recs.configuration_recorders()[0].name(), Some("legacy-recorder"));
+    // The old trail still exists, stopped; the assure trail logs.
+    let ct = aws_sdk_cloudtrail::Client::new(&use1);
+    let old = ct.get_trail_status().name("legacy-audit").send().await.unwrap();
+    assert_eq!(old.is_logging(), Some(false), "the account's own trail is stopped");
+    let new = ct.get_trail_status().name("assure-trail").send().await.unwrap();
+    assert_eq!(new.is_logging(), Some(true));
+    let trails = ct.describe_trails().send().await.unwrap();
+    assert_eq!(trails.trail_list().len(), 2, "the old trail is kept, not deleted");
+
+    // Verify agrees, read-only.
+    cloud.reset_calls();
+    let (code, out, err) = cloud.run(&["verify", target]);
+    assert_eq!(code, 0, "verify failed:\n{out}\n{err}");
+    assert!(out.contains("69/69 controls hold"), "{out}");
+    assert!(cloud.configuration_changes().is_empty(), "verify is read-only");
+
+    // Run it again: zero mutating calls to any account's configuration, from every step.
     cloud.reset_calls();
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "second"]);
     assert_eq!(code, 0, "second onboard failed:\n{out}\n{err}");
     assert!(out.contains("changes    0"), "{out}");
     let second = cloud.configuration_changes();
-    assert!(
-        second.is_empty(),
-        "the second run made mutating calls: {second:?}"
-    );
-    assert!(!cloud.calls().is_empty(), "the call log works");
+    assert!(second.is_empty(), "the second run made mutating calls: {second:?}");
+    let calls = cloud.calls();
+    let steps_seen: std::collections::BTreeSet<&str> = calls.iter().filter_map(|c| c["step"].as_str()).collect();
+    for step in ACTING.iter().chain(&["preflight", "discover", "verify"]) {
+        assert!(steps_seen.contains(step), "{step} ran the second time: {steps_seen:?}");
+    }
 
     // Starting the same run id again does not create a second execution.
     let (code, _, _) = cloud.run(&["onboard", target, "--run-id", "second"]);
@@ -94,11 +134,35 @@ async fn a_brownfield_account_is_onboarded_and_a_second_run_changes_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        executions.executions().len(),
-        2,
-        "first and second, nothing more"
-    );
+    assert_eq!(executions.executions().len(), 2, "first and second, nothing more");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_names_each_missing_control_and_region_of_an_account_not_onboarded() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy(REGIONS);
+    let other = ids["external"][1].as_str().unwrap();
+    cloud.reset_calls();
+    let (code, out, err) = cloud.run(&["verify", other]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("not compliant"), "{err}");
+    for needle in [
+        "cloudtrail.all-regions in us-east-1",
+        "guardduty.security-administrator in eu-west-1",
+        "config.to-logging-account in us-west-2",
+        "session-manager.s3-logging in eu-central-1",
+        "alarms.root-usage in us-east-1",
+        "scps.restrict-root in us-east-1",
+        "logging.bucket-not-public in us-east-1",
+    ] {
+        assert!(err.contains(needle), "{needle} not named in:\n{err}");
+    }
+    assert!(cloud.configuration_changes().is_empty(), "verify is read-only");
+    let (code, out, _) = cloud.run(&["verify", other, "--output", "json"]);
+    assert_eq!(code, 1);
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["compliant"], false);
+    assert!(doc["evidence"].as_array().unwrap().iter().any(|e| e["passed"] == false));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -109,39 +173,20 @@ async fn bad_input_fails_before_any_change_naming_the_problem() {
     let target = ids["external"][0].as_str().unwrap().to_owned();
     cloud.reset_calls();
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (
-            vec!["12345".into()],
-            "is not valid: an AWS account id is exactly 12 digits",
-        ),
-        (
-            vec!["000011112222".into()],
-            "account: account 000011112222 is not a member of the organization",
-        ),
-        (
-            vec![s("management")],
-            "is the organization's management account",
-        ),
+        (vec!["12345".into()], "is not valid: an AWS account id is exactly 12 digits"),
+        (vec!["000011112222".into()], "account: account 000011112222 is not a member of the organization"),
+        (vec![s("management")], "is the organization's management account"),
         (vec![s("logging")], "is the organization's logging account"),
+        (vec![s("security")], "is the organization's security account"),
         (
-            vec![s("security")],
-            "is the organization's security account",
-        ),
-        (
-            vec![
-                target.clone(),
-                "--regions".into(),
-                "us-east-1,mars-north-1".into(),
-            ],
+            vec![target.clone(), "--regions".into(), "us-east-1,mars-north-1".into()],
             "--regions: region \"mars-north-1\"",
         ),
         (
             vec![target.clone(), "--regions".into(), "eu-west-1".into()],
             "home region us-east-1 must be one of the run's regions",
         ),
-        (
-            vec![target, "--run-id".into(), "no spaces allowed".into()],
-            "run id \"no spaces allowed\" is not valid",
-        ),
+        (vec![target, "--run-id".into(), "no spaces allowed".into()], "run id \"no spaces allowed\" is not valid"),
     ];
     for (args, needle) in cases {
         let mut argv = vec!["onboard".to_owned()];
@@ -150,20 +195,13 @@ async fn bad_input_fails_before_any_change_naming_the_problem() {
         let (code, _, err) = cloud.run(&argv);
         assert_eq!(code, 2, "{argv:?} exits 2:\n{err}");
         assert!(err.contains(needle), "{argv:?}: {needle:?} not in:\n{err}");
-        assert!(
-            err.contains("docs/errors/Assure.InvalidInput.md"),
-            "points at the error page:\n{err}"
-        );
+        assert!(err.contains("docs/errors/Assure.InvalidInput.md"), "points at the error page:\n{err}");
     }
-    let mutating: Vec<_> = cloud
-        .calls()
-        .into_iter()
-        .filter(|c| c["mutating"] == true)
-        .collect();
-    assert!(
-        mutating.is_empty(),
-        "rejected input made mutating calls: {mutating:?}"
-    );
+    // Nothing changed anywhere, and no run was started (the worker's own queue polling aside).
+    let changes = cloud.configuration_changes();
+    assert!(changes.is_empty(), "rejected input made mutating calls: {changes:?}");
+    let started: Vec<_> = cloud.calls().into_iter().filter(|c| c["operation"] == "StartExecution").collect();
+    assert!(started.is_empty(), "rejected input started a run: {started:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,48 +209,30 @@ async fn local_up_and_deploy_are_idempotent() {
     let cloud = LocalCloud::start();
     let (code, again, err) = cloud.run(&["local", "up", "--output", "json"]);
     assert_eq!(code, 0, "{err}");
-    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
-    assert_eq!(
-        again["AWS_ENDPOINT_URL"],
-        cloud.endpoint.as_str(),
-        "the same cloud, not a second one"
-    );
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["AWS_ENDPOINT_URL"], cloud.endpoint.as_str(), "the same cloud, not a second one");
 
     let ids = cloud.seed_and_deploy("us-east-1");
-    let (code, out, err) = cloud.run(&[
-        "deploy",
-        "--logging-account",
-        ids["logging"].as_str().unwrap(),
-        "--security-account",
-        ids["security"].as_str().unwrap(),
-        "--regions",
-        "us-east-1",
-        "--output",
-        "json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        d["changes"],
-        serde_json::json!([]),
-        "a second deploy changes nothing"
-    );
-    assert_eq!(d["queues"].as_object().unwrap().len(), 4);
-
+    let deploy = |regions: &str| {
+        let (code, out, err) = cloud.run(&[
+            "deploy",
+            "--logging-account",
+            ids["logging"].as_str().unwrap(),
+            "--security-account",
+            ids["security"].as_str().unwrap(),
+            "--regions",
+            regions,
+            "--output",
+            "json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    let d = deploy("us-east-1");
+    assert_eq!(d["changes"], serde_json::json!([]), "a second deploy changes nothing");
+    assert_eq!(d["queues"].as_object().unwrap().len(), assure_contract::StepName::ALL.len());
     // A changed setting updates in place.
-    let (code, out, err) = cloud.run(&[
-        "deploy",
-        "--logging-account",
-        ids["logging"].as_str().unwrap(),
-        "--security-account",
-        ids["security"].as_str().unwrap(),
-        "--regions",
-        "us-east-1,eu-west-1",
-        "--output",
-        "json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let d = deploy("us-east-1,eu-west-1");
     assert_eq!(d["changes"], serde_json::json!(["wrote deployment.json"]));
 
     // Onboarding before deploy in another cloud names the fix.

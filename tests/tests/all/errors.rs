@@ -23,17 +23,12 @@ async fn aws_for(server: &MockServer) -> Aws {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(server.uri())
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sts::config::Credentials::new(
-            "a", "b", None, None, "test",
-        ))
+        .credentials_provider(aws_sdk_sts::config::Credentials::new("a", "b", None, None, "test"))
         // One attempt: these tests check how a failure is named, not the SDK's retries.
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .load()
         .await;
-    Aws::from_sdk_config(sdk)
-        .await
-        .expect("caller identity")
-        .with_role("AssureExecutionRole")
+    Aws::from_sdk_config(sdk).await.expect("caller identity").with_role("AssureExecutionRole")
 }
 
 /// A run whose management and logging account is the caller, so no role is assumed.
@@ -57,10 +52,7 @@ fn json_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
 
 async fn organizations(server: &MockServer, op: &str, response: ResponseTemplate) {
     Mock::given(method("POST"))
-        .and(header(
-            "x-amz-target",
-            format!("AWSOrganizationsV20161128.{op}").as_str(),
-        ))
+        .and(header("x-amz-target", format!("AWSOrganizationsV20161128.{op}").as_str()))
         .respond_with(response)
         .mount(server)
         .await;
@@ -72,18 +64,10 @@ fn organization_ok() -> ResponseTemplate {
         "MasterAccountId": CALLER, "FeatureSet": "ALL"}}))
 }
 
-async fn expect_err(
-    result: Result<impl std::fmt::Debug, StepError>,
-    name: ErrorName,
-    needle: &str,
-) {
+async fn expect_err(result: Result<impl std::fmt::Debug, StepError>, name: ErrorName, needle: &str) {
     let err = result.expect_err("the call fails");
     assert_eq!(err.name, name, "{err}");
-    assert!(
-        err.message.contains(needle),
-        "{needle:?} not in {:?}",
-        err.message
-    );
+    assert!(err.message.contains(needle), "{needle:?} not in {:?}", err.message);
 }
 
 #[tokio::test]
@@ -91,12 +75,7 @@ async fn an_account_outside_the_organization_is_invalid_input_naming_the_field()
     let server = MockServer::start().await;
     let aws = aws_for(&server).await;
     organizations(&server, "DescribeOrganization", organization_ok()).await;
-    organizations(
-        &server,
-        "DescribeAccount",
-        json_error(400, "AccountNotFoundException", "no such account"),
-    )
-    .await;
+    organizations(&server, "DescribeAccount", json_error(400, "AccountNotFoundException", "no such account")).await;
     expect_err(
         preflight::validate(&aws, &run()).await,
         ErrorName::InvalidInput,
@@ -113,28 +92,17 @@ async fn a_suspended_account_is_invalid_input() {
     organizations(
         &server,
         "DescribeAccount",
-        ResponseTemplate::new(200)
-            .set_body_json(json!({"Account": {"Id": "111111111111", "Status": "SUSPENDED"}})),
+        ResponseTemplate::new(200).set_body_json(json!({"Account": {"Id": "111111111111", "Status": "SUSPENDED"}})),
     )
     .await;
-    expect_err(
-        preflight::validate(&aws, &run()).await,
-        ErrorName::InvalidInput,
-        "SUSPENDED",
-    )
-    .await;
+    expect_err(preflight::validate(&aws, &run()).await, ErrorName::InvalidInput, "SUSPENDED").await;
 }
 
 #[tokio::test]
 async fn access_denied_on_organizations_is_access_denied() {
     let server = MockServer::start().await;
     let aws = aws_for(&server).await;
-    organizations(
-        &server,
-        "DescribeOrganization",
-        json_error(400, "AccessDeniedException", "not allowed"),
-    )
-    .await;
+    organizations(&server, "DescribeOrganization", json_error(400, "AccessDeniedException", "not allowed")).await;
     expect_err(
         preflight::validate(&aws, &run()).await,
         ErrorName::AccessDenied,
@@ -147,30 +115,15 @@ async fn access_denied_on_organizations_is_access_denied() {
 async fn throttling_is_retryable() {
     let server = MockServer::start().await;
     let aws = aws_for(&server).await;
-    organizations(
-        &server,
-        "DescribeOrganization",
-        json_error(400, "TooManyRequestsException", "slow down"),
-    )
-    .await;
-    expect_err(
-        preflight::validate(&aws, &run()).await,
-        ErrorName::Retryable,
-        "TooManyRequestsException",
-    )
-    .await;
+    organizations(&server, "DescribeOrganization", json_error(400, "TooManyRequestsException", "slow down")).await;
+    expect_err(preflight::validate(&aws, &run()).await, ErrorName::Retryable, "TooManyRequestsException").await;
 }
 
 #[tokio::test]
 async fn a_server_error_is_retryable() {
     let server = MockServer::start().await;
     let aws = aws_for(&server).await;
-    organizations(
-        &server,
-        "DescribeOrganization",
-        json_error(500, "ServiceException", "oops"),
-    )
-    .await;
+    organizations(&server, "DescribeOrganization", json_error(500, "ServiceException", "oops")).await;
     let err = preflight::validate(&aws, &run()).await.unwrap_err();
     // A 5xx with an unknown code is still transient.
     assert_eq!(err.name, ErrorName::Retryable, "{err}");
@@ -186,50 +139,25 @@ async fn the_fixed_accounts_cannot_be_targets() {
         if role == "management" {
             r.org.logging = "222222222222".parse().unwrap();
         }
-        expect_err(
-            preflight::validate(&aws, &r).await,
-            ErrorName::InvalidInput,
-            &format!("{role} account"),
-        )
-        .await;
+        expect_err(preflight::validate(&aws, &r).await, ErrorName::InvalidInput, &format!("{role} account")).await;
     }
     // No AWS call was needed to refuse them.
     let calls = server.received_requests().await.unwrap();
-    assert!(
-        calls
-            .iter()
-            .all(|r| !r.headers.contains_key("x-amz-target")),
-        "only the caller identity was asked"
-    );
+    assert!(calls.iter().all(|r| !r.headers.contains_key("x-amz-target")), "only the caller identity was asked");
 }
 
 /// Mounts a KMS key that is already in place, so the logging bucket step reaches S3.
 async fn key_in_place(server: &MockServer) {
     let kms = |op: &str, body: serde_json::Value| {
         Mock::given(method("POST"))
-            .and(header(
-                "x-amz-target",
-                format!("TrentService.{op}").as_str(),
-            ))
+            .and(header("x-amz-target", format!("TrentService.{op}").as_str()))
             .respond_with(ResponseTemplate::new(200).set_body_json(body))
     };
     let arn = format!("arn:aws:kms:us-east-1:{CALLER}:key/k-1");
-    kms(
-        "DescribeKey",
-        json!({"KeyMetadata": {"KeyId": "k-1", "Arn": arn}}),
-    )
-    .mount(server)
-    .await;
-    kms("GetKeyRotationStatus", json!({"KeyRotationEnabled": true}))
-        .mount(server)
-        .await;
+    kms("DescribeKey", json!({"KeyMetadata": {"KeyId": "k-1", "Arn": arn}})).mount(server).await;
+    kms("GetKeyRotationStatus", json!({"KeyRotationEnabled": true})).mount(server).await;
     let policy = logging_bucket::key_policy(CALLER, "o-test").to_string();
-    kms(
-        "GetKeyPolicy",
-        json!({"Policy": policy, "PolicyName": "default"}),
-    )
-    .mount(server)
-    .await;
+    kms("GetKeyPolicy", json!({"Policy": policy, "PolicyName": "default"})).mount(server).await;
 }
 
 #[tokio::test]
@@ -239,18 +167,11 @@ async fn a_logging_bucket_owned_by_another_account_is_a_conflict() {
     organizations(&server, "DescribeOrganization", organization_ok()).await;
     key_in_place(&server).await;
     Mock::given(method("HEAD"))
-        .and(path_regex(format!(
-            "^/assure-access-logs-{CALLER}-us-east-1/?$"
-        )))
+        .and(path_regex(format!("^/assure-access-logs-{CALLER}-us-east-1/?$")))
         .respond_with(ResponseTemplate::new(403))
         .mount(&server)
         .await;
-    expect_err(
-        logging_bucket::apply(&aws, &run()).await,
-        ErrorName::Conflict,
-        "belongs to another account",
-    )
-    .await;
+    expect_err(logging_bucket::apply(&aws, &run()).await, ErrorName::Conflict, "belongs to another account").await;
 }
 
 #[tokio::test]
@@ -259,10 +180,7 @@ async fn access_denied_creating_the_bucket_is_access_denied_and_names_the_bucket
     let aws = aws_for(&server).await;
     organizations(&server, "DescribeOrganization", organization_ok()).await;
     key_in_place(&server).await;
-    Mock::given(method("HEAD"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&server)
-        .await;
+    Mock::given(method("HEAD")).respond_with(ResponseTemplate::new(404)).mount(&server).await;
     Mock::given(method("PUT"))
         .and(path_regex(format!("^/assure-access-logs-{CALLER}-us-east-1/?$")))
         .respond_with(ResponseTemplate::new(403).set_body_string(
@@ -293,12 +211,7 @@ async fn a_kms_quota_is_quota_exceeded() {
         .respond_with(json_error(400, "LimitExceededException", "too many keys"))
         .mount(&server)
         .await;
-    expect_err(
-        logging_bucket::apply(&aws, &run()).await,
-        ErrorName::QuotaExceeded,
-        "kms:CreateKey",
-    )
-    .await;
+    expect_err(logging_bucket::apply(&aws, &run()).await, ErrorName::QuotaExceeded, "kms:CreateKey").await;
 }
 
 #[tokio::test]
@@ -306,53 +219,32 @@ async fn verify_reports_each_missing_control() {
     let server = MockServer::start().await;
     let aws = aws_for(&server).await;
     // The bucket exists but has none of the settings; the key is missing.
-    Mock::given(method("HEAD"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    Mock::given(method("HEAD")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
     let s3_missing = |q: &str, code: &str| {
-        Mock::given(method("GET"))
-            .and(query_param(q, ""))
-            .respond_with(ResponseTemplate::new(404).set_body_string(format!(
-                "<Error><Code>{code}</Code><Message>none</Message></Error>"
-            )))
+        Mock::given(method("GET")).and(query_param(q, "")).respond_with(
+            ResponseTemplate::new(404)
+                .set_body_string(format!("<Error><Code>{code}</Code><Message>none</Message></Error>")),
+        )
     };
-    s3_missing("publicAccessBlock", "NoSuchPublicAccessBlockConfiguration")
-        .mount(&server)
-        .await;
-    s3_missing("ownershipControls", "OwnershipControlsNotFoundError")
-        .mount(&server)
-        .await;
-    s3_missing(
-        "encryption",
-        "ServerSideEncryptionConfigurationNotFoundError",
-    )
-    .mount(&server)
-    .await;
-    s3_missing("lifecycle", "NoSuchLifecycleConfiguration")
-        .mount(&server)
-        .await;
-    s3_missing("policy", "NoSuchBucketPolicy")
-        .mount(&server)
-        .await;
+    s3_missing("publicAccessBlock", "NoSuchPublicAccessBlockConfiguration").mount(&server).await;
+    s3_missing("ownershipControls", "OwnershipControlsNotFoundError").mount(&server).await;
+    s3_missing("encryption", "ServerSideEncryptionConfigurationNotFoundError").mount(&server).await;
+    s3_missing("lifecycle", "NoSuchLifecycleConfiguration").mount(&server).await;
+    s3_missing("policy", "NoSuchBucketPolicy").mount(&server).await;
     let empty = |q: &str, root: &str| {
         Mock::given(method("GET"))
             .and(query_param(q, ""))
             .respond_with(ResponseTemplate::new(200).set_body_string(format!("<{root}></{root}>")))
     };
-    empty("versioning", "VersioningConfiguration")
-        .mount(&server)
-        .await;
+    empty("versioning", "VersioningConfiguration").mount(&server).await;
     empty("logging", "BucketLoggingStatus").mount(&server).await;
     Mock::given(method("POST"))
         .and(header("x-amz-target", "TrentService.DescribeKey"))
         .respond_with(json_error(400, "NotFoundException", "alias not found"))
         .mount(&server)
         .await;
-    let err = assure_core::steps::verify::run(&aws, &run())
-        .await
-        .unwrap_err();
-    assert_eq!(err.name, ErrorName::NotCompliant);
+    let evidence = logging_bucket::evidence(&aws, &run()).await.unwrap();
+    let failed = assure_core::steps::verify::failures(&evidence).join("; ");
     for control in [
         "logging.bucket-not-public",
         "logging.bucket-encrypted",
@@ -361,19 +253,10 @@ async fn verify_reports_each_missing_control() {
         "logging.bucket-tls-only",
         "logging.bucket-versioned",
     ] {
-        assert!(
-            err.message.contains(&format!("{control} in us-east-1")),
-            "{control} missing from {}",
-            err.message
-        );
+        assert!(failed.contains(&format!("{control} in us-east-1")), "{control} missing from {failed}");
     }
     // Verify is read-only: no PUT, no DELETE, no mutating JSON operation.
     for r in server.received_requests().await.unwrap() {
-        assert!(
-            !matches!(r.method.as_str(), "PUT" | "DELETE"),
-            "{} {}",
-            r.method,
-            r.url
-        );
+        assert!(!matches!(r.method.as_str(), "PUT" | "DELETE"), "{} {}", r.method, r.url);
     }
 }

@@ -4,9 +4,7 @@
 use assure_e2e::LocalCloud;
 use aws_sdk_accessanalyzer::types::Type as AnalyzerType;
 use aws_sdk_guardduty::error::ProvideErrorMetadata;
-use aws_sdk_guardduty::types::{
-    AccountDetail, AutoEnableMembers, DestinationProperties, DestinationType,
-};
+use aws_sdk_guardduty::types::{AccountDetail, AutoEnableMembers, DestinationProperties, DestinationType};
 
 /// The error code of any SDK error.
 fn code(e: &impl ProvideErrorMetadata) -> String {
@@ -16,11 +14,7 @@ fn code(e: &impl ProvideErrorMetadata) -> String {
 async fn org_accounts(cloud: &LocalCloud) -> (String, String, String) {
     let ids = cloud.seed();
     let s = |k: &str| ids[k].as_str().unwrap().to_owned();
-    (
-        s("security"),
-        ids["external"][0].as_str().unwrap().to_owned(),
-        s("foreignGuardDutyAdministrator"),
-    )
+    (s("security"), ids["external"][0].as_str().unwrap().to_owned(), s("foreignGuardDutyAdministrator"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -30,12 +24,7 @@ async fn guardduty_membership_is_per_account_and_region() {
     // The seed made `member` a member of `foreign` in us-east-1 and eu-west-1, not in us-west-2.
     let m = aws_sdk_guardduty::Client::new(&cloud.sdk_config_as(&member, "us-east-1").await);
     let det = m.list_detectors().send().await.unwrap().detector_ids()[0].clone();
-    let admin = m
-        .get_administrator_account()
-        .detector_id(&det)
-        .send()
-        .await
-        .unwrap();
+    let admin = m.get_administrator_account().detector_id(&det).send().await.unwrap();
     let a = admin.administrator().expect("an administrator");
     assert_eq!(a.account_id(), Some(foreign.as_str()));
     assert_eq!(a.relationship_status(), Some("Enabled"));
@@ -45,98 +34,33 @@ async fn guardduty_membership_is_per_account_and_region() {
     let members = f.list_members().detector_id(&fdet).send().await.unwrap();
     // The foreign administrator holds both seeded external accounts.
     assert_eq!(members.members().len(), 2);
-    assert!(members
-        .members()
-        .iter()
-        .any(|m| m.account_id() == Some(member.as_str())));
-    let got = f
-        .get_members()
-        .detector_id(&fdet)
-        .account_ids(&member)
-        .account_ids("000000000001")
-        .send()
-        .await
-        .unwrap();
+    assert!(members.members().iter().any(|m| m.account_id() == Some(member.as_str())));
+    let got = f.get_members().detector_id(&fdet).account_ids(&member).account_ids("000000000001").send().await.unwrap();
     assert_eq!(got.members().len(), 1);
-    assert_eq!(
-        got.unprocessed_accounts()[0].account_id(),
-        Some("000000000001")
-    );
+    assert_eq!(got.unprocessed_accounts()[0].account_id(), Some("000000000001"));
 
     // Leaving the administrator: gone for the member, "Removed" for the administrator.
-    m.disassociate_from_administrator_account()
-        .detector_id(&det)
-        .send()
-        .await
-        .unwrap();
-    let admin = m
-        .get_administrator_account()
-        .detector_id(&det)
-        .send()
-        .await
-        .unwrap();
+    m.disassociate_from_administrator_account().detector_id(&det).send().await.unwrap();
+    let admin = m.get_administrator_account().detector_id(&det).send().await.unwrap();
     // `administrator` is a required member: the SDK shows "none" as an empty one.
-    assert!(
-        admin.administrator().and_then(|a| a.account_id()).is_none(),
-        "{admin:?}"
-    );
-    let all = f
-        .list_members()
-        .detector_id(&fdet)
-        .only_associated("false")
-        .send()
-        .await
-        .unwrap();
-    let ours = all
-        .members()
-        .iter()
-        .find(|m| m.account_id() == Some(member.as_str()))
-        .unwrap();
+    assert!(admin.administrator().and_then(|a| a.account_id()).is_none(), "{admin:?}");
+    let all = f.list_members().detector_id(&fdet).only_associated("false").send().await.unwrap();
+    let ours = all.members().iter().find(|m| m.account_id() == Some(member.as_str())).unwrap();
     assert_eq!(ours.relationship_status(), Some("Removed"));
     let associated = f.list_members().detector_id(&fdet).send().await.unwrap();
-    assert!(associated
-        .members()
-        .iter()
-        .all(|m| m.account_id() != Some(member.as_str())));
+    assert!(associated.members().iter().all(|m| m.account_id() != Some(member.as_str())));
     // eu-west-1 is a separate relationship and is untouched.
     let m_eu = aws_sdk_guardduty::Client::new(&cloud.sdk_config_as(&member, "eu-west-1").await);
     let det_eu = m_eu.list_detectors().send().await.unwrap().detector_ids()[0].clone();
-    let admin_eu = m_eu
-        .get_administrator_account()
-        .detector_id(&det_eu)
-        .send()
-        .await
-        .unwrap();
-    assert!(admin_eu
-        .administrator()
-        .and_then(|a| a.account_id())
-        .is_some());
+    let admin_eu = m_eu.get_administrator_account().detector_id(&det_eu).send().await.unwrap();
+    assert!(admin_eu.administrator().and_then(|a| a.account_id()).is_some());
 
-    f.delete_members()
-        .detector_id(&fdet)
-        .account_ids(&member)
-        .send()
-        .await
-        .unwrap();
-    let all = f
-        .list_members()
-        .detector_id(&fdet)
-        .only_associated("false")
-        .send()
-        .await
-        .unwrap();
-    assert!(all
-        .members()
-        .iter()
-        .all(|m| m.account_id() != Some(member.as_str())));
+    f.delete_members().detector_id(&fdet).account_ids(&member).send().await.unwrap();
+    let all = f.list_members().detector_id(&fdet).only_associated("false").send().await.unwrap();
+    assert!(all.members().iter().all(|m| m.account_id() != Some(member.as_str())));
 
     // An unknown detector is AWS's BadRequestException.
-    let err = m
-        .list_members()
-        .detector_id("0123456789abcdef0123456789abcdef")
-        .send()
-        .await
-        .unwrap_err();
+    let err = m.list_members().detector_id("0123456789abcdef0123456789abcdef").send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "BadRequestException");
 }
 
@@ -145,106 +69,41 @@ async fn guardduty_organization_admin_configuration_and_destinations() {
     let cloud = LocalCloud::start();
     let (security, member, _) = org_accounts(&cloud).await;
     let mgmt = aws_sdk_guardduty::Client::new(&cloud.sdk_config().await);
-    mgmt.enable_organization_admin_account()
-        .admin_account_id(&security)
-        .send()
-        .await
-        .unwrap();
-    mgmt.enable_organization_admin_account()
-        .admin_account_id(&security)
-        .send()
-        .await
-        .unwrap();
-    let admins = mgmt
-        .list_organization_admin_accounts()
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        admins.admin_accounts()[0].admin_account_id(),
-        Some(security.as_str())
-    );
+    mgmt.enable_organization_admin_account().admin_account_id(&security).send().await.unwrap();
+    mgmt.enable_organization_admin_account().admin_account_id(&security).send().await.unwrap();
+    let admins = mgmt.list_organization_admin_accounts().send().await.unwrap();
+    assert_eq!(admins.admin_accounts()[0].admin_account_id(), Some(security.as_str()));
 
     // Only the management account manages the delegated administrator.
     let sec = aws_sdk_guardduty::Client::new(&cloud.sdk_config_as(&security, "us-east-1").await);
-    let err = sec
-        .enable_organization_admin_account()
-        .admin_account_id(&member)
-        .send()
-        .await
-        .unwrap_err();
+    let err = sec.enable_organization_admin_account().admin_account_id(&member).send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "BadRequestException");
 
-    let det = sec
-        .create_detector()
-        .enable(true)
-        .send()
-        .await
-        .unwrap()
-        .detector_id()
-        .unwrap()
-        .to_owned();
+    let det = sec.create_detector().enable(true).send().await.unwrap().detector_id().unwrap().to_owned();
     sec.update_organization_configuration()
         .detector_id(&det)
         .auto_enable_organization_members(AutoEnableMembers::All)
         .send()
         .await
         .unwrap();
-    let conf = sec
-        .describe_organization_configuration()
-        .detector_id(&det)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        conf.auto_enable_organization_members(),
-        Some(&AutoEnableMembers::All)
-    );
+    let conf = sec.describe_organization_configuration().detector_id(&det).send().await.unwrap();
+    assert_eq!(conf.auto_enable_organization_members(), Some(&AutoEnableMembers::All));
 
     // The delegated administrator enrols an organization member directly (no invitation).
     let m = aws_sdk_guardduty::Client::new(&cloud.sdk_config_as(&member, "us-west-2").await);
-    let mdet = m
-        .create_detector()
-        .enable(true)
-        .send()
-        .await
-        .unwrap()
-        .detector_id()
-        .unwrap()
-        .to_owned();
+    let mdet = m.create_detector().enable(true).send().await.unwrap().detector_id().unwrap().to_owned();
     let sec_w2 = aws_sdk_guardduty::Client::new(&cloud.sdk_config_as(&security, "us-west-2").await);
-    let det_w2 = sec_w2
-        .create_detector()
-        .enable(true)
-        .send()
-        .await
-        .unwrap()
-        .detector_id()
-        .unwrap()
-        .to_owned();
+    let det_w2 = sec_w2.create_detector().enable(true).send().await.unwrap().detector_id().unwrap().to_owned();
     let out = sec_w2
         .create_members()
         .detector_id(&det_w2)
-        .account_details(
-            AccountDetail::builder()
-                .account_id(&member)
-                .email("m@example.com")
-                .build(),
-        )
+        .account_details(AccountDetail::builder().account_id(&member).email("m@example.com").build())
         .send()
         .await
         .unwrap();
     assert!(out.unprocessed_accounts().is_empty());
-    let admin = m
-        .get_administrator_account()
-        .detector_id(&mdet)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        admin.administrator().and_then(|a| a.account_id()),
-        Some(security.as_str())
-    );
+    let admin = m.get_administrator_account().detector_id(&mdet).send().await.unwrap();
+    assert_eq!(admin.administrator().and_then(|a| a.account_id()), Some(security.as_str()));
 
     // Publishing destinations: create, list, describe, delete.
     let props = DestinationProperties::builder()
@@ -262,37 +121,12 @@ async fn guardduty_organization_admin_configuration_and_destinations() {
         .destination_id()
         .unwrap()
         .to_owned();
-    let list = sec
-        .list_publishing_destinations()
-        .detector_id(&det)
-        .send()
-        .await
-        .unwrap();
+    let list = sec.list_publishing_destinations().detector_id(&det).send().await.unwrap();
     assert_eq!(list.destinations()[0].destination_id(), Some(id.as_str()));
-    let d = sec
-        .describe_publishing_destination()
-        .detector_id(&det)
-        .destination_id(&id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        d.destination_properties().and_then(|p| p.destination_arn()),
-        Some("arn:aws:s3:::assure-logs")
-    );
-    sec.delete_publishing_destination()
-        .detector_id(&det)
-        .destination_id(&id)
-        .send()
-        .await
-        .unwrap();
-    let err = sec
-        .describe_publishing_destination()
-        .detector_id(&det)
-        .destination_id(&id)
-        .send()
-        .await
-        .unwrap_err();
+    let d = sec.describe_publishing_destination().detector_id(&det).destination_id(&id).send().await.unwrap();
+    assert_eq!(d.destination_properties().and_then(|p| p.destination_arn()), Some("arn:aws:s3:::assure-logs"));
+    sec.delete_publishing_destination().detector_id(&det).destination_id(&id).send().await.unwrap();
+    let err = sec.describe_publishing_destination().detector_id(&det).destination_id(&id).send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "BadRequestException");
 }
 
@@ -300,30 +134,13 @@ async fn guardduty_organization_admin_configuration_and_destinations() {
 async fn access_analyzer_organization_analyzers_need_trusted_access_and_a_delegated_admin() {
     let cloud = LocalCloud::start();
     let (security, _, _) = org_accounts(&cloud).await;
-    let sec =
-        aws_sdk_accessanalyzer::Client::new(&cloud.sdk_config_as(&security, "eu-west-1").await);
-    let err = sec
-        .create_analyzer()
-        .analyzer_name("org")
-        .r#type(AnalyzerType::Organization)
-        .send()
-        .await
-        .unwrap_err();
+    let sec = aws_sdk_accessanalyzer::Client::new(&cloud.sdk_config_as(&security, "eu-west-1").await);
+    let err = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "ValidationException");
 
     let orgs = aws_sdk_organizations::Client::new(&cloud.sdk_config().await);
-    orgs.enable_aws_service_access()
-        .service_principal("access-analyzer.amazonaws.com")
-        .send()
-        .await
-        .unwrap();
-    let err = sec
-        .create_analyzer()
-        .analyzer_name("org")
-        .r#type(AnalyzerType::Organization)
-        .send()
-        .await
-        .unwrap_err();
+    orgs.enable_aws_service_access().service_principal("access-analyzer.amazonaws.com").send().await.unwrap();
+    let err = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "AccessDeniedException");
     orgs.register_delegated_administrator()
         .account_id(&security)
@@ -331,82 +148,32 @@ async fn access_analyzer_organization_analyzers_need_trusted_access_and_a_delega
         .send()
         .await
         .unwrap();
-    let arn = sec
-        .create_analyzer()
-        .analyzer_name("org")
-        .r#type(AnalyzerType::Organization)
-        .send()
-        .await
-        .unwrap()
-        .arn;
-    assert_eq!(
-        arn.as_deref(),
-        Some(format!("arn:aws:access-analyzer:eu-west-1:{security}:analyzer/org").as_str())
-    );
-    let err = sec
-        .create_analyzer()
-        .analyzer_name("org")
-        .r#type(AnalyzerType::Organization)
-        .send()
-        .await
-        .unwrap_err();
+    let arn = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap().arn;
+    assert_eq!(arn.as_deref(), Some(format!("arn:aws:access-analyzer:eu-west-1:{security}:analyzer/org").as_str()));
+    let err = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "ConflictException");
 
-    let got = sec
-        .get_analyzer()
-        .analyzer_name("org")
-        .send()
-        .await
-        .unwrap();
+    let got = sec.get_analyzer().analyzer_name("org").send().await.unwrap();
     let a = got.analyzer().unwrap();
     assert_eq!(a.r#type(), &AnalyzerType::Organization);
     assert_eq!(a.status().as_str(), "ACTIVE");
     // Per region: us-east-1 has none.
-    let sec_use1 =
-        aws_sdk_accessanalyzer::Client::new(&cloud.sdk_config_as(&security, "us-east-1").await);
-    assert!(sec_use1
-        .list_analyzers()
-        .send()
-        .await
-        .unwrap()
-        .analyzers()
-        .is_empty());
-    assert_eq!(
-        sec.list_analyzers().send().await.unwrap().analyzers().len(),
-        1
-    );
+    let sec_use1 = aws_sdk_accessanalyzer::Client::new(&cloud.sdk_config_as(&security, "us-east-1").await);
+    assert!(sec_use1.list_analyzers().send().await.unwrap().analyzers().is_empty());
+    assert_eq!(sec.list_analyzers().send().await.unwrap().analyzers().len(), 1);
 
     sec.create_archive_rule()
         .analyzer_name("org")
         .rule_name("ignore-org")
-        .filter(
-            "isPublic",
-            aws_sdk_accessanalyzer::types::Criterion::builder()
-                .eq("false")
-                .build(),
-        )
+        .filter("isPublic", aws_sdk_accessanalyzer::types::Criterion::builder().eq("false").build())
         .send()
         .await
         .unwrap();
-    let rules = sec
-        .list_archive_rules()
-        .analyzer_name("org")
-        .send()
-        .await
-        .unwrap();
+    let rules = sec.list_archive_rules().analyzer_name("org").send().await.unwrap();
     assert_eq!(rules.archive_rules()[0].rule_name(), "ignore-org");
 
-    sec.delete_analyzer()
-        .analyzer_name("org")
-        .send()
-        .await
-        .unwrap();
-    let err = sec
-        .get_analyzer()
-        .analyzer_name("org")
-        .send()
-        .await
-        .unwrap_err();
+    sec.delete_analyzer().analyzer_name("org").send().await.unwrap();
+    let err = sec.get_analyzer().analyzer_name("org").send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "ResourceNotFoundException");
 }
 
@@ -415,49 +182,21 @@ fn http(endpoint: &str, method: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let addr = endpoint.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_moto_request_recorder_still_records_extension_calls() {
     let cloud = LocalCloud::start();
-    http(
-        &cloud.endpoint,
-        "POST",
-        "/moto-api/recorder/start-recording",
-    );
+    http(&cloud.endpoint, "POST", "/moto-api/recorder/start-recording");
     let gd = aws_sdk_guardduty::Client::new(&cloud.sdk_config().await);
-    let det = gd
-        .create_detector()
-        .enable(true)
-        .send()
-        .await
-        .unwrap()
-        .detector_id()
-        .unwrap()
-        .to_owned();
+    let det = gd.create_detector().enable(true).send().await.unwrap().detector_id().unwrap().to_owned();
     gd.list_members().detector_id(&det).send().await.unwrap();
     http(&cloud.endpoint, "POST", "/moto-api/recorder/stop-recording");
-    let recording = http(
-        &cloud.endpoint,
-        "GET",
-        "/moto-api/recorder/download-recording",
-    );
-    assert!(
-        recording.contains("/detector\""),
-        "moto's own operation is recorded"
-    );
-    assert!(
-        recording.contains(&format!("/detector/{det}/member")),
-        "the extension's operation is recorded"
-    );
+    let recording = http(&cloud.endpoint, "GET", "/moto-api/recorder/download-recording");
+    assert!(recording.contains("/detector\""), "moto's own operation is recorded");
+    assert!(recording.contains(&format!("/detector/{det}/member")), "the extension's operation is recorded");
 }

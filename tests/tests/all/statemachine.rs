@@ -37,40 +37,17 @@ fn every_task_dispatches_to_a_step_with_a_binary() {
         if st["Type"] != "Task" {
             continue;
         }
-        assert_eq!(
-            st["Resource"], "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-            "{name}"
-        );
+        assert_eq!(st["Resource"], "arn:aws:states:::sqs:sendMessage.waitForTaskToken", "{name}");
         let body = &st["Parameters"]["MessageBody"];
-        assert_eq!(
-            body["taskToken.$"], "$$.Task.Token",
-            "{name} passes the task token"
-        );
-        let step = body["step"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{name} names its step"));
+        assert_eq!(body["taskToken.$"], "$$.Task.Token", "{name} passes the task token");
+        let step = body["step"].as_str().unwrap_or_else(|| panic!("{name} names its step"));
         let step = StepName::parse(step).unwrap_or_else(|| panic!("{name}: unknown step {step}"));
-        assert!(
-            cargo.contains(&format!("name = \"{}\"", step.binary())),
-            "{name}: no binary {}",
-            step.binary()
-        );
-        assert_eq!(
-            st["Parameters"]["QueueUrl"],
-            format!("${{{}}}", placeholder(step)),
-            "{name}"
-        );
-        assert!(
-            body["run.$"].is_string() && body["region.$"].is_string(),
-            "{name} passes run and region"
-        );
+        assert!(cargo.contains(&format!("name = \"{}\"", step.binary())), "{name}: no binary {}", step.binary());
+        assert_eq!(st["Parameters"]["QueueUrl"], format!("${{{}}}", placeholder(step)), "{name}");
+        assert!(body["run.$"].is_string() && body["region.$"].is_string(), "{name} passes run and region");
         seen.insert(step);
     }
-    assert_eq!(
-        seen,
-        StepName::ALL.into_iter().collect(),
-        "every step is dispatched somewhere"
-    );
+    assert_eq!(seen, StepName::ALL.into_iter().collect(), "every step is dispatched somewhere");
 }
 
 #[test]
@@ -81,10 +58,7 @@ fn every_error_name_is_known() {
             for rule in st[key].as_array().into_iter().flatten() {
                 for e in rule["ErrorEquals"].as_array().expect("ErrorEquals") {
                     let e = e.as_str().unwrap();
-                    assert!(
-                        known.contains(e) || e.starts_with("States."),
-                        "{name}.{key}: unknown error name {e}"
-                    );
+                    assert!(known.contains(e) || e.starts_with("States."), "{name}.{key}: unknown error name {e}");
                 }
             }
         }
@@ -95,42 +69,23 @@ fn every_error_name_is_known() {
 fn every_wait_and_retry_is_bounded() {
     for (name, st) in states(&definition()) {
         if st["Type"] == "Task" {
-            let hb = st["HeartbeatSeconds"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("{name}: HeartbeatSeconds"));
-            let to = st["TimeoutSeconds"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("{name}: TimeoutSeconds"));
-            assert!(
-                hb < to,
-                "{name}: heartbeat {hb} must be shorter than the timeout {to}"
-            );
+            let hb = st["HeartbeatSeconds"].as_u64().unwrap_or_else(|| panic!("{name}: HeartbeatSeconds"));
+            let to = st["TimeoutSeconds"].as_u64().unwrap_or_else(|| panic!("{name}: TimeoutSeconds"));
+            assert!(hb < to, "{name}: heartbeat {hb} must be shorter than the timeout {to}");
         }
         for r in st["Retry"].as_array().into_iter().flatten() {
-            let n = r["MaxAttempts"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("{name}: MaxAttempts"));
+            let n = r["MaxAttempts"].as_u64().unwrap_or_else(|| panic!("{name}: MaxAttempts"));
             assert!((1..=10).contains(&n), "{name}: MaxAttempts {n}");
             assert_eq!(r["JitterStrategy"], "FULL", "{name}: retries use jitter");
             assert!(
-                !r["ErrorEquals"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|e| e == "States.ALL"),
+                !r["ErrorEquals"].as_array().unwrap().iter().any(|e| e == "States.ALL"),
                 "{name}: never retry everything"
             );
         }
         if st["Type"] == "Map" {
-            assert!(
-                st["MaxConcurrency"].as_u64().is_some_and(|c| c > 0),
-                "{name}: bounded MaxConcurrency"
-            );
+            assert!(st["MaxConcurrency"].as_u64().is_some_and(|c| c > 0), "{name}: bounded MaxConcurrency");
         }
-        assert!(
-            st["Type"] != "Wait",
-            "{name}: waiting belongs in HeartbeatSeconds, not Wait loops"
-        );
+        assert!(st["Type"] != "Wait", "{name}: waiting belongs in HeartbeatSeconds, not Wait loops");
     }
 }
 
@@ -140,16 +95,10 @@ fn the_state_graph_has_no_cycles_and_every_failure_is_caught() {
     let top = def["States"].as_object().unwrap();
     // Depth-first from StartAt; a back edge would be an unbounded loop.
     fn visit(name: &str, top: &serde_json::Map<String, Value>, path: &mut Vec<String>) {
-        assert!(
-            !path.contains(&name.to_owned()),
-            "cycle through {name}: {path:?}"
-        );
+        assert!(!path.contains(&name.to_owned()), "cycle through {name}: {path:?}");
         path.push(name.to_owned());
         let st = &top[name];
-        let mut next: Vec<String> = st["Next"]
-            .as_str()
-            .map(|s| vec![s.to_owned()])
-            .unwrap_or_default();
+        let mut next: Vec<String> = st["Next"].as_str().map(|s| vec![s.to_owned()]).unwrap_or_default();
         for c in st["Catch"].as_array().into_iter().flatten() {
             next.push(c["Next"].as_str().unwrap().to_owned());
         }
@@ -162,28 +111,16 @@ fn the_state_graph_has_no_cycles_and_every_failure_is_caught() {
     for (name, st) in top {
         if matches!(st["Type"].as_str(), Some("Task" | "Map")) {
             let catches_all = st["Catch"].as_array().is_some_and(|c| {
-                c.iter().any(|r| {
-                    r["ErrorEquals"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .any(|e| e == "States.ALL")
-                })
+                c.iter().any(|r| r["ErrorEquals"].as_array().unwrap().iter().any(|e| e == "States.ALL"))
             });
-            assert!(
-                catches_all,
-                "{name}: a terminal failure must reach the failure policy"
-            );
+            assert!(catches_all, "{name}: a terminal failure must reach the failure policy");
         }
     }
 }
 
 #[test]
 fn every_placeholder_is_a_step_queue() {
-    let expected: BTreeSet<String> = StepName::ALL
-        .iter()
-        .map(|s| format!("${{{}}}", placeholder(*s)))
-        .collect();
+    let expected: BTreeSet<String> = StepName::ALL.iter().map(|s| format!("${{{}}}", placeholder(*s))).collect();
     let mut found = BTreeSet::new();
     let mut rest = ONBOARDING_ASL;
     while let Some(i) = rest.find("${") {

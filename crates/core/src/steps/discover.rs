@@ -12,12 +12,7 @@ pub const SESSION_PREFERENCES_DOCUMENT: &str = "SSM-SessionManagerRunShell";
 
 pub async fn run(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
     let target = aws.account(&run.account, region).await?;
-    let who = target
-        .sts()
-        .get_caller_identity()
-        .send()
-        .await
-        .aws(format!("sts:GetCallerIdentity in {region}"))?;
+    let who = target.sts().get_caller_identity().send().await.aws(format!("sts:GetCallerIdentity in {region}"))?;
     if who.account() != Some(run.account.as_str()) {
         return Err(StepError::invalid_input(format!(
             "roleName: the role acts as account {} in {region}, not {}",
@@ -25,12 +20,8 @@ pub async fn run(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutpu
             run.account
         )));
     }
-    let (guardduty, config, trails, session) = tokio::try_join!(
-        guardduty(&target),
-        config(&target),
-        trails(&target),
-        session_preferences(&target),
-    )?;
+    let (guardduty, config, trails, session) =
+        tokio::try_join!(guardduty(&target), config(&target), trails(&target), session_preferences(&target),)?;
     let summary = format!(
         "{region}: {} GuardDuty detector(s){}, {} Config recorder(s), {} trail(s) homed here, session preferences {}",
         guardduty.as_array().map_or(0, Vec::len),
@@ -62,31 +53,13 @@ pub async fn run(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutpu
 /// Every detector with its settings, administrator, filters and publishing destinations.
 pub async fn guardduty(target: &AccountConfig) -> Result<Value, StepError> {
     let gd = target.guardduty();
-    let ids = gd
-        .list_detectors()
-        .send()
-        .await
-        .aws("guardduty:ListDetectors")?;
+    let ids = gd.list_detectors().send().await.aws("guardduty:ListDetectors")?;
     let mut out = Vec::new();
     for id in ids.detector_ids() {
-        let d = gd
-            .get_detector()
-            .detector_id(id)
-            .send()
-            .await
-            .aws("guardduty:GetDetector")?;
-        let admin = gd
-            .get_administrator_account()
-            .detector_id(id)
-            .send()
-            .await
-            .aws("guardduty:GetAdministratorAccount")?;
-        let filters = gd
-            .list_filters()
-            .detector_id(id)
-            .send()
-            .await
-            .aws("guardduty:ListFilters")?;
+        let d = gd.get_detector().detector_id(id).send().await.aws("guardduty:GetDetector")?;
+        let admin =
+            gd.get_administrator_account().detector_id(id).send().await.aws("guardduty:GetAdministratorAccount")?;
+        let filters = gd.list_filters().detector_id(id).send().await.aws("guardduty:ListFilters")?;
         let dests = gd
             .list_publishing_destinations()
             .detector_id(id)
@@ -112,30 +85,16 @@ pub async fn guardduty(target: &AccountConfig) -> Result<Value, StepError> {
 /// Recorders (with their status) and delivery channels.
 pub async fn config(target: &AccountConfig) -> Result<Value, StepError> {
     let c = target.config();
-    let recorders = c
-        .describe_configuration_recorders()
-        .send()
-        .await
-        .aws("config:DescribeConfigurationRecorders")?;
-    let status = c
-        .describe_configuration_recorder_status()
-        .send()
-        .await
-        .aws("config:DescribeConfigurationRecorderStatus")?;
-    let channels = c
-        .describe_delivery_channels()
-        .send()
-        .await
-        .aws("config:DescribeDeliveryChannels")?;
+    let recorders = c.describe_configuration_recorders().send().await.aws("config:DescribeConfigurationRecorders")?;
+    let status =
+        c.describe_configuration_recorder_status().send().await.aws("config:DescribeConfigurationRecorderStatus")?;
+    let channels = c.describe_delivery_channels().send().await.aws("config:DescribeDeliveryChannels")?;
     let recorders: Vec<Value> = recorders
         .configuration_recorders()
         .iter()
         .map(|r| {
-            let running = status
-                .configuration_recorders_status()
-                .iter()
-                .find(|s| s.name() == r.name())
-                .map(|s| s.recording());
+            let running =
+                status.configuration_recorders_status().iter().find(|s| s.name() == r.name()).map(|s| s.recording());
             json!({
                 "name": r.name(),
                 "roleArn": r.role_arn(),
@@ -163,21 +122,11 @@ pub async fn config(target: &AccountConfig) -> Result<Value, StepError> {
 /// Trails homed in this region (a multi-region trail appears once, in its home region), with status.
 pub async fn trails(target: &AccountConfig) -> Result<Value, StepError> {
     let ct = target.cloudtrail();
-    let trails = ct
-        .describe_trails()
-        .include_shadow_trails(false)
-        .send()
-        .await
-        .aws("cloudtrail:DescribeTrails")?;
+    let trails = ct.describe_trails().include_shadow_trails(false).send().await.aws("cloudtrail:DescribeTrails")?;
     let mut out = Vec::new();
     for t in trails.trail_list() {
         let arn = t.trail_arn().unwrap_or_default();
-        let status = ct
-            .get_trail_status()
-            .name(arn)
-            .send()
-            .await
-            .aws("cloudtrail:GetTrailStatus")?;
+        let status = ct.get_trail_status().name(arn).send().await.aws("cloudtrail:GetTrailStatus")?;
         out.push(json!({
             "name": t.name(),
             "arn": arn,
@@ -195,12 +144,7 @@ pub async fn trails(target: &AccountConfig) -> Result<Value, StepError> {
 
 /// The Session Manager preferences document's content, or null when the account has none.
 pub async fn session_preferences(target: &AccountConfig) -> Result<Value, StepError> {
-    let res = target
-        .ssm()
-        .get_document()
-        .name(SESSION_PREFERENCES_DOCUMENT)
-        .send()
-        .await;
+    let res = target.ssm().get_document().name(SESSION_PREFERENCES_DOCUMENT).send().await;
     match res {
         Ok(doc) => {
             let content = doc.content().unwrap_or_default();

@@ -7,18 +7,19 @@
 //! Created once and shared by every account; no account's rollback tears it down. Every aspect is
 //! read first and written only if it differs.
 
-use assure_contract::{Change, Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{Evidence, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_s3::types::{
-    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
-    BucketLoggingStatus, BucketVersioningStatus, CreateBucketConfiguration, ExpirationStatus,
-    LifecycleRule, LifecycleRuleFilter, LoggingEnabled, NoncurrentVersionTransition,
-    ObjectOwnership, OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration,
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-    ServerSideEncryptionRule, Transition, TransitionStorageClass, VersioningConfiguration,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus,
+    BucketVersioningStatus, CreateBucketConfiguration, ExpirationStatus, LifecycleRule, LifecycleRuleFilter,
+    LoggingEnabled, NoncurrentVersionTransition, ObjectOwnership, OwnershipControls, OwnershipControlsRule,
+    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Transition, TransitionStorageClass,
+    VersioningConfiguration,
 };
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::steps::Changes;
 
 /// Prefix of the logging bucket's own access logs in the access-log bucket.
 const ACCESS_LOG_PREFIX: &str = "assure-logs/";
@@ -59,9 +60,7 @@ pub async fn read_bucket(acct: &AccountConfig, bucket: &str) -> Result<BucketSta
     let s3 = acct.s3();
     match s3.head_bucket().bucket(bucket).send().await {
         Ok(_) => {}
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
-            return Ok(BucketState::default())
-        }
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => return Ok(BucketState::default()),
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
             return Err(StepError::new(
                 assure_contract::ErrorName::Conflict,
@@ -70,10 +69,7 @@ pub async fn read_bucket(acct: &AccountConfig, bucket: &str) -> Result<BucketSta
         }
         Err(e) => return Err(e).aws(format!("s3:HeadBucket {bucket}")),
     }
-    let mut st = BucketState {
-        exists: true,
-        ..Default::default()
-    };
+    let mut st = BucketState { exists: true, ..Default::default() };
     st.public_access_block = match s3.get_public_access_block().bucket(bucket).send().await {
         Ok(out) => out.public_access_block_configuration().map(|c| {
             [
@@ -86,57 +82,31 @@ pub async fn read_bucket(acct: &AccountConfig, bucket: &str) -> Result<BucketSta
         Err(e) if error_code(&e) == Some("NoSuchPublicAccessBlockConfiguration") => None,
         Err(e) => return Err(e).aws(format!("s3:GetPublicAccessBlock {bucket}")),
     };
-    st.ownership = match s3
-        .get_bucket_ownership_controls()
-        .bucket(bucket)
-        .send()
-        .await
-    {
-        Ok(out) => out
-            .ownership_controls()
-            .and_then(|c| c.rules().first())
-            .map(|r| r.object_ownership().as_str().to_owned()),
+    st.ownership = match s3.get_bucket_ownership_controls().bucket(bucket).send().await {
+        Ok(out) => {
+            out.ownership_controls().and_then(|c| c.rules().first()).map(|r| r.object_ownership().as_str().to_owned())
+        }
         Err(e) if error_code(&e) == Some("OwnershipControlsNotFoundError") => None,
         Err(e) => return Err(e).aws(format!("s3:GetBucketOwnershipControls {bucket}")),
     };
-    let v = s3
-        .get_bucket_versioning()
-        .bucket(bucket)
-        .send()
-        .await
-        .aws(format!("s3:GetBucketVersioning {bucket}"))?;
+    let v = s3.get_bucket_versioning().bucket(bucket).send().await.aws(format!("s3:GetBucketVersioning {bucket}"))?;
     st.versioning = v.status().map(|s| s.as_str().to_owned());
     st.encryption = match s3.get_bucket_encryption().bucket(bucket).send().await {
-        Ok(out) => out
-            .server_side_encryption_configuration()
-            .and_then(|c| c.rules().first())
-            .and_then(|r| {
-                r.apply_server_side_encryption_by_default().map(|d| {
-                    (
-                        d.sse_algorithm().as_str().to_owned(),
-                        d.kms_master_key_id().map(str::to_owned),
-                        r.bucket_key_enabled().unwrap_or(false),
-                    )
-                })
-            }),
+        Ok(out) => out.server_side_encryption_configuration().and_then(|c| c.rules().first()).and_then(|r| {
+            r.apply_server_side_encryption_by_default().map(|d| {
+                (
+                    d.sse_algorithm().as_str().to_owned(),
+                    d.kms_master_key_id().map(str::to_owned),
+                    r.bucket_key_enabled().unwrap_or(false),
+                )
+            })
+        }),
         Err(e) if error_code(&e) == Some("ServerSideEncryptionConfigurationNotFoundError") => None,
         Err(e) => return Err(e).aws(format!("s3:GetBucketEncryption {bucket}")),
     };
-    let l = s3
-        .get_bucket_logging()
-        .bucket(bucket)
-        .send()
-        .await
-        .aws(format!("s3:GetBucketLogging {bucket}"))?;
-    st.logging = l
-        .logging_enabled()
-        .map(|l| (l.target_bucket().to_owned(), l.target_prefix().to_owned()));
-    st.lifecycle = match s3
-        .get_bucket_lifecycle_configuration()
-        .bucket(bucket)
-        .send()
-        .await
-    {
+    let l = s3.get_bucket_logging().bucket(bucket).send().await.aws(format!("s3:GetBucketLogging {bucket}"))?;
+    st.logging = l.logging_enabled().map(|l| (l.target_bucket().to_owned(), l.target_prefix().to_owned()));
+    st.lifecycle = match s3.get_bucket_lifecycle_configuration().bucket(bucket).send().await {
         Ok(out) => lifecycle_json(out.rules()),
         Err(e) if error_code(&e) == Some("NoSuchLifecycleConfiguration") => Value::Null,
         Err(e) => return Err(e).aws(format!("s3:GetBucketLifecycleConfiguration {bucket}")),
@@ -155,29 +125,15 @@ fn lifecycle_rules() -> Vec<LifecycleRule> {
         .id("assure-archive")
         .status(ExpirationStatus::Enabled)
         .filter(LifecycleRuleFilter::builder().prefix("").build())
-        .transitions(
-            Transition::builder()
-                .days(90)
-                .storage_class(TransitionStorageClass::StandardIa)
-                .build(),
-        )
-        .transitions(
-            Transition::builder()
-                .days(365)
-                .storage_class(TransitionStorageClass::Glacier)
-                .build(),
-        )
+        .transitions(Transition::builder().days(90).storage_class(TransitionStorageClass::StandardIa).build())
+        .transitions(Transition::builder().days(365).storage_class(TransitionStorageClass::Glacier).build())
         .noncurrent_version_transitions(
             NoncurrentVersionTransition::builder()
                 .noncurrent_days(30)
                 .storage_class(TransitionStorageClass::Glacier)
                 .build(),
         )
-        .abort_incomplete_multipart_upload(
-            AbortIncompleteMultipartUpload::builder()
-                .days_after_initiation(7)
-                .build(),
-        )
+        .abort_incomplete_multipart_upload(AbortIncompleteMultipartUpload::builder().days_after_initiation(7).build())
         .build()
         .expect("lifecycle rule has its required fields");
     vec![rule]
@@ -316,47 +272,15 @@ pub async fn read_key(acct: &AccountConfig) -> Result<Option<KeyState>, StepErro
         .aws(format!("kms:GetKeyPolicy {key_id}"))?
         .policy()
         .and_then(|p| serde_json::from_str(p).ok());
-    Ok(Some(KeyState {
-        arn: key.arn().unwrap_or_default().to_owned(),
-        key_id,
-        rotation,
-        policy,
-    }))
+    Ok(Some(KeyState { arn: key.arn().unwrap_or_default().to_owned(), key_id, rotation, policy }))
 }
 
-/// Records changes as a step makes them.
-struct Changes<'a> {
-    acct: &'a AccountConfig,
-    region: &'a Region,
-    list: Vec<Change>,
-}
-
-impl Changes<'_> {
-    fn push(&mut self, resource: impl Into<String>, action: &str, before: Value, after: Value) {
-        self.list.push(Change {
-            account: self.acct.account.clone(),
-            region: self.region.clone(),
-            resource: resource.into(),
-            action: action.to_owned(),
-            before,
-            after,
-        });
-    }
-}
-
-async fn organization_id(acct: &AccountConfig) -> Result<String, StepError> {
-    let org = acct
-        .organizations()
-        .describe_organization()
-        .send()
-        .await
-        .aws("organizations:DescribeOrganization")?;
+pub(crate) async fn organization_id(acct: &AccountConfig) -> Result<String, StepError> {
+    let org = acct.organizations().describe_organization().send().await.aws("organizations:DescribeOrganization")?;
     org.organization()
         .and_then(|o| o.id())
         .map(str::to_owned)
-        .ok_or_else(|| {
-            StepError::internal("organizations:DescribeOrganization returned no organization id")
-        })
+        .ok_or_else(|| StepError::internal("organizations:DescribeOrganization returned no organization id"))
 }
 
 /// Puts the key and both buckets in place.
@@ -364,54 +288,20 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let region = &run.home_region;
     let acct = aws.account(&run.org.logging, region).await?;
     let org_id = organization_id(&acct).await?;
-    let mut changes = Changes {
-        acct: &acct,
-        region,
-        list: Vec::new(),
-    };
+    let mut changes = Changes::new(&acct);
     let key = ensure_key(&acct, &org_id, &mut changes).await?;
 
     let access_logs = run.access_log_bucket();
     let bucket = run.logging_bucket();
     let access_before = read_bucket(&acct, &access_logs).await?;
-    ensure_bucket(
-        &acct,
-        &access_logs,
-        &access_before,
-        None,
-        None,
-        &mut changes,
-    )
-    .await?;
+    ensure_bucket(&acct, &access_logs, &access_before, None, None, &mut changes).await?;
     // The access-log bucket must admit S3's log delivery before the logging bucket names it.
     let access_policy = access_log_bucket_policy(&access_logs, &bucket, acct.account.as_str());
-    ensure_policy(
-        &acct,
-        &access_logs,
-        access_before.policy.as_ref(),
-        &access_policy,
-        &mut changes,
-    )
-    .await?;
+    ensure_policy(&acct, &access_logs, access_before.policy.as_ref(), &access_policy, &mut changes).await?;
     let before = read_bucket(&acct, &bucket).await?;
-    ensure_bucket(
-        &acct,
-        &bucket,
-        &before,
-        Some(&key.arn),
-        Some(&access_logs),
-        &mut changes,
-    )
-    .await?;
+    ensure_bucket(&acct, &bucket, &before, Some(&key.arn), Some(&access_logs), &mut changes).await?;
     let policy = logging_bucket_policy(&bucket, &org_id);
-    ensure_policy(
-        &acct,
-        &bucket,
-        before.policy.as_ref(),
-        &policy,
-        &mut changes,
-    )
-    .await?;
+    ensure_policy(&acct, &bucket, before.policy.as_ref(), &policy, &mut changes).await?;
 
     let n = changes.list.len();
     Ok(StepOutput {
@@ -428,11 +318,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     })
 }
 
-async fn ensure_key(
-    acct: &AccountConfig,
-    org_id: &str,
-    changes: &mut Changes<'_>,
-) -> Result<KeyState, StepError> {
+async fn ensure_key(acct: &AccountConfig, org_id: &str, changes: &mut Changes) -> Result<KeyState, StepError> {
     let kms = acct.kms();
     let desired = key_policy(acct.account.as_str(), org_id);
     let mut key = match read_key(acct).await? {
@@ -452,9 +338,7 @@ async fn ensure_key(
                 .send()
                 .await
                 .aws("kms:CreateKey")?;
-            let meta = out
-                .key_metadata()
-                .ok_or_else(|| StepError::internal("kms:CreateKey returned no key"))?;
+            let meta = out.key_metadata().ok_or_else(|| StepError::internal("kms:CreateKey returned no key"))?;
             let k = KeyState {
                 arn: meta.arn().unwrap_or_default().to_owned(),
                 key_id: meta.key_id().to_owned(),
@@ -477,17 +361,8 @@ async fn ensure_key(
         }
     };
     if !key.rotation {
-        kms.enable_key_rotation()
-            .key_id(&key.key_id)
-            .send()
-            .await
-            .aws("kms:EnableKeyRotation")?;
-        changes.push(
-            format!("kms:{}/rotation", key.arn),
-            "update",
-            json!(false),
-            json!(true),
-        );
+        kms.enable_key_rotation().key_id(&key.key_id).send().await.aws("kms:EnableKeyRotation")?;
+        changes.push(format!("kms:{}/rotation", key.arn), "update", json!(false), json!(true));
         key.rotation = true;
     }
     if key.policy.as_ref() != Some(&desired) {
@@ -515,7 +390,7 @@ async fn ensure_bucket(
     st: &BucketState,
     kms_key: Option<&str>,
     access_logs: Option<&str>,
-    changes: &mut Changes<'_>,
+    changes: &mut Changes,
 ) -> Result<(), StepError> {
     let s3 = acct.s3();
     let res = |what: &str| format!("s3:{bucket}/{what}");
@@ -533,12 +408,7 @@ async fn ensure_bucket(
             .send()
             .await
             .aws(format!("s3:CreateBucket {bucket}"))?;
-        changes.push(
-            format!("s3:{bucket}"),
-            "create",
-            Value::Null,
-            json!({"region": acct.region}),
-        );
+        changes.push(format!("s3:{bucket}"), "create", Value::Null, json!({"region": acct.region}));
     }
     if st.public_access_block != Some([true; 4]) {
         s3.put_public_access_block()
@@ -578,38 +448,26 @@ async fn ensure_bucket(
             .send()
             .await
             .aws(format!("s3:PutBucketOwnershipControls {bucket}"))?;
-        changes.push(
-            res("ownership"),
-            "update",
-            json!(st.ownership),
-            json!("BucketOwnerEnforced"),
-        );
+        changes.push(res("ownership"), "update", json!(st.ownership), json!("BucketOwnerEnforced"));
     }
     if st.versioning.as_deref() != Some("Enabled") {
         s3.put_bucket_versioning()
             .bucket(bucket)
             .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
+                VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
             )
             .send()
             .await
             .aws(format!("s3:PutBucketVersioning {bucket}"))?;
-        changes.push(
-            res("versioning"),
-            "update",
-            json!(st.versioning),
-            json!("Enabled"),
-        );
+        changes.push(res("versioning"), "update", json!(st.versioning), json!("Enabled"));
     }
     let want_enc = match kms_key {
         Some(k) => ("aws:kms".to_owned(), Some(k.to_owned()), true),
         None => ("AES256".to_owned(), None, false),
     };
     if st.encryption.as_ref() != Some(&want_enc) {
-        let mut default = ServerSideEncryptionByDefault::builder()
-            .sse_algorithm(ServerSideEncryption::from(want_enc.0.as_str()));
+        let mut default =
+            ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::from(want_enc.0.as_str()));
         if let Some(k) = &want_enc.1 {
             default = default.kms_master_key_id(k);
         }
@@ -619,9 +477,7 @@ async fn ensure_bucket(
                 ServerSideEncryptionConfiguration::builder()
                     .rules(
                         ServerSideEncryptionRule::builder()
-                            .apply_server_side_encryption_by_default(
-                                default.build().map_err(build_err)?,
-                            )
+                            .apply_server_side_encryption_by_default(default.build().map_err(build_err)?)
                             .bucket_key_enabled(want_enc.2)
                             .build(),
                     )
@@ -631,12 +487,7 @@ async fn ensure_bucket(
             .send()
             .await
             .aws(format!("s3:PutBucketEncryption {bucket}"))?;
-        changes.push(
-            res("encryption"),
-            "update",
-            json!(st.encryption),
-            json!(want_enc),
-        );
+        changes.push(res("encryption"), "update", json!(st.encryption), json!(want_enc));
     }
     if let Some(target) = access_logs {
         let want = (target.to_owned(), ACCESS_LOG_PREFIX.to_owned());
@@ -665,20 +516,12 @@ async fn ensure_bucket(
         s3.put_bucket_lifecycle_configuration()
             .bucket(bucket)
             .lifecycle_configuration(
-                BucketLifecycleConfiguration::builder()
-                    .set_rules(Some(rules.clone()))
-                    .build()
-                    .map_err(build_err)?,
+                BucketLifecycleConfiguration::builder().set_rules(Some(rules.clone())).build().map_err(build_err)?,
             )
             .send()
             .await
             .aws(format!("s3:PutBucketLifecycleConfiguration {bucket}"))?;
-        changes.push(
-            res("lifecycle"),
-            "update",
-            st.lifecycle.clone(),
-            lifecycle_json(&rules),
-        );
+        changes.push(res("lifecycle"), "update", st.lifecycle.clone(), lifecycle_json(&rules));
     }
     Ok(())
 }
@@ -688,7 +531,7 @@ async fn ensure_policy(
     bucket: &str,
     current: Option<&Value>,
     policy: &Value,
-    changes: &mut Changes<'_>,
+    changes: &mut Changes,
 ) -> Result<(), StepError> {
     if current != Some(policy) {
         acct.s3()
@@ -698,12 +541,7 @@ async fn ensure_policy(
             .send()
             .await
             .aws(format!("s3:PutBucketPolicy {bucket}"))?;
-        changes.push(
-            format!("s3:{bucket}/policy"),
-            "update",
-            json!(current),
-            policy.clone(),
-        );
+        changes.push(format!("s3:{bucket}/policy"), "update", json!(current), policy.clone());
     }
     Ok(())
 }
@@ -729,21 +567,16 @@ pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepEr
     };
     let policy = st.policy.clone().unwrap_or(Value::Null);
     let statements = policy["Statement"].as_array().cloned().unwrap_or_default();
-    let tls_only = statements
-        .iter()
-        .any(|s| s["Effect"] == "Deny" && s["Condition"]["Bool"]["aws:SecureTransport"] == "false");
+    let tls_only =
+        statements.iter().any(|s| s["Effect"] == "Deny" && s["Condition"]["Bool"]["aws:SecureTransport"] == "false");
     let allows_public = statements.iter().any(|s| {
         s["Effect"] == "Allow" && s["Principal"] == json!({"AWS": "*"}) && s["Condition"].is_null()
             || s["Effect"] == "Allow" && s["Principal"] == "*" && s["Condition"].is_null()
     });
-    let org_scoped = statements
-        .iter()
-        .filter(|s| s["Effect"] == "Allow")
-        .all(|s| {
-            s["Condition"]["StringEquals"]["aws:SourceOrgID"].is_string()
-                || s["Condition"]["StringEquals"]["aws:PrincipalOrgID"].is_string()
-        })
-        && !statements.is_empty();
+    let org_scoped = statements.iter().filter(|s| s["Effect"] == "Allow").all(|s| {
+        s["Condition"]["StringEquals"]["aws:SourceOrgID"].is_string()
+            || s["Condition"]["StringEquals"]["aws:PrincipalOrgID"].is_string()
+    }) && !statements.is_empty();
     let mut out = vec![
         ev(
             "logging.bucket-not-public",
@@ -760,16 +593,10 @@ pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepEr
         ),
         ev(
             "logging.bucket-access-logging",
-            st.logging
-                .as_ref()
-                .is_some_and(|(t, _)| *t == run.access_log_bucket()),
+            st.logging.as_ref().is_some_and(|(t, _)| *t == run.access_log_bucket()),
             format!("access logging: {:?}", st.logging),
         ),
-        ev(
-            "logging.bucket-tls-only",
-            tls_only,
-            format!("deny on aws:SecureTransport=false: {tls_only}"),
-        ),
+        ev("logging.bucket-tls-only", tls_only, format!("deny on aws:SecureTransport=false: {tls_only}")),
         ev(
             "logging.bucket-versioned",
             st.versioning.as_deref() == Some("Enabled"),
@@ -782,17 +609,11 @@ pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepEr
         ),
     ];
     out.push(Evidence {
-        resource: key
-            .as_ref()
-            .map_or_else(|| RunInput::LOGGING_KEY_ALIAS.to_owned(), |k| k.arn.clone()),
+        resource: key.as_ref().map_or_else(|| RunInput::LOGGING_KEY_ALIAS.to_owned(), |k| k.arn.clone()),
         ..ev(
             "logging.key-rotation",
             key.as_ref().is_some_and(|k| k.rotation),
-            format!(
-                "key: {}, rotation: {:?}",
-                key.is_some(),
-                key.as_ref().map(|k| k.rotation)
-            ),
+            format!("key: {}, rotation: {:?}", key.is_some(), key.as_ref().map(|k| k.rotation)),
         )
     });
     Ok(out)

@@ -2,22 +2,139 @@
 //! the second time; each returns a [`StepOutput`] with the changes it made and, where it changed
 //! something, the configuration it found before.
 
+pub mod access_analyzer;
+pub mod alarms;
+pub mod cloudtrail;
+pub mod config;
 pub mod discover;
+pub mod guardduty;
 pub mod logging_bucket;
 pub mod preflight;
+pub mod scps;
+pub mod session_manager;
 pub mod verify;
 
-use assure_contract::{StepError, StepName, StepOutput, TaskMessage};
+use assure_contract::{AccountId, Change, Evidence, Region, StepError, StepName, StepOutput, TaskMessage};
+use serde_json::Value;
 
-use crate::aws::Aws;
+use crate::aws::{AccountConfig, Aws};
+
+/// Names of the resources assure owns in member accounts. One place, so the steps, verify and the
+/// SCPs that protect them cannot drift apart.
+pub mod names {
+    pub const TRAIL: &str = "assure-trail";
+    pub const TRAIL_LOG_GROUP: &str = "assure/cloudtrail";
+    pub const TRAIL_LOGS_ROLE: &str = "assure-cloudtrail-logs";
+    pub const ALARM_TOPIC: &str = "assure-security-alarms";
+    pub const ALARM_PREFIX: &str = "assure-";
+    pub const METRIC_NAMESPACE: &str = "Assure/CISBenchmark";
+    pub const ANALYZER: &str = "assure-organization";
+    pub const AGGREGATOR: &str = "assure-organization";
+    pub const AGGREGATOR_ROLE: &str = "assure-config-aggregator";
+    pub const CONFIG_RECORDER: &str = "default";
+    pub const CONFIG_CHANNEL: &str = "default";
+    pub const SCP_PROTECT: &str = "assure-protect-baseline";
+    pub const SCP_ROOT: &str = "assure-restrict-root";
+}
 
 /// Runs the step a task asks for.
 pub async fn dispatch(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepError> {
     let run = &task.run;
+    let region = &task.region;
     match task.step {
         StepName::Preflight => preflight::run(aws, run).await,
-        StepName::Discover => discover::run(aws, run, &task.region).await,
+        StepName::Discover => discover::run(aws, run, region).await,
         StepName::LoggingBucket => logging_bucket::apply(aws, run).await,
+        StepName::CloudTrail => cloudtrail::apply(aws, run).await,
+        StepName::StopCloudTrail => cloudtrail::stop_others(aws, run).await,
+        StepName::StopGuardDuty => guardduty::stop_foreign(aws, run, region).await,
+        StepName::GuardDuty => guardduty::apply(aws, run, region).await,
+        StepName::Config => config::apply(aws, run, region).await,
+        StepName::AccessAnalyzer => access_analyzer::apply(aws, run, region).await,
+        StepName::Alarms => alarms::apply(aws, run).await,
+        StepName::SessionManager => session_manager::apply(aws, run, region).await,
+        StepName::Scps => scps::apply(aws, run).await,
         StepName::Verify => verify::run(aws, run).await,
     }
+}
+
+/// The changes a step makes, as it makes them.
+pub(crate) struct Changes {
+    account: AccountId,
+    region: Region,
+    pub(crate) list: Vec<Change>,
+}
+
+impl Changes {
+    pub(crate) fn new(acct: &AccountConfig) -> Changes {
+        Changes { account: acct.account.clone(), region: acct.region.clone(), list: Vec::new() }
+    }
+
+    /// Records a change made in the account and region this recorder was made for.
+    pub(crate) fn push(&mut self, resource: impl Into<String>, action: &str, before: Value, after: Value) {
+        let (account, region) = (self.account.clone(), self.region.clone());
+        self.push_in(account, region, resource, action, before, after);
+    }
+
+    /// Records a change made in another account or region.
+    pub(crate) fn push_in(
+        &mut self,
+        account: AccountId,
+        region: Region,
+        resource: impl Into<String>,
+        action: &str,
+        before: Value,
+        after: Value,
+    ) {
+        self.list.push(Change { account, region, resource: resource.into(), action: action.to_owned(), before, after });
+    }
+
+    /// The step's output: a one-line summary, the changes, the snapshot.
+    pub(crate) fn output(self, step: StepName, region: &Region, what: &str, snapshot: Value) -> StepOutput {
+        let n = self.list.len();
+        StepOutput {
+            step,
+            region: region.clone(),
+            summary: if n == 0 { format!("{what}: already in place") } else { format!("{what}: {n} change(s)") },
+            changes: self.list,
+            evidence: vec![],
+            snapshot,
+        }
+    }
+}
+
+/// One piece of evidence about `acct`.
+pub(crate) fn evidence(
+    acct: &AccountConfig,
+    control: &str,
+    resource: impl Into<String>,
+    passed: bool,
+    detail: impl Into<String>,
+) -> Evidence {
+    debug_assert!(assure_contract::Control::find(control).is_some(), "unknown control {control}");
+    Evidence {
+        control: control.to_owned(),
+        account: acct.account.clone(),
+        region: acct.region.clone(),
+        resource: resource.into(),
+        passed,
+        detail: detail.into(),
+    }
+}
+
+/// Whether an AWS error code says "it is already there": concurrent regions of one run race to
+/// create account-wide things (service-linked roles, delegated administrators), and the loser is fine.
+pub(crate) fn already_exists(code: Option<&str>, message: &str) -> bool {
+    matches!(
+        code,
+        Some(
+            "EntityAlreadyExists"
+                | "EntityAlreadyExistsException"
+                | "AccountAlreadyRegisteredException"
+                | "ResourceAlreadyExistsException"
+                | "ConflictException"
+                | "DuplicatePolicyAttachmentException"
+        )
+    ) || message.contains("already exists")
+        || message.contains("has been taken in this account")
 }

@@ -20,15 +20,11 @@ pub async fn validate(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
         )));
     }
     if run.regions.is_empty() {
-        return Err(StepError::invalid_input(
-            "regions: at least one region is needed",
-        ));
+        return Err(StepError::invalid_input("regions: at least one region is needed"));
     }
     let unique: BTreeSet<_> = run.regions.iter().collect();
     if unique.len() != run.regions.len() {
-        return Err(StepError::invalid_input(
-            "regions: a region is listed twice",
-        ));
+        return Err(StepError::invalid_input("regions: a region is listed twice"));
     }
     if !run.regions.contains(&run.home_region) {
         return Err(StepError::invalid_input(format!(
@@ -38,14 +34,10 @@ pub async fn validate(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     }
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
     let orgs = mgmt.organizations();
-    let org = orgs
-        .describe_organization()
-        .send()
-        .await
-        .aws("organizations:DescribeOrganization")?;
-    let org = org.organization().ok_or_else(|| {
-        StepError::internal("organizations:DescribeOrganization returned no organization")
-    })?;
+    let org = orgs.describe_organization().send().await.aws("organizations:DescribeOrganization")?;
+    let org = org
+        .organization()
+        .ok_or_else(|| StepError::internal("organizations:DescribeOrganization returned no organization"))?;
     if org.master_account_id() != Some(run.org.management.as_str()) {
         return Err(StepError::invalid_input(format!(
             "org.management: {} is not the management account of organization {} (that is {})",
@@ -60,19 +52,9 @@ pub async fn validate(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     Ok(())
 }
 
-async fn check_member(
-    aws: &Aws,
-    run: &RunInput,
-    account: &AccountId,
-    field: &str,
-) -> Result<(), StepError> {
+async fn check_member(aws: &Aws, run: &RunInput, account: &AccountId, field: &str) -> Result<(), StepError> {
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-    let res = mgmt
-        .organizations()
-        .describe_account()
-        .account_id(account.as_str())
-        .send()
-        .await;
+    let res = mgmt.organizations().describe_account().account_id(account.as_str()).send().await;
     let out = match res {
         Ok(out) => out,
         Err(e) if error_code(&e) == Some("AccountNotFoundException") => {
@@ -82,10 +64,7 @@ async fn check_member(
         }
         Err(e) => return Err(e).aws(format!("organizations:DescribeAccount {account}")),
     };
-    let status = out
-        .account()
-        .and_then(|a| a.status())
-        .map(|s| s.as_str().to_owned());
+    let status = out.account().and_then(|a| a.status()).map(|s| s.as_str().to_owned());
     match status.as_deref() {
         Some("ACTIVE") => Ok(()),
         other => Err(StepError::invalid_input(format!(
@@ -100,12 +79,7 @@ async fn check_member(
 pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     validate(aws, run).await?;
     let target = aws.account(&run.account, &run.home_region).await?;
-    let who = target
-        .sts()
-        .get_caller_identity()
-        .send()
-        .await
-        .aws("sts:GetCallerIdentity")?;
+    let who = target.sts().get_caller_identity().send().await.aws("sts:GetCallerIdentity")?;
     if who.account() != Some(run.account.as_str()) {
         return Err(StepError::invalid_input(format!(
             "roleName: assuming {} in {} acts as account {}, not the target",

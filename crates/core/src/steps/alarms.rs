@@ -1,0 +1,261 @@
+//! CloudWatch alarms for every CIS AWS Foundations section 4 event (which includes the spec's ten):
+//! a metric filter on the assure trail's log group with the CIS pattern, an alarm on its metric,
+//! and an encrypted SNS topic the alarms notify.
+
+use assure_contract::{Evidence, RunInput, StepError, StepName, StepOutput};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
+use aws_sdk_cloudwatchlogs::types::MetricTransformation;
+use serde_json::{json, Value};
+
+use crate::aws::{AccountConfig, Aws, AwsResultExt};
+use crate::steps::names::{ALARM_PREFIX, ALARM_TOPIC, METRIC_NAMESPACE, TRAIL_LOG_GROUP};
+use crate::steps::{evidence, Changes};
+
+/// (control id, short name, CIS filter pattern). Patterns as the CIS AWS Foundations Benchmark gives them.
+pub const FILTERS: &[(&str, &str, &str)] = &[
+    (
+        "alarms.unauthorized-api-calls",
+        "unauthorized-api-calls",
+        r#"{ ($.errorCode = "*UnauthorizedOperation") || ($.errorCode = "AccessDenied*") && ($.sourceIPAddress != "delivery.logs.amazonaws.com") && ($.eventName != "HeadBucket") }"#,
+    ),
+    (
+        "alarms.console-without-mfa",
+        "console-signin-without-mfa",
+        r#"{ ($.eventName = "ConsoleLogin") && ($.additionalEventData.MFAUsed != "Yes") && ($.userIdentity.type = "IAMUser") && ($.responseElements.ConsoleLogin = "Success") }"#,
+    ),
+    (
+        "alarms.root-usage",
+        "root-account-usage",
+        r#"{ $.userIdentity.type = "Root" && $.userIdentity.invokedBy NOT EXISTS && $.eventType != "AwsServiceEvent" }"#,
+    ),
+    (
+        "alarms.iam-policy-changes",
+        "iam-policy-changes",
+        r#"{ ($.eventName = DeleteGroupPolicy) || ($.eventName = DeleteRolePolicy) || ($.eventName = DeleteUserPolicy) || ($.eventName = PutGroupPolicy) || ($.eventName = PutRolePolicy) || ($.eventName = PutUserPolicy) || ($.eventName = CreatePolicy) || ($.eventName = DeletePolicy) || ($.eventName = CreatePolicyVersion) || ($.eventName = DeletePolicyVersion) || ($.eventName = AttachRolePolicy) || ($.eventName = DetachRolePolicy) || ($.eventName = AttachUserPolicy) || ($.eventName = DetachUserPolicy) || ($.eventName = AttachGroupPolicy) || ($.eventName = DetachGroupPolicy) }"#,
+    ),
+    (
+        "alarms.cloudtrail-changes",
+        "cloudtrail-configuration-changes",
+        r#"{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || ($.eventName = DeleteTrail) || ($.eventName = StartLogging) || ($.eventName = StopLogging) }"#,
+    ),
+    (
+        "alarms.console-auth-failures",
+        "console-authentication-failures",
+        r#"{ ($.eventName = ConsoleLogin) && ($.errorMessage = "Failed authentication") }"#,
+    ),
+    (
+        "alarms.cmk-disable-or-deletion",
+        "cmk-disable-or-scheduled-deletion",
+        r#"{ ($.eventSource = kms.amazonaws.com) && (($.eventName = DisableKey) || ($.eventName = ScheduleKeyDeletion)) }"#,
+    ),
+    (
+        "alarms.s3-bucket-policy-changes",
+        "s3-bucket-policy-changes",
+        r#"{ ($.eventSource = s3.amazonaws.com) && (($.eventName = PutBucketAcl) || ($.eventName = PutBucketPolicy) || ($.eventName = PutBucketCors) || ($.eventName = PutBucketLifecycle) || ($.eventName = PutBucketReplication) || ($.eventName = DeleteBucketPolicy) || ($.eventName = DeleteBucketCors) || ($.eventName = DeleteBucketLifecycle) || ($.eventName = DeleteBucketReplication)) }"#,
+    ),
+    (
+        "alarms.config-changes",
+        "config-configuration-changes",
+        r#"{ ($.eventSource = config.amazonaws.com) && (($.eventName = StopConfigurationRecorder) || ($.eventName = DeleteDeliveryChannel) || ($.eventName = PutDeliveryChannel) || ($.eventName = PutConfigurationRecorder)) }"#,
+    ),
+    (
+        "alarms.security-group-changes",
+        "security-group-changes",
+        r#"{ ($.eventName = AuthorizeSecurityGroupIngress) || ($.eventName = AuthorizeSecurityGroupEgress) || ($.eventName = RevokeSecurityGroupIngress) || ($.eventName = RevokeSecurityGroupEgress) || ($.eventName = CreateSecurityGroup) || ($.eventName = DeleteSecurityGroup) }"#,
+    ),
+    (
+        "alarms.nacl-changes",
+        "nacl-changes",
+        r#"{ ($.eventName = CreateNetworkAcl) || ($.eventName = CreateNetworkAclEntry) || ($.eventName = DeleteNetworkAcl) || ($.eventName = DeleteNetworkAclEntry) || ($.eventName = ReplaceNetworkAclEntry) || ($.eventName = ReplaceNetworkAclAssociation) }"#,
+    ),
+    (
+        "alarms.network-gateway-changes",
+        "network-gateway-changes",
+        r#"{ ($.eventName = CreateCustomerGateway) || ($.eventName = DeleteCustomerGateway) || ($.eventName = AttachInternetGateway) || ($.eventName = CreateInternetGateway) || ($.eventName = DeleteInternetGateway) || ($.eventName = DetachInternetGateway) }"#,
+    ),
+    (
+        "alarms.route-table-changes",
+        "route-table-changes",
+        r#"{ ($.eventSource = ec2.amazonaws.com) && (($.eventName = CreateRoute) || ($.eventName = CreateRouteTable) || ($.eventName = ReplaceRoute) || ($.eventName = ReplaceRouteTableAssociation) || ($.eventName = DeleteRouteTable) || ($.eventName = DeleteRoute) || ($.eventName = DisassociateRouteTable)) }"#,
+    ),
+    (
+        "alarms.vpc-changes",
+        "vpc-changes",
+        r#"{ ($.eventName = CreateVpc) || ($.eventName = DeleteVpc) || ($.eventName = ModifyVpcAttribute) || ($.eventName = AcceptVpcPeeringConnection) || ($.eventName = CreateVpcPeeringConnection) || ($.eventName = DeleteVpcPeeringConnection) || ($.eventName = RejectVpcPeeringConnection) || ($.eventName = AttachClassicLinkVpc) || ($.eventName = DetachClassicLinkVpc) || ($.eventName = DisableVpcClassicLink) || ($.eventName = EnableVpcClassicLink) }"#,
+    ),
+    (
+        "alarms.organizations-changes",
+        "organizations-changes",
+        r#"{ ($.eventSource = organizations.amazonaws.com) && (($.eventName = "AcceptHandshake") || ($.eventName = "AttachPolicy") || ($.eventName = "CreateAccount") || ($.eventName = "CreateOrganizationalUnit") || ($.eventName = "CreatePolicy") || ($.eventName = "DeclineHandshake") || ($.eventName = "DeleteOrganization") || ($.eventName = "DeleteOrganizationalUnit") || ($.eventName = "DeletePolicy") || ($.eventName = "DetachPolicy") || ($.eventName = "DisablePolicyType") || ($.eventName = "EnablePolicyType") || ($.eventName = "InviteAccountToOrganization") || ($.eventName = "LeaveOrganization") || ($.eventName = "MoveAccount") || ($.eventName = "RemoveAccountFromOrganization") || ($.eventName = "UpdatePolicy") || ($.eventName = "UpdateOrganizationalUnit")) }"#,
+    ),
+];
+
+fn topic_arn(acct: &AccountConfig) -> String {
+    format!("arn:aws:sns:{}:{}:{ALARM_TOPIC}", acct.region, acct.account)
+}
+
+/// The KMS key SNS encrypts the topic with (the account's SNS-managed key).
+const TOPIC_KEY: &str = "alias/aws/sns";
+
+/// What exists now: filters by name → (pattern, metric), alarms by name → (metric, actions), topic key.
+struct Found {
+    filters: std::collections::BTreeMap<String, (String, String)>,
+    alarms: std::collections::BTreeMap<String, (String, Vec<String>)>,
+    topic_key: Option<Option<String>>,
+}
+
+async fn read(acct: &AccountConfig) -> Result<Found, StepError> {
+    let mut filters = std::collections::BTreeMap::new();
+    let mut pages = acct
+        .logs()
+        .describe_metric_filters()
+        .log_group_name(TRAIL_LOG_GROUP)
+        .filter_name_prefix(ALARM_PREFIX)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for f in page.aws("logs:DescribeMetricFilters")?.metric_filters() {
+            let metric = f.metric_transformations().first().map(|m| m.metric_name().to_owned()).unwrap_or_default();
+            filters.insert(
+                f.filter_name().unwrap_or_default().to_owned(),
+                (f.filter_pattern().unwrap_or_default().to_owned(), metric),
+            );
+        }
+    }
+    let mut alarms = std::collections::BTreeMap::new();
+    let mut pages = acct.cloudwatch().describe_alarms().alarm_name_prefix(ALARM_PREFIX).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for a in page.aws("cloudwatch:DescribeAlarms")?.metric_alarms() {
+            alarms.insert(
+                a.alarm_name().unwrap_or_default().to_owned(),
+                (a.metric_name().unwrap_or_default().to_owned(), a.alarm_actions().to_vec()),
+            );
+        }
+    }
+    let topic_key = match acct.sns().get_topic_attributes().topic_arn(topic_arn(acct)).send().await {
+        Ok(out) => Some(out.attributes().and_then(|a| a.get("KmsMasterKeyId")).cloned()),
+        Err(e) if crate::aws::error_code(&e) == Some("NotFound") => None,
+        Err(e) => return Err(e).aws(format!("sns:GetTopicAttributes {ALARM_TOPIC}")),
+    };
+    Ok(Found { filters, alarms, topic_key })
+}
+
+pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
+    let region = &run.home_region;
+    let target = aws.account(&run.account, region).await?;
+    let mut changes = Changes::new(&target);
+    let found = read(&target).await?;
+    let topic = topic_arn(&target);
+    match &found.topic_key {
+        None => {
+            target
+                .sns()
+                .create_topic()
+                .name(ALARM_TOPIC)
+                .attributes("KmsMasterKeyId", TOPIC_KEY)
+                .send()
+                .await
+                .aws(format!("sns:CreateTopic {ALARM_TOPIC}"))?;
+            changes.push(format!("sns:{ALARM_TOPIC}"), "create", Value::Null, json!({"KmsMasterKeyId": TOPIC_KEY}));
+        }
+        Some(key) if key.as_deref() != Some(TOPIC_KEY) => {
+            target
+                .sns()
+                .set_topic_attributes()
+                .topic_arn(&topic)
+                .attribute_name("KmsMasterKeyId")
+                .attribute_value(TOPIC_KEY)
+                .send()
+                .await
+                .aws(format!("sns:SetTopicAttributes {ALARM_TOPIC}"))?;
+            changes.push(format!("sns:{ALARM_TOPIC}/KmsMasterKeyId"), "update", json!(key), json!(TOPIC_KEY));
+        }
+        Some(_) => {}
+    }
+    for (_, short, pattern) in FILTERS {
+        let name = format!("{ALARM_PREFIX}{short}");
+        let metric = format!("{ALARM_PREFIX}{short}");
+        let want = (pattern.to_string(), metric.clone());
+        if found.filters.get(&name) != Some(&want) {
+            target
+                .logs()
+                .put_metric_filter()
+                .log_group_name(TRAIL_LOG_GROUP)
+                .filter_name(&name)
+                .filter_pattern(*pattern)
+                .metric_transformations(
+                    MetricTransformation::builder()
+                        .metric_name(&metric)
+                        .metric_namespace(METRIC_NAMESPACE)
+                        .metric_value("1")
+                        .build()
+                        .map_err(|e| StepError::internal(e.to_string()))?,
+                )
+                .send()
+                .await
+                .aws(format!("logs:PutMetricFilter {name}"))?;
+            changes.push(
+                format!("logs:{TRAIL_LOG_GROUP}/filter/{name}"),
+                if found.filters.contains_key(&name) { "update" } else { "create" },
+                json!(found.filters.get(&name)),
+                json!({"pattern": pattern, "metric": metric}),
+            );
+        }
+        let want_alarm = (metric.clone(), vec![topic.clone()]);
+        if found.alarms.get(&name) != Some(&want_alarm) {
+            target
+                .cloudwatch()
+                .put_metric_alarm()
+                .alarm_name(&name)
+                .alarm_description(format!("assure: CIS AWS Foundations alarm for {short}"))
+                .metric_name(&metric)
+                .namespace(METRIC_NAMESPACE)
+                .statistic(Statistic::Sum)
+                .period(300)
+                .evaluation_periods(1)
+                .threshold(1.0)
+                .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+                .treat_missing_data("notBreaching")
+                .alarm_actions(&topic)
+                .send()
+                .await
+                .aws(format!("cloudwatch:PutMetricAlarm {name}"))?;
+            changes.push(
+                format!("cloudwatch:alarm/{name}"),
+                if found.alarms.contains_key(&name) { "update" } else { "create" },
+                json!(found.alarms.get(&name)),
+                json!({"metric": metric, "actions": [topic]}),
+            );
+        }
+    }
+    Ok(changes.output(StepName::Alarms, region, &format!("{} CIS alarms", FILTERS.len()), Value::Null))
+}
+
+/// Evidence: one per CIS alarm, and the topic's encryption.
+pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
+    let target = aws.account(&run.account, &run.home_region).await?;
+    let found = read(&target).await?;
+    let topic = topic_arn(&target);
+    let mut out = Vec::new();
+    for (control, short, pattern) in FILTERS {
+        let name = format!("{ALARM_PREFIX}{short}");
+        let filter_ok = found.filters.get(&name).is_some_and(|(p, m)| p == pattern && *m == name);
+        let alarm_ok = found.alarms.get(&name).is_some_and(|(m, a)| *m == name && a.contains(&topic));
+        out.push(evidence(
+            &target,
+            control,
+            format!("cloudwatch:alarm/{name}"),
+            filter_ok && alarm_ok,
+            format!("metric filter with the CIS pattern: {filter_ok}, alarm notifying {ALARM_TOPIC}: {alarm_ok}"),
+        ));
+    }
+    let encrypted = found.topic_key.as_ref().is_some_and(|k| k.is_some());
+    out.push(evidence(
+        &target,
+        "alarms.topic-encrypted",
+        topic,
+        encrypted,
+        format!("topic KMS key: {:?}", found.topic_key),
+    ));
+    Ok(out)
+}

@@ -1,0 +1,395 @@
+//! CloudTrail: the assure trail (multi-region, log file validation, SSE-KMS with the logging key,
+//! delivered to the logging bucket and to a CloudWatch Logs group in the account, where the alarms
+//! read it), then the account's own trails stopped, never deleted, and only once the assure trail
+//! is logging, so there is no gap in the audit record.
+
+use assure_contract::{ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use serde_json::{json, Value};
+
+use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::steps::names::{TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
+use crate::steps::{evidence, logging_bucket, Changes};
+
+/// Days CloudTrail events stay in the account's log group (the bucket keeps them for good).
+const LOG_RETENTION_DAYS: i32 = 365;
+
+/// The logging key's ARN; the logging bucket step must have run.
+pub(crate) async fn logging_key_arn(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
+    let logging = aws.account(&run.org.logging, &run.home_region).await?;
+    logging_bucket::read_key(&logging).await?.map(|k| k.arn).ok_or_else(|| {
+        StepError::new(
+            ErrorName::Conflict,
+            format!(
+                "the logging key {} is missing in account {}: the logging-bucket step must run first",
+                RunInput::LOGGING_KEY_ALIAS,
+                run.org.logging
+            ),
+        )
+    })
+}
+
+/// The assure trail as found.
+#[derive(Debug, Clone, PartialEq)]
+struct TrailState {
+    arn: String,
+    bucket: Option<String>,
+    multi_region: bool,
+    global_events: bool,
+    validation: bool,
+    kms: Option<String>,
+    log_group: Option<String>,
+    role: Option<String>,
+    logging: bool,
+}
+
+async fn read_trail(target: &AccountConfig) -> Result<Option<TrailState>, StepError> {
+    let ct = target.cloudtrail();
+    let found = ct
+        .describe_trails()
+        .trail_name_list(TRAIL)
+        .include_shadow_trails(false)
+        .send()
+        .await
+        .aws("cloudtrail:DescribeTrails")?;
+    let Some(t) = found.trail_list().iter().find(|t| t.name() == Some(TRAIL)) else { return Ok(None) };
+    let status = ct.get_trail_status().name(TRAIL).send().await.aws(format!("cloudtrail:GetTrailStatus {TRAIL}"))?;
+    Ok(Some(TrailState {
+        arn: t.trail_arn().unwrap_or_default().to_owned(),
+        bucket: t.s3_bucket_name().map(str::to_owned),
+        multi_region: t.is_multi_region_trail().unwrap_or(false),
+        global_events: t.include_global_service_events().unwrap_or(false),
+        validation: t.log_file_validation_enabled().unwrap_or(false),
+        kms: t.kms_key_id().map(str::to_owned),
+        log_group: t.cloud_watch_logs_log_group_arn().map(str::to_owned),
+        role: t.cloud_watch_logs_role_arn().map(str::to_owned),
+        logging: status.is_logging().unwrap_or(false),
+    }))
+}
+
+fn log_group_arn(target: &AccountConfig) -> String {
+    format!("arn:aws:logs:{}:{}:log-group:{TRAIL_LOG_GROUP}:*", target.region, target.account)
+}
+
+async fn ensure_log_group(target: &AccountConfig, changes: &mut Changes) -> Result<(), StepError> {
+    let logs = target.logs();
+    let groups =
+        logs.describe_log_groups().log_group_name_prefix(TRAIL_LOG_GROUP).send().await.aws("logs:DescribeLogGroups")?;
+    let found = groups.log_groups().iter().find(|g| g.log_group_name() == Some(TRAIL_LOG_GROUP));
+    let retention = match found {
+        Some(g) => g.retention_in_days(),
+        None => {
+            logs.create_log_group()
+                .log_group_name(TRAIL_LOG_GROUP)
+                .send()
+                .await
+                .aws(format!("logs:CreateLogGroup {TRAIL_LOG_GROUP}"))?;
+            changes.push(format!("logs:{TRAIL_LOG_GROUP}"), "create", Value::Null, json!({}));
+            None
+        }
+    };
+    if retention != Some(LOG_RETENTION_DAYS) {
+        logs.put_retention_policy()
+            .log_group_name(TRAIL_LOG_GROUP)
+            .retention_in_days(LOG_RETENTION_DAYS)
+            .send()
+            .await
+            .aws(format!("logs:PutRetentionPolicy {TRAIL_LOG_GROUP}"))?;
+        changes.push(
+            format!("logs:{TRAIL_LOG_GROUP}/retention"),
+            "update",
+            json!(retention),
+            json!(LOG_RETENTION_DAYS),
+        );
+    }
+    Ok(())
+}
+
+/// IAM returns policy documents URL-encoded.
+pub(crate) fn decode_policy(doc: &str) -> Option<Value> {
+    let mut out = Vec::with_capacity(doc.len());
+    let b = doc.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&doc[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    serde_json::from_slice(&out).ok()
+}
+
+/// A role with a trust policy and one inline policy, both kept as desired.
+pub(crate) async fn ensure_role(
+    acct: &AccountConfig,
+    name: &str,
+    description: &str,
+    trust: &Value,
+    policy_name: &str,
+    policy: &Value,
+    changes: &mut Changes,
+) -> Result<String, StepError> {
+    let iam = acct.iam();
+    let arn = format!("arn:aws:iam::{}:role/{name}", acct.account);
+    match iam.get_role().role_name(name).send().await {
+        Ok(out) => {
+            let current = out.role().and_then(|r| r.assume_role_policy_document()).and_then(decode_policy);
+            if current.as_ref() != Some(trust) {
+                iam.update_assume_role_policy()
+                    .role_name(name)
+                    .policy_document(trust.to_string())
+                    .send()
+                    .await
+                    .aws(format!("iam:UpdateAssumeRolePolicy {name}"))?;
+                changes.push(format!("iam:role/{name}/trust"), "update", json!(current), trust.clone());
+            }
+        }
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => {
+            iam.create_role()
+                .role_name(name)
+                .description(description)
+                .assume_role_policy_document(trust.to_string())
+                .send()
+                .await
+                .aws(format!("iam:CreateRole {name}"))?;
+            changes.push(format!("iam:role/{name}"), "create", Value::Null, trust.clone());
+        }
+        Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
+    }
+    let current = match iam.get_role_policy().role_name(name).policy_name(policy_name).send().await {
+        Ok(out) => decode_policy(out.policy_document()),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
+        Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {name}")),
+    };
+    if current.as_ref() != Some(policy) {
+        iam.put_role_policy()
+            .role_name(name)
+            .policy_name(policy_name)
+            .policy_document(policy.to_string())
+            .send()
+            .await
+            .aws(format!("iam:PutRolePolicy {name}"))?;
+        changes.push(format!("iam:role/{name}/{policy_name}"), "update", json!(current), policy.clone());
+    }
+    Ok(arn)
+}
+
+/// Puts the assure trail in place and logging.
+pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
+    let region = &run.home_region;
+    let target = aws.account(&run.account, region).await?;
+    let key = logging_key_arn(aws, run).await?;
+    let bucket = run.logging_bucket();
+    let mut changes = Changes::new(&target);
+    ensure_log_group(&target, &mut changes).await?;
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": target.account.as_str()}}}]});
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": log_group_arn(&target)}]});
+    let role = ensure_role(
+        &target,
+        TRAIL_LOGS_ROLE,
+        "assure: CloudTrail delivers to CloudWatch Logs",
+        &trust,
+        "deliver",
+        &policy,
+        &mut changes,
+    )
+    .await?;
+    let before = read_trail(&target).await?;
+    let desired = TrailState {
+        arn: before.as_ref().map(|t| t.arn.clone()).unwrap_or_default(),
+        bucket: Some(bucket.clone()),
+        multi_region: true,
+        global_events: true,
+        validation: true,
+        kms: Some(key.clone()),
+        log_group: Some(log_group_arn(&target)),
+        role: Some(role.clone()),
+        logging: true,
+    };
+    let ct = target.cloudtrail();
+    match &before {
+        None => {
+            ct.create_trail()
+                .name(TRAIL)
+                .s3_bucket_name(&bucket)
+                .is_multi_region_trail(true)
+                .include_global_service_events(true)
+                .enable_log_file_validation(true)
+                .kms_key_id(&key)
+                .cloud_watch_logs_log_group_arn(log_group_arn(&target))
+                .cloud_watch_logs_role_arn(&role)
+                .send()
+                .await
+                .aws(format!("cloudtrail:CreateTrail {TRAIL}"))?;
+            changes.push(format!("cloudtrail:{TRAIL}"), "create", Value::Null, trail_json(&desired));
+        }
+        Some(t) if TrailState { logging: true, ..t.clone() } != desired => {
+            ct.update_trail()
+                .name(TRAIL)
+                .s3_bucket_name(&bucket)
+                .is_multi_region_trail(true)
+                .include_global_service_events(true)
+                .enable_log_file_validation(true)
+                .kms_key_id(&key)
+                .cloud_watch_logs_log_group_arn(log_group_arn(&target))
+                .cloud_watch_logs_role_arn(&role)
+                .send()
+                .await
+                .aws(format!("cloudtrail:UpdateTrail {TRAIL}"))?;
+            changes.push(format!("cloudtrail:{TRAIL}"), "update", trail_json(t), trail_json(&desired));
+        }
+        Some(_) => {}
+    }
+    if !before.as_ref().is_some_and(|t| t.logging) {
+        ct.start_logging().name(TRAIL).send().await.aws(format!("cloudtrail:StartLogging {TRAIL}"))?;
+        changes.push(format!("cloudtrail:{TRAIL}/logging"), "start", json!(false), json!(true));
+    }
+    let snapshot = json!({"trail": before.as_ref().map(trail_json)});
+    Ok(changes.output(StepName::CloudTrail, region, &format!("trail {TRAIL}"), snapshot))
+}
+
+fn trail_json(t: &TrailState) -> Value {
+    json!({
+        "s3BucketName": t.bucket, "isMultiRegionTrail": t.multi_region,
+        "includeGlobalServiceEvents": t.global_events, "logFileValidationEnabled": t.validation,
+        "kmsKeyId": t.kms, "cloudWatchLogsLogGroupArn": t.log_group, "cloudWatchLogsRoleArn": t.role,
+        "isLogging": t.logging,
+    })
+}
+
+/// Stops every trail of the account that assure does not own, after checking the assure trail
+/// logs. Trails are stopped, never deleted; an organization trail of another account is left alone
+/// (the account cannot stop it) and reported.
+pub async fn stop_others(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
+    let region = &run.home_region;
+    let target = aws.account(&run.account, region).await?;
+    match read_trail(&target).await? {
+        Some(t) if t.logging => {}
+        _ => {
+            return Err(StepError::new(
+                ErrorName::Retryable,
+                format!("the {TRAIL} trail is not logging yet in account {}; the account's own trails keep logging until it does", run.account),
+            ))
+        }
+    }
+    let mut changes = Changes::new(&target);
+    let mut stopped = Vec::new();
+    let mut left = Vec::new();
+    for t in other_trails(&target).await? {
+        let arn = t["arn"].as_str().unwrap_or_default().to_owned();
+        let owner = arn.split(':').nth(4).unwrap_or_default();
+        if owner != run.account.as_str() {
+            left.push(json!({"arn": arn, "reason": "an organization trail of another account"}));
+            continue;
+        }
+        if t["isLogging"] == true {
+            let home: Region = t["homeRegion"].as_str().unwrap_or(region.as_str()).parse()?;
+            let there = target.in_region(&home);
+            there.cloudtrail().stop_logging().name(&arn).send().await.aws(format!("cloudtrail:StopLogging {arn}"))?;
+            changes.push_in(
+                target.account.clone(),
+                home,
+                format!("cloudtrail:{arn}/logging"),
+                "stop",
+                json!(true),
+                json!(false),
+            );
+            stopped.push(arn);
+        }
+    }
+    let snapshot = json!({"stopped": stopped, "leftAlone": left});
+    Ok(changes.output(StepName::StopCloudTrail, region, "the account's own trails", snapshot))
+}
+
+/// Every trail visible to the account except the assure trail, with its status.
+async fn other_trails(target: &AccountConfig) -> Result<Vec<Value>, StepError> {
+    let ct = target.cloudtrail();
+    let all = ct.describe_trails().include_shadow_trails(true).send().await.aws("cloudtrail:DescribeTrails")?;
+    let mut out = Vec::new();
+    for t in all.trail_list() {
+        if t.name() == Some(TRAIL) {
+            continue;
+        }
+        let arn = t.trail_arn().unwrap_or_default().to_owned();
+        let home: Region = t.home_region().unwrap_or(target.region.as_str()).parse()?;
+        let status = target.in_region(&home).cloudtrail().get_trail_status().name(&arn).send().await;
+        let logging = match status {
+            Ok(s) => s.is_logging().unwrap_or(false),
+            // Another account's organization trail may not answer to this account.
+            Err(e) if matches!(error_code(&e), Some("TrailNotFoundException" | "AccessDeniedException")) => false,
+            Err(e) => return Err(e).aws(format!("cloudtrail:GetTrailStatus {arn}")),
+        };
+        out.push(json!({"arn": arn, "name": t.name(), "homeRegion": home, "isLogging": logging,
+                        "isOrganizationTrail": t.is_organization_trail()}));
+    }
+    Ok(out)
+}
+
+/// Evidence for the trail's controls.
+pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
+    let target = aws.account(&run.account, &run.home_region).await?;
+    let t = read_trail(&target).await?;
+    let key = logging_bucket::read_key(&aws.account(&run.org.logging, &run.home_region).await?).await?;
+    let res = t.as_ref().map_or_else(|| format!("cloudtrail:{TRAIL}"), |t| t.arn.clone());
+    let mut out = vec![
+        evidence(
+            &target,
+            "cloudtrail.all-regions",
+            &res,
+            t.as_ref().is_some_and(|t| t.multi_region && t.logging),
+            format!("multi-region and logging: {:?}", t.as_ref().map(|t| (t.multi_region, t.logging))),
+        ),
+        evidence(
+            &target,
+            "cloudtrail.log-validation",
+            &res,
+            t.as_ref().is_some_and(|t| t.validation),
+            format!("log file validation: {:?}", t.as_ref().map(|t| t.validation)),
+        ),
+        evidence(
+            &target,
+            "cloudtrail.to-logging-account",
+            &res,
+            t.as_ref().is_some_and(|t| t.bucket.as_deref() == Some(run.logging_bucket().as_str())),
+            format!("bucket: {:?}", t.as_ref().and_then(|t| t.bucket.clone())),
+        ),
+        evidence(
+            &target,
+            "cloudtrail.encrypted",
+            &res,
+            t.as_ref().is_some_and(|t| t.kms.is_some() && t.kms == key.as_ref().map(|k| k.arn.clone())),
+            format!("kms key: {:?}", t.as_ref().and_then(|t| t.kms.clone())),
+        ),
+        evidence(
+            &target,
+            "cloudtrail.cloudwatch-logs",
+            &res,
+            t.as_ref().is_some_and(|t| t.log_group.as_deref() == Some(log_group_arn(&target).as_str())),
+            format!("log group: {:?}", t.as_ref().and_then(|t| t.log_group.clone())),
+        ),
+    ];
+    let others = other_trails(&target).await?;
+    let still: Vec<String> = others
+        .iter()
+        .filter(|o| {
+            o["isLogging"] == true && o["arn"].as_str().and_then(|a| a.split(':').nth(4)) == Some(run.account.as_str())
+        })
+        .map(|o| o["arn"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    out.push(evidence(
+        &target,
+        "cloudtrail.old-trails-stopped",
+        format!("account {}", run.account),
+        still.is_empty(),
+        format!("own trails still logging: {still:?}"),
+    ));
+    Ok(out)
+}

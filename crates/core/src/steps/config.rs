@@ -1,0 +1,268 @@
+//! AWS Config, per region: exactly one recorder (an existing one is adopted under its own name,
+//! since a region allows only one) recording all supported resources, global types only in the
+//! home region; its delivery channel (also adopted) to the logging bucket, encrypted with the
+//! logging key; recording on. In the home region, an organization aggregator in the security account.
+
+use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use aws_sdk_config::types::{ConfigurationRecorder, DeliveryChannel, OrganizationAggregationSource, RecordingGroup};
+use serde_json::{json, Value};
+
+use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::steps::cloudtrail::{ensure_role, logging_key_arn};
+use crate::steps::names::{AGGREGATOR, AGGREGATOR_ROLE, CONFIG_CHANNEL, CONFIG_RECORDER};
+use crate::steps::{already_exists, evidence, Changes};
+
+const SERVICE: &str = "config.amazonaws.com";
+const SLR: &str = "AWSServiceRoleForConfig";
+
+fn slr_arn(acct: &AccountConfig) -> String {
+    format!("arn:aws:iam::{}:role/aws-service-role/{SERVICE}/{SLR}", acct.account)
+}
+
+/// The service-linked role a service needs, created once per account. Regions race for it; the
+/// loser finds it there.
+pub(crate) async fn ensure_service_linked_role(
+    acct: &AccountConfig,
+    service: &str,
+    name: &str,
+    changes: &mut Changes,
+) -> Result<(), StepError> {
+    let iam = acct.iam();
+    match iam.get_role().role_name(name).send().await {
+        Ok(_) => return Ok(()),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
+        Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
+    }
+    match iam.create_service_linked_role().aws_service_name(service).send().await {
+        Ok(_) => {
+            changes.push(format!("iam:role/{name}"), "create", Value::Null, json!({"service": service}));
+            Ok(())
+        }
+        Err(e)
+            if already_exists(error_code(&e), &e.to_string())
+                || e.as_service_error().is_some_and(|s| s.to_string().contains("has been taken")) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e).aws(format!("iam:CreateServiceLinkedRole {service}")),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Recorder {
+    name: String,
+    role: Option<String>,
+    all_supported: bool,
+    global: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Channel {
+    name: String,
+    bucket: Option<String>,
+    kms: Option<String>,
+}
+
+async fn read(acct: &AccountConfig) -> Result<(Option<Recorder>, Option<Channel>, bool), StepError> {
+    let c = acct.config();
+    let recs = c.describe_configuration_recorders().send().await.aws("config:DescribeConfigurationRecorders")?;
+    let rec = recs.configuration_recorders().first().map(|r| Recorder {
+        name: r.name().unwrap_or_default().to_owned(),
+        role: r.role_arn().map(str::to_owned),
+        all_supported: r.recording_group().is_some_and(|g| g.all_supported()),
+        global: r.recording_group().is_some_and(|g| g.include_global_resource_types()),
+    });
+    let chans = c.describe_delivery_channels().send().await.aws("config:DescribeDeliveryChannels")?;
+    let chan = chans.delivery_channels().first().map(|d| Channel {
+        name: d.name().unwrap_or_default().to_owned(),
+        bucket: d.s3_bucket_name().map(str::to_owned),
+        kms: d.s3_kms_key_arn().map(str::to_owned),
+    });
+    let status =
+        c.describe_configuration_recorder_status().send().await.aws("config:DescribeConfigurationRecorderStatus")?;
+    let recording = status.configuration_recorders_status().first().is_some_and(|s| s.recording());
+    Ok((rec, chan, recording))
+}
+
+pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
+    let target = aws.account(&run.account, region).await?;
+    let key = logging_key_arn(aws, run).await?;
+    let mut changes = Changes::new(&target);
+    ensure_service_linked_role(&target, SERVICE, SLR, &mut changes).await?;
+    let (rec, chan, recording) = read(&target).await?;
+    let snapshot = json!({
+        "recorder": rec.as_ref().map(|r| json!({"name": r.name, "roleArn": r.role, "allSupported": r.all_supported, "includeGlobalResourceTypes": r.global})),
+        "deliveryChannel": chan.as_ref().map(|c| json!({"name": c.name, "s3BucketName": c.bucket, "s3KmsKeyArn": c.kms})),
+        "recording": recording,
+    });
+    let c = target.config();
+    let home = region == &run.home_region;
+    let want_rec = Recorder {
+        name: rec.as_ref().map_or_else(|| CONFIG_RECORDER.to_owned(), |r| r.name.clone()),
+        role: Some(slr_arn(&target)),
+        all_supported: true,
+        global: home,
+    };
+    if rec.as_ref() != Some(&want_rec) {
+        c.put_configuration_recorder()
+            .configuration_recorder(
+                ConfigurationRecorder::builder()
+                    .name(&want_rec.name)
+                    .role_arn(slr_arn(&target))
+                    .recording_group(
+                        RecordingGroup::builder().all_supported(true).include_global_resource_types(home).build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .aws(format!("config:PutConfigurationRecorder {}", want_rec.name))?;
+        changes.push(
+            format!("config:recorder/{}", want_rec.name),
+            if rec.is_some() { "update" } else { "create" },
+            snapshot["recorder"].clone(),
+            json!({"roleArn": want_rec.role, "allSupported": true, "includeGlobalResourceTypes": home}),
+        );
+    }
+    let want_chan = Channel {
+        name: chan.as_ref().map_or_else(|| CONFIG_CHANNEL.to_owned(), |c| c.name.clone()),
+        bucket: Some(run.logging_bucket()),
+        kms: Some(key.clone()),
+    };
+    if chan.as_ref() != Some(&want_chan) {
+        c.put_delivery_channel()
+            .delivery_channel(
+                DeliveryChannel::builder()
+                    .name(&want_chan.name)
+                    .s3_bucket_name(run.logging_bucket())
+                    .s3_kms_key_arn(&key)
+                    .build(),
+            )
+            .send()
+            .await
+            .aws(format!("config:PutDeliveryChannel {}", want_chan.name))?;
+        changes.push(
+            format!("config:deliveryChannel/{}", want_chan.name),
+            if chan.is_some() { "update" } else { "create" },
+            snapshot["deliveryChannel"].clone(),
+            json!({"s3BucketName": want_chan.bucket, "s3KmsKeyArn": key}),
+        );
+    }
+    if !recording {
+        c.start_configuration_recorder()
+            .configuration_recorder_name(&want_rec.name)
+            .send()
+            .await
+            .aws(format!("config:StartConfigurationRecorder {}", want_rec.name))?;
+        changes.push(format!("config:recorder/{}/recording", want_rec.name), "start", json!(false), json!(true));
+    }
+    if home {
+        ensure_aggregator(aws, run, &mut changes).await?;
+    }
+    Ok(changes.output(StepName::Config, region, &format!("Config in {region}"), snapshot))
+}
+
+async fn ensure_aggregator(aws: &Aws, run: &RunInput, changes: &mut Changes) -> Result<(), StepError> {
+    let security = aws.account(&run.org.security, &run.home_region).await?;
+    let mut sec_changes = Changes::new(&security);
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": SERVICE}, "Action": "sts:AssumeRole"}]});
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["organizations:ListAccounts", "organizations:DescribeOrganization", "organizations:ListAWSServiceAccessForOrganization", "organizations:ListDelegatedAdministrators"],
+        "Resource": "*"}]});
+    let role = ensure_role(
+        &security,
+        AGGREGATOR_ROLE,
+        "assure: Config reads the organization for its aggregator",
+        &trust,
+        "read-organization",
+        &policy,
+        &mut sec_changes,
+    )
+    .await?;
+    let c = security.config();
+    let found = match c.describe_configuration_aggregators().configuration_aggregator_names(AGGREGATOR).send().await {
+        Ok(out) => out.configuration_aggregators().first().cloned(),
+        Err(e) if error_code(&e) == Some("NoSuchConfigurationAggregatorException") => None,
+        Err(e) => return Err(e).aws("config:DescribeConfigurationAggregators"),
+    };
+    let ok = found
+        .as_ref()
+        .and_then(|a| a.organization_aggregation_source())
+        .is_some_and(|s| s.role_arn() == role && s.all_aws_regions());
+    if !ok {
+        c.put_configuration_aggregator()
+            .configuration_aggregator_name(AGGREGATOR)
+            .organization_aggregation_source(
+                OrganizationAggregationSource::builder()
+                    .role_arn(&role)
+                    .all_aws_regions(true)
+                    .build()
+                    .map_err(|e| StepError::internal(e.to_string()))?,
+            )
+            .send()
+            .await
+            .aws(format!("config:PutConfigurationAggregator {AGGREGATOR}"))?;
+        sec_changes.push(
+            format!("config:aggregator/{AGGREGATOR}"),
+            if found.is_some() { "update" } else { "create" },
+            Value::Null,
+            json!({"roleArn": role, "allAwsRegions": true}),
+        );
+    }
+    changes.list.extend(sec_changes.list);
+    Ok(())
+}
+
+/// Evidence for Config in one region.
+pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<Vec<Evidence>, StepError> {
+    let target = aws.account(&run.account, region).await?;
+    let (rec, chan, recording) = read(&target).await?;
+    let key = logging_key_arn(aws, run).await.ok();
+    let res = rec.as_ref().map_or_else(|| "config:(no recorder)".to_owned(), |r| format!("config:recorder/{}", r.name));
+    let mut out = vec![
+        evidence(
+            &target,
+            "config.enabled",
+            &res,
+            recording && rec.as_ref().is_some_and(|r| r.all_supported),
+            format!("recording: {recording}, all supported: {:?}", rec.as_ref().map(|r| r.all_supported)),
+        ),
+        evidence(
+            &target,
+            "config.to-logging-account",
+            &res,
+            chan.as_ref().is_some_and(|c| c.bucket.as_deref() == Some(run.logging_bucket().as_str())),
+            format!("delivery bucket: {:?}", chan.as_ref().and_then(|c| c.bucket.clone())),
+        ),
+        evidence(
+            &target,
+            "config.encrypted",
+            &res,
+            chan.as_ref().is_some_and(|c| c.kms.is_some() && c.kms == key),
+            format!("delivery kms key: {:?}", chan.as_ref().and_then(|c| c.kms.clone())),
+        ),
+    ];
+    if region == &run.home_region {
+        let security = aws.account(&run.org.security, region).await?;
+        let found = match security
+            .config()
+            .describe_configuration_aggregators()
+            .configuration_aggregator_names(AGGREGATOR)
+            .send()
+            .await
+        {
+            Ok(o) => !o.configuration_aggregators().is_empty(),
+            Err(e) if error_code(&e) == Some("NoSuchConfigurationAggregatorException") => false,
+            Err(e) => return Err(e).aws("config:DescribeConfigurationAggregators"),
+        };
+        out.push(evidence(
+            &security,
+            "config.aggregator",
+            format!("config:aggregator/{AGGREGATOR}"),
+            found,
+            format!("organization aggregator: {found}"),
+        ));
+    }
+    Ok(out)
+}

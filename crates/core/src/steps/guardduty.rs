@@ -1,0 +1,271 @@
+//! GuardDuty, per region: first the account leaves a foreign administrator (its detector, filters
+//! and publishing destinations stay, recorded in the snapshot); then the security account becomes
+//! the organization's delegated administrator with auto-enable for all members and findings
+//! exported to the logging bucket, and the account becomes its member with an enabled detector.
+
+use assure_contract::{ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use aws_sdk_guardduty::types::{
+    AccountDetail, AutoEnableMembers, DestinationProperties, DestinationType, FindingPublishingFrequency,
+};
+use serde_json::{json, Value};
+
+use crate::aws::{AccountConfig, Aws, AwsResultExt};
+use crate::steps::cloudtrail::logging_key_arn;
+use crate::steps::{discover, evidence, Changes};
+
+/// The first detector of the account in this region, if any.
+async fn detector(acct: &AccountConfig) -> Result<Option<String>, StepError> {
+    let ids = acct.guardduty().list_detectors().send().await.aws("guardduty:ListDetectors")?;
+    Ok(ids.detector_ids().first().cloned())
+}
+
+/// The administrator account of `det`, if it has one.
+async fn administrator(acct: &AccountConfig, det: &str) -> Result<Option<String>, StepError> {
+    let out = acct
+        .guardduty()
+        .get_administrator_account()
+        .detector_id(det)
+        .send()
+        .await
+        .aws("guardduty:GetAdministratorAccount")?;
+    // `administrator` is a required member, so "none" arrives as an empty one.
+    Ok(out.administrator().and_then(|a| a.account_id()).map(str::to_owned))
+}
+
+/// Leaves an administrator that is not the organization's security account, and releases the
+/// account's own members (an administrator cannot become a member). Records everything.
+pub async fn stop_foreign(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
+    let target = aws.account(&run.account, region).await?;
+    let snapshot = discover::guardduty(&target).await?;
+    let mut changes = Changes::new(&target);
+    let gd = target.guardduty();
+    if let Some(det) = detector(&target).await? {
+        if let Some(admin) = administrator(&target, &det).await? {
+            if admin != run.org.security.as_str() {
+                gd.disassociate_from_administrator_account()
+                    .detector_id(&det)
+                    .send()
+                    .await
+                    .aws("guardduty:DisassociateFromAdministratorAccount")?;
+                changes.push(format!("guardduty:{det}/administrator"), "disassociate", json!(admin), Value::Null);
+            }
+        }
+        let members =
+            gd.list_members().detector_id(&det).only_associated("true").send().await.aws("guardduty:ListMembers")?;
+        let ids: Vec<String> = members.members().iter().filter_map(|m| m.account_id().map(str::to_owned)).collect();
+        if !ids.is_empty() {
+            gd.disassociate_members()
+                .detector_id(&det)
+                .set_account_ids(Some(ids.clone()))
+                .send()
+                .await
+                .aws("guardduty:DisassociateMembers")?;
+            changes.push(format!("guardduty:{det}/members"), "disassociate", json!(ids), json!([]));
+        }
+    }
+    Ok(changes.output(
+        StepName::StopGuardDuty,
+        region,
+        &format!("GuardDuty in {region}"),
+        json!({"detectors": snapshot}),
+    ))
+}
+
+/// Ensures a detector exists and is enabled; returns its id.
+async fn ensure_detector(acct: &AccountConfig, changes: &mut Changes) -> Result<String, StepError> {
+    let gd = acct.guardduty();
+    match detector(acct).await? {
+        Some(det) => {
+            let d = gd.get_detector().detector_id(&det).send().await.aws("guardduty:GetDetector")?;
+            if d.status().map(|s| s.as_str()) != Some("ENABLED") {
+                gd.update_detector().detector_id(&det).enable(true).send().await.aws("guardduty:UpdateDetector")?;
+                changes.push_in(
+                    acct.account.clone(),
+                    acct.region.clone(),
+                    format!("guardduty:{det}"),
+                    "enable",
+                    json!(d.status().map(|s| s.as_str())),
+                    json!("ENABLED"),
+                );
+            }
+            Ok(det)
+        }
+        None => {
+            let out = gd
+                .create_detector()
+                .enable(true)
+                .finding_publishing_frequency(FindingPublishingFrequency::FifteenMinutes)
+                .send()
+                .await
+                .aws("guardduty:CreateDetector")?;
+            let det = out.detector_id().unwrap_or_default().to_owned();
+            changes.push_in(
+                acct.account.clone(),
+                acct.region.clone(),
+                format!("guardduty:{det}"),
+                "create",
+                Value::Null,
+                json!("ENABLED"),
+            );
+            Ok(det)
+        }
+    }
+}
+
+pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
+    let mgmt = aws.account(&run.org.management, region).await?;
+    let security = aws.account(&run.org.security, region).await?;
+    let target = aws.account(&run.account, region).await?;
+    let mut changes = Changes::new(&target);
+
+    // The security account is the delegated administrator (management account, this region).
+    let admins = mgmt
+        .guardduty()
+        .list_organization_admin_accounts()
+        .send()
+        .await
+        .aws("guardduty:ListOrganizationAdminAccounts")?;
+    let current: Vec<&str> = admins.admin_accounts().iter().filter_map(|a| a.admin_account_id()).collect();
+    if !current.contains(&run.org.security.as_str()) {
+        if let Some(other) = current.first() {
+            return Err(StepError::new(ErrorName::Conflict, format!(
+                "guardduty: account {other} is the organization's delegated administrator in {region}, not the security account {}", run.org.security)));
+        }
+        mgmt.guardduty()
+            .enable_organization_admin_account()
+            .admin_account_id(run.org.security.as_str())
+            .send()
+            .await
+            .aws("guardduty:EnableOrganizationAdminAccount")?;
+        changes.push_in(
+            mgmt.account.clone(),
+            region.clone(),
+            "guardduty:organization/admin",
+            "enable",
+            Value::Null,
+            json!(run.org.security),
+        );
+    }
+
+    // The administrator's detector, auto-enable for every member, findings to the logging bucket.
+    let sec_det = ensure_detector(&security, &mut changes).await?;
+    let gd = security.guardduty();
+    let conf = gd
+        .describe_organization_configuration()
+        .detector_id(&sec_det)
+        .send()
+        .await
+        .aws("guardduty:DescribeOrganizationConfiguration")?;
+    if conf.auto_enable_organization_members() != Some(&AutoEnableMembers::All) {
+        gd.update_organization_configuration()
+            .detector_id(&sec_det)
+            .auto_enable_organization_members(AutoEnableMembers::All)
+            .send()
+            .await
+            .aws("guardduty:UpdateOrganizationConfiguration")?;
+        changes.push_in(
+            security.account.clone(),
+            region.clone(),
+            format!("guardduty:{sec_det}/organization"),
+            "update",
+            json!(conf.auto_enable_organization_members().map(|a| a.as_str())),
+            json!("ALL"),
+        );
+    }
+    let dests = gd
+        .list_publishing_destinations()
+        .detector_id(&sec_det)
+        .send()
+        .await
+        .aws("guardduty:ListPublishingDestinations")?;
+    if dests.destinations().is_empty() {
+        let key = logging_key_arn(aws, run).await?;
+        let bucket_arn = format!("arn:aws:s3:::{}/guardduty", run.logging_bucket());
+        gd.create_publishing_destination()
+            .detector_id(&sec_det)
+            .destination_type(DestinationType::S3)
+            .destination_properties(
+                DestinationProperties::builder().destination_arn(&bucket_arn).kms_key_arn(&key).build(),
+            )
+            .send()
+            .await
+            .aws("guardduty:CreatePublishingDestination")?;
+        changes.push_in(
+            security.account.clone(),
+            region.clone(),
+            format!("guardduty:{sec_det}/publishingDestination"),
+            "create",
+            Value::Null,
+            json!(bucket_arn),
+        );
+    }
+
+    // The account: an enabled detector, a member of the security account.
+    let det = ensure_detector(&target, &mut changes).await?;
+    if administrator(&target, &det).await?.as_deref() != Some(run.org.security.as_str()) {
+        let out = gd
+            .create_members()
+            .detector_id(&sec_det)
+            .account_details(
+                AccountDetail::builder()
+                    .account_id(run.account.as_str())
+                    .email(format!("{}@assure.invalid", run.account))
+                    .build(),
+            )
+            .send()
+            .await
+            .aws("guardduty:CreateMembers")?;
+        if let Some(u) = out.unprocessed_accounts().first() {
+            return Err(StepError::new(
+                ErrorName::Conflict,
+                format!("guardduty:CreateMembers {}: {}", run.account, u.result().unwrap_or("")),
+            ));
+        }
+        changes.push(format!("guardduty:{det}/administrator"), "associate", Value::Null, json!(run.org.security));
+    }
+    Ok(changes.output(StepName::GuardDuty, region, &format!("GuardDuty in {region}"), Value::Null))
+}
+
+/// Evidence for GuardDuty in one region.
+pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<Vec<Evidence>, StepError> {
+    let target = aws.account(&run.account, region).await?;
+    let security = aws.account(&run.org.security, region).await?;
+    let det = detector(&target).await?;
+    let (enabled, admin) = match &det {
+        Some(d) => {
+            let got = target.guardduty().get_detector().detector_id(d).send().await.aws("guardduty:GetDetector")?;
+            (got.status().map(|s| s.as_str()) == Some("ENABLED"), administrator(&target, d).await?)
+        }
+        None => (false, None),
+    };
+    let res = det.clone().map_or_else(|| "guardduty:(no detector)".to_owned(), |d| format!("guardduty:detector/{d}"));
+    let exported = match detector(&security).await? {
+        Some(sd) => !security
+            .guardduty()
+            .list_publishing_destinations()
+            .detector_id(&sd)
+            .send()
+            .await
+            .aws("guardduty:ListPublishingDestinations")?
+            .destinations()
+            .is_empty(),
+        None => false,
+    };
+    Ok(vec![
+        evidence(&target, "guardduty.enabled", &res, enabled, format!("detector: {det:?}, enabled: {enabled}")),
+        evidence(
+            &target,
+            "guardduty.security-administrator",
+            &res,
+            admin.as_deref() == Some(run.org.security.as_str()),
+            format!("administrator: {admin:?}"),
+        ),
+        evidence(
+            &target,
+            "guardduty.findings-exported",
+            format!("guardduty:{}", run.org.security),
+            exported,
+            format!("the security account's detector exports findings: {exported}"),
+        ),
+    ])
+}

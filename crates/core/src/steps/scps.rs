@@ -1,0 +1,213 @@
+//! Service control policies: the spec's mandatory set, attached to the account. They protect what
+//! assure put in place (Config, GuardDuty, the assure trail, assure's stacks, alarms, Lambdas,
+//! roles, Session Manager preferences) and restrict the root user, exempting only assure's roles.
+//! Each policy stays under the 5,120-character limit; the five-policies-per-target quota is
+//! checked before anything is attached.
+
+use assure_contract::{ErrorName, Evidence, RunInput, StepError, StepName, StepOutput};
+use aws_sdk_organizations::types::PolicyType;
+use serde_json::{json, Value};
+
+use crate::aws::{Aws, AwsResultExt};
+use crate::steps::names::{ALARM_PREFIX, ANALYZER, SCP_PROTECT, SCP_ROOT, TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
+use crate::steps::{evidence, Changes};
+
+/// AWS's limit on one policy's size.
+pub const MAX_POLICY_CHARS: usize = 5120;
+/// AWS's limit on SCPs attached to one target.
+pub const MAX_POLICIES_PER_TARGET: usize = 5;
+
+/// The principals the policies exempt: assure's roles, and no others.
+pub fn exempt_principals(run: &RunInput) -> Vec<String> {
+    vec![format!("arn:aws:iam::*:role/{}", run.role_name), "arn:aws:iam::*:role/assure-*".to_owned()]
+}
+
+/// The mandatory policies: (name, description, document).
+pub fn policies(run: &RunInput) -> Vec<(&'static str, &'static str, Value)> {
+    let exempt = json!({"ArnNotLike": {"aws:PrincipalARN": exempt_principals(run)}});
+    let protect = json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ProtectConfig", "Effect": "Deny", "Resource": "*", "Condition": exempt,
+             "Action": ["config:DeleteConfigurationRecorder", "config:DeleteDeliveryChannel", "config:DeleteRetentionConfiguration",
+                        "config:PutConfigurationRecorder", "config:PutDeliveryChannel", "config:PutRetentionConfiguration",
+                        "config:StopConfigurationRecorder", "config:DeleteConfigurationAggregator", "config:PutConfigurationAggregator"]},
+            {"Sid": "ProtectGuardDuty", "Effect": "Deny", "Resource": "*", "Condition": exempt,
+             "Action": ["guardduty:AcceptAdministratorInvitation", "guardduty:AcceptInvitation", "guardduty:ArchiveFindings",
+                        "guardduty:CreatePublishingDestination", "guardduty:DeleteDetector", "guardduty:DeleteInvitations",
+                        "guardduty:DeleteMembers", "guardduty:DeletePublishingDestination", "guardduty:DisassociateFromAdministratorAccount",
+                        "guardduty:DisassociateFromMasterAccount", "guardduty:DisassociateMembers", "guardduty:StopMonitoringMembers",
+                        "guardduty:UpdateDetector", "guardduty:UpdatePublishingDestination"]},
+            {"Sid": "ProtectTrail", "Effect": "Deny", "Resource": format!("arn:aws:cloudtrail:*:*:trail/{TRAIL}"), "Condition": exempt,
+             "Action": ["cloudtrail:DeleteTrail", "cloudtrail:PutEventSelectors", "cloudtrail:PutInsightSelectors",
+                        "cloudtrail:StopLogging", "cloudtrail:UpdateTrail"]},
+            {"Sid": "ProtectTrailLogs", "Effect": "Deny", "Resource": format!("arn:aws:logs:*:*:log-group:{TRAIL_LOG_GROUP}*"), "Condition": exempt,
+             "Action": ["logs:DeleteLogGroup", "logs:DeleteMetricFilter", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy"]},
+            {"Sid": "ProtectStacks", "Effect": "Deny", "Resource": "arn:aws:cloudformation:*:*:stack/assure-*", "Condition": exempt,
+             "Action": ["cloudformation:CreateStack", "cloudformation:DeleteStack", "cloudformation:UpdateStack",
+                        "cloudformation:UpdateTerminationProtection", "cloudformation:SetStackPolicy"]},
+            {"Sid": "ProtectAlarms", "Effect": "Deny", "Resource": format!("arn:aws:cloudwatch:*:*:alarm:{ALARM_PREFIX}*"), "Condition": exempt,
+             "Action": ["cloudwatch:DeleteAlarms", "cloudwatch:DisableAlarmActions", "cloudwatch:PutMetricAlarm", "cloudwatch:SetAlarmState"]},
+            {"Sid": "ProtectLambdas", "Effect": "Deny", "Resource": "arn:aws:lambda:*:*:function:assure-*", "Condition": exempt,
+             "Action": ["lambda:AddPermission", "lambda:CreateFunction", "lambda:DeleteFunction", "lambda:PutFunctionConcurrency",
+                        "lambda:RemovePermission", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration"]},
+            {"Sid": "ProtectRoles", "Effect": "Deny", "Condition": exempt,
+             "Resource": [format!("arn:aws:iam::*:role/{}", run.role_name), "arn:aws:iam::*:role/assure-*", format!("arn:aws:iam::*:role/{TRAIL_LOGS_ROLE}")],
+             "Action": ["iam:AttachRolePolicy", "iam:DeleteRole", "iam:DeleteRolePermissionsBoundary", "iam:DeleteRolePolicy",
+                        "iam:DetachRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy",
+                        "iam:UpdateRole", "iam:UpdateRoleDescription"]},
+            {"Sid": "ProtectSessionPreferences", "Effect": "Deny", "Resource": "arn:aws:ssm:*:*:document/SSM-SessionManagerRunShell", "Condition": exempt,
+             "Action": ["ssm:CreateDocument", "ssm:DeleteDocument", "ssm:UpdateDocument", "ssm:UpdateDocumentDefaultVersion", "ssm:ModifyDocumentPermission"]},
+            {"Sid": "ProtectAnalyzer", "Effect": "Deny", "Resource": format!("arn:aws:access-analyzer:*:*:analyzer/{ANALYZER}"), "Condition": exempt,
+             "Action": ["access-analyzer:DeleteAnalyzer"]}
+        ]
+    });
+    let root = json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "RestrictRoot", "Effect": "Deny", "Action": "*", "Resource": "*",
+                       "Condition": {"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}}}]
+    });
+    vec![
+        (SCP_PROTECT, "assure: protects the security baseline from changes outside assure", protect),
+        (SCP_ROOT, "assure: restricts the use of root credentials", root),
+    ]
+}
+
+pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
+    let region = &run.home_region;
+    let mgmt = aws.account(&run.org.management, region).await?;
+    let orgs = mgmt.organizations();
+    let mut changes = Changes::new(&mgmt);
+
+    // Existing assure policies, by name.
+    let mut existing = std::collections::BTreeMap::new();
+    let mut pages = orgs.list_policies().filter(PolicyType::ServiceControlPolicy).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for p in page.aws("organizations:ListPolicies")?.policies() {
+            existing.insert(p.name().unwrap_or_default().to_owned(), p.id().unwrap_or_default().to_owned());
+        }
+    }
+    let mut attached = Vec::new();
+    let mut pages = orgs
+        .list_policies_for_target()
+        .target_id(run.account.as_str())
+        .filter(PolicyType::ServiceControlPolicy)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for p in page.aws("organizations:ListPoliciesForTarget")?.policies() {
+            attached.push((p.name().unwrap_or_default().to_owned(), p.id().unwrap_or_default().to_owned()));
+        }
+    }
+    let wanted = policies(run);
+    let missing: Vec<&str> =
+        wanted.iter().map(|(n, _, _)| *n).filter(|n| !attached.iter().any(|(a, _)| a == n)).collect();
+    if attached.len() + missing.len() > MAX_POLICIES_PER_TARGET {
+        return Err(StepError::new(ErrorName::QuotaExceeded, format!(
+            "account {} has {} service control policies attached ({}); attaching {} more would pass AWS's limit of {MAX_POLICIES_PER_TARGET} per target: detach or merge one first",
+            run.account, attached.len(), attached.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "), missing.len())));
+    }
+    for (name, description, doc) in &wanted {
+        let text = doc.to_string();
+        if text.len() > MAX_POLICY_CHARS {
+            return Err(StepError::internal(format!(
+                "policy {name} is {} characters, over AWS's {MAX_POLICY_CHARS}",
+                text.len()
+            )));
+        }
+        let id = match existing.get(*name) {
+            Some(id) => {
+                let current = orgs
+                    .describe_policy()
+                    .policy_id(id)
+                    .send()
+                    .await
+                    .aws(format!("organizations:DescribePolicy {name}"))?;
+                let content: Option<Value> =
+                    current.policy().and_then(|p| p.content()).and_then(|c| serde_json::from_str(c).ok());
+                if content.as_ref() != Some(doc) {
+                    orgs.update_policy()
+                        .policy_id(id)
+                        .content(&text)
+                        .send()
+                        .await
+                        .aws(format!("organizations:UpdatePolicy {name}"))?;
+                    changes.push(format!("organizations:policy/{name}"), "update", json!(content), doc.clone());
+                }
+                id.clone()
+            }
+            None => {
+                let out = orgs
+                    .create_policy()
+                    .name(*name)
+                    .description(*description)
+                    .r#type(PolicyType::ServiceControlPolicy)
+                    .content(&text)
+                    .send()
+                    .await
+                    .aws(format!("organizations:CreatePolicy {name}"))?;
+                changes.push(format!("organizations:policy/{name}"), "create", Value::Null, doc.clone());
+                out.policy().and_then(|p| p.policy_summary()).and_then(|s| s.id()).unwrap_or_default().to_owned()
+            }
+        };
+        if !attached.iter().any(|(n, _)| n == name) {
+            orgs.attach_policy()
+                .policy_id(&id)
+                .target_id(run.account.as_str())
+                .send()
+                .await
+                .aws(format!("organizations:AttachPolicy {name}"))?;
+            changes.push(
+                format!("organizations:policy/{name}/target/{}", run.account),
+                "attach",
+                json!(false),
+                json!(true),
+            );
+        }
+    }
+    let snapshot = json!({"attached": attached.iter().map(|(n, i)| json!({"name": n, "id": i})).collect::<Vec<_>>()});
+    Ok(changes.output(StepName::Scps, region, "service control policies", snapshot))
+}
+
+/// Evidence: both policies attached to the account with the expected content.
+pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
+    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
+    let orgs = mgmt.organizations();
+    let mut attached = std::collections::BTreeMap::new();
+    let mut pages = orgs
+        .list_policies_for_target()
+        .target_id(run.account.as_str())
+        .filter(PolicyType::ServiceControlPolicy)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for p in page.aws("organizations:ListPoliciesForTarget")?.policies() {
+            attached.insert(p.name().unwrap_or_default().to_owned(), p.id().unwrap_or_default().to_owned());
+        }
+    }
+    let mut out = Vec::new();
+    for (name, _, doc) in policies(run) {
+        let current = match attached.get(name) {
+            Some(id) => orgs
+                .describe_policy()
+                .policy_id(id)
+                .send()
+                .await
+                .aws(format!("organizations:DescribePolicy {name}"))?
+                .policy()
+                .and_then(|p| p.content())
+                .and_then(|c| serde_json::from_str::<Value>(c).ok()),
+            None => None,
+        };
+        let control = if name == SCP_ROOT { "scps.restrict-root" } else { "scps.attached" };
+        let ok = current.as_ref() == Some(&doc);
+        out.push(evidence(
+            &mgmt,
+            control,
+            format!("organizations:policy/{name} on {}", run.account),
+            ok,
+            format!("attached: {}, content as assure wrote it: {ok}", attached.contains_key(name)),
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,102 @@
+//! Session Manager, per region: the `SSM-SessionManagerRunShell` preferences log every session to
+//! the logging bucket, encrypted with the logging key. The account's own preferences are the
+//! snapshot; the document is updated (a new version made default), never deleted.
+
+use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use aws_sdk_ssm::types::{DocumentFormat, DocumentType};
+use serde_json::{json, Value};
+
+use crate::aws::{Aws, AwsResultExt};
+use crate::steps::cloudtrail::logging_key_arn;
+use crate::steps::discover::{session_preferences, SESSION_PREFERENCES_DOCUMENT as DOC};
+use crate::steps::{evidence, Changes};
+
+/// The preferences assure sets.
+pub fn preferences(run: &RunInput, region: &Region, key: &str) -> Value {
+    json!({
+        "schemaVersion": "1.0",
+        "description": "Session Manager preferences set by assure: every session logged to the organization's logging bucket, encrypted",
+        "sessionType": "Standard_Stream",
+        "inputs": {
+            "s3BucketName": run.logging_bucket(),
+            "s3KeyPrefix": format!("session-manager/{}/{region}", run.account),
+            "s3EncryptionEnabled": true,
+            "cloudWatchLogGroupName": "",
+            "cloudWatchEncryptionEnabled": true,
+            "cloudWatchStreamingEnabled": false,
+            "kmsKeyId": key,
+            "runAsEnabled": false,
+            "runAsDefaultUser": "",
+            "idleSessionTimeout": "20",
+            "shellProfile": {"windows": "", "linux": ""}
+        }
+    })
+}
+
+pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
+    let target = aws.account(&run.account, region).await?;
+    let key = logging_key_arn(aws, run).await?;
+    let want = preferences(run, region, &key);
+    let before = session_preferences(&target).await?;
+    let mut changes = Changes::new(&target);
+    let ssm = target.ssm();
+    if before.is_null() {
+        ssm.create_document()
+            .name(DOC)
+            .document_type(DocumentType::Session)
+            .document_format(DocumentFormat::Json)
+            .content(want.to_string())
+            .send()
+            .await
+            .aws(format!("ssm:CreateDocument {DOC}"))?;
+        changes.push(format!("ssm:document/{DOC}"), "create", Value::Null, want.clone());
+    } else if before != want {
+        let out = ssm
+            .update_document()
+            .name(DOC)
+            .document_version("$LATEST")
+            .document_format(DocumentFormat::Json)
+            .content(want.to_string())
+            .send()
+            .await
+            .aws(format!("ssm:UpdateDocument {DOC}"))?;
+        let version = out.document_description().and_then(|d| d.document_version()).unwrap_or_default().to_owned();
+        ssm.update_document_default_version()
+            .name(DOC)
+            .document_version(&version)
+            .send()
+            .await
+            .aws(format!("ssm:UpdateDocumentDefaultVersion {DOC} {version}"))?;
+        changes.push(format!("ssm:document/{DOC}"), "update", before.clone(), want.clone());
+    }
+    Ok(changes.output(
+        StepName::SessionManager,
+        region,
+        &format!("Session Manager in {region}"),
+        json!({"preferences": before}),
+    ))
+}
+
+/// Evidence for Session Manager in one region.
+pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<Vec<Evidence>, StepError> {
+    let target = aws.account(&run.account, region).await?;
+    let prefs = session_preferences(&target).await?;
+    let inputs = &prefs["inputs"];
+    let res = format!("ssm:document/{DOC}");
+    Ok(vec![
+        evidence(
+            &target,
+            "session-manager.s3-logging",
+            &res,
+            inputs["s3BucketName"] == run.logging_bucket().as_str(),
+            format!("s3BucketName: {}", inputs["s3BucketName"]),
+        ),
+        evidence(
+            &target,
+            "session-manager.encrypted",
+            &res,
+            inputs["s3EncryptionEnabled"] == true && inputs["kmsKeyId"].as_str().is_some_and(|k| !k.is_empty()),
+            format!("s3EncryptionEnabled: {}, kmsKeyId: {}", inputs["s3EncryptionEnabled"], inputs["kmsKeyId"]),
+        ),
+    ])
+}
