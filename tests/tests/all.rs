@@ -10,4 +10,5 @@ mod all {
     mod errors;
     mod extension;
     mod statemachine;
+    mod step_errors;
 }

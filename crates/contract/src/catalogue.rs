@@ -70,6 +70,12 @@ pub const CONTROLS: &[Control] = &[
         Some("1.20"),
     ),
     c(
+        "access-analyzer.findings-delivered",
+        S::AccessAnalyzer,
+        "all IAM Access Analyzer findings are delivered to the StaxTrail S3 bucket in your logging account",
+        None,
+    ),
+    c(
         "access-analyzer.service-linked-role",
         S::AccessAnalyzer,
         "The role is named AWSServiceRoleForAccessAnalyzer",

@@ -106,6 +106,8 @@ impl AccountConfig {
     client!(logs, aws_sdk_cloudwatchlogs);
     client!(cloudwatch, aws_sdk_cloudwatch);
     client!(sns, aws_sdk_sns);
+    client!(eventbridge, aws_sdk_eventbridge);
+    client!(firehose, aws_sdk_firehose);
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
         // An endpoint override (the local cloud, a test server) has no per-bucket host names.
@@ -307,7 +309,8 @@ where
             };
             StepError::new(name, format!("{what}: {code}: {message}"))
         }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+        // A response that could not be read is not transient: retrying would read it again.
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
             StepError::new(ErrorName::Retryable, format!("{what}: {}", chain(err)))
         }
         _ => StepError::internal(format!("{what}: {}", chain(err))),

@@ -29,7 +29,7 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "first"]);
     assert_eq!(code, 0, "onboard failed:\n{out}\n{err}");
     assert!(out.contains("SUCCEEDED"), "{out}");
-    assert!(out.contains("controls   69/69 verified"), "{out}");
+    assert!(out.contains("controls   73/73 verified"), "{out}");
     for region in REGIONS.split(',') {
         for step in ["discover", "stop-guardduty", "guardduty", "config", "access-analyzer", "session-manager"] {
             assert!(err.contains(&format!("✓ {step:<15} {region}")), "{step} {region} in:\n{err}");
@@ -109,7 +109,7 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     cloud.reset_calls();
     let (code, out, err) = cloud.run(&["verify", target]);
     assert_eq!(code, 0, "verify failed:\n{out}\n{err}");
-    assert!(out.contains("69/69 controls hold"), "{out}");
+    assert!(out.contains("73/73 controls hold"), "{out}");
     assert!(cloud.configuration_changes().is_empty(), "verify is read-only");
 
     // Run it again: zero mutating calls to any account's configuration, from every step.

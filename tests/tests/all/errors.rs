@@ -8,9 +8,9 @@ use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, method, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const CALLER: &str = "123456789012";
+pub(super) const CALLER: &str = "123456789012";
 
-async fn aws_for(server: &MockServer) -> Aws {
+pub(super) async fn aws_for(server: &MockServer) -> Aws {
     Mock::given(method("POST"))
         .and(body_string_contains("Action=GetCallerIdentity"))
         .respond_with(ResponseTemplate::new(200).set_body_string(format!(
@@ -32,7 +32,7 @@ async fn aws_for(server: &MockServer) -> Aws {
 }
 
 /// A run whose management and logging account is the caller, so no role is assumed.
-fn run() -> RunInput {
+pub(super) fn run() -> RunInput {
     serde_json::from_value(json!({
         "runId": "r-1",
         "account": "111111111111",
@@ -44,13 +44,13 @@ fn run() -> RunInput {
     .unwrap()
 }
 
-fn json_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+pub(super) fn json_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
     ResponseTemplate::new(status)
         .insert_header("content-type", "application/x-amz-json-1.1")
         .set_body_json(json!({"__type": code, "message": message}))
 }
 
-async fn organizations(server: &MockServer, op: &str, response: ResponseTemplate) {
+pub(super) async fn organizations(server: &MockServer, op: &str, response: ResponseTemplate) {
     Mock::given(method("POST"))
         .and(header("x-amz-target", format!("AWSOrganizationsV20161128.{op}").as_str()))
         .respond_with(response)
@@ -147,7 +147,7 @@ async fn the_fixed_accounts_cannot_be_targets() {
 }
 
 /// Mounts a KMS key that is already in place, so the logging bucket step reaches S3.
-async fn key_in_place(server: &MockServer) {
+pub(super) async fn key_in_place(server: &MockServer) {
     let kms = |op: &str, body: serde_json::Value| {
         Mock::given(method("POST"))
             .and(header("x-amz-target", format!("TrentService.{op}").as_str()))

@@ -1,14 +1,17 @@
 //! IAM Access Analyzer, per region: trusted access for the organization and the security account
 //! as delegated administrator (management account), an ORGANIZATION analyzer in the security
-//! account, and the service-linked role AWSServiceRoleForAccessAnalyzer in the account.
+//! account, its findings delivered to the logging bucket (an EventBridge rule on the findings,
+//! into a Firehose stream writing to `access-analyzer/REGION/`, encrypted with the logging key),
+//! and the service-linked role AWSServiceRoleForAccessAnalyzer in the account.
 
 use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_accessanalyzer::types::Type as AnalyzerType;
 use serde_json::{json, Value};
 
-use crate::aws::{error_code, Aws, AwsResultExt};
+use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::steps::cloudtrail::{ensure_role, logging_key_arn};
 use crate::steps::config::ensure_service_linked_role;
-use crate::steps::names::ANALYZER;
+use crate::steps::names::{ANALYZER, FINDINGS, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE};
 use crate::steps::{already_exists, evidence, Changes};
 
 const PRINCIPAL: &str = "access-analyzer.amazonaws.com";
@@ -90,8 +93,206 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
         }
         Err(e) => return Err(e).aws(format!("access-analyzer:GetAnalyzer {ANALYZER}")),
     }
+    ensure_findings_delivery(aws, run, &security, &mut changes).await?;
     ensure_service_linked_role(&target, PRINCIPAL, SLR, &mut changes).await?;
     Ok(changes.output(StepName::AccessAnalyzer, region, &format!("Access Analyzer in {region}"), Value::Null))
+}
+
+/// The event pattern of Access Analyzer findings.
+fn finding_pattern() -> Value {
+    json!({"source": ["aws.access-analyzer"], "detail-type": ["Access Analyzer Finding"]})
+}
+
+fn stream_arn(security: &AccountConfig) -> String {
+    format!("arn:aws:firehose:{}:{}:deliverystream/{FINDINGS}", security.region, security.account)
+}
+
+/// Where a region's findings land in the logging bucket.
+fn findings_prefix(region: &Region) -> String {
+    format!("access-analyzer/{region}/")
+}
+
+/// The stream's S3 destination as found: (bucket ARN, prefix, KMS key), or None without a stream.
+async fn read_stream(security: &AccountConfig) -> Result<Option<(String, String, Option<String>)>, StepError> {
+    match security.firehose().describe_delivery_stream().delivery_stream_name(FINDINGS).send().await {
+        Ok(out) => Ok(out.delivery_stream_description().and_then(|d| d.destinations().first()).map(|d| {
+            let s3 = d.extended_s3_destination_description();
+            (
+                s3.map(|s| s.bucket_arn().to_owned()).unwrap_or_default(),
+                s3.and_then(|s| s.prefix()).unwrap_or_default().to_owned(),
+                s3.and_then(|s| s.encryption_configuration())
+                    .and_then(|e| e.kms_encryption_config())
+                    .map(|k| k.awskms_key_arn().to_owned()),
+            )
+        })),
+        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(e).aws(format!("firehose:DescribeDeliveryStream {FINDINGS}")),
+    }
+}
+
+/// The rule's pattern and targets as found, or None without a rule.
+async fn read_rule(security: &AccountConfig) -> Result<Option<(Option<Value>, Vec<String>)>, StepError> {
+    let eb = security.eventbridge();
+    let rule = match eb.describe_rule().name(FINDINGS).send().await {
+        Ok(r) => r,
+        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => return Ok(None),
+        Err(e) => return Err(e).aws(format!("events:DescribeRule {FINDINGS}")),
+    };
+    let targets =
+        eb.list_targets_by_rule().rule(FINDINGS).send().await.aws(format!("events:ListTargetsByRule {FINDINGS}"))?;
+    let pattern = rule.event_pattern().and_then(|p| serde_json::from_str(p).ok());
+    Ok(Some((pattern, targets.targets().iter().map(|t| t.arn().to_owned()).collect())))
+}
+
+/// Findings of this region's analyzer reach the logging bucket.
+async fn ensure_findings_delivery(
+    aws: &Aws,
+    run: &RunInput,
+    security: &AccountConfig,
+    changes: &mut Changes,
+) -> Result<(), StepError> {
+    let region = &security.region;
+    let key = logging_key_arn(aws, run).await?;
+    let bucket_arn = format!("arn:aws:s3:::{}", run.logging_bucket());
+    let mut sec = Changes::new(security);
+    // IAM is global: every region's run converges on the same two roles.
+    let firehose_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": security.account.as_str()}}}]});
+    let firehose_policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket"],
+         "Resource": [bucket_arn.clone(), format!("{bucket_arn}/access-analyzer/*")]},
+        {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key.clone()}]});
+    let role = ensure_role(
+        security,
+        FINDINGS_ROLE,
+        "assure: Firehose writes Access Analyzer findings to the logging bucket",
+        &firehose_trust,
+        "deliver",
+        &firehose_policy,
+        &mut sec,
+    )
+    .await?;
+    let events_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": security.account.as_str()}}}]});
+    let events_policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"],
+        "Resource": format!("arn:aws:firehose:*:{}:deliverystream/{FINDINGS}", security.account)}]});
+    let events_role = ensure_role(
+        security,
+        FINDINGS_EVENTS_ROLE,
+        "assure: EventBridge forwards Access Analyzer findings to Firehose",
+        &events_trust,
+        "forward",
+        &events_policy,
+        &mut sec,
+    )
+    .await?;
+
+    let want = (bucket_arn.clone(), findings_prefix(region), Some(key.clone()));
+    match read_stream(security).await? {
+        Some(found) if found == want => {}
+        Some(found) => {
+            // A stream's destination is changed through its version id and destination id.
+            let fh = security.firehose();
+            let d = fh
+                .describe_delivery_stream()
+                .delivery_stream_name(FINDINGS)
+                .send()
+                .await
+                .aws("firehose:DescribeDeliveryStream")?;
+            let d = d
+                .delivery_stream_description()
+                .ok_or_else(|| StepError::internal("firehose: no stream description"))?;
+            let dest = d.destinations().first().map(|x| x.destination_id().to_owned()).unwrap_or_default();
+            fh.update_destination()
+                .delivery_stream_name(FINDINGS)
+                .current_delivery_stream_version_id(d.version_id())
+                .destination_id(dest)
+                .extended_s3_destination_update(
+                    aws_sdk_firehose::types::ExtendedS3DestinationUpdate::builder()
+                        .bucket_arn(&bucket_arn)
+                        .role_arn(&role)
+                        .prefix(findings_prefix(region))
+                        .encryption_configuration(encryption(&key)?)
+                        .build(),
+                )
+                .send()
+                .await
+                .aws(format!("firehose:UpdateDestination {FINDINGS}"))?;
+            sec.push(format!("firehose:{FINDINGS}/destination"), "update", json!(found), json!(want));
+        }
+        None => {
+            security
+                .firehose()
+                .create_delivery_stream()
+                .delivery_stream_name(FINDINGS)
+                .delivery_stream_type(aws_sdk_firehose::types::DeliveryStreamType::DirectPut)
+                .extended_s3_destination_configuration(
+                    aws_sdk_firehose::types::ExtendedS3DestinationConfiguration::builder()
+                        .bucket_arn(&bucket_arn)
+                        .role_arn(&role)
+                        .prefix(findings_prefix(region))
+                        .compression_format(aws_sdk_firehose::types::CompressionFormat::Gzip)
+                        .encryption_configuration(encryption(&key)?)
+                        .build()
+                        .map_err(|e| StepError::internal(e.to_string()))?,
+                )
+                .send()
+                .await
+                .aws(format!("firehose:CreateDeliveryStream {FINDINGS}"))?;
+            sec.push(format!("firehose:{FINDINGS}"), "create", Value::Null, json!(want));
+        }
+    }
+    let pattern = finding_pattern();
+    let stream = stream_arn(security);
+    let rule = read_rule(security).await?;
+    let eb = security.eventbridge();
+    if rule.as_ref().map(|(p, _)| p.as_ref()) != Some(Some(&pattern)) {
+        eb.put_rule()
+            .name(FINDINGS)
+            .event_pattern(pattern.to_string())
+            .description("assure: Access Analyzer findings to the logging bucket")
+            .send()
+            .await
+            .aws(format!("events:PutRule {FINDINGS}"))?;
+        sec.push(
+            format!("events:rule/{FINDINGS}"),
+            if rule.is_some() { "update" } else { "create" },
+            json!(rule.as_ref().map(|r| &r.0)),
+            pattern,
+        );
+    }
+    if !rule.as_ref().is_some_and(|(_, t)| t.contains(&stream)) {
+        eb.put_targets()
+            .rule(FINDINGS)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("firehose")
+                    .arn(&stream)
+                    .role_arn(&events_role)
+                    .build()
+                    .map_err(|e| StepError::internal(e.to_string()))?,
+            )
+            .send()
+            .await
+            .aws(format!("events:PutTargets {FINDINGS}"))?;
+        sec.push(format!("events:rule/{FINDINGS}/targets"), "update", json!(rule.map(|r| r.1)), json!([stream]));
+    }
+    changes.list.extend(sec.list);
+    Ok(())
+}
+
+fn encryption(key: &str) -> Result<aws_sdk_firehose::types::EncryptionConfiguration, StepError> {
+    Ok(aws_sdk_firehose::types::EncryptionConfiguration::builder()
+        .kms_encryption_config(
+            aws_sdk_firehose::types::KmsEncryptionConfig::builder()
+                .awskms_key_arn(key)
+                .build()
+                .map_err(|e| StepError::internal(e.to_string()))?,
+        )
+        .build())
 }
 
 /// Evidence for Access Analyzer in one region.
@@ -103,13 +304,29 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
         Err(e) if error_code(&e) == Some("ResourceNotFoundException") => None,
         Err(e) => return Err(e).aws(format!("access-analyzer:GetAnalyzer {ANALYZER}")),
     };
-    let mut out = vec![evidence(
-        &security,
-        "access-analyzer.organization",
-        format!("access-analyzer:analyzer/{ANALYZER}"),
-        analyzer.as_ref().is_some_and(|(t, s)| t == "ORGANIZATION" && s == "ACTIVE"),
-        format!("analyzer (type, status): {analyzer:?}"),
-    )];
+    let stream = read_stream(&security).await?;
+    let rule = read_rule(&security).await?;
+    let delivered = stream.as_ref().is_some_and(|(b, p, _)| {
+        *b == format!("arn:aws:s3:::{}", run.logging_bucket()) && *p == findings_prefix(region)
+    }) && rule
+        .as_ref()
+        .is_some_and(|(p, t)| p.as_ref() == Some(&finding_pattern()) && t.contains(&stream_arn(&security)));
+    let mut out = vec![
+        evidence(
+            &security,
+            "access-analyzer.organization",
+            format!("access-analyzer:analyzer/{ANALYZER}"),
+            analyzer.as_ref().is_some_and(|(t, s)| t == "ORGANIZATION" && s == "ACTIVE"),
+            format!("analyzer (type, status): {analyzer:?}"),
+        ),
+        evidence(
+            &security,
+            "access-analyzer.findings-delivered",
+            format!("events:rule/{FINDINGS}"),
+            delivered,
+            format!("stream destination (bucket, prefix, key): {stream:?}; rule targets: {:?}", rule.map(|r| r.1)),
+        ),
+    ];
     if region == &run.home_region {
         let role = match target.iam().get_role().role_name(SLR).send().await {
             Ok(_) => true,

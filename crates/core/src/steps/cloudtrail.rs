@@ -8,15 +8,15 @@ use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::steps::names::{TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
-use crate::steps::{evidence, logging_bucket, Changes};
+use crate::steps::{already_exists, evidence, logging_bucket, Changes};
 
 /// Days CloudTrail events stay in the account's log group (the bucket keeps them for good).
 const LOG_RETENTION_DAYS: i32 = 365;
 
-/// The logging key's ARN; the logging bucket step must have run.
+/// The logging key's ARN (one `kms:DescribeKey`); the logging bucket step must have run.
 pub(crate) async fn logging_key_arn(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
     let logging = aws.account(&run.org.logging, &run.home_region).await?;
-    logging_bucket::read_key(&logging).await?.map(|k| k.arn).ok_or_else(|| {
+    logging_bucket::key_arn(&logging).await?.ok_or_else(|| {
         StepError::new(
             ErrorName::Conflict,
             format!(
@@ -149,14 +149,19 @@ pub(crate) async fn ensure_role(
             }
         }
         Err(e) if error_code(&e) == Some("NoSuchEntity") => {
-            iam.create_role()
+            let created = iam
+                .create_role()
                 .role_name(name)
                 .description(description)
                 .assume_role_policy_document(trust.to_string())
                 .send()
-                .await
-                .aws(format!("iam:CreateRole {name}"))?;
-            changes.push(format!("iam:role/{name}"), "create", Value::Null, trust.clone());
+                .await;
+            match created {
+                Ok(_) => changes.push(format!("iam:role/{name}"), "create", Value::Null, trust.clone()),
+                // IAM is global and regions run in parallel: another region created it first.
+                Err(e) if already_exists(error_code(&e), "") => {}
+                Err(e) => return Err(e).aws(format!("iam:CreateRole {name}")),
+            }
         }
         Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
     }
@@ -337,7 +342,7 @@ async fn other_trails(target: &AccountConfig) -> Result<Vec<Value>, StepError> {
 pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
     let target = aws.account(&run.account, &run.home_region).await?;
     let t = read_trail(&target).await?;
-    let key = logging_bucket::read_key(&aws.account(&run.org.logging, &run.home_region).await?).await?;
+    let key = logging_key_arn(aws, run).await.ok();
     let res = t.as_ref().map_or_else(|| format!("cloudtrail:{TRAIL}"), |t| t.arn.clone());
     let mut out = vec![
         evidence(
@@ -365,7 +370,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
             &target,
             "cloudtrail.encrypted",
             &res,
-            t.as_ref().is_some_and(|t| t.kms.is_some() && t.kms == key.as_ref().map(|k| k.arn.clone())),
+            t.as_ref().is_some_and(|t| t.kms.is_some() && t.kms == key),
             format!("kms key: {:?}", t.as_ref().and_then(|t| t.kms.clone())),
         ),
         evidence(

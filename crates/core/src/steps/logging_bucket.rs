@@ -173,7 +173,7 @@ fn deny_plain_http(bucket: &str) -> Value {
 
 /// The logging bucket's policy: TLS only, and only the services that deliver logs, only for this
 /// organization.
-pub fn logging_bucket_policy(bucket: &str, org_id: &str) -> Value {
+pub fn logging_bucket_policy(bucket: &str, org_id: &str, security: &str) -> Value {
     let arn = format!("arn:aws:s3:::{bucket}");
     let org = json!({"StringEquals": {"aws:SourceOrgID": org_id}});
     json!({
@@ -187,8 +187,13 @@ pub fn logging_bucket_policy(bucket: &str, org_id: &str) -> Value {
             {"Sid": "ServicesDeliverLogs", "Effect": "Allow",
              "Principal": {"Service": ["cloudtrail.amazonaws.com", "config.amazonaws.com", "guardduty.amazonaws.com"]},
              "Action": "s3:PutObject",
-             "Resource": [format!("{arn}/AWSLogs/*"), format!("{arn}/guardduty/*"), format!("{arn}/access-analyzer/*")],
+             "Resource": [format!("{arn}/AWSLogs/*"), format!("{arn}/guardduty/*")],
              "Condition": org},
+            {"Sid": "AccessAnalyzerFindings", "Effect": "Allow",
+             "Principal": {"AWS": format!("arn:aws:iam::{security}:role/{}", crate::steps::names::FINDINGS_ROLE)},
+             "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket"],
+             "Resource": [arn.clone(), format!("{arn}/access-analyzer/*")],
+             "Condition": {"StringEquals": {"aws:PrincipalOrgID": org_id}}},
             {"Sid": "SessionManagerLogs", "Effect": "Allow",
              "Principal": {"AWS": "*"},
              "Action": "s3:PutObject",
@@ -245,7 +250,17 @@ pub struct KeyState {
     pub policy: Option<Value>,
 }
 
-/// Finds the logging key by its alias.
+/// The logging key's ARN, found by its alias, or None.
+pub async fn key_arn(acct: &AccountConfig) -> Result<Option<String>, StepError> {
+    let alias = RunInput::LOGGING_KEY_ALIAS;
+    match acct.kms().describe_key().key_id(alias).send().await {
+        Ok(out) => Ok(out.key_metadata().and_then(|k| k.arn()).map(str::to_owned)),
+        Err(e) if error_code(&e) == Some("NotFoundException") => Ok(None),
+        Err(e) => Err(e).aws(format!("kms:DescribeKey {alias}")),
+    }
+}
+
+/// Finds the logging key by its alias, with its rotation and policy.
 pub async fn read_key(acct: &AccountConfig) -> Result<Option<KeyState>, StepError> {
     let kms = acct.kms();
     let alias = RunInput::LOGGING_KEY_ALIAS;
@@ -300,7 +315,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     ensure_policy(&acct, &access_logs, access_before.policy.as_ref(), &access_policy, &mut changes).await?;
     let before = read_bucket(&acct, &bucket).await?;
     ensure_bucket(&acct, &bucket, &before, Some(&key.arn), Some(&access_logs), &mut changes).await?;
-    let policy = logging_bucket_policy(&bucket, &org_id);
+    let policy = logging_bucket_policy(&bucket, &org_id, run.org.security.as_str());
     ensure_policy(&acct, &bucket, before.policy.as_ref(), &policy, &mut changes).await?;
 
     let n = changes.list.len();

@@ -29,6 +29,10 @@ pub mod names {
     pub const ALARM_PREFIX: &str = "assure-";
     pub const METRIC_NAMESPACE: &str = "Assure/CISBenchmark";
     pub const ANALYZER: &str = "assure-organization";
+    /// The EventBridge rule and Firehose stream carrying Access Analyzer findings to the logging bucket.
+    pub const FINDINGS: &str = "assure-access-analyzer-findings";
+    pub const FINDINGS_ROLE: &str = "assure-findings-delivery";
+    pub const FINDINGS_EVENTS_ROLE: &str = "assure-findings-events";
     pub const AGGREGATOR: &str = "assure-organization";
     pub const AGGREGATOR_ROLE: &str = "assure-config-aggregator";
     pub const CONFIG_RECORDER: &str = "default";
