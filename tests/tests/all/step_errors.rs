@@ -182,7 +182,7 @@ async fn an_existing_config_recorder_and_channel_are_adopted_under_their_names()
         .await;
     Mock::given(header("x-amz-target", "StarlingDoveService.PutDeliveryChannel"))
         .and(body_string_contains("\"name\":\"legacy-channel\""))
-        .and(body_string_contains(&format!("\"s3BucketName\":\"assure-logs-{CALLER}-us-east-1\"")))
+        .and(body_string_contains(format!("\"s3BucketName\":\"assure-logs-{CALLER}-us-east-1\"")))
         .respond_with(ok(json!({})))
         .expect(1)
         .mount(&server)
