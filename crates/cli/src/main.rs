@@ -68,6 +68,13 @@ enum Command {
     ///
     /// Example: assure onboard 123456789012 --regions us-east-1,eu-west-1
     Onboard(OnboardArgs),
+    /// Show what onboarding an account would change, from read-only calls only.
+    ///
+    /// Runs every step in plan mode, in the state machine's order; a guard in the AWS clients
+    /// refuses any mutating call. Exit status: 0, or 2 when the input was rejected.
+    ///
+    /// Example: assure plan 123456789012 --regions us-east-1,eu-west-1 --output json
+    Plan(VerifyArgs),
     /// Check every control of an account, read-only; exit 0 only when all hold.
     ///
     /// Names each control that does not hold, with its region. Exit status: 0 all controls hold,
@@ -174,6 +181,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deploy(args) => deploy_cmd(g, args).await,
         Command::Onboard(args) => onboard_cmd(g, args).await,
         Command::Verify(args) => verify_cmd(g, args).await,
+        Command::Plan(args) => plan_cmd(g, args).await,
         Command::Worker(args) => worker_cmd(g, args).await,
     }
 }
@@ -266,6 +274,26 @@ async fn run_input(
     let aws = aws.with_role(&run.role_name);
     assure_core::steps::preflight::validate(&aws, &run).await?;
     Ok((aws, run))
+}
+
+async fn plan_cmd(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let (aws, run) = run_input(g, &args.account, args.regions.as_deref(), None, FailurePolicy::Hold).await?;
+    let planned = assure_core::plan::run(&aws.planning(), &run).await?;
+    let changes: Vec<_> = planned.iter().flat_map(|p| p.changes.iter().map(move |c| (p.step, c))).collect();
+    if g.output == Output::Json {
+        let doc = serde_json::json!({
+            "account": run.account, "regions": run.regions,
+            "changes": changes.iter().map(|(step, c)| serde_json::json!({"step": step, "change": c})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        for (step, c) in &changes {
+            println!("{:<16} {:<14} {:<15} {:<8} {}", step.as_str(), c.account, c.region, c.action, c.resource);
+        }
+        println!();
+        println!("{} change(s) would be made to onboard account {}", changes.len(), run.account);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn verify_cmd(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitCode> {

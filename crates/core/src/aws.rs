@@ -33,6 +33,31 @@ pub fn is_mutating(operation: &str) -> bool {
     operation != "AssumeRole" && !READ_PREFIXES.iter().any(|p| operation.starts_with(p))
 }
 
+/// In plan mode, refuses every mutating call before it is sent: plans are read-only by
+/// construction, not by care.
+#[derive(Debug, Clone)]
+struct PlanGuard;
+
+impl Intercept for PlanGuard {
+    fn name(&self) -> &'static str {
+        "assure.PlanGuard"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        match cfg.load::<Metadata>() {
+            Some(meta) if is_mutating(meta.name()) => {
+                Err(format!("plan mode refused the mutating call {}:{}", meta.service(), meta.name()).into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Appends one line per HTTP attempt to the file named by [`CALL_LOG_ENV`], if set.
 #[derive(Debug, Clone)]
 struct CallLog {
@@ -80,13 +105,18 @@ pub struct AccountConfig {
     sdk: SdkConfig,
     call_log: CallLog,
     path_style: bool,
+    /// Plan mode: steps record what they would change and make no mutating call.
+    pub plan: bool,
 }
 
 macro_rules! client {
     ($name:ident, $krate:ident) => {
         pub fn $name(&self) -> $krate::Client {
-            let conf = $krate::config::Builder::from(&self.sdk).interceptor(self.call_log.clone()).build();
-            $krate::Client::from_conf(conf)
+            let mut conf = $krate::config::Builder::from(&self.sdk).interceptor(self.call_log.clone());
+            if self.plan {
+                conf = conf.interceptor(PlanGuard);
+            }
+            $krate::Client::from_conf(conf.build())
         }
     };
 }
@@ -111,11 +141,13 @@ impl AccountConfig {
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
         // An endpoint override (the local cloud, a test server) has no per-bucket host names.
-        let conf = aws_sdk_s3::config::Builder::from(&self.sdk)
+        let mut conf = aws_sdk_s3::config::Builder::from(&self.sdk)
             .interceptor(self.call_log.clone())
-            .force_path_style(self.path_style)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+            .force_path_style(self.path_style);
+        if self.plan {
+            conf = conf.interceptor(PlanGuard);
+        }
+        aws_sdk_s3::Client::from_conf(conf.build())
     }
 
     /// The same account in another region.
@@ -168,12 +200,20 @@ impl Aws {
             region: region.to_string(),
             path: std::env::var_os(CALL_LOG_ENV).map(|p| Arc::new(p.into())),
         };
-        let mut probe = AccountConfig { account: "000000000000".parse()?, region, sdk, call_log, path_style };
+        let mut probe =
+            AccountConfig { account: "000000000000".parse()?, region, sdk, call_log, path_style, plan: false };
         let who = probe.sts().get_caller_identity().send().await.aws("sts:GetCallerIdentity")?;
         let account: AccountId = who.account().unwrap_or_default().parse()?;
         probe.call_log.account = account.to_string();
         probe.account = account;
         Ok(Aws { base: probe, role_name: String::new(), assumed: Mutex::new(HashMap::new()) })
+    }
+
+    /// Plan mode: every account configuration refuses mutating calls; steps only record what they
+    /// would change.
+    pub fn planning(mut self) -> Aws {
+        self.base.plan = true;
+        self
     }
 
     /// Labels every logged call with the step making it.

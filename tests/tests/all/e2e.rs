@@ -105,6 +105,11 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     let trails = ct.describe_trails().send().await.unwrap();
     assert_eq!(trails.trail_list().len(), 2, "the old trail is kept, not deleted");
 
+    // Nothing is left to plan.
+    let (code, out, err) = cloud.run(&["plan", target]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("0 change(s) would be made"), "{out}");
+
     // Verify agrees, read-only.
     cloud.reset_calls();
     let (code, out, err) = cloud.run(&["verify", target]);
@@ -158,6 +163,40 @@ async fn verify_names_each_missing_control_and_region_of_an_account_not_onboarde
         assert!(err.contains(needle), "{needle} not named in:\n{err}");
     }
     assert!(cloud.configuration_changes().is_empty(), "verify is read-only");
+
+    // The plan names what onboarding would change, from read-only calls only.
+    cloud.reset_calls();
+    let (code, out, err) = cloud.run(&["plan", other, "--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    let planned: Vec<String> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {} {}",
+                c["step"].as_str().unwrap(),
+                c["change"]["region"].as_str().unwrap(),
+                c["change"]["action"].as_str().unwrap(),
+                c["change"]["resource"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for needle in [
+        "stop-guardduty eu-west-1 disassociate guardduty:",
+        "stop-cloudtrail us-east-1 stop cloudtrail:",
+        "cloudtrail us-east-1 create cloudtrail:assure-trail",
+        "config us-west-2 create config:recorder/default",
+        "config us-east-1 update config:recorder/legacy-recorder",
+        "scps us-east-1 attach organizations:policy/assure-restrict-root",
+    ] {
+        assert!(planned.iter().any(|p| p.starts_with(needle)), "{needle} not planned:\n{}", planned.join("\n"));
+    }
+    let mutating: Vec<Value> =
+        cloud.calls().into_iter().filter(|c| c["mutating"] == true && c["service"] != "SQS").collect();
+    assert!(mutating.is_empty(), "plan made mutating calls: {mutating:?}");
+
     let (code, out, _) = cloud.run(&["verify", other, "--output", "json"]);
     assert_eq!(code, 1);
     let doc: Value = serde_json::from_str(&out).unwrap();

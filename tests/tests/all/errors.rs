@@ -260,3 +260,39 @@ async fn verify_reports_each_missing_control() {
         assert!(!matches!(r.method.as_str(), "PUT" | "DELETE"), "{} {}", r.method, r.url);
     }
 }
+
+#[tokio::test]
+async fn plan_mode_records_changes_and_refuses_every_mutating_call() {
+    let server = MockServer::start().await;
+    let aws = aws_for(&server).await.planning();
+    organizations(&server, "DescribeOrganization", organization_ok()).await;
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "TrentService.DescribeKey"))
+        .respond_with(json_error(400, "NotFoundException", "alias not found"))
+        .mount(&server)
+        .await;
+    Mock::given(method("HEAD")).respond_with(ResponseTemplate::new(404)).mount(&server).await;
+    let out = logging_bucket::apply(&aws, &run()).await.expect("a plan of a fresh logging account");
+    let resources: Vec<&str> = out.changes.iter().map(|c| c.resource.as_str()).collect();
+    assert!(resources.contains(&"kms:alias/assure-logs"), "{resources:?}");
+    assert!(resources.contains(&format!("s3:assure-logs-{CALLER}-us-east-1").as_str()), "{resources:?}");
+    assert!(resources.contains(&format!("s3:assure-logs-{CALLER}-us-east-1/policy").as_str()), "{resources:?}");
+    for r in server.received_requests().await.unwrap() {
+        let target = r.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(
+            matches!(r.method.as_str(), "GET" | "HEAD")
+                || target.contains(".Describe")
+                || r.url.query().is_none() && target.is_empty(),
+            "a plan sent {} {} {target}",
+            r.method,
+            r.url
+        );
+    }
+
+    // And the guard itself: a mutating call in plan mode never leaves the process.
+    let acct = aws.pipeline();
+    let err = acct.s3().create_bucket().bucket("nope").send().await.unwrap_err();
+    assert!(format!("{err:?}").contains("plan mode refused the mutating call"), "{err:?}");
+    let puts = server.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "PUT").count();
+    assert_eq!(puts, 0);
+}

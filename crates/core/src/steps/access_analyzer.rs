@@ -30,11 +30,13 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
         .await
         .aws("organizations:ListAWSServiceAccessForOrganization")?;
     if !access.enabled_service_principals().iter().any(|p| p.service_principal() == Some(PRINCIPAL)) {
-        orgs.enable_aws_service_access()
-            .service_principal(PRINCIPAL)
-            .send()
-            .await
-            .aws("organizations:EnableAWSServiceAccess")?;
+        if changes.live() {
+            orgs.enable_aws_service_access()
+                .service_principal(PRINCIPAL)
+                .send()
+                .await
+                .aws("organizations:EnableAWSServiceAccess")?;
+        }
         changes.push_in(
             mgmt.account.clone(),
             region.clone(),
@@ -50,7 +52,17 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
         .send()
         .await
         .aws("organizations:ListDelegatedAdministrators")?;
-    if !admins.delegated_administrators().iter().any(|a| a.id() == Some(run.org.security.as_str())) {
+    let registered = admins.delegated_administrators().iter().any(|a| a.id() == Some(run.org.security.as_str()));
+    if !registered && !changes.live() {
+        changes.push_in(
+            mgmt.account.clone(),
+            region.clone(),
+            format!("organizations:delegatedAdministrator/{PRINCIPAL}"),
+            "register",
+            Value::Null,
+            json!(run.org.security),
+        );
+    } else if !registered {
         match orgs
             .register_delegated_administrator()
             .account_id(run.org.security.as_str())
@@ -76,12 +88,14 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
     match aa.get_analyzer().analyzer_name(ANALYZER).send().await {
         Ok(_) => {}
         Err(e) if error_code(&e) == Some("ResourceNotFoundException") => {
-            aa.create_analyzer()
-                .analyzer_name(ANALYZER)
-                .r#type(AnalyzerType::Organization)
-                .send()
-                .await
-                .aws(format!("access-analyzer:CreateAnalyzer {ANALYZER}"))?;
+            if changes.live() {
+                aa.create_analyzer()
+                    .analyzer_name(ANALYZER)
+                    .r#type(AnalyzerType::Organization)
+                    .send()
+                    .await
+                    .aws(format!("access-analyzer:CreateAnalyzer {ANALYZER}"))?;
+            }
             changes.push_in(
                 security.account.clone(),
                 region.clone(),
@@ -206,42 +220,46 @@ async fn ensure_findings_delivery(
                 .delivery_stream_description()
                 .ok_or_else(|| StepError::internal("firehose: no stream description"))?;
             let dest = d.destinations().first().map(|x| x.destination_id().to_owned()).unwrap_or_default();
-            fh.update_destination()
-                .delivery_stream_name(FINDINGS)
-                .current_delivery_stream_version_id(d.version_id())
-                .destination_id(dest)
-                .extended_s3_destination_update(
-                    aws_sdk_firehose::types::ExtendedS3DestinationUpdate::builder()
-                        .bucket_arn(&bucket_arn)
-                        .role_arn(&role)
-                        .prefix(findings_prefix(region))
-                        .encryption_configuration(encryption(&key)?)
-                        .build(),
-                )
-                .send()
-                .await
-                .aws(format!("firehose:UpdateDestination {FINDINGS}"))?;
+            if changes.live() {
+                fh.update_destination()
+                    .delivery_stream_name(FINDINGS)
+                    .current_delivery_stream_version_id(d.version_id())
+                    .destination_id(dest)
+                    .extended_s3_destination_update(
+                        aws_sdk_firehose::types::ExtendedS3DestinationUpdate::builder()
+                            .bucket_arn(&bucket_arn)
+                            .role_arn(&role)
+                            .prefix(findings_prefix(region))
+                            .encryption_configuration(encryption(&key)?)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .aws(format!("firehose:UpdateDestination {FINDINGS}"))?;
+            }
             sec.push(format!("firehose:{FINDINGS}/destination"), "update", json!(found), json!(want));
         }
         None => {
-            security
-                .firehose()
-                .create_delivery_stream()
-                .delivery_stream_name(FINDINGS)
-                .delivery_stream_type(aws_sdk_firehose::types::DeliveryStreamType::DirectPut)
-                .extended_s3_destination_configuration(
-                    aws_sdk_firehose::types::ExtendedS3DestinationConfiguration::builder()
-                        .bucket_arn(&bucket_arn)
-                        .role_arn(&role)
-                        .prefix(findings_prefix(region))
-                        .compression_format(aws_sdk_firehose::types::CompressionFormat::Gzip)
-                        .encryption_configuration(encryption(&key)?)
-                        .build()
-                        .map_err(|e| StepError::internal(e.to_string()))?,
-                )
-                .send()
-                .await
-                .aws(format!("firehose:CreateDeliveryStream {FINDINGS}"))?;
+            if changes.live() {
+                security
+                    .firehose()
+                    .create_delivery_stream()
+                    .delivery_stream_name(FINDINGS)
+                    .delivery_stream_type(aws_sdk_firehose::types::DeliveryStreamType::DirectPut)
+                    .extended_s3_destination_configuration(
+                        aws_sdk_firehose::types::ExtendedS3DestinationConfiguration::builder()
+                            .bucket_arn(&bucket_arn)
+                            .role_arn(&role)
+                            .prefix(findings_prefix(region))
+                            .compression_format(aws_sdk_firehose::types::CompressionFormat::Gzip)
+                            .encryption_configuration(encryption(&key)?)
+                            .build()
+                            .map_err(|e| StepError::internal(e.to_string()))?,
+                    )
+                    .send()
+                    .await
+                    .aws(format!("firehose:CreateDeliveryStream {FINDINGS}"))?;
+            }
             sec.push(format!("firehose:{FINDINGS}"), "create", Value::Null, json!(want));
         }
     }
@@ -250,13 +268,15 @@ async fn ensure_findings_delivery(
     let rule = read_rule(security).await?;
     let eb = security.eventbridge();
     if rule.as_ref().map(|(p, _)| p.as_ref()) != Some(Some(&pattern)) {
-        eb.put_rule()
-            .name(FINDINGS)
-            .event_pattern(pattern.to_string())
-            .description("assure: Access Analyzer findings to the logging bucket")
-            .send()
-            .await
-            .aws(format!("events:PutRule {FINDINGS}"))?;
+        if changes.live() {
+            eb.put_rule()
+                .name(FINDINGS)
+                .event_pattern(pattern.to_string())
+                .description("assure: Access Analyzer findings to the logging bucket")
+                .send()
+                .await
+                .aws(format!("events:PutRule {FINDINGS}"))?;
+        }
         sec.push(
             format!("events:rule/{FINDINGS}"),
             if rule.is_some() { "update" } else { "create" },
@@ -265,19 +285,21 @@ async fn ensure_findings_delivery(
         );
     }
     if !rule.as_ref().is_some_and(|(_, t)| t.contains(&stream)) {
-        eb.put_targets()
-            .rule(FINDINGS)
-            .targets(
-                aws_sdk_eventbridge::types::Target::builder()
-                    .id("firehose")
-                    .arn(&stream)
-                    .role_arn(&events_role)
-                    .build()
-                    .map_err(|e| StepError::internal(e.to_string()))?,
-            )
-            .send()
-            .await
-            .aws(format!("events:PutTargets {FINDINGS}"))?;
+        if changes.live() {
+            eb.put_targets()
+                .rule(FINDINGS)
+                .targets(
+                    aws_sdk_eventbridge::types::Target::builder()
+                        .id("firehose")
+                        .arn(&stream)
+                        .role_arn(&events_role)
+                        .build()
+                        .map_err(|e| StepError::internal(e.to_string()))?,
+                )
+                .send()
+                .await
+                .aws(format!("events:PutTargets {FINDINGS}"))?;
+        }
         sec.push(format!("events:rule/{FINDINGS}/targets"), "update", json!(rule.map(|r| r.1)), json!([stream]));
     }
     changes.list.extend(sec.list);

@@ -148,26 +148,30 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let topic = topic_arn(&target);
     match &found.topic_key {
         None => {
-            target
-                .sns()
-                .create_topic()
-                .name(ALARM_TOPIC)
-                .attributes("KmsMasterKeyId", TOPIC_KEY)
-                .send()
-                .await
-                .aws(format!("sns:CreateTopic {ALARM_TOPIC}"))?;
+            if changes.live() {
+                target
+                    .sns()
+                    .create_topic()
+                    .name(ALARM_TOPIC)
+                    .attributes("KmsMasterKeyId", TOPIC_KEY)
+                    .send()
+                    .await
+                    .aws(format!("sns:CreateTopic {ALARM_TOPIC}"))?;
+            }
             changes.push(format!("sns:{ALARM_TOPIC}"), "create", Value::Null, json!({"KmsMasterKeyId": TOPIC_KEY}));
         }
         Some(key) if key.as_deref() != Some(TOPIC_KEY) => {
-            target
-                .sns()
-                .set_topic_attributes()
-                .topic_arn(&topic)
-                .attribute_name("KmsMasterKeyId")
-                .attribute_value(TOPIC_KEY)
-                .send()
-                .await
-                .aws(format!("sns:SetTopicAttributes {ALARM_TOPIC}"))?;
+            if changes.live() {
+                target
+                    .sns()
+                    .set_topic_attributes()
+                    .topic_arn(&topic)
+                    .attribute_name("KmsMasterKeyId")
+                    .attribute_value(TOPIC_KEY)
+                    .send()
+                    .await
+                    .aws(format!("sns:SetTopicAttributes {ALARM_TOPIC}"))?;
+            }
             changes.push(format!("sns:{ALARM_TOPIC}/KmsMasterKeyId"), "update", json!(key), json!(TOPIC_KEY));
         }
         Some(_) => {}
@@ -177,23 +181,25 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         let metric = format!("{ALARM_PREFIX}{short}");
         let want = (pattern.to_string(), metric.clone());
         if found.filters.get(&name) != Some(&want) {
-            target
-                .logs()
-                .put_metric_filter()
-                .log_group_name(TRAIL_LOG_GROUP)
-                .filter_name(&name)
-                .filter_pattern(*pattern)
-                .metric_transformations(
-                    MetricTransformation::builder()
-                        .metric_name(&metric)
-                        .metric_namespace(METRIC_NAMESPACE)
-                        .metric_value("1")
-                        .build()
-                        .map_err(|e| StepError::internal(e.to_string()))?,
-                )
-                .send()
-                .await
-                .aws(format!("logs:PutMetricFilter {name}"))?;
+            if changes.live() {
+                target
+                    .logs()
+                    .put_metric_filter()
+                    .log_group_name(TRAIL_LOG_GROUP)
+                    .filter_name(&name)
+                    .filter_pattern(*pattern)
+                    .metric_transformations(
+                        MetricTransformation::builder()
+                            .metric_name(&metric)
+                            .metric_namespace(METRIC_NAMESPACE)
+                            .metric_value("1")
+                            .build()
+                            .map_err(|e| StepError::internal(e.to_string()))?,
+                    )
+                    .send()
+                    .await
+                    .aws(format!("logs:PutMetricFilter {name}"))?;
+            }
             changes.push(
                 format!("logs:{TRAIL_LOG_GROUP}/filter/{name}"),
                 if found.filters.contains_key(&name) { "update" } else { "create" },
@@ -203,23 +209,25 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         }
         let want_alarm = (metric.clone(), vec![topic.clone()]);
         if found.alarms.get(&name) != Some(&want_alarm) {
-            target
-                .cloudwatch()
-                .put_metric_alarm()
-                .alarm_name(&name)
-                .alarm_description(format!("assure: CIS AWS Foundations alarm for {short}"))
-                .metric_name(&metric)
-                .namespace(METRIC_NAMESPACE)
-                .statistic(Statistic::Sum)
-                .period(300)
-                .evaluation_periods(1)
-                .threshold(1.0)
-                .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
-                .treat_missing_data("notBreaching")
-                .alarm_actions(&topic)
-                .send()
-                .await
-                .aws(format!("cloudwatch:PutMetricAlarm {name}"))?;
+            if changes.live() {
+                target
+                    .cloudwatch()
+                    .put_metric_alarm()
+                    .alarm_name(&name)
+                    .alarm_description(format!("assure: CIS AWS Foundations alarm for {short}"))
+                    .metric_name(&metric)
+                    .namespace(METRIC_NAMESPACE)
+                    .statistic(Statistic::Sum)
+                    .period(300)
+                    .evaluation_periods(1)
+                    .threshold(1.0)
+                    .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+                    .treat_missing_data("notBreaching")
+                    .alarm_actions(&topic)
+                    .send()
+                    .await
+                    .aws(format!("cloudwatch:PutMetricAlarm {name}"))?;
+            }
             changes.push(
                 format!("cloudwatch:alarm/{name}"),
                 if found.alarms.contains_key(&name) { "update" } else { "create" },

@@ -16,7 +16,11 @@ const LOG_RETENTION_DAYS: i32 = 365;
 /// The logging key's ARN (one `kms:DescribeKey`); the logging bucket step must have run.
 pub(crate) async fn logging_key_arn(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
     let logging = aws.account(&run.org.logging, &run.home_region).await?;
-    logging_bucket::key_arn(&logging).await?.ok_or_else(|| {
+    let found = logging_bucket::key_arn(&logging).await?;
+    if found.is_none() && logging.plan {
+        return Ok(logging_bucket::planned_key_arn(&logging));
+    }
+    found.ok_or_else(|| {
         StepError::new(
             ErrorName::Conflict,
             format!(
@@ -78,22 +82,26 @@ async fn ensure_log_group(target: &AccountConfig, changes: &mut Changes) -> Resu
     let retention = match found {
         Some(g) => g.retention_in_days(),
         None => {
-            logs.create_log_group()
-                .log_group_name(TRAIL_LOG_GROUP)
-                .send()
-                .await
-                .aws(format!("logs:CreateLogGroup {TRAIL_LOG_GROUP}"))?;
+            if changes.live() {
+                logs.create_log_group()
+                    .log_group_name(TRAIL_LOG_GROUP)
+                    .send()
+                    .await
+                    .aws(format!("logs:CreateLogGroup {TRAIL_LOG_GROUP}"))?;
+            }
             changes.push(format!("logs:{TRAIL_LOG_GROUP}"), "create", Value::Null, json!({}));
             None
         }
     };
     if retention != Some(LOG_RETENTION_DAYS) {
-        logs.put_retention_policy()
-            .log_group_name(TRAIL_LOG_GROUP)
-            .retention_in_days(LOG_RETENTION_DAYS)
-            .send()
-            .await
-            .aws(format!("logs:PutRetentionPolicy {TRAIL_LOG_GROUP}"))?;
+        if changes.live() {
+            logs.put_retention_policy()
+                .log_group_name(TRAIL_LOG_GROUP)
+                .retention_in_days(LOG_RETENTION_DAYS)
+                .send()
+                .await
+                .aws(format!("logs:PutRetentionPolicy {TRAIL_LOG_GROUP}"))?;
+        }
         changes.push(
             format!("logs:{TRAIL_LOG_GROUP}/retention"),
             "update",
@@ -139,14 +147,19 @@ pub(crate) async fn ensure_role(
         Ok(out) => {
             let current = out.role().and_then(|r| r.assume_role_policy_document()).and_then(decode_policy);
             if current.as_ref() != Some(trust) {
-                iam.update_assume_role_policy()
-                    .role_name(name)
-                    .policy_document(trust.to_string())
-                    .send()
-                    .await
-                    .aws(format!("iam:UpdateAssumeRolePolicy {name}"))?;
+                if changes.live() {
+                    iam.update_assume_role_policy()
+                        .role_name(name)
+                        .policy_document(trust.to_string())
+                        .send()
+                        .await
+                        .aws(format!("iam:UpdateAssumeRolePolicy {name}"))?;
+                }
                 changes.push(format!("iam:role/{name}/trust"), "update", json!(current), trust.clone());
             }
+        }
+        Err(e) if error_code(&e) == Some("NoSuchEntity") && !changes.live() => {
+            changes.push(format!("iam:role/{name}"), "create", Value::Null, trust.clone());
         }
         Err(e) if error_code(&e) == Some("NoSuchEntity") => {
             let created = iam
@@ -171,13 +184,15 @@ pub(crate) async fn ensure_role(
         Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {name}")),
     };
     if current.as_ref() != Some(policy) {
-        iam.put_role_policy()
-            .role_name(name)
-            .policy_name(policy_name)
-            .policy_document(policy.to_string())
-            .send()
-            .await
-            .aws(format!("iam:PutRolePolicy {name}"))?;
+        if changes.live() {
+            iam.put_role_policy()
+                .role_name(name)
+                .policy_name(policy_name)
+                .policy_document(policy.to_string())
+                .send()
+                .await
+                .aws(format!("iam:PutRolePolicy {name}"))?;
+        }
         changes.push(format!("iam:role/{name}/{policy_name}"), "update", json!(current), policy.clone());
     }
     Ok(arn)
@@ -222,39 +237,45 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let ct = target.cloudtrail();
     match &before {
         None => {
-            ct.create_trail()
-                .name(TRAIL)
-                .s3_bucket_name(&bucket)
-                .is_multi_region_trail(true)
-                .include_global_service_events(true)
-                .enable_log_file_validation(true)
-                .kms_key_id(&key)
-                .cloud_watch_logs_log_group_arn(log_group_arn(&target))
-                .cloud_watch_logs_role_arn(&role)
-                .send()
-                .await
-                .aws(format!("cloudtrail:CreateTrail {TRAIL}"))?;
+            if changes.live() {
+                ct.create_trail()
+                    .name(TRAIL)
+                    .s3_bucket_name(&bucket)
+                    .is_multi_region_trail(true)
+                    .include_global_service_events(true)
+                    .enable_log_file_validation(true)
+                    .kms_key_id(&key)
+                    .cloud_watch_logs_log_group_arn(log_group_arn(&target))
+                    .cloud_watch_logs_role_arn(&role)
+                    .send()
+                    .await
+                    .aws(format!("cloudtrail:CreateTrail {TRAIL}"))?;
+            }
             changes.push(format!("cloudtrail:{TRAIL}"), "create", Value::Null, trail_json(&desired));
         }
         Some(t) if TrailState { logging: true, ..t.clone() } != desired => {
-            ct.update_trail()
-                .name(TRAIL)
-                .s3_bucket_name(&bucket)
-                .is_multi_region_trail(true)
-                .include_global_service_events(true)
-                .enable_log_file_validation(true)
-                .kms_key_id(&key)
-                .cloud_watch_logs_log_group_arn(log_group_arn(&target))
-                .cloud_watch_logs_role_arn(&role)
-                .send()
-                .await
-                .aws(format!("cloudtrail:UpdateTrail {TRAIL}"))?;
+            if changes.live() {
+                ct.update_trail()
+                    .name(TRAIL)
+                    .s3_bucket_name(&bucket)
+                    .is_multi_region_trail(true)
+                    .include_global_service_events(true)
+                    .enable_log_file_validation(true)
+                    .kms_key_id(&key)
+                    .cloud_watch_logs_log_group_arn(log_group_arn(&target))
+                    .cloud_watch_logs_role_arn(&role)
+                    .send()
+                    .await
+                    .aws(format!("cloudtrail:UpdateTrail {TRAIL}"))?;
+            }
             changes.push(format!("cloudtrail:{TRAIL}"), "update", trail_json(t), trail_json(&desired));
         }
         Some(_) => {}
     }
     if !before.as_ref().is_some_and(|t| t.logging) {
-        ct.start_logging().name(TRAIL).send().await.aws(format!("cloudtrail:StartLogging {TRAIL}"))?;
+        if changes.live() {
+            ct.start_logging().name(TRAIL).send().await.aws(format!("cloudtrail:StartLogging {TRAIL}"))?;
+        }
         changes.push(format!("cloudtrail:{TRAIL}/logging"), "start", json!(false), json!(true));
     }
     let snapshot = json!({"trail": before.as_ref().map(trail_json)});
@@ -278,6 +299,8 @@ pub async fn stop_others(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepEr
     let target = aws.account(&run.account, region).await?;
     match read_trail(&target).await? {
         Some(t) if t.logging => {}
+        // A plan assumes the cloudtrail step before it has put the trail in place.
+        _ if target.plan => {}
         _ => {
             return Err(StepError::new(
                 ErrorName::Retryable,
@@ -298,7 +321,15 @@ pub async fn stop_others(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepEr
         if t["isLogging"] == true {
             let home: Region = t["homeRegion"].as_str().unwrap_or(region.as_str()).parse()?;
             let there = target.in_region(&home);
-            there.cloudtrail().stop_logging().name(&arn).send().await.aws(format!("cloudtrail:StopLogging {arn}"))?;
+            if changes.live() {
+                there
+                    .cloudtrail()
+                    .stop_logging()
+                    .name(&arn)
+                    .send()
+                    .await
+                    .aws(format!("cloudtrail:StopLogging {arn}"))?;
+            }
             changes.push_in(
                 target.account.clone(),
                 home,

@@ -33,6 +33,10 @@ pub(crate) async fn ensure_service_linked_role(
         Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
         Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
     }
+    if !changes.live() {
+        changes.push(format!("iam:role/{name}"), "create", Value::Null, json!({"service": service}));
+        return Ok(());
+    }
     match iam.create_service_linked_role().aws_service_name(service).send().await {
         Ok(_) => {
             changes.push(format!("iam:role/{name}"), "create", Value::Null, json!({"service": service}));
@@ -104,19 +108,21 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
         global: home,
     };
     if rec.as_ref() != Some(&want_rec) {
-        c.put_configuration_recorder()
-            .configuration_recorder(
-                ConfigurationRecorder::builder()
-                    .name(&want_rec.name)
-                    .role_arn(slr_arn(&target))
-                    .recording_group(
-                        RecordingGroup::builder().all_supported(true).include_global_resource_types(home).build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .aws(format!("config:PutConfigurationRecorder {}", want_rec.name))?;
+        if changes.live() {
+            c.put_configuration_recorder()
+                .configuration_recorder(
+                    ConfigurationRecorder::builder()
+                        .name(&want_rec.name)
+                        .role_arn(slr_arn(&target))
+                        .recording_group(
+                            RecordingGroup::builder().all_supported(true).include_global_resource_types(home).build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .aws(format!("config:PutConfigurationRecorder {}", want_rec.name))?;
+        }
         changes.push(
             format!("config:recorder/{}", want_rec.name),
             if rec.is_some() { "update" } else { "create" },
@@ -130,17 +136,19 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
         kms: Some(key.clone()),
     };
     if chan.as_ref() != Some(&want_chan) {
-        c.put_delivery_channel()
-            .delivery_channel(
-                DeliveryChannel::builder()
-                    .name(&want_chan.name)
-                    .s3_bucket_name(run.logging_bucket())
-                    .s3_kms_key_arn(&key)
-                    .build(),
-            )
-            .send()
-            .await
-            .aws(format!("config:PutDeliveryChannel {}", want_chan.name))?;
+        if changes.live() {
+            c.put_delivery_channel()
+                .delivery_channel(
+                    DeliveryChannel::builder()
+                        .name(&want_chan.name)
+                        .s3_bucket_name(run.logging_bucket())
+                        .s3_kms_key_arn(&key)
+                        .build(),
+                )
+                .send()
+                .await
+                .aws(format!("config:PutDeliveryChannel {}", want_chan.name))?;
+        }
         changes.push(
             format!("config:deliveryChannel/{}", want_chan.name),
             if chan.is_some() { "update" } else { "create" },
@@ -149,11 +157,13 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
         );
     }
     if !recording {
-        c.start_configuration_recorder()
-            .configuration_recorder_name(&want_rec.name)
-            .send()
-            .await
-            .aws(format!("config:StartConfigurationRecorder {}", want_rec.name))?;
+        if changes.live() {
+            c.start_configuration_recorder()
+                .configuration_recorder_name(&want_rec.name)
+                .send()
+                .await
+                .aws(format!("config:StartConfigurationRecorder {}", want_rec.name))?;
+        }
         changes.push(format!("config:recorder/{}/recording", want_rec.name), "start", json!(false), json!(true));
     }
     if home {
@@ -191,18 +201,20 @@ async fn ensure_aggregator(aws: &Aws, run: &RunInput, changes: &mut Changes) -> 
         .and_then(|a| a.organization_aggregation_source())
         .is_some_and(|s| s.role_arn() == role && s.all_aws_regions());
     if !ok {
-        c.put_configuration_aggregator()
-            .configuration_aggregator_name(AGGREGATOR)
-            .organization_aggregation_source(
-                OrganizationAggregationSource::builder()
-                    .role_arn(&role)
-                    .all_aws_regions(true)
-                    .build()
-                    .map_err(|e| StepError::internal(e.to_string()))?,
-            )
-            .send()
-            .await
-            .aws(format!("config:PutConfigurationAggregator {AGGREGATOR}"))?;
+        if changes.live() {
+            c.put_configuration_aggregator()
+                .configuration_aggregator_name(AGGREGATOR)
+                .organization_aggregation_source(
+                    OrganizationAggregationSource::builder()
+                        .role_arn(&role)
+                        .all_aws_regions(true)
+                        .build()
+                        .map_err(|e| StepError::internal(e.to_string()))?,
+                )
+                .send()
+                .await
+                .aws(format!("config:PutConfigurationAggregator {AGGREGATOR}"))?;
+        }
         sec_changes.push(
             format!("config:aggregator/{AGGREGATOR}"),
             if found.is_some() { "update" } else { "create" },

@@ -42,11 +42,13 @@ pub async fn stop_foreign(aws: &Aws, run: &RunInput, region: &Region) -> Result<
     if let Some(det) = detector(&target).await? {
         if let Some(admin) = administrator(&target, &det).await? {
             if admin != run.org.security.as_str() {
-                gd.disassociate_from_administrator_account()
-                    .detector_id(&det)
-                    .send()
-                    .await
-                    .aws("guardduty:DisassociateFromAdministratorAccount")?;
+                if changes.live() {
+                    gd.disassociate_from_administrator_account()
+                        .detector_id(&det)
+                        .send()
+                        .await
+                        .aws("guardduty:DisassociateFromAdministratorAccount")?;
+                }
                 changes.push(format!("guardduty:{det}/administrator"), "disassociate", json!(admin), Value::Null);
             }
         }
@@ -54,12 +56,14 @@ pub async fn stop_foreign(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             gd.list_members().detector_id(&det).only_associated("true").send().await.aws("guardduty:ListMembers")?;
         let ids: Vec<String> = members.members().iter().filter_map(|m| m.account_id().map(str::to_owned)).collect();
         if !ids.is_empty() {
-            gd.disassociate_members()
-                .detector_id(&det)
-                .set_account_ids(Some(ids.clone()))
-                .send()
-                .await
-                .aws("guardduty:DisassociateMembers")?;
+            if changes.live() {
+                gd.disassociate_members()
+                    .detector_id(&det)
+                    .set_account_ids(Some(ids.clone()))
+                    .send()
+                    .await
+                    .aws("guardduty:DisassociateMembers")?;
+            }
             changes.push(format!("guardduty:{det}/members"), "disassociate", json!(ids), json!([]));
         }
     }
@@ -71,14 +75,20 @@ pub async fn stop_foreign(aws: &Aws, run: &RunInput, region: &Region) -> Result<
     ))
 }
 
-/// Ensures a detector exists and is enabled; returns its id.
+/// The detector id a plan stands in for a detector it would create.
+const PLANNED: &str = "(planned)";
+
+/// Ensures a detector exists and is enabled; returns its id ([`PLANNED`] in plan mode when it
+/// would be created).
 async fn ensure_detector(acct: &AccountConfig, changes: &mut Changes) -> Result<String, StepError> {
     let gd = acct.guardduty();
     match detector(acct).await? {
         Some(det) => {
             let d = gd.get_detector().detector_id(&det).send().await.aws("guardduty:GetDetector")?;
             if d.status().map(|s| s.as_str()) != Some("ENABLED") {
-                gd.update_detector().detector_id(&det).enable(true).send().await.aws("guardduty:UpdateDetector")?;
+                if changes.live() {
+                    gd.update_detector().detector_id(&det).enable(true).send().await.aws("guardduty:UpdateDetector")?;
+                }
                 changes.push_in(
                     acct.account.clone(),
                     acct.region.clone(),
@@ -89,6 +99,17 @@ async fn ensure_detector(acct: &AccountConfig, changes: &mut Changes) -> Result<
                 );
             }
             Ok(det)
+        }
+        None if !changes.live() => {
+            changes.push_in(
+                acct.account.clone(),
+                acct.region.clone(),
+                "guardduty:detector",
+                "create",
+                Value::Null,
+                json!("ENABLED"),
+            );
+            Ok(PLANNED.to_owned())
         }
         None => {
             let out = gd
@@ -131,12 +152,14 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
             return Err(StepError::new(ErrorName::Conflict, format!(
                 "guardduty: account {other} is the organization's delegated administrator in {region}, not the security account {}", run.org.security)));
         }
-        mgmt.guardduty()
-            .enable_organization_admin_account()
-            .admin_account_id(run.org.security.as_str())
-            .send()
-            .await
-            .aws("guardduty:EnableOrganizationAdminAccount")?;
+        if changes.live() {
+            mgmt.guardduty()
+                .enable_organization_admin_account()
+                .admin_account_id(run.org.security.as_str())
+                .send()
+                .await
+                .aws("guardduty:EnableOrganizationAdminAccount")?;
+        }
         changes.push_in(
             mgmt.account.clone(),
             region.clone(),
@@ -150,46 +173,59 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
     // The administrator's detector, auto-enable for every member, findings to the logging bucket.
     let sec_det = ensure_detector(&security, &mut changes).await?;
     let gd = security.guardduty();
-    let conf = gd
-        .describe_organization_configuration()
-        .detector_id(&sec_det)
-        .send()
-        .await
-        .aws("guardduty:DescribeOrganizationConfiguration")?;
-    if conf.auto_enable_organization_members() != Some(&AutoEnableMembers::All) {
-        gd.update_organization_configuration()
+    // A detector the plan would create has no configuration yet.
+    let auto_enable = if sec_det == PLANNED {
+        None
+    } else {
+        gd.describe_organization_configuration()
             .detector_id(&sec_det)
-            .auto_enable_organization_members(AutoEnableMembers::All)
             .send()
             .await
-            .aws("guardduty:UpdateOrganizationConfiguration")?;
+            .aws("guardduty:DescribeOrganizationConfiguration")?
+            .auto_enable_organization_members()
+            .cloned()
+    };
+    if auto_enable.as_ref() != Some(&AutoEnableMembers::All) {
+        if changes.live() {
+            gd.update_organization_configuration()
+                .detector_id(&sec_det)
+                .auto_enable_organization_members(AutoEnableMembers::All)
+                .send()
+                .await
+                .aws("guardduty:UpdateOrganizationConfiguration")?;
+        }
         changes.push_in(
             security.account.clone(),
             region.clone(),
             format!("guardduty:{sec_det}/organization"),
             "update",
-            json!(conf.auto_enable_organization_members().map(|a| a.as_str())),
+            json!(auto_enable.as_ref().map(|a| a.as_str())),
             json!("ALL"),
         );
     }
-    let dests = gd
-        .list_publishing_destinations()
-        .detector_id(&sec_det)
-        .send()
-        .await
-        .aws("guardduty:ListPublishingDestinations")?;
-    if dests.destinations().is_empty() {
-        let key = logging_key_arn(aws, run).await?;
-        let bucket_arn = format!("arn:aws:s3:::{}/guardduty", run.logging_bucket());
-        gd.create_publishing_destination()
+    let exporting = sec_det != PLANNED
+        && !gd
+            .list_publishing_destinations()
             .detector_id(&sec_det)
-            .destination_type(DestinationType::S3)
-            .destination_properties(
-                DestinationProperties::builder().destination_arn(&bucket_arn).kms_key_arn(&key).build(),
-            )
             .send()
             .await
-            .aws("guardduty:CreatePublishingDestination")?;
+            .aws("guardduty:ListPublishingDestinations")?
+            .destinations()
+            .is_empty();
+    if !exporting {
+        let key = logging_key_arn(aws, run).await?;
+        let bucket_arn = format!("arn:aws:s3:::{}/guardduty", run.logging_bucket());
+        if changes.live() {
+            gd.create_publishing_destination()
+                .detector_id(&sec_det)
+                .destination_type(DestinationType::S3)
+                .destination_properties(
+                    DestinationProperties::builder().destination_arn(&bucket_arn).kms_key_arn(&key).build(),
+                )
+                .send()
+                .await
+                .aws("guardduty:CreatePublishingDestination")?;
+        }
         changes.push_in(
             security.account.clone(),
             region.clone(),
@@ -202,7 +238,10 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
 
     // The account: an enabled detector, a member of the security account.
     let det = ensure_detector(&target, &mut changes).await?;
-    if administrator(&target, &det).await?.as_deref() != Some(run.org.security.as_str()) {
+    let admin = if det == PLANNED { None } else { administrator(&target, &det).await? };
+    if admin.as_deref() != Some(run.org.security.as_str()) && !changes.live() {
+        changes.push(format!("guardduty:{det}/administrator"), "associate", Value::Null, json!(run.org.security));
+    } else if admin.as_deref() != Some(run.org.security.as_str()) {
         let out = gd
             .create_members()
             .detector_id(&sec_det)

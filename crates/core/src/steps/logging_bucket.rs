@@ -241,6 +241,11 @@ pub fn key_policy(account: &str, org_id: &str) -> Value {
     })
 }
 
+/// The ARN a plan shows for the logging key it would create (its alias ARN).
+pub(crate) fn planned_key_arn(acct: &AccountConfig) -> String {
+    format!("arn:aws:kms:{}:{}:{}", acct.region, acct.account, RunInput::LOGGING_KEY_ALIAS)
+}
+
 /// What the key looks like now.
 #[derive(Debug, Clone)]
 pub struct KeyState {
@@ -338,6 +343,21 @@ async fn ensure_key(acct: &AccountConfig, org_id: &str, changes: &mut Changes) -
     let desired = key_policy(acct.account.as_str(), org_id);
     let mut key = match read_key(acct).await? {
         Some(k) => k,
+        None if !changes.live() => {
+            changes.push(
+                format!("kms:{}", RunInput::LOGGING_KEY_ALIAS),
+                "create",
+                Value::Null,
+                json!({"rotation": true}),
+            );
+            // The key the plan would create: rotation and policy as desired, nothing more to plan.
+            return Ok(KeyState {
+                arn: planned_key_arn(acct),
+                key_id: String::new(),
+                rotation: true,
+                policy: Some(desired),
+            });
+        }
         None => {
             let out = kms
                 .create_key()
@@ -360,12 +380,14 @@ async fn ensure_key(acct: &AccountConfig, org_id: &str, changes: &mut Changes) -
                 rotation: false,
                 policy: Some(desired.clone()),
             };
-            kms.create_alias()
-                .alias_name(RunInput::LOGGING_KEY_ALIAS)
-                .target_key_id(&k.key_id)
-                .send()
-                .await
-                .aws(format!("kms:CreateAlias {}", RunInput::LOGGING_KEY_ALIAS))?;
+            if changes.live() {
+                kms.create_alias()
+                    .alias_name(RunInput::LOGGING_KEY_ALIAS)
+                    .target_key_id(&k.key_id)
+                    .send()
+                    .await
+                    .aws(format!("kms:CreateAlias {}", RunInput::LOGGING_KEY_ALIAS))?;
+            }
             changes.push(
                 format!("kms:{}", RunInput::LOGGING_KEY_ALIAS),
                 "create",
@@ -376,18 +398,22 @@ async fn ensure_key(acct: &AccountConfig, org_id: &str, changes: &mut Changes) -
         }
     };
     if !key.rotation {
-        kms.enable_key_rotation().key_id(&key.key_id).send().await.aws("kms:EnableKeyRotation")?;
+        if changes.live() {
+            kms.enable_key_rotation().key_id(&key.key_id).send().await.aws("kms:EnableKeyRotation")?;
+        }
         changes.push(format!("kms:{}/rotation", key.arn), "update", json!(false), json!(true));
         key.rotation = true;
     }
     if key.policy.as_ref() != Some(&desired) {
-        kms.put_key_policy()
-            .key_id(&key.key_id)
-            .policy_name("default")
-            .policy(desired.to_string())
-            .send()
-            .await
-            .aws("kms:PutKeyPolicy")?;
+        if changes.live() {
+            kms.put_key_policy()
+                .key_id(&key.key_id)
+                .policy_name("default")
+                .policy(desired.to_string())
+                .send()
+                .await
+                .aws("kms:PutKeyPolicy")?;
+        }
         changes.push(
             format!("kms:{}/policy", key.arn),
             "update",
@@ -409,7 +435,7 @@ async fn ensure_bucket(
 ) -> Result<(), StepError> {
     let s3 = acct.s3();
     let res = |what: &str| format!("s3:{bucket}/{what}");
-    if !st.exists {
+    if !st.exists && changes.live() {
         let mut create = s3.create_bucket().bucket(bucket);
         if acct.region.as_str() != "us-east-1" {
             create = create.create_bucket_configuration(
@@ -423,22 +449,26 @@ async fn ensure_bucket(
             .send()
             .await
             .aws(format!("s3:CreateBucket {bucket}"))?;
+    }
+    if !st.exists {
         changes.push(format!("s3:{bucket}"), "create", Value::Null, json!({"region": acct.region}));
     }
     if st.public_access_block != Some([true; 4]) {
-        s3.put_public_access_block()
-            .bucket(bucket)
-            .public_access_block_configuration(
-                PublicAccessBlockConfiguration::builder()
-                    .block_public_acls(true)
-                    .ignore_public_acls(true)
-                    .block_public_policy(true)
-                    .restrict_public_buckets(true)
-                    .build(),
-            )
-            .send()
-            .await
-            .aws(format!("s3:PutPublicAccessBlock {bucket}"))?;
+        if changes.live() {
+            s3.put_public_access_block()
+                .bucket(bucket)
+                .public_access_block_configuration(
+                    PublicAccessBlockConfiguration::builder()
+                        .block_public_acls(true)
+                        .ignore_public_acls(true)
+                        .block_public_policy(true)
+                        .restrict_public_buckets(true)
+                        .build(),
+                )
+                .send()
+                .await
+                .aws(format!("s3:PutPublicAccessBlock {bucket}"))?;
+        }
         changes.push(
             res("publicAccessBlock"),
             "update",
@@ -447,33 +477,37 @@ async fn ensure_bucket(
         );
     }
     if st.ownership.as_deref() != Some("BucketOwnerEnforced") && st.exists {
-        s3.put_bucket_ownership_controls()
-            .bucket(bucket)
-            .ownership_controls(
-                OwnershipControls::builder()
-                    .rules(
-                        OwnershipControlsRule::builder()
-                            .object_ownership(ObjectOwnership::BucketOwnerEnforced)
-                            .build()
-                            .map_err(build_err)?,
-                    )
-                    .build()
-                    .map_err(build_err)?,
-            )
-            .send()
-            .await
-            .aws(format!("s3:PutBucketOwnershipControls {bucket}"))?;
+        if changes.live() {
+            s3.put_bucket_ownership_controls()
+                .bucket(bucket)
+                .ownership_controls(
+                    OwnershipControls::builder()
+                        .rules(
+                            OwnershipControlsRule::builder()
+                                .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+                                .build()
+                                .map_err(build_err)?,
+                        )
+                        .build()
+                        .map_err(build_err)?,
+                )
+                .send()
+                .await
+                .aws(format!("s3:PutBucketOwnershipControls {bucket}"))?;
+        }
         changes.push(res("ownership"), "update", json!(st.ownership), json!("BucketOwnerEnforced"));
     }
     if st.versioning.as_deref() != Some("Enabled") {
-        s3.put_bucket_versioning()
-            .bucket(bucket)
-            .versioning_configuration(
-                VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
-            )
-            .send()
-            .await
-            .aws(format!("s3:PutBucketVersioning {bucket}"))?;
+        if changes.live() {
+            s3.put_bucket_versioning()
+                .bucket(bucket)
+                .versioning_configuration(
+                    VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
+                )
+                .send()
+                .await
+                .aws(format!("s3:PutBucketVersioning {bucket}"))?;
+        }
         changes.push(res("versioning"), "update", json!(st.versioning), json!("Enabled"));
     }
     let want_enc = match kms_key {
@@ -486,56 +520,65 @@ async fn ensure_bucket(
         if let Some(k) = &want_enc.1 {
             default = default.kms_master_key_id(k);
         }
-        s3.put_bucket_encryption()
-            .bucket(bucket)
-            .server_side_encryption_configuration(
-                ServerSideEncryptionConfiguration::builder()
-                    .rules(
-                        ServerSideEncryptionRule::builder()
-                            .apply_server_side_encryption_by_default(default.build().map_err(build_err)?)
-                            .bucket_key_enabled(want_enc.2)
-                            .build(),
-                    )
-                    .build()
-                    .map_err(build_err)?,
-            )
-            .send()
-            .await
-            .aws(format!("s3:PutBucketEncryption {bucket}"))?;
+        if changes.live() {
+            s3.put_bucket_encryption()
+                .bucket(bucket)
+                .server_side_encryption_configuration(
+                    ServerSideEncryptionConfiguration::builder()
+                        .rules(
+                            ServerSideEncryptionRule::builder()
+                                .apply_server_side_encryption_by_default(default.build().map_err(build_err)?)
+                                .bucket_key_enabled(want_enc.2)
+                                .build(),
+                        )
+                        .build()
+                        .map_err(build_err)?,
+                )
+                .send()
+                .await
+                .aws(format!("s3:PutBucketEncryption {bucket}"))?;
+        }
         changes.push(res("encryption"), "update", json!(st.encryption), json!(want_enc));
     }
     if let Some(target) = access_logs {
         let want = (target.to_owned(), ACCESS_LOG_PREFIX.to_owned());
         if st.logging.as_ref() != Some(&want) {
-            s3.put_bucket_logging()
-                .bucket(bucket)
-                .bucket_logging_status(
-                    BucketLoggingStatus::builder()
-                        .logging_enabled(
-                            LoggingEnabled::builder()
-                                .target_bucket(target)
-                                .target_prefix(ACCESS_LOG_PREFIX)
-                                .build()
-                                .map_err(build_err)?,
-                        )
-                        .build(),
-                )
-                .send()
-                .await
-                .aws(format!("s3:PutBucketLogging {bucket}"))?;
+            if changes.live() {
+                s3.put_bucket_logging()
+                    .bucket(bucket)
+                    .bucket_logging_status(
+                        BucketLoggingStatus::builder()
+                            .logging_enabled(
+                                LoggingEnabled::builder()
+                                    .target_bucket(target)
+                                    .target_prefix(ACCESS_LOG_PREFIX)
+                                    .build()
+                                    .map_err(build_err)?,
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .aws(format!("s3:PutBucketLogging {bucket}"))?;
+            }
             changes.push(res("logging"), "update", json!(st.logging), json!(want));
         }
     }
     let rules = lifecycle_rules();
     if st.lifecycle != lifecycle_json(&rules) {
-        s3.put_bucket_lifecycle_configuration()
-            .bucket(bucket)
-            .lifecycle_configuration(
-                BucketLifecycleConfiguration::builder().set_rules(Some(rules.clone())).build().map_err(build_err)?,
-            )
-            .send()
-            .await
-            .aws(format!("s3:PutBucketLifecycleConfiguration {bucket}"))?;
+        if changes.live() {
+            s3.put_bucket_lifecycle_configuration()
+                .bucket(bucket)
+                .lifecycle_configuration(
+                    BucketLifecycleConfiguration::builder()
+                        .set_rules(Some(rules.clone()))
+                        .build()
+                        .map_err(build_err)?,
+                )
+                .send()
+                .await
+                .aws(format!("s3:PutBucketLifecycleConfiguration {bucket}"))?;
+        }
         changes.push(res("lifecycle"), "update", st.lifecycle.clone(), lifecycle_json(&rules));
     }
     Ok(())
@@ -549,13 +592,15 @@ async fn ensure_policy(
     changes: &mut Changes,
 ) -> Result<(), StepError> {
     if current != Some(policy) {
-        acct.s3()
-            .put_bucket_policy()
-            .bucket(bucket)
-            .policy(policy.to_string())
-            .send()
-            .await
-            .aws(format!("s3:PutBucketPolicy {bucket}"))?;
+        if changes.live() {
+            acct.s3()
+                .put_bucket_policy()
+                .bucket(bucket)
+                .policy(policy.to_string())
+                .send()
+                .await
+                .aws(format!("s3:PutBucketPolicy {bucket}"))?;
+        }
         changes.push(format!("s3:{bucket}/policy"), "update", json!(current), policy.clone());
     }
     Ok(())

@@ -66,12 +66,18 @@ pub async fn dispatch(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepE
 pub(crate) struct Changes {
     account: AccountId,
     region: Region,
+    plan: bool,
     pub(crate) list: Vec<Change>,
 }
 
 impl Changes {
     pub(crate) fn new(acct: &AccountConfig) -> Changes {
-        Changes { account: acct.account.clone(), region: acct.region.clone(), list: Vec::new() }
+        Changes { account: acct.account.clone(), region: acct.region.clone(), plan: acct.plan, list: Vec::new() }
+    }
+
+    /// False in plan mode: the step records the change and does not make it.
+    pub(crate) fn live(&self) -> bool {
+        !self.plan
     }
 
     /// Records a change made in the account and region this recorder was made for.

@@ -126,15 +126,21 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
                 let content: Option<Value> =
                     current.policy().and_then(|p| p.content()).and_then(|c| serde_json::from_str(c).ok());
                 if content.as_ref() != Some(doc) {
-                    orgs.update_policy()
-                        .policy_id(id)
-                        .content(&text)
-                        .send()
-                        .await
-                        .aws(format!("organizations:UpdatePolicy {name}"))?;
+                    if changes.live() {
+                        orgs.update_policy()
+                            .policy_id(id)
+                            .content(&text)
+                            .send()
+                            .await
+                            .aws(format!("organizations:UpdatePolicy {name}"))?;
+                    }
                     changes.push(format!("organizations:policy/{name}"), "update", json!(content), doc.clone());
                 }
                 id.clone()
+            }
+            None if !changes.live() => {
+                changes.push(format!("organizations:policy/{name}"), "create", Value::Null, doc.clone());
+                String::new()
             }
             None => {
                 let out = orgs
@@ -151,12 +157,14 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
             }
         };
         if !attached.iter().any(|(n, _)| n == name) {
-            orgs.attach_policy()
-                .policy_id(&id)
-                .target_id(run.account.as_str())
-                .send()
-                .await
-                .aws(format!("organizations:AttachPolicy {name}"))?;
+            if changes.live() {
+                orgs.attach_policy()
+                    .policy_id(&id)
+                    .target_id(run.account.as_str())
+                    .send()
+                    .await
+                    .aws(format!("organizations:AttachPolicy {name}"))?;
+            }
             changes.push(
                 format!("organizations:policy/{name}/target/{}", run.account),
                 "attach",

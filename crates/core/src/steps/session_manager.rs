@@ -41,15 +41,19 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
     let mut changes = Changes::new(&target);
     let ssm = target.ssm();
     if before.is_null() {
-        ssm.create_document()
-            .name(DOC)
-            .document_type(DocumentType::Session)
-            .document_format(DocumentFormat::Json)
-            .content(want.to_string())
-            .send()
-            .await
-            .aws(format!("ssm:CreateDocument {DOC}"))?;
+        if changes.live() {
+            ssm.create_document()
+                .name(DOC)
+                .document_type(DocumentType::Session)
+                .document_format(DocumentFormat::Json)
+                .content(want.to_string())
+                .send()
+                .await
+                .aws(format!("ssm:CreateDocument {DOC}"))?;
+        }
         changes.push(format!("ssm:document/{DOC}"), "create", Value::Null, want.clone());
+    } else if before != want && !changes.live() {
+        changes.push(format!("ssm:document/{DOC}"), "update", before.clone(), want.clone());
     } else if before != want {
         let out = ssm
             .update_document()

@@ -1,0 +1,37 @@
+//! The dry run: every step in plan mode, in the state machine's order, from read-only calls only.
+//! Each step records what it would change; the [`crate::aws::Aws::planning`] guard refuses any
+//! mutating call, so a plan cannot change an account even by mistake.
+
+use assure_contract::{Region, RunInput, StepError, StepName, StepOutput, TaskMessage};
+use futures::future::try_join_all;
+
+use crate::aws::Aws;
+use crate::steps::dispatch;
+
+/// What one step would change, in one region.
+pub type Planned = StepOutput;
+
+async fn step(aws: &Aws, run: &RunInput, step: StepName, region: &Region) -> Result<Planned, StepError> {
+    let task = TaskMessage { task_token: String::new(), step, region: region.clone(), run: run.clone() };
+    dispatch(aws, &task).await
+}
+
+/// Plans a run. `aws` must be in plan mode.
+pub async fn run(aws: &Aws, run: &RunInput) -> Result<Vec<Planned>, StepError> {
+    if !aws.pipeline().plan {
+        return Err(StepError::internal("plan::run needs an Aws in plan mode (Aws::planning)"));
+    }
+    let home = &run.home_region;
+    let mut out = vec![step(aws, run, StepName::Preflight, home).await?];
+    out.extend(try_join_all(run.regions.iter().map(|r| step(aws, run, StepName::Discover, r))).await?);
+    for s in [StepName::LoggingBucket, StepName::CloudTrail, StepName::StopCloudTrail] {
+        out.push(step(aws, run, s, home).await?);
+    }
+    for s in StepName::ALL.into_iter().filter(|s| s.regional() && *s != StepName::Discover) {
+        out.extend(try_join_all(run.regions.iter().map(|r| step(aws, run, s, r))).await?);
+    }
+    for s in [StepName::Alarms, StepName::Scps] {
+        out.push(step(aws, run, s, home).await?);
+    }
+    Ok(out)
+}
