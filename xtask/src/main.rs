@@ -120,6 +120,8 @@ fn demo() -> anyhow::Result<()> {
         ids["external"][1].as_str().unwrap_or_default()
     );
     println!("  assure onboard {target}           # again: zero changes, the run is idempotent");
+    println!("  assure verify {target}            # every control, read-only, with its CIS id");
+    println!("  assure plan {}              # what onboarding the other account would change", ids["external"][1].as_str().unwrap_or_default());
     println!("  aws stepfunctions get-execution-history --execution-arn …   # the execution history");
     println!("  assure local down                      # stop the local cloud");
     if !status.success() {
