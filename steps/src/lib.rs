@@ -1,9 +1,12 @@
-//! Glue shared by the step binaries: read one task message, run it with `assure_core`, exit.
+//! Glue shared by the step binaries: run one task message with `assure_core`.
 //!
-//! A step binary is invoked once per SQS message (by Lambda's event source mapping on AWS, by
-//! `assure worker` locally) with the message body on stdin. Exit status 0 means Step Functions was
-//! answered (success or failure) and the message may be deleted; anything else leaves the message
-//! on the queue to come back.
+//! Two ways in, one handler:
+//! - on AWS Lambda (`AWS_LAMBDA_RUNTIME_API` is set), the binary serves the runtime API; each SQS
+//!   record is a task message, and a record whose task could not be answered is reported as a
+//!   batch item failure, so SQS delivers it again;
+//! - anywhere else (`assure worker` locally), the message body arrives on stdin; exit status 0
+//!   means Step Functions was answered and the message may be deleted, anything else leaves the
+//!   message on the queue to come back.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -14,6 +17,9 @@ use assure_core::worker::{handle_message, Outcome};
 
 /// The whole of a step binary's `main`.
 pub async fn main(step: StepName) -> ExitCode {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return lambda(step).await;
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ASSURE_LOG").unwrap_or_else(|_| "info".into()))
@@ -35,6 +41,43 @@ pub async fn main(step: StepName) -> ExitCode {
         Ok(Outcome::Succeeded | Outcome::Failed(_) | Outcome::Abandoned) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(%step, error = %e, "could not answer Step Functions; the message will return");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves the Lambda runtime API: one SQS batch per invocation.
+async fn lambda(step: StepName) -> ExitCode {
+    use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+    use lambda_runtime::{service_fn, LambdaEvent};
+
+    tracing_subscriber::fmt().json().with_env_filter("info").with_target(false).init();
+    let handler = service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let mut failures = Vec::new();
+        for record in event.payload.records {
+            let id = record.message_id.clone().unwrap_or_default();
+            let body = record.body.unwrap_or_default();
+            let answered = match Aws::load(None, None).await {
+                Ok(aws) => handle_message(aws.with_step(step.as_str()), &body, Some(step)).await.is_ok(),
+                Err(e) => {
+                    tracing::error!(%step, error = %e, "cannot reach AWS");
+                    false
+                }
+            };
+            if !answered {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                failures.push(failure);
+            }
+        }
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failures;
+        Ok::<_, lambda_runtime::Error>(response)
+    });
+    match lambda_runtime::run(handler).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(%step, error = %e, "the Lambda runtime stopped");
             ExitCode::FAILURE
         }
     }

@@ -9,6 +9,7 @@ mod all {
     mod e2e;
     mod errors;
     mod extension;
+    mod infra;
     mod statemachine;
     mod step_errors;
 }

@@ -3,7 +3,9 @@
 //! - `demo`: builds assure, starts the local cloud, seeds a demo organization, deploys the
 //!   pipeline and onboards one brownfield account, then says where to look next.
 //! - `test`: builds the binaries the end-to-end tests drive, prepares the local cloud's Python
-//!   environment once, and runs the whole suite with cargo-nextest.
+//!   environment once, lints the CloudFormation templates (cfn-lint, checkov), and runs the whole
+//!   suite with cargo-nextest.
+//! - `codegen`: writes the generated files (the CloudFormation templates under `infra/`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -15,8 +17,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
+        Some("codegen") => codegen(),
+        Some("lint-infra") => lint_infra(),
         _ => {
-            eprintln!("usage: cargo xtask demo | test [nextest args…]");
+            eprintln!("usage: cargo xtask demo | test [nextest args…] | codegen | lint-infra");
             return ExitCode::from(2);
         }
     };
@@ -121,7 +125,10 @@ fn demo() -> anyhow::Result<()> {
     );
     println!("  assure onboard {target}           # again: zero changes, the run is idempotent");
     println!("  assure verify {target}            # every control, read-only, with its CIS id");
-    println!("  assure plan {}              # what onboarding the other account would change", ids["external"][1].as_str().unwrap_or_default());
+    println!(
+        "  assure plan {}              # what onboarding the other account would change",
+        ids["external"][1].as_str().unwrap_or_default()
+    );
     println!("  aws stepfunctions get-execution-history --execution-arn …   # the execution history");
     println!("  assure local down                      # stop the local cloud");
     if !status.success() {
@@ -130,10 +137,58 @@ fn demo() -> anyhow::Result<()> {
     Ok(())
 }
 
+fn codegen() -> anyhow::Result<()> {
+    for (path, text) in assure_core::infra::generated_files() {
+        let full = root().join(path);
+        let current = std::fs::read_to_string(&full).unwrap_or_default();
+        if current != text {
+            std::fs::write(&full, text).with_context(|| format!("writing {path}"))?;
+            eprintln!("wrote {path}");
+        }
+    }
+    Ok(())
+}
+
+/// The linters' venv, made once per pinned requirements file.
+fn lint_venv() -> anyhow::Result<PathBuf> {
+    let req = std::fs::read_to_string(root().join("infra/requirements-lint.txt"))?;
+    let tag: u32 = req.bytes().fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let venv = cache.join("assure").join(format!("lint-venv-{tag:08x}"));
+    if !venv.join(".complete").exists() {
+        eprintln!("==> creating the linters' Python environment in {} (once)", venv.display());
+        run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv))?;
+        run(Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(root().join("infra/requirements-lint.txt")))?;
+        std::fs::write(venv.join(".complete"), "")?;
+    }
+    Ok(venv)
+}
+
+/// cfn-lint and checkov over the templates: zero findings, or a suppression justified inline.
+fn lint_infra() -> anyhow::Result<()> {
+    let venv = lint_venv()?;
+    let templates: Vec<PathBuf> = assure_core::infra::generated_files().iter().map(|(p, _)| root().join(p)).collect();
+    eprintln!("==> cfn-lint");
+    run(Command::new(venv.join("bin/cfn-lint")).args(&templates))?;
+    eprintln!("==> checkov");
+    let mut checkov = Command::new(venv.join("bin/checkov"));
+    checkov.args(["--framework", "cloudformation", "--compact", "--quiet", "--skip-download"]);
+    for t in &templates {
+        checkov.arg("-f").arg(t);
+    }
+    run(&mut checkov)
+}
+
 fn test(extra: &[String]) -> anyhow::Result<()> {
     let bin = build_bins()?;
     eprintln!("==> preparing the local cloud's Python environment");
     run(assure(&bin).args(["local", "install"]))?;
+    lint_infra()?;
     eprintln!("==> running the test suite");
     let mut nextest = cargo();
     nextest.args(["nextest", "run", "--workspace", "--no-fail-fast"]);

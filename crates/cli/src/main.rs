@@ -102,6 +102,9 @@ struct DeployArgs {
     /// The role assure assumes in every account.
     #[arg(long, default_value = assure_contract::DEFAULT_ROLE_NAME)]
     role_name: String,
+    /// Only record the settings, for a pipeline deployed with infra/assure.template.json.
+    #[arg(long)]
+    settings_only: bool,
 }
 
 #[derive(Args)]
@@ -215,6 +218,15 @@ async fn deploy_cmd(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode> {
         home_region: home,
         role_name: args.role_name,
     };
+    if args.settings_only {
+        let changes = deploy::write_settings(&aws, &settings).await?;
+        if g.output == Output::Json {
+            println!("{}", serde_json::json!({"changes": changes, "settings": settings}));
+        } else {
+            eprintln!("{}", if changes.is_empty() { "settings already up to date" } else { "wrote deployment.json" });
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let d = deploy::deploy(&aws, &settings).await?;
     if g.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&d)?);

@@ -164,6 +164,34 @@ pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepEr
     })
 }
 
+/// Records the settings of a pipeline deployed by other means (the CloudFormation stack): the
+/// checkpoint bucket and the state machine must exist; only `deployment.json` is written.
+pub async fn write_settings(aws: &Aws, settings: &Settings) -> Result<Vec<String>, StepError> {
+    let p = aws.pipeline();
+    let bucket = checkpoint_bucket(p.account.as_str(), p.region.as_str());
+    let sm = crate::runs::state_machine_arn(aws);
+    p.sfn().describe_state_machine().state_machine_arn(&sm).send().await.map_err(|e| match error_code(&e) {
+        Some("StateMachineDoesNotExist") => StepError::invalid_input(format!(
+            "--settings-only: the state machine {sm} does not exist; deploy the stack (infra/assure.template.json) first"
+        )),
+        _ => crate::aws::classify(&e, "states:DescribeStateMachine"),
+    })?;
+    if load_settings(aws).await.ok().as_ref() == Some(settings) {
+        return Ok(vec![]);
+    }
+    let body = serde_json::to_vec_pretty(settings).map_err(|e| StepError::internal(e.to_string()))?;
+    p.s3()
+        .put_object()
+        .bucket(&bucket)
+        .key("deployment.json")
+        .content_type("application/json")
+        .body(body.into())
+        .send()
+        .await
+        .aws(format!("s3:PutObject {bucket}/deployment.json"))?;
+    Ok(vec!["wrote deployment.json".to_owned()])
+}
+
 /// Reads the deployment's settings; a clear error when assure is not deployed here.
 pub async fn load_settings(aws: &Aws) -> Result<Settings, StepError> {
     let p = aws.pipeline();

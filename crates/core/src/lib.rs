@@ -8,6 +8,7 @@
 
 pub mod aws;
 pub mod deploy;
+pub mod infra;
 pub mod plan;
 pub mod runs;
 pub mod steps;

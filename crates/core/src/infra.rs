@@ -1,0 +1,421 @@
+//! The CloudFormation (SAM) templates for a real organization, generated from the same names the
+//! code uses (steps, queues, roles, the member role, the resources assure owns), so a local and a
+//! real deployment cannot drift apart. `cargo xtask codegen` writes them under `infra/`; a test
+//! fails when the committed files differ.
+
+use assure_contract::{StepName, DEFAULT_ROLE_NAME};
+use serde_json::{json, Map, Value};
+
+use crate::deploy::{placeholder, STATE_MACHINE};
+use crate::steps::names;
+use crate::worker::queue_name;
+
+/// `Foo-bar` → `FooBar`, for logical ids.
+fn logical(step: StepName) -> String {
+    placeholder(step).trim_end_matches("QueueUrl").to_owned()
+}
+
+fn sub(s: &str) -> Value {
+    json!({"Fn::Sub": s})
+}
+
+fn getatt(res: &str, attr: &str) -> Value {
+    json!({"Fn::GetAtt": [res, attr]})
+}
+
+fn reference(name: &str) -> Value {
+    json!({"Ref": name})
+}
+
+/// Checkov suppressions, each with its reason.
+fn skip(checks: &[(&str, &str)]) -> Value {
+    json!({"checkov": {"skip": checks.iter().map(|(id, why)| json!({"id": id, "comment": why})).collect::<Vec<_>>()}})
+}
+
+/// The role name of a step's Lambda function.
+pub fn step_role_name(step: StepName) -> String {
+    format!("assure-step-{}", step.as_str())
+}
+
+/// What a step may do with the pipeline account's own credentials (its own queue and the task
+/// answer come on top). Steps reach every other account through the member role.
+fn step_actions(step: StepName) -> Vec<(&'static str, Vec<&'static str>)> {
+    let orgs_read = vec!["organizations:DescribeOrganization", "organizations:DescribeAccount"];
+    match step {
+        StepName::Preflight => vec![("*", [orgs_read, vec!["organizations:ListPoliciesForTarget"]].concat())],
+        StepName::GuardDuty => vec![(
+            "*",
+            vec![
+                "guardduty:EnableOrganizationAdminAccount",
+                "guardduty:ListOrganizationAdminAccounts",
+                "organizations:DescribeOrganization",
+                "organizations:EnableAWSServiceAccess",
+                "organizations:ListAWSServiceAccessForOrganization",
+                "organizations:RegisterDelegatedAdministrator",
+                "organizations:ListDelegatedAdministrators",
+            ],
+        )],
+        StepName::AccessAnalyzer => vec![(
+            "*",
+            vec![
+                "organizations:DescribeOrganization",
+                "organizations:EnableAWSServiceAccess",
+                "organizations:ListAWSServiceAccessForOrganization",
+                "organizations:RegisterDelegatedAdministrator",
+                "organizations:ListDelegatedAdministrators",
+            ],
+        )],
+        StepName::Scps => vec![(
+            "*",
+            vec![
+                "organizations:ListPolicies",
+                "organizations:ListPoliciesForTarget",
+                "organizations:DescribePolicy",
+                "organizations:CreatePolicy",
+                "organizations:UpdatePolicy",
+                "organizations:AttachPolicy",
+            ],
+        )],
+        StepName::Verify => vec![("*", vec!["organizations:ListPoliciesForTarget", "organizations:DescribePolicy"])],
+        _ => vec![],
+    }
+}
+
+/// The pipeline: per step a queue with its dead-letter queue, a function and its role; the
+/// checkpoint bucket; the state machine from its file; its log group; the opt-in trigger.
+pub fn pipeline_template() -> Value {
+    let mut resources = Map::new();
+    let mut outputs = Map::new();
+    let mut substitutions = Map::new();
+
+    resources.insert(
+        "PipelineKey".into(),
+        json!({
+            "Type": "AWS::KMS::Key",
+            "Properties": {
+                "Description": "assure: encrypts the pipeline's queues, checkpoints and logs",
+                "EnableKeyRotation": true,
+                "KeyPolicy": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")},
+                         "Action": "kms:*", "Resource": "*"},
+                        {"Sid": "ServicesUseKey", "Effect": "Allow",
+                         "Principal": {"Service": ["sqs.amazonaws.com", "states.amazonaws.com", sub("logs.${AWS::Region}.amazonaws.com")]},
+                         "Action": ["kms:GenerateDataKey*", "kms:Decrypt", "kms:Encrypt", "kms:DescribeKey"], "Resource": "*",
+                         "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}
+                    ]
+                }
+            }
+        }),
+    );
+    resources.insert(
+        "CheckpointBucket".into(),
+        json!({
+            "Type": "AWS::S3::Bucket",
+            "Metadata": skip(&[("CKV_AWS_18", "checkpoint records are written by the pipeline's own roles and audited through CloudTrail data events; server access logs would add a second log bucket to a bucket of audit records")]),
+            "Properties": {
+                "BucketName": sub("assure-checkpoints-${AWS::AccountId}-${AWS::Region}"),
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "BucketEncryption": {"ServerSideEncryptionConfiguration": [{
+                    "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": getatt("PipelineKey", "Arn")},
+                    "BucketKeyEnabled": true}]},
+                "PublicAccessBlockConfiguration": {"BlockPublicAcls": true, "IgnorePublicAcls": true, "BlockPublicPolicy": true, "RestrictPublicBuckets": true},
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+            }
+        }),
+    );
+    resources.insert(
+        "CheckpointBucketPolicy".into(),
+        json!({
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": reference("CheckpointBucket"),
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                    "Resource": [getatt("CheckpointBucket", "Arn"), sub("${CheckpointBucket.Arn}/*")],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+            }
+        }),
+    );
+
+    for step in StepName::ALL {
+        let id = logical(step);
+        let queue = format!("{id}Queue");
+        let dlq = format!("{id}DeadLetterQueue");
+        let role = format!("{id}Role");
+        let function = format!("{id}Function");
+        resources.insert(
+            dlq.clone(),
+            json!({"Type": "AWS::SQS::Queue", "Properties": {
+                "QueueName": format!("{}-dlq", queue_name(step)),
+                "KmsMasterKeyId": reference("PipelineKey"),
+                "MessageRetentionPeriod": 1_209_600}}),
+        );
+        resources.insert(
+            queue.clone(),
+            json!({"Type": "AWS::SQS::Queue", "Properties": {
+                "QueueName": queue_name(step),
+                "KmsMasterKeyId": reference("PipelineKey"),
+                "VisibilityTimeout": 960,
+                "RedrivePolicy": {"deadLetterTargetArn": getatt(&dlq, "Arn"), "maxReceiveCount": 5}}}),
+        );
+        let mut statements = vec![
+            json!({"Sid": "ConsumeOwnQueue", "Effect": "Allow",
+                   "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+                   "Resource": getatt(&queue, "Arn")}),
+            json!({"Sid": "DeadLetter", "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getatt(&dlq, "Arn")}),
+            json!({"Sid": "UseKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": getatt("PipelineKey", "Arn")}),
+            json!({"Sid": "AnswerTasks", "Effect": "Allow",
+                   "Action": ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+                   "Resource": sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{STATE_MACHINE}"))}),
+            json!({"Sid": "ReachMemberAccounts", "Effect": "Allow", "Action": "sts:AssumeRole",
+                   "Resource": sub("arn:${AWS::Partition}:iam::*:role/${MemberRoleName}")}),
+            json!({"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                   "Resource": sub(&format!("arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/assure-step-{}:*", step.as_str()))}),
+        ];
+        for (resource, actions) in step_actions(step) {
+            statements
+                .push(json!({"Sid": "ManagementAccount", "Effect": "Allow", "Action": actions, "Resource": resource}));
+        }
+        let mut role_res = json!({
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "RoleName": step_role_name(step),
+                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+                "Policies": [{"PolicyName": "step", "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}]
+            }
+        });
+        if !step_actions(step).is_empty() {
+            role_res["Metadata"] = skip(&[
+                ("CKV_AWS_111", "AWS Organizations and the GuardDuty organization APIs take no resource-level constraint for these actions; the role is this step's alone"),
+                ("CKV_AWS_109", "organizations:AttachPolicy/CreatePolicy/UpdatePolicy are the SCP step's purpose; only that step's role has them"),
+                ("CKV_AWS_356", "the Organizations actions listed support only Resource \"*\""),
+            ]);
+        }
+        resources.insert(role.clone(), role_res);
+        resources.insert(
+            function.clone(),
+            json!({
+                "Type": "AWS::Serverless::Function",
+                "Metadata": skip(&[
+                    ("CKV_AWS_117", "the step calls only AWS APIs; a VPC would add NAT gateways and endpoints and no isolation"),
+                    ("CKV_AWS_116", "the function is fed by SQS; failed messages go to the queue's own dead-letter queue"),
+                ]),
+                "Properties": {
+                    "FunctionName": format!("assure-step-{}", step.as_str()),
+                    "CodeUri": format!("../target/lambda/assure-step-{}/", step.as_str()),
+                    "Handler": "bootstrap",
+                    "Runtime": "provided.al2023",
+                    "Architectures": ["arm64"],
+                    "MemorySize": 256,
+                    "Timeout": 900,
+                    "ReservedConcurrentExecutions": reference("StepConcurrency"),
+                    "KmsKeyArn": getatt("PipelineKey", "Arn"),
+                    "Role": getatt(&role, "Arn"),
+                    "Environment": {"Variables": {"ASSURE_HEARTBEAT_SECONDS": "20"}},
+                    "Events": {"Tasks": {"Type": "SQS", "Properties": {
+                        "Queue": getatt(&queue, "Arn"),
+                        "BatchSize": 1,
+                        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                        "ScalingConfig": {"MaximumConcurrency": reference("StepConcurrency")}}}}
+                }
+            }),
+        );
+        substitutions.insert(placeholder(step), reference(&queue));
+        outputs.insert(format!("{id}QueueUrl"), json!({"Value": reference(&queue)}));
+    }
+
+    resources.insert(
+        "StatesLogGroup".into(),
+        json!({"Type": "AWS::Logs::LogGroup", "Properties": {
+            "LogGroupName": sub(&format!("/aws/vendedlogs/states/{STATE_MACHINE}")),
+            "RetentionInDays": 365,
+            "KmsKeyId": getatt("PipelineKey", "Arn")}}),
+    );
+    let queues: Vec<Value> = StepName::ALL.iter().map(|s| getatt(&format!("{}Queue", logical(*s)), "Arn")).collect();
+    resources.insert(
+        "StatesRole".into(),
+        json!({
+            "Type": "AWS::IAM::Role",
+            "Metadata": skip(&[("CKV_AWS_111", "CloudWatch Logs delivery for Step Functions (logs:CreateLogDelivery and friends) supports only Resource \"*\"")]),
+            "Properties": {
+                "RoleName": "assure-states",
+                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
+                "Policies": [{"PolicyName": "send-task-messages", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queues},
+                    {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": getatt("PipelineKey", "Arn")},
+                    {"Effect": "Allow", "Action": ["logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+                        "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+                        "logs:DescribeLogGroups"], "Resource": "*"},
+                    {"Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"}
+                ]}}]
+            }
+        }),
+    );
+    resources.insert(
+        "StateMachine".into(),
+        json!({
+            "Type": "AWS::Serverless::StateMachine",
+            "Properties": {
+                "Name": STATE_MACHINE,
+                "Type": "STANDARD",
+                "DefinitionUri": "../statemachines/onboarding.asl.json",
+                "DefinitionSubstitutions": substitutions,
+                "Role": getatt("StatesRole", "Arn"),
+                "Tracing": {"Enabled": true},
+                "Logging": {"Level": "ALL", "IncludeExecutionData": false,
+                            "Destinations": [{"CloudWatchLogsLogGroup": {"LogGroupArn": getatt("StatesLogGroup", "Arn")}}]}
+            }
+        }),
+    );
+    // Opt-in: start onboarding when an account accepts the organization's invitation.
+    resources.insert(
+        "OnboardOnJoinRole".into(),
+        json!({
+            "Type": "AWS::IAM::Role",
+            "Condition": "AutoOnboard",
+            "Properties": {
+                "RoleName": "assure-onboard-on-join",
+                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
+                "Policies": [{"PolicyName": "start", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": "states:StartExecution", "Resource": reference("StateMachine")}]}}]
+            }
+        }),
+    );
+    resources.insert(
+        "OnboardOnJoin".into(),
+        json!({
+            "Type": "AWS::Events::Rule",
+            "Condition": "AutoOnboard",
+            "Properties": {
+                "Description": "assure: onboard an account when it joins the organization",
+                "EventPattern": {"source": ["aws.organizations"], "detail-type": ["AWS API Call via CloudTrail"],
+                                 "detail": {"eventSource": ["organizations.amazonaws.com"], "eventName": ["AcceptHandshake"]}},
+                "Targets": [{
+                    "Id": "onboarding",
+                    "Arn": reference("StateMachine"),
+                    "RoleArn": getatt("OnboardOnJoinRole", "Arn"),
+                    "InputTransformer": {
+                        "InputPathsMap": {"id": "$.id", "account": "$.detail.userIdentity.accountId"},
+                        "InputTemplate": sub("{\"run\": {\"runId\": \"join-<id>\", \"account\": \"<account>\", \"regions\": ${RegionsJson}, \"homeRegion\": \"${AWS::Region}\", \"org\": {\"management\": \"${AWS::AccountId}\", \"logging\": \"${LoggingAccount}\", \"security\": \"${SecurityAccount}\"}, \"roleName\": \"${MemberRoleName}\"}}")
+                    }
+                }]
+            }
+        }),
+    );
+    outputs.insert("StateMachineArn".into(), json!({"Value": reference("StateMachine")}));
+    outputs.insert("CheckpointBucketName".into(), json!({"Value": reference("CheckpointBucket")}));
+
+    json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Transform": "AWS::Serverless-2016-10-31",
+        "Description": "assure: the onboarding pipeline (generated by `cargo xtask codegen`; do not edit)",
+        "Parameters": {
+            "LoggingAccount": {"Type": "String", "AllowedPattern": "^\\d{12}$", "Description": "the organization's logging account"},
+            "SecurityAccount": {"Type": "String", "AllowedPattern": "^\\d{12}$", "Description": "the organization's security account"},
+            "RegionsJson": {"Type": "String", "Default": "[\"us-east-1\"]", "Description": "regions a run covers, as a JSON array; must include this stack's region"},
+            "MemberRoleName": {"Type": "String", "Default": DEFAULT_ROLE_NAME, "Description": "the role assure assumes in every account (infra/member-role.template.json)"},
+            "StepConcurrency": {"Type": "Number", "Default": 5, "MinValue": 2, "Description": "concurrent invocations per step: bounds the load on rate-limited APIs"},
+            "AutoOnboard": {"Type": "String", "Default": "false", "AllowedValues": ["true", "false"], "Description": "start onboarding when an account joins the organization"}
+        },
+        "Conditions": {"AutoOnboard": {"Fn::Equals": [reference("AutoOnboard"), "true"]}},
+        "Resources": resources,
+        "Outputs": outputs
+    })
+}
+
+/// The role assure assumes in every member account (deploy it with a service-managed StackSet).
+/// Scoped to the resources assure owns where the service allows it.
+pub fn member_role_template() -> Value {
+    let own = |service: &str, pattern: &str| {
+        sub(&format!("arn:${{AWS::Partition}}:{service}:*:${{AWS::AccountId}}:{pattern}"))
+    };
+    let statements = json!([
+        {"Sid": "ReadSecuritySetup", "Effect": "Allow", "Resource": "*", "Action": [
+            "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "config:Describe*", "guardduty:Get*", "guardduty:List*",
+            "guardduty:DescribeOrganizationConfiguration", "access-analyzer:GetAnalyzer", "access-analyzer:ListAnalyzers",
+            "ssm:GetDocument", "logs:DescribeLogGroups", "logs:DescribeMetricFilters", "cloudwatch:DescribeAlarms",
+            "sns:GetTopicAttributes", "iam:GetRole", "iam:GetRolePolicy", "kms:DescribeKey", "kms:GetKeyPolicy",
+            "kms:GetKeyRotationStatus", "s3:GetBucket*", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration",
+            "s3:ListBucket", "s3:GetBucketPublicAccessBlock", "organizations:DescribeOrganization",
+            "events:DescribeRule", "events:ListTargetsByRule", "firehose:DescribeDeliveryStream", "sts:GetCallerIdentity"]},
+        {"Sid": "AssureTrail", "Effect": "Allow", "Resource": own("cloudtrail", &format!("trail/{}", names::TRAIL)),
+         "Action": ["cloudtrail:CreateTrail", "cloudtrail:UpdateTrail", "cloudtrail:StartLogging", "cloudtrail:AddTags"]},
+        {"Sid": "StopOwnTrails", "Effect": "Allow", "Resource": own("cloudtrail", "trail/*"), "Action": ["cloudtrail:StopLogging"]},
+        {"Sid": "TrailLogGroup", "Effect": "Allow", "Resource": own("logs", &format!("log-group:{}*", names::TRAIL_LOG_GROUP)),
+         "Action": ["logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:PutMetricFilter"]},
+        {"Sid": "Alarms", "Effect": "Allow", "Resource": own("cloudwatch", &format!("alarm:{}*", names::ALARM_PREFIX)), "Action": ["cloudwatch:PutMetricAlarm"]},
+        {"Sid": "AlarmTopic", "Effect": "Allow", "Resource": own("sns", names::ALARM_TOPIC), "Action": ["sns:CreateTopic", "sns:SetTopicAttributes"]},
+        {"Sid": "AssureRoles", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/assure-*"),
+         "Action": ["iam:CreateRole", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole"]},
+        {"Sid": "ServiceLinkedRoles", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*"),
+         "Action": ["iam:CreateServiceLinkedRole"],
+         "Condition": {"StringEquals": {"iam:AWSServiceName": ["config.amazonaws.com", "access-analyzer.amazonaws.com", "guardduty.amazonaws.com"]}}},
+        {"Sid": "PassServiceLinkedRoles", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*"),
+         "Action": ["iam:PassRole"]},
+        {"Sid": "Config", "Effect": "Allow", "Resource": "*", "Action": [
+            "config:PutConfigurationRecorder", "config:PutDeliveryChannel", "config:StartConfigurationRecorder", "config:PutConfigurationAggregator"]},
+        {"Sid": "GuardDuty", "Effect": "Allow", "Resource": "*", "Action": [
+            "guardduty:CreateDetector", "guardduty:UpdateDetector", "guardduty:CreateMembers", "guardduty:DisassociateFromAdministratorAccount",
+            "guardduty:DisassociateMembers", "guardduty:UpdateOrganizationConfiguration", "guardduty:CreatePublishingDestination"]},
+        {"Sid": "AccessAnalyzer", "Effect": "Allow", "Resource": own("access-analyzer", &format!("analyzer/{}", names::ANALYZER)),
+         "Action": ["access-analyzer:CreateAnalyzer"]},
+        {"Sid": "FindingsDelivery", "Effect": "Allow", "Resource": [
+            own("firehose", &format!("deliverystream/{}", names::FINDINGS)), own("events", &format!("rule/{}", names::FINDINGS))],
+         "Action": ["firehose:CreateDeliveryStream", "firehose:UpdateDestination", "events:PutRule", "events:PutTargets"]},
+        {"Sid": "SessionPreferences", "Effect": "Allow", "Resource": own("ssm", "document/SSM-SessionManagerRunShell"),
+         "Action": ["ssm:CreateDocument", "ssm:UpdateDocument", "ssm:UpdateDocumentDefaultVersion"]},
+        {"Sid": "LoggingBucket", "Effect": "Allow", "Resource": [
+            sub("arn:${AWS::Partition}:s3:::assure-logs-${AWS::AccountId}-*"), sub("arn:${AWS::Partition}:s3:::assure-access-logs-${AWS::AccountId}-*")],
+         "Action": ["s3:CreateBucket", "s3:PutBucket*", "s3:PutEncryptionConfiguration", "s3:PutLifecycleConfiguration"]},
+        {"Sid": "LoggingKey", "Effect": "Allow", "Resource": "*", "Action": ["kms:CreateKey", "kms:TagResource"],
+         "Condition": {"StringEquals": {"aws:RequestTag/assure:managed": "true"}}},
+        {"Sid": "LoggingKeyAdmin", "Effect": "Allow", "Resource": "*",
+         "Action": ["kms:CreateAlias", "kms:EnableKeyRotation", "kms:PutKeyPolicy"],
+         "Condition": {"StringEquals": {"aws:ResourceTag/assure:managed": "true"}}}
+    ]);
+    json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "assure: the role assure assumes in a member account (deploy with a service-managed StackSet; generated by `cargo xtask codegen`)",
+        "Parameters": {
+            "PipelineAccount": {"Type": "String", "AllowedPattern": "^\\d{12}$", "Description": "the account the pipeline runs in"},
+            "RoleName": {"Type": "String", "Default": DEFAULT_ROLE_NAME}
+        },
+        "Resources": {
+            "ExecutionRole": {
+                "Type": "AWS::IAM::Role",
+                "Metadata": skip(&[
+                    ("CKV_AWS_111", "Config, GuardDuty and the KMS key's creation take no resource-level constraint; the rest is scoped to assure's own resources"),
+                    ("CKV_AWS_109", "iam:PutRolePolicy and kms:PutKeyPolicy are limited to assure-* roles and keys tagged assure:managed"),
+                    ("CKV_AWS_110", "iam:PassRole is limited to assure-* and service-linked roles"),
+                    ("CKV_AWS_356", "the Config, GuardDuty and read actions listed support only Resource \"*\""),
+                    ("CKV_AWS_108", "s3:GetBucket* reads bucket settings, not objects; verify needs them")
+                ]),
+                "Properties": {
+                    "RoleName": reference("RoleName"),
+                    "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                        "Effect": "Allow", "Principal": {"AWS": sub("arn:${AWS::Partition}:iam::${PipelineAccount}:root")},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"ArnLike": {"aws:PrincipalArn": sub("arn:${AWS::Partition}:iam::${PipelineAccount}:role/assure-step-*")}}}]},
+                    "Policies": [{"PolicyName": "assure", "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}]
+                }
+            }
+        },
+        "Outputs": {"RoleArn": {"Value": getatt("ExecutionRole", "Arn")}}
+    })
+}
+
+/// The generated files: (path relative to the repository root, contents).
+pub fn generated_files() -> Vec<(&'static str, String)> {
+    let pretty = |v: Value| serde_json::to_string_pretty(&v).expect("JSON") + "\n";
+    vec![
+        ("infra/assure.template.json", pretty(pipeline_template())),
+        ("infra/member-role.template.json", pretty(member_role_template())),
+    ]
+}

@@ -1,0 +1,115 @@
+//! The CloudFormation templates: generated from the code's own names and checked in; every
+//! placeholder of the state machine resolved; least privilege; the SCPs exempt exactly assure's
+//! roles.
+
+use std::collections::BTreeSet;
+
+use assure_contract::StepName;
+use assure_core::deploy::{placeholder, ONBOARDING_ASL};
+use assure_core::infra::{generated_files, member_role_template, pipeline_template, step_role_name};
+use serde_json::Value;
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+#[test]
+fn the_committed_templates_are_the_generated_ones() {
+    for (path, text) in generated_files() {
+        let committed = std::fs::read_to_string(root().join(path)).unwrap_or_default();
+        assert!(committed == text, "{path} is out of date: run `cargo xtask codegen` and commit");
+    }
+}
+
+#[test]
+fn the_state_machine_comes_from_its_file_with_every_placeholder_resolved() {
+    let t = pipeline_template();
+    let sm = &t["Resources"]["StateMachine"]["Properties"];
+    let uri = sm["DefinitionUri"].as_str().unwrap();
+    let file = root().join("infra").join(uri);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), ONBOARDING_ASL, "the template points at the ASL file");
+    let subs: BTreeSet<&str> = sm["DefinitionSubstitutions"].as_object().unwrap().keys().map(String::as_str).collect();
+    let mut used = BTreeSet::new();
+    let mut rest = ONBOARDING_ASL;
+    while let Some(i) = rest.find("${") {
+        let end = rest[i..].find('}').unwrap() + i;
+        used.insert(&rest[i + 2..end]);
+        rest = &rest[end..];
+    }
+    assert_eq!(subs, used, "every placeholder is substituted, and only those");
+    assert!(sm.get("Definition").is_none() && sm.get("DefinitionString").is_none(), "never inlined");
+}
+
+#[test]
+fn every_step_has_a_function_a_queue_with_a_dead_letter_queue_and_its_own_role() {
+    let t = pipeline_template();
+    let res = t["Resources"].as_object().unwrap();
+    for step in StepName::ALL {
+        let id = placeholder(step).trim_end_matches("QueueUrl").to_owned();
+        let f = &res[&format!("{id}Function")]["Properties"];
+        assert_eq!(f["Runtime"], "provided.al2023");
+        assert_eq!(f["Architectures"], serde_json::json!(["arm64"]));
+        assert_eq!(f["CodeUri"], format!("../target/lambda/{}/", step.binary()));
+        let ev = &f["Events"]["Tasks"]["Properties"];
+        assert!(ev["ScalingConfig"]["MaximumConcurrency"].is_object(), "{id}: bounded concurrency");
+        let q = &res[&format!("{id}Queue")]["Properties"];
+        assert!(q["KmsMasterKeyId"].is_object(), "{id}: queue encrypted");
+        assert!(q["RedrivePolicy"]["deadLetterTargetArn"].is_object(), "{id}: dead-letter queue");
+        assert_eq!(res[&format!("{id}Role")]["Properties"]["RoleName"], step_role_name(step));
+    }
+}
+
+/// Every IAM statement of a template's roles.
+fn statements(t: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (name, r) in t["Resources"].as_object().unwrap() {
+        for p in r["Properties"]["Policies"].as_array().into_iter().flatten() {
+            for s in p["PolicyDocument"]["Statement"].as_array().unwrap() {
+                out.push((name.clone(), s.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_role_allows_every_action_on_every_resource() {
+    for t in [pipeline_template(), member_role_template()] {
+        for (role, s) in statements(&t) {
+            let actions: Vec<&str> = match &s["Action"] {
+                Value::String(a) => vec![a.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                _ => vec![],
+            };
+            assert!(!actions.iter().any(|a| *a == "*" || a.ends_with(":*")), "{role}: wildcard action {actions:?}");
+            if s["Resource"] == "*" {
+                assert!(
+                    !actions.iter().any(|a| a.starts_with("iam:") || a.starts_with("s3:Put") || a.starts_with("sts:")),
+                    "{role}: {actions:?} on every resource"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_scps_exempt_exactly_the_roles_the_templates_create() {
+    let run: assure_contract::RunInput = serde_json::from_value(serde_json::json!({
+        "runId": "r", "account": "111111111111", "regions": ["us-east-1"], "homeRegion": "us-east-1",
+        "org": {"management": "123456789012", "logging": "222222222222", "security": "333333333333"},
+        "roleName": assure_contract::DEFAULT_ROLE_NAME
+    }))
+    .unwrap();
+    let exempt = assure_core::steps::scps::exempt_principals(&run);
+    let member = member_role_template();
+    assert_eq!(member["Parameters"]["RoleName"]["Default"], assure_contract::DEFAULT_ROLE_NAME);
+    assert!(exempt.contains(&format!("arn:aws:iam::*:role/{}", assure_contract::DEFAULT_ROLE_NAME)));
+    // Every role the pipeline creates matches the assure-* exemption, and nothing else is exempt.
+    for (_, r) in pipeline_template()["Resources"].as_object().unwrap() {
+        if r["Type"] == "AWS::IAM::Role" {
+            let name = r["Properties"]["RoleName"].as_str().unwrap();
+            assert!(name.starts_with("assure-"), "{name} is exempt from the SCPs through assure-*");
+        }
+    }
+    assert_eq!(exempt.len(), 2, "{exempt:?}");
+}
