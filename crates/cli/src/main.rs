@@ -393,6 +393,13 @@ async fn onboard_cmd(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> 
         if let (Some(e), c) = (&finished.error, &finished.cause) {
             println!("error      {e}: {}", c.as_deref().unwrap_or(""));
         }
+        let mut states: Vec<&str> = Vec::new();
+        for s in &finished.task_states {
+            if !states.contains(&s.as_str()) {
+                states.push(s);
+            }
+        }
+        println!("history    {} task states entered: {}", finished.task_states.len(), states.join(" → "));
         println!("execution  {}", finished.execution_arn);
     }
     Ok(if succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -84,7 +84,16 @@ fn no_role_allows_every_action_on_every_resource() {
             assert!(!actions.iter().any(|a| *a == "*" || a.ends_with(":*")), "{role}: wildcard action {actions:?}");
             if s["Resource"] == "*" && s["Condition"].is_null() {
                 // Writes that grant access or move data never apply to every resource.
-                let risky = ["iam:Create", "iam:Put", "iam:Attach", "iam:Pass", "iam:Update", "s3:Put", "sts:AssumeRole", "kms:Put"];
+                let risky = [
+                    "iam:Create",
+                    "iam:Put",
+                    "iam:Attach",
+                    "iam:Pass",
+                    "iam:Update",
+                    "s3:Put",
+                    "sts:AssumeRole",
+                    "kms:Put",
+                ];
                 let bad: Vec<&&str> = actions.iter().filter(|a| risky.iter().any(|r| a.starts_with(r))).collect();
                 assert!(bad.is_empty(), "{role}: {bad:?} on every resource");
             }
