@@ -634,6 +634,77 @@ def fix_s3_root(environ: dict, chunks: list[bytes]) -> list[bytes]:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Fault injection, for tests and operators: POST /assure-api/faults with
+#   {"rules": [{"service": "config" | "*", "operation": "PutDeliveryChannel" | "*", "error": "throttle" |
+#               "5xx" | "AccessDenied", "rate": 0.2, "count": 100}]}
+# answers matching calls with that error at that rate, at most `count` times; DELETE clears the rules,
+# GET shows them with how often each fired. Only clients' calls are affected, never moto's own
+# internal calls (Step Functions sending task messages).
+
+
+class Faults:
+    def __init__(self) -> None:
+        import random
+
+        self.rules: list[dict] = []
+        self.random = random.Random(7)
+
+    @staticmethod
+    def operation(environ: dict, raw: bytes) -> str:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target:
+            return target.rsplit(".", 1)[-1]
+        path = environ.get("PATH_INFO", "")
+        if "/operation/" in path:
+            return path.rsplit("/", 1)[-1]
+        if raw and b"Action=" in raw:
+            return parse_qs(raw.decode(errors="replace")).get("Action", [""])[0]
+        return f"{environ.get('REQUEST_METHOD', '')} {path}"
+
+    def pick(self, service: str, operation: str) -> dict | None:
+        with LOCK:
+            for rule in self.rules:
+                if rule["service"] not in ("*", service) or rule["operation"] not in ("*", operation):
+                    continue
+                if rule["fired"] >= rule["count"] or self.random.random() >= rule["rate"]:
+                    continue
+                rule["fired"] += 1
+                return rule
+        return None
+
+    @staticmethod
+    def respond(start_response: Callable, environ: dict, service: str, kind: str) -> list[bytes]:
+        if kind == "5xx":
+            start_response("503 Service Unavailable", [("Content-Length", "0")])
+            return [b""]
+        denied = kind == "AccessDenied"
+        status = "403 Forbidden" if denied else "400 Bad Request"
+        message = "injected by the local cloud"
+        if service == "s3":
+            code = "AccessDenied" if denied else "SlowDown"
+            status = "403 Forbidden" if denied else "503 Slow Down"
+            body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+            ctype = "application/xml"
+        elif environ.get("HTTP_X_AMZ_TARGET") or service in ("guardduty", "access-analyzer"):
+            code = "AccessDeniedException" if denied else "ThrottlingException"
+            if service in ("guardduty", "access-analyzer") and not denied:
+                code, status = "TooManyRequestsException", "429 Too Many Requests"
+            body = json.dumps({"__type": code, "message": message}).encode()
+            ctype = "application/x-amz-json-1.1"
+        elif "/operation/" in environ.get("PATH_INFO", ""):
+            start_response("503 Service Unavailable", [("Content-Length", "0")])
+            return [b""]
+        else:
+            code = "AccessDenied" if denied else "Throttling"
+            body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+                    f"</Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
+            ctype = "text/xml"
+        start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body))),
+                                ("x-amzn-ErrorType", code), ("x-amzn-RequestId", str(uuid.uuid4()))])
+        return [body]
+
+
+# ---------------------------------------------------------------------------------------------------
 # WSGI
 
 
@@ -645,6 +716,7 @@ class Extension:
             "access-analyzer": AccessAnalyzer(),
             "monitoring": CloudWatch(),
         }
+        self.faults = Faults()
         self.compiled = {
             signing: [(m, re.compile(p + "$"), h) for m, p, h in svc.routes]
             for signing, svc in self.services.items()
@@ -682,9 +754,47 @@ class Extension:
                 return getattr(self.services[signing], handler), signing, match.groupdict()
         return None
 
+    def faults_api(self, environ: dict, start_response: Callable) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD")
+        if method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            doc = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            rules = []
+            for r in doc.get("rules", []):
+                rules.append({"service": r.get("service", "*"), "operation": r.get("operation", "*"),
+                              "error": r.get("error", "throttle"), "rate": float(r.get("rate", 1.0)),
+                              "count": int(r.get("count", 1)), "fired": 0})
+            with LOCK:
+                self.faults.rules = rules
+        elif method == "DELETE":
+            with LOCK:
+                self.faults.rules = []
+        with LOCK:
+            return self.respond(start_response, 200, {"rules": list(self.faults.rules)})
+
     def __call__(self, environ: dict, start_response: Callable) -> Any:
         if environ.get("PATH_INFO") == "/assure-api/health":
             return self.respond(start_response, 200, {"ok": True})
+        if environ.get("PATH_INFO") == "/assure-api/faults":
+            return self.faults_api(environ, start_response)
+        if self.faults.rules:
+            scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+            # moto's own calls to itself (Step Functions sending task messages) use the key "ak".
+            if scope and scope.group(1) != "ak":
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                raw = environ["wsgi.input"].read(length) if length else b""
+                import io
+
+                environ["wsgi.input"] = io.BytesIO(raw)
+                rule = self.faults.pick(scope.group(3), Faults.operation(environ, raw))
+                if rule:
+                    return Faults.respond(start_response, environ, scope.group(3), rule["error"])
+        if self.signing(environ) == "s3" and environ.get("REQUEST_METHOD") == "PUT" and (
+            environ.get("HTTP_IF_MATCH") or environ.get("HTTP_IF_NONE_MATCH")
+        ):
+            # S3 conditional writes are atomic on AWS; moto checks, then writes. Hold the lock across both.
+            with LOCK:
+                return list(self.moto_app(environ, start_response))
         routed = self.route(environ)
         if routed is None:
             if self.signing(environ) == "s3" and environ.get("QUERY_STRING") in [q for q, _, _ in S3_ROOTS]:

@@ -9,6 +9,20 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// The account the pipeline runs in on the local cloud (moto's default account).
+pub const PIPELINE_ACCOUNT: &str = "123456789012";
+
+/// One HTTP/1.0 request to the local cloud; returns the body.
+pub fn http(endpoint: &str, method: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = endpoint.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the local cloud");
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+}
+
 /// Where the `assure` and `assure-step-*` binaries are.
 pub fn bin_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("ASSURE_BIN_DIR") {
@@ -137,13 +151,22 @@ impl LocalCloud {
     }
 
     /// Mutating calls that change an account's configuration: everything mutating except the
-    /// pipeline's own plumbing (Step Functions and SQS).
+    /// pipeline's own plumbing (Step Functions, SQS, and the checkpoint records it writes to S3 in
+    /// its own account).
     pub fn configuration_changes(&self) -> Vec<Value> {
         self.calls()
             .into_iter()
             .filter(|c| c["mutating"] == true)
             .filter(|c| !matches!(c["service"].as_str(), Some("sfn" | "SFN" | "sqs" | "SQS")))
+            .filter(|c| !(c["service"] == "S3" && c["operation"] == "PutObject" && c["account"] == PIPELINE_ACCOUNT))
             .collect()
+    }
+
+    /// Sets the local cloud's fault injection rules (see infra/local/extension.py); `[]` clears them.
+    pub fn faults(&self, rules: Value) {
+        let body = serde_json::json!({ "rules": rules }).to_string();
+        let method = if rules.as_array().is_some_and(|r| r.is_empty()) { "DELETE" } else { "POST" };
+        http(&self.endpoint, method, "/assure-api/faults", &body);
     }
 
     /// An SDK configuration for this cloud (as the pipeline's account).

@@ -10,6 +10,7 @@ mod all {
     mod errors;
     mod extension;
     mod infra;
+    mod resume;
     mod statemachine;
     mod step_errors;
 }

@@ -82,6 +82,9 @@ enum Command {
     ///
     /// Example: assure verify 123456789012 --output json
     Verify(VerifyArgs),
+    /// Runs: resume a failed run.
+    #[command(subcommand)]
+    Runs(RunsCommand),
     /// Run the step workers locally: poll every step queue and run the step binaries.
     ///
     /// `assure local up` starts one for you; run this only to watch workers in the foreground.
@@ -123,6 +126,20 @@ struct OnboardArgs {
     /// Give up following the run after this many seconds (the run itself goes on).
     #[arg(long, default_value_t = 1800)]
     timeout: u64,
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// Resume a failed run: completed steps re-check read-only; the failed step and later ones act.
+    ///
+    /// Example: assure runs retry onboard-123456789012-1700000000
+    Retry {
+        /// The run id (as `assure onboard` printed it).
+        run: String,
+        /// Give up following the run after this many seconds (the run itself goes on).
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
+    },
 }
 
 #[derive(Args)]
@@ -185,6 +202,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Onboard(args) => onboard_cmd(g, args).await,
         Command::Verify(args) => verify_cmd(g, args).await,
         Command::Plan(args) => plan_cmd(g, args).await,
+        Command::Runs(RunsCommand::Retry { run, timeout }) => retry_cmd(g, &run, timeout).await,
         Command::Worker(args) => worker_cmd(g, args).await,
     }
 }
@@ -347,10 +365,33 @@ async fn onboard_cmd(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> 
 
     let arn = runs::start(&aws, &run).await?;
     eprintln!("run {} started: {} in {} region(s)", run.run_id, run.account, run.regions.len());
+    follow(g, &aws, &run, &arn, args.timeout).await
+}
+
+async fn retry_cmd(g: &Global, run_id: &str, timeout: u64) -> anyhow::Result<ExitCode> {
+    let run_id: RunId = run_id.parse()?;
+    let aws = connect(g).await?;
+    let arn = runs::retry(&aws, run_id.as_str()).await?;
+    let input = aws
+        .pipeline()
+        .sfn()
+        .describe_execution()
+        .execution_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| assure_core::aws::classify(&e, "states:DescribeExecution"))?;
+    let doc: serde_json::Value = serde_json::from_str(input.input().unwrap_or("{}"))?;
+    let run: RunInput = serde_json::from_value(doc["run"].clone())?;
+    eprintln!("run {} resumed: {}", run.run_id, arn.rsplit(':').next().unwrap_or(""));
+    follow(g, &aws, &run, &arn, timeout).await
+}
+
+/// Follows an execution to its end with live progress, then prints the summary.
+async fn follow(g: &Global, aws: &Aws, run: &RunInput, arn: &str, timeout: u64) -> anyhow::Result<ExitCode> {
     eprintln!("  execution {arn}");
     let json = g.output == Output::Json;
     let tty = std::io::stderr().is_terminal();
-    let finished = runs::watch(&aws, &arn, Duration::from_millis(500), Duration::from_secs(args.timeout), |p| {
+    let finished = runs::watch(aws, arn, Duration::from_millis(500), Duration::from_secs(timeout), |p| {
         if json {
             println!("{}", serde_json::to_string(p).unwrap_or_default());
         }

@@ -178,6 +178,9 @@ impl Aws {
         if let Some(r) = region {
             loader = loader.region(aws_config::Region::new(r.to_owned()));
         }
+        // Throttling is the commonest failure at scale: more attempts than the SDK's three, with
+        // backoff, before a step reports Assure.Retryable to the state machine.
+        loader = loader.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(6));
         let sdk = loader.load().await;
         Aws::from_sdk_config(sdk).await
     }
@@ -214,6 +217,13 @@ impl Aws {
     pub fn planning(mut self) -> Aws {
         self.base.plan = true;
         self
+    }
+
+    /// A plan-mode copy of this connection (same credentials and role, its own role cache).
+    pub fn planning_copy(&self) -> Aws {
+        let mut base = self.base.clone();
+        base.plan = true;
+        Aws { base, role_name: self.role_name.clone(), assumed: Mutex::new(HashMap::new()) }
     }
 
     /// Labels every logged call with the step making it.

@@ -7,6 +7,7 @@
 //! (the local cloud or wiremock) and nothing else.
 
 pub mod aws;
+pub mod checkpoint;
 pub mod deploy;
 pub mod infra;
 pub mod plan;

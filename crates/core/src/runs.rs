@@ -46,6 +46,56 @@ pub async fn start(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
     }
 }
 
+/// Resumes a failed run: a new execution of the same run (same run id and input), named
+/// `RUN-retry-N`. Steps already completed for the same input only re-check, read-only, through
+/// their checkpoints; the failed step and the steps after it act.
+pub async fn retry(aws: &Aws, run_id: &str) -> Result<String, StepError> {
+    let sfn = aws.pipeline().sfn();
+    let first = execution_arn(aws, run_id);
+    let original = match sfn.describe_execution().execution_arn(&first).send().await {
+        Ok(d) => d,
+        Err(e) if error_code(&e) == Some("ExecutionDoesNotExist") => {
+            return Err(StepError::invalid_input(format!("run {run_id}: no such run")))
+        }
+        Err(e) => return Err(e).aws("states:DescribeExecution"),
+    };
+    let input = original.input().unwrap_or("{}").to_owned();
+    // The run's executions, newest last: the first and every retry.
+    let mut executions = Vec::new();
+    let mut pages = sfn.list_executions().state_machine_arn(state_machine_arn(aws)).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for e in page.aws("states:ListExecutions")?.executions() {
+            if e.name() == run_id || e.name().starts_with(&format!("{run_id}-retry-")) {
+                executions.push((e.start_date().secs(), e.name().to_owned(), e.status().as_str().to_owned()));
+            }
+        }
+    }
+    executions.sort();
+    if let Some((_, name, status)) = executions.last() {
+        match status.as_str() {
+            "RUNNING" => {
+                return Err(StepError::invalid_input(format!("run {run_id} is still running (execution {name})")))
+            }
+            "SUCCEEDED" => {
+                return Err(StepError::invalid_input(format!(
+                    "run {run_id} succeeded (execution {name}): nothing to retry"
+                )))
+            }
+            _ => {}
+        }
+    }
+    let name = format!("{run_id}-retry-{}", executions.len());
+    let out = sfn
+        .start_execution()
+        .state_machine_arn(state_machine_arn(aws))
+        .name(&name)
+        .input(input)
+        .send()
+        .await
+        .aws("states:StartExecution")?;
+    Ok(out.execution_arn().to_owned())
+}
+
 /// One thing that happened in a run, for people and for scripts.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "event", rename_all = "camelCase")]

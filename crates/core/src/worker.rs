@@ -18,6 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::checkpoint::{input_digest, now, task_digest, Expect, Record, Status, Store};
 
 /// Environment variable: seconds between heartbeats (default 10; tasks time out after 60 without one).
 pub const HEARTBEAT_ENV: &str = "ASSURE_HEARTBEAT_SECONDS";
@@ -74,20 +75,111 @@ pub async fn handle_message(aws: Aws, body: &str, expected: Option<StepName>) ->
             }
         })
     };
-    tracing::info!(step = %task.step, region = %task.region, account = %task.run.account, run = %task.run.run_id, "step started");
     let aws = aws.with_role(&task.run.role_name);
-    let result = crate::steps::dispatch(&aws, &task).await;
+    let store = Store::new(&aws);
+    let result = checkpointed(&aws, &store, &task).await;
     beat.abort();
-    match &result {
-        Ok(out) => {
-            tracing::info!(step = %task.step, region = %task.region, summary = %out.summary, "step succeeded")
+    match result {
+        Ok(Some(result)) => {
+            let result =
+                result.and_then(|out| serde_json::to_value(out).map_err(|e| StepError::internal(e.to_string())));
+            answer(aws.pipeline(), &token, result).await
         }
-        Err(e) => {
-            tracing::warn!(step = %task.step, region = %task.region, error = %e, "step failed")
+        // Another worker holds this step; it answers.
+        Ok(None) => Ok(Outcome::Abandoned),
+        Err(e) => answer(aws.pipeline(), &token, Err(e)).await,
+    }
+}
+
+/// Runs a task under its checkpoint. `Ok(None)` when another worker holds the step (and answers);
+/// `Ok(Some(result))` when this worker ran it (or found it done) and must answer; `Err` when the
+/// checkpoint store itself failed.
+async fn checkpointed(
+    aws: &Aws,
+    store: &Store,
+    task: &TaskMessage,
+) -> Result<Option<Result<assure_contract::StepOutput, StepError>>, StepError> {
+    let run = &task.run;
+    let key = Store::key(run.run_id.as_str(), task.step, &task.region);
+    let digest = input_digest(run, task.step, &task.region);
+    let me = task_digest(&task.task_token);
+    let existing = store.get(&key).await?;
+    if let Some((rec, _)) = &existing {
+        if rec.status == Status::Completed && rec.input_digest == digest {
+            if let Some(out) = resume(aws, task, rec).await? {
+                tracing::info!(step = %task.step, region = %task.region, "completed before with the same input; checked, unchanged");
+                return Ok(Some(Ok(out)));
+            }
+        }
+        if rec.status == Status::Running && rec.task == me {
+            tracing::info!(step = %task.step, region = %task.region, "a duplicate delivery of a task in progress");
+            return Ok(None);
         }
     }
-    let result = result.and_then(|out| serde_json::to_value(out).map_err(|e| StepError::internal(e.to_string())));
-    answer(aws.pipeline(), &token, result).await
+    let attempt = existing.as_ref().map_or(1, |(r, _)| r.attempt + 1);
+    let worker = format!("{}:{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()), std::process::id());
+    let mut rec = Record {
+        run_id: run.run_id.to_string(),
+        step: task.step,
+        region: task.region.clone(),
+        account: run.account.clone(),
+        status: Status::Running,
+        input_digest: digest,
+        attempt,
+        task: me,
+        worker,
+        started_at: now(),
+        finished_at: None,
+        output: None,
+        error: None,
+    };
+    let expect = match existing {
+        Some((_, etag)) => Expect::Unchanged(etag),
+        None => Expect::Absent,
+    };
+    let Some(etag) = store.put(&key, &rec, expect).await? else {
+        tracing::info!(step = %task.step, region = %task.region, "another worker claimed this step first");
+        return Ok(None);
+    };
+    tracing::info!(step = %task.step, region = %task.region, account = %run.account, run = %run.run_id, attempt, "step started");
+    let result = crate::steps::dispatch(aws, task).await;
+    match &result {
+        Ok(out) => tracing::info!(step = %task.step, region = %task.region, summary = %out.summary, "step succeeded"),
+        Err(e) => tracing::warn!(step = %task.step, region = %task.region, error = %e, "step failed"),
+    }
+    rec.finished_at = Some(now());
+    match &result {
+        Ok(out) => {
+            rec.status = Status::Completed;
+            rec.output = Some(out.clone());
+        }
+        Err(e) => {
+            rec.status = Status::Failed;
+            rec.error = Some(e.clone());
+        }
+    }
+    // Only the holder of the claim completes the step.
+    if store.put(&key, &rec, Expect::Unchanged(etag)).await?.is_none() {
+        tracing::warn!(step = %task.step, region = %task.region, "another worker took this step over; not answering");
+        return Ok(None);
+    }
+    Ok(Some(result))
+}
+
+/// A step completed before with the same input: check it read-only. The recorded output stands
+/// when nothing would change (`Some`); `None` when the account drifted and the step must act.
+async fn resume(aws: &Aws, task: &TaskMessage, rec: &Record) -> Result<Option<assure_contract::StepOutput>, StepError> {
+    let Some(recorded) = rec.output.clone() else { return Ok(None) };
+    match task.step {
+        // Snapshots are of the account before onboarding: never retaken.
+        StepName::Preflight | StepName::Discover => Ok(Some(recorded)),
+        // Verify is read-only and its evidence should be fresh.
+        StepName::Verify => Ok(None),
+        _ => {
+            let planned = crate::steps::dispatch(&aws.planning_copy(), task).await?;
+            Ok(planned.changes.is_empty().then_some(recorded))
+        }
+    }
 }
 
 async fn answer(pipeline: &AccountConfig, token: &str, result: Result<Value, StepError>) -> Result<Outcome, StepError> {

@@ -177,15 +177,8 @@ async fn access_analyzer_organization_analyzers_need_trusted_access_and_a_delega
     assert_eq!(code(&err.into_service_error()), "ResourceNotFoundException");
 }
 
-/// One HTTP/1.0 request to the local cloud; returns the body.
 fn http(endpoint: &str, method: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let addr = endpoint.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+    assure_e2e::http(endpoint, method, path, "")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,145 @@
+//! The checkpoint store: one record per run × step × region in the pipeline's checkpoint bucket
+//! (`runs/RUN/STEP/REGION.json`), written with S3 conditional writes so two workers can never both
+//! complete one step. It is the audit record of what each step changed (with before and after
+//! values) and the memory a retry uses to skip what is already done. Records hold no credentials:
+//! the task token is stored only as a digest.
+
+use assure_contract::{AccountId, Region, RunInput, StepError, StepName, StepOutput};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::aws::{error_code, Aws, AwsResultExt};
+use crate::deploy::checkpoint_bucket;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Completed,
+    Failed,
+}
+
+/// One step's record in one region of one run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub run_id: String,
+    pub step: StepName,
+    pub region: Region,
+    pub account: AccountId,
+    pub status: Status,
+    /// Digest of what the step acts on (account, regions, organization, role, step, region).
+    pub input_digest: String,
+    /// 1 for the first attempt; each new task (a retry) adds one.
+    pub attempt: u32,
+    /// Digest of the task token of the attempt holding the record.
+    pub task: String,
+    /// `host:pid` of the worker.
+    pub worker: String,
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<StepOutput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<assure_contract::StepError>,
+}
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// What a step's result depends on; the run id and the failure policy do not count.
+pub fn input_digest(run: &RunInput, step: StepName, region: &Region) -> String {
+    let v = serde_json::json!({
+        "account": run.account, "regions": run.regions, "homeRegion": run.home_region,
+        "org": run.org, "roleName": run.role_name, "step": step, "region": region,
+    });
+    sha(v.to_string().as_bytes())
+}
+
+pub fn task_digest(token: &str) -> String {
+    sha(token.as_bytes())[..16].to_owned()
+}
+
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// The checkpoint bucket of the pipeline.
+pub struct Store {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+/// The precondition of a write.
+pub enum Expect {
+    /// The record must not exist yet.
+    Absent,
+    /// The record must still be the one read (its ETag).
+    Unchanged(String),
+}
+
+impl Store {
+    pub fn new(aws: &Aws) -> Store {
+        let p = aws.pipeline();
+        Store { s3: p.s3(), bucket: checkpoint_bucket(p.account.as_str(), p.region.as_str()) }
+    }
+
+    pub fn key(run_id: &str, step: StepName, region: &Region) -> String {
+        format!("runs/{run_id}/{}/{region}.json", step.as_str())
+    }
+
+    /// The record and its ETag, if there is one.
+    pub async fn get(&self, key: &str) -> Result<Option<(Record, String)>, StepError> {
+        let out = match self.s3.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(o) => o,
+            Err(e) if error_code(&e) == Some("NoSuchKey") => return Ok(None),
+            Err(e) => return Err(e).aws(format!("s3:GetObject {key}")),
+        };
+        let etag = out.e_tag().unwrap_or_default().to_owned();
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StepError::new(assure_contract::ErrorName::Retryable, format!("reading {key}: {e}")))?
+            .into_bytes();
+        let rec = serde_json::from_slice(&bytes).map_err(|e| StepError::internal(format!("checkpoint {key}: {e}")))?;
+        Ok(Some((rec, etag)))
+    }
+
+    /// Writes a record if the precondition holds. `Ok(None)` when it does not (someone else wrote).
+    pub async fn put(&self, key: &str, rec: &Record, expect: Expect) -> Result<Option<String>, StepError> {
+        let body = serde_json::to_vec(rec).map_err(|e| StepError::internal(e.to_string()))?;
+        let mut req =
+            self.s3.put_object().bucket(&self.bucket).key(key).content_type("application/json").body(body.into());
+        req = match expect {
+            Expect::Absent => req.if_none_match("*"),
+            Expect::Unchanged(etag) => req.if_match(etag),
+        };
+        match req.send().await {
+            Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_owned())),
+            Err(e) if matches!(error_code(&e), Some("PreconditionFailed" | "ConditionalRequestConflict")) => Ok(None),
+            Err(e) => Err(e).aws(format!("s3:PutObject {key}")),
+        }
+    }
+
+    /// Every record of a run.
+    pub async fn list(&self, run_id: &str) -> Result<Vec<Record>, StepError> {
+        let mut keys = Vec::new();
+        let mut pages =
+            self.s3.list_objects_v2().bucket(&self.bucket).prefix(format!("runs/{run_id}/")).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for o in page.aws("s3:ListObjectsV2")?.contents() {
+                keys.push(o.key().unwrap_or_default().to_owned());
+            }
+        }
+        let mut out = Vec::new();
+        for k in keys {
+            if let Some((r, _)) = self.get(&k).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,117 @@
+//! Resuming after failure, on the local cloud: a terminal failure holds the run; `assure runs
+//! retry` completes it with only the failed and later steps acting; throttling on every call does
+//! not stop a run or duplicate anything.
+
+use std::collections::BTreeSet;
+
+use assure_e2e::LocalCloud;
+use serde_json::{json, Value};
+
+const REGIONS: &str = "us-east-1,eu-west-1,us-west-2,eu-central-1";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy(REGIONS);
+    let target = ids["external"][0].as_str().unwrap();
+
+    // A terminal failure in the middle: Config's delivery channel is denied once.
+    cloud.faults(json!([{"service": "config", "operation": "PutDeliveryChannel", "error": "AccessDenied", "rate": 1.0, "count": 1}]));
+    cloud.reset_calls();
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "held"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("FAILED") && out.contains("Assure.AccessDenied"), "{out}");
+    let first = cloud.configuration_changes();
+    cloud.faults(json!([]));
+
+    // The checkpoints hold what was done: completed steps, and the failed one.
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&cloud.sdk_config().await).force_path_style(true).build(),
+    );
+    let listed = s3
+        .list_objects_v2()
+        .bucket("assure-checkpoints-123456789012-us-east-1")
+        .prefix("runs/held/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(keys.contains(&"runs/held/logging-bucket/us-east-1.json"), "{keys:?}");
+    let mut failed = Vec::new();
+    for k in &keys {
+        let body = s3.get_object().bucket("assure-checkpoints-123456789012-us-east-1").key(*k).send().await.unwrap();
+        let rec: Value = serde_json::from_slice(&body.body.collect().await.unwrap().into_bytes()).unwrap();
+        let text = rec.to_string();
+        assert!(!text.contains("SecretAccessKey") && !text.contains("\"taskToken\""), "no credentials in {k}");
+        if rec["status"] == "failed" {
+            failed.push(format!("{}/{}", rec["step"].as_str().unwrap(), rec["region"].as_str().unwrap()));
+        }
+    }
+    assert_eq!(failed.len(), 1, "one failed step: {failed:?}");
+    assert!(failed[0].starts_with("config/"), "{failed:?}");
+
+    cloud.reset_calls();
+    let (code, out, err) = cloud.run(&["runs", "retry", "held"]);
+    assert_eq!(code, 0, "retry failed:\n{out}\n{err}");
+    assert!(out.contains("SUCCEEDED") && out.contains("controls   73/73 verified"), "{out}");
+    let retry = cloud.configuration_changes();
+    let acting: BTreeSet<&str> = retry.iter().filter_map(|c| c["step"].as_str()).collect();
+    let allowed: BTreeSet<&str> = ["config", "access-analyzer", "session-manager", "alarms", "scps"].into();
+    assert!(acting.is_subset(&allowed), "steps before the failure acted again: {acting:?}");
+    assert!(acting.contains("config"), "the failed step acted: {acting:?}");
+    eprintln!("mutating calls: first run {} (held), retry {}, by step {:?}", first.len(), retry.len(), acting);
+
+    // A run that succeeded has nothing to retry.
+    let (code, _, err) = cloud.run(&["runs", "retry", "held"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nothing to retry"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn onboarding_succeeds_under_throttling_on_every_call_without_duplicates() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy(REGIONS);
+    let target = ids["external"][0].as_str().unwrap();
+    cloud.faults(json!([{"service": "*", "operation": "*", "error": "throttle", "rate": 0.2, "count": 100000}]));
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "throttled"]);
+    let fired: Value =
+        serde_json::from_str(&assure_e2e::http(&cloud.endpoint, "GET", "/assure-api/faults", "")).unwrap();
+    cloud.faults(json!([]));
+    assert_eq!(code, 0, "onboard under throttling failed:\n{out}\n{err}");
+    assert!(out.contains("controls   73/73 verified"), "{out}");
+    let injected = fired["rules"][0]["fired"].as_u64().unwrap();
+    assert!(injected > 50, "throttling was injected: {injected}");
+    eprintln!("{injected} calls throttled");
+
+    // No duplicates: one of each thing assure creates.
+    for region in REGIONS.split(',') {
+        let conf = cloud.sdk_config_as(target, region).await;
+        let recs = aws_sdk_config::Client::new(&conf).describe_configuration_recorders().send().await.unwrap();
+        assert_eq!(recs.configuration_recorders().len(), 1, "{region}");
+        let dets = aws_sdk_guardduty::Client::new(&conf).list_detectors().send().await.unwrap();
+        assert_eq!(dets.detector_ids().len(), 1, "{region}");
+        let sec = cloud.sdk_config_as(ids["security"].as_str().unwrap(), region).await;
+        let analyzers = aws_sdk_accessanalyzer::Client::new(&sec).list_analyzers().send().await.unwrap();
+        assert_eq!(analyzers.analyzers().len(), 1, "{region}");
+    }
+    let use1 = cloud.sdk_config_as(target, "us-east-1").await;
+    let trails = aws_sdk_cloudtrail::Client::new(&use1).describe_trails().send().await.unwrap();
+    assert_eq!(trails.trail_list().iter().filter(|t| t.name() == Some("assure-trail")).count(), 1);
+    let orgs = aws_sdk_organizations::Client::new(&cloud.sdk_config().await);
+    let pols = orgs
+        .list_policies_for_target()
+        .target_id(target)
+        .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+        .send()
+        .await
+        .unwrap();
+    let names: Vec<&str> = pols.policies().iter().filter_map(|p| p.name()).collect();
+    assert_eq!(names.iter().filter(|n| n.starts_with("assure-")).count(), 2, "{names:?}");
+    let all = orgs
+        .list_policies()
+        .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(all.policies().iter().filter(|p| p.name().is_some_and(|n| n.starts_with("assure-"))).count(), 2);
+}
