@@ -115,3 +115,66 @@ async fn onboarding_succeeds_under_throttling_on_every_call_without_duplicates()
         .unwrap();
     assert_eq!(all.policies().iter().filter(|p| p.name().is_some_and(|n| n.starts_with("assure-"))).count(), 2);
 }
+
+/// PIDs of the `assure-step-STEP` processes started by this cloud's worker.
+fn step_pids(cloud: &LocalCloud, step: &str) -> Vec<u32> {
+    let marker = format!("ASSURE_LOCAL_DIR={}", cloud.dir.path().display());
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmd).contains(&format!("assure-step-{step}")) {
+            continue;
+        }
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_step_does_not_stop_the_run() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy("us-east-1,eu-west-1");
+    let target = ids["external"][0].as_str().unwrap().to_owned();
+    let mut onboard = cloud
+        .assure()
+        .args(["onboard", &target, "--run-id", "killed"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) for the alarms step to start, then kill it with SIGKILL, by its PID.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let killed = loop {
+        let pids = step_pids(&cloud, "alarms");
+        if let Some(pid) = pids.first() {
+            let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+            assert!(status.success());
+            break *pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "the alarms step never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let out = onboard.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the run did not survive killing {killed}:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("SUCCEEDED"), "{stdout}");
+    assert!(stderr.contains("✓ alarms"), "the alarms step completed after the kill:\n{stderr}");
+
+    // No duplicates: one alarm and one filter per CIS control, one topic.
+    let conf = cloud.sdk_config_as(&target, "us-east-1").await;
+    let alarms =
+        aws_sdk_cloudwatch::Client::new(&conf).describe_alarms().alarm_name_prefix("assure-").send().await.unwrap();
+    assert_eq!(alarms.metric_alarms().len(), 15);
+    let filters = aws_sdk_cloudwatchlogs::Client::new(&conf)
+        .describe_metric_filters()
+        .log_group_name("assure/cloudtrail")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(filters.metric_filters().len(), 15);
+}
