@@ -139,7 +139,7 @@ async fn a_worker_killed_mid_step_does_not_stop_the_run() {
     let cloud = LocalCloud::start();
     let ids = cloud.seed_and_deploy("us-east-1,eu-west-1");
     let target = ids["external"][0].as_str().unwrap().to_owned();
-    let mut onboard = cloud
+    let onboard = cloud
         .assure()
         .args(["onboard", &target, "--run-id", "killed"])
         .stdout(std::process::Stdio::piped())
