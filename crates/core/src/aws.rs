@@ -295,6 +295,25 @@ impl Aws {
     }
 }
 
+/// An IAM policy document as IAM returns it (URL-encoded JSON), parsed.
+pub fn decode_policy(doc: &str) -> Option<serde_json::Value> {
+    let mut out = Vec::with_capacity(doc.len());
+    let b = doc.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&doc[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    serde_json::from_slice(&out).ok()
+}
+
 /// Error codes that mean "try again later".
 const RETRYABLE_CODES: &[&str] = &[
     "Throttling",
@@ -395,6 +414,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iam_policies_are_decoded() {
+        assert_eq!(decode_policy("%7B%22a%22%3A1%7D"), Some(serde_json::json!({"a": 1})));
+        assert_eq!(decode_policy("{\"a\":1}"), Some(serde_json::json!({"a": 1})));
+    }
 
     #[test]
     fn read_operations_are_not_mutating() {

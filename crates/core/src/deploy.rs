@@ -380,8 +380,7 @@ async fn ensure_states_role(
     let current = match iam.get_role_policy().role_name(STATES_ROLE).policy_name("send-task-messages").send().await {
         Ok(out) => {
             let doc = out.policy_document();
-            let decoded = percent_decode(doc);
-            serde_json::from_str::<serde_json::Value>(&decoded).ok()
+            crate::aws::decode_policy(doc)
         }
         Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
         Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {STATES_ROLE}")),
@@ -397,25 +396,6 @@ async fn ensure_states_role(
         changes.push(format!("set the policy of role {STATES_ROLE}"));
     }
     Ok(arn)
-}
-
-/// IAM returns policy documents URL-encoded.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -442,10 +422,5 @@ mod tests {
         let mut extra = values;
         extra.insert("Nope".into(), "x".into());
         assert!(substitute(ONBOARDING_ASL, &extra).unwrap_err().message.contains("${Nope}"));
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("%7B%22a%22%3A1%7D"), "{\"a\":1}");
     }
 }

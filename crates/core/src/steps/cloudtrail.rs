@@ -112,25 +112,6 @@ async fn ensure_log_group(target: &AccountConfig, changes: &mut Changes) -> Resu
     Ok(())
 }
 
-/// IAM returns policy documents URL-encoded.
-pub(crate) fn decode_policy(doc: &str) -> Option<Value> {
-    let mut out = Vec::with_capacity(doc.len());
-    let b = doc.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&doc[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    serde_json::from_slice(&out).ok()
-}
-
 /// A role with a trust policy and one inline policy, both kept as desired.
 pub(crate) async fn ensure_role(
     acct: &AccountConfig,
@@ -145,7 +126,7 @@ pub(crate) async fn ensure_role(
     let arn = format!("arn:aws:iam::{}:role/{name}", acct.account);
     match iam.get_role().role_name(name).send().await {
         Ok(out) => {
-            let current = out.role().and_then(|r| r.assume_role_policy_document()).and_then(decode_policy);
+            let current = out.role().and_then(|r| r.assume_role_policy_document()).and_then(crate::aws::decode_policy);
             if current.as_ref() != Some(trust) {
                 if changes.live() {
                     iam.update_assume_role_policy()
@@ -179,7 +160,7 @@ pub(crate) async fn ensure_role(
         Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
     }
     let current = match iam.get_role_policy().role_name(name).policy_name(policy_name).send().await {
-        Ok(out) => decode_policy(out.policy_document()),
+        Ok(out) => crate::aws::decode_policy(out.policy_document()),
         Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
         Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {name}")),
     };

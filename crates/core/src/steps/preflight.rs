@@ -89,20 +89,11 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         )));
     }
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-    let mut scps = Vec::new();
-    let mut pages = mgmt
-        .organizations()
-        .list_policies_for_target()
-        .target_id(run.account.as_str())
-        .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.aws("organizations:ListPoliciesForTarget")?;
-        for p in page.policies() {
-            scps.push(json!({"id": p.id(), "name": p.name(), "awsManaged": p.aws_managed()}));
-        }
-    }
+    let scps: Vec<_> = crate::steps::scps::attached_scps(&mgmt.organizations(), &run.account)
+        .await?
+        .into_iter()
+        .map(|(name, id)| json!({"id": id, "name": name}))
+        .collect();
     Ok(StepOutput {
         step: StepName::Preflight,
         region: run.home_region.clone(),

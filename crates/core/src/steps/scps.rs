@@ -73,6 +73,26 @@ pub fn policies(run: &RunInput) -> Vec<(&'static str, &'static str, Value)> {
     ]
 }
 
+/// The service control policies attached to `account`: (name, id).
+pub(crate) async fn attached_scps(
+    orgs: &aws_sdk_organizations::Client,
+    account: &assure_contract::AccountId,
+) -> Result<Vec<(String, String)>, StepError> {
+    let mut out = Vec::new();
+    let mut pages = orgs
+        .list_policies_for_target()
+        .target_id(account.as_str())
+        .filter(PolicyType::ServiceControlPolicy)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for p in page.aws("organizations:ListPoliciesForTarget")?.policies() {
+            out.push((p.name().unwrap_or_default().to_owned(), p.id().unwrap_or_default().to_owned()));
+        }
+    }
+    Ok(out)
+}
+
 pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let region = &run.home_region;
     let mgmt = aws.account(&run.org.management, region).await?;
@@ -87,18 +107,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
             existing.insert(p.name().unwrap_or_default().to_owned(), p.id().unwrap_or_default().to_owned());
         }
     }
-    let mut attached = Vec::new();
-    let mut pages = orgs
-        .list_policies_for_target()
-        .target_id(run.account.as_str())
-        .filter(PolicyType::ServiceControlPolicy)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for p in page.aws("organizations:ListPoliciesForTarget")?.policies() {
-            attached.push((p.name().unwrap_or_default().to_owned(), p.id().unwrap_or_default().to_owned()));
-        }
-    }
+    let attached = attached_scps(&orgs, &run.account).await?;
     let wanted = policies(run);
     let missing: Vec<&str> =
         wanted.iter().map(|(n, _, _)| *n).filter(|n| !attached.iter().any(|(a, _)| a == n)).collect();
@@ -181,18 +190,8 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
 pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
     let orgs = mgmt.organizations();
-    let mut attached = std::collections::BTreeMap::new();
-    let mut pages = orgs
-        .list_policies_for_target()
-        .target_id(run.account.as_str())
-        .filter(PolicyType::ServiceControlPolicy)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for p in page.aws("organizations:ListPoliciesForTarget")?.policies() {
-            attached.insert(p.name().unwrap_or_default().to_owned(), p.id().unwrap_or_default().to_owned());
-        }
-    }
+    let attached: std::collections::BTreeMap<String, String> =
+        attached_scps(&orgs, &run.account).await?.into_iter().collect();
     let mut out = Vec::new();
     for (name, _, doc) in policies(run) {
         let current = match attached.get(name) {
