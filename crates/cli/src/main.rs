@@ -140,6 +140,30 @@ enum RunsCommand {
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
     },
+    /// Roll a run back: compensate its completed steps in reverse order, from their snapshots.
+    ///
+    /// The account's configuration afterwards equals its configuration before onboarding, except
+    /// what cannot be restored, which is reported by name. Rolling back a completed run offboards
+    /// the account. Exit status: 0 done, 1 a compensation failed, 2 no such run.
+    ///
+    /// Example: assure runs rollback onboard-123456789012-1700000000
+    Rollback {
+        /// The run id.
+        run: String,
+    },
+}
+
+/// The input of a run, from its first execution.
+async fn run_of(aws: &Aws, run_id: &str) -> anyhow::Result<RunInput> {
+    let arn = runs::execution_arn(aws, run_id);
+    let d = aws.pipeline().sfn().describe_execution().execution_arn(&arn).send().await.map_err(|e| {
+        match assure_core::aws::error_code(&e) {
+            Some("ExecutionDoesNotExist") => StepError::invalid_input(format!("run {run_id}: no such run")),
+            _ => assure_core::aws::classify(&e, "states:DescribeExecution"),
+        }
+    })?;
+    let doc: serde_json::Value = serde_json::from_str(d.input().unwrap_or("{}"))?;
+    Ok(serde_json::from_value(doc["run"].clone())?)
 }
 
 #[derive(Args)]
@@ -203,6 +227,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify_cmd(g, args).await,
         Command::Plan(args) => plan_cmd(g, args).await,
         Command::Runs(RunsCommand::Retry { run, timeout }) => retry_cmd(g, &run, timeout).await,
+        Command::Runs(RunsCommand::Rollback { run }) => rollback_cmd(g, &run).await,
         Command::Worker(args) => worker_cmd(g, args).await,
     }
 }
@@ -366,6 +391,25 @@ async fn onboard_cmd(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> 
     let arn = runs::start(&aws, &run).await?;
     eprintln!("run {} started: {} in {} region(s)", run.run_id, run.account, run.regions.len());
     follow(g, &aws, &run, &arn, args.timeout).await
+}
+
+async fn rollback_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
+    let run_id: RunId = run_id.parse()?;
+    let aws = connect(g).await?;
+    let run = run_of(&aws, run_id.as_str()).await?;
+    let aws = aws.with_role(&run.role_name);
+    let report = assure_core::rollback::run(&aws, &run).await?;
+    if g.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for r in &report.restored {
+            println!("restored        {r}");
+        }
+        for r in &report.not_restorable {
+            println!("not restorable  {r}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn retry_cmd(g: &Global, run_id: &str, timeout: u64) -> anyhow::Result<ExitCode> {

@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod deploy;
 pub mod infra;
 pub mod plan;
+pub mod rollback;
 pub mod runs;
 pub mod steps;
 pub mod worker;

@@ -178,3 +178,66 @@ async fn a_worker_killed_mid_step_does_not_stop_the_run() {
         .unwrap();
     assert_eq!(filters.metric_filters().len(), 15);
 }
+
+/// Removes, in place, what a rollback reported it could not restore.
+fn without_unrestorable(config: &mut Value, report: &Value) {
+    for line in report["notRestorable"].as_array().unwrap().iter().filter_map(Value::as_str) {
+        let Some(rest) = line.strip_prefix("guardduty ") else { continue };
+        let region = rest.split(':').next().unwrap();
+        let detectors = &mut config["regions"][region]["guardduty"];
+        if line.contains("foreign administrator") {
+            for d in detectors.as_array_mut().unwrap() {
+                d["administrator"] = Value::Null;
+            }
+        } else if line.contains("created by assure") {
+            *detectors = json!("(reported)");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rolling_back_a_brownfield_onboarding_restores_the_prior_configuration() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy(REGIONS);
+    let target = ids["external"][0].as_str().unwrap();
+    let run: assure_contract::RunInput = serde_json::from_value(json!({
+        "runId": "rb", "account": target, "regions": REGIONS.split(',').collect::<Vec<_>>(), "homeRegion": "us-east-1",
+        "org": {"management": ids["management"], "logging": ids["logging"], "security": ids["security"]},
+        "roleName": "AssureExecutionRole"
+    }))
+    .unwrap();
+    let aws = assure_core::aws::Aws::from_sdk_config(cloud.sdk_config().await)
+        .await
+        .unwrap()
+        .with_role("AssureExecutionRole");
+    let mut before = assure_core::rollback::configuration(&aws, &run).await.unwrap();
+
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "rb"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let during = assure_core::rollback::configuration(&aws, &run).await.unwrap();
+    assert_ne!(during, before, "onboarding changed the account");
+
+    let (code, out, err) = cloud.run(&["runs", "rollback", "rb", "--output", "json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let mut after = assure_core::rollback::configuration(&aws, &run).await.unwrap();
+    without_unrestorable(&mut before, &report);
+    without_unrestorable(&mut after, &report);
+    assert_eq!(
+        serde_json::to_string_pretty(&after).unwrap(),
+        serde_json::to_string_pretty(&before).unwrap(),
+        "the configuration after rollback differs from before onboarding (report: {report:#})"
+    );
+    let unrestorable: Vec<&str> =
+        report["notRestorable"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    eprintln!("not restorable:\n  {}", unrestorable.join("\n  "));
+    assert!(unrestorable.iter().any(|l| l.contains("foreign administrator 999988887777")), "{unrestorable:?}");
+    // The shared logging bucket stays.
+    let logging = cloud.sdk_config_as(ids["logging"].as_str().unwrap(), "us-east-1").await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&logging).force_path_style(true).build());
+    s3.head_bucket()
+        .bucket(format!("assure-logs-{}-us-east-1", ids["logging"].as_str().unwrap()))
+        .send()
+        .await
+        .expect("the logging bucket stays");
+}
