@@ -113,10 +113,12 @@ pub enum StepName {
     Scps,
     /// Checks every control, read-only, and records the evidence.
     Verify,
+    /// Compensates the completed steps of a failed run whose policy is `rollback`.
+    Rollback,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 13] = [
+    pub const ALL: [StepName; 14] = [
         StepName::Preflight,
         StepName::Discover,
         StepName::LoggingBucket,
@@ -130,6 +132,7 @@ impl StepName {
         StepName::SessionManager,
         StepName::Scps,
         StepName::Verify,
+        StepName::Rollback,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -147,6 +150,7 @@ impl StepName {
             StepName::SessionManager => "session-manager",
             StepName::Scps => "scps",
             StepName::Verify => "verify",
+            StepName::Rollback => "rollback",
         }
     }
 

@@ -172,7 +172,7 @@ async fn resume(aws: &Aws, task: &TaskMessage, rec: &Record) -> Result<Option<as
     let Some(recorded) = rec.output.clone() else { return Ok(None) };
     match task.step {
         // Snapshots are of the account before onboarding: never retaken.
-        StepName::Preflight | StepName::Discover => Ok(Some(recorded)),
+        StepName::Preflight | StepName::Discover | StepName::Rollback => Ok(Some(recorded)),
         // Verify is read-only and its evidence should be fresh.
         StepName::Verify => Ok(None),
         _ => {

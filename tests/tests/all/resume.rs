@@ -241,3 +241,40 @@ async fn rolling_back_a_brownfield_onboarding_restores_the_prior_configuration()
         .await
         .expect("the logging bucket stays");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rollback_policy_undoes_a_failed_run() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy("us-east-1,eu-west-1");
+    let target = ids["external"][0].as_str().unwrap();
+    // The last acting step fails for good.
+    cloud.faults(json!([{"service": "organizations", "operation": "AttachPolicy", "error": "AccessDenied", "rate": 1.0, "count": 1}]));
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "undo", "--on-failure", "rollback"]);
+    cloud.faults(json!([]));
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("Assure.AccessDenied"), "the run reports the failed step's error:\n{out}");
+    assert!(err.contains("✓ rollback"), "the rollback step ran:\n{err}");
+
+    let use1 = cloud.sdk_config_as(target, "us-east-1").await;
+    let ct = aws_sdk_cloudtrail::Client::new(&use1);
+    assert_eq!(ct.get_trail_status().name("legacy-audit").send().await.unwrap().is_logging(), Some(true));
+    let trails = ct.describe_trails().send().await.unwrap();
+    assert!(trails.trail_list().iter().all(|t| t.name() != Some("assure-trail")), "assure's trail is removed");
+    let recs = aws_sdk_config::Client::new(&use1).describe_configuration_recorders().send().await.unwrap();
+    assert_eq!(
+        recs.configuration_recorders()[0].role_arn(),
+        Some(format!("arn:aws:iam::{target}:role/legacy-config-role").as_str())
+    );
+    let orgs = aws_sdk_organizations::Client::new(&cloud.sdk_config().await);
+    let pols = orgs
+        .list_policies_for_target()
+        .target_id(target)
+        .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        pols.policies().iter().all(|p| !p.name().unwrap_or("").starts_with("assure-")),
+        "no assure SCP stays attached"
+    );
+}

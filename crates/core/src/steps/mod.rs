@@ -59,7 +59,21 @@ pub async fn dispatch(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepE
         StepName::SessionManager => session_manager::apply(aws, run, region).await,
         StepName::Scps => scps::apply(aws, run).await,
         StepName::Verify => verify::run(aws, run).await,
+        StepName::Rollback => rollback_step(aws, run).await,
     }
+}
+
+/// The rollback step: the failure policy `rollback`, inside the state machine.
+async fn rollback_step(aws: &Aws, run: &assure_contract::RunInput) -> Result<StepOutput, StepError> {
+    let report = crate::rollback::run(aws, run).await?;
+    Ok(StepOutput {
+        step: StepName::Rollback,
+        region: run.home_region.clone(),
+        summary: format!("{} restored, {} not restorable", report.restored.len(), report.not_restorable.len()),
+        changes: vec![],
+        evidence: vec![],
+        snapshot: serde_json::to_value(&report).unwrap_or(Value::Null),
+    })
 }
 
 /// The changes a step makes, as it makes them.
