@@ -119,22 +119,7 @@ async fn restore_session_preferences(
         report.restored.push(format!("session-manager {}: preferences removed (there were none)", acct.region));
         return Ok(());
     }
-    let out = ssm
-        .update_document()
-        .name(DOC)
-        .document_version("$LATEST")
-        .document_format(aws_sdk_ssm::types::DocumentFormat::Json)
-        .content(before.to_string())
-        .send()
-        .await
-        .aws(format!("ssm:UpdateDocument {DOC}"))?;
-    let version = out.document_description().and_then(|d| d.document_version()).unwrap_or_default().to_owned();
-    ssm.update_document_default_version()
-        .name(DOC)
-        .document_version(&version)
-        .send()
-        .await
-        .aws("ssm:UpdateDocumentDefaultVersion")?;
+    crate::steps::session_manager::write_preferences(acct, before).await?;
     report.restored.push(format!("session-manager {}: the account's own preferences", acct.region));
     Ok(())
 }

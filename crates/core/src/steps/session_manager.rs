@@ -55,22 +55,7 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
     } else if before != want && !changes.live() {
         changes.push(format!("ssm:document/{DOC}"), "update", before.clone(), want.clone());
     } else if before != want {
-        let out = ssm
-            .update_document()
-            .name(DOC)
-            .document_version("$LATEST")
-            .document_format(DocumentFormat::Json)
-            .content(want.to_string())
-            .send()
-            .await
-            .aws(format!("ssm:UpdateDocument {DOC}"))?;
-        let version = out.document_description().and_then(|d| d.document_version()).unwrap_or_default().to_owned();
-        ssm.update_document_default_version()
-            .name(DOC)
-            .document_version(&version)
-            .send()
-            .await
-            .aws(format!("ssm:UpdateDocumentDefaultVersion {DOC} {version}"))?;
+        write_preferences(&target, &want).await?;
         changes.push(format!("ssm:document/{DOC}"), "update", before.clone(), want.clone());
     }
     Ok(changes.output(
@@ -79,6 +64,29 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
         &format!("Session Manager in {region}"),
         json!({"preferences": before}),
     ))
+}
+
+/// Replaces the preferences: a new version of the document, made the default (the old versions
+/// stay, as AWS keeps them).
+pub(crate) async fn write_preferences(acct: &crate::aws::AccountConfig, content: &Value) -> Result<(), StepError> {
+    let ssm = acct.ssm();
+    let out = ssm
+        .update_document()
+        .name(DOC)
+        .document_version("$LATEST")
+        .document_format(DocumentFormat::Json)
+        .content(content.to_string())
+        .send()
+        .await
+        .aws(format!("ssm:UpdateDocument {DOC}"))?;
+    let version = out.document_description().and_then(|d| d.document_version()).unwrap_or_default().to_owned();
+    ssm.update_document_default_version()
+        .name(DOC)
+        .document_version(&version)
+        .send()
+        .await
+        .aws(format!("ssm:UpdateDocumentDefaultVersion {DOC} {version}"))?;
+    Ok(())
 }
 
 /// Evidence for Session Manager in one region.
