@@ -140,6 +140,27 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
         .await
         .unwrap();
     assert_eq!(executions.executions().len(), 2, "first and second, nothing more");
+
+    // Drift: someone stops the assure trail, disables a detector and deletes an alarm.
+    aws_sdk_cloudtrail::Client::new(&use1).stop_logging().name("assure-trail").send().await.unwrap();
+    let euw1 = cloud.sdk_config_as(target, "eu-west-1").await;
+    let gd = aws_sdk_guardduty::Client::new(&euw1);
+    let det = gd.list_detectors().send().await.unwrap().detector_ids()[0].clone();
+    gd.update_detector().detector_id(&det).enable(false).send().await.unwrap();
+    aws_sdk_cloudwatch::Client::new(&use1)
+        .delete_alarms()
+        .alarm_names("assure-root-account-usage")
+        .send()
+        .await
+        .unwrap();
+    let (code, out, err) = cloud.run(&["verify", target]);
+    assert_eq!(code, 1, "verify must fail on drift:\n{out}\n{err}");
+    for needle in
+        ["cloudtrail.all-regions in us-east-1", "guardduty.enabled in eu-west-1", "alarms.root-usage in us-east-1"]
+    {
+        assert!(err.contains(needle), "{needle} not named:\n{err}");
+    }
+    assert!(out.contains("70/73 controls hold"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
