@@ -140,6 +140,24 @@ enum RunsCommand {
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
     },
+    /// List runs, newest first.
+    ///
+    /// Example: assure runs list --account 123456789012 --status failed --output json
+    List {
+        /// Only this account's runs.
+        #[arg(long)]
+        account: Option<String>,
+        /// Only runs whose latest execution has this status (running, succeeded, failed, …).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// One run as a step × region matrix from its checkpoints: status, attempts, duration, changes.
+    ///
+    /// Example: assure runs show onboard-123456789012-1700000000
+    Show {
+        /// The run id.
+        run: String,
+    },
     /// Roll a run back: compensate its completed steps in reverse order, from their snapshots.
     ///
     /// The account's configuration afterwards equals its configuration before onboarding, except
@@ -228,6 +246,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan_cmd(g, args).await,
         Command::Runs(RunsCommand::Retry { run, timeout }) => retry_cmd(g, &run, timeout).await,
         Command::Runs(RunsCommand::Rollback { run }) => rollback_cmd(g, &run).await,
+        Command::Runs(RunsCommand::List { account, status }) => {
+            list_cmd(g, account.as_deref(), status.as_deref()).await
+        }
+        Command::Runs(RunsCommand::Show { run }) => show_cmd(g, &run).await,
         Command::Worker(args) => worker_cmd(g, args).await,
     }
 }
@@ -391,6 +413,73 @@ async fn onboard_cmd(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> 
     let arn = runs::start(&aws, &run).await?;
     eprintln!("run {} started: {} in {} region(s)", run.run_id, run.account, run.regions.len());
     follow(g, &aws, &run, &arn, args.timeout).await
+}
+
+async fn list_cmd(g: &Global, account: Option<&str>, status: Option<&str>) -> anyhow::Result<ExitCode> {
+    if let Some(a) = account {
+        a.parse::<AccountId>().map_err(|e| StepError::invalid_input(format!("--account: {}", e.message)))?;
+    }
+    let aws = connect(g).await?;
+    let runs = runs::list(&aws, account, status).await?;
+    if g.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+    } else {
+        println!("{:<40} {:<14} {:<10} {:<10} STARTED", "RUN", "ACCOUNT", "STATUS", "EXECUTIONS");
+        for r in &runs {
+            let acct = r.account.as_deref().unwrap_or("-");
+            println!("{:<40} {acct:<14} {:<10} {:<10} {}", r.run_id, r.status, r.executions, r.started);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
+    let run_id: RunId = run_id.parse()?;
+    let aws = connect(g).await?;
+    let run = run_of(&aws, run_id.as_str()).await?;
+    let mut records = assure_core::checkpoint::Store::new(&aws).list(run_id.as_str()).await?;
+    let order = |s: assure_contract::StepName| assure_contract::StepName::ALL.iter().position(|x| *x == s).unwrap_or(0);
+    records.sort_by(|a, b| (order(a.step), a.region.as_str()).cmp(&(order(b.step), b.region.as_str())));
+    if g.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"run": run, "records": records}))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "run {} for account {} in {}",
+        run.run_id,
+        run.account,
+        run.regions.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    println!();
+    println!("{:<16} {:<15} {:<10} {:>8} {:>9} {:>8}", "STEP", "REGION", "STATUS", "ATTEMPTS", "SECONDS", "CHANGES");
+    for r in &records {
+        let secs = duration(&r.started_at, r.finished_at.as_deref());
+        let changes = r.output.as_ref().map_or(0, |o| o.changes.len());
+        let status = serde_json::to_value(r.status)?.as_str().unwrap_or("").to_owned();
+        println!(
+            "{:<16} {:<15} {:<10} {:>8} {:>9} {:>8}",
+            r.step.as_str(),
+            r.region.as_str(),
+            status,
+            r.attempt,
+            secs,
+            changes
+        );
+        if let Some(e) = &r.error {
+            println!("{:<16} {:<15} {}", "", "", e);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Seconds between two RFC 3339 times, as text ("-" while running).
+fn duration(start: &str, end: Option<&str>) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let parse = |s: &str| time::OffsetDateTime::parse(s, &Rfc3339).ok();
+    match (parse(start), end.and_then(parse)) {
+        (Some(a), Some(b)) => format!("{:.1}", (b - a).as_seconds_f64()),
+        _ => "-".to_owned(),
+    }
 }
 
 async fn rollback_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {

@@ -96,6 +96,57 @@ pub async fn retry(aws: &Aws, run_id: &str) -> Result<String, StepError> {
     Ok(out.execution_arn().to_owned())
 }
 
+/// One run as the list shows it: its executions folded together.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub run_id: String,
+    /// The status of the run's latest execution.
+    pub status: String,
+    pub executions: usize,
+    pub started: String,
+    pub account: Option<String>,
+}
+
+/// Every run of the pipeline, newest first; `account` and `status` filter.
+pub async fn list(aws: &Aws, account: Option<&str>, status: Option<&str>) -> Result<Vec<RunSummary>, StepError> {
+    let sfn = aws.pipeline().sfn();
+    let mut by_run: std::collections::BTreeMap<String, Vec<(i64, String, String, String)>> = Default::default();
+    let mut pages = sfn.list_executions().state_machine_arn(state_machine_arn(aws)).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for e in page.aws("states:ListExecutions")?.executions() {
+            let run = e.name().split("-retry-").next().unwrap_or(e.name()).to_owned();
+            let started = e.start_date().fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default();
+            by_run.entry(run).or_default().push((
+                e.start_date().secs(),
+                e.execution_arn().to_owned(),
+                e.status().as_str().to_owned(),
+                started,
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (run, mut execs) in by_run {
+        execs.sort();
+        let first = execs.first().cloned().unwrap_or_default();
+        let last = execs.last().cloned().unwrap_or_default();
+        if status.is_some_and(|s| !s.eq_ignore_ascii_case(&last.2)) {
+            continue;
+        }
+        // The account is in the run's input (one read per run).
+        let input = sfn.describe_execution().execution_arn(&first.1).send().await.aws("states:DescribeExecution")?;
+        let acct = serde_json::from_str::<Value>(input.input().unwrap_or("{}"))
+            .ok()
+            .and_then(|v| v["run"]["account"].as_str().map(str::to_owned));
+        if account.is_some_and(|a| acct.as_deref() != Some(a)) {
+            continue;
+        }
+        out.push(RunSummary { run_id: run, status: last.2, executions: execs.len(), started: first.3, account: acct });
+    }
+    out.sort_by(|a, b| b.started.cmp(&a.started));
+    Ok(out)
+}
+
 /// One thing that happened in a run, for people and for scripts.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "event", rename_all = "camelCase")]

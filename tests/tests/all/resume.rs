@@ -61,6 +61,24 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     assert!(acting.contains("config"), "the failed step acted: {acting:?}");
     eprintln!("mutating calls: first run {} (held), retry {}, by step {:?}", first.len(), retry.len(), acting);
 
+    // The run, as the audit commands show it: two executions, the latest succeeded; per step and
+    // region the attempts, with the failed step's second attempt.
+    let (code, out, err) = cloud.run(&["runs", "list", "--account", target, "--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let runs: Value = serde_json::from_str(&out).unwrap();
+    let held = runs.as_array().unwrap().iter().find(|r| r["runId"] == "held").expect("the run is listed");
+    assert_eq!(held["executions"], 2);
+    assert_eq!(held["status"], "SUCCEEDED");
+    let (code, out, err) = cloud.run(&["runs", "show", "held"]);
+    assert_eq!(code, 0, "{err}");
+    let failed_region = failed[0].split('/').nth(1).unwrap();
+    let row = out.lines().find(|l| l.starts_with("config ") && l.contains(failed_region)).expect("a config row");
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[2], "completed", "{row}");
+    assert_eq!(cols[3], "2", "the failed step's second attempt: {row}");
+    let (_, out, _) = cloud.run(&["runs", "list", "--status", "failed", "--output", "json"]);
+    assert_eq!(out.trim(), "[]", "no run is failed any more");
+
     // A run that succeeded has nothing to retry.
     let (code, _, err) = cloud.run(&["runs", "retry", "held"]);
     assert_eq!(code, 2, "{err}");
