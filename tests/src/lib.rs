@@ -62,6 +62,11 @@ mod tempdir {
 
     impl Drop for TempDir {
         fn drop(&mut self) {
+            // A failed test keeps its cloud's logs (cloud.log, worker.log, calls.jsonl) to read.
+            if std::thread::panicking() {
+                eprintln!("kept {} for its logs", self.0.display());
+                return;
+            }
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
