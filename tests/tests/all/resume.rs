@@ -15,8 +15,12 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     let ids = cloud.seed_and_deploy(REGIONS);
     let target = ids["external"][0].as_str().unwrap();
 
-    // A terminal failure in the middle: Config's delivery channel is denied once.
-    cloud.faults(json!([{"service": "config", "operation": "PutDeliveryChannel", "error": "AccessDenied", "rate": 1.0, "count": 1}]));
+    // A terminal failure in the middle: the alarms step's first metric filter is denied once. (Not
+    // a step inside the Map: moto 5.2.5 can leave an execution running for ever when one Map
+    // iteration fails while its siblings answer at the same moment.)
+    cloud.faults(
+        json!([{"service": "logs", "operation": "PutMetricFilter", "error": "AccessDenied", "rate": 1.0, "count": 1}]),
+    );
     cloud.reset_calls();
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "held"]);
     assert_eq!(code, 1, "{out}\n{err}");
@@ -48,7 +52,7 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
         }
     }
     assert_eq!(failed.len(), 1, "one failed step: {failed:?}");
-    assert!(failed[0].starts_with("config/"), "{failed:?}");
+    assert_eq!(failed[0], "alarms/us-east-1", "{failed:?}");
 
     cloud.reset_calls();
     let (code, out, err) = cloud.run(&["runs", "retry", "held"]);
@@ -56,9 +60,9 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     assert!(out.contains("SUCCEEDED") && out.contains("controls   73/73 verified"), "{out}");
     let retry = cloud.configuration_changes();
     let acting: BTreeSet<&str> = retry.iter().filter_map(|c| c["step"].as_str()).collect();
-    let allowed: BTreeSet<&str> = ["config", "access-analyzer", "session-manager", "alarms", "scps"].into();
+    let allowed: BTreeSet<&str> = ["alarms", "scps"].into();
     assert!(acting.is_subset(&allowed), "steps before the failure acted again: {acting:?}");
-    assert!(acting.contains("config"), "the failed step acted: {acting:?}");
+    assert!(acting.contains("alarms"), "the failed step acted: {acting:?}");
     eprintln!("mutating calls: first run {} (held), retry {}, by step {:?}", first.len(), retry.len(), acting);
 
     // The run, as the audit commands show it: two executions, the latest succeeded; per step and
@@ -72,7 +76,7 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     let (code, out, err) = cloud.run(&["runs", "show", "held"]);
     assert_eq!(code, 0, "{err}");
     let failed_region = failed[0].split('/').nth(1).unwrap();
-    let row = out.lines().find(|l| l.starts_with("config ") && l.contains(failed_region)).expect("a config row");
+    let row = out.lines().find(|l| l.starts_with("alarms ") && l.contains(failed_region)).expect("an alarms row");
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cols[2], "completed", "{row}");
     assert_eq!(cols[3], "2", "the failed step's second attempt: {row}");
