@@ -756,9 +756,11 @@ class Extension:
 
     def faults_api(self, environ: dict, start_response: Callable) -> list[bytes]:
         method = environ.get("REQUEST_METHOD")
+        # Read the body whatever the method: an unread body can keep the client waiting.
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
         if method == "POST":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            doc = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            doc = json.loads(raw or b"{}")
             rules = []
             for r in doc.get("rules", []):
                 rules.append({"service": r.get("service", "*"), "operation": r.get("operation", "*"),
