@@ -16,8 +16,7 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     let target = ids["external"][0].as_str().unwrap();
 
     // A terminal failure in the middle: the alarms step's first metric filter is denied once. (Not
-    // a step inside the Map: moto 5.2.5 can leave an execution running for ever when one Map
-    // iteration fails while its siblings answer at the same moment.)
+    // a step inside the Map, where the failure would race the sibling regions' answers.)
     cloud.faults(
         json!([{"service": "logs", "operation": "PutMetricFilter", "error": "AccessDenied", "rate": 1.0, "count": 1}]),
     );
