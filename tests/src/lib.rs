@@ -245,3 +245,66 @@ impl Drop for LocalCloud {
             .output();
     }
 }
+
+/// A page as headless Chromium renders it: the DOM after parsing, and a screenshot.
+pub struct Rendered {
+    pub dom: String,
+    /// RGBA pixels of the screenshot, row by row.
+    pub pixels: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Rendered {
+    /// How many pixels have exactly this colour.
+    pub fn count(&self, rgb: [u8; 3]) -> usize {
+        self.pixels.chunks_exact(4).filter(|p| p[..3] == rgb).count()
+    }
+}
+
+/// Renders a local HTML file in Debian's headless Chromium (`cargo xtask test` installs it), with
+/// the network closed: the page must be self-contained. Each run has its own profile directory.
+pub fn render(page: &Path, width: u32, height: u32) -> Rendered {
+    let chromium = Path::new("/usr/bin/chromium");
+    assert!(chromium.exists(), "/usr/bin/chromium is missing: `cargo xtask test` installs Debian's chromium package");
+    let work = tempdir::TempDir::new("assure-chromium");
+    let shot = work.path().join("page.png");
+    let url = format!("file://{}", page.display());
+    let base = |c: &mut Command| {
+        c.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            // Anything fetched from the network would fail: the report must not need it.
+            "--proxy-server=127.0.0.1:9",
+        ])
+        .arg(format!("--user-data-dir={}", work.path().join("profile").display()))
+        .arg(format!("--window-size={width},{height}"));
+    };
+    let mut c = Command::new(chromium);
+    base(&mut c);
+    let out = c.arg("--dump-dom").arg(&url).output().expect("run chromium");
+    assert!(out.status.success(), "chromium --dump-dom failed: {}", String::from_utf8_lossy(&out.stderr));
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut c = Command::new(chromium);
+    base(&mut c);
+    let out = c.arg(format!("--screenshot={}", shot.display())).arg(&url).output().expect("run chromium");
+    assert!(out.status.success(), "chromium --screenshot failed: {}", String::from_utf8_lossy(&out.stderr));
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).expect("the screenshot")));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("a PNG's size")];
+    let info = reader.next_frame(&mut buf).expect("a PNG frame");
+    buf.truncate(info.buffer_size());
+    let pixels = match info.color_type {
+        png::ColorType::Rgba => buf,
+        png::ColorType::Rgb => buf.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
+        other => panic!("unexpected screenshot colour type {other:?}"),
+    };
+    Rendered { dom, pixels, width: info.width, height: info.height }
+}

@@ -184,10 +184,26 @@ fn lint_infra() -> anyhow::Result<()> {
     run(&mut checkov)
 }
 
+/// The report tests render HTML in Debian's headless Chromium: installed here when missing (as
+/// root, from Debian's packages), or named as the one thing to install.
+fn ensure_chromium() -> anyhow::Result<()> {
+    if Path::new("/usr/bin/chromium").exists() {
+        return Ok(());
+    }
+    let root_user = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if !root_user {
+        bail!("the report tests need Debian's chromium package: run `sudo apt-get install -y chromium`, then again");
+    }
+    eprintln!("==> installing Debian's chromium package (once; the report tests render HTML with it)");
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get").args(["install", "-y", "-qq", "chromium"]).env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
 fn test(extra: &[String]) -> anyhow::Result<()> {
     let bin = build_bins()?;
     eprintln!("==> preparing the local cloud's Python environment");
     run(assure(&bin).args(["local", "install"]))?;
+    ensure_chromium()?;
     lint_infra()?;
     eprintln!("==> running the test suite");
     let mut nextest = cargo();

@@ -150,6 +150,10 @@ enum RunsCommand {
         /// Only runs whose latest execution has this status (running, succeeded, failed, …).
         #[arg(long)]
         status: Option<String>,
+        /// Only runs started since then: a duration back from now (30m, 24h, 7d) or a date
+        /// (2026-11-29 or 2026-11-29T12:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
     },
     /// One run as a step × region matrix from its checkpoints: status, attempts, duration, changes.
     ///
@@ -157,6 +161,31 @@ enum RunsCommand {
     Show {
         /// The run id.
         run: String,
+    },
+    /// A run's timeline: every state entered and exited, every attempt with its error, every change
+    /// with its before and after values, from the execution history of each execution of the run
+    /// (the first and every retry) merged with the checkpoint records.
+    ///
+    /// Example: assure runs history onboard-123456789012-1700000000 --output json | jq '.[] | select(.event == "TaskFailed")'
+    History {
+        /// The run id.
+        run: String,
+    },
+    /// The audit report of a run: the evidence per control (spec bullet, CIS id, resource, verified
+    /// at), the step × region matrix, the changes and the timeline.
+    ///
+    /// HTML is one self-contained file (no scripts, nothing fetched) to hand to an auditor.
+    ///
+    /// Example: assure runs report onboard-123456789012-1700000000 --format html --out report.html
+    Report {
+        /// The run id.
+        run: String,
+        /// The report's format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+        format: ReportFormat,
+        /// Write the report to this file instead of standard output.
+        #[arg(long, short)]
+        out: Option<std::path::PathBuf>,
     },
     /// Roll a run back: compensate its completed steps in reverse order, from their snapshots.
     ///
@@ -191,6 +220,16 @@ struct VerifyArgs {
     /// Regions to check, comma-separated (default: the deployment's).
     #[arg(long, value_delimiter = ',')]
     regions: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    /// One self-contained page.
+    Html,
+    /// The audit record, for scripts.
+    Json,
+    /// Markdown tables, for a ticket or a pull request.
+    Md,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -246,9 +285,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan_cmd(g, args).await,
         Command::Runs(RunsCommand::Retry { run, timeout }) => retry_cmd(g, &run, timeout).await,
         Command::Runs(RunsCommand::Rollback { run }) => rollback_cmd(g, &run).await,
-        Command::Runs(RunsCommand::List { account, status }) => {
-            list_cmd(g, account.as_deref(), status.as_deref()).await
+        Command::Runs(RunsCommand::List { account, status, since }) => {
+            list_cmd(g, account.as_deref(), status.as_deref(), since.as_deref()).await
         }
+        Command::Runs(RunsCommand::History { run }) => history_cmd(g, &run).await,
+        Command::Runs(RunsCommand::Report { run, format, out }) => report_cmd(g, &run, format, out).await,
         Command::Runs(RunsCommand::Show { run }) => show_cmd(g, &run).await,
         Command::Worker(args) => worker_cmd(g, args).await,
     }
@@ -415,12 +456,49 @@ async fn onboard_cmd(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> 
     follow(g, &aws, &run, &arn, args.timeout).await
 }
 
-async fn list_cmd(g: &Global, account: Option<&str>, status: Option<&str>) -> anyhow::Result<ExitCode> {
+/// `--since`: a duration back from now (`30m`, `24h`, `7d`) or a date, as a time.
+fn parse_since(s: &str, now: time::OffsetDateTime) -> Result<time::OffsetDateTime, StepError> {
+    use time::format_description::well_known::Rfc3339;
+    let bad = || {
+        StepError::invalid_input(format!(
+            "--since: {s:?} is neither a duration (30m, 24h, 7d) nor a date (2026-11-29, 2026-11-29T12:00:00Z)"
+        ))
+    };
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    if let Ok(d) = time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")) {
+        return Ok(d.midnight().assume_utc());
+    }
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "s" => time::Duration::seconds(n),
+        "m" => time::Duration::minutes(n),
+        "h" => time::Duration::hours(n),
+        "d" => time::Duration::days(n),
+        "w" => time::Duration::weeks(n),
+        _ => return Err(bad()),
+    };
+    Ok(now - d)
+}
+
+async fn list_cmd(
+    g: &Global,
+    account: Option<&str>,
+    status: Option<&str>,
+    since: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     if let Some(a) = account {
         a.parse::<AccountId>().map_err(|e| StepError::invalid_input(format!("--account: {}", e.message)))?;
     }
+    let since = since.map(|s| parse_since(s, time::OffsetDateTime::now_utc())).transpose()?;
     let aws = connect(g).await?;
-    let runs = runs::list(&aws, account, status).await?;
+    let mut runs = runs::list(&aws, account, status).await?;
+    if let Some(since) = since {
+        let rfc = time::format_description::well_known::Rfc3339;
+        runs.retain(|r| time::OffsetDateTime::parse(&r.started, &rfc).is_ok_and(|t| t >= since));
+    }
     if g.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&runs)?);
     } else {
@@ -468,6 +546,77 @@ async fn show_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
         if let Some(e) = &r.error {
             println!("{:<16} {:<15} {}", "", "", e);
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn history_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
+    let run_id: RunId = run_id.parse()?;
+    let aws = connect(g).await?;
+    let audit = assure_core::audit::load(&aws, run_id.as_str()).await?;
+    if g.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&audit.timeline)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<24} {:<22} {:<20} {:<16} {:<14} {:>3}  DETAIL",
+        "AT (UTC)", "SOURCE", "EVENT", "STATE/STEP", "REGION", "TRY"
+    );
+    for e in &audit.timeline {
+        let source = match e.source {
+            assure_core::audit::Source::Execution => e.execution.as_deref().unwrap_or("execution"),
+            assure_core::audit::Source::Checkpoint => "checkpoint",
+        };
+        println!(
+            "{:<24} {:<22} {:<20} {:<16} {:<14} {:>3}  {}",
+            e.at,
+            source,
+            e.event,
+            e.state.as_deref().or(e.step.as_deref()).unwrap_or(""),
+            e.region.as_deref().unwrap_or(""),
+            e.attempt.map(|n| n.to_string()).unwrap_or_default(),
+            e.detail
+        );
+        if let Some(c) = &e.change {
+            println!("{:>24}   before: {}", "", c.before);
+            println!("{:>24}   after:  {}", "", c.after);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn report_cmd(
+    g: &Global,
+    run_id: &str,
+    format: ReportFormat,
+    out: Option<std::path::PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let run_id: RunId = run_id.parse()?;
+    let aws = connect(g).await?;
+    let audit = assure_core::audit::load(&aws, run_id.as_str()).await?;
+    let text = match format {
+        ReportFormat::Html => assure_core::report::html(&audit),
+        ReportFormat::Md => assure_core::report::markdown(&audit),
+        ReportFormat::Json => serde_json::to_string_pretty(&audit)? + "\n",
+    };
+    match out {
+        Some(path) => {
+            // Written beside the target, then renamed: a failure never leaves half a report.
+            let tmp = path.with_extension("partial");
+            std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+            let passed = audit.controls.iter().filter(|c| c.passed).count();
+            eprintln!(
+                "wrote {} ({} bytes): run {} {}, {passed}/{} controls, {} changes",
+                path.display(),
+                text.len(),
+                audit.run.run_id,
+                audit.status,
+                audit.controls.len(),
+                audit.changes().count()
+            );
+        }
+        None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,11 +6,13 @@
 //! binary and the step binaries are glue over it; everything here is testable with an endpoint
 //! (the local cloud or wiremock) and nothing else.
 
+pub mod audit;
 pub mod aws;
 pub mod checkpoint;
 pub mod deploy;
 pub mod infra;
 pub mod plan;
+pub mod report;
 pub mod rollback;
 pub mod runs;
 pub mod steps;

@@ -61,24 +61,19 @@ pub async fn retry(aws: &Aws, run_id: &str) -> Result<String, StepError> {
     };
     let input = original.input().unwrap_or("{}").to_owned();
     // The run's executions, newest last: the first and every retry.
-    let mut executions = Vec::new();
-    let mut pages = sfn.list_executions().state_machine_arn(state_machine_arn(aws)).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        for e in page.aws("states:ListExecutions")?.executions() {
-            if e.name() == run_id || e.name().starts_with(&format!("{run_id}-retry-")) {
-                executions.push((e.start_date().secs(), e.name().to_owned(), e.status().as_str().to_owned()));
-            }
-        }
-    }
-    executions.sort();
-    if let Some((_, name, status)) = executions.last() {
-        match status.as_str() {
+    let executions = crate::audit::executions(aws, run_id).await?;
+    if let Some(last) = executions.last() {
+        match last.status.as_str() {
             "RUNNING" => {
-                return Err(StepError::invalid_input(format!("run {run_id} is still running (execution {name})")))
+                return Err(StepError::invalid_input(format!(
+                    "run {run_id} is still running (execution {})",
+                    last.name
+                )))
             }
             "SUCCEEDED" => {
                 return Err(StepError::invalid_input(format!(
-                    "run {run_id} succeeded (execution {name}): nothing to retry"
+                    "run {run_id} succeeded (execution {}): nothing to retry",
+                    last.name
                 )))
             }
             _ => {}

@@ -9,6 +9,17 @@ use serde_json::{json, Value};
 
 const REGIONS: &str = "us-east-1,eu-west-1,us-west-2,eu-central-1";
 
+/// The report's colours for completed and failed cells (`report.rs`'s CSS).
+const GREEN: [u8; 3] = [0x2d, 0xa4, 0x4e];
+const RED: [u8; 3] = [0xcf, 0x22, 0x2e];
+
+/// The table with this id in a rendered DOM.
+fn section<'a>(dom: &'a str, id: &str) -> &'a str {
+    let start = dom.find(&format!(r#"<table id="{id}">"#)).unwrap_or_else(|| panic!("no table {id}"));
+    let end = dom[start..].find("</table>").expect("the table ends") + start;
+    &dom[start..end]
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     let cloud = LocalCloud::start();
@@ -53,6 +64,16 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     assert_eq!(failed.len(), 1, "one failed step: {failed:?}");
     assert_eq!(failed[0], "alarms/us-east-1", "{failed:?}");
 
+    // The auditor's view of the held run: the failed cell is red, the completed ones green.
+    let report = cloud.dir.path().join("held-failed.html");
+    let (code, _, err) = cloud.run(&["runs", "report", "held", "--out", report.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let page = assure_e2e::render(&report, 1280, 1600);
+    let matrix = section(&page.dom, "matrix");
+    assert!(matrix.contains(r#"<td class="cell failed">failed"#), "the failed alarms cell: {matrix}");
+    assert!(page.count(RED) > 2_000, "the failed cell is visibly red: {} red pixels", page.count(RED));
+    assert!(page.count(GREEN) > 20_000, "completed cells are visibly green: {} green pixels", page.count(GREEN));
+
     cloud.reset_calls();
     let (code, out, err) = cloud.run(&["runs", "retry", "held"]);
     assert_eq!(code, 0, "retry failed:\n{out}\n{err}");
@@ -81,6 +102,87 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     assert_eq!(cols[3], "2", "the failed step's second attempt: {row}");
     let (_, out, _) = cloud.run(&["runs", "list", "--status", "failed", "--output", "json"]);
     assert_eq!(out.trim(), "[]", "no run is failed any more");
+
+    let (_, out, _) = cloud.run(&["runs", "list", "--since", "1h", "--output", "json"]);
+    assert!(out.contains("\"held\""), "started within the hour: {out}");
+    let (_, out, _) = cloud.run(&["runs", "list", "--since", "2099-01-01", "--output", "json"]);
+    assert_eq!(out.trim(), "[]", "nothing started in 2099");
+    let (code, _, err) = cloud.run(&["runs", "list", "--since", "yesterday"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--since"), "the bad flag is named: {err}");
+
+    // The timeline: both executions, the failed attempt with its error, the second attempt in the
+    // retry, every state entered also exited, the changes with before and after values.
+    let (code, out, err) = cloud.run(&["runs", "history", "held", "--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let timeline: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let is = |e: &Value, event: &str, step: &str| e["event"] == event && e["step"] == step;
+    let failed_attempt = timeline.iter().find(|e| is(e, "TaskFailed", "alarms")).expect("the failed attempt");
+    assert_eq!(failed_attempt["execution"], "held");
+    assert_eq!(failed_attempt["attempt"], 1);
+    assert!(failed_attempt["detail"].as_str().unwrap().contains("Assure.AccessDenied"), "{failed_attempt}");
+    let second = timeline.iter().find(|e| is(e, "TaskSucceeded", "alarms")).expect("the second attempt");
+    assert_eq!(second["execution"], "held-retry-1");
+    assert_eq!(second["attempt"], 2);
+    // Every state entered is exited, but a Fail state, which ends the execution.
+    for (execution, open) in [("held", vec!["Failed"]), ("held-retry-1", vec![])] {
+        let mut states: Vec<&str> = Vec::new();
+        for e in timeline.iter().filter(|e| e["execution"] == execution) {
+            let state = e["state"].as_str().unwrap_or("");
+            match e["event"].as_str().unwrap() {
+                "StateEntered" => states.push(state),
+                "StateExited" => {
+                    let i = states.iter().position(|s| *s == state).expect("exited a state it entered");
+                    states.remove(i);
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(states, open, "{execution}: states entered and never exited");
+    }
+    assert!(timeline.iter().filter(|e| e["event"] == "StateEntered").count() > 40, "both executions' states");
+    let change = timeline
+        .iter()
+        .find(|e| {
+            e["event"] == "Change" && e["change"]["resource"].as_str().unwrap_or("").contains("root-account-usage")
+        })
+        .expect("the root-usage alarm's change");
+    assert!(change["change"]["before"].is_null() && change["change"]["after"].is_object(), "{change}");
+    let at: Vec<&str> = timeline.iter().map(|e| e["at"].as_str().unwrap()).collect();
+    assert!(at.windows(2).all(|w| w[0] <= w[1]), "oldest first");
+
+    // The report, in its three forms.
+    let (code, out, err) = cloud.run(&["runs", "report", "held", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let audit: Value = serde_json::from_str(&out).unwrap();
+    let controls = audit["controls"].as_array().unwrap();
+    assert_eq!(controls.len(), 73);
+    assert!(controls.iter().all(|c| c["passed"] == true && c["verifiedAt"].is_string() && c["spec"] != ""));
+    let trail = controls.iter().find(|c| c["control"] == "cloudtrail.all-regions").unwrap();
+    assert_eq!(trail["cis"], "3.1");
+    assert_eq!(trail["spec"], "CloudTrail is enabled in all regions");
+    let (code, out, _) = cloud.run(&["runs", "report", "held", "--format", "md"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("| alarms | completed ×2"), "the retried step's two attempts: {out}");
+    assert!(out.contains("| `cloudtrail.all-regions` | CloudTrail is enabled in all regions | 3.1 |"), "{out}");
+    let report = cloud.dir.path().join("held.html");
+    let (code, _, err) = cloud.run(&["runs", "report", "held", "--out", report.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("73/73 controls"), "{err}");
+    let page = assure_e2e::render(&report, 1280, 1600);
+    let matrix = section(&page.dom, "matrix");
+    assert_eq!(matrix.matches("<tr>").count(), 14, "a header and 13 steps: {matrix}");
+    assert_eq!(matrix.matches(r#"class="cell completed""#).count(), 7 + 6 * 4, "{matrix}");
+    assert!(!matrix.contains("cell failed"), "{matrix}");
+    assert!(page.count(GREEN) > 40_000, "the matrix is visible in green: {} green pixels", page.count(GREEN));
+    assert_eq!(section(&page.dom, "evidence").matches("<tr>").count(), 74, "73 controls and a header");
+    assert!(page.dom.contains(r#"<span id="status" class="badge SUCCEEDED">SUCCEEDED</span>"#));
+
+    for cmd in ["history", "report", "show"] {
+        let (code, _, err) = cloud.run(&["runs", cmd, "no-such-run"]);
+        assert_eq!(code, 2, "runs {cmd}: {err}");
+        assert!(err.contains("run no-such-run: no such run"), "runs {cmd}: {err}");
+    }
 
     // A run that succeeded has nothing to retry.
     let (code, _, err) = cloud.run(&["runs", "retry", "held"]);

@@ -1,0 +1,378 @@
+//! The audit record of one run, put together from the two places it lives: the Step Functions
+//! execution history of every execution of the run (the first and each retry: every state entered
+//! and exited, every task attempt and its error) and the checkpoint records (what each step changed,
+//! with before and after values, and the evidence verify recorded). `runs history` prints its
+//! timeline and `runs report` renders all of it (see `report`).
+
+use std::collections::HashMap;
+
+use assure_contract::{Change, Control, Evidence, RunInput, StepError, StepName};
+use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::aws::{error_code, Aws, AwsResultExt};
+use crate::checkpoint::{Record, Status, Store};
+use crate::runs::{self, history};
+
+/// One execution of a run.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    pub name: String,
+    pub arn: String,
+    pub status: String,
+    pub started: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+/// Where a timeline entry comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The Step Functions execution history.
+    Execution,
+    /// The checkpoint records.
+    Checkpoint,
+}
+
+/// One thing that happened in a run.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// UTC, RFC 3339 with milliseconds.
+    pub at: String,
+    pub source: Source,
+    /// The execution it happened in (history entries only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+    /// `ExecutionStarted`, `StateEntered`, `StateExited`, `TaskScheduled`, `TaskSucceeded`,
+    /// `TaskFailed`, `TaskTimedOut`, `ExecutionSucceeded`, `ExecutionFailed`, … from the history;
+    /// `StepCompleted`, `StepFailed`, `Change` from the checkpoints.
+    pub event: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// The error name, summary or outcome, for people.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+    /// Sort key: nanoseconds since the epoch.
+    #[serde(skip)]
+    nanos: i128,
+}
+
+/// One control in one region, as the report states it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlResult {
+    pub control: String,
+    /// The spec bullet, word for word.
+    pub spec: String,
+    pub cis: Option<String>,
+    pub account: String,
+    pub region: String,
+    pub resource: String,
+    pub passed: bool,
+    pub detail: String,
+    /// When verify observed it (the verify step's completion), if it ran.
+    pub verified_at: Option<String>,
+}
+
+/// Everything known about a run.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Audit {
+    pub run: RunInput,
+    /// The status of the latest execution.
+    pub status: String,
+    pub executions: Vec<Execution>,
+    /// The checkpoint records, in the state machine's step order, then by region.
+    pub records: Vec<Record>,
+    /// Oldest first.
+    pub timeline: Vec<Entry>,
+    pub controls: Vec<ControlResult>,
+}
+
+impl Audit {
+    /// Every change the run made, in step order.
+    pub fn changes(&self) -> impl Iterator<Item = (&Record, &Change)> {
+        self.records.iter().flat_map(|r| r.output.iter().flat_map(move |o| o.changes.iter().map(move |c| (r, c))))
+    }
+
+    /// The record of a step in a region.
+    pub fn record(&self, step: StepName, region: &str) -> Option<&Record> {
+        self.records.iter().find(|r| r.step == step && r.region.as_str() == region)
+    }
+
+    /// Failed task attempts (from the history), per step and region.
+    pub fn failed_attempts(&self) -> HashMap<(String, String), usize> {
+        let mut out = HashMap::new();
+        for e in &self.timeline {
+            if matches!(e.event.as_str(), "TaskFailed" | "TaskTimedOut") {
+                let key = (e.step.clone().unwrap_or_default(), e.region.clone().unwrap_or_default());
+                *out.entry(key).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+}
+
+fn fmt(t: time::OffsetDateTime) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_default()
+}
+
+fn parse(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+fn from_smithy(t: &aws_smithy_types::DateTime) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The executions of a run, oldest first: the first is named by the run id, retries `RUN-retry-N`.
+pub async fn executions(aws: &Aws, run_id: &str) -> Result<Vec<Execution>, StepError> {
+    let sfn = aws.pipeline().sfn();
+    let mut found = Vec::new();
+    let mut pages = sfn.list_executions().state_machine_arn(runs::state_machine_arn(aws)).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for e in page.aws("states:ListExecutions")?.executions() {
+            if e.name() == run_id || e.name().starts_with(&format!("{run_id}-retry-")) {
+                found.push((e.start_date().as_nanos(), e.execution_arn().to_owned()));
+            }
+        }
+    }
+    found.sort();
+    let mut out = Vec::new();
+    for (_, arn) in found {
+        let d = sfn.describe_execution().execution_arn(&arn).send().await.aws("states:DescribeExecution")?;
+        out.push(Execution {
+            name: d.name().unwrap_or_default().to_owned(),
+            arn,
+            status: d.status().as_str().to_owned(),
+            started: fmt(from_smithy(d.start_date())),
+            stopped: d.stop_date().map(|t| fmt(from_smithy(t))),
+            error: d.error().map(str::to_owned),
+            cause: d.cause().map(str::to_owned),
+        });
+    }
+    Ok(out)
+}
+
+/// Loads a run's audit record. An unknown run is `Assure.InvalidInput`.
+pub async fn load(aws: &Aws, run_id: &str) -> Result<Audit, StepError> {
+    let sfn = aws.pipeline().sfn();
+    let first = match sfn.describe_execution().execution_arn(runs::execution_arn(aws, run_id)).send().await {
+        Ok(d) => d,
+        Err(e) if error_code(&e) == Some("ExecutionDoesNotExist") => {
+            return Err(StepError::invalid_input(format!("run {run_id}: no such run")))
+        }
+        Err(e) => return Err(e).aws("states:DescribeExecution"),
+    };
+    let doc: Value = serde_json::from_str(first.input().unwrap_or("{}"))
+        .map_err(|e| StepError::internal(format!("run {run_id}: input is not JSON: {e}")))?;
+    let run: RunInput = serde_json::from_value(doc["run"].clone())
+        .map_err(|e| StepError::internal(format!("run {run_id}: input is not a run: {e}")))?;
+
+    let executions = executions(aws, run_id).await?;
+    let mut timeline = Vec::new();
+    // Attempts count across executions: a retry's first attempt at a step is its second.
+    let mut attempts = HashMap::new();
+    for ex in &executions {
+        let events = history(aws, &ex.arn).await?;
+        timeline.extend(history_entries(&ex.name, &events, &mut attempts));
+    }
+
+    let mut records = Store::new(aws).list(run_id).await?;
+    let order = |s: StepName| StepName::ALL.iter().position(|x| *x == s).unwrap_or(usize::MAX);
+    records.sort_by(|a, b| (order(a.step), a.region.as_str()).cmp(&(order(b.step), b.region.as_str())));
+    timeline.extend(records.iter().flat_map(checkpoint_entries));
+    timeline.sort_by_key(|e| e.nanos);
+
+    let controls = controls(&records);
+    let status = executions.last().map(|e| e.status.clone()).unwrap_or_default();
+    Ok(Audit { run, status, executions, records, timeline, controls })
+}
+
+/// The evidence of the run's verify step, or, while verify has not completed, whatever evidence
+/// other steps recorded (unverified).
+fn controls(records: &[Record]) -> Vec<ControlResult> {
+    let verify: Vec<&Record> = records.iter().filter(|r| r.step == StepName::Verify).collect();
+    let sources: Vec<&Record> =
+        if verify.iter().any(|r| r.output.is_some()) { verify } else { records.iter().collect() };
+    let mut out = Vec::new();
+    for r in sources {
+        let Some(o) = &r.output else { continue };
+        let at = (r.step == StepName::Verify).then(|| r.finished_at.clone()).flatten().and_then(|t| parse(&t)).map(fmt);
+        for e in &o.evidence {
+            out.push(control_result(e, at.clone()));
+        }
+    }
+    out
+}
+
+fn control_result(e: &Evidence, verified_at: Option<String>) -> ControlResult {
+    let c = Control::find(&e.control);
+    ControlResult {
+        control: e.control.clone(),
+        spec: c.map(|c| c.spec.to_owned()).unwrap_or_default(),
+        cis: c.and_then(|c| c.cis).map(str::to_owned),
+        account: e.account.to_string(),
+        region: e.region.to_string(),
+        resource: e.resource.clone(),
+        passed: e.passed,
+        detail: e.detail.clone(),
+        verified_at,
+    }
+}
+
+fn entry(at: time::OffsetDateTime, source: Source, event: &str) -> Entry {
+    Entry {
+        at: fmt(at),
+        source,
+        execution: None,
+        event: event.to_owned(),
+        state: None,
+        step: None,
+        region: None,
+        attempt: None,
+        detail: String::new(),
+        change: None,
+        nanos: at.unix_timestamp_nanos(),
+    }
+}
+
+fn checkpoint_entries(r: &Record) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let Some(at) = r.finished_at.as_deref().and_then(parse) else { return out };
+    let base = |event: &str| Entry {
+        step: Some(r.step.to_string()),
+        region: Some(r.region.to_string()),
+        attempt: Some(r.attempt),
+        ..entry(at, Source::Checkpoint, event)
+    };
+    match r.status {
+        Status::Completed => {
+            let o = r.output.as_ref();
+            out.push(Entry { detail: o.map(|o| o.summary.clone()).unwrap_or_default(), ..base("StepCompleted") });
+            for c in o.map(|o| o.changes.as_slice()).unwrap_or_default() {
+                out.push(Entry {
+                    detail: format!("{} {}", c.action, c.resource),
+                    change: Some(c.clone()),
+                    ..base("Change")
+                });
+            }
+        }
+        Status::Failed => out.push(Entry {
+            detail: r.error.as_ref().map(|e| format!("{}: {}", e.name, e.message)).unwrap_or_default(),
+            ..base("StepFailed")
+        }),
+        Status::Running => {}
+    }
+    out
+}
+
+/// The (step, region) a task message names, from a `TaskScheduled` event's parameters.
+fn task_target(ev: &HistoryEvent) -> Option<(String, String)> {
+    let params: Value = serde_json::from_str(ev.task_scheduled_event_details()?.parameters()).ok()?;
+    let body = match &params["MessageBody"] {
+        Value::String(s) => serde_json::from_str(s).ok()?,
+        v => v.clone(),
+    };
+    Some((body["step"].as_str()?.to_owned(), body["region"].as_str()?.to_owned()))
+}
+
+fn history_entries(
+    execution: &str,
+    events: &[HistoryEvent],
+    attempts: &mut HashMap<(String, String), u32>,
+) -> Vec<Entry> {
+    let mut tasks: HashMap<i64, (String, String)> = HashMap::new();
+    let mut out = Vec::new();
+    for ev in events {
+        let at = from_smithy(ev.timestamp());
+        let mut e = Entry { execution: Some(execution.to_owned()), ..entry(at, Source::Execution, "") };
+        let parent = tasks.get(&ev.previous_event_id()).cloned();
+        let t = ev.r#type().as_str();
+        if let Some(d) = ev.state_entered_event_details() {
+            e.event = "StateEntered".into();
+            e.state = Some(d.name().to_owned());
+        } else if let Some(d) = ev.state_exited_event_details() {
+            e.event = "StateExited".into();
+            e.state = Some(d.name().to_owned());
+        } else {
+            match ev.r#type() {
+                HistoryEventType::ExecutionStarted
+                | HistoryEventType::ExecutionSucceeded
+                | HistoryEventType::MapStateStarted
+                | HistoryEventType::MapStateSucceeded => e.event = t.to_owned(),
+                HistoryEventType::ExecutionFailed => {
+                    let d = ev.execution_failed_event_details();
+                    e.event = t.to_owned();
+                    e.detail = format!(
+                        "{}: {}",
+                        d.and_then(|d| d.error()).unwrap_or_default(),
+                        d.and_then(|d| d.cause()).unwrap_or_default()
+                    );
+                }
+                HistoryEventType::ExecutionAborted | HistoryEventType::ExecutionTimedOut => e.event = t.to_owned(),
+                HistoryEventType::TaskScheduled => {
+                    let Some(target) = task_target(ev) else { continue };
+                    let n = attempts.entry(target.clone()).or_insert(0);
+                    *n += 1;
+                    e.event = t.to_owned();
+                    e.attempt = Some(*n);
+                    (e.step, e.region) = (Some(target.0.clone()), Some(target.1.clone()));
+                    tasks.insert(ev.id(), target);
+                }
+                HistoryEventType::TaskStarted | HistoryEventType::TaskSubmitted => {
+                    if let Some(p) = parent {
+                        tasks.insert(ev.id(), p);
+                    }
+                    continue;
+                }
+                HistoryEventType::TaskSucceeded | HistoryEventType::TaskFailed | HistoryEventType::TaskTimedOut => {
+                    let (step, region) = parent.unwrap_or_default();
+                    e.attempt = attempts.get(&(step.clone(), region.clone())).copied();
+                    e.event = t.to_owned();
+                    e.detail = match ev.r#type() {
+                        HistoryEventType::TaskFailed => {
+                            let d = ev.task_failed_event_details();
+                            format!(
+                                "{}: {}",
+                                d.and_then(|d| d.error()).unwrap_or_default(),
+                                d.and_then(|d| d.cause()).unwrap_or_default()
+                            )
+                        }
+                        HistoryEventType::TaskTimedOut => {
+                            let d = ev.task_timed_out_event_details();
+                            d.and_then(|d| d.error()).unwrap_or("States.Timeout").to_owned()
+                        }
+                        _ => ev
+                            .task_succeeded_event_details()
+                            .and_then(|d| d.output())
+                            .and_then(|o| serde_json::from_str::<Value>(o).ok())
+                            .and_then(|v| v["summary"].as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                    };
+                    (e.step, e.region) = (Some(step), Some(region));
+                }
+                _ => continue,
+            }
+        }
+        out.push(e);
+    }
+    out
+}
