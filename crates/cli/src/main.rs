@@ -1,6 +1,7 @@
 //! `assure`: glue between the command line and `assure_core`. Parses flags, validates them into
 //! typed values once, calls the core, prints data on stdout and everything else on stderr.
 
+mod config;
 mod local;
 
 use std::io::IsTerminal;
@@ -44,6 +45,9 @@ struct Global {
     /// Output format of data written to stdout.
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
+    /// Configuration file (TOML; see `assure config schema`). Flags given on the command line win.
+    #[arg(long, global = true, env = "ASSURE_CONFIG")]
+    config: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,26 +89,56 @@ enum Command {
     /// Runs: resume a failed run.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// The configuration file: print its JSON Schema, or check a file against it.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script.
+    ///
+    /// Example: assure completions bash > ~/.local/share/bash-completion/completions/assure
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Run the step workers locally: poll every step queue and run the step binaries.
     ///
     /// `assure local up` starts one for you; run this only to watch workers in the foreground.
     Worker(WorkerArgs),
 }
 
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the JSON Schema of the configuration file (for editors and CI checks).
+    ///
+    /// Example: assure config schema > assure.schema.json
+    Schema,
+    /// Check a configuration file: exit 0 and print it with its defaults filled in, or exit 2
+    /// naming each bad field and why.
+    ///
+    /// Example: assure config check assure.toml
+    Check {
+        /// The file (default: --config).
+        file: Option<std::path::PathBuf>,
+    },
+}
+
 #[derive(Args)]
 struct DeployArgs {
-    /// The organization's logging account (holds the shared logging bucket).
+    /// The organization's logging account (holds the shared logging bucket). Default: the config
+    /// file's organization.logging_account.
     #[arg(long)]
-    logging_account: String,
-    /// The organization's security account (delegated administrator for GuardDuty, Access Analyzer, Config).
+    logging_account: Option<String>,
+    /// The organization's security account (delegated administrator for GuardDuty, Access Analyzer,
+    /// Config). Default: the config file's organization.security_account.
     #[arg(long)]
-    security_account: String,
-    /// Regions runs cover by default, comma-separated; the first is the home region.
-    #[arg(long, value_delimiter = ',', default_value = "us-east-1")]
-    regions: Vec<String>,
-    /// The role assure assumes in every account.
-    #[arg(long, default_value = assure_contract::DEFAULT_ROLE_NAME)]
-    role_name: String,
+    security_account: Option<String>,
+    /// Regions runs cover by default, comma-separated; the first is the home region. Default: the
+    /// config file's regions, else us-east-1.
+    #[arg(long, value_delimiter = ',')]
+    regions: Option<Vec<String>>,
+    /// The role assure assumes in every account. Default: the config file's role_name, else
+    /// AssureExecutionRole.
+    #[arg(long)]
+    role_name: Option<String>,
     /// Only record the settings, for a pipeline deployed with infra/assure.template.json.
     #[arg(long)]
     settings_only: bool,
@@ -117,15 +151,16 @@ struct OnboardArgs {
     /// Regions to cover, comma-separated (default: the deployment's).
     #[arg(long, value_delimiter = ',')]
     regions: Option<Vec<String>>,
-    /// What to do when a step fails for good.
-    #[arg(long, value_enum, default_value_t = Policy::Hold)]
-    on_failure: Policy,
+    /// What to do when a step fails for good (default: the config file's options.on_failure, else hold).
+    #[arg(long, value_enum)]
+    on_failure: Option<Policy>,
     /// Run id (default: onboard-ACCOUNT-UNIXTIME). Starting an existing run id follows that run.
     #[arg(long)]
     run_id: Option<String>,
-    /// Give up following the run after this many seconds (the run itself goes on).
-    #[arg(long, default_value_t = 1800)]
-    timeout: u64,
+    /// Give up following the run after this many seconds (the run itself goes on). Default: the
+    /// config file's options.timeout_seconds, else 1800.
+    #[arg(long)]
+    timeout: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -292,7 +327,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs(RunsCommand::Report { run, format, out }) => report_cmd(g, &run, format, out).await,
         Command::Runs(RunsCommand::Show { run }) => show_cmd(g, &run).await,
         Command::Worker(args) => worker_cmd(g, args).await,
+        Command::Config(ConfigCommand::Schema) => {
+            println!("{}", serde_json::to_string_pretty(&assure_contract::Config::schema())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            let Some(path) = file.or_else(|| g.config.clone()) else {
+                return Err(StepError::invalid_input("config check: name a file (or set --config)").into());
+            };
+            let c = config::load(&path)?;
+            if g.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                println!("{}", toml::to_string(&c)?);
+                eprintln!("{}: valid", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "assure", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The configuration file, when one is given.
+fn config_of(g: &Global) -> Result<Option<assure_contract::Config>, StepError> {
+    g.config.as_deref().map(config::load).transpose()
 }
 
 async fn connect(g: &Global) -> anyhow::Result<Aws> {
@@ -306,15 +368,30 @@ fn parse_regions(list: &[String]) -> Result<Vec<Region>, StepError> {
 }
 
 async fn deploy_cmd(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode> {
-    let logging: AccountId = args
-        .logging_account
-        .parse()
-        .map_err(|e: StepError| StepError::invalid_input(format!("--logging-account: {}", e.message)))?;
-    let security: AccountId = args
-        .security_account
-        .parse()
-        .map_err(|e: StepError| StepError::invalid_input(format!("--security-account: {}", e.message)))?;
-    let regions = parse_regions(&args.regions)?;
+    let file = config_of(g)?;
+    let org = file.as_ref().map(|c| &c.organization);
+    let account = |flag: Option<String>, name: &str, from_file: Option<&AccountId>| -> Result<AccountId, StepError> {
+        match flag {
+            Some(s) => s.parse().map_err(|e: StepError| StepError::invalid_input(format!("--{name}: {}", e.message))),
+            None => from_file.cloned().ok_or_else(|| {
+                StepError::invalid_input(format!(
+                    "--{name} is required (or organization.{} in the --config file)",
+                    name.replace('-', "_")
+                ))
+            }),
+        }
+    };
+    let logging = account(args.logging_account, "logging-account", org.map(|o| &o.logging_account))?;
+    let security = account(args.security_account, "security-account", org.map(|o| &o.security_account))?;
+    let regions = match (&args.regions, &file) {
+        (Some(r), _) => parse_regions(r)?,
+        (None, Some(c)) => c.regions.clone(),
+        (None, None) => vec![assure_contract::Region::try_from("us-east-1".to_owned())?],
+    };
+    let role_name = args
+        .role_name
+        .or_else(|| file.as_ref().map(|c| c.role_name.clone()))
+        .unwrap_or_else(|| assure_contract::DEFAULT_ROLE_NAME.to_owned());
     let Some(home) = regions.first().cloned() else { bail!("--regions: at least one region is needed") };
     let aws = connect(g).await?;
     let management: AccountId = aws.pipeline().account.clone();
@@ -322,7 +399,8 @@ async fn deploy_cmd(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode> {
         org: OrgLayout { management, logging, security },
         regions,
         home_region: home,
-        role_name: args.role_name,
+        role_name,
+        notify: file.and_then(|c| c.notifications),
     };
     if args.settings_only {
         let changes = deploy::write_settings(&aws, &settings).await?;
@@ -388,6 +466,7 @@ async fn run_input(
         org: settings.org.clone(),
         role_name: settings.role_name.clone(),
         policy,
+        notify: settings.notify.clone(),
     };
     let aws = aws.with_role(&run.role_name);
     assure_core::steps::preflight::validate(&aws, &run).await?;
@@ -444,16 +523,19 @@ async fn verify_cmd(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn onboard_cmd(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> {
+    let options = config_of(g)?.map(|c| c.options).unwrap_or_default();
     let policy = match args.on_failure {
-        Policy::Hold => FailurePolicy::Hold,
-        Policy::Rollback => FailurePolicy::Rollback,
+        Some(Policy::Hold) => FailurePolicy::Hold,
+        Some(Policy::Rollback) => FailurePolicy::Rollback,
+        None => options.on_failure,
     };
+    let timeout = args.timeout.unwrap_or(options.timeout_seconds);
     // Bad input fails here, before the run starts and before any change.
     let (aws, run) = run_input(g, &args.account, args.regions.as_deref(), args.run_id.as_deref(), policy).await?;
 
     let arn = runs::start(&aws, &run).await?;
     eprintln!("run {} started: {} in {} region(s)", run.run_id, run.account, run.regions.len());
-    follow(g, &aws, &run, &arn, args.timeout).await
+    follow(g, &aws, &run, &arn, timeout).await
 }
 
 /// `--since`: a duration back from now (`30m`, `24h`, `7d`) or a date, as a time.

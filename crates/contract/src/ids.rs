@@ -9,10 +9,22 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorName, StepError};
 
 /// A 12-digit AWS account id.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-#[schemars(with = "String")]
 pub struct AccountId(String);
+
+impl JsonSchema for AccountId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AccountId".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9]{12}$",
+            "description": "A 12-digit AWS account id."
+        })
+    }
+}
 
 impl AccountId {
     pub fn as_str(&self) -> &str {
@@ -92,10 +104,22 @@ pub const KNOWN_REGIONS: &[&str] = &[
 ];
 
 /// An AWS region name from [`KNOWN_REGIONS`].
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-#[schemars(with = "String")]
 pub struct Region(String);
+
+impl JsonSchema for Region {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Region".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "enum": KNOWN_REGIONS,
+            "description": "An AWS region assure knows."
+        })
+    }
+}
 
 impl Region {
     pub fn as_str(&self) -> &str {

@@ -6,13 +6,16 @@
 //! with serde and schemars derives, so the JSON the state machine passes around has one definition.
 
 mod catalogue;
+mod config;
 mod error;
 mod ids;
 mod run;
 
 pub use catalogue::{Control, CONTROLS};
+pub use config::{Config, Options, Organization};
 pub use error::{ErrorName, StepError};
 pub use ids::{AccountId, Region, RunId, KNOWN_REGIONS};
 pub use run::{
-    Change, Evidence, FailurePolicy, OrgLayout, RunInput, StepName, StepOutput, TaskMessage, DEFAULT_ROLE_NAME,
+    Change, Evidence, FailurePolicy, Notify, NotifyProtocol, OrgLayout, RunInput, StepName, StepOutput, TaskMessage,
+    DEFAULT_ROLE_NAME,
 };

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::StepError;
 use crate::ids::{AccountId, Region, RunId};
 
 /// The role assure assumes in every account it touches, unless the deployment names another.
@@ -60,6 +61,56 @@ pub struct RunInput {
     pub role_name: String,
     #[serde(default)]
     pub policy: FailurePolicy,
+    /// Who the alarms notify: subscribed to the alarm topic by the alarms step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
+}
+
+/// An endpoint subscribed to the alarm topic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Notify {
+    pub protocol: NotifyProtocol,
+    /// An email address for `email`, an `https://` URL for `https`.
+    pub endpoint: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyProtocol {
+    Email,
+    Https,
+}
+
+impl NotifyProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyProtocol::Email => "email",
+            NotifyProtocol::Https => "https",
+        }
+    }
+}
+
+impl Notify {
+    /// Checks the endpoint fits the protocol.
+    pub fn validate(&self) -> Result<(), StepError> {
+        let ok = match self.protocol {
+            NotifyProtocol::Email => {
+                let mut parts = self.endpoint.splitn(2, '@');
+                matches!((parts.next(), parts.next()), (Some(u), Some(d)) if !u.is_empty() && d.contains('.') && !d.contains(char::is_whitespace))
+            }
+            NotifyProtocol::Https => self.endpoint.starts_with("https://") && self.endpoint.len() > "https://".len(),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(StepError::invalid_input(format!(
+                "notifications.endpoint: {:?} is not a valid {} endpoint",
+                self.endpoint,
+                self.protocol.as_str()
+            )))
+        }
+    }
 }
 
 impl RunInput {

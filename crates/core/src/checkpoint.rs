@@ -51,10 +51,14 @@ fn sha(bytes: &[u8]) -> String {
 
 /// What a step's result depends on; the run id and the failure policy do not count.
 pub fn input_digest(run: &RunInput, step: StepName, region: &Region) -> String {
-    let v = serde_json::json!({
+    let mut v = serde_json::json!({
         "account": run.account, "regions": run.regions, "homeRegion": run.home_region,
         "org": run.org, "roleName": run.role_name, "step": step, "region": region,
     });
+    // Only when set, so runs without notifications keep the digests they always had.
+    if let Some(n) = &run.notify {
+        v["notify"] = serde_json::json!(n);
+    }
     sha(v.to_string().as_bytes())
 }
 

@@ -33,6 +33,9 @@ pub struct Settings {
     pub home_region: Region,
     /// The role assumed in every account.
     pub role_name: String,
+    /// Who the alarms notify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<assure_contract::Notify>,
 }
 
 /// Where the pipeline lives in an account.

@@ -140,6 +140,18 @@ async fn read(acct: &AccountConfig) -> Result<Found, StepError> {
     Ok(Found { filters, alarms, topic_key })
 }
 
+/// The topic's subscriptions as (protocol, endpoint), confirmed or pending.
+async fn subscriptions(acct: &AccountConfig, topic: &str) -> Result<Vec<(String, String)>, StepError> {
+    let mut out = Vec::new();
+    let mut pages = acct.sns().list_subscriptions_by_topic().topic_arn(topic).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for s in page.aws(format!("sns:ListSubscriptionsByTopic {ALARM_TOPIC}"))?.subscriptions() {
+            out.push((s.protocol().unwrap_or_default().to_owned(), s.endpoint().unwrap_or_default().to_owned()));
+        }
+    }
+    Ok(out)
+}
+
 pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let region = &run.home_region;
     let target = aws.account(&run.account, region).await?;
@@ -175,6 +187,33 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
             changes.push(format!("sns:{ALARM_TOPIC}/KmsMasterKeyId"), "update", json!(key), json!(TOPIC_KEY));
         }
         Some(_) => {}
+    }
+    if let Some(n) = &run.notify {
+        let subscribed = match found.topic_key {
+            None => false,
+            Some(_) => {
+                subscriptions(&target, &topic).await?.contains(&(n.protocol.as_str().to_owned(), n.endpoint.clone()))
+            }
+        };
+        if !subscribed {
+            if changes.live() {
+                target
+                    .sns()
+                    .subscribe()
+                    .topic_arn(&topic)
+                    .protocol(n.protocol.as_str())
+                    .endpoint(&n.endpoint)
+                    .send()
+                    .await
+                    .aws(format!("sns:Subscribe {ALARM_TOPIC}"))?;
+            }
+            changes.push(
+                format!("sns:{ALARM_TOPIC}/subscription/{}:{}", n.protocol.as_str(), n.endpoint),
+                "subscribe",
+                Value::Null,
+                json!({"protocol": n.protocol.as_str(), "endpoint": n.endpoint}),
+            );
+        }
     }
     for (_, short, pattern) in FILTERS {
         let name = format!("{ALARM_PREFIX}{short}");

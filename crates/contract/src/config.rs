@@ -1,0 +1,97 @@
+//! The configuration file (`assure.toml`): the organization's layout, the regions, the role, who
+//! the alarms notify and the run options, in one place under version control. Its JSON Schema is
+//! generated from these types (`assure config schema`); the CLI validates a file against that
+//! schema, so an editor with the schema and the CLI agree on what is valid.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AccountId, Region};
+use crate::run::{FailurePolicy, Notify, DEFAULT_ROLE_NAME};
+
+/// The whole file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "assure configuration", example = example())]
+pub struct Config {
+    pub organization: Organization,
+    /// Regions runs cover unless a command names others; the first is the home region, which owns
+    /// the global resources (trail, alarms, logging bucket).
+    #[schemars(length(min = 1))]
+    pub regions: Vec<Region>,
+    /// The role assure assumes in every account (deployed by infra/member-role.template.json).
+    #[serde(default = "default_role")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[\w+=,.@-]+$"))]
+    pub role_name: String,
+    /// Who the CIS alarms notify; subscribed to the alarm topic in each onboarded account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notify>,
+    #[serde(default)]
+    pub options: Options,
+}
+
+/// The organization's special accounts. The management account is the one the pipeline runs in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Organization {
+    /// Holds the shared logging bucket all trails and Config deliver to.
+    pub logging_account: AccountId,
+    /// The delegated administrator for GuardDuty, Access Analyzer and Config.
+    pub security_account: AccountId,
+}
+
+/// How runs behave.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// What a run does when a step fails for good: `hold` (keep, ready for retry) or `rollback`.
+    #[serde(default)]
+    pub on_failure: FailurePolicy,
+    /// Accounts onboarded at once by bulk onboarding.
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 40))]
+    pub concurrency: u32,
+    /// How long a command follows a run before giving up (the run itself goes on).
+    #[serde(default = "default_timeout")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub timeout_seconds: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            on_failure: FailurePolicy::Hold,
+            concurrency: default_concurrency(),
+            timeout_seconds: default_timeout(),
+        }
+    }
+}
+
+fn default_role() -> String {
+    DEFAULT_ROLE_NAME.to_owned()
+}
+
+fn default_concurrency() -> u32 {
+    4
+}
+
+fn default_timeout() -> u64 {
+    1800
+}
+
+fn example() -> serde_json::Value {
+    serde_json::json!({
+        "organization": {"logging_account": "111111111111", "security_account": "222222222222"},
+        "regions": ["us-east-1", "eu-west-1"],
+        "role_name": DEFAULT_ROLE_NAME,
+        "notifications": {"protocol": "email", "endpoint": "secops@example.com"},
+        "options": {"on_failure": "hold", "concurrency": 4, "timeout_seconds": 1800}
+    })
+}
+
+impl Config {
+    /// The JSON Schema of the file.
+    pub fn schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
+    }
+}
