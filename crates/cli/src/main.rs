@@ -755,9 +755,32 @@ async fn follow(g: &Global, aws: &Aws, run: &RunInput, arn: &str, timeout: u64) 
     eprintln!("  execution {arn}");
     let json = g.output == Output::Json;
     let tty = std::io::stderr().is_terminal();
+    // On a terminal, a bar over the run's tasks (each step once, regional steps once per region);
+    // elsewhere (CI logs, pipes) plain lines only.
+    let tasks = assure_contract::StepName::ALL
+        .iter()
+        .filter(|s| **s != assure_contract::StepName::Rollback)
+        .map(|s| if s.regional() { run.regions.len() } else { 1 })
+        .sum::<usize>();
+    let bar = if tty {
+        let b = indicatif::ProgressBar::new(tasks as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("  {bar:30.green/white} {pos}/{len} tasks  {elapsed}  {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let finished = runs::watch(aws, arn, Duration::from_millis(500), Duration::from_secs(timeout), |p| {
         if json {
             println!("{}", serde_json::to_string(p).unwrap_or_default());
+        }
+        match p {
+            Progress::StepStarted { step, region } => bar.set_message(format!("{step} {region}")),
+            Progress::StepSucceeded { .. } => bar.inc(1),
+            _ => {}
         }
         let line = match p {
             Progress::StepStarted { step, region } => {
@@ -773,11 +796,15 @@ async fn follow(g: &Global, aws: &Aws, run: &RunInput, arn: &str, timeout: u64) 
                 format!("  ⏱ {step:<15} {region:<15} timed out (retrying)")
             }
         };
-        if !json || tty {
+        if tty {
+            bar.println(line);
+        } else if !json {
             eprintln!("{line}");
         }
     })
-    .await?;
+    .await;
+    bar.finish_and_clear();
+    let finished = finished?;
     let succeeded = finished.status == "SUCCEEDED";
     if json {
         println!(

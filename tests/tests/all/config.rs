@@ -86,3 +86,18 @@ timeout_seconds = 600
     assert!(err.contains("sns:Subscribe") && err.contains("Assure.AccessDenied"), "{err}");
     assert!(out.contains("→ Rollback"), "rolled back by the file's policy:\n{out}\n{err}");
 }
+
+#[test]
+fn completions_cover_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = std::process::Command::new(assure_e2e::bin_dir().join("assure"))
+            .args(["completions", shell])
+            .output()
+            .expect("run assure");
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for word in ["onboard", "history", "report", "schema", "--output"] {
+            assert!(text.contains(word), "{shell} completions lack {word}");
+        }
+    }
+}
