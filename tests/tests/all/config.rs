@@ -96,7 +96,7 @@ fn completions_cover_every_command() {
             .expect("run assure");
         assert!(out.status.success(), "{shell}");
         let text = String::from_utf8_lossy(&out.stdout);
-        for word in ["onboard", "history", "report", "schema", "--output"] {
+        for word in ["onboard", "history", "report", "schema", "output"] {
             assert!(text.contains(word), "{shell} completions lack {word}");
         }
     }
