@@ -640,19 +640,20 @@ async fn history_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&audit.timeline)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let source = |e: &assure_core::audit::Entry| match e.source {
+        assure_core::audit::Source::Execution => e.execution.clone().unwrap_or_default(),
+        assure_core::audit::Source::Checkpoint => "checkpoint".to_owned(),
+    };
+    let w = audit.timeline.iter().map(|e| source(e).len()).max().unwrap_or(10).max(10);
     println!(
-        "{:<24} {:<22} {:<20} {:<16} {:<14} {:>3}  DETAIL",
+        "{:<24} {:<w$} {:<20} {:<16} {:<14} {:>3}  DETAIL",
         "AT (UTC)", "SOURCE", "EVENT", "STATE/STEP", "REGION", "TRY"
     );
     for e in &audit.timeline {
-        let source = match e.source {
-            assure_core::audit::Source::Execution => e.execution.as_deref().unwrap_or("execution"),
-            assure_core::audit::Source::Checkpoint => "checkpoint",
-        };
         println!(
-            "{:<24} {:<22} {:<20} {:<16} {:<14} {:>3}  {}",
+            "{:<24} {:<w$} {:<20} {:<16} {:<14} {:>3}  {}",
             e.at,
-            source,
+            source(e),
             e.event,
             e.state.as_deref().or(e.step.as_deref()).unwrap_or(""),
             e.region.as_deref().unwrap_or(""),

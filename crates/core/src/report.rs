@@ -85,7 +85,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:1px s
 table{border-collapse:collapse;width:100%;margin:.6rem 0}th,td{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 #run th{width:14rem}
 th{background:#f6f8fa}code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}pre{margin:0;white-space:pre-wrap;overflow-wrap:anywhere;max-width:32rem}
-.badge{display:inline-block;padding:.15rem .6rem;border-radius:1rem;font-weight:600}
+.badge{display:inline-block;padding:.15rem .6rem;border-radius:1rem;font-weight:600;white-space:nowrap}
 .SUCCEEDED,.completed,.pass{background:#2da44e;color:#fff}.FAILED,.failed,.fail,.TIMED_OUT,.ABORTED{background:#cf222e;color:#fff}
 .RUNNING,.running{background:#d4a72c;color:#1f2328}.not-run{background:#eaeef2;color:#57606a}.not-applicable{background:#fff;color:#8c959f;text-align:center}
 #matrix td.cell{text-align:center;font-weight:600;white-space:nowrap}
