@@ -21,6 +21,7 @@ import datetime
 import json
 import re
 import threading
+import time
 import uuid
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote
@@ -617,6 +618,36 @@ def patch_moto() -> None:
 
     iam.SERVICE_NAME_CONVERSION.update({"config": "Config", "access-analyzer": "AccessAnalyzer"})
 
+    # Step Functions: the `states:startExecution.sync:2` integration (the bulk state machine's child
+    # executions). moto's port of the interpreter left out the step that turns the ASL's PascalCase
+    # parameters into the API's camelCase ones and the answer back, so every call failed with
+    # KeyError 'StateMachineArn'. Done here, as AWS does: parameters in, answer out, dates as epoch
+    # seconds.
+    import datetime as _dt
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sfn as sfn_task,
+    )
+
+    task = sfn_task.StateTaskServiceSfn
+    normalise_parameters = task._normalise_parameters
+
+    def camel_parameters(self, parameters, boto_service_name=None, service_action_name=None):  # type: ignore[no-untyped-def]
+        normalise_parameters(self, parameters, boto_service_name, service_action_name)
+        for key in list(parameters):
+            parameters[key[:1].lower() + key[1:]] = parameters.pop(key)
+
+    def pascal_response(self, response, boto_service_name=None, service_action_name=None):  # type: ignore[no-untyped-def]
+        if not isinstance(response, dict):
+            return
+        for key in list(response):
+            value = response.pop(key)
+            if isinstance(value, _dt.datetime):
+                value = value.timestamp()
+            response[key[:1].upper() + key[1:]] = value
+
+    task._normalise_parameters = camel_parameters
+    task._normalise_response = pascal_response
+
 
 # S3 answers whose XML root moto names differently from AWS: (query, moto's root, AWS's root).
 S3_ROOTS = [("versioning", b"GetBucketVersioningResponse", b"VersioningConfiguration")]
@@ -687,6 +718,8 @@ class Faults:
             ctype = "application/xml"
         elif environ.get("HTTP_X_AMZ_TARGET") or service in ("guardduty", "access-analyzer"):
             code = "AccessDeniedException" if denied else "ThrottlingException"
+            if service == "organizations" and not denied:
+                code = "TooManyRequestsException"
             if service in ("guardduty", "access-analyzer") and not denied:
                 code, status = "TooManyRequestsException", "429 Too Many Requests"
             body = json.dumps({"__type": code, "message": message}).encode()
@@ -705,6 +738,55 @@ class Faults:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Rate limits and latency, to emulate AWS for tests and the benchmark: POST /assure-api/limits with
+#   {"limits": [{"service": "organizations", "rps": 5}], "latencyMs": 50}
+# answers a service's calls beyond `rps` per second (a token bucket holding one second's worth) with
+# that service's throttling error (Organizations: TooManyRequestsException), and delays every client
+# call by latencyMs. GET shows the settings and, per service, the calls allowed and throttled; DELETE
+# clears. Like faults, only clients' calls count, never moto's calls to itself.
+
+
+class Limits:
+    def __init__(self) -> None:
+        self.rps: dict[str, float] = {}
+        self.tokens: dict[str, float] = {}
+        self.stamp: dict[str, float] = {}
+        self.allowed: dict[str, int] = {}
+        self.throttled: dict[str, int] = {}
+        self.latency = 0.0
+
+    def set(self, doc: dict) -> None:
+        with LOCK:
+            self.rps = {str(l["service"]): float(l["rps"]) for l in doc.get("limits", []) if float(l["rps"]) > 0}
+            self.tokens = dict(self.rps)
+            self.stamp = {k: time.monotonic() for k in self.rps}
+            self.allowed, self.throttled = {}, {}
+            self.latency = max(0.0, float(doc.get("latencyMs", 0))) / 1000.0
+
+    def admit(self, service: str) -> bool:
+        """Whether a call to `service` may go on now; counts it either way."""
+        with LOCK:
+            rate = self.rps.get(service)
+            if rate is None:
+                return True
+            now = time.monotonic()
+            self.tokens[service] = min(rate, self.tokens[service] + (now - self.stamp[service]) * rate)
+            self.stamp[service] = now
+            if self.tokens[service] >= 1.0:
+                self.tokens[service] -= 1.0
+                self.allowed[service] = self.allowed.get(service, 0) + 1
+                return True
+            self.throttled[service] = self.throttled.get(service, 0) + 1
+            return False
+
+    def state(self) -> dict:
+        with LOCK:
+            return {"limits": [{"service": k, "rps": v} for k, v in self.rps.items()],
+                    "latencyMs": round(self.latency * 1000), "allowed": dict(self.allowed),
+                    "throttled": dict(self.throttled)}
+
+
+# ---------------------------------------------------------------------------------------------------
 # WSGI
 
 
@@ -717,6 +799,7 @@ class Extension:
             "monitoring": CloudWatch(),
         }
         self.faults = Faults()
+        self.limits = Limits()
         self.compiled = {
             signing: [(m, re.compile(p + "$"), h) for m, p, h in svc.routes]
             for signing, svc in self.services.items()
@@ -774,15 +857,36 @@ class Extension:
         with LOCK:
             return self.respond(start_response, 200, {"rules": list(self.faults.rules)})
 
+    def limits_api(self, environ: dict, start_response: Callable) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        if method == "POST":
+            self.limits.set(json.loads(raw or b"{}"))
+        elif method == "DELETE":
+            self.limits.set({})
+        return self.respond(start_response, 200, self.limits.state())
+
     def __call__(self, environ: dict, start_response: Callable) -> Any:
         if environ.get("PATH_INFO") == "/assure-api/health":
             return self.respond(start_response, 200, {"ok": True})
         if environ.get("PATH_INFO") == "/assure-api/faults":
             return self.faults_api(environ, start_response)
+        if environ.get("PATH_INFO") == "/assure-api/limits":
+            return self.limits_api(environ, start_response)
+        scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        # moto's own calls to itself (Step Functions sending task messages) use the key "ak".
+        client_call = bool(scope) and scope.group(1) != "ak"
+        if client_call and self.limits.latency:
+            time.sleep(self.limits.latency)
+        if client_call and self.limits.rps and not self.limits.admit(scope.group(3)):
+            # Read the body first: an unread body can keep the client waiting.
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if length:
+                environ["wsgi.input"].read(length)
+            return Faults.respond(start_response, environ, scope.group(3), "throttle")
         if self.faults.rules:
-            scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
-            # moto's own calls to itself (Step Functions sending task messages) use the key "ak".
-            if scope and scope.group(1) != "ak":
+            if client_call:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 raw = environ["wsgi.input"].read(length) if length else b""
                 import io

@@ -37,7 +37,7 @@ def assume(endpoint, account):
     return sts.assume_role(RoleArn=arn, RoleSessionName="assure-seed")["Credentials"]
 
 
-def ensure_org(endpoint):
+def ensure_org(endpoint, externals):
     org = client("organizations", endpoint)
     try:
         org.describe_organization()
@@ -50,7 +50,7 @@ def ensure_org(endpoint):
         for a in page["Accounts"]:
             existing[a["Name"]] = a["Id"]
     ids = {}
-    for name in ["logging", "security", "external-1", "external-2"]:
+    for name in ["logging", "security"] + [f"external-{i}" for i in range(1, externals + 1)]:
         if name in existing:
             ids[name] = existing[name]
             continue
@@ -58,6 +58,19 @@ def ensure_org(endpoint):
         ids[name] = status["AccountId"]
     mgmt = org.describe_organization()["Organization"]["MasterAccountId"]
     return mgmt, ids
+
+
+def ensure_ou(endpoint, accounts):
+    """The OU `Imported` under the root, holding the external accounts (for `onboard --ou`)."""
+    org = client("organizations", endpoint)
+    root = org.list_roots()["Roots"][0]["Id"]
+    ous = {o["Name"]: o["Id"] for o in org.list_organizational_units_for_parent(ParentId=root)["OrganizationalUnits"]}
+    ou = ous.get("Imported") or org.create_organizational_unit(ParentId=root, Name="Imported")["OrganizationalUnit"]["Id"]
+    inside = {a["Id"] for a in org.list_accounts_for_parent(ParentId=ou)["Accounts"]}
+    for account in accounts:
+        if account not in inside:
+            org.move_account(AccountId=account, SourceParentId=root, DestinationParentId=ou)
+    return ou
 
 
 def ensure_role(endpoint, account, mgmt, creds):
@@ -150,19 +163,23 @@ def list_invitations(endpoint, region, creds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--accounts", type=int, default=2, help="external accounts to create (brownfield)")
     args = parser.parse_args()
     endpoint = args.endpoint
-    mgmt, ids = ensure_org(endpoint)
+    mgmt, ids = ensure_org(endpoint, args.accounts)
     for account in ids.values():
         ensure_role(endpoint, account, mgmt, assume(endpoint, account))
     foreign = assume(endpoint, FOREIGN_ADMIN)
-    for name in ["external-1", "external-2"]:
-        brownfield(endpoint, ids[name], assume(endpoint, ids[name]), foreign)
+    externals = [ids[f"external-{i}"] for i in range(1, args.accounts + 1)]
+    for account in externals:
+        brownfield(endpoint, account, assume(endpoint, account), foreign)
+    ou = ensure_ou(endpoint, externals)
     print(json.dumps({
         "management": mgmt,
         "logging": ids["logging"],
         "security": ids["security"],
-        "external": [ids["external-1"], ids["external-2"]],
+        "external": externals,
+        "importedOu": ou,
         "foreignGuardDutyAdministrator": FOREIGN_ADMIN,
         "brownfieldRegions": BROWNFIELD_REGIONS,
     }, indent=2))

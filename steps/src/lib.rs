@@ -17,9 +17,39 @@ use assure_core::worker::{handle_message, Outcome};
 
 /// The whole of a step binary's `main`.
 pub async fn main(step: StepName) -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("--version") {
+        println!("{} {}", step.binary(), env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return lambda(step).await;
     }
+    let started = std::time::Instant::now();
+    let code = local(step).await;
+    record_stats(step, started);
+    code
+}
+
+/// Where a step binary appends `{step, seconds, peakKiB}` when it ends (the benchmark reads it).
+pub const STATS_ENV: &str = "ASSURE_STEP_STATS";
+
+/// Appends this process's wall time and peak resident memory (VmHWM) to the stats file, if set.
+fn record_stats(step: StepName, started: std::time::Instant) {
+    let Some(path) = std::env::var_os(STATS_ENV) else { return };
+    let peak_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()));
+    let line = serde_json::json!({
+        "step": step.as_str(), "seconds": started.elapsed().as_secs_f64(), "peakKiB": peak_kib,
+    });
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+async fn local(step: StepName) -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ASSURE_LOG").unwrap_or_else(|_| "info".into()))

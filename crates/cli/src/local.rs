@@ -28,9 +28,15 @@ pub(crate) enum LocalCommand {
     /// Start the local cloud and a step worker in the background (idempotent) and print `export`
     /// lines for it. Use: eval "$(assure local up)"
     Up,
-    /// Create a demo organization: management, logging, security and two external accounts with a
-    /// brownfield setup. Prints the account ids as JSON.
-    Seed,
+    /// Create a demo organization: management, logging, security and external accounts with a
+    /// brownfield setup, in the OU `Imported`. Prints the account ids as JSON. Idempotent.
+    ///
+    /// Example: assure local seed --accounts 20
+    Seed {
+        /// How many external accounts.
+        #[arg(long, default_value_t = 2)]
+        accounts: u32,
+    },
     /// Stop the local cloud and its worker (by their recorded PIDs).
     Down,
     /// Show whether the local cloud is running, and its endpoint.
@@ -71,7 +77,10 @@ pub(crate) async fn run(cmd: LocalCommand, json: bool) -> anyhow::Result<ExitCod
             let endpoint = up(&dir).await?;
             print_exports(&endpoint, json);
         }
-        LocalCommand::Seed => {
+        LocalCommand::Seed { accounts } => {
+            if !(1..=200).contains(&accounts) {
+                bail!("--accounts: {accounts} is out of range (1 to 200)");
+            }
             let Some(endpoint) = running_endpoint(&dir).await else {
                 bail!("the local cloud is not running: start it with `eval \"$(assure local up)\"`");
             };
@@ -81,6 +90,8 @@ pub(crate) async fn run(cmd: LocalCommand, json: bool) -> anyhow::Result<ExitCod
                 .arg(dir.join("seed.py"))
                 .arg("--endpoint")
                 .arg(&endpoint)
+                .arg("--accounts")
+                .arg(accounts.to_string())
                 .stderr(Stdio::inherit())
                 .output()
                 .context("running seed.py")?;

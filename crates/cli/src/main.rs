@@ -65,12 +65,19 @@ enum Command {
     ///
     /// Example: assure deploy --logging-account 111111111111 --security-account 222222222222 --regions us-east-1,eu-west-1
     Deploy(DeployArgs),
-    /// Onboard one account: start a run, show its progress, end with a summary.
+    /// Onboard one account, or many: start the run(s), show progress, end with a summary.
     ///
-    /// Exit status: 0 when the run succeeded, 1 when it failed, 2 when the input was rejected
+    /// Many accounts (--accounts-file or --ou) run in one bulk execution, each account its own
+    /// child run, at most --concurrency at once; one account's failure does not stop the others.
+    ///
+    /// Exit status: 0 when every run succeeded, 1 when one failed, 2 when the input was rejected
     /// before anything changed.
     ///
-    /// Example: assure onboard 123456789012 --regions us-east-1,eu-west-1
+    /// Examples:
+    ///   assure onboard 123456789012 --regions us-east-1,eu-west-1
+    ///   assure onboard --accounts-file imported.txt --concurrency 4
+    ///   assure onboard --ou ou-ab12-cdef3456
+    #[command(verbatim_doc_comment)]
     Onboard(OnboardArgs),
     /// Show what onboarding an account would change, from read-only calls only.
     ///
@@ -145,9 +152,20 @@ struct DeployArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("targets").required(true).args(["account", "accounts_file", "ou"])))]
 struct OnboardArgs {
     /// The 12-digit id of the account to onboard.
-    account: String,
+    account: Option<String>,
+    /// A file of account ids, one per line (# starts a comment): onboard them all.
+    #[arg(long)]
+    accounts_file: Option<std::path::PathBuf>,
+    /// Onboard every account under this OU (ou-…) or root (r-…), child OUs included; the
+    /// organization's management, logging and security accounts are skipped.
+    #[arg(long)]
+    ou: Option<String>,
+    /// Accounts onboarded at once in a bulk run (default: the config file's options.concurrency, else 4).
+    #[arg(long)]
+    concurrency: Option<u32>,
     /// Regions to cover, comma-separated (default: the deployment's).
     #[arg(long, value_delimiter = ',')]
     regions: Option<Vec<String>>,
@@ -281,8 +299,12 @@ struct WorkerArgs {
     #[arg(long)]
     bin_dir: Option<std::path::PathBuf>,
     /// Steps run at once, across all queues.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, env = "ASSURE_WORKER_CONCURRENCY")]
     concurrency: usize,
+    /// Of those, steps that call AWS Organizations (preflight, logging-bucket, access-analyzer,
+    /// scps, rollback). With ASSURE_ORGANIZATIONS_RPS set, they split that budget between them.
+    #[arg(long, default_value_t = 2, env = "ASSURE_WORKER_ORG_CONCURRENCY")]
+    org_concurrency: usize,
 }
 
 fn main() -> ExitCode {
@@ -422,6 +444,7 @@ async fn deploy_cmd(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode> {
             eprintln!("already up to date");
         }
         println!("state machine  {}", d.state_machine_arn);
+        println!("bulk machine   {}", d.bulk_state_machine_arn);
         println!("checkpoints    s3://{}", d.checkpoint_bucket);
         for (step, url) in &d.queues {
             println!("queue          {step:<16} {url}");
@@ -530,8 +553,13 @@ async fn onboard_cmd(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> 
         None => options.on_failure,
     };
     let timeout = args.timeout.unwrap_or(options.timeout_seconds);
+    if args.account.is_none() {
+        let concurrency = args.concurrency.unwrap_or(options.concurrency);
+        return bulk_cmd(g, &args, policy, concurrency, timeout).await;
+    }
     // Bad input fails here, before the run starts and before any change.
-    let (aws, run) = run_input(g, &args.account, args.regions.as_deref(), args.run_id.as_deref(), policy).await?;
+    let account = args.account.as_deref().unwrap_or_default();
+    let (aws, run) = run_input(g, account, args.regions.as_deref(), args.run_id.as_deref(), policy).await?;
 
     let arn = runs::start(&aws, &run).await?;
     eprintln!("run {} started: {} in {} region(s)", run.run_id, run.account, run.regions.len());
@@ -563,6 +591,141 @@ fn parse_since(s: &str, now: time::OffsetDateTime) -> Result<time::OffsetDateTim
         _ => return Err(bad()),
     };
     Ok(now - d)
+}
+
+/// Many accounts in one bulk execution.
+async fn bulk_cmd(
+    g: &Global,
+    args: &OnboardArgs,
+    policy: FailurePolicy,
+    concurrency: u32,
+    timeout: u64,
+) -> anyhow::Result<ExitCode> {
+    if !(1..=40).contains(&concurrency) {
+        return Err(StepError::invalid_input(format!("--concurrency: {concurrency} is out of range (1 to 40)")).into());
+    }
+    if args.run_id.is_some() {
+        return Err(
+            StepError::invalid_input("--run-id: names one run; bulk runs name theirs onboard-ACCOUNT-TIME").into()
+        );
+    }
+    let aws = connect(g).await?;
+    let settings = deploy::load_settings(&aws).await?;
+    let regions = match &args.regions {
+        Some(r) => parse_regions(r)?,
+        None => settings.regions.clone(),
+    };
+    let aws = aws.with_role(&settings.role_name);
+    let accounts = match (&args.accounts_file, &args.ou) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| StepError::invalid_input(format!("--accounts-file {}: {e}", path.display())))?;
+            assure_core::bulk::accounts_from_file(&text, &path.display().to_string())?
+        }
+        (None, Some(ou)) => {
+            let all = assure_core::bulk::accounts_in_ou(&aws, &settings.org, &settings.home_region, ou).await?;
+            let (special, targets): (Vec<_>, Vec<_>) = all.into_iter().partition(|a| settings.org.role_of(a).is_some());
+            for a in &special {
+                eprintln!("skipping {a}: the organization's {} account", settings.org.role_of(a).unwrap_or(""));
+            }
+            if targets.is_empty() {
+                return Err(StepError::invalid_input(format!("--ou {ou}: no accounts to onboard under it")).into());
+            }
+            targets
+        }
+        (None, None) => unreachable!("clap requires a target"),
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let runs: Vec<RunInput> = accounts
+        .iter()
+        .map(|a| RunInput {
+            run_id: RunId::for_onboarding(a, now),
+            account: a.clone(),
+            regions: regions.clone(),
+            home_region: settings.home_region.clone(),
+            org: settings.org.clone(),
+            role_name: settings.role_name.clone(),
+            policy,
+            notify: settings.notify.clone(),
+        })
+        .collect();
+    assure_core::bulk::validate(&aws, &runs).await?;
+    let bulk_id = format!("bulk-{now}");
+    let arn = assure_core::bulk::start(&aws, &bulk_id, &runs, concurrency).await?;
+    eprintln!(
+        "bulk run {bulk_id} started: {} account(s), {} at once, {} region(s) each",
+        runs.len(),
+        concurrency,
+        regions.len()
+    );
+    let json = g.output == Output::Json;
+    let tty = std::io::stderr().is_terminal();
+    let bar = if tty {
+        let b = indicatif::ProgressBar::new(runs.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("  {bar:30.green/white} {pos}/{len} accounts  {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let started = std::time::Instant::now();
+    let followed = assure_core::bulk::follow(
+        &aws,
+        &arn,
+        &runs,
+        Duration::from_secs(1),
+        Duration::from_secs(timeout),
+        |account, run, status| {
+            let mark = if status == "SUCCEEDED" { "✓" } else { "✗" };
+            let line = format!("  {mark} {account}  {run}  {status}");
+            bar.inc(1);
+            if tty {
+                bar.println(line);
+            } else {
+                eprintln!("{line}");
+            }
+        },
+    )
+    .await;
+    bar.finish_and_clear();
+    let (status, results) = followed?;
+    let seconds = started.elapsed().as_secs_f64();
+    let succeeded = results.iter().filter(|r| r.status == "SUCCEEDED").count();
+    if json {
+        let doc = serde_json::json!({
+            "bulkId": bulk_id, "executionArn": arn, "status": status, "seconds": seconds,
+            "succeeded": succeeded, "failed": results.len() - succeeded, "accounts": results,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!();
+        println!(
+            "{:<14} {:<34} {:<10} {:>8} {:>8} {:>9}  ERROR",
+            "ACCOUNT", "RUN", "STATUS", "SECONDS", "CHANGES", "CONTROLS"
+        );
+        for r in &results {
+            println!(
+                "{:<14} {:<34} {:<10} {:>8} {:>8} {:>9}  {}",
+                r.account,
+                r.run_id,
+                r.status,
+                r.seconds.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into()),
+                r.changes,
+                format!("{}/{}", r.controls_passed, r.controls),
+                r.error.as_deref().unwrap_or("")
+            );
+        }
+        println!();
+        println!(
+            "{} account(s): {succeeded} succeeded, {} failed, in {seconds:.1}s (bulk execution {bulk_id})",
+            results.len(),
+            results.len() - succeeded
+        );
+    }
+    Ok(if succeeded == results.len() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn list_cmd(
@@ -857,6 +1020,6 @@ async fn worker_cmd(g: &Global, args: WorkerArgs) -> anyhow::Result<ExitCode> {
             _ = term.recv() => {}
         }
     };
-    assure_core::worker::supervise(aws, bin_dir, args.concurrency, stop).await;
+    assure_core::worker::supervise(aws, bin_dir, args.concurrency, args.org_concurrency, stop).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -215,6 +215,19 @@ impl StepName {
     }
 
     /// Whether the step runs once per region (inside the Map state).
+    /// Whether the step calls AWS Organizations, the API that throttles first: the worker bounds
+    /// how many of these run at once.
+    pub fn uses_organizations(self) -> bool {
+        matches!(
+            self,
+            StepName::Preflight
+                | StepName::LoggingBucket
+                | StepName::AccessAnalyzer
+                | StepName::Scps
+                | StepName::Rollback
+        )
+    }
+
     pub fn regional(self) -> bool {
         matches!(
             self,

@@ -97,6 +97,106 @@ impl Intercept for CallLog {
     }
 }
 
+/// The Organizations request budget for the whole organization, in requests per second. Unset (the
+/// default): no pacing beyond the SDK's adaptive retry.
+pub const ORGANIZATIONS_RPS_ENV: &str = "ASSURE_ORGANIZATIONS_RPS";
+/// How many processes share that budget at once (the worker sets it for the step binaries it runs
+/// to its bound on concurrent Organizations steps; 1 when unset).
+pub const ORGANIZATIONS_SHARE_ENV: &str = "ASSURE_ORGANIZATIONS_SHARE";
+
+/// Spaces requests at least `interval` apart across the whole process.
+#[derive(Debug)]
+pub struct Pacer {
+    interval: std::time::Duration,
+    next: Mutex<tokio::time::Instant>,
+}
+
+impl Pacer {
+    pub fn new(per_second: f64) -> Pacer {
+        Pacer {
+            interval: std::time::Duration::from_secs_f64(1.0 / per_second.max(0.01)),
+            next: Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits for this request's turn.
+    pub async fn wait(&self) {
+        let mut next = self.next.lock().await;
+        let now = tokio::time::Instant::now();
+        if *next > now {
+            tokio::time::sleep_until(*next).await;
+        }
+        *next = (*next).max(now) + self.interval;
+    }
+}
+
+/// This process's Organizations pacer, from the environment (once).
+fn organizations_pacer() -> Option<Arc<Pacer>> {
+    static PACER: std::sync::OnceLock<Option<Arc<Pacer>>> = std::sync::OnceLock::new();
+    PACER
+        .get_or_init(|| {
+            let budget: f64 = std::env::var(ORGANIZATIONS_RPS_ENV).ok()?.parse().ok().filter(|r: &f64| *r > 0.0)?;
+            let share: f64 = std::env::var(ORGANIZATIONS_SHARE_ENV)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .filter(|s: &f64| *s >= 1.0)
+                .unwrap_or(1.0);
+            Some(Arc::new(Pacer::new(budget / share)))
+        })
+        .clone()
+}
+
+/// An HTTP client whose every request (retries included) first waits for the pacer.
+#[derive(Clone, Debug)]
+struct Paced {
+    inner: aws_smithy_runtime_api::client::http::SharedHttpClient,
+    pacer: Arc<Pacer>,
+}
+
+impl Paced {
+    fn client(pacer: Arc<Pacer>) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+        use aws_smithy_http_client::tls;
+        let inner = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+            .build_https();
+        aws_smithy_runtime_api::client::http::SharedHttpClient::new(Paced { inner, pacer })
+    }
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for Paced {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        let inner = self.inner.http_connector(settings, components);
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(PacedConnector {
+            inner,
+            pacer: self.pacer.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct PacedConnector {
+    inner: aws_smithy_runtime_api::client::http::SharedHttpConnector,
+    pacer: Arc<Pacer>,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for PacedConnector {
+    fn call(
+        &self,
+        request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        let inner = self.inner.clone();
+        let pacer = self.pacer.clone();
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::new(async move {
+            pacer.wait().await;
+            inner.call(request).await
+        })
+    }
+}
+
 /// The SDK configuration for one account in one region, plus what every client needs.
 #[derive(Clone, Debug)]
 pub struct AccountConfig {
@@ -123,7 +223,20 @@ macro_rules! client {
 
 impl AccountConfig {
     client!(sts, aws_sdk_sts);
-    client!(organizations, aws_sdk_organizations);
+
+    /// Organizations, the API that throttles first at scale: paced to this process's share of the
+    /// organization's budget when one is set (see [`ORGANIZATIONS_RPS_ENV`]).
+    pub fn organizations(&self) -> aws_sdk_organizations::Client {
+        let mut conf = aws_sdk_organizations::config::Builder::from(&self.sdk).interceptor(self.call_log.clone());
+        if self.plan {
+            conf = conf.interceptor(PlanGuard);
+        }
+        if let Some(pacer) = organizations_pacer() {
+            conf = conf.http_client(Paced::client(pacer));
+        }
+        aws_sdk_organizations::Client::from_conf(conf.build())
+    }
+
     client!(sqs, aws_sdk_sqs);
     client!(sfn, aws_sdk_sfn);
     client!(kms, aws_sdk_kms);
@@ -180,7 +293,8 @@ impl Aws {
         }
         // Throttling is the commonest failure at scale: more attempts than the SDK's three, with
         // backoff, before a step reports Assure.Retryable to the state machine.
-        loader = loader.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(6));
+        // Adaptive mode adds a client-side rate limiter that slows down after a throttling answer.
+        loader = loader.retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(8));
         let sdk = loader.load().await;
         Aws::from_sdk_config(sdk).await
     }

@@ -18,6 +18,10 @@ pub const ONBOARDING_ASL: &str = include_str!("../../../statemachines/onboarding
 
 /// The state machine's name.
 pub const STATE_MACHINE: &str = "assure-onboarding";
+/// The bulk state machine: a Map over accounts, each a child execution of the onboarding one.
+pub const BULK_STATE_MACHINE: &str = "assure-bulk";
+/// Its definition, with the `${OnboardingStateMachineArn}` placeholder.
+pub const BULK_ASL: &str = include_str!("../../../statemachines/bulk.asl.json");
 
 /// The role Step Functions assumes to send the task messages.
 pub const STATES_ROLE: &str = "assure-states";
@@ -46,6 +50,7 @@ pub struct Deployment {
     pub region: String,
     pub checkpoint_bucket: String,
     pub state_machine_arn: String,
+    pub bulk_state_machine_arn: String,
     pub queues: BTreeMap<String, String>,
     pub settings: Settings,
     /// What this deploy changed (empty when everything was already in place).
@@ -55,6 +60,46 @@ pub struct Deployment {
 /// The checkpoint bucket of the pipeline in `account` and `region`.
 pub fn checkpoint_bucket(account: &str, region: &str) -> String {
     format!("assure-checkpoints-{account}-{region}")
+}
+
+/// Creates the state machine, or updates it when its definition or role differ.
+async fn ensure_state_machine(
+    sfn: &aws_sdk_sfn::Client,
+    arn: &str,
+    name: &str,
+    definition: &str,
+    role_arn: &str,
+    changes: &mut Vec<String>,
+) -> Result<(), StepError> {
+    match sfn.describe_state_machine().state_machine_arn(arn).send().await {
+        Ok(current) => {
+            let same_definition = serde_json::from_str::<serde_json::Value>(current.definition()).ok()
+                == serde_json::from_str::<serde_json::Value>(definition).ok();
+            if !same_definition || current.role_arn() != role_arn {
+                sfn.update_state_machine()
+                    .state_machine_arn(arn)
+                    .definition(definition)
+                    .role_arn(role_arn)
+                    .send()
+                    .await
+                    .aws("states:UpdateStateMachine")?;
+                changes.push(format!("updated state machine {name}"));
+            }
+        }
+        Err(e) if error_code(&e) == Some("StateMachineDoesNotExist") => {
+            sfn.create_state_machine()
+                .name(name)
+                .definition(definition)
+                .role_arn(role_arn)
+                .r#type(aws_sdk_sfn::types::StateMachineType::Standard)
+                .send()
+                .await
+                .aws("states:CreateStateMachine")?;
+            changes.push(format!("created state machine {name}"));
+        }
+        Err(e) => return Err(e).aws("states:DescribeStateMachine"),
+    }
+    Ok(())
 }
 
 /// The placeholder name of a step's queue URL in the ASL: `${PreflightQueueUrl}` and so on.
@@ -113,34 +158,10 @@ pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepEr
     let role_arn = ensure_states_role(aws, &account, &region, &mut changes).await?;
     let sm_arn = format!("arn:aws:states:{region}:{account}:stateMachine:{STATE_MACHINE}");
     let sfn = p.sfn();
-    match sfn.describe_state_machine().state_machine_arn(&sm_arn).send().await {
-        Ok(current) => {
-            let same_definition = serde_json::from_str::<serde_json::Value>(current.definition()).ok()
-                == serde_json::from_str::<serde_json::Value>(&definition).ok();
-            if !same_definition || current.role_arn() != role_arn {
-                sfn.update_state_machine()
-                    .state_machine_arn(&sm_arn)
-                    .definition(&definition)
-                    .role_arn(&role_arn)
-                    .send()
-                    .await
-                    .aws("states:UpdateStateMachine")?;
-                changes.push(format!("updated state machine {STATE_MACHINE}"));
-            }
-        }
-        Err(e) if error_code(&e) == Some("StateMachineDoesNotExist") => {
-            sfn.create_state_machine()
-                .name(STATE_MACHINE)
-                .definition(&definition)
-                .role_arn(&role_arn)
-                .r#type(aws_sdk_sfn::types::StateMachineType::Standard)
-                .send()
-                .await
-                .aws("states:CreateStateMachine")?;
-            changes.push(format!("created state machine {STATE_MACHINE}"));
-        }
-        Err(e) => return Err(e).aws("states:DescribeStateMachine"),
-    }
+    ensure_state_machine(&sfn, &sm_arn, STATE_MACHINE, &definition, &role_arn, &mut changes).await?;
+    let bulk_arn = format!("arn:aws:states:{region}:{account}:stateMachine:{BULK_STATE_MACHINE}");
+    let bulk = substitute(BULK_ASL, &BTreeMap::from([("OnboardingStateMachineArn".to_owned(), sm_arn.clone())]))?;
+    ensure_state_machine(&sfn, &bulk_arn, BULK_STATE_MACHINE, &bulk, &role_arn, &mut changes).await?;
 
     let body = serde_json::to_vec_pretty(settings).map_err(|e| StepError::internal(e.to_string()))?;
     let current = load_settings(aws).await.ok();
@@ -161,6 +182,7 @@ pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepEr
         region,
         checkpoint_bucket: bucket,
         state_machine_arn: sm_arn,
+        bulk_state_machine_arn: bulk_arn,
         queues,
         settings: settings.clone(),
         changes,

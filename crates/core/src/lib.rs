@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod aws;
+pub mod bulk;
 pub mod checkpoint;
 pub mod deploy;
 pub mod infra;

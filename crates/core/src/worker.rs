@@ -256,13 +256,22 @@ pub fn queue_name(step: StepName) -> String {
 
 /// Local event source mapping: polls every step queue and runs `bin_dir/assure-step-STEP` per
 /// message with the message body on stdin. Runs until `stop` resolves.
+///
+/// At most `concurrency` steps run at once, and of those at most `org_concurrency` that call AWS
+/// Organizations (as Lambda's `MaximumConcurrency` bounds each function on AWS). Those step
+/// binaries are told how many share the Organizations budget, so together they stay under it.
 pub async fn supervise(
     aws: Arc<Aws>,
     bin_dir: PathBuf,
     concurrency: usize,
+    org_concurrency: usize,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let permits = Permits {
+        all: Arc::new(Semaphore::new(concurrency.max(1))),
+        organizations: Arc::new(Semaphore::new(org_concurrency.max(1))),
+        share: org_concurrency.max(1),
+    };
     let mut loops = Vec::new();
     for step in StepName::ALL {
         let aws = aws.clone();
@@ -276,7 +285,14 @@ pub async fn supervise(
     }
 }
 
-async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Arc<Semaphore>) {
+#[derive(Clone)]
+struct Permits {
+    all: Arc<Semaphore>,
+    organizations: Arc<Semaphore>,
+    share: usize,
+}
+
+async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permits) {
     let sqs = aws.pipeline().sqs();
     let name = queue_name(step);
     let url = loop {
@@ -309,14 +325,21 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Arc<Se
             }
         };
         for m in msgs {
-            let permit = permits.clone().acquire_owned().await.expect("semaphore open");
+            // The Organizations permit first: a step waiting for it holds no general permit.
+            let org_permit = if step.uses_organizations() {
+                Some(permits.organizations.clone().acquire_owned().await.expect("semaphore open"))
+            } else {
+                None
+            };
+            let permit = permits.all.clone().acquire_owned().await.expect("semaphore open");
             let sqs = sqs.clone();
             let url = url.clone();
             let bin = bin.clone();
+            let share = permits.share;
             tokio::spawn(async move {
-                let _permit = permit;
+                let _permits = (permit, org_permit);
                 let body = m.body().unwrap_or_default().to_owned();
-                let ok = run_binary(&bin, &body).await;
+                let ok = run_binary(&bin, &body, share).await;
                 if ok {
                     if let Some(h) = m.receipt_handle() {
                         if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(h).send().await {
@@ -330,8 +353,9 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Arc<Se
 }
 
 /// Runs a step binary with `body` on stdin; true when it exited 0.
-async fn run_binary(bin: &Path, body: &str) -> bool {
+async fn run_binary(bin: &Path, body: &str, organizations_share: usize) -> bool {
     let child = tokio::process::Command::new(bin)
+        .env(crate::aws::ORGANIZATIONS_SHARE_ENV, organizations_share.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())

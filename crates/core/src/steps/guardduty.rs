@@ -215,25 +215,41 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
     if !exporting {
         let key = logging_key_arn(aws, run).await?;
         let bucket_arn = format!("arn:aws:s3:::{}/guardduty", run.logging_bucket());
+        let mut created = true;
         if changes.live() {
-            gd.create_publishing_destination()
+            let res = gd
+                .create_publishing_destination()
                 .detector_id(&sec_det)
                 .destination_type(DestinationType::S3)
                 .destination_properties(
                     DestinationProperties::builder().destination_arn(&bucket_arn).kms_key_arn(&key).build(),
                 )
                 .send()
-                .await
-                .aws("guardduty:CreatePublishingDestination")?;
+                .await;
+            match res {
+                Ok(_) => {}
+                // Another account's run (a bulk run) created the security account's destination a
+                // moment ago: one detector has one destination, and it is the same for every run.
+                Err(e)
+                    if e.as_service_error()
+                        .and_then(|s| s.meta().message())
+                        .is_some_and(|m| m.contains("already exists")) =>
+                {
+                    created = false;
+                }
+                Err(e) => return Err(e).aws("guardduty:CreatePublishingDestination"),
+            }
         }
-        changes.push_in(
-            security.account.clone(),
-            region.clone(),
-            format!("guardduty:{sec_det}/publishingDestination"),
-            "create",
-            Value::Null,
-            json!(bucket_arn),
-        );
+        if created {
+            changes.push_in(
+                security.account.clone(),
+                region.clone(),
+                format!("guardduty:{sec_det}/publishingDestination"),
+                "create",
+                Value::Null,
+                json!(bucket_arn),
+            );
+        }
     }
 
     // The account: an enabled detector, a member of the security account.

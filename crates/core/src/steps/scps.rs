@@ -8,7 +8,7 @@ use assure_contract::{ErrorName, Evidence, RunInput, StepError, StepName, StepOu
 use aws_sdk_organizations::types::PolicyType;
 use serde_json::{json, Value};
 
-use crate::aws::{Aws, AwsResultExt};
+use crate::aws::{error_code, Aws, AwsResultExt};
 use crate::steps::names::{ALARM_PREFIX, ANALYZER, SCP_PROTECT, SCP_ROOT, TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
 use crate::steps::{evidence, Changes};
 
@@ -93,6 +93,19 @@ pub(crate) async fn attached_scps(
     Ok(out)
 }
 
+/// The id of the service control policy named `name`, if there is one.
+async fn policy_id(orgs: &aws_sdk_organizations::Client, name: &str) -> Result<Option<String>, StepError> {
+    let mut pages = orgs.list_policies().filter(PolicyType::ServiceControlPolicy).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for p in page.aws("organizations:ListPolicies")?.policies() {
+            if p.name() == Some(name) {
+                return Ok(p.id().map(str::to_owned));
+            }
+        }
+    }
+    Ok(None)
+}
+
 pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let region = &run.home_region;
     let mgmt = aws.account(&run.org.management, region).await?;
@@ -152,17 +165,35 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
                 String::new()
             }
             None => {
-                let out = orgs
+                let res = orgs
                     .create_policy()
                     .name(*name)
                     .description(*description)
                     .r#type(PolicyType::ServiceControlPolicy)
                     .content(&text)
                     .send()
-                    .await
-                    .aws(format!("organizations:CreatePolicy {name}"))?;
-                changes.push(format!("organizations:policy/{name}"), "create", Value::Null, doc.clone());
-                out.policy().and_then(|p| p.policy_summary()).and_then(|s| s.id()).unwrap_or_default().to_owned()
+                    .await;
+                match res {
+                    Ok(out) => {
+                        changes.push(format!("organizations:policy/{name}"), "create", Value::Null, doc.clone());
+                        out.policy()
+                            .and_then(|p| p.policy_summary())
+                            .and_then(|s| s.id())
+                            .unwrap_or_default()
+                            .to_owned()
+                    }
+                    // Another account's run (a bulk run) created it a moment ago: the policies are
+                    // organization-wide and the same for every run, so use that one.
+                    Err(e) if error_code(&e) == Some("DuplicatePolicyException") => {
+                        policy_id(&orgs, name).await?.ok_or_else(|| {
+                            StepError::new(
+                                ErrorName::Conflict,
+                                format!("organizations:CreatePolicy {name}: exists, but is not listed yet"),
+                            )
+                        })?
+                    }
+                    Err(e) => return Err(e).aws(format!("organizations:CreatePolicy {name}")),
+                }
             }
         };
         if !attached.iter().any(|(n, _)| n == name) {
