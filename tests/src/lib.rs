@@ -100,9 +100,15 @@ mod tempdir {
 impl LocalCloud {
     /// Starts a fresh local cloud and worker; every AWS call the worker's steps make is logged.
     pub fn start() -> LocalCloud {
+        LocalCloud::start_with(&[])
+    }
+
+    /// Starts one whose worker (and its step binaries) also get `env`.
+    pub fn start_with(env: &[(&str, &str)]) -> LocalCloud {
         let dir = tempdir::TempDir::new("assure-e2e");
         let out = Command::new(bin_dir().join("assure"))
             .args(["local", "up", "--output", "json"])
+            .envs(env.iter().copied())
             .env("ASSURE_LOCAL_DIR", dir.path())
             .env("ASSURE_CALL_LOG", dir.path().join("calls.jsonl"))
             .env("ASSURE_LOG", "info")
@@ -141,7 +147,12 @@ impl LocalCloud {
 
     /// Seeds the demo organization; returns the ids JSON.
     pub fn seed(&self) -> Value {
-        let (code, out, err) = self.run(&["local", "seed"]);
+        self.seed_accounts(2)
+    }
+
+    /// Seeds the demo organization with `n` external accounts.
+    pub fn seed_accounts(&self, n: u32) -> Value {
+        let (code, out, err) = self.run(&["local", "seed", "--accounts", &n.to_string()]);
         assert_eq!(code, 0, "seed failed: {err}");
         serde_json::from_str(&out).expect("seed prints JSON")
     }
@@ -190,6 +201,18 @@ impl LocalCloud {
             .filter(|c| !matches!(c["service"].as_str(), Some("sfn" | "SFN" | "sqs" | "SQS")))
             .filter(|c| !(c["service"] == "S3" && c["operation"] == "PutObject" && c["account"] == PIPELINE_ACCOUNT))
             .collect()
+    }
+
+    /// Sets the local cloud's rate limits and latency (see infra/local/extension.py); returns its
+    /// counters.
+    pub fn limits(&self, doc: Value) -> Value {
+        serde_json::from_str(&http(&self.endpoint, "POST", "/assure-api/limits", &doc.to_string()))
+            .expect("limits JSON")
+    }
+
+    /// The rate limiter's counters.
+    pub fn limit_counters(&self) -> Value {
+        serde_json::from_str(&http(&self.endpoint, "GET", "/assure-api/limits", "")).expect("limits JSON")
     }
 
     /// Sets the local cloud's fault injection rules (see infra/local/extension.py); `[]` clears them.

@@ -5,6 +5,7 @@
 //! - `e2e`: whole onboarding runs on the local cloud.
 
 mod all {
+    mod bulk;
     mod config;
     mod docs;
     mod e2e;

@@ -6,6 +6,9 @@
 //!   environment once, lints the CloudFormation templates (cfn-lint, checkov), and runs the whole
 //!   suite with cargo-nextest.
 //! - `codegen`: writes the generated files (the CloudFormation templates under `infra/`).
+//! - `bench`: onboarding measured on the local cloud (see `bench.rs`), printed as one table.
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -19,8 +22,11 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("codegen") => codegen(),
         Some("lint-infra") => lint_infra(),
+        Some("bench") => bench::bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask demo | test [nextest args…] | codegen | lint-infra");
+            eprintln!(
+                "usage: cargo xtask demo | test [nextest args…] | bench [--latency-ms N] [--accounts N] [--org-rps R] | codegen | lint-infra"
+            );
             return ExitCode::from(2);
         }
     };

@@ -6,7 +6,7 @@
 use assure_contract::{StepName, DEFAULT_ROLE_NAME};
 use serde_json::{json, Map, Value};
 
-use crate::deploy::{placeholder, STATE_MACHINE};
+use crate::deploy::{placeholder, BULK_STATE_MACHINE, STATE_MACHINE};
 use crate::steps::names;
 use crate::worker::queue_name;
 
@@ -273,6 +273,48 @@ pub fn pipeline_template() -> Value {
             }
         }),
     );
+    // Bulk onboarding: a Map over accounts, each a child execution of the onboarding machine
+    // (startExecution.sync:2, which manages an EventBridge rule to hear the children end).
+    resources.insert(
+        "BulkStatesRole".into(),
+        json!({
+            "Type": "AWS::IAM::Role",
+            "Metadata": skip(&[("CKV_AWS_111", "CloudWatch Logs delivery for Step Functions (logs:CreateLogDelivery and friends) supports only Resource \"*\"")]),
+            "Properties": {
+                "RoleName": "assure-bulk-states",
+                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
+                "Policies": [{"PolicyName": "start-child-runs", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": "states:StartExecution", "Resource": reference("StateMachine")},
+                    {"Effect": "Allow", "Action": ["states:DescribeExecution", "states:StopExecution"],
+                     "Resource": sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{STATE_MACHINE}:*"))},
+                    {"Effect": "Allow", "Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                     "Resource": sub("arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule")},
+                    {"Effect": "Allow", "Action": ["logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+                        "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+                        "logs:DescribeLogGroups"], "Resource": "*"},
+                    {"Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"}
+                ]}}]
+            }
+        }),
+    );
+    resources.insert(
+        "BulkStateMachine".into(),
+        json!({
+            "Type": "AWS::Serverless::StateMachine",
+            "Properties": {
+                "Name": BULK_STATE_MACHINE,
+                "Type": "STANDARD",
+                "DefinitionUri": "../statemachines/bulk.asl.json",
+                "DefinitionSubstitutions": {"OnboardingStateMachineArn": reference("StateMachine")},
+                "Role": getatt("BulkStatesRole", "Arn"),
+                "Tracing": {"Enabled": true},
+                "Logging": {"Level": "ERROR", "IncludeExecutionData": false,
+                            "Destinations": [{"CloudWatchLogsLogGroup": {"LogGroupArn": getatt("StatesLogGroup", "Arn")}}]}
+            }
+        }),
+    );
     // Opt-in: start onboarding when an account accepts the organization's invitation.
     resources.insert(
         "OnboardOnJoinRole".into(),
@@ -311,6 +353,7 @@ pub fn pipeline_template() -> Value {
         }),
     );
     outputs.insert("StateMachineArn".into(), json!({"Value": reference("StateMachine")}));
+    outputs.insert("BulkStateMachineArn".into(), json!({"Value": reference("BulkStateMachine")}));
     outputs.insert("CheckpointBucketName".into(), json!({"Value": reference("CheckpointBucket")}));
 
     json!({

@@ -193,3 +193,42 @@ async fn the_moto_request_recorder_still_records_extension_calls() {
     assert!(recording.contains("/detector\""), "moto's own operation is recorded");
     assert!(recording.contains(&format!("/detector/{det}/member")), "the extension's operation is recorded");
 }
+
+/// The emulated rate limit answers calls beyond it with Organizations' own throttling error, counts
+/// them, and the emulated latency delays every client call.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rate_limit_throttles_with_too_many_requests_and_latency_delays_calls() {
+    let cloud = LocalCloud::start();
+    cloud.seed();
+    cloud.limits(serde_json::json!({"limits": [{"service": "organizations", "rps": 2}]}));
+    // No retries: every answer is seen as it is.
+    let conf = aws_sdk_organizations::config::Builder::from(&cloud.sdk_config().await)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build();
+    let orgs = aws_sdk_organizations::Client::from_conf(conf);
+    let mut throttled = 0;
+    for _ in 0..8 {
+        if let Err(e) = orgs.describe_organization().send().await {
+            let e = e.into_service_error();
+            assert_eq!(e.meta().code(), Some("TooManyRequestsException"), "{e:?}");
+            throttled += 1;
+        }
+    }
+    assert!((4..=7).contains(&throttled), "8 calls at once against 2 a second: {throttled} throttled");
+    let counters = cloud.limit_counters();
+    assert_eq!(counters["throttled"]["organizations"], throttled);
+    // Other services are not limited.
+    let sts = aws_sdk_sts::Client::new(&cloud.sdk_config().await);
+    for _ in 0..8 {
+        sts.get_caller_identity().send().await.unwrap();
+    }
+
+    cloud.limits(serde_json::json!({"limits": [], "latencyMs": 300}));
+    let t = std::time::Instant::now();
+    sts.get_caller_identity().send().await.unwrap();
+    assert!(t.elapsed() >= std::time::Duration::from_millis(300), "{:?}", t.elapsed());
+    cloud.limits(serde_json::json!({}));
+    let t = std::time::Instant::now();
+    sts.get_caller_identity().send().await.unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_millis(300), "latency cleared: {:?}", t.elapsed());
+}

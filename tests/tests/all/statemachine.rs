@@ -130,3 +130,37 @@ fn every_placeholder_is_a_step_queue() {
     }
     assert_eq!(found, expected);
 }
+
+/// The bulk state machine: a bounded Map over accounts whose one Task starts a child onboarding
+/// execution and waits for it; a child's failure is caught inside the iteration, so the others go
+/// on; its one placeholder is the onboarding state machine's ARN.
+#[test]
+fn the_bulk_machine_is_bounded_and_contains_each_failure() {
+    let def: Value = serde_json::from_str(assure_core::deploy::BULK_ASL).expect("bulk.asl.json is JSON");
+    let map = &def["States"][def["StartAt"].as_str().unwrap()];
+    assert_eq!(map["Type"], "Map");
+    assert_eq!(map["MaxConcurrencyPath"], "$.bulk.concurrency", "concurrency is the caller's, and bounded by the CLI");
+    let known: HashSet<&str> = ErrorName::ALL.iter().map(|e| e.as_str()).collect();
+    let mut tasks = 0;
+    for (name, st) in states(&def) {
+        assert!(st["Type"] != "Wait", "{name}");
+        for rule in st["Catch"].as_array().into_iter().flatten().chain(st["Retry"].as_array().into_iter().flatten()) {
+            for e in rule["ErrorEquals"].as_array().unwrap() {
+                let e = e.as_str().unwrap();
+                assert!(known.contains(e) || e.starts_with("States."), "{name}: unknown error name {e}");
+            }
+        }
+        if st["Type"] == "Task" {
+            tasks += 1;
+            assert_eq!(st["Resource"], "arn:aws:states:::states:startExecution.sync:2", "{name}");
+            assert_eq!(st["Parameters"]["StateMachineArn"], "${OnboardingStateMachineArn}");
+            assert_eq!(st["Parameters"]["Name.$"], "$.run.runId", "children are named by run id");
+            assert!(st["TimeoutSeconds"].as_u64().is_some(), "{name}: bounded");
+            let catches_all =
+                st["Catch"].as_array().is_some_and(|c| c.iter().any(|r| r["ErrorEquals"][0] == "States.ALL"));
+            assert!(catches_all, "{name}: one account's failure must not fail the bulk run");
+        }
+    }
+    assert_eq!(tasks, 1);
+    assert!(!map.as_object().unwrap().contains_key("Catch"), "failures are caught per account, inside the Map");
+}

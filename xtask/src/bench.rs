@@ -1,0 +1,464 @@
+//! `cargo xtask bench`: onboarding measured on the local cloud, printed as one table.
+//!
+//! Every scenario gets its own local cloud (its own moto, worker and call log), stopped by PID at
+//! the end. Numbers come from what the runs did: wall time from the command's start to its
+//! summary, calls from the SDK call log every process writes (`ASSURE_CALL_LOG`), state transitions
+//! from the execution histories, Organizations throttling from the local cloud's rate limiter, the
+//! step binaries' peak memory from their own `VmHWM` (`ASSURE_STEP_STATS`).
+//!
+//! Options: `--latency-ms N` adds N ms to every call (AWS is not on loopback); `--accounts N` sizes
+//! the bulk scenario (default 20); `--org-rps R` the emulated Organizations limit (default 5).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use crate::{assure, build_bins};
+
+const PIPELINE: &str = "123456789012";
+const FOUR: &str = "us-east-1,eu-west-1,us-west-2,eu-central-1";
+/// The 17 regions enabled by default in an AWS account.
+const SEVENTEEN: &str = "us-east-1,us-east-2,us-west-1,us-west-2,ca-central-1,eu-west-1,eu-west-2,eu-west-3,eu-central-1,eu-north-1,ap-south-1,ap-southeast-1,ap-southeast-2,ap-northeast-1,ap-northeast-2,ap-northeast-3,sa-east-1";
+
+struct Options {
+    latency_ms: u64,
+    accounts: u32,
+    org_rps: f64,
+}
+
+fn options(args: &[String]) -> anyhow::Result<Options> {
+    let mut o = Options { latency_ms: 0, accounts: 20, org_rps: 5.0 };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value")).cloned();
+        match a.as_str() {
+            "--latency-ms" => o.latency_ms = value(a)?.parse().context("--latency-ms: a whole number of ms")?,
+            "--accounts" => o.accounts = value(a)?.parse().context("--accounts: a number")?,
+            "--org-rps" => o.org_rps = value(a)?.parse().context("--org-rps: requests per second")?,
+            other => bail!("unknown option {other}; options: --latency-ms N, --accounts N, --org-rps R"),
+        }
+    }
+    if !(1..=200).contains(&o.accounts) || o.org_rps <= 0.0 {
+        bail!("--accounts must be 1 to 200 and --org-rps above 0");
+    }
+    Ok(o)
+}
+
+/// A private local cloud for one scenario.
+struct Cloud {
+    bin: PathBuf,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+    endpoint: String,
+}
+
+impl Cloud {
+    fn start(bin: &Path, name: &str, extra: &[(&str, String)]) -> anyhow::Result<Cloud> {
+        let dir = std::env::temp_dir().join(format!("assure-bench-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let mut env: Vec<(String, String)> = vec![
+            ("ASSURE_LOCAL_DIR".into(), dir.display().to_string()),
+            ("ASSURE_CALL_LOG".into(), dir.join("calls.jsonl").display().to_string()),
+            ("ASSURE_STEP_STATS".into(), dir.join("steps.jsonl").display().to_string()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let mut up = assure(bin);
+        up.args(["local", "up", "--output", "json"]).envs(env.iter().map(|(k, v)| (k, v)));
+        let out = up.stderr(Stdio::inherit()).output()?;
+        if !out.status.success() {
+            bail!("assure local up failed");
+        }
+        let exports: Value = serde_json::from_slice(&out.stdout).context("local up prints JSON")?;
+        for (k, v) in exports.as_object().into_iter().flatten() {
+            env.push((k.clone(), v.as_str().unwrap_or_default().to_owned()));
+        }
+        let endpoint = exports["AWS_ENDPOINT_URL"].as_str().unwrap_or_default().to_owned();
+        Ok(Cloud { bin: bin.to_path_buf(), dir, env, endpoint })
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = assure(&self.bin);
+        c.args(args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        c
+    }
+
+    /// Runs `assure ARGS`; (seconds, exit code, stdout).
+    fn timed(&self, args: &[&str]) -> anyhow::Result<(f64, i32, String)> {
+        let t = Instant::now();
+        let out = self.cmd(args).stderr(Stdio::null()).output()?;
+        Ok((t.elapsed().as_secs_f64(), out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into()))
+    }
+
+    fn json(&self, args: &[&str]) -> anyhow::Result<Value> {
+        let (_, code, out) = self.timed(args)?;
+        if code != 0 {
+            bail!("assure {} failed ({code})", args.join(" "));
+        }
+        serde_json::from_str(&out).with_context(|| format!("assure {} prints JSON", args.join(" ")))
+    }
+
+    fn calls(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("calls.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn reset_calls(&self) {
+        let _ = std::fs::remove_file(self.dir.join("calls.jsonl"));
+    }
+
+    fn step_stats(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("steps.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// A request to the local cloud's own API.
+    fn api(&self, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+        let body = body.to_string();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        let payload = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        Ok(serde_json::from_str(payload).unwrap_or(Value::Null))
+    }
+
+    fn seed_and_deploy(&self, accounts: u32, regions: &str) -> anyhow::Result<Value> {
+        let ids = self.json(&["local", "seed", "--accounts", &accounts.to_string()])?;
+        let s = |k: &str| ids[k].as_str().unwrap_or_default().to_owned();
+        self.json(&[
+            "deploy",
+            "--logging-account",
+            &s("logging"),
+            "--security-account",
+            &s("security"),
+            "--regions",
+            regions,
+            "--output",
+            "json",
+        ])?;
+        Ok(ids)
+    }
+
+    /// State transitions (states entered) of a run's executions.
+    fn transitions(&self, run: &str) -> anyhow::Result<usize> {
+        let timeline = self.json(&["runs", "history", run, "--output", "json"])?;
+        Ok(timeline.as_array().into_iter().flatten().filter(|e| e["event"] == "StateEntered").count())
+    }
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["local", "down"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Calls split the way the table shows them.
+#[derive(Default)]
+struct Calls {
+    account_mutating: usize,
+    account_read: usize,
+    plumbing: usize,
+    organizations: usize,
+    /// (service, operation) → (mutating, read), account calls only.
+    by_operation: BTreeMap<(String, String), (usize, usize)>,
+}
+
+fn is_plumbing(c: &Value) -> bool {
+    matches!(c["service"].as_str(), Some("SFN" | "SQS")) || (c["service"] == "S3" && c["account"] == PIPELINE)
+}
+
+fn count(calls: &[Value]) -> Calls {
+    let mut out = Calls::default();
+    for c in calls {
+        if c["service"] == "Organizations" {
+            out.organizations += 1;
+        }
+        if is_plumbing(c) {
+            out.plumbing += 1;
+            continue;
+        }
+        let mutating = c["mutating"] == true;
+        let e = out
+            .by_operation
+            .entry((c["service"].as_str().unwrap_or("?").to_owned(), c["operation"].as_str().unwrap_or("?").to_owned()))
+            .or_default();
+        if mutating {
+            out.account_mutating += 1;
+            e.0 += 1;
+        } else {
+            out.account_read += 1;
+            e.1 += 1;
+        }
+    }
+    out
+}
+
+struct Row {
+    scenario: String,
+    seconds: f64,
+    calls: Calls,
+    transitions: Option<usize>,
+    note: String,
+}
+
+fn print_row(r: &Row) {
+    println!(
+        "| {} | {:.1} | {} | {} | {} | {} | {} |",
+        r.scenario,
+        r.seconds,
+        r.calls.account_mutating,
+        r.calls.account_read,
+        r.calls.plumbing,
+        r.transitions.map(|t| t.to_string()).unwrap_or_else(|| "–".into()),
+        r.note
+    );
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
+    let o = options(args)?;
+    let bin = build_bins()?;
+    run_assure_install(&bin)?;
+    let latency = json!({"limits": [], "latencyMs": o.latency_ms});
+    let mut rows = Vec::new();
+    let mut stats = Vec::new();
+    let started = Instant::now();
+
+    // One account, four regions: onboard, re-run, then a failure held and retried.
+    eprintln!("==> 1 account × 4 regions: onboard, re-run, held run and retry");
+    let cloud = Cloud::start(&bin, "four", &[])?;
+    let ids = cloud.seed_and_deploy(2, FOUR)?;
+    cloud.api("POST", "/assure-api/limits", &latency)?;
+    let (a, b) = (ids["external"][0].as_str().unwrap_or_default(), ids["external"][1].as_str().unwrap_or_default());
+    cloud.reset_calls();
+    let (secs, code, _) = cloud.timed(&["onboard", a, "--run-id", "bench-first"])?;
+    ensure(code, "the first onboarding")?;
+    let first_calls = count(&cloud.calls());
+    let detail = first_calls.by_operation.clone();
+    rows.push(Row {
+        scenario: "onboard 1 account × 4 regions".into(),
+        seconds: secs,
+        transitions: Some(cloud.transitions("bench-first")?),
+        note: format!("{} Organizations calls", first_calls.organizations),
+        calls: first_calls,
+    });
+    cloud.reset_calls();
+    let (secs, code, _) = cloud.timed(&["onboard", a, "--run-id", "bench-again"])?;
+    ensure(code, "the re-run")?;
+    rows.push(Row {
+        scenario: "re-run, same account (idempotent)".into(),
+        seconds: secs,
+        transitions: Some(cloud.transitions("bench-again")?),
+        calls: count(&cloud.calls()),
+        note: "must be 0 mutating".into(),
+    });
+    cloud.api(
+        "POST",
+        "/assure-api/faults",
+        &json!({"rules": [{"service": "logs", "operation": "PutMetricFilter", "error": "AccessDenied", "rate": 1.0, "count": 1}]}),
+    )?;
+    cloud.reset_calls();
+    let (secs, code, _) = cloud.timed(&["onboard", b, "--run-id", "bench-held"])?;
+    if code != 1 {
+        bail!("the held run should fail (exit 1), it exited {code}");
+    }
+    cloud.api("DELETE", "/assure-api/faults", &json!({}))?;
+    rows.push(Row {
+        scenario: "held run (alarms denied once)".into(),
+        seconds: secs,
+        transitions: None,
+        calls: count(&cloud.calls()),
+        note: "stops at alarms, keeps the rest".into(),
+    });
+    cloud.reset_calls();
+    let (secs, code, _) = cloud.timed(&["runs", "retry", "bench-held"])?;
+    ensure(code, "the retry")?;
+    let retry = count(&cloud.calls());
+    rows.push(Row {
+        scenario: "retry after failure".into(),
+        seconds: secs,
+        transitions: Some(cloud.transitions("bench-held")?),
+        note: "transitions: both executions".into(),
+        calls: retry,
+    });
+    stats.extend(cloud.step_stats());
+    drop(cloud);
+
+    // One account, seventeen regions.
+    eprintln!("==> 1 account × 17 regions");
+    let cloud = Cloud::start(&bin, "seventeen", &[])?;
+    let ids = cloud.seed_and_deploy(1, SEVENTEEN)?;
+    cloud.api("POST", "/assure-api/limits", &latency)?;
+    let a = ids["external"][0].as_str().unwrap_or_default();
+    cloud.reset_calls();
+    let (secs, code, _) = cloud.timed(&["onboard", a, "--run-id", "bench-17"])?;
+    ensure(code, "the 17-region onboarding")?;
+    let calls = count(&cloud.calls());
+    rows.push(Row {
+        scenario: "onboard 1 account × 17 regions".into(),
+        seconds: secs,
+        transitions: Some(cloud.transitions("bench-17")?),
+        note: format!("{} Organizations calls", calls.organizations),
+        calls,
+    });
+    stats.extend(cloud.step_stats());
+    drop(cloud);
+
+    // Bulk, under the emulated Organizations limit.
+    eprintln!("==> bulk: {} accounts × 4 regions, Organizations limited to {} requests/s", o.accounts, o.org_rps);
+    let cloud = Cloud::start(&bin, "bulk", &[("ASSURE_ORGANIZATIONS_RPS", o.org_rps.to_string())])?;
+    let ids = cloud.seed_and_deploy(o.accounts, FOUR)?;
+    let file = cloud.dir.join("accounts.txt");
+    let list: Vec<&str> = ids["external"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    std::fs::write(&file, list.join("\n"))?;
+    cloud.api(
+        "POST",
+        "/assure-api/limits",
+        &json!({"limits": [{"service": "organizations", "rps": o.org_rps}], "latencyMs": o.latency_ms}),
+    )?;
+    cloud.reset_calls();
+    let (secs, code, out) =
+        cloud.timed(&["onboard", "--accounts-file", file.to_str().unwrap_or_default(), "--output", "json"])?;
+    let summary: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    let limiter = cloud.api("GET", "/assure-api/limits", &json!({}))?;
+    let calls = count(&cloud.calls());
+    let throttled = limiter["throttled"]["organizations"].as_u64().unwrap_or(0);
+    let mut throttle_failures = 0;
+    let mut transitions = 0;
+    for acct in summary["accounts"].as_array().into_iter().flatten() {
+        let run = acct["runId"].as_str().unwrap_or_default();
+        let timeline = cloud.json(&["runs", "history", run, "--output", "json"])?;
+        for e in timeline.as_array().into_iter().flatten() {
+            let detail = e["detail"].as_str().unwrap_or("");
+            if e["event"] == "TaskFailed" && (detail.contains("Throttl") || detail.contains("TooManyRequests")) {
+                throttle_failures += 1;
+            }
+            if e["event"] == "StateEntered" {
+                transitions += 1;
+            }
+        }
+    }
+    let bound = calls.organizations as f64 / o.org_rps;
+    let ok = summary["succeeded"].as_u64().unwrap_or(0);
+    rows.push(Row {
+        scenario: format!("bulk {} accounts × 4 regions, Organizations ≤ {} rps", o.accounts, o.org_rps),
+        seconds: secs,
+        transitions: Some(transitions),
+        note: format!(
+            "{ok}/{} succeeded; lower bound {bound:.1} s ({} Organizations calls / {} rps), {:.2}× it; {throttled} throttled answers retried, {throttle_failures} throttle failures",
+            o.accounts, calls.organizations, o.org_rps, secs / bound
+        ),
+        calls,
+    });
+    stats.extend(cloud.step_stats());
+    let bulk_ok = code == 0 && throttle_failures == 0;
+    drop(cloud);
+
+    // The step binaries: start (exec to exit of --version) and peak memory during the runs above.
+    eprintln!("==> step binaries");
+    let mut starts = Vec::new();
+    for step in assure_core::contract::StepName::ALL {
+        for _ in 0..5 {
+            let t = Instant::now();
+            let st = Command::new(bin.join(step.binary())).arg("--version").stdout(Stdio::null()).status()?;
+            if !st.success() {
+                bail!("{} --version failed", step.binary());
+            }
+            starts.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let mut peak: BTreeMap<String, u64> = BTreeMap::new();
+    let mut secs_by_step: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for s in &stats {
+        let step = s["step"].as_str().unwrap_or("?").to_owned();
+        let kib = s["peakKiB"].as_u64().unwrap_or(0);
+        let e = peak.entry(step.clone()).or_default();
+        *e = (*e).max(kib);
+        secs_by_step.entry(step).or_default().push(s["seconds"].as_f64().unwrap_or(0.0));
+    }
+
+    println!();
+    println!(
+        "assure bench: local cloud (moto 5.2.5 + extension), dev-profile binaries, {} ms added per call, {} cores; {:.0} s in all",
+        o.latency_ms,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        started.elapsed().as_secs_f64()
+    );
+    println!();
+    println!("| scenario | wall s | account calls, mutating | account calls, read | pipeline calls | state transitions | notes |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    for r in &rows {
+        print_row(r);
+    }
+    println!();
+    println!(
+        "Calls to the accounts by service and operation, first onboarding of 1 account × 4 regions (mutating/read):"
+    );
+    println!();
+    let mut by_service: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for ((service, op), (m, r)) in &detail {
+        by_service.entry(service).or_default().push(format!("{op} {m}/{r}"));
+    }
+    for (service, ops) in by_service {
+        println!("- {service}: {}", ops.join(", "));
+    }
+    println!();
+    let all: Vec<f64> = stats.iter().filter_map(|s| s["peakKiB"].as_f64()).collect();
+    println!(
+        "Step binaries: start (exec to exit, `--version`) median {:.1} ms, max {:.1} ms over {} runs; peak resident memory during real steps median {:.1} MiB, max {:.1} MiB over {} step runs",
+        median(starts.clone()),
+        starts.iter().cloned().fold(0.0, f64::max),
+        starts.len(),
+        median(all.clone()) / 1024.0,
+        all.iter().cloned().fold(0.0, f64::max) / 1024.0,
+        all.len()
+    );
+    println!();
+    println!("| step | runs | median s | peak MiB |");
+    println!("|---|---:|---:|---:|");
+    for (step, v) in &secs_by_step {
+        println!("| {step} | {} | {:.2} | {:.1} |", v.len(), median(v.clone()), peak[step] as f64 / 1024.0);
+    }
+    if !bulk_ok {
+        bail!("the bulk scenario did not finish cleanly (exit {code}, {throttle_failures} throttle failures)");
+    }
+    Ok(())
+}
+
+fn ensure(code: i32, what: &str) -> anyhow::Result<()> {
+    if code != 0 {
+        bail!("{what} failed (exit {code})");
+    }
+    Ok(())
+}
+
+fn run_assure_install(bin: &Path) -> anyhow::Result<()> {
+    let st = assure(bin).args(["local", "install"]).status()?;
+    if !st.success() {
+        bail!("assure local install failed");
+    }
+    Ok(())
+}
