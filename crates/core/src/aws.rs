@@ -97,6 +97,10 @@ impl Intercept for CallLog {
     }
 }
 
+/// The pipeline's account, when the caller already knows it (set by the worker for the step
+/// binaries it runs, and by the template on Lambda): skips `sts:GetCallerIdentity`.
+pub const PIPELINE_ACCOUNT_ENV: &str = "ASSURE_PIPELINE_ACCOUNT";
+
 /// The Organizations request budget for the whole organization, in requests per second. Unset (the
 /// default): no pacing beyond the SDK's adaptive retry.
 pub const ORGANIZATIONS_RPS_ENV: &str = "ASSURE_ORGANIZATIONS_RPS";
@@ -319,8 +323,16 @@ impl Aws {
         };
         let mut probe =
             AccountConfig { account: "000000000000".parse()?, region, sdk, call_log, path_style, plan: false };
-        let who = probe.sts().get_caller_identity().send().await.aws("sts:GetCallerIdentity")?;
-        let account: AccountId = who.account().unwrap_or_default().parse()?;
+        // A step binary is told its account by whoever runs it (the worker, which asked STS once
+        // with the same credentials; on Lambda, the template), saving a call per task.
+        let told = std::env::var(PIPELINE_ACCOUNT_ENV).ok().and_then(|a| a.parse::<AccountId>().ok());
+        let account: AccountId = match told {
+            Some(a) => a,
+            None => {
+                let who = probe.sts().get_caller_identity().send().await.aws("sts:GetCallerIdentity")?;
+                who.account().unwrap_or_default().parse()?
+            }
+        };
         probe.call_log.account = account.to_string();
         probe.account = account;
         Ok(Aws { base: probe, role_name: String::new(), assumed: Mutex::new(HashMap::new()) })

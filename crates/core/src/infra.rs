@@ -215,7 +215,7 @@ pub fn pipeline_template() -> Value {
                     "ReservedConcurrentExecutions": reference("StepConcurrency"),
                     "KmsKeyArn": getatt("PipelineKey", "Arn"),
                     "Role": getatt(&role, "Arn"),
-                    "Environment": {"Variables": {"ASSURE_HEARTBEAT_SECONDS": "20"}},
+                    "Environment": {"Variables": {"ASSURE_HEARTBEAT_SECONDS": "20", "ASSURE_PIPELINE_ACCOUNT": reference("AWS::AccountId")}},
                     "Events": {"Tasks": {"Type": "SQS", "Properties": {
                         "Queue": getatt(&queue, "Arn"),
                         "BatchSize": 1,

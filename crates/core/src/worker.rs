@@ -271,6 +271,7 @@ pub async fn supervise(
         all: Arc::new(Semaphore::new(concurrency.max(1))),
         organizations: Arc::new(Semaphore::new(org_concurrency.max(1))),
         share: org_concurrency.max(1),
+        account: aws.pipeline().account.to_string(),
     };
     let mut loops = Vec::new();
     for step in StepName::ALL {
@@ -290,6 +291,8 @@ struct Permits {
     all: Arc<Semaphore>,
     organizations: Arc<Semaphore>,
     share: usize,
+    /// The pipeline's account, passed to the step binaries.
+    account: String,
 }
 
 async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permits) {
@@ -336,10 +339,11 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permit
             let url = url.clone();
             let bin = bin.clone();
             let share = permits.share;
+            let account = permits.account.clone();
             tokio::spawn(async move {
                 let _permits = (permit, org_permit);
                 let body = m.body().unwrap_or_default().to_owned();
-                let ok = run_binary(&bin, &body, share).await;
+                let ok = run_binary(&bin, &body, share, &account).await;
                 if ok {
                     if let Some(h) = m.receipt_handle() {
                         if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(h).send().await {
@@ -353,9 +357,10 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permit
 }
 
 /// Runs a step binary with `body` on stdin; true when it exited 0.
-async fn run_binary(bin: &Path, body: &str, organizations_share: usize) -> bool {
+async fn run_binary(bin: &Path, body: &str, organizations_share: usize, account: &str) -> bool {
     let child = tokio::process::Command::new(bin)
         .env(crate::aws::ORGANIZATIONS_SHARE_ENV, organizations_share.to_string())
+        .env(crate::aws::PIPELINE_ACCOUNT_ENV, account)
         .stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())

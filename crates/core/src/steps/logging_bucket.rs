@@ -7,7 +7,7 @@
 //! Created once and shared by every account; no account's rollback tears it down. Every aspect is
 //! read first and written only if it differs.
 
-use assure_contract::{Evidence, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{ErrorName, Evidence, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus,
     BucketVersioningStatus, CreateBucketConfiguration, ExpirationStatus, LifecycleRule, LifecycleRuleFilter,
@@ -380,21 +380,36 @@ async fn ensure_key(acct: &AccountConfig, org_id: &str, changes: &mut Changes) -
                 rotation: false,
                 policy: Some(desired.clone()),
             };
-            if changes.live() {
-                kms.create_alias()
-                    .alias_name(RunInput::LOGGING_KEY_ALIAS)
-                    .target_key_id(&k.key_id)
-                    .send()
-                    .await
-                    .aws(format!("kms:CreateAlias {}", RunInput::LOGGING_KEY_ALIAS))?;
+            let aliased =
+                kms.create_alias().alias_name(RunInput::LOGGING_KEY_ALIAS).target_key_id(&k.key_id).send().await;
+            match aliased {
+                Ok(_) => {
+                    changes.push(
+                        format!("kms:{}", RunInput::LOGGING_KEY_ALIAS),
+                        "create",
+                        Value::Null,
+                        json!({"keyArn": k.arn}),
+                    );
+                    k
+                }
+                // Another account's run (a bulk run) created the organization's key a moment ago.
+                // Ours encrypted nothing: schedule it for deletion and use theirs.
+                Err(e) if error_code(&e) == Some("AlreadyExistsException") => {
+                    kms.schedule_key_deletion()
+                        .key_id(&k.key_id)
+                        .pending_window_in_days(7)
+                        .send()
+                        .await
+                        .aws("kms:ScheduleKeyDeletion")?;
+                    read_key(acct).await?.ok_or_else(|| {
+                        StepError::new(
+                            ErrorName::Conflict,
+                            format!("kms:CreateAlias {}: exists, but cannot be read yet", RunInput::LOGGING_KEY_ALIAS),
+                        )
+                    })?
+                }
+                Err(e) => return Err(e).aws(format!("kms:CreateAlias {}", RunInput::LOGGING_KEY_ALIAS)),
             }
-            changes.push(
-                format!("kms:{}", RunInput::LOGGING_KEY_ALIAS),
-                "create",
-                Value::Null,
-                json!({"keyArn": k.arn}),
-            );
-            k
         }
     };
     if !key.rotation {
@@ -444,11 +459,12 @@ async fn ensure_bucket(
                     .build(),
             );
         }
-        create
-            .object_ownership(ObjectOwnership::BucketOwnerEnforced)
-            .send()
-            .await
-            .aws(format!("s3:CreateBucket {bucket}"))?;
+        match create.object_ownership(ObjectOwnership::BucketOwnerEnforced).send().await {
+            Ok(_) => {}
+            // Another account's run created the organization's bucket a moment ago.
+            Err(e) if error_code(&e) == Some("BucketAlreadyOwnedByYou") => {}
+            Err(e) => return Err(e).aws(format!("s3:CreateBucket {bucket}")),
+        }
     }
     if !st.exists {
         changes.push(format!("s3:{bucket}"), "create", Value::Null, json!({"region": acct.region}));
