@@ -232,6 +232,14 @@ impl AccountConfig {
     /// organization's budget when one is set (see [`ORGANIZATIONS_RPS_ENV`]).
     pub fn organizations(&self) -> aws_sdk_organizations::Client {
         let mut conf = aws_sdk_organizations::config::Builder::from(&self.sdk).interceptor(self.call_log.clone());
+        // Adaptive mode adds a client-side rate limiter that learns the send rate and slows down
+        // after a throttling answer. It needs a long-lived process to learn in: on Lambda a step's
+        // process serves many tasks. A step binary run per task (locally) has no measured rate
+        // yet, so its first throttle drops it to the limiter's floor (0.5 requests/s); there the
+        // pacer and standard retry do better (measured: see ARCHITECTURE.md).
+        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            conf = conf.retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(8));
+        }
         if self.plan {
             conf = conf.interceptor(PlanGuard);
         }
@@ -297,8 +305,7 @@ impl Aws {
         }
         // Throttling is the commonest failure at scale: more attempts than the SDK's three, with
         // backoff, before a step reports Assure.Retryable to the state machine.
-        // Adaptive mode adds a client-side rate limiter that slows down after a throttling answer.
-        loader = loader.retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(8));
+        loader = loader.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(6));
         let sdk = loader.load().await;
         Aws::from_sdk_config(sdk).await
     }
