@@ -285,7 +285,7 @@ fn checkpoint_entries(r: &Record) -> Vec<Entry> {
 }
 
 /// The (step, region) a task message names, from a `TaskScheduled` event's parameters.
-fn task_target(ev: &HistoryEvent) -> Option<(String, String)> {
+pub(crate) fn task_target(ev: &HistoryEvent) -> Option<(String, String)> {
     let params: Value = serde_json::from_str(ev.task_scheduled_event_details()?.parameters()).ok()?;
     let body = match &params["MessageBody"] {
         Value::String(s) => serde_json::from_str(s).ok()?,

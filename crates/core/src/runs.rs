@@ -243,14 +243,7 @@ fn progress(
             None
         }
         HistoryEventType::TaskScheduled => {
-            let d = ev.task_scheduled_event_details()?;
-            let params: Value = serde_json::from_str(d.parameters()).ok()?;
-            let body = match &params["MessageBody"] {
-                Value::String(s) => serde_json::from_str(s).ok()?,
-                v => v.clone(),
-            };
-            let step = body["step"].as_str()?.to_owned();
-            let region = body["region"].as_str()?.to_owned();
+            let (step, region) = crate::audit::task_target(ev)?;
             tasks.insert(ev.id(), (step.clone(), region.clone()));
             Some(Progress::StepStarted { step, region })
         }
