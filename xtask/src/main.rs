@@ -135,7 +135,9 @@ fn demo() -> anyhow::Result<()> {
         "  assure plan {}              # what onboarding the other account would change",
         ids["external"][1].as_str().unwrap_or_default()
     );
-    println!("  aws stepfunctions get-execution-history --execution-arn …   # the execution history");
+    println!("  assure runs list                       # every run, newest first");
+    println!("  assure runs report RUN --out report.html   # the audit report (RUN: from runs list)");
+    println!("  assure onboard --accounts-file FILE    # many accounts (assure local seed --accounts 20 makes more)");
     println!("  assure local down                      # stop the local cloud");
     if !status.success() {
         bail!("the onboarding run did not succeed");
