@@ -89,12 +89,13 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
         Ok(_) => {}
         Err(e) if error_code(&e) == Some("ResourceNotFoundException") => {
             if changes.live() {
-                aa.create_analyzer()
-                    .analyzer_name(ANALYZER)
-                    .r#type(AnalyzerType::Organization)
-                    .send()
-                    .await
-                    .aws(format!("access-analyzer:CreateAnalyzer {ANALYZER}"))?;
+                let res = aa.create_analyzer().analyzer_name(ANALYZER).r#type(AnalyzerType::Organization).send().await;
+                match res {
+                    Ok(_) => {}
+                    // Another account's run created the organization's analyzer a moment ago.
+                    Err(e) if already_exists(error_code(&e), "") => {}
+                    Err(e) => return Err(e).aws(format!("access-analyzer:CreateAnalyzer {ANALYZER}")),
+                }
             }
             changes.push_in(
                 security.account.clone(),
@@ -241,7 +242,7 @@ async fn ensure_findings_delivery(
         }
         None => {
             if changes.live() {
-                security
+                let res = security
                     .firehose()
                     .create_delivery_stream()
                     .delivery_stream_name(FINDINGS)
@@ -257,10 +258,17 @@ async fn ensure_findings_delivery(
                             .map_err(|e| StepError::internal(e.to_string()))?,
                     )
                     .send()
-                    .await
-                    .aws(format!("firehose:CreateDeliveryStream {FINDINGS}"))?;
+                    .await;
+                match res {
+                    Ok(_) => sec.push(format!("firehose:{FINDINGS}"), "create", Value::Null, json!(want)),
+                    // Another account's run (a bulk run) created the security account's stream a
+                    // moment ago, for the same bucket and key.
+                    Err(e) if error_code(&e) == Some("ResourceInUseException") => {}
+                    Err(e) => return Err(e).aws(format!("firehose:CreateDeliveryStream {FINDINGS}")),
+                }
+            } else {
+                sec.push(format!("firehose:{FINDINGS}"), "create", Value::Null, json!(want));
             }
-            sec.push(format!("firehose:{FINDINGS}"), "create", Value::Null, json!(want));
         }
     }
     let pattern = finding_pattern();
