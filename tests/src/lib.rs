@@ -159,7 +159,12 @@ impl LocalCloud {
 
     /// Seeds and deploys with `regions`; returns the seed ids.
     pub fn seed_and_deploy(&self, regions: &str) -> Value {
-        let ids = self.seed();
+        self.seed_accounts_and_deploy(2, regions)
+    }
+
+    /// Seeds `accounts` external accounts and deploys with `regions`; returns the seed ids.
+    pub fn seed_accounts_and_deploy(&self, accounts: u32, regions: &str) -> Value {
+        let ids = self.seed_accounts(accounts);
         let (code, _, err) = self.run(&[
             "deploy",
             "--logging-account",

@@ -18,7 +18,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-use crate::{assure, build_bins};
+use crate::{assure, assure_at, build_bins, local_up, run};
 
 const PIPELINE: &str = "123456789012";
 const FOUR: &str = "us-east-1,eu-west-1,us-west-2,eu-central-1";
@@ -58,33 +58,24 @@ struct Cloud {
 }
 
 impl Cloud {
-    fn start(bin: &Path, name: &str, extra: &[(&str, String)]) -> anyhow::Result<Cloud> {
+    fn start(bin: &Path, name: &str, extra_env: &[(&str, String)]) -> anyhow::Result<Cloud> {
         let dir = std::env::temp_dir().join(format!("assure-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let mut env: Vec<(String, String)> = vec![
+        let mut extra: Vec<(String, String)> = vec![
             ("ASSURE_LOCAL_DIR".into(), dir.display().to_string()),
             ("ASSURE_CALL_LOG".into(), dir.join("calls.jsonl").display().to_string()),
             ("ASSURE_STEP_STATS".into(), dir.join("steps.jsonl").display().to_string()),
         ];
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        let mut up = assure(bin);
-        up.args(["local", "up", "--output", "json"]).envs(env.iter().map(|(k, v)| (k, v)));
-        let out = up.stderr(Stdio::inherit()).output()?;
-        if !out.status.success() {
-            bail!("assure local up failed");
-        }
-        let exports: Value = serde_json::from_slice(&out.stdout).context("local up prints JSON")?;
-        for (k, v) in exports.as_object().into_iter().flatten() {
-            env.push((k.clone(), v.as_str().unwrap_or_default().to_owned()));
-        }
-        let endpoint = exports["AWS_ENDPOINT_URL"].as_str().unwrap_or_default().to_owned();
+        extra.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let env = local_up(bin, &extra)?;
+        let endpoint = env.iter().find(|(k, _)| k == "AWS_ENDPOINT_URL").map(|(_, v)| v.clone()).unwrap_or_default();
         Ok(Cloud { bin: bin.to_path_buf(), dir, env, endpoint })
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = assure(&self.bin);
-        c.args(args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        let mut c = assure_at(&self.bin, &self.env);
+        c.args(args);
         c
     }
 
@@ -103,12 +94,17 @@ impl Cloud {
         serde_json::from_str(&out).with_context(|| format!("assure {} prints JSON", args.join(" ")))
     }
 
-    fn calls(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.join("calls.jsonl"))
+    /// One JSON value per line of a file in the cloud's directory (none if it does not exist).
+    fn jsonl(&self, name: &str) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join(name))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+
+    fn calls(&self) -> Vec<Value> {
+        self.jsonl("calls.jsonl")
     }
 
     fn reset_calls(&self) {
@@ -116,11 +112,7 @@ impl Cloud {
     }
 
     fn step_stats(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.join("steps.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        self.jsonl("steps.jsonl")
     }
 
     /// A request to the local cloud's own API.
@@ -241,7 +233,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     let o = options(args)?;
     let bin = build_bins()?;
-    run_assure_install(&bin)?;
+    run(assure(&bin).args(["local", "install"]))?;
     let latency = json!({"limits": [], "latencyMs": o.latency_ms});
     let mut rows = Vec::new();
     let mut stats = Vec::new();
@@ -451,14 +443,6 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
 fn ensure(code: i32, what: &str) -> anyhow::Result<()> {
     if code != 0 {
         bail!("{what} failed (exit {code})");
-    }
-    Ok(())
-}
-
-fn run_assure_install(bin: &Path) -> anyhow::Result<()> {
-    let st = assure(bin).args(["local", "install"]).status()?;
-    if !st.success() {
-        bail!("assure local install failed");
     }
     Ok(())
 }

@@ -73,24 +73,41 @@ fn assure(bin: &Path) -> Command {
     c
 }
 
-fn demo() -> anyhow::Result<()> {
-    let bin = build_bins()?;
-    eprintln!("==> starting the local cloud (first time: creates a Python venv with moto)");
-    let out = assure(&bin).args(["local", "up", "--output", "json"]).stderr(Stdio::inherit()).output()?;
+/// Starts (or finds) the local cloud, with `extra` in its environment (and its worker's); returns
+/// the environment that points commands at it.
+fn local_up(bin: &Path, extra: &[(String, String)]) -> anyhow::Result<Vec<(String, String)>> {
+    let out = assure(bin)
+        .args(["local", "up", "--output", "json"])
+        .envs(extra.iter().map(|(k, v)| (k, v)))
+        .stderr(Stdio::inherit())
+        .output()?;
     if !out.status.success() {
         bail!("assure local up failed");
     }
-    let env: serde_json::Value = serde_json::from_slice(&out.stdout).context("assure local up output")?;
-    let with_env = |c: &mut Command| {
-        for (k, v) in env.as_object().into_iter().flatten() {
-            c.env(k, v.as_str().unwrap_or_default());
-        }
-        c.env_remove("AWS_PROFILE").env_remove("AWS_SESSION_TOKEN");
-    };
+    let exports: serde_json::Value = serde_json::from_slice(&out.stdout).context("assure local up output")?;
+    let mut env = extra.to_vec();
+    for (k, v) in exports.as_object().into_iter().flatten() {
+        env.push((k.clone(), v.as_str().unwrap_or_default().to_owned()));
+    }
+    Ok(env)
+}
+
+/// `assure` pointed at a local cloud by `env`; an ambient AWS profile or session token, which would
+/// mix with the local cloud's keys, is removed.
+fn assure_at(bin: &Path, env: &[(String, String)]) -> Command {
+    let mut c = assure(bin);
+    c.envs(env.iter().map(|(k, v)| (k, v))).env_remove("AWS_PROFILE").env_remove("AWS_SESSION_TOKEN");
+    c
+}
+
+fn demo() -> anyhow::Result<()> {
+    let bin = build_bins()?;
+    eprintln!("==> starting the local cloud (first time: creates a Python venv with moto)");
+    let env = local_up(&bin, &[])?;
+    let endpoint = env.iter().find(|(k, _)| k == "AWS_ENDPOINT_URL").map(|(_, v)| v.clone()).unwrap_or_default();
     eprintln!("==> seeding a demo organization with brownfield external accounts");
-    let mut seed = assure(&bin);
+    let mut seed = assure_at(&bin, &env);
     seed.args(["local", "seed"]);
-    with_env(&mut seed);
     let out = seed.stderr(Stdio::inherit()).output()?;
     if !out.status.success() {
         bail!("assure local seed failed");
@@ -101,7 +118,7 @@ fn demo() -> anyhow::Result<()> {
     let target = ids["external"][0].as_str().unwrap_or_default().to_owned();
     let regions = "us-east-1,eu-west-1,us-west-2,eu-central-1";
     eprintln!("==> deploying the pipeline (checkpoint bucket, queues, state machine)");
-    let mut deploy = assure(&bin);
+    let mut deploy = assure_at(&bin, &env);
     deploy.args([
         "deploy",
         "--logging-account",
@@ -111,14 +128,11 @@ fn demo() -> anyhow::Result<()> {
         "--regions",
         regions,
     ]);
-    with_env(&mut deploy);
     run(&mut deploy)?;
     eprintln!("==> onboarding brownfield account {target} in {regions}");
-    let mut onboard = assure(&bin);
+    let mut onboard = assure_at(&bin, &env);
     onboard.args(["onboard", &target]);
-    with_env(&mut onboard);
     let status = onboard.status()?;
-    let endpoint = env["AWS_ENDPOINT_URL"].as_str().unwrap_or_default();
     println!();
     println!("Where to look next:");
     println!(

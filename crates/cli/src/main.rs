@@ -660,17 +660,7 @@ async fn bulk_cmd(
     );
     let json = g.output == Output::Json;
     let tty = std::io::stderr().is_terminal();
-    let bar = if tty {
-        let b = indicatif::ProgressBar::new(runs.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("  {bar:30.green/white} {pos}/{len} accounts  {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b.enable_steady_tick(Duration::from_millis(200));
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = progress_bar(tty, runs.len(), "{pos}/{len} accounts  {elapsed}");
     let started = std::time::Instant::now();
     let followed = assure_core::bulk::follow(
         &aws,
@@ -803,11 +793,7 @@ async fn history_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&audit.timeline)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let source = |e: &assure_core::audit::Entry| match e.source {
-        assure_core::audit::Source::Execution => e.execution.clone().unwrap_or_default(),
-        assure_core::audit::Source::Checkpoint => "checkpoint".to_owned(),
-    };
-    let w = audit.timeline.iter().map(|e| source(e).len()).max().unwrap_or(10).max(10);
+    let w = audit.timeline.iter().map(|e| e.source_label().len()).max().unwrap_or(10).max(10);
     println!(
         "{:<24} {:<w$} {:<20} {:<16} {:<14} {:>3}  DETAIL",
         "AT (UTC)", "SOURCE", "EVENT", "STATE/STEP", "REGION", "TRY"
@@ -816,7 +802,7 @@ async fn history_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
         println!(
             "{:<24} {:<w$} {:<20} {:<16} {:<14} {:>3}  {}",
             e.at,
-            source(e),
+            e.source_label(),
             e.event,
             e.state.as_deref().or(e.step.as_deref()).unwrap_or(""),
             e.region.as_deref().unwrap_or(""),
@@ -914,6 +900,21 @@ async fn retry_cmd(g: &Global, run_id: &str, timeout: u64) -> anyhow::Result<Exi
     follow(g, &aws, &run, &arn, timeout).await
 }
 
+/// A progress bar over `len` items on a terminal (`tail` follows the bar in its template); hidden
+/// elsewhere, where callers print plain lines.
+fn progress_bar(tty: bool, len: usize, tail: &str) -> indicatif::ProgressBar {
+    if !tty {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(len as u64);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(&format!("  {{bar:30.green/white}} {tail}"))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b.enable_steady_tick(Duration::from_millis(200));
+    b
+}
+
 /// Follows an execution to its end with live progress, then prints the summary.
 async fn follow(g: &Global, aws: &Aws, run: &RunInput, arn: &str, timeout: u64) -> anyhow::Result<ExitCode> {
     eprintln!("  execution {arn}");
@@ -926,17 +927,7 @@ async fn follow(g: &Global, aws: &Aws, run: &RunInput, arn: &str, timeout: u64) 
         .filter(|s| **s != assure_contract::StepName::Rollback)
         .map(|s| if s.regional() { run.regions.len() } else { 1 })
         .sum::<usize>();
-    let bar = if tty {
-        let b = indicatif::ProgressBar::new(tasks as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("  {bar:30.green/white} {pos}/{len} tasks  {elapsed}  {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b.enable_steady_tick(Duration::from_millis(200));
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = progress_bar(tty, tasks, "{pos}/{len} tasks  {elapsed}  {msg}");
     let finished = runs::watch(aws, arn, Duration::from_millis(500), Duration::from_secs(timeout), |p| {
         if json {
             println!("{}", serde_json::to_string(p).unwrap_or_default());

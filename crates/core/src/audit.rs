@@ -73,6 +73,16 @@ pub struct Entry {
     nanos: i128,
 }
 
+impl Entry {
+    /// Where it comes from, for people: the execution's name, or `checkpoint`.
+    pub fn source_label(&self) -> &str {
+        match self.source {
+            Source::Execution => self.execution.as_deref().unwrap_or("execution"),
+            Source::Checkpoint => "checkpoint",
+        }
+    }
+}
+
 /// One control in one region, as the report states it.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -163,20 +163,7 @@ pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepEr
     let bulk = substitute(BULK_ASL, &BTreeMap::from([("OnboardingStateMachineArn".to_owned(), sm_arn.clone())]))?;
     ensure_state_machine(&sfn, &bulk_arn, BULK_STATE_MACHINE, &bulk, &role_arn, &mut changes).await?;
 
-    let body = serde_json::to_vec_pretty(settings).map_err(|e| StepError::internal(e.to_string()))?;
-    let current = load_settings(aws).await.ok();
-    if current.as_ref() != Some(settings) {
-        p.s3()
-            .put_object()
-            .bucket(&bucket)
-            .key("deployment.json")
-            .content_type("application/json")
-            .body(body.into())
-            .send()
-            .await
-            .aws(format!("s3:PutObject {bucket}/deployment.json"))?;
-        changes.push("wrote deployment.json".to_owned());
-    }
+    changes.extend(store_settings(aws, settings).await?);
     Ok(Deployment {
         account,
         region,
@@ -193,7 +180,6 @@ pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepEr
 /// checkpoint bucket and the state machine must exist; only `deployment.json` is written.
 pub async fn write_settings(aws: &Aws, settings: &Settings) -> Result<Vec<String>, StepError> {
     let p = aws.pipeline();
-    let bucket = checkpoint_bucket(p.account.as_str(), p.region.as_str());
     let sm = crate::runs::state_machine_arn(aws);
     p.sfn().describe_state_machine().state_machine_arn(&sm).send().await.map_err(|e| match error_code(&e) {
         Some("StateMachineDoesNotExist") => StepError::invalid_input(format!(
@@ -201,9 +187,16 @@ pub async fn write_settings(aws: &Aws, settings: &Settings) -> Result<Vec<String
         )),
         _ => crate::aws::classify(&e, "states:DescribeStateMachine"),
     })?;
+    store_settings(aws, settings).await
+}
+
+/// Writes `deployment.json` to the checkpoint bucket unless it already holds these settings.
+async fn store_settings(aws: &Aws, settings: &Settings) -> Result<Vec<String>, StepError> {
     if load_settings(aws).await.ok().as_ref() == Some(settings) {
         return Ok(vec![]);
     }
+    let p = aws.pipeline();
+    let bucket = checkpoint_bucket(p.account.as_str(), p.region.as_str());
     let body = serde_json::to_vec_pretty(settings).map_err(|e| StepError::internal(e.to_string()))?;
     p.s3()
         .put_object()

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use assure_contract::StepName;
 
-use crate::audit::{Audit, Source};
+use crate::audit::Audit;
 use crate::checkpoint::{Record, Status};
 
 /// What a matrix cell shows.
@@ -220,10 +220,7 @@ pub fn html(a: &Audit) -> String {
          <th>Region</th><th>Attempt</th><th>Detail</th></tr>",
     );
     for e in &a.timeline {
-        let src = match e.source {
-            Source::Execution => e.execution.as_deref().unwrap_or("execution"),
-            Source::Checkpoint => "checkpoint",
-        };
+        let src = e.source_label();
         let class = match e.event.as_str() {
             "TaskFailed" | "TaskTimedOut" | "StepFailed" | "ExecutionFailed" => " class=\"fail\"",
             _ => "",
@@ -330,10 +327,7 @@ pub fn markdown(a: &Audit) -> String {
         "| At (UTC) | Source | Event | State / step | Region | Attempt | Detail |\n|---|---|---|---|---|---|---|"
     );
     for e in &a.timeline {
-        let src = match e.source {
-            Source::Execution => e.execution.as_deref().unwrap_or("execution"),
-            Source::Checkpoint => "checkpoint",
-        };
+        let src = e.source_label();
         let _ = writeln!(
             m,
             "| {} | {} | {} | {} | {} | {} | {} |",

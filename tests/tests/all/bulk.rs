@@ -9,18 +9,8 @@ const RPS: &str = "5";
 #[tokio::test(flavor = "multi_thread")]
 async fn many_accounts_onboard_under_the_organizations_limit_and_a_failure_stays_with_its_account() {
     let cloud = LocalCloud::start_with(&[("ASSURE_ORGANIZATIONS_RPS", RPS)]);
-    let ids = cloud.seed_accounts(5);
+    let ids = cloud.seed_accounts_and_deploy(5, "us-east-1,eu-west-1");
     let s = |k: &str| ids[k].as_str().unwrap().to_owned();
-    let (code, _, err) = cloud.run(&[
-        "deploy",
-        "--logging-account",
-        &s("logging"),
-        "--security-account",
-        &s("security"),
-        "--regions",
-        "us-east-1,eu-west-1",
-    ]);
-    assert_eq!(code, 0, "{err}");
     let accounts: Vec<&str> = ids["external"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
 
     // A bad file is refused before anything starts, naming the line.

@@ -93,17 +93,18 @@ pub(crate) async fn attached_scps(
     Ok(out)
 }
 
-/// The id of the service control policy named `name`, if there is one.
-async fn policy_id(orgs: &aws_sdk_organizations::Client, name: &str) -> Result<Option<String>, StepError> {
+/// The organization's service control policies: name → id.
+async fn policies_by_name(
+    orgs: &aws_sdk_organizations::Client,
+) -> Result<std::collections::BTreeMap<String, String>, StepError> {
+    let mut out = std::collections::BTreeMap::new();
     let mut pages = orgs.list_policies().filter(PolicyType::ServiceControlPolicy).into_paginator().send();
     while let Some(page) = pages.next().await {
         for p in page.aws("organizations:ListPolicies")?.policies() {
-            if p.name() == Some(name) {
-                return Ok(p.id().map(str::to_owned));
-            }
+            out.insert(p.name().unwrap_or_default().to_owned(), p.id().unwrap_or_default().to_owned());
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
@@ -112,14 +113,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let orgs = mgmt.organizations();
     let mut changes = Changes::new(&mgmt);
 
-    // Existing assure policies, by name.
-    let mut existing = std::collections::BTreeMap::new();
-    let mut pages = orgs.list_policies().filter(PolicyType::ServiceControlPolicy).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        for p in page.aws("organizations:ListPolicies")?.policies() {
-            existing.insert(p.name().unwrap_or_default().to_owned(), p.id().unwrap_or_default().to_owned());
-        }
-    }
+    let existing = policies_by_name(&orgs).await?;
     let attached = attached_scps(&orgs, &run.account).await?;
     let wanted = policies(run);
     let missing: Vec<&str> =
@@ -185,7 +179,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
                     // Another account's run (a bulk run) created it a moment ago: the policies are
                     // organization-wide and the same for every run, so use that one.
                     Err(e) if error_code(&e) == Some("DuplicatePolicyException") => {
-                        policy_id(&orgs, name).await?.ok_or_else(|| {
+                        policies_by_name(&orgs).await?.remove(*name).ok_or_else(|| {
                             StepError::new(
                                 ErrorName::Conflict,
                                 format!("organizations:CreatePolicy {name}: exists, but is not listed yet"),
