@@ -32,6 +32,9 @@ from moto.moto_api import recorder
 from moto.core.request import Request
 from moto.organizations.models import organizations_backends
 
+import authz
+import iam as iam_eval
+
 SCOPE = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
 LOCK = threading.RLock()
 
@@ -648,6 +651,33 @@ def patch_moto() -> None:
     task._normalise_parameters = camel_parameters
     task._normalise_response = pascal_response
 
+    # Organizations: an account created by CreateAccount gets OrganizationAccountAccessRole, trusting
+    # the management account, with full administrator permissions
+    # (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_accounts_access.html).
+    # moto creates none; with IAM enforced, nothing could then act in a new account.
+    from moto.organizations import models as orgs
+
+    create_account = orgs.OrganizationsBackend.create_account
+
+    def create_account_with_role(self, **kwargs):  # type: ignore[no-untyped-def]
+        result = create_account(self, **kwargs)
+        account = result["CreateAccountStatus"]["AccountId"]
+        role = kwargs.get("RoleName") or "OrganizationAccountAccessRole"
+        backend = iam.iam_backends[account]["aws"]
+        # moto creates the role with its trust policy but no permissions.
+        if not any(r.name == role for r in backend.roles.values()):
+            trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                     "Principal": {"AWS": f"arn:aws:iam::{self.account_id}:root"}}]}
+            backend.create_role(role_name=role, assume_role_policy_document=json.dumps(trust), path="/",
+                                permissions_boundary=None, description="", tags=[], max_session_duration=None)
+        backend.put_role_policy(role, "AdministratorAccess", json.dumps(ADMINISTRATOR))
+        return result
+
+    orgs.OrganizationsBackend.create_account = create_account_with_role
+
+
+ADMINISTRATOR = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
 
 # S3 answers whose XML root moto names differently from AWS: (query, moto's root, AWS's root).
 S3_ROOTS = [("versioning", b"GetBucketVersioningResponse", b"VersioningConfiguration")]
@@ -737,6 +767,48 @@ class Faults:
         return [body]
 
 
+def error_response(start_response: Callable, environ: dict, service: str, kind: str, message: str) -> list[bytes]:
+    """A refusal in the shape the service's protocol uses: `denied` (AccessDenied) or `invalid-key`
+    (an access key the account does not know)."""
+    denied = kind == "denied"
+    rid = str(uuid.uuid4())
+    path = environ.get("PATH_INFO", "")
+    if service == "s3":
+        code = "AccessDenied" if denied else "InvalidAccessKeyId"
+        body = f"<Error><Code>{code}</Code><Message>{xml_escape(message)}</Message><RequestId>{rid}</RequestId></Error>".encode()
+        status, ctype = "403 Forbidden", "application/xml"
+    elif "/operation/" in path:
+        import cbor2
+
+        code = "AccessDenied" if denied else "InvalidClientTokenId"
+        body = cbor2.dumps({"__type": code, "message": message})
+        status, ctype = "403 Forbidden", "application/cbor"
+        start_response(status, [("Content-Type", ctype), ("smithy-protocol", "rpc-v2-cbor"), ("Content-Length", str(len(body))),
+                                ("x-amzn-RequestId", rid)])
+        return [body]
+    elif environ.get("HTTP_X_AMZ_TARGET") or service in ("guardduty", "access-analyzer"):
+        code = "AccessDeniedException" if denied else "UnrecognizedClientException"
+        if service == "sqs":
+            code = "AccessDenied" if denied else "InvalidClientTokenId"
+        body = json.dumps({"__type": code, "message": message, "Message": message}).encode()
+        status = "403 Forbidden" if denied or service == "sqs" else "400 Bad Request"
+        ctype = "application/x-amz-json-1.1"
+    else:
+        code = "AccessDenied" if denied else "InvalidClientTokenId"
+        if service == "sns" and denied:
+            code = "AuthorizationError"
+        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{xml_escape(message)}</Message>"
+                f"</Error><RequestId>{rid}</RequestId></ErrorResponse>").encode()
+        status, ctype = "403 Forbidden", "text/xml"
+    start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body))),
+                            ("x-amzn-ErrorType", code), ("x-amzn-RequestId", rid)])
+    return [body]
+
+
+def xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Rate limits and latency, to emulate AWS for tests and the benchmark: POST /assure-api/limits with
 #   {"limits": [{"service": "organizations", "rps": 5}], "latencyMs": 50}
@@ -800,6 +872,7 @@ class Extension:
         }
         self.faults = Faults()
         self.limits = Limits()
+        self.iam_counts = {"allowed": 0, "denied": 0, "unknownKeys": 0}
         self.compiled = {
             signing: [(m, re.compile(p + "$"), h) for m, p, h in svc.routes]
             for signing, svc in self.services.items()
@@ -874,6 +947,12 @@ class Extension:
             return self.faults_api(environ, start_response)
         if environ.get("PATH_INFO") == "/assure-api/limits":
             return self.limits_api(environ, start_response)
+        if environ.get("PATH_INFO") == "/assure-api/iam":
+            return self.respond(start_response, 200, {"enforced": authz.enabled(), **self.iam_counts})
+        if environ.get("PATH_INFO") == "/assure-api/service-credentials":
+            return self.service_credentials(environ, start_response)
+        if environ.get("PATH_INFO") == "/assure-api/account-owner":
+            return self.account_owner(environ, start_response)
         scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         # moto's own calls to itself (Step Functions sending task messages) use the key "ak".
         client_call = bool(scope) and scope.group(1) != "ak"
@@ -895,6 +974,10 @@ class Extension:
                 rule = self.faults.pick(scope.group(3), Faults.operation(environ, raw))
                 if rule:
                     return Faults.respond(start_response, environ, scope.group(3), rule["error"])
+        if client_call and authz.enabled():
+            refused = self.authorize(environ, start_response, scope)
+            if refused is not None:
+                return refused
         if self.signing(environ) == "s3" and environ.get("REQUEST_METHOD") == "PUT" and (
             environ.get("HTTP_IF_MATCH") or environ.get("HTTP_IF_NONE_MATCH")
         ):
@@ -938,6 +1021,82 @@ class Extension:
             if cbor:
                 body = {"__type": err.code, "message": err.message}
             return self.respond(start_response, err.status, body, error=err.code, cbor=cbor)
+
+    def authorize(self, environ: dict, start_response: Callable, scope: re.Match) -> list[bytes] | None:
+        """IAM as AWS evaluates it (authz.py, iam.py): None to go on, or the service's refusal."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        import io
+
+        environ["wsgi.input"] = io.BytesIO(raw)
+        service, region = scope.group(3), scope.group(2)
+        token = environ.get("HTTP_X_AMZ_SECURITY_TOKEN")
+        with LOCK:
+            principal = authz.principal_for(scope.group(1), token)
+            if principal is None:
+                self.iam_counts["unknownKeys"] += 1
+                return error_response(start_response, environ, service, "invalid-key",
+                                      "The security token included in the request is invalid.")
+            req = authz.parse_request(environ, raw, service, region)
+            if not req.operation and service != "s3":
+                return None
+            denial = authz.authorize(principal, req)
+        if denial is None:
+            self.iam_counts["allowed"] += 1
+            return None
+        self.iam_counts["denied"] += 1
+        return error_response(start_response, environ, service, "denied", denial.message)
+
+    def read_json(self, environ: dict) -> dict:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        return json.loads(raw or b"{}")
+
+    def service_credentials(self, environ: dict, start_response: Callable) -> list[bytes]:
+        """POST {"service": "lambda.amazonaws.com", "roleArn": ...}: what a service does to act as a
+        role it was given (Lambda assuming a function's execution role): the role's trust policy must
+        admit the service principal. The worker plays Lambda with it."""
+        doc = self.read_json(environ)
+        service, role_arn = str(doc.get("service", "")), str(doc.get("roleArn", ""))
+        with LOCK:
+            role = authz.role_by_arn(role_arn)
+            if role is None:
+                return self.respond(start_response, 404, {"message": f"no role {role_arn}"}, error="NoSuchEntity")
+            principal = iam_eval.Principal(kind="service", account="", arn=service)
+            trust = iam_eval.parse(role.assume_role_policy_document)
+            decision = iam_eval.decide(principal, "sts:AssumeRole", iam_eval.Resource(role_arn, None, trust, "trust"),
+                                       {"aws:SourceAccount": role_arn.split(":")[4]}, None)
+            if authz.enabled() and not decision.allowed:
+                return self.respond(start_response, 403, {"message": f"{service} may not assume {role_arn}: {decision.reason}"},
+                                    error="AccessDenied")
+            from moto.sts.models import sts_backends
+
+            session = sts_backends[role_arn.split(":")[4]]["aws"].assume_role(
+                region_name="us-east-1", role_session_name=str(doc.get("sessionName") or service.split(".")[0]),
+                role_arn=role_arn, policy=None, duration=43200, external_id=None)
+        return self.respond(start_response, 200, {"AccessKeyId": session.access_key_id,
+                                                  "SecretAccessKey": session.secret_access_key,
+                                                  "SessionToken": session.session_token})
+
+    def account_owner(self, environ: dict, start_response: Callable) -> list[bytes]:
+        """POST {"account": ID}: access keys of an administrator user of an account outside the
+        organization (the seed's foreign GuardDuty administrator): the local stand-in for the owner of
+        another AWS account signing in. The organization's own accounts are reached as on AWS, through
+        OrganizationAccountAccessRole."""
+        doc = self.read_json(environ)
+        account = str(doc.get("account", ""))
+        if not re.fullmatch(r"\d{12}", account):
+            return self.respond(start_response, 400, {"message": "account: 12 digits"}, error="ValidationError")
+        from moto.iam.models import iam_backends
+
+        with LOCK:
+            backend = iam_backends[account]["aws"]
+            name = "account-owner"
+            if name not in backend.users:
+                backend.create_user(region_name="us-east-1", user_name=name, path="/", tags=[])
+                backend.put_user_policy(name, "AdministratorAccess", json.dumps(ADMINISTRATOR))
+            key = backend.create_access_key(name)
+        return self.respond(start_response, 200, {"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret_access_key})
 
     @staticmethod
     def respond(start_response: Callable, status: int, body: dict, error: str | None = None, cbor: bool = False) -> list[bytes]:

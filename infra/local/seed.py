@@ -12,11 +12,13 @@ Prints the account ids as JSON on stdout.
 
 import argparse
 import json
+import urllib.request
 
 import boto3
 from botocore.exceptions import ClientError
 
-ROLE = "AssureExecutionRole"
+# The role AWS Organizations creates in every account it creates, trusting the management account.
+ADMIN_ROLE = "OrganizationAccountAccessRole"
 FOREIGN_ADMIN = "999988887777"
 BROWNFIELD_REGIONS = ["us-east-1", "eu-west-1"]
 
@@ -25,16 +27,26 @@ def client(service, endpoint, region="us-east-1", creds=None):
     kw = dict(endpoint_url=endpoint, region_name=region)
     if creds:
         kw.update(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                  aws_session_token=creds["SessionToken"])
+                  aws_session_token=creds.get("SessionToken"))
     else:
         kw.update(aws_access_key_id="testing", aws_secret_access_key="testing")
     return boto3.client(service, **kw)
 
 
-def assume(endpoint, account):
+def assume(endpoint, account, role=ADMIN_ROLE):
+    """Credentials in a member account through the role Organizations created in it."""
     sts = client("sts", endpoint)
-    arn = f"arn:aws:iam::{account}:role/{ROLE}"
+    arn = f"arn:aws:iam::{account}:role/{role}"
     return sts.assume_role(RoleArn=arn, RoleSessionName="assure-seed")["Credentials"]
+
+
+def account_owner(endpoint, account):
+    """An account outside the organization, as its owner (the local cloud's stand-in for signing in)."""
+    req = urllib.request.Request(f"{endpoint}/assure-api/account-owner", method="POST",
+                                 data=json.dumps({"account": account}).encode())
+    with urllib.request.urlopen(req, timeout=30) as r:
+        keys = json.loads(r.read())
+    return {"AccessKeyId": keys["AccessKeyId"], "SecretAccessKey": keys["SecretAccessKey"], "SessionToken": None}
 
 
 def ensure_org(endpoint, externals):
@@ -73,21 +85,44 @@ def ensure_ou(endpoint, accounts):
     return ou
 
 
-def ensure_role(endpoint, account, mgmt, creds):
+def resolve(node, values):
+    """The template's intrinsic functions that the member role uses: Fn::Sub and Ref."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::Sub"}:
+            text = node["Fn::Sub"]
+            for k, v in values.items():
+                text = text.replace("${" + k + "}", v)
+            if "${" in text:
+                raise SystemExit(f"member role template: unresolved {text}")
+            return text
+        if set(node) == {"Ref"}:
+            return values[node["Ref"]]
+        return {k: resolve(v, values) for k, v in node.items()}
+    if isinstance(node, list):
+        return [resolve(v, values) for v in node]
+    return node
+
+
+def ensure_role(endpoint, account, pipeline, creds, template):
+    """The member role, from infra/member-role.template.json, as the StackSet deploys it on AWS."""
+    params = template["Parameters"]
+    values = {"AWS::Partition": "aws", "AWS::AccountId": account, "PipelineAccount": pipeline,
+              "RoleName": params["RoleName"]["Default"]}
+    values.update({k: v["Default"] for k, v in params.items() if "Default" in v and k not in values})
+    role = resolve(template["Resources"]["ExecutionRole"]["Properties"], values)
     iam = client("iam", endpoint, creds=creds)
-    trust = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{mgmt}:root"}, "Action": "sts:AssumeRole"}]}
+    name = role["RoleName"]
+    trust = json.dumps(role["AssumeRolePolicyDocument"])
     try:
-        iam.get_role(RoleName=ROLE)
-    except ClientError:
-        iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust),
-                        Description="assure's execution role (demo)")
-        # The demo role may do what the steps need; infra/ scopes the real one per service.
-        iam.put_role_policy(RoleName=ROLE, PolicyName="assure-demo", PolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
-                "cloudtrail:*", "config:*", "guardduty:*", "access-analyzer:*", "ssm:*", "s3:*", "kms:*",
-                "logs:*", "cloudwatch:*", "sns:*", "iam:*", "organizations:Describe*", "organizations:List*"],
-                "Resource": "*"}]}))
+        iam.get_role(RoleName=name)
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "NoSuchEntity":
+            raise
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust, Description="assure's member role")
+    for policy in role["Policies"]:
+        iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
+                            PolicyDocument=json.dumps(policy["PolicyDocument"]))
 
 
 def brownfield(endpoint, account, creds, foreign):
@@ -164,12 +199,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--accounts", type=int, default=2, help="external accounts to create (brownfield)")
+    parser.add_argument("--member-template", required=True, help="infra/member-role.template.json")
     args = parser.parse_args()
     endpoint = args.endpoint
     mgmt, ids = ensure_org(endpoint, args.accounts)
+    with open(args.member_template) as f:
+        template = json.load(f)
     for account in ids.values():
-        ensure_role(endpoint, account, mgmt, assume(endpoint, account))
-    foreign = assume(endpoint, FOREIGN_ADMIN)
+        ensure_role(endpoint, account, mgmt, assume(endpoint, account), template)
+    foreign = account_owner(endpoint, FOREIGN_ADMIN)
     externals = [ids[f"external-{i}"] for i in range(1, args.accounts + 1)]
     for account in externals:
         brownfield(endpoint, account, assume(endpoint, account), foreign)

@@ -36,6 +36,9 @@ def main() -> None:
     import extension
 
     extension.patch_moto()
+    import authz
+
+    authz.bootstrap_admin()
     moto_app = DomainDispatcherApplication(create_backend_app)
     app = extension.Extension(moto_app)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)

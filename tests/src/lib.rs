@@ -237,32 +237,69 @@ impl LocalCloud {
             .await
     }
 
-    /// An SDK configuration acting as `account` (through sts:AssumeRole, as on AWS).
+    /// An SDK configuration acting as `account` in `region` with what assure may do there: the
+    /// member role, reached through the operator role as the CLI reaches it (SCPs exempt it). Before
+    /// a deployment (no operator role yet), the account's administrator: Organizations'
+    /// `OrganizationAccountAccessRole` in an account of the organization, the account's owner outside it.
     pub async fn sdk_config_as(&self, account: &str, region: &str) -> aws_config::SdkConfig {
         let base = self.sdk_config().await;
-        let sts = aws_sdk_sts::Client::new(&base);
-        let c = sts
-            .assume_role()
-            .role_arn(format!("arn:aws:iam::{account}:role/AssureExecutionRole"))
-            .role_session_name("assure-test")
-            .send()
-            .await
-            .expect("assume role")
-            .credentials
-            .expect("credentials");
+        let operator = format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/assure-operator");
+        if let Ok(hop) = assume(&base, &operator).await {
+            let hopped = self.config_with(hop, "us-east-1").await;
+            let member = format!("arn:aws:iam::{account}:role/AssureExecutionRole");
+            if let Ok(c) = assume(&hopped, &member).await {
+                return self.config_with(c, region).await;
+            }
+        }
+        self.admin_config_as(account, region).await
+    }
+
+    /// An SDK configuration acting as the administrator of `account` (see [`LocalCloud::sdk_config_as`]):
+    /// a principal that is not assure's, bound by the SCPs assure attaches.
+    pub async fn admin_config_as(&self, account: &str, region: &str) -> aws_config::SdkConfig {
+        let base = self.sdk_config().await;
+        let admin = format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole");
+        match assume(&base, &admin).await {
+            Ok(c) => self.config_with(c, region).await,
+            Err(_) => {
+                let body = serde_json::json!({ "account": account }).to_string();
+                let keys: Value =
+                    serde_json::from_str(&http(&self.endpoint, "POST", "/assure-api/account-owner", &body))
+                        .expect("account-owner JSON");
+                let c = aws_sdk_sts::config::Credentials::new(
+                    keys["AccessKeyId"].as_str().expect("key"),
+                    keys["SecretAccessKey"].as_str().expect("secret"),
+                    None,
+                    None,
+                    "test",
+                );
+                self.config_with(c, region).await
+            }
+        }
+    }
+
+    async fn config_with(&self, c: aws_sdk_sts::config::Credentials, region: &str) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new(region.to_owned()))
-            .credentials_provider(aws_sdk_sts::config::Credentials::new(
-                c.access_key_id,
-                c.secret_access_key,
-                Some(c.session_token),
-                None,
-                "test",
-            ))
+            .credentials_provider(c)
             .load()
             .await
     }
+}
+
+/// `conf`'s session of the role `arn`.
+async fn assume(conf: &aws_config::SdkConfig, arn: &str) -> Result<aws_sdk_sts::config::Credentials, String> {
+    let c = aws_sdk_sts::Client::new(conf)
+        .assume_role()
+        .role_arn(arn)
+        .role_session_name("assure-test")
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .credentials
+        .ok_or("no credentials")?;
+    Ok(aws_sdk_sts::config::Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), None, "test"))
 }
 
 impl Drop for LocalCloud {

@@ -11,6 +11,7 @@ mod all {
     mod e2e;
     mod errors;
     mod extension;
+    mod iam;
     mod infra;
     mod resume;
     mod statemachine;

@@ -173,19 +173,24 @@ fn codegen() -> anyhow::Result<()> {
 
 /// The linters' venv, made once per pinned requirements file.
 fn lint_venv() -> anyhow::Result<PathBuf> {
-    let req = std::fs::read_to_string(root().join("infra/requirements-lint.txt"))?;
+    tools_venv("lint", "infra/requirements-lint.txt")
+}
+
+/// A Python venv of tools, made once per pinned requirements file (`name` tells them apart).
+fn tools_venv(name: &str, requirements: &str) -> anyhow::Result<PathBuf> {
+    let req = std::fs::read_to_string(root().join(requirements))?;
     let tag: u32 = req.bytes().fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(|| PathBuf::from("/tmp"));
-    let venv = cache.join("assure").join(format!("lint-venv-{tag:08x}"));
+    let venv = cache.join("assure").join(format!("{name}-venv-{tag:08x}"));
     if !venv.join(".complete").exists() {
-        eprintln!("==> creating the linters' Python environment in {} (once)", venv.display());
+        eprintln!("==> creating the {name} Python environment in {} (once)", venv.display());
         run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv))?;
         run(Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(root().join("infra/requirements-lint.txt")))?;
+            .arg(root().join(requirements)))?;
         std::fs::write(venv.join(".complete"), "")?;
     }
     Ok(venv)
@@ -233,6 +238,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     if std::env::var_os("CI").is_some() {
         nextest.args(["--profile", "ci"]);
     }
-    nextest.args(extra).env("ASSURE_BIN_DIR", &bin);
+    // The AWS CLI: the independent client the tests check the local cloud with.
+    let cli = tools_venv("awscli", "infra/requirements-awscli.txt")?.join("bin/aws");
+    nextest.args(extra).env("ASSURE_BIN_DIR", &bin).env("ASSURE_AWS_CLI", cli);
     run(&mut nextest)
 }

@@ -13,6 +13,8 @@ use clap::Subcommand;
 const SERVER_PY: &str = include_str!("../../../infra/local/server.py");
 const EXTENSION_PY: &str = include_str!("../../../infra/local/extension.py");
 const SEED_PY: &str = include_str!("../../../infra/local/seed.py");
+const IAM_PY: &str = include_str!("../../../infra/local/iam.py");
+const AUTHZ_PY: &str = include_str!("../../../infra/local/authz.py");
 const REQUIREMENTS: &str = include_str!("../../../infra/local/requirements.txt");
 
 /// Environment variable: the state directory (default `$HOME/.cache/assure/local`).
@@ -20,14 +22,26 @@ pub(crate) const STATE_DIR_ENV: &str = "ASSURE_LOCAL_DIR";
 /// Environment variable: the venv directory (default `$HOME/.cache/assure/venv-<hash of requirements>`).
 pub(crate) const VENV_ENV: &str = "ASSURE_VENV";
 
-/// The region and credentials the local cloud is used with. Any key works; these name no real account.
+/// The member role's template, written beside the seed, which creates the role from it in every
+/// account as the StackSet does on AWS.
+const MEMBER_TEMPLATE: &str = "member-role.template.json";
+
+/// The region the local cloud is used with. Its bootstrap key `testing` is the management account's
+/// administrator user `local-admin` (infra/local/authz.py); other keys must be issued by it.
 const REGION: &str = "us-east-1";
 
 #[derive(Subcommand)]
 pub(crate) enum LocalCommand {
     /// Start the local cloud and a step worker in the background (idempotent) and print `export`
     /// lines for it. Use: eval "$(assure local up)"
-    Up,
+    ///
+    /// IAM is enforced as AWS enforces it (identity, trust, resource and service control policies);
+    /// `--no-iam` turns that off, for debugging only: a run that passes without it proves nothing.
+    Up {
+        /// Allow every request (debugging only).
+        #[arg(long)]
+        no_iam: bool,
+    },
     /// Create a demo organization: management, logging, security and external accounts with a
     /// brownfield setup, in the OU `Imported`. Prints the account ids as JSON. Idempotent.
     ///
@@ -73,8 +87,8 @@ pub(crate) async fn run(cmd: LocalCommand, json: bool) -> anyhow::Result<ExitCod
             let py = ensure_venv()?;
             eprintln!("venv ready: {}", py.display());
         }
-        LocalCommand::Up => {
-            let endpoint = up(&dir).await?;
+        LocalCommand::Up { no_iam } => {
+            let endpoint = up(&dir, no_iam).await?;
             print_exports(&endpoint, json);
         }
         LocalCommand::Seed { accounts } => {
@@ -92,6 +106,8 @@ pub(crate) async fn run(cmd: LocalCommand, json: bool) -> anyhow::Result<ExitCod
                 .arg(&endpoint)
                 .arg("--accounts")
                 .arg(accounts.to_string())
+                .arg("--member-template")
+                .arg(dir.join(MEMBER_TEMPLATE))
                 .stderr(Stdio::inherit())
                 .output()
                 .context("running seed.py")?;
@@ -138,13 +154,15 @@ fn print_exports(endpoint: &str, json: bool) {
     if json {
         println!(
             "{}",
-            serde_json::json!({"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": REGION,
+            serde_json::json!({"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
                 "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
         );
         return;
     }
     println!("export AWS_ENDPOINT_URL={endpoint}");
     println!("export AWS_REGION={REGION}");
+    // The AWS CLI v1 reads AWS_DEFAULT_REGION.
+    println!("export AWS_DEFAULT_REGION={REGION}");
     println!("export AWS_ACCESS_KEY_ID=testing");
     println!("export AWS_SECRET_ACCESS_KEY=testing");
     println!("unset AWS_PROFILE AWS_SESSION_TOKEN");
@@ -152,7 +170,15 @@ fn print_exports(endpoint: &str, json: bool) {
 
 fn write_files(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for (name, text) in [("server.py", SERVER_PY), ("extension.py", EXTENSION_PY), ("seed.py", SEED_PY)] {
+    let member = serde_json::to_string_pretty(&assure_core::infra::member_role_template())?;
+    for (name, text) in [
+        ("server.py", SERVER_PY),
+        ("extension.py", EXTENSION_PY),
+        ("seed.py", SEED_PY),
+        ("iam.py", IAM_PY),
+        ("authz.py", AUTHZ_PY),
+        (MEMBER_TEMPLATE, member.as_str()),
+    ] {
         std::fs::write(dir.join(name), text).with_context(|| format!("writing {name}"))?;
     }
     Ok(())
@@ -261,7 +287,7 @@ fn spawn_background(cmd: &mut std::process::Command, log: &Path) -> anyhow::Resu
     Ok(child.id())
 }
 
-async fn up(dir: &Path) -> anyhow::Result<String> {
+async fn up(dir: &Path, no_iam: bool) -> anyhow::Result<String> {
     write_files(dir)?;
     let endpoint = match running_endpoint(dir).await {
         Some(e) => e,
@@ -277,6 +303,11 @@ async fn up(dir: &Path) -> anyhow::Result<String> {
                     .arg(dir.join("server.py"))
                     .arg("--port-file")
                     .arg(&port_file)
+                    .env(
+                        "ASSURE_IAM",
+                        if no_iam { "off".into() } else { std::env::var("ASSURE_IAM").unwrap_or_else(|_| "on".into()) },
+                    )
+                    .env("ASSURE_AUTHZ_LOG", dir.join("authz.jsonl"))
                     .current_dir(dir),
                 &dir.join("cloud.log"),
             )

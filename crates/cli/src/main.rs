@@ -379,8 +379,10 @@ fn config_of(g: &Global) -> Result<Option<assure_contract::Config>, StepError> {
     g.config.as_deref().map(config::load).transpose()
 }
 
+/// The operator's connection: the caller's own credentials in the pipeline account, and member
+/// accounts reached through the operator role (the member role trusts it and the step roles only).
 async fn connect(g: &Global) -> anyhow::Result<Aws> {
-    Ok(Aws::load(g.profile.as_deref(), g.region.as_deref()).await?)
+    Ok(Aws::load(g.profile.as_deref(), g.region.as_deref()).await?.through(assure_core::infra::OPERATOR_ROLE))
 }
 
 fn parse_regions(list: &[String]) -> Result<Vec<Region>, StepError> {

@@ -275,6 +275,24 @@ impl AccountConfig {
         aws_sdk_s3::Client::from_conf(conf.build())
     }
 
+    /// The same account and region with other credentials (a role's session).
+    pub fn with_credentials(&self, creds: &SessionCredentials) -> AccountConfig {
+        let provider = Credentials::new(
+            &creds.access_key_id,
+            &creds.secret_access_key,
+            creds.session_token.clone(),
+            None,
+            "assure-session",
+        );
+        let mut next = self.clone();
+        next.sdk = self
+            .sdk
+            .to_builder()
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(provider))
+            .build();
+        next
+    }
+
     /// The same account in another region.
     pub fn in_region(&self, region: &Region) -> AccountConfig {
         let mut next = self.clone();
@@ -285,12 +303,25 @@ impl AccountConfig {
     }
 }
 
+/// Temporary credentials of a role session.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SessionCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    #[serde(default)]
+    pub session_token: Option<String>,
+}
+
 /// Builds and caches the configurations of every account assure acts in. The pipeline's own
 /// account uses the ambient credentials; every other account is reached by `sts:AssumeRole`.
 pub struct Aws {
     base: AccountConfig,
     role_name: String,
     assumed: Mutex<HashMap<AccountId, AccountConfig>>,
+    /// A role of the pipeline account to assume first (see [`Aws::through`]).
+    hop: Option<String>,
+    hopped: Mutex<Option<AccountConfig>>,
 }
 
 impl Aws {
@@ -342,7 +373,13 @@ impl Aws {
         };
         probe.call_log.account = account.to_string();
         probe.account = account;
-        Ok(Aws { base: probe, role_name: String::new(), assumed: Mutex::new(HashMap::new()) })
+        Ok(Aws {
+            base: probe,
+            role_name: String::new(),
+            assumed: Mutex::new(HashMap::new()),
+            hop: None,
+            hopped: Mutex::new(None),
+        })
     }
 
     /// Plan mode: every account configuration refuses mutating calls; steps only record what they
@@ -356,7 +393,13 @@ impl Aws {
     pub fn planning_copy(&self) -> Aws {
         let mut base = self.base.clone();
         base.plan = true;
-        Aws { base, role_name: self.role_name.clone(), assumed: Mutex::new(HashMap::new()) }
+        Aws {
+            base,
+            role_name: self.role_name.clone(),
+            assumed: Mutex::new(HashMap::new()),
+            hop: self.hop.clone(),
+            hopped: Mutex::new(None),
+        }
     }
 
     /// Labels every logged call with the step making it.
@@ -393,39 +436,65 @@ impl Aws {
         if self.role_name.is_empty() {
             return Err(StepError::internal("no role name configured for cross-account access"));
         }
+        let from = match &self.hop {
+            None => self.base.clone(),
+            Some(hop) => {
+                let mut hopped = self.hopped.lock().await;
+                match &*hopped {
+                    Some(h) => h.clone(),
+                    None => {
+                        let arn = format!("arn:aws:iam::{}:role/{hop}", self.base.account);
+                        let h = assume(&self.base, &arn, &self.base.account).await.map_err(|e| {
+                            StepError::new(
+                                e.name,
+                                format!(
+                                    "{} (operator commands reach member accounts through the role {hop}, which `assure deploy` creates; the caller needs sts:AssumeRole on it)",
+                                    e.message
+                                ),
+                            )
+                        })?;
+                        *hopped = Some(h.clone());
+                        h
+                    }
+                }
+            }
+        };
         let arn = format!("arn:aws:iam::{account}:role/{}", self.role_name);
-        let out = self
-            .base
-            .sts()
-            .assume_role()
-            .role_arn(&arn)
-            .role_session_name("assure")
-            .send()
-            .await
-            .aws(format!("sts:AssumeRole {arn}"))?;
-        let c = out
-            .credentials()
-            .ok_or_else(|| StepError::internal(format!("sts:AssumeRole {arn} returned no credentials")))?;
-        let creds = Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_owned()),
-            None,
-            "assure-assume-role",
-        );
-        let sdk = self
-            .base
-            .sdk
-            .to_builder()
-            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(creds))
-            .build();
-        let mut cfg = self.base.clone();
-        cfg.sdk = sdk;
-        cfg.account = account.clone();
-        cfg.call_log.account = account.to_string();
+        let cfg = assume(&from, &arn, account).await?;
         cache.insert(account.clone(), cfg.clone());
         Ok(cfg.in_region(region))
     }
+
+    /// Operator commands: reach other accounts through the role `hop` of the pipeline account
+    /// (the member role trusts it beside the step roles).
+    pub fn through(mut self, hop: &str) -> Aws {
+        self.hop = Some(hop.to_owned());
+        self
+    }
+}
+
+/// `from`'s session of the role `arn` in `account`.
+async fn assume(from: &AccountConfig, arn: &str, account: &AccountId) -> Result<AccountConfig, StepError> {
+    let out = from
+        .sts()
+        .assume_role()
+        .role_arn(arn)
+        .role_session_name("assure")
+        .send()
+        .await
+        .aws(format!("sts:AssumeRole {arn}"))?;
+    let c = out
+        .credentials()
+        .ok_or_else(|| StepError::internal(format!("sts:AssumeRole {arn} returned no credentials")))?;
+    let creds = SessionCredentials {
+        access_key_id: c.access_key_id().to_owned(),
+        secret_access_key: c.secret_access_key().to_owned(),
+        session_token: Some(c.session_token().to_owned()),
+    };
+    let mut cfg = from.with_credentials(&creds);
+    cfg.account = account.clone();
+    cfg.call_log.account = account.to_string();
+    Ok(cfg)
 }
 
 /// An IAM policy document as IAM returns it (URL-encoded JSON), parsed.

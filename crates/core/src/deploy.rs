@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::aws::{error_code, Aws, AwsResultExt};
+use crate::infra::{Deployed, TemplateRole};
 use crate::worker::queue_name;
 
 /// The onboarding state machine's definition, with `${…QueueUrl}` placeholders.
@@ -142,6 +143,13 @@ pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepEr
 
     let bucket = checkpoint_bucket(&account, &region);
     ensure_checkpoint_bucket(aws, &bucket, &mut changes).await?;
+
+    // The step roles and the operator role, from the same template a real deployment uses.
+    let deployed =
+        Deployed { account: &account, region: &region, member_role: &settings.role_name, checkpoint_bucket: &bucket };
+    for role in deployed.pipeline_roles().map_err(|e| StepError::internal(format!("the pipeline template: {e}")))? {
+        ensure_role(aws, &role, "assure: a role of the pipeline (infra/assure.template.json)", &mut changes).await?;
+    }
 
     let sqs = p.sqs();
     let mut queues = BTreeMap::new();
@@ -368,7 +376,6 @@ async fn ensure_states_role(
     region: &str,
     changes: &mut Vec<String>,
 ) -> Result<String, StepError> {
-    let iam = aws.pipeline().iam();
     let trust = json!({
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
@@ -379,39 +386,63 @@ async fn ensure_states_role(
         "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage",
                        "Resource": format!("arn:aws:sqs:{region}:{account}:assure-*")}]
     });
-    let arn = match iam.get_role().role_name(STATES_ROLE).send().await {
-        Ok(out) => out.role().map(|r| r.arn().to_owned()).unwrap_or_default(),
+    let role = TemplateRole { name: STATES_ROLE.into(), trust, policies: vec![("send-task-messages".into(), policy)] };
+    ensure_role(aws, &role, "assure: lets the onboarding state machine send task messages", changes).await
+}
+
+/// Creates a role or brings its trust policy and inline policies to `role`; returns its ARN.
+async fn ensure_role(
+    aws: &Aws,
+    role: &TemplateRole,
+    description: &str,
+    changes: &mut Vec<String>,
+) -> Result<String, StepError> {
+    let iam = aws.pipeline().iam();
+    let name = role.name.as_str();
+    let arn = match iam.get_role().role_name(name).send().await {
+        Ok(out) => {
+            let current = out.role().and_then(|r| r.assume_role_policy_document()).and_then(crate::aws::decode_policy);
+            if current.as_ref() != Some(&role.trust) {
+                iam.update_assume_role_policy()
+                    .role_name(name)
+                    .policy_document(role.trust.to_string())
+                    .send()
+                    .await
+                    .aws(format!("iam:UpdateAssumeRolePolicy {name}"))?;
+                changes.push(format!("set the trust policy of role {name}"));
+            }
+            out.role().map(|r| r.arn().to_owned()).unwrap_or_default()
+        }
         Err(e) if error_code(&e) == Some("NoSuchEntity") => {
             let out = iam
                 .create_role()
-                .role_name(STATES_ROLE)
-                .assume_role_policy_document(trust.to_string())
-                .description("assure: lets the onboarding state machine send task messages")
+                .role_name(name)
+                .assume_role_policy_document(role.trust.to_string())
+                .description(description)
                 .send()
                 .await
-                .aws(format!("iam:CreateRole {STATES_ROLE}"))?;
-            changes.push(format!("created role {STATES_ROLE}"));
+                .aws(format!("iam:CreateRole {name}"))?;
+            changes.push(format!("created role {name}"));
             out.role().map(|r| r.arn().to_owned()).unwrap_or_default()
         }
-        Err(e) => return Err(e).aws(format!("iam:GetRole {STATES_ROLE}")),
+        Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
     };
-    let current = match iam.get_role_policy().role_name(STATES_ROLE).policy_name("send-task-messages").send().await {
-        Ok(out) => {
-            let doc = out.policy_document();
-            crate::aws::decode_policy(doc)
+    for (policy_name, policy) in &role.policies {
+        let current = match iam.get_role_policy().role_name(name).policy_name(policy_name).send().await {
+            Ok(out) => crate::aws::decode_policy(out.policy_document()),
+            Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
+            Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {name}")),
+        };
+        if current.as_ref() != Some(policy) {
+            iam.put_role_policy()
+                .role_name(name)
+                .policy_name(policy_name)
+                .policy_document(policy.to_string())
+                .send()
+                .await
+                .aws(format!("iam:PutRolePolicy {name}"))?;
+            changes.push(format!("set the policy {policy_name} of role {name}"));
         }
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
-        Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {STATES_ROLE}")),
-    };
-    if current.as_ref() != Some(&policy) {
-        iam.put_role_policy()
-            .role_name(STATES_ROLE)
-            .policy_name("send-task-messages")
-            .policy_document(policy.to_string())
-            .send()
-            .await
-            .aws(format!("iam:PutRolePolicy {STATES_ROLE}"))?;
-        changes.push(format!("set the policy of role {STATES_ROLE}"));
     }
     Ok(arn)
 }

@@ -32,6 +32,9 @@ fn skip(checks: &[(&str, &str)]) -> Value {
     json!({"checkov": {"skip": checks.iter().map(|(id, why)| json!({"id": id, "comment": why})).collect::<Vec<_>>()}})
 }
 
+/// The role the operator's commands reach member accounts through.
+pub const OPERATOR_ROLE: &str = "assure-operator";
+
 /// The role name of a step's Lambda function.
 pub fn step_role_name(step: StepName) -> String {
     format!("assure-step-{}", step.as_str())
@@ -167,14 +170,24 @@ pub fn pipeline_template() -> Value {
                    "Resource": getatt(&queue, "Arn")}),
             json!({"Sid": "DeadLetter", "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getatt(&dlq, "Arn")}),
             json!({"Sid": "UseKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": getatt("PipelineKey", "Arn")}),
+            // IAM authorizes SendTask* against no resource type (the Service Authorization
+            // Reference lists none for them): a statement scoped to the state machine never matches.
             json!({"Sid": "AnswerTasks", "Effect": "Allow",
                    "Action": ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
-                   "Resource": sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{STATE_MACHINE}"))}),
+                   "Resource": "*"}),
+            // Every task starts by reading its checkpoint and ends by writing it.
+            json!({"Sid": "Checkpoints", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+                   "Resource": sub("${CheckpointBucket.Arn}/*")}),
             json!({"Sid": "ReachMemberAccounts", "Effect": "Allow", "Action": "sts:AssumeRole",
                    "Resource": sub("arn:${AWS::Partition}:iam::*:role/${MemberRoleName}")}),
             json!({"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                    "Resource": sub(&format!("arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/assure-step-{}:*", step.as_str()))}),
         ];
+        if step == StepName::Rollback {
+            // Compensation walks the run's checkpoint records.
+            statements.push(json!({"Sid": "ListCheckpoints", "Effect": "Allow", "Action": "s3:ListBucket",
+                                   "Resource": sub("${CheckpointBucket.Arn}")}));
+        }
         for (resource, actions) in step_actions(step) {
             statements
                 .push(json!({"Sid": "ManagementAccount", "Effect": "Allow", "Action": actions, "Resource": resource}));
@@ -228,6 +241,24 @@ pub fn pipeline_template() -> Value {
         outputs.insert(format!("{id}QueueUrl"), json!({"Value": reference(&queue)}));
     }
 
+    // The operator's commands (plan, verify, runs, rollback) run with the operator's own
+    // credentials in this account and reach member accounts through this role, which the member
+    // role trusts beside the step roles.
+    resources.insert(
+        "OperatorRole".into(),
+        json!({
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "RoleName": OPERATOR_ROLE,
+                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")},
+                    "Action": "sts:AssumeRole"}]},
+                "Policies": [{"PolicyName": "reach-member-accounts", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                    {"Sid": "ReachMemberAccounts", "Effect": "Allow", "Action": "sts:AssumeRole",
+                     "Resource": sub("arn:${AWS::Partition}:iam::*:role/${MemberRoleName}")}]}}]
+            }
+        }),
+    );
     resources.insert(
         "StatesLogGroup".into(),
         json!({"Type": "AWS::Logs::LogGroup", "Properties": {
@@ -400,12 +431,16 @@ pub fn member_role_template() -> Value {
         {"Sid": "TrailLogGroup", "Effect": "Allow", "Resource": own("logs", &format!("log-group:{}*", names::TRAIL_LOG_GROUP)),
          "Action": ["logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:PutMetricFilter"]},
         {"Sid": "Alarms", "Effect": "Allow", "Resource": own("cloudwatch", &format!("alarm:{}*", names::ALARM_PREFIX)), "Action": ["cloudwatch:PutMetricAlarm"]},
-        {"Sid": "AlarmTopic", "Effect": "Allow", "Resource": own("sns", names::ALARM_TOPIC), "Action": ["sns:CreateTopic", "sns:SetTopicAttributes"]},
+        {"Sid": "AlarmTopic", "Effect": "Allow", "Resource": own("sns", names::ALARM_TOPIC),
+         "Action": ["sns:CreateTopic", "sns:SetTopicAttributes", "sns:Subscribe", "sns:ListSubscriptionsByTopic"]},
         {"Sid": "AssureRoles", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/assure-*"),
          "Action": ["iam:CreateRole", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole", "iam:DeleteRolePolicy", "iam:DeleteRole"]},
         {"Sid": "ServiceLinkedRoles", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*"),
          "Action": ["iam:CreateServiceLinkedRole"],
          "Condition": {"StringEquals": {"iam:AWSServiceName": ["config.amazonaws.com", "access-analyzer.amazonaws.com", "guardduty.amazonaws.com"]}}},
+        // Rollback restores an account's own Config recorder, with the role it had.
+        {"Sid": "RestoreConfigRecorder", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"),
+         "Action": ["iam:PassRole"], "Condition": {"StringEquals": {"iam:PassedToService": "config.amazonaws.com"}}},
         {"Sid": "PassServiceLinkedRoles", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*"),
          "Action": ["iam:PassRole"]},
         {"Sid": "Config", "Effect": "Allow", "Resource": "*", "Action": [
@@ -427,9 +462,11 @@ pub fn member_role_template() -> Value {
          "Action": ["s3:CreateBucket", "s3:PutBucket*", "s3:PutEncryptionConfiguration", "s3:PutLifecycleConfiguration"]},
         {"Sid": "LoggingKey", "Effect": "Allow", "Resource": "*", "Action": ["kms:CreateKey", "kms:TagResource"],
          "Condition": {"StringEquals": {"aws:RequestTag/assure:managed": "true"}}},
-        {"Sid": "LoggingKeyAdmin", "Effect": "Allow", "Resource": "*",
-         "Action": ["kms:CreateAlias", "kms:EnableKeyRotation", "kms:PutKeyPolicy"],
-         "Condition": {"StringEquals": {"aws:ResourceTag/assure:managed": "true"}}}
+        // The key's own actions are granted by its key policy (steps::logging_bucket::key_policy);
+        // the alias is a resource of its own.
+        {"Sid": "LoggingKeyAlias", "Effect": "Allow",
+         "Resource": sub(&format!("arn:${{AWS::Partition}}:kms:*:${{AWS::AccountId}}:{}", assure_contract::RunInput::LOGGING_KEY_ALIAS)),
+         "Action": ["kms:CreateAlias"]}
     ]);
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -443,7 +480,7 @@ pub fn member_role_template() -> Value {
                 "Type": "AWS::IAM::Role",
                 "Metadata": skip(&[
                     ("CKV_AWS_111", "Config, GuardDuty and the KMS key's creation take no resource-level constraint; the rest is scoped to assure's own resources"),
-                    ("CKV_AWS_109", "iam:PutRolePolicy and kms:PutKeyPolicy are limited to assure-* roles and keys tagged assure:managed"),
+                    ("CKV_AWS_109", "iam:PutRolePolicy is limited to assure-* roles; the logging key's policy grants what the role does to the key"),
                     ("CKV_AWS_110", "iam:PassRole is limited to assure-* and service-linked roles"),
                     ("CKV_AWS_356", "the Config, GuardDuty and read actions listed support only Resource \"*\""),
                     ("CKV_AWS_108", "s3:GetBucket* reads bucket settings, not objects; verify needs them")
@@ -453,13 +490,135 @@ pub fn member_role_template() -> Value {
                     "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
                         "Effect": "Allow", "Principal": {"AWS": sub("arn:${AWS::Partition}:iam::${PipelineAccount}:root")},
                         "Action": "sts:AssumeRole",
-                        "Condition": {"ArnLike": {"aws:PrincipalArn": sub("arn:${AWS::Partition}:iam::${PipelineAccount}:role/assure-step-*")}}}]},
+                        "Condition": {"ArnLike": {"aws:PrincipalArn": [
+                            sub("arn:${AWS::Partition}:iam::${PipelineAccount}:role/assure-step-*"),
+                            sub(&format!("arn:${{AWS::Partition}}:iam::${{PipelineAccount}}:role/{OPERATOR_ROLE}"))]}}}]},
                     "Policies": [{"PolicyName": "assure", "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}]
                 }
             }
         },
         "Outputs": {"RoleArn": {"Value": getatt("ExecutionRole", "Arn")}}
     })
+}
+
+/// A role of the pipeline template, its intrinsic functions resolved for one deployment: what the
+/// local deployment creates, so local runs use exactly the permissions a real one has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateRole {
+    pub name: String,
+    pub trust: Value,
+    /// (policy name, document)
+    pub policies: Vec<(String, Value)>,
+}
+
+/// The values a deployment gives the template's references.
+pub struct Deployed<'a> {
+    pub account: &'a str,
+    pub region: &'a str,
+    pub member_role: &'a str,
+    pub checkpoint_bucket: &'a str,
+}
+
+impl Deployed<'_> {
+    fn get_att(&self, resource: &str) -> Option<String> {
+        let (a, r) = (self.account, self.region);
+        if resource == "CheckpointBucket" {
+            return Some(format!("arn:aws:s3:::{}", self.checkpoint_bucket));
+        }
+        if resource == "PipelineKey" {
+            // Locally the queues use SQS-managed encryption: there is no pipeline key to name.
+            return Some(format!("arn:aws:kms:{r}:{a}:key/assure-pipeline-key"));
+        }
+        for step in StepName::ALL {
+            let id = logical(step);
+            if resource == format!("{id}Queue") {
+                return Some(format!("arn:aws:sqs:{r}:{a}:{}", queue_name(step)));
+            }
+            if resource == format!("{id}DeadLetterQueue") {
+                return Some(format!("arn:aws:sqs:{r}:{a}:{}-dlq", queue_name(step)));
+            }
+        }
+        None
+    }
+
+    fn reference(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "AWS::Partition" => "aws".into(),
+            "AWS::Region" => self.region.into(),
+            "AWS::AccountId" => self.account.into(),
+            "MemberRoleName" => self.member_role.into(),
+            "CheckpointBucket" => self.checkpoint_bucket.into(),
+            _ => return None,
+        })
+    }
+
+    /// Resolves Fn::Sub, Ref and Fn::GetAtt …Arn; fails naming what it cannot resolve.
+    pub fn resolve(&self, v: &Value) -> Result<Value, String> {
+        Ok(match v {
+            Value::Object(o) if o.len() == 1 && o.contains_key("Ref") => {
+                let name = o["Ref"].as_str().unwrap_or_default();
+                Value::String(self.reference(name).ok_or_else(|| format!("unresolved Ref {name}"))?)
+            }
+            Value::Object(o) if o.len() == 1 && o.contains_key("Fn::GetAtt") => {
+                let res = o["Fn::GetAtt"][0].as_str().unwrap_or_default();
+                Value::String(self.get_att(res).ok_or_else(|| format!("unresolved Fn::GetAtt {res}"))?)
+            }
+            Value::Object(o) if o.len() == 1 && o.contains_key("Fn::Sub") => {
+                let text = o["Fn::Sub"].as_str().unwrap_or_default();
+                let mut out = String::new();
+                let mut rest = text;
+                while let Some(start) = rest.find("${") {
+                    out.push_str(&rest[..start]);
+                    let end = rest[start..].find('}').ok_or_else(|| format!("unclosed ${{ in {text}"))? + start;
+                    let name = &rest[start + 2..end];
+                    let value = match name.strip_suffix(".Arn") {
+                        Some(res) => self.get_att(res),
+                        None => self.reference(name),
+                    };
+                    out.push_str(&value.ok_or_else(|| format!("unresolved ${{{name}}} in {text}"))?);
+                    rest = &rest[end + 1..];
+                }
+                out.push_str(rest);
+                Value::String(out)
+            }
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, v)| Ok((k.clone(), self.resolve(v)?))).collect::<Result<_, String>>()?)
+            }
+            Value::Array(a) => Value::Array(a.iter().map(|v| self.resolve(v)).collect::<Result<_, _>>()?),
+            other => other.clone(),
+        })
+    }
+
+    /// The step roles and the operator role of the pipeline template, resolved.
+    pub fn pipeline_roles(&self) -> Result<Vec<TemplateRole>, String> {
+        let template = pipeline_template();
+        let mut out = Vec::new();
+        for res in template["Resources"].as_object().into_iter().flat_map(|m| m.values()) {
+            if res["Type"] != "AWS::IAM::Role" {
+                continue;
+            }
+            let props = &res["Properties"];
+            let name = props["RoleName"].as_str().unwrap_or_default();
+            if !(name.starts_with("assure-step-") || name == OPERATOR_ROLE) {
+                continue;
+            }
+            let policies = props["Policies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    Ok((p["PolicyName"].as_str().unwrap_or_default().to_owned(), self.resolve(&p["PolicyDocument"])?))
+                })
+                .collect::<Result<_, String>>()?;
+            out.push(TemplateRole {
+                name: name.to_owned(),
+                trust: self.resolve(&props["AssumeRolePolicyDocument"])?,
+                policies,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
 }
 
 /// The generated files: (path relative to the repository root, contents).

@@ -296,10 +296,32 @@ struct Permits {
 }
 
 async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permits) {
-    let sqs = aws.pipeline().sqs();
+    // As Lambda does: the function's execution role, assumed by the service, reads the queue and
+    // runs the step.
+    let creds = match aws.endpoint_url() {
+        Some(endpoint) => loop {
+            match function_credentials(endpoint, &permits.account, step).await {
+                Ok(c) => break Some(c),
+                Err(e) => {
+                    tracing::debug!(step = %step, error = %e, "waiting for the step's role");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        },
+        None => {
+            tracing::warn!(step = %step, "no local cloud: running the step with the worker's own credentials");
+            None
+        }
+    };
+    let sqs = match &creds {
+        Some(c) => aws.pipeline().with_credentials(c).sqs(),
+        None => aws.pipeline().sqs(),
+    };
     let name = queue_name(step);
+    // The event source mapping is configured with the queue (its URL here) by whoever deploys it.
+    let admin = aws.pipeline().sqs();
     let url = loop {
-        match sqs.get_queue_url().queue_name(&name).send().await {
+        match admin.get_queue_url().queue_name(&name).send().await {
             Ok(out) => break out.queue_url().unwrap_or_default().to_owned(),
             Err(e) => {
                 if error_code(&e).is_none_or(|c| !c.contains("NonExistentQueue")) {
@@ -340,10 +362,11 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permit
             let bin = bin.clone();
             let share = permits.share;
             let account = permits.account.clone();
+            let creds = creds.clone();
             tokio::spawn(async move {
                 let _permits = (permit, org_permit);
                 let body = m.body().unwrap_or_default().to_owned();
-                let ok = run_binary(&bin, &body, share, &account).await;
+                let ok = run_binary(&bin, &body, share, &account, creds.as_ref()).await;
                 if ok {
                     if let Some(h) = m.receipt_handle() {
                         if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(h).send().await {
@@ -356,9 +379,54 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permit
     }
 }
 
+/// The credentials of a step function's execution role, obtained as Lambda obtains them: the
+/// service assumes the role, whose trust policy must admit `lambda.amazonaws.com`. The local cloud
+/// answers for the service (`POST /assure-api/service-credentials`).
+pub async fn function_credentials(
+    endpoint: &str,
+    account: &str,
+    step: StepName,
+) -> Result<crate::aws::SessionCredentials, String> {
+    use tokio::io::AsyncReadExt;
+    let role = format!("arn:aws:iam::{account}:role/{}", crate::infra::step_role_name(step));
+    let body = serde_json::json!({"service": "lambda.amazonaws.com", "roleArn": role, "sessionName": step.binary()})
+        .to_string();
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("{endpoint}: {e}"))?;
+    let req = format!(
+        "POST /assure-api/service-credentials HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| "the local cloud did not answer within 30 s".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("{role}: {}", payload.trim()));
+    }
+    serde_json::from_str(payload).map_err(|e| format!("{role}: {e}"))
+}
+
 /// Runs a step binary with `body` on stdin; true when it exited 0.
-async fn run_binary(bin: &Path, body: &str, organizations_share: usize, account: &str) -> bool {
-    let child = tokio::process::Command::new(bin)
+async fn run_binary(
+    bin: &Path,
+    body: &str,
+    organizations_share: usize,
+    account: &str,
+    creds: Option<&crate::aws::SessionCredentials>,
+) -> bool {
+    let mut cmd = tokio::process::Command::new(bin);
+    if let Some(c) = creds {
+        cmd.env("AWS_ACCESS_KEY_ID", &c.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &c.secret_access_key)
+            .env("AWS_SESSION_TOKEN", c.session_token.as_deref().unwrap_or_default())
+            .env_remove("AWS_PROFILE");
+    }
+    let child = cmd
         .env(crate::aws::ORGANIZATIONS_SHARE_ENV, organizations_share.to_string())
         .env(crate::aws::PIPELINE_ACCOUNT_ENV, account)
         .stdin(Stdio::piped())

@@ -332,7 +332,9 @@ async fn rolling_back_a_brownfield_onboarding_restores_the_prior_configuration()
     let aws = assure_core::aws::Aws::from_sdk_config(cloud.sdk_config().await)
         .await
         .unwrap()
-        .with_role("AssureExecutionRole");
+        .with_role("AssureExecutionRole")
+        // As the CLI reaches member accounts: the member role trusts the operator role.
+        .through(assure_core::infra::OPERATOR_ROLE);
     let mut before = assure_core::rollback::configuration(&aws, &run).await.unwrap();
 
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "rb"]);

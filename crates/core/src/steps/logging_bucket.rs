@@ -222,13 +222,22 @@ pub fn access_log_bucket_policy(bucket: &str, source_bucket: &str, account: &str
 
 /// The KMS key policy: the logging account administers it; the log-delivering services of this
 /// organization encrypt with it; principals of the organization may decrypt what they wrote.
-pub fn key_policy(account: &str, org_id: &str) -> Value {
+///
+/// assure's member role is named in the policy for what it does to the key after creating it. An
+/// IAM policy could only single the key out by its tag, and KMS documents that authorization by a
+/// tag can lag its creation by minutes; the policy given to `CreateKey` applies at once
+/// (https://docs.aws.amazon.com/kms/latest/developerguide/abac.html).
+pub fn key_policy(account: &str, org_id: &str, role_name: &str) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "AccountAdministers", "Effect": "Allow",
              "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
              "Action": "kms:*", "Resource": "*"},
+            {"Sid": "AssureMaintainsKey", "Effect": "Allow",
+             "Principal": {"AWS": format!("arn:aws:iam::{account}:role/{role_name}")},
+             "Action": ["kms:CreateAlias", "kms:EnableKeyRotation", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"],
+             "Resource": "*"},
             {"Sid": "ServicesEncryptLogs", "Effect": "Allow",
              "Principal": {"Service": ["cloudtrail.amazonaws.com", "config.amazonaws.com", "guardduty.amazonaws.com", "logs.amazonaws.com"]},
              "Action": ["kms:GenerateDataKey*", "kms:Encrypt", "kms:DescribeKey"], "Resource": "*",
@@ -309,7 +318,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let acct = aws.account(&run.org.logging, region).await?;
     let org_id = organization_id(&acct).await?;
     let mut changes = Changes::new(&acct);
-    let key = ensure_key(&acct, &org_id, &mut changes).await?;
+    let key = ensure_key(&acct, &org_id, &run.role_name, &mut changes).await?;
 
     let access_logs = run.access_log_bucket();
     let bucket = run.logging_bucket();
@@ -338,9 +347,14 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     })
 }
 
-async fn ensure_key(acct: &AccountConfig, org_id: &str, changes: &mut Changes) -> Result<KeyState, StepError> {
+async fn ensure_key(
+    acct: &AccountConfig,
+    org_id: &str,
+    role_name: &str,
+    changes: &mut Changes,
+) -> Result<KeyState, StepError> {
     let kms = acct.kms();
-    let desired = key_policy(acct.account.as_str(), org_id);
+    let desired = key_policy(acct.account.as_str(), org_id, role_name);
     let mut key = match read_key(acct).await? {
         Some(k) => k,
         None if !changes.live() => {

@@ -39,6 +39,9 @@ pub mod names {
     pub const CONFIG_CHANNEL: &str = "default";
     pub const SCP_PROTECT: &str = "assure-protect-baseline";
     pub const SCP_ROOT: &str = "assure-restrict-root";
+    /// The service-managed StackSet of the member role (README, deployment step 1); its stacks in
+    /// member accounts are named `StackSet-assure-member-role-…`.
+    pub const MEMBER_STACK_SET: &str = "assure-member-role";
 }
 
 /// Runs the step a task asks for.

@@ -1,6 +1,8 @@
 //! Service control policies: the spec's mandatory set, attached to the account. They protect what
-//! assure put in place (Config, GuardDuty, the assure trail, assure's stacks, alarms, Lambdas,
-//! roles, Session Manager preferences) and restrict the root user, exempting only assure's roles.
+//! assure put in place (Config, GuardDuty, the assure trail, the member role's stack, alarms, roles,
+//! Session Manager preferences) and restrict the root user, exempting only assure's member role (and,
+//! for the member role and its stack, the StackSet that deploys them). assure's Lambdas run in the
+//! management account, which SCPs do not bind; none runs in a member account.
 //! Each policy stays under the 5,120-character limit; the five-policies-per-target quota is
 //! checked before anything is attached.
 
@@ -9,7 +11,9 @@ use aws_sdk_organizations::types::PolicyType;
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, Aws, AwsResultExt};
-use crate::steps::names::{ALARM_PREFIX, ANALYZER, SCP_PROTECT, SCP_ROOT, TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
+use crate::steps::names::{
+    ALARM_PREFIX, ANALYZER, MEMBER_STACK_SET, SCP_PROTECT, SCP_ROOT, TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP,
+};
 use crate::steps::{evidence, Changes};
 
 /// AWS's limit on one policy's size.
@@ -17,14 +21,24 @@ pub const MAX_POLICY_CHARS: usize = 5120;
 /// AWS's limit on SCPs attached to one target.
 pub const MAX_POLICIES_PER_TARGET: usize = 5;
 
-/// The principals the policies exempt: assure's roles, and no others.
+/// The principals the policies exempt: the member role, by its exact name, and no other. The
+/// pipeline's own roles live in the management account, which no SCP binds; a pattern such as
+/// `assure-*` would exempt any role an administrator of the account chose to name so.
 pub fn exempt_principals(run: &RunInput) -> Vec<String> {
-    vec![format!("arn:aws:iam::*:role/{}", run.role_name), "arn:aws:iam::*:role/assure-*".to_owned()]
+    vec![format!("arn:aws:iam::*:role/{}", run.role_name)]
 }
+
+/// The role a service-managed StackSet runs as in member accounts: it updates the member role's
+/// stack (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/stacksets-orgs-associate-stackset-with-org.html).
+pub const STACKSET_EXECUTION_ROLE: &str = "arn:aws:iam::*:role/stacksets-exec-*";
 
 /// The mandatory policies: (name, description, document).
 pub fn policies(run: &RunInput) -> Vec<(&'static str, &'static str, Value)> {
     let exempt = json!({"ArnNotLike": {"aws:PrincipalARN": exempt_principals(run)}});
+    // The member role's stack and the role itself may also be changed by the StackSet that deploys it.
+    let mut deployers = exempt_principals(run);
+    deployers.push(STACKSET_EXECUTION_ROLE.to_owned());
+    let exempt_deployers = json!({"ArnNotLike": {"aws:PrincipalARN": deployers}});
     let protect = json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -43,17 +57,16 @@ pub fn policies(run: &RunInput) -> Vec<(&'static str, &'static str, Value)> {
                         "cloudtrail:StopLogging", "cloudtrail:UpdateTrail"]},
             {"Sid": "ProtectTrailLogs", "Effect": "Deny", "Resource": format!("arn:aws:logs:*:*:log-group:{TRAIL_LOG_GROUP}*"), "Condition": exempt,
              "Action": ["logs:DeleteLogGroup", "logs:DeleteMetricFilter", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy"]},
-            {"Sid": "ProtectStacks", "Effect": "Deny", "Resource": "arn:aws:cloudformation:*:*:stack/assure-*", "Condition": exempt,
+            {"Sid": "ProtectStacks", "Effect": "Deny", "Resource": format!("arn:aws:cloudformation:*:*:stack/StackSet-{MEMBER_STACK_SET}-*"),
+             "Condition": exempt_deployers,
              "Action": ["cloudformation:CreateStack", "cloudformation:DeleteStack", "cloudformation:UpdateStack",
                         "cloudformation:UpdateTerminationProtection", "cloudformation:SetStackPolicy"]},
             {"Sid": "ProtectAlarms", "Effect": "Deny", "Resource": format!("arn:aws:cloudwatch:*:*:alarm:{ALARM_PREFIX}*"), "Condition": exempt,
              "Action": ["cloudwatch:DeleteAlarms", "cloudwatch:DisableAlarmActions", "cloudwatch:PutMetricAlarm", "cloudwatch:SetAlarmState"]},
-            {"Sid": "ProtectLambdas", "Effect": "Deny", "Resource": "arn:aws:lambda:*:*:function:assure-*", "Condition": exempt,
-             "Action": ["lambda:AddPermission", "lambda:CreateFunction", "lambda:DeleteFunction", "lambda:PutFunctionConcurrency",
-                        "lambda:RemovePermission", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration"]},
-            {"Sid": "ProtectRoles", "Effect": "Deny", "Condition": exempt,
+            // Creating a role under assure's names is denied too: nobody else can make one look like assure's.
+            {"Sid": "ProtectRoles", "Effect": "Deny", "Condition": exempt_deployers,
              "Resource": [format!("arn:aws:iam::*:role/{}", run.role_name), "arn:aws:iam::*:role/assure-*", format!("arn:aws:iam::*:role/{TRAIL_LOGS_ROLE}")],
-             "Action": ["iam:AttachRolePolicy", "iam:DeleteRole", "iam:DeleteRolePermissionsBoundary", "iam:DeleteRolePolicy",
+             "Action": ["iam:CreateRole", "iam:AttachRolePolicy", "iam:DeleteRole", "iam:DeleteRolePermissionsBoundary", "iam:DeleteRolePolicy",
                         "iam:DetachRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy",
                         "iam:UpdateRole", "iam:UpdateRoleDescription"]},
             {"Sid": "ProtectSessionPreferences", "Effect": "Deny", "Resource": "arn:aws:ssm:*:*:document/SSM-SessionManagerRunShell", "Condition": exempt,

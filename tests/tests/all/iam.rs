@@ -1,0 +1,422 @@
+//! IAM as AWS evaluates it, enforced by the local cloud (infra/local/iam.py and authz.py): on by
+//! default, for every client, with the services' own refusals. The AWS CLI is the independent
+//! client: it must be refused what AWS would refuse.
+
+use std::path::Path;
+use std::process::Command;
+
+use assure_e2e::LocalCloud;
+use aws_sdk_sts::error::ProvideErrorMetadata;
+
+/// The policy evaluator's own unit tests (Python, no moto needed): each breaks exactly one rule of
+/// the documented evaluation logic.
+#[test]
+fn the_policy_evaluator_follows_the_documented_evaluation_logic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/local");
+    let out =
+        Command::new("python3").args(["-m", "unittest", "-v", "test_iam"]).current_dir(&dir).output().expect("python3");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Ran ") && text.trim_end().ends_with("OK"), "{text}");
+}
+
+/// The AWS CLI (botocore, not our SDK) against the local cloud with the given credentials:
+/// (exit code, stdout, stderr).
+fn aws_cli(cloud: &LocalCloud, creds: &aws_sdk_sts::config::Credentials, args: &[&str]) -> (i32, String, String) {
+    // `cargo xtask test` installs a pinned AWS CLI and names it; `aws` on the PATH otherwise.
+    let mut cmd = Command::new(std::env::var("ASSURE_AWS_CLI").unwrap_or_else(|_| "aws".into()));
+    cmd.args(args)
+        .args(["--endpoint-url", &cloud.endpoint])
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", creds.access_key_id())
+        .env("AWS_SECRET_ACCESS_KEY", creds.secret_access_key())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN");
+    if let Some(t) = creds.session_token() {
+        cmd.env("AWS_SESSION_TOKEN", t);
+    }
+    let out = cmd.output().expect("the AWS CLI (pip install awscli)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn credentials(conf: &aws_config::SdkConfig) -> aws_sdk_sts::config::Credentials {
+    use aws_sdk_sts::config::ProvideCredentials;
+    conf.credentials_provider().expect("credentials").provide_credentials().await.expect("credentials")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enforcement_is_on_a_principal_without_a_policy_is_denied_and_an_unknown_key_is_refused() {
+    let cloud = LocalCloud::start();
+    let base = cloud.sdk_config().await;
+    let iam = aws_sdk_iam::Client::new(&base);
+    iam.create_user().user_name("nobody").send().await.unwrap();
+    let key = iam.create_access_key().user_name("nobody").send().await.unwrap().access_key.unwrap();
+    let nobody = aws_sdk_sts::config::Credentials::new(key.access_key_id(), key.secret_access_key(), None, None, "t");
+
+    // Through the Rust SDK: every protocol answers with its own AccessDenied, naming action and resource.
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&cloud.endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(nobody.clone())
+        .load()
+        .await;
+    let e = aws_sdk_sqs::Client::new(&conf).list_queues().send().await.unwrap_err();
+    assert_eq!(e.code(), Some("AccessDenied"), "{e:?}");
+    assert!(e.message().unwrap_or_default().contains("sqs:ListQueues"), "{e:?}");
+    let e = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build())
+        .list_buckets()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDenied"), "{e:?}");
+    let e = aws_sdk_iam::Client::new(&conf).list_roles().send().await.unwrap_err();
+    assert_eq!(e.code(), Some("AccessDenied"), "{e:?}");
+    let e = aws_sdk_organizations::Client::new(&conf).describe_organization().send().await.unwrap_err();
+    assert_eq!(e.code(), Some("AccessDeniedException"), "{e:?}");
+    // Who am I needs no permission, as on AWS.
+    let who = aws_sdk_sts::Client::new(&conf).get_caller_identity().send().await.unwrap();
+    assert_eq!(who.arn(), Some("arn:aws:iam::123456789012:user/nobody"));
+
+    // Through the AWS CLI.
+    let (code, _, err) = aws_cli(&cloud, &nobody, &["sqs", "list-queues"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("AccessDenied") && err.contains("sqs:ListQueues"), "{err}");
+    let (code, _, err) = aws_cli(&cloud, &nobody, &["cloudtrail", "describe-trails"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("AccessDeniedException") && err.contains("cloudtrail:DescribeTrails"), "{err}");
+
+    // Given a policy, the same principal is allowed exactly that.
+    iam.put_user_policy()
+        .user_name("nobody")
+        .policy_name("queues")
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sqs:ListQueues","Resource":"*"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let (code, _, err) = aws_cli(&cloud, &nobody, &["sqs", "list-queues"]);
+    assert_eq!(code, 0, "{err}");
+
+    // A key the local cloud never issued.
+    let stranger = aws_sdk_sts::config::Credentials::new("AKIAUNKNOWN000000000", "x", None, None, "t");
+    let (code, _, err) = aws_cli(&cloud, &stranger, &["iam", "list-roles"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("InvalidClientTokenId"), "{err}");
+
+    // Root credentials cannot assume a role (AssumeRole API reference); the bootstrap user can.
+    let sts = aws_sdk_sts::Client::new(&base);
+    let ids = cloud.seed();
+    let logging = ids["logging"].as_str().unwrap();
+    let ok = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{logging}:role/OrganizationAccountAccessRole"))
+        .role_session_name("t")
+        .send()
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    // The member role trusts only the pipeline's step roles and its operator role.
+    let e = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{logging}:role/AssureExecutionRole"))
+        .role_session_name("t")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("AccessDenied"), "{e:?}");
+    assert!(e.message().unwrap_or_default().contains("trust policy"), "{e:?}");
+}
+
+/// After onboarding, the SCPs bind every principal of the account but assure's member role: its
+/// administrator is denied each protected change, and so is a role it names like assure's; the
+/// StackSet's execution role can still update the member role; assure's own re-run, verify and
+/// rollback pass.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_onboarding_only_assure_may_change_the_baseline() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy("us-east-1");
+    let target = ids["external"][0].as_str().unwrap();
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "guarded"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    let admin = credentials(&cloud.admin_config_as(target, "us-east-1").await).await;
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{target}:root"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    let detector = {
+        let (code, out, err) =
+            aws_cli(&cloud, &admin, &["guardduty", "list-detectors", "--query", "DetectorIds[0]", "--output", "text"]);
+        assert_eq!(code, 0, "reads are not denied: {err}");
+        out.trim().to_owned()
+    };
+    let doc =
+        r#"{"schemaVersion":"1.0","description":"x","sessionType":"Standard_Stream","inputs":{"s3BucketName":""}}"#;
+    let protected: Vec<(&str, Vec<String>)> = vec![
+        (
+            "cloudtrail:StopLogging",
+            vec!["cloudtrail".into(), "stop-logging".into(), "--name".into(), "assure-trail".into()],
+        ),
+        (
+            "config:StopConfigurationRecorder",
+            vec![
+                "configservice".into(),
+                "stop-configuration-recorder".into(),
+                "--configuration-recorder-name".into(),
+                "legacy-recorder".into(),
+            ],
+        ),
+        (
+            "guardduty:UpdateDetector",
+            vec![
+                "guardduty".into(),
+                "update-detector".into(),
+                "--detector-id".into(),
+                detector.clone(),
+                "--no-enable".into(),
+            ],
+        ),
+        (
+            "cloudwatch:DeleteAlarms",
+            vec!["cloudwatch".into(), "delete-alarms".into(), "--alarm-names".into(), "assure-root-usage".into()],
+        ),
+        (
+            "logs:DeleteMetricFilter",
+            vec![
+                "logs".into(),
+                "delete-metric-filter".into(),
+                "--log-group-name".into(),
+                "assure/cloudtrail".into(),
+                "--filter-name".into(),
+                "assure-root-usage".into(),
+            ],
+        ),
+        (
+            "ssm:UpdateDocument",
+            vec![
+                "ssm".into(),
+                "update-document".into(),
+                "--name".into(),
+                "SSM-SessionManagerRunShell".into(),
+                "--document-version".into(),
+                "$LATEST".into(),
+                "--content".into(),
+                doc.into(),
+            ],
+        ),
+        (
+            "iam:PutRolePolicy",
+            vec![
+                "iam".into(),
+                "put-role-policy".into(),
+                "--role-name".into(),
+                "AssureExecutionRole".into(),
+                "--policy-name".into(),
+                "x".into(),
+                "--policy-document".into(),
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#.into(),
+            ],
+        ),
+        (
+            "iam:CreateRole",
+            vec![
+                "iam".into(),
+                "create-role".into(),
+                "--role-name".into(),
+                "assure-lookalike".into(),
+                "--assume-role-policy-document".into(),
+                trust.clone(),
+            ],
+        ),
+        (
+            "access-analyzer:DeleteAnalyzer",
+            vec![
+                "accessanalyzer".into(),
+                "delete-analyzer".into(),
+                "--analyzer-name".into(),
+                "assure-organization".into(),
+            ],
+        ),
+    ];
+    for (action, args) in &protected {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = aws_cli(&cloud, &admin, &args);
+        assert_ne!(code, 0, "{action} was allowed: {out}");
+        assert!(err.contains(action) && err.contains("service control policy"), "{action}: {err}");
+    }
+
+    // A role the administrator creates under a name of its own, made to look like the member role,
+    // is not exempt either.
+    let (code, _, err) = aws_cli(
+        &cloud,
+        &admin,
+        &["iam", "create-role", "--role-name", "AssureExecutionRole2", "--assume-role-policy-document", &trust],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = aws_cli(
+        &cloud,
+        &admin,
+        &[
+            "iam",
+            "put-role-policy",
+            "--role-name",
+            "AssureExecutionRole2",
+            "--policy-name",
+            "all",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let sts = aws_sdk_sts::Client::new(&cloud.admin_config_as(target, "us-east-1").await);
+    let c = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{target}:role/AssureExecutionRole2"))
+        .role_session_name("t")
+        .send()
+        .await
+        .unwrap()
+        .credentials
+        .unwrap();
+    let lookalike =
+        aws_sdk_sts::config::Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), None, "t");
+    let (code, _, err) = aws_cli(&cloud, &lookalike, &["cloudtrail", "stop-logging", "--name", "assure-trail"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("service control policy"), "{err}");
+
+    // The StackSet's execution role in the account may still update the member role.
+    let (code, _, err) = aws_cli(
+        &cloud,
+        &admin,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            "stacksets-exec-0123456789abcdef",
+            "--assume-role-policy-document",
+            &trust,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = aws_cli(
+        &cloud,
+        &admin,
+        &[
+            "iam",
+            "put-role-policy",
+            "--role-name",
+            "stacksets-exec-0123456789abcdef",
+            "--policy-name",
+            "all",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let c = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{target}:role/stacksets-exec-0123456789abcdef"))
+        .role_session_name("t")
+        .send()
+        .await
+        .unwrap()
+        .credentials
+        .unwrap();
+    let stackset =
+        aws_sdk_sts::config::Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), None, "t");
+    let (code, _, err) = aws_cli(
+        &cloud,
+        &stackset,
+        &["iam", "update-role", "--role-name", "AssureExecutionRole", "--description", "updated by the StackSet"],
+    );
+    assert_eq!(code, 0, "{err}");
+    // ... but not the baseline itself.
+    let (code, _, err) = aws_cli(&cloud, &stackset, &["cloudtrail", "stop-logging", "--name", "assure-trail"]);
+    assert_ne!(code, 0, "{err}");
+
+    // assure itself is not denied: a re-run changes nothing, verify passes, rollback restores.
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "again"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("changes    0"), "{out}");
+    let (code, out, err) = cloud.run(&["verify", target]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = cloud.run(&["runs", "rollback", "guarded"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let decisions = std::fs::read_to_string(cloud.dir.path().join("authz.jsonl")).unwrap_or_default();
+    let assure_denied: Vec<serde_json::Value> = decisions
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|d| d["allowed"] == false)
+        .filter(|d| {
+            let who = d["principal"].as_str().unwrap_or_default();
+            who.contains(":role/assure-") || who.ends_with(":role/AssureExecutionRole")
+        })
+        .collect();
+    assert!(assure_denied.is_empty(), "assure's roles were denied: {assure_denied:?}");
+}
+
+/// Least privilege, one role at a time: an action taken from a step's role fails exactly that step
+/// with Assure.AccessDenied naming the action; restored, the run resumes past it. One run, held at
+/// each step in turn and retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_restored() {
+    use assure_contract::StepName;
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy("us-east-1");
+    let target = ids["external"][0].as_str().unwrap();
+    let iam = aws_sdk_iam::Client::new(&cloud.sdk_config().await);
+    // In the order the run reaches them; the rollback step's role is exercised by the rollback policy's tests.
+    let cases = [
+        (StepName::Preflight, "organizations:DescribeAccount"),
+        (StepName::Discover, "sts:AssumeRole"),
+        (StepName::LoggingBucket, "s3:GetObject"),
+        (StepName::CloudTrail, "sts:AssumeRole"),
+        (StepName::StopCloudTrail, "s3:PutObject"),
+        (StepName::StopGuardDuty, "sts:AssumeRole"),
+        (StepName::GuardDuty, "guardduty:EnableOrganizationAdminAccount"),
+        (StepName::Config, "s3:GetObject"),
+        (StepName::AccessAnalyzer, "organizations:RegisterDelegatedAdministrator"),
+        (StepName::SessionManager, "s3:PutObject"),
+        (StepName::Alarms, "sts:AssumeRole"),
+        (StepName::Scps, "organizations:CreatePolicy"),
+        (StepName::Verify, "organizations:DescribePolicy"),
+    ];
+    for (i, (step, action)) in cases.iter().enumerate() {
+        let role = assure_core::infra::step_role_name(*step);
+        let doc = iam.get_role_policy().role_name(&role).policy_name("step").send().await.unwrap();
+        let original = assure_core::aws::decode_policy(doc.policy_document()).unwrap();
+        let mut reduced = original.clone();
+        let statements = reduced["Statement"].as_array_mut().unwrap();
+        for st in statements.iter_mut() {
+            match &st["Action"] {
+                serde_json::Value::String(a) if a == action => st["Action"] = serde_json::json!([]),
+                serde_json::Value::Array(list) => {
+                    st["Action"] = list.iter().filter(|a| a.as_str() != Some(action)).cloned().collect();
+                }
+                _ => {}
+            }
+        }
+        statements.retain(|st| st["Action"].as_array().is_none_or(|a| !a.is_empty()));
+        assert_ne!(reduced, original, "{role} has no {action}");
+        let put = |doc: serde_json::Value| {
+            iam.put_role_policy().role_name(&role).policy_name("step").policy_document(doc.to_string()).send()
+        };
+        put(reduced).await.unwrap();
+        let (code, out, err) = if i == 0 {
+            cloud.run(&["onboard", target, "--run-id", "lean"])
+        } else {
+            cloud.run(&["runs", "retry", "lean"])
+        };
+        assert_eq!(code, 1, "{step} ran without {action}:\n{out}\n{err}");
+        let failed = format!("✗ {:<15}", step.as_str());
+        let line = err.lines().find(|l| l.contains(&failed)).unwrap_or_else(|| panic!("{step} did not fail:\n{err}"));
+        assert!(line.contains("Assure.AccessDenied") && line.contains(action), "{step}: {line}");
+        put(original).await.unwrap();
+    }
+    let (code, out, err) = cloud.run(&["runs", "retry", "lean"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("SUCCEEDED"), "{out}");
+}
