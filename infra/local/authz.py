@@ -459,6 +459,23 @@ def dig(params: Any, path: str) -> list[str]:
     return out
 
 
+# Actions a service performs with the caller's own permissions while it serves a request, where the
+# service's guide documents them as required.
+DEPENDENCIES = {
+    # https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html
+    "guardduty:EnableOrganizationAdminAccount": [
+        "organizations:EnableAWSServiceAccess", "organizations:RegisterDelegatedAdministrator",
+        "organizations:ListDelegatedAdministrators", "organizations:ListAWSServiceAccessForOrganization",
+        "organizations:DescribeOrganizationalUnit", "organizations:DescribeAccount",
+        "organizations:DescribeOrganization", "organizations:ListAccounts"],
+}
+
+
+def dependencies(req: Req) -> list[tuple[str, Resource, dict]]:
+    action = f"{PREFIX.get(req.service, req.service)}:{req.operation}"
+    return [(a, Resource("*", None), {}) for a in DEPENDENCIES.get(action, [])]
+
+
 def passed_roles(req: Req, account: str) -> list[tuple[str, Resource, dict]]:
     entry = PASSES_ROLE.get((PREFIX.get(req.service, req.service), req.operation))
     if not entry:
@@ -536,7 +553,8 @@ def authorize(principal: Principal, req: Req) -> Denial | None:
     """None when every check passes, else the first denial."""
     base = request_context(req, principal)
     scps = scp_levels(principal)
-    checks = [(a, r, {}) for a, r in resources_for(req, principal.account)] + passed_roles(req, principal.account)
+    checks = [(a, r, {}) for a, r in resources_for(req, principal.account)]
+    checks += passed_roles(req, principal.account) + dependencies(req)
     for action, res, extra in checks:
         if action == "sts:AssumeRole" and principal.kind == "root":
             # https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html: "You cannot use

@@ -250,13 +250,37 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     ensure(code, "the first onboarding")?;
     let first_calls = count(&cloud.calls());
     let detail = first_calls.by_operation.clone();
+    let served = |c: &Calls, secs: f64| (c.account_mutating + c.account_read + c.plumbing) as f64 / secs.max(0.001);
     rows.push(Row {
         scenario: "onboard 1 account × 4 regions".into(),
         seconds: secs,
         transitions: Some(cloud.transitions("bench-first")?),
-        note: format!("{} Organizations calls", first_calls.organizations),
+        note: format!(
+            "{} Organizations calls; IAM enforced, {:.0} calls/s served",
+            first_calls.organizations,
+            served(&first_calls, secs)
+        ),
         calls: first_calls,
     });
+    // The same onboarding with the local cloud's IAM enforcement off: what authorization costs.
+    {
+        let open = Cloud::start(&bin, "four-no-iam", &[("ASSURE_IAM", "off".to_owned())])?;
+        let ids = open.seed_and_deploy(1, FOUR)?;
+        open.api("POST", "/assure-api/limits", &latency)?;
+        open.reset_calls();
+        let target = ids["external"][0].as_str().unwrap_or_default();
+        let (secs, code, _) = open.timed(&["onboard", target, "--run-id", "bench-no-iam"])?;
+        ensure(code, "the onboarding without IAM enforcement")?;
+        let calls = count(&open.calls());
+        rows.push(Row {
+            scenario: "onboard 1 account × 4 regions, IAM enforcement off".into(),
+            seconds: secs,
+            transitions: Some(open.transitions("bench-no-iam")?),
+            note: format!("debugging mode, for comparison: {:.0} calls/s served", served(&calls, secs)),
+            calls,
+        });
+        stats.extend(open.step_stats());
+    }
     cloud.reset_calls();
     let (secs, code, _) = cloud.timed(&["onboard", a, "--run-id", "bench-again"])?;
     ensure(code, "the re-run")?;

@@ -46,12 +46,17 @@ fn step_actions(step: StepName) -> Vec<(&'static str, Vec<&'static str>)> {
     let orgs_read = vec!["organizations:DescribeOrganization", "organizations:DescribeAccount"];
     match step {
         StepName::Preflight => vec![("*", [orgs_read, vec!["organizations:ListPoliciesForTarget"]].concat())],
+        // EnableOrganizationAdminAccount also needs the Organizations actions the GuardDuty guide
+        // lists (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html).
         StepName::GuardDuty => vec![(
             "*",
             vec![
                 "guardduty:EnableOrganizationAdminAccount",
                 "guardduty:ListOrganizationAdminAccounts",
                 "organizations:DescribeOrganization",
+                "organizations:DescribeAccount",
+                "organizations:DescribeOrganizationalUnit",
+                "organizations:ListAccounts",
                 "organizations:EnableAWSServiceAccess",
                 "organizations:ListAWSServiceAccessForOrganization",
                 "organizations:RegisterDelegatedAdministrator",

@@ -376,7 +376,8 @@ async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_
         (StepName::CloudTrail, "sts:AssumeRole"),
         (StepName::StopCloudTrail, "s3:PutObject"),
         (StepName::StopGuardDuty, "sts:AssumeRole"),
-        (StepName::GuardDuty, "guardduty:EnableOrganizationAdminAccount"),
+        // EnableOrganizationAdminAccount needs it too, as the GuardDuty guide documents.
+        (StepName::GuardDuty, "organizations:DescribeOrganizationalUnit"),
         (StepName::Config, "s3:GetObject"),
         (StepName::AccessAnalyzer, "organizations:RegisterDelegatedAdministrator"),
         (StepName::SessionManager, "s3:PutObject"),
