@@ -70,6 +70,9 @@ def takes_resources(action: str) -> bool | None:
 # Who asks
 
 
+_SESSIONS: dict[str, Any] = {}
+
+
 def principal_for(access_key: str, token: str | None) -> Principal | None:
     """The principal behind an access key, or None when the key is unknown (InvalidClientTokenId)."""
     from moto.iam.models import get_account_id_from, iam_backends
@@ -77,17 +80,22 @@ def principal_for(access_key: str, token: str | None) -> Principal | None:
 
     account = get_account_id_from(access_key)
     backend = iam_backends[account]["aws"]
-    for session in sts_backends[account]["aws"].assumed_roles:
-        if session.access_key_id == access_key:
-            if token is not None and token != session.session_token:
-                return None
-            name = session.role_arn.split("/")[-1]
-            role = next((r for r in backend.roles.values() if r.name == name), None)
-            if role is None:
-                return None
-            return finish(Principal(
-                kind="role", account=account, arn=role.arn, session_arn=session.arn,
-                policies=role_policies(backend, role), service_linked=role.path.startswith("/aws-service-role/")))
+    # Sessions accumulate (one per AssumeRole); remember where each key's session is.
+    session = _SESSIONS.get(access_key)
+    if session is None:
+        session = next((s for s in sts_backends[account]["aws"].assumed_roles if s.access_key_id == access_key), None)
+        if session is not None:
+            _SESSIONS[access_key] = session
+    if session is not None:
+        if token is not None and token != session.session_token:
+            return None
+        name = session.role_arn.split("/")[-1]
+        role = next((r for r in backend.roles.values() if r.name == name), None)
+        if role is None:
+            return None
+        return finish(Principal(
+            kind="role", account=account, arn=role.arn, session_arn=session.arn,
+            policies=role_policies(backend, role), service_linked=role.path.startswith("/aws-service-role/")))
     for user in backend.users.values():
         if any(k.access_key_id == access_key for k in user.access_keys):
             return finish(Principal(kind="user", account=account, arn=user.arn, policies=user_policies(backend, user)))
@@ -323,6 +331,16 @@ def s3_checks(req: Req) -> list[tuple[str, Resource]]:
     return [("s3:ListBucket", res)]
 
 
+# Services whose resource is named by one request parameter: (its names, the ARN's resource part).
+NAMED = {
+    "logs": (("logGroupName",), "log-group:{}"),
+    "events": (("Name", "Rule"), "rule/{}"),
+    "firehose": (("DeliveryStreamName",), "deliverystream/{}"),
+    "access-analyzer": (("analyzerName",), "analyzer/{}"),
+    "guardduty": (("detectorId",), "detector/{}"),
+}
+
+
 def resources_for(req: Req, account: str) -> list[tuple[str, Resource]]:
     """(action, resource) pairs a request needs, with resource policies where AWS consults them."""
     if req.service == "s3":
@@ -390,33 +408,18 @@ def resources_for(req: Req, account: str) -> list[tuple[str, Resource]]:
         name = p(prm, "Name", "TrailName", "ResourceId")
         if isinstance(name, str) and name:
             res = [Resource(name, arn_account(name))] if name.startswith("arn:") else [arn("cloudtrail", f"trail/{name}")]
-    elif prefix == "logs":
-        group = p(prm, "logGroupName")
-        if group:
-            res = [arn("logs", f"log-group:{group}")]
     elif prefix == "cloudwatch":
         names = p(prm, "AlarmNames") or ([p(prm, "AlarmName")] if p(prm, "AlarmName") else [])
         res = [arn("cloudwatch", f"alarm:{n}") for n in names]
-    elif prefix == "events":
-        rule = p(prm, "Name", "Rule")
-        if rule:
-            res = [arn("events", f"rule/{rule}")]
-    elif prefix == "firehose":
-        stream = p(prm, "DeliveryStreamName")
-        if stream:
-            res = [arn("firehose", f"deliverystream/{stream}")]
     elif prefix == "ssm":
         doc = p(prm, "Name")
         if doc and not doc.startswith("AWS-"):
             res = [arn("ssm", f"document/{doc}")]
-    elif prefix == "access-analyzer":
-        name = p(prm, "analyzerName")
-        if name:
-            res = [arn("access-analyzer", f"analyzer/{name}")]
-    elif prefix == "guardduty":
-        detector = p(prm, "detectorId")
-        if detector:
-            res = [arn("guardduty", f"detector/{detector}")]
+    elif prefix in NAMED:
+        params, pattern = NAMED[prefix]
+        name = p(prm, *params)
+        if isinstance(name, str) and name:
+            res = [arn(prefix, pattern.format(name))]
     if takes_resources(action) is False or not res:
         res = [Resource("*", None)]
     return [(action, r) for r in res]

@@ -81,10 +81,15 @@ async fn lambda(step: StepName) -> ExitCode {
     use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
     use lambda_runtime::{service_fn, LambdaEvent};
 
-    tracing_subscriber::fmt().json().with_env_filter("info").with_target(false).init();
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ASSURE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_target(false)
+        .init();
     let handler = service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let mut failures = Vec::new();
         for record in event.payload.records {
+            let started = std::time::Instant::now();
             let id = record.message_id.clone().unwrap_or_default();
             let body = record.body.unwrap_or_default();
             let answered = match Aws::load(None, None).await {
@@ -99,6 +104,7 @@ async fn lambda(step: StepName) -> ExitCode {
                 failure.item_identifier = id;
                 failures.push(failure);
             }
+            record_stats(step, started);
         }
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = failures;

@@ -12,6 +12,7 @@ pub mod bulk;
 pub mod checkpoint;
 pub mod deploy;
 pub mod infra;
+pub mod lambda_service;
 pub mod plan;
 pub mod report;
 pub mod rollback;

@@ -3,12 +3,13 @@
 //! works, and answers `SendTaskSuccess` with the step's output or `SendTaskFailure` with one of the
 //! closed set of error names.
 //!
-//! On AWS the step binaries are Lambda functions fed by the queue. Locally, [`supervise`] plays the
-//! event source mapping: it long-polls every step queue and runs the step binary once per message,
-//! deleting the message only when the binary exits 0 (so a killed worker's message comes back).
+//! On AWS the step binaries are Lambda functions fed by the queue. Locally, [`supervise`] plays
+//! Lambda: the event source mapping long-polls every step queue and invokes the step's function
+//! (a long-lived process of the step binary, through the Runtime API of [`crate::lambda_service`])
+//! with an SQS batch event, deleting the message only when the answer does not list it as failed
+//! (so a killed instance's message comes back).
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -332,6 +333,9 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permit
         }
     };
     tracing::info!(queue = %name, "polling");
+    let region = aws.pipeline().region.to_string();
+    let queue_arn = format!("arn:aws:sqs:{region}:{}:{name}", permits.account);
+    let function = Arc::new(step_function(step, bin, &permits, creds.as_ref(), &region));
     loop {
         let res = sqs
             .receive_message()
@@ -359,14 +363,23 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permit
             let permit = permits.all.clone().acquire_owned().await.expect("semaphore open");
             let sqs = sqs.clone();
             let url = url.clone();
-            let bin = bin.clone();
-            let share = permits.share;
-            let account = permits.account.clone();
-            let creds = creds.clone();
+            let function = function.clone();
+            let event = sqs_event(&m, &queue_arn, &region);
             tokio::spawn(async move {
                 let _permits = (permit, org_permit);
-                let body = m.body().unwrap_or_default().to_owned();
-                let ok = run_binary(&bin, &body, share, &account, creds.as_ref()).await;
+                let id = m.message_id().unwrap_or_default();
+                let ok = match function.invoke(event).await {
+                    // Partial batch response: the messages it names failed and stay on the queue.
+                    Ok(answer) => {
+                        let failed: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
+                        let failures = failed["batchItemFailures"].as_array().cloned().unwrap_or_default();
+                        !failures.iter().any(|f| f["itemIdentifier"] == id)
+                    }
+                    Err(e) => {
+                        tracing::warn!(function = %function.name, error = %e, "invocation failed; the message returns after its visibility timeout");
+                        false
+                    }
+                };
                 if ok {
                     if let Some(h) = m.receipt_handle() {
                         if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(h).send().await {
@@ -411,50 +424,46 @@ pub async fn function_credentials(
     serde_json::from_str(payload).map_err(|e| format!("{role}: {e}"))
 }
 
-/// Runs a step binary with `body` on stdin; true when it exited 0.
-async fn run_binary(
-    bin: &Path,
-    body: &str,
-    organizations_share: usize,
-    account: &str,
+/// The step's Lambda function as the template defines it: its binary, its role's session, the
+/// template's environment, and its 900 s timeout.
+fn step_function(
+    step: StepName,
+    bin: PathBuf,
+    permits: &Permits,
     creds: Option<&crate::aws::SessionCredentials>,
-) -> bool {
-    let mut cmd = tokio::process::Command::new(bin);
+    region: &str,
+) -> crate::lambda_service::Function {
+    let mut env = vec![
+        (crate::aws::ORGANIZATIONS_SHARE_ENV.to_owned(), permits.share.to_string()),
+        (crate::aws::PIPELINE_ACCOUNT_ENV.to_owned(), permits.account.clone()),
+    ];
     if let Some(c) = creds {
-        cmd.env("AWS_ACCESS_KEY_ID", &c.access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &c.secret_access_key)
-            .env("AWS_SESSION_TOKEN", c.session_token.as_deref().unwrap_or_default())
-            .env_remove("AWS_PROFILE");
+        env.push(("AWS_ACCESS_KEY_ID".into(), c.access_key_id.clone()));
+        env.push(("AWS_SECRET_ACCESS_KEY".into(), c.secret_access_key.clone()));
+        env.push(("AWS_SESSION_TOKEN".into(), c.session_token.clone().unwrap_or_default()));
     }
-    let child = cmd
-        .env(crate::aws::ORGANIZATIONS_SHARE_ENV, organizations_share.to_string())
-        .env(crate::aws::PIPELINE_ACCOUNT_ENV, account)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(bin = %bin.display(), error = %e, "cannot start the step binary");
-            return false;
-        }
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        if stdin.write_all(body.as_bytes()).await.is_err() {
-            return false;
-        }
-    }
-    match child.wait().await {
-        Ok(status) if status.success() => true,
-        Ok(status) => {
-            tracing::warn!(bin = %bin.display(), %status, "step binary failed; the message returns after its visibility timeout");
-            false
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "waiting for the step binary");
-            false
-        }
-    }
+    let name = step.binary();
+    let arn = format!("arn:aws:lambda:{region}:{}:function:{name}", permits.account);
+    crate::lambda_service::Function::new(&name, &arn, bin, env, Duration::from_secs(900))
+}
+
+/// The SQS event Lambda's event source mapping delivers: a batch of one message.
+fn sqs_event(m: &aws_sdk_sqs::types::Message, queue_arn: &str, region: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis().to_string())
+        .unwrap_or_default();
+    serde_json::json!({"Records": [{
+        "messageId": m.message_id().unwrap_or_default(),
+        "receiptHandle": m.receipt_handle().unwrap_or_default(),
+        "body": m.body().unwrap_or_default(),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now, "SenderId": "states.amazonaws.com",
+                       "ApproximateFirstReceiveTimestamp": now},
+        "messageAttributes": {},
+        "md5OfBody": m.md5_of_body().unwrap_or_default(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }]})
+    .to_string()
 }

@@ -43,6 +43,37 @@ fn aws_cli(cloud: &LocalCloud, creds: &aws_sdk_sts::config::Credentials, args: &
     )
 }
 
+/// A role an administrator of `account` creates with every permission, and a session of it.
+async fn role_made_by(
+    cloud: &LocalCloud,
+    admin: &aws_sdk_sts::config::Credentials,
+    account: &str,
+    name: &str,
+    trust: &str,
+) -> aws_sdk_sts::config::Credentials {
+    let all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    let (code, _, err) =
+        aws_cli(cloud, admin, &["iam", "create-role", "--role-name", name, "--assume-role-policy-document", trust]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = aws_cli(
+        cloud,
+        admin,
+        &["iam", "put-role-policy", "--role-name", name, "--policy-name", "all", "--policy-document", all],
+    );
+    assert_eq!(code, 0, "{err}");
+    let sts = aws_sdk_sts::Client::new(&cloud.admin_config_as(account, "us-east-1").await);
+    let c = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/{name}"))
+        .role_session_name("t")
+        .send()
+        .await
+        .unwrap()
+        .credentials
+        .unwrap();
+    aws_sdk_sts::config::Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), None, "t")
+}
+
 async fn credentials(conf: &aws_config::SdkConfig) -> aws_sdk_sts::config::Credentials {
     use aws_sdk_sts::config::ProvideCredentials;
     conf.credentials_provider().expect("credentials").provide_credentials().await.expect("credentials")
@@ -250,83 +281,13 @@ async fn after_onboarding_only_assure_may_change_the_baseline() {
 
     // A role the administrator creates under a name of its own, made to look like the member role,
     // is not exempt either.
-    let (code, _, err) = aws_cli(
-        &cloud,
-        &admin,
-        &["iam", "create-role", "--role-name", "AssureExecutionRole2", "--assume-role-policy-document", &trust],
-    );
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = aws_cli(
-        &cloud,
-        &admin,
-        &[
-            "iam",
-            "put-role-policy",
-            "--role-name",
-            "AssureExecutionRole2",
-            "--policy-name",
-            "all",
-            "--policy-document",
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let sts = aws_sdk_sts::Client::new(&cloud.admin_config_as(target, "us-east-1").await);
-    let c = sts
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{target}:role/AssureExecutionRole2"))
-        .role_session_name("t")
-        .send()
-        .await
-        .unwrap()
-        .credentials
-        .unwrap();
-    let lookalike =
-        aws_sdk_sts::config::Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), None, "t");
+    let lookalike = role_made_by(&cloud, &admin, target, "AssureExecutionRole2", &trust).await;
     let (code, _, err) = aws_cli(&cloud, &lookalike, &["cloudtrail", "stop-logging", "--name", "assure-trail"]);
     assert_ne!(code, 0);
     assert!(err.contains("service control policy"), "{err}");
 
     // The StackSet's execution role in the account may still update the member role.
-    let (code, _, err) = aws_cli(
-        &cloud,
-        &admin,
-        &[
-            "iam",
-            "create-role",
-            "--role-name",
-            "stacksets-exec-0123456789abcdef",
-            "--assume-role-policy-document",
-            &trust,
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = aws_cli(
-        &cloud,
-        &admin,
-        &[
-            "iam",
-            "put-role-policy",
-            "--role-name",
-            "stacksets-exec-0123456789abcdef",
-            "--policy-name",
-            "all",
-            "--policy-document",
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let c = sts
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{target}:role/stacksets-exec-0123456789abcdef"))
-        .role_session_name("t")
-        .send()
-        .await
-        .unwrap()
-        .credentials
-        .unwrap();
-    let stackset =
-        aws_sdk_sts::config::Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), None, "t");
+    let stackset = role_made_by(&cloud, &admin, target, "stacksets-exec-0123456789abcdef", &trust).await;
     let (code, _, err) = aws_cli(
         &cloud,
         &stackset,

@@ -1,0 +1,272 @@
+//! The local stand-in for AWS Lambda's service side, so the step binaries run locally exactly as
+//! they run on Lambda: each function instance is a long-lived process of the step binary, given its
+//! role's credentials and `AWS_LAMBDA_RUNTIME_API`, that asks this module's Runtime API for its next
+//! invocation and posts the answer (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html).
+//! The worker's event source mapping invokes a function with an SQS batch event and deletes the
+//! messages the answer does not list in `batchItemFailures`
+//! (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html).
+//!
+//! The step binaries are the Lambda runtime's client (`steps/`); this is the other end.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// How an invocation ended: the function's answer, or its error (an error answer, or the process
+/// ended without answering).
+pub type Answer = Result<String, String>;
+
+struct Invocation {
+    id: String,
+    event: String,
+    deadline_ms: u128,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// One execution environment: a process of the function, serving one invocation at a time.
+struct Instance {
+    invocations: mpsc::Sender<Invocation>,
+    alive: Arc<AtomicBool>,
+}
+
+/// A function: its binary, its environment (credentials included), and its idle instances.
+pub struct Function {
+    pub name: String,
+    pub arn: String,
+    bin: PathBuf,
+    env: Vec<(String, String)>,
+    timeout: std::time::Duration,
+    idle: Mutex<Vec<Instance>>,
+    next_id: AtomicU64,
+}
+
+impl Function {
+    pub fn new(
+        name: &str,
+        arn: &str,
+        bin: PathBuf,
+        env: Vec<(String, String)>,
+        timeout: std::time::Duration,
+    ) -> Function {
+        Function {
+            name: name.to_owned(),
+            arn: arn.to_owned(),
+            bin,
+            env,
+            timeout,
+            idle: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Invokes the function with `event` on an idle instance, or a new one (the caller bounds
+    /// concurrency, as reserved concurrency does on Lambda).
+    pub async fn invoke(&self, event: String) -> Answer {
+        let instance = loop {
+            let found = self.idle.lock().expect("idle instances").pop();
+            match found {
+                Some(i) if i.alive.load(Ordering::SeqCst) => break i,
+                Some(_) => continue,
+                None => break self.start().await?,
+            }
+        };
+        let n = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{}-{n:08}", self.name);
+        let deadline_ms = (std::time::SystemTime::now() + self.timeout)
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let (reply, answer) = oneshot::channel();
+        if instance.invocations.send(Invocation { id, event, deadline_ms, reply }).await.is_err() {
+            return Err(format!("{}: the instance ended before it took the invocation", self.name));
+        }
+        let result = match tokio::time::timeout(self.timeout, answer).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(_)) => Err(format!("{}: the process ended without answering (Runtime.ExitError)", self.name)),
+            Err(_) => Err(format!("{}: Task timed out after {} s", self.name, self.timeout.as_secs())),
+        };
+        if instance.alive.load(Ordering::SeqCst) {
+            self.idle.lock().expect("idle instances").push(instance);
+        }
+        result
+    }
+
+    /// A new instance: its Runtime API on a free loopback port, then its process.
+    async fn start(&self) -> Result<Instance, String> {
+        let listener =
+            TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("{}: runtime API: {e}", self.name))?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let (tx, rx) = mpsc::channel::<Invocation>(1);
+        let alive = Arc::new(AtomicBool::new(true));
+        let api = tokio::spawn(runtime_api(listener, rx, self.arn.clone()));
+        let child = tokio::process::Command::new(&self.bin)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", &self.name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", self.name))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("local/{port}"))
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                api.abort();
+                return Err(format!("{}: cannot start {}: {e}", self.name, self.bin.display()));
+            }
+        };
+        let flag = alive.clone();
+        let name = self.name.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            flag.store(false, Ordering::SeqCst);
+            // Its pending invocation, if any, is answered "ended without answering".
+            api.abort();
+            tracing::debug!(function = %name, ?status, "instance ended");
+        });
+        Ok(Instance { invocations: tx, alive })
+    }
+}
+
+struct Api {
+    next: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
+    arn: String,
+}
+
+async fn runtime_api(listener: TcpListener, rx: mpsc::Receiver<Invocation>, arn: String) {
+    let api = Arc::new(Api { next: tokio::sync::Mutex::new(rx), pending: Mutex::new(HashMap::new()), arn });
+    // Connections live in this set: aborting this task drops them, and with them every pending answer.
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((sock, _)) => { connections.spawn(serve(sock, api.clone())); }
+                Err(e) => { tracing::warn!(error = %e, "runtime API accept"); return; }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// One connection: HTTP/1.1 requests, kept alive, as the runtime client sends them.
+async fn serve(mut sock: TcpStream, api: Arc<Api>) -> std::io::Result<()> {
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let Some((method, path, body)) = read_request(&mut sock, &mut buf).await? else { return Ok(()) };
+        let parts: Vec<&str> = path.trim_start_matches("/2018-06-01/runtime/").split('/').collect();
+        match (method.as_str(), parts.as_slice()) {
+            ("GET", ["invocation", "next"]) => {
+                let Some(inv) = api.next.lock().await.recv().await else { return Ok(()) };
+                api.pending.lock().expect("pending").insert(inv.id.clone(), inv.reply);
+                let headers = [
+                    ("Lambda-Runtime-Aws-Request-Id", inv.id.clone()),
+                    ("Lambda-Runtime-Deadline-Ms", inv.deadline_ms.to_string()),
+                    ("Lambda-Runtime-Invoked-Function-Arn", api.arn.clone()),
+                    ("Lambda-Runtime-Trace-Id", format!("Root=1-local-{}", inv.id)),
+                    ("Content-Type", "application/json".to_owned()),
+                ];
+                respond(&mut sock, 200, &headers, inv.event.as_bytes()).await?;
+            }
+            ("POST", ["invocation", id, outcome @ ("response" | "error")]) => {
+                let reply = api.pending.lock().expect("pending").remove(*id);
+                let text = String::from_utf8_lossy(&body).into_owned();
+                match reply {
+                    Some(r) => {
+                        let _ = r.send(if *outcome == "response" { Ok(text) } else { Err(text) });
+                        respond(&mut sock, 202, &[], br#"{"status":"OK"}"#).await?;
+                    }
+                    None => respond(&mut sock, 400, &[], br#"{"errorType":"InvalidRequestID"}"#).await?,
+                }
+            }
+            ("POST", ["init", "error"]) => {
+                tracing::error!(error = %String::from_utf8_lossy(&body), "function init error");
+                respond(&mut sock, 202, &[], br#"{"status":"OK"}"#).await?;
+            }
+            _ => respond(&mut sock, 404, &[], b"{}").await?,
+        }
+    }
+}
+
+/// Reads one request (head, then a Content-Length or chunked body); None when the peer closed.
+async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<(String, String, Vec<u8>)>> {
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        if sock.read_buf(buf).await? == 0 {
+            return Ok(None);
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    buf.drain(..head_end + 4);
+    let mut lines = head.lines();
+    let mut first = lines.next().unwrap_or_default().split_whitespace();
+    let (method, path) = (first.next().unwrap_or_default().to_owned(), first.next().unwrap_or_default().to_owned());
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_ascii_lowercase())
+        })
+    };
+    let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(p) = buf.windows(2).position(|w| w == b"\r\n") {
+                    break p;
+                }
+                if sock.read_buf(buf).await? == 0 {
+                    return Ok(None);
+                }
+            };
+            let size_text = String::from_utf8_lossy(&buf[..line_end]).into_owned();
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+            buf.drain(..line_end + 2);
+            while buf.len() < size + 2 {
+                if sock.read_buf(buf).await? == 0 {
+                    return Ok(None);
+                }
+            }
+            body.extend_from_slice(&buf[..size]);
+            buf.drain(..size + 2);
+            if size == 0 {
+                break;
+            }
+        }
+        body
+    } else {
+        let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        while buf.len() < len {
+            if sock.read_buf(buf).await? == 0 {
+                return Ok(None);
+            }
+        }
+        buf.drain(..len).collect()
+    };
+    Ok(Some((method, path, body)))
+}
+
+async fn respond(sock: &mut TcpStream, status: u16, headers: &[(&str, String)], body: &[u8]) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        _ => "Not Found",
+    };
+    let mut head = format!("HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    sock.write_all(head.as_bytes()).await?;
+    sock.write_all(body).await?;
+    sock.flush().await
+}
