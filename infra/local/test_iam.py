@@ -201,3 +201,29 @@ class ResourcePolicies(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PassRole(unittest.TestCase):
+    """https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html: handing a role to
+    a service needs iam:PassRole on it, with iam:PassedToService naming the service."""
+
+    def test_a_role_in_the_request_needs_pass_role_to_that_service(self):
+        import authz
+
+        logs_role = "arn:aws:iam::111111111111:role/assure-cloudtrail-logs"
+        req = authz.Req("cloudtrail", "CreateTrail", {"Name": "t", "CloudWatchLogsRoleArn": logs_role}, "us-east-1")
+        [(action, res, ctx)] = authz.passed_roles(req, "111111111111")
+        self.assertEqual((action, res.arn, ctx), ("iam:PassRole", logs_role, {"iam:PassedToService": "cloudtrail.amazonaws.com"}))
+        scoped = role([allow("iam:PassRole", "arn:aws:iam::111111111111:role/*",
+                             Condition={"StringEquals": {"iam:PassedToService": "config.amazonaws.com"}})])
+        self.assertFalse(decide(scoped, action, res, ctx, None).allowed, "passing to CloudTrail is not passing to Config")
+        self.assertTrue(decide(role([allow("iam:PassRole", logs_role)]), action, res, ctx, None).allowed)
+
+    def test_nested_and_listed_roles_are_found(self):
+        import authz
+
+        req = authz.Req("events", "PutTargets", {"Rule": "r", "Targets": [{"Id": "a", "RoleArn": "arn:aws:iam::1:role/x"},
+                                                                          {"Id": "b"}]}, "us-east-1")
+        self.assertEqual([r.arn for _, r, _ in authz.passed_roles(req, "1")], ["arn:aws:iam::1:role/x"])
+        none = authz.Req("cloudtrail", "CreateTrail", {"Name": "t"}, "us-east-1")
+        self.assertEqual(authz.passed_roles(none, "1"), [])
