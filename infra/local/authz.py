@@ -323,7 +323,12 @@ def s3_checks(req: Req) -> list[tuple[str, Resource]]:
             name = {"GET": get, "HEAD": get, "PUT": put, "POST": put, "DELETE": delete}.get(m)
             return [(f"s3:{name}", res)] if name else []
     if m == "PUT":
-        return [("s3:CreateBucket", res)]
+        checks = [("s3:CreateBucket", res)]
+        # CreateBucket with Object Ownership needs s3:PutBucketOwnershipControls too
+        # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html, "Permissions").
+        if (req.headers or {}).get("x-amz-object-ownership"):
+            checks.append(("s3:PutBucketOwnershipControls", res))
+        return checks
     if m == "DELETE":
         return [("s3:DeleteBucket", res)]
     if m == "POST" and "delete" in query:
@@ -382,6 +387,9 @@ def resources_for(req: Req, account: str) -> list[tuple[str, Resource]]:
                 out.append((action, key))
             return out
         key = kms_key(region, account, p(prm, "KeyId"))
+        if p(prm, "KeyId") and key is None:
+            # No such key or alias: KMS answers NotFoundException; there is nothing to authorize against.
+            return []
         if key:
             res = [key]
         elif p(prm, "AliasName"):
@@ -415,6 +423,8 @@ def resources_for(req: Req, account: str) -> list[tuple[str, Resource]]:
         doc = p(prm, "Name")
         if doc and not doc.startswith("AWS-"):
             res = [arn("ssm", f"document/{doc}")]
+    elif prefix == "organizations":
+        res = organizations_resources(account, op, prm)
     elif prefix in NAMED:
         params, pattern = NAMED[prefix]
         name = p(prm, *params)
@@ -423,6 +433,49 @@ def resources_for(req: Req, account: str) -> list[tuple[str, Resource]]:
     if takes_resources(action) is False or not res:
         res = [Resource("*", None)]
     return [(action, r) for r in res]
+
+
+def organizations_resources(account: str, op: str, prm: dict) -> list[Resource]:
+    """The ARNs IAM authorizes an Organizations request against
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsorganizations.html):
+    account/o-ID/ACCOUNT, ou/o-ID/ou-…, root/o-ID/r-…, policy/o-ID/TYPE/p-… (AWS managed policies:
+    arn:aws:organizations::aws:policy/TYPE/p-…), all under the management account. An action with
+    several resource types (AttachPolicy: the policy and its target) needs each."""
+    import extension
+
+    org = extension.organization_of(account)
+    if org is None or org[1].org is None:
+        return []
+    mgmt, backend = org
+    org_id = backend.org.id
+    base = f"arn:aws:organizations::{mgmt}:"
+
+    def target(t: str) -> str:
+        if t.startswith("ou-"):
+            return f"{base}ou/{org_id}/{t}"
+        if t.startswith("r-"):
+            return f"{base}root/{org_id}/{t}"
+        return f"{base}account/{org_id}/{t}"
+
+    def policy(pid: str) -> str:
+        found = next((pol for pol in backend.policies if pol.id == pid), None)
+        kind = {"SERVICE_CONTROL_POLICY": "service_control_policy", "TAG_POLICY": "tag_policy",
+                "BACKUP_POLICY": "backup_policy", "AISERVICES_OPT_OUT_POLICY": "aiservices_opt_out_policy"}.get(
+            getattr(found, "type", "SERVICE_CONTROL_POLICY"), "service_control_policy")
+        if getattr(found, "aws_managed", False) or pid == "p-FullAWSAccess":
+            return f"arn:aws:organizations::aws:policy/{kind}/{pid}"
+        return f"{base}policy/{org_id}/{kind}/{pid}"
+
+    arns: list[str] = []
+    if p(prm, "PolicyId"):
+        arns.append(policy(p(prm, "PolicyId")))
+    if p(prm, "TargetId"):
+        arns.append(target(p(prm, "TargetId")))
+    if op in ("DescribeAccount", "RegisterDelegatedAdministrator", "DeregisterDelegatedAdministrator") and p(prm, "AccountId"):
+        arns.append(target(p(prm, "AccountId")))
+    if op == "DescribeOrganizationalUnit" and p(prm, "OrganizationalUnitId"):
+        arns.append(target(p(prm, "OrganizationalUnitId")))
+    return [Resource(a, mgmt) for a in arns]
 
 
 def _roles(account: str) -> list:
@@ -474,9 +527,65 @@ DEPENDENCIES = {
 }
 
 
-def dependencies(req: Req) -> list[tuple[str, Resource, dict]]:
+def dependencies(req: Req, account: str) -> list[tuple[str, Resource, dict]]:
     action = f"{PREFIX.get(req.service, req.service)}:{req.operation}"
-    return [(a, Resource("*", None), {}) for a in DEPENDENCIES.get(action, [])]
+    out = [(a, Resource("*", None), {}) for a in DEPENDENCIES.get(action, [])] + encryption_keys(req, account)
+    if action == "kms:CreateKey" and p(req.params, "Tags"):
+        # Tags on CreateKey need kms:TagResource in an IAM policy covering every key of the account and
+        # Region (https://docs.aws.amazon.com/kms/latest/developerguide/tag-permissions.html).
+        out.append(("kms:TagResource", Resource(f"arn:aws:kms:{req.region}:{account}:key/*", account), {}))
+    return out
+
+
+def encryption_keys(req: Req, account: str) -> list[tuple[str, Resource, dict]]:
+    """Data a service encrypts with a customer managed KMS key: the caller needs its own permission on
+    the key (and the key policy must allow it), checked as the service calls KMS on its behalf.
+    - SQS (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html):
+      a producer needs kms:GenerateDataKey and kms:Decrypt, a consumer kms:Decrypt.
+    - S3 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html): uploading
+      an object needs kms:GenerateDataKey, reading it kms:Decrypt.
+    AWS managed keys (aws/sqs, aws/s3) allow every principal of the account through the service."""
+    region, caller = req.region, account
+    key_id, actions, via = None, (), ""
+    if req.service == "sqs":
+        actions = {"SendMessage": ("kms:GenerateDataKey", "kms:Decrypt"),
+                   "SendMessageBatch": ("kms:GenerateDataKey", "kms:Decrypt"),
+                   "ReceiveMessage": ("kms:Decrypt",)}.get(req.operation, ())
+        if not actions:
+            return []
+        from moto.sqs.models import sqs_backends
+
+        arn = queue_arn(p(req.params, "QueueUrl") or "", region)
+        owner, name = arn_account(arn), arn.rsplit(":", 1)[-1]
+        queue = sqs_backends[owner][region].queues.get(name) if owner else None
+        key_id, via = getattr(queue, "kms_master_key_id", None), f"sqs.{region}.amazonaws.com"
+        account = owner or account
+    elif req.service == "s3":
+        bucket, _, key = unquote(req.path).lstrip("/").partition("/")
+        if not key or (req.query or {}).keys() & {"tagging", "acl", "uploads", "uploadId"}:
+            return []
+        from moto.s3.models import s3_backends
+
+        owner = s3_backends.bucket_accounts.get(bucket)
+        found = s3_backends[owner[1]][owner[0]].buckets.get(bucket) if owner else None
+        if found is None:
+            return []
+        account, via = owner[1], f"s3.{region}.amazonaws.com"
+        if req.method == "PUT":
+            actions = ("kms:GenerateDataKey",)
+            key_id = (req.headers or {}).get("x-amz-server-side-encryption-aws-kms-key-id")
+            if not key_id and found.encryption:
+                key_id = found.encryption["Rule"]["ApplyServerSideEncryptionByDefault"].get("KMSMasterKeyID")
+        elif req.method in ("GET", "HEAD"):
+            actions = ("kms:Decrypt",)
+            obj = found.keys.get(key)
+            key_id = getattr(obj, "kms_key_id", None) if obj is not None else None
+    if not key_id or str(key_id).startswith("alias/aws/"):
+        return []
+    res = kms_key(region, account, key_id)
+    if res is None:
+        return []
+    return [(a, res, {"kms:ViaService": via, "kms:CallerAccount": caller}) for a in actions]
 
 
 def passed_roles(req: Req, account: str) -> list[tuple[str, Resource, dict]]:
@@ -557,7 +666,7 @@ def authorize(principal: Principal, req: Req) -> Denial | None:
     base = request_context(req, principal)
     scps = scp_levels(principal)
     checks = [(a, r, {}) for a, r in resources_for(req, principal.account)]
-    checks += passed_roles(req, principal.account) + dependencies(req)
+    checks += passed_roles(req, principal.account) + dependencies(req, principal.account)
     for action, res, extra in checks:
         if action == "sts:AssumeRole" and principal.kind == "root":
             # https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html: "You cannot use

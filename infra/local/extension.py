@@ -562,6 +562,77 @@ class CloudWatch:
         return {}
 
 
+def service_session(service: str, role_arn: str, session_name: str) -> Any:
+    """A session of `role_arn` for an AWS service acting as it (Lambda running a function, Step
+    Functions running a state machine): the role's trust policy must admit the service principal
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_create_for-service.html)."""
+    with LOCK:
+        role = authz.role_by_arn(role_arn)
+        if role is None:
+            raise ApiError(404, "NoSuchEntity", f"no role {role_arn}")
+        principal = iam_eval.Principal(kind="service", account="", arn=service)
+        trust = iam_eval.parse(role.assume_role_policy_document)
+        decision = iam_eval.decide(principal, "sts:AssumeRole", iam_eval.Resource(role_arn, None, trust, "trust"),
+                                   {"aws:SourceAccount": role_arn.split(":")[4]}, None)
+        if authz.enabled() and not decision.allowed:
+            raise ApiError(403, "AccessDenied", f"{service} may not assume {role_arn}: {decision.reason}")
+        from moto.sts.models import sts_backends
+
+        return sts_backends[role_arn.split(":")[4]]["aws"].assume_role(
+            region_name="us-east-1", role_session_name=session_name, role_arn=role_arn, policy=None,
+            duration=43200, external_id=None)
+
+
+# Access keys of the sessions Step Functions' interpreter calls the local cloud with: authorized like
+# any client, but not slowed, throttled or failed by the test knobs meant for assure's own calls.
+SERVICE_KEYS: set[str] = set()
+
+
+def run_tasks_as_the_execution_role() -> None:
+    """moto's Step Functions interpreter calls SQS and Step Functions through the local cloud's own
+    endpoint with the fixed key "ak". AWS makes those calls as the state machine's execution role
+    (https://docs.aws.amazon.com/step-functions/latest/dg/procedure-create-iam-role.html), so the
+    role's policy, the queue's KMS key and the trust policy's admission of states.amazonaws.com all
+    count. Here every client the interpreter makes for a task uses a session of that role."""
+    import importlib
+    import os
+    import pkgutil
+
+    import boto3
+    from botocore.config import Config
+    from moto.settings import moto_server_port
+    import moto.stepfunctions.parser as parser
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    sessions: dict[str, Any] = {}
+
+    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        role_arn = getattr(state_credentials, "role_arn", None)
+        if not authz.enabled() or not role_arn:
+            return original(region, service, state_credentials)
+        session = sessions.get(role_arn)
+        if session is None:
+            session = sessions[role_arn] = service_session("states.amazonaws.com", role_arn, "states")
+            SERVICE_KEYS.add(session.access_key_id)
+        return boto3.client(
+            service, region_name=region, endpoint_url=f"http://localhost:{moto_server_port()}",
+            aws_access_key_id=session.access_key_id, aws_secret_access_key=session.secret_access_key,
+            aws_session_token=session.session_token,
+            config=Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1},
+                          connect_timeout=60, read_timeout=60))
+
+    root = os.path.dirname(parser.__file__)
+    for info in pkgutil.walk_packages([root], prefix="moto.stepfunctions.parser."):
+        path = os.path.join(root, *info.name.split(".")[3:]) + ".py"
+        if info.ispkg or not os.path.exists(path) or "boto_client_for" not in open(path).read():
+            continue
+        module = importlib.import_module(info.name)
+        if getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = client_for
+    boto_client.boto_client_for = client_for
+
+
 # ---------------------------------------------------------------------------------------------------
 # Fixes to moto's answers, where they differ from AWS in ways the Rust SDK notices
 
@@ -581,6 +652,7 @@ def patch_moto() -> None:
         return EmptyResult()
 
     sfn.StepFunctionResponse.send_task_failure = send_task_failure
+    run_tasks_as_the_execution_role()
 
     # S3: moto's check that a log target bucket admits S3's log delivery crashes (HTTP 500) on any
     # statement whose Principal is the string "*", such as a TLS-only deny. AWS accepts those.
@@ -650,6 +722,21 @@ def patch_moto() -> None:
 
     task._normalise_parameters = camel_parameters
     task._normalise_response = pascal_response
+
+    # Firehose: UpdateDestination merges the update into the destination (AWS keeps every field it
+    # does not name). moto merges the ExtendedS3 half but rebuilds its S3 twin from the update alone,
+    # so the next DescribeDeliveryStream lacks the required CompressionFormat and SDKs fail to read it.
+    from moto.firehose import models as firehose
+
+    update_destination = firehose.FirehoseBackend.update_destination
+
+    def merged_update(self, delivery_stream_name, current_delivery_stream_version_id, destination_id, *args, **kwargs):  # type: ignore[no-untyped-def]
+        update_destination(self, delivery_stream_name, current_delivery_stream_version_id, destination_id, *args, **kwargs)
+        for d in self.delivery_streams[delivery_stream_name].destinations:
+            if d.get("destination_id") == destination_id and "ExtendedS3" in d:
+                d["S3"] = firehose.create_s3_destination_config(d["ExtendedS3"])
+
+    firehose.FirehoseBackend.update_destination = merged_update
 
     # Organizations: an account created by CreateAccount gets OrganizationAccountAccessRole, trusting
     # the management account, with full administrator permissions
@@ -954,8 +1041,10 @@ class Extension:
         if environ.get("PATH_INFO") == "/assure-api/account-owner":
             return self.account_owner(environ, start_response)
         scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        # moto's own calls to itself (Step Functions sending task messages) use the key "ak".
-        client_call = bool(scope) and scope.group(1) != "ak"
+        # moto's own calls to itself: the fixed key "ak", or sessions of the roles Step Functions runs
+        # tasks as (authorized, but outside the latency, limit and fault knobs).
+        service_call = bool(scope) and scope.group(1) in SERVICE_KEYS
+        client_call = bool(scope) and scope.group(1) != "ak" and not service_call
         if client_call and self.limits.latency:
             time.sleep(self.limits.latency)
         if client_call and self.limits.rps and not self.limits.admit(scope.group(3)):
@@ -974,7 +1063,7 @@ class Extension:
                 rule = self.faults.pick(scope.group(3), Faults.operation(environ, raw))
                 if rule:
                     return Faults.respond(start_response, environ, scope.group(3), rule["error"])
-        if client_call and authz.enabled():
+        if (client_call or service_call) and authz.enabled():
             refused = self.authorize(environ, start_response, scope)
             if refused is not None:
                 return refused
@@ -1058,22 +1147,10 @@ class Extension:
         admit the service principal. The worker plays Lambda with it."""
         doc = self.read_json(environ)
         service, role_arn = str(doc.get("service", "")), str(doc.get("roleArn", ""))
-        with LOCK:
-            role = authz.role_by_arn(role_arn)
-            if role is None:
-                return self.respond(start_response, 404, {"message": f"no role {role_arn}"}, error="NoSuchEntity")
-            principal = iam_eval.Principal(kind="service", account="", arn=service)
-            trust = iam_eval.parse(role.assume_role_policy_document)
-            decision = iam_eval.decide(principal, "sts:AssumeRole", iam_eval.Resource(role_arn, None, trust, "trust"),
-                                       {"aws:SourceAccount": role_arn.split(":")[4]}, None)
-            if authz.enabled() and not decision.allowed:
-                return self.respond(start_response, 403, {"message": f"{service} may not assume {role_arn}: {decision.reason}"},
-                                    error="AccessDenied")
-            from moto.sts.models import sts_backends
-
-            session = sts_backends[role_arn.split(":")[4]]["aws"].assume_role(
-                region_name="us-east-1", role_session_name=str(doc.get("sessionName") or service.split(".")[0]),
-                role_arn=role_arn, policy=None, duration=43200, external_id=None)
+        try:
+            session = service_session(service, role_arn, str(doc.get("sessionName") or service.split(".")[0]))
+        except ApiError as e:
+            return self.respond(start_response, e.status, {"message": e.message}, error=e.code)
         return self.respond(start_response, 200, {"AccessKeyId": session.access_key_id,
                                                   "SecretAccessKey": session.secret_access_key,
                                                   "SessionToken": session.session_token})

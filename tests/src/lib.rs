@@ -308,6 +308,18 @@ impl Drop for LocalCloud {
             .args(["local", "down"])
             .env("ASSURE_LOCAL_DIR", self.dir.path())
             .output();
+        // `cargo xtask test` checks least privilege from every cloud's authorization decisions.
+        if let Some(collect) = std::env::var_os("ASSURE_AUTHZ_COLLECT") {
+            let log = self.dir.path().join("authz.jsonl");
+            let name = format!(
+                "{}-{}.jsonl",
+                std::process::id(),
+                self.dir.path().file_name().unwrap_or_default().to_string_lossy()
+            );
+            if log.exists() {
+                let _ = std::fs::copy(&log, std::path::Path::new(&collect).join(name));
+            }
+        }
     }
 }
 

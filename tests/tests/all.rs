@@ -8,6 +8,7 @@ mod all {
     mod bulk;
     mod config;
     mod docs;
+    mod drift;
     mod e2e;
     mod errors;
     mod extension;

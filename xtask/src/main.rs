@@ -4,11 +4,15 @@
 //!   pipeline and onboards one brownfield account, then says where to look next.
 //! - `test`: builds the binaries the end-to-end tests drive, prepares the local cloud's Python
 //!   environment once, lints the CloudFormation templates (cfn-lint, checkov), and runs the whole
-//!   suite with cargo-nextest.
+//!   suite with cargo-nextest; then checks least privilege from the suite's authorization log
+//!   (`coverage.rs`).
 //! - `codegen`: writes the generated files (the CloudFormation templates under `infra/`).
 //! - `bench`: onboarding measured on the local cloud (see `bench.rs`), printed as one table.
+//! - `package`: the step binaries as Lambda deployment packages for arm64 (cargo-lambda, zig),
+//!   where the pipeline template's `CodeUri`s point; prints the time and the sizes.
 
 mod bench;
+mod coverage;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -23,9 +27,12 @@ fn main() -> ExitCode {
         Some("codegen") => codegen(),
         Some("lint-infra") => lint_infra(),
         Some("bench") => bench::bench(&args[1..]),
+        Some("package") => package(),
+        // The least-privilege check over decision logs collected elsewhere (a directory of *.jsonl).
+        Some("least-privilege") if args.len() == 2 => coverage::check(Path::new(&args[1])),
         _ => {
             eprintln!(
-                "usage: cargo xtask demo | test [nextest args…] | bench [--latency-ms N] [--accounts N] [--org-rps R] | codegen | lint-infra"
+                "usage: cargo xtask demo | test [nextest args…] | bench [--latency-ms N] [--accounts N] [--org-rps R] | package | codegen | lint-infra | least-privilege DIR"
             );
             return ExitCode::from(2);
         }
@@ -196,6 +203,57 @@ fn tools_venv(name: &str, requirements: &str) -> anyhow::Result<PathBuf> {
     Ok(venv)
 }
 
+/// The Lambda deployment packages: `cargo lambda build --release --arm64` of every step binary,
+/// into `target/lambda/assure-step-*/bootstrap` in the clone (where `infra/assure.template.json`'s
+/// `CodeUri`s point, whatever `CARGO_TARGET_DIR` says), then each zipped as `aws cloudformation
+/// package` will upload it, to report the size Lambda sees.
+fn package() -> anyhow::Result<()> {
+    let venv = tools_venv("package", "infra/requirements-package.txt")?;
+    let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let lambda_dir = root().join("target/lambda");
+    eprintln!("==> cargo lambda build --release --arm64 (a cold release build of the SDK takes a while)");
+    let started = std::time::Instant::now();
+    run(cargo()
+        .args(["lambda", "build", "--release", "--arm64", "--bins", "--package", "assure-steps", "--lambda-dir"])
+        .arg(&lambda_dir)
+        .env("PATH", &path))?;
+    let took = started.elapsed();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&lambda_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("assure-step-")))
+        .collect();
+    dirs.sort();
+    if dirs.is_empty() {
+        bail!("cargo lambda wrote no assure-step-* package under {}", lambda_dir.display());
+    }
+    println!("{:<32} {:>12} {:>12}", "function", "bootstrap", "zipped");
+    let (mut raw, mut zipped) = (0u64, 0u64);
+    for dir in &dirs {
+        let bootstrap = dir.join("bootstrap");
+        let zip = std::env::temp_dir().join(format!("assure-package-{}.zip", std::process::id()));
+        let _ = std::fs::remove_file(&zip);
+        run(Command::new(venv.join("bin/python"))
+            .args(["-m", "zipfile", "-c"])
+            .arg(&zip)
+            .arg(&bootstrap)
+            .stdout(Stdio::null()))?;
+        let (b, z) = (std::fs::metadata(&bootstrap)?.len(), std::fs::metadata(&zip)?.len());
+        std::fs::remove_file(&zip)?;
+        raw += b;
+        zipped += z;
+        let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        println!("{name:<32} {:>9.1} MB {:>9.1} MB", b as f64 / 1e6, z as f64 / 1e6);
+    }
+    println!(
+        "{:<32} {:>9.1} MB {:>9.1} MB",
+        format!("{} functions", dirs.len()),
+        raw as f64 / 1e6,
+        zipped as f64 / 1e6
+    );
+    println!("built in {:.0} s, into {}", took.as_secs_f64(), lambda_dir.display());
+    Ok(())
+}
+
 /// cfn-lint and checkov over the templates: zero findings, or a suppression justified inline.
 fn lint_infra() -> anyhow::Result<()> {
     let venv = lint_venv()?;
@@ -208,7 +266,45 @@ fn lint_infra() -> anyhow::Result<()> {
     for t in &templates {
         checkov.arg("-f").arg(t);
     }
-    run(&mut checkov)
+    run(&mut checkov)?;
+    eprintln!("==> parliament");
+    lint_policies(&venv)
+}
+
+/// parliament over every role's policies as a deployment resolves them (example accounts), with the
+/// reviewed findings and their reasons in `infra/lint/policies.py`.
+fn lint_policies(venv: &Path) -> anyhow::Result<()> {
+    let deployed = assure_core::infra::Deployed {
+        account: "111111111111",
+        region: "us-east-1",
+        member_role: assure_contract::DEFAULT_ROLE_NAME,
+        checkpoint_bucket: "assure-checkpoints-111111111111-us-east-1",
+        pipeline_key: "arn:aws:kms:us-east-1:111111111111:key/0c9f2b6e-5a8d-4c1e-9f3a-2b7d6e8c1a40",
+        security_account: "333333333333",
+    };
+    let mut roles = deployed.pipeline_roles().map_err(anyhow::Error::msg)?;
+    roles.push(deployed.member_role("444444444444").map_err(anyhow::Error::msg)?);
+    let items: Vec<serde_json::Value> = roles
+        .iter()
+        .flat_map(|r| {
+            r.policies.iter().map(|(name, doc)| serde_json::json!({"role": r.name, "policy": name, "document": doc}))
+        })
+        .collect();
+    let mut child = Command::new(venv.join("bin/python"))
+        .arg(root().join("infra/lint/policies.py"))
+        .stdin(Stdio::piped())
+        .spawn()
+        .context("running infra/lint/policies.py")?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().context("parliament's stdin")?;
+        stdin.write_all(serde_json::to_string(&items)?.as_bytes())?;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("parliament: findings not reviewed in infra/lint/policies.py (above)");
+    }
+    Ok(())
 }
 
 /// The report tests render HTML in Debian's headless Chromium: installed here when missing (as
@@ -241,5 +337,19 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     // The AWS CLI: the independent client the tests check the local cloud with.
     let cli = tools_venv("awscli", "infra/requirements-awscli.txt")?.join("bin/aws");
     nextest.args(extra).env("ASSURE_BIN_DIR", &bin).env("ASSURE_AWS_CLI", cli);
-    run(&mut nextest)
+    // The whole suite: every local cloud's authorization decisions, collected for the
+    // least-privilege check (a filtered run proves nothing about what is unused).
+    let decisions = target_dir().join("authz-decisions");
+    let whole = extra.is_empty();
+    if whole {
+        let _ = std::fs::remove_dir_all(&decisions);
+        std::fs::create_dir_all(&decisions)?;
+        nextest.env("ASSURE_AUTHZ_COLLECT", &decisions);
+    }
+    run(&mut nextest)?;
+    if whole {
+        eprintln!("==> least privilege: the roles' policies against what the suite used");
+        coverage::check(&decisions)?;
+    }
+    Ok(())
 }

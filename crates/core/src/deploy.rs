@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use assure_contract::{OrgLayout, Region, StepError, StepName};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::aws::{error_code, Aws, AwsResultExt};
-use crate::infra::{Deployed, TemplateRole};
+use crate::infra::{Deployed, TemplateRole, PIPELINE_KEY_ALIAS};
 use crate::worker::queue_name;
 
 /// The onboarding state machine's definition, with `${…QueueUrl}` placeholders.
@@ -26,6 +26,9 @@ pub const BULK_ASL: &str = include_str!("../../../statemachines/bulk.asl.json");
 
 /// The role Step Functions assumes to send the task messages.
 pub const STATES_ROLE: &str = "assure-states";
+
+/// The role the bulk state machine runs as: it starts and watches onboarding executions.
+pub const BULK_STATES_ROLE: &str = "assure-bulk-states";
 
 /// The deployment's settings, stored as `deployment.json` in the checkpoint bucket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -142,12 +145,23 @@ pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepEr
     let mut changes = Vec::new();
 
     let bucket = checkpoint_bucket(&account, &region);
-    ensure_checkpoint_bucket(aws, &bucket, &mut changes).await?;
+    let template_error = |e: String| StepError::internal(format!("the pipeline template: {e}"));
+    // What the template's intrinsics resolve to here; the key's own policy names no key.
+    let mut deployed = Deployed {
+        account: &account,
+        region: &region,
+        member_role: &settings.role_name,
+        checkpoint_bucket: &bucket,
+        pipeline_key: "",
+        security_account: settings.org.security.as_str(),
+    };
+    let key_policy = deployed.pipeline_key_policy().map_err(template_error)?;
+    let key = ensure_pipeline_key(aws, &key_policy, &mut changes).await?;
+    deployed.pipeline_key = &key;
+    ensure_checkpoint_bucket(aws, &bucket, &key, &mut changes).await?;
 
-    // The step roles and the operator role, from the same template a real deployment uses.
-    let deployed =
-        Deployed { account: &account, region: &region, member_role: &settings.role_name, checkpoint_bucket: &bucket };
-    for role in deployed.pipeline_roles().map_err(|e| StepError::internal(format!("the pipeline template: {e}")))? {
+    // Every role of the pipeline, from the same template a real deployment uses.
+    for role in deployed.pipeline_roles().map_err(template_error)? {
         ensure_role(aws, &role, "assure: a role of the pipeline (infra/assure.template.json)", &mut changes).await?;
     }
 
@@ -156,20 +170,21 @@ pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepEr
     let mut values = BTreeMap::new();
     for step in StepName::ALL {
         let name = queue_name(step);
-        ensure_queue(&sqs, &format!("{name}-dlq"), None, &mut changes).await?;
+        ensure_queue(&sqs, &format!("{name}-dlq"), None, &key, &mut changes).await?;
         let dlq_arn = format!("arn:aws:sqs:{region}:{account}:{name}-dlq");
-        let url = ensure_queue(&sqs, &name, Some(&dlq_arn), &mut changes).await?;
+        let url = ensure_queue(&sqs, &name, Some(&dlq_arn), &key, &mut changes).await?;
         values.insert(placeholder(step), url.clone());
         queues.insert(step.as_str().to_owned(), url);
     }
     let definition = substitute(ONBOARDING_ASL, &values)?;
-    let role_arn = ensure_states_role(aws, &account, &region, &mut changes).await?;
+    let role_arn = |name: &str| format!("arn:aws:iam::{account}:role/{name}");
     let sm_arn = format!("arn:aws:states:{region}:{account}:stateMachine:{STATE_MACHINE}");
     let sfn = p.sfn();
-    ensure_state_machine(&sfn, &sm_arn, STATE_MACHINE, &definition, &role_arn, &mut changes).await?;
+    ensure_state_machine(&sfn, &sm_arn, STATE_MACHINE, &definition, &role_arn(STATES_ROLE), &mut changes).await?;
     let bulk_arn = format!("arn:aws:states:{region}:{account}:stateMachine:{BULK_STATE_MACHINE}");
     let bulk = substitute(BULK_ASL, &BTreeMap::from([("OnboardingStateMachineArn".to_owned(), sm_arn.clone())]))?;
-    ensure_state_machine(&sfn, &bulk_arn, BULK_STATE_MACHINE, &bulk, &role_arn, &mut changes).await?;
+    let bulk_role = role_arn(BULK_STATES_ROLE);
+    ensure_state_machine(&sfn, &bulk_arn, BULK_STATE_MACHINE, &bulk, &bulk_role, &mut changes).await?;
 
     changes.extend(store_settings(aws, settings).await?);
     Ok(Deployment {
@@ -242,7 +257,12 @@ pub async fn load_settings(aws: &Aws) -> Result<Settings, StepError> {
     serde_json::from_slice(&bytes).map_err(|e| StepError::invalid_input(format!("s3://{bucket}/deployment.json: {e}")))
 }
 
-async fn ensure_checkpoint_bucket(aws: &Aws, bucket: &str, changes: &mut Vec<String>) -> Result<(), StepError> {
+async fn ensure_checkpoint_bucket(
+    aws: &Aws,
+    bucket: &str,
+    key: &str,
+    changes: &mut Vec<String>,
+) -> Result<(), StepError> {
     let p = aws.pipeline();
     let s3 = p.s3();
     let exists = match s3.head_bucket().bucket(bucket).send().await {
@@ -251,6 +271,20 @@ async fn ensure_checkpoint_bucket(aws: &Aws, bucket: &str, changes: &mut Vec<Str
         Err(e) => return Err(e).aws(format!("s3:HeadBucket {bucket}")),
     };
     if exists {
+        let current = s3
+            .get_bucket_encryption()
+            .bucket(bucket)
+            .send()
+            .await
+            .aws(format!("s3:GetEncryptionConfiguration {bucket}"))?;
+        let by_default = current
+            .server_side_encryption_configuration()
+            .and_then(|c| c.rules().first())
+            .and_then(|r| r.apply_server_side_encryption_by_default());
+        if by_default.and_then(|d| d.kms_master_key_id()) != Some(key) {
+            put_checkpoint_encryption(&s3, bucket, key).await?;
+            changes.push(format!("encrypted checkpoint bucket {bucket} with {PIPELINE_KEY_ALIAS}"));
+        }
         return Ok(());
     }
     let mut create = s3.create_bucket().bucket(bucket);
@@ -285,8 +319,16 @@ async fn ensure_checkpoint_bucket(aws: &Aws, bucket: &str, changes: &mut Vec<Str
         .send()
         .await
         .aws(format!("s3:PutBucketVersioning {bucket}"))?;
+    put_checkpoint_encryption(&s3, bucket, key).await?;
+    changes.push(format!("created checkpoint bucket {bucket}"));
+    Ok(())
+}
+
+/// SSE-KMS with the pipeline key and an S3 Bucket Key, as the template's `CheckpointBucket`.
+async fn put_checkpoint_encryption(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<(), StepError> {
     let enc = aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
         .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .kms_master_key_id(key)
         .build()
         .map_err(|e| StepError::internal(e.to_string()))?;
     s3.put_bucket_encryption()
@@ -296,6 +338,7 @@ async fn ensure_checkpoint_bucket(aws: &Aws, bucket: &str, changes: &mut Vec<Str
                 .rules(
                     aws_sdk_s3::types::ServerSideEncryptionRule::builder()
                         .apply_server_side_encryption_by_default(enc)
+                        .bucket_key_enabled(true)
                         .build(),
                 )
                 .build()
@@ -304,7 +347,6 @@ async fn ensure_checkpoint_bucket(aws: &Aws, bucket: &str, changes: &mut Vec<Str
         .send()
         .await
         .aws(format!("s3:PutBucketEncryption {bucket}"))?;
-    changes.push(format!("created checkpoint bucket {bucket}"));
     Ok(())
 }
 
@@ -312,11 +354,14 @@ async fn ensure_queue(
     sqs: &aws_sdk_sqs::Client,
     name: &str,
     dlq_arn: Option<&str>,
+    key: &str,
     changes: &mut Vec<String>,
 ) -> Result<String, StepError> {
+    // As the template's queues: SSE-KMS with the pipeline key, so whoever sends needs
+    // kms:GenerateDataKey and whoever receives kms:Decrypt on it.
     let mut attrs = vec![
-        (QueueAttributeName::SqsManagedSseEnabled, "true".to_owned()),
-        // Long enough for any step; the local worker extends it while a step runs.
+        (QueueAttributeName::KmsMasterKeyId, key.to_owned()),
+        // Long enough for any step run locally; the message of a run that died returns in two minutes.
         (QueueAttributeName::VisibilityTimeout, "120".to_owned()),
         (QueueAttributeName::MessageRetentionPeriod, "1209600".to_owned()),
     ];
@@ -370,24 +415,53 @@ async fn ensure_queue(
     }
 }
 
-async fn ensure_states_role(
-    aws: &Aws,
-    account: &str,
-    region: &str,
-    changes: &mut Vec<String>,
-) -> Result<String, StepError> {
-    let trust = json!({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
-                       "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]
-    });
-    let policy = json!({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage",
-                       "Resource": format!("arn:aws:sqs:{region}:{account}:assure-*")}]
-    });
-    let role = TemplateRole { name: STATES_ROLE.into(), trust, policies: vec![("send-task-messages".into(), policy)] };
-    ensure_role(aws, &role, "assure: lets the onboarding state machine send task messages", changes).await
+/// Finds the pipeline key by its alias, or creates it (with rotation and the alias); brings its
+/// policy to the template's. Returns its ARN.
+async fn ensure_pipeline_key(aws: &Aws, policy: &Value, changes: &mut Vec<String>) -> Result<String, StepError> {
+    let kms = aws.pipeline().kms();
+    match kms.describe_key().key_id(PIPELINE_KEY_ALIAS).send().await {
+        Ok(out) => {
+            let arn = out.key_metadata().map(|m| m.arn().unwrap_or_default().to_owned()).unwrap_or_default();
+            let current = kms
+                .get_key_policy()
+                .key_id(&arn)
+                .policy_name("default")
+                .send()
+                .await
+                .aws(format!("kms:GetKeyPolicy {PIPELINE_KEY_ALIAS}"))?;
+            if current.policy().and_then(crate::aws::decode_policy).as_ref() != Some(policy) {
+                kms.put_key_policy()
+                    .key_id(&arn)
+                    .policy_name("default")
+                    .policy(policy.to_string())
+                    .send()
+                    .await
+                    .aws(format!("kms:PutKeyPolicy {PIPELINE_KEY_ALIAS}"))?;
+                changes.push(format!("set the policy of key {PIPELINE_KEY_ALIAS}"));
+            }
+            Ok(arn)
+        }
+        Err(e) if error_code(&e) == Some("NotFoundException") => {
+            let out = kms
+                .create_key()
+                .description("assure: encrypts the pipeline's queues, checkpoints and logs")
+                .policy(policy.to_string())
+                .send()
+                .await
+                .aws("kms:CreateKey")?;
+            let arn = out.key_metadata().and_then(|m| m.arn()).unwrap_or_default().to_owned();
+            kms.enable_key_rotation().key_id(&arn).send().await.aws("kms:EnableKeyRotation")?;
+            kms.create_alias()
+                .alias_name(PIPELINE_KEY_ALIAS)
+                .target_key_id(&arn)
+                .send()
+                .await
+                .aws(format!("kms:CreateAlias {PIPELINE_KEY_ALIAS}"))?;
+            changes.push(format!("created key {PIPELINE_KEY_ALIAS}"));
+            Ok(arn)
+        }
+        Err(e) => Err(e).aws(format!("kms:DescribeKey {PIPELINE_KEY_ALIAS}")),
+    }
 }
 
 /// Creates a role or brings its trust policy and inline policies to `role`; returns its ARN.

@@ -35,6 +35,10 @@ fn skip(checks: &[(&str, &str)]) -> Value {
 /// The role the operator's commands reach member accounts through.
 pub const OPERATOR_ROLE: &str = "assure-operator";
 
+/// The alias of the pipeline's KMS key (queues, checkpoints, the state machine's logs): how a
+/// deployment finds the key it made.
+pub const PIPELINE_KEY_ALIAS: &str = "alias/assure-pipeline";
+
 /// The role name of a step's Lambda function.
 pub fn step_role_name(step: StepName) -> String {
     format!("assure-step-{}", step.as_str())
@@ -42,14 +46,27 @@ pub fn step_role_name(step: StepName) -> String {
 
 /// What a step may do with the pipeline account's own credentials (its own queue and the task
 /// answer come on top). Steps reach every other account through the member role.
-fn step_actions(step: StepName) -> Vec<(&'static str, Vec<&'static str>)> {
-    let orgs_read = vec!["organizations:DescribeOrganization", "organizations:DescribeAccount"];
+fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
+    // Organizations' resources live under the management account, where the pipeline runs
+    // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsorganizations.html).
+    let org = |pattern: &str| sub(&format!("arn:${{AWS::Partition}}:organizations::${{AWS::AccountId}}:{pattern}"));
+    let accounts = || org("account/o-*/*");
+    let targets = || json!([org("account/o-*/*"), org("ou/o-*/ou-*"), org("root/o-*/r-*")]);
+    // The organization's own SCPs (assure reads and changes only those it made, by name).
+    let scps = || json!([org("policy/o-*/service_control_policy/p-*")]);
+    let security = || org("account/o-*/${SecurityAccount}");
+    let any = || json!("*");
     match step {
-        StepName::Preflight => vec![("*", [orgs_read, vec!["organizations:ListPoliciesForTarget"]].concat())],
+        StepName::Preflight => vec![
+            (any(), vec!["organizations:DescribeOrganization"]),
+            (accounts(), vec!["organizations:DescribeAccount"]),
+            (targets(), vec!["organizations:ListPoliciesForTarget"]),
+        ],
         // EnableOrganizationAdminAccount also needs the Organizations actions the GuardDuty guide
-        // lists (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html).
+        // lists (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html);
+        // GuardDuty calls them with the caller's permissions, and the guide grants them on "*".
         StepName::GuardDuty => vec![(
-            "*",
+            any(),
             vec![
                 "guardduty:EnableOrganizationAdminAccount",
                 "guardduty:ListOrganizationAdminAccounts",
@@ -63,29 +80,37 @@ fn step_actions(step: StepName) -> Vec<(&'static str, Vec<&'static str>)> {
                 "organizations:ListDelegatedAdministrators",
             ],
         )],
-        StepName::AccessAnalyzer => vec![(
-            "*",
-            vec![
-                "organizations:DescribeOrganization",
-                "organizations:EnableAWSServiceAccess",
-                "organizations:ListAWSServiceAccessForOrganization",
-                "organizations:RegisterDelegatedAdministrator",
-                "organizations:ListDelegatedAdministrators",
-            ],
-        )],
-        StepName::Scps => vec![(
-            "*",
-            vec![
-                "organizations:ListPolicies",
-                "organizations:ListPoliciesForTarget",
-                "organizations:DescribePolicy",
-                "organizations:CreatePolicy",
-                "organizations:UpdatePolicy",
-                "organizations:AttachPolicy",
-            ],
-        )],
-        StepName::Verify => vec![("*", vec!["organizations:ListPoliciesForTarget", "organizations:DescribePolicy"])],
-        StepName::Rollback => vec![("*", vec!["organizations:ListPoliciesForTarget", "organizations:DetachPolicy"])],
+        StepName::AccessAnalyzer => vec![
+            (
+                any(),
+                vec![
+                    "organizations:EnableAWSServiceAccess",
+                    "organizations:ListAWSServiceAccessForOrganization",
+                    "organizations:ListDelegatedAdministrators",
+                ],
+            ),
+            (security(), vec!["organizations:RegisterDelegatedAdministrator"]),
+        ],
+        StepName::Scps => vec![
+            (any(), vec!["organizations:ListPolicies", "organizations:CreatePolicy"]),
+            (scps(), vec!["organizations:DescribePolicy", "organizations:UpdatePolicy"]),
+            (targets(), vec!["organizations:ListPoliciesForTarget"]),
+            (
+                json!([scps()[0].clone(), targets()[0].clone(), targets()[1].clone(), targets()[2].clone()]),
+                vec!["organizations:AttachPolicy"],
+            ),
+        ],
+        StepName::Verify => vec![
+            (targets(), vec!["organizations:ListPoliciesForTarget"]),
+            (scps(), vec!["organizations:DescribePolicy"]),
+        ],
+        StepName::Rollback => vec![
+            (targets(), vec!["organizations:ListPoliciesForTarget"]),
+            (
+                json!([scps()[0].clone(), targets()[0].clone(), targets()[1].clone(), targets()[2].clone()]),
+                vec!["organizations:DetachPolicy"],
+            ),
+        ],
         _ => vec![],
     }
 }
@@ -116,6 +141,13 @@ pub fn pipeline_template() -> Value {
                     ]
                 }
             }
+        }),
+    );
+    resources.insert(
+        "PipelineKeyAlias".into(),
+        json!({
+            "Type": "AWS::KMS::Alias",
+            "Properties": {"AliasName": PIPELINE_KEY_ALIAS, "TargetKeyId": reference("PipelineKey")}
         }),
     );
     resources.insert(
@@ -170,10 +202,13 @@ pub fn pipeline_template() -> Value {
                 "RedrivePolicy": {"deadLetterTargetArn": getatt(&dlq, "Arn"), "maxReceiveCount": 5}}}),
         );
         let mut statements = vec![
+            // What Lambda's event source mapping needs of the function's role
+            // (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html); the queue
+            // itself moves a message to its dead-letter queue, with no permission of the role.
             json!({"Sid": "ConsumeOwnQueue", "Effect": "Allow",
-                   "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+                   "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
                    "Resource": getatt(&queue, "Arn")}),
-            json!({"Sid": "DeadLetter", "Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getatt(&dlq, "Arn")}),
+            // Queues (receive: Decrypt) and checkpoints (read: Decrypt, write: GenerateDataKey).
             json!({"Sid": "UseKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": getatt("PipelineKey", "Arn")}),
             // IAM authorizes SendTask* against no resource type (the Service Authorization
             // Reference lists none for them): a statement scoped to the state machine never matches.
@@ -183,19 +218,23 @@ pub fn pipeline_template() -> Value {
             // Every task starts by reading its checkpoint and ends by writing it.
             json!({"Sid": "Checkpoints", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
                    "Resource": sub("${CheckpointBucket.Arn}/*")}),
-            json!({"Sid": "ReachMemberAccounts", "Effect": "Allow", "Action": "sts:AssumeRole",
-                   "Resource": sub("arn:${AWS::Partition}:iam::*:role/${MemberRoleName}")}),
             json!({"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                    "Resource": sub(&format!("arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/assure-step-{}:*", step.as_str()))}),
         ];
+        // The SCP step works in the management account alone, where the pipeline runs.
+        if step != StepName::Scps {
+            statements.push(json!({"Sid": "ReachMemberAccounts", "Effect": "Allow", "Action": "sts:AssumeRole",
+                                   "Resource": sub("arn:${AWS::Partition}:iam::*:role/${MemberRoleName}")}));
+        }
         if step == StepName::Rollback {
             // Compensation walks the run's checkpoint records.
             statements.push(json!({"Sid": "ListCheckpoints", "Effect": "Allow", "Action": "s3:ListBucket",
                                    "Resource": sub("${CheckpointBucket.Arn}")}));
         }
-        for (resource, actions) in step_actions(step) {
-            statements
-                .push(json!({"Sid": "ManagementAccount", "Effect": "Allow", "Action": actions, "Resource": resource}));
+        // IAM wants each statement's Sid unique within its policy.
+        for (i, (resource, actions)) in step_actions(step).into_iter().enumerate() {
+            let sid = format!("ManagementAccount{}", i + 1);
+            statements.push(json!({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}));
         }
         let mut role_res = json!({
             "Type": "AWS::IAM::Role",
@@ -323,8 +362,12 @@ pub fn pipeline_template() -> Value {
                     "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
                 "Policies": [{"PolicyName": "start-child-runs", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
                     {"Effect": "Allow", "Action": "states:StartExecution", "Resource": reference("StateMachine")},
+                    // IAM's definitions list DescribeExecution and StopExecution for standard and
+                    // express executions alike; the onboarding state machine is a standard one.
                     {"Effect": "Allow", "Action": ["states:DescribeExecution", "states:StopExecution"],
-                     "Resource": sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{STATE_MACHINE}:*"))},
+                     "Resource": [
+                         sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{STATE_MACHINE}:*")),
+                         sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:express:{STATE_MACHINE}:*:*"))]},
                     {"Effect": "Allow", "Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
                      "Resource": sub("arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule")},
                     {"Effect": "Allow", "Action": ["logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
@@ -417,16 +460,31 @@ pub fn member_role_template() -> Value {
         sub(&format!("arn:${{AWS::Partition}}:{service}:*:${{AWS::AccountId}}:{pattern}"))
     };
     let statements = json!([
+        // Reads of what an account has. The listing calls take no resource, or (Config's
+        // recorders, CloudWatch's alarms, GuardDuty's administrator and members) are authorized
+        // against whatever the account holds, which assure must see whatever its names.
         {"Sid": "ReadSecuritySetup", "Effect": "Allow", "Resource": "*", "Action": [
-            "cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "config:Describe*", "guardduty:Get*", "guardduty:List*",
-            "guardduty:DescribeOrganizationConfiguration", "access-analyzer:GetAnalyzer", "access-analyzer:ListAnalyzers",
-            "ssm:GetDocument", "logs:DescribeLogGroups", "logs:DescribeMetricFilters", "cloudwatch:DescribeAlarms",
+            "cloudtrail:DescribeTrails", "config:DescribeConfigurationRecorders", "config:DescribeConfigurationRecorderStatus",
+            "config:DescribeDeliveryChannels", "config:DescribeConfigurationAggregators", "guardduty:ListDetectors",
+            "guardduty:GetAdministratorAccount", "guardduty:GetMembers", "guardduty:ListMembers", "guardduty:ListFilters",
+            "guardduty:ListPublishingDestinations", "guardduty:DescribeOrganizationConfiguration", "logs:DescribeLogGroups",
+            "cloudwatch:DescribeAlarms", "organizations:DescribeOrganization"]},
+        // Reads of one resource by its name, wherever assure looks: trails homed in other accounts
+        // (organization trails), buckets of the logging account.
+        {"Sid": "ReadNamedResources", "Effect": "Allow", "Action": ["cloudtrail:GetTrailStatus"],
+         "Resource": sub("arn:${AWS::Partition}:cloudtrail:*:*:trail/*")},
+        {"Sid": "ReadBuckets", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:s3:::*"), "Action": [
+            "s3:GetBucketLogging", "s3:GetBucketOwnershipControls", "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock",
+            "s3:GetBucketVersioning", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration", "s3:ListBucket"]},
+        {"Sid": "ReadOwnResources", "Effect": "Allow", "Resource": [
+            own("guardduty", "detector/*"), own("access-analyzer", "analyzer/*"), own("ssm", "document/*"),
+            own("logs", "log-group:*"), own("sns", "*"), sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"),
+            own("kms", "key/*"), own("firehose", "deliverystream/*"), own("events", "rule/*")], "Action": [
+            "guardduty:GetDetector", "access-analyzer:GetAnalyzer", "ssm:GetDocument", "logs:DescribeMetricFilters",
             "sns:GetTopicAttributes", "iam:GetRole", "iam:GetRolePolicy", "kms:DescribeKey", "kms:GetKeyPolicy",
-            "kms:GetKeyRotationStatus", "s3:GetBucket*", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration",
-            "s3:ListBucket", "s3:GetBucketPublicAccessBlock", "organizations:DescribeOrganization",
-            "events:DescribeRule", "events:ListTargetsByRule", "firehose:DescribeDeliveryStream", "sts:GetCallerIdentity"]},
+            "kms:GetKeyRotationStatus", "firehose:DescribeDeliveryStream", "events:DescribeRule", "events:ListTargetsByRule"]},
         {"Sid": "AssureTrail", "Effect": "Allow", "Resource": own("cloudtrail", &format!("trail/{}", names::TRAIL)),
-         "Action": ["cloudtrail:CreateTrail", "cloudtrail:UpdateTrail", "cloudtrail:StartLogging", "cloudtrail:AddTags"]},
+         "Action": ["cloudtrail:CreateTrail", "cloudtrail:UpdateTrail", "cloudtrail:StartLogging"]},
         {"Sid": "StopOwnTrails", "Effect": "Allow", "Resource": own("cloudtrail", "trail/*"), "Action": ["cloudtrail:StopLogging", "cloudtrail:StartLogging"]},
         {"Sid": "RemoveAssureTrail", "Effect": "Allow", "Resource": own("cloudtrail", &format!("trail/{}", names::TRAIL)), "Action": ["cloudtrail:DeleteTrail"]},
         {"Sid": "RemoveAlarms", "Effect": "Allow", "Resource": [
@@ -452,9 +510,10 @@ pub fn member_role_template() -> Value {
             "config:PutConfigurationRecorder", "config:PutDeliveryChannel", "config:StartConfigurationRecorder", "config:PutConfigurationAggregator",
             "config:StopConfigurationRecorder", "config:DeleteDeliveryChannel", "config:DeleteConfigurationRecorder"]},
         {"Sid": "GuardDuty", "Effect": "Allow", "Resource": "*", "Action": [
-            "guardduty:CreateDetector", "guardduty:UpdateDetector", "guardduty:CreateMembers", "guardduty:DisassociateFromAdministratorAccount",
+            "guardduty:CreateDetector", "guardduty:CreateMembers", "guardduty:DisassociateFromAdministratorAccount",
             "guardduty:DisassociateMembers", "guardduty:UpdateOrganizationConfiguration", "guardduty:CreatePublishingDestination",
             "guardduty:DeleteMembers"]},
+        {"Sid": "GuardDutyDetector", "Effect": "Allow", "Resource": own("guardduty", "detector/*"), "Action": ["guardduty:UpdateDetector"]},
         {"Sid": "AccessAnalyzer", "Effect": "Allow", "Resource": own("access-analyzer", &format!("analyzer/{}", names::ANALYZER)),
          "Action": ["access-analyzer:CreateAnalyzer"]},
         {"Sid": "FindingsDelivery", "Effect": "Allow", "Resource": [
@@ -464,13 +523,20 @@ pub fn member_role_template() -> Value {
          "Action": ["ssm:CreateDocument", "ssm:UpdateDocument", "ssm:UpdateDocumentDefaultVersion", "ssm:DeleteDocument"]},
         {"Sid": "LoggingBucket", "Effect": "Allow", "Resource": [
             sub("arn:${AWS::Partition}:s3:::assure-logs-${AWS::AccountId}-*"), sub("arn:${AWS::Partition}:s3:::assure-access-logs-${AWS::AccountId}-*")],
-         "Action": ["s3:CreateBucket", "s3:PutBucket*", "s3:PutEncryptionConfiguration", "s3:PutLifecycleConfiguration"]},
-        {"Sid": "LoggingKey", "Effect": "Allow", "Resource": "*", "Action": ["kms:CreateKey", "kms:TagResource"],
+         "Action": ["s3:CreateBucket", "s3:PutBucketPolicy", "s3:PutBucketLogging", "s3:PutBucketOwnershipControls",
+                    "s3:PutBucketPublicAccessBlock", "s3:PutBucketVersioning", "s3:PutEncryptionConfiguration",
+                    "s3:PutLifecycleConfiguration"]},
+        {"Sid": "LoggingKey", "Effect": "Allow", "Resource": "*", "Action": ["kms:CreateKey"],
+         "Condition": {"StringEquals": {"aws:RequestTag/assure:managed": "true"}}},
+        // Tags given to CreateKey need kms:TagResource on every key of the account and Region
+        // (https://docs.aws.amazon.com/kms/latest/developerguide/tag-permissions.html).
+        {"Sid": "LoggingKeyTags", "Effect": "Allow", "Resource": own("kms", "key/*"), "Action": ["kms:TagResource"],
          "Condition": {"StringEquals": {"aws:RequestTag/assure:managed": "true"}}},
         // The key's own actions are granted by its key policy (steps::logging_bucket::key_policy);
-        // the alias is a resource of its own.
+        // CreateAlias needs the alias and the key (https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html).
         {"Sid": "LoggingKeyAlias", "Effect": "Allow",
-         "Resource": sub(&format!("arn:${{AWS::Partition}}:kms:*:${{AWS::AccountId}}:{}", assure_contract::RunInput::LOGGING_KEY_ALIAS)),
+         "Resource": [sub(&format!("arn:${{AWS::Partition}}:kms:*:${{AWS::AccountId}}:{}", assure_contract::RunInput::LOGGING_KEY_ALIAS)),
+                      own("kms", "key/*")],
          "Action": ["kms:CreateAlias"]}
     ]);
     json!({
@@ -522,6 +588,9 @@ pub struct Deployed<'a> {
     pub region: &'a str,
     pub member_role: &'a str,
     pub checkpoint_bucket: &'a str,
+    /// The pipeline key's ARN (`PipelineKey`'s Ref and Arn alike).
+    pub pipeline_key: &'a str,
+    pub security_account: &'a str,
 }
 
 impl Deployed<'_> {
@@ -531,8 +600,10 @@ impl Deployed<'_> {
             return Some(format!("arn:aws:s3:::{}", self.checkpoint_bucket));
         }
         if resource == "PipelineKey" {
-            // Locally the queues use SQS-managed encryption: there is no pipeline key to name.
-            return Some(format!("arn:aws:kms:{r}:{a}:key/assure-pipeline-key"));
+            return Some(self.pipeline_key.to_owned());
+        }
+        if resource == "StatesRole" {
+            return Some(format!("arn:aws:iam::{a}:role/assure-states"));
         }
         for step in StepName::ALL {
             let id = logical(step);
@@ -553,60 +624,58 @@ impl Deployed<'_> {
             "AWS::AccountId" => self.account.into(),
             "MemberRoleName" => self.member_role.into(),
             "CheckpointBucket" => self.checkpoint_bucket.into(),
+            "SecurityAccount" => self.security_account.into(),
+            "PipelineKey" => self.pipeline_key.into(),
+            "StateMachine" => format!("arn:aws:states:{}:{}:stateMachine:{STATE_MACHINE}", self.region, self.account),
             _ => return None,
         })
     }
 
+    /// The pipeline key's policy, resolved.
+    pub fn pipeline_key_policy(&self) -> Result<Value, String> {
+        self.resolve(&pipeline_template()["Resources"]["PipelineKey"]["Properties"]["KeyPolicy"])
+    }
+
     /// Resolves Fn::Sub, Ref and Fn::GetAtt …Arn; fails naming what it cannot resolve.
     pub fn resolve(&self, v: &Value) -> Result<Value, String> {
-        Ok(match v {
-            Value::Object(o) if o.len() == 1 && o.contains_key("Ref") => {
-                let name = o["Ref"].as_str().unwrap_or_default();
-                Value::String(self.reference(name).ok_or_else(|| format!("unresolved Ref {name}"))?)
-            }
-            Value::Object(o) if o.len() == 1 && o.contains_key("Fn::GetAtt") => {
-                let res = o["Fn::GetAtt"][0].as_str().unwrap_or_default();
-                Value::String(self.get_att(res).ok_or_else(|| format!("unresolved Fn::GetAtt {res}"))?)
-            }
-            Value::Object(o) if o.len() == 1 && o.contains_key("Fn::Sub") => {
-                let text = o["Fn::Sub"].as_str().unwrap_or_default();
-                let mut out = String::new();
-                let mut rest = text;
-                while let Some(start) = rest.find("${") {
-                    out.push_str(&rest[..start]);
-                    let end = rest[start..].find('}').ok_or_else(|| format!("unclosed ${{ in {text}"))? + start;
-                    let name = &rest[start + 2..end];
-                    let value = match name.strip_suffix(".Arn") {
-                        Some(res) => self.get_att(res),
-                        None => self.reference(name),
-                    };
-                    out.push_str(&value.ok_or_else(|| format!("unresolved ${{{name}}} in {text}"))?);
-                    rest = &rest[end + 1..];
-                }
-                out.push_str(rest);
-                Value::String(out)
-            }
-            Value::Object(o) => {
-                Value::Object(o.iter().map(|(k, v)| Ok((k.clone(), self.resolve(v)?))).collect::<Result<_, String>>()?)
-            }
-            Value::Array(a) => Value::Array(a.iter().map(|v| self.resolve(v)).collect::<Result<_, _>>()?),
-            other => other.clone(),
+        resolve_with(v, &|name| self.reference(name), &|res| self.get_att(res))
+    }
+
+    /// The member role as the template makes it in `member_account` for this pipeline.
+    pub fn member_role(&self, member_account: &str) -> Result<TemplateRole, String> {
+        let refs = |name: &str| match name {
+            "AWS::AccountId" => Some(member_account.to_owned()),
+            "PipelineAccount" => Some(self.account.to_owned()),
+            "RoleName" => Some(self.member_role.to_owned()),
+            other => self.reference(other),
+        };
+        let template = member_role_template();
+        let props = &template["Resources"]["ExecutionRole"]["Properties"];
+        let resolve = |v: &Value| resolve_with(v, &refs, &|_| None);
+        let policies = props["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| Ok((p["PolicyName"].as_str().unwrap_or_default().to_owned(), resolve(&p["PolicyDocument"])?)))
+            .collect::<Result<_, String>>()?;
+        Ok(TemplateRole {
+            name: self.member_role.to_owned(),
+            trust: resolve(&props["AssumeRolePolicyDocument"])?,
+            policies,
         })
     }
 
-    /// The step roles and the operator role of the pipeline template, resolved.
+    /// Every role of the pipeline template that a deployment without `AutoOnboard` has: the step
+    /// roles, the operator role and the state machines' roles.
     pub fn pipeline_roles(&self) -> Result<Vec<TemplateRole>, String> {
         let template = pipeline_template();
         let mut out = Vec::new();
         for res in template["Resources"].as_object().into_iter().flat_map(|m| m.values()) {
-            if res["Type"] != "AWS::IAM::Role" {
+            if res["Type"] != "AWS::IAM::Role" || res.get("Condition").is_some() {
                 continue;
             }
             let props = &res["Properties"];
             let name = props["RoleName"].as_str().unwrap_or_default();
-            if !(name.starts_with("assure-step-") || name == OPERATOR_ROLE) {
-                continue;
-            }
             let policies = props["Policies"]
                 .as_array()
                 .into_iter()
@@ -633,4 +702,45 @@ pub fn generated_files() -> Vec<(&'static str, String)> {
         ("infra/assure.template.json", pretty(pipeline_template())),
         ("infra/member-role.template.json", pretty(member_role_template())),
     ]
+}
+
+/// Fn::Sub, Ref and Fn::GetAtt …Arn resolved by `refs` and `atts`; fails naming what they cannot.
+fn resolve_with(
+    v: &Value,
+    refs: &dyn Fn(&str) -> Option<String>,
+    atts: &dyn Fn(&str) -> Option<String>,
+) -> Result<Value, String> {
+    Ok(match v {
+        Value::Object(o) if o.len() == 1 && o.contains_key("Ref") => {
+            let name = o["Ref"].as_str().unwrap_or_default();
+            Value::String(refs(name).ok_or_else(|| format!("unresolved Ref {name}"))?)
+        }
+        Value::Object(o) if o.len() == 1 && o.contains_key("Fn::GetAtt") => {
+            let res = o["Fn::GetAtt"][0].as_str().unwrap_or_default();
+            Value::String(atts(res).ok_or_else(|| format!("unresolved Fn::GetAtt {res}"))?)
+        }
+        Value::Object(o) if o.len() == 1 && o.contains_key("Fn::Sub") => {
+            let text = o["Fn::Sub"].as_str().unwrap_or_default();
+            let mut out = String::new();
+            let mut rest = text;
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let end = rest[start..].find('}').ok_or_else(|| format!("unclosed ${{ in {text}"))? + start;
+                let name = &rest[start + 2..end];
+                let value = match name.strip_suffix(".Arn") {
+                    Some(res) => atts(res),
+                    None => refs(name),
+                };
+                out.push_str(&value.ok_or_else(|| format!("unresolved ${{{name}}} in {text}"))?);
+                rest = &rest[end + 1..];
+            }
+            out.push_str(rest);
+            Value::String(out)
+        }
+        Value::Object(o) => Value::Object(
+            o.iter().map(|(k, v)| Ok((k.clone(), resolve_with(v, refs, atts)?))).collect::<Result<_, String>>()?,
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|v| resolve_with(v, refs, atts)).collect::<Result<_, _>>()?),
+        other => other.clone(),
+    })
 }

@@ -21,7 +21,8 @@ use tokio::sync::Semaphore;
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::checkpoint::{input_digest, now, task_digest, Expect, Record, Status, Store};
 
-/// Environment variable: seconds between heartbeats (default 10; tasks time out after 60 without one).
+/// Environment variable: seconds between heartbeats (default 10, fractions allowed; tasks time out
+/// after 60 without one).
 pub const HEARTBEAT_ENV: &str = "ASSURE_HEARTBEAT_SECONDS";
 
 /// Step Functions' limit on a task's output.
@@ -60,13 +61,13 @@ pub async fn handle_message(aws: Aws, body: &str, expected: Option<StepName>) ->
         let err = StepError::internal(format!("the {expected} worker received a task for step {}", task.step));
         return answer(aws.pipeline(), &task.task_token, Err(err)).await;
     }
-    let every = std::env::var(HEARTBEAT_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(10u64);
+    let every: f64 = std::env::var(HEARTBEAT_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(10.0);
     let token = task.task_token.clone();
     let beat = {
         let sfn = sfn.clone();
         let token = token.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(every.max(1)));
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(every.max(0.1)));
             tick.tick().await;
             loop {
                 tick.tick().await;

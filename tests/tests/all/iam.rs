@@ -329,7 +329,7 @@ async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_
     let ids = cloud.seed_and_deploy("us-east-1");
     let target = ids["external"][0].as_str().unwrap();
     let iam = aws_sdk_iam::Client::new(&cloud.sdk_config().await);
-    // In the order the run reaches them; the rollback step's role is exercised by the rollback policy's tests.
+    // In the order the run reaches them; the rollback step's role has a test of its own (below).
     let cases = [
         (StepName::Preflight, "organizations:DescribeAccount"),
         (StepName::Discover, "sts:AssumeRole"),
@@ -381,4 +381,165 @@ async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_
     let (code, out, err) = cloud.run(&["runs", "retry", "lean"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("SUCCEEDED"), "{out}");
+}
+
+/// The rollback step's role, as the others: without organizations:DetachPolicy, the rollback of a
+/// failed run fails naming it (and the run says so); the policy restored, the operator's rollback
+/// of the same run completes. On a slow cloud the rollback task also sends heartbeats.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rollback_step_fails_naming_the_action_its_role_lacks() {
+    let cloud = LocalCloud::start_with(&[("ASSURE_HEARTBEAT_SECONDS", "0.2")]);
+    let ids = cloud.seed_and_deploy("us-east-1");
+    let target = ids["external"][0].as_str().unwrap();
+    let iam = aws_sdk_iam::Client::new(&cloud.sdk_config().await);
+    let role = assure_core::infra::step_role_name(assure_contract::StepName::Rollback);
+    let doc = iam.get_role_policy().role_name(&role).policy_name("step").send().await.unwrap();
+    let original = assure_core::aws::decode_policy(doc.policy_document()).unwrap();
+    let mut reduced = original.clone();
+    let statements = reduced["Statement"].as_array_mut().unwrap();
+    statements.retain(|st| st["Action"] != serde_json::json!(["organizations:DetachPolicy"]));
+    assert_ne!(reduced, original, "{role} has no statement of organizations:DetachPolicy alone");
+    iam.put_role_policy()
+        .role_name(&role)
+        .policy_name("step")
+        .policy_document(reduced.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    // Verify fails after the SCPs are attached; the rollback policy must detach them.
+    cloud.faults(serde_json::json!([{"service": "organizations", "operation": "DescribePolicy", "error": "AccessDenied", "rate": 1.0, "count": 1000}]));
+    cloud.limits(serde_json::json!({"latencyMs": 120}));
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "stuck", "--on-failure", "rollback"]);
+    cloud.limits(serde_json::json!({}));
+    cloud.faults(serde_json::json!([]));
+    assert_eq!(code, 1, "{out}\n{err}");
+    let line =
+        err.lines().find(|l| l.contains("✗ rollback")).unwrap_or_else(|| panic!("rollback did not fail:\n{err}"));
+    assert!(line.contains("Assure.AccessDenied") && line.contains("organizations:DetachPolicy"), "{line}");
+    let decisions = std::fs::read_to_string(cloud.dir.path().join("authz.jsonl")).unwrap();
+    let beats = format!(":role/{role}");
+    assert!(
+        decisions.lines().any(|l| l.contains(&beats) && l.contains("\"states:SendTaskHeartbeat\"")),
+        "the rollback task sent no heartbeat"
+    );
+
+    iam.put_role_policy()
+        .role_name(&role)
+        .policy_name("step")
+        .policy_document(original.to_string())
+        .send()
+        .await
+        .unwrap();
+    let (code, out, err) = cloud.run(&["runs", "rollback", "stuck"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+}
+
+/// What a service checks of the caller while it serves a request, each rule broken on its own
+/// through the AWS CLI: SQS and S3 encrypting with a customer managed key (kms:GenerateDataKey),
+/// CreateBucket with Object Ownership (s3:PutBucketOwnershipControls), CreateKey with tags
+/// (kms:TagResource on every key of the account), Organizations' resource ARNs.
+#[tokio::test(flavor = "multi_thread")]
+async fn services_check_the_permissions_they_use_on_the_callers_behalf() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed();
+    let (logging, security) = (ids["logging"].as_str().unwrap(), ids["security"].as_str().unwrap());
+    let base = cloud.sdk_config().await;
+    let admin = credentials(&base).await;
+    let iam = aws_sdk_iam::Client::new(&base);
+    iam.create_user().user_name("producer").send().await.unwrap();
+    let key = iam.create_access_key().user_name("producer").send().await.unwrap().access_key.unwrap();
+    let producer = aws_sdk_sts::config::Credentials::new(key.access_key_id(), key.secret_access_key(), None, None, "t");
+    let grant = |statements: serde_json::Value| {
+        let doc = serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string();
+        let iam = iam.clone();
+        async move {
+            iam.put_user_policy().user_name("producer").policy_name("p").policy_document(doc).send().await.unwrap()
+        }
+    };
+    let base_grant = serde_json::json!([
+        {"Effect": "Allow", "Action": ["sqs:SendMessage", "s3:CreateBucket", "s3:PutObject", "kms:CreateKey"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "organizations:DescribeAccount",
+         "Resource": format!("arn:aws:organizations::*:account/o-*/{security}")}]);
+    grant(base_grant.clone()).await;
+
+    // A customer managed key; a queue and a bucket encrypted with it (by the administrator).
+    let (_, out, err) =
+        aws_cli(&cloud, &admin, &["kms", "create-key", "--query", "KeyMetadata.Arn", "--output", "text"]);
+    let key_arn = out.trim().to_owned();
+    assert!(key_arn.starts_with("arn:aws:kms:"), "{err}");
+    let (_, out, _) = aws_cli(
+        &cloud,
+        &admin,
+        &[
+            "sqs",
+            "create-queue",
+            "--queue-name",
+            "sealed",
+            "--attributes",
+            &format!("KmsMasterKeyId={key_arn}"),
+            "--query",
+            "QueueUrl",
+            "--output",
+            "text",
+        ],
+    );
+    let url = out.trim().to_owned();
+    let (code, _, err) = aws_cli(&cloud, &admin, &["s3api", "create-bucket", "--bucket", "sealed-bucket"]);
+    assert_eq!(code, 0, "{err}");
+    let enc = format!(
+        r#"{{"Rules":[{{"ApplyServerSideEncryptionByDefault":{{"SSEAlgorithm":"aws:kms","KMSMasterKeyID":"{key_arn}"}}}}]}}"#
+    );
+    let (code, _, err) = aws_cli(
+        &cloud,
+        &admin,
+        &[
+            "s3api",
+            "put-bucket-encryption",
+            "--bucket",
+            "sealed-bucket",
+            "--server-side-encryption-configuration",
+            &enc,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+
+    let refused = |(code, _, err): (i32, String, String), action: &str| {
+        assert_ne!(code, 0, "allowed without {action}");
+        assert!(err.contains(action), "the refusal names {action}: {err}");
+    };
+    let send = ["sqs", "send-message", "--queue-url", &url, "--message-body", "hi"];
+    refused(aws_cli(&cloud, &producer, &send), "kms:GenerateDataKey");
+    let body = std::env::temp_dir().join(format!("assure-body-{}", std::process::id()));
+    std::fs::write(&body, "hi").unwrap();
+    let put = ["s3api", "put-object", "--bucket", "sealed-bucket", "--key", "a", "--body", body.to_str().unwrap()];
+    refused(aws_cli(&cloud, &producer, &put), "kms:GenerateDataKey");
+    refused(
+        aws_cli(
+            &cloud,
+            &producer,
+            &["s3api", "create-bucket", "--bucket", "owned", "--object-ownership", "BucketOwnerEnforced"],
+        ),
+        "s3:PutBucketOwnershipControls",
+    );
+    assert_eq!(aws_cli(&cloud, &producer, &["s3api", "create-bucket", "--bucket", "plain"]).0, 0);
+    refused(
+        aws_cli(&cloud, &producer, &["kms", "create-key", "--tags", "TagKey=team,TagValue=sec"]),
+        "kms:TagResource",
+    );
+    assert_eq!(aws_cli(&cloud, &producer, &["kms", "create-key"]).0, 0);
+    refused(aws_cli(&cloud, &producer, &["organizations", "describe-account", "--account-id", logging]), "account/o-");
+    let (code, _, err) = aws_cli(&cloud, &producer, &["organizations", "describe-account", "--account-id", security]);
+    assert_eq!(code, 0, "the account the policy names: {err}");
+
+    // Granted on the key (its default policy lets IAM policies of the account decide), both pass.
+    let mut with_key = base_grant.clone();
+    with_key.as_array_mut().unwrap().push(serde_json::json!(
+        {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key_arn}));
+    grant(with_key).await;
+    let (code, _, err) = aws_cli(&cloud, &producer, &send);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = aws_cli(&cloud, &producer, &put);
+    assert_eq!(code, 0, "{err}");
+    let _ = std::fs::remove_file(&body);
 }

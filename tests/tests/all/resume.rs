@@ -213,7 +213,8 @@ async fn onboarding_succeeds_under_throttling_on_every_call_without_duplicates()
         assert_eq!(recs.configuration_recorders().len(), 1, "{region}");
         let dets = aws_sdk_guardduty::Client::new(&conf).list_detectors().send().await.unwrap();
         assert_eq!(dets.detector_ids().len(), 1, "{region}");
-        let sec = cloud.sdk_config_as(ids["security"].as_str().unwrap(), region).await;
+        // The test looks as the account's administrator: listing analyzers is not assure's need.
+        let sec = cloud.admin_config_as(ids["security"].as_str().unwrap(), region).await;
         let analyzers = aws_sdk_accessanalyzer::Client::new(&sec).list_analyzers().send().await.unwrap();
         assert_eq!(analyzers.analyzers().len(), 1, "{region}");
     }
@@ -372,8 +373,8 @@ async fn the_rollback_policy_undoes_a_failed_run() {
     let cloud = LocalCloud::start();
     let ids = cloud.seed_and_deploy("us-east-1,eu-west-1");
     let target = ids["external"][0].as_str().unwrap();
-    // The last acting step fails for good.
-    cloud.faults(json!([{"service": "organizations", "operation": "AttachPolicy", "error": "AccessDenied", "rate": 1.0, "count": 1}]));
+    // Verify, the last step, fails for good, after the SCPs are attached: rollback must detach them.
+    cloud.faults(json!([{"service": "organizations", "operation": "DescribePolicy", "error": "AccessDenied", "rate": 1.0, "count": 1000}]));
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "undo", "--on-failure", "rollback"]);
     cloud.faults(json!([]));
     assert_eq!(code, 1, "{out}\n{err}");

@@ -1,0 +1,75 @@
+"""parliament (https://github.com/duo-labs/parliament, BSD-3) over every identity policy assure's
+templates generate, resolved as a deployment resolves them.
+
+Input (stdin): [{"role": ..., "policy": ..., "document": {...}}, ...] from `cargo xtask lint-infra`.
+A finding passes only when REVIEWED holds it, with its reason: for the actions named (a subset of the
+finding's), of the roles matched, and of that issue. A review that matches no finding is stale and
+fails too, so the list shrinks as the policies improve.
+"""
+
+import fnmatch
+import json
+import sys
+
+from parliament import analyze_policy_string
+
+# (role pattern, parliament issue, actions the review covers, why the finding stands).
+REVIEWED = [
+    ("AssureExecutionRole", "RESOURCE_STAR",
+     {"config:DescribeConfigurationRecorders", "config:DescribeConfigurationRecorderStatus", "cloudwatch:DescribeAlarms"},
+     "listing calls: assure must find every Config recorder and every alarm an account has, whatever their names "
+     "(the take-over of existing setups), and AWS authorizes a listing against each resource it returns"),
+    ("AssureExecutionRole", "RESOURCE_STAR",
+     {"config:DeleteConfigurationRecorder", "config:StartConfigurationRecorder", "config:StopConfigurationRecorder",
+      "config:PutConfigurationAggregator"},
+     "a recorder's and an aggregator's ARN end in an ID AWS assigns (configuration-recorder/NAME/ID, "
+     "config-aggregator/ID), unknown when the template is deployed; the account's own recorder, whatever its name, is "
+     "what the Config step takes over and rollback restores"),
+    ("AssureExecutionRole", "RESOURCE_POLICY_PRIVILEGE_ESCALATION", {"s3:PutBucketPolicy", "s3:PutLifecycleConfiguration"},
+     "the logging-bucket step exists to write the logging buckets' policy and lifecycle; only the buckets named "
+     "assure-logs-ACCOUNT-* and assure-access-logs-ACCOUNT-*, and after onboarding the protection SCP denies these "
+     "changes to every principal but assure's own role"),
+    ("assure-step-guardduty", "RESOURCE_STAR",
+     {"organizations:DescribeAccount", "organizations:DescribeOrganizationalUnit", "organizations:RegisterDelegatedAdministrator"},
+     "GuardDuty calls these with the caller's permissions while it serves EnableOrganizationAdminAccount; its guide "
+     "(https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html) grants them on \"*\" and does not "
+     "say which resources it authorizes against"),
+]
+
+
+def actions_of(finding) -> set[str]:
+    detail = finding.detail
+    if isinstance(detail, list):
+        return {d if isinstance(d, str) else d.get("action", "") for d in detail}
+    text = str(detail)
+    return {a for _, _, acts, _ in REVIEWED for a in acts if a in text}
+
+
+def main() -> int:
+    policies = json.load(sys.stdin)
+    used = [False] * len(REVIEWED)
+    unreviewed = []
+    total = 0
+    for item in policies:
+        result = analyze_policy_string(json.dumps(item["document"]), include_community_auditors=False)
+        for f in result.findings:
+            total += 1
+            acts = actions_of(f)
+            hit = False
+            for i, (role, issue, covered, _) in enumerate(REVIEWED):
+                if fnmatch.fnmatch(item["role"], role) and f.issue == issue and acts and acts <= covered:
+                    used[i] = hit = True
+            if not hit:
+                unreviewed.append(f"{item['role']} ({item['policy']}): {f.issue} {json.dumps(f.detail)}")
+    stale = [f"{r} {issue} {sorted(acts)}" for (r, issue, acts, _), u in zip(REVIEWED, used) if not u]
+    print(f"parliament: {len(policies)} policies, {total} findings, {total - len(unreviewed)} reviewed "
+          f"(infra/lint/policies.py), {len(unreviewed)} not")
+    for line in unreviewed:
+        print(f"  finding: {line}")
+    for line in stale:
+        print(f"  stale review (no such finding now): {line}")
+    return 1 if unreviewed or stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
