@@ -195,16 +195,21 @@ async fn serve(mut sock: TcpStream, api: Arc<Api>) -> std::io::Result<()> {
     }
 }
 
-/// Reads one request (head, then a Content-Length or chunked body); None when the peer closed.
-async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<(String, String, Vec<u8>)>> {
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p;
+/// Reads into `buf` until it holds `delim`; its offset, or None when the peer closed first.
+async fn read_until(sock: &mut TcpStream, buf: &mut Vec<u8>, delim: &[u8]) -> std::io::Result<Option<usize>> {
+    loop {
+        if let Some(p) = buf.windows(delim.len()).position(|w| w == delim) {
+            return Ok(Some(p));
         }
         if sock.read_buf(buf).await? == 0 {
             return Ok(None);
         }
-    };
+    }
+}
+
+/// Reads one request (head, then a Content-Length or chunked body); None when the peer closed.
+async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<(String, String, Vec<u8>)>> {
+    let Some(head_end) = read_until(sock, buf, b"\r\n\r\n").await? else { return Ok(None) };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     buf.drain(..head_end + 4);
     let mut lines = head.lines();
@@ -219,14 +224,7 @@ async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Resul
     let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
         let mut body = Vec::new();
         loop {
-            let line_end = loop {
-                if let Some(p) = buf.windows(2).position(|w| w == b"\r\n") {
-                    break p;
-                }
-                if sock.read_buf(buf).await? == 0 {
-                    return Ok(None);
-                }
-            };
+            let Some(line_end) = read_until(sock, buf, b"\r\n").await? else { return Ok(None) };
             let size_text = String::from_utf8_lossy(&buf[..line_end]).into_owned();
             let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
             buf.drain(..line_end + 2);

@@ -319,6 +319,16 @@ async fn after_onboarding_only_assure_may_change_the_baseline() {
     assert!(assure_denied.is_empty(), "assure's roles were denied: {assure_denied:?}");
 }
 
+/// A step role's policy (`step`), as the deployment made it.
+async fn step_policy(iam: &aws_sdk_iam::Client, role: &str) -> serde_json::Value {
+    let doc = iam.get_role_policy().role_name(role).policy_name("step").send().await.unwrap();
+    assure_core::aws::decode_policy(doc.policy_document()).unwrap()
+}
+
+async fn put_step_policy(iam: &aws_sdk_iam::Client, role: &str, doc: &serde_json::Value) {
+    iam.put_role_policy().role_name(role).policy_name("step").policy_document(doc.to_string()).send().await.unwrap();
+}
+
 /// Least privilege, one role at a time: an action taken from a step's role fails exactly that step
 /// with Assure.AccessDenied naming the action; restored, the run resumes past it. One run, held at
 /// each step in turn and retried.
@@ -348,8 +358,7 @@ async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_
     ];
     for (i, (step, action)) in cases.iter().enumerate() {
         let role = assure_core::infra::step_role_name(*step);
-        let doc = iam.get_role_policy().role_name(&role).policy_name("step").send().await.unwrap();
-        let original = assure_core::aws::decode_policy(doc.policy_document()).unwrap();
+        let original = step_policy(&iam, &role).await;
         let mut reduced = original.clone();
         let statements = reduced["Statement"].as_array_mut().unwrap();
         for st in statements.iter_mut() {
@@ -363,10 +372,7 @@ async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_
         }
         statements.retain(|st| st["Action"].as_array().is_none_or(|a| !a.is_empty()));
         assert_ne!(reduced, original, "{role} has no {action}");
-        let put = |doc: serde_json::Value| {
-            iam.put_role_policy().role_name(&role).policy_name("step").policy_document(doc.to_string()).send()
-        };
-        put(reduced).await.unwrap();
+        put_step_policy(&iam, &role, &reduced).await;
         let (code, out, err) = if i == 0 {
             cloud.run(&["onboard", target, "--run-id", "lean"])
         } else {
@@ -376,7 +382,7 @@ async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_
         let failed = format!("✗ {:<15}", step.as_str());
         let line = err.lines().find(|l| l.contains(&failed)).unwrap_or_else(|| panic!("{step} did not fail:\n{err}"));
         assert!(line.contains("Assure.AccessDenied") && line.contains(action), "{step}: {line}");
-        put(original).await.unwrap();
+        put_step_policy(&iam, &role, &original).await;
     }
     let (code, out, err) = cloud.run(&["runs", "retry", "lean"]);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -393,19 +399,12 @@ async fn the_rollback_step_fails_naming_the_action_its_role_lacks() {
     let target = ids["external"][0].as_str().unwrap();
     let iam = aws_sdk_iam::Client::new(&cloud.sdk_config().await);
     let role = assure_core::infra::step_role_name(assure_contract::StepName::Rollback);
-    let doc = iam.get_role_policy().role_name(&role).policy_name("step").send().await.unwrap();
-    let original = assure_core::aws::decode_policy(doc.policy_document()).unwrap();
+    let original = step_policy(&iam, &role).await;
     let mut reduced = original.clone();
     let statements = reduced["Statement"].as_array_mut().unwrap();
     statements.retain(|st| st["Action"] != serde_json::json!(["organizations:DetachPolicy"]));
     assert_ne!(reduced, original, "{role} has no statement of organizations:DetachPolicy alone");
-    iam.put_role_policy()
-        .role_name(&role)
-        .policy_name("step")
-        .policy_document(reduced.to_string())
-        .send()
-        .await
-        .unwrap();
+    put_step_policy(&iam, &role, &reduced).await;
 
     // Verify fails after the SCPs are attached; the rollback policy must detach them.
     cloud.faults(serde_json::json!([{"service": "organizations", "operation": "DescribePolicy", "error": "AccessDenied", "rate": 1.0, "count": 1000}]));
@@ -424,13 +423,7 @@ async fn the_rollback_step_fails_naming_the_action_its_role_lacks() {
         "the rollback task sent no heartbeat"
     );
 
-    iam.put_role_policy()
-        .role_name(&role)
-        .policy_name("step")
-        .policy_document(original.to_string())
-        .send()
-        .await
-        .unwrap();
+    put_step_policy(&iam, &role, &original).await;
     let (code, out, err) = cloud.run(&["runs", "rollback", "stuck"]);
     assert_eq!(code, 0, "{out}\n{err}");
 }
