@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use assure_contract::StepName;
 use assure_core::aws::Aws;
-use assure_core::worker::{handle_message, Outcome};
+use assure_core::pipeline::worker::{handle_message, Outcome};
 
 /// The whole of a step binary's `main`.
 pub async fn main(step: StepName) -> ExitCode {

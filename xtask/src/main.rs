@@ -167,7 +167,7 @@ fn demo() -> anyhow::Result<()> {
 }
 
 fn codegen() -> anyhow::Result<()> {
-    for (path, text) in assure_core::infra::generated_files() {
+    for (path, text) in assure_core::pipeline::infra::generated_files() {
         let full = root().join(path);
         let current = std::fs::read_to_string(&full).unwrap_or_default();
         if current != text {
@@ -257,7 +257,8 @@ fn package() -> anyhow::Result<()> {
 /// cfn-lint and checkov over the templates: zero findings, or a suppression justified inline.
 fn lint_infra() -> anyhow::Result<()> {
     let venv = lint_venv()?;
-    let templates: Vec<PathBuf> = assure_core::infra::generated_files().iter().map(|(p, _)| root().join(p)).collect();
+    let templates: Vec<PathBuf> =
+        assure_core::pipeline::infra::generated_files().iter().map(|(p, _)| root().join(p)).collect();
     eprintln!("==> cfn-lint");
     run(Command::new(venv.join("bin/cfn-lint")).args(&templates))?;
     eprintln!("==> checkov");
@@ -274,7 +275,7 @@ fn lint_infra() -> anyhow::Result<()> {
 /// parliament over every role's policies as a deployment resolves them (example accounts), with the
 /// reviewed findings and their reasons in `infra/lint/policies.py`.
 fn lint_policies(venv: &Path) -> anyhow::Result<()> {
-    let deployed = assure_core::infra::Deployed {
+    let deployed = assure_core::pipeline::infra::Deployed {
         account: "111111111111",
         region: "us-east-1",
         member_role: assure_contract::DEFAULT_ROLE_NAME,

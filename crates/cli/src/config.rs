@@ -3,8 +3,12 @@
 //! problem names the file, the field (as a dotted path) and the reason.
 
 use std::path::Path;
+use std::process::ExitCode;
 
 use assure_contract::{Config, StepError};
+use clap::Subcommand;
+
+use crate::global::Global;
 
 /// A dotted field path from a JSON pointer: `/organization/logging_account` →
 /// `organization.logging_account`, `/regions/1` → `regions[1]`.
@@ -59,6 +63,44 @@ pub(crate) fn load(path: &Path) -> Result<Config, StepError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| StepError::invalid_input(format!("--config {}: cannot read it: {e}", path.display())))?;
     parse(&text, &path.display().to_string())
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print the JSON Schema of the configuration file (for editors and CI checks).
+    ///
+    /// Example: assure config schema > assure.schema.json
+    Schema,
+    /// Check a configuration file: exit 0 and print it with its defaults filled in, or exit 2
+    /// naming each bad field and why.
+    ///
+    /// Example: assure config check assure.toml
+    Check {
+        /// The file (default: --config).
+        file: Option<std::path::PathBuf>,
+    },
+}
+
+pub(crate) fn run(g: &Global, cmd: ConfigCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ConfigCommand::Schema => {
+            println!("{}", serde_json::to_string_pretty(&assure_contract::Config::schema())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigCommand::Check { file } => {
+            let Some(path) = file.or_else(|| g.config.clone()) else {
+                return Err(StepError::invalid_input("config check: name a file (or set --config)").into());
+            };
+            let c = load(&path)?;
+            if g.json() {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                println!("{}", toml::to_string(&c)?);
+                eprintln!("{}: valid", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 #[cfg(test)]

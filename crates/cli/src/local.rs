@@ -170,7 +170,7 @@ fn print_exports(endpoint: &str, json: bool) {
 
 fn write_files(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let member = serde_json::to_string_pretty(&assure_core::infra::member_role_template())?;
+    let member = serde_json::to_string_pretty(&assure_core::pipeline::infra::member_role_template())?;
     for (name, text) in [
         ("server.py", SERVER_PY),
         ("extension.py", EXTENSION_PY),

@@ -1,6 +1,12 @@
-//! The logic of assure over the AWS SDK: one client factory for every account and region, the steps
-//! (plan, apply, verify), the worker protocol that runs a step for a Step Functions task, and the
-//! pipeline's deployment and runs.
+//! The logic of assure over the AWS SDK, in layers that import only downward:
+//! - base: [`aws`] (one client factory for every account and region, AWS errors named) and
+//!   [`lambda_service`] (the service side of the Lambda Runtime API);
+//! - [`controls`]: the baseline, one module per control, each with its snapshot, plan/apply,
+//!   evidence and compensation;
+//! - [`pipeline`]: what runs the controls: the steps, the worker protocol and its checkpoints, runs,
+//!   bulk runs, the dry run, rollback, the deployment and its templates;
+//! - [`audit`]: a run's record, put together from the pipeline's histories and checkpoints, and its
+//!   reports.
 //!
 //! Architecture invariant: this crate knows no command line and no Lambda runtime. The `assure`
 //! binary and the step binaries are glue over it; everything here is testable with an endpoint
@@ -8,16 +14,11 @@
 
 pub mod audit;
 pub mod aws;
-pub mod bulk;
-pub mod checkpoint;
-pub mod deploy;
-pub mod infra;
+pub mod controls;
 pub mod lambda_service;
-pub mod plan;
-pub mod report;
-pub mod rollback;
-pub mod runs;
-pub mod steps;
-pub mod worker;
+pub mod pipeline;
+
+#[cfg(test)]
+mod layers;
 
 pub use assure_contract as contract;

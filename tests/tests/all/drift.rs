@@ -2,7 +2,7 @@
 //! management account) is brought back by the next run, through each step's update path; and on a
 //! slow cloud every step keeps its task alive with heartbeats.
 
-use assure_core::steps::names::{ALARM_TOPIC, FINDINGS, TRAIL, TRAIL_LOGS_ROLE};
+use assure_core::controls::names::{ALARM_TOPIC, FINDINGS, TRAIL, TRAIL_LOGS_ROLE};
 use assure_e2e::LocalCloud;
 use serde_json::{json, Value};
 
@@ -23,7 +23,7 @@ async fn a_rerun_brings_a_drifted_baseline_back_and_every_step_sends_heartbeats(
         if step == assure_contract::StepName::Rollback {
             continue;
         }
-        let role = format!(":role/{}", assure_core::infra::step_role_name(step));
+        let role = format!(":role/{}", assure_core::pipeline::resources::step_role_name(step));
         assert!(
             decisions.lines().any(|l| l.contains(&role) && l.contains("\"states:SendTaskHeartbeat\"")),
             "{step} sent no heartbeat"

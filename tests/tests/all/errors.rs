@@ -3,7 +3,8 @@
 
 use assure_contract::{ErrorName, RunInput, StepError};
 use assure_core::aws::Aws;
-use assure_core::steps::{logging_bucket, preflight};
+use assure_core::controls::logging_bucket;
+use assure_core::pipeline::preflight;
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, method, path_regex, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -244,7 +245,7 @@ async fn verify_reports_each_missing_control() {
         .mount(&server)
         .await;
     let evidence = logging_bucket::evidence(&aws, &run()).await.unwrap();
-    let failed = assure_core::steps::verify::failures(&evidence).join("; ");
+    let failed = assure_core::pipeline::verify::failures(&evidence).join("; ");
     for control in [
         "logging.bucket-not-public",
         "logging.bucket-encrypted",

@@ -357,7 +357,7 @@ async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_
         (StepName::Verify, "organizations:DescribePolicy"),
     ];
     for (i, (step, action)) in cases.iter().enumerate() {
-        let role = assure_core::infra::step_role_name(*step);
+        let role = assure_core::pipeline::resources::step_role_name(*step);
         let original = step_policy(&iam, &role).await;
         let mut reduced = original.clone();
         let statements = reduced["Statement"].as_array_mut().unwrap();
@@ -398,7 +398,7 @@ async fn the_rollback_step_fails_naming_the_action_its_role_lacks() {
     let ids = cloud.seed_and_deploy("us-east-1");
     let target = ids["external"][0].as_str().unwrap();
     let iam = aws_sdk_iam::Client::new(&cloud.sdk_config().await);
-    let role = assure_core::infra::step_role_name(assure_contract::StepName::Rollback);
+    let role = assure_core::pipeline::resources::step_role_name(assure_contract::StepName::Rollback);
     let original = step_policy(&iam, &role).await;
     let mut reduced = original.clone();
     let statements = reduced["Statement"].as_array_mut().unwrap();

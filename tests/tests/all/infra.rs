@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 
 use assure_contract::StepName;
-use assure_core::deploy::{placeholder, ONBOARDING_ASL};
-use assure_core::infra::{generated_files, member_role_template, pipeline_template, step_role_name};
+use assure_core::pipeline::infra::{generated_files, member_role_template, pipeline_template};
+use assure_core::pipeline::resources::step_role_name;
+use assure_core::pipeline::resources::{placeholder, ONBOARDING_ASL};
 use serde_json::Value;
 
 fn root() -> std::path::PathBuf {
@@ -109,7 +110,7 @@ fn the_scps_exempt_exactly_the_roles_the_templates_create() {
         "roleName": assure_contract::DEFAULT_ROLE_NAME
     }))
     .unwrap();
-    let exempt = assure_core::steps::scps::exempt_principals(&run);
+    let exempt = assure_core::controls::scps::exempt_principals(&run);
     let member = member_role_template();
     assert_eq!(member["Parameters"]["RoleName"]["Default"], assure_contract::DEFAULT_ROLE_NAME);
     // Only the member role, by its exact name: a pattern would exempt any role an administrator of

@@ -335,18 +335,18 @@ async fn rolling_back_a_brownfield_onboarding_restores_the_prior_configuration()
         .unwrap()
         .with_role("AssureExecutionRole")
         // As the CLI reaches member accounts: the member role trusts the operator role.
-        .through(assure_core::infra::OPERATOR_ROLE);
-    let mut before = assure_core::rollback::configuration(&aws, &run).await.unwrap();
+        .through(assure_core::pipeline::resources::OPERATOR_ROLE);
+    let mut before = assure_core::pipeline::rollback::configuration(&aws, &run).await.unwrap();
 
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "rb"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    let during = assure_core::rollback::configuration(&aws, &run).await.unwrap();
+    let during = assure_core::pipeline::rollback::configuration(&aws, &run).await.unwrap();
     assert_ne!(during, before, "onboarding changed the account");
 
     let (code, out, err) = cloud.run(&["runs", "rollback", "rb", "--output", "json"]);
     assert_eq!(code, 0, "{out}\n{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
-    let mut after = assure_core::rollback::configuration(&aws, &run).await.unwrap();
+    let mut after = assure_core::pipeline::rollback::configuration(&aws, &run).await.unwrap();
     without_unrestorable(&mut before, &report);
     without_unrestorable(&mut after, &report);
     assert_eq!(

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use assure_contract::{ErrorName, StepName};
-use assure_core::deploy::{placeholder, ONBOARDING_ASL};
+use assure_core::pipeline::resources::{placeholder, ONBOARDING_ASL};
 use serde_json::Value;
 
 fn definition() -> Value {
@@ -136,7 +136,7 @@ fn every_placeholder_is_a_step_queue() {
 /// on; its one placeholder is the onboarding state machine's ARN.
 #[test]
 fn the_bulk_machine_is_bounded_and_contains_each_failure() {
-    let def: Value = serde_json::from_str(assure_core::deploy::BULK_ASL).expect("bulk.asl.json is JSON");
+    let def: Value = serde_json::from_str(assure_core::pipeline::resources::BULK_ASL).expect("bulk.asl.json is JSON");
     let map = &def["States"][def["StartAt"].as_str().unwrap()];
     assert_eq!(map["Type"], "Map");
     assert_eq!(map["MaxConcurrencyPath"], "$.bulk.concurrency", "concurrency is the caller's, and bounded by the CLI");

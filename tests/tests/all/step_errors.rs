@@ -3,7 +3,7 @@
 //! in one region, throttling, the SCP quota, and another account's organization trail.
 
 use assure_contract::{ErrorName, Region, RunInput};
-use assure_core::steps::{cloudtrail, config, guardduty, scps};
+use assure_core::controls::{cloudtrail, config, guardduty, scps};
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, header_regex, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

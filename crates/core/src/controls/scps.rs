@@ -6,15 +6,16 @@
 //! Each policy stays under the 5,120-character limit; the five-policies-per-target quota is
 //! checked before anything is attached.
 
-use assure_contract::{ErrorName, Evidence, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_organizations::types::PolicyType;
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, Aws, AwsResultExt};
-use crate::steps::names::{
+use crate::controls::kit::{evidence, Changes};
+use crate::controls::names::{
     ALARM_PREFIX, ANALYZER, MEMBER_STACK_SET, SCP_PROTECT, SCP_ROOT, TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP,
 };
-use crate::steps::{evidence, Changes};
+use crate::controls::{Control, Fut, Report, Undo};
 
 /// AWS's limit on one policy's size.
 pub const MAX_POLICY_CHARS: usize = 5120;
@@ -255,4 +256,48 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
         ));
     }
     Ok(out)
+}
+
+/// The SCP control: the mandatory service control policies, attached to the account.
+pub struct Scps;
+
+impl Control for Scps {
+    fn name(&self) -> &'static str {
+        "scps"
+    }
+
+    fn steps(&self) -> &'static [StepName] {
+        &[StepName::Scps]
+    }
+
+    fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, _: &'a Region) -> Fut<'a, StepOutput> {
+        Box::pin(apply(aws, run))
+    }
+
+    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Vec<Evidence>> {
+        Box::pin(evidence_for(aws, run))
+    }
+
+    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()> {
+        Box::pin(compensate(undo, region, report))
+    }
+}
+
+/// assure's policies detached from the account; the policies stay for the organization's other accounts.
+async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Result<(), StepError> {
+    let run = undo.run;
+    let mgmt = undo.aws.account(&run.org.management, region).await?;
+    let orgs = mgmt.organizations();
+    for (name, id) in attached_scps(&orgs, &run.account).await? {
+        if name == SCP_PROTECT || name == SCP_ROOT {
+            orgs.detach_policy()
+                .policy_id(&id)
+                .target_id(run.account.as_str())
+                .send()
+                .await
+                .aws("organizations:DetachPolicy")?;
+            report.restored.push(format!("scps: detached {name} from {}", run.account));
+        }
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::aws::{error_code, Aws, AwsResultExt};
-use crate::deploy::checkpoint_bucket;
+use crate::pipeline::resources::checkpoint_bucket;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

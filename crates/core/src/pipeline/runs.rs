@@ -5,22 +5,11 @@ use std::time::Duration;
 
 use assure_contract::{RunInput, StepError, StepOutput};
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::aws::{error_code, Aws, AwsResultExt};
-use crate::deploy::STATE_MACHINE;
-
-/// The state machine's ARN in the pipeline account.
-pub fn state_machine_arn(aws: &Aws) -> String {
-    let p = aws.pipeline();
-    format!("arn:aws:states:{}:{}:stateMachine:{STATE_MACHINE}", p.region, p.account)
-}
-
-/// The execution ARN of a run: executions are named by run id.
-pub fn execution_arn(aws: &Aws, run_id: &str) -> String {
-    let p = aws.pipeline();
-    format!("arn:aws:states:{}:{}:execution:{STATE_MACHINE}:{run_id}", p.region, p.account)
-}
+use crate::pipeline::resources::{execution_arn, state_machine_arn, STATE_MACHINE};
 
 /// Starts the run's execution, named by its run id: starting the same run twice finds the first
 /// execution instead of creating a second one.
@@ -61,7 +50,7 @@ pub async fn retry(aws: &Aws, run_id: &str) -> Result<String, StepError> {
     };
     let input = original.input().unwrap_or("{}").to_owned();
     // The run's executions, newest last: the first and every retry.
-    let executions = crate::audit::executions(aws, run_id).await?;
+    let executions = executions(aws, run_id).await?;
     if let Some(last) = executions.last() {
         match last.status.as_str() {
             "RUNNING" => {
@@ -243,7 +232,7 @@ fn progress(
             None
         }
         HistoryEventType::TaskScheduled => {
-            let (step, region) = crate::audit::task_target(ev)?;
+            let (step, region) = task_target(ev)?;
             tasks.insert(ev.id(), (step.clone(), region.clone()));
             Some(Progress::StepStarted { step, region })
         }
@@ -281,4 +270,68 @@ fn progress(
         }
         _ => None,
     }
+}
+
+/// One execution of a run.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    pub name: String,
+    pub arn: String,
+    pub status: String,
+    pub started: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+pub(crate) fn fmt(t: time::OffsetDateTime) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_default()
+}
+
+pub(crate) fn from_smithy(t: &aws_smithy_types::DateTime) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The executions of a run, oldest first: the first is named by the run id, retries `RUN-retry-N`.
+pub async fn executions(aws: &Aws, run_id: &str) -> Result<Vec<Execution>, StepError> {
+    let sfn = aws.pipeline().sfn();
+    let mut found = Vec::new();
+    let mut pages = sfn.list_executions().state_machine_arn(state_machine_arn(aws)).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for e in page.aws("states:ListExecutions")?.executions() {
+            if e.name() == run_id || e.name().starts_with(&format!("{run_id}-retry-")) {
+                found.push((e.start_date().as_nanos(), e.execution_arn().to_owned()));
+            }
+        }
+    }
+    found.sort();
+    let mut out = Vec::new();
+    for (_, arn) in found {
+        let d = sfn.describe_execution().execution_arn(&arn).send().await.aws("states:DescribeExecution")?;
+        out.push(Execution {
+            name: d.name().unwrap_or_default().to_owned(),
+            arn,
+            status: d.status().as_str().to_owned(),
+            started: fmt(from_smithy(d.start_date())),
+            stopped: d.stop_date().map(|t| fmt(from_smithy(t))),
+            error: d.error().map(str::to_owned),
+            cause: d.cause().map(str::to_owned),
+        });
+    }
+    Ok(out)
+}
+
+/// The (step, region) a task message names, from a `TaskScheduled` event's parameters.
+pub(crate) fn task_target(ev: &HistoryEvent) -> Option<(String, String)> {
+    let params: Value = serde_json::from_str(ev.task_scheduled_event_details()?.parameters()).ok()?;
+    let body = match &params["MessageBody"] {
+        Value::String(s) => serde_json::from_str(s).ok()?,
+        v => v.clone(),
+    };
+    Some((body["step"].as_str()?.to_owned(), body["region"].as_str()?.to_owned()))
 }

@@ -6,10 +6,13 @@ use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutpu
 use aws_sdk_ssm::types::{DocumentFormat, DocumentType};
 use serde_json::{json, Value};
 
-use crate::aws::{Aws, AwsResultExt};
-use crate::steps::cloudtrail::logging_key_arn;
-use crate::steps::discover::{session_preferences, SESSION_PREFERENCES_DOCUMENT as DOC};
-use crate::steps::{evidence, Changes};
+use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::controls::kit::{evidence, logging_key_arn, Changes};
+use crate::controls::{Control, Fut, Report, Undo};
+
+/// The session preferences document Session Manager reads.
+pub const SESSION_PREFERENCES_DOCUMENT: &str = "SSM-SessionManagerRunShell";
+const DOC: &str = SESSION_PREFERENCES_DOCUMENT;
 
 /// The preferences assure sets.
 pub fn preferences(run: &RunInput, region: &Region, key: &str) -> Value {
@@ -37,7 +40,7 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
     let target = aws.account(&run.account, region).await?;
     let key = logging_key_arn(aws, run).await?;
     let want = preferences(run, region, &key);
-    let before = session_preferences(&target).await?;
+    let before = snapshot(&target).await?;
     let mut changes = Changes::new(&target);
     let ssm = target.ssm();
     if before.is_null() {
@@ -92,7 +95,7 @@ pub(crate) async fn write_preferences(acct: &crate::aws::AccountConfig, content:
 /// Evidence for Session Manager in one region.
 pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<Vec<Evidence>, StepError> {
     let target = aws.account(&run.account, region).await?;
-    let prefs = session_preferences(&target).await?;
+    let prefs = snapshot(&target).await?;
     let inputs = &prefs["inputs"];
     let res = format!("ssm:document/{DOC}");
     Ok(vec![
@@ -111,4 +114,75 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             format!("s3EncryptionEnabled: {}, kmsKeyId: {}", inputs["s3EncryptionEnabled"], inputs["kmsKeyId"]),
         ),
     ])
+}
+/// The Session Manager preferences document's content, or null when the account has none.
+pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
+    let res = target.ssm().get_document().name(SESSION_PREFERENCES_DOCUMENT).send().await;
+    match res {
+        Ok(doc) => {
+            let content = doc.content().unwrap_or_default();
+            Ok(serde_json::from_str(content).unwrap_or_else(|_| Value::String(content.to_owned())))
+        }
+        Err(e) if error_code(&e) == Some("InvalidDocument") => Ok(Value::Null),
+        Err(e) => Err(e).aws(format!("ssm:GetDocument {SESSION_PREFERENCES_DOCUMENT}")),
+    }
+}
+
+/// The key of the control's part in discover's snapshot.
+const SNAPSHOT: &str = "sessionManager";
+
+/// The Session Manager control: session logs to the logging bucket, encrypted, per region.
+pub struct SessionManager;
+
+impl Control for SessionManager {
+    fn name(&self) -> &'static str {
+        "session-manager"
+    }
+
+    fn steps(&self) -> &'static [StepName] {
+        &[StepName::SessionManager]
+    }
+
+    fn snapshot_key(&self) -> Option<&'static str> {
+        Some(SNAPSHOT)
+    }
+
+    fn snapshot<'a>(&'a self, acct: &'a AccountConfig) -> Fut<'a, Value> {
+        Box::pin(snapshot(acct))
+    }
+
+    fn summarize(&self, part: &Value) -> String {
+        format!("session preferences {}", if part.is_null() { "absent" } else { "present" })
+    }
+
+    fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, region: &'a Region) -> Fut<'a, StepOutput> {
+        Box::pin(apply(aws, run, region))
+    }
+
+    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Vec<Evidence>> {
+        Box::pin(evidence_for(aws, run, region))
+    }
+
+    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()> {
+        Box::pin(compensate(undo, region, report))
+    }
+}
+
+/// The account's own preferences written back, or removed if it had none.
+async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Result<(), StepError> {
+    let acct = &undo.target(region).await?;
+    let before = &undo.before(region, SNAPSHOT);
+    let ssm = acct.ssm();
+    let now = snapshot(acct).await?;
+    if &now == before {
+        return Ok(());
+    }
+    if before.is_null() {
+        ssm.delete_document().name(DOC).send().await.aws(format!("ssm:DeleteDocument {DOC}"))?;
+        report.restored.push(format!("session-manager {}: preferences removed (there were none)", acct.region));
+        return Ok(());
+    }
+    write_preferences(acct, before).await?;
+    report.restored.push(format!("session-manager {}: the account's own preferences", acct.region));
+    Ok(())
 }

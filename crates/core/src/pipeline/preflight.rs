@@ -89,7 +89,7 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         )));
     }
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-    let scps: Vec<_> = crate::steps::scps::attached_scps(&mgmt.organizations(), &run.account)
+    let scps: Vec<_> = crate::controls::scps::attached_scps(&mgmt.organizations(), &run.account)
         .await?
         .into_iter()
         .map(|(name, id)| json!({"id": id, "name": name}))

@@ -7,7 +7,7 @@
 //! Created once and shared by every account; no account's rollback tears it down. Every aspect is
 //! read first and written only if it differs.
 
-use assure_contract::{ErrorName, Evidence, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus,
     BucketVersioningStatus, CreateBucketConfiguration, ExpirationStatus, LifecycleRule, LifecycleRuleFilter,
@@ -19,7 +19,8 @@ use aws_sdk_s3::types::{
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::steps::Changes;
+use crate::controls::kit::{planned_key_arn, Changes};
+use crate::controls::{Control, Fut, Report, Undo};
 
 /// Prefix of the logging bucket's own access logs in the access-log bucket.
 const ACCESS_LOG_PREFIX: &str = "assure-logs/";
@@ -190,7 +191,7 @@ pub fn logging_bucket_policy(bucket: &str, org_id: &str, security: &str) -> Valu
              "Resource": [format!("{arn}/AWSLogs/*"), format!("{arn}/guardduty/*")],
              "Condition": org},
             {"Sid": "AccessAnalyzerFindings", "Effect": "Allow",
-             "Principal": {"AWS": format!("arn:aws:iam::{security}:role/{}", crate::steps::names::FINDINGS_ROLE)},
+             "Principal": {"AWS": format!("arn:aws:iam::{security}:role/{}", crate::controls::names::FINDINGS_ROLE)},
              "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket"],
              "Resource": [arn.clone(), format!("{arn}/access-analyzer/*")],
              "Condition": {"StringEquals": {"aws:PrincipalOrgID": org_id}}},
@@ -250,11 +251,6 @@ pub fn key_policy(account: &str, org_id: &str, role_name: &str) -> Value {
     })
 }
 
-/// The ARN a plan shows for the logging key it would create (its alias ARN).
-pub(crate) fn planned_key_arn(acct: &AccountConfig) -> String {
-    format!("arn:aws:kms:{}:{}:{}", acct.region, acct.account, RunInput::LOGGING_KEY_ALIAS)
-}
-
 /// What the key looks like now.
 #[derive(Debug, Clone)]
 pub struct KeyState {
@@ -262,16 +258,6 @@ pub struct KeyState {
     pub key_id: String,
     pub rotation: bool,
     pub policy: Option<Value>,
-}
-
-/// The logging key's ARN, found by its alias, or None.
-pub async fn key_arn(acct: &AccountConfig) -> Result<Option<String>, StepError> {
-    let alias = RunInput::LOGGING_KEY_ALIAS;
-    match acct.kms().describe_key().key_id(alias).send().await {
-        Ok(out) => Ok(out.key_metadata().and_then(|k| k.arn()).map(str::to_owned)),
-        Err(e) if error_code(&e) == Some("NotFoundException") => Ok(None),
-        Err(e) => Err(e).aws(format!("kms:DescribeKey {alias}")),
-    }
 }
 
 /// Finds the logging key by its alias, with its rotation and policy.
@@ -707,4 +693,30 @@ pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepEr
         )
     });
     Ok(out)
+}
+
+/// The logging bucket control: the shared bucket, its access-log bucket and the logging key.
+pub struct LoggingBucket;
+
+impl Control for LoggingBucket {
+    fn name(&self) -> &'static str {
+        "logging-bucket"
+    }
+
+    fn steps(&self) -> &'static [StepName] {
+        &[StepName::LoggingBucket]
+    }
+
+    fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, _: &'a Region) -> Fut<'a, StepOutput> {
+        Box::pin(apply(aws, run))
+    }
+
+    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Vec<Evidence>> {
+        Box::pin(evidence(aws, run))
+    }
+
+    /// Shared by every account of the organization: no account's rollback tears it down.
+    fn compensate<'a>(&'a self, _: &'a Undo<'a>, _: &'a Region, _: &'a mut Report) -> Fut<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
 }

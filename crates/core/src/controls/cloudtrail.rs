@@ -7,30 +7,12 @@ use assure_contract::{ErrorName, Evidence, Region, RunInput, StepError, StepName
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::steps::names::{TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
-use crate::steps::{already_exists, evidence, logging_bucket, Changes};
+use crate::controls::kit::{ensure_role, evidence, logging_key_arn, Changes};
+use crate::controls::names::{TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
+use crate::controls::{Control, Fut, Report, Undo};
 
 /// Days CloudTrail events stay in the account's log group (the bucket keeps them for good).
 const LOG_RETENTION_DAYS: i32 = 365;
-
-/// The logging key's ARN (one `kms:DescribeKey`); the logging bucket step must have run.
-pub(crate) async fn logging_key_arn(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
-    let logging = aws.account(&run.org.logging, &run.home_region).await?;
-    let found = logging_bucket::key_arn(&logging).await?;
-    if found.is_none() && logging.plan {
-        return Ok(logging_bucket::planned_key_arn(&logging));
-    }
-    found.ok_or_else(|| {
-        StepError::new(
-            ErrorName::Conflict,
-            format!(
-                "the logging key {} is missing in account {}: the logging-bucket step must run first",
-                RunInput::LOGGING_KEY_ALIAS,
-                run.org.logging
-            ),
-        )
-    })
-}
 
 /// The assure trail as found.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,73 +92,6 @@ async fn ensure_log_group(target: &AccountConfig, changes: &mut Changes) -> Resu
         );
     }
     Ok(())
-}
-
-/// A role with a trust policy and one inline policy, both kept as desired.
-pub(crate) async fn ensure_role(
-    acct: &AccountConfig,
-    name: &str,
-    description: &str,
-    trust: &Value,
-    policy_name: &str,
-    policy: &Value,
-    changes: &mut Changes,
-) -> Result<String, StepError> {
-    let iam = acct.iam();
-    let arn = format!("arn:aws:iam::{}:role/{name}", acct.account);
-    match iam.get_role().role_name(name).send().await {
-        Ok(out) => {
-            let current = out.role().and_then(|r| r.assume_role_policy_document()).and_then(crate::aws::decode_policy);
-            if current.as_ref() != Some(trust) {
-                if changes.live() {
-                    iam.update_assume_role_policy()
-                        .role_name(name)
-                        .policy_document(trust.to_string())
-                        .send()
-                        .await
-                        .aws(format!("iam:UpdateAssumeRolePolicy {name}"))?;
-                }
-                changes.push(format!("iam:role/{name}/trust"), "update", json!(current), trust.clone());
-            }
-        }
-        Err(e) if error_code(&e) == Some("NoSuchEntity") && !changes.live() => {
-            changes.push(format!("iam:role/{name}"), "create", Value::Null, trust.clone());
-        }
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => {
-            let created = iam
-                .create_role()
-                .role_name(name)
-                .description(description)
-                .assume_role_policy_document(trust.to_string())
-                .send()
-                .await;
-            match created {
-                Ok(_) => changes.push(format!("iam:role/{name}"), "create", Value::Null, trust.clone()),
-                // IAM is global and regions run in parallel: another region created it first.
-                Err(e) if already_exists(error_code(&e), "") => {}
-                Err(e) => return Err(e).aws(format!("iam:CreateRole {name}")),
-            }
-        }
-        Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
-    }
-    let current = match iam.get_role_policy().role_name(name).policy_name(policy_name).send().await {
-        Ok(out) => crate::aws::decode_policy(out.policy_document()),
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
-        Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {name}")),
-    };
-    if current.as_ref() != Some(policy) {
-        if changes.live() {
-            iam.put_role_policy()
-                .role_name(name)
-                .policy_name(policy_name)
-                .policy_document(policy.to_string())
-                .send()
-                .await
-                .aws(format!("iam:PutRolePolicy {name}"))?;
-        }
-        changes.push(format!("iam:role/{name}/{policy_name}"), "update", json!(current), policy.clone());
-    }
-    Ok(arn)
 }
 
 /// Puts the assure trail in place and logging.
@@ -409,4 +324,100 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
         format!("own trails still logging: {still:?}"),
     ));
     Ok(out)
+}
+/// Trails homed in this region (a multi-region trail appears once, in its home region), with status.
+pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
+    let ct = target.cloudtrail();
+    let trails = ct.describe_trails().include_shadow_trails(false).send().await.aws("cloudtrail:DescribeTrails")?;
+    let mut out = Vec::new();
+    for t in trails.trail_list() {
+        let arn = t.trail_arn().unwrap_or_default();
+        let status = ct.get_trail_status().name(arn).send().await.aws("cloudtrail:GetTrailStatus")?;
+        out.push(json!({
+            "name": t.name(),
+            "arn": arn,
+            "homeRegion": t.home_region(),
+            "s3BucketName": t.s3_bucket_name(),
+            "isMultiRegionTrail": t.is_multi_region_trail(),
+            "isOrganizationTrail": t.is_organization_trail(),
+            "logFileValidationEnabled": t.log_file_validation_enabled(),
+            "kmsKeyId": t.kms_key_id(),
+            "isLogging": status.is_logging(),
+        }));
+    }
+    Ok(Value::Array(out))
+}
+
+async fn remove_trail(acct: &AccountConfig, report: &mut Report) -> Result<(), StepError> {
+    let ct = acct.cloudtrail();
+    match ct.stop_logging().name(TRAIL).send().await {
+        Ok(_) => {}
+        Err(e) if error_code(&e) == Some("TrailNotFoundException") => return Ok(()),
+        Err(e) => return Err(e).aws("cloudtrail:StopLogging"),
+    }
+    ct.delete_trail().name(TRAIL).send().await.aws("cloudtrail:DeleteTrail")?;
+    report.restored.push(format!("cloudtrail: {TRAIL} removed (its logs stay in the logging bucket)"));
+    let iam = acct.iam();
+    if iam.delete_role_policy().role_name(TRAIL_LOGS_ROLE).policy_name("deliver").send().await.is_ok() {
+        iam.delete_role().role_name(TRAIL_LOGS_ROLE).send().await.aws("iam:DeleteRole")?;
+    }
+    report.not_restorable.push(format!("cloudtrail: the log group {TRAIL_LOG_GROUP} stays (it holds log data)"));
+    Ok(())
+}
+
+/// The CloudTrail control: the assure trail, then the account's own trails stopped.
+pub struct CloudTrail;
+
+impl Control for CloudTrail {
+    fn name(&self) -> &'static str {
+        "cloudtrail"
+    }
+
+    fn steps(&self) -> &'static [StepName] {
+        &[StepName::CloudTrail, StepName::StopCloudTrail]
+    }
+
+    fn snapshot_key(&self) -> Option<&'static str> {
+        Some("cloudtrail")
+    }
+
+    fn snapshot<'a>(&'a self, acct: &'a AccountConfig) -> Fut<'a, Value> {
+        Box::pin(snapshot(acct))
+    }
+
+    fn summarize(&self, part: &Value) -> String {
+        format!("{} trail(s) homed here", part.as_array().map_or(0, Vec::len))
+    }
+
+    fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, step: StepName, _: &'a Region) -> Fut<'a, StepOutput> {
+        match step {
+            StepName::StopCloudTrail => Box::pin(stop_others(aws, run)),
+            _ => Box::pin(apply(aws, run)),
+        }
+    }
+
+    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Vec<Evidence>> {
+        Box::pin(evidence_for(aws, run))
+    }
+
+    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()> {
+        Box::pin(compensate(undo, region, report))
+    }
+}
+
+/// The account's own trails logging again, then the assure trail removed (its logs stay).
+async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Result<(), StepError> {
+    let target = undo.target(region).await?;
+    if undo.ran(StepName::StopCloudTrail) {
+        let stopped =
+            undo.snapshot(StepName::StopCloudTrail, region).map(|s| s["stopped"].clone()).unwrap_or(Value::Null);
+        for arn in stopped.as_array().into_iter().flatten().filter_map(Value::as_str) {
+            target.cloudtrail().start_logging().name(arn).send().await.aws(format!("cloudtrail:StartLogging {arn}"))?;
+            report.restored.push(format!("cloudtrail: {arn} logging again"));
+        }
+    }
+    if undo.ran(StepName::CloudTrail) {
+        remove_trail(&target, report).await?;
+    }
+    Ok(())
 }

@@ -1,31 +1,25 @@
-//! Verify: every control in place, checked read-only, with the evidence recorded.
+//! Verify: every control in place, checked read-only, with the evidence recorded. It only gathers
+//! the controls' evidence (`Control::evidence`): the account-wide controls once, the regional ones
+//! in every region, all in parallel.
 
 use assure_contract::{ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use futures::future::try_join_all;
 
 use crate::aws::Aws;
-use crate::steps::{access_analyzer, alarms, cloudtrail, config, guardduty, logging_bucket, scps, session_manager};
+use crate::controls::{self, Control};
 
-async fn regional(aws: &Aws, run: &RunInput, region: &Region) -> Result<Vec<Evidence>, StepError> {
-    let (g, c, a, s) = tokio::try_join!(
-        guardduty::evidence_for(aws, run, region),
-        config::evidence_for(aws, run, region),
-        access_analyzer::evidence_for(aws, run, region),
-        session_manager::evidence_for(aws, run, region),
-    )?;
-    Ok([g, c, a, s].concat())
-}
-
-/// The evidence for every control assure puts in place, every region in parallel.
+/// The evidence for every control assure puts in place: the account-wide controls first, then each
+/// region's, in [`controls::baseline::ALL`]'s order.
 pub async fn check(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
-    let (l, t, al, sc, per_region) = tokio::try_join!(
-        logging_bucket::evidence(aws, run),
-        cloudtrail::evidence_for(aws, run),
-        alarms::evidence_for(aws, run),
-        scps::evidence_for(aws, run),
-        try_join_all(run.regions.iter().map(|r| regional(aws, run, r))),
-    )?;
-    Ok([l, t, al, sc, per_region.concat()].concat())
+    let home = [run.home_region.clone()];
+    let (global, regional): (Vec<&dyn Control>, Vec<&dyn Control>) =
+        controls::baseline::ALL.iter().copied().partition(|c| !c.regional());
+    let mut checks: Vec<(&dyn Control, &Region)> = global.iter().map(|c| (*c, &home[0])).collect();
+    for region in &run.regions {
+        checks.extend(regional.iter().map(|c| (*c, region)));
+    }
+    let found = try_join_all(checks.into_iter().map(|(c, region)| c.evidence(aws, run, region))).await?;
+    Ok(found.concat())
 }
 
 /// The failed controls, one line each, naming the control and the region.

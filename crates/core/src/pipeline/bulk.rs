@@ -15,7 +15,7 @@ use aws_sdk_sfn::types::{ExecutionStatus, HistoryEventType};
 use serde::Serialize;
 
 use crate::aws::{error_code, Aws, AwsResultExt};
-use crate::deploy::BULK_STATE_MACHINE;
+use crate::pipeline::resources::BULK_STATE_MACHINE;
 
 /// Account ids from a file: one per line; blank lines and `#` comments ignored. Errors name the
 /// line.
@@ -126,7 +126,7 @@ pub async fn validate(aws: &Aws, runs: &[RunInput]) -> Result<(), StepError> {
             problems.join("; ")
         )));
     }
-    crate::steps::preflight::validate(aws, first).await
+    crate::pipeline::preflight::validate(aws, first).await
 }
 
 /// The bulk state machine's ARN.
@@ -179,8 +179,11 @@ pub struct AccountResult {
 async fn child_statuses(aws: &Aws) -> Result<HashMap<String, (String, String)>, StepError> {
     let sfn = aws.pipeline().sfn();
     let mut out = HashMap::new();
-    let mut pages =
-        sfn.list_executions().state_machine_arn(crate::runs::state_machine_arn(aws)).into_paginator().send();
+    let mut pages = sfn
+        .list_executions()
+        .state_machine_arn(crate::pipeline::resources::state_machine_arn(aws))
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         for e in page.aws("states:ListExecutions")?.executions() {
             out.insert(e.name().to_owned(), (e.status().as_str().to_owned(), e.execution_arn().to_owned()));
@@ -255,7 +258,7 @@ async fn result_of(aws: &Aws, run: &RunInput, child: Option<&(String, String)>) 
     if let Some(e) = d.error() {
         r.error = Some(format!("{e}: {}", d.cause().unwrap_or_default()));
     }
-    for ev in crate::runs::history(aws, arn).await? {
+    for ev in crate::pipeline::runs::history(aws, arn).await? {
         if ev.r#type() != &HistoryEventType::TaskSucceeded {
             continue;
         }

@@ -9,10 +9,11 @@ use aws_sdk_accessanalyzer::types::Type as AnalyzerType;
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::steps::cloudtrail::{ensure_role, logging_key_arn};
-use crate::steps::config::ensure_service_linked_role;
-use crate::steps::names::{ANALYZER, FINDINGS, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE};
-use crate::steps::{already_exists, evidence, Changes};
+use crate::controls::kit::ensure_service_linked_role;
+use crate::controls::kit::{already_exists, evidence, Changes};
+use crate::controls::kit::{ensure_role, logging_key_arn};
+use crate::controls::names::{ANALYZER, FINDINGS, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE};
+use crate::controls::{Control, Fut, Report, Undo};
 
 const PRINCIPAL: &str = "access-analyzer.amazonaws.com";
 const SLR: &str = "AWSServiceRoleForAccessAnalyzer";
@@ -372,4 +373,38 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
         ));
     }
     Ok(out)
+}
+
+/// The Access Analyzer control: organization analyzers per region, findings to the logging bucket.
+pub struct AccessAnalyzer;
+
+impl Control for AccessAnalyzer {
+    fn name(&self) -> &'static str {
+        "access-analyzer"
+    }
+
+    fn steps(&self) -> &'static [StepName] {
+        &[StepName::AccessAnalyzer]
+    }
+
+    fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, region: &'a Region) -> Fut<'a, StepOutput> {
+        Box::pin(apply(aws, run, region))
+    }
+
+    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Vec<Evidence>> {
+        Box::pin(evidence_for(aws, run, region))
+    }
+
+    /// The analyzers serve the organization and stay; only the service-linked role is the account's.
+    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()> {
+        Box::pin(async move {
+            if region == &undo.run.home_region {
+                report.not_restorable.push(format!(
+                    "access-analyzer: the service-linked role {SLR} in {} stays (AWS owns it)",
+                    undo.run.account
+                ));
+            }
+            Ok(())
+        })
+    }
 }

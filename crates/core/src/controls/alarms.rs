@@ -2,14 +2,15 @@
 //! a metric filter on the assure trail's log group with the CIS pattern, an alarm on its metric,
 //! and an encrypted SNS topic the alarms notify.
 
-use assure_contract::{Evidence, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
 use aws_sdk_cloudwatchlogs::types::MetricTransformation;
 use serde_json::{json, Value};
 
-use crate::aws::{AccountConfig, Aws, AwsResultExt};
-use crate::steps::names::{ALARM_PREFIX, ALARM_TOPIC, METRIC_NAMESPACE, TRAIL_LOG_GROUP};
-use crate::steps::{evidence, Changes};
+use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::controls::kit::{evidence, Changes};
+use crate::controls::names::{ALARM_PREFIX, ALARM_TOPIC, METRIC_NAMESPACE, TRAIL_LOG_GROUP};
+use crate::controls::{Control, Fut, Report, Undo};
 
 /// (control id, short name, CIS filter pattern). Patterns as the CIS AWS Foundations Benchmark gives them.
 pub const FILTERS: &[(&str, &str, &str)] = &[
@@ -305,4 +306,58 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
         format!("topic KMS key: {:?}", found.topic_key),
     ));
     Ok(out)
+}
+
+/// The alarms control: CIS section 4's metric filters and alarms, and their encrypted topic.
+pub struct Alarms;
+
+impl Control for Alarms {
+    fn name(&self) -> &'static str {
+        "alarms"
+    }
+
+    fn steps(&self) -> &'static [StepName] {
+        &[StepName::Alarms]
+    }
+
+    fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, _: &'a Region) -> Fut<'a, StepOutput> {
+        Box::pin(apply(aws, run))
+    }
+
+    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Vec<Evidence>> {
+        Box::pin(evidence_for(aws, run))
+    }
+
+    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()> {
+        Box::pin(async move { remove_alarms(&undo.target(region).await?, report).await })
+    }
+}
+
+async fn remove_alarms(acct: &AccountConfig, report: &mut Report) -> Result<(), StepError> {
+    let cw = acct.cloudwatch();
+    let alarms = cw.describe_alarms().alarm_name_prefix(ALARM_PREFIX).send().await.aws("cloudwatch:DescribeAlarms")?;
+    let names: Vec<String> = alarms.metric_alarms().iter().filter_map(|a| a.alarm_name().map(str::to_owned)).collect();
+    if !names.is_empty() {
+        cw.delete_alarms().set_alarm_names(Some(names.clone())).send().await.aws("cloudwatch:DeleteAlarms")?;
+        report.restored.push(format!("alarms: {} alarms removed", names.len()));
+    }
+    let logs = acct.logs();
+    match logs.describe_metric_filters().log_group_name(TRAIL_LOG_GROUP).filter_name_prefix(ALARM_PREFIX).send().await {
+        Ok(f) => {
+            for mf in f.metric_filters() {
+                logs.delete_metric_filter()
+                    .log_group_name(TRAIL_LOG_GROUP)
+                    .filter_name(mf.filter_name().unwrap_or_default())
+                    .send()
+                    .await
+                    .aws("logs:DeleteMetricFilter")?;
+            }
+        }
+        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => {}
+        Err(e) => return Err(e).aws("logs:DescribeMetricFilters"),
+    }
+    let topic = format!("arn:aws:sns:{}:{}:{ALARM_TOPIC}", acct.region, acct.account);
+    acct.sns().delete_topic().topic_arn(&topic).send().await.aws("sns:DeleteTopic")?;
+    report.restored.push("alarms: metric filters and the alarm topic removed".to_owned());
+    Ok(())
 }

@@ -6,7 +6,7 @@ use assure_contract::{Region, RunInput, StepError, StepName, StepOutput, TaskMes
 use futures::future::try_join_all;
 
 use crate::aws::Aws;
-use crate::steps::dispatch;
+use crate::pipeline::steps::dispatch;
 
 /// What one step would change, in one region.
 pub type Planned = StepOutput;

@@ -4,6 +4,8 @@
 //! with before and after values, and the evidence verify recorded). `runs history` prints its
 //! timeline and `runs report` renders all of it (see `report`).
 
+pub mod report;
+
 use std::collections::HashMap;
 
 use assure_contract::{Change, Control, Evidence, RunInput, StepError, StepName};
@@ -12,24 +14,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::aws::{error_code, Aws, AwsResultExt};
-use crate::checkpoint::{Record, Status, Store};
-use crate::runs::{self, history};
-
-/// One execution of a run.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Execution {
-    pub name: String,
-    pub arn: String,
-    pub status: String,
-    pub started: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stopped: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
-}
+use crate::pipeline::checkpoint::{Record, Status, Store};
+use crate::pipeline::runs::{executions, fmt, from_smithy, history, task_target, Execution};
 
 /// Where a timeline entry comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -139,52 +125,19 @@ impl Audit {
     }
 }
 
-fn fmt(t: time::OffsetDateTime) -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    t.to_offset(time::UtcOffset::UTC).format(&f).unwrap_or_default()
-}
-
 fn parse(s: &str) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-}
-
-fn from_smithy(t: &aws_smithy_types::DateTime) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-}
-
-/// The executions of a run, oldest first: the first is named by the run id, retries `RUN-retry-N`.
-pub async fn executions(aws: &Aws, run_id: &str) -> Result<Vec<Execution>, StepError> {
-    let sfn = aws.pipeline().sfn();
-    let mut found = Vec::new();
-    let mut pages = sfn.list_executions().state_machine_arn(runs::state_machine_arn(aws)).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        for e in page.aws("states:ListExecutions")?.executions() {
-            if e.name() == run_id || e.name().starts_with(&format!("{run_id}-retry-")) {
-                found.push((e.start_date().as_nanos(), e.execution_arn().to_owned()));
-            }
-        }
-    }
-    found.sort();
-    let mut out = Vec::new();
-    for (_, arn) in found {
-        let d = sfn.describe_execution().execution_arn(&arn).send().await.aws("states:DescribeExecution")?;
-        out.push(Execution {
-            name: d.name().unwrap_or_default().to_owned(),
-            arn,
-            status: d.status().as_str().to_owned(),
-            started: fmt(from_smithy(d.start_date())),
-            stopped: d.stop_date().map(|t| fmt(from_smithy(t))),
-            error: d.error().map(str::to_owned),
-            cause: d.cause().map(str::to_owned),
-        });
-    }
-    Ok(out)
 }
 
 /// Loads a run's audit record. An unknown run is `Assure.InvalidInput`.
 pub async fn load(aws: &Aws, run_id: &str) -> Result<Audit, StepError> {
     let sfn = aws.pipeline().sfn();
-    let first = match sfn.describe_execution().execution_arn(runs::execution_arn(aws, run_id)).send().await {
+    let first = match sfn
+        .describe_execution()
+        .execution_arn(crate::pipeline::resources::execution_arn(aws, run_id))
+        .send()
+        .await
+    {
         Ok(d) => d,
         Err(e) if error_code(&e) == Some("ExecutionDoesNotExist") => {
             return Err(StepError::invalid_input(format!("run {run_id}: no such run")))
@@ -292,16 +245,6 @@ fn checkpoint_entries(r: &Record) -> Vec<Entry> {
         Status::Running => {}
     }
     out
-}
-
-/// The (step, region) a task message names, from a `TaskScheduled` event's parameters.
-pub(crate) fn task_target(ev: &HistoryEvent) -> Option<(String, String)> {
-    let params: Value = serde_json::from_str(ev.task_scheduled_event_details()?.parameters()).ok()?;
-    let body = match &params["MessageBody"] {
-        Value::String(s) => serde_json::from_str(s).ok()?,
-        v => v.clone(),
-    };
-    Some((body["step"].as_str()?.to_owned(), body["region"].as_str()?.to_owned()))
 }
 
 fn history_entries(

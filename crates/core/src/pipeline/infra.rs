@@ -6,9 +6,10 @@
 use assure_contract::{StepName, DEFAULT_ROLE_NAME};
 use serde_json::{json, Map, Value};
 
-use crate::deploy::{placeholder, BULK_STATE_MACHINE, STATE_MACHINE};
-use crate::steps::names;
-use crate::worker::queue_name;
+use crate::controls::names;
+use crate::pipeline::resources::{
+    placeholder, queue_name, step_role_name, BULK_STATE_MACHINE, OPERATOR_ROLE, PIPELINE_KEY_ALIAS, STATE_MACHINE,
+};
 
 /// `Foo-bar` → `FooBar`, for logical ids.
 fn logical(step: StepName) -> String {
@@ -30,18 +31,6 @@ fn reference(name: &str) -> Value {
 /// Checkov suppressions, each with its reason.
 fn skip(checks: &[(&str, &str)]) -> Value {
     json!({"checkov": {"skip": checks.iter().map(|(id, why)| json!({"id": id, "comment": why})).collect::<Vec<_>>()}})
-}
-
-/// The role the operator's commands reach member accounts through.
-pub const OPERATOR_ROLE: &str = "assure-operator";
-
-/// The alias of the pipeline's KMS key (queues, checkpoints, the state machine's logs): how a
-/// deployment finds the key it made.
-pub const PIPELINE_KEY_ALIAS: &str = "alias/assure-pipeline";
-
-/// The role name of a step's Lambda function.
-pub fn step_role_name(step: StepName) -> String {
-    format!("assure-step-{}", step.as_str())
 }
 
 /// What a step may do with the pipeline account's own credentials (its own queue and the task
@@ -532,7 +521,7 @@ pub fn member_role_template() -> Value {
         // (https://docs.aws.amazon.com/kms/latest/developerguide/tag-permissions.html).
         {"Sid": "LoggingKeyTags", "Effect": "Allow", "Resource": own("kms", "key/*"), "Action": ["kms:TagResource"],
          "Condition": {"StringEquals": {"aws:RequestTag/assure:managed": "true"}}},
-        // The key's own actions are granted by its key policy (steps::logging_bucket::key_policy);
+        // The key's own actions are granted by its key policy (controls::logging_bucket::key_policy);
         // CreateAlias needs the alias and the key (https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html).
         {"Sid": "LoggingKeyAlias", "Effect": "Allow",
          "Resource": [sub(&format!("arn:${{AWS::Partition}}:kms:*:${{AWS::AccountId}}:{}", assure_contract::RunInput::LOGGING_KEY_ALIAS)),

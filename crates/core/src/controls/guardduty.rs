@@ -10,8 +10,9 @@ use aws_sdk_guardduty::types::{
 use serde_json::{json, Value};
 
 use crate::aws::{AccountConfig, Aws, AwsResultExt};
-use crate::steps::cloudtrail::logging_key_arn;
-use crate::steps::{discover, evidence, Changes};
+use crate::controls::kit::logging_key_arn;
+use crate::controls::kit::{evidence, Changes};
+use crate::controls::{Control, Fut, Report, Undo};
 
 /// The first detector of the account in this region, if any.
 async fn detector(acct: &AccountConfig) -> Result<Option<String>, StepError> {
@@ -36,7 +37,7 @@ async fn administrator(acct: &AccountConfig, det: &str) -> Result<Option<String>
 /// account's own members (an administrator cannot become a member). Records everything.
 pub async fn stop_foreign(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
     let target = aws.account(&run.account, region).await?;
-    let snapshot = discover::guardduty(&target).await?;
+    let snapshot = snapshot(&target).await?;
     let mut changes = Changes::new(&target);
     let gd = target.guardduty();
     if let Some(det) = detector(&target).await? {
@@ -323,4 +324,148 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             format!("the security account's detector exports findings: {exported}"),
         ),
     ])
+}
+/// Every detector with its settings, administrator, filters and publishing destinations.
+pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
+    let gd = target.guardduty();
+    let ids = gd.list_detectors().send().await.aws("guardduty:ListDetectors")?;
+    let mut out = Vec::new();
+    for id in ids.detector_ids() {
+        let d = gd.get_detector().detector_id(id).send().await.aws("guardduty:GetDetector")?;
+        let admin =
+            gd.get_administrator_account().detector_id(id).send().await.aws("guardduty:GetAdministratorAccount")?;
+        let filters = gd.list_filters().detector_id(id).send().await.aws("guardduty:ListFilters")?;
+        let dests = gd
+            .list_publishing_destinations()
+            .detector_id(id)
+            .send()
+            .await
+            .aws("guardduty:ListPublishingDestinations")?;
+        out.push(json!({
+            "detectorId": id,
+            "status": d.status().map(|s| s.as_str()),
+            "findingPublishingFrequency": d.finding_publishing_frequency().map(|f| f.as_str()),
+            // `administrator` is required in the API model, so the SDK shows "none" as an empty one.
+            "administrator": admin.administrator().filter(|a| a.account_id().is_some()).map(|a| json!({
+                "accountId": a.account_id(),
+                "relationshipStatus": a.relationship_status(),
+            })),
+            "filters": filters.filter_names(),
+            "publishingDestinations": dests.destinations().iter().map(|d| d.destination_id()).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(Value::Array(out))
+}
+
+/// The key of the control's part in discover's snapshot.
+const SNAPSHOT: &str = "guardduty";
+
+/// The GuardDuty control: out of a foreign administrator, then a member of the security account.
+pub struct GuardDuty;
+
+impl Control for GuardDuty {
+    fn name(&self) -> &'static str {
+        "guardduty"
+    }
+
+    fn steps(&self) -> &'static [StepName] {
+        &[StepName::StopGuardDuty, StepName::GuardDuty]
+    }
+
+    fn snapshot_key(&self) -> Option<&'static str> {
+        Some(SNAPSHOT)
+    }
+
+    fn snapshot<'a>(&'a self, acct: &'a AccountConfig) -> Fut<'a, Value> {
+        Box::pin(snapshot(acct))
+    }
+
+    fn summarize(&self, part: &Value) -> String {
+        format!(
+            "{} GuardDuty detector(s){}",
+            part.as_array().map_or(0, Vec::len),
+            if part.as_array().is_some_and(|d| d.iter().any(|d| !d["administrator"].is_null())) {
+                " under an administrator"
+            } else {
+                ""
+            },
+        )
+    }
+
+    fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, step: StepName, region: &'a Region) -> Fut<'a, StepOutput> {
+        match step {
+            StepName::StopGuardDuty => Box::pin(stop_foreign(aws, run, region)),
+            _ => Box::pin(apply(aws, run, region)),
+        }
+    }
+
+    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Vec<Evidence>> {
+        Box::pin(evidence_for(aws, run, region))
+    }
+
+    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()> {
+        Box::pin(compensate(undo, region, report))
+    }
+}
+
+/// Out of the security account's administration, the detector's settings as they were.
+async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Result<(), StepError> {
+    let (aws, run) = (undo.aws, undo.run);
+    let acct = undo.target(region).await?;
+    let before = undo.before(region, SNAPSHOT);
+    let gd = acct.guardduty();
+    let ids = gd.list_detectors().send().await.aws("guardduty:ListDetectors")?;
+    let Some(det) = ids.detector_ids().first().cloned() else { return Ok(()) };
+    // Leave the security account's administration.
+    let security = aws.account(&run.org.security, region).await?;
+    let sgd = security.guardduty();
+    if let Some(sdet) =
+        sgd.list_detectors().send().await.aws("guardduty:ListDetectors")?.detector_ids().first().cloned()
+    {
+        let members = sgd
+            .get_members()
+            .detector_id(&sdet)
+            .account_ids(run.account.as_str())
+            .send()
+            .await
+            .aws("guardduty:GetMembers")?;
+        if !members.members().is_empty() {
+            sgd.disassociate_members()
+                .detector_id(&sdet)
+                .account_ids(run.account.as_str())
+                .send()
+                .await
+                .aws("guardduty:DisassociateMembers")?;
+            sgd.delete_members()
+                .detector_id(&sdet)
+                .account_ids(run.account.as_str())
+                .send()
+                .await
+                .aws("guardduty:DeleteMembers")?;
+            report
+                .restored
+                .push(format!("guardduty {region}: {} is no longer a member of the security account", run.account));
+        }
+    }
+    match before.as_array().and_then(|d| d.first()) {
+        Some(d) => {
+            if let Some(admin) = d["administrator"]["accountId"].as_str() {
+                report.not_restorable.push(format!(
+                    "guardduty {region}: membership under the foreign administrator {admin} (only {admin} can invite the account again)"
+                ));
+            }
+            let was_enabled = d["status"] == "ENABLED";
+            let mut update = gd.update_detector().detector_id(&det).enable(was_enabled);
+            if let Some(f) = d["findingPublishingFrequency"].as_str() {
+                update =
+                    update.finding_publishing_frequency(aws_sdk_guardduty::types::FindingPublishingFrequency::from(f));
+            }
+            update.send().await.aws("guardduty:UpdateDetector")?;
+            report.restored.push(format!("guardduty {region}: detector {det} settings as they were"));
+        }
+        None => report.not_restorable.push(format!(
+            "guardduty {region}: detector {det}, created by assure, stays (deleting it would delete its findings)"
+        )),
+    }
+    Ok(())
 }

@@ -19,7 +19,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::checkpoint::{input_digest, now, task_digest, Expect, Record, Status, Store};
+use crate::pipeline::checkpoint::{input_digest, now, task_digest, Expect, Record, Status, Store};
+use crate::pipeline::resources::queue_name;
 
 /// Environment variable: seconds between heartbeats (default 10, fractions allowed; tasks time out
 /// after 60 without one).
@@ -144,7 +145,7 @@ async fn checkpointed(
         return Ok(None);
     };
     tracing::info!(step = %task.step, region = %task.region, account = %run.account, run = %run.run_id, attempt, "step started");
-    let result = crate::steps::dispatch(aws, task).await;
+    let result = crate::pipeline::steps::dispatch(aws, task).await;
     match &result {
         Ok(out) => tracing::info!(step = %task.step, region = %task.region, summary = %out.summary, "step succeeded"),
         Err(e) => tracing::warn!(step = %task.step, region = %task.region, error = %e, "step failed"),
@@ -178,7 +179,7 @@ async fn resume(aws: &Aws, task: &TaskMessage, rec: &Record) -> Result<Option<as
         // Verify is read-only and its evidence should be fresh.
         StepName::Verify => Ok(None),
         _ => {
-            let planned = crate::steps::dispatch(&aws.planning_copy(), task).await?;
+            let planned = crate::pipeline::steps::dispatch(&aws.planning_copy(), task).await?;
             Ok(planned.changes.is_empty().then_some(recorded))
         }
     }
@@ -249,11 +250,6 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
-}
-
-/// The queue of a step: `assure-STEP`.
-pub fn queue_name(step: StepName) -> String {
-    format!("assure-{}", step.as_str())
 }
 
 /// Local event source mapping: polls every step queue and runs `bin_dir/assure-step-STEP` per
@@ -402,7 +398,7 @@ pub async fn function_credentials(
     step: StepName,
 ) -> Result<crate::aws::SessionCredentials, String> {
     use tokio::io::AsyncReadExt;
-    let role = format!("arn:aws:iam::{account}:role/{}", crate::infra::step_role_name(step));
+    let role = format!("arn:aws:iam::{account}:role/{}", crate::pipeline::resources::step_role_name(step));
     let body = serde_json::json!({"service": "lambda.amazonaws.com", "roleArn": role, "sessionName": step.binary()})
         .to_string();
     let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');

@@ -11,24 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, Aws, AwsResultExt};
-use crate::infra::{Deployed, TemplateRole, PIPELINE_KEY_ALIAS};
-use crate::worker::queue_name;
-
-/// The onboarding state machine's definition, with `${…QueueUrl}` placeholders.
-pub const ONBOARDING_ASL: &str = include_str!("../../../statemachines/onboarding.asl.json");
-
-/// The state machine's name.
-pub const STATE_MACHINE: &str = "assure-onboarding";
-/// The bulk state machine: a Map over accounts, each a child execution of the onboarding one.
-pub const BULK_STATE_MACHINE: &str = "assure-bulk";
-/// Its definition, with the `${OnboardingStateMachineArn}` placeholder.
-pub const BULK_ASL: &str = include_str!("../../../statemachines/bulk.asl.json");
-
-/// The role Step Functions assumes to send the task messages.
-pub const STATES_ROLE: &str = "assure-states";
-
-/// The role the bulk state machine runs as: it starts and watches onboarding executions.
-pub const BULK_STATES_ROLE: &str = "assure-bulk-states";
+use crate::pipeline::infra::{Deployed, TemplateRole};
+use crate::pipeline::resources::{
+    checkpoint_bucket, placeholder, queue_name, state_machine_arn, BULK_ASL, BULK_STATES_ROLE, BULK_STATE_MACHINE,
+    ONBOARDING_ASL, PIPELINE_KEY_ALIAS, STATES_ROLE, STATE_MACHINE,
+};
 
 /// The deployment's settings, stored as `deployment.json` in the checkpoint bucket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -59,11 +46,6 @@ pub struct Deployment {
     pub settings: Settings,
     /// What this deploy changed (empty when everything was already in place).
     pub changes: Vec<String>,
-}
-
-/// The checkpoint bucket of the pipeline in `account` and `region`.
-pub fn checkpoint_bucket(account: &str, region: &str) -> String {
-    format!("assure-checkpoints-{account}-{region}")
 }
 
 /// Creates the state machine, or updates it when its definition or role differ.
@@ -104,19 +86,6 @@ async fn ensure_state_machine(
         Err(e) => return Err(e).aws("states:DescribeStateMachine"),
     }
     Ok(())
-}
-
-/// The placeholder name of a step's queue URL in the ASL: `${PreflightQueueUrl}` and so on.
-pub fn placeholder(step: StepName) -> String {
-    let camel: String = step
-        .as_str()
-        .split('-')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
-        })
-        .collect();
-    format!("{camel}QueueUrl")
 }
 
 /// Substitutes `${Name}` placeholders; fails naming any placeholder left without a value, and any
@@ -203,7 +172,7 @@ pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepEr
 /// checkpoint bucket and the state machine must exist; only `deployment.json` is written.
 pub async fn write_settings(aws: &Aws, settings: &Settings) -> Result<Vec<String>, StepError> {
     let p = aws.pipeline();
-    let sm = crate::runs::state_machine_arn(aws);
+    let sm = state_machine_arn(aws);
     p.sfn().describe_state_machine().state_machine_arn(&sm).send().await.map_err(|e| match error_code(&e) {
         Some("StateMachineDoesNotExist") => StepError::invalid_input(format!(
             "--settings-only: the state machine {sm} does not exist; deploy the stack (infra/assure.template.json) first"

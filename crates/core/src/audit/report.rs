@@ -9,7 +9,7 @@ use std::fmt::Write;
 use assure_contract::StepName;
 
 use crate::audit::Audit;
-use crate::checkpoint::{Record, Status};
+use crate::pipeline::checkpoint::{Record, Status};
 
 /// What a matrix cell shows.
 pub struct Cell {

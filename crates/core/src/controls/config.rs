@@ -8,48 +8,15 @@ use aws_sdk_config::types::{ConfigurationRecorder, DeliveryChannel, Organization
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::steps::cloudtrail::{ensure_role, logging_key_arn};
-use crate::steps::names::{AGGREGATOR, AGGREGATOR_ROLE, CONFIG_CHANNEL, CONFIG_RECORDER};
-use crate::steps::{already_exists, evidence, Changes};
+use crate::controls::kit::{ensure_role, ensure_service_linked_role, evidence, logging_key_arn, Changes};
+use crate::controls::names::{AGGREGATOR, AGGREGATOR_ROLE, CONFIG_CHANNEL, CONFIG_RECORDER};
+use crate::controls::{Control, Fut, Report, Undo};
 
 const SERVICE: &str = "config.amazonaws.com";
 const SLR: &str = "AWSServiceRoleForConfig";
 
 fn slr_arn(acct: &AccountConfig) -> String {
     format!("arn:aws:iam::{}:role/aws-service-role/{SERVICE}/{SLR}", acct.account)
-}
-
-/// The service-linked role a service needs, created once per account. Regions race for it; the
-/// loser finds it there.
-pub(crate) async fn ensure_service_linked_role(
-    acct: &AccountConfig,
-    service: &str,
-    name: &str,
-    changes: &mut Changes,
-) -> Result<(), StepError> {
-    let iam = acct.iam();
-    match iam.get_role().role_name(name).send().await {
-        Ok(_) => return Ok(()),
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
-        Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
-    }
-    if !changes.live() {
-        changes.push(format!("iam:role/{name}"), "create", Value::Null, json!({"service": service}));
-        return Ok(());
-    }
-    match iam.create_service_linked_role().aws_service_name(service).send().await {
-        Ok(_) => {
-            changes.push(format!("iam:role/{name}"), "create", Value::Null, json!({"service": service}));
-            Ok(())
-        }
-        Err(e)
-            if already_exists(error_code(&e), &e.to_string())
-                || e.as_service_error().is_some_and(|s| s.to_string().contains("has been taken")) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(e).aws(format!("iam:CreateServiceLinkedRole {service}")),
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -277,4 +244,165 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
         ));
     }
     Ok(out)
+}
+/// Recorders (with their status) and delivery channels.
+pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
+    let c = target.config();
+    let recorders = c.describe_configuration_recorders().send().await.aws("config:DescribeConfigurationRecorders")?;
+    let status =
+        c.describe_configuration_recorder_status().send().await.aws("config:DescribeConfigurationRecorderStatus")?;
+    let channels = c.describe_delivery_channels().send().await.aws("config:DescribeDeliveryChannels")?;
+    let recorders: Vec<Value> = recorders
+        .configuration_recorders()
+        .iter()
+        .map(|r| {
+            let running =
+                status.configuration_recorders_status().iter().find(|s| s.name() == r.name()).map(|s| s.recording());
+            json!({
+                "name": r.name(),
+                "roleArn": r.role_arn(),
+                "allSupported": r.recording_group().map(|g| g.all_supported()),
+                "includeGlobalResourceTypes": r.recording_group().map(|g| g.include_global_resource_types()),
+                "recording": running,
+            })
+        })
+        .collect();
+    let channels: Vec<Value> = channels
+        .delivery_channels()
+        .iter()
+        .map(|d| {
+            json!({
+                "name": d.name(),
+                "s3BucketName": d.s3_bucket_name(),
+                "s3KeyPrefix": d.s3_key_prefix(),
+                "snsTopicARN": d.sns_topic_arn(),
+            })
+        })
+        .collect();
+    Ok(json!({"recorders": recorders, "deliveryChannels": channels}))
+}
+
+/// The key of the control's part in discover's snapshot.
+const SNAPSHOT: &str = "config";
+
+/// The AWS Config control: one recorder and its delivery channel per region, the aggregator.
+pub struct Config;
+
+impl Control for Config {
+    fn name(&self) -> &'static str {
+        "config"
+    }
+
+    fn steps(&self) -> &'static [StepName] {
+        &[StepName::Config]
+    }
+
+    fn snapshot_key(&self) -> Option<&'static str> {
+        Some(SNAPSHOT)
+    }
+
+    fn snapshot<'a>(&'a self, acct: &'a AccountConfig) -> Fut<'a, Value> {
+        Box::pin(snapshot(acct))
+    }
+
+    fn summarize(&self, part: &Value) -> String {
+        format!("{} Config recorder(s)", part["recorders"].as_array().map_or(0, Vec::len))
+    }
+
+    fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, region: &'a Region) -> Fut<'a, StepOutput> {
+        Box::pin(apply(aws, run, region))
+    }
+
+    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Vec<Evidence>> {
+        Box::pin(evidence_for(aws, run, region))
+    }
+
+    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()> {
+        Box::pin(compensate(undo, region, report))
+    }
+}
+
+/// The recorder and delivery channel as they were, or removed if there were none.
+async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Result<(), StepError> {
+    let acct = undo.target(region).await?;
+    let before = &undo.before(region, SNAPSHOT);
+    let c = acct.config();
+    match before["recorders"].as_array().and_then(|r| r.first()) {
+        Some(rec) => {
+            let name = rec["name"].as_str().unwrap_or_default();
+            c.put_configuration_recorder()
+                .configuration_recorder(
+                    aws_sdk_config::types::ConfigurationRecorder::builder()
+                        .name(name)
+                        .set_role_arn(rec["roleArn"].as_str().map(str::to_owned))
+                        .recording_group(
+                            aws_sdk_config::types::RecordingGroup::builder()
+                                .all_supported(rec["allSupported"].as_bool().unwrap_or(false))
+                                .include_global_resource_types(
+                                    rec["includeGlobalResourceTypes"].as_bool().unwrap_or(false),
+                                )
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+                .aws("config:PutConfigurationRecorder")?;
+            if let Some(ch) = before["deliveryChannels"].as_array().and_then(|d| d.first()) {
+                c.put_delivery_channel()
+                    .delivery_channel(
+                        aws_sdk_config::types::DeliveryChannel::builder()
+                            .set_name(ch["name"].as_str().map(str::to_owned))
+                            .set_s3_bucket_name(ch["s3BucketName"].as_str().map(str::to_owned))
+                            .set_s3_key_prefix(ch["s3KeyPrefix"].as_str().map(str::to_owned))
+                            .set_sns_topic_arn(ch["snsTopicARN"].as_str().map(str::to_owned))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .aws("config:PutDeliveryChannel")?;
+            }
+            if rec["recording"] == false {
+                c.stop_configuration_recorder()
+                    .configuration_recorder_name(name)
+                    .send()
+                    .await
+                    .aws("config:StopConfigurationRecorder")?;
+            }
+            report.restored.push(format!("config {region}: recorder {name} and its delivery channel as they were"));
+        }
+        None => {
+            let recs =
+                c.describe_configuration_recorders().send().await.aws("config:DescribeConfigurationRecorders")?;
+            for r in recs.configuration_recorders() {
+                let name = r.name().unwrap_or_default();
+                c.stop_configuration_recorder()
+                    .configuration_recorder_name(name)
+                    .send()
+                    .await
+                    .aws("config:StopConfigurationRecorder")?;
+                let chans = c.describe_delivery_channels().send().await.aws("config:DescribeDeliveryChannels")?;
+                for ch in chans.delivery_channels() {
+                    c.delete_delivery_channel()
+                        .delivery_channel_name(ch.name().unwrap_or_default())
+                        .send()
+                        .await
+                        .aws("config:DeleteDeliveryChannel")?;
+                }
+                c.delete_configuration_recorder()
+                    .configuration_recorder_name(name)
+                    .send()
+                    .await
+                    .aws("config:DeleteConfigurationRecorder")?;
+                report.restored.push(format!("config {region}: recorder {name} removed (there was none; its history stays in the logging bucket)"));
+            }
+        }
+    }
+    if region == &undo.run.home_region {
+        report.not_restorable.push(format!(
+            "config: the service-linked role AWSServiceRoleForConfig in {} stays (AWS owns it)",
+            undo.run.account
+        ));
+    }
+    Ok(())
 }

@@ -1,0 +1,97 @@
+//! `assure deploy`: the pipeline in the current account, or only its settings.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+use assure_contract::{AccountId, OrgLayout, StepError};
+use assure_core::pipeline::deploy::{self, Settings};
+use clap::Args;
+
+use crate::global::{config_of, connect, parse_regions, Global, Output};
+
+#[derive(Args)]
+pub(crate) struct DeployArgs {
+    /// The organization's logging account (holds the shared logging bucket). Default: the config
+    /// file's organization.logging_account.
+    #[arg(long)]
+    logging_account: Option<String>,
+    /// The organization's security account (delegated administrator for GuardDuty, Access Analyzer,
+    /// Config). Default: the config file's organization.security_account.
+    #[arg(long)]
+    security_account: Option<String>,
+    /// Regions runs cover by default, comma-separated; the first is the home region. Default: the
+    /// config file's regions, else us-east-1.
+    #[arg(long, value_delimiter = ',')]
+    regions: Option<Vec<String>>,
+    /// The role assure assumes in every account. Default: the config file's role_name, else
+    /// AssureExecutionRole.
+    #[arg(long)]
+    role_name: Option<String>,
+    /// Only record the settings, for a pipeline deployed with infra/assure.template.json.
+    #[arg(long)]
+    settings_only: bool,
+}
+
+pub(crate) async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode> {
+    let file = config_of(g)?;
+    let org = file.as_ref().map(|c| &c.organization);
+    let account = |flag: Option<String>, name: &str, from_file: Option<&AccountId>| -> Result<AccountId, StepError> {
+        match flag {
+            Some(s) => s.parse().map_err(|e: StepError| StepError::invalid_input(format!("--{name}: {}", e.message))),
+            None => from_file.cloned().ok_or_else(|| {
+                StepError::invalid_input(format!(
+                    "--{name} is required (or organization.{} in the --config file)",
+                    name.replace('-', "_")
+                ))
+            }),
+        }
+    };
+    let logging = account(args.logging_account, "logging-account", org.map(|o| &o.logging_account))?;
+    let security = account(args.security_account, "security-account", org.map(|o| &o.security_account))?;
+    let regions = match (&args.regions, &file) {
+        (Some(r), _) => parse_regions(r)?,
+        (None, Some(c)) => c.regions.clone(),
+        (None, None) => vec![assure_contract::Region::try_from("us-east-1".to_owned())?],
+    };
+    let role_name = args
+        .role_name
+        .or_else(|| file.as_ref().map(|c| c.role_name.clone()))
+        .unwrap_or_else(|| assure_contract::DEFAULT_ROLE_NAME.to_owned());
+    let Some(home) = regions.first().cloned() else { bail!("--regions: at least one region is needed") };
+    let aws = connect(g).await?;
+    let management: AccountId = aws.pipeline().account.clone();
+    let settings = Settings {
+        org: OrgLayout { management, logging, security },
+        regions,
+        home_region: home,
+        role_name,
+        notify: file.and_then(|c| c.notifications),
+    };
+    if args.settings_only {
+        let changes = deploy::write_settings(&aws, &settings).await?;
+        if g.output == Output::Json {
+            println!("{}", serde_json::json!({"changes": changes, "settings": settings}));
+        } else {
+            eprintln!("{}", if changes.is_empty() { "settings already up to date" } else { "wrote deployment.json" });
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let d = deploy::deploy(&aws, &settings).await?;
+    if g.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        for c in &d.changes {
+            eprintln!("  {c}");
+        }
+        if d.changes.is_empty() {
+            eprintln!("already up to date");
+        }
+        println!("state machine  {}", d.state_machine_arn);
+        println!("bulk machine   {}", d.bulk_state_machine_arn);
+        println!("checkpoints    s3://{}", d.checkpoint_bucket);
+        for (step, url) in &d.queues {
+            println!("queue          {step:<16} {url}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,229 @@
+//! What every control uses: the change recorder (plan mode records, live mode also writes), one
+//! piece of evidence, the "already exists" answers of parallel regions, the IAM roles a control
+//! hands to a service, and the logging key every control encrypts with.
+
+use assure_contract::{AccountId, Change, ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use serde_json::{json, Value};
+
+use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+
+/// The changes a step makes, as it makes them.
+pub(crate) struct Changes {
+    account: AccountId,
+    region: Region,
+    plan: bool,
+    pub(crate) list: Vec<Change>,
+}
+
+impl Changes {
+    pub(crate) fn new(acct: &AccountConfig) -> Changes {
+        Changes { account: acct.account.clone(), region: acct.region.clone(), plan: acct.plan, list: Vec::new() }
+    }
+
+    /// False in plan mode: the step records the change and does not make it.
+    pub(crate) fn live(&self) -> bool {
+        !self.plan
+    }
+
+    /// Records a change made in the account and region this recorder was made for.
+    pub(crate) fn push(&mut self, resource: impl Into<String>, action: &str, before: Value, after: Value) {
+        let (account, region) = (self.account.clone(), self.region.clone());
+        self.push_in(account, region, resource, action, before, after);
+    }
+
+    /// Records a change made in another account or region.
+    pub(crate) fn push_in(
+        &mut self,
+        account: AccountId,
+        region: Region,
+        resource: impl Into<String>,
+        action: &str,
+        before: Value,
+        after: Value,
+    ) {
+        self.list.push(Change { account, region, resource: resource.into(), action: action.to_owned(), before, after });
+    }
+
+    /// The step's output: a one-line summary, the changes, the snapshot.
+    pub(crate) fn output(self, step: StepName, region: &Region, what: &str, snapshot: Value) -> StepOutput {
+        let n = self.list.len();
+        StepOutput {
+            step,
+            region: region.clone(),
+            summary: if n == 0 { format!("{what}: already in place") } else { format!("{what}: {n} change(s)") },
+            changes: self.list,
+            evidence: vec![],
+            snapshot,
+        }
+    }
+}
+
+/// One piece of evidence about `acct`.
+pub(crate) fn evidence(
+    acct: &AccountConfig,
+    control: &str,
+    resource: impl Into<String>,
+    passed: bool,
+    detail: impl Into<String>,
+) -> Evidence {
+    debug_assert!(assure_contract::Control::find(control).is_some(), "unknown control {control}");
+    Evidence {
+        control: control.to_owned(),
+        account: acct.account.clone(),
+        region: acct.region.clone(),
+        resource: resource.into(),
+        passed,
+        detail: detail.into(),
+    }
+}
+
+/// Whether an AWS error code says "it is already there": concurrent regions of one run race to
+/// create account-wide things (service-linked roles, delegated administrators), and the loser is fine.
+pub(crate) fn already_exists(code: Option<&str>, message: &str) -> bool {
+    matches!(
+        code,
+        Some(
+            "EntityAlreadyExists"
+                | "EntityAlreadyExistsException"
+                | "AccountAlreadyRegisteredException"
+                | "ResourceAlreadyExistsException"
+                | "ConflictException"
+                | "DuplicatePolicyAttachmentException"
+        )
+    ) || message.contains("already exists")
+        || message.contains("has been taken in this account")
+}
+
+/// The logging key's ARN (one `kms:DescribeKey`); the logging bucket step must have run.
+pub(crate) async fn logging_key_arn(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
+    let logging = aws.account(&run.org.logging, &run.home_region).await?;
+    let found = key_arn(&logging).await?;
+    if found.is_none() && logging.plan {
+        return Ok(planned_key_arn(&logging));
+    }
+    found.ok_or_else(|| {
+        StepError::new(
+            ErrorName::Conflict,
+            format!(
+                "the logging key {} is missing in account {}: the logging-bucket step must run first",
+                RunInput::LOGGING_KEY_ALIAS,
+                run.org.logging
+            ),
+        )
+    })
+}
+
+/// A role with a trust policy and one inline policy, both kept as desired.
+pub(crate) async fn ensure_role(
+    acct: &AccountConfig,
+    name: &str,
+    description: &str,
+    trust: &Value,
+    policy_name: &str,
+    policy: &Value,
+    changes: &mut Changes,
+) -> Result<String, StepError> {
+    let iam = acct.iam();
+    let arn = format!("arn:aws:iam::{}:role/{name}", acct.account);
+    match iam.get_role().role_name(name).send().await {
+        Ok(out) => {
+            let current = out.role().and_then(|r| r.assume_role_policy_document()).and_then(crate::aws::decode_policy);
+            if current.as_ref() != Some(trust) {
+                if changes.live() {
+                    iam.update_assume_role_policy()
+                        .role_name(name)
+                        .policy_document(trust.to_string())
+                        .send()
+                        .await
+                        .aws(format!("iam:UpdateAssumeRolePolicy {name}"))?;
+                }
+                changes.push(format!("iam:role/{name}/trust"), "update", json!(current), trust.clone());
+            }
+        }
+        Err(e) if error_code(&e) == Some("NoSuchEntity") && !changes.live() => {
+            changes.push(format!("iam:role/{name}"), "create", Value::Null, trust.clone());
+        }
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => {
+            let created = iam
+                .create_role()
+                .role_name(name)
+                .description(description)
+                .assume_role_policy_document(trust.to_string())
+                .send()
+                .await;
+            match created {
+                Ok(_) => changes.push(format!("iam:role/{name}"), "create", Value::Null, trust.clone()),
+                // IAM is global and regions run in parallel: another region created it first.
+                Err(e) if already_exists(error_code(&e), "") => {}
+                Err(e) => return Err(e).aws(format!("iam:CreateRole {name}")),
+            }
+        }
+        Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
+    }
+    let current = match iam.get_role_policy().role_name(name).policy_name(policy_name).send().await {
+        Ok(out) => crate::aws::decode_policy(out.policy_document()),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
+        Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {name}")),
+    };
+    if current.as_ref() != Some(policy) {
+        if changes.live() {
+            iam.put_role_policy()
+                .role_name(name)
+                .policy_name(policy_name)
+                .policy_document(policy.to_string())
+                .send()
+                .await
+                .aws(format!("iam:PutRolePolicy {name}"))?;
+        }
+        changes.push(format!("iam:role/{name}/{policy_name}"), "update", json!(current), policy.clone());
+    }
+    Ok(arn)
+}
+
+/// The service-linked role a service needs, created once per account. Regions race for it; the
+/// loser finds it there.
+pub(crate) async fn ensure_service_linked_role(
+    acct: &AccountConfig,
+    service: &str,
+    name: &str,
+    changes: &mut Changes,
+) -> Result<(), StepError> {
+    let iam = acct.iam();
+    match iam.get_role().role_name(name).send().await {
+        Ok(_) => return Ok(()),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
+        Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
+    }
+    if !changes.live() {
+        changes.push(format!("iam:role/{name}"), "create", Value::Null, json!({"service": service}));
+        return Ok(());
+    }
+    match iam.create_service_linked_role().aws_service_name(service).send().await {
+        Ok(_) => {
+            changes.push(format!("iam:role/{name}"), "create", Value::Null, json!({"service": service}));
+            Ok(())
+        }
+        Err(e)
+            if already_exists(error_code(&e), &e.to_string())
+                || e.as_service_error().is_some_and(|s| s.to_string().contains("has been taken")) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e).aws(format!("iam:CreateServiceLinkedRole {service}")),
+    }
+}
+
+/// The ARN a plan shows for the logging key it would create (its alias ARN).
+pub(crate) fn planned_key_arn(acct: &AccountConfig) -> String {
+    format!("arn:aws:kms:{}:{}:{}", acct.region, acct.account, RunInput::LOGGING_KEY_ALIAS)
+}
+
+/// The logging key's ARN, found by its alias, or None.
+pub(crate) async fn key_arn(acct: &AccountConfig) -> Result<Option<String>, StepError> {
+    let alias = RunInput::LOGGING_KEY_ALIAS;
+    match acct.kms().describe_key().key_id(alias).send().await {
+        Ok(out) => Ok(out.key_metadata().and_then(|k| k.arn()).map(str::to_owned)),
+        Err(e) if error_code(&e) == Some("NotFoundException") => Ok(None),
+        Err(e) => Err(e).aws(format!("kms:DescribeKey {alias}")),
+    }
+}

@@ -1,0 +1,136 @@
+//! The baseline: one module per control, each with one shape, the [`Control`] trait.
+//!
+//! A control knows four things about its part of the account, and nothing about how a run is
+//! orchestrated:
+//! - what it reads: its part of a region's before-snapshot ([`Control::snapshot`]);
+//! - plan/apply: its steps, which read first and change only what differs ([`Control::apply`]);
+//! - verify: the evidence that it holds, read-only ([`Control::evidence`]);
+//! - compensate: restoring its part of the before-snapshot ([`Control::compensate`]).
+//!
+//! The pipeline drives them through [`baseline::ALL`]: `discover` asks each for its snapshot,
+//! `verify` gathers their evidence, `rollback` runs their compensations in reverse order. Adding a
+//! control is one file here, one line in [`baseline::ALL`], and its step names in
+//! `assure_contract::StepName` (the state machine, queues and roles follow from those).
+//!
+//! Layer rule: a control imports this module, [`kit`], [`names`], `crate::aws` and the contract;
+//! never another control and never the pipeline. Only [`baseline`] names the controls (checked by
+//! the `layers` test).
+
+pub mod access_analyzer;
+pub mod alarms;
+pub mod baseline;
+pub mod cloudtrail;
+pub mod config;
+pub mod guardduty;
+pub mod kit;
+pub mod logging_bucket;
+pub mod names;
+pub mod scps;
+pub mod session_manager;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+
+use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::aws::{AccountConfig, Aws};
+
+/// What a control's calls answer.
+pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StepError>> + Send + 'a>>;
+
+/// One control of the baseline.
+pub trait Control: Sync {
+    /// Its name: the prefix of its rollback report lines.
+    fn name(&self) -> &'static str;
+
+    /// The steps that put it in place, in the state machine's order. Regional when any is.
+    fn steps(&self) -> &'static [StepName];
+
+    /// Whether it acts in every region of the run (else once, in the home region).
+    fn regional(&self) -> bool {
+        self.steps().iter().any(|s| s.regional())
+    }
+
+    /// The key of its part in a region's before-snapshot, if it reads one.
+    fn snapshot_key(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// What it reads: the account's existing setup for this control in `acct`'s region (JSON null
+    /// when there is none). Read-only; taken before any step changes anything.
+    fn snapshot<'a>(&'a self, _acct: &'a AccountConfig) -> Fut<'a, Value> {
+        Box::pin(async { Ok(Value::Null) })
+    }
+
+    /// One clause of discover's summary about its snapshot part.
+    fn summarize(&self, _part: &Value) -> String {
+        String::new()
+    }
+
+    /// Plan/apply: runs `step`, one of [`Control::steps`], in `region` (the home region for a
+    /// control that is not regional). In plan mode it records what it would change.
+    fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, step: StepName, region: &'a Region) -> Fut<'a, StepOutput>;
+
+    /// Verify: the evidence that it holds in `region` (the home region for a control that is not
+    /// regional), read-only.
+    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Vec<Evidence>>;
+
+    /// Compensate: restores its part of the before-snapshot in `region`, reporting what it
+    /// restored and what it cannot. Called only when one of its steps ran.
+    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()>;
+}
+
+/// What a rollback did and could not do.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub restored: Vec<String>,
+    pub not_restorable: Vec<String>,
+}
+
+/// What a compensation knows of the run it undoes: which steps ran and what they recorded. Built
+/// by the pipeline from the run's checkpoints; a control never reads checkpoints itself.
+pub struct Undo<'a> {
+    pub aws: &'a Aws,
+    pub run: &'a RunInput,
+    ran: BTreeSet<StepName>,
+    snapshots: BTreeMap<(StepName, Region), Value>,
+}
+
+impl<'a> Undo<'a> {
+    pub fn new(aws: &'a Aws, run: &'a RunInput) -> Undo<'a> {
+        Undo { aws, run, ran: BTreeSet::new(), snapshots: BTreeMap::new() }
+    }
+
+    /// Records that `step` ran in `region` (completed or failed: a failed step may have changed
+    /// something), with the snapshot of its output if it completed.
+    pub fn record(&mut self, step: StepName, region: &Region, completed_snapshot: Option<Value>) {
+        self.ran.insert(step);
+        if let Some(s) = completed_snapshot {
+            self.snapshots.insert((step, region.clone()), s);
+        }
+    }
+
+    /// Whether `step` ran in some region.
+    pub fn ran(&self, step: StepName) -> bool {
+        self.ran.contains(&step)
+    }
+
+    /// The snapshot a completed `step` recorded in `region`.
+    pub fn snapshot(&self, step: StepName, region: &Region) -> Option<&Value> {
+        self.snapshots.get(&(step, region.clone()))
+    }
+
+    /// A control's part of `region`'s before-snapshot (discover's), or null.
+    pub fn before(&self, region: &Region, key: &str) -> Value {
+        self.snapshot(StepName::Discover, region).map(|s| s[key].clone()).unwrap_or(Value::Null)
+    }
+
+    /// The onboarded account in `region`.
+    pub async fn target(&self, region: &Region) -> Result<AccountConfig, StepError> {
+        self.aws.account(&self.run.account, region).await
+    }
+}

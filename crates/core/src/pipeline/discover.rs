@@ -1,0 +1,45 @@
+//! Discover: the role works in this region, and what security setup the account already has here.
+//! Read-only. Its snapshot is the "before" of the region, one part per control that reads one
+//! (`Control::snapshot`): what the later steps take over and what a rollback restores.
+
+use assure_contract::{Region, RunInput, StepError, StepName, StepOutput};
+use futures::future::try_join_all;
+use serde_json::{Map, Value};
+
+use crate::aws::{AccountConfig, Aws, AwsResultExt};
+use crate::controls::{self, Control};
+
+pub async fn run(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
+    let target = aws.account(&run.account, region).await?;
+    let who = target.sts().get_caller_identity().send().await.aws(format!("sts:GetCallerIdentity in {region}"))?;
+    if who.account() != Some(run.account.as_str()) {
+        return Err(StepError::invalid_input(format!(
+            "roleName: the role acts as account {} in {region}, not {}",
+            who.account().unwrap_or("?"),
+            run.account
+        )));
+    }
+    let parts = snapshot(&target).await?;
+    let summary: Vec<String> = parts.iter().map(|(control, part)| control.summarize(part)).collect();
+    let mut snapshot = Map::new();
+    snapshot.insert("region".to_owned(), Value::String(region.to_string()));
+    for (control, part) in parts {
+        snapshot.insert(control.snapshot_key().unwrap_or_default().to_owned(), part);
+    }
+    Ok(StepOutput {
+        step: StepName::Discover,
+        region: region.clone(),
+        summary: format!("{region}: {}", summary.join(", ")),
+        changes: vec![],
+        evidence: vec![],
+        snapshot: Value::Object(snapshot),
+    })
+}
+
+/// Every control's part of the region's existing setup, read in parallel, in [`controls::baseline::ALL`]'s order.
+pub async fn snapshot(acct: &AccountConfig) -> Result<Vec<(&'static dyn Control, Value)>, StepError> {
+    let readers: Vec<&'static dyn Control> =
+        controls::baseline::ALL.iter().copied().filter(|c| c.snapshot_key().is_some()).collect();
+    let parts = try_join_all(readers.iter().map(|c| c.snapshot(acct))).await?;
+    Ok(readers.into_iter().zip(parts).collect())
+}

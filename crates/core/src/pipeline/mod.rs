@@ -1,0 +1,20 @@
+//! The pipeline: what runs the baseline. The steps that are not a control's (preflight, discover,
+//! verify, rollback), the dispatch of a task to its step, the dry run, the worker protocol and its
+//! checkpoints, starting and following runs and bulk runs, the deployment and its templates.
+//!
+//! Layer rule: imports the controls and `crate::aws`, never `crate::audit` (checked by
+//! `crate::layers`).
+
+pub mod bulk;
+pub mod checkpoint;
+pub mod deploy;
+pub mod discover;
+pub mod infra;
+pub mod plan;
+pub mod preflight;
+pub mod resources;
+pub mod rollback;
+pub mod runs;
+pub mod steps;
+pub mod verify;
+pub mod worker;

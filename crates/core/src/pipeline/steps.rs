@@ -1,0 +1,40 @@
+//! A task's step: a control's step goes to that control, the pipeline's own steps to their module.
+//! Each step reads first and writes only what differs, so running it twice changes nothing the
+//! second time; each returns a [`StepOutput`] with the changes it made and, where it changed
+//! something, the configuration it found before.
+
+use assure_contract::{RunInput, StepError, StepName, StepOutput, TaskMessage};
+use serde_json::Value;
+
+use crate::aws::Aws;
+use crate::controls;
+use crate::pipeline::{discover, preflight, rollback, verify};
+
+/// Runs the step a task asks for.
+pub async fn dispatch(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepError> {
+    let run = &task.run;
+    let region = &task.region;
+    match task.step {
+        StepName::Preflight => preflight::run(aws, run).await,
+        StepName::Discover => discover::run(aws, run, region).await,
+        StepName::Verify => verify::run(aws, run).await,
+        StepName::Rollback => rollback_step(aws, run).await,
+        step => match controls::baseline::owner(step) {
+            Some(control) => control.apply(aws, run, step, region).await,
+            None => Err(StepError::internal(format!("step {step} belongs to no control"))),
+        },
+    }
+}
+
+/// The rollback step: the failure policy `rollback`, inside the state machine.
+async fn rollback_step(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
+    let report = rollback::run(aws, run).await?;
+    Ok(StepOutput {
+        step: StepName::Rollback,
+        region: run.home_region.clone(),
+        summary: format!("{} restored, {} not restorable", report.restored.len(), report.not_restorable.len()),
+        changes: vec![],
+        evidence: vec![],
+        snapshot: serde_json::to_value(&report).unwrap_or(Value::Null),
+    })
+}
