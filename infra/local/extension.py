@@ -34,6 +34,7 @@ from moto.organizations.models import organizations_backends
 
 import authz
 import iam as iam_eval
+import rules
 
 SCOPE = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
 LOCK = threading.RLock()
@@ -858,37 +859,50 @@ def error_response(start_response: Callable, environ: dict, service: str, kind: 
     """A refusal in the shape the service's protocol uses: `denied` (AccessDenied) or `invalid-key`
     (an access key the account does not know)."""
     denied = kind == "denied"
-    rid = str(uuid.uuid4())
     path = environ.get("PATH_INFO", "")
     if service == "s3":
-        code = "AccessDenied" if denied else "InvalidAccessKeyId"
-        body = f"<Error><Code>{code}</Code><Message>{xml_escape(message)}</Message><RequestId>{rid}</RequestId></Error>".encode()
-        status, ctype = "403 Forbidden", "application/xml"
+        code, status = ("AccessDenied" if denied else "InvalidAccessKeyId"), 403
     elif "/operation/" in path:
-        import cbor2
-
-        code = "AccessDenied" if denied else "InvalidClientTokenId"
-        body = cbor2.dumps({"__type": code, "message": message})
-        status, ctype = "403 Forbidden", "application/cbor"
-        start_response(status, [("Content-Type", ctype), ("smithy-protocol", "rpc-v2-cbor"), ("Content-Length", str(len(body))),
-                                ("x-amzn-RequestId", rid)])
-        return [body]
+        code, status = ("AccessDenied" if denied else "InvalidClientTokenId"), 403
     elif environ.get("HTTP_X_AMZ_TARGET") or service in ("guardduty", "access-analyzer"):
         code = "AccessDeniedException" if denied else "UnrecognizedClientException"
         if service == "sqs":
             code = "AccessDenied" if denied else "InvalidClientTokenId"
-        body = json.dumps({"__type": code, "message": message, "Message": message}).encode()
-        status = "403 Forbidden" if denied or service == "sqs" else "400 Bad Request"
-        ctype = "application/x-amz-json-1.1"
+        status = 403 if denied or service == "sqs" else 400
     else:
         code = "AccessDenied" if denied else "InvalidClientTokenId"
         if service == "sns" and denied:
             code = "AuthorizationError"
+        status = 403
+    return service_error(start_response, environ, service, status, code, message)
+
+
+STATUS_TEXT = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
+
+
+def service_error(start_response: Callable, environ: dict, service: str, status: int, code: str,
+                  message: str) -> list[bytes]:
+    """An error answer in the service's protocol: S3's XML, Smithy RPC v2 CBOR, JSON (x-amz-target and
+    REST-JSON), or the query protocol's XML."""
+    rid = str(uuid.uuid4())
+    line = f"{status} {STATUS_TEXT.get(status, 'Error')}"
+    headers = [("x-amzn-ErrorType", code), ("x-amzn-RequestId", rid)]
+    if service == "s3":
+        body = f"<Error><Code>{code}</Code><Message>{xml_escape(message)}</Message><RequestId>{rid}</RequestId></Error>".encode()
+        headers.append(("Content-Type", "application/xml"))
+    elif "/operation/" in environ.get("PATH_INFO", ""):
+        import cbor2
+
+        body = cbor2.dumps({"__type": code, "message": message})
+        headers += [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
+    elif environ.get("HTTP_X_AMZ_TARGET") or service in ("guardduty", "access-analyzer"):
+        body = json.dumps({"__type": code, "message": message, "Message": message}).encode()
+        headers.append(("Content-Type", "application/x-amz-json-1.1"))
+    else:
         body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{xml_escape(message)}</Message>"
                 f"</Error><RequestId>{rid}</RequestId></ErrorResponse>").encode()
-        status, ctype = "403 Forbidden", "text/xml"
-    start_response(status, [("Content-Type", ctype), ("Content-Length", str(len(body))),
-                            ("x-amzn-ErrorType", code), ("x-amzn-RequestId", rid)])
+        headers.append(("Content-Type", "text/xml"))
+    start_response(line, headers + [("Content-Length", str(len(body)))])
     return [body]
 
 
@@ -1067,6 +1081,10 @@ class Extension:
             refused = self.authorize(environ, start_response, scope)
             if refused is not None:
                 return refused
+        if client_call or service_call:
+            refused = self.validate(environ, start_response, scope)
+            if refused is not None:
+                return refused
         if self.signing(environ) == "s3" and environ.get("REQUEST_METHOD") == "PUT" and (
             environ.get("HTTP_IF_MATCH") or environ.get("HTTP_IF_NONE_MATCH")
         ):
@@ -1135,6 +1153,21 @@ class Extension:
             return None
         self.iam_counts["denied"] += 1
         return error_response(start_response, environ, service, "denied", denial.message)
+
+    def validate(self, environ: dict, start_response: Callable, scope: re.Match) -> list[bytes] | None:
+        """The service's own checks of the request (rules.py): None to go on, or its refusal."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        import io
+
+        environ["wsgi.input"] = io.BytesIO(raw)
+        service = scope.group(3)
+        with LOCK:
+            req = authz.parse_request(environ, raw, service, scope.group(2))
+            refused = rules.check(req, get_account_id_from(scope.group(1)), raw)
+        if refused is None:
+            return None
+        return service_error(start_response, environ, service, refused.status, refused.code, refused.message)
 
     def read_json(self, environ: dict) -> dict:
         length = int(environ.get("CONTENT_LENGTH") or 0)

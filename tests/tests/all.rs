@@ -2,7 +2,8 @@
 //! - `statemachine`: the ASL files checked offline;
 //! - `errors`: AWS failure paths through the SDK against wiremock;
 //! - `extension`: the local cloud's extension through the Rust SDK;
-//! - `e2e`: whole onboarding runs on the local cloud.
+//! - `e2e`: whole onboarding runs on the local cloud;
+//! - `iam`, `rules`: the local cloud refuses what AWS refuses (IAM; the services' own checks).
 
 mod all {
     mod bulk;
@@ -15,6 +16,7 @@ mod all {
     mod iam;
     mod infra;
     mod resume;
+    mod rules;
     mod statemachine;
     mod step_errors;
 }

@@ -15,6 +15,7 @@ const EXTENSION_PY: &str = include_str!("../../../infra/local/extension.py");
 const SEED_PY: &str = include_str!("../../../infra/local/seed.py");
 const IAM_PY: &str = include_str!("../../../infra/local/iam.py");
 const AUTHZ_PY: &str = include_str!("../../../infra/local/authz.py");
+const RULES_PY: &str = include_str!("../../../infra/local/rules.py");
 const REQUIREMENTS: &str = include_str!("../../../infra/local/requirements.txt");
 
 /// Environment variable: the state directory (default `$HOME/.cache/assure/local`).
@@ -177,6 +178,7 @@ fn write_files(dir: &Path) -> anyhow::Result<()> {
         ("seed.py", SEED_PY),
         ("iam.py", IAM_PY),
         ("authz.py", AUTHZ_PY),
+        ("rules.py", RULES_PY),
         (MEMBER_TEMPLATE, member.as_str()),
     ] {
         std::fs::write(dir.join(name), text).with_context(|| format!("writing {name}"))?;

@@ -22,7 +22,11 @@ fn the_policy_evaluator_follows_the_documented_evaluation_logic() {
 
 /// The AWS CLI (botocore, not our SDK) against the local cloud with the given credentials:
 /// (exit code, stdout, stderr).
-fn aws_cli(cloud: &LocalCloud, creds: &aws_sdk_sts::config::Credentials, args: &[&str]) -> (i32, String, String) {
+pub(super) fn aws_cli(
+    cloud: &LocalCloud,
+    creds: &aws_sdk_sts::config::Credentials,
+    args: &[&str],
+) -> (i32, String, String) {
     // `cargo xtask test` installs a pinned AWS CLI and names it; `aws` on the PATH otherwise.
     let mut cmd = Command::new(std::env::var("ASSURE_AWS_CLI").unwrap_or_else(|_| "aws".into()));
     cmd.args(args)
@@ -74,7 +78,7 @@ async fn role_made_by(
     aws_sdk_sts::config::Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), None, "t")
 }
 
-async fn credentials(conf: &aws_config::SdkConfig) -> aws_sdk_sts::config::Credentials {
+pub(super) async fn credentials(conf: &aws_config::SdkConfig) -> aws_sdk_sts::config::Credentials {
     use aws_sdk_sts::config::ProvideCredentials;
     conf.credentials_provider().expect("credentials").provide_credentials().await.expect("credentials")
 }

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{planned_key_arn, Changes};
+use crate::controls::names::FINDINGS_ROLE;
 use crate::controls::{Control, Fut, Report, Undo};
 
 /// Prefix of the logging bucket's own access logs in the access-log bucket.
@@ -190,11 +191,15 @@ pub fn logging_bucket_policy(bucket: &str, org_id: &str, security: &str) -> Valu
              "Action": "s3:PutObject",
              "Resource": [format!("{arn}/AWSLogs/*"), format!("{arn}/guardduty/*")],
              "Condition": org},
+            // The findings role is named in a condition, not as the principal: S3 refuses a policy
+            // naming a role that does not exist, and the access-analyzer step creates it later.
             {"Sid": "AccessAnalyzerFindings", "Effect": "Allow",
-             "Principal": {"AWS": format!("arn:aws:iam::{security}:role/{}", crate::controls::names::FINDINGS_ROLE)},
+             "Principal": {"AWS": format!("arn:aws:iam::{security}:root")},
              "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket"],
              "Resource": [arn.clone(), format!("{arn}/access-analyzer/*")],
-             "Condition": {"StringEquals": {"aws:PrincipalOrgID": org_id}}},
+             "Condition": {
+                 "StringEquals": {"aws:PrincipalOrgID": org_id},
+                 "ArnEquals": {"aws:PrincipalArn": format!("arn:aws:iam::{security}:role/{FINDINGS_ROLE}")}}},
             {"Sid": "SessionManagerLogs", "Effect": "Allow",
              "Principal": {"AWS": "*"},
              "Action": "s3:PutObject",

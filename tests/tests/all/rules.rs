@@ -1,0 +1,75 @@
+//! The services' own checks, enforced by the local cloud (infra/local/rules.py), each broken on
+//! its own through the AWS CLI, the independent client: refused with AWS's error code and message,
+//! then accepted once the request is what AWS accepts.
+
+use assure_e2e::LocalCloud;
+
+use super::iam::{aws_cli, credentials};
+
+/// S3 bucket policies, KMS key policies and IAM trust policies may name only IAM principals that
+/// exist; the account's root and service principals are always accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn policies_naming_a_principal_that_does_not_exist_are_refused() {
+    let cloud = LocalCloud::start();
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let (_, out, _) =
+        aws_cli(&cloud, &admin, &["sts", "get-caller-identity", "--query", "Account", "--output", "text"]);
+    let account = out.trim().to_owned();
+    let role = format!("arn:aws:iam::{account}:role/delivers-later");
+    let root = format!("arn:aws:iam::{account}:root");
+    let statement = |principal: &str, action: &str, resource: &str| serde_json::json!({"Effect": "Allow", "Principal": {"AWS": principal}, "Action": action, "Resource": resource});
+    let doc = |statements: Vec<serde_json::Value>| {
+        serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+    };
+    let (code, _, err) = aws_cli(&cloud, &admin, &["s3api", "create-bucket", "--bucket", "policies-checked"]);
+    assert_eq!(code, 0, "{err}");
+    let bucket_policy = doc(vec![
+        statement(&root, "s3:GetObject", "arn:aws:s3:::policies-checked/*"),
+        statement(&role, "s3:PutObject", "arn:aws:s3:::policies-checked/*"),
+    ]);
+    let key_policy = doc(vec![statement(&root, "kms:*", "*"), statement(&role, "kms:Decrypt", "*")]);
+    let trust =
+        doc(vec![serde_json::json!({"Effect": "Allow", "Principal": {"AWS": role}, "Action": "sts:AssumeRole"})]);
+    let put_bucket_policy = ["s3api", "put-bucket-policy", "--bucket", "policies-checked", "--policy", &bucket_policy];
+    let create_key = ["kms", "create-key", "--policy", &key_policy];
+    let create_role = ["iam", "create-role", "--role-name", "trusts-it", "--assume-role-policy-document", &trust];
+
+    // The role does not exist yet: each service refuses, as AWS does.
+    let (code, _, err) = aws_cli(&cloud, &admin, &put_bucket_policy);
+    assert_ne!(code, 0);
+    assert!(err.contains("(MalformedPolicy)") && err.contains("Invalid principal in policy"), "{err}");
+    let (code, _, err) = aws_cli(&cloud, &admin, &create_key);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("(MalformedPolicyDocumentException)")
+            && err.contains("Policy contains a statement with one or more invalid principals."),
+        "{err}"
+    );
+    let (code, _, err) = aws_cli(&cloud, &admin, &create_role);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("(MalformedPolicyDocument)")
+            && err.contains(&format!("Invalid principal in policy: \"AWS\":\"{role}\"")),
+        "{err}"
+    );
+    let (_, out, _) =
+        aws_cli(&cloud, &admin, &["iam", "list-roles", "--query", "Roles[].RoleName", "--output", "text"]);
+    assert!(!out.contains("trusts-it"), "a refused CreateRole created nothing: {out}");
+
+    // The same requests once the role exists.
+    let lambda_trust = doc(vec![
+        serde_json::json!({"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}),
+    ]);
+    let (code, _, err) = aws_cli(
+        &cloud,
+        &admin,
+        &["iam", "create-role", "--role-name", "delivers-later", "--assume-role-policy-document", &lambda_trust],
+    );
+    assert_eq!(code, 0, "a trust naming only a service principal: {err}");
+    for args in [&put_bucket_policy[..], &create_key[..], &create_role[..]] {
+        let (code, _, err) = aws_cli(&cloud, &admin, args);
+        assert_eq!(code, 0, "{} {}: {err}", args[0], args[1]);
+    }
+    let (_, out, _) = aws_cli(&cloud, &admin, &["s3api", "get-bucket-policy", "--bucket", "policies-checked"]);
+    assert!(out.contains("delivers-later"), "{out}");
+}
