@@ -573,7 +573,11 @@ where
                 ErrorName::Retryable
             } else if DENIED_CODES.contains(&code) {
                 ErrorName::AccessDenied
-            } else if code.contains("LimitExceeded") || code.contains("Quota") || code.starts_with("MaxNumberOf") {
+            } else if code.contains("LimitExceeded")
+                || code.contains("Quota")
+                || code.starts_with("MaxNumberOf")
+                || code.starts_with("MaximumNumberOf")
+            {
                 ErrorName::QuotaExceeded
             } else {
                 ErrorName::Internal
@@ -621,6 +625,37 @@ mod tests {
     fn iam_policies_are_decoded() {
         assert_eq!(decode_policy("%7B%22a%22%3A1%7D"), Some(serde_json::json!({"a": 1})));
         assert_eq!(decode_policy("{\"a\":1}"), Some(serde_json::json!({"a": 1})));
+    }
+
+    /// A service's answer, as the SDK hands it over.
+    fn answer(
+        status: u16,
+        code: &str,
+    ) -> SdkError<aws_sdk_cloudtrail::operation::create_trail::CreateTrailError, HttpResponse> {
+        let meta = aws_smithy_types::error::ErrorMetadata::builder().code(code).message("m").build();
+        let raw = HttpResponse::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(status).expect("a status"),
+            aws_smithy_types::body::SdkBody::empty(),
+        );
+        SdkError::service_error(aws_sdk_cloudtrail::operation::create_trail::CreateTrailError::generic(meta), raw)
+    }
+
+    #[test]
+    fn service_error_codes_are_named_by_what_the_caller_can_do() {
+        for (status, code, name) in [
+            (400, "ThrottlingException", ErrorName::Retryable),
+            (500, "InvalidParameterValue", ErrorName::Retryable),
+            (403, "AccessDenied", ErrorName::AccessDenied),
+            (400, "LimitExceededException", ErrorName::QuotaExceeded),
+            (400, "MaxNumberOfConfigRulesExceededException", ErrorName::QuotaExceeded),
+            // CloudTrail's five trails per region: https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_CreateTrail.html
+            (400, "MaximumNumberOfTrailsExceededException", ErrorName::QuotaExceeded),
+            (400, "InvalidParameterValue", ErrorName::Internal),
+        ] {
+            let err = classify(&answer(status, code), "cloudtrail:CreateTrail");
+            assert_eq!(err.name, name, "{status} {code}");
+            assert_eq!(err.message, format!("cloudtrail:CreateTrail: {code}: m"));
+        }
     }
 
     #[test]
