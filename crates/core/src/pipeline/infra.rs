@@ -242,6 +242,16 @@ pub fn pipeline_template() -> Value {
             ]);
         }
         resources.insert(role.clone(), role_res);
+        // The function's log group, made here rather than by Lambda on first use: the role may not
+        // create log groups (Lambda would drop the logs), and this one has retention and the key.
+        let log_group = format!("{id}LogGroup");
+        resources.insert(
+            log_group.clone(),
+            json!({"Type": "AWS::Logs::LogGroup", "Properties": {
+                "LogGroupName": format!("/aws/lambda/assure-step-{}", step.as_str()),
+                "RetentionInDays": 365,
+                "KmsKeyId": getatt("PipelineKey", "Arn")}}),
+        );
         resources.insert(
             function.clone(),
             json!({
@@ -261,6 +271,7 @@ pub fn pipeline_template() -> Value {
                     "ReservedConcurrentExecutions": reference("StepConcurrency"),
                     "KmsKeyArn": getatt("PipelineKey", "Arn"),
                     "Role": getatt(&role, "Arn"),
+                    "LoggingConfig": {"LogGroup": reference(&log_group), "LogFormat": "Text"},
                     "Environment": {"Variables": {"ASSURE_HEARTBEAT_SECONDS": "20", "ASSURE_PIPELINE_ACCOUNT": reference("AWS::AccountId")}},
                     "Events": {"Tasks": {"Type": "SQS", "Properties": {
                         "Queue": getatt(&queue, "Arn"),
