@@ -425,7 +425,7 @@ pub fn pipeline_template() -> Value {
                     "RoleArn": getatt("OnboardOnJoinRole", "Arn"),
                     "InputTransformer": {
                         "InputPathsMap": {"id": "$.id", "account": "$.detail.userIdentity.accountId"},
-                        "InputTemplate": sub("{\"run\": {\"runId\": \"join-<id>\", \"account\": \"<account>\", \"regions\": ${RegionsJson}, \"homeRegion\": \"${AWS::Region}\", \"org\": {\"management\": \"${AWS::AccountId}\", \"logging\": \"${LoggingAccount}\", \"security\": \"${SecurityAccount}\"}, \"roleName\": \"${MemberRoleName}\"}}")
+                        "InputTemplate": sub("{\"run\": {\"runId\": \"join-<id>\", \"account\": \"<account>\", \"regions\": ${RegionsJson}, \"homeRegion\": \"${AWS::Region}\", \"org\": {\"management\": \"${AWS::AccountId}\", \"logging\": \"${LoggingAccount}\", \"security\": \"${SecurityAccount}\"}, \"roleName\": \"${MemberRoleName}\", \"policy\": \"hold\"}}")
                     }
                 }]
             }
