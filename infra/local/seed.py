@@ -4,7 +4,8 @@ Management (the caller's account), logging and security accounts, and two extern
 brownfield security setup of their own:
 - GuardDuty detectors in two regions, members of a foreign administrator outside the organization;
 - a running multi-region trail delivering to the account's own bucket;
-- a Config recorder and delivery channel with custom names, recording;
+- a Config recorder and delivery channel with custom names, recording, the channel encrypted with a key of
+  the account's own;
 - custom Session Manager preferences (SSM-SessionManagerRunShell).
 Every account gets the role assure assumes. Idempotent: a second run finds the same accounts.
 Prints the account ids as JSON on stdout.
@@ -173,7 +174,18 @@ def brownfield(endpoint, account, creds, foreign):
         cfg.put_configuration_recorder(ConfigurationRecorder={
             "name": "legacy-recorder", "roleARN": role_arn,
             "recordingGroup": {"allSupported": True, "includeGlobalResourceTypes": region == "us-east-1"}})
-        cfg.put_delivery_channel(DeliveryChannel={"name": "legacy-channel", "s3BucketName": config_bucket})
+        # Encrypted with a key of the account's own, delivering snapshots every six hours: settings a
+        # rollback must write back.
+        kms = client("kms", endpoint, region, creds)
+        aliases = {a["AliasName"]: a.get("TargetKeyId") for a in kms.list_aliases()["Aliases"]}
+        key_id = aliases.get("alias/legacy-config")
+        if not key_id:
+            key_id = kms.create_key(Description="legacy Config delivery")["KeyMetadata"]["KeyId"]
+            kms.create_alias(AliasName="alias/legacy-config", TargetKeyId=key_id)
+        key_arn = f"arn:aws:kms:{region}:{account}:key/{key_id}"
+        cfg.put_delivery_channel(DeliveryChannel={
+            "name": "legacy-channel", "s3BucketName": config_bucket, "s3KmsKeyArn": key_arn,
+            "configSnapshotDeliveryProperties": {"deliveryFrequency": "Six_Hours"}})
         cfg.start_configuration_recorder(ConfigurationRecorderName="legacy-recorder")
 
         # Custom Session Manager preferences.

@@ -276,6 +276,11 @@ pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
                 "s3BucketName": d.s3_bucket_name(),
                 "s3KeyPrefix": d.s3_key_prefix(),
                 "snsTopicARN": d.sns_topic_arn(),
+                "s3KmsKeyArn": d.s3_kms_key_arn(),
+                "deliveryFrequency": d
+                    .config_snapshot_delivery_properties()
+                    .and_then(|p| p.delivery_frequency())
+                    .map(|f| f.as_str()),
             })
         })
         .collect();
@@ -356,6 +361,12 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
                             .set_s3_bucket_name(ch["s3BucketName"].as_str().map(str::to_owned))
                             .set_s3_key_prefix(ch["s3KeyPrefix"].as_str().map(str::to_owned))
                             .set_sns_topic_arn(ch["snsTopicARN"].as_str().map(str::to_owned))
+                            .set_s3_kms_key_arn(ch["s3KmsKeyArn"].as_str().map(str::to_owned))
+                            .set_config_snapshot_delivery_properties(ch["deliveryFrequency"].as_str().map(|f| {
+                                aws_sdk_config::types::ConfigSnapshotDeliveryProperties::builder()
+                                    .delivery_frequency(aws_sdk_config::types::MaximumExecutionFrequency::from(f))
+                                    .build()
+                            }))
                             .build(),
                     )
                     .send()
