@@ -234,6 +234,19 @@ class GuardDuty:
     def disassociate_members(self, call: Call, d: str) -> dict:
         self.detector(call, d)
         members, found, unprocessed = self._select(call)
+        # "With autoEnableOrganizationMembers configuration for your organization set to ALL, you'll
+        # receive an error if you attempt to disassociate a member account before removing them from
+        # your organization." https://docs.aws.amazon.com/guardduty/latest/APIReference/API_DisassociateMembers.html
+        # (the page names no message; this one is ours).
+        config = self.org_config.get((call.account, call.region), {})
+        if config.get("autoEnableOrganizationMembers") == "ALL":
+            org = organization_of(call.account)
+            managed = [a for a in found if members[a].get("relationshipStatus") == "Enabled" and org is not None
+                       and (organization_of(a) or ("",))[0] == org[0]]
+            if managed:
+                raise self.bad_request(
+                    f"The request is rejected because autoEnableOrganizationMembers is ALL: account {managed[0]} "
+                    "must be removed from the organization before it can be disassociated.")
         for a in found:
             members[a].update({"relationshipStatus": "Removed", "updatedAt": now()})
             self._release(call.account, call.region, a)

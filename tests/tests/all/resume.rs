@@ -404,3 +404,75 @@ async fn the_rollback_policy_undoes_a_failed_run() {
         "no assure SCP stays attached"
     );
 }
+
+/// While the organization enrols every account in GuardDuty (autoEnableOrganizationMembers ALL, as
+/// the guardduty step sets it), GuardDuty refuses to disassociate a member, so rollback reports the
+/// membership as not restorable instead of failing on it; once the organization enrols only new
+/// accounts, the same rollback run again takes the account out of the security account's GuardDuty.
+#[tokio::test(flavor = "multi_thread")]
+async fn guardduty_membership_is_rolled_back_only_where_the_organization_allows_it() {
+    use super::iam::{aws_cli, credentials};
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy("us-east-1");
+    let (target, security) = (ids["external"][0].as_str().unwrap(), ids["security"].as_str().unwrap());
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "gd"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    let admin = credentials(&cloud.admin_config_as(security, "us-east-1").await).await;
+    let (_, out, _) =
+        aws_cli(&cloud, &admin, &["guardduty", "list-detectors", "--query", "DetectorIds[0]", "--output", "text"]);
+    let detector = out.trim().to_owned();
+    let members = |cloud: &LocalCloud| {
+        let (_, out, _) = aws_cli(
+            cloud,
+            &admin,
+            &[
+                "guardduty",
+                "get-members",
+                "--detector-id",
+                &detector,
+                "--account-ids",
+                target,
+                "--query",
+                "Members[].RelationshipStatus",
+                "--output",
+                "text",
+            ],
+        );
+        out.trim().to_owned()
+    };
+    assert_eq!(members(&cloud), "Enabled");
+    let (code, _, err) = aws_cli(
+        &cloud,
+        &admin,
+        &["guardduty", "disassociate-members", "--detector-id", &detector, "--account-ids", target],
+    );
+    assert_ne!(code, 0, "GuardDuty refuses under ALL");
+    assert!(err.contains("(BadRequestException)") && err.contains("autoEnableOrganizationMembers is ALL"), "{err}");
+
+    let (code, out, err) = cloud.run(&["runs", "rollback", "gd", "--output", "json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let text = report.to_string();
+    assert!(text.contains("stays a member of the security account"), "{report:#}");
+    assert_eq!(members(&cloud), "Enabled", "the membership stays");
+
+    let (code, _, err) = aws_cli(
+        &cloud,
+        &admin,
+        &[
+            "guardduty",
+            "update-organization-configuration",
+            "--detector-id",
+            &detector,
+            "--auto-enable-organization-members",
+            "NEW",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cloud.run(&["runs", "rollback", "gd", "--output", "json"]);
+    assert_eq!(code, 0, "a rollback run again: {out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(report["restored"].to_string().contains("no longer a member of the security account"), "{report:#}");
+    assert_eq!(members(&cloud), "", "the account left the security account's GuardDuty");
+}

@@ -429,7 +429,22 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
             .send()
             .await
             .aws("guardduty:GetMembers")?;
-        if !members.members().is_empty() {
+        let auto_enable = sgd
+            .describe_organization_configuration()
+            .detector_id(&sdet)
+            .send()
+            .await
+            .aws("guardduty:DescribeOrganizationConfiguration")?
+            .auto_enable_organization_members()
+            .cloned();
+        if !members.members().is_empty() && auto_enable == Some(AutoEnableMembers::All) {
+            // GuardDuty refuses to disassociate a member while the organization enrolls every
+            // account (API_DisassociateMembers); leaving it would need the organization's policy changed.
+            report.not_restorable.push(format!(
+                "guardduty {region}: {} stays a member of the security account (the organization enrols every account: autoEnableOrganizationMembers is ALL)",
+                run.account
+            ));
+        } else if !members.members().is_empty() {
             sgd.disassociate_members()
                 .detector_id(&sdet)
                 .account_ids(run.account.as_str())

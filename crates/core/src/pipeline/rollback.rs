@@ -2,6 +2,7 @@
 //! [`controls::baseline::ALL`], for the controls whose steps ran, from the snapshots the run's checkpoints
 //! recorded, so the account's configuration equals its configuration before onboarding. Each
 //! control reports by name what it cannot restore, never forcing it (foreign GuardDuty membership,
+//! membership under the security account while the organization enrols every account,
 //! detectors and their findings, the trail's log group, service-linked roles); shared resources
 //! (the logging bucket and key, the organization's delegated administrators, analyzers, aggregator
 //! and findings delivery) stay, since they serve every account.
