@@ -108,7 +108,10 @@ class GuardDuty:
         # (member account, region) -> pending invitation from an administrator
         self.invitations: dict[tuple[str, str], dict] = {}
         # management account -> delegated administrator account (one per organization, as on AWS)
-        self.org_admin: dict[str, str] = {}
+        # The delegated administrator per organization and region: GuardDuty is regional, and the
+        # management account designates one in each region (GuardDuty User Guide, "Managing accounts
+        # with AWS Organizations").
+        self.org_admin: dict[tuple[str, str], str] = {}
         # (admin account, region) -> organization configuration
         self.org_config: dict[tuple[str, str], dict] = {}
         # (account, region, detector) -> destination id -> destination
@@ -165,7 +168,7 @@ class GuardDuty:
     def create_members(self, call: Call, d: str) -> dict:
         self.detector(call, d)
         org_admin = organization_of(call.account)
-        is_org_admin = org_admin is not None and self.org_admin.get(org_admin[0]) == call.account
+        is_org_admin = org_admin is not None and self.org_admin.get((org_admin[0], call.region)) == call.account
         members = self.members.setdefault((call.account, call.region), {})
         unprocessed = []
         for detail in call.body.get("accountDetails") or []:
@@ -312,29 +315,29 @@ class GuardDuty:
         admin = call.body.get("adminAccountId", "")
         if organization_of(admin) is None or organization_of(admin)[0] != mgmt:
             raise self.bad_request("The request is rejected because the account is not a member of the organization.")
-        if self.org_admin.get(mgmt) not in (None, admin):
+        if self.org_admin.get((mgmt, call.region)) not in (None, admin):
             raise self.bad_request(
                 "The request is rejected because an administrator account is already enabled for the organization."
             )
-        self.org_admin[mgmt] = admin
+        self.org_admin[(mgmt, call.region)] = admin
         return {}
 
     def disable_organization_admin_account(self, call: Call) -> dict:
         mgmt = self._management(call)
-        if self.org_admin.get(mgmt) != call.body.get("adminAccountId"):
+        if self.org_admin.get((mgmt, call.region)) != call.body.get("adminAccountId"):
             raise self.bad_request("The request is rejected because the account is not the administrator account.")
-        del self.org_admin[mgmt]
+        del self.org_admin[(mgmt, call.region)]
         return {}
 
     def list_organization_admin_accounts(self, call: Call) -> dict:
         mgmt = self._management(call)
-        admin = self.org_admin.get(mgmt)
+        admin = self.org_admin.get((mgmt, call.region))
         admins = [{"adminAccountId": admin, "adminStatus": "ENABLED"}] if admin else []
         return page(admins, call, "adminAccounts")
 
     def _org_admin_of(self, call: Call) -> None:
         org = organization_of(call.account)
-        if org is None or self.org_admin.get(org[0]) != call.account:
+        if org is None or self.org_admin.get((org[0], call.region)) != call.account:
             raise self.bad_request(
                 "The request is rejected because the current account is not the GuardDuty delegated administrator."
             )

@@ -264,6 +264,33 @@ async fn bad_input_fails_before_any_change_naming_the_problem() {
     assert!(started.is_empty(), "rejected input started a run: {started:?}");
 }
 
+/// Another account already GuardDuty's delegated administrator in one region of the run: the
+/// guardduty step could never make the security account administrator there, so `onboard` and
+/// `plan` refuse before anything changes, naming the account and the region.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conflicting_guardduty_administrator_is_refused_before_any_change() {
+    use super::iam::{aws_cli, credentials};
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy("us-east-1,eu-west-1");
+    let (target, logging) = (ids["external"][0].as_str().unwrap(), ids["logging"].as_str().unwrap());
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let enable =
+        ["guardduty", "enable-organization-admin-account", "--admin-account-id", logging, "--region", "eu-west-1"];
+    let (code, _, err) = aws_cli(&cloud, &admin, &enable);
+    assert_eq!(code, 0, "{err}");
+    cloud.reset_calls();
+    let expected = format!("account {logging} is the organization's delegated administrator in eu-west-1");
+    for command in ["onboard", "plan"] {
+        let (code, out, err) = cloud.run(&[command, target]);
+        assert_eq!(code, 1, "{command}: {out}\n{err}");
+        assert!(err.contains(&expected) && err.contains("Assure.Conflict"), "{command}: {err}");
+    }
+    let changes = cloud.configuration_changes();
+    assert!(changes.is_empty(), "a refused run made mutating calls: {changes:?}");
+    let started: Vec<_> = cloud.calls().into_iter().filter(|c| c["operation"] == "StartExecution").collect();
+    assert!(started.is_empty(), "a refused run started: {started:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn local_up_and_deploy_are_idempotent() {
     let cloud = LocalCloud::start();

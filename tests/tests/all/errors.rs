@@ -85,6 +85,36 @@ async fn an_account_outside_the_organization_is_invalid_input_naming_the_field()
     .await;
 }
 
+/// The controls' own preflight checks run after the organization's: a GuardDuty delegated
+/// administrator that cannot be read fails the run before anything changes, naming the call.
+#[tokio::test]
+async fn an_unreadable_guardduty_administrator_fails_preflight_naming_the_call() {
+    let server = MockServer::start().await;
+    let aws = aws_for(&server).await;
+    organizations(&server, "DescribeOrganization", organization_ok()).await;
+    organizations(
+        &server,
+        "DescribeAccount",
+        ResponseTemplate::new(200).set_body_json(json!({"Account": {"Id": "111111111111", "Status": "ACTIVE"}})),
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/admin$"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-amzn-ErrorType", "AccessDeniedException")
+                .set_body_json(json!({"message": "denied by an SCP"})),
+        )
+        .mount(&server)
+        .await;
+    expect_err(
+        preflight::validate(&aws, &run()).await,
+        ErrorName::AccessDenied,
+        "guardduty:ListOrganizationAdminAccounts in us-east-1",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_suspended_account_is_invalid_input() {
     let server = MockServer::start().await;

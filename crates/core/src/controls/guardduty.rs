@@ -141,17 +141,10 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
     let mut changes = Changes::new(&target);
 
     // The security account is the delegated administrator (management account, this region).
-    let admins = mgmt
-        .guardduty()
-        .list_organization_admin_accounts()
-        .send()
-        .await
-        .aws("guardduty:ListOrganizationAdminAccounts")?;
-    let current: Vec<&str> = admins.admin_accounts().iter().filter_map(|a| a.admin_account_id()).collect();
-    if !current.contains(&run.org.security.as_str()) {
-        if let Some(other) = current.first() {
-            return Err(StepError::new(ErrorName::Conflict, format!(
-                "guardduty: account {other} is the organization's delegated administrator in {region}, not the security account {}", run.org.security)));
+    let current = delegated_administrators(aws, run, region).await?;
+    if !current.contains(&run.org.security.to_string()) {
+        if current.first().is_some() {
+            return Err(conflict(run, region, &current));
         }
         if changes.live() {
             mgmt.guardduty()
@@ -357,6 +350,42 @@ pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
     Ok(Value::Array(out))
 }
 
+/// The organization's GuardDuty delegated administrators in `region` (the management account's view).
+async fn delegated_administrators(aws: &Aws, run: &RunInput, region: &Region) -> Result<Vec<String>, StepError> {
+    let mgmt = aws.account(&run.org.management, region).await?;
+    let admins = mgmt
+        .guardduty()
+        .list_organization_admin_accounts()
+        .send()
+        .await
+        .aws(format!("guardduty:ListOrganizationAdminAccounts in {region}"))?;
+    Ok(admins.admin_accounts().iter().filter_map(|a| a.admin_account_id().map(str::to_owned)).collect())
+}
+
+fn conflict(run: &RunInput, region: &Region, admins: &[String]) -> StepError {
+    StepError::new(
+        ErrorName::Conflict,
+        format!(
+            "guardduty: account {} is the organization's delegated administrator in {region}, not the security account {}; only the management account can change it (guardduty:DisableOrganizationAdminAccount)",
+            admins.first().map(String::as_str).unwrap_or("?"),
+            run.org.security
+        ),
+    )
+}
+
+/// Another account already GuardDuty's delegated administrator in a region of the run: the
+/// guardduty step could not make the security account administrator there.
+async fn preflight(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
+    let found =
+        futures::future::try_join_all(run.regions.iter().map(|r| delegated_administrators(aws, run, r))).await?;
+    for (region, admins) in run.regions.iter().zip(found) {
+        if !admins.is_empty() && !admins.contains(&run.org.security.to_string()) {
+            return Err(conflict(run, region, &admins));
+        }
+    }
+    Ok(())
+}
+
 /// The key of the control's part in discover's snapshot.
 const SNAPSHOT: &str = "guardduty";
 
@@ -390,6 +419,10 @@ impl Control for GuardDuty {
                 ""
             },
         )
+    }
+
+    fn preflight<'a>(&'a self, aws: &'a Aws, run: &'a RunInput) -> Fut<'a, ()> {
+        Box::pin(preflight(aws, run))
     }
 
     fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, step: StepName, region: &'a Region) -> Fut<'a, StepOutput> {

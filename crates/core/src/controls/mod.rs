@@ -1,13 +1,15 @@
 //! The baseline: one module per control, each with one shape, the [`Control`] trait.
 //!
-//! A control knows four things about its part of the account, and nothing about how a run is
+//! A control knows these things about its part of the account, and nothing about how a run is
 //! orchestrated:
 //! - what it reads: its part of a region's before-snapshot ([`Control::snapshot`]);
+//! - what it refuses early: conflicts knowable before any change ([`Control::preflight`]);
 //! - plan/apply: its steps, which read first and change only what differs ([`Control::apply`]);
 //! - verify: the evidence that it holds, read-only ([`Control::evidence`]);
 //! - compensate: restoring its part of the before-snapshot ([`Control::compensate`]).
 //!
-//! The pipeline drives them through [`baseline::ALL`]: `discover` asks each for its snapshot,
+//! The pipeline drives them through [`baseline::ALL`]: `preflight` asks each what it refuses,
+//! `discover` asks each for its snapshot,
 //! `verify` gathers their evidence, `rollback` runs their compensations in reverse order. Adding a
 //! control is one file here, one line in [`baseline::ALL`], and its step names in
 //! `assure_contract::StepName` (the state machine, queues and roles follow from those).
@@ -68,6 +70,12 @@ pub trait Control: Sync {
     /// One clause of discover's summary about its snapshot part.
     fn summarize(&self, _part: &Value) -> String {
         String::new()
+    }
+
+    /// Refuse early: what would fail one of its steps for a reason knowable now (a conflicting
+    /// delegated administrator, say), checked read-only before any step changes anything.
+    fn preflight<'a>(&'a self, _aws: &'a Aws, _run: &'a RunInput) -> Fut<'a, ()> {
+        Box::pin(async { Ok(()) })
     }
 
     /// Plan/apply: runs `step`, one of [`Control::steps`], in `region` (the home region for a

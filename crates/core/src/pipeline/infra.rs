@@ -47,7 +47,8 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
     let any = || json!("*");
     match step {
         StepName::Preflight => vec![
-            (any(), vec!["organizations:DescribeOrganization"]),
+            // The GuardDuty control's preflight: another delegated administrator in a region of the run.
+            (any(), vec!["organizations:DescribeOrganization", "guardduty:ListOrganizationAdminAccounts"]),
             (accounts(), vec!["organizations:DescribeAccount"]),
             (targets(), vec!["organizations:ListPoliciesForTarget"]),
         ],

@@ -1,4 +1,5 @@
-//! Preflight: is this account a valid target, and can assure act in it? Read-only.
+//! Preflight: is this account a valid target, can assure act in it, and does any control already
+//! know it would fail (`Control::preflight`)? Read-only.
 //!
 //! The same checks run in the CLI before a run starts (so bad input makes no change at all) and as
 //! the first task of the state machine (so runs started by other means are checked too).
@@ -9,6 +10,7 @@ use assure_contract::{AccountId, RunInput, StepError, StepName, StepOutput};
 use serde_json::json;
 
 use crate::aws::{error_code, Aws, AwsResultExt};
+use crate::controls;
 
 /// Checks the run's input against the organization. Read-only; every failure is
 /// `Assure.InvalidInput` (or the mapped AWS error) with a message naming the bad field.
@@ -49,6 +51,8 @@ pub async fn validate(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     check_member(aws, run, &run.account, "account").await?;
     check_member(aws, run, &run.org.logging, "org.logging").await?;
     check_member(aws, run, &run.org.security, "org.security").await?;
+    // What each control would refuse later, for a reason knowable now.
+    futures::future::try_join_all(controls::baseline::ALL.iter().map(|c| c.preflight(aws, run))).await?;
     Ok(())
 }
 
