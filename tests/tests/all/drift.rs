@@ -40,13 +40,19 @@ async fn a_rerun_brings_a_drifted_baseline_back_and_every_step_sends_heartbeats(
         attrs.attributes().and_then(|a| a.get("KmsMasterKeyId")).cloned()
     };
     let key_before = topic_key(&sns.get_topic_attributes().topic_arn(&topic).send().await.unwrap());
+    assert!(key_before.as_deref().is_some_and(|k| k.contains(":key/")), "a customer managed key: {key_before:?}");
+    // Encrypted still, but with the AWS managed key, whose policy CloudWatch may not use: no alarm
+    // could notify, and verify says so.
     sns.set_topic_attributes()
         .topic_arn(&topic)
         .attribute_name("KmsMasterKeyId")
-        .attribute_value("")
+        .attribute_value("alias/aws/sns")
         .send()
         .await
         .unwrap();
+    let (code, out, err) = cloud.run(&["verify", target]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.lines().any(|l| l.starts_with('✗') && l.contains("alarms.topic-encrypted")), "{out}");
     let iam = aws_sdk_iam::Client::new(&member);
     let trust = |out: aws_sdk_iam::operation::get_role::GetRoleOutput| {
         out.role().and_then(|r| r.assume_role_policy_document()).and_then(assure_core::aws::decode_policy).unwrap()

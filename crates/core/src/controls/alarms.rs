@@ -8,8 +8,8 @@ use aws_sdk_cloudwatchlogs::types::MetricTransformation;
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::controls::kit::{evidence, Changes};
-use crate::controls::names::{ALARM_PREFIX, ALARM_TOPIC, METRIC_NAMESPACE, TRAIL_LOG_GROUP};
+use crate::controls::kit::{ensure_key, evidence, read_key, Changes};
+use crate::controls::names::{ALARM_KEY_ALIAS, ALARM_PREFIX, ALARM_TOPIC, METRIC_NAMESPACE, TRAIL_LOG_GROUP};
 use crate::controls::{Control, Fut, Report, Undo};
 
 /// (control id, short name, CIS filter pattern). Patterns as the CIS AWS Foundations Benchmark gives them.
@@ -95,8 +95,27 @@ fn topic_arn(acct: &AccountConfig) -> String {
     format!("arn:aws:sns:{}:{}:{ALARM_TOPIC}", acct.region, acct.account)
 }
 
-/// The KMS key SNS encrypts the topic with (the account's SNS-managed key).
-const TOPIC_KEY: &str = "alias/aws/sns";
+/// The policy of the key the alarm topic is encrypted with. Not the AWS managed `alias/aws/sns`:
+/// its policy cannot admit CloudWatch, so alarms could never publish to the topic
+/// (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services:
+/// the key policy must allow cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey*).
+pub fn alarm_key_policy(account: &str, role_name: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "AccountAdministers", "Effect": "Allow",
+             "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
+             "Action": "kms:*", "Resource": "*"},
+            {"Sid": "AssureMaintainsKey", "Effect": "Allow",
+             "Principal": {"AWS": format!("arn:aws:iam::{account}:role/{role_name}")},
+             "Action": ["kms:CreateAlias", "kms:DeleteAlias", "kms:EnableKeyRotation", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"],
+             "Resource": "*"},
+            {"Sid": "CloudWatchPublishesAlarms", "Effect": "Allow",
+             "Principal": {"Service": "cloudwatch.amazonaws.com"},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"}
+        ]
+    })
+}
 
 /// What exists now: filters by name → (pattern, metric), alarms by name → (metric, actions), topic key.
 struct Found {
@@ -159,6 +178,10 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let mut changes = Changes::new(&target);
     let found = read(&target).await?;
     let topic = topic_arn(&target);
+    let policy = alarm_key_policy(target.account.as_str(), &run.role_name);
+    let key =
+        ensure_key(&target, ALARM_KEY_ALIAS, "assure: encrypts the security alarm topic", policy, &mut changes).await?;
+    let topic_key = key.arn.as_str();
     match &found.topic_key {
         None => {
             if changes.live() {
@@ -166,26 +189,26 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
                     .sns()
                     .create_topic()
                     .name(ALARM_TOPIC)
-                    .attributes("KmsMasterKeyId", TOPIC_KEY)
+                    .attributes("KmsMasterKeyId", topic_key)
                     .send()
                     .await
                     .aws(format!("sns:CreateTopic {ALARM_TOPIC}"))?;
             }
-            changes.push(format!("sns:{ALARM_TOPIC}"), "create", Value::Null, json!({"KmsMasterKeyId": TOPIC_KEY}));
+            changes.push(format!("sns:{ALARM_TOPIC}"), "create", Value::Null, json!({"KmsMasterKeyId": topic_key}));
         }
-        Some(key) if key.as_deref() != Some(TOPIC_KEY) => {
+        Some(current) if current.as_deref() != Some(topic_key) => {
             if changes.live() {
                 target
                     .sns()
                     .set_topic_attributes()
                     .topic_arn(&topic)
                     .attribute_name("KmsMasterKeyId")
-                    .attribute_value(TOPIC_KEY)
+                    .attribute_value(topic_key)
                     .send()
                     .await
                     .aws(format!("sns:SetTopicAttributes {ALARM_TOPIC}"))?;
             }
-            changes.push(format!("sns:{ALARM_TOPIC}/KmsMasterKeyId"), "update", json!(key), json!(TOPIC_KEY));
+            changes.push(format!("sns:{ALARM_TOPIC}/KmsMasterKeyId"), "update", json!(current), json!(topic_key));
         }
         Some(_) => {}
     }
@@ -297,13 +320,27 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
             format!("metric filter with the CIS pattern: {filter_ok}, alarm notifying {ALARM_TOPIC}: {alarm_ok}"),
         ));
     }
-    let encrypted = found.topic_key.as_ref().is_some_and(|k| k.is_some());
+    // Encrypted with the alarm key, whose policy lets CloudWatch publish: under the AWS managed
+    // key the topic is encrypted, yet no alarm could ever notify.
+    let key = read_key(&target, ALARM_KEY_ALIAS).await?;
+    let with_key = key.as_ref().is_some_and(|k| found.topic_key == Some(Some(k.arn.clone())));
+    let cloudwatch_may_publish = key.as_ref().and_then(|k| k.policy.as_ref()).is_some_and(|p| {
+        p["Statement"].as_array().into_iter().flatten().any(|s| {
+            s["Effect"] == "Allow"
+                && s["Principal"]["Service"] == "cloudwatch.amazonaws.com"
+                && s["Action"].as_array().is_some_and(|a| a.contains(&json!("kms:GenerateDataKey*")))
+                && s["Condition"].is_null()
+        })
+    });
     out.push(evidence(
         &target,
         "alarms.topic-encrypted",
         topic,
-        encrypted,
-        format!("topic KMS key: {:?}", found.topic_key),
+        with_key && cloudwatch_may_publish,
+        format!(
+            "topic KMS key: {:?}; {ALARM_KEY_ALIAS} admits CloudWatch: {cloudwatch_may_publish}",
+            found.topic_key.flatten()
+        ),
     ));
     Ok(out)
 }
@@ -359,5 +396,22 @@ async fn remove_alarms(acct: &AccountConfig, report: &mut Report) -> Result<(), 
     let topic = format!("arn:aws:sns:{}:{}:{ALARM_TOPIC}", acct.region, acct.account);
     acct.sns().delete_topic().topic_arn(&topic).send().await.aws("sns:DeleteTopic")?;
     report.restored.push("alarms: metric filters and the alarm topic removed".to_owned());
+    // The key encrypted only the topic's messages in transit: its alias goes, the key is deleted
+    // after KMS's longest waiting period.
+    if let Some(key) = read_key(acct, ALARM_KEY_ALIAS).await? {
+        let kms = acct.kms();
+        kms.delete_alias()
+            .alias_name(ALARM_KEY_ALIAS)
+            .send()
+            .await
+            .aws(format!("kms:DeleteAlias {ALARM_KEY_ALIAS}"))?;
+        kms.schedule_key_deletion()
+            .key_id(&key.key_id)
+            .pending_window_in_days(30)
+            .send()
+            .await
+            .aws("kms:ScheduleKeyDeletion")?;
+        report.restored.push(format!("alarms: the topic's key {} scheduled for deletion in 30 days", key.arn));
+    }
     Ok(())
 }

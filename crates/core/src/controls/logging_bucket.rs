@@ -7,7 +7,7 @@
 //! Created once and shared by every account; no account's rollback tears it down. Every aspect is
 //! read first and written only if it differs.
 
-use assure_contract::{ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus,
     BucketVersioningStatus, CreateBucketConfiguration, ExpirationStatus, LifecycleRule, LifecycleRuleFilter,
@@ -19,7 +19,7 @@ use aws_sdk_s3::types::{
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::controls::kit::{planned_key_arn, Changes};
+use crate::controls::kit::{ensure_key, read_key, Changes};
 use crate::controls::names::FINDINGS_ROLE;
 use crate::controls::{Control, Fut, Report, Undo};
 
@@ -256,45 +256,6 @@ pub fn key_policy(account: &str, org_id: &str, role_name: &str) -> Value {
     })
 }
 
-/// What the key looks like now.
-#[derive(Debug, Clone)]
-pub struct KeyState {
-    pub arn: String,
-    pub key_id: String,
-    pub rotation: bool,
-    pub policy: Option<Value>,
-}
-
-/// Finds the logging key by its alias, with its rotation and policy.
-pub async fn read_key(acct: &AccountConfig) -> Result<Option<KeyState>, StepError> {
-    let kms = acct.kms();
-    let alias = RunInput::LOGGING_KEY_ALIAS;
-    let key = match kms.describe_key().key_id(alias).send().await {
-        Ok(out) => out.key_metadata().cloned(),
-        Err(e) if error_code(&e) == Some("NotFoundException") => return Ok(None),
-        Err(e) => return Err(e).aws(format!("kms:DescribeKey {alias}")),
-    };
-    let Some(key) = key else { return Ok(None) };
-    let key_id = key.key_id().to_owned();
-    let rotation = kms
-        .get_key_rotation_status()
-        .key_id(&key_id)
-        .send()
-        .await
-        .aws(format!("kms:GetKeyRotationStatus {key_id}"))?
-        .key_rotation_enabled();
-    let policy = kms
-        .get_key_policy()
-        .key_id(&key_id)
-        .policy_name("default")
-        .send()
-        .await
-        .aws(format!("kms:GetKeyPolicy {key_id}"))?
-        .policy()
-        .and_then(|p| serde_json::from_str(p).ok());
-    Ok(Some(KeyState { arn: key.arn().unwrap_or_default().to_owned(), key_id, rotation, policy }))
-}
-
 pub(crate) async fn organization_id(acct: &AccountConfig) -> Result<String, StepError> {
     let org = acct.organizations().describe_organization().send().await.aws("organizations:DescribeOrganization")?;
     org.organization()
@@ -309,7 +270,9 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let acct = aws.account(&run.org.logging, region).await?;
     let org_id = organization_id(&acct).await?;
     let mut changes = Changes::new(&acct);
-    let key = ensure_key(&acct, &org_id, &run.role_name, &mut changes).await?;
+    let policy = key_policy(acct.account.as_str(), &org_id, &run.role_name);
+    let description = "assure: encrypts the organization's security logs";
+    let key = ensure_key(&acct, RunInput::LOGGING_KEY_ALIAS, description, policy, &mut changes).await?;
 
     let access_logs = run.access_log_bucket();
     let bucket = run.logging_bucket();
@@ -336,113 +299,6 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         evidence: vec![],
         snapshot: json!({"bucket": before.to_json(), "accessLogBucket": access_before.to_json()}),
     })
-}
-
-async fn ensure_key(
-    acct: &AccountConfig,
-    org_id: &str,
-    role_name: &str,
-    changes: &mut Changes,
-) -> Result<KeyState, StepError> {
-    let kms = acct.kms();
-    let desired = key_policy(acct.account.as_str(), org_id, role_name);
-    let mut key = match read_key(acct).await? {
-        Some(k) => k,
-        None if !changes.live() => {
-            changes.push(
-                format!("kms:{}", RunInput::LOGGING_KEY_ALIAS),
-                "create",
-                Value::Null,
-                json!({"rotation": true}),
-            );
-            // The key the plan would create: rotation and policy as desired, nothing more to plan.
-            return Ok(KeyState {
-                arn: planned_key_arn(acct),
-                key_id: String::new(),
-                rotation: true,
-                policy: Some(desired),
-            });
-        }
-        None => {
-            let out = kms
-                .create_key()
-                .description("assure: encrypts the organization's security logs")
-                .policy(desired.to_string())
-                .tags(
-                    aws_sdk_kms::types::Tag::builder()
-                        .tag_key("assure:managed")
-                        .tag_value("true")
-                        .build()
-                        .expect("tag"),
-                )
-                .send()
-                .await
-                .aws("kms:CreateKey")?;
-            let meta = out.key_metadata().ok_or_else(|| StepError::internal("kms:CreateKey returned no key"))?;
-            let k = KeyState {
-                arn: meta.arn().unwrap_or_default().to_owned(),
-                key_id: meta.key_id().to_owned(),
-                rotation: false,
-                policy: Some(desired.clone()),
-            };
-            let aliased =
-                kms.create_alias().alias_name(RunInput::LOGGING_KEY_ALIAS).target_key_id(&k.key_id).send().await;
-            match aliased {
-                Ok(_) => {
-                    changes.push(
-                        format!("kms:{}", RunInput::LOGGING_KEY_ALIAS),
-                        "create",
-                        Value::Null,
-                        json!({"keyArn": k.arn}),
-                    );
-                    k
-                }
-                // Another account's run (a bulk run) created the organization's key a moment ago.
-                // Ours encrypted nothing: schedule it for deletion and use theirs.
-                Err(e) if error_code(&e) == Some("AlreadyExistsException") => {
-                    kms.schedule_key_deletion()
-                        .key_id(&k.key_id)
-                        .pending_window_in_days(7)
-                        .send()
-                        .await
-                        .aws("kms:ScheduleKeyDeletion")?;
-                    read_key(acct).await?.ok_or_else(|| {
-                        StepError::new(
-                            ErrorName::Conflict,
-                            format!("kms:CreateAlias {}: exists, but cannot be read yet", RunInput::LOGGING_KEY_ALIAS),
-                        )
-                    })?
-                }
-                Err(e) => return Err(e).aws(format!("kms:CreateAlias {}", RunInput::LOGGING_KEY_ALIAS)),
-            }
-        }
-    };
-    if !key.rotation {
-        if changes.live() {
-            kms.enable_key_rotation().key_id(&key.key_id).send().await.aws("kms:EnableKeyRotation")?;
-        }
-        changes.push(format!("kms:{}/rotation", key.arn), "update", json!(false), json!(true));
-        key.rotation = true;
-    }
-    if key.policy.as_ref() != Some(&desired) {
-        if changes.live() {
-            kms.put_key_policy()
-                .key_id(&key.key_id)
-                .policy_name("default")
-                .policy(desired.to_string())
-                .send()
-                .await
-                .aws("kms:PutKeyPolicy")?;
-        }
-        changes.push(
-            format!("kms:{}/policy", key.arn),
-            "update",
-            key.policy.clone().unwrap_or(Value::Null),
-            desired.clone(),
-        );
-        key.policy = Some(desired);
-    }
-    Ok(key)
 }
 
 async fn ensure_bucket(
@@ -637,7 +493,7 @@ pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepEr
     let acct = aws.account(&run.org.logging, region).await?;
     let bucket = run.logging_bucket();
     let st = read_bucket(&acct, &bucket).await?;
-    let key = read_key(&acct).await?;
+    let key = read_key(&acct, RunInput::LOGGING_KEY_ALIAS).await?;
     let ev = |control: &str, passed: bool, detail: String| Evidence {
         control: control.to_owned(),
         account: acct.account.clone(),

@@ -5,6 +5,8 @@ pub const TRAIL: &str = "assure-trail";
 pub const TRAIL_LOG_GROUP: &str = "assure/cloudtrail";
 pub const TRAIL_LOGS_ROLE: &str = "assure-cloudtrail-logs";
 pub const ALARM_TOPIC: &str = "assure-security-alarms";
+/// The customer managed key the alarm topic is encrypted with: CloudWatch may use it to publish.
+pub const ALARM_KEY_ALIAS: &str = "alias/assure-alarms";
 pub const ALARM_PREFIX: &str = "assure-";
 pub const METRIC_NAMESPACE: &str = "Assure/CISBenchmark";
 pub const ANALYZER: &str = "assure-organization";

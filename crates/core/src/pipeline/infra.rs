@@ -537,8 +537,14 @@ pub fn member_role_template() -> Value {
         // CreateAlias needs the alias and the key (https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html).
         {"Sid": "LoggingKeyAlias", "Effect": "Allow",
          "Resource": [sub(&format!("arn:${{AWS::Partition}}:kms:*:${{AWS::AccountId}}:{}", assure_contract::RunInput::LOGGING_KEY_ALIAS)),
+                      sub(&format!("arn:${{AWS::Partition}}:kms:*:${{AWS::AccountId}}:{}", names::ALARM_KEY_ALIAS)),
                       own("kms", "key/*")],
-         "Action": ["kms:CreateAlias"]}
+         "Action": ["kms:CreateAlias"]},
+        // Rollback removes the alarm topic's key alias (the key's deletion its key policy grants).
+        {"Sid": "RemoveAlarmKeyAlias", "Effect": "Allow",
+         "Resource": [sub(&format!("arn:${{AWS::Partition}}:kms:*:${{AWS::AccountId}}:{}", names::ALARM_KEY_ALIAS)),
+                      own("kms", "key/*")],
+         "Action": ["kms:DeleteAlias"]}
     ]);
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
