@@ -143,7 +143,7 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
     // The security account is the delegated administrator (management account, this region).
     let current = delegated_administrators(aws, run, region).await?;
     if !current.contains(&run.org.security.to_string()) {
-        if current.first().is_some() {
+        if !current.is_empty() {
             return Err(conflict(run, region, &current));
         }
         if changes.live() {
