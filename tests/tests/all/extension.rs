@@ -89,7 +89,16 @@ async fn guardduty_organization_admin_configuration_and_destinations() {
     let conf = sec.describe_organization_configuration().detector_id(&det).send().await.unwrap();
     assert_eq!(conf.auto_enable_organization_members(), Some(&AutoEnableMembers::All));
 
-    // The delegated administrator enrols an organization member directly (no invitation).
+    // The delegated administrator enrols an organization member directly (no invitation). GuardDuty
+    // is regional: the management account designates the administrator in each region.
+    let mgmt_w2 = aws_sdk_guardduty::Client::from_conf(
+        aws_sdk_guardduty::config::Builder::from(&cloud.sdk_config().await)
+            .region(aws_sdk_guardduty::config::Region::new("us-west-2"))
+            .build(),
+    );
+    let admins_w2 = mgmt_w2.list_organization_admin_accounts().send().await.unwrap();
+    assert!(admins_w2.admin_accounts().is_empty(), "designated in us-east-1 only: {admins_w2:?}");
+    mgmt_w2.enable_organization_admin_account().admin_account_id(&security).send().await.unwrap();
     let m = aws_sdk_guardduty::Client::new(&cloud.sdk_config_as(&member, "us-west-2").await);
     let mdet = m.create_detector().enable(true).send().await.unwrap().detector_id().unwrap().to_owned();
     let sec_w2 = aws_sdk_guardduty::Client::new(&cloud.sdk_config_as(&security, "us-west-2").await);

@@ -1,6 +1,7 @@
 //! What every control uses: the change recorder (plan mode records, live mode also writes), one
 //! piece of evidence, the "already exists" answers of parallel regions, the IAM roles a control
-//! hands to a service, and the logging key every control encrypts with.
+//! hands to a service, and customer managed keys (the logging key every control encrypts with,
+//! the alarm topic's key).
 
 use assure_contract::{AccountId, Change, ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use serde_json::{json, Value};
