@@ -260,6 +260,7 @@ pub fn pipeline_template() -> Value {
                 "Metadata": skip(&[
                     ("CKV_AWS_117", "the step calls only AWS APIs; a VPC would add NAT gateways and endpoints and no isolation"),
                     ("CKV_AWS_116", "the function is fed by SQS; failed messages go to the queue's own dead-letter queue"),
+                    ("CKV_AWS_115", "the SQS event source's MaximumConcurrency bounds the function; reserved concurrency must leave 100 unreserved (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html), which 14 functions could not in an account with a new account's lower quota"),
                 ]),
                 "Properties": {
                     "FunctionName": format!("assure-step-{}", step.as_str()),
@@ -269,7 +270,6 @@ pub fn pipeline_template() -> Value {
                     "Architectures": ["arm64"],
                     "MemorySize": 256,
                     "Timeout": 900,
-                    "ReservedConcurrentExecutions": reference("StepConcurrency"),
                     "KmsKeyArn": getatt("PipelineKey", "Arn"),
                     "Role": getatt(&role, "Arn"),
                     "LoggingConfig": {"LogGroup": reference(&log_group), "LogFormat": "Text"},
