@@ -19,6 +19,7 @@ from typing import Any, Callable
 from urllib.parse import unquote
 
 from authz import Req
+from iam import as_list
 
 
 @dataclass
@@ -26,10 +27,6 @@ class Refusal:
     status: int
     code: str
     message: str
-
-
-def as_list(v: Any) -> list:
-    return v if isinstance(v, list) else [v] if v is not None else []
 
 
 IAM_ENTITY = re.compile(r"^arn:aws:iam::(\d{12}):(role|user)/(.+)$")

@@ -21,11 +21,8 @@ pub async fn run(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutpu
     }
     let parts = snapshot(&target).await?;
     let summary: Vec<String> = parts.iter().map(|(control, part)| control.summarize(part)).collect();
-    let mut snapshot = Map::new();
+    let mut snapshot = keyed(parts);
     snapshot.insert("region".to_owned(), Value::String(region.to_string()));
-    for (control, part) in parts {
-        snapshot.insert(control.snapshot_key().unwrap_or_default().to_owned(), part);
-    }
     Ok(StepOutput {
         step: StepName::Discover,
         region: region.clone(),
@@ -42,4 +39,9 @@ pub async fn snapshot(acct: &AccountConfig) -> Result<Vec<(&'static dyn Control,
         controls::baseline::ALL.iter().copied().filter(|c| c.snapshot_key().is_some()).collect();
     let parts = try_join_all(readers.iter().map(|c| c.snapshot(acct))).await?;
     Ok(readers.into_iter().zip(parts).collect())
+}
+
+/// The parts as one object, each under its control's snapshot key.
+pub fn keyed(parts: Vec<(&'static dyn Control, Value)>) -> Map<String, Value> {
+    parts.into_iter().map(|(c, part)| (c.snapshot_key().unwrap_or_default().to_owned(), part)).collect()
 }

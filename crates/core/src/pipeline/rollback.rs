@@ -49,9 +49,7 @@ pub async fn configuration(aws: &Aws, run: &RunInput) -> Result<Value, StepError
     let mut regions = serde_json::Map::new();
     for region in &run.regions {
         let parts = discover::snapshot(&target.in_region(region)).await?;
-        let parts: serde_json::Map<String, Value> =
-            parts.into_iter().map(|(c, part)| (c.snapshot_key().unwrap_or_default().to_owned(), part)).collect();
-        regions.insert(region.to_string(), Value::Object(parts));
+        regions.insert(region.to_string(), Value::Object(discover::keyed(parts)));
     }
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
     let scps = controls::scps::attached_scps(&mgmt.organizations(), &run.account).await?;
