@@ -13,7 +13,8 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
   ListPublishingDestinations, DescribePublishingDestination, DeletePublishingDestination.
 - IAM Access Analyzer: CreateAnalyzer, GetAnalyzer, ListAnalyzers, DeleteAnalyzer, CreateArchiveRule,
   ListArchiveRules.
-- CloudWatch over Smithy RPC v2 CBOR: PutMetricAlarm, DescribeAlarms, DeleteAlarms.
+- CloudWatch over Smithy RPC v2 CBOR: every operation, translated to awsJson1.0 and answered by moto, so the
+  SDK (CBOR) and the AWS CLI (JSON) see one store.
 - /assure-api/health: readiness probe.
 """
 
@@ -517,66 +518,84 @@ class AccessAnalyzer:
 
 
 # ---------------------------------------------------------------------------------------------------
-# CloudWatch alarms over Smithy RPC v2 CBOR (the protocol of the current AWS SDKs; moto speaks only
-# the older query protocol for CloudWatch)
+# Smithy RPC v2 CBOR, the protocol the current AWS SDKs speak to CloudWatch. moto speaks JSON and query
+# for it, and so does the AWS CLI: a store of our own would be seen by the SDK alone. So a CBOR request
+# is translated to the same operation in awsJson1.0 and answered by moto, and moto's answer is parsed
+# with the service's model and encoded back to CBOR: one store, every protocol a client may use.
+# The protocol: https://smithy.io/2.0/additional-specs/protocols/smithy-rpc-v2.html
 
 
-class CloudWatch:
-    NAMESPACE = "GraniteServiceVersion20100801"
-    cbor = True
+class CborBridge:
+    PATH = re.compile(r"^/service/([A-Za-z0-9_]+)/operation/([A-Za-z0-9_]+)$")
 
     def __init__(self) -> None:
-        # (account, region) -> alarm name -> alarm
-        self.alarms: dict[tuple[str, str], dict[str, dict]] = {}
+        self.models: dict[str, Any] = {}
 
-    routes: list[tuple[str, str, str]] = [
-        ("POST", r"/service/GraniteServiceVersion20100801/operation/PutMetricAlarm", "put_metric_alarm"),
-        ("POST", r"/service/GraniteServiceVersion20100801/operation/DescribeAlarms", "describe_alarms"),
-        ("POST", r"/service/GraniteServiceVersion20100801/operation/DeleteAlarms", "delete_alarms"),
-    ]
+    def model(self, signing: str) -> Any:
+        if signing not in self.models:
+            import botocore.session
 
-    FIELDS = ["AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions", "InsufficientDataActions", "MetricName",
-              "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Period", "Unit", "EvaluationPeriods",
-              "DatapointsToAlarm", "Threshold", "ComparisonOperator", "TreatMissingData"]
+            names = {"monitoring": "cloudwatch"}
+            self.models[signing] = botocore.session.get_session().get_service_model(names.get(signing, signing))
+        return self.models[signing]
 
-    def put_metric_alarm(self, call: Call) -> dict:
-        name = call.body.get("AlarmName") or ""
-        if not name or len(name) > 255:
-            raise ApiError(400, "InvalidParameterValue", "AlarmName is not valid")
-        for required in ("EvaluationPeriods", "ComparisonOperator"):
-            if required not in call.body:
-                raise ApiError(400, "MissingParameter", f"The parameter {required} is required.")
-        alarms = self.alarms.setdefault((call.account, call.region), {})
-        alarm = alarms.get(name) or {"StateValue": "INSUFFICIENT_DATA", "StateReason": "Unchecked: Initial alarm creation"}
-        alarm.update({k: call.body[k] for k in self.FIELDS if k in call.body})
-        alarm.setdefault("ActionsEnabled", True)
-        alarm.update({"AlarmName": name, "AlarmArn": f"arn:aws:cloudwatch:{call.region}:{call.account}:alarm:{name}"})
-        alarms[name] = alarm
-        return {}
+    def owns(self, environ: dict) -> re.Match | None:
+        if "cbor" not in (environ.get("CONTENT_TYPE") or "") and environ.get("HTTP_SMITHY_PROTOCOL") != "rpc-v2-cbor":
+            return None
+        return self.PATH.match(environ.get("PATH_INFO", ""))
 
-    def describe_alarms(self, call: Call) -> dict:
-        items = sorted(self.alarms.get((call.account, call.region), {}).values(), key=lambda a: a["AlarmName"])
-        names = call.body.get("AlarmNames")
-        if names:
-            items = [a for a in items if a["AlarmName"] in names]
-        prefix = call.body.get("AlarmNamePrefix")
-        if prefix:
-            items = [a for a in items if a["AlarmName"].startswith(prefix)]
-        start = int(call.body.get("NextToken") or 0)
-        size = int(call.body.get("MaxRecords") or 50)
-        out: dict[str, Any] = {"MetricAlarms": items[start:start + size], "CompositeAlarms": []}
-        if start + size < len(items):
-            out["NextToken"] = str(start + size)
-        return out
+    @staticmethod
+    def to_json(value: Any) -> Any:
+        if isinstance(value, datetime.datetime):
+            return value.timestamp()
+        if isinstance(value, dict):
+            return {k: CborBridge.to_json(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [CborBridge.to_json(v) for v in value]
+        if isinstance(value, bytes):
+            import base64
 
-    def delete_alarms(self, call: Call) -> dict:
-        alarms = self.alarms.get((call.account, call.region), {})
-        missing = [n for n in call.body.get("AlarmNames") or [] if n not in alarms]
-        if missing:
-            raise ApiError(404, "ResourceNotFound", f"alarms not found: {', '.join(missing)}")
-        for n in call.body.get("AlarmNames") or []:
-            del alarms[n]
-        return {}
+            return base64.b64encode(value).decode()
+        return value
+
+    def __call__(self, moto_app: Callable, environ: dict, start_response: Callable, signing: str,
+                 match: re.Match) -> list[bytes]:
+        import io
+
+        import cbor2
+        from botocore.parsers import JSONParser
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        params = cbor2.loads(raw) if raw else {}
+        body = json.dumps(self.to_json(params)).encode()
+        namespace, operation = match.groups()
+        inner = dict(environ)
+        inner.update({"PATH_INFO": "/", "QUERY_STRING": "", "CONTENT_TYPE": "application/x-amz-json-1.0",
+                      "HTTP_X_AMZ_TARGET": f"{namespace}.{operation}", "CONTENT_LENGTH": str(len(body)),
+                      "wsgi.input": io.BytesIO(body)})
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        answer = b"".join(moto_app(inner, capture))
+        status = int(captured["status"].split()[0])
+        headers = {k.lower(): v for k, v in captured["headers"]}
+        op = self.model(signing).operation_model(operation)
+        if status >= 300:
+            try:
+                err = json.loads(answer or b"{}")
+            except ValueError:
+                err = {}
+            code = (err.get("__type") or headers.get("x-amzn-errortype") or "InternalFailure").split("#")[-1]
+            code = code.split(":")[0]
+            doc = {"__type": code, "message": err.get("message") or err.get("Message") or ""}
+            return Extension.respond(start_response, status, doc, error=code, cbor=True)
+        parsed = JSONParser().parse({"status_code": status, "headers": headers, "body": answer}, op.output_shape)
+        parsed.pop("ResponseMetadata", None)
+        return Extension.respond(start_response, 200, parsed, cbor=True)
 
 
 def service_session(service: str, role_arn: str, session_name: str) -> Any:
@@ -985,8 +1004,8 @@ class Extension:
         self.services: dict[str, Any] = {
             "guardduty": GuardDuty(),
             "access-analyzer": AccessAnalyzer(),
-            "monitoring": CloudWatch(),
         }
+        self.cbor = CborBridge()
         self.faults = Faults()
         self.limits = Limits()
         self.iam_counts = {"allowed": 0, "denied": 0, "unknownKeys": 0}
@@ -1107,6 +1126,9 @@ class Extension:
             # S3 conditional writes are atomic on AWS; moto checks, then writes. Hold the lock across both.
             with LOCK:
                 return list(self.moto_app(environ, start_response))
+        bridged = self.cbor.owns(environ)
+        if bridged and self.signing(environ) == "monitoring":
+            return self.cbor(self.moto_app, environ, start_response, "monitoring", bridged)
         routed = self.route(environ)
         if routed is None:
             if self.signing(environ) == "s3" and environ.get("QUERY_STRING") in [q for q, _, _ in S3_ROOTS]:
@@ -1117,13 +1139,7 @@ class Extension:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        cbor = getattr(self.services[_signing], "cbor", False)
-        if cbor:
-            import cbor2
-
-            body = cbor2.loads(raw) if raw else {}
-        else:
-            body = json.loads(raw) if raw.strip() else {}
+        body = json.loads(raw) if raw.strip() else {}
         call = Call(
             account=get_account_id_from(scope.group(1)),
             region=scope.group(2),
@@ -1135,15 +1151,13 @@ class Extension:
         try:
             with LOCK:
                 result = handler(call, **params)
-            return self.respond(start_response, 200, result, cbor=cbor)
+            return self.respond(start_response, 200, result)
         except ApiError as err:
             body = {"message": err.message, "Message": err.message, **err.extra}
             if "type" in err.extra:
                 body["__type"] = err.extra["type"]
                 del body["type"]
-            if cbor:
-                body = {"__type": err.code, "message": err.message}
-            return self.respond(start_response, err.status, body, error=err.code, cbor=cbor)
+            return self.respond(start_response, err.status, body, error=err.code)
 
     def authorize(self, environ: dict, start_response: Callable, scope: re.Match) -> list[bytes] | None:
         """IAM as AWS evaluates it (authz.py, iam.py): None to go on, or the service's refusal."""
@@ -1229,7 +1243,7 @@ class Extension:
         if cbor:
             import cbor2
 
-            data = cbor2.dumps(body)
+            data = cbor2.dumps(body, datetime_as_timestamp=True, timezone=datetime.timezone.utc)
             headers = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
         else:
             data = json.dumps(body).encode()

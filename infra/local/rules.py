@@ -8,6 +8,7 @@ or a `Refusal`; the extension answers it in the service's protocol.
 Rules:
 - Policies naming IAM principals that do not exist are refused (S3 bucket policies, KMS key policies,
   IAM role trust policies): the principal must exist when the policy is saved.
+- CloudWatch DeleteAlarms naming an alarm that does not exist deletes none and fails.
 """
 
 from __future__ import annotations
@@ -108,7 +109,24 @@ def iam_trust_policy(req: Req, account: str, raw: bytes) -> Refusal | None:
     return None
 
 
-RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [s3_bucket_policy, kms_key_policy, iam_trust_policy]
+def cloudwatch_delete_alarms(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # DeleteAlarms: "If you specify any alarm that does not exist, ... no alarms are deleted" and the call
+    # fails with ResourceNotFound (HTTP 404); moto deletes the others and succeeds.
+    # https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DeleteAlarms.html
+    if req.service != "monitoring" or req.operation != "DeleteAlarms":
+        return None
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    existing = cloudwatch_backends[account][req.region].alarms
+    missing = [n for n in as_list(req.params.get("AlarmNames")) if n not in existing]
+    if missing:
+        return Refusal(404, "ResourceNotFound", f"{', '.join(missing)} not found")
+    return None
+
+
+RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [
+    s3_bucket_policy, kms_key_policy, iam_trust_policy, cloudwatch_delete_alarms,
+]
 
 
 def check(req: Req, account: str, raw: bytes) -> Refusal | None:

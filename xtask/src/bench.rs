@@ -25,6 +25,13 @@ const FOUR: &str = "us-east-1,eu-west-1,us-west-2,eu-central-1";
 /// The 17 regions enabled by default in an AWS account.
 const SEVENTEEN: &str = "us-east-1,us-east-2,us-west-1,us-west-2,ca-central-1,eu-west-1,eu-west-2,eu-west-3,eu-central-1,eu-north-1,ap-south-1,ap-southeast-1,ap-southeast-2,ap-northeast-1,ap-northeast-2,ap-northeast-3,sa-east-1";
 
+/// The 17, and 13 opt-in regions: the spec's "all regions" as an account with opt-ins has them.
+const THIRTY: &str = "us-east-1,us-east-2,us-west-1,us-west-2,ca-central-1,eu-west-1,eu-west-2,eu-west-3,eu-central-1,eu-north-1,ap-south-1,ap-southeast-1,ap-southeast-2,ap-northeast-1,ap-northeast-2,ap-northeast-3,sa-east-1,af-south-1,ap-east-1,ap-south-2,ap-southeast-3,ap-southeast-4,ca-west-1,eu-central-2,eu-south-1,eu-south-2,il-central-1,me-central-1,me-south-1,mx-central-1";
+
+/// The largest state allowed at 30 regions: an eighth of Step Functions' 256 KiB, so the state
+/// stays far from `States.DataLimitExceeded` whatever the run.
+const STATE_BOUND: u64 = 32 * 1024;
+
 struct Options {
     latency_ms: u64,
     accounts: u32,
@@ -153,6 +160,12 @@ impl Cloud {
     fn transitions(&self, run: &str) -> anyhow::Result<usize> {
         let timeline = self.json(&["runs", "history", run, "--output", "json"])?;
         Ok(timeline.as_array().into_iter().flatten().filter(|e| e["event"] == "StateEntered").count())
+    }
+
+    /// The largest state (a state's input or output) of a run's executions, in bytes.
+    fn largest_state(&self, run: &str) -> anyhow::Result<u64> {
+        let timeline = self.json(&["runs", "history", run, "--output", "json"])?;
+        Ok(timeline.as_array().into_iter().flatten().filter_map(|e| e["stateBytes"].as_u64()).max().unwrap_or(0))
     }
 }
 
@@ -337,11 +350,39 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         scenario: "onboard 1 account × 17 regions".into(),
         seconds: secs,
         transitions: Some(cloud.transitions("bench-17")?),
-        note: format!("{} Organizations calls", calls.organizations),
+        note: format!(
+            "{} Organizations calls; largest state {} bytes",
+            calls.organizations,
+            cloud.largest_state("bench-17")?
+        ),
         calls,
     });
     stats.extend(cloud.step_stats());
     drop(cloud);
+
+    // One account, thirty regions, opt-in ones included: the state stays small.
+    eprintln!("==> 1 account × 30 regions");
+    let cloud = Cloud::start(&bin, "thirty", &[])?;
+    let ids = cloud.seed_and_deploy(1, THIRTY)?;
+    cloud.api("POST", "/assure-api/limits", &latency)?;
+    let a = ids["external"][0].as_str().unwrap_or_default();
+    cloud.reset_calls();
+    let (secs, code, _) = cloud.timed(&["onboard", a, "--run-id", "bench-30"])?;
+    ensure(code, "the 30-region onboarding")?;
+    let largest_30 = cloud.largest_state("bench-30")?;
+    let calls = count(&cloud.calls());
+    rows.push(Row {
+        scenario: "onboard 1 account × 30 regions (13 opt-in)".into(),
+        seconds: secs,
+        transitions: Some(cloud.transitions("bench-30")?),
+        note: format!("largest state {largest_30} bytes (bound {STATE_BOUND})"),
+        calls,
+    });
+    stats.extend(cloud.step_stats());
+    drop(cloud);
+    if largest_30 >= STATE_BOUND {
+        bail!("the 30-region run's largest state is {largest_30} bytes, over the {STATE_BOUND}-byte bound");
+    }
 
     // Bulk, under the emulated Organizations limit.
     eprintln!("==> bulk: {} accounts × 4 regions, Organizations limited to {} requests/s", o.accounts, o.org_rps);

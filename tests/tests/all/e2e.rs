@@ -74,6 +74,15 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
         assert!(entered.contains(&state), "{state} not entered: {entered:?}");
     }
     assert_eq!(entered.iter().filter(|s| **s == "GuardDuty").count(), 4, "GuardDuty once per region");
+    // The state carries the run's input and nothing the steps return: its size does not grow with
+    // the steps or the regions (the results are in the history and the checkpoints).
+    let (code, timeline, err) = cloud.run(&["runs", "history", "first", "--output", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let timeline: Value = serde_json::from_str(&timeline).unwrap();
+    let sizes: Vec<u64> = timeline.as_array().unwrap().iter().filter_map(|e| e["stateBytes"].as_u64()).collect();
+    let first_state = sizes.first().copied().expect("state sizes in the history");
+    let largest = sizes.iter().copied().max().unwrap();
+    assert!(largest <= first_state + 64, "the state grew from {first_state} to {largest} bytes");
     let d = sfn.describe_execution().execution_arn(arn).send().await.unwrap();
     assert_eq!(d.status().as_str(), "SUCCEEDED");
 

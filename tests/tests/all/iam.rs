@@ -166,6 +166,120 @@ async fn enforcement_is_on_a_principal_without_a_policy_is_denied_and_an_unknown
     assert!(e.message().unwrap_or_default().contains("trust policy"), "{e:?}");
 }
 
+/// The AWS CLI, a client that is not ours and speaks other protocols than the SDK for Rust (JSON
+/// for CloudWatch where the SDK speaks CBOR), sees every kind of resource the onboarding created,
+/// in the account, the logging account, the security account and the organization.
+async fn an_independent_client_sees_what_assure_created(
+    cloud: &LocalCloud,
+    ids: &serde_json::Value,
+    target_admin: &aws_sdk_sts::config::Credentials,
+) {
+    let id = |k: &str| ids[k].as_str().unwrap().to_owned();
+    let (target, logging, security) = (ids["external"][0].as_str().unwrap(), id("logging"), id("security"));
+    let logging_admin = credentials(&cloud.admin_config_as(&logging, "us-east-1").await).await;
+    let security_admin = credentials(&cloud.admin_config_as(&security, "us-east-1").await).await;
+    let management = credentials(&cloud.sdk_config().await).await;
+    let text = |creds: &aws_sdk_sts::config::Credentials, args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--output", "text"]);
+        let (code, out, err) = aws_cli(cloud, creds, &all);
+        assert_eq!(code, 0, "aws {}: {err}", args[..2].join(" "));
+        out
+    };
+    let sees = |creds: &aws_sdk_sts::config::Credentials, args: &[&str], needle: &str| {
+        let out = text(creds, args);
+        assert!(out.contains(needle), "aws {} does not show {needle}: {out}", args[..2].join(" "));
+    };
+    let t = target_admin;
+    sees(t, &["cloudtrail", "describe-trails", "--query", "trailList[].Name"], "assure-trail");
+    sees(t, &["cloudtrail", "get-trail-status", "--name", "assure-trail", "--query", "IsLogging"], "True");
+    sees(t, &["logs", "describe-metric-filters", "--log-group-name", "assure/cloudtrail"], "assure-root-account-usage");
+    let alarms = text(
+        t,
+        &["cloudwatch", "describe-alarms", "--alarm-name-prefix", "assure-", "--query", "MetricAlarms[].AlarmName"],
+    );
+    let sdk_alarms = aws_sdk_cloudwatch::Client::new(&cloud.admin_config_as(target, "us-east-1").await)
+        .describe_alarms()
+        .alarm_name_prefix("assure-")
+        .send()
+        .await
+        .unwrap();
+    assert!(sdk_alarms.metric_alarms().len() >= 14, "{:?}", sdk_alarms.metric_alarms().len());
+    assert_eq!(
+        alarms.split_whitespace().count(),
+        sdk_alarms.metric_alarms().len(),
+        "the CLI sees the SDK's alarms: {alarms}"
+    );
+    sees(t, &["sns", "list-topics"], "assure-security-alarms");
+    sees(t, &["kms", "list-aliases", "--query", "Aliases[].AliasName"], "alias/assure-alarms");
+    sees(
+        t,
+        &[
+            "configservice",
+            "describe-configuration-recorder-status",
+            "--query",
+            "ConfigurationRecordersStatus[].recording",
+        ],
+        "True",
+    );
+    sees(
+        t,
+        &["configservice", "describe-delivery-channels", "--query", "DeliveryChannels[].s3BucketName"],
+        &format!("assure-logs-{logging}-us-east-1"),
+    );
+    let detector = text(t, &["guardduty", "list-detectors", "--query", "DetectorIds[0]"]);
+    sees(t, &["guardduty", "get-administrator-account", "--detector-id", detector.trim()], &security);
+    sees(t, &["ssm", "get-document", "--name", "SSM-SessionManagerRunShell", "--query", "Content"], "s3BucketName");
+    sees(
+        t,
+        &["iam", "get-role", "--role-name", "assure-cloudtrail-logs", "--query", "Role.RoleName"],
+        "assure-cloudtrail-logs",
+    );
+    let bucket = format!("assure-logs-{logging}-us-east-1");
+    sees(&logging_admin, &["s3api", "get-bucket-policy", "--bucket", &bucket], "cloudtrail.amazonaws.com");
+    sees(&logging_admin, &["s3api", "get-bucket-versioning", "--bucket", &bucket], "Enabled");
+    sees(&logging_admin, &["kms", "list-aliases", "--query", "Aliases[].AliasName"], "alias/assure-logs");
+    sees(&security_admin, &["accessanalyzer", "list-analyzers", "--query", "analyzers[].name"], "assure-organization");
+    sees(&security_admin, &["firehose", "list-delivery-streams"], "assure-access-analyzer-findings");
+    sees(&security_admin, &["events", "list-rules", "--query", "Rules[].Name"], "assure-access-analyzer-findings");
+    sees(
+        &security_admin,
+        &[
+            "configservice",
+            "describe-configuration-aggregators",
+            "--query",
+            "ConfigurationAggregators[].ConfigurationAggregatorName",
+        ],
+        "assure-organization",
+    );
+    sees(
+        &security_admin,
+        &[
+            "guardduty",
+            "list-members",
+            "--detector-id",
+            text(&security_admin, &["guardduty", "list-detectors", "--query", "DetectorIds[0]"]).trim(),
+            "--query",
+            "Members[].AccountId",
+        ],
+        target,
+    );
+    sees(
+        &management,
+        &[
+            "organizations",
+            "list-policies-for-target",
+            "--target-id",
+            target,
+            "--filter",
+            "SERVICE_CONTROL_POLICY",
+            "--query",
+            "Policies[].Name",
+        ],
+        "assure-protect-baseline",
+    );
+}
+
 /// After onboarding, the SCPs bind every principal of the account but assure's member role: its
 /// administrator is denied each protected change, and so is a role it names like assure's; the
 /// StackSet's execution role can still update the member role; assure's own re-run, verify and
@@ -179,6 +293,7 @@ async fn after_onboarding_only_assure_may_change_the_baseline() {
     assert_eq!(code, 0, "{out}\n{err}");
 
     let admin = credentials(&cloud.admin_config_as(target, "us-east-1").await).await;
+    an_independent_client_sees_what_assure_created(&cloud, &ids, &admin).await;
     let trust = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{target}:root"}},"Action":"sts:AssumeRole"}}]}}"#
     );

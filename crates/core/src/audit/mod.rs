@@ -54,6 +54,10 @@ pub struct Entry {
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change: Option<Change>,
+    /// The state's size in bytes, on `StateEntered` (its input) and `StateExited` (its output): Step
+    /// Functions fails an execution whose state passes 256 KiB (`States.DataLimitExceeded`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_bytes: Option<usize>,
     /// Sort key: nanoseconds since the epoch.
     #[serde(skip)]
     nanos: i128,
@@ -213,6 +217,7 @@ fn entry(at: time::OffsetDateTime, source: Source, event: &str) -> Entry {
         attempt: None,
         detail: String::new(),
         change: None,
+        state_bytes: None,
         nanos: at.unix_timestamp_nanos(),
     }
 }
@@ -262,9 +267,11 @@ fn history_entries(
         if let Some(d) = ev.state_entered_event_details() {
             e.event = "StateEntered".into();
             e.state = Some(d.name().to_owned());
+            e.state_bytes = d.input().map(str::len);
         } else if let Some(d) = ev.state_exited_event_details() {
             e.event = "StateExited".into();
             e.state = Some(d.name().to_owned());
+            e.state_bytes = d.output().map(str::len);
         } else {
             match ev.r#type() {
                 HistoryEventType::ExecutionStarted
