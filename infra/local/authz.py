@@ -530,6 +530,15 @@ DEPENDENCIES = {
 def dependencies(req: Req, account: str) -> list[tuple[str, Resource, dict]]:
     action = f"{PREFIX.get(req.service, req.service)}:{req.operation}"
     out = [(a, Resource("*", None), {}) for a in DEPENDENCIES.get(action, [])] + encryption_keys(req, account)
+    if action == "config:PutConfigurationAggregator" and p(req.params, "OrganizationAggregationSource"):
+        # "If the caller is a registered delegated administrator, Config calls ListDelegatedAdministrators
+        # API to verify whether the caller is a valid delegated administrator", with the caller's permission
+        # (https://docs.aws.amazon.com/config/latest/APIReference/API_PutConfigurationAggregator.html).
+        from extension import organization_of
+
+        org = organization_of(account)
+        if org is not None and org[0] != account:
+            out.append(("organizations:ListDelegatedAdministrators", Resource("*", None), {}))
     if action == "kms:CreateKey" and p(req.params, "Tags"):
         # Tags on CreateKey need kms:TagResource in an IAM policy covering every key of the account and
         # Region (https://docs.aws.amazon.com/kms/latest/developerguide/tag-permissions.html).

@@ -676,6 +676,16 @@ def run_tasks_as_the_execution_role() -> None:
 def patch_moto() -> None:
     """Step Functions: moto drops SendTaskFailure's `cause`; AWS records it in the history."""
     from moto.core.responses import EmptyResult
+    from moto.organizations.models import FakeDelegatedAdministrator
+
+    # Organizations: moto accepts delegated administrators for six services; AWS Config (its
+    # organization aggregators), CloudTrail, Security Hub, Detective and Inspector take one too
+    # (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_integrated-services-list.html,
+    # https://docs.aws.amazon.com/config/latest/developerguide/set-up-aggregator-cli.html).
+    for principal in ("config.amazonaws.com", "cloudtrail.amazonaws.com", "securityhub.amazonaws.com",
+                      "detective.amazonaws.com", "inspector2.amazonaws.com"):
+        if principal not in FakeDelegatedAdministrator.SUPPORTED_SERVICES:
+            FakeDelegatedAdministrator.SUPPORTED_SERVICES.append(principal)
     from moto.stepfunctions import responses as sfn
 
     def send_task_failure(self):  # type: ignore[no-untyped-def]

@@ -9,6 +9,8 @@ Rules:
 - Policies naming IAM principals that do not exist are refused (S3 bucket policies, KMS key policies,
   IAM role trust policies): the principal must exist when the policy is saved.
 - CloudWatch DeleteAlarms naming an alarm that does not exist deletes none and fails.
+- Config PutConfigurationAggregator with an organization source: management account or Config's
+  delegated administrator only.
 """
 
 from __future__ import annotations
@@ -124,8 +126,37 @@ def cloudwatch_delete_alarms(req: Req, account: str, raw: bytes) -> Refusal | No
     return None
 
 
+def config_organization_aggregator(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # PutConfigurationAggregator with an organization source: "you must be signed in to the management
+    # account or a registered delegated administrator and all the features must be enabled in your
+    # organization" (https://docs.aws.amazon.com/config/latest/APIReference/API_PutConfigurationAggregator.html;
+    # the errors: OrganizationAccessDeniedException, NoAvailableOrganizationException,
+    # OrganizationAllFeaturesNotEnabledException).
+    if req.service != "config" or req.operation != "PutConfigurationAggregator":
+        return None
+    if not req.params.get("OrganizationAggregationSource"):
+        return None
+    from extension import delegated_admin, organization_of
+
+    org = organization_of(account)
+    if org is None:
+        return Refusal(400, "NoAvailableOrganizationException",
+                       "Organization is not available. Check if the account is part of an organization.")
+    mgmt, backend = org
+    if getattr(backend.org, "feature_set", "ALL") != "ALL":
+        return Refusal(400, "OrganizationAllFeaturesNotEnabledException",
+                       "AWS Config cannot proceed further because not all features are enabled in your organization.")
+    if account != mgmt and not delegated_admin(account, "config.amazonaws.com"):
+        return Refusal(400, "OrganizationAccessDeniedException",
+                       "You are not a registered delegated administrator for AWS Config with permissions to call "
+                       "ListDelegatedAdministrators API. Ensure that the management account registers delegated "
+                       "administrator for AWS Config service principal name before the delegated administrator "
+                       "creates an aggregator.")
+    return None
+
+
 RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [
-    s3_bucket_policy, kms_key_policy, iam_trust_policy, cloudwatch_delete_alarms,
+    s3_bucket_policy, kms_key_policy, iam_trust_policy, cloudwatch_delete_alarms, config_organization_aggregator,
 ]
 
 

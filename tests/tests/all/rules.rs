@@ -73,3 +73,53 @@ async fn policies_naming_a_principal_that_does_not_exist_are_refused() {
     let (_, out, _) = aws_cli(&cloud, &admin, &["s3api", "get-bucket-policy", "--bucket", "policies-checked"]);
     assert!(out.contains("delivers-later"), "{out}");
 }
+
+/// An organization aggregator outside the management account needs that account registered as
+/// Config's delegated administrator: refused with OrganizationAccessDeniedException before, accepted
+/// after the management account registers it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organization_aggregator_needs_configs_delegated_administrator() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed();
+    let security = ids["security"].as_str().unwrap();
+    let admin = credentials(&cloud.admin_config_as(security, "us-east-1").await).await;
+    let management = credentials(&cloud.sdk_config().await).await;
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"config.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let (code, _, err) = aws_cli(
+        &cloud,
+        &admin,
+        &["iam", "create-role", "--role-name", "aggregates", "--assume-role-policy-document", trust],
+    );
+    assert_eq!(code, 0, "{err}");
+    let source = format!("RoleArn=arn:aws:iam::{security}:role/aggregates,AllAwsRegions=true");
+    let put = [
+        "configservice",
+        "put-configuration-aggregator",
+        "--configuration-aggregator-name",
+        "org",
+        "--organization-aggregation-source",
+        &source,
+    ];
+    let (code, _, err) = aws_cli(&cloud, &admin, &put);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("(OrganizationAccessDeniedException)") && err.contains("registered delegated administrator"),
+        "{err}"
+    );
+    for args in [
+        &["organizations", "enable-aws-service-access", "--service-principal", "config.amazonaws.com"][..],
+        &[
+            "organizations",
+            "register-delegated-administrator",
+            "--account-id",
+            security,
+            "--service-principal",
+            "config.amazonaws.com",
+        ][..],
+    ] {
+        let (code, _, err) = aws_cli(&cloud, &management, args);
+        assert_eq!(code, 0, "{}: {err}", args[1]);
+    }
+    let (code, _, err) = aws_cli(&cloud, &admin, &put);
+    assert_eq!(code, 0, "the delegated administrator may: {err}");
+}

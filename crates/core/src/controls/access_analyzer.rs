@@ -9,8 +9,8 @@ use aws_sdk_accessanalyzer::types::Type as AnalyzerType;
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::controls::kit::ensure_service_linked_role;
 use crate::controls::kit::{already_exists, evidence, Changes};
+use crate::controls::kit::{ensure_delegated_administrator, ensure_service_linked_role};
 use crate::controls::kit::{ensure_role, logging_key_arn};
 use crate::controls::names::{ANALYZER, FINDINGS, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE};
 use crate::controls::{Control, Fut, Report, Undo};
@@ -23,67 +23,7 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
     let security = aws.account(&run.org.security, region).await?;
     let target = aws.account(&run.account, region).await?;
     let mut changes = Changes::new(&target);
-    let orgs = mgmt.organizations();
-
-    let access = orgs
-        .list_aws_service_access_for_organization()
-        .send()
-        .await
-        .aws("organizations:ListAWSServiceAccessForOrganization")?;
-    if !access.enabled_service_principals().iter().any(|p| p.service_principal() == Some(PRINCIPAL)) {
-        if changes.live() {
-            orgs.enable_aws_service_access()
-                .service_principal(PRINCIPAL)
-                .send()
-                .await
-                .aws("organizations:EnableAWSServiceAccess")?;
-        }
-        changes.push_in(
-            mgmt.account.clone(),
-            region.clone(),
-            format!("organizations:trustedAccess/{PRINCIPAL}"),
-            "enable",
-            json!(false),
-            json!(true),
-        );
-    }
-    let admins = orgs
-        .list_delegated_administrators()
-        .service_principal(PRINCIPAL)
-        .send()
-        .await
-        .aws("organizations:ListDelegatedAdministrators")?;
-    let registered = admins.delegated_administrators().iter().any(|a| a.id() == Some(run.org.security.as_str()));
-    if !registered && !changes.live() {
-        changes.push_in(
-            mgmt.account.clone(),
-            region.clone(),
-            format!("organizations:delegatedAdministrator/{PRINCIPAL}"),
-            "register",
-            Value::Null,
-            json!(run.org.security),
-        );
-    } else if !registered {
-        match orgs
-            .register_delegated_administrator()
-            .account_id(run.org.security.as_str())
-            .service_principal(PRINCIPAL)
-            .send()
-            .await
-        {
-            Ok(_) => changes.push_in(
-                mgmt.account.clone(),
-                region.clone(),
-                format!("organizations:delegatedAdministrator/{PRINCIPAL}"),
-                "register",
-                Value::Null,
-                json!(run.org.security),
-            ),
-            // Regions run in parallel; another one registered it first.
-            Err(e) if already_exists(error_code(&e), "") => {}
-            Err(e) => return Err(e).aws("organizations:RegisterDelegatedAdministrator"),
-        }
-    }
+    ensure_delegated_administrator(&mgmt, region, PRINCIPAL, &run.org.security, &mut changes).await?;
 
     let aa = security.accessanalyzer();
     match aa.get_analyzer().analyzer_name(ANALYZER).send().await {

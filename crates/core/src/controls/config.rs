@@ -8,7 +8,9 @@ use aws_sdk_config::types::{ConfigurationRecorder, DeliveryChannel, Organization
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::controls::kit::{ensure_role, ensure_service_linked_role, evidence, logging_key_arn, Changes};
+use crate::controls::kit::{
+    ensure_delegated_administrator, ensure_role, ensure_service_linked_role, evidence, logging_key_arn, Changes,
+};
 use crate::controls::names::{AGGREGATOR, AGGREGATOR_ROLE, CONFIG_CHANNEL, CONFIG_RECORDER};
 use crate::controls::{Control, Fut, Report, Undo};
 
@@ -140,6 +142,11 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
 }
 
 async fn ensure_aggregator(aws: &Aws, run: &RunInput, changes: &mut Changes) -> Result<(), StepError> {
+    // An organization aggregator outside the management account needs the security account
+    // registered as Config's delegated administrator (OrganizationAccessDeniedException otherwise):
+    // https://docs.aws.amazon.com/config/latest/developerguide/set-up-aggregator-cli.html (Register a Delegated Administrator)
+    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
+    ensure_delegated_administrator(&mgmt, &run.home_region, SERVICE, &run.org.security, changes).await?;
     let security = aws.account(&run.org.security, &run.home_region).await?;
     let mut sec_changes = Changes::new(&security);
     let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",

@@ -364,3 +364,71 @@ pub(crate) async fn ensure_key(
     }
     Ok(key)
 }
+
+/// Trusted access for `principal` in the organization and `admin` registered as the service's
+/// delegated administrator, from the management account `mgmt` (Organizations is global; the
+/// changes are recorded in `region`, the step's). Organization-wide and shared by every account's
+/// run, so never compensated. Regions run in parallel: a registration another region made first
+/// is fine.
+pub(crate) async fn ensure_delegated_administrator(
+    mgmt: &AccountConfig,
+    region: &Region,
+    principal: &str,
+    admin: &AccountId,
+    changes: &mut Changes,
+) -> Result<(), StepError> {
+    let orgs = mgmt.organizations();
+    let access = orgs
+        .list_aws_service_access_for_organization()
+        .send()
+        .await
+        .aws("organizations:ListAWSServiceAccessForOrganization")?;
+    if !access.enabled_service_principals().iter().any(|p| p.service_principal() == Some(principal)) {
+        if changes.live() {
+            orgs.enable_aws_service_access()
+                .service_principal(principal)
+                .send()
+                .await
+                .aws("organizations:EnableAWSServiceAccess")?;
+        }
+        changes.push_in(
+            mgmt.account.clone(),
+            region.clone(),
+            format!("organizations:trustedAccess/{principal}"),
+            "enable",
+            json!(false),
+            json!(true),
+        );
+    }
+    let admins = orgs
+        .list_delegated_administrators()
+        .service_principal(principal)
+        .send()
+        .await
+        .aws("organizations:ListDelegatedAdministrators")?;
+    if admins.delegated_administrators().iter().any(|a| a.id() == Some(admin.as_str())) {
+        return Ok(());
+    }
+    if changes.live() {
+        match orgs
+            .register_delegated_administrator()
+            .account_id(admin.as_str())
+            .service_principal(principal)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if already_exists(error_code(&e), "") => return Ok(()),
+            Err(e) => return Err(e).aws("organizations:RegisterDelegatedAdministrator"),
+        }
+    }
+    changes.push_in(
+        mgmt.account.clone(),
+        region.clone(),
+        format!("organizations:delegatedAdministrator/{principal}"),
+        "register",
+        Value::Null,
+        json!(admin),
+    );
+    Ok(())
+}

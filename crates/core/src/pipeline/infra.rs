@@ -70,7 +70,9 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
                 "organizations:ListDelegatedAdministrators",
             ],
         )],
-        StepName::AccessAnalyzer => vec![
+        // Access Analyzer and Config (its organization aggregator): trusted access and the security
+        // account as the service's delegated administrator.
+        StepName::AccessAnalyzer | StepName::Config => vec![
             (
                 any(),
                 vec![
@@ -510,6 +512,9 @@ pub fn member_role_template() -> Value {
         {"Sid": "Config", "Effect": "Allow", "Resource": "*", "Action": [
             "config:PutConfigurationRecorder", "config:PutDeliveryChannel", "config:StartConfigurationRecorder", "config:PutConfigurationAggregator",
             "config:StopConfigurationRecorder", "config:DeleteDeliveryChannel", "config:DeleteConfigurationRecorder"]},
+        // Config checks an organization aggregator's delegated administrator with the caller's own
+        // permission to list them (API_PutConfigurationAggregator, OrganizationAccessDeniedException).
+        {"Sid": "ConfigOrganizationAggregator", "Effect": "Allow", "Resource": "*", "Action": ["organizations:ListDelegatedAdministrators"]},
         {"Sid": "GuardDuty", "Effect": "Allow", "Resource": "*", "Action": [
             "guardduty:CreateDetector", "guardduty:CreateMembers", "guardduty:DisassociateFromAdministratorAccount",
             "guardduty:DisassociateMembers", "guardduty:UpdateOrganizationConfiguration", "guardduty:CreatePublishingDestination",
