@@ -960,8 +960,12 @@ def xml_escape(text: str) -> str:
 #   {"limits": [{"service": "organizations", "rps": 5}], "latencyMs": 50}
 # answers a service's calls beyond `rps` per second (a token bucket holding one second's worth) with
 # that service's throttling error (Organizations: TooManyRequestsException), and delays every client
-# call by latencyMs. GET shows the settings and, per service, the calls allowed and throttled; DELETE
+# call by latencyMs; iamPropagationSeconds sets how long a new role stays unusable to services (rules.py).
+# GET shows the settings and, per service, the calls allowed and throttled; DELETE
 # clears. Like faults, only clients' calls count, never moto's calls to itself.
+
+
+DEFAULT_PROPAGATION = rules.PROPAGATION["seconds"]
 
 
 class Limits:
@@ -980,6 +984,7 @@ class Limits:
             self.stamp = {k: time.monotonic() for k in self.rps}
             self.allowed, self.throttled = {}, {}
             self.latency = max(0.0, float(doc.get("latencyMs", 0))) / 1000.0
+            rules.PROPAGATION["seconds"] = float(doc.get("iamPropagationSeconds", DEFAULT_PROPAGATION))
 
     def admit(self, service: str) -> bool:
         """Whether a call to `service` may go on now; counts it either way."""
@@ -1001,7 +1006,7 @@ class Limits:
         with LOCK:
             return {"limits": [{"service": k, "rps": v} for k, v in self.rps.items()],
                     "latencyMs": round(self.latency * 1000), "allowed": dict(self.allowed),
-                    "throttled": dict(self.throttled)}
+                    "throttled": dict(self.throttled), "iamPropagationSeconds": rules.PROPAGATION["seconds"]}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -11,17 +11,23 @@ Rules:
 - CloudWatch DeleteAlarms naming an alarm that does not exist deletes none and fails.
 - Config PutConfigurationAggregator with an organization source: management account or Config's
   delegated administrator only.
+- A role handed to a service (CloudTrail's CloudWatch Logs role, Firehose's delivery role) must exist,
+  trust the service, hold the permissions the service documents, and be older than IAM's propagation
+  delay (PROPAGATION, a few seconds).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import unquote
 
-from authz import Req
+import authz
+import iam
+from authz import Req, p
 from iam import as_list
 
 
@@ -155,8 +161,91 @@ def config_organization_aggregator(req: Req, account: str, raw: bytes) -> Refusa
     return None
 
 
+# IAM is eventually consistent: "a role you create ... might not be immediately usable" by another
+# service for a few seconds (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html,
+# "Changes that I make are not always immediately visible"). For this many seconds after CreateRole a
+# service handed the role refuses it, with its own error. POST /assure-api/limits
+# {"iamPropagationSeconds": N} changes it; the environment sets the default.
+PROPAGATION = {"seconds": float(os.environ.get("ASSURE_IAM_PROPAGATION_SECONDS", "3"))}
+
+
+def unusable_role(service: str, role_arn: str) -> str | None:
+    """Why the service principal `service` cannot use `role_arn` now, or None: the role must exist,
+    be old enough for IAM to have propagated it, and trust the service."""
+    from moto.core.utils import utcnow
+
+    role = authz.role_by_arn(role_arn)
+    if role is None:
+        return f"{role_arn} does not exist"
+    if (utcnow() - role.create_date).total_seconds() < PROPAGATION["seconds"]:
+        return f"{role_arn} is not yet visible to {service}"
+    principal = iam.Principal(kind="service", account="", arn=service)
+    trust = iam.parse(role.assume_role_policy_document)
+    decision = iam.decide(principal, "sts:AssumeRole", iam.Resource(role_arn, None, trust, "trust"),
+                          {"aws:SourceAccount": role_arn.split(":")[4]}, None)
+    if not decision.allowed:
+        return f"the trust policy of {role_arn} does not admit {service}"
+    return None
+
+
+def role_allows(role_arn: str, action: str, resource: str) -> bool:
+    role = authz.role_by_arn(role_arn)
+    allow, deny = iam.identity_effects(authz.role_policies(None, role), action, resource, {})
+    return allow and not deny
+
+
+def cloudtrail_logs_delivery(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # CreateTrail/UpdateTrail with CloudWatch Logs delivery: the log group must exist, and CloudTrail must
+    # be able to assume the role and create streams and put events in that group, or the call fails with
+    # InvalidCloudWatchLogsLogGroupArnException / InvalidCloudWatchLogsRoleArnException
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_CreateTrail.html; the role:
+    # https://docs.aws.amazon.com/awscloudtrail/latest/userguide/send-cloudtrail-events-to-cloudwatch-logs.html).
+    if req.service != "cloudtrail" or req.operation not in ("CreateTrail", "UpdateTrail"):
+        return None
+    role, group = p(req.params, "CloudWatchLogsRoleArn"), p(req.params, "CloudWatchLogsLogGroupArn")
+    if not role and not group:
+        return None
+    m = re.match(r"^arn:aws:logs:([a-z0-9-]+):(\d{12}):log-group:([^:]+)(:\*)?$", group or "")
+    if not m:
+        return Refusal(400, "InvalidCloudWatchLogsLogGroupArnException",
+                       "You must specify a valid CloudWatch Logs log group ARN along with the role.")
+    from moto.logs.models import logs_backends
+
+    region, owner, name = m.group(1), m.group(2), m.group(3)
+    if owner != account or name not in logs_backends[owner][region].groups:
+        return Refusal(400, "InvalidCloudWatchLogsLogGroupArnException", f"Access denied. Check the log group: {group}")
+    if not role:
+        return Refusal(400, "InvalidCloudWatchLogsRoleArnException", "You must specify a role ARN along with the log group.")
+    why = unusable_role("cloudtrail.amazonaws.com", role)
+    stream = f"arn:aws:logs:{region}:{owner}:log-group:{name}:log-stream:{account}_CloudTrail_{region}"
+    if why is None and not all(role_allows(role, a, stream) for a in ("logs:CreateLogStream", "logs:PutLogEvents")):
+        why = f"{role} may not create log streams and put log events in {name}"
+    if why:
+        return Refusal(400, "InvalidCloudWatchLogsRoleArnException",
+                       f"Access denied. Verify in IAM that the role has adequate permissions. ({why})")
+    return None
+
+
+def firehose_role(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # CreateDeliveryStream and UpdateDestination: Firehose assumes the destination's role at once and
+    # refuses one it cannot assume with InvalidArgumentException
+    # (https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html; the role's
+    # trust: https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html).
+    if req.service != "firehose" or req.operation not in ("CreateDeliveryStream", "UpdateDestination"):
+        return None
+    roles = authz.dig(req.params, "ExtendedS3DestinationConfiguration.RoleARN")
+    roles += authz.dig(req.params, "S3DestinationConfiguration.RoleARN")
+    roles += authz.dig(req.params, "ExtendedS3DestinationUpdate.RoleARN")
+    for role in roles:
+        if unusable_role("firehose.amazonaws.com", role):
+            return Refusal(400, "InvalidArgumentException",
+                           f"Firehose is unable to assume role {role}. Please check the role provided.")
+    return None
+
+
 RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [
     s3_bucket_policy, kms_key_policy, iam_trust_policy, cloudwatch_delete_alarms, config_organization_aggregator,
+    cloudtrail_logs_delivery, firehose_role,
 ]
 
 

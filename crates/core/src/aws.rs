@@ -538,6 +538,49 @@ const RETRYABLE_CODES: &[&str] = &[
     "PriorRequestNotComplete",
 ];
 
+/// How services refuse a role IAM has not yet propagated to them (IAM is eventually consistent:
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html): the code, and a
+/// part of the message where the code alone also means other things.
+const ROLE_PROPAGATING: &[(&str, &str)] = &[
+    // CloudTrail CreateTrail/UpdateTrail with a CloudWatch Logs role created a moment ago.
+    ("InvalidCloudWatchLogsRoleArnException", ""),
+    // Firehose CreateDeliveryStream/UpdateDestination: "Firehose is unable to assume role …".
+    ("InvalidArgumentException", "unable to assume role"),
+];
+
+/// Whether the service refused a role it cannot use yet, which a few seconds may cure.
+pub fn role_propagating(code: &str, message: &str) -> bool {
+    ROLE_PROPAGATING.iter().any(|(c, m)| *c == code && message.contains(m))
+}
+
+/// How long a call handed a new role keeps being retried while the service cannot use it yet.
+const PROPAGATION_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `call` and, while the service refuses its role as not yet usable ([`role_propagating`]),
+/// again with backoff (0.5 s doubling to 8 s) for up to a minute; then returns its last answer.
+/// For calls that hand a service a role the same step may just have created.
+pub async fn while_role_propagates<T, E, F, Fut>(mut call: F) -> Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    let started = std::time::Instant::now();
+    let mut wait = std::time::Duration::from_millis(500);
+    loop {
+        match call().await {
+            Err(SdkError::ServiceError(e))
+                if role_propagating(e.err().code().unwrap_or(""), e.err().message().unwrap_or(""))
+                    && started.elapsed() + wait < PROPAGATION_WAIT =>
+            {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(8));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Error codes that mean "you may not".
 const DENIED_CODES: &[&str] = &[
     "AccessDenied",
@@ -569,7 +612,7 @@ where
             let code = service.err().code().unwrap_or("Unknown");
             let message = service.err().message().unwrap_or("");
             let server_error = service.raw().status().is_server_error();
-            let name = if RETRYABLE_CODES.contains(&code) || server_error {
+            let name = if RETRYABLE_CODES.contains(&code) || server_error || role_propagating(code, message) {
                 ErrorName::Retryable
             } else if DENIED_CODES.contains(&code) {
                 ErrorName::AccessDenied
@@ -632,7 +675,15 @@ mod tests {
         status: u16,
         code: &str,
     ) -> SdkError<aws_sdk_cloudtrail::operation::create_trail::CreateTrailError, HttpResponse> {
-        let meta = aws_smithy_types::error::ErrorMetadata::builder().code(code).message("m").build();
+        answer_saying(status, code, "m")
+    }
+
+    fn answer_saying(
+        status: u16,
+        code: &str,
+        message: &str,
+    ) -> SdkError<aws_sdk_cloudtrail::operation::create_trail::CreateTrailError, HttpResponse> {
+        let meta = aws_smithy_types::error::ErrorMetadata::builder().code(code).message(message).build();
         let raw = HttpResponse::new(
             aws_smithy_runtime_api::http::StatusCode::try_from(status).expect("a status"),
             aws_smithy_types::body::SdkBody::empty(),
@@ -656,6 +707,40 @@ mod tests {
             assert_eq!(err.name, name, "{status} {code}");
             assert_eq!(err.message, format!("cloudtrail:CreateTrail: {code}: m"));
         }
+    }
+
+    #[test]
+    fn a_role_not_yet_propagated_is_retryable_and_other_invalid_arguments_are_not() {
+        let firehose = "Firehose is unable to assume role arn:aws:iam::1:role/r. Please check the role provided.";
+        for (code, message, name) in [
+            ("InvalidCloudWatchLogsRoleArnException", "Access denied.", ErrorName::Retryable),
+            ("InvalidArgumentException", firehose, ErrorName::Retryable),
+            ("InvalidArgumentException", "Prefix is not valid", ErrorName::Internal),
+        ] {
+            assert_eq!(classify(&answer_saying(400, code, message), "x").name, name, "{code}: {message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_is_retried_while_its_role_propagates_and_not_for_other_errors() {
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let out = while_role_propagates(|| async {
+            match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 | 1 => Err(answer(400, "InvalidCloudWatchLogsRoleArnException")),
+                _ => Ok("created"),
+            }
+        })
+        .await;
+        assert_eq!(out.ok(), Some("created"));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+        calls.store(0, std::sync::atomic::Ordering::SeqCst);
+        let out: Result<(), _> = while_role_propagates(|| async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(answer(400, "TrailAlreadyExistsException"))
+        })
+        .await;
+        assert!(out.is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "not retried");
     }
 
     #[test]

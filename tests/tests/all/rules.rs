@@ -123,3 +123,102 @@ async fn an_organization_aggregator_needs_configs_delegated_administrator() {
     let (code, _, err) = aws_cli(&cloud, &admin, &put);
     assert_eq!(code, 0, "the delegated administrator may: {err}");
 }
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// A role handed to CloudTrail (CloudWatch Logs delivery) or Firehose (S3 delivery) must exist, be
+/// visible to the service (IAM propagates a new role in a few seconds), trust the service and hold
+/// the permissions the service documents; the log group must exist. Each is broken on its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn services_refuse_roles_they_cannot_use_yet_or_at_all() {
+    let cloud = LocalCloud::start();
+    // Long enough for the AWS CLI's calls below, each most of a second.
+    cloud.limits(serde_json::json!({"iamPropagationSeconds": 30}));
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let run = |args: &[&str]| aws_cli(&cloud, &admin, args);
+    let ok = |args: &[&str]| {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
+        out
+    };
+    let refused = |args: &[&str], needle: &str| {
+        let (code, out, err) = run(args);
+        assert_ne!(code, 0, "{} was accepted: {out}", args[..2].join(" "));
+        assert!(err.contains(needle), "{needle} not in: {err}");
+    };
+    let account = ok(&["sts", "get-caller-identity", "--query", "Account", "--output", "text"]).trim().to_owned();
+    let trusting = |service: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
+        )
+    };
+    let group = "trail-logs";
+    let group_arn = format!("arn:aws:logs:us-east-1:{account}:log-group:{group}:*");
+    let may_log = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":["logs:CreateLogStream","logs:PutLogEvents"],"Resource":"arn:aws:logs:us-east-1:{account}:log-group:{group}:log-stream:*"}}]}}"#
+    );
+    ok(&["s3api", "create-bucket", "--bucket", "trail-bucket"]);
+    ok(&["logs", "create-log-group", "--log-group-name", group]);
+    for (role, service, policy) in [
+        ("trail-logs", "cloudtrail.amazonaws.com", Some(&may_log)),
+        ("trusts-lambda", "lambda.amazonaws.com", Some(&may_log)),
+        ("may-not-log", "cloudtrail.amazonaws.com", None),
+        ("delivers", "firehose.amazonaws.com", None),
+    ] {
+        ok(&["iam", "create-role", "--role-name", role, "--assume-role-policy-document", &trusting(service)]);
+        if let Some(policy) = policy {
+            ok(&["iam", "put-role-policy", "--role-name", role, "--policy-name", "logs", "--policy-document", policy]);
+        }
+    }
+    let role = |name: &str| format!("arn:aws:iam::{account}:role/{name}");
+    let trail = |role_name: &str, group_arn: &str| -> Vec<String> {
+        [
+            "cloudtrail",
+            "create-trail",
+            "--name",
+            "checked",
+            "--s3-bucket-name",
+            "trail-bucket",
+            "--cloud-watch-logs-log-group-arn",
+            group_arn,
+            "--cloud-watch-logs-role-arn",
+            &role(role_name),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let stream = |role_name: &str| -> Vec<String> {
+        [
+            "firehose",
+            "create-delivery-stream",
+            "--delivery-stream-name",
+            "checked",
+            "--extended-s3-destination-configuration",
+            &format!("RoleARN={},BucketARN=arn:aws:s3:::trail-bucket", role(role_name)),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+
+    // At once: the right roles, not yet visible to the services.
+    refused(&args(&trail("trail-logs", &group_arn)), "(InvalidCloudWatchLogsRoleArnException)");
+    refused(
+        &args(&stream("delivers")),
+        "(InvalidArgumentException) when calling the CreateDeliveryStream operation: Firehose is unable to assume role",
+    );
+    // IAM catches up: the roles are older than a shorter delay.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    cloud.limits(serde_json::json!({"iamPropagationSeconds": 1}));
+    // Propagated, but wrong on their own account.
+    refused(&args(&trail("trusts-lambda", &group_arn)), "does not admit cloudtrail.amazonaws.com");
+    refused(&args(&trail("may-not-log", &group_arn)), "may not create log streams and put log events");
+    refused(&args(&trail("no-such-role", &group_arn)), "does not exist");
+    let missing_group = format!("arn:aws:logs:us-east-1:{account}:log-group:no-such-group:*");
+    refused(&args(&trail("trail-logs", &missing_group)), "(InvalidCloudWatchLogsLogGroupArnException)");
+    refused(&args(&stream("trail-logs")), "Firehose is unable to assume role");
+    // And right.
+    ok(&args(&trail("trail-logs", &group_arn)));
+    ok(&args(&stream("delivers")));
+}

@@ -8,7 +8,7 @@ use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutpu
 use aws_sdk_accessanalyzer::types::Type as AnalyzerType;
 use serde_json::{json, Value};
 
-use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::aws::{error_code, while_role_propagates, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{already_exists, evidence, Changes};
 use crate::controls::kit::{ensure_delegated_administrator, ensure_service_linked_role};
 use crate::controls::kit::{ensure_role, logging_key_arn};
@@ -163,43 +163,46 @@ async fn ensure_findings_delivery(
                 .ok_or_else(|| StepError::internal("firehose: no stream description"))?;
             let dest = d.destinations().first().map(|x| x.destination_id().to_owned()).unwrap_or_default();
             if changes.live() {
-                fh.update_destination()
-                    .delivery_stream_name(FINDINGS)
-                    .current_delivery_stream_version_id(d.version_id())
-                    .destination_id(dest)
-                    .extended_s3_destination_update(
-                        aws_sdk_firehose::types::ExtendedS3DestinationUpdate::builder()
-                            .bucket_arn(&bucket_arn)
-                            .role_arn(&role)
-                            .prefix(findings_prefix(region))
-                            .encryption_configuration(encryption(&key)?)
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .aws(format!("firehose:UpdateDestination {FINDINGS}"))?;
+                let update = aws_sdk_firehose::types::ExtendedS3DestinationUpdate::builder()
+                    .bucket_arn(&bucket_arn)
+                    .role_arn(&role)
+                    .prefix(findings_prefix(region))
+                    .encryption_configuration(encryption(&key)?)
+                    .build();
+                while_role_propagates(|| {
+                    fh.update_destination()
+                        .delivery_stream_name(FINDINGS)
+                        .current_delivery_stream_version_id(d.version_id())
+                        .destination_id(&dest)
+                        .extended_s3_destination_update(update.clone())
+                        .send()
+                })
+                .await
+                .aws(format!("firehose:UpdateDestination {FINDINGS}"))?;
             }
             sec.push(format!("firehose:{FINDINGS}/destination"), "update", json!(found), json!(want));
         }
         None => {
             if changes.live() {
-                let res = security
-                    .firehose()
-                    .create_delivery_stream()
-                    .delivery_stream_name(FINDINGS)
-                    .delivery_stream_type(aws_sdk_firehose::types::DeliveryStreamType::DirectPut)
-                    .extended_s3_destination_configuration(
-                        aws_sdk_firehose::types::ExtendedS3DestinationConfiguration::builder()
-                            .bucket_arn(&bucket_arn)
-                            .role_arn(&role)
-                            .prefix(findings_prefix(region))
-                            .compression_format(aws_sdk_firehose::types::CompressionFormat::Gzip)
-                            .encryption_configuration(encryption(&key)?)
-                            .build()
-                            .map_err(|e| StepError::internal(e.to_string()))?,
-                    )
-                    .send()
-                    .await;
+                let destination = aws_sdk_firehose::types::ExtendedS3DestinationConfiguration::builder()
+                    .bucket_arn(&bucket_arn)
+                    .role_arn(&role)
+                    .prefix(findings_prefix(region))
+                    .compression_format(aws_sdk_firehose::types::CompressionFormat::Gzip)
+                    .encryption_configuration(encryption(&key)?)
+                    .build()
+                    .map_err(|e| StepError::internal(e.to_string()))?;
+                // The delivery role is ensured just above, perhaps a moment ago.
+                let res = while_role_propagates(|| {
+                    security
+                        .firehose()
+                        .create_delivery_stream()
+                        .delivery_stream_name(FINDINGS)
+                        .delivery_stream_type(aws_sdk_firehose::types::DeliveryStreamType::DirectPut)
+                        .extended_s3_destination_configuration(destination.clone())
+                        .send()
+                })
+                .await;
                 match res {
                     Ok(_) => sec.push(format!("firehose:{FINDINGS}"), "create", Value::Null, json!(want)),
                     // Another account's run (a bulk run) created the security account's stream a

@@ -6,7 +6,7 @@
 use assure_contract::{ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use serde_json::{json, Value};
 
-use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::aws::{error_code, while_role_propagates, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{ensure_role, evidence, logging_key_arn, Changes};
 use crate::controls::names::{TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
 use crate::controls::{Control, Fut, Report, Undo};
@@ -134,35 +134,41 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     match &before {
         None => {
             if changes.live() {
-                ct.create_trail()
-                    .name(TRAIL)
-                    .s3_bucket_name(&bucket)
-                    .is_multi_region_trail(true)
-                    .include_global_service_events(true)
-                    .enable_log_file_validation(true)
-                    .kms_key_id(&key)
-                    .cloud_watch_logs_log_group_arn(log_group_arn(&target))
-                    .cloud_watch_logs_role_arn(&role)
-                    .send()
-                    .await
-                    .aws(format!("cloudtrail:CreateTrail {TRAIL}"))?;
+                // The CloudWatch Logs role may be minutes old or a moment old (ensured above).
+                while_role_propagates(|| {
+                    ct.create_trail()
+                        .name(TRAIL)
+                        .s3_bucket_name(&bucket)
+                        .is_multi_region_trail(true)
+                        .include_global_service_events(true)
+                        .enable_log_file_validation(true)
+                        .kms_key_id(&key)
+                        .cloud_watch_logs_log_group_arn(log_group_arn(&target))
+                        .cloud_watch_logs_role_arn(&role)
+                        .send()
+                })
+                .await
+                .aws(format!("cloudtrail:CreateTrail {TRAIL}"))?;
             }
             changes.push(format!("cloudtrail:{TRAIL}"), "create", Value::Null, trail_json(&desired));
         }
         Some(t) if TrailState { logging: true, ..t.clone() } != desired => {
             if changes.live() {
-                ct.update_trail()
-                    .name(TRAIL)
-                    .s3_bucket_name(&bucket)
-                    .is_multi_region_trail(true)
-                    .include_global_service_events(true)
-                    .enable_log_file_validation(true)
-                    .kms_key_id(&key)
-                    .cloud_watch_logs_log_group_arn(log_group_arn(&target))
-                    .cloud_watch_logs_role_arn(&role)
-                    .send()
-                    .await
-                    .aws(format!("cloudtrail:UpdateTrail {TRAIL}"))?;
+                // The CloudWatch Logs role may be minutes old or a moment old (ensured above).
+                while_role_propagates(|| {
+                    ct.update_trail()
+                        .name(TRAIL)
+                        .s3_bucket_name(&bucket)
+                        .is_multi_region_trail(true)
+                        .include_global_service_events(true)
+                        .enable_log_file_validation(true)
+                        .kms_key_id(&key)
+                        .cloud_watch_logs_log_group_arn(log_group_arn(&target))
+                        .cloud_watch_logs_role_arn(&role)
+                        .send()
+                })
+                .await
+                .aws(format!("cloudtrail:UpdateTrail {TRAIL}"))?;
             }
             changes.push(format!("cloudtrail:{TRAIL}"), "update", trail_json(t), trail_json(&desired));
         }
