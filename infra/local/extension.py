@@ -385,17 +385,28 @@ class GuardDuty:
         destinations[destination_id] = {
             "destinationId": destination_id,
             "destinationType": "S3",
-            "status": "PUBLISHING",
             "destinationProperties": {"destinationArn": props["destinationArn"], "kmsKeyArn": props["kmsKeyArn"]},
-            "publishingFailureStartTimestamp": 0,
         }
         return {"destinationId": destination_id}
+
+    def _with_status(self, call: Call, d: str, destination: dict) -> dict:
+        """A destination as DescribePublishingDestination shows it. Its status is what GuardDuty finds
+        when it publishes: UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY while the bucket or key policy does
+        not let this region's GuardDuty principal write (rules.guardduty_export_refusal), PUBLISHING
+        otherwise (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_DescribePublishingDestination.html)."""
+        props = destination["destinationProperties"]
+        refusal = rules.guardduty_export_refusal(call.account, call.region, d, props["destinationArn"], props["kmsKeyArn"])
+        out = dict(destination, status="PUBLISHING", publishingFailureStartTimestamp=0)
+        if refusal:
+            out.update(status="UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY",
+                       publishingFailureStartTimestamp=int(time.time()), statusReason=refusal)
+        return out
 
     def list_publishing_destinations(self, call: Call, d: str) -> dict:
         self.detector(call, d)
         items = [
             {k: v[k] for k in ("destinationId", "destinationType", "status")}
-            for v in self.destinations.get((call.account, call.region, d), {}).values()
+            for v in (self._with_status(call, d, x) for x in self.destinations.get((call.account, call.region, d), {}).values())
         ]
         return page(items, call, "destinations")
 
@@ -407,7 +418,9 @@ class GuardDuty:
         return destination
 
     def describe_publishing_destination(self, call: Call, d: str, p: str) -> dict:
-        return dict(self._destination(call, d, p))
+        out = self._with_status(call, d, self._destination(call, d, p))
+        out.pop("statusReason", None)
+        return out
 
     def delete_publishing_destination(self, call: Call, d: str, p: str) -> dict:
         self._destination(call, d, p)

@@ -243,6 +243,55 @@ def firehose_role(req: Req, account: str, raw: bytes) -> Refusal | None:
     return None
 
 
+# Regions an account must opt in to; there GuardDuty acts as guardduty.REGION.amazonaws.com
+# (https://docs.aws.amazon.com/accounts/latest/reference/manage-acct-regions.html,
+# https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_exportfindings.html).
+OPT_IN_REGIONS = {"af-south-1", "ap-east-1", "ap-east-2", "ap-south-2", "ap-southeast-3", "ap-southeast-4",
+                  "ap-southeast-5", "ap-southeast-7", "ca-west-1", "eu-central-2", "eu-south-1", "eu-south-2",
+                  "il-central-1", "me-central-1", "me-south-1", "mx-central-1"}
+
+
+def guardduty_principal(region: str) -> str:
+    return f"guardduty.{region}.amazonaws.com" if region in OPT_IN_REGIONS else "guardduty.amazonaws.com"
+
+
+def guardduty_export_refusal(account: str, region: str, detector: str, destination: str, key_arn: str) -> str | None:
+    """Why GuardDuty in `region` cannot export `account`'s findings to `destination` (an S3 ARN, bucket
+    and prefix) encrypted with `key_arn`, or None. The bucket policy must let the region's GuardDuty
+    principal s3:PutObject under the prefix and s3:GetBucketLocation, the key policy kms:GenerateDataKey
+    (https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_exportfindings.html, steps 2 and 3)."""
+    from moto.kms.models import kms_backends
+    from moto.s3.models import s3_backends
+
+    from extension import organization_of
+
+    principal = iam.Principal(kind="service", account="", arn=guardduty_principal(region))
+    org = organization_of(account)
+    ctx = {"aws:SourceAccount": account, "aws:SourceArn": f"arn:aws:guardduty:{region}:{account}:detector/{detector}",
+           "aws:SecureTransport": "true"}
+    if org is not None and org[1].org is not None:
+        ctx["aws:SourceOrgID"] = org[1].org.id
+    bucket, _, prefix = destination.removeprefix("arn:aws:s3:::").partition("/")
+    owner = next((a for a, b in s3_backends.items() if bucket in b["aws"].buckets), None)
+    if owner is None:
+        return f"bucket {bucket} does not exist"
+    policy = s3_backends[owner]["aws"].buckets[bucket].policy
+    doc = iam.parse(policy.decode() if isinstance(policy, bytes) else policy)
+    obj = f"arn:aws:s3:::{bucket}/{prefix.strip('/') + '/' if prefix.strip('/') else ''}AWSLogs/{account}/GuardDuty/{region}/findings.jsonl.gz"
+    for action, resource in (("s3:PutObject", obj), ("s3:GetBucketLocation", f"arn:aws:s3:::{bucket}")):
+        direct, _, deny = iam.resource_effects(doc, principal, action, resource, ctx)
+        if deny or not direct:
+            return f"the policy of bucket {bucket} does not let {principal.arn} {action} {resource}"
+    m = re.match(r"^arn:aws:kms:([a-z0-9-]+):(\d{12}):key/(.+)$", key_arn)
+    key = kms_backends[m.group(2)][m.group(1)].keys.get(m.group(3)) if m else None
+    if key is None:
+        return f"key {key_arn} does not exist"
+    direct, _, deny = iam.resource_effects(iam.parse(key.policy), principal, "kms:GenerateDataKey", key_arn, ctx)
+    if deny or not direct:
+        return f"the policy of key {key_arn} does not let {principal.arn} kms:GenerateDataKey"
+    return None
+
+
 RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [
     s3_bucket_policy, kms_key_policy, iam_trust_policy, cloudwatch_delete_alarms, config_organization_aggregator,
     cloudtrail_logs_delivery, firehose_role,

@@ -103,6 +103,37 @@ pub const KNOWN_REGIONS: &[&str] = &[
     "us-west-2",
 ];
 
+/// The regions of [`KNOWN_REGIONS`] an account must opt in to (those launched since March 2019):
+/// https://docs.aws.amazon.com/accounts/latest/reference/manage-acct-regions.html
+pub const OPT_IN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-south-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "ca-west-1",
+    "eu-central-2",
+    "eu-south-1",
+    "eu-south-2",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+];
+
+/// The service principals GuardDuty delivers findings as: `guardduty.amazonaws.com`, and in an
+/// opt-in region `guardduty.REGION.amazonaws.com`, which bucket and key policies must name
+/// (https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_exportfindings.html). Every opt-in
+/// region's, so one organization-wide policy serves every run, whatever its regions.
+pub fn guardduty_principals() -> Vec<String> {
+    std::iter::once("guardduty.amazonaws.com".to_owned())
+        .chain(OPT_IN_REGIONS.iter().map(|r| format!("guardduty.{r}.amazonaws.com")))
+        .collect()
+}
+
 /// An AWS region name from [`KNOWN_REGIONS`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -124,6 +155,11 @@ impl JsonSchema for Region {
 impl Region {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether an account must opt in to this region ([`OPT_IN_REGIONS`]).
+    pub fn is_opt_in(&self) -> bool {
+        OPT_IN_REGIONS.contains(&self.0.as_str())
     }
 }
 

@@ -14,7 +14,7 @@ mod run;
 pub use catalogue::{Control, CONTROLS};
 pub use config::{Config, Options, Organization};
 pub use error::{ErrorName, StepError};
-pub use ids::{AccountId, Region, RunId, KNOWN_REGIONS};
+pub use ids::{guardduty_principals, AccountId, Region, RunId, KNOWN_REGIONS, OPT_IN_REGIONS};
 pub use run::{
     Change, Evidence, FailurePolicy, Notify, NotifyProtocol, OrgLayout, RunInput, StepName, StepOutput, TaskMessage,
     DEFAULT_ROLE_NAME,

@@ -222,3 +222,86 @@ async fn services_refuse_roles_they_cannot_use_yet_or_at_all() {
     ok(&args(&trail("trail-logs", &group_arn)));
     ok(&args(&stream("delivers")));
 }
+
+/// GuardDuty publishes findings from an opt-in region as guardduty.REGION.amazonaws.com: a bucket
+/// and key policy naming only guardduty.amazonaws.com leave that region's destination unable to
+/// publish, as DescribePublishingDestination reports; naming the regional principal fixes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn guardduty_in_an_opt_in_region_publishes_only_where_its_regional_principal_may_write() {
+    let cloud = LocalCloud::start();
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let run = |region: &str, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--region", region, "--output", "text"]);
+        let (code, out, err) = aws_cli(&cloud, &admin, &all);
+        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
+        out.trim().to_owned()
+    };
+    let account = run("us-east-1", &["sts", "get-caller-identity", "--query", "Account"]);
+    let policies = |principals: &[&str]| {
+        let bucket = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": principals}, "Action": ["s3:PutObject", "s3:GetBucketLocation"],
+             "Resource": ["arn:aws:s3:::findings", "arn:aws:s3:::findings/*"]}]});
+        let key = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"Service": principals}, "Action": "kms:GenerateDataKey", "Resource": "*"}]});
+        (bucket.to_string(), key.to_string())
+    };
+    let (bucket_policy, key_policy) = policies(&["guardduty.amazonaws.com"]);
+    run("us-east-1", &["s3api", "create-bucket", "--bucket", "findings"]);
+    run("us-east-1", &["s3api", "put-bucket-policy", "--bucket", "findings", "--policy", &bucket_policy]);
+    let key = run("us-east-1", &["kms", "create-key", "--policy", &key_policy, "--query", "KeyMetadata.Arn"]);
+    let props = format!("DestinationArn=arn:aws:s3:::findings/guardduty,KmsKeyArn={key}");
+    let status = |region: &str| {
+        let det = run(region, &["guardduty", "list-detectors", "--query", "DetectorIds[0]"]);
+        let dest = run(
+            region,
+            &[
+                "guardduty",
+                "list-publishing-destinations",
+                "--detector-id",
+                &det,
+                "--query",
+                "Destinations[0].DestinationId",
+            ],
+        );
+        run(
+            region,
+            &[
+                "guardduty",
+                "describe-publishing-destination",
+                "--detector-id",
+                &det,
+                "--destination-id",
+                &dest,
+                "--query",
+                "Status",
+            ],
+        )
+    };
+    for region in ["us-east-1", "me-south-1"] {
+        let det = run(region, &["guardduty", "create-detector", "--enable", "--query", "DetectorId"]);
+        run(
+            region,
+            &[
+                "guardduty",
+                "create-publishing-destination",
+                "--detector-id",
+                &det,
+                "--destination-type",
+                "S3",
+                "--destination-properties",
+                &props,
+            ],
+        );
+    }
+    assert_eq!(status("us-east-1"), "PUBLISHING");
+    assert_eq!(status("me-south-1"), "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY");
+
+    // The bucket alone is not enough: the key must admit the regional principal too.
+    let (bucket_policy, key_policy) = policies(&["guardduty.amazonaws.com", "guardduty.me-south-1.amazonaws.com"]);
+    run("us-east-1", &["s3api", "put-bucket-policy", "--bucket", "findings", "--policy", &bucket_policy]);
+    assert_eq!(status("me-south-1"), "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY");
+    run("us-east-1", &["kms", "put-key-policy", "--key-id", &key, "--policy-name", "default", "--policy", &key_policy]);
+    assert_eq!(status("me-south-1"), "PUBLISHING");
+}

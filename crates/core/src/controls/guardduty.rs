@@ -288,8 +288,11 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
         None => (false, None),
     };
     let res = det.clone().map_or_else(|| "guardduty:(no detector)".to_owned(), |d| format!("guardduty:detector/{d}"));
-    let exported = match detector(&security).await? {
-        Some(sd) => !security
+    // Exported means a destination GuardDuty can publish to: its status is PUBLISHING, not
+    // PENDING_VERIFICATION or UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY (a bucket or key policy
+    // that does not admit this region's GuardDuty principal).
+    let statuses: Vec<String> = match detector(&security).await? {
+        Some(sd) => security
             .guardduty()
             .list_publishing_destinations()
             .detector_id(&sd)
@@ -297,9 +300,12 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             .await
             .aws("guardduty:ListPublishingDestinations")?
             .destinations()
-            .is_empty(),
-        None => false,
+            .iter()
+            .map(|d| d.status().map_or("(none)", |s| s.as_str()).to_owned())
+            .collect(),
+        None => vec![],
     };
+    let exported = statuses.iter().any(|s| s == "PUBLISHING");
     Ok(vec![
         evidence(&target, "guardduty.enabled", &res, enabled, format!("detector: {det:?}, enabled: {enabled}")),
         evidence(
@@ -314,7 +320,11 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             "guardduty.findings-exported",
             format!("guardduty:{}", run.org.security),
             exported,
-            format!("the security account's detector exports findings: {exported}"),
+            if statuses.is_empty() {
+                "the security account's detector has no publishing destination".to_owned()
+            } else {
+                format!("the security account's publishing destination: {}", statuses.join(", "))
+            },
         ),
     ])
 }

@@ -162,6 +162,13 @@ fn lifecycle_json(rules: &[LifecycleRule]) -> Value {
     )
 }
 
+/// `services` and GuardDuty's principals, the global one and each opt-in region's.
+fn delivering_services(services: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = services.iter().map(|s| (*s).to_owned()).collect();
+    out.extend(assure_contract::guardduty_principals());
+    out
+}
+
 fn deny_plain_http(bucket: &str) -> Value {
     json!({
         "Sid": "DenyInsecureTransport",
@@ -178,16 +185,17 @@ fn deny_plain_http(bucket: &str) -> Value {
 pub fn logging_bucket_policy(bucket: &str, org_id: &str, security: &str) -> Value {
     let arn = format!("arn:aws:s3:::{bucket}");
     let org = json!({"StringEquals": {"aws:SourceOrgID": org_id}});
+    let services = delivering_services(&["cloudtrail.amazonaws.com", "config.amazonaws.com"]);
     json!({
         "Version": "2012-10-17",
         "Statement": [
             deny_plain_http(bucket),
             {"Sid": "ServicesCheckBucket", "Effect": "Allow",
-             "Principal": {"Service": ["cloudtrail.amazonaws.com", "config.amazonaws.com", "guardduty.amazonaws.com"]},
+             "Principal": {"Service": services.clone()},
              "Action": ["s3:GetBucketAcl", "s3:ListBucket", "s3:GetBucketLocation"],
              "Resource": arn, "Condition": org},
             {"Sid": "ServicesDeliverLogs", "Effect": "Allow",
-             "Principal": {"Service": ["cloudtrail.amazonaws.com", "config.amazonaws.com", "guardduty.amazonaws.com"]},
+             "Principal": {"Service": services},
              "Action": "s3:PutObject",
              "Resource": [format!("{arn}/AWSLogs/*"), format!("{arn}/guardduty/*")],
              "Condition": org},
@@ -245,7 +253,7 @@ pub fn key_policy(account: &str, org_id: &str, role_name: &str) -> Value {
              "Action": ["kms:CreateAlias", "kms:EnableKeyRotation", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"],
              "Resource": "*"},
             {"Sid": "ServicesEncryptLogs", "Effect": "Allow",
-             "Principal": {"Service": ["cloudtrail.amazonaws.com", "config.amazonaws.com", "guardduty.amazonaws.com", "logs.amazonaws.com"]},
+             "Principal": {"Service": delivering_services(&["cloudtrail.amazonaws.com", "config.amazonaws.com", "logs.amazonaws.com"])},
              "Action": ["kms:GenerateDataKey*", "kms:Encrypt", "kms:DescribeKey"], "Resource": "*",
              "Condition": {"StringEquals": {"aws:SourceOrgID": org_id}}},
             {"Sid": "OrganizationUsesKey", "Effect": "Allow",
