@@ -688,7 +688,24 @@ def run_tasks_as_the_execution_role() -> None:
 
 def patch_moto() -> None:
     """Step Functions: moto drops SendTaskFailure's `cause`; AWS records it in the history."""
+    from moto.cloudtrail import responses as cloudtrail
     from moto.core.responses import EmptyResult
+
+    # CloudTrail: GetTrailStatus reports the S3 error of the last delivery in LatestDeliveryError
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html). A trail
+    # whose bucket or key policy no longer lets CloudTrail write fails every delivery: AccessDenied.
+    moto_trail_status = cloudtrail.CloudTrailResponse.get_trail_status
+
+    def get_trail_status(self):  # type: ignore[no-untyped-def]
+        answer = json.loads(moto_trail_status(self))
+        trail = self.cloudtrail_backend.get_trail(self._get_param("Name"))
+        if trail.status.is_logging and rules.trail_delivery_refusal(
+                trail.account_id, trail.region_name, trail.arn, trail.bucket_name, trail.s3_key_prefix, trail.kms_key_id):
+            answer["LatestDeliveryError"] = "AccessDenied"
+            answer.pop("LatestDeliveryTime", None)
+        return json.dumps(answer)
+
+    cloudtrail.CloudTrailResponse.get_trail_status = get_trail_status
     from moto.organizations.models import FakeDelegatedAdministrator
 
     # Organizations: moto accepts delegated administrators for six services; AWS Config (its

@@ -11,6 +11,7 @@ Rules:
 - CloudWatch DeleteAlarms naming an alarm that does not exist deletes none and fails.
 - Config PutConfigurationAggregator with an organization source: management account or Config's
   delegated administrator only.
+- CloudTrail CreateTrail/UpdateTrail: the bucket and key policies must let CloudTrail deliver.
 - A role handed to a service (CloudTrail's CloudWatch Logs role, Firehose's delivery role) must exist,
   trust the service, hold the permissions the service documents, and be older than IAM's propagation
   delay (PROPAGATION, a few seconds).
@@ -255,46 +256,123 @@ def guardduty_principal(region: str) -> str:
     return f"guardduty.{region}.amazonaws.com" if region in OPT_IN_REGIONS else "guardduty.amazonaws.com"
 
 
-def guardduty_export_refusal(account: str, region: str, detector: str, destination: str, key_arn: str) -> str | None:
-    """Why GuardDuty in `region` cannot export `account`'s findings to `destination` (an S3 ARN, bucket
-    and prefix) encrypted with `key_arn`, or None. The bucket policy must let the region's GuardDuty
-    principal s3:PutObject under the prefix and s3:GetBucketLocation, the key policy kms:GenerateDataKey
-    (https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_exportfindings.html, steps 2 and 3)."""
+def resolve_key(key_id: str, account: str, region: str) -> Any:
+    """moto's key for a key id, key ARN, alias name or alias ARN, or None."""
     from moto.kms.models import kms_backends
+
+    m = re.match(r"^arn:aws:kms:([a-z0-9-]+):(\d{12}):(key|alias)/(.+)$", key_id)
+    if m:
+        region, account = m.group(1), m.group(2)
+        key_id = m.group(4) if m.group(3) == "key" else f"alias/{m.group(4)}"
+    backend = kms_backends[account][region]
+    if key_id.startswith("alias/"):
+        target = backend.get_key_id_from_alias(key_id)
+        return backend.keys.get(target) if target else None
+    return backend.keys.get(key_id)
+
+
+def delivery_refusal(service: str, account: str, region: str, ctx: dict, bucket: str, object_key: str,
+                     bucket_action: str, key_id: str | None) -> tuple[str, str] | None:
+    """Why `service` (a service principal) delivering for `account` cannot write `object_key` to
+    `bucket` (bucket policy: s3:PutObject on the object, `bucket_action` on the bucket) encrypted with
+    `key_id` (key policy: kms:GenerateDataKey), as (what, reason) with what one of bucket, bucket-policy,
+    key, key-policy; or None. `ctx` holds the request context the service sends (aws:SourceArn, ...)."""
     from moto.s3.models import s3_backends
 
+    principal = iam.Principal(kind="service", account="", arn=service)
+    ctx = {"aws:SourceAccount": account, "aws:SecureTransport": "true", **ctx}
     from extension import organization_of
 
-    principal = iam.Principal(kind="service", account="", arn=guardduty_principal(region))
     org = organization_of(account)
-    ctx = {"aws:SourceAccount": account, "aws:SourceArn": f"arn:aws:guardduty:{region}:{account}:detector/{detector}",
-           "aws:SecureTransport": "true"}
     if org is not None and org[1].org is not None:
-        ctx["aws:SourceOrgID"] = org[1].org.id
-    bucket, _, prefix = destination.removeprefix("arn:aws:s3:::").partition("/")
+        ctx.setdefault("aws:SourceOrgID", org[1].org.id)
     owner = next((a for a, b in s3_backends.items() if bucket in b["aws"].buckets), None)
     if owner is None:
-        return f"bucket {bucket} does not exist"
+        return "bucket", f"bucket {bucket} does not exist"
     policy = s3_backends[owner]["aws"].buckets[bucket].policy
     doc = iam.parse(policy.decode() if isinstance(policy, bytes) else policy)
-    obj = f"arn:aws:s3:::{bucket}/{prefix.strip('/') + '/' if prefix.strip('/') else ''}AWSLogs/{account}/GuardDuty/{region}/findings.jsonl.gz"
-    for action, resource in (("s3:PutObject", obj), ("s3:GetBucketLocation", f"arn:aws:s3:::{bucket}")):
+    for action, resource in (("s3:PutObject", f"arn:aws:s3:::{bucket}/{object_key}"),
+                             (bucket_action, f"arn:aws:s3:::{bucket}")):
         direct, _, deny = iam.resource_effects(doc, principal, action, resource, ctx)
         if deny or not direct:
-            return f"the policy of bucket {bucket} does not let {principal.arn} {action} {resource}"
-    m = re.match(r"^arn:aws:kms:([a-z0-9-]+):(\d{12}):key/(.+)$", key_arn)
-    key = kms_backends[m.group(2)][m.group(1)].keys.get(m.group(3)) if m else None
-    if key is None:
-        return f"key {key_arn} does not exist"
-    direct, _, deny = iam.resource_effects(iam.parse(key.policy), principal, "kms:GenerateDataKey", key_arn, ctx)
-    if deny or not direct:
-        return f"the policy of key {key_arn} does not let {principal.arn} kms:GenerateDataKey"
+            return "bucket-policy", f"the policy of bucket {bucket} does not let {service} {action} {resource}"
+    if key_id:
+        key = resolve_key(key_id, account, region)
+        if key is None:
+            return "key", f"key {key_id} does not exist"
+        direct, _, deny = iam.resource_effects(iam.parse(key.policy), principal, "kms:GenerateDataKey", key.arn, ctx)
+        if deny or not direct:
+            return "key-policy", f"the policy of key {key.arn} does not let {service} kms:GenerateDataKey"
     return None
+
+
+def guardduty_export_refusal(account: str, region: str, detector: str, destination: str, key_arn: str) -> str | None:
+    """Why GuardDuty in `region` cannot export `account`'s findings to `destination` (an S3 ARN, bucket
+    and prefix) encrypted with `key_arn`, or None: the bucket policy must let the region's GuardDuty
+    principal s3:PutObject under the prefix and s3:GetBucketLocation, the key policy kms:GenerateDataKey
+    (https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_exportfindings.html, steps 2 and 3)."""
+    bucket, _, prefix = destination.removeprefix("arn:aws:s3:::").partition("/")
+    prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+    ctx = {"aws:SourceArn": f"arn:aws:guardduty:{region}:{account}:detector/{detector}"}
+    refused = delivery_refusal(guardduty_principal(region), account, region, ctx, bucket,
+                               f"{prefix}AWSLogs/{account}/GuardDuty/{region}/findings.jsonl.gz",
+                               "s3:GetBucketLocation", key_arn)
+    return refused[1] if refused else None
+
+
+def trail_delivery_refusal(account: str, region: str, trail_arn: str, bucket: str, prefix: str | None,
+                           key_id: str | None) -> tuple[str, str] | None:
+    """Why CloudTrail cannot deliver a trail's log files: the bucket policy must let
+    cloudtrail.amazonaws.com s3:GetBucketAcl the bucket and s3:PutObject under
+    [prefix/]AWSLogs/ACCOUNT/ (with the bucket-owner-full-control ACL), and the key policy must let it
+    kms:GenerateDataKey* (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html,
+    https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html)."""
+    prefix = prefix.strip("/") + "/" if prefix and prefix.strip("/") else ""
+    ctx = {"aws:SourceArn": trail_arn, "s3:x-amz-acl": "bucket-owner-full-control",
+           "kms:EncryptionContext:aws:cloudtrail:arn": trail_arn}
+    return delivery_refusal("cloudtrail.amazonaws.com", account, region, ctx, bucket,
+                            f"{prefix}AWSLogs/{account}/CloudTrail/{region}/log.json.gz", "s3:GetBucketAcl", key_id)
+
+
+def cloudtrail_delivery(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # CreateTrail/UpdateTrail check that CloudTrail can deliver: InsufficientS3BucketPolicyException,
+    # KmsKeyNotFoundException, InsufficientEncryptionPolicyException, S3BucketDoesNotExistException
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_CreateTrail.html).
+    if req.service != "cloudtrail" or req.operation not in ("CreateTrail", "UpdateTrail"):
+        return None
+    from moto.cloudtrail.models import cloudtrail_backends
+
+    name = p(req.params, "Name") or ""
+    bucket, prefix, key = p(req.params, "S3BucketName"), p(req.params, "S3KeyPrefix"), p(req.params, "KmsKeyId")
+    if req.operation == "UpdateTrail":
+        try:
+            trail = cloudtrail_backends[account][req.region].get_trail(name)
+        except Exception:
+            return None  # moto answers TrailNotFoundException
+        bucket, prefix = bucket or trail.bucket_name, prefix if prefix is not None else trail.s3_key_prefix
+        key = key if key is not None else trail.kms_key_id
+        name = trail.trail_name
+    if not bucket:
+        return None
+    arn = f"arn:aws:cloudtrail:{req.region}:{account}:trail/{name}"
+    refused = trail_delivery_refusal(account, req.region, arn, bucket, prefix, key)
+    if refused is None:
+        return None
+    what, why = refused
+    if what == "bucket":
+        return Refusal(400, "S3BucketDoesNotExistException", f"S3 bucket {bucket} does not exist.")
+    if what == "bucket-policy":
+        return Refusal(400, "InsufficientS3BucketPolicyException",
+                       f"Incorrect S3 bucket policy is detected for bucket: {bucket} ({why})")
+    if what == "key":
+        return Refusal(400, "KmsKeyNotFoundException", f"KMS key {key} not found ({why})")
+    return Refusal(400, "InsufficientEncryptionPolicyException",
+                   f"Insufficient permissions to access S3 bucket {bucket} or KMS key {key}. ({why})")
 
 
 RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [
     s3_bucket_policy, kms_key_policy, iam_trust_policy, cloudwatch_delete_alarms, config_organization_aggregator,
-    cloudtrail_logs_delivery, firehose_role,
+    cloudtrail_logs_delivery, cloudtrail_delivery, firehose_role,
 ]
 
 

@@ -134,6 +134,15 @@ def brownfield(endpoint, account, creds, foreign):
         s3.head_bucket(Bucket=bucket)
     except ClientError:
         s3.create_bucket(Bucket=bucket)
+    # CloudTrail's bucket policy (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html).
+    trail_arn = f"arn:aws:cloudtrail:us-east-1:{account}:trail/legacy-audit"
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "AWSCloudTrailAclCheck", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+         "Action": "s3:GetBucketAcl", "Resource": f"arn:aws:s3:::{bucket}",
+         "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}}},
+        {"Sid": "AWSCloudTrailWrite", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+         "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/AWSLogs/{account}/*",
+         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail_arn}}}]}))
     ct = client("cloudtrail", endpoint, creds=creds)
     if not ct.describe_trails(trailNameList=["legacy-audit"])["trailList"]:
         ct.create_trail(Name="legacy-audit", S3BucketName=bucket, IsMultiRegionTrail=True)

@@ -160,6 +160,10 @@ async fn services_refuse_roles_they_cannot_use_yet_or_at_all() {
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":["logs:CreateLogStream","logs:PutLogEvents"],"Resource":"arn:aws:logs:us-east-1:{account}:log-group:{group}:log-stream:*"}}]}}"#
     );
     ok(&["s3api", "create-bucket", "--bucket", "trail-bucket"]);
+    let trail_bucket_policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"cloudtrail.amazonaws.com"}},"Action":"s3:GetBucketAcl","Resource":"arn:aws:s3:::trail-bucket"}},{{"Effect":"Allow","Principal":{{"Service":"cloudtrail.amazonaws.com"}},"Action":"s3:PutObject","Resource":"arn:aws:s3:::trail-bucket/AWSLogs/{account}/*"}}]}}"#
+    );
+    ok(&["s3api", "put-bucket-policy", "--bucket", "trail-bucket", "--policy", &trail_bucket_policy]);
     ok(&["logs", "create-log-group", "--log-group-name", group]);
     for (role, service, policy) in [
         ("trail-logs", "cloudtrail.amazonaws.com", Some(&may_log)),
@@ -304,4 +308,89 @@ async fn guardduty_in_an_opt_in_region_publishes_only_where_its_regional_princip
     assert_eq!(status("me-south-1"), "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY");
     run("us-east-1", &["kms", "put-key-policy", "--key-id", &key, "--policy-name", "default", "--policy", &key_policy]);
     assert_eq!(status("me-south-1"), "PUBLISHING");
+}
+
+/// CreateTrail checks that CloudTrail can deliver: the bucket policy must let it check the bucket
+/// and write under AWSLogs/ACCOUNT/, the key must exist and its policy let CloudTrail encrypt. A
+/// trail whose bucket policy later stops admitting CloudTrail reports the failed delivery.
+#[tokio::test(flavor = "multi_thread")]
+async fn cloudtrail_refuses_a_bucket_or_key_it_cannot_deliver_to() {
+    let cloud = LocalCloud::start();
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let run = |args: &[&str]| aws_cli(&cloud, &admin, args);
+    let ok = |args: &[&str]| {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
+        out.trim().to_owned()
+    };
+    let refused = |args: &[&str], needle: &str| {
+        let (code, out, err) = run(args);
+        assert_ne!(code, 0, "{} was accepted: {out}", args[..2].join(" "));
+        assert!(err.contains(needle), "{needle} not in: {err}");
+    };
+    let account = ok(&["sts", "get-caller-identity", "--query", "Account", "--output", "text"]);
+    let root = format!("arn:aws:iam::{account}:root");
+    let cloudtrail = serde_json::json!({"Service": "cloudtrail.amazonaws.com"});
+    let acl = serde_json::json!({"Effect": "Allow", "Principal": cloudtrail, "Action": "s3:GetBucketAcl", "Resource": "arn:aws:s3:::audit-logs"});
+    let write = serde_json::json!({"Effect": "Allow", "Principal": cloudtrail, "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::audit-logs/AWSLogs/{account}/*")});
+    let doc = |statements: Vec<&serde_json::Value>| {
+        serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+    };
+    let admin_key =
+        serde_json::json!({"Effect": "Allow", "Principal": {"AWS": root}, "Action": "kms:*", "Resource": "*"});
+    let encrypt = serde_json::json!({"Effect": "Allow", "Principal": cloudtrail, "Action": "kms:GenerateDataKey*", "Resource": "*"});
+    ok(&["s3api", "create-bucket", "--bucket", "audit-logs"]);
+    let create = |key: Option<&str>| {
+        let mut v = vec!["cloudtrail", "create-trail", "--name", "audited", "--s3-bucket-name", "audit-logs"];
+        if let Some(k) = key {
+            v.extend(["--kms-key-id", k]);
+        }
+        v.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+
+    refused(&args(&create(None)), "(InsufficientS3BucketPolicyException)");
+    ok(&["s3api", "put-bucket-policy", "--bucket", "audit-logs", "--policy", &doc(vec![&acl])]);
+    refused(&args(&create(None)), "(InsufficientS3BucketPolicyException)");
+    ok(&["s3api", "put-bucket-policy", "--bucket", "audit-logs", "--policy", &doc(vec![&acl, &write])]);
+    let missing = format!("arn:aws:kms:us-east-1:{account}:key/00000000-0000-0000-0000-000000000000");
+    refused(&args(&create(Some(&missing))), "(KmsKeyNotFoundException)");
+    let key = ok(&[
+        "kms",
+        "create-key",
+        "--policy",
+        &doc(vec![&admin_key]),
+        "--query",
+        "KeyMetadata.Arn",
+        "--output",
+        "text",
+    ]);
+    refused(&args(&create(Some(&key))), "(InsufficientEncryptionPolicyException)");
+    ok(&[
+        "kms",
+        "put-key-policy",
+        "--key-id",
+        &key,
+        "--policy-name",
+        "default",
+        "--policy",
+        &doc(vec![&admin_key, &encrypt]),
+    ]);
+    ok(&args(&create(Some(&key))));
+    ok(&["cloudtrail", "start-logging", "--name", "audited"]);
+    let error = || {
+        ok(&[
+            "cloudtrail",
+            "get-trail-status",
+            "--name",
+            "audited",
+            "--query",
+            "LatestDeliveryError",
+            "--output",
+            "text",
+        ])
+    };
+    assert_eq!(error(), "None", "delivering");
+    // The bucket policy loses CloudTrail's write: every delivery fails from then on.
+    ok(&["s3api", "put-bucket-policy", "--bucket", "audit-logs", "--policy", &doc(vec![&acl])]);
+    assert_eq!(error(), "AccessDenied");
 }

@@ -277,6 +277,21 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
     let t = read_trail(&target).await?;
     let key = logging_key_arn(aws, run).await.ok();
     let res = t.as_ref().map_or_else(|| format!("cloudtrail:{TRAIL}"), |t| t.arn.clone());
+    // Delivering, not only configured: GetTrailStatus reports the S3 error of the last delivery
+    // (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html).
+    let delivery_error = match &t {
+        Some(_) => target
+            .cloudtrail()
+            .get_trail_status()
+            .name(TRAIL)
+            .send()
+            .await
+            .aws(format!("cloudtrail:GetTrailStatus {TRAIL}"))?
+            .latest_delivery_error()
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned),
+        None => None,
+    };
     let mut out = vec![
         evidence(
             &target,
@@ -296,8 +311,15 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
             &target,
             "cloudtrail.to-logging-account",
             &res,
-            t.as_ref().is_some_and(|t| t.bucket.as_deref() == Some(run.logging_bucket().as_str())),
-            format!("bucket: {:?}", t.as_ref().and_then(|t| t.bucket.clone())),
+            t.as_ref().is_some_and(|t| t.bucket.as_deref() == Some(run.logging_bucket().as_str()))
+                && delivery_error.is_none(),
+            match &delivery_error {
+                None => format!("bucket: {:?}", t.as_ref().and_then(|t| t.bucket.clone())),
+                Some(e) => format!(
+                    "bucket: {:?}, but the last delivery failed: {e}",
+                    t.as_ref().and_then(|t| t.bucket.clone())
+                ),
+            },
         ),
         evidence(
             &target,
