@@ -706,6 +706,34 @@ def patch_moto() -> None:
         return json.dumps(answer)
 
     cloudtrail.CloudTrailResponse.get_trail_status = get_trail_status
+
+    # Config: DescribeDeliveryChannelStatus, which moto lacks. Each delivery's last status is what Config
+    # finds now: Failure (AccessDenied) while the bucket policy refuses it (rules.config_delivery_refusal)
+    # (https://docs.aws.amazon.com/config/latest/APIReference/API_DescribeDeliveryChannelStatus.html).
+    from moto.config import responses as config
+    from moto.config.exceptions import NoSuchDeliveryChannelException
+
+    def describe_delivery_channel_status(self):  # type: ignore[no-untyped-def]
+        names = self._get_param("DeliveryChannelNames") or []
+        channels = self.config_backend.delivery_channels
+        for name in names:
+            if name not in channels:
+                raise NoSuchDeliveryChannelException(name)
+        now = time.time()
+        out = []
+        for name, ch in sorted(channels.items()):
+            if names and name not in names:
+                continue
+            refused = rules.config_delivery_refusal(self.current_account, self.region, ch.s3_bucket_name, ch.s3_key_prefix)
+            info = {"lastStatus": "Success", "lastAttemptTime": now, "lastSuccessfulTime": now}
+            if refused:
+                info = {"lastStatus": "Failure", "lastErrorCode": "AccessDenied", "lastErrorMessage": refused[1],
+                        "lastAttemptTime": now}
+            out.append({"name": name, "configSnapshotDeliveryInfo": dict(info), "configHistoryDeliveryInfo": dict(info),
+                        "configStreamDeliveryInfo": {"lastStatus": "Not_Applicable"}})
+        return json.dumps({"DeliveryChannelsStatus": out})
+
+    config.ConfigResponse.describe_delivery_channel_status = describe_delivery_channel_status
     from moto.organizations.models import FakeDelegatedAdministrator
 
     # Organizations: moto accepts delegated administrators for six services; AWS Config (its
@@ -956,7 +984,7 @@ STATUS_TEXT = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Con
 
 
 def service_error(start_response: Callable, environ: dict, service: str, status: int, code: str,
-                  message: str) -> list[bytes]:
+                  message: str, extra: dict | None = None) -> list[bytes]:
     """An error answer in the service's protocol: S3's XML, Smithy RPC v2 CBOR, JSON (x-amz-target and
     REST-JSON), or the query protocol's XML."""
     rid = str(uuid.uuid4())
@@ -971,7 +999,7 @@ def service_error(start_response: Callable, environ: dict, service: str, status:
         body = cbor2.dumps({"__type": code, "message": message})
         headers += [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
     elif environ.get("HTTP_X_AMZ_TARGET") or service in ("guardduty", "access-analyzer"):
-        body = json.dumps({"__type": code, "message": message, "Message": message}).encode()
+        body = json.dumps({"__type": code, "message": message, "Message": message, **(extra or {})}).encode()
         headers.append(("Content-Type", "application/x-amz-json-1.1"))
     else:
         body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{xml_escape(message)}</Message>"
@@ -1242,7 +1270,8 @@ class Extension:
             refused = rules.check(req, get_account_id_from(scope.group(1)), raw)
         if refused is None:
             return None
-        return service_error(start_response, environ, service, refused.status, refused.code, refused.message)
+        return service_error(start_response, environ, service, refused.status, refused.code, refused.message,
+                             refused.extra)
 
     def read_json(self, environ: dict) -> dict:
         length = int(environ.get("CONTENT_LENGTH") or 0)

@@ -12,6 +12,9 @@ Rules:
 - Config PutConfigurationAggregator with an organization source: management account or Config's
   delegated administrator only.
 - CloudTrail CreateTrail/UpdateTrail: the bucket and key policies must let CloudTrail deliver.
+- Config PutDeliveryChannel: the bucket exists and, in another account, its policy lets Config write.
+- Organizations: an SCP follows the SCP grammar and has at most 5,120 characters; a target has at most
+  5 SCPs, and a policy is attached to it once.
 - A role handed to a service (CloudTrail's CloudWatch Logs role, Firehose's delivery role) must exist,
   trust the service, hold the permissions the service documents, and be older than IAM's propagation
   delay (PROPAGATION, a few seconds).
@@ -37,6 +40,8 @@ class Refusal:
     status: int
     code: str
     message: str
+    # More members of the error's shape (Organizations' ConstraintViolationException has a Reason).
+    extra: dict | None = None
 
 
 IAM_ENTITY = re.compile(r"^arn:aws:iam::(\d{12}):(role|user)/(.+)$")
@@ -370,9 +375,145 @@ def cloudtrail_delivery(req: Req, account: str, raw: bytes) -> Refusal | None:
                    f"Insufficient permissions to access S3 bucket {bucket} or KMS key {key}. ({why})")
 
 
+def config_delivery_refusal(account: str, region: str, bucket: str, prefix: str | None) -> tuple[str, str] | None:
+    """Why Config cannot deliver `account`'s snapshots and history to `bucket`, or None. A bucket in
+    another account must have a policy letting config.amazonaws.com s3:GetBucketAcl the bucket and
+    s3:PutObject under [prefix/]AWSLogs/ACCOUNT/Config/ (with the bucket-owner-full-control ACL); a
+    bucket of the account's own is written with the recorder's role, which this does not check
+    (https://docs.aws.amazon.com/config/latest/developerguide/s3-bucket-policy.html)."""
+    from moto.s3.models import s3_backends
+
+    owner = next((a for a, b in s3_backends.items() if bucket in b["aws"].buckets), None)
+    if owner is None:
+        return "bucket", f"bucket {bucket} does not exist"
+    if owner == account:
+        return None
+    prefix = prefix.strip("/") + "/" if prefix and prefix.strip("/") else ""
+    ctx = {"s3:x-amz-acl": "bucket-owner-full-control"}
+    return delivery_refusal("config.amazonaws.com", account, region, ctx, bucket,
+                            f"{prefix}AWSLogs/{account}/Config/{region}/ConfigSnapshot/snapshot.json.gz",
+                            "s3:GetBucketAcl", None)
+
+
+def config_delivery_channel(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # PutDeliveryChannel: NoSuchBucketException for a bucket that does not exist,
+    # InsufficientDeliveryPolicyException when "your Amazon S3 bucket policy does not allow Config to
+    # write to it" (https://docs.aws.amazon.com/config/latest/APIReference/API_PutDeliveryChannel.html).
+    if req.service != "config" or req.operation != "PutDeliveryChannel":
+        return None
+    channel = p(req.params, "DeliveryChannel") or {}
+    bucket = channel.get("s3BucketName")
+    if not bucket:
+        return None  # moto answers NoSuchBucketException for an empty name
+    refused = config_delivery_refusal(account, req.region, bucket, channel.get("s3KeyPrefix"))
+    if refused is None:
+        return None
+    if refused[0] == "bucket":
+        return Refusal(400, "NoSuchBucketException", f"Cannot find a S3 bucket named {bucket}.")
+    return Refusal(400, "InsufficientDeliveryPolicyException",
+                   f"Insufficient delivery policy to s3 bucket: {bucket}, unable to write to bucket, provided s3 key prefix is '{channel.get('s3KeyPrefix') or ''}'. ({refused[1]})")
+
+
+SCP_MAX_CHARACTERS = 5120
+SCP_KEYS = {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Condition"}
+
+
+def scp_grammar_error(text: Any) -> str | None:
+    """What makes `text` not a service control policy, or None. SCPs use the IAM policy grammar
+    without principals: https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_scps_syntax.html"""
+    try:
+        doc = json.loads(text) if isinstance(text, str) else None
+    except ValueError as e:
+        return f"the policy is not JSON: {e}"
+    if not isinstance(doc, dict):
+        return "the policy is not a JSON object"
+    if set(doc) - {"Version", "Id", "Statement"}:
+        return f"unknown top-level elements: {sorted(set(doc) - {'Version', 'Id', 'Statement'})}"
+    if doc.get("Version", "2012-10-17") != "2012-10-17":
+        return f"Version {doc.get('Version')!r} is not 2012-10-17"
+    statements = as_list(doc.get("Statement"))
+    if not statements:
+        return "the policy has no Statement"
+    for i, s in enumerate(statements):
+        if not isinstance(s, dict):
+            return f"statement {i} is not an object"
+        if set(s) - SCP_KEYS:
+            return f"statement {i}: {sorted(set(s) - SCP_KEYS)} not supported in an SCP"
+        if s.get("Effect") not in ("Allow", "Deny"):
+            return f"statement {i}: Effect must be Allow or Deny"
+        if ("Action" in s) == ("NotAction" in s):
+            return f"statement {i}: exactly one of Action and NotAction"
+        if "Resource" in s and "NotResource" in s:
+            return f"statement {i}: Resource and NotResource together"
+    return None
+
+
+def organizations_policy(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # CreatePolicy/UpdatePolicy of an SCP: the document must follow the SCP grammar
+    # (MalformedPolicyDocumentException) and be at most 5,120 characters, white space included
+    # (ConstraintViolationException, Reason POLICY_CONTENT_LIMIT_EXCEEDED):
+    # https://docs.aws.amazon.com/organizations/latest/APIReference/API_CreatePolicy.html,
+    # https://docs.aws.amazon.com/organizations/latest/userguide/orgs_reference_limits.html
+    if req.service != "organizations" or req.operation not in ("CreatePolicy", "UpdatePolicy"):
+        return None
+    content = p(req.params, "Content")
+    if content is None:
+        return None
+    kind = p(req.params, "Type")
+    if req.operation == "UpdatePolicy":
+        from extension import organization_of
+
+        org = organization_of(account)
+        found = next((x for x in org[1].policies if x.id == p(req.params, "PolicyId")), None) if org else None
+        kind = getattr(found, "type", None)
+    if kind != "SERVICE_CONTROL_POLICY":
+        return None
+    if len(content) > SCP_MAX_CHARACTERS:
+        return Refusal(400, "ConstraintViolationException",
+                       f"You attempted to create a policy larger than the maximum size ({len(content)} characters; an SCP may have {SCP_MAX_CHARACTERS}).",
+                       {"Reason": "POLICY_CONTENT_LIMIT_EXCEEDED"})
+    why = scp_grammar_error(content)
+    if why:
+        return Refusal(400, "MalformedPolicyDocumentException",
+                       f"The provided policy document does not meet the requirements of the specified policy type: {why}.")
+    return None
+
+
+SCPS_PER_TARGET = 5
+
+
+def organizations_attach(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # AttachPolicy: at most 5 SCPs on a root, OU or account (ConstraintViolationException, Reason
+    # POLICY_NUMBER_LIMIT_EXCEEDED); a policy already attached is DuplicatePolicyAttachmentException
+    # (https://docs.aws.amazon.com/organizations/latest/APIReference/API_AttachPolicy.html,
+    # https://docs.aws.amazon.com/organizations/latest/userguide/orgs_reference_limits.html).
+    if req.service != "organizations" or req.operation != "AttachPolicy":
+        return None
+    from extension import organization_of
+
+    org = organization_of(account)
+    if org is None:
+        return None
+    backend = org[1]
+    policy = next((x for x in backend.policies if x.id == p(req.params, "PolicyId")), None)
+    target_id = p(req.params, "TargetId")
+    target = next((x for x in list(backend.ou) + list(backend.accounts) if x.id == target_id), None)
+    if policy is None or target is None:
+        return None  # moto answers PolicyNotFoundException / TargetNotFoundException
+    if policy in target.attached_policies:
+        return Refusal(400, "DuplicatePolicyAttachmentException", "The selected policy is already attached to the specified target.")
+    same = [x for x in target.attached_policies if x.type == policy.type]
+    if policy.type == "SERVICE_CONTROL_POLICY" and len(same) >= SCPS_PER_TARGET:
+        return Refusal(400, "ConstraintViolationException",
+                       f"You have attached the maximum number of policies to this target ({SCPS_PER_TARGET} service control policies).",
+                       {"Reason": "POLICY_NUMBER_LIMIT_EXCEEDED"})
+    return None
+
+
 RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [
     s3_bucket_policy, kms_key_policy, iam_trust_policy, cloudwatch_delete_alarms, config_organization_aggregator,
-    cloudtrail_logs_delivery, cloudtrail_delivery, firehose_role,
+    cloudtrail_logs_delivery, cloudtrail_delivery, firehose_role, organizations_policy, organizations_attach,
+    config_delivery_channel,
 ]
 
 

@@ -618,6 +618,8 @@ where
                 ErrorName::AccessDenied
             } else if code.contains("LimitExceeded")
                 || code.contains("Quota")
+                // Organizations' limits: ConstraintViolationException with a *_LIMIT_EXCEEDED reason.
+                || (code == "ConstraintViolationException" && message.contains("maximum"))
                 || code.starts_with("MaxNumberOf")
                 || code.starts_with("MaximumNumberOf")
             {

@@ -170,6 +170,35 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
         assert!(err.contains(needle), "{needle} not named:\n{err}");
     }
     assert!(out.contains("70/73 controls hold"), "{out}");
+
+    // Configured is not delivering: the logging bucket's policy stops admitting the services, and
+    // verify sees each delivery fail where AWS reports it (trail status, delivery channel status,
+    // publishing destination status).
+    aws_sdk_cloudtrail::Client::new(&use1).start_logging().name("assure-trail").send().await.unwrap();
+    let logging = ids["logging"].as_str().unwrap();
+    let bucket = format!("assure-logs-{logging}-us-east-1");
+    let tls_only = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "DenyInsecureTransport",
+        "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]});
+    aws_sdk_s3::Client::new(&cloud.admin_config_as(logging, "us-east-1").await)
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(tls_only.to_string())
+        .send()
+        .await
+        .unwrap();
+    let (code, out, err) = cloud.run(&["verify", target]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    for needle in [
+        "cloudtrail.to-logging-account in us-east-1",
+        "config.to-logging-account in eu-west-1",
+        "guardduty.findings-exported in us-west-2",
+        "AccessDenied",
+        "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY",
+    ] {
+        assert!(err.contains(needle), "{needle} not named:\n{err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

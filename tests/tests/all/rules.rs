@@ -394,3 +394,246 @@ async fn cloudtrail_refuses_a_bucket_or_key_it_cannot_deliver_to() {
     ok(&["s3api", "put-bucket-policy", "--bucket", "audit-logs", "--policy", &doc(vec![&acl])]);
     assert_eq!(error(), "AccessDenied");
 }
+
+/// Organizations validates an SCP (its grammar, 5,120 characters) and allows 5 SCPs on a target,
+/// each attached once.
+#[tokio::test(flavor = "multi_thread")]
+async fn organizations_refuses_a_malformed_or_oversized_scp_and_a_sixth_on_a_target() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed();
+    let target = ids["external"][0].as_str().unwrap();
+    let management = credentials(&cloud.sdk_config().await).await;
+    let run = |args: &[&str]| aws_cli(&cloud, &management, args);
+    let ok = |args: &[&str]| {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
+        out.trim().to_owned()
+    };
+    let refused = |args: &[&str], needle: &str| {
+        let (code, out, err) = run(args);
+        assert_ne!(code, 0, "{} was accepted: {out}", args[..2].join(" "));
+        assert!(err.contains(needle), "{needle} not in: {err}");
+    };
+    let create = |name: &str, content: &str| {
+        [
+            "organizations",
+            "create-policy",
+            "--name",
+            name,
+            "--type",
+            "SERVICE_CONTROL_POLICY",
+            "--description",
+            "t",
+            "--content",
+            content,
+            "--query",
+            "Policy.PolicySummary.Id",
+            "--output",
+            "text",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let deny = |action: &str| {
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": action, "Resource": "*"}]})
+            .to_string()
+    };
+    let with_principal =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"*"}]}"#;
+    refused(&args(&create("principal", with_principal)), "(MalformedPolicyDocumentException)");
+    refused(
+        &args(&create("no-effect", r#"{"Statement":[{"Action":"s3:*","Resource":"*"}]}"#)),
+        "(MalformedPolicyDocumentException)",
+    );
+    let many: Vec<String> = (0..400).map(|i| format!("s3:Action{i:04}")).collect();
+    let oversized =
+        serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": many, "Resource": "*"}]})
+            .to_string();
+    assert!(oversized.len() > 5120);
+    refused(&args(&create("oversized", &oversized)), "(ConstraintViolationException)");
+
+    let attached = |t: &str| {
+        ok(&[
+            "organizations",
+            "list-policies-for-target",
+            "--target-id",
+            t,
+            "--filter",
+            "SERVICE_CONTROL_POLICY",
+            "--query",
+            "length(Policies)",
+            "--output",
+            "text",
+        ])
+        .parse::<usize>()
+        .unwrap()
+    };
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(ok(&args(&create(&format!("deny-{i}"), &deny(&format!("service{i}:*"))))));
+    }
+    let mut n = attached(target);
+    let mut next = ids.iter();
+    while n < 5 {
+        ok(&["organizations", "attach-policy", "--policy-id", next.next().unwrap(), "--target-id", target]);
+        n += 1;
+    }
+    assert_eq!(attached(target), 5);
+    let sixth = next.next().unwrap();
+    refused(
+        &["organizations", "attach-policy", "--policy-id", sixth, "--target-id", target],
+        "(ConstraintViolationException)",
+    );
+    refused(
+        &["organizations", "attach-policy", "--policy-id", &ids[0], "--target-id", target],
+        "(DuplicatePolicyAttachmentException)",
+    );
+    assert_eq!(attached(target), 5);
+}
+
+/// Config delivers to a bucket in another account only where the bucket's policy lets it write:
+/// PutDeliveryChannel refuses the bucket before, and DescribeDeliveryChannelStatus reports the
+/// failed deliveries once the policy stops admitting Config.
+#[tokio::test(flavor = "multi_thread")]
+async fn config_delivers_to_another_accounts_bucket_only_where_its_policy_admits_config() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed();
+    // The security account: no recorder of its own yet (the external accounts have the seed's).
+    let member = ids["security"].as_str().unwrap();
+    let owner = credentials(&cloud.sdk_config().await).await;
+    let admin = credentials(&cloud.admin_config_as(member, "us-east-1").await).await;
+    let cli = |creds: &aws_sdk_sts::config::Credentials, args: &[&str]| {
+        let (code, out, err) = aws_cli(&cloud, creds, args);
+        (code, out.trim().to_owned(), err)
+    };
+    let ok = |creds, args: &[&str]| {
+        let (code, out, err) = cli(creds, args);
+        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
+        out
+    };
+    ok(&owner, &["s3api", "create-bucket", "--bucket", "config-elsewhere"]);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"config.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    ok(&admin, &["iam", "create-role", "--role-name", "records", "--assume-role-policy-document", trust]);
+    let recorder = format!("name=probe,roleARN=arn:aws:iam::{member}:role/records");
+    ok(&admin, &["configservice", "put-configuration-recorder", "--configuration-recorder", &recorder]);
+    let channel = |bucket: &str| format!("name=probe,s3BucketName={bucket}");
+    let put =
+        |bucket: &str| cli(&admin, &["configservice", "put-delivery-channel", "--delivery-channel", &channel(bucket)]);
+
+    let (code, _, err) = put("no-such-bucket-anywhere");
+    assert_ne!(code, 0);
+    assert!(err.contains("(NoSuchBucketException)"), "{err}");
+    let (code, _, err) = put("config-elsewhere");
+    assert_ne!(code, 0);
+    assert!(err.contains("(InsufficientDeliveryPolicyException)"), "{err}");
+
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"}, "Action": "s3:GetBucketAcl", "Resource": "arn:aws:s3:::config-elsewhere"},
+        {"Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": format!("arn:aws:s3:::config-elsewhere/AWSLogs/{member}/Config/*"),
+         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}}}]});
+    ok(&owner, &["s3api", "put-bucket-policy", "--bucket", "config-elsewhere", "--policy", &policy.to_string()]);
+    let (code, _, err) = put("config-elsewhere");
+    assert_eq!(code, 0, "{err}");
+    let status = || {
+        ok(
+            &admin,
+            &[
+                "configservice",
+                "describe-delivery-channel-status",
+                "--query",
+                "DeliveryChannelsStatus[0].configHistoryDeliveryInfo.[lastStatus,lastErrorCode]",
+                "--output",
+                "text",
+            ],
+        )
+    };
+    assert!(status().starts_with("Success"), "{}", status());
+    ok(&owner, &["s3api", "delete-bucket-policy", "--bucket", "config-elsewhere"]);
+    let now = status();
+    assert!(now.starts_with("Failure") && now.contains("AccessDenied"), "{now}");
+}
+
+/// Step Functions fails an execution whose state passes 256 KiB with States.DataLimitExceeded:
+/// a Pass state that doubles a 150 KB input.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_over_256_kib_fails_the_execution_with_data_limit_exceeded() {
+    let cloud = LocalCloud::start();
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let ok = |args: &[&str]| {
+        let (code, out, err) = aws_cli(&cloud, &admin, args);
+        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
+        out.trim().to_owned()
+    };
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"states.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role = ok(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "doubles",
+        "--assume-role-policy-document",
+        trust,
+        "--query",
+        "Role.Arn",
+        "--output",
+        "text",
+    ]);
+    let definition = serde_json::json!({"StartAt": "Double", "States": {
+        "Double": {"Type": "Pass", "Parameters": {"a.$": "$.x", "b.$": "$.x"}, "End": true}}});
+    let machine = ok(&[
+        "stepfunctions",
+        "create-state-machine",
+        "--name",
+        "doubles",
+        "--role-arn",
+        &role,
+        "--definition",
+        &definition.to_string(),
+        "--query",
+        "stateMachineArn",
+        "--output",
+        "text",
+    ]);
+    let dir = std::env::temp_dir().join(format!("assure-data-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let execution = |name: &str, bytes: usize| {
+        let file = dir.join(format!("{name}.json"));
+        std::fs::write(&file, serde_json::json!({"x": "x".repeat(bytes)}).to_string()).unwrap();
+        let input = format!("file://{}", file.display());
+        let arn = ok(&[
+            "stepfunctions",
+            "start-execution",
+            "--state-machine-arn",
+            &machine,
+            "--name",
+            name,
+            "--input",
+            &input,
+            "--query",
+            "executionArn",
+            "--output",
+            "text",
+        ]);
+        for _ in 0..50 {
+            let status = ok(&[
+                "stepfunctions",
+                "describe-execution",
+                "--execution-arn",
+                &arn,
+                "--query",
+                "[status,error]",
+                "--output",
+                "text",
+            ]);
+            if !status.starts_with("RUNNING") {
+                return status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("{name} still running");
+    };
+    assert!(execution("small", 100_000).starts_with("SUCCEEDED"), "200 KB of state is within the limit");
+    let big = execution("big", 150_000);
+    assert!(big.starts_with("FAILED") && big.contains("States.DataLimitExceeded"), "{big}");
+    std::fs::remove_dir_all(&dir).ok();
+}

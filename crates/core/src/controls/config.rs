@@ -206,6 +206,29 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
     let (rec, chan, recording) = read(&target).await?;
     let key = logging_key_arn(aws, run).await.ok();
     let res = rec.as_ref().map_or_else(|| "config:(no recorder)".to_owned(), |r| format!("config:recorder/{}", r.name));
+    // Delivering, not only configured: the channel's last history and snapshot deliveries
+    // (https://docs.aws.amazon.com/config/latest/APIReference/API_DescribeDeliveryChannelStatus.html).
+    let delivery_failure = match &chan {
+        Some(c) => {
+            let status = target
+                .config()
+                .describe_delivery_channel_status()
+                .delivery_channel_names(&c.name)
+                .send()
+                .await
+                .aws(format!("config:DescribeDeliveryChannelStatus {}", c.name))?;
+            status.delivery_channels_status().first().and_then(|s| {
+                [s.config_history_delivery_info(), s.config_snapshot_delivery_info()]
+                    .into_iter()
+                    .flatten()
+                    .find(|i| i.last_status().map(|x| x.as_str()) == Some("Failure"))
+                    .map(|i| {
+                        format!("{}: {}", i.last_error_code().unwrap_or("?"), i.last_error_message().unwrap_or(""))
+                    })
+            })
+        }
+        None => None,
+    };
     let mut out = vec![
         evidence(
             &target,
@@ -218,8 +241,15 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             &target,
             "config.to-logging-account",
             &res,
-            chan.as_ref().is_some_and(|c| c.bucket.as_deref() == Some(run.logging_bucket().as_str())),
-            format!("delivery bucket: {:?}", chan.as_ref().and_then(|c| c.bucket.clone())),
+            chan.as_ref().is_some_and(|c| c.bucket.as_deref() == Some(run.logging_bucket().as_str()))
+                && delivery_failure.is_none(),
+            match &delivery_failure {
+                None => format!("delivery bucket: {:?}", chan.as_ref().and_then(|c| c.bucket.clone())),
+                Some(e) => format!(
+                    "delivery bucket: {:?}, but delivery fails: {e}",
+                    chan.as_ref().and_then(|c| c.bucket.clone())
+                ),
+            },
         ),
         evidence(
             &target,

@@ -206,12 +206,12 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         };
         if !attached.iter().any(|(n, _)| n == name) {
             if changes.live() {
-                orgs.attach_policy()
-                    .policy_id(&id)
-                    .target_id(run.account.as_str())
-                    .send()
-                    .await
-                    .aws(format!("organizations:AttachPolicy {name}"))?;
+                match orgs.attach_policy().policy_id(&id).target_id(run.account.as_str()).send().await {
+                    Ok(_) => {}
+                    // Attached between the listing and now: what this step wanted.
+                    Err(e) if error_code(&e) == Some("DuplicatePolicyAttachmentException") => {}
+                    Err(e) => return Err(e).aws(format!("organizations:AttachPolicy {name}")),
+                }
             }
             changes.push(
                 format!("organizations:policy/{name}/target/{}", run.account),

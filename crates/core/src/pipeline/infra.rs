@@ -468,7 +468,7 @@ pub fn member_role_template() -> Value {
         // against whatever the account holds, which assure must see whatever its names.
         {"Sid": "ReadSecuritySetup", "Effect": "Allow", "Resource": "*", "Action": [
             "cloudtrail:DescribeTrails", "config:DescribeConfigurationRecorders", "config:DescribeConfigurationRecorderStatus",
-            "config:DescribeDeliveryChannels", "config:DescribeConfigurationAggregators", "guardduty:ListDetectors",
+            "config:DescribeDeliveryChannels", "config:DescribeDeliveryChannelStatus", "config:DescribeConfigurationAggregators", "guardduty:ListDetectors",
             "guardduty:GetAdministratorAccount", "guardduty:GetMembers", "guardduty:ListMembers", "guardduty:ListFilters",
             "guardduty:ListPublishingDestinations", "guardduty:DescribeOrganizationConfiguration", "logs:DescribeLogGroups",
             "cloudwatch:DescribeAlarms", "organizations:DescribeOrganization"]},
