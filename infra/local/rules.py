@@ -6,6 +6,8 @@ and message. `check(req, account)` runs after authorization (AWS authorizes firs
 or a `Refusal`; the extension answers it in the service's protocol.
 
 Rules:
+- Every JSON- and CBOR-protocol request is checked against the service's API model (required members,
+  types, lengths, ranges, enum values): ValidationException.
 - Policies naming IAM principals that do not exist are refused (S3 bucket policies, KMS key policies,
   IAM role trust policies): the principal must exist when the policy is saved.
 - CloudWatch DeleteAlarms naming an alarm that does not exist deletes none and fails.
@@ -510,7 +512,102 @@ def organizations_attach(req: Req, account: str, raw: bytes) -> Refusal | None:
     return None
 
 
+# Every JSON- and CBOR-protocol request is checked against the service's API model, as AWS's front
+# ends do before the service acts: required members, types, lengths, ranges and enum values, answered
+# with a ValidationException in AWS's wording ("1 validation error detected: Value 'x' at 'name'
+# failed to satisfy constraint: Member must have length less than or equal to 255"). The models are
+# botocore's, as installed with moto. Patterns are not checked (the models' are Java regular
+# expressions). https://docs.aws.amazon.com/kms/latest/APIReference/CommonErrors.html (ValidationException)
+MODEL_NAMES = {"kms": "kms", "cloudtrail": "cloudtrail", "config": "config", "organizations": "organizations",
+               "firehose": "firehose", "ssm": "ssm", "states": "stepfunctions", "logs": "logs", "events": "events",
+               "sqs": "sqs", "monitoring": "cloudwatch"}
+_MODELS: dict[str, Any] = {}
+
+
+def model_of(service: str) -> Any:
+    if service not in _MODELS:
+        import botocore.session
+
+        _MODELS[service] = botocore.session.get_session().get_service_model(MODEL_NAMES[service])
+    return _MODELS[service]
+
+
+def violations(shape: Any, value: Any, path: str, out: list[str]) -> None:
+    """AWS's wording of each constraint `value` breaks, at `path` (the member names, camelCase)."""
+    t = shape.type_name
+    if value is None:
+        return
+    meta = shape.metadata
+    shown = f"'{value}'" if isinstance(value, (str, int, float)) and not isinstance(value, bool) else "[object]"
+    if t == "structure":
+        if not isinstance(value, dict):
+            out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must be a structure")
+            return
+        for name in shape.required_members:
+            if value.get(name) is None:
+                out.append(f"Value null at '{(path + '.') if path else ''}{name[:1].lower() + name[1:]}' failed to "
+                           "satisfy constraint: Member must not be null")
+        for name, member in shape.members.items():
+            if name in value:
+                violations(member, value[name], f"{(path + '.') if path else ''}{name[:1].lower() + name[1:]}", out)
+    elif t == "list":
+        if not isinstance(value, list):
+            out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must be a list")
+            return
+        if "min" in meta and len(value) < meta["min"]:
+            out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must have length greater than or equal to {meta['min']}")
+        if "max" in meta and len(value) > meta["max"]:
+            out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must have length less than or equal to {meta['max']}")
+        for i, v in enumerate(value):
+            violations(shape.member, v, f"{path}.{i + 1}.member", out)
+    elif t == "map":
+        if isinstance(value, dict):
+            for k, v in value.items():
+                violations(shape.value, v, f"{path}.{k}", out)
+    elif t == "string":
+        if not isinstance(value, str):
+            out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must be a string")
+            return
+        if "min" in meta and len(value) < meta["min"]:
+            out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must have length greater than or equal to {meta['min']}")
+        if "max" in meta and len(value) > meta["max"]:
+            out.append(f"Value {shown[:80]} at '{path}' failed to satisfy constraint: Member must have length less than or equal to {meta['max']}")
+        if shape.enum and value not in shape.enum:
+            out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must satisfy enum value set: [{', '.join(shape.enum)}]")
+    elif t in ("integer", "long", "double", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must be a number")
+            return
+        if "min" in meta and value < meta["min"]:
+            out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must have value greater than or equal to {meta['min']}")
+        if "max" in meta and value > meta["max"]:
+            out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must have value less than or equal to {meta['max']}")
+    elif t == "boolean" and not isinstance(value, bool):
+        out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must be a boolean")
+
+
+def api_model(req: Req, account: str, raw: bytes) -> Refusal | None:
+    if req.service not in MODEL_NAMES or not req.operation:
+        return None
+    if not (req.headers or {}).get("x-amz-target") and "/operation/" not in (req.path or ""):
+        return None  # the query protocol (SQS's older clients): members arrive flattened, unchecked here
+    model = model_of(req.service)
+    if req.operation not in model.operation_names:
+        return None
+    shape = model.operation_model(req.operation).input_shape
+    if shape is None or not isinstance(req.params, dict):
+        return None
+    found: list[str] = []
+    violations(shape, req.params, "", found)
+    if not found:
+        return None
+    n = len(found)
+    return Refusal(400, "ValidationException",
+                   f"{n} validation error{'s' if n > 1 else ''} detected: {'; '.join(found)}")
+
+
 RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [
+    api_model,
     s3_bucket_policy, kms_key_policy, iam_trust_policy, cloudwatch_delete_alarms, config_organization_aggregator,
     cloudtrail_logs_delivery, cloudtrail_delivery, firehose_role, organizations_policy, organizations_attach,
     config_delivery_channel,

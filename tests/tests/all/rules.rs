@@ -637,3 +637,66 @@ async fn a_state_over_256_kib_fails_the_execution_with_data_limit_exceeded() {
     assert!(big.starts_with("FAILED") && big.contains("States.DataLimitExceeded"), "{big}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Requests are checked against the service's API model before the service acts: an enum value
+/// the model does not list, a name over its length, a task output over 256 KiB.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_breaking_the_api_model_are_refused_with_a_validation_exception() {
+    let cloud = LocalCloud::start();
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let refused = |args: &[&str], needles: &[&str]| {
+        let (code, out, err) = aws_cli(&cloud, &admin, args);
+        assert_ne!(code, 0, "{} was accepted: {out}", args[..2].join(" "));
+        for needle in needles {
+            assert!(err.contains(needle), "{needle} not in: {err}");
+        }
+    };
+    refused(
+        &["kms", "create-key", "--key-usage", "SIGN_EVERYTHING"],
+        &[
+            "(ValidationException)",
+            "Value 'SIGN_EVERYTHING' at 'keyUsage' failed to satisfy constraint: Member must satisfy enum value set",
+        ],
+    );
+    let long = "n".repeat(129);
+    refused(
+        &[
+            "organizations",
+            "create-policy",
+            "--name",
+            &long,
+            "--type",
+            "SERVICE_CONTROL_POLICY",
+            "--description",
+            "d",
+            "--content",
+            "{}",
+        ],
+        &[
+            "(ValidationException)",
+            "at 'name' failed to satisfy constraint: Member must have length less than or equal to 128",
+        ],
+    );
+    let dir = std::env::temp_dir().join(format!("assure-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = dir.join("output.json");
+    std::fs::write(&output, serde_json::json!({"x": "x".repeat(262_144)}).to_string()).unwrap();
+    refused(
+        &[
+            "stepfunctions",
+            "send-task-success",
+            "--task-token",
+            "t",
+            "--task-output",
+            &format!("file://{}", output.display()),
+        ],
+        &[
+            "(ValidationException)",
+            "at 'output' failed to satisfy constraint: Member must have length less than or equal to 262144",
+        ],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    // Within the model, the same calls reach the service.
+    let (code, _, err) = aws_cli(&cloud, &admin, &["kms", "create-key", "--key-usage", "ENCRYPT_DECRYPT"]);
+    assert_eq!(code, 0, "{err}");
+}
