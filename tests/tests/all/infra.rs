@@ -156,3 +156,21 @@ fn the_run_started_when_an_account_joins_is_a_whole_run_input() {
         assert!(!doc["run"][p].is_null(), "the state machine reads $.run.{p}, which the event's run lacks: {input}");
     }
 }
+
+/// Organizations' events reach EventBridge in us-east-1 only: a stack with AutoOnboard=true in
+/// another region is refused by the template's own rule, before anything is created.
+#[test]
+fn auto_onboarding_is_refused_outside_us_east_1() {
+    let t = pipeline_template();
+    let rule = &t["Rules"]["AutoOnboardOnlyInUsEast1"];
+    assert_eq!(rule["RuleCondition"], serde_json::json!({"Fn::Equals": [{"Ref": "AutoOnboard"}, "true"]}));
+    assert_eq!(
+        rule["Assertions"][0]["Assert"],
+        serde_json::json!({"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]})
+    );
+    assert!(rule["Assertions"][0]["AssertDescription"].as_str().unwrap().contains("us-east-1"));
+    assert_eq!(
+        t["Resources"]["OnboardOnJoin"]["Condition"], "AutoOnboard",
+        "the join rule exists only with AutoOnboard"
+    );
+}

@@ -451,6 +451,13 @@ pub fn pipeline_template() -> Value {
             "AutoOnboard": {"Type": "String", "Default": "false", "AllowedValues": ["true", "false"], "Description": "start onboarding when an account joins the organization"}
         },
         "Conditions": {"AutoOnboard": {"Fn::Equals": [reference("AutoOnboard"), "true"]}},
+        // Organizations sends its events to EventBridge in us-east-1 only
+        // (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_security_incident-response.html#eventbridge-integration):
+        // a join rule anywhere else would never fire, so the stack refuses it.
+        "Rules": {"AutoOnboardOnlyInUsEast1": {
+            "RuleCondition": {"Fn::Equals": [reference("AutoOnboard"), "true"]},
+            "Assertions": [{"Assert": {"Fn::Equals": [reference("AWS::Region"), "us-east-1"]},
+                            "AssertDescription": "AutoOnboard=true needs the stack in us-east-1: Organizations sends its events to EventBridge in us-east-1 only"}]}},
         "Resources": resources,
         "Outputs": outputs
     })
