@@ -223,6 +223,15 @@ def p(params: dict, *names: str) -> Any:
     return None
 
 
+def service_trusted(service: str, role: Any) -> iam.Decision:
+    """Whether `role`'s trust policy admits the service principal `service` to assume it, as the
+    service does when it acts as the role (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_create_for-service.html)."""
+    principal = iam.Principal(kind="service", account="", arn=service)
+    trust = iam.parse(role.assume_role_policy_document)
+    return iam.decide(principal, "sts:AssumeRole", iam.Resource(role.arn, None, trust, "trust"),
+                      {"aws:SourceAccount": role.arn.split(":")[4]}, None)
+
+
 def kms_key(region: str, account: str, key_id: str | None) -> Resource | None:
     from moto.kms.models import kms_backends
 

@@ -34,7 +34,6 @@ from moto.core.request import Request
 from moto.organizations.models import organizations_backends
 
 import authz
-import iam as iam_eval
 import rules
 
 SCOPE = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
@@ -619,10 +618,7 @@ def service_session(service: str, role_arn: str, session_name: str) -> Any:
         role = authz.role_by_arn(role_arn)
         if role is None:
             raise ApiError(404, "NoSuchEntity", f"no role {role_arn}")
-        principal = iam_eval.Principal(kind="service", account="", arn=service)
-        trust = iam_eval.parse(role.assume_role_policy_document)
-        decision = iam_eval.decide(principal, "sts:AssumeRole", iam_eval.Resource(role_arn, None, trust, "trust"),
-                                   {"aws:SourceAccount": role_arn.split(":")[4]}, None)
+        decision = authz.service_trusted(service, role)
         if authz.enabled() and not decision.allowed:
             raise ApiError(403, "AccessDenied", f"{service} may not assume {role_arn}: {decision.reason}")
         from moto.sts.models import sts_backends

@@ -187,11 +187,7 @@ def unusable_role(service: str, role_arn: str) -> str | None:
         return f"{role_arn} does not exist"
     if (utcnow() - role.create_date).total_seconds() < PROPAGATION["seconds"]:
         return f"{role_arn} is not yet visible to {service}"
-    principal = iam.Principal(kind="service", account="", arn=service)
-    trust = iam.parse(role.assume_role_policy_document)
-    decision = iam.decide(principal, "sts:AssumeRole", iam.Resource(role_arn, None, trust, "trust"),
-                          {"aws:SourceAccount": role_arn.split(":")[4]}, None)
-    if not decision.allowed:
+    if not authz.service_trusted(service, role).allowed:
         return f"the trust policy of {role_arn} does not admit {service}"
     return None
 
@@ -263,51 +259,33 @@ def guardduty_principal(region: str) -> str:
     return f"guardduty.{region}.amazonaws.com" if region in OPT_IN_REGIONS else "guardduty.amazonaws.com"
 
 
-def resolve_key(key_id: str, account: str, region: str) -> Any:
-    """moto's key for a key id, key ARN, alias name or alias ARN, or None."""
-    from moto.kms.models import kms_backends
-
-    m = re.match(r"^arn:aws:kms:([a-z0-9-]+):(\d{12}):(key|alias)/(.+)$", key_id)
-    if m:
-        region, account = m.group(1), m.group(2)
-        key_id = m.group(4) if m.group(3) == "key" else f"alias/{m.group(4)}"
-    backend = kms_backends[account][region]
-    if key_id.startswith("alias/"):
-        target = backend.get_key_id_from_alias(key_id)
-        return backend.keys.get(target) if target else None
-    return backend.keys.get(key_id)
-
-
 def delivery_refusal(service: str, account: str, region: str, ctx: dict, bucket: str, object_key: str,
                      bucket_action: str, key_id: str | None) -> tuple[str, str] | None:
     """Why `service` (a service principal) delivering for `account` cannot write `object_key` to
     `bucket` (bucket policy: s3:PutObject on the object, `bucket_action` on the bucket) encrypted with
     `key_id` (key policy: kms:GenerateDataKey), as (what, reason) with what one of bucket, bucket-policy,
     key, key-policy; or None. `ctx` holds the request context the service sends (aws:SourceArn, ...)."""
-    from moto.s3.models import s3_backends
+    from extension import organization_of
 
     principal = iam.Principal(kind="service", account="", arn=service)
     ctx = {"aws:SourceAccount": account, "aws:SecureTransport": "true", **ctx}
-    from extension import organization_of
-
     org = organization_of(account)
     if org is not None and org[1].org is not None:
         ctx.setdefault("aws:SourceOrgID", org[1].org.id)
-    owner = next((a for a, b in s3_backends.items() if bucket in b["aws"].buckets), None)
-    if owner is None:
+    found = authz.s3_bucket(bucket)
+    if found.account is None:
         return "bucket", f"bucket {bucket} does not exist"
-    policy = s3_backends[owner]["aws"].buckets[bucket].policy
-    doc = iam.parse(policy.decode() if isinstance(policy, bytes) else policy)
+    doc = found.policy
     for action, resource in (("s3:PutObject", f"arn:aws:s3:::{bucket}/{object_key}"),
                              (bucket_action, f"arn:aws:s3:::{bucket}")):
         direct, _, deny = iam.resource_effects(doc, principal, action, resource, ctx)
         if deny or not direct:
             return "bucket-policy", f"the policy of bucket {bucket} does not let {service} {action} {resource}"
     if key_id:
-        key = resolve_key(key_id, account, region)
+        key = authz.kms_key(region, account, key_id)
         if key is None:
             return "key", f"key {key_id} does not exist"
-        direct, _, deny = iam.resource_effects(iam.parse(key.policy), principal, "kms:GenerateDataKey", key.arn, ctx)
+        direct, _, deny = iam.resource_effects(key.policy, principal, "kms:GenerateDataKey", key.arn, ctx)
         if deny or not direct:
             return "key-policy", f"the policy of key {key.arn} does not let {service} kms:GenerateDataKey"
     return None
@@ -383,9 +361,7 @@ def config_delivery_refusal(account: str, region: str, bucket: str, prefix: str 
     s3:PutObject under [prefix/]AWSLogs/ACCOUNT/Config/ (with the bucket-owner-full-control ACL); a
     bucket of the account's own is written with the recorder's role, which this does not check
     (https://docs.aws.amazon.com/config/latest/developerguide/s3-bucket-policy.html)."""
-    from moto.s3.models import s3_backends
-
-    owner = next((a for a, b in s3_backends.items() if bucket in b["aws"].buckets), None)
+    owner = authz.s3_bucket(bucket).account
     if owner is None:
         return "bucket", f"bucket {bucket} does not exist"
     if owner == account:
