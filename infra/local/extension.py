@@ -884,8 +884,9 @@ def fix_s3_root(environ: dict, chunks: list[bytes]) -> list[bytes]:
 # ---------------------------------------------------------------------------------------------------
 # Fault injection, for tests and operators: POST /assure-api/faults with
 #   {"rules": [{"service": "config" | "*", "operation": "PutDeliveryChannel" | "*", "error": "throttle" |
-#               "5xx" | "AccessDenied", "rate": 0.2, "count": 100}]}
-# answers matching calls with that error at that rate, at most `count` times; DELETE clears the rules,
+#               "5xx" | "AccessDenied", "rate": 0.2, "count": 100, "caller": "assure-step-alarms"}]}
+# answers matching calls with that error at that rate, at most `count` times (`caller`, optional: only
+# calls whose principal's or session's ARN contains it); DELETE clears the rules,
 # GET shows them with how often each fired. Only clients' calls are affected, never moto's own
 # internal calls (Step Functions sending task messages).
 
@@ -909,10 +910,12 @@ class Faults:
             return parse_qs(raw.decode(errors="replace")).get("Action", [""])[0]
         return f"{environ.get('REQUEST_METHOD', '')} {path}"
 
-    def pick(self, service: str, operation: str) -> dict | None:
+    def pick(self, service: str, operation: str, caller: Callable[[], str]) -> dict | None:
         with LOCK:
             for rule in self.rules:
                 if rule["service"] not in ("*", service) or rule["operation"] not in ("*", operation):
+                    continue
+                if rule.get("caller") and rule["caller"] not in caller():
                     continue
                 if rule["fired"] >= rule["count"] or self.random.random() >= rule["rate"]:
                     continue
@@ -1126,7 +1129,7 @@ class Extension:
             for r in doc.get("rules", []):
                 rules.append({"service": r.get("service", "*"), "operation": r.get("operation", "*"),
                               "error": r.get("error", "throttle"), "rate": float(r.get("rate", 1.0)),
-                              "count": int(r.get("count", 1)), "fired": 0})
+                              "count": int(r.get("count", 1)), "caller": r.get("caller"), "fired": 0})
             with LOCK:
                 self.faults.rules = rules
         elif method == "DELETE":
@@ -1178,7 +1181,11 @@ class Extension:
                 import io
 
                 environ["wsgi.input"] = io.BytesIO(raw)
-                rule = self.faults.pick(scope.group(3), Faults.operation(environ, raw))
+                def caller() -> str:
+                    who = authz.principal_for(scope.group(1), environ.get("HTTP_X_AMZ_SECURITY_TOKEN"))
+                    return f"{who.arn} {who.session_arn}" if who else ""
+
+                rule = self.faults.pick(scope.group(3), Faults.operation(environ, raw), caller)
                 if rule:
                     return Faults.respond(start_response, environ, scope.group(3), rule["error"])
         if (client_call or service_call) and authz.enabled():

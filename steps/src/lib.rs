@@ -2,8 +2,9 @@
 //!
 //! Two ways in, one handler:
 //! - on AWS Lambda (`AWS_LAMBDA_RUNTIME_API` is set), the binary serves the runtime API; each SQS
-//!   record is a task message, and a record whose task could not be answered is reported as a
-//!   batch item failure, so SQS delivers it again;
+//!   record is a task message (from the step queue: run it; from its dead-letter queue: fail its
+//!   task), and a record whose task could not be answered is reported as a batch item failure, so
+//!   SQS delivers it again;
 //! - anywhere else (`assure worker` locally), the message body arrives on stdin; exit status 0
 //!   means Step Functions was answered and the message may be deleted, anything else leaves the
 //!   message on the queue to come back.
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 use assure_contract::StepName;
 use assure_core::aws::Aws;
-use assure_core::pipeline::worker::{handle_message, Outcome};
+use assure_core::pipeline::worker::{fail_dead_letter, handle_message, Delivery, Outcome};
 
 /// The whole of a step binary's `main`.
 pub async fn main(step: StepName) -> ExitCode {
@@ -67,7 +68,7 @@ async fn local(step: StepName) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match handle_message(aws, &body, Some(step)).await {
+    match handle_message(aws, &body, Some(step), None).await {
         Ok(Outcome::Succeeded | Outcome::Failed(_) | Outcome::Abandoned) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(%step, error = %e, "could not answer Step Functions; the message will return");
@@ -92,8 +93,22 @@ async fn lambda(step: StepName) -> ExitCode {
             let started = std::time::Instant::now();
             let id = record.message_id.clone().unwrap_or_default();
             let body = record.body.unwrap_or_default();
+            let delivery = Delivery {
+                queue_arn: record.event_source_arn.unwrap_or_default(),
+                receipt_handle: record.receipt_handle.unwrap_or_default(),
+                receive_count: record
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1),
+            };
             let answered = match Aws::load(None, None).await {
-                Ok(aws) => handle_message(aws.with_step(step.as_str()), &body, Some(step)).await.is_ok(),
+                Ok(aws) if delivery.from_dead_letter_queue() => {
+                    fail_dead_letter(aws.with_step(step.as_str()), &body, &delivery).await.is_ok()
+                }
+                Ok(aws) => {
+                    handle_message(aws.with_step(step.as_str()), &body, Some(step), Some(&delivery)).await.is_ok()
+                }
                 Err(e) => {
                     tracing::error!(%step, error = %e, "cannot reach AWS");
                     false

@@ -85,3 +85,61 @@ async fn many_accounts_onboard_under_the_organizations_limit_and_a_failure_stays
         }
     }
 }
+
+/// Seconds since the epoch of an RFC 3339 time (the history's and the checkpoints').
+fn seconds(at: &str) -> f64 {
+    let t = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{at}: {e}"));
+    t.unix_timestamp_nanos() as f64 / 1e9
+}
+
+/// Tasks wait in the queue behind the functions' concurrency for many times the liveness window
+/// (extensions every 0.2 s: a held message not extended for 1 s comes back), as they do in a bulk
+/// run at concurrency 40 against a `StepConcurrency` of 5. Step Functions counts a Task's heartbeat
+/// from when the message is sent; the message's visibility counts from when a worker holds it.
+/// Every account onboards, no task times out, and no step runs twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_waiting_in_the_queue_far_longer_than_the_liveness_window_neither_time_out_nor_run_twice() {
+    let cloud = LocalCloud::start_with(&[
+        ("ASSURE_HEARTBEAT_SECONDS", "0.2"),
+        ("ASSURE_WORKER_CONCURRENCY", "2"),
+        ("ASSURE_WORKER_ORG_CONCURRENCY", "1"),
+    ]);
+    let ids = cloud.seed_accounts_and_deploy(3, "us-east-1,eu-west-1");
+    let accounts: Vec<&str> = ids["external"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let file = cloud.dir.path().join("accounts.txt");
+    std::fs::write(&file, accounts.join("\n")).unwrap();
+    let (code, out, err) =
+        cloud.run(&["onboard", "--accounts-file", file.to_str().unwrap(), "--concurrency", "3", "--output", "json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["succeeded"], 3, "{summary}");
+
+    let s3 = aws_sdk_s3::Client::new(&cloud.sdk_config().await);
+    let bucket = "assure-checkpoints-123456789012-us-east-1";
+    let mut longest_wait = 0.0_f64;
+    for r in summary["accounts"].as_array().unwrap() {
+        let run = r["runId"].as_str().unwrap();
+        let (code, out, _) = cloud.run(&["runs", "history", run, "--output", "json"]);
+        assert_eq!(code, 0);
+        let timeline: Vec<Value> = serde_json::from_str(&out).unwrap();
+        assert!(!timeline.iter().any(|e| e["event"] == "TaskTimedOut"), "{run}: a task timed out");
+        let scheduled: Vec<&Value> = timeline.iter().filter(|e| e["event"] == "TaskScheduled").collect();
+        assert!(scheduled.len() >= 10, "{run}: {scheduled:?}");
+        for e in &scheduled {
+            assert_eq!(e["attempt"], 1, "{run}: a task was scheduled again: {e}");
+            // When a worker took the task up: its checkpoint's start.
+            let key = format!("runs/{run}/{}/{}.json", e["step"].as_str().unwrap(), e["region"].as_str().unwrap());
+            let body = s3.get_object().bucket(bucket).key(&key).send().await.unwrap().body.collect().await.unwrap();
+            let rec: Value = serde_json::from_slice(&body.into_bytes()).unwrap();
+            assert_eq!(rec["status"], "completed", "{key}: {rec}");
+            assert_eq!(rec["attempt"], 1, "{key}: the step ran twice (its message was taken for dead)");
+            let wait = seconds(rec["startedAt"].as_str().unwrap()) - seconds(e["at"].as_str().unwrap());
+            longest_wait = longest_wait.max(wait);
+        }
+    }
+    eprintln!("longest queue wait: {longest_wait:.1} s");
+    assert!(longest_wait > 3.0, "the tasks hardly waited ({longest_wait:.1} s); the test proves nothing");
+    let log = std::fs::read_to_string(cloud.dir.path().join("worker.log")).unwrap_or_default();
+    assert!(!log.contains("taking over") && !log.contains("came back"), "a waiting message was taken for dead");
+}

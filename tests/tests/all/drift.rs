@@ -1,18 +1,18 @@
 //! A baseline changed after onboarding (by the one principal the SCPs leave able to, or in the
 //! management account) is brought back by the next run, through each step's update path; and on a
-//! slow cloud every step keeps its task alive with heartbeats.
+//! slow cloud every step keeps its message (the task's liveness) by extending its visibility.
 
 use assure_core::controls::names::{ALARM_TOPIC, FINDINGS, TRAIL, TRAIL_LOGS_ROLE};
 use assure_e2e::LocalCloud;
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_rerun_brings_a_drifted_baseline_back_and_every_step_sends_heartbeats() {
+async fn a_rerun_brings_a_drifted_baseline_back_and_every_step_keeps_its_message() {
     let cloud = LocalCloud::start_with(&[("ASSURE_HEARTBEAT_SECONDS", "0.2")]);
     let ids = cloud.seed_and_deploy("us-east-1");
     let target = ids["external"][0].as_str().unwrap();
     let security = ids["security"].as_str().unwrap();
-    // AWS is not on loopback: every call takes a while, so every step outlives a heartbeat interval.
+    // AWS is not on loopback: every call takes a while, so every step outlives an extension interval.
     cloud.limits(json!({"latencyMs": 120}));
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "first"]);
     assert_eq!(code, 0, "{out}\n{err}");
@@ -25,8 +25,8 @@ async fn a_rerun_brings_a_drifted_baseline_back_and_every_step_sends_heartbeats(
         }
         let role = format!(":role/{}", assure_core::pipeline::resources::step_role_name(step));
         assert!(
-            decisions.lines().any(|l| l.contains(&role) && l.contains("\"states:SendTaskHeartbeat\"")),
-            "{step} sent no heartbeat"
+            decisions.lines().any(|l| l.contains(&role) && l.contains("\"sqs:ChangeMessageVisibility\"")),
+            "{step} never extended its message"
         );
     }
 

@@ -57,6 +57,15 @@ fn every_step_has_a_function_a_queue_with_a_dead_letter_queue_and_its_own_role()
         assert!(q["KmsMasterKeyId"].is_object(), "{id}: queue encrypted");
         assert!(q["RedrivePolicy"]["deadLetterTargetArn"].is_object(), "{id}: dead-letter queue");
         assert_eq!(res[&format!("{id}Role")]["Properties"]["RoleName"], step_role_name(step));
+        // Liveness (worker.rs): the function keeps its message invisible for three extension
+        // intervals at a time, which must fit in its own timeout; and it consumes the dead-letter
+        // queue, so a message no worker answered fails its task.
+        let every: f64 = f["Environment"]["Variables"]["ASSURE_HEARTBEAT_SECONDS"].as_str().unwrap().parse().unwrap();
+        let window = assure_core::pipeline::worker::visibility_window(std::time::Duration::from_secs_f64(every));
+        assert!((window as u64) < f["Timeout"].as_u64().unwrap(), "{id}: a {window} s visibility window");
+        let dead = &f["Events"]["DeadLetters"]["Properties"];
+        assert_eq!(dead["Queue"], serde_json::json!({"Fn::GetAtt": [format!("{id}DeadLetterQueue"), "Arn"]}), "{id}");
+        assert_eq!(dead["FunctionResponseTypes"], serde_json::json!(["ReportBatchItemFailures"]), "{id}");
     }
 }
 

@@ -303,6 +303,34 @@ async fn a_worker_killed_mid_step_does_not_stop_the_run() {
     assert_eq!(filters.metric_filters().len(), 15);
 }
 
+/// A step whose workers can never answer (every `SendTaskSuccess` of the alarms step's role gets a
+/// 5xx): SQS delivers the message again each time its holder lets it go, five times, then moves it
+/// to the dead-letter queue, whose consumer fails the task with `Assure.Internal` naming the queue.
+/// The run ends then, not at the task's one-hour timeout; a retry, with the answers going through,
+/// resumes from the checkpoint the step wrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_no_worker_can_answer_fails_from_the_dead_letter_queue() {
+    let cloud = LocalCloud::start_with(&[("ASSURE_HEARTBEAT_SECONDS", "0.2")]);
+    let ids = cloud.seed_and_deploy("us-east-1");
+    let target = ids["external"][0].as_str().unwrap();
+    cloud.faults(json!([{"service": "states", "operation": "SendTaskSuccess", "error": "5xx", "rate": 1.0,
+                         "count": 1000, "caller": "assure-step-alarms"}]));
+    let started = std::time::Instant::now();
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "dead"]);
+    let took = started.elapsed();
+    cloud.faults(json!([]));
+    assert_eq!(code, 1, "{out}\n{err}");
+    let line = err.lines().find(|l| l.contains("✗ alarms")).unwrap_or_else(|| panic!("alarms did not fail:\n{err}"));
+    assert!(line.contains("Assure.Internal") && line.contains("assure-alarms-dlq"), "{line}");
+    assert!(took < std::time::Duration::from_secs(600), "the run waited {took:?}");
+    let log = std::fs::read_to_string(cloud.dir.path().join("worker.log")).unwrap_or_default();
+    assert!(log.contains("came back"), "the message was delivered again before it reached the dead-letter queue");
+
+    let (code, out, err) = cloud.run(&["runs", "retry", "dead"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("SUCCEEDED"), "{out}");
+}
+
 /// Removes, in place, what a rollback reported it could not restore.
 fn without_unrestorable(config: &mut Value, report: &Value) {
     for line in report["notRestorable"].as_array().unwrap().iter().filter_map(Value::as_str) {

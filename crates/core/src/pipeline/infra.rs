@@ -197,15 +197,18 @@ pub fn pipeline_template() -> Value {
             // What Lambda's event source mapping needs of the function's role
             // (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html); the queue
             // itself moves a message to its dead-letter queue, with no permission of the role.
-            json!({"Sid": "ConsumeOwnQueue", "Effect": "Allow",
-                   "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-                   "Resource": getatt(&queue, "Arn")}),
+            // The function also keeps the message it works on invisible (ChangeMessageVisibility:
+            // the task's liveness, see worker.rs), and consumes the dead-letter queue to fail the
+            // tasks of messages no worker could answer.
+            json!({"Sid": "ConsumeOwnQueues", "Effect": "Allow",
+                   "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+                   "Resource": [getatt(&queue, "Arn"), getatt(&dlq, "Arn")]}),
             // Queues (receive: Decrypt) and checkpoints (read: Decrypt, write: GenerateDataKey).
             json!({"Sid": "UseKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": getatt("PipelineKey", "Arn")}),
             // IAM authorizes SendTask* against no resource type (the Service Authorization
             // Reference lists none for them): a statement scoped to the state machine never matches.
             json!({"Sid": "AnswerTasks", "Effect": "Allow",
-                   "Action": ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+                   "Action": ["states:SendTaskSuccess", "states:SendTaskFailure"],
                    "Resource": "*"}),
             // Every task starts by reading its checkpoint and ends by writing it.
             json!({"Sid": "Checkpoints", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
@@ -276,11 +279,19 @@ pub fn pipeline_template() -> Value {
                     "Role": getatt(&role, "Arn"),
                     "LoggingConfig": {"LogGroup": reference(&log_group), "LogFormat": "Text"},
                     "Environment": {"Variables": {"ASSURE_HEARTBEAT_SECONDS": "20", "ASSURE_PIPELINE_ACCOUNT": reference("AWS::AccountId")}},
-                    "Events": {"Tasks": {"Type": "SQS", "Properties": {
-                        "Queue": getatt(&queue, "Arn"),
-                        "BatchSize": 1,
-                        "FunctionResponseTypes": ["ReportBatchItemFailures"],
-                        "ScalingConfig": {"MaximumConcurrency": reference("StepConcurrency")}}}}
+                    "Events": {
+                        "Tasks": {"Type": "SQS", "Properties": {
+                            "Queue": getatt(&queue, "Arn"),
+                            "BatchSize": 1,
+                            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                            "ScalingConfig": {"MaximumConcurrency": reference("StepConcurrency")}}},
+                        // Messages delivered maxReceiveCount times without an answer: the function
+                        // fails their tasks (2 is MaximumConcurrency's least value).
+                        "DeadLetters": {"Type": "SQS", "Properties": {
+                            "Queue": getatt(&dlq, "Arn"),
+                            "BatchSize": 1,
+                            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                            "ScalingConfig": {"MaximumConcurrency": 2}}}}
                 }
             }),
         );

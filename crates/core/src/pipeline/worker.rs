@@ -1,13 +1,23 @@
 //! The worker protocol. A Task state puts `{taskToken, step, region, run}` on the step's SQS queue
-//! (`sqs:sendMessage.waitForTaskToken`); a worker runs the step, sends `SendTaskHeartbeat` while it
-//! works, and answers `SendTaskSuccess` with the step's output or `SendTaskFailure` with one of the
-//! closed set of error names.
+//! (`sqs:sendMessage.waitForTaskToken`); a worker runs the step and answers `SendTaskSuccess` with
+//! the step's output or `SendTaskFailure` with one of the closed set of error names.
 //!
-//! On AWS the step binaries are Lambda functions fed by the queue. Locally, [`supervise`] plays
-//! Lambda: the event source mapping long-polls every step queue and invokes the step's function
-//! (a long-lived process of the step binary, through the Runtime API of [`crate::lambda_service`])
-//! with an SQS batch event, deleting the message only when the answer does not list it as failed
-//! (so a killed instance's message comes back).
+//! Liveness is the message's, not the task's. A Task's `HeartbeatSeconds` would count from when the
+//! message is sent, so time spent waiting in the queue behind the function's `MaximumConcurrency`
+//! (hundreds of tasks in a bulk run) would time tasks out before any worker saw them. Instead the
+//! worker holding a message keeps it invisible for a short window ([`visibility_window`]) and
+//! extends it while it works ([`HEARTBEAT_ENV`]); a worker that dies stops extending, the message
+//! comes back within the window, and the next worker takes the step over from its checkpoint. A
+//! message delivered `maxReceiveCount` times without an answer moves to the dead-letter queue,
+//! whose consumer fails the task ([`fail_dead_letter`]), so a crash loop ends the run instead of
+//! waiting for the task's timeout.
+//!
+//! On AWS the step binaries are Lambda functions fed by the queue and by its dead-letter queue.
+//! Locally, [`supervise`] plays Lambda: the event source mapping long-polls every step queue and
+//! dead-letter queue and invokes the step's function (a long-lived process of the step binary,
+//! through the Runtime API of [`crate::lambda_service`]) with an SQS batch event, deleting the
+//! message only when the answer does not list it as failed (so a killed instance's message comes
+//! back).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,12 +32,84 @@ use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::pipeline::checkpoint::{input_digest, now, task_digest, Expect, Record, Status, Store};
 use crate::pipeline::resources::queue_name;
 
-/// Environment variable: seconds between heartbeats (default 10, fractions allowed; tasks time out
-/// after 60 without one).
+/// Environment variable: seconds between extensions of the message's visibility (default 10,
+/// fractions allowed); a message not extended for [`visibility_window`] comes back to the queue.
 pub const HEARTBEAT_ENV: &str = "ASSURE_HEARTBEAT_SECONDS";
+
+/// The dead-letter queue of a step queue is named by this suffix.
+pub const DEAD_LETTER_SUFFIX: &str = "-dlq";
 
 /// Step Functions' limit on a task's output.
 const MAX_OUTPUT_BYTES: usize = 256 * 1024;
+
+/// Seconds between visibility extensions, from [`HEARTBEAT_ENV`].
+pub fn heartbeat_interval() -> Duration {
+    let every: f64 = std::env::var(HEARTBEAT_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(10.0);
+    Duration::from_secs_f64(every.max(0.1))
+}
+
+/// How long a held message stays invisible without an extension: three intervals, in whole seconds
+/// as SQS takes them (at least 1). A worker that misses three extensions in a row is taken for dead.
+pub fn visibility_window(every: Duration) -> i32 {
+    (every.as_secs_f64() * 3.0).ceil().clamp(1.0, 43_200.0) as i32
+}
+
+/// The SQS message a task arrived in, as Lambda's event record describes it.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// `eventSourceARN`: the queue (or dead-letter queue) the message came from.
+    pub queue_arn: String,
+    pub receipt_handle: String,
+    /// `ApproximateReceiveCount`: 1 for a first delivery.
+    pub receive_count: u32,
+}
+
+impl Delivery {
+    /// The queue's URL, from its ARN (`arn:aws:sqs:REGION:ACCOUNT:NAME`).
+    pub fn queue_url(&self) -> Option<String> {
+        let parts: Vec<&str> = self.queue_arn.split(':').collect();
+        match parts.as_slice() {
+            ["arn", partition, "sqs", region, account, name] => {
+                let domain = if partition.starts_with("aws-cn") { "amazonaws.com.cn" } else { "amazonaws.com" };
+                Some(format!("https://sqs.{region}.{domain}/{account}/{name}"))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the message came from a dead-letter queue.
+    pub fn from_dead_letter_queue(&self) -> bool {
+        self.queue_arn.ends_with(DEAD_LETTER_SUFFIX)
+    }
+}
+
+/// Keeps a held message invisible while the worker works: sets it to the window at once (the
+/// queue's own visibility timeout is long, for a function that never starts), then extends it
+/// every interval. Aborted when the task is answered.
+fn keep_invisible(sqs: aws_sdk_sqs::Client, delivery: &Delivery) -> Option<tokio::task::JoinHandle<()>> {
+    Some(keep_invisible_at(sqs, delivery.queue_url()?, delivery.receipt_handle.clone()))
+}
+
+fn keep_invisible_at(sqs: aws_sdk_sqs::Client, url: String, handle: String) -> tokio::task::JoinHandle<()> {
+    let every = heartbeat_interval();
+    let window = visibility_window(every);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let r = sqs
+                .change_message_visibility()
+                .queue_url(&url)
+                .receipt_handle(&handle)
+                .visibility_timeout(window)
+                .send()
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(queue = %url, error = %crate::aws::classify(&e, "sqs:ChangeMessageVisibility"), "could not extend the message; it may come back to another worker");
+            }
+        }
+    })
+}
 
 /// What became of one task.
 #[derive(Debug, PartialEq)]
@@ -38,18 +120,21 @@ pub enum Outcome {
     Abandoned,
 }
 
-/// Runs one task message end to end: parse, heartbeat, run the step, answer Step Functions.
-/// Errors only when Step Functions could not be answered (the caller should let the message return).
-pub async fn handle_message(aws: Aws, body: &str, expected: Option<StepName>) -> Result<Outcome, StepError> {
-    let sfn = aws.pipeline().sfn();
+/// Runs one task message end to end: parse, keep the message while working, run the step, answer
+/// Step Functions. Errors only when Step Functions could not be answered (the caller should let the
+/// message return). `delivery` is the message's SQS record, when it came from a queue.
+pub async fn handle_message(
+    aws: Aws,
+    body: &str,
+    expected: Option<StepName>,
+    delivery: Option<&Delivery>,
+) -> Result<Outcome, StepError> {
     let task: TaskMessage = match serde_json::from_str(body) {
         Ok(t) => t,
         Err(e) => {
             // Without a valid message there may still be a token to fail the task with.
-            let token =
-                serde_json::from_str::<Value>(body).ok().and_then(|v| v["taskToken"].as_str().map(str::to_owned));
             let err = StepError::invalid_input(format!("task message: {e}"));
-            return match token {
+            return match token_of(body) {
                 Some(t) => answer(aws.pipeline(), &t, Err(err)).await,
                 None => {
                     tracing::error!(error = %err, "dropping a message without a task token");
@@ -62,26 +147,17 @@ pub async fn handle_message(aws: Aws, body: &str, expected: Option<StepName>) ->
         let err = StepError::internal(format!("the {expected} worker received a task for step {}", task.step));
         return answer(aws.pipeline(), &task.task_token, Err(err)).await;
     }
-    let every: f64 = std::env::var(HEARTBEAT_ENV).ok().and_then(|s| s.parse().ok()).unwrap_or(10.0);
+    if let Some(d) = delivery.filter(|d| d.receive_count > 1) {
+        tracing::info!(step = %task.step, region = %task.region, receive = d.receive_count, "the message came back: its earlier holder stopped extending it");
+    }
+    let keeper = delivery.and_then(|d| keep_invisible(aws.pipeline().sqs(), d));
     let token = task.task_token.clone();
-    let beat = {
-        let sfn = sfn.clone();
-        let token = token.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs_f64(every.max(0.1)));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(e) = sfn.send_task_heartbeat().task_token(&token).send().await {
-                    tracing::warn!(error = %e, "heartbeat failed");
-                }
-            }
-        })
-    };
     let aws = aws.with_role(&task.run.role_name);
     let store = Store::new(&aws);
     let result = checkpointed(&aws, &store, &task).await;
-    beat.abort();
+    if let Some(k) = &keeper {
+        k.abort();
+    }
     match result {
         Ok(Some(result)) => {
             let result =
@@ -92,6 +168,54 @@ pub async fn handle_message(aws: Aws, body: &str, expected: Option<StepName>) ->
         Ok(None) => Ok(Outcome::Abandoned),
         Err(e) => answer(aws.pipeline(), &token, Err(e)).await,
     }
+}
+
+fn token_of(body: &str) -> Option<String> {
+    serde_json::from_str::<Value>(body).ok().and_then(|v| v["taskToken"].as_str().map(str::to_owned))
+}
+
+/// A message that reached the step's dead-letter queue: SQS delivered it `maxReceiveCount` times
+/// and no worker answered (each one crashed, ran out of time or could not reach Step Functions).
+/// Fails the task with `Assure.Internal`, and marks its checkpoint failed, so the run ends now
+/// rather than at the task's timeout.
+pub async fn fail_dead_letter(aws: Aws, body: &str, delivery: &Delivery) -> Result<Outcome, StepError> {
+    let queue = delivery.queue_arn.rsplit(':').next().unwrap_or_default().to_owned();
+    let Some(token) = token_of(body) else {
+        tracing::error!(%queue, "dropping a dead letter without a task token");
+        return Ok(Outcome::Abandoned);
+    };
+    let task = serde_json::from_str::<TaskMessage>(body).ok();
+    let aws = match &task {
+        Some(t) => aws.with_role(&t.run.role_name),
+        None => aws,
+    };
+    let what = match &task {
+        Some(task) => {
+            let store = Store::new(&aws);
+            let key = Store::key(task.run.run_id.as_str(), task.step, &task.region);
+            let err = dead_letter_error(&format!("the {} task in {}", task.step, task.region), &queue);
+            if let Some((mut rec, etag)) = store.get(&key).await? {
+                if rec.status == Status::Running && rec.task == task_digest(&token) {
+                    rec.status = Status::Failed;
+                    rec.finished_at = Some(now());
+                    rec.error = Some(err.clone());
+                    store.put(&key, &rec, Expect::Unchanged(etag)).await?;
+                }
+            }
+            err
+        }
+        None => dead_letter_error("a task", &queue),
+    };
+    tracing::error!(%queue, error = %what, "failing a task whose message reached the dead-letter queue");
+    answer(aws.pipeline(), &token, Err(what)).await
+}
+
+fn dead_letter_error(what: &str, queue: &str) -> StepError {
+    StepError::internal(format!(
+        "{what} was delivered to its workers the queue's maxReceiveCount times and none answered \
+         (each crashed, ran out of time or could not reach Step Functions); the message is in {queue}; \
+         see the step function's log, then `assure runs retry`"
+    ))
 }
 
 /// Runs a task under its checkpoint. `Ok(None)` when another worker holds the step (and answers);
@@ -115,8 +239,9 @@ async fn checkpointed(
             }
         }
         if rec.status == Status::Running && rec.task == me {
-            tracing::info!(step = %task.step, region = %task.region, "a duplicate delivery of a task in progress");
-            return Ok(None);
+            // The message came back while its step ran: the holder stopped extending it (it died,
+            // or SQS delivered twice). Take the step over; the claim's ETag lets only one answer.
+            tracing::info!(step = %task.step, region = %task.region, attempt = rec.attempt, "taking over a step whose worker let its message go");
         }
     }
     let attempt = existing.as_ref().map_or(1, |(r, _)| r.attempt + 1);
@@ -276,7 +401,7 @@ pub async fn supervise(
         let aws = aws.clone();
         let bin = bin_dir.join(step.binary());
         let permits = permits.clone();
-        loops.push(tokio::spawn(async move { poll_queue(aws, step, bin, permits).await }));
+        loops.push(tokio::spawn(async move { serve_step(aws, step, bin, permits).await }));
     }
     stop.await;
     for l in loops {
@@ -293,8 +418,9 @@ struct Permits {
     account: String,
 }
 
-async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permits) {
-    // As Lambda does: the function's execution role, assumed by the service, reads the queue and
+/// One step's function and its two event source mappings: the step queue and its dead-letter queue.
+async fn serve_step(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permits) {
+    // As Lambda does: the function's execution role, assumed by the service, reads the queues and
     // runs the step.
     let creds = match aws.endpoint_url() {
         Some(endpoint) => loop {
@@ -315,7 +441,29 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permit
         Some(c) => aws.pipeline().with_credentials(c).sqs(),
         None => aws.pipeline().sqs(),
     };
+    let region = aws.pipeline().region.to_string();
+    let function = Arc::new(step_function(step, bin, &permits, creds.as_ref(), &region));
     let name = queue_name(step);
+    let dead = tokio::spawn(poll_queue(
+        aws.clone(),
+        step,
+        format!("{name}{DEAD_LETTER_SUFFIX}"),
+        sqs.clone(),
+        function.clone(),
+        permits.clone(),
+    ));
+    poll_queue(aws, step, name, sqs, function, permits).await;
+    dead.abort();
+}
+
+async fn poll_queue(
+    aws: Arc<Aws>,
+    step: StepName,
+    name: String,
+    sqs: aws_sdk_sqs::Client,
+    function: Arc<crate::lambda_service::Function>,
+    permits: Permits,
+) {
     // The event source mapping is configured with the queue (its URL here) by whoever deploys it.
     let admin = aws.pipeline().sqs();
     let url = loop {
@@ -332,12 +480,13 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permit
     tracing::info!(queue = %name, "polling");
     let region = aws.pipeline().region.to_string();
     let queue_arn = format!("arn:aws:sqs:{region}:{}:{name}", permits.account);
-    let function = Arc::new(step_function(step, bin, &permits, creds.as_ref(), &region));
+    let dead_letters = name.ends_with(DEAD_LETTER_SUFFIX);
     loop {
         let res = sqs
             .receive_message()
             .queue_url(&url)
             .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
             .wait_time_seconds(1)
             .send()
             .await
@@ -350,7 +499,17 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permit
                 continue;
             }
         };
-        for m in msgs {
+        if msgs.is_empty() && dead_letters {
+            // Dead letters are rare; poll their queue less often.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        // Received but not yet handed to the function: kept invisible meanwhile, as Lambda keeps a
+        // batch it is waiting to invoke, so a wait for a free instance is never taken for a death.
+        let held: Vec<_> = msgs
+            .iter()
+            .map(|m| keep_invisible_at(sqs.clone(), url.clone(), m.receipt_handle().unwrap_or_default().to_owned()))
+            .collect();
+        for (m, keeper) in msgs.into_iter().zip(held) {
             // The Organizations permit first: a step waiting for it holds no general permit.
             let org_permit = if step.uses_organizations() {
                 Some(permits.organizations.clone().acquire_owned().await.expect("semaphore open"))
@@ -358,6 +517,7 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permit
                 None
             };
             let permit = permits.all.clone().acquire_owned().await.expect("semaphore open");
+            keeper.abort();
             let sqs = sqs.clone();
             let url = url.clone();
             let function = function.clone();
@@ -373,7 +533,7 @@ async fn poll_queue(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permit
                         !failures.iter().any(|f| f["itemIdentifier"] == id)
                     }
                     Err(e) => {
-                        tracing::warn!(function = %function.name, error = %e, "invocation failed; the message returns after its visibility timeout");
+                        tracing::warn!(function = %function.name, error = %e, "invocation failed; the message returns when its visibility runs out");
                         false
                     }
                 };
@@ -446,16 +606,22 @@ fn step_function(
 
 /// The SQS event Lambda's event source mapping delivers: a batch of one message.
 fn sqs_event(m: &aws_sdk_sqs::types::Message, queue_arn: &str, region: &str) -> String {
+    use aws_sdk_sqs::types::MessageSystemAttributeName as A;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis().to_string())
         .unwrap_or_default();
+    let attr = |name: A, default: &str| {
+        m.attributes().and_then(|a| a.get(&name)).cloned().unwrap_or_else(|| default.to_owned())
+    };
     serde_json::json!({"Records": [{
         "messageId": m.message_id().unwrap_or_default(),
         "receiptHandle": m.receipt_handle().unwrap_or_default(),
         "body": m.body().unwrap_or_default(),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now, "SenderId": "states.amazonaws.com",
-                       "ApproximateFirstReceiveTimestamp": now},
+        "attributes": {"ApproximateReceiveCount": attr(A::ApproximateReceiveCount, "1"),
+                       "SentTimestamp": attr(A::SentTimestamp, &now),
+                       "SenderId": attr(A::SenderId, "states.amazonaws.com"),
+                       "ApproximateFirstReceiveTimestamp": attr(A::ApproximateFirstReceiveTimestamp, &now)},
         "messageAttributes": {},
         "md5OfBody": m.md5_of_body().unwrap_or_default(),
         "eventSource": "aws:sqs",
