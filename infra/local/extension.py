@@ -21,6 +21,7 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
 import datetime
 import json
 import re
+import sys
 import threading
 import time
 import uuid
@@ -837,6 +838,32 @@ def patch_moto() -> None:
                 d["S3"] = firehose.create_s3_destination_config(d["ExtendedS3"])
 
     firehose.FirehoseBackend.update_destination = merged_update
+
+    # Firehose: a batch reaches the S3 destination only if the stream's role may write it there
+    # (rules.firehose_s3_refusal); moto writes with no check. Each attempt is reported as AWS does,
+    # in AWS/Firehose DeliveryToS3.Success (1 delivered, 0 refused) and DeliveryToS3.Records
+    # (https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-metrics.html).
+    put_s3_records = firehose.FirehoseBackend.put_s3_records
+
+    def checked_put(self, delivery_stream_name, version_id, s3_destination, records):  # type: ignore[no-untyped-def]
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        object_key = self._format_s3_object_path(delivery_stream_name, version_id, s3_destination.get("Prefix", ""))
+        with LOCK:
+            refused = rules.firehose_s3_refusal(self.region_name, s3_destination, object_key)
+        dims = [{"Name": "DeliveryStreamName", "Value": delivery_stream_name}]
+        metrics = [{"MetricName": "DeliveryToS3.Success", "Value": 0.0 if refused else 1.0, "Dimensions": dims}]
+        if not refused:
+            metrics.append({"MetricName": "DeliveryToS3.Records", "Value": float(len(records)), "Dimensions": dims,
+                            "Unit": "Count"})
+        cloudwatch_backends[self.account_id][self.region_name].put_metric_data("AWS/Firehose", metrics)
+        if refused:
+            print(f"firehose {delivery_stream_name} ({self.account_id}, {self.region_name}): delivery refused: {refused}",
+                  file=sys.stderr, flush=True)
+            return [{"RecordId": str(uuid.uuid4())} for _ in records]
+        return put_s3_records(self, delivery_stream_name, version_id, s3_destination, records)
+
+    firehose.FirehoseBackend.put_s3_records = checked_put
 
     # Organizations: an account created by CreateAccount gets OrganizationAccountAccessRole, trusting
     # the management account, with full administrator permissions

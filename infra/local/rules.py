@@ -6,8 +6,8 @@ and message. `check(req, account)` runs after authorization (AWS authorizes firs
 or a `Refusal`; the extension answers it in the service's protocol.
 
 Rules:
-- Every JSON- and CBOR-protocol request is checked against the service's API model (required members,
-  types, lengths, ranges, enum values): ValidationException.
+- Every request to a JSON, CBOR, query or REST-JSON service is checked against the service's API model
+  (required members, types, lengths, ranges, enum values): the protocol's validation error.
 - Policies naming IAM principals that do not exist are refused (S3 bucket policies, KMS key policies,
   IAM role trust policies): the principal must exist when the policy is saved.
 - CloudWatch DeleteAlarms naming an alarm that does not exist deletes none and fails.
@@ -17,6 +17,8 @@ Rules:
 - Config PutDeliveryChannel: the bucket exists and, in another account, its policy lets Config write.
 - Organizations: an SCP follows the SCP grammar and has at most 5,120 characters; a target has at most
   5 SCPs, and a policy is attached to it once.
+- Firehose writes a batch to its S3 destination as the stream's role, only where the role may put it,
+  and reports each attempt in AWS/Firehose DeliveryToS3.Success (the extension's put_s3_records).
 - A role handed to a service (CloudTrail's CloudWatch Logs role, Firehose's delivery role) must exist,
   trust the service, hold the permissions the service documents, and be older than IAM's propagation
   delay (PROPAGATION, a few seconds).
@@ -29,7 +31,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 import authz
 import iam
@@ -245,6 +247,34 @@ def firehose_role(req: Req, account: str, raw: bytes) -> Refusal | None:
             return Refusal(400, "InvalidArgumentException",
                            f"Firehose is unable to assume role {role}. Please check the role provided.")
     return None
+
+
+def firehose_s3_refusal(region: str, s3: dict, object_key: str) -> str | None:
+    """Why Firehose cannot write a batch of a stream's records to `object_key` of its S3 destination
+    `s3` (moto's destination description), or None. Firehose writes as the destination's role: the
+    role must still be usable by firehose.amazonaws.com, and the role's s3:PutObject of the object
+    must be allowed (its policies, the bucket's policy, the SCPs), with the stream's KMS key
+    (kms:GenerateDataKey through S3) when the stream encrypts
+    (https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html#using-iam-s3). A refused
+    write is not lost on AWS at once but retried and reported: DeliveryToS3.Success drops below 1
+    (https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-metrics.html)."""
+    role_arn = s3.get("RoleARN", "")
+    why = unusable_role("firehose.amazonaws.com", role_arn)
+    if why is not None:
+        return f"Firehose is unable to assume role {role_arn}: {why}"
+    role = authz.role_by_arn(role_arn)
+    owner = authz.arn_account(role_arn) or ""
+    principal = authz.finish(iam.Principal(
+        kind="role", account=owner, arn=role.arn, session_arn=f"arn:aws:sts::{owner}:assumed-role/{role.name}/firehose",
+        policies=authz.role_policies(None, role)))
+    bucket = s3.get("BucketARN", "").split(":")[-1]
+    headers = {}
+    key = ((s3.get("EncryptionConfiguration") or {}).get("KMSEncryptionConfig") or {}).get("AWSKMSKeyARN")
+    if key:
+        headers = {"x-amz-server-side-encryption": "aws:kms", "x-amz-server-side-encryption-aws-kms-key-id": key}
+    put = Req("s3", "PutObject", {}, region, "PUT", f"/{bucket}/{object_key}", {}, headers)
+    denial = authz.authorize(principal, put)
+    return denial.message if denial is not None else None
 
 
 # Regions an account must opt in to; there GuardDuty acts as guardduty.REGION.amazonaws.com
@@ -488,15 +518,29 @@ def organizations_attach(req: Req, account: str, raw: bytes) -> Refusal | None:
     return None
 
 
-# Every JSON- and CBOR-protocol request is checked against the service's API model, as AWS's front
-# ends do before the service acts: required members, types, lengths, ranges and enum values, answered
-# with a ValidationException in AWS's wording ("1 validation error detected: Value 'x' at 'name'
-# failed to satisfy constraint: Member must have length less than or equal to 255"). The models are
-# botocore's, as installed with moto. Patterns are not checked (the models' are Java regular
-# expressions). https://docs.aws.amazon.com/kms/latest/APIReference/CommonErrors.html (ValidationException)
+# Every request is checked against the service's API model, as AWS's front ends do before the
+# service acts: required members, types, lengths, ranges and enum values, answered in AWS's wording
+# ("1 validation error detected: Value 'x' at 'roleName' failed to satisfy constraint: Member must
+# have length less than or equal to 64"). The models are botocore's, as installed with moto. Patterns
+# are not checked (the models' are Java regular expressions).
+# - JSON and Smithy RPC v2 CBOR (KMS, CloudTrail, Config, ...): ValidationException.
+#   https://docs.aws.amazon.com/kms/latest/APIReference/CommonErrors.html
+# - Query (IAM, STS, SNS, CloudWatch's query clients): ValidationError; the flattened members
+#   (`Tags.member.1.Key`) are read back into the input's shape first.
+#   https://docs.aws.amazon.com/IAM/latest/APIReference/CommonErrors.html
+# - REST-JSON: the members come from the path, the query string, the headers and the body, each as
+#   the model places it. IAM Access Analyzer answers ValidationException
+#   (https://docs.aws.amazon.com/access-analyzer/latest/APIReference/CommonErrors.html), GuardDuty
+#   BadRequestException (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_CreateDetector.html,
+#   Errors).
+# S3 (REST-XML) is not checked this way: its front end answers bad input with errors of its own
+# (InvalidArgument, MalformedXML), not with a generic validation error.
 MODEL_NAMES = {"kms": "kms", "cloudtrail": "cloudtrail", "config": "config", "organizations": "organizations",
                "firehose": "firehose", "ssm": "ssm", "states": "stepfunctions", "logs": "logs", "events": "events",
-               "sqs": "sqs", "monitoring": "cloudwatch"}
+               "sqs": "sqs", "monitoring": "cloudwatch", "iam": "iam", "sts": "sts", "sns": "sns",
+               "guardduty": "guardduty", "access-analyzer": "accessanalyzer"}
+# The validation error each REST-JSON service answers.
+REST_VALIDATION = {"guardduty": "BadRequestException", "access-analyzer": "ValidationException"}
 _MODELS: dict[str, Any] = {}
 
 
@@ -514,7 +558,8 @@ def violations(shape: Any, value: Any, path: str, out: list[str]) -> None:
     if value is None:
         return
     meta = shape.metadata
-    shown = f"'{value}'" if isinstance(value, (str, int, float)) and not isinstance(value, bool) else "[object]"
+    text = str(value) if len(str(value)) <= 80 else str(value)[:77] + "..."
+    shown = f"'{text}'" if isinstance(value, (str, int, float)) and not isinstance(value, bool) else "[object]"
     if t == "structure":
         if not isinstance(value, dict):
             out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must be a structure")
@@ -547,7 +592,7 @@ def violations(shape: Any, value: Any, path: str, out: list[str]) -> None:
         if "min" in meta and len(value) < meta["min"]:
             out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must have length greater than or equal to {meta['min']}")
         if "max" in meta and len(value) > meta["max"]:
-            out.append(f"Value {shown[:80]} at '{path}' failed to satisfy constraint: Member must have length less than or equal to {meta['max']}")
+            out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must have length less than or equal to {meta['max']}")
         if shape.enum and value not in shape.enum:
             out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must satisfy enum value set: [{', '.join(shape.enum)}]")
     elif t in ("integer", "long", "double", "float"):
@@ -562,24 +607,132 @@ def violations(shape: Any, value: Any, path: str, out: list[str]) -> None:
         out.append(f"Value {shown} at '{path}' failed to satisfy constraint: Member must be a boolean")
 
 
+def query_members(shape: Any, form: dict[str, str], prefix: str) -> Any:
+    """A query-protocol input read back into `shape`: `Tags.member.1.Key=k` becomes
+    {"Tags": [{"Key": "k"}]}. Scalars keep their text unless they parse as the shape's type, so a
+    value that does not is reported as the model's type error."""
+    t = shape.type_name
+    if t == "structure":
+        out = {}
+        for name, member in shape.members.items():
+            key = member.serialization.get("name", name)
+            value = query_members(member, form, f"{prefix}.{key}" if prefix else key)
+            if value is not None:
+                out[name] = value
+        return out if out or not prefix else None
+    if t == "list":
+        if form.get(prefix) == "":
+            return []  # botocore sends an empty list as `Name=`
+        flat = shape.serialization.get("flattened")
+        item = prefix if flat else f"{prefix}.{shape.member.serialization.get('name', 'member')}"
+        out, i = [], 1
+        while any(k == f"{item}.{i}" or k.startswith(f"{item}.{i}.") for k in form):
+            out.append(query_members(shape.member, form, f"{item}.{i}"))
+            i += 1
+        return out or None
+    if t == "map":
+        entry = prefix if shape.serialization.get("flattened") else f"{prefix}.entry"
+        k_name = shape.key.serialization.get("name", "key")
+        v_name = shape.value.serialization.get("name", "value")
+        out, i = {}, 1
+        while f"{entry}.{i}.{k_name}" in form:
+            out[form[f"{entry}.{i}.{k_name}"]] = query_members(shape.value, form, f"{entry}.{i}.{v_name}")
+            i += 1
+        return out or None
+    if prefix not in form:
+        return None
+    return scalar(shape, form[prefix])
+
+
+def scalar(shape: Any, text: str) -> Any:
+    """A member sent as text (a query member, a query-string or header member of a REST call) as the
+    type its shape names, or the text itself when it is not one."""
+    t = shape.type_name
+    try:
+        if t in ("integer", "long"):
+            return int(text)
+        if t in ("double", "float"):
+            return float(text)
+    except ValueError:
+        return text
+    if t == "boolean" and text in ("true", "false"):
+        return text == "true"
+    return text
+
+
+def by_member_name(shape: Any, value: Any) -> Any:
+    """A JSON body keyed by the members' wire names (GuardDuty's `detectorId` for `DetectorId`) keyed
+    by the model's member names instead, all the way down, as `violations` reads it."""
+    t = shape.type_name
+    if t == "structure" and isinstance(value, dict):
+        out = {}
+        for name, member in shape.members.items():
+            key = member.serialization.get("name", name)
+            if key in value:
+                out[name] = by_member_name(member, value[key])
+            elif name in value:
+                out[name] = by_member_name(member, value[name])
+        return out
+    if t == "list" and isinstance(value, list):
+        return [by_member_name(shape.member, v) for v in value]
+    if t == "map" and isinstance(value, dict):
+        return {k: by_member_name(shape.value, v) for k, v in value.items()}
+    return value
+
+
+def rest_members(shape: Any, req: Req) -> dict:
+    """A REST call's input keyed by member name: the path's labels (authz.rest_operation put them
+    beside the body's members), the query string's and the headers' members, and the body's, each
+    where the model places it."""
+    sent = req.params if isinstance(req.params, dict) else {}
+    out = {}
+    for name, member in shape.members.items():
+        where, key = member.serialization.get("location"), member.serialization.get("name", name)
+        if where == "querystring":
+            values = (req.query or {}).get(key)
+            if values and member.type_name == "list":
+                out[name] = list(values)
+            elif values:
+                out[name] = scalar(member, values[0])
+        elif where == "header":
+            if key.lower() in (req.headers or {}):
+                out[name] = scalar(member, (req.headers or {})[key.lower()])
+        elif key in sent:
+            out[name] = by_member_name(member, sent[key])
+    return out
+
+
 def api_model(req: Req, account: str, raw: bytes) -> Refusal | None:
     if req.service not in MODEL_NAMES or not req.operation:
         return None
-    if not (req.headers or {}).get("x-amz-target") and "/operation/" not in (req.path or ""):
-        return None  # the query protocol (SQS's older clients): members arrive flattened, unchecked here
     model = model_of(req.service)
     if req.operation not in model.operation_names:
         return None
     shape = model.operation_model(req.operation).input_shape
-    if shape is None or not isinstance(req.params, dict):
+    if shape is None:
+        return None
+    code = "ValidationException"
+    if (req.headers or {}).get("x-amz-target") or "/operation/" in (req.path or ""):
+        params = by_member_name(shape, req.params)
+    elif req.service in REST_VALIDATION:
+        params, code = rest_members(shape, req), REST_VALIDATION[req.service]
+    else:
+        form = {k: v[0] for k, v in parse_qs(raw.decode(errors="replace"), keep_blank_values=True).items()}
+        form.update({k: v[0] for k, v in (req.query or {}).items() if v})
+        params, code = query_members(shape, form, ""), "ValidationError"
+    if not isinstance(params, dict):
         return None
     found: list[str] = []
-    violations(shape, req.params, "", found)
+    violations(shape, params, "", found)
     if not found:
         return None
     n = len(found)
-    return Refusal(400, "ValidationException",
-                   f"{n} validation error{'s' if n > 1 else ''} detected: {'; '.join(found)}")
+    message = f"{n} validation error{'s' if n > 1 else ''} detected: {'; '.join(found)}"
+    if code == "BadRequestException":
+        # GuardDuty's wording, with the model's findings after it.
+        message = ("The request is rejected because an invalid or out-of-range value is specified as an "
+                   f"input parameter. {message}")
+    return Refusal(400, code, message)
 
 
 RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [

@@ -119,6 +119,44 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("0 change(s) would be made"), "{out}");
 
+    // A finding reaches the logging bucket through the stream, seen by a client that is not ours.
+    let security = ids["security"].as_str().unwrap();
+    let logging = ids["logging"].as_str().unwrap();
+    let bucket = format!("assure-logs-{logging}-us-east-1");
+    let security_admin = super::iam::credentials(&cloud.admin_config_as(security, "us-east-1").await).await;
+    let finding = || {
+        let (code, _, err) = super::iam::aws_cli(
+            &cloud,
+            &security_admin,
+            &[
+                "firehose",
+                "put-record",
+                "--delivery-stream-name",
+                "assure-access-analyzer-findings",
+                "--record",
+                r#"{"Data":"eyJmaW5kaW5nIjogMX0="}"#,
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+    };
+    finding();
+    let logging_admin = super::iam::credentials(&cloud.admin_config_as(logging, "us-east-1").await).await;
+    let (code, out, err) = super::iam::aws_cli(
+        &cloud,
+        &logging_admin,
+        &[
+            "s3api",
+            "list-objects-v2",
+            "--bucket",
+            &bucket,
+            "--prefix",
+            "access-analyzer/us-east-1/",
+            "--query",
+            "length(Contents)",
+        ],
+    );
+    assert_eq!((code, out.trim()), (0, "1"), "{err} {out}");
+
     // Verify agrees, read-only.
     cloud.reset_calls();
     let (code, out, err) = cloud.run(&["verify", target]);
@@ -173,10 +211,8 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
 
     // Configured is not delivering: the logging bucket's policy stops admitting the services, and
     // verify sees each delivery fail where AWS reports it (trail status, delivery channel status,
-    // publishing destination status).
+    // publishing destination status, the findings stream's DeliveryToS3.Success).
     aws_sdk_cloudtrail::Client::new(&use1).start_logging().name("assure-trail").send().await.unwrap();
-    let logging = ids["logging"].as_str().unwrap();
-    let bucket = format!("assure-logs-{logging}-us-east-1");
     let tls_only = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "DenyInsecureTransport",
         "Effect": "Deny", "Principal": "*", "Action": "s3:*",
         "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
@@ -188,12 +224,15 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
         .send()
         .await
         .unwrap();
+    finding();
     let (code, out, err) = cloud.run(&["verify", target]);
     assert_eq!(code, 1, "{out}\n{err}");
     for needle in [
         "cloudtrail.to-logging-account in us-east-1",
         "config.to-logging-account in eu-west-1",
         "guardduty.findings-exported in us-west-2",
+        "access-analyzer.findings-delivered in us-east-1",
+        "latest DeliveryToS3.Success in the last 24 h: 0",
         "AccessDenied",
         "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY",
     ] {

@@ -69,7 +69,7 @@ async fn role_made_by(
     let c = sts
         .assume_role()
         .role_arn(format!("arn:aws:iam::{account}:role/{name}"))
-        .role_session_name("t")
+        .role_session_name("test")
         .send()
         .await
         .unwrap()
@@ -150,7 +150,7 @@ async fn enforcement_is_on_a_principal_without_a_policy_is_denied_and_an_unknown
     let ok = sts
         .assume_role()
         .role_arn(format!("arn:aws:iam::{logging}:role/OrganizationAccountAccessRole"))
-        .role_session_name("t")
+        .role_session_name("test")
         .send()
         .await;
     assert!(ok.is_ok(), "{ok:?}");
@@ -158,7 +158,7 @@ async fn enforcement_is_on_a_principal_without_a_policy_is_denied_and_an_unknown
     let e = sts
         .assume_role()
         .role_arn(format!("arn:aws:iam::{logging}:role/AssureExecutionRole"))
-        .role_session_name("t")
+        .role_session_name("test")
         .send()
         .await
         .unwrap_err();

@@ -227,6 +227,91 @@ async fn services_refuse_roles_they_cannot_use_yet_or_at_all() {
     ok(&args(&stream("delivers")));
 }
 
+/// Firehose writes a stream's records as the stream's role: a batch reaches the bucket only while the
+/// role may put it there, and each attempt is reported in AWS/Firehose DeliveryToS3.Success (1
+/// delivered, 0 refused), which verify reads. Broken here: the role's own policy.
+#[tokio::test(flavor = "multi_thread")]
+async fn firehose_delivers_only_what_its_role_may_write_and_reports_each_attempt() {
+    let cloud = LocalCloud::start();
+    cloud.limits(serde_json::json!({"iamPropagationSeconds": 0}));
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let ok = |args: &[&str]| {
+        let (code, out, err) = aws_cli(&cloud, &admin, args);
+        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
+        out.trim().to_owned()
+    };
+    let account = ok(&["sts", "get-caller-identity", "--query", "Account", "--output", "text"]);
+    ok(&["s3api", "create-bucket", "--bucket", "findings"]);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"firehose.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let may_write = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:GetBucketLocation","s3:ListBucket"],"Resource":["arn:aws:s3:::findings","arn:aws:s3:::findings/*"]}]}"#;
+    ok(&["iam", "create-role", "--role-name", "delivers", "--assume-role-policy-document", trust]);
+    ok(&[
+        "iam",
+        "put-role-policy",
+        "--role-name",
+        "delivers",
+        "--policy-name",
+        "write",
+        "--policy-document",
+        may_write,
+    ]);
+    let destination = format!("RoleARN=arn:aws:iam::{account}:role/delivers,BucketARN=arn:aws:s3:::findings,Prefix=f/");
+    ok(&[
+        "firehose",
+        "create-delivery-stream",
+        "--delivery-stream-name",
+        "findings",
+        "--extended-s3-destination-configuration",
+        &destination,
+    ]);
+    let put =
+        || ok(&["firehose", "put-record", "--delivery-stream-name", "findings", "--record", r#"{"Data":"e30="}"#]);
+    let objects = || ok(&["s3api", "list-objects-v2", "--bucket", "findings", "--query", "length(Contents || `[]`)"]);
+
+    put();
+    assert_eq!(objects(), "1", "the role may write: the batch is delivered");
+    ok(&["iam", "delete-role-policy", "--role-name", "delivers", "--policy-name", "write"]);
+    // PutRecord still succeeds (Firehose buffers the record); its delivery to S3 is what fails.
+    put();
+    assert_eq!(objects(), "1", "the role may no longer write: nothing more reaches the bucket");
+
+    let format = time::format_description::well_known::Rfc3339;
+    let now = time::OffsetDateTime::now_utc();
+    let (start, end) = (
+        (now - time::Duration::hours(1)).format(&format).unwrap(),
+        (now + time::Duration::minutes(1)).format(&format).unwrap(),
+    );
+    let stats = ok(&[
+        "cloudwatch",
+        "get-metric-statistics",
+        "--namespace",
+        "AWS/Firehose",
+        "--metric-name",
+        "DeliveryToS3.Success",
+        "--dimensions",
+        "Name=DeliveryStreamName,Value=findings",
+        "--start-time",
+        &start,
+        "--end-time",
+        &end,
+        "--period",
+        "3600",
+        "--statistics",
+        "Minimum",
+        "Maximum",
+        "SampleCount",
+        "--query",
+        "Datapoints[0].[Minimum,Maximum,SampleCount]",
+        "--output",
+        "text",
+    ]);
+    assert_eq!(
+        stats.split_whitespace().collect::<Vec<_>>(),
+        ["0.0", "1.0", "2.0"],
+        "one attempt delivered, one refused"
+    );
+}
+
 /// GuardDuty publishes findings from an opt-in region as guardduty.REGION.amazonaws.com: a bucket
 /// and key policy naming only guardduty.amazonaws.com leave that region's destination unable to
 /// publish, as DescribePublishingDestination reports; naming the regional principal fixes it.
@@ -638,8 +723,9 @@ async fn a_state_over_256_kib_fails_the_execution_with_data_limit_exceeded() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Requests are checked against the service's API model before the service acts: an enum value
-/// the model does not list, a name over its length, a task output over 256 KiB.
+/// Requests are checked against the service's API model before the service acts, in every protocol
+/// the pipeline's services use (JSON, CBOR, query, REST-JSON): an enum value the model does not
+/// list, a name over its length, a number over its range, a task output over 256 KiB.
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_breaking_the_api_model_are_refused_with_a_validation_exception() {
     let cloud = LocalCloud::start();
@@ -696,7 +782,48 @@ async fn requests_breaking_the_api_model_are_refused_with_a_validation_exception
         ],
     );
     std::fs::remove_dir_all(&dir).ok();
+    // The query protocol (IAM): the flattened members are read back into the input's shape.
+    let role = "r".repeat(65);
+    let trust = r#"{"Version":"2012-10-17","Statement":[]}"#;
+    refused(
+        &["iam", "create-role", "--role-name", &role, "--assume-role-policy-document", trust],
+        &[
+            "(ValidationError)",
+            "at 'roleName' failed to satisfy constraint: Member must have length less than or equal to 64",
+        ],
+    );
+    refused(
+        &["iam", "list-roles", "--page-size", "1001"],
+        &["(ValidationError)", "Value '1001' at 'maxItems' failed to satisfy constraint"],
+    );
+    // REST-JSON: members in the body (GuardDuty, IAM Access Analyzer) and in the query string.
+    refused(
+        &["guardduty", "create-detector", "--enable", "--finding-publishing-frequency", "NEVER"],
+        &["(BadRequestException)", "Value 'NEVER' at 'findingPublishingFrequency'"],
+    );
+    refused(
+        &["guardduty", "list-detectors", "--max-results", "51"],
+        &["(BadRequestException)", "Value '51' at 'maxResults' failed to satisfy constraint"],
+    );
+    refused(
+        &["accessanalyzer", "create-analyzer", "--analyzer-name", "a", "--type", "EVERYTHING"],
+        &["(ValidationException)", "Value 'EVERYTHING' at 'type'"],
+    );
     // Within the model, the same calls reach the service.
     let (code, _, err) = aws_cli(&cloud, &admin, &["kms", "create-key", "--key-usage", "ENCRYPT_DECRYPT"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = aws_cli(
+        &cloud,
+        &admin,
+        &["iam", "create-role", "--role-name", "r", "--assume-role-policy-document", trust, "--tags", "Key=k,Value=v"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = aws_cli(&cloud, &admin, &["guardduty", "list-detectors", "--max-results", "50"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = aws_cli(
+        &cloud,
+        &admin,
+        &["guardduty", "create-detector", "--enable", "--finding-publishing-frequency", "SIX_HOURS"],
+    );
     assert_eq!(code, 0, "{err}");
 }

@@ -68,22 +68,70 @@ fn findings_prefix(region: &Region) -> String {
     format!("access-analyzer/{region}/")
 }
 
-/// The stream's S3 destination as found: (bucket ARN, prefix, KMS key), or None without a stream.
-async fn read_stream(security: &AccountConfig) -> Result<Option<(String, String, Option<String>)>, StepError> {
+/// The findings stream as found.
+#[derive(Debug)]
+struct Stream {
+    /// Its S3 destination: (bucket ARN, prefix, KMS key).
+    destination: (String, String, Option<String>),
+    /// DeliveryStreamStatus (ACTIVE once it delivers), and the reason AWS gives when it cannot,
+    /// for the stream or its encryption.
+    status: String,
+    failure: Option<String>,
+}
+
+/// The findings stream as found, or None without a stream.
+async fn read_stream(security: &AccountConfig) -> Result<Option<Stream>, StepError> {
     match security.firehose().describe_delivery_stream().delivery_stream_name(FINDINGS).send().await {
-        Ok(out) => Ok(out.delivery_stream_description().and_then(|d| d.destinations().first()).map(|d| {
-            let s3 = d.extended_s3_destination_description();
-            (
-                s3.map(|s| s.bucket_arn().to_owned()).unwrap_or_default(),
-                s3.and_then(|s| s.prefix()).unwrap_or_default().to_owned(),
-                s3.and_then(|s| s.encryption_configuration())
-                    .and_then(|e| e.kms_encryption_config())
-                    .map(|k| k.awskms_key_arn().to_owned()),
-            )
+        Ok(out) => Ok(out.delivery_stream_description().and_then(|d| {
+            let failure = d
+                .failure_description()
+                .or_else(|| d.delivery_stream_encryption_configuration().and_then(|e| e.failure_description()));
+            d.destinations().first().map(|dest| {
+                let s3 = dest.extended_s3_destination_description();
+                Stream {
+                    destination: (
+                        s3.map(|s| s.bucket_arn().to_owned()).unwrap_or_default(),
+                        s3.and_then(|s| s.prefix()).unwrap_or_default().to_owned(),
+                        s3.and_then(|s| s.encryption_configuration())
+                            .and_then(|e| e.kms_encryption_config())
+                            .map(|k| k.awskms_key_arn().to_owned()),
+                    ),
+                    status: d.delivery_stream_status().as_str().to_owned(),
+                    failure: failure.map(|f| format!("{}: {}", f.r#type().as_str(), f.details())),
+                }
+            })
         })),
         Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
         Err(e) => Err(e).aws(format!("firehose:DescribeDeliveryStream {FINDINGS}")),
     }
+}
+
+/// The share of the stream's writes to S3 that succeeded in its latest five minutes with any, over
+/// the last day: AWS/Firehose `DeliveryToS3.Success`, which Firehose publishes per stream
+/// (https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-metrics.html). None
+/// when nothing was delivered in that day: findings are rare, and no data is no failure.
+async fn latest_delivery_success(security: &AccountConfig) -> Result<Option<f64>, StepError> {
+    let now = std::time::SystemTime::now();
+    let day = std::time::Duration::from_secs(24 * 3600);
+    let out = security
+        .cloudwatch()
+        .get_metric_statistics()
+        .namespace("AWS/Firehose")
+        .metric_name("DeliveryToS3.Success")
+        .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("DeliveryStreamName").value(FINDINGS).build())
+        .start_time(aws_smithy_types::DateTime::from(now - day))
+        .end_time(aws_smithy_types::DateTime::from(now))
+        .period(300)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Minimum)
+        .send()
+        .await
+        .aws(format!("cloudwatch:GetMetricStatistics AWS/Firehose DeliveryToS3.Success {FINDINGS}"))?;
+    Ok(out
+        .datapoints()
+        .iter()
+        .filter(|d| d.timestamp().is_some())
+        .max_by_key(|d| d.timestamp().copied())
+        .and_then(|d| d.minimum()))
 }
 
 /// The rule's pattern and targets as found, or None without a rule.
@@ -148,7 +196,7 @@ async fn ensure_findings_delivery(
 
     let want = (bucket_arn.clone(), findings_prefix(region), Some(key.clone()));
     match read_stream(security).await? {
-        Some(found) if found == want => {}
+        Some(found) if found.destination == want => {}
         Some(found) => {
             // A stream's destination is changed through its version id and destination id.
             let fh = security.firehose();
@@ -180,7 +228,7 @@ async fn ensure_findings_delivery(
                 .await
                 .aws(format!("firehose:UpdateDestination {FINDINGS}"))?;
             }
-            sec.push(format!("firehose:{FINDINGS}/destination"), "update", json!(found), json!(want));
+            sec.push(format!("firehose:{FINDINGS}/destination"), "update", json!(found.destination), json!(want));
         }
         None => {
             if changes.live() {
@@ -280,11 +328,15 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
     };
     let stream = read_stream(&security).await?;
     let rule = read_rule(&security).await?;
-    let delivered = stream.as_ref().is_some_and(|(b, p, _)| {
-        *b == format!("arn:aws:s3:::{}", run.logging_bucket()) && *p == findings_prefix(region)
+    let delivered = stream.as_ref().is_some_and(|s| {
+        s.destination.0 == format!("arn:aws:s3:::{}", run.logging_bucket())
+            && s.destination.1 == findings_prefix(region)
     }) && rule
         .as_ref()
         .is_some_and(|(p, t)| p.as_ref() == Some(&finding_pattern()) && t.contains(&stream_arn(&security)));
+    let success = if stream.is_some() { latest_delivery_success(&security).await? } else { None };
+    let healthy = stream.as_ref().is_some_and(|s| s.status == "ACTIVE" && s.failure.is_none())
+        && success.is_none_or(|share| share >= 1.0);
     let mut out = vec![
         evidence(
             &security,
@@ -293,12 +345,22 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             analyzer.as_ref().is_some_and(|(t, s)| t == "ORGANIZATION" && s == "ACTIVE"),
             format!("analyzer (type, status): {analyzer:?}"),
         ),
+        // Delivered means configured to reach the bucket and reaching it: the stream is ACTIVE with
+        // no failure, and its latest writes to S3 succeeded.
         evidence(
             &security,
             "access-analyzer.findings-delivered",
             format!("events:rule/{FINDINGS}"),
-            delivered,
-            format!("stream destination (bucket, prefix, key): {stream:?}; rule targets: {:?}", rule.map(|r| r.1)),
+            delivered && healthy,
+            format!(
+                "stream destination (bucket, prefix, key): {:?}; rule targets: {:?}; stream status: {:?}; \
+                 failure: {:?}; latest DeliveryToS3.Success in the last 24 h: {}",
+                stream.as_ref().map(|s| &s.destination),
+                rule.map(|r| r.1),
+                stream.as_ref().map(|s| &s.status),
+                stream.as_ref().and_then(|s| s.failure.as_ref()),
+                success.map_or("none (nothing delivered)".to_owned(), |v| v.to_string())
+            ),
         ),
     ];
     if region == &run.home_region {

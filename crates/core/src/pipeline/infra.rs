@@ -489,7 +489,7 @@ pub fn member_role_template() -> Value {
             "config:DescribeDeliveryChannels", "config:DescribeDeliveryChannelStatus", "config:DescribeConfigurationAggregators", "guardduty:ListDetectors",
             "guardduty:GetAdministratorAccount", "guardduty:GetMembers", "guardduty:ListMembers", "guardduty:ListFilters",
             "guardduty:ListPublishingDestinations", "guardduty:DescribeOrganizationConfiguration", "logs:DescribeLogGroups",
-            "cloudwatch:DescribeAlarms", "organizations:DescribeOrganization"]},
+            "cloudwatch:DescribeAlarms", "cloudwatch:GetMetricStatistics", "organizations:DescribeOrganization"]},
         // Reads of one resource by its name, wherever assure looks: trails homed in other accounts
         // (organization trails), buckets of the logging account.
         {"Sid": "ReadNamedResources", "Effect": "Allow", "Action": ["cloudtrail:GetTrailStatus"],
