@@ -74,7 +74,9 @@ pub(crate) enum RunsCommand {
     ///
     /// The account's configuration afterwards equals its configuration before onboarding, except
     /// what cannot be restored, which is reported by name. Rolling back a completed run offboards
-    /// the account. Exit status: 0 done, 1 a compensation failed, 2 no such run.
+    /// the account. One compensation (a control in a region) failing does not stop the others;
+    /// each is reported restored, not restorable, or failed with its error. Rolling the run back
+    /// again runs only what failed. Exit status: 0 done, 1 a compensation failed, 2 no such run.
     ///
     /// Example: assure runs rollback onboard-123456789012-1700000000
     Rollback {
@@ -306,8 +308,22 @@ async fn rollback_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
         for r in &report.not_restorable {
             println!("not restorable  {r}");
         }
+        for r in &report.already_done {
+            println!("already done    {r} (by an earlier rollback of {run_id})");
+        }
+        for f in &report.failed {
+            println!("failed          {}: {}", f.item, f.error);
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    if report.failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "rollback of {run_id}: {} compensation(s) failed, the others finished; `assure runs rollback {run_id}` again runs only the failed ones (see {})",
+        report.failed.len(),
+        report.failed[0].error.name.doc_path()
+    );
+    Ok(ExitCode::FAILURE)
 }
 
 async fn retry_cmd(g: &Global, run_id: &str, timeout: u64) -> anyhow::Result<ExitCode> {

@@ -396,6 +396,96 @@ async fn rolling_back_a_brownfield_onboarding_restores_the_prior_configuration()
         .expect("the logging bucket stays");
 }
 
+/// Rollback is a saga that finishes: one compensation failing (the first Config call of the rollback
+/// is denied) does not stop the others, the report names it with its error and the command exits 1;
+/// rolling back again runs only that one, and the account then equals its configuration before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_finishes_every_other_compensation_when_one_fails_and_a_second_rollback_the_rest() {
+    let cloud = LocalCloud::start();
+    let regions = "us-east-1,eu-west-1";
+    let ids = cloud.seed_and_deploy(regions);
+    let target = ids["external"][0].as_str().unwrap();
+    let run: assure_contract::RunInput = serde_json::from_value(json!({
+        "runId": "saga", "account": target, "regions": regions.split(',').collect::<Vec<_>>(), "homeRegion": "us-east-1",
+        "org": {"management": ids["management"], "logging": ids["logging"], "security": ids["security"]},
+        "roleName": "AssureExecutionRole"
+    }))
+    .unwrap();
+    let aws = assure_core::aws::Aws::from_sdk_config(cloud.sdk_config().await)
+        .await
+        .unwrap()
+        .with_role("AssureExecutionRole")
+        .through(assure_core::pipeline::resources::OPERATOR_ROLE);
+    let mut before = assure_core::pipeline::rollback::configuration(&aws, &run).await.unwrap();
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "saga"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    cloud.faults(json!([{"service": "config", "operation": "*", "error": "AccessDenied", "rate": 1.0, "count": 1}]));
+    let (code, out, err) = cloud.run(&["runs", "rollback", "saga", "--output", "json"]);
+    cloud.faults(json!([]));
+    assert_eq!(code, 1, "a failed compensation fails the rollback:\n{out}\n{err}");
+    assert!(err.contains("1 compensation(s) failed"), "{err}");
+    let first: Value = serde_json::from_str(&out).unwrap();
+    let failed = first["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{first:#}");
+    let item = failed[0]["item"].as_str().unwrap().to_owned();
+    assert!(item.starts_with("config "), "{item}");
+    assert_eq!(failed[0]["error"]["name"], "Assure.AccessDenied", "{first:#}");
+    let restored: Vec<&str> = first["restored"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for other in ["scps", "alarms", "guardduty", "cloudtrail"] {
+        assert!(
+            restored.iter().any(|r| r.starts_with(other)),
+            "{other} was not compensated after config failed: {restored:?}"
+        );
+    }
+
+    cloud.reset_calls();
+    let (code, out, err) = cloud.run(&["runs", "rollback", "saga", "--output", "json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let second: Value = serde_json::from_str(&out).unwrap();
+    assert!(second["failed"].as_array().unwrap().is_empty(), "{second:#}");
+    let done: Vec<&str> = second["alreadyDone"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(!done.contains(&item.as_str()) && done.len() >= 4, "the failed compensation runs again: {done:?}");
+    // What runs again: the failed one, and those that left something they could not restore (what
+    // stopped them may have changed); nothing finished runs twice.
+    let partial: Vec<&str> = first["notRestorable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.as_str()?.split([' ', ':']).next())
+        .collect();
+    for line in second["restored"].as_array().unwrap().iter().filter_map(Value::as_str) {
+        let control = line.split([' ', ':']).next().unwrap();
+        assert!(
+            line.starts_with(&item) || partial.contains(&control),
+            "the second rollback redid a finished compensation: {line}"
+        );
+    }
+    let services: std::collections::BTreeSet<String> = cloud
+        .configuration_changes()
+        .iter()
+        .filter(|c| c["account"] == target)
+        .map(|c| c["service"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for (control, service) in [("cloudtrail", "CloudTrail"), ("scps", "Organizations"), ("alarms", "CloudWatch")] {
+        if done.iter().any(|d| d.starts_with(control)) {
+            assert!(!services.contains(service), "the finished {control} compensation ran again: {services:?}");
+        }
+    }
+    assert!(services.iter().any(|s| s.starts_with("Config")), "the failed config compensation ran: {services:?}");
+
+    let mut after = assure_core::pipeline::rollback::configuration(&aws, &run).await.unwrap();
+    for report in [&first, &second] {
+        without_unrestorable(&mut before, report);
+        without_unrestorable(&mut after, report);
+    }
+    assert_eq!(
+        serde_json::to_string_pretty(&after).unwrap(),
+        serde_json::to_string_pretty(&before).unwrap(),
+        "after both rollbacks the account differs from before onboarding"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rollback_policy_undoes_a_failed_run() {
     let cloud = LocalCloud::start();

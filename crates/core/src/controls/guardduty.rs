@@ -460,6 +460,7 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
     let ids = gd.list_detectors().send().await.aws("guardduty:ListDetectors")?;
     let Some(det) = ids.detector_ids().first().cloned() else { return Ok(()) };
     // Leave the security account's administration.
+    let mut still_member = false;
     let security = aws.account(&run.org.security, region).await?;
     let sgd = security.guardduty();
     if let Some(sdet) =
@@ -481,6 +482,7 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
             .auto_enable_organization_members()
             .cloned();
         if !members.members().is_empty() && auto_enable == Some(AutoEnableMembers::All) {
+            still_member = true;
             // GuardDuty refuses to disassociate a member while the organization enrolls every
             // account (API_DisassociateMembers); leaving it would need the organization's policy changed.
             report.not_restorable.push(format!(
@@ -521,8 +523,20 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
             update.send().await.aws("guardduty:UpdateDetector")?;
             report.restored.push(format!("guardduty {region}: detector {det} settings as they were"));
         }
+        // The region had no detector: the one assure created is suspended, not deleted, so its
+        // findings are kept (https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_suspend-disable.html).
+        // A member of the organization's administrator cannot suspend its own detector.
+        None if before.is_array() && !still_member => {
+            gd.update_detector().detector_id(&det).enable(false).send().await.aws("guardduty:UpdateDetector")?;
+            report.not_restorable.push(format!(
+                "guardduty {region}: detector {det}, created by assure, is suspended and stays (deleting it would delete its findings)"
+            ));
+        }
+        None if before.is_array() => report.not_restorable.push(format!(
+            "guardduty {region}: detector {det}, created by assure, stays enabled (the account stays a member of the security account)"
+        )),
         None => report.not_restorable.push(format!(
-            "guardduty {region}: detector {det}, created by assure, stays (deleting it would delete its findings)"
+            "guardduty {region}: detector {det} stays as it is (the run recorded no snapshot of this region's detectors)"
         )),
     }
     Ok(())

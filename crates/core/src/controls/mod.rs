@@ -97,6 +97,17 @@ pub trait Control: Sync {
 pub struct Report {
     pub restored: Vec<String>,
     pub not_restorable: Vec<String>,
+    /// Compensations that failed, each with its error; a later rollback of the run retries them.
+    pub failed: Vec<Failed>,
+    /// Compensations an earlier rollback of the run finished, not run again.
+    pub already_done: Vec<String>,
+}
+
+/// One compensation that failed: the control and region (`guardduty us-east-1`) and why.
+#[derive(Debug, Serialize)]
+pub struct Failed {
+    pub item: String,
+    pub error: StepError,
 }
 
 /// What a compensation knows of the run it undoes: which steps ran and what they recorded. Built

@@ -3,19 +3,73 @@
 //! recorded, so the account's configuration equals its configuration before onboarding. Each
 //! control reports by name what it cannot restore, never forcing it (foreign GuardDuty membership,
 //! membership under the security account while the organization enrols every account,
-//! detectors and their findings, the trail's log group, service-linked roles); shared resources
-//! (the logging bucket and key, the organization's delegated administrators, analyzers, aggregator
-//! and findings delivery) stay, since they serve every account.
+//! the trail's log group, service-linked roles); shared resources (the logging bucket and key, the
+//! organization's delegated administrators, analyzers, aggregator and findings delivery) stay,
+//! since they serve every account.
+//!
+//! A rollback is a saga that finishes: one compensation (a control in a region) failing does not
+//! stop the others. Each one that finishes with everything restored is written to the run's
+//! rollback ledger in the checkpoint bucket (`rollbacks/RUN.json`), so rolling the run back again
+//! runs only what failed or left something it could not restore.
+
+use std::collections::BTreeSet;
 
 use assure_contract::{RunInput, StepError};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::aws::Aws;
-use crate::controls::{self, Report, Undo};
+use crate::aws::{error_code, Aws, AwsResultExt};
+use crate::controls::{self, Failed, Report, Undo};
 use crate::pipeline::checkpoint::{Status, Store};
 use crate::pipeline::discover;
+use crate::pipeline::resources::checkpoint_bucket;
 
-/// Rolls back `run` from its checkpoints.
+/// The compensations of a run's rollbacks that finished.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Ledger {
+    done: BTreeSet<String>,
+}
+
+fn ledger_key(run_id: &str) -> String {
+    format!("rollbacks/{run_id}.json")
+}
+
+async fn read_ledger(aws: &Aws, run_id: &str) -> Result<Ledger, StepError> {
+    let p = aws.pipeline();
+    let key = ledger_key(run_id);
+    let bucket = checkpoint_bucket(p.account.as_str(), p.region.as_str());
+    let out = match p.s3().get_object().bucket(&bucket).key(&key).send().await {
+        Ok(o) => o,
+        Err(e) if error_code(&e) == Some("NoSuchKey") => return Ok(Ledger::default()),
+        Err(e) => return Err(e).aws(format!("s3:GetObject {key}")),
+    };
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| StepError::new(assure_contract::ErrorName::Retryable, format!("reading {key}: {e}")))?
+        .into_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| StepError::internal(format!("rollback ledger {key}: {e}")))
+}
+
+async fn write_ledger(aws: &Aws, run_id: &str, ledger: &Ledger) -> Result<(), StepError> {
+    let p = aws.pipeline();
+    let key = ledger_key(run_id);
+    let body = serde_json::to_vec(ledger).map_err(|e| StepError::internal(e.to_string()))?;
+    p.s3()
+        .put_object()
+        .bucket(checkpoint_bucket(p.account.as_str(), p.region.as_str()))
+        .key(&key)
+        .content_type("application/json")
+        .body(body.into())
+        .send()
+        .await
+        .aws(format!("s3:PutObject {key}"))?;
+    Ok(())
+}
+
+/// Rolls back `run` from its checkpoints: every compensation not finished by an earlier rollback,
+/// each whatever the others do. The report's `failed` lists those that did not finish.
 pub async fn run(aws: &Aws, run: &RunInput) -> Result<Report, StepError> {
     let records = Store::new(aws).list(run.run_id.as_str()).await?;
     if records.is_empty() {
@@ -29,6 +83,7 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<Report, StepError> {
         };
         undo.record(r.step, &r.region, snapshot);
     }
+    let mut ledger = read_ledger(aws, run.run_id.as_str()).await?;
     let mut report = Report::default();
     let home = std::slice::from_ref(&run.home_region);
     for control in controls::baseline::ALL.iter().rev() {
@@ -36,7 +91,26 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<Report, StepError> {
             continue;
         }
         for region in if control.regional() { &run.regions[..] } else { home } {
-            control.compensate(&undo, region, &mut report).await?;
+            let item = format!("{} {region}", control.name());
+            if ledger.done.contains(&item) {
+                report.already_done.push(item);
+                continue;
+            }
+            let mut part = Report::default();
+            let result = control.compensate(&undo, region, &mut part).await;
+            let left_something = !part.not_restorable.is_empty();
+            report.restored.append(&mut part.restored);
+            report.not_restorable.append(&mut part.not_restorable);
+            match result {
+                // Done when nothing is left: what could not be restored is tried again by a later
+                // rollback, since what stopped it may have changed (an organization's auto-enable).
+                Ok(()) if !left_something => {
+                    ledger.done.insert(item);
+                    write_ledger(aws, run.run_id.as_str(), &ledger).await?;
+                }
+                Ok(()) => {}
+                Err(error) => report.failed.push(Failed { item, error }),
+            }
         }
     }
     Ok(report)

@@ -29,6 +29,21 @@ pub async fn dispatch(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepE
 /// The rollback step: the failure policy `rollback`, inside the state machine.
 async fn rollback_step(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let report = rollback::run(aws, run).await?;
+    if let Some(first) = report.failed.first() {
+        // The step fails as its first failed compensation did (a retryable one is retried, and the
+        // retry runs only what failed); every failure is named.
+        let failed: Vec<String> = report.failed.iter().map(|f| format!("{}: {}", f.item, f.error)).collect();
+        return Err(StepError::new(
+            first.error.name,
+            format!(
+                "rollback: {} compensation(s) failed ({} restored, {} not restorable): {}",
+                failed.len(),
+                report.restored.len(),
+                report.not_restorable.len(),
+                failed.join("; ")
+            ),
+        ));
+    }
     Ok(StepOutput {
         step: StepName::Rollback,
         region: run.home_region.clone(),
