@@ -191,6 +191,37 @@ impl LocalCloud {
             .collect()
     }
 
+    /// The local cloud's own record of what it authorized, one decision per line (principal,
+    /// account, action, resource, allowed): a count of calls that is not assure's call log.
+    pub fn decisions(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("authz.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Actions the local cloud authorized after the first `from` decisions that change an
+    /// account's configuration: every action but reads (Get, List, Describe, Head), sessions,
+    /// and the pipeline's own plumbing (its queues, executions, their keys, the checkpoint bucket).
+    pub fn mutating_decisions_since(&self, from: usize) -> Vec<String> {
+        let read = ["Get", "List", "Describe", "Head", "Lookup"];
+        self.decisions()
+            .into_iter()
+            .skip(from)
+            .filter(|d| d["allowed"] == true)
+            .filter_map(|d| {
+                let action = d["action"].as_str()?.to_owned();
+                let resource = d["resource"].as_str().unwrap_or_default();
+                let (service, verb) = action.split_once(':')?;
+                let plumbing = matches!(service, "sqs" | "states" | "sts")
+                    || (service == "kms" && (verb == "Decrypt" || verb.starts_with("GenerateDataKey")))
+                    || resource.contains(":::assure-checkpoints-");
+                (!plumbing && !read.iter().any(|r| verb.starts_with(r))).then(|| format!("{action} {resource}"))
+            })
+            .collect()
+    }
+
     /// Forgets the calls logged so far.
     pub fn reset_calls(&self) {
         let _ = std::fs::remove_file(self.calls_path());

@@ -368,6 +368,60 @@ async fn a_conflicting_guardduty_administrator_is_refused_before_any_change() {
     assert!(started.is_empty(), "a refused run started: {started:?}");
 }
 
+/// AWS's limit of five SCPs per target, counted with the two assure attaches: an account with
+/// four already would stop the run at its last step, after every other change, so `onboard` and
+/// `plan` refuse it first. Counted by the local cloud's own record, not assure's call log.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_scp_quota_is_refused_before_any_change() {
+    use super::iam::{aws_cli, credentials};
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy("us-east-1");
+    let target = ids["external"][0].as_str().unwrap();
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let ok = |args: &[&str]| {
+        let (code, out, err) = aws_cli(&cloud, &admin, args);
+        assert_eq!(code, 0, "{err}");
+        out.trim().to_owned()
+    };
+    // FullAWSAccess and three of the organization's own: four of five.
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ec2:*","Resource":"*"}]}"#;
+    for i in 1..=3 {
+        let name = format!("customer-{i}");
+        let id = ok(&[
+            "organizations",
+            "create-policy",
+            "--name",
+            &name,
+            "--description",
+            "d",
+            "--type",
+            "SERVICE_CONTROL_POLICY",
+            "--content",
+            doc,
+            "--query",
+            "Policy.PolicySummary.Id",
+            "--output",
+            "text",
+        ]);
+        ok(&["organizations", "attach-policy", "--policy-id", &id, "--target-id", target]);
+    }
+    cloud.reset_calls();
+    let from = cloud.decisions().len();
+    for command in ["onboard", "plan"] {
+        let (code, out, err) = cloud.run(&[command, target]);
+        assert_eq!(code, 1, "{command}: {out}\n{err}");
+        assert!(
+            err.contains("has 4 service control policies attached") && err.contains("Assure.QuotaExceeded"),
+            "{command}: {err}"
+        );
+    }
+    let changed = cloud.mutating_decisions_since(from);
+    assert!(changed.is_empty(), "a refused run changed something: {changed:?}");
+    assert!(cloud.decisions().len() > from, "the local cloud saw the refused runs' reads");
+    let started: Vec<_> = cloud.calls().into_iter().filter(|c| c["operation"] == "StartExecution").collect();
+    assert!(started.is_empty(), "a refused run started: {started:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn local_up_and_deploy_are_idempotent() {
     let cloud = LocalCloud::start();

@@ -121,6 +121,25 @@ async fn policies_by_name(
     Ok(out)
 }
 
+/// AWS's limit of SCPs attached to one target, counted with the ones assure would attach
+/// (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_reference_limits.html).
+fn within_quota(run: &RunInput, attached: &[(String, String)]) -> Result<(), StepError> {
+    let missing = policies(run).iter().filter(|(n, _, _)| !attached.iter().any(|(a, _)| a == n)).count();
+    if attached.len() + missing > MAX_POLICIES_PER_TARGET {
+        return Err(StepError::new(ErrorName::QuotaExceeded, format!(
+            "account {} has {} service control policies attached ({}); attaching {missing} more would pass AWS's limit of {MAX_POLICIES_PER_TARGET} per target: detach or merge one first",
+            run.account, attached.len(), attached.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "))));
+    }
+    Ok(())
+}
+
+/// The quota is knowable before the first change: a run it would stop at its last step is refused
+/// by preflight instead.
+async fn preflight(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
+    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
+    within_quota(run, &attached_scps(&mgmt.organizations(), &run.account).await?)
+}
+
 pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let region = &run.home_region;
     let mgmt = aws.account(&run.org.management, region).await?;
@@ -129,14 +148,8 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
 
     let existing = policies_by_name(&orgs).await?;
     let attached = attached_scps(&orgs, &run.account).await?;
+    within_quota(run, &attached)?;
     let wanted = policies(run);
-    let missing: Vec<&str> =
-        wanted.iter().map(|(n, _, _)| *n).filter(|n| !attached.iter().any(|(a, _)| a == n)).collect();
-    if attached.len() + missing.len() > MAX_POLICIES_PER_TARGET {
-        return Err(StepError::new(ErrorName::QuotaExceeded, format!(
-            "account {} has {} service control policies attached ({}); attaching {} more would pass AWS's limit of {MAX_POLICIES_PER_TARGET} per target: detach or merge one first",
-            run.account, attached.len(), attached.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "), missing.len())));
-    }
     for (name, description, doc) in &wanted {
         let text = doc.to_string();
         if text.len() > MAX_POLICY_CHARS {
@@ -268,6 +281,10 @@ impl Control for Scps {
 
     fn steps(&self) -> &'static [StepName] {
         &[StepName::Scps]
+    }
+
+    fn preflight<'a>(&'a self, aws: &'a Aws, run: &'a RunInput) -> Fut<'a, ()> {
+        Box::pin(preflight(aws, run))
     }
 
     fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, _: &'a Region) -> Fut<'a, StepOutput> {
