@@ -73,16 +73,22 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
 /// stay, as AWS keeps them).
 pub(crate) async fn write_preferences(acct: &crate::aws::AccountConfig, content: &Value) -> Result<(), StepError> {
     let ssm = acct.ssm();
-    let out = ssm
+    let res = ssm
         .update_document()
         .name(DOC)
         .document_version("$LATEST")
         .document_format(DocumentFormat::Json)
         .content(content.to_string())
         .send()
-        .await
-        .aws(format!("ssm:UpdateDocument {DOC}"))?;
-    let version = out.document_description().and_then(|d| d.document_version()).unwrap_or_default().to_owned();
+        .await;
+    let version = match res {
+        Ok(out) => out.document_description().and_then(|d| d.document_version()).unwrap_or_default().to_owned(),
+        // SSM refuses a new version whose content an existing version has
+        // (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_UpdateDocument.html):
+        // an account onboarded, rolled back and onboarded again. That version becomes the default.
+        Err(e) if error_code(&e) == Some("DuplicateDocumentContent") => version_with(acct, content).await?,
+        Err(e) => return Err(e).aws(format!("ssm:UpdateDocument {DOC}")),
+    };
     ssm.update_document_default_version()
         .name(DOC)
         .document_version(&version)
@@ -90,6 +96,28 @@ pub(crate) async fn write_preferences(acct: &crate::aws::AccountConfig, content:
         .await
         .aws(format!("ssm:UpdateDocumentDefaultVersion {DOC} {version}"))?;
     Ok(())
+}
+
+/// The version of the preferences document whose content is `content`: versions are numbered from
+/// 1 to the latest, newest first here; one deleted since is skipped.
+async fn version_with(acct: &crate::aws::AccountConfig, content: &Value) -> Result<String, StepError> {
+    let ssm = acct.ssm();
+    let latest =
+        ssm.get_document().name(DOC).document_version("$LATEST").send().await.aws(format!("ssm:GetDocument {DOC}"))?;
+    let newest: u32 = latest.document_version().and_then(|v| v.parse().ok()).unwrap_or(0);
+    for version in (1..=newest).rev().map(|v| v.to_string()) {
+        let doc = match ssm.get_document().name(DOC).document_version(&version).send().await {
+            Ok(d) => d,
+            Err(e) if error_code(&e) == Some("InvalidDocumentVersion") => continue,
+            Err(e) => return Err(e).aws(format!("ssm:GetDocument {DOC} {version}")),
+        };
+        if doc.content().and_then(|c| serde_json::from_str::<Value>(c).ok()).as_ref() == Some(content) {
+            return Ok(version);
+        }
+    }
+    Err(StepError::internal(format!(
+        "ssm:UpdateDocument {DOC}: SSM reports a version with this content, and none of its {newest} versions has it"
+    )))
 }
 
 /// Evidence for Session Manager in one region.
