@@ -3,7 +3,8 @@
 //! - `errors`: AWS failure paths through the SDK against wiremock;
 //! - `extension`: the local cloud's extension through the Rust SDK;
 //! - `e2e`: whole onboarding runs on the local cloud;
-//! - `iam`, `rules`: the local cloud refuses what AWS refuses (IAM; the services' own checks).
+//! - `iam`, `rules`: the local cloud refuses what AWS refuses (IAM; the services' own checks);
+//! - `lock`: one run per account at a time.
 
 mod all {
     mod bulk;
@@ -15,6 +16,7 @@ mod all {
     mod extension;
     mod iam;
     mod infra;
+    mod lock;
     mod resume;
     mod rules;
     mod statemachine;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use assure_contract::{AccountId, RunId, RunInput, StepError};
 use assure_core::aws::Aws;
-use assure_core::pipeline::runs;
+use assure_core::pipeline::{lock, runs};
 use clap::{Subcommand, ValueEnum};
 
 use crate::global::{connect, Global, Output};
@@ -298,7 +298,14 @@ async fn rollback_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
     let aws = connect(g).await?;
     let run = run_of(&aws, run_id.as_str()).await?;
     let aws = aws.with_role(&run.role_name);
-    let report = assure_core::pipeline::rollback::run(&aws, &run).await?;
+    // One run per account at a time: refused while an onboarding or another rollback of the
+    // account is active; the lock is released when done, and lapses if this process dies.
+    let holder =
+        lock::Holder::Process { what: "rollback".to_owned(), worker: assure_core::pipeline::worker::worker_id() };
+    lock::acquire(&aws, &lock::Lock::new(&run.account, run_id.as_str(), holder.clone())).await?;
+    let report = assure_core::pipeline::rollback::run(&aws, &run).await;
+    lock::release(&aws, &run.account, &holder).await?;
+    let report = report?;
     if g.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -255,6 +255,10 @@ pub struct TaskMessage {
     pub step: StepName,
     pub region: Region,
     pub run: RunInput,
+    /// The execution's ARN (`$$.Execution.Id`), sent to the preflight task, which takes the
+    /// account's run lock for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
 }
 
 /// One change a step made (or, in plan mode, would make).

@@ -51,6 +51,13 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
             (any(), vec!["organizations:DescribeOrganization", "guardduty:ListOrganizationAdminAccounts"]),
             (accounts(), vec!["organizations:DescribeAccount"]),
             (targets(), vec!["organizations:ListPoliciesForTarget"]),
+            // The run lock: is the execution holding the account's lock still running?
+            (
+                sub(&format!(
+                    "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{STATE_MACHINE}:*"
+                )),
+                vec!["states:DescribeExecution"],
+            ),
         ],
         // EnableOrganizationAdminAccount also needs the Organizations actions the GuardDuty guide
         // lists (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html);

@@ -1,6 +1,7 @@
 //! The pipeline: what runs the baseline. The steps that are not a control's (preflight, discover,
 //! verify, rollback), the dispatch of a task to its step, the dry run, the worker protocol and its
-//! checkpoints, starting and following runs and bulk runs, the deployment and its templates.
+//! checkpoints, the run lock of an account, starting and following runs and bulk runs, the deployment
+//! and its templates.
 //!
 //! Layer rule: imports the controls and `crate::aws`, never `crate::audit` (checked by
 //! `crate::layers`).
@@ -10,6 +11,7 @@ pub mod checkpoint;
 pub mod deploy;
 pub mod discover;
 pub mod infra;
+pub mod lock;
 pub mod plan;
 pub mod preflight;
 pub mod resources;

@@ -12,7 +12,8 @@ use crate::pipeline::steps::dispatch;
 pub type Planned = StepOutput;
 
 async fn step(aws: &Aws, run: &RunInput, step: StepName, region: &Region) -> Result<Planned, StepError> {
-    let task = TaskMessage { task_token: String::new(), step, region: region.clone(), run: run.clone() };
+    let task =
+        TaskMessage { task_token: String::new(), step, region: region.clone(), run: run.clone(), execution: None };
     dispatch(aws, &task).await
 }
 

@@ -9,12 +9,17 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::aws::{error_code, Aws, AwsResultExt};
+use crate::pipeline::lock;
 use crate::pipeline::resources::{execution_arn, state_machine_arn, STATE_MACHINE};
 
 /// Starts the run's execution, named by its run id: starting the same run twice finds the first
 /// execution instead of creating a second one.
 pub async fn start(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
     let input = serde_json::json!({"run": run}).to_string();
+    // One run per account at a time: the lock names the execution before it starts, so a second
+    // run of the account started a moment later is refused before it starts.
+    let holder = lock::Holder::Execution { arn: execution_arn(aws, run.run_id.as_str()) };
+    lock::acquire(aws, &lock::Lock::new(&run.account, run.run_id.as_str(), holder)).await?;
     let sfn = aws.pipeline().sfn();
     let res = sfn
         .start_execution()
@@ -69,6 +74,12 @@ pub async fn retry(aws: &Aws, run_id: &str) -> Result<String, StepError> {
         }
     }
     let name = format!("{run_id}-retry-{}", executions.len());
+    let run: RunInput = serde_json::from_str::<Value>(&input)
+        .ok()
+        .and_then(|v| serde_json::from_value(v["run"].clone()).ok())
+        .ok_or_else(|| StepError::internal(format!("run {run_id}: the execution's input is not a run")))?;
+    let holder = lock::Holder::Execution { arn: execution_arn(aws, &name) };
+    lock::acquire(aws, &lock::Lock::new(&run.account, run_id, holder)).await?;
     let out = sfn
         .start_execution()
         .state_machine_arn(state_machine_arn(aws))

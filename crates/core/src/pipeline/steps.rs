@@ -8,14 +8,22 @@ use serde_json::Value;
 
 use crate::aws::Aws;
 use crate::controls;
-use crate::pipeline::{discover, preflight, rollback, verify};
+use crate::pipeline::{discover, lock, preflight, rollback, verify};
 
 /// Runs the step a task asks for.
 pub async fn dispatch(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepError> {
     let run = &task.run;
     let region = &task.region;
     match task.step {
-        StepName::Preflight => preflight::run(aws, run).await,
+        StepName::Preflight => {
+            // One run per account at a time: the execution takes the account's lock (the CLI took
+            // it already for the runs it starts) before anything else.
+            if let Some(arn) = &task.execution {
+                let holder = lock::Holder::Execution { arn: arn.clone() };
+                lock::acquire(aws, &lock::Lock::new(&run.account, run.run_id.as_str(), holder)).await?;
+            }
+            preflight::run(aws, run).await
+        }
         StepName::Discover => discover::run(aws, run, region).await,
         StepName::Verify => verify::run(aws, run).await,
         StepName::Rollback => rollback_step(aws, run).await,

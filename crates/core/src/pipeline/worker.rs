@@ -245,7 +245,7 @@ async fn checkpointed(
         }
     }
     let attempt = existing.as_ref().map_or(1, |(r, _)| r.attempt + 1);
-    let worker = format!("{}:{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()), std::process::id());
+    let worker = worker_id();
     let mut rec = Record {
         run_id: run.run_id.to_string(),
         step: task.step,
@@ -629,4 +629,9 @@ fn sqs_event(m: &aws_sdk_sqs::types::Message, queue_arn: &str, region: &str) -> 
         "awsRegion": region,
     }]})
     .to_string()
+}
+
+/// `host:pid` of this process, as checkpoints and run locks name their holder.
+pub fn worker_id() -> String {
+    format!("{}:{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()), std::process::id())
 }
