@@ -34,6 +34,10 @@ REVIEWED = [
      "GuardDuty calls these with the caller's permissions while it serves EnableOrganizationAdminAccount; its guide "
      "(https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html) grants them on \"*\" and does not "
      "say which resources it authorizes against"),
+    ("assure-step-preflight", "RESOURCE_MISMATCH", {"states:DescribeExecution"},
+     "DescribeExecution takes a standard execution (execution*) or an Express one (express*) "
+     "(https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html); parliament "
+     "checks only the express format, and the onboarding machine is a standard one: the resource is its executions"),
 ]
 
 
