@@ -824,6 +824,21 @@ def patch_moto() -> None:
     task._normalise_parameters = camel_parameters
     task._normalise_response = pascal_response
 
+    # CloudTrail: "trails created without specific event selectors will be configured to log all read
+    # and write management events, and no data events"
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_EventSelector.html). moto
+    # starts a trail with no selector at all, which would mean it logs nothing.
+    from moto.cloudtrail import models as cloudtrail_models
+
+    trail_init = cloudtrail_models.Trail.__init__
+
+    def default_selectors(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        trail_init(self, *args, **kwargs)
+        self.event_selectors = [{"ReadWriteType": "All", "IncludeManagementEvents": True, "DataResources": [],
+                                 "ExcludeManagementEventSources": []}]
+
+    cloudtrail_models.Trail.__init__ = default_selectors
+
     # Firehose: UpdateDestination merges the update into the destination (AWS keeps every field it
     # does not name). moto merges the ExtendedS3 half but rebuilds its S3 twin from the update alone,
     # so the next DescribeDeliveryStream lacks the required CompressionFormat and SDKs fail to read it.

@@ -157,6 +157,23 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     );
     assert_eq!((code, out.trim()), (0, "1"), "{err} {out}");
 
+    // The trail records every management event, read and write, set explicitly.
+    let (code, out, err) = super::iam::aws_cli(
+        &cloud,
+        &super::iam::credentials(&use1).await,
+        &[
+            "cloudtrail",
+            "get-event-selectors",
+            "--trail-name",
+            "assure-trail",
+            "--query",
+            "EventSelectors[0].[ReadWriteType,IncludeManagementEvents]",
+            "--output",
+            "text",
+        ],
+    );
+    assert_eq!((code, out.split_whitespace().collect::<Vec<_>>()), (0, vec!["All", "True"]), "{err}");
+
     // Verify agrees, read-only.
     cloud.reset_calls();
     let (code, out, err) = cloud.run(&["verify", target]);
@@ -213,6 +230,19 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     // verify sees each delivery fail where AWS reports it (trail status, delivery channel status,
     // publishing destination status, the findings stream's DeliveryToS3.Success).
     aws_sdk_cloudtrail::Client::new(&use1).start_logging().name("assure-trail").send().await.unwrap();
+    // And the trail stops recording read events.
+    aws_sdk_cloudtrail::Client::new(&use1)
+        .put_event_selectors()
+        .trail_name("assure-trail")
+        .event_selectors(
+            aws_sdk_cloudtrail::types::EventSelector::builder()
+                .read_write_type(aws_sdk_cloudtrail::types::ReadWriteType::WriteOnly)
+                .include_management_events(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
     let tls_only = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "DenyInsecureTransport",
         "Effect": "Deny", "Principal": "*", "Action": "s3:*",
         "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
@@ -229,6 +259,8 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     assert_eq!(code, 1, "{out}\n{err}");
     for needle in [
         "cloudtrail.to-logging-account in us-east-1",
+        "cloudtrail.all-regions in us-east-1",
+        "read and write management events): Some((true, true, false))",
         "config.to-logging-account in eu-west-1",
         "guardduty.findings-exported in us-west-2",
         "access-analyzer.findings-delivered in us-east-1",

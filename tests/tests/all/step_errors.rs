@@ -292,6 +292,12 @@ async fn another_accounts_organization_trail_is_left_alone() {
         .mount(&server)
         .await;
     ct("GetTrailStatus").respond_with(ok(json!({"IsLogging": true}))).mount(&server).await;
+    ct("GetEventSelectors")
+        .respond_with(ok(
+            json!({"TrailARN": ours, "EventSelectors": [{"ReadWriteType": "All", "IncludeManagementEvents": true}]}),
+        ))
+        .mount(&server)
+        .await;
     ct("StopLogging").and(body_string_contains(org)).respond_with(ok(json!({}))).expect(0).mount(&server).await;
     ct("StopLogging")
         .and(body_string_contains("trail/legacy"))

@@ -26,6 +26,8 @@ struct TrailState {
     log_group: Option<String>,
     role: Option<String>,
     logging: bool,
+    /// Every management event, read and write, is recorded (CIS 3.1).
+    management_events: bool,
 }
 
 async fn read_trail(target: &AccountConfig) -> Result<Option<TrailState>, StepError> {
@@ -39,6 +41,8 @@ async fn read_trail(target: &AccountConfig) -> Result<Option<TrailState>, StepEr
         .aws("cloudtrail:DescribeTrails")?;
     let Some(t) = found.trail_list().iter().find(|t| t.name() == Some(TRAIL)) else { return Ok(None) };
     let status = ct.get_trail_status().name(TRAIL).send().await.aws(format!("cloudtrail:GetTrailStatus {TRAIL}"))?;
+    let selectors =
+        ct.get_event_selectors().trail_name(TRAIL).send().await.aws(format!("cloudtrail:GetEventSelectors {TRAIL}"))?;
     Ok(Some(TrailState {
         arn: t.trail_arn().unwrap_or_default().to_owned(),
         bucket: t.s3_bucket_name().map(str::to_owned),
@@ -49,7 +53,35 @@ async fn read_trail(target: &AccountConfig) -> Result<Option<TrailState>, StepEr
         log_group: t.cloud_watch_logs_log_group_arn().map(str::to_owned),
         role: t.cloud_watch_logs_role_arn().map(str::to_owned),
         logging: status.is_logging().unwrap_or(false),
+        management_events: all_management_events(&selectors),
     }))
+}
+
+/// Whether the trail's selectors record every management event, read and write: a basic selector
+/// with `ReadWriteType` All (the default) that includes management events and excludes no event
+/// source, or an advanced one selecting the Management category alone
+/// (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/logging-management-events-with-cloudtrail.html).
+fn all_management_events(out: &aws_sdk_cloudtrail::operation::get_event_selectors::GetEventSelectorsOutput) -> bool {
+    use aws_sdk_cloudtrail::types::ReadWriteType;
+    let basic = out.event_selectors().iter().any(|s| {
+        s.read_write_type().is_none_or(|t| *t == ReadWriteType::All)
+            && s.include_management_events().unwrap_or(true)
+            && s.exclude_management_event_sources().is_empty()
+    });
+    let advanced = out.advanced_event_selectors().iter().any(|a| {
+        let fields = a.field_selectors();
+        fields.iter().any(|f| f.field() == "eventCategory" && f.equals() == ["Management"])
+            && fields.iter().all(|f| f.field() == "eventCategory")
+    });
+    basic || advanced
+}
+
+/// The event selector assure sets on its trail: every management event, read and write, no data events.
+fn management_selector() -> aws_sdk_cloudtrail::types::EventSelector {
+    aws_sdk_cloudtrail::types::EventSelector::builder()
+        .read_write_type(aws_sdk_cloudtrail::types::ReadWriteType::All)
+        .include_management_events(true)
+        .build()
 }
 
 fn log_group_arn(target: &AccountConfig) -> String {
@@ -129,6 +161,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         log_group: Some(log_group_arn(&target)),
         role: Some(role.clone()),
         logging: true,
+        management_events: true,
     };
     let ct = target.cloudtrail();
     match &before {
@@ -152,7 +185,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
             }
             changes.push(format!("cloudtrail:{TRAIL}"), "create", Value::Null, trail_json(&desired));
         }
-        Some(t) if TrailState { logging: true, ..t.clone() } != desired => {
+        Some(t) if TrailState { logging: true, management_events: true, ..t.clone() } != desired => {
             if changes.live() {
                 // The CloudWatch Logs role may be minutes old or a moment old (ensured above).
                 while_role_propagates(|| {
@@ -173,6 +206,24 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
             changes.push(format!("cloudtrail:{TRAIL}"), "update", trail_json(t), trail_json(&desired));
         }
         Some(_) => {}
+    }
+    // Read and write management events, set explicitly rather than left to the default a new trail
+    // gets (which someone may have changed on an existing one).
+    if !before.as_ref().is_some_and(|t| t.management_events) {
+        if changes.live() {
+            ct.put_event_selectors()
+                .trail_name(TRAIL)
+                .event_selectors(management_selector())
+                .send()
+                .await
+                .aws(format!("cloudtrail:PutEventSelectors {TRAIL}"))?;
+        }
+        changes.push(
+            format!("cloudtrail:{TRAIL}/event-selectors"),
+            "set",
+            json!(before.as_ref().map(|t| t.management_events)),
+            json!({"readWriteType": "All", "includeManagementEvents": true}),
+        );
     }
     if !before.as_ref().is_some_and(|t| t.logging) {
         if changes.live() {
@@ -297,8 +348,11 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
             &target,
             "cloudtrail.all-regions",
             &res,
-            t.as_ref().is_some_and(|t| t.multi_region && t.logging),
-            format!("multi-region and logging: {:?}", t.as_ref().map(|t| (t.multi_region, t.logging))),
+            t.as_ref().is_some_and(|t| t.multi_region && t.logging && t.management_events),
+            format!(
+                "(multi-region, logging, read and write management events): {:?}",
+                t.as_ref().map(|t| (t.multi_region, t.logging, t.management_events))
+            ),
         ),
         evidence(
             &target,

@@ -499,7 +499,7 @@ pub fn member_role_template() -> Value {
             "cloudwatch:DescribeAlarms", "cloudwatch:GetMetricStatistics", "organizations:DescribeOrganization"]},
         // Reads of one resource by its name, wherever assure looks: trails homed in other accounts
         // (organization trails), buckets of the logging account.
-        {"Sid": "ReadNamedResources", "Effect": "Allow", "Action": ["cloudtrail:GetTrailStatus"],
+        {"Sid": "ReadNamedResources", "Effect": "Allow", "Action": ["cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors"],
          "Resource": sub("arn:${AWS::Partition}:cloudtrail:*:*:trail/*")},
         {"Sid": "ReadBuckets", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:s3:::*"), "Action": [
             "s3:GetBucketLogging", "s3:GetBucketOwnershipControls", "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock",
@@ -512,7 +512,7 @@ pub fn member_role_template() -> Value {
             "sns:GetTopicAttributes", "iam:GetRole", "iam:GetRolePolicy", "kms:DescribeKey", "kms:GetKeyPolicy",
             "kms:GetKeyRotationStatus", "firehose:DescribeDeliveryStream", "events:DescribeRule", "events:ListTargetsByRule"]},
         {"Sid": "AssureTrail", "Effect": "Allow", "Resource": own("cloudtrail", &format!("trail/{}", names::TRAIL)),
-         "Action": ["cloudtrail:CreateTrail", "cloudtrail:UpdateTrail", "cloudtrail:StartLogging"]},
+         "Action": ["cloudtrail:CreateTrail", "cloudtrail:UpdateTrail", "cloudtrail:StartLogging", "cloudtrail:PutEventSelectors"]},
         {"Sid": "StopOwnTrails", "Effect": "Allow", "Resource": own("cloudtrail", "trail/*"), "Action": ["cloudtrail:StopLogging", "cloudtrail:StartLogging"]},
         {"Sid": "RemoveAssureTrail", "Effect": "Allow", "Resource": own("cloudtrail", &format!("trail/{}", names::TRAIL)), "Action": ["cloudtrail:DeleteTrail"]},
         {"Sid": "RemoveAlarms", "Effect": "Allow", "Resource": [
