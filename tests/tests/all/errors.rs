@@ -98,6 +98,9 @@ async fn an_unreadable_guardduty_administrator_fails_preflight_naming_the_call()
         ResponseTemplate::new(200).set_body_json(json!({"Account": {"Id": "111111111111", "Status": "ACTIVE"}})),
     )
     .await;
+    // The SCP quota's check reads the account's policies: none.
+    organizations(&server, "ListPoliciesForTarget", ResponseTemplate::new(200).set_body_json(json!({"Policies": []})))
+        .await;
     Mock::given(method("GET"))
         .and(path_regex("^/admin$"))
         .respond_with(

@@ -51,8 +51,10 @@ pub async fn validate(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     check_member(aws, run, &run.account, "account").await?;
     check_member(aws, run, &run.org.logging, "org.logging").await?;
     check_member(aws, run, &run.org.security, "org.security").await?;
-    // What each control would refuse later, for a reason knowable now.
-    futures::future::try_join_all(controls::baseline::ALL.iter().map(|c| c.preflight(aws, run))).await?;
+    // What each control would refuse later, for a reason knowable now: all checked at once, the
+    // first refusal in the baseline's order reported, whichever answered first.
+    let checked = futures::future::join_all(controls::baseline::ALL.iter().map(|c| c.preflight(aws, run))).await;
+    checked.into_iter().collect::<Result<Vec<()>, StepError>>()?;
     Ok(())
 }
 
