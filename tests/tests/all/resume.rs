@@ -331,6 +331,29 @@ async fn a_task_no_worker_can_answer_fails_from_the_dead_letter_queue() {
     assert!(out.contains("SUCCEEDED"), "{out}");
 }
 
+/// The run `run_id` of the seed's first external account in `regions`, and the pipeline as the CLI
+/// reaches member accounts (the member role trusts the operator role), to read their configuration.
+async fn as_the_cli(
+    cloud: &LocalCloud,
+    ids: &Value,
+    run_id: &str,
+    regions: &str,
+) -> (assure_contract::RunInput, assure_core::aws::Aws) {
+    let run = serde_json::from_value(json!({
+        "runId": run_id, "account": ids["external"][0], "regions": regions.split(',').collect::<Vec<_>>(),
+        "homeRegion": "us-east-1",
+        "org": {"management": ids["management"], "logging": ids["logging"], "security": ids["security"]},
+        "roleName": "AssureExecutionRole"
+    }))
+    .unwrap();
+    let aws = assure_core::aws::Aws::from_sdk_config(cloud.sdk_config().await)
+        .await
+        .unwrap()
+        .with_role("AssureExecutionRole")
+        .through(assure_core::pipeline::resources::OPERATOR_ROLE);
+    (run, aws)
+}
+
 /// Removes, in place, what a rollback reported it could not restore.
 fn without_unrestorable(config: &mut Value, report: &Value) {
     for line in report["notRestorable"].as_array().unwrap().iter().filter_map(Value::as_str) {
@@ -352,18 +375,7 @@ async fn rolling_back_a_brownfield_onboarding_restores_the_prior_configuration()
     let cloud = LocalCloud::start();
     let ids = cloud.seed_and_deploy(REGIONS);
     let target = ids["external"][0].as_str().unwrap();
-    let run: assure_contract::RunInput = serde_json::from_value(json!({
-        "runId": "rb", "account": target, "regions": REGIONS.split(',').collect::<Vec<_>>(), "homeRegion": "us-east-1",
-        "org": {"management": ids["management"], "logging": ids["logging"], "security": ids["security"]},
-        "roleName": "AssureExecutionRole"
-    }))
-    .unwrap();
-    let aws = assure_core::aws::Aws::from_sdk_config(cloud.sdk_config().await)
-        .await
-        .unwrap()
-        .with_role("AssureExecutionRole")
-        // As the CLI reaches member accounts: the member role trusts the operator role.
-        .through(assure_core::pipeline::resources::OPERATOR_ROLE);
+    let (run, aws) = as_the_cli(&cloud, &ids, "rb", REGIONS).await;
     let mut before = assure_core::pipeline::rollback::configuration(&aws, &run).await.unwrap();
 
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "rb"]);
@@ -405,17 +417,7 @@ async fn a_rollback_finishes_every_other_compensation_when_one_fails_and_a_secon
     let regions = "us-east-1,eu-west-1";
     let ids = cloud.seed_and_deploy(regions);
     let target = ids["external"][0].as_str().unwrap();
-    let run: assure_contract::RunInput = serde_json::from_value(json!({
-        "runId": "saga", "account": target, "regions": regions.split(',').collect::<Vec<_>>(), "homeRegion": "us-east-1",
-        "org": {"management": ids["management"], "logging": ids["logging"], "security": ids["security"]},
-        "roleName": "AssureExecutionRole"
-    }))
-    .unwrap();
-    let aws = assure_core::aws::Aws::from_sdk_config(cloud.sdk_config().await)
-        .await
-        .unwrap()
-        .with_role("AssureExecutionRole")
-        .through(assure_core::pipeline::resources::OPERATOR_ROLE);
+    let (run, aws) = as_the_cli(&cloud, &ids, "saga", regions).await;
     let mut before = assure_core::pipeline::rollback::configuration(&aws, &run).await.unwrap();
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "saga"]);
     assert_eq!(code, 0, "{out}\n{err}");

@@ -78,6 +78,8 @@ pub struct Store {
 
 /// The precondition of a write.
 pub enum Expect {
+    /// No precondition: the write replaces whatever is there.
+    Any,
     /// The record must not exist yet.
     Absent,
     /// The record must still be the one read (its ETag).
@@ -96,6 +98,16 @@ impl Store {
 
     /// The record and its ETag, if there is one.
     pub async fn get(&self, key: &str) -> Result<Option<(Record, String)>, StepError> {
+        self.get_json(key).await
+    }
+
+    /// Writes a record if the precondition holds. `Ok(None)` when it does not (someone else wrote).
+    pub async fn put(&self, key: &str, rec: &Record, expect: Expect) -> Result<Option<String>, StepError> {
+        self.put_json(key, rec, expect).await
+    }
+
+    /// Any JSON object of the bucket (a record, a run lock, a rollback ledger) and its ETag.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<(T, String)>, StepError> {
         let out = match self.s3.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(o) => o,
             Err(e) if error_code(&e) == Some("NoSuchKey") => return Ok(None),
@@ -108,16 +120,22 @@ impl Store {
             .await
             .map_err(|e| StepError::new(assure_contract::ErrorName::Retryable, format!("reading {key}: {e}")))?
             .into_bytes();
-        let rec = serde_json::from_slice(&bytes).map_err(|e| StepError::internal(format!("checkpoint {key}: {e}")))?;
-        Ok(Some((rec, etag)))
+        let value = serde_json::from_slice(&bytes).map_err(|e| StepError::internal(format!("{key}: {e}")))?;
+        Ok(Some((value, etag)))
     }
 
-    /// Writes a record if the precondition holds. `Ok(None)` when it does not (someone else wrote).
-    pub async fn put(&self, key: &str, rec: &Record, expect: Expect) -> Result<Option<String>, StepError> {
-        let body = serde_json::to_vec(rec).map_err(|e| StepError::internal(e.to_string()))?;
+    /// Writes any JSON object if the precondition holds. `Ok(None)` when it does not.
+    pub async fn put_json<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        expect: Expect,
+    ) -> Result<Option<String>, StepError> {
+        let body = serde_json::to_vec(value).map_err(|e| StepError::internal(e.to_string()))?;
         let mut req =
             self.s3.put_object().bucket(&self.bucket).key(key).content_type("application/json").body(body.into());
         req = match expect {
+            Expect::Any => req,
             Expect::Absent => req.if_none_match("*"),
             Expect::Unchanged(etag) => req.if_match(etag),
         };

@@ -23,8 +23,7 @@ use assure_contract::{AccountId, ErrorName, StepError};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::{error_code, Aws, AwsResultExt};
-use crate::pipeline::checkpoint::now;
-use crate::pipeline::resources::checkpoint_bucket;
+use crate::pipeline::checkpoint::{now, Expect, Store};
 
 /// How long a lock naming an execution that does not exist yet holds.
 pub const START_GRACE: Duration = Duration::from_secs(60);
@@ -105,63 +104,25 @@ async fn active(aws: &Aws, lock: &Lock) -> Result<bool, StepError> {
     }
 }
 
-/// The account's lock and its ETag, if there is one.
-async fn read(aws: &Aws, account: &AccountId) -> Result<Option<(Lock, String)>, StepError> {
-    let p = aws.pipeline();
-    let key = key(account);
-    let out = match p
-        .s3()
-        .get_object()
-        .bucket(checkpoint_bucket(p.account.as_str(), p.region.as_str()))
-        .key(&key)
-        .send()
-        .await
-    {
-        Ok(o) => o,
-        Err(e) if error_code(&e) == Some("NoSuchKey") => return Ok(None),
-        Err(e) => return Err(e).aws(format!("s3:GetObject {key}")),
-    };
-    let etag = out.e_tag().unwrap_or_default().to_owned();
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| StepError::new(ErrorName::Retryable, format!("reading {key}: {e}")))?
-        .into_bytes();
-    let lock = serde_json::from_slice(&bytes).map_err(|e| StepError::internal(format!("lock {key}: {e}")))?;
-    Ok(Some((lock, etag)))
-}
-
 /// Takes the account's lock for `lock.holder`, or refuses with `Assure.Conflict` naming the active
 /// holder. Taking a lock one already holds succeeds.
 pub async fn acquire(aws: &Aws, lock: &Lock) -> Result<(), StepError> {
-    let p = aws.pipeline();
+    let store = Store::new(aws);
     let key = key(&lock.account);
-    let body = serde_json::to_vec(lock).map_err(|e| StepError::internal(e.to_string()))?;
     // A lock someone else wrote between our read and our write is read again.
     for _ in 0..3 {
-        let found = read(aws, &lock.account).await?;
-        let put = p
-            .s3()
-            .put_object()
-            .bucket(checkpoint_bucket(p.account.as_str(), p.region.as_str()))
-            .key(&key)
-            .content_type("application/json")
-            .body(body.clone().into());
-        let put = match &found {
+        let expect = match store.get_json::<Lock>(&key).await? {
             Some((held, _)) if held.holder == lock.holder => return Ok(()),
             Some((held, etag)) => {
-                if active(aws, held).await? {
-                    return Err(conflict(&lock.account, held));
+                if active(aws, &held).await? {
+                    return Err(conflict(&lock.account, &held));
                 }
-                put.if_match(etag)
+                Expect::Unchanged(etag)
             }
-            None => put.if_none_match("*"),
+            None => Expect::Absent,
         };
-        match put.send().await {
-            Ok(_) => return Ok(()),
-            Err(e) if matches!(error_code(&e), Some("PreconditionFailed" | "ConditionalRequestConflict")) => continue,
-            Err(e) => return Err(e).aws(format!("s3:PutObject {key}")),
+        if store.put_json(&key, lock, expect).await?.is_some() {
+            return Ok(());
         }
     }
     Err(StepError::new(ErrorName::Retryable, format!("account {}: the run lock {key} keeps changing", lock.account)))
@@ -181,29 +142,14 @@ fn conflict(account: &AccountId, held: &Lock) -> StepError {
 /// Releases the account's lock if `holder` still holds it (a process when done). An execution's
 /// lock ends with the execution and needs no release.
 pub async fn release(aws: &Aws, account: &AccountId, holder: &Holder) -> Result<(), StepError> {
-    let Some((held, etag)) = read(aws, account).await? else { return Ok(()) };
+    let store = Store::new(aws);
+    let key = key(account);
+    let Some((held, etag)) = store.get_json::<Lock>(&key).await? else { return Ok(()) };
     if &held.holder != holder {
         return Ok(());
     }
-    let p = aws.pipeline();
-    let key = key(account);
-    // Expired at once, rather than deleted: the write is conditional on the lock being unchanged.
-    let mut done = held.clone();
-    done.expires_at = Some(0);
-    let body = serde_json::to_vec(&done).map_err(|e| StepError::internal(e.to_string()))?;
-    match p
-        .s3()
-        .put_object()
-        .bucket(checkpoint_bucket(p.account.as_str(), p.region.as_str()))
-        .key(&key)
-        .content_type("application/json")
-        .body(body.into())
-        .if_match(etag)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if matches!(error_code(&e), Some("PreconditionFailed" | "ConditionalRequestConflict")) => Ok(()),
-        Err(e) => Err(e).aws(format!("s3:PutObject {key}")),
-    }
+    // Expired at once, rather than deleted: the write is conditional on the lock being unchanged
+    // (someone who took it over in between keeps it).
+    store.put_json(&key, &Lock { expires_at: Some(0), ..held }, Expect::Unchanged(etag)).await?;
+    Ok(())
 }

@@ -18,11 +18,10 @@ use assure_contract::{RunInput, StepError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::aws::{error_code, Aws, AwsResultExt};
+use crate::aws::Aws;
 use crate::controls::{self, Failed, Report, Undo};
-use crate::pipeline::checkpoint::{Status, Store};
+use crate::pipeline::checkpoint::{Expect, Status, Store};
 use crate::pipeline::discover;
-use crate::pipeline::resources::checkpoint_bucket;
 
 /// The compensations of a run's rollbacks that finished.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -35,36 +34,11 @@ fn ledger_key(run_id: &str) -> String {
 }
 
 async fn read_ledger(aws: &Aws, run_id: &str) -> Result<Ledger, StepError> {
-    let p = aws.pipeline();
-    let key = ledger_key(run_id);
-    let bucket = checkpoint_bucket(p.account.as_str(), p.region.as_str());
-    let out = match p.s3().get_object().bucket(&bucket).key(&key).send().await {
-        Ok(o) => o,
-        Err(e) if error_code(&e) == Some("NoSuchKey") => return Ok(Ledger::default()),
-        Err(e) => return Err(e).aws(format!("s3:GetObject {key}")),
-    };
-    let bytes = out
-        .body
-        .collect()
-        .await
-        .map_err(|e| StepError::new(assure_contract::ErrorName::Retryable, format!("reading {key}: {e}")))?
-        .into_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| StepError::internal(format!("rollback ledger {key}: {e}")))
+    Ok(Store::new(aws).get_json(&ledger_key(run_id)).await?.map(|(l, _)| l).unwrap_or_default())
 }
 
 async fn write_ledger(aws: &Aws, run_id: &str, ledger: &Ledger) -> Result<(), StepError> {
-    let p = aws.pipeline();
-    let key = ledger_key(run_id);
-    let body = serde_json::to_vec(ledger).map_err(|e| StepError::internal(e.to_string()))?;
-    p.s3()
-        .put_object()
-        .bucket(checkpoint_bucket(p.account.as_str(), p.region.as_str()))
-        .key(&key)
-        .content_type("application/json")
-        .body(body.into())
-        .send()
-        .await
-        .aws(format!("s3:PutObject {key}"))?;
+    Store::new(aws).put_json(&ledger_key(run_id), ledger, Expect::Any).await?;
     Ok(())
 }
 
