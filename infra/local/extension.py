@@ -731,6 +731,85 @@ def patch_moto() -> None:
         return json.dumps({"DeliveryChannelsStatus": out})
 
     config.ConfigResponse.describe_delivery_channel_status = describe_delivery_channel_status
+
+    # Config: service-linked configuration recorders, which moto lacks. A service (Security Hub CSPM,
+    # CloudWatch's observability admin, ...) owns one; Config names it with the reserved prefix
+    # "AWSConfigurationRecorderFor" and sets its scope (INTERNAL). It lives beside the one customer
+    # managed recorder a region allows, not in its place
+    # (https://docs.aws.amazon.com/config/latest/APIReference/API_PutServiceLinkedConfigurationRecorder.html,
+    # https://docs.aws.amazon.com/config/latest/developerguide/stop-start-recorder.html).
+    from moto.core.exceptions import JsonRESTError
+    linked_names = {"securityhub.amazonaws.com": "SecurityHubCSPM", "observabilityadmin.amazonaws.com": "ObservabilityAdmin"}
+
+    def linked(backend) -> dict:  # type: ignore[no-untyped-def]
+        if not hasattr(backend, "service_linked_recorders"):
+            backend.service_linked_recorders = {}
+        return backend.service_linked_recorders
+
+    def put_service_linked_configuration_recorder(self):  # type: ignore[no-untyped-def]
+        principal = self._get_param("ServicePrincipal")
+        recorders = linked(self.config_backend)
+        if principal not in recorders:
+            suffix = linked_names.get(principal, principal.split(".")[0].capitalize())
+            name = f"AWSConfigurationRecorderFor{suffix}"
+            recorders[principal] = {
+                "arn": f"arn:aws:config:{self.region}:{self.current_account}:configuration-recorder/{name}/{uuid.uuid4().hex[:16]}",
+                "name": name,
+                "roleARN": f"arn:aws:iam::{self.current_account}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig",
+                "recordingGroup": {"allSupported": False, "includeGlobalResourceTypes": False, "resourceTypes": [],
+                                   "exclusionByResourceTypes": {"resourceTypes": []},
+                                   "recordingStrategy": {"useOnly": "INCLUSION_BY_RESOURCE_TYPES"}},
+                "recordingMode": {"recordingFrequency": "CONTINUOUS"},
+                "recordingScope": "INTERNAL",
+                "servicePrincipal": principal,
+            }
+        return json.dumps({"Arn": recorders[principal]["arn"], "Name": recorders[principal]["name"]})
+
+    def delete_service_linked_configuration_recorder(self):  # type: ignore[no-untyped-def]
+        principal = self._get_param("ServicePrincipal")
+        gone = linked(self.config_backend).pop(principal, None)
+        if gone is None:
+            from moto.config.exceptions import NoSuchConfigurationRecorderException
+            raise NoSuchConfigurationRecorderException(principal)
+        return json.dumps({"Arn": gone["arn"], "Name": gone["name"]})
+
+    moto_put_recorder = config.ConfigResponse.put_configuration_recorder
+    prefix = "AWSConfigurationRecorderFor"
+
+    def recorders_asked(self) -> tuple[list, list]:  # type: ignore[no-untyped-def]
+        """(customer managed recorders asked for, service-linked ones asked for)."""
+        names = self._get_param("ConfigurationRecorderNames") or []
+        own = [n for n in names if not n.startswith(prefix)]
+        mine = self.config_backend.describe_configuration_recorders(own) if own or not names else []
+        theirs = [r for r in linked(self.config_backend).values() if not names or r["name"] in names]
+        return mine, theirs
+
+    def describe_configuration_recorders(self):  # type: ignore[no-untyped-def]
+        mine, theirs = recorders_asked(self)
+        return json.dumps({"ConfigurationRecorders": mine + theirs})
+
+    def describe_configuration_recorder_status(self):  # type: ignore[no-untyped-def]
+        mine, theirs = recorders_asked(self)
+        status = [self.config_backend.recorders[r["name"]].status.to_dict() for r in mine]
+        status += [{"arn": r["arn"], "name": r["name"], "recording": True, "lastStatus": "SUCCESS",
+                    "servicePrincipal": r["servicePrincipal"]} for r in theirs]
+        return json.dumps({"ConfigurationRecordersStatus": status})
+
+    def put_configuration_recorder(self):  # type: ignore[no-untyped-def]
+        # "The prefix AWSConfigurationRecorderFor is reserved for service-linked configuration recorders."
+        # (https://docs.aws.amazon.com/config/latest/APIReference/API_PutConfigurationRecorder.html#API_PutConfigurationRecorder_Errors)
+        name = (self._get_param("ConfigurationRecorder") or {}).get("name") or ""
+        if name.startswith(prefix):
+            raise JsonRESTError("InvalidConfigurationRecorderNameException",
+                                f"The configuration recorder name is not valid. The prefix \"{prefix}\" is reserved "
+                                "for service-linked configuration recorders.")
+        return moto_put_recorder(self)
+
+    config.ConfigResponse.put_service_linked_configuration_recorder = put_service_linked_configuration_recorder
+    config.ConfigResponse.delete_service_linked_configuration_recorder = delete_service_linked_configuration_recorder
+    config.ConfigResponse.describe_configuration_recorders = describe_configuration_recorders
+    config.ConfigResponse.describe_configuration_recorder_status = describe_configuration_recorder_status
+    config.ConfigResponse.put_configuration_recorder = put_configuration_recorder
     from moto.organizations.models import FakeDelegatedAdministrator
 
     # Organizations: moto accepts delegated administrators for six services; AWS Config (its
@@ -838,6 +917,66 @@ def patch_moto() -> None:
                                  "ExcludeManagementEventSources": []}]
 
     cloudtrail_models.Trail.__init__ = default_selectors
+
+    # CloudTrail: DeleteTrail takes "the name or the CloudTrail ARN of the trail", "must be called
+    # from the Region in which the trail was created" and "cannot be called on the shadow trails"
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_DeleteTrail.html): a shadow
+    # answers InvalidHomeRegionException, an unknown trail TrailNotFoundException. moto deletes by
+    # name only and answers success for anything else, so a delete by ARN left the trail logging.
+    from moto.cloudtrail import exceptions as cloudtrail_errors
+
+    class InvalidHomeRegionException(cloudtrail_errors.JsonRESTError):
+        code = 400
+
+        def __init__(self, message: str):
+            super().__init__("InvalidHomeRegionException", message)
+
+    def delete_trail(self, name: str) -> None:  # type: ignore[no-untyped-def]
+        for key, trail in list(self.trails.items()):
+            if name in (key, trail.arn):
+                del self.trails[key]
+                return
+        for trail in self.describe_trails(include_shadow_trails=True):
+            if name in (trail.trail_name, trail.arn):
+                raise InvalidHomeRegionException(
+                    f"This operation must be called from the Region in which the trail was created: {trail.region_name}")
+        raise cloudtrail_errors.TrailNotFoundException(account_id=self.account_id, name=name)
+
+    cloudtrail_models.CloudTrailBackend.delete_trail = delete_trail
+
+    # CloudTrail: PutInsightSelectors sets the trail's Insights types; an empty list turns Insights off
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_PutInsightSelectors.html).
+    # moto appends to what the trail had, so putting a selector twice doubled it.
+    def put_insight_selectors(self, insight_selectors):  # type: ignore[no-untyped-def]
+        self.insight_selectors = list(insight_selectors or [])
+
+    cloudtrail_models.Trail.put_insight_selectors = put_insight_selectors
+
+    # CloudTrail: PutEventSelectors takes EventSelectors or AdvancedEventSelectors, never both, and the
+    # one put overwrites the other; a selector reads back whole, with ReadWriteType (default All),
+    # IncludeManagementEvents (default true), DataResources and ExcludeManagementEventSources
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_PutEventSelectors.html,
+    # https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_EventSelector.html). moto kept
+    # the request as sent and left the other kind in place; it also took both kinds, and any number.
+    class InvalidEventSelectorsException(cloudtrail_errors.JsonRESTError):
+        code = 400
+
+        def __init__(self, message: str):
+            super().__init__("InvalidEventSelectorsException", message)
+
+    def put_event_selectors(self, event_selectors, advanced_event_selectors):  # type: ignore[no-untyped-def]
+        if (event_selectors and advanced_event_selectors) or len(event_selectors or []) > 5:
+            raise InvalidEventSelectorsException(
+                "The combination of event selectors or advanced event selectors and data resources is not valid. "
+                "A trail can have up to 5 event selectors.")
+        self.event_selectors = [{"ReadWriteType": e.get("ReadWriteType", "All"),
+                                 "IncludeManagementEvents": e.get("IncludeManagementEvents", True),
+                                 "DataResources": e.get("DataResources") or [],
+                                 "ExcludeManagementEventSources": e.get("ExcludeManagementEventSources") or []}
+                                for e in event_selectors or []]
+        self.advanced_event_selectors = list(advanced_event_selectors or [])
+
+    cloudtrail_models.Trail.put_event_selectors = put_event_selectors
 
     # Firehose: UpdateDestination merges the update into the destination (AWS keeps every field it
     # does not name). moto merges the ExtendedS3 half but rebuilds its S3 twin from the update alone,

@@ -7,6 +7,7 @@
 //! - `lock`: one run per account at a time.
 
 mod all {
+    mod brownfield;
     mod bulk;
     mod config;
     mod docs;

@@ -66,7 +66,7 @@ enum Command {
     /// refuses any mutating call. Exit status: 0, or 2 when the input was rejected.
     ///
     /// Example: assure plan 123456789012 --regions us-east-1,eu-west-1 --output json
-    Plan(onboard::VerifyArgs),
+    Plan(onboard::PlanArgs),
     /// Check every control of an account, read-only; exit 0 only when all hold.
     ///
     /// Names each control that does not hold, with its region. Exit status: 0 all controls hold,

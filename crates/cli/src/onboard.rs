@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use assure_contract::{AccountId, FailurePolicy, RunId, RunInput, StepError};
+use assure_contract::{AccountId, ExistingTrails, FailurePolicy, RunId, RunInput, StepError};
 use assure_core::aws::Aws;
 use assure_core::pipeline::deploy;
 use assure_core::pipeline::runs::{self, Progress};
@@ -34,6 +34,12 @@ pub(crate) struct OnboardArgs {
     /// What to do when a step fails for good (default: the config file's options.on_failure, else hold).
     #[arg(long, value_enum)]
     on_failure: Option<Policy>,
+    /// What to do with the account's own trails once the assure trail logs: `retire` records each
+    /// whole in the run's snapshot and deletes its configuration (its logs stay; rollback recreates
+    /// it), `stop` only stops it (CIS scanners still list it). Default: the config file's
+    /// options.existing_trails, else retire.
+    #[arg(long, value_enum)]
+    existing_trails: Option<Trails>,
     /// Run id (default: onboard-ACCOUNT-UNIXTIME). Starting an existing run id follows that run.
     #[arg(long)]
     run_id: Option<String>,
@@ -52,6 +58,24 @@ pub(crate) struct VerifyArgs {
     regions: Option<Vec<String>>,
 }
 
+#[derive(Args)]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    target: VerifyArgs,
+    /// What the run would do with the account's own trails (see `onboard --existing-trails`).
+    /// Default: the config file's options.existing_trails, else retire.
+    #[arg(long, value_enum)]
+    existing_trails: Option<Trails>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Trails {
+    /// Record each trail whole, then delete its configuration (never its logs).
+    Retire,
+    /// Stop each trail's logging; keep its configuration.
+    Stop,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Policy {
     /// Stop and keep what was done, ready for `assure runs retry`.
@@ -68,6 +92,7 @@ async fn run_input(
     regions: Option<&[String]>,
     run_id: Option<&str>,
     policy: FailurePolicy,
+    existing_trails: ExistingTrails,
 ) -> anyhow::Result<(Aws, RunInput)> {
     let account: AccountId = account.parse()?;
     let aws = connect(g).await?;
@@ -97,14 +122,26 @@ async fn run_input(
         role_name: settings.role_name.clone(),
         policy,
         notify: settings.notify.clone(),
+        existing_trails,
     };
     let aws = aws.with_role(&run.role_name);
     assure_core::pipeline::preflight::validate(&aws, &run).await?;
     Ok((aws, run))
 }
 
-pub(crate) async fn plan(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let (aws, run) = run_input(g, &args.account, args.regions.as_deref(), None, FailurePolicy::Hold).await?;
+/// The flag's choice for the account's own trails, else the config file's, else retire.
+fn chosen_trails(g: &Global, flag: Option<Trails>) -> anyhow::Result<ExistingTrails> {
+    Ok(match flag {
+        Some(Trails::Retire) => ExistingTrails::Retire,
+        Some(Trails::Stop) => ExistingTrails::Stop,
+        None => config_of(g)?.map(|c| c.options.existing_trails).unwrap_or_default(),
+    })
+}
+
+pub(crate) async fn plan(g: &Global, args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let trails = chosen_trails(g, args.existing_trails)?;
+    let args = args.target;
+    let (aws, run) = run_input(g, &args.account, args.regions.as_deref(), None, FailurePolicy::Hold, trails).await?;
     let planned = assure_core::pipeline::plan::run(&aws.planning(), &run).await?;
     let changes: Vec<_> = planned.iter().flat_map(|p| p.changes.iter().map(move |c| (p.step, c))).collect();
     if g.output == Output::Json {
@@ -124,7 +161,10 @@ pub(crate) async fn plan(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitCod
 }
 
 pub(crate) async fn verify(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let (aws, run) = run_input(g, &args.account, args.regions.as_deref(), None, FailurePolicy::Hold).await?;
+    // Verify's checks are the same whichever way the run treated the account's own trails.
+    let (aws, run) =
+        run_input(g, &args.account, args.regions.as_deref(), None, FailurePolicy::Hold, chosen_trails(g, None)?)
+            .await?;
     let evidence = assure_core::pipeline::verify::check(&aws, &run).await?;
     let failed = assure_core::pipeline::verify::failures(&evidence);
     if g.output == Output::Json {
@@ -160,13 +200,14 @@ pub(crate) async fn onboard(g: &Global, args: OnboardArgs) -> anyhow::Result<Exi
         None => options.on_failure,
     };
     let timeout = args.timeout.unwrap_or(options.timeout_seconds);
+    let trails = chosen_trails(g, args.existing_trails)?;
     if args.account.is_none() {
         let concurrency = args.concurrency.unwrap_or(options.concurrency);
-        return bulk_cmd(g, &args, policy, concurrency, timeout).await;
+        return bulk_cmd(g, &args, policy, trails, concurrency, timeout).await;
     }
     // Bad input fails here, before the run starts and before any change.
     let account = args.account.as_deref().unwrap_or_default();
-    let (aws, run) = run_input(g, account, args.regions.as_deref(), args.run_id.as_deref(), policy).await?;
+    let (aws, run) = run_input(g, account, args.regions.as_deref(), args.run_id.as_deref(), policy, trails).await?;
 
     let arn = runs::start(&aws, &run).await?;
     eprintln!("run {} started: {} in {} region(s)", run.run_id, run.account, run.regions.len());
@@ -178,6 +219,7 @@ async fn bulk_cmd(
     g: &Global,
     args: &OnboardArgs,
     policy: FailurePolicy,
+    existing_trails: ExistingTrails,
     concurrency: u32,
     timeout: u64,
 ) -> anyhow::Result<ExitCode> {
@@ -228,6 +270,7 @@ async fn bulk_cmd(
             role_name: settings.role_name.clone(),
             policy,
             notify: settings.notify.clone(),
+            existing_trails,
         })
         .collect();
     assure_core::pipeline::bulk::validate(&aws, &runs).await?;

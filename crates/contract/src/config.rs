@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AccountId, Region};
-use crate::run::{FailurePolicy, Notify, DEFAULT_ROLE_NAME};
+use crate::run::{ExistingTrails, FailurePolicy, Notify, DEFAULT_ROLE_NAME};
 
 /// The whole file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -55,6 +55,10 @@ pub struct Options {
     #[serde(default = "default_timeout")]
     #[schemars(range(min = 10, max = 86400))]
     pub timeout_seconds: u64,
+    /// What onboarding does with the account's own trails: `retire` (record each whole, then delete
+    /// its configuration; rollback recreates it) or `stop` (stop logging, keep it).
+    #[serde(default)]
+    pub existing_trails: ExistingTrails,
 }
 
 impl Default for Options {
@@ -63,6 +67,7 @@ impl Default for Options {
             on_failure: FailurePolicy::Hold,
             concurrency: default_concurrency(),
             timeout_seconds: default_timeout(),
+            existing_trails: ExistingTrails::Retire,
         }
     }
 }
@@ -85,7 +90,7 @@ fn example() -> serde_json::Value {
         "regions": ["us-east-1", "eu-west-1"],
         "role_name": DEFAULT_ROLE_NAME,
         "notifications": {"protocol": "email", "endpoint": "secops@example.com"},
-        "options": {"on_failure": "hold", "concurrency": 4, "timeout_seconds": 1800}
+        "options": {"on_failure": "hold", "concurrency": 4, "timeout_seconds": 1800, "existing_trails": "retire"}
     })
 }
 

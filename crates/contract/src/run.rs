@@ -46,6 +46,30 @@ pub enum FailurePolicy {
     Rollback,
 }
 
+/// What onboarding does with the account's own trails once the assure trail logs. A stopped trail
+/// still fails CIS scanners (Prowler, Security Hub's CIS standard check every trail the account
+/// has: log file validation, encryption, CloudWatch Logs delivery), so the default retires them.
+/// Either way their logs are never touched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExistingTrails {
+    /// Delete each trail's configuration after recording all of it (the trail, its event and
+    /// insight selectors, tags, whether it was logging) in the snapshot; rollback recreates it.
+    #[default]
+    Retire,
+    /// Stop each trail's logging and keep its configuration; scanners keep listing it.
+    Stop,
+}
+
+impl ExistingTrails {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExistingTrails::Retire => "retire",
+            ExistingTrails::Stop => "stop",
+        }
+    }
+}
+
 /// The input of one onboarding run; the state machine passes it to every task unchanged as `run`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -64,6 +88,9 @@ pub struct RunInput {
     /// Who the alarms notify: subscribed to the alarm topic by the alarms step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
+    /// What happens to the account's own trails (see [`ExistingTrails`]).
+    #[serde(default)]
+    pub existing_trails: ExistingTrails,
 }
 
 /// An endpoint subscribed to the alarm topic.

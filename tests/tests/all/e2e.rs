@@ -26,7 +26,8 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     let target = ids["external"][0].as_str().unwrap();
 
     cloud.reset_calls();
-    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "first"]);
+    // The account's own trails stopped and kept (the default, retiring them, is the brownfield matrix's).
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "first", "--existing-trails", "stop"]);
     assert_eq!(code, 0, "onboard failed:\n{out}\n{err}");
     assert!(out.contains("SUCCEEDED"), "{out}");
     assert!(out.contains("controls   73/73 verified"), "{out}");
@@ -115,7 +116,7 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     assert_eq!(trails.trail_list().len(), 2, "the old trail is kept, not deleted");
 
     // Nothing is left to plan.
-    let (code, out, err) = cloud.run(&["plan", target]);
+    let (code, out, err) = cloud.run(&["plan", target, "--existing-trails", "stop"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("0 change(s) would be made"), "{out}");
 
@@ -183,7 +184,7 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
 
     // Run it again: zero mutating calls to any account's configuration, from every step.
     cloud.reset_calls();
-    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "second"]);
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "second", "--existing-trails", "stop"]);
     assert_eq!(code, 0, "second onboard failed:\n{out}\n{err}");
     assert!(out.contains("changes    0"), "{out}");
     let second = cloud.configuration_changes();
@@ -195,7 +196,7 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     }
 
     // Starting the same run id again does not create a second execution.
-    let (code, _, _) = cloud.run(&["onboard", target, "--run-id", "second"]);
+    let (code, _, _) = cloud.run(&["onboard", target, "--run-id", "second", "--existing-trails", "stop"]);
     assert_eq!(code, 0);
     let executions = sfn
         .list_executions()
@@ -315,7 +316,7 @@ async fn verify_names_each_missing_control_and_region_of_an_account_not_onboarde
         .collect();
     for needle in [
         "stop-guardduty eu-west-1 disassociate guardduty:",
-        "stop-cloudtrail us-east-1 stop cloudtrail:",
+        "stop-cloudtrail us-east-1 retire cloudtrail:arn:aws:cloudtrail:us-east-1:",
         "cloudtrail us-east-1 create cloudtrail:assure-trail",
         "config us-west-2 create config:recorder/default",
         "config us-east-1 update config:recorder/legacy-recorder",

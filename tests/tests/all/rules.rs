@@ -827,3 +827,155 @@ async fn requests_breaking_the_api_model_are_refused_with_a_validation_exception
     );
     assert_eq!(code, 0, "{err}");
 }
+
+/// CloudTrail deletes a trail named by name or ARN, only in its home region: a shadow of a
+/// multi-region trail answers InvalidHomeRegionException, an unknown trail TrailNotFoundException.
+/// Event selectors read back whole, one kind at a time; PutInsightSelectors replaces the trail's
+/// selectors.
+#[tokio::test(flavor = "multi_thread")]
+async fn cloudtrail_deletes_a_trail_only_in_its_home_region_and_insight_selectors_replace() {
+    let cloud = LocalCloud::start();
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let run = |args: &[&str]| aws_cli(&cloud, &admin, args);
+    let ok = |args: &[&str]| {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
+        out.trim().to_owned()
+    };
+    let refused = |args: &[&str], needle: &str| {
+        let (code, out, err) = run(args);
+        assert_ne!(code, 0, "{} was accepted: {out}", args[..2].join(" "));
+        assert!(err.contains(needle), "{needle} not in: {err}");
+    };
+    let account = ok(&["sts", "get-caller-identity", "--query", "Account", "--output", "text"]);
+    let bucket_policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:GetBucketAcl",
+         "Resource": "arn:aws:s3:::trail-logs"},
+        {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": "arn:aws:s3:::trail-logs/*"}]})
+    .to_string();
+    ok(&["s3api", "create-bucket", "--bucket", "trail-logs"]);
+    ok(&["s3api", "put-bucket-policy", "--bucket", "trail-logs", "--policy", &bucket_policy]);
+    let arn = ok(&[
+        "cloudtrail",
+        "create-trail",
+        "--name",
+        "everywhere",
+        "--s3-bucket-name",
+        "trail-logs",
+        "--is-multi-region-trail",
+        "--query",
+        "TrailARN",
+        "--output",
+        "text",
+    ]);
+    assert_eq!(arn, format!("arn:aws:cloudtrail:us-east-1:{account}:trail/everywhere"));
+
+    let insights = |types: &str| {
+        ok(&["cloudtrail", "put-insight-selectors", "--trail-name", "everywhere", "--insight-selectors", types]);
+        ok(&[
+            "cloudtrail",
+            "get-insight-selectors",
+            "--trail-name",
+            "everywhere",
+            "--query",
+            "InsightSelectors[].InsightType",
+            "--output",
+            "text",
+        ])
+    };
+    assert_eq!(insights(r#"[{"InsightType":"ApiCallRateInsight"}]"#), "ApiCallRateInsight");
+    assert_eq!(insights(r#"[{"InsightType":"ApiErrorRateInsight"}]"#), "ApiErrorRateInsight", "replaced, not added");
+
+    // Event selectors read back whole; either kind, never both, and at most five.
+    fn selectors(args: &str) -> [&str; 6] {
+        ["cloudtrail", "put-event-selectors", "--trail-name", "everywhere", "--event-selectors", args]
+    }
+    ok(&selectors(r#"[{"ReadWriteType":"WriteOnly"}]"#));
+    let read = ok(&["cloudtrail", "get-event-selectors", "--trail-name", "everywhere", "--query", "EventSelectors"]);
+    let read: serde_json::Value = serde_json::from_str(&read).unwrap();
+    assert_eq!(
+        read,
+        serde_json::json!([{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": true, "DataResources": [],
+                            "ExcludeManagementEventSources": []}])
+    );
+    let six = format!("[{}]", vec![r#"{"ReadWriteType":"All"}"#; 6].join(","));
+    refused(&selectors(&six), "(InvalidEventSelectorsException)");
+    let mut both = selectors(r#"[{"ReadWriteType":"All"}]"#).to_vec();
+    both.extend([
+        "--advanced-event-selectors",
+        r#"[{"FieldSelectors":[{"Field":"eventCategory","Equals":["Management"]}]}]"#,
+    ]);
+    refused(&both, "(InvalidEventSelectorsException)");
+
+    // Its shadow in eu-west-1 is listed there but cannot be deleted there.
+    let listed = ok(&["cloudtrail", "describe-trails", "--region", "eu-west-1", "--query", "trailList[].Name"]);
+    assert!(listed.contains("everywhere"), "{listed}");
+    refused(&["cloudtrail", "delete-trail", "--region", "eu-west-1", "--name", &arn], "(InvalidHomeRegionException)");
+    refused(&["cloudtrail", "delete-trail", "--name", "nowhere"], "(TrailNotFoundException)");
+    // By ARN in its home region: gone.
+    ok(&["cloudtrail", "delete-trail", "--name", &arn]);
+    let listed = ok(&["cloudtrail", "describe-trails", "--query", "trailList[].Name", "--output", "text"]);
+    assert!(!listed.contains("everywhere"), "{listed}");
+    refused(&["cloudtrail", "delete-trail", "--name", &arn], "(TrailNotFoundException)");
+}
+
+/// Config keeps the "AWSConfigurationRecorderFor" prefix for service-linked recorders: a customer
+/// managed recorder by that name is refused; a service-linked recorder is listed beside the
+/// account's own and is deleted only by its service principal.
+#[tokio::test(flavor = "multi_thread")]
+async fn config_reserves_the_service_linked_recorder_prefix() {
+    let cloud = LocalCloud::start();
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let run = |args: &[&str]| aws_cli(&cloud, &admin, args);
+    let ok = |args: &[&str]| {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
+        out.trim().to_owned()
+    };
+    let account = ok(&["sts", "get-caller-identity", "--query", "Account", "--output", "text"]);
+    let recorder = |name: &str| {
+        serde_json::json!({"name": name, "roleARN": format!("arn:aws:iam::{account}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig")}).to_string()
+    };
+    let (code, _, err) = run(&[
+        "configservice",
+        "put-configuration-recorder",
+        "--configuration-recorder",
+        &recorder("AWSConfigurationRecorderForMine"),
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("(InvalidConfigurationRecorderNameException)")
+            && err.contains("The prefix \"AWSConfigurationRecorderFor\" is reserved"),
+        "{err}"
+    );
+    ok(&["configservice", "put-configuration-recorder", "--configuration-recorder", &recorder("mine")]);
+    let linked = ok(&[
+        "configservice",
+        "put-service-linked-configuration-recorder",
+        "--service-principal",
+        "securityhub.amazonaws.com",
+        "--query",
+        "Name",
+        "--output",
+        "text",
+    ]);
+    assert!(linked.starts_with("AWSConfigurationRecorderFor"), "{linked}");
+    let names = ok(&[
+        "configservice",
+        "describe-configuration-recorders",
+        "--query",
+        "ConfigurationRecorders[].[name,recordingScope]",
+        "--output",
+        "text",
+    ]);
+    assert!(names.contains("mine") && names.contains(&format!("{linked}\tINTERNAL")), "{names}");
+    ok(&[
+        "configservice",
+        "delete-service-linked-configuration-recorder",
+        "--service-principal",
+        "securityhub.amazonaws.com",
+    ]);
+    let names = ok(&["configservice", "describe-configuration-recorders", "--query", "ConfigurationRecorders[].name"]);
+    assert!(!names.contains(&linked) && names.contains("mine"), "{names}");
+}

@@ -1,6 +1,7 @@
 //! Session Manager, per region: the `SSM-SessionManagerRunShell` preferences log every session to
-//! the logging bucket, encrypted with the logging key. The account's own preferences are the
-//! snapshot; the document is updated (a new version made default), never deleted.
+//! the logging bucket, encrypted. The account's own preferences are kept except for those fields
+//! (see [`merged`]) and are the snapshot; the document is updated (a new version made default),
+//! never deleted.
 
 use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_ssm::types::{DocumentFormat, DocumentType};
@@ -36,11 +37,35 @@ pub fn preferences(run: &RunInput, region: &Region, key: &str) -> Value {
     })
 }
 
+/// The account's own preferences with the baseline's fields set and every other field kept: its
+/// CloudWatch Logs streaming and group, timeouts, run-as and shell profiles stay as the account set
+/// them. The baseline fixes where session logs go (`s3BucketName`, `s3KeyPrefix`) and that they
+/// are encrypted (`s3EncryptionEnabled`, and a `kmsKeyId`: the account's own key is kept if it has
+/// one). Preferences that are not a JSON object are replaced whole.
+pub fn merged(before: &Value, want: &Value) -> Value {
+    let (Some(own), Some(own_inputs)) = (before.as_object(), before["inputs"].as_object()) else {
+        return want.clone();
+    };
+    let mut out = own.clone();
+    let mut inputs = own_inputs.clone();
+    for field in ["s3BucketName", "s3KeyPrefix", "s3EncryptionEnabled"] {
+        inputs.insert(field.to_owned(), want["inputs"][field].clone());
+    }
+    if inputs.get("kmsKeyId").and_then(Value::as_str).is_none_or(str::is_empty) {
+        inputs.insert("kmsKeyId".to_owned(), want["inputs"]["kmsKeyId"].clone());
+    }
+    out.insert("inputs".to_owned(), Value::Object(inputs));
+    for field in ["schemaVersion", "sessionType"] {
+        out.entry(field).or_insert_with(|| want[field].clone());
+    }
+    Value::Object(out)
+}
+
 pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
     let target = aws.account(&run.account, region).await?;
     let key = logging_key_arn(aws, run).await?;
-    let want = preferences(run, region, &key);
     let before = snapshot(&target).await?;
+    let want = merged(&before, &preferences(run, region, &key));
     let mut changes = Changes::new(&target);
     let ssm = target.ssm();
     if before.is_null() {
@@ -213,4 +238,46 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
     write_preferences(acct, before).await?;
     report.restored.push(format!("session-manager {}: the account's own preferences", acct.region));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn baseline() -> Value {
+        json!({"schemaVersion": "1.0", "sessionType": "Standard_Stream", "inputs": {
+            "s3BucketName": "logs", "s3KeyPrefix": "session-manager/1/r", "s3EncryptionEnabled": true,
+            "kmsKeyId": "arn:aws:kms:r:1:key/logging", "idleSessionTimeout": "20"}})
+    }
+
+    #[test]
+    fn the_accounts_own_settings_are_kept_and_only_the_baselines_fields_set() {
+        let own = json!({"schemaVersion": "1.0", "description": "team", "sessionType": "Standard_Stream", "inputs": {
+            "s3BucketName": "", "s3EncryptionEnabled": false, "cloudWatchLogGroupName": "/team/sessions",
+            "cloudWatchStreamingEnabled": true, "kmsKeyId": "", "runAsEnabled": true, "runAsDefaultUser": "ops",
+            "idleSessionTimeout": "15", "maxSessionDuration": "120", "shellProfile": {"linux": "exec bash -l"}}});
+        let m = merged(&own, &baseline());
+        let i = &m["inputs"];
+        assert_eq!(m["description"], "team");
+        assert_eq!(
+            (&i["s3BucketName"], &i["s3KeyPrefix"], &i["s3EncryptionEnabled"]),
+            (&json!("logs"), &json!("session-manager/1/r"), &json!(true))
+        );
+        assert_eq!(i["kmsKeyId"], "arn:aws:kms:r:1:key/logging", "an empty key is filled in");
+        for (field, kept) in [
+            ("cloudWatchLogGroupName", json!("/team/sessions")),
+            ("cloudWatchStreamingEnabled", json!(true)),
+            ("runAsEnabled", json!(true)),
+            ("runAsDefaultUser", json!("ops")),
+            ("idleSessionTimeout", json!("15")),
+            ("maxSessionDuration", json!("120")),
+            ("shellProfile", json!({"linux": "exec bash -l"})),
+        ] {
+            assert_eq!(i[field], kept, "{field}");
+        }
+        let with_key = json!({"inputs": {"kmsKeyId": "alias/team"}});
+        assert_eq!(merged(&with_key, &baseline())["inputs"]["kmsKeyId"], "alias/team", "the account's own key stays");
+        assert_eq!(merged(&Value::Null, &baseline()), baseline(), "none: the baseline's own");
+        assert_eq!(merged(&json!("not json"), &baseline()), baseline());
+    }
 }

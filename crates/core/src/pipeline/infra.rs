@@ -492,14 +492,14 @@ pub fn member_role_template() -> Value {
         // recorders, CloudWatch's alarms, GuardDuty's administrator and members) are authorized
         // against whatever the account holds, which assure must see whatever its names.
         {"Sid": "ReadSecuritySetup", "Effect": "Allow", "Resource": "*", "Action": [
-            "cloudtrail:DescribeTrails", "config:DescribeConfigurationRecorders", "config:DescribeConfigurationRecorderStatus",
+            "cloudtrail:DescribeTrails", "cloudtrail:ListTags", "config:DescribeConfigurationRecorders", "config:DescribeConfigurationRecorderStatus",
             "config:DescribeDeliveryChannels", "config:DescribeDeliveryChannelStatus", "config:DescribeConfigurationAggregators", "guardduty:ListDetectors",
             "guardduty:GetAdministratorAccount", "guardduty:GetMembers", "guardduty:ListMembers", "guardduty:ListFilters",
             "guardduty:ListPublishingDestinations", "guardduty:DescribeOrganizationConfiguration", "logs:DescribeLogGroups",
             "cloudwatch:DescribeAlarms", "cloudwatch:GetMetricStatistics", "organizations:DescribeOrganization"]},
         // Reads of one resource by its name, wherever assure looks: trails homed in other accounts
         // (organization trails), buckets of the logging account.
-        {"Sid": "ReadNamedResources", "Effect": "Allow", "Action": ["cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors"],
+        {"Sid": "ReadNamedResources", "Effect": "Allow", "Action": ["cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors", "cloudtrail:GetInsightSelectors", "cloudtrail:GetTrail"],
          "Resource": sub("arn:${AWS::Partition}:cloudtrail:*:*:trail/*")},
         {"Sid": "ReadBuckets", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:s3:::*"), "Action": [
             "s3:GetBucketLogging", "s3:GetBucketOwnershipControls", "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock",
@@ -512,9 +512,12 @@ pub fn member_role_template() -> Value {
             "sns:GetTopicAttributes", "iam:GetRole", "iam:GetRolePolicy", "kms:DescribeKey", "kms:GetKeyPolicy",
             "kms:GetKeyRotationStatus", "firehose:DescribeDeliveryStream", "events:DescribeRule", "events:ListTargetsByRule"]},
         {"Sid": "AssureTrail", "Effect": "Allow", "Resource": own("cloudtrail", &format!("trail/{}", names::TRAIL)),
-         "Action": ["cloudtrail:CreateTrail", "cloudtrail:UpdateTrail", "cloudtrail:StartLogging", "cloudtrail:PutEventSelectors"]},
-        {"Sid": "StopOwnTrails", "Effect": "Allow", "Resource": own("cloudtrail", "trail/*"), "Action": ["cloudtrail:StopLogging", "cloudtrail:StartLogging"]},
-        {"Sid": "RemoveAssureTrail", "Effect": "Allow", "Resource": own("cloudtrail", &format!("trail/{}", names::TRAIL)), "Action": ["cloudtrail:DeleteTrail"]},
+         "Action": ["cloudtrail:UpdateTrail"]},
+        // The account's own trails retired (recorded whole, then deleted) or stopped, and recreated
+        // or restarted by rollback.
+        {"Sid": "OwnTrails", "Effect": "Allow", "Resource": own("cloudtrail", "trail/*"), "Action": [
+            "cloudtrail:StopLogging", "cloudtrail:StartLogging", "cloudtrail:DeleteTrail", "cloudtrail:CreateTrail",
+            "cloudtrail:PutEventSelectors", "cloudtrail:PutInsightSelectors", "cloudtrail:AddTags"]},
         {"Sid": "RemoveAlarms", "Effect": "Allow", "Resource": [
             own("cloudwatch", &format!("alarm:{}*", names::ALARM_PREFIX)), own("sns", names::ALARM_TOPIC),
             own("logs", &format!("log-group:{}*", names::TRAIL_LOG_GROUP))],
@@ -529,9 +532,10 @@ pub fn member_role_template() -> Value {
         {"Sid": "ServiceLinkedRoles", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*"),
          "Action": ["iam:CreateServiceLinkedRole"],
          "Condition": {"StringEquals": {"iam:AWSServiceName": ["config.amazonaws.com", "access-analyzer.amazonaws.com", "guardduty.amazonaws.com"]}}},
-        // Rollback restores an account's own Config recorder, with the role it had.
-        {"Sid": "RestoreConfigRecorder", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"),
-         "Action": ["iam:PassRole"], "Condition": {"StringEquals": {"iam:PassedToService": "config.amazonaws.com"}}},
+        // Rollback restores an account's own Config recorder and recreates its own trails, with the
+        // roles they had (a trail's CloudWatch Logs role).
+        {"Sid": "RestoreOwnSetup", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"),
+         "Action": ["iam:PassRole"], "Condition": {"StringEquals": {"iam:PassedToService": ["config.amazonaws.com", "cloudtrail.amazonaws.com"]}}},
         {"Sid": "PassServiceLinkedRoles", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*"),
          "Action": ["iam:PassRole"]},
         {"Sid": "Config", "Effect": "Allow", "Resource": "*", "Action": [

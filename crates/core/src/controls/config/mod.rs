@@ -4,7 +4,7 @@
 //! logging key; recording on. In the home region, an organization aggregator in the security account.
 
 use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutput};
-use aws_sdk_config::types::{ConfigurationRecorder, DeliveryChannel, OrganizationAggregationSource, RecordingGroup};
+use aws_sdk_config::types::OrganizationAggregationSource;
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
@@ -21,40 +21,57 @@ fn slr_arn(acct: &AccountConfig) -> String {
     format!("arn:aws:iam::{}:role/aws-service-role/{SERVICE}/{SLR}", acct.account)
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Recorder {
-    name: String,
-    role: Option<String>,
-    all_supported: bool,
-    global: bool,
-}
+pub mod record;
 
-#[derive(Debug, Clone, PartialEq)]
-struct Channel {
-    name: String,
-    bucket: Option<String>,
-    kms: Option<String>,
-}
-
-async fn read(acct: &AccountConfig) -> Result<(Option<Recorder>, Option<Channel>, bool), StepError> {
+/// The region's customer managed recorder and its delivery channel, each as a whole [`record`], and
+/// whether that recorder records. Service-linked recorders (a service such as Security Hub owns
+/// them) are not the region's one recorder and are left out.
+async fn read(acct: &AccountConfig) -> Result<(Option<Value>, Option<Value>, bool), StepError> {
     let c = acct.config();
     let recs = c.describe_configuration_recorders().send().await.aws("config:DescribeConfigurationRecorders")?;
-    let rec = recs.configuration_recorders().first().map(|r| Recorder {
-        name: r.name().unwrap_or_default().to_owned(),
-        role: r.role_arn().map(str::to_owned),
-        all_supported: r.recording_group().is_some_and(|g| g.all_supported()),
-        global: r.recording_group().is_some_and(|g| g.include_global_resource_types()),
-    });
+    let rec = recs.configuration_recorders().iter().map(record::recorder).find(|r| !record::service_linked(r));
     let chans = c.describe_delivery_channels().send().await.aws("config:DescribeDeliveryChannels")?;
-    let chan = chans.delivery_channels().first().map(|d| Channel {
-        name: d.name().unwrap_or_default().to_owned(),
-        bucket: d.s3_bucket_name().map(str::to_owned),
-        kms: d.s3_kms_key_arn().map(str::to_owned),
-    });
+    let chan = chans.delivery_channels().first().map(record::channel);
     let status =
         c.describe_configuration_recorder_status().send().await.aws("config:DescribeConfigurationRecorderStatus")?;
-    let recording = status.configuration_recorders_status().first().is_some_and(|s| s.recording());
+    let name = rec.as_ref().and_then(|r| r["name"].as_str());
+    let recording =
+        status.configuration_recorders_status().iter().any(|s| s.name().is_some() && s.name() == name && s.recording());
     Ok((rec, chan, recording))
+}
+
+/// What the baseline fixes on a recorder: the service-linked role, and all supported resource types
+/// recorded (global ones in the home region only).
+fn recorder_holds(r: &Value, role: &str, home: bool) -> bool {
+    r["roleARN"] == role
+        && r["recordingGroup"]["allSupported"] == true
+        && r["recordingGroup"]["includeGlobalResourceTypes"] == home
+}
+
+/// The account's recorder (or a new one) with the baseline's fields set and the rest kept: its
+/// name (a region has one) and its recording mode (frequency and overrides). The recording group is
+/// the baseline's whole: all supported types takes no resource type lists.
+fn desired_recorder(own: Option<&Value>, role: &str, home: bool) -> Value {
+    let mut r = own.cloned().unwrap_or_else(|| json!({"name": CONFIG_RECORDER}));
+    r["roleARN"] = json!(role);
+    r["recordingGroup"] = json!({"allSupported": true, "includeGlobalResourceTypes": home});
+    r
+}
+
+/// What the baseline fixes on a delivery channel: the logging bucket, at its root (its policy lets
+/// Config write under AWSLogs/), encrypted with the logging key.
+fn channel_holds(c: &Value, bucket: &str, key: &str) -> bool {
+    c["s3BucketName"] == bucket && c["s3KeyPrefix"].as_str().is_none_or(str::is_empty) && c["s3KmsKeyArn"] == key
+}
+
+/// The account's channel (or a new one) with the baseline's fields set and the rest kept: its name,
+/// its SNS topic and its snapshot delivery frequency.
+fn desired_channel(own: Option<&Value>, bucket: &str, key: &str) -> Value {
+    let mut c = own.cloned().unwrap_or_else(|| json!({"name": CONFIG_CHANNEL}));
+    c["s3BucketName"] = json!(bucket);
+    c["s3KeyPrefix"] = Value::Null;
+    c["s3KmsKeyArn"] = json!(key);
+    c
 }
 
 pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
@@ -63,77 +80,54 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
     let mut changes = Changes::new(&target);
     ensure_service_linked_role(&target, SERVICE, SLR, &mut changes).await?;
     let (rec, chan, recording) = read(&target).await?;
-    let snapshot = json!({
-        "recorder": rec.as_ref().map(|r| json!({"name": r.name, "roleArn": r.role, "allSupported": r.all_supported, "includeGlobalResourceTypes": r.global})),
-        "deliveryChannel": chan.as_ref().map(|c| json!({"name": c.name, "s3BucketName": c.bucket, "s3KmsKeyArn": c.kms})),
-        "recording": recording,
-    });
+    let snapshot = json!({"recorder": rec, "deliveryChannel": chan, "recording": recording});
     let c = target.config();
     let home = region == &run.home_region;
-    let want_rec = Recorder {
-        name: rec.as_ref().map_or_else(|| CONFIG_RECORDER.to_owned(), |r| r.name.clone()),
-        role: Some(slr_arn(&target)),
-        all_supported: true,
-        global: home,
-    };
-    if rec.as_ref() != Some(&want_rec) {
+    let role = slr_arn(&target);
+    let want_rec = desired_recorder(rec.as_ref(), &role, home);
+    let name = want_rec["name"].as_str().unwrap_or(CONFIG_RECORDER).to_owned();
+    if !rec.as_ref().is_some_and(|r| recorder_holds(r, &role, home)) {
         if changes.live() {
             c.put_configuration_recorder()
-                .configuration_recorder(
-                    ConfigurationRecorder::builder()
-                        .name(&want_rec.name)
-                        .role_arn(slr_arn(&target))
-                        .recording_group(
-                            RecordingGroup::builder().all_supported(true).include_global_resource_types(home).build(),
-                        )
-                        .build(),
-                )
+                .configuration_recorder(record::recorder_from(&want_rec)?)
                 .send()
                 .await
-                .aws(format!("config:PutConfigurationRecorder {}", want_rec.name))?;
+                .aws(format!("config:PutConfigurationRecorder {name}"))?;
         }
         changes.push(
-            format!("config:recorder/{}", want_rec.name),
+            format!("config:recorder/{name}"),
             if rec.is_some() { "update" } else { "create" },
             snapshot["recorder"].clone(),
-            json!({"roleArn": want_rec.role, "allSupported": true, "includeGlobalResourceTypes": home}),
+            json!({"roleARN": role, "allSupported": true, "includeGlobalResourceTypes": home}),
         );
     }
-    let want_chan = Channel {
-        name: chan.as_ref().map_or_else(|| CONFIG_CHANNEL.to_owned(), |c| c.name.clone()),
-        bucket: Some(run.logging_bucket()),
-        kms: Some(key.clone()),
-    };
-    if chan.as_ref() != Some(&want_chan) {
+    let bucket = run.logging_bucket();
+    let want_chan = desired_channel(chan.as_ref(), &bucket, &key);
+    let chan_name = want_chan["name"].as_str().unwrap_or(CONFIG_CHANNEL).to_owned();
+    if !chan.as_ref().is_some_and(|ch| channel_holds(ch, &bucket, &key)) {
         if changes.live() {
             c.put_delivery_channel()
-                .delivery_channel(
-                    DeliveryChannel::builder()
-                        .name(&want_chan.name)
-                        .s3_bucket_name(run.logging_bucket())
-                        .s3_kms_key_arn(&key)
-                        .build(),
-                )
+                .delivery_channel(record::channel_from(&want_chan))
                 .send()
                 .await
-                .aws(format!("config:PutDeliveryChannel {}", want_chan.name))?;
+                .aws(format!("config:PutDeliveryChannel {chan_name}"))?;
         }
         changes.push(
-            format!("config:deliveryChannel/{}", want_chan.name),
+            format!("config:deliveryChannel/{chan_name}"),
             if chan.is_some() { "update" } else { "create" },
             snapshot["deliveryChannel"].clone(),
-            json!({"s3BucketName": want_chan.bucket, "s3KmsKeyArn": key}),
+            json!({"s3BucketName": bucket, "s3KeyPrefix": null, "s3KmsKeyArn": key}),
         );
     }
     if !recording {
         if changes.live() {
             c.start_configuration_recorder()
-                .configuration_recorder_name(&want_rec.name)
+                .configuration_recorder_name(&name)
                 .send()
                 .await
-                .aws(format!("config:StartConfigurationRecorder {}", want_rec.name))?;
+                .aws(format!("config:StartConfigurationRecorder {name}"))?;
         }
-        changes.push(format!("config:recorder/{}/recording", want_rec.name), "start", json!(false), json!(true));
+        changes.push(format!("config:recorder/{name}/recording"), "start", json!(false), json!(true));
     }
     if home {
         ensure_aggregator(aws, run, &mut changes).await?;
@@ -205,7 +199,10 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
     let target = aws.account(&run.account, region).await?;
     let (rec, chan, recording) = read(&target).await?;
     let key = logging_key_arn(aws, run).await.ok();
-    let res = rec.as_ref().map_or_else(|| "config:(no recorder)".to_owned(), |r| format!("config:recorder/{}", r.name));
+    let res = rec.as_ref().map_or_else(
+        || "config:(no recorder)".to_owned(),
+        |r| format!("config:recorder/{}", r["name"].as_str().unwrap_or_default()),
+    );
     // Delivering, not only configured: the channel's last history and snapshot deliveries
     // (https://docs.aws.amazon.com/config/latest/APIReference/API_DescribeDeliveryChannelStatus.html).
     let delivery_failure = match &chan {
@@ -213,10 +210,10 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             let status = target
                 .config()
                 .describe_delivery_channel_status()
-                .delivery_channel_names(&c.name)
+                .delivery_channel_names(c["name"].as_str().unwrap_or_default())
                 .send()
                 .await
-                .aws(format!("config:DescribeDeliveryChannelStatus {}", c.name))?;
+                .aws(format!("config:DescribeDeliveryChannelStatus {}", c["name"]))?;
             status.delivery_channels_status().first().and_then(|s| {
                 [s.config_history_delivery_info(), s.config_snapshot_delivery_info()]
                     .into_iter()
@@ -234,20 +231,25 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             &target,
             "config.enabled",
             &res,
-            recording && rec.as_ref().is_some_and(|r| r.all_supported),
-            format!("recording: {recording}, all supported: {:?}", rec.as_ref().map(|r| r.all_supported)),
+            recording && rec.as_ref().is_some_and(|r| r["recordingGroup"]["allSupported"] == true),
+            format!(
+                "recording: {recording}, all supported: {}",
+                rec.as_ref().map_or(Value::Null, |r| r["recordingGroup"]["allSupported"].clone())
+            ),
         ),
         evidence(
             &target,
             "config.to-logging-account",
             &res,
-            chan.as_ref().is_some_and(|c| c.bucket.as_deref() == Some(run.logging_bucket().as_str()))
+            chan.as_ref().is_some_and(|c| c["s3BucketName"] == run.logging_bucket().as_str())
                 && delivery_failure.is_none(),
             match &delivery_failure {
-                None => format!("delivery bucket: {:?}", chan.as_ref().and_then(|c| c.bucket.clone())),
+                None => {
+                    format!("delivery bucket: {}", chan.as_ref().map_or(Value::Null, |c| c["s3BucketName"].clone()))
+                }
                 Some(e) => format!(
-                    "delivery bucket: {:?}, but delivery fails: {e}",
-                    chan.as_ref().and_then(|c| c.bucket.clone())
+                    "delivery bucket: {}, but delivery fails: {e}",
+                    chan.as_ref().map_or(Value::Null, |c| c["s3BucketName"].clone())
                 ),
             },
         ),
@@ -255,8 +257,8 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             &target,
             "config.encrypted",
             &res,
-            chan.as_ref().is_some_and(|c| c.kms.is_some() && c.kms == key),
-            format!("delivery kms key: {:?}", chan.as_ref().and_then(|c| c.kms.clone())),
+            chan.as_ref().is_some_and(|c| key.as_deref().is_some_and(|k| c["s3KmsKeyArn"] == k)),
+            format!("delivery kms key: {}", chan.as_ref().map_or(Value::Null, |c| c["s3KmsKeyArn"].clone())),
         ),
     ];
     if region == &run.home_region {
@@ -282,7 +284,8 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
     }
     Ok(out)
 }
-/// Recorders (with their status) and delivery channels.
+/// Every recorder (service-linked ones too), each recorded whole with whether it records, and every
+/// delivery channel, recorded whole.
 pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
     let c = target.config();
     let recorders = c.describe_configuration_recorders().send().await.aws("config:DescribeConfigurationRecorders")?;
@@ -293,34 +296,16 @@ pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
         .configuration_recorders()
         .iter()
         .map(|r| {
-            let running =
-                status.configuration_recorders_status().iter().find(|s| s.name() == r.name()).map(|s| s.recording());
-            json!({
-                "name": r.name(),
-                "roleArn": r.role_arn(),
-                "allSupported": r.recording_group().map(|g| g.all_supported()),
-                "includeGlobalResourceTypes": r.recording_group().map(|g| g.include_global_resource_types()),
-                "recording": running,
-            })
+            let mut out = record::recorder(r);
+            out["recording"] = json!(status
+                .configuration_recorders_status()
+                .iter()
+                .find(|s| s.name() == r.name())
+                .map(|s| s.recording()));
+            out
         })
         .collect();
-    let channels: Vec<Value> = channels
-        .delivery_channels()
-        .iter()
-        .map(|d| {
-            json!({
-                "name": d.name(),
-                "s3BucketName": d.s3_bucket_name(),
-                "s3KeyPrefix": d.s3_key_prefix(),
-                "snsTopicARN": d.sns_topic_arn(),
-                "s3KmsKeyArn": d.s3_kms_key_arn(),
-                "deliveryFrequency": d
-                    .config_snapshot_delivery_properties()
-                    .and_then(|p| p.delivery_frequency())
-                    .map(|f| f.as_str()),
-            })
-        })
-        .collect();
+    let channels: Vec<Value> = channels.delivery_channels().iter().map(record::channel).collect();
     Ok(json!({"recorders": recorders, "deliveryChannels": channels}))
 }
 
@@ -348,7 +333,12 @@ impl Control for Config {
     }
 
     fn summarize(&self, part: &Value) -> String {
-        format!("{} Config recorder(s)", part["recorders"].as_array().map_or(0, Vec::len))
+        let all = part["recorders"].as_array().map_or(&[][..], Vec::as_slice);
+        let linked = all.iter().filter(|r| record::service_linked(r)).count();
+        match linked {
+            0 => format!("{} Config recorder(s)", all.len()),
+            n => format!("{} Config recorder(s), {n} of them service-linked (left alone)", all.len()),
+        }
     }
 
     fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, region: &'a Region) -> Fut<'a, StepOutput> {
@@ -364,51 +354,46 @@ impl Control for Config {
     }
 }
 
-/// The recorder and delivery channel as they were, or removed if there were none.
+/// The recorder and delivery channel as they were, field by field, or removed if there were none.
+/// Service-linked recorders are neither restored nor removed: assure never touched them.
 async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Result<(), StepError> {
     let acct = undo.target(region).await?;
     let before = &undo.before(region, SNAPSHOT);
     let c = acct.config();
-    match before["recorders"].as_array().and_then(|r| r.first()) {
+    let own = before["recorders"].as_array().into_iter().flatten().find(|r| !record::service_linked(r));
+    let (now, now_chan, _) = read(&acct).await?;
+    match own {
         Some(rec) => {
             let name = rec["name"].as_str().unwrap_or_default();
             c.put_configuration_recorder()
-                .configuration_recorder(
-                    aws_sdk_config::types::ConfigurationRecorder::builder()
-                        .name(name)
-                        .set_role_arn(rec["roleArn"].as_str().map(str::to_owned))
-                        .recording_group(
-                            aws_sdk_config::types::RecordingGroup::builder()
-                                .all_supported(rec["allSupported"].as_bool().unwrap_or(false))
-                                .include_global_resource_types(
-                                    rec["includeGlobalResourceTypes"].as_bool().unwrap_or(false),
-                                )
-                                .build(),
-                        )
-                        .build(),
-                )
+                .configuration_recorder(record::recorder_from(rec)?)
                 .send()
                 .await
-                .aws("config:PutConfigurationRecorder")?;
-            if let Some(ch) = before["deliveryChannels"].as_array().and_then(|d| d.first()) {
-                c.put_delivery_channel()
-                    .delivery_channel(
-                        aws_sdk_config::types::DeliveryChannel::builder()
-                            .set_name(ch["name"].as_str().map(str::to_owned))
-                            .set_s3_bucket_name(ch["s3BucketName"].as_str().map(str::to_owned))
-                            .set_s3_key_prefix(ch["s3KeyPrefix"].as_str().map(str::to_owned))
-                            .set_sns_topic_arn(ch["snsTopicARN"].as_str().map(str::to_owned))
-                            .set_s3_kms_key_arn(ch["s3KmsKeyArn"].as_str().map(str::to_owned))
-                            .set_config_snapshot_delivery_properties(ch["deliveryFrequency"].as_str().map(|f| {
-                                aws_sdk_config::types::ConfigSnapshotDeliveryProperties::builder()
-                                    .delivery_frequency(aws_sdk_config::types::MaximumExecutionFrequency::from(f))
-                                    .build()
-                            }))
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .aws("config:PutDeliveryChannel")?;
+                .aws(format!("config:PutConfigurationRecorder {name}"))?;
+            match before["deliveryChannels"].as_array().and_then(|d| d.first()) {
+                Some(ch) => {
+                    c.put_delivery_channel()
+                        .delivery_channel(record::channel_from(ch))
+                        .send()
+                        .await
+                        .aws("config:PutDeliveryChannel")?;
+                }
+                // The recorder had no channel: the one assure made goes (a recording recorder keeps
+                // its last channel, so it stops first).
+                None => {
+                    if let Some(ch) = now_chan.as_ref().and_then(|ch| ch["name"].as_str()) {
+                        c.stop_configuration_recorder()
+                            .configuration_recorder_name(name)
+                            .send()
+                            .await
+                            .aws("config:StopConfigurationRecorder")?;
+                        c.delete_delivery_channel()
+                            .delivery_channel_name(ch)
+                            .send()
+                            .await
+                            .aws(format!("config:DeleteDeliveryChannel {ch}"))?;
+                    }
+                }
             }
             if rec["recording"] == false {
                 c.stop_configuration_recorder()
@@ -420,19 +405,15 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
             report.restored.push(format!("config {region}: recorder {name} and its delivery channel as they were"));
         }
         None => {
-            let recs =
-                c.describe_configuration_recorders().send().await.aws("config:DescribeConfigurationRecorders")?;
-            for r in recs.configuration_recorders() {
-                let name = r.name().unwrap_or_default();
+            if let Some(name) = now.as_ref().and_then(|r| r["name"].as_str()) {
                 c.stop_configuration_recorder()
                     .configuration_recorder_name(name)
                     .send()
                     .await
                     .aws("config:StopConfigurationRecorder")?;
-                let chans = c.describe_delivery_channels().send().await.aws("config:DescribeDeliveryChannels")?;
-                for ch in chans.delivery_channels() {
+                if let Some(ch) = now_chan.as_ref().and_then(|ch| ch["name"].as_str()) {
                     c.delete_delivery_channel()
-                        .delivery_channel_name(ch.name().unwrap_or_default())
+                        .delivery_channel_name(ch)
                         .send()
                         .await
                         .aws("config:DeleteDeliveryChannel")?;

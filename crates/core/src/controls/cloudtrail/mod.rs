@@ -1,15 +1,18 @@
 //! CloudTrail: the assure trail (multi-region, log file validation, SSE-KMS with the logging key,
 //! delivered to the logging bucket and to a CloudWatch Logs group in the account, where the alarms
-//! read it), then the account's own trails stopped, never deleted, and only once the assure trail
-//! is logging, so there is no gap in the audit record.
+//! read it), then the account's own trails retired (recorded whole, then their configuration
+//! deleted; rollback recreates them) or stopped, as the run's `existingTrails` says, and only once
+//! the assure trail is logging, so there is no gap in the audit record. Their logs are never touched.
 
-use assure_contract::{ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{ErrorName, Evidence, ExistingTrails, Region, RunInput, StepError, StepName, StepOutput};
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, while_role_propagates, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{ensure_role, evidence, logging_key_arn, Changes};
 use crate::controls::names::{TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
 use crate::controls::{Control, Fut, Report, Undo};
+
+pub mod record;
 
 /// Days CloudTrail events stay in the account's log group (the bucket keeps them for good).
 const LOG_RETENTION_DAYS: i32 = 365;
@@ -244,9 +247,11 @@ fn trail_json(t: &TrailState) -> Value {
     })
 }
 
-/// Stops every trail of the account that assure does not own, after checking the assure trail
-/// logs. Trails are stopped, never deleted; an organization trail of another account is left alone
-/// (the account cannot stop it) and reported.
+/// Retires (or, with `existingTrails: stop`, stops) every trail of the account that assure does
+/// not own, after checking the assure trail logs. A retired trail is recorded whole (see
+/// [`record`]) before its configuration is deleted in its home region; its logs are never touched.
+/// An organization trail of another account is left alone (the account can neither stop nor
+/// delete it) and reported.
 pub async fn stop_others(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let region = &run.home_region;
     let target = aws.account(&run.account, region).await?;
@@ -263,50 +268,92 @@ pub async fn stop_others(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepEr
     }
     let mut changes = Changes::new(&target);
     let mut stopped = Vec::new();
+    let mut retired = Vec::new();
     let mut left = Vec::new();
-    for t in other_trails(&target).await? {
-        let arn = t["arn"].as_str().unwrap_or_default().to_owned();
+    for t in trails_of_the_run(&target, run).await? {
+        let arn = t.trail_arn().unwrap_or_default().to_owned();
         let owner = arn.split(':').nth(4).unwrap_or_default();
         if owner != run.account.as_str() {
-            left.push(json!({"arn": arn, "reason": "an organization trail of another account"}));
+            let reason = format!("an organization trail of account {owner}: only its owner can change it");
+            left.push(json!({"arn": arn, "reason": reason}));
             continue;
         }
-        if t["isLogging"] == true {
-            let home: Region = t["homeRegion"].as_str().unwrap_or(region.as_str()).parse()?;
-            let there = target.in_region(&home);
-            if changes.live() {
-                there
-                    .cloudtrail()
-                    .stop_logging()
-                    .name(&arn)
-                    .send()
-                    .await
-                    .aws(format!("cloudtrail:StopLogging {arn}"))?;
+        let home: Region = t.home_region().unwrap_or(region.as_str()).parse()?;
+        let there = target.in_region(&home);
+        let whole = record::read(&there, &t).await?;
+        match run.existing_trails {
+            ExistingTrails::Retire => {
+                if changes.live() {
+                    there
+                        .cloudtrail()
+                        .delete_trail()
+                        .name(&arn)
+                        .send()
+                        .await
+                        .aws(format!("cloudtrail:DeleteTrail {arn}"))?;
+                }
+                changes.push_in(
+                    target.account.clone(),
+                    home,
+                    format!("cloudtrail:{arn}"),
+                    "retire",
+                    whole.clone(),
+                    Value::Null,
+                );
+                retired.push(whole);
             }
-            changes.push_in(
-                target.account.clone(),
-                home,
-                format!("cloudtrail:{arn}/logging"),
-                "stop",
-                json!(true),
-                json!(false),
-            );
-            stopped.push(arn);
+            ExistingTrails::Stop if whole["isLogging"] == true => {
+                if changes.live() {
+                    there
+                        .cloudtrail()
+                        .stop_logging()
+                        .name(&arn)
+                        .send()
+                        .await
+                        .aws(format!("cloudtrail:StopLogging {arn}"))?;
+                }
+                changes.push_in(
+                    target.account.clone(),
+                    home,
+                    format!("cloudtrail:{arn}/logging"),
+                    "stop",
+                    json!(true),
+                    json!(false),
+                );
+                stopped.push(json!({"arn": arn, "homeRegion": t.home_region()}));
+            }
+            ExistingTrails::Stop => {}
         }
     }
-    let snapshot = json!({"stopped": stopped, "leftAlone": left});
+    let snapshot = json!({"stopped": stopped, "retired": retired, "leftAlone": left});
     Ok(changes.output(StepName::StopCloudTrail, region, "the account's own trails", snapshot))
 }
 
-/// Every trail visible to the account except the assure trail, with its status.
-async fn other_trails(target: &AccountConfig) -> Result<Vec<Value>, StepError> {
-    let ct = target.cloudtrail();
-    let all = ct.describe_trails().include_shadow_trails(true).send().await.aws("cloudtrail:DescribeTrails")?;
+/// Every trail but the assure trail that logs in any region of the run, once each: single-region
+/// trails homed in any of them, multi-region trails (whose shadows every region lists) and
+/// organization trails, of this organization or of another.
+async fn trails_of_the_run(
+    target: &AccountConfig,
+    run: &RunInput,
+) -> Result<Vec<aws_sdk_cloudtrail::types::Trail>, StepError> {
+    let lists = futures::future::try_join_all(run.regions.iter().map(|r| async move {
+        let there = target.in_region(r);
+        let found = there.cloudtrail().describe_trails().include_shadow_trails(true).send().await;
+        found.aws(format!("cloudtrail:DescribeTrails in {r}"))
+    }))
+    .await?;
+    let mut seen = std::collections::BTreeSet::new();
+    Ok(lists
+        .into_iter()
+        .flat_map(|l| l.trail_list.unwrap_or_default())
+        .filter(|t| t.name() != Some(TRAIL) && seen.insert(t.trail_arn().unwrap_or_default().to_owned()))
+        .collect())
+}
+
+/// Every trail of the run's regions except the assure trail, with its status.
+async fn other_trails(target: &AccountConfig, run: &RunInput) -> Result<Vec<Value>, StepError> {
     let mut out = Vec::new();
-    for t in all.trail_list() {
-        if t.name() == Some(TRAIL) {
-            continue;
-        }
+    for t in trails_of_the_run(target, run).await? {
         let arn = t.trail_arn().unwrap_or_default().to_owned();
         let home: Region = t.home_region().unwrap_or(target.region.as_str()).parse()?;
         let status = target.in_region(&home).cloudtrail().get_trail_status().name(&arn).send().await;
@@ -390,7 +437,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
             format!("log group: {:?}", t.as_ref().and_then(|t| t.log_group.clone())),
         ),
     ];
-    let others = other_trails(&target).await?;
+    let others = other_trails(&target, run).await?;
     let still: Vec<String> = others
         .iter()
         .filter(|o| {
@@ -407,25 +454,14 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
     ));
     Ok(out)
 }
-/// Trails homed in this region (a multi-region trail appears once, in its home region), with status.
+/// Trails homed in this region (a multi-region trail appears once, in its home region), each
+/// recorded whole (see [`record::read`]).
 pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
     let ct = target.cloudtrail();
     let trails = ct.describe_trails().include_shadow_trails(false).send().await.aws("cloudtrail:DescribeTrails")?;
     let mut out = Vec::new();
     for t in trails.trail_list() {
-        let arn = t.trail_arn().unwrap_or_default();
-        let status = ct.get_trail_status().name(arn).send().await.aws("cloudtrail:GetTrailStatus")?;
-        out.push(json!({
-            "name": t.name(),
-            "arn": arn,
-            "homeRegion": t.home_region(),
-            "s3BucketName": t.s3_bucket_name(),
-            "isMultiRegionTrail": t.is_multi_region_trail(),
-            "isOrganizationTrail": t.is_organization_trail(),
-            "logFileValidationEnabled": t.log_file_validation_enabled(),
-            "kmsKeyId": t.kms_key_id(),
-            "isLogging": status.is_logging(),
-        }));
+        out.push(record::read(target, t).await?);
     }
     Ok(Value::Array(out))
 }
@@ -487,15 +523,38 @@ impl Control for CloudTrail {
     }
 }
 
-/// The account's own trails logging again, then the assure trail removed (its logs stay).
+/// The account's own trails as they were (retired ones recreated whole, stopped ones logging
+/// again, each in its home region), then the assure trail removed (its logs stay).
 async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Result<(), StepError> {
     let target = undo.target(region).await?;
     if undo.ran(StepName::StopCloudTrail) {
-        let stopped =
-            undo.snapshot(StepName::StopCloudTrail, region).map(|s| s["stopped"].clone()).unwrap_or(Value::Null);
-        for arn in stopped.as_array().into_iter().flatten().filter_map(Value::as_str) {
-            target.cloudtrail().start_logging().name(arn).send().await.aws(format!("cloudtrail:StartLogging {arn}"))?;
+        let snap = undo.snapshot(StepName::StopCloudTrail, region).cloned().unwrap_or(Value::Null);
+        for t in snap["stopped"].as_array().into_iter().flatten() {
+            // Stopped by an earlier version: an ARN alone, homed in the run's home region.
+            let (arn, home) = match t.as_str() {
+                Some(arn) => (arn, region.as_str()),
+                None => (t["arn"].as_str().unwrap_or_default(), t["homeRegion"].as_str().unwrap_or(region.as_str())),
+            };
+            // StartLogging must be called in the trail's home region
+            // (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_StartLogging.html).
+            let there = target.in_region(&home.parse()?);
+            there.cloudtrail().start_logging().name(arn).send().await.aws(format!("cloudtrail:StartLogging {arn}"))?;
             report.restored.push(format!("cloudtrail: {arn} logging again"));
+        }
+        for t in snap["retired"].as_array().into_iter().flatten() {
+            let home: Region = t["homeRegion"].as_str().unwrap_or(region.as_str()).parse()?;
+            let there = target.in_region(&home);
+            let arn = t["trailArn"].as_str().unwrap_or_default();
+            let exists = there.cloudtrail().get_trail().name(arn).send().await;
+            match exists {
+                Ok(_) => {}
+                Err(e) if error_code(&e) == Some("TrailNotFoundException") => record::recreate(&there, t).await?,
+                Err(e) => return Err(e).aws(format!("cloudtrail:GetTrail {arn}")),
+            }
+            report.restored.push(format!(
+                "cloudtrail: {arn} recreated with its settings, selectors and tags{}",
+                if t["isLogging"] == true { ", logging" } else { ", not logging, as it was" }
+            ));
         }
     }
     if undo.ran(StepName::CloudTrail) {
