@@ -431,7 +431,10 @@ impl Aws {
         }
         let mut cache = self.assumed.lock().await;
         if let Some(found) = cache.get(account) {
-            return Ok(found.in_region(region));
+            // A session cached before `planning()` was made live: the mode is this connection's.
+            let mut cfg = found.in_region(region);
+            cfg.plan = self.base.plan;
+            return Ok(cfg);
         }
         if self.role_name.is_empty() {
             return Err(StepError::internal("no role name configured for cross-account access"));
@@ -460,7 +463,8 @@ impl Aws {
             }
         };
         let arn = format!("arn:aws:iam::{account}:role/{}", self.role_name);
-        let cfg = assume(&from, &arn, account).await?;
+        let mut cfg = assume(&from, &arn, account).await?;
+        cfg.plan = self.base.plan;
         cache.insert(account.clone(), cfg.clone());
         Ok(cfg.in_region(region))
     }
