@@ -899,7 +899,7 @@ async fn cloudtrail_deletes_a_trail_only_in_its_home_region_and_insight_selector
         serde_json::json!([{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": true, "DataResources": [],
                             "ExcludeManagementEventSources": []}])
     );
-    let six = format!("[{}]", vec![r#"{"ReadWriteType":"All"}"#; 6].join(","));
+    let six = format!("[{}]", [r#"{"ReadWriteType":"All"}"#; 6].join(","));
     refused(&selectors(&six), "(InvalidEventSelectorsException)");
     let mut both = selectors(r#"[{"ReadWriteType":"All"}]"#).to_vec();
     both.extend([

@@ -2,7 +2,7 @@
 //! GuardDuty administrator, Config under other names, Config's one-per-region quotas, AccessDenied
 //! in one region, throttling, the SCP quota, and another account's organization trail.
 
-use assure_contract::{ErrorName, Region, RunInput};
+use assure_contract::{ErrorName, ExistingTrails, Region, RunInput};
 use assure_core::controls::{cloudtrail, config, guardduty, scps};
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, header_regex, method, path};
@@ -268,46 +268,88 @@ fn every_scp_fits_aws_size_limit_and_exempts_only_assure_roles() {
     }
 }
 
+/// The account's own trail is retired (recorded whole, then deleted) by default or stopped with
+/// `existing_trails = stop`; an organization trail of another account is neither, only reported.
 #[tokio::test]
 async fn another_accounts_organization_trail_is_left_alone() {
-    let server = MockServer::start().await;
-    let aws = aws_for(&server).await;
-    let ct = |op: &str| {
-        Mock::given(method("POST")).and(header("x-amz-target", format!("CloudTrail_20131101.{op}").as_str()))
-    };
-    let ours = format!("arn:aws:cloudtrail:us-east-1:{CALLER}:trail/assure-trail");
-    let org = "arn:aws:cloudtrail:us-east-1:999999999999:trail/their-org-trail";
-    let own = format!("arn:aws:cloudtrail:us-east-1:{CALLER}:trail/legacy");
-    ct("DescribeTrails")
-        .and(body_string_contains("trailNameList"))
-        .respond_with(ok(json!({"trailList": [{"Name": "assure-trail", "TrailARN": ours, "HomeRegion": "us-east-1"}]})))
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    ct("DescribeTrails")
-        .respond_with(ok(json!({"trailList": [
-            {"Name": "assure-trail", "TrailARN": ours, "HomeRegion": "us-east-1"},
-            {"Name": "their-org-trail", "TrailARN": org, "HomeRegion": "us-east-1", "IsOrganizationTrail": true},
-            {"Name": "legacy", "TrailARN": own, "HomeRegion": "us-east-1"}]})))
-        .mount(&server)
-        .await;
-    ct("GetTrailStatus").respond_with(ok(json!({"IsLogging": true}))).mount(&server).await;
-    ct("GetEventSelectors")
-        .respond_with(ok(
-            json!({"TrailARN": ours, "EventSelectors": [{"ReadWriteType": "All", "IncludeManagementEvents": true}]}),
-        ))
-        .mount(&server)
-        .await;
-    ct("StopLogging").and(body_string_contains(org)).respond_with(ok(json!({}))).expect(0).mount(&server).await;
-    ct("StopLogging")
-        .and(body_string_contains("trail/legacy"))
-        .respond_with(ok(json!({})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let out = cloudtrail::stop_others(&aws, &self_run()).await.unwrap();
-    assert_eq!(out.snapshot["stopped"], json!([own]));
-    assert_eq!(out.snapshot["leftAlone"][0]["arn"], org);
+    for mode in [ExistingTrails::Retire, ExistingTrails::Stop] {
+        let server = MockServer::start().await;
+        let aws = aws_for(&server).await;
+        let ct = |op: &str| {
+            Mock::given(method("POST")).and(header("x-amz-target", format!("CloudTrail_20131101.{op}").as_str()))
+        };
+        let ours = format!("arn:aws:cloudtrail:us-east-1:{CALLER}:trail/assure-trail");
+        let org = "arn:aws:cloudtrail:us-east-1:999999999999:trail/their-org-trail";
+        let own = format!("arn:aws:cloudtrail:us-east-1:{CALLER}:trail/legacy");
+        ct("DescribeTrails")
+            .and(body_string_contains("trailNameList"))
+            .respond_with(ok(
+                json!({"trailList": [{"Name": "assure-trail", "TrailARN": ours, "HomeRegion": "us-east-1"}]}),
+            ))
+            .with_priority(1)
+            .mount(&server)
+            .await;
+        ct("DescribeTrails")
+            .respond_with(ok(json!({"trailList": [
+                {"Name": "assure-trail", "TrailARN": ours, "HomeRegion": "us-east-1"},
+                {"Name": "their-org-trail", "TrailARN": org, "HomeRegion": "us-east-1", "IsOrganizationTrail": true},
+                {"Name": "legacy", "TrailARN": own, "HomeRegion": "us-east-1", "S3BucketName": "team-logs"}]})))
+            .mount(&server)
+            .await;
+        ct("GetTrailStatus").respond_with(ok(json!({"IsLogging": true}))).mount(&server).await;
+        ct("GetEventSelectors")
+            .respond_with(ok(
+                json!({"TrailARN": ours, "EventSelectors": [{"ReadWriteType": "All", "IncludeManagementEvents": true}]}),
+            ))
+            .mount(&server)
+            .await;
+        ct("GetInsightSelectors")
+            .respond_with(
+                ResponseTemplate::new(400)
+                    .insert_header("content-type", "application/x-amz-json-1.1")
+                    .set_body_json(json!({"__type": "InsightNotEnabledException", "message": "no insights"})),
+            )
+            .mount(&server)
+            .await;
+        ct("ListTags")
+            .respond_with(ok(
+                json!({"ResourceTagList": [{"ResourceId": own, "TagsList": [{"Key": "team", "Value": "a"}]}]}),
+            ))
+            .mount(&server)
+            .await;
+        let (retire, stop) = if mode == ExistingTrails::Retire { (1, 0) } else { (0, 1) };
+        for op in ["StopLogging", "DeleteTrail"] {
+            ct(op).and(body_string_contains(org)).respond_with(ok(json!({}))).expect(0).mount(&server).await;
+        }
+        ct("DeleteTrail")
+            .and(body_string_contains("trail/legacy"))
+            .respond_with(ok(json!({})))
+            .expect(retire)
+            .mount(&server)
+            .await;
+        ct("StopLogging")
+            .and(body_string_contains("trail/legacy"))
+            .respond_with(ok(json!({})))
+            .expect(stop)
+            .mount(&server)
+            .await;
+        let mut run = self_run();
+        run.existing_trails = mode;
+        let out = cloudtrail::stop_others(&aws, &run).await.unwrap();
+        assert_eq!(out.snapshot["leftAlone"][0]["arn"], org, "{mode:?}");
+        if mode == ExistingTrails::Retire {
+            let retired = &out.snapshot["retired"][0];
+            assert_eq!(
+                (&retired["trailArn"], &retired["s3BucketName"], &retired["isLogging"], &retired["tags"]),
+                (&json!(own), &json!("team-logs"), &json!(true), &json!([{"key": "team", "value": "a"}])),
+                "recorded whole before it is deleted"
+            );
+            assert_eq!(out.snapshot["stopped"], json!([]));
+        } else {
+            assert_eq!(out.snapshot["stopped"][0]["arn"], json!(own));
+            assert_eq!(out.snapshot["retired"], json!([]));
+        }
+    }
 }
 
 #[tokio::test]
