@@ -174,7 +174,7 @@ pub(crate) async fn verify(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitC
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         for e in &evidence {
-            let cis = assure_contract::Control::find(&e.control).and_then(|c| c.cis).unwrap_or("-");
+            let cis = e.cis.as_ref().and_then(|c| c.v7.as_deref()).unwrap_or("-");
             let what = if e.passed { e.resource.clone() } else { format!("{}: {}", e.resource, e.detail) };
             let mark = if e.passed { "✓" } else { "✗" };
             println!("{mark} {:<36} {:<15} CIS {cis:<6} {what}", e.control, e.region);

@@ -11,7 +11,7 @@ mod error;
 mod ids;
 mod run;
 
-pub use catalogue::{Control, CONTROLS};
+pub use catalogue::{Cis, CisIds, Control, CONTROLS};
 pub use config::{Config, Options, Organization};
 pub use error::{ErrorName, StepError};
 pub use ids::{guardduty_principals, AccountId, Region, RunId, KNOWN_REGIONS, OPT_IN_REGIONS};

@@ -315,6 +315,32 @@ pub struct Evidence {
     pub passed: bool,
     /// What was observed, for people.
     pub detail: String,
+    /// The control's CIS AWS Foundations Benchmark ids (v7.0.0, with v3.0.0 and v1.4.0 as
+    /// aliases), where the catalogue maps it; a scanner's finding can be matched to it directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cis: Option<crate::catalogue::CisIds>,
+}
+
+impl Evidence {
+    /// Evidence for `control`, with the control's CIS ids from the catalogue.
+    pub fn new(
+        control: &str,
+        account: AccountId,
+        region: Region,
+        resource: impl Into<String>,
+        passed: bool,
+        detail: impl Into<String>,
+    ) -> Evidence {
+        Evidence {
+            control: control.to_owned(),
+            account,
+            region,
+            resource: resource.into(),
+            passed,
+            detail: detail.into(),
+            cis: crate::catalogue::Control::find(control).and_then(|c| c.cis).map(|c| c.ids()),
+        }
+    }
 }
 
 /// What a step answers through `SendTaskSuccess`.

@@ -80,7 +80,8 @@ pub struct ControlResult {
     pub control: String,
     /// The spec bullet, word for word.
     pub spec: String,
-    pub cis: Option<String>,
+    /// The CIS ids: the evidence's own, else the catalogue's (evidence recorded before it carried them).
+    pub cis: Option<assure_contract::CisIds>,
     pub account: String,
     pub region: String,
     pub resource: String,
@@ -195,7 +196,7 @@ fn control_result(e: &Evidence, verified_at: Option<String>) -> ControlResult {
     ControlResult {
         control: e.control.clone(),
         spec: c.map(|c| c.spec.to_owned()).unwrap_or_default(),
-        cis: c.and_then(|c| c.cis).map(str::to_owned),
+        cis: e.cis.clone().or_else(|| c.and_then(|c| c.cis).map(|c| c.ids())),
         account: e.account.to_string(),
         region: e.region.to_string(),
         resource: e.resource.clone(),

@@ -171,7 +171,7 @@ pub fn html(a: &Audit) -> String {
     h.push_str("</table>\n");
 
     h.push_str(
-        "<h2>Evidence per control</h2><table id=\"evidence\"><tr><th>Control</th><th>Spec</th><th>CIS</th>\
+        "<h2>Evidence per control</h2><table id=\"evidence\"><tr><th>Control</th><th>Spec</th><th>CIS v7.0.0 (v3.0.0, v1.4.0)</th>\
          <th>Region</th><th>Resource</th><th>Result</th><th>Verified at</th></tr>",
     );
     if a.controls.is_empty() {
@@ -185,7 +185,7 @@ pub fn html(a: &Audit) -> String {
              <td><span class=\"badge {class}\">{word}</span></td><td>{}</td></tr>",
             esc(&c.control),
             esc(&c.spec),
-            esc(c.cis.as_deref().unwrap_or("–")),
+            esc(&c.cis.as_ref().map_or_else(|| "–".to_owned(), ToString::to_string)),
             esc(&c.region),
             esc(&c.resource),
             if c.passed { String::new() } else { format!("<br>{}", esc(&c.detail)) },
@@ -287,7 +287,7 @@ pub fn markdown(a: &Audit) -> String {
     let _ = writeln!(m, "\n## Evidence per control\n");
     let _ = writeln!(
         m,
-        "| Control | Spec | CIS | Region | Resource | Result | Verified at |\n|---|---|---|---|---|---|---|"
+        "| Control | Spec | CIS v7.0.0 (v3.0.0, v1.4.0) | Region | Resource | Result | Verified at |\n|---|---|---|---|---|---|---|"
     );
     for c in &a.controls {
         let result = if c.passed { "pass".to_owned() } else { format!("**FAIL**: {}", c.detail) };
@@ -296,7 +296,7 @@ pub fn markdown(a: &Audit) -> String {
             "| `{}` | {} | {} | {} | `{}` | {} | {} |",
             c.control,
             md(&c.spec),
-            c.cis.as_deref().unwrap_or("–"),
+            c.cis.as_ref().map_or_else(|| "–".to_owned(), ToString::to_string),
             c.region,
             md(&c.resource),
             md(&result),

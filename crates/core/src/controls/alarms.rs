@@ -12,7 +12,9 @@ use crate::controls::kit::{ensure_key, evidence, read_key, Changes};
 use crate::controls::names::{ALARM_KEY_ALIAS, ALARM_PREFIX, ALARM_TOPIC, METRIC_NAMESPACE, TRAIL_LOG_GROUP};
 use crate::controls::{Control, Fut, Report, Undo};
 
-/// (control id, short name, CIS filter pattern). Patterns as the CIS AWS Foundations Benchmark gives them.
+/// (control id, short name, CIS filter pattern). Patterns as the CIS AWS Foundations Benchmark
+/// v7.0.0 gives them in each section 5 recommendation's audit procedure (step 3), in CloudWatch
+/// Logs' syntax (values with spaces or wildcards quoted); a test compares them word for word.
 pub const FILTERS: &[(&str, &str, &str)] = &[
     (
         "alarms.unauthorized-api-calls",
@@ -62,7 +64,7 @@ pub const FILTERS: &[(&str, &str, &str)] = &[
     (
         "alarms.security-group-changes",
         "security-group-changes",
-        r#"{ ($.eventName = AuthorizeSecurityGroupIngress) || ($.eventName = AuthorizeSecurityGroupEgress) || ($.eventName = RevokeSecurityGroupIngress) || ($.eventName = RevokeSecurityGroupEgress) || ($.eventName = CreateSecurityGroup) || ($.eventName = DeleteSecurityGroup) }"#,
+        r#"{ ($.eventName = AuthorizeSecurityGroupIngress) || ($.eventName = AuthorizeSecurityGroupEgress) || ($.eventName = RevokeSecurityGroupIngress) || ($.eventName = RevokeSecurityGroupEgress) || ($.eventName = CreateSecurityGroup) || ($.eventName = DeleteSecurityGroup) || ($.eventName = ModifySecurityGroupRules) }"#,
     ),
     (
         "alarms.nacl-changes",
@@ -77,7 +79,7 @@ pub const FILTERS: &[(&str, &str, &str)] = &[
     (
         "alarms.route-table-changes",
         "route-table-changes",
-        r#"{ ($.eventSource = ec2.amazonaws.com) && (($.eventName = CreateRoute) || ($.eventName = CreateRouteTable) || ($.eventName = ReplaceRoute) || ($.eventName = ReplaceRouteTableAssociation) || ($.eventName = DeleteRouteTable) || ($.eventName = DeleteRoute) || ($.eventName = DisassociateRouteTable)) }"#,
+        r#"{ ($.eventName = CreateRoute) || ($.eventName = CreateRouteTable) || ($.eventName = ReplaceRoute) || ($.eventName = ReplaceRouteTableAssociation) || ($.eventName = DeleteRouteTable) || ($.eventName = DeleteRoute) || ($.eventName = DisassociateRouteTable) }"#,
     ),
     (
         "alarms.vpc-changes",
@@ -414,4 +416,63 @@ async fn remove_alarms(acct: &AccountConfig, report: &mut Report) -> Result<(), 
         report.restored.push(format!("alarms: the topic's key {} scheduled for deletion in 30 days", key.arn));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FILTERS;
+
+    /// The filter patterns of the CIS AWS Foundations Benchmark v7.0.0, section 5, as each
+    /// recommendation's audit procedure prints them ("Ensure the output from the above command
+    /// contains the following: filterPattern: …"; 5.2 in its variant for organizations using SSO,
+    /// which the benchmark offers to reduce false positives). Typed from the benchmark's text as
+    /// Prowler's mapping carries it (`prowler/compliance/aws/cis_7.0_aws.json`), which drops the
+    /// double quotes.
+    const BENCHMARK: &[(&str, &str)] = &[
+        ("5.1", "{ ($.errorCode =*UnauthorizedOperation) || ($.errorCode =AccessDenied*) && ($.sourceIPAddress!=delivery.logs.amazonaws.com) && ($.eventName!=HeadBucket) }"),
+        ("5.2", "{ ($.eventName = ConsoleLogin) && ($.additionalEventData.MFAUsed != Yes) && ($.userIdentity.type = IAMUser) && ($.responseElements.ConsoleLogin = Success) }"),
+        ("5.3", "{ $.userIdentity.type = Root && $.userIdentity.invokedBy NOT EXISTS && $.eventType != AwsServiceEvent }"),
+        ("5.4", "{($.eventName=DeleteGroupPolicy)||($.eventName=DeleteRolePolicy)||($.eventName=DeleteUserPolicy)||($.eventName=PutGroupPolicy)||($.eventName=PutRolePolicy)||($.eventName=PutUserPolicy)||($.eventName=CreatePolicy)||($.eventName=DeletePolicy)||($.eventName=CreatePolicyVersion)||($.eventName=DeletePolicyVersion)||($.eventName=AttachRolePolicy)||($.eventName=DetachRolePolicy)||($.eventName=AttachUserPolicy)||($.eventName=DetachUserPolicy)||($.eventName=AttachGroupPolicy)||($.eventName=DetachGroupPolicy)}"),
+        ("5.5", "{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || ($.eventName = DeleteTrail) || ($.eventName = StartLogging) || ($.eventName = StopLogging) }"),
+        ("5.6", "{ ($.eventName = ConsoleLogin) && ($.errorMessage = Failed authentication) }"),
+        ("5.7", "{($.eventSource = kms.amazonaws.com) && (($.eventName=DisableKey)||($.eventName=ScheduleKeyDeletion)) }"),
+        ("5.8", "{ ($.eventSource = s3.amazonaws.com) && (($.eventName = PutBucketAcl) || ($.eventName = PutBucketPolicy) || ($.eventName = PutBucketCors) || ($.eventName = PutBucketLifecycle) || ($.eventName = PutBucketReplication) || ($.eventName = DeleteBucketPolicy) || ($.eventName = DeleteBucketCors) || ($.eventName = DeleteBucketLifecycle) || ($.eventName = DeleteBucketReplication)) }"),
+        ("5.9", "{ ($.eventSource = config.amazonaws.com) && (($.eventName=StopConfigurationRecorder)||($.eventName=DeleteDeliveryChannel)||($.eventName=PutDeliveryChannel)||($.eventName=PutConfigurationRecorder)) }"),
+        ("5.10", "{ ($.eventName = AuthorizeSecurityGroupIngress) || ($.eventName = AuthorizeSecurityGroupEgress) || ($.eventName = RevokeSecurityGroupIngress) || ($.eventName = RevokeSecurityGroupEgress) || ($.eventName = CreateSecurityGroup) || ($.eventName = DeleteSecurityGroup) || ($.eventName = ModifySecurityGroupRules) }"),
+        ("5.11", "{ ($.eventName = CreateNetworkAcl) || ($.eventName = CreateNetworkAclEntry) || ($.eventName = DeleteNetworkAcl) || ($.eventName = DeleteNetworkAclEntry) || ($.eventName = ReplaceNetworkAclEntry) || ($.eventName = ReplaceNetworkAclAssociation) }"),
+        ("5.12", "{ ($.eventName = CreateCustomerGateway) || ($.eventName = DeleteCustomerGateway) || ($.eventName = AttachInternetGateway) || ($.eventName = CreateInternetGateway) || ($.eventName = DeleteInternetGateway) || ($.eventName = DetachInternetGateway) }"),
+        ("5.13", "{ ($.eventName = CreateRoute) || ($.eventName = CreateRouteTable) || ($.eventName = ReplaceRoute) || ($.eventName = ReplaceRouteTableAssociation) || ($.eventName = DeleteRouteTable) || ($.eventName = DeleteRoute) || ($.eventName = DisassociateRouteTable) }"),
+        ("5.14", "{ ($.eventName = CreateVpc) || ($.eventName = DeleteVpc) || ($.eventName = ModifyVpcAttribute) || ($.eventName = AcceptVpcPeeringConnection) || ($.eventName = CreateVpcPeeringConnection) || ($.eventName = DeleteVpcPeeringConnection) || ($.eventName = RejectVpcPeeringConnection) || ($.eventName = AttachClassicLinkVpc) || ($.eventName = DetachClassicLinkVpc) || ($.eventName = DisableVpcClassicLink) || ($.eventName = EnableVpcClassicLink) }"),
+        ("5.15", "{ ($.eventSource = organizations.amazonaws.com) && (($.eventName = AcceptHandshake) || ($.eventName = AttachPolicy) || ($.eventName = CreateAccount) || ($.eventName = CreateOrganizationalUnit) || ($.eventName = CreatePolicy) || ($.eventName = DeclineHandshake) || ($.eventName = DeleteOrganization) || ($.eventName = DeleteOrganizationalUnit) || ($.eventName = DeletePolicy) || ($.eventName = DetachPolicy) || ($.eventName = DisablePolicyType) || ($.eventName = EnablePolicyType) || ($.eventName = InviteAccountToOrganization) || ($.eventName = LeaveOrganization) || ($.eventName = MoveAccount) || ($.eventName = RemoveAccountFromOrganization) || ($.eventName = UpdatePolicy) || ($.eventName = UpdateOrganizationalUnit)) }"),
+    ];
+
+    /// The pattern's words and operators in order: what the benchmark's typography varies (spaces
+    /// around operators, double quotes around values) is left out.
+    fn words(pattern: &str) -> String {
+        pattern.chars().filter(|c| !c.is_whitespace() && *c != '"').collect()
+    }
+
+    #[test]
+    fn every_metric_filter_pattern_is_the_benchmarks_word_for_word() {
+        assert_eq!(FILTERS.len(), BENCHMARK.len());
+        for (control, _, pattern) in FILTERS {
+            let cis = assure_contract::Control::find(control).and_then(|c| c.cis).and_then(|c| c.v7);
+            let id = cis.unwrap_or_else(|| panic!("{control} has no CIS v7.0.0 id"));
+            let (_, text) =
+                BENCHMARK.iter().find(|(b, _)| *b == id).unwrap_or_else(|| panic!("no benchmark text for {id}"));
+            assert_eq!(words(pattern), words(text), "{control} (CIS v7.0.0 {id}) differs from the benchmark");
+        }
+    }
+
+    #[test]
+    fn the_comparison_notices_a_missing_or_changed_word() {
+        let (_, text) = BENCHMARK[9];
+        let dropped = text.replace(" || ($.eventName = ModifySecurityGroupRules)", "");
+        assert_ne!(words(&dropped), words(text));
+        assert_ne!(words(&text.replace("DeleteSecurityGroup", "DeleteSecurityGroups")), words(text));
+        assert_eq!(
+            words(r#"{ ($.errorMessage = "Failed authentication") }"#),
+            words("{($.errorMessage=Failed authentication)}")
+        );
+    }
 }

@@ -68,14 +68,7 @@ pub(crate) fn evidence(
     detail: impl Into<String>,
 ) -> Evidence {
     debug_assert!(assure_contract::Control::find(control).is_some(), "unknown control {control}");
-    Evidence {
-        control: control.to_owned(),
-        account: acct.account.clone(),
-        region: acct.region.clone(),
-        resource: resource.into(),
-        passed,
-        detail: detail.into(),
-    }
+    Evidence::new(control, acct.account.clone(), acct.region.clone(), resource, passed, detail)
 }
 
 /// Whether an AWS error code says "it is already there": concurrent regions of one run race to

@@ -502,13 +502,8 @@ pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepEr
     let bucket = run.logging_bucket();
     let st = read_bucket(&acct, &bucket).await?;
     let key = read_key(&acct, RunInput::LOGGING_KEY_ALIAS).await?;
-    let ev = |control: &str, passed: bool, detail: String| Evidence {
-        control: control.to_owned(),
-        account: acct.account.clone(),
-        region: region.clone(),
-        resource: format!("arn:aws:s3:::{bucket}"),
-        passed,
-        detail,
+    let ev = |control: &str, passed: bool, detail: String| {
+        Evidence::new(control, acct.account.clone(), region.clone(), format!("arn:aws:s3:::{bucket}"), passed, detail)
     };
     let policy = st.policy.clone().unwrap_or(Value::Null);
     let statements = policy["Statement"].as_array().cloned().unwrap_or_default();
