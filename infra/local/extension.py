@@ -531,6 +531,105 @@ class AccessAnalyzer:
 
 
 # ---------------------------------------------------------------------------------------------------
+# AWS Account Management: Regions an account has enabled. moto has no Account service.
+# https://docs.aws.amazon.com/accounts/latest/reference/manage-acct-regions.html: Regions introduced
+# after 20 March 2019 are opt-in, every other Region is ENABLED_BY_DEFAULT and cannot be disabled.
+# An account of the local cloud starts with its opt-in Regions ENABLED (an organization that onboards
+# into them has enabled them; on AWS a new account has them DISABLED); DisableRegion turns one off,
+# and then every call the account makes in that Region is refused as AWS refuses it, with the
+# protocol's invalid-token error ("The security token included in the request is invalid."): AWS
+# does not know the account there. The API reference: ListRegions, GetRegionOptStatus, EnableRegion,
+# DisableRegion (https://docs.aws.amazon.com/accounts/latest/reference/API_Operations.html).
+
+
+class Accounts:
+    def __init__(self) -> None:
+        # account -> Region -> status, for opt-in Regions whose status changed
+        self.status: dict[str, dict[str, str]] = {}
+
+    routes: list[tuple[str, str, str]] = [
+        ("POST", r"/listRegions", "list_regions"),
+        ("POST", r"/getRegionOptStatus", "get_region_opt_status"),
+        ("POST", r"/enableRegion", "enable_region"),
+        ("POST", r"/disableRegion", "disable_region"),
+    ]
+
+    _known: list[str] = []
+
+    @classmethod
+    def known(cls) -> list[str]:
+        """The commercial partition's Regions, as botocore's endpoint data lists them."""
+        if not cls._known:
+            import botocore.session
+
+            listed = botocore.session.get_session().get_available_regions("ec2")
+            cls._known = sorted(set(listed) | rules.OPT_IN_REGIONS)
+        return cls._known
+
+    def region_status(self, account: str, region: str) -> str:
+        if region not in rules.OPT_IN_REGIONS:
+            return "ENABLED_BY_DEFAULT"
+        return self.status.get(account, {}).get(region, "ENABLED")
+
+    def enabled(self, account: str, region: str) -> bool:
+        return self.region_status(account, region) in ("ENABLED", "ENABLED_BY_DEFAULT")
+
+    def _account(self, call: Call) -> str:
+        """The account asked about: the caller's own, or with AccountId a member of the caller's
+        organization when the caller is its management account (and never the management account
+        itself by AccountId), as the API reference says of every Region operation."""
+        target = call.body.get("AccountId")
+        if target is None:
+            return call.account
+        org = organization_of(call.account)
+        if org is None or org[0] != call.account:
+            raise ApiError(403, "AccessDeniedException", "Only the management account of an organization can specify AccountId.")
+        if target == call.account:
+            raise ApiError(400, "ValidationException", "The management account can't specify its own AccountId.")
+        if not any(a.id == target for a in org[1].accounts):
+            raise ApiError(403, "AccessDeniedException", f"Account {target} is not a member of your organization.")
+        if not trusted_access(call.account, "account.amazonaws.com"):
+            raise ApiError(403, "AccessDeniedException", "Trusted access for account.amazonaws.com is not enabled in the organization.")
+        return target
+
+    def _region(self, call: Call) -> str:
+        region = call.body.get("RegionName") or ""
+        if region not in self.known():
+            raise ApiError(400, "ValidationException", f"{region} is not a valid Region name.")
+        return region
+
+    def list_regions(self, call: Call) -> dict:
+        account = self._account(call)
+        wanted = call.body.get("RegionOptStatusContains")
+        regions = [{"RegionName": r, "RegionOptStatus": self.region_status(account, r)} for r in self.known()]
+        if wanted:
+            regions = [r for r in regions if r["RegionOptStatus"] in wanted]
+        start = int(call.body.get("NextToken") or 0)
+        size = int(call.body.get("MaxResults") or 50)
+        out: dict[str, Any] = {"Regions": regions[start : start + size]}
+        if start + size < len(regions):
+            out["NextToken"] = str(start + size)
+        return out
+
+    def get_region_opt_status(self, call: Call) -> dict:
+        account, region = self._account(call), self._region(call)
+        return {"RegionName": region, "RegionOptStatus": self.region_status(account, region)}
+
+    def _set(self, call: Call, status: str) -> dict:
+        account, region = self._account(call), self._region(call)
+        if region not in rules.OPT_IN_REGIONS:
+            raise ApiError(400, "ValidationException", f"{region} is enabled by default and cannot be changed.")
+        self.status.setdefault(account, {})[region] = status
+        return {}
+
+    def enable_region(self, call: Call) -> dict:
+        return self._set(call, "ENABLED")
+
+    def disable_region(self, call: Call) -> dict:
+        return self._set(call, "DISABLED")
+
+
+# ---------------------------------------------------------------------------------------------------
 # Smithy RPC v2 CBOR, the protocol the current AWS SDKs speak to CloudWatch. moto speaks JSON and query
 # for it, and so does the AWS CLI: a store of our own would be seen by the SDK alone. So a CBOR request
 # is translated to the same operation in awsJson1.0 and answered by moto, and moto's answer is parsed
@@ -1257,6 +1356,7 @@ class Extension:
         self.services: dict[str, Any] = {
             "guardduty": GuardDuty(),
             "access-analyzer": AccessAnalyzer(),
+            "account": Accounts(),
         }
         self.cbor = CborBridge()
         self.faults = Faults()
@@ -1369,6 +1469,13 @@ class Extension:
                 rule = self.faults.pick(scope.group(3), Faults.operation(environ, raw), caller)
                 if rule:
                     return Faults.respond(start_response, environ, scope.group(3), rule["error"])
+        if client_call and not self.services["account"].enabled(get_account_id_from(scope.group(1)), scope.group(2)):
+            # A Region the account has not enabled does not know the account (see Accounts).
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if length:
+                environ["wsgi.input"].read(length)
+            return error_response(start_response, environ, scope.group(3), "invalid-key",
+                                  "The security token included in the request is invalid.")
         if (client_call or service_call) and authz.enabled():
             refused = self.authorize(environ, start_response, scope)
             if refused is not None:

@@ -16,7 +16,8 @@ Rules:
 - CloudTrail CreateTrail/UpdateTrail: the bucket and key policies must let CloudTrail deliver.
 - Config PutDeliveryChannel: the bucket exists and, in another account, its policy lets Config write.
 - Organizations: an SCP follows the SCP grammar and has at most 5,120 characters; a target has at most
-  5 SCPs, and a policy is attached to it once.
+  5 SCPs, and a policy is attached to it once, only while its type is enabled in the root; IAM Access
+  Analyzer has one delegated administrator per organization.
 - Firehose writes a batch to its S3 destination as the stream's role, only where the role may put it,
   and reports each attempt in AWS/Firehose DeliveryToS3.Success (the extension's put_s3_records).
 - A role handed to a service (CloudTrail's CloudWatch Logs role, Firehose's delivery role) must exist,
@@ -487,6 +488,60 @@ def organizations_policy(req: Req, account: str, raw: bytes) -> Refusal | None:
     return None
 
 
+# Services whose organization has at most one delegated administrator: registering another account
+# while one is registered is ConstraintViolationException, Reason
+# DELEGATED_ADMINISTRATOR_EXISTS_FOR_THIS_SERVICE ("You attempted to register an AWS account as a
+# delegated administrator for an AWS service that already has a delegated administrator. To complete
+# this operation, you must first deregister any existing delegated administrators for this service":
+# https://docs.aws.amazon.com/organizations/latest/APIReference/API_RegisterDelegatedAdministrator.html,
+# ConstraintViolationException). IAM Access Analyzer is one: "Only the management account can add,
+# remove, or change a delegated administrator" and changing it means replacing the one there
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/access-analyzer-settings.html).
+ONE_DELEGATED_ADMINISTRATOR = {"access-analyzer.amazonaws.com"}
+
+
+def organizations_delegated_administrator(req: Req, account: str, raw: bytes) -> Refusal | None:
+    if req.service != "organizations" or req.operation != "RegisterDelegatedAdministrator":
+        return None
+    principal, new = p(req.params, "ServicePrincipal"), p(req.params, "AccountId")
+    if principal not in ONE_DELEGATED_ADMINISTRATOR:
+        return None
+    from extension import organization_of
+
+    org = organization_of(account)
+    if org is None:
+        return None
+    others = [a.account.id for a in org[1].admins if principal in a.services and a.account.id != new]
+    if others:
+        return Refusal(400, "ConstraintViolationException",
+                       "You attempted to register an account as a delegated administrator for a service that already has a delegated administrator.",
+                       {"Reason": "DELEGATED_ADMINISTRATOR_EXISTS_FOR_THIS_SERVICE"})
+    return None
+
+
+def organizations_policy_type(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # AttachPolicy: a policy of a type that is not enabled in the root cannot be attached anywhere in
+    # it, PolicyTypeNotEnabledException ("This operation can be performed only for enabled policy
+    # types."; https://docs.aws.amazon.com/organizations/latest/APIReference/API_AttachPolicy.html,
+    # https://docs.aws.amazon.com/organizations/latest/APIReference/API_EnablePolicyType.html).
+    # moto attaches it all the same.
+    if req.service != "organizations" or req.operation != "AttachPolicy":
+        return None
+    from extension import organization_of
+
+    org = organization_of(account)
+    if org is None:
+        return None
+    backend = org[1]
+    policy = next((x for x in backend.policies if x.id == p(req.params, "PolicyId")), None)
+    root = next((x for x in backend.ou if getattr(x, "type", "") == "ROOT"), None)
+    if policy is None or root is None:
+        return None
+    if not any(t.get("Type") == policy.type and t.get("Status") == "ENABLED" for t in root.policy_types):
+        return Refusal(400, "PolicyTypeNotEnabledException", "This operation can be performed only for enabled policy types.")
+    return None
+
+
 SCPS_PER_TARGET = 5
 
 
@@ -738,8 +793,8 @@ def api_model(req: Req, account: str, raw: bytes) -> Refusal | None:
 RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [
     api_model,
     s3_bucket_policy, kms_key_policy, iam_trust_policy, cloudwatch_delete_alarms, config_organization_aggregator,
-    cloudtrail_logs_delivery, cloudtrail_delivery, firehose_role, organizations_policy, organizations_attach,
-    config_delivery_channel,
+    cloudtrail_logs_delivery, cloudtrail_delivery, firehose_role, organizations_policy, organizations_policy_type,
+    organizations_attach, organizations_delegated_administrator, config_delivery_channel,
 ]
 
 

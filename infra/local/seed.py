@@ -58,6 +58,11 @@ def ensure_org(endpoint, externals):
         if e.response["Error"]["Code"] != "AWSOrganizationsNotInUseException":
             raise
         org.create_organization(FeatureSet="ALL")
+    # Service control policies enabled in the root, as an organization that uses them has them
+    # (assure attaches SCPs; AttachPolicy needs the type enabled).
+    root = org.list_roots()["Roots"][0]
+    if not any(t["Type"] == "SERVICE_CONTROL_POLICY" and t["Status"] == "ENABLED" for t in root.get("PolicyTypes", [])):
+        org.enable_policy_type(RootId=root["Id"], PolicyType="SERVICE_CONTROL_POLICY")
     existing = {}
     for page in org.get_paginator("list_accounts").paginate():
         for a in page["Accounts"]:

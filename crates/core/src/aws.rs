@@ -263,6 +263,7 @@ impl AccountConfig {
     client!(sns, aws_sdk_sns);
     client!(eventbridge, aws_sdk_eventbridge);
     client!(firehose, aws_sdk_firehose);
+    client!(account_management, aws_sdk_account);
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
         // An endpoint override (the local cloud, a test server) has no per-bucket host names.

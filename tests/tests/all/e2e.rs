@@ -455,6 +455,77 @@ async fn the_scp_quota_is_refused_before_any_change() {
     assert!(started.is_empty(), "a refused run started: {started:?}");
 }
 
+/// Everything preflight can know refuses the run before its first change, in `onboard` and in
+/// `plan` alike, naming the reason: another IAM Access Analyzer delegated administrator, SCPs not
+/// enabled in the root, a region of the run the account has not enabled. Each is set up with the
+/// AWS CLI, refused with 0 mutating calls as the local cloud counts them, then undone.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_preflight_can_know_refuses_the_run_before_any_change() {
+    use super::iam::{aws_cli, credentials};
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy("us-east-1");
+    let target = ids["external"][0].as_str().unwrap();
+    let logging = ids["logging"].as_str().unwrap();
+    let management = credentials(&cloud.sdk_config().await).await;
+    let member = credentials(&cloud.admin_config_as(target, "us-east-1").await).await;
+    let ok = |creds: &aws_sdk_sts::config::Credentials, args: &[&str]| {
+        let (code, out, err) = aws_cli(&cloud, creds, args);
+        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
+        out.trim().to_owned()
+    };
+    let refused = |args: &[&str], name: &str, needle: &str| {
+        let from = cloud.decisions().len();
+        cloud.reset_calls();
+        for command in ["onboard", "plan"] {
+            let mut full = vec![command, target];
+            full.extend_from_slice(args);
+            let (code, out, err) = cloud.run(&full);
+            assert_ne!(code, 0, "{command} {args:?} was not refused: {out}\n{err}");
+            assert!(err.contains(name) && err.contains(needle), "{command}: {needle:?} ({name}) not in: {err}");
+        }
+        let changed = cloud.mutating_decisions_since(from);
+        assert!(changed.is_empty(), "a refused run changed something: {changed:?}");
+        let started: Vec<_> = cloud.calls().into_iter().filter(|c| c["operation"] == "StartExecution").collect();
+        assert!(started.is_empty(), "a refused run started: {started:?}");
+    };
+
+    // Another account is IAM Access Analyzer's delegated administrator.
+    let aa = "access-analyzer.amazonaws.com";
+    ok(&management, &["organizations", "enable-aws-service-access", "--service-principal", aa]);
+    let admin_args = ["--account-id", logging, "--service-principal", aa];
+    ok(&management, &[&["organizations", "register-delegated-administrator"][..], &admin_args].concat());
+    refused(
+        &[],
+        "Assure.Conflict",
+        &format!("account {logging} is the organization's IAM Access Analyzer delegated administrator"),
+    );
+    ok(&management, &[&["organizations", "deregister-delegated-administrator"][..], &admin_args].concat());
+
+    // SCPs are not enabled in the root.
+    let root = ok(&management, &["organizations", "list-roots", "--query", "Roots[0].Id", "--output", "text"]);
+    let policy_type = ["--root-id", root.as_str(), "--policy-type", "SERVICE_CONTROL_POLICY"];
+    ok(&management, &[&["organizations", "disable-policy-type"][..], &policy_type].concat());
+    refused(
+        &[],
+        "Assure.Conflict",
+        &format!("service control policies are not enabled in the organization's root {root}"),
+    );
+    ok(&management, &[&["organizations", "enable-policy-type"][..], &policy_type].concat());
+
+    // A region of the run the account has not enabled.
+    ok(&member, &["account", "disable-region", "--region-name", "eu-south-1"]);
+    refused(
+        &["--regions", "us-east-1,eu-south-1"],
+        "Assure.InvalidInput",
+        &format!("regions: eu-south-1 is not enabled in account {target} (DISABLED)"),
+    );
+    ok(&member, &["account", "enable-region", "--region-name", "eu-south-1"]);
+
+    // Nothing refuses it now: the plan goes through.
+    let (code, out, err) = cloud.run(&["plan", target]);
+    assert_eq!(code, 0, "plan after every refusal was undone:\n{out}\n{err}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn local_up_and_deploy_are_idempotent() {
     let cloud = LocalCloud::start();

@@ -330,3 +330,25 @@ async fn plan_mode_records_changes_and_refuses_every_mutating_call() {
     let puts = server.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "PUT").count();
     assert_eq!(puts, 0);
 }
+
+/// An organization with consolidated billing only: trusted access, delegated administrators and
+/// SCPs are impossible, and only its management account could change that.
+#[tokio::test]
+async fn an_organization_without_all_features_is_a_conflict_before_anything_else() {
+    let server = MockServer::start().await;
+    let aws = aws_for(&server).await;
+    organizations(
+        &server,
+        "DescribeOrganization",
+        ResponseTemplate::new(200).set_body_json(json!({"Organization": {
+            "Id": "o-test", "Arn": "arn:aws:organizations::123456789012:organization/o-test",
+            "MasterAccountId": CALLER, "FeatureSet": "CONSOLIDATED_BILLING"}})),
+    )
+    .await;
+    expect_err(
+        preflight::validate(&aws, &run()).await,
+        ErrorName::Conflict,
+        "org: organization o-test has the feature set CONSOLIDATED_BILLING; the baseline needs all features",
+    )
+    .await;
+}

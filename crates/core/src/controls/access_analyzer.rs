@@ -4,7 +4,7 @@
 //! into a Firehose stream writing to `access-analyzer/REGION/`, encrypted with the logging key),
 //! and the service-linked role AWSServiceRoleForAccessAnalyzer in the account.
 
-use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_accessanalyzer::types::Type as AnalyzerType;
 use serde_json::{json, Value};
 
@@ -52,6 +52,34 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
     ensure_findings_delivery(aws, run, &security, &mut changes).await?;
     ensure_service_linked_role(&target, PRINCIPAL, SLR, &mut changes).await?;
     Ok(changes.output(StepName::AccessAnalyzer, region, &format!("Access Analyzer in {region}"), Value::Null))
+}
+
+/// An organization has one IAM Access Analyzer delegated administrator, which only the management
+/// account can add, remove or change
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/access-analyzer-settings.html). Another account
+/// in that place would stop the access-analyzer step at RegisterDelegatedAdministrator, after every
+/// change before it; it is knowable now, read-only.
+async fn preflight(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
+    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
+    let admins = mgmt
+        .organizations()
+        .list_delegated_administrators()
+        .service_principal(PRINCIPAL)
+        .send()
+        .await
+        .aws(format!("organizations:ListDelegatedAdministrators {PRINCIPAL}"))?;
+    let other =
+        admins.delegated_administrators().iter().filter_map(|a| a.id()).find(|id| *id != run.org.security.as_str());
+    match other {
+        Some(other) => Err(StepError::new(
+            ErrorName::Conflict,
+            format!(
+                "access-analyzer: account {other} is the organization's IAM Access Analyzer delegated administrator, not the security account {}; an organization has one, and only the management account can change it (organizations:DeregisterDelegatedAdministrator --service-principal {PRINCIPAL})",
+                run.org.security
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The event pattern of Access Analyzer findings.
@@ -390,6 +418,10 @@ impl Control for AccessAnalyzer {
 
     fn steps(&self) -> &'static [StepName] {
         &[StepName::AccessAnalyzer]
+    }
+
+    fn preflight<'a>(&'a self, aws: &'a Aws, run: &'a RunInput) -> Fut<'a, ()> {
+        Box::pin(preflight(aws, run))
     }
 
     fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, region: &'a Region) -> Fut<'a, StepOutput> {

@@ -7,7 +7,7 @@
 //! checked before anything is attached.
 
 use assure_contract::{ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
-use aws_sdk_organizations::types::PolicyType;
+use aws_sdk_organizations::types::{PolicyType, PolicyTypeStatus};
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, Aws, AwsResultExt};
@@ -135,9 +135,30 @@ fn within_quota(run: &RunInput, attached: &[(String, String)]) -> Result<(), Ste
 
 /// The quota is knowable before the first change: a run it would stop at its last step is refused
 /// by preflight instead.
+///
+/// So is a root without service control policies enabled: AttachPolicy refuses every SCP there
+/// (PolicyTypeNotEnabledException,
+/// https://docs.aws.amazon.com/organizations/latest/APIReference/API_AttachPolicy.html). Enabling
+/// the type changes every account of the organization, so assure does not do it on its own.
 async fn preflight(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-    within_quota(run, &attached_scps(&mgmt.organizations(), &run.account).await?)
+    let orgs = mgmt.organizations();
+    let roots = orgs.list_roots().send().await.aws("organizations:ListRoots")?;
+    for root in roots.roots() {
+        let enabled = root.policy_types().iter().any(|t| {
+            t.r#type() == Some(&PolicyType::ServiceControlPolicy) && t.status() == Some(&PolicyTypeStatus::Enabled)
+        });
+        if !enabled {
+            let id = root.id().unwrap_or("?");
+            return Err(StepError::new(
+                ErrorName::Conflict,
+                format!(
+                    "scps: service control policies are not enabled in the organization's root {id}, so none can be attached; only the management account can enable them, for the whole organization (organizations:EnablePolicyType --root-id {id} --policy-type SERVICE_CONTROL_POLICY)"
+                ),
+            ));
+        }
+    }
+    within_quota(run, &attached_scps(&orgs, &run.account).await?)
 }
 
 pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {

@@ -47,8 +47,17 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
     let any = || json!("*");
     match step {
         StepName::Preflight => vec![
-            // The GuardDuty control's preflight: another delegated administrator in a region of the run.
-            (any(), vec!["organizations:DescribeOrganization", "guardduty:ListOrganizationAdminAccounts"]),
+            // The GuardDuty and Access Analyzer controls' preflights: another delegated administrator;
+            // the SCPs' preflight: SCPs enabled in the root.
+            (
+                any(),
+                vec![
+                    "organizations:DescribeOrganization",
+                    "guardduty:ListOrganizationAdminAccounts",
+                    "organizations:ListDelegatedAdministrators",
+                    "organizations:ListRoots",
+                ],
+            ),
             (accounts(), vec!["organizations:DescribeAccount"]),
             (targets(), vec!["organizations:ListPoliciesForTarget"]),
             // The run lock: is the execution holding the account's lock still running?
@@ -496,7 +505,9 @@ pub fn member_role_template() -> Value {
             "config:DescribeDeliveryChannels", "config:DescribeDeliveryChannelStatus", "config:DescribeConfigurationAggregators", "guardduty:ListDetectors",
             "guardduty:GetAdministratorAccount", "guardduty:GetMembers", "guardduty:ListMembers", "guardduty:ListFilters",
             "guardduty:ListPublishingDestinations", "guardduty:DescribeOrganizationConfiguration", "logs:DescribeLogGroups",
-            "cloudwatch:DescribeAlarms", "cloudwatch:GetMetricStatistics", "organizations:DescribeOrganization"]},
+            "cloudwatch:DescribeAlarms", "cloudwatch:GetMetricStatistics", "organizations:DescribeOrganization",
+            // Preflight: which Regions the account has enabled.
+            "account:ListRegions"]},
         // Reads of one resource by its name, wherever assure looks: trails homed in other accounts
         // (organization trails), buckets of the logging account.
         {"Sid": "ReadNamedResources", "Effect": "Allow", "Action": ["cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors", "cloudtrail:GetInsightSelectors", "cloudtrail:GetTrail"],

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use assure_contract::{AccountId, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{AccountId, ErrorName, RunInput, StepError, StepName, StepOutput};
 use serde_json::json;
 
 use crate::aws::{error_code, Aws, AwsResultExt};
@@ -40,6 +40,19 @@ pub async fn validate(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     let org = org
         .organization()
         .ok_or_else(|| StepError::internal("organizations:DescribeOrganization returned no organization"))?;
+    // Trusted access, delegated administrators and SCPs all need all features, and only the
+    // management account can enable them, with every member's approval
+    // (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_org_support-all-features.html).
+    if org.feature_set() != Some(&aws_sdk_organizations::types::OrganizationFeatureSet::All) {
+        return Err(StepError::new(
+            ErrorName::Conflict,
+            format!(
+                "org: organization {} has the feature set {}; the baseline needs all features (trusted access, delegated administrators, SCPs), which only its management account can enable (organizations:EnableAllFeatures)",
+                org.id().unwrap_or("?"),
+                org.feature_set().map_or("?", |f| f.as_str())
+            ),
+        ));
+    }
     if org.master_account_id() != Some(run.org.management.as_str()) {
         return Err(StepError::invalid_input(format!(
             "org.management: {} is not the management account of organization {} (that is {})",
@@ -55,6 +68,39 @@ pub async fn validate(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     // first refusal in the baseline's order reported, whichever answered first.
     let checked = futures::future::join_all(controls::baseline::ALL.iter().map(|c| c.preflight(aws, run))).await;
     checked.into_iter().collect::<Result<Vec<()>, StepError>>()?;
+    regions_enabled(aws, run).await
+}
+
+/// Every region of the run is enabled in the account: in an opt-in region the account has not
+/// enabled, AWS refuses every call (https://docs.aws.amazon.com/accounts/latest/reference/manage-acct-regions.html).
+/// Read in the account itself (`account:ListRegions` without an AccountId), which needs no trusted
+/// access for the Account Management service.
+async fn regions_enabled(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
+    use aws_sdk_account::types::RegionOptStatus;
+    let target = aws.account(&run.account, &run.home_region).await?;
+    let account = target.account_management();
+    let mut status = std::collections::BTreeMap::new();
+    let mut pages = account.list_regions().max_results(50).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.aws(format!("account:ListRegions in {}", run.account))?;
+        for r in page.regions() {
+            if let (Some(name), Some(s)) = (r.region_name(), r.region_opt_status()) {
+                status.insert(name.to_owned(), s.clone());
+            }
+        }
+    }
+    for region in &run.regions {
+        match status.get(region.as_str()) {
+            Some(RegionOptStatus::Enabled | RegionOptStatus::EnabledByDefault) => {}
+            found => {
+                return Err(StepError::invalid_input(format!(
+                    "regions: {region} is not enabled in account {} ({}); AWS refuses every call there: enable it (account:EnableRegion) and wait until it is ENABLED, or leave it out of the run's regions",
+                    run.account,
+                    found.map_or("not listed", |s| s.as_str())
+                )))
+            }
+        }
+    }
     Ok(())
 }
 
