@@ -68,13 +68,15 @@ def bucket_for_trail(acct: Account, bucket: str, trail_arns: list[str]) -> None:
 
 
 def trail(acct: Account, region: str, name: str, multi_region: bool, selectors: str | None = None,
-          validation: bool = False, logging: bool = True, tags: dict | None = None) -> None:
+          validation: bool = False, logging: bool = True, tags: dict | None = None,
+          organization: bool = False) -> None:
     arn = f"arn:aws:cloudtrail:{region}:{acct.id}:trail/{name}"
     bucket = f"{name}-{acct.id}"
     bucket_for_trail(acct, bucket, [arn])
     ct = acct.client("cloudtrail", region)
     ct.create_trail(Name=name, S3BucketName=bucket, S3KeyPrefix="audit", IsMultiRegionTrail=multi_region,
                     IncludeGlobalServiceEvents=multi_region, EnableLogFileValidation=validation,
+                    IsOrganizationTrail=organization,
                     TagsList=[{"Key": k, "Value": v} for k, v in (tags or {}).items()])
     if selectors:
         ct.put_event_selectors(TrailName=name, EventSelectors=[
@@ -100,7 +102,30 @@ def session_preferences(acct: Account, region: str, inputs: dict) -> None:
 
 
 def setup(acct: Account, case: str, security: str | None) -> None:
-    if case == "trail-single-region-elsewhere":
+    if case == "trail-organization":
+        # This organization's trail, made by the management account: every member sees it, none may
+        # change it. Set up first: it is in every account's before-snapshot.
+        mgmt = Account(acct.endpoint, acct.management, acct.management)
+        mgmt.client("organizations").enable_aws_service_access(ServicePrincipal="cloudtrail.amazonaws.com")
+        if not any(t["Name"] == "org-audit" for t in mgmt.client("cloudtrail").describe_trails()["trailList"]):
+            trail(mgmt, HOME, "org-audit", multi_region=True, validation=True, organization=True)
+    elif case == "guardduty-member-of-this-organization":
+        # In the home region the account is already a member of this organization's GuardDuty
+        # delegated administrator, the security account, instead of the foreign one.
+        gd = acct.client("guardduty", HOME)
+        det = gd.list_detectors()["DetectorIds"][0]
+        if gd.get_administrator_account(DetectorId=det).get("Administrator"):
+            gd.disassociate_from_administrator_account(DetectorId=det)
+        mgmt = Account(acct.endpoint, acct.management, acct.management)
+        accounts = mgmt.client("organizations").list_accounts()["Accounts"]
+        security = security or next(a["Id"] for a in accounts if a["Name"] == "security")
+        admins = mgmt.client("guardduty", HOME).list_organization_admin_accounts()["AdminAccounts"]
+        if not admins:
+            mgmt.client("guardduty", HOME).enable_organization_admin_account(AdminAccountId=security)
+        sec = Account(acct.endpoint, acct.management, security).client("guardduty", HOME)
+        sec_det = (sec.list_detectors()["DetectorIds"] or [None])[0] or sec.create_detector(Enable=True)["DetectorId"]
+        sec.create_members(DetectorId=sec_det, AccountDetails=[{"AccountId": acct.id, "Email": f"{acct.id}@example.com"}])
+    elif case == "trail-single-region-elsewhere":
         # A single-region trail homed in another region than the run's home, logging, write events only.
         trail(acct, OTHER, "eu-audit", multi_region=False, selectors="WriteOnly", tags={"team": "platform"})
     elif case == "trail-multi-region-elsewhere":
@@ -235,7 +260,11 @@ def snapshot(acct: Account, regions: list[str]) -> dict:
     out: dict = {}
     for region in regions:
         ct = acct.client("cloudtrail", region)
-        for t in ct.describe_trails(includeShadowTrails=False)["trailList"]:
+        # Every trail the account sees, once, under its home region: its own, and its organization's
+        # (which a member lists only as a shadow trail).
+        for t in ct.describe_trails(includeShadowTrails=True)["trailList"]:
+            if t["HomeRegion"] != region:
+                continue
             name = t["Name"]
             out[f"cloudtrail/{region}/trail/{name}"] = clean(t)
             out[f"cloudtrail/{region}/trail/{name}/logging"] = ct.get_trail_status(Name=t["TrailARN"])["IsLogging"]

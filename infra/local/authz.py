@@ -679,6 +679,29 @@ class Denial:
     message: str
 
 
+# What a member account may do with its organization's trail: read it as its own (shadow) trail
+# (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html:
+# members "can see the trail, but cannot modify or delete it"; rules.cloudtrail_organization_trail
+# refuses the changes).
+ORGANIZATION_TRAIL_READS = {"cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors", "cloudtrail:GetInsightSelectors",
+                            "cloudtrail:GetTrail", "cloudtrail:ListTags", "cloudtrail:DescribeTrails"}
+
+
+def organization_trail_of(account: str, arn: str) -> bool:
+    """Whether `arn` is an organization trail of the organization `account` is a member of."""
+    m = re.match(r"^arn:aws:cloudtrail:([^:]+):(\d{12}):trail/(.+)$", arn)
+    if not m:
+        return False
+    from extension import organization_of
+    from moto.cloudtrail.models import cloudtrail_backends
+
+    org = organization_of(account)
+    if org is None or org[0] != m.group(2):
+        return False
+    trail = cloudtrail_backends[m.group(2)][m.group(1)].trails.get(m.group(3))
+    return bool(trail and trail.is_org_trail)
+
+
 def authorize(principal: Principal, req: Req) -> Denial | None:
     """None when every check passes, else the first denial."""
     base = request_context(req, principal)
@@ -691,6 +714,9 @@ def authorize(principal: Principal, req: Req) -> Denial | None:
             # AWS account root user credentials to call AssumeRole."
             record(principal, action, res.arn, False)
             return Denial(action, res.arn, "Roles may not be assumed by root accounts.")
+        if (action in ORGANIZATION_TRAIL_READS and res.account not in (None, principal.account)
+                and organization_trail_of(principal.account, res.arn)):
+            res = iam.Resource(res.arn, principal.account, res.policy, res.kind)
         ctx = dict(base, **extra)
         for k, v in resource_tags(res).items():
             ctx[f"aws:ResourceTag/{k}"] = v

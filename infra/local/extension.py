@@ -1043,6 +1043,40 @@ def patch_moto() -> None:
 
     cloudtrail_models.CloudTrailBackend.delete_trail = delete_trail
 
+    # CloudTrail: an organization trail, created in the management account, is applied to every
+    # member account, where members "can see the trail, but cannot modify or delete it"
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html).
+    # A member lists it as a shadow trail (DescribeTrails with includeShadowTrails, "the replication
+    # of an organization trail in member accounts":
+    # https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_DescribeTrails.html) and reads
+    # its status and selectors by ARN; rules.cloudtrail_organization_trail refuses its changes. moto
+    # keeps a trail in its creator's account only, so no member ever saw one.
+    describe_trails = cloudtrail_models.CloudTrailBackend.describe_trails
+    get_trail = cloudtrail_models.CloudTrailBackend.get_trail
+
+    def organization_trails(backend) -> list:  # type: ignore[no-untyped-def]
+        org = organization_of(backend.account_id)
+        if org is None or org[0] == backend.account_id:
+            return []
+        return [t for b in cloudtrail_models.cloudtrail_backends[org[0]].values() for t in b.trails.values()
+                if t.is_org_trail and (t.is_multi_region or t.region_name == backend.region_name)]
+
+    def with_organization_trails(self, include_shadow_trails):  # type: ignore[no-untyped-def]
+        own = list(describe_trails(self, include_shadow_trails))
+        return own + organization_trails(self) if include_shadow_trails else own
+
+    def get_own_or_organization_trail(self, name_or_arn):  # type: ignore[no-untyped-def]
+        try:
+            return get_trail(self, name_or_arn)
+        except cloudtrail_errors.TrailNotFoundException:
+            found = next((t for t in organization_trails(self) if t.arn == name_or_arn), None)
+            if found is None:
+                raise
+            return found
+
+    cloudtrail_models.CloudTrailBackend.describe_trails = with_organization_trails
+    cloudtrail_models.CloudTrailBackend.get_trail = get_own_or_organization_trail
+
     # CloudTrail: PutInsightSelectors sets the trail's Insights types; an empty list turns Insights off
     # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_PutInsightSelectors.html).
     # moto appends to what the trail had, so putting a selector twice doubled it.

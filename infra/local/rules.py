@@ -13,7 +13,8 @@ Rules:
 - CloudWatch DeleteAlarms naming an alarm that does not exist deletes none and fails.
 - Config PutConfigurationAggregator with an organization source: management account or Config's
   delegated administrator only.
-- CloudTrail CreateTrail/UpdateTrail: the bucket and key policies must let CloudTrail deliver.
+- CloudTrail CreateTrail/UpdateTrail: the bucket and key policies must let CloudTrail deliver; an
+  organization trail is made and changed by the management account only, with trusted access.
 - Config PutDeliveryChannel: the bucket exists and, in another account, its policy lets Config write.
 - Organizations: an SCP follows the SCP grammar and has at most 5,120 characters; a target has at most
   5 SCPs, and a policy is attached to it once, only while its type is enabled in the root; IAM Access
@@ -348,6 +349,30 @@ def trail_delivery_refusal(account: str, region: str, trail_arn: str, bucket: st
            "kms:EncryptionContext:aws:cloudtrail:arn": trail_arn}
     return delivery_refusal("cloudtrail.amazonaws.com", account, region, ctx, bucket,
                             f"{prefix}AWSLogs/{account}/CloudTrail/{region}/log.json.gz", "s3:GetBucketAcl", key_id)
+
+
+def cloudtrail_organization_trail(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # An organization trail is created in the management account, with trusted access for CloudTrail
+    # enabled in the organization (CloudTrailAccessNotEnabledException); an account that is not the
+    # management account cannot make one (NotOrganizationMasterAccountException, "the AWS account making the request to create or update
+    # an organization trail ... is not the management account for an organization";
+    # https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_CreateTrail.html,
+    # https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html).
+    if req.service != "cloudtrail":
+        return None
+    from extension import organization_of, trusted_access
+
+    if req.operation in ("CreateTrail", "UpdateTrail") and p(req.params, "IsOrganizationTrail") is True:
+        org = organization_of(account)
+        if org is None or org[0] != account:
+            return Refusal(400, "NotOrganizationMasterAccountException",
+                           "The request was made by an account that is not the management account of the organization.")
+        if not trusted_access(account, "cloudtrail.amazonaws.com"):
+            return Refusal(400, "CloudTrailAccessNotEnabledException",
+                           "Trusted access has not been enabled between CloudTrail and Organizations.")
+    # A member's change to the trail is refused before this, by IAM: the trail is another account's
+    # resource and trails have no resource-based policy.
+    return None
 
 
 def cloudtrail_delivery(req: Req, account: str, raw: bytes) -> Refusal | None:
@@ -793,7 +818,7 @@ def api_model(req: Req, account: str, raw: bytes) -> Refusal | None:
 RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [
     api_model,
     s3_bucket_policy, kms_key_policy, iam_trust_policy, cloudwatch_delete_alarms, config_organization_aggregator,
-    cloudtrail_logs_delivery, cloudtrail_delivery, firehose_role, organizations_policy, organizations_policy_type,
+    cloudtrail_logs_delivery, cloudtrail_organization_trail, cloudtrail_delivery, firehose_role, organizations_policy, organizations_policy_type,
     organizations_attach, organizations_delegated_administrator, config_delivery_channel,
 ]
 

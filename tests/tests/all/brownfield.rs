@@ -17,8 +17,13 @@ const REGIONS: &str = "us-east-1,eu-west-1";
 /// channel, GuardDuty under an invitation administrator outside the organization, and custom
 /// Session Manager preferences, in both regions.
 const MATRIX: [&[&str]; 4] = [
-    &["trail-single-region-elsewhere", "session-manager-full", "access-analyzer-own"],
-    &["trail-multi-region-elsewhere", "config-partial-recorder", "guardduty-filters-features"],
+    &["trail-organization", "trail-single-region-elsewhere", "session-manager-full", "access-analyzer-own"],
+    &[
+        "trail-multi-region-elsewhere",
+        "config-partial-recorder",
+        "guardduty-filters-features",
+        "guardduty-member-of-this-organization",
+    ],
     &["trail-stopped-in-home", "cis-alarm-other-name", "scp-existing"],
     &["config-recorder-default-name-home", "config-service-linked-recorder", "guardduty-no-detector"],
 ];
@@ -140,11 +145,15 @@ async fn every_kind_of_existing_setup_is_taken_over_and_rolled_back_to_exactly_i
     );
     let filters = &during[1]["guardduty/eu-west-1/detector/filter/suppress-dev"];
     assert_eq!(filters, &before[1]["guardduty/eu-west-1/detector/filter/suppress-dev"], "GuardDuty filters kept");
-    // The account's own trails are retired: no trail but assure's is left for scanners to flag.
+    // The account's own trails are retired: no trail of its own but assure's is left for scanners to
+    // flag. The organization's trail is the management account's, untouched and the same in each.
+    let org_trail = "cloudtrail/us-east-1/trail/org-audit";
     for (i, snap) in during.iter().enumerate() {
         let trails: Vec<&String> =
             snap.keys().filter(|k| k.starts_with("cloudtrail/") && k.matches('/').count() == 3).collect();
-        assert_eq!(trails, vec!["cloudtrail/us-east-1/trail/assure-trail"], "account {i}'s trails");
+        assert_eq!(trails, vec!["cloudtrail/us-east-1/trail/assure-trail", org_trail], "account {i}'s trails");
+        assert_eq!(snap.get(org_trail), before[i].get(org_trail), "account {i}: the organization trail");
+        assert_eq!(snap[&format!("{org_trail}/logging")], true, "account {i}: the organization trail logs");
     }
 
     // Roll each back; then the account is what it was, except what the report says is not.

@@ -159,12 +159,17 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     assert_eq!(controls.len(), 73);
     assert!(controls.iter().all(|c| c["passed"] == true && c["verifiedAt"].is_string() && c["spec"] != ""));
     let trail = controls.iter().find(|c| c["control"] == "cloudtrail.all-regions").unwrap();
-    assert_eq!(trail["cis"], "3.1");
+    assert_eq!(trail["cis"], serde_json::json!({"v7.0.0": "4.1", "v3.0.0": "3.1", "v1.4.0": "3.1"}));
     assert_eq!(trail["spec"], "CloudTrail is enabled in all regions");
     let (code, out, _) = cloud.run(&["runs", "report", "held", "--format", "md"]);
     assert_eq!(code, 0);
     assert!(out.contains("| alarms | completed ×2"), "the retried step's two attempts: {out}");
-    assert!(out.contains("| `cloudtrail.all-regions` | CloudTrail is enabled in all regions | 3.1 |"), "{out}");
+    assert!(
+        out.contains(
+            "| `cloudtrail.all-regions` | CloudTrail is enabled in all regions | 4.1 (v3.0.0 3.1, v1.4.0 3.1) |"
+        ),
+        "{out}"
+    );
     let report = cloud.dir.path().join("held.html");
     let (code, _, err) = cloud.run(&["runs", "report", "held", "--out", report.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

@@ -1107,3 +1107,65 @@ async fn an_account_is_refused_in_a_region_it_has_not_enabled() {
     let (code, _, err) = run(&probe);
     assert_eq!(code, 0, "enabled again: {err}");
 }
+
+/// An organization trail: only the management account makes it, once CloudTrail has trusted access;
+/// every member sees it (a shadow trail) and reads its status and selectors, and none may change it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_organization_trail_is_made_by_the_management_account_and_seen_but_not_changed_by_members() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed();
+    let target = ids["external"][0].as_str().unwrap();
+    let management = credentials(&cloud.sdk_config().await).await;
+    let member = credentials(&cloud.admin_config_as(target, "us-east-1").await).await;
+    let (_, mgmt, _) =
+        aws_cli(&cloud, &management, &["sts", "get-caller-identity", "--query", "Account", "--output", "text"]);
+    let mgmt = mgmt.trim().to_owned();
+    let ok = |creds: &aws_sdk_sts::config::Credentials, args: &[&str]| {
+        let (code, out, err) = aws_cli(&cloud, creds, args);
+        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
+        out.trim().to_owned()
+    };
+    let refused = |creds: &aws_sdk_sts::config::Credentials, args: &[&str], needle: &str| {
+        let (code, out, err) = aws_cli(&cloud, creds, args);
+        assert_ne!(code, 0, "{} was accepted: {out}", args[..2].join(" "));
+        assert!(err.contains(needle), "{needle} not in: {err}");
+    };
+    let bucket = format!("org-trail-{mgmt}");
+    let arn = format!("arn:aws:cloudtrail:us-east-1:{mgmt}:trail/org-audit");
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:GetBucketAcl",
+         "Resource": format!("arn:aws:s3:::{bucket}")},
+        {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": format!("arn:aws:s3:::{bucket}/AWSLogs/*"),
+         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}}}]})
+    .to_string();
+    ok(&management, &["s3api", "create-bucket", "--bucket", &bucket]);
+    ok(&management, &["s3api", "put-bucket-policy", "--bucket", &bucket, "--policy", &policy]);
+    let create = ["cloudtrail", "create-trail", "--name", "org-audit", "--s3-bucket-name", &bucket];
+    let org_trail = [&create[..], &["--is-multi-region-trail", "--is-organization-trail"]].concat();
+    refused(&management, &org_trail, "(CloudTrailAccessNotEnabledException)");
+    ok(&management, &["organizations", "enable-aws-service-access", "--service-principal", "cloudtrail.amazonaws.com"]);
+    refused(&member, &org_trail, "(NotOrganizationMasterAccountException)");
+    ok(&management, &org_trail);
+    ok(&management, &["cloudtrail", "start-logging", "--name", "org-audit"]);
+
+    // The member sees it as a shadow trail, in every region (it is multi-region), and reads it.
+    let shadows = |extra: &[&str]| {
+        let args = [&["cloudtrail", "describe-trails", "--region", "eu-west-1"][..], extra].concat();
+        ok(&member, &[&args[..], &["--query", "trailList[].TrailARN", "--output", "text"]].concat())
+    };
+    assert!(shadows(&[]).split_whitespace().any(|a| a == arn), "listed with shadow trails");
+    assert!(!shadows(&["--no-include-shadow-trails"]).contains(&arn), "not among the member's own");
+    let status = ["cloudtrail", "get-trail-status", "--name", &arn, "--query", "IsLogging", "--output", "text"];
+    assert_eq!(ok(&member, &status), "True");
+    ok(&member, &["cloudtrail", "get-event-selectors", "--trail-name", &arn]);
+    for change in [
+        vec!["cloudtrail", "stop-logging", "--name", &arn],
+        vec!["cloudtrail", "delete-trail", "--name", &arn],
+        vec!["cloudtrail", "update-trail", "--name", &arn, "--enable-log-file-validation"],
+    ] {
+        // IAM refuses it first: another account's trail, and trails have no resource-based policy.
+        refused(&member, &change, "because the resource belongs to another account");
+    }
+    assert_eq!(ok(&member, &status), "True", "still logging");
+}
