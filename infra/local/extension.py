@@ -37,6 +37,9 @@ from moto.organizations.models import organizations_backends
 import authz
 import rules
 
+# Services the extension answers in REST-JSON (errors in x-amzn-ErrorType and a JSON body; throttling
+# is TooManyRequestsException, 429: https://docs.aws.amazon.com/accounts/latest/reference/API_ListRegions.html).
+REST_JSON = ("guardduty", "access-analyzer", "account")
 SCOPE = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
 LOCK = threading.RLock()
 
@@ -1250,11 +1253,11 @@ class Faults:
             status = "403 Forbidden" if denied else "503 Slow Down"
             body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
             ctype = "application/xml"
-        elif environ.get("HTTP_X_AMZ_TARGET") or service in ("guardduty", "access-analyzer"):
+        elif environ.get("HTTP_X_AMZ_TARGET") or service in REST_JSON:
             code = "AccessDeniedException" if denied else "ThrottlingException"
             if service == "organizations" and not denied:
                 code = "TooManyRequestsException"
-            if service in ("guardduty", "access-analyzer") and not denied:
+            if service in REST_JSON and not denied:
                 code, status = "TooManyRequestsException", "429 Too Many Requests"
             body = json.dumps({"__type": code, "message": message}).encode()
             ctype = "application/x-amz-json-1.1"
@@ -1280,7 +1283,7 @@ def error_response(start_response: Callable, environ: dict, service: str, kind: 
         code, status = ("AccessDenied" if denied else "InvalidAccessKeyId"), 403
     elif "/operation/" in path:
         code, status = ("AccessDenied" if denied else "InvalidClientTokenId"), 403
-    elif environ.get("HTTP_X_AMZ_TARGET") or service in ("guardduty", "access-analyzer"):
+    elif environ.get("HTTP_X_AMZ_TARGET") or service in REST_JSON:
         code = "AccessDeniedException" if denied else "UnrecognizedClientException"
         if service == "sqs":
             code = "AccessDenied" if denied else "InvalidClientTokenId"
@@ -1311,7 +1314,7 @@ def service_error(start_response: Callable, environ: dict, service: str, status:
 
         body = cbor2.dumps({"__type": code, "message": message})
         headers += [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
-    elif environ.get("HTTP_X_AMZ_TARGET") or service in ("guardduty", "access-analyzer"):
+    elif environ.get("HTTP_X_AMZ_TARGET") or service in REST_JSON:
         body = json.dumps({"__type": code, "message": message, "Message": message, **(extra or {})}).encode()
         headers.append(("Content-Type", "application/x-amz-json-1.1"))
     else:

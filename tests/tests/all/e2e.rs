@@ -521,9 +521,17 @@ async fn what_preflight_can_know_refuses_the_run_before_any_change() {
     );
     ok(&member, &["account", "enable-region", "--region-name", "eu-south-1"]);
 
-    // Nothing refuses it now: the plan goes through.
+    // Nothing refuses it now: the plan goes through, also when the Account Management API throttles
+    // (TooManyRequestsException, which the SDK retries).
+    cloud.faults(
+        serde_json::json!([{"service": "account", "operation": "*", "error": "throttle", "rate": 1.0, "count": 2}]),
+    );
     let (code, out, err) = cloud.run(&["plan", target]);
+    let fired: Value =
+        serde_json::from_str(&assure_e2e::http(&cloud.endpoint, "GET", "/assure-api/faults", "")).unwrap();
+    cloud.faults(serde_json::json!([]));
     assert_eq!(code, 0, "plan after every refusal was undone:\n{out}\n{err}");
+    assert_eq!(fired["rules"][0]["fired"], 2, "both throttles were answered and retried");
 }
 
 #[tokio::test(flavor = "multi_thread")]
