@@ -459,11 +459,19 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
     let gd = acct.guardduty();
     let ids = gd.list_detectors().send().await.aws("guardduty:ListDetectors")?;
     let Some(det) = ids.detector_ids().first().cloned() else { return Ok(()) };
-    // Leave the security account's administration.
-    let mut still_member = false;
+    // Leave the security account's administration, unless the account was its member before the
+    // run (it was under this organization's delegated administrator already): that stays as it was.
+    let before_admin = before.as_array().and_then(|d| d.first()).and_then(|d| d["administrator"]["accountId"].as_str());
+    let was_member = before_admin == Some(run.org.security.as_str());
+    let mut still_member = was_member;
     let security = aws.account(&run.org.security, region).await?;
     let sgd = security.guardduty();
-    if let Some(sdet) =
+    if was_member {
+        report.restored.push(format!(
+            "guardduty {region}: {} stays a member of the security account, as it was before the run",
+            run.account
+        ));
+    } else if let Some(sdet) =
         sgd.list_detectors().send().await.aws("guardduty:ListDetectors")?.detector_ids().first().cloned()
     {
         let members = sgd
@@ -509,7 +517,7 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
     }
     match before.as_array().and_then(|d| d.first()) {
         Some(d) => {
-            if let Some(admin) = d["administrator"]["accountId"].as_str() {
+            if let Some(admin) = d["administrator"]["accountId"].as_str().filter(|_| !was_member) {
                 report.not_restorable.push(format!(
                     "guardduty {region}: membership under the foreign administrator {admin} (only {admin} can invite the account again)"
                 ));
