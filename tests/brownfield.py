@@ -128,6 +128,9 @@ def setup(acct: Account, case: str, security: str | None) -> None:
     elif case == "trail-single-region-elsewhere":
         # A single-region trail homed in another region than the run's home, logging, write events only.
         trail(acct, OTHER, "eu-audit", multi_region=False, selectors="WriteOnly", tags={"team": "platform"})
+        # With CloudTrail Insights on API call rates.
+        acct.client("cloudtrail", OTHER).put_insight_selectors(
+            TrailName="eu-audit", InsightSelectors=[{"InsightType": "ApiCallRateInsight"}])
     elif case == "trail-multi-region-elsewhere":
         # A multi-region trail homed in another region, with log file validation.
         trail(acct, OTHER, "global-audit", multi_region=True, validation=True, tags={"owner": "secops"})
@@ -138,11 +141,7 @@ def setup(acct: Account, case: str, security: str | None) -> None:
         # Preferences using every setting the baseline does not fix: CloudWatch Logs streaming,
         # timeouts, run-as, shell profiles.
         logs = acct.client("logs", OTHER)
-        try:
-            logs.create_log_group(logGroupName="/team/sessions")
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "ResourceAlreadyExistsException":
-                raise
+        optional(lambda: logs.create_log_group(logGroupName="/team/sessions"), "ResourceAlreadyExistsException")
         session_preferences(acct, OTHER, {
             "s3BucketName": "", "s3KeyPrefix": "", "s3EncryptionEnabled": False,
             "cloudWatchLogGroupName": "/team/sessions", "cloudWatchEncryptionEnabled": False,
@@ -204,11 +203,7 @@ def setup(acct: Account, case: str, security: str | None) -> None:
     elif case == "cis-alarm-other-name":
         # The account's own CIS alarm (unauthorized API calls) on its own log group, under its own name.
         logs = acct.client("logs", HOME)
-        try:
-            logs.create_log_group(logGroupName="/team/cloudtrail")
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "ResourceAlreadyExistsException":
-                raise
+        optional(lambda: logs.create_log_group(logGroupName="/team/cloudtrail"), "ResourceAlreadyExistsException")
         logs.put_metric_filter(
             logGroupName="/team/cloudtrail", filterName="unauthorized",
             filterPattern='{ ($.errorCode = "*UnauthorizedOperation") || ($.errorCode = "AccessDenied*") }',
@@ -269,6 +264,8 @@ def snapshot(acct: Account, regions: list[str]) -> dict:
             out[f"cloudtrail/{region}/trail/{name}"] = clean(t)
             out[f"cloudtrail/{region}/trail/{name}/logging"] = ct.get_trail_status(Name=t["TrailARN"])["IsLogging"]
             out[f"cloudtrail/{region}/trail/{name}/selectors"] = clean(ct.get_event_selectors(TrailName=t["TrailARN"]))
+            insights = optional(lambda: ct.get_insight_selectors(TrailName=t["TrailARN"]), "InsightNotEnabledException")
+            out[f"cloudtrail/{region}/trail/{name}/insights"] = clean(insights) if insights else None
             tags = ct.list_tags(ResourceIdList=[t["TrailARN"]])["ResourceTagList"]
             out[f"cloudtrail/{region}/trail/{name}/tags"] = sorted(
                 (x["Key"], x["Value"]) for r in tags for x in r.get("TagsList", []))

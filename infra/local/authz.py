@@ -548,6 +548,11 @@ def dependencies(req: Req, account: str) -> list[tuple[str, Resource, dict]]:
         org = organization_of(account)
         if org is not None and org[0] != account:
             out.append(("organizations:ListDelegatedAdministrators", Resource("*", None), {}))
+    if action == "cloudtrail:CreateTrail" and p(req.params, "TagsList"):
+        # Tags given to CreateTrail are added with the caller's cloudtrail:AddTags, a dependent action
+        # of CreateTrail (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudtrail.html).
+        name = p(req.params, "Name") or ""
+        out.append(("cloudtrail:AddTags", Resource(f"arn:aws:cloudtrail:{req.region}:{account}:trail/{name}", account), {}))
     if action == "kms:CreateKey" and p(req.params, "Tags"):
         # Tags on CreateKey need kms:TagResource in an IAM policy covering every key of the account and
         # Region (https://docs.aws.amazon.com/kms/latest/developerguide/tag-permissions.html).
@@ -774,7 +779,7 @@ def parse_request(environ: dict, raw: bytes, service: str, region: str) -> Req:
             params = cbor2.loads(raw) if raw else {}
         except Exception:
             params = {}
-    elif service in BOTOCORE_NAME or service == "guardduty":
+    elif service in BOTOCORE_NAME or service in ("guardduty", "account"):
         op, params = rest_operation(service, method, unquote(path), raw)
     elif service != "s3" and (b"Action=" in raw or "Action" in query):
         form = parse_qs(raw.decode(errors="replace"), keep_blank_values=True) if raw else {}
@@ -803,7 +808,7 @@ def query_params(form: dict) -> dict:
     return out
 
 
-# REST-JSON services (GuardDuty, IAM Access Analyzer): the operation is found by matching the method
+# REST-JSON services (GuardDuty, IAM Access Analyzer, Account Management): the operation is found by matching the method
 # and path against the service's API model, as shipped with botocore.
 BOTOCORE_NAME = {"access-analyzer": "accessanalyzer"}
 _REST: dict[str, list] = {}

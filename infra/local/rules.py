@@ -544,29 +544,6 @@ def organizations_delegated_administrator(req: Req, account: str, raw: bytes) ->
     return None
 
 
-def organizations_policy_type(req: Req, account: str, raw: bytes) -> Refusal | None:
-    # AttachPolicy: a policy of a type that is not enabled in the root cannot be attached anywhere in
-    # it, PolicyTypeNotEnabledException ("This operation can be performed only for enabled policy
-    # types."; https://docs.aws.amazon.com/organizations/latest/APIReference/API_AttachPolicy.html,
-    # https://docs.aws.amazon.com/organizations/latest/APIReference/API_EnablePolicyType.html).
-    # moto attaches it all the same.
-    if req.service != "organizations" or req.operation != "AttachPolicy":
-        return None
-    from extension import organization_of
-
-    org = organization_of(account)
-    if org is None:
-        return None
-    backend = org[1]
-    policy = next((x for x in backend.policies if x.id == p(req.params, "PolicyId")), None)
-    root = next((x for x in backend.ou if getattr(x, "type", "") == "ROOT"), None)
-    if policy is None or root is None:
-        return None
-    if not any(t.get("Type") == policy.type and t.get("Status") == "ENABLED" for t in root.policy_types):
-        return Refusal(400, "PolicyTypeNotEnabledException", "This operation can be performed only for enabled policy types.")
-    return None
-
-
 SCPS_PER_TARGET = 5
 
 
@@ -574,7 +551,11 @@ def organizations_attach(req: Req, account: str, raw: bytes) -> Refusal | None:
     # AttachPolicy: at most 5 SCPs on a root, OU or account (ConstraintViolationException, Reason
     # POLICY_NUMBER_LIMIT_EXCEEDED); a policy already attached is DuplicatePolicyAttachmentException
     # (https://docs.aws.amazon.com/organizations/latest/APIReference/API_AttachPolicy.html,
-    # https://docs.aws.amazon.com/organizations/latest/userguide/orgs_reference_limits.html).
+    # https://docs.aws.amazon.com/organizations/latest/userguide/orgs_reference_limits.html). A policy
+    # whose type is not enabled in the root cannot be attached anywhere in it,
+    # PolicyTypeNotEnabledException ("This operation can be performed only for enabled policy types.";
+    # https://docs.aws.amazon.com/organizations/latest/APIReference/API_EnablePolicyType.html); moto
+    # attaches it all the same.
     if req.service != "organizations" or req.operation != "AttachPolicy":
         return None
     from extension import organization_of
@@ -588,6 +569,10 @@ def organizations_attach(req: Req, account: str, raw: bytes) -> Refusal | None:
     target = next((x for x in list(backend.ou) + list(backend.accounts) if x.id == target_id), None)
     if policy is None or target is None:
         return None  # moto answers PolicyNotFoundException / TargetNotFoundException
+    root = next((x for x in backend.ou if getattr(x, "type", "") == "ROOT"), None)
+    if root is not None and not any(t.get("Type") == policy.type and t.get("Status") == "ENABLED"
+                                    for t in root.policy_types):
+        return Refusal(400, "PolicyTypeNotEnabledException", "This operation can be performed only for enabled policy types.")
     if policy in target.attached_policies:
         return Refusal(400, "DuplicatePolicyAttachmentException", "The selected policy is already attached to the specified target.")
     same = [x for x in target.attached_policies if x.type == policy.type]
@@ -620,7 +605,9 @@ MODEL_NAMES = {"kms": "kms", "cloudtrail": "cloudtrail", "config": "config", "or
                "sqs": "sqs", "monitoring": "cloudwatch", "iam": "iam", "sts": "sts", "sns": "sns",
                "guardduty": "guardduty", "access-analyzer": "accessanalyzer"}
 # The validation error each REST-JSON service answers.
-REST_VALIDATION = {"guardduty": "BadRequestException", "access-analyzer": "ValidationException"}
+# Account Management: https://docs.aws.amazon.com/accounts/latest/reference/CommonErrors.html.
+REST_VALIDATION = {"guardduty": "BadRequestException", "access-analyzer": "ValidationException",
+                   "account": "ValidationException"}
 _MODELS: dict[str, Any] = {}
 
 
@@ -818,7 +805,7 @@ def api_model(req: Req, account: str, raw: bytes) -> Refusal | None:
 RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [
     api_model,
     s3_bucket_policy, kms_key_policy, iam_trust_policy, cloudwatch_delete_alarms, config_organization_aggregator,
-    cloudtrail_logs_delivery, cloudtrail_organization_trail, cloudtrail_delivery, firehose_role, organizations_policy, organizations_policy_type,
+    cloudtrail_logs_delivery, cloudtrail_organization_trail, cloudtrail_delivery, firehose_role, organizations_policy,
     organizations_attach, organizations_delegated_administrator, config_delivery_channel,
 ]
 

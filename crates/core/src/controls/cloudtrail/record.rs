@@ -178,9 +178,13 @@ pub async fn recreate(home: &AccountConfig, r: &Value) -> Result<(), StepError> 
         .map(|i| {
             InsightSelector::builder()
                 .set_insight_type(i["insightType"].as_str().map(InsightType::from))
-                .set_event_categories(Some(
-                    strings(&i["eventCategories"]).iter().map(|c| SourceEventCategory::from(c.as_str())).collect(),
-                ))
+                // Only where the trail had them: an empty list reads back as one.
+                .set_event_categories(
+                    Some(
+                        strings(&i["eventCategories"]).iter().map(|c| SourceEventCategory::from(c.as_str())).collect(),
+                    )
+                    .filter(|c: &Vec<SourceEventCategory>| !c.is_empty()),
+                )
                 .build()
         })
         .collect();
