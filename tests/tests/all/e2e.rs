@@ -461,18 +461,14 @@ async fn the_scp_quota_is_refused_before_any_change() {
 /// AWS CLI, refused with 0 mutating calls as the local cloud counts them, then undone.
 #[tokio::test(flavor = "multi_thread")]
 async fn what_preflight_can_know_refuses_the_run_before_any_change() {
-    use super::iam::{aws_cli, credentials};
+    use super::iam::{cli_ok, credentials};
     let cloud = LocalCloud::start();
     let ids = cloud.seed_and_deploy("us-east-1");
     let target = ids["external"][0].as_str().unwrap();
     let logging = ids["logging"].as_str().unwrap();
     let management = credentials(&cloud.sdk_config().await).await;
     let member = credentials(&cloud.admin_config_as(target, "us-east-1").await).await;
-    let ok = |creds: &aws_sdk_sts::config::Credentials, args: &[&str]| {
-        let (code, out, err) = aws_cli(&cloud, creds, args);
-        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
-        out.trim().to_owned()
-    };
+    let ok = |creds: &aws_sdk_sts::config::Credentials, args: &[&str]| cli_ok(&cloud, creds, args);
     let refused = |args: &[&str], name: &str, needle: &str| {
         let from = cloud.decisions().len();
         cloud.reset_calls();

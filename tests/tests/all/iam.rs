@@ -78,6 +78,20 @@ async fn role_made_by(
     aws_sdk_sts::config::Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), None, "t")
 }
 
+/// The AWS CLI's answer to `args`, which must succeed: its output, trimmed.
+pub(super) fn cli_ok(cloud: &LocalCloud, creds: &aws_sdk_sts::config::Credentials, args: &[&str]) -> String {
+    let (code, out, err) = aws_cli(cloud, creds, args);
+    assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
+    out.trim().to_owned()
+}
+
+/// The AWS CLI's `args`, which must be refused with an error containing `needle`.
+pub(super) fn cli_refused(cloud: &LocalCloud, creds: &aws_sdk_sts::config::Credentials, args: &[&str], needle: &str) {
+    let (code, out, err) = aws_cli(cloud, creds, args);
+    assert_ne!(code, 0, "{} was accepted: {out}", args[..2].join(" "));
+    assert!(err.contains(needle), "{needle} not in: {err}");
+}
+
 pub(super) async fn credentials(conf: &aws_config::SdkConfig) -> aws_sdk_sts::config::Credentials {
     use aws_sdk_sts::config::ProvideCredentials;
     conf.credentials_provider().expect("credentials").provide_credentials().await.expect("credentials")

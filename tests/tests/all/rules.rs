@@ -4,7 +4,7 @@
 
 use assure_e2e::LocalCloud;
 
-use super::iam::{aws_cli, credentials};
+use super::iam::{aws_cli, cli_ok, cli_refused, credentials};
 
 /// S3 bucket policies, KMS key policies and IAM trust policies may name only IAM principals that
 /// exist; the account's root and service principals are always accepted.
@@ -402,17 +402,8 @@ async fn guardduty_in_an_opt_in_region_publishes_only_where_its_regional_princip
 async fn cloudtrail_refuses_a_bucket_or_key_it_cannot_deliver_to() {
     let cloud = LocalCloud::start();
     let admin = credentials(&cloud.sdk_config().await).await;
-    let run = |args: &[&str]| aws_cli(&cloud, &admin, args);
-    let ok = |args: &[&str]| {
-        let (code, out, err) = run(args);
-        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
-        out.trim().to_owned()
-    };
-    let refused = |args: &[&str], needle: &str| {
-        let (code, out, err) = run(args);
-        assert_ne!(code, 0, "{} was accepted: {out}", args[..2].join(" "));
-        assert!(err.contains(needle), "{needle} not in: {err}");
-    };
+    let ok = |args: &[&str]| cli_ok(&cloud, &admin, args);
+    let refused = |args: &[&str], needle: &str| cli_refused(&cloud, &admin, args, needle);
     let account = ok(&["sts", "get-caller-identity", "--query", "Account", "--output", "text"]);
     let root = format!("arn:aws:iam::{account}:root");
     let cloudtrail = serde_json::json!({"Service": "cloudtrail.amazonaws.com"});
@@ -488,17 +479,8 @@ async fn organizations_refuses_a_malformed_or_oversized_scp_and_a_sixth_on_a_tar
     let ids = cloud.seed();
     let target = ids["external"][0].as_str().unwrap();
     let management = credentials(&cloud.sdk_config().await).await;
-    let run = |args: &[&str]| aws_cli(&cloud, &management, args);
-    let ok = |args: &[&str]| {
-        let (code, out, err) = run(args);
-        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
-        out.trim().to_owned()
-    };
-    let refused = |args: &[&str], needle: &str| {
-        let (code, out, err) = run(args);
-        assert_ne!(code, 0, "{} was accepted: {out}", args[..2].join(" "));
-        assert!(err.contains(needle), "{needle} not in: {err}");
-    };
+    let ok = |args: &[&str]| cli_ok(&cloud, &management, args);
+    let refused = |args: &[&str], needle: &str| cli_refused(&cloud, &management, args, needle);
     let create = |name: &str, content: &str| {
         [
             "organizations",
@@ -836,17 +818,8 @@ async fn requests_breaking_the_api_model_are_refused_with_a_validation_exception
 async fn cloudtrail_deletes_a_trail_only_in_its_home_region_and_insight_selectors_replace() {
     let cloud = LocalCloud::start();
     let admin = credentials(&cloud.sdk_config().await).await;
-    let run = |args: &[&str]| aws_cli(&cloud, &admin, args);
-    let ok = |args: &[&str]| {
-        let (code, out, err) = run(args);
-        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
-        out.trim().to_owned()
-    };
-    let refused = |args: &[&str], needle: &str| {
-        let (code, out, err) = run(args);
-        assert_ne!(code, 0, "{} was accepted: {out}", args[..2].join(" "));
-        assert!(err.contains(needle), "{needle} not in: {err}");
-    };
+    let ok = |args: &[&str]| cli_ok(&cloud, &admin, args);
+    let refused = |args: &[&str], needle: &str| cli_refused(&cloud, &admin, args, needle);
     let account = ok(&["sts", "get-caller-identity", "--query", "Account", "--output", "text"]);
     let bucket_policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:GetBucketAcl",
@@ -989,17 +962,8 @@ async fn organizations_refuses_a_second_analyzer_administrator_and_an_scp_the_ro
     let (logging, security) = (ids["logging"].as_str().unwrap(), ids["security"].as_str().unwrap());
     let target = ids["external"][0].as_str().unwrap();
     let management = credentials(&cloud.sdk_config().await).await;
-    let run = |args: &[&str]| aws_cli(&cloud, &management, args);
-    let ok = |args: &[&str]| {
-        let (code, out, err) = run(args);
-        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
-        out.trim().to_owned()
-    };
-    let refused = |args: &[&str], needle: &str| {
-        let (code, out, err) = run(args);
-        assert_ne!(code, 0, "{} was accepted: {out}", args[..2].join(" "));
-        assert!(err.contains(needle), "{needle} not in: {err}");
-    };
+    let ok = |args: &[&str]| cli_ok(&cloud, &management, args);
+    let refused = |args: &[&str], needle: &str| cli_refused(&cloud, &management, args, needle);
     let aa = "access-analyzer.amazonaws.com";
     ok(&["organizations", "enable-aws-service-access", "--service-principal", aa]);
     let register = |account: &str| {
@@ -1120,15 +1084,9 @@ async fn an_organization_trail_is_made_by_the_management_account_and_seen_but_no
     let (_, mgmt, _) =
         aws_cli(&cloud, &management, &["sts", "get-caller-identity", "--query", "Account", "--output", "text"]);
     let mgmt = mgmt.trim().to_owned();
-    let ok = |creds: &aws_sdk_sts::config::Credentials, args: &[&str]| {
-        let (code, out, err) = aws_cli(&cloud, creds, args);
-        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
-        out.trim().to_owned()
-    };
+    let ok = |creds: &aws_sdk_sts::config::Credentials, args: &[&str]| cli_ok(&cloud, creds, args);
     let refused = |creds: &aws_sdk_sts::config::Credentials, args: &[&str], needle: &str| {
-        let (code, out, err) = aws_cli(&cloud, creds, args);
-        assert_ne!(code, 0, "{} was accepted: {out}", args[..2].join(" "));
-        assert!(err.contains(needle), "{needle} not in: {err}");
+        cli_refused(&cloud, creds, args, needle)
     };
     let bucket = format!("org-trail-{mgmt}");
     let arn = format!("arn:aws:cloudtrail:us-east-1:{mgmt}:trail/org-audit");
