@@ -148,7 +148,9 @@ async fn latest_delivery_success(security: &AccountConfig) -> Result<Option<f64>
         .metric_name("DeliveryToS3.Success")
         .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("DeliveryStreamName").value(FINDINGS).build())
         .start_time(aws_smithy_types::DateTime::from(now - day))
-        .end_time(aws_smithy_types::DateTime::from(now))
+        // A minute past now: times travel in whole seconds, so a datapoint of this very second
+        // (a delivery refused a moment ago) would fall after an end time of `now` cut to the second.
+        .end_time(aws_smithy_types::DateTime::from(now + std::time::Duration::from_secs(60)))
         .period(300)
         .statistics(aws_sdk_cloudwatch::types::Statistic::Minimum)
         .send()
