@@ -211,7 +211,13 @@ pub struct AccountConfig {
     path_style: bool,
     /// Plan mode: steps record what they would change and make no mutating call.
     pub plan: bool,
+    /// Account-wide work already done in this task (see [`AccountConfig::account_wide`]); `None`
+    /// outside a task, where every call does its own.
+    shared: Option<Shared>,
 }
+
+/// The results of a task's account-wide work, by what and where.
+type Shared = Arc<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Result<String, StepError>>>>>>;
 
 macro_rules! client {
     ($name:ident, $krate:ident) => {
@@ -226,6 +232,20 @@ macro_rules! client {
 }
 
 impl AccountConfig {
+    /// Account-wide work (an IAM role, a service-linked role, a delegated administrator, the
+    /// logging key's ARN) that every region of a task would otherwise repeat and race for: within
+    /// a task the first region to ask does it, the others wait for and share its result (and it
+    /// records its changes once). Outside a task `work` simply runs.
+    pub async fn account_wide<F>(&self, what: &str, work: F) -> Result<String, StepError>
+    where
+        F: std::future::Future<Output = Result<String, StepError>>,
+    {
+        let Some(shared) = &self.shared else { return work.await };
+        let key = format!("{}:{}:{what}", self.account, if self.plan { "plan" } else { "live" });
+        let cell = shared.lock().await.entry(key).or_default().clone();
+        cell.get_or_init(|| work).await.clone()
+    }
+
     client!(sts, aws_sdk_sts);
 
     /// Organizations, the API that throttles first at scale: paced to this process's share of the
@@ -360,8 +380,15 @@ impl Aws {
             region: region.to_string(),
             path: std::env::var_os(CALL_LOG_ENV).map(|p| Arc::new(p.into())),
         };
-        let mut probe =
-            AccountConfig { account: "000000000000".parse()?, region, sdk, call_log, path_style, plan: false };
+        let mut probe = AccountConfig {
+            account: "000000000000".parse()?,
+            region,
+            sdk,
+            call_log,
+            path_style,
+            plan: false,
+            shared: None,
+        };
         // A step binary is told its account by whoever runs it (the worker, which asked STS once
         // with the same credentials; on Lambda, the template), saving a call per task.
         let told = std::env::var(PIPELINE_ACCOUNT_ENV).ok().and_then(|a| a.parse::<AccountId>().ok());
@@ -406,6 +433,13 @@ impl Aws {
     /// Labels every logged call with the step making it.
     pub fn with_step(mut self, step: &'static str) -> Aws {
         self.base.call_log.step = step;
+        self
+    }
+
+    /// One task's connection: account-wide work is done once and shared by its regions
+    /// ([`AccountConfig::account_wide`]).
+    pub fn for_task(mut self) -> Aws {
+        self.base.shared = Some(Arc::default());
         self
     }
 
@@ -669,6 +703,38 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn account_wide_work_runs_once_per_task_and_every_time_outside_one() {
+        let sdk = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        std::env::set_var(PIPELINE_ACCOUNT_ENV, "123456789012");
+        let aws = Aws::from_sdk_config(sdk).await.unwrap();
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let work = || async {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            Ok::<_, StepError>("arn".to_owned())
+        };
+        let outside = aws.pipeline().clone();
+        outside.account_wide("role/x", work()).await.unwrap();
+        outside.account_wide("role/x", work()).await.unwrap();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2, "outside a task nothing is shared");
+        let task = aws.for_task();
+        let regions: Vec<AccountConfig> = ["us-east-1", "eu-west-1", "ap-south-1"]
+            .iter()
+            .map(|r| task.pipeline().in_region(&r.parse().unwrap()))
+            .collect();
+        let all = futures::future::join_all(regions.iter().map(|c| c.account_wide("role/x", work()))).await;
+        assert!(all.iter().all(|r| r.as_deref() == Ok("arn")), "{all:?}");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 3, "a task's regions share one run");
+        let mut plan = task.pipeline().clone();
+        plan.plan = true;
+        plan.account_wide("role/x", work()).await.unwrap();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 4, "a plan does not reuse live work");
+    }
+
     use super::*;
 
     #[test]

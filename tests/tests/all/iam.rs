@@ -472,18 +472,21 @@ async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_
     let ids = cloud.seed_and_deploy("us-east-1");
     let target = ids["external"][0].as_str().unwrap();
     let iam = aws_sdk_iam::Client::new(&cloud.sdk_config().await);
-    // In the order the run reaches them; the rollback step's role has a test of its own (below).
+    // The rollback step's role has a test of its own (below). Steps in the branches of a Parallel
+    // state run while a sibling fails, so a step may have completed before its case comes: its
+    // retry then checks it read-only (its checkpoint, a plan). The one action used only while
+    // acting (GuardDuty's) comes first of its Parallel; the others are needed by that check too.
     let cases = [
         (StepName::Preflight, "organizations:DescribeAccount"),
         (StepName::Discover, "sts:AssumeRole"),
         (StepName::LoggingBucket, "s3:GetObject"),
+        // EnableOrganizationAdminAccount needs it too, as the GuardDuty guide documents.
+        (StepName::GuardDuty, "organizations:DescribeOrganizationalUnit"),
         (StepName::CloudTrail, "sts:AssumeRole"),
         (StepName::StopCloudTrail, "s3:PutObject"),
         (StepName::StopGuardDuty, "sts:AssumeRole"),
-        // EnableOrganizationAdminAccount needs it too, as the GuardDuty guide documents.
-        (StepName::GuardDuty, "organizations:DescribeOrganizationalUnit"),
         (StepName::Config, "s3:GetObject"),
-        (StepName::AccessAnalyzer, "organizations:RegisterDelegatedAdministrator"),
+        (StepName::AccessAnalyzer, "organizations:ListDelegatedAdministrators"),
         (StepName::SessionManager, "s3:PutObject"),
         (StepName::Alarms, "sts:AssumeRole"),
         (StepName::Scps, "organizations:CreatePolicy"),

@@ -122,7 +122,7 @@ fn the_state_graph_has_no_cycles_and_every_failure_is_caught() {
     }
     visit(def["StartAt"].as_str().unwrap(), top, &mut Vec::new());
     for (name, st) in top {
-        if matches!(st["Type"].as_str(), Some("Task" | "Map")) {
+        if matches!(st["Type"].as_str(), Some("Task" | "Map" | "Parallel")) {
             let catches_all = st["Catch"].as_array().is_some_and(|c| {
                 c.iter().any(|r| r["ErrorEquals"].as_array().unwrap().iter().any(|e| e == "States.ALL"))
             });

@@ -5,6 +5,7 @@
 use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
 use aws_sdk_cloudwatchlogs::types::MetricTransformation;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
@@ -174,6 +175,9 @@ async fn subscriptions(acct: &AccountConfig, topic: &str) -> Result<Vec<(String,
     Ok(out)
 }
 
+/// How many filter and alarm writes are in flight at once.
+const WRITES_AT_ONCE: usize = 5;
+
 pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let region = &run.home_region;
     let target = aws.account(&run.account, region).await?;
@@ -241,13 +245,17 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
             );
         }
     }
+    // The filters and alarms are independent writes: issued a few at a time rather than 30 in a
+    // row, within CloudWatch's and CloudWatch Logs' per-account request rates (the SDK retries
+    // a throttled one).
+    let mut writes: Vec<futures::future::BoxFuture<'_, Result<(), StepError>>> = Vec::new();
     for (_, short, pattern) in FILTERS {
         let name = format!("{ALARM_PREFIX}{short}");
         let metric = format!("{ALARM_PREFIX}{short}");
         let want = (pattern.to_string(), metric.clone());
         if found.filters.get(&name) != Some(&want) {
             if changes.live() {
-                target
+                let put = target
                     .logs()
                     .put_metric_filter()
                     .log_group_name(TRAIL_LOG_GROUP)
@@ -260,10 +268,11 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
                             .metric_value("1")
                             .build()
                             .map_err(|e| StepError::internal(e.to_string()))?,
-                    )
-                    .send()
-                    .await
-                    .aws(format!("logs:PutMetricFilter {name}"))?;
+                    );
+                let name = name.clone();
+                writes.push(Box::pin(async move {
+                    put.send().await.aws(format!("logs:PutMetricFilter {name}")).map(|_| ())
+                }));
             }
             changes.push(
                 format!("logs:{TRAIL_LOG_GROUP}/filter/{name}"),
@@ -275,7 +284,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         let want_alarm = (metric.clone(), vec![topic.clone()]);
         if found.alarms.get(&name) != Some(&want_alarm) {
             if changes.live() {
-                target
+                let put = target
                     .cloudwatch()
                     .put_metric_alarm()
                     .alarm_name(&name)
@@ -288,10 +297,11 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
                     .threshold(1.0)
                     .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
                     .treat_missing_data("notBreaching")
-                    .alarm_actions(&topic)
-                    .send()
-                    .await
-                    .aws(format!("cloudwatch:PutMetricAlarm {name}"))?;
+                    .alarm_actions(&topic);
+                let name = name.clone();
+                writes.push(Box::pin(async move {
+                    put.send().await.aws(format!("cloudwatch:PutMetricAlarm {name}")).map(|_| ())
+                }));
             }
             changes.push(
                 format!("cloudwatch:alarm/{name}"),
@@ -301,6 +311,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
             );
         }
     }
+    futures::stream::iter(writes).buffer_unordered(WRITES_AT_ONCE).try_collect::<Vec<()>>().await?;
     Ok(changes.output(StepName::Alarms, region, &format!("{} CIS alarms", FILTERS.len()), Value::Null))
 }
 

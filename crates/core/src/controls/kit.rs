@@ -91,9 +91,13 @@ pub(crate) fn already_exists(code: Option<&str>, message: &str) -> bool {
 /// The logging key's ARN (one `kms:DescribeKey`); the logging bucket step must have run.
 pub(crate) async fn logging_key_arn(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
     let logging = aws.account(&run.org.logging, &run.home_region).await?;
-    let found = key_arn(&logging, RunInput::LOGGING_KEY_ALIAS).await?;
+    logging.account_wide("logging-key", logging_key_lookup(&logging, run)).await
+}
+
+async fn logging_key_lookup(logging: &AccountConfig, run: &RunInput) -> Result<String, StepError> {
+    let found = key_arn(logging, RunInput::LOGGING_KEY_ALIAS).await?;
     if found.is_none() && logging.plan {
-        return Ok(planned_key_arn(&logging, RunInput::LOGGING_KEY_ALIAS));
+        return Ok(planned_key_arn(logging, RunInput::LOGGING_KEY_ALIAS));
     }
     found.ok_or_else(|| {
         StepError::new(
@@ -109,6 +113,19 @@ pub(crate) async fn logging_key_arn(aws: &Aws, run: &RunInput) -> Result<String,
 
 /// A role with a trust policy and one inline policy, both kept as desired.
 pub(crate) async fn ensure_role(
+    acct: &AccountConfig,
+    name: &str,
+    description: &str,
+    trust: &Value,
+    policy_name: &str,
+    policy: &Value,
+    changes: &mut Changes,
+) -> Result<String, StepError> {
+    let work = ensure_role_here(acct, name, description, trust, policy_name, policy, changes);
+    acct.account_wide(&format!("role/{name}"), work).await
+}
+
+async fn ensure_role_here(
     acct: &AccountConfig,
     name: &str,
     description: &str,
@@ -177,6 +194,16 @@ pub(crate) async fn ensure_role(
 /// The service-linked role a service needs, created once per account. Regions race for it; the
 /// loser finds it there.
 pub(crate) async fn ensure_service_linked_role(
+    acct: &AccountConfig,
+    service: &str,
+    name: &str,
+    changes: &mut Changes,
+) -> Result<(), StepError> {
+    let work = async { ensure_service_linked_role_here(acct, service, name, changes).await.map(|()| String::new()) };
+    acct.account_wide(&format!("service-linked-role/{name}"), work).await.map(|_| ())
+}
+
+async fn ensure_service_linked_role_here(
     acct: &AccountConfig,
     service: &str,
     name: &str,
@@ -364,6 +391,19 @@ pub(crate) async fn ensure_key(
 /// run, so never compensated. Regions run in parallel: a registration another region made first
 /// is fine.
 pub(crate) async fn ensure_delegated_administrator(
+    mgmt: &AccountConfig,
+    region: &Region,
+    principal: &str,
+    admin: &AccountId,
+    changes: &mut Changes,
+) -> Result<(), StepError> {
+    let work = async {
+        ensure_delegated_administrator_here(mgmt, region, principal, admin, changes).await.map(|()| String::new())
+    };
+    mgmt.account_wide(&format!("delegated-administrator/{principal}/{admin}"), work).await.map(|_| ())
+}
+
+async fn ensure_delegated_administrator_here(
     mgmt: &AccountConfig,
     region: &Region,
     principal: &str,

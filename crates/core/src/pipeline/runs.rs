@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use assure_contract::{RunInput, StepError, StepOutput};
+use assure_contract::{RunInput, StepError, StepName, StepOutput};
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent, HistoryEventType};
 use serde::Serialize;
 use serde_json::Value;
@@ -258,7 +258,7 @@ fn progress(
             let out: StepOutput = serde_json::from_str(output).ok()?;
             let p = Progress::StepSucceeded {
                 step: out.step.to_string(),
-                region: out.region.to_string(),
+                region: task_place(out.step.as_str(), out.region.as_str()),
                 summary: out.summary.clone(),
                 changes: out.changes.len(),
             };
@@ -344,5 +344,19 @@ pub(crate) fn task_target(ev: &HistoryEvent) -> Option<(String, String)> {
         Value::String(s) => serde_json::from_str(s).ok()?,
         v => v.clone(),
     };
-    Some((body["step"].as_str()?.to_owned(), body["region"].as_str()?.to_owned()))
+    let step = body["step"].as_str()?;
+    Some((step.to_owned(), task_place(step, body["region"].as_str()?)))
 }
+
+/// Where a task runs, as the history shows it: a regional step's one task covers every region of
+/// the run (its message names the home region).
+pub(crate) fn task_place(step: &str, region: &str) -> String {
+    if StepName::parse(step).is_some_and(StepName::regional) {
+        ALL_REGIONS.to_owned()
+    } else {
+        region.to_owned()
+    }
+}
+
+/// The place of a regional step's task in the history: every region of the run.
+pub const ALL_REGIONS: &str = "all regions";

@@ -91,10 +91,20 @@ fn keep_invisible(sqs: aws_sdk_sqs::Client, delivery: &Delivery) -> Option<tokio
 }
 
 fn keep_invisible_at(sqs: aws_sdk_sqs::Client, url: String, handle: String) -> tokio::task::JoinHandle<()> {
+    keep_invisible_from(sqs, url, handle, tokio::time::Instant::now())
+}
+
+/// Extends a held message's visibility every interval from `first` on.
+fn keep_invisible_from(
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    handle: String,
+    first: tokio::time::Instant,
+) -> tokio::task::JoinHandle<()> {
     let every = heartbeat_interval();
     let window = visibility_window(every);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
+        let mut tick = tokio::time::interval_at(first, every);
         loop {
             tick.tick().await;
             let r = sqs
@@ -152,9 +162,13 @@ pub async fn handle_message(
     }
     let keeper = delivery.and_then(|d| keep_invisible(aws.pipeline().sqs(), d));
     let token = task.task_token.clone();
-    let aws = aws.with_role(&task.run.role_name);
+    let aws = aws.with_role(&task.run.role_name).for_task();
     let store = Store::new(&aws);
-    let result = checkpointed(&aws, &store, &task).await;
+    let result = if task.step.regional() {
+        every_region(&aws, &store, &task).await
+    } else {
+        checkpointed(&aws, &store, &task).await
+    };
     if let Some(k) = &keeper {
         k.abort();
     }
@@ -192,14 +206,21 @@ pub async fn fail_dead_letter(aws: Aws, body: &str, delivery: &Delivery) -> Resu
     let what = match &task {
         Some(task) => {
             let store = Store::new(&aws);
-            let key = Store::key(task.run.run_id.as_str(), task.step, &task.region);
-            let err = dead_letter_error(&format!("the {} task in {}", task.step, task.region), &queue);
-            if let Some((mut rec, etag)) = store.get(&key).await? {
-                if rec.status == Status::Running && rec.task == task_digest(&token) {
-                    rec.status = Status::Failed;
-                    rec.finished_at = Some(now());
-                    rec.error = Some(err.clone());
-                    store.put(&key, &rec, Expect::Unchanged(etag)).await?;
+            let (regions, place) = if task.step.regional() {
+                (task.run.regions.clone(), "every region".to_owned())
+            } else {
+                (vec![task.region.clone()], task.region.to_string())
+            };
+            let err = dead_letter_error(&format!("the {} task in {place}", task.step), &queue);
+            for region in &regions {
+                let key = Store::key(task.run.run_id.as_str(), task.step, region);
+                if let Some((mut rec, etag)) = store.get(&key).await? {
+                    if rec.status == Status::Running && rec.task == task_digest(&token) {
+                        rec.status = Status::Failed;
+                        rec.finished_at = Some(now());
+                        rec.error = Some(err.clone());
+                        store.put(&key, &rec, Expect::Unchanged(etag)).await?;
+                    }
                 }
             }
             err
@@ -218,6 +239,81 @@ fn dead_letter_error(what: &str, queue: &str) -> StepError {
     ))
 }
 
+/// A regional step's task covers every region of the run (the message names the home region).
+/// Each region runs under its own checkpoint, all at once, and the task answers when every region
+/// has: a region that fails does not stop the others, whose checkpoints then let a retry of the
+/// task skip them. One task per step instead of one per step and region is what keeps a run's
+/// calls to the pipeline (queue, checkpoints, Step Functions) from growing with its regions.
+async fn every_region(
+    aws: &Aws,
+    store: &Store,
+    task: &TaskMessage,
+) -> Result<Option<Result<assure_contract::StepOutput, StepError>>, StepError> {
+    let tasks: Vec<TaskMessage> =
+        task.run.regions.iter().map(|r| TaskMessage { region: r.clone(), ..task.clone() }).collect();
+    let results = futures::future::join_all(tasks.iter().map(|t| checkpointed(aws, store, t))).await;
+    let mut outputs = Vec::new();
+    let mut failures = Vec::new();
+    let mut held_elsewhere = false;
+    for (t, result) in tasks.iter().zip(results) {
+        match result? {
+            Some(Ok(out)) => outputs.push(out),
+            Some(Err(e)) => failures.push((t.region.clone(), e)),
+            None => held_elsewhere = true,
+        }
+    }
+    if held_elsewhere {
+        // Another worker took over at least one region of this task; it answers for the task.
+        return Ok(None);
+    }
+    if !failures.is_empty() {
+        return Ok(Some(Err(regions_failed(task.step, &failures, outputs.len()))));
+    }
+    Ok(Some(Ok(merged(task, outputs))))
+}
+
+/// One error for a task whose regions failed: retryable only if every failure is (retrying the
+/// task cannot mend the others), naming each region and its error.
+fn regions_failed(step: StepName, failures: &[(assure_contract::Region, StepError)], succeeded: usize) -> StepError {
+    let name =
+        failures.iter().map(|(_, e)| e.name).find(|n| *n != ErrorName::Retryable).unwrap_or(ErrorName::Retryable);
+    let each: Vec<String> = failures.iter().map(|(r, e)| format!("{r}: {}: {}", e.name.as_str(), e.message)).collect();
+    StepError::new(
+        name,
+        format!(
+            "{step} failed in {} region(s) ({succeeded} done, kept by their checkpoints): {}",
+            failures.len(),
+            each.join("; ")
+        ),
+    )
+}
+
+/// The answer for a regional task: every region's changes and evidence, in the run's region
+/// order. The snapshots stay in the regions' checkpoints, where rollback reads them; if the whole
+/// would pass Step Functions' output limit, the changes go without their before and after values
+/// (the checkpoints have them).
+fn merged(task: &TaskMessage, outputs: Vec<assure_contract::StepOutput>) -> assure_contract::StepOutput {
+    let changed = outputs.iter().filter(|o| !o.changes.is_empty()).count();
+    let summaries: Vec<String> = outputs.iter().map(|o| o.summary.clone()).collect();
+    let mut out = assure_contract::StepOutput {
+        step: task.step,
+        region: task.region.clone(),
+        summary: format!("{} region(s), {changed} changed: {}", outputs.len(), summaries.join("; ")),
+        changes: outputs.iter().flat_map(|o| o.changes.iter().cloned()).collect(),
+        evidence: outputs.into_iter().flat_map(|o| o.evidence).collect(),
+        snapshot: Value::Null,
+    };
+    let size = serde_json::to_string(&out).map(|s| s.len()).unwrap_or(0);
+    if size > MAX_OUTPUT_BYTES * 3 / 4 {
+        for c in &mut out.changes {
+            c.before = Value::Null;
+            c.after = Value::Null;
+        }
+        out.summary.push_str(" (changes' before and after values are in the checkpoints)");
+    }
+    out
+}
+
 /// Runs a task under its checkpoint. `Ok(None)` when another worker holds the step (and answers);
 /// `Ok(Some(result))` when this worker ran it (or found it done) and must answer; `Err` when the
 /// checkpoint store itself failed.
@@ -230,45 +326,52 @@ async fn checkpointed(
     let key = Store::key(run.run_id.as_str(), task.step, &task.region);
     let digest = input_digest(run, task.step, &task.region);
     let me = task_digest(&task.task_token);
-    let existing = store.get(&key).await?;
-    if let Some((rec, _)) = &existing {
-        if rec.status == Status::Completed && rec.input_digest == digest {
-            if let Some(out) = resume(aws, task, rec).await? {
-                tracing::info!(step = %task.step, region = %task.region, "completed before with the same input; checked, unchanged");
-                return Ok(Some(Ok(out)));
-            }
-        }
-        if rec.status == Status::Running && rec.task == me {
-            // The message came back while its step ran: the holder stopped extending it (it died,
-            // or SQS delivered twice). Take the step over; the claim's ETag lets only one answer.
-            tracing::info!(step = %task.step, region = %task.region, attempt = rec.attempt, "taking over a step whose worker let its message go");
-        }
-    }
-    let attempt = existing.as_ref().map_or(1, |(r, _)| r.attempt + 1);
-    let worker = worker_id();
     let mut rec = Record {
         run_id: run.run_id.to_string(),
         step: task.step,
         region: task.region.clone(),
         account: run.account.clone(),
         status: Status::Running,
-        input_digest: digest,
-        attempt,
-        task: me,
-        worker,
+        input_digest: digest.clone(),
+        attempt: 1,
+        task: me.clone(),
+        worker: worker_id(),
         started_at: now(),
         finished_at: None,
         output: None,
         error: None,
     };
-    let expect = match existing {
-        Some((_, etag)) => Expect::Unchanged(etag),
-        None => Expect::Absent,
+    // A first attempt claims the step without reading first (one request, not two); only when a
+    // record is there already is it read.
+    let etag = match store.put(&key, &rec, Expect::Absent).await? {
+        Some(etag) => etag,
+        None => {
+            let Some((found, found_etag)) = store.get(&key).await? else {
+                tracing::info!(step = %task.step, region = %task.region, "another worker claimed this step first");
+                return Ok(None);
+            };
+            if found.status == Status::Completed && found.input_digest == digest {
+                if let Some(out) = resume(aws, task, &found).await? {
+                    tracing::info!(step = %task.step, region = %task.region, "completed before with the same input; checked, unchanged");
+                    return Ok(Some(Ok(out)));
+                }
+            }
+            if found.status == Status::Running && found.task == me {
+                // The message came back while its step ran: the holder stopped extending it (it
+                // died, or SQS delivered twice). Take the step over; the claim's ETag lets only one
+                // answer.
+                tracing::info!(step = %task.step, region = %task.region, attempt = found.attempt, "taking over a step whose worker let its message go");
+            }
+            rec.attempt = found.attempt + 1;
+            rec.started_at = now();
+            let Some(etag) = store.put(&key, &rec, Expect::Unchanged(found_etag)).await? else {
+                tracing::info!(step = %task.step, region = %task.region, "another worker claimed this step first");
+                return Ok(None);
+            };
+            etag
+        }
     };
-    let Some(etag) = store.put(&key, &rec, expect).await? else {
-        tracing::info!(step = %task.step, region = %task.region, "another worker claimed this step first");
-        return Ok(None);
-    };
+    let attempt = rec.attempt;
     tracing::info!(step = %task.step, region = %task.region, account = %run.account, run = %run.run_id, attempt, "step started");
     let result = crate::pipeline::steps::dispatch(aws, task).await;
     match &result {
@@ -480,14 +583,18 @@ async fn poll_queue(
     tracing::info!(queue = %name, "polling");
     let region = aws.pipeline().region.to_string();
     let queue_arn = format!("arn:aws:sqs:{region}:{}:{name}", permits.account);
-    let dead_letters = name.ends_with(DEAD_LETTER_SUFFIX);
+    let every = heartbeat_interval();
     loop {
+        // Long polling, as Lambda's pollers do: a call waits up to 20 s for a message instead of
+        // one call a second per queue. What it receives is invisible for the heartbeat window at
+        // once, then extended while held.
         let res = sqs
             .receive_message()
             .queue_url(&url)
             .max_number_of_messages(10)
             .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-            .wait_time_seconds(1)
+            .visibility_timeout(visibility_window(every))
+            .wait_time_seconds(20)
             .send()
             .await
             .aws(format!("sqs:ReceiveMessage {name}"));
@@ -499,15 +606,14 @@ async fn poll_queue(
                 continue;
             }
         };
-        if msgs.is_empty() && dead_letters {
-            // Dead letters are rare; poll their queue less often.
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
         // Received but not yet handed to the function: kept invisible meanwhile, as Lambda keeps a
         // batch it is waiting to invoke, so a wait for a free instance is never taken for a death.
+        let next = tokio::time::Instant::now() + every;
         let held: Vec<_> = msgs
             .iter()
-            .map(|m| keep_invisible_at(sqs.clone(), url.clone(), m.receipt_handle().unwrap_or_default().to_owned()))
+            .map(|m| {
+                keep_invisible_from(sqs.clone(), url.clone(), m.receipt_handle().unwrap_or_default().to_owned(), next)
+            })
             .collect();
         for (m, keeper) in msgs.into_iter().zip(held) {
             // The Organizations permit first: a step waiting for it holds no general permit.
@@ -634,4 +740,71 @@ fn sqs_event(m: &aws_sdk_sqs::types::Message, queue_arn: &str, region: &str) -> 
 /// `host:pid` of this process, as checkpoints and run locks name their holder.
 pub fn worker_id() -> String {
     format!("{}:{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()), std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(name: ErrorName) -> StepError {
+        StepError::new(name, "denied")
+    }
+
+    #[test]
+    fn a_regional_task_is_retryable_only_if_every_failed_region_is() {
+        let r = |s: &str| s.parse::<assure_contract::Region>().unwrap();
+        let all_retryable = [(r("us-east-1"), err(ErrorName::Retryable)), (r("eu-west-1"), err(ErrorName::Retryable))];
+        assert_eq!(regions_failed(StepName::Config, &all_retryable, 2).name, ErrorName::Retryable);
+        let mixed = [(r("us-east-1"), err(ErrorName::Retryable)), (r("eu-west-1"), err(ErrorName::AccessDenied))];
+        let e = regions_failed(StepName::Config, &mixed, 1);
+        assert_eq!(e.name, ErrorName::AccessDenied, "a retry cannot mend an access denial");
+        assert!(
+            e.message.contains("2 region(s) (1 done") && e.message.contains("eu-west-1: Assure.AccessDenied"),
+            "{e}"
+        );
+        assert!(e.message.contains("us-east-1: Assure.Retryable"), "every region is named: {e}");
+    }
+
+    #[test]
+    fn a_regional_answer_too_large_for_step_functions_drops_the_changes_values_not_the_changes() {
+        let big = Value::String("x".repeat(4_000));
+        let region: assure_contract::Region = "us-east-1".parse().unwrap();
+        let change = assure_contract::Change {
+            account: "111111111111".parse().unwrap(),
+            region: region.clone(),
+            resource: "config:recorder/default".into(),
+            action: "update".into(),
+            before: big.clone(),
+            after: big,
+        };
+        let out = |n: usize| assure_contract::StepOutput {
+            step: StepName::Config,
+            region: region.clone(),
+            summary: format!("region {n}"),
+            changes: vec![change.clone(); 2],
+            evidence: vec![],
+            snapshot: serde_json::json!({"large": "snapshot"}),
+        };
+        let run: assure_contract::RunInput = serde_json::from_value(serde_json::json!({
+            "runId": "onboard-111111111111-1", "account": "111111111111", "regions": ["us-east-1"],
+            "homeRegion": "us-east-1", "roleName": "AssureExecutionRole",
+            "org": {"management": "123456789012", "logging": "222222222222", "security": "333333333333"}
+        }))
+        .unwrap_or_else(|e| panic!("run input: {e}"));
+        let task = TaskMessage {
+            task_token: "t".into(),
+            step: StepName::Config,
+            region: region.clone(),
+            run,
+            execution: None,
+        };
+        let small = merged(&task, vec![out(1), out(2)]);
+        assert_eq!(small.changes.len(), 4);
+        assert!(small.changes.iter().all(|c| c.before.is_string()), "kept whole when small");
+        assert!(small.snapshot.is_null(), "snapshots stay in the regions' checkpoints");
+        let large = merged(&task, (0..40).map(out).collect());
+        assert_eq!(large.changes.len(), 80, "every change is still listed");
+        assert!(large.changes.iter().all(|c| c.before.is_null() && c.after.is_null()));
+        assert!(serde_json::to_string(&large).unwrap().len() < MAX_OUTPUT_BYTES);
+    }
 }
