@@ -34,6 +34,11 @@ REVIEWED = [
      "GuardDuty calls these with the caller's permissions while it serves EnableOrganizationAdminAccount; its guide "
      "(https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html) grants them on \"*\" and does not "
      "say which resources it authorizes against"),
+    ("assure-step-organization", "RESOURCE_STAR",
+     {"organizations:DescribeAccount", "organizations:DescribeOrganizationalUnit", "organizations:RegisterDelegatedAdministrator"},
+     "the organization step makes the security account GuardDuty's delegated administrator, as the GuardDuty step "
+     "does for a run of its own: the same calls GuardDuty makes with the caller's permissions, on \"*\" as its guide "
+     "grants them (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html)"),
     ("assure-step-preflight", "RESOURCE_MISMATCH", {"states:DescribeExecution"},
      "DescribeExecution takes a standard execution (execution*) or an Express one (express*) "
      "(https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html); parliament "

@@ -123,6 +123,7 @@ async fn run_input(
         policy,
         notify: settings.notify.clone(),
         existing_trails,
+        organization: None,
     };
     let aws = aws.with_role(&run.role_name);
     assure_core::pipeline::preflight::validate(&aws, &run).await?;
@@ -271,6 +272,7 @@ async fn bulk_cmd(
             policy,
             notify: settings.notify.clone(),
             existing_trails,
+            organization: None,
         })
         .collect();
     assure_core::pipeline::bulk::validate(&aws, &runs).await?;
@@ -366,7 +368,7 @@ pub(crate) async fn follow(g: &Global, aws: &Aws, run: &RunInput, arn: &str, tim
     // elsewhere (CI logs, pipes) plain lines only.
     let tasks = assure_contract::StepName::ALL
         .iter()
-        .filter(|s| **s != assure_contract::StepName::Rollback)
+        .filter(|s| **s != assure_contract::StepName::Rollback && !s.bulk_only())
         .map(|s| if s.regional() { run.regions.len() } else { 1 })
         .sum::<usize>();
     let bar = progress_bar(tty, tasks, "{pos}/{len} tasks  {elapsed}  {msg}");

@@ -91,6 +91,14 @@ pub struct RunInput {
     /// What happens to the account's own trails (see [`ExistingTrails`]).
     #[serde(default)]
     pub existing_trails: ExistingTrails,
+    /// The organization-wide setup already done for this run, by the `organization` step of the
+    /// bulk run it belongs to: what every account shares (trusted access, delegated
+    /// administrators, the security account's detectors and analyzers, the policies themselves),
+    /// with the facts the account's steps need (`{"scps": {"policies": {NAME: ID}}, ...}`). The
+    /// account's steps then do only the account's part. Absent for a run of its own, whose steps
+    /// do both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<serde_json::Value>,
 }
 
 /// An endpoint subscribed to the alarm topic.
@@ -163,6 +171,9 @@ impl RunInput {
 pub enum StepName {
     /// Validates the target and the organization; discovers account-wide state (home region).
     Preflight,
+    /// The organization-wide part of every control, once for a bulk run (home region, every region
+    /// inside): what all its accounts share.
+    Organization,
     /// Checks the role in one region and records that region's existing security setup.
     Discover,
     /// The shared logging bucket and its KMS key in the logging account.
@@ -196,8 +207,9 @@ pub enum StepName {
 }
 
 impl StepName {
-    pub const ALL: [StepName; 14] = [
+    pub const ALL: [StepName; 15] = [
         StepName::Preflight,
+        StepName::Organization,
         StepName::Discover,
         StepName::LoggingBucket,
         StepName::CloudTrail,
@@ -216,6 +228,7 @@ impl StepName {
     pub fn as_str(self) -> &'static str {
         match self {
             StepName::Preflight => "preflight",
+            StepName::Organization => "organization",
             StepName::Discover => "discover",
             StepName::LoggingBucket => "logging-bucket",
             StepName::CloudTrail => "cloudtrail",
@@ -248,11 +261,17 @@ impl StepName {
         matches!(
             self,
             StepName::Preflight
+                | StepName::Organization
                 | StepName::LoggingBucket
                 | StepName::AccessAnalyzer
                 | StepName::Scps
                 | StepName::Rollback
         )
+    }
+
+    /// Whether the step is the bulk state machine's, once per bulk run, and never an account's run.
+    pub fn bulk_only(self) -> bool {
+        self == StepName::Organization
     }
 
     pub fn regional(self) -> bool {

@@ -1,5 +1,6 @@
 //! Bulk onboarding on the local cloud, under an emulated Organizations rate limit: a file of
-//! accounts and an OU, one account's failure contained, zero throttle failures.
+//! accounts and an OU, one account's failure contained, zero throttle failures, the organization's
+//! part done once per bulk run.
 
 use assure_e2e::LocalCloud;
 use serde_json::{json, Value};
@@ -52,16 +53,18 @@ async fn many_accounts_onboard_under_the_organizations_limit_and_a_failure_stays
     let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["runId"], failed[0]["runId"]);
-    let org_calls = cloud.calls().iter().filter(|c| c["service"] == "Organizations").count();
-    assert!(org_calls > 0);
+    let calls = cloud.calls();
+    organization_work_once(&calls, 3);
 
     // The whole OU, three at once: the held account and the two new ones onboard; the two done
     // before only re-check (no mutating call to their configuration).
     let ou = s("importedOu");
+    cloud.reset_calls();
     let (code, out, err) = cloud.run(&["onboard", "--ou", &ou, "--concurrency", "3", "--output", "json"]);
     assert_eq!(code, 0, "{out}\n{err}");
     let summary: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["succeeded"], 5, "{summary}");
+    organization_work_once(&cloud.calls(), 5);
     let onboarded_before: Vec<&str> =
         results.iter().filter(|r| r["status"] == "SUCCEEDED").map(|r| r["account"].as_str().unwrap()).collect();
     for r in summary["accounts"].as_array().unwrap() {
@@ -84,6 +87,27 @@ async fn many_accounts_onboard_under_the_organizations_limit_and_a_failure_stays
             assert!(!detail.contains("TooManyRequests") && !detail.contains("Throttl"), "a throttle failure: {e}");
         }
     }
+}
+
+/// The organization-wide setup happens in the bulk run's organization step alone, and each
+/// account's run makes at most 6 calls to Organizations (the accounts' calls: not the CLI's, not the
+/// organization step's).
+fn organization_work_once(calls: &[Value], accounts: usize) {
+    for op in ["CreatePolicy", "UpdatePolicy", "RegisterDelegatedAdministrator", "EnableOrganizationAdminAccount"] {
+        let outside: Vec<&Value> =
+            calls.iter().filter(|c| c["operation"] == op && c["step"] != "organization").collect();
+        assert!(outside.is_empty(), "{op} outside the organization step: {outside:?}");
+    }
+    let org = |step: &str| calls.iter().filter(|c| c["service"] == "Organizations" && c["step"] == step).count();
+    let total = calls.iter().filter(|c| c["service"] == "Organizations").count();
+    let per_account = total - org("organization") - org("");
+    eprintln!(
+        "Organizations calls: {total}; the CLI {}, the organization step {}, the {accounts} accounts' runs {per_account}",
+        org(""),
+        org("organization")
+    );
+    assert!(org("organization") > 0, "the organization step ran");
+    assert!(per_account <= 6 * accounts, "{per_account} Organizations calls for {accounts} accounts");
 }
 
 /// Seconds since the epoch of an RFC 3339 time (the history's and the checkpoints').

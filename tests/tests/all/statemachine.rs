@@ -53,7 +53,13 @@ fn every_task_dispatches_to_a_step_with_a_binary() {
         assert!(body["run.$"].is_string() && body["region.$"].is_string(), "{name} passes run and region");
         seen.insert(step);
     }
-    assert_eq!(seen, StepName::ALL.into_iter().collect(), "every step is dispatched somewhere");
+    assert_eq!(
+        seen,
+        StepName::ALL.into_iter().filter(|s| !s.bulk_only()).collect(),
+        "every step of an account's run is dispatched somewhere"
+    );
+    let cargo_has = |s: StepName| cargo.contains(&format!("name = \"{}\"", s.binary()));
+    assert!(StepName::ALL.into_iter().all(cargo_has), "every step, the bulk machine's too, has its binary");
 }
 
 #[test]
@@ -133,7 +139,8 @@ fn the_state_graph_has_no_cycles_and_every_failure_is_caught() {
 
 #[test]
 fn every_placeholder_is_a_step_queue() {
-    let expected: BTreeSet<String> = StepName::ALL.iter().map(|s| format!("${{{}}}", placeholder(*s))).collect();
+    let expected: BTreeSet<String> =
+        StepName::ALL.iter().filter(|s| !s.bulk_only()).map(|s| format!("${{{}}}", placeholder(*s))).collect();
     let mut found = BTreeSet::new();
     let mut rest = ONBOARDING_ASL;
     while let Some(i) = rest.find("${") {
@@ -144,14 +151,20 @@ fn every_placeholder_is_a_step_queue() {
     assert_eq!(found, expected);
 }
 
-/// The bulk state machine: a bounded Map over accounts whose one Task starts a child onboarding
-/// execution and waits for it; a child's failure is caught inside the iteration, so the others go
-/// on; its one placeholder is the onboarding state machine's ARN.
+/// The bulk state machine: first the organization step's task, whose facts join every account's
+/// run; then a bounded Map over accounts whose one Task starts a child onboarding execution and waits
+/// for it; a child's failure is caught inside the iteration, so the others go on.
 #[test]
 fn the_bulk_machine_is_bounded_and_contains_each_failure() {
     let def: Value = serde_json::from_str(assure_core::pipeline::resources::BULK_ASL).expect("bulk.asl.json is JSON");
-    let map = &def["States"][def["StartAt"].as_str().unwrap()];
+    let first = &def["States"][def["StartAt"].as_str().unwrap()];
+    assert_eq!(first["Parameters"]["MessageBody"]["step"], "organization");
+    assert_eq!(first["Parameters"]["QueueUrl"], format!("${{{}}}", placeholder(StepName::Organization)));
+    assert_eq!(first["ResultPath"], "$.organized");
+    assert!(first["Catch"].is_null(), "no account starts when the organization's part failed");
+    let map = &def["States"][first["Next"].as_str().unwrap()];
     assert_eq!(map["Type"], "Map");
+    assert_eq!(map["ItemSelector"]["run.$"], "States.JsonMerge($$.Map.Item.Value, $.organized, false)");
     assert_eq!(map["MaxConcurrencyPath"], "$.bulk.concurrency", "concurrency is the caller's, and bounded by the CLI");
     let known: HashSet<&str> = ErrorName::ALL.iter().map(|e| e.as_str()).collect();
     let mut tasks = 0;
@@ -163,7 +176,7 @@ fn the_bulk_machine_is_bounded_and_contains_each_failure() {
                 assert!(known.contains(e) || e.starts_with("States."), "{name}: unknown error name {e}");
             }
         }
-        if st["Type"] == "Task" {
+        if st["Type"] == "Task" && name != def["StartAt"] {
             tasks += 1;
             assert_eq!(st["Resource"], "arn:aws:states:::states:startExecution.sync:2", "{name}");
             assert_eq!(st["Parameters"]["StateMachineArn"], "${OnboardingStateMachineArn}");

@@ -19,10 +19,12 @@ pub struct Cell {
     pub text: String,
 }
 
-/// The steps of the matrix: every step but rollback, and rollback when the run has rolled back.
+/// The steps of the matrix: every step of an account's run but rollback, and rollback when the run
+/// has rolled back.
 pub fn matrix_steps(a: &Audit) -> Vec<StepName> {
     StepName::ALL
         .into_iter()
+        .filter(|s| !s.bulk_only())
         .filter(|s| *s != StepName::Rollback || a.records.iter().any(|r| r.step == StepName::Rollback))
         .collect()
 }

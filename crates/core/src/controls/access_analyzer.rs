@@ -13,17 +13,28 @@ use crate::controls::kit::{already_exists, evidence, Changes};
 use crate::controls::kit::{ensure_delegated_administrator, ensure_service_linked_role};
 use crate::controls::kit::{ensure_role, logging_key_arn};
 use crate::controls::names::{ANALYZER, FINDINGS, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE};
-use crate::controls::{Control, Fut, Report, Undo};
+use crate::controls::{Control, Fut, Organized, Report, Undo};
 
 const PRINCIPAL: &str = "access-analyzer.amazonaws.com";
 const SLR: &str = "AWSServiceRoleForAccessAnalyzer";
 
 pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
-    let mgmt = aws.account(&run.org.management, region).await?;
-    let security = aws.account(&run.org.security, region).await?;
     let target = aws.account(&run.account, region).await?;
     let mut changes = Changes::new(&target);
-    ensure_delegated_administrator(&mgmt, region, PRINCIPAL, &run.org.security, &mut changes).await?;
+    // A bulk run's organization step did the organization's part for all its accounts.
+    if run.organization.is_none() {
+        organize_region(aws, run, region, &mut changes).await?;
+    }
+    ensure_service_linked_role(&target, PRINCIPAL, SLR, &mut changes).await?;
+    Ok(changes.output(StepName::AccessAnalyzer, region, &format!("Access Analyzer in {region}"), Value::Null))
+}
+
+/// The organization's part in `region`: trusted access and the security account as delegated
+/// administrator, its ORGANIZATION analyzer, the analyzer's findings delivered to the logging bucket.
+async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &mut Changes) -> Result<(), StepError> {
+    let mgmt = aws.account(&run.org.management, region).await?;
+    let security = aws.account(&run.org.security, region).await?;
+    ensure_delegated_administrator(&mgmt, region, PRINCIPAL, &run.org.security, changes).await?;
 
     let aa = security.accessanalyzer();
     match aa.get_analyzer().analyzer_name(ANALYZER).send().await {
@@ -49,9 +60,7 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
         }
         Err(e) => return Err(e).aws(format!("access-analyzer:GetAnalyzer {ANALYZER}")),
     }
-    ensure_findings_delivery(aws, run, &security, &mut changes).await?;
-    ensure_service_linked_role(&target, PRINCIPAL, SLR, &mut changes).await?;
-    Ok(changes.output(StepName::AccessAnalyzer, region, &format!("Access Analyzer in {region}"), Value::Null))
+    ensure_findings_delivery(aws, run, &security, changes).await
 }
 
 /// An organization has one IAM Access Analyzer delegated administrator, which only the management
@@ -60,6 +69,10 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
 /// in that place would stop the access-analyzer step at RegisterDelegatedAdministrator, after every
 /// change before it; it is knowable now, read-only.
 async fn preflight(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
+    // A bulk run's organization step made the security account the administrator.
+    if run.organization.is_some() {
+        return Ok(());
+    }
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
     let admins = mgmt
         .organizations()
@@ -424,6 +437,15 @@ impl Control for AccessAnalyzer {
 
     fn preflight<'a>(&'a self, aws: &'a Aws, run: &'a RunInput) -> Fut<'a, ()> {
         Box::pin(preflight(aws, run))
+    }
+
+    fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Organized> {
+        Box::pin(async move {
+            let mgmt = aws.account(&run.org.management, region).await?;
+            let mut changes = Changes::new(&mgmt);
+            organize_region(aws, run, region, &mut changes).await?;
+            Ok(Organized { changes: changes.list, facts: Value::Null })
+        })
     }
 
     fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, region: &'a Region) -> Fut<'a, StepOutput> {

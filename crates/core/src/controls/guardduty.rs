@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::aws::{AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::logging_key_arn;
 use crate::controls::kit::{evidence, Changes};
-use crate::controls::{Control, Fut, Report, Undo};
+use crate::controls::{Control, Fut, Organized, Report, Undo};
 
 /// The first detector of the account in this region, if any.
 async fn detector(acct: &AccountConfig) -> Result<Option<String>, StepError> {
@@ -134,12 +134,18 @@ async fn ensure_detector(acct: &AccountConfig, changes: &mut Changes) -> Result<
     }
 }
 
-pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
+/// The organization's part in `region`: the security account as delegated administrator (made by
+/// the management account), its detector with auto-enable for every member, its findings exported
+/// to the logging bucket. Answers the security account's detector id ([`PLANNED`] in a plan that
+/// would create it).
+async fn organize_region(
+    aws: &Aws,
+    run: &RunInput,
+    region: &Region,
+    changes: &mut Changes,
+) -> Result<String, StepError> {
     let mgmt = aws.account(&run.org.management, region).await?;
     let security = aws.account(&run.org.security, region).await?;
-    let target = aws.account(&run.account, region).await?;
-    let mut changes = Changes::new(&target);
-
     // The security account is the delegated administrator (management account, this region).
     let current = delegated_administrators(aws, run, region).await?;
     if !current.contains(&run.org.security.to_string()) {
@@ -165,7 +171,7 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
     }
 
     // The administrator's detector, auto-enable for every member, findings to the logging bucket.
-    let sec_det = ensure_detector(&security, &mut changes).await?;
+    let sec_det = ensure_detector(&security, changes).await?;
     let gd = security.guardduty();
     // A detector the plan would create has no configuration yet.
     let auto_enable = if sec_det == PLANNED {
@@ -245,6 +251,28 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
             );
         }
     }
+
+    Ok(sec_det)
+}
+
+pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
+    let security = aws.account(&run.org.security, region).await?;
+    let target = aws.account(&run.account, region).await?;
+    let mut changes = Changes::new(&target);
+    let sec_det = match run.organization {
+        None => organize_region(aws, run, region, &mut changes).await?,
+        // The bulk run's organization step made the security account's detector a moment ago.
+        Some(_) => detector(&security).await?.ok_or_else(|| {
+            StepError::new(
+                ErrorName::Conflict,
+                format!(
+                    "guardduty: the security account {} has no detector in {region}, which the bulk run's organization step made; something deleted it since: onboard the account on its own, which makes it again",
+                    run.org.security
+                ),
+            )
+        })?,
+    };
+    let gd = security.guardduty();
 
     // The account: an enabled detector, a member of the security account.
     let det = ensure_detector(&target, &mut changes).await?;
@@ -386,6 +414,10 @@ fn conflict(run: &RunInput, region: &Region, admins: &[String]) -> StepError {
 /// Another account already GuardDuty's delegated administrator in a region of the run: the
 /// guardduty step could not make the security account administrator there.
 async fn preflight(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
+    // A bulk run's organization step made the security account the administrator everywhere.
+    if run.organization.is_some() {
+        return Ok(());
+    }
     let found =
         futures::future::try_join_all(run.regions.iter().map(|r| delegated_administrators(aws, run, r))).await?;
     for (region, admins) in run.regions.iter().zip(found) {
@@ -433,6 +465,15 @@ impl Control for GuardDuty {
 
     fn preflight<'a>(&'a self, aws: &'a Aws, run: &'a RunInput) -> Fut<'a, ()> {
         Box::pin(preflight(aws, run))
+    }
+
+    fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Organized> {
+        Box::pin(async move {
+            let mgmt = aws.account(&run.org.management, region).await?;
+            let mut changes = Changes::new(&mgmt);
+            organize_region(aws, run, region, &mut changes).await?;
+            Ok(Organized { changes: changes.list, facts: Value::Null })
+        })
     }
 
     fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, step: StepName, region: &'a Region) -> Fut<'a, StepOutput> {

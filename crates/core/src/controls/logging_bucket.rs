@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{ensure_key, read_key, Changes};
 use crate::controls::names::FINDINGS_ROLE;
-use crate::controls::{Control, Fut, Report, Undo};
+use crate::controls::{Control, Fut, Organized, Report, Undo};
 
 /// Prefix of the logging bucket's own access logs in the access-log bucket.
 const ACCESS_LOG_PREFIX: &str = "assure-logs/";
@@ -571,8 +571,29 @@ impl Control for LoggingBucket {
         &[StepName::LoggingBucket]
     }
 
+    /// The whole control is the organization's: one bucket and key for every account.
+    fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Organized> {
+        Box::pin(async move {
+            let out = apply(aws, run).await?;
+            Ok(Organized { changes: out.changes, facts: Value::Null })
+        })
+    }
+
     fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, _: &'a Region) -> Fut<'a, StepOutput> {
-        Box::pin(apply(aws, run))
+        Box::pin(async move {
+            if run.organization.is_some() {
+                // A bulk run's organization step put it in place for all its accounts; verify checks it.
+                return Ok(StepOutput {
+                    step: StepName::LoggingBucket,
+                    region: run.home_region.clone(),
+                    summary: format!("{}: put in place by the bulk run's organization step", run.logging_bucket()),
+                    changes: vec![],
+                    evidence: vec![],
+                    snapshot: Value::Null,
+                });
+            }
+            apply(aws, run).await
+        })
     }
 
     fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Vec<Evidence>> {

@@ -4,6 +4,8 @@
 //! orchestrated:
 //! - what it reads: its part of a region's before-snapshot ([`Control::snapshot`]);
 //! - what it refuses early: conflicts knowable before any change ([`Control::preflight`]);
+//! - what it shares with the organization's other accounts, done once per bulk run
+//!   ([`Control::organize`]);
 //! - plan/apply: its steps, which read first and change only what differs ([`Control::apply`]);
 //! - verify: the evidence that it holds, read-only ([`Control::evidence`]);
 //! - compensate: restoring its part of the before-snapshot ([`Control::compensate`]).
@@ -78,6 +80,16 @@ pub trait Control: Sync {
         Box::pin(async { Ok(()) })
     }
 
+    /// The organization-wide part in `region` (the home region for a control that is not
+    /// regional): what every account of the organization shares, such as trusted access, delegated
+    /// administrators, the security account's detectors and analyzers, the policies themselves. A
+    /// bulk run's `organization` step runs it once for all its accounts, whose runs then carry
+    /// `run.organization` and skip it; a run of its own has the control's step do it. Answers the
+    /// changes made and the facts the accounts' steps need (JSON null when none).
+    fn organize<'a>(&'a self, _aws: &'a Aws, _run: &'a RunInput, _region: &'a Region) -> Fut<'a, Organized> {
+        Box::pin(async { Ok(Organized::default()) })
+    }
+
     /// Plan/apply: runs `step`, one of [`Control::steps`], in `region` (the home region for a
     /// control that is not regional). In plan mode it records what it would change.
     fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, step: StepName, region: &'a Region) -> Fut<'a, StepOutput>;
@@ -89,6 +101,13 @@ pub trait Control: Sync {
     /// Compensate: restores its part of the before-snapshot in `region`, reporting what it
     /// restored and what it cannot. Called only when one of its steps ran.
     fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()>;
+}
+
+/// What a control's organization-wide part did, and the facts it hands to the accounts' steps.
+#[derive(Debug, Default)]
+pub struct Organized {
+    pub changes: Vec<assure_contract::Change>,
+    pub facts: Value,
 }
 
 /// What a rollback did and could not do.

@@ -15,7 +15,7 @@ use crate::controls::kit::{evidence, Changes};
 use crate::controls::names::{
     ALARM_PREFIX, ANALYZER, MEMBER_STACK_SET, SCP_PROTECT, SCP_ROOT, TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP,
 };
-use crate::controls::{Control, Fut, Report, Undo};
+use crate::controls::{Control, Fut, Organized, Report, Undo};
 
 /// AWS's limit on one policy's size.
 pub const MAX_POLICY_CHARS: usize = 5120;
@@ -107,6 +107,19 @@ pub(crate) async fn attached_scps(
     Ok(out)
 }
 
+/// [`attached_scps`] read once per task: preflight checks the quota with it and records it.
+pub(crate) async fn attached_once(
+    mgmt: &crate::aws::AccountConfig,
+    account: &assure_contract::AccountId,
+) -> Result<Vec<(String, String)>, StepError> {
+    let read = async {
+        let list = attached_scps(&mgmt.organizations(), account).await?;
+        serde_json::to_string(&list).map_err(|e| StepError::internal(e.to_string()))
+    };
+    let text = mgmt.account_wide(&format!("attached-scps/{account}"), read).await?;
+    serde_json::from_str(&text).map_err(|e| StepError::internal(e.to_string()))
+}
+
 /// The organization's service control policies: name → id.
 async fn policies_by_name(
     orgs: &aws_sdk_organizations::Client,
@@ -143,6 +156,15 @@ fn within_quota(run: &RunInput, attached: &[(String, String)]) -> Result<(), Ste
 async fn preflight(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
     let orgs = mgmt.organizations();
+    if run.organization.is_none() {
+        root_enables_scps(&orgs).await?;
+    }
+    within_quota(run, &attached_once(&mgmt, &run.account).await?)
+}
+
+/// The organization's root has service control policies enabled; a bulk run checks it once, in
+/// its organization step.
+async fn root_enables_scps(orgs: &aws_sdk_organizations::Client) -> Result<(), StepError> {
     let roots = orgs.list_roots().send().await.aws("organizations:ListRoots")?;
     for root in roots.roots() {
         let enabled = root.policy_types().iter().any(|t| {
@@ -158,20 +180,19 @@ async fn preflight(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
             ));
         }
     }
-    within_quota(run, &attached_scps(&orgs, &run.account).await?)
+    Ok(())
 }
 
-pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
-    let region = &run.home_region;
-    let mgmt = aws.account(&run.org.management, region).await?;
-    let orgs = mgmt.organizations();
-    let mut changes = Changes::new(&mgmt);
-
-    let existing = policies_by_name(&orgs).await?;
-    let attached = attached_scps(&orgs, &run.account).await?;
-    within_quota(run, &attached)?;
-    let wanted = policies(run);
-    for (name, description, doc) in &wanted {
+/// The policies exist with assure's content, created or updated as needed: name → id (empty in a
+/// plan that would create it).
+async fn ensure_policies(
+    orgs: &aws_sdk_organizations::Client,
+    run: &RunInput,
+    changes: &mut Changes,
+) -> Result<std::collections::BTreeMap<String, String>, StepError> {
+    let existing = policies_by_name(orgs).await?;
+    let mut ids = std::collections::BTreeMap::new();
+    for (name, description, doc) in &policies(run) {
         let text = doc.to_string();
         if text.len() > MAX_POLICY_CHARS {
             return Err(StepError::internal(format!(
@@ -224,10 +245,10 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
                             .unwrap_or_default()
                             .to_owned()
                     }
-                    // Another account's run (a bulk run) created it a moment ago: the policies are
+                    // Another account's run created it a moment ago: the policies are
                     // organization-wide and the same for every run, so use that one.
                     Err(e) if error_code(&e) == Some("DuplicatePolicyException") => {
-                        policies_by_name(&orgs).await?.remove(*name).ok_or_else(|| {
+                        policies_by_name(orgs).await?.remove(*name).ok_or_else(|| {
                             StepError::new(
                                 ErrorName::Conflict,
                                 format!("organizations:CreatePolicy {name}: exists, but is not listed yet"),
@@ -238,8 +259,39 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
                 }
             }
         };
+        ids.insert((*name).to_owned(), id);
+    }
+    Ok(ids)
+}
+
+/// The policies' ids a bulk run's organization step recorded, after checking their content.
+fn organized_ids(run: &RunInput) -> Option<std::collections::BTreeMap<String, String>> {
+    let policies = run.organization.as_ref()?.get("scps")?.get("policies")?.as_object()?;
+    Some(policies.iter().filter_map(|(n, id)| Some((n.clone(), id.as_str()?.to_owned()))).collect())
+}
+
+pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
+    let region = &run.home_region;
+    let mgmt = aws.account(&run.org.management, region).await?;
+    let orgs = mgmt.organizations();
+    let mut changes = Changes::new(&mgmt);
+
+    let attached = attached_scps(&orgs, &run.account).await?;
+    within_quota(run, &attached)?;
+    let ids = match organized_ids(run) {
+        Some(ids) => ids,
+        None => ensure_policies(&orgs, run, &mut changes).await?,
+    };
+    for (name, _, _) in &policies(run) {
+        let id = ids.get(*name).cloned().unwrap_or_default();
         if !attached.iter().any(|(n, _)| n == name) {
             if changes.live() {
+                if id.is_empty() {
+                    return Err(StepError::new(
+                        ErrorName::Conflict,
+                        format!("scps: the bulk run's organization step recorded no policy {name}"),
+                    ));
+                }
                 match orgs.attach_policy().policy_id(&id).target_id(run.account.as_str()).send().await {
                     Ok(_) => {}
                     // Attached between the listing and now: what this step wanted.
@@ -266,6 +318,26 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
     let attached: std::collections::BTreeMap<String, String> =
         attached_scps(&orgs, &run.account).await?.into_iter().collect();
     let mut out = Vec::new();
+    // In a bulk run, the organization step read every policy's content a moment before the
+    // accounts' runs began, once for all of them (Organizations throttles first): here the policy
+    // attached must be the very one it checked.
+    if let Some(ids) = organized_ids(run) {
+        for (name, _, _) in policies(run) {
+            let control = if name == SCP_ROOT { "scps.restrict-root" } else { "scps.attached" };
+            let ok = attached.get(name).is_some_and(|id| ids.get(name) == Some(id));
+            out.push(evidence(
+                &mgmt,
+                control,
+                format!("organizations:policy/{name} on {}", run.account),
+                ok,
+                format!(
+                    "attached: {}, the policy whose content the bulk run's organization step checked: {ok}",
+                    attached.contains_key(name)
+                ),
+            ));
+        }
+        return Ok(out);
+    }
     for (name, _, doc) in policies(run) {
         let current = match attached.get(name) {
             Some(id) => orgs
@@ -306,6 +378,18 @@ impl Control for Scps {
 
     fn preflight<'a>(&'a self, aws: &'a Aws, run: &'a RunInput) -> Fut<'a, ()> {
         Box::pin(preflight(aws, run))
+    }
+
+    /// The policies themselves, with assure's content; their ids are the facts.
+    fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Organized> {
+        Box::pin(async move {
+            let mgmt = aws.account(&run.org.management, &run.home_region).await?;
+            let orgs = mgmt.organizations();
+            root_enables_scps(&orgs).await?;
+            let mut changes = Changes::new(&mgmt);
+            let ids = ensure_policies(&orgs, run, &mut changes).await?;
+            Ok(Organized { changes: changes.list, facts: json!({"policies": ids}) })
+        })
     }
 
     fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, _: &'a Region) -> Fut<'a, StepOutput> {

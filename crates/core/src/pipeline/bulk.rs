@@ -137,7 +137,16 @@ pub fn state_machine_arn(aws: &Aws) -> String {
 
 /// Starts the bulk execution named `bulk_id`: at most `concurrency` accounts at once.
 pub async fn start(aws: &Aws, bulk_id: &str, runs: &[RunInput], concurrency: u32) -> Result<String, StepError> {
-    let input = serde_json::json!({"bulk": {"bulkId": bulk_id, "concurrency": concurrency}, "runs": runs});
+    let Some(first) = runs.first() else { return Err(StepError::invalid_input("no accounts to onboard")) };
+    // The organization step's run: the accounts' settings, under the bulk run's id (its checkpoint
+    // and history are the bulk run's).
+    let mut organization = first.clone();
+    organization.run_id = bulk_id.parse()?;
+    let input = serde_json::json!({
+        "bulk": {"bulkId": bulk_id, "concurrency": concurrency},
+        "organizationRun": organization,
+        "runs": runs,
+    });
     let res = aws
         .pipeline()
         .sfn()

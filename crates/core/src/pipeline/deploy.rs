@@ -145,13 +145,21 @@ pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepEr
         values.insert(placeholder(step), url.clone());
         queues.insert(step.as_str().to_owned(), url);
     }
+    // The organization step's queue is the bulk state machine's.
+    let organization_queue = values.remove(&placeholder(StepName::Organization)).unwrap_or_default();
     let definition = substitute(ONBOARDING_ASL, &values)?;
     let role_arn = |name: &str| format!("arn:aws:iam::{account}:role/{name}");
     let sm_arn = format!("arn:aws:states:{region}:{account}:stateMachine:{STATE_MACHINE}");
     let sfn = p.sfn();
     ensure_state_machine(&sfn, &sm_arn, STATE_MACHINE, &definition, &role_arn(STATES_ROLE), &mut changes).await?;
     let bulk_arn = format!("arn:aws:states:{region}:{account}:stateMachine:{BULK_STATE_MACHINE}");
-    let bulk = substitute(BULK_ASL, &BTreeMap::from([("OnboardingStateMachineArn".to_owned(), sm_arn.clone())]))?;
+    let bulk = substitute(
+        BULK_ASL,
+        &BTreeMap::from([
+            ("OnboardingStateMachineArn".to_owned(), sm_arn.clone()),
+            (placeholder(StepName::Organization), organization_queue),
+        ]),
+    )?;
     let bulk_role = role_arn(BULK_STATES_ROLE);
     ensure_state_machine(&sfn, &bulk_arn, BULK_STATE_MACHINE, &bulk, &bulk_role, &mut changes).await?;
 
@@ -502,8 +510,11 @@ mod tests {
 
     #[test]
     fn the_definition_uses_exactly_the_step_placeholders() {
-        let values: BTreeMap<_, _> =
-            StepName::ALL.iter().map(|s| (placeholder(*s), format!("https://q/{s}"))).collect();
+        let values: BTreeMap<_, _> = StepName::ALL
+            .iter()
+            .filter(|s| **s != StepName::Organization)
+            .map(|s| (placeholder(*s), format!("https://q/{s}")))
+            .collect();
         let def = substitute(ONBOARDING_ASL, &values).unwrap();
         let v: serde_json::Value = serde_json::from_str(&def).unwrap();
         assert!(v["States"].is_object());

@@ -108,6 +108,30 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
                 vec!["organizations:AttachPolicy"],
             ),
         ],
+        // Every control's organization-wide part: the GuardDuty step's, Access Analyzer's and
+        // Config's delegated administrators, the policies themselves (not their attachment), and the
+        // organization's checks (its root enables SCPs, the logging bucket's organization id).
+        StepName::Organization => vec![
+            (
+                any(),
+                vec![
+                    "guardduty:EnableOrganizationAdminAccount",
+                    "guardduty:ListOrganizationAdminAccounts",
+                    "organizations:DescribeOrganization",
+                    "organizations:DescribeAccount",
+                    "organizations:DescribeOrganizationalUnit",
+                    "organizations:ListAccounts",
+                    "organizations:EnableAWSServiceAccess",
+                    "organizations:ListAWSServiceAccessForOrganization",
+                    "organizations:RegisterDelegatedAdministrator",
+                    "organizations:ListDelegatedAdministrators",
+                    "organizations:ListRoots",
+                    "organizations:ListPolicies",
+                    "organizations:CreatePolicy",
+                ],
+            ),
+            (scps(), vec!["organizations:DescribePolicy", "organizations:UpdatePolicy"]),
+        ],
         StepName::Verify => vec![
             (targets(), vec!["organizations:ListPoliciesForTarget"]),
             (scps(), vec!["organizations:DescribePolicy"]),
@@ -311,7 +335,10 @@ pub fn pipeline_template() -> Value {
                 }
             }),
         );
-        substitutions.insert(placeholder(step), reference(&queue));
+        // The organization step is the bulk state machine's; every other step the onboarding one's.
+        if step != StepName::Organization {
+            substitutions.insert(placeholder(step), reference(&queue));
+        }
         outputs.insert(format!("{id}QueueUrl"), json!({"Value": reference(&queue)}));
     }
 
@@ -340,7 +367,11 @@ pub fn pipeline_template() -> Value {
             "RetentionInDays": 365,
             "KmsKeyId": getatt("PipelineKey", "Arn")}}),
     );
-    let queues: Vec<Value> = StepName::ALL.iter().map(|s| getatt(&format!("{}Queue", logical(*s)), "Arn")).collect();
+    let queues: Vec<Value> = StepName::ALL
+        .iter()
+        .filter(|s| **s != StepName::Organization)
+        .map(|s| getatt(&format!("{}Queue", logical(*s)), "Arn"))
+        .collect();
     resources.insert(
         "StatesRole".into(),
         json!({
@@ -391,6 +422,9 @@ pub fn pipeline_template() -> Value {
                     "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
                     "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
                 "Policies": [{"PolicyName": "start-child-runs", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                    // The organization step's task, once before the accounts.
+                    {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getatt(&format!("{}Queue", logical(StepName::Organization)), "Arn")},
+                    {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": getatt("PipelineKey", "Arn")},
                     {"Effect": "Allow", "Action": "states:StartExecution", "Resource": reference("StateMachine")},
                     // IAM's definitions list DescribeExecution and StopExecution for standard and
                     // express executions alike; the onboarding state machine is a standard one.
@@ -416,7 +450,9 @@ pub fn pipeline_template() -> Value {
                 "Name": BULK_STATE_MACHINE,
                 "Type": "STANDARD",
                 "DefinitionUri": "../statemachines/bulk.asl.json",
-                "DefinitionSubstitutions": {"OnboardingStateMachineArn": reference("StateMachine")},
+                "DefinitionSubstitutions": {
+                    "OnboardingStateMachineArn": reference("StateMachine"),
+                    placeholder(StepName::Organization): reference(&format!("{}Queue", logical(StepName::Organization)))},
                 "Role": getatt("BulkStatesRole", "Arn"),
                 "Tracing": {"Enabled": true},
                 "Logging": {"Level": "ERROR", "IncludeExecutionData": false,

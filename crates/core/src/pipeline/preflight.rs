@@ -34,6 +34,25 @@ pub async fn validate(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
             run.home_region
         )));
     }
+    // A bulk run checked the organization and its logging and security accounts once, before its
+    // accounts' runs began (`bulk::validate`, then its organization step).
+    if run.organization.is_none() {
+        organization(aws, run).await?;
+    }
+    check_member(aws, run, &run.account, "account").await?;
+    if run.organization.is_none() {
+        check_member(aws, run, &run.org.logging, "org.logging").await?;
+        check_member(aws, run, &run.org.security, "org.security").await?;
+    }
+    // What each control would refuse later, for a reason knowable now: all checked at once, the
+    // first refusal in the baseline's order reported, whichever answered first.
+    let checked = futures::future::join_all(controls::baseline::ALL.iter().map(|c| c.preflight(aws, run))).await;
+    checked.into_iter().collect::<Result<Vec<()>, StepError>>()?;
+    regions_enabled(aws, run).await
+}
+
+/// The organization has all features and `org.management` is its management account.
+async fn organization(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
     let orgs = mgmt.organizations();
     let org = orgs.describe_organization().send().await.aws("organizations:DescribeOrganization")?;
@@ -61,14 +80,7 @@ pub async fn validate(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
             org.master_account_id().unwrap_or("?")
         )));
     }
-    check_member(aws, run, &run.account, "account").await?;
-    check_member(aws, run, &run.org.logging, "org.logging").await?;
-    check_member(aws, run, &run.org.security, "org.security").await?;
-    // What each control would refuse later, for a reason knowable now: all checked at once, the
-    // first refusal in the baseline's order reported, whichever answered first.
-    let checked = futures::future::join_all(controls::baseline::ALL.iter().map(|c| c.preflight(aws, run))).await;
-    checked.into_iter().collect::<Result<Vec<()>, StepError>>()?;
-    regions_enabled(aws, run).await
+    Ok(())
 }
 
 /// Every region of the run is enabled in the account: in an opt-in region the account has not
@@ -141,7 +153,7 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         )));
     }
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-    let scps: Vec<_> = crate::controls::scps::attached_scps(&mgmt.organizations(), &run.account)
+    let scps: Vec<_> = crate::controls::scps::attached_once(&mgmt, &run.account)
         .await?
         .into_iter()
         .map(|(name, id)| json!({"id": id, "name": name}))

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::aws::Aws;
 use crate::controls;
-use crate::pipeline::{discover, lock, preflight, rollback, verify};
+use crate::pipeline::{discover, lock, organization, preflight, rollback, verify};
 
 /// Runs the step a task asks for.
 pub async fn dispatch(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepError> {
@@ -24,6 +24,7 @@ pub async fn dispatch(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepE
             }
             preflight::run(aws, run).await
         }
+        StepName::Organization => organization::run(aws, run).await,
         StepName::Discover => discover::run(aws, run, region).await,
         StepName::Verify => verify::run(aws, run).await,
         StepName::Rollback => rollback_step(aws, run).await,

@@ -503,6 +503,13 @@ pub async fn supervise(
     for step in StepName::ALL {
         let aws = aws.clone();
         let bin = bin_dir.join(step.binary());
+        if !bin.exists() {
+            // Its tasks would wait for the dead-letter queue: say so now.
+            eprintln!(
+                "worker: {} is missing: the {step} step's tasks cannot run (build the step binaries)",
+                bin.display()
+            );
+        }
         let permits = permits.clone();
         loops.push(tokio::spawn(async move { serve_step(aws, step, bin, permits).await }));
     }

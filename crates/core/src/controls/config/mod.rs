@@ -12,7 +12,7 @@ use crate::controls::kit::{
     ensure_delegated_administrator, ensure_role, ensure_service_linked_role, evidence, logging_key_arn, Changes,
 };
 use crate::controls::names::{AGGREGATOR, AGGREGATOR_ROLE, CONFIG_CHANNEL, CONFIG_RECORDER};
-use crate::controls::{Control, Fut, Report, Undo};
+use crate::controls::{Control, Fut, Organized, Report, Undo};
 
 const SERVICE: &str = "config.amazonaws.com";
 const SLR: &str = "AWSServiceRoleForConfig";
@@ -129,7 +129,8 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
         }
         changes.push(format!("config:recorder/{name}/recording"), "start", json!(false), json!(true));
     }
-    if home {
+    // A bulk run's organization step made the organization's aggregator for all its accounts.
+    if home && run.organization.is_none() {
         ensure_aggregator(aws, run, &mut changes).await?;
     }
     Ok(changes.output(StepName::Config, region, &format!("Config in {region}"), snapshot))
@@ -339,6 +340,18 @@ impl Control for Config {
             0 => format!("{} Config recorder(s)", all.len()),
             n => format!("{} Config recorder(s), {n} of them service-linked (left alone)", all.len()),
         }
+    }
+
+    /// The organization's aggregator, in the security account of the home region.
+    fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Organized> {
+        Box::pin(async move {
+            let mgmt = aws.account(&run.org.management, region).await?;
+            let mut changes = Changes::new(&mgmt);
+            if region == &run.home_region {
+                ensure_aggregator(aws, run, &mut changes).await?;
+            }
+            Ok(Organized { changes: changes.list, facts: Value::Null })
+        })
     }
 
     fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, region: &'a Region) -> Fut<'a, StepOutput> {
