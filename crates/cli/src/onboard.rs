@@ -43,6 +43,12 @@ pub(crate) struct OnboardArgs {
     /// Run id (default: onboard-ACCOUNT-UNIXTIME). Starting an existing run id follows that run.
     #[arg(long)]
     run_id: Option<String>,
+    /// Run every step. By default, an account whose baseline held at the end of its last run with
+    /// the same settings is verified first, and the run stops there when every control still holds;
+    /// `--full` has every step read and repair its part all the same, including what verify does
+    /// not check (the trust policies of the roles assure made, say).
+    #[arg(long)]
+    full: bool,
     /// Give up following the run after this many seconds (the run itself goes on). Default: the
     /// config file's options.timeout_seconds, else 1800.
     #[arg(long)]
@@ -124,6 +130,7 @@ async fn run_input(
         notify: settings.notify.clone(),
         existing_trails,
         organization: None,
+        full: false,
     };
     let aws = aws.with_role(&run.role_name);
     assure_core::pipeline::preflight::validate(&aws, &run).await?;
@@ -208,7 +215,8 @@ pub(crate) async fn onboard(g: &Global, args: OnboardArgs) -> anyhow::Result<Exi
     }
     // Bad input fails here, before the run starts and before any change.
     let account = args.account.as_deref().unwrap_or_default();
-    let (aws, run) = run_input(g, account, args.regions.as_deref(), args.run_id.as_deref(), policy, trails).await?;
+    let (aws, mut run) = run_input(g, account, args.regions.as_deref(), args.run_id.as_deref(), policy, trails).await?;
+    run.full = args.full;
 
     let arn = runs::start(&aws, &run).await?;
     eprintln!("run {} started: {} in {} region(s)", run.run_id, run.account, run.regions.len());
@@ -273,6 +281,7 @@ async fn bulk_cmd(
             notify: settings.notify.clone(),
             existing_trails,
             organization: None,
+            full: args.full,
         })
         .collect();
     assure_core::pipeline::bulk::validate(&aws, &runs).await?;

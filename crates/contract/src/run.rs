@@ -99,6 +99,10 @@ pub struct RunInput {
     /// do both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization: Option<serde_json::Value>,
+    /// Run every step even if the account's baseline held at the end of its last run with the same
+    /// settings (by default such a run verifies first and stops there when every control holds).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
 }
 
 /// An endpoint subscribed to the alarm topic.

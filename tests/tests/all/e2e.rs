@@ -188,7 +188,8 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     assert!(out.contains("73/73 controls hold"), "{out}");
     assert!(cloud.configuration_changes().is_empty(), "verify is read-only");
 
-    // Run it again: zero mutating calls to any account's configuration, from every step.
+    // Run it again: the baseline held at the end of the first run with these settings, so the run
+    // checks first (verify, in full) and ends there: no step acts, no mutating call.
     cloud.reset_calls();
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "second", "--existing-trails", "stop"]);
     assert_eq!(code, 0, "second onboard failed:\n{out}\n{err}");
@@ -196,9 +197,21 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     let second = cloud.configuration_changes();
     assert!(second.is_empty(), "the second run made mutating calls: {second:?}");
     let calls = cloud.calls();
+    let steps_seen: std::collections::BTreeSet<&str> =
+        calls.iter().filter_map(|c| c["step"].as_str()).filter(|s| !s.is_empty()).collect();
+    assert_eq!(steps_seen, ["preflight", "verify"].into(), "only the check ran");
+
+    // --full: every step reads its part and finds nothing to change.
+    cloud.reset_calls();
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "full", "--full", "--existing-trails", "stop"]);
+    assert_eq!(code, 0, "full onboard failed:\n{out}\n{err}");
+    assert!(out.contains("changes    0"), "{out}");
+    let full = cloud.configuration_changes();
+    assert!(full.is_empty(), "the full re-run made mutating calls: {full:?}");
+    let calls = cloud.calls();
     let steps_seen: std::collections::BTreeSet<&str> = calls.iter().filter_map(|c| c["step"].as_str()).collect();
     for step in ACTING.iter().chain(&["preflight", "discover", "verify"]) {
-        assert!(steps_seen.contains(step), "{step} ran the second time: {steps_seen:?}");
+        assert!(steps_seen.contains(step), "{step} ran in the full re-run: {steps_seen:?}");
     }
 
     // Starting the same run id again does not create a second execution.
@@ -210,7 +223,7 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
         .send()
         .await
         .unwrap();
-    assert_eq!(executions.executions().len(), 2, "first and second, nothing more");
+    assert_eq!(executions.executions().len(), 3, "first, second and full, nothing more");
 
     // Drift: someone stops the assure trail, disables a detector and deletes an alarm.
     aws_sdk_cloudtrail::Client::new(&use1).stop_logging().name("assure-trail").send().await.unwrap();

@@ -284,16 +284,32 @@ async fn ensure_findings_delivery(
                     .build()
                     .map_err(|e| StepError::internal(e.to_string()))?;
                 // The delivery role is ensured just above, perhaps a moment ago.
-                let res = while_role_propagates(|| {
-                    security
-                        .firehose()
-                        .create_delivery_stream()
-                        .delivery_stream_name(FINDINGS)
-                        .delivery_stream_type(aws_sdk_firehose::types::DeliveryStreamType::DirectPut)
-                        .extended_s3_destination_configuration(destination.clone())
-                        .send()
-                })
-                .await;
+                let create = || {
+                    while_role_propagates(|| {
+                        security
+                            .firehose()
+                            .create_delivery_stream()
+                            .delivery_stream_name(FINDINGS)
+                            .delivery_stream_type(aws_sdk_firehose::types::DeliveryStreamType::DirectPut)
+                            .extended_s3_destination_configuration(destination.clone())
+                            .send()
+                    })
+                };
+                // Every region's stream waits for the same role to propagate: the first region of
+                // the task waits it out, the others create theirs once it has, instead of each
+                // retrying through the same window.
+                let mine = std::sync::Mutex::new(None);
+                let first = async {
+                    let res = create().await;
+                    *mine.lock().unwrap_or_else(|e| e.into_inner()) = Some(res);
+                    Ok(String::new())
+                };
+                security.account_wide(&format!("propagated/{FINDINGS_ROLE}"), first).await?;
+                let waited = mine.into_inner().unwrap_or_else(|e| e.into_inner());
+                let res = match waited {
+                    Some(res) => res,
+                    None => create().await,
+                };
                 match res {
                     Ok(_) => sec.push(format!("firehose:{FINDINGS}"), "create", Value::Null, json!(want)),
                     // Another account's run (a bulk run) created the security account's stream a

@@ -40,8 +40,11 @@ pub async fn stop_foreign(aws: &Aws, run: &RunInput, region: &Region) -> Result<
     let snapshot = snapshot(&target).await?;
     let mut changes = Changes::new(&target);
     let gd = target.guardduty();
-    if let Some(det) = detector(&target).await? {
-        if let Some(admin) = administrator(&target, &det).await? {
+    // The snapshot just read the detector and its administrator: decide from it.
+    let first = snapshot.as_array().and_then(|d| d.first());
+    if let Some(det) = first.and_then(|d| d["detectorId"].as_str()).map(str::to_owned) {
+        let admin = first.and_then(|d| d["administrator"]["accountId"].as_str()).map(str::to_owned);
+        if let Some(admin) = admin {
             if admin != run.org.security.as_str() {
                 if changes.live() {
                     gd.disassociate_from_administrator_account()

@@ -152,6 +152,7 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
             who.account().unwrap_or("?")
         )));
     }
+    let onboarded = !run.full && crate::pipeline::verify::onboarded_before(aws, run).await?;
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
     let scps: Vec<_> = crate::controls::scps::attached_once(&mgmt, &run.account)
         .await?
@@ -162,13 +163,15 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         step: StepName::Preflight,
         region: run.home_region.clone(),
         summary: format!(
-            "account {} is an active member; role {} works; {} SCPs attached",
+            "account {} is an active member; role {} works; {} SCPs attached{}",
             run.account,
             run.role_name,
-            scps.len()
+            scps.len(),
+            if onboarded { "; onboarded before with these settings: verify checks first" } else { "" }
         ),
         changes: vec![],
         evidence: vec![],
-        snapshot: json!({"account": run.account, "scps": scps}),
+        // `onboarded`: the state machine checks the baseline first (verify) and ends there if it holds.
+        snapshot: json!({"account": run.account, "scps": scps, "onboarded": onboarded}),
     })
 }

@@ -7,6 +7,7 @@ use futures::future::try_join_all;
 
 use crate::aws::Aws;
 use crate::controls::{self, Control};
+use crate::pipeline::checkpoint::{input_digest, now, Expect, Store};
 
 /// The evidence for every control assure puts in place: the account-wide controls first, then each
 /// region's, in [`controls::baseline::ALL`]'s order.
@@ -31,6 +32,39 @@ pub fn failures(evidence: &[Evidence]) -> Vec<String> {
         .collect()
 }
 
+/// Where the pipeline notes that an account's baseline held at the end of a run: the next run of
+/// the account with the same settings checks first and changes nothing if it still holds.
+pub fn onboarded_key(account: &assure_contract::AccountId) -> String {
+    format!("onboarded/{account}.json")
+}
+
+/// What the note holds: the run and the digest of the settings it verified.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Onboarded {
+    pub run_id: String,
+    pub settings: String,
+    pub at: String,
+}
+
+/// The digest of what a run's baseline depends on (the account, regions, organization, role,
+/// notifications), the same as the verify step's checkpoint digest.
+pub fn settings_digest(run: &RunInput) -> String {
+    input_digest(run, StepName::Verify, &run.home_region)
+}
+
+async fn record_onboarded(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
+    let note = Onboarded { run_id: run.run_id.to_string(), settings: settings_digest(run), at: now() };
+    Store::new(aws).put_json(&onboarded_key(&run.account), &note, Expect::Any).await.map(|_| ())
+}
+
+/// Whether the account's baseline held at the end of an earlier run with the same settings. Only a
+/// hint for the state machine to check before acting: the check itself is verify's, in full.
+pub async fn onboarded_before(aws: &Aws, run: &RunInput) -> Result<bool, StepError> {
+    let found: Option<(Onboarded, String)> = Store::new(aws).get_json(&onboarded_key(&run.account)).await?;
+    Ok(found.is_some_and(|(note, _)| note.settings == settings_digest(run)))
+}
+
 /// The verify step: fails with `Assure.NotCompliant`, naming each failed control and region, when a
 /// control does not hold.
 pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
@@ -39,6 +73,7 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     if !failed.is_empty() {
         return Err(StepError::new(ErrorName::NotCompliant, format!("controls not in place: {}", failed.join("; "))));
     }
+    record_onboarded(aws, run).await?;
     Ok(StepOutput {
         step: StepName::Verify,
         region: run.home_region.clone(),
