@@ -445,7 +445,14 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         cloud.timed(&["onboard", "--accounts-file", file.to_str().unwrap_or_default(), "--output", "json"])?;
     let summary: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
     let limiter = cloud.api("GET", "/assure-api/limits", &json!({}))?;
-    let calls = count(&cloud.calls());
+    let log = cloud.calls();
+    // Organizations calls made once for the whole bulk run: the CLI's checks (no step) and the
+    // organization step's; the rest are the accounts' own runs.
+    let once = log
+        .iter()
+        .filter(|c| c["service"] == "Organizations" && (c["step"] == "" || c["step"] == "organization"))
+        .count();
+    let calls = count(&log);
     let throttled = limiter["throttled"]["organizations"].as_u64().unwrap_or(0);
     let mut throttle_failures = 0;
     let mut timeouts = 0;
@@ -467,7 +474,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         }
     }
     let bound = calls.organizations as f64 / o.org_rps;
-    let org_per_account = calls.organizations as f64 / f64::from(o.accounts);
+    let org_per_account = (calls.organizations - once) as f64 / f64::from(o.accounts);
     let setup: Vec<String> = ORG_WIDE_SETUP
         .iter()
         .map(|(service, op)| {
@@ -490,6 +497,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         accounts: o.accounts,
         seconds: secs,
         org_per_account,
+        org_once: once,
         of_bound: secs / bound,
         timeouts,
         failures: o.accounts as u64 - ok,
@@ -593,7 +601,10 @@ const ORG_WIDE_SETUP: &[(&str, &str)] = &[
 struct Bulk {
     accounts: u32,
     seconds: f64,
+    /// Organizations calls per account, in the accounts' own runs.
     org_per_account: f64,
+    /// Organizations calls once per bulk run: the CLI's checks and the organization step.
+    org_once: usize,
     of_bound: f64,
     timeouts: u64,
     failures: u64,
@@ -650,10 +661,11 @@ fn goals(g: &Goals, b: &Bulk) {
         mark(g.again_17.1 == 0)
     );
     println!(
-        "- bulk, {} accounts: {:.1} Organizations calls per account (≤ 6): {}; {} failed, {} timed-out tasks (0): {}; {:.2}× the Organizations rate bound (≤ 1.2): {}",
+        "- bulk, {} accounts: {:.1} Organizations calls per account in the accounts' runs (≤ 6): {}, and {} once for the bulk run (the CLI's checks, the organization step); {} failed, {} timed-out tasks (0): {}; {:.2}× the Organizations rate bound (≤ 1.2): {}",
         b.accounts,
         b.org_per_account,
         mark(b.org_per_account <= 6.0),
+        b.org_once,
         b.failures,
         b.timeouts,
         mark(b.failures == 0 && b.timeouts == 0),
@@ -661,7 +673,7 @@ fn goals(g: &Goals, b: &Bulk) {
         mark(b.of_bound <= 1.2)
     );
     println!("- bulk, organization-wide setup calls in the whole run: {}", b.setup);
-    let bound_1000 = 1000.0 * b.org_per_account / b.org_rps;
+    let bound_1000 = (1000.0 * b.org_per_account + b.org_once as f64) / b.org_rps;
     let linear_1000 = b.seconds / f64::from(b.accounts) * 1000.0;
     println!(
         "- projection for 1,000 accounts: Organizations alone {:.0} min at {} rps; at this run's pace {:.0} min",

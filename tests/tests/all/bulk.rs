@@ -174,3 +174,69 @@ async fn tasks_waiting_in_the_queue_far_longer_than_the_liveness_window_neither_
     let log = std::fs::read_to_string(cloud.dir.path().join("worker.log")).unwrap_or_default();
     assert!(!log.contains("taking over") && !log.contains("came back"), "a waiting message was taken for dead");
 }
+
+/// The organization step, first and once: when it fails no account starts; a retried attempt takes
+/// its own checkpoint over; a policy someone weakened since is put back to assure's content, once
+/// for every account of the bulk run.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_organization_step_runs_before_any_account_and_puts_the_organization_back() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_accounts_and_deploy(2, "us-east-1");
+    let accounts: Vec<&str> = ids["external"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let file = cloud.dir.path().join("accounts.txt");
+    std::fs::write(&file, accounts.join("\n")).unwrap();
+    let bulk = || cloud.run(&["onboard", "--accounts-file", file.to_str().unwrap(), "--output", "json"]);
+    let only_org_step = |rule: Value| {
+        let mut rule = rule;
+        rule["caller"] = json!("assure-step-organization");
+        cloud.faults(json!([rule]));
+    };
+
+    // Denied in the organization step: the bulk run fails before any account's run starts.
+    only_org_step(
+        json!({"service": "organizations", "operation": "CreatePolicy", "error": "AccessDenied", "count": 1}),
+    );
+    let (code, out, err) = bulk();
+    assert_ne!(code, 0, "{out}\n{err}");
+    let (code, out, _) = cloud.run(&["runs", "list", "--output", "json"]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&out).unwrap(), Vec::<Value>::new(), "no account's run started");
+
+    // Unavailable long enough that the task fails retryable: Step Functions retries it, and the
+    // new attempt takes over the step's checkpoint; then every account onboards.
+    only_org_step(json!({"service": "organizations", "operation": "ListPolicies", "error": "5xx", "count": 4}));
+    let (code, out, err) = bulk();
+    cloud.faults(json!([]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["succeeded"], 2, "{summary}");
+
+    // Someone weakens a policy: the next bulk run's organization step puts it back, once.
+    let orgs = aws_sdk_organizations::Client::new(&cloud.sdk_config().await);
+    let listed = orgs
+        .list_policies()
+        .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+        .send()
+        .await
+        .unwrap();
+    let scp = listed.policies().iter().find(|p| p.name().is_some_and(|n| n.starts_with("assure-"))).unwrap();
+    let content = |id: &str| {
+        let orgs = orgs.clone();
+        let id = id.to_owned();
+        async move {
+            let out = orgs.describe_policy().policy_id(id).send().await.unwrap();
+            serde_json::from_str::<Value>(out.policy().and_then(|p| p.content()).unwrap()).unwrap()
+        }
+    };
+    let before = content(scp.id().unwrap()).await;
+    let mut weaker = before.clone();
+    weaker["Statement"].as_array_mut().unwrap().truncate(1);
+    orgs.update_policy().policy_id(scp.id().unwrap()).content(weaker.to_string()).send().await.unwrap();
+    cloud.reset_calls();
+    let (code, out, err) = bulk();
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(content(scp.id().unwrap()).await, before, "the policy is assure's again");
+    let updates: Vec<Value> = cloud.calls().into_iter().filter(|c| c["operation"] == "UpdatePolicy").collect();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0]["step"], "organization");
+}

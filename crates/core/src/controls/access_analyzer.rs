@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::aws::{error_code, while_role_propagates, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{already_exists, evidence, Changes};
 use crate::controls::kit::{ensure_delegated_administrator, ensure_service_linked_role};
-use crate::controls::kit::{ensure_role, logging_key_arn};
+use crate::controls::kit::{ensure_role, logging_key_arn, Role};
 use crate::controls::names::{ANALYZER, FINDINGS, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE};
 use crate::controls::{Control, Fut, Organized, Report, Undo};
 
@@ -212,11 +212,13 @@ async fn ensure_findings_delivery(
         {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key.clone()}]});
     let role = ensure_role(
         security,
-        FINDINGS_ROLE,
-        "assure: Firehose writes Access Analyzer findings to the logging bucket",
-        &firehose_trust,
-        "deliver",
-        &firehose_policy,
+        &Role {
+            name: FINDINGS_ROLE,
+            description: "assure: Firehose writes Access Analyzer findings to the logging bucket",
+            trust: firehose_trust,
+            policy_name: "deliver",
+            policy: firehose_policy,
+        },
         &mut sec,
     )
     .await?;
@@ -228,11 +230,13 @@ async fn ensure_findings_delivery(
         "Resource": format!("arn:aws:firehose:*:{}:deliverystream/{FINDINGS}", security.account)}]});
     let events_role = ensure_role(
         security,
-        FINDINGS_EVENTS_ROLE,
-        "assure: EventBridge forwards Access Analyzer findings to Firehose",
-        &events_trust,
-        "forward",
-        &events_policy,
+        &Role {
+            name: FINDINGS_EVENTS_ROLE,
+            description: "assure: EventBridge forwards Access Analyzer findings to Firehose",
+            trust: events_trust,
+            policy_name: "forward",
+            policy: events_policy,
+        },
         &mut sec,
     )
     .await?;

@@ -111,29 +111,28 @@ async fn logging_key_lookup(logging: &AccountConfig, run: &RunInput) -> Result<S
     })
 }
 
-/// A role with a trust policy and one inline policy, both kept as desired.
-pub(crate) async fn ensure_role(
-    acct: &AccountConfig,
-    name: &str,
-    description: &str,
-    trust: &Value,
-    policy_name: &str,
-    policy: &Value,
-    changes: &mut Changes,
-) -> Result<String, StepError> {
-    let work = ensure_role_here(acct, name, description, trust, policy_name, policy, changes);
-    acct.account_wide(&format!("role/{name}"), work).await
+/// An IAM role a control hands to a service: its trust policy and its one inline policy.
+pub(crate) struct Role<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub trust: Value,
+    pub policy_name: &'a str,
+    pub policy: Value,
 }
 
-async fn ensure_role_here(
+/// A role kept as desired (created, or its trust and inline policy put back); answers its ARN.
+/// Once per task and account: the task's regions share the first one's work.
+pub(crate) async fn ensure_role(
     acct: &AccountConfig,
-    name: &str,
-    description: &str,
-    trust: &Value,
-    policy_name: &str,
-    policy: &Value,
+    role: &Role<'_>,
     changes: &mut Changes,
 ) -> Result<String, StepError> {
+    acct.account_wide(&format!("role/{}", role.name), ensure_role_here(acct, role, changes)).await
+}
+
+async fn ensure_role_here(acct: &AccountConfig, role: &Role<'_>, changes: &mut Changes) -> Result<String, StepError> {
+    let Role { name, description, trust, policy_name, policy } = role;
+    let (name, description, policy_name) = (*name, *description, *policy_name);
     let iam = acct.iam();
     let arn = format!("arn:aws:iam::{}:role/{name}", acct.account);
     match iam.get_role().role_name(name).send().await {

@@ -8,7 +8,7 @@ use assure_contract::{ErrorName, Evidence, ExistingTrails, Region, RunInput, Ste
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, while_role_propagates, AccountConfig, Aws, AwsResultExt};
-use crate::controls::kit::{ensure_role, evidence, logging_key_arn, Changes};
+use crate::controls::kit::{ensure_role, evidence, logging_key_arn, Changes, Role};
 use crate::controls::names::{TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
 use crate::controls::{Control, Fut, Report, Undo};
 
@@ -145,11 +145,13 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         "Resource": log_group_arn(&target)}]});
     let role = ensure_role(
         &target,
-        TRAIL_LOGS_ROLE,
-        "assure: CloudTrail delivers to CloudWatch Logs",
-        &trust,
-        "deliver",
-        &policy,
+        &Role {
+            name: TRAIL_LOGS_ROLE,
+            description: "assure: CloudTrail delivers to CloudWatch Logs",
+            trust,
+            policy_name: "deliver",
+            policy,
+        },
         &mut changes,
     )
     .await?;

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{
-    ensure_delegated_administrator, ensure_role, ensure_service_linked_role, evidence, logging_key_arn, Changes,
+    ensure_delegated_administrator, ensure_role, ensure_service_linked_role, evidence, logging_key_arn, Changes, Role,
 };
 use crate::controls::names::{AGGREGATOR, AGGREGATOR_ROLE, CONFIG_CHANNEL, CONFIG_RECORDER};
 use crate::controls::{Control, Fut, Organized, Report, Undo};
@@ -151,11 +151,13 @@ async fn ensure_aggregator(aws: &Aws, run: &RunInput, changes: &mut Changes) -> 
         "Resource": "*"}]});
     let role = ensure_role(
         &security,
-        AGGREGATOR_ROLE,
-        "assure: Config reads the organization for its aggregator",
-        &trust,
-        "read-organization",
-        &policy,
+        &Role {
+            name: AGGREGATOR_ROLE,
+            description: "assure: Config reads the organization for its aggregator",
+            trust,
+            policy_name: "read-organization",
+            policy,
+        },
         &mut sec_changes,
     )
     .await?;
