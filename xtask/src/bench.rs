@@ -733,6 +733,16 @@ fn longest_chain(timeline: &Value) -> anyhow::Result<(f64, f64)> {
                     .flatten()
                     .map(|b| chain(&b["States"], b["StartAt"].as_str().unwrap_or_default(), seconds))
                     .fold(0.0, f64::max),
+                // A choice: the heaviest of its ways on (the ways not taken weigh nothing).
+                Some("Choice") => {
+                    let ways = st["Choices"].as_array().into_iter().flatten().map(|c| &c["Next"]);
+                    let rest = ways
+                        .chain(std::iter::once(&st["Default"]))
+                        .filter_map(Value::as_str)
+                        .map(|next| chain(states, next, seconds))
+                        .fold(0.0, f64::max);
+                    return total + rest;
+                }
                 _ => 0.0,
             };
             at = st["Next"].as_str().map(str::to_owned);
