@@ -202,14 +202,18 @@ async fn the_organization_step_runs_before_any_account_and_puts_the_organization
     assert_eq!(code, 0);
     assert_eq!(serde_json::from_str::<Vec<Value>>(&out).unwrap(), Vec::<Value>::new(), "no account's run started");
 
-    // Unavailable long enough that the task fails retryable: Step Functions retries it, and the
-    // new attempt takes over the step's checkpoint; then every account onboards.
-    only_org_step(json!({"service": "organizations", "operation": "ListPolicies", "error": "5xx", "count": 4}));
+    // Throttled for longer than the SDK's own attempts (6, or 8 for Organizations on Lambda), so
+    // the task fails retryable: Step Functions retries it, and the new attempt takes over the
+    // step's checkpoint; then every account onboards.
+    only_org_step(json!({"service": "organizations", "operation": "ListPolicies", "error": "throttle", "count": 9}));
     let (code, out, err) = bulk();
     cloud.faults(json!([]));
     assert_eq!(code, 0, "{out}\n{err}");
     let summary: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["succeeded"], 2, "{summary}");
+    let reads =
+        cloud.calls().into_iter().filter(|c| c["operation"] == "GetObject" && c["step"] == "organization").count();
+    assert!(reads > 0, "the retried organization task read the checkpoint its first attempt left");
 
     // Someone weakens a policy: the next bulk run's organization step puts it back, once.
     let orgs = aws_sdk_organizations::Client::new(&cloud.sdk_config().await);

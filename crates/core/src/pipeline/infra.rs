@@ -33,6 +33,22 @@ fn skip(checks: &[(&str, &str)]) -> Value {
     json!({"checkov": {"skip": checks.iter().map(|(id, why)| json!({"id": id, "comment": why})).collect::<Vec<_>>()}})
 }
 
+/// Making the security account GuardDuty's delegated administrator (the GuardDuty step in a run of
+/// its own, the organization step in a bulk run): the call, and the Organizations actions GuardDuty
+/// makes with the caller's permissions while it serves it.
+const GUARDDUTY_ADMINISTRATOR: &[&str] = &[
+    "guardduty:EnableOrganizationAdminAccount",
+    "guardduty:ListOrganizationAdminAccounts",
+    "organizations:DescribeOrganization",
+    "organizations:DescribeAccount",
+    "organizations:DescribeOrganizationalUnit",
+    "organizations:ListAccounts",
+    "organizations:EnableAWSServiceAccess",
+    "organizations:ListAWSServiceAccessForOrganization",
+    "organizations:RegisterDelegatedAdministrator",
+    "organizations:ListDelegatedAdministrators",
+];
+
 /// What a step may do with the pipeline account's own credentials (its own queue and the task
 /// answer come on top). Steps reach every other account through the member role.
 fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
@@ -71,21 +87,7 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
         // EnableOrganizationAdminAccount also needs the Organizations actions the GuardDuty guide
         // lists (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html);
         // GuardDuty calls them with the caller's permissions, and the guide grants them on "*".
-        StepName::GuardDuty => vec![(
-            any(),
-            vec![
-                "guardduty:EnableOrganizationAdminAccount",
-                "guardduty:ListOrganizationAdminAccounts",
-                "organizations:DescribeOrganization",
-                "organizations:DescribeAccount",
-                "organizations:DescribeOrganizationalUnit",
-                "organizations:ListAccounts",
-                "organizations:EnableAWSServiceAccess",
-                "organizations:ListAWSServiceAccessForOrganization",
-                "organizations:RegisterDelegatedAdministrator",
-                "organizations:ListDelegatedAdministrators",
-            ],
-        )],
+        StepName::GuardDuty => vec![(any(), GUARDDUTY_ADMINISTRATOR.to_vec())],
         // Access Analyzer and Config (its organization aggregator): trusted access and the security
         // account as the service's delegated administrator.
         StepName::AccessAnalyzer | StepName::Config => vec![
@@ -114,21 +116,11 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
         StepName::Organization => vec![
             (
                 any(),
-                vec![
-                    "guardduty:EnableOrganizationAdminAccount",
-                    "guardduty:ListOrganizationAdminAccounts",
-                    "organizations:DescribeOrganization",
-                    "organizations:DescribeAccount",
-                    "organizations:DescribeOrganizationalUnit",
-                    "organizations:ListAccounts",
-                    "organizations:EnableAWSServiceAccess",
-                    "organizations:ListAWSServiceAccessForOrganization",
-                    "organizations:RegisterDelegatedAdministrator",
-                    "organizations:ListDelegatedAdministrators",
-                    "organizations:ListRoots",
-                    "organizations:ListPolicies",
-                    "organizations:CreatePolicy",
-                ],
+                [
+                    GUARDDUTY_ADMINISTRATOR,
+                    &["organizations:ListRoots", "organizations:ListPolicies", "organizations:CreatePolicy"],
+                ]
+                .concat(),
             ),
             (scps(), vec!["organizations:DescribePolicy", "organizations:UpdatePolicy"]),
         ],
