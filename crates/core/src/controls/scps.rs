@@ -317,48 +317,39 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
     let orgs = mgmt.organizations();
     let attached: std::collections::BTreeMap<String, String> =
         attached_scps(&orgs, &run.account).await?.into_iter().collect();
-    let mut out = Vec::new();
     // In a bulk run, the organization step read every policy's content a moment before the
     // accounts' runs began, once for all of them (Organizations throttles first): here the policy
     // attached must be the very one it checked.
-    if let Some(ids) = organized_ids(run) {
-        for (name, _, _) in policies(run) {
-            let control = if name == SCP_ROOT { "scps.restrict-root" } else { "scps.attached" };
-            let ok = attached.get(name).is_some_and(|id| ids.get(name) == Some(id));
-            out.push(evidence(
-                &mgmt,
-                control,
-                format!("organizations:policy/{name} on {}", run.account),
-                ok,
-                format!(
-                    "attached: {}, the policy whose content the bulk run's organization step checked: {ok}",
-                    attached.contains_key(name)
-                ),
-            ));
-        }
-        return Ok(out);
-    }
+    let organized = organized_ids(run);
+    let checked = match organized {
+        Some(_) => "the policy whose content the bulk run's organization step checked",
+        None => "content as assure wrote it",
+    };
+    let mut out = Vec::new();
     for (name, _, doc) in policies(run) {
-        let current = match attached.get(name) {
-            Some(id) => orgs
-                .describe_policy()
-                .policy_id(id)
-                .send()
-                .await
-                .aws(format!("organizations:DescribePolicy {name}"))?
-                .policy()
-                .and_then(|p| p.content())
-                .and_then(|c| serde_json::from_str::<Value>(c).ok()),
-            None => None,
+        let ok = match (attached.get(name), &organized) {
+            (Some(id), Some(ids)) => ids.get(name) == Some(id),
+            (Some(id), None) => {
+                let current = orgs
+                    .describe_policy()
+                    .policy_id(id)
+                    .send()
+                    .await
+                    .aws(format!("organizations:DescribePolicy {name}"))?
+                    .policy()
+                    .and_then(|p| p.content())
+                    .and_then(|c| serde_json::from_str::<Value>(c).ok());
+                current.as_ref() == Some(&doc)
+            }
+            (None, _) => false,
         };
         let control = if name == SCP_ROOT { "scps.restrict-root" } else { "scps.attached" };
-        let ok = current.as_ref() == Some(&doc);
         out.push(evidence(
             &mgmt,
             control,
             format!("organizations:policy/{name} on {}", run.account),
             ok,
-            format!("attached: {}, content as assure wrote it: {ok}", attached.contains_key(name)),
+            format!("attached: {}, {checked}: {ok}", attached.contains_key(name)),
         ));
     }
     Ok(out)
