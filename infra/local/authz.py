@@ -734,7 +734,38 @@ def authorize(principal: Principal, req: Req) -> Denial | None:
             message = (f"User: {principal.shown()} is not authorized to perform: {action} on resource: "
                        f"{res.arn} {decision.reason}")
             return Denial(action, res.arn, message)
+    missing = s3_missing_object(req)
+    if missing is not None:
+        # Reading a key that does not exist: "If you don't have the s3:ListBucket permission, Amazon
+        # S3 returns an HTTP status code 403 Access Denied error" instead of 404 NoSuchKey, so a
+        # caller learns nothing of what the bucket holds
+        # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, "Permissions"; the
+        # same for HeadObject).
+        decision = iam.decide(principal, "s3:ListBucket", missing, base, scps)
+        record(principal, "s3:ListBucket", missing.arn, decision.allowed)
+        if not decision.allowed:
+            return Denial("s3:ListBucket", missing.arn, "Access Denied")
     return None
+
+
+def s3_missing_object(req: Req) -> Resource | None:
+    """The bucket of a GetObject or HeadObject whose key does not exist (else None)."""
+    if req.service != "s3" or req.method not in ("GET", "HEAD"):
+        return None
+    bucket, _, key = unquote(req.path).lstrip("/").partition("/")
+    if not bucket or not key or set(req.query or {}) & {"tagging", "acl", "attributes", "uploadId", "versionId"}:
+        return None
+    from moto.s3.models import FakeDeleteMarker, s3_backends
+
+    owner = s3_backends.bucket_accounts.get(bucket)
+    if owner is None:
+        return None  # NoSuchBucket: S3 says so whoever asks
+    partition, account = owner
+    found = s3_backends[account][partition].buckets.get(bucket)
+    obj = found.keys.get(key) if found is not None else None
+    if found is None or (obj is not None and not isinstance(obj, FakeDeleteMarker)):
+        return None
+    return s3_bucket(bucket)
 
 
 _LOG: Any = None

@@ -16,6 +16,7 @@ Rules:
 - CloudTrail CreateTrail/UpdateTrail: the bucket and key policies must let CloudTrail deliver; an
   organization trail is made and changed by the management account only, with trusted access.
 - Config PutDeliveryChannel: the bucket exists and, in another account, its policy lets Config write.
+- GuardDuty CreateDetector: one detector per account and Region.
 - Organizations: an SCP follows the SCP grammar and has at most 5,120 characters; a target has at most
   5 SCPs, and a policy is attached to it once, only while its type is enabled in the root; IAM Access
   Analyzer has one delegated administrator per organization.
@@ -544,6 +545,20 @@ def organizations_delegated_administrator(req: Req, account: str, raw: bytes) ->
     return None
 
 
+def guardduty_one_detector(req: Req, account: str, raw: bytes) -> Refusal | None:
+    """"You can have only one detector per account per Region"
+    (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_CreateDetector.html): a second
+    CreateDetector is a BadRequestException; moto would make a second detector."""
+    if req.service != "guardduty" or req.operation != "CreateDetector":
+        return None
+    from moto.guardduty.models import guardduty_backends
+
+    if guardduty_backends[account][req.region].detectors:
+        return Refusal(400, "BadRequestException",
+                       "The request is rejected because a detector already exists for the current account.")
+    return None
+
+
 SCPS_PER_TARGET = 5
 
 
@@ -806,7 +821,7 @@ RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [
     api_model,
     s3_bucket_policy, kms_key_policy, iam_trust_policy, cloudwatch_delete_alarms, config_organization_aggregator,
     cloudtrail_logs_delivery, cloudtrail_organization_trail, cloudtrail_delivery, firehose_role, organizations_policy,
-    organizations_attach, organizations_delegated_administrator, config_delivery_channel,
+    organizations_attach, organizations_delegated_administrator, config_delivery_channel, guardduty_one_detector,
 ]
 
 

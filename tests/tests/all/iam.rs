@@ -672,3 +672,56 @@ async fn services_check_the_permissions_they_use_on_the_callers_behalf() {
     assert_eq!(code, 0, "{err}");
     let _ = std::fs::remove_file(&body);
 }
+
+/// S3 answers a read of a key that does not exist with 403 AccessDenied, not 404 NoSuchKey, unless
+/// the caller may also list the bucket
+/// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, "Permissions"): a step
+/// that reads a checkpoint object which may be absent needs `s3:ListBucket`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_object_reads_as_denied_unless_the_caller_may_list_the_bucket() {
+    let cloud = LocalCloud::start();
+    let base = cloud.sdk_config().await;
+    let admin = credentials(&base).await;
+    let iam = aws_sdk_iam::Client::new(&base);
+    iam.create_user().user_name("reader").send().await.unwrap();
+    let key = iam.create_access_key().user_name("reader").send().await.unwrap().access_key.unwrap();
+    let reader = aws_sdk_sts::config::Credentials::new(key.access_key_id(), key.secret_access_key(), None, None, "t");
+    let grant = |actions: serde_json::Value| {
+        let doc = serde_json::json!({"Version": "2012-10-17", "Statement": actions}).to_string();
+        let iam = iam.clone();
+        async move { iam.put_user_policy().user_name("reader").policy_name("p").policy_document(doc).send().await.unwrap() }
+    };
+    assert_eq!(aws_cli(&cloud, &admin, &["s3api", "create-bucket", "--bucket", "notes"]).0, 0);
+    let body = std::env::temp_dir().join(format!("assure-note-{}", std::process::id()));
+    std::fs::write(&body, "{}").unwrap();
+    let put = ["s3api", "put-object", "--bucket", "notes", "--key", "there.json", "--body", body.to_str().unwrap()];
+    assert_eq!(aws_cli(&cloud, &admin, &put).0, 0);
+    let out = std::env::temp_dir().join(format!("assure-note-out-{}", std::process::id()));
+    let get = |key: &str| {
+        aws_cli(&cloud, &reader, &["s3api", "get-object", "--bucket", "notes", "--key", key, out.to_str().unwrap()])
+    };
+    let head = |key: &str| aws_cli(&cloud, &reader, &["s3api", "head-object", "--bucket", "notes", "--key", key]);
+
+    grant(serde_json::json!([{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::notes/*"}])).await;
+    let (code, _, err) = get("there.json");
+    assert_eq!(code, 0, "an object the reader may read: {err}");
+    let (code, _, err) = get("absent.json");
+    assert_ne!(code, 0);
+    assert!(err.contains("AccessDenied") && !err.contains("NoSuchKey"), "without s3:ListBucket: {err}");
+    let (code, _, err) = head("absent.json");
+    assert_ne!(code, 0);
+    assert!(err.contains("403"), "HeadObject without s3:ListBucket: {err}");
+
+    grant(serde_json::json!([
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::notes/*"},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::notes"}]))
+    .await;
+    let (code, _, err) = get("absent.json");
+    assert_ne!(code, 0);
+    assert!(err.contains("NoSuchKey"), "with s3:ListBucket: {err}");
+    let (code, _, err) = head("absent.json");
+    assert_ne!(code, 0);
+    assert!(err.contains("404"), "HeadObject with s3:ListBucket: {err}");
+    let _ = std::fs::remove_file(&body);
+    let _ = std::fs::remove_file(&out);
+}

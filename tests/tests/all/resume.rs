@@ -621,3 +621,105 @@ async fn guardduty_membership_is_rolled_back_only_where_the_organization_allows_
     assert!(report["restored"].to_string().contains("no longer a member of the security account"), "{report:#}");
     assert_eq!(members(&cloud), "", "the account left the security account's GuardDuty");
 }
+
+/// A step's first attempt starts from what the run's discover read instead of reading again; when
+/// the account changed since (here: onboarded by another run), the step's write is refused and the
+/// step runs once more reading everything, and completes without changing anything.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_step_starting_from_what_discover_read_reads_again_when_the_account_changed_since() {
+    use assure_contract::{RunInput, StepName, TaskMessage};
+    use assure_core::pipeline::worker::{function_credentials, handle_message, Outcome};
+
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy(REGIONS);
+    let target = ids["external"][0].as_str().unwrap();
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "seen"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    // A second run whose discover "read" the account as it was before the first run: no
+    // preferences document, no detector.
+    let base = cloud.sdk_config().await;
+    let sfn = aws_sdk_sfn::Client::new(&base);
+    let exec = sfn
+        .describe_execution()
+        .execution_arn("arn:aws:states:us-east-1:123456789012:execution:assure-onboarding:seen")
+        .send()
+        .await
+        .unwrap();
+    let input: Value = serde_json::from_str(exec.input().unwrap()).unwrap();
+    let mut run: RunInput = serde_json::from_value(input["run"].clone()).unwrap();
+    run.run_id = "stale".parse().unwrap();
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&base).force_path_style(true).build());
+    let bucket = "assure-checkpoints-123456789012-us-east-1";
+    let seen = s3.get_object().bucket(bucket).key("before/seen.json").send().await.expect("discover kept what it read");
+    let mut before: Value = serde_json::from_slice(&seen.body.collect().await.unwrap().into_bytes()).unwrap();
+    // The regions the seed left empty (the others hold its brownfield setup, which the first run
+    // took over: their stale view would only have the step write what is there already).
+    let empty = ["us-west-2", "eu-central-1"];
+    before.as_object_mut().unwrap().retain(|region, _| empty.contains(&region.as_str()));
+    for region in empty {
+        assert!(before[region]["sessionManager"].is_null(), "no preferences in {region}: {before}");
+        assert_eq!(before[region]["guardduty"], json!([]), "no detector in {region}: {before}");
+    }
+    s3.put_object()
+        .bucket(bucket)
+        .key("before/stale.json")
+        .body(before.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+
+    let decided = cloud.decisions().len();
+    for step in [StepName::SessionManager, StepName::GuardDuty] {
+        // As the step's function: its role's session, as Lambda gets it.
+        let creds = function_credentials(&cloud.endpoint, "123456789012", step).await.unwrap();
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&cloud.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                creds.access_key_id,
+                creds.secret_access_key,
+                creds.session_token,
+                None,
+                "step",
+            ))
+            .load()
+            .await;
+        let aws = assure_core::aws::Aws::from_sdk_config(conf).await.unwrap();
+        let task = TaskMessage {
+            task_token: format!("not-a-task-{}", step.as_str()),
+            step,
+            region: run.home_region.clone(),
+            run: run.clone(),
+            execution: None,
+        };
+        let body = serde_json::to_string(&task).unwrap();
+        let outcome = handle_message(aws, &body, Some(step), None).await.expect("answered");
+        // Nobody waits for this made-up task; what counts is its checkpoint.
+        assert_eq!(outcome, Outcome::Abandoned, "{step}");
+        for region in REGIONS.split(',') {
+            let key = format!("runs/stale/{}/{region}.json", step.as_str());
+            let rec = s3.get_object().bucket(bucket).key(&key).send().await.unwrap();
+            let rec: Value = serde_json::from_slice(&rec.body.collect().await.unwrap().into_bytes()).unwrap();
+            assert_eq!(rec["status"], "completed", "{key}: {rec}");
+            assert_eq!(rec["output"]["changes"], json!([]), "{key}: nothing to change: {rec}");
+        }
+    }
+    // It did start from what discover read: it tried to create what was there already.
+    let tried: Vec<String> = cloud.decisions()[decided..]
+        .iter()
+        .filter(|d| d["account"] == target)
+        .filter_map(|d| d["action"].as_str().map(str::to_owned))
+        .collect();
+    for action in ["ssm:CreateDocument", "guardduty:CreateDetector"] {
+        assert!(tried.iter().any(|a| a == action), "{action} not tried: {tried:?}");
+    }
+    assert!(
+        cloud
+            .mutating_decisions_since(decided)
+            .iter()
+            .all(|d| d.starts_with("ssm:CreateDocument") || d.starts_with("guardduty:CreateDetector")),
+        "only the refused creates: {:?}",
+        cloud.mutating_decisions_since(decided)
+    );
+}

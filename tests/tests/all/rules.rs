@@ -1127,3 +1127,27 @@ async fn an_organization_trail_is_made_by_the_management_account_and_seen_but_no
     }
     assert_eq!(ok(&member, &status), "True", "still logging");
 }
+
+/// GuardDuty has one detector per account and Region: a second CreateDetector is refused, another
+/// Region takes its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn guardduty_refuses_a_second_detector_in_a_region() {
+    let cloud = LocalCloud::start();
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let create =
+        |region: &str| aws_cli(&cloud, &admin, &["guardduty", "create-detector", "--enable", "--region", region]);
+    let (code, out, err) = create("us-east-1");
+    assert_eq!(code, 0, "the first detector: {err}");
+    assert!(out.contains("DetectorId"), "{out}");
+    let (code, _, err) = create("us-east-1");
+    assert_ne!(code, 0, "a second detector in us-east-1 was made");
+    assert!(err.contains("BadRequestException") && err.contains("a detector already exists"), "{err}");
+    let (code, _, err) = create("eu-west-1");
+    assert_eq!(code, 0, "eu-west-1's own detector: {err}");
+    let (_, out, _) = aws_cli(
+        &cloud,
+        &admin,
+        &["guardduty", "list-detectors", "--region", "us-east-1", "--query", "length(DetectorIds)"],
+    );
+    assert_eq!(out.trim(), "1");
+}

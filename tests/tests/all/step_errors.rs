@@ -3,7 +3,7 @@
 //! in one region, throttling, the SCP quota, and another account's organization trail.
 
 use assure_contract::{ErrorName, ExistingTrails, Region, RunInput};
-use assure_core::controls::{cloudtrail, config, guardduty, scps};
+use assure_core::controls::{cloudtrail, config, guardduty, scps, Known};
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, header_regex, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -60,7 +60,7 @@ async fn a_foreign_guardduty_administrator_is_left_and_the_detector_recorded() {
         .expect(1)
         .mount(&server)
         .await;
-    let out = guardduty::stop_foreign(&aws, &self_run(), &region("eu-west-1")).await.unwrap();
+    let out = guardduty::stop_foreign(&aws, &self_run(), &region("eu-west-1"), Known::default()).await.unwrap();
     assert_eq!(out.changes.len(), 1, "{:?}", out.changes);
     assert_eq!(out.changes[0].action, "disassociate");
     assert_eq!(out.changes[0].before, json!("999988887777"));
@@ -85,7 +85,7 @@ async fn the_security_account_as_administrator_is_kept() {
         .expect(0)
         .mount(&server)
         .await;
-    let out = guardduty::stop_foreign(&aws, &self_run(), &region("eu-west-1")).await.unwrap();
+    let out = guardduty::stop_foreign(&aws, &self_run(), &region("eu-west-1"), Known::default()).await.unwrap();
     assert!(out.changes.is_empty(), "{:?}", out.changes);
 }
 
@@ -103,10 +103,12 @@ async fn access_denied_in_one_region_fails_that_region_only() {
         .mount(&server)
         .await;
     guardduty_with_admin(&server, "333333333333").await;
-    let err = guardduty::stop_foreign(&aws, &self_run(), &region("eu-west-1")).await.unwrap_err();
+    let err = guardduty::stop_foreign(&aws, &self_run(), &region("eu-west-1"), Known::default()).await.unwrap_err();
     assert_eq!(err.name, ErrorName::AccessDenied, "{err}");
     assert!(err.message.contains("guardduty:ListDetectors"), "{err}");
-    guardduty::stop_foreign(&aws, &self_run(), &region("us-east-1")).await.expect("us-east-1 is allowed");
+    guardduty::stop_foreign(&aws, &self_run(), &region("us-east-1"), Known::default())
+        .await
+        .expect("us-east-1 is allowed");
 }
 
 #[tokio::test]
@@ -122,7 +124,7 @@ async fn guardduty_throttling_is_retryable() {
         )
         .mount(&server)
         .await;
-    let err = guardduty::stop_foreign(&aws, &self_run(), &region("us-east-1")).await.unwrap_err();
+    let err = guardduty::stop_foreign(&aws, &self_run(), &region("us-east-1"), Known::default()).await.unwrap_err();
     assert_eq!(err.name, ErrorName::Retryable, "{err}");
 }
 
@@ -187,7 +189,7 @@ async fn an_existing_config_recorder_and_channel_are_adopted_under_their_names()
         .expect(1)
         .mount(&server)
         .await;
-    let out = config::apply(&aws, &self_run(), &region("us-west-2")).await.unwrap();
+    let out = config::apply(&aws, &self_run(), &region("us-west-2"), Known::default()).await.unwrap();
     let resources: Vec<&str> = out.changes.iter().map(|c| c.resource.as_str()).collect();
     assert_eq!(resources, ["config:recorder/legacy-recorder", "config:deliveryChannel/legacy-channel"]);
     assert_eq!(out.snapshot["deliveryChannel"]["s3BucketName"], "legacy-bucket", "the old channel is the snapshot");
@@ -212,7 +214,7 @@ async fn config_one_per_region_quotas_are_quota_exceeded() {
             .respond_with(ok(json!({})))
             .mount(&server)
             .await;
-        let err = config::apply(&aws, &self_run(), &region("us-west-2")).await.unwrap_err();
+        let err = config::apply(&aws, &self_run(), &region("us-west-2"), Known::default()).await.unwrap_err();
         assert_eq!(err.name, ErrorName::QuotaExceeded, "{op}: {err}");
         assert!(err.message.contains(code), "{err}");
     }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::aws::{AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::logging_key_arn;
 use crate::controls::kit::{evidence, Changes};
-use crate::controls::{Control, Fut, Organized, Report, Undo};
+use crate::controls::{Control, Fut, Known, Organized, Report, Undo};
 
 /// The first detector of the account in this region, if any.
 async fn detector(acct: &AccountConfig) -> Result<Option<String>, StepError> {
@@ -35,12 +35,20 @@ async fn administrator(acct: &AccountConfig, det: &str) -> Result<Option<String>
 
 /// Leaves an administrator that is not the organization's security account, and releases the
 /// account's own members (an administrator cannot become a member). Records everything.
-pub async fn stop_foreign(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
+pub async fn stop_foreign(
+    aws: &Aws,
+    run: &RunInput,
+    region: &Region,
+    known: Known<'_>,
+) -> Result<StepOutput, StepError> {
     let target = aws.account(&run.account, region).await?;
-    let snapshot = snapshot(&target).await?;
+    let snapshot = match known.part(SNAPSHOT) {
+        Some(part) => part.clone(),
+        None => snapshot(&target).await?,
+    };
     let mut changes = Changes::new(&target);
     let gd = target.guardduty();
-    // The snapshot just read the detector and its administrator: decide from it.
+    // The snapshot has the detector and its administrator: decide from it.
     let first = snapshot.as_array().and_then(|d| d.first());
     if let Some(det) = first.and_then(|d| d["detectorId"].as_str()).map(str::to_owned) {
         let admin = first.and_then(|d| d["administrator"]["accountId"].as_str()).map(str::to_owned);
@@ -82,11 +90,21 @@ pub async fn stop_foreign(aws: &Aws, run: &RunInput, region: &Region) -> Result<
 /// The detector id a plan stands in for a detector it would create.
 const PLANNED: &str = "(planned)";
 
-/// Ensures a detector exists and is enabled; returns its id ([`PLANNED`] in plan mode when it
-/// would be created).
-async fn ensure_detector(acct: &AccountConfig, changes: &mut Changes) -> Result<String, StepError> {
+/// A detector [`ensure_detector`] answers: its id ([`PLANNED`] in plan mode when it would be
+/// created), and whether this call created it. A detector made a moment ago has nothing yet (no
+/// administrator, no organization configuration, no publishing destination), so whoever made it
+/// need not read those.
+struct Detector {
+    id: String,
+    new: bool,
+}
+
+/// Ensures a detector exists and is enabled. `none_known`: the run found the account without one in
+/// this region, and nothing of the run makes one before this step, so there is nothing to list.
+async fn ensure_detector(acct: &AccountConfig, none_known: bool, changes: &mut Changes) -> Result<Detector, StepError> {
     let gd = acct.guardduty();
-    match detector(acct).await? {
+    let found = if none_known { None } else { detector(acct).await? };
+    match found {
         Some(det) => {
             let d = gd.get_detector().detector_id(&det).send().await.aws("guardduty:GetDetector")?;
             if d.status().map(|s| s.as_str()) != Some("ENABLED") {
@@ -102,7 +120,7 @@ async fn ensure_detector(acct: &AccountConfig, changes: &mut Changes) -> Result<
                     json!("ENABLED"),
                 );
             }
-            Ok(det)
+            Ok(Detector { id: det, new: false })
         }
         None if !changes.live() => {
             changes.push_in(
@@ -113,7 +131,7 @@ async fn ensure_detector(acct: &AccountConfig, changes: &mut Changes) -> Result<
                 Value::Null,
                 json!("ENABLED"),
             );
-            Ok(PLANNED.to_owned())
+            Ok(Detector { id: PLANNED.to_owned(), new: true })
         }
         None => {
             let out = gd
@@ -132,7 +150,7 @@ async fn ensure_detector(acct: &AccountConfig, changes: &mut Changes) -> Result<
                 Value::Null,
                 json!("ENABLED"),
             );
-            Ok(det)
+            Ok(Detector { id: det, new: true })
         }
     }
 }
@@ -174,10 +192,10 @@ async fn organize_region(
     }
 
     // The administrator's detector, auto-enable for every member, findings to the logging bucket.
-    let sec_det = ensure_detector(&security, changes).await?;
+    let Detector { id: sec_det, new } = ensure_detector(&security, false, changes).await?;
     let gd = security.guardduty();
-    // A detector the plan would create has no configuration yet.
-    let auto_enable = if sec_det == PLANNED {
+    // A detector just made (or that the plan would make) has no configuration yet.
+    let auto_enable = if new {
         None
     } else {
         gd.describe_organization_configuration()
@@ -206,7 +224,7 @@ async fn organize_region(
             json!("ALL"),
         );
     }
-    let exporting = sec_det != PLANNED
+    let exporting = !new
         && !gd
             .list_publishing_destinations()
             .detector_id(&sec_det)
@@ -258,7 +276,7 @@ async fn organize_region(
     Ok(sec_det)
 }
 
-pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
+pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>) -> Result<StepOutput, StepError> {
     let security = aws.account(&run.org.security, region).await?;
     let target = aws.account(&run.account, region).await?;
     let mut changes = Changes::new(&target);
@@ -278,8 +296,10 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
     let gd = security.guardduty();
 
     // The account: an enabled detector, a member of the security account.
-    let det = ensure_detector(&target, &mut changes).await?;
-    let admin = if det == PLANNED { None } else { administrator(&target, &det).await? };
+    // The stop step before this one never makes or deletes a detector.
+    let none_known = known.part(SNAPSHOT).and_then(Value::as_array).is_some_and(Vec::is_empty);
+    let Detector { id: det, new } = ensure_detector(&target, none_known, &mut changes).await?;
+    let admin = if new { None } else { administrator(&target, &det).await? };
     if admin.as_deref() != Some(run.org.security.as_str()) && !changes.live() {
         changes.push(format!("guardduty:{det}/administrator"), "associate", Value::Null, json!(run.org.security));
     } else if admin.as_deref() != Some(run.org.security.as_str()) {
@@ -479,10 +499,17 @@ impl Control for GuardDuty {
         })
     }
 
-    fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, step: StepName, region: &'a Region) -> Fut<'a, StepOutput> {
+    fn apply<'a>(
+        &'a self,
+        aws: &'a Aws,
+        run: &'a RunInput,
+        step: StepName,
+        region: &'a Region,
+        known: Known<'a>,
+    ) -> Fut<'a, StepOutput> {
         match step {
-            StepName::StopGuardDuty => Box::pin(stop_foreign(aws, run, region)),
-            _ => Box::pin(apply(aws, run, region)),
+            StepName::StopGuardDuty => Box::pin(stop_foreign(aws, run, region, known)),
+            _ => Box::pin(apply(aws, run, region, known)),
         }
     }
 

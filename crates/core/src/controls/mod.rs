@@ -91,8 +91,16 @@ pub trait Control: Sync {
     }
 
     /// Plan/apply: runs `step`, one of [`Control::steps`], in `region` (the home region for a
-    /// control that is not regional). In plan mode it records what it would change.
-    fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, step: StepName, region: &'a Region) -> Fut<'a, StepOutput>;
+    /// control that is not regional). In plan mode it records what it would change. `known` is
+    /// what the run's discover read in `region`, when the step may start from it.
+    fn apply<'a>(
+        &'a self,
+        aws: &'a Aws,
+        run: &'a RunInput,
+        step: StepName,
+        region: &'a Region,
+        known: Known<'a>,
+    ) -> Fut<'a, StepOutput>;
 
     /// Verify: the evidence that it holds in `region` (the home region for a control that is not
     /// regional), read-only.
@@ -101,6 +109,23 @@ pub trait Control: Sync {
     /// Compensate: restores its part of the before-snapshot in `region`, reporting what it
     /// restored and what it cannot. Called only when one of its steps ran.
     fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()>;
+}
+
+/// Discover's snapshot of a region (every control's part), handed to the first attempt of a step
+/// in that region: the account as the run found it, which no earlier step of the run changes in
+/// the parts a step takes from it. The step starts from its part instead of reading it again. A
+/// retried attempt (an earlier one may have changed something), the check of a completed step and
+/// a plan get nothing and read; and if a step that started from it fails, the pipeline runs it
+/// once more reading everything, in case the account changed since discover.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Known<'a>(pub Option<&'a Value>);
+
+impl<'a> Known<'a> {
+    /// The control's part under `key`; None when nothing is known (a part discover did not record
+    /// included).
+    pub fn part(self, key: &str) -> Option<&'a Value> {
+        self.0.and_then(|s| s.get(key))
+    }
 }
 
 /// What a control's organization-wide part did, and the facts it hands to the accounts' steps.

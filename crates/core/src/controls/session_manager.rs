@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{evidence, logging_key_arn, Changes};
-use crate::controls::{Control, Fut, Report, Undo};
+use crate::controls::{Control, Fut, Known, Report, Undo};
 
 /// The session preferences document Session Manager reads.
 pub const SESSION_PREFERENCES_DOCUMENT: &str = "SSM-SessionManagerRunShell";
@@ -61,10 +61,13 @@ pub fn merged(before: &Value, want: &Value) -> Value {
     Value::Object(out)
 }
 
-pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
+pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>) -> Result<StepOutput, StepError> {
     let target = aws.account(&run.account, region).await?;
     let key = logging_key_arn(aws, run).await?;
-    let before = snapshot(&target).await?;
+    let before = match known.part(SNAPSHOT) {
+        Some(part) => part.clone(),
+        None => snapshot(&target).await?,
+    };
     let want = merged(&before, &preferences(run, region, &key));
     let mut changes = Changes::new(&target);
     let ssm = target.ssm();
@@ -208,8 +211,15 @@ impl Control for SessionManager {
         format!("session preferences {}", if part.is_null() { "absent" } else { "present" })
     }
 
-    fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, region: &'a Region) -> Fut<'a, StepOutput> {
-        Box::pin(apply(aws, run, region))
+    fn apply<'a>(
+        &'a self,
+        aws: &'a Aws,
+        run: &'a RunInput,
+        _: StepName,
+        region: &'a Region,
+        known: Known<'a>,
+    ) -> Fut<'a, StepOutput> {
+        Box::pin(apply(aws, run, region, known))
     }
 
     fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Vec<Evidence>> {

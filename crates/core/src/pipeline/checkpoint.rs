@@ -96,6 +96,26 @@ impl Store {
         format!("runs/{run_id}/{}/{region}.json", step.as_str())
     }
 
+    /// Where a run's discover leaves what it read in every region, in one object (`before/RUN.json`,
+    /// region → snapshot), so the task of a later step reads it once for all its regions. The
+    /// regions' discover records stay the record rollback reads.
+    fn before_key(run_id: &str) -> String {
+        format!("before/{run_id}.json")
+    }
+
+    pub async fn put_before(
+        &self,
+        run_id: &str,
+        regions: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), StepError> {
+        self.put_json(&Self::before_key(run_id), regions, Expect::Any).await.map(|_| ())
+    }
+
+    /// What the run's discover read, by region, if it has finished.
+    pub async fn before(&self, run_id: &str) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StepError> {
+        Ok(self.get_json(&Self::before_key(run_id)).await?.map(|(m, _)| m))
+    }
+
     /// The record and its ETag, if there is one.
     pub async fn get(&self, key: &str) -> Result<Option<(Record, String)>, StepError> {
         self.get_json(key).await

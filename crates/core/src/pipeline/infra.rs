@@ -253,8 +253,11 @@ pub fn pipeline_template() -> Value {
             statements.push(json!({"Sid": "ReachMemberAccounts", "Effect": "Allow", "Action": "sts:AssumeRole",
                                    "Resource": sub("arn:${AWS::Partition}:iam::*:role/${MemberRoleName}")}));
         }
-        if step == StepName::Rollback {
-            // Compensation walks the run's checkpoint records.
+        if matches!(step, StepName::Rollback | StepName::Preflight) {
+            // Compensation walks the run's checkpoint records. Preflight reads the account's run
+            // lock and onboarded note, which may not exist: without s3:ListBucket, S3 answers a
+            // read of a missing key with 403 AccessDenied, not 404
+            // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, "Permissions").
             statements.push(json!({"Sid": "ListCheckpoints", "Effect": "Allow", "Action": "s3:ListBucket",
                                    "Resource": sub("${CheckpointBucket.Arn}")}));
         }

@@ -6,6 +6,7 @@ use assure_contract::{Region, RunInput, StepError, StepName, StepOutput, TaskMes
 use futures::future::try_join_all;
 
 use crate::aws::Aws;
+use crate::controls::Known;
 use crate::pipeline::steps::dispatch;
 
 /// What one step would change, in one region.
@@ -14,7 +15,7 @@ pub type Planned = StepOutput;
 async fn step(aws: &Aws, run: &RunInput, step: StepName, region: &Region) -> Result<Planned, StepError> {
     let task =
         TaskMessage { task_token: String::new(), step, region: region.clone(), run: run.clone(), execution: None };
-    dispatch(aws, &task).await
+    dispatch(aws, &task, Known::default()).await
 }
 
 /// Plans a run. `aws` must be in plan mode.

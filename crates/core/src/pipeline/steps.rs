@@ -7,11 +7,12 @@ use assure_contract::{RunInput, StepError, StepName, StepOutput, TaskMessage};
 use serde_json::Value;
 
 use crate::aws::Aws;
-use crate::controls;
+use crate::controls::{self, Known};
 use crate::pipeline::{discover, lock, organization, preflight, rollback, verify};
 
-/// Runs the step a task asks for.
-pub async fn dispatch(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepError> {
+/// Runs the step a task asks for; `known` is what discover read of the task's region, when the
+/// step may start from it ([`Known`]).
+pub async fn dispatch(aws: &Aws, task: &TaskMessage, known: Known<'_>) -> Result<StepOutput, StepError> {
     let run = &task.run;
     let region = &task.region;
     match task.step {
@@ -29,7 +30,7 @@ pub async fn dispatch(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepE
         StepName::Verify => verify::run(aws, run).await,
         StepName::Rollback => rollback_step(aws, run).await,
         step => match controls::baseline::owner(step) {
-            Some(control) => control.apply(aws, run, step, region).await,
+            Some(control) => control.apply(aws, run, step, region, known).await,
             None => Err(StepError::internal(format!("step {step} belongs to no control"))),
         },
     }

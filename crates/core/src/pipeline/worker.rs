@@ -29,6 +29,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::controls::{self, Known};
 use crate::pipeline::checkpoint::{input_digest, now, task_digest, Expect, Record, Status, Store};
 use crate::pipeline::resources::queue_name;
 
@@ -167,7 +168,7 @@ pub async fn handle_message(
     let result = if task.step.regional() {
         every_region(&aws, &store, &task).await
     } else {
-        checkpointed(&aws, &store, &task).await
+        checkpointed(&aws, &store, &task, None).await
     };
     if let Some(k) = &keeper {
         k.abort();
@@ -214,7 +215,14 @@ pub async fn fail_dead_letter(aws: Aws, body: &str, delivery: &Delivery) -> Resu
             let err = dead_letter_error(&format!("the {} task in {place}", task.step), &queue);
             for region in &regions {
                 let key = Store::key(task.run.run_id.as_str(), task.step, region);
-                if let Some((mut rec, etag)) = store.get(&key).await? {
+                let found = match store.get(&key).await {
+                    // A region no attempt claimed has no record; the role may not list the
+                    // bucket, so S3 answers its read with AccessDenied, not NoSuchKey
+                    // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html).
+                    Err(e) if e.name == ErrorName::AccessDenied => None,
+                    other => other?,
+                };
+                if let Some((mut rec, etag)) = found {
                     if rec.status == Status::Running && rec.task == task_digest(&token) {
                         rec.status = Status::Failed;
                         rec.finished_at = Some(now());
@@ -251,7 +259,18 @@ async fn every_region(
 ) -> Result<Option<Result<assure_contract::StepOutput, StepError>>, StepError> {
     let tasks: Vec<TaskMessage> =
         task.run.regions.iter().map(|r| TaskMessage { region: r.clone(), ..task.clone() }).collect();
-    let results = futures::future::join_all(tasks.iter().map(|t| checkpointed(aws, store, t))).await;
+    let before = if starts_from_discover(task.step) {
+        store.before(task.run.run_id.as_str()).await.unwrap_or_else(|e| {
+            tracing::warn!(step = %task.step, error = %e, "could not read what discover read; every region reads for itself");
+            None
+        })
+    } else {
+        None
+    };
+    let results = futures::future::join_all(
+        tasks.iter().map(|t| checkpointed(aws, store, t, before.as_ref().and_then(|b| b.get(t.region.as_str())))),
+    )
+    .await;
     let mut outputs = Vec::new();
     let mut failures = Vec::new();
     let mut held_elsewhere = false;
@@ -269,7 +288,21 @@ async fn every_region(
     if !failures.is_empty() {
         return Ok(Some(Err(regions_failed(task.step, &failures, outputs.len()))));
     }
+    if task.step == StepName::Discover {
+        let read: serde_json::Map<String, Value> =
+            outputs.iter().map(|o| (o.region.to_string(), o.snapshot.clone())).collect();
+        // Only a saving for the steps after it: without it, each reads for itself.
+        if let Err(e) = store.put_before(task.run.run_id.as_str(), &read).await {
+            tracing::warn!(error = %e, "could not keep what discover read for the later steps; each will read for itself");
+        }
+    }
     Ok(Some(Ok(merged(task, outputs))))
+}
+
+/// Whether `step` may start from what discover read ([`Known`]): a regional step after discover
+/// of a control whose part discover reads.
+fn starts_from_discover(step: StepName) -> bool {
+    step != StepName::Discover && controls::baseline::owner(step).is_some_and(|c| c.snapshot_key().is_some())
 }
 
 /// One error for a task whose regions failed: retryable only if every failure is (retrying the
@@ -321,6 +354,7 @@ async fn checkpointed(
     aws: &Aws,
     store: &Store,
     task: &TaskMessage,
+    before: Option<&Value>,
 ) -> Result<Option<Result<assure_contract::StepOutput, StepError>>, StepError> {
     let run = &task.run;
     let key = Store::key(run.run_id.as_str(), task.step, &task.region);
@@ -373,7 +407,19 @@ async fn checkpointed(
     };
     let attempt = rec.attempt;
     tracing::info!(step = %task.step, region = %task.region, account = %run.account, run = %run.run_id, attempt, "step started");
-    let result = crate::pipeline::steps::dispatch(aws, task).await;
+    // Only a first attempt starts from what discover read: an earlier attempt may have changed
+    // what it read.
+    let known = Known(before.filter(|_| attempt == 1));
+    let mut result = crate::pipeline::steps::dispatch(aws, task, known).await;
+    if let (Some(_), Err(e)) = (known.0, &result) {
+        // The account may have changed since discover (someone made a detector a moment ago, and
+        // the step's create was refused): once more, reading everything. A throttled or denied
+        // call would fail the same way; Step Functions retries the first.
+        if !matches!(e.name, ErrorName::Retryable | ErrorName::AccessDenied) {
+            tracing::info!(step = %task.step, region = %task.region, error = %e, "failed starting from what discover read; again, reading the account");
+            result = crate::pipeline::steps::dispatch(aws, task, Known::default()).await;
+        }
+    }
     match &result {
         Ok(out) => tracing::info!(step = %task.step, region = %task.region, summary = %out.summary, "step succeeded"),
         Err(e) => tracing::warn!(step = %task.step, region = %task.region, error = %e, "step failed"),
@@ -407,7 +453,7 @@ async fn resume(aws: &Aws, task: &TaskMessage, rec: &Record) -> Result<Option<as
         // Verify is read-only and its evidence should be fresh.
         StepName::Verify => Ok(None),
         _ => {
-            let planned = crate::pipeline::steps::dispatch(&aws.planning_copy(), task).await?;
+            let planned = crate::pipeline::steps::dispatch(&aws.planning_copy(), task, Known::default()).await?;
             Ok(planned.changes.is_empty().then_some(recorded))
         }
     }

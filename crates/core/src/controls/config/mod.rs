@@ -12,7 +12,7 @@ use crate::controls::kit::{
     ensure_delegated_administrator, ensure_role, ensure_service_linked_role, evidence, logging_key_arn, Changes, Role,
 };
 use crate::controls::names::{AGGREGATOR, AGGREGATOR_ROLE, CONFIG_CHANNEL, CONFIG_RECORDER};
-use crate::controls::{Control, Fut, Organized, Report, Undo};
+use crate::controls::{Control, Fut, Known, Organized, Report, Undo};
 
 const SERVICE: &str = "config.amazonaws.com";
 const SLR: &str = "AWSServiceRoleForConfig";
@@ -24,20 +24,14 @@ fn slr_arn(acct: &AccountConfig) -> String {
 pub mod record;
 
 /// The region's customer managed recorder and its delivery channel, each as a whole [`record`], and
-/// whether that recorder records. Service-linked recorders (a service such as Security Hub owns
-/// them) are not the region's one recorder and are left out.
-async fn read(acct: &AccountConfig) -> Result<(Option<Value>, Option<Value>, bool), StepError> {
-    let c = acct.config();
-    let recs = c.describe_configuration_recorders().send().await.aws("config:DescribeConfigurationRecorders")?;
-    let rec = recs.configuration_recorders().iter().map(record::recorder).find(|r| !record::service_linked(r));
-    let chans = c.describe_delivery_channels().send().await.aws("config:DescribeDeliveryChannels")?;
-    let chan = chans.delivery_channels().first().map(record::channel);
-    let status =
-        c.describe_configuration_recorder_status().send().await.aws("config:DescribeConfigurationRecorderStatus")?;
-    let name = rec.as_ref().and_then(|r| r["name"].as_str());
+/// whether that recorder records, from the region's [`snapshot`]. Service-linked recorders (a
+/// service such as Security Hub owns them) are not the region's one recorder and are left out.
+fn current(part: &Value) -> (Option<Value>, Option<Value>, bool) {
+    let mut rec = part["recorders"].as_array().and_then(|rs| rs.iter().find(|r| !record::service_linked(r))).cloned();
     let recording =
-        status.configuration_recorders_status().iter().any(|s| s.name().is_some() && s.name() == name && s.recording());
-    Ok((rec, chan, recording))
+        rec.as_mut().and_then(|r| r.as_object_mut()).and_then(|r| r.remove("recording")) == Some(json!(true));
+    let chan = part["deliveryChannels"].as_array().and_then(|cs| cs.first()).cloned();
+    (rec, chan, recording)
 }
 
 /// What the baseline fixes on a recorder: the service-linked role, and all supported resource types
@@ -74,12 +68,15 @@ fn desired_channel(own: Option<&Value>, bucket: &str, key: &str) -> Value {
     c
 }
 
-pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
+pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>) -> Result<StepOutput, StepError> {
     let target = aws.account(&run.account, region).await?;
     let key = logging_key_arn(aws, run).await?;
     let mut changes = Changes::new(&target);
     ensure_service_linked_role(&target, SERVICE, SLR, &mut changes).await?;
-    let (rec, chan, recording) = read(&target).await?;
+    let (rec, chan, recording) = match known.part(SNAPSHOT) {
+        Some(part) => current(part),
+        None => current(&snapshot(&target).await?),
+    };
     let snapshot = json!({"recorder": rec, "deliveryChannel": chan, "recording": recording});
     let c = target.config();
     let home = region == &run.home_region;
@@ -200,7 +197,7 @@ async fn ensure_aggregator(aws: &Aws, run: &RunInput, changes: &mut Changes) -> 
 /// Evidence for Config in one region.
 pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<Vec<Evidence>, StepError> {
     let target = aws.account(&run.account, region).await?;
-    let (rec, chan, recording) = read(&target).await?;
+    let (rec, chan, recording) = current(&snapshot(&target).await?);
     let key = logging_key_arn(aws, run).await.ok();
     let res = rec.as_ref().map_or_else(
         || "config:(no recorder)".to_owned(),
@@ -356,8 +353,15 @@ impl Control for Config {
         })
     }
 
-    fn apply<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: StepName, region: &'a Region) -> Fut<'a, StepOutput> {
-        Box::pin(apply(aws, run, region))
+    fn apply<'a>(
+        &'a self,
+        aws: &'a Aws,
+        run: &'a RunInput,
+        _: StepName,
+        region: &'a Region,
+        known: Known<'a>,
+    ) -> Fut<'a, StepOutput> {
+        Box::pin(apply(aws, run, region, known))
     }
 
     fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Vec<Evidence>> {
@@ -376,7 +380,7 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
     let before = &undo.before(region, SNAPSHOT);
     let c = acct.config();
     let own = before["recorders"].as_array().into_iter().flatten().find(|r| !record::service_linked(r));
-    let (now, now_chan, _) = read(&acct).await?;
+    let (now, now_chan, _) = current(&snapshot(&acct).await?);
     match own {
         Some(rec) => {
             let name = rec["name"].as_str().unwrap_or_default();
