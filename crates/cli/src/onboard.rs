@@ -90,8 +90,9 @@ enum Policy {
     Rollback,
 }
 
-/// The run input for `account` from the deployment's settings and the flags, validated against the
-/// organization (read-only, so bad input changes nothing). Returns the connection with the role set.
+/// The run input for `account` from the deployment's settings and the flags (checked against the
+/// organization by the caller, read-only, so bad input changes nothing). Returns the connection
+/// with the role set.
 async fn run_input(
     g: &Global,
     account: &str,
@@ -132,9 +133,7 @@ async fn run_input(
         organization: None,
         full: false,
     };
-    let aws = aws.with_role(&run.role_name);
-    assure_core::pipeline::preflight::validate(&aws, &run).await?;
-    Ok((aws, run))
+    Ok((aws.with_role(&run.role_name), run))
 }
 
 /// The flag's choice for the account's own trails, else the config file's, else retire.
@@ -150,6 +149,7 @@ pub(crate) async fn plan(g: &Global, args: PlanArgs) -> anyhow::Result<ExitCode>
     let trails = chosen_trails(g, args.existing_trails)?;
     let args = args.target;
     let (aws, run) = run_input(g, &args.account, args.regions.as_deref(), None, FailurePolicy::Hold, trails).await?;
+    assure_core::pipeline::preflight::validate(&aws, &run).await?;
     let planned = assure_core::pipeline::plan::run(&aws.planning(), &run).await?;
     let changes: Vec<_> = planned.iter().flat_map(|p| p.changes.iter().map(move |c| (p.step, c))).collect();
     if g.output == Output::Json {
@@ -173,6 +173,7 @@ pub(crate) async fn verify(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitC
     let (aws, run) =
         run_input(g, &args.account, args.regions.as_deref(), None, FailurePolicy::Hold, chosen_trails(g, None)?)
             .await?;
+    assure_core::pipeline::preflight::validate(&aws, &run).await?;
     let evidence = assure_core::pipeline::verify::check(&aws, &run).await?;
     let failed = assure_core::pipeline::verify::failures(&evidence);
     if g.output == Output::Json {
@@ -213,12 +214,13 @@ pub(crate) async fn onboard(g: &Global, args: OnboardArgs) -> anyhow::Result<Exi
         let concurrency = args.concurrency.unwrap_or(options.concurrency);
         return bulk_cmd(g, &args, policy, trails, concurrency, timeout).await;
     }
-    // Bad input fails here, before the run starts and before any change.
     let account = args.account.as_deref().unwrap_or_default();
     let (aws, mut run) = run_input(g, account, args.regions.as_deref(), args.run_id.as_deref(), policy, trails).await?;
     run.full = args.full;
-
-    let arn = runs::start(&aws, &run).await?;
+    // Bad input and what a control would refuse fail here, before the run starts and before any
+    // change: the run's preflight step, which the execution then finds done.
+    let preflight = assure_core::pipeline::preflight::run(&aws, &run).await?;
+    let arn = runs::start(&aws, &run, Some(preflight)).await?;
     eprintln!("run {} started: {} in {} region(s)", run.run_id, run.account, run.regions.len());
     follow(g, &aws, &run, &arn, timeout).await
 }

@@ -116,6 +116,28 @@ impl Store {
         Ok(self.get_json(&Self::before_key(run_id)).await?.map(|(m, _)| m))
     }
 
+    /// Records a step done outside a task (by `by`): its output, completed now, attempt 1. A
+    /// record already there (the run started before) is left as it is.
+    pub async fn record_done(&self, run: &RunInput, out: StepOutput, by: &str) -> Result<(), StepError> {
+        let at = now();
+        let rec = Record {
+            run_id: run.run_id.to_string(),
+            step: out.step,
+            region: out.region.clone(),
+            account: run.account.clone(),
+            status: Status::Completed,
+            input_digest: input_digest(run, out.step, &out.region),
+            attempt: 1,
+            task: String::new(),
+            worker: by.to_owned(),
+            started_at: at.clone(),
+            finished_at: Some(at),
+            output: Some(out),
+            error: None,
+        };
+        self.put(&Self::key(run.run_id.as_str(), rec.step, &rec.region), &rec, Expect::Absent).await.map(|_| ())
+    }
+
     /// The record and its ETag, if there is one.
     pub async fn get(&self, key: &str) -> Result<Option<(Record, String)>, StepError> {
         self.get_json(key).await

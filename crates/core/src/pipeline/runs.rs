@@ -9,17 +9,24 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::aws::{error_code, Aws, AwsResultExt};
+use crate::pipeline::checkpoint::Store;
 use crate::pipeline::lock;
 use crate::pipeline::resources::{execution_arn, state_machine_arn, STATE_MACHINE};
 
 /// Starts the run's execution, named by its run id: starting the same run twice finds the first
-/// execution instead of creating a second one.
-pub async fn start(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
+/// execution instead of creating a second one. `preflight`: the preflight step, run by the caller
+/// before it starts the run ([`crate::pipeline::preflight::run`]); it is recorded under the step's
+/// checkpoint, so the execution's preflight task finds it done with the same input, as a retried
+/// run does, instead of asking the account and the organization the same questions again.
+pub async fn start(aws: &Aws, run: &RunInput, preflight: Option<StepOutput>) -> Result<String, StepError> {
     let input = serde_json::json!({"run": run}).to_string();
     // One run per account at a time: the lock names the execution before it starts, so a second
     // run of the account started a moment later is refused before it starts.
     let holder = lock::Holder::Execution { arn: execution_arn(aws, run.run_id.as_str()) };
     lock::acquire(aws, &lock::Lock::new(&run.account, run.run_id.as_str(), holder)).await?;
+    if let Some(out) = preflight {
+        Store::new(aws).record_done(run, out, &format!("cli:{}", crate::pipeline::worker::worker_id())).await?;
+    }
     let sfn = aws.pipeline().sfn();
     let res = sfn
         .start_execution()
