@@ -586,3 +586,115 @@ async fn local_up_and_deploy_are_idempotent() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("run `assure deploy` first"), "{err}");
 }
+
+/// A run the CLI does not start (the join rule's, with `AutoOnboard`) is checked by its preflight
+/// task: started with exactly the input the rule's template gives, it passes the same checks the
+/// CLI makes and onboards the account; with another account as IAM Access Analyzer's delegated
+/// administrator, its preflight task refuses it before any change.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
+    use super::iam::{cli_ok, credentials};
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy("us-east-1");
+    let (target, logging, security) =
+        (ids["external"][0].as_str().unwrap(), ids["logging"].as_str().unwrap(), ids["security"].as_str().unwrap());
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let template = assure_core::pipeline::infra::pipeline_template();
+    let input_template = template["Resources"]["OnboardOnJoin"]["Properties"]["Targets"][0]["InputTransformer"]
+        ["InputTemplate"]["Fn::Sub"]
+        .as_str()
+        .expect("the rule's input template")
+        .to_owned();
+    // What CloudFormation and EventBridge make of it for an account that joins.
+    let input = |event: &str| {
+        input_template
+            .replace("${RegionsJson}", r#"["us-east-1"]"#)
+            .replace("${AWS::Region}", "us-east-1")
+            .replace("${AWS::AccountId}", "123456789012")
+            .replace("${LoggingAccount}", logging)
+            .replace("${SecurityAccount}", security)
+            .replace("${MemberRoleName}", "AssureExecutionRole")
+            .replace("<id>", event)
+            .replace("<account>", target)
+    };
+    let machine = "arn:aws:states:us-east-1:123456789012:stateMachine:assure-onboarding";
+    let run = |event: &str| {
+        let from = cloud.decisions().len();
+        let arn = cli_ok(
+            &cloud,
+            &admin,
+            &[
+                "stepfunctions",
+                "start-execution",
+                "--state-machine-arn",
+                machine,
+                "--name",
+                &format!("join-{event}"),
+                "--input",
+                &input(event),
+                "--query",
+                "executionArn",
+                "--output",
+                "text",
+            ],
+        );
+        let started = std::time::Instant::now();
+        let status = loop {
+            let status = cli_ok(
+                &cloud,
+                &admin,
+                &[
+                    "stepfunctions",
+                    "describe-execution",
+                    "--execution-arn",
+                    &arn,
+                    "--query",
+                    "status",
+                    "--output",
+                    "text",
+                ],
+            );
+            if status != "RUNNING" || started.elapsed() > std::time::Duration::from_secs(180) {
+                break status;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        };
+        (arn, status, from)
+    };
+
+    // Another account is Access Analyzer's delegated administrator: the preflight task refuses.
+    let aa = "access-analyzer.amazonaws.com";
+    cli_ok(&cloud, &admin, &["organizations", "enable-aws-service-access", "--service-principal", aa]);
+    let admin_args = ["--account-id", logging, "--service-principal", aa];
+    cli_ok(&cloud, &admin, &[&["organizations", "register-delegated-administrator"][..], &admin_args].concat());
+    let (arn, status, from) = run("refused");
+    assert_eq!(status, "FAILED", "{arn}");
+    let history = cli_ok(&cloud, &admin, &["stepfunctions", "get-execution-history", "--execution-arn", &arn]);
+    assert!(
+        history.contains("Assure.Conflict") && history.contains("IAM Access Analyzer delegated administrator"),
+        "the preflight task's refusal: {history}"
+    );
+    let changed = cloud.mutating_decisions_since(from);
+    assert!(changed.is_empty(), "a refused run changed something: {changed:?}");
+    cli_ok(&cloud, &admin, &[&["organizations", "deregister-delegated-administrator"][..], &admin_args].concat());
+
+    // Nothing refuses it now: it onboards, its preflight task having asked what the CLI asks.
+    let (arn, status, from) = run("accepted");
+    assert_eq!(status, "SUCCEEDED", "{arn}");
+    let asked: std::collections::BTreeSet<String> = cloud.decisions()[from..]
+        .iter()
+        .filter(|d| d["principal"].as_str().is_some_and(|p| p.contains("assure-step-preflight")))
+        .filter_map(|d| d["action"].as_str().map(str::to_owned))
+        .collect();
+    for action in [
+        "organizations:DescribeOrganization",
+        "organizations:DescribeAccount",
+        "organizations:ListRoots",
+        "guardduty:ListOrganizationAdminAccounts",
+        "organizations:ListDelegatedAdministrators",
+    ] {
+        assert!(asked.contains(action), "the preflight task did not ask {action}: {asked:?}");
+    }
+    let (code, out, err) = cloud.run(&["verify", target]);
+    assert_eq!(code, 0, "{out}\n{err}");
+}

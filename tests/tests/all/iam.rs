@@ -476,8 +476,24 @@ async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_
     // state run while a sibling fails, so a step may have completed before its case comes: its
     // retry then checks it read-only (its checkpoint, a plan). The one action used only while
     // acting (GuardDuty's) comes first of its Parallel; the others are needed by that check too.
+    let reduce = |original: &serde_json::Value, action: &str| {
+        let mut reduced = original.clone();
+        let statements = reduced["Statement"].as_array_mut().unwrap();
+        for st in statements.iter_mut() {
+            match &st["Action"] {
+                serde_json::Value::String(a) if a == action => st["Action"] = serde_json::json!([]),
+                serde_json::Value::Array(list) => {
+                    st["Action"] = list.iter().filter(|a| a.as_str() != Some(action)).cloned().collect();
+                }
+                _ => {}
+            }
+        }
+        statements.retain(|st| st["Action"].as_array().is_none_or(|a| !a.is_empty()));
+        assert_ne!(&reduced, original, "the role has no {action}");
+        reduced
+    };
+
     let cases = [
-        (StepName::Preflight, "organizations:DescribeAccount"),
         (StepName::Discover, "sts:AssumeRole"),
         (StepName::LoggingBucket, "s3:GetObject"),
         // EnableOrganizationAdminAccount needs it too, as the GuardDuty guide documents.
@@ -495,20 +511,7 @@ async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_
     for (i, (step, action)) in cases.iter().enumerate() {
         let role = assure_core::pipeline::resources::step_role_name(*step);
         let original = step_policy(&iam, &role).await;
-        let mut reduced = original.clone();
-        let statements = reduced["Statement"].as_array_mut().unwrap();
-        for st in statements.iter_mut() {
-            match &st["Action"] {
-                serde_json::Value::String(a) if a == action => st["Action"] = serde_json::json!([]),
-                serde_json::Value::Array(list) => {
-                    st["Action"] = list.iter().filter(|a| a.as_str() != Some(action)).cloned().collect();
-                }
-                _ => {}
-            }
-        }
-        statements.retain(|st| st["Action"].as_array().is_none_or(|a| !a.is_empty()));
-        assert_ne!(reduced, original, "{role} has no {action}");
-        put_step_policy(&iam, &role, &reduced).await;
+        put_step_policy(&iam, &role, &reduce(&original, action)).await;
         let (code, out, err) = if i == 0 {
             cloud.run(&["onboard", target, "--run-id", "lean"])
         } else {
@@ -523,6 +526,21 @@ async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_
     let (code, out, err) = cloud.run(&["runs", "retry", "lean"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("SUCCEEDED"), "{out}");
+
+    // The CLI runs the preflight step itself before it starts a run; the preflight task does it in
+    // the runs the CLI does not start, an account's run in a bulk run among them. (Last: the bulk
+    // run's organization step does what the GuardDuty case above needs to do.)
+    let role = assure_core::pipeline::resources::step_role_name(StepName::Preflight);
+    let original = step_policy(&iam, &role).await;
+    put_step_policy(&iam, &role, &reduce(&original, "organizations:DescribeAccount")).await;
+    let file = cloud.dir.path().join("one.txt");
+    std::fs::write(&file, format!("{target}\n")).unwrap();
+    let (code, out, err) = cloud.run(&["onboard", "--accounts-file", file.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(code, 1, "preflight ran without organizations:DescribeAccount:\n{out}\n{err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let error = summary["accounts"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("Assure.AccessDenied") && error.contains("organizations:DescribeAccount"), "{summary}");
+    put_step_policy(&iam, &role, &original).await;
 }
 
 /// The rollback step's role, as the others: without organizations:DetachPolicy, the rollback of a
