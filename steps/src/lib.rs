@@ -87,43 +87,49 @@ async fn lambda(step: StepName) -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ASSURE_LOG").unwrap_or_else(|_| "info".into()))
         .with_target(false)
         .init();
-    let handler = service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let mut failures = Vec::new();
-        for record in event.payload.records {
-            let started = std::time::Instant::now();
-            let id = record.message_id.clone().unwrap_or_default();
-            let body = record.body.unwrap_or_default();
-            let delivery = Delivery {
-                queue_arn: record.event_source_arn.unwrap_or_default(),
-                receipt_handle: record.receipt_handle.unwrap_or_default(),
-                receive_count: record
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1),
-            };
-            let answered = match Aws::load(None, None).await {
-                Ok(aws) if delivery.from_dead_letter_queue() => {
-                    fail_dead_letter(aws.with_step(step.as_str()), &body, &delivery).await.is_ok()
+    // One configuration for the process's life; each task gets its own connection from it, and
+    // the sessions it assumes in other accounts are kept for the process (see `assure_core::aws`).
+    let sdk = Aws::load_config(None, None).await;
+    let handler = service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let sdk = sdk.clone();
+        async move {
+            let mut failures = Vec::new();
+            for record in event.payload.records {
+                let started = std::time::Instant::now();
+                let id = record.message_id.clone().unwrap_or_default();
+                let body = record.body.unwrap_or_default();
+                let delivery = Delivery {
+                    queue_arn: record.event_source_arn.unwrap_or_default(),
+                    receipt_handle: record.receipt_handle.unwrap_or_default(),
+                    receive_count: record
+                        .attributes
+                        .get("ApproximateReceiveCount")
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(1),
+                };
+                let answered = match Aws::from_sdk_config(sdk.clone()).await {
+                    Ok(aws) if delivery.from_dead_letter_queue() => {
+                        fail_dead_letter(aws.with_step(step.as_str()), &body, &delivery).await.is_ok()
+                    }
+                    Ok(aws) => {
+                        handle_message(aws.with_step(step.as_str()), &body, Some(step), Some(&delivery)).await.is_ok()
+                    }
+                    Err(e) => {
+                        tracing::error!(%step, error = %e, "cannot reach AWS");
+                        false
+                    }
+                };
+                if !answered {
+                    let mut failure = BatchItemFailure::default();
+                    failure.item_identifier = id;
+                    failures.push(failure);
                 }
-                Ok(aws) => {
-                    handle_message(aws.with_step(step.as_str()), &body, Some(step), Some(&delivery)).await.is_ok()
-                }
-                Err(e) => {
-                    tracing::error!(%step, error = %e, "cannot reach AWS");
-                    false
-                }
-            };
-            if !answered {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                failures.push(failure);
+                record_stats(step, started);
             }
-            record_stats(step, started);
+            let mut response = SqsBatchResponse::default();
+            response.batch_item_failures = failures;
+            Ok::<_, lambda_runtime::Error>(response)
         }
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = failures;
-        Ok::<_, lambda_runtime::Error>(response)
     });
     match lambda_runtime::run(handler).await {
         Ok(()) => ExitCode::SUCCESS,

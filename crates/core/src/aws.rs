@@ -348,6 +348,12 @@ pub struct Aws {
 impl Aws {
     /// Loads the ambient configuration (profile, region, `AWS_ENDPOINT_URL`) and identifies the caller.
     pub async fn load(profile: Option<&str>, region: Option<&str>) -> Result<Aws, StepError> {
+        Aws::from_sdk_config(Aws::load_config(profile, region).await).await
+    }
+
+    /// The ambient configuration [`Aws::load`] starts from; a process serving many tasks loads it
+    /// once.
+    pub async fn load_config(profile: Option<&str>, region: Option<&str>) -> SdkConfig {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(p) = profile {
             loader = loader.profile_name(p);
@@ -358,8 +364,7 @@ impl Aws {
         // Throttling is the commonest failure at scale: more attempts than the SDK's three, with
         // backoff, before a step reports Assure.Retryable to the state machine.
         loader = loader.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(6));
-        let sdk = loader.load().await;
-        Aws::from_sdk_config(sdk).await
+        loader.load().await
     }
 
     /// Builds from an explicit configuration (tests point this at wiremock).
@@ -512,8 +517,50 @@ impl Aws {
     }
 }
 
-/// `from`'s session of the role `arn` in `account`.
+/// Sessions this process assumed, by (the caller's access key, role ARN), with when they expire. A
+/// step function's process serves task after task (a bulk run's thousands): each task would
+/// otherwise assume the security and logging accounts' roles again.
+type Sessions = std::sync::Mutex<HashMap<(String, String), (SessionCredentials, std::time::SystemTime)>>;
+
+fn sessions() -> &'static Sessions {
+    static SESSIONS: std::sync::OnceLock<Sessions> = std::sync::OnceLock::new();
+    SESSIONS.get_or_init(Default::default)
+}
+
+/// A cached session is reused while it has this long left: a step runs for 15 minutes at most.
+const SESSION_MARGIN: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+
+/// `from`'s session of the role `arn` in `account`: assumed once per process and caller, while it
+/// lasts.
 async fn assume(from: &AccountConfig, arn: &str, account: &AccountId) -> Result<AccountConfig, StepError> {
+    use aws_sdk_sts::config::ProvideCredentials;
+    let caller = match from.sdk.credentials_provider() {
+        Some(p) => p.provide_credentials().await.ok().map(|c| c.access_key_id().to_owned()),
+        None => None,
+    };
+    let key = caller.map(|c| (c, arn.to_owned()));
+    let cached = key.as_ref().and_then(|k| {
+        let found = sessions().lock().ok()?.get(k).cloned()?;
+        (found.1 > std::time::SystemTime::now() + SESSION_MARGIN).then_some(found.0)
+    });
+    let creds = match cached {
+        Some(c) => c,
+        None => {
+            let (creds, expires) = assume_now(from, arn).await?;
+            if let (Some(k), Ok(mut all)) = (key, sessions().lock()) {
+                all.insert(k, (creds.clone(), expires));
+            }
+            creds
+        }
+    };
+    let mut cfg = from.with_credentials(&creds);
+    cfg.account = account.clone();
+    cfg.call_log.account = account.to_string();
+    Ok(cfg)
+}
+
+/// A new session of `arn` and when it expires.
+async fn assume_now(from: &AccountConfig, arn: &str) -> Result<(SessionCredentials, std::time::SystemTime), StepError> {
     let out = from
         .sts()
         .assume_role()
@@ -530,10 +577,8 @@ async fn assume(from: &AccountConfig, arn: &str, account: &AccountId) -> Result<
         secret_access_key: c.secret_access_key().to_owned(),
         session_token: Some(c.session_token().to_owned()),
     };
-    let mut cfg = from.with_credentials(&creds);
-    cfg.account = account.clone();
-    cfg.call_log.account = account.to_string();
-    Ok(cfg)
+    let expires = std::time::SystemTime::try_from(*c.expiration()).unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+    Ok((creds, expires))
 }
 
 /// An IAM policy document as IAM returns it (URL-encoded JSON), parsed.

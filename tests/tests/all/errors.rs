@@ -352,3 +352,50 @@ async fn an_organization_without_all_features_is_a_conflict_before_anything_else
     )
     .await;
 }
+
+/// The STS answer to AssumeRole, with the session expiring `expires` from now.
+fn assumed(expires: std::time::Duration) -> ResponseTemplate {
+    let at = time::OffsetDateTime::now_utc() + expires;
+    let at = at.format(&time::format_description::well_known::Rfc3339).unwrap();
+    ResponseTemplate::new(200).set_body_string(format!(
+        "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
+         <Credentials><AccessKeyId>ASIA</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>\
+         <Expiration>{at}</Expiration></Credentials>\
+         <AssumedRoleUser><AssumedRoleId>AROA:assure</AssumedRoleId><Arn>arn:aws:sts::111111111111:assumed-role/AssureExecutionRole/assure</Arn></AssumedRoleUser>\
+         </AssumeRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AssumeRoleResponse>"
+    ))
+}
+
+/// A step's process serves task after task; each task's connection reuses the sessions the
+/// process assumed while they last, and assumes again one about to expire.
+#[tokio::test]
+async fn a_process_assumes_a_role_once_while_its_session_lasts() {
+    let server = MockServer::start().await;
+    let lasting = Mock::given(method("POST"))
+        .and(body_string_contains("Action=AssumeRole"))
+        .and(body_string_contains("111111111111"))
+        .respond_with(assumed(std::time::Duration::from_secs(3600)))
+        .expect(1)
+        .mount_as_scoped(&server)
+        .await;
+    let region: assure_contract::Region = "us-east-1".parse().unwrap();
+    for _task in 0..3 {
+        let aws = aws_for(&server).await;
+        aws.account(&"111111111111".parse().unwrap(), &region).await.expect("a session");
+    }
+    drop(lasting);
+
+    // A session with less time left than a step may run is not reused.
+    let short = Mock::given(method("POST"))
+        .and(body_string_contains("Action=AssumeRole"))
+        .and(body_string_contains("222222222222"))
+        .respond_with(assumed(std::time::Duration::from_secs(300)))
+        .expect(2)
+        .mount_as_scoped(&server)
+        .await;
+    for _task in 0..2 {
+        let aws = aws_for(&server).await;
+        aws.account(&"222222222222".parse().unwrap(), &region).await.expect("a session");
+    }
+    drop(short);
+}
