@@ -585,6 +585,30 @@ async fn the_rollback_step_fails_naming_the_action_its_role_lacks() {
     assert_eq!(code, 0, "{out}\n{err}");
 }
 
+/// An IAM user of the pipeline account with an access key, and its one inline policy.
+struct User {
+    iam: aws_sdk_iam::Client,
+    name: String,
+    creds: aws_sdk_sts::config::Credentials,
+}
+
+impl User {
+    async fn create(base: &aws_config::SdkConfig, name: &str) -> User {
+        let iam = aws_sdk_iam::Client::new(base);
+        iam.create_user().user_name(name).send().await.unwrap();
+        let key = iam.create_access_key().user_name(name).send().await.unwrap().access_key.unwrap();
+        let creds =
+            aws_sdk_sts::config::Credentials::new(key.access_key_id(), key.secret_access_key(), None, None, "t");
+        User { iam, name: name.to_owned(), creds }
+    }
+
+    /// Replaces the user's policy with these statements.
+    async fn grant(&self, statements: serde_json::Value) {
+        let doc = serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string();
+        self.iam.put_user_policy().user_name(&self.name).policy_name("p").policy_document(doc).send().await.unwrap();
+    }
+}
+
 /// What a service checks of the caller while it serves a request, each rule broken on its own
 /// through the AWS CLI: SQS and S3 encrypting with a customer managed key (kms:GenerateDataKey),
 /// CreateBucket with Object Ownership (s3:PutBucketOwnershipControls), CreateKey with tags
@@ -596,17 +620,9 @@ async fn services_check_the_permissions_they_use_on_the_callers_behalf() {
     let (logging, security) = (ids["logging"].as_str().unwrap(), ids["security"].as_str().unwrap());
     let base = cloud.sdk_config().await;
     let admin = credentials(&base).await;
-    let iam = aws_sdk_iam::Client::new(&base);
-    iam.create_user().user_name("producer").send().await.unwrap();
-    let key = iam.create_access_key().user_name("producer").send().await.unwrap().access_key.unwrap();
-    let producer = aws_sdk_sts::config::Credentials::new(key.access_key_id(), key.secret_access_key(), None, None, "t");
-    let grant = |statements: serde_json::Value| {
-        let doc = serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string();
-        let iam = iam.clone();
-        async move {
-            iam.put_user_policy().user_name("producer").policy_name("p").policy_document(doc).send().await.unwrap()
-        }
-    };
+    let user = User::create(&base, "producer").await;
+    let producer = user.creds.clone();
+    let grant = |statements: serde_json::Value| user.grant(statements);
     let base_grant = serde_json::json!([
         {"Effect": "Allow", "Action": ["sqs:SendMessage", "s3:CreateBucket", "s3:PutObject", "kms:CreateKey"], "Resource": "*"},
         {"Effect": "Allow", "Action": "organizations:DescribeAccount",
@@ -703,15 +719,9 @@ async fn a_missing_object_reads_as_denied_unless_the_caller_may_list_the_bucket(
     let cloud = LocalCloud::start();
     let base = cloud.sdk_config().await;
     let admin = credentials(&base).await;
-    let iam = aws_sdk_iam::Client::new(&base);
-    iam.create_user().user_name("reader").send().await.unwrap();
-    let key = iam.create_access_key().user_name("reader").send().await.unwrap().access_key.unwrap();
-    let reader = aws_sdk_sts::config::Credentials::new(key.access_key_id(), key.secret_access_key(), None, None, "t");
-    let grant = |actions: serde_json::Value| {
-        let doc = serde_json::json!({"Version": "2012-10-17", "Statement": actions}).to_string();
-        let iam = iam.clone();
-        async move { iam.put_user_policy().user_name("reader").policy_name("p").policy_document(doc).send().await.unwrap() }
-    };
+    let user = User::create(&base, "reader").await;
+    let reader = user.creds.clone();
+    let grant = |statements: serde_json::Value| user.grant(statements);
     assert_eq!(aws_cli(&cloud, &admin, &["s3api", "create-bucket", "--bucket", "notes"]).0, 0);
     let body = std::env::temp_dir().join(format!("assure-note-{}", std::process::id()));
     std::fs::write(&body, "{}").unwrap();
