@@ -713,10 +713,15 @@ where
             };
             StepError::new(name, format!("{what}: {code}: {message}"))
         }
-        // A response that could not be read is not transient: retrying would read it again.
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
             StepError::new(ErrorName::Retryable, format!("{what}: {}", chain(err)))
         }
+        // A 5xx whose body is not the service's error shape (an overloaded front end answers 503
+        // with no body) is as transient as one that is.
+        SdkError::ResponseError(r) if r.raw().status().is_server_error() => {
+            StepError::new(ErrorName::Retryable, format!("{what}: HTTP {}: {}", r.raw().status().as_u16(), chain(err)))
+        }
+        // Any other response that could not be read is not transient: retrying would read it again.
         _ => StepError::internal(format!("{what}: {}", chain(err))),
     }
 }

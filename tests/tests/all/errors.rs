@@ -164,6 +164,17 @@ async fn a_server_error_is_retryable() {
 }
 
 #[tokio::test]
+async fn a_server_error_without_a_body_is_retryable() {
+    let server = MockServer::start().await;
+    let aws = aws_for(&server).await;
+    // What an overloaded front end (and the local cloud's "5xx" fault) answers: 503, no body.
+    organizations(&server, "DescribeOrganization", ResponseTemplate::new(503)).await;
+    let err = preflight::validate(&aws, &run()).await.unwrap_err();
+    assert_eq!(err.name, ErrorName::Retryable, "{err}");
+    assert!(err.message.contains("organizations:DescribeOrganization"), "{err}");
+}
+
+#[tokio::test]
 async fn the_fixed_accounts_cannot_be_targets() {
     let server = MockServer::start().await;
     let aws = aws_for(&server).await;
