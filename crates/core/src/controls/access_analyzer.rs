@@ -13,7 +13,7 @@ use crate::controls::kit::{already_exists, evidence, Changes};
 use crate::controls::kit::{ensure_delegated_administrator, ensure_service_linked_role};
 use crate::controls::kit::{ensure_role, logging_key_arn, Role};
 use crate::controls::names::{ANALYZER, FINDINGS, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE};
-use crate::controls::{Control, Fut, Known, Organized, Report, Undo};
+use crate::controls::{Control, Fut, Organized, Report, StepCall, Undo};
 
 const PRINCIPAL: &str = "access-analyzer.amazonaws.com";
 const SLR: &str = "AWSServiceRoleForAccessAnalyzer";
@@ -468,14 +468,8 @@ impl Control for AccessAnalyzer {
         })
     }
 
-    fn apply<'a>(
-        &'a self,
-        aws: &'a Aws,
-        run: &'a RunInput,
-        _: StepName,
-        region: &'a Region,
-        _: Known<'a>,
-    ) -> Fut<'a, StepOutput> {
+    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
+        let StepCall { aws, run, region, .. } = call;
         Box::pin(apply(aws, run, region))
     }
 

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{ensure_key, evidence, read_key, Changes};
 use crate::controls::names::{ALARM_KEY_ALIAS, ALARM_PREFIX, ALARM_TOPIC, METRIC_NAMESPACE, TRAIL_LOG_GROUP};
-use crate::controls::{Control, Fut, Known, Report, Undo};
+use crate::controls::{Control, Fut, Report, StepCall, Undo};
 
 /// (control id, short name, CIS filter pattern). Patterns as the CIS AWS Foundations Benchmark
 /// v7.0.0 gives them in each section 5 recommendation's audit procedure (step 3), in CloudWatch
@@ -370,14 +370,8 @@ impl Control for Alarms {
         &[StepName::Alarms]
     }
 
-    fn apply<'a>(
-        &'a self,
-        aws: &'a Aws,
-        run: &'a RunInput,
-        _: StepName,
-        _: &'a Region,
-        _: Known<'a>,
-    ) -> Fut<'a, StepOutput> {
+    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
+        let StepCall { aws, run, .. } = call;
         Box::pin(apply(aws, run))
     }
 

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::aws::{AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::logging_key_arn;
 use crate::controls::kit::{evidence, Changes};
-use crate::controls::{Control, Fut, Known, Organized, Report, Undo};
+use crate::controls::{Control, Fut, Known, Organized, Report, StepCall, Undo};
 
 /// The first detector of the account in this region, if any.
 async fn detector(acct: &AccountConfig) -> Result<Option<String>, StepError> {
@@ -499,14 +499,8 @@ impl Control for GuardDuty {
         })
     }
 
-    fn apply<'a>(
-        &'a self,
-        aws: &'a Aws,
-        run: &'a RunInput,
-        step: StepName,
-        region: &'a Region,
-        known: Known<'a>,
-    ) -> Fut<'a, StepOutput> {
+    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
+        let StepCall { aws, run, step, region, known } = call;
         match step {
             StepName::StopGuardDuty => Box::pin(stop_foreign(aws, run, region, known)),
             _ => Box::pin(apply(aws, run, region, known)),

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{ensure_key, read_key, Changes};
 use crate::controls::names::FINDINGS_ROLE;
-use crate::controls::{Control, Fut, Known, Organized, Report, Undo};
+use crate::controls::{Control, Fut, Organized, Report, StepCall, Undo};
 
 /// Prefix of the logging bucket's own access logs in the access-log bucket.
 const ACCESS_LOG_PREFIX: &str = "assure-logs/";
@@ -579,14 +579,8 @@ impl Control for LoggingBucket {
         })
     }
 
-    fn apply<'a>(
-        &'a self,
-        aws: &'a Aws,
-        run: &'a RunInput,
-        _: StepName,
-        _: &'a Region,
-        _: Known<'a>,
-    ) -> Fut<'a, StepOutput> {
+    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
+        let StepCall { aws, run, .. } = call;
         Box::pin(async move {
             if run.organization.is_some() {
                 // A bulk run's organization step put it in place for all its accounts; verify checks it.

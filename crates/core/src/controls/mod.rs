@@ -90,17 +90,9 @@ pub trait Control: Sync {
         Box::pin(async { Ok(Organized::default()) })
     }
 
-    /// Plan/apply: runs `step`, one of [`Control::steps`], in `region` (the home region for a
-    /// control that is not regional). In plan mode it records what it would change. `known` is
-    /// what the run's discover read in `region`, when the step may start from it.
-    fn apply<'a>(
-        &'a self,
-        aws: &'a Aws,
-        run: &'a RunInput,
-        step: StepName,
-        region: &'a Region,
-        known: Known<'a>,
-    ) -> Fut<'a, StepOutput>;
+    /// Plan/apply: runs `call.step`, one of [`Control::steps`], in `call.region` (the home region
+    /// for a control that is not regional). In plan mode it records what it would change.
+    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput>;
 
     /// Verify: the evidence that it holds in `region` (the home region for a control that is not
     /// regional), read-only.
@@ -109,6 +101,16 @@ pub trait Control: Sync {
     /// Compensate: restores its part of the before-snapshot in `region`, reporting what it
     /// restored and what it cannot. Called only when one of its steps ran.
     fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()>;
+}
+
+/// One step of a control to run: the connection, the run, the step and its region, and what the
+/// run's discover read there when the step may start from it ([`Known`]).
+pub struct StepCall<'a> {
+    pub aws: &'a Aws,
+    pub run: &'a RunInput,
+    pub step: StepName,
+    pub region: &'a Region,
+    pub known: Known<'a>,
 }
 
 /// Discover's snapshot of a region (every control's part), handed to the first attempt of a step

@@ -15,7 +15,7 @@ use crate::controls::kit::{evidence, Changes};
 use crate::controls::names::{
     ALARM_PREFIX, ANALYZER, MEMBER_STACK_SET, SCP_PROTECT, SCP_ROOT, TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP,
 };
-use crate::controls::{Control, Fut, Known, Organized, Report, Undo};
+use crate::controls::{Control, Fut, Organized, Report, StepCall, Undo};
 
 /// AWS's limit on one policy's size.
 pub const MAX_POLICY_CHARS: usize = 5120;
@@ -383,14 +383,8 @@ impl Control for Scps {
         })
     }
 
-    fn apply<'a>(
-        &'a self,
-        aws: &'a Aws,
-        run: &'a RunInput,
-        _: StepName,
-        _: &'a Region,
-        _: Known<'a>,
-    ) -> Fut<'a, StepOutput> {
+    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
+        let StepCall { aws, run, .. } = call;
         Box::pin(apply(aws, run))
     }
 

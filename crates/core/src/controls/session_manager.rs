@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{evidence, logging_key_arn, Changes};
-use crate::controls::{Control, Fut, Known, Report, Undo};
+use crate::controls::{Control, Fut, Known, Report, StepCall, Undo};
 
 /// The session preferences document Session Manager reads.
 pub const SESSION_PREFERENCES_DOCUMENT: &str = "SSM-SessionManagerRunShell";
@@ -211,14 +211,8 @@ impl Control for SessionManager {
         format!("session preferences {}", if part.is_null() { "absent" } else { "present" })
     }
 
-    fn apply<'a>(
-        &'a self,
-        aws: &'a Aws,
-        run: &'a RunInput,
-        _: StepName,
-        region: &'a Region,
-        known: Known<'a>,
-    ) -> Fut<'a, StepOutput> {
+    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
+        let StepCall { aws, run, region, known, .. } = call;
         Box::pin(apply(aws, run, region, known))
     }
 

@@ -30,7 +30,7 @@ pub async fn dispatch(aws: &Aws, task: &TaskMessage, known: Known<'_>) -> Result
         StepName::Verify => verify::run(aws, run).await,
         StepName::Rollback => rollback_step(aws, run).await,
         step => match controls::baseline::owner(step) {
-            Some(control) => control.apply(aws, run, step, region, known).await,
+            Some(control) => control.apply(controls::StepCall { aws, run, step, region, known }).await,
             None => Err(StepError::internal(format!("step {step} belongs to no control"))),
         },
     }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::aws::{error_code, while_role_propagates, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{ensure_role, evidence, logging_key_arn, Changes, Role};
 use crate::controls::names::{TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
-use crate::controls::{Control, Fut, Known, Report, Undo};
+use crate::controls::{Control, Fut, Report, StepCall, Undo};
 
 pub mod record;
 
@@ -509,14 +509,8 @@ impl Control for CloudTrail {
         format!("{} trail(s) homed here", part.as_array().map_or(0, Vec::len))
     }
 
-    fn apply<'a>(
-        &'a self,
-        aws: &'a Aws,
-        run: &'a RunInput,
-        step: StepName,
-        _: &'a Region,
-        _: Known<'a>,
-    ) -> Fut<'a, StepOutput> {
+    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
+        let StepCall { aws, run, step, .. } = call;
         match step {
             StepName::StopCloudTrail => Box::pin(stop_others(aws, run)),
             _ => Box::pin(apply(aws, run)),

@@ -12,7 +12,7 @@ use crate::controls::kit::{
     ensure_delegated_administrator, ensure_role, ensure_service_linked_role, evidence, logging_key_arn, Changes, Role,
 };
 use crate::controls::names::{AGGREGATOR, AGGREGATOR_ROLE, CONFIG_CHANNEL, CONFIG_RECORDER};
-use crate::controls::{Control, Fut, Known, Organized, Report, Undo};
+use crate::controls::{Control, Fut, Known, Organized, Report, StepCall, Undo};
 
 const SERVICE: &str = "config.amazonaws.com";
 const SLR: &str = "AWSServiceRoleForConfig";
@@ -353,14 +353,8 @@ impl Control for Config {
         })
     }
 
-    fn apply<'a>(
-        &'a self,
-        aws: &'a Aws,
-        run: &'a RunInput,
-        _: StepName,
-        region: &'a Region,
-        known: Known<'a>,
-    ) -> Fut<'a, StepOutput> {
+    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
+        let StepCall { aws, run, region, known, .. } = call;
         Box::pin(apply(aws, run, region, known))
     }
 
