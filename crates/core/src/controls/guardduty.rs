@@ -42,10 +42,7 @@ pub async fn stop_foreign(
     known: Known<'_>,
 ) -> Result<StepOutput, StepError> {
     let target = aws.account(&run.account, region).await?;
-    let snapshot = match known.part(SNAPSHOT) {
-        Some(part) => part.clone(),
-        None => snapshot(&target).await?,
-    };
+    let snapshot = known.part_or(SNAPSHOT, snapshot(&target)).await?;
     let mut changes = Changes::new(&target);
     let gd = target.guardduty();
     // The snapshot has the detector and its administrator: decide from it.

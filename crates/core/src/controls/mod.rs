@@ -128,6 +128,18 @@ impl<'a> Known<'a> {
     pub fn part(self, key: &str) -> Option<&'a Value> {
         self.0.and_then(|s| s.get(key))
     }
+
+    /// The control's part under `key` if known, else what `read` (the control's
+    /// [`Control::snapshot`] of the region, not run unless needed) reads.
+    pub async fn part_or<F>(self, key: &str, read: F) -> Result<Value, StepError>
+    where
+        F: Future<Output = Result<Value, StepError>>,
+    {
+        match self.part(key) {
+            Some(part) => Ok(part.clone()),
+            None => read.await,
+        }
+    }
 }
 
 /// What a control's organization-wide part did, and the facts it hands to the accounts' steps.

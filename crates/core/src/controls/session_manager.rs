@@ -64,10 +64,7 @@ pub fn merged(before: &Value, want: &Value) -> Value {
 pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>) -> Result<StepOutput, StepError> {
     let target = aws.account(&run.account, region).await?;
     let key = logging_key_arn(aws, run).await?;
-    let before = match known.part(SNAPSHOT) {
-        Some(part) => part.clone(),
-        None => snapshot(&target).await?,
-    };
+    let before = known.part_or(SNAPSHOT, snapshot(&target)).await?;
     let want = merged(&before, &preferences(run, region, &key));
     let mut changes = Changes::new(&target);
     let ssm = target.ssm();

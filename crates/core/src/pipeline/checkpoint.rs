@@ -45,6 +45,28 @@ pub struct Record {
     pub error: Option<assure_contract::StepError>,
 }
 
+impl Record {
+    /// A first attempt's record of `step` in `region`, running now under `task` (a task token's
+    /// digest) on `worker`.
+    pub fn first(run: &RunInput, step: StepName, region: &Region, task: String, worker: String) -> Record {
+        Record {
+            run_id: run.run_id.to_string(),
+            step,
+            region: region.clone(),
+            account: run.account.clone(),
+            status: Status::Running,
+            input_digest: input_digest(run, step, region),
+            attempt: 1,
+            task,
+            worker,
+            started_at: now(),
+            finished_at: None,
+            output: None,
+            error: None,
+        }
+    }
+}
+
 fn sha(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -119,22 +141,10 @@ impl Store {
     /// Records a step done outside a task (by `by`): its output, completed now, attempt 1. A
     /// record already there (the run started before) is left as it is.
     pub async fn record_done(&self, run: &RunInput, out: StepOutput, by: &str) -> Result<(), StepError> {
-        let at = now();
-        let rec = Record {
-            run_id: run.run_id.to_string(),
-            step: out.step,
-            region: out.region.clone(),
-            account: run.account.clone(),
-            status: Status::Completed,
-            input_digest: input_digest(run, out.step, &out.region),
-            attempt: 1,
-            task: String::new(),
-            worker: by.to_owned(),
-            started_at: at.clone(),
-            finished_at: Some(at),
-            output: Some(out),
-            error: None,
-        };
+        let mut rec = Record::first(run, out.step, &out.region, String::new(), by.to_owned());
+        rec.status = Status::Completed;
+        rec.finished_at = Some(rec.started_at.clone());
+        rec.output = Some(out);
         self.put(&Self::key(run.run_id.as_str(), rec.step, &rec.region), &rec, Expect::Absent).await.map(|_| ())
     }
 

@@ -360,21 +360,7 @@ async fn checkpointed(
     let key = Store::key(run.run_id.as_str(), task.step, &task.region);
     let digest = input_digest(run, task.step, &task.region);
     let me = task_digest(&task.task_token);
-    let mut rec = Record {
-        run_id: run.run_id.to_string(),
-        step: task.step,
-        region: task.region.clone(),
-        account: run.account.clone(),
-        status: Status::Running,
-        input_digest: digest.clone(),
-        attempt: 1,
-        task: me.clone(),
-        worker: worker_id(),
-        started_at: now(),
-        finished_at: None,
-        output: None,
-        error: None,
-    };
+    let mut rec = Record::first(run, task.step, &task.region, me.clone(), worker_id());
     // A first attempt claims the step without reading first (one request, not two); only when a
     // record is there already is it read.
     let etag = match store.put(&key, &rec, Expect::Absent).await? {

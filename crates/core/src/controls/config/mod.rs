@@ -73,10 +73,7 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>)
     let key = logging_key_arn(aws, run).await?;
     let mut changes = Changes::new(&target);
     ensure_service_linked_role(&target, SERVICE, SLR, &mut changes).await?;
-    let (rec, chan, recording) = match known.part(SNAPSHOT) {
-        Some(part) => current(part),
-        None => current(&snapshot(&target).await?),
-    };
+    let (rec, chan, recording) = current(&known.part_or(SNAPSHOT, snapshot(&target)).await?);
     let snapshot = json!({"recorder": rec, "deliveryChannel": chan, "recording": recording});
     let c = target.config();
     let home = region == &run.home_region;
