@@ -785,6 +785,79 @@ def run_tasks_as_the_execution_role() -> None:
 # Fixes to moto's answers, where they differ from AWS in ways the Rust SDK notices
 
 
+def a_retried_callback_task_is_a_new_task() -> None:
+    """Step Functions: each attempt of a `.waitForTaskToken` Task state is a task of its own, with its
+    own token; once an attempt has its answer (or times out), its task is closed, and a later
+    SendTaskSuccess, SendTaskFailure or SendTaskHeartbeat with its token is refused `TaskTimedOut`
+    ("The task token has either expired or the task associated with the token has already been
+    closed", https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html).
+
+    moto's interpreter makes the token once, when the state is entered, and keeps its answer: a
+    retried attempt sent the same token again and at once read the failure that ended the attempt
+    before it, so the retries ran out in seconds while the step's worker was still working."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback_task,
+    )
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackConsumerTimeout
+
+    task = callback_task.StateTaskServiceCallback
+
+    def endpoint_of(env):  # type: ignore[no-untyped-def]
+        token = (env.states.context_object.context_object_data.get("Task") or {}).get("Token")
+        return env.callback_pool_manager.get(token) if token else None
+
+    execute = task._eval_execution
+
+    def eval_execution(self, env):  # type: ignore[no-untyped-def]
+        endpoint = endpoint_of(env)
+        if endpoint is not None and endpoint.consumer_error is not None:
+            # The attempt before this one closed its task: this attempt gets a token of its own.
+            env.callback_pool_manager.add(env.states.context_object.update_task_token())
+        return execute(self, env)
+
+    task._eval_execution = eval_execution
+
+    integrate = task._eval_integration_pattern
+
+    def eval_integration_pattern(self, env, *args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return integrate(self, env, *args, **kwargs)
+        finally:
+            endpoint = endpoint_of(env)
+            if endpoint is not None and endpoint.consumer_error is None:
+                endpoint.report(CallbackConsumerTimeout())
+
+    task._eval_integration_pattern = eval_integration_pattern
+
+    # An answer to a closed task. moto tests the exception it caught instead of its cause, so
+    # every such answer became TaskDoesNotExist, and that, built without a message, an HTTP 500.
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackPoolManager
+
+    def closed(manager: Any, callback_id: str) -> bool:
+        endpoint = manager.get(callback_id)
+        return endpoint is not None and endpoint.consumer_error is not None
+
+    def timed_out() -> AWSError:
+        return AWSError("The task token has either expired or the task associated with the token has "
+                        "already been closed.", "TaskTimedOut", 400)
+
+    notify, heartbeat = CallbackPoolManager.notify, CallbackPoolManager.heartbeat
+
+    def notify_open(self, callback_id, outcome):  # type: ignore[no-untyped-def]
+        if closed(self, callback_id):
+            raise timed_out()
+        return notify(self, callback_id, outcome)
+
+    def heartbeat_open(self, callback_id):  # type: ignore[no-untyped-def]
+        if closed(self, callback_id):
+            raise timed_out()
+        return heartbeat(self, callback_id)
+
+    CallbackPoolManager.notify = notify_open
+    CallbackPoolManager.heartbeat = heartbeat_open
+
+
 def patch_moto() -> None:
     """Step Functions: moto drops SendTaskFailure's `cause`; AWS records it in the history."""
     from moto.cloudtrail import responses as cloudtrail
@@ -934,6 +1007,7 @@ def patch_moto() -> None:
         return EmptyResult()
 
     sfn.StepFunctionResponse.send_task_failure = send_task_failure
+    a_retried_callback_task_is_a_new_task()
     run_tasks_as_the_execution_role()
 
     # S3: moto's check that a log target bucket admits S3's log delivery crashes (HTTP 500) on any

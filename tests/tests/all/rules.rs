@@ -705,6 +705,94 @@ async fn a_state_over_256_kib_fails_the_execution_with_data_limit_exceeded() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A retried `.waitForTaskToken` attempt is a new task with a token of its own; the failed attempt's
+/// token is closed, and answering it again is refused `TaskTimedOut` (API_SendTaskSuccess).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_callback_task_sends_a_new_token_and_the_old_one_is_closed() {
+    let cloud = LocalCloud::start();
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let ok = |args: &[&str]| cli_ok(&cloud, &admin, args);
+    let queue = ok(&["sqs", "create-queue", "--queue-name", "callbacks", "--query", "QueueUrl", "--output", "text"]);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"states.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role = ok(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "sends",
+        "--assume-role-policy-document",
+        trust,
+        "--query",
+        "Role.Arn",
+        "--output",
+        "text",
+    ]);
+    let send = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sqs:SendMessage","Resource":"*"}]}"#;
+    ok(&["iam", "put-role-policy", "--role-name", "sends", "--policy-name", "send", "--policy-document", send]);
+    // Retries without delay: in moto the retried attempt read the first attempt's failure at once,
+    // so this execution had failed before a second message could be answered.
+    let definition = serde_json::json!({"StartAt": "Work", "States": {"Work": {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
+        "Retry": [{"ErrorEquals": ["Again"], "IntervalSeconds": 1, "BackoffRate": 1.0, "MaxAttempts": 2}],
+        "End": true}}});
+    let machine = ok(&[
+        "stepfunctions",
+        "create-state-machine",
+        "--name",
+        "callbacks",
+        "--role-arn",
+        &role,
+        "--definition",
+        &definition.to_string(),
+        "--query",
+        "stateMachineArn",
+        "--output",
+        "text",
+    ]);
+    let execution = ok(&[
+        "stepfunctions",
+        "start-execution",
+        "--state-machine-arn",
+        &machine,
+        "--query",
+        "executionArn",
+        "--output",
+        "text",
+    ]);
+    let next_token = || {
+        let out = ok(&["sqs", "receive-message", "--queue-url", &queue, "--wait-time-seconds", "10"]);
+        let message: serde_json::Value = serde_json::from_str(&out).expect("a message");
+        let m = &message["Messages"][0];
+        ok(&["sqs", "delete-message", "--queue-url", &queue, "--receipt-handle", m["ReceiptHandle"].as_str().unwrap()]);
+        let body: serde_json::Value = serde_json::from_str(m["Body"].as_str().unwrap()).unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    };
+    let first = next_token();
+    ok(&["stepfunctions", "send-task-failure", "--task-token", &first, "--error", "Again"]);
+    let second = next_token();
+    assert_ne!(first, second, "the retried attempt has a token of its own");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let status = |arn: &str| {
+        ok(&["stepfunctions", "describe-execution", "--execution-arn", arn, "--query", "status", "--output", "text"])
+    };
+    assert_eq!(status(&execution), "RUNNING", "the retried attempt waits for its own answer");
+    cli_refused(
+        &cloud,
+        &admin,
+        &["stepfunctions", "send-task-success", "--task-token", &first, "--task-output", "{}"],
+        "(TaskTimedOut)",
+    );
+    ok(&["stepfunctions", "send-task-success", "--task-token", &second, "--task-output", r#"{"done":true}"#]);
+    for _ in 0..50 {
+        if status(&execution) != "RUNNING" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(status(&execution), "SUCCEEDED");
+}
+
 /// Requests are checked against the service's API model before the service acts, in every protocol
 /// the pipeline's services use (JSON, CBOR, query, REST-JSON): an enum value the model does not
 /// list, a name over its length, a number over its range, a task output over 256 KiB.
