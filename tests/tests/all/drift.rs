@@ -106,3 +106,32 @@ async fn a_rerun_brings_a_drifted_baseline_back_and_every_step_keeps_its_message
     assert_eq!(prefix(stream.delivery_stream_description().unwrap()), prefix_before, "findings prefix restored");
     assert_eq!(content(orgs.describe_policy().policy_id(scp.id().unwrap()).send().await.unwrap()), scp_before);
 }
+
+/// A trail that is configured but cannot deliver fails verify, naming CloudTrail's own error: the
+/// logging bucket's policy loses the services' write, and GetTrailStatus reports the failed
+/// delivery (API_GetTrailStatus, `LatestDeliveryError`), which verify reads in the same call that
+/// says whether the trail logs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trail_that_cannot_deliver_fails_verify_naming_the_delivery_error() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy("us-east-1");
+    let target = ids["external"][0].as_str().unwrap();
+    let logging = ids["logging"].as_str().unwrap();
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "first"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = cloud.run(&["verify", target]);
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    let s3 = aws_sdk_s3::Client::new(&cloud.sdk_config_as(logging, "us-east-1").await);
+    // Named as RunInput::logging_bucket names it (the member role may not list buckets).
+    let bucket = format!("assure-logs-{logging}-us-east-1");
+    let policy = s3.get_bucket_policy().bucket(&bucket).send().await.unwrap();
+    let mut doc: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    doc["Statement"].as_array_mut().unwrap().retain(|s| s["Sid"] != "ServicesDeliverLogs");
+    s3.put_bucket_policy().bucket(&bucket).policy(doc.to_string()).send().await.unwrap();
+
+    let (code, out, err) = cloud.run(&["verify", target]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let line = out.lines().find(|l| l.contains("cloudtrail.to-logging-account")).unwrap_or_default();
+    assert!(line.starts_with('✗') && line.contains("the last delivery failed: AccessDenied"), "{out}");
+}

@@ -34,6 +34,13 @@ struct TrailState {
 }
 
 async fn read_trail(target: &AccountConfig) -> Result<Option<TrailState>, StepError> {
+    Ok(read_trail_and_delivery(target).await?.map(|(t, _)| t))
+}
+
+/// The assure trail as found, with the S3 error of its latest delivery, if any: GetTrailStatus
+/// reports it (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html)
+/// in the same answer that says whether the trail logs.
+async fn read_trail_and_delivery(target: &AccountConfig) -> Result<Option<(TrailState, Option<String>)>, StepError> {
     let ct = target.cloudtrail();
     let found = ct
         .describe_trails()
@@ -46,7 +53,8 @@ async fn read_trail(target: &AccountConfig) -> Result<Option<TrailState>, StepEr
     let status = ct.get_trail_status().name(TRAIL).send().await.aws(format!("cloudtrail:GetTrailStatus {TRAIL}"))?;
     let selectors =
         ct.get_event_selectors().trail_name(TRAIL).send().await.aws(format!("cloudtrail:GetEventSelectors {TRAIL}"))?;
-    Ok(Some(TrailState {
+    let delivery_error = status.latest_delivery_error().filter(|e| !e.is_empty()).map(str::to_owned);
+    let state = TrailState {
         arn: t.trail_arn().unwrap_or_default().to_owned(),
         bucket: t.s3_bucket_name().map(str::to_owned),
         multi_region: t.is_multi_region_trail().unwrap_or(false),
@@ -57,7 +65,8 @@ async fn read_trail(target: &AccountConfig) -> Result<Option<TrailState>, StepEr
         role: t.cloud_watch_logs_role_arn().map(str::to_owned),
         logging: status.is_logging().unwrap_or(false),
         management_events: all_management_events(&selectors),
-    }))
+    };
+    Ok(Some((state, delivery_error)))
 }
 
 /// Whether the trail's selectors record every management event, read and write: a basic selector
@@ -374,24 +383,14 @@ async fn other_trails(target: &AccountConfig, run: &RunInput) -> Result<Vec<Valu
 /// Evidence for the trail's controls.
 pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
     let target = aws.account(&run.account, &run.home_region).await?;
-    let t = read_trail(&target).await?;
-    let key = logging_key_arn(aws, run).await.ok();
-    let res = t.as_ref().map_or_else(|| format!("cloudtrail:{TRAIL}"), |t| t.arn.clone());
-    // Delivering, not only configured: GetTrailStatus reports the S3 error of the last delivery
-    // (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html).
-    let delivery_error = match &t {
-        Some(_) => target
-            .cloudtrail()
-            .get_trail_status()
-            .name(TRAIL)
-            .send()
-            .await
-            .aws(format!("cloudtrail:GetTrailStatus {TRAIL}"))?
-            .latest_delivery_error()
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned),
-        None => None,
+    // Delivering, not only configured: the trail's status carries the S3 error of its last delivery.
+    let (found, key) = futures::future::join(read_trail_and_delivery(&target), logging_key_arn(aws, run)).await;
+    let (t, delivery_error) = match found? {
+        Some((t, error)) => (Some(t), error),
+        None => (None, None),
     };
+    let key = key.ok();
+    let res = t.as_ref().map_or_else(|| format!("cloudtrail:{TRAIL}"), |t| t.arn.clone());
     let mut out = vec![
         evidence(
             &target,
