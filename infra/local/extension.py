@@ -1711,6 +1711,12 @@ class Extension:
             if name not in backend.users:
                 backend.create_user(region_name="us-east-1", user_name=name, path="/", tags=[])
                 backend.put_user_policy(name, "AdministratorAccess", json.dumps(ADMINISTRATOR))
+            # IAM allows a user two access keys: a third sign-in (a third seed) retires the oldest,
+            # as an owner rotating keys would.
+            keys = backend.list_access_keys(name)
+            if len(keys) >= 2:
+                oldest = min(keys, key=lambda k: k.create_date)
+                backend.delete_access_key(oldest.access_key_id, name)
             key = backend.create_access_key(name)
         return self.respond(start_response, 200, {"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret_access_key})
 

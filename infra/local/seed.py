@@ -119,16 +119,43 @@ def ensure_role(endpoint, account, pipeline, creds, template):
     iam = client("iam", endpoint, creds=creds)
     name = role["RoleName"]
     trust = json.dumps(role["AssumeRolePolicyDocument"])
+    # Changed only where it differs from the template: once assure has onboarded the account, its SCPs
+    # deny every change to this role, as they would a StackSet's update that changes nothing.
     try:
-        iam.get_role(RoleName=name)
-        iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
+        found = iam.get_role(RoleName=name)["Role"]
+        if policy_doc(found["AssumeRolePolicyDocument"]) != role["AssumeRolePolicyDocument"]:
+            iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
     except ClientError as e:
         if e.response["Error"]["Code"] != "NoSuchEntity":
             raise
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust, Description="assure's member role")
     for policy in role["Policies"]:
-        iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
-                            PolicyDocument=json.dumps(policy["PolicyDocument"]))
+        try:
+            current = iam.get_role_policy(RoleName=name, PolicyName=policy["PolicyName"])["PolicyDocument"]
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "NoSuchEntity":
+                raise
+            current = None
+        if current is None or policy_doc(current) != policy["PolicyDocument"]:
+            iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
+                                PolicyDocument=json.dumps(policy["PolicyDocument"]))
+
+
+def policy_doc(doc):
+    """A policy document as IAM returns it (a dict, or URL-encoded JSON text) as a dict."""
+    if isinstance(doc, str):
+        from urllib.parse import unquote
+
+        return json.loads(unquote(doc))
+    return doc
+
+
+def onboarded(endpoint, account):
+    """Whether assure has onboarded `account`: its SCPs are attached to it. The seed leaves such an
+    account as it is (making it brownfield again would undo the onboarding, and its SCPs refuse it)."""
+    org = client("organizations", endpoint)
+    attached = org.list_policies_for_target(TargetId=account, Filter="SERVICE_CONTROL_POLICY")["Policies"]
+    return any(p["Name"].startswith("assure-") for p in attached)
 
 
 def brownfield(endpoint, account, creds, foreign):
@@ -236,7 +263,8 @@ def main():
     foreign = account_owner(endpoint, FOREIGN_ADMIN)
     externals = [ids[f"external-{i}"] for i in range(1, args.accounts + 1)]
     for account in externals:
-        brownfield(endpoint, account, assume(endpoint, account), foreign)
+        if not onboarded(endpoint, account):
+            brownfield(endpoint, account, assume(endpoint, account), foreign)
     ou = ensure_ou(endpoint, externals)
     print(json.dumps({
         "management": mgmt,

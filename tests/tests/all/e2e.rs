@@ -549,6 +549,32 @@ async fn what_preflight_can_know_refuses_the_run_before_any_change() {
     assert_eq!(fired["rules"][0]["fired"], 2, "both throttles were answered and retried");
 }
 
+/// Seeding again after an onboarding (the demo run twice, or `local seed --accounts N` for more
+/// accounts, as the demo suggests) adds what is missing and leaves an onboarded account as assure
+/// left it: its SCPs refuse any change to its member role, and making it brownfield again would undo
+/// the onboarding.
+#[tokio::test(flavor = "multi_thread")]
+async fn seeding_again_after_an_onboarding_adds_accounts_and_leaves_the_onboarded_one_alone() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy("us-east-1");
+    let onboarded = ids["external"][0].as_str().unwrap();
+    let (code, out, err) = cloud.run(&["onboard", onboarded]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, _, err) = cloud.run(&["local", "seed"]);
+    assert_eq!(code, 0, "a second seed: {err}");
+    // Three seeds in all: the foreign administrator's owner signs in a third time (two keys at most).
+    let more = cloud.seed_accounts(3);
+    let added = more["external"][2].as_str().unwrap();
+    assert_eq!(more["external"][0], onboarded);
+    let (code, out, err) = cloud.run(&["verify", onboarded]);
+    assert_eq!(code, 0, "the onboarded account is as assure left it:\n{out}\n{err}");
+    let (code, out, err) = cloud.run(&["plan", added, "--output", "json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    let retires = plan["changes"].as_array().unwrap().iter().any(|c| c["change"].to_string().contains("legacy-audit"));
+    assert!(retires, "the new account is brownfield (its own trail would be retired): {plan}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn local_up_and_deploy_are_idempotent() {
     let cloud = LocalCloud::start();
