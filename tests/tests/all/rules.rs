@@ -632,35 +632,9 @@ async fn a_state_over_256_kib_fails_the_execution_with_data_limit_exceeded() {
         assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
         out.trim().to_owned()
     };
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"states.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    let role = ok(&[
-        "iam",
-        "create-role",
-        "--role-name",
-        "doubles",
-        "--assume-role-policy-document",
-        trust,
-        "--query",
-        "Role.Arn",
-        "--output",
-        "text",
-    ]);
     let definition = serde_json::json!({"StartAt": "Double", "States": {
         "Double": {"Type": "Pass", "Parameters": {"a.$": "$.x", "b.$": "$.x"}, "End": true}}});
-    let machine = ok(&[
-        "stepfunctions",
-        "create-state-machine",
-        "--name",
-        "doubles",
-        "--role-arn",
-        &role,
-        "--definition",
-        &definition.to_string(),
-        "--query",
-        "stateMachineArn",
-        "--output",
-        "text",
-    ]);
+    let machine = state_machine(&cloud, &admin, "doubles", &definition, None);
     let dir = std::env::temp_dir().join(format!("assure-data-limit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let execution = |name: &str, bytes: usize| {
@@ -713,22 +687,8 @@ async fn a_retried_callback_task_sends_a_new_token_and_the_old_one_is_closed() {
     let admin = credentials(&cloud.sdk_config().await).await;
     let ok = |args: &[&str]| cli_ok(&cloud, &admin, args);
     let queue = ok(&["sqs", "create-queue", "--queue-name", "callbacks", "--query", "QueueUrl", "--output", "text"]);
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"states.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    let role = ok(&[
-        "iam",
-        "create-role",
-        "--role-name",
-        "sends",
-        "--assume-role-policy-document",
-        trust,
-        "--query",
-        "Role.Arn",
-        "--output",
-        "text",
-    ]);
     let send = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sqs:SendMessage","Resource":"*"}]}"#;
-    ok(&["iam", "put-role-policy", "--role-name", "sends", "--policy-name", "send", "--policy-document", send]);
-    // Retries without delay: in moto the retried attempt read the first attempt's failure at once,
+    // Retried after a second: in moto the retried attempt read the first attempt's failure at once,
     // so this execution had failed before a second message could be answered.
     let definition = serde_json::json!({"StartAt": "Work", "States": {"Work": {
         "Type": "Task",
@@ -736,20 +696,7 @@ async fn a_retried_callback_task_sends_a_new_token_and_the_old_one_is_closed() {
         "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
         "Retry": [{"ErrorEquals": ["Again"], "IntervalSeconds": 1, "BackoffRate": 1.0, "MaxAttempts": 2}],
         "End": true}}});
-    let machine = ok(&[
-        "stepfunctions",
-        "create-state-machine",
-        "--name",
-        "callbacks",
-        "--role-arn",
-        &role,
-        "--definition",
-        &definition.to_string(),
-        "--query",
-        "stateMachineArn",
-        "--output",
-        "text",
-    ]);
+    let machine = state_machine(&cloud, &admin, "callbacks", &definition, Some(send));
     let execution = ok(&[
         "stepfunctions",
         "start-execution",
@@ -1238,4 +1185,46 @@ async fn guardduty_refuses_a_second_detector_in_a_region() {
         &["guardduty", "list-detectors", "--region", "us-east-1", "--query", "length(DetectorIds)"],
     );
     assert_eq!(out.trim(), "1");
+}
+
+/// A state machine named `name` with `definition`, run by a role of the same name that Step
+/// Functions may assume and that has `policy`, if any; its ARN.
+fn state_machine(
+    cloud: &LocalCloud,
+    admin: &aws_sdk_sts::config::Credentials,
+    name: &str,
+    definition: &serde_json::Value,
+    policy: Option<&str>,
+) -> String {
+    let ok = |args: &[&str]| cli_ok(cloud, admin, args);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"states.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role = ok(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        name,
+        "--assume-role-policy-document",
+        trust,
+        "--query",
+        "Role.Arn",
+        "--output",
+        "text",
+    ]);
+    if let Some(policy) = policy {
+        ok(&["iam", "put-role-policy", "--role-name", name, "--policy-name", name, "--policy-document", policy]);
+    }
+    ok(&[
+        "stepfunctions",
+        "create-state-machine",
+        "--name",
+        name,
+        "--role-arn",
+        &role,
+        "--definition",
+        &definition.to_string(),
+        "--query",
+        "stateMachineArn",
+        "--output",
+        "text",
+    ])
 }
