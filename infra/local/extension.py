@@ -1711,8 +1711,8 @@ class Extension:
             if name not in backend.users:
                 backend.create_user(region_name="us-east-1", user_name=name, path="/", tags=[])
                 backend.put_user_policy(name, "AdministratorAccess", json.dumps(ADMINISTRATOR))
-            # IAM allows a user two access keys: a third sign-in (a third seed) retires the oldest,
-            # as an owner rotating keys would.
+            # IAM allows a user two access keys (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html):
+            # a third sign-in (a third seed) retires the oldest, as an owner rotating keys would.
             keys = backend.list_access_keys(name)
             if len(keys) >= 2:
                 oldest = min(keys, key=lambda k: k.create_date)

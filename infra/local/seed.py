@@ -18,6 +18,8 @@ import urllib.request
 import boto3
 from botocore.exceptions import ClientError
 
+from iam import parse as parse_policy  # beside this file in the local cloud's directory
+
 # The role AWS Organizations creates in every account it creates, trusting the management account.
 ADMIN_ROLE = "OrganizationAccountAccessRole"
 FOREIGN_ADMIN = "999988887777"
@@ -123,7 +125,7 @@ def ensure_role(endpoint, account, pipeline, creds, template):
     # deny every change to this role, as they would a StackSet's update that changes nothing.
     try:
         found = iam.get_role(RoleName=name)["Role"]
-        if policy_doc(found["AssumeRolePolicyDocument"]) != role["AssumeRolePolicyDocument"]:
+        if parse_policy(found["AssumeRolePolicyDocument"]) != role["AssumeRolePolicyDocument"]:
             iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
     except ClientError as e:
         if e.response["Error"]["Code"] != "NoSuchEntity":
@@ -136,18 +138,9 @@ def ensure_role(endpoint, account, pipeline, creds, template):
             if e.response["Error"]["Code"] != "NoSuchEntity":
                 raise
             current = None
-        if current is None or policy_doc(current) != policy["PolicyDocument"]:
+        if current is None or parse_policy(current) != policy["PolicyDocument"]:
             iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
                                 PolicyDocument=json.dumps(policy["PolicyDocument"]))
-
-
-def policy_doc(doc):
-    """A policy document as IAM returns it (a dict, or URL-encoded JSON text) as a dict."""
-    if isinstance(doc, str):
-        from urllib.parse import unquote
-
-        return json.loads(unquote(doc))
-    return doc
 
 
 def onboarded(endpoint, account):
