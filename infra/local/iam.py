@@ -24,6 +24,7 @@ resources and with which context keys.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -76,12 +77,19 @@ def parse(doc: Any) -> dict | None:
 
 def glob(pattern: str, value: str, case: bool = True) -> bool:
     """IAM's wildcards: `*` any run of characters (slashes and colons too), `?` one character."""
-    if not case:
-        pattern, value = pattern.lower(), value.lower()
     if pattern == "*":
         return True
+    if "*" not in pattern and "?" not in pattern:
+        return pattern == value if case else pattern.lower() == value.lower()
+    return _compiled(pattern, case).fullmatch(value) is not None
+
+
+@functools.lru_cache(maxsize=8192)
+def _compiled(pattern: str, case: bool) -> re.Pattern:
+    """A pattern's regular expression, built once: every request is evaluated against the same few
+    hundred statements, and building it each time was a tenth of the local cloud's time in a bulk run."""
     rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(rx, value, re.DOTALL) is not None
+    return re.compile(rx, re.DOTALL if case else re.DOTALL | re.IGNORECASE)
 
 
 def substitute(value: str, ctx: dict) -> str:

@@ -21,10 +21,32 @@ def serve_faster() -> None:
     on every request; the list never changes while the server runs, so it is read once. With
     werkzeug's access line per request (see `refusals_only`), a fifth of the samples in a profile of
     a bulk run, whose pace the server sets on two cores."""
+    import functools
+
     from moto import backends
+    from moto.core import responses
 
     modules = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules
+    # Likewise a response class's method names, which moto gathers with `inspect.getmembers` on
+    # every request (a twentieth of the samples); the classes are complete once the extension has
+    # patched them, before the server starts.
+    responses.method_names_from_class = functools.lru_cache(maxsize=None)(responses.method_names_from_class)
+    # And a state machine's definition, which moto's interpreter parsed again (with ANTLR, in Python)
+    # at the start of every execution: a bulk run starts one per account. The parsed program holds no
+    # state of a run (that lives in each execution's environment, as it already does for the
+    # iterations of one Map), so executions of one definition share it. Invalid definitions raise,
+    # and are not cached.
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    AmazonStateLanguageParser.parse = staticmethod(functools.lru_cache(maxsize=64)(AmazonStateLanguageParser.parse))
+    # And every JSONPath a state reads its input with, for which jsonpath_ng built a new parser
+    # (yacc tables included) each time. A parsed path is immutable.
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    json_path.parse = functools.lru_cache(maxsize=4096)(json_path.parse)
+    result_path.parse = functools.lru_cache(maxsize=4096)(result_path.parse)
 
 
 def refusals_only(handler: type) -> type:
