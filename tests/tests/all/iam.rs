@@ -151,6 +151,13 @@ async fn enforcement_is_on_a_principal_without_a_policy_is_denied_and_an_unknown
     let (code, _, err) = aws_cli(&cloud, &nobody, &["sqs", "list-queues"]);
     assert_eq!(code, 0, "{err}");
 
+    // A deleted key is refused like one never issued, though it was just used:
+    // https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_access-keys.html#rotating_access_keys_cli
+    iam.delete_access_key().user_name("nobody").access_key_id(key.access_key_id()).send().await.unwrap();
+    let (code, _, err) = aws_cli(&cloud, &nobody, &["sqs", "list-queues"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("InvalidClientTokenId"), "{err}");
+
     // A key the local cloud never issued.
     let stranger = aws_sdk_sts::config::Credentials::new("AKIAUNKNOWN000000000", "x", None, None, "t");
     let (code, _, err) = aws_cli(&cloud, &stranger, &["iam", "list-roles"]);
