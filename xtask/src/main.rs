@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         Some("least-privilege") if args.len() == 2 => coverage::check(Path::new(&args[1])),
         _ => {
             eprintln!(
-                "usage: cargo xtask demo | test [nextest args…] | bench [--latency-ms N] [--accounts N] [--org-rps R] | package | codegen | lint-infra | least-privilege DIR"
+                "usage: cargo xtask demo | test [nextest args…] | bench [--latency-ms N] [--accounts N] [--org-rps R] [--concurrency N] | package | codegen | lint-infra | least-privilege DIR"
             );
             return ExitCode::from(2);
         }
