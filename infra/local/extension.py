@@ -29,7 +29,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, unquote
 
 from moto.guardduty.models import guardduty_backends
-from moto.iam.models import get_account_id_from
+from moto.iam import models as iam_models
 from moto.moto_api import recorder
 from moto.core.request import Request
 from moto.organizations.models import organizations_backends
@@ -1589,7 +1589,9 @@ class Extension:
                 rule = self.faults.pick(scope.group(3), Faults.operation(environ, raw), caller)
                 if rule:
                     return Faults.respond(start_response, environ, scope.group(3), rule["error"])
-        if client_call and not self.services["account"].enabled(get_account_id_from(scope.group(1)), scope.group(2)):
+        if client_call and not self.services["account"].enabled(
+            iam_models.get_account_id_from(scope.group(1)), scope.group(2)
+        ):
             # A Region the account has not enabled does not know the account (see Accounts).
             length = int(environ.get("CONTENT_LENGTH") or 0)
             if length:
@@ -1625,7 +1627,7 @@ class Extension:
         scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         body = json.loads(raw) if raw.strip() else {}
         call = Call(
-            account=get_account_id_from(scope.group(1)),
+            account=iam_models.get_account_id_from(scope.group(1)),
             region=scope.group(2),
             method=environ["REQUEST_METHOD"],
             path=environ.get("PATH_INFO", ""),
@@ -1679,7 +1681,7 @@ class Extension:
         with LOCK:
             # Read once per request: authorize parsed it already when IAM is enforced.
             req = environ.get("assure.request") or authz.parse_request(environ, raw, service, scope.group(2))
-            refused = rules.check(req, get_account_id_from(scope.group(1)), raw)
+            refused = rules.check(req, iam_models.get_account_id_from(scope.group(1)), raw)
         if refused is None:
             return None
         return service_error(start_response, environ, service, refused.status, refused.code, refused.message,

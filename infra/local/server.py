@@ -55,8 +55,8 @@ def remember_key_owners() -> None:
     partition of each), two to four times a request: a cost that grew with the organization, to a
     twentieth of the server's time at 20 accounts. Where a key was found is remembered, and checked
     on every use (a deleted key is searched for again, and not found); unknown keys are not
-    remembered, since they may be made later. Keys never move between accounts."""
-    import extension
+    remembered, since they may be made later. Keys never move between accounts. (The extension and
+    moto look the function up in its module at each call, so replacing it there reaches them all.)"""
     from moto.iam import models
 
     search = models.get_account_id_from
@@ -74,7 +74,6 @@ def remember_key_owners() -> None:
         return account
 
     models.get_account_id_from = get_account_id_from
-    extension.get_account_id_from = get_account_id_from
 
 
 def refusals_only(handler: type) -> type:

@@ -26,8 +26,9 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     let ids = cloud.seed_and_deploy(REGIONS);
     let target = ids["external"][0].as_str().unwrap();
 
-    // A terminal failure in the middle: the first of the alarms step's metric filters to arrive is denied once. (Not
-    // a step inside the Map, where the failure would race the sibling regions' answers.)
+    // A terminal failure in the middle: the first of the alarms step's metric filters to arrive is
+    // denied once. (Not a step inside the Map, where the failure would race the sibling regions'
+    // answers.)
     cloud.faults(
         json!([{"service": "logs", "operation": "PutMetricFilter", "error": "AccessDenied", "rate": 1.0, "count": 1}]),
     );
