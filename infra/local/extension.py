@@ -1284,9 +1284,11 @@ def fix_s3_root(environ: dict, chunks: list[bytes]) -> list[bytes]:
 # ---------------------------------------------------------------------------------------------------
 # Fault injection, for tests and operators: POST /assure-api/faults with
 #   {"rules": [{"service": "config" | "*", "operation": "PutDeliveryChannel" | "*", "error": "throttle" |
-#               "5xx" | "AccessDenied", "rate": 0.2, "count": 100, "caller": "assure-step-alarms"}]}
+#               "5xx" | "AccessDenied" | "delay", "rate": 0.2, "count": 100, "caller": "assure-step-alarms",
+#               "delayMs": 8000}]}
 # answers matching calls with that error at that rate, at most `count` times (`caller`, optional: only
-# calls whose principal's or session's ARN contains it); DELETE clears the rules,
+# calls whose principal's or session's ARN contains it); "delay" instead holds the call `delayMs` and
+# then serves it (a slow call, for tests of what happens meanwhile); DELETE clears the rules,
 # GET shows them with how often each fired. Only clients' calls are affected, never moto's own
 # internal calls (Step Functions sending task messages).
 
@@ -1530,7 +1532,8 @@ class Extension:
             for r in doc.get("rules", []):
                 rules.append({"service": r.get("service", "*"), "operation": r.get("operation", "*"),
                               "error": r.get("error", "throttle"), "rate": float(r.get("rate", 1.0)),
-                              "count": int(r.get("count", 1)), "caller": r.get("caller"), "fired": 0})
+                              "count": int(r.get("count", 1)), "caller": r.get("caller"),
+                              "delayMs": int(r.get("delayMs", 0)), "fired": 0})
             with LOCK:
                 self.faults.rules = rules
         elif method == "DELETE":
@@ -1587,7 +1590,9 @@ class Extension:
                     return f"{who.arn} {who.session_arn}" if who else ""
 
                 rule = self.faults.pick(scope.group(3), Faults.operation(environ, raw), caller)
-                if rule:
+                if rule and rule["error"] == "delay":
+                    time.sleep(rule["delayMs"] / 1000.0)
+                elif rule:
                     return Faults.respond(start_response, environ, scope.group(3), rule["error"])
         if client_call and not self.services["account"].enabled(
             iam_models.get_account_id_from(scope.group(1)), scope.group(2)

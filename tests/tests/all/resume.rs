@@ -330,6 +330,51 @@ async fn a_worker_killed_mid_step_does_not_stop_the_run() {
     assert_eq!(filters.metric_filters().len(), 15);
 }
 
+/// A retry started while a step of the failed execution still runs: the session-manager step is
+/// denied (the Apply stage fails, and with it the execution) while the config step's worker waits
+/// on a slow call. The retry's config task must wait for that worker, whose claim it renews, and
+/// take its result, not run the step a second time beside it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_waits_for_a_step_the_failed_execution_still_runs() {
+    let cloud = LocalCloud::start_with(&[("ASSURE_HEARTBEAT_SECONDS", "0.2")]);
+    let ids = cloud.seed_and_deploy("us-east-1");
+    let target = ids["external"][0].as_str().unwrap();
+    // Only these steps make these calls (the seed's account has Session Manager's preferences
+    // document in us-east-1, so the step updates it).
+    cloud.faults(json!([
+        {"service": "config", "operation": "PutConfigurationRecorder", "error": "delay", "delayMs": 12000, "count": 1},
+        {"service": "ssm", "operation": "UpdateDocument", "error": "AccessDenied", "count": 1}
+    ]));
+    // The local cloud's own record of what it authorized (the seed's writes are in it too).
+    let puts = |cloud: &LocalCloud| {
+        cloud
+            .decisions()
+            .iter()
+            .filter(|d| d["action"] == "config:PutConfigurationRecorder" && d["account"] == target)
+            .count()
+    };
+    let seeded = puts(&cloud);
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "overlap"]);
+    cloud.faults(json!([]));
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("FAILED") && out.contains("Assure.AccessDenied"), "{out}");
+    assert_eq!(puts(&cloud), seeded, "the config step's call was still held when the execution failed");
+
+    let (code, out, err) = cloud.run(&["runs", "retry", "overlap"]);
+    assert_eq!(code, 0, "retry failed:\n{out}\n{err}");
+    assert!(out.contains("SUCCEEDED"), "{out}");
+    // The first attempt's record stands (a takeover would be attempt 2, and the held call, landing
+    // later, a second write).
+    let (code, out, err) = cloud.run(&["runs", "show", "overlap"]);
+    assert_eq!(code, 0, "{err}");
+    let row = out.lines().find(|l| l.starts_with("config ")).unwrap_or_else(|| panic!("a config row:\n{out}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!((cols[2], cols[3]), ("completed", "1"), "one attempt of config: {row}");
+    assert_eq!(puts(&cloud), seeded + 1, "the config step wrote once, in the failed execution's worker");
+    let log = std::fs::read_to_string(cloud.dir.path().join("worker.log")).unwrap_or_default();
+    assert!(log.contains("running in another worker; waiting for it"), "the retry's worker waited");
+}
+
 /// A step whose workers can never answer (every `SendTaskSuccess` of the alarms step's role gets a
 /// 5xx): SQS delivers the message again each time its holder lets it go, five times, then moves it
 /// to the dead-letter queue, whose consumer fails the task with `Assure.Internal` naming the queue.

@@ -37,6 +37,11 @@ pub struct Record {
     /// `host:pid` of the worker.
     pub worker: String,
     pub started_at: String,
+    /// While the record is running: until when its worker is known to be alive. The worker renews
+    /// it while it works; a worker of another task waits for a held record rather than taking it
+    /// over (two workers would act on one step, and only one of their records would be kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,6 +65,7 @@ impl Record {
             task,
             worker,
             started_at: now(),
+            held_until: None,
             finished_at: None,
             output: None,
             error: None,
@@ -89,10 +95,30 @@ pub fn task_digest(token: &str) -> String {
 }
 
 pub fn now() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    in_(std::time::Duration::ZERO)
+}
+
+/// The time `after` from now, as records write times.
+pub fn in_(after: std::time::Duration) -> String {
+    (time::OffsetDateTime::now_utc() + after).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+impl Record {
+    /// How much longer a running record's worker is known to be alive: `None` when the record is
+    /// not running, has no hold (written before holds were), or its hold ran out.
+    pub fn held_for(&self) -> Option<std::time::Duration> {
+        if self.status != Status::Running {
+            return None;
+        }
+        let until = self.held_until.as_deref()?;
+        let until = time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339).ok()?;
+        let left = until - time::OffsetDateTime::now_utc();
+        left.is_positive().then(|| std::time::Duration::try_from(left).ok()).flatten()
+    }
 }
 
 /// The checkpoint bucket of the pipeline.
+#[derive(Clone)]
 pub struct Store {
     s3: aws_sdk_s3::Client,
     bucket: String,

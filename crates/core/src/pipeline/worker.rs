@@ -361,12 +361,13 @@ async fn checkpointed(
     let digest = input_digest(run, task.step, &task.region);
     let me = task_digest(&task.task_token);
     let mut rec = Record::first(run, task.step, &task.region, me.clone(), worker_id());
+    rec.held_until = Some(hold_end());
     // A first attempt claims the step without reading first (one request, not two); only when a
     // record is there already is it read.
     let etag = match store.put(&key, &rec, Expect::Absent).await? {
         Some(etag) => etag,
         None => {
-            let Some((found, found_etag)) = store.get(&key).await? else {
+            let Some((found, found_etag)) = unheld(store, &key, task).await? else {
                 tracing::info!(step = %task.step, region = %task.region, "another worker claimed this step first");
                 return Ok(None);
             };
@@ -384,6 +385,7 @@ async fn checkpointed(
             }
             rec.attempt = found.attempt + 1;
             rec.started_at = now();
+            rec.held_until = Some(hold_end());
             let Some(etag) = store.put(&key, &rec, Expect::Unchanged(found_etag)).await? else {
                 tracing::info!(step = %task.step, region = %task.region, "another worker claimed this step first");
                 return Ok(None);
@@ -391,6 +393,7 @@ async fn checkpointed(
             etag
         }
     };
+    let hold = Hold::keep(store.clone(), key.clone(), rec.clone(), etag);
     let attempt = rec.attempt;
     tracing::info!(step = %task.step, region = %task.region, account = %run.account, run = %run.run_id, attempt, "step started");
     // Only a first attempt starts from what discover read: an earlier attempt may have changed
@@ -410,7 +413,12 @@ async fn checkpointed(
         Ok(out) => tracing::info!(step = %task.step, region = %task.region, summary = %out.summary, "step succeeded"),
         Err(e) => tracing::warn!(step = %task.step, region = %task.region, error = %e, "step failed"),
     }
+    let Some(etag) = hold.release().await else {
+        tracing::warn!(step = %task.step, region = %task.region, "another worker took this step over; not answering");
+        return Ok(None);
+    };
     rec.finished_at = Some(now());
+    rec.held_until = None;
     match &result {
         Ok(out) => {
             rec.status = Status::Completed;
@@ -427,6 +435,75 @@ async fn checkpointed(
         return Ok(None);
     }
     Ok(Some(result))
+}
+
+/// How long a claim holds without renewal: as long as a held message stays invisible, three
+/// heartbeat intervals.
+fn hold_span() -> Duration {
+    Duration::from_secs(visibility_window(heartbeat_interval()) as u64)
+}
+
+fn hold_end() -> String {
+    crate::pipeline::checkpoint::in_(hold_span())
+}
+
+/// The step's record once no live worker holds it: a record another worker is still running (its
+/// hold renewed within [`hold_span`]) is waited for, however it got there: a retry of a failed
+/// run while a step of the stopped execution still runs, a task Step Functions timed out and
+/// retried, or SQS delivering a message twice. Taking it over would have two workers act on one
+/// step. A holder that dies stops renewing, and its hold runs out. `None` without a record.
+async fn unheld(store: &Store, key: &str, task: &TaskMessage) -> Result<Option<(Record, String)>, StepError> {
+    let mut said = false;
+    loop {
+        let Some((found, etag)) = store.get(key).await? else { return Ok(None) };
+        let Some(left) = found.held_for() else { return Ok(Some((found, etag))) };
+        if !said {
+            tracing::info!(step = %task.step, region = %task.region, worker = %found.worker, attempt = found.attempt, "the step is running in another worker; waiting for it");
+            said = true;
+        }
+        // Each wait ends by the hold's end, when it is read again: renewed, finished or run out.
+        tokio::time::sleep(left.min(heartbeat_interval()) + Duration::from_millis(50)).await;
+    }
+}
+
+/// A claim held while its step runs: renews the record's `heldUntil` every heartbeat interval.
+struct Hold {
+    stop: tokio::sync::oneshot::Sender<()>,
+    renewing: tokio::task::JoinHandle<Option<String>>,
+}
+
+impl Hold {
+    fn keep(store: Store, key: String, mut rec: Record, etag: String) -> Hold {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let every = heartbeat_interval();
+        let renewing = tokio::spawn(async move {
+            let mut etag = etag;
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                // A renewal under way finishes before the hold is released: its ETag is the claim.
+                tokio::select! {
+                    _ = &mut stopped => return Some(etag),
+                    _ = tick.tick() => {}
+                }
+                rec.held_until = Some(hold_end());
+                match store.put(&key, &rec, Expect::Unchanged(etag.clone())).await {
+                    Ok(Some(renewed)) => etag = renewed,
+                    // Another worker took the step over (the hold had run out).
+                    Ok(None) => return None,
+                    Err(e) => {
+                        tracing::warn!(key = %key, error = %e, "could not renew the step's hold; another worker may take it over")
+                    }
+                }
+            }
+        });
+        Hold { stop, renewing }
+    }
+
+    /// Stops renewing; the claim's ETag, or `None` when another worker took the step over.
+    async fn release(self) -> Option<String> {
+        let _ = self.stop.send(());
+        self.renewing.await.ok().flatten()
+    }
 }
 
 /// A step completed before with the same input: check it read-only. The recorded output stands
