@@ -66,7 +66,6 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
         "Discover",
         "LoggingBucket",
         "Apply",
-        "AfterTrail",
         "CloudTrail",
         "StopCloudTrail",
         "StopGuardDuty",

@@ -127,22 +127,48 @@ struct Found {
     topic_key: Option<Option<String>>,
 }
 
-async fn read(acct: &AccountConfig) -> Result<Found, StepError> {
+/// The trail's log group, which the filters are on. The CloudTrail step, which runs beside this one,
+/// makes it too (its trail delivers there): whichever step comes first makes it, the other finds
+/// it. Its retention is the CloudTrail step's. Answers whether it is there: a plan for an account
+/// without it shows it in the CloudTrail step's plan, and all the filters to make here.
+async fn ensure_log_group(acct: &AccountConfig, changes: &mut Changes) -> Result<bool, StepError> {
+    let logs = acct.logs();
+    let groups =
+        logs.describe_log_groups().log_group_name_prefix(TRAIL_LOG_GROUP).send().await.aws("logs:DescribeLogGroups")?;
+    if groups.log_groups().iter().any(|g| g.log_group_name() == Some(TRAIL_LOG_GROUP)) {
+        return Ok(true);
+    }
+    if !changes.live() {
+        return Ok(false);
+    }
+    match logs.create_log_group().log_group_name(TRAIL_LOG_GROUP).send().await {
+        Ok(_) => changes.push(format!("logs:{TRAIL_LOG_GROUP}"), "create", Value::Null, json!({})),
+        // The CloudTrail step made it a moment ago.
+        Err(e) if error_code(&e) == Some("ResourceAlreadyExistsException") => {}
+        Err(e) => return Err(e).aws(format!("logs:CreateLogGroup {TRAIL_LOG_GROUP}")),
+    }
+    Ok(true)
+}
+
+/// What exists now. Without the log group (`group`: false) there are no filters to read.
+async fn read(acct: &AccountConfig, group: bool) -> Result<Found, StepError> {
     let mut filters = std::collections::BTreeMap::new();
-    let mut pages = acct
-        .logs()
-        .describe_metric_filters()
-        .log_group_name(TRAIL_LOG_GROUP)
-        .filter_name_prefix(ALARM_PREFIX)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for f in page.aws("logs:DescribeMetricFilters")?.metric_filters() {
-            let metric = f.metric_transformations().first().map(|m| m.metric_name().to_owned()).unwrap_or_default();
-            filters.insert(
-                f.filter_name().unwrap_or_default().to_owned(),
-                (f.filter_pattern().unwrap_or_default().to_owned(), metric),
-            );
+    if group {
+        let mut pages = acct
+            .logs()
+            .describe_metric_filters()
+            .log_group_name(TRAIL_LOG_GROUP)
+            .filter_name_prefix(ALARM_PREFIX)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for f in page.aws("logs:DescribeMetricFilters")?.metric_filters() {
+                let metric = f.metric_transformations().first().map(|m| m.metric_name().to_owned()).unwrap_or_default();
+                filters.insert(
+                    f.filter_name().unwrap_or_default().to_owned(),
+                    (f.filter_pattern().unwrap_or_default().to_owned(), metric),
+                );
+            }
         }
     }
     let mut alarms = std::collections::BTreeMap::new();
@@ -182,7 +208,8 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let region = &run.home_region;
     let target = aws.account(&run.account, region).await?;
     let mut changes = Changes::new(&target);
-    let found = read(&target).await?;
+    let group = ensure_log_group(&target, &mut changes).await?;
+    let found = read(&target, group).await?;
     let topic = topic_arn(&target);
     let policy = alarm_key_policy(target.account.as_str(), &run.role_name);
     let key =
@@ -318,7 +345,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
 /// Evidence: one per CIS alarm, and the topic's encryption.
 pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
     let target = aws.account(&run.account, &run.home_region).await?;
-    let found = read(&target).await?;
+    let found = read(&target, true).await?;
     let topic = topic_arn(&target);
     let mut out = Vec::new();
     for (control, short, pattern) in FILTERS {

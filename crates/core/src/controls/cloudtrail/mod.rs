@@ -108,14 +108,20 @@ async fn ensure_log_group(target: &AccountConfig, changes: &mut Changes) -> Resu
     let retention = match found {
         Some(g) => g.retention_in_days(),
         None => {
-            if changes.live() {
-                logs.create_log_group()
-                    .log_group_name(TRAIL_LOG_GROUP)
-                    .send()
-                    .await
-                    .aws(format!("logs:CreateLogGroup {TRAIL_LOG_GROUP}"))?;
+            let made = if changes.live() {
+                match logs.create_log_group().log_group_name(TRAIL_LOG_GROUP).send().await {
+                    Ok(_) => true,
+                    // The alarms step, which runs beside this one, made it a moment ago (without
+                    // a retention: that is this step's).
+                    Err(e) if error_code(&e) == Some("ResourceAlreadyExistsException") => false,
+                    Err(e) => return Err(e).aws(format!("logs:CreateLogGroup {TRAIL_LOG_GROUP}")),
+                }
+            } else {
+                true
+            };
+            if made {
+                changes.push(format!("logs:{TRAIL_LOG_GROUP}"), "create", Value::Null, json!({}));
             }
-            changes.push(format!("logs:{TRAIL_LOG_GROUP}"), "create", Value::Null, json!({}));
             None
         }
     };
