@@ -17,8 +17,10 @@ pub(crate) struct WorkerArgs {
     #[arg(long, default_value_t = 8, env = "ASSURE_WORKER_CONCURRENCY")]
     concurrency: usize,
     /// Of those, steps that call AWS Organizations (preflight, logging-bucket, access-analyzer,
-    /// scps, rollback). With ASSURE_ORGANIZATIONS_RPS set, they split that budget between them.
-    #[arg(long, default_value_t = 2, env = "ASSURE_WORKER_ORG_CONCURRENCY")]
+    /// scps, rollback). With ASSURE_ORGANIZATIONS_RPS set, every step binary paces its
+    /// Organizations requests through one file the worker keeps, so together they stay within
+    /// that budget however many run.
+    #[arg(long, default_value_t = 8, env = "ASSURE_WORKER_ORG_CONCURRENCY")]
     org_concurrency: usize,
 }
 

@@ -593,8 +593,10 @@ fn truncate(s: &str, max: usize) -> String {
 /// message with the message body on stdin. Runs until `stop` resolves.
 ///
 /// At most `concurrency` steps run at once, and of those at most `org_concurrency` that call AWS
-/// Organizations (as Lambda's `MaximumConcurrency` bounds each function on AWS). Those step
-/// binaries are told how many share the Organizations budget, so together they stay under it.
+/// Organizations (as Lambda's `MaximumConcurrency` bounds each function on AWS). With an
+/// Organizations budget ([`crate::aws::ORGANIZATIONS_RPS_ENV`]), the step binaries pace their
+/// Organizations requests together through one pace file, so together they stay under it and
+/// none waits while it goes unused.
 pub async fn supervise(
     aws: Arc<Aws>,
     bin_dir: PathBuf,
@@ -602,10 +604,13 @@ pub async fn supervise(
     org_concurrency: usize,
     stop: impl std::future::Future<Output = ()>,
 ) {
+    let pace_file = std::env::var_os(crate::aws::ORGANIZATIONS_RPS_ENV)
+        .map(|_| std::env::temp_dir().join(format!("assure-worker-{}.organizations-pace", std::process::id())));
     let permits = Permits {
         all: Arc::new(Semaphore::new(concurrency.max(1))),
         organizations: Arc::new(Semaphore::new(org_concurrency.max(1))),
         share: org_concurrency.max(1),
+        pace_file: pace_file.clone(),
         account: aws.pipeline().account.to_string(),
     };
     let mut loops = Vec::new();
@@ -626,6 +631,9 @@ pub async fn supervise(
     for l in loops {
         l.abort();
     }
+    if let Some(f) = pace_file {
+        let _ = std::fs::remove_file(f);
+    }
 }
 
 #[derive(Clone)]
@@ -633,6 +641,8 @@ struct Permits {
     all: Arc<Semaphore>,
     organizations: Arc<Semaphore>,
     share: usize,
+    /// The file the step binaries pace their Organizations requests through, with a budget.
+    pace_file: Option<PathBuf>,
     /// The pipeline's account, passed to the step binaries.
     account: String,
 }
@@ -816,6 +826,9 @@ fn step_function(
         (crate::aws::ORGANIZATIONS_SHARE_ENV.to_owned(), permits.share.to_string()),
         (crate::aws::PIPELINE_ACCOUNT_ENV.to_owned(), permits.account.clone()),
     ];
+    if let Some(f) = &permits.pace_file {
+        env.push((crate::aws::ORGANIZATIONS_PACE_FILE_ENV.to_owned(), f.display().to_string()));
+    }
     if let Some(c) = creds {
         env.push(("AWS_ACCESS_KEY_ID".into(), c.access_key_id.clone()));
         env.push(("AWS_SECRET_ACCESS_KEY".into(), c.secret_access_key.clone()));
