@@ -192,6 +192,9 @@ class GuardDuty:
             record.update({"relationshipStatus": status, "updatedAt": now()})
             members[member] = record
             if status == "Enabled":
+                # As the delegated administrator, CreateMembers enables GuardDuty in the added
+                # members (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_CreateMembers.html).
+                self._enable_guardduty(member, call.region)
                 self.administrator[(member, call.region)] = {
                     "accountId": call.account,
                     "invitationId": uuid.uuid4().hex,
@@ -324,7 +327,21 @@ class GuardDuty:
                 "The request is rejected because an administrator account is already enabled for the organization."
             )
         self.org_admin[(mgmt, call.region)] = admin
+        # Designating the delegated administrator also enables GuardDuty for that account in the
+        # Region (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html).
+        self._enable_guardduty(admin, call.region)
         return {}
+
+    @staticmethod
+    def _enable_guardduty(account: str, region: str) -> None:
+        """GuardDuty turned on for `account` by the service itself: a detector with the defaults the
+        console and CreateDetector give (six-hour findings updates), or its suspended one resumed."""
+        backend = guardduty_backends[account][region]
+        if backend.detectors:
+            for detector in backend.detectors.values():
+                detector.enabled = True
+            return
+        backend.create_detector(True, "SIX_HOURS", {}, {}, [])
 
     def disable_organization_admin_account(self, call: Call) -> dict:
         mgmt = self._management(call)

@@ -79,7 +79,8 @@ async fn guardduty_organization_admin_configuration_and_destinations() {
     let err = sec.enable_organization_admin_account().admin_account_id(&member).send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "BadRequestException");
 
-    let det = sec.create_detector().enable(true).send().await.unwrap().detector_id().unwrap().to_owned();
+    // Designating the administrator enabled GuardDuty for it.
+    let det = sec.list_detectors().send().await.unwrap().detector_ids()[0].clone();
     sec.update_organization_configuration()
         .detector_id(&det)
         .auto_enable_organization_members(AutoEnableMembers::All)
@@ -102,7 +103,7 @@ async fn guardduty_organization_admin_configuration_and_destinations() {
     let m = aws_sdk_guardduty::Client::new(&cloud.sdk_config_as(&member, "us-west-2").await);
     let mdet = m.create_detector().enable(true).send().await.unwrap().detector_id().unwrap().to_owned();
     let sec_w2 = aws_sdk_guardduty::Client::new(&cloud.sdk_config_as(&security, "us-west-2").await);
-    let det_w2 = sec_w2.create_detector().enable(true).send().await.unwrap().detector_id().unwrap().to_owned();
+    let det_w2 = sec_w2.list_detectors().send().await.unwrap().detector_ids()[0].clone();
     let out = sec_w2
         .create_members()
         .detector_id(&det_w2)

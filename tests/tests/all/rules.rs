@@ -312,6 +312,52 @@ async fn firehose_delivers_only_what_its_role_may_write_and_reports_each_attempt
     );
 }
 
+/// Designating GuardDuty's delegated administrator enables GuardDuty for that account in the
+/// Region (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html): it has
+/// an enabled detector at once, and a second one is refused. Members it adds from the organization
+/// have GuardDuty enabled too
+/// (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_CreateMembers.html).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_guardduty_administrator_and_the_members_it_adds_have_guardduty_enabled() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed();
+    let security = ids["security"].as_str().unwrap().to_owned();
+    let member = ids["external"][0].as_str().unwrap().to_owned();
+    // us-west-2: the seed leaves GuardDuty off there in every account.
+    let region = "us-west-2";
+    let mgmt = credentials(&cloud.sdk_config().await).await;
+    let sec = credentials(&cloud.sdk_config_as(&security, region).await).await;
+    let mem = credentials(&cloud.sdk_config_as(&member, region).await).await;
+    let run = |creds, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--region", region, "--output", "text"]);
+        let (code, out, err) = aws_cli(&cloud, creds, &all);
+        assert_eq!(code, 0, "{}: {err}", args[..2].join(" "));
+        out.trim().to_owned()
+    };
+    let detectors = ["guardduty", "list-detectors", "--query", "DetectorIds[0]"];
+    assert_eq!(run(&sec, &detectors), "None", "GuardDuty is off in the security account");
+    run(&mgmt, &["guardduty", "enable-organization-admin-account", "--admin-account-id", &security]);
+    let det = run(&sec, &detectors);
+    assert_ne!(det, "None", "designating the administrator enabled GuardDuty for it");
+    assert_eq!(run(&sec, &["guardduty", "get-detector", "--detector-id", &det, "--query", "Status"]), "ENABLED");
+    let (code, _, err) = aws_cli(&cloud, &sec, &["guardduty", "create-detector", "--enable", "--region", region]);
+    assert_ne!(code, 0);
+    assert!(err.contains("(BadRequestException)") && err.contains("a detector already exists"), "{err}");
+
+    assert_eq!(run(&mem, &detectors), "None", "GuardDuty is off in the member");
+    let details = format!("AccountId={member},Email=m@example.com");
+    run(&sec, &["guardduty", "create-members", "--detector-id", &det, "--account-details", &details]);
+    let mdet = run(&mem, &detectors);
+    assert_ne!(mdet, "None", "adding the member enabled GuardDuty for it");
+    assert_eq!(run(&mem, &["guardduty", "get-detector", "--detector-id", &mdet, "--query", "Status"]), "ENABLED");
+    let admin = run(
+        &mem,
+        &["guardduty", "get-administrator-account", "--detector-id", &mdet, "--query", "Administrator.AccountId"],
+    );
+    assert_eq!(admin, security);
+}
+
 /// GuardDuty publishes findings from an opt-in region as guardduty.REGION.amazonaws.com: a bucket
 /// and key policy naming only guardduty.amazonaws.com leave that region's destination unable to
 /// publish, as DescribePublishingDestination reports; naming the regional principal fixes it.

@@ -131,14 +131,29 @@ async fn ensure_detector(acct: &AccountConfig, none_known: bool, changes: &mut C
             Ok(Detector { id: PLANNED.to_owned(), new: true })
         }
         None => {
-            let out = gd
+            let made = gd
                 .create_detector()
                 .enable(true)
                 .finding_publishing_frequency(FindingPublishingFrequency::FifteenMinutes)
                 .send()
-                .await
-                .aws("guardduty:CreateDetector")?;
-            let det = out.detector_id().unwrap_or_default().to_owned();
+                .await;
+            let det = match made {
+                Ok(out) => out.detector_id().unwrap_or_default().to_owned(),
+                // GuardDuty made one a moment ago, after the listing: for the delegated
+                // administrator when it was designated, for a member when the administrator
+                // added it (API_CreateDetector: a detector already exists for the account).
+                Err(e)
+                    if e.as_service_error()
+                        .and_then(|s| s.meta().message())
+                        .is_some_and(|m| m.contains("already exists")) =>
+                {
+                    return match detector(acct).await? {
+                        Some(id) => Ok(Detector { id, new: false }),
+                        None => Err(e).aws("guardduty:CreateDetector"),
+                    };
+                }
+                Err(e) => return Err(e).aws("guardduty:CreateDetector"),
+            };
             changes.push_in(
                 acct.account.clone(),
                 acct.region.clone(),
@@ -166,7 +181,8 @@ async fn organize_region(
     let security = aws.account(&run.org.security, region).await?;
     // The security account is the delegated administrator (management account, this region).
     let current = delegated_administrators(aws, run, region).await?;
-    if !current.contains(&run.org.security.to_string()) {
+    let designated = !current.contains(&run.org.security.to_string());
+    if designated {
         if !current.is_empty() {
             return Err(conflict(run, region, &current));
         }
@@ -189,7 +205,17 @@ async fn organize_region(
     }
 
     // The administrator's detector, auto-enable for every member, findings to the logging bucket.
-    let Detector { id: sec_det, new } = ensure_detector(&security, false, changes).await?;
+    // Designating the administrator enables GuardDuty for it
+    // (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html): a detector
+    // GuardDuty made (or resumed) a moment ago, whose organization configuration is set below
+    // whatever it is, and whose publishing destination, if it had one, stays.
+    let Detector { id: sec_det, new } = match designated.then_some(()) {
+        Some(()) if changes.live() => match detector(&security).await? {
+            Some(id) => Detector { id, new: true },
+            None => ensure_detector(&security, true, changes).await?,
+        },
+        _ => ensure_detector(&security, false, changes).await?,
+    };
     let gd = security.guardduty();
     // A detector just made (or that the plan would make) has no configuration yet.
     let auto_enable = if new {
