@@ -461,8 +461,10 @@ async fn unheld(store: &Store, key: &str, task: &TaskMessage) -> Result<Option<(
             tracing::info!(step = %task.step, region = %task.region, worker = %found.worker, attempt = found.attempt, "the step is running in another worker; waiting for it");
             said = true;
         }
-        // Each wait ends by the hold's end, when it is read again: renewed, finished or run out.
-        tokio::time::sleep(left.min(heartbeat_interval()) + Duration::from_millis(50)).await;
+        // Read again within a second (a step mostly finishes in seconds, and the holder renews
+        // only every heartbeat interval), and by the hold's end: renewed, finished or run out.
+        let wait = left.min(heartbeat_interval()).min(Duration::from_secs(1));
+        tokio::time::sleep(wait + Duration::from_millis(50)).await;
     }
 }
 
