@@ -139,9 +139,9 @@ impl Pacer {
     pub async fn wait(&self) {
         if let Some(file) = &self.file {
             let (file, interval) = (file.clone(), self.interval);
-            match tokio::task::spawn_blocking(move || claim_slot(&file, interval)).await {
-                Ok(Ok(wait)) => return tokio::time::sleep(wait).await,
-                Ok(Err(e)) => tracing::warn!(error = %e, "the shared pace file failed; pacing this process alone"),
+            let claimed = tokio::task::spawn_blocking(move || claim_slot(&file, interval)).await;
+            match claimed.map_err(std::io::Error::other).and_then(|r| r) {
+                Ok(wait) => return tokio::time::sleep(wait).await,
                 Err(e) => tracing::warn!(error = %e, "the shared pace file failed; pacing this process alone"),
             }
         }

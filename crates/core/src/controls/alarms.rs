@@ -9,7 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::controls::kit::{ensure_key, evidence, read_key, Changes};
+use crate::controls::kit::{ensure_key, evidence, read_key, trail_log_group, Changes, LogGroup};
 use crate::controls::names::{ALARM_KEY_ALIAS, ALARM_PREFIX, ALARM_TOPIC, METRIC_NAMESPACE, TRAIL_LOG_GROUP};
 use crate::controls::{Control, Fut, Report, StepCall, Undo};
 
@@ -127,29 +127,6 @@ struct Found {
     topic_key: Option<Option<String>>,
 }
 
-/// The trail's log group, which the filters are on. The CloudTrail step, which runs beside this one,
-/// makes it too (its trail delivers there): whichever step comes first makes it, the other finds
-/// it. Its retention is the CloudTrail step's. Answers whether it is there: a plan for an account
-/// without it shows it in the CloudTrail step's plan, and all the filters to make here.
-async fn ensure_log_group(acct: &AccountConfig, changes: &mut Changes) -> Result<bool, StepError> {
-    let logs = acct.logs();
-    let groups =
-        logs.describe_log_groups().log_group_name_prefix(TRAIL_LOG_GROUP).send().await.aws("logs:DescribeLogGroups")?;
-    if groups.log_groups().iter().any(|g| g.log_group_name() == Some(TRAIL_LOG_GROUP)) {
-        return Ok(true);
-    }
-    if !changes.live() {
-        return Ok(false);
-    }
-    match logs.create_log_group().log_group_name(TRAIL_LOG_GROUP).send().await {
-        Ok(_) => changes.push(format!("logs:{TRAIL_LOG_GROUP}"), "create", Value::Null, json!({})),
-        // The CloudTrail step made it a moment ago.
-        Err(e) if error_code(&e) == Some("ResourceAlreadyExistsException") => {}
-        Err(e) => return Err(e).aws(format!("logs:CreateLogGroup {TRAIL_LOG_GROUP}")),
-    }
-    Ok(true)
-}
-
 /// What exists now. Without the log group (`group`: false) there are no filters to read.
 async fn read(acct: &AccountConfig, group: bool) -> Result<Found, StepError> {
     let mut filters = std::collections::BTreeMap::new();
@@ -208,7 +185,9 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let region = &run.home_region;
     let target = aws.account(&run.account, region).await?;
     let mut changes = Changes::new(&target);
-    let group = ensure_log_group(&target, &mut changes).await?;
+    // The filters are on the trail's log group; a plan for an account without it shows it in the
+    // CloudTrail step's plan, and every filter to make here.
+    let group = !matches!(trail_log_group(&target, &mut changes).await?, LogGroup::Planned);
     let found = read(&target, group).await?;
     let topic = topic_arn(&target);
     let policy = alarm_key_policy(target.account.as_str(), &run.role_name);

@@ -9,8 +9,8 @@ use aws_sdk_guardduty::types::{
 };
 use serde_json::{json, Value};
 
-use crate::aws::{AccountConfig, Aws, AwsResultExt};
-use crate::controls::kit::logging_key_arn;
+use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::controls::kit::{already_exists, logging_key_arn};
 use crate::controls::kit::{evidence, Changes};
 use crate::controls::{Control, Fut, Known, Organized, Report, StepCall, Undo};
 
@@ -143,9 +143,10 @@ async fn ensure_detector(acct: &AccountConfig, none_known: bool, changes: &mut C
                 // administrator when it was designated, for a member when the administrator
                 // added it (API_CreateDetector: a detector already exists for the account).
                 Err(e)
-                    if e.as_service_error()
-                        .and_then(|s| s.meta().message())
-                        .is_some_and(|m| m.contains("already exists")) =>
+                    if already_exists(
+                        error_code(&e),
+                        e.as_service_error().and_then(|s| s.meta().message()).unwrap_or(""),
+                    ) =>
                 {
                     return match detector(acct).await? {
                         Some(id) => Ok(Detector { id, new: false }),
@@ -209,12 +210,13 @@ async fn organize_region(
     // (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html): a detector
     // GuardDuty made (or resumed) a moment ago, whose organization configuration is set below
     // whatever it is, and whose publishing destination, if it had one, stays.
-    let Detector { id: sec_det, new } = match designated.then_some(()) {
-        Some(()) if changes.live() => match detector(&security).await? {
+    let Detector { id: sec_det, new } = if designated && changes.live() {
+        match detector(&security).await? {
             Some(id) => Detector { id, new: true },
             None => ensure_detector(&security, true, changes).await?,
-        },
-        _ => ensure_detector(&security, false, changes).await?,
+        }
+    } else {
+        ensure_detector(&security, false, changes).await?
     };
     let gd = security.guardduty();
     // A detector just made (or that the plan would make) has no configuration yet.

@@ -7,6 +7,7 @@ use assure_contract::{AccountId, Change, ErrorName, Evidence, Region, RunInput, 
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::controls::names::TRAIL_LOG_GROUP;
 
 /// The changes a step makes, as it makes them.
 pub(crate) struct Changes {
@@ -463,4 +464,38 @@ async fn ensure_delegated_administrator_here(
         json!(admin),
     );
     Ok(())
+}
+
+/// The trail's log group as [`trail_log_group`] found or made it.
+pub(crate) enum LogGroup {
+    /// There already, with its retention in days.
+    Found(Option<i32>),
+    /// Made now.
+    Made,
+    /// Missing, in a plan: to be made.
+    Planned,
+}
+
+/// The trail's log group, made if missing. The CloudTrail step and the alarms step (whose filters
+/// are on it) run side by side and both call this: whichever comes first makes it and records the
+/// change, the other takes `ResourceAlreadyExistsException` as found. A plan records nothing here.
+pub(crate) async fn trail_log_group(target: &AccountConfig, changes: &mut Changes) -> Result<LogGroup, StepError> {
+    let logs = target.logs();
+    let groups =
+        logs.describe_log_groups().log_group_name_prefix(TRAIL_LOG_GROUP).send().await.aws("logs:DescribeLogGroups")?;
+    if let Some(g) = groups.log_groups().iter().find(|g| g.log_group_name() == Some(TRAIL_LOG_GROUP)) {
+        return Ok(LogGroup::Found(g.retention_in_days()));
+    }
+    if !changes.live() {
+        return Ok(LogGroup::Planned);
+    }
+    match logs.create_log_group().log_group_name(TRAIL_LOG_GROUP).send().await {
+        Ok(_) => {
+            changes.push(format!("logs:{TRAIL_LOG_GROUP}"), "create", Value::Null, json!({}));
+            Ok(LogGroup::Made)
+        }
+        // The other step made it a moment ago (with no retention: that is this step's to set).
+        Err(e) if error_code(&e) == Some("ResourceAlreadyExistsException") => Ok(LogGroup::Found(None)),
+        Err(e) => Err(e).aws(format!("logs:CreateLogGroup {TRAIL_LOG_GROUP}")),
+    }
 }

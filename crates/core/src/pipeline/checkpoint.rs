@@ -95,11 +95,11 @@ pub fn task_digest(token: &str) -> String {
 }
 
 pub fn now() -> String {
-    in_(std::time::Duration::ZERO)
+    from_now(std::time::Duration::ZERO)
 }
 
 /// The time `after` from now, as records write times.
-pub fn in_(after: std::time::Duration) -> String {
+pub fn from_now(after: std::time::Duration) -> String {
     (time::OffsetDateTime::now_utc() + after).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 

@@ -444,7 +444,7 @@ fn hold_span() -> Duration {
 }
 
 fn hold_end() -> String {
-    crate::pipeline::checkpoint::in_(hold_span())
+    crate::pipeline::checkpoint::from_now(hold_span())
 }
 
 /// The step's record once no live worker holds it: a record another worker is still running (its

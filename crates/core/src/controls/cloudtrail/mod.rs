@@ -8,7 +8,7 @@ use assure_contract::{ErrorName, Evidence, ExistingTrails, Region, RunInput, Ste
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, while_role_propagates, AccountConfig, Aws, AwsResultExt};
-use crate::controls::kit::{ensure_role, evidence, logging_key_arn, Changes, Role};
+use crate::controls::kit::{ensure_role, evidence, logging_key_arn, trail_log_group, Changes, LogGroup, Role};
 use crate::controls::names::{TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
 use crate::controls::{Control, Fut, Report, StepCall, Undo};
 
@@ -100,28 +100,15 @@ fn log_group_arn(target: &AccountConfig) -> String {
     format!("arn:aws:logs:{}:{}:log-group:{TRAIL_LOG_GROUP}:*", target.region, target.account)
 }
 
+/// The trail's log group, and its retention.
 async fn ensure_log_group(target: &AccountConfig, changes: &mut Changes) -> Result<(), StepError> {
     let logs = target.logs();
-    let groups =
-        logs.describe_log_groups().log_group_name_prefix(TRAIL_LOG_GROUP).send().await.aws("logs:DescribeLogGroups")?;
-    let found = groups.log_groups().iter().find(|g| g.log_group_name() == Some(TRAIL_LOG_GROUP));
-    let retention = match found {
-        Some(g) => g.retention_in_days(),
-        None => {
-            let made = if changes.live() {
-                match logs.create_log_group().log_group_name(TRAIL_LOG_GROUP).send().await {
-                    Ok(_) => true,
-                    // The alarms step, which runs beside this one, made it a moment ago (without
-                    // a retention: that is this step's).
-                    Err(e) if error_code(&e) == Some("ResourceAlreadyExistsException") => false,
-                    Err(e) => return Err(e).aws(format!("logs:CreateLogGroup {TRAIL_LOG_GROUP}")),
-                }
-            } else {
-                true
-            };
-            if made {
-                changes.push(format!("logs:{TRAIL_LOG_GROUP}"), "create", Value::Null, json!({}));
-            }
+    let retention = match trail_log_group(target, changes).await? {
+        LogGroup::Found(retention) => retention,
+        LogGroup::Made => None,
+        // The plan shows the group here, in the CloudTrail step's.
+        LogGroup::Planned => {
+            changes.push(format!("logs:{TRAIL_LOG_GROUP}"), "create", Value::Null, json!({}));
             None
         }
     };
