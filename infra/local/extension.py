@@ -103,6 +103,9 @@ def page(items: list, call: Call, key: str) -> dict:
 # GuardDuty
 
 
+GUARDDUTY = "guardduty.amazonaws.com"
+
+
 class GuardDuty:
     def __init__(self) -> None:
         # (admin account, region) -> member account -> member record
@@ -330,6 +333,14 @@ class GuardDuty:
         # Designating the delegated administrator also enables GuardDuty for that account in the
         # Region (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html).
         self._enable_guardduty(admin, call.region)
+        # It "enables GuardDuty as a trusted service in AWS Organizations" and registers the account
+        # as the service's delegated administrator there (the same page: the management account needs
+        # organizations:EnableAWSServiceAccess and organizations:RegisterDelegatedAdministrator), so
+        # Organizations' ListDelegatedAdministrators names it for guardduty.amazonaws.com.
+        org = organization_of(mgmt)[1]
+        org.enable_aws_service_access(ServicePrincipal=GUARDDUTY)
+        if admin != mgmt and not any(a.account.id == admin and GUARDDUTY in a.services for a in org.admins):
+            org.register_delegated_administrator(AccountId=admin, ServicePrincipal=GUARDDUTY)
         return {}
 
     @staticmethod
@@ -347,7 +358,12 @@ class GuardDuty:
         mgmt = self._management(call)
         if self.org_admin.get((mgmt, call.region)) != call.body.get("adminAccountId"):
             raise self.bad_request("The request is rejected because the account is not the administrator account.")
-        del self.org_admin[(mgmt, call.region)]
+        admin = self.org_admin.pop((mgmt, call.region))
+        # Administrator in no Region any more: no longer the service's delegated administrator.
+        if admin not in [a for (m, _), a in self.org_admin.items() if m == mgmt]:
+            org = organization_of(mgmt)[1]
+            if any(a.account.id == admin and GUARDDUTY in a.services for a in org.admins):
+                org.deregister_delegated_administrator(AccountId=admin, ServicePrincipal=GUARDDUTY)
         return {}
 
     def list_organization_admin_accounts(self, call: Call) -> dict:
@@ -1179,6 +1195,41 @@ def patch_moto() -> None:
 
     cloudtrail_models.CloudTrailBackend.describe_trails = with_organization_trails
     cloudtrail_models.CloudTrailBackend.get_trail = get_own_or_organization_trail
+
+    # CloudTrail: ListTrails "lists trails that are in the current account", each with its home Region
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_ListTrails.html): every
+    # Region's, whichever Region answers, and the organization trails applied to the account. moto
+    # listed this Region's trails and multi-Region ones only. DescribeTrails with a trailNameList
+    # answers only those trails: a name matches "trails belonging only to the current Region and
+    # current account", and "to return information about a trail in another Region, you must
+    # specify its trail ARN" (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_DescribeTrails.html).
+    # moto ignored the list and answered every trail.
+    from moto.cloudtrail import responses as cloudtrail_responses
+
+    def every_trail(backend) -> list:  # type: ignore[no-untyped-def]
+        own = [t for b in cloudtrail_models.cloudtrail_backends[backend.account_id].values() for t in b.trails.values()]
+        org = organization_of(backend.account_id)
+        if org is None or org[0] == backend.account_id:
+            return own
+        return own + [t for b in cloudtrail_models.cloudtrail_backends[org[0]].values()
+                      for t in b.trails.values() if t.is_org_trail]
+
+    def list_trails(self):  # type: ignore[no-untyped-def]
+        return json.dumps({"Trails": [t.short() for t in every_trail(self.cloudtrail_backend)]})
+
+    def describe_named_trails(self):  # type: ignore[no-untyped-def]
+        names = self._get_param("trailNameList") or []
+        backend = self.cloudtrail_backend
+        if names:
+            everyone = every_trail(backend)
+            found = [t for t in everyone if t.arn in names]
+            found += [t for t in backend.trails.values() if t.trail_name in names and t not in found]
+        else:
+            found = backend.describe_trails(self._get_bool_param("includeShadowTrails", True))
+        return json.dumps({"trailList": [t.description(include_region=True) for t in found]})
+
+    cloudtrail_responses.CloudTrailResponse.list_trails = list_trails
+    cloudtrail_responses.CloudTrailResponse.describe_trails = describe_named_trails
 
     # CloudTrail: PutInsightSelectors sets the trail's Insights types; an empty list turns Insights off
     # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_PutInsightSelectors.html).

@@ -682,8 +682,10 @@ pub fn role_propagating(code: &str, message: &str) -> bool {
 const PROPAGATION_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs `call` and, while the service refuses its role as not yet usable ([`role_propagating`]),
-/// again with backoff (0.5 s doubling to 8 s) for up to a minute; then returns its last answer.
-/// For calls that hand a service a role the same step may just have created.
+/// again with backoff (1 s doubling to 8 s) for up to a minute; then returns its last answer.
+/// For calls that hand a service a role the same step may just have created. IAM's changes take
+/// seconds to reach the services (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency),
+/// so a retry sooner than a second mostly finds the role still missing.
 pub async fn while_role_propagates<T, E, F, Fut>(mut call: F) -> Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata,
@@ -691,7 +693,7 @@ where
     Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
 {
     let started = std::time::Instant::now();
-    let mut wait = std::time::Duration::from_millis(500);
+    let mut wait = std::time::Duration::from_secs(1);
     loop {
         match call().await {
             Err(SdkError::ServiceError(e))

@@ -88,6 +88,29 @@ async fn an_account_outside_the_organization_is_invalid_input_naming_the_field()
 /// The controls' own preflight checks run after the organization's: a GuardDuty delegated
 /// administrator that cannot be read fails the run before anything changes, naming the call.
 #[tokio::test]
+async fn unreadable_delegated_administrators_fail_preflight_naming_the_call() {
+    let server = MockServer::start().await;
+    let aws = aws_for(&server).await;
+    organizations(&server, "DescribeOrganization", organization_ok()).await;
+    organizations(
+        &server,
+        "DescribeAccount",
+        ResponseTemplate::new(200).set_body_json(json!({"Account": {"Id": "111111111111", "Status": "ACTIVE"}})),
+    )
+    .await;
+    organizations(&server, "ListPoliciesForTarget", ResponseTemplate::new(200).set_body_json(json!({"Policies": []})))
+        .await;
+    organizations(&server, "ListDelegatedAdministrators", json_error(400, "AccessDeniedException", "denied by an SCP"))
+        .await;
+    expect_err(
+        preflight::validate(&aws, &run()).await,
+        ErrorName::AccessDenied,
+        "organizations:ListDelegatedAdministrators guardduty.amazonaws.com",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn an_unreadable_guardduty_administrator_fails_preflight_naming_the_call() {
     let server = MockServer::start().await;
     let aws = aws_for(&server).await;
@@ -101,6 +124,23 @@ async fn an_unreadable_guardduty_administrator_fails_preflight_naming_the_call()
     // The SCP quota's check reads the account's policies: none.
     organizations(&server, "ListPoliciesForTarget", ResponseTemplate::new(200).set_body_json(json!({"Policies": []})))
         .await;
+    // Organizations knows another account as GuardDuty's delegated administrator, so preflight
+    // asks GuardDuty where, region by region.
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "AWSOrganizationsV20161128.ListDelegatedAdministrators"))
+        .and(body_string_contains("guardduty.amazonaws.com"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"DelegatedAdministrators": [{"Id": "444444444444", "Status": "ACTIVE"}]})),
+        )
+        .mount(&server)
+        .await;
+    organizations(
+        &server,
+        "ListDelegatedAdministrators",
+        ResponseTemplate::new(200).set_body_json(json!({"DelegatedAdministrators": []})),
+    )
+    .await;
     Mock::given(method("GET"))
         .and(path_regex("^/admin$"))
         .respond_with(

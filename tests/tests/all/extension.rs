@@ -242,3 +242,40 @@ async fn the_rate_limit_throttles_with_too_many_requests_and_latency_delays_call
     sts.get_caller_identity().send().await.unwrap();
     assert!(t.elapsed() < std::time::Duration::from_millis(300), "latency cleared: {:?}", t.elapsed());
 }
+
+/// Designating GuardDuty's delegated administrator registers the account with Organizations for
+/// guardduty.amazonaws.com (organizations_permissions.html), so ListDelegatedAdministrators names
+/// it; an account the administrator in no Region any more is no longer registered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guardduty_administrator_is_registered_with_organizations_while_it_is_one_somewhere() {
+    let cloud = LocalCloud::start();
+    let (security, _, _) = org_accounts(&cloud).await;
+    let base = cloud.sdk_config().await;
+    let gd = |region: &'static str| {
+        aws_sdk_guardduty::Client::from_conf(
+            aws_sdk_guardduty::config::Builder::from(&base)
+                .region(aws_sdk_guardduty::config::Region::new(region))
+                .build(),
+        )
+    };
+    let orgs = aws_sdk_organizations::Client::new(&base);
+    let registered = || async {
+        let out =
+            orgs.list_delegated_administrators().service_principal("guardduty.amazonaws.com").send().await.unwrap();
+        out.delegated_administrators().iter().filter_map(|a| a.id().map(str::to_owned)).collect::<Vec<_>>()
+    };
+    assert!(registered().await.is_empty());
+    for region in ["us-east-1", "eu-west-1"] {
+        gd(region).enable_organization_admin_account().admin_account_id(&security).send().await.unwrap();
+    }
+    assert_eq!(registered().await, vec![security.clone()]);
+    let services = orgs.list_aws_service_access_for_organization().send().await.unwrap();
+    assert!(
+        services.enabled_service_principals().iter().any(|p| p.service_principal() == Some("guardduty.amazonaws.com")),
+        "trusted access enabled"
+    );
+    gd("us-east-1").disable_organization_admin_account().admin_account_id(&security).send().await.unwrap();
+    assert_eq!(registered().await, vec![security.clone()], "still the administrator in eu-west-1");
+    gd("eu-west-1").disable_organization_admin_account().admin_account_id(&security).send().await.unwrap();
+    assert!(registered().await.is_empty(), "the administrator in no region");
+}

@@ -62,7 +62,7 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
             failed.push(format!("{}/{}", rec["step"].as_str().unwrap(), rec["region"].as_str().unwrap()));
         }
         if rec["status"] == "completed" {
-            completed.insert(rec["step"].as_str().unwrap().to_owned());
+            completed.insert((rec["step"].as_str().unwrap().to_owned(), rec["region"].as_str().unwrap().to_owned()));
         }
     }
     assert_eq!(failed.len(), 1, "one failed step: {failed:?}");
@@ -85,10 +85,16 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     let retry = cloud.configuration_changes();
     let acting: BTreeSet<&str> = retry.iter().filter_map(|c| c["step"].as_str()).collect();
     // The alarms step runs beside the other controls' steps: those that had not finished when it
-    // failed (their branches were stopped) act in the retry, and only they.
-    let again: Vec<&&str> = acting.iter().filter(|s| completed.contains(**s)).collect();
+    // failed (their branches were stopped) act in the retry, and only they, each only in the
+    // regions it had not finished.
+    let again: Vec<(&str, &str)> = retry
+        .iter()
+        .filter_map(|c| Some((c["step"].as_str()?, c["region"].as_str()?)))
+        .filter(|(step, region)| completed.contains(&(step.to_string(), region.to_string())))
+        .collect();
     assert!(again.is_empty(), "steps completed before the failure acted again: {again:?} (completed {completed:?})");
-    assert!(completed.contains("discover") && completed.contains("logging-bucket"), "{completed:?}");
+    let steps: BTreeSet<&str> = completed.iter().map(|(step, _)| step.as_str()).collect();
+    assert!(steps.contains("discover") && steps.contains("logging-bucket"), "{completed:?}");
     assert!(acting.contains("alarms") && acting.contains("scps"), "the failed and later steps acted: {acting:?}");
     eprintln!("mutating calls: first run {} (held), retry {}, by step {:?}", first.len(), retry.len(), acting);
 

@@ -1274,3 +1274,55 @@ fn state_machine(
         "text",
     ])
 }
+
+/// ListTrails names every trail of the account, whichever Region answers, with its home Region;
+/// DescribeTrails with a list answers only those: a name in the current Region, a trail of another
+/// Region by its ARN (API_ListTrails, API_DescribeTrails). Seen with the AWS CLI.
+#[tokio::test(flavor = "multi_thread")]
+async fn list_trails_names_every_regions_trails_and_describe_trails_takes_others_by_arn() {
+    let cloud = LocalCloud::start();
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let ok = |args: &[&str]| cli_ok(&cloud, &admin, args);
+    let account = ok(&["sts", "get-caller-identity", "--query", "Account", "--output", "text"]);
+    let bucket = format!("trails-{account}");
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:GetBucketAcl",
+         "Resource": format!("arn:aws:s3:::{bucket}")},
+        {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": format!("arn:aws:s3:::{bucket}/AWSLogs/*"),
+         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}}}]})
+    .to_string();
+    ok(&["s3api", "create-bucket", "--bucket", &bucket]);
+    ok(&["s3api", "put-bucket-policy", "--bucket", &bucket, "--policy", &policy]);
+    for (name, region) in [("east", "us-east-1"), ("west", "eu-west-1")] {
+        ok(&["cloudtrail", "create-trail", "--name", name, "--s3-bucket-name", &bucket, "--region", region]);
+    }
+    let west = format!("arn:aws:cloudtrail:eu-west-1:{account}:trail/west");
+
+    // Any Region lists both, each with its home Region.
+    let listed = ok(&[
+        "cloudtrail",
+        "list-trails",
+        "--region",
+        "ap-south-1",
+        "--query",
+        "sort_by(Trails, &Name)[].[Name, HomeRegion]",
+        "--output",
+        "text",
+    ]);
+    assert_eq!(listed.split_whitespace().collect::<Vec<_>>(), ["east", "us-east-1", "west", "eu-west-1"], "{listed}");
+
+    let described = |list: &[&str]| {
+        let args = [
+            &["cloudtrail", "describe-trails", "--region", "us-east-1", "--trail-name-list"][..],
+            list,
+            &["--query", "trailList[].Name", "--output", "text"],
+        ]
+        .concat();
+        ok(&args)
+    };
+    assert_eq!(described(&["east"]), "east");
+    assert_eq!(described(&["west"]), "", "a name matches the current Region's trails only");
+    assert_eq!(described(&[&west]), "west", "another Region's trail, by its ARN");
+    assert_eq!(described(&["east", &west]).split_whitespace().count(), 2);
+}

@@ -298,6 +298,14 @@ async fn another_accounts_organization_trail_is_left_alone() {
                 {"Name": "legacy", "TrailARN": own, "HomeRegion": "us-east-1", "S3BucketName": "team-logs"}]})))
             .mount(&server)
             .await;
+        // ListTrails names the account's trails (the other account's organization trail may or may
+        // not be among them: the home region's DescribeTrails lists it either way).
+        ct("ListTrails")
+            .respond_with(ok(json!({"Trails": [
+                {"Name": "assure-trail", "TrailARN": ours, "HomeRegion": "us-east-1"},
+                {"Name": "legacy", "TrailARN": own, "HomeRegion": "us-east-1"}]})))
+            .mount(&server)
+            .await;
         ct("GetTrailStatus").respond_with(ok(json!({"IsLogging": true}))).mount(&server).await;
         ct("GetEventSelectors")
             .respond_with(ok(

@@ -1,8 +1,14 @@
 //! IAM Access Analyzer, per region: trusted access for the organization and the security account
 //! as delegated administrator (management account), an ORGANIZATION analyzer in the security
-//! account, its findings delivered to the logging bucket (an EventBridge rule on the findings,
-//! into a Firehose stream writing to `access-analyzer/REGION/`, encrypted with the logging key),
-//! and the service-linked role AWSServiceRoleForAccessAnalyzer in the account.
+//! account, its findings delivered to the logging bucket, and the service-linked role
+//! AWSServiceRoleForAccessAnalyzer in the account.
+//!
+//! Findings travel by EventBridge: in the home region a rule on the findings feeds one Firehose
+//! stream writing to `access-analyzer/` in the logging bucket, encrypted with the logging key; in
+//! every other region a rule on the findings sends them to the home region's default event bus,
+//! where that rule picks them up (cross-Region routing:
+//! https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cross-region.html). One stream, not
+//! one per region: each finding names its region, and a region's delivery is a rule, not a stream.
 
 use assure_contract::{ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_accessanalyzer::types::Type as AnalyzerType;
@@ -34,21 +40,36 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
 async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &mut Changes) -> Result<(), StepError> {
     let mgmt = aws.account(&run.org.management, region).await?;
     let security = aws.account(&run.org.security, region).await?;
-    ensure_delegated_administrator(&mgmt, region, PRINCIPAL, &run.org.security, changes).await?;
+    let newly = ensure_delegated_administrator(&mgmt, region, PRINCIPAL, &run.org.security, changes).await?;
 
+    // Only the management account or the delegated administrator can create an analyzer whose zone
+    // of trust is the organization
+    // (https://docs.aws.amazon.com/IAM/latest/UserGuide/access-analyzer-getting-started.html), so an
+    // account made the administrator just now has none to read: create it. Should one of that name
+    // be there after all, CreateAnalyzer says so, and verify reads its type.
     let aa = security.accessanalyzer();
-    match aa.get_analyzer().analyzer_name(ANALYZER).send().await {
-        Ok(_) => {}
-        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => {
-            if changes.live() {
-                let res = aa.create_analyzer().analyzer_name(ANALYZER).r#type(AnalyzerType::Organization).send().await;
-                match res {
-                    Ok(_) => {}
-                    // Another account's run created the organization's analyzer a moment ago.
-                    Err(e) if already_exists(error_code(&e), "") => {}
-                    Err(e) => return Err(e).aws(format!("access-analyzer:CreateAnalyzer {ANALYZER}")),
-                }
+    let found = if newly && changes.live() {
+        false
+    } else {
+        match aa.get_analyzer().analyzer_name(ANALYZER).send().await {
+            Ok(_) => true,
+            Err(e) if error_code(&e) == Some("ResourceNotFoundException") => false,
+            Err(e) => return Err(e).aws(format!("access-analyzer:GetAnalyzer {ANALYZER}")),
+        }
+    };
+    if !found {
+        let created = if changes.live() {
+            let res = aa.create_analyzer().analyzer_name(ANALYZER).r#type(AnalyzerType::Organization).send().await;
+            match res {
+                Ok(_) => true,
+                // There already: another account's run created it a moment ago, or it was there.
+                Err(e) if already_exists(error_code(&e), "") => false,
+                Err(e) => return Err(e).aws(format!("access-analyzer:CreateAnalyzer {ANALYZER}")),
             }
+        } else {
+            true
+        };
+        if created {
             changes.push_in(
                 security.account.clone(),
                 region.clone(),
@@ -58,7 +79,6 @@ async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &m
                 json!({"type": "ORGANIZATION"}),
             );
         }
-        Err(e) => return Err(e).aws(format!("access-analyzer:GetAnalyzer {ANALYZER}")),
     }
     ensure_findings_delivery(aws, run, &security, changes).await
 }
@@ -104,10 +124,23 @@ fn stream_arn(security: &AccountConfig) -> String {
     format!("arn:aws:firehose:{}:{}:deliverystream/{FINDINGS}", security.region, security.account)
 }
 
-/// Where a region's findings land in the logging bucket.
-fn findings_prefix(region: &Region) -> String {
-    format!("access-analyzer/{region}/")
+/// The home region's default event bus, where the other regions' rules send their findings.
+fn home_bus_arn(run: &RunInput) -> String {
+    format!("arn:aws:events:{}:{}:event-bus/default", run.home_region, run.org.security)
 }
+
+/// Where the findings rule of `security`'s region sends them: the stream in the home region, the
+/// home region's event bus elsewhere.
+fn rule_target(run: &RunInput, security: &AccountConfig) -> String {
+    if security.region == run.home_region {
+        stream_arn(security)
+    } else {
+        home_bus_arn(run)
+    }
+}
+
+/// Where findings land in the logging bucket.
+const FINDINGS_PREFIX: &str = "access-analyzer/";
 
 /// The findings stream as found.
 #[derive(Debug)]
@@ -191,48 +224,32 @@ async fn read_rule(security: &AccountConfig) -> Result<Option<(Option<Value>, Ve
     Ok(Some((pattern, targets.targets().iter().map(|t| t.arn().to_owned()).collect())))
 }
 
-/// Findings of this region's analyzer reach the logging bucket.
+/// Findings of this region's analyzer reach the logging bucket: this region's rule sends them on
+/// (see the module's doc), and in the home region the stream writes them to the bucket.
 async fn ensure_findings_delivery(
     aws: &Aws,
     run: &RunInput,
     security: &AccountConfig,
     changes: &mut Changes,
 ) -> Result<(), StepError> {
-    let region = &security.region;
-    let key = logging_key_arn(aws, run).await?;
-    let bucket_arn = format!("arn:aws:s3:::{}", run.logging_bucket());
     let mut sec = Changes::new(security);
-    // IAM is global: every region's run converges on the same two roles.
-    let firehose_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:SourceAccount": security.account.as_str()}}}]});
-    let firehose_policy = json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket"],
-         "Resource": [bucket_arn.clone(), format!("{bucket_arn}/access-analyzer/*")]},
-        {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key.clone()}]});
-    let role = ensure_role(
-        security,
-        &Role {
-            name: FINDINGS_ROLE,
-            description: "assure: Firehose writes Access Analyzer findings to the logging bucket",
-            trust: firehose_trust,
-            policy_name: "deliver",
-            policy: firehose_policy,
-        },
-        &mut sec,
-    )
-    .await?;
+    // IAM is global: every region's run converges on the same roles.
     let events_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
         "Condition": {"StringEquals": {"aws:SourceAccount": security.account.as_str()}}}]});
-    let events_policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"],
-        "Resource": format!("arn:aws:firehose:*:{}:deliverystream/{FINDINGS}", security.account)}]});
+    // The home region's rule puts findings into the stream; the other regions' rules put them on
+    // the home region's event bus, which takes a role allowed events:PutEvents on it
+    // (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cross-region.html).
+    let events_policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"],
+         "Resource": format!("arn:aws:firehose:{}:{}:deliverystream/{FINDINGS}", run.home_region, security.account)},
+        {"Effect": "Allow", "Action": "events:PutEvents", "Resource": home_bus_arn(run)}]});
     let events_role = ensure_role(
         security,
         &Role {
             name: FINDINGS_EVENTS_ROLE,
-            description: "assure: EventBridge forwards Access Analyzer findings to Firehose",
+            description:
+                "assure: EventBridge forwards Access Analyzer findings to the home region and its Firehose stream",
             trust: events_trust,
             policy_name: "forward",
             policy: events_policy,
@@ -241,55 +258,76 @@ async fn ensure_findings_delivery(
     )
     .await?;
 
-    let want = (bucket_arn.clone(), findings_prefix(region), Some(key.clone()));
-    match read_stream(security).await? {
-        Some(found) if found.destination == want => {}
-        Some(found) => {
-            // A stream's destination is changed through its version id and destination id.
-            let fh = security.firehose();
-            let d = fh
-                .describe_delivery_stream()
-                .delivery_stream_name(FINDINGS)
-                .send()
-                .await
-                .aws("firehose:DescribeDeliveryStream")?;
-            let d = d
-                .delivery_stream_description()
-                .ok_or_else(|| StepError::internal("firehose: no stream description"))?;
-            let dest = d.destinations().first().map(|x| x.destination_id().to_owned()).unwrap_or_default();
-            if changes.live() {
-                let update = aws_sdk_firehose::types::ExtendedS3DestinationUpdate::builder()
-                    .bucket_arn(&bucket_arn)
-                    .role_arn(&role)
-                    .prefix(findings_prefix(region))
-                    .encryption_configuration(encryption(&key)?)
-                    .build();
-                while_role_propagates(|| {
-                    fh.update_destination()
-                        .delivery_stream_name(FINDINGS)
-                        .current_delivery_stream_version_id(d.version_id())
-                        .destination_id(&dest)
-                        .extended_s3_destination_update(update.clone())
-                        .send()
-                })
-                .await
-                .aws(format!("firehose:UpdateDestination {FINDINGS}"))?;
-            }
-            sec.push(format!("firehose:{FINDINGS}/destination"), "update", json!(found.destination), json!(want));
-        }
-        None => {
-            if changes.live() {
-                let destination = aws_sdk_firehose::types::ExtendedS3DestinationConfiguration::builder()
-                    .bucket_arn(&bucket_arn)
-                    .role_arn(&role)
-                    .prefix(findings_prefix(region))
-                    .compression_format(aws_sdk_firehose::types::CompressionFormat::Gzip)
-                    .encryption_configuration(encryption(&key)?)
-                    .build()
-                    .map_err(|e| StepError::internal(e.to_string()))?;
-                // The delivery role is ensured just above, perhaps a moment ago.
-                let create = || {
+    if security.region == run.home_region {
+        let key = logging_key_arn(aws, run).await?;
+        let bucket_arn = format!("arn:aws:s3:::{}", run.logging_bucket());
+        let firehose_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": security.account.as_str()}}}]});
+        let firehose_policy = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket"],
+             "Resource": [bucket_arn.clone(), format!("{bucket_arn}/access-analyzer/*")]},
+            {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key.clone()}]});
+        let role = ensure_role(
+            security,
+            &Role {
+                name: FINDINGS_ROLE,
+                description: "assure: Firehose writes Access Analyzer findings to the logging bucket",
+                trust: firehose_trust,
+                policy_name: "deliver",
+                policy: firehose_policy,
+            },
+            &mut sec,
+        )
+        .await?;
+        let want = (bucket_arn.clone(), FINDINGS_PREFIX.to_owned(), Some(key.clone()));
+        match read_stream(security).await? {
+            Some(found) if found.destination == want => {}
+            Some(found) => {
+                // A stream's destination is changed through its version id and destination id.
+                let fh = security.firehose();
+                let d = fh
+                    .describe_delivery_stream()
+                    .delivery_stream_name(FINDINGS)
+                    .send()
+                    .await
+                    .aws("firehose:DescribeDeliveryStream")?;
+                let d = d
+                    .delivery_stream_description()
+                    .ok_or_else(|| StepError::internal("firehose: no stream description"))?;
+                let dest = d.destinations().first().map(|x| x.destination_id().to_owned()).unwrap_or_default();
+                if changes.live() {
+                    let update = aws_sdk_firehose::types::ExtendedS3DestinationUpdate::builder()
+                        .bucket_arn(&bucket_arn)
+                        .role_arn(&role)
+                        .prefix(FINDINGS_PREFIX.to_owned())
+                        .encryption_configuration(encryption(&key)?)
+                        .build();
                     while_role_propagates(|| {
+                        fh.update_destination()
+                            .delivery_stream_name(FINDINGS)
+                            .current_delivery_stream_version_id(d.version_id())
+                            .destination_id(&dest)
+                            .extended_s3_destination_update(update.clone())
+                            .send()
+                    })
+                    .await
+                    .aws(format!("firehose:UpdateDestination {FINDINGS}"))?;
+                }
+                sec.push(format!("firehose:{FINDINGS}/destination"), "update", json!(found.destination), json!(want));
+            }
+            None => {
+                if changes.live() {
+                    let destination = aws_sdk_firehose::types::ExtendedS3DestinationConfiguration::builder()
+                        .bucket_arn(&bucket_arn)
+                        .role_arn(&role)
+                        .prefix(FINDINGS_PREFIX.to_owned())
+                        .compression_format(aws_sdk_firehose::types::CompressionFormat::Gzip)
+                        .encryption_configuration(encryption(&key)?)
+                        .build()
+                        .map_err(|e| StepError::internal(e.to_string()))?;
+                    // The delivery role is ensured just above, perhaps a moment ago.
+                    let res = while_role_propagates(|| {
                         security
                             .firehose()
                             .create_delivery_stream()
@@ -298,36 +336,22 @@ async fn ensure_findings_delivery(
                             .extended_s3_destination_configuration(destination.clone())
                             .send()
                     })
-                };
-                // Every region's stream waits for the same role to propagate: the first region of
-                // the task waits it out, the others create theirs once it has, instead of each
-                // retrying through the same window.
-                let mine = std::sync::Mutex::new(None);
-                let first = async {
-                    let res = create().await;
-                    *mine.lock().unwrap_or_else(|e| e.into_inner()) = Some(res);
-                    Ok(String::new())
-                };
-                security.account_wide(&format!("propagated/{FINDINGS_ROLE}"), first).await?;
-                let waited = mine.into_inner().unwrap_or_else(|e| e.into_inner());
-                let res = match waited {
-                    Some(res) => res,
-                    None => create().await,
-                };
-                match res {
-                    Ok(_) => sec.push(format!("firehose:{FINDINGS}"), "create", Value::Null, json!(want)),
-                    // Another account's run (a bulk run) created the security account's stream a
-                    // moment ago, for the same bucket and key.
-                    Err(e) if error_code(&e) == Some("ResourceInUseException") => {}
-                    Err(e) => return Err(e).aws(format!("firehose:CreateDeliveryStream {FINDINGS}")),
+                    .await;
+                    match res {
+                        Ok(_) => sec.push(format!("firehose:{FINDINGS}"), "create", Value::Null, json!(want)),
+                        // Another account's run (a bulk run) created the security account's stream a
+                        // moment ago, for the same bucket and key.
+                        Err(e) if error_code(&e) == Some("ResourceInUseException") => {}
+                        Err(e) => return Err(e).aws(format!("firehose:CreateDeliveryStream {FINDINGS}")),
+                    }
+                } else {
+                    sec.push(format!("firehose:{FINDINGS}"), "create", Value::Null, json!(want));
                 }
-            } else {
-                sec.push(format!("firehose:{FINDINGS}"), "create", Value::Null, json!(want));
             }
         }
     }
     let pattern = finding_pattern();
-    let stream = stream_arn(security);
+    let target = rule_target(run, security);
     let rule = read_rule(security).await?;
     let eb = security.eventbridge();
     if rule.as_ref().map(|(p, _)| p.as_ref()) != Some(Some(&pattern)) {
@@ -347,14 +371,14 @@ async fn ensure_findings_delivery(
             pattern,
         );
     }
-    if !rule.as_ref().is_some_and(|(_, t)| t.contains(&stream)) {
+    if !rule.as_ref().is_some_and(|(_, t)| t.contains(&target)) {
         if changes.live() {
             eb.put_targets()
                 .rule(FINDINGS)
                 .targets(
                     aws_sdk_eventbridge::types::Target::builder()
-                        .id("firehose")
-                        .arn(&stream)
+                        .id(if security.region == run.home_region { "firehose" } else { "home-region" })
+                        .arn(&target)
                         .role_arn(&events_role)
                         .build()
                         .map_err(|e| StepError::internal(e.to_string()))?,
@@ -363,7 +387,7 @@ async fn ensure_findings_delivery(
                 .await
                 .aws(format!("events:PutTargets {FINDINGS}"))?;
         }
-        sec.push(format!("events:rule/{FINDINGS}/targets"), "update", json!(rule.map(|r| r.1)), json!([stream]));
+        sec.push(format!("events:rule/{FINDINGS}/targets"), "update", json!(rule.map(|r| r.1)), json!([target]));
     }
     changes.list.extend(sec.list);
     Ok(())
@@ -389,32 +413,48 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
         Err(e) if error_code(&e) == Some("ResourceNotFoundException") => None,
         Err(e) => return Err(e).aws(format!("access-analyzer:GetAnalyzer {ANALYZER}")),
     };
-    let stream = read_stream(&security).await?;
     let rule = read_rule(&security).await?;
-    let delivered = stream.as_ref().is_some_and(|s| {
-        s.destination.0 == format!("arn:aws:s3:::{}", run.logging_bucket())
-            && s.destination.1 == findings_prefix(region)
-    }) && rule
-        .as_ref()
-        .is_some_and(|(p, t)| p.as_ref() == Some(&finding_pattern()) && t.contains(&stream_arn(&security)));
-    let success = if stream.is_some() { latest_delivery_success(&security).await? } else { None };
-    let healthy = stream.as_ref().is_some_and(|s| s.status == "ACTIVE" && s.failure.is_none())
-        && success.is_none_or(|share| share >= 1.0);
-    let mut out = vec![
+    let target_arn = rule_target(run, &security);
+    let routed = rule.as_ref().is_some_and(|(p, t)| p.as_ref() == Some(&finding_pattern()) && t.contains(&target_arn));
+    let analyzer_evidence = evidence(
+        &security,
+        "access-analyzer.organization",
+        format!("access-analyzer:analyzer/{ANALYZER}"),
+        analyzer.as_ref().is_some_and(|(t, s)| t == "ORGANIZATION" && s == "ACTIVE"),
+        format!("analyzer (type, status): {analyzer:?}"),
+    );
+    let delivery = if region != &run.home_region {
+        // Delivered means sent on to the home region's bus; the home region's evidence covers the
+        // rest of the way (its rule, the stream and what the stream writes).
         evidence(
             &security,
-            "access-analyzer.organization",
-            format!("access-analyzer:analyzer/{ANALYZER}"),
-            analyzer.as_ref().is_some_and(|(t, s)| t == "ORGANIZATION" && s == "ACTIVE"),
-            format!("analyzer (type, status): {analyzer:?}"),
-        ),
+            "access-analyzer.findings-delivered",
+            format!("events:rule/{FINDINGS}"),
+            routed,
+            format!(
+                "rule pattern is the findings': {}; rule targets: {:?} (want the {} event bus; the stream is checked there)",
+                rule.as_ref().is_some_and(|(p, _)| p.as_ref() == Some(&finding_pattern())),
+                rule.as_ref().map(|r| &r.1),
+                run.home_region
+            ),
+        )
+    } else {
+        let stream = read_stream(&security).await?;
+        let configured = routed
+            && stream.as_ref().is_some_and(|s| {
+                s.destination.0 == format!("arn:aws:s3:::{}", run.logging_bucket())
+                    && s.destination.1 == FINDINGS_PREFIX
+            });
+        let success = if stream.is_some() { latest_delivery_success(&security).await? } else { None };
+        let healthy = stream.as_ref().is_some_and(|s| s.status == "ACTIVE" && s.failure.is_none())
+            && success.is_none_or(|share| share >= 1.0);
         // Delivered means configured to reach the bucket and reaching it: the stream is ACTIVE with
         // no failure, and its latest writes to S3 succeeded.
         evidence(
             &security,
             "access-analyzer.findings-delivered",
             format!("events:rule/{FINDINGS}"),
-            delivered && healthy,
+            configured && healthy,
             format!(
                 "stream destination (bucket, prefix, key): {:?}; rule targets: {:?}; stream status: {:?}; \
                  failure: {:?}; latest DeliveryToS3.Success in the last 24 h: {}",
@@ -424,8 +464,9 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
                 stream.as_ref().and_then(|s| s.failure.as_ref()),
                 success.map_or("none (nothing delivered)".to_owned(), |v| v.to_string())
             ),
-        ),
-    ];
+        )
+    };
+    let mut out = vec![analyzer_evidence, delivery];
     if region == &run.home_region {
         let role = match target.iam().get_role().role_name(SLR).send().await {
             Ok(_) => true,

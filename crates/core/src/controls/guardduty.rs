@@ -10,7 +10,7 @@ use aws_sdk_guardduty::types::{
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::controls::kit::{already_exists, logging_key_arn};
+use crate::controls::kit::{already_exists, logging_key_arn, registered_administrators};
 use crate::controls::kit::{evidence, Changes};
 use crate::controls::{Control, Fut, Known, Organized, Report, StepCall, Undo};
 
@@ -83,6 +83,9 @@ pub async fn stop_foreign(
         json!({"detectors": snapshot}),
     ))
 }
+
+/// GuardDuty's service principal, as Organizations knows it.
+const PRINCIPAL: &str = "guardduty.amazonaws.com";
 
 /// The detector id a plan stands in for a detector it would create.
 const PLANNED: &str = "(planned)";
@@ -181,7 +184,10 @@ async fn organize_region(
     let mgmt = aws.account(&run.org.management, region).await?;
     let security = aws.account(&run.org.security, region).await?;
     // The security account is the delegated administrator (management account, this region).
-    let current = delegated_administrators(aws, run, region).await?;
+    // Designating one registers it with Organizations, so an organization that has none registered
+    // has none in any region, and there is nothing to list region by region.
+    let registered = registered_administrators(&mgmt, PRINCIPAL).await?;
+    let current = if registered.is_empty() { vec![] } else { delegated_administrators(aws, run, region).await? };
     let designated = !current.contains(&run.org.security.to_string());
     if designated {
         if !current.is_empty() {
@@ -351,36 +357,64 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>)
     Ok(changes.output(StepName::GuardDuty, region, &format!("GuardDuty in {region}"), Value::Null))
 }
 
-/// Evidence for GuardDuty in one region.
+/// Evidence for GuardDuty in one region. The membership is the administrator's record of it
+/// (GetMembers: the member's detector and its relationship, `Enabled` while the security account
+/// administers it, https://docs.aws.amazon.com/guardduty/latest/APIReference/API_Member.html),
+/// read with the security account's publishing destinations; the account's own detector is then
+/// read by the id the administrator knows, or, when it knows none, found in the account.
 pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<Vec<Evidence>, StepError> {
     let target = aws.account(&run.account, region).await?;
     let security = aws.account(&run.org.security, region).await?;
-    let det = detector(&target).await?;
-    let (enabled, admin) = match &det {
+    let (membership, statuses) = match detector(&security).await? {
+        Some(sd) => {
+            let sgd = security.guardduty();
+            let (members, dests) = futures::future::join(
+                async {
+                    sgd.get_members()
+                        .detector_id(&sd)
+                        .account_ids(run.account.as_str())
+                        .send()
+                        .await
+                        .aws("guardduty:GetMembers")
+                },
+                async {
+                    sgd.list_publishing_destinations()
+                        .detector_id(&sd)
+                        .send()
+                        .await
+                        .aws("guardduty:ListPublishingDestinations")
+                },
+            )
+            .await;
+            let membership =
+                members?.members().iter().find(|m| m.account_id() == Some(run.account.as_str())).map(|m| {
+                    (
+                        m.detector_id().filter(|d| !d.is_empty()).map(str::to_owned),
+                        m.relationship_status().unwrap_or_default().to_owned(),
+                    )
+                });
+            let statuses: Vec<String> =
+                dests?.destinations().iter().map(|d| d.status().map_or("(none)", |s| s.as_str()).to_owned()).collect();
+            (membership, statuses)
+        }
+        None => (None, vec![]),
+    };
+    let det = match membership.as_ref().and_then(|m| m.0.clone()) {
+        Some(d) => Some(d),
+        None => detector(&target).await?,
+    };
+    let enabled = match &det {
         Some(d) => {
             let got = target.guardduty().get_detector().detector_id(d).send().await.aws("guardduty:GetDetector")?;
-            (got.status().map(|s| s.as_str()) == Some("ENABLED"), administrator(&target, d).await?)
+            got.status().map(|s| s.as_str()) == Some("ENABLED")
         }
-        None => (false, None),
+        None => false,
     };
+    let member = membership.as_ref().is_some_and(|m| m.1 == "Enabled");
     let res = det.clone().map_or_else(|| "guardduty:(no detector)".to_owned(), |d| format!("guardduty:detector/{d}"));
     // Exported means a destination GuardDuty can publish to: its status is PUBLISHING, not
     // PENDING_VERIFICATION or UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY (a bucket or key policy
     // that does not admit this region's GuardDuty principal).
-    let statuses: Vec<String> = match detector(&security).await? {
-        Some(sd) => security
-            .guardduty()
-            .list_publishing_destinations()
-            .detector_id(&sd)
-            .send()
-            .await
-            .aws("guardduty:ListPublishingDestinations")?
-            .destinations()
-            .iter()
-            .map(|d| d.status().map_or("(none)", |s| s.as_str()).to_owned())
-            .collect(),
-        None => vec![],
-    };
     let exported = statuses.iter().any(|s| s == "PUBLISHING");
     Ok(vec![
         evidence(&target, "guardduty.enabled", &res, enabled, format!("detector: {det:?}, enabled: {enabled}")),
@@ -388,8 +422,11 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             &target,
             "guardduty.security-administrator",
             &res,
-            admin.as_deref() == Some(run.org.security.as_str()),
-            format!("administrator: {admin:?}"),
+            member,
+            match &membership {
+                Some((_, status)) => format!("member of the security account {}: {status}", run.org.security),
+                None => format!("not a member of the security account {}", run.org.security),
+            },
         ),
         evidence(
             &target,
@@ -466,6 +503,15 @@ async fn preflight(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     if run.organization.is_some() {
         return Ok(());
     }
+    // Designating a GuardDuty delegated administrator "enables GuardDuty as a trusted service in AWS
+    // Organizations" and registers the account there
+    // (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html): when
+    // Organizations knows no account but the security account, no other account is the
+    // administrator in any region. Otherwise each region of the run says where.
+    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
+    if registered_administrators(&mgmt, PRINCIPAL).await?.iter().all(|a| a == run.org.security.as_str()) {
+        return Ok(());
+    }
     let found =
         futures::future::try_join_all(run.regions.iter().map(|r| delegated_administrators(aws, run, r))).await?;
     for (region, admins) in run.regions.iter().zip(found) {
@@ -495,7 +541,7 @@ impl Control for GuardDuty {
         Some(SNAPSHOT)
     }
 
-    fn snapshot<'a>(&'a self, acct: &'a AccountConfig) -> Fut<'a, Value> {
+    fn snapshot<'a>(&'a self, acct: &'a AccountConfig, _run: &'a RunInput) -> Fut<'a, Value> {
         Box::pin(snapshot(acct))
     }
 

@@ -389,18 +389,37 @@ pub(crate) async fn ensure_key(
 /// delegated administrator, from the management account `mgmt` (Organizations is global; the
 /// changes are recorded in `region`, the step's). Organization-wide and shared by every account's
 /// run, so never compensated. Regions run in parallel: a registration another region made first
-/// is fine.
+/// is fine. Answers whether `admin` was not registered before (so registered now, or in a plan
+/// would be).
 pub(crate) async fn ensure_delegated_administrator(
     mgmt: &AccountConfig,
     region: &Region,
     principal: &str,
     admin: &AccountId,
     changes: &mut Changes,
-) -> Result<(), StepError> {
+) -> Result<bool, StepError> {
     let work = async {
-        ensure_delegated_administrator_here(mgmt, region, principal, admin, changes).await.map(|()| String::new())
+        let registered = ensure_delegated_administrator_here(mgmt, region, principal, admin, changes).await?;
+        Ok(if registered { "registered".to_owned() } else { String::new() })
     };
-    mgmt.account_wide(&format!("delegated-administrator/{principal}/{admin}"), work).await.map(|_| ())
+    Ok(!mgmt.account_wide(&format!("delegated-administrator/{principal}/{admin}"), work).await?.is_empty())
+}
+
+/// The accounts Organizations has registered as `principal`'s delegated administrators, read from
+/// the management account once per task (every region of it shares the answer).
+pub async fn registered_administrators(mgmt: &AccountConfig, principal: &str) -> Result<Vec<String>, StepError> {
+    let read = async {
+        let admins = mgmt
+            .organizations()
+            .list_delegated_administrators()
+            .service_principal(principal)
+            .send()
+            .await
+            .aws(format!("organizations:ListDelegatedAdministrators {principal}"))?;
+        Ok(admins.delegated_administrators().iter().filter_map(|a| a.id()).collect::<Vec<_>>().join(","))
+    };
+    let joined = mgmt.account_wide(&format!("registered-administrators/{principal}"), read).await?;
+    Ok(joined.split(',').filter(|a| !a.is_empty()).map(str::to_owned).collect())
 }
 
 async fn ensure_delegated_administrator_here(
@@ -409,7 +428,7 @@ async fn ensure_delegated_administrator_here(
     principal: &str,
     admin: &AccountId,
     changes: &mut Changes,
-) -> Result<(), StepError> {
+) -> Result<bool, StepError> {
     let orgs = mgmt.organizations();
     let access = orgs
         .list_aws_service_access_for_organization()
@@ -440,7 +459,7 @@ async fn ensure_delegated_administrator_here(
         .await
         .aws("organizations:ListDelegatedAdministrators")?;
     if admins.delegated_administrators().iter().any(|a| a.id() == Some(admin.as_str())) {
-        return Ok(());
+        return Ok(false);
     }
     if changes.live() {
         match orgs
@@ -451,7 +470,7 @@ async fn ensure_delegated_administrator_here(
             .await
         {
             Ok(_) => {}
-            Err(e) if already_exists(error_code(&e), "") => return Ok(()),
+            Err(e) if already_exists(error_code(&e), "") => return Ok(false),
             Err(e) => return Err(e).aws("organizations:RegisterDelegatedAdministrator"),
         }
     }
@@ -463,7 +482,7 @@ async fn ensure_delegated_administrator_here(
         Value::Null,
         json!(admin),
     );
-    Ok(())
+    Ok(true)
 }
 
 /// The trail's log group as [`trail_log_group`] found or made it.

@@ -63,9 +63,9 @@ pub trait Control: Sync {
         None
     }
 
-    /// What it reads: the account's existing setup for this control in `acct`'s region (JSON null
-    /// when there is none). Read-only; taken before any step changes anything.
-    fn snapshot<'a>(&'a self, _acct: &'a AccountConfig) -> Fut<'a, Value> {
+    /// What it reads: the account's existing setup for this control in `acct`'s region, one of the
+    /// run's (JSON null when there is none). Read-only; taken before any step changes anything.
+    fn snapshot<'a>(&'a self, _acct: &'a AccountConfig, _run: &'a RunInput) -> Fut<'a, Value> {
         Box::pin(async { Ok(Value::Null) })
     }
 

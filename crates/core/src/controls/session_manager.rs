@@ -200,7 +200,7 @@ impl Control for SessionManager {
         Some(SNAPSHOT)
     }
 
-    fn snapshot<'a>(&'a self, acct: &'a AccountConfig) -> Fut<'a, Value> {
+    fn snapshot<'a>(&'a self, acct: &'a AccountConfig, _run: &'a RunInput) -> Fut<'a, Value> {
         Box::pin(snapshot(acct))
     }
 

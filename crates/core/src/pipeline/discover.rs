@@ -12,7 +12,7 @@ use crate::controls::{self, Control};
 
 pub async fn run(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
     let target = aws.account(&run.account, region).await?;
-    let parts = snapshot(&target).await?;
+    let parts = snapshot(&target, run).await?;
     let summary: Vec<String> = parts.iter().map(|(control, part)| control.summarize(part)).collect();
     let mut snapshot = keyed(parts);
     snapshot.insert("region".to_owned(), Value::String(region.to_string()));
@@ -27,10 +27,10 @@ pub async fn run(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutpu
 }
 
 /// Every control's part of the region's existing setup, read in parallel, in [`controls::baseline::ALL`]'s order.
-pub async fn snapshot(acct: &AccountConfig) -> Result<Vec<(&'static dyn Control, Value)>, StepError> {
+pub async fn snapshot(acct: &AccountConfig, run: &RunInput) -> Result<Vec<(&'static dyn Control, Value)>, StepError> {
     let readers: Vec<&'static dyn Control> =
         controls::baseline::ALL.iter().copied().filter(|c| c.snapshot_key().is_some()).collect();
-    let parts = try_join_all(readers.iter().map(|c| c.snapshot(acct))).await?;
+    let parts = try_join_all(readers.iter().map(|c| c.snapshot(acct, run))).await?;
     Ok(readers.into_iter().zip(parts).collect())
 }
 

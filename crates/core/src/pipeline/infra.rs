@@ -532,7 +532,7 @@ pub fn member_role_template() -> Value {
         // recorders, CloudWatch's alarms, GuardDuty's administrator and members) are authorized
         // against whatever the account holds, which assure must see whatever its names.
         {"Sid": "ReadSecuritySetup", "Effect": "Allow", "Resource": "*", "Action": [
-            "cloudtrail:DescribeTrails", "cloudtrail:ListTags", "config:DescribeConfigurationRecorders", "config:DescribeConfigurationRecorderStatus",
+            "cloudtrail:DescribeTrails", "cloudtrail:ListTrails", "cloudtrail:ListTags", "config:DescribeConfigurationRecorders", "config:DescribeConfigurationRecorderStatus",
             "config:DescribeDeliveryChannels", "config:DescribeDeliveryChannelStatus", "config:DescribeConfigurationAggregators", "guardduty:ListDetectors",
             "guardduty:GetAdministratorAccount", "guardduty:GetMembers", "guardduty:ListMembers", "guardduty:ListFilters",
             "guardduty:ListPublishingDestinations", "guardduty:DescribeOrganizationConfiguration", "logs:DescribeLogGroups",

@@ -96,7 +96,7 @@ pub async fn configuration(aws: &Aws, run: &RunInput) -> Result<Value, StepError
     let target = aws.account(&run.account, &run.home_region).await?;
     let mut regions = serde_json::Map::new();
     for region in &run.regions {
-        let parts = discover::snapshot(&target.in_region(region)).await?;
+        let parts = discover::snapshot(&target.in_region(region), run).await?;
         regions.insert(region.to_string(), Value::Object(discover::keyed(parts)));
     }
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;

@@ -334,24 +334,61 @@ pub async fn stop_others(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepEr
 }
 
 /// Every trail but the assure trail that logs in any region of the run, once each: single-region
-/// trails homed in any of them, multi-region trails (whose shadows every region lists) and
-/// organization trails, of this organization or of another.
+/// trails homed in any of them, multi-region trails and organization trails, of this organization
+/// or of another. `target` is in the run's home region.
+///
+/// Read from the home region alone, in two or three calls, not one per region: DescribeTrails there
+/// answers its own trails and the shadows of every multi-region and organization trail, wherever
+/// homed; ListTrails answers every trail of the account with its home region
+/// (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_ListTrails.html), and those
+/// homed in another region of the run are described by ARN, which DescribeTrails answers from any
+/// region (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_DescribeTrails.html).
 async fn trails_of_the_run(
     target: &AccountConfig,
     run: &RunInput,
 ) -> Result<Vec<aws_sdk_cloudtrail::types::Trail>, StepError> {
-    let lists = futures::future::try_join_all(run.regions.iter().map(|r| async move {
-        let there = target.in_region(r);
-        let found = there.cloudtrail().describe_trails().include_shadow_trails(true).send().await;
-        found.aws(format!("cloudtrail:DescribeTrails in {r}"))
-    }))
-    .await?;
-    let mut seen = std::collections::BTreeSet::new();
-    Ok(lists
+    let ct = target.cloudtrail();
+    let (here, listed) = futures::future::join(
+        async { ct.describe_trails().include_shadow_trails(true).send().await.aws("cloudtrail:DescribeTrails") },
+        list_trails(target),
+    )
+    .await;
+    let mut trails = here?.trail_list.unwrap_or_default();
+    let elsewhere: Vec<String> = listed?
         .into_iter()
-        .flat_map(|l| l.trail_list.unwrap_or_default())
-        .filter(|t| t.name() != Some(TRAIL) && seen.insert(t.trail_arn().unwrap_or_default().to_owned()))
-        .collect())
+        .filter(|t| {
+            let arn = t.trail_arn().unwrap_or_default();
+            t.home_region().is_some_and(|h| run.regions.iter().any(|r| r.as_str() == h))
+                && !trails.iter().any(|d| d.trail_arn() == Some(arn))
+        })
+        .filter_map(|t| t.trail_arn.clone())
+        .collect();
+    if !elsewhere.is_empty() {
+        let more = ct
+            .describe_trails()
+            .set_trail_name_list(Some(elsewhere))
+            .send()
+            .await
+            .aws("cloudtrail:DescribeTrails (by ARN)")?;
+        trails.extend(more.trail_list.unwrap_or_default());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    trails.retain(|t| t.name() != Some(TRAIL) && seen.insert(t.trail_arn().unwrap_or_default().to_owned()));
+    Ok(trails)
+}
+
+/// Every trail ListTrails answers, every page.
+async fn list_trails(target: &AccountConfig) -> Result<Vec<aws_sdk_cloudtrail::types::TrailInfo>, StepError> {
+    let mut out = Vec::new();
+    let mut next = None;
+    loop {
+        let page = target.cloudtrail().list_trails().set_next_token(next).send().await.aws("cloudtrail:ListTrails")?;
+        out.extend(page.trails.unwrap_or_default());
+        next = page.next_token;
+        if next.is_none() {
+            return Ok(out);
+        }
+    }
 }
 
 /// Every trail of the run's regions except the assure trail, with its status.
@@ -448,14 +485,41 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
     ));
     Ok(out)
 }
-/// Trails homed in this region (a multi-region trail appears once, in its home region), each
-/// recorded whole (see [`record::read`]).
-pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
-    let ct = target.cloudtrail();
-    let trails = ct.describe_trails().include_shadow_trails(false).send().await.aws("cloudtrail:DescribeTrails")?;
+/// The account's own trails homed in any region of the run (a multi-region trail once, in its home
+/// region), each recorded whole (see [`record::read`]), under the home region; the other regions'
+/// part is null. Read from the home region: ListTrails answers every trail of the account with its
+/// home region, and DescribeTrails answers a trail of another region by its ARN
+/// (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_ListTrails.html,
+/// https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_DescribeTrails.html), so one
+/// read serves every region instead of one DescribeTrails per region.
+pub async fn snapshot(target: &AccountConfig, run: &RunInput) -> Result<Value, StepError> {
+    if target.region != run.home_region {
+        return Ok(Value::Null);
+    }
+    let own: Vec<String> = list_trails(target)
+        .await?
+        .into_iter()
+        .filter(|t| {
+            let arn = t.trail_arn().unwrap_or_default();
+            arn.split(':').nth(4) == Some(target.account.as_str())
+                && t.home_region().is_some_and(|h| run.regions.iter().any(|r| r.as_str() == h))
+        })
+        .filter_map(|t| t.trail_arn)
+        .collect();
+    if own.is_empty() {
+        return Ok(json!([]));
+    }
+    let trails = target
+        .cloudtrail()
+        .describe_trails()
+        .set_trail_name_list(Some(own))
+        .send()
+        .await
+        .aws("cloudtrail:DescribeTrails (by ARN)")?;
     let mut out = Vec::new();
     for t in trails.trail_list() {
-        out.push(record::read(target, t).await?);
+        let home: Region = t.home_region().unwrap_or(target.region.as_str()).parse()?;
+        out.push(record::read(&target.in_region(&home), t).await?);
     }
     Ok(Value::Array(out))
 }
@@ -493,12 +557,15 @@ impl Control for CloudTrail {
         Some("cloudtrail")
     }
 
-    fn snapshot<'a>(&'a self, acct: &'a AccountConfig) -> Fut<'a, Value> {
-        Box::pin(snapshot(acct))
+    fn snapshot<'a>(&'a self, acct: &'a AccountConfig, run: &'a RunInput) -> Fut<'a, Value> {
+        Box::pin(snapshot(acct, run))
     }
 
     fn summarize(&self, part: &Value) -> String {
-        format!("{} trail(s) homed here", part.as_array().map_or(0, Vec::len))
+        match part.as_array() {
+            Some(trails) => format!("{} trail(s) of the account homed in the run's regions", trails.len()),
+            None => "trails: read in the home region".to_owned(),
+        }
     }
 
     fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {

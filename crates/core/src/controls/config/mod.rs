@@ -285,20 +285,29 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
 /// delivery channel, recorded whole.
 pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
     let c = target.config();
-    let recorders = c.describe_configuration_recorders().send().await.aws("config:DescribeConfigurationRecorders")?;
-    let status =
-        c.describe_configuration_recorder_status().send().await.aws("config:DescribeConfigurationRecorderStatus")?;
-    let channels = c.describe_delivery_channels().send().await.aws("config:DescribeDeliveryChannels")?;
+    let (recorders, channels) = futures::future::join(
+        async { c.describe_configuration_recorders().send().await.aws("config:DescribeConfigurationRecorders") },
+        async { c.describe_delivery_channels().send().await.aws("config:DescribeDeliveryChannels") },
+    )
+    .await;
+    let (recorders, channels) = (recorders?, channels?);
+    // Whether each recorder records; a region without one has no status to read.
+    let status = if recorders.configuration_recorders().is_empty() {
+        Vec::new()
+    } else {
+        c.describe_configuration_recorder_status()
+            .send()
+            .await
+            .aws("config:DescribeConfigurationRecorderStatus")?
+            .configuration_recorders_status
+            .unwrap_or_default()
+    };
     let recorders: Vec<Value> = recorders
         .configuration_recorders()
         .iter()
         .map(|r| {
             let mut out = record::recorder(r);
-            out["recording"] = json!(status
-                .configuration_recorders_status()
-                .iter()
-                .find(|s| s.name() == r.name())
-                .map(|s| s.recording()));
+            out["recording"] = json!(status.iter().find(|s| s.name() == r.name()).map(|s| s.recording()));
             out
         })
         .collect();
@@ -325,7 +334,7 @@ impl Control for Config {
         Some(SNAPSHOT)
     }
 
-    fn snapshot<'a>(&'a self, acct: &'a AccountConfig) -> Fut<'a, Value> {
+    fn snapshot<'a>(&'a self, acct: &'a AccountConfig, _run: &'a RunInput) -> Fut<'a, Value> {
         Box::pin(snapshot(acct))
     }
 
