@@ -102,7 +102,7 @@ impl Intercept for CallLog {
 pub const PIPELINE_ACCOUNT_ENV: &str = "ASSURE_PIPELINE_ACCOUNT";
 
 /// The Organizations request budget for the whole organization, in requests per second. Unset (the
-/// default): no pacing beyond the SDK's adaptive retry.
+/// default): no pacing beyond the SDK's retries.
 pub const ORGANIZATIONS_RPS_ENV: &str = "ASSURE_ORGANIZATIONS_RPS";
 /// How many processes share that budget at once (the worker sets it for the step binaries it runs
 /// to its bound on concurrent Organizations steps; 1 when unset). Not used with a pace file.
@@ -293,14 +293,10 @@ impl AccountConfig {
     /// organization's budget when one is set (see [`ORGANIZATIONS_RPS_ENV`]).
     pub fn organizations(&self) -> aws_sdk_organizations::Client {
         let mut conf = aws_sdk_organizations::config::Builder::from(&self.sdk).interceptor(self.call_log.clone());
-        // Adaptive mode adds a client-side rate limiter that learns the send rate and slows down
-        // after a throttling answer. It needs a long-lived process to learn in: on Lambda a step's
-        // process serves many tasks. A step binary run per task (locally) has no measured rate
-        // yet, so its first throttle drops it to the limiter's floor (0.5 requests/s); there the
-        // pacer and standard retry do better (measured: see ARCHITECTURE.md).
-        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-            conf = conf.retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(8));
-        }
+        // Standard retry, not adaptive: adaptive mode's client-side rate limiter starts with no
+        // measured rate, so a process's first throttling answer holds its next request for up to
+        // 20 s (measured: see ARCHITECTURE.md). The pacer keeps assure's own requests within the
+        // budget; standard retry with backoff covers the organization's other callers.
         if self.plan {
             conf = conf.interceptor(PlanGuard);
         }
@@ -384,7 +380,23 @@ pub struct Aws {
     /// A role of the pipeline account to assume first (see [`Aws::through`]).
     hop: Option<String>,
     hopped: Mutex<Option<AccountConfig>>,
+    /// What earlier steps of the task's run established (see [`Facts`]).
+    facts: Option<Arc<dyn Facts>>,
 }
+
+/// Facts an earlier step of a run established, which a later step of the same run may take
+/// instead of finding them again in the accounts (the logging key's ARN: [`LOGGING_KEY_FACT`]).
+/// Read on demand, only by the steps that need one. Verify never has them: it finds for itself.
+pub trait Facts: Send + Sync {
+    /// The fact `name`, if the run established it.
+    fn get<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send + 'a>>;
+}
+
+/// The logging key's ARN, as the run's logging-bucket step ensured the key.
+pub const LOGGING_KEY_FACT: &str = "loggingKeyArn";
 
 impl Aws {
     /// Loads the ambient configuration (profile, region, `AWS_ENDPOINT_URL`) and identifies the caller.
@@ -453,6 +465,7 @@ impl Aws {
             assumed: Mutex::new(HashMap::new()),
             hop: None,
             hopped: Mutex::new(None),
+            facts: None,
         })
     }
 
@@ -473,6 +486,7 @@ impl Aws {
             assumed: Mutex::new(HashMap::new()),
             hop: self.hop.clone(),
             hopped: Mutex::new(None),
+            facts: self.facts.clone(),
         }
     }
 
@@ -487,6 +501,21 @@ impl Aws {
     pub fn for_task(mut self) -> Aws {
         self.base.shared = Some(Arc::default());
         self
+    }
+
+    /// Where the task's steps find what earlier steps of the run established.
+    pub fn with_facts(mut self, facts: Arc<dyn Facts>) -> Aws {
+        self.facts = Some(facts);
+        self
+    }
+
+    /// The fact `name` an earlier step of the run established, if known. None in plan mode: a
+    /// plan reads what is there.
+    pub async fn fact(&self, name: &str) -> Option<String> {
+        match &self.facts {
+            Some(f) if !self.base.plan => f.get(name).await,
+            _ => None,
+        }
     }
 
     /// The role assumed in other accounts.

@@ -703,6 +703,26 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
     assert!(changed.is_empty(), "a refused run changed something: {changed:?}");
     cli_ok(&cloud, &admin, &[&["organizations", "deregister-delegated-administrator"][..], &admin_args].concat());
 
+    // Another account is GuardDuty's delegated administrator in a region of the run: Organizations
+    // knows it, and the preflight task asks GuardDuty where, then refuses.
+    let gd_admin = ["--admin-account-id", logging, "--region", "us-east-1"];
+    cli_ok(&cloud, &admin, &[&["guardduty", "enable-organization-admin-account"][..], &gd_admin].concat());
+    let (arn, status, from) = run("refused-guardduty");
+    assert_eq!(status, "FAILED", "{arn}");
+    let history = cli_ok(&cloud, &admin, &["stepfunctions", "get-execution-history", "--execution-arn", &arn]);
+    assert!(
+        history.contains("Assure.Conflict") && history.contains("delegated administrator in us-east-1"),
+        "the preflight task's refusal: {history}"
+    );
+    let asked: std::collections::BTreeSet<String> = cloud.decisions()[from..]
+        .iter()
+        .filter(|d| d["principal"].as_str().is_some_and(|p| p.contains("assure-step-preflight")))
+        .filter_map(|d| d["action"].as_str().map(str::to_owned))
+        .collect();
+    assert!(asked.contains("guardduty:ListOrganizationAdminAccounts"), "{asked:?}");
+    assert!(cloud.mutating_decisions_since(from).is_empty(), "a refused run changed something");
+    cli_ok(&cloud, &admin, &[&["guardduty", "disable-organization-admin-account"][..], &gd_admin].concat());
+
     // Nothing refuses it now: it onboards, its preflight task having asked what the CLI asks.
     let (arn, status, from) = run("accepted");
     assert_eq!(status, "SUCCEEDED", "{arn}");

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::aws::{error_code, while_role_propagates, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{already_exists, evidence, Changes};
 use crate::controls::kit::{ensure_delegated_administrator, ensure_service_linked_role};
-use crate::controls::kit::{ensure_role, logging_key_arn, Role};
+use crate::controls::kit::{ensure_role, logging_key_to_use, Role};
 use crate::controls::names::{ANALYZER, FINDINGS, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE};
 use crate::controls::{Control, Fut, Organized, Report, StepCall, Undo};
 
@@ -57,6 +57,7 @@ async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &m
             Err(e) => return Err(e).aws(format!("access-analyzer:GetAnalyzer {ANALYZER}")),
         }
     };
+    let mut made = false;
     if !found {
         let created = if changes.live() {
             let res = aa.create_analyzer().analyzer_name(ANALYZER).r#type(AnalyzerType::Organization).send().await;
@@ -69,6 +70,7 @@ async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &m
         } else {
             true
         };
+        made = created && changes.live();
         if created {
             changes.push_in(
                 security.account.clone(),
@@ -80,7 +82,7 @@ async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &m
             );
         }
     }
-    ensure_findings_delivery(aws, run, &security, changes).await
+    ensure_findings_delivery(aws, run, &security, made, changes).await
 }
 
 /// An organization has one IAM Access Analyzer delegated administrator, which only the management
@@ -226,10 +228,14 @@ async fn read_rule(security: &AccountConfig) -> Result<Option<(Option<Value>, Ve
 
 /// Findings of this region's analyzer reach the logging bucket: this region's rule sends them on
 /// (see the module's doc), and in the home region the stream writes them to the bucket.
+/// `new_analyzer`: the analyzer was created a moment ago, so the rule on its findings, which assure
+/// only ever puts after the analyzer, is not there to read; should one be left after all (its
+/// analyzer deleted by hand), PutRule and PutTargets replace it with this one, recorded as made.
 async fn ensure_findings_delivery(
     aws: &Aws,
     run: &RunInput,
     security: &AccountConfig,
+    new_analyzer: bool,
     changes: &mut Changes,
 ) -> Result<(), StepError> {
     let mut sec = Changes::new(security);
@@ -259,7 +265,7 @@ async fn ensure_findings_delivery(
     .await?;
 
     if security.region == run.home_region {
-        let key = logging_key_arn(aws, run).await?;
+        let key = logging_key_to_use(aws, run).await?;
         let bucket_arn = format!("arn:aws:s3:::{}", run.logging_bucket());
         let firehose_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
             "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole",
@@ -352,7 +358,7 @@ async fn ensure_findings_delivery(
     }
     let pattern = finding_pattern();
     let target = rule_target(run, security);
-    let rule = read_rule(security).await?;
+    let rule = if new_analyzer { None } else { read_rule(security).await? };
     let eb = security.eventbridge();
     if rule.as_ref().map(|(p, _)| p.as_ref()) != Some(Some(&pattern)) {
         if changes.live() {

@@ -10,7 +10,7 @@ use aws_sdk_guardduty::types::{
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::controls::kit::{already_exists, logging_key_arn, registered_administrators};
+use crate::controls::kit::{already_exists, logging_key_to_use, registered_administrators};
 use crate::controls::kit::{evidence, Changes};
 use crate::controls::{Control, Fut, Known, Organized, Report, StepCall, Undo};
 
@@ -265,7 +265,7 @@ async fn organize_region(
             .destinations()
             .is_empty();
     if !exporting {
-        let key = logging_key_arn(aws, run).await?;
+        let key = logging_key_to_use(aws, run).await?;
         let bucket_arn = format!("arn:aws:s3:::{}/guardduty", run.logging_bucket());
         let mut created = true;
         if changes.live() {

@@ -6,7 +6,7 @@
 use assure_contract::{AccountId, Change, ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use serde_json::{json, Value};
 
-use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt, LOGGING_KEY_FACT};
 use crate::controls::names::TRAIL_LOG_GROUP;
 
 /// The changes a step makes, as it makes them.
@@ -89,6 +89,20 @@ pub(crate) fn already_exists(code: Option<&str>, message: &str) -> bool {
         || message.contains("has been taken in this account")
 }
 
+/// The logging key's ARN for a step that hands it to a service: as the run's logging-bucket step
+/// (or a bulk run's organization step) ensured the key, or else [`logging_key_arn`]. Not for
+/// verify, which finds the key itself.
+pub(crate) async fn logging_key_to_use(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
+    let organized = run.organization.as_ref().and_then(|o| o["logging-bucket"][LOGGING_KEY_FACT].as_str());
+    if let Some(arn) = organized.filter(|_| !aws.pipeline().plan) {
+        return Ok(arn.to_owned());
+    }
+    if let Some(arn) = aws.fact(LOGGING_KEY_FACT).await {
+        return Ok(arn);
+    }
+    logging_key_arn(aws, run).await
+}
+
 /// The logging key's ARN (one `kms:DescribeKey`); the logging bucket step must have run.
 pub(crate) async fn logging_key_arn(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
     let logging = aws.account(&run.org.logging, &run.home_region).await?;
@@ -136,6 +150,8 @@ async fn ensure_role_here(acct: &AccountConfig, role: &Role<'_>, changes: &mut C
     let (name, description, policy_name) = (*name, *description, *policy_name);
     let iam = acct.iam();
     let arn = format!("arn:aws:iam::{}:role/{name}", acct.account);
+    // A role made just now (or that the plan would make) has no inline policy to read.
+    let mut made = false;
     match iam.get_role().role_name(name).send().await {
         Ok(out) => {
             let current = out.role().and_then(|r| r.assume_role_policy_document()).and_then(crate::aws::decode_policy);
@@ -153,6 +169,7 @@ async fn ensure_role_here(acct: &AccountConfig, role: &Role<'_>, changes: &mut C
         }
         Err(e) if error_code(&e) == Some("NoSuchEntity") && !changes.live() => {
             changes.push(format!("iam:role/{name}"), "create", Value::Null, trust.clone());
+            made = true;
         }
         Err(e) if error_code(&e) == Some("NoSuchEntity") => {
             let created = iam
@@ -163,7 +180,10 @@ async fn ensure_role_here(acct: &AccountConfig, role: &Role<'_>, changes: &mut C
                 .send()
                 .await;
             match created {
-                Ok(_) => changes.push(format!("iam:role/{name}"), "create", Value::Null, trust.clone()),
+                Ok(_) => {
+                    changes.push(format!("iam:role/{name}"), "create", Value::Null, trust.clone());
+                    made = true;
+                }
                 // IAM is global and regions run in parallel: another region created it first.
                 Err(e) if already_exists(error_code(&e), "") => {}
                 Err(e) => return Err(e).aws(format!("iam:CreateRole {name}")),
@@ -171,10 +191,14 @@ async fn ensure_role_here(acct: &AccountConfig, role: &Role<'_>, changes: &mut C
         }
         Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
     }
-    let current = match iam.get_role_policy().role_name(name).policy_name(policy_name).send().await {
-        Ok(out) => crate::aws::decode_policy(out.policy_document()),
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
-        Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {name}")),
+    let current = if made {
+        None
+    } else {
+        match iam.get_role_policy().role_name(name).policy_name(policy_name).send().await {
+            Ok(out) => crate::aws::decode_policy(out.policy_document()),
+            Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
+            Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {name}")),
+        }
     };
     if current.as_ref() != Some(policy) {
         if changes.live() {

@@ -18,7 +18,7 @@ use aws_sdk_s3::types::{
 };
 use serde_json::{json, Value};
 
-use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt, LOGGING_KEY_FACT};
 use crate::controls::kit::{ensure_key, read_key, Changes};
 use crate::controls::names::FINDINGS_ROLE;
 use crate::controls::{Control, Fut, Organized, Report, StepCall, Undo};
@@ -305,7 +305,10 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         },
         changes: changes.list,
         evidence: vec![],
-        snapshot: json!({"bucket": before.to_json(), "accessLogBucket": access_before.to_json()}),
+        // The key's ARN too: the run's later steps hand it to the services from here
+        // (`kit::logging_key_to_use`) instead of looking it up again in the logging account.
+        snapshot: json!({"bucket": before.to_json(), "accessLogBucket": access_before.to_json(),
+                         LOGGING_KEY_FACT: key.arn}),
     })
 }
 
@@ -575,7 +578,9 @@ impl Control for LoggingBucket {
     fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Organized> {
         Box::pin(async move {
             let out = apply(aws, run).await?;
-            Ok(Organized { changes: out.changes, facts: Value::Null })
+            // The accounts' steps hand the key to the services from here (`kit::logging_key_to_use`).
+            let facts = json!({LOGGING_KEY_FACT: out.snapshot[LOGGING_KEY_FACT]});
+            Ok(Organized { changes: out.changes, facts })
         })
     }
 

@@ -8,7 +8,7 @@ use aws_sdk_ssm::types::{DocumentFormat, DocumentType};
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::controls::kit::{evidence, logging_key_arn, Changes};
+use crate::controls::kit::{evidence, logging_key_to_use, Changes};
 use crate::controls::{Control, Fut, Known, Report, StepCall, Undo};
 
 /// The session preferences document Session Manager reads.
@@ -63,7 +63,7 @@ pub fn merged(before: &Value, want: &Value) -> Value {
 
 pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>) -> Result<StepOutput, StepError> {
     let target = aws.account(&run.account, region).await?;
-    let key = logging_key_arn(aws, run).await?;
+    let key = logging_key_to_use(aws, run).await?;
     let before = known.part_or(SNAPSHOT, snapshot(&target)).await?;
     let want = merged(&before, &preferences(run, region, &key));
     let mut changes = Changes::new(&target);

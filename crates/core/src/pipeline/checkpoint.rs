@@ -134,6 +134,47 @@ pub enum Expect {
     Unchanged(String),
 }
 
+/// What a run's earlier steps established, read from their checkpoints when a later step asks
+/// ([`crate::aws::Facts`]): the logging key's ARN from the logging-bucket step's record.
+pub struct RunFacts {
+    store: Store,
+    run_id: String,
+    home_region: Region,
+    /// Read once per task: every region of it asks.
+    logging_key: tokio::sync::OnceCell<Option<String>>,
+}
+
+impl RunFacts {
+    pub fn new(store: Store, run: &RunInput) -> RunFacts {
+        RunFacts {
+            store,
+            run_id: run.run_id.to_string(),
+            home_region: run.home_region.clone(),
+            logging_key: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+impl crate::aws::Facts for RunFacts {
+    fn get<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send + 'a>> {
+        Box::pin(async move {
+            if name != crate::aws::LOGGING_KEY_FACT {
+                return None;
+            }
+            let read = async {
+                let key = Store::key(&self.run_id, StepName::LoggingBucket, &self.home_region);
+                let (rec, _) = self.store.get(&key).await.ok().flatten()?;
+                let out = rec.output.filter(|_| rec.status == Status::Completed)?;
+                out.snapshot[name].as_str().map(str::to_owned)
+            };
+            self.logging_key.get_or_init(|| read).await.clone()
+        })
+    }
+}
+
 impl Store {
     pub fn new(aws: &Aws) -> Store {
         let p = aws.pipeline();

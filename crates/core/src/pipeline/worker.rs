@@ -163,8 +163,13 @@ pub async fn handle_message(
     }
     let keeper = delivery.and_then(|d| keep_invisible(aws.pipeline().sqs(), d));
     let token = task.task_token.clone();
-    let aws = aws.with_role(&task.run.role_name).for_task();
+    let mut aws = aws.with_role(&task.run.role_name).for_task();
     let store = Store::new(&aws);
+    // A step may take what the run's earlier steps established instead of finding it again in the
+    // accounts; verify finds everything itself, and a bulk run's organization step establishes it.
+    if !matches!(task.step, StepName::Verify | StepName::Organization) {
+        aws = aws.with_facts(std::sync::Arc::new(crate::pipeline::checkpoint::RunFacts::new(store.clone(), &task.run)));
+    }
     let result = if task.step.regional() {
         every_region(&aws, &store, &task).await
     } else {

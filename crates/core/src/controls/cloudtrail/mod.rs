@@ -8,7 +8,9 @@ use assure_contract::{ErrorName, Evidence, ExistingTrails, Region, RunInput, Ste
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, while_role_propagates, AccountConfig, Aws, AwsResultExt};
-use crate::controls::kit::{ensure_role, evidence, logging_key_arn, trail_log_group, Changes, LogGroup, Role};
+use crate::controls::kit::{
+    ensure_role, evidence, logging_key_arn, logging_key_to_use, trail_log_group, Changes, LogGroup, Role,
+};
 use crate::controls::names::{TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
 use crate::controls::{Control, Fut, Report, StepCall, Undo};
 
@@ -135,7 +137,7 @@ async fn ensure_log_group(target: &AccountConfig, changes: &mut Changes) -> Resu
 pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let region = &run.home_region;
     let target = aws.account(&run.account, region).await?;
-    let key = logging_key_arn(aws, run).await?;
+    let key = logging_key_to_use(aws, run).await?;
     let bucket = run.logging_bucket();
     let mut changes = Changes::new(&target);
     ensure_log_group(&target, &mut changes).await?;

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{
-    ensure_delegated_administrator, ensure_role, ensure_service_linked_role, evidence, logging_key_arn, Changes, Role,
+    ensure_delegated_administrator, ensure_role, ensure_service_linked_role, evidence, logging_key_arn,
+    logging_key_to_use, Changes, Role,
 };
 use crate::controls::names::{AGGREGATOR, AGGREGATOR_ROLE, CONFIG_CHANNEL, CONFIG_RECORDER};
 use crate::controls::{Control, Fut, Known, Organized, Report, StepCall, Undo};
@@ -70,7 +71,7 @@ fn desired_channel(own: Option<&Value>, bucket: &str, key: &str) -> Value {
 
 pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>) -> Result<StepOutput, StepError> {
     let target = aws.account(&run.account, region).await?;
-    let key = logging_key_arn(aws, run).await?;
+    let key = logging_key_to_use(aws, run).await?;
     let mut changes = Changes::new(&target);
     ensure_service_linked_role(&target, SERVICE, SLR, &mut changes).await?;
     let (rec, chan, recording) = current(&known.part_or(SNAPSHOT, snapshot(&target)).await?);
