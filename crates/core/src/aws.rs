@@ -89,6 +89,8 @@ impl Intercept for CallLog {
             "service": meta.service(),
             "operation": meta.name(),
             "mutating": is_mutating(meta.name()),
+            // When the attempt left, in milliseconds since the epoch: where a step's time goes.
+            "atMs": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
         });
         // One write of one line with O_APPEND: lines from concurrent processes do not interleave.
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path.as_path())?;
@@ -711,10 +713,11 @@ pub fn role_propagating(code: &str, message: &str) -> bool {
 const PROPAGATION_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs `call` and, while the service refuses its role as not yet usable ([`role_propagating`]),
-/// again with backoff (1 s doubling to 8 s) for up to a minute; then returns its last answer.
-/// For calls that hand a service a role the same step may just have created. IAM's changes take
-/// seconds to reach the services (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency),
-/// so a retry sooner than a second mostly finds the role still missing.
+/// again every second for up to a minute; then returns its last answer. For calls that hand a
+/// service a role the same step may just have created. IAM's changes take seconds to reach the
+/// services (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency):
+/// a retry sooner than a second mostly finds the role still missing, and a backoff that doubles
+/// overshoots the moment it is usable by as long as it has waited (a refused attempt is cheap).
 pub async fn while_role_propagates<T, E, F, Fut>(mut call: F) -> Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata,
@@ -722,7 +725,7 @@ where
     Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
 {
     let started = std::time::Instant::now();
-    let mut wait = std::time::Duration::from_secs(1);
+    let wait = std::time::Duration::from_secs(1);
     loop {
         match call().await {
             Err(SdkError::ServiceError(e))
@@ -730,7 +733,6 @@ where
                     && started.elapsed() + wait < PROPAGATION_WAIT =>
             {
                 tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(std::time::Duration::from_secs(8));
             }
             other => return other,
         }

@@ -40,6 +40,8 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
 async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &mut Changes) -> Result<(), StepError> {
     let mgmt = aws.account(&run.org.management, region).await?;
     let security = aws.account(&run.org.security, region).await?;
+    let findings_role =
+        if *region == run.home_region { Some(ensure_findings_role(aws, run, &security, changes).await?) } else { None };
     let newly = ensure_delegated_administrator(&mgmt, region, PRINCIPAL, &run.org.security, changes).await?;
 
     // Only the management account or the delegated administrator can create an analyzer whose zone
@@ -82,7 +84,7 @@ async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &m
             );
         }
     }
-    ensure_findings_delivery(aws, run, &security, made, changes).await
+    ensure_findings_delivery(aws, run, &security, made, findings_role, changes).await
 }
 
 /// An organization has one IAM Access Analyzer delegated administrator, which only the management
@@ -226,6 +228,41 @@ async fn read_rule(security: &AccountConfig) -> Result<Option<(Option<Value>, Ve
     Ok(Some((pattern, targets.targets().iter().map(|t| t.arn().to_owned()).collect())))
 }
 
+/// The role Firehose writes the findings to the logging bucket with (the home region's part). Made
+/// first thing in the home region's task, so that IAM propagates it while the task does the rest
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+async fn ensure_findings_role(
+    aws: &Aws,
+    run: &RunInput,
+    security: &AccountConfig,
+    changes: &mut Changes,
+) -> Result<String, StepError> {
+    let mut sec = Changes::new(security);
+    let key = logging_key_to_use(aws, run).await?;
+    let bucket_arn = format!("arn:aws:s3:::{}", run.logging_bucket());
+    let firehose_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": security.account.as_str()}}}]});
+    let firehose_policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket"],
+         "Resource": [bucket_arn.clone(), format!("{bucket_arn}/access-analyzer/*")]},
+        {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key}]});
+    let role = ensure_role(
+        security,
+        &Role {
+            name: FINDINGS_ROLE,
+            description: "assure: Firehose writes Access Analyzer findings to the logging bucket",
+            trust: firehose_trust,
+            policy_name: "deliver",
+            policy: firehose_policy,
+        },
+        &mut sec,
+    )
+    .await?;
+    changes.list.extend(sec.list);
+    Ok(role)
+}
+
 /// Findings of this region's analyzer reach the logging bucket: this region's rule sends them on
 /// (see the module's doc), and in the home region the stream writes them to the bucket.
 /// `new_analyzer`: the analyzer was created a moment ago, so the rule on its findings, which assure
@@ -236,6 +273,7 @@ async fn ensure_findings_delivery(
     run: &RunInput,
     security: &AccountConfig,
     new_analyzer: bool,
+    findings_role: Option<String>,
     changes: &mut Changes,
 ) -> Result<(), StepError> {
     let mut sec = Changes::new(security);
@@ -264,28 +302,9 @@ async fn ensure_findings_delivery(
     )
     .await?;
 
-    if security.region == run.home_region {
+    if let Some(role) = findings_role {
         let key = logging_key_to_use(aws, run).await?;
         let bucket_arn = format!("arn:aws:s3:::{}", run.logging_bucket());
-        let firehose_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-            "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": security.account.as_str()}}}]});
-        let firehose_policy = json!({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket"],
-             "Resource": [bucket_arn.clone(), format!("{bucket_arn}/access-analyzer/*")]},
-            {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key.clone()}]});
-        let role = ensure_role(
-            security,
-            &Role {
-                name: FINDINGS_ROLE,
-                description: "assure: Firehose writes Access Analyzer findings to the logging bucket",
-                trust: firehose_trust,
-                policy_name: "deliver",
-                policy: firehose_policy,
-            },
-            &mut sec,
-        )
-        .await?;
         let want = (bucket_arn.clone(), FINDINGS_PREFIX.to_owned(), Some(key.clone()));
         match read_stream(security).await? {
             Some(found) if found.destination == want => {}

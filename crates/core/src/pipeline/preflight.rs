@@ -35,20 +35,42 @@ pub async fn validate(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
         )));
     }
     // A bulk run checked the organization and its logging and security accounts once, before its
-    // accounts' runs began (`bulk::validate`, then its organization step).
-    if run.organization.is_none() {
-        organization(aws, run).await?;
-    }
-    check_member(aws, run, &run.account, "account").await?;
-    if run.organization.is_none() {
-        check_member(aws, run, &run.org.logging, "org.logging").await?;
-        check_member(aws, run, &run.org.security, "org.security").await?;
-    }
-    // What each control would refuse later, for a reason knowable now: all checked at once, the
-    // first refusal in the baseline's order reported, whichever answered first.
-    let checked = futures::future::join_all(controls::baseline::ALL.iter().map(|c| c.preflight(aws, run))).await;
+    // accounts' runs began (`bulk::validate`, then its organization step). The checks are
+    // independent reads: all asked at once, the first refusal in this order reported.
+    let own = run.organization.is_none();
+    let (org, account, logging, security, checked, regions) = futures::join!(
+        async {
+            if own {
+                organization(aws, run).await
+            } else {
+                Ok(())
+            }
+        },
+        check_member(aws, run, &run.account, "account"),
+        async {
+            if own {
+                check_member(aws, run, &run.org.logging, "org.logging").await
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            if own {
+                check_member(aws, run, &run.org.security, "org.security").await
+            } else {
+                Ok(())
+            }
+        },
+        // What each control would refuse later, for a reason knowable now.
+        futures::future::join_all(controls::baseline::ALL.iter().map(|c| c.preflight(aws, run))),
+        regions_enabled(aws, run),
+    );
+    org?;
+    account?;
+    logging?;
+    security?;
     checked.into_iter().collect::<Result<Vec<()>, StepError>>()?;
-    regions_enabled(aws, run).await
+    regions
 }
 
 /// The organization has all features and `org.management` is its management account.
@@ -141,9 +163,21 @@ async fn check_member(aws: &Aws, run: &RunInput, account: &AccountId, field: &st
 /// The preflight step: validation, the role in the home region, and the account-wide snapshot
 /// (its service control policies).
 pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
-    validate(aws, run).await?;
-    let target = aws.account(&run.account, &run.home_region).await?;
-    let who = target.sts().get_caller_identity().send().await.aws("sts:GetCallerIdentity")?;
+    // The checks and the reads the step reports, all at once; a refused check is reported first.
+    let (valid, who, onboarded, scps) = futures::join!(
+        validate(aws, run),
+        async {
+            let target = aws.account(&run.account, &run.home_region).await?;
+            target.sts().get_caller_identity().send().await.aws("sts:GetCallerIdentity")
+        },
+        async { Ok::<_, StepError>(!run.full && crate::pipeline::verify::onboarded_before(aws, run).await?) },
+        async {
+            let mgmt = aws.account(&run.org.management, &run.home_region).await?;
+            crate::controls::scps::attached_once(&mgmt, &run.account).await
+        },
+    );
+    valid?;
+    let who = who?;
     if who.account() != Some(run.account.as_str()) {
         return Err(StepError::invalid_input(format!(
             "roleName: assuming {} in {} acts as account {}, not the target",
@@ -152,13 +186,8 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
             who.account().unwrap_or("?")
         )));
     }
-    let onboarded = !run.full && crate::pipeline::verify::onboarded_before(aws, run).await?;
-    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-    let scps: Vec<_> = crate::controls::scps::attached_once(&mgmt, &run.account)
-        .await?
-        .into_iter()
-        .map(|(name, id)| json!({"id": id, "name": name}))
-        .collect();
+    let onboarded = onboarded?;
+    let scps: Vec<_> = scps?.into_iter().map(|(name, id)| json!({"id": id, "name": name})).collect();
     Ok(StepOutput {
         step: StepName::Preflight,
         region: run.home_region.clone(),

@@ -140,7 +140,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let key = logging_key_to_use(aws, run).await?;
     let bucket = run.logging_bucket();
     let mut changes = Changes::new(&target);
-    ensure_log_group(&target, &mut changes).await?;
+    // The role first: IAM propagates it while the step makes the log group and reads the trail.
     let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole",
         "Condition": {"StringEquals": {"aws:SourceAccount": target.account.as_str()}}}]});
@@ -159,6 +159,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         &mut changes,
     )
     .await?;
+    ensure_log_group(&target, &mut changes).await?;
     let before = read_trail(&target).await?;
     let desired = TrailState {
         arn: before.as_ref().map(|t| t.arn.clone()).unwrap_or_default(),
