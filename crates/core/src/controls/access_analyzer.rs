@@ -84,7 +84,7 @@ async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &m
             );
         }
     }
-    ensure_findings_delivery(aws, run, &security, made, findings_role, changes).await
+    ensure_findings_delivery(run, &security, made, findings_role, changes).await
 }
 
 /// An organization has one IAM Access Analyzer delegated administrator, which only the management
@@ -228,7 +228,8 @@ async fn read_rule(security: &AccountConfig) -> Result<Option<(Option<Value>, Ve
     Ok(Some((pattern, targets.targets().iter().map(|t| t.arn().to_owned()).collect())))
 }
 
-/// The role Firehose writes the findings to the logging bucket with (the home region's part). Made
+/// The role Firehose writes the findings to the logging bucket with (the home region's part), and
+/// the logging key it encrypts them with (the stream takes both). Made
 /// first thing in the home region's task, so that IAM propagates it while the task does the rest
 /// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
 async fn ensure_findings_role(
@@ -236,7 +237,7 @@ async fn ensure_findings_role(
     run: &RunInput,
     security: &AccountConfig,
     changes: &mut Changes,
-) -> Result<String, StepError> {
+) -> Result<(String, String), StepError> {
     let mut sec = Changes::new(security);
     let key = logging_key_to_use(aws, run).await?;
     let bucket_arn = format!("arn:aws:s3:::{}", run.logging_bucket());
@@ -246,7 +247,7 @@ async fn ensure_findings_role(
     let firehose_policy = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket"],
          "Resource": [bucket_arn.clone(), format!("{bucket_arn}/access-analyzer/*")]},
-        {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key}]});
+        {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key.clone()}]});
     let role = ensure_role(
         security,
         &Role {
@@ -260,7 +261,7 @@ async fn ensure_findings_role(
     )
     .await?;
     changes.list.extend(sec.list);
-    Ok(role)
+    Ok((role, key))
 }
 
 /// Findings of this region's analyzer reach the logging bucket: this region's rule sends them on
@@ -269,11 +270,10 @@ async fn ensure_findings_role(
 /// only ever puts after the analyzer, is not there to read; should one be left after all (its
 /// analyzer deleted by hand), PutRule and PutTargets replace it with this one, recorded as made.
 async fn ensure_findings_delivery(
-    aws: &Aws,
     run: &RunInput,
     security: &AccountConfig,
     new_analyzer: bool,
-    findings_role: Option<String>,
+    findings_role: Option<(String, String)>,
     changes: &mut Changes,
 ) -> Result<(), StepError> {
     let mut sec = Changes::new(security);
@@ -302,8 +302,7 @@ async fn ensure_findings_delivery(
     )
     .await?;
 
-    if let Some(role) = findings_role {
-        let key = logging_key_to_use(aws, run).await?;
+    if let Some((role, key)) = findings_role {
         let bucket_arn = format!("arn:aws:s3:::{}", run.logging_bucket());
         let want = (bucket_arn.clone(), FINDINGS_PREFIX.to_owned(), Some(key.clone()));
         match read_stream(security).await? {
