@@ -182,6 +182,9 @@ pub enum StepName {
     Discover,
     /// The shared logging bucket and its KMS key in the logging account.
     LoggingBucket,
+    /// The IAM roles the controls' steps hand to AWS services, made ahead beside the logging
+    /// bucket so IAM has propagated them by the time a service is given one.
+    ServiceRoles,
     /// The assure trail: multi-region, validated, encrypted, to the logging bucket and CloudWatch Logs.
     #[serde(rename = "cloudtrail")]
     CloudTrail,
@@ -211,11 +214,12 @@ pub enum StepName {
 }
 
 impl StepName {
-    pub const ALL: [StepName; 15] = [
+    pub const ALL: [StepName; 16] = [
         StepName::Preflight,
         StepName::Organization,
         StepName::Discover,
         StepName::LoggingBucket,
+        StepName::ServiceRoles,
         StepName::CloudTrail,
         StepName::StopCloudTrail,
         StepName::StopGuardDuty,
@@ -235,6 +239,7 @@ impl StepName {
             StepName::Organization => "organization",
             StepName::Discover => "discover",
             StepName::LoggingBucket => "logging-bucket",
+            StepName::ServiceRoles => "service-roles",
             StepName::CloudTrail => "cloudtrail",
             StepName::StopCloudTrail => "stop-cloudtrail",
             StepName::StopGuardDuty => "stop-guardduty",

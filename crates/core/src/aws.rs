@@ -387,18 +387,25 @@ pub struct Aws {
 }
 
 /// Facts an earlier step of a run established, which a later step of the same run may take
-/// instead of finding them again in the accounts (the logging key's ARN: [`LOGGING_KEY_FACT`]).
-/// Read on demand, only by the steps that need one. Verify never has them: it finds for itself.
+/// instead of finding them again in the accounts: the logging key's ARN ([`LOGGING_KEY_FACT`]),
+/// the roles the service-roles step ensured ([`role_fact`]). Read on demand, only by the steps
+/// that need one. Verify never has them: it finds for itself.
 pub trait Facts: Send + Sync {
     /// The fact `name`, if the run established it.
     fn get<'a>(
         &'a self,
         name: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send + 'a>>;
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<serde_json::Value>> + Send + 'a>>;
 }
 
-/// The logging key's ARN, as the run's logging-bucket step ensured the key.
+/// The logging key's ARN (a string), as the run's logging-bucket step ensured the key.
 pub const LOGGING_KEY_FACT: &str = "loggingKeyArn";
+
+/// The fact naming a role the run's service-roles step ensured in `account`:
+/// `{"arn": ARN, "made": true when the step created it}`.
+pub fn role_fact(account: &AccountId, name: &str) -> String {
+    format!("role/{account}/{name}")
+}
 
 impl Aws {
     /// Loads the ambient configuration (profile, region, `AWS_ENDPOINT_URL`) and identifies the caller.
@@ -513,7 +520,7 @@ impl Aws {
 
     /// The fact `name` an earlier step of the run established, if known. None in plan mode: a
     /// plan reads what is there.
-    pub async fn fact(&self, name: &str) -> Option<String> {
+    pub async fn fact(&self, name: &str) -> Option<serde_json::Value> {
         match &self.facts {
             Some(f) if !self.base.plan => f.get(name).await,
             _ => None,

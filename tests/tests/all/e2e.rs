@@ -8,6 +8,7 @@ const REGIONS: &str = "us-east-1,eu-west-1,us-west-2,eu-central-1";
 /// Steps that put something in place, and so change something on a first run.
 const ACTING: &[&str] = &[
     "logging-bucket",
+    "service-roles",
     "cloudtrail",
     "stop-cloudtrail",
     "stop-guardduty",
@@ -49,6 +50,24 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     for step in ["preflight", "discover", "verify"] {
         assert!(!first.iter().any(|c| c["step"] == step), "{step} is read-only");
     }
+    // The roles the service-roles step made ahead are taken from its record: the step that hands
+    // CloudTrail its role does not read it again, and Access Analyzer's only adds the key to its role.
+    let calls = cloud.calls();
+    let iam = |step: &str| -> Vec<&str> {
+        calls
+            .iter()
+            .filter(|c| c["step"] == step && c["service"] == "IAM")
+            .filter_map(|c| c["operation"].as_str())
+            .collect()
+    };
+    assert!(iam("cloudtrail").is_empty(), "the cloudtrail step read its role again: {:?}", iam("cloudtrail"));
+    // (its GetRole is the service-linked role's, which is the account's own)
+    let aa = iam("access-analyzer");
+    assert!(
+        aa.contains(&"PutRolePolicy") && !aa.iter().any(|op| ["CreateRole", "GetRolePolicy"].contains(op)),
+        "{aa:?}"
+    );
+    assert!(iam("service-roles").contains(&"CreateRole"), "{:?}", iam("service-roles"));
     // Nothing was deleted: no Delete* call anywhere.
     let deletes: Vec<&Value> =
         first.iter().filter(|c| c["operation"].as_str().unwrap_or("").starts_with("Delete")).collect();
@@ -65,6 +84,7 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
         "Prepare",
         "Discover",
         "LoggingBucket",
+        "ServiceRoles",
         "Apply",
         "CloudTrail",
         "StopCloudTrail",

@@ -450,3 +450,40 @@ async fn a_process_assumes_a_role_once_while_its_session_lasts() {
     }
     drop(short);
 }
+
+/// An IAM error in the query protocol's shape.
+fn iam_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_string(format!(
+        "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type>\
+         <Code>{code}</Code><Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+    ))
+}
+
+/// The service-roles step makes the roles ahead in the target and security accounts; IAM refusing
+/// one fails the step as access denied, naming the call and the role.
+#[tokio::test]
+async fn a_service_role_iam_refuses_is_access_denied_naming_the_role() {
+    let server = MockServer::start().await;
+    let aws = aws_for(&server).await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("Action=AssumeRole"))
+        .respond_with(assumed(std::time::Duration::from_secs(3600)))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("Action=GetRole"))
+        .respond_with(iam_error(404, "NoSuchEntity", "The role cannot be found."))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("Action=CreateRole"))
+        .respond_with(iam_error(403, "AccessDenied", "not authorized to perform: iam:CreateRole"))
+        .mount(&server)
+        .await;
+    expect_err(
+        assure_core::pipeline::service_roles::run(&aws, &run()).await,
+        ErrorName::AccessDenied,
+        "iam:CreateRole assure-",
+    )
+    .await;
+}

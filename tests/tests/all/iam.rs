@@ -515,7 +515,9 @@ async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_
         (StepName::AccessAnalyzer, "organizations:ListDelegatedAdministrators"),
         (StepName::SessionManager, "s3:PutObject"),
         (StepName::Alarms, "s3:PutObject"),
-        (StepName::Scps, "organizations:CreatePolicy"),
+        // The SCPs are attached beside the other controls' steps, so an earlier case's run may
+        // have attached them: an action the step needs even to find them in place.
+        (StepName::Scps, "organizations:ListPoliciesForTarget"),
         (StepName::Verify, "organizations:DescribePolicy"),
     ];
     for (i, (step, action)) in cases.iter().enumerate() {

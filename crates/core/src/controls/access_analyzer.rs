@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::aws::{error_code, while_role_propagates, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{already_exists, evidence, Changes};
 use crate::controls::kit::{ensure_delegated_administrator, ensure_service_linked_role};
-use crate::controls::kit::{ensure_role, logging_key_to_use, Role};
+use crate::controls::kit::{ensure_inline_policy, logging_key_to_use, service_role, Role, ServiceRole};
 use crate::controls::names::{ANALYZER, FINDINGS, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE};
 use crate::controls::{Control, Fut, Organized, Report, StepCall, Undo};
 
@@ -84,7 +84,7 @@ async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &m
             );
         }
     }
-    ensure_findings_delivery(run, &security, made, findings_role, changes).await
+    ensure_findings_delivery(aws, run, &security, made, findings_role, changes).await
 }
 
 /// An organization has one IAM Access Analyzer delegated administrator, which only the management
@@ -228,10 +228,48 @@ async fn read_rule(security: &AccountConfig) -> Result<Option<(Option<Value>, Ve
     Ok(Some((pattern, targets.targets().iter().map(|t| t.arn().to_owned()).collect())))
 }
 
-/// The role Firehose writes the findings to the logging bucket with (the home region's part), and
-/// the logging key it encrypts them with (the stream takes both). Made
-/// first thing in the home region's task, so that IAM propagates it while the task does the rest
-/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+/// The role Firehose writes the findings to the logging bucket with, in the security account: its
+/// trust and its S3 permissions ("deliver"), which the service-roles step makes ahead. The logging
+/// key it encrypts with is the step's to add ([`ensure_findings_role`]).
+fn findings_role(run: &RunInput) -> Role<'static> {
+    let bucket_arn = format!("arn:aws:s3:::{}", run.logging_bucket());
+    Role {
+        name: FINDINGS_ROLE,
+        description: "assure: Firehose writes Access Analyzer findings to the logging bucket",
+        trust: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": run.org.security.as_str()}}}]}),
+        policy_name: "deliver",
+        policy: json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket"],
+             "Resource": [bucket_arn.clone(), format!("{bucket_arn}/access-analyzer/*")]}]}),
+    }
+}
+
+/// The role EventBridge forwards findings with, in the security account. The home region's rule
+/// puts findings into the stream; the other regions' rules put them on the home region's event
+/// bus, which takes a role allowed events:PutEvents on it
+/// (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cross-region.html).
+fn events_role(run: &RunInput) -> Role<'static> {
+    let security = run.org.security.as_str();
+    Role {
+        name: FINDINGS_EVENTS_ROLE,
+        description: "assure: EventBridge forwards Access Analyzer findings to the home region and its Firehose stream",
+        trust: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": security}}}]}),
+        policy_name: "forward",
+        policy: json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"],
+             "Resource": format!("arn:aws:firehose:{}:{security}:deliverystream/{FINDINGS}", run.home_region)},
+            {"Effect": "Allow", "Action": "events:PutEvents", "Resource": home_bus_arn(run)}]}),
+    }
+}
+
+/// The findings role (the home region's part) with its permission on the logging key ("encrypt"),
+/// and the key, which the stream takes too. The role is made ahead by the run's service-roles step,
+/// else first thing in the home region's task, so that IAM propagates it while the task does the
+/// rest (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
 async fn ensure_findings_role(
     aws: &Aws,
     run: &RunInput,
@@ -239,27 +277,11 @@ async fn ensure_findings_role(
     changes: &mut Changes,
 ) -> Result<(String, String), StepError> {
     let mut sec = Changes::new(security);
+    let (role, made) = service_role(aws, security, &findings_role(run), &mut sec).await?;
     let key = logging_key_to_use(aws, run).await?;
-    let bucket_arn = format!("arn:aws:s3:::{}", run.logging_bucket());
-    let firehose_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:SourceAccount": security.account.as_str()}}}]});
-    let firehose_policy = json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket"],
-         "Resource": [bucket_arn.clone(), format!("{bucket_arn}/access-analyzer/*")]},
+    let encrypt = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key.clone()}]});
-    let role = ensure_role(
-        security,
-        &Role {
-            name: FINDINGS_ROLE,
-            description: "assure: Firehose writes Access Analyzer findings to the logging bucket",
-            trust: firehose_trust,
-            policy_name: "deliver",
-            policy: firehose_policy,
-        },
-        &mut sec,
-    )
-    .await?;
+    ensure_inline_policy(security, FINDINGS_ROLE, "encrypt", &encrypt, made, &mut sec).await?;
     changes.list.extend(sec.list);
     Ok((role, key))
 }
@@ -270,6 +292,7 @@ async fn ensure_findings_role(
 /// only ever puts after the analyzer, is not there to read; should one be left after all (its
 /// analyzer deleted by hand), PutRule and PutTargets replace it with this one, recorded as made.
 async fn ensure_findings_delivery(
+    aws: &Aws,
     run: &RunInput,
     security: &AccountConfig,
     new_analyzer: bool,
@@ -277,30 +300,8 @@ async fn ensure_findings_delivery(
     changes: &mut Changes,
 ) -> Result<(), StepError> {
     let mut sec = Changes::new(security);
-    // IAM is global: every region's run converges on the same roles.
-    let events_trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:SourceAccount": security.account.as_str()}}}]});
-    // The home region's rule puts findings into the stream; the other regions' rules put them on
-    // the home region's event bus, which takes a role allowed events:PutEvents on it
-    // (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cross-region.html).
-    let events_policy = json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"],
-         "Resource": format!("arn:aws:firehose:{}:{}:deliverystream/{FINDINGS}", run.home_region, security.account)},
-        {"Effect": "Allow", "Action": "events:PutEvents", "Resource": home_bus_arn(run)}]});
-    let events_role = ensure_role(
-        security,
-        &Role {
-            name: FINDINGS_EVENTS_ROLE,
-            description:
-                "assure: EventBridge forwards Access Analyzer findings to the home region and its Firehose stream",
-            trust: events_trust,
-            policy_name: "forward",
-            policy: events_policy,
-        },
-        &mut sec,
-    )
-    .await?;
+    // IAM is global: every region's run converges on the same role.
+    let (events_role, _) = service_role(aws, security, &events_role(run), &mut sec).await?;
 
     if let Some((role, key)) = findings_role {
         let bucket_arn = format!("arn:aws:s3:::{}", run.logging_bucket());
@@ -522,6 +523,17 @@ impl Control for AccessAnalyzer {
 
     fn preflight<'a>(&'a self, aws: &'a Aws, run: &'a RunInput) -> Fut<'a, ()> {
         Box::pin(preflight(aws, run))
+    }
+
+    /// The security account's findings roles, unless a bulk run's organization step made them.
+    fn service_roles(&self, run: &RunInput) -> Vec<ServiceRole> {
+        if run.organization.is_some() {
+            return Vec::new();
+        }
+        [findings_role(run), events_role(run)]
+            .into_iter()
+            .map(|role| ServiceRole { account: run.org.security.clone(), role })
+            .collect()
     }
 
     fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Organized> {

@@ -97,8 +97,8 @@ pub(crate) async fn logging_key_to_use(aws: &Aws, run: &RunInput) -> Result<Stri
     if let Some(arn) = organized.filter(|_| !aws.pipeline().plan) {
         return Ok(arn.to_owned());
     }
-    if let Some(arn) = aws.fact(LOGGING_KEY_FACT).await {
-        return Ok(arn);
+    if let Some(arn) = aws.fact(LOGGING_KEY_FACT).await.as_ref().and_then(Value::as_str) {
+        return Ok(arn.to_owned());
     }
     logging_key_arn(aws, run).await
 }
@@ -127,7 +127,7 @@ async fn logging_key_lookup(logging: &AccountConfig, run: &RunInput) -> Result<S
 }
 
 /// An IAM role a control hands to a service: its trust policy and its one inline policy.
-pub(crate) struct Role<'a> {
+pub struct Role<'a> {
     pub name: &'a str,
     pub description: &'a str,
     pub trust: Value,
@@ -191,7 +191,22 @@ async fn ensure_role_here(acct: &AccountConfig, role: &Role<'_>, changes: &mut C
         }
         Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
     }
-    let current = if made {
+    ensure_inline_policy(acct, name, policy_name, policy, made, changes).await?;
+    Ok(arn)
+}
+
+/// The inline policy `policy_name` of the role `name` kept as `policy`; `absent`: the role was
+/// made a moment ago without it, so there is nothing to read.
+pub(crate) async fn ensure_inline_policy(
+    acct: &AccountConfig,
+    name: &str,
+    policy_name: &str,
+    policy: &Value,
+    absent: bool,
+    changes: &mut Changes,
+) -> Result<(), StepError> {
+    let iam = acct.iam();
+    let current = if absent {
         None
     } else {
         match iam.get_role_policy().role_name(name).policy_name(policy_name).send().await {
@@ -212,7 +227,38 @@ async fn ensure_role_here(acct: &AccountConfig, role: &Role<'_>, changes: &mut C
         }
         changes.push(format!("iam:role/{name}/{policy_name}"), "update", json!(current), policy.clone());
     }
-    Ok(arn)
+    Ok(())
+}
+
+/// A role a control hands to a service, in the account `account`, which the run's service-roles
+/// step makes ahead (see [`crate::controls::Control::service_roles`]).
+pub struct ServiceRole {
+    pub account: AccountId,
+    pub role: Role<'static>,
+}
+
+/// The role ensured, with whether this run made it (so it has no other inline policy yet): as the
+/// run's service-roles step recorded it, reading nothing, or else ensured here (a plan, a bulk
+/// run's organization step, a step retried after a service-roles step that did not finish).
+pub(crate) async fn service_role(
+    aws: &Aws,
+    acct: &AccountConfig,
+    role: &Role<'_>,
+    changes: &mut Changes,
+) -> Result<(String, bool), StepError> {
+    let fact = aws.fact(&crate::aws::role_fact(&acct.account, role.name)).await;
+    if let Some(arn) = fact.as_ref().and_then(|f| f["arn"].as_str()) {
+        return Ok((arn.to_owned(), fact.as_ref().is_some_and(|f| f["made"] == true)));
+    }
+    let before = changes.list.len();
+    let arn = ensure_role(acct, role, changes).await?;
+    Ok((arn, made_role(&changes.list[before..], role.name)))
+}
+
+/// Whether `changes` create the role `name`.
+pub(crate) fn made_role(changes: &[Change], name: &str) -> bool {
+    let resource = format!("iam:role/{name}");
+    changes.iter().any(|c| c.action == "create" && c.resource == resource)
 }
 
 /// The service-linked role a service needs, created once per account. Regions race for it; the
@@ -291,22 +337,24 @@ pub async fn read_key(acct: &AccountConfig, alias: &str) -> Result<Option<KeySta
     };
     let Some(key) = key else { return Ok(None) };
     let key_id = key.key_id().to_owned();
-    let rotation = kms
-        .get_key_rotation_status()
-        .key_id(&key_id)
-        .send()
-        .await
-        .aws(format!("kms:GetKeyRotationStatus {key_id}"))?
-        .key_rotation_enabled();
-    let policy = kms
-        .get_key_policy()
-        .key_id(&key_id)
-        .policy_name("default")
-        .send()
-        .await
-        .aws(format!("kms:GetKeyPolicy {key_id}"))?
-        .policy()
-        .and_then(|p| serde_json::from_str(p).ok());
+    let rotation = async {
+        kms.get_key_rotation_status()
+            .key_id(&key_id)
+            .send()
+            .await
+            .aws(format!("kms:GetKeyRotationStatus {key_id}"))
+            .map(|o| o.key_rotation_enabled())
+    };
+    let policy = async {
+        kms.get_key_policy()
+            .key_id(&key_id)
+            .policy_name("default")
+            .send()
+            .await
+            .aws(format!("kms:GetKeyPolicy {key_id}"))
+            .map(|o| o.policy().and_then(|p| serde_json::from_str(p).ok()))
+    };
+    let (rotation, policy) = futures::try_join!(rotation, policy)?;
     Ok(Some(KeyState { arn: key.arn().unwrap_or_default().to_owned(), key_id, rotation, policy }))
 }
 

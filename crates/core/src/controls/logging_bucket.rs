@@ -71,52 +71,80 @@ pub async fn read_bucket(acct: &AccountConfig, bucket: &str) -> Result<BucketSta
         }
         Err(e) => return Err(e).aws(format!("s3:HeadBucket {bucket}")),
     }
-    let mut st = BucketState { exists: true, ..Default::default() };
-    st.public_access_block = match s3.get_public_access_block().bucket(bucket).send().await {
-        Ok(out) => out.public_access_block_configuration().map(|c| {
-            [
-                c.block_public_acls().unwrap_or(false),
-                c.ignore_public_acls().unwrap_or(false),
-                c.block_public_policy().unwrap_or(false),
-                c.restrict_public_buckets().unwrap_or(false),
-            ]
-        }),
-        Err(e) if error_code(&e) == Some("NoSuchPublicAccessBlockConfiguration") => None,
-        Err(e) => return Err(e).aws(format!("s3:GetPublicAccessBlock {bucket}")),
-    };
-    st.ownership = match s3.get_bucket_ownership_controls().bucket(bucket).send().await {
-        Ok(out) => {
-            out.ownership_controls().and_then(|c| c.rules().first()).map(|r| r.object_ownership().as_str().to_owned())
+    // The bucket's settings are independent reads: asked at once.
+    let pab = async {
+        match s3.get_public_access_block().bucket(bucket).send().await {
+            Ok(out) => Ok(out.public_access_block_configuration().map(|c| {
+                [
+                    c.block_public_acls().unwrap_or(false),
+                    c.ignore_public_acls().unwrap_or(false),
+                    c.block_public_policy().unwrap_or(false),
+                    c.restrict_public_buckets().unwrap_or(false),
+                ]
+            })),
+            Err(e) if error_code(&e) == Some("NoSuchPublicAccessBlockConfiguration") => Ok(None),
+            Err(e) => Err(e).aws(format!("s3:GetPublicAccessBlock {bucket}")),
         }
-        Err(e) if error_code(&e) == Some("OwnershipControlsNotFoundError") => None,
-        Err(e) => return Err(e).aws(format!("s3:GetBucketOwnershipControls {bucket}")),
     };
-    let v = s3.get_bucket_versioning().bucket(bucket).send().await.aws(format!("s3:GetBucketVersioning {bucket}"))?;
-    st.versioning = v.status().map(|s| s.as_str().to_owned());
-    st.encryption = match s3.get_bucket_encryption().bucket(bucket).send().await {
-        Ok(out) => out.server_side_encryption_configuration().and_then(|c| c.rules().first()).and_then(|r| {
-            r.apply_server_side_encryption_by_default().map(|d| {
-                (
-                    d.sse_algorithm().as_str().to_owned(),
-                    d.kms_master_key_id().map(str::to_owned),
-                    r.bucket_key_enabled().unwrap_or(false),
-                )
-            })
-        }),
-        Err(e) if error_code(&e) == Some("ServerSideEncryptionConfigurationNotFoundError") => None,
-        Err(e) => return Err(e).aws(format!("s3:GetBucketEncryption {bucket}")),
+    let ownership = async {
+        match s3.get_bucket_ownership_controls().bucket(bucket).send().await {
+            Ok(out) => Ok(out
+                .ownership_controls()
+                .and_then(|c| c.rules().first())
+                .map(|r| r.object_ownership().as_str().to_owned())),
+            Err(e) if error_code(&e) == Some("OwnershipControlsNotFoundError") => Ok(None),
+            Err(e) => Err(e).aws(format!("s3:GetBucketOwnershipControls {bucket}")),
+        }
     };
-    let l = s3.get_bucket_logging().bucket(bucket).send().await.aws(format!("s3:GetBucketLogging {bucket}"))?;
-    st.logging = l.logging_enabled().map(|l| (l.target_bucket().to_owned(), l.target_prefix().to_owned()));
-    st.lifecycle = match s3.get_bucket_lifecycle_configuration().bucket(bucket).send().await {
-        Ok(out) => lifecycle_json(out.rules()),
-        Err(e) if error_code(&e) == Some("NoSuchLifecycleConfiguration") => Value::Null,
-        Err(e) => return Err(e).aws(format!("s3:GetBucketLifecycleConfiguration {bucket}")),
+    let versioning = async {
+        let v =
+            s3.get_bucket_versioning().bucket(bucket).send().await.aws(format!("s3:GetBucketVersioning {bucket}"))?;
+        Ok(v.status().map(|s| s.as_str().to_owned()))
     };
-    st.policy = match s3.get_bucket_policy().bucket(bucket).send().await {
-        Ok(out) => out.policy().and_then(|p| serde_json::from_str(p).ok()),
-        Err(e) if error_code(&e) == Some("NoSuchBucketPolicy") => None,
-        Err(e) => return Err(e).aws(format!("s3:GetBucketPolicy {bucket}")),
+    let encryption = async {
+        match s3.get_bucket_encryption().bucket(bucket).send().await {
+            Ok(out) => Ok(out.server_side_encryption_configuration().and_then(|c| c.rules().first()).and_then(|r| {
+                r.apply_server_side_encryption_by_default().map(|d| {
+                    (
+                        d.sse_algorithm().as_str().to_owned(),
+                        d.kms_master_key_id().map(str::to_owned),
+                        r.bucket_key_enabled().unwrap_or(false),
+                    )
+                })
+            })),
+            Err(e) if error_code(&e) == Some("ServerSideEncryptionConfigurationNotFoundError") => Ok(None),
+            Err(e) => Err(e).aws(format!("s3:GetBucketEncryption {bucket}")),
+        }
+    };
+    let logging = async {
+        let l = s3.get_bucket_logging().bucket(bucket).send().await.aws(format!("s3:GetBucketLogging {bucket}"))?;
+        Ok(l.logging_enabled().map(|l| (l.target_bucket().to_owned(), l.target_prefix().to_owned())))
+    };
+    let lifecycle = async {
+        match s3.get_bucket_lifecycle_configuration().bucket(bucket).send().await {
+            Ok(out) => Ok(lifecycle_json(out.rules())),
+            Err(e) if error_code(&e) == Some("NoSuchLifecycleConfiguration") => Ok(Value::Null),
+            Err(e) => Err(e).aws(format!("s3:GetBucketLifecycleConfiguration {bucket}")),
+        }
+    };
+    let policy = async {
+        match s3.get_bucket_policy().bucket(bucket).send().await {
+            Ok(out) => Ok(out.policy().and_then(|p| serde_json::from_str(p).ok())),
+            Err(e) if error_code(&e) == Some("NoSuchBucketPolicy") => Ok(None),
+            Err(e) => Err(e).aws(format!("s3:GetBucketPolicy {bucket}")),
+        }
+    };
+    let (public_access_block, ownership, versioning, encryption, logging, lifecycle, policy) =
+        futures::try_join!(pab, ownership, versioning, encryption, logging, lifecycle, policy)?;
+    let st = BucketState {
+        exists: true,
+        public_access_block,
+        ownership,
+        versioning,
+        encryption,
+        logging,
+        lifecycle,
+        policy,
     };
     Ok(st)
 }
@@ -503,8 +531,7 @@ pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepEr
     let region = &run.home_region;
     let acct = aws.account(&run.org.logging, region).await?;
     let bucket = run.logging_bucket();
-    let st = read_bucket(&acct, &bucket).await?;
-    let key = read_key(&acct, RunInput::LOGGING_KEY_ALIAS).await?;
+    let (st, key) = futures::try_join!(read_bucket(&acct, &bucket), read_key(&acct, RunInput::LOGGING_KEY_ALIAS))?;
     let ev = |control: &str, passed: bool, detail: String| {
         Evidence::new(control, acct.account.clone(), region.clone(), format!("arn:aws:s3:::{bucket}"), passed, detail)
     };

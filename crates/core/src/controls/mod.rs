@@ -4,6 +4,7 @@
 //! orchestrated:
 //! - what it reads: its part of a region's before-snapshot ([`Control::snapshot`]);
 //! - what it refuses early: conflicts knowable before any change ([`Control::preflight`]);
+//! - what it makes ahead: the roles its steps hand to services ([`Control::service_roles`]);
 //! - what it shares with the organization's other accounts, done once per bulk run
 //!   ([`Control::organize`]);
 //! - plan/apply: its steps, which read first and change only what differs ([`Control::apply`]);
@@ -88,6 +89,18 @@ pub trait Control: Sync {
     /// changes made and the facts the accounts' steps need (JSON null when none).
     fn organize<'a>(&'a self, _aws: &'a Aws, _run: &'a RunInput, _region: &'a Region) -> Fut<'a, Organized> {
         Box::pin(async { Ok(Organized::default()) })
+    }
+
+    /// The IAM roles its steps hand to AWS services, with their trust and permissions. IAM is
+    /// eventually consistent: a service refuses a role made a moment ago, for seconds
+    /// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+    /// The pipeline's `service-roles` step makes every control's ahead, beside the logging bucket,
+    /// so IAM propagates them while the run does other work; the control's step still ensures
+    /// each ([`kit::service_role`]), reading nothing when the run's service-roles step did.
+    /// Only what is knowable before any step runs: a permission on the logging key, made by the
+    /// logging-bucket step at the same time, is the control step's to add.
+    fn service_roles(&self, _run: &RunInput) -> Vec<kit::ServiceRole> {
+        Vec::new()
     }
 
     /// Plan/apply: runs `call.step`, one of [`Control::steps`], in `call.region` (the home region

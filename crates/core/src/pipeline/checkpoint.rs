@@ -135,13 +135,15 @@ pub enum Expect {
 }
 
 /// What a run's earlier steps established, read from their checkpoints when a later step asks
-/// ([`crate::aws::Facts`]): the logging key's ARN from the logging-bucket step's record.
+/// ([`crate::aws::Facts`]): the logging key's ARN from the logging-bucket step's record, the roles
+/// from the service-roles step's. A fact is a key of the step's recorded snapshot.
 pub struct RunFacts {
     store: Store,
     run_id: String,
     home_region: Region,
-    /// Read once per task: every region of it asks.
-    logging_key: tokio::sync::OnceCell<Option<String>>,
+    /// Each record is read once per task: every region of it asks.
+    logging_bucket: tokio::sync::OnceCell<Option<serde_json::Value>>,
+    service_roles: tokio::sync::OnceCell<Option<serde_json::Value>>,
 }
 
 impl RunFacts {
@@ -150,8 +152,16 @@ impl RunFacts {
             store,
             run_id: run.run_id.to_string(),
             home_region: run.home_region.clone(),
-            logging_key: tokio::sync::OnceCell::new(),
+            logging_bucket: tokio::sync::OnceCell::new(),
+            service_roles: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The snapshot `step` recorded in the home region, if it completed.
+    async fn snapshot(&self, step: StepName) -> Option<serde_json::Value> {
+        let key = Store::key(&self.run_id, step, &self.home_region);
+        let (rec, _) = self.store.get(&key).await.ok().flatten()?;
+        rec.output.filter(|_| rec.status == Status::Completed).map(|o| o.snapshot)
     }
 }
 
@@ -159,18 +169,17 @@ impl crate::aws::Facts for RunFacts {
     fn get<'a>(
         &'a self,
         name: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send + 'a>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<serde_json::Value>> + Send + 'a>> {
         Box::pin(async move {
-            if name != crate::aws::LOGGING_KEY_FACT {
+            let (cell, step) = if name == crate::aws::LOGGING_KEY_FACT {
+                (&self.logging_bucket, StepName::LoggingBucket)
+            } else if name.starts_with("role/") {
+                (&self.service_roles, StepName::ServiceRoles)
+            } else {
                 return None;
-            }
-            let read = async {
-                let key = Store::key(&self.run_id, StepName::LoggingBucket, &self.home_region);
-                let (rec, _) = self.store.get(&key).await.ok().flatten()?;
-                let out = rec.output.filter(|_| rec.status == Status::Completed)?;
-                out.snapshot[name].as_str().map(str::to_owned)
             };
-            self.logging_key.get_or_init(|| read).await.clone()
+            let snapshot = cell.get_or_init(|| self.snapshot(step)).await;
+            snapshot.as_ref().and_then(|s| s.get(name)).filter(|v| !v.is_null()).cloned()
         })
     }
 }

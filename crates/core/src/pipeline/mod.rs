@@ -1,5 +1,5 @@
 //! The pipeline: what runs the baseline. The steps that are not a control's (preflight, the
-//! organization's part, discover, verify, rollback), the dispatch of a task to its step, the dry run, the worker protocol and its
+//! organization's part, discover, the service roles made ahead, verify, rollback), the dispatch of a task to its step, the dry run, the worker protocol and its
 //! checkpoints, the run lock of an account, starting and following runs and bulk runs, the deployment
 //! and its templates.
 //!
@@ -18,6 +18,7 @@ pub mod preflight;
 pub mod resources;
 pub mod rollback;
 pub mod runs;
+pub mod service_roles;
 pub mod steps;
 pub mod verify;
 pub mod worker;

@@ -4,12 +4,14 @@
 //! deleted; rollback recreates them) or stopped, as the run's `existingTrails` says, and only once
 //! the assure trail is logging, so there is no gap in the audit record. Their logs are never touched.
 
-use assure_contract::{ErrorName, Evidence, ExistingTrails, Region, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{
+    AccountId, ErrorName, Evidence, ExistingTrails, Region, RunInput, StepError, StepName, StepOutput,
+};
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, while_role_propagates, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{
-    ensure_role, evidence, logging_key_arn, logging_key_to_use, trail_log_group, Changes, LogGroup, Role,
+    evidence, logging_key_arn, logging_key_to_use, service_role, trail_log_group, Changes, LogGroup, Role, ServiceRole,
 };
 use crate::controls::names::{TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
 use crate::controls::{Control, Fut, Report, StepCall, Undo};
@@ -133,6 +135,21 @@ async fn ensure_log_group(target: &AccountConfig, changes: &mut Changes) -> Resu
     Ok(())
 }
 
+/// The role CloudTrail delivers to the trail's log group with, in `account`.
+fn logs_role(account: &AccountId, home: &Region) -> Role<'static> {
+    Role {
+        name: TRAIL_LOGS_ROLE,
+        description: "assure: CloudTrail delivers to CloudWatch Logs",
+        trust: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account.as_str()}}}]}),
+        policy_name: "deliver",
+        policy: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": format!("arn:aws:logs:{home}:{account}:log-group:{TRAIL_LOG_GROUP}:*")}]}),
+    }
+}
+
 /// Puts the assure trail in place and logging.
 pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let region = &run.home_region;
@@ -140,25 +157,9 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let key = logging_key_to_use(aws, run).await?;
     let bucket = run.logging_bucket();
     let mut changes = Changes::new(&target);
-    // The role first: IAM propagates it while the step makes the log group and reads the trail.
-    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:SourceAccount": target.account.as_str()}}}]});
-    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-        "Resource": log_group_arn(&target)}]});
-    let role = ensure_role(
-        &target,
-        &Role {
-            name: TRAIL_LOGS_ROLE,
-            description: "assure: CloudTrail delivers to CloudWatch Logs",
-            trust,
-            policy_name: "deliver",
-            policy,
-        },
-        &mut changes,
-    )
-    .await?;
+    // The role first: made ahead by the run's service-roles step, else IAM propagates it while
+    // the step makes the log group and reads the trail.
+    let (role, _) = service_role(aws, &target, &logs_role(&target.account, region), &mut changes).await?;
     ensure_log_group(&target, &mut changes).await?;
     let before = read_trail(&target).await?;
     let desired = TrailState {
@@ -536,11 +537,24 @@ async fn remove_trail(acct: &AccountConfig, report: &mut Report) -> Result<(), S
     }
     ct.delete_trail().name(TRAIL).send().await.aws("cloudtrail:DeleteTrail")?;
     report.restored.push(format!("cloudtrail: {TRAIL} removed (its logs stay in the logging bucket)"));
-    let iam = acct.iam();
-    if iam.delete_role_policy().role_name(TRAIL_LOGS_ROLE).policy_name("deliver").send().await.is_ok() {
-        iam.delete_role().role_name(TRAIL_LOGS_ROLE).send().await.aws("iam:DeleteRole")?;
-    }
     report.not_restorable.push(format!("cloudtrail: the log group {TRAIL_LOG_GROUP} stays (it holds log data)"));
+    Ok(())
+}
+
+/// The trail's CloudWatch Logs role removed, if there: the run's service-roles step may have made
+/// it before the trail (or without one, when the run failed before the cloudtrail step).
+async fn remove_logs_role(acct: &AccountConfig, report: &mut Report) -> Result<(), StepError> {
+    let iam = acct.iam();
+    match iam.delete_role_policy().role_name(TRAIL_LOGS_ROLE).policy_name("deliver").send().await {
+        Ok(_) => {}
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
+        Err(e) => return Err(e).aws(format!("iam:DeleteRolePolicy {TRAIL_LOGS_ROLE}")),
+    }
+    match iam.delete_role().role_name(TRAIL_LOGS_ROLE).send().await {
+        Ok(_) => report.restored.push(format!("cloudtrail: the role {TRAIL_LOGS_ROLE} removed")),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
+        Err(e) => return Err(e).aws(format!("iam:DeleteRole {TRAIL_LOGS_ROLE}")),
+    }
     Ok(())
 }
 
@@ -569,6 +583,10 @@ impl Control for CloudTrail {
             Some(trails) => format!("{} trail(s) of the account homed in the run's regions", trails.len()),
             None => "trails: read in the home region".to_owned(),
         }
+    }
+
+    fn service_roles(&self, run: &RunInput) -> Vec<ServiceRole> {
+        vec![ServiceRole { account: run.account.clone(), role: logs_role(&run.account, &run.home_region) }]
     }
 
     fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
@@ -624,6 +642,9 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
     }
     if undo.ran(StepName::CloudTrail) {
         remove_trail(&target, report).await?;
+    }
+    if undo.ran(StepName::CloudTrail) || undo.ran(StepName::ServiceRoles) {
+        remove_logs_role(&target, report).await?;
     }
     Ok(())
 }
