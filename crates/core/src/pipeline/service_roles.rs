@@ -1,6 +1,6 @@
 //! The service-roles step: the IAM roles the controls' steps hand to AWS services
-//! ([`crate::controls::Control::service_roles`]: CloudTrail's CloudWatch Logs role in the account,
-//! the Access Analyzer findings roles in the security account), made in the Prepare stage beside
+//! ([`crate::controls::Control::service_roles`]: CloudTrail's CloudWatch Logs role in the account;
+//! Config's aggregator role and the Access Analyzer findings roles in the security account), made in the Prepare stage beside
 //! the logging bucket. IAM is eventually consistent and a service refuses a role made a moment
 //! ago, for seconds
 //! (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency);

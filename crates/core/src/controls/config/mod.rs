@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{
-    ensure_delegated_administrator, ensure_role, ensure_service_linked_role, evidence, logging_key_arn,
-    logging_key_to_use, Changes, Role,
+    ensure_delegated_administrator, ensure_service_linked_role, evidence, logging_key_arn, logging_key_to_use,
+    service_role, Changes, Role, ServiceRole,
 };
 use crate::controls::names::{AGGREGATOR, AGGREGATOR_ROLE, CONFIG_CHANNEL, CONFIG_RECORDER};
 use crate::controls::{Control, Fut, Known, Organized, Report, StepCall, Undo};
@@ -131,6 +131,20 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>)
     Ok(changes.output(StepName::Config, region, &format!("Config in {region}"), snapshot))
 }
 
+/// The role Config reads the organization with for the aggregator, in the security account.
+fn aggregator_role() -> Role<'static> {
+    Role {
+        name: AGGREGATOR_ROLE,
+        description: "assure: Config reads the organization for its aggregator",
+        trust: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": SERVICE}, "Action": "sts:AssumeRole"}]}),
+        policy_name: "read-organization",
+        policy: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Action": ["organizations:ListAccounts", "organizations:DescribeOrganization", "organizations:ListAWSServiceAccessForOrganization", "organizations:ListDelegatedAdministrators"],
+            "Resource": "*"}]}),
+    }
+}
+
 async fn ensure_aggregator(aws: &Aws, run: &RunInput, changes: &mut Changes) -> Result<(), StepError> {
     // An organization aggregator outside the management account needs the security account
     // registered as Config's delegated administrator (OrganizationAccessDeniedException otherwise):
@@ -139,23 +153,8 @@ async fn ensure_aggregator(aws: &Aws, run: &RunInput, changes: &mut Changes) -> 
     ensure_delegated_administrator(&mgmt, &run.home_region, SERVICE, &run.org.security, changes).await?;
     let security = aws.account(&run.org.security, &run.home_region).await?;
     let mut sec_changes = Changes::new(&security);
-    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"Service": SERVICE}, "Action": "sts:AssumeRole"}]});
-    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Action": ["organizations:ListAccounts", "organizations:DescribeOrganization", "organizations:ListAWSServiceAccessForOrganization", "organizations:ListDelegatedAdministrators"],
-        "Resource": "*"}]});
-    let role = ensure_role(
-        &security,
-        &Role {
-            name: AGGREGATOR_ROLE,
-            description: "assure: Config reads the organization for its aggregator",
-            trust,
-            policy_name: "read-organization",
-            policy,
-        },
-        &mut sec_changes,
-    )
-    .await?;
+    // Made ahead by the run's service-roles step, else here.
+    let (role, _) = service_role(aws, &security, &aggregator_role(), &mut sec_changes).await?;
     let c = security.config();
     let found = match c.describe_configuration_aggregators().configuration_aggregator_names(AGGREGATOR).send().await {
         Ok(out) => out.configuration_aggregators().first().cloned(),
@@ -349,6 +348,14 @@ impl Control for Config {
     }
 
     /// The organization's aggregator, in the security account of the home region.
+    /// The aggregator's role in the security account, unless a bulk run's organization step made it.
+    fn service_roles(&self, run: &RunInput) -> Vec<ServiceRole> {
+        match run.organization {
+            Some(_) => Vec::new(),
+            None => vec![ServiceRole { account: run.org.security.clone(), role: aggregator_role() }],
+        }
+    }
+
     fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Organized> {
         Box::pin(async move {
             let mgmt = aws.account(&run.org.management, region).await?;
