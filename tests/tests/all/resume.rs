@@ -631,6 +631,29 @@ async fn rollback_removes_the_role_made_ahead_when_the_trail_was_never_made() {
     assert_eq!(code.as_deref(), Some("NoSuchEntity"), "the role made ahead is still there: {role:?}");
 }
 
+/// The service-roles step failing (its session in the account refused) fails the run in the
+/// Prepare stage, naming the step and the error, before any control's step acts; the retry
+/// resumes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_service_roles_step_stops_the_run_before_the_controls_and_the_retry_resumes() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed_and_deploy("us-east-1");
+    let target = ids["external"][0].as_str().unwrap();
+    cloud.faults(json!([{"service": "sts", "operation": "AssumeRole", "error": "AccessDenied", "rate": 1.0,
+                         "count": 1000, "caller": "assure-step-service-roles"}]));
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "roles"]);
+    cloud.faults(json!([]));
+    assert_eq!(code, 1, "{out}\n{err}");
+    let line = err.lines().find(|l| l.contains("✗ service-roles")).unwrap_or_else(|| panic!("no failure:\n{err}"));
+    assert!(line.contains("Assure.AccessDenied") && line.contains("sts:AssumeRole"), "{line}");
+    for step in ["cloudtrail", "access-analyzer", "config", "scps"] {
+        assert!(!err.contains(&format!("… {step:<15}")), "{step} started after the Prepare stage failed:\n{err}");
+    }
+    let (code, out, err) = cloud.run(&["runs", "retry", "roles"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("SUCCEEDED"), "{out}");
+}
+
 /// While the organization enrols every account in GuardDuty (autoEnableOrganizationMembers ALL, as
 /// the guardduty step sets it), GuardDuty refuses to disassociate a member, so rollback reports the
 /// membership as not restorable instead of failing on it; once the organization enrols only new
