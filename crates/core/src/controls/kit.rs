@@ -52,11 +52,20 @@ impl Changes {
         StepOutput {
             step,
             region: region.clone(),
-            summary: if n == 0 { format!("{what}: already in place") } else { format!("{what}: {n} change(s)") },
+            summary: summary(what, n),
             changes: self.list,
             evidence: vec![],
             snapshot,
         }
+    }
+}
+
+/// A step's one-line summary of `n` changes to `what`.
+pub(crate) fn summary(what: &str, n: usize) -> String {
+    if n == 0 {
+        format!("{what}: already in place")
+    } else {
+        format!("{what}: {n} change(s)")
     }
 }
 

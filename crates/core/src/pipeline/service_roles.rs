@@ -16,7 +16,7 @@ use futures::future::try_join_all;
 use serde_json::{json, Map, Value};
 
 use crate::aws::{role_fact, Aws};
-use crate::controls::kit::{ensure_role, made_role, Changes, ServiceRole};
+use crate::controls::kit::{ensure_role, made_role, summary, Changes, ServiceRole};
 use crate::controls::{self};
 
 pub async fn run(aws: &Aws, run: &assure_contract::RunInput) -> Result<StepOutput, StepError> {
@@ -35,15 +35,10 @@ pub async fn run(aws: &Aws, run: &assure_contract::RunInput) -> Result<StepOutpu
         facts.insert(fact, value);
         changes.extend(list);
     }
-    let what = format!("{} service role(s)", roles.len());
     Ok(StepOutput {
         step: StepName::ServiceRoles,
         region: run.home_region.clone(),
-        summary: if changes.is_empty() {
-            format!("{what}: already in place")
-        } else {
-            format!("{what}: {} change(s)", changes.len())
-        },
+        summary: summary(&format!("{} service role(s)", roles.len()), changes.len()),
         changes,
         evidence: vec![],
         snapshot: Value::Object(facts),

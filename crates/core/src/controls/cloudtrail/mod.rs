@@ -101,7 +101,11 @@ fn management_selector() -> aws_sdk_cloudtrail::types::EventSelector {
 }
 
 fn log_group_arn(target: &AccountConfig) -> String {
-    format!("arn:aws:logs:{}:{}:log-group:{TRAIL_LOG_GROUP}:*", target.region, target.account)
+    log_group_arn_in(&target.account, &target.region)
+}
+
+fn log_group_arn_in(account: &AccountId, region: &Region) -> String {
+    format!("arn:aws:logs:{region}:{account}:log-group:{TRAIL_LOG_GROUP}:*")
 }
 
 /// The trail's log group, and its retention.
@@ -146,7 +150,7 @@ fn logs_role(account: &AccountId, home: &Region) -> Role<'static> {
         policy_name: "deliver",
         policy: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": format!("arn:aws:logs:{home}:{account}:log-group:{TRAIL_LOG_GROUP}:*")}]}),
+            "Resource": log_group_arn_in(account, home)}]}),
     }
 }
 
