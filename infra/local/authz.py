@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import iam
-from iam import Principal, Resource
+from iam import Principal, Resource, as_list
 
 LOG_LOCK = threading.Lock()
 
@@ -53,6 +53,18 @@ def definitions() -> dict:
     return _DEFINITIONS
 
 
+def resource_types(action: str) -> list[str]:
+    """The resource types IAM authorizes `action` against (empty: none, or not in IAM's list)."""
+    prefix, name = action.split(":", 1)
+    svc = definitions().get(prefix)
+    if not isinstance(svc, dict):
+        return []
+    priv = svc.get("privileges_lower_name", {}).get(name.lower())
+    if priv is None:
+        return []
+    return [t for t in svc["privileges"][priv]["resource_types"] if t]
+
+
 def takes_resources(action: str) -> bool | None:
     """Whether IAM authorizes `action` against resource ARNs (None: the action is not in IAM's list)."""
     prefix, name = action.split(":", 1)
@@ -72,12 +84,51 @@ def takes_resources(action: str) -> bool | None:
 
 _SESSIONS: dict[str, Any] = {}
 
+# The root user's credentials, by access key: the account (POST /assure-api/root-credentials, the local
+# stand-in for an account's owner signing in as root and making root access keys).
+ROOT_KEYS: dict[str, str] = {}
+
+
+@dataclass
+class RootSession:
+    """A centralized root access session (sts:AssumeRoot): the member account's root user, limited to
+    the task policy (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoot.html)."""
+
+    account: str
+    token: str
+    task_policy_arn: str
+    expires: float
+
+
+ROOT_SESSIONS: dict[str, RootSession] = {}
+
+
+def root_arn(account: str) -> str:
+    return f"arn:aws:iam::{account}:root"
+
 
 def principal_for(access_key: str, token: str | None) -> Principal | None:
     """The principal behind an access key, or None when the key is unknown (InvalidClientTokenId)."""
+    import time
+
     from moto.iam.models import get_account_id_from, iam_backends
     from moto.sts.models import sts_backends
 
+    if access_key in ROOT_KEYS:
+        # The root user: aws:PrincipalArn arn:aws:iam::ACCOUNT:root, aws:PrincipalType Account
+        # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principaltype).
+        # Root access keys are long-term: no session token.
+        account = ROOT_KEYS[access_key]
+        if access_key not in iam_backends[account]["aws"].access_keys:
+            return None
+        return finish(Principal(kind="root", account=account, arn=root_arn(account)))
+    root_session = ROOT_SESSIONS.get(access_key)
+    if root_session is not None:
+        if token != root_session.token or time.time() > root_session.expires:
+            return None
+        task = managed_policy(root_session.account, root_session.task_policy_arn)
+        return finish(Principal(kind="root", account=root_session.account, arn=root_arn(root_session.account),
+                                session_policies=[task or {"Statement": []}], assumed_root=True))
     account = get_account_id_from(access_key)
     backend = iam_backends[account]["aws"]
     # Sessions accumulate (one per AssumeRole); remember where each key's session is.
@@ -87,19 +138,217 @@ def principal_for(access_key: str, token: str | None) -> Principal | None:
         if session is not None:
             _SESSIONS[access_key] = session
     if session is not None:
-        if token is not None and token != session.session_token:
+        # A session's key is valid only with its session token: "you must also include the session
+        # token" (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_temp_use-resources.html);
+        # without it, or with another, STS answers InvalidClientTokenId, "The security token included
+        # in the request is invalid".
+        if token != session.session_token:
             return None
         name = session.role_arn.split("/")[-1]
         role = next((r for r in backend.roles.values() if r.name == name), None)
         if role is None:
             return None
-        return finish(Principal(
-            kind="role", account=account, arn=role.arn, session_arn=session.arn,
-            policies=role_policies(backend, role), service_linked=role.path.startswith("/aws-service-role/")))
+        return role_principal(role, session.arn, session_policies(account, session))
     for user in backend.users.values():
         if any(k.access_key_id == access_key for k in user.access_keys):
-            return finish(Principal(kind="user", account=account, arn=user.arn, policies=user_policies(backend, user)))
+            return finish(Principal(kind="user", account=account, arn=user.arn, policies=user_policies(backend, user),
+                                    boundary=boundary_of(account, user)))
     return None
+
+
+def role_principal(role: Any, session_arn: str, session_policies: list[dict] | None = None) -> Principal:
+    """A session of `role`: its policies, its permissions boundary, the session's policies."""
+    from moto.iam.models import iam_backends
+
+    account = role.arn.split(":")[4]
+    return finish(Principal(
+        kind="role", account=account, arn=role.arn, session_arn=session_arn,
+        policies=role_policies(iam_backends[account]["aws"], role), service_linked=role.path.startswith("/aws-service-role/"),
+        boundary=boundary_of(account, role), session_policies=session_policies))
+
+
+# Nothing is allowed by a policy that cannot be found or read: a boundary or session policy naming one
+# limits the principal to nothing, rather than to everything.
+NOTHING: dict = {"Statement": []}
+
+
+def boundary_of(account: str, entity: Any) -> dict | None:
+    """The permissions boundary of a user or role (moto keeps a role's ARN in
+    `permissions_boundary_arn`; the extension keeps a user's there too), or None."""
+    arn = getattr(entity, "permissions_boundary_arn", None)
+    if not arn:
+        return None
+    return managed_policy(account, arn) or NOTHING
+
+
+def session_policies(account: str, session: Any) -> list[dict] | None:
+    """The session policies AssumeRole was given: its inline `Policy` (moto keeps it) and its
+    `PolicyArns` (the extension keeps them, `policy_arns`), or None when it was given neither. The
+    managed ones are "in the same account as the role" (API_AssumeRole, PolicyArns)."""
+    inline = getattr(session, "policy", None)
+    arns = getattr(session, "policy_arns", None) or []
+    if not inline and not arns:
+        return None
+    docs = [iam.parse(inline) or NOTHING] if inline else []
+    return docs + [managed_policy(account, a) or NOTHING for a in arns]
+
+
+# The task policies of centralized root access: the five AWS managed policies a root session is
+# scoped to (API_AssumeRoot, TaskPolicyArn), as the AWS managed policy reference publishes them
+# (https://docs.aws.amazon.com/aws-managed-policy/latest/reference/IAMAuditRootUserCredentials.html and
+# likewise IAMCreateRootUserPassword, IAMDeleteRootUserCredentials, S3UnlockBucketPolicy,
+# SQSUnlockQueuePolicy; version v1, 2024-11-06). They only deny: every action but the task's, and the
+# task's on anything but the root user, or for anyone but a root session.
+ROOT_TASK_POLICIES: dict[str, dict] = {
+    "arn:aws:iam::aws:policy/root-task/IAMAuditRootUserCredentials": {"Version": "2012-10-17", "Statement": [
+        {"Sid": "DenyAllOtherActionsOnAnyResource", "Effect": "Deny", "NotAction": ["iam:ListAccessKeys", "iam:ListSigningCertificates", "iam:GetLoginProfile", "iam:ListMFADevices", "iam:GetAccountSummary", "iam:GetUser", "iam:GetAccessKeyLastUsed"], "Resource": "*"},
+        {"Sid": "DenyAuditingCredentialsOnNonRootUserResource", "Effect": "Deny", "Action": ["iam:ListAccessKeys", "iam:ListSigningCertificates", "iam:GetLoginProfile", "iam:ListMFADevices", "iam:GetUser", "iam:GetAccessKeyLastUsed"], "NotResource": "arn:aws:iam::*:root"},
+    ]},
+    "arn:aws:iam::aws:policy/root-task/IAMCreateRootUserPassword": {"Version": "2012-10-17", "Statement": [
+        {"Sid": "DenyAllOtherActionsOnAnyResource", "Effect": "Deny", "NotAction": ["iam:CreateLoginProfile", "iam:GetLoginProfile"], "Resource": "*"},
+        {"Sid": "DenyCreatingPasswordOnNonRootUserResource", "Effect": "Deny", "Action": ["iam:CreateLoginProfile", "iam:GetLoginProfile"], "NotResource": "arn:aws:iam::*:root"},
+    ]},
+    "arn:aws:iam::aws:policy/root-task/IAMDeleteRootUserCredentials": {"Version": "2012-10-17", "Statement": [
+        {"Sid": "DenyAllOtherActionsOnAnyResource", "Effect": "Deny", "NotAction": ["iam:DeleteAccessKey", "iam:DeleteSigningCertificate", "iam:DeleteLoginProfile", "iam:DeactivateMFADevice", "iam:DeleteVirtualMFADevice", "iam:ListAccessKeys", "iam:ListSigningCertificates", "iam:GetLoginProfile", "iam:ListMFADevices", "iam:GetUser", "iam:GetAccessKeyLastUsed"], "Resource": "*"},
+        {"Sid": "DenyDeletingRootUserCredentialsOnNonRootUserResource", "Effect": "Deny", "Action": ["iam:DeleteAccessKey", "iam:DeleteSigningCertificate", "iam:DeleteLoginProfile", "iam:DeactivateMFADevice", "iam:DeleteVirtualMFADevice", "iam:ListAccessKeys", "iam:ListSigningCertificates", "iam:GetLoginProfile", "iam:ListMFADevices", "iam:GetUser", "iam:GetAccessKeyLastUsed"], "NotResource": "arn:aws:iam::*:root"},
+    ]},
+    "arn:aws:iam::aws:policy/root-task/S3UnlockBucketPolicy": {"Version": "2012-10-17", "Statement": [
+        {"Sid": "DenyAllOtherActionsOnAnyResource", "Effect": "Deny", "NotAction": ["s3:DeleteBucketPolicy", "s3:PutBucketPolicy", "s3:GetBucketPolicy", "s3:ListAllMyBuckets"], "Resource": "*"},
+        {"Sid": "DenyManagingBucketPolicyForNonRootCallers", "Effect": "Deny", "Action": ["s3:DeleteBucketPolicy", "s3:PutBucketPolicy", "s3:GetBucketPolicy", "s3:ListAllMyBuckets"], "Resource": "*", "Condition": {"StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}}},
+    ]},
+    "arn:aws:iam::aws:policy/root-task/SQSUnlockQueuePolicy": {"Version": "2012-10-17", "Statement": [
+        {"Sid": "DenyAllOtherActionsOnAnyResource", "Effect": "Deny", "NotAction": ["sqs:SetQueueAttributes", "sqs:GetQueueAttributes", "sqs:ListQueues", "sqs:GetQueueUrl"], "Resource": "*"},
+        {"Sid": "DenyGettingQueueAttributesOnNonOwnQueue", "Effect": "Deny", "Action": ["sqs:GetQueueAttributes"], "Resource": "arn:aws:sqs:*:*:*", "Condition": {"StringNotEqualsIfExists": {"aws:ResourceAccount": ["${aws:PrincipalAccount}"]}}},
+        {"Sid": "DenyActionsForNonRootUser", "Effect": "Deny", "Action": ["sqs:SetQueueAttributes", "sqs:GetQueueAttributes", "sqs:ListQueues", "sqs:GetQueueUrl"], "Resource": "*", "Condition": {"StringNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}}},
+    ]},
+}
+
+
+_AWS_MANAGED: dict[str, dict] | None = None
+
+
+def managed_policy(account: str, arn: str) -> dict | None:
+    """The document of the default version of managed policy `arn`: the account's own (customer
+    managed), or an AWS managed policy (moto's copy of AWS's, read whether or not moto loads them into
+    IAM; the root task policies of centralized root access are ours, `ROOT_TASK_POLICIES`)."""
+    global _AWS_MANAGED
+    from moto.iam.models import iam_backends
+
+    found = iam_backends[account]["aws"].managed_policies.get(arn)
+    if found is not None:
+        return default_document(found)
+    if arn in ROOT_TASK_POLICIES:
+        return ROOT_TASK_POLICIES[arn]
+    if arn.startswith("arn:aws:iam::aws:policy/"):
+        if _AWS_MANAGED is None:
+            from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+            data = json.loads(aws_managed_policies_data)
+            _AWS_MANAGED = {f"arn:aws:iam::aws:policy{d.get('Path', '/')}{name}": d["Document"] for name, d in data.items()}
+        doc = _AWS_MANAGED.get(arn)
+        return iam.parse(doc) if doc is not None else None
+    return None
+
+
+# Who sends an unsigned request to S3, the one service here that serves them: the anonymous user,
+# allowed only what a bucket policy grants to everyone ("Principal": "*")
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/example-bucket-policies.html; anonymous
+# access: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html#principal-anonymous).
+ANONYMOUS = Principal(kind="anonymous", account="", arn="anonymous")
+
+
+def public_access_restricted(bucket: str) -> bool:
+    """Whether S3 Block Public Access keeps the anonymous user out of `bucket`: RestrictPublicBuckets
+    on the bucket or on its owner's account "restricts access to buckets with public policies to only
+    AWS service principals and authorized users within the bucket owner's account"
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html).
+    (A grant to "*" is public; the conditions that would make one non-public are not told apart.)"""
+    from moto.s3.models import s3_backends
+    from moto.s3control.models import s3control_backends
+
+    owner = s3_backends.bucket_accounts.get(bucket)
+    if owner is None:
+        return False
+    partition, account = owner
+    found = s3_backends[account][partition].buckets.get(bucket)
+    for block in (getattr(found, "public_access_block", None),
+                  getattr(s3control_backends[account][partition], "public_access_block", None)):
+        if block is not None and block.restrict_public_buckets:
+            return True
+    return False
+
+
+# STS operations that take no signature: the caller proves who it is with an identity provider's token
+# or assertion, and the role's trust policy must admit that provider
+# (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithWebIdentity.html,
+# https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoleWithSAML.html: "Calling
+# AssumeRoleWith… does not require the use of AWS security credentials").
+FEDERATED_ACTIONS = {"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"}
+
+
+def federated(req: Req) -> tuple[int, str, str] | None:
+    """An unsigned sts:AssumeRoleWithWebIdentity or AssumeRoleWithSAML, checked as STS checks it before
+    it issues credentials: (status, code, message) of its refusal, or None. The provider must be
+    registered in the role's account (an OIDC provider for the token's issuer, with the token's
+    audience among its client IDs; the SAML provider the request names), and the role's trust policy
+    must admit that provider for the action, with the token's claims as context keys
+    (`ISSUER:aud`, `ISSUER:sub`, `SAML:aud`:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-condition-keys.html#condition-keys-wif).
+    The local cloud has no identity provider to fetch signing keys from: a token's signature is not
+    verified, its claims are taken as they are."""
+    import base64
+    import time
+
+    from moto.iam.models import iam_backends
+
+    action = f"sts:{req.operation}"
+    role_arn = p(req.params, "RoleArn") or ""
+    role = role_by_arn(role_arn)
+    denied = (403, "AccessDenied", f"Not authorized to perform {action}")
+    if role is None:
+        return denied
+    account = role.arn.split(":")[4]
+    backend = iam_backends[account]["aws"]
+    ctx: dict[str, Any] = {"aws:SecureTransport": "true", "aws:RequestedRegion": req.region}
+    invalid = (400, "InvalidIdentityToken", "The web identity token that was passed could not be validated by AWS. "
+               "Get a new identity token from the identity provider and then retry the request.")
+    if req.operation == "AssumeRoleWithWebIdentity":
+        token = str(p(req.params, "WebIdentityToken") or "")
+        try:
+            body = token.split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+            issuer = str(claims["iss"])
+        except (IndexError, KeyError, TypeError, ValueError):
+            return invalid
+        host = issuer.removeprefix("https://").rstrip("/")
+        provider_arn = f"arn:aws:iam::{account}:oidc-provider/{host}"
+        provider = backend.open_id_providers.get(provider_arn)
+        audiences = [str(a) for a in as_list(claims.get("aud"))]
+        if provider is None or (provider.client_id_list and not set(audiences) & set(provider.client_id_list)):
+            return invalid
+        if isinstance(claims.get("exp"), (int, float)) and claims["exp"] < time.time():
+            return (400, "ExpiredTokenException", "The web identity token that was passed is expired or is not valid. "
+                    "Get a new identity token from the identity provider and then retry the request.")
+        for claim in ("aud", "sub", "amr"):
+            if claim in claims:
+                ctx[f"{host}:{claim}"] = claims[claim]
+    else:
+        provider_arn = str(p(req.params, "PrincipalArn") or "")
+        name = provider_arn.split(":saml-provider/")[-1]
+        if provider_arn.split(":")[4:5] != [account] or name not in backend.saml_providers:
+            return invalid
+        try:
+            assertion = base64.b64decode(str(p(req.params, "SAMLAssertion") or "")).decode(errors="replace")
+        except ValueError:
+            return invalid
+        audience = re.search(r"<(?:\w+:)?Audience>([^<]+)</", assertion)
+        if audience:
+            ctx["SAML:aud"] = audience.group(1).strip()
+    principal = Principal(kind="federated", account="", arn=provider_arn)
+    trust = iam.parse(role.assume_role_policy_document) or {"Statement": []}
+    decision = iam.decide(principal, action, Resource(role.arn, account, trust, "trust"), ctx, None)
+    record(principal, action, role.arn, decision.allowed)
+    return None if decision.allowed else denied
 
 
 BOOTSTRAP_USER = "local-admin"
@@ -133,19 +382,27 @@ def finish(p: Principal) -> Principal:
     return p
 
 
+def default_document(policy: Any) -> dict | None:
+    """The document of a managed policy's default version (moto keeps the versions, not a document)."""
+    for version in getattr(policy, "versions", []):
+        if version.version_id == policy.default_version_id:
+            return iam.parse(version.document)
+    return iam.parse(getattr(policy, "document", None))
+
+
 def role_policies(backend: Any, role: Any) -> list[dict]:
     docs = [iam.parse(d) for d in role.policies.values()]
-    docs += [iam.parse(m.document) for m in role.managed_policies.values()]
+    docs += [default_document(m) for m in role.managed_policies.values()]
     return [d for d in docs if d]
 
 
 def user_policies(backend: Any, user: Any) -> list[dict]:
     docs = [iam.parse(d) for d in user.policies.values()]
-    docs += [iam.parse(m.document) for m in user.managed_policies.values()]
+    docs += [default_document(m) for m in user.managed_policies.values()]
     for group in backend.groups.values():
         if user in group.users:
             docs += [iam.parse(d) for d in group.policies.values()]
-            docs += [iam.parse(m.document) for m in group.managed_policies.values()]
+            docs += [default_document(m) for m in group.managed_policies.values()]
     return [d for d in docs if d]
 
 
@@ -164,7 +421,7 @@ def scp_levels(principal: Principal) -> list[list[dict]] | None:
     apply (no organization, the management account, a service-linked role)."""
     import extension
 
-    if principal.service_linked or principal.kind == "service":
+    if principal.service_linked or principal.kind in ("service", "federated", "anonymous"):
         return None
     org = extension.organization_of(principal.account)
     if org is None:
@@ -223,13 +480,57 @@ def p(params: dict, *names: str) -> Any:
     return None
 
 
-def service_trusted(service: str, role: Any) -> iam.Decision:
+# What a service puts in the request context when it assumes a role it was given, to act for one of
+# its resources (the "source"): the keys each service's guide documents for preventing the
+# cross-service confused deputy in that role's trust policy. A service not listed here, or one acting
+# for no named resource, is documented to send none of them. (The global keys are defined at
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-sourcearn:
+# present "only if ... an AWS service ... call[s] another service on behalf of the resource owner".)
+SERVICE_SOURCE_KEYS: dict[str, tuple[str, ...]] = {
+    # CloudTrail, acting for a trail (its CloudWatch Logs role): "The value of aws:SourceArn must be the
+    # ARN of the trail, event data store, or channel that is using the resource", with aws:SourceAccount
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cross-service-confused-deputy-prevention.html).
+    "cloudtrail.amazonaws.com": ("aws:SourceArn", "aws:SourceAccount"),
+    # EventBridge, acting for a rule (a target's role): aws:SourceArn "The ARN of the rule that sent the
+    # event", aws:SourceAccount "The account where the rule specified by aws:SourceArn exists"
+    # (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-conditions.html, "EventBridge
+    # condition keys").
+    "events.amazonaws.com": ("aws:SourceArn", "aws:SourceAccount"),
+    # AWS Config, acting for a recorder or an aggregator: aws:SourceArn and aws:SourceAccount
+    # (https://docs.aws.amazon.com/config/latest/developerguide/cross-service-confused-deputy-prevention.html;
+    # the role's trust with AWS:SourceAccount: https://docs.aws.amazon.com/config/latest/developerguide/iamrole-permissions.html).
+    "config.amazonaws.com": ("aws:SourceArn", "aws:SourceAccount"),
+    # Firehose, acting for a delivery stream: its guide scopes the role's trust with sts:ExternalId, the
+    # stream owner's account ID ("Allow Firehose to assume an IAM role",
+    # https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html#firehose-assume-role;
+    # likewise https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CreateFirehoseStream.html), and
+    # documents neither aws:SourceArn nor aws:SourceAccount for it: neither is sent.
+    "firehose.amazonaws.com": ("sts:ExternalId",),
+}
+
+
+def service_context(service: str, role: Any, source_arn: str | None = None) -> dict:
+    """The request context of `service` assuming `role` to act for the resource `source_arn`.
+
+    With no source named (a caller that does not say what the service acts for: Lambda running a
+    function's role, Step Functions an execution's role, the worker's and moto's callers), the context is
+    what it always was, aws:SourceAccount (the role's account), so those callers are unchanged."""
+    if source_arn is None:
+        return {"aws:SourceAccount": role.arn.split(":")[4]}
+    keys = SERVICE_SOURCE_KEYS.get(service, ())
+    owner = arn_account(source_arn) or role.arn.split(":")[4]
+    values = {"aws:SourceArn": source_arn, "aws:SourceAccount": owner, "sts:ExternalId": owner}
+    return {k: values[k] for k in keys}
+
+
+def service_trusted(service: str, role: Any, source_arn: str | None = None) -> iam.Decision:
     """Whether `role`'s trust policy admits the service principal `service` to assume it, as the
-    service does when it acts as the role (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_create_for-service.html)."""
+    service does when it acts as the role (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_create_for-service.html),
+    for the resource `source_arn` (see `service_context`)."""
     principal = iam.Principal(kind="service", account="", arn=service)
     trust = iam.parse(role.assume_role_policy_document)
     return iam.decide(principal, "sts:AssumeRole", iam.Resource(role.arn, None, trust, "trust"),
-                      {"aws:SourceAccount": role.arn.split(":")[4]}, None)
+                      service_context(service, role, source_arn), None)
 
 
 def kms_key(region: str, account: str, key_id: str | None) -> Resource | None:
@@ -245,7 +546,11 @@ def kms_key(region: str, account: str, key_id: str | None) -> Resource | None:
         key = backend.keys[backend.any_id_to_key_id(key_id)]
     except Exception:
         return None
-    return Resource(key.arn, account, iam.parse(key.policy), "kms")
+    # kms:ResourceAliases: every alias of the key, for every operation on the key, however the
+    # request names it; multivalued ("alias/assure-alarms"), missing when the key has none
+    # (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-resource-aliases).
+    context = {"kms:ResourceAliases": sorted(key.aliases)} if key.aliases else {}
+    return Resource(key.arn, account, iam.parse(key.policy), "kms", context)
 
 
 def s3_bucket(name: str, key: str | None = None) -> Resource:
@@ -312,14 +617,30 @@ def s3_checks(req: Req) -> list[tuple[str, Resource]]:
         return [("s3:ListAllMyBuckets", Resource("*"))]
     if key:
         res = s3_bucket(bucket, key)
+        # An operation on one version of an object is its own action, `…Version…`
+        # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html,
+        # "Object operations": DeleteObject with versionId is s3:DeleteObjectVersion, GetObject
+        # s3:GetObjectVersion, the tagging and ACL operations s3:…ObjectVersionTagging/Acl).
+        v = "Version" if "versionId" in query else ""
         if "tagging" in query:
-            return [("s3:GetObjectTagging" if m == "GET" else "s3:PutObjectTagging", res)]
+            verb = {"GET": "Get", "DELETE": "Delete"}.get(m, "Put")
+            return [(f"s3:{verb}Object{v}Tagging", res)]
         if "acl" in query:
-            return [("s3:GetObjectAcl" if m == "GET" else "s3:PutObjectAcl", res)]
+            return [(f"s3:{'Get' if m == 'GET' else 'Put'}Object{v}Acl", res)]
+        if "retention" in query:
+            return [("s3:GetObjectRetention" if m == "GET" else "s3:PutObjectRetention", res)]
+        if "legal-hold" in query:
+            return [("s3:GetObjectLegalHold" if m == "GET" else "s3:PutObjectLegalHold", res)]
+        if "attributes" in query:
+            return [(f"s3:GetObject{v}Attributes", res)]
+        if "restore" in query:
+            return [("s3:RestoreObject", res)]
         if m in ("GET", "HEAD"):
-            return [("s3:GetObject", res)]
+            return [(f"s3:GetObject{v}", res)]
+        if m == "DELETE" and "uploadId" not in query:
+            return [(f"s3:DeleteObject{v}", res)]
         if m == "DELETE":
-            return [("s3:DeleteObject", res)]
+            return [("s3:AbortMultipartUpload", res)]
         checks = [("s3:PutObject", res)]
         source = (req.headers or {}).get("x-amz-copy-source")
         if source:
@@ -347,7 +668,6 @@ def s3_checks(req: Req) -> list[tuple[str, Resource]]:
 
 # Services whose resource is named by one request parameter: (its names, the ARN's resource part).
 NAMED = {
-    "logs": (("logGroupName",), "log-group:{}"),
     "events": (("Name", "Rule"), "rule/{}"),
     "firehose": (("DeliveryStreamName",), "deliverystream/{}"),
     "access-analyzer": (("analyzerName",), "analyzer/{}"),
@@ -373,6 +693,17 @@ def resources_for(req: Req, account: str) -> list[tuple[str, Resource]]:
             role = role_by_arn(role_arn)
             trust = iam.parse(role.assume_role_policy_document) if role is not None else None
             return [(action, Resource(role_arn, arn_account(role_arn), trust or {"Statement": []}, "trust"))]
+        if op == "AssumeRoot":
+            # sts:AssumeRoot on the member account's root user (resource type root-user,
+            # arn:aws:iam::ACCOUNT:root), with sts:TaskPolicyArn
+            # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssecuritytokenservice.html).
+            # The caller's identity-based policy decides: the member's root user has no resource-based
+            # policy to consult, so the resource is treated as the caller's own.
+            target = str(p(prm, "TargetPrincipal") or "")
+            target = arn_account(target) or target
+            task = task_policy_arn(prm)
+            ctx = {"sts:TaskPolicyArn": task} if task else {}
+            return [(action, Resource(f"arn:aws:iam::{target}:root", None, context=ctx))]
         return []  # GetCallerIdentity and friends need no permission
     if prefix == "iam":
         name = p(prm, "RoleName")
@@ -388,12 +719,25 @@ def resources_for(req: Req, account: str) -> list[tuple[str, Resource]]:
         elif p(prm, "PolicyArn"):
             res = [Resource(p(prm, "PolicyArn"), account)]
     elif prefix == "kms":
-        if op == "CreateAlias":
+        if op in ("CreateAlias", "UpdateAlias", "DeleteAlias"):
+            # An alias operation needs the permission on the alias and on every key it affects: the key
+            # it names (CreateAlias), the key it leaves and the one it goes to (UpdateAlias), the key
+            # it leaves (DeleteAlias). On the alias no condition key applies ("You can't use condition
+            # keys in a policy statement where the resource is an alias"); on a key,
+            # kms:ResourceAliases holds that key's aliases before the change
+            # (https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html).
             alias = p(prm, "AliasName") or ""
-            key = kms_key(region, account, p(prm, "TargetKeyId"))
             out = [(action, arn("kms", alias))]
-            if key:
-                out.append((action, key))
+            keys = []
+            if op != "CreateAlias":
+                keys.append(kms_key(region, account, alias) if alias.startswith("alias/") else None)
+            if op != "DeleteAlias":
+                keys.append(kms_key(region, account, p(prm, "TargetKeyId")))
+            seen = set()
+            for key in keys:
+                if key is not None and key.arn not in seen:
+                    seen.add(key.arn)
+                    out.append((action, key))
             return out
         key = kms_key(region, account, p(prm, "KeyId"))
         if p(prm, "KeyId") and key is None:
@@ -417,6 +761,19 @@ def resources_for(req: Req, account: str) -> list[tuple[str, Resource]]:
             res = [arn("states", f"stateMachine:{p(prm, 'name')}")]
     elif prefix == "sns":
         topic = p(prm, "TopicArn")
+        if op in SNS_SUBSCRIPTION_ON_TOPIC and isinstance(p(prm, "SubscriptionArn"), str):
+            # A subscription's ARN is its topic's followed by `:ID`; changing or deleting it is
+            # authorized on the topic, as AWS Control Tower's mandatory control on its notification
+            # topic's subscriptions relies on (AWS-GR_SNS_SUBSCRIPTION_CHANGE_PROHIBITED, an SCP
+            # denying sns:Subscribe and sns:Unsubscribe on arn:aws:sns:*:*:aws-controltower-SecurityNotifications:
+            # https://docs.aws.amazon.com/controltower/latest/controlreference/mandatory-controls.html).
+            # Only the subscription's or the topic's owner may do it (API_Unsubscribe), and the
+            # topic's policy cannot grant it (sns-access-policy-language-api-permissions-reference):
+            # no resource policy, no account to cross.
+            sub = p(prm, "SubscriptionArn")
+            parts = sub.split(":")
+            topic_arn = ":".join(parts[:6]) if len(parts) >= 7 else sub
+            return [(action, Resource(topic_arn, None))]
         if topic:
             res = [sns_topic(topic)]
         elif op == "CreateTopic":
@@ -429,11 +786,30 @@ def resources_for(req: Req, account: str) -> list[tuple[str, Resource]]:
         names = p(prm, "AlarmNames") or ([p(prm, "AlarmName")] if p(prm, "AlarmName") else [])
         res = [arn("cloudwatch", f"alarm:{n}") for n in names]
     elif prefix == "ssm":
-        doc = p(prm, "Name")
-        if doc and not doc.startswith("AWS-"):
-            res = [arn("ssm", f"document/{doc}")]
+        if op == "StartSession":
+            return [(action, r) for r in start_session_resources(region, account, prm)]
+        name = p(prm, "Name")
+        types = resource_types(action)
+        if isinstance(name, str) and name:
+            if "document" in types:
+                res = [ssm_document(region, account, name)]
+            elif "parameter" in types:
+                res = [arn("ssm", f"parameter/{name.lstrip('/')}")]
+    elif prefix == "cloudformation":
+        stack = cloudformation_stack(region, account, op, prm)
+        if stack is not None:
+            res = [stack]
     elif prefix == "organizations":
         res = organizations_resources(account, op, prm)
+    elif prefix == "guardduty" and op in GUARDDUTY_FILTER_OPERATIONS:
+        # A filter is a resource of its own, under its detector
+        # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonguardduty.html,
+        # resource type `filter`: detector/ID/filter/NAME).
+        detector, name = p(prm, "detectorId"), p(prm, "filterName", "name")
+        if isinstance(detector, str) and isinstance(name, str) and detector and name:
+            res = [arn("guardduty", f"detector/{detector}/filter/{name}")]
+    elif prefix == "logs":
+        res = logs_resources(action, region, account, prm)
     elif prefix in NAMED:
         params, pattern = NAMED[prefix]
         name = p(prm, *params)
@@ -442,6 +818,107 @@ def resources_for(req: Req, account: str) -> list[tuple[str, Resource]]:
     if takes_resources(action) is False or not res:
         res = [Resource("*", None)]
     return [(action, r) for r in res]
+
+
+# SNS operations on a subscription that are authorized on its topic.
+SNS_SUBSCRIPTION_ON_TOPIC = {"Unsubscribe", "SetSubscriptionAttributes"}
+
+GUARDDUTY_FILTER_OPERATIONS = {"CreateFilter", "GetFilter", "UpdateFilter", "DeleteFilter"}
+
+
+def logs_resources(action: str, region: str, account: str, prm: dict) -> list[Resource]:
+    """CloudWatch Logs: a log group, `log-group:NAME`, or a log stream in it,
+    `log-group:NAME:log-stream:STREAM`, as the action's resource type is
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html:
+    PutMetricFilter, PutSubscriptionFilter and AssociateKmsKey are on the group, DeleteLogStream,
+    CreateLogStream and PutLogEvents on the stream). Newer operations name the group by
+    `logGroupIdentifier` or `resourceIdentifier`, a name or an ARN."""
+    group = p(prm, "logGroupName", "logGroupIdentifier", "resourceIdentifier")
+    if not isinstance(group, str) or not group:
+        return []
+    if group.startswith("arn:"):
+        m = re.match(r"^arn:aws:logs:([^:]*):(\d{12}):log-group:([^:]+)", group)
+        if not m:
+            return []
+        region, account, group = m.group(1), m.group(2), m.group(3)
+    base = f"arn:aws:logs:{region}:{account}:log-group:{group}"
+    types = resource_types(action)
+    stream = p(prm, "logStreamName")
+    if "log-stream" in types and "log-group" not in types and isinstance(stream, str) and stream:
+        return [Resource(f"{base}:log-stream:{stream}", account)]
+    return [Resource(base, account)]
+
+
+# Document names AWS reserves for its own documents: "You can't use the following strings as document
+# name prefixes. These are reserved by AWS for use as document name prefixes: aws, amazon, amzn"
+# (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CreateDocument.html, Name).
+AWS_DOCUMENT_PREFIXES = ("aws", "amazon", "amzn")
+
+# The document a session runs when StartSession names none: "If no document name is provided, a shell
+# to the managed node is launched by default"; "The system automatically calls the
+# SSM-SessionManagerRunShell session document"
+# (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_StartSession.html,
+# https://docs.aws.amazon.com/systems-manager/latest/userguide/getting-started-specify-session-document.html).
+DEFAULT_SESSION_DOCUMENT = "SSM-SessionManagerRunShell"
+
+
+def ssm_document(region: str, account: str, name: str) -> Resource:
+    """A document's ARN: the account's own `arn:aws:ssm:REGION:ACCOUNT:document/NAME`, or AWS's, whose
+    ARN has no account, `arn:aws:ssm:REGION::document/AWS-…`
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html,
+    resource type `document`; AWS-owned documents in IAM policies:
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/getting-started-restrict-access-quickstart.html)."""
+    if name.startswith("arn:"):
+        return Resource(name, arn_account(name))
+    if name.lower().startswith(AWS_DOCUMENT_PREFIXES):
+        return Resource(f"arn:aws:ssm:{region}::document/{name}", None)
+    return Resource(f"arn:aws:ssm:{region}:{account}:document/{name}", account)
+
+
+def start_session_resources(region: str, account: str, prm: dict) -> list[Resource]:
+    """ssm:StartSession is authorized on the target (an EC2 instance, `instance/i-…`, or a hybrid
+    managed node, `managed-instance/mi-…`) and on the session document, `SSM-SessionManagerRunShell`
+    when the request names none
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html,
+    StartSession: document, instance, managed-instance, task)."""
+    out = []
+    target = p(prm, "Target")
+    if isinstance(target, str) and target:
+        if target.startswith("arn:"):
+            out.append(Resource(target, arn_account(target)))
+        elif target.startswith("mi-"):
+            out.append(Resource(f"arn:aws:ssm:{region}:{account}:managed-instance/{target}", account))
+        else:
+            out.append(Resource(f"arn:aws:ec2:{region}:{account}:instance/{target}", account))
+    doc = p(prm, "DocumentName")
+    out.append(ssm_document(region, account, doc if isinstance(doc, str) and doc else DEFAULT_SESSION_DOCUMENT))
+    return out
+
+
+def cloudformation_stack(region: str, account: str, op: str, prm: dict) -> Resource | None:
+    """The stack a CloudFormation request acts on, `arn:aws:cloudformation:REGION:ACCOUNT:stack/NAME/ID`
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html,
+    resource type `stack`), named by StackName (a name or the stack's ARN) or, for the change set
+    operations, by the change set's stack. A stack that does not exist yet (CreateStack, a
+    CreateChangeSet that creates one) has no ID: `stack/NAME/*`."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    name = p(prm, "StackName")
+    change_set = p(prm, "ChangeSetName")
+    backend = cloudformation_backends[account][region]
+    if not (isinstance(name, str) and name) and isinstance(change_set, str) and change_set:
+        found = backend.change_sets.get(change_set) or next(
+            (c for c in backend.change_sets.values() if c.change_set_name == change_set), None)
+        return Resource(found.stack_id, account) if found is not None else None
+    if not isinstance(name, str) or not name:
+        return None
+    if name.startswith("arn:"):
+        return Resource(name, arn_account(name))
+    if op != "CreateStack":
+        stack = next((st for st in backend.stacks.values() if st.name == name), None)
+        if stack is not None:
+            return Resource(stack.stack_id, account)
+    return Resource(f"arn:aws:cloudformation:{region}:{account}:stack/{name}/*", account)
 
 
 def organizations_resources(account: str, op: str, prm: dict) -> list[Resource]:
@@ -487,6 +964,14 @@ def organizations_resources(account: str, op: str, prm: dict) -> list[Resource]:
     return [Resource(a, mgmt) for a in arns]
 
 
+def task_policy_arn(params: dict) -> str | None:
+    """AssumeRoot's TaskPolicyArn (a PolicyDescriptorType: `TaskPolicyArn.arn` in the query protocol)."""
+    value = p(params, "TaskPolicyArn.arn")
+    if value is None and isinstance(p(params, "TaskPolicyArn"), dict):
+        value = p(p(params, "TaskPolicyArn"), "arn")
+    return value if isinstance(value, str) and value else None
+
+
 def _roles(account: str) -> list:
     from moto.iam.models import iam_backends
 
@@ -502,6 +987,9 @@ PASSES_ROLE = {
     ("config", "PutConfigurationAggregator"): ("OrganizationAggregationSource.RoleArn", "config.amazonaws.com"),
     ("firehose", "CreateDeliveryStream"): ("ExtendedS3DestinationConfiguration.RoleARN", "firehose.amazonaws.com"),
     ("events", "PutTargets"): ("Targets[].RoleArn", "events.amazonaws.com"),
+    # list_amazoncloudwatchlogs: PutSubscriptionFilter's dependent action iam:PassRole (roleArn, for a
+    # Kinesis or Firehose destination).
+    ("logs", "PutSubscriptionFilter"): ("roleArn", "logs.amazonaws.com"),
     ("states", "CreateStateMachine"): ("roleArn", "states.amazonaws.com"),
     ("states", "UpdateStateMachine"): ("roleArn", "states.amazonaws.com"),
 }
@@ -630,8 +1118,19 @@ def request_context(req: Req, principal: Principal) -> dict:
         "aws:RequestedRegion": req.region,
         "aws:PrincipalIsAWSService": "false",
     }
+    if principal.kind == "anonymous":
+        # An anonymous request has no principal: anonymous requests carry neither aws:PrincipalArn
+        # nor aws:PrincipalAccount, and aws:PrincipalType is "Anonymous"
+        # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html).
+        for key in ("aws:PrincipalArn", "aws:PrincipalAccount"):
+            del ctx[key]
+        ctx["aws:PrincipalType"] = "Anonymous"
     if principal.org_id:
         ctx["aws:PrincipalOrgID"] = principal.org_id
+    if principal.assumed_root:
+        # "aws:AssumedRoot ... Returns true if the request is made using credentials from AssumeRoot";
+        # absent otherwise (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-assumedroot).
+        ctx["aws:AssumedRoot"] = "true"
     tags = request_tags(req.params)
     for k, v in tags.items():
         ctx[f"aws:RequestTag/{k}"] = v
@@ -639,7 +1138,45 @@ def request_context(req: Req, principal: Principal) -> dict:
         ctx["aws:TagKeys"] = list(tags)
     if req.operation == "CreateServiceLinkedRole":
         ctx["iam:AWSServiceName"] = p(req.params, "AWSServiceName")
+    if req.service == "iam":
+        boundary = permissions_boundary_key(req, principal.account)
+        if boundary:
+            ctx["iam:PermissionsBoundary"] = boundary
+    if PREFIX.get(req.service, req.service) == "cloudwatch" and req.operation == "PutMetricData":
+        # "cloudwatch:namespace: Filters actions based on the presence of optional namespace values"
+        # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html,
+        # PutMetricData; https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html).
+        namespace = p(req.params, "Namespace")
+        if isinstance(namespace, str):
+            ctx["cloudwatch:namespace"] = namespace
     return ctx
+
+
+def permissions_boundary_key(req: Req, account: str) -> str | None:
+    """iam:PermissionsBoundary: "Filters access if the specified policy is set as the permissions
+    boundary on the IAM entity (user or role)": the boundary a CreateUser, CreateRole or
+    Put*PermissionsBoundary sets, or, for the other actions IAM lists the key for (the entity's policy
+    changes, DeleteRolePermissionsBoundary, ...), the entity's boundary now
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html#awsidentityandaccessmanagementiam-policy-keys;
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html, "Delegating
+    responsibility to others using permissions boundaries")."""
+    if req.operation in ("CreateUser", "CreateRole", "PutUserPermissionsBoundary", "PutRolePermissionsBoundary"):
+        value = p(req.params, "PermissionsBoundary")
+        return value if isinstance(value, str) and value else None
+    svc = definitions().get("iam", {})
+    priv = svc.get("privileges_lower_name", {}).get(req.operation.lower())
+    if priv is None:
+        return None
+    keys = {k for t in svc["privileges"][priv]["resource_types"].values() for k in t.get("condition_keys", [])}
+    if "iam:PermissionsBoundary" not in keys:
+        return None
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[account]["aws"]
+    role_name, user_name = p(req.params, "RoleName"), p(req.params, "UserName")
+    entity = next((r for r in backend.roles.values() if r.name == role_name), None) if role_name else \
+        backend.users.get(user_name) if user_name else None
+    return getattr(entity, "permissions_boundary_arn", None) or None
 
 
 def request_tags(params: dict) -> dict:
@@ -719,12 +1256,21 @@ def authorize(principal: Principal, req: Req) -> Denial | None:
             # AWS account root user credentials to call AssumeRole."
             record(principal, action, res.arn, False)
             return Denial(action, res.arn, "Roles may not be assumed by root accounts.")
+        if action == "sts:AssumeRoot" and principal.kind == "root":
+            # https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoot.html: "You cannot use
+            # root user credentials to make this call."
+            record(principal, action, res.arn, False)
+            return Denial(action, res.arn, f"User: {principal.shown()} is not authorized to perform: {action} on "
+                                           f"resource: {res.arn} because root user credentials cannot call it")
         if (action in ORGANIZATION_TRAIL_READS and res.account not in (None, principal.account)
                 and organization_trail_of(principal.account, res.arn)):
             res = iam.Resource(res.arn, principal.account, res.policy, res.kind)
-        ctx = dict(base, **extra)
+        ctx = {**base, **extra, **res.context}
         for k, v in resource_tags(res).items():
             ctx[f"aws:ResourceTag/{k}"] = v
+        if principal.kind == "anonymous" and res.kind == "s3" and public_access_restricted(res.arn.split(":::")[1].split("/")[0]):
+            record(principal, action, res.arn, False)
+            return Denial(action, res.arn, "Access Denied")
         try:
             decision = iam.decide(principal, action, res, ctx, scps)
         except iam.UnsupportedCondition as e:

@@ -15,7 +15,14 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
   ListArchiveRules.
 - CloudWatch over Smithy RPC v2 CBOR: every operation, translated to awsJson1.0 and answered by moto, so the
   SDK (CBOR) and the AWS CLI (JSON) see one store.
+- IAM and STS (query protocol, through moto's serializer): PutUserPermissionsBoundary,
+  DeleteUserPermissionsBoundary (and CreateUser's PermissionsBoundary); centralized root access:
+  EnableOrganizationsRootCredentialsManagement, EnableOrganizationsRootSessions, their Disable twins,
+  ListOrganizationsFeatures, sts:AssumeRoot (patch_identity).
 - /assure-api/health: readiness probe.
+- /assure-api/root-credentials: an account's root user's access keys (local only, like
+  /assure-api/account-owner); /assure-api/service-credentials: a service's session of a role it was
+  given, optionally for a named resource (`sourceArn`).
 """
 
 import datetime
@@ -25,7 +32,7 @@ import sys
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 from urllib.parse import parse_qs, unquote
 
 from moto.guardduty.models import guardduty_backends
@@ -41,7 +48,51 @@ import rules
 # is TooManyRequestsException, 429: https://docs.aws.amazon.com/accounts/latest/reference/API_ListRegions.html).
 REST_JSON = ("guardduty", "access-analyzer", "account")
 SCOPE = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
+# S3's Signature Version 2 header, `AWS AKID:signature`
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/RESTAuthentication.html).
+SIGV2 = re.compile(r"^AWS ([^:\s]+):")
 LOCK = threading.RLock()
+
+
+class Credential(NamedTuple):
+    """Who signed a request and for what: the access key, and the Region and signing name of its
+    credential scope."""
+
+    key: str
+    region: str
+    service: str
+
+
+def credential_of(environ: dict) -> Credential | None:
+    """The credential a request is signed with: in its Authorization header (Signature Version 4, or
+    S3's Version 2), or, for a presigned URL, in its query string (`X-Amz-Credential`, or S3's
+    `AWSAccessKeyId`) (https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html).
+    None: the request is not signed."""
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    m = SCOPE.search(header)
+    if m:
+        return Credential(m.group(1), m.group(2), m.group(3))
+    m = SIGV2.match(header)
+    if m:
+        return Credential(m.group(1), "us-east-1", "s3")
+    query = environ.get("QUERY_STRING", "")
+    if "X-Amz-Credential" not in query and "AWSAccessKeyId" not in query:
+        return None
+    q = parse_qs(query)
+    parts = (q.get("X-Amz-Credential") or [""])[0].split("/")
+    if len(parts) == 5 and parts[4] == "aws4_request":
+        return Credential(parts[0], parts[2], parts[3])
+    if q.get("AWSAccessKeyId") and q.get("Signature"):
+        return Credential(q["AWSAccessKeyId"][0], "us-east-1", "s3")
+    return None
+
+
+def session_token(environ: dict) -> str | None:
+    """The session token sent with a request: its header, or a presigned URL's query parameter."""
+    token = environ.get("HTTP_X_AMZ_SECURITY_TOKEN")
+    if token is None and "X-Amz-Security-Token" in environ.get("QUERY_STRING", ""):
+        token = (parse_qs(environ.get("QUERY_STRING", "")).get("X-Amz-Security-Token") or [None])[0]
+    return token
 
 
 def now() -> str:
@@ -746,15 +797,17 @@ class CborBridge:
         return Extension.respond(start_response, 200, parsed, cbor=True)
 
 
-def service_session(service: str, role_arn: str, session_name: str) -> Any:
+def service_session(service: str, role_arn: str, session_name: str, source_arn: str | None = None) -> Any:
     """A session of `role_arn` for an AWS service acting as it (Lambda running a function, Step
     Functions running a state machine): the role's trust policy must admit the service principal
-    (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_create_for-service.html)."""
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_create_for-service.html), with the
+    context keys the service sends when it acts for the resource `source_arn` (a trail, a delivery
+    stream, a rule, an aggregator: authz.service_context); None, as before: aws:SourceAccount only."""
     with LOCK:
         role = authz.role_by_arn(role_arn)
         if role is None:
             raise ApiError(404, "NoSuchEntity", f"no role {role_arn}")
-        decision = authz.service_trusted(service, role)
+        decision = authz.service_trusted(service, role, source_arn)
         if authz.enabled() and not decision.allowed:
             raise ApiError(403, "AccessDenied", f"{service} may not assume {role_arn}: {decision.reason}")
         from moto.sts.models import sts_backends
@@ -1034,9 +1087,15 @@ def patch_moto() -> None:
     # (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_integrated-services-list.html,
     # https://docs.aws.amazon.com/config/latest/developerguide/set-up-aggregator-cli.html).
     for principal in ("config.amazonaws.com", "cloudtrail.amazonaws.com", "securityhub.amazonaws.com",
-                      "detective.amazonaws.com", "inspector2.amazonaws.com"):
+                      "detective.amazonaws.com", "inspector2.amazonaws.com", "iam.amazonaws.com"):
         if principal not in FakeDelegatedAdministrator.SUPPORTED_SERVICES:
             FakeDelegatedAdministrator.SUPPORTED_SERVICES.append(principal)
+    # IAM takes trusted access and a delegated administrator for centralized root access (same page,
+    # "AWS Identity and Access Management"; https://docs.aws.amazon.com/IAM/latest/UserGuide/id_root-enable-root-access.html).
+    from moto.organizations.models import FakeServiceAccess
+
+    if "iam.amazonaws.com" not in FakeServiceAccess.TRUSTED_SERVICES:
+        FakeServiceAccess.TRUSTED_SERVICES.append("iam.amazonaws.com")
     from moto.stepfunctions import responses as sfn
 
     def send_task_failure(self):  # type: ignore[no-untyped-def]
@@ -1291,7 +1350,8 @@ def patch_moto() -> None:
 
         object_key = self._format_s3_object_path(delivery_stream_name, version_id, s3_destination.get("Prefix", ""))
         with LOCK:
-            refused = rules.firehose_s3_refusal(self.region_name, s3_destination, object_key)
+            stream_arn = f"arn:aws:firehose:{self.region_name}:{self.account_id}:deliverystream/{delivery_stream_name}"
+            refused = rules.firehose_s3_refusal(self.region_name, s3_destination, object_key, stream_arn)
         dims = [{"Name": "DeliveryStreamName", "Value": delivery_stream_name}]
         metrics = [{"MetricName": "DeliveryToS3.Success", "Value": 0.0 if refused else 1.0, "Dimensions": dims}]
         if not refused:
@@ -1329,6 +1389,227 @@ def patch_moto() -> None:
         return result
 
     orgs.OrganizationsBackend.create_account = create_account_with_role
+    patch_identity()
+
+
+def patch_identity() -> None:
+    """What moto's IAM and STS lack for permissions boundaries, session policies and the root user."""
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.iam import models as iam
+    from moto.iam import responses as iam_responses
+    from moto.sts import models as sts
+    from moto.sts import responses as sts_responses
+
+    # AssumeRole's managed session policies (PolicyArns): moto keeps the inline Policy on the session
+    # and drops the ARNs. They are kept on the session, which authz.session_policies reads: "The
+    # resulting session's permissions are the intersection of the role's identity-based policy and the
+    # session policies" (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html).
+    moto_assume_role = sts_responses.TokenResponse.assume_role
+
+    def assume_role(self):  # type: ignore[no-untyped-def]
+        result = moto_assume_role(self)
+        session = result.result["Credentials"]
+        arns = self._get_param("PolicyArns") or []
+        session.policy_arns = [a.get("arn") if isinstance(a, dict) else a for a in arns if a]
+        return result
+
+    sts_responses.TokenResponse.assume_role = assume_role
+
+    # GetCallerIdentity of the root user (its access keys, a centralized root session): the account's ID
+    # and arn:aws:iam::ACCOUNT:root (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html,
+    # "Example: root user"); moto answers with a made-up user.
+    moto_caller = sts.STSBackend.get_caller_identity
+
+    def get_caller_identity(self, access_key_id, region):  # type: ignore[no-untyped-def]
+        account = authz.ROOT_KEYS.get(access_key_id)
+        if account is None and access_key_id in authz.ROOT_SESSIONS:
+            account = authz.ROOT_SESSIONS[access_key_id].account
+        if account is not None:
+            return account, authz.root_arn(account), account
+        return moto_caller(self, access_key_id, region)
+
+    sts.STSBackend.get_caller_identity = get_caller_identity
+
+    # A user's permissions boundary: PutUserPermissionsBoundary, DeleteUserPermissionsBoundary,
+    # CreateUser's PermissionsBoundary and GetUser's answer, which moto lacks (it keeps a role's only).
+    # Errors as IAM's: NoSuchEntity for a user that does not exist, InvalidInput for a value that is
+    # not a policy ARN (https://docs.aws.amazon.com/IAM/latest/APIReference/API_PutUserPermissionsBoundary.html).
+    iam.User.permissions_boundary_arn = None
+
+    def user_boundary(self):  # type: ignore[no-untyped-def]
+        if not self.permissions_boundary_arn:
+            return None
+        return {"PermissionsBoundaryType": "PermissionsBoundaryPolicy", "PermissionsBoundaryArn": self.permissions_boundary_arn}
+
+    iam.User.permissions_boundary = property(user_boundary)
+
+    def set_user_boundary(backend, user_name: str, arn: str | None) -> None:  # type: ignore[no-untyped-def]
+        user = backend.get_user(user_name)
+        if arn and not backend.policy_arn_regex.match(arn):
+            raise iam.ValidationError(f"Value ({arn}) for parameter PermissionsBoundary is invalid.")
+        user.permissions_boundary_arn = arn or None
+
+    def put_user_permissions_boundary(self):  # type: ignore[no-untyped-def]
+        set_user_boundary(self.backend, self._get_param("UserName"), self._get_param("PermissionsBoundary"))
+        return EmptyResult()
+
+    def delete_user_permissions_boundary(self):  # type: ignore[no-untyped-def]
+        set_user_boundary(self.backend, self._get_param("UserName"), None)
+        return EmptyResult()
+
+    moto_create_user = iam_responses.IamResponse.create_user
+
+    def create_user(self):  # type: ignore[no-untyped-def]
+        boundary = self._get_param("PermissionsBoundary")
+        if boundary and not self.backend.policy_arn_regex.match(boundary):
+            raise iam.ValidationError(f"Value ({boundary}) for parameter PermissionsBoundary is invalid.")
+        result = moto_create_user(self)
+        if boundary:
+            result.result["User"].permissions_boundary_arn = boundary
+        return result
+
+    iam_responses.IamResponse.put_user_permissions_boundary = put_user_permissions_boundary
+    iam_responses.IamResponse.delete_user_permissions_boundary = delete_user_permissions_boundary
+    iam_responses.IamResponse.create_user = create_user
+
+    # Centralized root access, which moto lacks: the organization's features
+    # (EnableOrganizationsRootCredentialsManagement, EnableOrganizationsRootSessions, their Disable
+    # twins, ListOrganizationsFeatures) and sts:AssumeRoot.
+    for name in ("enable_organizations_root_credentials_management", "enable_organizations_root_sessions",
+                 "disable_organizations_root_credentials_management", "disable_organizations_root_sessions",
+                 "list_organizations_features"):
+        setattr(iam_responses.IamResponse, name, root_features_handler(name))
+    sts_responses.TokenResponse.assume_root = assume_root
+
+
+def query_error(service: str, code: str, message: str) -> Exception:
+    """An IAM or STS error that moto serializes in the query protocol's shape, with the HTTP status of
+    the API model's error shape (moto finds the model by the exception's package)."""
+    from moto.iam.exceptions import IAMException
+    from moto.sts.exceptions import STSClientError
+
+    return (IAMException if service == "iam" else STSClientError)(code, message)
+
+
+def access_denied(message: str) -> Exception:
+    """STS's AccessDenied, HTTP 403, in the query protocol's shape (the API model has no shape for it)."""
+    from moto.core.exceptions import _RESTError
+
+    class Denied(_RESTError):
+        code = 403
+
+    return Denied("AccessDenied", message)
+
+
+# Centralized root access (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_root-user.html#id_root-user-access-management):
+# per organization (its management account), the features enabled: "RootCredentialsManagement" (the
+# management account or IAM's delegated administrator may delete, audit and recover member accounts'
+# root credentials) and "RootSessions" (they may take privileged root sessions, sts:AssumeRoot).
+ROOT_FEATURES: dict[str, set[str]] = {}
+IAM_PRINCIPAL = "iam.amazonaws.com"
+
+
+def root_features_handler(name: str) -> Callable:
+    """The IAM operation `name`. Its errors, in the order checked, are the API reference's
+    (https://docs.aws.amazon.com/IAM/latest/APIReference/API_EnableOrganizationsRootSessions.html and
+    its siblings, "Errors"): OrganizationNotFoundException ("no organization is associated with your
+    account"), OrganizationNotInAllFeaturesModeException, CallerIsNotManagementAccountException
+    (Enable/Disable: "the account making the request is not the management account for the
+    organization"), AccountNotManagementOrDelegatedAdministratorException (ListOrganizationsFeatures:
+    neither the management account nor IAM's delegated administrator), ServiceAccessNotEnabledException
+    ("trusted access is not enabled for IAM in AWS Organizations")."""
+    feature = "RootSessions" if name.endswith("root_sessions") else "RootCredentialsManagement"
+
+    def handler(self):  # type: ignore[no-untyped-def]
+        from moto.core.responses import ActionResult
+
+        account = self.current_account
+        org = organization_of(account)
+        if org is None or org[1].org is None:
+            raise query_error("iam", "OrganizationNotFoundException",
+                              "The request was rejected because no organization is associated with your account.")
+        mgmt, backend = org
+        if backend.org.feature_set != "ALL":
+            raise query_error("iam", "OrganizationNotInAllFeaturesModeException",
+                              "The request was rejected because your organization does not have All features enabled.")
+        if name.startswith(("enable", "disable")) and account != mgmt:
+            raise query_error("iam", "CallerIsNotManagementAccountException",
+                              "The request was rejected because the account making the request is not the management "
+                              "account for the organization.")
+        if account != mgmt and not delegated_admin(account, IAM_PRINCIPAL):
+            raise query_error("iam", "AccountNotManagementOrDelegatedAdministratorException",
+                              "The request was rejected because the account making the request is not the management "
+                              "account or delegated administrator account for centralized root access.")
+        if not trusted_access(mgmt, IAM_PRINCIPAL):
+            raise query_error("iam", "ServiceAccessNotEnabledException",
+                              "The request was rejected because trusted access is not enabled for IAM in AWS Organizations.")
+        with LOCK:
+            features = ROOT_FEATURES.setdefault(mgmt, set())
+            if name.startswith("enable"):
+                features.add(feature)
+            elif name.startswith("disable"):
+                features.discard(feature)
+            enabled = sorted(features)
+        return ActionResult({"OrganizationId": backend.org.id, "EnabledFeatures": enabled})
+
+    return handler
+
+
+# The task policies a root session may be scoped to (API_AssumeRoot, TaskPolicyArn).
+ROOT_TASK_POLICY_ARNS = tuple(authz.ROOT_TASK_POLICIES)
+
+
+def assume_root(self):  # type: ignore[no-untyped-def]
+    """sts:AssumeRoot (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoot.html), once
+    authorized (the caller's identity-based policy allows sts:AssumeRoot on the member's root user,
+    authz.resources_for; root credentials may not call it, authz.authorize): "You must use credentials
+    from an Organizations management account or a delegated administrator account for IAM", the
+    organization must have centralized root sessions enabled ("Before you can launch a privileged
+    session, you must have centralized root access in your organization":
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/id_root-enable-root-access.html), TargetPrincipal
+    is a member account (ID or ARN), TaskPolicyArn one of the five root task policies, DurationSeconds
+    at most 900 (the default). AWS documents no error codes for these refusals but the common ones:
+    AccessDenied (403) for the account and the feature, ValidationError (400) for the parameters.
+
+    The session acts as the member's root user, limited by its task policy (a session policy), with
+    aws:AssumedRoot in its requests' context; GetCallerIdentity answers arn:aws:iam::MEMBER:root."""
+    import datetime as dt
+    import secrets
+
+    from moto.core.responses import ActionResult
+    from moto.iam.models import iam_backends
+
+    account = self.current_account
+    org = organization_of(account)
+    if org is None or org[1].org is None or (account != org[0] and not delegated_admin(account, IAM_PRINCIPAL)):
+        raise access_denied(f"Account {account} is not the management account or IAM's delegated "
+                                          "administrator of an organization: it cannot call AssumeRoot.")
+    mgmt, backend = org
+    if "RootSessions" not in ROOT_FEATURES.get(mgmt, set()):
+        raise access_denied("Centralized root sessions (iam:EnableOrganizationsRootSessions) are not "
+                                          "enabled for the organization.")
+    target = str(self._get_param("TargetPrincipal") or "")
+    target = authz.arn_account(target) or target
+    members = {a.id for a in backend.accounts}
+    if not re.fullmatch(r"\d{12}", target) or target not in members or target == mgmt:
+        raise query_error("sts", "ValidationError", f"TargetPrincipal {target or '(none)'} is not a member account of the "
+                                             "organization.")
+    descriptor = self._get_param("TaskPolicyArn")
+    task = descriptor.get("arn") if isinstance(descriptor, dict) else self._get_param("TaskPolicyArn.arn")
+    if task not in ROOT_TASK_POLICY_ARNS:
+        raise query_error("sts", "ValidationError", f"TaskPolicyArn {task} is not one of the task policies a root session "
+                                             f"may be scoped to: {', '.join(ROOT_TASK_POLICY_ARNS)}.")
+    duration = self._get_int_param("DurationSeconds", 900)
+    if duration < 0 or duration > 900:
+        raise query_error("sts", "ValidationError", f"1 validation error detected: Value '{duration}' at 'durationSeconds' "
+                                             "failed to satisfy constraint: Member must have value less than or equal to 900")
+    with LOCK:
+        key = iam_backends[target]["aws"].create_temp_access_key()
+        token = "IQoJb3JpZ2lu" + secrets.token_urlsafe(96)
+        expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=duration)
+        authz.ROOT_SESSIONS[key.access_key_id] = authz.RootSession(target, token, task, expires.timestamp())
+    return ActionResult({"Credentials": {"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret_access_key,
+                                         "SessionToken": token, "Expiration": expires}})
 
 
 ADMINISTRATOR = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
@@ -1551,7 +1832,7 @@ class Extension:
         self.cbor = CborBridge()
         self.faults = Faults()
         self.limits = Limits()
-        self.iam_counts = {"allowed": 0, "denied": 0, "unknownKeys": 0}
+        self.iam_counts = {"allowed": 0, "denied": 0, "unknownKeys": 0, "unsigned": 0}
         self.compiled = {
             signing: [(m, re.compile(p + "$"), h) for m, p, h in svc.routes]
             for signing, svc in self.services.items()
@@ -1633,19 +1914,29 @@ class Extension:
             return self.service_credentials(environ, start_response)
         if environ.get("PATH_INFO") == "/assure-api/account-owner":
             return self.account_owner(environ, start_response)
-        scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        # moto's own calls to itself: the fixed key "ak", or sessions of the roles Step Functions runs
-        # tasks as (authorized, but outside the latency, limit and fault knobs).
-        service_call = bool(scope) and scope.group(1) in SERVICE_KEYS
-        client_call = bool(scope) and scope.group(1) != "ak" and not service_call
+        if environ.get("PATH_INFO") == "/assure-api/root-credentials":
+            return self.root_credentials(environ, start_response)
+        cred = credential_of(environ)
+        if cred is None:
+            refused = self.unsigned(environ, start_response)
+            if refused is not None:
+                return refused
+        # moto's own calls to itself: sessions of the roles Step Functions runs tasks as (authorized,
+        # but outside the latency, limit and fault knobs), and, only while IAM is not enforced, the
+        # fixed key "ak" moto's Step Functions interpreter signs with when no role is given to it
+        # (run_tasks_as_the_execution_role gives it one whenever IAM is on). With IAM on, "ak" is a key
+        # the local cloud never issued, refused like any other.
+        service_call = cred is not None and cred.key in SERVICE_KEYS
+        moto_internal = cred is not None and cred.key == "ak" and not authz.enabled()
+        client_call = cred is not None and not service_call and not moto_internal
         if client_call and self.limits.latency:
             time.sleep(self.limits.latency)
-        if client_call and self.limits.rps and not self.limits.admit(scope.group(3)):
+        if client_call and self.limits.rps and not self.limits.admit(cred.service):
             # Read the body first: an unread body can keep the client waiting.
             length = int(environ.get("CONTENT_LENGTH") or 0)
             if length:
                 environ["wsgi.input"].read(length)
-            return Faults.respond(start_response, environ, scope.group(3), "throttle")
+            return Faults.respond(start_response, environ, cred.service, "throttle")
         if self.faults.rules:
             if client_call:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -1654,29 +1945,29 @@ class Extension:
 
                 environ["wsgi.input"] = io.BytesIO(raw)
                 def caller() -> str:
-                    who = authz.principal_for(scope.group(1), environ.get("HTTP_X_AMZ_SECURITY_TOKEN"))
+                    who = authz.principal_for(cred.key, session_token(environ))
                     return f"{who.arn} {who.session_arn}" if who else ""
 
-                rule = self.faults.pick(scope.group(3), Faults.operation(environ, raw), caller)
+                rule = self.faults.pick(cred.service, Faults.operation(environ, raw), caller)
                 if rule and rule["error"] == "delay":
                     time.sleep(rule["delayMs"] / 1000.0)
                 elif rule:
-                    return Faults.respond(start_response, environ, scope.group(3), rule["error"])
+                    return Faults.respond(start_response, environ, cred.service, rule["error"])
         if client_call and not self.services["account"].enabled(
-            iam_models.get_account_id_from(scope.group(1)), scope.group(2)
+            iam_models.get_account_id_from(cred.key), cred.region
         ):
             # A Region the account has not enabled does not know the account (see Accounts).
             length = int(environ.get("CONTENT_LENGTH") or 0)
             if length:
                 environ["wsgi.input"].read(length)
-            return error_response(start_response, environ, scope.group(3), "invalid-key",
+            return error_response(start_response, environ, cred.service, "invalid-key",
                                   "The security token included in the request is invalid.")
         if (client_call or service_call) and authz.enabled():
-            refused = self.authorize(environ, start_response, scope)
+            refused = self.authorize(environ, start_response, cred)
             if refused is not None:
                 return refused
         if client_call or service_call:
-            refused = self.validate(environ, start_response, scope)
+            refused = self.validate(environ, start_response, cred)
             if refused is not None:
                 return refused
         if self.signing(environ) == "s3" and environ.get("REQUEST_METHOD") == "PUT" and (
@@ -1697,11 +1988,10 @@ class Extension:
         recorder._record_request(Request(environ))
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
-        scope = SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         body = json.loads(raw) if raw.strip() else {}
         call = Call(
-            account=iam_models.get_account_id_from(scope.group(1)),
-            region=scope.group(2),
+            account=iam_models.get_account_id_from(cred.key),
+            region=cred.region,
             method=environ["REQUEST_METHOD"],
             path=environ.get("PATH_INFO", ""),
             query=parse_qs(environ.get("QUERY_STRING", "")),
@@ -1718,17 +2008,17 @@ class Extension:
                 del body["type"]
             return self.respond(start_response, err.status, body, error=err.code)
 
-    def authorize(self, environ: dict, start_response: Callable, scope: re.Match) -> list[bytes] | None:
+    def authorize(self, environ: dict, start_response: Callable, cred: Credential) -> list[bytes] | None:
         """IAM as AWS evaluates it (authz.py, iam.py): None to go on, or the service's refusal."""
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         import io
 
         environ["wsgi.input"] = io.BytesIO(raw)
-        service, region = scope.group(3), scope.group(2)
-        token = environ.get("HTTP_X_AMZ_SECURITY_TOKEN")
+        service, region = cred.service, cred.region
+        token = session_token(environ)
         with LOCK:
-            principal = authz.principal_for(scope.group(1), token)
+            principal = authz.principal_for(cred.key, token)
             if principal is None:
                 self.iam_counts["unknownKeys"] += 1
                 return error_response(start_response, environ, service, "invalid-key",
@@ -1743,22 +2033,96 @@ class Extension:
         self.iam_counts["denied"] += 1
         return error_response(start_response, environ, service, "denied", denial.message)
 
-    def validate(self, environ: dict, start_response: Callable, scope: re.Match) -> list[bytes] | None:
-        """The service's own checks of the request (rules.py): None to go on, or its refusal."""
+    def validate(self, environ: dict, start_response: Callable, cred: Credential | None) -> list[bytes] | None:
+        """The service's own checks of the request (rules.py): None to go on, or its refusal. `cred`
+        None: an unsigned request (S3's anonymous user, STS's identity providers)."""
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         import io
 
         environ["wsgi.input"] = io.BytesIO(raw)
-        service = scope.group(3)
+        service = cred.service if cred else environ["assure.request"].service
         with LOCK:
             # Read once per request: authorize parsed it already when IAM is enforced.
-            req = environ.get("assure.request") or authz.parse_request(environ, raw, service, scope.group(2))
-            refused = rules.check(req, iam_models.get_account_id_from(scope.group(1)), raw)
+            req = environ.get("assure.request") or authz.parse_request(environ, raw, service, cred.region)
+            refused = rules.check(req, iam_models.get_account_id_from(cred.key) if cred else "", raw)
         if refused is None:
             return None
         return service_error(start_response, environ, service, refused.status, refused.code, refused.message,
                              refused.extra)
+
+    def unsigned(self, environ: dict, start_response: Callable) -> list[bytes] | None:
+        """A request that carries no signature. AWS refuses it, in the protocol's shape, with
+        MissingAuthenticationToken: "The request must contain either a valid (registered) AWS access
+        key ID or X.509 certificate", HTTP 403
+        (https://docs.aws.amazon.com/STS/latest/APIReference/CommonErrors.html), except where a service
+        serves unsigned requests: S3 as the anonymous user, whom only a bucket policy granting "*"
+        admits (https://docs.aws.amazon.com/AmazonS3/latest/userguide/example-bucket-policies.html), and
+        STS's AssumeRoleWithWebIdentity and AssumeRoleWithSAML, whose callers prove who they are with
+        an identity provider's token (authz.federated). None to go on to moto, or the refusal.
+
+        The local cloud's own endpoints (/assure-api/…, answered before this), moto's (/moto-api/…:
+        its recorder, which the tests read) and the instance metadata service (/latest/…, unsigned on
+        EC2 too) are not AWS APIs and stay open, as before. With IAM enforcement off, unsigned requests
+        go on to moto, as every other request does."""
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(("/moto-api", "/latest/")) or path == "/favicon.ico" or not authz.enabled():
+            return None
+        import io
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        action = (query.get("Action") or [""])[0]
+        if not action and raw and b"Action=" in raw:
+            action = (parse_qs(raw.decode(errors="replace")).get("Action") or [""])[0]
+        if action in authz.FEDERATED_ACTIONS and not target:
+            req = environ["assure.request"] = authz.parse_request(environ, raw, "sts", "us-east-1")
+            with LOCK:
+                refusal = authz.federated(req)
+            if refusal is not None:
+                self.iam_counts["denied"] += 1
+                return service_error(start_response, environ, "sts", *refusal)
+            self.iam_counts["allowed"] += 1
+            return self.validate(environ, start_response, None)
+        if target or action or "/operation/" in path:
+            # A JSON, Smithy RPC v2 CBOR or query request: every such API wants a signature. JSON
+            # services answer 400 MissingAuthenticationTokenException ("Request must contain a valid
+            # (registered) AWS Access Key ID",
+            # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html);
+            # query services 403 MissingAuthenticationToken (CommonErrors, above).
+            self.iam_counts["unsigned"] += 1
+            if target or "/operation/" in path:
+                return service_error(start_response, environ, "", 400, "MissingAuthenticationTokenException",
+                                     "Request must contain a valid (registered) AWS Access Key ID.")
+            return service_error(start_response, environ, "", 403, "MissingAuthenticationToken",
+                                 "Request is missing Authentication Token")
+        from moto.s3.models import s3_backends
+
+        bucket = unquote(path).lstrip("/").partition("/")[0]
+        method = environ.get("REQUEST_METHOD", "GET")
+        if bucket not in s3_backends.bucket_accounts and any(
+            authz.rest_operation(service, method, unquote(path), b"")[0] for service in REST_JSON
+        ):
+            # GuardDuty, IAM Access Analyzer and Account Management (REST-JSON) share S3's shape on
+            # the one endpoint: a path that is one of their operations' and names no bucket is theirs.
+            # Their front end answers as API Gateway's does: 403, "Missing Authentication Token".
+            self.iam_counts["unsigned"] += 1
+            return service_error(start_response, environ, "guardduty", 403, "MissingAuthenticationTokenException",
+                                 "Missing Authentication Token")
+        # Everything else is S3's (REST: a bucket and key in the path): the anonymous user.
+        req = environ["assure.request"] = authz.parse_request(environ, raw, "s3", "us-east-1")
+        if bucket and bucket not in s3_backends.bucket_accounts and req.method != "PUT":
+            return None  # NoSuchBucket: S3 says so whoever asks
+        with LOCK:
+            denial = authz.authorize(authz.ANONYMOUS, req)
+        if denial is not None:
+            self.iam_counts["denied"] += 1
+            return service_error(start_response, environ, "s3", 403, "AccessDenied", "Access Denied")
+        self.iam_counts["allowed"] += 1
+        return self.validate(environ, start_response, None)
 
     def read_json(self, environ: dict) -> dict:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -1766,13 +2130,22 @@ class Extension:
         return json.loads(raw or b"{}")
 
     def service_credentials(self, environ: dict, start_response: Callable) -> list[bytes]:
-        """POST {"service": "lambda.amazonaws.com", "roleArn": ...}: what a service does to act as a
-        role it was given (Lambda assuming a function's execution role): the role's trust policy must
-        admit the service principal. The worker plays Lambda with it."""
+        """POST {"service": "lambda.amazonaws.com", "roleArn": ..., "sessionName": ..., "sourceArn": ...}:
+        what a service does to act as a role it was given (Lambda assuming a function's execution role):
+        the role's trust policy must admit the service principal. The worker plays Lambda with it.
+
+        `sourceArn` (optional) names the resource the service acts for (a CloudTrail trail, a Firehose
+        delivery stream, an EventBridge rule, a Config aggregator); the request then carries the keys
+        that service documents sending (authz.SERVICE_SOURCE_KEYS: aws:SourceArn, aws:SourceAccount,
+        sts:ExternalId), and no others. Without it the request carries what it always did,
+        aws:SourceAccount (the role's account)."""
         doc = self.read_json(environ)
         service, role_arn = str(doc.get("service", "")), str(doc.get("roleArn", ""))
+        source = doc.get("sourceArn")
+        if source is not None and not (isinstance(source, str) and source.startswith("arn:")):
+            return self.respond(start_response, 400, {"message": "sourceArn: an ARN"}, error="ValidationError")
         try:
-            session = service_session(service, role_arn, str(doc.get("sessionName") or service.split(".")[0]))
+            session = service_session(service, role_arn, str(doc.get("sessionName") or service.split(".")[0]), source)
         except ApiError as e:
             return self.respond(start_response, e.status, {"message": e.message}, error=e.code)
         return self.respond(start_response, 200, {"AccessKeyId": session.access_key_id,
@@ -1803,6 +2176,26 @@ class Extension:
                 oldest = min(keys, key=lambda k: k.create_date)
                 backend.delete_access_key(oldest.access_key_id, name)
             key = backend.create_access_key(name)
+        return self.respond(start_response, 200, {"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret_access_key})
+
+    def root_credentials(self, environ: dict, start_response: Callable) -> list[bytes]:
+        """POST {"account": ID}: access keys of the account's root user, as its owner makes them
+        (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_root-user_manage_add-key.html): the local
+        stand-in for signing in as root. The root user is allowed everything in its account by identity
+        (no IAM policy), is bound by the SCPs of a member account (never the management account's), and
+        may not call sts:AssumeRole or sts:AssumeRoot (authz.authorize). Local only, like
+        /assure-api/account-owner."""
+        doc = self.read_json(environ)
+        account = str(doc.get("account", ""))
+        if not re.fullmatch(r"\d{12}", account):
+            return self.respond(start_response, 400, {"message": "account: 12 digits"}, error="ValidationError")
+        from moto.iam.models import AccessKey, iam_backends
+
+        with LOCK:
+            backend = iam_backends[account]["aws"]
+            key = AccessKey(user_name=None, prefix="AKIA", account_id=account)
+            backend.access_keys[key.physical_resource_id] = key
+            authz.ROOT_KEYS[key.access_key_id] = account
         return self.respond(start_response, 200, {"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret_access_key})
 
     @staticmethod

@@ -20,6 +20,10 @@ Rules:
 - Organizations: an SCP follows the SCP grammar and has at most 5,120 characters; a target has at most
   5 SCPs, and a policy is attached to it once, only while its type is enabled in the root; IAM Access
   Analyzer has one delegated administrator per organization.
+- S3: a request whose expected bucket owner (x-amz-expected-bucket-owner, or for a copy's source
+  x-amz-source-expected-bucket-owner) is not the bucket's owner is refused 403 AccessDenied.
+- SSM StartSession: no managed node is ever connected (TargetNotConnected); a document of the
+  account's that does not exist is InvalidDocument.
 - Firehose writes a batch to its S3 destination as the stream's role, only where the role may put it,
   and reports each attempt in AWS/Firehose DeliveryToS3.Success (the extension's put_s3_records).
 - A role handed to a service (CloudTrail's CloudWatch Logs role, Firehose's delivery role) must exist,
@@ -182,9 +186,10 @@ def config_organization_aggregator(req: Req, account: str, raw: bytes) -> Refusa
 PROPAGATION = {"seconds": float(os.environ.get("ASSURE_IAM_PROPAGATION_SECONDS", "3"))}
 
 
-def unusable_role(service: str, role_arn: str) -> str | None:
+def unusable_role(service: str, role_arn: str, source_arn: str | None = None) -> str | None:
     """Why the service principal `service` cannot use `role_arn` now, or None: the role must exist,
-    be old enough for IAM to have propagated it, and trust the service."""
+    be old enough for IAM to have propagated it, and trust the service acting for `source_arn` (the
+    trail, the delivery stream: the context keys the service sends, authz.service_context)."""
     from moto.core.utils import utcnow
 
     role = authz.role_by_arn(role_arn)
@@ -192,14 +197,20 @@ def unusable_role(service: str, role_arn: str) -> str | None:
         return f"{role_arn} does not exist"
     if (utcnow() - role.create_date).total_seconds() < PROPAGATION["seconds"]:
         return f"{role_arn} is not yet visible to {service}"
-    if not authz.service_trusted(service, role).allowed:
+    if not authz.service_trusted(service, role, source_arn).allowed:
         return f"the trust policy of {role_arn} does not admit {service}"
     return None
 
 
 def role_allows(role_arn: str, action: str, resource: str) -> bool:
+    """Whether the role's identity-based permissions allow `action` on `resource`: its policies, within
+    its permissions boundary (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html)."""
     role = authz.role_by_arn(role_arn)
     allow, deny = iam.identity_effects(authz.role_policies(None, role), action, resource, {})
+    boundary = authz.boundary_of(role.arn.split(":")[4], role)
+    if boundary is not None:
+        bound_allow, bound_deny = iam.identity_effects([boundary], action, resource, {})
+        allow, deny = allow and bound_allow, deny or bound_deny
     return allow and not deny
 
 
@@ -225,7 +236,11 @@ def cloudtrail_logs_delivery(req: Req, account: str, raw: bytes) -> Refusal | No
         return Refusal(400, "InvalidCloudWatchLogsLogGroupArnException", f"Access denied. Check the log group: {group}")
     if not role:
         return Refusal(400, "InvalidCloudWatchLogsRoleArnException", "You must specify a role ARN along with the log group.")
-    why = unusable_role("cloudtrail.amazonaws.com", role)
+    # CloudTrail assumes the role for the trail: aws:SourceArn is the trail's ARN (CreateTrail's Name
+    # is a name; UpdateTrail's a name or an ARN).
+    trail = str(p(req.params, "Name") or "")
+    trail_arn = trail if trail.startswith("arn:") else f"arn:aws:cloudtrail:{req.region}:{account}:trail/{trail}"
+    why = unusable_role("cloudtrail.amazonaws.com", role, trail_arn)
     stream = f"arn:aws:logs:{region}:{owner}:log-group:{name}:log-stream:{account}_CloudTrail_{region}"
     if why is None and not all(role_allows(role, a, stream) for a in ("logs:CreateLogStream", "logs:PutLogEvents")):
         why = f"{role} may not create log streams and put log events in {name}"
@@ -245,14 +260,15 @@ def firehose_role(req: Req, account: str, raw: bytes) -> Refusal | None:
     roles = authz.dig(req.params, "ExtendedS3DestinationConfiguration.RoleARN")
     roles += authz.dig(req.params, "S3DestinationConfiguration.RoleARN")
     roles += authz.dig(req.params, "ExtendedS3DestinationUpdate.RoleARN")
+    stream = f"arn:aws:firehose:{req.region}:{account}:deliverystream/{p(req.params, 'DeliveryStreamName') or ''}"
     for role in roles:
-        if unusable_role("firehose.amazonaws.com", role):
+        if unusable_role("firehose.amazonaws.com", role, stream):
             return Refusal(400, "InvalidArgumentException",
                            f"Firehose is unable to assume role {role}. Please check the role provided.")
     return None
 
 
-def firehose_s3_refusal(region: str, s3: dict, object_key: str) -> str | None:
+def firehose_s3_refusal(region: str, s3: dict, object_key: str, stream_arn: str | None = None) -> str | None:
     """Why Firehose cannot write a batch of a stream's records to `object_key` of its S3 destination
     `s3` (moto's destination description), or None. Firehose writes as the destination's role: the
     role must still be usable by firehose.amazonaws.com, and the role's s3:PutObject of the object
@@ -262,14 +278,12 @@ def firehose_s3_refusal(region: str, s3: dict, object_key: str) -> str | None:
     write is not lost on AWS at once but retried and reported: DeliveryToS3.Success drops below 1
     (https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-metrics.html)."""
     role_arn = s3.get("RoleARN", "")
-    why = unusable_role("firehose.amazonaws.com", role_arn)
+    why = unusable_role("firehose.amazonaws.com", role_arn, stream_arn)
     if why is not None:
         return f"Firehose is unable to assume role {role_arn}: {why}"
     role = authz.role_by_arn(role_arn)
     owner = authz.arn_account(role_arn) or ""
-    principal = authz.finish(iam.Principal(
-        kind="role", account=owner, arn=role.arn, session_arn=f"arn:aws:sts::{owner}:assumed-role/{role.name}/firehose",
-        policies=authz.role_policies(None, role)))
+    principal = authz.role_principal(role, f"arn:aws:sts::{owner}:assumed-role/{role.name}/firehose")
     bucket = s3.get("BucketARN", "").split(":")[-1]
     headers = {}
     key = ((s3.get("EncryptionConfiguration") or {}).get("KMSEncryptionConfig") or {}).get("AWSKMSKeyARN")
@@ -817,8 +831,60 @@ def api_model(req: Req, account: str, raw: bytes) -> Refusal | None:
     return Refusal(400, code, message)
 
 
+def s3_expected_bucket_owner(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # The bucket owner condition: "If the bucket is owned by a different account, the request fails
+    # with an HTTP 403 (Access Denied) error", for every bucket and object operation that carries
+    # x-amz-expected-bucket-owner, and, for the source of a copy, x-amz-source-expected-bucket-owner
+    # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-owner-condition.html). A value that
+    # is not an account ID: 400 InvalidBucketOwnerAWSAccountID
+    # (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList).
+    if req.service != "s3":
+        return None
+    headers = req.headers or {}
+    checks = []
+    bucket = unquote(req.path).lstrip("/").partition("/")[0]
+    if bucket and "x-amz-expected-bucket-owner" in headers:
+        checks.append((bucket, headers["x-amz-expected-bucket-owner"]))
+    source = headers.get("x-amz-copy-source")
+    if source and "x-amz-source-expected-bucket-owner" in headers:
+        checks.append((unquote(source).lstrip("/").partition("/")[0], headers["x-amz-source-expected-bucket-owner"]))
+    if not checks:
+        return None
+    from moto.s3.models import s3_backends
+
+    for name, expected in checks:
+        expected = expected.strip()
+        if not re.fullmatch(r"\d{12}", expected):
+            return Refusal(400, "InvalidBucketOwnerAWSAccountID",
+                           "The value of the expected bucket owner parameter must be an AWS Account ID...")
+        owner = s3_backends.bucket_accounts.get(name)
+        if owner is not None and owner[1] != expected:
+            return Refusal(403, "AccessDenied", "Access Denied")
+    return None
+
+
+def ssm_start_session(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # StartSession, once authorized: no managed node runs the SSM Agent here, so no target is ever
+    # connected: TargetNotConnected, "The specified target managed node for the session isn't fully
+    # configured for use with Session Manager"; a document of the account's that does not exist:
+    # InvalidDocument, "The specified SSM document doesn't exist"
+    # (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_StartSession.html, Errors).
+    # AWS's own documents (AWS-StartPortForwardingSession, …) exist in every account; moto has none.
+    if req.service != "ssm" or req.operation != "StartSession":
+        return None
+    doc = p(req.params, "DocumentName")
+    if isinstance(doc, str) and doc and doc != authz.DEFAULT_SESSION_DOCUMENT and not doc.startswith("arn:") \
+            and not doc.lower().startswith(authz.AWS_DOCUMENT_PREFIXES):
+        from moto.ssm.models import ssm_backends
+
+        if doc not in ssm_backends[account][req.region]._documents:
+            return Refusal(400, "InvalidDocument", "The specified document does not exist.")
+    target = p(req.params, "Target") or ""
+    return Refusal(400, "TargetNotConnected", f"{target} is not connected.")
+
+
 RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [
-    api_model,
+    api_model, s3_expected_bucket_owner, ssm_start_session,
     s3_bucket_policy, kms_key_policy, iam_trust_policy, cloudwatch_delete_alarms, config_organization_aggregator,
     cloudtrail_logs_delivery, cloudtrail_organization_trail, cloudtrail_delivery, firehose_role, organizations_policy,
     organizations_attach, organizations_delegated_administrator, config_delivery_channel, guardduty_one_detector,

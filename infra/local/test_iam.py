@@ -199,6 +199,294 @@ class ResourcePolicies(unittest.TestCase):
         self.assertFalse(decide(states, "sts:AssumeRole", target, {}, None).allowed)
 
 
+
+class SetOperators(unittest.TestCase):
+    """https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html
+    and its examples page (reference_policies_condition_examples-multi-valued-context-keys.html)."""
+
+    def test_for_all_values_holds_when_the_key_is_missing_or_empty(self):
+        # "The ForAllValues set operator also returns true if there are no context keys in the request."
+        self.assertTrue(condition_holds("ForAllValues:StringEquals", "aws:TagKeys", ["a"], {}))
+        self.assertTrue(condition_holds("ForAllValues:StringEquals", "aws:TagKeys", ["a"], {"aws:TagKeys": []}))
+        self.assertTrue(condition_holds("ForAllValues:StringEquals", "aws:TagKeys", ["a", "b"], {"aws:TagKeys": ["a"]}))
+        self.assertFalse(condition_holds("ForAllValues:StringEquals", "aws:TagKeys", ["a"], {"aws:TagKeys": ["a", "c"]}))
+
+    def test_for_any_value_fails_when_the_key_is_missing_or_empty(self):
+        self.assertFalse(condition_holds("ForAnyValue:StringEquals", "aws:TagKeys", ["a"], {}))
+        self.assertFalse(condition_holds("ForAnyValue:StringEquals", "aws:TagKeys", ["a"], {"aws:TagKeys": []}))
+        self.assertTrue(condition_holds("ForAnyValue:StringEquals", "aws:TagKeys", ["a"], {"aws:TagKeys": ["c", "a"]}))
+        self.assertTrue(condition_holds("ForAnyValue:StringEqualsIfExists", "aws:TagKeys", ["a"], {}))
+
+    def test_for_all_values_with_a_negated_operator_tests_each_value(self):
+        # The examples page's table for "ForAllValues:StringNotLike": {"aws:TagKeys": "key1*"}: a
+        # request whose every tag key is key2:… matches; one with key1:… keys does not; none: matches.
+        op, key = "ForAllValues:StringNotLike", "aws:TagKeys"
+        self.assertFalse(condition_holds(op, key, "key1*", {key: ["key1:legal"]}))
+        self.assertFalse(condition_holds(op, key, "key1*", {key: ["key1:hr", "key1:personnel"]}))
+        self.assertTrue(condition_holds(op, key, "key1*", {key: ["key2:audit"]}))
+        self.assertTrue(condition_holds(op, key, "key1*", {}))
+        # Mixed: one value is like key1*, so not every value is "not like" it.
+        self.assertFalse(condition_holds(op, key, "key1*", {key: ["key1:legal", "key2:audit"]}))
+
+    def test_for_any_value_with_a_negated_operator_needs_one_value_outside_the_policy(self):
+        op, key = "ForAnyValue:StringNotEquals", "kms:ResourceAliases"
+        self.assertTrue(condition_holds(op, key, ["alias/a"], {key: ["alias/a", "alias/b"]}))
+        self.assertFalse(condition_holds(op, key, ["alias/a"], {key: ["alias/a"]}))
+        self.assertFalse(condition_holds(op, key, ["alias/a"], {}))
+
+    def test_an_scp_deny_on_a_key_with_an_alias(self):
+        # The SCP shape assure attaches: deny unless the member role, when any alias of the key is the
+        # protected one (kms:ResourceAliases, multivalued).
+        scp = {"Statement": [{"Effect": "Deny", "Action": "kms:DisableKey", "Resource": "*", "Condition": {
+            "ArnNotLike": {"aws:PrincipalARN": "arn:aws:iam::*:role/AssureExecutionRole"},
+            "ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/assure-alarms"}}}]}
+        p = role([ALLOW_ALL], name="admin")
+        key = Resource("arn:aws:kms:us-east-1:111111111111:key/k", "111111111111", {"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "kms:*", "Resource": "*"}]}, "kms")
+        levels = [[ALLOW_ALL, scp]]
+        aliased = {"aws:PrincipalArn": p.arn, "kms:ResourceAliases": ["alias/other", "alias/assure-alarms"]}
+        self.assertFalse(decide(p, "kms:DisableKey", key, aliased, levels).allowed)
+        self.assertTrue(decide(p, "kms:DisableKey", key, {"aws:PrincipalArn": p.arn, "kms:ResourceAliases": ["alias/other"]}, levels).allowed)
+        self.assertTrue(decide(p, "kms:DisableKey", key, {"aws:PrincipalArn": p.arn}, levels).allowed, "a key without aliases")
+
+
+class NullAndIdentityOnlyKeys(unittest.TestCase):
+    def test_null_on_a_missing_or_empty_key(self):
+        # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html#Conditions_Null
+        self.assertTrue(condition_holds("Null", "aws:AssumedRoot", "true", {}))
+        self.assertFalse(condition_holds("Null", "aws:AssumedRoot", "false", {}))
+        self.assertFalse(condition_holds("Null", "aws:AssumedRoot", "true", {"aws:AssumedRoot": "true"}))
+        self.assertTrue(condition_holds("Null", "aws:TagKeys", "true", {"aws:TagKeys": []}), "an empty value is null")
+
+    def test_restrict_root_spares_centralized_root_sessions(self):
+        # RestrictRoot as assure writes it: the root user's own credentials, not sts:AssumeRoot's
+        # sessions, which carry aws:AssumedRoot.
+        scp = {"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {
+            "StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}, "Null": {"aws:AssumedRoot": "true"}}}]}
+        root = Principal(kind="root", account="111111111111", arn="arn:aws:iam::111111111111:root")
+        levels = [[ALLOW_ALL, scp]]
+        res = Resource("arn:aws:s3:::b", "111111111111", None, "s3")
+        self.assertFalse(decide(root, "s3:ListBucket", res, {"aws:PrincipalArn": root.arn}, levels).allowed)
+        self.assertTrue(decide(root, "s3:ListBucket", res, {"aws:PrincipalArn": root.arn, "aws:AssumedRoot": "true"}, levels).allowed)
+
+    def test_kms_resource_aliases_is_for_iam_policies_only(self):
+        # "Policy type: IAM policies only": a key policy naming kms:ResourceAliases finds it missing.
+        deny_in_key_policy = {"Effect": "Deny", "Principal": "*", "Action": "kms:DisableKey", "Resource": "*",
+                              "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/x"}}}
+        root = {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "kms:*", "Resource": "*"}
+        key = Resource("arn:aws:kms:us-east-1:111111111111:key/k", "111111111111", {"Statement": [root, deny_in_key_policy]}, "kms")
+        ctx = {"kms:ResourceAliases": ["alias/x"]}
+        self.assertTrue(decide(role([ALLOW_ALL]), "kms:DisableKey", key, ctx, None).allowed)
+        deny_in_iam = {"Statement": [dict(deny_in_key_policy, Principal=None)]}
+        del deny_in_iam["Statement"][0]["Principal"]
+        self.assertFalse(decide(role([ALLOW_ALL, deny_in_iam]), "kms:DisableKey", key, ctx, None).allowed)
+
+
+class AnonymousAndFederated(unittest.TestCase):
+    BUCKET = "arn:aws:s3:::open/k"
+    ANONYMOUS = Principal(kind="anonymous", account="", arn="anonymous")
+
+    def bucket(self, *statements):
+        return Resource(self.BUCKET, "222222222222", {"Statement": list(statements)}, "s3")
+
+    def test_the_anonymous_user_needs_a_grant_to_everyone(self):
+        to_all = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::open/*"}
+        to_all_aws = dict(to_all, Principal={"AWS": "*"})
+        to_account = dict(to_all, Principal={"AWS": "arn:aws:iam::222222222222:root"})
+        self.assertTrue(decide(self.ANONYMOUS, "s3:GetObject", self.bucket(to_all), {}, None).allowed)
+        self.assertTrue(decide(self.ANONYMOUS, "s3:GetObject", self.bucket(to_all_aws), {}, None).allowed)
+        self.assertFalse(decide(self.ANONYMOUS, "s3:GetObject", self.bucket(to_account), {}, None).allowed)
+        self.assertFalse(decide(self.ANONYMOUS, "s3:PutObject", self.bucket(to_all), {}, None).allowed, "another action")
+        self.assertFalse(decide(self.ANONYMOUS, "s3:GetObject", Resource(self.BUCKET, "222222222222", None, "s3"), {}, None).allowed)
+        deny = {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*"}
+        self.assertFalse(decide(self.ANONYMOUS, "s3:GetObject", self.bucket(to_all, deny), {}, None).allowed)
+
+    def test_an_identity_provider_is_admitted_by_name(self):
+        provider = "arn:aws:iam::111111111111:oidc-provider/token.example.com"
+        trust = {"Statement": [{"Effect": "Allow", "Principal": {"Federated": provider}, "Action": "sts:AssumeRoleWithWebIdentity",
+                                "Condition": {"StringEquals": {"token.example.com:sub": "repo:ok"}}}]}
+        target = Resource("arn:aws:iam::111111111111:role/ci", "111111111111", trust, "trust")
+        idp = Principal(kind="federated", account="", arn=provider)
+        other = Principal(kind="federated", account="", arn="arn:aws:iam::111111111111:oidc-provider/other.example.com")
+        self.assertTrue(decide(idp, "sts:AssumeRoleWithWebIdentity", target, {"token.example.com:sub": "repo:ok"}, None).allowed)
+        self.assertFalse(decide(idp, "sts:AssumeRoleWithWebIdentity", target, {"token.example.com:sub": "repo:evil"}, None).allowed)
+        self.assertFalse(decide(other, "sts:AssumeRoleWithWebIdentity", target, {"token.example.com:sub": "repo:ok"}, None).allowed)
+        self.assertFalse(decide(idp, "sts:AssumeRole", target, {"token.example.com:sub": "repo:ok"}, None).allowed)
+
+
+class PermissionsBoundaries(unittest.TestCase):
+    """https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html: the identity-based
+    permissions are what both the identity policies and the boundary allow; a same-account resource-based
+    policy naming a user's or a role session's ARN is not limited by it, one naming the role's ARN is."""
+
+    ACCOUNT = "111111111111"
+    S3_ONLY = {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    OBJECT = "arn:aws:s3:::b/k"
+
+    def bounded(self, policies, boundary=None, **kw):
+        p = role(policies, **kw)
+        p.boundary = self.S3_ONLY if boundary is None else boundary
+        return p
+
+    def bucket(self, principal, account=ACCOUNT):
+        grant = {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sqs:*", "Resource": "*"}
+        return Resource(self.OBJECT, account, {"Statement": [grant]}, "s3")
+
+    def test_the_boundary_limits_what_identity_policies_allow(self):
+        p = self.bounded([ALLOW_ALL])
+        self.assertTrue(decide(p, "s3:GetObject", Resource(self.OBJECT), {}, None).allowed)
+        d = decide(p, "iam:CreateUser", Resource("arn:aws:iam::111111111111:user/u"), {}, None)
+        self.assertFalse(d.allowed)
+        self.assertIn("no permissions boundary allows", d.reason)
+
+    def test_the_boundary_grants_nothing_itself(self):
+        d = decide(self.bounded([], boundary=ALLOW_ALL), "s3:GetObject", Resource(self.OBJECT), {}, None)
+        self.assertFalse(d.allowed)
+        self.assertIn("no identity-based policy allows", d.reason)
+
+    def test_an_explicit_deny_in_the_boundary_denies(self):
+        deny = {"Statement": [ALLOW_ALL["Statement"][0], {"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "*"}]}
+        d = decide(self.bounded([ALLOW_ALL], boundary=deny), "s3:DeleteObject", Resource(self.OBJECT), {}, None)
+        self.assertFalse(d.allowed)
+        self.assertIn("explicit deny in a permissions boundary", d.reason)
+
+    def test_a_grant_to_the_session_is_not_limited(self):
+        p = self.bounded([])
+        self.assertTrue(decide(p, "sqs:SendMessage", self.bucket(p.session_arn), {}, None).allowed)
+
+    def test_a_grant_to_the_role_is_limited_by_the_boundary(self):
+        p = self.bounded([])
+        d = decide(p, "sqs:SendMessage", self.bucket(p.arn), {}, None)
+        self.assertFalse(d.allowed)
+        self.assertIn("no permissions boundary allows", d.reason)
+        within = self.bounded([], boundary=ALLOW_ALL)
+        self.assertTrue(decide(within, "sqs:SendMessage", self.bucket(within.arn), {}, None).allowed,
+                        "no identity policy is needed, only the boundary")
+        self.assertFalse(decide(p, "sqs:SendMessage", self.bucket("*"), {}, None).allowed, "a grant to everyone too")
+
+    def test_a_grant_to_a_user_is_not_limited(self):
+        user = Principal(kind="user", account=self.ACCOUNT, arn=f"arn:aws:iam::{self.ACCOUNT}:user/u", boundary=self.S3_ONLY)
+        self.assertTrue(decide(user, "sqs:SendMessage", self.bucket(user.arn), {}, None).allowed)
+        self.assertFalse(decide(user, "sqs:SendMessage", Resource(self.OBJECT), {}, None).allowed)
+
+    def test_a_grant_to_the_account_is_left_to_the_bounded_identity_policies(self):
+        p = self.bounded([ALLOW_ALL])
+        self.assertFalse(decide(p, "sqs:SendMessage", self.bucket(f"arn:aws:iam::{self.ACCOUNT}:root"), {}, None).allowed)
+
+    def test_across_accounts_the_boundary_limits_even_a_grant_to_the_session(self):
+        p = self.bounded([ALLOW_ALL])
+        elsewhere = self.bucket(p.session_arn, account="222222222222")
+        self.assertFalse(decide(p, "sqs:SendMessage", elsewhere, {}, None).allowed)
+        self.assertTrue(decide(self.bounded([ALLOW_ALL], boundary=ALLOW_ALL), "sqs:SendMessage", elsewhere, {}, None).allowed)
+
+    def test_a_trust_policy_naming_the_role_is_limited_by_the_boundary(self):
+        target = Resource(f"arn:aws:iam::{self.ACCOUNT}:role/next", self.ACCOUNT, {"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{self.ACCOUNT}:role/worker"}, "Action": "sts:AssumeRole"}]}, "trust")
+        self.assertFalse(decide(self.bounded([]), "sts:AssumeRole", target, {}, None).allowed)
+        self.assertTrue(decide(role([]), "sts:AssumeRole", target, {}, None).allowed, "unbounded: the trust alone")
+
+    def test_not_principal_with_deny_denies_every_bounded_principal(self):
+        # "The NotPrincipal element with a Deny effect will always deny any IAM principal that has a
+        # permissions boundary policy attached, regardless of the values specified in the NotPrincipal element."
+        p = self.bounded([ALLOW_ALL], boundary=ALLOW_ALL)
+        policy = {"Statement": [{"Effect": "Deny", "NotPrincipal": {"AWS": p.arn}, "Action": "s3:*", "Resource": "*"}]}
+        bucket = Resource(self.OBJECT, self.ACCOUNT, policy, "s3")
+        self.assertFalse(decide(p, "s3:GetObject", bucket, {}, None).allowed)
+        self.assertTrue(decide(role([ALLOW_ALL]), "s3:GetObject", bucket, {}, None).allowed, "the same role unbounded")
+
+
+class SessionPolicies(unittest.TestCase):
+    """Session policies (AssumeRole's Policy and PolicyArns): "The resulting session's permissions are the
+    intersection of the role's identity-based policy and the session policies"
+    (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session)."""
+
+    OBJECT = "arn:aws:s3:::b/k"
+
+    def session(self, policies, session_policies):
+        p = role(policies)
+        p.session_policies = session_policies
+        return p
+
+    def test_the_session_gets_the_intersection(self):
+        p = self.session([allow("s3:*")], [allow(["s3:GetObject", "sqs:*"])])
+        self.assertTrue(decide(p, "s3:GetObject", Resource(self.OBJECT), {}, None).allowed)
+        d = decide(p, "s3:PutObject", Resource(self.OBJECT), {}, None)
+        self.assertFalse(d.allowed)
+        self.assertIn("no session policy allows", d.reason)
+        self.assertFalse(decide(p, "sqs:SendMessage", Resource("arn:aws:sqs:us-east-1:111111111111:q"), {}, None).allowed,
+                         "a session policy grants nothing the role does not")
+
+    def test_several_session_policies_allow_together(self):
+        p = self.session([ALLOW_ALL], [allow("s3:GetObject"), allow("s3:PutObject")])
+        self.assertTrue(decide(p, "s3:PutObject", Resource(self.OBJECT), {}, None).allowed)
+
+    def test_an_explicit_deny_in_a_session_policy_denies(self):
+        p = self.session([ALLOW_ALL], [{"Statement": [ALLOW_ALL["Statement"][0],
+                                                       {"Effect": "Deny", "Action": "s3:PutObject", "Resource": "*"}]}])
+        d = decide(p, "s3:PutObject", Resource(self.OBJECT), {}, None)
+        self.assertFalse(d.allowed)
+        self.assertIn("explicit deny in a session policy", d.reason)
+
+    def test_a_grant_to_the_session_passes_the_session_policy_one_to_the_role_does_not(self):
+        p = self.session([], [allow("s3:GetObject")])
+        for named, expect in [(p.session_arn, True), (p.arn, False)]:
+            bucket = Resource(self.OBJECT, "111111111111", {"Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": named}, "Action": "s3:PutObject", "Resource": "*"}]}, "s3")
+            self.assertEqual(decide(p, "s3:PutObject", bucket, {}, None).allowed, expect, named)
+
+
+class RootUser(unittest.TestCase):
+    """The root user: every action in its own account without a policy, except where a key policy does
+    not let the account in; bound by its member account's SCPs (id_root-user.html; orgs_manage_policies_scps.html:
+    SCPs "affect ... the root user")."""
+
+    ACCOUNT = "111111111111"
+    ROOT = Principal(kind="root", account=ACCOUNT, arn=f"arn:aws:iam::{ACCOUNT}:root")
+
+    def test_root_needs_no_policy_in_its_account(self):
+        self.assertTrue(decide(self.ROOT, "iam:CreateUser", Resource(f"arn:aws:iam::{self.ACCOUNT}:user/u"), {}, None).allowed)
+        self.assertFalse(decide(self.ROOT, "s3:GetObject", Resource("arn:aws:s3:::b/k", "222222222222", None, "s3"), {}, None).allowed,
+                         "another account's resource")
+
+    def test_scps_bind_a_member_accounts_root(self):
+        deny = {"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*",
+                               "Condition": {"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}}}]}
+        ctx = {"aws:PrincipalArn": self.ROOT.arn}
+        d = decide(self.ROOT, "s3:ListBucket", Resource("arn:aws:s3:::b", self.ACCOUNT), ctx, [[ALLOW_ALL, deny]])
+        self.assertFalse(d.allowed)
+        self.assertIn("service control policy", d.reason)
+        self.assertTrue(decide(self.ROOT, "s3:ListBucket", Resource("arn:aws:s3:::b", self.ACCOUNT), ctx, None).allowed,
+                        "the management account: no SCP applies (authz.scp_levels answers None)")
+
+    def test_a_centralized_root_session_is_held_to_its_task_policy(self):
+        from authz import ROOT_TASK_POLICIES
+
+        task = ROOT_TASK_POLICIES["arn:aws:iam::aws:policy/root-task/S3UnlockBucketPolicy"]
+        session = Principal(kind="root", account=self.ACCOUNT, arn=self.ROOT.arn, session_policies=[task], assumed_root=True)
+        ctx = {"aws:PrincipalArn": self.ROOT.arn, "aws:AssumedRoot": "true"}
+        bucket = Resource("arn:aws:s3:::locked", self.ACCOUNT, None, "s3")
+        self.assertTrue(decide(session, "s3:DeleteBucketPolicy", bucket, ctx, None).allowed)
+        d = decide(session, "s3:GetObject", Resource("arn:aws:s3:::locked/k", self.ACCOUNT, None, "s3"), ctx, None)
+        self.assertFalse(d.allowed)
+        self.assertIn("session policy", d.reason)
+        self.assertTrue(decide(self.ROOT, "s3:GetObject", Resource("arn:aws:s3:::locked/k", self.ACCOUNT, None, "s3"), ctx, None).allowed,
+                        "the root user's own credentials are not so held")
+
+    def test_the_bucket_owners_root_may_always_manage_the_bucket_policy(self):
+        # API_PutBucketPolicy: the owner's root "can perform the GetBucketPolicy, PutBucketPolicy, and
+        # DeleteBucketPolicy API actions, even if their bucket policy explicitly denies the root principal's access".
+        locked = Resource("arn:aws:s3:::locked", self.ACCOUNT, {"Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*"}]}, "s3")
+        self.assertTrue(decide(self.ROOT, "s3:DeleteBucketPolicy", locked, {}, None).allowed)
+        self.assertFalse(decide(self.ROOT, "s3:ListBucket", locked, {}, None).allowed, "only the policy's own actions")
+        self.assertFalse(decide(role([ALLOW_ALL]), "s3:DeleteBucketPolicy", locked, {}, None).allowed, "only the root")
+        outsider = Principal(kind="root", account="222222222222", arn="arn:aws:iam::222222222222:root")
+        self.assertFalse(decide(outsider, "s3:DeleteBucketPolicy", locked, {}, None).allowed, "only the owner's root")
+        scp = [[ALLOW_ALL, {"Statement": [{"Effect": "Deny", "Action": "s3:DeleteBucketPolicy", "Resource": "*"}]}]]
+        self.assertFalse(decide(self.ROOT, "s3:DeleteBucketPolicy", locked, {}, scp).allowed, "SCPs still bind it")
+
+
 if __name__ == "__main__":
     unittest.main()
 

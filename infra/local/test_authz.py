@@ -1,0 +1,658 @@
+"""What each request is authorized against, and the requests refused before any policy is read
+(authz.py, extension.py, rules.py), each test breaking one rule, against moto in this process (no
+server, no network): requests go through the extension's WSGI app as the server runs it.
+
+Needs the local cloud's Python environment (moto, pinned): from infra/local,
+    VENV/bin/python -m unittest -v test_authz
+where VENV is the venv `assure local up` made (~/.cache/assure/venv-…) or any venv with
+requirements.txt installed. test_iam.py (the evaluator alone) needs no moto."""
+
+import base64
+import json
+import time
+import unittest
+
+ACCOUNT = "123456789012"  # moto's default account: the bootstrap administrator's (access key "testing")
+REGION = "us-east-1"
+APP = None
+
+
+def setUpModule() -> None:
+    global APP
+    import os
+
+    os.environ.setdefault("ASSURE_IAM", "on")
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.test import Client
+
+    import authz
+    import extension
+
+    extension.patch_moto()
+    authz.bootstrap_admin()
+    APP = Client(extension.Extension(DomainDispatcherApplication(create_backend_app)))
+
+
+def auth(key: str, service: str, region: str = REGION) -> dict:
+    """A Signature Version 4 Authorization header. The local cloud reads who signed, not the
+    signature (it holds no secrets to check it against)."""
+    return {"Authorization": f"AWS4-HMAC-SHA256 Credential={key}/20260101/{region}/{service}/aws4_request, "
+                             "SignedHeaders=host;x-amz-date, Signature=00"}
+
+
+def call(method: str, path: str = "/", headers: dict | None = None, data: bytes | str = b"", query: str = ""):
+    r = APP.open(path, method=method, headers=headers or {}, data=data, query_string=query)
+    return r.status_code, r.get_data(as_text=True)
+
+
+def query_call(service: str, action: str, params: dict, key: str = "testing", token: str | None = None, signed: bool = True):
+    from urllib.parse import urlencode
+
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if signed:
+        headers.update(auth(key, service))
+    if token is not None:
+        headers["X-Amz-Security-Token"] = token
+    return call("POST", "/", headers, urlencode(dict(params, Action=action, Version="2011-06-15")))
+
+
+def json_call(target: str, service: str, body: dict, key: str = "testing", signed: bool = True):
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target}
+    if signed:
+        headers.update(auth(key, service))
+    return call("POST", "/", headers, json.dumps(body))
+
+
+def req(service: str, operation: str, **params):
+    import authz
+
+    return authz.Req(service, operation, params, REGION)
+
+
+def resources(service: str, operation: str, account: str = ACCOUNT, **params) -> list[str]:
+    import authz
+
+    return [r.arn for _, r in authz.resources_for(req(service, operation, **params), account)]
+
+
+class KmsAliases(unittest.TestCase):
+    """kms:ResourceAliases on every operation on a key; alias operations on the alias and every key
+    they affect (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-resource-aliases,
+    https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html)."""
+
+    @classmethod
+    def setUpClass(cls):
+        from moto.kms.models import kms_backends
+
+        backend = kms_backends[ACCOUNT][REGION]
+        cls.guarded = backend.create_key(None, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", "guarded", None)
+        backend.create_alias(cls.guarded.id, "alias/test-guarded")
+        backend.create_alias(cls.guarded.id, "alias/test-second")
+        cls.plain = backend.create_key(None, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", "plain", None)
+
+    def checks(self, operation: str, **params):
+        import authz
+
+        return authz.resources_for(req("kms", operation, **params), ACCOUNT)
+
+    def test_a_key_operation_carries_every_alias_of_the_key_however_it_is_named(self):
+        for key_id in (self.guarded.id, self.guarded.arn, "alias/test-guarded"):
+            [(_, res)] = self.checks("DisableKey", KeyId=key_id)
+            self.assertEqual(res.arn, self.guarded.arn)
+            self.assertEqual(res.context, {"kms:ResourceAliases": ["alias/test-guarded", "alias/test-second"]})
+        [(_, res)] = self.checks("ScheduleKeyDeletion", KeyId=self.plain.id)
+        self.assertEqual(res.context, {}, "a key without aliases: the key is missing")
+
+    def test_alias_operations_are_authorized_on_the_alias_and_the_keys_they_touch(self):
+        alias = f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/test-guarded"
+        deleted = self.checks("DeleteAlias", AliasName="alias/test-guarded")
+        self.assertEqual([r.arn for _, r in deleted], [alias, self.guarded.arn])
+        self.assertEqual(deleted[0][1].context, {}, "no condition key applies to the alias")
+        self.assertIn("alias/test-guarded", deleted[1][1].context["kms:ResourceAliases"])
+        updated = self.checks("UpdateAlias", AliasName="alias/test-guarded", TargetKeyId=self.plain.id)
+        self.assertEqual([r.arn for _, r in updated], [alias, self.guarded.arn, self.plain.arn])
+        created = self.checks("CreateAlias", AliasName="alias/test-new", TargetKeyId=self.plain.id)
+        self.assertEqual([r.arn for _, r in created], [f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/test-new", self.plain.arn])
+
+
+class RequestContext(unittest.TestCase):
+    def test_put_metric_data_sends_its_namespace(self):
+        import authz
+        from iam import Principal
+
+        p = Principal(kind="user", account=ACCOUNT, arn=f"arn:aws:iam::{ACCOUNT}:user/u")
+        ctx = authz.request_context(req("monitoring", "PutMetricData", Namespace="Assure/CISBenchmark", MetricData=[]), p)
+        self.assertEqual(ctx["cloudwatch:namespace"], "Assure/CISBenchmark")
+        self.assertNotIn("cloudwatch:namespace", authz.request_context(req("monitoring", "DescribeAlarms"), p))
+
+    def test_an_anonymous_request_has_no_principal_arn(self):
+        import authz
+
+        ctx = authz.request_context(req("s3", ""), authz.ANONYMOUS)
+        self.assertNotIn("aws:PrincipalArn", ctx)
+        self.assertEqual(ctx["aws:PrincipalType"], "Anonymous")
+
+
+class Resources(unittest.TestCase):
+    def test_start_session_is_authorized_on_its_target_and_its_document(self):
+        # list_awssystemsmanager: StartSession on document, instance, managed-instance.
+        self.assertEqual(resources("ssm", "StartSession", Target="i-0123456789abcdef0"), [
+            f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0123456789abcdef0",
+            f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/SSM-SessionManagerRunShell"])
+        self.assertEqual(resources("ssm", "StartSession", Target="mi-0123456789abcdef0", DocumentName="AWS-StartSSHSession"), [
+            f"arn:aws:ssm:{REGION}:{ACCOUNT}:managed-instance/mi-0123456789abcdef0",
+            f"arn:aws:ssm:{REGION}::document/AWS-StartSSHSession"])
+        self.assertEqual(resources("ssm", "StartSession", Target="i-1", DocumentName="NoLog")[1],
+                         f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/NoLog")
+
+    def test_aws_owned_documents_have_no_account(self):
+        self.assertEqual(resources("ssm", "GetDocument", Name="AWS-RunShellScript"),
+                         [f"arn:aws:ssm:{REGION}::document/AWS-RunShellScript"])
+        self.assertEqual(resources("ssm", "UpdateDocument", Name="SSM-SessionManagerRunShell"),
+                         [f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/SSM-SessionManagerRunShell"])
+        self.assertEqual(resources("ssm", "GetParameter", Name="/app/x"), [f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/app/x"])
+
+    def test_stack_operations_are_authorized_on_the_stack(self):
+        # list_awscloudformation: stack/NAME/ID; a stack not made yet: stack/NAME/*.
+        from moto.cloudformation.models import cloudformation_backends
+
+        stack = cloudformation_backends[ACCOUNT][REGION].create_stack(
+            name="test-stack", template=json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}), parameters={})
+        self.assertTrue(stack.stack_id.startswith(f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/test-stack/"))
+        for op in ("UpdateStack", "DeleteStack", "UpdateTerminationProtection", "SetStackPolicy", "CreateChangeSet",
+                   "ContinueUpdateRollback", "CancelUpdateStack", "RollbackStack", "DescribeStacks"):
+            self.assertEqual(resources("cloudformation", op, StackName="test-stack"), [stack.stack_id], op)
+        self.assertEqual(resources("cloudformation", "CreateStack", StackName="test-stack"),
+                         [f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/test-stack/*"])
+        self.assertEqual(resources("cloudformation", "CreateChangeSet", StackName="new-stack", ChangeSetName="c"),
+                         [f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/new-stack/*"])
+        self.assertEqual(resources("cloudformation", "ListStacks"), ["*"])
+
+    def test_a_subscription_is_authorized_on_its_topic(self):
+        topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:alarms"
+        for op in ("Unsubscribe", "SetSubscriptionAttributes"):
+            self.assertEqual(resources("sns", op, SubscriptionArn=f"{topic}:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"), [topic], op)
+
+    def test_a_guardduty_filter_is_its_own_resource(self):
+        base = f"arn:aws:guardduty:{REGION}:{ACCOUNT}:detector/d1"
+        self.assertEqual(resources("guardduty", "CreateFilter", detectorId="d1", name="quiet"), [f"{base}/filter/quiet"])
+        for op in ("UpdateFilter", "DeleteFilter", "GetFilter"):
+            self.assertEqual(resources("guardduty", op, detectorId="d1", filterName="quiet"), [f"{base}/filter/quiet"], op)
+        self.assertEqual(resources("guardduty", "UpdateDetector", detectorId="d1"), [base])
+
+    def test_log_stream_operations_are_on_the_stream(self):
+        group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:assure/cloudtrail"
+        self.assertEqual(resources("logs", "DeleteLogStream", logGroupName="assure/cloudtrail", logStreamName="s"),
+                         [f"{group}:log-stream:s"])
+        for op in ("PutMetricFilter", "PutSubscriptionFilter", "DeleteMetricFilter"):
+            self.assertEqual(resources("logs", op, logGroupName="assure/cloudtrail", filterName="f"), [group], op)
+        self.assertEqual(resources("logs", "AssociateKmsKey", resourceIdentifier=f"{group}:*"), [group])
+
+
+class S3ObjectActions(unittest.TestCase):
+    def test_an_operation_on_one_version_is_its_own_action(self):
+        # using-with-s3-policy-actions: "Object operations".
+        from authz import Req, s3_checks
+
+        def action(method: str, query: dict) -> str:
+            req = Req(service="s3", region=REGION, method=method, path="/b/logs/x.gz", query=query, params={}, operation="")
+            return s3_checks(req)[0][0]
+
+        self.assertEqual(action("DELETE", {}), "s3:DeleteObject")
+        self.assertEqual(action("DELETE", {"versionId": ["v1"]}), "s3:DeleteObjectVersion")
+        self.assertEqual(action("GET", {"versionId": ["v1"]}), "s3:GetObjectVersion")
+        self.assertEqual(action("DELETE", {"tagging": [""]}), "s3:DeleteObjectTagging")
+        self.assertEqual(action("PUT", {"tagging": [""], "versionId": ["v1"]}), "s3:PutObjectVersionTagging")
+        self.assertEqual(action("PUT", {"retention": [""]}), "s3:PutObjectRetention")
+        self.assertEqual(action("PUT", {"legal-hold": [""]}), "s3:PutObjectLegalHold")
+        self.assertEqual(action("DELETE", {"uploadId": ["u"]}), "s3:AbortMultipartUpload")
+
+
+class Unsigned(unittest.TestCase):
+    """An unsigned request: MissingAuthenticationToken, but S3's anonymous user and STS's identity
+    providers (https://docs.aws.amazon.com/STS/latest/APIReference/CommonErrors.html)."""
+
+    def test_query_json_and_rest_json_requests_want_a_signature(self):
+        status, body = query_call("sts", "GetCallerIdentity", {}, signed=False)
+        self.assertEqual(status, 403)
+        self.assertIn("<Code>MissingAuthenticationToken</Code>", body)
+        status, body = json_call("TrentService.ListKeys", "kms", {}, signed=False)
+        self.assertEqual((status, json.loads(body)["__type"]), (400, "MissingAuthenticationTokenException"))
+        status, body = call("GET", "/detector")
+        self.assertEqual((status, json.loads(body)["__type"]), (403, "MissingAuthenticationTokenException"))
+
+    def test_the_local_clouds_own_endpoints_stay_open(self):
+        self.assertEqual(call("GET", "/assure-api/health"), (200, '{"ok": true}'))
+        self.assertEqual(call("POST", "/moto-api/recorder/start-recording")[0], 200)
+        call("POST", "/moto-api/recorder/stop-recording")
+
+    def test_s3_serves_the_anonymous_user_what_a_bucket_policy_grants_everyone(self):
+        admin = auth("testing", "s3")
+        self.assertEqual(call("PUT", "/anon-test", admin)[0], 200)
+        self.assertEqual(call("PUT", "/anon-test/k", admin, b"hi")[0], 200)
+        status, body = call("GET", "/anon-test/k")
+        self.assertEqual(status, 403)
+        self.assertIn("<Code>AccessDenied</Code>", body)
+        self.assertEqual(call("PUT", "/anon-other")[0], 403, "the anonymous user creates no bucket")
+        self.assertEqual(call("GET", "/")[0], 403)
+        policy = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::anon-test/*"}]}
+        self.assertLess(call("PUT", "/anon-test", admin, json.dumps(policy), "policy")[0], 300)
+        self.assertEqual(call("GET", "/anon-test/k"), (200, "hi"))
+        self.assertEqual(call("PUT", "/anon-test/k2", {}, b"x")[0], 403, "the grant is GetObject only")
+        block = ("<PublicAccessBlockConfiguration><RestrictPublicBuckets>true</RestrictPublicBuckets>"
+                 "</PublicAccessBlockConfiguration>")
+        self.assertEqual(call("PUT", "/anon-test", admin, block, "publicAccessBlock")[0], 200)
+        self.assertEqual(call("GET", "/anon-test/k")[0], 403, "Block Public Access restricts public buckets")
+        self.assertEqual(call("GET", "/no-such-bucket-anon/k")[0], 404)
+
+    def test_a_presigned_url_is_authorized_as_its_signer(self):
+        admin = auth("testing", "s3")
+        call("PUT", "/presigned-test", admin)
+        call("PUT", "/presigned-test/k", admin, b"hi")
+        signed = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={}%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=00"
+        self.assertEqual(call("GET", "/presigned-test/k", query=signed.format("testing")), (200, "hi"))
+        status, body = call("GET", "/presigned-test/k", query=signed.format("AKIAUNKNOWNKEY000000"))
+        self.assertEqual(status, 403)
+        self.assertIn("InvalidAccessKeyId", body)
+
+    def test_web_identity_is_checked_against_the_provider_and_the_trust_policy(self):
+        from moto.iam.models import iam_backends
+
+        iam = iam_backends[ACCOUNT]["aws"]
+        iam.create_open_id_connect_provider("https://idp.example.com", ["0" * 40], ["sts.amazonaws.com"], [])
+        provider = f"arn:aws:iam::{ACCOUNT}:oidc-provider/idp.example.com"
+        iam.create_role("wif-test", json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Federated": provider}, "Action": "sts:AssumeRoleWithWebIdentity",
+             "Condition": {"StringEquals": {"idp.example.com:sub": "ok"}}}]}), "/", None, "", [], None)
+
+        def token(issuer="https://idp.example.com", aud="sts.amazonaws.com", sub="ok", exp=600):
+            part = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+            return f"{part({'alg': 'RS256'})}.{part({'iss': issuer, 'aud': aud, 'sub': sub, 'exp': int(time.time()) + exp})}.c2ln"
+
+        def assume(t, role="wif-test"):
+            status, body = query_call("sts", "AssumeRoleWithWebIdentity", {
+                "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/{role}", "RoleSessionName": "sess", "WebIdentityToken": t}, signed=False)
+            return status, body
+
+        self.assertEqual(assume(token())[0], 200)
+        for bad, code in [(token(sub="evil"), "AccessDenied"), (token(issuer="https://other.example.com"), "InvalidIdentityToken"),
+                          (token(aud="someone-else"), "InvalidIdentityToken"), (token(exp=-600), "ExpiredTokenException"),
+                          ("not-a-jwt", "InvalidIdentityToken")]:
+            status, body = assume(bad)
+            self.assertIn(f"<Code>{code}</Code>", body, bad)
+        self.assertIn("<Code>AccessDenied</Code>", assume(token(), role="OrganizationAccountAccessRole")[1])
+
+
+class Credentials(unittest.TestCase):
+    def session(self):
+        from moto.iam.models import iam_backends
+        from moto.sts.models import sts_backends
+
+        iam = iam_backends[ACCOUNT]["aws"]
+        if "token-test" not in [r.name for r in iam.roles.values()]:
+            iam.create_role("token-test", json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}),
+                "/", None, "", [], None)
+            iam.put_role_policy("token-test", "all", json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        return sts_backends[ACCOUNT]["aws"].assume_role(
+            region_name=REGION, role_session_name="s", role_arn=f"arn:aws:iam::{ACCOUNT}:role/token-test",
+            policy=None, duration=3600, external_id=None)
+
+    def test_a_session_key_needs_its_session_token(self):
+        s = self.session()
+        self.assertEqual(query_call("sts", "GetCallerIdentity", {}, s.access_key_id, s.session_token)[0], 200)
+        for token in (None, "another"):
+            status, body = query_call("sts", "GetCallerIdentity", {}, s.access_key_id, token)
+            self.assertEqual(status, 403, token)
+            self.assertIn("<Code>InvalidClientTokenId</Code>", body)
+            self.assertIn("The security token included in the request is invalid", body)
+
+    def test_motos_internal_key_is_unknown_while_iam_is_enforced(self):
+        status, body = query_call("sts", "GetCallerIdentity", {}, "ak")
+        self.assertEqual(status, 403)
+        self.assertIn("InvalidClientTokenId", body)
+
+
+class ServiceChecks(unittest.TestCase):
+    def test_the_expected_bucket_owner_must_own_the_bucket(self):
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-owner-condition.html
+        admin = auth("testing", "s3")
+        call("PUT", "/owner-test", admin)
+        self.assertEqual(call("PUT", "/owner-test/k", dict(admin, **{"x-amz-expected-bucket-owner": ACCOUNT}), b"hi")[0], 200)
+        for headers in ({"x-amz-expected-bucket-owner": "111111111111"},):
+            status, body = call("GET", "/owner-test/k", dict(admin, **headers))
+            self.assertEqual(status, 403)
+            self.assertIn("<Code>AccessDenied</Code>", body)
+        status, _ = call("GET", "/owner-test", dict(admin, **{"x-amz-expected-bucket-owner": "111111111111"}), query="versioning")
+        self.assertEqual(status, 403, "bucket operations too")
+        copy = {"x-amz-copy-source": "/owner-test/k", "x-amz-source-expected-bucket-owner": "111111111111"}
+        self.assertEqual(call("PUT", "/owner-test/k2", dict(admin, **copy))[0], 403, "a copy's source")
+        status, body = call("GET", "/owner-test/k", dict(admin, **{"x-amz-expected-bucket-owner": "me"}))
+        self.assertEqual(status, 400)
+        self.assertIn("InvalidBucketOwnerAWSAccountID", body)
+
+    def test_start_session_is_authorized_then_finds_no_connected_target(self):
+        headers = dict(auth("testing", "ssm"), **{"Content-Type": "application/x-amz-json-1.1",
+                                                  "X-Amz-Target": "AmazonSSM.StartSession"})
+        status, body = call("POST", "/", headers, json.dumps({"Target": "i-0123456789abcdef0"}))
+        self.assertEqual((status, json.loads(body)["__type"]), (400, "TargetNotConnected"))
+        status, body = call("POST", "/", headers, json.dumps({"Target": "i-0123456789abcdef0", "DocumentName": "Missing"}))
+        self.assertEqual((status, json.loads(body)["__type"]), (400, "InvalidDocument"))
+        status, body = call("POST", "/", headers, json.dumps({"Target": "i-0123456789abcdef0",
+                                                              "DocumentName": "AWS-StartPortForwardingSession"}))
+        self.assertEqual(json.loads(body)["__type"], "TargetNotConnected", "AWS's own documents exist")
+
+
+ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+
+
+def tag(name: str, body: str) -> str:
+    import re
+
+    m = re.search(f"<{name}>(.*?)</{name}>", body, re.S)
+    assert m, body
+    return m.group(1)
+
+
+def make_role(name: str, trust: dict, policy: str = ALL, account: str = ACCOUNT) -> str:
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[account]["aws"]
+    if not any(r.name == name for r in backend.roles.values()):
+        backend.create_role(name, json.dumps(trust), "/", None, "", [], None)
+        backend.put_role_policy(name, "all", policy)
+    return f"arn:aws:iam::{account}:role/{name}"
+
+
+TRUST_ACCOUNT = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}
+
+
+def assume(role_arn: str, **extra) -> tuple[str, str]:
+    status, body = query_call("sts", "AssumeRole", dict({"RoleArn": role_arn, "RoleSessionName": "test"}, **extra))
+    assert status == 200, body
+    return tag("AccessKeyId", body), tag("SessionToken", body)
+
+
+def managed(name: str, doc: dict) -> str:
+    from moto.iam.models import iam_backends
+
+    arn = f"arn:aws:iam::{ACCOUNT}:policy/{name}"
+    if arn not in iam_backends[ACCOUNT]["aws"].managed_policies:
+        status, body = query_call("iam", "CreatePolicy", {"PolicyName": name, "PolicyDocument": json.dumps(doc)})
+        assert status == 200, body
+    return arn
+
+
+IAM_READS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iam:List*", "iam:Get*"], "Resource": "*"}]}
+
+
+class PermissionsBoundaryRequests(unittest.TestCase):
+    """A user's or role's permissions boundary limits every request it signs
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html)."""
+
+    def test_a_role_boundary_limits_its_sessions(self):
+        role = make_role("bounded-role", TRUST_ACCOUNT)
+        boundary = managed("iam-reads", IAM_READS)
+        self.assertEqual(query_call("iam", "PutRolePermissionsBoundary", {"RoleName": "bounded-role", "PermissionsBoundary": boundary})[0], 200)
+        key, token = assume(role)
+        self.assertEqual(query_call("iam", "ListRoles", {}, key, token)[0], 200)
+        status, body = query_call("sqs", "ListQueues", {}, key, token)
+        self.assertEqual(status, 403)
+        self.assertIn("because no permissions boundary allows the sqs:ListQueues action", body)
+        self.assertEqual(query_call("iam", "DeleteRolePermissionsBoundary", {"RoleName": "bounded-role"})[0], 200)
+        self.assertEqual(query_call("sqs", "ListQueues", {}, key, token)[0], 200, "the boundary gone, the session is whole")
+
+    def test_a_user_boundary(self):
+        from moto.iam.models import iam_backends
+
+        backend = iam_backends[ACCOUNT]["aws"]
+        boundary = managed("iam-reads", IAM_READS)
+        self.assertEqual(query_call("iam", "CreateUser", {"UserName": "bounded-user", "PermissionsBoundary": boundary})[0], 200)
+        backend.put_user_policy("bounded-user", "all", ALL)
+        key = backend.create_access_key("bounded-user").access_key_id
+        status, body = query_call("iam", "GetUser", {"UserName": "bounded-user"})
+        self.assertIn(f"<PermissionsBoundaryArn>{boundary}</PermissionsBoundaryArn>", body)
+        status, body = query_call("sqs", "ListQueues", {}, key)
+        self.assertEqual(status, 403)
+        self.assertIn("no permissions boundary allows", body)
+        self.assertEqual(query_call("iam", "DeleteUserPermissionsBoundary", {"UserName": "bounded-user"})[0], 200)
+        self.assertEqual(query_call("sqs", "ListQueues", {}, key)[0], 200)
+        self.assertEqual(query_call("iam", "PutUserPermissionsBoundary", {"UserName": "bounded-user", "PermissionsBoundary": boundary})[0], 200)
+        self.assertEqual(query_call("sqs", "ListQueues", {}, key)[0], 403)
+        status, body = query_call("iam", "PutUserPermissionsBoundary", {"UserName": "no-such-user", "PermissionsBoundary": boundary})
+        self.assertIn("<Code>NoSuchEntity</Code>", body)
+
+    def test_delegated_user_creation_is_held_to_a_boundary(self):
+        # iam:PermissionsBoundary, as the boundaries page's delegation example uses it.
+        from moto.iam.models import iam_backends
+
+        boundary = managed("iam-reads", IAM_READS)
+        policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:CreateUser", "Resource": "*",
+                                                                    "Condition": {"StringEquals": {"iam:PermissionsBoundary": boundary}}}]})
+        key, token = assume(make_role("user-admin", TRUST_ACCOUNT, policy))
+        status, body = query_call("iam", "CreateUser", {"UserName": "unbounded-hire"}, key, token)
+        self.assertEqual(status, 403, body)
+        status, body = query_call("iam", "CreateUser", {"UserName": "bounded-hire", "PermissionsBoundary": boundary}, key, token)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(iam_backends[ACCOUNT]["aws"].users["bounded-hire"].permissions_boundary_arn, boundary)
+
+
+class SessionPolicyRequests(unittest.TestCase):
+    """AssumeRole's Policy and PolicyArns: the session gets the intersection
+    (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html)."""
+
+    def test_inline_and_managed_session_policies_limit_the_session(self):
+        role = make_role("session-policy-role", TRUST_ACCOUNT)
+        reads = managed("iam-reads", IAM_READS)
+        sqs_only = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]})
+        key, token = assume(role, Policy=sqs_only)
+        self.assertEqual(query_call("sqs", "ListQueues", {}, key, token)[0], 200)
+        status, body = query_call("iam", "ListRoles", {}, key, token)
+        self.assertEqual(status, 403)
+        self.assertIn("because no session policy allows the iam:ListRoles action", body)
+        key, token = assume(role, **{"PolicyArns.member.1.arn": reads})
+        self.assertEqual(query_call("iam", "ListRoles", {}, key, token)[0], 200)
+        self.assertEqual(query_call("sqs", "ListQueues", {}, key, token)[0], 403)
+        key, token = assume(role, Policy=sqs_only, **{"PolicyArns.member.1.arn": reads})
+        self.assertEqual(query_call("iam", "ListRoles", {}, key, token)[0], 200, "the session policies together")
+        self.assertEqual(query_call("sqs", "ListQueues", {}, key, token)[0], 200)
+        key, token = assume(role)
+        self.assertEqual(query_call("sts", "GetCallerIdentity", {}, key, token)[0], 200)
+        self.assertEqual(query_call("s3", "", {}, key, token)[0], 200, "no session policy: the role's permissions")
+
+
+def service_credentials(service: str, role_arn: str, source: str | None = None) -> int:
+    doc = {"service": service, "roleArn": role_arn}
+    if source is not None:
+        doc["sourceArn"] = source
+    return call("POST", "/assure-api/service-credentials", {}, json.dumps(doc))[0]
+
+
+def service_trust(service: str, condition: dict | None = None) -> dict:
+    statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if condition:
+        statement["Condition"] = condition
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+class ServicePrincipalContext(unittest.TestCase):
+    """What a service sends when it assumes a role for one of its resources (authz.SERVICE_SOURCE_KEYS):
+    CloudTrail, EventBridge and Config aws:SourceArn and aws:SourceAccount, Firehose sts:ExternalId only."""
+
+    TRAIL = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/main"
+    RULE = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/forward"
+    AGGREGATOR = f"arn:aws:config:{REGION}:{ACCOUNT}:config-aggregator/config-aggregator-abc"
+    STREAM = f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/findings"
+
+    def test_a_caller_naming_no_source_gets_what_it_always_got(self):
+        role = make_role("svc-account-only", service_trust("lambda.amazonaws.com", {"StringEquals": {"aws:SourceAccount": ACCOUNT}}))
+        self.assertEqual(service_credentials("lambda.amazonaws.com", role), 200)
+        role = make_role("svc-source-arn", service_trust("cloudtrail.amazonaws.com", {"ArnEquals": {"aws:SourceArn": self.TRAIL}}))
+        self.assertEqual(service_credentials("cloudtrail.amazonaws.com", role), 403, "no source named, no aws:SourceArn")
+
+    def test_cloudtrail_eventbridge_and_config_send_the_source_arn_and_account(self):
+        for service, source, other in [("cloudtrail.amazonaws.com", self.TRAIL, self.TRAIL + "-other"),
+                                       ("events.amazonaws.com", self.RULE, self.RULE + "-other"),
+                                       ("config.amazonaws.com", self.AGGREGATOR, self.AGGREGATOR + "x")]:
+            condition = {"ArnEquals": {"aws:SourceArn": source}, "StringEquals": {"aws:SourceAccount": ACCOUNT}}
+            role = make_role(f"svc-{service.split('.')[0]}", service_trust(service, condition))
+            self.assertEqual(service_credentials(service, role, source), 200, service)
+            self.assertEqual(service_credentials(service, role, other), 403, f"{service}: another resource")
+
+    def test_firehose_sends_the_external_id_not_the_source_keys(self):
+        by_account = make_role("svc-firehose-account", service_trust("firehose.amazonaws.com", {"StringEquals": {"aws:SourceAccount": ACCOUNT}}))
+        by_arn = make_role("svc-firehose-arn", service_trust("firehose.amazonaws.com", {"ArnLike": {"aws:SourceArn": self.STREAM}}))
+        by_external_id = make_role("svc-firehose-external", service_trust("firehose.amazonaws.com", {"StringEquals": {"sts:ExternalId": ACCOUNT}}))
+        self.assertEqual(service_credentials("firehose.amazonaws.com", by_account, self.STREAM), 403)
+        self.assertEqual(service_credentials("firehose.amazonaws.com", by_arn, self.STREAM), 403)
+        self.assertEqual(service_credentials("firehose.amazonaws.com", by_external_id, self.STREAM), 200)
+
+    def test_a_service_documenting_no_keys_sends_none(self):
+        role = make_role("svc-lambda-account", service_trust("lambda.amazonaws.com", {"StringEquals": {"aws:SourceAccount": ACCOUNT}}))
+        self.assertEqual(service_credentials("lambda.amazonaws.com", role, f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:f"), 403)
+        self.assertEqual(call("POST", "/assure-api/service-credentials", {}, json.dumps(
+            {"service": "lambda.amazonaws.com", "roleArn": role, "sourceArn": "not-an-arn"}))[0], 400)
+
+    def test_the_services_own_checks_name_what_acts(self):
+        # CreateTrail's CloudWatch Logs role and CreateDeliveryStream's role (rules.unusable_role) are
+        # assumed for the trail and the stream.
+        import rules
+
+        rules.PROPAGATION["seconds"] = 0
+        condition = {"ArnEquals": {"aws:SourceArn": self.TRAIL}}
+        role = make_role("svc-trail-logs", service_trust("cloudtrail.amazonaws.com", condition))
+        self.assertIsNone(rules.unusable_role("cloudtrail.amazonaws.com", role, self.TRAIL))
+        self.assertIn("does not admit", rules.unusable_role("cloudtrail.amazonaws.com", role, self.TRAIL + "-other"))
+        stream_role = make_role("svc-firehose-account", service_trust("firehose.amazonaws.com", {"StringEquals": {"aws:SourceAccount": ACCOUNT}}))
+        self.assertIsNotNone(rules.unusable_role("firehose.amazonaws.com", stream_role, self.STREAM))
+        headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "Firehose_20150804.CreateDeliveryStream"}
+        status, body = call("POST", "/", dict(auth("testing", "firehose"), **headers), json.dumps({
+            "DeliveryStreamName": "findings", "ExtendedS3DestinationConfiguration": {
+                "RoleARN": stream_role, "BucketARN": "arn:aws:s3:::nowhere"}}))
+        self.assertEqual(status, 400)
+        self.assertIn("Firehose is unable to assume role", body)
+
+
+def org(target: str, body: dict, key: str = "testing", token: str | None = None):
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"AWSOrganizationsV20161128.{target}"}
+    headers.update(auth(key, "organizations"))
+    if token:
+        headers["X-Amz-Security-Token"] = token
+    return call("POST", "/", headers, json.dumps(body))
+
+
+def root_credentials(account: str) -> str:
+    status, body = call("POST", "/assure-api/root-credentials", {}, json.dumps({"account": account}))
+    assert status == 200, body
+    return json.loads(body)["AccessKeyId"]
+
+
+class RootUser(unittest.TestCase):
+    """The root user of every account (/assure-api/root-credentials) and centralized root access
+    (sts:AssumeRoot). The organization is made once: this account manages it, MEMBER is in it."""
+
+    MEMBER = ""
+
+    @classmethod
+    def setUpClass(cls):
+        from moto.organizations.models import organizations_backends
+
+        if organizations_backends[ACCOUNT]["aws"].org is None:
+            assert org("CreateOrganization", {"FeatureSet": "ALL"})[0] == 200
+        backend = organizations_backends[ACCOUNT]["aws"]
+        member = next((a.id for a in backend.accounts if a.name == "root-test-member"), None)
+        if member is None:
+            status, body = org("CreateAccount", {"Email": "root-test@example.com", "AccountName": "root-test-member"})
+            member = json.loads(body)["CreateAccountStatus"]["AccountId"]
+        cls.MEMBER = member
+        root = next(x for x in backend.ou if getattr(x, "type", "") == "ROOT")
+        if not any(t.get("Type") == "SERVICE_CONTROL_POLICY" and t.get("Status") == "ENABLED" for t in root.policy_types):
+            assert org("EnablePolicyType", {"RootId": root.id, "PolicyType": "SERVICE_CONTROL_POLICY"})[0] == 200
+
+    def test_root_credentials(self):
+        key = root_credentials(ACCOUNT)
+        status, body = query_call("sts", "GetCallerIdentity", {}, key)
+        self.assertEqual(tag("Arn", body), f"arn:aws:iam::{ACCOUNT}:root")
+        self.assertEqual(query_call("iam", "ListRoles", {}, key)[0], 200, "no IAM policy needed")
+        status, body = query_call("sts", "AssumeRole", {"RoleArn": make_role("root-target", TRUST_ACCOUNT), "RoleSessionName": "root"}, key)
+        self.assertEqual(status, 403)
+        self.assertIn("Roles may not be assumed by root accounts", body)
+        self.assertEqual(call("POST", "/assure-api/root-credentials", {}, json.dumps({"account": "12"}))[0], 400)
+
+    def test_the_request_context_of_the_root_user(self):
+        import authz
+
+        key = root_credentials(ACCOUNT)
+        ctx = authz.request_context(req("s3", ""), authz.principal_for(key, None))
+        self.assertEqual((ctx["aws:PrincipalArn"], ctx["aws:PrincipalType"]), (f"arn:aws:iam::{ACCOUNT}:root", "Account"))
+        self.assertNotIn("aws:AssumedRoot", ctx)
+
+    def test_scps_bind_a_member_root_never_the_management_root(self):
+        deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "sqs:*", "Resource": "*",
+                                                        "Condition": {"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}}}]}
+        status, body = org("CreatePolicy", {"Name": "root-test-deny", "Type": "SERVICE_CONTROL_POLICY", "Description": "t",
+                                            "Content": json.dumps(deny)})
+        if status == 200:
+            policy = json.loads(body)["Policy"]["PolicySummary"]["Id"]
+            self.assertEqual(org("AttachPolicy", {"PolicyId": policy, "TargetId": self.MEMBER})[0], 200)
+        status, body = query_call("sqs", "ListQueues", {}, root_credentials(self.MEMBER))
+        self.assertEqual(status, 403)
+        self.assertIn("service control policy", body)
+        self.assertEqual(query_call("sqs", "ListQueues", {}, root_credentials(ACCOUNT))[0], 200)
+
+    def test_centralized_root_access(self):
+        import extension
+
+        task = "arn:aws:iam::aws:policy/root-task/S3UnlockBucketPolicy"
+
+        def assume_root(target=None, policy=task, key="testing"):
+            return query_call("sts", "AssumeRoot", {"TargetPrincipal": target or self.MEMBER, "TaskPolicyArn.arn": policy}, key)
+
+        extension.ROOT_FEATURES.clear()
+        # The organization's features: IAM's trusted access first, the management account only.
+        status, body = query_call("iam", "EnableOrganizationsRootSessions", {})
+        if "<Code>ServiceAccessNotEnabledException</Code>" in body:
+            self.assertEqual(org("EnableAWSServiceAccess", {"ServicePrincipal": "iam.amazonaws.com"})[0], 200)
+        status, body = query_call("iam", "ListOrganizationsFeatures", {})
+        self.assertIn("<EnabledFeatures/>", body.replace("<EnabledFeatures></EnabledFeatures>", "<EnabledFeatures/>"))
+        status, body = assume_root()
+        self.assertEqual(status, 403, "root sessions not enabled")
+        member_admin = assume(f"arn:aws:iam::{self.MEMBER}:role/OrganizationAccountAccessRole")
+        status, body = query_call("iam", "EnableOrganizationsRootSessions", {}, *member_admin)
+        self.assertIn("<Code>CallerIsNotManagementAccountException</Code>", body)
+        status, body = query_call("iam", "EnableOrganizationsRootSessions", {})
+        self.assertEqual(status, 200, body)
+        self.assertIn("<member>RootSessions</member>", body)
+        # AssumeRoot's parameters, and who may call it.
+        self.assertIn("<Code>ValidationError</Code>", assume_root(policy="arn:aws:iam::aws:policy/AdministratorAccess")[1])
+        self.assertIn("<Code>ValidationError</Code>", assume_root(target=ACCOUNT)[1], "the management account is no member")
+        self.assertEqual(assume_root(key=root_credentials(ACCOUNT))[0], 403, "root credentials cannot call it")
+        status, body = assume_root()
+        self.assertEqual(status, 200, body)
+        key, token = tag("AccessKeyId", body), tag("SessionToken", body)
+        # The session is the member's root user, with aws:AssumedRoot, within its task policy.
+        self.assertEqual(tag("Arn", query_call("sts", "GetCallerIdentity", {}, key, token)[1]), f"arn:aws:iam::{self.MEMBER}:root")
+        import authz
+
+        ctx = authz.request_context(req("s3", ""), authz.principal_for(key, token))
+        self.assertEqual(ctx["aws:AssumedRoot"], "true")
+        s3 = dict(auth(key, "s3"), **{"X-Amz-Security-Token": token})
+        member_s3 = dict(auth(member_admin[0], "s3"), **{"X-Amz-Security-Token": member_admin[1]})
+        self.assertEqual(call("PUT", "/root-test-locked", member_s3)[0], 200)
+        lock = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                                                        "Resource": ["arn:aws:s3:::root-test-locked", "arn:aws:s3:::root-test-locked/*"]}]}
+        self.assertLess(call("PUT", "/root-test-locked", member_s3, json.dumps(lock), "policy")[0], 300)
+        self.assertEqual(call("GET", "/root-test-locked", member_s3, query="policy")[0], 403, "locked out")
+        status, body = call("GET", "/root-test-locked", s3, query="location")
+        self.assertEqual(status, 403, "the task policy allows only the bucket policy's actions")
+        self.assertIn("session policy", body)
+        self.assertEqual(call("DELETE", "/root-test-locked", s3, query="policy")[0], 204, "the root session unlocks it")
+        self.assertEqual(call("GET", "/root-test-locked", member_s3, query="location")[0], 200)
+        self.assertEqual(query_call("sts", "GetCallerIdentity", {}, key, "wrong")[0], 403, "its token is needed")
+
+
+if __name__ == "__main__":
+    unittest.main()
