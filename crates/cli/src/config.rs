@@ -49,6 +49,9 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Config, StepError> {
     if let Some(n) = &config.notifications {
         n.validate().map_err(|e| StepError::invalid_input(format!("{origin}: {}", e.message)))?;
     }
+    let org = &config.organization;
+    assure_contract::OrgLayout::distinct_roles(&org.logging_account, &org.security_account)
+        .map_err(|e| StepError::invalid_input(format!("{origin}: organization.security_account: {}", e.message)))?;
     let mut seen = std::collections::BTreeSet::new();
     for (i, r) in config.regions.iter().enumerate() {
         if !seen.insert(r) {

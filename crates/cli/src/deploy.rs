@@ -57,9 +57,29 @@ pub(crate) async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode
         .role_name
         .or_else(|| file.as_ref().map(|c| c.role_name.clone()))
         .unwrap_or_else(|| assure_contract::DEFAULT_ROLE_NAME.to_owned());
+    // The SCPs exempt this name as `arn:aws:iam::*:role/NAME`: IAM's role-name characters only, so
+    // no wildcard can widen the exemption (the configuration file's schema holds it to the same).
+    let valid_name = (1..=64).contains(&role_name.len())
+        && role_name.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+    if !valid_name {
+        return Err(StepError::invalid_input(format!(
+            "--role-name: {role_name:?} is not an IAM role name (1 to 64 of A-Z a-z 0-9 _+=,.@-)"
+        ))
+        .into());
+    }
     let Some(home) = regions.first().cloned() else { bail!("--regions: at least one region is needed") };
+    assure_contract::OrgLayout::distinct_roles(&logging, &security)
+        .map_err(|e| StepError::invalid_input(format!("--security-account: {}", e.message)))?;
     let aws = connect(g).await?;
     let management: AccountId = aws.pipeline().account.clone();
+    for (flag, account) in [("logging-account", &logging), ("security-account", &security)] {
+        if *account == management {
+            return Err(StepError::invalid_input(format!(
+                "--{flag}: {account} is the management account, where the pipeline runs; SCPs do not bind it, so it cannot hold what they protect"
+            ))
+            .into());
+        }
+    }
     let settings = Settings {
         org: OrgLayout { management, logging, security },
         regions,

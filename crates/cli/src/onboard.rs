@@ -25,8 +25,9 @@ pub(crate) struct OnboardArgs {
     /// organization's management, logging and security accounts are skipped.
     #[arg(long)]
     ou: Option<String>,
-    /// Accounts onboarded at once in a bulk run (default: the config file's options.concurrency, else 4).
-    #[arg(long)]
+    /// Accounts onboarded at once in a bulk run, 1 to 40 (default: the config file's
+    /// options.concurrency, else 4).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=40))]
     concurrency: Option<u32>,
     /// Regions to cover, comma-separated (default: the deployment's).
     #[arg(long, value_delimiter = ',')]
@@ -45,13 +46,12 @@ pub(crate) struct OnboardArgs {
     run_id: Option<String>,
     /// Run every step. By default, an account whose baseline held at the end of its last run with
     /// the same settings is verified first, and the run stops there when every control still holds;
-    /// `--full` has every step read and repair its part all the same, including what verify does
-    /// not check (the trust policies of the roles assure made, say).
+    /// `--full` has every step read and repair its part all the same.
     #[arg(long)]
     full: bool,
     /// Give up following the run after this many seconds (the run itself goes on). Default: the
-    /// config file's options.timeout_seconds, else 1800.
-    #[arg(long)]
+    /// config file's options.timeout_seconds, else 1800; 10 to 86400.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(10..=86400))]
     timeout: Option<u64>,
 }
 

@@ -30,8 +30,8 @@ pub(crate) enum RunsCommand {
         /// Only this account's runs.
         #[arg(long)]
         account: Option<String>,
-        /// Only runs whose latest execution has this status (running, succeeded, failed, …).
-        #[arg(long)]
+        /// Only runs whose latest execution has this status (Step Functions' execution statuses).
+        #[arg(long, value_parser = ["running", "succeeded", "failed", "timed_out", "aborted", "pending_redrive"], ignore_case = true)]
         status: Option<String>,
         /// Only runs started since then: a duration back from now (30m, 24h, 7d) or a date
         /// (2026-11-29 or 2026-11-29T12:00:00Z).

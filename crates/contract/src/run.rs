@@ -21,6 +21,17 @@ pub struct OrgLayout {
 }
 
 impl OrgLayout {
+    /// The logging and security accounts are two accounts: each is protected by its own part of
+    /// the baseline, and the security account reads what the logging account stores.
+    pub fn distinct_roles(logging: &AccountId, security: &AccountId) -> Result<(), StepError> {
+        if logging == security {
+            return Err(StepError::invalid_input(format!(
+                "{security} is also the logging account; the security account (GuardDuty's and Access Analyzer's administrator) and the logging account (which keeps the logs) must be two accounts"
+            )));
+        }
+        Ok(())
+    }
+
     /// Which fixed role `account` plays, if any.
     pub fn role_of(&self, account: &AccountId) -> Option<&'static str> {
         if *account == self.management {
@@ -132,6 +143,21 @@ impl NotifyProtocol {
 
 impl Notify {
     /// Checks the endpoint fits the protocol.
+    /// The endpoint as records show it: an `https` endpoint's path and query (where webhooks keep
+    /// their secret) and any user information are left out, `https://HOST/…`; an email address as
+    /// it is. Change records, reports and evidence carry this, never the endpoint itself.
+    pub fn shown(&self) -> String {
+        match self.protocol {
+            NotifyProtocol::Email => self.endpoint.clone(),
+            NotifyProtocol::Https => {
+                let rest = self.endpoint.trim_start_matches("https://");
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+                let host = authority.rsplit('@').next().unwrap_or_default();
+                format!("https://{host}/…")
+            }
+        }
+    }
+
     pub fn validate(&self) -> Result<(), StepError> {
         let ok = match self.protocol {
             NotifyProtocol::Email => {
@@ -423,6 +449,17 @@ mod tests {
         v["acount"] = serde_json::json!("x");
         let err = serde_json::from_value::<RunInput>(v).unwrap_err().to_string();
         assert!(err.contains("acount"), "{err}");
+    }
+
+    #[test]
+    fn an_https_endpoint_is_shown_without_its_secret() {
+        let n = Notify {
+            protocol: NotifyProtocol::Https,
+            endpoint: "https://user:pw@hooks.example.com/T0/B1/s3cr3t?token=x".into(),
+        };
+        assert_eq!(n.shown(), "https://hooks.example.com/…");
+        let e = Notify { protocol: NotifyProtocol::Email, endpoint: "secops@example.com".into() };
+        assert_eq!(e.shown(), "secops@example.com");
     }
 
     #[test]

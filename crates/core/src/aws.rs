@@ -58,6 +58,52 @@ impl Intercept for PlanGuard {
     }
 }
 
+/// Every S3 request to a bucket carries the account assure expects to own it
+/// (`x-amz-expected-bucket-owner`, the header of every operation's `ExpectedBucketOwner`): assure
+/// names its buckets after account ids, which are not secret, so another account could create one
+/// first and be handed assure's checkpoints or logs. S3 refuses the request with 403 when the
+/// bucket is another account's (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-owner-condition.html).
+/// Every bucket assure touches is one it owns in the account whose credentials it uses (the
+/// checkpoint bucket in the pipeline's, the logging buckets in the logging account's).
+#[derive(Debug, Clone)]
+struct ExpectedBucketOwner {
+    account: String,
+}
+
+/// The S3 operations that take no `ExpectedBucketOwner`: they name no existing bucket of one owner.
+const WITHOUT_BUCKET_OWNER: &[&str] = &["CreateBucket", "ListBuckets", "ListDirectoryBuckets"];
+
+impl Intercept for ExpectedBucketOwner {
+    fn name(&self) -> &'static str {
+        "assure.ExpectedBucketOwner"
+    }
+
+    fn modify_before_signing(
+        &self,
+        ctx: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Metadata>().is_some_and(|m| WITHOUT_BUCKET_OWNER.contains(&m.name())) {
+            return Ok(());
+        }
+        ctx.request_mut().headers_mut().insert("x-amz-expected-bucket-owner", self.account.clone());
+        Ok(())
+    }
+}
+
+/// The refusal of a bucket assure names that another account owns: S3 answered 403 to a request
+/// carrying `ExpectedBucketOwner` (or to a HEAD from the owner's own account, which only another
+/// owner's bucket refuses). Nothing is ever written to it.
+pub fn bucket_not_owned(bucket: &str, owner: &AccountId) -> StepError {
+    StepError::new(
+        ErrorName::Conflict,
+        format!(
+            "s3 bucket {bucket}: exists and belongs to an account other than {owner} (S3 refused the request with ExpectedBucketOwner={owner}); assure reads and writes only buckets of its own accounts, and names them after the account, so someone created this one first. Nothing was written to it. Ask its owner to delete it, or use another home region"
+        ),
+    )
+}
+
 /// Appends one line per HTTP attempt to the file named by [`CALL_LOG_ENV`], if set.
 #[derive(Debug, Clone)]
 struct CallLog {
@@ -328,6 +374,7 @@ impl AccountConfig {
         // An endpoint override (the local cloud, a test server) has no per-bucket host names.
         let mut conf = aws_sdk_s3::config::Builder::from(&self.sdk)
             .interceptor(self.call_log.clone())
+            .interceptor(ExpectedBucketOwner { account: self.account.to_string() })
             .force_path_style(self.path_style);
         if self.plan {
             conf = conf.interceptor(PlanGuard);
@@ -764,6 +811,16 @@ pub fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&s
     match err {
         SdkError::ServiceError(e) => e.err().code(),
         _ => None,
+    }
+}
+
+/// The service's code and message of an SDK error, as one line.
+pub fn error_message<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> String {
+    match err {
+        SdkError::ServiceError(e) => {
+            format!("{}: {}", e.err().code().unwrap_or("?"), e.err().message().unwrap_or_default())
+        }
+        _ => "no answer from the service".to_owned(),
     }
 }
 

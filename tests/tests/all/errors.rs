@@ -251,12 +251,23 @@ async fn a_logging_bucket_owned_by_another_account_is_a_conflict() {
     let aws = aws_for(&server).await;
     organizations(&server, "DescribeOrganization", organization_ok()).await;
     key_in_place(&server).await;
+    // S3 refuses a request whose ExpectedBucketOwner is not the bucket's owner with 403; every
+    // request assure makes to its buckets names the account it expects.
     Mock::given(method("HEAD"))
         .and(path_regex(format!("^/assure-access-logs-{CALLER}-us-east-1/?$")))
+        .and(header("x-amz-expected-bucket-owner", CALLER))
         .respond_with(ResponseTemplate::new(403))
+        .expect(1)
         .mount(&server)
         .await;
-    expect_err(logging_bucket::apply(&aws, &run()).await, ErrorName::Conflict, "belongs to another account").await;
+    // Nothing is ever written to it.
+    Mock::given(method("PUT")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&server).await;
+    expect_err(
+        logging_bucket::apply(&aws, &run()).await,
+        ErrorName::Conflict,
+        &format!("assure-access-logs-{CALLER}-us-east-1: exists and belongs to an account other than {CALLER}"),
+    )
+    .await;
 }
 
 #[tokio::test]

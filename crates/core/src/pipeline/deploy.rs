@@ -245,6 +245,9 @@ async fn ensure_checkpoint_bucket(
     let exists = match s3.head_bucket().bucket(bucket).send().await {
         Ok(_) => true,
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => false,
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
+            return Err(crate::aws::bucket_not_owned(bucket, &p.account))
+        }
         Err(e) => return Err(e).aws(format!("s3:HeadBucket {bucket}")),
     };
     if exists {
