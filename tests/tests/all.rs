@@ -4,9 +4,11 @@
 //! - `extension`: the local cloud's extension through the Rust SDK;
 //! - `e2e`: whole onboarding runs on the local cloud;
 //! - `iam`, `rules`: the local cloud refuses what AWS refuses (IAM; the services' own checks);
-//! - `lock`: one run per account at a time.
+//! - `lock`: one run per account at a time;
+//! - `adversary`: an account's administrators try to switch the baseline off, and cannot.
 
 mod all {
+    mod adversary;
     mod brownfield;
     mod bulk;
     mod config;
@@ -17,6 +19,8 @@ mod all {
     mod extension;
     mod iam;
     mod infra;
+    mod local_authz;
+    mod local_authz2;
     mod lock;
     mod resume;
     mod rules;

@@ -97,6 +97,7 @@ pub const CONTROLS: &[Control] = &[
         cis("3.1.1", "2.1.1", "2.1.2"),
     ),
     c("logging.bucket-versioned", S::LoggingBucket, "All CloudTrail logs are stored in your logging account", None),
+    c("logging.bucket-retained", S::LoggingBucket, "All CloudTrail logs are stored in your logging account", None),
     c("logging.bucket-org-scoped", S::LoggingBucket, "CloudTrail logs are sent to your Logging account", None),
     c("cloudtrail.all-regions", S::CloudTrail, "CloudTrail is enabled in all regions", cis("4.1", "3.1", "3.1")),
     c("cloudtrail.log-validation", S::CloudTrail, "CloudTrail log validation is enabled", cis("4.2", "3.2", "3.2")),
@@ -120,6 +121,12 @@ pub const CONTROLS: &[Control] = &[
     ),
     c(
         "guardduty.findings-exported",
+        S::GuardDuty,
+        "All GuardDuty events created within your accounts will be sent to the GuardDuty master",
+        None,
+    ),
+    c(
+        "guardduty.no-suppression",
         S::GuardDuty,
         "All GuardDuty events created within your accounts will be sent to the GuardDuty master",
         None,
@@ -182,6 +189,7 @@ pub const CONTROLS: &[Control] = &[
     c("alarms.vpc-changes", S::Alarms, "VPC changes", cis("5.14", "4.14", "4.14")),
     c("alarms.organizations-changes", S::Alarms, "Service Control Policies", cis("5.15", "4.15", "4.15")),
     c("alarms.topic-encrypted", S::Alarms, "Prevent removal of Stax CloudWatch alarms", None),
+    c("alarms.subscribed", S::Alarms, "Prevent removal of Stax CloudWatch alarms", None),
     c(
         "session-manager.s3-logging",
         S::SessionManager,
@@ -201,7 +209,20 @@ pub const CONTROLS: &[Control] = &[
         // v7.0.0 2.1.2, "Ensure authorization guardrails for all AWS Organization accounts", is new.
         Some(Cis { v7: Some("2.1.2"), v3: None, v1_4: None }),
     ),
+    c(
+        "roles.member-role",
+        S::Preflight,
+        "Prevent removal of Stax Identity Management Service resources",
+        Some(Cis { v7: Some("2.1.2"), v3: None, v1_4: None }),
+    ),
+    c("roles.service-roles", S::ServiceRoles, "Prevent removal of Stax Identity Management Service resources", None),
     c("scps.restrict-root", S::Scps, "Restrict the use of root credentials", cis("2.7", "1.7", "1.7")),
+    c(
+        "scps.log-archive",
+        S::Scps,
+        "Disallow modification of Stax AWS CloudTrail logs",
+        Some(Cis { v7: Some("2.1.2"), v3: None, v1_4: None }),
+    ),
 ];
 
 impl Control {

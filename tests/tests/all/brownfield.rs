@@ -146,8 +146,15 @@ async fn every_kind_of_existing_setup_is_taken_over_and_rolled_back_to_exactly_i
         before[2].get("cloudwatch/us-east-1/alarm/team-unauthorized-calls"),
         "the account's own alarm is left as it was"
     );
-    let filters = &during[1]["guardduty/eu-west-1/detector/filter/suppress-dev"];
-    assert_eq!(filters, &before[1]["guardduty/eu-west-1/detector/filter/suppress-dev"], "GuardDuty filters kept");
+    // A suppression rule archives findings before the administrator's export sees them: it stays,
+    // with its criteria, as a saved filter (NOOP); rollback makes it suppress again (compared below).
+    let mut filter = before[1]["guardduty/eu-west-1/detector/filter/suppress-dev"].clone();
+    assert_eq!(filter["Action"], "ARCHIVE", "{filter}");
+    filter["Action"] = "NOOP".into();
+    assert_eq!(
+        during[1]["guardduty/eu-west-1/detector/filter/suppress-dev"], filter,
+        "GuardDuty filters kept, none suppressing"
+    );
     // The account's own trails are retired: no trail of its own but assure's is left for scanners to
     // flag. The organization's trail is the management account's, untouched and the same in each.
     let org_trail = "cloudtrail/us-east-1/trail/org-audit";

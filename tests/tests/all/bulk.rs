@@ -44,8 +44,8 @@ async fn many_accounts_onboard_under_the_organizations_limit_and_a_failure_stays
     assert_eq!(failed.len(), 1, "{results:?}");
     assert!(failed[0]["error"].as_str().unwrap().contains("Assure.AccessDenied"), "{:?}", failed[0]);
     for r in results.iter().filter(|r| r["status"] == "SUCCEEDED") {
-        assert_eq!(r["controls"], 53, "{r}");
-        assert_eq!(r["controlsPassed"], 53, "{r}");
+        assert_eq!(r["controls"], 59, "{r}");
+        assert_eq!(r["controlsPassed"], 59, "{r}");
     }
     // Each account is its own run, listed and retriable on its own.
     let (code, out, _) = cloud.run(&["runs", "list", "--status", "failed", "--output", "json"]);
@@ -90,8 +90,9 @@ async fn many_accounts_onboard_under_the_organizations_limit_and_a_failure_stays
 }
 
 /// The organization-wide setup happens in the bulk run's organization step alone, and each
-/// account's run makes at most 6 calls to Organizations (the accounts' calls: not the CLI's, not the
-/// organization step's).
+/// account's run makes at most 8 calls to Organizations (the accounts' calls: not the CLI's, not the
+/// organization step's): its membership, its attached SCPs (read by preflight and by the scps step),
+/// attaching the three policies, verify's listing; one more where a failed run lists them again.
 fn organization_work_once(calls: &[Value], accounts: usize) {
     for op in ["CreatePolicy", "UpdatePolicy", "RegisterDelegatedAdministrator", "EnableOrganizationAdminAccount"] {
         let outside: Vec<&Value> =
@@ -107,7 +108,7 @@ fn organization_work_once(calls: &[Value], accounts: usize) {
         org("organization")
     );
     assert!(org("organization") > 0, "the organization step ran");
-    assert!(per_account <= 6 * accounts, "{per_account} Organizations calls for {accounts} accounts");
+    assert!(per_account <= 8 * accounts, "{per_account} Organizations calls for {accounts} accounts");
 }
 
 /// Seconds since the epoch of an RFC 3339 time (the history's and the checkpoints').

@@ -402,15 +402,7 @@ async fn after_onboarding_only_assure_may_change_the_baseline() {
                 trust.clone(),
             ],
         ),
-        (
-            "access-analyzer:DeleteAnalyzer",
-            vec![
-                "accessanalyzer".into(),
-                "delete-analyzer".into(),
-                "--analyzer-name".into(),
-                "assure-organization".into(),
-            ],
-        ),
+        ("organizations:LeaveOrganization", vec!["organizations".into(), "leave-organization".into()]),
     ];
     for (action, args) in &protected {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -426,8 +418,28 @@ async fn after_onboarding_only_assure_may_change_the_baseline() {
     assert_ne!(code, 0);
     assert!(err.contains("service control policy"), "{err}");
 
-    // The StackSet's execution role in the account may still update the member role.
+    // Nobody in the account may make a role the StackSet exemption names (that would exempt its
+    // maker): StackSets' service-linked role makes it, which SCPs do not bind. Here the bootstrap
+    // administrator stands for that role: with the policies detached a moment, as SCPs are to it.
+    let (code, _, err) = aws_cli(
+        &cloud,
+        &admin,
+        &[
+            "iam",
+            "create-role",
+            "--role-name",
+            "stacksets-exec-0123456789abcdef",
+            "--assume-role-policy-document",
+            &trust,
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("iam:CreateRole") && err.contains("service control policy"), "{err}");
+    let orgs = aws_sdk_organizations::Client::new(&cloud.sdk_config().await);
+    let ours = detach_assure_scps(&orgs, target).await;
     let stackset = role_made_by(&cloud, &admin, target, "stacksets-exec-0123456789abcdef", &trust).await;
+    attach_scps(&orgs, target, &ours).await;
+    // The StackSet's execution role in the account may still update the member role.
     let (code, _, err) = aws_cli(
         &cloud,
         &stackset,
@@ -437,6 +449,25 @@ async fn after_onboarding_only_assure_may_change_the_baseline() {
     // ... but not the baseline itself.
     let (code, _, err) = aws_cli(&cloud, &stackset, &["cloudtrail", "stop-logging", "--name", "assure-trail"]);
     assert_ne!(code, 0, "{err}");
+
+    // That role trusts the account's administrator, as no StackSet's does: verify names it. Gone
+    // (as the StackSet's service-linked role would remove it), verify holds again.
+    let (code, out, _) = cloud.run(&["verify", target]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with('✗')
+            && l.contains("roles.member-role")
+            && l.contains("stacksets-exec-0123456789abcdef")),
+        "{out}"
+    );
+    let ours = detach_assure_scps(&orgs, target).await;
+    cli_ok(
+        &cloud,
+        &admin,
+        &["iam", "delete-role-policy", "--role-name", "stacksets-exec-0123456789abcdef", "--policy-name", "all"],
+    );
+    cli_ok(&cloud, &admin, &["iam", "delete-role", "--role-name", "stacksets-exec-0123456789abcdef"]);
+    attach_scps(&orgs, target, &ours).await;
 
     // assure itself is not denied: a re-run changes nothing, verify passes, rollback restores.
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "again"]);
@@ -457,6 +488,33 @@ async fn after_onboarding_only_assure_may_change_the_baseline() {
         })
         .collect();
     assert!(assure_denied.is_empty(), "assure's roles were denied: {assure_denied:?}");
+}
+
+/// assure's policies detached from `account` (as SCPs are from a service-linked role): their ids.
+pub(super) async fn detach_assure_scps(orgs: &aws_sdk_organizations::Client, account: &str) -> Vec<String> {
+    let attached = orgs
+        .list_policies_for_target()
+        .target_id(account)
+        .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+        .send()
+        .await
+        .unwrap();
+    let ours: Vec<String> = attached
+        .policies()
+        .iter()
+        .filter(|p| p.name().is_some_and(|n| n.starts_with("assure-")))
+        .map(|p| p.id().unwrap().to_owned())
+        .collect();
+    for id in &ours {
+        orgs.detach_policy().policy_id(id).target_id(account).send().await.unwrap();
+    }
+    ours
+}
+
+pub(super) async fn attach_scps(orgs: &aws_sdk_organizations::Client, account: &str, ids: &[String]) {
+    for id in ids {
+        orgs.attach_policy().policy_id(id).target_id(account).send().await.unwrap();
+    }
 }
 
 /// A step role's policy (`step`), as the deployment made it.

@@ -40,6 +40,13 @@ async fn guardduty_with_admin(server: &MockServer, admin: &str) {
     .mount(server)
     .await;
     get("/detector/d1/filter", json!({"filterNames": ["keep-me"]})).mount(server).await;
+    // A saved filter, not a suppression rule (its action is NOOP): kept as it is.
+    get(
+        "/detector/d1/filter/keep-me",
+        json!({"name": "keep-me", "action": "NOOP", "rank": 1, "findingCriteria": {"criterion": {}}}),
+    )
+    .mount(server)
+    .await;
     get(
         "/detector/d1/publishingDestination",
         json!({"destinations": [{"destinationId": "p1", "destinationType": "S3", "status": "PUBLISHING"}]}),
@@ -67,6 +74,7 @@ async fn a_foreign_guardduty_administrator_is_left_and_the_detector_recorded() {
     // The detector, its filters and its publishing destinations are recorded, and kept.
     let d = &out.snapshot["detectors"][0];
     assert_eq!(d["filters"], json!(["keep-me"]));
+    assert_eq!(d["suppressionRules"], json!([]), "a NOOP filter suppresses nothing");
     assert_eq!(d["publishingDestinations"], json!(["p1"]));
     assert_eq!(d["administrator"]["accountId"], "999988887777");
     let deletes =
@@ -250,6 +258,7 @@ async fn the_scp_quota_fails_before_anything_is_attached() {
 fn every_scp_fits_aws_size_limit_and_exempts_only_assure_roles() {
     for (name, _, doc) in scps::policies(&run()) {
         let text = doc.to_string();
+        println!("{name}: {} of {} characters", text.len(), scps::MAX_POLICY_CHARS);
         assert!(text.len() <= scps::MAX_POLICY_CHARS, "{name} is {} characters", text.len());
         for st in doc["Statement"].as_array().unwrap() {
             assert_eq!(st["Effect"], "Deny", "{name}: SCPs only deny");
@@ -259,7 +268,7 @@ fn every_scp_fits_aws_size_limit_and_exempts_only_assure_roles() {
                 // role an administrator named so); the StackSet that deploys the member role may
                 // also change that role and its stack, and nothing else.
                 let sid = st["Sid"].as_str().unwrap_or_default();
-                let expected: &[&str] = if matches!(sid, "ProtectStacks" | "ProtectRoles") {
+                let expected: &[&str] = if matches!(sid, "ProtectStacks" | "ProtectRoles" | "NoStackSetRole") {
                     &["arn:aws:iam::*:role/AssureExecutionRole", "arn:aws:iam::*:role/stacksets-exec-*"]
                 } else {
                     &["arn:aws:iam::*:role/AssureExecutionRole"]

@@ -236,13 +236,17 @@ fn findings_role(run: &RunInput) -> Role<'static> {
     Role {
         name: FINDINGS_ROLE,
         description: "assure: Firehose writes Access Analyzer findings to the logging bucket",
+        // Firehose assumes it with the stream's account as the external id, and sends no
+        // aws:SourceAccount (https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html#using-iam-s3).
         trust: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
             "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": run.org.security.as_str()}}}]}),
+            "Condition": {"StringEquals": {"sts:ExternalId": run.org.security.as_str()}}}]}),
         policy_name: "deliver",
         policy: json!({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:ListBucket"],
              "Resource": [bucket_arn.clone(), format!("{bucket_arn}/access-analyzer/*")]}]}),
+        // Its permission on the logging key, which the access-analyzer step adds.
+        keep: &["encrypt"],
     }
 }
 
@@ -255,14 +259,18 @@ fn events_role(run: &RunInput) -> Role<'static> {
     Role {
         name: FINDINGS_EVENTS_ROLE,
         description: "assure: EventBridge forwards Access Analyzer findings to the home region and its Firehose stream",
+        // Only the findings rules, in any region of the security account
+        // (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-conditions.html).
         trust: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
             "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": security}}}]}),
+            "Condition": {"StringEquals": {"aws:SourceAccount": security},
+                          "ArnLike": {"aws:SourceArn": format!("arn:aws:events:*:{security}:rule/{FINDINGS}")}}}]}),
         policy_name: "forward",
         policy: json!({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"],
              "Resource": format!("arn:aws:firehose:{}:{security}:deliverystream/{FINDINGS}", run.home_region)},
             {"Effect": "Allow", "Action": "events:PutEvents", "Resource": home_bus_arn(run)}]}),
+        keep: &[],
     }
 }
 

@@ -120,11 +120,52 @@ pub fn alarm_key_policy(account: &str, role_name: &str) -> Value {
     })
 }
 
-/// What exists now: filters by name → (pattern, metric), alarms by name → (metric, actions), topic key.
+/// A metric filter as it stands: its pattern and where it publishes. A filter whose pattern is the
+/// benchmark's but which publishes to another namespace, or a value other than 1, feeds no alarm.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+struct Filter {
+    pattern: String,
+    metric: String,
+    namespace: String,
+    value: String,
+}
+
+/// An alarm as it stands: what it watches, how it fires and whom it tells.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+struct Alarm {
+    metric: String,
+    namespace: String,
+    actions: Vec<String>,
+    actions_enabled: bool,
+    rule: String,
+}
+
+/// How every alarm of assure fires: a sum of at least 1 over five minutes, silence meaning no event.
+fn alarm_rule() -> String {
+    "Sum >= 1 over 300 s, 1 period, missing data notBreaching".to_owned()
+}
+
+/// The filter assure wants for `short`.
+fn wanted_filter(short: &str, pattern: &str) -> Filter {
+    let metric = format!("{ALARM_PREFIX}{short}");
+    Filter { pattern: pattern.to_owned(), metric, namespace: METRIC_NAMESPACE.to_owned(), value: "1".to_owned() }
+}
+
+/// The attribute standing for a topic whose policy refuses assure's own reads.
+const UNREADABLE: &str = "assure:unreadable";
+
+/// What exists now: filters and alarms by name, and the topic's attributes (None: no topic).
 struct Found {
-    filters: std::collections::BTreeMap<String, (String, String)>,
-    alarms: std::collections::BTreeMap<String, (String, Vec<String>)>,
-    topic_key: Option<Option<String>>,
+    filters: std::collections::BTreeMap<String, Filter>,
+    alarms: std::collections::BTreeMap<String, Alarm>,
+    topic: Option<std::collections::HashMap<String, String>>,
+}
+
+impl Found {
+    /// The topic's key: None without a topic, Some(None) for a topic without one.
+    fn topic_key(&self) -> Option<Option<String>> {
+        self.topic.as_ref().map(|a| a.get("KmsMasterKeyId").cloned())
+    }
 }
 
 /// What exists now. Without the log group (`group`: false) there are no filters to read.
@@ -140,10 +181,15 @@ async fn read(acct: &AccountConfig, group: bool) -> Result<Found, StepError> {
             .send();
         while let Some(page) = pages.next().await {
             for f in page.aws("logs:DescribeMetricFilters")?.metric_filters() {
-                let metric = f.metric_transformations().first().map(|m| m.metric_name().to_owned()).unwrap_or_default();
+                let m = f.metric_transformations().first();
                 filters.insert(
                     f.filter_name().unwrap_or_default().to_owned(),
-                    (f.filter_pattern().unwrap_or_default().to_owned(), metric),
+                    Filter {
+                        pattern: f.filter_pattern().unwrap_or_default().to_owned(),
+                        metric: m.map(|m| m.metric_name().to_owned()).unwrap_or_default(),
+                        namespace: m.map(|m| m.metric_namespace().to_owned()).unwrap_or_default(),
+                        value: m.map(|m| m.metric_value().to_owned()).unwrap_or_default(),
+                    },
                 );
             }
         }
@@ -152,30 +198,70 @@ async fn read(acct: &AccountConfig, group: bool) -> Result<Found, StepError> {
     let mut pages = acct.cloudwatch().describe_alarms().alarm_name_prefix(ALARM_PREFIX).into_paginator().send();
     while let Some(page) = pages.next().await {
         for a in page.aws("cloudwatch:DescribeAlarms")?.metric_alarms() {
+            let rule = format!(
+                "{} {} {} over {} s, {} period{}, missing data {}",
+                a.statistic().map(|s| s.as_str()).unwrap_or("?"),
+                match a.comparison_operator() {
+                    Some(ComparisonOperator::GreaterThanOrEqualToThreshold) => ">=",
+                    Some(o) => o.as_str(),
+                    None => "?",
+                },
+                a.threshold().unwrap_or(f64::NAN),
+                a.period().unwrap_or_default(),
+                a.evaluation_periods().unwrap_or_default(),
+                if a.evaluation_periods() == Some(1) { "" } else { "s" },
+                a.treat_missing_data().unwrap_or("missing"),
+            );
             alarms.insert(
                 a.alarm_name().unwrap_or_default().to_owned(),
-                (a.metric_name().unwrap_or_default().to_owned(), a.alarm_actions().to_vec()),
+                Alarm {
+                    metric: a.metric_name().unwrap_or_default().to_owned(),
+                    namespace: a.namespace().unwrap_or_default().to_owned(),
+                    actions: a.alarm_actions().to_vec(),
+                    actions_enabled: a.actions_enabled().unwrap_or(true),
+                    rule,
+                },
             );
         }
     }
-    let topic_key = match acct.sns().get_topic_attributes().topic_arn(topic_arn(acct)).send().await {
-        Ok(out) => Some(out.attributes().and_then(|a| a.get("KmsMasterKeyId")).cloned()),
+    let topic = match acct.sns().get_topic_attributes().topic_arn(topic_arn(acct)).send().await {
+        Ok(out) => Some(out.attributes().cloned().unwrap_or_default()),
         Err(e) if crate::aws::error_code(&e) == Some("NotFound") => None,
+        // A topic policy that denies everyone refuses assure too: that is what verify reports.
+        Err(e) if crate::aws::error_code(&e) == Some("AuthorizationError") => {
+            Some([(UNREADABLE.to_owned(), crate::aws::error_message(&e))].into_iter().collect())
+        }
         Err(e) => return Err(e).aws(format!("sns:GetTopicAttributes {ALARM_TOPIC}")),
     };
-    Ok(Found { filters, alarms, topic_key })
+    Ok(Found { filters, alarms, topic })
 }
 
-/// The topic's subscriptions as (protocol, endpoint), confirmed or pending.
-async fn subscriptions(acct: &AccountConfig, topic: &str) -> Result<Vec<(String, String)>, StepError> {
+/// The topic's subscriptions as (protocol, endpoint, confirmed).
+async fn subscriptions(acct: &AccountConfig, topic: &str) -> Result<Vec<(String, String, bool)>, StepError> {
     let mut out = Vec::new();
     let mut pages = acct.sns().list_subscriptions_by_topic().topic_arn(topic).into_paginator().send();
     while let Some(page) = pages.next().await {
         for s in page.aws(format!("sns:ListSubscriptionsByTopic {ALARM_TOPIC}"))?.subscriptions() {
-            out.push((s.protocol().unwrap_or_default().to_owned(), s.endpoint().unwrap_or_default().to_owned()));
+            out.push((
+                s.protocol().unwrap_or_default().to_owned(),
+                s.endpoint().unwrap_or_default().to_owned(),
+                s.subscription_arn().is_some_and(|a| a.starts_with("arn:")),
+            ));
         }
     }
     Ok(out)
+}
+
+/// The statements of a resource policy that deny anything: a topic's or a key's policy that denies
+/// CloudWatch (or everyone) stops every alarm from notifying, whatever the Allow statements say.
+fn denials(policy: Option<&Value>) -> Vec<String> {
+    policy
+        .and_then(|p| p["Statement"].as_array())
+        .into_iter()
+        .flatten()
+        .filter(|s| s["Effect"] == "Deny")
+        .map(|s| s["Sid"].as_str().map(str::to_owned).unwrap_or_else(|| s.to_string()))
+        .collect()
 }
 
 /// How many filter and alarm writes are in flight at once.
@@ -194,7 +280,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let key =
         ensure_key(&target, ALARM_KEY_ALIAS, "assure: encrypts the security alarm topic", policy, &mut changes).await?;
     let topic_key = key.arn.as_str();
-    match &found.topic_key {
+    match &found.topic_key() {
         None => {
             if changes.live() {
                 target
@@ -225,11 +311,12 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         Some(_) => {}
     }
     if let Some(n) = &run.notify {
-        let subscribed = match found.topic_key {
+        let subscribed = match found.topic {
             None => false,
-            Some(_) => {
-                subscriptions(&target, &topic).await?.contains(&(n.protocol.as_str().to_owned(), n.endpoint.clone()))
-            }
+            Some(_) => subscriptions(&target, &topic)
+                .await?
+                .iter()
+                .any(|(p, e, _)| p == n.protocol.as_str() && *e == n.endpoint),
         };
         if !subscribed {
             if changes.live() {
@@ -244,10 +331,10 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
                     .aws(format!("sns:Subscribe {ALARM_TOPIC}"))?;
             }
             changes.push(
-                format!("sns:{ALARM_TOPIC}/subscription/{}:{}", n.protocol.as_str(), n.endpoint),
+                format!("sns:{ALARM_TOPIC}/subscription/{}:{}", n.protocol.as_str(), n.shown()),
                 "subscribe",
                 Value::Null,
-                json!({"protocol": n.protocol.as_str(), "endpoint": n.endpoint}),
+                json!({"protocol": n.protocol.as_str(), "endpoint": n.shown()}),
             );
         }
     }
@@ -257,8 +344,8 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let mut writes: Vec<futures::future::BoxFuture<'_, Result<(), StepError>>> = Vec::new();
     for (_, short, pattern) in FILTERS {
         let name = format!("{ALARM_PREFIX}{short}");
-        let metric = format!("{ALARM_PREFIX}{short}");
-        let want = (pattern.to_string(), metric.clone());
+        let want = wanted_filter(short, pattern);
+        let metric = want.metric.clone();
         if found.filters.get(&name) != Some(&want) {
             if changes.live() {
                 let put = target
@@ -284,10 +371,16 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
                 format!("logs:{TRAIL_LOG_GROUP}/filter/{name}"),
                 if found.filters.contains_key(&name) { "update" } else { "create" },
                 json!(found.filters.get(&name)),
-                json!({"pattern": pattern, "metric": metric}),
+                json!(want),
             );
         }
-        let want_alarm = (metric.clone(), vec![topic.clone()]);
+        let want_alarm = Alarm {
+            metric: metric.clone(),
+            namespace: METRIC_NAMESPACE.to_owned(),
+            actions: vec![topic.clone()],
+            actions_enabled: true,
+            rule: alarm_rule(),
+        };
         if found.alarms.get(&name) != Some(&want_alarm) {
             if changes.live() {
                 let put = target
@@ -303,6 +396,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
                     .threshold(1.0)
                     .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
                     .treat_missing_data("notBreaching")
+                    .actions_enabled(true)
                     .alarm_actions(&topic);
                 let name = name.clone();
                 writes.push(Box::pin(async move {
@@ -313,7 +407,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
                 format!("cloudwatch:alarm/{name}"),
                 if found.alarms.contains_key(&name) { "update" } else { "create" },
                 json!(found.alarms.get(&name)),
-                json!({"metric": metric, "actions": [topic]}),
+                json!(want_alarm),
             );
         }
     }
@@ -321,7 +415,9 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     Ok(changes.output(StepName::Alarms, region, &format!("{} CIS alarms", FILTERS.len()), Value::Null))
 }
 
-/// Evidence: one per CIS alarm, and the topic's encryption.
+/// Evidence: one per CIS alarm (its filter's pattern, namespace and value; the alarm's metric,
+/// rule, actions), and the topic: its key (enabled, with exactly assure's policy), its policy (no
+/// denial) and the subscription of the configured endpoint. Each names what it found.
 pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
     let target = aws.account(&run.account, &run.home_region).await?;
     let found = read(&target, true).await?;
@@ -329,38 +425,108 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
     let mut out = Vec::new();
     for (control, short, pattern) in FILTERS {
         let name = format!("{ALARM_PREFIX}{short}");
-        let filter_ok = found.filters.get(&name).is_some_and(|(p, m)| p == pattern && *m == name);
-        let alarm_ok = found.alarms.get(&name).is_some_and(|(m, a)| *m == name && a.contains(&topic));
+        let want = wanted_filter(short, pattern);
+        let filter = match found.filters.get(&name) {
+            None => "no metric filter".to_owned(),
+            Some(f) if f.pattern != want.pattern => "a metric filter whose pattern is not the benchmark's".to_owned(),
+            Some(f) if f.namespace != want.namespace || f.metric != want.metric || f.value != want.value => format!(
+                "a metric filter publishing value {:?} to {}/{} instead of 1 to {}/{}",
+                f.value, f.namespace, f.metric, want.namespace, want.metric
+            ),
+            Some(_) => String::new(),
+        };
+        let alarm = match found.alarms.get(&name) {
+            None => "no alarm".to_owned(),
+            Some(a) if a.namespace != want.namespace || a.metric != want.metric => {
+                format!("an alarm on {}/{} instead of {}/{}", a.namespace, a.metric, want.namespace, want.metric)
+            }
+            Some(a) if a.rule != alarm_rule() => format!("an alarm firing on {} instead of {}", a.rule, alarm_rule()),
+            Some(a) if !a.actions_enabled => "an alarm with its actions disabled".to_owned(),
+            Some(a) if !a.actions.contains(&topic) => format!("an alarm notifying {:?}, not {ALARM_TOPIC}", a.actions),
+            Some(_) => String::new(),
+        };
+        let problems: Vec<&str> = [filter.as_str(), alarm.as_str()].into_iter().filter(|p| !p.is_empty()).collect();
         out.push(evidence(
             &target,
             control,
             format!("cloudwatch:alarm/{name}"),
-            filter_ok && alarm_ok,
-            format!("metric filter with the CIS pattern: {filter_ok}, alarm notifying {ALARM_TOPIC}: {alarm_ok}"),
+            problems.is_empty(),
+            if problems.is_empty() {
+                format!("metric filter with the CIS pattern, 1 to {METRIC_NAMESPACE}/{name}; alarm on it notifying {ALARM_TOPIC}")
+            } else {
+                problems.join("; ")
+            },
         ));
     }
-    // Encrypted with the alarm key, whose policy lets CloudWatch publish: under the AWS managed
-    // key the topic is encrypted, yet no alarm could ever notify.
+    // Encrypted with the alarm key, enabled, whose policy lets CloudWatch publish and denies
+    // nothing: under the AWS managed key, or a key disabled, pending deletion or whose policy an
+    // administrator rewrote, the topic is encrypted, yet no alarm could ever notify.
     let key = read_key(&target, ALARM_KEY_ALIAS).await?;
-    let with_key = key.as_ref().is_some_and(|k| found.topic_key == Some(Some(k.arn.clone())));
-    let cloudwatch_may_publish = key.as_ref().and_then(|k| k.policy.as_ref()).is_some_and(|p| {
-        p["Statement"].as_array().into_iter().flatten().any(|s| {
-            s["Effect"] == "Allow"
-                && s["Principal"]["Service"] == "cloudwatch.amazonaws.com"
-                && s["Action"].as_array().is_some_and(|a| a.contains(&json!("kms:GenerateDataKey*")))
-                && s["Condition"].is_null()
-        })
-    });
+    let mut problems = Vec::new();
+    match &key {
+        None => problems.push(format!("no key {ALARM_KEY_ALIAS}")),
+        Some(k) => {
+            if found.topic_key() != Some(Some(k.arn.clone())) {
+                problems.push(format!("topic encrypted with {:?}, not {ALARM_KEY_ALIAS}", found.topic_key().flatten()));
+            }
+            if k.state != "Enabled" {
+                problems.push(format!("{ALARM_KEY_ALIAS} is {}", k.state));
+            }
+            if k.policy.as_ref() != Some(&alarm_key_policy(target.account.as_str(), &run.role_name)) {
+                let denied = denials(k.policy.as_ref());
+                problems.push(if denied.is_empty() {
+                    format!("{ALARM_KEY_ALIAS}'s policy is not assure's")
+                } else {
+                    format!("{ALARM_KEY_ALIAS}'s policy is not assure's; it denies: {}", denied.join(", "))
+                });
+            }
+        }
+    }
+    if let Some(why) = found.topic.as_ref().and_then(|a| a.get(UNREADABLE)) {
+        problems.push(format!("the topic's policy refuses even assure: {why}"));
+    }
+    let topic_policy = found.topic.as_ref().and_then(|a| a.get("Policy")).and_then(|p| serde_json::from_str(p).ok());
+    let denied = denials(topic_policy.as_ref());
+    if !denied.is_empty() {
+        problems.push(format!("the topic's policy denies: {}", denied.join(", ")));
+    }
     out.push(evidence(
         &target,
         "alarms.topic-encrypted",
-        topic,
-        with_key && cloudwatch_may_publish,
-        format!(
-            "topic KMS key: {:?}; {ALARM_KEY_ALIAS} admits CloudWatch: {cloudwatch_may_publish}",
-            found.topic_key.flatten()
-        ),
+        topic.clone(),
+        problems.is_empty(),
+        if problems.is_empty() {
+            format!("encrypted with {ALARM_KEY_ALIAS}, enabled, whose policy is assure's (CloudWatch may publish); the topic's policy denies nothing")
+        } else {
+            problems.join("; ")
+        },
     ));
+    // The endpoint the configuration names is subscribed: an alarm nobody receives is no alarm.
+    // A subscription still waiting for its owner's confirmation is shown as such.
+    if let Some(n) = &run.notify {
+        let subs = match &found.topic {
+            Some(a) if !a.contains_key(UNREADABLE) => subscriptions(&target, &topic).await?,
+            _ => Vec::new(),
+        };
+        let sub = subs.iter().find(|(p, e, _)| p == n.protocol.as_str() && *e == n.endpoint);
+        out.push(evidence(
+            &target,
+            "alarms.subscribed",
+            format!("{topic}/subscription/{}", n.protocol.as_str()),
+            sub.is_some(),
+            match sub {
+                Some((_, _, true)) => format!("{} endpoint subscribed, confirmed", n.protocol.as_str()),
+                Some((_, _, false)) => {
+                    format!("{} endpoint subscribed, pending its owner's confirmation", n.protocol.as_str())
+                }
+                None => format!(
+                    "the configured {} endpoint is not subscribed ({} other subscriptions)",
+                    n.protocol.as_str(),
+                    subs.len()
+                ),
+            },
+        ));
+    }
     Ok(out)
 }
 

@@ -331,6 +331,24 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>)
     let none_known = known.part(SNAPSHOT).and_then(Value::as_array).is_some_and(Vec::is_empty);
     let Detector { id: det, new } = ensure_detector(&target, none_known, &mut changes).await?;
     let admin = if new { None } else { administrator(&target, &det).await? };
+    // Suppression rules archive findings before the administrator's export sees them: each is
+    // kept, with its criteria, as a saved filter (NOOP), and rollback makes it suppress again.
+    if !new {
+        for name in suppression_rules(&target, &det).await? {
+            if changes.live() {
+                target
+                    .guardduty()
+                    .update_filter()
+                    .detector_id(&det)
+                    .filter_name(&name)
+                    .action(aws_sdk_guardduty::types::FilterAction::Noop)
+                    .send()
+                    .await
+                    .aws(format!("guardduty:UpdateFilter {name}"))?;
+            }
+            changes.push(format!("guardduty:{det}/filter/{name}"), "update", json!("ARCHIVE"), json!("NOOP"));
+        }
+    }
     if admin.as_deref() != Some(run.org.security.as_str()) && !changes.live() {
         changes.push(format!("guardduty:{det}/administrator"), "associate", Value::Null, json!(run.org.security));
     } else if admin.as_deref() != Some(run.org.security.as_str()) {
@@ -416,7 +434,25 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
     // PENDING_VERIFICATION or UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY (a bucket or key policy
     // that does not admit this region's GuardDuty principal).
     let exported = statuses.iter().any(|s| s == "PUBLISHING");
+    let suppressing = match &det {
+        Some(d) => suppression_rules(&target, d).await?,
+        None => Vec::new(),
+    };
     Ok(vec![
+        evidence(
+            &target,
+            "guardduty.no-suppression",
+            &res,
+            suppressing.is_empty(),
+            if suppressing.is_empty() {
+                "no suppression rule archives the account's findings".to_owned()
+            } else {
+                format!(
+                    "suppression rules (filters whose action is ARCHIVE) hide findings from the administrator's export: {}",
+                    suppressing.join(", ")
+                )
+            },
+        ),
         evidence(&target, "guardduty.enabled", &res, enabled, format!("detector: {det:?}, enabled: {enabled}")),
         evidence(
             &target,
@@ -441,6 +477,32 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
         ),
     ])
 }
+/// The detector's suppression rules: its filters whose action is ARCHIVE. "The suppressed findings
+/// are not sent to any of the AWS services with which you may integrate"
+/// (https://docs.aws.amazon.com/guardduty/latest/ug/create-suppression-rules-guardduty.html).
+async fn suppression_rules(acct: &AccountConfig, detector: &str) -> Result<Vec<String>, StepError> {
+    let gd = acct.guardduty();
+    let mut names = Vec::new();
+    let mut pages = gd.list_filters().detector_id(detector).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        names.extend(page.aws("guardduty:ListFilters")?.filter_names().iter().cloned());
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let f = gd
+            .get_filter()
+            .detector_id(detector)
+            .filter_name(&name)
+            .send()
+            .await
+            .aws(format!("guardduty:GetFilter {name}"))?;
+        if f.action() == Some(&aws_sdk_guardduty::types::FilterAction::Archive) {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
 /// Every detector with its settings, administrator, filters and publishing destinations.
 pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
     let gd = target.guardduty();
@@ -451,6 +513,7 @@ pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
         let admin =
             gd.get_administrator_account().detector_id(id).send().await.aws("guardduty:GetAdministratorAccount")?;
         let filters = gd.list_filters().detector_id(id).send().await.aws("guardduty:ListFilters")?;
+        let suppressing = suppression_rules(target, id).await?;
         let dests = gd
             .list_publishing_destinations()
             .detector_id(id)
@@ -467,6 +530,8 @@ pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
                 "relationshipStatus": a.relationship_status(),
             })),
             "filters": filters.filter_names(),
+            // The filters whose action is ARCHIVE: the guardduty step turns them to NOOP, rollback back.
+            "suppressionRules": suppressing,
             "publishingDestinations": dests.destinations().iter().map(|d| d.destination_id()).collect::<Vec<_>>(),
         }));
     }
@@ -657,6 +722,22 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
                 report.not_restorable.push(format!(
                     "guardduty {region}: membership under the foreign administrator {admin} (only {admin} can invite the account again)"
                 ));
+            }
+            for name in d["suppressionRules"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                match gd
+                    .update_filter()
+                    .detector_id(&det)
+                    .filter_name(name)
+                    .action(aws_sdk_guardduty::types::FilterAction::Archive)
+                    .send()
+                    .await
+                {
+                    Ok(_) => report.restored.push(format!("guardduty {region}: suppression rule {name} archives again")),
+                    Err(e) if error_code(&e) == Some("BadRequestException") => report
+                        .not_restorable
+                        .push(format!("guardduty {region}: suppression rule {name}, deleted since the run")),
+                    Err(e) => return Err(e).aws(format!("guardduty:UpdateFilter {name}")),
+                }
             }
             let was_enabled = d["status"] == "ENABLED";
             let mut update = gd.update_detector().detector_id(&det).enable(was_enabled);

@@ -135,13 +135,154 @@ async fn logging_key_lookup(logging: &AccountConfig, run: &RunInput) -> Result<S
     })
 }
 
-/// An IAM role a control hands to a service: its trust policy and its one inline policy.
+/// An IAM role a control hands to a service: its trust policy and its one inline policy. assure
+/// owns it whole: no other policy, attached or inline (but those named in `keep`, which the
+/// control's steps add), and no permissions boundary, whatever the account had under that name.
 pub struct Role<'a> {
     pub name: &'a str,
     pub description: &'a str,
     pub trust: Value,
     pub policy_name: &'a str,
     pub policy: Value,
+    /// Other inline policies the control's steps add to it (see [`ensure_inline_policy`]).
+    pub keep: &'a [&'a str],
+}
+
+/// What a role has that assure did not give it: its permissions boundary, its attached managed
+/// policies, and its inline policies other than `keep`.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct RoleExtras {
+    pub boundary: Option<String>,
+    pub attached: Vec<String>,
+    pub inline: Vec<String>,
+}
+
+impl RoleExtras {
+    /// One line per extra, for evidence.
+    pub(crate) fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(b) = &self.boundary {
+            out.push(format!("permissions boundary {b}"));
+        }
+        out.extend(self.attached.iter().map(|p| format!("attached policy {p}")));
+        out.extend(self.inline.iter().map(|p| format!("inline policy {p}")));
+        out
+    }
+}
+
+/// The extras of the role `name`, whose boundary `GetRole` answered; inline policies named in
+/// `keep` are assure's.
+pub(crate) async fn role_extras(
+    acct: &AccountConfig,
+    name: &str,
+    boundary: Option<String>,
+    keep: &[&str],
+) -> Result<RoleExtras, StepError> {
+    let iam = acct.iam();
+    let inline = async {
+        let mut out = Vec::new();
+        let mut pages = iam.list_role_policies().role_name(name).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            out.extend(page.aws(format!("iam:ListRolePolicies {name}"))?.policy_names().iter().cloned());
+        }
+        Ok::<_, StepError>(out)
+    };
+    let attached = async {
+        let mut out = Vec::new();
+        let mut pages = iam.list_attached_role_policies().role_name(name).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.aws(format!("iam:ListAttachedRolePolicies {name}"))?;
+            out.extend(page.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)));
+        }
+        Ok::<_, StepError>(out)
+    };
+    let (inline, attached) = futures::try_join!(inline, attached)?;
+    Ok(RoleExtras { boundary, attached, inline: inline.into_iter().filter(|p| !keep.contains(&p.as_str())).collect() })
+}
+
+/// The role's extras removed, each recorded with what it was (a boundary's ARN, an attached
+/// policy's ARN, an inline policy's document), so that rollback can put them back.
+async fn remove_extras(
+    acct: &AccountConfig,
+    name: &str,
+    extras: &RoleExtras,
+    changes: &mut Changes,
+) -> Result<(), StepError> {
+    let iam = acct.iam();
+    if let Some(b) = &extras.boundary {
+        if changes.live() {
+            iam.delete_role_permissions_boundary()
+                .role_name(name)
+                .send()
+                .await
+                .aws(format!("iam:DeleteRolePermissionsBoundary {name}"))?;
+        }
+        changes.push(format!("iam:role/{name}/boundary"), "delete", json!(b), Value::Null);
+    }
+    for arn in &extras.attached {
+        if changes.live() {
+            iam.detach_role_policy()
+                .role_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .aws(format!("iam:DetachRolePolicy {name} {arn}"))?;
+        }
+        changes.push(format!("iam:role/{name}/attached/{arn}"), "detach", json!(arn), Value::Null);
+    }
+    for policy in &extras.inline {
+        let doc = iam
+            .get_role_policy()
+            .role_name(name)
+            .policy_name(policy)
+            .send()
+            .await
+            .aws(format!("iam:GetRolePolicy {name} {policy}"))?;
+        if changes.live() {
+            iam.delete_role_policy()
+                .role_name(name)
+                .policy_name(policy)
+                .send()
+                .await
+                .aws(format!("iam:DeleteRolePolicy {name} {policy}"))?;
+        }
+        changes.push(
+            format!("iam:role/{name}/{policy}"),
+            "delete",
+            json!(crate::aws::decode_policy(doc.policy_document())),
+            Value::Null,
+        );
+    }
+    Ok(())
+}
+
+/// How the role `role` in `acct` differs from what assure makes, one line each (empty: it is
+/// exactly assure's): verify's check of a role assure owns.
+pub(crate) async fn role_drift(acct: &AccountConfig, role: &Role<'_>) -> Result<Vec<String>, StepError> {
+    let iam = acct.iam();
+    let found = match iam.get_role().role_name(role.name).send().await {
+        Ok(out) => out.role().cloned(),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
+        Err(e) => return Err(e).aws(format!("iam:GetRole {}", role.name)),
+    };
+    let Some(found) = found else { return Ok(vec!["it does not exist".to_owned()]) };
+    let mut out = Vec::new();
+    if found.assume_role_policy_document().and_then(crate::aws::decode_policy).as_ref() != Some(&role.trust) {
+        out.push("its trust policy is not assure's".to_owned());
+    }
+    let policy = match iam.get_role_policy().role_name(role.name).policy_name(role.policy_name).send().await {
+        Ok(out) => crate::aws::decode_policy(out.policy_document()),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
+        Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {}", role.name)),
+    };
+    if policy.as_ref() != Some(&role.policy) {
+        out.push(format!("its inline policy {} is not assure's", role.policy_name));
+    }
+    let boundary = found.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_owned);
+    let mut keep = role.keep.to_vec();
+    keep.push(role.policy_name);
+    out.extend(role_extras(acct, role.name, boundary, &keep).await?.describe());
+    Ok(out)
 }
 
 /// A role kept as desired (created, or its trust and inline policy put back); answers its ARN.
@@ -155,7 +296,7 @@ pub(crate) async fn ensure_role(
 }
 
 async fn ensure_role_here(acct: &AccountConfig, role: &Role<'_>, changes: &mut Changes) -> Result<String, StepError> {
-    let Role { name, description, trust, policy_name, policy } = role;
+    let Role { name, description, trust, policy_name, policy, .. } = role;
     let (name, description, policy_name) = (*name, *description, *policy_name);
     let iam = acct.iam();
     let arn = format!("arn:aws:iam::{}:role/{name}", acct.account);
@@ -163,6 +304,17 @@ async fn ensure_role_here(acct: &AccountConfig, role: &Role<'_>, changes: &mut C
     let mut made = false;
     match iam.get_role().role_name(name).send().await {
         Ok(out) => {
+            // A role of this name made before assure (by the account's administrator, say) is
+            // taken over: whatever else it has goes, recorded.
+            let boundary = out
+                .role()
+                .and_then(|r| r.permissions_boundary())
+                .and_then(|b| b.permissions_boundary_arn())
+                .map(str::to_owned);
+            let mut keep = role.keep.to_vec();
+            keep.push(policy_name);
+            let extras = role_extras(acct, name, boundary, &keep).await?;
+            remove_extras(acct, name, &extras, changes).await?;
             let current = out.role().and_then(|r| r.assume_role_policy_document()).and_then(crate::aws::decode_policy);
             if current.as_ref() != Some(trust) {
                 if changes.live() {
@@ -334,6 +486,8 @@ pub struct KeyState {
     pub key_id: String,
     pub rotation: bool,
     pub policy: Option<Value>,
+    /// `Enabled`, `Disabled`, `PendingDeletion`, …: a key in any state but `Enabled` encrypts nothing.
+    pub state: String,
 }
 
 /// Finds a key by its alias, with its rotation and policy.
@@ -364,7 +518,13 @@ pub async fn read_key(acct: &AccountConfig, alias: &str) -> Result<Option<KeySta
             .map(|o| o.policy().and_then(|p| serde_json::from_str(p).ok()))
     };
     let (rotation, policy) = futures::try_join!(rotation, policy)?;
-    Ok(Some(KeyState { arn: key.arn().unwrap_or_default().to_owned(), key_id, rotation, policy }))
+    Ok(Some(KeyState {
+        arn: key.arn().unwrap_or_default().to_owned(),
+        key_id,
+        rotation,
+        policy,
+        state: key.key_state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+    }))
 }
 
 /// A customer managed key under `alias`, with rotation on and exactly the `desired` key policy,
@@ -388,6 +548,7 @@ pub(crate) async fn ensure_key(
                 key_id: String::new(),
                 rotation: true,
                 policy: Some(desired),
+                state: "Enabled".to_owned(),
             });
         }
         None => {
@@ -411,6 +572,7 @@ pub(crate) async fn ensure_key(
                 key_id: meta.key_id().to_owned(),
                 rotation: false,
                 policy: Some(desired.clone()),
+                state: "Enabled".to_owned(),
             };
             let aliased = kms.create_alias().alias_name(alias).target_key_id(&k.key_id).send().await;
             match aliased {

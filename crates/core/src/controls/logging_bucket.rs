@@ -56,6 +56,18 @@ impl BucketState {
     }
 }
 
+/// The ids of enabled lifecycle rules that delete objects: an expiration of current or noncurrent
+/// versions (in [`lifecycle_json`]'s form).
+fn expiring_rules(lifecycle: &Value) -> Vec<String> {
+    lifecycle
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["status"] == "Enabled" && (r["expiration"] == true || r["noncurrentExpiration"] == true))
+        .map(|r| r["id"].as_str().unwrap_or("(no id)").to_owned())
+        .collect()
+}
+
 /// Reads everything assure manages on `bucket`. A missing bucket is `exists: false`; a bucket that
 /// exists but belongs to someone else is `Assure.Conflict`.
 pub async fn read_bucket(acct: &AccountConfig, bucket: &str) -> Result<BucketState, StepError> {
@@ -64,10 +76,7 @@ pub async fn read_bucket(acct: &AccountConfig, bucket: &str) -> Result<BucketSta
         Ok(_) => {}
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => return Ok(BucketState::default()),
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
-            return Err(StepError::new(
-                assure_contract::ErrorName::Conflict,
-                format!("s3:HeadBucket {bucket}: the bucket exists and belongs to another account"),
-            ))
+            return Err(crate::aws::bucket_not_owned(bucket, &acct.account))
         }
         Err(e) => return Err(e).aws(format!("s3:HeadBucket {bucket}")),
     }
@@ -184,6 +193,7 @@ fn lifecycle_json(rules: &[LifecycleRule]) -> Value {
                         .map(|t| json!([t.noncurrent_days(), t.storage_class().map(|c| c.as_str())])).collect::<Vec<_>>(),
                     "abortDays": r.abort_incomplete_multipart_upload().and_then(|a| a.days_after_initiation()),
                     "expiration": r.expiration().is_some(),
+                    "noncurrentExpiration": r.noncurrent_version_expiration().is_some(),
                 })
             })
             .collect(),
@@ -578,12 +588,47 @@ pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepEr
             format!("every allow statement scoped to the organization: {org_scoped}"),
         ),
     ];
+    // Logs kept, not only stored: no lifecycle rule expires them (assure's archives only), and
+    // their key is enabled (a key disabled or pending deletion makes every log unreadable) with the
+    // policy assure wrote.
+    let expiring = expiring_rules(&st.lifecycle);
+    out.push(ev(
+        "logging.bucket-retained",
+        st.exists && expiring.is_empty() && st.lifecycle == lifecycle_json(&lifecycle_rules()),
+        if expiring.is_empty() {
+            format!("lifecycle: {}", st.lifecycle)
+        } else {
+            format!("lifecycle rules that delete logs: {}", expiring.join(", "))
+        },
+    ));
+    let org_id = organization_id(&acct).await.ok();
+    let key_problems: Vec<String> = match &key {
+        None => vec!["no key".to_owned()],
+        Some(k) => {
+            let mut p = Vec::new();
+            if !k.rotation {
+                p.push("rotation off".to_owned());
+            }
+            if k.state != "Enabled" {
+                p.push(format!("the key is {}", k.state));
+            }
+            if org_id.is_some_and(|o| k.policy.as_ref() != Some(&key_policy(acct.account.as_str(), &o, &run.role_name)))
+            {
+                p.push("its policy is not assure's".to_owned());
+            }
+            p
+        }
+    };
     out.push(Evidence {
         resource: key.as_ref().map_or_else(|| RunInput::LOGGING_KEY_ALIAS.to_owned(), |k| k.arn.clone()),
         ..ev(
             "logging.key-rotation",
-            key.as_ref().is_some_and(|k| k.rotation),
-            format!("key: {}, rotation: {:?}", key.is_some(), key.as_ref().map(|k| k.rotation)),
+            key_problems.is_empty(),
+            if key_problems.is_empty() {
+                "rotation on, enabled, with assure's policy".to_owned()
+            } else {
+                key_problems.join("; ")
+            },
         )
     });
     Ok(out)

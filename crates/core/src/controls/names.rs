@@ -19,7 +19,10 @@ pub const AGGREGATOR_ROLE: &str = "assure-config-aggregator";
 pub const CONFIG_RECORDER: &str = "default";
 pub const CONFIG_CHANNEL: &str = "default";
 pub const SCP_PROTECT: &str = "assure-protect-baseline";
+pub const SCP_ACCESS: &str = "assure-protect-access";
 pub const SCP_ROOT: &str = "assure-restrict-root";
+/// Attached to the logging and security accounts: the logs and the findings path kept there.
+pub const SCP_LOG_ARCHIVE: &str = "assure-protect-log-archive";
 /// The service-managed StackSet of the member role (README, deployment step 1); its stacks in
 /// member accounts are named `StackSet-assure-member-role-…`.
 pub const MEMBER_STACK_SET: &str = "assure-member-role";

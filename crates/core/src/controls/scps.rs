@@ -1,19 +1,25 @@
 //! Service control policies: the spec's mandatory set, attached to the account. They protect what
-//! assure put in place (Config, GuardDuty, the assure trail, the member role's stack, alarms, roles,
-//! Session Manager preferences) and restrict the root user, exempting only assure's member role (and,
-//! for the member role and its stack, the StackSet that deploys them). assure's Lambdas run in the
-//! management account, which SCPs do not bind; none runs in a member account.
+//! assure put in place, end to end: Config, GuardDuty (and its findings, from suppression), the
+//! assure trail and its log group, the alarm chain (metric filters, metric data, alarms, topic,
+//! subscriptions, the topic's key), assure's roles and the StackSet's, the member role's stack, the
+//! service-linked roles the services act through, Session Manager logging (its preferences, and no
+//! session under another document), the account's membership of the organization; and restrict
+//! the root user. They exempt only assure's member role (and, for the member role and its stack,
+//! the StackSet that deploys them, whose role nobody in the account can make or assume).
+//! assure's Lambdas run in the management account, which SCPs do not bind; none runs in a member
+//! account.
 //! Each policy stays under the 5,120-character limit; the five-policies-per-target quota is
 //! checked before anything is attached.
 
-use assure_contract::{ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{AccountId, ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_organizations::types::{PolicyType, PolicyTypeStatus};
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, Aws, AwsResultExt};
 use crate::controls::kit::{evidence, Changes};
 use crate::controls::names::{
-    ALARM_PREFIX, ANALYZER, MEMBER_STACK_SET, SCP_PROTECT, SCP_ROOT, TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP,
+    ALARM_KEY_ALIAS, ALARM_PREFIX, ALARM_TOPIC, ANALYZER, FINDINGS, MEMBER_STACK_SET, METRIC_NAMESPACE, SCP_ACCESS,
+    SCP_LOG_ARCHIVE, SCP_PROTECT, SCP_ROOT, TRAIL, TRAIL_LOG_GROUP,
 };
 use crate::controls::{Control, Fut, Organized, Report, StepCall, Undo};
 
@@ -31,60 +37,193 @@ pub fn exempt_principals(run: &RunInput) -> Vec<String> {
 
 /// The role a service-managed StackSet runs as in member accounts: it updates the member role's
 /// stack (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/stacksets-orgs-associate-stackset-with-org.html).
+/// StackSets' service-linked role in the account makes it, and SCPs do not bind service-linked
+/// roles; nobody else in the account may make, change or assume a role of this name
+/// (`ProtectRoles`, `NoStackSetRole`), so nobody can take its exemption.
 pub const STACKSET_EXECUTION_ROLE: &str = "arn:aws:iam::*:role/stacksets-exec-*";
 
-/// The mandatory policies: (name, description, document).
+/// The service-linked roles the baseline's services act through in a member account: Config's
+/// recorder, GuardDuty's detector, Access Analyzer's organization analyzer and the StackSet of the
+/// member role (https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html).
+const SERVICE_LINKED_ROLES: &[&str] = &[
+    "config.amazonaws.com",
+    "guardduty.amazonaws.com",
+    "access-analyzer.amazonaws.com",
+    "member.org.stacksets.cloudformation.amazonaws.com",
+];
+
+/// The mandatory policies: (name, description, document). Every statement denies; each names the
+/// Service Authorization Reference page its actions, resources and condition keys come from
+/// (https://docs.aws.amazon.com/service-authorization/latest/reference/list_SERVICE.html).
 pub fn policies(run: &RunInput) -> Vec<(&'static str, &'static str, Value)> {
-    let exempt = json!({"ArnNotLike": {"aws:PrincipalARN": exempt_principals(run)}});
+    let member = exempt_principals(run);
+    let exempt = json!({"ArnNotLike": {"aws:PrincipalARN": member}});
     // The member role's stack and the role itself may also be changed by the StackSet that deploys it.
-    let mut deployers = exempt_principals(run);
+    let mut deployers = member.clone();
     deployers.push(STACKSET_EXECUTION_ROLE.to_owned());
     let exempt_deployers = json!({"ArnNotLike": {"aws:PrincipalARN": deployers}});
-    let protect = json!({
+    let alarm_key = json!({"ArnNotLike": {"aws:PrincipalARN": member},
+                           "ForAnyValue:StringEquals": {"kms:ResourceAliases": ALARM_KEY_ALIAS}});
+    let role = |name: &str| format!("arn:aws:iam::*:role/{name}");
+    let baseline = json!({
         "Version": "2012-10-17",
         "Statement": [
+            // list_awsconfig: recorder, channel, retention and aggregator writes are on `*`.
             {"Sid": "ProtectConfig", "Effect": "Deny", "Resource": "*", "Condition": exempt,
              "Action": ["config:DeleteConfigurationRecorder", "config:DeleteDeliveryChannel", "config:DeleteRetentionConfiguration",
                         "config:PutConfigurationRecorder", "config:PutDeliveryChannel", "config:PutRetentionConfiguration",
-                        "config:StopConfigurationRecorder", "config:DeleteConfigurationAggregator", "config:PutConfigurationAggregator"]},
+                        "config:StopConfigurationRecorder", "config:DeleteConfigurationAggregator", "config:PutConfigurationAggregator",
+                        "config:AssociateResourceTypes", "config:DisassociateResourceTypes"]},
+            // list_amazonguardduty: a suppression rule (a filter whose action is ARCHIVE) hides
+            // findings as surely as a stopped detector.
             {"Sid": "ProtectGuardDuty", "Effect": "Deny", "Resource": "*", "Condition": exempt,
              "Action": ["guardduty:AcceptAdministratorInvitation", "guardduty:AcceptInvitation", "guardduty:ArchiveFindings",
+                        "guardduty:CreateFilter", "guardduty:UpdateFilter",
                         "guardduty:CreatePublishingDestination", "guardduty:DeleteDetector", "guardduty:DeleteInvitations",
                         "guardduty:DeleteMembers", "guardduty:DeletePublishingDestination", "guardduty:DisassociateFromAdministratorAccount",
                         "guardduty:DisassociateFromMasterAccount", "guardduty:DisassociateMembers", "guardduty:StopMonitoringMembers",
                         "guardduty:UpdateDetector", "guardduty:UpdatePublishingDestination"]},
+            // list_awscloudtrail: trail writes are on the trail's ARN.
             {"Sid": "ProtectTrail", "Effect": "Deny", "Resource": format!("arn:aws:cloudtrail:*:*:trail/{TRAIL}"), "Condition": exempt,
              "Action": ["cloudtrail:DeleteTrail", "cloudtrail:PutEventSelectors", "cloudtrail:PutInsightSelectors",
                         "cloudtrail:StopLogging", "cloudtrail:UpdateTrail"]},
+            // list_amazoncloudwatchlogs: on the log group (`log-group:NAME` and `log-group:NAME:*`);
+            // a filter rewritten to another namespace or value, a key of the administrator's or a
+            // masking policy blinds the alarms as surely as a deleted filter.
             {"Sid": "ProtectTrailLogs", "Effect": "Deny", "Resource": format!("arn:aws:logs:*:*:log-group:{TRAIL_LOG_GROUP}*"), "Condition": exempt,
-             "Action": ["logs:DeleteLogGroup", "logs:DeleteMetricFilter", "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy"]},
+             "Action": ["logs:DeleteLogGroup", "logs:DeleteLogStream", "logs:DeleteMetricFilter", "logs:PutMetricFilter",
+                        "logs:PutRetentionPolicy", "logs:DeleteRetentionPolicy", "logs:AssociateKmsKey", "logs:DisassociateKmsKey",
+                        "logs:PutDataProtectionPolicy"]},
+            // list_amazoncloudwatch: alarm writes are on the alarm's ARN.
+            {"Sid": "ProtectAlarms", "Effect": "Deny", "Resource": format!("arn:aws:cloudwatch:*:*:alarm:{ALARM_PREFIX}*"), "Condition": exempt,
+             "Action": ["cloudwatch:DeleteAlarms", "cloudwatch:DisableAlarmActions", "cloudwatch:PutMetricAlarm", "cloudwatch:SetAlarmState"]},
+            // list_amazoncloudwatch: PutMetricData is on `*` with `cloudwatch:namespace`. Negative
+            // data in the alarms' namespace would keep `Sum >= 1` from ever firing; the metric
+            // filters publish as CloudWatch Logs, which SCPs do not bind, and assure never does.
+            {"Sid": "ProtectAlarmMetrics", "Effect": "Deny", "Resource": "*", "Action": "cloudwatch:PutMetricData",
+             "Condition": {"StringLike": {"cloudwatch:namespace": format!("{METRIC_NAMESPACE}*")}}},
+            // list_amazonsns: on the topic's ARN; a subscription's writes (Unsubscribe,
+            // SetSubscriptionAttributes) on its topic's, whose ARN the subscription's extends.
+            {"Sid": "ProtectAlarmTopic", "Effect": "Deny", "Condition": exempt,
+             "Resource": [format!("arn:aws:sns:*:*:{ALARM_TOPIC}"), format!("arn:aws:sns:*:*:{ALARM_TOPIC}:*")],
+             "Action": ["sns:DeleteTopic", "sns:SetTopicAttributes", "sns:AddPermission", "sns:RemovePermission",
+                        "sns:Unsubscribe", "sns:SetSubscriptionAttributes", "sns:PutDataProtectionPolicy"]},
+            // list_awskeymanagementservice: key operations carry `kms:ResourceAliases`; alias
+            // operations are on the alias's ARN. A disabled key silences every alarm, the one for
+            // disabled keys first.
+            {"Sid": "ProtectAlarmKey", "Effect": "Deny", "Resource": "*", "Condition": alarm_key,
+             "Action": ["kms:DisableKey", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:DisableKeyRotation",
+                        "kms:DeleteImportedKeyMaterial", "kms:RevokeGrant"]},
+            {"Sid": "ProtectAlarmKeyAlias", "Effect": "Deny", "Resource": format!("arn:aws:kms:*:*:{ALARM_KEY_ALIAS}"), "Condition": exempt,
+             "Action": ["kms:DeleteAlias", "kms:UpdateAlias"]}
+        ]
+    });
+    let access = json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            // list_awsidentityandaccessmanagementiam: role writes are on the role's ARN, whose `*`
+            // also matches a path (`role/stacksets-exec-x/y`): assure's roles and the StackSet's,
+            // so nobody can make a role that looks like either.
+            {"Sid": "ProtectRoles", "Effect": "Deny", "Condition": exempt_deployers,
+             "Resource": [role(&run.role_name), role("assure-*"), STACKSET_EXECUTION_ROLE],
+             "Action": ["iam:CreateRole", "iam:AttachRolePolicy", "iam:DeleteRole", "iam:DeleteRolePermissionsBoundary", "iam:DeleteRolePolicy",
+                        "iam:DetachRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy",
+                        "iam:UpdateRole", "iam:UpdateRoleDescription", "iam:TagRole", "iam:UntagRole"]},
+            // list_awssecuritytokenservice: AssumeRole is on the role; no principal of the account
+            // is the StackSet (its service-linked role is not bound by SCPs).
+            {"Sid": "NoStackSetRole", "Effect": "Deny", "Resource": STACKSET_EXECUTION_ROLE, "Condition": exempt_deployers,
+             "Action": ["sts:AssumeRole", "iam:PassRole"]},
+            {"Sid": "ProtectServiceRoles", "Effect": "Deny", "Condition": exempt, "Action": "iam:DeleteServiceLinkedRole",
+             "Resource": SERVICE_LINKED_ROLES.iter().map(|s| format!("arn:aws:iam::*:role/aws-service-role/{s}/*")).collect::<Vec<_>>()},
+            // list_awscloudformation: stack operations are on `stack/NAME/ID`.
             {"Sid": "ProtectStacks", "Effect": "Deny", "Resource": format!("arn:aws:cloudformation:*:*:stack/StackSet-{MEMBER_STACK_SET}-*"),
              "Condition": exempt_deployers,
              "Action": ["cloudformation:CreateStack", "cloudformation:DeleteStack", "cloudformation:UpdateStack",
-                        "cloudformation:UpdateTerminationProtection", "cloudformation:SetStackPolicy"]},
-            {"Sid": "ProtectAlarms", "Effect": "Deny", "Resource": format!("arn:aws:cloudwatch:*:*:alarm:{ALARM_PREFIX}*"), "Condition": exempt,
-             "Action": ["cloudwatch:DeleteAlarms", "cloudwatch:DisableAlarmActions", "cloudwatch:PutMetricAlarm", "cloudwatch:SetAlarmState"]},
-            // Creating a role under assure's names is denied too: nobody else can make one look like assure's.
-            {"Sid": "ProtectRoles", "Effect": "Deny", "Condition": exempt_deployers,
-             "Resource": [format!("arn:aws:iam::*:role/{}", run.role_name), "arn:aws:iam::*:role/assure-*", format!("arn:aws:iam::*:role/{TRAIL_LOGS_ROLE}")],
-             "Action": ["iam:CreateRole", "iam:AttachRolePolicy", "iam:DeleteRole", "iam:DeleteRolePermissionsBoundary", "iam:DeleteRolePolicy",
-                        "iam:DetachRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy",
-                        "iam:UpdateRole", "iam:UpdateRoleDescription"]},
+                        "cloudformation:UpdateTerminationProtection", "cloudformation:SetStackPolicy",
+                        "cloudformation:CreateChangeSet", "cloudformation:ExecuteChangeSet", "cloudformation:ContinueUpdateRollback",
+                        "cloudformation:CancelUpdateStack", "cloudformation:RollbackStack"]},
+            // list_awssystemsmanager: the preferences document, and StartSession on its document
+            // (and target): a session under another Session document, or SSH through
+            // AWS-StartSSHSession, is a shell Session Manager does not log. Port forwarding
+            // carries no shell.
             {"Sid": "ProtectSessionPreferences", "Effect": "Deny", "Resource": "arn:aws:ssm:*:*:document/SSM-SessionManagerRunShell", "Condition": exempt,
              "Action": ["ssm:CreateDocument", "ssm:DeleteDocument", "ssm:UpdateDocument", "ssm:UpdateDocumentDefaultVersion", "ssm:ModifyDocumentPermission"]},
-            {"Sid": "ProtectAnalyzer", "Effect": "Deny", "Resource": format!("arn:aws:access-analyzer:*:*:analyzer/{ANALYZER}"), "Condition": exempt,
-             "Action": ["access-analyzer:DeleteAnalyzer"]}
+            {"Sid": "LoggedSessionsOnly", "Effect": "Deny", "Action": "ssm:StartSession",
+             "NotResource": ["arn:aws:ssm:*:*:document/SSM-SessionManagerRunShell", "arn:aws:ssm:*::document/AWS-StartPortForwardingSession*",
+                             "arn:aws:ec2:*:*:instance/*", "arn:aws:ssm:*:*:managed-instance/*", "arn:aws:ecs:*:*:task/*"]},
+            // list_awsorganizations: leaving takes the account out of every SCP, GuardDuty and the
+            // aggregator at once (https://docs.aws.amazon.com/organizations/latest/APIReference/API_LeaveOrganization.html).
+            {"Sid": "StayInOrganization", "Effect": "Deny", "Resource": "*", "Action": "organizations:LeaveOrganization"}
         ]
     });
+    // The root user's own credentials, not the short, task-scoped root sessions of centralized
+    // root access (`sts:AssumeRoot`), which carry `aws:AssumedRoot` (AWS's sample,
+    // aws-samples/service-control-policy-examples, "Privileged-access-controls").
     let root = json!({
         "Version": "2012-10-17",
         "Statement": [{"Sid": "RestrictRoot", "Effect": "Deny", "Action": "*", "Resource": "*",
-                       "Condition": {"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}}}]
+                       "Condition": {"StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"},
+                                     "Null": {"aws:AssumedRoot": "true"}}}]
+    });
+    // The logging and security accounts hold the trail's logs and the findings path: the logging
+    // buckets, their key, and the findings' rules, stream and analyzer (list_amazons3,
+    // list_awskeymanagementservice, list_amazoneventbridge, list_amazonkinesisfirehose,
+    // list_awsidentityandaccessmanagementaccessanalyzer). Nothing there destroys, rewrites or
+    // redirects what the services deliver; reading and the accounts' other buckets and rules are
+    // untouched. Rollback never deletes logs, so no statement exempts their deletion.
+    let buckets = ["arn:aws:s3:::assure-logs-*", "arn:aws:s3:::assure-access-logs-*"];
+    let logging_key = json!({"ArnNotLike": {"aws:PrincipalARN": exempt_principals(run)},
+                             "ForAnyValue:StringEquals": {"kms:ResourceAliases": RunInput::LOGGING_KEY_ALIAS}});
+    let log_archive = json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ProtectLogBuckets", "Effect": "Deny", "Resource": buckets, "Condition": exempt,
+             "Action": ["s3:DeleteBucket", "s3:DeleteBucketPolicy", "s3:PutBucketPolicy", "s3:PutBucketAcl", "s3:PutLifecycleConfiguration",
+                        "s3:PutBucketVersioning", "s3:PutEncryptionConfiguration", "s3:PutBucketPublicAccessBlock",
+                        "s3:PutBucketOwnershipControls", "s3:PutBucketLogging", "s3:PutReplicationConfiguration",
+                        "s3:PutBucketObjectLockConfiguration"]},
+            {"Sid": "KeepLogs", "Effect": "Deny", "Resource": buckets.map(|b| format!("{b}/*")),
+             "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention", "s3:BypassGovernanceRetention"]},
+            {"Sid": "ProtectLogKey", "Effect": "Deny", "Resource": "*", "Condition": logging_key,
+             "Action": ["kms:DisableKey", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:DisableKeyRotation",
+                        "kms:DeleteImportedKeyMaterial", "kms:RevokeGrant"]},
+            {"Sid": "ProtectLogKeyAlias", "Effect": "Deny", "Resource": format!("arn:aws:kms:*:*:{}", RunInput::LOGGING_KEY_ALIAS),
+             "Condition": exempt, "Action": ["kms:DeleteAlias", "kms:UpdateAlias"]},
+            {"Sid": "ProtectFindingsPath", "Effect": "Deny", "Condition": exempt,
+             "Resource": [format!("arn:aws:events:*:*:rule/{FINDINGS}"), format!("arn:aws:firehose:*:*:deliverystream/{FINDINGS}")],
+             "Action": ["events:DeleteRule", "events:DisableRule", "events:PutRule", "events:PutTargets", "events:RemoveTargets",
+                        "firehose:DeleteDeliveryStream", "firehose:UpdateDestination", "firehose:StopDeliveryStreamEncryption"]},
+            {"Sid": "ProtectOrganizationAnalyzer", "Effect": "Deny", "Condition": exempt,
+             "Resource": format!("arn:aws:access-analyzer:*:*:analyzer/{ANALYZER}*"),
+             "Action": ["access-analyzer:DeleteAnalyzer", "access-analyzer:CreateArchiveRule", "access-analyzer:UpdateArchiveRule",
+                        "access-analyzer:ApplyArchiveRule"]},
+            {"Sid": "ProtectFindingsExport", "Effect": "Deny", "Resource": "*", "Condition": exempt,
+             "Action": ["guardduty:DeleteDetector", "guardduty:DeletePublishingDestination", "guardduty:UpdatePublishingDestination",
+                        "guardduty:DeleteMembers", "guardduty:DisassociateMembers", "guardduty:StopMonitoringMembers"]}
+        ]
     });
     vec![
-        (SCP_PROTECT, "assure: protects the security baseline from changes outside assure", protect),
+        (SCP_PROTECT, "assure: protects the security baseline from changes outside assure", baseline),
+        (SCP_ACCESS, "assure: protects assure's roles, its stack, session logging and membership", access),
         (SCP_ROOT, "assure: restricts the use of root credentials", root),
+        (
+            SCP_LOG_ARCHIVE,
+            "assure: protects the organization's logs and findings path in the logging and security accounts",
+            log_archive,
+        ),
     ]
+}
+
+/// Whether a policy is attached to the onboarded account (else only to the logging and security
+/// accounts).
+pub fn on_target(name: &str) -> bool {
+    name != SCP_LOG_ARCHIVE
+}
+
+/// Whether a policy is attached to the logging and security accounts: their part of the baseline,
+/// and assure's roles, stack and membership there.
+pub fn on_log_archive(name: &str) -> bool {
+    name == SCP_LOG_ARCHIVE || name == SCP_ACCESS
 }
 
 /// The service control policies attached to `account`: (name, id).
@@ -134,14 +273,20 @@ async fn policies_by_name(
     Ok(out)
 }
 
-/// AWS's limit of SCPs attached to one target, counted with the ones assure would attach
+/// AWS's limit of SCPs attached to one target, counted with the ones assure would attach to
+/// `account` (`wanted`: a policy's name → whether it goes there)
 /// (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_reference_limits.html).
-fn within_quota(run: &RunInput, attached: &[(String, String)]) -> Result<(), StepError> {
-    let missing = policies(run).iter().filter(|(n, _, _)| !attached.iter().any(|(a, _)| a == n)).count();
+fn within_quota(
+    run: &RunInput,
+    account: &AccountId,
+    wanted: fn(&str) -> bool,
+    attached: &[(String, String)],
+) -> Result<(), StepError> {
+    let missing = policies(run).iter().filter(|(n, _, _)| wanted(n) && !attached.iter().any(|(a, _)| a == n)).count();
     if attached.len() + missing > MAX_POLICIES_PER_TARGET {
         return Err(StepError::new(ErrorName::QuotaExceeded, format!(
-            "account {} has {} service control policies attached ({}); attaching {missing} more would pass AWS's limit of {MAX_POLICIES_PER_TARGET} per target: detach or merge one first",
-            run.account, attached.len(), attached.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "))));
+            "account {account} has {} service control policies attached ({}); attaching {missing} more would pass AWS's limit of {MAX_POLICIES_PER_TARGET} per target: detach or merge one first",
+            attached.len(), attached.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "))));
     }
     Ok(())
 }
@@ -159,7 +304,7 @@ async fn preflight(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     if run.organization.is_none() {
         root_enables_scps(&orgs).await?;
     }
-    within_quota(run, &attached_once(&mgmt, &run.account).await?)
+    within_quota(run, &run.account, on_target, &attached_once(&mgmt, &run.account).await?)
 }
 
 /// The organization's root has service control policies enabled; a bulk run checks it once, in
@@ -277,46 +422,81 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let mut changes = Changes::new(&mgmt);
 
     let attached = attached_scps(&orgs, &run.account).await?;
-    within_quota(run, &attached)?;
+    within_quota(run, &run.account, on_target, &attached)?;
     let ids = match organized_ids(run) {
         Some(ids) => ids,
         None => ensure_policies(&orgs, run, &mut changes).await?,
     };
-    for (name, _, _) in &policies(run) {
-        let id = ids.get(*name).cloned().unwrap_or_default();
-        if !attached.iter().any(|(n, _)| n == name) {
-            if changes.live() {
-                if id.is_empty() {
-                    return Err(StepError::new(
-                        ErrorName::Conflict,
-                        format!("scps: the bulk run's organization step recorded no policy {name}"),
-                    ));
-                }
-                match orgs.attach_policy().policy_id(&id).target_id(run.account.as_str()).send().await {
-                    Ok(_) => {}
-                    // Attached between the listing and now: what this step wanted.
-                    Err(e) if error_code(&e) == Some("DuplicatePolicyAttachmentException") => {}
-                    Err(e) => return Err(e).aws(format!("organizations:AttachPolicy {name}")),
-                }
-            }
-            changes.push(
-                format!("organizations:policy/{name}/target/{}", run.account),
-                "attach",
-                json!(false),
-                json!(true),
-            );
-        }
+    attach(&orgs, run, &run.account, on_target, &attached, &ids, &mut changes).await?;
+    // A bulk run's organization step attached the logging and security accounts' part once.
+    if run.organization.is_none() {
+        attach_log_archive(&orgs, run, &ids, &mut changes).await?;
     }
     let snapshot = json!({"attached": attached.iter().map(|(n, i)| json!({"name": n, "id": i})).collect::<Vec<_>>()});
     Ok(changes.output(StepName::Scps, region, "service control policies", snapshot))
 }
 
-/// Evidence: both policies attached to the account with the expected content.
+/// The logging and security accounts (one, if they are the same).
+fn log_archive_accounts(run: &RunInput) -> Vec<&AccountId> {
+    let mut out = vec![&run.org.logging, &run.org.security];
+    out.dedup();
+    out
+}
+
+/// The logging and security accounts' policies attached to each, within the quota.
+async fn attach_log_archive(
+    orgs: &aws_sdk_organizations::Client,
+    run: &RunInput,
+    ids: &std::collections::BTreeMap<String, String>,
+    changes: &mut Changes,
+) -> Result<(), StepError> {
+    for account in log_archive_accounts(run) {
+        let attached = attached_scps(orgs, account).await?;
+        within_quota(run, account, on_log_archive, &attached)?;
+        attach(orgs, run, account, on_log_archive, &attached, ids, changes).await?;
+    }
+    Ok(())
+}
+
+/// The policies `wanted` on `account` attached, those already there (`attached`) left alone.
+async fn attach(
+    orgs: &aws_sdk_organizations::Client,
+    run: &RunInput,
+    account: &AccountId,
+    wanted: fn(&str) -> bool,
+    attached: &[(String, String)],
+    ids: &std::collections::BTreeMap<String, String>,
+    changes: &mut Changes,
+) -> Result<(), StepError> {
+    for (name, _, _) in policies(run).iter().filter(|(n, _, _)| wanted(n)) {
+        if attached.iter().any(|(n, _)| n == name) {
+            continue;
+        }
+        let id = ids.get(*name).cloned().unwrap_or_default();
+        if changes.live() {
+            if id.is_empty() {
+                return Err(StepError::new(
+                    ErrorName::Conflict,
+                    format!("scps: the bulk run's organization step recorded no policy {name}"),
+                ));
+            }
+            match orgs.attach_policy().policy_id(&id).target_id(account.as_str()).send().await {
+                Ok(_) => {}
+                // Attached between the listing and now: what this step wanted.
+                Err(e) if error_code(&e) == Some("DuplicatePolicyAttachmentException") => {}
+                Err(e) => return Err(e).aws(format!("organizations:AttachPolicy {name} {account}")),
+            }
+        }
+        changes.push(format!("organizations:policy/{name}/target/{account}"), "attach", json!(false), json!(true));
+    }
+    Ok(())
+}
+
+/// Evidence: each policy attached where it belongs (the account; the logging and security
+/// accounts) with assure's content.
 pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
     let orgs = mgmt.organizations();
-    let attached: std::collections::BTreeMap<String, String> =
-        attached_scps(&orgs, &run.account).await?.into_iter().collect();
     // In a bulk run, the organization step read every policy's content a moment before the
     // accounts' runs began, once for all of them (Organizations throttles first): here the policy
     // attached must be the very one it checked.
@@ -325,32 +505,51 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
         Some(_) => "the policy whose content the bulk run's organization step checked",
         None => "content as assure wrote it",
     };
+    let mut targets = vec![(&run.account, on_target as fn(&str) -> bool)];
+    // The logging and security accounts' policies are a bulk run's organization step's, checked
+    // there once; a run of its own attaches and checks them itself.
+    if organized.is_none() {
+        targets.extend(log_archive_accounts(run).into_iter().map(|a| (a, on_log_archive as fn(&str) -> bool)));
+    }
+    // A policy's content, read once however many accounts it is attached to.
+    let mut content: std::collections::BTreeMap<String, Option<Value>> = std::collections::BTreeMap::new();
     let mut out = Vec::new();
-    for (name, _, doc) in policies(run) {
-        let ok = match (attached.get(name), &organized) {
-            (Some(id), Some(ids)) => ids.get(name) == Some(id),
-            (Some(id), None) => {
-                let current = orgs
-                    .describe_policy()
-                    .policy_id(id)
-                    .send()
-                    .await
-                    .aws(format!("organizations:DescribePolicy {name}"))?
-                    .policy()
-                    .and_then(|p| p.content())
-                    .and_then(|c| serde_json::from_str::<Value>(c).ok());
-                current.as_ref() == Some(&doc)
-            }
-            (None, _) => false,
-        };
-        let control = if name == SCP_ROOT { "scps.restrict-root" } else { "scps.attached" };
-        out.push(evidence(
-            &mgmt,
-            control,
-            format!("organizations:policy/{name} on {}", run.account),
-            ok,
-            format!("attached: {}, {checked}: {ok}", attached.contains_key(name)),
-        ));
+    for (account, wanted) in targets {
+        let attached: std::collections::BTreeMap<String, String> =
+            attached_scps(&orgs, account).await?.into_iter().collect();
+        for (name, _, doc) in policies(run).into_iter().filter(|(n, _, _)| wanted(n)) {
+            let ok = match (attached.get(name), &organized) {
+                (Some(id), Some(ids)) => ids.get(name) == Some(id),
+                (Some(id), None) => {
+                    if !content.contains_key(id) {
+                        let read = orgs
+                            .describe_policy()
+                            .policy_id(id)
+                            .send()
+                            .await
+                            .aws(format!("organizations:DescribePolicy {name}"))?
+                            .policy()
+                            .and_then(|p| p.content())
+                            .and_then(|c| serde_json::from_str::<Value>(c).ok());
+                        content.insert(id.clone(), read);
+                    }
+                    content[id].as_ref() == Some(&doc)
+                }
+                (None, _) => false,
+            };
+            let control = match name {
+                SCP_ROOT => "scps.restrict-root",
+                _ if account != &run.account => "scps.log-archive",
+                _ => "scps.attached",
+            };
+            out.push(evidence(
+                &mgmt,
+                control,
+                format!("organizations:policy/{name} on {account}"),
+                ok,
+                format!("attached: {}, {checked}: {ok}", attached.contains_key(name)),
+            ));
+        }
     }
     Ok(out)
 }
@@ -379,6 +578,7 @@ impl Control for Scps {
             root_enables_scps(&orgs).await?;
             let mut changes = Changes::new(&mgmt);
             let ids = ensure_policies(&orgs, run, &mut changes).await?;
+            attach_log_archive(&orgs, run, &ids, &mut changes).await?;
             Ok(Organized { changes: changes.list, facts: json!({"policies": ids}) })
         })
     }
@@ -403,7 +603,7 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
     let mgmt = undo.aws.account(&run.org.management, region).await?;
     let orgs = mgmt.organizations();
     for (name, id) in attached_scps(&orgs, &run.account).await? {
-        if name == SCP_PROTECT || name == SCP_ROOT {
+        if [SCP_PROTECT, SCP_ACCESS, SCP_ROOT].contains(&name.as_str()) {
             orgs.detach_policy()
                 .policy_id(&id)
                 .target_id(run.account.as_str())

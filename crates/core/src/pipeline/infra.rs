@@ -111,7 +111,8 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
             ),
         ],
         // Every control's organization-wide part: the GuardDuty step's, Access Analyzer's and
-        // Config's delegated administrators, the policies themselves (not their attachment), and the
+        // Config's delegated administrators, the policies themselves and their attachment to the
+        // logging and security accounts (the accounts' own attachments are their runs'), and the
         // organization's checks (its root enables SCPs, the logging bucket's organization id).
         StepName::Organization => vec![
             (
@@ -123,6 +124,8 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
                 .concat(),
             ),
             (scps(), vec!["organizations:DescribePolicy", "organizations:UpdatePolicy"]),
+            (accounts(), vec!["organizations:ListPoliciesForTarget"]),
+            (json!([scps()[0].clone(), accounts()]), vec!["organizations:AttachPolicy"]),
         ],
         StepName::Verify => vec![
             (targets(), vec!["organizations:ListPoliciesForTarget"]),
@@ -504,7 +507,8 @@ pub fn pipeline_template() -> Value {
             "LoggingAccount": {"Type": "String", "AllowedPattern": "^\\d{12}$", "Description": "the organization's logging account"},
             "SecurityAccount": {"Type": "String", "AllowedPattern": "^\\d{12}$", "Description": "the organization's security account"},
             "RegionsJson": {"Type": "String", "Default": "[\"us-east-1\"]", "Description": "regions a run covers, as a JSON array; must include this stack's region"},
-            "MemberRoleName": {"Type": "String", "Default": DEFAULT_ROLE_NAME, "Description": "the role assure assumes in every account (infra/member-role.template.json)"},
+            "MemberRoleName": {"Type": "String", "Default": DEFAULT_ROLE_NAME, "AllowedPattern": "^[\\w+=,.@-]{1,64}$",
+                               "Description": "the role assure assumes in every account (infra/member-role.template.json); an IAM role name, no wildcard (the SCPs exempt it by name)"},
             "StepConcurrency": {"Type": "Number", "Default": 5, "MinValue": 2, "Description": "concurrent invocations per step: bounds the load on rate-limited APIs"},
             "AutoOnboard": {"Type": "String", "Default": "false", "AllowedValues": ["true", "false"], "Description": "start onboarding when an account joins the organization"}
         },
@@ -538,7 +542,9 @@ pub fn member_role_template() -> Value {
             "guardduty:ListPublishingDestinations", "guardduty:DescribeOrganizationConfiguration", "logs:DescribeLogGroups",
             "cloudwatch:DescribeAlarms", "cloudwatch:GetMetricStatistics", "organizations:DescribeOrganization",
             // Preflight: which Regions the account has enabled.
-            "account:ListRegions"]},
+            "account:ListRegions",
+            // Verify: the StackSet's execution roles, whose names the SCPs exempt.
+            "iam:ListRoles"]},
         // Reads of one resource by its name, wherever assure looks: trails homed in other accounts
         // (organization trails), buckets of the logging account.
         {"Sid": "ReadNamedResources", "Effect": "Allow", "Action": ["cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors", "cloudtrail:GetInsightSelectors", "cloudtrail:GetTrail"],
@@ -551,8 +557,9 @@ pub fn member_role_template() -> Value {
             own("logs", "log-group:*"), own("sns", "*"), sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"),
             own("kms", "key/*"), own("firehose", "deliverystream/*"), own("events", "rule/*")], "Action": [
             "guardduty:GetDetector", "access-analyzer:GetAnalyzer", "ssm:GetDocument", "logs:DescribeMetricFilters",
-            "sns:GetTopicAttributes", "iam:GetRole", "iam:GetRolePolicy", "kms:DescribeKey", "kms:GetKeyPolicy",
-            "kms:GetKeyRotationStatus", "firehose:DescribeDeliveryStream", "events:DescribeRule", "events:ListTargetsByRule"]},
+            "sns:GetTopicAttributes", "iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies",
+            "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "firehose:DescribeDeliveryStream",
+            "events:DescribeRule", "events:ListTargetsByRule", "guardduty:GetFilter"]},
         {"Sid": "AssureTrail", "Effect": "Allow", "Resource": own("cloudtrail", &format!("trail/{}", names::TRAIL)),
          "Action": ["cloudtrail:UpdateTrail"]},
         // The account's own trails retired (recorded whole, then deleted) or stopped, and recreated
@@ -570,7 +577,9 @@ pub fn member_role_template() -> Value {
         {"Sid": "AlarmTopic", "Effect": "Allow", "Resource": own("sns", names::ALARM_TOPIC),
          "Action": ["sns:CreateTopic", "sns:SetTopicAttributes", "sns:Subscribe", "sns:ListSubscriptionsByTopic"]},
         {"Sid": "AssureRoles", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/assure-*"),
-         "Action": ["iam:CreateRole", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole", "iam:DeleteRolePolicy", "iam:DeleteRole"]},
+         "Action": ["iam:CreateRole", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole", "iam:DeleteRolePolicy", "iam:DeleteRole",
+                    // A role of assure's name made before assure is taken over whole.
+                    "iam:DeleteRolePermissionsBoundary", "iam:DetachRolePolicy"]},
         {"Sid": "ServiceLinkedRoles", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*"),
          "Action": ["iam:CreateServiceLinkedRole"],
          "Condition": {"StringEquals": {"iam:AWSServiceName": ["config.amazonaws.com", "access-analyzer.amazonaws.com", "guardduty.amazonaws.com"]}}},
@@ -590,7 +599,7 @@ pub fn member_role_template() -> Value {
             "guardduty:CreateDetector", "guardduty:CreateMembers", "guardduty:DisassociateFromAdministratorAccount",
             "guardduty:DisassociateMembers", "guardduty:UpdateOrganizationConfiguration", "guardduty:CreatePublishingDestination",
             "guardduty:DeleteMembers"]},
-        {"Sid": "GuardDutyDetector", "Effect": "Allow", "Resource": own("guardduty", "detector/*"), "Action": ["guardduty:UpdateDetector"]},
+        {"Sid": "GuardDutyDetector", "Effect": "Allow", "Resource": own("guardduty", "detector/*"), "Action": ["guardduty:UpdateDetector", "guardduty:UpdateFilter"]},
         {"Sid": "AccessAnalyzer", "Effect": "Allow", "Resource": own("access-analyzer", &format!("analyzer/{}", names::ANALYZER)),
          "Action": ["access-analyzer:CreateAnalyzer"]},
         {"Sid": "FindingsDelivery", "Effect": "Allow", "Resource": [
@@ -627,7 +636,7 @@ pub fn member_role_template() -> Value {
         "Description": "assure: the role assure assumes in a member account (deploy with a service-managed StackSet; generated by `cargo xtask codegen`)",
         "Parameters": {
             "PipelineAccount": {"Type": "String", "AllowedPattern": "^\\d{12}$", "Description": "the account the pipeline runs in"},
-            "RoleName": {"Type": "String", "Default": DEFAULT_ROLE_NAME}
+            "RoleName": {"Type": "String", "Default": DEFAULT_ROLE_NAME, "AllowedPattern": "^[\\w+=,.@-]{1,64}$"}
         },
         "Resources": {
             "ExecutionRole": {

@@ -16,6 +16,7 @@ pub mod organization;
 pub mod plan;
 pub mod preflight;
 pub mod resources;
+pub mod roles;
 pub mod rollback;
 pub mod runs;
 pub mod service_roles;

@@ -168,7 +168,16 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         validate(aws, run),
         async {
             let target = aws.account(&run.account, &run.home_region).await?;
-            target.sts().get_caller_identity().send().await.aws("sts:GetCallerIdentity")
+            let (who, role) = futures::join!(
+                target.sts().get_caller_identity().send(),
+                crate::pipeline::roles::refuse_tampered_member_role(&target, run)
+            );
+            let who = who.aws("sts:GetCallerIdentity")?;
+            // The role acts as the target (checked below) before what it is matters.
+            if who.account() == Some(run.account.as_str()) {
+                role?;
+            }
+            Ok(who)
         },
         async { Ok::<_, StepError>(!run.full && crate::pipeline::verify::onboarded_before(aws, run).await?) },
         async {

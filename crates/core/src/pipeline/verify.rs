@@ -19,8 +19,13 @@ pub async fn check(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError
     for region in &run.regions {
         checks.extend(regional.iter().map(|c| (*c, region)));
     }
-    let found = try_join_all(checks.into_iter().map(|(c, region)| c.evidence(aws, run, region))).await?;
-    Ok(found.concat())
+    let (found, roles) = futures::try_join!(
+        try_join_all(checks.into_iter().map(|(c, region)| c.evidence(aws, run, region))),
+        crate::pipeline::roles::evidence_for(aws, run),
+    )?;
+    let mut out = roles;
+    out.extend(found.concat());
+    Ok(out)
 }
 
 /// The failed controls, one line each, naming the control and the region.

@@ -41,10 +41,19 @@ async fn read_trail(target: &AccountConfig) -> Result<Option<TrailState>, StepEr
     Ok(read_trail_and_delivery(target).await?.map(|(t, _)| t))
 }
 
-/// The assure trail as found, with the S3 error of its latest delivery, if any: GetTrailStatus
-/// reports it (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html)
-/// in the same answer that says whether the trail logs.
-async fn read_trail_and_delivery(target: &AccountConfig) -> Result<Option<(TrailState, Option<String>)>, StepError> {
+/// The errors of the trail's latest deliveries, to S3 and to CloudWatch Logs, if any: GetTrailStatus
+/// reports both (`LatestDeliveryError`, `LatestCloudWatchLogsDeliveryError`,
+/// https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html) in the
+/// same answer that says whether the trail logs. A trail whose log group refuses its events (a key
+/// the group cannot use, a role that lost its permission) blinds every alarm while it still logs.
+#[derive(Debug, Default)]
+struct DeliveryErrors {
+    s3: Option<String>,
+    logs: Option<String>,
+}
+
+/// The assure trail as found, with its delivery errors.
+async fn read_trail_and_delivery(target: &AccountConfig) -> Result<Option<(TrailState, DeliveryErrors)>, StepError> {
     let ct = target.cloudtrail();
     let found = ct
         .describe_trails()
@@ -57,7 +66,10 @@ async fn read_trail_and_delivery(target: &AccountConfig) -> Result<Option<(Trail
     let status = ct.get_trail_status().name(TRAIL).send().await.aws(format!("cloudtrail:GetTrailStatus {TRAIL}"))?;
     let selectors =
         ct.get_event_selectors().trail_name(TRAIL).send().await.aws(format!("cloudtrail:GetEventSelectors {TRAIL}"))?;
-    let delivery_error = status.latest_delivery_error().filter(|e| !e.is_empty()).map(str::to_owned);
+    let delivery = DeliveryErrors {
+        s3: status.latest_delivery_error().filter(|e| !e.is_empty()).map(str::to_owned),
+        logs: status.latest_cloud_watch_logs_delivery_error().filter(|e| !e.is_empty()).map(str::to_owned),
+    };
     let state = TrailState {
         arn: t.trail_arn().unwrap_or_default().to_owned(),
         bucket: t.s3_bucket_name().map(str::to_owned),
@@ -70,7 +82,7 @@ async fn read_trail_and_delivery(target: &AccountConfig) -> Result<Option<(Trail
         logging: status.is_logging().unwrap_or(false),
         management_events: all_management_events(&selectors),
     };
-    Ok(Some((state, delivery_error)))
+    Ok(Some((state, delivery)))
 }
 
 /// Whether the trail's selectors record every management event, read and write: a basic selector
@@ -145,12 +157,16 @@ fn logs_role(account: &AccountId, home: &Region) -> Role<'static> {
         name: TRAIL_LOGS_ROLE,
         description: "assure: CloudTrail delivers to CloudWatch Logs",
         trust: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            // Only the assure trail may deliver with it, not any trail of the account
+            // (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cross-service-confused-deputy-prevention.html).
             "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": account.as_str()}}}]}),
+            "Condition": {"StringEquals": {"aws:SourceAccount": account.as_str(),
+                                           "aws:SourceArn": format!("arn:aws:cloudtrail:{home}:{account}:trail/{TRAIL}")}}}]}),
         policy_name: "deliver",
         policy: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": log_group_arn_in(account, home)}]}),
+        keep: &[],
     }
 }
 
@@ -423,9 +439,20 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
     let target = aws.account(&run.account, &run.home_region).await?;
     // Delivering, not only configured: the trail's status carries the S3 error of its last delivery.
     let (found, key) = futures::future::join(read_trail_and_delivery(&target), logging_key_arn(aws, run)).await;
-    let (t, delivery_error) = match found? {
-        Some((t, error)) => (Some(t), error),
-        None => (None, None),
+    let (t, delivery) = match found? {
+        Some((t, errors)) => (Some(t), errors),
+        None => (None, DeliveryErrors::default()),
+    };
+    let delivery_error = delivery.s3;
+    // The log group as the alarms need it: there, and under no key but CloudWatch Logs' own (assure
+    // makes it so; a key associated since, and then disabled or withheld, stops every event).
+    let group_key = match target.logs().describe_log_groups().log_group_name_prefix(TRAIL_LOG_GROUP).send().await {
+        Ok(out) => out
+            .log_groups()
+            .iter()
+            .find(|g| g.log_group_name() == Some(TRAIL_LOG_GROUP))
+            .map(|g| g.kms_key_id().map(str::to_owned)),
+        Err(e) => return Err(e).aws("logs:DescribeLogGroups"),
     };
     let key = key.ok();
     let res = t.as_ref().map_or_else(|| format!("cloudtrail:{TRAIL}"), |t| t.arn.clone());
@@ -472,8 +499,23 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
             &target,
             "cloudtrail.cloudwatch-logs",
             &res,
-            t.as_ref().is_some_and(|t| t.log_group.as_deref() == Some(log_group_arn(&target).as_str())),
-            format!("log group: {:?}", t.as_ref().and_then(|t| t.log_group.clone())),
+            t.as_ref().is_some_and(|t| t.log_group.as_deref() == Some(log_group_arn(&target).as_str()))
+                && matches!(group_key, Some(None))
+                && delivery.logs.is_none(),
+            match (&group_key, &delivery.logs) {
+                (None, _) => {
+                    format!("log group: {:?}, which does not exist", t.as_ref().and_then(|t| t.log_group.clone()))
+                }
+                (Some(Some(k)), _) => format!(
+                    "log group: {:?}, encrypted with {k}, which assure did not set",
+                    t.as_ref().and_then(|t| t.log_group.clone())
+                ),
+                (Some(None), Some(e)) => format!(
+                    "log group: {:?}, but the last delivery to it failed: {e}",
+                    t.as_ref().and_then(|t| t.log_group.clone())
+                ),
+                (Some(None), None) => format!("log group: {:?}", t.as_ref().and_then(|t| t.log_group.clone())),
+            },
         ),
     ];
     let others = other_trails(&target, run).await?;

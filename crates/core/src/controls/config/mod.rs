@@ -131,17 +131,21 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>)
     Ok(changes.output(StepName::Config, region, &format!("Config in {region}"), snapshot))
 }
 
-/// The role Config reads the organization with for the aggregator, in the security account.
-fn aggregator_role() -> Role<'static> {
+/// The role Config reads the organization with for the aggregator, in the security account: only
+/// Config acting for that account may assume it
+/// (https://docs.aws.amazon.com/config/latest/developerguide/cross-service-confused-deputy-prevention.html).
+fn aggregator_role(run: &RunInput) -> Role<'static> {
     Role {
         name: AGGREGATOR_ROLE,
         description: "assure: Config reads the organization for its aggregator",
         trust: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-            "Principal": {"Service": SERVICE}, "Action": "sts:AssumeRole"}]}),
+            "Principal": {"Service": SERVICE}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": run.org.security.as_str()}}}]}),
         policy_name: "read-organization",
         policy: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
             "Action": ["organizations:ListAccounts", "organizations:DescribeOrganization", "organizations:ListAWSServiceAccessForOrganization", "organizations:ListDelegatedAdministrators"],
             "Resource": "*"}]}),
+        keep: &[],
     }
 }
 
@@ -154,7 +158,7 @@ async fn ensure_aggregator(aws: &Aws, run: &RunInput, changes: &mut Changes) -> 
     let security = aws.account(&run.org.security, &run.home_region).await?;
     let mut sec_changes = Changes::new(&security);
     // Made ahead by the run's service-roles step, else here.
-    let (role, _) = service_role(aws, &security, &aggregator_role(), &mut sec_changes).await?;
+    let (role, _) = service_role(aws, &security, &aggregator_role(run), &mut sec_changes).await?;
     let c = security.config();
     let found = match c.describe_configuration_aggregators().configuration_aggregator_names(AGGREGATOR).send().await {
         Ok(out) => out.configuration_aggregators().first().cloned(),
@@ -352,7 +356,7 @@ impl Control for Config {
     fn service_roles(&self, run: &RunInput) -> Vec<ServiceRole> {
         match run.organization {
             Some(_) => Vec::new(),
-            None => vec![ServiceRole { account: run.org.security.clone(), role: aggregator_role() }],
+            None => vec![ServiceRole { account: run.org.security.clone(), role: aggregator_role(run) }],
         }
     }
 
