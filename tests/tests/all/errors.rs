@@ -498,3 +498,59 @@ async fn a_service_role_iam_refuses_is_access_denied_naming_the_role() {
     )
     .await;
 }
+
+/// A role of assure's name made before assure, with a permissions boundary: IAM refusing the
+/// boundary's removal fails the step as access denied, naming the call and the role; no other
+/// change is attempted on a role assure cannot make its own.
+#[tokio::test]
+async fn a_planted_boundary_iam_will_not_remove_is_access_denied_naming_the_role() {
+    let server = MockServer::start().await;
+    let aws = aws_for(&server).await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("Action=AssumeRole"))
+        .respond_with(assumed(std::time::Duration::from_secs(3600)))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("Action=GetRole&"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            "<GetRoleResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><GetRoleResult><Role>\
+             <Path>/</Path><RoleName>assure-x</RoleName><RoleId>AROAX</RoleId><Arn>arn:aws:iam::111111111111:role/assure-x</Arn>\
+             <CreateDate>2026-01-01T00:00:00Z</CreateDate><AssumeRolePolicyDocument>%7B%7D</AssumeRolePolicyDocument>\
+             <PermissionsBoundary><PermissionsBoundaryType>Policy</PermissionsBoundaryType>\
+             <PermissionsBoundaryArn>arn:aws:iam::111111111111:policy/deny-all</PermissionsBoundaryArn></PermissionsBoundary>\
+             </Role></GetRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetRoleResponse>",
+        ))
+        .mount(&server)
+        .await;
+    for (action, result) in [("ListRolePolicies", "PolicyNames"), ("ListAttachedRolePolicies", "AttachedPolicies")] {
+        Mock::given(method("POST"))
+            .and(body_string_contains(format!("Action={action}&").as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_string(format!(
+                "<{action}Response xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><{action}Result><{result}/>\
+                 <IsTruncated>false</IsTruncated></{action}Result><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></{action}Response>"
+            )))
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(body_string_contains("Action=DeleteRolePermissionsBoundary"))
+        .respond_with(iam_error(403, "AccessDenied", "not authorized to perform: iam:DeleteRolePermissionsBoundary"))
+        .expect(1..)
+        .mount(&server)
+        .await;
+    for action in ["UpdateAssumeRolePolicy", "PutRolePolicy", "CreateRole"] {
+        Mock::given(method("POST"))
+            .and(body_string_contains(format!("Action={action}&").as_str()))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(0)
+            .mount(&server)
+            .await;
+    }
+    expect_err(
+        assure_core::pipeline::service_roles::run(&aws, &run()).await,
+        ErrorName::AccessDenied,
+        "iam:DeleteRolePermissionsBoundary assure-",
+    )
+    .await;
+}

@@ -170,10 +170,12 @@ pub async fn handle_message(
     if !matches!(task.step, StepName::Verify | StepName::Organization) {
         aws = aws.with_facts(std::sync::Arc::new(crate::pipeline::checkpoint::RunFacts::new(store.clone(), &task.run)));
     }
+    // On the heap: a step's future (every region's work at once) outgrows a thread's stack in
+    // debug builds, and a tokio worker thread's is 2 MiB.
     let result = if task.step.regional() {
-        every_region(&aws, &store, &task).await
+        Box::pin(every_region(&aws, &store, &task)).await
     } else {
-        checkpointed(&aws, &store, &task, None).await
+        Box::pin(checkpointed(&aws, &store, &task, None)).await
     };
     if let Some(k) = &keeper {
         k.abort();
