@@ -405,6 +405,30 @@ async fn every_attempt_to_switch_the_baseline_off_is_refused_or_detected() {
     let mut table = all_refused(&cloud, &admin, "account", &target_attempts);
     table.extend(all_refused(&cloud, &log_admin, "logging", &logging_attempts));
     table.extend(all_refused(&cloud, &sec_admin, "security", &security_attempts));
+    // Session logs: an account writes under its own prefix of the logging bucket, and cannot forge
+    // or overwrite another account's.
+    // (IAM admits the write under the account's own prefix; moto's S3 then refuses any object
+    // written into another account's bucket, so the decision is read from the authorization log.)
+    let own = format!("session-manager/{target}/us-east-1/session.log");
+    aws_cli(&cloud, &admin, &["s3api", "put-object", "--bucket", &log_bucket, "--key", &own]);
+    let own_arn = format!("arn:aws:s3:::{log_bucket}/{own}");
+    assert!(
+        cloud
+            .decisions()
+            .iter()
+            .any(|d| d["action"] == "s3:PutObject" && d["resource"] == own_arn.as_str() && d["allowed"] == true),
+        "IAM refused a session log under the account's own prefix"
+    );
+    let forged = format!("session-manager/{security}/us-east-1/session.log");
+    let (code, _, err) = aws_cli(&cloud, &admin, &["s3api", "put-object", "--bucket", &log_bucket, "--key", &forged]);
+    assert!(
+        code != 0 && err.contains("not authorized to perform: s3:PutObject"),
+        "another account's session log was written: {err}"
+    );
+    table.push((
+        format!("account: write a session log under {security}'s prefix"),
+        "refused: s3:PutObject by the logging bucket's policy".to_owned(),
+    ));
     // Nothing changed: verify holds.
     let (code, out, err) = cloud.run(&["verify", target]);
     assert_eq!(code, 0, "{out}\n{err}");

@@ -246,10 +246,13 @@ pub fn logging_bucket_policy(bucket: &str, org_id: &str, security: &str) -> Valu
              "Condition": {
                  "StringEquals": {"aws:PrincipalOrgID": org_id},
                  "ArnEquals": {"aws:PrincipalArn": format!("arn:aws:iam::{security}:role/{FINDINGS_ROLE}")}}},
+            // Each account writes its sessions' logs under its own prefix only (the session-manager
+            // step's `session-manager/ACCOUNT/REGION`): no account can forge or overwrite another's
+            // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html).
             {"Sid": "SessionManagerLogs", "Effect": "Allow",
              "Principal": {"AWS": "*"},
              "Action": "s3:PutObject",
-             "Resource": format!("{arn}/session-manager/*"),
+             "Resource": format!("{arn}/session-manager/${{aws:PrincipalAccount}}/*"),
              "Condition": {"StringEquals": {"aws:PrincipalOrgID": org_id}}}
         ]
     })
