@@ -388,3 +388,66 @@ async fn own_trails_keep_logging_until_the_assure_trail_logs() {
     assert_eq!(err.name, ErrorName::Retryable, "{err}");
     assert!(err.message.contains("keep logging"), "{err}");
 }
+
+/// Reading a filter to tell a suppression rule from a saved filter: GuardDuty refusing it fails the
+/// step as access denied, naming the call and the filter, before anything changes.
+#[tokio::test]
+async fn a_filter_guardduty_will_not_show_is_access_denied_naming_it() {
+    let server = MockServer::start().await;
+    let aws = aws_for(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/detector/d1/filter/keep-me"))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-amzn-ErrorType", "AccessDeniedException")
+                .set_body_json(json!({"message": "not authorized to perform: guardduty:GetFilter"})),
+        )
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    guardduty_with_admin(&server, "999988887777").await;
+    Mock::given(method("POST")).respond_with(ok(json!({}))).expect(0).mount(&server).await;
+    let err = guardduty::stop_foreign(&aws, &self_run(), &region("eu-west-1"), Known::default()).await.unwrap_err();
+    assert_eq!(err.name, ErrorName::AccessDenied, "{err}");
+    assert!(err.message.contains("guardduty:GetFilter keep-me"), "{err}");
+}
+
+/// The logging and security accounts' policies: Organizations refusing their attachment fails the
+/// step as access denied, naming the call, the policy and the account (the account's own three
+/// are attached first).
+#[tokio::test]
+async fn a_refused_attachment_to_the_security_account_is_access_denied_naming_it() {
+    let server = MockServer::start().await;
+    let aws = aws_for(&server).await;
+    let run = run();
+    let listed: Vec<_> = scps::policies(&run)
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _, _))| json!({"Id": format!("p-{i}"), "Name": n, "Type": "SERVICE_CONTROL_POLICY"}))
+        .collect();
+    organizations(&server, "ListPolicies", ok(json!({"Policies": listed}))).await;
+    for (i, (name, _, doc)) in scps::policies(&run).iter().enumerate() {
+        Mock::given(header("x-amz-target", "AWSOrganizationsV20161128.DescribePolicy"))
+            .and(body_string_contains(format!("\"p-{i}\"").as_str()))
+            .respond_with(ok(json!({"Policy": {"PolicySummary": {"Id": format!("p-{i}"), "Name": name}, "Content": doc.to_string()}})))
+            .mount(&server)
+            .await;
+    }
+    organizations(&server, "ListPoliciesForTarget", ok(json!({"Policies": []}))).await;
+    Mock::given(header("x-amz-target", "AWSOrganizationsV20161128.AttachPolicy"))
+        .and(body_string_contains(run.org.security.as_str()))
+        .respond_with(json_error(400, "AccessDeniedException", "You don't have permissions to access this resource."))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(header("x-amz-target", "AWSOrganizationsV20161128.AttachPolicy"))
+        .respond_with(ok(json!({})))
+        .mount(&server)
+        .await;
+    let err = scps::apply(&aws, &run).await.unwrap_err();
+    assert_eq!(err.name, ErrorName::AccessDenied, "{err}");
+    assert!(
+        err.message.contains(&format!("organizations:AttachPolicy assure-protect-access {}", run.org.security)),
+        "{err}"
+    );
+}
