@@ -170,15 +170,20 @@ impl RoleExtras {
     }
 }
 
-/// The extras of the role `name`, whose boundary `GetRole` answered; inline policies named in
-/// `keep` are assure's.
-pub(crate) async fn role_extras(
+/// The permissions boundary of a role as IAM's `GetRole` answers it.
+pub(crate) fn boundary_of(role: &aws_sdk_iam::types::Role) -> Option<String> {
+    role.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_owned)
+}
+
+/// The extras of `role` as found (`found`, from `GetRole`): its inline policy and those in `keep`
+/// are assure's.
+async fn role_extras(
     acct: &AccountConfig,
-    name: &str,
-    boundary: Option<String>,
-    keep: &[&str],
+    role: &Role<'_>,
+    found: &aws_sdk_iam::types::Role,
 ) -> Result<RoleExtras, StepError> {
-    let iam = acct.iam();
+    let (iam, name) = (acct.iam(), role.name);
+    let assures = |p: &str| p == role.policy_name || role.keep.contains(&p);
     let inline = async {
         let mut out = Vec::new();
         let mut pages = iam.list_role_policies().role_name(name).into_paginator().send();
@@ -197,7 +202,11 @@ pub(crate) async fn role_extras(
         Ok::<_, StepError>(out)
     };
     let (inline, attached) = futures::try_join!(inline, attached)?;
-    Ok(RoleExtras { boundary, attached, inline: inline.into_iter().filter(|p| !keep.contains(&p.as_str())).collect() })
+    Ok(RoleExtras {
+        boundary: boundary_of(found),
+        attached,
+        inline: inline.into_iter().filter(|p| !assures(p)).collect(),
+    })
 }
 
 /// The role's extras removed, each recorded with what it was (a boundary's ARN, an attached
@@ -270,18 +279,10 @@ pub(crate) async fn role_drift(acct: &AccountConfig, role: &Role<'_>) -> Result<
     if found.assume_role_policy_document().and_then(crate::aws::decode_policy).as_ref() != Some(&role.trust) {
         out.push("its trust policy is not assure's".to_owned());
     }
-    let policy = match iam.get_role_policy().role_name(role.name).policy_name(role.policy_name).send().await {
-        Ok(out) => crate::aws::decode_policy(out.policy_document()),
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
-        Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {}", role.name)),
-    };
-    if policy.as_ref() != Some(&role.policy) {
+    if inline_policy(acct, role.name, role.policy_name).await?.as_ref() != Some(&role.policy) {
         out.push(format!("its inline policy {} is not assure's", role.policy_name));
     }
-    let boundary = found.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_owned);
-    let mut keep = role.keep.to_vec();
-    keep.push(role.policy_name);
-    out.extend(role_extras(acct, role.name, boundary, &keep).await?.describe());
+    out.extend(role_extras(acct, role, &found).await?.describe());
     Ok(out)
 }
 
@@ -306,15 +307,10 @@ async fn ensure_role_here(acct: &AccountConfig, role: &Role<'_>, changes: &mut C
         Ok(out) => {
             // A role of this name made before assure (by the account's administrator, say) is
             // taken over: whatever else it has goes, recorded.
-            let boundary = out
-                .role()
-                .and_then(|r| r.permissions_boundary())
-                .and_then(|b| b.permissions_boundary_arn())
-                .map(str::to_owned);
-            let mut keep = role.keep.to_vec();
-            keep.push(policy_name);
-            let extras = role_extras(acct, name, boundary, &keep).await?;
-            remove_extras(acct, name, &extras, changes).await?;
+            if let Some(found) = out.role() {
+                let extras = role_extras(acct, role, found).await?;
+                remove_extras(acct, name, &extras, changes).await?;
+            }
             let current = out.role().and_then(|r| r.assume_role_policy_document()).and_then(crate::aws::decode_policy);
             if current.as_ref() != Some(trust) {
                 if changes.live() {
@@ -356,6 +352,15 @@ async fn ensure_role_here(acct: &AccountConfig, role: &Role<'_>, changes: &mut C
     Ok(arn)
 }
 
+/// The inline policy `policy_name` of the role `name`, if it has one.
+async fn inline_policy(acct: &AccountConfig, name: &str, policy_name: &str) -> Result<Option<Value>, StepError> {
+    match acct.iam().get_role_policy().role_name(name).policy_name(policy_name).send().await {
+        Ok(out) => Ok(crate::aws::decode_policy(out.policy_document())),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(None),
+        Err(e) => Err(e).aws(format!("iam:GetRolePolicy {name}")),
+    }
+}
+
 /// The inline policy `policy_name` of the role `name` kept as `policy`; `absent`: the role was
 /// made a moment ago without it, so there is nothing to read.
 pub(crate) async fn ensure_inline_policy(
@@ -367,15 +372,7 @@ pub(crate) async fn ensure_inline_policy(
     changes: &mut Changes,
 ) -> Result<(), StepError> {
     let iam = acct.iam();
-    let current = if absent {
-        None
-    } else {
-        match iam.get_role_policy().role_name(name).policy_name(policy_name).send().await {
-            Ok(out) => crate::aws::decode_policy(out.policy_document()),
-            Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
-            Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {name}")),
-        }
-    };
+    let current = if absent { None } else { inline_policy(acct, name, policy_name).await? };
     if current.as_ref() != Some(policy) {
         if changes.live() {
             iam.put_role_policy()

@@ -80,7 +80,7 @@ async fn stackset_roles_drift(acct: &AccountConfig, run: &RunInput) -> Result<Ve
                 outsiders.join(", ")
             ));
         }
-        if let Some(b) = role.permissions_boundary().and_then(|b| b.permissions_boundary_arn()) {
+        if let Some(b) = crate::controls::kit::boundary_of(&role) {
             out.push(format!("{name} has the permissions boundary {b}"));
         }
     }
