@@ -1,6 +1,7 @@
 """Authorization of every client request to the local cloud, as AWS does it.
 
-For each request this module works out who asks (the access key's user, role session or root user),
+For each request this module works out who asks (the access key's user, role session or root user,
+and the key's secret, with which extension.py has sigv4.py verify the request's signature first),
 the IAM action (the service's prefix and the operation, S3's by its own table), the resources the
 action applies to (their ARNs, built from the request's parameters), the request's context keys, and
 the resource-based policy AWS would also consult; `iam.decide` then decides.
@@ -98,6 +99,7 @@ class RootSession:
     token: str
     task_policy_arn: str
     expires: float
+    secret: str = ""
 
 
 ROOT_SESSIONS: dict[str, RootSession] = {}
@@ -153,6 +155,35 @@ def principal_for(access_key: str, token: str | None) -> Principal | None:
         if any(k.access_key_id == access_key for k in user.access_keys):
             return finish(Principal(kind="user", account=account, arn=user.arn, policies=user_policies(backend, user),
                                     boundary=boundary_of(account, user)))
+    return None
+
+
+def secret_of(access_key: str) -> str | None:
+    """The secret access key of an access key `principal_for` knows, to verify a request's signature
+    with (sigv4.py); None for a key the local cloud never issued. Every kind principal_for knows:
+    root users' keys (/assure-api/root-credentials), centralized root sessions (sts:AssumeRoot), role
+    sessions (sts:AssumeRole, and the services' sessions of /assure-api/service-credentials and Step
+    Functions' tasks), IAM users' keys, the bootstrap administrator's (`testing`, whose secret is
+    `testing`). moto keeps each issued key, with its secret, in its account's IAM backend."""
+    from moto.iam.models import get_account_id_from, iam_backends
+    from moto.sts.models import sts_backends
+
+    root_session = ROOT_SESSIONS.get(access_key)
+    if root_session is not None and root_session.secret:
+        return root_session.secret
+    account = ROOT_KEYS.get(access_key) or get_account_id_from(access_key)
+    backend = iam_backends[account]["aws"]
+    key = backend.access_keys.get(access_key)
+    if key is not None:
+        return key.secret_access_key
+    session = _SESSIONS.get(access_key) or next(
+        (s for s in sts_backends[account]["aws"].assumed_roles if s.access_key_id == access_key), None)
+    if session is not None:
+        return session.secret_access_key
+    for user in backend.users.values():
+        for k in user.access_keys:
+            if k.access_key_id == access_key:
+                return k.secret_access_key
     return None
 
 
@@ -675,8 +706,10 @@ NAMED = {
 }
 
 
-def resources_for(req: Req, account: str) -> list[tuple[str, Resource]]:
-    """(action, resource) pairs a request needs, with resource policies where AWS consults them."""
+def resources_for(req: Req, account: str, principal: Principal | None = None) -> list[tuple[str, Resource]]:
+    """(action, resource) pairs a request needs, with resource policies where AWS consults them.
+    `principal` (who asks) matters to IAM's operations on a user that omit UserName, which "defaults
+    to the principal making the request" (e.g. https://docs.aws.amazon.com/IAM/latest/APIReference/API_DeleteLoginProfile.html)."""
     if req.service == "s3":
         return s3_checks(req)
     prefix = PREFIX.get(req.service, req.service)
@@ -706,8 +739,16 @@ def resources_for(req: Req, account: str) -> list[tuple[str, Resource]]:
             return [(action, Resource(f"arn:aws:iam::{target}:root", None, context=ctx))]
         return []  # GetCallerIdentity and friends need no permission
     if prefix == "iam":
+        import root
+
         name = p(prm, "RoleName")
-        if op == "CreateServiceLinkedRole":
+        root_user = root.resource_arn(req, principal)
+        if root_user is not None:
+            # The root user's own credentials (root.py): its password, access keys, signing
+            # certificates and MFA devices, on resource arn:aws:iam::ACCOUNT:root, which the root task
+            # policies of centralized root access spare (NotResource arn:aws:iam::*:root).
+            res = [Resource(root_user, account)]
+        elif op == "CreateServiceLinkedRole":
             service = p(prm, "AWSServiceName") or ""
             res = [Resource(f"arn:aws:iam::{account}:role/aws-service-role/{service}/*", account)]
         elif name:
@@ -715,7 +756,13 @@ def resources_for(req: Req, account: str) -> list[tuple[str, Resource]]:
             path = (p(prm, "Path") or "/") if role is None else role.path
             res = [Resource(f"arn:aws:iam::{account}:role{path}{name}", account)]
         elif p(prm, "UserName"):
-            res = [Resource(f"arn:aws:iam::{account}:user/{p(prm, 'UserName')}", account)]
+            user_name = p(prm, "UserName")
+            user = _users(account).get(user_name) if isinstance(user_name, str) else None
+            path = (p(prm, "Path") or "/") if user is None else user.path
+            res = [Resource(f"arn:aws:iam::{account}:user{path}{user_name}", account)]
+        elif principal is not None and principal.kind == "user" and op in root.ROOT_USER_OPERATIONS:
+            # An IAM user's request on itself.
+            res = [Resource(principal.arn, account)]
         elif p(prm, "PolicyArn"):
             res = [Resource(p(prm, "PolicyArn"), account)]
     elif prefix == "kms":
@@ -970,6 +1017,12 @@ def task_policy_arn(params: dict) -> str | None:
     if value is None and isinstance(p(params, "TaskPolicyArn"), dict):
         value = p(p(params, "TaskPolicyArn"), "arn")
     return value if isinstance(value, str) and value else None
+
+
+def _users(account: str) -> dict:
+    from moto.iam.models import iam_backends
+
+    return iam_backends[account]["aws"].users
 
 
 def _roles(account: str) -> list:
@@ -1248,7 +1301,7 @@ def authorize(principal: Principal, req: Req) -> Denial | None:
     """None when every check passes, else the first denial."""
     base = request_context(req, principal)
     scps = scp_levels(principal)
-    checks = [(a, r, {}) for a, r in resources_for(req, principal.account)]
+    checks = [(a, r, {}) for a, r in resources_for(req, principal.account, principal)]
     checks += passed_roles(req, principal.account) + dependencies(req, principal.account)
     for action, res, extra in checks:
         if action == "sts:AssumeRole" and principal.kind == "root":

@@ -2,8 +2,10 @@
 
 A WSGI layer in front of moto's app. It reads the SigV4 credential scope of each request (access key,
 region, signing name) and the path; requests it owns are answered here, everything else goes to moto
-unchanged. State is kept per calling account and region, as AWS keeps it, and the calling account comes
-from moto's own access-key registry, so credentials from sts:AssumeRole act as the assumed account.
+unchanged. While IAM is enforced, each signed request's signature is verified first, as AWS verifies
+it, against the secret of its access key (sigv4.py; SignatureDoesNotMatch and its kin otherwise).
+State is kept per calling account and region, as AWS keeps it, and the calling account comes from
+moto's own access-key registry, so credentials from sts:AssumeRole act as the assumed account.
 
 Owned operations (REST-JSON, shapes and error codes as in the AWS API references):
 - GuardDuty: CreateMembers, GetMembers, ListMembers, DeleteMembers, DisassociateMembers, InviteMembers,
@@ -20,9 +22,10 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
   EnableOrganizationsRootCredentialsManagement, EnableOrganizationsRootSessions, their Disable twins,
   ListOrganizationsFeatures, sts:AssumeRoot (patch_identity).
 - /assure-api/health: readiness probe.
-- /assure-api/root-credentials: an account's root user's access keys (local only, like
-  /assure-api/account-owner); /assure-api/service-credentials: a service's session of a role it was
-  given, optionally for a named resource (`sourceArn`).
+- /assure-api/root-credentials: an account's root user's access keys, and its password, MFA devices
+  and signing certificates (root.py; local only, like /assure-api/account-owner);
+  /assure-api/service-credentials: a service's session of a role it was given, optionally for a named
+  resource (`sourceArn`).
 """
 
 import datetime
@@ -43,6 +46,7 @@ from moto.organizations.models import organizations_backends
 
 import authz
 import rules
+import sigv4
 
 # Services the extension answers in REST-JSON (errors in x-amzn-ErrorType and a JSON body; throttling
 # is TooManyRequestsException, 429: https://docs.aws.amazon.com/accounts/latest/reference/API_ListRegions.html).
@@ -1480,6 +1484,11 @@ def patch_identity() -> None:
                  "list_organizations_features"):
         setattr(iam_responses.IamResponse, name, root_features_handler(name))
     sts_responses.TokenResponse.assume_root = assume_root
+    # The root user's credentials as IAM shows them (password, access keys, signing certificates, MFA
+    # devices), for centralized root access's IAM tasks: root.py.
+    import root
+
+    root.patch()
 
 
 def query_error(service: str, code: str, message: str) -> Exception:
@@ -1607,7 +1616,8 @@ def assume_root(self):  # type: ignore[no-untyped-def]
         key = iam_backends[target]["aws"].create_temp_access_key()
         token = "IQoJb3JpZ2lu" + secrets.token_urlsafe(96)
         expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=duration)
-        authz.ROOT_SESSIONS[key.access_key_id] = authz.RootSession(target, token, task, expires.timestamp())
+        authz.ROOT_SESSIONS[key.access_key_id] = authz.RootSession(target, token, task, expires.timestamp(),
+                                                                   key.secret_access_key)
     return ActionResult({"Credentials": {"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret_access_key,
                                          "SessionToken": token, "Expiration": expires}})
 
@@ -1730,6 +1740,41 @@ def error_response(start_response: Callable, environ: dict, service: str, kind: 
     return service_error(start_response, environ, service, status, code, message)
 
 
+def signature_error(start_response: Callable, environ: dict, service: str, failure: sigv4.Failure) -> list[bytes]:
+    """A signature refused (sigv4.Failure), in the service's protocol. S3: SignatureDoesNotMatch,
+    RequestTimeTooSkewed, AccessDenied ("Request has expired"), XAmzContentSHA256Mismatch,
+    AuthorizationHeaderMalformed / AuthorizationQueryParametersError
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList), with the
+    elements S3 adds (StringToSign, CanonicalRequest, …). Query services, and the query-compatible
+    codes of CloudWatch (CBOR, and JSON with x-amzn-query-mode) and SQS's JSON: 403
+    SignatureDoesNotMatch (a signature signed too long ago too, "Signature expired: …"), 400 IncompleteSignature
+    (https://docs.aws.amazon.com/STS/latest/APIReference/CommonErrors.html). JSON services: 400
+    InvalidSignatureException, as CloudWatch Logs, KMS, DynamoDB answer; REST-JSON ones 403."""
+    kind = failure.kind
+    if service == "s3":
+        status, code = {
+            "signature": (403, "SignatureDoesNotMatch"),
+            "skewed": (403, "RequestTimeTooSkewed"),
+            "expired": (403, "AccessDenied"),
+            "denied": (403, "AccessDenied"),
+            "payload": (400, "XAmzContentSHA256Mismatch"),
+            "malformed": (400, "AuthorizationQueryParametersError" if failure.presigned else "AuthorizationHeaderMalformed"),
+        }.get(kind, (403, "SignatureDoesNotMatch"))
+        return service_error(start_response, environ, service, status, code, failure.message, failure.extra)
+    malformed = kind == "malformed"
+    json_protocol = bool(environ.get("HTTP_X_AMZ_TARGET")) or service in REST_JSON
+    # A client of a query-compatible service (x-amzn-query-mode: CloudWatch and SQS over JSON) reads
+    # the query protocol's codes.
+    query_compatible = environ.get("HTTP_X_AMZN_QUERY_MODE", "").lower() == "true"
+    if "/operation/" in environ.get("PATH_INFO", "") or service == "sqs" or query_compatible or not json_protocol:
+        status, code = (400, "IncompleteSignature") if malformed else (403, "SignatureDoesNotMatch")
+    elif malformed:
+        status, code = 400, "IncompleteSignatureException"
+    else:
+        status, code = (403 if service in REST_JSON else 400), "InvalidSignatureException"
+    return service_error(start_response, environ, service, status, code, failure.message)
+
+
 STATUS_TEXT = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
 
 
@@ -1741,7 +1786,11 @@ def service_error(start_response: Callable, environ: dict, service: str, status:
     line = f"{status} {STATUS_TEXT.get(status, 'Error')}"
     headers = [("x-amzn-ErrorType", code), ("x-amzn-RequestId", rid)]
     if service == "s3":
-        body = f"<Error><Code>{code}</Code><Message>{xml_escape(message)}</Message><RequestId>{rid}</RequestId></Error>".encode()
+        # S3's error document names more of the error in elements of its own (SignatureDoesNotMatch's
+        # StringToSign, RequestTimeTooSkewed's ServerTime, …).
+        more = "".join(f"<{k}>{xml_escape(str(v))}</{k}>" for k, v in (extra or {}).items())
+        body = (f"<Error><Code>{code}</Code><Message>{xml_escape(message)}</Message>{more}"
+                f"<RequestId>{rid}</RequestId></Error>").encode()
         headers.append(("Content-Type", "application/xml"))
     elif "/operation/" in environ.get("PATH_INFO", ""):
         import cbor2
@@ -1832,7 +1881,7 @@ class Extension:
         self.cbor = CborBridge()
         self.faults = Faults()
         self.limits = Limits()
-        self.iam_counts = {"allowed": 0, "denied": 0, "unknownKeys": 0, "unsigned": 0}
+        self.iam_counts = {"allowed": 0, "denied": 0, "unknownKeys": 0, "unsigned": 0, "badSignatures": 0}
         self.compiled = {
             signing: [(m, re.compile(p + "$"), h) for m, p, h in svc.routes]
             for signing, svc in self.services.items()
@@ -2019,10 +2068,25 @@ class Extension:
         token = session_token(environ)
         with LOCK:
             principal = authz.principal_for(cred.key, token)
-            if principal is None:
-                self.iam_counts["unknownKeys"] += 1
-                return error_response(start_response, environ, service, "invalid-key",
-                                      "The security token included in the request is invalid.")
+            secret = authz.secret_of(cred.key) if principal is not None else None
+        if principal is None or secret is None:
+            self.iam_counts["unknownKeys"] += 1
+            return error_response(start_response, environ, service, "invalid-key",
+                                  "The security token included in the request is invalid.")
+        # The signature, over the request as it arrived (nothing before this rewrites the path, the
+        # query or the headers; the body is the bytes read above). A chunked transfer without a
+        # Content-Length leaves the body unknown.
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not length
+        try:
+            failure = sigv4.verify(environ, None if chunked else raw, secret)
+        except Exception as e:  # a request this server cannot read is refused, not answered with a 500
+            print(f"signature of {environ.get('REQUEST_METHOD')} {environ.get('RAW_URI')} unreadable: {e!r}",
+                  file=sys.stderr, flush=True)
+            failure = sigv4.Failure("malformed", f"The signature of this request could not be read: {e}")
+        if failure is not None:
+            self.iam_counts["badSignatures"] += 1
+            return signature_error(start_response, environ, service, failure)
+        with LOCK:
             req = environ["assure.request"] = authz.parse_request(environ, raw, service, region)
             if not req.operation and service != "s3":
                 return None
@@ -2184,19 +2248,21 @@ class Extension:
         stand-in for signing in as root. The root user is allowed everything in its account by identity
         (no IAM policy), is bound by the SCPs of a member account (never the management account's), and
         may not call sts:AssumeRole or sts:AssumeRoot (authz.authorize). Local only, like
-        /assure-api/account-owner."""
-        doc = self.read_json(environ)
-        account = str(doc.get("account", ""))
-        if not re.fullmatch(r"\d{12}", account):
-            return self.respond(start_response, 400, {"message": "account: 12 digits"}, error="ValidationError")
-        from moto.iam.models import AccessKey, iam_backends
+        /assure-api/account-owner.
 
-        with LOCK:
-            backend = iam_backends[account]["aws"]
-            key = AccessKey(user_name=None, prefix="AKIA", account_id=account)
-            backend.access_keys[key.physical_resource_id] = key
-            authz.ROOT_KEYS[key.access_key_id] = account
-        return self.respond(start_response, 200, {"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret_access_key})
+        The root user's other credentials (password, MFA devices, signing certificates): a POST with
+        those fields seeds them, GET ?account=ID answers them (root.credentials_api)."""
+        import root
+
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            doc = self.read_json(environ) if method != "GET" else {}
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            return self.respond(start_response, 400, {"message": "a JSON object"}, error="ValidationError")
+        status, body = root.credentials_api(method, parse_qs(environ.get("QUERY_STRING", "")), doc)
+        return self.respond(start_response, status, body, error="ValidationError" if status >= 400 else None)
 
     @staticmethod
     def respond(start_response: Callable, status: int, body: dict, error: str | None = None, cbor: bool = False) -> list[bytes]:

@@ -6,7 +6,9 @@ brownfield security setup of their own:
 - a running multi-region trail delivering to the account's own bucket;
 - a Config recorder and delivery channel with custom names, recording, the channel encrypted with a key of
   the account's own;
-- custom Session Manager preferences (SSM-SessionManagerRunShell).
+- custom Session Manager preferences (SSM-SessionManagerRunShell);
+- a root user with a password, as an account its owner signed up for has (/assure-api/root-credentials;
+  accounts Organizations creates have none), for centralized root access to delete.
 Every account gets the role assure assumes. Idempotent: a second run finds the same accounts.
 Prints the account ids as JSON on stdout.
 """
@@ -50,6 +52,15 @@ def account_owner(endpoint, account):
     with urllib.request.urlopen(req, timeout=30) as r:
         keys = json.loads(r.read())
     return {"AccessKeyId": keys["AccessKeyId"], "SecretAccessKey": keys["SecretAccessKey"], "SessionToken": None}
+
+
+def root_password(endpoint, account):
+    """The account's root user has a password (the local cloud's root user, root.py): a login profile,
+    which centralized root access (IAMDeleteRootUserCredentials) deletes."""
+    req = urllib.request.Request(f"{endpoint}/assure-api/root-credentials", method="POST",
+                                 data=json.dumps({"account": account, "password": True}).encode())
+    with urllib.request.urlopen(req, timeout=30) as r:
+        r.read()
 
 
 def ensure_org(endpoint, externals):
@@ -152,6 +163,7 @@ def onboarded(endpoint, account):
 
 
 def brownfield(endpoint, account, creds, foreign):
+    root_password(endpoint, account)
     # A trail of the account's own, logging to its own bucket.
     s3 = client("s3", endpoint, creds=creds)
     bucket = f"legacy-trail-{account}"

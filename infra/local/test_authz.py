@@ -33,16 +33,85 @@ def setUpModule() -> None:
     APP = Client(extension.Extension(DomainDispatcherApplication(create_backend_app)))
 
 
-def auth(key: str, service: str, region: str = REGION) -> dict:
-    """A Signature Version 4 Authorization header. The local cloud reads who signed, not the
-    signature (it holds no secrets to check it against)."""
-    return {"Authorization": f"AWS4-HMAC-SHA256 Credential={key}/20260101/{region}/{service}/aws4_request, "
-                             "SignedHeaders=host;x-amz-date, Signature=00"}
+# The secret access key of each access key the tests sign with: the bootstrap administrator's, and
+# each one a test is given (AssumeRole's, root credentials', a user's new key).
+SECRETS = {"testing": "testing"}
+# A pseudo-header asking `call` to sign the request it sends, once it knows the whole request.
+SIGN_AS = "X-Test-Sign-As"
+
+
+def auth(key: str, service: str, region: str = REGION, secret: str | None = None, **options) -> dict:
+    """Headers asking `call` to sign its request with Signature Version 4 (botocore's signers, as the
+    AWS CLI signs) as `key`, with its secret (SECRETS) or `secret`. `options`: `when` (a datetime to
+    sign at), `unsigned_payload` (S3's UNSIGNED-PAYLOAD)."""
+    return {SIGN_AS: (key, service, region, secret, options)}
+
+
+def sign(method: str, path: str, query: str, headers: dict, data: bytes | str, key: str, service: str,
+         region: str = REGION, secret: str | None = None, options: dict | None = None) -> dict:
+    """`headers` with botocore's Signature Version 4 of the request (the werkzeug client's host is
+    `localhost`)."""
+    from unittest import mock
+
+    from botocore.auth import S3SigV4Auth, SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.config import Config
+    from botocore.credentials import Credentials
+
+    options = options or {}
+    url = "http://localhost" + path + (f"?{query}" if query else "")
+    request = AWSRequest(method=method, url=url, headers=dict(headers), data=data)
+    if options.get("unsigned_payload"):
+        request.context["client_config"] = Config(s3={"payload_signing_enabled": False})
+    creds = Credentials(key, secret or SECRETS.get(key, "no-secret-known"))
+    signer = (S3SigV4Auth if service == "s3" else SigV4Auth)(creds, service, region)
+    if options.get("when") is not None:
+        with mock.patch("botocore.auth.get_current_datetime", return_value=options["when"]):
+            signer.add_auth(request)
+    else:
+        signer.add_auth(request)
+    return dict(request.headers.items())
+
+
+def presign(path: str, key: str = "testing", expires: int = 3600, secret: str | None = None, when=None) -> str:
+    """The query string of an S3 presigned GET of `path` (botocore's S3SigV4QueryAuth, as `aws s3
+    presign` makes it)."""
+    from unittest import mock
+
+    from botocore.auth import S3SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="GET", url="http://localhost" + path)
+    signer = S3SigV4QueryAuth(Credentials(key, secret or SECRETS.get(key, "no-secret-known")), "s3", REGION,
+                              expires=expires)
+    if when is not None:
+        with mock.patch("botocore.auth.get_current_datetime", return_value=when):
+            signer.add_auth(request)
+    else:
+        signer.add_auth(request)
+    return request.url.split("?", 1)[1]
 
 
 def call(method: str, path: str = "/", headers: dict | None = None, data: bytes | str = b"", query: str = ""):
-    r = APP.open(path, method=method, headers=headers or {}, data=data, query_string=query)
+    """The app's answer (status, body) to a request; `path` as it goes on the wire (percent-encoded),
+    signed when `headers` come from `auth`."""
+    headers = dict(headers or {})
+    signer = headers.pop(SIGN_AS, None)
+    if signer is not None:
+        headers = sign(method, path, query, headers, data, *signer)
+    r = APP.open(path, method=method, headers=headers, data=data, query_string=query)
     return r.status_code, r.get_data(as_text=True)
+
+
+def remember(body: str) -> None:
+    """Keeps the secret of the credentials in an STS or /assure-api answer."""
+    import re
+
+    key = re.search(r'(?:<AccessKeyId>|"AccessKeyId": ")([^<"]+)', body)
+    secret = re.search(r'(?:<SecretAccessKey>|"SecretAccessKey": ")([^<"]+)', body)
+    if key and secret:
+        SECRETS[key.group(1)] = secret.group(1)
 
 
 def query_call(service: str, action: str, params: dict, key: str = "testing", token: str | None = None, signed: bool = True):
@@ -250,9 +319,8 @@ class Unsigned(unittest.TestCase):
         admin = auth("testing", "s3")
         call("PUT", "/presigned-test", admin)
         call("PUT", "/presigned-test/k", admin, b"hi")
-        signed = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={}%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=00"
-        self.assertEqual(call("GET", "/presigned-test/k", query=signed.format("testing")), (200, "hi"))
-        status, body = call("GET", "/presigned-test/k", query=signed.format("AKIAUNKNOWNKEY000000"))
+        self.assertEqual(call("GET", "/presigned-test/k", query=presign("/presigned-test/k")), (200, "hi"))
+        status, body = call("GET", "/presigned-test/k", query=presign("/presigned-test/k", "AKIAUNKNOWNKEY000000"))
         self.assertEqual(status, 403)
         self.assertIn("InvalidAccessKeyId", body)
 
@@ -296,9 +364,11 @@ class Credentials(unittest.TestCase):
                 "/", None, "", [], None)
             iam.put_role_policy("token-test", "all", json.dumps(
                 {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
-        return sts_backends[ACCOUNT]["aws"].assume_role(
+        s = sts_backends[ACCOUNT]["aws"].assume_role(
             region_name=REGION, role_session_name="s", role_arn=f"arn:aws:iam::{ACCOUNT}:role/token-test",
             policy=None, duration=3600, external_id=None)
+        SECRETS[s.access_key_id] = s.secret_access_key
+        return s
 
     def test_a_session_key_needs_its_session_token(self):
         s = self.session()
@@ -373,6 +443,7 @@ TRUST_ACCOUNT = {"Version": "2012-10-17", "Statement": [
 def assume(role_arn: str, **extra) -> tuple[str, str]:
     status, body = query_call("sts", "AssumeRole", dict({"RoleArn": role_arn, "RoleSessionName": "test"}, **extra))
     assert status == 200, body
+    remember(body)
     return tag("AccessKeyId", body), tag("SessionToken", body)
 
 
@@ -412,7 +483,8 @@ class PermissionsBoundaryRequests(unittest.TestCase):
         boundary = managed("iam-reads", IAM_READS)
         self.assertEqual(query_call("iam", "CreateUser", {"UserName": "bounded-user", "PermissionsBoundary": boundary})[0], 200)
         backend.put_user_policy("bounded-user", "all", ALL)
-        key = backend.create_access_key("bounded-user").access_key_id
+        made = backend.create_access_key("bounded-user")
+        key, SECRETS[made.access_key_id] = made.access_key_id, made.secret_access_key
         status, body = query_call("iam", "GetUser", {"UserName": "bounded-user"})
         self.assertIn(f"<PermissionsBoundaryArn>{boundary}</PermissionsBoundaryArn>", body)
         status, body = query_call("sqs", "ListQueues", {}, key)
@@ -547,6 +619,7 @@ def org(target: str, body: dict, key: str = "testing", token: str | None = None)
 def root_credentials(account: str) -> str:
     status, body = call("POST", "/assure-api/root-credentials", {}, json.dumps({"account": account}))
     assert status == 200, body
+    remember(body)
     return json.loads(body)["AccessKeyId"]
 
 
@@ -633,6 +706,7 @@ class RootUser(unittest.TestCase):
         status, body = assume_root()
         self.assertEqual(status, 200, body)
         key, token = tag("AccessKeyId", body), tag("SessionToken", body)
+        remember(body)
         # The session is the member's root user, with aws:AssumedRoot, within its task policy.
         self.assertEqual(tag("Arn", query_call("sts", "GetCallerIdentity", {}, key, token)[1]), f"arn:aws:iam::{self.MEMBER}:root")
         import authz
@@ -652,6 +726,419 @@ class RootUser(unittest.TestCase):
         self.assertEqual(call("DELETE", "/root-test-locked", s3, query="policy")[0], 204, "the root session unlocks it")
         self.assertEqual(call("GET", "/root-test-locked", member_s3, query="location")[0], 200)
         self.assertEqual(query_call("sts", "GetCallerIdentity", {}, key, "wrong")[0], 403, "its token is needed")
+
+
+def root_user(account: str, **fields) -> dict:
+    """POST /assure-api/root-credentials with `fields` (password, mfaDevice, signingCertificate,
+    accessKey): the root user's credentials after it (root.py)."""
+    status, body = call("POST", "/assure-api/root-credentials", {}, json.dumps(dict(fields, account=account)))
+    assert status == 200, body
+    remember(body)
+    return json.loads(body)
+
+
+def root_state(account: str) -> dict:
+    status, body = call("GET", "/assure-api/root-credentials", query=f"account={account}")
+    assert status == 200, body
+    return json.loads(body)
+
+
+def code(answer: tuple[int, str]) -> tuple[int, str]:
+    """(status, error code) of an IAM or STS answer in the query protocol; the code is "" on success."""
+    import re
+
+    m = re.search(r"<Code>(.*?)</Code>", answer[1])
+    return answer[0], m.group(1) if m else ""
+
+
+class RootUserCredentials(unittest.TestCase):
+    """The root user's credentials as IAM shows them (root.py), and centralized root access's tasks on
+    them (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_root-user-privileged-task.html): each
+    test gives a new member account's root user its credentials, then breaks one rule. This account
+    manages the organization (as in RootUser)."""
+
+    TASKS = "arn:aws:iam::aws:policy/root-task/"
+
+    def setUp(self):
+        import extension
+        from moto.organizations.models import organizations_backends
+
+        if organizations_backends[ACCOUNT]["aws"].org is None:
+            assert org("CreateOrganization", {"FeatureSet": "ALL"})[0] == 200
+        status, body = org("CreateAccount", {"Email": f"{self._testMethodName[:40]}@example.com",
+                                             "AccountName": self._testMethodName[:50]})
+        assert status == 200, body
+        self.member = json.loads(body)["CreateAccountStatus"]["AccountId"]
+        if not extension.trusted_access(ACCOUNT, "iam.amazonaws.com"):
+            assert org("EnableAWSServiceAccess", {"ServicePrincipal": "iam.amazonaws.com"})[0] == 200
+        for feature in ("EnableOrganizationsRootCredentialsManagement", "EnableOrganizationsRootSessions"):
+            assert query_call("iam", feature, {})[0] == 200
+
+    def session(self, task: str) -> tuple[str, str]:
+        """A centralized root session in the member account, scoped to root task policy `task`."""
+        status, body = query_call("sts", "AssumeRoot", {"TargetPrincipal": self.member, "TaskPolicyArn.arn": self.TASKS + task})
+        assert status == 200, body
+        remember(body)
+        return tag("AccessKeyId", body), tag("SessionToken", body)
+
+    def iam(self, action: str, creds: tuple, **params) -> tuple[int, str]:
+        return query_call("iam", action, params, *creds)
+
+    def test_an_organizations_account_has_no_root_credentials(self):
+        state = root_state(self.member)
+        self.assertEqual((state["password"], state["accessKeys"], state["signingCertificates"], state["mfaDevices"]),
+                         (None, [], [], []))
+        audit = self.session("IAMAuditRootUserCredentials")
+        self.assertEqual(code(self.iam("GetLoginProfile", audit)), (404, "NoSuchEntity"))
+        for action, member in (("ListAccessKeys", "AccessKeyMetadata"), ("ListSigningCertificates", "Certificates"),
+                               ("ListMFADevices", "MFADevices")):
+            status, body = self.iam(action, audit)
+            self.assertEqual(status, 200, body)
+            self.assertNotIn("<member>", body, action)
+            self.assertIn(member, body)
+
+    def test_a_delete_session_deletes_each_root_credential(self):
+        seeded = root_user(self.member, password=True, mfaDevice=True, signingCertificate=True, accessKey=True)
+        root_key = seeded["AccessKeyId"]
+        self.assertEqual(code(query_call("sts", "GetCallerIdentity", {}, root_key)), (200, ""))
+        s = self.session("IAMDeleteRootUserCredentials")
+        # The password (aws iam get-login-profile / delete-login-profile, no --user-name).
+        status, body = self.iam("GetLoginProfile", s)
+        self.assertEqual(status, 200, body)
+        self.assertIn("<CreateDate>", body)
+        self.assertNotIn("<UserName>", body)
+        self.assertEqual(code(self.iam("DeleteLoginProfile", s)), (200, ""))
+        self.assertEqual(code(self.iam("GetLoginProfile", s)), (404, "NoSuchEntity"))
+        self.assertEqual(code(self.iam("DeleteLoginProfile", s)), (404, "NoSuchEntity"))
+        # The access key: listed, deleted, then refused as a key AWS does not know.
+        status, body = self.iam("ListAccessKeys", s)
+        self.assertIn(f"<AccessKeyId>{root_key}</AccessKeyId>", body)
+        self.assertEqual(body.count("<AccessKeyId>"), 1, "the session's own key is no access key of the root user")
+        self.assertEqual(code(self.iam("DeleteAccessKey", s, AccessKeyId=root_key)), (200, ""))
+        self.assertEqual(code(query_call("sts", "GetCallerIdentity", {}, root_key)), (403, "InvalidClientTokenId"))
+        self.assertNotIn("<AccessKeyId>", self.iam("ListAccessKeys", s)[1])
+        self.assertEqual(code(self.iam("DeleteAccessKey", s, AccessKeyId=root_key)), (404, "NoSuchEntity"))
+        # The signing certificate.
+        cert = seeded["signingCertificates"][0]["CertificateId"]
+        self.assertIn(f"<CertificateId>{cert}</CertificateId>", self.iam("ListSigningCertificates", s)[1])
+        self.assertEqual(code(self.iam("DeleteSigningCertificate", s, CertificateId=cert)), (200, ""))
+        self.assertNotIn("<CertificateId>", self.iam("ListSigningCertificates", s)[1])
+        self.assertEqual(code(self.iam("DeleteSigningCertificate", s, CertificateId=cert)), (404, "NoSuchEntity"))
+        # The MFA device: deactivated, then (a virtual one) deleted.
+        serial = f"arn:aws:iam::{self.member}:mfa/root-account-mfa-device"
+        self.assertIn(f"<SerialNumber>{serial}</SerialNumber>", self.iam("ListMFADevices", s)[1])
+        self.assertEqual(code(self.iam("DeleteVirtualMFADevice", s, SerialNumber=serial)), (409, "DeleteConflict"),
+                         "an enabled device is deactivated first")
+        self.assertEqual(code(self.iam("DeactivateMFADevice", s, SerialNumber=serial)), (200, ""))
+        self.assertNotIn("<SerialNumber>", self.iam("ListMFADevices", s)[1])
+        self.assertEqual(code(self.iam("DeactivateMFADevice", s, SerialNumber=serial)), (404, "NoSuchEntity"))
+        admin = assume(f"arn:aws:iam::{self.member}:role/OrganizationAccountAccessRole")
+        self.assertIn(serial, self.iam("ListVirtualMFADevices", admin)[1], "deactivated, it stays in the account")
+        self.assertEqual(code(self.iam("DeleteVirtualMFADevice", s, SerialNumber=serial)), (200, ""))
+        self.assertNotIn(serial, self.iam("ListVirtualMFADevices", admin)[1])
+        state = root_state(self.member)
+        self.assertEqual((state["password"], state["accessKeys"], state["signingCertificates"], state["mfaDevices"]),
+                         (None, [], [], []))
+
+    def test_the_task_is_the_root_users_only(self):
+        from moto.iam.models import iam_backends
+
+        root_user(self.member, password=True)
+        iam = iam_backends[self.member]["aws"]
+        iam.create_user(region_name=REGION, user_name="console-user", path="/", tags=[])
+        iam.create_login_profile("console-user", "Passw0rd!Passw0rd")
+        s = self.session("IAMDeleteRootUserCredentials")
+        status, body = self.iam("DeleteLoginProfile", s, UserName="console-user")
+        self.assertEqual(status, 403)
+        self.assertIn(f"iam:DeleteLoginProfile on resource: arn:aws:iam::{self.member}:user/console-user "
+                      "with an explicit deny in a session policy", body)
+        self.assertEqual(code(self.iam("ListRoles", s)), (403, "AccessDenied"), "nothing but the task's actions")
+        self.assertIsNotNone(iam.get_login_profile("console-user"))
+
+    def test_an_audit_session_reads_and_deletes_nothing(self):
+        seeded = root_user(self.member, password=True, accessKey=True, signingCertificate=True, mfaDevice=True)
+        audit = self.session("IAMAuditRootUserCredentials")
+        self.assertEqual(code(self.iam("GetLoginProfile", audit)), (200, ""))
+        self.assertIn(seeded["AccessKeyId"], self.iam("ListAccessKeys", audit)[1])
+        self.assertIn("<ServiceName>N/A</ServiceName>", self.iam("GetAccessKeyLastUsed", audit, AccessKeyId=seeded["AccessKeyId"])[1])
+        self.assertIn(f"<Arn>arn:aws:iam::{self.member}:root</Arn>", self.iam("GetUser", audit)[1])
+        for action, params in (("DeleteLoginProfile", {}), ("DeleteAccessKey", {"AccessKeyId": seeded["AccessKeyId"]}),
+                               ("DeleteSigningCertificate", {"CertificateId": seeded["signingCertificates"][0]["CertificateId"]}),
+                               ("DeactivateMFADevice", {"SerialNumber": seeded["mfaDevices"][0]["SerialNumber"]})):
+            status, body = self.iam(action, audit, **params)
+            self.assertEqual(status, 403, action)
+            self.assertIn(f"iam:{action} on resource: arn:aws:iam::{self.member}:root with an explicit deny in a session policy", body)
+        state = root_state(self.member)
+        self.assertEqual((bool(state["password"]), len(state["accessKeys"]), len(state["signingCertificates"]),
+                          len(state["mfaDevices"])), (True, 1, 1, 1))
+
+    def test_a_password_recovery_session_creates_the_login_profile_without_a_password(self):
+        s = self.session("IAMCreateRootUserPassword")
+        self.assertEqual(code(self.iam("CreateLoginProfile", s, Password="Passw0rd!Passw0rd")), (400, "ValidationError"),
+                         "an AssumeRoot session omits Password")
+        self.assertEqual(code(self.iam("CreateLoginProfile", s)), (200, ""))
+        self.assertEqual(code(self.iam("GetLoginProfile", s)), (200, ""))
+        self.assertEqual(code(self.iam("CreateLoginProfile", s)), (409, "EntityAlreadyExists"))
+        self.assertEqual(code(self.iam("DeleteLoginProfile", s)), (403, "AccessDenied"), "not this task's")
+        self.assertIsNotNone(root_state(self.member)["password"])
+
+    def test_the_root_users_own_keys_need_a_session_to_omit_the_user_name_for_its_password(self):
+        key = root_user(self.member, password=True, accessKey=True)["AccessKeyId"]
+        self.assertEqual(code(query_call("iam", "GetLoginProfile", {}, key)), (400, "ValidationError"))
+        self.assertEqual(code(query_call("iam", "DeleteLoginProfile", {}, key)), (400, "ValidationError"))
+        self.assertIn(key, query_call("iam", "ListAccessKeys", {}, key)[1], "its access keys it manages itself")
+        self.assertIsNotNone(root_state(self.member)["password"])
+
+    def test_a_role_omitting_the_user_name_does_not_touch_the_root_user(self):
+        key = root_user(self.member, password=True, accessKey=True)["AccessKeyId"]
+        admin = assume(f"arn:aws:iam::{self.member}:role/OrganizationAccountAccessRole")
+        self.assertNotEqual(self.iam("DeleteLoginProfile", admin)[0], 200)
+        self.assertNotIn(key, self.iam("ListAccessKeys", admin)[1])
+        self.assertNotEqual(self.iam("DeleteAccessKey", admin, AccessKeyId=key)[0], 200)
+        state = root_state(self.member)
+        self.assertIsNotNone(state["password"])
+        self.assertEqual([k["AccessKeyId"] for k in state["accessKeys"]], [key])
+
+    def test_the_request_is_on_the_root_user_only_for_the_root_user(self):
+        import authz
+        from iam import Principal
+
+        root = Principal(kind="root", account=self.member, arn=f"arn:aws:iam::{self.member}:root")
+        user = Principal(kind="user", account=self.member, arn=f"arn:aws:iam::{self.member}:user/ops/alice")
+        role = Principal(kind="role", account=self.member, arn=f"arn:aws:iam::{self.member}:role/admin")
+
+        def on(principal, operation, **params):
+            return [r.arn for _, r in authz.resources_for(req("iam", operation, **params), self.member, principal)]
+
+        for op in ("GetLoginProfile", "DeleteLoginProfile", "ListAccessKeys", "DeactivateMFADevice", "GetUser"):
+            self.assertEqual(on(root, op), [f"arn:aws:iam::{self.member}:root"], op)
+            self.assertEqual(on(user, op), [user.arn], f"{op}: the user making the request")
+            self.assertEqual(on(role, op), ["*"], op)
+            self.assertEqual(on(root, op, UserName="bob"), [f"arn:aws:iam::{self.member}:user/bob"], op)
+
+    def test_the_account_summary_shows_the_root_users_credentials(self):
+        admin = assume(f"arn:aws:iam::{self.member}:role/OrganizationAccountAccessRole")
+        keys = ("AccountAccessKeysPresent", "AccountMFAEnabled", "AccountSigningCertificatesPresent", "AccountPasswordPresent")
+
+        def summary():
+            status, body = self.iam("GetAccountSummary", admin)
+            self.assertEqual(status, 200, body)
+            return tuple(int(tag("value", body.split(f"<key>{k}</key>", 1)[1])) for k in keys)
+
+        self.assertEqual(summary(), (0, 0, 0, 0))
+        root_user(self.member, password=True, accessKey=True, signingCertificate=True, mfaDevice="GAHT12345678")
+        self.assertEqual(summary(), (1, 1, 1, 1))
+        self.assertNotIn("GAHT12345678", self.iam("ListVirtualMFADevices", admin)[1], "a hardware device")
+        audit = self.session("IAMAuditRootUserCredentials")
+        self.assertEqual(code(self.iam("GetAccountSummary", audit)), (200, ""))
+        root_user(self.member, password=False)
+        self.assertEqual(summary()[3], 0)
+
+    def test_the_seed_api_checks_what_it_is_given(self):
+        self.assertEqual(call("GET", "/assure-api/root-credentials", query="account=12")[0], 400)
+        for doc in ({"account": self.member, "passwd": True}, {"account": self.member, "password": "yes"},
+                    {"account": self.member, "mfaDevice": "arn:aws:iam::111111111111:mfa/root-account-mfa-device"}):
+            self.assertEqual(call("POST", "/assure-api/root-credentials", {}, json.dumps(doc))[0], 400, doc)
+        legacy = root_user(self.member)
+        self.assertEqual(set(legacy), {"AccessKeyId", "SecretAccessKey"}, "a bare POST answers as it always did")
+
+
+FORM = "application/x-www-form-urlencoded; charset=utf-8"
+WHO_AM_I = "Action=GetCallerIdentity&Version=2011-06-15"
+
+
+def minutes_ago(minutes: float):
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=minutes)
+
+
+def bad_signatures() -> int:
+    return json.loads(call("GET", "/assure-api/iam")[1])["badSignatures"]
+
+
+class Signatures(unittest.TestCase):
+    """Every signed request's signature is verified against its access key's secret, as AWS verifies
+    it (sigv4.py: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html,
+    https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html,
+    https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html). Requests are signed
+    by botocore's signers, as the AWS CLI signs them; each test breaks one part of the signature."""
+
+    @classmethod
+    def setUpClass(cls):
+        admin = auth("testing", "s3")
+        call("PUT", "/sig-test", admin)
+        call("PUT", "/sig-test/k", admin, b"hi")
+
+    def test_a_wrong_secret_is_refused_in_each_protocols_shape(self):
+        before = bad_signatures()
+        self.assertEqual(call("POST", "/", dict(auth("testing", "sts"), **{"Content-Type": FORM}), WHO_AM_I)[0], 200)
+        status, body = call("POST", "/", dict(auth("testing", "sts", secret="wrong"), **{"Content-Type": FORM}), WHO_AM_I)
+        self.assertEqual(status, 403)
+        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
+        self.assertIn("The request signature we calculated does not match the signature you provided. Check your AWS "
+                      "Secret Access Key and signing method. Consult the service documentation for details.", body)
+        self.assertIn("The Canonical String for this request should have been", body)
+        status, body = call("GET", "/sig-test/k", auth("testing", "s3", secret="wrong"))
+        self.assertEqual(status, 403)
+        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
+        self.assertIn("<StringToSign>AWS4-HMAC-SHA256\n", body)
+        kms = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "TrentService.ListKeys"}
+        self.assertEqual(call("POST", "/", dict(auth("testing", "kms"), **kms), "{}")[0], 200)
+        status, body = call("POST", "/", dict(auth("testing", "kms", secret="wrong"), **kms), "{}")
+        self.assertEqual((status, json.loads(body)["__type"]), (400, "InvalidSignatureException"))
+        self.assertEqual(bad_signatures(), before + 3)
+
+    def test_a_session_signs_with_its_own_secret(self):
+        key, token = assume(make_role("sig-session", TRUST_ACCOUNT))
+        headers = {"Content-Type": FORM, "X-Amz-Security-Token": token}
+        self.assertEqual(call("POST", "/", dict(auth(key, "sts"), **headers), WHO_AM_I)[0], 200)
+        status, body = call("POST", "/", dict(auth(key, "sts", secret="testing"), **headers), WHO_AM_I)
+        self.assertEqual(status, 403, "the administrator's secret is not the session's")
+        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
+
+    def test_a_service_session_is_verified_too(self):
+        import extension
+
+        role = make_role("sig-service", service_trust("states.amazonaws.com"))
+        session = extension.service_session("states.amazonaws.com", role, "states")
+        extension.SERVICE_KEYS.add(session.access_key_id)
+        SECRETS[session.access_key_id] = session.secret_access_key
+        headers = {"Content-Type": FORM, "X-Amz-Security-Token": session.session_token}
+        self.assertEqual(call("POST", "/", dict(auth(session.access_key_id, "sqs"), **headers), "Action=ListQueues")[0], 200)
+        status, body = call("POST", "/", dict(auth(session.access_key_id, "sqs", secret="wrong"), **headers),
+                            "Action=ListQueues")
+        self.assertEqual(status, 403)
+        self.assertIn("SignatureDoesNotMatch", body)
+
+    def test_a_body_changed_after_signing_is_refused(self):
+        headers = sign("POST", "/", "", {"Content-Type": FORM}, WHO_AM_I, "testing", "sts")
+        self.assertEqual(call("POST", "/", headers, WHO_AM_I)[0], 200)
+        status, body = call("POST", "/", headers, WHO_AM_I.replace("2011-06-15", "2011-06-16"))
+        self.assertEqual(status, 403)
+        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
+        # S3 signs the body's hash in x-amz-content-sha256, and checks the body against it.
+        headers = sign("PUT", "/sig-test/tampered", "", {}, b"original", "testing", "s3")
+        status, body = call("PUT", "/sig-test/tampered", headers, b"tampered")
+        self.assertEqual(status, 400)
+        self.assertIn("<Code>XAmzContentSHA256Mismatch</Code>", body)
+        self.assertEqual(call("GET", "/sig-test/tampered", auth("testing", "s3"))[0], 404, "nothing was written")
+
+    def test_a_signed_header_changed_after_signing_is_refused(self):
+        headers = sign("POST", "/", "", {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "TrentService.ListKeys"},
+                       "{}", "testing", "kms")
+        self.assertIn("x-amz-target", headers["Authorization"])
+        self.assertEqual(call("POST", "/", dict(headers, **{"X-Unsigned": "anything"}), "{}")[0], 200,
+                         "a header the signature does not name may change")
+        status, body = call("POST", "/", dict(headers, **{"X-Amz-Target": "TrentService.ListAliases"}), "{}")
+        self.assertEqual((status, json.loads(body)["__type"]), (400, "InvalidSignatureException"))
+        headers = sign("GET", "/sig-test/k", "", {"x-amz-expected-bucket-owner": ACCOUNT}, b"", "testing", "s3")
+        self.assertEqual(call("GET", "/sig-test/k", headers), (200, "hi"))
+        status, body = call("GET", "/sig-test/k", dict(headers, **{"x-amz-expected-bucket-owner": "111111111111"}))
+        self.assertEqual(status, 403)
+        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
+
+    def test_a_request_signed_twenty_minutes_ago_is_refused(self):
+        status, body = call("GET", "/sig-test/k", auth("testing", "s3", when=minutes_ago(20)))
+        self.assertEqual(status, 403)
+        self.assertIn("<Code>RequestTimeTooSkewed</Code>", body)
+        self.assertIn("<MaxAllowedSkewMilliseconds>900000</MaxAllowedSkewMilliseconds>", body)
+        status, body = call("POST", "/", dict(auth("testing", "sts", when=minutes_ago(20)), **{"Content-Type": FORM}), WHO_AM_I)
+        self.assertEqual(status, 403)
+        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
+        self.assertIn("Signature expired: ", body)
+        status, body = call("POST", "/", dict(auth("testing", "sts", when=minutes_ago(-20)), **{"Content-Type": FORM}), WHO_AM_I)
+        self.assertIn("Signature not yet current: ", body, "twenty minutes ahead")
+        self.assertEqual(call("GET", "/sig-test/k", auth("testing", "s3", when=minutes_ago(10))), (200, "hi"),
+                         "within fifteen minutes")
+
+    def test_presigned_urls(self):
+        self.assertEqual(call("GET", "/sig-test/k", query=presign("/sig-test/k")), (200, "hi"))
+        status, body = call("GET", "/sig-test/k", query=presign("/sig-test/k", secret="wrong"))
+        self.assertEqual(status, 403)
+        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
+        good = presign("/sig-test/k")
+        forged = good[:-6] + ("000000" if not good.endswith("000000") else "111111")
+        self.assertIn("<Code>SignatureDoesNotMatch</Code>", call("GET", "/sig-test/k", query=forged)[1])
+        self.assertIn("<Code>SignatureDoesNotMatch</Code>", call("GET", "/sig-test/other", query=good)[1],
+                      "a URL signs one object")
+        status, body = call("GET", "/sig-test/k", query=presign("/sig-test/k", expires=60, when=minutes_ago(2)))
+        self.assertEqual(status, 403)
+        self.assertIn("<Code>AccessDenied</Code><Message>Request has expired</Message>", body)
+        status, body = call("GET", "/sig-test/k", query=presign("/sig-test/k", expires=604801))
+        self.assertEqual(status, 400)
+        self.assertIn("<Code>AuthorizationQueryParametersError</Code>", body)
+
+    def test_an_unsigned_payload_is_allowed(self):
+        headers = sign("PUT", "/sig-test/unsigned", "", {}, b"free", "testing", "s3", options={"unsigned_payload": True})
+        self.assertEqual(headers["X-Amz-Content-SHA256"], "UNSIGNED-PAYLOAD")
+        self.assertEqual(call("PUT", "/sig-test/unsigned", headers, b"free")[0], 200)
+        self.assertEqual(call("GET", "/sig-test/unsigned", auth("testing", "s3")), (200, "free"))
+
+    def test_a_path_with_characters_that_need_encoding(self):
+        from urllib.parse import quote
+
+        path = "/sig-test/" + quote("a b/c+d=e", safe="/~")
+        self.assertEqual(path, "/sig-test/a%20b/c%2Bd%3De")
+        self.assertEqual(call("PUT", path, auth("testing", "s3"), b"odd")[0], 200)
+        self.assertEqual(call("GET", path, auth("testing", "s3")), (200, "odd"))
+        self.assertEqual(call("GET", path, query=presign(path)), (200, "odd"))
+        status, body = call("GET", "/sig-test", auth("testing", "s3"), query="list-type=2&prefix=a%20b%2F")
+        self.assertEqual(status, 200)
+        self.assertIn("<Key>a b/c+d=e</Key>", body)
+        # Elsewhere the path is encoded twice in the canonical request (an analyzer's name with a colon).
+        status, body = call("GET", "/analyzer/a%3Ab", auth("testing", "access-analyzer"))
+        self.assertNotIn("Signature", body)
+        status, body = call("GET", "/analyzer/a%3Ab", auth("testing", "access-analyzer", secret="wrong"))
+        self.assertEqual((status, json.loads(body)["__type"]), (403, "InvalidSignatureException"))
+        self.assertIn("\nGET\n/analyzer/a%253Ab\n", "\n" + json.loads(body)["message"].split("'")[1])
+
+    def test_a_streaming_upload_is_verified_by_its_seed_signature(self):
+        # The seed signature covers x-amz-content-sha256 as given (sigv4-streaming.html); the chunks'
+        # own signatures are not checked. botocore's plain SigV4Auth signs the header's value as given.
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        from werkzeug.test import EnvironBuilder
+
+        import sigv4
+
+        body = b"5;chunk-signature=00\r\nhello\r\n0;chunk-signature=00\r\n\r\n"
+        headers = {"X-Amz-Content-SHA256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "Content-Encoding": "aws-chunked",
+                   "X-Amz-Decoded-Content-Length": "5"}
+
+        def environ(secret: str) -> dict:
+            request = AWSRequest(method="PUT", url="http://localhost/sig-test/streamed", headers=dict(headers), data=body)
+            SigV4Auth(Credentials("testing", secret), "s3", REGION).add_auth(request)
+            return EnvironBuilder("/sig-test/streamed", method="PUT", headers=dict(request.headers.items()),
+                                  data=body).get_environ()
+
+        self.assertIsNone(sigv4.verify(environ("testing"), body, "testing"))
+        self.assertEqual(sigv4.verify(environ("wrong"), body, "testing").kind, "signature")
+
+    def test_s3_signature_version_2(self):
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/RESTAuthentication.html
+        from botocore.auth import HmacV1Auth, HmacV1QueryAuth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        def signed(secret: str) -> dict:
+            request = AWSRequest(method="GET", url="http://localhost/sig-test/k")
+            HmacV1Auth(Credentials("testing", secret)).add_auth(request)
+            return dict(request.headers.items())
+
+        self.assertEqual(call("GET", "/sig-test/k", signed("testing")), (200, "hi"))
+        status, body = call("GET", "/sig-test/k", signed("wrong"))
+        self.assertEqual(status, 403)
+        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
+
+        def presigned(expires: int) -> str:
+            request = AWSRequest(method="GET", url="http://localhost/sig-test/k")
+            HmacV1QueryAuth(Credentials("testing", "testing"), expires=expires).add_auth(request)
+            return request.url.split("?", 1)[1]
+
+        self.assertEqual(call("GET", "/sig-test/k", query=presigned(60)), (200, "hi"))
+        self.assertIn("Request has expired", call("GET", "/sig-test/k", query=presigned(-60))[1])
 
 
 if __name__ == "__main__":

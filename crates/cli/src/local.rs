@@ -16,6 +16,8 @@ const SEED_PY: &str = include_str!("../../../infra/local/seed.py");
 const IAM_PY: &str = include_str!("../../../infra/local/iam.py");
 const AUTHZ_PY: &str = include_str!("../../../infra/local/authz.py");
 const RULES_PY: &str = include_str!("../../../infra/local/rules.py");
+const ROOT_PY: &str = include_str!("../../../infra/local/root.py");
+const SIGV4_PY: &str = include_str!("../../../infra/local/sigv4.py");
 const REQUIREMENTS: &str = include_str!("../../../infra/local/requirements.txt");
 
 /// Environment variable: the state directory (default `$HOME/.cache/assure/local`).
@@ -179,6 +181,8 @@ fn write_files(dir: &Path) -> anyhow::Result<()> {
         ("iam.py", IAM_PY),
         ("authz.py", AUTHZ_PY),
         ("rules.py", RULES_PY),
+        ("root.py", ROOT_PY),
+        ("sigv4.py", SIGV4_PY),
         (MEMBER_TEMPLATE, member.as_str()),
     ] {
         std::fs::write(dir.join(name), text).with_context(|| format!("writing {name}"))?;

@@ -312,3 +312,44 @@ async fn the_root_user_and_centralized_root_sessions() {
     cli_ok(&cloud, &session, &["s3api", "delete-bucket-policy", "--bucket", bucket]);
     cli_ok(&cloud, &member_admin, &["s3api", "get-bucket-location", "--bucket", bucket]);
 }
+
+/// Every signed request's signature is verified against its access key's secret, as AWS verifies it
+/// (infra/local/sigv4.py; test_authz.py's `Signatures` breaks each part): a wrong secret is refused in
+/// each protocol's shape (query and S3: SignatureDoesNotMatch; JSON: InvalidSignatureException), and
+/// a presigned URL serves its object until its signature is changed or it expires ("Request has
+/// expired", https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_secret_is_refused_and_a_presigned_url_is_checked() {
+    let cloud = LocalCloud::start();
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let wrong =
+        Credentials::new(admin.access_key_id(), "not-the-secret", admin.session_token().map(str::to_owned), None, "t");
+    cli_ok(&cloud, &admin, &["sts", "get-caller-identity"]);
+    cli_refused(&cloud, &wrong, &["sts", "get-caller-identity"], "(SignatureDoesNotMatch)");
+    cli_refused(&cloud, &wrong, &["iam", "list-roles"], "(SignatureDoesNotMatch)");
+    cli_refused(&cloud, &wrong, &["s3api", "list-buckets"], "(SignatureDoesNotMatch)");
+    cli_refused(&cloud, &wrong, &["logs", "describe-log-groups"], "(InvalidSignatureException)");
+
+    // An object whose key needs encoding, fetched with no credentials but the URL's.
+    let bucket = "local-authz2-presigned";
+    cli_ok(&cloud, &admin, &["s3api", "create-bucket", "--bucket", bucket]);
+    let file = cloud.dir.path().join("presigned object.txt");
+    std::fs::write(&file, "presigned body").unwrap();
+    let object = format!("s3://{bucket}/dir one/presigned object+1=2.txt");
+    cli_ok(&cloud, &admin, &["s3", "cp", file.to_str().unwrap(), &object]);
+    let url = cli_ok(&cloud, &admin, &["s3", "presign", &object, "--expires-in", "300"]);
+    let path = url.strip_prefix(cloud.endpoint.as_str()).unwrap_or_else(|| panic!("{url}")).to_owned();
+    assert_eq!(assure_e2e::http(&cloud.endpoint, "GET", &path, ""), "presigned body");
+    // `Signature=` ends both forms' parameter (X-Amz-Signature, or Signature with AWSAccessKeyId).
+    let forged = path.replacen("Signature=", "Signature=0", 1);
+    let answer = assure_e2e::http(&cloud.endpoint, "GET", &forged, "");
+    assert!(answer.contains("<Code>SignatureDoesNotMatch</Code>"), "{answer}");
+    let other = path.replacen("presigned%20object", "other%20object", 1);
+    let answer = assure_e2e::http(&cloud.endpoint, "GET", &other, "");
+    assert!(answer.contains("<Code>SignatureDoesNotMatch</Code>"), "a URL signs one object: {answer}");
+    let url = cli_ok(&cloud, &admin, &["s3", "presign", &object, "--expires-in", "1"]);
+    let path = url.strip_prefix(cloud.endpoint.as_str()).unwrap_or_else(|| panic!("{url}")).to_owned();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let answer = assure_e2e::http(&cloud.endpoint, "GET", &path, "");
+    assert!(answer.contains("<Code>AccessDenied</Code><Message>Request has expired</Message>"), "{answer}");
+}
