@@ -23,6 +23,7 @@ mod all {
     mod local_authz2;
     mod lock;
     mod resume;
+    mod root_access;
     mod rules;
     mod statemachine;
     mod step_errors;

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use assure_contract::{AccountId, ExistingTrails, FailurePolicy, RunId, RunInput, StepError};
+use assure_contract::{AccountId, ExistingTrails, FailurePolicy, RootAccess, RunId, RunInput, StepError};
 use assure_core::aws::Aws;
 use assure_core::pipeline::deploy;
 use assure_core::pipeline::runs::{self, Progress};
@@ -41,6 +41,14 @@ pub(crate) struct OnboardArgs {
     /// options.existing_trails, else retire.
     #[arg(long, value_enum)]
     existing_trails: Option<Trails>,
+    /// What to do with the account's root user: `keep` its credentials (the restrict-root SCP
+    /// still denies their use), or `centralized`: enable centralized root access for the
+    /// organization (once) and delete the account's root password, access keys and signing
+    /// certificates and deactivate its MFA devices, through a root session scoped to AWS's
+    /// IAMDeleteRootUserCredentials task (CIS v7.0.0 2.1.1). Default: the config file's
+    /// options.root_access, else keep.
+    #[arg(long, value_enum)]
+    root_access: Option<Root>,
     /// Run id (default: onboard-ACCOUNT-UNIXTIME). Starting an existing run id follows that run.
     #[arg(long)]
     run_id: Option<String>,
@@ -72,6 +80,50 @@ pub(crate) struct PlanArgs {
     /// Default: the config file's options.existing_trails, else retire.
     #[arg(long, value_enum)]
     existing_trails: Option<Trails>,
+    /// What the run would do with the account's root user (see `onboard --root-access`).
+    /// Default: the config file's options.root_access, else keep.
+    #[arg(long, value_enum)]
+    root_access: Option<Root>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Root {
+    /// Leave the root user's credentials as they are.
+    Keep,
+    /// Centralized root access: the account keeps no root credentials.
+    Centralized,
+}
+
+/// The run's choices the flags and the config file make.
+#[derive(Clone, Copy)]
+struct Choices {
+    policy: FailurePolicy,
+    existing_trails: ExistingTrails,
+    root_access: RootAccess,
+}
+
+impl Choices {
+    /// The flags' choices, else the config file's, else the defaults.
+    fn of(g: &Global, policy: Option<Policy>, trails: Option<Trails>, root: Option<Root>) -> anyhow::Result<Choices> {
+        let options = config_of(g)?.map(|c| c.options).unwrap_or_default();
+        Ok(Choices {
+            policy: match policy {
+                Some(Policy::Hold) => FailurePolicy::Hold,
+                Some(Policy::Rollback) => FailurePolicy::Rollback,
+                None => options.on_failure,
+            },
+            existing_trails: match trails {
+                Some(Trails::Retire) => ExistingTrails::Retire,
+                Some(Trails::Stop) => ExistingTrails::Stop,
+                None => options.existing_trails,
+            },
+            root_access: match root {
+                Some(Root::Keep) => RootAccess::Keep,
+                Some(Root::Centralized) => RootAccess::Centralized,
+                None => options.root_access,
+            },
+        })
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -98,8 +150,7 @@ async fn run_input(
     account: &str,
     regions: Option<&[String]>,
     run_id: Option<&str>,
-    policy: FailurePolicy,
-    existing_trails: ExistingTrails,
+    choices: Choices,
 ) -> anyhow::Result<(Aws, RunInput)> {
     let account: AccountId = account.parse()?;
     let aws = connect(g).await?;
@@ -127,28 +178,20 @@ async fn run_input(
         home_region: settings.home_region.clone(),
         org: settings.org.clone(),
         role_name: settings.role_name.clone(),
-        policy,
-        notify: settings.notify.clone(),
-        existing_trails,
+        policy: choices.policy,
+        notify: settings.notify.as_ref().map(assure_contract::Notify::for_runs),
+        existing_trails: choices.existing_trails,
+        root_access: choices.root_access,
         organization: None,
         full: false,
     };
     Ok((aws.with_role(&run.role_name), run))
 }
 
-/// The flag's choice for the account's own trails, else the config file's, else retire.
-fn chosen_trails(g: &Global, flag: Option<Trails>) -> anyhow::Result<ExistingTrails> {
-    Ok(match flag {
-        Some(Trails::Retire) => ExistingTrails::Retire,
-        Some(Trails::Stop) => ExistingTrails::Stop,
-        None => config_of(g)?.map(|c| c.options.existing_trails).unwrap_or_default(),
-    })
-}
-
 pub(crate) async fn plan(g: &Global, args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let trails = chosen_trails(g, args.existing_trails)?;
+    let choices = Choices::of(g, Some(Policy::Hold), args.existing_trails, args.root_access)?;
     let args = args.target;
-    let (aws, run) = run_input(g, &args.account, args.regions.as_deref(), None, FailurePolicy::Hold, trails).await?;
+    let (aws, run) = run_input(g, &args.account, args.regions.as_deref(), None, choices).await?;
     assure_core::pipeline::preflight::validate(&aws, &run).await?;
     let planned = assure_core::pipeline::plan::run(&aws.planning(), &run).await?;
     let changes: Vec<_> = planned.iter().flat_map(|p| p.changes.iter().map(move |c| (p.step, c))).collect();
@@ -169,10 +212,10 @@ pub(crate) async fn plan(g: &Global, args: PlanArgs) -> anyhow::Result<ExitCode>
 }
 
 pub(crate) async fn verify(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    // Verify's checks are the same whichever way the run treated the account's own trails.
-    let (aws, run) =
-        run_input(g, &args.account, args.regions.as_deref(), None, FailurePolicy::Hold, chosen_trails(g, None)?)
-            .await?;
+    // Verify's checks are the same whichever way the run treated the account's own trails; the
+    // root user's credentials are checked when the config file asks for centralized root access.
+    let choices = Choices::of(g, Some(Policy::Hold), None, None)?;
+    let (aws, run) = run_input(g, &args.account, args.regions.as_deref(), None, choices).await?;
     assure_core::pipeline::preflight::validate(&aws, &run).await?;
     let evidence = assure_core::pipeline::verify::check(&aws, &run).await?;
     let failed = assure_core::pipeline::verify::failures(&evidence);
@@ -203,19 +246,14 @@ pub(crate) async fn verify(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitC
 
 pub(crate) async fn onboard(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> {
     let options = config_of(g)?.map(|c| c.options).unwrap_or_default();
-    let policy = match args.on_failure {
-        Some(Policy::Hold) => FailurePolicy::Hold,
-        Some(Policy::Rollback) => FailurePolicy::Rollback,
-        None => options.on_failure,
-    };
+    let choices = Choices::of(g, args.on_failure, args.existing_trails, args.root_access)?;
     let timeout = args.timeout.unwrap_or(options.timeout_seconds);
-    let trails = chosen_trails(g, args.existing_trails)?;
     if args.account.is_none() {
         let concurrency = args.concurrency.unwrap_or(options.concurrency);
-        return bulk_cmd(g, &args, policy, trails, concurrency, timeout).await;
+        return bulk_cmd(g, &args, choices, concurrency, timeout).await;
     }
     let account = args.account.as_deref().unwrap_or_default();
-    let (aws, mut run) = run_input(g, account, args.regions.as_deref(), args.run_id.as_deref(), policy, trails).await?;
+    let (aws, mut run) = run_input(g, account, args.regions.as_deref(), args.run_id.as_deref(), choices).await?;
     run.full = args.full;
     // Bad input and what a control would refuse fail here, before the run starts and before any
     // change: the run's preflight step, which the execution then finds done.
@@ -229,8 +267,7 @@ pub(crate) async fn onboard(g: &Global, args: OnboardArgs) -> anyhow::Result<Exi
 async fn bulk_cmd(
     g: &Global,
     args: &OnboardArgs,
-    policy: FailurePolicy,
-    existing_trails: ExistingTrails,
+    choices: Choices,
     concurrency: u32,
     timeout: u64,
 ) -> anyhow::Result<ExitCode> {
@@ -279,9 +316,10 @@ async fn bulk_cmd(
             home_region: settings.home_region.clone(),
             org: settings.org.clone(),
             role_name: settings.role_name.clone(),
-            policy,
-            notify: settings.notify.clone(),
-            existing_trails,
+            policy: choices.policy,
+            notify: settings.notify.as_ref().map(assure_contract::Notify::for_runs),
+            existing_trails: choices.existing_trails,
+            root_access: choices.root_access,
             organization: None,
             full: args.full,
         })

@@ -218,6 +218,18 @@ pub const CONTROLS: &[Control] = &[
     c("roles.service-roles", S::ServiceRoles, "Prevent removal of Stax Identity Management Service resources", None),
     c("scps.restrict-root", S::Scps, "Restrict the use of root credentials", cis("2.7", "1.7", "1.7")),
     c(
+        "scps.centralized-root",
+        S::Scps,
+        "Restrict the use of root credentials",
+        Some(Cis { v7: Some("2.1.1"), v3: None, v1_4: None }),
+    ),
+    c(
+        "scps.root-credentials",
+        S::Scps,
+        "Restrict the use of root credentials",
+        Some(Cis { v7: Some("2.1.1"), v3: None, v1_4: None }),
+    ),
+    c(
         "scps.log-archive",
         S::Scps,
         "Disallow modification of Stax AWS CloudTrail logs",

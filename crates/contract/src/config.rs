@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AccountId, Region};
-use crate::run::{ExistingTrails, FailurePolicy, Notify, DEFAULT_ROLE_NAME};
+use crate::run::{ExistingTrails, FailurePolicy, Notify, RootAccess, DEFAULT_ROLE_NAME};
 
 /// The whole file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -59,6 +59,11 @@ pub struct Options {
     /// its configuration; rollback recreates it) or `stop` (stop logging, keep it).
     #[serde(default)]
     pub existing_trails: ExistingTrails,
+    /// What onboarding does with each account's root user: `keep` its credentials, or
+    /// `centralized` (enable centralized root access for the organization once, then delete each
+    /// onboarded account's root credentials; CIS v7.0.0 2.1.1).
+    #[serde(default)]
+    pub root_access: RootAccess,
 }
 
 impl Default for Options {
@@ -68,6 +73,7 @@ impl Default for Options {
             concurrency: default_concurrency(),
             timeout_seconds: default_timeout(),
             existing_trails: ExistingTrails::Retire,
+            root_access: RootAccess::Keep,
         }
     }
 }
@@ -90,7 +96,7 @@ fn example() -> serde_json::Value {
         "regions": ["us-east-1", "eu-west-1"],
         "role_name": DEFAULT_ROLE_NAME,
         "notifications": {"protocol": "email", "endpoint": "secops@example.com"},
-        "options": {"on_failure": "hold", "concurrency": 4, "timeout_seconds": 1800, "existing_trails": "retire"}
+        "options": {"on_failure": "hold", "concurrency": 4, "timeout_seconds": 1800, "existing_trails": "retire", "root_access": "keep"}
     })
 }
 

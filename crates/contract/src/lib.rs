@@ -16,6 +16,6 @@ pub use config::{Config, Options, Organization};
 pub use error::{ErrorName, StepError};
 pub use ids::{guardduty_principals, AccountId, Region, RunId, KNOWN_REGIONS, OPT_IN_REGIONS};
 pub use run::{
-    Change, Evidence, ExistingTrails, FailurePolicy, Notify, NotifyProtocol, OrgLayout, RunInput, StepName, StepOutput,
-    TaskMessage, DEFAULT_ROLE_NAME,
+    Change, Evidence, ExistingTrails, FailurePolicy, Notify, NotifyProtocol, OrgLayout, RootAccess, RunInput, StepName,
+    StepOutput, TaskMessage, DEFAULT_ROLE_NAME,
 };

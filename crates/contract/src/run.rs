@@ -81,6 +81,38 @@ impl ExistingTrails {
     }
 }
 
+/// What onboarding does with the account's root user. AWS's centralized root access
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_root-user.html#id_root-user-access-management)
+/// lets the management account delete a member account's root credentials and take short,
+/// task-scoped root sessions (`sts:AssumeRoot`) instead; CIS AWS Foundations v7.0.0 2.1.1 asks for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RootAccess {
+    /// Leave the root user's credentials as they are (the `assure-restrict-root` SCP still denies
+    /// their use).
+    #[default]
+    Keep,
+    /// Enable centralized root access for the organization (trusted access for IAM, root
+    /// credentials management, root sessions), then delete the account's root password, access
+    /// keys and signing certificates and deactivate its MFA devices, through an `sts:AssumeRoot`
+    /// session scoped to AWS's `IAMDeleteRootUserCredentials` task policy. verify checks the
+    /// account has none left.
+    Centralized,
+}
+
+impl RootAccess {
+    fn is_keep(&self) -> bool {
+        *self == RootAccess::Keep
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RootAccess::Keep => "keep",
+            RootAccess::Centralized => "centralized",
+        }
+    }
+}
+
 /// The input of one onboarding run; the state machine passes it to every task unchanged as `run`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -102,6 +134,9 @@ pub struct RunInput {
     /// What happens to the account's own trails (see [`ExistingTrails`]).
     #[serde(default)]
     pub existing_trails: ExistingTrails,
+    /// What happens to the account's root user (see [`RootAccess`]).
+    #[serde(default, skip_serializing_if = "RootAccess::is_keep")]
+    pub root_access: RootAccess,
     /// The organization-wide setup already done for this run, by the `organization` step of the
     /// bulk run it belongs to: what every account shares (trusted access, delegated
     /// administrators, the security account's detectors and analyzers, the policies themselves),
@@ -156,6 +191,23 @@ impl Notify {
                 format!("https://{host}/…")
             }
         }
+    }
+
+    /// The endpoint as a run carries it: [`Notify::shown`]. A run's input is kept whole in the
+    /// state machine's execution history, its checkpoints and reports, which more people read than
+    /// the deployment's settings; the alarms step takes the endpoint itself from the settings.
+    pub fn for_runs(&self) -> Notify {
+        Notify { protocol: self.protocol, endpoint: self.shown() }
+    }
+
+    /// Whether this is an endpoint with its secret part left out ([`Notify::for_runs`]).
+    pub fn is_redacted(&self) -> bool {
+        self.protocol == NotifyProtocol::Https && self.endpoint.ends_with("/…")
+    }
+
+    /// Whether `endpoint` (a subscription's, say) shows as this one does.
+    pub fn shows_as(&self, endpoint: &str) -> bool {
+        Notify { protocol: self.protocol, endpoint: endpoint.to_owned() }.shown() == self.shown()
     }
 
     pub fn validate(&self) -> Result<(), StepError> {

@@ -448,6 +448,10 @@ pub trait Facts: Send + Sync {
 /// The logging key's ARN (a string), as the run's logging-bucket step ensured the key.
 pub const LOGGING_KEY_FACT: &str = "loggingKeyArn";
 
+/// The alarm endpoint of the deployment's settings (a string), whole: a run carries it with its
+/// secret part left out ([`assure_contract::Notify::for_runs`]).
+pub const NOTIFY_ENDPOINT_FACT: &str = "notifyEndpoint";
+
 /// The fact naming a role the run's service-roles step ensured in `account`:
 /// `{"arn": ARN, "made": true when the step created it}`.
 pub fn role_fact(account: &AccountId, name: &str) -> String {

@@ -582,6 +582,23 @@ async fn planted_roles_are_taken_over_or_refused() {
     let (code, out, err) = cloud.run(&["verify", target]);
     assert_eq!(code, 0, "{out}\n{err}");
 
+    // Rollback puts the planted role back as it was: its trust, its policy, its attachment, its
+    // boundary; assure's policy goes.
+    let (code, out, err) = cloud.run(&["runs", "rollback", "planted"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let role = ok(&cloud, &admin, &["iam", "get-role", "--role-name", TRAIL_LOGS_ROLE, "--output", "json"]);
+    let role: serde_json::Value = serde_json::from_str(&role).unwrap();
+    assert_eq!(role["Role"]["PermissionsBoundary"]["PermissionsBoundaryArn"], deny_all.as_str(), "{role}");
+    assert_eq!(
+        role["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"],
+        format!("arn:aws:iam::{target}:root")
+    );
+    let listed = |what: &str, query: &str| {
+        ok(&cloud, &admin, &["iam", what, "--role-name", TRAIL_LOGS_ROLE, "--query", query, "--output", "text"])
+    };
+    assert_eq!(listed("list-role-policies", "PolicyNames"), "extra");
+    assert_eq!(listed("list-attached-role-policies", "AttachedPolicies[].PolicyArn"), everything);
+
     // The member role of the other account, trusting its administrator too: refused before any change.
     let other_admin = credentials(&cloud.admin_config_as(other, "us-east-1").await).await;
     let trust_doc = ok(

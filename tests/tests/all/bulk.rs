@@ -244,4 +244,31 @@ async fn the_organization_step_runs_before_any_account_and_puts_the_organization
     let updates: Vec<Value> = cloud.calls().into_iter().filter(|c| c["operation"] == "UpdatePolicy").collect();
     assert_eq!(updates.len(), 1, "{updates:?}");
     assert_eq!(updates[0]["step"], "organization");
+
+    // Centralized root access: the organization step enables it once, each account's run removes
+    // its root user's password.
+    cloud.reset_calls();
+    let (code, out, err) = cloud.run(&[
+        "onboard",
+        "--accounts-file",
+        file.to_str().unwrap(),
+        "--root-access",
+        "centralized",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let enabled: Vec<Value> = cloud
+        .calls()
+        .into_iter()
+        .filter(|c| c["operation"].as_str().is_some_and(|o| o.starts_with("EnableOrganizationsRoot")))
+        .collect();
+    assert_eq!(enabled.len(), 2, "{enabled:?}");
+    assert!(enabled.iter().all(|c| c["step"] == "organization"), "{enabled:?}");
+    for account in &accounts {
+        let state =
+            assure_e2e::http(&cloud.endpoint, "GET", &format!("/assure-api/root-credentials?account={account}"), "");
+        let state: Value = serde_json::from_str(&state).unwrap();
+        assert!(state["password"].is_null(), "{account}: {state}");
+    }
 }

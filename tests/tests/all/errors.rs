@@ -241,7 +241,8 @@ pub(super) async fn key_in_place(server: &MockServer) {
     let arn = format!("arn:aws:kms:us-east-1:{CALLER}:key/k-1");
     kms("DescribeKey", json!({"KeyMetadata": {"KeyId": "k-1", "Arn": arn}})).mount(server).await;
     kms("GetKeyRotationStatus", json!({"KeyRotationEnabled": true})).mount(server).await;
-    let policy = logging_bucket::key_policy(CALLER, "o-test", assure_contract::DEFAULT_ROLE_NAME).to_string();
+    let policy =
+        logging_bucket::key_policy(CALLER, "us-east-1", "o-test", assure_contract::DEFAULT_ROLE_NAME).to_string();
     kms("GetKeyPolicy", json!({"Policy": policy, "PolicyName": "default"})).mount(server).await;
 }
 

@@ -113,9 +113,16 @@ pub fn alarm_key_policy(account: &str, role_name: &str) -> Value {
              "Principal": {"AWS": format!("arn:aws:iam::{account}:role/{role_name}")},
              "Action": ["kms:CreateAlias", "kms:DeleteAlias", "kms:EnableKeyRotation", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"],
              "Resource": "*"},
+            // Only for assure's alarms of this account: CloudWatch sends the alarm as the
+            // source (aws:SourceArn, aws:SourceAccount), so no other account's alarm, and none
+            // of another name, can use the key through it (confused deputy:
+            // https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html).
             {"Sid": "CloudWatchPublishesAlarms", "Effect": "Allow",
              "Principal": {"Service": "cloudwatch.amazonaws.com"},
-             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"}
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+             "Condition": {
+                 "StringEquals": {"aws:SourceAccount": account},
+                 "ArnLike": {"aws:SourceArn": format!("arn:aws:cloudwatch:*:{account}:alarm:{ALARM_PREFIX}*")}}}
         ]
     })
 }
@@ -267,6 +274,26 @@ fn denials(policy: Option<&Value>) -> Vec<String> {
 /// How many filter and alarm writes are in flight at once.
 const WRITES_AT_ONCE: usize = 5;
 
+/// The endpoint to subscribe: the run's own, or, when the run carries it redacted, the
+/// deployment's (which must show as the run's). None: not known here (a plan has no run facts).
+async fn endpoint_of(aws: &Aws, n: &assure_contract::Notify) -> Result<Option<String>, StepError> {
+    if !n.is_redacted() {
+        return Ok(Some(n.endpoint.clone()));
+    }
+    let Some(whole) = aws.fact(crate::aws::NOTIFY_ENDPOINT_FACT).await else { return Ok(None) };
+    let whole = whole.as_str().unwrap_or_default().to_owned();
+    if !n.shows_as(&whole) {
+        return Err(StepError::new(
+            assure_contract::ErrorName::Conflict,
+            format!(
+                "alarms: the deployment's notification endpoint changed since the run started (the run names {}); start a new run",
+                n.shown()
+            ),
+        ));
+    }
+    Ok(Some(whole))
+}
+
 pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let region = &run.home_region;
     let target = aws.account(&run.account, region).await?;
@@ -311,21 +338,34 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         Some(_) => {}
     }
     if let Some(n) = &run.notify {
+        // The endpoint itself, from the deployment's settings when the run carries it redacted; a
+        // plan, which has no run facts, compares what both show.
+        let endpoint = endpoint_of(aws, n).await?;
+        if endpoint.is_none() && changes.live() {
+            return Err(StepError::internal(format!(
+                "alarms: the run names the {} endpoint {} but the deployment's settings do not",
+                n.protocol.as_str(),
+                n.shown()
+            )));
+        }
+        let same = |e: &str| match &endpoint {
+            Some(whole) => e == whole,
+            None => n.shows_as(e),
+        };
         let subscribed = match found.topic {
             None => false,
-            Some(_) => subscriptions(&target, &topic)
-                .await?
-                .iter()
-                .any(|(p, e, _)| p == n.protocol.as_str() && *e == n.endpoint),
+            Some(_) => {
+                subscriptions(&target, &topic).await?.iter().any(|(p, e, _)| p == n.protocol.as_str() && same(e))
+            }
         };
         if !subscribed {
-            if changes.live() {
+            if let (true, Some(endpoint)) = (changes.live(), &endpoint) {
                 target
                     .sns()
                     .subscribe()
                     .topic_arn(&topic)
                     .protocol(n.protocol.as_str())
-                    .endpoint(&n.endpoint)
+                    .endpoint(endpoint)
                     .send()
                     .await
                     .aws(format!("sns:Subscribe {ALARM_TOPIC}"))?;
@@ -508,7 +548,8 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
             Some(a) if !a.contains_key(UNREADABLE) => subscriptions(&target, &topic).await?,
             _ => Vec::new(),
         };
-        let sub = subs.iter().find(|(p, e, _)| p == n.protocol.as_str() && *e == n.endpoint);
+        // Verify has no run facts: a redacted endpoint is matched by what it shows (its host).
+        let sub = subs.iter().find(|(p, e, _)| p == n.protocol.as_str() && n.shows_as(e));
         out.push(evidence(
             &target,
             "alarms.subscribed",

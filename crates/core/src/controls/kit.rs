@@ -265,6 +265,123 @@ async fn remove_extras(
     Ok(())
 }
 
+/// What rollback does with a role assure ensured in `acct` (`name`), from the run's recorded
+/// changes to it (`changes`, in the order made; `unknown`: a step that may have ensured it did not
+/// complete, so its changes are not recorded):
+/// - made by the run, or unknown: removed, with its inline policies and attachments;
+/// - there before the run: put back as it was, each recorded change undone in reverse (its trust,
+///   its inline policies, its attached policies, its permissions boundary);
+/// - there before and untouched: left alone.
+///
+/// Answers the report line, if anything was done.
+pub(crate) async fn restore_role(
+    acct: &AccountConfig,
+    name: &str,
+    changes: &[&Change],
+    unknown: bool,
+) -> Result<Option<String>, StepError> {
+    let role = format!("iam:role/{name}");
+    let made = changes.iter().any(|c| c.action == "create" && c.resource == role);
+    if made || unknown {
+        return remove_role(acct, name).await;
+    }
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let iam = acct.iam();
+    let prefix = format!("{role}/");
+    for change in changes.iter().rev() {
+        let part = change.resource.strip_prefix(&prefix).unwrap_or_default();
+        let before = &change.before;
+        match (change.action.as_str(), part) {
+            ("update", "trust") => {
+                if let Some(doc) = before.as_object() {
+                    iam.update_assume_role_policy()
+                        .role_name(name)
+                        .policy_document(Value::Object(doc.clone()).to_string())
+                        .send()
+                        .await
+                        .aws(format!("iam:UpdateAssumeRolePolicy {name}"))?;
+                }
+            }
+            ("delete", "boundary") => {
+                if let Some(arn) = before.as_str() {
+                    iam.put_role_permissions_boundary()
+                        .role_name(name)
+                        .permissions_boundary(arn)
+                        .send()
+                        .await
+                        .aws(format!("iam:PutRolePermissionsBoundary {name}"))?;
+                }
+            }
+            ("detach", attached) if attached.starts_with("attached/") => {
+                if let Some(arn) = before.as_str() {
+                    match iam.attach_role_policy().role_name(name).policy_arn(arn).send().await {
+                        Ok(_) => {}
+                        // The policy is gone since: nothing to attach.
+                        Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
+                        Err(e) => return Err(e).aws(format!("iam:AttachRolePolicy {name} {arn}")),
+                    }
+                }
+            }
+            // An inline policy: assure's own put back as it was (or removed, if it had none), or
+            // another one assure deleted put back.
+            ("update" | "delete", policy) if !policy.is_empty() && !policy.contains('/') => match before {
+                Value::Object(_) => {
+                    iam.put_role_policy()
+                        .role_name(name)
+                        .policy_name(policy)
+                        .policy_document(before.to_string())
+                        .send()
+                        .await
+                        .aws(format!("iam:PutRolePolicy {name} {policy}"))?;
+                }
+                _ => match iam.delete_role_policy().role_name(name).policy_name(policy).send().await {
+                    Ok(_) => {}
+                    Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
+                    Err(e) => return Err(e).aws(format!("iam:DeleteRolePolicy {name} {policy}")),
+                },
+            },
+            _ => {}
+        }
+    }
+    Ok(Some(format!("the role {name} put back as it was before the run ({} change(s) undone)", changes.len())))
+}
+
+/// The role removed, whatever it holds: inline policies, attached policies, boundary.
+async fn remove_role(acct: &AccountConfig, name: &str) -> Result<Option<String>, StepError> {
+    let iam = acct.iam();
+    let found = match iam.get_role().role_name(name).send().await {
+        Ok(out) => out.role().cloned(),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
+        Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
+    };
+    let Some(found) = found else { return Ok(None) };
+    let everything =
+        Role { name, description: "", trust: Value::Null, policy_name: "", policy: Value::Null, keep: &[] };
+    let extras = role_extras(acct, &everything, &found).await?;
+    for policy in &extras.inline {
+        match iam.delete_role_policy().role_name(name).policy_name(policy).send().await {
+            Ok(_) => {}
+            Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
+            Err(e) => return Err(e).aws(format!("iam:DeleteRolePolicy {name} {policy}")),
+        }
+    }
+    for arn in &extras.attached {
+        iam.detach_role_policy()
+            .role_name(name)
+            .policy_arn(arn)
+            .send()
+            .await
+            .aws(format!("iam:DetachRolePolicy {name} {arn}"))?;
+    }
+    match iam.delete_role().role_name(name).send().await {
+        Ok(_) => Ok(Some(format!("the role {name} removed"))),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(None),
+        Err(e) => Err(e).aws(format!("iam:DeleteRole {name}")),
+    }
+}
+
 /// How the role `role` in `acct` differs from what assure makes, one line each (empty: it is
 /// exactly assure's): verify's check of a role assure owns.
 pub(crate) async fn role_drift(acct: &AccountConfig, role: &Role<'_>) -> Result<Vec<String>, StepError> {
@@ -662,13 +779,14 @@ pub async fn registered_administrators(mgmt: &AccountConfig, principal: &str) ->
     Ok(joined.split(',').filter(|a| !a.is_empty()).map(str::to_owned).collect())
 }
 
-async fn ensure_delegated_administrator_here(
+/// Trusted access for the service `principal` enabled in the organization (from the management
+/// account `mgmt`), recorded as a change when it was not.
+pub(crate) async fn ensure_trusted_access(
     mgmt: &AccountConfig,
     region: &Region,
     principal: &str,
-    admin: &AccountId,
     changes: &mut Changes,
-) -> Result<bool, StepError> {
+) -> Result<(), StepError> {
     let orgs = mgmt.organizations();
     let access = orgs
         .list_aws_service_access_for_organization()
@@ -681,7 +799,7 @@ async fn ensure_delegated_administrator_here(
                 .service_principal(principal)
                 .send()
                 .await
-                .aws("organizations:EnableAWSServiceAccess")?;
+                .aws(format!("organizations:EnableAWSServiceAccess {principal}"))?;
         }
         changes.push_in(
             mgmt.account.clone(),
@@ -692,6 +810,18 @@ async fn ensure_delegated_administrator_here(
             json!(true),
         );
     }
+    Ok(())
+}
+
+async fn ensure_delegated_administrator_here(
+    mgmt: &AccountConfig,
+    region: &Region,
+    principal: &str,
+    admin: &AccountId,
+    changes: &mut Changes,
+) -> Result<bool, StepError> {
+    ensure_trusted_access(mgmt, region, principal, changes).await?;
+    let orgs = mgmt.organizations();
     let admins = orgs
         .list_delegated_administrators()
         .service_principal(principal)

@@ -276,13 +276,16 @@ pub fn access_log_bucket_policy(bucket: &str, source_bucket: &str, account: &str
 }
 
 /// The KMS key policy: the logging account administers it; the log-delivering services of this
-/// organization encrypt with it; principals of the organization may decrypt what they wrote.
+/// organization encrypt with it; principals of the organization use it only through S3 in the
+/// bucket's region (`kms:ViaService`: their uploads to the logging bucket, such as session logs,
+/// and reads the bucket policy grants), never to decrypt a ciphertext directly
+/// (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service).
 ///
 /// assure's member role is named in the policy for what it does to the key after creating it. An
 /// IAM policy could only single the key out by its tag, and KMS documents that authorization by a
 /// tag can lag its creation by minutes; the policy given to `CreateKey` applies at once
 /// (https://docs.aws.amazon.com/kms/latest/developerguide/abac.html).
-pub fn key_policy(account: &str, org_id: &str, role_name: &str) -> Value {
+pub fn key_policy(account: &str, region: &str, org_id: &str, role_name: &str) -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -300,7 +303,7 @@ pub fn key_policy(account: &str, org_id: &str, role_name: &str) -> Value {
             {"Sid": "OrganizationUsesKey", "Effect": "Allow",
              "Principal": {"AWS": "*"},
              "Action": ["kms:Decrypt", "kms:GenerateDataKey*", "kms:DescribeKey"], "Resource": "*",
-             "Condition": {"StringEquals": {"aws:PrincipalOrgID": org_id}}}
+             "Condition": {"StringEquals": {"aws:PrincipalOrgID": org_id, "kms:ViaService": format!("s3.{region}.amazonaws.com")}}}
         ]
     })
 }
@@ -319,7 +322,7 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let acct = aws.account(&run.org.logging, region).await?;
     let org_id = organization_id(&acct).await?;
     let mut changes = Changes::new(&acct);
-    let policy = key_policy(acct.account.as_str(), &org_id, &run.role_name);
+    let policy = key_policy(acct.account.as_str(), region.as_str(), &org_id, &run.role_name);
     let description = "assure: encrypts the organization's security logs";
     let key = ensure_key(&acct, RunInput::LOGGING_KEY_ALIAS, description, policy, &mut changes).await?;
 
@@ -615,8 +618,9 @@ pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepEr
             if k.state != "Enabled" {
                 p.push(format!("the key is {}", k.state));
             }
-            if org_id.is_some_and(|o| k.policy.as_ref() != Some(&key_policy(acct.account.as_str(), &o, &run.role_name)))
-            {
+            if org_id.is_some_and(|o| {
+                k.policy.as_ref() != Some(&key_policy(acct.account.as_str(), acct.region.as_str(), &o, &run.role_name))
+            }) {
                 p.push("its policy is not assure's".to_owned());
             }
             p

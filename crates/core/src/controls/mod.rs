@@ -188,11 +188,20 @@ pub struct Undo<'a> {
     pub run: &'a RunInput,
     ran: BTreeSet<StepName>,
     snapshots: BTreeMap<(StepName, Region), Value>,
+    changes: Vec<assure_contract::Change>,
+    unrecorded: BTreeSet<StepName>,
 }
 
 impl<'a> Undo<'a> {
     pub fn new(aws: &'a Aws, run: &'a RunInput) -> Undo<'a> {
-        Undo { aws, run, ran: BTreeSet::new(), snapshots: BTreeMap::new() }
+        Undo {
+            aws,
+            run,
+            ran: BTreeSet::new(),
+            snapshots: BTreeMap::new(),
+            changes: Vec::new(),
+            unrecorded: BTreeSet::new(),
+        }
     }
 
     /// Records that `step` ran in `region` (completed or failed: a failed step may have changed
@@ -202,6 +211,32 @@ impl<'a> Undo<'a> {
         if let Some(s) = completed_snapshot {
             self.snapshots.insert((step, region.clone()), s);
         }
+    }
+
+    /// The changes a completed `step` made, in the order it made them; a step that ran and did not
+    /// complete (its changes unknown) is recorded with [`Undo::record_unknown`].
+    pub fn record_changes(&mut self, changes: Vec<assure_contract::Change>) {
+        self.changes.extend(changes);
+    }
+
+    /// Records that `step` ran somewhere without completing: what it changed is not known.
+    pub fn record_unknown(&mut self, step: StepName) {
+        self.unrecorded.insert(step);
+    }
+
+    /// Whether `step` ran somewhere and did not complete, so its changes are not known.
+    pub fn unknown(&self, step: StepName) -> bool {
+        self.unrecorded.contains(&step)
+    }
+
+    /// The recorded changes to `account` whose resource is `resource` or under it (`resource/…`),
+    /// in the order they were made.
+    pub fn changes_to(&self, account: &assure_contract::AccountId, resource: &str) -> Vec<&assure_contract::Change> {
+        let under = format!("{resource}/");
+        self.changes
+            .iter()
+            .filter(|c| &c.account == account && (c.resource == resource || c.resource.starts_with(&under)))
+            .collect()
     }
 
     /// Whether `step` ran in some region.

@@ -87,6 +87,9 @@ pub fn input_digest(run: &RunInput, step: StepName, region: &Region) -> String {
     if let Some(n) = &run.notify {
         v["notify"] = serde_json::json!(n);
     }
+    if run.root_access != assure_contract::RootAccess::Keep {
+        v["rootAccess"] = serde_json::json!(run.root_access);
+    }
     sha(v.to_string().as_bytes())
 }
 
@@ -171,6 +174,11 @@ impl crate::aws::Facts for RunFacts {
         name: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<serde_json::Value>> + Send + 'a>> {
         Box::pin(async move {
+            if name == crate::aws::NOTIFY_ENDPOINT_FACT {
+                let settings: Option<(crate::pipeline::deploy::Settings, String)> =
+                    self.store.get_json(crate::pipeline::deploy::SETTINGS_KEY).await.ok().flatten();
+                return settings.and_then(|(s, _)| s.notify).map(|n| serde_json::Value::String(n.endpoint));
+            }
             let (cell, step) = if name == crate::aws::LOGGING_KEY_FACT {
                 (&self.logging_bucket, StepName::LoggingBucket)
             } else if name.starts_with("role/") {

@@ -201,7 +201,7 @@ async fn store_settings(aws: &Aws, settings: &Settings) -> Result<Vec<String>, S
     p.s3()
         .put_object()
         .bucket(&bucket)
-        .key("deployment.json")
+        .key(SETTINGS_KEY)
         .content_type("application/json")
         .body(body.into())
         .send()
@@ -211,10 +211,13 @@ async fn store_settings(aws: &Aws, settings: &Settings) -> Result<Vec<String>, S
 }
 
 /// Reads the deployment's settings; a clear error when assure is not deployed here.
+/// Where the settings are kept, in the checkpoint bucket.
+pub const SETTINGS_KEY: &str = "deployment.json";
+
 pub async fn load_settings(aws: &Aws) -> Result<Settings, StepError> {
     let p = aws.pipeline();
     let bucket = checkpoint_bucket(p.account.as_str(), p.region.as_str());
-    let res = p.s3().get_object().bucket(&bucket).key("deployment.json").send().await;
+    let res = p.s3().get_object().bucket(&bucket).key(SETTINGS_KEY).send().await;
     let out = match res {
         Ok(o) => o,
         Err(e) if matches!(error_code(&e), Some("NoSuchBucket" | "NoSuchKey")) => {

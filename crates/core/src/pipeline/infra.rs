@@ -7,6 +7,7 @@ use assure_contract::{StepName, DEFAULT_ROLE_NAME};
 use serde_json::{json, Map, Value};
 
 use crate::controls::names;
+use crate::controls::scps::root;
 use crate::pipeline::resources::{
     placeholder, queue_name, step_role_name, BULK_STATE_MACHINE, OPERATOR_ROLE, PIPELINE_KEY_ALIAS, STATE_MACHINE,
 };
@@ -48,6 +49,27 @@ const GUARDDUTY_ADMINISTRATOR: &[&str] = &[
     "organizations:RegisterDelegatedAdministrator",
     "organizations:ListDelegatedAdministrators",
 ];
+
+/// Centralized root access for the organization (`options.root_access = "centralized"`): trusted
+/// access for IAM, then its two features. IAM authorizes the features' actions against no resource
+/// type (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html).
+const ROOT_ACCESS_ORGANIZATION: &[&str] = &[
+    "organizations:EnableAWSServiceAccess",
+    "organizations:ListAWSServiceAccessForOrganization",
+    "iam:ListOrganizationsFeatures",
+    "iam:EnableOrganizationsRootCredentialsManagement",
+    "iam:EnableOrganizationsRootSessions",
+];
+
+/// A root session in a member account, scoped to `tasks` only: sts:AssumeRoot on the root-user
+/// resource type with sts:TaskPolicyArn
+/// (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssecuritytokenservice.html).
+fn root_session(tasks: &[&str]) -> (Value, Vec<&'static str>) {
+    (
+        json!({"Resource": sub("arn:${AWS::Partition}:iam::*:root"), "Condition": {"StringEquals": {"sts:TaskPolicyArn": tasks}}}),
+        vec!["sts:AssumeRoot"],
+    )
+}
 
 /// What a step may do with the pipeline account's own credentials (its own queue and the task
 /// answer come on top). Steps reach every other account through the member role.
@@ -102,7 +124,8 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
             (security(), vec!["organizations:RegisterDelegatedAdministrator"]),
         ],
         StepName::Scps => vec![
-            (any(), vec!["organizations:ListPolicies", "organizations:CreatePolicy"]),
+            (any(), [&["organizations:ListPolicies", "organizations:CreatePolicy"], ROOT_ACCESS_ORGANIZATION].concat()),
+            root_session(&[root::DELETE_TASK]),
             (scps(), vec!["organizations:DescribePolicy", "organizations:UpdatePolicy"]),
             (targets(), vec!["organizations:ListPoliciesForTarget"]),
             (
@@ -120,6 +143,7 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
                 [
                     GUARDDUTY_ADMINISTRATOR,
                     &["organizations:ListRoots", "organizations:ListPolicies", "organizations:CreatePolicy"],
+                    ROOT_ACCESS_ORGANIZATION,
                 ]
                 .concat(),
             ),
@@ -130,9 +154,11 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
         StepName::Verify => vec![
             (targets(), vec!["organizations:ListPoliciesForTarget"]),
             (scps(), vec!["organizations:DescribePolicy"]),
+            (any(), vec!["iam:ListOrganizationsFeatures"]),
         ],
         StepName::Rollback => vec![
             (targets(), vec!["organizations:ListPoliciesForTarget"]),
+            root_session(&[root::PASSWORD_TASK]),
             (
                 json!([scps()[0].clone(), targets()[0].clone(), targets()[1].clone(), targets()[2].clone()]),
                 vec!["organizations:DetachPolicy"],
@@ -267,7 +293,15 @@ pub fn pipeline_template() -> Value {
         // IAM wants each statement's Sid unique within its policy.
         for (i, (resource, actions)) in step_actions(step).into_iter().enumerate() {
             let sid = format!("ManagementAccount{}", i + 1);
-            statements.push(json!({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource}));
+            // A statement with a condition comes as {"Resource": …, "Condition": …}.
+            let mut statement = json!({"Sid": sid, "Effect": "Allow", "Action": actions});
+            match resource {
+                Value::Object(fields) if fields.contains_key("Resource") => {
+                    statement.as_object_mut().into_iter().for_each(|s| s.extend(fields.clone()))
+                }
+                resource => statement["Resource"] = resource,
+            }
+            statements.push(statement);
         }
         let mut role_res = json!({
             "Type": "AWS::IAM::Role",
@@ -543,8 +577,9 @@ pub fn member_role_template() -> Value {
             "cloudwatch:DescribeAlarms", "cloudwatch:GetMetricStatistics", "organizations:DescribeOrganization",
             // Preflight: which Regions the account has enabled.
             "account:ListRegions",
-            // Verify: the StackSet's execution roles, whose names the SCPs exempt.
-            "iam:ListRoles"]},
+            // Verify: the StackSet's execution roles, whose names the SCPs exempt; the root
+            // user's credentials left (centralized root access).
+            "iam:ListRoles", "iam:GetAccountSummary"]},
         // Reads of one resource by its name, wherever assure looks: trails homed in other accounts
         // (organization trails), buckets of the logging account.
         {"Sid": "ReadNamedResources", "Effect": "Allow", "Action": ["cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors", "cloudtrail:GetInsightSelectors", "cloudtrail:GetTrail"],
@@ -578,8 +613,10 @@ pub fn member_role_template() -> Value {
          "Action": ["sns:CreateTopic", "sns:SetTopicAttributes", "sns:Subscribe", "sns:ListSubscriptionsByTopic"]},
         {"Sid": "AssureRoles", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/assure-*"),
          "Action": ["iam:CreateRole", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole", "iam:DeleteRolePolicy", "iam:DeleteRole",
-                    // A role of assure's name made before assure is taken over whole.
-                    "iam:DeleteRolePermissionsBoundary", "iam:DetachRolePolicy"]},
+                    // A role of assure's name made before assure is taken over whole, and put
+                    // back as it was by rollback.
+                    "iam:DeleteRolePermissionsBoundary", "iam:DetachRolePolicy",
+                    "iam:PutRolePermissionsBoundary", "iam:AttachRolePolicy"]},
         {"Sid": "ServiceLinkedRoles", "Effect": "Allow", "Resource": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*"),
          "Action": ["iam:CreateServiceLinkedRole"],
          "Condition": {"StringEquals": {"iam:AWSServiceName": ["config.amazonaws.com", "access-analyzer.amazonaws.com", "guardduty.amazonaws.com"]}}},

@@ -51,9 +51,15 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<Report, StepError> {
     }
     let mut undo = Undo::new(aws, run);
     for r in records.into_iter().filter(|r| r.status != Status::Running) {
-        let snapshot = match r.status {
-            Status::Completed => r.output.map(|o| o.snapshot),
-            _ => None,
+        let snapshot = match (r.status, r.output) {
+            (Status::Completed, Some(o)) => {
+                undo.record_changes(o.changes);
+                Some(o.snapshot)
+            }
+            _ => {
+                undo.record_unknown(r.step);
+                None
+            }
         };
         undo.record(r.step, &r.region, snapshot);
     }

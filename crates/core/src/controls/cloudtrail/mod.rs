@@ -14,7 +14,7 @@ use crate::controls::kit::{
     evidence, logging_key_arn, logging_key_to_use, service_role, trail_log_group, Changes, LogGroup, Role, ServiceRole,
 };
 use crate::controls::names::{TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
-use crate::controls::{Control, Fut, Report, StepCall, Undo};
+use crate::controls::{kit, Control, Fut, Report, StepCall, Undo};
 
 pub mod record;
 
@@ -587,23 +587,6 @@ async fn remove_trail(acct: &AccountConfig, report: &mut Report) -> Result<(), S
     Ok(())
 }
 
-/// The trail's CloudWatch Logs role removed, if there: the run's service-roles step may have made
-/// it before the trail (or without one, when the run failed before the cloudtrail step).
-async fn remove_logs_role(acct: &AccountConfig, report: &mut Report) -> Result<(), StepError> {
-    let iam = acct.iam();
-    match iam.delete_role_policy().role_name(TRAIL_LOGS_ROLE).policy_name("deliver").send().await {
-        Ok(_) => {}
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
-        Err(e) => return Err(e).aws(format!("iam:DeleteRolePolicy {TRAIL_LOGS_ROLE}")),
-    }
-    match iam.delete_role().role_name(TRAIL_LOGS_ROLE).send().await {
-        Ok(_) => report.restored.push(format!("cloudtrail: the role {TRAIL_LOGS_ROLE} removed")),
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
-        Err(e) => return Err(e).aws(format!("iam:DeleteRole {TRAIL_LOGS_ROLE}")),
-    }
-    Ok(())
-}
-
 /// The CloudTrail control: the assure trail, then the account's own trails stopped.
 pub struct CloudTrail;
 
@@ -689,8 +672,18 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
     if undo.ran(StepName::CloudTrail) {
         remove_trail(&target, report).await?;
     }
+    // The trail's CloudWatch Logs role: the run's service-roles step may have made it before the
+    // trail (or without one, when the run failed before the cloudtrail step), or taken over one
+    // the account had, which is put back as it was.
     if undo.ran(StepName::CloudTrail) || undo.ran(StepName::ServiceRoles) {
-        remove_logs_role(&target, report).await?;
+        let changes = undo.changes_to(&target.account, &format!("iam:role/{TRAIL_LOGS_ROLE}"));
+        // Whether the role was there before is known when the service-roles step completed (its
+        // record says); else from the cloudtrail step's record, if that completed.
+        let roles_known = undo.snapshot(StepName::ServiceRoles, region).is_some();
+        let unknown = !roles_known && (undo.unknown(StepName::CloudTrail) || undo.unknown(StepName::ServiceRoles));
+        if let Some(done) = kit::restore_role(&target, TRAIL_LOGS_ROLE, &changes, unknown).await? {
+            report.restored.push(format!("cloudtrail: {done}"));
+        }
     }
     Ok(())
 }

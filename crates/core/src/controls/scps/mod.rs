@@ -10,6 +10,11 @@
 //! account.
 //! Each policy stays under the 5,120-character limit; the five-policies-per-target quota is
 //! checked before anything is attached.
+//!
+//! With `root_access = "centralized"` the step also removes the account's root credentials
+//! ([`root`]).
+
+pub mod root;
 
 use assure_contract::{AccountId, ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_organizations::types::{PolicyType, PolicyTypeStatus};
@@ -428,11 +433,22 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         None => ensure_policies(&orgs, run, &mut changes).await?,
     };
     attach(&orgs, run, &run.account, on_target, &attached, &ids, &mut changes).await?;
-    // A bulk run's organization step attached the logging and security accounts' part once.
+    // A bulk run's organization step attached the logging and security accounts' part, and
+    // enabled centralized root access, once.
     if run.organization.is_none() {
         attach_log_archive(&orgs, run, &ids, &mut changes).await?;
+        if root::wanted(run) {
+            root::organize(&mgmt, &mut changes).await?;
+        }
     }
-    let snapshot = json!({"attached": attached.iter().map(|(n, i)| json!({"name": n, "id": i})).collect::<Vec<_>>()});
+    let had = match root::wanted(run) {
+        true => root::remove_credentials(&mgmt, &run.account, &mut changes).await?,
+        false => Value::Null,
+    };
+    let snapshot = json!({
+        "attached": attached.iter().map(|(n, i)| json!({"name": n, "id": i})).collect::<Vec<_>>(),
+        "root": had,
+    });
     Ok(changes.output(StepName::Scps, region, "service control policies", snapshot))
 }
 
@@ -551,6 +567,10 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
             ));
         }
     }
+    if root::wanted(run) {
+        let target = aws.account(&run.account, &run.home_region).await?;
+        out.extend(root::evidence_for(&mgmt, &target, organized.is_some()).await?);
+    }
     Ok(out)
 }
 
@@ -579,6 +599,9 @@ impl Control for Scps {
             let mut changes = Changes::new(&mgmt);
             let ids = ensure_policies(&orgs, run, &mut changes).await?;
             attach_log_archive(&orgs, run, &ids, &mut changes).await?;
+            if root::wanted(run) {
+                root::organize(&mgmt, &mut changes).await?;
+            }
             Ok(Organized { changes: changes.list, facts: json!({"policies": ids}) })
         })
     }
@@ -612,6 +635,9 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
                 .aws("organizations:DetachPolicy")?;
             report.restored.push(format!("scps: detached {name} from {}", run.account));
         }
+    }
+    if let Some(had) = undo.snapshot(StepName::Scps, region).map(|s| &s["root"]) {
+        root::compensate(&mgmt, &run.account, region, had, report).await?;
     }
     Ok(())
 }
