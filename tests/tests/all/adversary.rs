@@ -205,8 +205,9 @@ async fn every_attempt_to_switch_the_baseline_off_is_refused_or_detected() {
         attempt("roll the preferences back", "ssm:UpdateDocumentDefaultVersion", &["ssm", "update-document-default-version", "--name", "SSM-SessionManagerRunShell", "--document-version", "1"]),
         attempt("a shell under a document that logs nothing", "ssm:StartSession", &["ssm", "start-session", "--target", "i-0123456789abcdef0", "--document-name", "NoLog"]),
         attempt("a shell over SSH, which Session Manager does not log", "ssm:StartSession", &["ssm", "start-session", "--target", "i-0123456789abcdef0", "--document-name", "AWS-StartSSHSession"]),
-        // The organization.
+        // The organization, and the Regions the controls are in.
         attempt("leave the organization", "organizations:LeaveOrganization", &["organizations", "leave-organization"]),
+        attempt("disable a Region, and every control in it", "account:DisableRegion", &["account", "disable-region", "--region-name", "af-south-1"]),
     ];
     let log_bucket = format!("assure-logs-{logging}-us-east-1");
     let log_key = ok(
@@ -469,9 +470,28 @@ async fn every_attempt_to_switch_the_baseline_off_is_refused_or_detected() {
         }
     }
     assert!(missed.is_empty(), "verify did not name: {missed:?}\n{out}\n{err}");
+    // The member role is the StackSet's to mend (preflight refuses a run while it differs): as
+    // the StackSet would, the extra policy and the look-alike role go.
+    ok(&cloud, &admin, &["iam", "delete-role-policy", "--role-name", "AssureExecutionRole", "--policy-name", "x"]);
+    ok(&cloud, &admin, &["iam", "delete-role", "--role-name", "stacksets-exec-0123456789abcdef"]);
     for (account, ids) in detached {
         attach_scps(&orgs, &account, &ids).await;
     }
+
+    // A full run repairs the rest, but for the topic's deny-everyone policy, which binds assure
+    // too (an explicit deny in a resource-based policy): the run stops at the alarms step naming
+    // it, and verify then names the alarm chain alone (the filter, the alarm's actions, the
+    // subscription and the key are the alarms step's).
+    let (code, out, err) = cloud.run(&["onboard", target, "--full", "--run-id", "repaired"]);
+    assert_ne!(code, 0, "{out}\n{err}");
+    let said = format!("{out}{err}");
+    assert!(said.contains(ALARM_TOPIC) && said.contains("explicit deny in a resource-based policy"), "{said}");
+    let (code, out, err) = cloud.run(&["verify", target]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let failing: Vec<&str> = out.lines().filter(|l| l.starts_with('✗')).collect();
+    let unrepaired: Vec<&&str> =
+        failing.iter().filter(|l| !l.trim_start_matches('✗').trim().starts_with("alarms.")).collect();
+    assert!(unrepaired.is_empty(), "a full run left these broken: {unrepaired:?}\n{out}");
 
     println!("{:<72} outcome", "attempt");
     for (what, outcome) in &table {

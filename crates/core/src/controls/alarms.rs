@@ -111,7 +111,8 @@ pub fn alarm_key_policy(account: &str, role_name: &str) -> Value {
              "Action": "kms:*", "Resource": "*"},
             {"Sid": "AssureMaintainsKey", "Effect": "Allow",
              "Principal": {"AWS": format!("arn:aws:iam::{account}:role/{role_name}")},
-             "Action": ["kms:CreateAlias", "kms:DeleteAlias", "kms:EnableKeyRotation", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"],
+             "Action": ["kms:CreateAlias", "kms:DeleteAlias", "kms:EnableKeyRotation", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion",
+                        "kms:EnableKey", "kms:CancelKeyDeletion"],
              "Resource": "*"},
             // Only for assure's alarms of this account: CloudWatch sends the alarm as the
             // source (aws:SourceArn, aws:SourceAccount), so no other account's alarm, and none

@@ -714,6 +714,23 @@ pub(crate) async fn ensure_key(
             }
         }
     };
+    // A key scheduled for deletion or disabled encrypts nothing: deletion cancelled (which leaves
+    // it disabled), then enabled, before its rotation can be read or changed
+    // (https://docs.aws.amazon.com/kms/latest/developerguide/deleting-keys-scheduling-key-deletion.html).
+    if key.state == "PendingDeletion" {
+        if changes.live() {
+            kms.cancel_key_deletion().key_id(&key.key_id).send().await.aws(format!("kms:CancelKeyDeletion {alias}"))?;
+        }
+        changes.push(format!("kms:{}/deletion", key.arn), "cancel", json!("PendingDeletion"), json!("Disabled"));
+        key.state = "Disabled".to_owned();
+    }
+    if key.state == "Disabled" {
+        if changes.live() {
+            kms.enable_key().key_id(&key.key_id).send().await.aws(format!("kms:EnableKey {alias}"))?;
+        }
+        changes.push(format!("kms:{}/state", key.arn), "update", json!("Disabled"), json!("Enabled"));
+        key.state = "Enabled".to_owned();
+    }
     if !key.rotation {
         if changes.live() {
             kms.enable_key_rotation().key_id(&key.key_id).send().await.aws("kms:EnableKeyRotation")?;

@@ -3,7 +3,8 @@
 //! assure trail and its log group, the alarm chain (metric filters, metric data, alarms, topic,
 //! subscriptions, the topic's key), assure's roles and the StackSet's, the member role's stack, the
 //! service-linked roles the services act through, Session Manager logging (its preferences, and no
-//! session under another document), the account's membership of the organization; and restrict
+//! session under another document), the account's membership of the organization and its enabled
+//! Regions; and restrict
 //! the root user. They exempt only assure's member role (and, for the member role and its stack,
 //! the StackSet that deploys them, whose role nobody in the account can make or assume).
 //! assure's Lambdas run in the management account, which SCPs do not bind; none runs in a member
@@ -158,7 +159,12 @@ pub fn policies(run: &RunInput) -> Vec<(&'static str, &'static str, Value)> {
                              "arn:aws:ec2:*:*:instance/*", "arn:aws:ssm:*:*:managed-instance/*", "arn:aws:ecs:*:*:task/*"]},
             // list_awsorganizations: leaving takes the account out of every SCP, GuardDuty and the
             // aggregator at once (https://docs.aws.amazon.com/organizations/latest/APIReference/API_LeaveOrganization.html).
-            {"Sid": "StayInOrganization", "Effect": "Deny", "Resource": "*", "Action": "organizations:LeaveOrganization"}
+            {"Sid": "StayInOrganization", "Effect": "Deny", "Resource": "*", "Action": "organizations:LeaveOrganization"},
+            // list_awsaccountmanagement: an opt-in Region disabled takes every control assure put
+            // there (detector, recorder, analyzer, session logging) with it; the policies are the
+            // organization's, whatever Regions a run covers, so no Region may be disabled but by
+            // the member role (https://docs.aws.amazon.com/accounts/latest/reference/API_DisableRegion.html).
+            {"Sid": "KeepRegions", "Effect": "Deny", "Resource": "*", "Condition": exempt, "Action": "account:DisableRegion"}
         ]
     });
     // The root user's own credentials, not the short, task-scoped root sessions of centralized
