@@ -2225,6 +2225,12 @@ class Extension:
         account = str(doc.get("account", ""))
         if not re.fullmatch(r"\d{12}", account):
             return self.respond(start_response, 400, {"message": "account: 12 digits"}, error="ValidationError")
+        if organization_of(account) is not None:
+            # An account of an organization has no stand-in owner: its administrators are reached
+            # through OrganizationAccountAccessRole, which the organization's SCPs bind.
+            return self.respond(start_response, 409, {"message": f"account {account} is in an organization: "
+                                                      "assume its OrganizationAccountAccessRole instead"},
+                                error="Conflict")
         from moto.iam.models import iam_backends
 
         with LOCK:

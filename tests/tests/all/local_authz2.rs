@@ -207,6 +207,11 @@ async fn the_root_user_and_centralized_root_sessions() {
     let root_of =
         |account: &str| from_json(&local_api(&cloud, "/assure-api/root-credentials", json!({"account": account})));
 
+    // An account of the organization has no stand-in owner: its administrators come through
+    // OrganizationAccountAccessRole, which the SCPs bind.
+    let owner = local_api(&cloud, "/assure-api/account-owner", json!({"account": member}));
+    assert!(owner.contains("is in an organization"), "{owner}");
+
     // The root user needs no IAM policy in its account, and may not assume a role.
     let root = root_of(member);
     let arn = cli_ok(&cloud, &root, &["sts", "get-caller-identity", "--query", "Arn", "--output", "text"]);
