@@ -306,12 +306,27 @@ def guardduty_principal(region: str) -> str:
     return f"guardduty.{region}.amazonaws.com" if region in OPT_IN_REGIONS else "guardduty.amazonaws.com"
 
 
+def bucket_key_enabled(bucket: str) -> bool:
+    """Whether `bucket`'s default encryption uses an S3 Bucket Key
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html)."""
+    from moto.s3.models import s3_backends
+
+    owner = s3_backends.bucket_accounts.get(bucket)
+    found = s3_backends[owner[1]][owner[0]].buckets.get(bucket) if owner else None
+    rule = (getattr(found, "encryption", None) or {}).get("Rule") or {}
+    if isinstance(rule, list):
+        rule = rule[0] if rule else {}
+    return str(rule.get("BucketKeyEnabled", "false")).lower() == "true"
+
+
 def delivery_refusal(service: str, account: str, region: str, ctx: dict, bucket: str, object_key: str,
-                     bucket_action: str, key_id: str | None) -> tuple[str, str] | None:
+                     bucket_action: str, key_id: str | None,
+                     key_actions: tuple[str, ...] = ("kms:GenerateDataKey",)) -> tuple[str, str] | None:
     """Why `service` (a service principal) delivering for `account` cannot write `object_key` to
     `bucket` (bucket policy: s3:PutObject on the object, `bucket_action` on the bucket) encrypted with
-    `key_id` (key policy: kms:GenerateDataKey), as (what, reason) with what one of bucket, bucket-policy,
-    key, key-policy; or None. `ctx` holds the request context the service sends (aws:SourceArn, ...)."""
+    `key_id` (key policy: each of `key_actions`), as (what, reason) with what one of bucket,
+    bucket-policy, key, key-policy; or None. `ctx` holds the request context the service sends
+    (aws:SourceArn, ...)."""
     from extension import organization_of
 
     principal = iam.Principal(kind="service", account="", arn=service)
@@ -332,9 +347,10 @@ def delivery_refusal(service: str, account: str, region: str, ctx: dict, bucket:
         key = authz.kms_key(region, account, key_id)
         if key is None:
             return "key", f"key {key_id} does not exist"
-        direct, _, deny = iam.resource_effects(key.policy, principal, "kms:GenerateDataKey", key.arn, ctx)
-        if deny or not direct:
-            return "key-policy", f"the policy of key {key.arn} does not let {service} kms:GenerateDataKey"
+        for action in key_actions:
+            direct, _, deny = iam.resource_effects(key.policy, principal, action, key.arn, ctx)
+            if deny or not direct:
+                return "key-policy", f"the policy of key {key.arn} does not let {service} {action}"
     return None
 
 
@@ -357,13 +373,18 @@ def trail_delivery_refusal(account: str, region: str, trail_arn: str, bucket: st
     """Why CloudTrail cannot deliver a trail's log files: the bucket policy must let
     cloudtrail.amazonaws.com s3:GetBucketAcl the bucket and s3:PutObject under
     [prefix/]AWSLogs/ACCOUNT/ (with the bucket-owner-full-control ACL), and the key policy must let it
-    kms:GenerateDataKey* (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html,
+    kms:GenerateDataKey*, and kms:Decrypt too when the bucket uses an S3 Bucket Key ("If you are using
+    an existing S3 bucket with an S3 Bucket Key, kms:Decrypt permissions are required to create or
+    update a trail with SSE-KMS encryption enabled")
+    (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html,
     https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html)."""
     prefix = prefix.strip("/") + "/" if prefix and prefix.strip("/") else ""
     ctx = {"aws:SourceArn": trail_arn, "s3:x-amz-acl": "bucket-owner-full-control",
            "kms:EncryptionContext:aws:cloudtrail:arn": trail_arn}
+    key_actions = ("kms:GenerateDataKey", "kms:Decrypt") if bucket_key_enabled(bucket) else ("kms:GenerateDataKey",)
     return delivery_refusal("cloudtrail.amazonaws.com", account, region, ctx, bucket,
-                            f"{prefix}AWSLogs/{account}/CloudTrail/{region}/log.json.gz", "s3:GetBucketAcl", key_id)
+                            f"{prefix}AWSLogs/{account}/CloudTrail/{region}/log.json.gz", "s3:GetBucketAcl", key_id,
+                            key_actions)
 
 
 def cloudtrail_organization_trail(req: Req, account: str, raw: bytes) -> Refusal | None:

@@ -498,6 +498,33 @@ async fn cloudtrail_refuses_a_bucket_or_key_it_cannot_deliver_to() {
         &doc(vec![&admin_key, &encrypt]),
     ]);
     ok(&args(&create(Some(&key))));
+    // With an S3 Bucket Key on the bucket, CloudTrail also needs kms:Decrypt.
+    let bucket_key = serde_json::json!({"Rules": [{"ApplyServerSideEncryptionByDefault":
+        {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}, "BucketKeyEnabled": true}]})
+    .to_string();
+    ok(&[
+        "s3api",
+        "put-bucket-encryption",
+        "--bucket",
+        "audit-logs",
+        "--server-side-encryption-configuration",
+        &bucket_key,
+    ]);
+    let update = ["cloudtrail", "update-trail", "--name", "audited", "--kms-key-id", key.as_str()];
+    refused(&update, "(InsufficientEncryptionPolicyException)");
+    let decrypt =
+        serde_json::json!({"Effect": "Allow", "Principal": cloudtrail, "Action": "kms:Decrypt", "Resource": "*"});
+    ok(&[
+        "kms",
+        "put-key-policy",
+        "--key-id",
+        &key,
+        "--policy-name",
+        "default",
+        "--policy",
+        &doc(vec![&admin_key, &encrypt, &decrypt]),
+    ]);
+    ok(&update);
     ok(&["cloudtrail", "start-logging", "--name", "audited"]);
     let error = || {
         ok(&[

@@ -246,6 +246,13 @@ pub fn logging_bucket_policy(bucket: &str, org_id: &str, security: &str) -> Valu
              "Condition": {
                  "StringEquals": {"aws:PrincipalOrgID": org_id},
                  "ArnEquals": {"aws:PrincipalArn": format!("arn:aws:iam::{security}:role/{FINDINGS_ROLE}")}}},
+            // The agent checks the bucket's default encryption before it uploads, as the instance
+            // (https://docs.aws.amazon.com/systems-manager/latest/userguide/getting-started-create-iam-instance-profile.html).
+            {"Sid": "SessionManagerChecksEncryption", "Effect": "Allow",
+             "Principal": {"AWS": "*"},
+             "Action": "s3:GetEncryptionConfiguration",
+             "Resource": arn.clone(),
+             "Condition": {"StringEquals": {"aws:PrincipalOrgID": org_id}}},
             // Each account writes its sessions' logs under its own prefix only (the session-manager
             // step's `session-manager/ACCOUNT/REGION`): no account can forge or overwrite another's
             // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html).
@@ -297,9 +304,13 @@ pub fn key_policy(account: &str, region: &str, org_id: &str, role_name: &str) ->
              "Action": ["kms:CreateAlias", "kms:EnableKeyRotation", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion",
                         "kms:EnableKey", "kms:CancelKeyDeletion"],
              "Resource": "*"},
+            // Decrypt too: the bucket uses an S3 Bucket Key, with which CloudTrail needs it
+            // ("AWS KMS key policy for CloudTrail": "If you are using an existing S3 bucket with an
+            // S3 Bucket Key, kms:Decrypt permissions are required"), and Config's delivery channel
+            // page grants Config both (https://docs.aws.amazon.com/config/latest/developerguide/s3-kms-key-policy.html).
             {"Sid": "ServicesEncryptLogs", "Effect": "Allow",
              "Principal": {"Service": delivering_services(&["cloudtrail.amazonaws.com", "config.amazonaws.com", "logs.amazonaws.com"])},
-             "Action": ["kms:GenerateDataKey*", "kms:Encrypt", "kms:DescribeKey"], "Resource": "*",
+             "Action": ["kms:GenerateDataKey*", "kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"], "Resource": "*",
              "Condition": {"StringEquals": {"aws:SourceOrgID": org_id}}},
             {"Sid": "OrganizationUsesKey", "Effect": "Allow",
              "Principal": {"AWS": "*"},

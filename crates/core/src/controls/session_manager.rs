@@ -2,13 +2,21 @@
 //! the logging bucket, encrypted. The account's own preferences are kept except for those fields
 //! (see [`merged`]) and are the snapshot; the document is updated (a new version made default),
 //! never deleted.
+//!
+//! The logs are encrypted by the bucket (`s3EncryptionEnabled`: the agent checks the bucket's
+//! default encryption, SSE-KMS with the logging key, before it uploads). The preferences'
+//! `kmsKeyId` is another thing: the key that encrypts the session's data between client and
+//! instance, which every user starting a session and every instance must be allowed to use
+//! (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-preferences-enable-encryption.html).
+//! Set to the logging account's key, it would stop every session of the account from starting;
+//! assure leaves it as the account has it.
 
 use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_ssm::types::{DocumentFormat, DocumentType};
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::controls::kit::{evidence, logging_key_to_use, Changes};
+use crate::controls::kit::{evidence, Changes};
 use crate::controls::{Control, Fut, Known, Report, StepCall, Undo};
 
 /// The session preferences document Session Manager reads.
@@ -16,7 +24,7 @@ pub const SESSION_PREFERENCES_DOCUMENT: &str = "SSM-SessionManagerRunShell";
 const DOC: &str = SESSION_PREFERENCES_DOCUMENT;
 
 /// The preferences assure sets.
-pub fn preferences(run: &RunInput, region: &Region, key: &str) -> Value {
+pub fn preferences(run: &RunInput, region: &Region) -> Value {
     json!({
         "schemaVersion": "1.0",
         "description": "Session Manager preferences set by assure: every session logged to the organization's logging bucket, encrypted",
@@ -28,7 +36,7 @@ pub fn preferences(run: &RunInput, region: &Region, key: &str) -> Value {
             "cloudWatchLogGroupName": "",
             "cloudWatchEncryptionEnabled": true,
             "cloudWatchStreamingEnabled": false,
-            "kmsKeyId": key,
+            "kmsKeyId": "",
             "runAsEnabled": false,
             "runAsDefaultUser": "",
             "idleSessionTimeout": "20",
@@ -39,9 +47,9 @@ pub fn preferences(run: &RunInput, region: &Region, key: &str) -> Value {
 
 /// The account's own preferences with the baseline's fields set and every other field kept: its
 /// CloudWatch Logs streaming and group, timeouts, run-as and shell profiles stay as the account set
-/// them. The baseline fixes where session logs go (`s3BucketName`, `s3KeyPrefix`) and that they
-/// are encrypted (`s3EncryptionEnabled`, and a `kmsKeyId`: the account's own key is kept if it has
-/// one). Preferences that are not a JSON object are replaced whole.
+/// them, its own session data key (`kmsKeyId`) included. The baseline fixes where session logs go
+/// (`s3BucketName`, `s3KeyPrefix`) and that they are encrypted (`s3EncryptionEnabled`).
+/// Preferences that are not a JSON object are replaced whole.
 pub fn merged(before: &Value, want: &Value) -> Value {
     let (Some(own), Some(own_inputs)) = (before.as_object(), before["inputs"].as_object()) else {
         return want.clone();
@@ -50,9 +58,6 @@ pub fn merged(before: &Value, want: &Value) -> Value {
     let mut inputs = own_inputs.clone();
     for field in ["s3BucketName", "s3KeyPrefix", "s3EncryptionEnabled"] {
         inputs.insert(field.to_owned(), want["inputs"][field].clone());
-    }
-    if inputs.get("kmsKeyId").and_then(Value::as_str).is_none_or(str::is_empty) {
-        inputs.insert("kmsKeyId".to_owned(), want["inputs"]["kmsKeyId"].clone());
     }
     out.insert("inputs".to_owned(), Value::Object(inputs));
     for field in ["schemaVersion", "sessionType"] {
@@ -63,9 +68,8 @@ pub fn merged(before: &Value, want: &Value) -> Value {
 
 pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>) -> Result<StepOutput, StepError> {
     let target = aws.account(&run.account, region).await?;
-    let key = logging_key_to_use(aws, run).await?;
     let before = known.part_or(SNAPSHOT, snapshot(&target)).await?;
-    let want = merged(&before, &preferences(run, region, &key));
+    let want = merged(&before, &preferences(run, region));
     let mut changes = Changes::new(&target);
     let ssm = target.ssm();
     if before.is_null() {
@@ -163,8 +167,12 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             &target,
             "session-manager.encrypted",
             &res,
-            inputs["s3EncryptionEnabled"] == true && inputs["kmsKeyId"].as_str().is_some_and(|k| !k.is_empty()),
-            format!("s3EncryptionEnabled: {}, kmsKeyId: {}", inputs["s3EncryptionEnabled"], inputs["kmsKeyId"]),
+            inputs["s3EncryptionEnabled"] == true,
+            format!(
+                "s3EncryptionEnabled: {} (the logging bucket encrypts with its key); session data key: {}",
+                inputs["s3EncryptionEnabled"],
+                inputs["kmsKeyId"].as_str().filter(|k| !k.is_empty()).unwrap_or("none")
+            ),
         ),
     ])
 }
@@ -248,7 +256,7 @@ mod tests {
     fn baseline() -> Value {
         json!({"schemaVersion": "1.0", "sessionType": "Standard_Stream", "inputs": {
             "s3BucketName": "logs", "s3KeyPrefix": "session-manager/1/r", "s3EncryptionEnabled": true,
-            "kmsKeyId": "arn:aws:kms:r:1:key/logging", "idleSessionTimeout": "20"}})
+            "kmsKeyId": "", "idleSessionTimeout": "20"}})
     }
 
     #[test]
@@ -264,7 +272,7 @@ mod tests {
             (&i["s3BucketName"], &i["s3KeyPrefix"], &i["s3EncryptionEnabled"]),
             (&json!("logs"), &json!("session-manager/1/r"), &json!(true))
         );
-        assert_eq!(i["kmsKeyId"], "arn:aws:kms:r:1:key/logging", "an empty key is filled in");
+        assert_eq!(i["kmsKeyId"], "", "no session data key is imposed");
         for (field, kept) in [
             ("cloudWatchLogGroupName", json!("/team/sessions")),
             ("cloudWatchStreamingEnabled", json!(true)),
