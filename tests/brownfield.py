@@ -154,6 +154,14 @@ def setup(acct: Account, case: str, security: str | None) -> None:
         aa.create_analyzer(analyzerName="team-analyzer", type="ACCOUNT", tags={"team": "platform"},
                            archiveRules=[{"ruleName": "ignore-internal",
                                           "filter": {"isPublic": {"eq": ["false"]}}}])
+        # An account's own analyzer has long been ACTIVE: AWS makes a new one CREATING first
+        # (API_AnalyzerSummary). Wait for it, bounded, so the snapshot is the settled account.
+        import time
+        deadline = time.monotonic() + 60
+        while aa.get_analyzer(analyzerName="team-analyzer")["analyzer"]["status"] == "CREATING":
+            if time.monotonic() > deadline:
+                raise SystemExit("team-analyzer still CREATING after 60 s")
+            time.sleep(0.25)
     elif case == "config-partial-recorder":
         # The seed's recorder narrowed to a few resource types and stopped; its channel with an SNS
         # topic and a key prefix.

@@ -21,6 +21,9 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
   DeleteUserPermissionsBoundary (and CreateUser's PermissionsBoundary); centralized root access:
   EnableOrganizationsRootCredentialsManagement, EnableOrganizationsRootSessions, their Disable twins,
   ListOrganizationsFeatures, sts:AssumeRoot (patch_identity).
+- Transitions (TRANSITION): a new analyzer and a new Firehose stream are CREATING, a new GuardDuty
+  publishing destination PENDING_VERIFICATION, for ASSURE_TRANSITION_SECONDS (or /assure-api/limits'
+  transitionSeconds; at least 0.5) before their final status, and a CREATING stream takes no data.
 - /assure-api/health: readiness probe.
 - /assure-api/root-credentials: an account's root user's access keys, and its password, MFA devices
   and signing certificates (root.py; local only, like /assure-api/account-owner);
@@ -30,6 +33,7 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
 
 import datetime
 import json
+import os
 import re
 import sys
 import threading
@@ -101,6 +105,38 @@ def session_token(environ: dict) -> str | None:
 
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Transitions. On AWS what the pipeline creates is not final at once:
+# - an IAM Access Analyzer analyzer is CREATING, then ACTIVE ("The status is Creating when the analyzer
+#   creation is in progress": https://docs.aws.amazon.com/access-analyzer/latest/APIReference/API_AnalyzerSummary.html);
+# - a Firehose stream is CREATING, then ACTIVE, "and it now accepts data"
+#   (https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html);
+# - a GuardDuty publishing destination is PENDING_VERIFICATION, then PUBLISHING or
+#   UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY
+#   (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_Destination.html).
+# Each records, when it is created, when its transition ends (the setting then in force: a later change
+# never turns a final status back); its status is computed when it is read, with no thread.
+# ASSURE_TRANSITION_SECONDS sets the default (2); POST /assure-api/limits {"transitionSeconds": N}
+# changes it. Tests may shorten the delays; none may turn them off: below MIN_TRANSITION is raised to it.
+MIN_TRANSITION = 0.5
+
+
+def transition_seconds(value: Any) -> float:
+    return max(MIN_TRANSITION, float(value))
+
+
+TRANSITION = {"seconds": transition_seconds(os.environ.get("ASSURE_TRANSITION_SECONDS", "2"))}
+
+
+def final_at() -> float:
+    """When a resource created now leaves its transitional status (time.monotonic)."""
+    return time.monotonic() + TRANSITION["seconds"]
+
+
+def transitional(final: float | None) -> bool:
+    return final is not None and time.monotonic() < final
 
 
 class ApiError(Exception):
@@ -477,17 +513,27 @@ class GuardDuty:
             "destinationId": destination_id,
             "destinationType": "S3",
             "destinationProperties": {"destinationArn": props["destinationArn"], "kmsKeyArn": props["kmsKeyArn"]},
+            # GuardDuty verifies a new destination before it publishes to it: PENDING_VERIFICATION until
+            # then (the transition, above).
+            "_final": final_at(),
         }
         return {"destinationId": destination_id}
 
     def _with_status(self, call: Call, d: str, destination: dict) -> dict:
-        """A destination as DescribePublishingDestination shows it. Its status is what GuardDuty finds
-        when it publishes: UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY while the bucket or key policy does
-        not let this region's GuardDuty principal write (rules.guardduty_export_refusal), PUBLISHING
-        otherwise (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_DescribePublishingDestination.html)."""
+        """A destination as DescribePublishingDestination shows it
+        (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_DescribePublishingDestination.html,
+        statuses: https://docs.aws.amazon.com/guardduty/latest/APIReference/API_Destination.html).
+        PENDING_VERIFICATION for the transition after CreatePublishingDestination (nothing is exported
+        yet); then what GuardDuty finds when it publishes: UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY
+        while the bucket or key policy does not let this region's GuardDuty principal write
+        (rules.guardduty_export_refusal), PUBLISHING otherwise. Neither page names a call GuardDuty
+        refuses while a destination is PENDING_VERIFICATION, so none is refused here."""
+        visible = {k: v for k, v in destination.items() if not k.startswith("_")}
+        if transitional(destination.get("_final")):
+            return dict(visible, status="PENDING_VERIFICATION", publishingFailureStartTimestamp=0)
         props = destination["destinationProperties"]
         refusal = rules.guardduty_export_refusal(call.account, call.region, d, props["destinationArn"], props["kmsKeyArn"])
-        out = dict(destination, status="PUBLISHING", publishingFailureStartTimestamp=0)
+        out = dict(visible, status="PUBLISHING", publishingFailureStartTimestamp=0)
         if refusal:
             out.update(status="UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY",
                        publishingFailureStartTimestamp=int(time.time()), statusReason=refusal)
@@ -578,23 +624,34 @@ class AccessAnalyzer:
             "name": name,
             "type": kind,
             "createdAt": now(),
-            "status": "ACTIVE",
             "tags": call.body.get("tags") or {},
+            # CREATING until the transition ends, then ACTIVE (view).
+            "_final": final_at(),
         }
         analyzers[name] = analyzer
         for rule in call.body.get("archiveRules") or []:
             self._put_rule(call, name, rule.get("ruleName", ""), rule.get("filter") or {})
         return {"arn": analyzer["arn"]}
 
+    @staticmethod
+    def view(analyzer: dict) -> dict:
+        """An analyzer as GetAnalyzer and ListAnalyzers show it: CREATING "when the analyzer creation is
+        in progress", then ACTIVE (https://docs.aws.amazon.com/access-analyzer/latest/APIReference/API_AnalyzerSummary.html).
+        The API reference names no operation refused while an analyzer is CREATING (CreateArchiveRule,
+        ListArchiveRules, DeleteAnalyzer list no such error), so none is refused here."""
+        out = {k: v for k, v in analyzer.items() if not k.startswith("_")}
+        out["status"] = "CREATING" if transitional(analyzer.get("_final")) else "ACTIVE"
+        return out
+
     def list_analyzers(self, call: Call) -> dict:
-        items = list(self.analyzers.get((call.account, call.region), {}).values())
+        items = [self.view(a) for a in self.analyzers.get((call.account, call.region), {}).values()]
         kind = call.q("type")
         if kind:
             items = [a for a in items if a["type"] == kind]
         return page(items, call, "analyzers")
 
     def get_analyzer(self, call: Call, name: str) -> dict:
-        return {"analyzer": self._get(call, name)}
+        return {"analyzer": self.view(self._get(call, name))}
 
     def delete_analyzer(self, call: Call, name: str) -> dict:
         self._get(call, name)
@@ -1369,6 +1426,7 @@ def patch_moto() -> None:
         return put_s3_records(self, delivery_stream_name, version_id, s3_destination, records)
 
     firehose.FirehoseBackend.put_s3_records = checked_put
+    patch_firehose_transition()
 
     # Organizations: an account created by CreateAccount gets OrganizationAccountAccessRole, trusting
     # the management account, with full administrator permissions
@@ -1394,6 +1452,116 @@ def patch_moto() -> None:
 
     orgs.OrganizationsBackend.create_account = create_account_with_role
     patch_identity()
+
+
+# Firehose streams in their transition: stream ARN -> when the stream is ACTIVE (time.monotonic).
+STREAMS_CREATING: dict[str, float] = {}
+
+
+def patch_firehose_transition() -> None:
+    """Firehose: CreateDeliveryStream "is an asynchronous operation that immediately returns. The
+    initial status of the Firehose stream is CREATING. After the Firehose stream is created, its status
+    is ACTIVE and it now accepts data. ... Attempts to send data to a delivery stream that is not in the
+    ACTIVE state cause an exception"
+    (https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html). moto makes
+    a stream ACTIVE at once. Here it is CREATING for the transition (TRANSITION), as DescribeDeliveryStream
+    shows (ListDeliveryStreams shows names only), and while CREATING:
+    - PutRecord and PutRecordBatch are refused with ResourceNotFoundException. The page names no error
+      code; of the errors those operations list
+      (https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecord.html: InvalidArgumentException,
+      InvalidKMSResourceException, InvalidSourceException, ResourceNotFoundException,
+      ServiceUnavailableException) it is the one for a stream that cannot take the request.
+    - DeleteDeliveryStream is refused with ResourceInUseException: "You can't delete a Firehose stream
+      that is in the CREATING state"
+      (https://docs.aws.amazon.com/firehose/latest/APIReference/API_DeleteDeliveryStream.html; its errors:
+      ResourceInUseException, "The resource is already in use and not available for this operation",
+      and ResourceNotFoundException).
+    - CloudWatch Logs' PutSubscriptionFilter naming the stream is refused, as for a stream that does not
+      exist (InvalidParameterException, "Could not deliver test message to specified Firehose stream"):
+      CloudWatch Logs sends the stream a test message, and its guide says to wait until the stream is
+      active (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CreateFirehoseStreamDestination-Account.html).
+      A subscription's log events reaching a stream that is not ACTIVE are not delivered.
+    UpdateDestination and the tagging operations name no refusal while CREATING; none is made."""
+    from moto.firehose import exceptions as errors
+    from moto.firehose import models as firehose
+    from moto.logs import models as logs
+    from moto.logs.exceptions import InvalidParameterException
+
+    def settle(stream: Any) -> str:
+        """The stream's status now; moto's record of it is brought up to date for its answers."""
+        final = STREAMS_CREATING.get(stream.delivery_stream_arn)
+        if final is not None:
+            if transitional(final):
+                stream.delivery_stream_status = "CREATING"
+            else:
+                stream.delivery_stream_status = "ACTIVE"
+                STREAMS_CREATING.pop(stream.delivery_stream_arn, None)
+        return stream.delivery_stream_status
+
+    create = firehose.FirehoseBackend.create_delivery_stream
+
+    def create_creating(self, region, delivery_stream_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        arn = create(self, region, delivery_stream_name, *args, **kwargs)
+        STREAMS_CREATING[arn] = final_at()
+        settle(self.delivery_streams[delivery_stream_name])
+        return arn
+
+    describe = firehose.FirehoseBackend.describe_delivery_stream
+
+    def describe_settled(self, delivery_stream_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        stream = self.delivery_streams.get(delivery_stream_name)
+        if stream is not None:
+            settle(stream)
+        return describe(self, delivery_stream_name, *args, **kwargs)
+
+    put_batch = firehose.FirehoseBackend.put_record_batch
+
+    def put_batch_when_active(self, delivery_stream_name, records):  # type: ignore[no-untyped-def]
+        stream = self.delivery_streams.get(delivery_stream_name)
+        if stream is not None and settle(stream) != "ACTIVE":
+            raise errors.ResourceNotFoundException(
+                f"Firehose {delivery_stream_name} under account {self.account_id} is not ACTIVE "
+                f"(its status is {stream.delivery_stream_status}): it does not accept data yet.")
+        return put_batch(self, delivery_stream_name, records)
+
+    delete = firehose.FirehoseBackend.delete_delivery_stream
+
+    def delete_unless_creating(self, delivery_stream_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        stream = self.delivery_streams.get(delivery_stream_name)
+        if stream is not None and settle(stream) == "CREATING":
+            raise errors.ResourceInUseException(
+                f"Firehose {delivery_stream_name} under account {self.account_id} is in the CREATING state "
+                "and cannot be deleted until it is ACTIVE.")
+        delete(self, delivery_stream_name, *args, **kwargs)
+        if stream is not None:
+            STREAMS_CREATING.pop(stream.delivery_stream_arn, None)
+
+    send_log_event = firehose.FirehoseBackend.send_log_event
+
+    def send_log_event_when_active(self, delivery_stream_arn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        stream = self.lookup_name_from_arn(delivery_stream_arn)
+        if stream is not None and settle(stream) != "ACTIVE":
+            print(f"firehose {stream.delivery_stream_name} ({self.account_id}, {self.region_name}): "
+                  f"log events not delivered: the stream is {stream.delivery_stream_status}", file=sys.stderr, flush=True)
+            return None
+        return send_log_event(self, delivery_stream_arn, *args, **kwargs)
+
+    put_subscription_filter = logs.LogsBackend.put_subscription_filter
+
+    def subscribe_only_active(self, log_group_name, filter_name, filter_pattern, destination_arn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(destination_arn or "").startswith("arn:") and destination_arn.split(":")[2] == "firehose":
+            stream = firehose.firehose_backends[self.account_id][self.region_name].lookup_name_from_arn(destination_arn)
+            if stream is not None and settle(stream) != "ACTIVE":
+                raise InvalidParameterException("Could not deliver test message to specified Firehose stream. "
+                                                "Check if the given Firehose stream is in ACTIVE state.")
+        return put_subscription_filter(self, log_group_name, filter_name, filter_pattern, destination_arn, *args, **kwargs)
+
+    firehose.FirehoseBackend.create_delivery_stream = create_creating
+    firehose.FirehoseBackend.describe_delivery_stream = describe_settled
+    firehose.FirehoseBackend.put_record_batch = put_batch_when_active
+    firehose.FirehoseBackend.delete_delivery_stream = delete_unless_creating
+    firehose.FirehoseBackend.send_log_event = send_log_event_when_active
+    logs.LogsBackend.put_subscription_filter = subscribe_only_active
 
 
 def patch_identity() -> None:
@@ -1817,12 +1985,15 @@ def xml_escape(text: str) -> str:
 #   {"limits": [{"service": "organizations", "rps": 5}], "latencyMs": 50}
 # answers a service's calls beyond `rps` per second (a token bucket holding one second's worth) with
 # that service's throttling error (Organizations: TooManyRequestsException), and delays every client
-# call by latencyMs; iamPropagationSeconds sets how long a new role stays unusable to services (rules.py).
+# call by latencyMs; iamPropagationSeconds sets how long a new role stays unusable to services (rules.py),
+# transitionSeconds how long a new analyzer, Firehose stream or GuardDuty publishing destination stays
+# in its first status (TRANSITION, above; at least MIN_TRANSITION).
 # GET shows the settings and, per service, the calls allowed and throttled; DELETE
 # clears. Like faults, only clients' calls count, never moto's calls to itself.
 
 
 DEFAULT_PROPAGATION = rules.PROPAGATION["seconds"]
+DEFAULT_TRANSITION = TRANSITION["seconds"]
 
 
 class Limits:
@@ -1842,6 +2013,7 @@ class Limits:
             self.allowed, self.throttled = {}, {}
             self.latency = max(0.0, float(doc.get("latencyMs", 0))) / 1000.0
             rules.PROPAGATION["seconds"] = float(doc.get("iamPropagationSeconds", DEFAULT_PROPAGATION))
+            TRANSITION["seconds"] = transition_seconds(doc.get("transitionSeconds", DEFAULT_TRANSITION))
 
     def admit(self, service: str) -> bool:
         """Whether a call to `service` may go on now; counts it either way."""
@@ -1863,7 +2035,8 @@ class Limits:
         with LOCK:
             return {"limits": [{"service": k, "rps": v} for k, v in self.rps.items()],
                     "latencyMs": round(self.latency * 1000), "allowed": dict(self.allowed),
-                    "throttled": dict(self.throttled), "iamPropagationSeconds": rules.PROPAGATION["seconds"]}
+                    "throttled": dict(self.throttled), "iamPropagationSeconds": rules.PROPAGATION["seconds"],
+                    "transitionSeconds": TRANSITION["seconds"]}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1141,5 +1141,157 @@ class Signatures(unittest.TestCase):
         self.assertIn("Request has expired", call("GET", "/sig-test/k", query=presigned(-60))[1])
 
 
+
+def limits(method: str, doc: dict | None = None) -> dict:
+    status, body = call(method, "/assure-api/limits", {}, json.dumps(doc) if doc is not None else b"")
+    assert status == 200, body
+    return json.loads(body)
+
+
+def rest(method: str, service: str, path: str, body: dict | None = None, region: str = REGION):
+    """A REST-JSON request (GuardDuty, IAM Access Analyzer) signed as the administrator."""
+    headers = dict(auth("testing", service, region), **{"Content-Type": "application/json"})
+    status, text = call(method, path, headers, json.dumps(body) if body is not None else b"")
+    return status, json.loads(text or "{}")
+
+
+def firehose(operation: str, body: dict):
+    status, text = json_call(f"Firehose_20150804.{operation}", "firehose", body)
+    return status, json.loads(text or "{}")
+
+
+class Transitions(unittest.TestCase):
+    """What is created is not final at once (extension.TRANSITION): an analyzer is CREATING, then ACTIVE
+    (https://docs.aws.amazon.com/access-analyzer/latest/APIReference/API_AnalyzerSummary.html); a
+    Firehose stream CREATING, then ACTIVE, taking data only then
+    (https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html); a GuardDuty
+    publishing destination PENDING_VERIFICATION, then what GuardDuty finds
+    (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_Destination.html). The tests shorten
+    the transition to its minimum, 0.5 s, and wait 0.7 s."""
+
+    WAIT = 0.7
+
+    def setUp(self):
+        import rules
+
+        self.propagation = rules.PROPAGATION["seconds"]
+        limits("POST", {"transitionSeconds": 0.5, "iamPropagationSeconds": 0})
+
+    def tearDown(self):
+        # The transition back to its default, IAM's propagation delay as it was.
+        limits("POST", {"iamPropagationSeconds": self.propagation})
+
+    def test_the_setting_has_a_minimum_and_a_default(self):
+        import extension
+
+        self.assertEqual(limits("GET")["transitionSeconds"], 0.5)
+        self.assertEqual(limits("POST", {"transitionSeconds": 0})["transitionSeconds"], 0.5, "none may turn it off")
+        self.assertEqual(limits("POST", {"transitionSeconds": -3})["transitionSeconds"], 0.5)
+        self.assertEqual(limits("POST", {"transitionSeconds": 1.5})["transitionSeconds"], 1.5)
+        self.assertEqual(limits("POST", {})["transitionSeconds"], extension.DEFAULT_TRANSITION, "unnamed: the default")
+        self.assertEqual(limits("POST", {"transitionSeconds": 0.75})["transitionSeconds"], 0.75)
+        self.assertEqual(limits("DELETE")["transitionSeconds"], extension.DEFAULT_TRANSITION, "DELETE: the default")
+        self.assertGreaterEqual(extension.DEFAULT_TRANSITION, extension.MIN_TRANSITION)
+        # Set to 0, a new analyzer is still CREATING at first.
+        limits("POST", {"transitionSeconds": 0})
+        self.assertEqual(rest("PUT", "access-analyzer", "/analyzer", {"analyzerName": "t-zero", "type": "ACCOUNT"})[0], 200)
+        self.assertEqual(rest("GET", "access-analyzer", "/analyzer/t-zero")[1]["analyzer"]["status"], "CREATING")
+        self.assertEqual(rest("DELETE", "access-analyzer", "/analyzer/t-zero")[0], 200, "DeleteAnalyzer names no refusal")
+
+    def test_an_analyzer_is_creating_then_active(self):
+        status, body = rest("PUT", "access-analyzer", "/analyzer", {"analyzerName": "t-analyzer", "type": "ACCOUNT"})
+        self.assertEqual(status, 200, body)
+        statuses = lambda: (rest("GET", "access-analyzer", "/analyzer/t-analyzer")[1]["analyzer"]["status"],
+                            [a["status"] for a in rest("GET", "access-analyzer", "/analyzer")[1]["analyzers"]
+                             if a["name"] == "t-analyzer"])
+        self.assertEqual(statuses(), ("CREATING", ["CREATING"]), "GetAnalyzer and ListAnalyzers agree")
+        # The API reference names no refusal while CREATING: an archive rule is taken.
+        status, body = rest("PUT", "access-analyzer", "/analyzer/t-analyzer/archive-rule",
+                            {"ruleName": "r", "filter": {"isPublic": {"eq": ["false"]}}})
+        self.assertEqual(status, 200, body)
+        time.sleep(self.WAIT)
+        self.assertEqual(statuses(), ("ACTIVE", ["ACTIVE"]))
+        limits("POST", {"transitionSeconds": 5, "iamPropagationSeconds": 0})
+        self.assertEqual(statuses(), ("ACTIVE", ["ACTIVE"]), "a later setting never turns a final status back")
+        self.assertEqual(rest("DELETE", "access-analyzer", "/analyzer/t-analyzer")[0], 200)
+
+    def test_a_firehose_stream_is_creating_then_active_and_takes_data_only_then(self):
+        role = make_role("t-firehose", service_trust("firehose.amazonaws.com", {"StringEquals": {"sts:ExternalId": ACCOUNT}}))
+        admin = auth("testing", "s3")
+        self.assertEqual(call("PUT", "/t-firehose-bucket", admin)[0], 200)
+        status, body = firehose("CreateDeliveryStream", {
+            "DeliveryStreamName": "t-stream", "DeliveryStreamType": "DirectPut",
+            "ExtendedS3DestinationConfiguration": {"RoleARN": role, "BucketARN": "arn:aws:s3:::t-firehose-bucket"}})
+        self.assertEqual(status, 200, body)
+        describe = lambda: firehose("DescribeDeliveryStream", {"DeliveryStreamName": "t-stream"})[1][
+            "DeliveryStreamDescription"]["DeliveryStreamStatus"]
+        objects = lambda: call("GET", "/t-firehose-bucket", admin, query="list-type=2")[1].count("<Key>")
+        record = {"Data": base64.b64encode(b"{}").decode()}
+        self.assertEqual(describe(), "CREATING")
+        for operation, body in (("PutRecord", {"DeliveryStreamName": "t-stream", "Record": record}),
+                                ("PutRecordBatch", {"DeliveryStreamName": "t-stream", "Records": [record]})):
+            status, answer = firehose(operation, body)
+            self.assertEqual((status, answer.get("__type")), (400, "ResourceNotFoundException"), operation)
+        status, answer = firehose("DeleteDeliveryStream", {"DeliveryStreamName": "t-stream"})
+        self.assertEqual((status, answer.get("__type")), (400, "ResourceInUseException"), "a CREATING stream stays")
+        logs = lambda target, body: json_call(f"Logs_20140328.{target}", "logs", body)
+        self.assertEqual(logs("CreateLogGroup", {"logGroupName": "t-group"})[0], 200)
+        subscription = {"logGroupName": "t-group", "filterName": "all", "filterPattern": "",
+                        "destinationArn": f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/t-stream", "roleArn": role}
+        status, text = logs("PutSubscriptionFilter", subscription)
+        self.assertEqual((status, json.loads(text).get("__type")), (400, "InvalidParameterException"),
+                         "CloudWatch Logs' test message cannot be delivered")
+        self.assertEqual(objects(), 0, "a CREATING stream delivers nothing")
+
+        time.sleep(self.WAIT)
+        self.assertEqual(describe(), "ACTIVE")
+        status, body = firehose("PutRecord", {"DeliveryStreamName": "t-stream", "Record": record})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(objects(), 1, "an ACTIVE stream delivers")
+        self.assertEqual(logs("PutSubscriptionFilter", subscription)[0], 200)
+        self.assertEqual(firehose("DeleteDeliveryStream", {"DeliveryStreamName": "t-stream"})[0], 200)
+
+    def test_a_publishing_destination_is_pending_verification_then_publishing(self):
+        region = "eu-west-3"
+        status, body = rest("POST", "guardduty", "/detector", {"enable": True}, region)
+        self.assertEqual(status, 200, body)
+        detector = body["detectorId"]
+        service = {"Service": "guardduty.amazonaws.com"}
+        bucket_policy = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": service, "Action": ["s3:PutObject", "s3:GetBucketLocation"],
+             "Resource": ["arn:aws:s3:::t-findings", "arn:aws:s3:::t-findings/*"]}]}
+        admin = auth("testing", "s3")
+        self.assertEqual(call("PUT", "/t-findings", admin)[0], 200)
+        self.assertEqual(call("PUT", "/t-findings", admin, json.dumps(bucket_policy), query="policy")[0], 200)
+        key_policy = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": service, "Action": "kms:GenerateDataKey", "Resource": "*"}]}
+        headers = dict(auth("testing", "kms", region), **{"Content-Type": "application/x-amz-json-1.1",
+                                                         "X-Amz-Target": "TrentService.CreateKey"})
+        status, text = call("POST", "/", headers, json.dumps({"Policy": json.dumps(key_policy)}))
+        self.assertEqual(status, 200, text)
+        key = json.loads(text)["KeyMetadata"]["Arn"]
+        status, body = rest("POST", "guardduty", f"/detector/{detector}/publishingDestination", {
+            "destinationType": "S3",
+            "destinationProperties": {"destinationArn": "arn:aws:s3:::t-findings/guardduty", "kmsKeyArn": key}}, region)
+        self.assertEqual(status, 200, body)
+        destination = body["destinationId"]
+
+        def statuses():
+            listed = rest("GET", "guardduty", f"/detector/{detector}/publishingDestination", region=region)[1]
+            described = rest("GET", "guardduty", f"/detector/{detector}/publishingDestination/{destination}", region=region)[1]
+            return [d["status"] for d in listed["destinations"]], described["status"], described["publishingFailureStartTimestamp"]
+
+        self.assertEqual(statuses(), (["PENDING_VERIFICATION"], "PENDING_VERIFICATION", 0),
+                         "List and Describe agree; nothing has failed yet")
+        time.sleep(self.WAIT)
+        self.assertEqual(statuses(), (["PUBLISHING"], "PUBLISHING", 0))
+        # Once verified, the status is what GuardDuty finds: a bucket policy that refuses it.
+        self.assertEqual(call("DELETE", "/t-findings", admin, query="policy")[0], 204)
+        self.assertEqual(statuses()[1], "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY")
+        self.assertEqual(rest("DELETE", "guardduty", f"/detector/{detector}/publishingDestination/{destination}",
+                              region=region)[0], 200)
+
+
 if __name__ == "__main__":
     unittest.main()

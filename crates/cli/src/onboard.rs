@@ -228,7 +228,12 @@ pub(crate) async fn verify(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitC
         for e in &evidence {
             let cis = e.cis.as_ref().and_then(|c| c.v7.as_deref()).unwrap_or("-");
             let what = if e.passed { e.resource.clone() } else { format!("{}: {}", e.resource, e.detail) };
-            let mark = if e.passed { "✓" } else { "✗" };
+            // … : not yet, only because AWS is still making a resource (see Evidence::pending).
+            let mark = match (e.passed, e.pending) {
+                (true, _) => "✓",
+                (false, true) => "…",
+                (false, false) => "✗",
+            };
             println!("{mark} {:<36} {:<15} CIS {cis:<6} {what}", e.control, e.region);
         }
         println!();
@@ -236,6 +241,16 @@ pub(crate) async fn verify(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitC
     }
     if failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
+    }
+    if evidence.iter().filter(|e| !e.passed).all(|e| e.pending) {
+        eprintln!(
+            "not yet: {} control(s) wait for AWS to finish making a resource; verify again shortly:",
+            failed.len()
+        );
+        for f in &failed {
+            eprintln!("  {f}");
+        }
+        return Ok(ExitCode::FAILURE);
     }
     eprintln!("not compliant: {} control(s) do not hold:", failed.len());
     for f in &failed {

@@ -425,9 +425,20 @@ pub struct Evidence {
     /// aliases), where the catalogue maps it; a scanner's finding can be matched to it directly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cis: Option<crate::catalogue::CisIds>,
+    /// Not passed yet, only because a resource is in one of AWS's transitional states (an analyzer
+    /// `CREATING`, a stream `CREATING`, a publishing destination `PENDING_VERIFICATION`): it holds
+    /// once AWS finishes, which verify waits for, bounded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 impl Evidence {
+    /// The same evidence, marked pending when `transitional` and not passed.
+    pub fn pending_if(mut self, transitional: bool) -> Evidence {
+        self.pending = transitional && !self.passed;
+        self
+    }
+
     /// Evidence for `control`, with the control's CIS ids from the catalogue.
     pub fn new(
         control: &str,
@@ -445,6 +456,7 @@ impl Evidence {
             passed,
             detail: detail.into(),
             cis: crate::catalogue::Control::find(control).and_then(|c| c.cis).map(|c| c.ids()),
+            pending: false,
         }
     }
 }

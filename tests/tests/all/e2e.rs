@@ -27,11 +27,22 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     let target = ids["external"][0].as_str().unwrap();
 
     cloud.reset_calls();
+    // What AWS makes asynchronously (the organization's analyzers, the findings stream, the
+    // publishing destinations) stays transitional for 6 s: longer than the run takes to reach
+    // verify, which waits for it, bounded, in the state machine.
+    cloud.limits(serde_json::json!({"transitionSeconds": 6}));
     // The account's own trails stopped and kept (the default, retiring them, is the brownfield matrix's).
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "first", "--existing-trails", "stop"]);
     assert_eq!(code, 0, "onboard failed:\n{out}\n{err}");
     assert!(out.contains("SUCCEEDED"), "{out}");
     assert!(out.contains("controls   88/88 verified"), "{out}");
+    let (code, history, _) = cloud.run(&["runs", "history", "first", "--output", "json"]);
+    assert_eq!(code, 0);
+    assert!(
+        history.contains("Assure.Retryable") && history.contains("controls on their way"),
+        "verify waited for what AWS was still making: {history}"
+    );
+    cloud.limits(serde_json::json!({}));
     // A regional step is one task for every region; its summary names each region.
     for step in ["discover", "stop-guardduty", "guardduty", "config", "access-analyzer", "session-manager"] {
         let line = err
@@ -555,6 +566,19 @@ async fn what_preflight_can_know_refuses_the_run_before_any_change() {
         &format!("regions: eu-south-1 is not enabled in account {target} (DISABLED)"),
     );
     ok(&member, &["account", "enable-region", "--region-name", "eu-south-1"]);
+    // Enabled in the account but not in the security account, GuardDuty's and Access Analyzer's
+    // administrator there.
+    let security = ids["security"].as_str().unwrap();
+    let security_admin = credentials(&cloud.admin_config_as(security, "us-east-1").await).await;
+    ok(&security_admin, &["account", "disable-region", "--region-name", "eu-south-1"]);
+    refused(
+        &["--regions", "us-east-1,eu-south-1"],
+        "Assure.InvalidInput",
+        &format!(
+            "regions: eu-south-1 is not enabled in account {security}, the organization's security account (DISABLED)"
+        ),
+    );
+    ok(&security_admin, &["account", "enable-region", "--region-name", "eu-south-1"]);
 
     // Nothing refuses it now: the plan goes through, also when the Account Management API throttles
     // (TooManyRequestsException, which the SDK retries).
@@ -652,9 +676,9 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
         .expect("the rule's input template")
         .to_owned();
     // What CloudFormation and EventBridge make of it for an account that joins.
-    let input = |event: &str| {
+    let input = |event: &str, regions: &str| {
         input_template
-            .replace("${RegionsJson}", r#"["us-east-1"]"#)
+            .replace("${RegionsJson}", regions)
             .replace("${AWS::Region}", "us-east-1")
             .replace("${AWS::AccountId}", "123456789012")
             .replace("${LoggingAccount}", logging)
@@ -664,7 +688,7 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
             .replace("<account>", target)
     };
     let machine = "arn:aws:states:us-east-1:123456789012:stateMachine:assure-onboarding";
-    let run = |event: &str| {
+    let run_in = |event: &str, regions: &str| {
         let from = cloud.decisions().len();
         let arn = cli_ok(
             &cloud,
@@ -677,7 +701,7 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
                 "--name",
                 &format!("join-{event}"),
                 "--input",
-                &input(event),
+                &input(event, regions),
                 "--query",
                 "executionArn",
                 "--output",
@@ -707,6 +731,7 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
         };
         (arn, status, from)
     };
+    let run = |event: &str| run_in(event, r#"["us-east-1"]"#);
 
     // Another account is Access Analyzer's delegated administrator: the preflight task refuses.
     let aa = "access-analyzer.amazonaws.com";
@@ -743,6 +768,21 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
     assert!(asked.contains("guardduty:ListOrganizationAdminAccounts"), "{asked:?}");
     assert!(cloud.mutating_decisions_since(from).is_empty(), "a refused run changed something");
     cli_ok(&cloud, &admin, &[&["guardduty", "disable-organization-admin-account"][..], &gd_admin].concat());
+
+    // An opt-in region of the run the security account has not enabled: the preflight task reads
+    // every account's regions (the management account's with its own role) and refuses.
+    let security_admin = credentials(&cloud.admin_config_as(security, "us-east-1").await).await;
+    cli_ok(&cloud, &security_admin, &["account", "disable-region", "--region-name", "eu-south-1"]);
+    let (arn, status, from) = run_in("refused-region", r#"["us-east-1", "eu-south-1"]"#);
+    assert_eq!(status, "FAILED", "{arn}");
+    let history = cli_ok(&cloud, &admin, &["stepfunctions", "get-execution-history", "--execution-arn", &arn]);
+    assert!(
+        history.contains("Assure.InvalidInput")
+            && history.contains(&format!("eu-south-1 is not enabled in account {security}")),
+        "the preflight task's refusal: {history}"
+    );
+    assert!(cloud.mutating_decisions_since(from).is_empty(), "a refused run changed something");
+    cli_ok(&cloud, &security_admin, &["account", "enable-region", "--region-name", "eu-south-1"]);
 
     // Nothing refuses it now: it onboards, its preflight task having asked what the CLI asks.
     let (arn, status, from) = run("accepted");

@@ -226,6 +226,16 @@ async fn the_fixed_accounts_cannot_be_targets() {
         }
         expect_err(preflight::validate(&aws, &r).await, ErrorName::InvalidInput, &format!("{role} account")).await;
     }
+    // An opt-in home region: GuardDuty in the standard regions could not export to the bucket there.
+    let mut r = run();
+    r.regions = vec!["af-south-1".parse().unwrap(), "us-east-1".parse().unwrap()];
+    r.home_region = "af-south-1".parse().unwrap();
+    expect_err(
+        preflight::validate(&aws, &r).await,
+        ErrorName::InvalidInput,
+        "homeRegion: af-south-1 is an opt-in region",
+    )
+    .await;
     // No AWS call was needed to refuse them.
     let calls = server.received_requests().await.unwrap();
     assert!(calls.iter().all(|r| !r.headers.contains_key("x-amz-target")), "only the caller identity was asked");

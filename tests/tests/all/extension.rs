@@ -143,6 +143,7 @@ async fn guardduty_organization_admin_configuration_and_destinations() {
 #[tokio::test(flavor = "multi_thread")]
 async fn access_analyzer_organization_analyzers_need_trusted_access_and_a_delegated_admin() {
     let cloud = LocalCloud::start();
+    cloud.limits(serde_json::json!({"transitionSeconds": 0.5}));
     let (security, _, _) = org_accounts(&cloud).await;
     let sec = aws_sdk_accessanalyzer::Client::new(&cloud.sdk_config_as(&security, "eu-west-1").await);
     let err = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();
@@ -166,7 +167,18 @@ async fn access_analyzer_organization_analyzers_need_trusted_access_and_a_delega
     let got = sec.get_analyzer().analyzer_name("org").send().await.unwrap();
     let a = got.analyzer().unwrap();
     assert_eq!(a.r#type(), &AnalyzerType::Organization);
-    assert_eq!(a.status().as_str(), "ACTIVE");
+    // CREATING first, then ACTIVE (API_AnalyzerSummary), within a bound.
+    assert_eq!(a.status().as_str(), "CREATING");
+    let started = std::time::Instant::now();
+    loop {
+        let got = sec.get_analyzer().analyzer_name("org").send().await.unwrap();
+        let status = got.analyzer().unwrap().status().as_str().to_owned();
+        if status == "ACTIVE" {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "still {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     // Per region: us-east-1 has none.
     let sec_use1 = aws_sdk_accessanalyzer::Client::new(&cloud.sdk_config_as(&security, "us-east-1").await);
     assert!(sec_use1.list_analyzers().send().await.unwrap().analyzers().is_empty());

@@ -233,7 +233,7 @@ async fn services_refuse_roles_they_cannot_use_yet_or_at_all() {
 #[tokio::test(flavor = "multi_thread")]
 async fn firehose_delivers_only_what_its_role_may_write_and_reports_each_attempt() {
     let cloud = LocalCloud::start();
-    cloud.limits(serde_json::json!({"iamPropagationSeconds": 0}));
+    cloud.limits(serde_json::json!({"iamPropagationSeconds": 0, "transitionSeconds": 0.5}));
     let admin = credentials(&cloud.sdk_config().await).await;
     let ok = |args: &[&str]| {
         let (code, out, err) = aws_cli(&cloud, &admin, args);
@@ -268,6 +268,30 @@ async fn firehose_delivers_only_what_its_role_may_write_and_reports_each_attempt
         || ok(&["firehose", "put-record", "--delivery-stream-name", "findings", "--record", r#"{"Data":"e30="}"#]);
     let objects = || ok(&["s3api", "list-objects-v2", "--bucket", "findings", "--query", "length(Contents || `[]`)"]);
 
+    // CREATING first: data sent to it is refused until it is ACTIVE (API_CreateDeliveryStream).
+    let (code, _, err) = aws_cli(
+        &cloud,
+        &admin,
+        &["firehose", "put-record", "--delivery-stream-name", "findings", "--record", r#"{"Data":"e30="}"#],
+    );
+    assert!(code != 0 && err.contains("ResourceNotFoundException"), "{err}");
+    let status = || {
+        ok(&[
+            "firehose",
+            "describe-delivery-stream",
+            "--delivery-stream-name",
+            "findings",
+            "--query",
+            "DeliveryStreamDescription.DeliveryStreamStatus",
+            "--output",
+            "text",
+        ])
+    };
+    let started = std::time::Instant::now();
+    while status() != "ACTIVE" && started.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(status(), "ACTIVE");
     put();
     assert_eq!(objects(), "1", "the role may write: the batch is delivered");
     ok(&["iam", "delete-role-policy", "--role-name", "delivers", "--policy-name", "write"]);
@@ -364,6 +388,7 @@ async fn the_guardduty_administrator_and_the_members_it_adds_have_guardduty_enab
 #[tokio::test(flavor = "multi_thread")]
 async fn guardduty_in_an_opt_in_region_publishes_only_where_its_regional_principal_may_write() {
     let cloud = LocalCloud::start();
+    cloud.limits(serde_json::json!({"transitionSeconds": 0.5}));
     let admin = credentials(&cloud.sdk_config().await).await;
     let run = |region: &str, args: &[&str]| {
         let mut all = args.to_vec();
@@ -413,6 +438,18 @@ async fn guardduty_in_an_opt_in_region_publishes_only_where_its_regional_princip
                 "Status",
             ],
         )
+    };
+    // A new destination is PENDING_VERIFICATION first (API_Destination); what it becomes, once
+    // GuardDuty has checked it, within a bound.
+    let status = |region: &str| {
+        let started = std::time::Instant::now();
+        loop {
+            let s = status(region);
+            if s != "PENDING_VERIFICATION" || started.elapsed() > std::time::Duration::from_secs(20) {
+                break s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     };
     for region in ["us-east-1", "me-south-1"] {
         let det = run(region, &["guardduty", "create-detector", "--enable", "--query", "DetectorId"]);

@@ -449,13 +449,15 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
     let rule = read_rule(&security).await?;
     let target_arn = rule_target(run, &security);
     let routed = rule.as_ref().is_some_and(|(p, t)| p.as_ref() == Some(&finding_pattern()) && t.contains(&target_arn));
+    // An analyzer is CREATING first (https://docs.aws.amazon.com/access-analyzer/latest/APIReference/API_AnalyzerSummary.html).
     let analyzer_evidence = evidence(
         &security,
         "access-analyzer.organization",
         format!("access-analyzer:analyzer/{ANALYZER}"),
         analyzer.as_ref().is_some_and(|(t, s)| t == "ORGANIZATION" && s == "ACTIVE"),
         format!("analyzer (type, status): {analyzer:?}"),
-    );
+    )
+    .pending_if(analyzer.as_ref().is_some_and(|(t, s)| t == "ORGANIZATION" && s == "CREATING"));
     let delivery = if region != &run.home_region {
         // Delivered means sent on to the home region's bus; the home region's evidence covers the
         // rest of the way (its rule, the stream and what the stream writes).
@@ -482,7 +484,9 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
         let healthy = stream.as_ref().is_some_and(|s| s.status == "ACTIVE" && s.failure.is_none())
             && success.is_none_or(|share| share >= 1.0);
         // Delivered means configured to reach the bucket and reaching it: the stream is ACTIVE with
-        // no failure, and its latest writes to S3 succeeded.
+        // no failure, and its latest writes to S3 succeeded. A stream is CREATING first
+        // (https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html).
+        let creating = configured && stream.as_ref().is_some_and(|s| s.status == "CREATING");
         evidence(
             &security,
             "access-analyzer.findings-delivered",
@@ -498,6 +502,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
                 success.map_or("none (nothing delivered)".to_owned(), |v| v.to_string())
             ),
         )
+        .pending_if(creating)
     };
     let mut out = vec![analyzer_evidence, delivery];
     if region == &run.home_region {

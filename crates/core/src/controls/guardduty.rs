@@ -474,7 +474,9 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             } else {
                 format!("the security account's publishing destination: {}", statuses.join(", "))
             },
-        ),
+        )
+        // GuardDuty verifies a new destination first (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_Destination.html).
+        .pending_if(statuses.iter().any(|s| s == "PENDING_VERIFICATION")),
     ])
 }
 /// The detector's suppression rules: its filters whose action is ARCHIVE. "The suppressed findings

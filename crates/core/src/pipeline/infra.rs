@@ -94,6 +94,8 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
                     "guardduty:ListOrganizationAdminAccounts",
                     "organizations:ListDelegatedAdministrators",
                     "organizations:ListRoots",
+                    // The Regions the management account has enabled (an opt-in Region of the run).
+                    "account:ListRegions",
                 ],
             ),
             (accounts(), vec!["organizations:DescribeAccount"]),

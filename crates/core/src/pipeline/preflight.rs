@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use assure_contract::{AccountId, ErrorName, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{AccountId, ErrorName, Region, RunInput, StepError, StepName, StepOutput};
 use serde_json::json;
 
 use crate::aws::{error_code, Aws, AwsResultExt};
@@ -31,6 +31,15 @@ pub async fn validate(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     if !run.regions.contains(&run.home_region) {
         return Err(StepError::invalid_input(format!(
             "homeRegion: {} is not one of the run's regions",
+            run.home_region
+        )));
+    }
+    // The logging bucket lives in the home region, and GuardDuty in the standard regions cannot
+    // export findings to a bucket in an opt-in region
+    // (https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_exportfindings.html).
+    if run.home_region.is_opt_in() {
+        return Err(StepError::invalid_input(format!(
+            "homeRegion: {} is an opt-in region; the logging bucket lives in the home region, and GuardDuty in the standard regions cannot export findings to a bucket there: choose a region enabled by default",
             run.home_region
         )));
     }
@@ -105,37 +114,68 @@ async fn organization(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     Ok(())
 }
 
-/// Every region of the run is enabled in the account: in an opt-in region the account has not
-/// enabled, AWS refuses every call (https://docs.aws.amazon.com/accounts/latest/reference/manage-acct-regions.html).
-/// Read in the account itself (`account:ListRegions` without an AccountId), which needs no trusted
+/// Every region of the run is enabled in every account that acts there: in an opt-in region an
+/// account has not enabled, AWS refuses every call
+/// (https://docs.aws.amazon.com/accounts/latest/reference/manage-acct-regions.html), and opt-in
+/// regions are disabled in every account until it enables them. The account, the security account
+/// (GuardDuty's and Access Analyzer's administrator in each region) and the management account
+/// (which designates that administrator in each region) need every region of the run; the logging
+/// account only the home region, where the bucket is. A bulk run's organization step checked the
+/// organization's accounts once. The home region itself must not be an opt-in region: GuardDuty in
+/// the standard regions cannot export findings to a bucket in an opt-in region ([`validate`]
+/// refuses one first). Read in each account itself (`account:ListRegions` without an AccountId), which needs no trusted
 /// access for the Account Management service.
 async fn regions_enabled(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
-    use aws_sdk_account::types::RegionOptStatus;
-    let target = aws.account(&run.account, &run.home_region).await?;
-    let account = target.account_management();
-    let mut status = std::collections::BTreeMap::new();
-    let mut pages = account.list_regions().max_results(50).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.aws(format!("account:ListRegions in {}", run.account))?;
-        for r in page.regions() {
-            if let (Some(name), Some(s)) = (r.region_name(), r.region_opt_status()) {
-                status.insert(name.to_owned(), s.clone());
-            }
-        }
+    let opt_in: Vec<&Region> = run.regions.iter().filter(|r| r.is_opt_in()).collect();
+    let mut checks: Vec<(&AccountId, &str, Vec<&Region>)> =
+        vec![(&run.account, "account", run.regions.iter().collect())];
+    if run.organization.is_none() && !opt_in.is_empty() {
+        checks.push((&run.org.security, "org.security", opt_in.clone()));
+        checks.push((&run.org.management, "org.management", opt_in.clone()));
     }
-    for region in &run.regions {
-        match status.get(region.as_str()) {
-            Some(RegionOptStatus::Enabled | RegionOptStatus::EnabledByDefault) => {}
-            found => {
-                return Err(StepError::invalid_input(format!(
-                    "regions: {region} is not enabled in account {} ({}); AWS refuses every call there: enable it (account:EnableRegion) and wait until it is ENABLED, or leave it out of the run's regions",
-                    run.account,
-                    found.map_or("not listed", |s| s.as_str())
-                )))
+    // Every account read, whichever refuses: each answer is needed for the message.
+    let read = futures::future::join_all(checks.iter().map(|(account, _, _)| enabled_regions(aws, run, account))).await;
+    for ((account, role, wanted), status) in checks.iter().zip(read) {
+        let status = status?;
+        for region in wanted {
+            match status.get(region.as_str()) {
+                Some(s) if s == "ENABLED" || s == "ENABLED_BY_DEFAULT" => {}
+                found => {
+                    let whose = if *role == "account" {
+                        String::new()
+                    } else {
+                        format!(", the organization's {} account", role.trim_start_matches("org."))
+                    };
+                    return Err(StepError::invalid_input(format!(
+                        "regions: {region} is not enabled in account {account}{whose} ({}); AWS refuses every call there: enable it (account:EnableRegion) and wait until it is ENABLED, or leave it out of the run's regions",
+                        found.map_or("not listed", |s| s.as_str())
+                    )));
+                }
             }
         }
     }
     Ok(())
+}
+
+/// The opt status of every region `account` lists, by name.
+async fn enabled_regions(
+    aws: &Aws,
+    run: &RunInput,
+    account: &AccountId,
+) -> Result<std::collections::BTreeMap<String, String>, StepError> {
+    let acct = aws.account(account, &run.home_region).await?;
+    let client = acct.account_management();
+    let mut status = std::collections::BTreeMap::new();
+    let mut pages = client.list_regions().max_results(50).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.aws(format!("account:ListRegions in {account}"))?;
+        for r in page.regions() {
+            if let (Some(name), Some(s)) = (r.region_name(), r.region_opt_status()) {
+                status.insert(name.to_owned(), s.as_str().to_owned());
+            }
+        }
+    }
+    Ok(status)
 }
 
 async fn check_member(aws: &Aws, run: &RunInput, account: &AccountId, field: &str) -> Result<(), StepError> {
