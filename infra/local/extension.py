@@ -168,11 +168,36 @@ def organization_of(account: str) -> tuple[str, Any] | None:
     return None
 
 
+# When each (account, service principal) registration as delegated administrator reaches the
+# services (time.monotonic). Organizations lists a registration at once; the service it names
+# learns of it through Organizations a moment later, and until then treats the account as any
+# member (CreateAnalyzer with an organization zone of trust: AccessDeniedException; a Config
+# organization aggregator: OrganizationAccessDeniedException). AWS documents no bound; the
+# transition setting (TRANSITION) stands for it, so a caller that acts right after registering
+# must retry, as on AWS.
+REGISTERED: dict[tuple[str, str], float] = {}
+
+
 def delegated_admin(account: str, principal: str) -> bool:
+    """Whether the service `principal` sees `account` as its delegated administrator."""
     org = organization_of(account)
     if org is None:
         return False
-    return any(a.account.id == account and principal in a.services for a in org[1].admins)
+    listed = any(a.account.id == account and principal in a.services for a in org[1].admins)
+    return listed and not transitional(REGISTERED.get((account, principal)))
+
+
+def patch_registrations() -> None:
+    """Records when each registration happens (see REGISTERED)."""
+    from moto.organizations.models import OrganizationsBackend
+
+    moto_register = OrganizationsBackend.register_delegated_administrator
+
+    def register_delegated_administrator(self, **kwargs: str) -> None:  # type: ignore[no-untyped-def]
+        moto_register(self, **kwargs)
+        REGISTERED[(kwargs["AccountId"], kwargs["ServicePrincipal"])] = final_at()
+
+    OrganizationsBackend.register_delegated_administrator = register_delegated_administrator
 
 
 def trusted_access(account: str, principal: str) -> bool:
@@ -1018,6 +1043,8 @@ def patch_moto() -> None:
     """Step Functions: moto drops SendTaskFailure's `cause`; AWS records it in the history."""
     from moto.cloudtrail import responses as cloudtrail
     from moto.core.responses import EmptyResult
+
+    patch_registrations()
 
     # CloudTrail: GetTrailStatus reports the S3 error of the last delivery in LatestDeliveryError
     # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html). A trail

@@ -776,7 +776,22 @@ const PROPAGATION_WAIT: std::time::Duration = std::time::Duration::from_secs(60)
 /// services (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency):
 /// a retry sooner than a second mostly finds the role still missing, and a backoff that doubles
 /// overshoots the moment it is usable by as long as it has waited (a refused attempt is cheap).
-pub async fn while_role_propagates<T, E, F, Fut>(mut call: F) -> Result<T, SdkError<E, HttpResponse>>
+pub async fn while_role_propagates<T, E, F, Fut>(call: F) -> Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    while_propagating(role_propagating, call).await
+}
+
+/// Runs `call` and, while the service refuses it in a way `transient` (code, message) says a
+/// change made a moment ago will cure, again every second for up to a minute; then returns its
+/// last answer.
+pub async fn while_propagating<T, E, F, Fut>(
+    transient: impl Fn(&str, &str) -> bool,
+    mut call: F,
+) -> Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata,
     F: FnMut() -> Fut,
@@ -787,7 +802,7 @@ where
     loop {
         match call().await {
             Err(SdkError::ServiceError(e))
-                if role_propagating(e.err().code().unwrap_or(""), e.err().message().unwrap_or(""))
+                if transient(e.err().code().unwrap_or(""), e.err().message().unwrap_or(""))
                     && started.elapsed() + wait < PROPAGATION_WAIT =>
             {
                 tokio::time::sleep(wait).await;
@@ -795,6 +810,13 @@ where
             other => return other,
         }
     }
+}
+
+/// How a service refuses an account it does not yet know as its delegated administrator, a moment
+/// after Organizations registered it: the service learns of it through Organizations, not at once.
+/// Only for a call right after this step registered the account (else the refusal is real).
+pub fn registration_propagating(code: &str, _message: &str) -> bool {
+    matches!(code, "AccessDeniedException" | "OrganizationAccessDeniedException")
 }
 
 /// Error codes that mean "you may not".

@@ -143,8 +143,8 @@ async fn guardduty_organization_admin_configuration_and_destinations() {
 #[tokio::test(flavor = "multi_thread")]
 async fn access_analyzer_organization_analyzers_need_trusted_access_and_a_delegated_admin() {
     let cloud = LocalCloud::start();
-    cloud.limits(serde_json::json!({"transitionSeconds": 0.5}));
     let (security, _, _) = org_accounts(&cloud).await;
+    cloud.limits(serde_json::json!({"transitionSeconds": 0.5}));
     let sec = aws_sdk_accessanalyzer::Client::new(&cloud.sdk_config_as(&security, "eu-west-1").await);
     let err = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "ValidationException");
@@ -159,6 +159,11 @@ async fn access_analyzer_organization_analyzers_need_trusted_access_and_a_delega
         .send()
         .await
         .unwrap();
+    // Access Analyzer learns of the registration through Organizations a moment later: until then
+    // the account is any member.
+    let err = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();
+    assert_eq!(code(&err.into_service_error()), "AccessDeniedException");
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     let arn = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap().arn;
     assert_eq!(arn.as_deref(), Some(format!("arn:aws:access-analyzer:eu-west-1:{security}:analyzer/org").as_str()));
     let err = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();

@@ -81,6 +81,8 @@ async fn policies_naming_a_principal_that_does_not_exist_are_refused() {
 async fn an_organization_aggregator_needs_configs_delegated_administrator() {
     let cloud = LocalCloud::start();
     let ids = cloud.seed();
+    // Long enough that the CLI's next call surely comes before Config learns of a registration.
+    cloud.limits(serde_json::json!({"transitionSeconds": 4}));
     let security = ids["security"].as_str().unwrap();
     let admin = credentials(&cloud.admin_config_as(security, "us-east-1").await).await;
     let management = credentials(&cloud.sdk_config().await).await;
@@ -120,6 +122,10 @@ async fn an_organization_aggregator_needs_configs_delegated_administrator() {
         let (code, _, err) = aws_cli(&cloud, &management, args);
         assert_eq!(code, 0, "{}: {err}", args[1]);
     }
+    // Config learns of the registration through Organizations a moment later.
+    let (code, _, err) = aws_cli(&cloud, &admin, &put);
+    assert!(code != 0 && err.contains("(OrganizationAccessDeniedException)"), "not known at once: {err}");
+    std::thread::sleep(std::time::Duration::from_millis(4200));
     let (code, _, err) = aws_cli(&cloud, &admin, &put);
     assert_eq!(code, 0, "the delegated administrator may: {err}");
 }

@@ -62,7 +62,13 @@ async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &m
     let mut made = false;
     if !found {
         let created = if changes.live() {
-            let res = aa.create_analyzer().analyzer_name(ANALYZER).r#type(AnalyzerType::Organization).send().await;
+            let create = || aa.create_analyzer().analyzer_name(ANALYZER).r#type(AnalyzerType::Organization).send();
+            // Registered just now: Access Analyzer may not know the administrator yet.
+            let res = if newly {
+                crate::aws::while_propagating(crate::aws::registration_propagating, create).await
+            } else {
+                create().await
+            };
             match res {
                 Ok(_) => true,
                 // There already: another account's run created it a moment ago, or it was there.

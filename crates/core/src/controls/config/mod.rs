@@ -154,7 +154,7 @@ async fn ensure_aggregator(aws: &Aws, run: &RunInput, changes: &mut Changes) -> 
     // registered as Config's delegated administrator (OrganizationAccessDeniedException otherwise):
     // https://docs.aws.amazon.com/config/latest/developerguide/set-up-aggregator-cli.html (Register a Delegated Administrator)
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-    ensure_delegated_administrator(&mgmt, &run.home_region, SERVICE, &run.org.security, changes).await?;
+    let newly = ensure_delegated_administrator(&mgmt, &run.home_region, SERVICE, &run.org.security, changes).await?;
     let security = aws.account(&run.org.security, &run.home_region).await?;
     let mut sec_changes = Changes::new(&security);
     // Made ahead by the run's service-roles step, else here.
@@ -171,18 +171,21 @@ async fn ensure_aggregator(aws: &Aws, run: &RunInput, changes: &mut Changes) -> 
         .is_some_and(|s| s.role_arn() == role && s.all_aws_regions());
     if !ok {
         if changes.live() {
-            c.put_configuration_aggregator()
-                .configuration_aggregator_name(AGGREGATOR)
-                .organization_aggregation_source(
-                    OrganizationAggregationSource::builder()
-                        .role_arn(&role)
-                        .all_aws_regions(true)
-                        .build()
-                        .map_err(|e| StepError::internal(e.to_string()))?,
-                )
-                .send()
-                .await
-                .aws(format!("config:PutConfigurationAggregator {AGGREGATOR}"))?;
+            let source = OrganizationAggregationSource::builder()
+                .role_arn(&role)
+                .all_aws_regions(true)
+                .build()
+                .map_err(|e| StepError::internal(e.to_string()))?;
+            // Registered just now: Config may not know its administrator yet.
+            let transient = |code: &str, message: &str| newly && crate::aws::registration_propagating(code, message);
+            crate::aws::while_propagating(transient, || {
+                c.put_configuration_aggregator()
+                    .configuration_aggregator_name(AGGREGATOR)
+                    .organization_aggregation_source(source.clone())
+                    .send()
+            })
+            .await
+            .aws(format!("config:PutConfigurationAggregator {AGGREGATOR}"))?;
         }
         sec_changes.push(
             format!("config:aggregator/{AGGREGATOR}"),
