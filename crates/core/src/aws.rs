@@ -814,7 +814,8 @@ where
 
 /// How a service refuses an account it does not yet know as its delegated administrator, a moment
 /// after Organizations registered it: the service learns of it through Organizations, not at once.
-/// Only for a call right after this step registered the account (else the refusal is real).
+/// Only for a call the account may make once registered, right after the step has seen (or made)
+/// the registration in Organizations; a refusal that lasts a minute is reported as it is.
 pub fn registration_propagating(code: &str, _message: &str) -> bool {
     matches!(code, "AccessDeniedException" | "OrganizationAccessDeniedException")
 }

@@ -62,13 +62,10 @@ async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &m
     let mut made = false;
     if !found {
         let created = if changes.live() {
+            // The security account is registered (ensured just above), by this run or another a
+            // moment ago: Access Analyzer may not know it yet, so a refusal is retried, bounded.
             let create = || aa.create_analyzer().analyzer_name(ANALYZER).r#type(AnalyzerType::Organization).send();
-            // Registered just now: Access Analyzer may not know the administrator yet.
-            let res = if newly {
-                crate::aws::while_propagating(crate::aws::registration_propagating, create).await
-            } else {
-                create().await
-            };
+            let res = crate::aws::while_propagating(crate::aws::registration_propagating, create).await;
             match res {
                 Ok(_) => true,
                 // There already: another account's run created it a moment ago, or it was there.

@@ -154,7 +154,7 @@ async fn ensure_aggregator(aws: &Aws, run: &RunInput, changes: &mut Changes) -> 
     // registered as Config's delegated administrator (OrganizationAccessDeniedException otherwise):
     // https://docs.aws.amazon.com/config/latest/developerguide/set-up-aggregator-cli.html (Register a Delegated Administrator)
     let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-    let newly = ensure_delegated_administrator(&mgmt, &run.home_region, SERVICE, &run.org.security, changes).await?;
+    ensure_delegated_administrator(&mgmt, &run.home_region, SERVICE, &run.org.security, changes).await?;
     let security = aws.account(&run.org.security, &run.home_region).await?;
     let mut sec_changes = Changes::new(&security);
     // Made ahead by the run's service-roles step, else here.
@@ -176,9 +176,9 @@ async fn ensure_aggregator(aws: &Aws, run: &RunInput, changes: &mut Changes) -> 
                 .all_aws_regions(true)
                 .build()
                 .map_err(|e| StepError::internal(e.to_string()))?;
-            // Registered just now: Config may not know its administrator yet.
-            let transient = |code: &str, message: &str| newly && crate::aws::registration_propagating(code, message);
-            crate::aws::while_propagating(transient, || {
+            // The security account is registered (ensured just above), by this run or another a
+            // moment ago: Config may not know it yet, so a refusal is retried, bounded.
+            crate::aws::while_propagating(crate::aws::registration_propagating, || {
                 c.put_configuration_aggregator()
                     .configuration_aggregator_name(AGGREGATOR)
                     .organization_aggregation_source(source.clone())
