@@ -452,6 +452,12 @@ pub(crate) async fn follow(g: &Global, aws: &Aws, run: &RunInput, arn: &str, tim
             Progress::StepSucceeded { step, region, summary, changes } => {
                 format!("  ✓ {step:<15} {region:<15} {summary} [{changes} change(s)]")
             }
+            // A retryable failure is retried by the state machine, bounded: shown as a wait, the
+            // cause's first clause only (the evidence names every control it waits for).
+            Progress::StepFailed { step, region, error, cause } if error == "Assure.Retryable" => {
+                let short = cause.split(": ").next().unwrap_or(cause);
+                format!("  ↻ {step:<15} {region:<15} {error}, retried: {short}")
+            }
             Progress::StepFailed { step, region, error, cause } => {
                 format!("  ✗ {step:<15} {region:<15} {error}: {cause}")
             }

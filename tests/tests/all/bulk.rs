@@ -44,8 +44,8 @@ async fn many_accounts_onboard_under_the_organizations_limit_and_a_failure_stays
     assert_eq!(failed.len(), 1, "{results:?}");
     assert!(failed[0]["error"].as_str().unwrap().contains("Assure.AccessDenied"), "{:?}", failed[0]);
     for r in results.iter().filter(|r| r["status"] == "SUCCEEDED") {
-        assert_eq!(r["controls"], 59, "{r}");
-        assert_eq!(r["controlsPassed"], 59, "{r}");
+        assert_eq!(r["controls"], 63, "{r}");
+        assert_eq!(r["controlsPassed"], 63, "{r}");
     }
     // Each account is its own run, listed and retriable on its own.
     let (code, out, _) = cloud.run(&["runs", "list", "--status", "failed", "--output", "json"]);

@@ -35,7 +35,7 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "first", "--existing-trails", "stop"]);
     assert_eq!(code, 0, "onboard failed:\n{out}\n{err}");
     assert!(out.contains("SUCCEEDED"), "{out}");
-    assert!(out.contains("controls   88/88 verified"), "{out}");
+    assert!(out.contains("controls   92/92 verified"), "{out}");
     let (code, history, _) = cloud.run(&["runs", "history", "first", "--output", "json"]);
     assert_eq!(code, 0);
     assert!(
@@ -215,7 +215,7 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     cloud.reset_calls();
     let (code, out, err) = cloud.run(&["verify", target]);
     assert_eq!(code, 0, "verify failed:\n{out}\n{err}");
-    assert!(out.contains("88/88 controls hold"), "{out}");
+    assert!(out.contains("92/92 controls hold"), "{out}");
     assert!(cloud.configuration_changes().is_empty(), "verify is read-only");
 
     // Run it again: the baseline held at the end of the first run with these settings, so the run
@@ -274,7 +274,7 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     {
         assert!(err.contains(needle), "{needle} not named:\n{err}");
     }
-    assert!(out.contains("85/88 controls hold"), "{out}");
+    assert!(out.contains("89/92 controls hold"), "{out}");
 
     // Configured is not delivering: the logging bucket's policy stops admitting the services, and
     // verify sees each delivery fail where AWS reports it (trail status, delivery channel status,

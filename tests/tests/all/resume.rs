@@ -81,7 +81,7 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     cloud.reset_calls();
     let (code, out, err) = cloud.run(&["runs", "retry", "held"]);
     assert_eq!(code, 0, "retry failed:\n{out}\n{err}");
-    assert!(out.contains("SUCCEEDED") && out.contains("controls   88/88 verified"), "{out}");
+    assert!(out.contains("SUCCEEDED") && out.contains("controls   92/92 verified"), "{out}");
     let retry = cloud.configuration_changes();
     let acting: BTreeSet<&str> = retry.iter().filter_map(|c| c["step"].as_str()).collect();
     // The alarms step runs beside the other controls' steps: those that had not finished when it
@@ -192,7 +192,7 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     assert_eq!(code, 0, "{err}");
     let audit: Value = serde_json::from_str(&out).unwrap();
     let controls = audit["controls"].as_array().unwrap();
-    assert_eq!(controls.len(), 88);
+    assert_eq!(controls.len(), 92);
     assert!(controls.iter().all(|c| c["passed"] == true && c["verifiedAt"].is_string() && c["spec"] != ""));
     let trail = controls.iter().find(|c| c["control"] == "cloudtrail.all-regions").unwrap();
     assert_eq!(trail["cis"], serde_json::json!({"v7.0.0": "4.1", "v3.0.0": "3.1", "v1.4.0": "3.1"}));
@@ -209,14 +209,14 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     let report = cloud.dir.path().join("held.html");
     let (code, _, err) = cloud.run(&["runs", "report", "held", "--out", report.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("88/88 controls"), "{err}");
+    assert!(err.contains("92/92 controls"), "{err}");
     let page = assure_e2e::render(&report, 1280, 1600);
     let matrix = section(&page.dom, "matrix");
     assert_eq!(matrix.matches("<tr>").count(), 15, "a header and 14 steps: {matrix}");
     assert_eq!(matrix.matches(r#"class="cell completed""#).count(), 8 + 6 * 4, "{matrix}");
     assert!(!matrix.contains("cell failed"), "{matrix}");
     assert!(page.count(GREEN) > 40_000, "the matrix is visible in green: {} green pixels", page.count(GREEN));
-    assert_eq!(section(&page.dom, "evidence").matches("<tr>").count(), 89, "88 controls and a header");
+    assert_eq!(section(&page.dom, "evidence").matches("<tr>").count(), 93, "92 controls and a header");
     assert!(page.dom.contains(r#"<span id="status" class="badge SUCCEEDED">SUCCEEDED</span>"#));
 
     for cmd in ["history", "report", "show"] {
@@ -242,7 +242,7 @@ async fn onboarding_succeeds_under_throttling_on_every_call_without_duplicates()
         serde_json::from_str(&assure_e2e::http(&cloud.endpoint, "GET", "/assure-api/faults", "")).unwrap();
     cloud.faults(json!([]));
     assert_eq!(code, 0, "onboard under throttling failed:\n{out}\n{err}");
-    assert!(out.contains("controls   88/88 verified"), "{out}");
+    assert!(out.contains("controls   92/92 verified"), "{out}");
     let injected = fired["rules"][0]["fired"].as_u64().unwrap();
     assert!(injected > 50, "throttling was injected: {injected}");
     eprintln!("{injected} calls throttled");
@@ -330,18 +330,20 @@ async fn a_worker_killed_mid_step_does_not_stop_the_run() {
     assert!(stdout.contains("SUCCEEDED"), "{stdout}");
     assert!(stderr.contains("✓ alarms"), "the alarms step completed after the kill:\n{stderr}");
 
-    // No duplicates: one alarm and one filter per CIS control, one topic.
+    // No duplicates: one alarm and one filter per filter assure keeps (the benchmark's and the
+    // scanners'), one topic.
+    let kept = assure_core::controls::alarms::all_filters().count();
     let conf = cloud.sdk_config_as(&target, "us-east-1").await;
     let alarms =
         aws_sdk_cloudwatch::Client::new(&conf).describe_alarms().alarm_name_prefix("assure-").send().await.unwrap();
-    assert_eq!(alarms.metric_alarms().len(), 15);
+    assert_eq!(alarms.metric_alarms().len(), kept);
     let filters = aws_sdk_cloudwatchlogs::Client::new(&conf)
         .describe_metric_filters()
         .log_group_name("assure/cloudtrail")
         .send()
         .await
         .unwrap();
-    assert_eq!(filters.metric_filters().len(), 15);
+    assert_eq!(filters.metric_filters().len(), kept);
 }
 
 /// A retry started while a step of the failed execution still runs: the session-manager step is
