@@ -740,9 +740,12 @@ class Accounts:
         return cls._known
 
     def region_status(self, account: str, region: str) -> str:
+        """An opt-in Region is DISABLED in every account until the account (or its organization's
+        management account) enables it, as on AWS
+        (https://docs.aws.amazon.com/accounts/latest/reference/manage-acct-regions.html)."""
         if region not in rules.OPT_IN_REGIONS:
             return "ENABLED_BY_DEFAULT"
-        return self.status.get(account, {}).get(region, "ENABLED")
+        return self.status.get(account, {}).get(region, "DISABLED")
 
     def enabled(self, account: str, region: str) -> bool:
         return self.region_status(account, region) in ("ENABLED", "ENABLED_BY_DEFAULT")

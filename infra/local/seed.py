@@ -63,6 +63,24 @@ def root_password(endpoint, account):
         r.read()
 
 
+def enable_regions(endpoint, mgmt, members, regions):
+    """`regions` enabled in the management account, every member (each through its
+    OrganizationAccountAccessRole: the management account would need trusted access for the Account
+    Management service to do it by AccountId) and the foreign GuardDuty administrator (by its
+    owner), as an organization that works in them has done
+    (https://docs.aws.amazon.com/accounts/latest/reference/API_EnableRegion.html). Regions enabled
+    by default need nothing."""
+    own = client("account", endpoint)
+    opt_in = [r for r in regions if own.get_region_opt_status(RegionName=r)["RegionOptStatus"] != "ENABLED_BY_DEFAULT"]
+    if not opt_in:
+        return
+    clients = [own, client("account", endpoint, creds=account_owner(endpoint, FOREIGN_ADMIN))]
+    clients += [client("account", endpoint, creds=assume(endpoint, m)) for m in members if m != mgmt]
+    for account in clients:
+        for region in opt_in:
+            account.enable_region(RegionName=region)
+
+
 def ensure_org(endpoint, externals):
     org = client("organizations", endpoint)
     try:
@@ -258,9 +276,12 @@ def main():
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--accounts", type=int, default=2, help="external accounts to create (brownfield)")
     parser.add_argument("--member-template", required=True, help="infra/member-role.template.json")
+    parser.add_argument("--regions", default="", help="Regions to enable in every account, comma-separated: "
+                        "opt-in Regions are disabled until an account enables them, as on AWS")
     args = parser.parse_args()
     endpoint = args.endpoint
     mgmt, ids = ensure_org(endpoint, args.accounts)
+    enable_regions(endpoint, mgmt, list(ids.values()), [r for r in args.regions.split(",") if r])
     with open(args.member_template) as f:
         template = json.load(f)
     for account in ids.values():

@@ -164,7 +164,10 @@ impl LocalCloud {
 
     /// Seeds `accounts` external accounts and deploys with `regions`; returns the seed ids.
     pub fn seed_accounts_and_deploy(&self, accounts: u32, regions: &str) -> Value {
-        let ids = self.seed_accounts(accounts);
+        // Opt-in Regions are disabled in every account until enabled, as on AWS.
+        let (code, out, err) = self.run(&["local", "seed", "--accounts", &accounts.to_string(), "--regions", regions]);
+        assert_eq!(code, 0, "seed failed: {err}");
+        let ids: Value = serde_json::from_str(&out).expect("seed prints JSON");
         let (code, _, err) = self.run(&[
             "deploy",
             "--logging-account",

@@ -149,7 +149,8 @@ impl Cloud {
     }
 
     fn seed_and_deploy(&self, accounts: u32, regions: &str) -> anyhow::Result<Value> {
-        let ids = self.json(&["local", "seed", "--accounts", &accounts.to_string()])?;
+        // Opt-in Regions are disabled in every account until enabled, as on AWS.
+        let ids = self.json(&["local", "seed", "--accounts", &accounts.to_string(), "--regions", regions])?;
         let s = |k: &str| ids[k].as_str().unwrap_or_default().to_owned();
         self.json(&[
             "deploy",

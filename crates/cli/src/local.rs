@@ -48,11 +48,18 @@ pub(crate) enum LocalCommand {
     /// Create a demo organization: management, logging, security and external accounts with a
     /// brownfield setup, in the OU `Imported`. Prints the account ids as JSON. Idempotent.
     ///
-    /// Example: assure local seed --accounts 20
+    /// Opt-in Regions are disabled in every account, as on AWS: `--regions` enables those a run
+    /// will cover in every account of the organization.
+    ///
+    /// Example: assure local seed --accounts 20 --regions us-east-1,eu-south-1
     Seed {
         /// How many external accounts.
         #[arg(long, default_value_t = 2)]
         accounts: u32,
+        /// Regions to enable in every account (comma-separated; opt-in ones are disabled until
+        /// enabled).
+        #[arg(long, value_delimiter = ',')]
+        regions: Vec<String>,
     },
     /// Stop the local cloud and its worker (by their recorded PIDs).
     Down,
@@ -94,10 +101,12 @@ pub(crate) async fn run(cmd: LocalCommand, json: bool) -> anyhow::Result<ExitCod
             let endpoint = up(&dir, no_iam).await?;
             print_exports(&endpoint, json);
         }
-        LocalCommand::Seed { accounts } => {
+        LocalCommand::Seed { accounts, regions } => {
             if !(1..=200).contains(&accounts) {
                 bail!("--accounts: {accounts} is out of range (1 to 200)");
             }
+            let regions: Vec<String> =
+                crate::global::parse_regions(&regions)?.iter().map(|r| r.as_str().to_owned()).collect();
             let Some(endpoint) = running_endpoint(&dir).await else {
                 bail!("the local cloud is not running: start it with `eval \"$(assure local up)\"`");
             };
@@ -111,6 +120,8 @@ pub(crate) async fn run(cmd: LocalCommand, json: bool) -> anyhow::Result<ExitCod
                 .arg(accounts.to_string())
                 .arg("--member-template")
                 .arg(dir.join(MEMBER_TEMPLATE))
+                .arg("--regions")
+                .arg(regions.join(","))
                 .stderr(Stdio::inherit())
                 .output()
                 .context("running seed.py")?;

@@ -558,8 +558,7 @@ async fn what_preflight_can_know_refuses_the_run_before_any_change() {
     );
     ok(&management, &[&["organizations", "enable-policy-type"][..], &policy_type].concat());
 
-    // A region of the run the account has not enabled.
-    ok(&member, &["account", "disable-region", "--region-name", "eu-south-1"]);
+    // A region of the run the account has not enabled (an opt-in region starts disabled).
     refused(
         &["--regions", "us-east-1,eu-south-1"],
         "Assure.InvalidInput",
@@ -570,7 +569,6 @@ async fn what_preflight_can_know_refuses_the_run_before_any_change() {
     // administrator there.
     let security = ids["security"].as_str().unwrap();
     let security_admin = credentials(&cloud.admin_config_as(security, "us-east-1").await).await;
-    ok(&security_admin, &["account", "disable-region", "--region-name", "eu-south-1"]);
     refused(
         &["--regions", "us-east-1,eu-south-1"],
         "Assure.InvalidInput",
@@ -769,10 +767,12 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
     assert!(cloud.mutating_decisions_since(from).is_empty(), "a refused run changed something");
     cli_ok(&cloud, &admin, &[&["guardduty", "disable-organization-admin-account"][..], &gd_admin].concat());
 
-    // An opt-in region of the run the security account has not enabled: the preflight task reads
-    // every account's regions (the management account's with its own role) and refuses.
+    // An opt-in region of the run the account has enabled and the security account has not
+    // (opt-in regions start disabled): the preflight task reads every account's regions (the
+    // management account's with its own role) and refuses.
+    let member = credentials(&cloud.admin_config_as(target, "us-east-1").await).await;
+    cli_ok(&cloud, &member, &["account", "enable-region", "--region-name", "eu-south-1"]);
     let security_admin = credentials(&cloud.admin_config_as(security, "us-east-1").await).await;
-    cli_ok(&cloud, &security_admin, &["account", "disable-region", "--region-name", "eu-south-1"]);
     let (arn, status, from) = run_in("refused-region", r#"["us-east-1", "eu-south-1"]"#);
     assert_eq!(status, "FAILED", "{arn}");
     let history = cli_ok(&cloud, &admin, &["stepfunctions", "get-execution-history", "--execution-arn", &arn]);
@@ -782,7 +782,6 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
         "the preflight task's refusal: {history}"
     );
     assert!(cloud.mutating_decisions_since(from).is_empty(), "a refused run changed something");
-    cli_ok(&cloud, &security_admin, &["account", "enable-region", "--region-name", "eu-south-1"]);
 
     // Nothing refuses it now: it onboards, its preflight task having asked what the CLI asks.
     let (arn, status, from) = run("accepted");

@@ -414,6 +414,8 @@ async fn guardduty_in_an_opt_in_region_publishes_only_where_its_regional_princip
         (bucket.to_string(), key.to_string())
     };
     let (bucket_policy, key_policy) = policies(&["guardduty.amazonaws.com"]);
+    // me-south-1 is an opt-in Region: disabled until the account enables it.
+    run("us-east-1", &["account", "enable-region", "--region-name", "me-south-1"]);
     run("us-east-1", &["s3api", "create-bucket", "--bucket", "findings"]);
     run("us-east-1", &["s3api", "put-bucket-policy", "--bucket", "findings", "--policy", &bucket_policy]);
     let key = run("us-east-1", &["kms", "create-key", "--policy", &key_policy, "--query", "KeyMetadata.Arn"]);
@@ -1194,8 +1196,14 @@ async fn an_account_is_refused_in_a_region_it_has_not_enabled() {
         out.trim().to_owned()
     };
     assert_eq!(status("us-east-1"), "ENABLED_BY_DEFAULT");
-    assert_eq!(status("eu-south-1"), "ENABLED");
+    // An opt-in Region starts disabled in every account, as on AWS.
+    assert_eq!(status("eu-south-1"), "DISABLED");
     let probe = ["guardduty", "list-detectors", "--region", "eu-south-1"];
+    let (code, _, err) = run(&probe);
+    assert!(code != 0 && err.contains("(UnrecognizedClientException)"), "not enabled yet: {err}");
+    let (code, _, err) = run(&["account", "enable-region", "--region-name", "eu-south-1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(status("eu-south-1"), "ENABLED");
     let (code, _, err) = run(&probe);
     assert_eq!(code, 0, "enabled: {err}");
 
