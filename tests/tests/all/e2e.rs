@@ -772,7 +772,6 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
     // management account's with its own role) and refuses.
     let member = credentials(&cloud.admin_config_as(target, "us-east-1").await).await;
     cli_ok(&cloud, &member, &["account", "enable-region", "--region-name", "eu-south-1"]);
-    let security_admin = credentials(&cloud.admin_config_as(security, "us-east-1").await).await;
     let (arn, status, from) = run_in("refused-region", r#"["us-east-1", "eu-south-1"]"#);
     assert_eq!(status, "FAILED", "{arn}");
     let history = cli_ok(&cloud, &admin, &["stepfunctions", "get-execution-history", "--execution-arn", &arn]);
