@@ -12,6 +12,19 @@ use serde_json::Value;
 /// The account the pipeline runs in on the local cloud (moto's default account).
 pub const PIPELINE_ACCOUNT: &str = "123456789012";
 
+/// What `read` answers once it no longer answers `transitional` (a resource AWS is still making),
+/// read every 200 ms for at most `bound`; its last answer if the bound passes first.
+pub fn settled(bound: std::time::Duration, transitional: &str, mut read: impl FnMut() -> String) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let now = read();
+        if now != transitional || started.elapsed() > bound {
+            return now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// One HTTP/1.0 request to the local cloud; returns the body.
 pub fn http(endpoint: &str, method: &str, path: &str, body: &str) -> String {
     use std::io::{Read, Write};
@@ -247,6 +260,13 @@ impl LocalCloud {
     pub fn limits(&self, doc: Value) -> Value {
         serde_json::from_str(&http(&self.endpoint, "POST", "/assure-api/limits", &doc.to_string()))
             .expect("limits JSON")
+    }
+
+    /// The root user's credentials in `account` (`/assure-api/root-credentials`, infra/local/root.py):
+    /// its password, access keys, signing certificates and MFA devices.
+    pub fn root_user(&self, account: &str) -> Value {
+        let text = http(&self.endpoint, "GET", &format!("/assure-api/root-credentials?account={account}"), "");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     }
 
     /// The rate limiter's counters.

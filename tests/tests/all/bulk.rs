@@ -266,9 +266,7 @@ async fn the_organization_step_runs_before_any_account_and_puts_the_organization
     assert_eq!(enabled.len(), 2, "{enabled:?}");
     assert!(enabled.iter().all(|c| c["step"] == "organization"), "{enabled:?}");
     for account in &accounts {
-        let state =
-            assure_e2e::http(&cloud.endpoint, "GET", &format!("/assure-api/root-credentials?account={account}"), "");
-        let state: Value = serde_json::from_str(&state).unwrap();
+        let state = cloud.root_user(account);
         assert!(state["password"].is_null(), "{account}: {state}");
     }
 }

@@ -10,11 +10,6 @@ use super::iam::{aws_cli, credentials};
 /// A webhook endpoint whose path is its secret, as chat and paging services issue them.
 const SECRET: &str = "T0KEN-5ecret-b1b2b3";
 
-fn root_state(cloud: &LocalCloud, account: &str) -> Value {
-    let text = assure_e2e::http(&cloud.endpoint, "GET", &format!("/assure-api/root-credentials?account={account}"), "");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn centralized_root_access_leaves_no_root_credentials_and_no_secret_in_records() {
     let cloud = LocalCloud::start();
@@ -39,7 +34,7 @@ async fn centralized_root_access_leaves_no_root_credentials_and_no_secret_in_rec
         None,
         "root",
     );
-    let before = root_state(&cloud, target);
+    let before = cloud.root_user(target);
     assert!(before["password"].is_object(), "{before}");
     assert_eq!(before["mfaDevices"].as_array().map(Vec::len), Some(1), "{before}");
 
@@ -70,7 +65,7 @@ async fn centralized_root_access_leaves_no_root_credentials_and_no_secret_in_rec
     assert_eq!(code, 0, "{out}\n{err}");
 
     // No root credential is left, and the old key no longer works.
-    let after = root_state(&cloud, target);
+    let after = cloud.root_user(target);
     assert!(after["password"].is_null(), "{after}");
     for kind in ["accessKeys", "signingCertificates", "mfaDevices"] {
         assert_eq!(after[kind], json!([]), "{kind}: {after}");
@@ -185,7 +180,7 @@ async fn centralized_root_access_leaves_no_root_credentials_and_no_secret_in_rec
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("may recover its password again"), "{out}");
     assert!(out.contains("cannot be restored") && out.contains("access key"), "{out}");
-    assert!(root_state(&cloud, target)["password"].is_object());
+    assert!(cloud.root_user(target)["password"].is_object());
 
     // A run that fails at verify under `--on-failure rollback`: the state machine's rollback
     // step lets the other account's root user recover its password again.
@@ -197,5 +192,5 @@ async fn centralized_root_access_leaves_no_root_credentials_and_no_secret_in_rec
     cloud.faults(json!([]));
     assert_ne!(code, 0, "{out}\n{err}");
     assert!(out.contains("→ Rollback"), "{out}\n{err}");
-    assert!(root_state(&cloud, other)["password"].is_object(), "{}", root_state(&cloud, other));
+    assert!(cloud.root_user(other)["password"].is_object(), "{}", cloud.root_user(other));
 }

@@ -293,11 +293,7 @@ async fn firehose_delivers_only_what_its_role_may_write_and_reports_each_attempt
             "text",
         ])
     };
-    let started = std::time::Instant::now();
-    while status() != "ACTIVE" && started.elapsed() < std::time::Duration::from_secs(20) {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    assert_eq!(status(), "ACTIVE");
+    assert_eq!(assure_e2e::settled(std::time::Duration::from_secs(20), "CREATING", status), "ACTIVE");
     put();
     assert_eq!(objects(), "1", "the role may write: the batch is delivered");
     ok(&["iam", "delete-role-policy", "--role-name", "delivers", "--policy-name", "write"]);
@@ -450,14 +446,7 @@ async fn guardduty_in_an_opt_in_region_publishes_only_where_its_regional_princip
     // A new destination is PENDING_VERIFICATION first (API_Destination); what it becomes, once
     // GuardDuty has checked it, within a bound.
     let status = |region: &str| {
-        let started = std::time::Instant::now();
-        loop {
-            let s = status(region);
-            if s != "PENDING_VERIFICATION" || started.elapsed() > std::time::Duration::from_secs(20) {
-                break s;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
+        assure_e2e::settled(std::time::Duration::from_secs(20), "PENDING_VERIFICATION", || status(region))
     };
     for region in ["us-east-1", "me-south-1"] {
         let det = run(region, &["guardduty", "create-detector", "--enable", "--query", "DetectorId"]);
@@ -532,16 +521,10 @@ async fn cloudtrail_refuses_a_bucket_or_key_it_cannot_deliver_to() {
         "text",
     ]);
     refused(&args(&create(Some(&key))), "(InsufficientEncryptionPolicyException)");
-    ok(&[
-        "kms",
-        "put-key-policy",
-        "--key-id",
-        &key,
-        "--policy-name",
-        "default",
-        "--policy",
-        &doc(vec![&admin_key, &encrypt]),
-    ]);
+    let key_policy = |statements: Vec<&serde_json::Value>| {
+        ok(&["kms", "put-key-policy", "--key-id", &key, "--policy-name", "default", "--policy", &doc(statements)]);
+    };
+    key_policy(vec![&admin_key, &encrypt]);
     ok(&args(&create(Some(&key))));
     // With an S3 Bucket Key on the bucket, CloudTrail also needs kms:Decrypt.
     let bucket_key = serde_json::json!({"Rules": [{"ApplyServerSideEncryptionByDefault":
@@ -559,16 +542,7 @@ async fn cloudtrail_refuses_a_bucket_or_key_it_cannot_deliver_to() {
     refused(&update, "(InsufficientEncryptionPolicyException)");
     let decrypt =
         serde_json::json!({"Effect": "Allow", "Principal": cloudtrail, "Action": "kms:Decrypt", "Resource": "*"});
-    ok(&[
-        "kms",
-        "put-key-policy",
-        "--key-id",
-        &key,
-        "--policy-name",
-        "default",
-        "--policy",
-        &doc(vec![&admin_key, &encrypt, &decrypt]),
-    ]);
+    key_policy(vec![&admin_key, &encrypt, &decrypt]);
     ok(&update);
     ok(&["cloudtrail", "start-logging", "--name", "audited"]);
     let error = || {

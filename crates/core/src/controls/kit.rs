@@ -336,11 +336,7 @@ pub(crate) async fn restore_role(
                         .await
                         .aws(format!("iam:PutRolePolicy {name} {policy}"))?;
                 }
-                _ => match iam.delete_role_policy().role_name(name).policy_name(policy).send().await {
-                    Ok(_) => {}
-                    Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
-                    Err(e) => return Err(e).aws(format!("iam:DeleteRolePolicy {name} {policy}")),
-                },
+                _ => delete_inline_policy(acct, name, policy).await?,
             },
             _ => {}
         }
@@ -348,24 +344,33 @@ pub(crate) async fn restore_role(
     Ok(Some(format!("the role {name} put back as it was before the run ({} change(s) undone)", changes.len())))
 }
 
+/// The role `name` as IAM's `GetRole` answers it, or None when there is none.
+async fn read_role(acct: &AccountConfig, name: &str) -> Result<Option<aws_sdk_iam::types::Role>, StepError> {
+    match acct.iam().get_role().role_name(name).send().await {
+        Ok(out) => Ok(out.role().cloned()),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(None),
+        Err(e) => Err(e).aws(format!("iam:GetRole {name}")),
+    }
+}
+
+/// The inline policy `policy` of the role `name` deleted; one already gone is fine.
+async fn delete_inline_policy(acct: &AccountConfig, name: &str, policy: &str) -> Result<(), StepError> {
+    match acct.iam().delete_role_policy().role_name(name).policy_name(policy).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => Ok(()),
+        Err(e) => Err(e).aws(format!("iam:DeleteRolePolicy {name} {policy}")),
+    }
+}
+
 /// The role removed, whatever it holds: inline policies, attached policies, boundary.
 async fn remove_role(acct: &AccountConfig, name: &str) -> Result<Option<String>, StepError> {
     let iam = acct.iam();
-    let found = match iam.get_role().role_name(name).send().await {
-        Ok(out) => out.role().cloned(),
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
-        Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
-    };
-    let Some(found) = found else { return Ok(None) };
+    let Some(found) = read_role(acct, name).await? else { return Ok(None) };
     let everything =
         Role { name, description: "", trust: Value::Null, policy_name: "", policy: Value::Null, keep: &[] };
     let extras = role_extras(acct, &everything, &found).await?;
     for policy in &extras.inline {
-        match iam.delete_role_policy().role_name(name).policy_name(policy).send().await {
-            Ok(_) => {}
-            Err(e) if error_code(&e) == Some("NoSuchEntity") => {}
-            Err(e) => return Err(e).aws(format!("iam:DeleteRolePolicy {name} {policy}")),
-        }
+        delete_inline_policy(acct, name, policy).await?;
     }
     for arn in &extras.attached {
         iam.detach_role_policy()
@@ -385,13 +390,7 @@ async fn remove_role(acct: &AccountConfig, name: &str) -> Result<Option<String>,
 /// How the role `role` in `acct` differs from what assure makes, one line each (empty: it is
 /// exactly assure's): verify's check of a role assure owns.
 pub(crate) async fn role_drift(acct: &AccountConfig, role: &Role<'_>) -> Result<Vec<String>, StepError> {
-    let iam = acct.iam();
-    let found = match iam.get_role().role_name(role.name).send().await {
-        Ok(out) => out.role().cloned(),
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
-        Err(e) => return Err(e).aws(format!("iam:GetRole {}", role.name)),
-    };
-    let Some(found) = found else { return Ok(vec!["it does not exist".to_owned()]) };
+    let Some(found) = read_role(acct, role.name).await? else { return Ok(vec!["it does not exist".to_owned()]) };
     let mut out = Vec::new();
     if found.assume_role_policy_document().and_then(crate::aws::decode_policy).as_ref() != Some(&role.trust) {
         out.push("its trust policy is not assure's".to_owned());

@@ -37,6 +37,12 @@ pub fn failures(evidence: &[Evidence]) -> Vec<String> {
         .collect()
 }
 
+/// Whether every control that does not hold waits only for AWS to finish making a resource
+/// (see `Evidence::pending`).
+pub fn only_pending(evidence: &[Evidence]) -> bool {
+    evidence.iter().filter(|e| !e.passed).all(|e| e.pending)
+}
+
 /// Where the pipeline notes that an account's baseline held at the end of a run: the next run of
 /// the account with the same settings checks first and changes nothing if it still holds.
 pub fn onboarded_key(account: &assure_contract::AccountId) -> String {
@@ -79,7 +85,7 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     // PENDING_VERIFICATION) are waited for in the state machine, not in the function: the Verify
     // state retries Assure.Retryable with backoff, bounded (statemachines/onboarding.asl.json),
     // and no Lambda sits idle meanwhile. Past the bound the run fails Retryable, naming them.
-    if !failed.is_empty() && evidence.iter().filter(|e| !e.passed).all(|e| e.pending) {
+    if !failed.is_empty() && only_pending(&evidence) {
         return Err(StepError::new(
             ErrorName::Retryable,
             format!("controls on their way (AWS is still making them): {}", failed.join("; ")),
