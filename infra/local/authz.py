@@ -835,6 +835,9 @@ def resources_for(req: Req, account: str, principal: Principal | None = None) ->
     elif prefix == "ssm":
         if op == "StartSession":
             return [(action, r) for r in start_session_resources(region, account, prm)]
+        if op in ("TerminateSession", "ResumeSession") and isinstance(p(prm, "SessionId"), str):
+            # A session's ARN (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html, "session").
+            return [(action, arn("ssm", f"session/{p(prm, 'SessionId')}"))]
         name = p(prm, "Name")
         types = resource_types(action)
         if isinstance(name, str) and name:
@@ -1202,6 +1205,15 @@ def request_context(req: Req, principal: Principal) -> dict:
         namespace = p(req.params, "Namespace")
         if isinstance(namespace, str):
             ctx["cloudwatch:namespace"] = namespace
+    if req.service == "s3" and req.headers:
+        # An upload's canned ACL and server-side encryption headers, as the bucket policies of the
+        # delivering services condition on them: s3:x-amz-acl, s3:x-amz-server-side-encryption,
+        # s3:x-amz-server-side-encryption-aws-kms-key-id
+        # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html#amazons3-policy-keys).
+        for header in ("x-amz-acl", "x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id"):
+            value = req.headers.get(header)
+            if isinstance(value, str) and value:
+                ctx[f"s3:{header}"] = value
     return ctx
 
 
@@ -1247,7 +1259,7 @@ def request_tags(params: dict) -> dict:
 
 
 def resource_tags(res: Resource) -> dict:
-    """Tags of the resource, for aws:ResourceTag/* (KMS keys and IAM roles)."""
+    """Tags of the resource, for aws:ResourceTag/* (KMS keys, IAM roles, managed instances)."""
     try:
         if res.kind == "kms":
             from moto.kms.models import kms_backends
@@ -1258,6 +1270,13 @@ def resource_tags(res: Resource) -> dict:
         if res.arn.startswith("arn:aws:iam::") and ":role/" in res.arn:
             role = role_by_arn(res.arn)
             return {k: v["Value"] for k, v in (role.tags or {}).items()} if role is not None else {}
+        m = re.match(r"^arn:aws:(?:ec2|ssm):([^:]+):(\d{12}):(?:instance|managed-instance)/(.+)$", res.arn)
+        if m:
+            # A managed instance's tags, as registered (deliver_findings.INSTANCES).
+            import deliver_findings
+
+            inst = deliver_findings.INSTANCES.get((m.group(2), m.group(1), m.group(3))) or {}
+            return dict(inst.get("tags") or {})
     except Exception:
         return {}
     return {}
@@ -1321,6 +1340,10 @@ def authorize(principal: Principal, req: Req) -> Denial | None:
         ctx = {**base, **extra, **res.context}
         for k, v in resource_tags(res).items():
             ctx[f"aws:ResourceTag/{k}"] = v
+            if action.startswith("ssm:"):
+                # Systems Manager's own key for a node's tags
+                # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html).
+                ctx[f"ssm:resourceTag/{k}"] = v
         if principal.kind == "anonymous" and res.kind == "s3" and public_access_restricted(res.arn.split(":::")[1].split("/")[0]):
             record(principal, action, res.arn, False)
             return Denial(action, res.arn, "Access Denied")

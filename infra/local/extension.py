@@ -25,10 +25,13 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
   publishing destination PENDING_VERIFICATION, for ASSURE_TRANSITION_SECONDS (or /assure-api/limits'
   transitionSeconds; at least 0.5) before their final status, and a CREATING stream takes no data.
 - /assure-api/health: readiness probe.
+- /assure-api/deliveries: what the services' deliveries have queued; POST /assure-api/deliveries/flush
+  runs them all now (deliver.py: CloudTrail's log files, after the transition delay).
 - /assure-api/root-credentials: an account's root user's access keys, and its password, MFA devices
   and signing certificates (root.py; local only, like /assure-api/account-owner);
   /assure-api/service-credentials: a service's session of a role it was given, optionally for a named
-  resource (`sourceArn`).
+  resource (`sourceArn`); /assure-api/managed-instances: managed instances whose SSM Agent runs with a
+  role (deliver_findings.py, with IAM Access Analyzer's findings and Session Manager's sessions).
 """
 
 import datetime
@@ -49,6 +52,7 @@ from moto.core.request import Request
 from moto.organizations.models import organizations_backends
 
 import authz
+import deliver
 import rules
 import sigv4
 
@@ -235,6 +239,8 @@ class GuardDuty:
         # management account designates one in each region (GuardDuty User Guide, "Managing accounts
         # with AWS Organizations").
         self.org_admin: dict[tuple[str, str], str] = {}
+        # When each Region's designation reaches GuardDuty (see enable_organization_admin_account).
+        self.org_admin_final: dict[tuple[str, str], float] = {}
         # (admin account, region) -> organization configuration
         self.org_config: dict[tuple[str, str], dict] = {}
         # (account, region, detector) -> destination id -> destination
@@ -445,6 +451,12 @@ class GuardDuty:
             raise self.bad_request(
                 "The request is rejected because an administrator account is already enabled for the organization."
             )
+        if self.org_admin.get((mgmt, call.region)) != admin:
+            # GuardDuty learns of its new administrator through Organizations, a moment later: until
+            # then the administrator's organization calls are refused as from any member
+            # ("Designating a delegated GuardDuty administrator ... can take a few minutes";
+            # https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_organizations.html).
+            self.org_admin_final[(mgmt, call.region)] = final_at()
         self.org_admin[(mgmt, call.region)] = admin
         # Designating the delegated administrator also enables GuardDuty for that account in the
         # Region (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html).
@@ -490,7 +502,8 @@ class GuardDuty:
 
     def _org_admin_of(self, call: Call) -> None:
         org = organization_of(call.account)
-        if org is None or self.org_admin.get((org[0], call.region)) != call.account:
+        if (org is None or self.org_admin.get((org[0], call.region)) != call.account
+                or transitional(self.org_admin_final.get((org[0], call.region)))):
             raise self.bad_request(
                 "The request is rejected because the current account is not the GuardDuty delegated administrator."
             )
@@ -1049,25 +1062,16 @@ def patch_moto() -> None:
 
     patch_registrations()
 
-    # CloudTrail: GetTrailStatus reports the S3 error of the last delivery in LatestDeliveryError
-    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html). A trail
-    # whose bucket or key policy no longer lets CloudTrail write fails every delivery: AccessDenied.
-    moto_trail_status = cloudtrail.CloudTrailResponse.get_trail_status
-
-    def get_trail_status(self):  # type: ignore[no-untyped-def]
-        answer = json.loads(moto_trail_status(self))
-        trail = self.cloudtrail_backend.get_trail(self._get_param("Name"))
-        if trail.status.is_logging and rules.trail_delivery_refusal(
-                trail.account_id, trail.region_name, trail.arn, trail.bucket_name, trail.s3_key_prefix, trail.kms_key_id):
-            answer["LatestDeliveryError"] = "AccessDenied"
-            answer.pop("LatestDeliveryTime", None)
-        return json.dumps(answer)
-
-    cloudtrail.CloudTrailResponse.get_trail_status = get_trail_status
+    # CloudTrail: GetTrailStatus answers what the trail's deliveries recorded (deliver.py: each log
+    # file written or refused, LatestDeliveryError the S3 error of the last attempt), and GetTrail,
+    # GetTrailStatus, GetEventSelectors and GetInsightSelectors take a shadow trail's ARN
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html).
+    deliver.patch_cloudtrail()
 
     # Config: DescribeDeliveryChannelStatus, which moto lacks. Each delivery's last status is what Config
     # finds now: Failure (AccessDenied) while the bucket policy refuses it (rules.config_delivery_refusal)
     # (https://docs.aws.amazon.com/config/latest/APIReference/API_DescribeDeliveryChannelStatus.html).
+    # Snapshots' (configSnapshotDeliveryInfo) are what their deliveries recorded: deliver_services.py.
     from moto.config import responses as config
     from moto.config.exceptions import NoSuchDeliveryChannelException
 
@@ -1453,7 +1457,10 @@ def patch_moto() -> None:
             print(f"firehose {delivery_stream_name} ({self.account_id}, {self.region_name}): delivery refused: {refused}",
                   file=sys.stderr, flush=True)
             return [{"RecordId": str(uuid.uuid4())} for _ in records]
-        return put_s3_records(self, delivery_stream_name, version_id, s3_destination, records)
+        # Written as Firehose names and encodes it (its compression and file extension, its KMS key).
+        import deliver_findings
+
+        return deliver_findings.firehose_s3_write(self, delivery_stream_name, version_id, s3_destination, records)
 
     firehose.FirehoseBackend.put_s3_records = checked_put
     patch_firehose_transition()
@@ -1482,6 +1489,16 @@ def patch_moto() -> None:
 
     orgs.OrganizationsBackend.create_account = create_account_with_role
     patch_identity()
+    # Config's snapshots and aggregator, GuardDuty's sample findings and their export, CloudWatch's
+    # alarm actions and history, SNS's deliveries: deliver_services.py.
+    import deliver_services
+
+    deliver_services.patch()
+    # IAM Access Analyzer's findings and their events, EventBridge's bus and Firehose targets,
+    # Session Manager's sessions and logs: deliver_findings.py.
+    import deliver_findings
+
+    deliver_findings.install()
 
 
 # Firehose streams in their transition: stream ARN -> when the stream is ACTIVE (time.monotonic).
@@ -2154,6 +2171,10 @@ class Extension:
         return self.respond(start_response, 200, self.limits.state())
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
+        # Each answered request is also a CloudTrail event (deliver.recorded).
+        return deliver.recorded(self.answer, environ, start_response)
+
+    def answer(self, environ: dict, start_response: Callable) -> Any:
         if environ.get("PATH_INFO") == "/assure-api/health":
             return self.respond(start_response, 200, {"ok": True})
         if environ.get("PATH_INFO") == "/assure-api/faults":
@@ -2168,6 +2189,10 @@ class Extension:
             return self.account_owner(environ, start_response)
         if environ.get("PATH_INFO") == "/assure-api/root-credentials":
             return self.root_credentials(environ, start_response)
+        if environ.get("PATH_INFO") == "/assure-api/managed-instances":
+            import deliver_findings
+
+            return deliver_findings.managed_instances_api(environ, start_response)
         cred = credential_of(environ)
         if cred is None:
             refused = self.unsigned(environ, start_response)
@@ -2231,6 +2256,12 @@ class Extension:
         bridged = self.cbor.owns(environ)
         if bridged and self.signing(environ) == "monitoring":
             return self.cbor(self.moto_app, environ, start_response, "monitoring", bridged)
+        if cred is not None and cred.service == "ssm":
+            import deliver_findings  # Session Manager's sessions and managed instances
+
+            answered = deliver_findings.answer(environ, start_response, cred)
+            if answered is not None:
+                return answered
         routed = self.route(environ)
         if routed is None:
             if self.signing(environ) == "s3" and environ.get("QUERY_STRING") in [q for q, _, _ in S3_ROOTS]:
@@ -2291,6 +2322,7 @@ class Extension:
             return signature_error(start_response, environ, service, failure)
         with LOCK:
             req = environ["assure.request"] = authz.parse_request(environ, raw, service, region)
+            environ["assure.principal"] = principal  # who the CloudTrail event names (deliver.record)
             if not req.operation and service != "s3":
                 return None
             denial = authz.authorize(principal, req)

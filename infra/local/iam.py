@@ -518,6 +518,12 @@ def decide(principal: Principal, action: str, res: Resource, ctx: dict, scps: li
         # (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html).
         if not g.any():
             return Decision(False, "because no key policy allows the " + action + " action")
+        if cross:
+            # A key of another account: "Cross-account access requires permissions in the key policy of
+            # the KMS key and in an IAM policy in the external user's account"; "Neither the key policy
+            # nor the IAM policy alone is sufficient"
+            # (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-modifying-external-accounts.html).
+            return Decision(True) if identity else no_identity()
         if resource or (g.account and identity):
             return Decision(True)
         return limited() if g.entity and not g.account else no_identity()

@@ -22,8 +22,9 @@ Rules:
   Analyzer has one delegated administrator per organization.
 - S3: a request whose expected bucket owner (x-amz-expected-bucket-owner, or for a copy's source
   x-amz-source-expected-bucket-owner) is not the bucket's owner is refused 403 AccessDenied.
-- SSM StartSession: no managed node is ever connected (TargetNotConnected); a document of the
-  account's that does not exist is InvalidDocument.
+- SSM StartSession: a target that is not a registered managed node with its agent online
+  (deliver_findings.connected) is TargetNotConnected; a document of the account's that does not exist
+  is InvalidDocument.
 - Firehose writes a batch to its S3 destination as the stream's role, only where the role may put it,
   and reports each attempt in AWS/Firehose DeliveryToS3.Success (the extension's put_s3_records).
 - A role handed to a service (CloudTrail's CloudWatch Logs role, Firehose's delivery role) must exist,
@@ -319,21 +320,113 @@ def bucket_key_enabled(bucket: str) -> bool:
     return str(rule.get("BucketKeyEnabled", "false")).lower() == "true"
 
 
+# The context keys each AWS service documents sending when it writes to a customer's S3 bucket or uses
+# a customer's KMS key (or publishes to a topic, sends to a queue) as its own service principal, for
+# one of its resources (the "source"). Review finding #13: the local cloud used to add
+# aws:SourceAccount and aws:SourceOrgID to every service's requests, so a policy relying on a key a
+# service never sends passed locally and failed on AWS. A key not listed for a service is not sent.
+# - CloudTrail delivering a trail's log files: aws:SourceArn, the trail's ARN, and aws:SourceAccount
+#   ("The value of aws:SourceArn must be the ARN of the trail, event data store, or channel that is
+#   using the resource": https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cross-service-confused-deputy-prevention.html;
+#   the bucket and key policies: create-s3-bucket-policy-for-cloudtrail.html, create-kms-key-policy-for-cloudtrail.html).
+# - AWS Config delivering configuration history and snapshots: aws:SourceAccount, "the ID of the
+#   account for which AWS Config will deliver configuration items" (the bucket policy's and the key
+#   policy's only condition: https://docs.aws.amazon.com/config/latest/developerguide/s3-bucket-policy.html,
+#   https://docs.aws.amazon.com/config/latest/developerguide/s3-kms-key-policy.html). Config's
+#   confused-deputy page recommends aws:SourceArn in general but its S3 example ("Granting AWS Config
+#   access to the Amazon S3 Bucket") conditions on aws:SourceAccount alone and no page names the ARN
+#   Config would send: it is not sent.
+# - GuardDuty exporting findings: aws:SourceAccount and aws:SourceArn, the exporting detector's ARN
+#   (https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_exportfindings.html, steps 2 and 3).
+# - CloudWatch publishing an alarm's notification to an SNS topic, and using the topic's KMS key:
+#   aws:SourceArn, "the ARN of the alarm that is sending notifications", and aws:SourceAccount
+#   (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Notify_Users_Alarm_Changes.html,
+#   "Preventing confused deputy security issues"). SNS also keeps the older AWS:SourceOwner, the
+#   alarm's account, for the services that already sent it (the default topic policy's condition:
+#   https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html, "aws:SourceAccount
+#   versus aws:SourceOwner").
+# - SNS delivering to an SQS queue (and using the queue's KMS key): aws:SourceArn, the topic's ARN
+#   (https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html, "Publish messages to an
+#   Amazon SQS queue"); no page names aws:SourceAccount for it: not sent.
+# aws:SourceOrgID and aws:SourceOrgPaths: the IAM reference gives them the availability of
+# aws:SourceAccount ("This key is included in the request context only when the call to your resource
+# is being made directly by an AWS service principal on behalf of a resource for which the
+# configuration triggered the service-to-service request"), with the calling service's resource
+# belonging to an organization
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-sourceorgid,
+# "Availability"; the quote is the aws:SourceAccount entry's, the stored copies reachable here did not
+# hold the aws:SourceOrgID entry's own wording), and the services' guides offer them in the same breath
+# ("Use aws:SourceAccount to let any resource in that account be associated with the cross-service
+# use. Use aws:SourceOrgID to allow any resource from any account within an organization be associated
+# with the cross-service use": Notify_Users_Alarm_Changes.html, above). So they are sent wherever the
+# table lists aws:SourceAccount and the source's account is in an organization, and nowhere else.
+DELIVERY_CONTEXT_KEYS: dict[str, tuple[str, ...]] = {
+    "cloudtrail.amazonaws.com": ("aws:SourceArn", "aws:SourceAccount"),
+    "config.amazonaws.com": ("aws:SourceAccount",),
+    "guardduty.amazonaws.com": ("aws:SourceArn", "aws:SourceAccount"),
+    "cloudwatch.amazonaws.com": ("aws:SourceArn", "aws:SourceAccount", "AWS:SourceOwner"),
+    "sns.amazonaws.com": ("aws:SourceArn",),
+}
+
+
+def delivery_keys(service: str) -> tuple[str, ...]:
+    """The context keys `service` sends (DELIVERY_CONTEXT_KEYS); GuardDuty's regional principals in
+    opt-in Regions (guardduty.REGION.amazonaws.com) as GuardDuty's."""
+    if service.startswith("guardduty."):
+        service = "guardduty.amazonaws.com"
+    return DELIVERY_CONTEXT_KEYS.get(service, ())
+
+
+def organization_path(account: str) -> tuple[str, str] | None:
+    """(organization ID, the account's AWS Organizations entity path `o-…/r-…/ou-…/`) of an account in
+    an organization, or None (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_last-accessed-view-data-orgs.html#access_policies_last-accessed-viewing-orgs-entity-path)."""
+    from extension import organization_of
+
+    org = organization_of(account)
+    if org is None or org[1].org is None:
+        return None
+    backend = org[1]
+    org_id = backend.org.id
+    parent = next((a.parent_id for a in backend.accounts if a.id == account), None)
+    chain: list[str] = []
+    seen: set[str] = set()
+    while parent and parent not in seen:
+        seen.add(parent)
+        chain.append(parent)
+        parent = next((getattr(ou, "parent_id", None) for ou in backend.ou if ou.id == parent), None)
+    return org_id, "/".join([org_id] + list(reversed(chain))) + "/"
+
+
+def delivery_context(service: str, account: str, source_arn: str | None) -> dict:
+    """The request context of `service` acting for its resource `source_arn` in `account`: the keys of
+    DELIVERY_CONTEXT_KEYS, with aws:SourceOrgID and aws:SourceOrgPaths wherever aws:SourceAccount is
+    sent and the account is in an organization."""
+    keys = delivery_keys(service)
+    values = {"aws:SourceArn": source_arn, "aws:SourceAccount": account, "AWS:SourceOwner": account}
+    ctx = {k: values[k] for k in keys if values.get(k)}
+    if "aws:SourceAccount" in ctx:
+        path = organization_path(account)
+        if path is not None:
+            ctx["aws:SourceOrgID"], ctx["aws:SourceOrgPaths"] = path[0], [path[1]]
+    return ctx
+
+
 def delivery_refusal(service: str, account: str, region: str, ctx: dict, bucket: str, object_key: str,
                      bucket_action: str, key_id: str | None,
                      key_actions: tuple[str, ...] = ("kms:GenerateDataKey",)) -> tuple[str, str] | None:
-    """Why `service` (a service principal) delivering for `account` cannot write `object_key` to
-    `bucket` (bucket policy: s3:PutObject on the object, `bucket_action` on the bucket) encrypted with
-    `key_id` (key policy: each of `key_actions`), as (what, reason) with what one of bucket,
-    bucket-policy, key, key-policy; or None. `ctx` holds the request context the service sends
-    (aws:SourceArn, ...)."""
-    from extension import organization_of
-
+    """Why `service` (a service principal) delivering for `account` cannot write `object_key` (the
+    object's real key) to `bucket` (bucket policy: s3:PutObject on the object, `bucket_action` on the
+    bucket) encrypted with `key_id` (key policy: each of `key_actions`), as (what, reason) with what one
+    of bucket, bucket-policy, key, key-policy; or None. `ctx` holds the request's own keys (the ACL,
+    the encryption headers, the encryption context) and the source's ARN (aws:SourceArn); the
+    source keys that reach the policies are those the service documents sending
+    (delivery_context), whatever `ctx` offers."""
     principal = iam.Principal(kind="service", account="", arn=service)
-    ctx = {"aws:SourceAccount": account, "aws:SecureTransport": "true", **ctx}
-    org = organization_of(account)
-    if org is not None and org[1].org is not None:
-        ctx.setdefault("aws:SourceOrgID", org[1].org.id)
+    own = {k: v for k, v in ctx.items() if k.lower() not in ("aws:sourcearn", "aws:sourceaccount", "aws:sourceorgid",
+                                                              "aws:sourceorgpaths", "aws:sourceowner")}
+    source_arn = next((v for k, v in ctx.items() if k.lower() == "aws:sourcearn"), None)
+    ctx = {"aws:SecureTransport": "true", "aws:PrincipalIsAWSService": "true", **delivery_context(service, account, source_arn),
+           **own}
     found = authz.s3_bucket(bucket)
     if found.account is None:
         return "bucket", f"bucket {bucket} does not exist"
@@ -354,22 +447,45 @@ def delivery_refusal(service: str, account: str, region: str, ctx: dict, bucket:
     return None
 
 
-def guardduty_export_refusal(account: str, region: str, detector: str, destination: str, key_arn: str) -> str | None:
+def guardduty_export_key(account: str, region: str, prefix: str, when: Any = None, name: str | None = None) -> str:
+    """The object GuardDuty exports a batch of findings to: `[prefix/]AWSLogs/ACCOUNT/GuardDuty/REGION/`
+    (the exporting detector's account), then the day, then a random UUID `.jsonl.gz`. The user guide
+    (https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_exportfindings.html, step 4) names the
+    folder `/AWSLogs/123456789012/GuardDuty/Region` and a random UUID file; GuardDuty files each
+    export under a zero-padded day folder, `…/GuardDuty/REGION/YYYY/MM/DD/UUID.jsonl.gz`, as AWS's
+    Landing Zone Accelerator documents the layout of the exports it collects
+    (`guardduty/AWSLogs/{account#}/GuardDuty/region/{year}/{month}/{day}/*`)."""
+    import datetime
+    import uuid
+
+    when = when or datetime.datetime.now(datetime.timezone.utc)
+    prefix = prefix.strip("/") + "/" if prefix and prefix.strip("/") else ""
+    return (f"{prefix}AWSLogs/{account}/GuardDuty/{region}/{when.year:04d}/{when.month:02d}/{when.day:02d}/"
+            f"{name or uuid.uuid4()}.jsonl.gz")
+
+
+def guardduty_export_refusal(account: str, region: str, detector: str, destination: str, key_arn: str,
+                             object_key: str | None = None) -> str | None:
     """Why GuardDuty in `region` cannot export `account`'s findings to `destination` (an S3 ARN, bucket
     and prefix) encrypted with `key_arn`, or None: the bucket policy must let the region's GuardDuty
-    principal s3:PutObject under the prefix and s3:GetBucketLocation, the key policy kms:GenerateDataKey
-    (https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_exportfindings.html, steps 2 and 3)."""
+    principal s3:PutObject the export's object and s3:GetBucketLocation the bucket, the key policy
+    kms:GenerateDataKey, with aws:SourceAccount and aws:SourceArn (the detector); the object is
+    uploaded with SSE-KMS under the destination's key, as the guide's policy requires ("Deny
+    unencrypted object uploads", "Deny incorrect encryption header")
+    (https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_exportfindings.html, steps 2 and 3).
+    `object_key`: the export's real object (guardduty_export_key); by default one of today's."""
     bucket, _, prefix = destination.removeprefix("arn:aws:s3:::").partition("/")
-    prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-    ctx = {"aws:SourceArn": f"arn:aws:guardduty:{region}:{account}:detector/{detector}"}
-    refused = delivery_refusal(guardduty_principal(region), account, region, ctx, bucket,
-                               f"{prefix}AWSLogs/{account}/GuardDuty/{region}/findings.jsonl.gz",
+    if object_key is None:
+        object_key = guardduty_export_key(account, region, prefix, name="verification")
+    ctx = {"aws:SourceArn": f"arn:aws:guardduty:{region}:{account}:detector/{detector}",
+           "s3:x-amz-server-side-encryption": "aws:kms", "s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}
+    refused = delivery_refusal(guardduty_principal(region), account, region, ctx, bucket, object_key,
                                "s3:GetBucketLocation", key_arn)
     return refused[1] if refused else None
 
 
 def trail_delivery_refusal(account: str, region: str, trail_arn: str, bucket: str, prefix: str | None,
-                           key_id: str | None) -> tuple[str, str] | None:
+                           key_id: str | None, object_key: str | None = None) -> tuple[str, str] | None:
     """Why CloudTrail cannot deliver a trail's log files: the bucket policy must let
     cloudtrail.amazonaws.com s3:GetBucketAcl the bucket and s3:PutObject under
     [prefix/]AWSLogs/ACCOUNT/ (with the bucket-owner-full-control ACL), and the key policy must let it
@@ -377,14 +493,17 @@ def trail_delivery_refusal(account: str, region: str, trail_arn: str, bucket: st
     an existing S3 bucket with an S3 Bucket Key, kms:Decrypt permissions are required to create or
     update a trail with SSE-KMS encryption enabled")
     (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html,
-    https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html)."""
+    https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-kms-key-policy-for-cloudtrail.html).
+    `object_key`: the log file's real object; by default one under today's prefix."""
     prefix = prefix.strip("/") + "/" if prefix and prefix.strip("/") else ""
     ctx = {"aws:SourceArn": trail_arn, "s3:x-amz-acl": "bucket-owner-full-control",
            "kms:EncryptionContext:aws:cloudtrail:arn": trail_arn}
+    if key_id:
+        ctx.update({"s3:x-amz-server-side-encryption": "aws:kms", "s3:x-amz-server-side-encryption-aws-kms-key-id": key_id})
     key_actions = ("kms:GenerateDataKey", "kms:Decrypt") if bucket_key_enabled(bucket) else ("kms:GenerateDataKey",)
     return delivery_refusal("cloudtrail.amazonaws.com", account, region, ctx, bucket,
-                            f"{prefix}AWSLogs/{account}/CloudTrail/{region}/log.json.gz", "s3:GetBucketAcl", key_id,
-                            key_actions)
+                            object_key or f"{prefix}AWSLogs/{account}/CloudTrail/{region}/log.json.gz", "s3:GetBucketAcl",
+                            key_id, key_actions)
 
 
 def cloudtrail_organization_trail(req: Req, account: str, raw: bytes) -> Refusal | None:
@@ -447,22 +566,30 @@ def cloudtrail_delivery(req: Req, account: str, raw: bytes) -> Refusal | None:
                    f"Insufficient permissions to access S3 bucket {bucket} or KMS key {key}. ({why})")
 
 
-def config_delivery_refusal(account: str, region: str, bucket: str, prefix: str | None) -> tuple[str, str] | None:
-    """Why Config cannot deliver `account`'s snapshots and history to `bucket`, or None. A bucket in
-    another account must have a policy letting config.amazonaws.com s3:GetBucketAcl the bucket and
-    s3:PutObject under [prefix/]AWSLogs/ACCOUNT/Config/ (with the bucket-owner-full-control ACL); a
-    bucket of the account's own is written with the recorder's role, which this does not check
-    (https://docs.aws.amazon.com/config/latest/developerguide/s3-bucket-policy.html)."""
+def config_delivery_refusal(account: str, region: str, bucket: str, prefix: str | None,
+                            object_key: str | None = None, key_arn: str | None = None,
+                            own_bucket_as_role: bool = True) -> tuple[str, str] | None:
+    """Why Config, as its service principal, cannot deliver `account`'s snapshots and history to
+    `bucket`, or None: the bucket policy must let config.amazonaws.com s3:GetBucketAcl the bucket and
+    s3:PutObject the object (with the bucket-owner-full-control ACL), and, for a channel encrypting
+    with `key_arn`, the key policy kms:GenerateDataKey and kms:Decrypt, with aws:SourceAccount
+    (https://docs.aws.amazon.com/config/latest/developerguide/s3-bucket-policy.html,
+    https://docs.aws.amazon.com/config/latest/developerguide/s3-kms-key-policy.html). A bucket of the
+    account's own is written with the recorder's role first, which this does not check unless
+    `own_bucket_as_role` is False (deliver_services checks the role). `object_key`: the object's real
+    key; by default a snapshot under today's prefix."""
     owner = authz.s3_bucket(bucket).account
     if owner is None:
         return "bucket", f"bucket {bucket} does not exist"
-    if owner == account:
+    if owner == account and own_bucket_as_role:
         return None
     prefix = prefix.strip("/") + "/" if prefix and prefix.strip("/") else ""
     ctx = {"s3:x-amz-acl": "bucket-owner-full-control"}
+    if key_arn:
+        ctx.update({"s3:x-amz-server-side-encryption": "aws:kms", "s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn})
     return delivery_refusal("config.amazonaws.com", account, region, ctx, bucket,
-                            f"{prefix}AWSLogs/{account}/Config/{region}/ConfigSnapshot/snapshot.json.gz",
-                            "s3:GetBucketAcl", None)
+                            object_key or f"{prefix}AWSLogs/{account}/Config/{region}/ConfigSnapshot/snapshot.json.gz",
+                            "s3:GetBucketAcl", key_arn, ("kms:GenerateDataKey", "kms:Decrypt"))
 
 
 def config_delivery_channel(req: Req, account: str, raw: bytes) -> Refusal | None:
@@ -885,9 +1012,10 @@ def s3_expected_bucket_owner(req: Req, account: str, raw: bytes) -> Refusal | No
 
 
 def ssm_start_session(req: Req, account: str, raw: bytes) -> Refusal | None:
-    # StartSession, once authorized: no managed node runs the SSM Agent here, so no target is ever
-    # connected: TargetNotConnected, "The specified target managed node for the session isn't fully
-    # configured for use with Session Manager"; a document of the account's that does not exist:
+    # StartSession, once authorized: a target that is not a managed node whose SSM Agent is online
+    # with a control channel (deliver_findings.connected: registered with /assure-api/managed-instances,
+    # its role usable) is TargetNotConnected, "The specified target managed node for the session isn't
+    # fully configured for use with Session Manager"; a document of the account's that does not exist:
     # InvalidDocument, "The specified SSM document doesn't exist"
     # (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_StartSession.html, Errors).
     # AWS's own documents (AWS-StartPortForwardingSession, …) exist in every account; moto has none.
@@ -901,6 +1029,10 @@ def ssm_start_session(req: Req, account: str, raw: bytes) -> Refusal | None:
         if doc not in ssm_backends[account][req.region]._documents:
             return Refusal(400, "InvalidDocument", "The specified document does not exist.")
     target = p(req.params, "Target") or ""
+    import deliver_findings
+
+    if isinstance(target, str) and deliver_findings.connected(account, req.region, target):
+        return None
     return Refusal(400, "TargetNotConnected", f"{target} is not connected.")
 
 

@@ -8,7 +8,10 @@ brownfield security setup of their own:
   the account's own;
 - custom Session Manager preferences (SSM-SessionManagerRunShell);
 - a root user with a password, as an account its owner signed up for has (/assure-api/root-credentials;
-  accounts Organizations creates have none), for centralized root access to delete.
+  accounts Organizations creates have none), for centralized root access to delete;
+- a managed instance in the home Region (/assure-api/managed-instances) whose role, assure-demo-instance,
+  has what the README documents for instance roles, so a Session Manager session's log can be followed
+  to the logging bucket once assure has onboarded the account.
 Every account gets the role assure assumes. Idempotent: a second run finds the same accounts.
 Prints the account ids as JSON on stdout.
 """
@@ -266,6 +269,60 @@ def brownfield(endpoint, account, creds, foreign):
                 raise
 
 
+# The instance role's Session Manager permissions: the AWS managed policy AmazonSSMManagedInstanceCore
+# where the cloud has it, else the minimal Session Manager permissions the user guide gives for an
+# instance profile ("Creating an instance profile with minimal Session Manager permissions":
+# https://docs.aws.amazon.com/systems-manager/latest/userguide/getting-started-create-iam-instance-profile.html).
+INSTANCE_CORE = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+INSTANCE_ROLE = "assure-demo-instance"
+
+
+def managed_instance(endpoint, account, region, creds, logging):
+    """A managed instance of `account` in `region` (its SSM Agent online with the role
+    assure-demo-instance), registered with the local cloud; the instance's ID.
+
+    The role has, besides Session Manager's own permissions, what the README documents for instance
+    roles once the account is onboarded (the session-manager step): s3:PutObject under the account's
+    prefix of the logging bucket, s3:GetEncryptionConfiguration on the bucket, kms:GenerateDataKey on
+    the logging key. The key does not exist before onboarding, so the grant names the logging
+    account's keys in the home Region."""
+    import hashlib
+
+    iam = client("iam", endpoint, creds=creds)
+    bucket = f"assure-logs-{logging}-{region}"
+    try:
+        iam.get_role(RoleName=INSTANCE_ROLE)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "NoSuchEntity":
+            raise
+        iam.create_role(RoleName=INSTANCE_ROLE, Description="assure demo: a managed instance's role",
+                        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+        try:
+            iam.attach_role_policy(RoleName=INSTANCE_ROLE, PolicyArn=INSTANCE_CORE)
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "NoSuchEntity":
+                raise
+            iam.put_role_policy(RoleName=INSTANCE_ROLE, PolicyName="SessionManagerCore", PolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+                    "ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+                    "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"], "Resource": "*"}]}))
+        iam.put_role_policy(RoleName=INSTANCE_ROLE, PolicyName="SessionLogs", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:PutObject",
+                 "Resource": f"arn:aws:s3:::{bucket}/session-manager/{account}/*"},
+                {"Effect": "Allow", "Action": "s3:GetEncryptionConfiguration", "Resource": f"arn:aws:s3:::{bucket}"},
+                {"Effect": "Allow", "Action": "kms:GenerateDataKey", "Resource": f"arn:aws:kms:{region}:{logging}:key/*"}]}))
+    instance = "i-0" + hashlib.sha256(account.encode()).hexdigest()[:16]
+    req = urllib.request.Request(f"{endpoint}/assure-api/managed-instances", method="POST", data=json.dumps(
+        {"account": account, "region": region, "instanceId": instance, "roleName": INSTANCE_ROLE,
+         # assure's delivery canary starts its session on an instance tagged so (README, "Proof of delivery").
+         "tags": {"assure:canary": "true"}}).encode())
+    with urllib.request.urlopen(req, timeout=30) as r:
+        r.read()
+    return instance
+
+
 def list_invitations(endpoint, region, creds):
     gd = client("guardduty", endpoint, region, creds)
     return gd.list_invitations()["Invitations"]
@@ -278,6 +335,8 @@ def main():
     parser.add_argument("--member-template", required=True, help="infra/member-role.template.json")
     parser.add_argument("--regions", default="", help="Regions to enable in every account, comma-separated: "
                         "opt-in Regions are disabled until an account enables them, as on AWS")
+    parser.add_argument("--home-region", default="us-east-1",
+                        help="the home Region runs will use: the external accounts' managed instances are there")
     args = parser.parse_args()
     endpoint = args.endpoint
     mgmt, ids = ensure_org(endpoint, args.accounts)
@@ -288,9 +347,12 @@ def main():
         ensure_role(endpoint, account, mgmt, assume(endpoint, account), template)
     foreign = account_owner(endpoint, FOREIGN_ADMIN)
     externals = [ids[f"external-{i}"] for i in range(1, args.accounts + 1)]
+    instances = {}
     for account in externals:
         if not onboarded(endpoint, account):
             brownfield(endpoint, account, assume(endpoint, account), foreign)
+        instances[account] = managed_instance(endpoint, account, args.home_region, assume(endpoint, account),
+                                              ids["logging"])
     ou = ensure_ou(endpoint, externals)
     print(json.dumps({
         "management": mgmt,
@@ -300,6 +362,7 @@ def main():
         "importedOu": ou,
         "foreignGuardDutyAdministrator": FOREIGN_ADMIN,
         "brownfieldRegions": BROWNFIELD_REGIONS,
+        "managedInstances": instances,
     }, indent=2))
 
 

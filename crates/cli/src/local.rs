@@ -18,6 +18,9 @@ const AUTHZ_PY: &str = include_str!("../../../infra/local/authz.py");
 const RULES_PY: &str = include_str!("../../../infra/local/rules.py");
 const ROOT_PY: &str = include_str!("../../../infra/local/root.py");
 const SIGV4_PY: &str = include_str!("../../../infra/local/sigv4.py");
+const DELIVER_PY: &str = include_str!("../../../infra/local/deliver.py");
+const DELIVER_FINDINGS_PY: &str = include_str!("../../../infra/local/deliver_findings.py");
+const DELIVER_SERVICES_PY: &str = include_str!("../../../infra/local/deliver_services.py");
 const REQUIREMENTS: &str = include_str!("../../../infra/local/requirements.txt");
 
 /// Environment variable: the state directory (default `$HOME/.cache/assure/local`).
@@ -194,6 +197,9 @@ fn write_files(dir: &Path) -> anyhow::Result<()> {
         ("rules.py", RULES_PY),
         ("root.py", ROOT_PY),
         ("sigv4.py", SIGV4_PY),
+        ("deliver.py", DELIVER_PY),
+        ("deliver_findings.py", DELIVER_FINDINGS_PY),
+        ("deliver_services.py", DELIVER_SERVICES_PY),
         (MEMBER_TEMPLATE, member.as_str()),
     ] {
         std::fs::write(dir.join(name), text).with_context(|| format!("writing {name}"))?;

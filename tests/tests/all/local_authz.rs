@@ -16,8 +16,10 @@ use super::iam::{aws_cli, cli_ok, cli_refused, credentials};
 type Credentials = aws_sdk_sts::config::Credentials;
 
 /// The request side's own unit tests (infra/local/test_authz.py, moto in the test's process, no
-/// server), each breaking one rule. They need the local cloud's Python environment, which `assure
-/// local install` makes, or finds made.
+/// server), each breaking one rule, and the deliveries' (test_deliver*.py: CloudTrail, Config, GuardDuty,
+/// alarms and SNS, Access Analyzer through EventBridge and Firehose, session logs).
+/// They need the local cloud's Python environment, which `assure local install` makes, or finds
+/// made.
 #[test]
 fn the_request_side_unit_tests_pass() {
     let install =
@@ -27,7 +29,17 @@ fn the_request_side_unit_tests_pass() {
     let python = log.lines().find_map(|l| l.strip_prefix("venv ready: ")).expect("the venv's python").trim().to_owned();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/local");
     let out = Command::new(python)
-        .args(["-W", "ignore", "-m", "unittest", "-v", "test_authz"])
+        .args([
+            "-W",
+            "ignore",
+            "-m",
+            "unittest",
+            "-v",
+            "test_authz",
+            "test_deliver",
+            "test_deliver_services",
+            "test_deliver_findings",
+        ])
         .current_dir(&dir)
         .output()
         .expect("python");

@@ -1,0 +1,938 @@
+"""Deliveries: what AWS services write on their own, on AWS's timeline, as the service principal.
+
+On AWS a trail's log files, Config's snapshots and GuardDuty's exports arrive some minutes after the
+activity they record, written by the service into the customer's bucket under the customer's bucket
+and key policies. The local cloud stands for "some minutes" with its transition delay (extension.
+TRANSITION, the one analyzers and Firehose streams wait; POST /assure-api/limits transitionSeconds),
+and writes only what the policies let the service write.
+
+For the other delivery modules (deliver_services.py, deliver_findings.py):
+- `later(seconds, fn)`: run `fn` once, `seconds` from now, on the one delivery thread, holding the
+  extension's LOCK (moto's backends are not thread safe);
+- `delay()`: how long a delivery waits (the transition);
+- `flush()`: run every queued delivery now, due or not (tests; POST /assure-api/deliveries/flush);
+- `put_object(bucket, key, body, kms_key_arn, content_type)`: an object as a delivering service
+  writes it (owned by the bucket owner, SSE-KMS as S3 reports it);
+- `subscribe(fn)`: `fn(record)` for each CloudTrail event record, as it is recorded (account
+  `record["recipientAccountId"]`, Region `record["awsRegion"]`).
+
+CloudTrail here: every request the local cloud authorizes and answers with success becomes an event
+record (`record`, called by `recorded`, the extension's WSGI wrapper); each trail that covers and
+selects it batches it, per trail, account and Region, and delivers the batch after the delay as one
+gzipped log file (`deliver_batch`), and to its CloudWatch Logs log group when it has one. GetTrailStatus
+answers what those deliveries recorded; GetTrail, GetTrailStatus, GetEventSelectors and
+GetInsightSelectors take a multi-Region trail's ARN from any Region (`patch_cloudtrail`).
+
+Locking: a delivery holds the extension's LOCK, which the extension holds around its own state and
+each request's authorization; requests do not hold one lock from end to end (an SQS long poll, or
+moto's Step Functions interpreter calling the server from inside a request, would stall every other
+caller), so a delivery interleaves with moto's answers exactly as two concurrent requests already do.
+
+Not recorded: requests the local cloud refuses or moto fails (AWS records those too, with an
+errorCode: a gap on the side of recording less), data events, the local cloud's own callers (moto's
+Step Functions interpreter, /assure-api/...), and requests while IAM enforcement is off (nothing is
+authorized then).
+"""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import hashlib
+import heapq
+import itertools
+import json
+import random
+import re
+import string
+import sys
+import threading
+import time
+import traceback
+import uuid
+from typing import Any, Callable
+from urllib.parse import unquote
+
+import authz
+import rules
+
+# ---------------------------------------------------------------------------------------------------
+# The delivery thread
+
+
+_CV = threading.Condition()
+_QUEUE: list[tuple[float, int, Callable[[], Any]]] = []
+_SEQ = itertools.count()
+_THREAD: threading.Thread | None = None
+# A delivery may queue another (a log file, then its digest): flush runs that many rounds at most.
+FLUSH_ROUNDS = 8
+
+
+def delay() -> float:
+    """How long a delivery waits: the local cloud's transition (extension.TRANSITION), AWS's "within
+    about 5 minutes" (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/how-cloudtrail-works.html)."""
+    import extension
+
+    return float(extension.TRANSITION["seconds"])
+
+
+def later(seconds: float, fn: Callable[[], Any]) -> None:
+    """Runs `fn` once, `seconds` from now, on the delivery thread (started on first use), holding the
+    extension's LOCK."""
+    global _THREAD
+    with _CV:
+        heapq.heappush(_QUEUE, (time.monotonic() + max(0.0, float(seconds)), next(_SEQ), fn))
+        if _THREAD is None:
+            _THREAD = threading.Thread(target=_loop, name="assure-deliveries", daemon=True)
+            _THREAD.start()
+        _CV.notify()
+
+
+def _loop() -> None:
+    while True:
+        with _CV:
+            while not _QUEUE or _QUEUE[0][0] > time.monotonic():
+                _CV.wait(None if not _QUEUE else max(0.0, _QUEUE[0][0] - time.monotonic()))
+            fn = heapq.heappop(_QUEUE)[2]
+        _run(fn)
+
+
+def _run(fn: Callable[[], Any]) -> None:
+    from extension import LOCK
+
+    try:
+        with LOCK:
+            fn()
+    except Exception:  # a failed delivery must not stop the thread, nor the request that flushed it
+        print(f"delivery {getattr(fn, '__name__', fn)!r} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+
+
+def flush() -> int:
+    """Runs every queued delivery now, in the order they were due, and those they queue; how many ran."""
+    ran = 0
+    for _ in range(FLUSH_ROUNDS):
+        with _CV:
+            jobs = [heapq.heappop(_QUEUE)[2] for _ in range(len(_QUEUE))]
+        if not jobs:
+            break
+        for fn in jobs:
+            _run(fn)
+            ran += 1
+    return ran
+
+
+def queued() -> int:
+    with _CV:
+        return len(_QUEUE)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Writing an object as a service
+
+
+def put_object(bucket: str, key: str, body: bytes, kms_key_arn: str | None, content_type: str,
+               metadata: dict | None = None) -> Any:
+    """Stores `body` at `key` of `bucket` as a delivering service does: in the bucket owner's account
+    (the services write with the bucket-owner-full-control ACL, so the owner owns the object:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/about-object-ownership.html), SSE-KMS with
+    `kms_key_arn` when given (HeadObject then reports x-amz-server-side-encryption aws:kms and the
+    key's ARN in x-amz-server-side-encryption-aws-kms-key-id:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html), else the bucket's
+    default encryption. The caller has checked that the service may write it. moto's FakeKey."""
+    from moto.s3.models import get_canned_acl, s3_backends
+
+    owner = s3_backends.bucket_accounts.get(bucket)
+    if owner is None:
+        raise KeyError(f"no bucket {bucket}")
+    partition, account = owner
+    backend = s3_backends[account][partition]
+    encryption = "aws:kms" if kms_key_arn else None
+    obj = backend.put_object(bucket, key, body, encryption=encryption, kms_key_id=kms_key_arn or None)
+    obj.set_metadata({"Content-Type": content_type, **(metadata or {})})
+    obj.set_acl(get_canned_acl("bucket-owner-full-control"))
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------------
+# The extension's hook: each answered request
+
+
+# Everything recorded is handed to these too (subscribe).
+LISTENERS: list[Callable[[dict], Any]] = []
+# Counts the successful writes to what a delivery check reads (S3 buckets, KMS keys, the organization:
+# WRITING_SERVICES): a delivery check cached at one count holds until the next.
+WRITES = {"count": 0}
+WRITING_SERVICES = {"s3", "kms", "organizations"}
+
+
+def subscribe(fn: Callable[[dict], Any]) -> None:
+    """`fn(record)` for each CloudTrail event record as it is recorded (under the extension's LOCK)."""
+    LISTENERS.append(fn)
+
+
+def recorded(answer: Callable, environ: dict, start_response: Callable) -> Any:
+    """The extension's WSGI entry: answers the request (`answer`, the extension's own __call__), then
+    records it (`record`) if it succeeded, before the client sees the answer. Also answers
+    /assure-api/deliveries (GET: what is queued; POST /assure-api/deliveries/flush: run it all now)."""
+    path = environ.get("PATH_INFO", "")
+    if path.startswith("/assure-api/deliveries"):
+        return deliveries_api(environ, start_response)
+    seen: dict[str, Any] = {}
+
+    def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
+        seen["status"], seen["headers"] = status, headers
+        return start_response(status, headers, exc_info) if exc_info is not None else start_response(status, headers)
+
+    body = answer(environ, capture)
+    if str(seen.get("status", ""))[:1] == "2" and "assure.request" in environ:
+        try:
+            record(environ, {str(k).lower(): v for k, v in seen.get("headers") or []})
+        except Exception:
+            print(f"recording {environ.get('REQUEST_METHOD')} {path} failed:\n{traceback.format_exc()}",
+                  file=sys.stderr, flush=True)
+    return body
+
+
+def deliveries_api(environ: dict, start_response: Callable) -> list[bytes]:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length:
+        environ["wsgi.input"].read(length)
+    method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+    if method == "POST" and path == "/assure-api/deliveries/flush":
+        body, status = {"ran": flush(), "queued": queued()}, "200 OK"
+    elif method == "GET" and path == "/assure-api/deliveries":
+        body, status = {"queued": queued(), "delaySeconds": delay()}, "200 OK"
+    else:
+        body, status = {"message": "POST /assure-api/deliveries/flush or GET /assure-api/deliveries"}, "404 Not Found"
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+# ---------------------------------------------------------------------------------------------------
+# CloudTrail event records
+# (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-record-contents.html)
+
+
+# Global services: "events are delivered to any trail that includes global services, and are logged as
+# occurring in US East (N. Virginia) Region"
+# (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-concepts.html#cloudtrail-concepts-global-service-events).
+# STS is global at its global endpoint (signed for us-east-1); a regional endpoint's events are that
+# Region's. Organizations has its one endpoint in us-east-1
+# (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_cloudtrail-integration.html).
+GLOBAL_SERVICES = {"iam", "organizations", "cloudfront", "route53"}
+
+# Data events, which a trail records only when its selectors name them, never as management events
+# (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/logging-data-events-with-cloudtrail.html):
+# S3's object-level operations (decided by the request's path, below), SQS's message operations,
+# Lambda's Invoke.
+DATA_EVENTS = {
+    "sqs": {"SendMessage", "SendMessageBatch", "ReceiveMessage", "DeleteMessage", "DeleteMessageBatch",
+            "ChangeMessageVisibility", "ChangeMessageVisibilityBatch"},
+    "lambda": {"Invoke", "InvokeAsync", "InvokeWithResponseStream"},
+}
+
+# S3's event names where they differ from the IAM action authz names a request by
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/cloudtrail-logging-s3-info.html, "Amazon S3
+# bucket-level actions tracked by CloudTrail logging"); by (action, method).
+S3_EVENT_NAMES = {
+    "s3:ListAllMyBuckets": "ListBuckets",
+    "s3:GetEncryptionConfiguration": "GetBucketEncryption",
+    ("s3:PutEncryptionConfiguration", "PUT"): "PutBucketEncryption",
+    ("s3:PutEncryptionConfiguration", "DELETE"): "DeleteBucketEncryption",
+    "s3:GetLifecycleConfiguration": "GetBucketLifecycle",
+    ("s3:PutLifecycleConfiguration", "PUT"): "PutBucketLifecycle",
+    ("s3:PutLifecycleConfiguration", "DELETE"): "DeleteBucketLifecycle",
+    ("s3:PutBucketPublicAccessBlock", "DELETE"): "DeleteBucketPublicAccessBlock",
+    ("s3:PutBucketOwnershipControls", "DELETE"): "DeleteBucketOwnershipControls",
+    ("s3:PutBucketTagging", "DELETE"): "DeleteBucketTagging",
+    "s3:GetReplicationConfiguration": "GetBucketReplication",
+    ("s3:PutReplicationConfiguration", "PUT"): "PutBucketReplication",
+    ("s3:PutReplicationConfiguration", "DELETE"): "DeleteBucketReplication",
+    "s3:GetBucketCORS": "GetBucketCors",
+    ("s3:PutBucketCORS", "PUT"): "PutBucketCors",
+    ("s3:PutBucketCORS", "DELETE"): "DeleteBucketCors",
+    "s3:GetBucketObjectLockConfiguration": "GetObjectLockConfiguration",
+    "s3:PutBucketObjectLockConfiguration": "PutObjectLockConfiguration",
+    "s3:GetAccelerateConfiguration": "GetBucketAccelerateConfiguration",
+    "s3:PutAccelerateConfiguration": "PutBucketAccelerateConfiguration",
+}
+S3_DATA_ACTIONS = {"s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads", "s3:DeleteObject"}
+
+READ_PREFIXES = ("Get", "List", "Describe", "Head", "Lookup")
+# The most of a request's body kept as requestParameters: CloudTrail's own bound on an event is 256 KB
+# ("Event size", https://docs.aws.amazon.com/awscloudtrail/latest/userguide/WhatIsCloudTrail-Limits.html);
+# a larger request (a function's code, a template) is recorded without its parameters.
+MAX_PARAMETER_BYTES = 100 * 1024
+# KMS's cryptographic operations are management events that read: "readOnly": true in their records
+# (https://docs.aws.amazon.com/kms/latest/developerguide/ct-decrypt.html, ct-generatedatakey.html).
+READ_ONLY_NAMES = {"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateRandom",
+                   "ReEncrypt", "Sign", "Verify", "GenerateMac", "VerifyMac"}
+
+
+def read_only(name: str) -> bool:
+    return name.startswith(READ_PREFIXES) or name in READ_ONLY_NAMES
+
+
+def s3_event(req: Any) -> tuple[str, bool, dict]:
+    """(event name, whether a data event, requestParameters) of an S3 request."""
+    path = unquote(req.path or "").lstrip("/")
+    bucket, _, key = path.partition("/")
+    query = {k: (v[0] if isinstance(v, list) and v else v) for k, v in (req.query or {}).items()}
+    params = {"bucketName": bucket, "Host": (req.headers or {}).get("host", "")} if bucket else {}
+    params.update({k: v for k, v in query.items() if not k.startswith("X-Amz-")})
+    if key:
+        return "", True, params
+    if bucket and req.method == "HEAD" and not query:
+        return "HeadBucket", False, params
+    checks = authz.s3_checks(req)
+    if not checks:
+        return "", False, params
+    action = checks[0][0]
+    if action in S3_DATA_ACTIONS:
+        return "", True, params
+    name = S3_EVENT_NAMES.get((action, req.method)) or S3_EVENT_NAMES.get(action) or action.split(":", 1)[1]
+    return str(name), False, params
+
+
+def lower_camel(value: Any, depth: int = 0) -> Any:
+    """requestParameters' names as CloudTrail writes them, lowerCamelCase ("roleName")."""
+    if depth > 8:
+        return value
+    if isinstance(value, dict):
+        return {(k[:1].lower() + k[1:] if isinstance(k, str) else k): lower_camel(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [lower_camel(v, depth + 1) for v in value]
+    return value
+
+
+def user_identity(principal: Any, access_key: str) -> dict:
+    """The userIdentity element (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-user-identity.html)."""
+    from moto.iam.models import iam_backends
+
+    account = principal.account
+    if principal.kind == "root":
+        return {"type": "Root", "principalId": account, "arn": principal.arn, "accountId": account,
+                "accessKeyId": access_key}
+    if principal.kind == "user":
+        name = principal.arn.split("/")[-1]
+        user = iam_backends[account]["aws"].users.get(name)
+        return {"type": "IAMUser", "principalId": getattr(user, "id", ""), "arn": principal.arn, "accountId": account,
+                "accessKeyId": access_key, "userName": name}
+    if principal.kind == "role":
+        role = authz.role_by_arn(principal.arn)
+        role_id = getattr(role, "id", "")
+        session = principal.session_arn.rsplit("/", 1)[-1]
+        issued = authz._SESSIONS.get(access_key)
+        created = getattr(getattr(issued, "access_key", None), "create_date", None)
+        attributes = {"mfaAuthenticated": "false"}
+        if created is not None:
+            attributes["creationDate"] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"type": "AssumedRole", "principalId": f"{role_id}:{session}", "arn": principal.session_arn,
+                "accountId": account, "accessKeyId": access_key,
+                "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": role_id, "arn": principal.arn,
+                                                     "accountId": account, "userName": principal.arn.split("/")[-1]},
+                                   "attributes": attributes}}
+    return {"type": "Unknown", "principalId": principal.arn, "accountId": account, "accessKeyId": access_key}
+
+
+def record(environ: dict, headers: dict) -> dict | None:
+    """The CloudTrail event record of an answered request, handed to each trail that records it (and
+    to the listeners); None when CloudTrail records nothing of it."""
+    import extension
+
+    req = environ.get("assure.request")
+    name, data, params = "", False, {}
+    if req is not None and req.service == "s3":
+        name, data, params = s3_event(req)
+    elif req is not None:
+        name = req.operation
+        params = {k: v for k, v in (req.params or {}).items() if k not in ("Action", "Version")}
+    if not name:
+        return None
+    reads = read_only(name)
+    if not reads and not data and req.service in WRITING_SERVICES:
+        WRITES["count"] += 1
+    principal = environ.get("assure.principal")
+    cred = extension.credential_of(environ)
+    if principal is None or cred is None or data or name in DATA_EVENTS.get(req.service, ()):
+        return None
+    if cred.key in extension.SERVICE_KEYS or cred.key == "ak":
+        return None  # the local cloud's own callers (moto's Step Functions interpreter)
+    service = req.service
+    region = req.region
+    global_event = service in GLOBAL_SERVICES or (service == "sts" and region == "us-east-1")
+    if global_event:
+        region = "us-east-1"
+    account = principal.account
+    # The service's endpoint name: CloudWatch's is monitoring (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/logging_cw_api_calls.html).
+    source = "monitoring.amazonaws.com" if service == "monitoring" else f"{authz.PREFIX.get(service, service)}.amazonaws.com"
+    with extension.LOCK:
+        trails = [(t, org) for t, org in covering(account, region, global_event)
+                  if selects(t, source, name, reads)]
+        if not trails and not LISTENERS:
+            return None
+        now = datetime.datetime.now(datetime.timezone.utc)
+        small = int(environ.get("CONTENT_LENGTH") or 0) <= MAX_PARAMETER_BYTES
+        parameters = lower_camel(params) if params and small else None
+        rec = {
+            "eventVersion": "1.11",
+            "userIdentity": user_identity(principal, cred.key),
+            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eventSource": source,
+            "eventName": name,
+            "awsRegion": region,
+            "sourceIPAddress": environ.get("REMOTE_ADDR") or "127.0.0.1",
+            "userAgent": environ.get("HTTP_USER_AGENT", ""),
+            "requestParameters": parameters,
+            "responseElements": None,
+            "requestID": headers.get("x-amzn-requestid") or headers.get("x-amz-request-id") or str(uuid.uuid4()),
+            "eventID": str(uuid.uuid4()),
+            "readOnly": reads,
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": account,
+            "eventCategory": "Management",
+        }
+        for trail, org in trails:
+            enqueue(trail, account, region, org, rec, now)
+        for fn in LISTENERS:
+            try:
+                fn(rec)
+            except Exception:
+                print(f"event listener {fn!r} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+    return rec
+
+
+# ---------------------------------------------------------------------------------------------------
+# Which trails record an event
+
+
+def covering(account: str, region: str, global_event: bool) -> list[tuple[Any, str | None]]:
+    """The logging trails that receive `account`'s events in `region`, each with the organization ID
+    its log files are filed under (None: not an organization trail): the account's own trails, a
+    multi-Region trail from every Region and a single-Region trail from its own
+    (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-trails.html), and the
+    organization trails of the account's organization, which "log events for the management account
+    and all member accounts"
+    (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html).
+    Global service events only reach trails that include them (IncludeGlobalServiceEvents)."""
+    from moto.cloudtrail.models import cloudtrail_backends
+
+    import extension
+
+    org = extension.organization_of(account)
+    org_id = org[1].org.id if org is not None and org[1].org is not None else None
+    found: list[tuple[Any, str | None]] = []
+
+    def consider(trail: Any, filed_under: str | None) -> None:
+        if not trail.status.is_logging or not (trail.is_multi_region or trail.region_name == region):
+            return
+        if global_event and not trail.include_global_service_events:
+            return
+        found.append((trail, filed_under))
+
+    for backend in list(cloudtrail_backends[account].values()):
+        for trail in list(backend.trails.values()):
+            consider(trail, org_id if trail.is_org_trail else None)
+    if org is not None and org[0] != account and org_id:
+        for backend in list(cloudtrail_backends[org[0]].values()):
+            for trail in list(backend.trails.values()):
+                if trail.is_org_trail:
+                    consider(trail, org_id)
+    return found
+
+
+def selects(trail: Any, source: str, name: str, reads: bool) -> bool:
+    """Whether the trail's selectors record this management event. Basic selectors: one that includes
+    management events, whose ReadWriteType admits it (ReadOnly, WriteOnly, All) and that does not
+    exclude its source (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_EventSelector.html).
+    Advanced selectors: one whose every field selector matches (eventCategory, readOnly, eventSource,
+    eventName, eventType; Equals, NotEquals, StartsWith, NotStartsWith, EndsWith, NotEndsWith), a
+    field a management event lacks never matching
+    (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_AdvancedFieldSelector.html)."""
+    advanced = getattr(trail, "advanced_event_selectors", None) or []
+    if advanced:
+        fields = {"eventCategory": "Management", "readOnly": "true" if reads else "false", "eventSource": source,
+                  "eventName": name, "eventType": "AwsApiCall"}
+        return any(advanced_matches(s, fields) for s in advanced)
+    for s in getattr(trail, "event_selectors", None) or []:
+        if not s.get("IncludeManagementEvents", True):
+            continue
+        kind = s.get("ReadWriteType", "All")
+        if (kind == "ReadOnly" and not reads) or (kind == "WriteOnly" and reads):
+            continue
+        if source in (s.get("ExcludeManagementEventSources") or []):
+            continue
+        return True
+    return False
+
+
+def advanced_matches(selector: dict, fields: dict) -> bool:
+    for f in selector.get("FieldSelectors") or []:
+        value = fields.get(f.get("Field", ""))
+        if value is None:
+            return False
+        tests = (("Equals", lambda v, x: v == x, any), ("StartsWith", str.startswith, any),
+                 ("EndsWith", str.endswith, any), ("NotEquals", lambda v, x: v != x, all),
+                 ("NotStartsWith", lambda v, x: not v.startswith(x), all),
+                 ("NotEndsWith", lambda v, x: not v.endswith(x), all))
+        for key, test, combine in tests:
+            wanted = f.get(key)
+            if wanted and not combine(test(value, str(w)) for w in wanted):
+                return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------
+# Log files: batches, keys, deliveries
+
+
+# Pending log files: (trail ARN, account, Region) -> the batch.
+PENDING: dict[tuple[str, str, str], dict] = {}
+# Delivery checks at a count of WRITES: key -> (count, (error code, reason) or None).
+_CHECKED: dict[tuple, tuple[int, tuple[str, str] | None]] = {}
+
+
+def state(trail: Any) -> dict:
+    """What the trail's deliveries recorded, kept on the trail (a deleted trail's goes with it)."""
+    found = getattr(trail, "assure_delivery", None)
+    if found is None:
+        found = trail.assure_delivery = {}
+    return found
+
+
+def log_dir(trail: Any, account: str, region: str, org_id: str | None, when: datetime.datetime,
+            kind: str = "CloudTrail") -> str:
+    """`{prefix/}AWSLogs/{o-id/ of an organization trail}{account}/CloudTrail/{region}/YYYY/MM/DD/`
+    (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/get-and-view-cloudtrail-log-files.html;
+    an organization trail's: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html,
+    "bucket_name/prefix_name/AWSLogs/O-ID/Account ID/CloudTrail/Region/YYYY/MM/DD/")."""
+    prefix = (trail.s3_key_prefix or "").strip("/")
+    org = f"{org_id}/" if org_id else ""
+    return f"{prefix + '/' if prefix else ''}AWSLogs/{org}{account}/{kind}/{region}/{when:%Y/%m/%d}/"
+
+
+def log_name(account: str, region: str, when: datetime.datetime) -> str:
+    """`AccountID_CloudTrail_RegionName_YYYYMMDDTHHmmZ_UniqueString.json.gz`, the unique string 16
+    alphanumeric characters ("CloudTrail log file naming format",
+    https://docs.aws.amazon.com/awscloudtrail/latest/userguide/get-and-view-cloudtrail-log-files.html)."""
+    unique = "".join(random.choices(string.ascii_letters + string.digits, k=16))
+    return f"{account}_CloudTrail_{region}_{when:%Y%m%dT%H%MZ}_{unique}.json.gz"
+
+
+def refusal(trail: Any, object_key: str, key_id: str | None) -> tuple[str, str] | None:
+    """Why CloudTrail cannot write `object_key` for the trail now, as (the S3 error it gets, why), or
+    None. The bucket and key policies: rules.trail_delivery_refusal, as CreateTrail checks them, for
+    the real object key. What GetTrailStatus's LatestDeliveryError then shows is "any Amazon S3 error
+    that CloudTrail encountered" (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html),
+    S3's code for it (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList):
+    NoSuchBucket for a bucket that is gone; AccessDenied when the bucket policy refuses the write, and
+    when the key policy refuses KMS's data key (S3 answers an upload whose key the writer may not use
+    with 403 AccessDenied: https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html);
+    KMS.NotFoundException for a key that does not exist, KMS.DisabledException for a disabled key,
+    KMS.KMSInvalidStateException for one pending deletion."""
+    refused = rules.trail_delivery_refusal(trail.account_id, trail.region_name, trail.arn, trail.bucket_name,
+                                           trail.s3_key_prefix, key_id, object_key=object_key)
+    if refused is not None:
+        what, why = refused
+        code = {"bucket": "NoSuchBucket", "key": "KMS.NotFoundException"}.get(what, "AccessDenied")
+        return code, why
+    if key_id:
+        from moto.kms.models import kms_backends
+
+        res = authz.kms_key(trail.region_name, trail.account_id, key_id)
+        if res is not None:
+            parts = res.arn.split(":")
+            key = kms_backends[parts[4]][parts[3]].keys.get(parts[5].split("/", 1)[-1])
+            key_state = getattr(key, "key_state", "Enabled")
+            if key_state == "Disabled":
+                return "KMS.DisabledException", f"key {res.arn} is disabled"
+            if key_state != "Enabled":
+                return "KMS.KMSInvalidStateException", f"key {res.arn} is {key_state}"
+    return None
+
+
+def key_arn(trail: Any) -> str | None:
+    """The trail's KMS key as S3 reports it on the object: its ARN (KmsKeyId may be an alias or an ID)."""
+    if not trail.kms_key_id:
+        return None
+    res = authz.kms_key(trail.region_name, trail.account_id, trail.kms_key_id)
+    return res.arn if res is not None else trail.kms_key_id
+
+
+def checked(trail: Any, account: str, region: str, org_id: str | None, when: datetime.datetime) -> tuple[str, str] | None:
+    """`refusal` for the log file the trail's next delivery writes, remembered until the next write
+    request (nothing else changes a policy)."""
+    folder = log_dir(trail, account, region, org_id, when)
+    key = (trail.arn, id(trail), trail.bucket_name, folder, trail.kms_key_id)
+    hit = _CHECKED.get(key)
+    if hit is not None and hit[0] == WRITES["count"]:
+        return hit[1]
+    if len(_CHECKED) > 10000:
+        _CHECKED.clear()
+    found = refusal(trail, folder + f"{account}_CloudTrail_{region}_{when:%Y%m%dT%H%MZ}_check.json.gz", trail.kms_key_id)
+    _CHECKED[key] = (WRITES["count"], found)
+    return found
+
+
+def iso(when: datetime.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def failed(trail: Any, code: str, why: str, when: datetime.datetime) -> None:
+    s = state(trail)
+    s["error"], s["why"], s["attempt"] = code, why, when
+
+
+def enqueue(trail: Any, account: str, region: str, org_id: str | None, rec: dict, now: datetime.datetime) -> None:
+    """Adds the record to the trail's pending log file for (account, region), queueing its delivery
+    after the delay when it is the first. A delivery the policies refuse now is reported at once
+    (GetTrailStatus's LatestDeliveryError): AWS reports it at its next attempt, within minutes, and
+    events flow all the time; a refusal shown early never makes a local pass where AWS fails. The
+    error clears only when a log file is delivered."""
+    refused = checked(trail, account, region, org_id, now)
+    if refused is not None:
+        failed(trail, refused[0], refused[1], now)
+    batch_key = (trail.arn, account, region)
+    batch = PENDING.get(batch_key)
+    if batch is None or batch["trail"] is not trail:
+        batch = PENDING[batch_key] = {"trail": trail, "account": account, "region": region, "org": org_id,
+                                      "records": []}
+
+        def deliver_log_file() -> None:
+            if PENDING.get(batch_key) is batch:
+                del PENDING[batch_key]
+            deliver_batch(batch)
+
+        later(delay(), deliver_log_file)
+    batch["records"].append(rec)
+
+
+def alive(trail: Any) -> bool:
+    from moto.cloudtrail.models import cloudtrail_backends
+
+    return cloudtrail_backends[trail.account_id][trail.region_name].trails.get(trail.trail_name) is trail
+
+
+def deliver_batch(batch: dict) -> None:
+    """Writes a batch as one log file, `{"Records": [...]}` gzipped, as cloudtrail.amazonaws.com under
+    the bucket and key policies (`refusal`), encrypted with the trail's KMS key when it has one
+    ("SSE-KMS": https://docs.aws.amazon.com/awscloudtrail/latest/userguide/encrypting-cloudtrail-log-files-with-aws-kms.html),
+    and records the outcome for GetTrailStatus; then to the trail's CloudWatch Logs log group. A
+    refused log file is not written. A trail deleted meanwhile delivers nothing."""
+    trail, account, region, org_id = batch["trail"], batch["account"], batch["region"], batch["org"]
+    if not alive(trail):
+        return
+    records = batch["records"]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    object_key = log_dir(trail, account, region, org_id, now) + log_name(account, region, now)
+    s = state(trail)
+    refused = refusal(trail, object_key, trail.kms_key_id)
+    if refused is not None:
+        failed(trail, refused[0], refused[1], now)
+        print(f"cloudtrail {trail.arn}: log file for {account} {region} refused: {refused[1]}", file=sys.stderr, flush=True)
+    else:
+        text = json.dumps({"Records": records}, default=str).encode()
+        put_object(trail.bucket_name, object_key, gzip.compress(text), key_arn(trail), "application/json")
+        s["delivered"] = s["attempt"] = s["succeeded"] = now
+        s.pop("error", None)
+        s.pop("why", None)
+        if trail.log_validation:
+            digest_add(trail, account, region, org_id, object_key, text, records, now)
+    deliver_to_logs(trail, account, region, org_id, records, now)
+
+
+# ---------------------------------------------------------------------------------------------------
+# CloudWatch Logs
+
+
+LOG_GROUP = re.compile(r"^arn:aws:logs:([a-z0-9-]+):(\d{12}):log-group:([^:]+)(:\*)?$")
+
+
+def logs_refusal(trail: Any, group_arn: str, stream: str) -> tuple[str, str] | None:
+    """Why CloudTrail cannot put the trail's events in its log group, as (error code, why), or None.
+    CloudTrail assumes the trail's role as cloudtrail.amazonaws.com for the trail (aws:SourceArn) and
+    needs logs:CreateLogStream and logs:PutLogEvents on the stream
+    (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/send-cloudtrail-events-to-cloudwatch-logs.html,
+    https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-required-policy-for-cloudwatch-logs.html):
+    rules.unusable_role and rules.role_allows, as CreateTrail checks them. The code is that of the
+    call that fails: STS's AccessDenied for a role CloudTrail cannot assume
+    (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html), CloudWatch Logs'
+    AccessDeniedException and ResourceNotFoundException
+    (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutLogEvents.html)."""
+    from moto.logs.models import logs_backends
+
+    m = LOG_GROUP.match(group_arn or "")
+    if not m:
+        return "ResourceNotFoundException", f"{group_arn} is not a log group ARN"
+    role = trail.cw_role_arn or ""
+    why = rules.unusable_role("cloudtrail.amazonaws.com", role, trail.arn)
+    if why is not None:
+        return "AccessDenied", why
+    g_region, g_owner, g_name = m.group(1), m.group(2), m.group(3)
+    stream_arn = f"arn:aws:logs:{g_region}:{g_owner}:log-group:{g_name}:log-stream:{stream}"
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        if not rules.role_allows(role, action, stream_arn):
+            return "AccessDeniedException", f"{role} may not {action} on {stream_arn}"
+    if g_name not in logs_backends[g_owner][g_region].groups:
+        return "ResourceNotFoundException", f"log group {g_name} does not exist"
+    return None
+
+
+def stream_name(trail: Any, account: str, org_id: str | None) -> str:
+    """`account_ID_CloudTrail_trail_region`
+    (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudwatch-log-group-log-stream-naming-for-cloudtrail.html);
+    an organization trail's streams begin with the organization's ID, `o-exampleorgid_` (the role
+    policy for organization trails grants `log-stream:o-exampleorgid_*`:
+    https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-required-policy-for-cloudwatch-logs.html)."""
+    own = f"{account}_CloudTrail_{trail.region_name}"
+    return f"{org_id}_{own}" if org_id else own
+
+
+def deliver_to_logs(trail: Any, account: str, region: str, org_id: str | None, records: list[dict],
+                    now: datetime.datetime) -> None:
+    """Each event, a JSON string, into the trail's log group; the outcome in GetTrailStatus's
+    LatestCloudWatchLogsDeliveryTime or LatestCloudWatchLogsDeliveryError."""
+    if not trail.cw_log_group_arn or not trail.cw_role_arn:
+        return
+    from moto.logs.models import logs_backends
+
+    s = state(trail)
+    stream = stream_name(trail, account, org_id)
+    refused = logs_refusal(trail, trail.cw_log_group_arn, stream)
+    if refused is not None:
+        s["cw_error"], s["cw_why"] = refused
+        print(f"cloudtrail {trail.arn}: CloudWatch Logs delivery refused: {refused[1]}", file=sys.stderr, flush=True)
+        return
+    m = LOG_GROUP.match(trail.cw_log_group_arn)
+    backend = logs_backends[m.group(2)][m.group(1)]
+    backend.ensure_log_stream(m.group(3), stream)
+    stamp = int(now.timestamp() * 1000)
+    events = sorted(({"timestamp": min(stamp, event_millis(r, stamp)), "message": json.dumps(r, default=str)}
+                     for r in records), key=lambda e: e["timestamp"])
+    backend.put_log_events(m.group(3), stream, events)
+    s["cw_time"] = now
+    s.pop("cw_error", None)
+    s.pop("cw_why", None)
+
+
+def event_millis(rec: dict, default: int) -> int:
+    try:
+        when = datetime.datetime.strptime(rec["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+        return int(when.timestamp() * 1000)
+    except (KeyError, ValueError):
+        return default
+
+
+# ---------------------------------------------------------------------------------------------------
+# Log file integrity: digest files
+# (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-log-file-validation-digest-file-structure.html)
+
+
+# Digests being gathered: (trail ARN, account, Region) -> the log files since the last digest.
+DIGESTS: dict[tuple[str, str, str], dict] = {}
+DIGEST_SECONDS = 3600.0
+
+
+def digest_add(trail: Any, account: str, region: str, org_id: str | None, object_key: str, text: bytes,
+               records: list[dict], now: datetime.datetime) -> None:
+    """Notes a delivered log file for the digest of its hour ("Each digest file contains the names of
+    the log files that were delivered to your Amazon S3 bucket during the last hour, the hash values
+    for those log files"), queueing that digest an hour after the first."""
+    times = sorted(r.get("eventTime", "") for r in records)
+    entry = {"s3Bucket": trail.bucket_name, "s3Object": object_key, "hashValue": hashlib.sha256(text).hexdigest(),
+             "hashAlgorithm": "SHA-256", "newestEventTime": times[-1] if times else None,
+             "oldestEventTime": times[0] if times else None}
+    key = (trail.arn, account, region)
+    digest = DIGESTS.get(key)
+    if digest is None or digest["trail"] is not trail:
+        digest = DIGESTS[key] = {"trail": trail, "account": account, "region": region, "org": org_id, "start": now,
+                                 "files": []}
+
+        def deliver_digest_file() -> None:
+            if DIGESTS.get(key) is digest:
+                del DIGESTS[key]
+            deliver_digest(digest)
+
+        later(DIGEST_SECONDS, deliver_digest_file)
+    digest["files"].append(entry)
+
+
+def deliver_digest(digest: dict) -> None:
+    """Writes the digest file, `AWSLogs/{o-id/}ACCOUNT/CloudTrail-Digest/REGION/YYYY/MM/DD/
+    ACCOUNT_CloudTrail-Digest_REGION_TRAIL_HOMEREGION_YYYYMMDDTHHmmssZ.json.gz`, chained to the trail's
+    previous one. Digest files are encrypted with S3's own keys, not the trail's KMS key ("digest
+    files are encrypted with Amazon S3-managed encryption keys (SSE-S3)":
+    https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-log-file-validation-intro.html).
+    The signature is the digest's SHA-256 in x-amz-meta-signature: nothing here holds CloudTrail's
+    private keys."""
+    trail, account, region, org_id = digest["trail"], digest["account"], digest["region"], digest["org"]
+    if not alive(trail):
+        return
+    now = datetime.datetime.now(datetime.timezone.utc)
+    folder = log_dir(trail, account, region, org_id, now, kind="CloudTrail-Digest")
+    name = f"{account}_CloudTrail-Digest_{region}_{trail.trail_name}_{trail.region_name}_{now:%Y%m%dT%H%M%SZ}.json.gz"
+    object_key = folder + name
+    s = state(trail)
+    chain = s.setdefault("digests", {})
+    previous = chain.get((account, region))
+    files = digest["files"]
+    newest = max((f["newestEventTime"] for f in files if f["newestEventTime"]), default=None)
+    oldest = min((f["oldestEventTime"] for f in files if f["oldestEventTime"]), default=None)
+    doc = {"awsAccountId": account, "digestStartTime": iso(digest["start"]), "digestEndTime": iso(now),
+           "digestS3Bucket": trail.bucket_name, "digestS3Object": object_key,
+           "digestPublicKeyFingerprint": hashlib.md5(trail.arn.encode()).hexdigest(),
+           "digestSignatureAlgorithm": "SHA256withRSA", "newestEventTime": newest, "oldestEventTime": oldest,
+           "previousDigestS3Bucket": previous["bucket"] if previous else None,
+           "previousDigestS3Object": previous["key"] if previous else None,
+           "previousDigestHashValue": previous["hash"] if previous else None,
+           "previousDigestHashAlgorithm": "SHA-256" if previous else None,
+           "previousDigestSignature": previous["signature"] if previous else None,
+           "logFiles": files}
+    refused = refusal(trail, object_key, None)
+    if refused is not None:
+        s["digest_error"] = refused[0]
+        return
+    text = json.dumps(doc).encode()
+    signature = hashlib.sha256(text).hexdigest()
+    put_object(trail.bucket_name, object_key, gzip.compress(text), None, "application/json",
+               {"x-amz-meta-signature": signature, "x-amz-meta-signature-algorithm": "SHA256withRSA"})
+    chain[(account, region)] = {"bucket": trail.bucket_name, "key": object_key, "hash": signature,
+                                "signature": signature}
+    s["digest_time"] = now
+    s.pop("digest_error", None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# CloudTrail's API: the recorded status, and shadow trails by ARN
+
+
+TRAIL_ARN = re.compile(r"^arn:aws:cloudtrail:([a-z0-9-]+):(\d{12}):trail/(.+)$")
+
+
+def find_trail(backend: Any, name: str) -> Any:
+    """The trail a read names: by name, the current Region's own trail; by ARN, also a multi-Region
+    trail of the account homed in another Region (its shadow here) and an organization trail of the
+    account's organization. "To get the status of a shadow trail (a replication of the trail in
+    another Region), you must specify its ARN"; "If the trail is an organization trail and you are a
+    member account in the organization in Organizations, you must provide the full ARN of that
+    trail" (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html).
+    A single-Region trail has no shadow ("A shadow trail is the replication in a Region of a trail
+    that was created in a different Region":
+    https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_DescribeTrails.html), so its ARN
+    from another Region, like a name, is TrailNotFoundException."""
+    from moto.cloudtrail import exceptions as errors
+    from moto.cloudtrail.models import cloudtrail_backends
+
+    try:
+        return backend.get_trail(name)  # the extension's: own trails, and organization trails by ARN
+    except errors.TrailNotFoundException:
+        m = TRAIL_ARN.match(name or "")
+        if m and m.group(2) == backend.account_id and m.group(1) != backend.region_name:
+            home = cloudtrail_backends[m.group(2)]
+            if m.group(1) in home:
+                trail = home[m.group(1)].trails.get(m.group(3))
+                if trail is not None and trail.is_multi_region:
+                    return trail
+        raise
+
+
+def epoch(when: datetime.datetime | None) -> float | None:
+    return when.timestamp() if when is not None else None
+
+
+def status_view(trail: Any) -> dict:
+    """GetTrailStatus's answer from what was recorded
+    (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html): IsLogging;
+    StartLoggingTime/StopLoggingTime; LatestDeliveryTime, the last log file delivered;
+    LatestDeliveryError, the S3 error of the last attempt, until a log file is delivered;
+    LatestCloudWatchLogsDeliveryTime/Error; LatestDigestDeliveryTime/Error. The fields the reference
+    marks "no longer in use" carry what AWS still answers in them: the attempt times as text
+    (LatestDeliveryAttemptTime, LatestDeliveryAttemptSucceeded, TimeLoggingStarted,
+    TimeLoggingStopped), empty when none."""
+    st = trail.status
+    s = state(trail)
+    out: dict[str, Any] = {"IsLogging": st.is_logging}
+    utc = datetime.timezone.utc
+    started = st.started.replace(tzinfo=utc) if st.started is not None and st.started.tzinfo is None else st.started
+    stopped = st.stopped.replace(tzinfo=utc) if st.stopped is not None and st.stopped.tzinfo is None else st.stopped
+    if s.get("delivered"):
+        out["LatestDeliveryTime"] = epoch(s["delivered"])
+    if s.get("error"):
+        out["LatestDeliveryError"] = s["error"]
+    if started is not None:
+        out["StartLoggingTime"] = epoch(started)
+    if stopped is not None:
+        out["StopLoggingTime"] = epoch(stopped)
+    if s.get("cw_time"):
+        out["LatestCloudWatchLogsDeliveryTime"] = epoch(s["cw_time"])
+    if s.get("cw_error"):
+        out["LatestCloudWatchLogsDeliveryError"] = s["cw_error"]
+    if s.get("digest_time"):
+        out["LatestDigestDeliveryTime"] = epoch(s["digest_time"])
+    if s.get("digest_error"):
+        out["LatestDigestDeliveryError"] = s["digest_error"]
+    out.update({
+        "LatestDeliveryAttemptTime": iso(s["attempt"]) if s.get("attempt") else "",
+        "LatestNotificationAttemptTime": "",
+        "LatestNotificationAttemptSucceeded": "",
+        "LatestDeliveryAttemptSucceeded": iso(s["succeeded"]) if s.get("succeeded") else "",
+        "TimeLoggingStarted": iso(started) if started is not None else "",
+        "TimeLoggingStopped": iso(stopped) if stopped is not None else "",
+    })
+    return out
+
+
+def patch_cloudtrail() -> None:
+    """GetTrailStatus answers the recorded deliveries (status_view); GetTrail, GetTrailStatus,
+    GetEventSelectors and GetInsightSelectors find the trail as `find_trail` does. moto answered a
+    status it made up at each call (a delivery "now" whenever the trail logged), found shadows by name
+    for GetTrailStatus and by neither name nor ARN for the other three. GetInsightSelectors on a trail
+    without Insights answers InsightNotEnabledException ("If you run GetInsightSelectors on a trail or
+    event data store that does not have Insights events enabled, the operation throws the exception
+    InsightNotEnabledException": https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetInsightSelectors.html);
+    moto answered no selectors."""
+    from moto.cloudtrail import exceptions as errors
+    from moto.cloudtrail import responses
+
+    class InsightNotEnabledException(errors.JsonRESTError):
+        code = 400
+
+        def __init__(self, message: str):
+            super().__init__("InsightNotEnabledException", message)
+
+    def named(self, param: str) -> Any:  # type: ignore[no-untyped-def]
+        name = self._get_param(param)
+        if name is None or len(str(name)) < 3:
+            raise errors.TrailNameTooShort(actual_length=len(str(name or "")))
+        try:
+            return find_trail(self.cloudtrail_backend, name)
+        except errors.TrailNotFoundException:
+            # This operation names the trail by its ARN in its error, as moto did.
+            backend = self.cloudtrail_backend
+            arn = name if name.startswith("arn:") else f"arn:aws:cloudtrail:{backend.region_name}:{backend.account_id}:trail/{name}"
+            raise errors.TrailNotFoundException(account_id=backend.account_id, name=arn)
+
+    def get_trail_status(self):  # type: ignore[no-untyped-def]
+        return json.dumps(status_view(named(self, "Name")))
+
+    def get_trail(self):  # type: ignore[no-untyped-def]
+        # The Trail shape carries HomeRegion (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_Trail.html).
+        return json.dumps({"Trail": named(self, "Name").description(include_region=True)})
+
+    def get_event_selectors(self):  # type: ignore[no-untyped-def]
+        trail = named(self, "TrailName")
+        return json.dumps({"TrailARN": trail.arn, "EventSelectors": trail.event_selectors,
+                           "AdvancedEventSelectors": trail.advanced_event_selectors})
+
+    def get_insight_selectors(self):  # type: ignore[no-untyped-def]
+        trail = named(self, "TrailName")
+        if not trail.insight_selectors:
+            raise InsightNotEnabledException(f"Trail {trail.arn} does not have Insights enabled.")
+        return json.dumps({"TrailARN": trail.arn, "InsightSelectors": trail.insight_selectors})
+
+    responses.CloudTrailResponse.get_trail_status = get_trail_status
+    responses.CloudTrailResponse.get_trail = get_trail
+    responses.CloudTrailResponse.get_event_selectors = get_event_selectors
+    responses.CloudTrailResponse.get_insight_selectors = get_insight_selectors
