@@ -79,14 +79,23 @@ async fn guardduty_organization_admin_configuration_and_destinations() {
     let err = sec.enable_organization_admin_account().admin_account_id(&member).send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "BadRequestException");
 
-    // Designating the administrator enabled GuardDuty for it.
+    // Designating the administrator enabled GuardDuty for it. GuardDuty learns of its administrator
+    // a moment later (the local cloud's transition delay): until then its organization calls are
+    // refused as any member's.
     let det = sec.list_detectors().send().await.unwrap().detector_ids()[0].clone();
-    sec.update_organization_configuration()
-        .detector_id(&det)
-        .auto_enable_organization_members(AutoEnableMembers::All)
-        .send()
-        .await
-        .unwrap();
+    let update = || {
+        sec.update_organization_configuration()
+            .detector_id(&det)
+            .auto_enable_organization_members(AutoEnableMembers::All)
+            .send()
+    };
+    let err = update().await.unwrap_err().into_service_error();
+    assert!(err.meta().message().unwrap_or("").contains("not the GuardDuty delegated administrator"), "{err:?}");
+    let started = std::time::Instant::now();
+    while let Err(e) = update().await {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "still refused: {e:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let conf = sec.describe_organization_configuration().detector_id(&det).send().await.unwrap();
     assert_eq!(conf.auto_enable_organization_members(), Some(&AutoEnableMembers::All));
 

@@ -33,6 +33,13 @@ async fn administrator(acct: &AccountConfig, det: &str) -> Result<Option<String>
     Ok(out.administrator().and_then(|a| a.account_id()).map(str::to_owned))
 }
 
+/// How GuardDuty refuses the organization calls of an administrator it does not know yet: a
+/// `BadRequestException` saying the account is not the delegated administrator. Only after the
+/// step designated it (or saw it designated); a refusal that lasts a minute is reported as it is.
+fn admin_propagating(code: &str, message: &str) -> bool {
+    code == "BadRequestException" && message.contains("delegated administrator")
+}
+
 /// Leaves an administrator that is not the organization's security account, and releases the
 /// account's own members (an administrator cannot become a member). Records everything.
 pub async fn stop_foreign(
@@ -229,22 +236,27 @@ async fn organize_region(
     let auto_enable = if new {
         None
     } else {
-        gd.describe_organization_configuration()
-            .detector_id(&sec_det)
-            .send()
-            .await
-            .aws("guardduty:DescribeOrganizationConfiguration")?
-            .auto_enable_organization_members()
-            .cloned()
+        // (designated a moment ago by a concurrent run, perhaps: see admin_propagating)
+        crate::aws::while_propagating(admin_propagating, || {
+            gd.describe_organization_configuration().detector_id(&sec_det).send()
+        })
+        .await
+        .aws("guardduty:DescribeOrganizationConfiguration")?
+        .auto_enable_organization_members()
+        .cloned()
     };
     if auto_enable.as_ref() != Some(&AutoEnableMembers::All) {
         if changes.live() {
-            gd.update_organization_configuration()
-                .detector_id(&sec_det)
-                .auto_enable_organization_members(AutoEnableMembers::All)
-                .send()
-                .await
-                .aws("guardduty:UpdateOrganizationConfiguration")?;
+            // GuardDuty learns of an administrator designated a moment ago through Organizations,
+            // not at once; until then it refuses the administrator's organization calls.
+            crate::aws::while_propagating(admin_propagating, || {
+                gd.update_organization_configuration()
+                    .detector_id(&sec_det)
+                    .auto_enable_organization_members(AutoEnableMembers::All)
+                    .send()
+            })
+            .await
+            .aws("guardduty:UpdateOrganizationConfiguration")?;
         }
         changes.push_in(
             security.account.clone(),
