@@ -12,6 +12,10 @@ use serde_json::Value;
 /// The account the pipeline runs in on the local cloud (moto's default account).
 pub const PIPELINE_ACCOUNT: &str = "123456789012";
 
+/// The mutating calls of verify's delivery canaries (`assure_core::pipeline::deliveries`).
+pub const CANARY_CALLS: &[&str] =
+    &["CreateRole", "DeleteRole", "SetAlarmState", "DeliverConfigSnapshot", "CreateSampleFindings"];
+
 /// What `read` answers once it no longer answers `transitional` (a resource AWS is still making),
 /// read every 200 ms for at most `bound`; its last answer if the bound passes first.
 pub fn settled(bound: std::time::Duration, transitional: &str, mut read: impl FnMut() -> String) -> String {
@@ -245,13 +249,16 @@ impl LocalCloud {
 
     /// Mutating calls that change an account's configuration: everything mutating except the
     /// pipeline's own plumbing (Step Functions, SQS, and the checkpoint records it writes to S3 in
-    /// its own account).
+    /// its own account) and verify's delivery canaries, which leave no configuration behind (a
+    /// snapshot, a sample finding, an alarm test put back to OK, a role made and deleted; see
+    /// `pipeline::deliveries`).
     pub fn configuration_changes(&self) -> Vec<Value> {
         self.calls()
             .into_iter()
             .filter(|c| c["mutating"] == true)
             .filter(|c| !matches!(c["service"].as_str(), Some("sfn" | "SFN" | "sqs" | "SQS")))
             .filter(|c| !(c["service"] == "S3" && c["operation"] == "PutObject" && c["account"] == PIPELINE_ACCOUNT))
+            .filter(|c| !(c["step"] == "verify" && CANARY_CALLS.contains(&c["operation"].as_str().unwrap_or(""))))
             .collect()
     }
 

@@ -5,13 +5,15 @@
 //! - `e2e`: whole onboarding runs on the local cloud;
 //! - `iam`, `rules`: the local cloud refuses what AWS refuses (IAM; the services' own checks);
 //! - `lock`: one run per account at a time;
-//! - `adversary`: an account's administrators try to switch the baseline off, and cannot.
+//! - `adversary`: an account's administrators try to switch the baseline off, and cannot;
+//! - `deliveries`: a canary down every delivery path, and each path broken on its own.
 
 mod all {
     mod adversary;
     mod brownfield;
     mod bulk;
     mod config;
+    mod deliveries;
     mod docs;
     mod drift;
     mod e2e;

@@ -152,6 +152,7 @@ fn demo() -> anyhow::Result<()> {
     );
     println!("  assure onboard {target}           # again: zero changes, the run is idempotent");
     println!("  assure verify {target}            # every control, read-only, with its CIS id");
+    println!("  assure verify {target} --deliveries  # and a canary down every delivery path, found where it lands");
     println!(
         "  assure plan {}              # what onboarding the other account would change",
         ids["external"][1].as_str().unwrap_or_default()

@@ -57,6 +57,11 @@ pub(crate) struct OnboardArgs {
     /// `--full` has every step read and repair its part all the same.
     #[arg(long)]
     full: bool,
+    /// Whether the run's Verify state also proves delivery: a canary down every path, found at its
+    /// destination (see `verify --deliveries`). Default: the config file's
+    /// options.prove_deliveries, else true with the local cloud and false on AWS.
+    #[arg(long)]
+    prove_deliveries: Option<bool>,
     /// Give up following the run after this many seconds (the run itself goes on). Default: the
     /// config file's options.timeout_seconds, else 1800; 10 to 86400.
     #[arg(long, value_parser = clap::value_parser!(u64).range(10..=86400))]
@@ -64,7 +69,7 @@ pub(crate) struct OnboardArgs {
 }
 
 #[derive(Args)]
-pub(crate) struct VerifyArgs {
+pub(crate) struct TargetArgs {
     /// The 12-digit id of the account to check.
     account: String,
     /// Regions to check, comma-separated (default: the deployment's).
@@ -73,9 +78,27 @@ pub(crate) struct VerifyArgs {
 }
 
 #[derive(Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Also prove that the controls work: send a canary down every delivery path (a management
+    /// event, a configuration snapshot, a GuardDuty sample finding, an IAM Access Analyzer finding,
+    /// an alarm notification) in every region, and find each at its destination. Prints the object
+    /// or record that proves it and how long it took. The alarm's subscribers get a test
+    /// notification, and a role trusting an outside account exists (with no permissions) until its
+    /// finding arrives.
+    #[arg(long)]
+    deliveries: bool,
+    /// With --deliveries: how long to wait for the canaries, in seconds. AWS delivers within
+    /// minutes (CloudTrail about 5, GuardDuty's export up to 5); the local cloud within seconds.
+    #[arg(long, default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=3600), requires = "deliveries")]
+    wait: u64,
+}
+
+#[derive(Args)]
 pub(crate) struct PlanArgs {
     #[command(flatten)]
-    target: VerifyArgs,
+    target: TargetArgs,
     /// What the run would do with the account's own trails (see `onboard --existing-trails`).
     /// Default: the config file's options.existing_trails, else retire.
     #[arg(long, value_enum)]
@@ -100,6 +123,8 @@ struct Choices {
     policy: FailurePolicy,
     existing_trails: ExistingTrails,
     root_access: RootAccess,
+    /// `options.prove_deliveries`; None: on with the local cloud only.
+    deliveries: Option<bool>,
 }
 
 impl Choices {
@@ -122,6 +147,7 @@ impl Choices {
                 Some(Root::Centralized) => RootAccess::Centralized,
                 None => options.root_access,
             },
+            deliveries: options.prove_deliveries,
         })
     }
 }
@@ -184,6 +210,7 @@ async fn run_input(
         root_access: choices.root_access,
         organization: None,
         full: false,
+        deliveries: choices.deliveries.unwrap_or(aws.endpoint_url().is_some()),
     };
     Ok((aws.with_role(&run.role_name), run))
 }
@@ -215,9 +242,14 @@ pub(crate) async fn verify(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitC
     // Verify's checks are the same whichever way the run treated the account's own trails; the
     // root user's credentials are checked when the config file asks for centralized root access.
     let choices = Choices::of(g, Some(Policy::Hold), None, None)?;
-    let (aws, run) = run_input(g, &args.account, args.regions.as_deref(), None, choices).await?;
+    let (aws, run) = run_input(g, &args.target.account, args.target.regions.as_deref(), None, choices).await?;
     assure_core::pipeline::preflight::validate(&aws, &run).await?;
-    let evidence = assure_core::pipeline::verify::check(&aws, &run).await?;
+    // The canaries first: what they deliver refreshes what the services report of their last
+    // delivery (a trail's LatestDeliveryError stays until a delivery succeeds), which the
+    // controls' checks then read.
+    let proofs = if args.deliveries { prove_deliveries(&aws, &run, args.wait).await? } else { vec![] };
+    let mut evidence = assure_core::pipeline::verify::check(&aws, &run).await?;
+    evidence.extend(proofs);
     let failed = assure_core::pipeline::verify::failures(&evidence);
     if g.output == Output::Json {
         let doc = serde_json::json!({
@@ -227,7 +259,13 @@ pub(crate) async fn verify(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitC
     } else {
         for e in &evidence {
             let cis = e.cis.as_ref().and_then(|c| c.v7.as_deref()).unwrap_or("-");
-            let what = if e.passed { e.resource.clone() } else { format!("{}: {}", e.resource, e.detail) };
+            // A delivery proven names where it arrived and how long it took.
+            let proof = e.control.starts_with("deliveries.");
+            let what = match (e.passed, proof) {
+                (true, false) => e.resource.clone(),
+                (true, true) => format!("{} ({})", e.resource, e.detail),
+                (false, _) => format!("{}: {}", e.resource, e.detail),
+            };
             // … : not yet, only because AWS is still making a resource (see Evidence::pending).
             let mark = match (e.passed, e.pending) {
                 (true, _) => "✓",
@@ -237,7 +275,12 @@ pub(crate) async fn verify(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitC
             println!("{mark} {:<36} {:<15} CIS {cis:<6} {what}", e.control, e.region);
         }
         println!();
-        println!("{}/{} controls hold in account {}", evidence.len() - failed.len(), evidence.len(), run.account);
+        let (proofs, controls): (Vec<_>, Vec<_>) = evidence.iter().partition(|e| e.control.starts_with("deliveries."));
+        let held = |list: &[&assure_contract::Evidence]| list.iter().filter(|e| e.passed).count();
+        println!("{}/{} controls hold in account {}", held(&controls), controls.len(), run.account);
+        if !proofs.is_empty() {
+            println!("{}/{} deliveries proven", held(&proofs), proofs.len());
+        }
     }
     if failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
@@ -256,9 +299,59 @@ pub(crate) async fn verify(g: &Global, args: VerifyArgs) -> anyhow::Result<ExitC
     Ok(ExitCode::FAILURE)
 }
 
+/// Sends the canaries and waits, up to `wait` seconds, for each to arrive or fail, saying on
+/// stderr what is still on its way.
+async fn prove_deliveries(
+    aws: &assure_core::aws::Aws,
+    run: &RunInput,
+    wait: u64,
+) -> anyhow::Result<Vec<assure_contract::Evidence>> {
+    use assure_core::pipeline::deliveries;
+
+    let canary = deliveries::Canary::new(run);
+    eprintln!("proving delivery: canary {} sent down every path in {} region(s)", canary.marker, run.regions.len());
+    let sent = deliveries::send(aws, run, &canary).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
+    let mut pause = std::time::Duration::from_secs(1);
+    loop {
+        let found = deliveries::find(aws, run, &canary, &sent).await?;
+        let pending: Vec<_> = found.iter().filter(|e| e.pending).collect();
+        if pending.is_empty() || std::time::Instant::now() >= deadline {
+            // Past the wait, what has not arrived is a failure: the canary role is removed all the
+            // same, and the alarm put back.
+            let found: Vec<_> = found
+                .into_iter()
+                .map(|mut e| {
+                    if e.pending {
+                        e.pending = false;
+                        e.detail = format!("{} — gave up after {wait} s (--wait)", e.detail);
+                    }
+                    e
+                })
+                .collect();
+            deliveries::settle(aws, run, &found).await?;
+            return Ok(found);
+        }
+        let done = found.len() - pending.len();
+        eprintln!("  {done}/{} delivered or failed; waiting for {}", found.len(), describe(&pending));
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(std::time::Instant::now()))).await;
+        pause = (pause * 3 / 2).min(std::time::Duration::from_secs(15));
+    }
+}
+
+/// `deliveries.cloudtrail in eu-west-1, …`, at most five.
+fn describe(pending: &[&assure_contract::Evidence]) -> String {
+    let mut names: Vec<String> = pending.iter().take(5).map(|e| format!("{} in {}", e.control, e.region)).collect();
+    if pending.len() > 5 {
+        names.push(format!("{} more", pending.len() - 5));
+    }
+    names.join(", ")
+}
+
 pub(crate) async fn onboard(g: &Global, args: OnboardArgs) -> anyhow::Result<ExitCode> {
     let options = config_of(g)?.map(|c| c.options).unwrap_or_default();
-    let choices = Choices::of(g, args.on_failure, args.existing_trails, args.root_access)?;
+    let mut choices = Choices::of(g, args.on_failure, args.existing_trails, args.root_access)?;
+    choices.deliveries = args.prove_deliveries.or(choices.deliveries);
     let timeout = args.timeout.unwrap_or(options.timeout_seconds);
     if args.account.is_none() {
         let concurrency = args.concurrency.unwrap_or(options.concurrency);
@@ -334,6 +427,7 @@ async fn bulk_cmd(
             root_access: choices.root_access,
             organization: None,
             full: args.full,
+            deliveries: choices.deliveries.unwrap_or(aws.endpoint_url().is_some()),
         })
         .collect();
     assure_core::pipeline::bulk::validate(&aws, &runs).await?;
@@ -380,18 +474,19 @@ async fn bulk_cmd(
     } else {
         println!();
         println!(
-            "{:<14} {:<34} {:<10} {:>8} {:>8} {:>9}  ERROR",
-            "ACCOUNT", "RUN", "STATUS", "SECONDS", "CHANGES", "CONTROLS"
+            "{:<14} {:<34} {:<10} {:>8} {:>8} {:>9} {:>10}  ERROR",
+            "ACCOUNT", "RUN", "STATUS", "SECONDS", "CHANGES", "CONTROLS", "DELIVERIES"
         );
         for r in &results {
             println!(
-                "{:<14} {:<34} {:<10} {:>8} {:>8} {:>9}  {}",
+                "{:<14} {:<34} {:<10} {:>8} {:>8} {:>9} {:>10}  {}",
                 r.account,
                 r.run_id,
                 r.status,
                 r.seconds.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into()),
                 r.changes,
                 format!("{}/{}", r.controls_passed, r.controls),
+                format!("{}/{}", r.deliveries_proven, r.deliveries),
                 r.error.as_deref().unwrap_or("")
             );
         }
@@ -479,7 +574,8 @@ pub(crate) async fn follow(g: &Global, aws: &Aws, run: &RunInput, arn: &str, tim
         );
     } else {
         let changes: usize = finished.outputs.iter().map(|o| o.changes.len()).sum();
-        let evidence: Vec<_> = finished.outputs.iter().flat_map(|o| o.evidence.iter()).collect();
+        let (proofs, evidence): (Vec<_>, Vec<_>) =
+            finished.outputs.iter().flat_map(|o| o.evidence.iter()).partition(|e| e.control.starts_with("deliveries."));
         let passed = evidence.iter().filter(|e| e.passed).count();
         println!();
         println!("run        {}", run.run_id);
@@ -488,6 +584,15 @@ pub(crate) async fn follow(g: &Global, aws: &Aws, run: &RunInput, arn: &str, tim
         println!("status     {}  ({:.1}s)", finished.status, finished.seconds);
         println!("changes    {changes}");
         println!("controls   {passed}/{} verified", evidence.len());
+        if !proofs.is_empty() {
+            // Each path's time: from the canary to its arrival, as the evidence says.
+            let proven = proofs.iter().filter(|e| e.passed).count();
+            println!("deliveries {proven}/{} proven", proofs.len());
+            for e in &proofs {
+                let mark = if e.passed { "✓" } else { "✗" };
+                println!("  {mark} {:<28} {:<15} {}", e.control, e.region, e.detail);
+            }
+        }
         if let (Some(e), c) = (&finished.error, &finished.cause) {
             println!("error      {e}: {}", c.as_deref().unwrap_or(""));
         }

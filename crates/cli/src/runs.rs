@@ -267,14 +267,18 @@ async fn report_cmd(
             let tmp = path.with_extension("partial");
             std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
             std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-            let passed = audit.controls.iter().filter(|c| c.passed).count();
+            let (proofs, controls): (Vec<_>, Vec<_>) =
+                audit.controls.iter().partition(|c| c.control.starts_with("deliveries."));
+            let passed = controls.iter().filter(|c| c.passed).count();
+            let proven = proofs.iter().filter(|c| c.passed).count();
             eprintln!(
-                "wrote {} ({} bytes): run {} {}, {passed}/{} controls, {} changes",
+                "wrote {} ({} bytes): run {} {}, {passed}/{} controls, {proven}/{} deliveries proven, {} changes",
                 path.display(),
                 text.len(),
                 audit.run.run_id,
                 audit.status,
-                audit.controls.len(),
+                controls.len(),
+                proofs.len(),
                 audit.changes().count()
             );
         }

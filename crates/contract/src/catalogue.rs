@@ -235,6 +235,34 @@ pub const CONTROLS: &[Control] = &[
         "Disallow modification of Stax AWS CloudTrail logs",
         Some(Cis { v7: Some("2.1.2"), v3: None, v1_4: None }),
     ),
+    // Proof of delivery (`assure verify --deliveries`, and the Verify step when the run proves
+    // deliveries): a canary down each path, found at its destination.
+    c("deliveries.cloudtrail", S::Verify, "All CloudTrail logs are stored in your logging account", None),
+    c("deliveries.config", S::Verify, "Config logs are sent to your Logging account", None),
+    c(
+        "deliveries.guardduty",
+        S::Verify,
+        "All GuardDuty events created within your accounts will be sent to the GuardDuty master",
+        None,
+    ),
+    c(
+        "deliveries.access-analyzer",
+        S::Verify,
+        "all IAM Access Analyzer findings are delivered to the StaxTrail S3 bucket in your logging account",
+        None,
+    ),
+    c(
+        "deliveries.session-manager",
+        S::Verify,
+        "Stax enables auditing and logging of session activity within Session Manager",
+        None,
+    ),
+    c(
+        "deliveries.alarm",
+        S::Verify,
+        "Amazon CloudWatch captures the metric data of resources and enables configuration of alarms against these metrics",
+        None,
+    ),
 ];
 
 impl Control {

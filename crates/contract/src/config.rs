@@ -64,6 +64,12 @@ pub struct Options {
     /// onboarded account's root credentials; CIS v7.0.0 2.1.1).
     #[serde(default)]
     pub root_access: RootAccess,
+    /// Whether a run's Verify step also proves delivery, sending a canary down every path (a
+    /// management event, a configuration snapshot, a sample finding, an analyzer finding, an alarm
+    /// notification) and finding it at its destination. Default: on with the local cloud, off on
+    /// AWS, where deliveries take minutes (`assure verify --deliveries` proves them on demand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prove_deliveries: Option<bool>,
 }
 
 impl Default for Options {
@@ -74,6 +80,7 @@ impl Default for Options {
             timeout_seconds: default_timeout(),
             existing_trails: ExistingTrails::Retire,
             root_access: RootAccess::Keep,
+            prove_deliveries: None,
         }
     }
 }

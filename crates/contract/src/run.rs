@@ -149,6 +149,12 @@ pub struct RunInput {
     /// settings (by default such a run verifies first and stops there when every control holds).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub full: bool,
+    /// Verify also proves delivery: a canary down every path the baseline's logs, findings and
+    /// alarms travel, found at its destination (`deliveries.*` evidence). On by default on the
+    /// local cloud; on AWS, where a delivery takes minutes, when the configuration asks
+    /// (`options.prove_deliveries`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deliveries: bool,
 }
 
 /// An endpoint subscribed to the alarm topic.

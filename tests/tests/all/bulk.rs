@@ -164,7 +164,11 @@ async fn tasks_waiting_in_the_queue_far_longer_than_the_liveness_window_neither_
                 let body = s3.get_object().bucket(bucket).key(&key).send().await.unwrap().body.collect().await.unwrap();
                 let rec: Value = serde_json::from_slice(&body.into_bytes()).unwrap();
                 assert_eq!(rec["status"], "completed", "{key}: {rec}");
-                assert_eq!(rec["attempt"], 1, "{key}: the step ran twice (its message was taken for dead)");
+                // Verify is tried again while the run's delivery canaries are on their way
+                // (Assure.Retryable, by the state machine): that is not a message taken for dead.
+                if e["step"] != "verify" {
+                    assert_eq!(rec["attempt"], 1, "{key}: the step ran twice (its message was taken for dead)");
+                }
                 let wait = seconds(rec["startedAt"].as_str().unwrap()) - seconds(e["at"].as_str().unwrap());
                 longest_wait = longest_wait.max(wait);
             }

@@ -58,6 +58,7 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     for step in ACTING {
         assert!(first.iter().any(|c| c["step"] == *step), "{step} changed nothing on the first run");
     }
+    // (verify's delivery canaries are not configuration changes: see configuration_changes)
     for step in ["preflight", "discover", "verify"] {
         assert!(!first.iter().any(|c| c["step"] == step), "{step} is read-only");
     }
@@ -176,23 +177,29 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
         );
         assert_eq!(code, 0, "{err}");
     };
-    finding();
     let logging_admin = super::iam::credentials(&cloud.admin_config_as(logging, "us-east-1").await).await;
-    let (code, out, err) = super::iam::aws_cli(
-        &cloud,
-        &logging_admin,
-        &[
-            "s3api",
-            "list-objects-v2",
-            "--bucket",
-            &bucket,
-            "--prefix",
-            "access-analyzer/",
-            "--query",
-            "length(Contents)",
-        ],
-    );
-    assert_eq!((code, out.trim()), (0, "1"), "{err} {out}");
+    // (the run's delivery canary left its own finding's object there already)
+    let objects = || {
+        let (code, out, err) = super::iam::aws_cli(
+            &cloud,
+            &logging_admin,
+            &[
+                "s3api",
+                "list-objects-v2",
+                "--bucket",
+                &bucket,
+                "--prefix",
+                "access-analyzer/",
+                "--query",
+                "length(Contents || `[]`)",
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+        out.trim().parse::<usize>().unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let before = objects();
+    finding();
+    assert_eq!(objects(), before + 1, "the record's object");
 
     // The trail records every management event, read and write, set explicitly.
     let (code, out, err) = super::iam::aws_cli(
@@ -279,6 +286,20 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     // Configured is not delivering: the logging bucket's policy stops admitting the services, and
     // verify sees each delivery fail where AWS reports it (trail status, delivery channel status,
     // publishing destination status, the findings stream's DeliveryToS3.Success).
+    let tls_only = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "DenyInsecureTransport",
+        "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]});
+    // Made by the member role: the logging account's SCP refuses its administrator this change.
+    aws_sdk_s3::Client::new(&cloud.sdk_config_as(logging, "us-east-1").await)
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(tls_only.to_string())
+        .send()
+        .await
+        .unwrap();
+    // The trail's next delivery (of the write events below, on AWS within about 5 minutes) fails,
+    // and its status says so.
     aws_sdk_cloudtrail::Client::new(&use1).start_logging().name("assure-trail").send().await.unwrap();
     // And the trail stops recording read events.
     aws_sdk_cloudtrail::Client::new(&use1)
@@ -290,18 +311,6 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
                 .include_management_events(true)
                 .build(),
         )
-        .send()
-        .await
-        .unwrap();
-    let tls_only = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "DenyInsecureTransport",
-        "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-        "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]});
-    // Made by the member role: the logging account's SCP refuses its administrator this change.
-    aws_sdk_s3::Client::new(&cloud.sdk_config_as(logging, "us-east-1").await)
-        .put_bucket_policy()
-        .bucket(&bucket)
-        .policy(tls_only.to_string())
         .send()
         .await
         .unwrap();

@@ -192,7 +192,10 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     assert_eq!(code, 0, "{err}");
     let audit: Value = serde_json::from_str(&out).unwrap();
     let controls = audit["controls"].as_array().unwrap();
-    assert_eq!(controls.len(), 92);
+    // The controls, and the proof of each delivery path in each region (deliveries.*).
+    let proofs = controls.iter().filter(|c| c["control"].as_str().unwrap().starts_with("deliveries.")).count();
+    assert_eq!(controls.len() - proofs, 92);
+    assert!(proofs >= 17, "4 regions × 4 paths and the alarm: {proofs}");
     assert!(controls.iter().all(|c| c["passed"] == true && c["verifiedAt"].is_string() && c["spec"] != ""));
     let trail = controls.iter().find(|c| c["control"] == "cloudtrail.all-regions").unwrap();
     assert_eq!(trail["cis"], serde_json::json!({"v7.0.0": "4.1", "v3.0.0": "3.1", "v1.4.0": "3.1"}));
@@ -216,7 +219,11 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     assert_eq!(matrix.matches(r#"class="cell completed""#).count(), 8 + 6 * 4, "{matrix}");
     assert!(!matrix.contains("cell failed"), "{matrix}");
     assert!(page.count(GREEN) > 40_000, "the matrix is visible in green: {} green pixels", page.count(GREEN));
-    assert_eq!(section(&page.dom, "evidence").matches("<tr>").count(), 93, "92 controls and a header");
+    assert_eq!(
+        section(&page.dom, "evidence").matches("<tr>").count(),
+        93 + proofs,
+        "92 controls, the deliveries proven and a header"
+    );
     assert!(page.dom.contains(r#"<span id="status" class="badge SUCCEEDED">SUCCEEDED</span>"#));
 
     for cmd in ["history", "report", "show"] {

@@ -309,7 +309,10 @@ pub fn key_policy(account: &str, region: &str, org_id: &str, role_name: &str) ->
             // S3 Bucket Key, kms:Decrypt permissions are required"), and Config's delivery channel
             // page grants Config both (https://docs.aws.amazon.com/config/latest/developerguide/s3-kms-key-policy.html).
             {"Sid": "ServicesEncryptLogs", "Effect": "Allow",
-             "Principal": {"Service": delivering_services(&["cloudtrail.amazonaws.com", "config.amazonaws.com", "logs.amazonaws.com"])},
+             // No CloudWatch Logs principal: no log group uses this key (CloudWatch Logs would
+             // call KMS as logs.REGION.amazonaws.com; "Encrypt log data in CloudWatch Logs using
+             // AWS KMS", https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html).
+             "Principal": {"Service": delivering_services(&["cloudtrail.amazonaws.com", "config.amazonaws.com"])},
              "Action": ["kms:GenerateDataKey*", "kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"], "Resource": "*",
              "Condition": {"StringEquals": {"aws:SourceOrgID": org_id}}},
             {"Sid": "OrganizationUsesKey", "Effect": "Allow",

@@ -180,6 +180,9 @@ pub struct AccountResult {
     pub changes: usize,
     pub controls_passed: usize,
     pub controls: usize,
+    /// Delivery paths proven (`deliveries.*` evidence), apart from the controls.
+    pub deliveries_proven: usize,
+    pub deliveries: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -255,6 +258,8 @@ async fn result_of(aws: &Aws, run: &RunInput, child: Option<&(String, String)>) 
         changes: 0,
         controls_passed: 0,
         controls: 0,
+        deliveries_proven: 0,
+        deliveries: 0,
         error: None,
     };
     let Some((status, arn)) = child else { return Ok(r) };
@@ -274,8 +279,12 @@ async fn result_of(aws: &Aws, run: &RunInput, child: Option<&(String, String)>) 
         let Some(out) = ev.task_succeeded_event_details().and_then(|d| d.output()) else { continue };
         if let Ok(out) = serde_json::from_str::<StepOutput>(out) {
             r.changes += out.changes.len();
-            r.controls += out.evidence.len();
-            r.controls_passed += out.evidence.iter().filter(|e| e.passed).count();
+            let (proofs, controls): (Vec<_>, Vec<_>) =
+                out.evidence.iter().partition(|e| e.control.starts_with("deliveries."));
+            r.controls += controls.len();
+            r.controls_passed += controls.iter().filter(|e| e.passed).count();
+            r.deliveries += proofs.len();
+            r.deliveries_proven += proofs.iter().filter(|e| e.passed).count();
         }
     }
     Ok(r)

@@ -284,9 +284,10 @@ pub fn pipeline_template() -> Value {
             statements.push(json!({"Sid": "ReachMemberAccounts", "Effect": "Allow", "Action": "sts:AssumeRole",
                                    "Resource": sub("arn:${AWS::Partition}:iam::*:role/${MemberRoleName}")}));
         }
-        if matches!(step, StepName::Rollback | StepName::Preflight) {
+        if matches!(step, StepName::Rollback | StepName::Preflight | StepName::Verify) {
             // Compensation walks the run's checkpoint records. Preflight reads the account's run
-            // lock and onboarded note, which may not exist: without s3:ListBucket, S3 answers a
+            // lock and onboarded note, Verify its record of the run's delivery canary, which may
+            // not exist: without s3:ListBucket, S3 answers a
             // read of a missing key with 403 AccessDenied, not 404
             // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, "Permissions").
             statements.push(json!({"Sid": "ListCheckpoints", "Effect": "Allow", "Action": "s3:ListBucket",
@@ -664,6 +665,32 @@ pub fn member_role_template() -> Value {
                       sub(&format!("arn:${{AWS::Partition}}:kms:*:${{AWS::AccountId}}:{}", names::ALARM_KEY_ALIAS)),
                       own("kms", "key/*")],
          "Action": ["kms:CreateAlias"]},
+        // Proof of delivery (pipeline::deliveries): the canaries, in the onboarded account...
+        {"Sid": "DeliveryCanaries", "Effect": "Allow", "Resource": "*",
+         // CreateSampleFindings takes no resource-level permission (Service Authorization Reference).
+         "Action": ["config:DeliverConfigSnapshot", "guardduty:CreateSampleFindings"]},
+        // A session on an instance tagged assure:canary, started and ended at once.
+        {"Sid": "DeliveryCanarySessionTargets", "Effect": "Allow",
+         "Resource": [own("ec2", "instance/*"), own("ssm", "managed-instance/*")],
+         "Action": ["ssm:StartSession"],
+         "Condition": {"StringLike": {"ssm:resourceTag/assure:canary": "*"}}},
+        {"Sid": "DeliveryCanarySessionDocument", "Effect": "Allow",
+         "Resource": sub("arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:document/SSM-SessionManagerRunShell"),
+         "Action": ["ssm:StartSession"]},
+        {"Sid": "DeliveryCanarySessions", "Effect": "Allow", "Resource": own("ssm", "session/*"), "Action": ["ssm:TerminateSession"]},
+        {"Sid": "DeliveryCanarySessionReads", "Effect": "Allow", "Resource": "*",
+         "Action": ["ssm:DescribeInstanceInformation", "ssm:DescribeSessions"]},
+        {"Sid": "DeliveryCanaryFindings", "Effect": "Allow", "Resource": own("guardduty", "detector/*"),
+         "Action": ["guardduty:DescribePublishingDestination"]},
+        {"Sid": "DeliveryCanaryAlarm", "Effect": "Allow",
+         "Resource": own("cloudwatch", &format!("alarm:{}*", names::ALARM_PREFIX)),
+         "Action": ["cloudwatch:SetAlarmState", "cloudwatch:DescribeAlarmHistory"]},
+        // ...and where they arrive: the logging bucket's objects, read back through S3 with the
+        // logging key (whose policy lets the account's principals use it, kms:ViaService S3).
+        {"Sid": "DeliveredLogs", "Effect": "Allow",
+         "Resource": sub("arn:${AWS::Partition}:s3:::assure-logs-${AWS::AccountId}-*/*"), "Action": ["s3:GetObject"]},
+        {"Sid": "DeliveredLogsKey", "Effect": "Allow", "Resource": own("kms", "key/*"), "Action": ["kms:Decrypt"],
+         "Condition": {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}},
         // Rollback removes the alarm topic's key alias (the key's deletion its key policy grants).
         {"Sid": "RemoveAlarmKeyAlias", "Effect": "Allow",
          "Resource": [sub(&format!("arn:${{AWS::Partition}}:kms:*:${{AWS::AccountId}}:{}", names::ALARM_KEY_ALIAS)),

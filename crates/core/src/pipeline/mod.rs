@@ -8,6 +8,7 @@
 
 pub mod bulk;
 pub mod checkpoint;
+pub mod deliveries;
 pub mod deploy;
 pub mod discover;
 pub mod infra;

@@ -28,6 +28,17 @@ pub async fn check(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError
     Ok(out)
 }
 
+/// The step's one line: the controls that hold and, when proven, the deliveries.
+fn summary(evidence: &[Evidence]) -> String {
+    let proven = evidence.iter().filter(|e| e.control.starts_with("deliveries.")).count();
+    let checks = evidence.len() - proven;
+    if proven == 0 {
+        format!("{checks} control check(s) passed")
+    } else {
+        format!("{checks} control check(s) passed, {proven} delivery path(s) proven")
+    }
+}
+
 /// The failed controls, one line each, naming the control and the region.
 pub fn failures(evidence: &[Evidence]) -> Vec<String> {
     evidence
@@ -79,7 +90,17 @@ pub async fn onboarded_before(aws: &Aws, run: &RunInput) -> Result<bool, StepErr
 /// The verify step: fails with `Assure.NotCompliant`, naming each failed control and region, when a
 /// control does not hold.
 pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
-    let evidence = check(aws, run).await?;
+    // Proof that the controls work: a canary down every delivery path (`deliveries`), waited for
+    // like a transitional state.
+    // It goes once every control is in place (a canary sent while a stream is still being made
+    // would be lost on the way), or once only a service's report of an earlier delivery is
+    // against it (which the canary's delivery refreshes).
+    let mut evidence = check(aws, run).await?;
+    if run.deliveries && crate::pipeline::deliveries::ready(&evidence) {
+        let proofs = crate::pipeline::deliveries::prove(aws, run).await?;
+        crate::pipeline::deliveries::await_fresh_status(&mut evidence, &proofs);
+        evidence.extend(proofs);
+    }
     let failed = failures(&evidence);
     // Resources AWS is still making (an analyzer or stream CREATING, a publishing destination
     // PENDING_VERIFICATION) are waited for in the state machine, not in the function: the Verify
@@ -92,13 +113,17 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         ));
     }
     if !failed.is_empty() {
+        if run.deliveries {
+            // The run fails here: no canary is waited for any longer, so none is left behind.
+            crate::pipeline::deliveries::abandon(aws, run).await?;
+        }
         return Err(StepError::new(ErrorName::NotCompliant, format!("controls not in place: {}", failed.join("; "))));
     }
     record_onboarded(aws, run).await?;
     Ok(StepOutput {
         step: StepName::Verify,
         region: run.home_region.clone(),
-        summary: format!("{} control check(s) passed", evidence.len()),
+        summary: summary(&evidence),
         changes: vec![],
         evidence,
         snapshot: serde_json::Value::Null,
