@@ -13,8 +13,15 @@ use serde_json::Value;
 pub const PIPELINE_ACCOUNT: &str = "123456789012";
 
 /// The mutating calls of verify's delivery canaries (`assure_core::pipeline::deliveries`).
-pub const CANARY_CALLS: &[&str] =
-    &["CreateRole", "DeleteRole", "SetAlarmState", "DeliverConfigSnapshot", "CreateSampleFindings"];
+pub const CANARY_CALLS: &[&str] = &[
+    "CreateRole",
+    "DeleteRole",
+    "SetAlarmState",
+    "DeliverConfigSnapshot",
+    "CreateSampleFindings",
+    "StartSession",
+    "TerminateSession",
+];
 
 /// What `read` answers once it no longer answers `transitional` (a resource AWS is still making),
 /// read every 200 ms for at most `bound`; its last answer if the bound passes first.

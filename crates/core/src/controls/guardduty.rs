@@ -696,14 +696,14 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
             .send()
             .await
             .aws("guardduty:GetMembers")?;
-        let auto_enable = sgd
-            .describe_organization_configuration()
-            .detector_id(&sdet)
-            .send()
-            .await
-            .aws("guardduty:DescribeOrganizationConfiguration")?
-            .auto_enable_organization_members()
-            .cloned();
+        // (a run that fails fast is undone while GuardDuty may not know its administrator yet)
+        let auto_enable = crate::aws::while_propagating(admin_propagating, || {
+            sgd.describe_organization_configuration().detector_id(&sdet).send()
+        })
+        .await
+        .aws("guardduty:DescribeOrganizationConfiguration")?
+        .auto_enable_organization_members()
+        .cloned();
         if !members.members().is_empty() && auto_enable == Some(AutoEnableMembers::All) {
             still_member = true;
             // GuardDuty refuses to disassociate a member while the organization enrolls every
