@@ -141,7 +141,7 @@ async fn every_delivery_is_proven_and_a_broken_path_is_named_with_awss_reason() 
             .send()
     };
     put(aws_sdk_eventbridge::types::RuleState::Disabled).await.unwrap();
-    let (code, proofs, _) = prove(&cloud, target, "12");
+    let (code, proofs, _) = prove(&cloud, target, "20");
     assert_ne!(code, 0);
     assert_eq!(failed(&proofs), vec!["deliveries.access-analyzer eu-west-1"], "{proofs:#?}");
     put(aws_sdk_eventbridge::types::RuleState::Enabled).await.unwrap();
@@ -174,7 +174,7 @@ async fn every_delivery_is_proven_and_a_broken_path_is_named_with_awss_reason() 
     let grant = iam.get_role_policy().role_name(role).policy_name("SessionLogs").send().await.unwrap();
     let grant = assure_core::aws::decode_policy(grant.policy_document()).unwrap().to_string();
     iam.delete_role_policy().role_name(role).policy_name("SessionLogs").send().await.unwrap();
-    let (code, proofs, _) = prove(&cloud, target, "10");
+    let (code, proofs, _) = prove(&cloud, target, "20");
     assert_ne!(code, 0);
     assert_eq!(failed(&proofs), vec!["deliveries.session-manager us-east-1"], "{proofs:#?}");
     iam.put_role_policy().role_name(role).policy_name("SessionLogs").policy_document(grant).send().await.unwrap();
