@@ -457,23 +457,14 @@ def install_access_analyzer() -> None:
         sort = call.body.get("sort") or {}
         if sort.get("attributeName"):
             items.sort(key=lambda f: str(f.get(sort["attributeName"], "")), reverse=sort.get("orderBy") == "DESC")
-        start = int(call.body.get("nextToken") or 0)
-        size = int(call.body.get("maxResults") or 100)
-        return items[start:start + size], (str(start + size) if start + size < len(items) else None)
+        return items
 
-    def list_findings(self, call):  # type: ignore[no-untyped-def]
-        items, token = listed(self, call)
-        out: dict[str, Any] = {"findings": [summary(f) for f in items]}
-        if token:
-            out["nextToken"] = token
-        return out
+    def list_findings(self, call, view=summary):  # type: ignore[no-untyped-def]
+        return extension.paged([view(f) for f in listed(self, call)], "findings", call.body.get("nextToken"),
+                               call.body.get("maxResults"), 100)
 
     def list_findings_v2(self, call):  # type: ignore[no-untyped-def]
-        items, token = listed(self, call)
-        out: dict[str, Any] = {"findings": [summary_v2(f) for f in items]}
-        if token:
-            out["nextToken"] = token
-        return out
+        return list_findings(self, call, summary_v2)
 
     def one(self, call, id):  # type: ignore[no-untyped-def]
         analyzer = analyzer_of(self, call, call.q("analyzerArn"))
@@ -1129,12 +1120,9 @@ def describe_sessions(account: str, region: str, body: dict) -> dict:
         if ok:
             items.append({k: v for k, v in s.items() if not k.startswith("_") and v != ""})
     items.sort(key=lambda s: -s["StartDate"])
-    start = int(body.get("NextToken") or 0)
-    size = int(body.get("MaxResults") or 20)
-    out: dict[str, Any] = {"Sessions": items[start:start + size]}
-    if start + size < len(items):
-        out["NextToken"] = str(start + size)
-    return out
+    import extension
+
+    return extension.paged(items, "Sessions", body.get("NextToken"), body.get("MaxResults"), 20, "NextToken")
 
 
 def parse_date(value: str) -> float:
@@ -1171,12 +1159,10 @@ def describe_instance_information(account: str, region: str, body: dict) -> dict
         if all(str(info.get(fields.get(k, k), "")) in v if tagged(inst, k, v) is None else tagged(inst, k, v)
                for k, v in wanted.items() if v):
             items.append(info)
-    start = int(body.get("NextToken") or 0)
-    size = int(body.get("MaxResults") or 50)
-    out: dict[str, Any] = {"InstanceInformationList": items[start:start + size]}
-    if start + size < len(items):
-        out["NextToken"] = str(start + size)
-    return out
+    import extension
+
+    return extension.paged(items, "InstanceInformationList", body.get("NextToken"), body.get("MaxResults"), 50,
+                           "NextToken")
 
 
 SSM_OPERATIONS = {"StartSession", "TerminateSession", "DescribeSessions", "DescribeInstanceInformation"}

@@ -420,12 +420,10 @@ def patch_aggregators(config: Any, config_models: Any, missing: type) -> None:
                 items.append(dict(item))
         if wanted:
             items = [i for i in items if i["LastUpdateStatus"] in wanted]
-        start = int(self._get_param("NextToken") or 0)
-        size = int(self._get_param("Limit") or 100) or 100
-        out: dict[str, Any] = {"AggregatedSourceStatusList": items[start:start + size]}
-        if start + size < len(items):
-            out["NextToken"] = str(start + size)
-        return json.dumps(out)
+        import extension
+
+        return json.dumps(extension.paged(items, "AggregatedSourceStatusList", self._get_param("NextToken"),
+                                          self._get_param("Limit"), 100, "NextToken"))
 
     install(config_models.ConfigBackend, "put_configuration_aggregator", put_configuration_aggregator)
     install(config_models.ConfigBackend, "delete_configuration_aggregator", delete_configuration_aggregator)
@@ -607,13 +605,8 @@ def patch_guardduty() -> None:
         sort = call.body.get("sortCriteria") or {}
         if sort.get("attributeName"):
             found.sort(key=lambda f: str(dig(f, sort["attributeName"])), reverse=sort.get("orderBy") == "DESC")
-        ids = [f["id"] for f in found]
-        start = int(call.body.get("nextToken") or 0)
-        size = int(call.body.get("maxResults") or 50)
-        out: dict[str, Any] = {"findingIds": ids[start:start + size]}
-        if start + size < len(ids):
-            out["nextToken"] = str(start + size)
-        return out
+        return extension.paged([f["id"] for f in found], "findingIds", call.body.get("nextToken"),
+                               call.body.get("maxResults"))
 
     def get_findings(self, call, d):  # type: ignore[no-untyped-def]
         """GetFindings: the findings asked for, among those the detector shows."""
@@ -847,12 +840,10 @@ def patch_cloudwatch() -> None:
                  and i["AlarmType"] in types and (start is None or i["Timestamp"] >= start)
                  and (end is None or i["Timestamp"] <= end)]
         items.sort(key=lambda i: i["Timestamp"], reverse=(self._get_param("ScanBy") or "TimestampDescending") == "TimestampDescending")
-        first = int(self._get_param("NextToken") or 0)
-        size = int(self._get_param("MaxRecords") or 100) or 100
-        out: dict[str, Any] = {"AlarmHistoryItems": [dict(i) for i in items[first:first + size]]}
-        if first + size < len(items):
-            out["NextToken"] = str(first + size)
-        return ActionResult(out)
+        import extension
+
+        return ActionResult(extension.paged([dict(i) for i in items], "AlarmHistoryItems", self._get_param("NextToken"),
+                                            self._get_param("MaxRecords"), 100, "NextToken"))
 
     install(cw_models.CloudWatchBackend, "set_alarm_state", set_alarm_state)
     install(cw.CloudWatchResponse, "describe_alarm_history", describe_alarm_history)

@@ -209,14 +209,21 @@ def trusted_access(account: str, principal: str) -> bool:
     return org is not None and any(s["ServicePrincipal"] == principal for s in org[1].services)
 
 
-def page(items: list, call: Call, key: str) -> dict:
-    """AWS-style pagination: maxResults and an opaque nextToken (here: the offset)."""
-    start = int(call.q("nextToken") or 0)
-    size = int(call.q("maxResults") or 50)
+def paged(items: list, key: str, token: Any, size: Any, default: int = 50, token_key: str = "nextToken") -> dict:
+    """AWS-style pagination: the page of `items` (under `key`) that the opaque `token` (here: the
+    offset) starts, at most `size` (else `default`) long, and the next page's token (under
+    `token_key`) while there is one."""
+    start = int(token or 0)
+    size = int(size or default) or default
     out: dict[str, Any] = {key: items[start : start + size]}
     if start + size < len(items):
-        out["nextToken"] = str(start + size)
+        out[token_key] = str(start + size)
     return out
+
+
+def page(items: list, call: Call, key: str) -> dict:
+    """`paged` by a REST request's maxResults and nextToken query parameters."""
+    return paged(items, key, call.q("nextToken"), call.q("maxResults"))
 
 
 # ---------------------------------------------------------------------------------------------------
