@@ -311,32 +311,26 @@ async fn prove_deliveries(
     let canary = deliveries::Canary::new(run);
     eprintln!("proving delivery: canary {} sent down every path in {} region(s)", canary.marker, run.regions.len());
     let sent = deliveries::send(aws, run, &canary).await?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
-    let mut pause = std::time::Duration::from_secs(1);
-    loop {
-        let found = deliveries::find(aws, run, &canary, &sent).await?;
+    let found = deliveries::look_until(aws, run, &canary, &sent, Duration::from_secs(wait), |found| {
         let pending: Vec<_> = found.iter().filter(|e| e.pending).collect();
-        if pending.is_empty() || std::time::Instant::now() >= deadline {
-            // Past the wait, what has not arrived is a failure: the canary role is removed all the
-            // same, and the alarm put back.
-            let found: Vec<_> = found
-                .into_iter()
-                .map(|mut e| {
-                    if e.pending {
-                        e.pending = false;
-                        e.detail = format!("{} — gave up after {wait} s (--wait)", e.detail);
-                    }
-                    e
-                })
-                .collect();
-            deliveries::settle(aws, run, &found).await?;
-            return Ok(found);
-        }
         let done = found.len() - pending.len();
         eprintln!("  {done}/{} delivered or failed; waiting for {}", found.len(), describe(&pending));
-        tokio::time::sleep(pause.min(deadline.saturating_duration_since(std::time::Instant::now()))).await;
-        pause = (pause * 3 / 2).min(std::time::Duration::from_secs(15));
-    }
+    })
+    .await?;
+    // Past the wait, what has not arrived is a failure: the canary role is removed all the same,
+    // and the alarm put back.
+    let found: Vec<_> = found
+        .into_iter()
+        .map(|mut e| {
+            if e.pending {
+                e.pending = false;
+                e.detail = format!("{} — gave up after {wait} s (--wait)", e.detail);
+            }
+            e
+        })
+        .collect();
+    deliveries::settle(aws, run, &found).await?;
+    Ok(found)
 }
 
 /// `deliveries.cloudtrail in eu-west-1, …`, at most five.

@@ -463,6 +463,11 @@ fn days(canary: &Canary, fmt: impl Fn(OffsetDateTime) -> String) -> Vec<String> 
     out
 }
 
+/// A day as CloudTrail, GuardDuty and Firehose name its folder: `YYYY/MM/DD`.
+fn ymd(d: OffsetDateTime) -> String {
+    format!("{:04}/{:02}/{:02}", d.year(), d.month() as u8, d.day())
+}
+
 /// The first object under any of `prefixes` written since the canary whose text `holds`.
 async fn first_holding(
     logging: &AccountConfig,
@@ -510,15 +515,9 @@ async fn trail(
         return Ok(evidence(target, CLOUDTRAIL, arn, State::Refused("no assure trail".into())));
     };
     let bucket = t.s3_bucket_name().unwrap_or_default().to_owned();
-    let prefix = t
-        .s3_key_prefix()
-        .filter(|p| !p.is_empty())
-        .map(|p| format!("{}/", p.trim_end_matches('/')))
-        .unwrap_or_default();
+    let prefix = folder(t.s3_key_prefix());
     let account = &target.account;
-    let prefixes = days(canary, |d| {
-        format!("{prefix}AWSLogs/{account}/CloudTrail/{region}/{:04}/{:02}/{:02}/", d.year(), d.month() as u8, d.day())
-    });
+    let prefixes = days(canary, |d| format!("{prefix}AWSLogs/{account}/CloudTrail/{region}/{}/", ymd(d)));
     let marker = canary.marker.as_str();
     if let Some((key, at)) = first_holding(logging, &bucket, &prefixes, canary, |text| text.contains(marker)).await? {
         return Ok(evidence(target, CLOUDTRAIL, format!("s3://{bucket}/{key}"), State::Delivered(canary.took(at))));
@@ -540,6 +539,14 @@ async fn trail(
         _ => waiting(canary, "the trail's log file"),
     };
     Ok(evidence(target, CLOUDTRAIL, arn, state))
+}
+
+/// A delivery's key prefix as the folder the service writes under: `PREFIX/`, or nothing.
+fn folder(prefix: Option<&str>) -> String {
+    match prefix.map(|p| p.trim_matches('/')) {
+        Some(p) if !p.is_empty() => format!("{p}/"),
+        _ => String::new(),
+    }
 }
 
 /// GetTrailStatus writes attempt times as text (`2026-12-06T21:00:00Z` or epoch seconds).
@@ -585,11 +592,7 @@ async fn config(
         return Ok(evidence(target, CONFIG, resource, State::Refused("no delivery channel".into())));
     };
     let bucket = channel.s3_bucket_name().unwrap_or_default().to_owned();
-    let prefix = channel
-        .s3_key_prefix()
-        .filter(|p| !p.is_empty())
-        .map(|p| format!("{}/", p.trim_end_matches('/')))
-        .unwrap_or_default();
+    let prefix = folder(channel.s3_key_prefix());
     let account = &target.account;
     // Config writes its dates unpadded (`2016/6/2`; Config guide, "Viewing configuration snapshots").
     let prefixes = days(canary, |d| {
@@ -676,12 +679,9 @@ async fn guardduty(
         .trim_start_matches("arn:aws:s3:::")
         .split_once('/')
         .unwrap_or((arn.trim_start_matches("arn:aws:s3:::"), ""));
-    let prefix =
-        if prefix.trim_matches('/').is_empty() { String::new() } else { format!("{}/", prefix.trim_matches('/')) };
+    let prefix = folder(Some(prefix));
     let admin = &security.account;
-    let prefixes = days(canary, |d| {
-        format!("{prefix}AWSLogs/{admin}/GuardDuty/{region}/{:04}/{:02}/{:02}/", d.year(), d.month() as u8, d.day())
-    });
+    let prefixes = days(canary, |d| format!("{prefix}AWSLogs/{admin}/GuardDuty/{region}/{}/", ymd(d)));
     let account = target.account.to_string();
     let holds = |text: &str| {
         documents(text).any(|f| f["accountId"] == account.as_str() && f["service"]["additionalInfo"]["sample"] == true)
@@ -717,7 +717,7 @@ async fn analyzer(
             State::Refused(format!("the canary role was refused: {why}")),
         ));
     }
-    let prefixes = days(canary, |d| format!("access-analyzer/{:04}/{:02}/{:02}/", d.year(), d.month() as u8, d.day()));
+    let prefixes = days(canary, |d| format!("access-analyzer/{}/", ymd(d)));
     let holds = |text: &str| {
         documents(text).any(|e| e["detail"]["resource"] == role.as_str() && e["detail"]["region"] == region.as_str())
     };
@@ -902,16 +902,32 @@ pub async fn prove(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError
     // notification or a snapshot on AWS) then costs no second attempt of the whole verify, whose
     // reads of every control would be repeated; what takes minutes is waited for by the state
     // machine, for free.
-    let started = std::time::Instant::now();
-    let found = loop {
-        let found = find(aws, run, &record.canary, &record.sent).await?;
-        if !found.iter().any(|e| e.pending) || started.elapsed() >= IN_STEP_WAIT {
-            break found;
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    };
+    let found = look_until(aws, run, &record.canary, &record.sent, IN_STEP_WAIT, |_| {}).await?;
     settle(aws, run, &found).await?;
     Ok(found)
+}
+
+/// Looks for the canary until nothing is on its way or `bound` has passed, pausing a second, then
+/// half as long again each time, up to 15 s; `progress` hears every look that leaves some pending.
+pub async fn look_until(
+    aws: &Aws,
+    run: &RunInput,
+    canary: &Canary,
+    sent: &Sent,
+    bound: std::time::Duration,
+    mut progress: impl FnMut(&[Evidence]),
+) -> Result<Vec<Evidence>, StepError> {
+    let deadline = std::time::Instant::now() + bound;
+    let mut pause = std::time::Duration::from_secs(1);
+    loop {
+        let found = find(aws, run, canary, sent).await?;
+        if !found.iter().any(|e| e.pending) || std::time::Instant::now() >= deadline {
+            return Ok(found);
+        }
+        progress(&found);
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(std::time::Instant::now()))).await;
+        pause = (pause * 3 / 2).min(std::time::Duration::from_secs(15));
+    }
 }
 
 /// Once nothing is on its way: the canary role removed, the alarm back to OK.
