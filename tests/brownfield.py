@@ -14,6 +14,8 @@ Run it with the AWS CLI's Python (`cargo xtask test` installs it; tests/tests/al
 import argparse
 import json
 import sys
+import time
+import urllib.request
 
 try:
     import awscli.botocore.session  # noqa: F401  the AWS CLI's own botocore, which it registers as `botocore`
@@ -108,6 +110,10 @@ def setup(acct: Account, case: str, security: str | None) -> None:
         mgmt = Account(acct.endpoint, acct.management, acct.management)
         mgmt.client("organizations").enable_aws_service_access(ServicePrincipal="cloudtrail.amazonaws.com")
         if not any(t["Name"] == "org-audit" for t in mgmt.client("cloudtrail").describe_trails()["trailList"]):
+            # CloudTrail learns of trusted access a moment after Organizations enabled it: the
+            # local cloud's transition (its limits' transitionSeconds).
+            with urllib.request.urlopen(f"{acct.endpoint}/assure-api/limits", timeout=30) as r:
+                time.sleep(float(json.load(r)["transitionSeconds"]) + 0.2)
             trail(mgmt, HOME, "org-audit", multi_region=True, validation=True, organization=True)
     elif case == "guardduty-member-of-this-organization":
         # In the home region the account is already a member of this organization's GuardDuty
@@ -156,7 +162,6 @@ def setup(acct: Account, case: str, security: str | None) -> None:
                                           "filter": {"isPublic": {"eq": ["false"]}}}])
         # An account's own analyzer has long been ACTIVE: AWS makes a new one CREATING first
         # (API_AnalyzerSummary). Wait for it, bounded, so the snapshot is the settled account.
-        import time
         deadline = time.monotonic() + 60
         while aa.get_analyzer(analyzerName="team-analyzer")["analyzer"]["status"] == "CREATING":
             if time.monotonic() > deadline:

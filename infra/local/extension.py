@@ -22,8 +22,10 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
   EnableOrganizationsRootCredentialsManagement, EnableOrganizationsRootSessions, their Disable twins,
   ListOrganizationsFeatures, sts:AssumeRoot (patch_identity).
 - Transitions (TRANSITION): a new analyzer and a new Firehose stream are CREATING, a new GuardDuty
-  publishing destination PENDING_VERIFICATION, for ASSURE_TRANSITION_SECONDS (or /assure-api/limits'
-  transitionSeconds; at least 0.5) before their final status, and a CREATING stream takes no data.
+  publishing destination PENDING_VERIFICATION, a member a GuardDuty administrator adds Created, for
+  ASSURE_TRANSITION_SECONDS (or /assure-api/limits' transitionSeconds; at least 0.5) before their
+  final status, and a CREATING stream takes no data; a delegated administrator registration
+  (REGISTERED) and trusted access (TRUSTED) reach the service they name as late.
 - /assure-api/health: readiness probe.
 - /assure-api/deliveries: what the services' deliveries have queued; POST /assure-api/deliveries/flush
   runs them all now (deliver.py: CloudTrail's log files, after the transition delay).
@@ -204,9 +206,37 @@ def patch_registrations() -> None:
     OrganizationsBackend.register_delegated_administrator = register_delegated_administrator
 
 
+# When trusted access for each (management account, service principal) reaches the service
+# (time.monotonic). Organizations lists the service at once; the service learns of it a moment
+# later: "it can take a few minutes for the change to propagate" (enabling trusted access with the
+# Organizations API rather than the service's own console, https://docs.aws.amazon.com/organizations/latest/userguide/orgs_integrate_services.html).
+# The transition setting (TRANSITION) stands for it; until then the service answers as it does with
+# trusted access off, so a caller that acts right after enabling it must retry, as on AWS.
+TRUSTED: dict[tuple[str, str], float] = {}
+
+
 def trusted_access(account: str, principal: str) -> bool:
+    """Whether the service `principal` sees trusted access enabled in `account`'s organization."""
     org = organization_of(account)
-    return org is not None and any(s["ServicePrincipal"] == principal for s in org[1].services)
+    if org is None or not any(s["ServicePrincipal"] == principal for s in org[1].services):
+        return False
+    return not transitional(TRUSTED.get((org[0], principal)))
+
+
+def patch_trusted_access() -> None:
+    """Records when trusted access is enabled (see TRUSTED)."""
+    from moto.organizations.models import OrganizationsBackend
+
+    moto_enable = OrganizationsBackend.enable_aws_service_access
+
+    def enable_aws_service_access(self, **kwargs: str) -> None:  # type: ignore[no-untyped-def]
+        principal = kwargs.get("ServicePrincipal")
+        listed = any(s["ServicePrincipal"] == principal for s in self.services)
+        moto_enable(self, **kwargs)
+        if not listed:
+            TRUSTED[(self.account_id, principal)] = final_at()
+
+    OrganizationsBackend.enable_aws_service_access = enable_aws_service_access
 
 
 def paged(items: list, key: str, token: Any, size: Any, default: int = 50, token_key: str = "nextToken") -> dict:
@@ -295,7 +325,11 @@ class GuardDuty:
         return detectors[0] if detectors else None
 
     def _member_view(self, admin: str, region: str, record: dict) -> dict:
-        out = dict(record)
+        out = {k: v for k, v in record.items() if not k.startswith("_")}
+        if transitional(record.get("_final")):
+            # GuardDuty enables itself in the member asynchronously: the member is Created until
+            # then (Member.relationshipStatus, https://docs.aws.amazon.com/guardduty/latest/APIReference/API_Member.html).
+            out["relationshipStatus"] = "Created"
         out["administratorId"] = admin
         out["masterId"] = admin
         out["detectorId"] = self.detector_id_of(record["accountId"], region) or ""
@@ -321,7 +355,10 @@ class GuardDuty:
             same_org = org_admin is not None and organization_of(member) is not None and organization_of(member)[0] == org_admin[0]
             status = "Enabled" if (is_org_admin and same_org) else "Created"
             record = members.get(member) or {"accountId": member, "email": detail.get("email", ""), "invitedAt": now()}
+            was_enabled = record.get("relationshipStatus") == "Enabled" and not transitional(record.get("_final"))
             record.update({"relationshipStatus": status, "updatedAt": now()})
+            if status == "Enabled" and not was_enabled:
+                record["_final"] = final_at()
             members[member] = record
             if status == "Enabled":
                 # As the delegated administrator, CreateMembers enables GuardDuty in the added
@@ -355,10 +392,11 @@ class GuardDuty:
 
     def list_members(self, call: Call, d: str) -> dict:
         self.detector(call, d)
-        records = list(self.members.get((call.account, call.region), {}).values())
+        views = [self._member_view(call.account, call.region, r)
+                 for r in self.members.get((call.account, call.region), {}).values()]
         if (call.q("onlyAssociated") or "true").lower() == "true":
-            records = [r for r in records if r["relationshipStatus"] == "Enabled"]
-        return page([self._member_view(call.account, call.region, r) for r in records], call, "members")
+            views = [v for v in views if v["relationshipStatus"] == "Enabled"]
+        return page(views, call, "members")
 
     def _release(self, admin: str, region: str, member: str) -> None:
         current = self.administrator.get((member, region))
@@ -1068,6 +1106,7 @@ def patch_moto() -> None:
     from moto.core.responses import EmptyResult
 
     patch_registrations()
+    patch_trusted_access()
 
     # CloudTrail: GetTrailStatus answers what the trail's deliveries recorded (deliver.py: each log
     # file written or refused, LatestDeliveryError the S3 error of the last attempt), and GetTrail,

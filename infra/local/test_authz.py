@@ -616,6 +616,18 @@ def org(target: str, body: dict, key: str = "testing", token: str | None = None)
     return call("POST", "/", headers, json.dumps(body))
 
 
+def enable_trusted_access(principal: str) -> None:
+    """Trusted access for `principal`, waited for until the service has learnt of it (the local
+    cloud's transition: extension.TRUSTED)."""
+    import extension
+
+    assert org("EnableAWSServiceAccess", {"ServicePrincipal": principal})[0] == 200
+    deadline = time.monotonic() + 20
+    while not extension.trusted_access(ACCOUNT, principal):
+        assert time.monotonic() < deadline, f"{principal}: trusted access still in its transition"
+        time.sleep(0.1)
+
+
 def root_credentials(account: str) -> str:
     status, body = call("POST", "/assure-api/root-credentials", {}, json.dumps({"account": account}))
     assert status == 200, body
@@ -688,7 +700,11 @@ class RootUser(unittest.TestCase):
         # The organization's features: IAM's trusted access first, the management account only.
         status, body = query_call("iam", "EnableOrganizationsRootSessions", {})
         if "<Code>ServiceAccessNotEnabledException</Code>" in body:
+            # IAM learns of it a moment later: ServiceAccessNotEnabledException until then.
             self.assertEqual(org("EnableAWSServiceAccess", {"ServicePrincipal": "iam.amazonaws.com"})[0], 200)
+            status, body = query_call("iam", "ListOrganizationsFeatures", {})
+            self.assertIn("<Code>ServiceAccessNotEnabledException</Code>", body, "trusted access is not final at once")
+            enable_trusted_access("iam.amazonaws.com")
         status, body = query_call("iam", "ListOrganizationsFeatures", {})
         self.assertIn("<EnabledFeatures/>", body.replace("<EnabledFeatures></EnabledFeatures>", "<EnabledFeatures/>"))
         status, body = assume_root()
@@ -770,7 +786,7 @@ class RootUserCredentials(unittest.TestCase):
         assert status == 200, body
         self.member = json.loads(body)["CreateAccountStatus"]["AccountId"]
         if not extension.trusted_access(ACCOUNT, "iam.amazonaws.com"):
-            assert org("EnableAWSServiceAccess", {"ServicePrincipal": "iam.amazonaws.com"})[0] == 200
+            enable_trusted_access("iam.amazonaws.com")
         for feature in ("EnableOrganizationsRootCredentialsManagement", "EnableOrganizationsRootSessions"):
             assert query_call("iam", feature, {})[0] == 200
 

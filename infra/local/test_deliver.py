@@ -473,7 +473,7 @@ class OrganizationTrail(unittest.TestCase):
             code, body = t.org("CreateAccount", {"Email": "deliver@example.com", "AccountName": "deliver-member"})
             member = json.loads(body)["CreateAccountStatus"]["AccountId"]
         self.member = member
-        self.assertEqual(t.org("EnableAWSServiceAccess", {"ServicePrincipal": "cloudtrail.amazonaws.com"})[0], 200)
+        t.enable_trusted_access("cloudtrail.amazonaws.com")
         self.name = f"org-{uuid.uuid4().hex[:8]}"
         self.bucket = f"trail-{self.name}"
         bucket_for_trail(self.bucket)

@@ -785,6 +785,54 @@ where
     while_propagating(role_propagating, call).await
 }
 
+tokio::task_local! {
+    /// The time the current step has spent waiting for AWS (see [`counting_waits`]).
+    static WAITS: std::cell::RefCell<Waits>;
+}
+
+/// Wall time during which at least one wait for AWS was under way: waits that overlap (every
+/// region's canary looked for at once) count once.
+#[derive(Default)]
+struct Waits {
+    active: usize,
+    since: Option<std::time::Instant>,
+    total: f64,
+}
+
+/// Runs `work` and answers its output with the seconds it spent waiting for AWS inside it: for a
+/// change it made to propagate ([`while_propagating`]), or for a delivery on its way
+/// ([`wait_for_aws`]). These are waits AWS imposes, which the run's history shows apart from the
+/// work (the step's checkpoint record, `waited_seconds`).
+pub async fn counting_waits<F: std::future::Future>(work: F) -> (F::Output, f64) {
+    WAITS
+        .scope(std::cell::RefCell::new(Waits::default()), async {
+            let out = work.await;
+            (out, WAITS.with(|w| w.borrow().total))
+        })
+        .await
+}
+
+/// Sleeps `wait`, counted as a wait for AWS by [`counting_waits`] around it (if any).
+pub async fn wait_for_aws(wait: std::time::Duration) {
+    let _ = WAITS.try_with(|w| {
+        let mut w = w.borrow_mut();
+        if w.active == 0 {
+            w.since = Some(std::time::Instant::now());
+        }
+        w.active += 1;
+    });
+    tokio::time::sleep(wait).await;
+    let _ = WAITS.try_with(|w| {
+        let mut w = w.borrow_mut();
+        w.active = w.active.saturating_sub(1);
+        if w.active == 0 {
+            if let Some(since) = w.since.take() {
+                w.total += since.elapsed().as_secs_f64();
+            }
+        }
+    });
+}
+
 /// Runs `call` and, while the service refuses it in a way `transient` (code, message) says a
 /// change made a moment ago will cure, again every second for up to a minute; then returns its
 /// last answer.
@@ -805,19 +853,29 @@ where
                 if transient(e.err().code().unwrap_or(""), e.err().message().unwrap_or(""))
                     && started.elapsed() + wait < PROPAGATION_WAIT =>
             {
-                tokio::time::sleep(wait).await;
+                wait_for_aws(wait).await;
             }
             other => return other,
         }
     }
 }
 
-/// How a service refuses an account it does not yet know as its delegated administrator, a moment
-/// after Organizations registered it: the service learns of it through Organizations, not at once.
-/// Only for a call the account may make once registered, right after the step has seen (or made)
-/// the registration in Organizations; a refusal that lasts a minute is reported as it is.
-pub fn registration_propagating(code: &str, _message: &str) -> bool {
+/// How a service refuses an account it does not yet know as its delegated administrator, or an
+/// organization whose trusted access it has not yet learnt of, a moment after Organizations
+/// registered or enabled it: the service learns of both through Organizations, not at once. Only
+/// for a call the account may make once registered, right after the step has seen (or made) the
+/// registration and trusted access in Organizations; a refusal that lasts a minute is reported as
+/// it is.
+pub fn registration_propagating(code: &str, message: &str) -> bool {
     matches!(code, "AccessDeniedException" | "OrganizationAccessDeniedException")
+        || trusted_access_propagating(code, message)
+}
+
+/// How a service refuses a call that needs trusted access it has not yet learnt of: Access
+/// Analyzer's `ValidationException` naming trusted access, IAM's `ServiceAccessNotEnabledException`.
+pub fn trusted_access_propagating(code: &str, message: &str) -> bool {
+    code == "ServiceAccessNotEnabledException"
+        || (code == "ValidationException" && message.to_ascii_lowercase().contains("trusted access"))
 }
 
 /// Error codes that mean "you may not".
@@ -1022,6 +1080,24 @@ mod tests {
         ] {
             assert_eq!(classify(&answer_saying(400, code, message), "x").name, name, "{code}: {message}");
         }
+    }
+
+    #[tokio::test]
+    async fn waits_for_aws_are_counted_once_when_they_overlap_and_not_outside_a_count() {
+        let ms = std::time::Duration::from_millis;
+        let ((), waited) = counting_waits(async {
+            wait_for_aws(ms(300)).await;
+            // Two at once: 600 ms of waiting, not 1,200.
+            futures::join!(wait_for_aws(ms(600)), wait_for_aws(ms(600)));
+            // Work that is not waiting for AWS does not count.
+            tokio::time::sleep(ms(600)).await;
+        })
+        .await;
+        // A sleep never ends early; the upper bound leaves room for a loaded machine, and is below
+        // both the sum of the waits (1.5 s) and the whole (1.5 s).
+        assert!((0.9..1.4).contains(&waited), "waited {waited}");
+        // Outside a count, a wait is only a sleep.
+        wait_for_aws(ms(10)).await;
     }
 
     #[tokio::test]

@@ -123,6 +123,20 @@ async fn guardduty_organization_admin_configuration_and_destinations() {
     assert!(out.unprocessed_accounts().is_empty());
     let admin = m.get_administrator_account().detector_id(&mdet).send().await.unwrap();
     assert_eq!(admin.administrator().and_then(|a| a.account_id()), Some(security.as_str()));
+    // GuardDuty enables itself in the member asynchronously: Created first, then Enabled
+    // (API_Member), and only then among the associated members.
+    let status = || async {
+        let got = sec_w2.get_members().detector_id(&det_w2).account_ids(&member).send().await.unwrap();
+        got.members()[0].relationship_status().unwrap_or_default().to_owned()
+    };
+    assert_eq!(status().await, "Created");
+    assert!(sec_w2.list_members().detector_id(&det_w2).send().await.unwrap().members().is_empty());
+    let started = std::time::Instant::now();
+    while status().await != "Enabled" {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "still Created");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(sec_w2.list_members().detector_id(&det_w2).send().await.unwrap().members().len(), 1);
 
     // Publishing destinations: create, list, describe, delete.
     let props = DestinationProperties::builder()
@@ -160,6 +174,10 @@ async fn access_analyzer_organization_analyzers_need_trusted_access_and_a_delega
 
     let orgs = aws_sdk_organizations::Client::new(&cloud.sdk_config().await);
     orgs.enable_aws_service_access().service_principal("access-analyzer.amazonaws.com").send().await.unwrap();
+    // Access Analyzer learns of trusted access a moment after Organizations lists it.
+    let err = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();
+    assert_eq!(code(&err.into_service_error()), "ValidationException");
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     let err = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "AccessDeniedException");
     orgs.register_delegated_administrator()

@@ -85,6 +85,27 @@ pub(super) fn cli_ok(cloud: &LocalCloud, creds: &aws_sdk_sts::config::Credential
     out.trim().to_owned()
 }
 
+/// The AWS CLI's `args`, which must succeed once the service has learnt of trusted access enabled
+/// a moment ago: while it refuses with `transient` in its error (its answer with trusted access
+/// off), again, for at most 20 seconds (the local cloud's transition is a few).
+pub(super) fn cli_once_trusted(
+    cloud: &LocalCloud,
+    creds: &aws_sdk_sts::config::Credentials,
+    args: &[&str],
+    transient: &str,
+) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let (code, out, err) = aws_cli(cloud, creds, args);
+        if code == 0 {
+            return out.trim().to_owned();
+        }
+        assert!(err.contains(transient), "{}: {err}", args[..2].join(" "));
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "still {transient}: {err}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
 /// The AWS CLI's `args`, which must be refused with an error containing `needle`.
 pub(super) fn cli_refused(cloud: &LocalCloud, creds: &aws_sdk_sts::config::Credentials, args: &[&str], needle: &str) {
     let (code, out, err) = aws_cli(cloud, creds, args);

@@ -280,7 +280,13 @@ async fn the_root_user_and_centralized_root_sessions() {
     ok(&["organizations", "enable-aws-service-access", "--service-principal", "iam.amazonaws.com"]);
     let (code, _, err) = assume_root(&management);
     assert!(code != 0 && err.contains("(AccessDenied)"), "root sessions are not enabled yet: {err}");
-    ok(&["iam", "enable-organizations-root-sessions"]);
+    // IAM learns of trusted access a moment after Organizations enabled it.
+    super::iam::cli_once_trusted(
+        &cloud,
+        &management,
+        &["iam", "enable-organizations-root-sessions"],
+        "(ServiceAccessNotEnabledException)",
+    );
     let features = ok(&["iam", "list-organizations-features", "--query", "EnabledFeatures", "--output", "text"]);
     assert!(features.contains("RootSessions"), "{features}");
     let (code, _, err) = assume_root(&root);

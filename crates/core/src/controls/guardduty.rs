@@ -475,7 +475,10 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
                 Some((_, status)) => format!("member of the security account {}: {status}", run.org.security),
                 None => format!("not a member of the security account {}", run.org.security),
             },
-        ),
+        )
+        // GuardDuty enables itself in a member it was just given asynchronously: `Created` until
+        // then (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_Member.html).
+        .pending_if(membership.as_ref().is_some_and(|m| m.1 == "Created")),
         evidence(
             &target,
             "guardduty.findings-exported",

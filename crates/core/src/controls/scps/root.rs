@@ -45,7 +45,9 @@ pub(super) async fn organize(mgmt: &AccountConfig, changes: &mut Changes) -> Res
     ensure_trusted_access(mgmt, &mgmt.region, IAM_PRINCIPAL, changes).await?;
     let iam = mgmt.iam();
     let enabled = if changes.live() {
-        features(mgmt).await?
+        // IAM learns of trusted access a moment after Organizations enabled it (just above, by this
+        // run or another): until then it answers ServiceAccessNotEnabledException. Bounded.
+        features_once_trusted(mgmt).await?
     } else {
         // Before trusted access, IAM answers ServiceAccessNotEnabledException: nothing is enabled.
         features(mgmt).await.unwrap_or_default()
@@ -78,6 +80,17 @@ pub(super) async fn organize(mgmt: &AccountConfig, changes: &mut Changes) -> Res
 /// The features enabled for the organization.
 async fn features(mgmt: &AccountConfig) -> Result<Vec<String>, StepError> {
     let out = mgmt.iam().list_organizations_features().send().await.aws("iam:ListOrganizationsFeatures")?;
+    Ok(out.enabled_features().iter().map(|f| f.as_str().to_owned()).collect())
+}
+
+/// [`features`], right after trusted access for IAM was ensured: IAM's refusal while it learns of
+/// it is retried, bounded ([`crate::aws::while_propagating`]).
+async fn features_once_trusted(mgmt: &AccountConfig) -> Result<Vec<String>, StepError> {
+    let out = crate::aws::while_propagating(crate::aws::trusted_access_propagating, || {
+        mgmt.iam().list_organizations_features().send()
+    })
+    .await
+    .aws("iam:ListOrganizationsFeatures")?;
     Ok(out.enabled_features().iter().map(|f| f.as_str().to_owned()).collect())
 }
 
