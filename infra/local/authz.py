@@ -1205,6 +1205,14 @@ def request_context(req: Req, principal: Principal) -> dict:
         namespace = p(req.params, "Namespace")
         if isinstance(namespace, str):
             ctx["cloudwatch:namespace"] = namespace
+    if req.service == "kms" and isinstance(req.params.get("EncryptionContext"), dict):
+        # "kms:EncryptionContext:context-key" and "kms:EncryptionContextKeys", from the request's
+        # encryption context (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-encryption-context).
+        context = {str(k): str(v) for k, v in req.params["EncryptionContext"].items()}
+        for k, v in context.items():
+            ctx[f"kms:EncryptionContext:{k}"] = v
+        if context:
+            ctx["kms:EncryptionContextKeys"] = sorted(context)
     if req.service == "s3" and req.headers:
         # An upload's canned ACL and server-side encryption headers, as the bucket policies of the
         # delivering services condition on them: s3:x-amz-acl, s3:x-amz-server-side-encryption,

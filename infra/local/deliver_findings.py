@@ -971,10 +971,14 @@ def session_failure(session: dict, inst: dict, caller: Any) -> str | None:
         key = authz.kms_key(region, session["_account"], key_id)
         if key is None:
             return f"KMSEncryption failed: key {key_id} does not exist"
+        # The client asks for the data key with the session's encryption context, and the agent
+        # decrypts it with the same (the Session Manager plugin's and agent's KMSEncryption handshake).
+        context = {"aws:ssm:SessionId": session["SessionId"], "aws:ssm:TargetId": session["Target"]}
         for who, principal, action in (("client", caller, "GenerateDataKey"), ("instance", agent(inst), "Decrypt")):
             if principal is None:
                 continue
-            denial = authz.authorize(principal, authz.Req("kms", action, {"KeyId": key.arn}, key.arn.split(":")[3]))
+            params = {"KeyId": key.arn, "EncryptionContext": context}
+            denial = authz.authorize(principal, authz.Req("kms", action, params, key.arn.split(":")[3]))
             if denial is not None:
                 return f"KMSEncryption failed on {who}: AccessDeniedException: {denial.message}"
     bucket = str(prefs.get("s3BucketName") or "")

@@ -981,10 +981,14 @@ def patch_sns() -> None:
                 deduplication_id=None, message_structure=None):
         """A notification to one subscription: only a confirmed one, only if its filter policy matches;
         to a queue if its policy lets SNS, to an HTTP(S) endpoint on the loopback interface; each
-        delivery counted in AWS/SNS. Other protocols (email, SMS, Lambda, applications) as moto does,
-        uncounted: nothing is delivered to them here."""
+        delivery counted in AWS/SNS. An email is counted delivered when SNS hands it to its mail
+        system, which the local cloud has none of: a confirmed email subscription stands for one
+        that accepts it. Other protocols (SMS, Lambda, applications) as moto does, uncounted."""
         if str(self.attributes.get("PendingConfirmation", "false")).lower() == "true":
             return
+        if self.protocol in ("email", "email-json"):
+            if self._filter_policy_matcher is None or self._filter_policy_matcher.matches(message_attributes, message):
+                count_delivery(self.topic, True)
         if self.protocol not in ("sqs", "http", "https"):
             return original(self, message, message_id, subject=subject, message_attributes=message_attributes,
                             group_id=group_id, deduplication_id=deduplication_id, message_structure=message_structure)

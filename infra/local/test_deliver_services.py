@@ -809,6 +809,22 @@ class AlarmNotifications(Delayed):
         finally:
             self.sns("Unsubscribe", {"SubscriptionArn": tag("SubscriptionArn", body)})
 
+    def test_a_confirmed_email_subscription_counts_as_delivered(self):
+        # SNS counts an email delivered once its mail system accepts it
+        # (https://docs.aws.amazon.com/sns/latest/dg/sns-monitoring-using-cloudwatch.html).
+        d = self.state
+        body = self.sns("Subscribe", {"TopicArn": d["topic"], "Protocol": "email", "Endpoint": "secops@example.com"})
+        delivered = self.metric("NumberOfNotificationsDelivered")
+        try:
+            self.alarm()
+            settle()
+            # The queue, the HTTP endpoint and the email.
+            self.assertEqual(self.metric("NumberOfNotificationsDelivered"), delivered + 3)
+        finally:
+            self.sns("Unsubscribe", {"SubscriptionArn": tag("SubscriptionArn", body)})
+            self.received()
+            cloudwatch("SetAlarmState", {"AlarmName": "dsvc-root", "StateValue": "OK", "StateReason": "reset"}, self.REGION)
+
     def test_the_history_over_cbor(self):
         # The Rust SDK speaks Smithy RPC v2 CBOR to CloudWatch (the extension's CborBridge).
         import cbor2

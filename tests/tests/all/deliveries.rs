@@ -8,7 +8,13 @@ const REGIONS: &str = "us-east-1,eu-west-1";
 
 /// `assure verify ACCOUNT --deliveries`: (exit code, the deliveries' evidence by (path, region)).
 fn prove(cloud: &LocalCloud, target: &str, wait: &str) -> (i32, Vec<Value>, String) {
-    let (code, out, err) = cloud.run(&["verify", target, "--deliveries", "--wait", wait, "--output", "json"]);
+    prove_with(cloud, &[], target, wait)
+}
+
+/// [`prove`], with `global` arguments first (`--config FILE`).
+fn prove_with(cloud: &LocalCloud, global: &[&str], target: &str, wait: &str) -> (i32, Vec<Value>, String) {
+    let args = [global, &["verify", target, "--deliveries", "--wait", wait, "--output", "json"]].concat();
+    let (code, out, err) = cloud.run(&args);
     let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
     let proofs: Vec<Value> = doc["evidence"]
         .as_array()
@@ -180,4 +186,107 @@ async fn every_delivery_is_proven_and_a_broken_path_is_named_with_awss_reason() 
     iam.put_role_policy().role_name(role).policy_name("SessionLogs").policy_document(grant).send().await.unwrap();
     let (code, proofs, err) = prove(&cloud, target, "60");
     assert_eq!(code, 0, "restored: {:?}\n{err}", failed(&proofs));
+}
+
+/// A brownfield account whose sessions are encrypted with a key of its own, and an alarm topic
+/// with a subscriber: onboarding keeps the account's key, its sessions still start and their logs
+/// arrive; the alarm's notification reaches the subscriber. Each broken on its own fails only its
+/// path, with AWS's reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_brownfield_session_key_and_the_alarm_subscriber_are_proven() {
+    let cloud = LocalCloud::start();
+    let ids = cloud.seed();
+    let s = |k: &str| ids[k].as_str().unwrap().to_owned();
+    let target = ids["external"][0].as_str().unwrap();
+    let config = cloud.dir.path().join("assure.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "regions = [\"us-east-1\"]\n[organization]\nlogging_account = \"{}\"\nsecurity_account = \"{}\"\n\
+             [notifications]\nprotocol = \"email\"\nendpoint = \"secops@example.com\"\n",
+            s("logging"),
+            s("security")
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    // The account's administrator encrypts session data with a key of the account's own, and gives
+    // the instance's role what the agent needs of it (Session Manager "Adding Session Manager
+    // permissions": kms:Decrypt for the instance profile).
+    let admin = cloud.admin_config_as(target, "us-east-1").await;
+    let kms = aws_sdk_kms::Client::new(&admin);
+    let key = kms.create_key().description("the team's session key").send().await.unwrap();
+    let key_arn = key.key_metadata().unwrap().arn().unwrap().to_owned();
+    let ssm = aws_sdk_ssm::Client::new(&admin);
+    let preferences = "SSM-SessionManagerRunShell";
+    let doc = ssm.get_document().name(preferences).send().await.unwrap();
+    let mut content: Value = serde_json::from_str(doc.content().unwrap()).unwrap();
+    content["inputs"]["kmsKeyId"] = Value::String(key_arn.clone());
+    let updated = ssm
+        .update_document()
+        .name(preferences)
+        .document_version("$LATEST")
+        .content(content.to_string())
+        .send()
+        .await
+        .unwrap();
+    let version = updated.document_description().unwrap().document_version().unwrap().to_owned();
+    ssm.update_document_default_version().name(preferences).document_version(version).send().await.unwrap();
+    let role = "assure-demo-instance";
+    let session_key = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": key_arn}]})
+    .to_string();
+    let iam = aws_sdk_iam::Client::new(&admin);
+    iam.put_role_policy().role_name(role).policy_name("SessionKey").policy_document(&session_key).send().await.unwrap();
+
+    let (code, out, err) = cloud.run(&["--config", config, "deploy"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = cloud.run(&["--config", config, "onboard", target, "--run-id", "keyed"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    // 1 region × (trail, snapshot, finding, analyzer) + the alarm + the session.
+    assert!(out.contains("deliveries 6/6 proven"), "{out}");
+
+    // The account's key is still the session data key; the session's log arrived all the same.
+    let member = cloud.sdk_config_as(target, "us-east-1").await;
+    let ssm = aws_sdk_ssm::Client::new(&member);
+    let doc = ssm.get_document().name(preferences).send().await.unwrap();
+    let content: Value = serde_json::from_str(doc.content().unwrap()).unwrap();
+    assert_eq!(content["inputs"]["kmsKeyId"], key_arn.as_str(), "{content}");
+    let global = ["--config", config];
+    let (code, proofs, err) = prove_with(&cloud, &global, target, "60");
+    assert_eq!(code, 0, "{:?}\n{err}", failed(&proofs));
+    let alarm = one(&proofs, "deliveries.alarm", "us-east-1");
+    assert!(alarm["detail"].as_str().unwrap().contains("SNS delivered"), "{alarm}");
+
+    // The instance's role without the key: the agent cannot decrypt the session's data key, the
+    // session fails as it starts, and only the session's path fails, saying so.
+    let iam = aws_sdk_iam::Client::new(&member);
+    iam.delete_role_policy().role_name(role).policy_name("SessionKey").send().await.unwrap();
+    let (code, proofs, _) = prove_with(&cloud, &global, target, "20");
+    assert_ne!(code, 0);
+    assert_eq!(failed(&proofs), vec!["deliveries.session-manager us-east-1"], "{proofs:#?}");
+    let session = one(&proofs, "deliveries.session-manager", "us-east-1");
+    assert!(session["detail"].as_str().unwrap().contains("KMSEncryption"), "{session}");
+    iam.put_role_policy().role_name(role).policy_name("SessionKey").policy_document(&session_key).send().await.unwrap();
+    let (code, proofs, err) = prove_with(&cloud, &global, target, "60");
+    assert_eq!(code, 0, "restored: {:?}\n{err}", failed(&proofs));
+
+    // The subscription removed (by the account's administrator, with assure's SCPs detached, as
+    // before onboarding): CloudWatch still publishes to the topic, and nobody receives it.
+    let orgs = aws_sdk_organizations::Client::new(&cloud.sdk_config().await);
+    let detached = super::iam::detach_assure_scps(&orgs, target).await;
+    let sns = aws_sdk_sns::Client::new(&admin);
+    let topic = format!("arn:aws:sns:us-east-1:{target}:assure-security-alarms");
+    let subs = sns.list_subscriptions_by_topic().topic_arn(&topic).send().await.unwrap();
+    assert_eq!(subs.subscriptions().len(), 1, "{subs:?}");
+    for sub in subs.subscriptions() {
+        sns.unsubscribe().subscription_arn(sub.subscription_arn().unwrap()).send().await.unwrap();
+    }
+    super::iam::attach_scps(&orgs, target, &detached).await;
+    let (code, proofs, _) = prove_with(&cloud, &global, target, "20");
+    assert_ne!(code, 0);
+    assert_eq!(failed(&proofs), vec!["deliveries.alarm us-east-1"], "{proofs:#?}");
+    let alarm = one(&proofs, "deliveries.alarm", "us-east-1");
+    assert!(alarm["detail"].as_str().unwrap().contains("reached nobody"), "{alarm}");
 }

@@ -131,7 +131,7 @@ pub fn all_filters() -> impl Iterator<Item = (&'static str, &'static str, &'stat
     FILTERS.iter().copied().chain(SCANNER_FILTERS.iter().map(|(c, n, p, _)| (*c, *n, *p)))
 }
 
-fn topic_arn(acct: &AccountConfig) -> String {
+pub(crate) fn topic_arn(acct: &AccountConfig) -> String {
     format!("arn:aws:sns:{}:{}:{ALARM_TOPIC}", acct.region, acct.account)
 }
 
@@ -282,7 +282,7 @@ async fn read(acct: &AccountConfig, group: bool) -> Result<Found, StepError> {
 }
 
 /// The topic's subscriptions as (protocol, endpoint, confirmed).
-async fn subscriptions(acct: &AccountConfig, topic: &str) -> Result<Vec<(String, String, bool)>, StepError> {
+pub(crate) async fn subscriptions(acct: &AccountConfig, topic: &str) -> Result<Vec<(String, String, bool)>, StepError> {
     let mut out = Vec::new();
     let mut pages = acct.sns().list_subscriptions_by_topic().topic_arn(topic).into_paginator().send();
     while let Some(page) = pages.next().await {

@@ -8,7 +8,8 @@
 //! | `deliveries.config` | `config:DeliverConfigSnapshot`, in each region | the snapshot in the logging bucket, `AWSLogs/ACCOUNT/Config/REGION/…/ConfigSnapshot/…` |
 //! | `deliveries.guardduty` | `guardduty:CreateSampleFindings` in the account, in each region | the security account's export, `AWSLogs/SECURITY/GuardDuty/REGION/…` |
 //! | `deliveries.access-analyzer` | a role trusting an account outside the organization (no permissions), made and then deleted | the finding in the logging bucket, `access-analyzer/…`, from each region |
-//! | `deliveries.alarm` | `cloudwatch:SetAlarmState` ALARM on the root-usage alarm | CloudWatch's own record of publishing to the encrypted topic (alarm history, `Action`) |
+//! | `deliveries.alarm` | `cloudwatch:SetAlarmState` ALARM on the root-usage alarm | CloudWatch's own record of publishing to the encrypted topic (alarm history, `Action`); with a notification endpoint configured, its confirmed subscription and SNS's count of notifications delivered to the topic's subscribers (`AWS/SNS`) |
+//! | `deliveries.session-manager` | a session on an instance tagged `assure:canary`, ended at once | the session's log in the logging bucket, `session-manager/ACCOUNT/REGION/SESSION.log` |
 //!
 //! Nothing here reads a service's configuration to decide that it would work: only the canary
 //! arriving proves a path. When it does not arrive, the reason is what the service itself reports
@@ -20,13 +21,13 @@
 
 use std::io::Read;
 
-use assure_contract::{AccountId, Evidence, Region, RunInput, StepError};
+use assure_contract::{AccountId, Evidence, Notify, Region, RunInput, StepError};
 use futures::future::{join_all, try_join_all};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
-use crate::controls::names::{ALARM_PREFIX, CONFIG_CHANNEL, FINDINGS, TRAIL};
+use crate::controls::names::{ALARM_PREFIX, ALARM_TOPIC, CONFIG_CHANNEL, FINDINGS, TRAIL};
 
 pub const CLOUDTRAIL: &str = "deliveries.cloudtrail";
 pub const CONFIG: &str = "deliveries.config";
@@ -322,7 +323,8 @@ pub async fn find(aws: &Aws, run: &RunInput, canary: &Canary, sent: &Sent) -> Re
         let (logging, bucket) = (&logging, &bucket);
         logs.push(async move { session_log(&target, logging, bucket, canary, sent).await });
     }
-    let (found, alarm, logs) = futures::join!(try_join_all(regional), alarm(&home, canary, sent), try_join_all(logs));
+    let (found, alarm, logs) =
+        futures::join!(try_join_all(regional), alarm(run, &home, canary, sent), try_join_all(logs));
     let mut out: Vec<Evidence> = found?.concat();
     out.push(alarm?);
     out.extend(logs?.into_iter().flatten());
@@ -744,25 +746,37 @@ async fn analyzer(
 }
 
 async fn failed_invocations(security: &AccountConfig, canary: &Canary) -> Result<f64, StepError> {
+    metric_sum(security, "AWS/Events", "FailedInvocations", ("RuleName", FINDINGS), canary).await
+}
+
+/// The sum of a service's metric since the minute of the canary. Services publish these at a
+/// minute's resolution, so a count may include what happened earlier in that minute.
+async fn metric_sum(
+    acct: &AccountConfig,
+    namespace: &str,
+    metric: &str,
+    (dimension, value): (&str, &str),
+    canary: &Canary,
+) -> Result<f64, StepError> {
     let start = aws_smithy_types::DateTime::from_secs(canary.sent_at as i64);
     let end = aws_smithy_types::DateTime::from_secs(OffsetDateTime::now_utc().unix_timestamp() + 60);
-    let out = security
+    let out = acct
         .cloudwatch()
         .get_metric_statistics()
-        .namespace("AWS/Events")
-        .metric_name("FailedInvocations")
-        .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("RuleName").value(FINDINGS).build())
+        .namespace(namespace)
+        .metric_name(metric)
+        .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name(dimension).value(value).build())
         .start_time(start)
         .end_time(end)
         .period(60)
         .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
         .send()
         .await
-        .aws("cloudwatch:GetMetricStatistics AWS/Events FailedInvocations")?;
+        .aws(format!("cloudwatch:GetMetricStatistics {namespace} {metric}"))?;
     Ok(out.datapoints().iter().filter_map(|d| d.sum()).sum())
 }
 
-async fn alarm(home: &AccountConfig, canary: &Canary, sent: &Sent) -> Result<Evidence, StepError> {
+async fn alarm(run: &RunInput, home: &AccountConfig, canary: &Canary, sent: &Sent) -> Result<Evidence, StepError> {
     let name = format!("{ALARM_PREFIX}{CANARY_ALARM}");
     let resource = format!("arn:aws:cloudwatch:{}:{}:alarm:{name}", home.region, home.account);
     if let Some(why) = sent.refused_for(ALARM, &home.region) {
@@ -790,12 +804,59 @@ async fn alarm(home: &AccountConfig, canary: &Canary, sent: &Sent) -> Result<Evi
     let state = match latest {
         Some(i) if i.history_summary().unwrap_or_default().starts_with("Successfully") => {
             let at = i.timestamp().map(|t| t.as_secs_f64()).unwrap_or(canary.sent_at);
-            State::Delivered(format!("{} ({})", i.history_summary().unwrap_or_default(), canary.took(at)))
+            let published = format!("{} ({})", i.history_summary().unwrap_or_default(), canary.took(at));
+            match &run.notify {
+                Some(notify) => subscriber(home, notify, canary, published).await?,
+                None => State::Delivered(format!(
+                    "{published}; no notification endpoint is configured, so the topic has no subscriber to reach"
+                )),
+            }
         }
         Some(i) => State::Refused(format!("CloudWatch reports: {}", i.history_summary().unwrap_or_default())),
         None => waiting(canary, "the alarm's notification"),
     };
     Ok(evidence(home, ALARM, resource, state))
+}
+
+/// The topic's last hop: the configured endpoint subscribed and confirmed, and SNS's own count of
+/// what it delivered to the topic's subscribers or failed to (AWS/SNS NumberOfNotificationsDelivered
+/// and NumberOfNotificationsFailed, https://docs.aws.amazon.com/sns/latest/dg/sns-monitoring-using-cloudwatch.html).
+/// An alarm nobody receives is no alarm.
+async fn subscriber(
+    home: &AccountConfig,
+    notify: &Notify,
+    canary: &Canary,
+    published: String,
+) -> Result<State, StepError> {
+    let topic = crate::controls::alarms::topic_arn(home);
+    let subs = crate::controls::alarms::subscriptions(home, &topic).await?;
+    let protocol = notify.protocol.as_str();
+    match subs.iter().find(|(p, e, _)| p == protocol && notify.shows_as(e)) {
+        None => {
+            return Ok(State::Refused(format!(
+                "{published}, but the configured {protocol} endpoint is not subscribed to {ALARM_TOPIC}: the notification reached nobody"
+            )))
+        }
+        Some((_, _, false)) => {
+            return Ok(State::Refused(format!(
+                "{published}, but the {protocol} subscription awaits its owner's confirmation: SNS delivers nothing to it until then"
+            )))
+        }
+        Some(_) => {}
+    }
+    let (delivered, failed) = futures::try_join!(
+        metric_sum(home, "AWS/SNS", "NumberOfNotificationsDelivered", ("TopicName", ALARM_TOPIC), canary),
+        metric_sum(home, "AWS/SNS", "NumberOfNotificationsFailed", ("TopicName", ALARM_TOPIC), canary),
+    )?;
+    Ok(if delivered > 0.0 {
+        State::Delivered(format!("{published}; SNS delivered {delivered} notification(s) to the topic's subscribers"))
+    } else if failed > 0.0 {
+        State::Refused(format!(
+            "{published}, but SNS reports {failed} failed delivery(ies) to the topic's subscribers (AWS/SNS NumberOfNotificationsFailed)"
+        ))
+    } else {
+        waiting(canary, "SNS's delivery of the alarm's notification to the subscriber")
+    })
 }
 
 /// Gives the run's canary up: its role removed, the test alarm back to OK if the test set it.
@@ -925,7 +986,7 @@ pub async fn look_until(
             return Ok(found);
         }
         progress(&found);
-        tokio::time::sleep(pause.min(deadline.saturating_duration_since(std::time::Instant::now()))).await;
+        crate::aws::wait_for_aws(pause.min(deadline.saturating_duration_since(std::time::Instant::now()))).await;
         pause = (pause * 3 / 2).min(std::time::Duration::from_secs(15));
     }
 }

@@ -678,6 +678,12 @@ pub fn member_role_template() -> Value {
          "Resource": sub("arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:document/SSM-SessionManagerRunShell"),
          "Action": ["ssm:StartSession"]},
         {"Sid": "DeliveryCanarySessions", "Effect": "Allow", "Resource": own("ssm", "session/*"), "Action": ["ssm:TerminateSession"]},
+        // The account's own session data key (the preferences' kmsKeyId, which onboarding keeps):
+        // the client asks KMS for the session's data key, with the session in its encryption
+        // context (Session Manager "Sample IAM policies": kms:GenerateDataKey for the user).
+        {"Sid": "DeliveryCanarySessionKey", "Effect": "Allow", "Resource": own("kms", "key/*"),
+         "Action": ["kms:GenerateDataKey"],
+         "Condition": {"Null": {"kms:EncryptionContext:aws:ssm:SessionId": "false"}}},
         {"Sid": "DeliveryCanarySessionReads", "Effect": "Allow", "Resource": "*",
          "Action": ["ssm:DescribeInstanceInformation", "ssm:DescribeSessions"]},
         {"Sid": "DeliveryCanaryFindings", "Effect": "Allow", "Resource": own("guardduty", "detector/*"),
