@@ -438,7 +438,8 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     eprintln!("==> 1 account × 1 and × 17 regions, 50 ms per call");
     let slow = json!({"limits": [], "latencyMs": 50});
     let mut slow_walls = Vec::new();
-    let mut chain = (0.0, 0.0);
+    let mut chain = Chain::default();
+    let mut waits_17 = (0.0, 0.0);
     for (name, regions) in [("slow-1", "us-east-1"), ("slow-17", SEVENTEEN)] {
         let cloud = Cloud::start(&bin, name, &[])?;
         let ids = cloud.seed_and_deploy(1, regions)?;
@@ -456,14 +457,16 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
             seconds: secs,
             transitions: Some(cloud.transitions(&run)?),
             note: format!(
-                "execution {:.1} s; longest chain of in-step durations {:.1} s; waits AWS imposes (Verify retried while resources were CREATING) {waited:.1} s, so {:.1} s without them",
-                chain.0,
-                chain.1,
-                secs - waited
+                "execution {:.1} s; longest chain of in-step durations {:.1} s; waits AWS imposes: {waited:.1} s between Verify's attempts (resources CREATING, deliveries on their way) and {:.1} s inside the steps of that chain (changes propagating), so {:.1} s without them",
+                chain.execution,
+                chain.longest,
+                chain.in_step_waits,
+                secs - waited - chain.in_step_waits
             ),
             calls: count(&cloud.calls()),
         });
         slow_walls.push(secs);
+        waits_17 = (waited, chain.in_step_waits);
         stats.extend(cloud.step_stats());
     }
 
@@ -660,7 +663,15 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     println!();
     goals(
-        &Goals { slow_walls, chain, first_17, first_17_target, again_17, first_17_total: first_17.0 + first_17.1 },
+        &Goals {
+            slow_walls,
+            chain: (chain.execution, chain.longest),
+            waits_17,
+            first_17,
+            first_17_target,
+            again_17,
+            first_17_total: first_17.0 + first_17.1,
+        },
         &bulk,
     );
     if !bulk_ok {
@@ -700,11 +711,18 @@ struct Bulk {
     org_rps: f64,
 }
 
+/// The 17-region onboarding at 50 ms per call before the local cloud had AWS's timeline
+/// (transitions, deliveries), in seconds on this machine.
+const BASELINE_17: f64 = 7.3;
+
 struct Goals {
     /// Wall seconds of the 50 ms onboarding in 1 and in 17 regions.
     slow_walls: Vec<f64>,
     /// The 17-region 50 ms run: (execution seconds, longest chain of in-step seconds).
     chain: (f64, f64),
+    /// The 17-region 50 ms run's waits AWS imposes: (between Verify's attempts, inside the steps
+    /// of its longest chain).
+    waits_17: (f64, f64),
     /// First 1×17 onboarding: (calls to the accounts, calls to the pipeline).
     first_17: (usize, usize),
     /// Of its calls to the accounts, those to the onboarded account.
@@ -726,6 +744,13 @@ fn goals(g: &Goals, b: &Bulk) {
             mark(r <= 1.5)
         );
         println!("- 50 ms per call, 1 account × 17 regions: {seventeen:.1} s (8 s on this machine is the aim; printed, not asserted)");
+        let (between, inside) = g.waits_17;
+        let without = seventeen - between - inside;
+        let r = without / BASELINE_17;
+        println!(
+            "- 50 ms per call, 1 account × 17 regions without the waits AWS imposes ({between:.1} s between Verify's attempts, {inside:.1} s inside steps): {without:.1} s / {BASELINE_17} s before AWS's timeline = {r:.2} (≤ 1.5): {}",
+            mark(r <= 1.5)
+        );
     }
     let (exec, chain) = g.chain;
     let r = exec / chain.max(0.001);
@@ -804,7 +829,7 @@ fn retry_waits(timeline: &Value) -> f64 {
     total
 }
 
-fn longest_chain(timeline: &Value) -> anyhow::Result<(f64, f64)> {
+fn longest_chain(timeline: &Value) -> anyhow::Result<Chain> {
     let events = timeline.as_array().context("a history is a list")?;
     let at = |e: &Value| {
         e["at"]
@@ -812,6 +837,7 @@ fn longest_chain(timeline: &Value) -> anyhow::Result<(f64, f64)> {
             .and_then(|s| time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok())
     };
     let mut span: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    let mut waited: BTreeMap<String, f64> = BTreeMap::new();
     let (mut first, mut last) = (f64::MAX, f64::MIN);
     for e in events {
         let Some(t) = at(e) else { continue };
@@ -824,15 +850,22 @@ fn longest_chain(timeline: &Value) -> anyhow::Result<(f64, f64)> {
             continue;
         }
         let step = e["step"].as_str().unwrap_or_default().to_owned();
-        let s = span.entry(step).or_insert((f64::MAX, f64::MIN));
+        let s = span.entry(step.clone()).or_insert((f64::MAX, f64::MIN));
         match e["event"].as_str() {
             Some("StepStarted") => s.0 = s.0.min(t),
             Some("StepCompleted") => s.1 = s.1.max(t),
             _ => {}
         }
+        // A step's regions run at once: its wait is its longest region's.
+        if let Some(w) = e["waited_seconds"].as_f64() {
+            let most = waited.entry(step).or_insert(0.0);
+            *most = most.max(w);
+        }
     }
     let seconds: BTreeMap<String, f64> =
         span.into_iter().filter(|(_, (a, b))| b >= a).map(|(k, (a, b))| (k, b - a)).collect();
+    let working: BTreeMap<String, f64> =
+        seconds.iter().map(|(k, s)| (k.clone(), (s - waited.get(k).copied().unwrap_or(0.0)).max(0.0))).collect();
     let def: Value = serde_json::from_str(assure_core::pipeline::resources::ONBOARDING_ASL)?;
     fn chain(states: &Value, start: &str, seconds: &BTreeMap<String, f64>) -> f64 {
         let mut total = 0.0;
@@ -866,6 +899,17 @@ fn longest_chain(timeline: &Value) -> anyhow::Result<(f64, f64)> {
         }
         total
     }
-    let longest = chain(&def["States"], def["StartAt"].as_str().unwrap_or_default(), &seconds);
-    Ok((last - first, longest))
+    let start = def["StartAt"].as_str().unwrap_or_default();
+    let longest = chain(&def["States"], start, &seconds);
+    let without_waits = chain(&def["States"], start, &working);
+    Ok(Chain { execution: last - first, longest, in_step_waits: longest - without_waits })
+}
+
+/// A run's execution time, its longest chain of in-step durations, and how much of that chain
+/// was the steps waiting inside for AWS (a change propagating, a delivery on its way).
+#[derive(Clone, Copy, Default)]
+struct Chain {
+    execution: f64,
+    longest: f64,
+    in_step_waits: f64,
 }

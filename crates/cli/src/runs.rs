@@ -237,7 +237,10 @@ async fn history_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
             e.state.as_deref().or(e.step.as_deref()).unwrap_or(""),
             e.region.as_deref().unwrap_or(""),
             e.attempt.map(|n| n.to_string()).unwrap_or_default(),
-            e.detail
+            match e.waited_seconds {
+                Some(w) => format!("{} (waited {w:.1} s for AWS)", e.detail),
+                None => e.detail.clone(),
+            }
         );
         if let Some(c) = &e.change {
             println!("{:>24}   before: {}", "", c.before);

@@ -58,6 +58,10 @@ pub struct Entry {
     /// Functions fails an execution whose state passes 256 KiB (`States.DataLimitExceeded`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_bytes: Option<usize>,
+    /// On `StepCompleted` and `StepFailed`: the seconds the step waited inside it for AWS (a
+    /// change propagating, a delivery on its way), part of its time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_seconds: Option<f64>,
     /// Sort key: nanoseconds since the epoch.
     #[serde(skip)]
     nanos: i128,
@@ -219,6 +223,7 @@ fn entry(at: time::OffsetDateTime, source: Source, event: &str) -> Entry {
         detail: String::new(),
         change: None,
         state_bytes: None,
+        waited_seconds: None,
         nanos: at.unix_timestamp_nanos(),
     }
 }
@@ -240,7 +245,11 @@ fn checkpoint_entries(r: &Record) -> Vec<Entry> {
     match r.status {
         Status::Completed => {
             let o = r.output.as_ref();
-            out.push(Entry { detail: o.map(|o| o.summary.clone()).unwrap_or_default(), ..base("StepCompleted") });
+            out.push(Entry {
+                detail: o.map(|o| o.summary.clone()).unwrap_or_default(),
+                waited_seconds: r.waited_seconds,
+                ..base("StepCompleted")
+            });
             for c in o.map(|o| o.changes.as_slice()).unwrap_or_default() {
                 out.push(Entry {
                     detail: format!("{} {}", c.action, c.resource),
@@ -251,6 +260,7 @@ fn checkpoint_entries(r: &Record) -> Vec<Entry> {
         }
         Status::Failed => out.push(Entry {
             detail: r.error.as_ref().map(|e| format!("{}: {}", e.name, e.message)).unwrap_or_default(),
+            waited_seconds: r.waited_seconds,
             ..base("StepFailed")
         }),
         Status::Running => {}

@@ -44,6 +44,10 @@ pub struct Record {
     pub held_until: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// Seconds the attempt waited inside the step for AWS: a change it made propagating, a
+    /// delivery on its way (`aws::counting_waits`). Apart from the work, in the benchmark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_seconds: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<StepOutput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +71,7 @@ impl Record {
             started_at: now(),
             held_until: None,
             finished_at: None,
+            waited_seconds: None,
             output: None,
             error: None,
         }

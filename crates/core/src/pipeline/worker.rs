@@ -406,14 +406,16 @@ async fn checkpointed(
     // Only a first attempt starts from what discover read: an earlier attempt may have changed
     // what it read.
     let known = Known(before.filter(|_| attempt == 1));
-    let mut result = crate::pipeline::steps::dispatch(aws, task, known).await;
+    let (mut result, mut waited) = crate::aws::counting_waits(crate::pipeline::steps::dispatch(aws, task, known)).await;
     if let (Some(_), Err(e)) = (known.0, &result) {
         // The account may have changed since discover (someone made a detector a moment ago, and
         // the step's create was refused): once more, reading everything. A throttled or denied
         // call would fail the same way; Step Functions retries the first.
         if !matches!(e.name, ErrorName::Retryable | ErrorName::AccessDenied) {
             tracing::info!(step = %task.step, region = %task.region, error = %e, "failed starting from what discover read; again, reading the account");
-            result = crate::pipeline::steps::dispatch(aws, task, Known::default()).await;
+            let again = crate::aws::counting_waits(crate::pipeline::steps::dispatch(aws, task, Known::default())).await;
+            result = again.0;
+            waited += again.1;
         }
     }
     match &result {
@@ -426,6 +428,7 @@ async fn checkpointed(
     };
     rec.finished_at = Some(now());
     rec.held_until = None;
+    rec.waited_seconds = (waited > 0.0).then_some((waited * 1000.0).round() / 1000.0);
     match &result {
         Ok(out) => {
             rec.status = Status::Completed;
