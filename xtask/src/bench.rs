@@ -857,7 +857,7 @@ fn longest_chain(timeline: &Value) -> anyhow::Result<Chain> {
             _ => {}
         }
         // A step's regions run at once: its wait is its longest region's.
-        if let Some(w) = e["waited_seconds"].as_f64() {
+        if let Some(w) = e["waitedSeconds"].as_f64() {
             let most = waited.entry(step).or_insert(0.0);
             *most = most.max(w);
         }

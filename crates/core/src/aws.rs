@@ -802,7 +802,7 @@ struct Waits {
 /// Runs `work` and answers its output with the seconds it spent waiting for AWS inside it: for a
 /// change it made to propagate ([`while_propagating`]), or for a delivery on its way
 /// ([`wait_for_aws`]). These are waits AWS imposes, which the run's history shows apart from the
-/// work (the step's checkpoint record, `waited_seconds`).
+/// work (the step's checkpoint record, `waitedSeconds`).
 pub async fn counting_waits<F: std::future::Future>(work: F) -> (F::Output, f64) {
     WAITS
         .scope(std::cell::RefCell::new(Waits::default()), async {

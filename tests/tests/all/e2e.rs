@@ -42,6 +42,17 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
         history.contains("Assure.Retryable") && history.contains("controls on their way"),
         "verify waited for what AWS was still making: {history}"
     );
+    // And steps waited inside, bounded, for registrations and trusted access to reach the services
+    // (the access-analyzer step's organization analyzer among them): each step's record says how long.
+    let timeline: Vec<Value> = serde_json::from_str(&history).unwrap();
+    let waited: Vec<String> = timeline
+        .iter()
+        .filter(|e| e["event"] == "StepCompleted" && e["waitedSeconds"].as_f64().is_some_and(|w| w > 0.0))
+        .map(|e| format!("{} {}", e["step"].as_str().unwrap(), e["region"].as_str().unwrap()))
+        .collect();
+    assert!(waited.iter().any(|w| w.starts_with("access-analyzer ")), "{waited:?}");
+    let (_, text, _) = cloud.run(&["runs", "history", "first"]);
+    assert!(text.contains("s for AWS)"), "{text}");
     cloud.limits(serde_json::json!({}));
     // A regional step is one task for every region; its summary names each region.
     for step in ["discover", "stop-guardduty", "guardduty", "config", "access-analyzer", "session-manager"] {

@@ -406,14 +406,18 @@ async fn checkpointed(
     // Only a first attempt starts from what discover read: an earlier attempt may have changed
     // what it read.
     let known = Known(before.filter(|_| attempt == 1));
-    let (mut result, mut waited) = crate::aws::counting_waits(crate::pipeline::steps::dispatch(aws, task, known)).await;
+    // The steps' futures are large: on the heap, not on the caller's stack.
+    let (mut result, mut waited) =
+        crate::aws::counting_waits(Box::pin(crate::pipeline::steps::dispatch(aws, task, known))).await;
     if let (Some(_), Err(e)) = (known.0, &result) {
         // The account may have changed since discover (someone made a detector a moment ago, and
         // the step's create was refused): once more, reading everything. A throttled or denied
         // call would fail the same way; Step Functions retries the first.
         if !matches!(e.name, ErrorName::Retryable | ErrorName::AccessDenied) {
             tracing::info!(step = %task.step, region = %task.region, error = %e, "failed starting from what discover read; again, reading the account");
-            let again = crate::aws::counting_waits(crate::pipeline::steps::dispatch(aws, task, Known::default())).await;
+            let again =
+                crate::aws::counting_waits(Box::pin(crate::pipeline::steps::dispatch(aws, task, Known::default())))
+                    .await;
             result = again.0;
             waited += again.1;
         }
