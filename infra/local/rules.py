@@ -345,6 +345,9 @@ def bucket_key_enabled(bucket: str) -> bool:
 #   alarm's account, for the services that already sent it (the default topic policy's condition:
 #   https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html, "aws:SourceAccount
 #   versus aws:SourceOwner").
+# - CloudWatch Logs using a log group's KMS key: the encryption context (kms:EncryptionContext:aws:logs:arn,
+#   the log group's ARN) and no source key (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html):
+#   not listed, nothing sent (logs_kms_key).
 # - SNS delivering to an SQS queue (and using the queue's KMS key): aws:SourceArn, the topic's ARN
 #   (https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html, "Publish messages to an
 #   Amazon SQS queue"); no page names aws:SourceAccount for it: not sent.
@@ -1036,8 +1039,50 @@ def ssm_start_session(req: Req, account: str, raw: bytes) -> Refusal | None:
     return Refusal(400, "TargetNotConnected", f"{target} is not connected.")
 
 
+def logs_kms_key(req: Req, account: str, raw: bytes) -> Refusal | None:
+    """CreateLogGroup and AssociateKmsKey with a key: CloudWatch Logs must be able to use it for the
+    log group, as its own service principal (logs.REGION.amazonaws.com), under the encryption context
+    it always uses, `aws:logs:arn` the log group's ARN ("Encrypt log data in CloudWatch Logs using AWS
+    Key Management Service": the key policy's statement for CloudWatch Logs, conditioned on
+    kms:EncryptionContext:aws:logs:arn,
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html). The page
+    names no aws:SourceAccount or aws:SourceArn for this use, so none is sent (DELIVERY_CONTEXT_KEYS).
+    A key that does not exist, is disabled, or whose policy does not admit CloudWatch Logs:
+    InvalidParameterException (API_CreateLogGroup, API_AssociateKmsKey)."""
+    if req.service != "logs" or req.operation not in ("CreateLogGroup", "AssociateKmsKey"):
+        return None
+    key_id, group = p(req.params, "kmsKeyId"), p(req.params, "logGroupName")
+    if not isinstance(key_id, str) or not key_id or not isinstance(group, str):
+        return None
+    arn = f"arn:aws:logs:{req.region}:{account}:log-group:{group}"
+    refused = Refusal(400, "InvalidParameterException",
+                      f"The specified KMS key does not exist or is not allowed to be used with Arn '{arn}'")
+    key = authz.kms_key(req.region, account, key_id)
+    if key is None or not key_enabled(key.arn):
+        return refused
+    service = f"logs.{req.region}.amazonaws.com"
+    principal = iam.Principal(kind="service", account="", arn=service)
+    ctx = {"aws:SecureTransport": "true", "aws:PrincipalIsAWSService": "true",
+           "kms:EncryptionContext:aws:logs:arn": arn, "kms:EncryptionContextKeys": ["aws:logs:arn"],
+           **delivery_context(service, account, arn)}
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        direct, _, deny = iam.resource_effects(key.policy, principal, action, key.arn, ctx)
+        if deny or not direct:
+            return refused
+    return None
+
+
+def key_enabled(key_arn: str) -> bool:
+    """Whether the KMS key is enabled (not disabled, not pending deletion)."""
+    from moto.kms.models import kms_backends
+
+    _, _, _, region, account, rest = key_arn.split(":", 5)
+    key = kms_backends[account][region].keys.get(rest.split("/", 1)[-1])
+    return key is not None and getattr(key, "key_state", "Enabled") == "Enabled"
+
+
 RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [
-    api_model, s3_expected_bucket_owner, ssm_start_session,
+    api_model, s3_expected_bucket_owner, ssm_start_session, logs_kms_key,
     s3_bucket_policy, kms_key_policy, iam_trust_policy, cloudwatch_delete_alarms, config_organization_aggregator,
     cloudtrail_logs_delivery, cloudtrail_organization_trail, cloudtrail_delivery, firehose_role, organizations_policy,
     organizations_attach, organizations_delegated_administrator, config_delivery_channel, guardduty_one_detector,

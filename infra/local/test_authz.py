@@ -11,6 +11,7 @@ import base64
 import json
 import time
 import unittest
+import uuid
 
 ACCOUNT = "123456789012"  # moto's default account: the bootstrap administrator's (access key "testing")
 REGION = "us-east-1"
@@ -458,6 +459,45 @@ def managed(name: str, doc: dict) -> str:
 
 
 IAM_READS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iam:List*", "iam:Get*"], "Resource": "*"}]}
+
+
+class LogGroupKeys(unittest.TestCase):
+    """CreateLogGroup and AssociateKmsKey with a key: CloudWatch Logs uses it as its service principal,
+    under the encryption context aws:logs:arn, and sends no aws:SourceAccount (rules.logs_kms_key)."""
+
+    def key(self, statement: dict) -> str:
+        policy = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*", "Resource": "*"},
+            dict({"Effect": "Allow", "Principal": {"Service": f"logs.{REGION}.amazonaws.com"},
+                  "Action": ["kms:GenerateDataKey*", "kms:Decrypt*", "kms:Encrypt*", "kms:Describe*"],
+                  "Resource": "*"}, **statement)]}
+        status, text = json_call("TrentService.CreateKey", "kms", {"Policy": json.dumps(policy)})
+        self.assertEqual(status, 200, text)
+        return json.loads(text)["KeyMetadata"]["Arn"]
+
+    def create(self, name: str, key: str) -> tuple[int, dict]:
+        status, text = json_call("Logs_20140328.CreateLogGroup", "logs", {"logGroupName": name, "kmsKeyId": key})
+        return status, json.loads(text) if text else {}
+
+    def test_the_key_policy_must_admit_cloudwatch_logs_for_the_log_group(self):
+        group = f"/t/keyed-{uuid.uuid4().hex[:8]}"
+        arn = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}"
+        documented = self.key({"Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:*"}}})
+        self.assertEqual(self.create(group, documented)[0], 200)
+        # Keyed on a source key CloudWatch Logs does not send: refused, naming the log group.
+        source = self.key({"Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}})
+        status, body = self.create(group + "-source", source)
+        self.assertEqual((status, body.get("__type")), (400, "InvalidParameterException"), body)
+        self.assertIn(f"not allowed to be used with Arn '{arn}-source'", body.get("message", ""))
+        # Another log group's context: refused; a key that does not exist: refused alike.
+        other = self.key({"Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": arn + "-other"}}})
+        self.assertEqual(self.create(group + "-mine", other)[0], 400)
+        self.assertEqual(self.create(group + "-none", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{uuid.uuid4()}")[0], 400)
+        # AssociateKmsKey is held to the same.
+        status, text = json_call("Logs_20140328.AssociateKmsKey", "logs", {"logGroupName": group, "kmsKeyId": source})
+        self.assertEqual(status, 400, text)
+        status, text = json_call("Logs_20140328.AssociateKmsKey", "logs", {"logGroupName": group, "kmsKeyId": documented})
+        self.assertEqual(status, 200, text)
 
 
 class PermissionsBoundaryRequests(unittest.TestCase):

@@ -255,22 +255,40 @@ fn package() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// cfn-lint and checkov over the templates: zero findings, or a suppression justified inline.
+/// cfn-lint and checkov over the templates, and over the pipeline template as CloudFormation deploys
+/// it (packaged, through the SAM transform: `infra/lint/transform.py`), where Lambda's own rules
+/// apply to the event source mappings the transform makes: zero findings, or a suppression
+/// justified inline.
 fn lint_infra() -> anyhow::Result<()> {
     let venv = lint_venv()?;
-    let templates: Vec<PathBuf> =
+    let mut templates: Vec<PathBuf> =
         assure_core::pipeline::infra::generated_files().iter().map(|(p, _)| root().join(p)).collect();
+    let dir = std::env::temp_dir().join(format!("assure-lint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let transformed = dir.join("assure.transformed.json");
+    eprintln!("==> the SAM transform of infra/assure.template.json");
+    run(Command::new(venv.join("bin/python"))
+        .arg(root().join("infra/lint/transform.py"))
+        .arg(root().join("infra/assure.template.json"))
+        .arg(&transformed))?;
+    templates.push(transformed);
+    let linted = lint_templates(&venv, &templates);
+    std::fs::remove_dir_all(&dir)?;
+    linted?;
+    eprintln!("==> parliament");
+    lint_policies(&venv)
+}
+
+fn lint_templates(venv: &Path, templates: &[PathBuf]) -> anyhow::Result<()> {
     eprintln!("==> cfn-lint");
-    run(Command::new(venv.join("bin/cfn-lint")).args(&templates))?;
+    run(Command::new(venv.join("bin/cfn-lint")).args(templates))?;
     eprintln!("==> checkov");
     let mut checkov = Command::new(venv.join("bin/checkov"));
     checkov.args(["--framework", "cloudformation", "--compact", "--quiet", "--skip-download"]);
-    for t in &templates {
+    for t in templates {
         checkov.arg("-f").arg(t);
     }
-    run(&mut checkov)?;
-    eprintln!("==> parliament");
-    lint_policies(&venv)
+    run(&mut checkov)
 }
 
 /// parliament over every role's policies as a deployment resolves them (example accounts), with the

@@ -66,6 +66,17 @@ fn every_step_has_a_function_a_queue_with_a_dead_letter_queue_and_its_own_role()
         let dead = &f["Events"]["DeadLetters"]["Properties"];
         assert_eq!(dead["Queue"], serde_json::json!({"Fn::GetAtt": [format!("{id}DeadLetterQueue"), "Arn"]}), "{id}");
         assert_eq!(dead["FunctionResponseTypes"], serde_json::json!(["ReportBatchItemFailures"]), "{id}");
+        // Lambda refuses an SQS event source whose queue's visibility timeout is below the
+        // function's timeout ("Queue visibility timeout: 30 seconds is less than Function timeout:
+        // 900 seconds"; cfn-lint E3505): every queue the function reads, the dead-letter queue too.
+        for event in ["Tasks", "DeadLetters"] {
+            let queue = f["Events"][event]["Properties"]["Queue"]["Fn::GetAtt"][0].as_str().unwrap();
+            let visibility = res[queue]["Properties"]["VisibilityTimeout"].as_u64().unwrap_or(30);
+            assert!(
+                visibility >= f["Timeout"].as_u64().unwrap(),
+                "{id}: {queue}'s visibility timeout {visibility} s is below the function's timeout"
+            );
+        }
     }
 }
 

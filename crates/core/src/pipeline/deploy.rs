@@ -139,9 +139,11 @@ pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepEr
     let mut values = BTreeMap::new();
     for step in StepName::ALL {
         let name = queue_name(step);
-        ensure_queue(&sqs, &format!("{name}-dlq"), None, &key, &mut changes).await?;
+        let dead = crate::pipeline::infra::queue_timings(step, true);
+        ensure_queue(&sqs, &format!("{name}-dlq"), None, &key, dead, &mut changes).await?;
         let dlq_arn = format!("arn:aws:sqs:{region}:{account}:{name}-dlq");
-        let url = ensure_queue(&sqs, &name, Some(&dlq_arn), &key, &mut changes).await?;
+        let timings = crate::pipeline::infra::queue_timings(step, false);
+        let url = ensure_queue(&sqs, &name, Some(&dlq_arn), &key, timings, &mut changes).await?;
         values.insert(placeholder(step), url.clone());
         queues.insert(step.as_str().to_owned(), url);
     }
@@ -338,15 +340,17 @@ async fn ensure_queue(
     name: &str,
     dlq_arn: Option<&str>,
     key: &str,
+    (visibility, retention): (u64, u64),
     changes: &mut Vec<String>,
 ) -> Result<String, StepError> {
     // As the template's queues: SSE-KMS with the pipeline key, so whoever sends needs
-    // kms:GenerateDataKey and whoever receives kms:Decrypt on it.
+    // kms:GenerateDataKey and whoever receives kms:Decrypt on it, and the template's visibility
+    // timeout (at least the function's timeout, as Lambda requires of an event source's queue) and
+    // retention. The worker holds each message it receives for its own window and extends it.
     let mut attrs = vec![
         (QueueAttributeName::KmsMasterKeyId, key.to_owned()),
-        // Long enough for any step run locally; the message of a run that died returns in two minutes.
-        (QueueAttributeName::VisibilityTimeout, "120".to_owned()),
-        (QueueAttributeName::MessageRetentionPeriod, "1209600".to_owned()),
+        (QueueAttributeName::VisibilityTimeout, visibility.to_string()),
+        (QueueAttributeName::MessageRetentionPeriod, retention.to_string()),
     ];
     if let Some(arn) = dlq_arn {
         attrs.push((

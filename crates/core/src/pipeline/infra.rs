@@ -172,6 +172,17 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
 
 /// The pipeline: per step a queue with its dead-letter queue, a function and its role; the
 /// checkpoint bucket; the state machine from its file; its log group; the opt-in trigger.
+/// A step's queue (or, with `dead_letter`, its dead-letter queue) as the pipeline template defines
+/// it: its `VisibilityTimeout` and `MessageRetentionPeriod`, the attributes `assure deploy` sets
+/// from the template, in seconds (SQS's defaults where the template names none).
+pub fn queue_timings(step: StepName, dead_letter: bool) -> (u64, u64) {
+    let id = format!("{}{}", logical(step), if dead_letter { "DeadLetterQueue" } else { "Queue" });
+    let template = pipeline_template();
+    let props = &template["Resources"][id.as_str()]["Properties"];
+    // SQS's defaults: 30 s visible again, kept 4 days (API_CreateQueue).
+    (props["VisibilityTimeout"].as_u64().unwrap_or(30), props["MessageRetentionPeriod"].as_u64().unwrap_or(345_600))
+}
+
 pub fn pipeline_template() -> Value {
     let mut resources = Map::new();
     let mut outputs = Map::new();
@@ -190,9 +201,20 @@ pub fn pipeline_template() -> Value {
                         {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")},
                          "Action": "kms:*", "Resource": "*"},
                         {"Sid": "ServicesUseKey", "Effect": "Allow",
-                         "Principal": {"Service": ["sqs.amazonaws.com", "states.amazonaws.com", sub("logs.${AWS::Region}.amazonaws.com")]},
+                         "Principal": {"Service": ["sqs.amazonaws.com", "states.amazonaws.com"]},
                          "Action": ["kms:GenerateDataKey*", "kms:Decrypt", "kms:Encrypt", "kms:DescribeKey"], "Resource": "*",
-                         "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}
+                         "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}},
+                        // CloudWatch Logs, for the functions' and state machines' encrypted log
+                        // groups: held to this account's log groups by the encryption context it
+                        // always uses, as its guide's key policy is; it documents no
+                        // aws:SourceAccount for this ("Encrypt log data in CloudWatch Logs using
+                        // AWS KMS", step 2).
+                        {"Sid": "LogsUseKey", "Effect": "Allow",
+                         "Principal": {"Service": sub("logs.${AWS::Region}.amazonaws.com")},
+                         "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                         "Resource": "*",
+                         "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                             sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*")}}}
                     ]
                 }
             }
@@ -246,6 +268,11 @@ pub fn pipeline_template() -> Value {
             json!({"Type": "AWS::SQS::Queue", "Properties": {
                 "QueueName": format!("{}-dlq", queue_name(step)),
                 "KmsMasterKeyId": reference("PipelineKey"),
+                // The function reads this queue too (its DeadLetters event): Lambda refuses an
+                // event source mapping whose queue's visibility timeout is below the function's
+                // timeout ("Configuring an Amazon SQS queue to use with Lambda"; cfn-lint E3505
+                // on the transformed template, which `cargo xtask lint-infra` lints).
+                "VisibilityTimeout": 960,
                 "MessageRetentionPeriod": 1_209_600}}),
         );
         resources.insert(
@@ -398,7 +425,7 @@ pub fn pipeline_template() -> Value {
     resources.insert(
         "StatesLogGroup".into(),
         json!({"Type": "AWS::Logs::LogGroup", "Properties": {
-            "LogGroupName": sub(&format!("/aws/vendedlogs/states/{STATE_MACHINE}")),
+            "LogGroupName": json!(format!("/aws/vendedlogs/states/{STATE_MACHINE}")),
             "RetentionInDays": 365,
             "KmsKeyId": getatt("PipelineKey", "Arn")}}),
     );
