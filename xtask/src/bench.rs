@@ -321,13 +321,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
             e.iter().filter(|e| e["control"].as_str().is_some_and(|c| c.starts_with("deliveries."))).cloned().collect()
         })
         .unwrap_or_default();
-    let took = |e: &Value| {
-        e["detail"]
-            .as_str()
-            .and_then(|d| d.split(" s after the canary").next())
-            .and_then(|d| d.rsplit(' ').next())
-            .and_then(|n| n.trim_start_matches('(').parse::<f64>().ok())
-    };
+    let took = |e: &Value| e["tookSeconds"].as_f64();
     let slowest = proofs
         .iter()
         .filter_map(|e| took(e).map(|t| (t, e["control"].as_str().unwrap_or_default().to_owned())))

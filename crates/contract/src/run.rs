@@ -436,6 +436,10 @@ pub struct Evidence {
     /// once AWS finishes, which verify waits for, bounded.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
+    /// A delivery path's proof: seconds from the canary to its arrival (or to the service's report
+    /// that it went out), as the service timestamps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_seconds: Option<f64>,
 }
 
 impl Evidence {
@@ -463,6 +467,7 @@ impl Evidence {
             detail: detail.into(),
             cis: crate::catalogue::Control::find(control).and_then(|c| c.cis).map(|c| c.ids()),
             pending: false,
+            took_seconds: None,
         }
     }
 }

@@ -62,6 +62,10 @@ async fn every_delivery_is_proven_and_a_broken_path_is_named_with_awss_reason() 
     let (code, proofs, err) = prove(&cloud, target, "60");
     assert_eq!(code, 0, "{proofs:#?}\n{err}");
     assert_eq!(proofs.len(), 10, "{proofs:#?}");
+    for p in &proofs {
+        let took = p["tookSeconds"].as_f64().unwrap_or_else(|| panic!("no time: {p}"));
+        assert!((0.0..60.0).contains(&took), "{p}");
+    }
     let session = one(&proofs, "deliveries.session-manager", "us-east-1");
     let log = session["resource"].as_str().unwrap();
     assert!(

@@ -85,8 +85,18 @@ impl Canary {
         format!("{CANARY_ROLE_PREFIX}{}", (self.sent_at * 1000.0) as u64)
     }
 
+    /// Seconds from the canary to `at`.
+    fn seconds_to(&self, at: f64) -> f64 {
+        (at - self.sent_at).max(0.0)
+    }
+
     fn took(&self, at: f64) -> String {
-        format!("{:.1} s after the canary", (at - self.sent_at).max(0.0))
+        format!("{:.1} s after the canary", self.seconds_to(at))
+    }
+
+    /// Arrived at `at`: `detail`, with the time it took.
+    fn arrived(&self, at: f64, detail: String) -> State {
+        State::Delivered(detail, Some(self.seconds_to(at)))
     }
 }
 
@@ -308,7 +318,7 @@ pub async fn find(aws: &Aws, run: &RunInput, canary: &Canary, sent: &Sent) -> Re
         let (logging, bucket) = (&logging, &bucket);
         regional.push(async move {
             let (t, c, g, a) = futures::join!(
-                trail(&target, logging, canary, sent),
+                trail(&target, &run.home_region, logging, canary, sent),
                 config(&target, logging, canary, sent),
                 guardduty(&target, &security, logging, canary, sent),
                 analyzer(run, &security, logging, bucket, canary, sent),
@@ -351,7 +361,7 @@ async fn session_log(
     match logging.s3().head_object().bucket(bucket).key(&key).send().await {
         Ok(o) => {
             let at = o.last_modified().map(|t| t.as_secs_f64()).unwrap_or(canary.sent_at);
-            let state = State::Delivered(format!("session {id} on {instance}, {}", canary.took(at)));
+            let state = canary.arrived(at, format!("session {id} on {instance}, {}", canary.took(at)));
             return Ok(Some(evidence(target, SESSION, resource, state)));
         }
         Err(e) if error_code(&e) == Some("NotFound") || error_code(&e) == Some("NoSuchKey") => {}
@@ -390,16 +400,19 @@ fn evidence_of(
     resource: impl Into<String>,
     state: State,
 ) -> Evidence {
-    let (passed, pending, detail) = match state {
-        State::Delivered(d) => (true, false, d),
-        State::Refused(d) => (false, false, d),
-        State::Waiting(d) => (false, true, d),
+    let (passed, pending, detail, took) = match state {
+        State::Delivered(d, took) => (true, false, d, took),
+        State::Refused(d) => (false, false, d, None),
+        State::Waiting(d) => (false, true, d, None),
     };
-    Evidence::new(path, account.clone(), region.clone(), resource, passed, detail).pending_if(pending)
+    let mut e = Evidence::new(path, account.clone(), region.clone(), resource, passed, detail).pending_if(pending);
+    e.took_seconds = took;
+    e
 }
 
 enum State {
-    Delivered(String),
+    /// Arrived: what proves it, and the seconds from the canary (where the service timestamps it).
+    Delivered(String, Option<f64>),
     Refused(String),
     Waiting(String),
 }
@@ -502,12 +515,14 @@ fn waiting(canary: &Canary, what: &str) -> State {
 
 async fn trail(
     target: &AccountConfig,
+    home: &Region,
     logging: &AccountConfig,
     canary: &Canary,
     sent: &Sent,
 ) -> Result<Evidence, StepError> {
     let region = &target.region;
-    let arn = format!("arn:aws:cloudtrail:{}:{}:trail/{TRAIL}", home_of(target).await?, target.account);
+    // The cloudtrail step makes the trail in the run's home Region.
+    let arn = format!("arn:aws:cloudtrail:{home}:{}:trail/{TRAIL}", target.account);
     if let Some(why) = sent.refused_for(CLOUDTRAIL, region) {
         return Ok(evidence(target, CLOUDTRAIL, arn, State::Refused(format!("the canary call was refused: {why}"))));
     }
@@ -522,7 +537,7 @@ async fn trail(
     let prefixes = days(canary, |d| format!("{prefix}AWSLogs/{account}/CloudTrail/{region}/{}/", ymd(d)));
     let marker = canary.marker.as_str();
     if let Some((key, at)) = first_holding(logging, &bucket, &prefixes, canary, |text| text.contains(marker)).await? {
-        return Ok(evidence(target, CLOUDTRAIL, format!("s3://{bucket}/{key}"), State::Delivered(canary.took(at))));
+        return Ok(evidence(target, CLOUDTRAIL, format!("s3://{bucket}/{key}"), canary.arrived(at, canary.took(at))));
     }
     let status = target
         .cloudtrail()
@@ -562,17 +577,6 @@ fn parse_time(text: &str) -> Option<f64> {
 }
 
 /// The home Region of the assure trail (the run's home, where the trail step made it).
-async fn home_of(target: &AccountConfig) -> Result<String, StepError> {
-    let out = target.cloudtrail().list_trails().send().await.aws("cloudtrail:ListTrails")?;
-    Ok(out
-        .trails()
-        .iter()
-        .find(|t| t.name() == Some(TRAIL))
-        .and_then(|t| t.home_region())
-        .unwrap_or(target.region.as_str())
-        .to_owned())
-}
-
 /// The Region's delivery channel (Config allows one).
 async fn channel_of(acct: &AccountConfig) -> Result<Option<aws_sdk_config::types::DeliveryChannel>, StepError> {
     let out = acct.config().describe_delivery_channels().send().await.aws("config:DescribeDeliveryChannels")?;
@@ -607,7 +611,7 @@ async fn config(
     });
     for p in &prefixes {
         if let Some((key, at)) = written_since(logging, &bucket, p, None, canary).await?.into_iter().next() {
-            return Ok(evidence(target, CONFIG, format!("s3://{bucket}/{key}"), State::Delivered(canary.took(at))));
+            return Ok(evidence(target, CONFIG, format!("s3://{bucket}/{key}"), canary.arrived(at, canary.took(at))));
         }
     }
     let status = target
@@ -689,7 +693,7 @@ async fn guardduty(
         documents(text).any(|f| f["accountId"] == account.as_str() && f["service"]["additionalInfo"]["sample"] == true)
     };
     if let Some((key, at)) = first_holding(logging, bucket, &prefixes, canary, holds).await? {
-        return Ok(evidence(target, GUARDDUTY, format!("s3://{bucket}/{key}"), State::Delivered(canary.took(at))));
+        return Ok(evidence(target, GUARDDUTY, format!("s3://{bucket}/{key}"), canary.arrived(at, canary.took(at))));
     }
     let state = match d.status().map(|s| s.as_str()).unwrap_or_default() {
         "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY" => State::Refused(format!(
@@ -729,7 +733,7 @@ async fn analyzer(
             region,
             ACCESS_ANALYZER,
             format!("s3://{bucket}/{key}"),
-            State::Delivered(canary.took(at)),
+            canary.arrived(at, canary.took(at)),
         ));
     }
     // EventBridge counts what it could not hand to a target (AWS/Events FailedInvocations).
@@ -806,10 +810,13 @@ async fn alarm(run: &RunInput, home: &AccountConfig, canary: &Canary, sent: &Sen
             let at = i.timestamp().map(|t| t.as_secs_f64()).unwrap_or(canary.sent_at);
             let published = format!("{} ({})", i.history_summary().unwrap_or_default(), canary.took(at));
             match &run.notify {
-                Some(notify) => subscriber(home, notify, canary, published).await?,
-                None => State::Delivered(format!(
-                    "{published}; no notification endpoint is configured, so the topic has no subscriber to reach"
-                )),
+                Some(notify) => subscriber(home, notify, canary, at, published).await?,
+                None => canary.arrived(
+                    at,
+                    format!(
+                        "{published}; no notification endpoint is configured, so the topic has no subscriber to reach"
+                    ),
+                ),
             }
         }
         Some(i) => State::Refused(format!("CloudWatch reports: {}", i.history_summary().unwrap_or_default())),
@@ -826,6 +833,7 @@ async fn subscriber(
     home: &AccountConfig,
     notify: &Notify,
     canary: &Canary,
+    published_at: f64,
     published: String,
 ) -> Result<State, StepError> {
     let topic = crate::controls::alarms::topic_arn(home);
@@ -849,7 +857,10 @@ async fn subscriber(
         metric_sum(home, "AWS/SNS", "NumberOfNotificationsFailed", ("TopicName", ALARM_TOPIC), canary),
     )?;
     Ok(if delivered > 0.0 {
-        State::Delivered(format!("{published}; SNS delivered {delivered} notification(s) to the topic's subscribers"))
+        canary.arrived(
+            published_at,
+            format!("{published}; SNS delivered {delivered} notification(s) to the topic's subscribers"),
+        )
     } else if failed > 0.0 {
         State::Refused(format!(
             "{published}, but SNS reports {failed} failed delivery(ies) to the topic's subscribers (AWS/SNS NumberOfNotificationsFailed)"
