@@ -1,4 +1,8 @@
-//! Glue shared by the step binaries: run one task message with `assure_core`.
+//! The step binary: run one task message of the configured step with `assure_core`.
+//!
+//! One binary serves every step ([`entry`]): the step is its function's configuration
+//! (`ASSURE_STEP`), so the release build links once and every function deploys the same package,
+//! while each function still runs only its own step, as its own role.
 //!
 //! Two ways in, one handler:
 //! - on AWS Lambda (`AWS_LAMBDA_RUNTIME_API` is set), the binary serves the runtime API; each SQS
@@ -16,12 +20,43 @@ use assure_contract::StepName;
 use assure_core::aws::Aws;
 use assure_core::pipeline::worker::{fail_dead_letter, handle_message, Delivery, Outcome};
 
-/// The whole of a step binary's `main`.
-pub async fn main(step: StepName) -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("--version") {
-        println!("{} {}", step.binary(), env!("CARGO_PKG_VERSION"));
+/// The variable naming the step a function runs (the template sets it per function).
+pub const STEP_ENV: &str = "ASSURE_STEP";
+
+/// The whole of the step binary's `main`: `--version`, or the step named by `--step NAME` or
+/// `ASSURE_STEP`, run by [`main`]. Exits 2 naming what is missing or wrong.
+pub async fn entry() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--version") {
+        println!("{} {}", STEP_BINARY, env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    let named = match args.as_slice() {
+        [flag, name] if flag == "--step" => Some(name.clone()),
+        [] => std::env::var(STEP_ENV).ok(),
+        _ => {
+            eprintln!("usage: {STEP_BINARY} [--step NAME] (or {STEP_ENV}=NAME), the task message on stdin; {STEP_BINARY} --version");
+            return ExitCode::from(2);
+        }
+    };
+    let steps = StepName::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+    match named.as_deref().map(|n| (n, StepName::parse(n))) {
+        Some((_, Some(step))) => main(step).await,
+        Some((n, None)) => {
+            eprintln!("{STEP_BINARY}: {STEP_ENV}: {n:?} is not a step; one of {steps}");
+            ExitCode::from(2)
+        }
+        None => {
+            eprintln!("{STEP_BINARY}: which step? Set {STEP_ENV} (the function's configuration) or pass --step NAME; one of {steps}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub use assure_contract::STEP_BINARY;
+
+/// Runs `step`: on Lambda, or for one message on stdin.
+pub async fn main(step: StepName) -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return lambda(step).await;
     }

@@ -72,7 +72,7 @@ pub fn http(endpoint: &str, method: &str, path: &str, body: &str) -> String {
     text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
 }
 
-/// Where the `assure` and `assure-step-*` binaries are.
+/// Where the `assure` and `assure-step` binaries are.
 pub fn bin_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("ASSURE_BIN_DIR") {
         return PathBuf::from(d);

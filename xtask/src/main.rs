@@ -204,10 +204,10 @@ fn tools_venv(name: &str, requirements: &str) -> anyhow::Result<PathBuf> {
     Ok(venv)
 }
 
-/// The Lambda deployment packages: `cargo lambda build --release --arm64` of every step binary,
-/// into `target/lambda/assure-step-*/bootstrap` in the clone (where `infra/assure.template.json`'s
-/// `CodeUri`s point, whatever `CARGO_TARGET_DIR` says), then each zipped as `aws cloudformation
-/// package` will upload it, to report the size Lambda sees.
+/// The Lambda deployment package: `cargo lambda build --release --arm64` of the step binary, into
+/// `target/lambda/assure-step/bootstrap` in the clone (where `infra/assure.template.json`'s
+/// `CodeUri`s point, whatever `CARGO_TARGET_DIR` says), then zipped as `aws cloudformation package`
+/// will upload it, to report the size Lambda sees. Every step's function deploys this one package.
 fn package() -> anyhow::Result<()> {
     let venv = tools_venv("package", "infra/requirements-package.txt")?;
     let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
@@ -219,38 +219,24 @@ fn package() -> anyhow::Result<()> {
         .arg(&lambda_dir)
         .env("PATH", &path))?;
     let took = started.elapsed();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&lambda_dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("assure-step-")))
-        .collect();
-    dirs.sort();
-    if dirs.is_empty() {
-        bail!("cargo lambda wrote no assure-step-* package under {}", lambda_dir.display());
+    let dir = lambda_dir.join(assure_core::contract::STEP_BINARY);
+    let bootstrap = dir.join("bootstrap");
+    if !bootstrap.exists() {
+        bail!("cargo lambda wrote no {} package", bootstrap.display());
     }
-    println!("{:<32} {:>12} {:>12}", "function", "bootstrap", "zipped");
-    let (mut raw, mut zipped) = (0u64, 0u64);
-    for dir in &dirs {
-        let bootstrap = dir.join("bootstrap");
-        let zip = std::env::temp_dir().join(format!("assure-package-{}.zip", std::process::id()));
-        let _ = std::fs::remove_file(&zip);
-        run(Command::new(venv.join("bin/python"))
-            .args(["-m", "zipfile", "-c"])
-            .arg(&zip)
-            .arg(&bootstrap)
-            .stdout(Stdio::null()))?;
-        let (b, z) = (std::fs::metadata(&bootstrap)?.len(), std::fs::metadata(&zip)?.len());
-        std::fs::remove_file(&zip)?;
-        raw += b;
-        zipped += z;
-        let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        println!("{name:<32} {:>9.1} MB {:>9.1} MB", b as f64 / 1e6, z as f64 / 1e6);
-    }
-    println!(
-        "{:<32} {:>9.1} MB {:>9.1} MB",
-        format!("{} functions", dirs.len()),
-        raw as f64 / 1e6,
-        zipped as f64 / 1e6
-    );
+    let zip = std::env::temp_dir().join(format!("assure-package-{}.zip", std::process::id()));
+    let _ = std::fs::remove_file(&zip);
+    run(Command::new(venv.join("bin/python"))
+        .args(["-m", "zipfile", "-c"])
+        .arg(&zip)
+        .arg(&bootstrap)
+        .stdout(Stdio::null()))?;
+    let (raw, zipped) = (std::fs::metadata(&bootstrap)?.len(), std::fs::metadata(&zip)?.len());
+    std::fs::remove_file(&zip)?;
+    let functions = assure_core::contract::StepName::ALL.len();
+    println!("{:<32} {:>12} {:>12}", "package", "bootstrap", "zipped");
+    println!("{:<32} {:>9.1} MB {:>9.1} MB", assure_core::contract::STEP_BINARY, raw as f64 / 1e6, zipped as f64 / 1e6);
+    println!("one package for all {functions} functions (each configured with its step: ASSURE_STEP)");
     println!("built in {:.0} s, into {}", took.as_secs_f64(), lambda_dir.display());
     Ok(())
 }

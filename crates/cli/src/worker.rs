@@ -10,7 +10,7 @@ use crate::global::{connect, Global};
 
 #[derive(Args)]
 pub(crate) struct WorkerArgs {
-    /// Directory of the assure-step-* binaries (default: beside this binary).
+    /// Directory of the assure-step binary (default: beside this binary).
     #[arg(long)]
     bin_dir: Option<std::path::PathBuf>,
     /// Steps run at once, across all queues.

@@ -252,8 +252,11 @@ impl RunInput {
     pub const LOGGING_KEY_ALIAS: &'static str = "alias/assure-logs";
 }
 
+/// The one binary every step's function runs (`steps/`), told its step by `ASSURE_STEP`.
+pub const STEP_BINARY: &str = "assure-step";
+
 /// The steps of the onboarding state machine, in the order a run takes them. The serde name is the
-/// step's queue suffix, its Task `step` field and its binary name after `assure-step-`.
+/// step's queue suffix, its Task `step` field and its function's name after `assure-step-`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepName {
@@ -342,8 +345,9 @@ impl StepName {
         StepName::ALL.into_iter().find(|n| n.as_str() == s)
     }
 
-    /// The step binary's file name.
-    pub fn binary(self) -> String {
+    /// The step's Lambda function: its name, and its role's and log group's. Every function runs
+    /// the one binary, [`STEP_BINARY`], configured with its step.
+    pub fn function_name(self) -> String {
         format!("assure-step-{}", self.as_str())
     }
 

@@ -50,7 +50,8 @@ fn every_step_has_a_function_a_queue_with_a_dead_letter_queue_and_its_own_role()
         let f = &res[&format!("{id}Function")]["Properties"];
         assert_eq!(f["Runtime"], "provided.al2023");
         assert_eq!(f["Architectures"], serde_json::json!(["arm64"]));
-        assert_eq!(f["CodeUri"], format!("../target/lambda/{}/", step.binary()));
+        assert_eq!(f["CodeUri"], format!("../target/lambda/{}/", assure_core::contract::STEP_BINARY));
+        assert_eq!(f["Environment"]["Variables"]["ASSURE_STEP"], step.as_str());
         let ev = &f["Events"]["Tasks"]["Properties"];
         assert!(ev["ScalingConfig"]["MaximumConcurrency"].is_object(), "{id}: bounded concurrency");
         let q = &res[&format!("{id}Queue")]["Properties"];

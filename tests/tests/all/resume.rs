@@ -288,18 +288,22 @@ async fn onboarding_succeeds_under_throttling_on_every_call_without_duplicates()
     assert_eq!(all.policies().iter().filter(|p| p.name().is_some_and(|n| n.starts_with("assure-"))).count(), 4);
 }
 
-/// PIDs of the `assure-step-STEP` processes started by this cloud's worker.
+/// PIDs of the step binary's processes for `step` (its function's `ASSURE_STEP`) started by this
+/// cloud's worker.
 fn step_pids(cloud: &LocalCloud, step: &str) -> Vec<u32> {
     let marker = format!("ASSURE_LOCAL_DIR={}", cloud.dir.path().display());
+    let configured = format!("ASSURE_STEP={step}");
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if !String::from_utf8_lossy(&cmd).contains(&format!("assure-step-{step}")) {
+        let program = cmd.split(|b| *b == 0).next().unwrap_or_default();
+        if !String::from_utf8_lossy(program).ends_with(&format!("/{}", assure_core::contract::STEP_BINARY)) {
             continue;
         }
         let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        if env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
+        let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
+        if vars.contains(&marker.as_bytes()) && vars.contains(&configured.as_bytes()) {
             out.push(pid);
         }
     }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use assure_contract::{ErrorName, StepName};
+use assure_contract::{ErrorName, StepName, STEP_BINARY};
 use assure_core::pipeline::resources::{placeholder, ONBOARDING_ASL};
 use serde_json::Value;
 
@@ -36,8 +36,21 @@ fn states(def: &Value) -> Vec<(String, Value)> {
 }
 
 #[test]
-fn every_task_dispatches_to_a_step_with_a_binary() {
+fn every_task_dispatches_to_a_step_the_step_binary_runs() {
     let cargo = include_str!("../../../steps/Cargo.toml");
+    assert!(cargo.contains(&format!("name = \"{STEP_BINARY}\"")), "the one step binary");
+    let template = assure_core::pipeline::infra::pipeline_template();
+    // The function that reads a step's queue runs the step binary configured with that step.
+    let runs = |s: StepName| {
+        let f = template["Resources"]
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|r| r["Properties"]["FunctionName"] == s.function_name())
+            .unwrap_or_else(|| panic!("no function {}", s.function_name()));
+        f["Properties"]["Environment"]["Variables"]["ASSURE_STEP"] == s.as_str()
+            && f["Properties"]["CodeUri"] == format!("../target/lambda/{STEP_BINARY}/")
+    };
     let mut seen = BTreeSet::new();
     for (name, st) in states(&definition()) {
         if st["Type"] != "Task" {
@@ -48,7 +61,7 @@ fn every_task_dispatches_to_a_step_with_a_binary() {
         assert_eq!(body["taskToken.$"], "$$.Task.Token", "{name} passes the task token");
         let step = body["step"].as_str().unwrap_or_else(|| panic!("{name} names its step"));
         let step = StepName::parse(step).unwrap_or_else(|| panic!("{name}: unknown step {step}"));
-        assert!(cargo.contains(&format!("name = \"{}\"", step.binary())), "{name}: no binary {}", step.binary());
+        assert!(runs(step), "{name}: no function runs {}", step.as_str());
         assert_eq!(st["Parameters"]["QueueUrl"], format!("${{{}}}", placeholder(step)), "{name}");
         assert!(body["run.$"].is_string() && body["region.$"].is_string(), "{name} passes run and region");
         seen.insert(step);
@@ -58,8 +71,7 @@ fn every_task_dispatches_to_a_step_with_a_binary() {
         StepName::ALL.into_iter().filter(|s| !s.bulk_only()).collect(),
         "every step of an account's run is dispatched somewhere"
     );
-    let cargo_has = |s: StepName| cargo.contains(&format!("name = \"{}\"", s.binary()));
-    assert!(StepName::ALL.into_iter().all(cargo_has), "every step, the bulk machine's too, has its binary");
+    assert!(StepName::ALL.into_iter().all(runs), "every step, the bulk machine's too, has its function");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! real deployment cannot drift apart. `cargo xtask codegen` writes them under `infra/`; a test
 //! fails when the committed files differ.
 
-use assure_contract::{StepName, DEFAULT_ROLE_NAME};
+use assure_contract::{StepName, DEFAULT_ROLE_NAME, STEP_BINARY};
 use serde_json::{json, Map, Value};
 
 use crate::controls::names;
@@ -370,8 +370,9 @@ pub fn pipeline_template() -> Value {
                     ("CKV_AWS_115", "the SQS event source's MaximumConcurrency bounds the function; reserved concurrency must leave 100 unreserved (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html), which 14 functions could not in an account with a new account's lower quota"),
                 ]),
                 "Properties": {
-                    "FunctionName": format!("assure-step-{}", step.as_str()),
-                    "CodeUri": format!("../target/lambda/assure-step-{}/", step.as_str()),
+                    "FunctionName": step.function_name(),
+                    // One package for every function (steps/): each runs the step ASSURE_STEP names.
+                    "CodeUri": format!("../target/lambda/{STEP_BINARY}/"),
                     "Handler": "bootstrap",
                     "Runtime": "provided.al2023",
                     "Architectures": ["arm64"],
@@ -380,7 +381,7 @@ pub fn pipeline_template() -> Value {
                     "KmsKeyArn": getatt("PipelineKey", "Arn"),
                     "Role": getatt(&role, "Arn"),
                     "LoggingConfig": {"LogGroup": reference(&log_group), "LogFormat": "Text"},
-                    "Environment": {"Variables": {"ASSURE_HEARTBEAT_SECONDS": "20", "ASSURE_PIPELINE_ACCOUNT": reference("AWS::AccountId")}},
+                    "Environment": {"Variables": {"ASSURE_STEP": step.as_str(), "ASSURE_HEARTBEAT_SECONDS": "20", "ASSURE_PIPELINE_ACCOUNT": reference("AWS::AccountId")}},
                     "Events": {
                         "Tasks": {"Type": "SQS", "Properties": {
                             "Queue": getatt(&queue, "Arn"),

@@ -51,7 +51,7 @@ pub const PIPELINE_KEY_ALIAS: &str = "alias/assure-pipeline";
 
 /// The role name of a step's Lambda function.
 pub fn step_role_name(step: StepName) -> String {
-    format!("assure-step-{}", step.as_str())
+    step.function_name()
 }
 
 /// The queue of a step: `assure-STEP`.

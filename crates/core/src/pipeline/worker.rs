@@ -605,7 +605,8 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-/// Local event source mapping: polls every step queue and runs `bin_dir/assure-step-STEP` per
+/// Local event source mapping: polls every step queue and runs `bin_dir/assure-step` (its step in
+/// `ASSURE_STEP`, as each function's configuration names it) per
 /// message with the message body on stdin. Runs until `stop` resolves.
 ///
 /// At most `concurrency` steps run at once, and of those at most `org_concurrency` that call AWS
@@ -630,16 +631,14 @@ pub async fn supervise(
         account: aws.pipeline().account.to_string(),
     };
     let mut loops = Vec::new();
+    let bin = bin_dir.join(assure_contract::STEP_BINARY);
+    if !bin.exists() {
+        // Every task would wait for its dead-letter queue: say so now.
+        eprintln!("worker: {} is missing: no step's tasks can run (build the step binary)", bin.display());
+    }
     for step in StepName::ALL {
         let aws = aws.clone();
-        let bin = bin_dir.join(step.binary());
-        if !bin.exists() {
-            // Its tasks would wait for the dead-letter queue: say so now.
-            eprintln!(
-                "worker: {} is missing: the {step} step's tasks cannot run (build the step binaries)",
-                bin.display()
-            );
-        }
+        let bin = bin.clone();
         let permits = permits.clone();
         loops.push(tokio::spawn(async move { serve_step(aws, step, bin, permits).await }));
     }
@@ -807,8 +806,9 @@ pub async fn function_credentials(
 ) -> Result<crate::aws::SessionCredentials, String> {
     use tokio::io::AsyncReadExt;
     let role = format!("arn:aws:iam::{account}:role/{}", crate::pipeline::resources::step_role_name(step));
-    let body = serde_json::json!({"service": "lambda.amazonaws.com", "roleArn": role, "sessionName": step.binary()})
-        .to_string();
+    let body =
+        serde_json::json!({"service": "lambda.amazonaws.com", "roleArn": role, "sessionName": step.function_name()})
+            .to_string();
     let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("{endpoint}: {e}"))?;
     let req = format!(
@@ -829,8 +829,8 @@ pub async fn function_credentials(
     serde_json::from_str(payload).map_err(|e| format!("{role}: {e}"))
 }
 
-/// The step's Lambda function as the template defines it: its binary, its role's session, the
-/// template's environment, and its 900 s timeout.
+/// The step's Lambda function as the template defines it: the one step binary configured with its
+/// step, its role's session, the template's environment, and its 900 s timeout.
 fn step_function(
     step: StepName,
     bin: PathBuf,
@@ -850,7 +850,8 @@ fn step_function(
         env.push(("AWS_SECRET_ACCESS_KEY".into(), c.secret_access_key.clone()));
         env.push(("AWS_SESSION_TOKEN".into(), c.session_token.clone().unwrap_or_default()));
     }
-    let name = step.binary();
+    env.push(("ASSURE_STEP".to_owned(), step.as_str().to_owned()));
+    let name = step.function_name();
     let arn = format!("arn:aws:lambda:{region}:{}:function:{name}", permits.account);
     crate::lambda_service::Function::new(&name, &arn, bin, env, Duration::from_secs(900))
 }

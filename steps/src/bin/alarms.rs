@@ -1,6 +1,0 @@
-//! `assure-step-alarms`: runs the alarms step for one task message on stdin.
-
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    assure_steps::main(assure_contract::StepName::Alarms).await
-}

@@ -1,6 +1,0 @@
-//! `assure-step-preflight`: runs the preflight step for one task message on stdin.
-
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    assure_steps::main(assure_contract::StepName::Preflight).await
-}
