@@ -28,9 +28,10 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
 
     cloud.reset_calls();
     // What AWS makes asynchronously (the organization's analyzers, the findings stream, the
-    // publishing destinations) stays transitional for 6 s: longer than the run takes to reach
-    // verify, which waits for it, bounded, in the state machine.
-    cloud.limits(serde_json::json!({"transitionSeconds": 6}));
+    // publishing destinations) stays transitional for 15 s: longer than the run takes to reach
+    // verify and than verify looks again inside the function (8 s), so the state machine's
+    // bounded retries wait for the rest.
+    cloud.limits(serde_json::json!({"transitionSeconds": 15}));
     // The account's own trails stopped and kept (the default, retiring them, is the brownfield matrix's).
     let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "first", "--existing-trails", "stop"]);
     assert_eq!(code, 0, "onboard failed:\n{out}\n{err}");
@@ -47,10 +48,12 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     let timeline: Vec<Value> = serde_json::from_str(&history).unwrap();
     let waited: Vec<String> = timeline
         .iter()
-        .filter(|e| e["event"] == "StepCompleted" && e["waitedSeconds"].as_f64().is_some_and(|w| w > 0.0))
+        .filter(|e| e["event"] == "StepCompleted" || e["event"] == "StepFailed")
+        .filter(|e| e["waitedSeconds"].as_f64().is_some_and(|w| w > 0.0))
         .map(|e| format!("{} {}", e["step"].as_str().unwrap(), e["region"].as_str().unwrap()))
         .collect();
     assert!(waited.iter().any(|w| w.starts_with("access-analyzer ")), "{waited:?}");
+    assert!(waited.iter().any(|w| w.starts_with("verify ")), "verify looked again inside first: {waited:?}");
     let (_, text, _) = cloud.run(&["runs", "history", "first"]);
     assert!(text.contains("s for AWS)"), "{text}");
     cloud.limits(serde_json::json!({}));

@@ -44,8 +44,9 @@ pub struct Record {
     pub held_until: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
-    /// Seconds the attempt waited inside the step for AWS: a change it made propagating, a
-    /// delivery on its way (`aws::counting_waits`). Apart from the work, in the benchmark.
+    /// Seconds the step's attempts waited inside it for AWS, all together: a change it made
+    /// propagating, a resource still being made, a delivery on its way (`aws::counting_waits`).
+    /// Apart from the work, in the benchmark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waited_seconds: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,20 +12,80 @@ use crate::pipeline::checkpoint::{input_digest, now, Expect, Store};
 /// The evidence for every control assure puts in place: the account-wide controls first, then each
 /// region's, in [`controls::baseline::ALL`]'s order.
 pub async fn check(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
-    let home = [run.home_region.clone()];
-    let (global, regional): (Vec<&dyn Control>, Vec<&dyn Control>) =
+    let (roles, checked) = check_each(aws, run).await?;
+    Ok(flatten(roles, checked))
+}
+
+/// One control's evidence in one region (the home region for an account-wide control).
+struct Checked {
+    control: &'static dyn Control,
+    region: Region,
+    evidence: Vec<Evidence>,
+}
+
+/// [`check`], each control's evidence kept with the control and region it came from, and the
+/// roles' evidence apart.
+async fn check_each(aws: &Aws, run: &RunInput) -> Result<(Vec<Evidence>, Vec<Checked>), StepError> {
+    let (global, regional): (Vec<&'static dyn Control>, Vec<&'static dyn Control>) =
         controls::baseline::ALL.iter().copied().partition(|c| !c.regional());
-    let mut checks: Vec<(&dyn Control, &Region)> = global.iter().map(|c| (*c, &home[0])).collect();
+    let mut checks: Vec<(&'static dyn Control, Region)> =
+        global.iter().map(|c| (*c, run.home_region.clone())).collect();
     for region in &run.regions {
-        checks.extend(regional.iter().map(|c| (*c, region)));
+        checks.extend(regional.iter().map(|c| (*c, region.clone())));
     }
     let (found, roles) = futures::try_join!(
-        try_join_all(checks.into_iter().map(|(c, region)| c.evidence(aws, run, region))),
+        try_join_all(checks.iter().map(|(c, region)| c.evidence(aws, run, region))),
         crate::pipeline::roles::evidence_for(aws, run),
     )?;
+    let checked = checks
+        .into_iter()
+        .zip(found)
+        .map(|((control, region), evidence)| Checked { control, region, evidence })
+        .collect();
+    Ok((roles, checked))
+}
+
+fn flatten(roles: Vec<Evidence>, checked: Vec<Checked>) -> Vec<Evidence> {
     let mut out = roles;
-    out.extend(found.concat());
-    Ok(out)
+    out.extend(checked.into_iter().flat_map(|c| c.evidence));
+    out
+}
+
+/// How long verify looks again, inside the function, at controls that wait only for AWS to finish
+/// making a resource, before it leaves the wait to the state machine's retries (which read every
+/// control in every region again, after at least 5 s). Most of AWS's transitions last seconds.
+const PENDING_WAIT: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// While every control that does not hold is pending, and for at most [`PENDING_WAIT`]: waits, then
+/// reads again only the controls (in their regions) whose evidence is pending.
+async fn settle_pending(
+    aws: &Aws,
+    run: &RunInput,
+    roles: &[Evidence],
+    checked: &mut [Checked],
+) -> Result<(), StepError> {
+    let deadline = std::time::Instant::now() + PENDING_WAIT;
+    let mut pause = std::time::Duration::from_secs(1);
+    loop {
+        let failed: Vec<&Evidence> =
+            roles.iter().chain(checked.iter().flat_map(|c| c.evidence.iter())).filter(|e| !e.passed).collect();
+        if failed.is_empty() || !failed.iter().all(|e| e.pending) || std::time::Instant::now() + pause > deadline {
+            return Ok(());
+        }
+        crate::aws::wait_for_aws(pause).await;
+        pause = pause * 3 / 2;
+        let again = try_join_all(
+            checked
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.evidence.iter().any(|e| e.pending))
+                .map(|(i, c)| async move { c.control.evidence(aws, run, &c.region).await.map(|found| (i, found)) }),
+        )
+        .await?;
+        for (i, found) in again {
+            checked[i].evidence = found;
+        }
+    }
 }
 
 /// The step's one line: the controls that hold and, when proven, the deliveries.
@@ -95,7 +155,9 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     // It goes once every control is in place (a canary sent while a stream is still being made
     // would be lost on the way), or once only a service's report of an earlier delivery is
     // against it (which the canary's delivery refreshes).
-    let mut evidence = check(aws, run).await?;
+    let (roles, mut checked) = check_each(aws, run).await?;
+    settle_pending(aws, run, &roles, &mut checked).await?;
+    let mut evidence = flatten(roles, checked);
     if run.deliveries && crate::pipeline::deliveries::ready(&evidence) {
         let proofs = crate::pipeline::deliveries::prove(aws, run).await?;
         crate::pipeline::deliveries::await_fresh_status(&mut evidence, &proofs);
@@ -103,9 +165,10 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     }
     let failed = failures(&evidence);
     // Resources AWS is still making (an analyzer or stream CREATING, a publishing destination
-    // PENDING_VERIFICATION) are waited for in the state machine, not in the function: the Verify
-    // state retries Assure.Retryable with backoff, bounded (statemachines/onboarding.asl.json),
-    // and no Lambda sits idle meanwhile. Past the bound the run fails Retryable, naming them.
+    // PENDING_VERIFICATION) are looked at again in the function for a few seconds
+    // (settle_pending), then waited for in the state machine: the Verify state retries
+    // Assure.Retryable with backoff, bounded (statemachines/onboarding.asl.json), and no Lambda
+    // sits idle meanwhile. Past the bound the run fails Retryable, naming them.
     if !failed.is_empty() && only_pending(&evidence) {
         return Err(StepError::new(
             ErrorName::Retryable,

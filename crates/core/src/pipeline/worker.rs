@@ -391,6 +391,8 @@ async fn checkpointed(
                 tracing::info!(step = %task.step, region = %task.region, attempt = found.attempt, "taking over a step whose worker let its message go");
             }
             rec.attempt = found.attempt + 1;
+            // The earlier attempts' waits for AWS stay counted (the record is the step's, not the attempt's).
+            rec.waited_seconds = found.waited_seconds;
             rec.started_at = now();
             rec.held_until = Some(hold_end());
             let Some(etag) = store.put(&key, &rec, Expect::Unchanged(found_etag)).await? else {
@@ -432,6 +434,7 @@ async fn checkpointed(
     };
     rec.finished_at = Some(now());
     rec.held_until = None;
+    let waited = waited + rec.waited_seconds.unwrap_or(0.0);
     rec.waited_seconds = (waited > 0.0).then_some((waited * 1000.0).round() / 1000.0);
     match &result {
         Ok(out) => {
