@@ -239,7 +239,9 @@ async fn services_refuse_roles_they_cannot_use_yet_or_at_all() {
 #[tokio::test(flavor = "multi_thread")]
 async fn firehose_delivers_only_what_its_role_may_write_and_reports_each_attempt() {
     let cloud = LocalCloud::start();
-    cloud.limits(serde_json::json!({"iamPropagationSeconds": 0, "transitionSeconds": 0.5}));
+    // Long enough that the next AWS CLI call (over half a second to start on a loaded machine)
+    // still finds the stream CREATING.
+    cloud.limits(serde_json::json!({"iamPropagationSeconds": 0, "transitionSeconds": 4}));
     let admin = credentials(&cloud.sdk_config().await).await;
     let ok = |args: &[&str]| {
         let (code, out, err) = aws_cli(&cloud, &admin, args);
