@@ -539,13 +539,9 @@ def refusal(trail: Any, object_key: str, key_id: str | None) -> tuple[str, str] 
         code = {"bucket": "NoSuchBucket", "key": "KMS.NotFoundException"}.get(what, "AccessDenied")
         return code, why
     if key_id:
-        from moto.kms.models import kms_backends
-
         res = authz.kms_key(trail.region_name, trail.account_id, key_id)
         if res is not None:
-            parts = res.arn.split(":")
-            key = kms_backends[parts[4]][parts[3]].keys.get(parts[5].split("/", 1)[-1])
-            key_state = getattr(key, "key_state", "Enabled")
+            key_state = rules.key_state(res.arn) or "Enabled"
             if key_state == "Disabled":
                 return "KMS.DisabledException", f"key {res.arn} is disabled"
             if key_state != "Enabled":

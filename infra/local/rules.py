@@ -1058,7 +1058,7 @@ def logs_kms_key(req: Req, account: str, raw: bytes) -> Refusal | None:
     refused = Refusal(400, "InvalidParameterException",
                       f"The specified KMS key does not exist or is not allowed to be used with Arn '{arn}'")
     key = authz.kms_key(req.region, account, key_id)
-    if key is None or not key_enabled(key.arn):
+    if key is None or key_state(key.arn) != "Enabled":
         return refused
     service = f"logs.{req.region}.amazonaws.com"
     principal = iam.Principal(kind="service", account="", arn=service)
@@ -1072,13 +1072,13 @@ def logs_kms_key(req: Req, account: str, raw: bytes) -> Refusal | None:
     return None
 
 
-def key_enabled(key_arn: str) -> bool:
-    """Whether the KMS key is enabled (not disabled, not pending deletion)."""
+def key_state(key_arn: str) -> str | None:
+    """The KMS key's state (Enabled, Disabled, PendingDeletion, ...), or None if it does not exist."""
     from moto.kms.models import kms_backends
 
     _, _, _, region, account, rest = key_arn.split(":", 5)
     key = kms_backends[account][region].keys.get(rest.split("/", 1)[-1])
-    return key is not None and getattr(key, "key_state", "Enabled") == "Enabled"
+    return None if key is None else getattr(key, "key_state", "Enabled")
 
 
 RULES: list[Callable[[Req, str, bytes], Refusal | None]] = [
