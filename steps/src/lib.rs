@@ -20,9 +20,6 @@ use assure_contract::StepName;
 use assure_core::aws::Aws;
 use assure_core::pipeline::worker::{fail_dead_letter, handle_message, Delivery, Outcome};
 
-/// The variable naming the step a function runs (the template sets it per function).
-pub const STEP_ENV: &str = "ASSURE_STEP";
-
 /// The whole of the step binary's `main`: `--version`, or the step named by `--step NAME` or
 /// `ASSURE_STEP`, run by [`main`]. Exits 2 naming what is missing or wrong.
 pub async fn entry() -> ExitCode {
@@ -53,7 +50,7 @@ pub async fn entry() -> ExitCode {
     }
 }
 
-pub use assure_contract::STEP_BINARY;
+pub use assure_contract::{STEP_BINARY, STEP_ENV};
 
 /// Runs `step`: on Lambda, or for one message on stdin.
 pub async fn main(step: StepName) -> ExitCode {

@@ -252,8 +252,11 @@ impl RunInput {
     pub const LOGGING_KEY_ALIAS: &'static str = "alias/assure-logs";
 }
 
-/// The one binary every step's function runs (`steps/`), told its step by `ASSURE_STEP`.
+/// The one binary every step's function runs (`steps/`), told its step by [`STEP_ENV`].
 pub const STEP_BINARY: &str = "assure-step";
+
+/// The variable naming the step a function runs (the template sets it per function).
+pub const STEP_ENV: &str = "ASSURE_STEP";
 
 /// The steps of the onboarding state machine, in the order a run takes them. The serde name is the
 /// step's queue suffix, its Task `step` field and its function's name after `assure-step-`.

@@ -3,7 +3,7 @@
 //! real deployment cannot drift apart. `cargo xtask codegen` writes them under `infra/`; a test
 //! fails when the committed files differ.
 
-use assure_contract::{StepName, DEFAULT_ROLE_NAME, STEP_BINARY};
+use assure_contract::{StepName, DEFAULT_ROLE_NAME, STEP_BINARY, STEP_ENV};
 use serde_json::{json, Map, Value};
 
 use crate::controls::names;
@@ -381,7 +381,7 @@ pub fn pipeline_template() -> Value {
                     "KmsKeyArn": getatt("PipelineKey", "Arn"),
                     "Role": getatt(&role, "Arn"),
                     "LoggingConfig": {"LogGroup": reference(&log_group), "LogFormat": "Text"},
-                    "Environment": {"Variables": {"ASSURE_STEP": step.as_str(), "ASSURE_HEARTBEAT_SECONDS": "20", "ASSURE_PIPELINE_ACCOUNT": reference("AWS::AccountId")}},
+                    "Environment": {"Variables": {STEP_ENV: step.as_str(), "ASSURE_HEARTBEAT_SECONDS": "20", "ASSURE_PIPELINE_ACCOUNT": reference("AWS::AccountId")}},
                     "Events": {
                         "Tasks": {"Type": "SQS", "Properties": {
                             "Queue": getatt(&queue, "Arn"),

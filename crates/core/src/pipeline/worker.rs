@@ -853,7 +853,7 @@ fn step_function(
         env.push(("AWS_SECRET_ACCESS_KEY".into(), c.secret_access_key.clone()));
         env.push(("AWS_SESSION_TOKEN".into(), c.session_token.clone().unwrap_or_default()));
     }
-    env.push(("ASSURE_STEP".to_owned(), step.as_str().to_owned()));
+    env.push((assure_contract::STEP_ENV.to_owned(), step.as_str().to_owned()));
     let name = step.function_name();
     let arn = format!("arn:aws:lambda:{region}:{}:function:{name}", permits.account);
     crate::lambda_service::Function::new(&name, &arn, bin, env, Duration::from_secs(900))
