@@ -684,6 +684,9 @@ def s3_checks(req: Req) -> list[tuple[str, Resource]]:
             name = {"GET": get, "HEAD": get, "PUT": put, "POST": put, "DELETE": delete}.get(m)
             return [(f"s3:{name}", res)] if name else []
     if m == "PUT":
+        # A bucket being created is the caller's own: only its identity's policies decide. A name
+        # another account holds is S3's answer after that (409 BucketAlreadyExists), not a denial.
+        res = Resource(f"arn:aws:s3:::{bucket}", None)
         checks = [("s3:CreateBucket", res)]
         # CreateBucket with Object Ownership needs s3:PutBucketOwnershipControls too
         # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html, "Permissions").
@@ -794,6 +797,8 @@ def resources_for(req: Req, account: str, principal: Principal | None = None) ->
             res = [key]
         elif p(prm, "AliasName"):
             res = [arn("kms", p(prm, "AliasName"))]
+    elif prefix == "lambda":
+        res = lambda_resources(region, account, op, prm)
     elif prefix == "sqs":
         url = p(prm, "QueueUrl")
         if url:
@@ -945,6 +950,32 @@ def start_session_resources(region: str, account: str, prm: dict) -> list[Resour
     return out
 
 
+def lambda_resources(region: str, account: str, op: str, prm: dict) -> list[Resource]:
+    """The resources of a Lambda request
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html): a
+    function, `arn:aws:lambda:REGION:ACCOUNT:function:NAME` (FunctionName is a name, a partial or a
+    full ARN, with or without a qualifier); an event source mapping,
+    `arn:aws:lambda:REGION:ACCOUNT:event-source-mapping:UUID`. CreateEventSourceMapping and the List
+    operations name no resource ("*")."""
+    if op in ("GetEventSourceMapping", "UpdateEventSourceMapping", "DeleteEventSourceMapping"):
+        uuid = p(prm, "UUID")
+        return [Resource(f"arn:aws:lambda:{region}:{account}:event-source-mapping:{uuid}", account)] if uuid else []
+    if op == "CreateEventSourceMapping" or op.startswith("List") and op != "ListTags":
+        return []
+    name = p(prm, "FunctionName") or p(prm, "Resource")
+    if not isinstance(name, str) or not name:
+        return []
+    if name.startswith("arn:"):
+        parts = name.split(":")
+        return [Resource(":".join(parts[:7]), arn_account(name))]
+    if ":" in name:  # ACCOUNT:function:NAME, or NAME:QUALIFIER
+        parts = name.split(":")
+        if len(parts) >= 3 and parts[1] == "function":
+            return [Resource(f"arn:aws:lambda:{region}:{parts[0]}:function:{parts[2]}", parts[0])]
+        name = parts[0]
+    return [Resource(f"arn:aws:lambda:{region}:{account}:function:{name}", account)]
+
+
 def cloudformation_stack(region: str, account: str, op: str, prm: dict) -> Resource | None:
     """The stack a CloudFormation request acts on, `arn:aws:cloudformation:REGION:ACCOUNT:stack/NAME/ID`
     (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html,
@@ -965,9 +996,11 @@ def cloudformation_stack(region: str, account: str, op: str, prm: dict) -> Resou
     if name.startswith("arn:"):
         return Resource(name, arn_account(name))
     if op != "CreateStack":
-        stack = next((st for st in backend.stacks.values() if st.name == name), None)
-        if stack is not None:
-            return Resource(stack.stack_id, account)
+        import stacks
+
+        stack_id = stacks.found(region, account, name)
+        if stack_id is not None:
+            return Resource(stack_id, account)
     return Resource(f"arn:aws:cloudformation:{region}:{account}:stack/{name}/*", account)
 
 
@@ -1048,6 +1081,9 @@ PASSES_ROLE = {
     ("logs", "PutSubscriptionFilter"): ("roleArn", "logs.amazonaws.com"),
     ("states", "CreateStateMachine"): ("roleArn", "states.amazonaws.com"),
     ("states", "UpdateStateMachine"): ("roleArn", "states.amazonaws.com"),
+    # list_awslambda: CreateFunction and UpdateFunctionConfiguration, dependent action iam:PassRole.
+    ("lambda", "CreateFunction"): ("Role", "lambda.amazonaws.com"),
+    ("lambda", "UpdateFunctionConfiguration"): ("Role", "lambda.amazonaws.com"),
 }
 
 
@@ -1440,7 +1476,7 @@ def parse_request(environ: dict, raw: bytes, service: str, region: str) -> Req:
             params = cbor2.loads(raw) if raw else {}
         except Exception:
             params = {}
-    elif service in BOTOCORE_NAME or service in ("guardduty", "account"):
+    elif service in BOTOCORE_NAME or service in ("guardduty", "account", "lambda"):
         op, params = rest_operation(service, method, unquote(path), raw)
     elif service != "s3" and (b"Action=" in raw or "Action" in query):
         form = parse_qs(raw.decode(errors="replace"), keep_blank_values=True) if raw else {}

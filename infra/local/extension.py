@@ -37,6 +37,7 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
 """
 
 import datetime
+import io
 import json
 import os
 import re
@@ -60,7 +61,7 @@ import sigv4
 
 # Services the extension answers in REST-JSON (errors in x-amzn-ErrorType and a JSON body; throttling
 # is TooManyRequestsException, 429: https://docs.aws.amazon.com/accounts/latest/reference/API_ListRegions.html).
-REST_JSON = ("guardduty", "access-analyzer", "account")
+REST_JSON = ("guardduty", "access-analyzer", "account", "lambda")
 SCOPE = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
 # S3's Signature Version 2 header, `AWS AKID:signature`
 # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/RESTAuthentication.html).
@@ -924,7 +925,6 @@ class CborBridge:
 
     def __call__(self, moto_app: Callable, environ: dict, start_response: Callable, signing: str,
                  match: re.Match) -> list[bytes]:
-        import io
 
         import cbor2
         from botocore.parsers import JSONParser
@@ -1118,6 +1118,17 @@ def a_retried_callback_task_is_a_new_task() -> None:
     CallbackPoolManager.heartbeat = heartbeat_open
 
 
+def lambdas_pollers_are_the_workers() -> None:
+    """moto's SQS hands every message sent to a queue with a Lambda event source mapping straight to
+    moto's own Lambda (which needs Docker): it receives the message first, so its receive count
+    grows and it comes back to the real poller as if a worker had died. Lambda's pollers are the
+    worker's (`assure worker` plays Lambda for the stack's mappings); moto's queues keep no mapping
+    of their own."""
+    from moto.sqs.models import Queue
+
+    Queue.lambda_event_source_mappings = property(lambda self: {}, lambda self, value: None)
+
+
 def patch_moto() -> None:
     """Step Functions: moto drops SendTaskFailure's `cause`; AWS records it in the history."""
     from moto.cloudtrail import responses as cloudtrail
@@ -1126,6 +1137,10 @@ def patch_moto() -> None:
     patch_registrations()
     patch_trusted_access()
     patch_log_group_keys()
+    import stacksets
+
+    stacksets.patch()
+    lambdas_pollers_are_the_workers()
 
     # CloudTrail: GetTrailStatus answers what the trail's deliveries recorded (deliver.py: each log
     # file written or refused, LatestDeliveryError the S3 error of the last attempt), and GetTrail,
@@ -2250,6 +2265,8 @@ class Extension:
             return self.respond(start_response, 200, {"enforced": authz.enabled(), **self.iam_counts})
         if environ.get("PATH_INFO") == "/assure-api/service-credentials":
             return self.service_credentials(environ, start_response)
+        if environ.get("PATH_INFO") == "/assure-api/function-code":
+            return self.function_code(environ, start_response)
         if environ.get("PATH_INFO") == "/assure-api/account-owner":
             return self.account_owner(environ, start_response)
         if environ.get("PATH_INFO") == "/assure-api/root-credentials":
@@ -2283,7 +2300,6 @@ class Extension:
             if client_call:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 raw = environ["wsgi.input"].read(length) if length else b""
-                import io
 
                 environ["wsgi.input"] = io.BytesIO(raw)
                 def caller() -> str:
@@ -2327,6 +2343,20 @@ class Extension:
             answered = deliver_findings.answer(environ, start_response, cred)
             if answered is not None:
                 return answered
+        if cred is not None and cred.service == "cloudformation" and (client_call or service_call):
+            import stacks
+
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            raw = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(raw)
+            with LOCK:
+                secret = authz.secret_of(cred.key)
+            caller = stacks.Caller(cred.key, secret or "", session_token(environ))
+            answered = stacks.handle(environ, start_response, raw, iam_models.get_account_id_from(cred.key),
+                                     cred.region, caller)
+            if answered is not None:
+                return answered
+            environ["wsgi.input"] = io.BytesIO(raw)
         routed = self.route(environ)
         if routed is None:
             if self.signing(environ) == "s3" and environ.get("QUERY_STRING") in [q for q, _, _ in S3_ROOTS]:
@@ -2360,7 +2390,6 @@ class Extension:
         """IAM as AWS evaluates it (authz.py, iam.py): None to go on, or the service's refusal."""
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
-        import io
 
         environ["wsgi.input"] = io.BytesIO(raw)
         service, region = cred.service, cred.region
@@ -2402,7 +2431,6 @@ class Extension:
         None: an unsigned request (S3's anonymous user, STS's identity providers)."""
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
-        import io
 
         environ["wsgi.input"] = io.BytesIO(raw)
         service = cred.service if cred else environ["assure.request"].service
@@ -2432,7 +2460,6 @@ class Extension:
         path = environ.get("PATH_INFO", "")
         if path.startswith(("/moto-api", "/latest/")) or path == "/favicon.ico" or not authz.enabled():
             return None
-        import io
 
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
@@ -2515,6 +2542,30 @@ class Extension:
         return self.respond(start_response, 200, {"AccessKeyId": session.access_key_id,
                                                   "SecretAccessKey": session.secret_access_key,
                                                   "SessionToken": session.session_token})
+
+    def function_code(self, environ: dict, start_response: Callable) -> list[bytes]:
+        """POST {"functionArn": ...}: the function's deployment package (the zip CreateFunction or
+        UpdateFunctionCode gave it), as Lambda's service side fetches it to start an execution
+        environment. The worker plays Lambda with it: it runs the package's `bootstrap`."""
+        doc = self.read_json(environ)
+        arn = str(doc.get("functionArn", ""))
+        parts = arn.split(":")
+        if len(parts) < 7 or parts[2] != "lambda" or parts[5] != "function":
+            return self.respond(start_response, 400, {"message": "functionArn: a function's ARN"},
+                                error="ValidationError")
+        from moto.awslambda.models import lambda_backends
+
+        with LOCK:
+            try:
+                function = lambda_backends[parts[4]][parts[3]].get_function(parts[6])
+            except Exception:  # noqa: BLE001 - moto's not-found
+                function = None
+            code = getattr(function, "code_bytes", None) if function is not None else None
+        if not code:
+            return self.respond(start_response, 404, {"message": f"no package for {arn}"},
+                                error="ResourceNotFoundException")
+        start_response("200 OK", [("Content-Type", "application/zip"), ("Content-Length", str(len(code)))])
+        return [code]
 
     def account_owner(self, environ: dict, start_response: Callable) -> list[bytes]:
         """POST {"account": ID}: access keys of an administrator user of an account outside the

@@ -23,7 +23,6 @@ import urllib.request
 import boto3
 from botocore.exceptions import ClientError
 
-from iam import parse as parse_policy  # beside this file in the local cloud's directory
 
 # The role AWS Organizations creates in every account it creates, trusting the management account.
 ADMIN_ROLE = "OrganizationAccountAccessRole"
@@ -125,54 +124,57 @@ def ensure_ou(endpoint, accounts):
     return ou
 
 
-def resolve(node, values):
-    """The template's intrinsic functions that the member role uses: Fn::Sub and Ref."""
-    if isinstance(node, dict):
-        if set(node) == {"Fn::Sub"}:
-            text = node["Fn::Sub"]
-            for k, v in values.items():
-                text = text.replace("${" + k + "}", v)
-            if "${" in text:
-                raise SystemExit(f"member role template: unresolved {text}")
-            return text
-        if set(node) == {"Ref"}:
-            return values[node["Ref"]]
-        return {k: resolve(v, values) for k, v in node.items()}
-    if isinstance(node, list):
-        return [resolve(v, values) for v in node]
-    return node
+MEMBER_STACK_SET = "assure-member-role"
+STACKSETS = "member.org.stacksets.cloudformation.amazonaws.com"
 
 
-def ensure_role(endpoint, account, pipeline, creds, template):
-    """The member role, from infra/member-role.template.json, as the StackSet deploys it on AWS."""
-    params = template["Parameters"]
-    values = {"AWS::Partition": "aws", "AWS::AccountId": account, "PipelineAccount": pipeline,
-              "RoleName": params["RoleName"]["Default"]}
-    values.update({k: v["Default"] for k, v in params.items() if "Default" in v and k not in values})
-    role = resolve(template["Resources"]["ExecutionRole"]["Properties"], values)
-    iam = client("iam", endpoint, creds=creds)
-    name = role["RoleName"]
-    trust = json.dumps(role["AssumeRolePolicyDocument"])
-    # Changed only where it differs from the template: once assure has onboarded the account, its SCPs
-    # deny every change to this role, as they would a StackSet's update that changes nothing.
-    try:
-        found = iam.get_role(RoleName=name)["Role"]
-        if parse_policy(found["AssumeRolePolicyDocument"]) != role["AssumeRolePolicyDocument"]:
-            iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
-    except ClientError as e:
-        if e.response["Error"]["Code"] != "NoSuchEntity":
-            raise
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust, Description="assure's member role")
-    for policy in role["Policies"]:
+def ensure_member_role(endpoint, mgmt, accounts, template, region="us-east-1"):
+    """The member role in every account of the organization, from infra/member-role.template.json,
+    through a service-managed StackSet on the root with automatic deployment, as the README's
+    deployment does on AWS: trusted access for StackSets, the stack set, its instances; waits until
+    every account in `accounts` has its instance (accounts that joined since get theirs from
+    automatic deployment)."""
+    import time
+
+    org = client("organizations", endpoint)
+    enabled = {s["ServicePrincipal"] for s in org.list_aws_service_access_for_organization()["EnabledServicePrincipals"]}
+    if STACKSETS not in enabled:
+        org.enable_aws_service_access(ServicePrincipal=STACKSETS)
+    cf = client("cloudformation", endpoint, region)
+    root = org.list_roots()["Roots"][0]["Id"]
+    deadline = time.monotonic() + 30
+    while True:
         try:
-            current = iam.get_role_policy(RoleName=name, PolicyName=policy["PolicyName"])["PolicyDocument"]
+            cf.describe_stack_set(StackSetName=MEMBER_STACK_SET)
+            break
         except ClientError as e:
-            if e.response["Error"]["Code"] != "NoSuchEntity":
+            code = e.response["Error"]["Code"]
+            # Trusted access reaches StackSets a moment after it is enabled.
+            if "enable organizations access" in str(e) and time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            if code != "StackSetNotFoundException":
                 raise
-            current = None
-        if current is None or parse_policy(current) != policy["PolicyDocument"]:
-            iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
-                                PolicyDocument=json.dumps(policy["PolicyDocument"]))
+        cf.create_stack_set(
+            StackSetName=MEMBER_STACK_SET, TemplateBody=json.dumps(template),
+            Parameters=[{"ParameterKey": "PipelineAccount", "ParameterValue": mgmt}],
+            Capabilities=["CAPABILITY_NAMED_IAM"], PermissionModel="SERVICE_MANAGED",
+            AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False})
+        cf.create_stack_instances(StackSetName=MEMBER_STACK_SET, Regions=[region],
+                                  DeploymentTargets={"OrganizationalUnitIds": [root]})
+        break
+    deadline = time.monotonic() + 120
+    while True:
+        instances = cf.list_stack_instances(StackSetName=MEMBER_STACK_SET)["Summaries"]
+        state = {i["Account"]: (i["StackInstanceStatus"]["DetailedStatus"], i.get("StatusReason")) for i in instances}
+        failed = {a: s for a, s in state.items() if a in accounts and s[0] == "FAILED"}
+        if failed:
+            raise SystemExit(f"the member role's stack set failed: {failed}")
+        if all(state.get(a, ("",))[0] == "SUCCEEDED" for a in accounts):
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the member role's stack instances are not all there after 120 s: {state}")
+        time.sleep(0.2)
 
 
 def onboarded(endpoint, account):
@@ -343,8 +345,7 @@ def main():
     enable_regions(endpoint, mgmt, list(ids.values()), [r for r in args.regions.split(",") if r])
     with open(args.member_template) as f:
         template = json.load(f)
-    for account in ids.values():
-        ensure_role(endpoint, account, mgmt, assume(endpoint, account), template)
+    ensure_member_role(endpoint, mgmt, list(ids.values()), template, args.home_region)
     foreign = account_owner(endpoint, FOREIGN_ADMIN)
     externals = [ids[f"external-{i}"] for i in range(1, args.accounts + 1)]
     instances = {}

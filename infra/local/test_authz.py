@@ -224,10 +224,11 @@ class Resources(unittest.TestCase):
 
     def test_stack_operations_are_authorized_on_the_stack(self):
         # list_awscloudformation: stack/NAME/ID; a stack not made yet: stack/NAME/*.
-        from moto.cloudformation.models import cloudformation_backends
+        import stacks
 
-        stack = cloudformation_backends[ACCOUNT][REGION].create_stack(
-            name="test-stack", template=json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}), parameters={})
+        stack = stacks.Stack(ACCOUNT, REGION, "test-stack")
+        stack.status = "CREATE_COMPLETE"
+        stacks.STACKS.setdefault((ACCOUNT, REGION), {})[stack.stack_id] = stack
         self.assertTrue(stack.stack_id.startswith(f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/test-stack/"))
         for op in ("UpdateStack", "DeleteStack", "UpdateTerminationProtection", "SetStackPolicy", "CreateChangeSet",
                    "ContinueUpdateRollback", "CancelUpdateStack", "RollbackStack", "DescribeStacks"):

@@ -21,6 +21,9 @@ const SIGV4_PY: &str = include_str!("../../../infra/local/sigv4.py");
 const DELIVER_PY: &str = include_str!("../../../infra/local/deliver.py");
 const DELIVER_FINDINGS_PY: &str = include_str!("../../../infra/local/deliver_findings.py");
 const DELIVER_SERVICES_PY: &str = include_str!("../../../infra/local/deliver_services.py");
+const STACKS_PY: &str = include_str!("../../../infra/local/stacks.py");
+const PROVIDERS_PY: &str = include_str!("../../../infra/local/providers.py");
+const STACKSETS_PY: &str = include_str!("../../../infra/local/stacksets.py");
 const REQUIREMENTS: &str = include_str!("../../../infra/local/requirements.txt");
 
 /// Environment variable: the state directory (default `$HOME/.cache/assure/local`).
@@ -185,23 +188,29 @@ fn print_exports(endpoint: &str, json: bool) {
     println!("unset AWS_PROFILE AWS_SESSION_TOKEN");
 }
 
+/// The local cloud's modules, embedded at build time: every module of `infra/local/` but its tests
+/// (a unit test holds the list to the directory).
+const MODULES: &[(&str, &str)] = &[
+    ("server.py", SERVER_PY),
+    ("extension.py", EXTENSION_PY),
+    ("seed.py", SEED_PY),
+    ("iam.py", IAM_PY),
+    ("authz.py", AUTHZ_PY),
+    ("rules.py", RULES_PY),
+    ("root.py", ROOT_PY),
+    ("sigv4.py", SIGV4_PY),
+    ("deliver.py", DELIVER_PY),
+    ("deliver_findings.py", DELIVER_FINDINGS_PY),
+    ("deliver_services.py", DELIVER_SERVICES_PY),
+    ("stacks.py", STACKS_PY),
+    ("providers.py", PROVIDERS_PY),
+    ("stacksets.py", STACKSETS_PY),
+];
+
 fn write_files(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let member = serde_json::to_string_pretty(&assure_core::pipeline::infra::member_role_template())?;
-    for (name, text) in [
-        ("server.py", SERVER_PY),
-        ("extension.py", EXTENSION_PY),
-        ("seed.py", SEED_PY),
-        ("iam.py", IAM_PY),
-        ("authz.py", AUTHZ_PY),
-        ("rules.py", RULES_PY),
-        ("root.py", ROOT_PY),
-        ("sigv4.py", SIGV4_PY),
-        ("deliver.py", DELIVER_PY),
-        ("deliver_findings.py", DELIVER_FINDINGS_PY),
-        ("deliver_services.py", DELIVER_SERVICES_PY),
-        (MEMBER_TEMPLATE, member.as_str()),
-    ] {
+    for (name, text) in MODULES.iter().copied().chain([(MEMBER_TEMPLATE, member.as_str())]) {
         std::fs::write(dir.join(name), text).with_context(|| format!("writing {name}"))?;
     }
     Ok(())
@@ -369,4 +378,22 @@ async fn up(dir: &Path, no_iam: bool) -> anyhow::Result<String> {
     }
     eprintln!("local cloud at {endpoint}; logs in {}", dir.display());
     Ok(endpoint)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A module added to `infra/local/` and not embedded would be missing from every local cloud.
+    #[test]
+    fn every_module_of_the_local_cloud_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/local");
+        let mut found: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".py") && !n.starts_with("test_"))
+            .collect();
+        found.sort();
+        let mut embedded: Vec<String> = super::MODULES.iter().map(|(n, _)| (*n).to_owned()).collect();
+        embedded.sort();
+        assert_eq!(found, embedded);
+    }
 }

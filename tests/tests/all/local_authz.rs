@@ -17,7 +17,8 @@ type Credentials = aws_sdk_sts::config::Credentials;
 
 /// The request side's own unit tests (infra/local/test_authz.py, moto in the test's process, no
 /// server), each breaking one rule, and the deliveries' (test_deliver*.py: CloudTrail, Config, GuardDuty,
-/// alarms and SNS, Access Analyzer through EventBridge and Firehose, session logs).
+/// alarms and SNS, Access Analyzer through EventBridge and Firehose, session logs), and CloudFormation's
+/// (test_stacks.py: stacks made as their caller, refusals, rollbacks, Lambda's mapping checks).
 /// They need the local cloud's Python environment, which `assure local install` makes, or finds
 /// made.
 #[test]
@@ -39,6 +40,7 @@ fn the_request_side_unit_tests_pass() {
             "test_deliver",
             "test_deliver_services",
             "test_deliver_findings",
+            "test_stacks",
         ])
         .current_dir(&dir)
         .output()

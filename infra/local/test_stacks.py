@@ -1,0 +1,362 @@
+"""CloudFormation as the local cloud runs it (stacks.py, providers.py): stacks made through the
+services' APIs as the caller, with CloudFormation's own checks and Lambda's checks of what a template
+makes. Each test breaks one thing and sees CloudFormation refuse it, or fail the resource and roll
+back. The engine calls the local cloud over HTTP, as it does in the server, so the tests serve the
+extension on a loopback port in this process (stopped at the end).
+
+From infra/local: VENV/bin/python -W ignore -m unittest test_stacks"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import time
+import unittest
+import zipfile
+
+import boto3
+from botocore.exceptions import ClientError
+
+SERVER = None
+ENDPOINT = ""
+REGION = "us-east-1"
+
+TRUST_LAMBDA = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+def setUpModule() -> None:
+    global SERVER, ENDPOINT
+    os.environ.setdefault("ASSURE_IAM", "on")
+    os.environ["ASSURE_IAM_PROPAGATION_SECONDS"] = "0"
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, *args: object, **kw: object) -> None:
+            pass  # no access line per request
+
+    import authz
+    import extension
+    import rules
+
+    extension.patch_moto()
+    authz.bootstrap_admin()
+    rules.PROPAGATION["seconds"] = 0
+    SERVER = make_server("127.0.0.1", 0, extension.Extension(DomainDispatcherApplication(create_backend_app)),
+                         threaded=True, request_handler=Quiet)
+    port = SERVER.server_address[1]
+    os.environ["MOTO_PORT"] = str(port)
+    ENDPOINT = f"http://127.0.0.1:{port}"
+    threading.Thread(target=SERVER.serve_forever, daemon=True).start()
+
+
+def tearDownModule() -> None:
+    if SERVER is not None:
+        SERVER.shutdown()
+
+
+def client(service: str, key: str = "testing", secret: str = "testing") -> object:
+    from botocore.config import Config
+
+    return boto3.client(service, endpoint_url=ENDPOINT, region_name=REGION, aws_access_key_id=key,
+                        aws_secret_access_key=secret, config=Config(retries={"max_attempts": 1},
+                                                                    s3={"addressing_style": "path"}))
+
+
+def ended(cf: object, name: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        stack = cf.describe_stacks(StackName=name)["Stacks"][0]
+        if not stack["StackStatus"].endswith("_IN_PROGRESS"):
+            return stack
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} still {stack['StackStatus']}")
+        time.sleep(0.1)
+
+
+def failures(cf: object, name: str) -> list[tuple[str, str]]:
+    return [(e["LogicalResourceId"], e.get("ResourceStatusReason", ""))
+            for e in cf.describe_stack_events(StackName=name)["StackEvents"]
+            if e["ResourceStatus"].endswith("_FAILED")]
+
+
+def refused(call: object, code: str) -> str:
+    try:
+        call()
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == code, e.response
+        return e.response["Error"]["Message"]
+    raise AssertionError(f"not refused: expected {code}")
+
+
+def template(resources: dict, **more: object) -> str:
+    return json.dumps({"Resources": resources, **more})
+
+
+def queue(name: str, **props: object) -> dict:
+    return {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": name, **props}}
+
+
+def package(bucket: str) -> dict:
+    s3 = client("s3")
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except ClientError:
+        pass
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\n")
+    s3.put_object(Bucket=bucket, Key="code.zip", Body=buf.getvalue())
+    return {"S3Bucket": bucket, "S3Key": "code.zip"}
+
+
+def function_stack(tag: str, queue_props: dict, role_actions: list[str]) -> str:
+    """A function fed by a queue, as the pipeline's: the queue, the role, the function (900 s), the
+    event source mapping."""
+    return template({
+        "Queue": queue(f"{tag}-q", **queue_props),
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {
+            "AssumeRolePolicyDocument": TRUST_LAMBDA,
+            "Policies": [{"PolicyName": "queue", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": role_actions, "Resource": {"Fn::GetAtt": ["Queue", "Arn"]}}]}}]}},
+        "Function": {"Type": "AWS::Lambda::Function", "Properties": {
+            "FunctionName": f"{tag}-fn", "Runtime": "provided.al2023", "Handler": "bootstrap", "Timeout": 900,
+            "Role": {"Fn::GetAtt": ["Role", "Arn"]}, "Code": package(f"{tag}-code")}},
+        "Mapping": {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
+            "EventSourceArn": {"Fn::GetAtt": ["Queue", "Arn"]}, "FunctionName": {"Ref": "Function"},
+            "BatchSize": 1, "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": 2}}},
+    })
+
+
+RECEIVE = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+
+
+class Stacks(unittest.TestCase):
+    def test_a_stack_is_made_through_the_apis_and_described(self) -> None:
+        cf = client("cloudformation")
+        body = template({"Q": queue({"Fn::Sub": "${Prefix}-made"}, VisibilityTimeout={"Ref": "Seconds"})},
+                        Parameters={"Prefix": {"Type": "String"}, "Seconds": {"Type": "Number", "MinValue": 1}},
+                        Outputs={"Url": {"Value": {"Ref": "Q"}}, "Arn": {"Value": {"Fn::GetAtt": ["Q", "Arn"]}}})
+        cf.create_stack(StackName="made", TemplateBody=body, Parameters=[
+            {"ParameterKey": "Prefix", "ParameterValue": "st"}, {"ParameterKey": "Seconds", "ParameterValue": "45"}])
+        stack = ended(cf, "made")
+        self.assertEqual(stack["StackStatus"], "CREATE_COMPLETE")
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+        self.assertTrue(outputs["Arn"].endswith(":st-made"), outputs)
+        # Made through SQS's API: the queue is there, with the Number parameter's value as an integer.
+        attrs = client("sqs").get_queue_attributes(QueueUrl=outputs["Url"], AttributeNames=["VisibilityTimeout"])
+        self.assertEqual(attrs["Attributes"]["VisibilityTimeout"], "45")
+        resources = cf.list_stack_resources(StackName="made")["StackResourceSummaries"]
+        self.assertEqual([(r["LogicalResourceId"], r["ResourceStatus"]) for r in resources], [("Q", "CREATE_COMPLETE")])
+        self.assertEqual(refused(lambda: cf.create_stack(StackName="made", TemplateBody=body, Parameters=[
+            {"ParameterKey": "Prefix", "ParameterValue": "x"}, {"ParameterKey": "Seconds", "ParameterValue": "5"}]),
+            "AlreadyExistsException"), "Stack [made] already exists")
+        # The same template and parameters: nothing to do.
+        self.assertEqual(refused(lambda: cf.update_stack(StackName="made", UsePreviousTemplate=True, Parameters=[
+            {"ParameterKey": "Prefix", "UsePreviousValue": True}, {"ParameterKey": "Seconds", "UsePreviousValue": True}]),
+            "ValidationError"), "No updates are to be performed.")
+        # An update in place, then deletion.
+        cf.update_stack(StackName="made", UsePreviousTemplate=True, Parameters=[
+            {"ParameterKey": "Prefix", "UsePreviousValue": True}, {"ParameterKey": "Seconds", "ParameterValue": "60"}])
+        self.assertEqual(ended(cf, "made")["StackStatus"], "UPDATE_COMPLETE")
+        attrs = client("sqs").get_queue_attributes(QueueUrl=outputs["Url"], AttributeNames=["VisibilityTimeout"])
+        self.assertEqual(attrs["Attributes"]["VisibilityTimeout"], "60")
+        stack_id = stack["StackId"]
+        cf.delete_stack(StackName="made")
+        self.assertEqual(ended(cf, stack_id)["StackStatus"], "DELETE_COMPLETE")
+        self.assertEqual(refused(lambda: client("sqs").get_queue_url(QueueName="st-made"),
+                                 "AWS.SimpleQueueService.NonExistentQueue"), "The specified queue does not exist.")
+        refused(lambda: cf.describe_stacks(StackName="made"), "ValidationError")
+
+    def test_what_cloudformation_refuses_before_it_starts(self) -> None:
+        cf = client("cloudformation")
+        role = {"R": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "named", "AssumeRolePolicyDocument": TRUST_LAMBDA}}}
+        self.assertEqual(refused(lambda: cf.create_stack(StackName="caps", TemplateBody=template(role)),
+                                 "InsufficientCapabilitiesException"), "Requires capabilities : [CAPABILITY_NAMED_IAM]")
+        self.assertEqual(refused(lambda: cf.create_stack(StackName="caps", TemplateBody=template(role),
+                                                         Capabilities=["CAPABILITY_IAM"]),
+                                 "InsufficientCapabilitiesException"), "Requires capabilities : [CAPABILITY_NAMED_IAM]")
+        sam = json.dumps({"Transform": "AWS::Serverless-2016-10-31", "Resources": {"Q": queue("sam-q")}})
+        self.assertEqual(refused(lambda: cf.create_stack(StackName="sam", TemplateBody=sam), "InsufficientCapabilitiesException"),
+                         "Requires capabilities : [CAPABILITY_AUTO_EXPAND]")
+        unknown = template({"X": {"Type": "AWS::EC2::VPC", "Properties": {}}})
+        self.assertIn("Unrecognized resource types: [AWS::EC2::VPC]",
+                      refused(lambda: cf.create_stack(StackName="unknown", TemplateBody=unknown), "ValidationError"))
+        params = template({"Q": queue("p-q")}, Parameters={"Mode": {"Type": "String", "AllowedValues": ["a", "b"]}})
+        self.assertEqual(refused(lambda: cf.create_stack(StackName="params", TemplateBody=params), "ValidationError"),
+                         "Parameters: [Mode] must have values")
+        self.assertEqual(refused(lambda: cf.create_stack(StackName="params", TemplateBody=params, Parameters=[
+            {"ParameterKey": "Mode", "ParameterValue": "c"}]), "ValidationError"), "Parameter 'Mode' must be one of AllowedValues")
+        ruled = template({"Q": queue("r-q")}, Rules={"OnlyA": {"Assertions": [{
+            "Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, "eu-west-1"]}, "AssertDescription": "eu-west-1 only"}]}})
+        self.assertEqual(refused(lambda: cf.create_stack(StackName="ruled", TemplateBody=ruled), "ValidationError"),
+                         "eu-west-1 only")
+        for name in ("caps", "sam", "unknown", "params", "ruled"):
+            refused(lambda: cf.describe_stacks(StackName=name), "ValidationError")
+
+    def test_a_resource_that_fails_rolls_the_stack_back_with_the_services_reason(self) -> None:
+        cf = client("cloudformation")
+        # The second queue's name is refused by SQS (too long): the first queue goes again.
+        body = template({"Good": queue("rb-good"),
+                         "Bad": {**queue("x" * 81), "DependsOn": "Good"}})
+        cf.create_stack(StackName="rolled", TemplateBody=body)
+        stack = ended(cf, "rolled")
+        self.assertEqual(stack["StackStatus"], "ROLLBACK_COMPLETE")
+        failed = failures(cf, "rolled")
+        self.assertEqual([f[0] for f in failed], ["Bad"], failed)
+        self.assertIn("Resource handler returned message", failed[0][1])
+        self.assertIn("Service: CreateQueue", failed[0][1])
+        refused(lambda: client("sqs").get_queue_url(QueueName="rb-good"), "AWS.SimpleQueueService.NonExistentQueue")
+        self.assertEqual(refused(lambda: cf.update_stack(StackName="rolled", TemplateBody=body), "ValidationError"),
+                         f"Stack:{stack['StackId']} is in ROLLBACK_COMPLETE state and can not be updated.")
+        cf.delete_stack(StackName="rolled")
+        self.assertEqual(ended(cf, stack["StackId"])["StackStatus"], "DELETE_COMPLETE")
+
+    def test_the_stack_calls_as_its_caller_so_iam_decides(self) -> None:
+        iam = client("iam")
+        iam.create_user(UserName="stacker")
+        iam.put_user_policy(UserName="stacker", PolicyName="only-stacks-and-queues", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["cloudformation:*", "sqs:*"],
+                                                     "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="stacker")["AccessKey"]
+        cf = client("cloudformation", key["AccessKeyId"], key["SecretAccessKey"])
+        body = template({"Q": queue("caller-q"), "R": {"Type": "AWS::IAM::Role", "DependsOn": "Q", "Properties": {
+            "AssumeRolePolicyDocument": TRUST_LAMBDA}}})
+        cf.create_stack(StackName="as-caller", TemplateBody=body, Capabilities=["CAPABILITY_IAM"])
+        self.assertEqual(ended(cf, "as-caller")["StackStatus"], "ROLLBACK_COMPLETE")
+        failed = failures(cf, "as-caller")
+        self.assertEqual(failed[0][0], "R")
+        self.assertIn("iam:CreateRole", failed[0][1])
+        self.assertIn("AccessDenied", failed[0][1])
+        refused(lambda: client("sqs").get_queue_url(QueueName="caller-q"), "AWS.SimpleQueueService.NonExistentQueue")
+
+
+class LambdaChecks(unittest.TestCase):
+    """Lambda's checks of an SQS event source mapping
+    (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html)."""
+
+    def test_a_queue_whose_visibility_timeout_is_below_the_functions_timeout_is_refused(self) -> None:
+        cf = client("cloudformation")
+        cf.create_stack(StackName="short-visibility", TemplateBody=function_stack("sv", {}, RECEIVE),
+                        Capabilities=["CAPABILITY_IAM"])
+        self.assertEqual(ended(cf, "short-visibility")["StackStatus"], "ROLLBACK_COMPLETE")
+        failed = failures(cf, "short-visibility")
+        self.assertEqual(failed[0][0], "Mapping", failed)
+        self.assertIn("Queue visibility timeout: 30 seconds is less than Function timeout: 900 seconds", failed[0][1])
+        self.assertIn("InvalidParameterValueException", failed[0][1])
+        # The queue's visibility raised to the function's timeout: the same stack is made.
+        cf.delete_stack(StackName="short-visibility")
+        cf.create_stack(StackName="long-visibility", TemplateBody=function_stack("lv", {"VisibilityTimeout": 900}, RECEIVE),
+                        Capabilities=["CAPABILITY_IAM"])
+        self.assertEqual(ended(cf, "long-visibility")["StackStatus"], "CREATE_COMPLETE", failures(cf, "long-visibility"))
+        mappings = client("lambda").list_event_source_mappings(FunctionName="lv-fn")["EventSourceMappings"]
+        self.assertEqual([(m["BatchSize"], m["ScalingConfig"], m["FunctionResponseTypes"]) for m in mappings],
+                         [(1, {"MaximumConcurrency": 2}, ["ReportBatchItemFailures"])])
+
+    def test_a_role_that_may_not_receive_from_the_queue_is_refused(self) -> None:
+        cf = client("cloudformation")
+        cf.create_stack(StackName="no-receive", TemplateBody=function_stack(
+            "nr", {"VisibilityTimeout": 900}, ["sqs:DeleteMessage", "sqs:GetQueueAttributes"]),
+            Capabilities=["CAPABILITY_IAM"])
+        self.assertEqual(ended(cf, "no-receive")["StackStatus"], "ROLLBACK_COMPLETE")
+        failed = failures(cf, "no-receive")
+        self.assertEqual(failed[0][0], "Mapping", failed)
+        self.assertIn("The provided execution role does not have permissions to call ReceiveMessage on SQS", failed[0][1])
+
+    def test_a_role_lambda_may_not_assume_is_refused(self) -> None:
+        iam = client("iam")
+        iam.create_role(RoleName="not-for-lambda", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"},
+                                                     "Action": "sts:AssumeRole"}]}))
+        message = refused(lambda: client("lambda").create_function(
+            FunctionName="untrusted", Runtime="provided.al2023", Handler="bootstrap",
+            Role=f"arn:aws:iam::123456789012:role/not-for-lambda", Code=package("untrusted-code")),
+            "InvalidParameterValueException")
+        self.assertEqual(message, "The role defined for the function cannot be assumed by Lambda.")
+
+
+def eventually(check: object, timeout: float = 15) -> object:
+    """`check()`'s first truthy value, asked every 0.1 s for up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def session(account: str) -> dict:
+    creds = client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole",
+                                      RoleSessionName="test")["Credentials"]
+    return creds
+
+
+class StackSets(unittest.TestCase):
+    """Service-managed StackSets (stacksets.py): how the member role reaches the organization."""
+
+    def test_a_service_managed_stack_set_reaches_every_account_but_the_management_account(self) -> None:
+        import stacksets
+
+        org = client("organizations")
+        try:
+            org.create_organization(FeatureSet="ALL")
+        except ClientError:
+            pass
+        cf = client("cloudformation")
+        body = template({"Q": queue({"Fn::Sub": "ss-${AWS::AccountId}"})})
+        create = lambda: cf.create_stack_set(  # noqa: E731
+            StackSetName="everywhere", TemplateBody=body, PermissionModel="SERVICE_MANAGED",
+            AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False})
+        enabled = {s["ServicePrincipal"] for s in org.list_aws_service_access_for_organization()["EnabledServicePrincipals"]}
+        if stacksets.SERVICE not in enabled:
+            self.assertEqual(refused(create, "ValidationError"),
+                             "You must enable organizations access to operate a service managed stack set")
+            org.enable_aws_service_access(ServicePrincipal=stacksets.SERVICE)
+        member = org.create_account(AccountName="ss-member", Email="ss-member@example.com")["CreateAccountStatus"]["AccountId"]
+        creds = session(member)
+        as_member = boto3.client("cloudformation", endpoint_url=ENDPOINT, region_name=REGION,
+                                 aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                                 aws_session_token=creds["SessionToken"])
+        self.assertEqual(refused(lambda: as_member.create_stack_set(
+            StackSetName="mine", TemplateBody=body, PermissionModel="SERVICE_MANAGED",
+            AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False}), "ValidationError"),
+            "You must be the master or delegated admin account of an organization before operating a SERVICE_MANAGED stack set")
+
+        def made() -> bool:
+            try:
+                create()
+                return True
+            except ClientError as e:
+                if "enable organizations access" in str(e):
+                    return False  # trusted access reaches StackSets a moment later
+                raise
+        self.assertTrue(eventually(made))
+        root = org.list_roots()["Roots"][0]["Id"]
+        op = cf.create_stack_instances(StackSetName="everywhere", Regions=[REGION],
+                                       DeploymentTargets={"OrganizationalUnitIds": [root]})["OperationId"]
+        status = eventually(lambda: (lambda s: s if s != "RUNNING" else None)(
+            cf.describe_stack_set_operation(StackSetName="everywhere", OperationId=op)["StackSetOperation"]["Status"]))
+        self.assertEqual(status, "SUCCEEDED")
+        instances = {i["Account"]: i for i in cf.list_stack_instances(StackSetName="everywhere")["Summaries"]}
+        self.assertEqual(instances[member]["Status"], "CURRENT")
+        self.assertNotIn("123456789012", instances, "StackSets does not deploy to the management account")
+        sqs = boto3.client("sqs", endpoint_url=ENDPOINT, region_name=REGION, aws_access_key_id=creds["AccessKeyId"],
+                           aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+        self.assertTrue(sqs.get_queue_url(QueueName=f"ss-{member}")["QueueUrl"])
+
+        # Automatic deployment: an account that joins later gets its instance, after StackSets' delay.
+        stacksets.DELAY_SECONDS["seconds"] = 0.5
+        later = org.create_account(AccountName="ss-later", Email="ss-later@example.com")["CreateAccountStatus"]["AccountId"]
+        first = {i["Account"]: i for i in cf.list_stack_instances(StackSetName="everywhere")["Summaries"]}
+        self.assertNotEqual(first.get(later, {}).get("Status"), "CURRENT", "not at once")
+        current = eventually(lambda: any(i["Account"] == later and i["Status"] == "CURRENT"
+                                         for i in cf.list_stack_instances(StackSetName="everywhere")["Summaries"]))
+        self.assertTrue(current)
+
+
+if __name__ == "__main__":
+    unittest.main()
