@@ -124,7 +124,7 @@ fn demo() -> anyhow::Result<()> {
     let s = |k: &str| ids[k].as_str().unwrap_or_default().to_owned();
     let target = ids["external"][0].as_str().unwrap_or_default().to_owned();
     let regions = "us-east-1,eu-west-1,us-west-2,eu-central-1";
-    eprintln!("==> deploying the pipeline (checkpoint bucket, queues, state machine)");
+    eprintln!("==> deploying the pipeline: the SAM template through CloudFormation (infra/assure.template.json)");
     let mut deploy = assure_at(&bin, &env);
     deploy.args([
         "deploy",

@@ -1,4 +1,5 @@
-//! `assure deploy`: the pipeline in the current account, or only its settings.
+//! `assure deploy`: the pipeline in the current account, through CloudFormation (the template users
+//! deploy, `infra/assure.template.json`), or only its settings.
 
 use std::process::ExitCode;
 
@@ -27,7 +28,16 @@ pub(crate) struct DeployArgs {
     /// AssureExecutionRole.
     #[arg(long)]
     role_name: Option<String>,
-    /// Only record the settings, for a pipeline deployed with infra/assure.template.json.
+    /// The step package: a zip with `bootstrap` at its root, or the directory `cargo xtask package`
+    /// writes (target/lambda/assure-step). Required on AWS. Against the local cloud the default is a
+    /// package that runs the assure-step binary beside this one, which the worker runs as Lambda would.
+    #[arg(long)]
+    package: Option<std::path::PathBuf>,
+    /// Start an onboarding whenever an account joins the organization (the stack must be in
+    /// us-east-1, where Organizations sends its events).
+    #[arg(long)]
+    auto_onboard: bool,
+    /// Only record the settings, for a pipeline stack deployed by other means.
     #[arg(long)]
     settings_only: bool,
 }
@@ -96,16 +106,41 @@ pub(crate) async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let d = deploy::deploy(&aws, &settings).await?;
+    let package = match (args.package, aws.endpoint_url()) {
+        (Some(path), _) => deploy::Package::Built(path),
+        (None, Some(_)) => deploy::Package::Local(
+            std::env::current_exe()?
+                .parent()
+                .map(|d| d.join(assure_contract::STEP_BINARY))
+                .unwrap_or_else(|| assure_contract::STEP_BINARY.into()),
+        ),
+        (None, None) => {
+            return Err(StepError::invalid_input(
+                "--package is required on AWS: build it with `cargo xtask package` (target/lambda/assure-step)",
+            )
+            .into())
+        }
+    };
+    let options = deploy::Options { package, auto_onboard: args.auto_onboard };
+    let quiet = g.output == Output::Json;
+    // The stack's own transitions and every failure; each resource's events are in the stack's
+    // history (`aws cloudformation describe-stack-events`).
+    let mut progress = |line: &str| {
+        let resource = line.split_whitespace().nth(3).is_some_and(|w| w.starts_with("AWS::"));
+        if !quiet && (!resource || line.contains("FAILED")) {
+            eprintln!("  {line}");
+        }
+    };
+    let d = deploy::deploy(&aws, &settings, &options, &mut progress).await?;
     if g.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&d)?);
     } else {
-        for c in &d.changes {
-            eprintln!("  {c}");
-        }
         if d.changes.is_empty() {
             eprintln!("already up to date");
+        } else {
+            eprintln!("{} changes", d.changes.len());
         }
+        println!("stack          {}", d.stack_id);
         println!("state machine  {}", d.state_machine_arn);
         println!("bulk machine   {}", d.bulk_state_machine_arn);
         println!("checkpoints    s3://{}", d.checkpoint_bucket);

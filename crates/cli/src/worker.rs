@@ -1,18 +1,15 @@
-//! `assure worker`: the step workers in the foreground (the local event source mapping).
+//! `assure worker`: Lambda, played locally, in the foreground: the pipeline stack's functions run
+//! from their packages, fed by their SQS event source mappings.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
 
 use crate::global::{connect, Global};
 
 #[derive(Args)]
 pub(crate) struct WorkerArgs {
-    /// Directory of the assure-step binary (default: beside this binary).
-    #[arg(long)]
-    bin_dir: Option<std::path::PathBuf>,
     /// Steps run at once, across all queues.
     #[arg(long, default_value_t = 8, env = "ASSURE_WORKER_CONCURRENCY")]
     concurrency: usize,
@@ -26,15 +23,7 @@ pub(crate) struct WorkerArgs {
 
 pub(crate) async fn run(g: &Global, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let aws = Arc::new(connect(g).await?);
-    let bin_dir = match args.bin_dir {
-        Some(d) => d,
-        None => std::env::current_exe()
-            .context("locating this binary")?
-            .parent()
-            .context("this binary has no directory")?
-            .to_path_buf(),
-    };
-    eprintln!("worker: running steps from {} against account {}", bin_dir.display(), aws.pipeline().account);
+    eprintln!("worker: running the functions of the pipeline stack in account {}", aws.pipeline().account);
     let stop = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
@@ -43,6 +32,6 @@ pub(crate) async fn run(g: &Global, args: WorkerArgs) -> anyhow::Result<ExitCode
             _ = term.recv() => {}
         }
     };
-    assure_core::pipeline::worker::supervise(aws, bin_dir, args.concurrency, args.org_concurrency, stop).await;
+    assure_core::pipeline::worker::supervise(aws, args.concurrency, args.org_concurrency, stop).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -369,6 +369,8 @@ impl AccountConfig {
     client!(eventbridge, aws_sdk_eventbridge);
     client!(firehose, aws_sdk_firehose);
     client!(account_management, aws_sdk_account);
+    client!(cloudformation, aws_sdk_cloudformation);
+    client!(lambda, aws_sdk_lambda);
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
         // An endpoint override (the local cloud, a test server) has no per-bucket host names.

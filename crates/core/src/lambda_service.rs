@@ -41,6 +41,7 @@ pub struct Function {
     bin: PathBuf,
     env: Vec<(String, String)>,
     timeout: std::time::Duration,
+    memory_mb: i32,
     idle: Mutex<Vec<Instance>>,
     next_id: AtomicU64,
 }
@@ -59,9 +60,16 @@ impl Function {
             bin,
             env,
             timeout,
+            memory_mb: 128,
             idle: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
         }
+    }
+
+    /// The function's configured memory, which its processes are told (Lambda's default is 128 MB).
+    pub fn with_memory(mut self, memory_mb: i32) -> Function {
+        self.memory_mb = memory_mb;
+        self
     }
 
     /// Invokes the function with `event` on an idle instance, or a new one (the caller bounds
@@ -109,7 +117,7 @@ impl Function {
             .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
             .env("AWS_LAMBDA_FUNCTION_NAME", &self.name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", self.memory_mb.to_string())
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", self.name))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("local/{port}"))
             .stdin(std::process::Stdio::null())

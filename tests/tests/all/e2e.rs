@@ -666,6 +666,7 @@ async fn local_up_and_deploy_are_idempotent() {
     };
     let d = deploy("us-east-1");
     assert_eq!(d["changes"], serde_json::json!([]), "a second deploy changes nothing");
+    the_pipeline_is_the_stack_users_deploy(&cloud, &ids, &d).await;
     assert_eq!(d["queues"].as_object().unwrap().len(), assure_contract::StepName::ALL.len());
     // A changed setting updates in place.
     let d = deploy("us-east-1,eu-west-1");
@@ -676,6 +677,96 @@ async fn local_up_and_deploy_are_idempotent() {
     let (code, _, err) = fresh.run(&["onboard", "123456789013"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("run `assure deploy` first"), "{err}");
+}
+
+/// What `assure deploy` made, as the AWS CLI sees it: CloudFormation's stack of the SAM template
+/// users deploy, whose resources are every function, queue and event source mapping the worker
+/// plays Lambda for; the member role in every account but the management account through the
+/// service-managed StackSet; and CloudFormation's own refusal of the template without the
+/// transform's capability.
+async fn the_pipeline_is_the_stack_users_deploy(cloud: &LocalCloud, ids: &Value, deployment: &Value) {
+    use super::iam::{aws_cli, cli_ok, credentials};
+    let admin = credentials(&cloud.sdk_config().await).await;
+    let json = |args: &[&str]| -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        serde_json::from_str(&cli_ok(cloud, &admin, &all)).unwrap()
+    };
+    let stack = json(&["cloudformation", "describe-stacks", "--stack-name", "assure"]);
+    assert_eq!(stack["Stacks"][0]["StackStatus"], "CREATE_COMPLETE", "{stack}");
+    assert_eq!(stack["Stacks"][0]["StackId"], deployment["stackId"]);
+    let resources = json(&["cloudformation", "list-stack-resources", "--stack-name", "assure"]);
+    let resources = resources["StackResourceSummaries"].as_array().unwrap();
+    let count = |kind: &str| resources.iter().filter(|r| r["ResourceType"] == kind).count();
+    let steps = assure_contract::StepName::ALL.len();
+    assert_eq!(count("AWS::Lambda::Function"), steps);
+    assert_eq!(
+        count("AWS::Lambda::EventSourceMapping"),
+        2 * steps,
+        "each function reads its queue and its dead letters"
+    );
+    assert_eq!(count("AWS::SQS::Queue"), 2 * steps);
+    assert_eq!(count("AWS::StepFunctions::StateMachine"), 2);
+    assert!(resources.iter().all(|r| r["ResourceStatus"] == "CREATE_COMPLETE"), "{resources:?}");
+    // Lambda's view: the stack's functions, one package, fed as the template says.
+    let functions = json(&["lambda", "list-functions"]);
+    let functions = functions["Functions"].as_array().unwrap();
+    assert_eq!(functions.len(), steps, "{functions:?}");
+    let packages: std::collections::BTreeSet<&str> =
+        functions.iter().map(|f| f["CodeSha256"].as_str().unwrap()).collect();
+    assert_eq!(packages.len(), 1, "every function runs the one package: {packages:?}");
+    assert!(functions.iter().all(|f| f["Timeout"] == 900 && f["Environment"]["Variables"]["ASSURE_STEP"].is_string()));
+    let mappings = json(&["lambda", "list-event-source-mappings"]);
+    let mappings = mappings["EventSourceMappings"].as_array().unwrap();
+    assert_eq!(mappings.len(), 2 * steps);
+    for m in mappings {
+        assert_eq!(m["BatchSize"], 1, "{m}");
+        assert_eq!(m["FunctionResponseTypes"], serde_json::json!(["ReportBatchItemFailures"]), "{m}");
+        assert!(m["ScalingConfig"]["MaximumConcurrency"].as_i64().unwrap() >= 2, "{m}");
+    }
+    // The member role: a StackSet instance in every account but the management account.
+    let instances = json(&["cloudformation", "list-stack-instances", "--stack-set-name", "assure-member-role"]);
+    let accounts: std::collections::BTreeSet<&str> = instances["Summaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["Status"] == "CURRENT")
+        .map(|i| i["Account"].as_str().unwrap())
+        .collect();
+    for key in ["logging", "security"] {
+        assert!(accounts.contains(ids[key].as_str().unwrap()), "{key}: {instances}");
+    }
+    for external in ids["external"].as_array().unwrap() {
+        assert!(accounts.contains(external.as_str().unwrap()), "{external}: {instances}");
+    }
+    assert!(
+        !accounts.contains(ids["management"].as_str().unwrap()),
+        "StackSets never deploys to the management account"
+    );
+    // CloudFormation refuses the SAM template without CAPABILITY_AUTO_EXPAND, as on AWS.
+    let bucket = "assure-artifacts-123456789012-us-east-1";
+    let objects = json(&["s3api", "list-objects-v2", "--bucket", bucket, "--prefix", "templates/"]);
+    let key = objects["Contents"][0]["Key"].as_str().unwrap();
+    let url = format!("https://{bucket}.s3.us-east-1.amazonaws.com/{key}");
+    let (code, _, err) = aws_cli(
+        cloud,
+        &admin,
+        &[
+            "cloudformation",
+            "create-stack",
+            "--stack-name",
+            "second",
+            "--template-url",
+            &url,
+            "--capabilities",
+            "CAPABILITY_NAMED_IAM",
+            "--parameters",
+            &format!("ParameterKey=LoggingAccount,ParameterValue={}", ids["logging"].as_str().unwrap()),
+            &format!("ParameterKey=SecurityAccount,ParameterValue={}", ids["security"].as_str().unwrap()),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("InsufficientCapabilitiesException") && err.contains("CAPABILITY_AUTO_EXPAND"), "{err}");
 }
 
 /// A run the CLI does not start (the join rule's, with `AutoOnboard`) is checked by its preflight

@@ -799,7 +799,8 @@ async fn a_step_starting_from_what_discover_read_reads_again_when_the_account_ch
     let decided = cloud.decisions().len();
     for step in [StepName::SessionManager, StepName::GuardDuty] {
         // As the step's function: its role's session, as Lambda gets it.
-        let creds = function_credentials(&cloud.endpoint, "123456789012", step).await.unwrap();
+        let role = format!("arn:aws:iam::123456789012:role/{}", assure_core::pipeline::resources::step_role_name(step));
+        let creds = function_credentials(&cloud.endpoint, &role, &step.function_name()).await.unwrap();
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&cloud.endpoint)
             .region(aws_config::Region::new("us-east-1"))

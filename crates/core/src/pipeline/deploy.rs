@@ -1,21 +1,32 @@
-//! Deploys the pipeline into the current endpoint's account: the checkpoint bucket (which also holds
-//! the deployment's settings), one queue per step with its dead-letter queue, the state machine's
-//! role, and the state machine from `statemachines/onboarding.asl.json` with its placeholders
-//! substituted. Re-running it updates in place.
+//! Deploys the pipeline the one way it is deployed, on AWS and on the local cloud alike: through
+//! CloudFormation, from `infra/assure.template.json` (the SAM template CloudFormation's
+//! `AWS::Serverless-2016-10-31` transform expands).
+//!
+//! 1. The artifacts stack (`infra/artifacts.template.json`): the bucket the rest is uploaded to.
+//! 2. The upload, as `aws cloudformation package` does it: the step package (one zip every
+//!    function runs, configured by `ASSURE_STEP`), the state machines' definitions, and the template
+//!    with its `CodeUri` and `DefinitionUri` pointing at them (too large to pass inline: 51,200 bytes).
+//!    Objects are named by their digest, so an unchanged package is neither uploaded nor redeployed.
+//! 3. The pipeline stack, created or updated, with the capabilities the transform and the named roles
+//!    need; its events are reported as they come, and a failure names the resource and the service's
+//!    reason.
+//! 4. The deployment's settings (`deployment.json` in the checkpoint bucket the stack made).
+//!
+//! Nothing here creates a resource of the pipeline or grants it anything: the template does.
 
 use std::collections::BTreeMap;
 
-use assure_contract::{OrgLayout, Region, StepError, StepName};
-use aws_sdk_sqs::types::QueueAttributeName;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use assure_contract::{OrgLayout, Region, StepError, StepName, STEP_BINARY};
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::types::{Capability, Parameter, Stack, StackEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, Aws, AwsResultExt};
-use crate::pipeline::infra::{Deployed, TemplateRole};
-use crate::pipeline::resources::{
-    checkpoint_bucket, placeholder, queue_name, state_machine_arn, BULK_ASL, BULK_STATES_ROLE, BULK_STATE_MACHINE,
-    ONBOARDING_ASL, PIPELINE_KEY_ALIAS, STATES_ROLE, STATE_MACHINE,
-};
+use crate::pipeline::resources::{checkpoint_bucket, placeholder, state_machine_arn, BULK_ASL, ONBOARDING_ASL};
 
 /// The deployment's settings, stored as `deployment.json` in the checkpoint bucket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -39,6 +50,7 @@ pub struct Settings {
 pub struct Deployment {
     pub account: String,
     pub region: String,
+    pub stack_id: String,
     pub checkpoint_bucket: String,
     pub state_machine_arn: String,
     pub bulk_state_machine_arn: String,
@@ -48,134 +60,429 @@ pub struct Deployment {
     pub changes: Vec<String>,
 }
 
-/// Creates the state machine, or updates it when its definition or role differ.
-async fn ensure_state_machine(
-    sfn: &aws_sdk_sfn::Client,
-    arn: &str,
-    name: &str,
-    definition: &str,
-    role_arn: &str,
-    changes: &mut Vec<String>,
-) -> Result<(), StepError> {
-    match sfn.describe_state_machine().state_machine_arn(arn).send().await {
-        Ok(current) => {
-            let same_definition = serde_json::from_str::<serde_json::Value>(current.definition()).ok()
-                == serde_json::from_str::<serde_json::Value>(definition).ok();
-            if !same_definition || current.role_arn() != role_arn {
-                sfn.update_state_machine()
-                    .state_machine_arn(arn)
-                    .definition(definition)
-                    .role_arn(role_arn)
-                    .send()
-                    .await
-                    .aws("states:UpdateStateMachine")?;
-                changes.push(format!("updated state machine {name}"));
-            }
-        }
-        Err(e) if error_code(&e) == Some("StateMachineDoesNotExist") => {
-            sfn.create_state_machine()
-                .name(name)
-                .definition(definition)
-                .role_arn(role_arn)
-                .r#type(aws_sdk_sfn::types::StateMachineType::Standard)
-                .send()
-                .await
-                .aws("states:CreateStateMachine")?;
-            changes.push(format!("created state machine {name}"));
-        }
-        Err(e) => return Err(e).aws("states:DescribeStateMachine"),
-    }
-    Ok(())
+/// The stack the pipeline is deployed as.
+pub const PIPELINE_STACK: &str = "assure";
+
+/// The stack of the bucket the artifacts are uploaded to.
+pub const ARTIFACTS_STACK: &str = "assure-artifacts";
+
+/// The step package: what every function's code is.
+#[derive(Clone, Debug)]
+pub enum Package {
+    /// A Lambda deployment package: a zip with `bootstrap` at its root, or a directory holding
+    /// `bootstrap` (what `cargo xtask package` writes: `target/lambda/assure-step/`).
+    Built(PathBuf),
+    /// For the local cloud, whose worker plays Lambda on this machine: a package whose `bootstrap`
+    /// runs this step binary.
+    Local(PathBuf),
 }
 
-/// Substitutes `${Name}` placeholders; fails naming any placeholder left without a value, and any
-/// value no placeholder used.
-pub fn substitute(template: &str, values: &BTreeMap<String, String>) -> Result<String, StepError> {
-    let mut out = template.to_owned();
-    for (k, v) in values {
-        let p = format!("${{{k}}}");
-        if !out.contains(&p) {
-            return Err(StepError::internal(format!("the definition has no placeholder {p}")));
-        }
-        out = out.replace(&p, v);
-    }
-    if let Some(start) = out.find("${") {
-        let end = out[start..].find('}').map_or(out.len(), |e| start + e + 1);
-        return Err(StepError::internal(format!("placeholder {} has no value", &out[start..end])));
-    }
-    Ok(out)
+/// How to deploy.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub package: Package,
+    /// Start an onboarding when an account joins the organization (the template's AutoOnboard).
+    pub auto_onboard: bool,
 }
 
-/// Deploys or updates the pipeline.
-pub async fn deploy(aws: &Aws, settings: &Settings) -> Result<Deployment, StepError> {
+/// Deploys or updates the pipeline; `progress` hears each stack event as it happens.
+pub async fn deploy(
+    aws: &Aws,
+    settings: &Settings,
+    options: &Options,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<Deployment, StepError> {
     let p = aws.pipeline();
     let account = p.account.to_string();
     let region = p.region.to_string();
+    let cf = p.cloudformation();
+    let poll = if aws.endpoint_url().is_some() { Duration::from_millis(200) } else { Duration::from_secs(3) };
     let mut changes = Vec::new();
 
-    let bucket = checkpoint_bucket(&account, &region);
-    let template_error = |e: String| StepError::internal(format!("the pipeline template: {e}"));
-    // What the template's intrinsics resolve to here; the key's own policy names no key.
-    let mut deployed = Deployed {
-        account: &account,
-        region: &region,
-        member_role: &settings.role_name,
-        checkpoint_bucket: &bucket,
-        pipeline_key: "",
-        security_account: settings.org.security.as_str(),
+    // Buckets of the stacks' names that another account made first would fail the stacks, after a
+    // rollback, with S3's "already exists": refused before anything starts, naming the bucket.
+    let artifacts_bucket = format!("assure-artifacts-{account}-{region}");
+    let checkpoints = checkpoint_bucket(&account, &region);
+    for bucket in [&artifacts_bucket, &checkpoints] {
+        match p.s3().head_bucket().bucket(bucket).send().await {
+            Ok(_) => {}
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {}
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
+                return Err(crate::aws::bucket_not_owned(bucket, &p.account))
+            }
+            Err(e) => return Err(e).aws(format!("s3:ListBucket {bucket}")),
+        }
+    }
+    let artifacts_body = serde_json::to_string(&crate::pipeline::infra::artifacts_template())
+        .map_err(|e| StepError::internal(e.to_string()))?;
+    let artifacts =
+        apply_stack(&cf, ARTIFACTS_STACK, Template::Body(&artifacts_body), &[], &[], poll, progress, &mut changes)
+            .await?;
+    let bucket = artifacts
+        .outputs
+        .get("BucketName")
+        .cloned()
+        .ok_or_else(|| StepError::internal(format!("stack {ARTIFACTS_STACK} has no BucketName output")))?;
+
+    let s3 = p.s3();
+    let zip = package_zip(&options.package)?;
+    let code_key = format!("{STEP_BINARY}-{}.zip", digest(&zip));
+    upload(&s3, &bucket, &code_key, zip, &mut changes).await?;
+    let mut template = crate::pipeline::infra::pipeline_template();
+    let resources =
+        template["Resources"].as_object_mut().ok_or_else(|| StepError::internal("template has no Resources"))?;
+    for (id, resource) in resources.iter_mut() {
+        let props = &mut resource["Properties"];
+        if props.get("CodeUri").is_some() {
+            props["CodeUri"] = json!(format!("s3://{bucket}/{code_key}"));
+        }
+        if let Some(local) = props.get("DefinitionUri").and_then(Value::as_str) {
+            let text = match local.rsplit('/').next() {
+                Some("onboarding.asl.json") => ONBOARDING_ASL,
+                Some("bulk.asl.json") => BULK_ASL,
+                _ => return Err(StepError::internal(format!("{id}: unknown definition {local}"))),
+            };
+            let key = format!("definitions/{id}-{}.json", digest(text.as_bytes()));
+            upload(&s3, &bucket, &key, text.as_bytes().to_vec(), &mut changes).await?;
+            props["DefinitionUri"] = json!({"Bucket": bucket, "Key": key});
+        }
+    }
+    let text = serde_json::to_vec(&template).map_err(|e| StepError::internal(e.to_string()))?;
+    let template_key = format!("templates/assure-{}.json", digest(&text));
+    upload(&s3, &bucket, &template_key, text, &mut changes).await?;
+    let url = format!("https://{bucket}.s3.{region}.amazonaws.com/{template_key}");
+
+    let regions = serde_json::to_string(&settings.regions).map_err(|e| StepError::internal(e.to_string()))?;
+    let parameters = [
+        ("LoggingAccount", settings.org.logging.to_string()),
+        ("SecurityAccount", settings.org.security.to_string()),
+        ("MemberRoleName", settings.role_name.clone()),
+        ("RegionsJson", regions),
+        ("AutoOnboard", options.auto_onboard.to_string()),
+    ];
+    let stack = apply_stack(
+        &cf,
+        PIPELINE_STACK,
+        Template::Url(&url),
+        &parameters,
+        &[Capability::CapabilityIam, Capability::CapabilityNamedIam, Capability::CapabilityAutoExpand],
+        poll,
+        progress,
+        &mut changes,
+    )
+    .await?;
+    let output = |key: &str| {
+        stack
+            .outputs
+            .get(key)
+            .cloned()
+            .ok_or_else(|| StepError::internal(format!("stack {PIPELINE_STACK} has no {key} output")))
     };
-    let key_policy = deployed.pipeline_key_policy().map_err(template_error)?;
-    let key = ensure_pipeline_key(aws, &key_policy, &mut changes).await?;
-    deployed.pipeline_key = &key;
-    ensure_checkpoint_bucket(aws, &bucket, &key, &mut changes).await?;
-
-    // Every role of the pipeline, from the same template a real deployment uses.
-    for role in deployed.pipeline_roles().map_err(template_error)? {
-        ensure_role(aws, &role, "assure: a role of the pipeline (infra/assure.template.json)", &mut changes).await?;
+    let checkpoint = output("CheckpointBucketName")?;
+    if checkpoint != checkpoint_bucket(&account, &region) {
+        return Err(StepError::internal(format!("stack {PIPELINE_STACK}'s checkpoint bucket is {checkpoint}")));
     }
-
-    let sqs = p.sqs();
     let mut queues = BTreeMap::new();
-    let mut values = BTreeMap::new();
     for step in StepName::ALL {
-        let name = queue_name(step);
-        let dead = crate::pipeline::infra::queue_timings(step, true);
-        ensure_queue(&sqs, &format!("{name}-dlq"), None, &key, dead, &mut changes).await?;
-        let dlq_arn = format!("arn:aws:sqs:{region}:{account}:{name}-dlq");
-        let timings = crate::pipeline::infra::queue_timings(step, false);
-        let url = ensure_queue(&sqs, &name, Some(&dlq_arn), &key, timings, &mut changes).await?;
-        values.insert(placeholder(step), url.clone());
-        queues.insert(step.as_str().to_owned(), url);
+        queues.insert(step.as_str().to_owned(), output(&placeholder(step))?);
     }
-    // The organization step's queue is the bulk state machine's.
-    let organization_queue = values.remove(&placeholder(StepName::Organization)).unwrap_or_default();
-    let definition = substitute(ONBOARDING_ASL, &values)?;
-    let role_arn = |name: &str| format!("arn:aws:iam::{account}:role/{name}");
-    let sm_arn = format!("arn:aws:states:{region}:{account}:stateMachine:{STATE_MACHINE}");
-    let sfn = p.sfn();
-    ensure_state_machine(&sfn, &sm_arn, STATE_MACHINE, &definition, &role_arn(STATES_ROLE), &mut changes).await?;
-    let bulk_arn = format!("arn:aws:states:{region}:{account}:stateMachine:{BULK_STATE_MACHINE}");
-    let bulk = substitute(
-        BULK_ASL,
-        &BTreeMap::from([
-            ("OnboardingStateMachineArn".to_owned(), sm_arn.clone()),
-            (placeholder(StepName::Organization), organization_queue),
-        ]),
-    )?;
-    let bulk_role = role_arn(BULK_STATES_ROLE);
-    ensure_state_machine(&sfn, &bulk_arn, BULK_STATE_MACHINE, &bulk, &bulk_role, &mut changes).await?;
-
+    let state_machine_arn = output("StateMachineArn")?;
+    let bulk_state_machine_arn = output("BulkStateMachineArn")?;
     changes.extend(store_settings(aws, settings).await?);
     Ok(Deployment {
         account,
         region,
-        checkpoint_bucket: bucket,
-        state_machine_arn: sm_arn,
-        bulk_state_machine_arn: bulk_arn,
+        stack_id: stack.id,
+        checkpoint_bucket: checkpoint,
+        state_machine_arn,
+        bulk_state_machine_arn,
         queues,
         settings: settings.clone(),
         changes,
     })
+}
+
+/// The first 16 hex digits of the SHA-256 of `bytes`: names an uploaded artifact by its content.
+fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))[..16].to_owned()
+}
+
+/// Uploads `body` as `key` unless an object of that (content-derived) name is there already.
+async fn upload(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+    changes: &mut Vec<String>,
+) -> Result<(), StepError> {
+    match s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => return Ok(()),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {}
+        Err(e) => return Err(e).aws(format!("s3:GetObject {bucket}/{key}")),
+    }
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.into())
+        .send()
+        .await
+        .aws(format!("s3:PutObject {bucket}/{key}"))?;
+    changes.push(format!("uploaded s3://{bucket}/{key}"));
+    Ok(())
+}
+
+/// The step package as a zip: a built one as it is (a directory is zipped), or for the local cloud
+/// a `bootstrap` that runs the step binary. The local one names the binary's size and time, so a
+/// rebuilt binary is a new package, which updates the functions.
+pub fn package_zip(package: &Package) -> Result<Vec<u8>, StepError> {
+    let fail = |what: &dyn std::fmt::Display, e: &dyn std::fmt::Display| {
+        StepError::invalid_input(format!("--package {what}: {e}"))
+    };
+    let bootstrap: Vec<u8> = match package {
+        Package::Built(path) if path.is_file() => return std::fs::read(path).map_err(|e| fail(&path.display(), &e)),
+        Package::Built(dir) => {
+            let file = dir.join("bootstrap");
+            std::fs::read(&file).map_err(|e| fail(&file.display(), &e))?
+        }
+        Package::Local(bin) => {
+            let meta = std::fs::metadata(bin).map_err(|e| {
+                fail(&bin.display(), &format!("{e} (build the step binary: cargo build --bin {STEP_BINARY})"))
+            })?;
+            let built = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+            let quoted = bin.display().to_string().replace('\'', r"'\''");
+            format!(
+                "#!/bin/sh\n# the local cloud's package: {} bytes, built {} s after the epoch\nexec '{quoted}' \"$@\"\n",
+                meta.len(),
+                built.map(|d| d.as_secs()).unwrap_or_default()
+            )
+            .into_bytes()
+        }
+    };
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o755)
+        // A fixed time: the same bootstrap is the same zip, so its digest names it.
+        .last_modified_time(zip::DateTime::default());
+    zip.start_file("bootstrap", options).map_err(|e| StepError::internal(e.to_string()))?;
+    std::io::Write::write_all(&mut zip, &bootstrap).map_err(|e| StepError::internal(e.to_string()))?;
+    zip.finish().map_err(|e| StepError::internal(e.to_string()))?;
+    Ok(out.into_inner())
+}
+
+enum Template<'a> {
+    Body(&'a str),
+    Url(&'a str),
+}
+
+/// A stack as it ended.
+struct Applied {
+    id: String,
+    outputs: BTreeMap<String, String>,
+}
+
+/// Creates the stack, or updates it; waits for the operation to end, reporting its events.
+#[allow(clippy::too_many_arguments)]
+async fn apply_stack(
+    cf: &aws_sdk_cloudformation::Client,
+    name: &str,
+    template: Template<'_>,
+    parameters: &[(&str, String)],
+    capabilities: &[Capability],
+    poll: Duration,
+    progress: &mut (dyn FnMut(&str) + Send),
+    changes: &mut Vec<String>,
+) -> Result<Applied, StepError> {
+    let params: Vec<Parameter> =
+        parameters.iter().map(|(k, v)| Parameter::builder().parameter_key(*k).parameter_value(v).build()).collect();
+    let mut current = describe(cf, name).await?;
+    if let Some(stack) = &current {
+        let status = stack.stack_status().map(|s| s.as_str()).unwrap_or_default();
+        if status == "ROLLBACK_COMPLETE" {
+            // A stack whose creation failed can only be deleted (API_UpdateStack).
+            progress(&format!("{name}: ROLLBACK_COMPLETE from an earlier deploy; deleting it first"));
+            let id = stack.stack_id().unwrap_or(name).to_owned();
+            let seen = event_ids(cf, &id, name).await?;
+            cf.delete_stack().stack_name(&id).send().await.aws(format!("cloudformation:DeleteStack {name}"))?;
+            wait(cf, &id, name, seen, poll, progress, changes).await?;
+            current = None;
+        } else if status.ends_with("_IN_PROGRESS") {
+            return Err(StepError::new(
+                assure_contract::ErrorName::Retryable,
+                format!("stack {name} is {status}: another deploy is running; try again when it ends"),
+            ));
+        }
+    }
+    // The events of earlier operations are not this one's.
+    let seen = match &current {
+        Some(stack) => event_ids(cf, stack.stack_id().unwrap_or(name), name).await?,
+        None => Default::default(),
+    };
+    let id = match current {
+        None => {
+            let mut create = cf.create_stack().stack_name(name).set_parameters(Some(params));
+            create = match template {
+                Template::Body(b) => create.template_body(b),
+                Template::Url(u) => create.template_url(u),
+            };
+            for c in capabilities {
+                create = create.capabilities(c.clone());
+            }
+            let out = create.send().await.aws(format!("cloudformation:CreateStack {name}"))?;
+            out.stack_id().unwrap_or(name).to_owned()
+        }
+        Some(stack) => {
+            let id = stack.stack_id().unwrap_or(name).to_owned();
+            let mut update = cf.update_stack().stack_name(&id).set_parameters(Some(params));
+            update = match template {
+                Template::Body(b) => update.template_body(b),
+                Template::Url(u) => update.template_url(u),
+            };
+            for c in capabilities {
+                update = update.capabilities(c.clone());
+            }
+            match update.send().await {
+                Ok(_) => id,
+                Err(e) if aws_message(&e).contains("No updates are to be performed") => {
+                    return Ok(Applied { id, outputs: outputs_of(&stack) });
+                }
+                Err(e) => return Err(e).aws(format!("cloudformation:UpdateStack {name}")),
+            }
+        }
+    };
+    let stack = wait(cf, &id, name, seen, poll, progress, changes).await?;
+    Ok(Applied { id, outputs: outputs_of(&stack) })
+}
+
+fn aws_message<E: ProvideErrorMetadata, R>(e: &aws_sdk_cloudformation::error::SdkError<E, R>) -> String {
+    match e {
+        aws_sdk_cloudformation::error::SdkError::ServiceError(s) => s.err().message().unwrap_or_default().to_owned(),
+        _ => String::new(),
+    }
+}
+
+fn outputs_of(stack: &Stack) -> BTreeMap<String, String> {
+    stack.outputs().iter().filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned()))).collect()
+}
+
+async fn describe(cf: &aws_sdk_cloudformation::Client, name: &str) -> Result<Option<Stack>, StepError> {
+    match cf.describe_stacks().stack_name(name).send().await {
+        Ok(out) => Ok(out.stacks().first().cloned()),
+        Err(e) if aws_message(&e).contains("does not exist") => Ok(None),
+        Err(e) => Err(e).aws(format!("cloudformation:DescribeStacks {name}")),
+    }
+}
+
+/// The IDs of the stack's events so far (every page).
+async fn event_ids(
+    cf: &aws_sdk_cloudformation::Client,
+    id: &str,
+    name: &str,
+) -> Result<std::collections::HashSet<String>, StepError> {
+    let mut out = std::collections::HashSet::new();
+    let mut pages = cf.describe_stack_events().stack_name(id).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.aws(format!("cloudformation:DescribeStackEvents {name}"))?;
+        out.extend(page.stack_events().iter().filter_map(|e| e.event_id().map(str::to_owned)));
+    }
+    Ok(out)
+}
+
+/// Waits for the stack's operation to end (at most an hour), reporting each new event; the stack
+/// once it succeeded, or the failure with the first resource that failed and why.
+async fn wait(
+    cf: &aws_sdk_cloudformation::Client,
+    id: &str,
+    name: &str,
+    mut seen: std::collections::HashSet<String>,
+    poll: Duration,
+    progress: &mut (dyn FnMut(&str) + Send),
+    changes: &mut Vec<String>,
+) -> Result<Stack, StepError> {
+    let mut first_failure: Option<String> = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+    loop {
+        // Newest first, a page at a time, down to the first event already seen.
+        let mut new: Vec<StackEvent> = Vec::new();
+        let mut pages = cf.describe_stack_events().stack_name(id).into_paginator().send();
+        'pages: while let Some(page) = pages.next().await {
+            for e in page.aws(format!("cloudformation:DescribeStackEvents {name}"))?.stack_events() {
+                if seen.contains(e.event_id().unwrap_or_default()) {
+                    break 'pages;
+                }
+                new.push(e.clone());
+            }
+        }
+        new.reverse();
+        for e in &new {
+            seen.insert(e.event_id().unwrap_or_default().to_owned());
+            let status = e.resource_status().map(|s| s.as_str()).unwrap_or_default();
+            let logical = e.logical_resource_id().unwrap_or_default();
+            let kind = e.resource_type().unwrap_or_default();
+            let reason = e.resource_status_reason().unwrap_or_default();
+            let why = if reason.is_empty() { String::new() } else { format!(": {reason}") };
+            if kind == "AWS::CloudFormation::Stack" {
+                progress(&format!("stack {name}: {status}{why}"));
+            } else {
+                progress(&format!("stack {name}: {status:<18} {kind} {logical}{why}"));
+            }
+            if kind != "AWS::CloudFormation::Stack" {
+                if status.ends_with("_FAILED") && first_failure.is_none() && !reason.contains("cancelled") {
+                    first_failure = Some(format!("{logical} ({kind}): {reason}"));
+                }
+                let verb = match status {
+                    "CREATE_COMPLETE" => Some("created"),
+                    "UPDATE_COMPLETE" => Some("updated"),
+                    "DELETE_COMPLETE" => Some("deleted"),
+                    _ => None,
+                };
+                if let Some(verb) = verb {
+                    changes.push(format!("{verb} {kind} {logical} (stack {name})"));
+                }
+            }
+        }
+        let stack = cf
+            .describe_stacks()
+            .stack_name(id)
+            .send()
+            .await
+            .aws(format!("cloudformation:DescribeStacks {name}"))?
+            .stacks()
+            .first()
+            .cloned()
+            .ok_or_else(|| StepError::internal(format!("stack {name} vanished")))?;
+        let status = stack.stack_status().map(|s| s.as_str().to_owned()).unwrap_or_default();
+        if !status.ends_with("_IN_PROGRESS") {
+            return match status.as_str() {
+                "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "DELETE_COMPLETE" => Ok(stack),
+                _ => Err(stack_failed(name, &status, first_failure.as_deref().or(stack.stack_status_reason()))),
+            };
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(StepError::new(
+                assure_contract::ErrorName::Retryable,
+                format!("stack {name} is still {status} after an hour"),
+            ));
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// A stack operation that failed: named for what stopped it.
+fn stack_failed(name: &str, status: &str, reason: Option<&str>) -> StepError {
+    let reason = reason.unwrap_or("no reason given");
+    let kind = if reason.contains("AccessDenied") || reason.contains("not authorized") {
+        assure_contract::ErrorName::AccessDenied
+    } else if reason.contains("already exists") {
+        assure_contract::ErrorName::Conflict
+    } else if reason.contains("LimitExceeded") || reason.contains("Quota") {
+        assure_contract::ErrorName::QuotaExceeded
+    } else {
+        assure_contract::ErrorName::Internal
+    };
+    StepError::new(kind, format!("stack {name} ended {status}: {reason}"))
 }
 
 /// Records the settings of a pipeline deployed by other means (the CloudFormation stack): the
@@ -239,275 +546,6 @@ pub async fn load_settings(aws: &Aws) -> Result<Settings, StepError> {
     serde_json::from_slice(&bytes).map_err(|e| StepError::invalid_input(format!("s3://{bucket}/deployment.json: {e}")))
 }
 
-async fn ensure_checkpoint_bucket(
-    aws: &Aws,
-    bucket: &str,
-    key: &str,
-    changes: &mut Vec<String>,
-) -> Result<(), StepError> {
-    let p = aws.pipeline();
-    let s3 = p.s3();
-    let exists = match s3.head_bucket().bucket(bucket).send().await {
-        Ok(_) => true,
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => false,
-        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
-            return Err(crate::aws::bucket_not_owned(bucket, &p.account))
-        }
-        Err(e) => return Err(e).aws(format!("s3:HeadBucket {bucket}")),
-    };
-    if exists {
-        let current = s3
-            .get_bucket_encryption()
-            .bucket(bucket)
-            .send()
-            .await
-            .aws(format!("s3:GetEncryptionConfiguration {bucket}"))?;
-        let by_default = current
-            .server_side_encryption_configuration()
-            .and_then(|c| c.rules().first())
-            .and_then(|r| r.apply_server_side_encryption_by_default());
-        if by_default.and_then(|d| d.kms_master_key_id()) != Some(key) {
-            put_checkpoint_encryption(&s3, bucket, key).await?;
-            changes.push(format!("encrypted checkpoint bucket {bucket} with {PIPELINE_KEY_ALIAS}"));
-        }
-        return Ok(());
-    }
-    let mut create = s3.create_bucket().bucket(bucket);
-    if p.region.as_str() != "us-east-1" {
-        create = create.create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(p.region.as_str()))
-                .build(),
-        );
-    }
-    create.send().await.aws(format!("s3:CreateBucket {bucket}"))?;
-    s3.put_public_access_block()
-        .bucket(bucket)
-        .public_access_block_configuration(
-            aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
-                .block_public_acls(true)
-                .ignore_public_acls(true)
-                .block_public_policy(true)
-                .restrict_public_buckets(true)
-                .build(),
-        )
-        .send()
-        .await
-        .aws(format!("s3:PutPublicAccessBlock {bucket}"))?;
-    s3.put_bucket_versioning()
-        .bucket(bucket)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .aws(format!("s3:PutBucketVersioning {bucket}"))?;
-    put_checkpoint_encryption(&s3, bucket, key).await?;
-    changes.push(format!("created checkpoint bucket {bucket}"));
-    Ok(())
-}
-
-/// SSE-KMS with the pipeline key and an S3 Bucket Key, as the template's `CheckpointBucket`.
-async fn put_checkpoint_encryption(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<(), StepError> {
-    let enc = aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
-        .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
-        .kms_master_key_id(key)
-        .build()
-        .map_err(|e| StepError::internal(e.to_string()))?;
-    s3.put_bucket_encryption()
-        .bucket(bucket)
-        .server_side_encryption_configuration(
-            aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder()
-                .rules(
-                    aws_sdk_s3::types::ServerSideEncryptionRule::builder()
-                        .apply_server_side_encryption_by_default(enc)
-                        .bucket_key_enabled(true)
-                        .build(),
-                )
-                .build()
-                .map_err(|e| StepError::internal(e.to_string()))?,
-        )
-        .send()
-        .await
-        .aws(format!("s3:PutBucketEncryption {bucket}"))?;
-    Ok(())
-}
-
-async fn ensure_queue(
-    sqs: &aws_sdk_sqs::Client,
-    name: &str,
-    dlq_arn: Option<&str>,
-    key: &str,
-    (visibility, retention): (u64, u64),
-    changes: &mut Vec<String>,
-) -> Result<String, StepError> {
-    // As the template's queues: SSE-KMS with the pipeline key, so whoever sends needs
-    // kms:GenerateDataKey and whoever receives kms:Decrypt on it, and the template's visibility
-    // timeout (at least the function's timeout, as Lambda requires of an event source's queue) and
-    // retention. The worker holds each message it receives for its own window and extends it.
-    let mut attrs = vec![
-        (QueueAttributeName::KmsMasterKeyId, key.to_owned()),
-        (QueueAttributeName::VisibilityTimeout, visibility.to_string()),
-        (QueueAttributeName::MessageRetentionPeriod, retention.to_string()),
-    ];
-    if let Some(arn) = dlq_arn {
-        attrs.push((
-            QueueAttributeName::RedrivePolicy,
-            json!({"deadLetterTargetArn": arn, "maxReceiveCount": 5}).to_string(),
-        ));
-    }
-    match sqs.get_queue_url().queue_name(name).send().await {
-        Ok(out) => {
-            let url = out.queue_url().unwrap_or_default().to_owned();
-            let current = sqs
-                .get_queue_attributes()
-                .queue_url(&url)
-                .attribute_names(QueueAttributeName::All)
-                .send()
-                .await
-                .aws(format!("sqs:GetQueueAttributes {name}"))?;
-            let have = current.attributes().cloned().unwrap_or_default();
-            let differs = attrs.iter().any(|(k, v)| {
-                let got = have.get(k).map(String::as_str);
-                match k {
-                    QueueAttributeName::RedrivePolicy => {
-                        got.and_then(|g| serde_json::from_str::<serde_json::Value>(g).ok())
-                            != serde_json::from_str::<serde_json::Value>(v).ok()
-                    }
-                    _ => got != Some(v.as_str()),
-                }
-            });
-            if differs {
-                let mut set = sqs.set_queue_attributes().queue_url(&url);
-                for (k, v) in &attrs {
-                    set = set.attributes(k.clone(), v);
-                }
-                set.send().await.aws(format!("sqs:SetQueueAttributes {name}"))?;
-                changes.push(format!("updated queue {name}"));
-            }
-            Ok(url)
-        }
-        Err(e) if error_code(&e).is_some_and(|c| c.contains("NonExistentQueue")) => {
-            let mut create = sqs.create_queue().queue_name(name);
-            for (k, v) in &attrs {
-                create = create.attributes(k.clone(), v);
-            }
-            let out = create.send().await.aws(format!("sqs:CreateQueue {name}"))?;
-            changes.push(format!("created queue {name}"));
-            Ok(out.queue_url().unwrap_or_default().to_owned())
-        }
-        Err(e) => Err(e).aws(format!("sqs:GetQueueUrl {name}")),
-    }
-}
-
-/// Finds the pipeline key by its alias, or creates it (with rotation and the alias); brings its
-/// policy to the template's. Returns its ARN.
-async fn ensure_pipeline_key(aws: &Aws, policy: &Value, changes: &mut Vec<String>) -> Result<String, StepError> {
-    let kms = aws.pipeline().kms();
-    match kms.describe_key().key_id(PIPELINE_KEY_ALIAS).send().await {
-        Ok(out) => {
-            let arn = out.key_metadata().map(|m| m.arn().unwrap_or_default().to_owned()).unwrap_or_default();
-            let current = kms
-                .get_key_policy()
-                .key_id(&arn)
-                .policy_name("default")
-                .send()
-                .await
-                .aws(format!("kms:GetKeyPolicy {PIPELINE_KEY_ALIAS}"))?;
-            if current.policy().and_then(crate::aws::decode_policy).as_ref() != Some(policy) {
-                kms.put_key_policy()
-                    .key_id(&arn)
-                    .policy_name("default")
-                    .policy(policy.to_string())
-                    .send()
-                    .await
-                    .aws(format!("kms:PutKeyPolicy {PIPELINE_KEY_ALIAS}"))?;
-                changes.push(format!("set the policy of key {PIPELINE_KEY_ALIAS}"));
-            }
-            Ok(arn)
-        }
-        Err(e) if error_code(&e) == Some("NotFoundException") => {
-            let out = kms
-                .create_key()
-                .description("assure: encrypts the pipeline's queues, checkpoints and logs")
-                .policy(policy.to_string())
-                .send()
-                .await
-                .aws("kms:CreateKey")?;
-            let arn = out.key_metadata().and_then(|m| m.arn()).unwrap_or_default().to_owned();
-            kms.enable_key_rotation().key_id(&arn).send().await.aws("kms:EnableKeyRotation")?;
-            kms.create_alias()
-                .alias_name(PIPELINE_KEY_ALIAS)
-                .target_key_id(&arn)
-                .send()
-                .await
-                .aws(format!("kms:CreateAlias {PIPELINE_KEY_ALIAS}"))?;
-            changes.push(format!("created key {PIPELINE_KEY_ALIAS}"));
-            Ok(arn)
-        }
-        Err(e) => Err(e).aws(format!("kms:DescribeKey {PIPELINE_KEY_ALIAS}")),
-    }
-}
-
-/// Creates a role or brings its trust policy and inline policies to `role`; returns its ARN.
-async fn ensure_role(
-    aws: &Aws,
-    role: &TemplateRole,
-    description: &str,
-    changes: &mut Vec<String>,
-) -> Result<String, StepError> {
-    let iam = aws.pipeline().iam();
-    let name = role.name.as_str();
-    let arn = match iam.get_role().role_name(name).send().await {
-        Ok(out) => {
-            let current = out.role().and_then(|r| r.assume_role_policy_document()).and_then(crate::aws::decode_policy);
-            if current.as_ref() != Some(&role.trust) {
-                iam.update_assume_role_policy()
-                    .role_name(name)
-                    .policy_document(role.trust.to_string())
-                    .send()
-                    .await
-                    .aws(format!("iam:UpdateAssumeRolePolicy {name}"))?;
-                changes.push(format!("set the trust policy of role {name}"));
-            }
-            out.role().map(|r| r.arn().to_owned()).unwrap_or_default()
-        }
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => {
-            let out = iam
-                .create_role()
-                .role_name(name)
-                .assume_role_policy_document(role.trust.to_string())
-                .description(description)
-                .send()
-                .await
-                .aws(format!("iam:CreateRole {name}"))?;
-            changes.push(format!("created role {name}"));
-            out.role().map(|r| r.arn().to_owned()).unwrap_or_default()
-        }
-        Err(e) => return Err(e).aws(format!("iam:GetRole {name}")),
-    };
-    for (policy_name, policy) in &role.policies {
-        let current = match iam.get_role_policy().role_name(name).policy_name(policy_name).send().await {
-            Ok(out) => crate::aws::decode_policy(out.policy_document()),
-            Err(e) if error_code(&e) == Some("NoSuchEntity") => None,
-            Err(e) => return Err(e).aws(format!("iam:GetRolePolicy {name}")),
-        };
-        if current.as_ref() != Some(policy) {
-            iam.put_role_policy()
-                .role_name(name)
-                .policy_name(policy_name)
-                .policy_document(policy.to_string())
-                .send()
-                .await
-                .aws(format!("iam:PutRolePolicy {name}"))?;
-            changes.push(format!("set the policy {policy_name} of role {name}"));
-        }
-    }
-    Ok(arn)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,22 +556,39 @@ mod tests {
         assert_eq!(placeholder(StepName::Preflight), "PreflightQueueUrl");
     }
 
+    /// Every `${Name}` of a definition has a substitution in the template, and every substitution a
+    /// placeholder: CloudFormation would leave an unmatched one in the definition as text.
     #[test]
-    fn the_definition_uses_exactly_the_step_placeholders() {
-        let values: BTreeMap<_, _> = StepName::ALL
-            .iter()
-            .filter(|s| **s != StepName::Organization)
-            .map(|s| (placeholder(*s), format!("https://q/{s}")))
-            .collect();
-        let def = substitute(ONBOARDING_ASL, &values).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&def).unwrap();
-        assert!(v["States"].is_object());
-        let mut missing = values.clone();
-        missing.remove("VerifyQueueUrl");
-        let err = substitute(ONBOARDING_ASL, &missing).unwrap_err();
-        assert!(err.message.contains("${VerifyQueueUrl}"), "{}", err.message);
-        let mut extra = values;
-        extra.insert("Nope".into(), "x".into());
-        assert!(substitute(ONBOARDING_ASL, &extra).unwrap_err().message.contains("${Nope}"));
+    fn each_definition_and_its_substitutions_match() {
+        let template = crate::pipeline::infra::pipeline_template();
+        for (id, asl) in [("StateMachine", ONBOARDING_ASL), ("BulkStateMachine", BULK_ASL)] {
+            let props = &template["Resources"][id]["Properties"];
+            let given: std::collections::BTreeSet<String> =
+                props["DefinitionSubstitutions"].as_object().unwrap().keys().cloned().collect();
+            let used: std::collections::BTreeSet<String> = asl
+                .split("${")
+                .skip(1)
+                .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_owned()))
+                .collect();
+            assert_eq!(given, used, "{id}");
+            assert!(!used.is_empty(), "{id}");
+        }
+    }
+
+    #[test]
+    fn the_local_package_runs_the_step_binary_and_names_its_build() {
+        let bin = std::env::current_exe().unwrap();
+        let zip = package_zip(&Package::Local(bin.clone())).unwrap();
+        assert_eq!(package_zip(&Package::Local(bin.clone())).unwrap(), zip, "the same build is the same package");
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+        let mut file = archive.by_name("bootstrap").unwrap();
+        assert_eq!(file.unix_mode().map(|m| m & 0o777), Some(0o755));
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+        assert!(text.starts_with("#!/bin/sh\n"), "{text}");
+        assert!(text.contains(&format!("exec '{}' \"$@\"", bin.display())), "{text}");
+        let missing = package_zip(&Package::Local("/nonexistent/assure-step".into())).unwrap_err();
+        assert_eq!(missing.name, assure_contract::ErrorName::InvalidInput);
+        assert!(missing.message.contains("/nonexistent/assure-step"), "{}", missing.message);
     }
 }

@@ -887,12 +887,54 @@ impl Deployed<'_> {
     }
 }
 
+/// The stack `assure deploy` makes first: the bucket the pipeline's artifacts (the step package, the
+/// state machines' definitions, the pipeline template, too large to pass inline) are uploaded to
+/// before the pipeline stack is made or updated, as `aws cloudformation package` and `sam deploy`'s
+/// managed bucket do. It holds no data of a run.
+pub fn artifacts_template() -> Value {
+    json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "assure: the bucket assure deploy uploads the pipeline's package, definitions and template to",
+        "Resources": {
+            "ArtifactsBucket": {
+                "Type": "AWS::S3::Bucket",
+                "Metadata": skip(&[
+                    ("CKV_AWS_18", "holds build artifacts written by the deployer; CloudTrail records who wrote them"),
+                    ("CKV_AWS_145", "SSE-S3: Lambda and CloudFormation read these objects as the deployer, who needs no key grant; nothing secret is uploaded")]),
+                "Properties": {
+                    "BucketName": sub("assure-artifacts-${AWS::AccountId}-${AWS::Region}"),
+                    "VersioningConfiguration": {"Status": "Enabled"},
+                    "BucketEncryption": {"ServerSideEncryptionConfiguration": [{
+                        "ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+                    "PublicAccessBlockConfiguration": {"BlockPublicAcls": true, "IgnorePublicAcls": true, "BlockPublicPolicy": true, "RestrictPublicBuckets": true},
+                    "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                    "LifecycleConfiguration": {"Rules": [{"Id": "OldArtifacts", "Status": "Enabled",
+                        "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]}
+                }
+            },
+            "ArtifactsBucketPolicy": {
+                "Type": "AWS::S3::BucketPolicy",
+                "Properties": {
+                    "Bucket": reference("ArtifactsBucket"),
+                    "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                        "Resource": [getatt("ArtifactsBucket", "Arn"), sub("${ArtifactsBucket.Arn}/*")],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+                }
+            }
+        },
+        "Outputs": {"BucketName": {"Value": reference("ArtifactsBucket")}}
+    })
+}
+
 /// The generated files: (path relative to the repository root, contents).
 pub fn generated_files() -> Vec<(&'static str, String)> {
     let pretty = |v: Value| serde_json::to_string_pretty(&v).expect("JSON") + "\n";
     vec![
         ("infra/assure.template.json", pretty(pipeline_template())),
         ("infra/member-role.template.json", pretty(member_role_template())),
+        ("infra/artifacts.template.json", pretty(artifacts_template())),
     ]
 }
 

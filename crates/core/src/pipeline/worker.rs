@@ -31,7 +31,6 @@ use tokio::sync::Semaphore;
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::controls::{self, Known};
 use crate::pipeline::checkpoint::{input_digest, now, task_digest, Expect, Record, Status, Store};
-use crate::pipeline::resources::queue_name;
 
 /// Environment variable: seconds between extensions of the message's visibility (default 10,
 /// fractions allowed); a message not extended for [`visibility_window`] comes back to the queue.
@@ -608,18 +607,19 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-/// Local event source mapping: polls every step queue and runs `bin_dir/assure-step` (its step in
-/// `ASSURE_STEP`, as each function's configuration names it) per
-/// message with the message body on stdin. Runs until `stop` resolves.
+/// Plays Lambda for the functions the pipeline's stack created: every enabled SQS event source
+/// mapping in the pipeline's account and region (the step queues and their dead-letter queues) is
+/// polled, and its function invoked as Lambda invokes it: its code (the package CloudFormation gave
+/// it, `bootstrap` at its root), its execution role's session, its environment, its timeout and
+/// memory, the mapping's batch size and `MaximumConcurrency`, and `ReportBatchItemFailures`'
+/// partial batch answers. Mappings made later (a stack update) are picked up within seconds.
 ///
-/// At most `concurrency` steps run at once, and of those at most `org_concurrency` that call AWS
-/// Organizations (as Lambda's `MaximumConcurrency` bounds each function on AWS). With an
-/// Organizations budget ([`crate::aws::ORGANIZATIONS_RPS_ENV`]), the step binaries pace their
-/// Organizations requests together through one pace file, so together they stay under it and
-/// none waits while it goes unused.
+/// At most `concurrency` steps run at once on this machine, and of those at most `org_concurrency`
+/// that call AWS Organizations. With an Organizations budget ([`crate::aws::ORGANIZATIONS_RPS_ENV`]),
+/// the step binaries pace their Organizations requests together through one pace file, so together
+/// they stay under it and none waits while it goes unused.
 pub async fn supervise(
     aws: Arc<Aws>,
-    bin_dir: PathBuf,
     concurrency: usize,
     org_concurrency: usize,
     stop: impl std::future::Future<Output = ()>,
@@ -631,23 +631,48 @@ pub async fn supervise(
         organizations: Arc::new(Semaphore::new(org_concurrency.max(1))),
         share: org_concurrency.max(1),
         pace_file: pace_file.clone(),
-        account: aws.pipeline().account.to_string(),
     };
-    let mut loops = Vec::new();
-    let bin = bin_dir.join(assure_contract::STEP_BINARY);
-    if !bin.exists() {
-        // Every task would wait for its dead-letter queue: say so now.
-        eprintln!("worker: {} is missing: no step's tasks can run (build the step binary)", bin.display());
-    }
-    for step in StepName::ALL {
-        let aws = aws.clone();
-        let bin = bin.clone();
-        let permits = permits.clone();
-        loops.push(tokio::spawn(async move { serve_step(aws, step, bin, permits).await }));
-    }
-    stop.await;
-    for l in loops {
-        l.abort();
+    let serve = async {
+        // Dropping the set (when `stop` ends this) aborts every poller.
+        let mut loops = tokio::task::JoinSet::new();
+        let mut serving: std::collections::HashSet<String> = Default::default();
+        let mut functions: std::collections::HashMap<String, Arc<StepFunction>> = Default::default();
+        loop {
+            match mappings(&aws).await {
+                Ok(found) => {
+                    for m in found {
+                        if serving.contains(&m.uuid) {
+                            continue;
+                        }
+                        let function = match functions.get(&m.function_arn) {
+                            Some(f) => f.clone(),
+                            None => match StepFunction::load(&aws, &m.function_arn, &permits).await {
+                                Ok(f) => {
+                                    let f = Arc::new(f);
+                                    functions.insert(m.function_arn.clone(), f.clone());
+                                    f
+                                }
+                                Err(e) => {
+                                    tracing::warn!(function = %m.function_arn, error = %e, "cannot run the function yet");
+                                    continue;
+                                }
+                            },
+                        };
+                        tracing::info!(queue = %m.queue_arn, function = %m.function_arn, "polling");
+                        let task = poll_queue(aws.clone(), m.clone(), function, permits.clone());
+                        loops.spawn(task);
+                        serving.insert(m.uuid.clone());
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "listing event source mappings"),
+            }
+            let again = if serving.is_empty() { Duration::from_millis(500) } else { Duration::from_secs(5) };
+            tokio::time::sleep(again).await;
+        }
+    };
+    tokio::select! {
+        _ = serve => {}
+        _ = stop => {}
     }
     if let Some(f) = pace_file {
         let _ = std::fs::remove_file(f);
@@ -661,73 +686,141 @@ struct Permits {
     share: usize,
     /// The file the step binaries pace their Organizations requests through, with a budget.
     pace_file: Option<PathBuf>,
-    /// The pipeline's account, passed to the step binaries.
-    account: String,
 }
 
-/// One step's function and its two event source mappings: the step queue and its dead-letter queue.
-async fn serve_step(aws: Arc<Aws>, step: StepName, bin: PathBuf, permits: Permits) {
-    // As Lambda does: the function's execution role, assumed by the service, reads the queues and
-    // runs the step.
-    let creds = match aws.endpoint_url() {
-        Some(endpoint) => loop {
-            match function_credentials(endpoint, &permits.account, step).await {
-                Ok(c) => break Some(c),
-                Err(e) => {
-                    tracing::debug!(step = %step, error = %e, "waiting for the step's role");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+/// An SQS event source mapping, as Lambda's ListEventSourceMappings describes it.
+#[derive(Clone, Debug)]
+struct Mapping {
+    uuid: String,
+    queue_arn: String,
+    function_arn: String,
+    batch_size: i32,
+    maximum_concurrency: Option<i32>,
+    reports_failures: bool,
+}
+
+/// Every enabled mapping of an SQS queue in the pipeline's account and region.
+async fn mappings(aws: &Aws) -> Result<Vec<Mapping>, StepError> {
+    let lambda = aws.pipeline().lambda();
+    let mut out = Vec::new();
+    let mut pages = lambda.list_event_source_mappings().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.aws("lambda:ListEventSourceMappings")?;
+        for m in page.event_source_mappings() {
+            let (Some(uuid), Some(source), Some(function)) = (m.uuid(), m.event_source_arn(), m.function_arn()) else {
+                continue;
+            };
+            if !source.contains(":sqs:") || m.state().is_some_and(|s| s != "Enabled" && s != "Creating") {
+                continue;
             }
-        },
-        None => {
-            tracing::warn!(step = %step, "no local cloud: running the step with the worker's own credentials");
-            None
+            out.push(Mapping {
+                uuid: uuid.to_owned(),
+                queue_arn: source.to_owned(),
+                function_arn: function.to_owned(),
+                batch_size: m.batch_size().unwrap_or(10).clamp(1, 10),
+                maximum_concurrency: m.scaling_config().and_then(|c| c.maximum_concurrency()),
+                reports_failures: m.function_response_types().iter().any(|t| t.as_str() == "ReportBatchItemFailures"),
+            });
         }
-    };
-    let sqs = match &creds {
-        Some(c) => aws.pipeline().with_credentials(c).sqs(),
-        None => aws.pipeline().sqs(),
-    };
-    let region = aws.pipeline().region.to_string();
-    let function = Arc::new(step_function(step, bin, &permits, creds.as_ref(), &region));
-    let name = queue_name(step);
-    let dead = tokio::spawn(poll_queue(
-        aws.clone(),
-        step,
-        format!("{name}{DEAD_LETTER_SUFFIX}"),
-        sqs.clone(),
-        function.clone(),
-        permits.clone(),
-    ));
-    poll_queue(aws, step, name, sqs, function, permits).await;
-    dead.abort();
+    }
+    Ok(out)
 }
 
-async fn poll_queue(
-    aws: Arc<Aws>,
-    step: StepName,
-    name: String,
+/// A function as Lambda runs it: its instances (processes of its package's `bootstrap`), and the
+/// step it is configured with (which decides whether it needs an Organizations permit).
+struct StepFunction {
+    function: crate::lambda_service::Function,
+    step: Option<StepName>,
+    /// How often the function extends a message's visibility while it works.
+    heartbeat: Duration,
+    /// The role's session: the function reads its queues with it, as Lambda's pollers do.
     sqs: aws_sdk_sqs::Client,
-    function: Arc<crate::lambda_service::Function>,
-    permits: Permits,
-) {
-    // The event source mapping is configured with the queue (its URL here) by whoever deploys it.
-    let admin = aws.pipeline().sqs();
-    let url = loop {
-        match admin.get_queue_url().queue_name(&name).send().await {
-            Ok(out) => break out.queue_url().unwrap_or_default().to_owned(),
-            Err(e) => {
-                if error_code(&e).is_none_or(|c| !c.contains("NonExistentQueue")) {
-                    tracing::debug!(queue = %name, error = %e, "waiting for the queue");
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+}
+
+impl StepFunction {
+    async fn load(aws: &Aws, arn: &str, permits: &Permits) -> Result<StepFunction, String> {
+        let endpoint = aws.endpoint_url().ok_or("no local cloud: Lambda runs the functions on AWS")?;
+        let got = aws
+            .pipeline()
+            .lambda()
+            .get_function()
+            .function_name(arn)
+            .send()
+            .await
+            .map_err(|e| crate::aws::classify(&e, "lambda:GetFunction").message)?;
+        let config = got.configuration().ok_or("GetFunction: no configuration")?;
+        let role = config.role().ok_or("the function has no role")?;
+        let name = config.function_name().unwrap_or("function").to_owned();
+        // As Lambda does: the function's execution role, assumed by the service.
+        let creds = function_credentials(endpoint, role, &name).await?;
+        let zip = local_api(endpoint, "/assure-api/function-code", &serde_json::json!({"functionArn": arn})).await?;
+        let bootstrap = unpack(&zip)?;
+        let vars = config.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
+        let step = vars.get(assure_contract::STEP_ENV).and_then(|s| StepName::parse(s));
+        let mut env = vec![(crate::aws::ORGANIZATIONS_SHARE_ENV.to_owned(), permits.share.to_string())];
+        if let Some(f) = &permits.pace_file {
+            env.push((crate::aws::ORGANIZATIONS_PACE_FILE_ENV.to_owned(), f.display().to_string()));
         }
+        env.extend(vars);
+        // The local cloud's knob for tests of liveness: the worker's own heartbeat, when set,
+        // replaces the function's (the template's 20 s), so a test can shorten the window.
+        if let Ok(every) = std::env::var(HEARTBEAT_ENV) {
+            env.retain(|(k, _)| k != HEARTBEAT_ENV);
+            env.push((HEARTBEAT_ENV.to_owned(), every));
+        }
+        // The poller keeps a received message invisible for as long as the function will: its
+        // heartbeat's window.
+        let heartbeat = env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == HEARTBEAT_ENV)
+            .and_then(|(_, v)| v.parse::<f64>().ok())
+            .map_or(Duration::from_secs(10), |s| Duration::from_secs_f64(s.max(0.1)));
+        env.push(("AWS_ACCESS_KEY_ID".into(), creds.access_key_id.clone()));
+        env.push(("AWS_SECRET_ACCESS_KEY".into(), creds.secret_access_key.clone()));
+        env.push(("AWS_SESSION_TOKEN".into(), creds.session_token.clone().unwrap_or_default()));
+        let timeout = Duration::from_secs(config.timeout().unwrap_or(3).max(1) as u64);
+        let function = crate::lambda_service::Function::new(&name, arn, bootstrap, env, timeout)
+            .with_memory(config.memory_size().unwrap_or(128));
+        Ok(StepFunction { function, step, heartbeat, sqs: aws.pipeline().with_credentials(&creds).sqs() })
+    }
+}
+
+/// The package's `bootstrap`, written once per package (named by its digest) under the temporary
+/// directory, executable.
+fn unpack(zip: &[u8]) -> Result<PathBuf, String> {
+    use sha2::Digest;
+    let dir = std::env::temp_dir().join("assure-lambda").join(&hex::encode(sha2::Sha256::digest(zip))[..16]);
+    let path = dir.join("bootstrap");
+    if path.exists() {
+        return Ok(path);
+    }
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).map_err(|e| format!("the package: {e}"))?;
+    let mut file = archive.by_name("bootstrap").map_err(|_| "the package has no bootstrap at its root".to_owned())?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| format!("the package: {e}"))?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = dir.join(format!("bootstrap.{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+async fn poll_queue(aws: Arc<Aws>, mapping: Mapping, function: Arc<StepFunction>, permits: Permits) {
+    let Some(url) =
+        (Delivery { queue_arn: mapping.queue_arn.clone(), receipt_handle: String::new(), receive_count: 0 })
+            .queue_url()
+    else {
+        tracing::warn!(queue = %mapping.queue_arn, "not an SQS queue ARN");
+        return;
     };
-    tracing::info!(queue = %name, "polling");
     let region = aws.pipeline().region.to_string();
-    let queue_arn = format!("arn:aws:sqs:{region}:{}:{name}", permits.account);
-    let every = heartbeat_interval();
+    let sqs = function.sqs.clone();
+    // MaximumConcurrency: at most this many invocations of this mapping at once.
+    let own = Arc::new(Semaphore::new(mapping.maximum_concurrency.unwrap_or(1000).max(1) as usize));
+    let every = function.heartbeat;
     loop {
         // Long polling, as Lambda's pollers do: a call waits up to 20 s for a message instead of
         // one call a second per queue. What it receives is invisible for the heartbeat window at
@@ -735,13 +828,13 @@ async fn poll_queue(
         let res = sqs
             .receive_message()
             .queue_url(&url)
-            .max_number_of_messages(10)
+            .max_number_of_messages(mapping.batch_size)
             .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
             .visibility_timeout(visibility_window(every))
             .wait_time_seconds(20)
             .send()
             .await
-            .aws(format!("sqs:ReceiveMessage {name}"));
+            .aws(format!("sqs:ReceiveMessage {}", mapping.queue_arn));
         let msgs = match res {
             Ok(out) => out.messages.unwrap_or_default(),
             Err(e) => {
@@ -760,8 +853,9 @@ async fn poll_queue(
             })
             .collect();
         for (m, keeper) in msgs.into_iter().zip(held) {
+            let own_permit = own.clone().acquire_owned().await.expect("semaphore open");
             // The Organizations permit first: a step waiting for it holds no general permit.
-            let org_permit = if step.uses_organizations() {
+            let org_permit = if function.step.is_some_and(|s| s.uses_organizations()) {
                 Some(permits.organizations.clone().acquire_owned().await.expect("semaphore open"))
             } else {
                 None
@@ -771,19 +865,21 @@ async fn poll_queue(
             let sqs = sqs.clone();
             let url = url.clone();
             let function = function.clone();
-            let event = sqs_event(&m, &queue_arn, &region);
+            let event = sqs_event(&m, &mapping.queue_arn, &region);
+            let reports_failures = mapping.reports_failures;
             tokio::spawn(async move {
-                let _permits = (permit, org_permit);
+                let _permits = (permit, org_permit, own_permit);
                 let id = m.message_id().unwrap_or_default();
-                let ok = match function.invoke(event).await {
-                    // Partial batch response: the messages it names failed and stay on the queue.
+                let ok = match function.function.invoke(event).await {
+                    // Partial batch response: the messages it names failed and stay on the queue
+                    // (only with ReportBatchItemFailures; without it a success is the whole batch's).
                     Ok(answer) => {
                         let failed: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
                         let failures = failed["batchItemFailures"].as_array().cloned().unwrap_or_default();
-                        !failures.iter().any(|f| f["itemIdentifier"] == id)
+                        !reports_failures || !failures.iter().any(|f| f["itemIdentifier"] == id)
                     }
                     Err(e) => {
-                        tracing::warn!(function = %function.name, error = %e, "invocation failed; the message returns when its visibility runs out");
+                        tracing::warn!(function = %function.function.name, error = %e, "invocation failed; the message returns when its visibility runs out");
                         false
                     }
                 };
@@ -799,64 +895,43 @@ async fn poll_queue(
     }
 }
 
-/// The credentials of a step function's execution role, obtained as Lambda obtains them: the
-/// service assumes the role, whose trust policy must admit `lambda.amazonaws.com`. The local cloud
-/// answers for the service (`POST /assure-api/service-credentials`).
+/// The credentials of a function's execution role, obtained as Lambda obtains them: the service
+/// assumes the role, whose trust policy must admit `lambda.amazonaws.com`. The local cloud answers
+/// for the service (`POST /assure-api/service-credentials`).
 pub async fn function_credentials(
     endpoint: &str,
-    account: &str,
-    step: StepName,
+    role_arn: &str,
+    session_name: &str,
 ) -> Result<crate::aws::SessionCredentials, String> {
+    let body = serde_json::json!({"service": "lambda.amazonaws.com", "roleArn": role_arn, "sessionName": session_name});
+    let payload = local_api(endpoint, "/assure-api/service-credentials", &body).await?;
+    serde_json::from_slice(&payload).map_err(|e| format!("{role_arn}: {e}"))
+}
+
+/// POSTs `body` to one of the local cloud's own endpoints (the service side of Lambda it plays);
+/// the answer's body, or the error it answered.
+async fn local_api(endpoint: &str, path: &str, body: &Value) -> Result<Vec<u8>, String> {
     use tokio::io::AsyncReadExt;
-    let role = format!("arn:aws:iam::{account}:role/{}", crate::pipeline::resources::step_role_name(step));
-    let body =
-        serde_json::json!({"service": "lambda.amazonaws.com", "roleArn": role, "sessionName": step.function_name()})
-            .to_string();
+    let body = body.to_string();
     let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let mut s = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("{endpoint}: {e}"))?;
     let req = format!(
-        "POST /assure-api/service-credentials HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf))
         .await
-        .map_err(|_| "the local cloud did not answer within 30 s".to_owned())?
+        .map_err(|_| format!("{path}: the local cloud did not answer within 30 s"))?
         .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| format!("{path}: no answer"))?;
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let payload = buf[split + 4..].to_vec();
     if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("{role}: {}", payload.trim()));
+        return Err(format!("{path}: {}", String::from_utf8_lossy(&payload).trim()));
     }
-    serde_json::from_str(payload).map_err(|e| format!("{role}: {e}"))
-}
-
-/// The step's Lambda function as the template defines it: the one step binary configured with its
-/// step, its role's session, the template's environment, and its 900 s timeout.
-fn step_function(
-    step: StepName,
-    bin: PathBuf,
-    permits: &Permits,
-    creds: Option<&crate::aws::SessionCredentials>,
-    region: &str,
-) -> crate::lambda_service::Function {
-    let mut env = vec![
-        (crate::aws::ORGANIZATIONS_SHARE_ENV.to_owned(), permits.share.to_string()),
-        (crate::aws::PIPELINE_ACCOUNT_ENV.to_owned(), permits.account.clone()),
-    ];
-    if let Some(f) = &permits.pace_file {
-        env.push((crate::aws::ORGANIZATIONS_PACE_FILE_ENV.to_owned(), f.display().to_string()));
-    }
-    if let Some(c) = creds {
-        env.push(("AWS_ACCESS_KEY_ID".into(), c.access_key_id.clone()));
-        env.push(("AWS_SECRET_ACCESS_KEY".into(), c.secret_access_key.clone()));
-        env.push(("AWS_SESSION_TOKEN".into(), c.session_token.clone().unwrap_or_default()));
-    }
-    env.push((assure_contract::STEP_ENV.to_owned(), step.as_str().to_owned()));
-    let name = step.function_name();
-    let arn = format!("arn:aws:lambda:{region}:{}:function:{name}", permits.account);
-    crate::lambda_service::Function::new(&name, &arn, bin, env, Duration::from_secs(900))
+    Ok(payload)
 }
 
 /// The SQS event Lambda's event source mapping delivers: a batch of one message.
