@@ -43,6 +43,10 @@ REVIEWED = [
      "DescribeExecution takes a standard execution (execution*) or an Express one (express*) "
      "(https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html); parliament "
      "checks only the express format, and the onboarding machine is a standard one: the resource is its executions"),
+    ("assure-bulk-states", "RESOURCE_MISMATCH", {"states:DescribeExecution"},
+     "the Distributed Map's child workflow executions are standard executions of the bulk machine, "
+     "execution:assure-bulk/LABEL:ID (https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html); "
+     "parliament checks only the express format"),
 ]
 
 

@@ -1129,6 +1129,63 @@ def lambdas_pollers_are_the_workers() -> None:
     Queue.lambda_event_source_mappings = property(lambda self: {}, lambda self, value: None)
 
 
+def distributed_map_results_are_written() -> None:
+    """A Distributed Map's ResultWriter: moto writes the manifest with no result files ("TODO"). Step
+    Functions writes the child executions' results as JSON arrays, SUCCEEDED_0.json, FAILED_0.json,
+    …, under PREFIX/MAP_RUN_ID/, and lists them in manifest.json beside them
+    (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html), as the
+    state machine's role (s3:PutObject, and the bucket key's kms:GenerateDataKey). Its Parameters are
+    read against the Map state's input."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
+        resource_eval_s3,
+    )
+
+    Eval = resource_eval_s3.ResourceEvalS3
+
+    def handle_put_object(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
+        parameters = env.stack.pop()
+        results = env.stack.pop()
+        s3 = Eval._get_s3_client(resource_runtime_part=resource_runtime_part, state_credentials=state_credentials)
+        record = env.map_run_record_pool_manager.get_all().pop()
+        run_id = record.map_run_arn.split(":")[-1]
+        prefix = parameters.get("Prefix", "")
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        items = results if isinstance(results, list) else []
+        files: dict[str, list] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+        if items:
+            body = json.dumps([{"Output": json.dumps(item), "OutputDetails": {"Included": True},
+                                "Status": "SUCCEEDED"} for item in items]).encode()
+            key = f"{prefix}{run_id}/SUCCEEDED_0.json"
+            s3.put_object(Bucket=parameters["Bucket"], Key=key, Body=body)
+            files["SUCCEEDED"].append({"Key": key, "Size": len(body)})
+        manifest = {"DestinationBucket": parameters["Bucket"], "MapRunArn": record.map_run_arn, "ResultFiles": files}
+        key = f"{prefix}{run_id}/manifest.json"
+        s3.put_object(Bucket=parameters["Bucket"], Key=key, Body=json.dumps(manifest, indent=2).encode())
+        env.stack.append({"MapRunArn": record.map_run_arn,
+                          "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": key}})
+
+    Eval._handle_put_object = staticmethod(handle_put_object)
+
+    # ResultWriter's Parameters read the Map state's input, as ItemReader's do; moto evaluated them
+    # against the results instead, so `"Prefix.$": "$.bulk.bulkId"` failed the execution.
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.result_writer_decl import (
+        ResultWriter,
+    )
+
+    def eval_body(self: Any, env: Any) -> None:
+        import copy
+
+        env.stack.append(copy.deepcopy(env.states.get_input()))
+        self.parargs.eval(env=env)
+        parameters = env.stack.pop()
+        env.stack.pop()
+        env.stack.append(parameters)
+        self.resource_eval.eval_resource(env=env)
+
+    ResultWriter._eval_body = eval_body
+
+
 def patch_moto() -> None:
     """Step Functions: moto drops SendTaskFailure's `cause`; AWS records it in the history."""
     from moto.cloudtrail import responses as cloudtrail
@@ -1141,6 +1198,7 @@ def patch_moto() -> None:
 
     stacksets.patch()
     lambdas_pollers_are_the_workers()
+    distributed_map_results_are_written()
 
     # CloudTrail: GetTrailStatus answers what the trail's deliveries recorded (deliver.py: each log
     # file written or refused, LatestDeliveryError the S3 error of the last attempt), and GetTrail,

@@ -55,6 +55,34 @@ async fn many_accounts_onboard_under_the_organizations_limit_and_a_failure_stays
     assert_eq!(listed[0]["runId"], failed[0]["runId"]);
     let calls = cloud.calls();
     organization_work_once(&calls, 3);
+    // The accounts went to the checkpoint bucket, not into the execution's input: the Distributed
+    // Map read them there and wrote its results beside them.
+    let bulk = summary["bulkId"].as_str().unwrap();
+    let s3 = aws_sdk_s3::Client::new(&cloud.sdk_config().await);
+    let bucket = "assure-checkpoints-123456789012-us-east-1";
+    let object = |key: String| {
+        let s3 = s3.clone();
+        async move {
+            let out = s3.get_object().bucket(bucket).key(&key).send().await.unwrap_or_else(|e| panic!("{key}: {e:?}"));
+            serde_json::from_slice::<Value>(&out.body.collect().await.unwrap().into_bytes()).unwrap()
+        }
+    };
+    let listed = object(assure_core::pipeline::bulk::accounts_key(bulk)).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
+    let sfn = aws_sdk_sfn::Client::new(&cloud.sdk_config().await);
+    let execution =
+        sfn.describe_execution().execution_arn(summary["executionArn"].as_str().unwrap()).send().await.unwrap();
+    let input: Value = serde_json::from_str(execution.input().unwrap()).unwrap();
+    assert!(
+        input.get("runs").is_none() && !input.to_string().contains(accounts[2]),
+        "the accounts are not in it: {input}"
+    );
+    let outputs = s3.list_objects_v2().bucket(bucket).prefix(format!("runs/{bulk}/results/")).send().await.unwrap();
+    let manifest = outputs.contents().iter().filter_map(|o| o.key()).find(|k| k.ends_with("/manifest.json"));
+    let manifest = object(manifest.expect("the Map's ResultWriter manifest").to_owned()).await;
+    let files = manifest["ResultFiles"]["SUCCEEDED"].as_array().unwrap();
+    let written = object(files[0]["Key"].as_str().unwrap().to_owned()).await;
+    assert_eq!(written.as_array().map(Vec::len), Some(3), "one result per account: {written}");
 
     // The whole OU, three at once: the held account and the two new ones onboard; the two done
     // before only re-check (no mutating call to their configuration).

@@ -15,7 +15,7 @@ use aws_sdk_sfn::types::{ExecutionStatus, HistoryEventType};
 use serde::Serialize;
 
 use crate::aws::{error_code, Aws, AwsResultExt};
-use crate::pipeline::resources::BULK_STATE_MACHINE;
+use crate::pipeline::resources::{checkpoint_bucket, BULK_STATE_MACHINE};
 
 /// Account ids from a file: one per line; blank lines and `#` comments ignored. Errors name the
 /// line.
@@ -135,6 +135,20 @@ pub fn state_machine_arn(aws: &Aws) -> String {
     format!("arn:aws:states:{}:{}:stateMachine:{BULK_STATE_MACHINE}", p.region, p.account)
 }
 
+/// The bulk execution's input: the run's id and concurrency, and the organization step's run. The
+/// accounts are not in it (see [`accounts_key`]).
+pub fn execution_input(bulk_id: &str, concurrency: u32, organization: &RunInput) -> serde_json::Value {
+    serde_json::json!({
+        "bulk": {"bulkId": bulk_id, "concurrency": concurrency},
+        "organizationRun": organization,
+    })
+}
+
+/// Where a bulk run's accounts are kept for its Distributed Map, in the checkpoint bucket.
+pub fn accounts_key(bulk_id: &str) -> String {
+    format!("runs/{bulk_id}/accounts.json")
+}
+
 /// Starts the bulk execution named `bulk_id`: at most `concurrency` accounts at once.
 pub async fn start(aws: &Aws, bulk_id: &str, runs: &[RunInput], concurrency: u32) -> Result<String, StepError> {
     let Some(first) = runs.first() else { return Err(StepError::invalid_input("no accounts to onboard")) };
@@ -142,11 +156,23 @@ pub async fn start(aws: &Aws, bulk_id: &str, runs: &[RunInput], concurrency: u32
     // and history are the bulk run's).
     let mut organization = first.clone();
     organization.run_id = bulk_id.parse()?;
-    let input = serde_json::json!({
-        "bulk": {"bulkId": bulk_id, "concurrency": concurrency},
-        "organizationRun": organization,
-        "runs": runs,
-    });
+    // The accounts' runs go to the checkpoint bucket, where the Distributed Map reads them: the
+    // execution's input stays a few hundred bytes however many accounts (Step Functions' limit is
+    // 256 KiB, a few hundred runs).
+    let p = aws.pipeline();
+    let bucket = checkpoint_bucket(p.account.as_str(), p.region.as_str());
+    let key = accounts_key(bulk_id);
+    let body = serde_json::to_vec(runs).map_err(|e| StepError::internal(e.to_string()))?;
+    p.s3()
+        .put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .content_type("application/json")
+        .body(body.into())
+        .send()
+        .await
+        .aws(format!("s3:PutObject {bucket}/{key}"))?;
+    let input = execution_input(bulk_id, concurrency, &organization);
     let res = aws
         .pipeline()
         .sfn()
@@ -304,5 +330,28 @@ mod tests {
         let e = accounts_from_file("111111111111\n111111111111\n", "a.txt").unwrap_err();
         assert_eq!(e.message, "a.txt:2: account 111111111111 is listed twice");
         assert!(accounts_from_file("# nothing\n", "a.txt").unwrap_err().message.contains("no account ids"));
+    }
+
+    /// A thousand accounts' runs passed Step Functions' 256 KiB input limit when they were the
+    /// input; the input is now the same few hundred bytes for one account or a thousand.
+    #[test]
+    fn the_input_does_not_grow_with_the_accounts() {
+        let run = |account: u64| -> RunInput {
+            serde_json::from_value(serde_json::json!({
+                "runId": format!("onboard-{account}-1796616000"), "account": account.to_string(),
+                "regions": ["us-east-1", "eu-west-1", "us-west-2", "eu-central-1"], "homeRegion": "us-east-1",
+                "org": {"management": "111111111111", "logging": "222222222222", "security": "333333333333"},
+                "roleName": "AssureExecutionRole"
+            }))
+            .unwrap()
+        };
+        let runs: Vec<RunInput> = (0..1000).map(|i| run(400_000_000_000 + i)).collect();
+        let old =
+            serde_json::json!({"bulk": {"bulkId": "b", "concurrency": 4}, "organizationRun": runs[0], "runs": runs});
+        assert!(old.to_string().len() > 256 * 1024, "the old input: {} bytes", old.to_string().len());
+        let input = execution_input("bulk-1796616000", 4, &runs[0]).to_string();
+        assert!(input.len() < 2048, "{} bytes: {input}", input.len());
+        assert!(!input.contains(&runs[999].account.to_string()));
+        assert_eq!(accounts_key("bulk-1"), "runs/bulk-1/accounts.json");
     }
 }

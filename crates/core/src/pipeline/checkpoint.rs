@@ -295,7 +295,13 @@ impl Store {
             self.s3.list_objects_v2().bucket(&self.bucket).prefix(format!("runs/{run_id}/")).into_paginator().send();
         while let Some(page) = pages.next().await {
             for o in page.aws("s3:ListObjectsV2")?.contents() {
-                keys.push(o.key().unwrap_or_default().to_owned());
+                // Records only: `runs/RUN/STEP/REGION.json`. A bulk run keeps its accounts and its
+                // Distributed Map's results beside them.
+                let key = o.key().unwrap_or_default();
+                let parts: Vec<&str> = key.split('/').collect();
+                if parts.len() == 4 && assure_contract::StepName::parse(parts[2]).is_some() {
+                    keys.push(key.to_owned());
+                }
             }
         }
         let mut out = Vec::new();

@@ -12,6 +12,9 @@ use crate::pipeline::resources::{
     placeholder, queue_name, step_role_name, BULK_STATE_MACHINE, OPERATOR_ROLE, PIPELINE_KEY_ALIAS, STATE_MACHINE,
 };
 
+/// The checkpoint bucket's name, for `Fn::Sub` (`resources::checkpoint_bucket` in the code).
+const CHECKPOINTS: &str = "assure-checkpoints-${AWS::AccountId}-${AWS::Region}";
+
 /// `Foo-bar` → `FooBar`, for logical ids.
 fn logical(step: StepName) -> String {
     placeholder(step).trim_end_matches("QueueUrl").to_owned()
@@ -233,7 +236,7 @@ pub fn pipeline_template() -> Value {
             "Type": "AWS::S3::Bucket",
             "Metadata": skip(&[("CKV_AWS_18", "checkpoint records are written by the pipeline's own roles and audited through CloudTrail data events; server access logs would add a second log bucket to a bucket of audit records")]),
             "Properties": {
-                "BucketName": sub("assure-checkpoints-${AWS::AccountId}-${AWS::Region}"),
+                "BucketName": sub(CHECKPOINTS),
                 "VersioningConfiguration": {"Status": "Enabled"},
                 "BucketEncryption": {"ServerSideEncryptionConfiguration": [{
                     "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": getatt("PipelineKey", "Arn")},
@@ -489,6 +492,19 @@ pub fn pipeline_template() -> Value {
                     {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getatt(&format!("{}Queue", logical(StepName::Organization)), "Arn")},
                     {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": getatt("PipelineKey", "Arn")},
                     {"Effect": "Allow", "Action": "states:StartExecution", "Resource": reference("StateMachine")},
+                    // The accounts' list the Distributed Map reads (ItemReader), and the results it
+                    // writes (ResultWriter), in the checkpoint bucket under the bulk run's prefix
+                    // ("IAM policies for using Distributed Map states": scope to the objects).
+                    {"Effect": "Allow", "Action": "s3:GetObject",
+                     "Resource": sub(&format!("arn:${{AWS::Partition}}:s3:::{CHECKPOINTS}/runs/*/accounts.json"))},
+                    {"Effect": "Allow", "Action": "s3:PutObject",
+                     "Resource": sub(&format!("arn:${{AWS::Partition}}:s3:::{CHECKPOINTS}/runs/*/results/*"))},
+                    // The Distributed Map's child workflow executions are executions of this state
+                    // machine, started and watched by Step Functions as its role (same page).
+                    {"Effect": "Allow", "Action": "states:StartExecution",
+                     "Resource": sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{BULK_STATE_MACHINE}"))},
+                    {"Effect": "Allow", "Action": ["states:DescribeExecution", "states:StopExecution"],
+                     "Resource": sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{BULK_STATE_MACHINE}/*"))},
                     // IAM's definitions list DescribeExecution and StopExecution for standard and
                     // express executions alike; the onboarding state machine is a standard one.
                     {"Effect": "Allow", "Action": ["states:DescribeExecution", "states:StopExecution"],
@@ -515,6 +531,7 @@ pub fn pipeline_template() -> Value {
                 "DefinitionUri": "../statemachines/bulk.asl.json",
                 "DefinitionSubstitutions": {
                     "OnboardingStateMachineArn": reference("StateMachine"),
+                    "CheckpointBucket": reference("CheckpointBucket"),
                     placeholder(StepName::Organization): reference(&format!("{}Queue", logical(StepName::Organization)))},
                 "Role": getatt("BulkStatesRole", "Arn"),
                 "Tracing": {"Enabled": true},
