@@ -196,7 +196,7 @@ class Stacks(unittest.TestCase):
         self.assertEqual(refused(lambda: cf.create_stack(StackName="ruled", TemplateBody=ruled), "ValidationError"),
                          "eu-west-1 only")
         for name in ("caps", "sam", "unknown", "params", "ruled"):
-            refused(lambda: cf.describe_stacks(StackName=name), "ValidationError")
+            refused(lambda name=name: cf.describe_stacks(StackName=name), "ValidationError")
 
     def test_a_resource_that_fails_rolls_the_stack_back_with_the_services_reason(self) -> None:
         cf = client("cloudformation")
@@ -274,7 +274,7 @@ class LambdaChecks(unittest.TestCase):
                                                      "Action": "sts:AssumeRole"}]}))
         message = refused(lambda: client("lambda").create_function(
             FunctionName="untrusted", Runtime="provided.al2023", Handler="bootstrap",
-            Role=f"arn:aws:iam::123456789012:role/not-for-lambda", Code=package("untrusted-code")),
+            Role="arn:aws:iam::123456789012:role/not-for-lambda", Code=package("untrusted-code")),
             "InvalidParameterValueException")
         self.assertEqual(message, "The role defined for the function cannot be assumed by Lambda.")
 

@@ -42,9 +42,15 @@ enum Command {
     /// The local cloud: AWS emulated on 127.0.0.1 (moto plus assure's extension).
     #[command(subcommand)]
     Local(local::LocalCommand),
-    /// Deploy (or update) the pipeline in the current account: checkpoint bucket, queues, state machine.
+    /// Deploy (or update) the pipeline in the current account through CloudFormation: the stack of
+    /// infra/assure.template.json (SAM), after the artifacts stack and the upload of the step
+    /// package, definitions and template. Prints the stack's progress; a failure names the resource
+    /// and CloudFormation's reason. Running it again with nothing changed changes nothing.
     ///
-    /// Example: assure deploy --logging-account 111111111111 --security-account 222222222222 --regions us-east-1,eu-west-1
+    /// Examples:
+    ///   assure deploy --logging-account 111111111111 --security-account 222222222222 --regions us-east-1,eu-west-1
+    ///   assure deploy --package target/lambda/assure-step --logging-account … --security-account …   # on AWS
+    #[command(verbatim_doc_comment)]
     Deploy(deploy::DeployArgs),
     /// Onboard one account, or many: start the run(s), show progress, end with a summary.
     ///

@@ -852,46 +852,58 @@ async fn poll_queue(aws: Arc<Aws>, mapping: Mapping, function: Arc<StepFunction>
                 keep_invisible_from(sqs.clone(), url.clone(), m.receipt_handle().unwrap_or_default().to_owned(), next)
             })
             .collect();
-        for (m, keeper) in msgs.into_iter().zip(held) {
-            let own_permit = own.clone().acquire_owned().await.expect("semaphore open");
-            // The Organizations permit first: a step waiting for it holds no general permit.
-            let org_permit = if function.step.is_some_and(|s| s.uses_organizations()) {
-                Some(permits.organizations.clone().acquire_owned().await.expect("semaphore open"))
-            } else {
-                None
-            };
-            let permit = permits.all.clone().acquire_owned().await.expect("semaphore open");
+        if msgs.is_empty() {
+            continue;
+        }
+        // One invocation per received batch (at most the mapping's BatchSize messages), as Lambda's
+        // poller invokes: the function answers for each record.
+        let own_permit = own.clone().acquire_owned().await.expect("semaphore open");
+        // The Organizations permit first: a step waiting for it holds no general permit.
+        let org_permit = if function.step.is_some_and(|s| s.uses_organizations()) {
+            Some(permits.organizations.clone().acquire_owned().await.expect("semaphore open"))
+        } else {
+            None
+        };
+        let permit = permits.all.clone().acquire_owned().await.expect("semaphore open");
+        for keeper in held {
             keeper.abort();
-            let sqs = sqs.clone();
-            let url = url.clone();
-            let function = function.clone();
-            let event = sqs_event(&m, &mapping.queue_arn, &region);
-            let reports_failures = mapping.reports_failures;
-            tokio::spawn(async move {
-                let _permits = (permit, org_permit, own_permit);
-                let id = m.message_id().unwrap_or_default();
-                let ok = match function.function.invoke(event).await {
-                    // Partial batch response: the messages it names failed and stay on the queue
-                    // (only with ReportBatchItemFailures; without it a success is the whole batch's).
-                    Ok(answer) => {
-                        let failed: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
-                        let failures = failed["batchItemFailures"].as_array().cloned().unwrap_or_default();
-                        !reports_failures || !failures.iter().any(|f| f["itemIdentifier"] == id)
-                    }
-                    Err(e) => {
-                        tracing::warn!(function = %function.function.name, error = %e, "invocation failed; the message returns when its visibility runs out");
-                        false
-                    }
-                };
-                if ok {
-                    if let Some(h) = m.receipt_handle() {
-                        if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(h).send().await {
-                            tracing::warn!(error = %e, "delete failed; the message will come back");
-                        }
+        }
+        let sqs = sqs.clone();
+        let url = url.clone();
+        let function = function.clone();
+        let event = sqs_event(&msgs, &mapping.queue_arn, &region);
+        let reports_failures = mapping.reports_failures;
+        tokio::spawn(async move {
+            let _permits = (permit, org_permit, own_permit);
+            // Which messages the invocation finished: all of them on success, but those a
+            // partial batch response lists as failed (ReportBatchItemFailures); none on an error.
+            let failed: Vec<String> = match function.function.invoke(event).await {
+                Ok(answer) if reports_failures => {
+                    let answer: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
+                    answer["batchItemFailures"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+                        .collect()
+                }
+                Ok(_) => Vec::new(),
+                Err(e) => {
+                    tracing::warn!(function = %function.function.name, error = %e, "invocation failed; its messages return when their visibility runs out");
+                    msgs.iter().filter_map(|m| m.message_id().map(str::to_owned)).collect()
+                }
+            };
+            for m in &msgs {
+                if failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
+                    continue;
+                }
+                if let Some(h) = m.receipt_handle() {
+                    if let Err(e) = sqs.delete_message().queue_url(&url).receipt_handle(h).send().await {
+                        tracing::warn!(error = %e, "delete failed; the message will come back");
                     }
                 }
-            });
-        }
+            }
+        });
     }
 }
 
@@ -934,31 +946,36 @@ async fn local_api(endpoint: &str, path: &str, body: &Value) -> Result<Vec<u8>, 
     Ok(payload)
 }
 
-/// The SQS event Lambda's event source mapping delivers: a batch of one message.
-fn sqs_event(m: &aws_sdk_sqs::types::Message, queue_arn: &str, region: &str) -> String {
+/// The SQS event Lambda's event source mapping delivers: the batch the poller received.
+fn sqs_event(msgs: &[aws_sdk_sqs::types::Message], queue_arn: &str, region: &str) -> String {
     use aws_sdk_sqs::types::MessageSystemAttributeName as A;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis().to_string())
         .unwrap_or_default();
-    let attr = |name: A, default: &str| {
-        m.attributes().and_then(|a| a.get(&name)).cloned().unwrap_or_else(|| default.to_owned())
-    };
-    serde_json::json!({"Records": [{
-        "messageId": m.message_id().unwrap_or_default(),
-        "receiptHandle": m.receipt_handle().unwrap_or_default(),
-        "body": m.body().unwrap_or_default(),
-        "attributes": {"ApproximateReceiveCount": attr(A::ApproximateReceiveCount, "1"),
-                       "SentTimestamp": attr(A::SentTimestamp, &now),
-                       "SenderId": attr(A::SenderId, "states.amazonaws.com"),
-                       "ApproximateFirstReceiveTimestamp": attr(A::ApproximateFirstReceiveTimestamp, &now)},
-        "messageAttributes": {},
-        "md5OfBody": m.md5_of_body().unwrap_or_default(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    }]})
-    .to_string()
+    let records: Vec<Value> = msgs
+        .iter()
+        .map(|m| {
+            let attr = |name: A, default: &str| {
+                m.attributes().and_then(|a| a.get(&name)).cloned().unwrap_or_else(|| default.to_owned())
+            };
+            serde_json::json!({
+                "messageId": m.message_id().unwrap_or_default(),
+                "receiptHandle": m.receipt_handle().unwrap_or_default(),
+                "body": m.body().unwrap_or_default(),
+                "attributes": {"ApproximateReceiveCount": attr(A::ApproximateReceiveCount, "1"),
+                               "SentTimestamp": attr(A::SentTimestamp, &now),
+                               "SenderId": attr(A::SenderId, "states.amazonaws.com"),
+                               "ApproximateFirstReceiveTimestamp": attr(A::ApproximateFirstReceiveTimestamp, &now)},
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body().unwrap_or_default(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
 }
 
 /// `host:pid` of this process, as checkpoints and run locks name their holder.
