@@ -1118,6 +1118,15 @@ def a_retried_callback_task_is_a_new_task() -> None:
     CallbackPoolManager.heartbeat = heartbeat_open
 
 
+def iam_lists_what_it_holds() -> None:
+    """moto's IAM looks a role up by walking its live dictionary of roles; a role made by another
+    request at that moment (CloudFormation makes a stack's roles at once, as on AWS) ended the walk
+    with "dictionary changed size during iteration", an HTTP 500. It walks a copy."""
+    from moto.iam.models import IAMBackend
+
+    IAMBackend.get_roles = lambda self: list(self.roles.values())
+
+
 def lambdas_pollers_are_the_workers() -> None:
     """moto's SQS hands every message sent to a queue with a Lambda event source mapping straight to
     moto's own Lambda (which needs Docker): it receives the message first, so its receive count
@@ -1198,6 +1207,7 @@ def patch_moto() -> None:
 
     stacksets.patch()
     lambdas_pollers_are_the_workers()
+    iam_lists_what_it_holds()
     distributed_map_results_are_written()
 
     # CloudTrail: GetTrailStatus answers what the trail's deliveries recorded (deliver.py: each log

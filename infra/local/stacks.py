@@ -12,8 +12,8 @@ ListStackResources, ListStacks, GetTemplate.
 
 - A stack operation runs in the background, as on AWS: CreateStack answers with the stack's ID while
   the stack is CREATE_IN_PROGRESS; callers poll DescribeStacks and DescribeStackEvents.
-- Resources are made in dependency order (Ref, Fn::GetAtt, Fn::Sub, DependsOn), independent ones at
-  once. A resource that fails fails the stack: CREATE_FAILED with the service's error as its reason,
+- Resources are made in dependency order (Ref, Fn::GetAtt, Fn::Sub, DependsOn), one at a time (see
+  `provision`). A resource that fails fails the stack: CREATE_FAILED with the service's error as its reason,
   then a rollback that deletes what was made (ROLLBACK_COMPLETE), unless rollback is disabled.
 - `Transform: AWS::Serverless-2016-10-31` runs aws-sam-translator (pinned in requirements.txt), the
   library AWS's transform is built from, and needs CAPABILITY_AUTO_EXPAND, as on AWS.
@@ -595,7 +595,11 @@ def provision(stack: Stack, waves: list[list[str]], scope: Scope, client: Callab
         stack.event(name, res.physical_id or "", kind, res.status)
         return None
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    # One resource at a time: AWS makes a wave's resources at once, but moto's backends walk their
+    # live dictionaries unguarded, and two requests that make and list the same kind of thing at
+    # once can fail one of them with an HTTP 500. The order of waves, which is what a template
+    # relies on, is kept.
+    with ThreadPoolExecutor(max_workers=1) as pool:
         for wave in waves:
             failed = [n for n in pool.map(one, wave) if n is not None]
             if failed:
