@@ -86,12 +86,12 @@ class Provider:
 
     def update(self, ctx: Context, old: Any, props: dict) -> tuple[str, dict]:
         if any(old.properties.get(k) != props.get(k) for k in self.replace_on):
-            # Replacement: the new one first; the old one goes when the update completes (its
-            # physical ID then differs, so the stack's cleanup deletes it).
+            # Replacement: the new one first, then the old one. A leftover is a cleanup failure on
+            # AWS, not the update's, so a failed delete does not fail the update.
             made = self.create(ctx, props)
             try:
                 self.delete(ctx, old)
-            except Exception:  # noqa: BLE001 - a leftover is CloudFormation's cleanup failure, not the update's
+            except Exception:  # noqa: BLE001
                 pass
             return made
         return self.change(ctx, old, props)

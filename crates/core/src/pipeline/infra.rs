@@ -9,11 +9,26 @@ use serde_json::{json, Map, Value};
 use crate::controls::names;
 use crate::controls::scps::root;
 use crate::pipeline::resources::{
-    placeholder, queue_name, step_role_name, BULK_STATE_MACHINE, OPERATOR_ROLE, PIPELINE_KEY_ALIAS, STATE_MACHINE,
+    placeholder, queue_name, step_role_name, BULK_STATES_ROLE, BULK_STATE_MACHINE, OPERATOR_ROLE, PIPELINE_KEY_ALIAS,
+    STATES_ROLE, STATE_MACHINE,
 };
 
 /// The checkpoint bucket's name, for `Fn::Sub` (`resources::checkpoint_bucket` in the code).
 const CHECKPOINTS: &str = "assure-checkpoints-${AWS::AccountId}-${AWS::Region}";
+
+/// The policy of the bucket `bucket` (a logical id) that refuses every request not made over TLS.
+fn tls_only(bucket: &str) -> Value {
+    json!({
+        "Type": "AWS::S3::BucketPolicy",
+        "Properties": {
+            "Bucket": reference(bucket),
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                "Resource": [getatt(bucket, "Arn"), sub(&format!("${{{bucket}.Arn}}/*"))],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+        }
+    })
+}
 
 /// `Foo-bar` → `FooBar`, for logical ids.
 fn logical(step: StepName) -> String {
@@ -246,19 +261,7 @@ pub fn pipeline_template() -> Value {
             }
         }),
     );
-    resources.insert(
-        "CheckpointBucketPolicy".into(),
-        json!({
-            "Type": "AWS::S3::BucketPolicy",
-            "Properties": {
-                "Bucket": reference("CheckpointBucket"),
-                "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                    "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                    "Resource": [getatt("CheckpointBucket", "Arn"), sub("${CheckpointBucket.Arn}/*")],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
-            }
-        }),
-    );
+    resources.insert("CheckpointBucketPolicy".into(), tls_only("CheckpointBucket"));
 
     for step in StepName::ALL {
         let id = logical(step);
@@ -444,7 +447,7 @@ pub fn pipeline_template() -> Value {
             "Type": "AWS::IAM::Role",
             "Metadata": skip(&[("CKV_AWS_111", "CloudWatch Logs delivery for Step Functions (logs:CreateLogDelivery and friends) supports only Resource \"*\"")]),
             "Properties": {
-                "RoleName": "assure-states",
+                "RoleName": STATES_ROLE,
                 "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
                     "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
                     "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
@@ -483,7 +486,7 @@ pub fn pipeline_template() -> Value {
             "Type": "AWS::IAM::Role",
             "Metadata": skip(&[("CKV_AWS_111", "CloudWatch Logs delivery for Step Functions (logs:CreateLogDelivery and friends) supports only Resource \"*\"")]),
             "Properties": {
-                "RoleName": "assure-bulk-states",
+                "RoleName": BULK_STATES_ROLE,
                 "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
                     "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
                     "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
@@ -930,16 +933,7 @@ pub fn artifacts_template() -> Value {
                         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]}
                 }
             },
-            "ArtifactsBucketPolicy": {
-                "Type": "AWS::S3::BucketPolicy",
-                "Properties": {
-                    "Bucket": reference("ArtifactsBucket"),
-                    "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                        "Resource": [getatt("ArtifactsBucket", "Arn"), sub("${ArtifactsBucket.Arn}/*")],
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
-                }
-            }
+            "ArtifactsBucketPolicy": tls_only("ArtifactsBucket")
         },
         "Outputs": {"BucketName": {"Value": reference("ArtifactsBucket")}}
     })
