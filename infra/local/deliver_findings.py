@@ -704,6 +704,44 @@ def invoke_bus(rule: Any, target: dict, event: dict) -> None:
     to_bus(account, region, name, copy.deepcopy(event), sender=rule.account_id)
 
 
+def invoke_states(rule: Any, target: dict, event: dict) -> None:
+    """A state machine target: EventBridge starts an execution, named at random, with the target's
+    input, as the target's role (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-targets.html;
+    the role needs states:StartExecution, eb-use-identity-based.html). The start goes through the local
+    cloud's front door signed as the role's session, so IAM and the state machine's own checks apply;
+    on a thread of its own, since a delivery holds the extension's lock."""
+    import extension
+
+    m = re.match(r"^arn:aws:states:([^:]+):(\d{12}):stateMachine:(.+)$", target["Arn"])
+    if m is None:
+        return failed(rule, target, "not a state machine ARN")
+    region = m.group(1)
+    try:
+        data = target_input(target, event).decode()
+    except Exception as e:  # an InputTransformer that does not produce JSON moto can read
+        return failed(rule, target, f"the target's input could not be made: {e}")
+    role_arn = target.get("RoleArn")
+    if not role_arn:
+        return failed(rule, target, "the target has no role (RoleArn)")
+    try:
+        session = extension.service_session("events.amazonaws.com", role_arn, uuid.uuid4().hex[:16], rule.arn)
+    except extension.ApiError as e:
+        return failed(rule, target, f"EventBridge cannot assume {role_arn}: {e.message}")
+
+    def start() -> None:
+        import stacks
+
+        caller = stacks.Caller(session.access_key_id, session.secret_access_key, session.session_token)
+        try:
+            stacks.clients(caller, region)("stepfunctions").start_execution(
+                stateMachineArn=target["Arn"], name=str(uuid.uuid4()), input=data)
+        except Exception as e:  # refused (IAM, a missing machine, bad input): FailedInvocations
+            with extension.LOCK:
+                failed(rule, target, str(e))
+
+    threading.Thread(target=start, name="assure-events-states", daemon=True).start()
+
+
 # Records Firehose holds before it writes them: (account, Region, stream) -> data of each record.
 BUFFERS: dict[tuple[str, str, str], list[bytes]] = {}
 
@@ -804,8 +842,8 @@ def firehose_s3_write(backend: Any, name: str, version_id: str, dest: dict, reco
 
 
 def install_events() -> None:
-    """moto's Rule.send_to_targets, extended: disabled rules match nothing; event bus and Firehose
-    targets are invoked as EventBridge invokes them (above); moto's own targets (CloudWatch Logs, SQS,
+    """moto's Rule.send_to_targets, extended: disabled rules match nothing; event bus, Firehose and
+    Step Functions targets are invoked as EventBridge invokes them (above); moto's own targets (CloudWatch Logs, SQS,
     archives, API destinations) as moto did."""
     from moto.events import models as ev
 
@@ -827,6 +865,8 @@ def install_events() -> None:
                 invoke_bus(self, target, event)
             elif service == "firehose":
                 invoke_firehose(self, target, event)
+            elif service == "states":
+                invoke_states(self, target, event)
             else:
                 only = copy.copy(self)
                 only.targets = [target]

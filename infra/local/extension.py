@@ -1203,9 +1203,11 @@ def patch_moto() -> None:
     patch_registrations()
     patch_trusted_access()
     patch_log_group_keys()
+    import organizations
     import stacksets
 
     stacksets.patch()
+    organizations.patch()
     lambdas_pollers_are_the_workers()
     iam_lists_what_it_holds()
     distributed_map_results_are_written()

@@ -369,15 +369,14 @@ def account_joined(account: str) -> None:
 
 
 def patch() -> None:
-    """Tells AutoDeployment when an account joins an OU: MoveAccount, CreateAccount (into the root),
-    and an accepted invitation (AcceptHandshake, into the root)."""
+    """Tells AutoDeployment when an account joins an OU: MoveAccount and CreateAccount (into the
+    root); an accepted invitation (organizations.join) tells it itself."""
     from moto.organizations.models import OrganizationsBackend
 
     if getattr(OrganizationsBackend, "_assure_stacksets", False):
         return
     OrganizationsBackend._assure_stacksets = True
     move, create = OrganizationsBackend.move_account, OrganizationsBackend.create_account
-    accept = getattr(OrganizationsBackend, "accept_handshake", None)
 
     def move_account(self: Any, **kwargs: Any) -> Any:
         out = move(self, **kwargs)
@@ -389,14 +388,5 @@ def patch() -> None:
         account_joined(out["CreateAccountStatus"]["AccountId"])
         return out
 
-    def accept_handshake(self: Any, **kwargs: Any) -> Any:
-        out = accept(self, **kwargs)  # type: ignore[misc]
-        for party in out.get("Parties", []) if isinstance(out, dict) else []:
-            if party.get("Type") == "ACCOUNT":
-                account_joined(party["Id"])
-        return out
-
     OrganizationsBackend.move_account = move_account
     OrganizationsBackend.create_account = create_account
-    if accept is not None:
-        OrganizationsBackend.accept_handshake = accept_handshake

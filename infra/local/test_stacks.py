@@ -1,6 +1,6 @@
 """CloudFormation as the local cloud runs it (stacks.py, providers.py): stacks made through the
 services' APIs as the caller, with CloudFormation's own checks and Lambda's checks of what a template
-makes. Each test breaks one thing and sees CloudFormation refuse it, or fail the resource and roll
+makes; StackSets, and Organizations' invitations and membership events (organizations.py). Each test breaks one thing and sees CloudFormation refuse it, or fail the resource and roll
 back. The engine calls the local cloud over HTTP, as it does in the server, so the tests serve the
 extension on a loopback port in this process (stopped at the end).
 
@@ -357,6 +357,104 @@ class StackSets(unittest.TestCase):
                                          for i in cf.list_stack_instances(StackSetName="everywhere")["Summaries"]))
         self.assertTrue(current)
 
+
+
+def owner(account: str) -> dict:
+    """Keys of the owner of an account outside any organization (/assure-api/account-owner)."""
+    import urllib.request
+
+    req = urllib.request.Request(f"{ENDPOINT}/assure-api/account-owner", method="POST",
+                                 data=json.dumps({"account": account}).encode())
+    with urllib.request.urlopen(req, timeout=30) as r:
+        keys = json.loads(r.read())
+    return {"AccessKeyId": keys["AccessKeyId"], "SecretAccessKey": keys["SecretAccessKey"], "SessionToken": None}
+
+
+def as_creds(service: str, creds: dict) -> object:
+    return boto3.client(service, endpoint_url=ENDPOINT, region_name=REGION, aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds.get("SessionToken"))
+
+
+class Membership(unittest.TestCase):
+    """Invitations and the membership events (organizations.py), and EventBridge's state machine
+    targets (deliver_findings.invoke_states): how an account that joins reaches a state machine."""
+
+    def test_an_invited_account_joins_and_the_management_account_hears_of_every_join(self) -> None:
+        import extension
+
+        extension.TRANSITION["seconds"] = 0.5
+        org = client("organizations")
+        try:
+            org.create_organization(FeatureSet="ALL")
+        except ClientError:
+            pass
+        # A state machine the management account's rule starts for every membership event.
+        iam = client("iam")
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                                                         "Action": "sts:AssumeRole"}]}
+        sfn = client("stepfunctions")
+        states_trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"},
+                                                                "Action": "sts:AssumeRole"}]}
+        machine_role = iam.create_role(RoleName="joins-machine", AssumeRolePolicyDocument=json.dumps(states_trust))["Role"]["Arn"]
+        machine = sfn.create_state_machine(name="joins", roleArn=machine_role, definition=json.dumps(
+            {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+        for name, allowed in (("joins-start", True), ("joins-no-start", False)):
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+            if allowed:
+                iam.put_role_policy(RoleName=name, PolicyName="start", PolicyDocument=json.dumps({
+                    "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "states:StartExecution", "Resource": machine}]}))
+        events = client("events")
+        events.put_rule(Name="joins", EventPattern=json.dumps({
+            "source": ["aws.organizations"], "detail-type": ["AWS Service Event via CloudTrail"],
+            "detail": {"eventName": ["CreateAccountResult", "AccountJoinedOrganization"]}}))
+        events.put_targets(Rule="joins", Targets=[
+            {"Id": "ok", "Arn": machine, "RoleArn": "arn:aws:iam::123456789012:role/joins-start"},
+            {"Id": "denied", "Arn": machine, "RoleArn": "arn:aws:iam::123456789012:role/joins-no-start"}])
+
+        # An account outside any organization is invited; only it may answer.
+        outsider = "210987654321"
+        keys = owner(outsider)
+        handshake = org.invite_account_to_organization(Target={"Id": outsider, "Type": "ACCOUNT"})["Handshake"]
+        self.assertEqual((handshake["Action"], handshake["State"]), ("INVITE", "OPEN"))
+        refused(lambda: org.invite_account_to_organization(Target={"Id": outsider, "Type": "ACCOUNT"}),
+                "DuplicateHandshakeException")
+        theirs = as_creds("organizations", keys)
+        self.assertEqual([h["Id"] for h in theirs.list_handshakes_for_account()["Handshakes"]], [handshake["Id"]])
+        created = org.create_account(AccountName="joins-created", Email="joins-created@example.com")["CreateAccountStatus"]["AccountId"]
+        member = as_creds("organizations", session(created))
+        refused(lambda: member.accept_handshake(HandshakeId=handshake["Id"]), "AccessDeniedException")
+        refused(lambda: member.invite_account_to_organization(Target={"Id": "210987654322", "Type": "ACCOUNT"}),
+                "AccessDeniedException")
+        accepted = theirs.accept_handshake(HandshakeId=handshake["Id"])["Handshake"]
+        self.assertEqual(accepted["State"], "ACCEPTED")
+        refused(lambda: theirs.accept_handshake(HandshakeId=handshake["Id"]), "InvalidHandshakeTransitionException")
+        joined = org.describe_account(AccountId=outsider)["Account"]
+        self.assertEqual((joined["JoinedMethod"], joined["Status"]), ("INVITED", "ACTIVE"))
+        refused(lambda: org.invite_account_to_organization(Target={"Id": outsider, "Type": "ACCOUNT"}),
+                "DuplicateAccountException")
+        refused(lambda: client("sts").assume_role(RoleArn=f"arn:aws:iam::{outsider}:role/OrganizationAccountAccessRole",
+                                                  RoleSessionName="test"), "AccessDenied")
+
+        # The management account hears of both joins, after CloudTrail's delay; the role without
+        # states:StartExecution starts nothing.
+        def inputs() -> list[dict] | None:
+            found = [json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])
+                     for e in sfn.list_executions(stateMachineArn=machine)["executions"]]
+            return found if len(found) >= 3 else None
+        seen = eventually(inputs, timeout=20) or []
+        time.sleep(1)
+        self.assertEqual(len(sfn.list_executions(stateMachineArn=machine)["executions"]), 3, "one per event, one role")
+        by_name = sorted((e["detail"]["eventName"], e["detail"]["serviceEventDetails"].get("joinedMethod", "")) for e in seen)
+        self.assertEqual(by_name, [("AccountJoinedOrganization", "Created"), ("AccountJoinedOrganization", "Invited"),
+                                   ("CreateAccountResult", "")])
+        result = next(e for e in seen if e["detail"]["eventName"] == "CreateAccountResult")
+        self.assertEqual(result["detail"]["serviceEventDetails"]["createAccountStatus"]["accountId"], created)
+        self.assertEqual((result["account"], result["region"], result["detail"]["eventType"]),
+                         ("123456789012", "us-east-1", "AwsServiceEvent"))
+        failed = client("cloudwatch").get_metric_statistics(
+            Namespace="AWS/Events", MetricName="FailedInvocations", Dimensions=[{"Name": "RuleName", "Value": "joins"}],
+            StartTime=time.time() - 600, EndTime=time.time() + 60, Period=60, Statistics=["Sum"])["Datapoints"]
+        self.assertEqual(sum(d["Sum"] for d in failed), 3)
 
 if __name__ == "__main__":
     unittest.main()

@@ -24,6 +24,7 @@ const DELIVER_SERVICES_PY: &str = include_str!("../../../infra/local/deliver_ser
 const STACKS_PY: &str = include_str!("../../../infra/local/stacks.py");
 const PROVIDERS_PY: &str = include_str!("../../../infra/local/providers.py");
 const STACKSETS_PY: &str = include_str!("../../../infra/local/stacksets.py");
+const ORGANIZATIONS_PY: &str = include_str!("../../../infra/local/organizations.py");
 const REQUIREMENTS: &str = include_str!("../../../infra/local/requirements.txt");
 
 /// Environment variable: the state directory (default `$HOME/.cache/assure/local`).
@@ -205,6 +206,7 @@ const MODULES: &[(&str, &str)] = &[
     ("stacks.py", STACKS_PY),
     ("providers.py", PROVIDERS_PY),
     ("stacksets.py", STACKSETS_PY),
+    ("organizations.py", ORGANIZATIONS_PY),
 ];
 
 fn write_files(dir: &Path) -> anyhow::Result<()> {

@@ -1,0 +1,275 @@
+"""Organizations: invitations, which moto lacks, and the membership events AWS sends the management
+account when an account joins.
+
+- Handshakes (https://docs.aws.amazon.com/organizations/latest/APIReference/API_Handshake.html):
+  InviteAccountToOrganization by the management account; AcceptHandshake and DeclineHandshake by
+  the invited account; CancelHandshake by the management account; DescribeHandshake by either
+  party; ListHandshakesForAccount and ListHandshakesForOrganization. An accepted invitation puts the
+  account under the root with JoinedMethod INVITED. Unlike an account Organizations creates, an
+  invited account gets no OrganizationAccountAccessRole
+  (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_accounts_access.html).
+- Membership events, on the management account's default event bus in us-east-1, where
+  Organizations sends its CloudTrail events
+  (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_security_incident-response.html),
+  after CloudTrail's delay (the local cloud's transition):
+  - `CreateAccountResult` once CreateAccount ends, `serviceEventDetails.createAccountStatus` with the
+    new account's id (API_CreateAccount: "Check the CloudTrail log for the CreateAccountResult event");
+  - `AccountJoinedOrganization` for every account that joins, created or invited, with
+    `joinedMethod` (`Created` or `Invited`) and `joinedTime` (API_CreateAccount, API_AcceptHandshake:
+    "available only in the management account's event history").
+  Both are CloudTrail service events: detail-type "AWS Service Event via CloudTrail", eventType
+  AwsServiceEvent. AWS documents no field naming the joined account in AccountJoinedOrganization;
+  the event here names it nowhere either, so nothing local can come to depend on a guess.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import secrets
+import string
+import time
+import uuid
+from typing import Any
+
+# Handshake id -> the handshake as the API returns it, with private fields `_mgmt` and `_account`.
+HANDSHAKES: dict[str, dict] = {}
+# "Handshakes ... are deleted from the history 30 days after they end"; an invitation expires after
+# 15 days (API_InviteAccountToOrganization).
+EXPIRES_AFTER = datetime.timedelta(days=15)
+ORGANIZATIONS_REGION = "us-east-1"
+
+
+def error(code: str, message: str, reason: str | None = None) -> Exception:
+    from moto.core.exceptions import JsonRESTError
+
+    e = JsonRESTError(code, message)
+    if reason is not None:
+        # HandshakeConstraintViolationException and InvalidInputException carry a Reason.
+        e.description = json.dumps(dict(json.loads(e.description), Reason=reason))
+    return e
+
+
+def iso(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def public(handshake: dict) -> dict:
+    state = handshake["State"]
+    if state == "OPEN" and time.time() > handshake["ExpirationTimestamp"]:
+        handshake["State"] = state = "EXPIRED"
+    return {k: v for k, v in handshake.items() if not k.startswith("_")}
+
+
+def find(handshake_id: str) -> dict:
+    found = HANDSHAKES.get(handshake_id or "")
+    if found is None:
+        raise error("HandshakeNotFoundException", "We can't find a handshake with the HandshakeId that you specified.")
+    return found
+
+
+def management_backend(backend: Any) -> Any:
+    """The caller's backend, which must be an organization's management account."""
+    from moto.organizations.exceptions import AWSOrganizationsNotInUseException
+
+    if backend.org is None:
+        import extension
+
+        if extension.organization_of(backend.account_id) is not None:
+            raise error("AccessDeniedException", "You don't have permissions to access this resource.")
+        raise AWSOrganizationsNotInUseException
+    return backend
+
+
+def invite(backend: Any, params: dict) -> dict:
+    backend = management_backend(backend)
+    target = params.get("Target") or {}
+    account = str(target.get("Id", ""))
+    if target.get("Type") != "ACCOUNT" or not (len(account) == 12 and account.isdigit()):
+        # EMAIL targets need the account's email, which the local cloud does not know.
+        raise error("InvalidInputException", "You provided a value that does not match the required pattern.",
+                    reason="INVALID_PARTY_TYPE_TARGET")
+    if account == backend.account_id or any(a.id == account for a in backend.accounts):
+        raise error("DuplicateAccountException", "That account is already present in the specified destination.")
+    if any(h["_account"] == account and h["_mgmt"] == backend.account_id and public(h)["State"] == "OPEN"
+           for h in HANDSHAKES.values()):
+        raise error("DuplicateHandshakeException",
+                    "A handshake with the same action and target already exists.")
+    now = time.time()
+    hid = "h-" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(10))
+    org = backend.org
+    resources = [{"Value": org.id, "Type": "ORGANIZATION", "Resources": [
+        {"Value": org.master_account_email, "Type": "MASTER_EMAIL"},
+        {"Value": org.master_account_id, "Type": "MASTER_NAME"},
+        {"Value": org.feature_set, "Type": "ORGANIZATION_FEATURE_SET"}]},
+        {"Value": account, "Type": "ACCOUNT"}]
+    if params.get("Notes"):
+        resources.append({"Value": params["Notes"], "Type": "NOTES"})
+    handshake = {
+        "Id": hid,
+        "Arn": f"arn:aws:organizations::{backend.account_id}:handshake/{org.id}/invite/{hid}",
+        "Parties": [{"Id": org.id, "Type": "ORGANIZATION"}, {"Id": account, "Type": "ACCOUNT"}],
+        "State": "OPEN",
+        "RequestedTimestamp": now,
+        "ExpirationTimestamp": now + EXPIRES_AFTER.total_seconds(),
+        "Action": "INVITE",
+        "Resources": resources,
+        "_mgmt": backend.account_id,
+        "_account": account,
+    }
+    HANDSHAKES[hid] = handshake
+    return {"Handshake": public(handshake)}
+
+
+def respond(backend: Any, params: dict, verb: str) -> dict:
+    """AcceptHandshake, DeclineHandshake (the invited account) or CancelHandshake (its sender)."""
+    import extension
+
+    handshake = find(params.get("HandshakeId", ""))
+    caller = backend.account_id
+    party = handshake["_account"] if verb in ("accept", "decline") else handshake["_mgmt"]
+    if caller != party:
+        raise error("AccessDeniedException", "You don't have permissions to access this resource.")
+    if public(handshake)["State"] != "OPEN":
+        raise error("InvalidHandshakeTransitionException",
+                    f"You can't perform the operation on the handshake in its current state ({handshake['State']}).")
+    if verb == "accept":
+        if extension.organization_of(caller) is not None:
+            raise error("HandshakeConstraintViolationException",
+                        "The invited account is already a member of an organization.",
+                        reason="ALREADY_IN_AN_ORGANIZATION")
+        join(handshake["_mgmt"], caller)
+    handshake["State"] = {"accept": "ACCEPTED", "decline": "DECLINED", "cancel": "CANCELED"}[verb]
+    return {"Handshake": public(handshake)}
+
+
+def join(mgmt: str, account: str) -> None:
+    """`account` joins `mgmt`'s organization by invitation: under the root, the organization's
+    default policies attached (FullAWSAccess), JoinedMethod INVITED; no role is made in it."""
+    from moto.organizations import utils
+    from moto.organizations.models import FakeAccount, organizations_backends
+    from moto.core.utils import utcnow
+
+    import stacksets
+
+    backend = organizations_backends[mgmt]["aws"]
+    org = backend.org
+    member = FakeAccount.__new__(FakeAccount)
+    member.__dict__.update(
+        type="ACCOUNT", region=org.region, organization_id=org.id, master_account_id=org.master_account_id,
+        create_account_status_id=utils.make_random_create_account_status_id(), id=account,
+        name=f"account-{account}", email=f"{account}@example.com", create_time=utcnow(), status="ACTIVE",
+        state="ACTIVE", joined_method="INVITED", parent_id=org.root_id, attached_policies=[], tags={})
+    backend.accounts.append(member)
+    for policy_id in (utils.DEFAULT_SCP_POLICY_ID, utils.DEFAULT_RCP_POLICY_ID):
+        backend.attach_policy(PolicyId=policy_id, TargetId=account)
+    organizations_backends.master_accounts[account] = (mgmt, "aws")
+    stacksets.account_joined(account)
+    joined(mgmt, account, "Invited")
+
+
+def describe(backend: Any, params: dict) -> dict:
+    handshake = find(params.get("HandshakeId", ""))
+    if backend.account_id not in (handshake["_mgmt"], handshake["_account"]):
+        raise error("AccessDeniedException", "You don't have permissions to access this resource.")
+    return {"Handshake": public(handshake)}
+
+
+def listed(handshakes: list[dict], params: dict) -> dict:
+    wanted = (params.get("Filter") or {}).get("ActionType")
+    out = [public(h) for h in handshakes if wanted in (None, h["Action"])]
+    return {"Handshakes": sorted(out, key=lambda h: h["RequestedTimestamp"])}
+
+
+def for_account(backend: Any, params: dict) -> dict:
+    return listed([h for h in HANDSHAKES.values() if h["_account"] == backend.account_id], params)
+
+
+def for_organization(backend: Any, params: dict) -> dict:
+    backend = management_backend(backend)
+    return listed([h for h in HANDSHAKES.values() if h["_mgmt"] == backend.account_id], params)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Membership events
+
+
+def service_event(mgmt: str, name: str, details: dict) -> dict:
+    """A CloudTrail service event of Organizations as EventBridge delivers it to the management account."""
+    now = time.time()
+    return {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "AWS Service Event via CloudTrail",
+        "source": "aws.organizations", "account": mgmt, "time": iso(now), "region": ORGANIZATIONS_REGION,
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.11", "userIdentity": {"accountId": mgmt, "invokedBy": "AWS Internal"},
+            "eventTime": iso(now), "eventSource": "organizations.amazonaws.com", "eventName": name,
+            "awsRegion": ORGANIZATIONS_REGION, "sourceIPAddress": "AWS Internal", "userAgent": "AWS Internal",
+            "requestParameters": None, "responseElements": None, "eventID": str(uuid.uuid4()),
+            "readOnly": False, "eventType": "AwsServiceEvent", "managementEvent": True,
+            "recipientAccountId": mgmt, "serviceEventDetails": details, "eventCategory": "Management",
+        },
+    }
+
+
+def send(mgmt: str, event: dict) -> None:
+    """The event on the management account's default bus, after CloudTrail's delay."""
+    import deliver
+    import deliver_findings
+
+    deliver.later(deliver.delay(), lambda: deliver_findings.to_bus(mgmt, ORGANIZATIONS_REGION, "default", event,
+                                                                  sender=mgmt))
+
+
+def joined(mgmt: str, account: str, method: str) -> None:
+    del account  # AWS documents no field of the event that names it (see the module's note)
+    send(mgmt, service_event(mgmt, "AccountJoinedOrganization",
+                             {"joinedMethod": method, "joinedTime": iso(time.time())}))
+
+
+def created(mgmt: str, status: dict) -> None:
+    """CreateAccountResult, then AccountJoinedOrganization (joinedMethod Created)."""
+    s = status["CreateAccountStatus"]
+    stamp = datetime.datetime.fromtimestamp(float(s["CompletedTimestamp"]), datetime.timezone.utc)
+    send(mgmt, service_event(mgmt, "CreateAccountResult", {"createAccountStatus": {
+        "id": s["Id"], "state": s["State"], "accountName": s["AccountName"], "accountId": s["AccountId"],
+        "requestedTimestamp": stamp.strftime("%b %d, %Y %-I:%M:%S %p"),
+        "completedTimestamp": stamp.strftime("%b %d, %Y %-I:%M:%S %p")}}))
+    joined(mgmt, s["AccountId"], "Created")
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+OPERATIONS = {
+    "invite_account_to_organization": invite,
+    "accept_handshake": lambda b, p: respond(b, p, "accept"),
+    "decline_handshake": lambda b, p: respond(b, p, "decline"),
+    "cancel_handshake": lambda b, p: respond(b, p, "cancel"),
+    "describe_handshake": describe,
+    "list_handshakes_for_account": for_account,
+    "list_handshakes_for_organization": for_organization,
+}
+
+
+def patch() -> None:
+    """The operations above on moto's Organizations responses; CreateAccount's events."""
+    from moto.organizations.models import OrganizationsBackend
+    from moto.organizations.responses import OrganizationsResponse
+
+    if getattr(OrganizationsBackend, "_assure_membership", False):
+        return
+    OrganizationsBackend._assure_membership = True
+    for name, handler in OPERATIONS.items():
+        def method(self: Any, handler: Any = handler) -> str:
+            return json.dumps(handler(self.organizations_backend, self.request_params))
+
+        setattr(OrganizationsResponse, name, method)
+    create = OrganizationsBackend.create_account
+
+    def create_account(self: Any, **kwargs: Any) -> Any:
+        out = create(self, **kwargs)
+        created(self.account_id, out)
+        return out
+
+    OrganizationsBackend.create_account = create_account
