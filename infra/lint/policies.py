@@ -43,6 +43,9 @@ REVIEWED = [
      "DescribeExecution takes a standard execution (execution*) or an Express one (express*) "
      "(https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html); parliament "
      "checks only the express format, and the onboarding machine is a standard one: the resource is its executions"),
+    ("assure-step-join", "RESOURCE_MISMATCH", {"states:DescribeExecution"},
+     "the join step reads the account's run lock as preflight does: is the onboarding execution holding it still "
+     "running? A standard execution, as for assure-step-preflight; parliament checks only the express format"),
     ("assure-bulk-states", "RESOURCE_MISMATCH", {"states:DescribeExecution"},
      "the Distributed Map's child workflow executions are standard executions of the bulk machine, "
      "execution:assure-bulk/LABEL:ID (https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html); "

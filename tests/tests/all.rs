@@ -6,7 +6,8 @@
 //! - `iam`, `rules`: the local cloud refuses what AWS refuses (IAM; the services' own checks);
 //! - `lock`: one run per account at a time;
 //! - `adversary`: an account's administrators try to switch the baseline off, and cannot;
-//! - `deliveries`: a canary down every delivery path, and each path broken on its own.
+//! - `deliveries`: a canary down every delivery path, and each path broken on its own;
+//! - `join`: AutoOnboard, accounts that join the organization onboarded without a command.
 
 mod all {
     mod adversary;
@@ -21,6 +22,7 @@ mod all {
     mod extension;
     mod iam;
     mod infra;
+    mod join;
     mod local_authz;
     mod local_authz2;
     mod lock;

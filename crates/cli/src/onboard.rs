@@ -518,7 +518,7 @@ pub(crate) async fn follow(g: &Global, aws: &Aws, run: &RunInput, arn: &str, tim
     // elsewhere (CI logs, pipes) plain lines only.
     let tasks = assure_contract::StepName::ALL
         .iter()
-        .filter(|s| **s != assure_contract::StepName::Rollback && !s.bulk_only())
+        .filter(|s| **s != assure_contract::StepName::Rollback && s.account_run())
         .map(|s| if s.regional() { run.regions.len() } else { 1 })
         .sum::<usize>();
     let bar = progress_bar(tty, tasks, "{pos}/{len} tasks  {elapsed}  {msg}");

@@ -28,19 +28,24 @@ pub enum ErrorName {
     /// A control was checked and does not hold (verify found it missing or changed).
     #[serde(rename = "Assure.NotCompliant")]
     NotCompliant,
+    /// The account is not ready for a run yet: it joined the organization a moment ago and the
+    /// member role has not reached it. The join state machine retries it within a bound.
+    #[serde(rename = "Assure.NotReady")]
+    NotReady,
     /// Anything else: a bug or an answer assure does not understand. Not retried.
     #[serde(rename = "Assure.Internal")]
     Internal,
 }
 
 impl ErrorName {
-    pub const ALL: [ErrorName; 7] = [
+    pub const ALL: [ErrorName; 8] = [
         ErrorName::Retryable,
         ErrorName::Conflict,
         ErrorName::AccessDenied,
         ErrorName::InvalidInput,
         ErrorName::QuotaExceeded,
         ErrorName::NotCompliant,
+        ErrorName::NotReady,
         ErrorName::Internal,
     ];
 
@@ -52,6 +57,7 @@ impl ErrorName {
             ErrorName::InvalidInput => "Assure.InvalidInput",
             ErrorName::QuotaExceeded => "Assure.QuotaExceeded",
             ErrorName::NotCompliant => "Assure.NotCompliant",
+            ErrorName::NotReady => "Assure.NotReady",
             ErrorName::Internal => "Assure.Internal",
         }
     }

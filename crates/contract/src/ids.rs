@@ -213,6 +213,12 @@ impl RunId {
     pub fn for_onboarding(account: &AccountId, unix_seconds: u64) -> Self {
         Self(format!("onboard-{account}-{unix_seconds}"))
     }
+
+    /// The id of the run AutoOnboard starts for `account`, which joined the organization at
+    /// `joined_unix_seconds`: `joined-ACCOUNT-UNIXSECS`. Every event of one join names one run.
+    pub fn for_join(account: &AccountId, joined_unix_seconds: i64) -> Self {
+        Self(format!("joined-{account}-{joined_unix_seconds}"))
+    }
 }
 
 impl FromStr for RunId {

@@ -301,10 +301,13 @@ pub enum StepName {
     Verify,
     /// Compensates the completed steps of a failed run whose policy is `rollback`.
     Rollback,
+    /// AutoOnboard: starts the run of each account an Organizations membership event is about,
+    /// once the member role has reached it (the join state machine's one task).
+    Join,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 16] = [
+    pub const ALL: [StepName; 17] = [
         StepName::Preflight,
         StepName::Organization,
         StepName::Discover,
@@ -321,6 +324,7 @@ impl StepName {
         StepName::Scps,
         StepName::Verify,
         StepName::Rollback,
+        StepName::Join,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -341,6 +345,7 @@ impl StepName {
             StepName::Scps => "scps",
             StepName::Verify => "verify",
             StepName::Rollback => "rollback",
+            StepName::Join => "join",
         }
     }
 
@@ -366,12 +371,15 @@ impl StepName {
                 | StepName::AccessAnalyzer
                 | StepName::Scps
                 | StepName::Rollback
+                | StepName::Join
         )
     }
 
-    /// Whether the step is the bulk state machine's, once per bulk run, and never an account's run.
-    pub fn bulk_only(self) -> bool {
-        self == StepName::Organization
+    /// Whether the step is a task of an account's run (the onboarding state machine). The
+    /// organization step is the bulk state machine's, once per bulk run; the join step the join
+    /// state machine's, once per membership event.
+    pub fn account_run(self) -> bool {
+        !matches!(self, StepName::Organization | StepName::Join)
     }
 
     pub fn regional(self) -> bool {
@@ -405,6 +413,10 @@ pub struct TaskMessage {
     /// account's run lock for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution: Option<String>,
+    /// The Organizations membership event, sent to the join task (the join state machine's input,
+    /// as EventBridge delivered it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Value>,
 }
 
 /// One change a step made (or, in plan mode, would make).

@@ -20,7 +20,7 @@ async fn a_rerun_brings_a_drifted_baseline_back_and_every_step_keeps_its_message
 
     let decisions = std::fs::read_to_string(cloud.dir.path().join("authz.jsonl")).unwrap();
     for step in assure_contract::StepName::ALL {
-        if step == assure_contract::StepName::Rollback || step.bulk_only() {
+        if step == assure_contract::StepName::Rollback || !step.account_run() {
             continue;
         }
         let role = format!(":role/{}", assure_core::pipeline::resources::step_role_name(step));

@@ -769,10 +769,11 @@ async fn the_pipeline_is_the_stack_users_deploy(cloud: &LocalCloud, ids: &Value,
     assert!(err.contains("InsufficientCapabilitiesException") && err.contains("CAPABILITY_AUTO_EXPAND"), "{err}");
 }
 
-/// A run the CLI does not start (the join rule's, with `AutoOnboard`) is checked by its preflight
-/// task: started with exactly the input the rule's template gives, it passes the same checks the
-/// CLI makes and onboards the account; with another account as IAM Access Analyzer's delegated
-/// administrator, its preflight task refuses it before any change.
+/// A run the CLI does not start (the join step's, with `AutoOnboard`) is checked by its preflight
+/// task: started with exactly the input the join step gives it (the rule's run settings, with the
+/// account and a run id), it passes the same checks the CLI makes and onboards the account; with
+/// another account as IAM Access Analyzer's delegated administrator, its preflight task refuses it
+/// before any change.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
     use super::iam::{cli_ok, credentials};
@@ -787,9 +788,9 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
         .as_str()
         .expect("the rule's input template")
         .to_owned();
-    // What CloudFormation and EventBridge make of it for an account that joins.
+    // What CloudFormation and EventBridge make of it, and the join step of that for the account.
     let input = |event: &str, regions: &str| {
-        input_template
+        let delivered = input_template
             .replace("${RegionsJson}", regions)
             .replace("${AWS::Region}", "us-east-1")
             .replace("${AWS::AccountId}", "123456789012")
@@ -797,7 +798,13 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
             .replace("${SecurityAccount}", security)
             .replace("${MemberRoleName}", "AssureExecutionRole")
             .replace("<id>", event)
-            .replace("<account>", target)
+            .replace("<time>", "2026-12-07T10:00:00Z")
+            .replace("<detail>", "{}");
+        let mut join: serde_json::Value = serde_json::from_str(&delivered).expect("the rule's input is JSON");
+        let mut run = join["run"].take();
+        run["runId"] = format!("joined-{event}").into();
+        run["account"] = target.into();
+        serde_json::json!({"run": run}).to_string()
     };
     let machine = "arn:aws:states:us-east-1:123456789012:stateMachine:assure-onboarding";
     let run_in = |event: &str, regions: &str| {
@@ -811,7 +818,7 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
                 "--state-machine-arn",
                 machine,
                 "--name",
-                &format!("join-{event}"),
+                &format!("joined-{event}"),
                 "--input",
                 &input(event, regions),
                 "--query",

@@ -140,14 +140,17 @@ fn the_scps_exempt_exactly_the_roles_the_templates_create() {
     assert_eq!(exempt, vec![format!("arn:aws:iam::*:role/{}", assure_contract::DEFAULT_ROLE_NAME)]);
 }
 
-/// The run that `OnboardOnJoin` starts, from an Organizations event as EventBridge delivers it:
-/// the contract's `RunInput`, with every `$.run.…` path the state machine reads (a Choice on a
-/// missing path fails the execution with States.Runtime).
+/// What `OnboardOnJoin` starts the join state machine with, from an Organizations event as
+/// EventBridge delivers it: the event, and a run that is the contract's `RunInput`, with every
+/// `$.run.…` path the onboarding state machine reads (the join step starts each account's run from
+/// it, and a Choice on a missing path fails the execution with States.Runtime).
 #[test]
 fn the_run_started_when_an_account_joins_is_a_whole_run_input() {
     let t = pipeline_template();
-    let target = &t["Resources"]["OnboardOnJoin"]["Properties"]["Targets"][0]["InputTransformer"];
-    let mut input = target["InputTemplate"]["Fn::Sub"].as_str().expect("an Fn::Sub template").to_owned();
+    let target = &t["Resources"]["OnboardOnJoin"]["Properties"]["Targets"][0];
+    assert_eq!(target["Arn"], serde_json::json!({"Ref": "JoinStateMachine"}));
+    let mut input =
+        target["InputTransformer"]["InputTemplate"]["Fn::Sub"].as_str().expect("an Fn::Sub template").to_owned();
     for (name, value) in [
         ("${RegionsJson}", r#"["us-east-1","eu-west-1"]"#),
         ("${AWS::Region}", "us-east-1"),
@@ -156,25 +159,35 @@ fn the_run_started_when_an_account_joins_is_a_whole_run_input() {
         ("${SecurityAccount}", "333333333333"),
         ("${MemberRoleName}", "AssureExecutionRole"),
         ("<id>", "7bf73129-1428-4cd3-a780-95db273d1602"),
-        ("<account>", "444444444444"),
+        ("<time>", "2026-12-07T10:00:00Z"),
+        (
+            "<detail>",
+            r#"{"eventName": "AccountJoinedOrganization", "serviceEventDetails": {"joinedMethod": "Invited"}}"#,
+        ),
     ] {
         input = input.replace(name, value);
     }
     assert!(!input.contains("${") && !input.contains('<'), "every placeholder is filled: {input}");
     let doc: Value = serde_json::from_str(&input).expect("the input is JSON");
     let run: assure_contract::RunInput = serde_json::from_value(doc["run"].clone()).expect("a RunInput");
-    assert_eq!(run.account.as_str(), "444444444444");
-    let mut rest = ONBOARDING_ASL;
+    assert_eq!(run.run_id.as_str(), "join-7bf73129-1428-4cd3-a780-95db273d1602", "one join task checkpoint per event");
+    assert_eq!(
+        assure_core::pipeline::join::parse(&doc["event"]).expect("the join step reads the event"),
+        assure_core::pipeline::join::Event::Joined { time: 1_796_637_600 }
+    );
     let mut paths = BTreeSet::new();
-    while let Some(i) = rest.find("$.run.") {
-        let tail = &rest[i + 6..];
-        let end = tail.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(tail.len());
-        paths.insert(tail[..end].to_owned());
-        rest = &tail[end..];
+    for asl in [ONBOARDING_ASL, assure_core::pipeline::resources::JOIN_ASL] {
+        let mut rest = asl;
+        while let Some(i) = rest.find("$.run.") {
+            let tail = &rest[i + 6..];
+            let end = tail.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(tail.len());
+            paths.insert(tail[..end].to_owned());
+            rest = &tail[end..];
+        }
     }
-    assert!(paths.contains("policy"), "{paths:?}");
+    assert!(paths.contains("policy") && paths.contains("homeRegion"), "{paths:?}");
     for p in &paths {
-        assert!(!doc["run"][p].is_null(), "the state machine reads $.run.{p}, which the event's run lacks: {input}");
+        assert!(!doc["run"][p].is_null(), "a state machine reads $.run.{p}, which the event's run lacks: {input}");
     }
 }
 

@@ -820,6 +820,7 @@ async fn a_step_starting_from_what_discover_read_reads_again_when_the_account_ch
             region: run.home_region.clone(),
             run: run.clone(),
             execution: None,
+            event: None,
         };
         let body = serde_json::to_string(&task).unwrap();
         let outcome = handle_message(aws, &body, Some(step), None).await.expect("answered");

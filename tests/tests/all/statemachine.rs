@@ -68,7 +68,7 @@ fn every_task_dispatches_to_a_step_the_step_binary_runs() {
     }
     assert_eq!(
         seen,
-        StepName::ALL.into_iter().filter(|s| !s.bulk_only()).collect(),
+        StepName::ALL.into_iter().filter(|s| s.account_run()).collect(),
         "every step of an account's run is dispatched somewhere"
     );
     assert!(StepName::ALL.into_iter().all(runs), "every step, the bulk machine's too, has its function");
@@ -152,7 +152,7 @@ fn the_state_graph_has_no_cycles_and_every_failure_is_caught() {
 #[test]
 fn every_placeholder_is_a_step_queue() {
     let expected: BTreeSet<String> =
-        StepName::ALL.iter().filter(|s| !s.bulk_only()).map(|s| format!("${{{}}}", placeholder(*s))).collect();
+        StepName::ALL.iter().filter(|s| s.account_run()).map(|s| format!("${{{}}}", placeholder(*s))).collect();
     let mut found = BTreeSet::new();
     let mut rest = ONBOARDING_ASL;
     while let Some(i) = rest.find("${") {

@@ -24,7 +24,7 @@ pub struct Cell {
 pub fn matrix_steps(a: &Audit) -> Vec<StepName> {
     StepName::ALL
         .into_iter()
-        .filter(|s| !s.bulk_only())
+        .filter(|s| s.account_run())
         .filter(|s| *s != StepName::Rollback || a.records.iter().any(|r| r.step == StepName::Rollback))
         .collect()
 }

@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, Aws, AwsResultExt};
-use crate::pipeline::resources::{checkpoint_bucket, placeholder, state_machine_arn, BULK_ASL, ONBOARDING_ASL};
+use crate::pipeline::resources::{
+    checkpoint_bucket, placeholder, state_machine_arn, BULK_ASL, JOIN_ASL, ONBOARDING_ASL,
+};
 
 /// The deployment's settings, stored as `deployment.json` in the checkpoint bucket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -140,6 +142,7 @@ pub async fn deploy(
             let text = match local.rsplit('/').next() {
                 Some("onboarding.asl.json") => ONBOARDING_ASL,
                 Some("bulk.asl.json") => BULK_ASL,
+                Some("join.asl.json") => JOIN_ASL,
                 _ => return Err(StepError::internal(format!("{id}: unknown definition {local}"))),
             };
             let key = format!("definitions/{id}-{}.json", digest(text.as_bytes()));
@@ -561,7 +564,9 @@ mod tests {
     #[test]
     fn each_definition_and_its_substitutions_match() {
         let template = crate::pipeline::infra::pipeline_template();
-        for (id, asl) in [("StateMachine", ONBOARDING_ASL), ("BulkStateMachine", BULK_ASL)] {
+        for (id, asl) in
+            [("StateMachine", ONBOARDING_ASL), ("BulkStateMachine", BULK_ASL), ("JoinStateMachine", JOIN_ASL)]
+        {
             let props = &template["Resources"][id]["Properties"];
             let given: std::collections::BTreeSet<String> =
                 props["DefinitionSubstitutions"].as_object().unwrap().keys().cloned().collect();

@@ -9,8 +9,8 @@ use serde_json::{json, Map, Value};
 use crate::controls::names;
 use crate::controls::scps::root;
 use crate::pipeline::resources::{
-    placeholder, queue_name, step_role_name, BULK_STATES_ROLE, BULK_STATE_MACHINE, OPERATOR_ROLE, PIPELINE_KEY_ALIAS,
-    STATES_ROLE, STATE_MACHINE,
+    placeholder, queue_name, step_role_name, BULK_STATES_ROLE, BULK_STATE_MACHINE, JOIN_STATES_ROLE,
+    JOIN_STATE_MACHINE, OPERATOR_ROLE, PIPELINE_KEY_ALIAS, STATES_ROLE, STATE_MACHINE,
 };
 
 /// The checkpoint bucket's name, for `Fn::Sub` (`resources::checkpoint_bucket` in the code).
@@ -171,6 +171,24 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
             (accounts(), vec!["organizations:ListPoliciesForTarget"]),
             (json!([scps()[0].clone(), accounts()]), vec!["organizations:AttachPolicy"]),
         ],
+        // AutoOnboard: the accounts an event is about, and each one's run, started as the CLI starts
+        // one (the account's run lock first: is the execution holding it still running?).
+        StepName::Join => vec![
+            (any(), vec!["organizations:ListAccounts"]),
+            (accounts(), vec!["organizations:DescribeAccount"]),
+            (
+                sub(&format!(
+                    "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{STATE_MACHINE}"
+                )),
+                vec!["states:StartExecution"],
+            ),
+            (
+                sub(&format!(
+                    "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{STATE_MACHINE}:*"
+                )),
+                vec!["states:DescribeExecution"],
+            ),
+        ],
         StepName::Verify => vec![
             (targets(), vec!["organizations:ListPoliciesForTarget"]),
             (scps(), vec!["organizations:DescribePolicy"]),
@@ -317,9 +335,9 @@ pub fn pipeline_template() -> Value {
             statements.push(json!({"Sid": "ReachMemberAccounts", "Effect": "Allow", "Action": "sts:AssumeRole",
                                    "Resource": sub("arn:${AWS::Partition}:iam::*:role/${MemberRoleName}")}));
         }
-        if matches!(step, StepName::Rollback | StepName::Preflight | StepName::Verify) {
-            // Compensation walks the run's checkpoint records. Preflight reads the account's run
-            // lock and onboarded note, Verify its record of the run's delivery canary, which may
+        if matches!(step, StepName::Rollback | StepName::Preflight | StepName::Verify | StepName::Join) {
+            // Compensation walks the run's checkpoint records. Preflight and Join read the
+            // account's run lock, Preflight its onboarded note, Verify its record of the run's delivery canary, which may
             // not exist: without s3:ListBucket, S3 answers a
             // read of a missing key with 403 AccessDenied, not 404
             // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, "Permissions").
@@ -404,8 +422,9 @@ pub fn pipeline_template() -> Value {
                 }
             }),
         );
-        // The organization step is the bulk state machine's; every other step the onboarding one's.
-        if step != StepName::Organization {
+        // The organization step is the bulk state machine's, the join step the join one's; every
+        // other step the onboarding one's.
+        if step.account_run() {
             substitutions.insert(placeholder(step), reference(&queue));
         }
         outputs.insert(format!("{id}QueueUrl"), json!({"Value": reference(&queue)}));
@@ -438,7 +457,7 @@ pub fn pipeline_template() -> Value {
     );
     let queues: Vec<Value> = StepName::ALL
         .iter()
-        .filter(|s| **s != StepName::Organization)
+        .filter(|s| s.account_run())
         .map(|s| getatt(&format!("{}Queue", logical(*s)), "Arn"))
         .collect();
     resources.insert(
@@ -543,7 +562,48 @@ pub fn pipeline_template() -> Value {
             }
         }),
     );
-    // Opt-in: start onboarding when an account accepts the organization's invitation.
+    // Opt-in (AutoOnboard): onboard every account that joins the organization, created or invited.
+    // Organizations' membership events go to the management account's default bus in us-east-1;
+    // each starts the join state machine, whose one task starts the accounts' runs (join.rs).
+    resources.insert(
+        "JoinStatesRole".into(),
+        json!({
+            "Type": "AWS::IAM::Role",
+            "Condition": "AutoOnboard",
+            "Metadata": skip(&[("CKV_AWS_111", "CloudWatch Logs delivery for Step Functions (logs:CreateLogDelivery and friends) supports only Resource \"*\"")]),
+            "Properties": {
+                "RoleName": JOIN_STATES_ROLE,
+                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
+                "Policies": [{"PolicyName": "send-join-task", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getatt(&format!("{}Queue", logical(StepName::Join)), "Arn")},
+                    {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": getatt("PipelineKey", "Arn")},
+                    {"Effect": "Allow", "Action": ["logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+                        "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+                        "logs:DescribeLogGroups"], "Resource": "*"},
+                    {"Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"}
+                ]}}]
+            }
+        }),
+    );
+    resources.insert(
+        "JoinStateMachine".into(),
+        json!({
+            "Type": "AWS::Serverless::StateMachine",
+            "Condition": "AutoOnboard",
+            "Properties": {
+                "Name": JOIN_STATE_MACHINE,
+                "Type": "STANDARD",
+                "DefinitionUri": "../statemachines/join.asl.json",
+                "DefinitionSubstitutions": {placeholder(StepName::Join): reference(&format!("{}Queue", logical(StepName::Join)))},
+                "Role": getatt("JoinStatesRole", "Arn"),
+                "Tracing": {"Enabled": true},
+                "Logging": {"Level": "ALL", "IncludeExecutionData": false,
+                            "Destinations": [{"CloudWatchLogsLogGroup": {"LogGroupArn": getatt("StatesLogGroup", "Arn")}}]}
+            }
+        }),
+    );
     resources.insert(
         "OnboardOnJoinRole".into(),
         json!({
@@ -555,7 +615,7 @@ pub fn pipeline_template() -> Value {
                     "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
                     "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
                 "Policies": [{"PolicyName": "start", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                    {"Effect": "Allow", "Action": "states:StartExecution", "Resource": reference("StateMachine")}]}}]
+                    {"Effect": "Allow", "Action": "states:StartExecution", "Resource": reference("JoinStateMachine")}]}}]
             }
         }),
     );
@@ -565,16 +625,21 @@ pub fn pipeline_template() -> Value {
             "Type": "AWS::Events::Rule",
             "Condition": "AutoOnboard",
             "Properties": {
-                "Description": "assure: onboard an account when it joins the organization",
-                "EventPattern": {"source": ["aws.organizations"], "detail-type": ["AWS API Call via CloudTrail"],
-                                 "detail": {"eventSource": ["organizations.amazonaws.com"], "eventName": ["AcceptHandshake"]}},
+                "Description": "assure: onboard an account when it joins the organization (created or invited)",
+                // CloudTrail service events of Organizations, as EventBridge delivers them
+                // (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-organizations.html).
+                "EventPattern": {"source": ["aws.organizations"], "detail-type": ["AWS Service Event via CloudTrail"],
+                                 "detail": {"eventSource": ["organizations.amazonaws.com"],
+                                            "eventName": ["CreateAccountResult", "AccountJoinedOrganization"]}},
                 "Targets": [{
-                    "Id": "onboarding",
-                    "Arn": reference("StateMachine"),
+                    "Id": "join",
+                    "Arn": reference("JoinStateMachine"),
                     "RoleArn": getatt("OnboardOnJoinRole", "Arn"),
+                    // The join task's run is the stack's settings for every run it starts; its run
+                    // id, unique per event, keys the task's own checkpoint.
                     "InputTransformer": {
-                        "InputPathsMap": {"id": "$.id", "account": "$.detail.userIdentity.accountId"},
-                        "InputTemplate": sub("{\"run\": {\"runId\": \"join-<id>\", \"account\": \"<account>\", \"regions\": ${RegionsJson}, \"homeRegion\": \"${AWS::Region}\", \"org\": {\"management\": \"${AWS::AccountId}\", \"logging\": \"${LoggingAccount}\", \"security\": \"${SecurityAccount}\"}, \"roleName\": \"${MemberRoleName}\", \"policy\": \"hold\"}}")
+                        "InputPathsMap": {"id": "$.id", "time": "$.time", "detail": "$.detail"},
+                        "InputTemplate": sub("{\"event\": {\"id\": \"<id>\", \"time\": \"<time>\", \"detail\": <detail>}, \"run\": {\"runId\": \"join-<id>\", \"account\": \"${AWS::AccountId}\", \"regions\": ${RegionsJson}, \"homeRegion\": \"${AWS::Region}\", \"org\": {\"management\": \"${AWS::AccountId}\", \"logging\": \"${LoggingAccount}\", \"security\": \"${SecurityAccount}\"}, \"roleName\": \"${MemberRoleName}\", \"policy\": \"hold\"}}")
                     }
                 }]
             }

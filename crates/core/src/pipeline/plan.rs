@@ -15,8 +15,14 @@ use crate::pipeline::steps::dispatch;
 pub type Planned = StepOutput;
 
 async fn step(aws: &Aws, run: &RunInput, step: StepName, region: &Region) -> Result<Planned, StepError> {
-    let task =
-        TaskMessage { task_token: String::new(), step, region: region.clone(), run: run.clone(), execution: None };
+    let task = TaskMessage {
+        task_token: String::new(),
+        step,
+        region: region.clone(),
+        run: run.clone(),
+        execution: None,
+        event: None,
+    };
     dispatch(aws, &task, Known::default()).await
 }
 

@@ -18,6 +18,16 @@ pub const BULK_STATE_MACHINE: &str = "assure-bulk";
 /// Its definition, with the `${OnboardingStateMachineArn}` placeholder.
 pub const BULK_ASL: &str = include_str!("../../../../statemachines/bulk.asl.json");
 
+/// The join state machine (AutoOnboard): one execution per Organizations membership event, whose
+/// one task starts the runs of the accounts that joined.
+pub const JOIN_STATE_MACHINE: &str = "assure-join";
+
+/// Its definition, with the `${JoinQueueUrl}` placeholder.
+pub const JOIN_ASL: &str = include_str!("../../../../statemachines/join.asl.json");
+
+/// The role the join state machine runs as: it sends the join task's message.
+pub const JOIN_STATES_ROLE: &str = "assure-join-states";
+
 /// The role Step Functions assumes to send the task messages.
 pub const STATES_ROLE: &str = "assure-states";
 

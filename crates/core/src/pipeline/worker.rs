@@ -165,8 +165,9 @@ pub async fn handle_message(
     let mut aws = aws.with_role(&task.run.role_name).for_task();
     let store = Store::new(&aws);
     // A step may take what the run's earlier steps established instead of finding it again in the
-    // accounts; verify finds everything itself, and a bulk run's organization step establishes it.
-    if !matches!(task.step, StepName::Verify | StepName::Organization) {
+    // accounts; verify finds everything itself, a bulk run's organization step establishes it, and
+    // the join step's run is a template of the runs it starts.
+    if !matches!(task.step, StepName::Verify | StepName::Organization | StepName::Join) {
         aws = aws.with_facts(std::sync::Arc::new(crate::pipeline::checkpoint::RunFacts::new(store.clone(), &task.run)));
     }
     // On the heap: a step's future (every region's work at once) outgrows a thread's stack in
@@ -1038,6 +1039,7 @@ mod tests {
             region: region.clone(),
             run,
             execution: None,
+            event: None,
         };
         let small = merged(&task, vec![out(1), out(2)]);
         assert_eq!(small.changes.len(), 4);

@@ -1,0 +1,184 @@
+//! AutoOnboard end to end: accounts join the organization (one created, one invited), the local
+//! cloud sends the management account's EventBridge the events AWS sends, the join state machine
+//! waits for the StackSet's member role and starts each account's run, named by the account and the
+//! second it joined. Organizations is driven with the AWS CLI, as an operator would.
+
+use std::time::{Duration, Instant};
+
+use assure_e2e::{http, LocalCloud};
+use serde_json::Value;
+
+use super::iam::{cli_ok, credentials};
+
+/// The keys of the owner of `account`, an account outside any organization.
+fn owner(cloud: &LocalCloud, account: &str) -> aws_sdk_sts::config::Credentials {
+    let keys: Value = serde_json::from_str(&http(
+        &cloud.endpoint,
+        "POST",
+        "/assure-api/account-owner",
+        &format!(r#"{{"account": "{account}"}}"#),
+    ))
+    .expect("account-owner answers JSON");
+    aws_sdk_sts::config::Credentials::new(
+        keys["AccessKeyId"].as_str().expect("a key"),
+        keys["SecretAccessKey"].as_str().expect("a secret"),
+        None,
+        None,
+        "owner",
+    )
+}
+
+/// The StackSet deploys the member role to a new account 40 s after it joins (minutes on AWS):
+/// longer than the join step waits itself, so the join state machine retries `Assure.NotReady`.
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_that_join_are_onboarded_without_a_command() {
+    let cloud = LocalCloud::start_with(&[("ASSURE_STACKSETS_DELAY_SECONDS", "40")]);
+    let ids = cloud.seed_accounts(1);
+    let (logging, security) = (ids["logging"].as_str().unwrap(), ids["security"].as_str().unwrap());
+    let (code, _, err) = cloud.run(&[
+        "deploy",
+        "--logging-account",
+        logging,
+        "--security-account",
+        security,
+        "--regions",
+        "us-east-1",
+        "--auto-onboard",
+    ]);
+    assert_eq!(code, 0, "deploy --auto-onboard: {err}");
+    let admin = credentials(&cloud.sdk_config().await).await;
+
+    // One account created, one invited from outside the organization.
+    let created = cli_ok(
+        &cloud,
+        &admin,
+        &[
+            "organizations",
+            "create-account",
+            "--account-name",
+            "joined-created",
+            "--email",
+            "joined-created@example.com",
+            "--query",
+            "CreateAccountStatus.AccountId",
+            "--output",
+            "text",
+        ],
+    );
+    let invited = "210987654321";
+    let its_owner = owner(&cloud, invited);
+    let handshake = cli_ok(
+        &cloud,
+        &admin,
+        &[
+            "organizations",
+            "invite-account-to-organization",
+            "--target",
+            &format!("Id={invited},Type=ACCOUNT"),
+            "--query",
+            "Handshake.Id",
+            "--output",
+            "text",
+        ],
+    );
+    cli_ok(&cloud, &its_owner, &["organizations", "accept-handshake", "--handshake-id", &handshake]);
+
+    // Each is onboarded once, without a command, under its join's run id.
+    let started = Instant::now();
+    let runs = loop {
+        let (code, out, err) = cloud.run(&["runs", "list", "--output", "json"]);
+        assert_eq!(code, 0, "runs list: {err}");
+        let runs: Vec<Value> = serde_json::from_str(&out).expect("runs list --output json");
+        let ours: Vec<Value> = runs
+            .into_iter()
+            .filter(|r| [created.as_str(), invited].contains(&r["account"].as_str().unwrap_or_default()))
+            .collect();
+        let done = ours.len() >= 2 && ours.iter().all(|r| r["status"] != "RUNNING");
+        if done || started.elapsed() > Duration::from_secs(360) {
+            break ours;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    for account in [created.as_str(), invited] {
+        let theirs: Vec<&Value> = runs.iter().filter(|r| r["account"] == account).collect();
+        assert_eq!(theirs.len(), 1, "one run for {account}, whatever the number of its events: {runs:?}");
+        let run = theirs[0];
+        assert_eq!(run["status"], "SUCCEEDED", "{run}");
+        let joined = cli_ok(
+            &cloud,
+            &admin,
+            &[
+                "organizations",
+                "describe-account",
+                "--account-id",
+                account,
+                "--query",
+                "Account.JoinedTimestamp",
+                "--output",
+                "text",
+            ],
+        );
+        // Epoch seconds, as the JSON protocol carries it (the AWS CLI v1 prints it so).
+        let joined: f64 = joined.parse().unwrap_or_else(|e| panic!("JoinedTimestamp {joined:?}: {e}"));
+        let run_id = run["runId"].as_str().unwrap();
+        assert_eq!(run_id, format!("joined-{account}-{}", joined.floor() as i64));
+        let (code, out, err) = cloud.run(&["runs", "show", run_id]);
+        assert_eq!(code, 0, "runs show {run_id}: {out}\n{err}");
+    }
+    let method = |account: &str| {
+        cli_ok(
+            &cloud,
+            &admin,
+            &[
+                "organizations",
+                "describe-account",
+                "--account-id",
+                account,
+                "--query",
+                "Account.JoinedMethod",
+                "--output",
+                "text",
+            ],
+        )
+    };
+    assert_eq!((method(&created), method(invited)), ("CREATED".to_owned(), "INVITED".to_owned()));
+
+    // Three events (CreateAccountResult, and AccountJoinedOrganization for each), three join
+    // executions, each ended well.
+    let join = "arn:aws:states:us-east-1:123456789012:stateMachine:assure-join";
+    let statuses = cli_ok(
+        &cloud,
+        &admin,
+        &[
+            "stepfunctions",
+            "list-executions",
+            "--state-machine-arn",
+            join,
+            "--query",
+            "executions[].status",
+            "--output",
+            "json",
+        ],
+    );
+    let statuses: Vec<String> = serde_json::from_str(&statuses).unwrap();
+    assert_eq!(statuses, ["SUCCEEDED", "SUCCEEDED", "SUCCEEDED"], "{statuses:?}");
+    let executions = cli_ok(
+        &cloud,
+        &admin,
+        &[
+            "stepfunctions",
+            "list-executions",
+            "--state-machine-arn",
+            join,
+            "--query",
+            "executions[].executionArn",
+            "--output",
+            "json",
+        ],
+    );
+    let waited = serde_json::from_str::<Vec<String>>(&executions).unwrap().iter().any(|arn| {
+        let history = cli_ok(&cloud, &admin, &["stepfunctions", "get-execution-history", "--execution-arn", arn]);
+        history.contains("Assure.NotReady") && history.contains("cannot be assumed in it yet")
+    });
+    assert!(waited, "no join waited for the member role");
+}
