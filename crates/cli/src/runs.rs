@@ -308,7 +308,7 @@ async fn rollback_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
     // One run per account at a time: refused while an onboarding or another rollback of the
     // account is active; the lock is released when done, and lapses if this process dies.
     let holder =
-        lock::Holder::Process { what: "rollback".to_owned(), worker: assure_core::pipeline::worker::worker_id() };
+        lock::Holder::Process { what: "rollback".to_owned(), worker: assure_core::pipeline::checkpoint::worker_id() };
     lock::acquire(&aws, &lock::Lock::new(&run.account, run_id.as_str(), holder.clone())).await?;
     let report = assure_core::pipeline::rollback::run(&aws, &run).await;
     lock::release(&aws, &run.account, &holder).await?;

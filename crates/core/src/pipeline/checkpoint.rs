@@ -103,6 +103,11 @@ pub fn task_digest(token: &str) -> String {
     sha(token.as_bytes())[..16].to_owned()
 }
 
+/// `host:pid` of this process, as checkpoints and run locks name their holder.
+pub fn worker_id() -> String {
+    format!("{}:{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()), std::process::id())
+}
+
 pub fn now() -> String {
     from_now(std::time::Duration::ZERO)
 }

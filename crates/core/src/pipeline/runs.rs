@@ -25,7 +25,7 @@ pub async fn start(aws: &Aws, run: &RunInput, preflight: Option<StepOutput>) -> 
     let holder = lock::Holder::Execution { arn: execution_arn(aws, run.run_id.as_str()) };
     lock::acquire(aws, &lock::Lock::new(&run.account, run.run_id.as_str(), holder)).await?;
     if let Some(out) = preflight {
-        Store::new(aws).record_done(run, out, &format!("cli:{}", crate::pipeline::worker::worker_id())).await?;
+        Store::new(aws).record_done(run, out, &format!("cli:{}", crate::pipeline::checkpoint::worker_id())).await?;
     }
     let sfn = aws.pipeline().sfn();
     let res = sfn

@@ -30,7 +30,7 @@ use tokio::sync::Semaphore;
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::controls::{self, Known};
-use crate::pipeline::checkpoint::{input_digest, now, task_digest, Expect, Record, Status, Store};
+use crate::pipeline::checkpoint::{input_digest, now, task_digest, worker_id, Expect, Record, Status, Store};
 
 /// Environment variable: seconds between extensions of the message's visibility (default 10,
 /// fractions allowed); a message not extended for [`visibility_window`] comes back to the queue.
@@ -977,11 +977,6 @@ fn sqs_event(msgs: &[aws_sdk_sqs::types::Message], queue_arn: &str, region: &str
         })
         .collect();
     serde_json::json!({ "Records": records }).to_string()
-}
-
-/// `host:pid` of this process, as checkpoints and run locks name their holder.
-pub fn worker_id() -> String {
-    format!("{}:{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into()), std::process::id())
 }
 
 #[cfg(test)]
