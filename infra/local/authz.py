@@ -856,6 +856,10 @@ def resources_for(req: Req, account: str, principal: Principal | None = None) ->
             res = [stack]
     elif prefix == "organizations":
         res = organizations_resources(account, op, prm)
+        if any(r.kind == "organizations" for r in res):
+            # Another account of the organization: each resource, "*" too, is decided against the
+            # organization's delegation policy.
+            return [(action, r) for r in res]
     elif prefix == "guardduty" and op in GUARDDUTY_FILTER_OPERATIONS:
         # A filter is a resource of its own, under its detector
         # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonguardduty.html,
@@ -1044,7 +1048,39 @@ def organizations_resources(account: str, op: str, prm: dict) -> list[Resource]:
         arns.append(target(p(prm, "AccountId")))
     if op == "DescribeOrganizationalUnit" and p(prm, "OrganizationalUnitId"):
         arns.append(target(p(prm, "OrganizationalUnitId")))
-    return [Resource(a, mgmt) for a in arns]
+    if account == mgmt:
+        return [Resource(a, mgmt) for a in arns]
+    # Another account of the organization acts on the management account's organization: allowed
+    # only as its effective delegation policy says (organizations.py), for each resource, or for "*"
+    # when the call names none; a new policy is its type's policies (the delegation policy's own
+    # example names service_control_policy/* for CreatePolicy,
+    # https://docs.aws.amazon.com/organizations/latest/userguide/security_iam_resource-based-policy-examples.html).
+    import organizations
+
+    if op in organizations.ANY_MEMBER:
+        return []
+    if op == "CreatePolicy":
+        arns.append(f"{base}policy/{org_id}/{str(p(prm, 'Type') or 'SERVICE_CONTROL_POLICY').lower()}/*")
+    doc = organizations.effective_policy(mgmt)
+    return [Resource(a, mgmt, doc, "organizations") for a in arns or ["*"]]
+
+
+def organizations_policy_type(op: str, prm: dict, account: str) -> str | None:
+    """The policy type a request is about: CreatePolicy's Type, ListPolicies' and
+    ListPoliciesForTarget's Filter, Enable/DisablePolicyType's PolicyType, or the type of the policy
+    PolicyId names."""
+    for name in ("Type", "Filter", "PolicyType"):
+        value = p(prm, name)
+        if isinstance(value, str) and value:
+            return value
+    pid = p(prm, "PolicyId")
+    if not pid:
+        return None
+    import extension
+
+    org = extension.organization_of(account)
+    found = next((pol for pol in org[1].policies if pol.id == pid), None) if org is not None else None
+    return getattr(found, "type", None)
 
 
 def task_policy_arn(params: dict) -> str | None:
@@ -1230,6 +1266,12 @@ def request_context(req: Req, principal: Principal) -> dict:
         ctx["aws:TagKeys"] = list(tags)
     if req.operation == "CreateServiceLinkedRole":
         ctx["iam:AWSServiceName"] = p(req.params, "AWSServiceName")
+    if req.service == "organizations":
+        kind = organizations_policy_type(req.operation, req.params, principal.account)
+        if kind:
+            # "organizations:PolicyType: ... the policy type in the request"
+            # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsorganizations.html#awsorganizations-policy-keys).
+            ctx["organizations:PolicyType"] = kind
     if req.service == "iam":
         boundary = permissions_boundary_key(req, principal.account)
         if boundary:
@@ -1399,6 +1441,9 @@ def authorize(principal: Principal, req: Req) -> Denial | None:
         if not decision.allowed:
             message = (f"User: {principal.shown()} is not authorized to perform: {action} on resource: "
                        f"{res.arn} {decision.reason}")
+            if res.kind == "organizations" and decision.reason.startswith("because no resource-based policy"):
+                # An account the organization does not delegate to: Organizations' own answer.
+                message = "You don't have permissions to access this resource."
             return Denial(action, res.arn, message)
     missing = s3_missing_object(req)
     if missing is not None:

@@ -1,5 +1,5 @@
-"""Organizations: invitations, which moto lacks, and the membership events AWS sends the management
-account when an account joins.
+"""Organizations: invitations, which moto lacks, the membership events AWS sends the management
+account when an account joins, and what the organization's other accounts may call.
 
 - Handshakes (https://docs.aws.amazon.com/organizations/latest/APIReference/API_Handshake.html):
   InviteAccountToOrganization by the management account; AcceptHandshake and DeclineHandshake by
@@ -20,6 +20,16 @@ account when an account joins.
   Both are CloudTrail service events: detail-type "AWS Service Event via CloudTrail", eventType
   AwsServiceEvent. AWS documents no field naming the joined account in AccountJoinedOrganization;
   the event here names it nowhere either, so nothing local can come to depend on a guess.
+- Member accounts (https://docs.aws.amazon.com/organizations/latest/APIReference/action-reference.html):
+  the operations AWS lists as callable "from only the organization's management account" are
+  refused to every other account with AccessDeniedException, as AWS answers ("You don't have
+  permissions to access this resource."); any member may describe the organization and answer its
+  own invitations; every other call acts on the organization, and IAM decides it (authz.py) against
+  the organization's effective delegation policy ([`effective_policy`]): the resource-based
+  delegation policy the management account put (PutResourcePolicy,
+  https://docs.aws.amazon.com/organizations/latest/userguide/orgs-policy-delegate-update.html), and the
+  read-only calls every service's delegated administrator may make
+  (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_integrate_delegated_admin.html).
 """
 
 from __future__ import annotations
@@ -68,21 +78,30 @@ def find(handshake_id: str) -> dict:
     return found
 
 
-def management_backend(backend: Any) -> Any:
-    """The caller's backend, which must be an organization's management account."""
+def organization_of(account: str) -> tuple[str, Any] | None:
+    import extension
+
+    return extension.organization_of(account)
+
+
+def denied() -> Exception:
+    return error("AccessDeniedException", "You don't have permissions to access this resource.")
+
+
+def management_backend(caller: str) -> Any:
+    """The backend of the organization whose management account is `caller`."""
     from moto.organizations.exceptions import AWSOrganizationsNotInUseException
 
-    if backend.org is None:
-        import extension
-
-        if extension.organization_of(backend.account_id) is not None:
-            raise error("AccessDeniedException", "You don't have permissions to access this resource.")
+    org = organization_of(caller)
+    if org is None:
         raise AWSOrganizationsNotInUseException
-    return backend
+    if org[0] != caller:
+        raise denied()
+    return org[1]
 
 
-def invite(backend: Any, params: dict) -> dict:
-    backend = management_backend(backend)
+def invite(caller: str, params: dict) -> dict:
+    backend = management_backend(caller)
     target = params.get("Target") or {}
     account = str(target.get("Id", ""))
     if target.get("Type") != "ACCOUNT" or not (len(account) == 12 and account.isdigit()):
@@ -121,12 +140,11 @@ def invite(backend: Any, params: dict) -> dict:
     return {"Handshake": public(handshake)}
 
 
-def respond(backend: Any, params: dict, verb: str) -> dict:
+def respond(caller: str, params: dict, verb: str) -> dict:
     """AcceptHandshake, DeclineHandshake (the invited account) or CancelHandshake (its sender)."""
     import extension
 
     handshake = find(params.get("HandshakeId", ""))
-    caller = backend.account_id
     party = handshake["_account"] if verb in ("accept", "decline") else handshake["_mgmt"]
     if caller != party:
         raise error("AccessDeniedException", "You don't have permissions to access this resource.")
@@ -168,9 +186,9 @@ def join(mgmt: str, account: str) -> None:
     joined(mgmt, account, "Invited")
 
 
-def describe(backend: Any, params: dict) -> dict:
+def describe(caller: str, params: dict) -> dict:
     handshake = find(params.get("HandshakeId", ""))
-    if backend.account_id not in (handshake["_mgmt"], handshake["_account"]):
+    if caller not in (handshake["_mgmt"], handshake["_account"]):
         raise error("AccessDeniedException", "You don't have permissions to access this resource.")
     return {"Handshake": public(handshake)}
 
@@ -181,13 +199,17 @@ def listed(handshakes: list[dict], params: dict) -> dict:
     return {"Handshakes": sorted(out, key=lambda h: h["RequestedTimestamp"])}
 
 
-def for_account(backend: Any, params: dict) -> dict:
-    return listed([h for h in HANDSHAKES.values() if h["_account"] == backend.account_id], params)
+def for_account(caller: str, params: dict) -> dict:
+    return listed([h for h in HANDSHAKES.values() if h["_account"] == caller], params)
 
 
-def for_organization(backend: Any, params: dict) -> dict:
-    backend = management_backend(backend)
-    return listed([h for h in HANDSHAKES.values() if h["_mgmt"] == backend.account_id], params)
+def for_organization(caller: str, params: dict) -> dict:
+    org = organization_of(caller)
+    if org is None:
+        from moto.organizations.exceptions import AWSOrganizationsNotInUseException
+
+        raise AWSOrganizationsNotInUseException
+    return listed([h for h in HANDSHAKES.values() if h["_mgmt"] == org[0]], params)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -241,19 +263,122 @@ def created(mgmt: str, status: dict) -> None:
 # ---------------------------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------------------------
+# The organization's other accounts
+
+
+# "Operations you can call from only the organization's management account" (action-reference.html),
+# with the resource-based delegation policy's own writes (API_PutResourcePolicy,
+# API_DeleteResourcePolicy: "You can only call this operation from the organization's management
+# account") and CloseAccount (API_CloseAccount).
+MANAGEMENT_ONLY = frozenset({
+    "CancelHandshake", "CreateAccount", "CreateGovCloudAccount", "CreateOrganization", "CreateOrganizationalUnit",
+    "DeleteOrganization", "DeleteOrganizationalUnit", "DeregisterDelegatedAdministrator", "DisableAWSServiceAccess",
+    "EnableAllFeatures", "EnableAWSServiceAccess", "InviteAccountToOrganization", "MoveAccount",
+    "RegisterDelegatedAdministrator", "RemoveAccountFromOrganization", "UpdateOrganizationalUnit",
+    "PutResourcePolicy", "DeleteResourcePolicy", "CloseAccount"})
+# What any account of the organization may do: see the organization, answer its own invitations, leave.
+ANY_MEMBER = frozenset({"DescribeOrganization", "AcceptHandshake", "DeclineHandshake", "DescribeHandshake",
+                        "ListHandshakesForAccount", "LeaveOrganization"})
+# "A delegated administrator account also has these read-only permissions"
+# (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_integrate_delegated_admin.html).
+SERVICE_ADMIN_READS = (
+    "DescribeAccount", "DescribeCreateAccountStatus", "DescribeEffectivePolicy", "DescribeHandshake",
+    "DescribeOrganization", "DescribeOrganizationalUnit", "DescribePolicy", "DescribeResourcePolicy", "ListAccounts",
+    "ListAccountsForParent", "ListAWSServiceAccessForOrganization", "ListChildren", "ListCreateAccountStatus",
+    "ListDelegatedAdministrators", "ListDelegatedServicesForAccount", "ListHandshakesForAccount",
+    "ListHandshakesForOrganization", "ListOrganizationalUnitsForParent", "ListParents", "ListPolicies",
+    "ListPoliciesForTarget", "ListRoots", "ListTagsForResource", "ListTargetsForPolicy")
+
+# Management account -> its organization's resource-based delegation policy
+# ({"Id", "Arn", "Content"}: API_ResourcePolicySummary, the content as put).
+POLICIES: dict[str, dict] = {}
+
+
+def effective_policy(mgmt: str) -> dict:
+    """What the organization lets its other accounts do: the delegation policy's statements, and one
+    for the read-only calls of every account that is some service's delegated administrator."""
+    statements: list = []
+    put = POLICIES.get(mgmt)
+    if put is not None:
+        doc = json.loads(put["Content"])
+        found = doc.get("Statement", [])
+        statements.extend(found if isinstance(found, list) else [found])
+    org = organization_of(mgmt)
+    admins = sorted({a.account.id for a in org[1].admins}) if org is not None else []
+    if admins:
+        statements.append({"Sid": "ServiceDelegatedAdministrators", "Effect": "Allow",
+                           "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in admins]},
+                           "Action": [f"organizations:{a}" for a in SERVICE_ADMIN_READS], "Resource": "*"})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def put_resource_policy(caller: str, params: dict) -> dict:
+    backend = management_backend(caller)
+    content = params.get("Content")
+    try:
+        doc = json.loads(content) if isinstance(content, str) else None
+    except ValueError:
+        doc = None
+    statements = doc.get("Statement") if isinstance(doc, dict) else None
+    if not statements or not all(isinstance(st, dict) and "Principal" in st and "Action" in st
+                                 for st in (statements if isinstance(statements, list) else [statements])):
+        raise error("MalformedPolicyDocumentException",
+                    "The provided policy document doesn't meet the requirements of the specified policy type.")
+    rid = POLICIES.get(caller, {}).get("Id") or "rp-" + "".join(
+        secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+    POLICIES[caller] = {"Id": rid, "Arn": f"arn:aws:organizations::{caller}:resourcepolicy/{backend.org.id}/{rid}",
+                        "Content": content}
+    return describe_resource_policy(caller, {})
+
+
+def describe_resource_policy(caller: str, params: dict) -> dict:
+    del params
+    org = organization_of(caller)
+    put = POLICIES.get(org[0]) if org is not None else None
+    if put is None:
+        raise error("ResourcePolicyNotFoundException",
+                    "We can't find a resource policy request with the parameter that you specified.")
+    return {"ResourcePolicy": {"ResourcePolicySummary": {"Id": put["Id"], "Arn": put["Arn"]}, "Content": put["Content"]}}
+
+
+def delete_resource_policy(caller: str, params: dict) -> dict:
+    describe_resource_policy(caller, params)
+    del POLICIES[management_backend(caller).account_id]
+    return {}
+
+
+def backend_for(caller: str, action: str, own: Any) -> Any:
+    """The backend a call of `caller` acts on: its own outside an organization and in the management
+    account; for another account of an organization, the organization's, except what AWS keeps to
+    the management account (refused) and what any account does for itself (its own)."""
+    if own.org is not None:
+        return own
+    org = organization_of(caller)
+    if org is None or action in ANY_MEMBER:
+        return own
+    if action in MANAGEMENT_ONLY:
+        raise denied()
+    return org[1]
+
+
 OPERATIONS = {
     "invite_account_to_organization": invite,
-    "accept_handshake": lambda b, p: respond(b, p, "accept"),
-    "decline_handshake": lambda b, p: respond(b, p, "decline"),
-    "cancel_handshake": lambda b, p: respond(b, p, "cancel"),
+    "accept_handshake": lambda caller, p: respond(caller, p, "accept"),
+    "decline_handshake": lambda caller, p: respond(caller, p, "decline"),
+    "cancel_handshake": lambda caller, p: respond(caller, p, "cancel"),
     "describe_handshake": describe,
     "list_handshakes_for_account": for_account,
     "list_handshakes_for_organization": for_organization,
+    "put_resource_policy": put_resource_policy,
+    "describe_resource_policy": describe_resource_policy,
+    "delete_resource_policy": delete_resource_policy,
 }
 
 
 def patch() -> None:
-    """The operations above on moto's Organizations responses; CreateAccount's events."""
+    """The operations above on moto's Organizations responses; a member's calls on the organization
+    (backend_for); CreateAccount's events."""
     from moto.organizations.models import OrganizationsBackend
     from moto.organizations.responses import OrganizationsResponse
 
@@ -262,9 +387,16 @@ def patch() -> None:
     OrganizationsBackend._assure_membership = True
     for name, handler in OPERATIONS.items():
         def method(self: Any, handler: Any = handler) -> str:
-            return json.dumps(handler(self.organizations_backend, self.request_params))
+            return json.dumps(handler(self.current_account, self.request_params))
 
         setattr(OrganizationsResponse, name, method)
+    from moto.organizations.models import organizations_backends
+
+    def organizations_backend(self: Any) -> Any:
+        own = organizations_backends[self.current_account][self.partition]
+        return backend_for(self.current_account, self._get_action(), own)
+
+    OrganizationsResponse.organizations_backend = property(organizations_backend)
     create = OrganizationsBackend.create_account
 
     def create_account(self: Any, **kwargs: Any) -> Any:

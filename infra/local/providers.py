@@ -433,6 +433,27 @@ class BucketPolicy(Provider):
                 raise
 
 
+class OrganizationsResourcePolicy(Provider):
+    """AWS::Organizations::ResourcePolicy: the organization's resource-based delegation policy, made
+    in the management account; Ref is its Id, Fn::GetAtt Arn and Id
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-organizations-resourcepolicy.html)."""
+
+    def create(self, ctx: Context, props: dict) -> tuple[str, dict]:
+        out = ctx.client("organizations").put_resource_policy(Content=as_json(props["Content"]))
+        summary = out["ResourcePolicy"]["ResourcePolicySummary"]
+        return summary["Id"], {"Arn": summary["Arn"], "Id": summary["Id"]}
+
+    def change(self, ctx: Context, old: Any, props: dict) -> tuple[str, dict]:
+        return self.create(ctx, props)
+
+    def delete(self, ctx: Context, resource: Any) -> None:
+        try:
+            ctx.client("organizations").delete_resource_policy()
+        except Exception as e:
+            if not gone(e, "ResourcePolicyNotFoundException"):
+                raise
+
+
 def iam_not_yet(e: Exception) -> bool:
     """Lambda's answers while IAM has not propagated a role made a moment ago, which CloudFormation's
     Lambda handlers wait out."""
@@ -682,4 +703,5 @@ PROVIDERS: dict[str, Provider] = {
     "AWS::StepFunctions::StateMachine": StateMachine(),
     "AWS::Events::Rule": Rule(),
     "AWS::SNS::Topic": Topic(),
+    "AWS::Organizations::ResourcePolicy": OrganizationsResourcePolicy(),
 }

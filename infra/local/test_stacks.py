@@ -456,5 +456,72 @@ class Membership(unittest.TestCase):
             StartTime=time.time() - 600, EndTime=time.time() + 60, Period=60, Statistics=["Sum"])["Datapoints"]
         self.assertEqual(sum(d["Sum"] for d in failed), 3)
 
+
+class Delegation(unittest.TestCase):
+    """What an organization's other accounts may call (organizations.py): the management account's
+    calls never, the organization's reads as a service's delegated administrator, and what the
+    resource-based delegation policy (made by CloudFormation) delegates."""
+
+    def test_a_member_may_do_only_what_the_organization_delegates_to_it(self) -> None:
+        org = client("organizations")
+        try:
+            org.create_organization(FeatureSet="ALL")
+        except ClientError:
+            pass
+        member = org.create_account(AccountName="dl-member", Email="dl-member@example.com")["CreateAccountStatus"]["AccountId"]
+        theirs = as_creds("organizations", session(member))
+        self.assertEqual(theirs.describe_organization()["Organization"]["MasterAccountId"], "123456789012")
+        nothing = "You don't have permissions to access this resource."
+        self.assertEqual(refused(lambda: theirs.list_accounts(), "AccessDeniedException"), nothing)
+        scp = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "ec2:*", "Resource": "*"}]})
+        create = lambda kind: theirs.create_policy(  # noqa: E731
+            Name=f"dl-{kind}-{time.monotonic_ns()}", Description="d", Type=kind, Content=scp)
+        refused(lambda: create("SERVICE_CONTROL_POLICY"), "AccessDeniedException")
+
+        # A service's delegated administrator reads the organization, and changes nothing.
+        org.enable_aws_service_access(ServicePrincipal="config.amazonaws.com")
+        org.register_delegated_administrator(AccountId=member, ServicePrincipal="config.amazonaws.com")
+        self.assertIn(member, [a["Id"] for a in theirs.list_accounts()["Accounts"]])
+        self.assertIn(member, [a["Id"] for a in theirs.list_delegated_administrators()["DelegatedAdministrators"]])
+        refused(lambda: create("SERVICE_CONTROL_POLICY"), "AccessDeniedException")
+        for call in (lambda: theirs.enable_aws_service_access(ServicePrincipal="guardduty.amazonaws.com"),
+                     lambda: theirs.register_delegated_administrator(AccountId=member, ServicePrincipal="guardduty.amazonaws.com"),
+                     lambda: theirs.create_account(AccountName="x", Email="x@example.com"),
+                     lambda: theirs.put_resource_policy(Content=json.dumps({"Statement": []}))):
+            self.assertEqual(refused(call, "AccessDeniedException"), nothing)
+
+        # The management account delegates SCP management, as AWS's example does, with CloudFormation.
+        root = f"arn:aws:iam::{member}:root"
+        org_id = org.describe_organization()["Organization"]["Id"]
+        content = {"Version": "2012-10-17", "Statement": [
+            {"Sid": "Navigate", "Effect": "Allow", "Principal": {"AWS": root}, "Resource": "*",
+             "Action": ["organizations:DescribeOrganization", "organizations:ListRoots", "organizations:ListAccounts"]},
+            {"Sid": "ReadScps", "Effect": "Allow", "Principal": {"AWS": root}, "Resource": "*",
+             "Action": ["organizations:DescribePolicy", "organizations:ListPolicies", "organizations:ListPoliciesForTarget"],
+             "Condition": {"StringLikeIfExists": {"organizations:PolicyType": "SERVICE_CONTROL_POLICY"}}},
+            {"Sid": "ManageScps", "Effect": "Allow", "Principal": {"AWS": root},
+             "Action": ["organizations:CreatePolicy", "organizations:DescribePolicy", "organizations:UpdatePolicy"],
+             "Resource": [f"arn:aws:organizations::123456789012:policy/{org_id}/service_control_policy/*",
+                          "arn:aws:organizations::aws:policy/service_control_policy/*"]}]}
+        cf = client("cloudformation")
+        cf.create_stack(StackName="delegation", TemplateBody=template(
+            {"Delegation": {"Type": "AWS::Organizations::ResourcePolicy", "Properties": {"Content": content}}}))
+        self.assertEqual(ended(cf, "delegation")["StackStatus"], "CREATE_COMPLETE", failures(cf, "delegation"))
+        made = create("SERVICE_CONTROL_POLICY")["Policy"]["PolicySummary"]
+        self.assertEqual(made["Type"], "SERVICE_CONTROL_POLICY")
+        self.assertEqual(theirs.describe_policy(PolicyId=made["Id"])["Policy"]["PolicySummary"]["Id"], made["Id"])
+        self.assertEqual(json.loads(theirs.describe_resource_policy()["ResourcePolicy"]["Content"]), content)
+        refused(lambda: create("TAG_POLICY"), "AccessDeniedException")
+        refused(lambda: theirs.attach_policy(PolicyId=made["Id"], TargetId=member), "AccessDeniedException")
+        refused(lambda: theirs.register_delegated_administrator(AccountId=member, ServicePrincipal="guardduty.amazonaws.com"),
+                "AccessDeniedException")
+
+        # Deleting the stack takes the delegation back.
+        cf.delete_stack(StackName="delegation")
+        eventually(lambda: not [s for s in cf.list_stacks()["StackSummaries"]
+                                if s["StackName"] == "delegation" and s["StackStatus"] != "DELETE_COMPLETE"])
+        refused(lambda: org.describe_resource_policy(), "ResourcePolicyNotFoundException")
+        refused(lambda: create("SERVICE_CONTROL_POLICY"), "AccessDeniedException")
+
 if __name__ == "__main__":
     unittest.main()

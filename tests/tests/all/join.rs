@@ -143,6 +143,34 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
     };
     assert_eq!((method(&created), method(invited)), ("CREATED".to_owned(), "INVITED".to_owned()));
 
+    // Its own administrator, now a member's, sees the organization and no more.
+    let org_of = cli_ok(
+        &cloud,
+        &its_owner,
+        &["organizations", "describe-organization", "--query", "Organization.MasterAccountId", "--output", "text"],
+    );
+    assert_eq!(org_of, "123456789012");
+    for refused in [
+        vec!["organizations", "list-accounts"],
+        vec!["organizations", "enable-aws-service-access", "--service-principal", "guardduty.amazonaws.com"],
+        vec![
+            "organizations",
+            "register-delegated-administrator",
+            "--account-id",
+            invited,
+            "--service-principal",
+            "config.amazonaws.com",
+        ],
+    ] {
+        let (code, _, err) = super::iam::aws_cli(&cloud, &its_owner, &refused);
+        assert_ne!(code, 0, "{refused:?} was allowed");
+        assert!(
+            err.contains("AccessDeniedException")
+                && err.contains("You don't have permissions to access this resource."),
+            "{refused:?}: {err}"
+        );
+    }
+
     // Three events (CreateAccountResult, and AccountJoinedOrganization for each), three join
     // executions, each ended well.
     let join = "arn:aws:states:us-east-1:123456789012:stateMachine:assure-join";
