@@ -849,5 +849,29 @@ class AlarmNotifications(Delayed):
         deliver_services.settle()
 
 
+
+class BucketPoliciesWithoutEnforcement(unittest.TestCase):
+    """`--no-iam` authorizes nothing, bucket policies included: moto's own evaluation of a TLS-only
+    policy would refuse every read of the pipeline's artifacts (deliver_services.patch_s3_bucket_policy)."""
+
+    def test_a_tls_only_bucket_is_read_without_enforcement(self):
+        import os
+
+        from moto.iam.access_control import PermissionResult
+        from moto.s3.models import s3_backends
+
+        backend = s3_backends[ACCOUNT]["aws"]
+        bucket = backend.create_bucket("tls-only-no-iam", "us-east-1")
+        backend.put_bucket_policy("tls-only-no-iam", json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "arn:aws:s3:::tls-only-no-iam/*",
+             "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}).encode())
+        before = os.environ.get("ASSURE_IAM")
+        os.environ["ASSURE_IAM"] = "off"
+        try:
+            self.assertEqual(bucket.get_permission("s3:GetObject", "arn:aws:s3:::tls-only-no-iam/k"),
+                             PermissionResult.PERMITTED)
+        finally:
+            os.environ["ASSURE_IAM"] = before or "on"
+
 if __name__ == "__main__":
     unittest.main()
