@@ -30,6 +30,35 @@ fn tls_only(bucket: &str) -> Value {
     })
 }
 
+/// A role Step Functions runs a state machine as: trusted by Step Functions for this account's
+/// state machines, with `statements`, and what Step Functions itself does as the role: deliver the
+/// state machine's logs to its log group, send X-Ray traces.
+fn states_role(name: &str, policy: &str, statements: Value) -> Value {
+    let mut statements = match statements {
+        Value::Array(list) => list,
+        one => vec![one],
+    };
+    statements.push(
+        json!({"Effect": "Allow", "Action": ["logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups"], "Resource": "*"}),
+    );
+    statements.push(
+        json!({"Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"}),
+    );
+    json!({
+        "Type": "AWS::IAM::Role",
+        "Metadata": skip(&[("CKV_AWS_111", "CloudWatch Logs delivery for Step Functions (logs:CreateLogDelivery and friends) supports only Resource \"*\"")]),
+        "Properties": {
+            "RoleName": name,
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
+            "Policies": [{"PolicyName": policy, "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}]
+        }
+    })
+}
+
 /// `Foo-bar` → `FooBar`, for logical ids.
 fn logical(step: StepName) -> String {
     placeholder(step).trim_end_matches("QueueUrl").to_owned()
@@ -462,24 +491,10 @@ pub fn pipeline_template() -> Value {
         .collect();
     resources.insert(
         "StatesRole".into(),
-        json!({
-            "Type": "AWS::IAM::Role",
-            "Metadata": skip(&[("CKV_AWS_111", "CloudWatch Logs delivery for Step Functions (logs:CreateLogDelivery and friends) supports only Resource \"*\"")]),
-            "Properties": {
-                "RoleName": STATES_ROLE,
-                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                    "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
-                "Policies": [{"PolicyName": "send-task-messages", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                    {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queues},
-                    {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": getatt("PipelineKey", "Arn")},
-                    {"Effect": "Allow", "Action": ["logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
-                        "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
-                        "logs:DescribeLogGroups"], "Resource": "*"},
-                    {"Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"}
-                ]}}]
-            }
-        }),
+        states_role(STATES_ROLE, "send-task-messages", json!([
+            {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queues},
+            {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": getatt("PipelineKey", "Arn")},
+        ])),
     );
     resources.insert(
         "StateMachine".into(),
@@ -501,47 +516,33 @@ pub fn pipeline_template() -> Value {
     // (startExecution.sync:2, which manages an EventBridge rule to hear the children end).
     resources.insert(
         "BulkStatesRole".into(),
-        json!({
-            "Type": "AWS::IAM::Role",
-            "Metadata": skip(&[("CKV_AWS_111", "CloudWatch Logs delivery for Step Functions (logs:CreateLogDelivery and friends) supports only Resource \"*\"")]),
-            "Properties": {
-                "RoleName": BULK_STATES_ROLE,
-                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                    "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
-                "Policies": [{"PolicyName": "start-child-runs", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                    // The organization step's task, once before the accounts.
-                    {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getatt(&format!("{}Queue", logical(StepName::Organization)), "Arn")},
-                    {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": getatt("PipelineKey", "Arn")},
-                    {"Effect": "Allow", "Action": "states:StartExecution", "Resource": reference("StateMachine")},
-                    // The accounts' list the Distributed Map reads (ItemReader), and the results it
-                    // writes (ResultWriter), in the checkpoint bucket under the bulk run's prefix
-                    // ("IAM policies for using Distributed Map states": scope to the objects).
-                    {"Effect": "Allow", "Action": "s3:GetObject",
-                     "Resource": sub(&format!("arn:${{AWS::Partition}}:s3:::{CHECKPOINTS}/runs/*/accounts.json"))},
-                    {"Effect": "Allow", "Action": "s3:PutObject",
-                     "Resource": sub(&format!("arn:${{AWS::Partition}}:s3:::{CHECKPOINTS}/runs/*/results/*"))},
-                    // The Distributed Map's child workflow executions are executions of this state
-                    // machine, started and watched by Step Functions as its role (same page).
-                    {"Effect": "Allow", "Action": "states:StartExecution",
-                     "Resource": sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{BULK_STATE_MACHINE}"))},
-                    {"Effect": "Allow", "Action": ["states:DescribeExecution", "states:StopExecution"],
-                     "Resource": sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{BULK_STATE_MACHINE}/*"))},
-                    // IAM's definitions list DescribeExecution and StopExecution for standard and
-                    // express executions alike; the onboarding state machine is a standard one.
-                    {"Effect": "Allow", "Action": ["states:DescribeExecution", "states:StopExecution"],
-                     "Resource": [
-                         sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{STATE_MACHINE}:*")),
-                         sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:express:{STATE_MACHINE}:*:*"))]},
-                    {"Effect": "Allow", "Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                     "Resource": sub("arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule")},
-                    {"Effect": "Allow", "Action": ["logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
-                        "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
-                        "logs:DescribeLogGroups"], "Resource": "*"},
-                    {"Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"}
-                ]}}]
-            }
-        }),
+        states_role(BULK_STATES_ROLE, "start-child-runs", json!([
+            // The organization step's task, once before the accounts.
+            {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getatt(&format!("{}Queue", logical(StepName::Organization)), "Arn")},
+            {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": getatt("PipelineKey", "Arn")},
+            {"Effect": "Allow", "Action": "states:StartExecution", "Resource": reference("StateMachine")},
+            // The accounts' list the Distributed Map reads (ItemReader), and the results it
+            // writes (ResultWriter), in the checkpoint bucket under the bulk run's prefix
+            // ("IAM policies for using Distributed Map states": scope to the objects).
+            {"Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": sub(&format!("arn:${{AWS::Partition}}:s3:::{CHECKPOINTS}/runs/*/accounts.json"))},
+            {"Effect": "Allow", "Action": "s3:PutObject",
+             "Resource": sub(&format!("arn:${{AWS::Partition}}:s3:::{CHECKPOINTS}/runs/*/results/*"))},
+            // The Distributed Map's child workflow executions are executions of this state
+            // machine, started and watched by Step Functions as its role (same page).
+            {"Effect": "Allow", "Action": "states:StartExecution",
+             "Resource": sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{BULK_STATE_MACHINE}"))},
+            {"Effect": "Allow", "Action": ["states:DescribeExecution", "states:StopExecution"],
+             "Resource": sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{BULK_STATE_MACHINE}/*"))},
+            // IAM's definitions list DescribeExecution and StopExecution for standard and
+            // express executions alike; the onboarding state machine is a standard one.
+            {"Effect": "Allow", "Action": ["states:DescribeExecution", "states:StopExecution"],
+             "Resource": [
+                 sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{STATE_MACHINE}:*")),
+                 sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:express:{STATE_MACHINE}:*:*"))]},
+            {"Effect": "Allow", "Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+             "Resource": sub("arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule")},
+        ])),
     );
     resources.insert(
         "BulkStateMachine".into(),
@@ -567,25 +568,14 @@ pub fn pipeline_template() -> Value {
     // each starts the join state machine, whose one task starts the accounts' runs (join.rs).
     resources.insert(
         "JoinStatesRole".into(),
-        json!({
-            "Type": "AWS::IAM::Role",
-            "Condition": "AutoOnboard",
-            "Metadata": skip(&[("CKV_AWS_111", "CloudWatch Logs delivery for Step Functions (logs:CreateLogDelivery and friends) supports only Resource \"*\"")]),
-            "Properties": {
-                "RoleName": JOIN_STATES_ROLE,
-                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                    "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
-                "Policies": [{"PolicyName": "send-join-task", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                    {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getatt(&format!("{}Queue", logical(StepName::Join)), "Arn")},
-                    {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": getatt("PipelineKey", "Arn")},
-                    {"Effect": "Allow", "Action": ["logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
-                        "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
-                        "logs:DescribeLogGroups"], "Resource": "*"},
-                    {"Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*"}
-                ]}}]
-            }
-        }),
+        {
+            let mut role = states_role(JOIN_STATES_ROLE, "send-join-task", json!([
+                {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getatt(&format!("{}Queue", logical(StepName::Join)), "Arn")},
+                {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": getatt("PipelineKey", "Arn")},
+            ]));
+            role["Condition"] = json!("AutoOnboard");
+            role
+        },
     );
     resources.insert(
         "JoinStateMachine".into(),
