@@ -163,9 +163,12 @@ def ensure_member_role(endpoint, mgmt, accounts, template, region="us-east-1"):
         cf.create_stack_instances(StackSetName=MEMBER_STACK_SET, Regions=[region],
                                   DeploymentTargets={"OrganizationalUnitIds": [root]})
         break
-    deadline = time.monotonic() + 120
+    # StackSets makes the instances one account after another: a second each is generous locally.
+    bound = 120 + len(accounts)
+    deadline = time.monotonic() + bound
     while True:
-        instances = cf.list_stack_instances(StackSetName=MEMBER_STACK_SET)["Summaries"]
+        instances = [i for page in cf.get_paginator("list_stack_instances").paginate(StackSetName=MEMBER_STACK_SET)
+                     for i in page["Summaries"]]
         state = {i["Account"]: (i["StackInstanceStatus"]["DetailedStatus"], i.get("StatusReason")) for i in instances}
         failed = {a: s for a, s in state.items() if a in accounts and s[0] == "FAILED"}
         if failed:
@@ -173,7 +176,7 @@ def ensure_member_role(endpoint, mgmt, accounts, template, region="us-east-1"):
         if all(state.get(a, ("",))[0] == "SUCCEEDED" for a in accounts):
             return
         if time.monotonic() > deadline:
-            raise SystemExit(f"the member role's stack instances are not all there after 120 s: {state}")
+            raise SystemExit(f"the member role's stack instances are not all there after {bound} s: {state}")
         time.sleep(0.2)
 
 

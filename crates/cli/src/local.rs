@@ -109,8 +109,8 @@ pub(crate) async fn run(cmd: LocalCommand, json: bool) -> anyhow::Result<ExitCod
             print_exports(&endpoint, json);
         }
         LocalCommand::Seed { accounts, regions } => {
-            if !(1..=200).contains(&accounts) {
-                bail!("--accounts: {accounts} is out of range (1 to 200)");
+            if !(1..=1000).contains(&accounts) {
+                bail!("--accounts: {accounts} is out of range (1 to 1000)");
             }
             let regions: Vec<String> =
                 crate::global::parse_regions(&regions)?.iter().map(|r| r.as_str().to_owned()).collect();
