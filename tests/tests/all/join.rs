@@ -209,4 +209,77 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
         history.contains("Assure.NotReady") && history.contains("cannot be assumed in it yet")
     });
     assert!(waited, "no join waited for the member role");
+
+    // The event again, later, once an operator has run the account too: the join step finds the
+    // account's lock held by the operator's finished run, takes it, and starts nothing new.
+    let (code, out, err) = cloud.run(&["onboard", &created, "--run-id", "operator-again"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let template = assure_core::pipeline::infra::pipeline_template();
+    let input = template["Resources"]["OnboardOnJoin"]["Properties"]["Targets"][0]["InputTransformer"]["InputTemplate"]
+        ["Fn::Sub"]
+        .as_str()
+        .expect("the rule's input template")
+        .replace("${RegionsJson}", r#"["us-east-1"]"#)
+        .replace("${AWS::Region}", "us-east-1")
+        .replace("${AWS::AccountId}", "123456789012")
+        .replace("${LoggingAccount}", logging)
+        .replace("${SecurityAccount}", security)
+        .replace("${MemberRoleName}", "AssureExecutionRole")
+        .replace("<id>", "0e5bd8a6-6f43-4b1f-9d3c-delivered-again")
+        .replace("<time>", "2026-12-07T10:00:00Z")
+        .replace(
+            "<detail>",
+            &serde_json::json!({"eventName": "CreateAccountResult", "serviceEventDetails":
+                {"createAccountStatus": {"state": "SUCCEEDED", "accountId": created}}})
+            .to_string(),
+        );
+    let again = cli_ok(
+        &cloud,
+        &admin,
+        &[
+            "stepfunctions",
+            "start-execution",
+            "--state-machine-arn",
+            join,
+            "--input",
+            &input,
+            "--query",
+            "executionArn",
+            "--output",
+            "text",
+        ],
+    );
+    let started = Instant::now();
+    let status = loop {
+        let status = cli_ok(
+            &cloud,
+            &admin,
+            &[
+                "stepfunctions",
+                "describe-execution",
+                "--execution-arn",
+                &again,
+                "--query",
+                "status",
+                "--output",
+                "text",
+            ],
+        );
+        if status != "RUNNING" || started.elapsed() > Duration::from_secs(120) {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(status, "SUCCEEDED", "{again}");
+    let (_, out, _) = cloud.run(&["runs", "list", "--account", &created, "--output", "json"]);
+    let theirs: Vec<Value> = serde_json::from_str(&out).expect("runs list --output json");
+    let joined: Vec<&Value> =
+        theirs.iter().filter(|r| r["runId"].as_str().is_some_and(|id| id.starts_with("joined-"))).collect();
+    assert_eq!(joined.len(), 1, "the event again started nothing new: {theirs:?}");
+    assert_eq!(joined[0]["executions"], 1, "{theirs:?}");
+    let asked = cloud.decisions().iter().any(|d| {
+        d["principal"].as_str().is_some_and(|p| p.contains("assure-step-join"))
+            && d["action"] == "states:DescribeExecution"
+    });
+    assert!(asked, "the join step never asked whether the lock's holder still runs");
 }
