@@ -776,30 +776,16 @@ async fn the_pipeline_is_the_stack_users_deploy(cloud: &LocalCloud, ids: &Value,
 /// before any change.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
-    use super::iam::{cli_ok, credentials};
+    use super::iam::{cli_ok, credentials, execution_ended};
     let cloud = LocalCloud::start();
     let ids = cloud.seed_and_deploy("us-east-1");
     let (target, logging, security) =
         (ids["external"][0].as_str().unwrap(), ids["logging"].as_str().unwrap(), ids["security"].as_str().unwrap());
     let admin = credentials(&cloud.sdk_config().await).await;
-    let template = assure_core::pipeline::infra::pipeline_template();
-    let input_template = template["Resources"]["OnboardOnJoin"]["Properties"]["Targets"][0]["InputTransformer"]
-        ["InputTemplate"]["Fn::Sub"]
-        .as_str()
-        .expect("the rule's input template")
-        .to_owned();
-    // What CloudFormation and EventBridge make of it, and the join step of that for the account.
+    // What CloudFormation and EventBridge make of the rule's input, and the join step of that for
+    // the account.
     let input = |event: &str, regions: &str| {
-        let delivered = input_template
-            .replace("${RegionsJson}", regions)
-            .replace("${AWS::Region}", "us-east-1")
-            .replace("${AWS::AccountId}", "123456789012")
-            .replace("${LoggingAccount}", logging)
-            .replace("${SecurityAccount}", security)
-            .replace("${MemberRoleName}", "AssureExecutionRole")
-            .replace("<id>", event)
-            .replace("<time>", "2026-12-07T10:00:00Z")
-            .replace("<detail>", "{}");
+        let delivered = super::join::join_input(regions, logging, security, event, "2026-12-07T10:00:00Z", "{}");
         let mut join: serde_json::Value = serde_json::from_str(&delivered).expect("the rule's input is JSON");
         let mut run = join["run"].take();
         run["runId"] = format!("joined-{event}").into();
@@ -827,27 +813,7 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
                 "text",
             ],
         );
-        let started = std::time::Instant::now();
-        let status = loop {
-            let status = cli_ok(
-                &cloud,
-                &admin,
-                &[
-                    "stepfunctions",
-                    "describe-execution",
-                    "--execution-arn",
-                    &arn,
-                    "--query",
-                    "status",
-                    "--output",
-                    "text",
-                ],
-            );
-            if status != "RUNNING" || started.elapsed() > std::time::Duration::from_secs(180) {
-                break status;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(500));
-        };
+        let status = execution_ended(&cloud, &admin, &arn, std::time::Duration::from_secs(180));
         (arn, status, from)
     };
     let run = |event: &str| run_in(event, r#"["us-east-1"]"#);

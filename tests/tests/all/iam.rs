@@ -85,6 +85,28 @@ pub(super) fn cli_ok(cloud: &LocalCloud, creds: &aws_sdk_sts::config::Credential
     out.trim().to_owned()
 }
 
+/// The status an execution ended in, read with the AWS CLI every half second; `RUNNING` if it
+/// still runs after `bound`.
+pub(super) fn execution_ended(
+    cloud: &LocalCloud,
+    creds: &aws_sdk_sts::config::Credentials,
+    arn: &str,
+    bound: std::time::Duration,
+) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let status = cli_ok(
+            cloud,
+            creds,
+            &["stepfunctions", "describe-execution", "--execution-arn", arn, "--query", "status", "--output", "text"],
+        );
+        if status != "RUNNING" || started.elapsed() > bound {
+            return status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
 /// The AWS CLI's `args`, which must succeed once the service has learnt of trusted access enabled
 /// a moment ago: while it refuses with `transient` in its error (its answer with trusted access
 /// off), again, for at most 20 seconds (the local cloud's transition is a few).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use assure_e2e::{http, LocalCloud};
 use serde_json::Value;
 
-use super::iam::{cli_ok, credentials};
+use super::iam::{cli_ok, credentials, execution_ended};
 
 /// The keys of the owner of `account`, an account outside any organization.
 fn owner(cloud: &LocalCloud, account: &str) -> aws_sdk_sts::config::Credentials {
@@ -26,6 +26,25 @@ fn owner(cloud: &LocalCloud, account: &str) -> aws_sdk_sts::config::Credentials 
         None,
         "owner",
     )
+}
+
+/// What `OnboardOnJoin` starts the join state machine with, as CloudFormation and EventBridge fill
+/// its input template: the stack's settings (the management account 123456789012, us-east-1, the
+/// member role's default name, `regions`), and the event's `id`, `time` and `detail`.
+pub(super) fn join_input(regions: &str, logging: &str, security: &str, id: &str, time: &str, detail: &str) -> String {
+    let template = assure_core::pipeline::infra::pipeline_template();
+    template["Resources"]["OnboardOnJoin"]["Properties"]["Targets"][0]["InputTransformer"]["InputTemplate"]["Fn::Sub"]
+        .as_str()
+        .expect("the rule's input template")
+        .replace("${RegionsJson}", regions)
+        .replace("${AWS::Region}", "us-east-1")
+        .replace("${AWS::AccountId}", "123456789012")
+        .replace("${LoggingAccount}", logging)
+        .replace("${SecurityAccount}", security)
+        .replace("${MemberRoleName}", "AssureExecutionRole")
+        .replace("<id>", id)
+        .replace("<time>", time)
+        .replace("<detail>", detail)
 }
 
 /// The StackSet deploys the member role to a new account 40 s after it joins (minutes on AWS):
@@ -47,6 +66,14 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
     ]);
     assert_eq!(code, 0, "deploy --auto-onboard: {err}");
     let admin = credentials(&cloud.sdk_config().await).await;
+    let account_field = |account: &str, field: &str| {
+        let query = format!("Account.{field}");
+        cli_ok(
+            &cloud,
+            &admin,
+            &["organizations", "describe-account", "--account-id", account, "--query", &query, "--output", "text"],
+        )
+    };
 
     // One account created, one invited from outside the organization.
     let created = cli_ok(
@@ -104,20 +131,7 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
         assert_eq!(theirs.len(), 1, "one run for {account}, whatever the number of its events: {runs:?}");
         let run = theirs[0];
         assert_eq!(run["status"], "SUCCEEDED", "{run}");
-        let joined = cli_ok(
-            &cloud,
-            &admin,
-            &[
-                "organizations",
-                "describe-account",
-                "--account-id",
-                account,
-                "--query",
-                "Account.JoinedTimestamp",
-                "--output",
-                "text",
-            ],
-        );
+        let joined = account_field(account, "JoinedTimestamp");
         // Epoch seconds, as the JSON protocol carries it (the AWS CLI v1 prints it so).
         let joined: f64 = joined.parse().unwrap_or_else(|e| panic!("JoinedTimestamp {joined:?}: {e}"));
         let run_id = run["runId"].as_str().unwrap();
@@ -125,22 +139,7 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
         let (code, out, err) = cloud.run(&["runs", "show", run_id]);
         assert_eq!(code, 0, "runs show {run_id}: {out}\n{err}");
     }
-    let method = |account: &str| {
-        cli_ok(
-            &cloud,
-            &admin,
-            &[
-                "organizations",
-                "describe-account",
-                "--account-id",
-                account,
-                "--query",
-                "Account.JoinedMethod",
-                "--output",
-                "text",
-            ],
-        )
-    };
+    let method = |account: &str| account_field(account, "JoinedMethod");
     assert_eq!((method(&created), method(invited)), ("CREATED".to_owned(), "INVITED".to_owned()));
 
     // Its own administrator, now a member's, sees the organization and no more.
@@ -214,25 +213,16 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
     // account's lock held by the operator's finished run, takes it, and starts nothing new.
     let (code, out, err) = cloud.run(&["onboard", &created, "--run-id", "operator-again"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    let template = assure_core::pipeline::infra::pipeline_template();
-    let input = template["Resources"]["OnboardOnJoin"]["Properties"]["Targets"][0]["InputTransformer"]["InputTemplate"]
-        ["Fn::Sub"]
-        .as_str()
-        .expect("the rule's input template")
-        .replace("${RegionsJson}", r#"["us-east-1"]"#)
-        .replace("${AWS::Region}", "us-east-1")
-        .replace("${AWS::AccountId}", "123456789012")
-        .replace("${LoggingAccount}", logging)
-        .replace("${SecurityAccount}", security)
-        .replace("${MemberRoleName}", "AssureExecutionRole")
-        .replace("<id>", "0e5bd8a6-6f43-4b1f-9d3c-delivered-again")
-        .replace("<time>", "2026-12-07T10:00:00Z")
-        .replace(
-            "<detail>",
-            &serde_json::json!({"eventName": "CreateAccountResult", "serviceEventDetails":
-                {"createAccountStatus": {"state": "SUCCEEDED", "accountId": created}}})
-            .to_string(),
-        );
+    let detail = serde_json::json!({"eventName": "CreateAccountResult", "serviceEventDetails":
+        {"createAccountStatus": {"state": "SUCCEEDED", "accountId": created}}});
+    let input = join_input(
+        r#"["us-east-1"]"#,
+        logging,
+        security,
+        "0e5bd8a6-6f43-4b1f-9d3c-delivered-again",
+        "2026-12-07T10:00:00Z",
+        &detail.to_string(),
+    );
     let again = cli_ok(
         &cloud,
         &admin,
@@ -249,27 +239,7 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
             "text",
         ],
     );
-    let started = Instant::now();
-    let status = loop {
-        let status = cli_ok(
-            &cloud,
-            &admin,
-            &[
-                "stepfunctions",
-                "describe-execution",
-                "--execution-arn",
-                &again,
-                "--query",
-                "status",
-                "--output",
-                "text",
-            ],
-        );
-        if status != "RUNNING" || started.elapsed() > Duration::from_secs(120) {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let status = execution_ended(&cloud, &admin, &again, Duration::from_secs(120));
     assert_eq!(status, "SUCCEEDED", "{again}");
     let (_, out, _) = cloud.run(&["runs", "list", "--account", &created, "--output", "json"]);
     let theirs: Vec<Value> = serde_json::from_str(&out).expect("runs list --output json");
