@@ -29,16 +29,13 @@ REVIEWED = [
      "the logging-bucket step exists to write the logging buckets' policy and lifecycle; only the buckets named "
      "assure-logs-ACCOUNT-* and assure-access-logs-ACCOUNT-*, and after onboarding the protection SCP denies these "
      "changes to every principal but assure's own role"),
-    ("assure-step-guardduty", "RESOURCE_STAR",
+    ("assure-management", "RESOURCE_STAR",
      {"organizations:DescribeAccount", "organizations:DescribeOrganizationalUnit", "organizations:RegisterDelegatedAdministrator"},
-     "GuardDuty calls these with the caller's permissions while it serves EnableOrganizationAdminAccount; its guide "
-     "(https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html) grants them on \"*\" and does not "
-     "say which resources it authorizes against"),
-    ("assure-step-organization", "RESOURCE_STAR",
-     {"organizations:DescribeAccount", "organizations:DescribeOrganizationalUnit", "organizations:RegisterDelegatedAdministrator"},
-     "the organization step makes the security account GuardDuty's delegated administrator, as the GuardDuty step "
-     "does for a run of its own: the same calls GuardDuty makes with the caller's permissions, on \"*\" as its guide "
-     "grants them (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html)"),
+     "the management account's one role for assure makes the security account GuardDuty's delegated administrator: "
+     "GuardDuty calls these with the caller's permissions while it serves EnableOrganizationAdminAccount, and its guide "
+     "(https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html) grants them on \"*\" without "
+     "saying which resources it authorizes against; Access Analyzer's and Config's registrations are the same call. "
+     "Only the pipeline's roles that need the role may assume it (its trust names them)"),
     ("assure-step-preflight", "RESOURCE_MISMATCH", {"states:DescribeExecution"},
      "DescribeExecution takes a standard execution (execution*) or an Express one (express*) "
      "(https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html); parliament "

@@ -34,6 +34,8 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
   /assure-api/service-credentials: a service's session of a role it was given, optionally for a named
   resource (`sourceArn`); /assure-api/managed-instances: managed instances whose SSM Agent runs with a
   role (deliver_findings.py, with IAM Access Analyzer's findings and Session Manager's sessions).
+- /assure-api/function-code and /assure-api/event-source-mappings: Lambda's service side, which the
+  worker plays: a function's package, and every account's mappings with their functions.
 """
 
 import datetime
@@ -2337,6 +2339,8 @@ class Extension:
             return self.service_credentials(environ, start_response)
         if environ.get("PATH_INFO") == "/assure-api/function-code":
             return self.function_code(environ, start_response)
+        if environ.get("PATH_INFO") == "/assure-api/event-source-mappings":
+            return self.event_source_mappings(environ, start_response)
         if environ.get("PATH_INFO") == "/assure-api/account-owner":
             return self.account_owner(environ, start_response)
         if environ.get("PATH_INFO") == "/assure-api/root-credentials":
@@ -2636,6 +2640,27 @@ class Extension:
                                 error="ResourceNotFoundException")
         start_response("200 OK", [("Content-Type", "application/zip"), ("Content-Length", str(len(code)))])
         return [code]
+
+    def event_source_mappings(self, environ: dict, start_response: Callable) -> list[bytes]:
+        """POST {}: every event source mapping of every account and Region, each as
+        ListEventSourceMappings describes it, with its function's configuration as GetFunction
+        describes it ("Function"): what Lambda's service side polls and runs, whichever account the
+        pipeline is deployed in. The worker plays Lambda with it."""
+        from moto.awslambda.models import lambda_backends
+
+        out = []
+        with LOCK:
+            for account, regions in list(lambda_backends.items()):
+                for region, backend in list(regions.items()):
+                    for esm in list(getattr(backend, "_event_source_mappings", {}).values()):
+                        mapping = esm.get_configuration()
+                        try:
+                            function = backend.get_function(esm.function_arn)
+                            mapping["Function"] = function.get_configuration()
+                        except Exception:  # noqa: BLE001 - a function deleted since
+                            continue
+                        out.append(mapping)
+        return self.respond(start_response, 200, {"EventSourceMappings": out})
 
     def account_owner(self, environ: dict, start_response: Callable) -> list[bytes]:
         """POST {"account": ID}: access keys of an administrator user of an account outside the

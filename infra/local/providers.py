@@ -656,6 +656,39 @@ class Rule(Provider):
                 raise
 
 
+class EventBusPolicy(Provider):
+    """AWS::Events::EventBusPolicy, in its Action/Principal form: a statement of the bus's
+    resource-based policy; Ref is the StatementId
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-events-eventbuspolicy.html)."""
+
+    replace_on = ("StatementId", "EventBusName")
+
+    def create(self, ctx: Context, props: dict) -> tuple[str, dict]:
+        if "Statement" in props:
+            raise ValueError("EventBusPolicy: the local cloud makes the Action/Principal form only")
+        kw: dict[str, Any] = {"StatementId": props["StatementId"], "Action": props["Action"],
+                              "Principal": str(props["Principal"])}
+        if "EventBusName" in props:
+            kw["EventBusName"] = props["EventBusName"]
+        if "Condition" in props:
+            kw["Condition"] = props["Condition"]
+        ctx.client("events").put_permission(**kw)
+        return props["StatementId"], {}
+
+    def change(self, ctx: Context, old: Any, props: dict) -> tuple[str, dict]:
+        return self.create(ctx, props)
+
+    def delete(self, ctx: Context, resource: Any) -> None:
+        kw: dict[str, Any] = {"StatementId": resource.physical_id}
+        if "EventBusName" in resource.properties:
+            kw["EventBusName"] = resource.properties["EventBusName"]
+        try:
+            ctx.client("events").remove_permission(**kw)
+        except Exception as e:
+            if not gone(e, "ResourceNotFoundException"):
+                raise
+
+
 class Topic(Provider):
     """AWS::SNS::Topic: Ref is the topic's ARN."""
 
@@ -702,6 +735,7 @@ PROVIDERS: dict[str, Provider] = {
     "AWS::Lambda::EventSourceMapping": EventSourceMapping(),
     "AWS::StepFunctions::StateMachine": StateMachine(),
     "AWS::Events::Rule": Rule(),
+    "AWS::Events::EventBusPolicy": EventBusPolicy(),
     "AWS::SNS::Topic": Topic(),
     "AWS::Organizations::ResourcePolicy": OrganizationsResourcePolicy(),
 }

@@ -128,8 +128,9 @@ MEMBER_STACK_SET = "assure-member-role"
 STACKSETS = "member.org.stacksets.cloudformation.amazonaws.com"
 
 
-def ensure_member_role(endpoint, mgmt, accounts, template, region="us-east-1"):
-    """The member role in every account of the organization, from infra/member-role.template.json,
+def ensure_member_role(endpoint, pipeline, accounts, template, region="us-east-1"):
+    """The member role in every account of the organization, trusting the pipeline in account
+    `pipeline`, from infra/member-role.template.json,
     through a service-managed StackSet on the root with automatic deployment, as the README's
     deployment does on AWS: trusted access for StackSets, the stack set, its instances; waits until
     every account in `accounts` has its instance (accounts that joined since get theirs from
@@ -157,7 +158,7 @@ def ensure_member_role(endpoint, mgmt, accounts, template, region="us-east-1"):
                 raise
         cf.create_stack_set(
             StackSetName=MEMBER_STACK_SET, TemplateBody=json.dumps(template),
-            Parameters=[{"ParameterKey": "PipelineAccount", "ParameterValue": mgmt}],
+            Parameters=[{"ParameterKey": "PipelineAccount", "ParameterValue": pipeline}],
             Capabilities=["CAPABILITY_NAMED_IAM"], PermissionModel="SERVICE_MANAGED",
             AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False})
         cf.create_stack_instances(StackSetName=MEMBER_STACK_SET, Regions=[region],
@@ -348,7 +349,8 @@ def main():
     enable_regions(endpoint, mgmt, list(ids.values()), [r for r in args.regions.split(",") if r])
     with open(args.member_template) as f:
         template = json.load(f)
-    ensure_member_role(endpoint, mgmt, list(ids.values()), template, args.home_region)
+    # The pipeline runs in the security account (README, "Deploying to a real organization").
+    ensure_member_role(endpoint, ids["security"], list(ids.values()), template, args.home_region)
     foreign = account_owner(endpoint, FOREIGN_ADMIN)
     externals = [ids[f"external-{i}"] for i in range(1, args.accounts + 1)]
     instances = {}

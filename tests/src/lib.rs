@@ -9,8 +9,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// The account the pipeline runs in on the local cloud (moto's default account).
-pub const PIPELINE_ACCOUNT: &str = "123456789012";
+/// The organization's management account on the local cloud (moto's default account), whose key
+/// `testing` the local cloud starts with.
+pub const MANAGEMENT_ACCOUNT: &str = "123456789012";
 
 /// The mutating calls of verify's delivery canaries (`assure_core::pipeline::deliveries`).
 pub const CANARY_CALLS: &[&str] = &[
@@ -85,6 +86,9 @@ pub fn bin_dir() -> PathBuf {
 pub struct LocalCloud {
     pub dir: tempdir::TempDir,
     pub endpoint: String,
+    /// Once deployed: the account the pipeline runs in (the security account) and its
+    /// administrator's keys, which `assure` commands then use, as an operator there would.
+    pipeline: std::sync::Mutex<Option<(String, Value)>>,
 }
 
 mod tempdir {
@@ -142,11 +146,23 @@ impl LocalCloud {
         let env: Value = serde_json::from_slice(&out.stdout).expect("local up prints JSON");
         let endpoint = env["AWS_ENDPOINT_URL"].as_str().expect("endpoint").to_owned();
         assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
-        LocalCloud { dir, endpoint }
+        LocalCloud { dir, endpoint, pipeline: Default::default() }
     }
 
-    /// The `assure` command, pointed at this cloud, logging its AWS calls.
+    /// The `assure` command, pointed at this cloud, logging its AWS calls: as the pipeline
+    /// account's administrator once the pipeline is deployed, the management account's before.
     pub fn assure(&self) -> Command {
+        let mut c = self.as_management();
+        if let Some((_, keys)) = &*self.pipeline.lock().unwrap() {
+            c.env("AWS_ACCESS_KEY_ID", keys["AWS_ACCESS_KEY_ID"].as_str().unwrap())
+                .env("AWS_SECRET_ACCESS_KEY", keys["AWS_SECRET_ACCESS_KEY"].as_str().unwrap())
+                .env("AWS_SESSION_TOKEN", keys["AWS_SESSION_TOKEN"].as_str().unwrap_or_default());
+        }
+        c
+    }
+
+    /// The `assure` command as the management account's administrator (its key `testing`).
+    pub fn as_management(&self) -> Command {
         let mut c = Command::new(bin_dir().join("assure"));
         c.env("ASSURE_LOCAL_DIR", self.dir.path())
             .env("AWS_ENDPOINT_URL", &self.endpoint)
@@ -157,6 +173,32 @@ impl LocalCloud {
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_SESSION_TOKEN");
         c
+    }
+
+    /// Runs `assure ARGS` as the management account's administrator.
+    pub fn run_as_management(&self, args: &[&str]) -> (i32, String, String) {
+        let out: Output = self.as_management().args(args).output().expect("run assure");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The account the pipeline is deployed in (the seeded security account), once deployed.
+    pub fn pipeline_account(&self) -> String {
+        self.pipeline.lock().unwrap().as_ref().map(|(a, _)| a.clone()).expect("the pipeline is deployed")
+    }
+
+    /// The deployment as the README makes it: the management account's bootstrap stack for a
+    /// pipeline in `pipeline`, then `assure` as that account's administrator from then on.
+    pub fn bootstrap(&self, pipeline: &str) {
+        let (code, _, err) = self.run_as_management(&["bootstrap", "--pipeline-account", pipeline]);
+        assert_eq!(code, 0, "bootstrap failed: {err}");
+        let (code, out, err) = self.run_as_management(&["local", "as", pipeline, "--output", "json"]);
+        assert_eq!(code, 0, "local as failed: {err}");
+        let keys: Value = serde_json::from_str(&out).expect("local as prints JSON");
+        *self.pipeline.lock().unwrap() = Some((pipeline.to_owned(), keys));
     }
 
     /// Runs `assure ARGS`; returns (exit code, stdout, stderr).
@@ -174,11 +216,14 @@ impl LocalCloud {
         self.seed_accounts(2)
     }
 
-    /// Seeds the demo organization with `n` external accounts.
+    /// Seeds the demo organization with `n` external accounts, and bootstraps its management
+    /// account for a pipeline in its security account ([`LocalCloud::bootstrap`]).
     pub fn seed_accounts(&self, n: u32) -> Value {
-        let (code, out, err) = self.run(&["local", "seed", "--accounts", &n.to_string()]);
+        let (code, out, err) = self.run_as_management(&["local", "seed", "--accounts", &n.to_string()]);
         assert_eq!(code, 0, "seed failed: {err}");
-        serde_json::from_str(&out).expect("seed prints JSON")
+        let ids: Value = serde_json::from_str(&out).expect("seed prints JSON");
+        self.bootstrap(ids["security"].as_str().unwrap());
+        ids
     }
 
     /// Seeds and deploys with `regions`; returns the seed ids.
@@ -189,18 +234,13 @@ impl LocalCloud {
     /// Seeds `accounts` external accounts and deploys with `regions`; returns the seed ids.
     pub fn seed_accounts_and_deploy(&self, accounts: u32, regions: &str) -> Value {
         // Opt-in Regions are disabled in every account until enabled, as on AWS.
-        let (code, out, err) = self.run(&["local", "seed", "--accounts", &accounts.to_string(), "--regions", regions]);
+        let (code, out, err) =
+            self.run_as_management(&["local", "seed", "--accounts", &accounts.to_string(), "--regions", regions]);
         assert_eq!(code, 0, "seed failed: {err}");
         let ids: Value = serde_json::from_str(&out).expect("seed prints JSON");
-        let (code, _, err) = self.run(&[
-            "deploy",
-            "--logging-account",
-            ids["logging"].as_str().unwrap(),
-            "--security-account",
-            ids["security"].as_str().unwrap(),
-            "--regions",
-            regions,
-        ]);
+        self.bootstrap(ids["security"].as_str().unwrap());
+        let (code, _, err) =
+            self.run(&["deploy", "--logging-account", ids["logging"].as_str().unwrap(), "--regions", regions]);
         assert_eq!(code, 0, "deploy failed: {err}");
         ids
     }
@@ -264,7 +304,10 @@ impl LocalCloud {
             .into_iter()
             .filter(|c| c["mutating"] == true)
             .filter(|c| !matches!(c["service"].as_str(), Some("sfn" | "SFN" | "sqs" | "SQS")))
-            .filter(|c| !(c["service"] == "S3" && c["operation"] == "PutObject" && c["account"] == PIPELINE_ACCOUNT))
+            .filter(|c| {
+                let pipeline = self.pipeline.lock().unwrap().as_ref().map(|(a, _)| a.clone()).unwrap_or_default();
+                !(c["service"] == "S3" && c["operation"] == "PutObject" && c["account"] == pipeline.as_str())
+            })
             .filter(|c| !(c["step"] == "verify" && CANARY_CALLS.contains(&c["operation"].as_str().unwrap_or(""))))
             .collect()
     }
@@ -295,7 +338,7 @@ impl LocalCloud {
         http(&self.endpoint, method, "/assure-api/faults", &body);
     }
 
-    /// An SDK configuration for this cloud (as the pipeline's account).
+    /// An SDK configuration for this cloud, as the management account's administrator.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
@@ -310,8 +353,11 @@ impl LocalCloud {
     /// a deployment (no operator role yet), the account's administrator: Organizations'
     /// `OrganizationAccountAccessRole` in an account of the organization, the account's owner outside it.
     pub async fn sdk_config_as(&self, account: &str, region: &str) -> aws_config::SdkConfig {
-        let base = self.sdk_config().await;
-        let operator = format!("arn:aws:iam::{PIPELINE_ACCOUNT}:role/assure-operator");
+        let Some(pipeline) = self.pipeline.lock().unwrap().as_ref().map(|(a, _)| a.clone()) else {
+            return self.admin_config_as(account, region).await;
+        };
+        let base = self.pipeline_config().await;
+        let operator = format!("arn:aws:iam::{pipeline}:role/assure-operator");
         if let Ok(hop) = assume(&base, &operator).await {
             let hopped = self.config_with(hop, "us-east-1").await;
             let member = format!("arn:aws:iam::{account}:role/AssureExecutionRole");
@@ -344,6 +390,19 @@ impl LocalCloud {
                 self.config_with(c, region).await
             }
         }
+    }
+
+    /// An SDK configuration as the pipeline account's administrator (the keys `assure` uses).
+    pub async fn pipeline_config(&self) -> aws_config::SdkConfig {
+        let keys = self.pipeline.lock().unwrap().as_ref().map(|(_, k)| k.clone()).expect("the pipeline is deployed");
+        let c = aws_sdk_sts::config::Credentials::new(
+            keys["AWS_ACCESS_KEY_ID"].as_str().unwrap(),
+            keys["AWS_SECRET_ACCESS_KEY"].as_str().unwrap(),
+            keys["AWS_SESSION_TOKEN"].as_str().map(str::to_owned),
+            None,
+            "test",
+        );
+        self.config_with(c, "us-east-1").await
     }
 
     async fn config_with(&self, c: aws_sdk_sts::config::Credentials, region: &str) -> aws_config::SdkConfig {

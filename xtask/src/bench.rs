@@ -24,7 +24,9 @@ use serde_json::{json, Value};
 
 use crate::{assure, assure_at, build_bins, local_up, run};
 
-const PIPELINE: &str = "123456789012";
+/// The account the current scenario's pipeline runs in (its security account), whose S3 calls are
+/// the checkpoints': set by [`Cloud::seed_and_deploy`]; scenarios run one after another.
+static PIPELINE: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 const FOUR: &str = "us-east-1,eu-west-1,us-west-2,eu-central-1";
 /// The 17 regions enabled by default in an AWS account.
 const SEVENTEEN: &str = "us-east-1,us-east-2,us-west-1,us-west-2,ca-central-1,eu-west-1,eu-west-2,eu-west-3,eu-central-1,eu-north-1,ap-south-1,ap-southeast-1,ap-southeast-2,ap-northeast-1,ap-northeast-2,ap-northeast-3,sa-east-1";
@@ -69,7 +71,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
 struct Cloud {
     bin: PathBuf,
     dir: PathBuf,
-    env: Vec<(String, String)>,
+    env: std::cell::RefCell<Vec<(String, String)>>,
     endpoint: String,
 }
 
@@ -86,11 +88,11 @@ impl Cloud {
         extra.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let env = local_up(bin, &extra)?;
         let endpoint = env.iter().find(|(k, _)| k == "AWS_ENDPOINT_URL").map(|(_, v)| v.clone()).unwrap_or_default();
-        Ok(Cloud { bin: bin.to_path_buf(), dir, env, endpoint })
+        Ok(Cloud { bin: bin.to_path_buf(), dir, env: env.into(), endpoint })
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = assure_at(&self.bin, &self.env);
+        let mut c = assure_at(&self.bin, &self.env.borrow());
         c.args(args);
         c
     }
@@ -158,17 +160,17 @@ impl Cloud {
         // Opt-in Regions are disabled in every account until enabled, as on AWS.
         let ids = self.json(&["local", "seed", "--accounts", &accounts.to_string(), "--regions", regions])?;
         let s = |k: &str| ids[k].as_str().unwrap_or_default().to_owned();
-        self.json(&[
-            "deploy",
-            "--logging-account",
-            &s("logging"),
-            "--security-account",
-            &s("security"),
-            "--regions",
-            regions,
-            "--output",
-            "json",
-        ])?;
+        // As the README deploys: the management account's bootstrap, then the pipeline in the
+        // security account, as its administrator from here on.
+        self.json(&["bootstrap", "--pipeline-account", &s("security"), "--output", "json"])?;
+        let keys = self.json(&["local", "as", &s("security"), "--output", "json"])?;
+        for (k, v) in keys.as_object().into_iter().flatten() {
+            let mut env = self.env.borrow_mut();
+            env.retain(|(have, _)| have != k);
+            env.push((k.clone(), v.as_str().unwrap_or_default().to_owned()));
+        }
+        *PIPELINE.lock().unwrap_or_else(|e| e.into_inner()) = s("security");
+        self.json(&["deploy", "--logging-account", &s("logging"), "--regions", regions, "--output", "json"])?;
         Ok(ids)
     }
 
@@ -204,7 +206,8 @@ struct Calls {
 }
 
 fn is_plumbing(c: &Value) -> bool {
-    matches!(c["service"].as_str(), Some("SFN" | "SQS")) || (c["service"] == "S3" && c["account"] == PIPELINE)
+    let pipeline = PIPELINE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    matches!(c["service"].as_str(), Some("SFN" | "SQS")) || (c["service"] == "S3" && c["account"] == pipeline.as_str())
 }
 
 fn count(calls: &[Value]) -> Calls {

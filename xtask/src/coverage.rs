@@ -53,9 +53,11 @@ const AWS_SIDE: &[(&str, &str, &str)] = &[
 /// Every role of the generated templates and the actions its Allow statements name.
 fn granted() -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for template in
-        [assure_core::pipeline::infra::pipeline_template(), assure_core::pipeline::infra::member_role_template()]
-    {
+    for template in [
+        assure_core::pipeline::infra::pipeline_template(),
+        assure_core::pipeline::infra::member_role_template(),
+        assure_core::pipeline::infra::management_template(),
+    ] {
         let default_role = template["Parameters"]["RoleName"]["Default"].as_str().unwrap_or_default().to_owned();
         for res in template["Resources"].as_object().into_iter().flat_map(|m| m.values()) {
             if res["Type"] != "AWS::IAM::Role" {

@@ -100,10 +100,10 @@ fn local_up(bin: &Path, extra: &[(String, String)]) -> anyhow::Result<Vec<(Strin
 }
 
 /// `assure` pointed at a local cloud by `env`; an ambient AWS profile or session token, which would
-/// mix with the local cloud's keys, is removed.
+/// mix with the local cloud's keys, is removed (`env` may bring a session token of its own).
 fn assure_at(bin: &Path, env: &[(String, String)]) -> Command {
     let mut c = assure(bin);
-    c.envs(env.iter().map(|(k, v)| (k, v))).env_remove("AWS_PROFILE").env_remove("AWS_SESSION_TOKEN");
+    c.env_remove("AWS_PROFILE").env_remove("AWS_SESSION_TOKEN").envs(env.iter().map(|(k, v)| (k, v)));
     c
 }
 
@@ -124,18 +124,24 @@ fn demo() -> anyhow::Result<()> {
     let s = |k: &str| ids[k].as_str().unwrap_or_default().to_owned();
     let target = ids["external"][0].as_str().unwrap_or_default().to_owned();
     let regions = "us-east-1,eu-west-1,us-west-2,eu-central-1";
-    eprintln!("==> deploying the pipeline: the SAM template through CloudFormation (infra/assure.template.json)");
-    let mut deploy = assure_at(&bin, &env);
-    deploy.args([
-        "deploy",
-        "--logging-account",
-        &s("logging"),
-        "--security-account",
-        &s("security"),
-        "--regions",
-        regions,
-    ]);
-    run(&mut deploy)?;
+    let security = s("security");
+    eprintln!(
+        "==> the management account's bootstrap stack (infra/management.template.json), for a pipeline in the security account {security}"
+    );
+    run(assure_at(&bin, &env).args(["bootstrap", "--pipeline-account", &security]))?;
+    // From here on, as the security account's administrator, where the pipeline runs.
+    let out = assure_at(&bin, &env).args(["local", "as", &security, "--output", "json"]).output()?;
+    if !out.status.success() {
+        bail!("assure local as {security} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let keys: serde_json::Value = serde_json::from_slice(&out.stdout).context("assure local as output")?;
+    let mut env = env.clone();
+    for (k, v) in keys.as_object().into_iter().flatten() {
+        env.retain(|(have, _)| have != k);
+        env.push((k.clone(), v.as_str().unwrap_or_default().to_owned()));
+    }
+    eprintln!("==> deploying the pipeline in {security}: the SAM template through CloudFormation (infra/assure.template.json)");
+    run(assure_at(&bin, &env).args(["deploy", "--logging-account", &s("logging"), "--regions", regions]))?;
     eprintln!("==> onboarding brownfield account {target} in {regions}");
     let mut onboard = assure_at(&bin, &env);
     onboard.args(["onboard", &target]);
@@ -146,6 +152,7 @@ fn demo() -> anyhow::Result<()> {
         "  eval \"$({} local up)\"        # point your shell at the local cloud ({endpoint})",
         bin.join("assure").display()
     );
+    println!("  eval \"$(assure local as {security})\"   # act as the security account, where the pipeline runs");
     println!(
         "  assure onboard {}           # the other brownfield account",
         ids["external"][1].as_str().unwrap_or_default()
@@ -287,9 +294,11 @@ fn lint_policies(venv: &Path) -> anyhow::Result<()> {
         checkpoint_bucket: "assure-checkpoints-111111111111-us-east-1",
         pipeline_key: "arn:aws:kms:us-east-1:111111111111:key/0c9f2b6e-5a8d-4c1e-9f3a-2b7d6e8c1a40",
         security_account: "333333333333",
+        management_account: "222222222222",
     };
     let mut roles = deployed.pipeline_roles().map_err(anyhow::Error::msg)?;
     roles.push(deployed.member_role("444444444444").map_err(anyhow::Error::msg)?);
+    roles.extend(deployed.management_roles().map_err(anyhow::Error::msg)?);
     let items: Vec<serde_json::Value> = roles
         .iter()
         .flat_map(|r| {

@@ -1,5 +1,6 @@
 //! `assure deploy`: the pipeline in the current account, through CloudFormation (the template users
-//! deploy, `infra/assure.template.json`), or only its settings.
+//! deploy, `infra/assure.template.json`), or only its settings; `assure bootstrap`: the management
+//! account's stack for it (`infra/management.template.json`).
 
 use std::process::ExitCode;
 
@@ -17,7 +18,7 @@ pub(crate) struct DeployArgs {
     #[arg(long)]
     logging_account: Option<String>,
     /// The organization's security account (delegated administrator for GuardDuty, Access Analyzer,
-    /// Config). Default: the config file's organization.security_account.
+    /// Config). Default: the config file's organization.security_account, else the current account.
     #[arg(long)]
     security_account: Option<String>,
     /// Regions runs cover by default, comma-separated; the first is the home region. Default: the
@@ -57,7 +58,10 @@ pub(crate) async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode
         }
     };
     let logging = account(args.logging_account, "logging-account", org.map(|o| &o.logging_account))?;
-    let security = account(args.security_account, "security-account", org.map(|o| &o.security_account))?;
+    let aws = connect(g).await?;
+    let here = aws.pipeline().account.clone();
+    let security =
+        account(args.security_account, "security-account", org.map(|o| &o.security_account).or(Some(&here)))?;
     let regions = match (&args.regions, &file) {
         (Some(r), _) => parse_regions(r)?,
         (None, Some(c)) => c.regions.clone(),
@@ -80,12 +84,17 @@ pub(crate) async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode
     let Some(home) = regions.first().cloned() else { bail!("--regions: at least one region is needed") };
     assure_contract::OrgLayout::distinct_roles(&logging, &security)
         .map_err(|e| StepError::invalid_input(format!("--security-account: {}", e.message)))?;
-    let aws = connect(g).await?;
-    let management: AccountId = aws.pipeline().account.clone();
+    let management = deploy::management_account(&aws).await?;
+    if here == management {
+        return Err(StepError::invalid_input(format!(
+            "{here} is the organization's management account: the pipeline runs in another account (the security account, say), which SCPs bind. There, after `assure bootstrap --pipeline-account ACCOUNT` here, run `assure deploy`"
+        ))
+        .into());
+    }
     for (flag, account) in [("logging-account", &logging), ("security-account", &security)] {
         if *account == management {
             return Err(StepError::invalid_input(format!(
-                "--{flag}: {account} is the management account, where the pipeline runs; SCPs do not bind it, so it cannot hold what they protect"
+                "--{flag}: {account} is the management account; SCPs do not bind it, so it cannot hold what they protect"
             ))
             .into());
         }
@@ -147,6 +156,49 @@ pub(crate) async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode
         for (step, url) in &d.queues {
             println!("queue          {step:<16} {url}");
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub(crate) struct BootstrapArgs {
+    /// The account the pipeline runs in (where you run `assure deploy`): an account of the
+    /// organization other than the management account, usually the security account. Default: the
+    /// config file's organization.security_account.
+    #[arg(long)]
+    pipeline_account: Option<String>,
+}
+
+pub(crate) async fn bootstrap(g: &Global, args: BootstrapArgs) -> anyhow::Result<ExitCode> {
+    let file = config_of(g)?;
+    let pipeline: AccountId = match args.pipeline_account {
+        Some(s) => {
+            s.parse().map_err(|e: StepError| StepError::invalid_input(format!("--pipeline-account: {}", e.message)))?
+        }
+        None => file.as_ref().map(|c| c.organization.security_account.clone()).ok_or_else(|| {
+            StepError::invalid_input(
+                "--pipeline-account is required (or organization.security_account in the --config file)",
+            )
+        })?,
+    };
+    let aws = connect(g).await?;
+    let quiet = g.output == Output::Json;
+    let mut progress = |line: &str| {
+        if !quiet {
+            eprintln!("  {line}");
+        }
+    };
+    let b = deploy::bootstrap(&aws, &pipeline, &mut progress).await?;
+    if g.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&b)?);
+    } else {
+        eprintln!(
+            "{}",
+            if b.changes.is_empty() { "already up to date".to_owned() } else { format!("{} changes", b.changes.len()) }
+        );
+        println!("stack            {}", b.stack_id);
+        println!("management role  {}", b.management_role_arn);
+        println!("pipeline account {} (run `assure deploy` there)", b.pipeline_account);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -68,6 +68,16 @@ pub(crate) enum LocalCommand {
         #[arg(long, value_delimiter = ',')]
         regions: Vec<String>,
     },
+    /// Print `export` lines that act as the administrator of ACCOUNT, an account of the local
+    /// organization: the session of its OrganizationAccountAccessRole, assumed with the management
+    /// account's key (as an administrator signs in to a member account on AWS), for an hour. The
+    /// management account itself gets its own key back.
+    ///
+    /// Example: eval "$(assure local as 222222222222)"   # then: assure deploy …
+    As {
+        /// The account, 12 digits.
+        account: String,
+    },
     /// Stop the local cloud and its worker (by their recorded PIDs).
     Down,
     /// Show whether the local cloud is running, and its endpoint.
@@ -137,6 +147,15 @@ pub(crate) async fn run(cmd: LocalCommand, json: bool) -> anyhow::Result<ExitCod
             }
             print!("{}", String::from_utf8_lossy(&out.stdout));
         }
+        LocalCommand::As { account } => {
+            let account: assure_contract::AccountId =
+                account.parse().map_err(|e: assure_contract::StepError| anyhow::anyhow!("ACCOUNT: {}", e.message))?;
+            let Some(endpoint) = running_endpoint(&dir).await else {
+                bail!("the local cloud is not running: start it with `eval \"$(assure local up)\"`");
+            };
+            let keys = administrator_of(&endpoint, &account).await?;
+            print_exports_with(&endpoint, json, &keys);
+        }
         LocalCommand::Down => {
             let mut stopped = 0;
             for name in ["worker", "cloud"] {
@@ -171,22 +190,69 @@ pub(crate) async fn run(cmd: LocalCommand, json: bool) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+/// Access keys: (key id, secret, session token).
+type Keys = (String, String, Option<String>);
+
+/// The management account's bootstrap key.
+fn management_keys() -> Keys {
+    ("testing".into(), "testing".into(), None)
+}
+
+/// The administrator of `account`: the management account's key, or the session of the account's
+/// OrganizationAccountAccessRole assumed with it.
+async fn administrator_of(endpoint: &str, account: &assure_contract::AccountId) -> anyhow::Result<Keys> {
+    let (id, secret, _) = management_keys();
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(id, secret, None, None, "local"))
+        .load()
+        .await;
+    let sts = aws_sdk_sts::Client::new(&conf);
+    let me = sts.get_caller_identity().send().await.context("sts:GetCallerIdentity")?;
+    if me.account() == Some(account.as_str()) {
+        return Ok(management_keys());
+    }
+    let arn = format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole");
+    let out = sts
+        .assume_role()
+        .role_arn(&arn)
+        .role_session_name("assure-local-admin")
+        .duration_seconds(3600)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("sts:AssumeRole {arn}: {}", aws_sdk_sts::error::DisplayErrorContext(&e)))?;
+    let c = out.credentials().context("sts:AssumeRole returned no credentials")?;
+    Ok((c.access_key_id().to_owned(), c.secret_access_key().to_owned(), Some(c.session_token().to_owned())))
+}
+
 fn print_exports(endpoint: &str, json: bool) {
+    print_exports_with(endpoint, json, &management_keys())
+}
+
+fn print_exports_with(endpoint: &str, json: bool, (id, secret, token): &Keys) {
     if json {
-        println!(
-            "{}",
-            serde_json::json!({"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-        );
+        let mut env = serde_json::json!({"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": id, "AWS_SECRET_ACCESS_KEY": secret});
+        if let Some(t) = token {
+            env["AWS_SESSION_TOKEN"] = serde_json::json!(t);
+        }
+        println!("{env}");
         return;
     }
     println!("export AWS_ENDPOINT_URL={endpoint}");
     println!("export AWS_REGION={REGION}");
     // The AWS CLI v1 reads AWS_DEFAULT_REGION.
     println!("export AWS_DEFAULT_REGION={REGION}");
-    println!("export AWS_ACCESS_KEY_ID=testing");
-    println!("export AWS_SECRET_ACCESS_KEY=testing");
-    println!("unset AWS_PROFILE AWS_SESSION_TOKEN");
+    println!("export AWS_ACCESS_KEY_ID={id}");
+    println!("export AWS_SECRET_ACCESS_KEY={secret}");
+    match token {
+        Some(t) => {
+            println!("export AWS_SESSION_TOKEN={t}");
+            println!("unset AWS_PROFILE");
+        }
+        None => println!("unset AWS_PROFILE AWS_SESSION_TOKEN"),
+    }
 }
 
 /// The local cloud's modules, embedded at build time: every module of `infra/local/` but its tests

@@ -24,9 +24,12 @@ use crate::global::Global;
 /// Quick start (no AWS account needed):
 ///   eval "$(assure local up)"      # the local cloud, in the background
 ///   assure local seed              # a demo organization with brownfield accounts
-///   assure deploy --logging-account L --security-account S
-///   assure onboard ACCOUNT_ID
+///   assure bootstrap --pipeline-account S                 # as the management account
+///   assure deploy --logging-account L                     # as the security account S
+///   assure onboard ACCOUNT_ID                             # as the security account S
 ///
+/// The pipeline runs in an account of the organization other than its management account (the
+/// security account is the usual choice); the management account keeps only the bootstrap stack.
 /// Against AWS, use your usual credentials (--profile, --region or the AWS_* variables).
 #[derive(Parser)]
 #[command(name = "assure", version, propagate_version = true, verbatim_doc_comment)]
@@ -42,14 +45,28 @@ enum Command {
     /// The local cloud: AWS emulated on 127.0.0.1 (moto plus assure's extension).
     #[command(subcommand)]
     Local(local::LocalCommand),
+    /// Prepare the management account for a pipeline in another account: the stack of
+    /// infra/management.template.json, in us-east-1. Run it with the management account's
+    /// credentials, before `assure deploy`. It holds all assure keeps there: the role
+    /// assure-management for the calls only the management account may make (trusted access,
+    /// delegated administrators, the GuardDuty administrator, centralized root access), trusted
+    /// by the pipeline's roles that make them; the organization's delegation policy, which lets the
+    /// pipeline account read the organization and manage its SCPs; and the rule that forwards
+    /// accounts' joins to the pipeline account (AutoOnboard). Running it again changes nothing.
+    ///
+    /// Example: assure bootstrap --pipeline-account 222222222222
+    #[command(verbatim_doc_comment)]
+    Bootstrap(deploy::BootstrapArgs),
     /// Deploy (or update) the pipeline in the current account through CloudFormation: the stack of
     /// infra/assure.template.json (SAM), after the artifacts stack and the upload of the step
-    /// package, definitions and template. Prints the stack's progress; a failure names the resource
-    /// and CloudFormation's reason. Running it again with nothing changed changes nothing.
+    /// package, definitions and template. Run it in the account the management account's
+    /// bootstrap names (`assure bootstrap`), the security account by default; never in the
+    /// management account. Prints the stack's progress; a failure names the resource and
+    /// CloudFormation's reason. Running it again with nothing changed changes nothing.
     ///
     /// Examples:
-    ///   assure deploy --logging-account 111111111111 --security-account 222222222222 --regions us-east-1,eu-west-1
-    ///   assure deploy --package target/lambda/assure-step --logging-account … --security-account …   # on AWS
+    ///   assure deploy --logging-account 111111111111 --regions us-east-1,eu-west-1   # in the security account
+    ///   assure deploy --package target/lambda/assure-step --logging-account …         # on AWS
     #[command(verbatim_doc_comment)]
     Deploy(deploy::DeployArgs),
     /// Onboard one account, or many: start the run(s), show progress, end with a summary.
@@ -128,6 +145,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
         Command::Local(cmd) => local::run(cmd, g.json()).await,
+        Command::Bootstrap(args) => deploy::bootstrap(g, args).await,
         Command::Deploy(args) => deploy::run(g, args).await,
         Command::Onboard(args) => onboard::onboard(g, args).await,
         Command::Verify(args) => onboard::verify(g, args).await,

@@ -17,5 +17,5 @@ pub use error::{ErrorName, StepError};
 pub use ids::{guardduty_principals, AccountId, Region, RunId, KNOWN_REGIONS, OPT_IN_REGIONS};
 pub use run::{
     Change, Evidence, ExistingTrails, FailurePolicy, Notify, NotifyProtocol, OrgLayout, RootAccess, RunInput, StepName,
-    StepOutput, TaskMessage, DEFAULT_ROLE_NAME, STEP_BINARY, STEP_ENV,
+    StepOutput, TaskMessage, DEFAULT_ROLE_NAME, MANAGEMENT_ROLE, STEP_BINARY, STEP_ENV,
 };

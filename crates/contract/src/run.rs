@@ -11,6 +11,10 @@ use crate::ids::{AccountId, Region, RunId};
 /// The role assure assumes in every account it touches, unless the deployment names another.
 pub const DEFAULT_ROLE_NAME: &str = "AssureExecutionRole";
 
+/// The role of the management account's bootstrap stack (`infra/management.template.json`): the
+/// one principal there that acts for assure, for the calls only the management account may make.
+pub const MANAGEMENT_ROLE: &str = "assure-management";
+
 /// The organization's fixed accounts. None of them may be onboarded as a target.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -6,7 +6,7 @@ use std::fmt::Display;
 use std::io::Write;
 use std::sync::Arc;
 
-use assure_contract::{AccountId, ErrorName, Region, StepError};
+use assure_contract::{AccountId, ErrorName, Region, StepError, MANAGEMENT_ROLE};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sts::config::Credentials;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -595,21 +595,48 @@ impl Aws {
         self.base.sdk.endpoint_url()
     }
 
-    /// `account` in `region`: the ambient credentials if it is the caller's account, otherwise the
-    /// role, assumed once and reused.
+    /// `account` in `region` through the member role, assumed once and reused: the pipeline's own
+    /// account too, which is a member like any other (only the pipeline's plumbing, queues,
+    /// executions and checkpoints, is the ambient credentials': [`Aws::pipeline`]). The
+    /// organization's management account has no member role: see [`Aws::management`] and
+    /// [`Aws::organization`].
     pub async fn account(&self, account: &AccountId, region: &Region) -> Result<AccountConfig, StepError> {
-        if *account == self.base.account {
+        if self.role_name.is_empty() {
+            return Err(StepError::internal("no role name configured for cross-account access"));
+        }
+        let role = self.role_name.clone();
+        self.assumed_in(account, &role, region).await
+    }
+
+    /// The management account `management` in `region`, for what only it may do (trusted access,
+    /// delegated administrators, the GuardDuty administrator, centralized root access): the role
+    /// [`MANAGEMENT_ROLE`] of its bootstrap stack, which trusts the pipeline's roles that need it.
+    /// The ambient credentials when the caller is the management account itself.
+    pub async fn management(&self, management: &AccountId, region: &Region) -> Result<AccountConfig, StepError> {
+        if *management == self.base.account {
             return Ok(self.base.in_region(region));
         }
+        self.assumed_in(management, MANAGEMENT_ROLE, region).await
+    }
+
+    /// The organization of management account `management`, for what its delegation policy lets
+    /// the pipeline's account do itself (read the organization, manage its SCPs): the ambient
+    /// credentials, since Organizations acts on the caller's organization. Calls are logged under
+    /// the management account, where the organization's resources are.
+    pub fn organization(&self, management: &AccountId, region: &Region) -> AccountConfig {
+        let mut cfg = self.base.in_region(region);
+        cfg.account = management.clone();
+        cfg.call_log.account = management.to_string();
+        cfg
+    }
+
+    async fn assumed_in(&self, account: &AccountId, role: &str, region: &Region) -> Result<AccountConfig, StepError> {
         let mut cache = self.assumed.lock().await;
         if let Some(found) = cache.get(account) {
             // A session cached before `planning()` was made live: the mode is this connection's.
             let mut cfg = found.in_region(region);
             cfg.plan = self.base.plan;
             return Ok(cfg);
-        }
-        if self.role_name.is_empty() {
-            return Err(StepError::internal("no role name configured for cross-account access"));
         }
         let from = match &self.hop {
             None => self.base.clone(),
@@ -634,8 +661,17 @@ impl Aws {
                 }
             }
         };
-        let arn = format!("arn:aws:iam::{account}:role/{}", self.role_name);
-        let mut cfg = assume(&from, &arn, account).await?;
+        let arn = format!("arn:aws:iam::{account}:role/{role}");
+        let mut cfg = assume(&from, &arn, account).await.map_err(|e| match role {
+            MANAGEMENT_ROLE if e.name == ErrorName::AccessDenied => StepError::new(
+                e.name,
+                format!(
+                    "{} (the management account's calls go through the role {MANAGEMENT_ROLE} of its bootstrap stack: run `assure bootstrap --pipeline-account {}` there)",
+                    e.message, self.base.account
+                ),
+            ),
+            _ => e,
+        })?;
         cfg.plan = self.base.plan;
         cache.insert(account.clone(), cfg.clone());
         Ok(cfg.in_region(region))

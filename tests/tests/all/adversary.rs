@@ -678,12 +678,12 @@ async fn squatted_buckets_are_refused_and_never_written() {
     let (target, squatter, logging, security) =
         (ids["external"][0].as_str().unwrap(), ids["external"][1].as_str().unwrap(), s("logging"), s("security"));
     let squat = credentials(&cloud.admin_config_as(squatter, "us-east-1").await).await;
-    let management = s("management");
-    let checkpoints = format!("assure-checkpoints-{management}-us-east-1");
+    // The pipeline runs in the security account.
+    let checkpoints = format!("assure-checkpoints-{security}-us-east-1");
     ok(&cloud, &squat, &["s3api", "create-bucket", "--bucket", &checkpoints]);
     let (code, out, err) = cloud.run(&["deploy", "--logging-account", &logging, "--security-account", &security]);
     assert_ne!(code, 0, "{out}\n{err}");
-    assert!(err.contains(&format!("{checkpoints}: exists and belongs to an account other than {management}")), "{err}");
+    assert!(err.contains(&format!("{checkpoints}: exists and belongs to an account other than {security}")), "{err}");
     assert_eq!(
         ok(
             &cloud,

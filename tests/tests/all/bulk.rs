@@ -58,8 +58,8 @@ async fn many_accounts_onboard_under_the_organizations_limit_and_a_failure_stays
     // The accounts went to the checkpoint bucket, not into the execution's input: the Distributed
     // Map read them there and wrote its results beside them.
     let bulk = summary["bulkId"].as_str().unwrap();
-    let s3 = aws_sdk_s3::Client::new(&cloud.sdk_config().await);
-    let bucket = "assure-checkpoints-123456789012-us-east-1";
+    let s3 = aws_sdk_s3::Client::new(&cloud.pipeline_config().await);
+    let bucket = &format!("assure-checkpoints-{}-us-east-1", cloud.pipeline_account());
     let object = |key: String| {
         let s3 = s3.clone();
         async move {
@@ -69,7 +69,7 @@ async fn many_accounts_onboard_under_the_organizations_limit_and_a_failure_stays
     };
     let listed = object(assure_core::pipeline::bulk::accounts_key(bulk)).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
-    let sfn = aws_sdk_sfn::Client::new(&cloud.sdk_config().await);
+    let sfn = aws_sdk_sfn::Client::new(&cloud.pipeline_config().await);
     let execution =
         sfn.describe_execution().execution_arn(summary["executionArn"].as_str().unwrap()).send().await.unwrap();
     let input: Value = serde_json::from_str(execution.input().unwrap()).unwrap();
@@ -168,8 +168,8 @@ async fn tasks_waiting_in_the_queue_far_longer_than_the_liveness_window_neither_
     let summary: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["succeeded"], 3, "{summary}");
 
-    let s3 = aws_sdk_s3::Client::new(&cloud.sdk_config().await);
-    let bucket = "assure-checkpoints-123456789012-us-east-1";
+    let s3 = aws_sdk_s3::Client::new(&cloud.pipeline_config().await);
+    let bucket = &format!("assure-checkpoints-{}-us-east-1", cloud.pipeline_account());
     let mut longest_wait = 0.0_f64;
     for r in summary["accounts"].as_array().unwrap() {
         let run = r["runId"].as_str().unwrap();

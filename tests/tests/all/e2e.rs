@@ -100,8 +100,8 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     assert!(deletes.is_empty(), "{deletes:?}");
 
     // The execution history shows the state machine's task states.
-    let sfn = aws_sdk_sfn::Client::new(&cloud.sdk_config().await);
-    let arn = "arn:aws:states:us-east-1:123456789012:execution:assure-onboarding:first";
+    let sfn = aws_sdk_sfn::Client::new(&cloud.pipeline_config().await);
+    let arn = &format!("arn:aws:states:us-east-1:{}:execution:assure-onboarding:first", cloud.pipeline_account());
     let history = sfn.get_execution_history().execution_arn(arn).max_results(1000).send().await.unwrap();
     let entered: Vec<&str> =
         history.events().iter().filter_map(|e| e.state_entered_event_details()).map(|d| d.name()).collect();
@@ -270,7 +270,10 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     assert_eq!(code, 0);
     let executions = sfn
         .list_executions()
-        .state_machine_arn("arn:aws:states:us-east-1:123456789012:stateMachine:assure-onboarding")
+        .state_machine_arn(format!(
+            "arn:aws:states:us-east-1:{}:stateMachine:assure-onboarding",
+            cloud.pipeline_account()
+        ))
         .send()
         .await
         .unwrap();
@@ -686,7 +689,10 @@ async fn local_up_and_deploy_are_idempotent() {
 /// transform's capability.
 async fn the_pipeline_is_the_stack_users_deploy(cloud: &LocalCloud, ids: &Value, deployment: &Value) {
     use super::iam::{aws_cli, cli_ok, credentials};
-    let admin = credentials(&cloud.sdk_config().await).await;
+    // The pipeline's stack is the pipeline account's; the member role's StackSet the management
+    // account's.
+    let admin = credentials(&cloud.pipeline_config().await).await;
+    let management = credentials(&cloud.sdk_config().await).await;
     let json = |args: &[&str]| -> Value {
         let mut all = args.to_vec();
         all.extend(["--output", "json"]);
@@ -725,7 +731,8 @@ async fn the_pipeline_is_the_stack_users_deploy(cloud: &LocalCloud, ids: &Value,
         assert!(m["ScalingConfig"]["MaximumConcurrency"].as_i64().unwrap() >= 2, "{m}");
     }
     // The member role: a StackSet instance in every account but the management account.
-    let instances = json(&["cloudformation", "list-stack-instances", "--stack-set-name", "assure-member-role"]);
+    let list = ["cloudformation", "list-stack-instances", "--stack-set-name", "assure-member-role", "--output", "json"];
+    let instances: Value = serde_json::from_str(&cli_ok(cloud, &management, &list)).unwrap();
     let accounts: std::collections::BTreeSet<&str> = instances["Summaries"]
         .as_array()
         .unwrap()
@@ -744,7 +751,7 @@ async fn the_pipeline_is_the_stack_users_deploy(cloud: &LocalCloud, ids: &Value,
         "StackSets never deploys to the management account"
     );
     // CloudFormation refuses the SAM template without CAPABILITY_AUTO_EXPAND, as on AWS.
-    let bucket = "assure-artifacts-123456789012-us-east-1";
+    let bucket = &format!("assure-artifacts-{}-us-east-1", cloud.pipeline_account());
     let objects = json(&["s3api", "list-objects-v2", "--bucket", bucket, "--prefix", "templates/"]);
     let key = objects["Contents"][0]["Key"].as_str().unwrap();
     let url = format!("https://{bucket}.s3.us-east-1.amazonaws.com/{key}");
@@ -782,6 +789,7 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
     let (target, logging, security) =
         (ids["external"][0].as_str().unwrap(), ids["logging"].as_str().unwrap(), ids["security"].as_str().unwrap());
     let admin = credentials(&cloud.sdk_config().await).await;
+    let states_admin = credentials(&cloud.pipeline_config().await).await;
     // What CloudFormation and EventBridge make of the rule's input, and the join step of that for
     // the account.
     let input = |event: &str, regions: &str| {
@@ -792,12 +800,12 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
         run["account"] = target.into();
         serde_json::json!({"run": run}).to_string()
     };
-    let machine = "arn:aws:states:us-east-1:123456789012:stateMachine:assure-onboarding";
+    let machine = &format!("arn:aws:states:us-east-1:{}:stateMachine:assure-onboarding", cloud.pipeline_account());
     let run_in = |event: &str, regions: &str| {
         let from = cloud.decisions().len();
         let arn = cli_ok(
             &cloud,
-            &admin,
+            &states_admin,
             &[
                 "stepfunctions",
                 "start-execution",
@@ -813,7 +821,7 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
                 "text",
             ],
         );
-        let status = execution_ended(&cloud, &admin, &arn, std::time::Duration::from_secs(180));
+        let status = execution_ended(&cloud, &states_admin, &arn, std::time::Duration::from_secs(180));
         (arn, status, from)
     };
     let run = |event: &str| run_in(event, r#"["us-east-1"]"#);
@@ -825,7 +833,7 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
     cli_ok(&cloud, &admin, &[&["organizations", "register-delegated-administrator"][..], &admin_args].concat());
     let (arn, status, from) = run("refused");
     assert_eq!(status, "FAILED", "{arn}");
-    let history = cli_ok(&cloud, &admin, &["stepfunctions", "get-execution-history", "--execution-arn", &arn]);
+    let history = cli_ok(&cloud, &states_admin, &["stepfunctions", "get-execution-history", "--execution-arn", &arn]);
     assert!(
         history.contains("Assure.Conflict") && history.contains("IAM Access Analyzer delegated administrator"),
         "the preflight task's refusal: {history}"
@@ -840,7 +848,7 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
     cli_ok(&cloud, &admin, &[&["guardduty", "enable-organization-admin-account"][..], &gd_admin].concat());
     let (arn, status, from) = run("refused-guardduty");
     assert_eq!(status, "FAILED", "{arn}");
-    let history = cli_ok(&cloud, &admin, &["stepfunctions", "get-execution-history", "--execution-arn", &arn]);
+    let history = cli_ok(&cloud, &states_admin, &["stepfunctions", "get-execution-history", "--execution-arn", &arn]);
     assert!(
         history.contains("Assure.Conflict") && history.contains("delegated administrator in us-east-1"),
         "the preflight task's refusal: {history}"
@@ -861,7 +869,7 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
     cli_ok(&cloud, &member, &["account", "enable-region", "--region-name", "eu-south-1"]);
     let (arn, status, from) = run_in("refused-region", r#"["us-east-1", "eu-south-1"]"#);
     assert_eq!(status, "FAILED", "{arn}");
-    let history = cli_ok(&cloud, &admin, &["stepfunctions", "get-execution-history", "--execution-arn", &arn]);
+    let history = cli_ok(&cloud, &states_admin, &["stepfunctions", "get-execution-history", "--execution-arn", &arn]);
     assert!(
         history.contains("Assure.InvalidInput")
             && history.contains(&format!("eu-south-1 is not enabled in account {security}")),

@@ -29,8 +29,9 @@ fn owner(cloud: &LocalCloud, account: &str) -> aws_sdk_sts::config::Credentials 
 }
 
 /// What `OnboardOnJoin` starts the join state machine with, as CloudFormation and EventBridge fill
-/// its input template: the stack's settings (the management account 123456789012, us-east-1, the
-/// member role's default name, `regions`), and the event's `id`, `time` and `detail`.
+/// its input template: the stack's settings (the pipeline in the security account, the management
+/// account 123456789012, us-east-1, the member role's default name, `regions`), and the event's
+/// `id`, `time` and `detail`.
 pub(super) fn join_input(regions: &str, logging: &str, security: &str, id: &str, time: &str, detail: &str) -> String {
     let template = assure_core::pipeline::infra::pipeline_template();
     template["Resources"]["OnboardOnJoin"]["Properties"]["Targets"][0]["InputTransformer"]["InputTemplate"]["Fn::Sub"]
@@ -38,7 +39,8 @@ pub(super) fn join_input(regions: &str, logging: &str, security: &str, id: &str,
         .expect("the rule's input template")
         .replace("${RegionsJson}", regions)
         .replace("${AWS::Region}", "us-east-1")
-        .replace("${AWS::AccountId}", "123456789012")
+        .replace("${AWS::AccountId}", security)
+        .replace("${ManagementAccount}", "123456789012")
         .replace("${LoggingAccount}", logging)
         .replace("${SecurityAccount}", security)
         .replace("${MemberRoleName}", "AssureExecutionRole")
@@ -66,6 +68,8 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
     ]);
     assert_eq!(code, 0, "deploy --auto-onboard: {err}");
     let admin = credentials(&cloud.sdk_config().await).await;
+    // The pipeline's executions are the pipeline account's, the security account's.
+    let states_admin = credentials(&cloud.pipeline_config().await).await;
     let account_field = |account: &str, field: &str| {
         let query = format!("Account.{field}");
         cli_ok(
@@ -172,10 +176,10 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
 
     // Three events (CreateAccountResult, and AccountJoinedOrganization for each), three join
     // executions, each ended well.
-    let join = "arn:aws:states:us-east-1:123456789012:stateMachine:assure-join";
+    let join = &format!("arn:aws:states:us-east-1:{}:stateMachine:assure-join", cloud.pipeline_account());
     let statuses = cli_ok(
         &cloud,
-        &admin,
+        &states_admin,
         &[
             "stepfunctions",
             "list-executions",
@@ -191,7 +195,7 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
     assert_eq!(statuses, ["SUCCEEDED", "SUCCEEDED", "SUCCEEDED"], "{statuses:?}");
     let executions = cli_ok(
         &cloud,
-        &admin,
+        &states_admin,
         &[
             "stepfunctions",
             "list-executions",
@@ -204,7 +208,8 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
         ],
     );
     let waited = serde_json::from_str::<Vec<String>>(&executions).unwrap().iter().any(|arn| {
-        let history = cli_ok(&cloud, &admin, &["stepfunctions", "get-execution-history", "--execution-arn", arn]);
+        let history =
+            cli_ok(&cloud, &states_admin, &["stepfunctions", "get-execution-history", "--execution-arn", arn]);
         history.contains("Assure.NotReady") && history.contains("cannot be assumed in it yet")
     });
     assert!(waited, "no join waited for the member role");
@@ -225,7 +230,7 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
     );
     let again = cli_ok(
         &cloud,
-        &admin,
+        &states_admin,
         &[
             "stepfunctions",
             "start-execution",
@@ -239,7 +244,7 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
             "text",
         ],
     );
-    let status = execution_ended(&cloud, &admin, &again, Duration::from_secs(120));
+    let status = execution_ended(&cloud, &states_admin, &again, Duration::from_secs(120));
     assert_eq!(status, "SUCCEEDED", "{again}");
     let (_, out, _) = cloud.run(&["runs", "list", "--account", &created, "--output", "json"]);
     let theirs: Vec<Value> = serde_json::from_str(&out).expect("runs list --output json");

@@ -40,11 +40,11 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
 
     // The checkpoints hold what was done: completed steps, and the failed one.
     let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&cloud.sdk_config().await).force_path_style(true).build(),
+        aws_sdk_s3::config::Builder::from(&cloud.pipeline_config().await).force_path_style(true).build(),
     );
     let listed = s3
         .list_objects_v2()
-        .bucket("assure-checkpoints-123456789012-us-east-1")
+        .bucket(format!("assure-checkpoints-{}-us-east-1", cloud.pipeline_account()))
         .prefix("runs/held/")
         .send()
         .await
@@ -54,7 +54,13 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     let mut failed = Vec::new();
     let mut completed = BTreeSet::new();
     for k in &keys {
-        let body = s3.get_object().bucket("assure-checkpoints-123456789012-us-east-1").key(*k).send().await.unwrap();
+        let body = s3
+            .get_object()
+            .bucket(format!("assure-checkpoints-{}-us-east-1", cloud.pipeline_account()))
+            .key(*k)
+            .send()
+            .await
+            .unwrap();
         let rec: Value = serde_json::from_slice(&body.body.collect().await.unwrap().into_bytes()).unwrap();
         let text = rec.to_string();
         assert!(!text.contains("SecretAccessKey") && !text.contains("\"taskToken\""), "no credentials in {k}");
@@ -445,7 +451,7 @@ async fn as_the_cli(
         "roleName": "AssureExecutionRole"
     }))
     .unwrap();
-    let aws = assure_core::aws::Aws::from_sdk_config(cloud.sdk_config().await)
+    let aws = assure_core::aws::Aws::from_sdk_config(cloud.pipeline_config().await)
         .await
         .unwrap()
         .with_role("AssureExecutionRole")
@@ -757,11 +763,14 @@ async fn a_step_starting_from_what_discover_read_reads_again_when_the_account_ch
 
     // A second run whose discover "read" the account as it was before the first run: no
     // preferences document, no detector.
-    let base = cloud.sdk_config().await;
+    let base = cloud.pipeline_config().await;
     let sfn = aws_sdk_sfn::Client::new(&base);
     let exec = sfn
         .describe_execution()
-        .execution_arn("arn:aws:states:us-east-1:123456789012:execution:assure-onboarding:seen")
+        .execution_arn(format!(
+            "arn:aws:states:us-east-1:{}:execution:assure-onboarding:seen",
+            cloud.pipeline_account()
+        ))
         .send()
         .await
         .unwrap();
@@ -769,7 +778,7 @@ async fn a_step_starting_from_what_discover_read_reads_again_when_the_account_ch
     let mut run: RunInput = serde_json::from_value(input["run"].clone()).unwrap();
     run.run_id = "stale".parse().unwrap();
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&base).force_path_style(true).build());
-    let bucket = "assure-checkpoints-123456789012-us-east-1";
+    let bucket = &format!("assure-checkpoints-{}-us-east-1", cloud.pipeline_account());
     let seen = s3.get_object().bucket(bucket).key("before/seen.json").send().await.expect("discover kept what it read");
     let mut before: Value = serde_json::from_slice(&seen.body.collect().await.unwrap().into_bytes()).unwrap();
     // The regions the seed left empty (the others hold its brownfield setup, which the first run
@@ -799,7 +808,11 @@ async fn a_step_starting_from_what_discover_read_reads_again_when_the_account_ch
     let decided = cloud.decisions().len();
     for step in [StepName::SessionManager, StepName::GuardDuty] {
         // As the step's function: its role's session, as Lambda gets it.
-        let role = format!("arn:aws:iam::123456789012:role/{}", assure_core::pipeline::resources::step_role_name(step));
+        let role = format!(
+            "arn:aws:iam::{}:role/{}",
+            cloud.pipeline_account(),
+            assure_core::pipeline::resources::step_role_name(step)
+        );
         let creds = function_credentials(&cloud.endpoint, &role, &step.function_name()).await.unwrap();
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&cloud.endpoint)

@@ -38,7 +38,7 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOut
 /// The organization's part in `region`: trusted access and the security account as delegated
 /// administrator, its ORGANIZATION analyzer, the analyzer's findings delivered to the logging bucket.
 async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &mut Changes) -> Result<(), StepError> {
-    let mgmt = aws.account(&run.org.management, region).await?;
+    let mgmt = aws.management(&run.org.management, region).await?;
     let security = aws.account(&run.org.security, region).await?;
     let findings_role =
         if *region == run.home_region { Some(ensure_findings_role(aws, run, &security, changes).await?) } else { None };
@@ -100,7 +100,7 @@ async fn preflight(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     if run.organization.is_some() {
         return Ok(());
     }
-    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
+    let mgmt = aws.management(&run.org.management, &run.home_region).await?;
     let admins = mgmt
         .organizations()
         .list_delegated_administrators()
@@ -554,7 +554,7 @@ impl Control for AccessAnalyzer {
 
     fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Organized> {
         Box::pin(async move {
-            let mgmt = aws.account(&run.org.management, region).await?;
+            let mgmt = aws.management(&run.org.management, region).await?;
             let mut changes = Changes::new(&mgmt);
             organize_region(aws, run, region, &mut changes).await?;
             Ok(Organized { changes: changes.list, facts: Value::Null })

@@ -188,7 +188,7 @@ async fn organize_region(
     region: &Region,
     changes: &mut Changes,
 ) -> Result<String, StepError> {
-    let mgmt = aws.account(&run.org.management, region).await?;
+    let mgmt = aws.management(&run.org.management, region).await?;
     let security = aws.account(&run.org.security, region).await?;
     // The security account is the delegated administrator (management account, this region).
     // Designating one registers it with Organizations, so an organization that has none registered
@@ -557,7 +557,7 @@ pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
 
 /// The organization's GuardDuty delegated administrators in `region` (the management account's view).
 async fn delegated_administrators(aws: &Aws, run: &RunInput, region: &Region) -> Result<Vec<String>, StepError> {
-    let mgmt = aws.account(&run.org.management, region).await?;
+    let mgmt = aws.management(&run.org.management, region).await?;
     let admins = mgmt
         .guardduty()
         .list_organization_admin_accounts()
@@ -590,7 +590,7 @@ async fn preflight(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
     // (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html): when
     // Organizations knows no account but the security account, no other account is the
     // administrator in any region. Otherwise each region of the run says where.
-    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
+    let mgmt = aws.management(&run.org.management, &run.home_region).await?;
     if registered_administrators(&mgmt, PRINCIPAL).await?.iter().all(|a| a == run.org.security.as_str()) {
         return Ok(());
     }
@@ -645,7 +645,7 @@ impl Control for GuardDuty {
 
     fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Organized> {
         Box::pin(async move {
-            let mgmt = aws.account(&run.org.management, region).await?;
+            let mgmt = aws.management(&run.org.management, region).await?;
             let mut changes = Changes::new(&mgmt);
             organize_region(aws, run, region, &mut changes).await?;
             Ok(Organized { changes: changes.list, facts: Value::Null })

@@ -50,7 +50,7 @@ pub async fn accounts_in_ou(aws: &Aws, org: &OrgLayout, home: &Region, ou: &str)
             "--ou: {ou:?} is not an organizational unit id (ou-xxxx-xxxxxxxx) or a root id (r-xxxx)"
         )));
     }
-    let orgs = aws.account(&org.management, home).await?.organizations();
+    let orgs = aws.organization(&org.management, home).organizations();
     let mut pending = vec![ou.to_owned()];
     let mut out = Vec::new();
     while let Some(parent) = pending.pop() {
@@ -87,7 +87,7 @@ pub async fn accounts_in_ou(aws: &Aws, org: &OrgLayout, home: &Region, ou: &str)
 
 /// The status of every account of the organization, from one paginated listing.
 pub async fn member_status(aws: &Aws, org: &OrgLayout, home: &Region) -> Result<HashMap<AccountId, String>, StepError> {
-    let orgs = aws.account(&org.management, home).await?.organizations();
+    let orgs = aws.organization(&org.management, home).organizations();
     let mut out = HashMap::new();
     let mut pages = orgs.list_accounts().into_paginator().send();
     while let Some(page) = pages.next().await {

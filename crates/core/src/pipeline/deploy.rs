@@ -157,6 +157,7 @@ pub async fn deploy(
 
     let regions = serde_json::to_string(&settings.regions).map_err(|e| StepError::internal(e.to_string()))?;
     let parameters = [
+        ("ManagementAccount", settings.org.management.to_string()),
         ("LoggingAccount", settings.org.logging.to_string()),
         ("SecurityAccount", settings.org.security.to_string()),
         ("MemberRoleName", settings.role_name.clone()),
@@ -201,6 +202,104 @@ pub async fn deploy(
         bulk_state_machine_arn,
         queues,
         settings: settings.clone(),
+        changes,
+    })
+}
+
+/// The caller's organization's management account (any member may describe its organization).
+pub async fn management_account(aws: &Aws) -> Result<assure_contract::AccountId, StepError> {
+    let org = aws
+        .pipeline()
+        .organizations()
+        .describe_organization()
+        .send()
+        .await
+        .aws("organizations:DescribeOrganization")?;
+    org.organization()
+        .and_then(|o| o.master_account_id())
+        .ok_or_else(|| StepError::internal("organizations:DescribeOrganization returned no management account"))?
+        .parse()
+}
+
+/// The management account's bootstrap stack (`infra/management.template.json`).
+pub const MANAGEMENT_STACK: &str = "assure-management";
+
+/// The bootstrap stack as deployed.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bootstrapped {
+    pub management_account: String,
+    pub pipeline_account: String,
+    pub stack_id: String,
+    pub management_role_arn: String,
+    /// What this bootstrap changed (empty when everything was already in place).
+    pub changes: Vec<String>,
+}
+
+/// Deploys or updates the management account's bootstrap stack for the pipeline in `pipeline`,
+/// with the management account's own credentials, in us-east-1 (where EventBridge receives
+/// Organizations' events). Refuses any other caller than the management account, and a pipeline
+/// account outside the organization or not active in it.
+pub async fn bootstrap(
+    aws: &Aws,
+    pipeline: &assure_contract::AccountId,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<Bootstrapped, StepError> {
+    let region: Region = "us-east-1".parse()?;
+    let p = aws.pipeline().in_region(&region);
+    let orgs = p.organizations();
+    let org = orgs.describe_organization().send().await.aws("organizations:DescribeOrganization")?;
+    let management = org.organization().and_then(|o| o.master_account_id()).unwrap_or_default().to_owned();
+    if management != p.account.as_str() {
+        return Err(StepError::invalid_input(format!(
+            "assure bootstrap runs with the management account's credentials ({management}), not account {}'s",
+            p.account
+        )));
+    }
+    if pipeline.as_str() == management {
+        return Err(StepError::invalid_input(format!(
+            "--pipeline-account: {pipeline} is the management account; the pipeline runs in another account (the security account, say), which SCPs bind"
+        )));
+    }
+    let found = orgs.describe_account().account_id(pipeline.as_str()).send().await;
+    let status = match found {
+        Ok(out) => out.account().and_then(|a| a.status()).map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        Err(e) if error_code(&e) == Some("AccountNotFoundException") => {
+            return Err(StepError::invalid_input(format!(
+                "--pipeline-account: {pipeline} is not an account of organization {}",
+                org.organization().and_then(|o| o.id()).unwrap_or("?")
+            )))
+        }
+        Err(e) => return Err(e).aws("organizations:DescribeAccount"),
+    };
+    if status != "ACTIVE" {
+        return Err(StepError::invalid_input(format!("--pipeline-account: {pipeline} is {status}, not ACTIVE")));
+    }
+    let body = serde_json::to_string(&crate::pipeline::infra::management_template())
+        .map_err(|e| StepError::internal(e.to_string()))?;
+    let poll = if aws.endpoint_url().is_some() { Duration::from_millis(200) } else { Duration::from_secs(3) };
+    let mut changes = Vec::new();
+    let stack = apply_stack(
+        &p.cloudformation(),
+        MANAGEMENT_STACK,
+        Template::Body(&body),
+        &[("PipelineAccount", pipeline.to_string())],
+        &[Capability::CapabilityNamedIam],
+        poll,
+        progress,
+        &mut changes,
+    )
+    .await?;
+    let management_role_arn = stack
+        .outputs
+        .get("ManagementRoleArn")
+        .cloned()
+        .ok_or_else(|| StepError::internal(format!("stack {MANAGEMENT_STACK} has no ManagementRoleArn output")))?;
+    Ok(Bootstrapped {
+        management_account: management,
+        pipeline_account: pipeline.to_string(),
+        stack_id: stack.id,
+        management_role_arn,
         changes,
     })
 }

@@ -3,7 +3,7 @@
 //! real deployment cannot drift apart. `cargo xtask codegen` writes them under `infra/`; a test
 //! fails when the committed files differ.
 
-use assure_contract::{StepName, DEFAULT_ROLE_NAME, STEP_BINARY, STEP_ENV};
+use assure_contract::{StepName, DEFAULT_ROLE_NAME, MANAGEMENT_ROLE, STEP_BINARY, STEP_ENV};
 use serde_json::{json, Map, Value};
 
 use crate::controls::names;
@@ -119,62 +119,31 @@ fn root_session(tasks: &[&str]) -> (Value, Vec<&'static str>) {
 }
 
 /// What a step may do with the pipeline account's own credentials (its own queue and the task
-/// answer come on top). Steps reach every other account through the member role.
+/// answer come on top): read its organization and manage its SCPs, as the management account's
+/// delegation policy allows ([`management_template`]), and its own executions. Steps reach every
+/// other account through the member role, and the management account through its role for what
+/// only that account may do ([`management_actions`]).
 fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
-    // Organizations' resources live under the management account, where the pipeline runs
+    // Organizations' resources live under the management account
     // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsorganizations.html).
-    let org = |pattern: &str| sub(&format!("arn:${{AWS::Partition}}:organizations::${{AWS::AccountId}}:{pattern}"));
+    let org = |pattern: &str| sub(&format!("arn:${{AWS::Partition}}:organizations::${{ManagementAccount}}:{pattern}"));
     let accounts = || org("account/o-*/*");
     let targets = || json!([org("account/o-*/*"), org("ou/o-*/ou-*"), org("root/o-*/r-*")]);
     // The organization's own SCPs (assure reads and changes only those it made, by name).
     let scps = || json!([org("policy/o-*/service_control_policy/p-*")]);
-    let security = || org("account/o-*/${SecurityAccount}");
     let any = || json!("*");
+    let own = |what: &str| sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:{what}"));
     match step {
         StepName::Preflight => vec![
-            // The GuardDuty and Access Analyzer controls' preflights: another delegated administrator;
-            // the SCPs' preflight: SCPs enabled in the root.
-            (
-                any(),
-                vec![
-                    "organizations:DescribeOrganization",
-                    "guardduty:ListOrganizationAdminAccounts",
-                    "organizations:ListDelegatedAdministrators",
-                    "organizations:ListRoots",
-                    // The Regions the management account has enabled (an opt-in Region of the run).
-                    "account:ListRegions",
-                ],
-            ),
+            // The SCPs' preflight: SCPs enabled in the root.
+            (any(), vec!["organizations:DescribeOrganization", "organizations:ListRoots"]),
             (accounts(), vec!["organizations:DescribeAccount"]),
             (targets(), vec!["organizations:ListPoliciesForTarget"]),
             // The run lock: is the execution holding the account's lock still running?
-            (
-                sub(&format!(
-                    "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{STATE_MACHINE}:*"
-                )),
-                vec!["states:DescribeExecution"],
-            ),
-        ],
-        // EnableOrganizationAdminAccount also needs the Organizations actions the GuardDuty guide
-        // lists (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html);
-        // GuardDuty calls them with the caller's permissions, and the guide grants them on "*".
-        StepName::GuardDuty => vec![(any(), GUARDDUTY_ADMINISTRATOR.to_vec())],
-        // Access Analyzer and Config (its organization aggregator): trusted access and the security
-        // account as the service's delegated administrator.
-        StepName::AccessAnalyzer | StepName::Config => vec![
-            (
-                any(),
-                vec![
-                    "organizations:EnableAWSServiceAccess",
-                    "organizations:ListAWSServiceAccessForOrganization",
-                    "organizations:ListDelegatedAdministrators",
-                ],
-            ),
-            (security(), vec!["organizations:RegisterDelegatedAdministrator"]),
+            (own(&format!("execution:{STATE_MACHINE}:*")), vec!["states:DescribeExecution"]),
         ],
         StepName::Scps => vec![
-            (any(), [&["organizations:ListPolicies", "organizations:CreatePolicy"], ROOT_ACCESS_ORGANIZATION].concat()),
-            root_session(&[root::DELETE_TASK]),
+            (any(), vec!["organizations:ListPolicies", "organizations:CreatePolicy"]),
             (scps(), vec!["organizations:DescribePolicy", "organizations:UpdatePolicy"]),
             (targets(), vec!["organizations:ListPoliciesForTarget"]),
             (
@@ -182,20 +151,11 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
                 vec!["organizations:AttachPolicy"],
             ),
         ],
-        // Every control's organization-wide part: the GuardDuty step's, Access Analyzer's and
-        // Config's delegated administrators, the policies themselves and their attachment to the
-        // logging and security accounts (the accounts' own attachments are their runs'), and the
-        // organization's checks (its root enables SCPs, the logging bucket's organization id).
+        // The policies themselves and their attachment to the logging and security accounts (the
+        // accounts' own attachments are their runs'), and the organization's checks (its root
+        // enables SCPs).
         StepName::Organization => vec![
-            (
-                any(),
-                [
-                    GUARDDUTY_ADMINISTRATOR,
-                    &["organizations:ListRoots", "organizations:ListPolicies", "organizations:CreatePolicy"],
-                    ROOT_ACCESS_ORGANIZATION,
-                ]
-                .concat(),
-            ),
+            (any(), vec!["organizations:ListRoots", "organizations:ListPolicies", "organizations:CreatePolicy"]),
             (scps(), vec!["organizations:DescribePolicy", "organizations:UpdatePolicy"]),
             (accounts(), vec!["organizations:ListPoliciesForTarget"]),
             (json!([scps()[0].clone(), accounts()]), vec!["organizations:AttachPolicy"]),
@@ -205,27 +165,15 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
         StepName::Join => vec![
             (any(), vec!["organizations:ListAccounts"]),
             (accounts(), vec!["organizations:DescribeAccount"]),
-            (
-                sub(&format!(
-                    "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{STATE_MACHINE}"
-                )),
-                vec!["states:StartExecution"],
-            ),
-            (
-                sub(&format!(
-                    "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{STATE_MACHINE}:*"
-                )),
-                vec!["states:DescribeExecution"],
-            ),
+            (own(&format!("stateMachine:{STATE_MACHINE}")), vec!["states:StartExecution"]),
+            (own(&format!("execution:{STATE_MACHINE}:*")), vec!["states:DescribeExecution"]),
         ],
         StepName::Verify => vec![
             (targets(), vec!["organizations:ListPoliciesForTarget"]),
             (scps(), vec!["organizations:DescribePolicy"]),
-            (any(), vec!["iam:ListOrganizationsFeatures"]),
         ],
         StepName::Rollback => vec![
             (targets(), vec!["organizations:ListPoliciesForTarget"]),
-            root_session(&[root::PASSWORD_TASK]),
             (
                 json!([scps()[0].clone(), targets()[0].clone(), targets()[1].clone(), targets()[2].clone()]),
                 vec!["organizations:DetachPolicy"],
@@ -233,6 +181,73 @@ fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
         ],
         _ => vec![],
     }
+}
+
+/// What a step does as the management account's role [`MANAGEMENT_ROLE`], the calls AWS lets only
+/// the management account make
+/// (https://docs.aws.amazon.com/organizations/latest/APIReference/action-reference.html): trusted
+/// access, delegated administrators, the GuardDuty administrator, centralized root access. The
+/// resources are the management account's own (`${AWS::AccountId}` in its bootstrap template).
+fn management_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
+    let any = || json!("*");
+    match step {
+        // The GuardDuty and Access Analyzer controls' preflights: another delegated administrator;
+        // the Regions the management account has enabled (an opt-in Region of the run).
+        StepName::Preflight => vec![(
+            any(),
+            vec![
+                "guardduty:ListOrganizationAdminAccounts",
+                "organizations:ListDelegatedAdministrators",
+                "account:ListRegions",
+            ],
+        )],
+        // EnableOrganizationAdminAccount also needs the Organizations actions the GuardDuty guide
+        // lists (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html);
+        // GuardDuty calls them with the caller's permissions, and the guide grants them on "*".
+        StepName::GuardDuty => vec![(any(), GUARDDUTY_ADMINISTRATOR.to_vec())],
+        // Access Analyzer and Config (its organization aggregator): trusted access and the security
+        // account as the service's delegated administrator.
+        StepName::AccessAnalyzer | StepName::Config => vec![(
+            any(),
+            vec![
+                "organizations:EnableAWSServiceAccess",
+                "organizations:ListAWSServiceAccessForOrganization",
+                "organizations:ListDelegatedAdministrators",
+                "organizations:RegisterDelegatedAdministrator",
+            ],
+        )],
+        StepName::Scps => vec![(any(), ROOT_ACCESS_ORGANIZATION.to_vec()), root_session(&[root::DELETE_TASK])],
+        // Every control's organization-wide part: the GuardDuty step's, Access Analyzer's and
+        // Config's delegated administrators, centralized root access.
+        StepName::Organization => vec![(any(), [GUARDDUTY_ADMINISTRATOR, ROOT_ACCESS_ORGANIZATION].concat())],
+        StepName::Verify => vec![(any(), vec!["iam:ListOrganizationsFeatures"])],
+        StepName::Rollback => vec![root_session(&[root::PASSWORD_TASK])],
+        _ => vec![],
+    }
+}
+
+/// `(resource, actions)` pairs as policy statements, with unique Sids `{prefix}1`, `{prefix}2`…
+fn statements_of(prefix: &str, pairs: Vec<(Value, Vec<&'static str>)>) -> Vec<Value> {
+    pairs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (resource, actions))| {
+            // A statement with a condition comes as {"Resource": …, "Condition": …}.
+            let mut statement = json!({"Sid": format!("{prefix}{}", i + 1), "Effect": "Allow", "Action": actions});
+            match resource {
+                Value::Object(fields) if fields.contains_key("Resource") => {
+                    statement.as_object_mut().into_iter().for_each(|s| s.extend(fields.clone()))
+                }
+                resource => statement["Resource"] = resource,
+            }
+            statement
+        })
+        .collect()
+}
+
+/// The steps whose roles the management account's role trusts: those with [`management_actions`].
+pub fn management_steps() -> Vec<StepName> {
+    StepName::ALL.into_iter().filter(|s| !management_actions(*s).is_empty()).collect()
 }
 
 /// The pipeline: per step a queue with its dead-letter queue, a function and its role; the
@@ -359,7 +374,7 @@ pub fn pipeline_template() -> Value {
             json!({"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                    "Resource": sub(&format!("arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/assure-step-{}:*", step.as_str()))}),
         ];
-        // The SCP step works in the management account alone, where the pipeline runs.
+        // The SCP step works through the organization and the management account alone.
         if step != StepName::Scps {
             statements.push(json!({"Sid": "ReachMemberAccounts", "Effect": "Allow", "Action": "sts:AssumeRole",
                                    "Resource": sub("arn:${AWS::Partition}:iam::*:role/${MemberRoleName}")}));
@@ -374,17 +389,10 @@ pub fn pipeline_template() -> Value {
                                    "Resource": sub("${CheckpointBucket.Arn}")}));
         }
         // IAM wants each statement's Sid unique within its policy.
-        for (i, (resource, actions)) in step_actions(step).into_iter().enumerate() {
-            let sid = format!("ManagementAccount{}", i + 1);
-            // A statement with a condition comes as {"Resource": …, "Condition": …}.
-            let mut statement = json!({"Sid": sid, "Effect": "Allow", "Action": actions});
-            match resource {
-                Value::Object(fields) if fields.contains_key("Resource") => {
-                    statement.as_object_mut().into_iter().for_each(|s| s.extend(fields.clone()))
-                }
-                resource => statement["Resource"] = resource,
-            }
-            statements.push(statement);
+        statements.extend(statements_of("Organization", step_actions(step)));
+        if !management_actions(step).is_empty() {
+            statements.push(json!({"Sid": "ReachManagementAccount", "Effect": "Allow", "Action": "sts:AssumeRole",
+                                   "Resource": sub(&format!("arn:${{AWS::Partition}}:iam::${{ManagementAccount}}:role/{MANAGEMENT_ROLE}"))}));
         }
         let mut role_res = json!({
             "Type": "AWS::IAM::Role",
@@ -473,7 +481,9 @@ pub fn pipeline_template() -> Value {
                     "Action": "sts:AssumeRole"}]},
                 "Policies": [{"PolicyName": "reach-member-accounts", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
                     {"Sid": "ReachMemberAccounts", "Effect": "Allow", "Action": "sts:AssumeRole",
-                     "Resource": sub("arn:${AWS::Partition}:iam::*:role/${MemberRoleName}")}]}}]
+                     "Resource": sub("arn:${AWS::Partition}:iam::*:role/${MemberRoleName}")},
+                    {"Sid": "ReachManagementAccount", "Effect": "Allow", "Action": "sts:AssumeRole",
+                     "Resource": sub(&format!("arn:${{AWS::Partition}}:iam::${{ManagementAccount}}:role/{MANAGEMENT_ROLE}"))}]}}]
             }
         }),
     );
@@ -609,6 +619,20 @@ pub fn pipeline_template() -> Value {
             }
         }),
     );
+    // Organizations sends its events to the management account's bus; its bootstrap stack forwards
+    // the membership events here (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cross-account.html),
+    // where only the join rule (AutoOnboard) takes them.
+    resources.insert(
+        "MembershipEventsFromManagement".into(),
+        json!({
+            "Type": "AWS::Events::EventBusPolicy",
+            "Properties": {
+                "StatementId": "assure-membership-events-from-management",
+                "Action": "events:PutEvents",
+                "Principal": reference("ManagementAccount")
+            }
+        }),
+    );
     resources.insert(
         "OnboardOnJoin".into(),
         json!({
@@ -629,7 +653,7 @@ pub fn pipeline_template() -> Value {
                     // id, unique per event, keys the task's own checkpoint.
                     "InputTransformer": {
                         "InputPathsMap": {"id": "$.id", "time": "$.time", "detail": "$.detail"},
-                        "InputTemplate": sub("{\"event\": {\"id\": \"<id>\", \"time\": \"<time>\", \"detail\": <detail>}, \"run\": {\"runId\": \"join-<id>\", \"account\": \"${AWS::AccountId}\", \"regions\": ${RegionsJson}, \"homeRegion\": \"${AWS::Region}\", \"org\": {\"management\": \"${AWS::AccountId}\", \"logging\": \"${LoggingAccount}\", \"security\": \"${SecurityAccount}\"}, \"roleName\": \"${MemberRoleName}\", \"policy\": \"hold\"}}")
+                        "InputTemplate": sub("{\"event\": {\"id\": \"<id>\", \"time\": \"<time>\", \"detail\": <detail>}, \"run\": {\"runId\": \"join-<id>\", \"account\": \"${AWS::AccountId}\", \"regions\": ${RegionsJson}, \"homeRegion\": \"${AWS::Region}\", \"org\": {\"management\": \"${ManagementAccount}\", \"logging\": \"${LoggingAccount}\", \"security\": \"${SecurityAccount}\"}, \"roleName\": \"${MemberRoleName}\", \"policy\": \"hold\"}}")
                     }
                 }]
             }
@@ -644,6 +668,7 @@ pub fn pipeline_template() -> Value {
         "Transform": "AWS::Serverless-2016-10-31",
         "Description": "assure: the onboarding pipeline (generated by `cargo xtask codegen`; do not edit)",
         "Parameters": {
+            "ManagementAccount": {"Type": "String", "AllowedPattern": "^\\d{12}$", "Description": "the organization's management account, whose bootstrap stack (infra/management.template.json) trusts this pipeline"},
             "LoggingAccount": {"Type": "String", "AllowedPattern": "^\\d{12}$", "Description": "the organization's logging account"},
             "SecurityAccount": {"Type": "String", "AllowedPattern": "^\\d{12}$", "Description": "the organization's security account"},
             "RegionsJson": {"Type": "String", "Default": "[\"us-east-1\"]", "Description": "regions a run covers, as a JSON array; must include this stack's region"},
@@ -662,6 +687,97 @@ pub fn pipeline_template() -> Value {
                             "AssertDescription": "AutoOnboard=true needs the stack in us-east-1: Organizations sends its events to EventBridge in us-east-1 only"}]}},
         "Resources": resources,
         "Outputs": outputs
+    })
+}
+
+/// The management account's bootstrap stack (`assure bootstrap`), all assure keeps there: the role
+/// [`MANAGEMENT_ROLE`] for the calls only the management account may make, trusted by the pipeline
+/// account's roles that make them and by nothing else; the organization's delegation policy, which
+/// lets the pipeline account read the organization and manage its SCPs itself
+/// (https://docs.aws.amazon.com/organizations/latest/userguide/orgs-policy-delegate.html); and the
+/// rule that forwards the organization's membership events to the pipeline account for AutoOnboard.
+pub fn management_template() -> Value {
+    let mut statements = Vec::new();
+    for step in management_steps() {
+        let prefix: String = logical(step);
+        statements.extend(statements_of(&prefix, management_actions(step)));
+    }
+    let mut trusted: Vec<Value> = management_steps()
+        .into_iter()
+        .map(|s| sub(&format!("arn:${{AWS::Partition}}:iam::${{PipelineAccount}}:role/{}", step_role_name(s))))
+        .collect();
+    // `assure onboard --plan` and `assure verify` read what the steps read.
+    trusted.push(sub(&format!("arn:${{AWS::Partition}}:iam::${{PipelineAccount}}:role/{OPERATOR_ROLE}")));
+    let pipeline = sub("arn:${AWS::Partition}:iam::${PipelineAccount}:root");
+    json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "assure: what the management account keeps for the pipeline, which runs in another account (deploy with `assure bootstrap`; generated by `cargo xtask codegen`)",
+        "Parameters": {
+            "PipelineAccount": {"Type": "String", "AllowedPattern": "^\\d{12}$", "Description": "the account the pipeline stack runs in (not this one)"}
+        },
+        "Rules": {"OnlyInUsEast1": {
+            "Assertions": [{"Assert": {"Fn::Equals": [reference("AWS::Region"), "us-east-1"]},
+                            "AssertDescription": "the bootstrap stack forwards Organizations' events, which EventBridge receives in us-east-1 only"}]}},
+        "Resources": {
+            "ManagementRole": {
+                "Type": "AWS::IAM::Role",
+                "Metadata": skip(&[
+                    ("CKV_AWS_111", "trusted access, delegated administrators and the GuardDuty administrator take no resource-level constraint"),
+                    ("CKV_AWS_356", "the Organizations, GuardDuty and IAM organization actions listed support only Resource \"*\""),
+                    ("CKV_AWS_109", "organizations:RegisterDelegatedAdministrator and EnableAWSServiceAccess are what only the management account may do; only the pipeline's roles that need them may assume this role"),
+                ]),
+                "Properties": {
+                    "RoleName": MANAGEMENT_ROLE,
+                    "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                        "Effect": "Allow", "Principal": {"AWS": pipeline.clone()}, "Action": "sts:AssumeRole",
+                        "Condition": {"ArnEquals": {"aws:PrincipalArn": trusted}}}]},
+                    "Policies": [{"PolicyName": "management-only", "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}]
+                }
+            },
+            // AWS's example of delegating SCP management (orgs-policy-delegate-update.html): the
+            // pipeline account's own identity policies say which of its roles may do what.
+            "DelegationPolicy": {
+                "Type": "AWS::Organizations::ResourcePolicy",
+                "Properties": {"Content": {"Version": "2012-10-17", "Statement": [
+                    {"Sid": "ReadOrganization", "Effect": "Allow", "Principal": {"AWS": pipeline.clone()}, "Resource": "*",
+                     "Action": ["organizations:DescribeOrganization", "organizations:DescribeAccount", "organizations:ListAccounts",
+                                "organizations:ListRoots", "organizations:ListOrganizationalUnitsForParent",
+                                "organizations:ListAccountsForParent", "organizations:ListPolicies",
+                                "organizations:ListPoliciesForTarget", "organizations:DescribePolicy"]},
+                    {"Sid": "ManageServiceControlPolicies", "Effect": "Allow", "Principal": {"AWS": pipeline}, "Resource": "*",
+                     "Action": ["organizations:CreatePolicy", "organizations:UpdatePolicy", "organizations:AttachPolicy",
+                                "organizations:DetachPolicy"],
+                     "Condition": {"StringLikeIfExists": {"organizations:PolicyType": ["SERVICE_CONTROL_POLICY"]}}}]}}
+            },
+            "ForwardMembershipEventsRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "RoleName": "assure-forward-membership-events",
+                    "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
+                        "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
+                    "Policies": [{"PolicyName": "forward", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                        {"Effect": "Allow", "Action": "events:PutEvents",
+                         "Resource": sub("arn:${AWS::Partition}:events:us-east-1:${PipelineAccount}:event-bus/default")}]}}]
+                }
+            },
+            // What AutoOnboard starts from (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-organizations.html);
+            // the pipeline's join rule takes them when its stack has AutoOnboard.
+            "ForwardMembershipEvents": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "Name": "assure-forward-membership-events",
+                    "Description": "assure: the organization's membership events, to the pipeline account (AutoOnboard)",
+                    "EventPattern": {"source": ["aws.organizations"], "detail-type": ["AWS Service Event via CloudTrail"],
+                                     "detail": {"eventSource": ["organizations.amazonaws.com"],
+                                                "eventName": ["CreateAccountResult", "AccountJoinedOrganization"]}},
+                    "Targets": [{"Id": "pipeline",
+                                 "Arn": sub("arn:${AWS::Partition}:events:us-east-1:${PipelineAccount}:event-bus/default"),
+                                 "RoleArn": getatt("ForwardMembershipEventsRole", "Arn")}]
+                }
+            }
+        },
+        "Outputs": {"ManagementRoleArn": {"Value": getatt("ManagementRole", "Arn")}}
     })
 }
 
@@ -858,6 +974,7 @@ pub struct Deployed<'a> {
     /// The pipeline key's ARN (`PipelineKey`'s Ref and Arn alike).
     pub pipeline_key: &'a str,
     pub security_account: &'a str,
+    pub management_account: &'a str,
 }
 
 impl Deployed<'_> {
@@ -892,6 +1009,7 @@ impl Deployed<'_> {
             "MemberRoleName" => self.member_role.into(),
             "CheckpointBucket" => self.checkpoint_bucket.into(),
             "SecurityAccount" => self.security_account.into(),
+            "ManagementAccount" => self.management_account.into(),
             "PipelineKey" => self.pipeline_key.into(),
             "StateMachine" => format!("arn:aws:states:{}:{}:stateMachine:{STATE_MACHINE}", self.region, self.account),
             _ => return None,
@@ -935,7 +1053,28 @@ impl Deployed<'_> {
     /// Every role of the pipeline template that a deployment without `AutoOnboard` has: the step
     /// roles, the operator role and the state machines' roles.
     pub fn pipeline_roles(&self) -> Result<Vec<TemplateRole>, String> {
-        let template = pipeline_template();
+        roles_of(&pipeline_template(), &|name| self.reference(name), &|res| self.get_att(res))
+    }
+
+    /// The roles of the management account's bootstrap stack for this pipeline.
+    pub fn management_roles(&self) -> Result<Vec<TemplateRole>, String> {
+        let refs = |name: &str| match name {
+            "AWS::AccountId" => Some(self.management_account.to_owned()),
+            "PipelineAccount" => Some(self.account.to_owned()),
+            other => self.reference(other),
+        };
+        roles_of(&management_template(), &refs, &|_| None)
+    }
+}
+
+/// The roles `template` makes whatever its parameters (those without a condition), resolved.
+fn roles_of(
+    template: &Value,
+    refs: &dyn Fn(&str) -> Option<String>,
+    atts: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<TemplateRole>, String> {
+    let resolve = |v: &Value| resolve_with(v, refs, atts);
+    {
         let mut out = Vec::new();
         for res in template["Resources"].as_object().into_iter().flat_map(|m| m.values()) {
             if res["Type"] != "AWS::IAM::Role" || res.get("Condition").is_some() {
@@ -947,13 +1086,11 @@ impl Deployed<'_> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|p| {
-                    Ok((p["PolicyName"].as_str().unwrap_or_default().to_owned(), self.resolve(&p["PolicyDocument"])?))
-                })
+                .map(|p| Ok((p["PolicyName"].as_str().unwrap_or_default().to_owned(), resolve(&p["PolicyDocument"])?)))
                 .collect::<Result<_, String>>()?;
             out.push(TemplateRole {
                 name: name.to_owned(),
-                trust: self.resolve(&props["AssumeRolePolicyDocument"])?,
+                trust: resolve(&props["AssumeRolePolicyDocument"])?,
                 policies,
             });
         }
@@ -1000,6 +1137,7 @@ pub fn generated_files() -> Vec<(&'static str, String)> {
     vec![
         ("infra/assure.template.json", pretty(pipeline_template())),
         ("infra/member-role.template.json", pretty(member_role_template())),
+        ("infra/management.template.json", pretty(management_template())),
         ("infra/artifacts.template.json", pretty(artifacts_template())),
     ]
 }

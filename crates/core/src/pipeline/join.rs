@@ -102,7 +102,7 @@ pub fn joined_near(time: i64, listed: &[(AccountId, String, i64)], skip: &[&Acco
 pub async fn run(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepError> {
     let template = &task.run;
     let event = task.event.as_ref().ok_or_else(|| StepError::invalid_input("the join task has no event"))?;
-    let orgs = aws.account(&template.org.management, &template.home_region).await?.organizations();
+    let orgs = aws.organization(&template.org.management, &template.home_region).organizations();
     let org = &template.org;
     let skip = [&org.management, &org.logging, &org.security];
     let accounts = match parse(event)? {

@@ -84,8 +84,7 @@ pub async fn validate(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
 
 /// The organization has all features and `org.management` is its management account.
 async fn organization(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
-    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-    let orgs = mgmt.organizations();
+    let orgs = aws.organization(&run.org.management, &run.home_region).organizations();
     let org = orgs.describe_organization().send().await.aws("organizations:DescribeOrganization")?;
     let org = org
         .organization()
@@ -163,7 +162,10 @@ async fn enabled_regions(
     run: &RunInput,
     account: &AccountId,
 ) -> Result<std::collections::BTreeMap<String, String>, StepError> {
-    let acct = aws.account(account, &run.home_region).await?;
+    let acct = match account == &run.org.management {
+        true => aws.management(account, &run.home_region).await?,
+        false => aws.account(account, &run.home_region).await?,
+    };
     let client = acct.account_management();
     let mut status = std::collections::BTreeMap::new();
     let mut pages = client.list_regions().max_results(50).into_paginator().send();
@@ -179,8 +181,8 @@ async fn enabled_regions(
 }
 
 async fn check_member(aws: &Aws, run: &RunInput, account: &AccountId, field: &str) -> Result<(), StepError> {
-    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-    let res = mgmt.organizations().describe_account().account_id(account.as_str()).send().await;
+    let orgs = aws.organization(&run.org.management, &run.home_region).organizations();
+    let res = orgs.describe_account().account_id(account.as_str()).send().await;
     let out = match res {
         Ok(out) => out,
         Err(e) if error_code(&e) == Some("AccountNotFoundException") => {
@@ -210,7 +212,7 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
             let target = aws.account(&run.account, &run.home_region).await?;
             let (who, role) = futures::join!(
                 target.sts().get_caller_identity().send(),
-                crate::pipeline::roles::refuse_tampered_member_role(&target, run)
+                crate::pipeline::roles::refuse_tampered_member_role(&target, run, &aws.pipeline().account)
             );
             let who = who.aws("sts:GetCallerIdentity")?;
             // The role acts as the target (checked below) before what it is matters.
@@ -221,8 +223,8 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
         },
         async { Ok::<_, StepError>(!run.full && crate::pipeline::verify::onboarded_before(aws, run).await?) },
         async {
-            let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-            crate::controls::scps::attached_once(&mgmt, &run.account).await
+            let orgs = aws.organization(&run.org.management, &run.home_region);
+            crate::controls::scps::attached_once(&orgs, &run.account).await
         },
     );
     valid?;

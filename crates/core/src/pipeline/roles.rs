@@ -10,7 +10,7 @@
 //! a member role that is not the template's; the service-roles step takes service roles over;
 //! verify checks all three.
 
-use assure_contract::{Evidence, RunInput, StepError};
+use assure_contract::{AccountId, Evidence, RunInput, StepError};
 use serde_json::Value;
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
@@ -18,11 +18,15 @@ use crate::controls::kit::{evidence, role_drift, Role};
 use crate::controls::{self, Control};
 use crate::pipeline::infra::Deployed;
 
-/// The member role as the template makes it in `account`, for the pipeline in the management
-/// account.
-fn member_template(run: &RunInput, account: &str) -> Result<crate::pipeline::infra::TemplateRole, StepError> {
+/// The member role as the template makes it in `account`, for the pipeline in account `pipeline`.
+fn member_template(
+    run: &RunInput,
+    pipeline: &AccountId,
+    account: &str,
+) -> Result<crate::pipeline::infra::TemplateRole, StepError> {
     let deployed = Deployed {
-        account: run.org.management.as_str(),
+        account: pipeline.as_str(),
+        management_account: run.org.management.as_str(),
         region: run.home_region.as_str(),
         member_role: &run.role_name,
         checkpoint_bucket: "",
@@ -34,8 +38,12 @@ fn member_template(run: &RunInput, account: &str) -> Result<crate::pipeline::inf
 
 /// How the member role in `acct` differs from its template, one line each: its trust, its inline
 /// policy, and anything else it has (policies, a boundary).
-pub async fn member_role_drift(acct: &AccountConfig, run: &RunInput) -> Result<Vec<String>, StepError> {
-    let template = member_template(run, acct.account.as_str())?;
+pub async fn member_role_drift(
+    acct: &AccountConfig,
+    run: &RunInput,
+    pipeline: &AccountId,
+) -> Result<Vec<String>, StepError> {
+    let template = member_template(run, pipeline, acct.account.as_str())?;
     let Some((policy_name, policy)) = template.policies.first() else {
         return Err(StepError::internal("the member role's template has no policy"));
     };
@@ -124,7 +132,10 @@ fn principals_outside(trust: &Value, account: &str) -> Vec<String> {
 /// every service role of the run's controls, each where it lives.
 pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
     let target = aws.account(&run.account, &run.home_region).await?;
-    let (member, stacksets) = futures::try_join!(member_role_drift(&target, run), stackset_roles_drift(&target, run))?;
+    let (member, stacksets) = futures::try_join!(
+        member_role_drift(&target, run, &aws.pipeline().account),
+        stackset_roles_drift(&target, run)
+    )?;
     let mut problems: Vec<String> = member.into_iter().map(|p| format!("{}: {p}", run.role_name)).collect();
     problems.extend(stacksets);
     let mut out = vec![evidence(
@@ -160,8 +171,12 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
 
 /// Preflight's check of the member role: one that is not the template's is refused, naming what
 /// differs, before anything changes.
-pub async fn refuse_tampered_member_role(acct: &AccountConfig, run: &RunInput) -> Result<(), StepError> {
-    let drift = member_role_drift(acct, run).await?;
+pub async fn refuse_tampered_member_role(
+    acct: &AccountConfig,
+    run: &RunInput,
+    pipeline: &AccountId,
+) -> Result<(), StepError> {
+    let drift = member_role_drift(acct, run, pipeline).await?;
     if drift.is_empty() {
         return Ok(());
     }

@@ -109,7 +109,7 @@ pub async fn configuration(aws: &Aws, run: &RunInput) -> Result<Value, StepError
         let parts = discover::snapshot(&target.in_region(region), run).await?;
         regions.insert(region.to_string(), Value::Object(discover::keyed(parts)));
     }
-    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-    let scps = controls::scps::attached_scps(&mgmt.organizations(), &run.account).await?;
+    let orgs = aws.organization(&run.org.management, &run.home_region).organizations();
+    let scps = controls::scps::attached_scps(&orgs, &run.account).await?;
     Ok(json!({"regions": regions, "scps": scps}))
 }

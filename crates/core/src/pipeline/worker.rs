@@ -647,7 +647,7 @@ pub async fn supervise(
                         }
                         let function = match functions.get(&m.function_arn) {
                             Some(f) => f.clone(),
-                            None => match StepFunction::load(&aws, &m.function_arn, &permits).await {
+                            None => match StepFunction::load(&aws, &m, &permits).await {
                                 Ok(f) => {
                                     let f = Arc::new(f);
                                     functions.insert(m.function_arn.clone(), f.clone());
@@ -660,7 +660,7 @@ pub async fn supervise(
                             },
                         };
                         tracing::info!(queue = %m.queue_arn, function = %m.function_arn, "polling");
-                        let task = poll_queue(aws.clone(), m.clone(), function, permits.clone());
+                        let task = poll_queue(m.clone(), function, permits.clone());
                         loops.spawn(task);
                         serving.insert(m.uuid.clone());
                     }
@@ -698,31 +698,42 @@ struct Mapping {
     batch_size: i32,
     maximum_concurrency: Option<i32>,
     reports_failures: bool,
+    /// The function's configuration, as GetFunction's `Configuration`.
+    function: Value,
 }
 
-/// Every enabled mapping of an SQS queue in the pipeline's account and region.
+/// Every enabled mapping of an SQS queue, in whichever account and region, with its function's
+/// configuration, as Lambda's service side sees them (`/assure-api/event-source-mappings`): the
+/// pipeline's stack may be in any account of the organization.
 async fn mappings(aws: &Aws) -> Result<Vec<Mapping>, StepError> {
-    let lambda = aws.pipeline().lambda();
+    let endpoint =
+        aws.endpoint_url().ok_or_else(|| StepError::internal("no local cloud: Lambda runs the functions on AWS"))?;
+    let body = local_api(endpoint, "/assure-api/event-source-mappings", &serde_json::json!({}))
+        .await
+        .map_err(StepError::internal)?;
+    let doc: Value = serde_json::from_slice(&body).map_err(|e| StepError::internal(e.to_string()))?;
     let mut out = Vec::new();
-    let mut pages = lambda.list_event_source_mappings().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.aws("lambda:ListEventSourceMappings")?;
-        for m in page.event_source_mappings() {
-            let (Some(uuid), Some(source), Some(function)) = (m.uuid(), m.event_source_arn(), m.function_arn()) else {
-                continue;
-            };
-            if !source.contains(":sqs:") || m.state().is_some_and(|s| s != "Enabled" && s != "Creating") {
-                continue;
-            }
-            out.push(Mapping {
-                uuid: uuid.to_owned(),
-                queue_arn: source.to_owned(),
-                function_arn: function.to_owned(),
-                batch_size: m.batch_size().unwrap_or(10).clamp(1, 10),
-                maximum_concurrency: m.scaling_config().and_then(|c| c.maximum_concurrency()),
-                reports_failures: m.function_response_types().iter().any(|t| t.as_str() == "ReportBatchItemFailures"),
-            });
+    for m in doc["EventSourceMappings"].as_array().into_iter().flatten() {
+        let (Some(uuid), Some(source), Some(function)) =
+            (m["UUID"].as_str(), m["EventSourceArn"].as_str(), m["FunctionArn"].as_str())
+        else {
+            continue;
+        };
+        let state = m["State"].as_str().unwrap_or("Enabled");
+        if !source.contains(":sqs:") || (state != "Enabled" && state != "Creating") {
+            continue;
         }
+        out.push(Mapping {
+            uuid: uuid.to_owned(),
+            queue_arn: source.to_owned(),
+            function_arn: function.to_owned(),
+            batch_size: m["BatchSize"].as_i64().map_or(10, |b| b.clamp(1, 10) as i32),
+            maximum_concurrency: m["ScalingConfig"]["MaximumConcurrency"].as_i64().map(|c| c as i32),
+            reports_failures: m["FunctionResponseTypes"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "ReportBatchItemFailures")),
+            function: m["Function"].clone(),
+        });
     }
     Ok(out)
 }
@@ -739,24 +750,22 @@ struct StepFunction {
 }
 
 impl StepFunction {
-    async fn load(aws: &Aws, arn: &str, permits: &Permits) -> Result<StepFunction, String> {
+    async fn load(aws: &Aws, mapping: &Mapping, permits: &Permits) -> Result<StepFunction, String> {
         let endpoint = aws.endpoint_url().ok_or("no local cloud: Lambda runs the functions on AWS")?;
-        let got = aws
-            .pipeline()
-            .lambda()
-            .get_function()
-            .function_name(arn)
-            .send()
-            .await
-            .map_err(|e| crate::aws::classify(&e, "lambda:GetFunction").message)?;
-        let config = got.configuration().ok_or("GetFunction: no configuration")?;
-        let role = config.role().ok_or("the function has no role")?;
-        let name = config.function_name().unwrap_or("function").to_owned();
+        let arn = mapping.function_arn.as_str();
+        let config = &mapping.function;
+        let role = config["Role"].as_str().ok_or("the function has no role")?;
+        let name = config["FunctionName"].as_str().unwrap_or("function").to_owned();
         // As Lambda does: the function's execution role, assumed by the service.
         let creds = function_credentials(endpoint, role, &name).await?;
         let zip = local_api(endpoint, "/assure-api/function-code", &serde_json::json!({"functionArn": arn})).await?;
         let bootstrap = unpack(&zip)?;
-        let vars = config.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
+        let vars: std::collections::HashMap<String, String> = config["Environment"]["Variables"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect();
         let step = vars.get(assure_contract::STEP_ENV).and_then(|s| StepName::parse(s));
         let mut env = vec![(crate::aws::ORGANIZATIONS_SHARE_ENV.to_owned(), permits.share.to_string())];
         if let Some(f) = &permits.pace_file {
@@ -780,10 +789,14 @@ impl StepFunction {
         env.push(("AWS_ACCESS_KEY_ID".into(), creds.access_key_id.clone()));
         env.push(("AWS_SECRET_ACCESS_KEY".into(), creds.secret_access_key.clone()));
         env.push(("AWS_SESSION_TOKEN".into(), creds.session_token.clone().unwrap_or_default()));
-        let timeout = Duration::from_secs(config.timeout().unwrap_or(3).max(1) as u64);
+        let timeout = Duration::from_secs(config["Timeout"].as_u64().unwrap_or(3).max(1));
         let function = crate::lambda_service::Function::new(&name, arn, bootstrap, env, timeout)
-            .with_memory(config.memory_size().unwrap_or(128));
-        Ok(StepFunction { function, step, heartbeat, sqs: aws.pipeline().with_credentials(&creds).sqs() })
+            .with_memory(config["MemorySize"].as_i64().unwrap_or(128) as i32);
+        // The function's region, where its queues are.
+        let region: assure_contract::Region =
+            arn.split(':').nth(3).unwrap_or_default().parse().map_err(|e: StepError| e.message)?;
+        let sqs = aws.pipeline().in_region(&region).with_credentials(&creds).sqs();
+        Ok(StepFunction { function, step, heartbeat, sqs })
     }
 }
 
@@ -809,7 +822,7 @@ fn unpack(zip: &[u8]) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-async fn poll_queue(aws: Arc<Aws>, mapping: Mapping, function: Arc<StepFunction>, permits: Permits) {
+async fn poll_queue(mapping: Mapping, function: Arc<StepFunction>, permits: Permits) {
     let Some(url) =
         (Delivery { queue_arn: mapping.queue_arn.clone(), receipt_handle: String::new(), receive_count: 0 })
             .queue_url()
@@ -817,7 +830,7 @@ async fn poll_queue(aws: Arc<Aws>, mapping: Mapping, function: Arc<StepFunction>
         tracing::warn!(queue = %mapping.queue_arn, "not an SQS queue ARN");
         return;
     };
-    let region = aws.pipeline().region.to_string();
+    let region = mapping.queue_arn.split(':').nth(3).unwrap_or_default().to_owned();
     let sqs = function.sqs.clone();
     // MaximumConcurrency: at most this many invocations of this mapping at once.
     let own = Arc::new(Semaphore::new(mapping.maximum_concurrency.unwrap_or(1000).max(1) as usize));

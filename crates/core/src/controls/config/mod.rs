@@ -153,7 +153,7 @@ async fn ensure_aggregator(aws: &Aws, run: &RunInput, changes: &mut Changes) -> 
     // An organization aggregator outside the management account needs the security account
     // registered as Config's delegated administrator (OrganizationAccessDeniedException otherwise):
     // https://docs.aws.amazon.com/config/latest/developerguide/set-up-aggregator-cli.html (Register a Delegated Administrator)
-    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
+    let mgmt = aws.management(&run.org.management, &run.home_region).await?;
     ensure_delegated_administrator(&mgmt, &run.home_region, SERVICE, &run.org.security, changes).await?;
     let security = aws.account(&run.org.security, &run.home_region).await?;
     let mut sec_changes = Changes::new(&security);
@@ -365,7 +365,7 @@ impl Control for Config {
 
     fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Organized> {
         Box::pin(async move {
-            let mgmt = aws.account(&run.org.management, region).await?;
+            let mgmt = aws.management(&run.org.management, region).await?;
             let mut changes = Changes::new(&mgmt);
             if region == &run.home_region {
                 ensure_aggregator(aws, run, &mut changes).await?;

@@ -310,12 +310,11 @@ fn within_quota(
 /// https://docs.aws.amazon.com/organizations/latest/APIReference/API_AttachPolicy.html). Enabling
 /// the type changes every account of the organization, so assure does not do it on its own.
 async fn preflight(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
-    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-    let orgs = mgmt.organizations();
+    let organization = aws.organization(&run.org.management, &run.home_region);
     if run.organization.is_none() {
-        root_enables_scps(&orgs).await?;
+        root_enables_scps(&organization.organizations()).await?;
     }
-    within_quota(run, &run.account, on_target, &attached_once(&mgmt, &run.account).await?)
+    within_quota(run, &run.account, on_target, &attached_once(&organization, &run.account).await?)
 }
 
 /// The organization's root has service control policies enabled; a bulk run checks it once, in
@@ -428,9 +427,9 @@ fn organized_ids(run: &RunInput) -> Option<std::collections::BTreeMap<String, St
 
 pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     let region = &run.home_region;
-    let mgmt = aws.account(&run.org.management, region).await?;
-    let orgs = mgmt.organizations();
-    let mut changes = Changes::new(&mgmt);
+    let organization = aws.organization(&run.org.management, region);
+    let orgs = organization.organizations();
+    let mut changes = Changes::new(&organization);
 
     let attached = attached_scps(&orgs, &run.account).await?;
     within_quota(run, &run.account, on_target, &attached)?;
@@ -444,11 +443,14 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
     if run.organization.is_none() {
         attach_log_archive(&orgs, run, &ids, &mut changes).await?;
         if root::wanted(run) {
-            root::organize(&mgmt, &mut changes).await?;
+            root::organize(&aws.management(&run.org.management, region).await?, &mut changes).await?;
         }
     }
     let had = match root::wanted(run) {
-        true => root::remove_credentials(&mgmt, &run.account, &mut changes).await?,
+        true => {
+            let mgmt = aws.management(&run.org.management, region).await?;
+            root::remove_credentials(&mgmt, &run.account, &mut changes).await?
+        }
         false => Value::Null,
     };
     let snapshot = json!({
@@ -517,8 +519,8 @@ async fn attach(
 /// Evidence: each policy attached where it belongs (the account; the logging and security
 /// accounts) with assure's content.
 pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
-    let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-    let orgs = mgmt.organizations();
+    let organization = aws.organization(&run.org.management, &run.home_region);
+    let orgs = organization.organizations();
     // In a bulk run, the organization step read every policy's content a moment before the
     // accounts' runs began, once for all of them (Organizations throttles first): here the policy
     // attached must be the very one it checked.
@@ -565,7 +567,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
                 _ => "scps.attached",
             };
             out.push(evidence(
-                &mgmt,
+                &organization,
                 control,
                 format!("organizations:policy/{name} on {account}"),
                 ok,
@@ -575,6 +577,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
     }
     if root::wanted(run) {
         let target = aws.account(&run.account, &run.home_region).await?;
+        let mgmt = aws.management(&run.org.management, &run.home_region).await?;
         out.extend(root::evidence_for(&mgmt, &target, organized.is_some()).await?);
     }
     Ok(out)
@@ -599,14 +602,14 @@ impl Control for Scps {
     /// The policies themselves, with assure's content; their ids are the facts.
     fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Organized> {
         Box::pin(async move {
-            let mgmt = aws.account(&run.org.management, &run.home_region).await?;
-            let orgs = mgmt.organizations();
+            let organization = aws.organization(&run.org.management, &run.home_region);
+            let orgs = organization.organizations();
             root_enables_scps(&orgs).await?;
-            let mut changes = Changes::new(&mgmt);
+            let mut changes = Changes::new(&organization);
             let ids = ensure_policies(&orgs, run, &mut changes).await?;
             attach_log_archive(&orgs, run, &ids, &mut changes).await?;
             if root::wanted(run) {
-                root::organize(&mgmt, &mut changes).await?;
+                root::organize(&aws.management(&run.org.management, &run.home_region).await?, &mut changes).await?;
             }
             Ok(Organized { changes: changes.list, facts: json!({"policies": ids}) })
         })
@@ -629,8 +632,7 @@ impl Control for Scps {
 /// assure's policies detached from the account; the policies stay for the organization's other accounts.
 async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Result<(), StepError> {
     let run = undo.run;
-    let mgmt = undo.aws.account(&run.org.management, region).await?;
-    let orgs = mgmt.organizations();
+    let orgs = undo.aws.organization(&run.org.management, region).organizations();
     for (name, id) in attached_scps(&orgs, &run.account).await? {
         if [SCP_PROTECT, SCP_ACCESS, SCP_ROOT].contains(&name.as_str()) {
             orgs.detach_policy()
@@ -642,7 +644,8 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
             report.restored.push(format!("scps: detached {name} from {}", run.account));
         }
     }
-    if let Some(had) = undo.snapshot(StepName::Scps, region).map(|s| &s["root"]) {
+    if let Some(had) = undo.snapshot(StepName::Scps, region).map(|s| &s["root"]).filter(|h| !h.is_null()) {
+        let mgmt = undo.aws.management(&run.org.management, region).await?;
         root::compensate(&mgmt, &run.account, region, had, report).await?;
     }
     Ok(())
