@@ -437,6 +437,11 @@ def decide(principal: Principal, action: str, res: Resource, ctx: dict, scps: li
     an explicit deny in any policy (identity-based, permissions boundary, session, SCP, resource-based),
     then the SCPs' allows, then the resource-based policy, then the identity-based policies limited by
     the permissions boundary and the session policies."""
+    owner_account = res.account or principal.account
+    if owner_account and "aws:ResourceAccount" not in ctx:
+        # "aws:ResourceAccount: ... the account ID of the resource owner", in every request
+        # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourceaccount).
+        ctx = dict(ctx, **{"aws:ResourceAccount": owner_account})
     rctx = for_resource_policies(ctx)
     if principal.kind in ("service", "federated", "anonymous"):
         # No identity policy and no SCP: only the resource's policy can allow. Service principals and

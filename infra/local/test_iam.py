@@ -128,6 +128,18 @@ class ServiceControlPolicies(unittest.TestCase):
     def test_scps_grant_nothing(self):
         self.assertFalse(decide(role([]), "s3:GetObject", Resource("arn:aws:s3:::b/k"), {}, [FULL_ACCESS_SCP]).allowed)
 
+    def test_the_resource_account_is_in_every_request(self):
+        # "aws:ResourceAccount": the account that owns the resource
+        # (reference_policies_condition-keys.html#condition-keys-resourceaccount): an SCP can spare
+        # one account's roles.
+        scp = {"Statement": [{"Effect": "Deny", "Action": "iam:TagRole", "Resource": "arn:aws:iam::*:role/assure-*",
+                              "Condition": {"StringNotEquals": {"aws:ResourceAccount": "333333333333"}}}]}
+        levels = [[ALLOW_ALL, scp]]
+        for account, expect in [("333333333333", True), ("444444444444", False)]:
+            p = role([ALLOW_ALL], account=account, name="admin")
+            res = Resource(f"arn:aws:iam::{account}:role/assure-step-x", account)
+            self.assertEqual(decide(p, "iam:TagRole", res, {}, levels).allowed, expect, account)
+
     def test_an_exemption_by_exact_role_arn(self):
         scp = {"Statement": [{"Effect": "Deny", "Action": "iam:*", "Resource": "arn:aws:iam::*:role/assure-*",
                               "Condition": {"ArnNotLike": {"aws:PrincipalARN": ["arn:aws:iam::*:role/AssureExecutionRole"]}}}]}

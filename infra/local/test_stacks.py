@@ -172,6 +172,22 @@ class Stacks(unittest.TestCase):
                                  "AWS.SimpleQueueService.NonExistentQueue"), "The specified queue does not exist.")
         refused(lambda: cf.describe_stacks(StackName="made"), "ValidationError")
 
+    def test_an_event_bus_policy_is_a_statement_of_the_bus_policy(self) -> None:
+        # AWS::Events::EventBusPolicy (Action/Principal form): PutPermission, RemovePermission.
+        cf, events = client("cloudformation"), client("events")
+        body = template({"P": {"Type": "AWS::Events::EventBusPolicy", "Properties": {
+            "StatementId": "from-other", "Action": "events:PutEvents", "Principal": "210987654321"}}})
+        cf.create_stack(StackName="bus-policy", TemplateBody=body)
+        self.assertEqual(ended(cf, "bus-policy")["StackStatus"], "CREATE_COMPLETE")
+        policy = json.loads(events.describe_event_bus()["Policy"])
+        [statement] = [st for st in policy["Statement"] if st["Sid"] == "from-other"]
+        self.assertEqual(statement["Principal"], {"AWS": "arn:aws:iam::210987654321:root"})
+        self.assertEqual(statement["Action"], "events:PutEvents")
+        stack_id = cf.describe_stacks(StackName="bus-policy")["Stacks"][0]["StackId"]
+        cf.delete_stack(StackName="bus-policy")
+        self.assertEqual(ended(cf, stack_id)["StackStatus"], "DELETE_COMPLETE")
+        self.assertNotIn("from-other", events.describe_event_bus().get("Policy") or "")
+
     def test_what_cloudformation_refuses_before_it_starts(self) -> None:
         cf = client("cloudformation")
         role = {"R": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "named", "AssumeRolePolicyDocument": TRUST_LAMBDA}}}

@@ -7,7 +7,8 @@
 //! - `lock`: one run per account at a time;
 //! - `adversary`: an account's administrators try to switch the baseline off, and cannot;
 //! - `deliveries`: a canary down every delivery path, and each path broken on its own;
-//! - `join`: AutoOnboard, accounts that join the organization onboarded without a command.
+//! - `join`: AutoOnboard, accounts that join the organization onboarded without a command;
+//! - `management`: the management account keeps only its bootstrap stack.
 
 mod all {
     mod adversary;
@@ -26,6 +27,7 @@ mod all {
     mod local_authz;
     mod local_authz2;
     mod lock;
+    mod management;
     mod resume;
     mod root_access;
     mod rules;

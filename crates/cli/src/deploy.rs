@@ -18,7 +18,8 @@ pub(crate) struct DeployArgs {
     #[arg(long)]
     logging_account: Option<String>,
     /// The organization's security account (delegated administrator for GuardDuty, Access Analyzer,
-    /// Config). Default: the config file's organization.security_account, else the current account.
+    /// Config), where the pipeline runs: the current account. Default: the config file's
+    /// organization.security_account, else the current account.
     #[arg(long)]
     security_account: Option<String>,
     /// Regions runs cover by default, comma-separated; the first is the home region. Default: the
@@ -85,6 +86,12 @@ pub(crate) async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode
     assure_contract::OrgLayout::distinct_roles(&logging, &security)
         .map_err(|e| StepError::invalid_input(format!("--security-account: {}", e.message)))?;
     let management = deploy::management_account(&aws).await?;
+    if here != management && security != here {
+        return Err(StepError::invalid_input(format!(
+            "--security-account: {security} is not this account ({here}): the pipeline runs in the security account (docs/decisions/0003-the-pipeline-in-the-security-account.md); run `assure deploy` there"
+        ))
+        .into());
+    }
     if here == management {
         return Err(StepError::invalid_input(format!(
             "{here} is the organization's management account: the pipeline runs in another account (the security account, say), which SCPs bind. There, after `assure bootstrap --pipeline-account ACCOUNT` here, run `assure deploy`"

@@ -768,6 +768,7 @@ async fn the_pipeline_is_the_stack_users_deploy(cloud: &LocalCloud, ids: &Value,
             "--capabilities",
             "CAPABILITY_NAMED_IAM",
             "--parameters",
+            &format!("ParameterKey=ManagementAccount,ParameterValue={}", ids["management"].as_str().unwrap()),
             &format!("ParameterKey=LoggingAccount,ParameterValue={}", ids["logging"].as_str().unwrap()),
             &format!("ParameterKey=SecurityAccount,ParameterValue={}", ids["security"].as_str().unwrap()),
         ],
@@ -855,9 +856,14 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
     );
     let asked: std::collections::BTreeSet<String> = cloud.decisions()[from..]
         .iter()
-        .filter(|d| d["principal"].as_str().is_some_and(|p| p.contains("assure-step-preflight")))
+        .filter(|d| {
+            d["principal"]
+                .as_str()
+                .is_some_and(|p| p.contains("assure-step-preflight") || p.contains("assure-management"))
+        })
         .filter_map(|d| d["action"].as_str().map(str::to_owned))
         .collect();
+    // Asked as the management account's role, which the preflight step's role assumes.
     assert!(asked.contains("guardduty:ListOrganizationAdminAccounts"), "{asked:?}");
     assert!(cloud.mutating_decisions_since(from).is_empty(), "a refused run changed something");
     cli_ok(&cloud, &admin, &[&["guardduty", "disable-organization-admin-account"][..], &gd_admin].concat());
@@ -880,9 +886,14 @@ async fn a_run_started_by_the_join_rule_is_checked_by_its_preflight_task() {
     // Nothing refuses it now: it onboards, its preflight task having asked what the CLI asks.
     let (arn, status, from) = run("accepted");
     assert_eq!(status, "SUCCEEDED", "{arn}");
+    // Its own role, and the management account's for what only that account answers.
     let asked: std::collections::BTreeSet<String> = cloud.decisions()[from..]
         .iter()
-        .filter(|d| d["principal"].as_str().is_some_and(|p| p.contains("assure-step-preflight")))
+        .filter(|d| {
+            d["principal"]
+                .as_str()
+                .is_some_and(|p| p.contains("assure-step-preflight") || p.contains("assure-management"))
+        })
         .filter_map(|d| d["action"].as_str().map(str::to_owned))
         .collect();
     for action in [

@@ -21,6 +21,15 @@ pub(super) async fn aws_for(server: &MockServer) -> Aws {
         )))
         .mount(server)
         .await;
+    // The member role in the caller's own account (the security account, where the pipeline runs,
+    // reaches itself through it too); before any test's catch-all answers.
+    Mock::given(method("POST"))
+        .and(body_string_contains("Action=AssumeRole"))
+        .and(body_string_contains(CALLER))
+        .respond_with(assumed(std::time::Duration::from_secs(3600)))
+        .with_priority(1)
+        .mount(server)
+        .await;
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(server.uri())
         .region(aws_config::Region::new("us-east-1"))
@@ -32,7 +41,8 @@ pub(super) async fn aws_for(server: &MockServer) -> Aws {
     Aws::from_sdk_config(sdk).await.expect("caller identity").with_role("AssureExecutionRole")
 }
 
-/// A run whose management and logging account is the caller, so no role is assumed.
+/// A run whose management and logging account is the caller: the management account's calls take
+/// the caller's credentials, the logging account's its member role.
 pub(super) fn run() -> RunInput {
     serde_json::from_value(json!({
         "runId": "r-1",

@@ -579,7 +579,8 @@ async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_
     let cloud = LocalCloud::start();
     let ids = cloud.seed_and_deploy("us-east-1");
     let target = ids["external"][0].as_str().unwrap();
-    let iam = aws_sdk_iam::Client::new(&cloud.sdk_config().await);
+    // The step roles are the pipeline account's.
+    let iam = aws_sdk_iam::Client::new(&cloud.pipeline_config().await);
     // The rollback step's role has a test of its own (below). Steps in the branches of a Parallel
     // state run while a sibling fails, so a step may have completed before its case comes: its
     // retry then checks it read-only (its checkpoint, a plan). The one action used only while
@@ -607,13 +608,14 @@ async fn each_step_fails_naming_the_action_its_role_lacks_and_passes_once_it_is_
         // only from a step that has not run yet; the others lose the checkpoint write.
         (StepName::Discover, "sts:AssumeRole"),
         (StepName::LoggingBucket, "s3:GetObject"),
-        // EnableOrganizationAdminAccount needs it too, as the GuardDuty guide documents.
-        (StepName::GuardDuty, "organizations:DescribeOrganizationalUnit"),
+        // The GuardDuty step reaches the management account (EnableOrganizationAdminAccount) and
+        // the member accounts through roles it assumes.
+        (StepName::GuardDuty, "sts:AssumeRole"),
         (StepName::CloudTrail, "s3:PutObject"),
         (StepName::StopCloudTrail, "s3:PutObject"),
         (StepName::StopGuardDuty, "s3:PutObject"),
         (StepName::Config, "s3:GetObject"),
-        (StepName::AccessAnalyzer, "organizations:ListDelegatedAdministrators"),
+        (StepName::AccessAnalyzer, "s3:GetObject"),
         (StepName::SessionManager, "s3:PutObject"),
         (StepName::Alarms, "s3:PutObject"),
         // The SCPs are attached beside the other controls' steps, so an earlier case's run may
@@ -664,7 +666,8 @@ async fn the_rollback_step_fails_naming_the_action_its_role_lacks() {
     let cloud = LocalCloud::start_with(&[("ASSURE_HEARTBEAT_SECONDS", "0.2")]);
     let ids = cloud.seed_and_deploy("us-east-1");
     let target = ids["external"][0].as_str().unwrap();
-    let iam = aws_sdk_iam::Client::new(&cloud.sdk_config().await);
+    // The step roles are the pipeline account's.
+    let iam = aws_sdk_iam::Client::new(&cloud.pipeline_config().await);
     let role = assure_core::pipeline::resources::step_role_name(assure_contract::StepName::Rollback);
     let original = step_policy(&iam, &role).await;
     let mut reduced = original.clone();

@@ -96,7 +96,7 @@ fn statements(t: &Value) -> Vec<(String, Value)> {
 
 #[test]
 fn no_role_allows_every_action_on_every_resource() {
-    for t in [pipeline_template(), member_role_template()] {
+    for t in [pipeline_template(), member_role_template(), assure_core::pipeline::infra::management_template()] {
         for (role, s) in statements(&t) {
             let actions: Vec<&str> = match &s["Action"] {
                 Value::String(a) => vec![a.as_str()],
@@ -135,8 +135,8 @@ fn the_scps_exempt_exactly_the_roles_the_templates_create() {
     let member = member_role_template();
     assert_eq!(member["Parameters"]["RoleName"]["Default"], assure_contract::DEFAULT_ROLE_NAME);
     // Only the member role, by its exact name: a pattern would exempt any role an administrator of
-    // the account named to match it. The pipeline's roles live in the management account, where
-    // SCPs do not apply.
+    // the account named to match it. The pipeline's roles live in the security account, whose
+    // administrators change them through the pipeline stack (decision 0003).
     assert_eq!(exempt, vec![format!("arn:aws:iam::*:role/{}", assure_contract::DEFAULT_ROLE_NAME)]);
 }
 
@@ -154,7 +154,8 @@ fn the_run_started_when_an_account_joins_is_a_whole_run_input() {
     for (name, value) in [
         ("${RegionsJson}", r#"["us-east-1","eu-west-1"]"#),
         ("${AWS::Region}", "us-east-1"),
-        ("${AWS::AccountId}", "111111111111"),
+        ("${AWS::AccountId}", "333333333333"),
+        ("${ManagementAccount}", "111111111111"),
         ("${LoggingAccount}", "222222222222"),
         ("${SecurityAccount}", "333333333333"),
         ("${MemberRoleName}", "AssureExecutionRole"),
@@ -207,4 +208,41 @@ fn auto_onboarding_is_refused_outside_us_east_1() {
         t["Resources"]["OnboardOnJoin"]["Condition"], "AutoOnboard",
         "the join rule exists only with AutoOnboard"
     );
+}
+
+/// The management account's role for assure trusts exactly the pipeline's roles whose steps make
+/// calls only the management account may make (and the operator's), by name; exactly those step
+/// roles may assume it, and every Organizations resource the pipeline's roles name is the
+/// management account's.
+#[test]
+fn only_the_steps_that_need_the_management_account_may_reach_it() {
+    let management = assure_core::pipeline::infra::management_template();
+    let role = &management["Resources"]["ManagementRole"]["Properties"];
+    assert_eq!(role["RoleName"], assure_contract::MANAGEMENT_ROLE);
+    let trusted: Vec<String> = role["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]["ArnEquals"]
+        ["aws:PrincipalArn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["Fn::Sub"].as_str().unwrap().rsplit('/').next().unwrap().to_owned())
+        .collect();
+    let needing = assure_core::pipeline::infra::management_steps();
+    let mut expected: Vec<String> =
+        needing.iter().map(|s| assure_core::pipeline::resources::step_role_name(*s).to_string()).collect();
+    expected.push(assure_core::pipeline::resources::OPERATOR_ROLE.to_owned());
+    assert_eq!(trusted, expected);
+    for step in
+        [assure_contract::StepName::GuardDuty, assure_contract::StepName::Scps, assure_contract::StepName::Preflight]
+    {
+        assert!(needing.contains(&step), "{step:?}");
+    }
+    let pipeline = pipeline_template();
+    for step in assure_contract::StepName::ALL {
+        let id = format!("{}Role", assure_core::pipeline::resources::placeholder(step).trim_end_matches("QueueUrl"));
+        let text = pipeline["Resources"][id.as_str()].to_string();
+        assert!(!text.is_empty() && text != "null", "{id}");
+        assert_eq!(text.contains(assure_contract::MANAGEMENT_ROLE), needing.contains(&step), "{id}");
+        // Organizations' ARNs are the management account's, never the pipeline account's.
+        assert!(!text.contains("organizations::${AWS::AccountId}"), "{id}");
+    }
 }

@@ -12,9 +12,8 @@ fn while_a_run_of_an_account_is_active_every_other_run_of_it_is_refused_naming_t
     let cloud = LocalCloud::start();
     let ids = cloud.seed_and_deploy("us-east-1");
     let target = ids["external"][0].as_str().unwrap();
-    let sfn = aws_sdk_sfn::Client::new(&rt.block_on(cloud.sdk_config()));
-    let machine =
-        format!("arn:aws:states:us-east-1:{}:stateMachine:assure-onboarding", ids["management"].as_str().unwrap());
+    let sfn = aws_sdk_sfn::Client::new(&rt.block_on(cloud.pipeline_config()));
+    let machine = format!("arn:aws:states:us-east-1:{}:stateMachine:assure-onboarding", cloud.pipeline_account());
     let execution = |name: &str| format!("{}:{name}", machine.replace(":stateMachine:", ":execution:"));
     cloud.reset_calls();
 

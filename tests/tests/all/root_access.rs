@@ -121,8 +121,10 @@ async fn centralized_root_access_leaves_no_root_credentials_and_no_secret_in_rec
     let (code, history, _) = cloud.run(&["runs", "history", "rooted", "--output", "json"]);
     assert_eq!(code, 0);
     assert!(history.contains("https://hooks.example.com/…") && !history.contains(SECRET), "{history}");
+    // The executions and checkpoints are the pipeline account's.
+    let pipeline = credentials(&cloud.pipeline_config().await).await;
     let cli = |args: &[&str]| {
-        let (code, out, err) = aws_cli(&cloud, &management, args);
+        let (code, out, err) = aws_cli(&cloud, &pipeline, args);
         assert_eq!(code, 0, "{}: {err}", args.join(" "));
         out
     };

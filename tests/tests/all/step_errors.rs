@@ -268,11 +268,12 @@ fn every_scp_fits_aws_size_limit_and_exempts_only_assure_roles() {
                 // role an administrator named so); the StackSet that deploys the member role may
                 // also change that role and its stack, and nothing else.
                 let sid = st["Sid"].as_str().unwrap_or_default();
-                let expected: &[&str] = if matches!(sid, "ProtectStacks" | "ProtectRoles" | "NoStackSetRole") {
-                    &["arn:aws:iam::*:role/AssureExecutionRole", "arn:aws:iam::*:role/stacksets-exec-*"]
-                } else {
-                    &["arn:aws:iam::*:role/AssureExecutionRole"]
-                };
+                let expected: &[&str] =
+                    if matches!(sid, "ProtectStacks" | "ProtectRoles" | "ProtectAssureRoles" | "NoStackSetRole") {
+                        &["arn:aws:iam::*:role/AssureExecutionRole", "arn:aws:iam::*:role/stacksets-exec-*"]
+                    } else {
+                        &["arn:aws:iam::*:role/AssureExecutionRole"]
+                    };
                 assert_eq!(exempt, expected, "{name} {sid}");
             }
         }

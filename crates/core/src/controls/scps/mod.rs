@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::aws::{error_code, Aws, AwsResultExt};
 use crate::controls::kit::{evidence, Changes};
+use crate::controls::names::{AGGREGATOR_ROLE, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE, TRAIL_LOGS_ROLE};
 use crate::controls::names::{
     ALARM_KEY_ALIAS, ALARM_PREFIX, ALARM_TOPIC, ANALYZER, FINDINGS, MEMBER_STACK_SET, METRIC_NAMESPACE, SCP_ACCESS,
     SCP_LOG_ARCHIVE, SCP_PROTECT, SCP_ROOT, TRAIL, TRAIL_LOG_GROUP,
@@ -48,6 +49,10 @@ pub fn exempt_principals(run: &RunInput) -> Vec<String> {
 /// (`ProtectRoles`, `NoStackSetRole`), so nobody can take its exemption.
 pub const STACKSET_EXECUTION_ROLE: &str = "arn:aws:iam::*:role/stacksets-exec-*";
 
+/// The service roles the baseline makes (each control's [`crate::controls::Control::service_roles`]),
+/// by name: protected by name in the security account, where the pipeline's own assure-* roles are.
+pub const BASELINE_ROLES: &[&str] = &[TRAIL_LOGS_ROLE, FINDINGS_ROLE, FINDINGS_EVENTS_ROLE, AGGREGATOR_ROLE];
+
 /// The service-linked roles the baseline's services act through in a member account: Config's
 /// recorder, GuardDuty's detector, Access Analyzer's organization analyzer and the StackSet of the
 /// member role (https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html).
@@ -71,6 +76,23 @@ pub fn policies(run: &RunInput) -> Vec<(&'static str, &'static str, Value)> {
     let alarm_key = json!({"ArnNotLike": {"aws:PrincipalARN": member},
                            "ForAnyValue:StringEquals": {"kms:ResourceAliases": ALARM_KEY_ALIAS}});
     let role = |name: &str| format!("arn:aws:iam::*:role/{name}");
+    let mut protected_roles = vec![role(&run.role_name), STACKSET_EXECUTION_ROLE.to_owned()];
+    protected_roles.extend(BASELINE_ROLES.iter().map(|r| role(r)));
+    let role_writes = json!([
+        "iam:CreateRole",
+        "iam:AttachRolePolicy",
+        "iam:DeleteRole",
+        "iam:DeleteRolePermissionsBoundary",
+        "iam:DeleteRolePolicy",
+        "iam:DetachRolePolicy",
+        "iam:PutRolePermissionsBoundary",
+        "iam:PutRolePolicy",
+        "iam:UpdateAssumeRolePolicy",
+        "iam:UpdateRole",
+        "iam:UpdateRoleDescription",
+        "iam:TagRole",
+        "iam:UntagRole"
+    ]);
     let baseline = json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -131,10 +153,13 @@ pub fn policies(run: &RunInput) -> Vec<(&'static str, &'static str, Value)> {
             // also matches a path (`role/stacksets-exec-x/y`): assure's roles and the StackSet's,
             // so nobody can make a role that looks like either.
             {"Sid": "ProtectRoles", "Effect": "Deny", "Condition": exempt_deployers,
-             "Resource": [role(&run.role_name), role("assure-*"), STACKSET_EXECUTION_ROLE],
-             "Action": ["iam:CreateRole", "iam:AttachRolePolicy", "iam:DeleteRole", "iam:DeleteRolePermissionsBoundary", "iam:DeleteRolePolicy",
-                        "iam:DetachRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy",
-                        "iam:UpdateRole", "iam:UpdateRoleDescription", "iam:TagRole", "iam:UntagRole"]},
+             "Resource": protected_roles, "Action": role_writes},
+            // The security account runs the pipeline, whose own roles (assure-step-*,
+            // assure-operator, …) its stack changes with its administrators' credentials
+            // (`assure deploy`): there, only the roles above, by name; everywhere else every
+            // assure-* role, so nobody makes one that looks like the pipeline's.
+            {"Sid": "ProtectAssureRoles", "Effect": "Deny", "Resource": role("assure-*"), "Action": role_writes,
+             "Condition": {"ArnNotLike": {"aws:PrincipalARN": deployers}, "StringNotEquals": {"aws:ResourceAccount": run.org.security.as_str()}}},
             // list_awssecuritytokenservice: AssumeRole is on the role; no principal of the account
             // is the StackSet (its service-linked role is not bound by SCPs).
             {"Sid": "NoStackSetRole", "Effect": "Deny", "Resource": STACKSET_EXECUTION_ROLE, "Condition": exempt_deployers,
@@ -649,4 +674,26 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
         root::compensate(&mgmt, &run.account, region, had, report).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BASELINE_ROLES;
+
+    /// The security account's SCP protects the baseline's service roles by name: every one.
+    #[test]
+    fn every_service_role_of_the_baseline_is_protected_by_name() {
+        let run: assure_contract::RunInput = serde_json::from_value(serde_json::json!({
+            "runId": "r", "account": "444444444444", "regions": ["us-east-1"], "homeRegion": "us-east-1",
+            "org": {"management": "111111111111", "logging": "222222222222", "security": "333333333333"},
+            "roleName": "AssureExecutionRole"
+        }))
+        .unwrap();
+        let names: Vec<&str> =
+            crate::controls::baseline::ALL.iter().flat_map(|c| c.service_roles(&run)).map(|r| r.role.name).collect();
+        assert!(!names.is_empty());
+        for name in names {
+            assert!(BASELINE_ROLES.contains(&name), "{name} is not in BASELINE_ROLES");
+        }
+    }
 }
