@@ -670,8 +670,9 @@ def invoke_bus(rule: Any, target: dict, event: dict) -> None:
     if len(stack) >= MAX_HOPS:
         return failed(rule, target, "the event has crossed too many buses")
     received_from = stack[-1] if stack else rule.account_id
-    if account not in (rule.account_id, received_from):
-        # Events received from another account are not sent on to a third (eb-cross-account.html).
+    if received_from != rule.account_id and account not in (rule.account_id, received_from):
+        # Events received from another account are not sent on to a third (eb-cross-account.html);
+        # an account's own events go to any account whose bus admits them.
         return
     try:
         bus = events_backends[account][region].event_buses.get(name)

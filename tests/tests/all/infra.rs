@@ -246,3 +246,21 @@ fn only_the_steps_that_need_the_management_account_may_reach_it() {
         assert!(!text.contains("organizations::${AWS::AccountId}"), "{id}");
     }
 }
+
+/// The security account's SCP protects the baseline's service roles by name (the pipeline's own
+/// assure-* roles are there): every one of them.
+#[test]
+fn every_service_role_of_the_baseline_is_protected_by_name() {
+    let run: assure_contract::RunInput = serde_json::from_value(serde_json::json!({
+        "runId": "r", "account": "444444444444", "regions": ["us-east-1"], "homeRegion": "us-east-1",
+        "org": {"management": "111111111111", "logging": "222222222222", "security": "333333333333"},
+        "roleName": "AssureExecutionRole"
+    }))
+    .unwrap();
+    let names: Vec<&str> =
+        assure_core::controls::baseline::ALL.iter().flat_map(|c| c.service_roles(&run)).map(|r| r.role.name).collect();
+    assert!(!names.is_empty());
+    for name in names {
+        assert!(assure_core::controls::scps::BASELINE_ROLES.contains(&name), "{name} is not in BASELINE_ROLES");
+    }
+}
