@@ -688,6 +688,8 @@ def invoke_bus(rule: Any, target: dict, event: dict) -> None:
                 ctx = authz.request_context(req, principal)
                 res = iam.Resource(bus.arn, account, iam.parse(bus.policy), "events")
                 decision = iam.decide(principal, "events:PutEvents", res, ctx, authz.scp_levels(principal))
+                # Logged as every request's decision is: the role's use, for the least-privilege check.
+                authz.record(principal, "events:PutEvents", bus.arn, decision.allowed)
                 if not decision.allowed:
                     why = (f"{principal.shown()} is not authorized to perform: events:PutEvents on resource: "
                            f"{bus.arn} {decision.reason}")
