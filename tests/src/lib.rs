@@ -177,12 +177,7 @@ impl LocalCloud {
 
     /// Runs `assure ARGS` as the management account's administrator.
     pub fn run_as_management(&self, args: &[&str]) -> (i32, String, String) {
-        let out: Output = self.as_management().args(args).output().expect("run assure");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        outcome(self.as_management().args(args))
     }
 
     /// The account the pipeline is deployed in (the seeded security account), once deployed.
@@ -203,12 +198,7 @@ impl LocalCloud {
 
     /// Runs `assure ARGS`; returns (exit code, stdout, stderr).
     pub fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out: Output = self.assure().args(args).output().expect("run assure");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        outcome(self.assure().args(args))
     }
 
     /// Seeds the demo organization; returns the ids JSON.
@@ -413,6 +403,16 @@ impl LocalCloud {
             .load()
             .await
     }
+}
+
+/// Runs an `assure` command; returns (exit code, stdout, stderr).
+fn outcome(cmd: &mut Command) -> (i32, String, String) {
+    let out: Output = cmd.output().expect("run assure");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// `conf`'s session of the role `arn`.

@@ -120,11 +120,7 @@ pub async fn deploy(
     let artifacts =
         apply_stack(&cf, ARTIFACTS_STACK, Template::Body(&artifacts_body), &[], &[], poll, progress, &mut changes)
             .await?;
-    let bucket = artifacts
-        .outputs
-        .get("BucketName")
-        .cloned()
-        .ok_or_else(|| StepError::internal(format!("stack {ARTIFACTS_STACK} has no BucketName output")))?;
+    let bucket = artifacts.output(ARTIFACTS_STACK, "BucketName")?;
 
     let s3 = p.s3();
     let zip = package_zip(&options.package)?;
@@ -175,13 +171,7 @@ pub async fn deploy(
         &mut changes,
     )
     .await?;
-    let output = |key: &str| {
-        stack
-            .outputs
-            .get(key)
-            .cloned()
-            .ok_or_else(|| StepError::internal(format!("stack {PIPELINE_STACK} has no {key} output")))
-    };
+    let output = |key: &str| stack.output(PIPELINE_STACK, key);
     let checkpoint = output("CheckpointBucketName")?;
     if checkpoint != checkpoint_bucket(&account, &region) {
         return Err(StepError::internal(format!("stack {PIPELINE_STACK}'s checkpoint bucket is {checkpoint}")));
@@ -290,11 +280,7 @@ pub async fn bootstrap(
         &mut changes,
     )
     .await?;
-    let management_role_arn = stack
-        .outputs
-        .get("ManagementRoleArn")
-        .cloned()
-        .ok_or_else(|| StepError::internal(format!("stack {MANAGEMENT_STACK} has no ManagementRoleArn output")))?;
+    let management_role_arn = stack.output(MANAGEMENT_STACK, "ManagementRoleArn")?;
     Ok(Bootstrapped {
         management_account: management,
         pipeline_account: pipeline.to_string(),
@@ -383,6 +369,13 @@ enum Template<'a> {
 struct Applied {
     id: String,
     outputs: BTreeMap<String, String>,
+}
+
+impl Applied {
+    /// The output `key` of the stack `name` (this one).
+    fn output(&self, name: &str, key: &str) -> Result<String, StepError> {
+        self.outputs.get(key).cloned().ok_or_else(|| StepError::internal(format!("stack {name} has no {key} output")))
+    }
 }
 
 /// Creates the stack, or updates it; waits for the operation to end, reporting its events.
