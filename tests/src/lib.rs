@@ -37,40 +37,13 @@ pub fn settled(bound: std::time::Duration, transitional: &str, mut read: impl Fn
     }
 }
 
-/// One HTTP/1.0 request to the local cloud; returns the body.
+/// One request to the local cloud's own API; returns the body (bounded: a test never waits for
+/// ever on the local cloud).
 pub fn http(endpoint: &str, method: &str, path: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let addr = endpoint.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to the local cloud");
-    // Bounded: a test never waits for ever on the local cloud.
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    // Read the headers, then exactly Content-Length bytes (or to the end when there is none).
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = s.read(&mut chunk).expect("the local cloud answers within 30 s");
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf);
-        if let Some((head, rest)) = text.split_once("\r\n\r\n") {
-            let length = head.lines().find_map(|l| {
-                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))
-            });
-            if length.is_some_and(|len| rest.len() >= len) {
-                break;
-            }
-        }
-    }
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+    let answer =
+        assure_core::local::http::request_blocking(endpoint, method, path, body, std::time::Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("the local cloud answers: {e}"));
+    String::from_utf8_lossy(&answer.body).into_owned()
 }
 
 /// Where the `assure` and `assure-step` binaries are.

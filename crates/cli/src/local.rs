@@ -352,20 +352,9 @@ fn stop_pid(pid: u32) -> bool {
 }
 
 async fn healthy(endpoint: &str) -> bool {
-    // A plain HTTP/1.0 GET on loopback; no HTTP client crate needed for one probe.
-    let Some(addr) = endpoint.strip_prefix("http://") else {
-        return false;
-    };
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-        return false;
-    };
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    if s.write_all(b"GET /assure-api/health HTTP/1.0\r\nHost: localhost\r\n\r\n").await.is_err() {
-        return false;
-    }
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
-    read.is_ok() && buf.starts_with(b"HTTP/1.") && String::from_utf8_lossy(&buf).contains("\"ok\": true")
+    let probe =
+        assure_core::local::http::request(endpoint, "GET", "/assure-api/health", "", Duration::from_secs(5)).await;
+    probe.is_ok_and(|a| a.status == 200 && String::from_utf8_lossy(&a.body).contains("\"ok\": true"))
 }
 
 async fn running_endpoint(dir: &Path) -> Option<String> {

@@ -32,6 +32,6 @@ pub(crate) async fn run(g: &Global, args: WorkerArgs) -> anyhow::Result<ExitCode
             _ = term.recv() => {}
         }
     };
-    assure_core::pipeline::worker::supervise(aws, args.concurrency, args.org_concurrency, stop).await;
+    assure_core::local::event_sources::supervise(aws, args.concurrency, args.org_concurrency, stop).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,6 @@
 //! The layer rules of this crate, checked on its own source: every `crate::…` path of every
 //! module (grouped `use` trees included) is resolved to the module it names, and
-//! - a module imports only its own layer or a lower one (base < controls < pipeline < audit);
+//! - a module imports only its own layer or a lower one (base < controls < pipeline < audit < local);
 //! - the modules' imports form no circle;
 //! - a control imports no other control: only `controls` (the trait), `controls::kit` and
 //!   `controls::names`; only `controls::baseline` names them all.
@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 /// The layer of a module, by its first segment.
 fn layer(module: &str) -> Option<u8> {
     match module.split("::").next().unwrap_or_default() {
-        "aws" | "lambda_service" => Some(0),
+        "aws" => Some(0),
         "controls" => Some(1),
         "pipeline" => Some(2),
         "audit" => Some(3),
+        // Local-only code sits above everything, so no production module may import it.
+        "local" => Some(4),
         _ => None,
     }
 }

@@ -96,7 +96,7 @@ async fn the_management_account_keeps_only_the_bootstrap_stack() {
         let endpoint = cloud.endpoint.clone();
         let arn = format!("arn:aws:iam::{security}:role/{}", assure_core::pipeline::resources::step_role_name(step));
         async move {
-            let c = assure_core::pipeline::worker::function_credentials(&endpoint, &arn, &step.function_name())
+            let c = assure_core::local::event_sources::function_credentials(&endpoint, &arn, &step.function_name())
                 .await
                 .unwrap();
             aws_sdk_sts::config::Credentials::new(c.access_key_id, c.secret_access_key, c.session_token, None, "t")

@@ -1,8 +1,9 @@
 //! AutoOnboard: an account that joins the organization is onboarded without a command.
 //!
-//! The pipeline template's rule (with `AutoOnboard=true`) hears two Organizations events on the
-//! management account's default bus in us-east-1, and starts the join state machine with the event
-//! and the stack's run settings:
+//! Organizations sends two events to the management account's default bus in us-east-1; the
+//! bootstrap stack's rule forwards them to the pipeline account's default bus, where the pipeline
+//! template's rule (with `AutoOnboard=true`) starts the join state machine with the event and the
+//! stack's run settings:
 //! - `CreateAccountResult`, when `CreateAccount` ends; its
 //!   `serviceEventDetails.createAccountStatus` names the new account and its state
 //!   (API_CreateAccount: "Check the CloudTrail log for the CreateAccountResult event");

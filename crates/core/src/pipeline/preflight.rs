@@ -1,8 +1,10 @@
 //! Preflight: is this account a valid target, can assure act in it, and does any control already
 //! know it would fail (`Control::preflight`)? Read-only.
 //!
-//! The same checks run in the CLI before a run starts (so bad input makes no change at all) and as
-//! the first task of the state machine (so runs started by other means are checked too).
+//! The CLI runs this step before a run starts (so bad input makes no change at all) and, once it
+//! holds the account's lock, records it under the step's checkpoint; the execution's first task
+//! then answers with that record. A run started by other means (AutoOnboard) has its first task run
+//! the step.
 
 use std::collections::BTreeSet;
 

@@ -1,4 +1,5 @@
-//! Runs: start an onboarding execution and follow its progress from the execution history.
+//! Runs: start an onboarding execution, retry a run as a new execution, list runs, and follow a
+//! run's executions and their history.
 
 use std::collections::HashMap;
 use std::time::Duration;

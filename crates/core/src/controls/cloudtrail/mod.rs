@@ -10,11 +10,13 @@ use assure_contract::{
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, while_role_propagates, AccountConfig, Aws, AwsResultExt};
-use crate::controls::kit::{
-    evidence, logging_key_arn, logging_key_to_use, service_role, trail_log_group, Changes, LogGroup, Role, ServiceRole,
-};
+use crate::controls::kit::{logging_key_to_use, service_role, trail_log_group, Changes, LogGroup, Role, ServiceRole};
 use crate::controls::names::{TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
 use crate::controls::{kit, Control, Fut, Report, StepCall, Undo};
+
+mod evidence;
+
+pub use evidence::*;
 
 pub mod record;
 
@@ -434,107 +436,6 @@ async fn other_trails(target: &AccountConfig, run: &RunInput) -> Result<Vec<Valu
     Ok(out)
 }
 
-/// Evidence for the trail's controls.
-pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError> {
-    let target = aws.account(&run.account, &run.home_region).await?;
-    // Delivering, not only configured: the trail's status carries the S3 error of its last delivery.
-    let (found, key) = futures::future::join(read_trail_and_delivery(&target), logging_key_arn(aws, run)).await;
-    let (t, delivery) = match found? {
-        Some((t, errors)) => (Some(t), errors),
-        None => (None, DeliveryErrors::default()),
-    };
-    let delivery_error = delivery.s3;
-    // The log group as the alarms need it: there, and under no key but CloudWatch Logs' own (assure
-    // makes it so; a key associated since, and then disabled or withheld, stops every event).
-    let group_key = match target.logs().describe_log_groups().log_group_name_prefix(TRAIL_LOG_GROUP).send().await {
-        Ok(out) => out
-            .log_groups()
-            .iter()
-            .find(|g| g.log_group_name() == Some(TRAIL_LOG_GROUP))
-            .map(|g| g.kms_key_id().map(str::to_owned)),
-        Err(e) => return Err(e).aws("logs:DescribeLogGroups"),
-    };
-    let key = key.ok();
-    let res = t.as_ref().map_or_else(|| format!("cloudtrail:{TRAIL}"), |t| t.arn.clone());
-    let mut out = vec![
-        evidence(
-            &target,
-            "cloudtrail.all-regions",
-            &res,
-            t.as_ref().is_some_and(|t| t.multi_region && t.logging && t.management_events),
-            format!(
-                "(multi-region, logging, read and write management events): {:?}",
-                t.as_ref().map(|t| (t.multi_region, t.logging, t.management_events))
-            ),
-        ),
-        evidence(
-            &target,
-            "cloudtrail.log-validation",
-            &res,
-            t.as_ref().is_some_and(|t| t.validation),
-            format!("log file validation: {:?}", t.as_ref().map(|t| t.validation)),
-        ),
-        evidence(
-            &target,
-            "cloudtrail.to-logging-account",
-            &res,
-            t.as_ref().is_some_and(|t| t.bucket.as_deref() == Some(run.logging_bucket().as_str()))
-                && delivery_error.is_none(),
-            match &delivery_error {
-                None => format!("bucket: {:?}", t.as_ref().and_then(|t| t.bucket.clone())),
-                Some(e) => format!(
-                    "bucket: {:?}, but the last delivery failed: {e}",
-                    t.as_ref().and_then(|t| t.bucket.clone())
-                ),
-            },
-        ),
-        evidence(
-            &target,
-            "cloudtrail.encrypted",
-            &res,
-            t.as_ref().is_some_and(|t| t.kms.is_some() && t.kms == key),
-            format!("kms key: {:?}", t.as_ref().and_then(|t| t.kms.clone())),
-        ),
-        evidence(
-            &target,
-            "cloudtrail.cloudwatch-logs",
-            &res,
-            t.as_ref().is_some_and(|t| t.log_group.as_deref() == Some(log_group_arn(&target).as_str()))
-                && matches!(group_key, Some(None))
-                && delivery.logs.is_none(),
-            match (&group_key, &delivery.logs) {
-                (None, _) => {
-                    format!("log group: {:?}, which does not exist", t.as_ref().and_then(|t| t.log_group.clone()))
-                }
-                (Some(Some(k)), _) => format!(
-                    "log group: {:?}, encrypted with {k}, which assure did not set",
-                    t.as_ref().and_then(|t| t.log_group.clone())
-                ),
-                (Some(None), Some(e)) => format!(
-                    "log group: {:?}, but the last delivery to it failed: {e}",
-                    t.as_ref().and_then(|t| t.log_group.clone())
-                ),
-                (Some(None), None) => format!("log group: {:?}", t.as_ref().and_then(|t| t.log_group.clone())),
-            },
-        ),
-    ];
-    let others = other_trails(&target, run).await?;
-    let still: Vec<String> = others
-        .iter()
-        .filter(|o| {
-            o["isLogging"] == true && o["arn"].as_str().and_then(|a| a.split(':').nth(4)) == Some(run.account.as_str())
-        })
-        .map(|o| o["arn"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    out.push(evidence(
-        &target,
-        "cloudtrail.old-trails-stopped",
-        format!("account {}", run.account),
-        still.is_empty(),
-        format!("own trails still logging: {still:?}"),
-    ));
-    Ok(out)
-}
 /// The account's own trails homed in any region of the run (a multi-region trail once, in its home
 /// region), each recorded whole (see [`record::read`]), under the home region; the other regions'
 /// part is null. Read from the home region: ListTrails answers every trail of the account with its
