@@ -5,13 +5,13 @@
 //! while each function still runs only its own step, as its own role.
 //!
 //! Two ways in, one handler:
-//! - on AWS Lambda (`AWS_LAMBDA_RUNTIME_API` is set), the binary serves the runtime API; each SQS
-//!   record is a task message (from the step queue: run it; from its dead-letter queue: fail its
-//!   task), and a record whose task could not be answered is reported as a batch item failure, so
-//!   SQS delivers it again;
-//! - anywhere else (`assure worker` locally), the message body arrives on stdin; exit status 0
-//!   means Step Functions was answered and the message may be deleted, anything else leaves the
-//!   message on the queue to come back.
+//! - on AWS Lambda, or under the local worker (`AWS_LAMBDA_RUNTIME_API` is set), the binary serves
+//!   the runtime API; each SQS record is a task message (from the step queue: run it; from its
+//!   dead-letter queue: fail its task), and a record whose task could not be answered is reported
+//!   as a batch item failure, so SQS delivers it again;
+//! - anywhere else (a step run by hand; `assure worker` runs the binary in its Lambda mode), the
+//!   message body arrives on stdin; exit status 0 means Step Functions was answered and the
+//!   message may be deleted, anything else leaves the message on the queue to come back.
 
 use std::io::Read;
 use std::process::ExitCode;

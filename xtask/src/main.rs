@@ -8,8 +8,12 @@
 //!   (`coverage.rs`).
 //! - `codegen`: writes the generated files (the CloudFormation templates under `infra/`).
 //! - `bench`: onboarding measured on the local cloud (see `bench.rs`), printed as one table.
-//! - `package`: the step binaries as Lambda deployment packages for arm64 (cargo-lambda, zig),
-//!   where the pipeline template's `CodeUri`s point; prints the time and the sizes.
+//! - `package`: the step binary as the one Lambda deployment package every function runs, for
+//!   arm64 (cargo-lambda, zig), where the pipeline template's `CodeUri`s point; prints the time and
+//!   the sizes.
+//! - `lint-infra`: cfn-lint and checkov over the templates (also part of `test`).
+//! - `least-privilege DIR`: the least-privilege check of `test` over authorization logs collected
+//!   elsewhere (`coverage.rs`).
 
 mod bench;
 mod coverage;

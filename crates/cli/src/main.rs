@@ -1,8 +1,8 @@
 //! `assure`: glue between the command line and `assure_core`. This file only parses the command
-//! line and dispatches to the command families, one file each: `local` (the local cloud), `deploy`,
-//! `onboard` (onboard, plan, verify), `runs`, `config`, `worker`; `global` holds the flags every
-//! command shares. Each validates its flags into typed values once, calls the core, and prints
-//! data on stdout and everything else on stderr.
+//! line and dispatches to the command families, one file each: `local` (the local cloud), `deploy`
+//! (deploy, bootstrap), `onboard` (onboard, plan, verify), `runs`, `config`, `worker`; `global`
+//! holds the flags every command shares. Each validates its flags into typed values once, calls the
+//! core, and prints data on stdout and everything else on stderr.
 
 mod config;
 mod deploy;
@@ -74,8 +74,8 @@ enum Command {
     /// Many accounts (--accounts-file or --ou) run in one bulk execution, each account its own
     /// child run, at most --concurrency at once; one account's failure does not stop the others.
     ///
-    /// Exit status: 0 when every run succeeded, 1 when one failed, 2 when the input was rejected
-    /// before anything changed.
+    /// Exit status: 0 when every run succeeded, 2 when the input was rejected as invalid
+    /// (Assure.InvalidInput) before anything changed, 1 otherwise.
     ///
     /// Examples:
     ///   assure onboard 123456789012 --regions us-east-1,eu-west-1
@@ -97,7 +97,7 @@ enum Command {
     ///
     /// Example: assure verify 123456789012 --output json
     Verify(onboard::VerifyArgs),
-    /// Runs: resume a failed run.
+    /// Runs: list, show, history, report, retry and roll back runs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
     /// The configuration file: print its JSON Schema, or check a file against it.
@@ -110,7 +110,8 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Run the step workers locally: poll every step queue and run the step binaries.
+    /// Play Lambda locally: run the pipeline stack's functions, fed by their SQS event source
+    /// mappings.
     ///
     /// `assure local up` starts one for you; run this only to watch workers in the foreground.
     Worker(worker::WorkerArgs),

@@ -13,10 +13,10 @@ pub(crate) struct WorkerArgs {
     /// Steps run at once, across all queues.
     #[arg(long, default_value_t = 8, env = "ASSURE_WORKER_CONCURRENCY")]
     concurrency: usize,
-    /// Of those, steps that call AWS Organizations (preflight, logging-bucket, access-analyzer,
-    /// scps, rollback). With ASSURE_ORGANIZATIONS_RPS set, every step binary paces its
-    /// Organizations requests through one file the worker keeps, so together they stay within
-    /// that budget however many run.
+    /// Of those, steps that call AWS Organizations (preflight, organization, logging-bucket,
+    /// access-analyzer, scps, rollback, join). With ASSURE_ORGANIZATIONS_RPS set, every step
+    /// binary paces its Organizations requests through one file the worker keeps, so together
+    /// they stay within that budget however many run.
     #[arg(long, default_value_t = 8, env = "ASSURE_WORKER_ORG_CONCURRENCY")]
     org_concurrency: usize,
 }

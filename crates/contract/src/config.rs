@@ -30,7 +30,8 @@ pub struct Config {
     pub options: Options,
 }
 
-/// The organization's special accounts. The management account is the one the pipeline runs in.
+/// The organization's special accounts. The pipeline runs in the security account; the management
+/// account, found from the organization, keeps only the bootstrap stack.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Organization {

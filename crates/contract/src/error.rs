@@ -1,6 +1,6 @@
 //! The closed set of error names. A step that fails reports exactly one of these to Step Functions
 //! (`SendTaskFailure`'s `error`), and the state machine's `Retry` and `Catch` match on them; an ASL
-//! file may name only these and `States.*` (checked by a test in the statemachines crate).
+//! file may name only these and `States.*` (checked by `tests/tests/all/statemachine.rs`).
 
 use std::fmt;
 

@@ -1,6 +1,6 @@
 //! The contract between assure's state machine, its step workers and its CLI: the typed values that
 //! cross a process boundary (run input, task messages, step outputs), the closed set of error names
-//! the state machine matches on, and the catalogue of controls.
+//! the state machine matches on, the catalogue of controls, and the configuration file's types.
 //!
 //! Architecture invariant: this crate knows no AWS SDK and does no I/O. Everything here is plain data
 //! with serde and schemars derives, so the JSON the state machine passes around has one definition.

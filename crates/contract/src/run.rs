@@ -123,7 +123,7 @@ impl RootAccess {
 pub struct RunInput {
     pub run_id: RunId,
     pub account: AccountId,
-    /// Every region the run acts in; the Map states fan out over this list.
+    /// Every region the run acts in; a regional step's one task covers them all.
     pub regions: Vec<Region>,
     /// The region that owns global resources (the trail, IAM, SCPs, the logging bucket).
     pub home_region: Region,
@@ -282,7 +282,8 @@ pub enum StepName {
     /// The assure trail: multi-region, validated, encrypted, to the logging bucket and CloudWatch Logs.
     #[serde(rename = "cloudtrail")]
     CloudTrail,
-    /// Stops the account's own trails, once the assure trail is logging.
+    /// Retires the account's own trails (or stops them, with `existing_trails = "stop"`), once the
+    /// assure trail is logging.
     #[serde(rename = "stop-cloudtrail")]
     StopCloudTrail,
     /// Leaves a foreign GuardDuty administrator (per region), recording the detector's settings.
@@ -295,7 +296,7 @@ pub enum StepName {
     Config,
     /// Organization analyzers and the service-linked role (per region).
     AccessAnalyzer,
-    /// Metric filters, alarms and an encrypted topic for CIS section 4.
+    /// Metric filters, alarms and an encrypted topic for CIS v7.0.0 section 5 (section 4 in v3.0.0).
     Alarms,
     /// Session Manager preferences: S3 logging to the logging bucket, encrypted (per region).
     SessionManager,
@@ -363,7 +364,6 @@ impl StepName {
         format!("assure-step-{}", self.as_str())
     }
 
-    /// Whether the step runs once per region (inside the Map state).
     /// Whether the step calls AWS Organizations, the API that throttles first: the worker bounds
     /// how many of these run at once.
     pub fn uses_organizations(self) -> bool {
@@ -386,6 +386,8 @@ impl StepName {
         !matches!(self, StepName::Organization | StepName::Join)
     }
 
+    /// Whether the step's one task covers every region of the run, each region under its own
+    /// checkpoint.
     pub fn regional(self) -> bool {
         matches!(
             self,
