@@ -65,10 +65,11 @@ import re
 import secrets
 import string
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-import authz
+from assure_local import authz
 
 LOCK = threading.RLock()
 
@@ -77,7 +78,7 @@ ROOT_MFA_NAME = "root-account-mfa-device"
 
 
 def now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclass
@@ -122,7 +123,7 @@ def virtual(serial: str) -> bool:
 def create_access_key(account: str) -> Any:
     from moto.iam.models import AccessKey
 
-    from extension import LOCK as EXTENSION_LOCK
+    from assure_local.extension import LOCK as EXTENSION_LOCK
 
     with EXTENSION_LOCK:
         key = AccessKey(user_name=None, prefix="AKIA", account_id=account)
@@ -133,7 +134,7 @@ def create_access_key(account: str) -> Any:
 
 def remove_access_key(account: str, key_id: str) -> bool:
     """Deletes root access key `key_id` of `account`; False when it is not one."""
-    from extension import LOCK as EXTENSION_LOCK
+    from assure_local.extension import LOCK as EXTENSION_LOCK
 
     with EXTENSION_LOCK:
         if authz.ROOT_KEYS.get(key_id) != account:
@@ -448,13 +449,12 @@ def on_root_user(name: str, handler: Callable, original: Callable) -> Callable:
 def patch() -> None:
     """IAM's operations on the root user, over moto's (see the module's docstring)."""
     from moto.core.responses import ActionResult, EmptyResult
-    from moto.iam import responses
 
     # The root user is a resource type of its own in IAM policies (root-user,
     # arn:aws:iam::ACCOUNT:root: sts:AssumeRoot, and the root task policies' NotResource;
     # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssecuritytokenservice.html),
     # which moto's policy validator does not list among the IAM resource paths it accepts.
-    from moto.iam import policy_validation
+    from moto.iam import policy_validation, responses
 
     paths = policy_validation.VALID_RESOURCE_PATH_STARTING_VALUES["iam"]["values"]
     if "root" not in paths:

@@ -50,11 +50,11 @@ import threading
 import time
 import traceback
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
-import authz
-import rules
+from assure_local import authz, rules
 
 # ---------------------------------------------------------------------------------------------------
 # The delivery thread
@@ -71,7 +71,7 @@ FLUSH_ROUNDS = 8
 def delay() -> float:
     """How long a delivery waits: the local cloud's transition (extension.TRANSITION), AWS's "within
     about 5 minutes" (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/how-cloudtrail-works.html)."""
-    import extension
+    from assure_local import extension
 
     return float(extension.TRANSITION["seconds"])
 
@@ -98,7 +98,7 @@ def _loop() -> None:
 
 
 def _run(fn: Callable[[], Any]) -> None:
-    from extension import LOCK
+    from assure_local.extension import LOCK
 
     try:
         with LOCK:
@@ -339,7 +339,7 @@ def user_identity(principal: Any, access_key: str) -> dict:
 def record(environ: dict, headers: dict) -> dict | None:
     """The CloudTrail event record of an answered request, handed to each trail that records it (and
     to the listeners); None when CloudTrail records nothing of it."""
-    import extension
+    from assure_local import extension
 
     req = environ.get("assure.request")
     name, data, params = "", False, {}
@@ -372,7 +372,7 @@ def record(environ: dict, headers: dict) -> dict | None:
                   if selects(t, source, name, reads)]
         if not trails and not LISTENERS:
             return None
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         small = int(environ.get("CONTENT_LENGTH") or 0) <= MAX_PARAMETER_BYTES
         parameters = lower_camel(params) if params and small else None
         rec = {
@@ -419,7 +419,7 @@ def covering(account: str, region: str, global_event: bool) -> list[tuple[Any, s
     Global service events only reach trails that include them (IncludeGlobalServiceEvents)."""
     from moto.cloudtrail.models import cloudtrail_backends
 
-    import extension
+    from assure_local import extension
 
     org = extension.organization_of(account)
     org_id = org[1].org.id if org is not None and org[1].org is not None else None
@@ -621,7 +621,7 @@ def deliver_batch(batch: dict) -> None:
     if not alive(trail):
         return
     records = batch["records"]
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     object_key = log_dir(trail, account, region, org_id, now) + log_name(account, region, now)
     s = state(trail)
     refused = refusal(trail, object_key, trail.kms_key_id)
@@ -715,7 +715,7 @@ def deliver_to_logs(trail: Any, account: str, region: str, org_id: str | None, r
 
 def event_millis(rec: dict, default: int) -> int:
     try:
-        when = datetime.datetime.strptime(rec["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+        when = datetime.datetime.strptime(rec["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
         return int(when.timestamp() * 1000)
     except (KeyError, ValueError):
         return default
@@ -766,7 +766,7 @@ def deliver_digest(digest: dict) -> None:
     trail, account, region, org_id = digest["trail"], digest["account"], digest["region"], digest["org"]
     if not alive(trail):
         return
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     folder = log_dir(trail, account, region, org_id, now, kind="CloudTrail-Digest")
     name = f"{account}_CloudTrail-Digest_{region}_{trail.trail_name}_{trail.region_name}_{now:%Y%m%dT%H%M%SZ}.json.gz"
     object_key = folder + name
@@ -850,7 +850,7 @@ def status_view(trail: Any) -> dict:
     st = trail.status
     s = state(trail)
     out: dict[str, Any] = {"IsLogging": st.is_logging}
-    utc = datetime.timezone.utc
+    utc = datetime.UTC
     started = st.started.replace(tzinfo=utc) if st.started is not None and st.started.tzinfo is None else st.started
     stopped = st.stopped.replace(tzinfo=utc) if st.stopped is not None and st.stopped.tzinfo is None else st.stopped
     if s.get("delivered"):

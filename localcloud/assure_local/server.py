@@ -4,7 +4,7 @@ moto (pinned in requirements.txt) emulates most of AWS. The extension (extension
 front of it that answers the operations moto lacks (GuardDuty membership, organization configuration and
 publishing destinations; IAM Access Analyzer) and passes every other request through unchanged.
 
-Usage: python server.py --port-file FILE [--host 127.0.0.1] [--port 0]
+Usage: python -m assure_local.server --port-file FILE [--host 127.0.0.1] [--port 0]
 
 The server binds first, then writes the port it got to FILE, so a caller asking for port 0 never races
 another process for a free port.
@@ -100,18 +100,18 @@ def main() -> None:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         sys.exit(f"refusing to bind {args.host}: the local cloud binds the loopback interface only")
 
-    from werkzeug.serving import make_server
+    from moto.moto_api._internal.models import moto_api_backend
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
         create_backend_app,
     )
-    from moto.moto_api._internal.models import moto_api_backend
+    from werkzeug.serving import make_server
 
-    import extension
+    from assure_local import extension
 
     extension.patch_moto()
-    import authz
+    from assure_local import authz
 
     authz.bootstrap_admin()
     serve_faster()

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-import iam
-from iam import Principal, Resource, as_list
+from assure_local import iam
+from assure_local.iam import Principal, Resource, as_list
 
 LOG_LOCK = threading.Lock()
 
@@ -406,7 +406,7 @@ def bootstrap_admin() -> None:
 
 
 def finish(p: Principal) -> Principal:
-    import extension
+    from assure_local import extension
 
     org = extension.organization_of(p.account)
     p.org_id = org[1].org.id if org and org[1].org else None
@@ -450,7 +450,7 @@ def role_by_arn(arn: str) -> Any:
 def scp_levels(principal: Principal) -> list[list[dict]] | None:
     """The SCPs that bound a principal: per level (root, OUs downward, the account), or None when none
     apply (no organization, the management account, a service-linked role)."""
-    import extension
+    from assure_local import extension
 
     if principal.service_linked or principal.kind in ("service", "federated", "anonymous"):
         return None
@@ -742,7 +742,7 @@ def resources_for(req: Req, account: str, principal: Principal | None = None) ->
             return [(action, Resource(f"arn:aws:iam::{target}:root", None, context=ctx))]
         return []  # GetCallerIdentity and friends need no permission
     if prefix == "iam":
-        import root
+        from assure_local import root
 
         name = p(prm, "RoleName")
         root_user = root.resource_arn(req, principal)
@@ -1000,7 +1000,7 @@ def cloudformation_stack(region: str, account: str, op: str, prm: dict) -> Resou
     if name.startswith("arn:"):
         return Resource(name, arn_account(name))
     if op != "CreateStack":
-        import stacks
+        from assure_local import stacks
 
         stack_id = stacks.found(region, account, name)
         if stack_id is not None:
@@ -1014,7 +1014,7 @@ def organizations_resources(account: str, op: str, prm: dict) -> list[Resource]:
     account/o-ID/ACCOUNT, ou/o-ID/ou-…, root/o-ID/r-…, policy/o-ID/TYPE/p-… (AWS managed policies:
     arn:aws:organizations::aws:policy/TYPE/p-…), all under the management account. An action with
     several resource types (AttachPolicy: the policy and its target) needs each."""
-    import extension
+    from assure_local import extension
 
     org = extension.organization_of(account)
     if org is None or org[1].org is None:
@@ -1055,7 +1055,7 @@ def organizations_resources(account: str, op: str, prm: dict) -> list[Resource]:
     # when the call names none; a new policy is its type's policies (the delegation policy's own
     # example names service_control_policy/* for CreatePolicy,
     # https://docs.aws.amazon.com/organizations/latest/userguide/security_iam_resource-based-policy-examples.html).
-    import organizations
+    from assure_local import organizations
 
     if op in organizations.ANY_MEMBER:
         return []
@@ -1076,7 +1076,7 @@ def organizations_policy_type(op: str, prm: dict, account: str) -> str | None:
     pid = p(prm, "PolicyId")
     if not pid:
         return None
-    import extension
+    from assure_local import extension
 
     org = extension.organization_of(account)
     found = next((pol for pol in org[1].policies if pol.id == pid), None) if org is not None else None
@@ -1159,7 +1159,7 @@ def dependencies(req: Req, account: str) -> list[tuple[str, Resource, dict]]:
         # "If the caller is a registered delegated administrator, Config calls ListDelegatedAdministrators
         # API to verify whether the caller is a valid delegated administrator", with the caller's permission
         # (https://docs.aws.amazon.com/config/latest/APIReference/API_PutConfigurationAggregator.html).
-        from extension import organization_of
+        from assure_local.extension import organization_of
 
         org = organization_of(account)
         if org is not None and org[0] != account:
@@ -1359,7 +1359,7 @@ def resource_tags(res: Resource) -> dict:
         m = re.match(r"^arn:aws:(?:ec2|ssm):([^:]+):(\d{12}):(?:instance|managed-instance)/(.+)$", res.arn)
         if m:
             # A managed instance's tags, as registered (deliver_findings.INSTANCES).
-            import deliver_findings
+            from assure_local import deliver_findings
 
             inst = deliver_findings.INSTANCES.get((m.group(2), m.group(1), m.group(3))) or {}
             return dict(inst.get("tags") or {})
@@ -1392,8 +1392,9 @@ def organization_trail_of(account: str, arn: str) -> bool:
     m = re.match(r"^arn:aws:cloudtrail:([^:]+):(\d{12}):trail/(.+)$", arn)
     if not m:
         return False
-    from extension import organization_of
     from moto.cloudtrail.models import cloudtrail_backends
+
+    from assure_local.extension import organization_of
 
     org = organization_of(account)
     if org is None or org[0] != m.group(2):

@@ -23,7 +23,6 @@ import urllib.request
 import boto3
 from botocore.exceptions import ClientError
 
-
 # The role AWS Organizations creates in every account it creates, trusting the management account.
 ADMIN_ROLE = "OrganizationAccountAccessRole"
 FOREIGN_ADMIN = "999988887777"

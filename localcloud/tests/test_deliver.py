@@ -116,7 +116,7 @@ class Trailed(unittest.TestCase):
     MULTI = False
 
     def setUp(self):
-        import deliver
+        from assure_local import deliver
 
         deliver.flush()
         self.name = f"t-{uuid.uuid4().hex[:8]}"
@@ -132,13 +132,13 @@ class Trailed(unittest.TestCase):
         self.arn = answer["TrailARN"]
 
     def tearDown(self):
-        import deliver
+        from assure_local import deliver
 
         ct("DeleteTrail", {"Name": self.name})
         deliver.flush()
 
     def flush(self):
-        import deliver
+        from assure_local import deliver
 
         deliver.flush()
 
@@ -157,7 +157,7 @@ class LogFiles(Trailed):
         key, doc = next(iter(files.items()))
         m = NAME.match(key)
         self.assertIsNotNone(m, key)
-        today = datetime.datetime.now(datetime.timezone.utc)
+        today = datetime.datetime.now(datetime.UTC)
         self.assertEqual(m.group(1, 2, 3), (f"{today:%Y}", f"{today:%m}", f"{today:%d}"))
         rec = next(r for r in doc["Records"] if marker in json.dumps(r))
         self.assertEqual(rec["eventName"], "DescribeLogGroups")
@@ -460,8 +460,9 @@ class OrganizationTrail(unittest.TestCase):
     ID, and the member reads its status by ARN."""
 
     def setUp(self):
-        import deliver
         from moto.organizations.models import organizations_backends
+
+        from assure_local import deliver
 
         deliver.flush()
         if organizations_backends[ACCOUNT]["aws"].org is None:
@@ -484,7 +485,7 @@ class OrganizationTrail(unittest.TestCase):
         self.assertEqual(ct("StartLogging", {"Name": self.name})[0], 200)
 
     def tearDown(self):
-        import deliver
+        from assure_local import deliver
 
         ct("DeleteTrail", {"Name": self.name})
         deliver.flush()
@@ -492,7 +493,7 @@ class OrganizationTrail(unittest.TestCase):
     def test_a_members_events_are_filed_under_the_organization(self):
         key, token = t.assume(f"arn:aws:iam::{self.member}:role/OrganizationAccountAccessRole")
         marker = canary("eu-west-1", key=key, token=token)
-        import deliver
+        from assure_local import deliver
 
         deliver.flush()
         files = log_files(self.bucket, marker)

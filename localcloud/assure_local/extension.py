@@ -47,19 +47,17 @@ import sys
 import threading
 import time
 import uuid
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote
 
+from moto.core.request import Request
 from moto.guardduty.models import guardduty_backends
 from moto.iam import models as iam_models
 from moto.moto_api import recorder
-from moto.core.request import Request
 from moto.organizations.models import organizations_backends
 
-import authz
-import deliver
-import rules
-import sigv4
+from assure_local import authz, deliver, rules, sigv4
 
 # Services the extension answers in REST-JSON (errors in x-amzn-ErrorType and a JSON body; throttling
 # is TooManyRequestsException, 429: https://docs.aws.amazon.com/accounts/latest/reference/API_ListRegions.html).
@@ -113,7 +111,7 @@ def session_token(environ: dict) -> str | None:
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1002,7 +1000,7 @@ def run_tasks_as_the_execution_role() -> None:
     import boto3
     from botocore.config import Config
     from moto.settings import moto_server_port
-    import moto.stepfunctions.parser as parser
+    from moto.stepfunctions import parser
     from moto.stepfunctions.parser.asl.utils import boto_client
 
     original = boto_client.boto_client_for
@@ -1207,8 +1205,7 @@ def patch_moto() -> None:
     patch_registrations()
     patch_trusted_access()
     patch_log_group_keys()
-    import organizations
-    import stacksets
+    from assure_local import organizations, stacksets
 
     stacksets.patch()
     organizations.patch()
@@ -1363,6 +1360,7 @@ def patch_moto() -> None:
     # S3: moto's check that a log target bucket admits S3's log delivery crashes (HTTP 500) on any
     # statement whose Principal is the string "*", such as a TLS-only deny. AWS accepts those.
     import types
+
     from moto.s3 import models as s3
 
     original = s3.FakeBucket._log_permissions_enabled_policy
@@ -1405,6 +1403,7 @@ def patch_moto() -> None:
     # KeyError 'StateMachineArn'. Done here, as AWS does: parameters in, answer out, dates as epoch
     # seconds.
     import datetime as _dt
+
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_sfn as sfn_task,
     )
@@ -1612,7 +1611,7 @@ def patch_moto() -> None:
                   file=sys.stderr, flush=True)
             return [{"RecordId": str(uuid.uuid4())} for _ in records]
         # Written as Firehose names and encodes it (its compression and file extension, its KMS key).
-        import deliver_findings
+        from assure_local import deliver_findings
 
         return deliver_findings.firehose_s3_write(self, delivery_stream_name, version_id, s3_destination, records)
 
@@ -1645,12 +1644,12 @@ def patch_moto() -> None:
     patch_identity()
     # Config's snapshots and aggregator, GuardDuty's sample findings and their export, CloudWatch's
     # alarm actions and history, SNS's deliveries: deliver_services.py.
-    import deliver_services
+    from assure_local import deliver_services
 
     deliver_services.patch()
     # IAM Access Analyzer's findings and their events, EventBridge's bus and Firehose targets,
     # Session Manager's sessions and logs: deliver_findings.py.
-    import deliver_findings
+    from assure_local import deliver_findings
 
     deliver_findings.install()
 
@@ -1767,7 +1766,7 @@ def patch_firehose_transition() -> None:
 
 def patch_identity() -> None:
     """What moto's IAM and STS lack for permissions boundaries, session policies and the root user."""
-    from moto.core.responses import ActionResult, EmptyResult
+    from moto.core.responses import EmptyResult
     from moto.iam import models as iam
     from moto.iam import responses as iam_responses
     from moto.sts import models as sts
@@ -1855,7 +1854,7 @@ def patch_identity() -> None:
     sts_responses.TokenResponse.assume_root = assume_root
     # The root user's credentials as IAM shows them (password, access keys, signing certificates, MFA
     # devices), for centralized root access's IAM tasks: root.py.
-    import root
+    from assure_local import root
 
     root.patch()
 
@@ -1984,7 +1983,7 @@ def assume_root(self):  # type: ignore[no-untyped-def]
     with LOCK:
         key = iam_backends[target]["aws"].create_temp_access_key()
         token = "IQoJb3JpZ2lu" + secrets.token_urlsafe(96)
-        expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=duration)
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=duration)
         authz.ROOT_SESSIONS[key.access_key_id] = authz.RootSession(target, token, task, expires.timestamp(),
                                                                    key.secret_access_key)
     return ActionResult({"Credentials": {"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret_access_key,
@@ -2348,7 +2347,7 @@ class Extension:
         if environ.get("PATH_INFO") == "/assure-api/root-credentials":
             return self.root_credentials(environ, start_response)
         if environ.get("PATH_INFO") == "/assure-api/managed-instances":
-            import deliver_findings
+            from assure_local import deliver_findings
 
             return deliver_findings.managed_instances_api(environ, start_response)
         cred = credential_of(environ)
@@ -2414,13 +2413,13 @@ class Extension:
         if bridged and self.signing(environ) == "monitoring":
             return self.cbor(self.moto_app, environ, start_response, "monitoring", bridged)
         if cred is not None and cred.service == "ssm":
-            import deliver_findings  # Session Manager's sessions and managed instances
+            from assure_local import deliver_findings  # Session Manager's sessions and managed instances
 
             answered = deliver_findings.answer(environ, start_response, cred)
             if answered is not None:
                 return answered
         if cred is not None and cred.service == "cloudformation" and (client_call or service_call):
-            import stacks
+            from assure_local import stacks
 
             length = int(environ.get("CONTENT_LENGTH") or 0)
             raw = environ["wsgi.input"].read(length) if length else b""
@@ -2706,7 +2705,7 @@ class Extension:
 
         The root user's other credentials (password, MFA devices, signing certificates): a POST with
         those fields seeds them, GET ?account=ID answers them (root.credentials_api)."""
-        import root
+        from assure_local import root
 
         method = environ.get("REQUEST_METHOD", "GET")
         try:
@@ -2723,7 +2722,7 @@ class Extension:
         if cbor:
             import cbor2
 
-            data = cbor2.dumps(body, datetime_as_timestamp=True, timezone=datetime.timezone.utc)
+            data = cbor2.dumps(body, datetime_as_timestamp=True, timezone=datetime.UTC)
             headers = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
         else:
             data = json.dumps(body).encode()

@@ -42,12 +42,12 @@ resources and with which context keys.
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 
 @dataclass
@@ -462,7 +462,7 @@ def decide(principal: Principal, action: str, res: Resource, ctx: dict, scps: li
     #    (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html).
     id_allow, id_deny = identity_effects(principal.policies, action, res.arn, ctx)
     if id_deny:
-        return Decision(False, f"with an explicit deny in an identity-based policy")
+        return Decision(False, "with an explicit deny in an identity-based policy")
     # No boundary: nothing limits (allows everything); likewise no session policy.
     bound_allow, bound_deny = (True, False) if principal.boundary is None else \
         identity_effects([principal.boundary], action, res.arn, ctx)

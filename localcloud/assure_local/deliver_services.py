@@ -32,20 +32,18 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlparse
 
-import authz
-import deliver
-import iam
-import rules
+from assure_local import authz, deliver, iam, rules
 
 PATCHED = {"done": False}
 
 
 def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def epoch_ms(when: datetime.datetime | None = None) -> int:
@@ -289,7 +287,7 @@ def aggregator_refusal(account: str, aggregator: Any) -> tuple[str, str] | None:
     failure; OrganizationAccessDeniedException is the one its API gives aggregators refused the
     organization (API_PutConfigurationAggregator, errors), AccessDeniedException STS's for a role
     that cannot be assumed."""
-    from extension import delegated_admin, organization_of
+    from assure_local.extension import delegated_admin, organization_of
 
     source = aggregator.organization_aggregation_source
     org = organization_of(account)
@@ -320,7 +318,7 @@ def aggregator_refusal(account: str, aggregator: Any) -> tuple[str, str] | None:
 def aggregator_sources(account: str, region: str, aggregator: Any) -> list[dict]:
     """The aggregator's sources as AggregatedSourceStatus keys: the organization in each of its
     Regions, or each account in each Region (https://docs.aws.amazon.com/config/latest/APIReference/API_AggregatedSourceStatus.html)."""
-    from extension import organization_of
+    from assure_local.extension import organization_of
 
     out = []
     source = aggregator.organization_aggregation_source
@@ -400,7 +398,7 @@ def patch_aggregators(config: Any, config_models: Any, missing: type) -> None:
         """Each source (the organization, or an account, in each Region) with LastUpdateStatus SUCCEEDED,
         FAILED (LastErrorCode, LastErrorMessage) or OUTDATED (not read yet), and LastUpdateTime. Config
         reads again periodically: here once per delay, at the read that finds one due."""
-        from extension import LOCK
+        from assure_local.extension import LOCK
 
         name = self._get_param("ConfigurationAggregatorName")
         wanted = self._get_param("UpdateStatus") or []
@@ -420,7 +418,7 @@ def patch_aggregators(config: Any, config_models: Any, missing: type) -> None:
                 items.append(dict(item))
         if wanted:
             items = [i for i in items if i["LastUpdateStatus"] in wanted]
-        import extension
+        from assure_local import extension
 
         return json.dumps(extension.paged(items, "AggregatedSourceStatusList", self._get_param("NextToken"),
                                           self._get_param("Limit"), 100, "NextToken"))
@@ -550,7 +548,7 @@ def export(gd: Any, account: str, region: str, detector: str, destination_id: st
     destination = gd.destinations.get((account, region, detector), {}).get(destination_id)
     if destination is None:
         return
-    from extension import transitional
+    from assure_local.extension import transitional
 
     if transitional(destination.get("_final")):
         # Not verified yet: GuardDuty publishes once it is.
@@ -576,7 +574,7 @@ def export(gd: Any, account: str, region: str, detector: str, destination_id: st
 
 
 def patch_guardduty() -> None:
-    import extension
+    from assure_local import extension
 
     cls = extension.GuardDuty
 
@@ -829,9 +827,9 @@ def patch_cloudwatch() -> None:
             if value is None or value == "":
                 return None
             if isinstance(value, datetime.datetime):
-                return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+                return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
             if isinstance(value, (int, float)):
-                return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+                return datetime.datetime.fromtimestamp(value, datetime.UTC)
             return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
         start, end = when(start), when(end)
@@ -840,7 +838,7 @@ def patch_cloudwatch() -> None:
                  and i["AlarmType"] in types and (start is None or i["Timestamp"] >= start)
                  and (end is None or i["Timestamp"] <= end)]
         items.sort(key=lambda i: i["Timestamp"], reverse=(self._get_param("ScanBy") or "TimestampDescending") == "TimestampDescending")
-        import extension
+        from assure_local import extension
 
         return ActionResult(extension.paged([dict(i) for i in items], "AlarmHistoryItems", self._get_param("NextToken"),
                                             self._get_param("MaxRecords"), 100, "NextToken"))
@@ -868,7 +866,7 @@ def count_delivery(topic: Any, delivered: bool) -> None:
     account and Region, where GetMetricStatistics and GetMetricData read them."""
     from moto.cloudwatch.models import cloudwatch_backends
 
-    from extension import LOCK
+    from assure_local.extension import LOCK
 
     name = "NumberOfNotificationsDelivered" if delivered else "NumberOfNotificationsFailed"
     with LOCK:
@@ -904,7 +902,7 @@ def deliver_sqs(sub: Any, message: str, message_id: str, subject: str | None, me
     looked for it in the topic's), as moto formats it (the notification JSON, or the raw message)."""
     from moto.sqs.models import sqs_backends
 
-    from extension import LOCK
+    from assure_local.extension import LOCK
 
     parts = sub.endpoint.split(":")
     if len(parts) != 6:

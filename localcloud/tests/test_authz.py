@@ -26,8 +26,7 @@ def setUpModule() -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.test import Client
 
-    import authz
-    import extension
+    from assure_local import authz, extension
 
     extension.patch_moto()
     authz.bootstrap_admin()
@@ -134,13 +133,13 @@ def json_call(target: str, service: str, body: dict, key: str = "testing", signe
 
 
 def req(service: str, operation: str, **params):
-    import authz
+    from assure_local import authz
 
     return authz.Req(service, operation, params, REGION)
 
 
 def resources(service: str, operation: str, account: str = ACCOUNT, **params) -> list[str]:
-    import authz
+    from assure_local import authz
 
     return [r.arn for _, r in authz.resources_for(req(service, operation, **params), account)]
 
@@ -161,7 +160,7 @@ class KmsAliases(unittest.TestCase):
         cls.plain = backend.create_key(None, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", "plain", None)
 
     def checks(self, operation: str, **params):
-        import authz
+        from assure_local import authz
 
         return authz.resources_for(req("kms", operation, **params), ACCOUNT)
 
@@ -187,8 +186,8 @@ class KmsAliases(unittest.TestCase):
 
 class RequestContext(unittest.TestCase):
     def test_put_metric_data_sends_its_namespace(self):
-        import authz
-        from iam import Principal
+        from assure_local import authz
+        from assure_local.iam import Principal
 
         p = Principal(kind="user", account=ACCOUNT, arn=f"arn:aws:iam::{ACCOUNT}:user/u")
         ctx = authz.request_context(req("monitoring", "PutMetricData", Namespace="Assure/CISBenchmark", MetricData=[]), p)
@@ -196,7 +195,7 @@ class RequestContext(unittest.TestCase):
         self.assertNotIn("cloudwatch:namespace", authz.request_context(req("monitoring", "DescribeAlarms"), p))
 
     def test_an_anonymous_request_has_no_principal_arn(self):
-        import authz
+        from assure_local import authz
 
         ctx = authz.request_context(req("s3", ""), authz.ANONYMOUS)
         self.assertNotIn("aws:PrincipalArn", ctx)
@@ -224,7 +223,7 @@ class Resources(unittest.TestCase):
 
     def test_stack_operations_are_authorized_on_the_stack(self):
         # list_awscloudformation: stack/NAME/ID; a stack not made yet: stack/NAME/*.
-        import stacks
+        from assure_local import stacks
 
         stack = stacks.Stack(ACCOUNT, REGION, "test-stack")
         stack.status = "CREATE_COMPLETE"
@@ -263,7 +262,7 @@ class Resources(unittest.TestCase):
 class S3ObjectActions(unittest.TestCase):
     def test_an_operation_on_one_version_is_its_own_action(self):
         # using-with-s3-policy-actions: "Object operations".
-        from authz import Req, s3_checks
+        from assure_local.authz import Req, s3_checks
 
         def action(method: str, query: dict) -> str:
             req = Req(service="s3", region=REGION, method=method, path="/b/logs/x.gz", query=query, params={}, operation="")
@@ -423,7 +422,7 @@ ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Ac
 def tag(name: str, body: str) -> str:
     import re
 
-    m = re.search(f"<{name}>(.*?)</{name}>", body, re.S)
+    m = re.search(f"<{name}>(.*?)</{name}>", body, re.DOTALL)
     assert m, body
     return m.group(1)
 
@@ -632,7 +631,7 @@ class ServicePrincipalContext(unittest.TestCase):
     def test_the_services_own_checks_name_what_acts(self):
         # CreateTrail's CloudWatch Logs role and CreateDeliveryStream's role (rules.unusable_role) are
         # assumed for the trail and the stream.
-        import rules
+        from assure_local import rules
 
         rules.PROPAGATION["seconds"] = 0
         condition = {"ArnEquals": {"aws:SourceArn": self.TRAIL}}
@@ -660,7 +659,7 @@ def org(target: str, body: dict, key: str = "testing", token: str | None = None)
 def enable_trusted_access(principal: str) -> None:
     """Trusted access for `principal`, waited for until the service has learnt of it (the local
     cloud's transition: extension.TRUSTED)."""
-    import extension
+    from assure_local import extension
 
     assert org("EnableAWSServiceAccess", {"ServicePrincipal": principal})[0] == 200
     deadline = time.monotonic() + 20
@@ -709,7 +708,7 @@ class RootUser(unittest.TestCase):
         self.assertEqual(call("POST", "/assure-api/root-credentials", {}, json.dumps({"account": "12"}))[0], 400)
 
     def test_the_request_context_of_the_root_user(self):
-        import authz
+        from assure_local import authz
 
         key = root_credentials(ACCOUNT)
         ctx = authz.request_context(req("s3", ""), authz.principal_for(key, None))
@@ -730,7 +729,7 @@ class RootUser(unittest.TestCase):
         self.assertEqual(query_call("sqs", "ListQueues", {}, root_credentials(ACCOUNT))[0], 200)
 
     def test_centralized_root_access(self):
-        import extension
+        from assure_local import extension
 
         task = "arn:aws:iam::aws:policy/root-task/S3UnlockBucketPolicy"
 
@@ -766,7 +765,7 @@ class RootUser(unittest.TestCase):
         remember(body)
         # The session is the member's root user, with aws:AssumedRoot, within its task policy.
         self.assertEqual(tag("Arn", query_call("sts", "GetCallerIdentity", {}, key, token)[1]), f"arn:aws:iam::{self.MEMBER}:root")
-        import authz
+        from assure_local import authz
 
         ctx = authz.request_context(req("s3", ""), authz.principal_for(key, token))
         self.assertEqual(ctx["aws:AssumedRoot"], "true")
@@ -817,8 +816,9 @@ class RootUserCredentials(unittest.TestCase):
     TASKS = "arn:aws:iam::aws:policy/root-task/"
 
     def setUp(self):
-        import extension
         from moto.organizations.models import organizations_backends
+
+        from assure_local import extension
 
         if organizations_backends[ACCOUNT]["aws"].org is None:
             assert org("CreateOrganization", {"FeatureSet": "ALL"})[0] == 200
@@ -957,8 +957,8 @@ class RootUserCredentials(unittest.TestCase):
         self.assertEqual([k["AccessKeyId"] for k in state["accessKeys"]], [key])
 
     def test_the_request_is_on_the_root_user_only_for_the_root_user(self):
-        import authz
-        from iam import Principal
+        from assure_local import authz
+        from assure_local.iam import Principal
 
         root = Principal(kind="root", account=self.member, arn=f"arn:aws:iam::{self.member}:root")
         user = Principal(kind="user", account=self.member, arn=f"arn:aws:iam::{self.member}:user/ops/alice")
@@ -1007,7 +1007,7 @@ WHO_AM_I = "Action=GetCallerIdentity&Version=2011-06-15"
 def minutes_ago(minutes: float):
     import datetime
 
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=minutes)
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(minutes=minutes)
 
 
 def bad_signatures() -> int:
@@ -1055,7 +1055,7 @@ class Signatures(unittest.TestCase):
         self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
 
     def test_a_service_session_is_verified_too(self):
-        import extension
+        from assure_local import extension
 
         role = make_role("sig-service", service_trust("states.amazonaws.com"))
         session = extension.service_session("states.amazonaws.com", role, "states")
@@ -1158,7 +1158,7 @@ class Signatures(unittest.TestCase):
         from botocore.credentials import Credentials
         from werkzeug.test import EnvironBuilder
 
-        import sigv4
+        from assure_local import sigv4
 
         body = b"5;chunk-signature=00\r\nhello\r\n0;chunk-signature=00\r\n\r\n"
         headers = {"X-Amz-Content-SHA256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "Content-Encoding": "aws-chunked",
@@ -1229,7 +1229,7 @@ class Transitions(unittest.TestCase):
     WAIT = 0.7
 
     def setUp(self):
-        import rules
+        from assure_local import rules
 
         self.propagation = rules.PROPAGATION["seconds"]
         limits("POST", {"transitionSeconds": 0.5, "iamPropagationSeconds": 0})
@@ -1239,7 +1239,7 @@ class Transitions(unittest.TestCase):
         limits("POST", {"iamPropagationSeconds": self.propagation})
 
     def test_the_setting_has_a_minimum_and_a_default(self):
-        import extension
+        from assure_local import extension
 
         self.assertEqual(limits("GET")["transitionSeconds"], 0.5)
         self.assertEqual(limits("POST", {"transitionSeconds": 0})["transitionSeconds"], 0.5, "none may turn it off")

@@ -4,7 +4,7 @@ Each test breaks exactly one rule. Run: python -m unittest test_iam (no moto nee
 
 import unittest
 
-from iam import Principal, Resource, condition_holds, decide
+from assure_local.iam import Principal, Resource, condition_holds, decide
 
 ALLOW_ALL = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 FULL_ACCESS_SCP = [ALLOW_ALL]
@@ -472,7 +472,7 @@ class RootUser(unittest.TestCase):
                         "the management account: no SCP applies (authz.scp_levels answers None)")
 
     def test_a_centralized_root_session_is_held_to_its_task_policy(self):
-        from authz import ROOT_TASK_POLICIES
+        from assure_local.authz import ROOT_TASK_POLICIES
 
         task = ROOT_TASK_POLICIES["arn:aws:iam::aws:policy/root-task/S3UnlockBucketPolicy"]
         session = Principal(kind="root", account=self.ACCOUNT, arn=self.ROOT.arn, session_policies=[task], assumed_root=True)
@@ -508,7 +508,7 @@ class PassRole(unittest.TestCase):
     a service needs iam:PassRole on it, with iam:PassedToService naming the service."""
 
     def test_a_role_in_the_request_needs_pass_role_to_that_service(self):
-        import authz
+        from assure_local import authz
 
         logs_role = "arn:aws:iam::111111111111:role/assure-cloudtrail-logs"
         req = authz.Req("cloudtrail", "CreateTrail", {"Name": "t", "CloudWatchLogsRoleArn": logs_role}, "us-east-1")
@@ -520,7 +520,7 @@ class PassRole(unittest.TestCase):
         self.assertTrue(decide(role([allow("iam:PassRole", logs_role)]), action, res, ctx, None).allowed)
 
     def test_nested_and_listed_roles_are_found(self):
-        import authz
+        from assure_local import authz
 
         req = authz.Req("events", "PutTargets", {"Rule": "r", "Targets": [{"Id": "a", "RoleArn": "arn:aws:iam::1:role/x"},
                                                                           {"Id": "b"}]}, "us-east-1")

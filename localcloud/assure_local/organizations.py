@@ -61,7 +61,7 @@ def error(code: str, message: str, reason: str | None = None) -> Exception:
 
 
 def iso(seconds: float) -> str:
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def public(handshake: dict) -> dict:
@@ -79,7 +79,7 @@ def find(handshake_id: str) -> dict:
 
 
 def organization_of(account: str) -> tuple[str, Any] | None:
-    import extension
+    from assure_local import extension
 
     return extension.organization_of(account)
 
@@ -142,7 +142,7 @@ def invite(caller: str, params: dict) -> dict:
 
 def respond(caller: str, params: dict, verb: str) -> dict:
     """AcceptHandshake, DeclineHandshake (the invited account) or CancelHandshake (its sender)."""
-    import extension
+    from assure_local import extension
 
     handshake = find(params.get("HandshakeId", ""))
     party = handshake["_account"] if verb in ("accept", "decline") else handshake["_mgmt"]
@@ -164,11 +164,11 @@ def respond(caller: str, params: dict, verb: str) -> dict:
 def join(mgmt: str, account: str) -> None:
     """`account` joins `mgmt`'s organization by invitation: under the root, the organization's
     default policies attached (FullAWSAccess), JoinedMethod INVITED; no role is made in it."""
+    from moto.core.utils import utcnow
     from moto.organizations import utils
     from moto.organizations.models import FakeAccount, organizations_backends
-    from moto.core.utils import utcnow
 
-    import stacksets
+    from assure_local import stacksets
 
     backend = organizations_backends[mgmt]["aws"]
     org = backend.org
@@ -236,8 +236,7 @@ def service_event(mgmt: str, name: str, details: dict) -> dict:
 
 def send(mgmt: str, event: dict) -> None:
     """The event on the management account's default bus, after CloudTrail's delay."""
-    import deliver
-    import deliver_findings
+    from assure_local import deliver, deliver_findings
 
     deliver.later(deliver.delay(), lambda: deliver_findings.to_bus(mgmt, ORGANIZATIONS_REGION, "default", event,
                                                                   sender=mgmt))
@@ -252,7 +251,7 @@ def joined(mgmt: str, account: str, method: str) -> None:
 def created(mgmt: str, status: dict) -> None:
     """CreateAccountResult, then AccountJoinedOrganization (joinedMethod Created)."""
     s = status["CreateAccountStatus"]
-    stamp = datetime.datetime.fromtimestamp(float(s["CompletedTimestamp"]), datetime.timezone.utc)
+    stamp = datetime.datetime.fromtimestamp(float(s["CompletedTimestamp"]), datetime.UTC)
     send(mgmt, service_event(mgmt, "CreateAccountResult", {"createAccountStatus": {
         "id": s["Id"], "state": s["State"], "accountName": s["AccountName"], "accountId": s["AccountId"],
         "requestedTimestamp": stamp.strftime("%b %d, %Y %-I:%M:%S %p"),

@@ -10,7 +10,6 @@ Needs the local cloud's Python environment: from infra/local,
 
 import gzip
 import json
-import re
 import time
 import unittest
 from urllib.parse import urlencode
@@ -82,7 +81,7 @@ def doc(*statements) -> str:
 
 def eventually(check, what: str, timeout: float = 20.0):
     """`check()`'s first true value, flushing the queued deliveries between tries."""
-    import deliver
+    from assure_local import deliver
 
     deadline = time.monotonic() + timeout
     while True:
@@ -299,7 +298,7 @@ def metric_values(account: str, region: str, namespace: str, name: str, dimensio
 
 
 def received(finding_id: str, region: str) -> list[dict]:
-    import deliver_findings
+    from assure_local import deliver_findings
 
     return [e for (a, r, b, e) in list(deliver_findings.RECEIVED)
             if (a, r, b) == (W["security"], HOME, "default") and e["detail"]["id"] == finding_id
@@ -533,7 +532,7 @@ class SessionLogs(unittest.TestCase):
             self.assertIn("unable to validate encryption", history["Details"])
             self.assertIsNone(self.described(session_id, "Active"))
             ssm(W["mem"], "TerminateSession", {"SessionId": session_id})
-            import deliver
+            from assure_local import deliver
 
             deliver.flush()
             self.assertEqual(objects(self.log_key(session_id)), {})

@@ -77,20 +77,18 @@ import threading
 import time
 import uuid
 import zipfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs
 
-import authz
-import deliver
-import iam
-import rules
+from assure_local import authz, deliver, iam, rules
 
 _INSTALLED = {"done": False}
 _MUTEX = threading.Lock()
 
 
 def iso(when: datetime.datetime | None = None, fraction: bool = True) -> str:
-    when = when or datetime.datetime.now(datetime.timezone.utc)
+    when = when or datetime.datetime.now(datetime.UTC)
     text = when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] if fraction else when.strftime("%Y-%m-%dT%H:%M:%S")
     return text + "Z"
 
@@ -130,7 +128,7 @@ def analyzers() -> dict[tuple[str, str], dict[str, dict]]:
 
 def zone(account: str, kind: str) -> tuple[set[str], str | None]:
     """The accounts of an analyzer's zone of trust, and its organization's ID for an ORGANIZATION one."""
-    import extension
+    from assure_local import extension
 
     if kind.startswith("ORGANIZATION"):
         org = extension.organization_of(account)
@@ -140,7 +138,7 @@ def zone(account: str, kind: str) -> tuple[set[str], str | None]:
 
 
 def active(analyzer: dict) -> bool:
-    import extension
+    from assure_local import extension
 
     return analyzer["type"] in ("ACCOUNT", "ORGANIZATION") and not extension.transitional(analyzer.get("_final"))
 
@@ -322,7 +320,7 @@ def full_scan(acct: str, region: str, name: str) -> None:
     analyzer = analyzers().get((acct, region), {}).get(name)
     if analyzer is None:
         return
-    import extension
+    from assure_local import extension
 
     if extension.transitional(analyzer.get("_final")):
         deliver.later(max(0.0, analyzer["_final"] - time.monotonic()), lambda: full_scan(acct, region, name))
@@ -415,7 +413,7 @@ def summary_v2(finding: dict) -> dict:
 
 def install_access_analyzer() -> None:
     """The AccessAnalyzer's findings operations, and its analyzers' first analysis."""
-    import extension
+    from assure_local import extension
 
     cls = extension.AccessAnalyzer
     ApiError = extension.ApiError
@@ -613,14 +611,14 @@ def aws_event(event: dict) -> dict:
     seconds, and an `ingestion-time` of its own)."""
     event = {k: v for k, v in event.items() if k != "ingestion-time"}
     if isinstance(event.get("time"), (int, float)):
-        event["time"] = iso(datetime.datetime.fromtimestamp(event["time"], datetime.timezone.utc), fraction=False)
+        event["time"] = iso(datetime.datetime.fromtimestamp(event["time"], datetime.UTC), fraction=False)
     return event
 
 
 def moto_event(event: dict) -> dict:
     """The event as moto's own targets (logs, SQS) expect it: `time` in epoch seconds."""
     if isinstance(event.get("time"), str):
-        when = datetime.datetime.strptime(event["time"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+        when = datetime.datetime.strptime(event["time"][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.UTC)
         event = dict(event, time=when.timestamp())
     if "ingestion-time" not in event:
         event = dict(event, **{"ingestion-time": time.time()})
@@ -713,7 +711,7 @@ def invoke_states(rule: Any, target: dict, event: dict) -> None:
     the role needs states:StartExecution, eb-use-identity-based.html). The start goes through the local
     cloud's front door signed as the role's session, so IAM and the state machine's own checks apply;
     on a thread of its own, since a delivery holds the extension's lock."""
-    import extension
+    from assure_local import extension
 
     m = re.match(r"^arn:aws:states:([^:]+):(\d{12}):stateMachine:(.+)$", target["Arn"])
     if m is None:
@@ -732,7 +730,7 @@ def invoke_states(rule: Any, target: dict, event: dict) -> None:
         return failed(rule, target, f"EventBridge cannot assume {role_arn}: {e.message}")
 
     def start() -> None:
-        import stacks
+        from assure_local import stacks
 
         caller = stacks.Caller(session.access_key_id, session.secret_access_key, session.session_token)
         try:
@@ -766,8 +764,9 @@ def target_input(target: dict, event: dict) -> bytes:
 
 
 def invoke_firehose(rule: Any, target: dict, event: dict) -> None:
-    import extension
     from moto.firehose.models import firehose_backends
+
+    from assure_local import extension
 
     m = re.match(r"^arn:aws:firehose:([^:]+):(\d{12}):deliverystream/(.+)$", target["Arn"])
     if m is None:
@@ -1083,7 +1082,7 @@ def upload_log(session_id: str) -> None:
         session["Details"] = f"Failed to upload session log to s3://{bucket}/{key}: {why}"
         log(f"session {session_id}: {session['Details']}")
         return
-    started = datetime.datetime.fromtimestamp(session["StartDate"], datetime.timezone.utc)
+    started = datetime.datetime.fromtimestamp(session["StartDate"], datetime.UTC)
     text = (f"Script started on {started:%Y-%m-%d %H:%M:%S+0000}\n"
             f"[session {session_id} on {session['Target']} by {session['Owner']}]\n"
             f"sh-5.2$ exit\nexit\n").encode()
@@ -1091,13 +1090,13 @@ def upload_log(session_id: str) -> None:
 
 
 def ssm_error(start_response: Callable, code: str, message: str, status: int = 400) -> list[bytes]:
-    import extension
+    from assure_local import extension
 
     return extension.Extension.respond(start_response, status, {"__type": code, "message": message}, error=code)
 
 
 def caller_of(environ: dict, cred: Any) -> Any:
-    import extension
+    from assure_local import extension
 
     return authz.principal_for(cred.key, extension.session_token(environ))
 
@@ -1167,7 +1166,7 @@ def describe_sessions(account: str, region: str, body: dict) -> dict:
         if ok:
             items.append({k: v for k, v in s.items() if not k.startswith("_") and v != ""})
     items.sort(key=lambda s: -s["StartDate"])
-    import extension
+    from assure_local import extension
 
     return extension.paged(items, "Sessions", body.get("NextToken"), body.get("MaxResults"), 20, "NextToken")
 
@@ -1206,7 +1205,7 @@ def describe_instance_information(account: str, region: str, body: dict) -> dict
         if all(str(info.get(fields.get(k, k), "")) in v if tagged(inst, k, v) is None else tagged(inst, k, v)
                for k, v in wanted.items() if v):
             items.append(info)
-    import extension
+    from assure_local import extension
 
     return extension.paged(items, "InstanceInformationList", body.get("NextToken"), body.get("MaxResults"), 50,
                            "NextToken")
@@ -1218,7 +1217,7 @@ SSM_OPERATIONS = {"StartSession", "TerminateSession", "DescribeSessions", "Descr
 def answer(environ: dict, start_response: Callable, cred: Any) -> list[bytes] | None:
     """The extension's hook: /assure-api/managed-instances, and the Session Manager operations (once
     authorized and validated), or None for anything else."""
-    import extension
+    from assure_local import extension
 
     if environ.get("PATH_INFO") == "/assure-api/managed-instances":
         return managed_instances_api(environ, start_response)
@@ -1259,8 +1258,9 @@ def managed_instances_api(environ: dict, start_response: Callable) -> list[bytes
     whose SSM Agent runs with that role of the account (the local cloud's stand-in for an instance with
     an instance profile, or a hybrid activation); GET ?account=&region=: the registrations; DELETE
     ?account=&region=&instanceId=: deregisters one. Local only, like /assure-api/account-owner."""
-    import extension
     from moto.iam.models import iam_backends
+
+    from assure_local import extension
 
     respond = extension.Extension.respond
     method = environ.get("REQUEST_METHOD", "GET")

@@ -39,14 +39,14 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
-import authz
-import iam
-from authz import Req, p
-from iam import as_list
+from assure_local import authz, iam
+from assure_local.authz import Req, p
+from assure_local.iam import as_list
 
 
 @dataclass
@@ -162,7 +162,7 @@ def config_organization_aggregator(req: Req, account: str, raw: bytes) -> Refusa
         return None
     if not req.params.get("OrganizationAggregationSource"):
         return None
-    from extension import delegated_admin, organization_of
+    from assure_local.extension import delegated_admin, organization_of
 
     org = organization_of(account)
     if org is None:
@@ -385,7 +385,7 @@ def delivery_keys(service: str) -> tuple[str, ...]:
 def organization_path(account: str) -> tuple[str, str] | None:
     """(organization ID, the account's AWS Organizations entity path `o-…/r-…/ou-…/`) of an account in
     an organization, or None (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_last-accessed-view-data-orgs.html#access_policies_last-accessed-viewing-orgs-entity-path)."""
-    from extension import organization_of
+    from assure_local.extension import organization_of
 
     org = organization_of(account)
     if org is None or org[1].org is None:
@@ -463,7 +463,7 @@ def guardduty_export_key(account: str, region: str, prefix: str, when: Any = Non
     import datetime
     import uuid
 
-    when = when or datetime.datetime.now(datetime.timezone.utc)
+    when = when or datetime.datetime.now(datetime.UTC)
     prefix = prefix.strip("/") + "/" if prefix and prefix.strip("/") else ""
     return (f"{prefix}AWSLogs/{account}/GuardDuty/{region}/{when.year:04d}/{when.month:02d}/{when.day:02d}/"
             f"{name or uuid.uuid4()}.jsonl.gz")
@@ -520,7 +520,7 @@ def cloudtrail_organization_trail(req: Req, account: str, raw: bytes) -> Refusal
     # https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html).
     if req.service != "cloudtrail":
         return None
-    from extension import organization_of, trusted_access
+    from assure_local.extension import organization_of, trusted_access
 
     if req.operation in ("CreateTrail", "UpdateTrail") and p(req.params, "IsOrganizationTrail") is True:
         org = organization_of(account)
@@ -663,7 +663,7 @@ def organizations_policy(req: Req, account: str, raw: bytes) -> Refusal | None:
         return None
     kind = p(req.params, "Type")
     if req.operation == "UpdatePolicy":
-        from extension import organization_of
+        from assure_local.extension import organization_of
 
         org = organization_of(account)
         found = next((x for x in org[1].policies if x.id == p(req.params, "PolicyId")), None) if org else None
@@ -699,7 +699,7 @@ def organizations_delegated_administrator(req: Req, account: str, raw: bytes) ->
     principal, new = p(req.params, "ServicePrincipal"), p(req.params, "AccountId")
     if principal not in ONE_DELEGATED_ADMINISTRATOR:
         return None
-    from extension import organization_of
+    from assure_local.extension import organization_of
 
     org = organization_of(account)
     if org is None:
@@ -740,7 +740,7 @@ def organizations_attach(req: Req, account: str, raw: bytes) -> Refusal | None:
     # attaches it all the same.
     if req.service != "organizations" or req.operation != "AttachPolicy":
         return None
-    from extension import organization_of
+    from assure_local.extension import organization_of
 
     org = organization_of(account)
     if org is None:
@@ -1034,7 +1034,7 @@ def ssm_start_session(req: Req, account: str, raw: bytes) -> Refusal | None:
         if doc not in ssm_backends[account][req.region]._documents:
             return Refusal(400, "InvalidDocument", "The specified document does not exist.")
     target = p(req.params, "Target") or ""
-    import deliver_findings
+    from assure_local import deliver_findings
 
     if isinstance(target, str) and deliver_findings.connected(account, req.region, target):
         return None

@@ -231,7 +231,7 @@ def parse_http_date(value: str) -> float | None:
     if d is None:
         return None
     if d.tzinfo is None:
-        d = d.replace(tzinfo=datetime.timezone.utc)
+        d = d.replace(tzinfo=datetime.UTC)
     return d.timestamp()
 
 
@@ -354,16 +354,16 @@ def verify_v4(environ: dict, body: bytes | None, secret: str, sig: SigV4, now: f
         if sig.expires is not None and now > signed_at + sig.expires:
             return Failure("expired", "Request has expired", True, {
                 "X-Amz-Expires": str(sig.expires),
-                "Expires": datetime.datetime.fromtimestamp(signed_at + sig.expires, datetime.timezone.utc)
+                "Expires": datetime.datetime.fromtimestamp(signed_at + sig.expires, datetime.UTC)
                 .strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "ServerTime": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
+                "ServerTime": datetime.datetime.fromtimestamp(now, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
         if signed_at > now + MAX_SKEW:
             return Failure("expired", "Request is not valid yet", True)
     elif abs(now - signed_at) > MAX_SKEW:
         if s3:
             return Failure("skewed", "The difference between the request time and the current time is too large.",
                            False, {"RequestTime": sig.timestamp, "ServerTime": datetime.datetime.fromtimestamp(
-                               now, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                               now, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                "MaxAllowedSkewMilliseconds": str(MAX_SKEW * 1000)})
         if signed_at < now:
             return Failure("skewed", f"Signature expired: {sig.timestamp} is now earlier than "
@@ -451,7 +451,7 @@ def verify_v2(environ: dict, secret: str, now: float) -> Failure | None:
         if abs(now - when) > MAX_SKEW:
             return Failure("skewed", "The difference between the request time and the current time is too large.",
                            False, {"RequestTime": when_text, "ServerTime": datetime.datetime.fromtimestamp(
-                               now, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                               now, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                "MaxAllowedSkewMilliseconds": str(MAX_SKEW * 1000)})
         # With x-amz-date, the Date line may be empty (the x-amz-date header is signed with the others).
         dates = unique([environ.get("HTTP_DATE", "")] + ([""] if environ.get("HTTP_X_AMZ_DATE") else []))
@@ -466,8 +466,8 @@ def verify_v2(environ: dict, secret: str, now: float) -> Failure | None:
                            "AWSAccessKeyId parameters", True)
         if now > expires:
             return Failure("expired", "Request has expired", True, {
-                "Expires": datetime.datetime.fromtimestamp(expires, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "ServerTime": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
+                "Expires": datetime.datetime.fromtimestamp(expires, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "ServerTime": datetime.datetime.fromtimestamp(now, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
         dates = [str(expires)]
         # A presigned URL carries the headers it was signed with as parameters.
         for name, value in q.items():

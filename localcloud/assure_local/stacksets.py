@@ -29,8 +29,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import stacks
-from stacks import Caller, StackError, iso, members, now
+from assure_local import stacks
+from assure_local.stacks import Caller, StackError, iso, members, now
 
 SERVICE = "member.org.stacksets.cloudformation.amazonaws.com"
 ADMIN_ROLE = ("role/aws-service-role/stacksets.cloudformation.amazonaws.com/"
@@ -77,7 +77,7 @@ SETS: dict[tuple[str, str], dict[str, StackSet]] = {}
 
 
 def organization(account: str) -> Any:
-    import extension
+    from assure_local import extension
 
     found = extension.organization_of(account)
     return None if found is None else found[1]
@@ -86,7 +86,7 @@ def organization(account: str) -> Any:
 def operating_account(account: str, form: dict[str, str]) -> str:
     """The organization's management account, whose stack sets these are; refused as StackSets
     refuses a caller that may not operate service-managed stack sets."""
-    import extension
+    from assure_local import extension
 
     org = organization(account)
     if org is None or org.org is None:
@@ -150,7 +150,7 @@ def execution_role(account: str, management: str) -> Caller:
 
 def deploy(stack_set: StackSet, instance: Instance, management: str) -> None:
     """Creates or updates the instance's stack in its account, and records how it went."""
-    import extension
+    from assure_local import extension
 
     instance.detailed, instance.reason = "RUNNING", None
     with extension.LOCK:
@@ -186,7 +186,7 @@ def deploy(stack_set: StackSet, instance: Instance, management: str) -> None:
 
 
 def remove(instance: Instance, management: str, retain: bool) -> None:
-    import extension
+    from assure_local import extension
 
     if retain or not instance.stack_id:
         return

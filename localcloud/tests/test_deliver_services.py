@@ -27,8 +27,7 @@ def setUpModule() -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.test import Client
 
-    import authz
-    import extension
+    from assure_local import authz, extension
 
     extension.patch_moto()
     authz.bootstrap_admin()
@@ -46,7 +45,7 @@ def limits(doc: dict) -> None:
 
 def settle() -> None:
     """Waits out the delay, then runs what is queued (deliver_services.settle)."""
-    import deliver_services
+    from assure_local import deliver_services
 
     time.sleep(WAIT)
     deliver_services.settle()
@@ -162,8 +161,7 @@ class Delayed(unittest.TestCase):
     """The delay at its minimum, 0.5 s, and IAM's propagation off, for each test."""
 
     def setUp(self):
-        import deliver_services
-        import rules
+        from assure_local import deliver_services, rules
 
         deliver_services.settle()  # nothing left from the test before
         self.propagation = rules.PROPAGATION["seconds"]
@@ -181,7 +179,7 @@ class ContextKeys(unittest.TestCase):
     (rules.DELIVERY_CONTEXT_KEYS); aws:SourceOrgID and aws:SourceOrgPaths wherever aws:SourceAccount is."""
 
     def test_the_table(self):
-        import rules
+        from assure_local import rules
 
         trail = f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/t"
         self.assertEqual(set(rules.delivery_context("cloudtrail.amazonaws.com", ACCOUNT, trail)),
@@ -202,7 +200,7 @@ class ContextKeys(unittest.TestCase):
                          "an account in no organization: no organization keys")
 
     def test_a_policy_keyed_on_a_key_the_service_does_not_send_refuses(self):
-        import rules
+        from assure_local import rules
 
         status, _ = s3("PUT", "/dsvc-keys")
         self.assertIn(status, (200, 409))
@@ -309,7 +307,7 @@ class ConfigSnapshots(Delayed):
         info = self.snapshot_info()
         self.assertEqual(info["lastStatus"], "Success", info)
         self.assertEqual(info["lastSuccessfulTime"], info["lastAttemptTime"])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         folder = f"cfg/AWSLogs/{ACCOUNT}/Config/{self.REGION}/{now.year}/{now.month}/{now.day}/ConfigSnapshot/"
         found = [k for k in keys_under(self.BUCKET, folder) if k.endswith(f"_{snapshot}.json.gz")]
         self.assertEqual(len(found), 1, keys_under(self.BUCKET, folder))
@@ -526,7 +524,7 @@ class GuardDutyExport(Delayed):
     def exported(self) -> list[dict]:
         import datetime
 
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         folder = f"gd/AWSLogs/{ACCOUNT}/GuardDuty/{self.REGION}/{now:%Y/%m/%d}/"
         out = []
         for key in keys_under(self.BUCKET, folder):
@@ -605,7 +603,7 @@ class GuardDutyExport(Delayed):
 class Received(http.server.BaseHTTPRequestHandler):
     bodies: list[dict] = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         Received.bodies.append(json.loads(self.rfile.read(length)))
         self.send_response(200)
@@ -672,7 +670,7 @@ class AlarmNotifications(Delayed):
 
     @classmethod
     def tearDownClass(cls):
-        import deliver_services
+        from assure_local import deliver_services
 
         deliver_services.settle()
         if cls.state.get("server"):
@@ -707,7 +705,7 @@ class AlarmNotifications(Delayed):
     def metric(self, name: str) -> float:
         import datetime
 
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         status, body = cloudwatch("GetMetricStatistics", {
             "Namespace": "AWS/SNS", "MetricName": name, "Dimensions.member.1.Name": "TopicName",
             "Dimensions.member.1.Value": "dsvc-alarms", "StartTime": (now - datetime.timedelta(minutes=10)).isoformat(),
@@ -833,7 +831,7 @@ class AlarmNotifications(Delayed):
         path = "/service/GraniteServiceVersion20100801/operation/DescribeAlarmHistory"
         import datetime
 
-        since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
+        since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=5)
         data = cbor2.dumps({"AlarmName": "dsvc-root", "HistoryItemType": "StateUpdate", "StartDate": since},
                            datetime_as_timestamp=True)
         headers = ADMIN.headers("monitoring", self.REGION, {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor",
@@ -844,7 +842,7 @@ class AlarmNotifications(Delayed):
         items = cbor2.loads(r.get_data())["AlarmHistoryItems"]
         self.assertEqual(items[0]["HistorySummary"], "Alarm updated from OK to ALARM")
         self.assertTrue(all(i["Timestamp"] >= since for i in items), "StartDate bounds the history")
-        import deliver_services
+        from assure_local import deliver_services
 
         deliver_services.settle()
 

@@ -31,9 +31,10 @@ import json
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 from xml.sax.saxutils import escape
 
@@ -55,7 +56,7 @@ class ResourceFailed(Exception):
 
 
 def now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def iso(t: datetime.datetime | None) -> str | None:
@@ -523,7 +524,7 @@ def order(template: dict, scope: Scope) -> list[list[str]]:
 
 
 def run_create(stack: Stack, caller: Caller, on_failure: str) -> None:
-    import providers
+    from assure_local import providers
 
     client = clients(caller, stack.region)
     scope = Scope(stack, stack.processed)
@@ -658,7 +659,7 @@ def outputs(stack: Stack, scope: Scope) -> list[dict]:
 
 
 def run_update(stack: Stack, caller: Caller, previous_resources: dict[str, Resource], previous: dict) -> None:
-    import providers
+    from assure_local import providers
 
     client = clients(caller, stack.region)
     scope = Scope(stack, stack.processed)
@@ -694,7 +695,7 @@ def run_update(stack: Stack, caller: Caller, previous_resources: dict[str, Resou
 
 
 def run_delete(stack: Stack, caller: Caller) -> None:
-    import providers
+    from assure_local import providers
 
     if remove(stack, clients(caller, stack.region), providers):
         stack.deleted = now()
@@ -776,7 +777,7 @@ def prepare(stack: Stack, form: dict[str, str], caller: Caller, previous: Stack 
     for need in needed_capabilities(processed):
         if need not in capabilities and not (need == "CAPABILITY_IAM" and "CAPABILITY_NAMED_IAM" in capabilities):
             raise StackError("InsufficientCapabilitiesException", f"Requires capabilities : [{need}]")
-    import providers
+    from assure_local import providers
 
     unknown = sorted({r.get("Type", "") for r in processed["Resources"].values()} - set(providers.PROVIDERS))
     if unknown:
@@ -800,7 +801,7 @@ def as_caller(form: dict[str, str], caller: Caller, account: str) -> Caller:
     role = form.get("RoleARN")
     if not role:
         return caller
-    import extension
+    from assure_local import extension
 
     try:
         session = extension.service_session("cloudformation.amazonaws.com", role, "AWSCloudFormation")
@@ -909,7 +910,7 @@ def resource_out(stack: Stack, r: Resource, detail: bool) -> dict:
 
 def answer(op: str, account: str, region: str, form: dict[str, str], caller: Caller) -> dict | None:
     """The result of CloudFormation operation `op`, or None for operations this module does not answer."""
-    import stacksets
+    from assure_local import stacksets
 
     if op in stacksets.OPERATIONS:
         return stacksets.answer(op, account, region, form, caller)

@@ -16,8 +16,9 @@ import json
 import random
 import string
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -49,13 +50,13 @@ def retried(call: Callable[[], Any], transient: Callable[[Exception], bool]) -> 
     """`call`, again while it fails with what `transient` names (IAM's eventual consistency, which
     AWS's handlers wait out): for the local cloud's propagation delay and a few seconds more, after
     which the failure stands (a role that truly lacks the permission)."""
-    import rules
+    from assure_local import rules
 
     deadline = time.monotonic() + rules.PROPAGATION["seconds"] + 5
     while True:
         try:
             return call()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             if not transient(e) or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
