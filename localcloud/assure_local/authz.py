@@ -26,8 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from assure_local import iam
+from assure_local import core, iam, stack_store
+from assure_local.core import (
+    LOCK,
+    ApiError,
+    organization_of,
+)
 from assure_local.iam import Principal, Resource, as_list
+from assure_local.root_users import root_virtual_device
 
 LOG_LOCK = threading.Lock()
 
@@ -406,9 +412,8 @@ def bootstrap_admin() -> None:
 
 
 def finish(p: Principal) -> Principal:
-    from assure_local import extension
 
-    org = extension.organization_of(p.account)
+    org = core.organization_of(p.account)
     p.org_id = org[1].org.id if org and org[1].org else None
     return p
 
@@ -450,11 +455,10 @@ def role_by_arn(arn: str) -> Any:
 def scp_levels(principal: Principal) -> list[list[dict]] | None:
     """The SCPs that bound a principal: per level (root, OUs downward, the account), or None when none
     apply (no organization, the management account, a service-linked role)."""
-    from assure_local import extension
 
     if principal.service_linked or principal.kind in ("service", "federated", "anonymous"):
         return None
-    org = extension.organization_of(principal.account)
+    org = core.organization_of(principal.account)
     if org is None:
         return None
     mgmt, backend = org
@@ -742,10 +746,9 @@ def resources_for(req: Req, account: str, principal: Principal | None = None) ->
             return [(action, Resource(f"arn:aws:iam::{target}:root", None, context=ctx))]
         return []  # GetCallerIdentity and friends need no permission
     if prefix == "iam":
-        from assure_local import root
 
         name = p(prm, "RoleName")
-        root_user = root.resource_arn(req, principal)
+        root_user = resource_arn(req, principal)
         if root_user is not None:
             # The root user's own credentials (root.py): its password, access keys, signing
             # certificates and MFA devices, on resource arn:aws:iam::ACCOUNT:root, which the root task
@@ -763,7 +766,7 @@ def resources_for(req: Req, account: str, principal: Principal | None = None) ->
             user = _users(account).get(user_name) if isinstance(user_name, str) else None
             path = (p(prm, "Path") or "/") if user is None else user.path
             res = [Resource(f"arn:aws:iam::{account}:user{path}{user_name}", account)]
-        elif principal is not None and principal.kind == "user" and op in root.ROOT_USER_OPERATIONS:
+        elif principal is not None and principal.kind == "user" and op in ROOT_USER_OPERATIONS:
             # An IAM user's request on itself.
             res = [Resource(principal.arn, account)]
         elif p(prm, "PolicyArn"):
@@ -1000,9 +1003,8 @@ def cloudformation_stack(region: str, account: str, op: str, prm: dict) -> Resou
     if name.startswith("arn:"):
         return Resource(name, arn_account(name))
     if op != "CreateStack":
-        from assure_local import stacks
 
-        stack_id = stacks.found(region, account, name)
+        stack_id = stack_store.found(region, account, name)
         if stack_id is not None:
             return Resource(stack_id, account)
     return Resource(f"arn:aws:cloudformation:{region}:{account}:stack/{name}/*", account)
@@ -1014,9 +1016,8 @@ def organizations_resources(account: str, op: str, prm: dict) -> list[Resource]:
     account/o-ID/ACCOUNT, ou/o-ID/ou-…, root/o-ID/r-…, policy/o-ID/TYPE/p-… (AWS managed policies:
     arn:aws:organizations::aws:policy/TYPE/p-…), all under the management account. An action with
     several resource types (AttachPolicy: the policy and its target) needs each."""
-    from assure_local import extension
 
-    org = extension.organization_of(account)
+    org = core.organization_of(account)
     if org is None or org[1].org is None:
         return []
     mgmt, backend = org
@@ -1055,13 +1056,12 @@ def organizations_resources(account: str, op: str, prm: dict) -> list[Resource]:
     # when the call names none; a new policy is its type's policies (the delegation policy's own
     # example names service_control_policy/* for CreatePolicy,
     # https://docs.aws.amazon.com/organizations/latest/userguide/security_iam_resource-based-policy-examples.html).
-    from assure_local import organizations
 
-    if op in organizations.ANY_MEMBER:
+    if op in ANY_MEMBER:
         return []
     if op == "CreatePolicy":
         arns.append(f"{base}policy/{org_id}/{str(p(prm, 'Type') or 'SERVICE_CONTROL_POLICY').lower()}/*")
-    doc = organizations.effective_policy(mgmt)
+    doc = effective_policy(mgmt)
     return [Resource(a, mgmt, doc, "organizations") for a in arns or ["*"]]
 
 
@@ -1076,9 +1076,8 @@ def organizations_policy_type(op: str, prm: dict, account: str) -> str | None:
     pid = p(prm, "PolicyId")
     if not pid:
         return None
-    from assure_local import extension
 
-    org = extension.organization_of(account)
+    org = core.organization_of(account)
     found = next((pol for pol in org[1].policies if pol.id == pid), None) if org is not None else None
     return getattr(found, "type", None)
 
@@ -1159,7 +1158,7 @@ def dependencies(req: Req, account: str) -> list[tuple[str, Resource, dict]]:
         # "If the caller is a registered delegated administrator, Config calls ListDelegatedAdministrators
         # API to verify whether the caller is a valid delegated administrator", with the caller's permission
         # (https://docs.aws.amazon.com/config/latest/APIReference/API_PutConfigurationAggregator.html).
-        from assure_local.extension import organization_of
+        from assure_local.core import organization_of
 
         org = organization_of(account)
         if org is not None and org[0] != account:
@@ -1358,10 +1357,9 @@ def resource_tags(res: Resource) -> dict:
             return {k: v["Value"] for k, v in (role.tags or {}).items()} if role is not None else {}
         m = re.match(r"^arn:aws:(?:ec2|ssm):([^:]+):(\d{12}):(?:instance|managed-instance)/(.+)$", res.arn)
         if m:
-            # A managed instance's tags, as registered (deliver_findings.INSTANCES).
-            from assure_local import deliver_findings
+            # A managed instance's tags, as registered (core.INSTANCES).
 
-            inst = deliver_findings.INSTANCES.get((m.group(2), m.group(1), m.group(3))) or {}
+            inst = core.INSTANCES.get((m.group(2), m.group(1), m.group(3))) or {}
             return dict(inst.get("tags") or {})
     except Exception:
         return {}
@@ -1394,7 +1392,7 @@ def organization_trail_of(account: str, arn: str) -> bool:
         return False
     from moto.cloudtrail.models import cloudtrail_backends
 
-    from assure_local.extension import organization_of
+    from assure_local.core import organization_of
 
     org = organization_of(account)
     if org is None or org[0] != m.group(2):
@@ -1589,3 +1587,86 @@ def rest_operation(service: str, method: str, path: str, raw: bytes) -> tuple[st
                 params[label] = unquote(value)
             return name, params
     return "", {}
+
+
+def service_session(service: str, role_arn: str, session_name: str, source_arn: str | None = None) -> Any:
+    """A session of `role_arn` for an AWS service acting as it (Lambda running a function, Step
+    Functions running a state machine): the role's trust policy must admit the service principal
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_create_for-service.html), with the
+    context keys the service sends when it acts for the resource `source_arn` (a trail, a delivery
+    stream, a rule, an aggregator: service_context); None, as before: aws:SourceAccount only."""
+    with LOCK:
+        role = role_by_arn(role_arn)
+        if role is None:
+            raise ApiError(404, "NoSuchEntity", f"no role {role_arn}")
+        decision = service_trusted(service, role, source_arn)
+        if enabled() and not decision.allowed:
+            raise ApiError(403, "AccessDenied", f"{service} may not assume {role_arn}: {decision.reason}")
+        from moto.sts.models import sts_backends
+
+        return sts_backends[role_arn.split(":")[4]]["aws"].assume_role(
+            region_name="us-east-1", role_session_name=session_name, role_arn=role_arn, policy=None,
+            duration=43200, external_id=None)
+
+
+# The operations that act on the root user when its credentials omit UserName, and those of them that
+# need a centralized root session to omit it (API reference, UserName).
+ROOT_USER_OPERATIONS = frozenset({
+    "GetLoginProfile", "DeleteLoginProfile", "CreateLoginProfile", "ListAccessKeys", "DeleteAccessKey",
+    "ListSigningCertificates", "DeleteSigningCertificate", "ListMFADevices", "DeactivateMFADevice", "GetUser",
+})
+
+
+def resource_arn(req: Any, principal: Any) -> str | None:
+    """The root user's ARN when `req` (IAM) acts on it (see the module's docstring), else None: for
+    resources_for. The root user's principal only: an IAM user's or role's request without
+    UserName is not the root user's."""
+    if principal is None or principal.kind != "root":
+        return None
+    account, op = principal.account, req.operation
+    if op in ROOT_USER_OPERATIONS and not p(req.params, "UserName"):
+        return root_arn(account)
+    if op == "GetAccessKeyLastUsed" and ROOT_KEYS.get(str(p(req.params, "AccessKeyId") or "")) == account:
+        return root_arn(account)
+    if op == "DeleteVirtualMFADevice" and root_virtual_device(account, str(p(req.params, "SerialNumber") or "")):
+        return root_arn(account)
+    return None
+
+
+# What any account of the organization may do: see the organization, answer its own invitations, leave.
+ANY_MEMBER = frozenset({"DescribeOrganization", "AcceptHandshake", "DeclineHandshake", "DescribeHandshake",
+                        "ListHandshakesForAccount", "LeaveOrganization"})
+
+
+# "A delegated administrator account also has these read-only permissions"
+# (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_integrate_delegated_admin.html).
+SERVICE_ADMIN_READS = (
+    "DescribeAccount", "DescribeCreateAccountStatus", "DescribeEffectivePolicy", "DescribeHandshake",
+    "DescribeOrganization", "DescribeOrganizationalUnit", "DescribePolicy", "DescribeResourcePolicy", "ListAccounts",
+    "ListAccountsForParent", "ListAWSServiceAccessForOrganization", "ListChildren", "ListCreateAccountStatus",
+    "ListDelegatedAdministrators", "ListDelegatedServicesForAccount", "ListHandshakesForAccount",
+    "ListHandshakesForOrganization", "ListOrganizationalUnitsForParent", "ListParents", "ListPolicies",
+    "ListPoliciesForTarget", "ListRoots", "ListTagsForResource", "ListTargetsForPolicy")
+
+
+# Management account -> its organization's resource-based delegation policy
+# ({"Id", "Arn", "Content"}: API_ResourcePolicySummary, the content as put).
+POLICIES: dict[str, dict] = {}
+
+
+def effective_policy(mgmt: str) -> dict:
+    """What the organization lets its other accounts do: the delegation policy's statements, and one
+    for the read-only calls of every account that is some service's delegated administrator."""
+    statements: list = []
+    put = POLICIES.get(mgmt)
+    if put is not None:
+        doc = json.loads(put["Content"])
+        found = doc.get("Statement", [])
+        statements.extend(found if isinstance(found, list) else [found])
+    org = organization_of(mgmt)
+    admins = sorted({a.account.id for a in org[1].admins}) if org is not None else []
+    if admins:
+        statements.append({"Sid": "ServiceDelegatedAdministrators", "Effect": "Allow",
+                           "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in admins]},
+                           "Action": [f"organizations:{a}" for a in SERVICE_ADMIN_READS], "Resource": "*"})
+    return {"Version": "2012-10-17", "Statement": statements}

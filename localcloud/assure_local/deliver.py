@@ -54,7 +54,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from assure_local import authz, rules
+from assure_local import authz, core, rules
 
 # ---------------------------------------------------------------------------------------------------
 # The delivery thread
@@ -69,11 +69,10 @@ FLUSH_ROUNDS = 8
 
 
 def delay() -> float:
-    """How long a delivery waits: the local cloud's transition (extension.TRANSITION), AWS's "within
+    """How long a delivery waits: the local cloud's transition (core.TRANSITION), AWS's "within
     about 5 minutes" (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/how-cloudtrail-works.html)."""
-    from assure_local import extension
 
-    return float(extension.TRANSITION["seconds"])
+    return float(core.TRANSITION["seconds"])
 
 
 def later(seconds: float, fn: Callable[[], Any]) -> None:
@@ -98,7 +97,7 @@ def _loop() -> None:
 
 
 def _run(fn: Callable[[], Any]) -> None:
-    from assure_local.extension import LOCK
+    from assure_local.core import LOCK
 
     try:
         with LOCK:
@@ -339,7 +338,6 @@ def user_identity(principal: Any, access_key: str) -> dict:
 def record(environ: dict, headers: dict) -> dict | None:
     """The CloudTrail event record of an answered request, handed to each trail that records it (and
     to the listeners); None when CloudTrail records nothing of it."""
-    from assure_local import extension
 
     req = environ.get("assure.request")
     name, data, params = "", False, {}
@@ -354,10 +352,10 @@ def record(environ: dict, headers: dict) -> dict | None:
     if not reads and not data and req.service in WRITING_SERVICES:
         WRITES["count"] += 1
     principal = environ.get("assure.principal")
-    cred = extension.credential_of(environ)
+    cred = core.credential_of(environ)
     if principal is None or cred is None or data or name in DATA_EVENTS.get(req.service, ()):
         return None
-    if cred.key in extension.SERVICE_KEYS or cred.key == "ak":
+    if cred.key in core.SERVICE_KEYS or cred.key == "ak":
         return None  # the local cloud's own callers (moto's Step Functions interpreter)
     service = req.service
     region = req.region
@@ -367,7 +365,7 @@ def record(environ: dict, headers: dict) -> dict | None:
     account = principal.account
     # The service's endpoint name: CloudWatch's is monitoring (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/logging_cw_api_calls.html).
     source = "monitoring.amazonaws.com" if service == "monitoring" else f"{authz.PREFIX.get(service, service)}.amazonaws.com"
-    with extension.LOCK:
+    with core.LOCK:
         trails = [(t, org) for t, org in covering(account, region, global_event)
                   if selects(t, source, name, reads)]
         if not trails and not LISTENERS:
@@ -419,9 +417,8 @@ def covering(account: str, region: str, global_event: bool) -> list[tuple[Any, s
     Global service events only reach trails that include them (IncludeGlobalServiceEvents)."""
     from moto.cloudtrail.models import cloudtrail_backends
 
-    from assure_local import extension
 
-    org = extension.organization_of(account)
+    org = core.organization_of(account)
     org_id = org[1].org.id if org is not None and org[1].org is not None else None
     found: list[tuple[Any, str | None]] = []
 

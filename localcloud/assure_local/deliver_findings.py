@@ -81,7 +81,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from assure_local import authz, deliver, iam, rules
+from assure_local import authz, core, deliver, iam, rules
+from assure_local.core import INSTANCES
+from assure_local.services import access_analyzer
+from assure_local.ssm_agents import INSTANCE_ID, PING, agent, agent_refusal, instance_role, target_id
 
 _INSTALLED = {"done": False}
 _MUTEX = threading.Lock()
@@ -128,19 +131,17 @@ def analyzers() -> dict[tuple[str, str], dict[str, dict]]:
 
 def zone(account: str, kind: str) -> tuple[set[str], str | None]:
     """The accounts of an analyzer's zone of trust, and its organization's ID for an ORGANIZATION one."""
-    from assure_local import extension
 
     if kind.startswith("ORGANIZATION"):
-        org = extension.organization_of(account)
+        org = core.organization_of(account)
         if org is not None and org[1].org is not None:
             return {a.id for a in org[1].accounts} | {org[0]}, org[1].org.id
     return {account}, None
 
 
 def active(analyzer: dict) -> bool:
-    from assure_local import extension
 
-    return analyzer["type"] in ("ACCOUNT", "ORGANIZATION") and not extension.transitional(analyzer.get("_final"))
+    return analyzer["type"] in ("ACCOUNT", "ORGANIZATION") and not core.transitional(analyzer.get("_final"))
 
 
 def covering(account: str) -> list[tuple[str, str, dict]]:
@@ -320,9 +321,8 @@ def full_scan(acct: str, region: str, name: str) -> None:
     analyzer = analyzers().get((acct, region), {}).get(name)
     if analyzer is None:
         return
-    from assure_local import extension
 
-    if extension.transitional(analyzer.get("_final")):
+    if core.transitional(analyzer.get("_final")):
         deliver.later(max(0.0, analyzer["_final"] - time.monotonic()), lambda: full_scan(acct, region, name))
         return
     if not active(analyzer):
@@ -413,10 +413,9 @@ def summary_v2(finding: dict) -> dict:
 
 def install_access_analyzer() -> None:
     """The AccessAnalyzer's findings operations, and its analyzers' first analysis."""
-    from assure_local import extension
 
-    cls = extension.AccessAnalyzer
-    ApiError = extension.ApiError
+    cls = access_analyzer.AccessAnalyzer
+    ApiError = core.ApiError
     init = cls.__init__
 
     def __init__(self) -> None:  # type: ignore[no-untyped-def]
@@ -458,7 +457,7 @@ def install_access_analyzer() -> None:
         return items
 
     def list_findings(self, call, view=summary):  # type: ignore[no-untyped-def]
-        return extension.paged([view(f) for f in listed(self, call)], "findings", call.body.get("nextToken"),
+        return core.paged([view(f) for f in listed(self, call)], "findings", call.body.get("nextToken"),
                                call.body.get("maxResults"), 100)
 
     def list_findings_v2(self, call):  # type: ignore[no-untyped-def]
@@ -486,7 +485,7 @@ def install_access_analyzer() -> None:
         analyzer = analyzer_of(self, call, call.body.get("analyzerArn"))
         status = call.body.get("status")
         if status not in ("ARCHIVED", "ACTIVE"):
-            raise extension.AccessAnalyzer.validation("status is not valid", "status")
+            raise access_analyzer.AccessAnalyzer.validation("status is not valid", "status")
         ids, resource = call.body.get("ids") or [], call.body.get("resourceArn")
         store = FINDINGS.get(analyzer["arn"], {})
         for finding in store.values():
@@ -711,7 +710,6 @@ def invoke_states(rule: Any, target: dict, event: dict) -> None:
     the role needs states:StartExecution, eb-use-identity-based.html). The start goes through the local
     cloud's front door signed as the role's session, so IAM and the state machine's own checks apply;
     on a thread of its own, since a delivery holds the extension's lock."""
-    from assure_local import extension
 
     m = re.match(r"^arn:aws:states:([^:]+):(\d{12}):stateMachine:(.+)$", target["Arn"])
     if m is None:
@@ -725,8 +723,8 @@ def invoke_states(rule: Any, target: dict, event: dict) -> None:
     if not role_arn:
         return failed(rule, target, "the target has no role (RoleArn)")
     try:
-        session = extension.service_session("events.amazonaws.com", role_arn, uuid.uuid4().hex[:16], rule.arn)
-    except extension.ApiError as e:
+        session = authz.service_session("events.amazonaws.com", role_arn, uuid.uuid4().hex[:16], rule.arn)
+    except core.ApiError as e:
         return failed(rule, target, f"EventBridge cannot assume {role_arn}: {e.message}")
 
     def start() -> None:
@@ -737,7 +735,7 @@ def invoke_states(rule: Any, target: dict, event: dict) -> None:
             stacks.clients(caller, region)("stepfunctions").start_execution(
                 stateMachineArn=target["Arn"], name=str(uuid.uuid4()), input=data)
         except Exception as e:  # refused (IAM, a missing machine, bad input): FailedInvocations
-            with extension.LOCK:
+            with core.LOCK:
                 failed(rule, target, str(e))
 
     threading.Thread(target=start, name="assure-events-states", daemon=True).start()
@@ -766,7 +764,6 @@ def target_input(target: dict, event: dict) -> bytes:
 def invoke_firehose(rule: Any, target: dict, event: dict) -> None:
     from moto.firehose.models import firehose_backends
 
-    from assure_local import extension
 
     m = re.match(r"^arn:aws:firehose:([^:]+):(\d{12}):deliverystream/(.+)$", target["Arn"])
     if m is None:
@@ -785,7 +782,7 @@ def invoke_firehose(rule: Any, target: dict, event: dict) -> None:
     stream = firehose_backends[account][region].delivery_streams.get(name)
     if stream is None:
         return failed(rule, target, f"ResourceNotFoundException: Firehose {name} not found")
-    if extension.transitional(extension.STREAMS_CREATING.get(stream.delivery_stream_arn)):
+    if core.transitional(core.STREAMS_CREATING.get(stream.delivery_stream_arn)):
         return failed(rule, target, f"ResourceNotFoundException: Firehose {name} is not ACTIVE")
     try:
         data = target_input(target, event)
@@ -884,68 +881,12 @@ def install_events() -> None:
 # 4. Session Manager: managed instances, sessions and their logs
 
 
-# (account, Region, instance ID) -> the registration.
-INSTANCES: dict[tuple[str, str, str], dict] = {}
 # Session ID -> the session (with private _account, _region, _prefs fields).
 SESSIONS: dict[str, dict] = {}
-INSTANCE_ID = re.compile(r"^(i-[0-9a-f]{8}([0-9a-f]{9})?|mi-[0-9a-f]{17})$")
 PREFERENCES = "SSM-SessionManagerRunShell"
 # Sessions that log nothing: "Logging isn't available for Session Manager sessions that connect
 # through port forwarding or SSH" (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-logging.html).
 UNLOGGED = ("AWS-StartPortForwardingSession", "AWS-StartPortForwardingSessionToRemoteHost", "AWS-StartSSHSession")
-
-
-def instance_role(inst: dict) -> Any:
-    from moto.iam.models import iam_backends
-
-    return next((r for r in iam_backends[inst["account"]]["aws"].roles.values() if r.name == inst["roleName"]), None)
-
-
-def agent(inst: dict) -> Any:
-    """The instance role's session, as the SSM Agent uses it (an EC2 instance's session is named for
-    the instance)."""
-    role = instance_role(inst)
-    return authz.role_principal(role, f"arn:aws:sts::{inst['account']}:assumed-role/{role.name}/{inst['instanceId']}")
-
-
-def agent_refusal(inst: dict, actions: tuple[str, ...]) -> str | None:
-    """Why the instance's agent cannot work: its role is gone, does not trust the compute service
-    (EC2 for i-…, Systems Manager for a hybrid mi-… node), or may not call `actions`."""
-    role = instance_role(inst)
-    if role is None:
-        return f"role {inst['roleName']} does not exist"
-    service = "ssm.amazonaws.com" if inst["instanceId"].startswith("mi-") else "ec2.amazonaws.com"
-    if not authz.service_trusted(service, role).allowed:
-        return f"the trust policy of {role.arn} does not admit {service}"
-    if not authz.enabled():
-        return None
-    principal = agent(inst)
-    for action in actions:
-        service_name, op = action.split(":", 1)
-        denial = authz.authorize(principal, authz.Req(service_name, op, {}, inst["region"]))
-        if denial is not None:
-            return denial.message
-    return None
-
-
-# The SSM Agent's calls: registering and pinging (ssm:UpdateInstanceInformation), and the control
-# channel Session Manager starts sessions through (AmazonSSMManagedInstanceCore; "Step 2: Verify or
-# create an IAM instance profile with Session Manager permissions").
-PING = ("ssm:UpdateInstanceInformation",)
-CONTROL = ("ssmmessages:CreateControlChannel", "ssmmessages:OpenControlChannel")
-
-
-def target_id(target: str) -> str:
-    """A StartSession target's instance ID: as given, or the last part of its ARN
-    (`arn:aws:ec2:REGION:ACCOUNT:instance/i-…`, `arn:aws:ssm:REGION:ACCOUNT:managed-instance/mi-…`)."""
-    return target.rsplit("/", 1)[-1] if target.startswith("arn:") else target
-
-
-def connected(account: str, region: str, target: str) -> bool:
-    """Whether Session Manager can reach `target`: registered here, and its agent online with a
-    control channel (rules.ssm_start_session answers TargetNotConnected otherwise)."""
-    inst = INSTANCES.get((account, region, target_id(target)))
-    return inst is not None and agent_refusal(inst, PING + CONTROL) is None
 
 
 def information(inst: dict) -> dict:
@@ -1090,15 +1031,13 @@ def upload_log(session_id: str) -> None:
 
 
 def ssm_error(start_response: Callable, code: str, message: str, status: int = 400) -> list[bytes]:
-    from assure_local import extension
 
-    return extension.Extension.respond(start_response, status, {"__type": code, "message": message}, error=code)
+    return core.respond(start_response, status, {"__type": code, "message": message}, error=code)
 
 
 def caller_of(environ: dict, cred: Any) -> Any:
-    from assure_local import extension
 
-    return authz.principal_for(cred.key, extension.session_token(environ))
+    return authz.principal_for(cred.key, core.session_token(environ))
 
 
 def start_session(account: str, region: str, body: dict, caller: Any) -> dict:
@@ -1166,9 +1105,8 @@ def describe_sessions(account: str, region: str, body: dict) -> dict:
         if ok:
             items.append({k: v for k, v in s.items() if not k.startswith("_") and v != ""})
     items.sort(key=lambda s: -s["StartDate"])
-    from assure_local import extension
 
-    return extension.paged(items, "Sessions", body.get("NextToken"), body.get("MaxResults"), 20, "NextToken")
+    return core.paged(items, "Sessions", body.get("NextToken"), body.get("MaxResults"), 20, "NextToken")
 
 
 def parse_date(value: str) -> float:
@@ -1205,9 +1143,8 @@ def describe_instance_information(account: str, region: str, body: dict) -> dict
         if all(str(info.get(fields.get(k, k), "")) in v if tagged(inst, k, v) is None else tagged(inst, k, v)
                for k, v in wanted.items() if v):
             items.append(info)
-    from assure_local import extension
 
-    return extension.paged(items, "InstanceInformationList", body.get("NextToken"), body.get("MaxResults"), 50,
+    return core.paged(items, "InstanceInformationList", body.get("NextToken"), body.get("MaxResults"), 50,
                            "NextToken")
 
 
@@ -1217,7 +1154,6 @@ SSM_OPERATIONS = {"StartSession", "TerminateSession", "DescribeSessions", "Descr
 def answer(environ: dict, start_response: Callable, cred: Any) -> list[bytes] | None:
     """The extension's hook: /assure-api/managed-instances, and the Session Manager operations (once
     authorized and validated), or None for anything else."""
-    from assure_local import extension
 
     if environ.get("PATH_INFO") == "/assure-api/managed-instances":
         return managed_instances_api(environ, start_response)
@@ -1236,7 +1172,7 @@ def answer(environ: dict, start_response: Callable, cred: Any) -> list[bytes] | 
     from moto.iam.models import get_account_id_from
 
     account, region = get_account_id_from(cred.key), cred.region
-    with extension.LOCK:
+    with core.LOCK:
         try:
             if operation == "StartSession":
                 out = start_session(account, region, body, caller_of(environ, cred))
@@ -1250,7 +1186,7 @@ def answer(environ: dict, start_response: Callable, cred: Any) -> list[bytes] | 
             return ssm_error(start_response, "ValidationException", str(e))
         except KeyError:
             return ssm_error(start_response, "TargetNotConnected", f"{body.get('Target')} is not connected.")
-    return extension.Extension.respond(start_response, 200, out)
+    return core.respond(start_response, 200, out)
 
 
 def managed_instances_api(environ: dict, start_response: Callable) -> list[bytes]:
@@ -1260,9 +1196,8 @@ def managed_instances_api(environ: dict, start_response: Callable) -> list[bytes
     ?account=&region=&instanceId=: deregisters one. Local only, like /assure-api/account-owner."""
     from moto.iam.models import iam_backends
 
-    from assure_local import extension
 
-    respond = extension.Extension.respond
+    respond = core.respond
     method = environ.get("REQUEST_METHOD", "GET")
     length = int(environ.get("CONTENT_LENGTH") or 0)
     raw = environ["wsgi.input"].read(length) if length else b""
@@ -1275,7 +1210,7 @@ def managed_instances_api(environ: dict, start_response: Callable) -> list[bytes
         return respond(start_response, 400, {"message": "a JSON object"}, error="ValidationError")
     doc = {**query, **doc}
     account, region = str(doc.get("account", "")), str(doc.get("region", ""))
-    with extension.LOCK:
+    with core.LOCK:
         if method == "GET":
             items = [dict(i) for (a, r, _), i in sorted(INSTANCES.items())
                      if (not account or a == account) and (not region or r == region)]

@@ -2,7 +2,7 @@
 every request: Config delivering a snapshot, GuardDuty exporting findings, CloudWatch publishing an
 alarm's notification and SNS delivering it, Config's organization aggregator reading the organization.
 
-Each acts after the local cloud's delay (deliver.later, deliver.delay(): extension.TRANSITION, the
+Each acts after the local cloud's delay (deliver.later, deliver.delay(): core.TRANSITION, the
 delay analyzers and Firehose streams wait), and only where the policies AWS consults let it: the bucket
 and key policies for a service principal writing to S3 (rules.delivery_refusal, with the context keys
 each service documents sending: rules.DELIVERY_CONTEXT_KEYS), the recorder's role (authz.authorize) for
@@ -37,7 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlparse
 
-from assure_local import authz, deliver, iam, rules
+from assure_local import authz, core, deliver, iam, rules
+from assure_local.services import guardduty
 
 PATCHED = {"done": False}
 
@@ -287,7 +288,7 @@ def aggregator_refusal(account: str, aggregator: Any) -> tuple[str, str] | None:
     failure; OrganizationAccessDeniedException is the one its API gives aggregators refused the
     organization (API_PutConfigurationAggregator, errors), AccessDeniedException STS's for a role
     that cannot be assumed."""
-    from assure_local.extension import delegated_admin, organization_of
+    from assure_local.core import delegated_admin, organization_of
 
     source = aggregator.organization_aggregation_source
     org = organization_of(account)
@@ -318,7 +319,7 @@ def aggregator_refusal(account: str, aggregator: Any) -> tuple[str, str] | None:
 def aggregator_sources(account: str, region: str, aggregator: Any) -> list[dict]:
     """The aggregator's sources as AggregatedSourceStatus keys: the organization in each of its
     Regions, or each account in each Region (https://docs.aws.amazon.com/config/latest/APIReference/API_AggregatedSourceStatus.html)."""
-    from assure_local.extension import organization_of
+    from assure_local.core import organization_of
 
     out = []
     source = aggregator.organization_aggregation_source
@@ -398,7 +399,7 @@ def patch_aggregators(config: Any, config_models: Any, missing: type) -> None:
         """Each source (the organization, or an account, in each Region) with LastUpdateStatus SUCCEEDED,
         FAILED (LastErrorCode, LastErrorMessage) or OUTDATED (not read yet), and LastUpdateTime. Config
         reads again periodically: here once per delay, at the read that finds one due."""
-        from assure_local.extension import LOCK
+        from assure_local.core import LOCK
 
         name = self._get_param("ConfigurationAggregatorName")
         wanted = self._get_param("UpdateStatus") or []
@@ -418,9 +419,8 @@ def patch_aggregators(config: Any, config_models: Any, missing: type) -> None:
                 items.append(dict(item))
         if wanted:
             items = [i for i in items if i["LastUpdateStatus"] in wanted]
-        from assure_local import extension
 
-        return json.dumps(extension.paged(items, "AggregatedSourceStatusList", self._get_param("NextToken"),
+        return json.dumps(core.paged(items, "AggregatedSourceStatusList", self._get_param("NextToken"),
                                           self._get_param("Limit"), 100, "NextToken"))
 
     install(config_models.ConfigBackend, "put_configuration_aggregator", put_configuration_aggregator)
@@ -548,7 +548,7 @@ def export(gd: Any, account: str, region: str, detector: str, destination_id: st
     destination = gd.destinations.get((account, region, detector), {}).get(destination_id)
     if destination is None:
         return
-    from assure_local.extension import transitional
+    from assure_local.core import transitional
 
     if transitional(destination.get("_final")):
         # Not verified yet: GuardDuty publishes once it is.
@@ -574,9 +574,8 @@ def export(gd: Any, account: str, region: str, detector: str, destination_id: st
 
 
 def patch_guardduty() -> None:
-    from assure_local import extension
 
-    cls = extension.GuardDuty
+    cls = guardduty.GuardDuty
 
     def create_sample_findings(self, call, d):  # type: ignore[no-untyped-def]
         """CreateSampleFindings: sample findings of the types asked (or a few), in the detector; each
@@ -603,7 +602,7 @@ def patch_guardduty() -> None:
         sort = call.body.get("sortCriteria") or {}
         if sort.get("attributeName"):
             found.sort(key=lambda f: str(dig(f, sort["attributeName"])), reverse=sort.get("orderBy") == "DESC")
-        return extension.paged([f["id"] for f in found], "findingIds", call.body.get("nextToken"),
+        return core.paged([f["id"] for f in found], "findingIds", call.body.get("nextToken"),
                                call.body.get("maxResults"))
 
     def get_findings(self, call, d):  # type: ignore[no-untyped-def]
@@ -838,9 +837,8 @@ def patch_cloudwatch() -> None:
                  and i["AlarmType"] in types and (start is None or i["Timestamp"] >= start)
                  and (end is None or i["Timestamp"] <= end)]
         items.sort(key=lambda i: i["Timestamp"], reverse=(self._get_param("ScanBy") or "TimestampDescending") == "TimestampDescending")
-        from assure_local import extension
 
-        return ActionResult(extension.paged([dict(i) for i in items], "AlarmHistoryItems", self._get_param("NextToken"),
+        return ActionResult(core.paged([dict(i) for i in items], "AlarmHistoryItems", self._get_param("NextToken"),
                                             self._get_param("MaxRecords"), 100, "NextToken"))
 
     install(cw_models.CloudWatchBackend, "set_alarm_state", set_alarm_state)
@@ -866,7 +864,7 @@ def count_delivery(topic: Any, delivered: bool) -> None:
     account and Region, where GetMetricStatistics and GetMetricData read them."""
     from moto.cloudwatch.models import cloudwatch_backends
 
-    from assure_local.extension import LOCK
+    from assure_local.core import LOCK
 
     name = "NumberOfNotificationsDelivered" if delivered else "NumberOfNotificationsFailed"
     with LOCK:
@@ -902,7 +900,7 @@ def deliver_sqs(sub: Any, message: str, message_id: str, subject: str | None, me
     looked for it in the topic's), as moto formats it (the notification JSON, or the raw message)."""
     from moto.sqs.models import sqs_backends
 
-    from assure_local.extension import LOCK
+    from assure_local.core import LOCK
 
     parts = sub.endpoint.split(":")
     if len(parts) != 6:

@@ -41,157 +41,44 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
 import datetime
 import io
 import json
-import os
 import re
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from moto.core.request import Request
-from moto.guardduty.models import guardduty_backends
 from moto.iam import models as iam_models
 from moto.moto_api import recorder
-from moto.organizations.models import organizations_backends
 
-from assure_local import authz, deliver, rules, sigv4
-
-# Services the extension answers in REST-JSON (errors in x-amzn-ErrorType and a JSON body; throttling
-# is TooManyRequestsException, 429: https://docs.aws.amazon.com/accounts/latest/reference/API_ListRegions.html).
-REST_JSON = ("guardduty", "access-analyzer", "account", "lambda")
-SCOPE = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/aws4_request")
-# S3's Signature Version 2 header, `AWS AKID:signature`
-# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/RESTAuthentication.html).
-SIGV2 = re.compile(r"^AWS ([^:\s]+):")
-LOCK = threading.RLock()
-
-
-class Credential(NamedTuple):
-    """Who signed a request and for what: the access key, and the Region and signing name of its
-    credential scope."""
-
-    key: str
-    region: str
-    service: str
-
-
-def credential_of(environ: dict) -> Credential | None:
-    """The credential a request is signed with: in its Authorization header (Signature Version 4, or
-    S3's Version 2), or, for a presigned URL, in its query string (`X-Amz-Credential`, or S3's
-    `AWSAccessKeyId`) (https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html).
-    None: the request is not signed."""
-    header = environ.get("HTTP_AUTHORIZATION", "")
-    m = SCOPE.search(header)
-    if m:
-        return Credential(m.group(1), m.group(2), m.group(3))
-    m = SIGV2.match(header)
-    if m:
-        return Credential(m.group(1), "us-east-1", "s3")
-    query = environ.get("QUERY_STRING", "")
-    if "X-Amz-Credential" not in query and "AWSAccessKeyId" not in query:
-        return None
-    q = parse_qs(query)
-    parts = (q.get("X-Amz-Credential") or [""])[0].split("/")
-    if len(parts) == 5 and parts[4] == "aws4_request":
-        return Credential(parts[0], parts[2], parts[3])
-    if q.get("AWSAccessKeyId") and q.get("Signature"):
-        return Credential(q["AWSAccessKeyId"][0], "us-east-1", "s3")
-    return None
-
-
-def session_token(environ: dict) -> str | None:
-    """The session token sent with a request: its header, or a presigned URL's query parameter."""
-    token = environ.get("HTTP_X_AMZ_SECURITY_TOKEN")
-    if token is None and "X-Amz-Security-Token" in environ.get("QUERY_STRING", ""):
-        token = (parse_qs(environ.get("QUERY_STRING", "")).get("X-Amz-Security-Token") or [None])[0]
-    return token
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-# ---------------------------------------------------------------------------------------------------
-# Transitions. On AWS what the pipeline creates is not final at once:
-# - an IAM Access Analyzer analyzer is CREATING, then ACTIVE ("The status is Creating when the analyzer
-#   creation is in progress": https://docs.aws.amazon.com/access-analyzer/latest/APIReference/API_AnalyzerSummary.html);
-# - a Firehose stream is CREATING, then ACTIVE, "and it now accepts data"
-#   (https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html);
-# - a GuardDuty publishing destination is PENDING_VERIFICATION, then PUBLISHING or
-#   UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY
-#   (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_Destination.html).
-# Each records, when it is created, when its transition ends (the setting then in force: a later change
-# never turns a final status back); its status is computed when it is read, with no thread.
-# ASSURE_TRANSITION_SECONDS sets the default (2); POST /assure-api/limits {"transitionSeconds": N}
-# changes it. Tests may shorten the delays; none may turn them off: below MIN_TRANSITION is raised to it.
-MIN_TRANSITION = 0.5
-
-
-def transition_seconds(value: Any) -> float:
-    return max(MIN_TRANSITION, float(value))
-
-
-TRANSITION = {"seconds": transition_seconds(os.environ.get("ASSURE_TRANSITION_SECONDS", "2"))}
-
-
-def final_at() -> float:
-    """When a resource created now leaves its transitional status (time.monotonic)."""
-    return time.monotonic() + TRANSITION["seconds"]
-
-
-def transitional(final: float | None) -> bool:
-    return final is not None and time.monotonic() < final
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any):
-        super().__init__(message)
-        self.status, self.code, self.message, self.extra = status, code, message, extra
-
-
-class Call:
-    """One request as the handlers see it."""
-
-    def __init__(self, account: str, region: str, method: str, path: str, query: dict, body: dict):
-        self.account, self.region, self.method, self.path = account, region, method, path
-        self.query, self.body = query, body
-
-    def q(self, name: str) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else None
-
-
-def organization_of(account: str) -> tuple[str, Any] | None:
-    """(management account id, moto's organization backend) of the organization `account` is in."""
-    own = organizations_backends[account]["aws"]
-    if own.org is not None:
-        return account, own
-    if account in organizations_backends.master_accounts:
-        mgmt, partition = organizations_backends.master_accounts[account]
-        return mgmt, organizations_backends[mgmt][partition]
-    return None
-
-
-# When each (account, service principal) registration as delegated administrator reaches the
-# services (time.monotonic). Organizations lists a registration at once; the service it names
-# learns of it through Organizations a moment later, and until then treats the account as any
-# member (CreateAnalyzer with an organization zone of trust: AccessDeniedException; a Config
-# organization aggregator: OrganizationAccessDeniedException). AWS documents no bound; the
-# transition setting (TRANSITION) stands for it, so a caller that acts right after registering
-# must retry, as on AWS.
-REGISTERED: dict[tuple[str, str], float] = {}
-
-
-def delegated_admin(account: str, principal: str) -> bool:
-    """Whether the service `principal` sees `account` as its delegated administrator."""
-    org = organization_of(account)
-    if org is None:
-        return False
-    listed = any(a.account.id == account and principal in a.services for a in org[1].admins)
-    return listed and not transitional(REGISTERED.get((account, principal)))
+from assure_local import authz, core, deliver, rules, sigv4
+from assure_local.authz import service_session
+from assure_local.core import (
+    LOCK,
+    REGISTERED,
+    REST_JSON,
+    SCOPE,
+    SERVICE_KEYS,
+    STREAMS_CREATING,
+    TRANSITION,
+    TRUSTED,
+    ApiError,
+    Call,
+    Credential,
+    credential_of,
+    delegated_admin,
+    final_at,
+    organization_of,
+    session_token,
+    transition_seconds,
+    transitional,
+    trusted_access,
+)
+from assure_local.services.access_analyzer import AccessAnalyzer
+from assure_local.services.guardduty import GuardDuty
 
 
 def patch_registrations() -> None:
@@ -205,15 +92,6 @@ def patch_registrations() -> None:
         REGISTERED[(kwargs["AccountId"], kwargs["ServicePrincipal"])] = final_at()
 
     OrganizationsBackend.register_delegated_administrator = register_delegated_administrator
-
-
-# When trusted access for each (management account, service principal) reaches the service
-# (time.monotonic). Organizations lists the service at once; the service learns of it a moment
-# later: "it can take a few minutes for the change to propagate" (enabling trusted access with the
-# Organizations API rather than the service's own console, https://docs.aws.amazon.com/organizations/latest/userguide/orgs_integrate_services.html).
-# The transition setting (TRANSITION) stands for it; until then the service answers as it does with
-# trusted access off, so a caller that acts right after enabling it must retry, as on AWS.
-TRUSTED: dict[tuple[str, str], float] = {}
 
 
 def patch_log_group_keys() -> None:
@@ -234,14 +112,6 @@ def patch_log_group_keys() -> None:
     LogsResponse.disassociate_kms_key = lambda self: set_key(self, None)
 
 
-def trusted_access(account: str, principal: str) -> bool:
-    """Whether the service `principal` sees trusted access enabled in `account`'s organization."""
-    org = organization_of(account)
-    if org is None or not any(s["ServicePrincipal"] == principal for s in org[1].services):
-        return False
-    return not transitional(TRUSTED.get((org[0], principal)))
-
-
 def patch_trusted_access() -> None:
     """Records when trusted access is enabled (see TRUSTED)."""
     from moto.organizations.models import OrganizationsBackend
@@ -258,526 +128,12 @@ def patch_trusted_access() -> None:
     OrganizationsBackend.enable_aws_service_access = enable_aws_service_access
 
 
-def paged(items: list, key: str, token: Any, size: Any, default: int = 50, token_key: str = "nextToken") -> dict:
-    """AWS-style pagination: the page of `items` (under `key`) that the opaque `token` (here: the
-    offset) starts, at most `size` (else `default`) long, and the next page's token (under
-    `token_key`) while there is one."""
-    start = int(token or 0)
-    size = int(size or default) or default
-    out: dict[str, Any] = {key: items[start : start + size]}
-    if start + size < len(items):
-        out[token_key] = str(start + size)
-    return out
-
-
-def page(items: list, call: Call, key: str) -> dict:
-    """`paged` by a REST request's maxResults and nextToken query parameters."""
-    return paged(items, key, call.q("nextToken"), call.q("maxResults"))
-
-
 # ---------------------------------------------------------------------------------------------------
 # GuardDuty
 
 
-GUARDDUTY = "guardduty.amazonaws.com"
-
-
-class GuardDuty:
-    def __init__(self) -> None:
-        # (admin account, region) -> member account -> member record
-        self.members: dict[tuple[str, str], dict[str, dict]] = {}
-        # (member account, region) -> {"accountId", "invitationId", "relationshipStatus", "invitedAt"}
-        self.administrator: dict[tuple[str, str], dict] = {}
-        # (member account, region) -> pending invitation from an administrator
-        self.invitations: dict[tuple[str, str], dict] = {}
-        # management account -> delegated administrator account (one per organization, as on AWS)
-        # The delegated administrator per organization and region: GuardDuty is regional, and the
-        # management account designates one in each region (GuardDuty User Guide, "Managing accounts
-        # with AWS Organizations").
-        self.org_admin: dict[tuple[str, str], str] = {}
-        # When each Region's designation reaches GuardDuty (see enable_organization_admin_account).
-        self.org_admin_final: dict[tuple[str, str], float] = {}
-        # (admin account, region) -> organization configuration
-        self.org_config: dict[tuple[str, str], dict] = {}
-        # (account, region, detector) -> destination id -> destination
-        self.destinations: dict[tuple[str, str, str], dict[str, dict]] = {}
-
-    routes: list[tuple[str, str, str]] = [
-        ("POST", r"/detector/(?P<d>[^/]+)/member", "create_members"),
-        ("POST", r"/detector/(?P<d>[^/]+)/member/get", "get_members"),
-        ("GET", r"/detector/(?P<d>[^/]+)/member", "list_members"),
-        ("POST", r"/detector/(?P<d>[^/]+)/member/delete", "delete_members"),
-        ("POST", r"/detector/(?P<d>[^/]+)/member/disassociate", "disassociate_members"),
-        ("POST", r"/detector/(?P<d>[^/]+)/member/invite", "invite_members"),
-        ("GET", r"/invitation", "list_invitations"),
-        ("POST", r"/detector/(?P<d>[^/]+)/administrator", "accept_administrator_invitation"),
-        ("GET", r"/detector/(?P<d>[^/]+)/administrator", "get_administrator_account"),
-        ("POST", r"/detector/(?P<d>[^/]+)/administrator/disassociate", "disassociate_from_administrator"),
-        ("POST", r"/admin/enable", "enable_organization_admin_account"),
-        ("POST", r"/admin/disable", "disable_organization_admin_account"),
-        ("GET", r"/admin", "list_organization_admin_accounts"),
-        ("POST", r"/detector/(?P<d>[^/]+)/admin", "update_organization_configuration"),
-        ("GET", r"/detector/(?P<d>[^/]+)/admin", "describe_organization_configuration"),
-        ("GET", r"/detector/(?P<d>[^/]+)/filter", "list_filters"),
-        ("POST", r"/detector/(?P<d>[^/]+)/publishingDestination", "create_publishing_destination"),
-        ("GET", r"/detector/(?P<d>[^/]+)/publishingDestination", "list_publishing_destinations"),
-        ("GET", r"/detector/(?P<d>[^/]+)/publishingDestination/(?P<p>[^/]+)", "describe_publishing_destination"),
-        ("DELETE", r"/detector/(?P<d>[^/]+)/publishingDestination/(?P<p>[^/]+)", "delete_publishing_destination"),
-    ]
-
-    @staticmethod
-    def bad_request(message: str) -> ApiError:
-        return ApiError(400, "BadRequestException", message, type="InvalidInputException")
-
-    def detector(self, call: Call, detector_id: str):
-        backend = guardduty_backends[call.account][call.region]
-        detector = backend.detectors.get(detector_id)
-        if detector is None:
-            raise self.bad_request(
-                "The request is rejected because the input detectorId is not owned by the current account."
-            )
-        return detector
-
-    @staticmethod
-    def detector_id_of(account: str, region: str) -> str | None:
-        detectors = list(guardduty_backends[account][region].detectors)
-        return detectors[0] if detectors else None
-
-    def _member_view(self, admin: str, region: str, record: dict) -> dict:
-        out = {k: v for k, v in record.items() if not k.startswith("_")}
-        if transitional(record.get("_final")):
-            # GuardDuty enables itself in the member asynchronously: the member is Created until
-            # then (Member.relationshipStatus, https://docs.aws.amazon.com/guardduty/latest/APIReference/API_Member.html).
-            out["relationshipStatus"] = "Created"
-        out["administratorId"] = admin
-        out["masterId"] = admin
-        out["detectorId"] = self.detector_id_of(record["accountId"], region) or ""
-        return out
-
-    def create_members(self, call: Call, d: str) -> dict:
-        self.detector(call, d)
-        org_admin = organization_of(call.account)
-        is_org_admin = org_admin is not None and self.org_admin.get((org_admin[0], call.region)) == call.account
-        members = self.members.setdefault((call.account, call.region), {})
-        unprocessed = []
-        for detail in call.body.get("accountDetails") or []:
-            member = detail.get("accountId", "")
-            if not re.fullmatch(r"\d{12}", member) or member == call.account:
-                unprocessed.append({"accountId": member, "result": "The account ID is not valid."})
-                continue
-            current = self.administrator.get((member, call.region))
-            if current and current["accountId"] != call.account and current["relationshipStatus"] == "Enabled":
-                unprocessed.append(
-                    {"accountId": member, "result": "The account is already associated with another administrator account."}
-                )
-                continue
-            same_org = org_admin is not None and organization_of(member) is not None and organization_of(member)[0] == org_admin[0]
-            status = "Enabled" if (is_org_admin and same_org) else "Created"
-            record = members.get(member) or {"accountId": member, "email": detail.get("email", ""), "invitedAt": now()}
-            was_enabled = record.get("relationshipStatus") == "Enabled" and not transitional(record.get("_final"))
-            record.update({"relationshipStatus": status, "updatedAt": now()})
-            if status == "Enabled" and not was_enabled:
-                record["_final"] = final_at()
-            members[member] = record
-            if status == "Enabled":
-                # As the delegated administrator, CreateMembers enables GuardDuty in the added
-                # members (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_CreateMembers.html).
-                self._enable_guardduty(member, call.region)
-                self.administrator[(member, call.region)] = {
-                    "accountId": call.account,
-                    "invitationId": uuid.uuid4().hex,
-                    "relationshipStatus": "Enabled",
-                    "invitedAt": record["invitedAt"],
-                }
-        return {"unprocessedAccounts": unprocessed}
-
-    def _select(self, call: Call) -> tuple[dict, list[str], list[dict]]:
-        members = self.members.setdefault((call.account, call.region), {})
-        ids = call.body.get("accountIds") or []
-        unprocessed = [
-            {"accountId": a, "result": "The request is rejected because the given account ID is not a member of the current account."}
-            for a in ids
-            if a not in members
-        ]
-        return members, [a for a in ids if a in members], unprocessed
-
-    def get_members(self, call: Call, d: str) -> dict:
-        self.detector(call, d)
-        members, found, unprocessed = self._select(call)
-        return {
-            "members": [self._member_view(call.account, call.region, members[a]) for a in found],
-            "unprocessedAccounts": unprocessed,
-        }
-
-    def list_members(self, call: Call, d: str) -> dict:
-        self.detector(call, d)
-        views = [self._member_view(call.account, call.region, r)
-                 for r in self.members.get((call.account, call.region), {}).values()]
-        if (call.q("onlyAssociated") or "true").lower() == "true":
-            views = [v for v in views if v["relationshipStatus"] == "Enabled"]
-        return page(views, call, "members")
-
-    def _release(self, admin: str, region: str, member: str) -> None:
-        current = self.administrator.get((member, region))
-        if current and current["accountId"] == admin:
-            del self.administrator[(member, region)]
-
-    def delete_members(self, call: Call, d: str) -> dict:
-        self.detector(call, d)
-        members, found, unprocessed = self._select(call)
-        for a in found:
-            del members[a]
-            self._release(call.account, call.region, a)
-        return {"unprocessedAccounts": unprocessed}
-
-    def disassociate_members(self, call: Call, d: str) -> dict:
-        self.detector(call, d)
-        members, found, unprocessed = self._select(call)
-        # "With autoEnableOrganizationMembers configuration for your organization set to ALL, you'll
-        # receive an error if you attempt to disassociate a member account before removing them from
-        # your organization." https://docs.aws.amazon.com/guardduty/latest/APIReference/API_DisassociateMembers.html
-        # (the page names no message; this one is ours).
-        config = self.org_config.get((call.account, call.region), {})
-        if config.get("autoEnableOrganizationMembers") == "ALL":
-            org = organization_of(call.account)
-            managed = [a for a in found if members[a].get("relationshipStatus") == "Enabled" and org is not None
-                       and (organization_of(a) or ("",))[0] == org[0]]
-            if managed:
-                raise self.bad_request(
-                    f"The request is rejected because autoEnableOrganizationMembers is ALL: account {managed[0]} "
-                    "must be removed from the organization before it can be disassociated.")
-        for a in found:
-            members[a].update({"relationshipStatus": "Removed", "updatedAt": now()})
-            self._release(call.account, call.region, a)
-        return {"unprocessedAccounts": unprocessed}
-
-    def invite_members(self, call: Call, d: str) -> dict:
-        self.detector(call, d)
-        members, found, unprocessed = self._select(call)
-        for a in found:
-            invitation = {"accountId": call.account, "invitationId": uuid.uuid4().hex, "invitedAt": now()}
-            self.invitations[(a, call.region)] = invitation
-            members[a].update({"relationshipStatus": "Invited", "invitedAt": invitation["invitedAt"], "updatedAt": now()})
-        return {"unprocessedAccounts": unprocessed}
-
-    def list_invitations(self, call: Call) -> dict:
-        invitation = self.invitations.get((call.account, call.region))
-        items = [dict(invitation, relationshipStatus="Invited")] if invitation else []
-        return page(items, call, "invitations")
-
-    def accept_administrator_invitation(self, call: Call, d: str) -> dict:
-        self.detector(call, d)
-        admin = call.body.get("administratorId")
-        invitation = self.invitations.get((call.account, call.region))
-        if not invitation or invitation["accountId"] != admin or invitation["invitationId"] != call.body.get("invitationId"):
-            raise self.bad_request("The request is rejected because the invitation is not valid.")
-        del self.invitations[(call.account, call.region)]
-        self.administrator[(call.account, call.region)] = {
-            "accountId": admin,
-            "invitationId": invitation["invitationId"],
-            "relationshipStatus": "Enabled",
-            "invitedAt": invitation["invitedAt"],
-        }
-        record = self.members.get((admin, call.region), {}).get(call.account)
-        if record:
-            record.update({"relationshipStatus": "Enabled", "updatedAt": now()})
-        return {}
-
-    def get_administrator_account(self, call: Call, d: str) -> dict:
-        self.detector(call, d)
-        current = self.administrator.get((call.account, call.region))
-        return {"administrator": dict(current), "master": dict(current)} if current else {}
-
-    def disassociate_from_administrator(self, call: Call, d: str) -> dict:
-        self.detector(call, d)
-        current = self.administrator.pop((call.account, call.region), None)
-        if current:
-            record = self.members.get((current["accountId"], call.region), {}).get(call.account)
-            if record:
-                record.update({"relationshipStatus": "Removed", "updatedAt": now()})
-        return {}
-
-    def _management(self, call: Call) -> str:
-        org = organization_of(call.account)
-        if org is None or org[0] != call.account:
-            raise self.bad_request(
-                "The request failed because you do not have required permissions to make this request: "
-                "only the organization's management account can manage the delegated administrator."
-            )
-        return org[0]
-
-    def enable_organization_admin_account(self, call: Call) -> dict:
-        mgmt = self._management(call)
-        admin = call.body.get("adminAccountId", "")
-        if organization_of(admin) is None or organization_of(admin)[0] != mgmt:
-            raise self.bad_request("The request is rejected because the account is not a member of the organization.")
-        if self.org_admin.get((mgmt, call.region)) not in (None, admin):
-            raise self.bad_request(
-                "The request is rejected because an administrator account is already enabled for the organization."
-            )
-        if self.org_admin.get((mgmt, call.region)) != admin:
-            # GuardDuty learns of its new administrator through Organizations, a moment later: until
-            # then the administrator's organization calls are refused as from any member
-            # ("Designating a delegated GuardDuty administrator ... can take a few minutes";
-            # https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_organizations.html).
-            self.org_admin_final[(mgmt, call.region)] = final_at()
-        self.org_admin[(mgmt, call.region)] = admin
-        # Designating the delegated administrator also enables GuardDuty for that account in the
-        # Region (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html).
-        self._enable_guardduty(admin, call.region)
-        # It "enables GuardDuty as a trusted service in AWS Organizations" and registers the account
-        # as the service's delegated administrator there (the same page: the management account needs
-        # organizations:EnableAWSServiceAccess and organizations:RegisterDelegatedAdministrator), so
-        # Organizations' ListDelegatedAdministrators names it for guardduty.amazonaws.com.
-        org = organization_of(mgmt)[1]
-        org.enable_aws_service_access(ServicePrincipal=GUARDDUTY)
-        if admin != mgmt and not any(a.account.id == admin and GUARDDUTY in a.services for a in org.admins):
-            org.register_delegated_administrator(AccountId=admin, ServicePrincipal=GUARDDUTY)
-        return {}
-
-    @staticmethod
-    def _enable_guardduty(account: str, region: str) -> None:
-        """GuardDuty turned on for `account` by the service itself: a detector with the defaults the
-        console and CreateDetector give (six-hour findings updates), or its suspended one resumed."""
-        backend = guardduty_backends[account][region]
-        if backend.detectors:
-            for detector in backend.detectors.values():
-                detector.enabled = True
-            return
-        backend.create_detector(True, "SIX_HOURS", {}, {}, [])
-
-    def disable_organization_admin_account(self, call: Call) -> dict:
-        mgmt = self._management(call)
-        if self.org_admin.get((mgmt, call.region)) != call.body.get("adminAccountId"):
-            raise self.bad_request("The request is rejected because the account is not the administrator account.")
-        admin = self.org_admin.pop((mgmt, call.region))
-        # Administrator in no Region any more: no longer the service's delegated administrator.
-        if admin not in [a for (m, _), a in self.org_admin.items() if m == mgmt]:
-            org = organization_of(mgmt)[1]
-            if any(a.account.id == admin and GUARDDUTY in a.services for a in org.admins):
-                org.deregister_delegated_administrator(AccountId=admin, ServicePrincipal=GUARDDUTY)
-        return {}
-
-    def list_organization_admin_accounts(self, call: Call) -> dict:
-        mgmt = self._management(call)
-        admin = self.org_admin.get((mgmt, call.region))
-        admins = [{"adminAccountId": admin, "adminStatus": "ENABLED"}] if admin else []
-        return page(admins, call, "adminAccounts")
-
-    def _org_admin_of(self, call: Call) -> None:
-        org = organization_of(call.account)
-        if (org is None or self.org_admin.get((org[0], call.region)) != call.account
-                or transitional(self.org_admin_final.get((org[0], call.region)))):
-            raise self.bad_request(
-                "The request is rejected because the current account is not the GuardDuty delegated administrator."
-            )
-
-    def update_organization_configuration(self, call: Call, d: str) -> dict:
-        self.detector(call, d)
-        self._org_admin_of(call)
-        config = self.org_config.setdefault((call.account, call.region), {"autoEnable": False, "autoEnableOrganizationMembers": "NONE"})
-        if "autoEnableOrganizationMembers" in call.body:
-            value = call.body["autoEnableOrganizationMembers"]
-            if value not in ("NEW", "ALL", "NONE"):
-                raise self.bad_request("The request is rejected because autoEnableOrganizationMembers is not valid.")
-            config["autoEnableOrganizationMembers"] = value
-            config["autoEnable"] = value != "NONE"
-        elif "autoEnable" in call.body:
-            config["autoEnable"] = bool(call.body["autoEnable"])
-            config["autoEnableOrganizationMembers"] = "NEW" if config["autoEnable"] else "NONE"
-        for key in ("dataSources", "features"):
-            if key in call.body:
-                config[key] = call.body[key]
-        return {}
-
-    def describe_organization_configuration(self, call: Call, d: str) -> dict:
-        self.detector(call, d)
-        self._org_admin_of(call)
-        config = self.org_config.get((call.account, call.region), {"autoEnable": False, "autoEnableOrganizationMembers": "NONE"})
-        return dict(config, memberAccountLimitReached=False)
-
-    def list_filters(self, call: Call, d: str) -> dict:
-        detector = self.detector(call, d)
-        return page(sorted(detector.filters), call, "filterNames")
-
-    def create_publishing_destination(self, call: Call, d: str) -> dict:
-        self.detector(call, d)
-        if call.body.get("destinationType") != "S3":
-            raise self.bad_request("The request is rejected because destinationType is not valid.")
-        props = call.body.get("destinationProperties") or {}
-        if not props.get("destinationArn", "").startswith("arn:aws:s3:::") or not props.get("kmsKeyArn"):
-            raise self.bad_request("The request is rejected because destinationProperties is not valid.")
-        destinations = self.destinations.setdefault((call.account, call.region, d), {})
-        if destinations:
-            raise self.bad_request("The request is rejected because a publishing destination already exists for this detector.")
-        destination_id = uuid.uuid4().hex
-        destinations[destination_id] = {
-            "destinationId": destination_id,
-            "destinationType": "S3",
-            "destinationProperties": {"destinationArn": props["destinationArn"], "kmsKeyArn": props["kmsKeyArn"]},
-            # GuardDuty verifies a new destination before it publishes to it: PENDING_VERIFICATION until
-            # then (the transition, above).
-            "_final": final_at(),
-        }
-        return {"destinationId": destination_id}
-
-    def _with_status(self, call: Call, d: str, destination: dict) -> dict:
-        """A destination as DescribePublishingDestination shows it
-        (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_DescribePublishingDestination.html,
-        statuses: https://docs.aws.amazon.com/guardduty/latest/APIReference/API_Destination.html).
-        PENDING_VERIFICATION for the transition after CreatePublishingDestination (nothing is exported
-        yet); then what GuardDuty finds when it publishes: UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY
-        while the bucket or key policy does not let this region's GuardDuty principal write
-        (rules.guardduty_export_refusal), PUBLISHING otherwise. Neither page names a call GuardDuty
-        refuses while a destination is PENDING_VERIFICATION, so none is refused here."""
-        visible = {k: v for k, v in destination.items() if not k.startswith("_")}
-        if transitional(destination.get("_final")):
-            return dict(visible, status="PENDING_VERIFICATION", publishingFailureStartTimestamp=0)
-        props = destination["destinationProperties"]
-        refusal = rules.guardduty_export_refusal(call.account, call.region, d, props["destinationArn"], props["kmsKeyArn"])
-        out = dict(visible, status="PUBLISHING", publishingFailureStartTimestamp=0)
-        if refusal:
-            out.update(status="UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY",
-                       publishingFailureStartTimestamp=int(time.time()), statusReason=refusal)
-        return out
-
-    def list_publishing_destinations(self, call: Call, d: str) -> dict:
-        self.detector(call, d)
-        items = [
-            {k: v[k] for k in ("destinationId", "destinationType", "status")}
-            for v in (self._with_status(call, d, x) for x in self.destinations.get((call.account, call.region, d), {}).values())
-        ]
-        return page(items, call, "destinations")
-
-    def _destination(self, call: Call, d: str, p: str) -> dict:
-        self.detector(call, d)
-        destination = self.destinations.get((call.account, call.region, d), {}).get(p)
-        if destination is None:
-            raise self.bad_request("The request is rejected since no such resource found.")
-        return destination
-
-    def describe_publishing_destination(self, call: Call, d: str, p: str) -> dict:
-        out = self._with_status(call, d, self._destination(call, d, p))
-        out.pop("statusReason", None)
-        return out
-
-    def delete_publishing_destination(self, call: Call, d: str, p: str) -> dict:
-        self._destination(call, d, p)
-        del self.destinations[(call.account, call.region, d)][p]
-        return {}
-
-
 # ---------------------------------------------------------------------------------------------------
 # IAM Access Analyzer
-
-
-class AccessAnalyzer:
-    PRINCIPAL = "access-analyzer.amazonaws.com"
-
-    def __init__(self) -> None:
-        # (account, region) -> analyzer name -> analyzer
-        self.analyzers: dict[tuple[str, str], dict[str, dict]] = {}
-        # (account, region, analyzer) -> rule name -> rule
-        self.rules: dict[tuple[str, str, str], dict[str, dict]] = {}
-
-    routes: list[tuple[str, str, str]] = [
-        ("PUT", r"/analyzer", "create_analyzer"),
-        ("GET", r"/analyzer", "list_analyzers"),
-        ("GET", r"/analyzer/(?P<name>[^/]+)", "get_analyzer"),
-        ("DELETE", r"/analyzer/(?P<name>[^/]+)", "delete_analyzer"),
-        ("PUT", r"/analyzer/(?P<name>[^/]+)/archive-rule", "create_archive_rule"),
-        ("GET", r"/analyzer/(?P<name>[^/]+)/archive-rule", "list_archive_rules"),
-    ]
-
-    @staticmethod
-    def validation(message: str, field: str) -> ApiError:
-        return ApiError(400, "ValidationException", message, reason="fieldValidationFailed",
-                        fieldList=[{"name": field, "message": message}])
-
-    def _get(self, call: Call, name: str) -> dict:
-        analyzer = self.analyzers.get((call.account, call.region), {}).get(name)
-        if analyzer is None:
-            raise ApiError(404, "ResourceNotFoundException", f"Analyzer {name} not found",
-                           resourceId=name, resourceType="Analyzer")
-        return analyzer
-
-    def create_analyzer(self, call: Call) -> dict:
-        name = call.body.get("analyzerName") or ""
-        kind = call.body.get("type") or ""
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,254}", name):
-            raise self.validation("analyzerName is not valid", "analyzerName")
-        if kind not in ("ACCOUNT", "ORGANIZATION", "ACCOUNT_UNUSED_ACCESS", "ORGANIZATION_UNUSED_ACCESS"):
-            raise self.validation("type is not valid", "type")
-        analyzers = self.analyzers.setdefault((call.account, call.region), {})
-        if name in analyzers:
-            raise ApiError(409, "ConflictException", f"Analyzer {name} already exists",
-                           resourceId=name, resourceType="Analyzer")
-        if kind.startswith("ORGANIZATION"):
-            org = organization_of(call.account)
-            if org is None or not trusted_access(call.account, self.PRINCIPAL):
-                raise self.validation(
-                    "trusted access for access-analyzer.amazonaws.com is not enabled in the organization", "type")
-            if org[0] != call.account and not delegated_admin(call.account, self.PRINCIPAL):
-                raise ApiError(403, "AccessDeniedException",
-                               "only the management account or the delegated administrator can create an organization analyzer")
-        partition = "aws"
-        analyzer = {
-            "arn": f"arn:{partition}:access-analyzer:{call.region}:{call.account}:analyzer/{name}",
-            "name": name,
-            "type": kind,
-            "createdAt": now(),
-            "tags": call.body.get("tags") or {},
-            # CREATING until the transition ends, then ACTIVE (view).
-            "_final": final_at(),
-        }
-        analyzers[name] = analyzer
-        for rule in call.body.get("archiveRules") or []:
-            self._put_rule(call, name, rule.get("ruleName", ""), rule.get("filter") or {})
-        return {"arn": analyzer["arn"]}
-
-    @staticmethod
-    def view(analyzer: dict) -> dict:
-        """An analyzer as GetAnalyzer and ListAnalyzers show it: CREATING "when the analyzer creation is
-        in progress", then ACTIVE (https://docs.aws.amazon.com/access-analyzer/latest/APIReference/API_AnalyzerSummary.html).
-        The API reference names no operation refused while an analyzer is CREATING (CreateArchiveRule,
-        ListArchiveRules, DeleteAnalyzer list no such error), so none is refused here."""
-        out = {k: v for k, v in analyzer.items() if not k.startswith("_")}
-        out["status"] = "CREATING" if transitional(analyzer.get("_final")) else "ACTIVE"
-        return out
-
-    def list_analyzers(self, call: Call) -> dict:
-        items = [self.view(a) for a in self.analyzers.get((call.account, call.region), {}).values()]
-        kind = call.q("type")
-        if kind:
-            items = [a for a in items if a["type"] == kind]
-        return page(items, call, "analyzers")
-
-    def get_analyzer(self, call: Call, name: str) -> dict:
-        return {"analyzer": self.view(self._get(call, name))}
-
-    def delete_analyzer(self, call: Call, name: str) -> dict:
-        self._get(call, name)
-        del self.analyzers[(call.account, call.region)][name]
-        self.rules.pop((call.account, call.region, name), None)
-        return {}
-
-    def _put_rule(self, call: Call, analyzer: str, rule_name: str, filter_: dict) -> None:
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,254}", rule_name):
-            raise self.validation("ruleName is not valid", "ruleName")
-        rules = self.rules.setdefault((call.account, call.region, analyzer), {})
-        if rule_name in rules:
-            raise ApiError(409, "ConflictException", f"Archive rule {rule_name} already exists",
-                           resourceId=rule_name, resourceType="ArchiveRule")
-        rules[rule_name] = {"ruleName": rule_name, "filter": filter_, "createdAt": now(), "updatedAt": now()}
-
-    def create_archive_rule(self, call: Call, name: str) -> dict:
-        self._get(call, name)
-        self._put_rule(call, name, call.body.get("ruleName", ""), call.body.get("filter") or {})
-        return {}
-
-    def list_archive_rules(self, call: Call, name: str) -> dict:
-        self._get(call, name)
-        return page(list(self.rules.get((call.account, call.region, name), {}).values()), call, "archiveRules")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -960,31 +316,6 @@ class CborBridge:
         parsed = JSONParser().parse({"status_code": status, "headers": headers, "body": answer}, op.output_shape)
         parsed.pop("ResponseMetadata", None)
         return Extension.respond(start_response, 200, parsed, cbor=True)
-
-
-def service_session(service: str, role_arn: str, session_name: str, source_arn: str | None = None) -> Any:
-    """A session of `role_arn` for an AWS service acting as it (Lambda running a function, Step
-    Functions running a state machine): the role's trust policy must admit the service principal
-    (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_create_for-service.html), with the
-    context keys the service sends when it acts for the resource `source_arn` (a trail, a delivery
-    stream, a rule, an aggregator: authz.service_context); None, as before: aws:SourceAccount only."""
-    with LOCK:
-        role = authz.role_by_arn(role_arn)
-        if role is None:
-            raise ApiError(404, "NoSuchEntity", f"no role {role_arn}")
-        decision = authz.service_trusted(service, role, source_arn)
-        if authz.enabled() and not decision.allowed:
-            raise ApiError(403, "AccessDenied", f"{service} may not assume {role_arn}: {decision.reason}")
-        from moto.sts.models import sts_backends
-
-        return sts_backends[role_arn.split(":")[4]]["aws"].assume_role(
-            region_name="us-east-1", role_session_name=session_name, role_arn=role_arn, policy=None,
-            duration=43200, external_id=None)
-
-
-# Access keys of the sessions Step Functions' interpreter calls the local cloud with: authorized like
-# any client, but not slowed, throttled or failed by the test knobs meant for assure's own calls.
-SERVICE_KEYS: set[str] = set()
 
 
 def run_tasks_as_the_execution_role() -> None:
@@ -1652,10 +983,6 @@ def patch_moto() -> None:
     from assure_local import deliver_findings
 
     deliver_findings.install()
-
-
-# Firehose streams in their transition: stream ARN -> when the stream is ACTIVE (time.monotonic).
-STREAMS_CREATING: dict[str, float] = {}
 
 
 def patch_firehose_transition() -> None:
@@ -2419,7 +1746,7 @@ class Extension:
             if answered is not None:
                 return answered
         if cred is not None and cred.service == "cloudformation" and (client_call or service_call):
-            from assure_local import stacks
+            from assure_local import stacks, stacksets
 
             length = int(environ.get("CONTENT_LENGTH") or 0)
             raw = environ["wsgi.input"].read(length) if length else b""
@@ -2428,7 +1755,7 @@ class Extension:
                 secret = authz.secret_of(cred.key)
             caller = stacks.Caller(cred.key, secret or "", session_token(environ))
             answered = stacks.handle(environ, start_response, raw, iam_models.get_account_id_from(cred.key),
-                                     cred.region, caller)
+                                     cred.region, caller, stacksets.answer_cloudformation)
             if answered is not None:
                 return answered
             environ["wsgi.input"] = io.BytesIO(raw)
@@ -2717,19 +2044,4 @@ class Extension:
         status, body = root.credentials_api(method, parse_qs(environ.get("QUERY_STRING", "")), doc)
         return self.respond(start_response, status, body, error="ValidationError" if status >= 400 else None)
 
-    @staticmethod
-    def respond(start_response: Callable, status: int, body: dict, error: str | None = None, cbor: bool = False) -> list[bytes]:
-        if cbor:
-            import cbor2
-
-            data = cbor2.dumps(body, datetime_as_timestamp=True, timezone=datetime.UTC)
-            headers = [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
-        else:
-            data = json.dumps(body).encode()
-            headers = [("Content-Type", "application/json")]
-        headers += [("Content-Length", str(len(data))), ("x-amzn-RequestId", str(uuid.uuid4()))]
-        if error:
-            headers.append(("x-amzn-ErrorType", error))
-        reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
-        start_response(f"{status} {reasons.get(status, 'Error')}", headers)
-        return [data]
+    respond = staticmethod(core.respond)

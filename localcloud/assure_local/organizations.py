@@ -42,6 +42,9 @@ import time
 import uuid
 from typing import Any
 
+from assure_local import core
+from assure_local.authz import ANY_MEMBER, POLICIES
+
 # Handshake id -> the handshake as the API returns it, with private fields `_mgmt` and `_account`.
 HANDSHAKES: dict[str, dict] = {}
 # "Handshakes ... are deleted from the history 30 days after they end"; an invitation expires after
@@ -79,9 +82,8 @@ def find(handshake_id: str) -> dict:
 
 
 def organization_of(account: str) -> tuple[str, Any] | None:
-    from assure_local import extension
 
-    return extension.organization_of(account)
+    return core.organization_of(account)
 
 
 def denied() -> Exception:
@@ -142,7 +144,6 @@ def invite(caller: str, params: dict) -> dict:
 
 def respond(caller: str, params: dict, verb: str) -> dict:
     """AcceptHandshake, DeclineHandshake (the invited account) or CancelHandshake (its sender)."""
-    from assure_local import extension
 
     handshake = find(params.get("HandshakeId", ""))
     party = handshake["_account"] if verb in ("accept", "decline") else handshake["_mgmt"]
@@ -152,7 +153,7 @@ def respond(caller: str, params: dict, verb: str) -> dict:
         raise error("InvalidHandshakeTransitionException",
                     f"You can't perform the operation on the handshake in its current state ({handshake['State']}).")
     if verb == "accept":
-        if extension.organization_of(caller) is not None:
+        if core.organization_of(caller) is not None:
             raise error("HandshakeConstraintViolationException",
                         "The invited account is already a member of an organization.",
                         reason="ALREADY_IN_AN_ORGANIZATION")
@@ -276,40 +277,6 @@ MANAGEMENT_ONLY = frozenset({
     "EnableAllFeatures", "EnableAWSServiceAccess", "InviteAccountToOrganization", "MoveAccount",
     "RegisterDelegatedAdministrator", "RemoveAccountFromOrganization", "UpdateOrganizationalUnit",
     "PutResourcePolicy", "DeleteResourcePolicy", "CloseAccount"})
-# What any account of the organization may do: see the organization, answer its own invitations, leave.
-ANY_MEMBER = frozenset({"DescribeOrganization", "AcceptHandshake", "DeclineHandshake", "DescribeHandshake",
-                        "ListHandshakesForAccount", "LeaveOrganization"})
-# "A delegated administrator account also has these read-only permissions"
-# (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_integrate_delegated_admin.html).
-SERVICE_ADMIN_READS = (
-    "DescribeAccount", "DescribeCreateAccountStatus", "DescribeEffectivePolicy", "DescribeHandshake",
-    "DescribeOrganization", "DescribeOrganizationalUnit", "DescribePolicy", "DescribeResourcePolicy", "ListAccounts",
-    "ListAccountsForParent", "ListAWSServiceAccessForOrganization", "ListChildren", "ListCreateAccountStatus",
-    "ListDelegatedAdministrators", "ListDelegatedServicesForAccount", "ListHandshakesForAccount",
-    "ListHandshakesForOrganization", "ListOrganizationalUnitsForParent", "ListParents", "ListPolicies",
-    "ListPoliciesForTarget", "ListRoots", "ListTagsForResource", "ListTargetsForPolicy")
-
-# Management account -> its organization's resource-based delegation policy
-# ({"Id", "Arn", "Content"}: API_ResourcePolicySummary, the content as put).
-POLICIES: dict[str, dict] = {}
-
-
-def effective_policy(mgmt: str) -> dict:
-    """What the organization lets its other accounts do: the delegation policy's statements, and one
-    for the read-only calls of every account that is some service's delegated administrator."""
-    statements: list = []
-    put = POLICIES.get(mgmt)
-    if put is not None:
-        doc = json.loads(put["Content"])
-        found = doc.get("Statement", [])
-        statements.extend(found if isinstance(found, list) else [found])
-    org = organization_of(mgmt)
-    admins = sorted({a.account.id for a in org[1].admins}) if org is not None else []
-    if admins:
-        statements.append({"Sid": "ServiceDelegatedAdministrators", "Effect": "Allow",
-                           "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in admins]},
-                           "Action": [f"organizations:{a}" for a in SERVICE_ADMIN_READS], "Resource": "*"})
-    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def put_resource_policy(caller: str, params: dict) -> dict:

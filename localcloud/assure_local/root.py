@@ -64,50 +64,15 @@ import datetime
 import re
 import secrets
 import string
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from assure_local import authz
-
-LOCK = threading.RLock()
+from assure_local.root_users import ROOT_LOCK, backend, now, root_virtual_device, user
 
 # The default serial number of the root user's virtual MFA device.
 ROOT_MFA_NAME = "root-account-mfa-device"
-
-
-def now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-@dataclass
-class RootUser:
-    account: str
-    created: datetime.datetime = field(default_factory=now)
-    password: datetime.datetime | None = None
-    certificates: dict[str, dict] = field(default_factory=dict)
-    mfa: dict[str, datetime.datetime] = field(default_factory=dict)
-    # The virtual devices it has had enabled: deactivated, one is still the root user's to delete
-    # (DeleteVirtualMFADevice is in the IAMDeleteRootUserCredentials task).
-    virtual_devices: set[str] = field(default_factory=set)
-
-
-ROOT_USERS: dict[str, RootUser] = {}
-
-
-def user(account: str) -> RootUser:
-    with LOCK:
-        found = ROOT_USERS.get(account)
-        if found is None:
-            found = ROOT_USERS[account] = RootUser(account)
-        return found
-
-
-def backend(account: str) -> Any:
-    from moto.iam.models import iam_backends
-
-    return iam_backends[account]["aws"]
 
 
 def access_keys(account: str) -> list:
@@ -123,7 +88,7 @@ def virtual(serial: str) -> bool:
 def create_access_key(account: str) -> Any:
     from moto.iam.models import AccessKey
 
-    from assure_local.extension import LOCK as EXTENSION_LOCK
+    from assure_local.core import LOCK as EXTENSION_LOCK
 
     with EXTENSION_LOCK:
         key = AccessKey(user_name=None, prefix="AKIA", account_id=account)
@@ -134,7 +99,7 @@ def create_access_key(account: str) -> Any:
 
 def remove_access_key(account: str, key_id: str) -> bool:
     """Deletes root access key `key_id` of `account`; False when it is not one."""
-    from assure_local.extension import LOCK as EXTENSION_LOCK
+    from assure_local.core import LOCK as EXTENSION_LOCK
 
     with EXTENSION_LOCK:
         if authz.ROOT_KEYS.get(key_id) != account:
@@ -147,7 +112,7 @@ def add_mfa(account: str, serial: str) -> None:
     from moto.iam.models import VirtualMfaDevice
 
     root = user(account)
-    with LOCK:
+    with ROOT_LOCK:
         if serial in root.mfa:
             return
         enabled = now()
@@ -168,7 +133,7 @@ def add_mfa(account: str, serial: str) -> None:
 
 def deactivate_mfa(account: str, serial: str) -> bool:
     root = user(account)
-    with LOCK:
+    with ROOT_LOCK:
         if root.mfa.pop(serial, None) is None:
             return False
         device = backend(account).virtual_mfa_devices.get(serial)
@@ -186,7 +151,7 @@ def add_certificate(account: str, body: str | None = None) -> dict:
     body = body or ("-----BEGIN CERTIFICATE-----\n" + "".join(secrets.choice(string.ascii_letters) for _ in range(64))
                     + "\n-----END CERTIFICATE-----")
     cert = {"CertificateId": cert_id, "CertificateBody": body, "Status": "Active", "UploadDate": now()}
-    with LOCK:
+    with ROOT_LOCK:
         root.certificates[cert_id] = cert
     return cert
 
@@ -197,7 +162,7 @@ def iso(t: datetime.datetime | None) -> str | None:
 
 def state(account: str) -> dict:
     root = user(account)
-    with LOCK:
+    with ROOT_LOCK:
         return {
             "account": account,
             "arn": authz.root_arn(account),
@@ -240,7 +205,7 @@ def credentials_api(method: str, query: dict, doc: dict) -> tuple[int, dict]:
     if cert is not None and not (cert is True or isinstance(cert, str) and cert.strip()):
         return 400, {"message": "signingCertificate: true or a PEM body"}
     root = user(account)
-    with LOCK:
+    with ROOT_LOCK:
         if password is True and root.password is None:
             root.password = now()
         elif password is False:
@@ -279,35 +244,7 @@ def root_caller(response: Any) -> Caller | None:
     return None
 
 
-# The operations that act on the root user when its credentials omit UserName, and those of them that
-# need a centralized root session to omit it (API reference, UserName).
-ROOT_USER_OPERATIONS = frozenset({
-    "GetLoginProfile", "DeleteLoginProfile", "CreateLoginProfile", "ListAccessKeys", "DeleteAccessKey",
-    "ListSigningCertificates", "DeleteSigningCertificate", "ListMFADevices", "DeactivateMFADevice", "GetUser",
-})
 SESSION_ONLY = frozenset({"GetLoginProfile", "DeleteLoginProfile", "CreateLoginProfile", "DeactivateMFADevice"})
-
-
-def resource_arn(req: Any, principal: Any) -> str | None:
-    """The root user's ARN when `req` (IAM) acts on it (see the module's docstring), else None: for
-    authz.resources_for. The root user's principal only: an IAM user's or role's request without
-    UserName is not the root user's."""
-    if principal is None or principal.kind != "root":
-        return None
-    account, op = principal.account, req.operation
-    if op in ROOT_USER_OPERATIONS and not authz.p(req.params, "UserName"):
-        return authz.root_arn(account)
-    if op == "GetAccessKeyLastUsed" and authz.ROOT_KEYS.get(str(authz.p(req.params, "AccessKeyId") or "")) == account:
-        return authz.root_arn(account)
-    if op == "DeleteVirtualMFADevice" and root_virtual_device(account, str(authz.p(req.params, "SerialNumber") or "")):
-        return authz.root_arn(account)
-    return None
-
-
-def root_virtual_device(account: str, serial: str) -> bool:
-    """Whether `serial` is a virtual device of the root user of `account` that is still in the account
-    (enabled, or deactivated and not yet deleted)."""
-    return serial in user(account).virtual_devices and serial in backend(account).virtual_mfa_devices
 
 
 def errors() -> Any:
@@ -334,7 +271,7 @@ def delete_login_profile(self: Any, caller: Caller) -> Any:
     from moto.core.responses import EmptyResult
 
     root = user(caller.account)
-    with LOCK:
+    with ROOT_LOCK:
         if root.password is None:
             raise errors().NotFoundException("Login Profile for the root user cannot be found.")
         root.password = None
@@ -347,7 +284,7 @@ def create_login_profile(self: Any, caller: Caller) -> Any:
     if self._get_param("Password") is not None:
         raise errors().ValidationError("Password must be omitted when you make the request with an AssumeRoot session.")
     root = user(caller.account)
-    with LOCK:
+    with ROOT_LOCK:
         if root.password is not None:
             raise errors().EntityAlreadyExists("Login Profile for the root user already exists.")
         root.password = now()
@@ -374,7 +311,7 @@ def list_signing_certificates(self: Any, caller: Caller) -> Any:
     from moto.core.responses import ActionResult
 
     root = user(caller.account)
-    with LOCK:
+    with ROOT_LOCK:
         certs = [dict(c) for c in root.certificates.values()]
     return ActionResult({"Certificates": certs, "IsTruncated": False})
 
@@ -384,7 +321,7 @@ def delete_signing_certificate(self: Any, caller: Caller) -> Any:
 
     cert_id = str(self._get_param("CertificateId") or "")
     root = user(caller.account)
-    with LOCK:
+    with ROOT_LOCK:
         if root.certificates.pop(cert_id, None) is None:
             raise errors().NotFoundException(f"The Certificate with id {cert_id} cannot be found.")
     return EmptyResult()
@@ -394,7 +331,7 @@ def list_mfa_devices(self: Any, caller: Caller) -> Any:
     from moto.core.responses import ActionResult
 
     root = user(caller.account)
-    with LOCK:
+    with ROOT_LOCK:
         devices = [{"SerialNumber": s, "EnableDate": t} for s, t in root.mfa.items()]
     return ActionResult({"MFADevices": devices, "IsTruncated": False})
 
@@ -472,7 +409,7 @@ def patch() -> None:
         if caller is None or not root_virtual_device(caller.account, serial):
             return moto_delete_virtual(self)
         root = user(caller.account)
-        with LOCK:
+        with ROOT_LOCK:
             if serial in root.mfa:
                 raise errors().DeleteConflictException("MFA Device is still in use: deactivate it first.")
             backend(caller.account).virtual_mfa_devices.pop(serial, None)
@@ -497,7 +434,7 @@ def patch() -> None:
         result = moto_summary(self)
         account = self.current_account
         root = user(account)
-        with LOCK:
+        with ROOT_LOCK:
             present = {
                 "AccountAccessKeysPresent": bool(access_keys(account)),
                 "AccountMFAEnabled": bool(root.mfa),

@@ -23,7 +23,7 @@ Rules:
 - S3: a request whose expected bucket owner (x-amz-expected-bucket-owner, or for a copy's source
   x-amz-source-expected-bucket-owner) is not the bucket's owner is refused 403 AccessDenied.
 - SSM StartSession: a target that is not a registered managed node with its agent online
-  (deliver_findings.connected) is TargetNotConnected; a document of the account's that does not exist
+  (ssm_agents.connected) is TargetNotConnected; a document of the account's that does not exist
   is InvalidDocument.
 - Firehose writes a batch to its S3 destination as the stream's role, only where the role may put it,
   and reports each attempt in AWS/Firehose DeliveryToS3.Success (the extension's put_s3_records).
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from assure_local import authz, iam
+from assure_local import authz, iam, ssm_agents
 from assure_local.authz import Req, p
 from assure_local.iam import as_list
 
@@ -162,7 +162,7 @@ def config_organization_aggregator(req: Req, account: str, raw: bytes) -> Refusa
         return None
     if not req.params.get("OrganizationAggregationSource"):
         return None
-    from assure_local.extension import delegated_admin, organization_of
+    from assure_local.core import delegated_admin, organization_of
 
     org = organization_of(account)
     if org is None:
@@ -385,7 +385,7 @@ def delivery_keys(service: str) -> tuple[str, ...]:
 def organization_path(account: str) -> tuple[str, str] | None:
     """(organization ID, the account's AWS Organizations entity path `o-…/r-…/ou-…/`) of an account in
     an organization, or None (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_last-accessed-view-data-orgs.html#access_policies_last-accessed-viewing-orgs-entity-path)."""
-    from assure_local.extension import organization_of
+    from assure_local.core import organization_of
 
     org = organization_of(account)
     if org is None or org[1].org is None:
@@ -520,7 +520,7 @@ def cloudtrail_organization_trail(req: Req, account: str, raw: bytes) -> Refusal
     # https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html).
     if req.service != "cloudtrail":
         return None
-    from assure_local.extension import organization_of, trusted_access
+    from assure_local.core import organization_of, trusted_access
 
     if req.operation in ("CreateTrail", "UpdateTrail") and p(req.params, "IsOrganizationTrail") is True:
         org = organization_of(account)
@@ -663,7 +663,7 @@ def organizations_policy(req: Req, account: str, raw: bytes) -> Refusal | None:
         return None
     kind = p(req.params, "Type")
     if req.operation == "UpdatePolicy":
-        from assure_local.extension import organization_of
+        from assure_local.core import organization_of
 
         org = organization_of(account)
         found = next((x for x in org[1].policies if x.id == p(req.params, "PolicyId")), None) if org else None
@@ -699,7 +699,7 @@ def organizations_delegated_administrator(req: Req, account: str, raw: bytes) ->
     principal, new = p(req.params, "ServicePrincipal"), p(req.params, "AccountId")
     if principal not in ONE_DELEGATED_ADMINISTRATOR:
         return None
-    from assure_local.extension import organization_of
+    from assure_local.core import organization_of
 
     org = organization_of(account)
     if org is None:
@@ -740,7 +740,7 @@ def organizations_attach(req: Req, account: str, raw: bytes) -> Refusal | None:
     # attaches it all the same.
     if req.service != "organizations" or req.operation != "AttachPolicy":
         return None
-    from assure_local.extension import organization_of
+    from assure_local.core import organization_of
 
     org = organization_of(account)
     if org is None:
@@ -1018,7 +1018,7 @@ def s3_expected_bucket_owner(req: Req, account: str, raw: bytes) -> Refusal | No
 
 def ssm_start_session(req: Req, account: str, raw: bytes) -> Refusal | None:
     # StartSession, once authorized: a target that is not a managed node whose SSM Agent is online
-    # with a control channel (deliver_findings.connected: registered with /assure-api/managed-instances,
+    # with a control channel (ssm_agents.connected: registered with /assure-api/managed-instances,
     # its role usable) is TargetNotConnected, "The specified target managed node for the session isn't
     # fully configured for use with Session Manager"; a document of the account's that does not exist:
     # InvalidDocument, "The specified SSM document doesn't exist"
@@ -1034,9 +1034,8 @@ def ssm_start_session(req: Req, account: str, raw: bytes) -> Refusal | None:
         if doc not in ssm_backends[account][req.region]._documents:
             return Refusal(400, "InvalidDocument", "The specified document does not exist.")
     target = p(req.params, "Target") or ""
-    from assure_local import deliver_findings
 
-    if isinstance(target, str) and deliver_findings.connected(account, req.region, target):
+    if isinstance(target, str) and ssm_agents.connected(account, req.region, target):
         return None
     return Refusal(400, "TargetNotConnected", f"{target} is not connected.")
 

@@ -38,8 +38,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 from xml.sax.saxutils import escape
 
+from assure_local import authz, core
+from assure_local.stack_store import STACKS, STACKS_LOCK, live
+
 NS = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
-LOCK = threading.RLock()
 SAM = "AWS::Serverless-2016-10-31"
 
 
@@ -457,11 +459,11 @@ class Stack:
         self.done = threading.Event()
 
     def event(self, logical_id: str, physical_id: str, kind: str, status: str, reason: str | None = None) -> None:
-        with LOCK:
+        with STACKS_LOCK:
             self.events.append(Event(self, logical_id, physical_id, kind, status, reason))
 
     def stack_event(self, status: str, reason: str | None = None) -> None:
-        with LOCK:
+        with STACKS_LOCK:
             self.status, self.reason = status, reason
         self.event(self.name, self.stack_id, "AWS::CloudFormation::Stack", status, reason)
 
@@ -478,17 +480,6 @@ class Stack:
             raise StackError("ValidationError", f"Template error: resource {name} does not support attribute "
                                                 f"type {attr} in Fn::GetAtt")
         return found.attributes[attr]
-
-
-# (account, region) -> stack ID -> stack; deleted stacks stay, DELETE_COMPLETE, findable by ID.
-STACKS: dict[tuple[str, str], dict[str, Stack]] = {}
-
-
-def live(account: str, region: str, name_or_id: str) -> Stack | None:
-    stacks = STACKS.get((account, region), {})
-    if name_or_id in stacks:
-        return stacks[name_or_id]
-    return next((s for s in stacks.values() if s.name == name_or_id and s.status != "DELETE_COMPLETE"), None)
 
 
 def stack_or_error(account: str, region: str, name_or_id: str) -> Stack:
@@ -567,13 +558,13 @@ def provision(stack: Stack, waves: list[list[str]], scope: Scope, client: Callab
             stack.event(name, "", kind, "CREATE_FAILED", e.message)
             return name
         if old is not None and old.kind == kind and old.properties == props:
-            with LOCK:
+            with STACKS_LOCK:
                 stack.resources[name] = old
             return None
         provider = providers.PROVIDERS[kind]
         res = Resource(name, kind, properties=props)
         verb = "UPDATE" if old is not None and old.kind == kind else "CREATE"
-        with LOCK:
+        with STACKS_LOCK:
             stack.resources[name] = res
         res.status = f"{verb}_IN_PROGRESS"
         stack.event(name, old.physical_id if verb == "UPDATE" and old else "", kind, res.status)
@@ -587,7 +578,7 @@ def provision(stack: Stack, waves: list[list[str]], scope: Scope, client: Callab
         except Exception as e:  # noqa: BLE001 - any handler failure fails the resource, as on AWS
             res.status, res.reason = f"{verb}_FAILED", failure(e)
             if verb == "UPDATE" and old is not None:
-                with LOCK:
+                with STACKS_LOCK:
                     stack.resources[name] = old
             stack.event(name, res.physical_id or "", kind, res.status, res.reason)
             return name
@@ -801,11 +792,10 @@ def as_caller(form: dict[str, str], caller: Caller, account: str) -> Caller:
     role = form.get("RoleARN")
     if not role:
         return caller
-    from assure_local import extension
 
     try:
-        session = extension.service_session("cloudformation.amazonaws.com", role, "AWSCloudFormation")
-    except extension.ApiError as e:
+        session = authz.service_session("cloudformation.amazonaws.com", role, "AWSCloudFormation")
+    except core.ApiError as e:
         raise StackError("ValidationError", f"Role {role} is invalid or cannot be assumed: {e.message}") from None
     return Caller(session.access_key_id, session.secret_access_key, session.session_token)
 
@@ -820,14 +810,14 @@ def create_stack(account: str, region: str, form: dict[str, str], caller: Caller
         raise StackError("ValidationError", f"1 validation error detected: Value '{name}' at 'stackName' failed to "
                                             "satisfy constraint: Member must satisfy regular expression pattern: "
                                             "[a-zA-Z][-a-zA-Z0-9]*")
-    with LOCK:
+    with STACKS_LOCK:
         if live(account, region, name) is not None:
             raise StackError("AlreadyExistsException", f"Stack [{name}] already exists")
         stack = Stack(account, region, name)
     prepare(stack, form, caller)
     stack.role_arn = form.get("RoleARN")
     acting = as_caller(form, caller, account)
-    with LOCK:
+    with STACKS_LOCK:
         if live(account, region, name) is not None:
             raise StackError("AlreadyExistsException", f"Stack [{name}] already exists")
         STACKS.setdefault((account, region), {})[stack.stack_id] = stack
@@ -852,7 +842,7 @@ def update_stack(account: str, region: str, form: dict[str, str], caller: Caller
         raise StackError("ValidationError", "No updates are to be performed.")
     acting = as_caller(form, caller, account)
     previous_resources, previous = dict(stack.resources), stack.processed
-    with LOCK:
+    with STACKS_LOCK:
         stack.body, stack.template, stack.processed = draft.body, draft.template, draft.processed
         stack.parameters, stack.capabilities, stack.tags = draft.parameters, draft.capabilities, draft.tags
         stack.description, stack.updated = draft.description, now()
@@ -909,11 +899,8 @@ def resource_out(stack: Stack, r: Resource, detail: bool) -> dict:
 
 
 def answer(op: str, account: str, region: str, form: dict[str, str], caller: Caller) -> dict | None:
-    """The result of CloudFormation operation `op`, or None for operations this module does not answer."""
-    from assure_local import stacksets
-
-    if op in stacksets.OPERATIONS:
-        return stacksets.answer(op, account, region, form, caller)
+    """The result of CloudFormation operation `op` on stacks, or None for operations this module does
+    not answer (StackSets' are stacksets.py's: its `answer_cloudformation` tries them first)."""
     if op == "CreateStack":
         return create_stack(account, region, form, caller)
     if op == "UpdateStack":
@@ -923,7 +910,7 @@ def answer(op: str, account: str, region: str, form: dict[str, str], caller: Cal
     if op in ("CreateChangeSet", "ExecuteChangeSet", "DescribeChangeSet", "ListChangeSets", "DeleteChangeSet"):
         raise StackError("ValidationError", f"{op}: the local cloud makes stacks with CreateStack and UpdateStack "
                                             "only (change sets are not emulated)")
-    with LOCK:
+    with STACKS_LOCK:
         if op == "DescribeStacks":
             name = form.get("StackName")
             if name:
@@ -996,12 +983,13 @@ def error_body(e: StackError) -> bytes:
 
 
 def handle(environ: dict, start_response: Callable, raw: bytes, account: str, region: str,
-           caller: Caller) -> list[bytes] | None:
-    """Answers a CloudFormation request (query protocol), or None to leave it to moto."""
+           caller: Caller, answerer: Callable[..., dict | None] = answer) -> list[bytes] | None:
+    """Answers a CloudFormation request (query protocol) with `answerer` (`answer`'s signature), or
+    None to leave it to moto."""
     form = {k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True).items()}
     op = form.get("Action", "")
     try:
-        result = answer(op, account, region, form, caller)
+        result = answerer(op, account, region, form, caller)
     except StackError as e:
         body = error_body(e)
         start_response(f"{e.status} Bad Request", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
@@ -1020,12 +1008,5 @@ def wait(stack_id: str, timeout: float = 300) -> Stack | None:
             stacks[stack_id].done.wait(timeout)
             return stacks[stack_id]
     return None
-
-
-def found(region: str, account: str, name: str) -> str | None:
-    """The ID of the live stack `name` (authz names a stack's ARN with it)."""
-    with LOCK:
-        stack = live(account, region, name)
-        return stack.stack_id if stack else None
 
 

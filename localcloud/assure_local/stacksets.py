@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from assure_local import stacks
+from assure_local import core, stack_store, stacks
 from assure_local.stacks import Caller, StackError, iso, members, now
 
 SERVICE = "member.org.stacksets.cloudformation.amazonaws.com"
@@ -77,16 +77,14 @@ SETS: dict[tuple[str, str], dict[str, StackSet]] = {}
 
 
 def organization(account: str) -> Any:
-    from assure_local import extension
 
-    found = extension.organization_of(account)
+    found = core.organization_of(account)
     return None if found is None else found[1]
 
 
 def operating_account(account: str, form: dict[str, str]) -> str:
     """The organization's management account, whose stack sets these are; refused as StackSets
     refuses a caller that may not operate service-managed stack sets."""
-    from assure_local import extension
 
     org = organization(account)
     if org is None or org.org is None:
@@ -94,10 +92,10 @@ def operating_account(account: str, form: dict[str, str]) -> str:
                                             "before operating a SERVICE_MANAGED stack set")
     management = org.org.master_account_id
     if account != management and not (form.get("CallAs") == "DELEGATED_ADMIN"
-                                       and extension.delegated_admin(account, SERVICE)):
+                                       and core.delegated_admin(account, SERVICE)):
         raise StackError("ValidationError", "You must be the master or delegated admin account of an organization "
                                             "before operating a SERVICE_MANAGED stack set")
-    if not extension.trusted_access(management, SERVICE):
+    if not core.trusted_access(management, SERVICE):
         raise StackError("ValidationError", "You must enable organizations access to operate a service managed stack set")
     return management
 
@@ -150,10 +148,9 @@ def execution_role(account: str, management: str) -> Caller:
 
 def deploy(stack_set: StackSet, instance: Instance, management: str) -> None:
     """Creates or updates the instance's stack in its account, and records how it went."""
-    from assure_local import extension
 
     instance.detailed, instance.reason = "RUNNING", None
-    with extension.LOCK:
+    with core.LOCK:
         caller = execution_role(instance.account, management)
     form: dict[str, str] = {"TemplateBody": stack_set.body}
     for i, (k, v) in enumerate(stack_set.parameters.items(), 1):
@@ -161,7 +158,7 @@ def deploy(stack_set: StackSet, instance: Instance, management: str) -> None:
     for i, c in enumerate(stack_set.capabilities, 1):
         form[f"Capabilities.member.{i}"] = c
     try:
-        existing = stacks.live(instance.account, instance.region, instance.stack_id or "-")
+        existing = stack_store.live(instance.account, instance.region, instance.stack_id or "-")
         if existing is None:
             form["StackName"] = f"StackSet-{stack_set.name}-{uuid.uuid4()}"
             made = stacks.create_stack(instance.account, instance.region, form, caller)
@@ -186,14 +183,13 @@ def deploy(stack_set: StackSet, instance: Instance, management: str) -> None:
 
 
 def remove(instance: Instance, management: str, retain: bool) -> None:
-    from assure_local import extension
 
     if retain or not instance.stack_id:
         return
-    stack = stacks.live(instance.account, instance.region, instance.stack_id)
+    stack = stack_store.live(instance.account, instance.region, instance.stack_id)
     if stack is None:
         return
-    with extension.LOCK:
+    with core.LOCK:
         caller = execution_role(instance.account, management)
     stacks.delete_stack(instance.account, instance.region, {"StackName": stack.stack_id}, caller)
     stacks.wait(stack.stack_id, 600)
@@ -223,6 +219,13 @@ def operation(stack_set: StackSet, action: str, work: list[Instance], management
 
     threading.Thread(target=run, daemon=True, name="stacksets").start()
     return op_id
+
+
+def answer_cloudformation(op: str, account: str, region: str, form: dict[str, str], caller: Caller) -> dict | None:
+    """A CloudFormation operation: StackSets' here, a stack's by stacks.answer (None: moto's)."""
+    if op in OPERATIONS:
+        return answer(op, account, region, form, caller)
+    return stacks.answer(op, account, region, form, caller)
 
 
 def answer(op: str, account: str, region: str, form: dict[str, str], caller: Caller) -> dict:

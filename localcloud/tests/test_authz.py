@@ -13,6 +13,8 @@ import time
 import unittest
 import uuid
 
+from assure_local import core, stack_store
+
 ACCOUNT = "123456789012"  # moto's default account: the bootstrap administrator's (access key "testing")
 REGION = "us-east-1"
 APP = None
@@ -227,7 +229,7 @@ class Resources(unittest.TestCase):
 
         stack = stacks.Stack(ACCOUNT, REGION, "test-stack")
         stack.status = "CREATE_COMPLETE"
-        stacks.STACKS.setdefault((ACCOUNT, REGION), {})[stack.stack_id] = stack
+        stack_store.STACKS.setdefault((ACCOUNT, REGION), {})[stack.stack_id] = stack
         self.assertTrue(stack.stack_id.startswith(f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/test-stack/"))
         for op in ("UpdateStack", "DeleteStack", "UpdateTerminationProtection", "SetStackPolicy", "CreateChangeSet",
                    "ContinueUpdateRollback", "CancelUpdateStack", "RollbackStack", "DescribeStacks"):
@@ -658,12 +660,11 @@ def org(target: str, body: dict, key: str = "testing", token: str | None = None)
 
 def enable_trusted_access(principal: str) -> None:
     """Trusted access for `principal`, waited for until the service has learnt of it (the local
-    cloud's transition: extension.TRUSTED)."""
-    from assure_local import extension
+    cloud's transition: core.TRUSTED)."""
 
     assert org("EnableAWSServiceAccess", {"ServicePrincipal": principal})[0] == 200
     deadline = time.monotonic() + 20
-    while not extension.trusted_access(ACCOUNT, principal):
+    while not core.trusted_access(ACCOUNT, principal):
         assert time.monotonic() < deadline, f"{principal}: trusted access still in its transition"
         time.sleep(0.1)
 
@@ -818,7 +819,6 @@ class RootUserCredentials(unittest.TestCase):
     def setUp(self):
         from moto.organizations.models import organizations_backends
 
-        from assure_local import extension
 
         if organizations_backends[ACCOUNT]["aws"].org is None:
             assert org("CreateOrganization", {"FeatureSet": "ALL"})[0] == 200
@@ -826,7 +826,7 @@ class RootUserCredentials(unittest.TestCase):
                                              "AccountName": self._testMethodName[:50]})
         assert status == 200, body
         self.member = json.loads(body)["CreateAccountStatus"]["AccountId"]
-        if not extension.trusted_access(ACCOUNT, "iam.amazonaws.com"):
+        if not core.trusted_access(ACCOUNT, "iam.amazonaws.com"):
             enable_trusted_access("iam.amazonaws.com")
         for feature in ("EnableOrganizationsRootCredentialsManagement", "EnableOrganizationsRootSessions"):
             assert query_call("iam", feature, {})[0] == 200
@@ -1055,11 +1055,11 @@ class Signatures(unittest.TestCase):
         self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
 
     def test_a_service_session_is_verified_too(self):
-        from assure_local import extension
+        from assure_local import authz, core
 
         role = make_role("sig-service", service_trust("states.amazonaws.com"))
-        session = extension.service_session("states.amazonaws.com", role, "states")
-        extension.SERVICE_KEYS.add(session.access_key_id)
+        session = authz.service_session("states.amazonaws.com", role, "states")
+        core.SERVICE_KEYS.add(session.access_key_id)
         SECRETS[session.access_key_id] = session.secret_access_key
         headers = {"Content-Type": FORM, "X-Amz-Security-Token": session.session_token}
         self.assertEqual(call("POST", "/", dict(auth(session.access_key_id, "sqs"), **headers), "Action=ListQueues")[0], 200)
@@ -1218,7 +1218,7 @@ def firehose(operation: str, body: dict):
 
 
 class Transitions(unittest.TestCase):
-    """What is created is not final at once (extension.TRANSITION): an analyzer is CREATING, then ACTIVE
+    """What is created is not final at once (core.TRANSITION): an analyzer is CREATING, then ACTIVE
     (https://docs.aws.amazon.com/access-analyzer/latest/APIReference/API_AnalyzerSummary.html); a
     Firehose stream CREATING, then ACTIVE, taking data only then
     (https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html); a GuardDuty
@@ -1248,7 +1248,7 @@ class Transitions(unittest.TestCase):
         self.assertEqual(limits("POST", {})["transitionSeconds"], extension.DEFAULT_TRANSITION, "unnamed: the default")
         self.assertEqual(limits("POST", {"transitionSeconds": 0.75})["transitionSeconds"], 0.75)
         self.assertEqual(limits("DELETE")["transitionSeconds"], extension.DEFAULT_TRANSITION, "DELETE: the default")
-        self.assertGreaterEqual(extension.DEFAULT_TRANSITION, extension.MIN_TRANSITION)
+        self.assertGreaterEqual(extension.DEFAULT_TRANSITION, core.MIN_TRANSITION)
         # Set to 0, a new analyzer is still CREATING at first.
         limits("POST", {"transitionSeconds": 0})
         self.assertEqual(rest("PUT", "access-analyzer", "/analyzer", {"analyzerName": "t-zero", "type": "ACCOUNT"})[0], 200)

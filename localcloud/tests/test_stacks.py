@@ -19,6 +19,8 @@ import zipfile
 import boto3
 from botocore.exceptions import ClientError
 
+from assure_local import core
+
 SERVER = None
 ENDPOINT = ""
 REGION = "us-east-1"
@@ -394,9 +396,8 @@ class Membership(unittest.TestCase):
     targets (deliver_findings.invoke_states): how an account that joins reaches a state machine."""
 
     def test_an_invited_account_joins_and_the_management_account_hears_of_every_join(self) -> None:
-        from assure_local import extension
 
-        extension.TRANSITION["seconds"] = 0.5
+        core.TRANSITION["seconds"] = 0.5
         org = client("organizations")
         try:
             org.create_organization(FeatureSet="ALL")
