@@ -221,3 +221,6 @@ def respond(start_response: Callable, status: int, body: dict, error: str | None
     reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
     start_response(f"{status} {reasons.get(status, 'Error')}", headers)
     return [data]
+
+
+ADMINISTRATOR = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}

@@ -13,7 +13,8 @@ import time
 import unittest
 import uuid
 
-from assure_local import core, stack_store
+from assure_local import core, knobs, stack_store
+from assure_local.services import identity
 
 ACCOUNT = "123456789012"  # moto's default account: the bootstrap administrator's (access key "testing")
 REGION = "us-east-1"
@@ -730,14 +731,13 @@ class RootUser(unittest.TestCase):
         self.assertEqual(query_call("sqs", "ListQueues", {}, root_credentials(ACCOUNT))[0], 200)
 
     def test_centralized_root_access(self):
-        from assure_local import extension
 
         task = "arn:aws:iam::aws:policy/root-task/S3UnlockBucketPolicy"
 
         def assume_root(target=None, policy=task, key="testing"):
             return query_call("sts", "AssumeRoot", {"TargetPrincipal": target or self.MEMBER, "TaskPolicyArn.arn": policy}, key)
 
-        extension.ROOT_FEATURES.clear()
+        identity.ROOT_FEATURES.clear()
         # The organization's features: IAM's trusted access first, the management account only.
         status, body = query_call("iam", "EnableOrganizationsRootSessions", {})
         if "<Code>ServiceAccessNotEnabledException</Code>" in body:
@@ -1239,16 +1239,15 @@ class Transitions(unittest.TestCase):
         limits("POST", {"iamPropagationSeconds": self.propagation})
 
     def test_the_setting_has_a_minimum_and_a_default(self):
-        from assure_local import extension
 
         self.assertEqual(limits("GET")["transitionSeconds"], 0.5)
         self.assertEqual(limits("POST", {"transitionSeconds": 0})["transitionSeconds"], 0.5, "none may turn it off")
         self.assertEqual(limits("POST", {"transitionSeconds": -3})["transitionSeconds"], 0.5)
         self.assertEqual(limits("POST", {"transitionSeconds": 1.5})["transitionSeconds"], 1.5)
-        self.assertEqual(limits("POST", {})["transitionSeconds"], extension.DEFAULT_TRANSITION, "unnamed: the default")
+        self.assertEqual(limits("POST", {})["transitionSeconds"], knobs.DEFAULT_TRANSITION, "unnamed: the default")
         self.assertEqual(limits("POST", {"transitionSeconds": 0.75})["transitionSeconds"], 0.75)
-        self.assertEqual(limits("DELETE")["transitionSeconds"], extension.DEFAULT_TRANSITION, "DELETE: the default")
-        self.assertGreaterEqual(extension.DEFAULT_TRANSITION, core.MIN_TRANSITION)
+        self.assertEqual(limits("DELETE")["transitionSeconds"], knobs.DEFAULT_TRANSITION, "DELETE: the default")
+        self.assertGreaterEqual(knobs.DEFAULT_TRANSITION, core.MIN_TRANSITION)
         # Set to 0, a new analyzer is still CREATING at first.
         limits("POST", {"transitionSeconds": 0})
         self.assertEqual(rest("PUT", "access-analyzer", "/analyzer", {"analyzerName": "t-zero", "type": "ACCOUNT"})[0], 200)

@@ -1,0 +1,118 @@
+"""Amazon Data Firehose: a stream's CREATING transition."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from assure_local.core import (
+    STREAMS_CREATING,
+    final_at,
+    transitional,
+)
+
+
+def patch_firehose_transition() -> None:
+    """Firehose: CreateDeliveryStream "is an asynchronous operation that immediately returns. The
+    initial status of the Firehose stream is CREATING. After the Firehose stream is created, its status
+    is ACTIVE and it now accepts data. ... Attempts to send data to a delivery stream that is not in the
+    ACTIVE state cause an exception"
+    (https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html). moto makes
+    a stream ACTIVE at once. Here it is CREATING for the transition (TRANSITION), as DescribeDeliveryStream
+    shows (ListDeliveryStreams shows names only), and while CREATING:
+    - PutRecord and PutRecordBatch are refused with ResourceNotFoundException. The page names no error
+      code; of the errors those operations list
+      (https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecord.html: InvalidArgumentException,
+      InvalidKMSResourceException, InvalidSourceException, ResourceNotFoundException,
+      ServiceUnavailableException) it is the one for a stream that cannot take the request.
+    - DeleteDeliveryStream is refused with ResourceInUseException: "You can't delete a Firehose stream
+      that is in the CREATING state"
+      (https://docs.aws.amazon.com/firehose/latest/APIReference/API_DeleteDeliveryStream.html; its errors:
+      ResourceInUseException, "The resource is already in use and not available for this operation",
+      and ResourceNotFoundException).
+    - CloudWatch Logs' PutSubscriptionFilter naming the stream is refused, as for a stream that does not
+      exist (InvalidParameterException, "Could not deliver test message to specified Firehose stream"):
+      CloudWatch Logs sends the stream a test message, and its guide says to wait until the stream is
+      active (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CreateFirehoseStreamDestination-Account.html).
+      A subscription's log events reaching a stream that is not ACTIVE are not delivered.
+    UpdateDestination and the tagging operations name no refusal while CREATING; none is made."""
+    from moto.firehose import exceptions as errors
+    from moto.firehose import models as firehose
+    from moto.logs import models as logs
+    from moto.logs.exceptions import InvalidParameterException
+
+    def settle(stream: Any) -> str:
+        """The stream's status now; moto's record of it is brought up to date for its answers."""
+        final = STREAMS_CREATING.get(stream.delivery_stream_arn)
+        if final is not None:
+            if transitional(final):
+                stream.delivery_stream_status = "CREATING"
+            else:
+                stream.delivery_stream_status = "ACTIVE"
+                STREAMS_CREATING.pop(stream.delivery_stream_arn, None)
+        return stream.delivery_stream_status
+
+    create = firehose.FirehoseBackend.create_delivery_stream
+
+    def create_creating(self, region, delivery_stream_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        arn = create(self, region, delivery_stream_name, *args, **kwargs)
+        STREAMS_CREATING[arn] = final_at()
+        settle(self.delivery_streams[delivery_stream_name])
+        return arn
+
+    describe = firehose.FirehoseBackend.describe_delivery_stream
+
+    def describe_settled(self, delivery_stream_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        stream = self.delivery_streams.get(delivery_stream_name)
+        if stream is not None:
+            settle(stream)
+        return describe(self, delivery_stream_name, *args, **kwargs)
+
+    put_batch = firehose.FirehoseBackend.put_record_batch
+
+    def put_batch_when_active(self, delivery_stream_name, records):  # type: ignore[no-untyped-def]
+        stream = self.delivery_streams.get(delivery_stream_name)
+        if stream is not None and settle(stream) != "ACTIVE":
+            raise errors.ResourceNotFoundException(
+                f"Firehose {delivery_stream_name} under account {self.account_id} is not ACTIVE "
+                f"(its status is {stream.delivery_stream_status}): it does not accept data yet.")
+        return put_batch(self, delivery_stream_name, records)
+
+    delete = firehose.FirehoseBackend.delete_delivery_stream
+
+    def delete_unless_creating(self, delivery_stream_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        stream = self.delivery_streams.get(delivery_stream_name)
+        if stream is not None and settle(stream) == "CREATING":
+            raise errors.ResourceInUseException(
+                f"Firehose {delivery_stream_name} under account {self.account_id} is in the CREATING state "
+                "and cannot be deleted until it is ACTIVE.")
+        delete(self, delivery_stream_name, *args, **kwargs)
+        if stream is not None:
+            STREAMS_CREATING.pop(stream.delivery_stream_arn, None)
+
+    send_log_event = firehose.FirehoseBackend.send_log_event
+
+    def send_log_event_when_active(self, delivery_stream_arn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        stream = self.lookup_name_from_arn(delivery_stream_arn)
+        if stream is not None and settle(stream) != "ACTIVE":
+            print(f"firehose {stream.delivery_stream_name} ({self.account_id}, {self.region_name}): "
+                  f"log events not delivered: the stream is {stream.delivery_stream_status}", file=sys.stderr, flush=True)
+            return None
+        return send_log_event(self, delivery_stream_arn, *args, **kwargs)
+
+    put_subscription_filter = logs.LogsBackend.put_subscription_filter
+
+    def subscribe_only_active(self, log_group_name, filter_name, filter_pattern, destination_arn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(destination_arn or "").startswith("arn:") and destination_arn.split(":")[2] == "firehose":
+            stream = firehose.firehose_backends[self.account_id][self.region_name].lookup_name_from_arn(destination_arn)
+            if stream is not None and settle(stream) != "ACTIVE":
+                raise InvalidParameterException("Could not deliver test message to specified Firehose stream. "
+                                                "Check if the given Firehose stream is in ACTIVE state.")
+        return put_subscription_filter(self, log_group_name, filter_name, filter_pattern, destination_arn, *args, **kwargs)
+
+    firehose.FirehoseBackend.create_delivery_stream = create_creating
+    firehose.FirehoseBackend.describe_delivery_stream = describe_settled
+    firehose.FirehoseBackend.put_record_batch = put_batch_when_active
+    firehose.FirehoseBackend.delete_delivery_stream = delete_unless_creating
+    firehose.FirehoseBackend.send_log_event = send_log_event_when_active
+    logs.LogsBackend.put_subscription_filter = subscribe_only_active
