@@ -43,7 +43,6 @@ import json
 import re
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -72,18 +71,8 @@ from assure_local.knobs import Faults, Limits
 from assure_local.services.access_analyzer import AccessAnalyzer
 from assure_local.services.account import Accounts
 from assure_local.services.cloudwatch import CborBridge
-from assure_local.services.firehose import patch_firehose_transition
 from assure_local.services.guardduty import GuardDuty
-from assure_local.services.identity import iam_lists_what_it_holds, patch_identity
-from assure_local.services.logs import patch_log_group_keys
-from assure_local.services.organizations_timing import patch_registrations, patch_trusted_access
 from assure_local.services.s3 import S3_ROOTS, fix_s3_root
-from assure_local.services.stepfunctions import (
-    a_retried_callback_task_is_a_new_task,
-    distributed_map_results_are_written,
-    lambdas_pollers_are_the_workers,
-    run_tasks_as_the_execution_role,
-)
 
 # ---------------------------------------------------------------------------------------------------
 # GuardDuty
@@ -118,459 +107,37 @@ from assure_local.services.stepfunctions import (
 
 
 def patch_moto() -> None:
-    """Step Functions: moto drops SendTaskFailure's `cause`; AWS records it in the history."""
-    from moto.cloudtrail import responses as cloudtrail
-    from moto.core.responses import EmptyResult
+    """moto's fixes, service by service (services/), in the order they wrap each other's."""
+    from assure_local import deliver_findings, deliver_services, organizations, stacksets
+    from assure_local.services import cloudtrail, config, firehose, identity, logs, s3, stepfunctions
+    from assure_local.services import organizations as org_fixes
 
-    patch_registrations()
-    patch_trusted_access()
-    patch_log_group_keys()
-    from assure_local import organizations, stacksets
-
+    org_fixes.patch_registrations()
+    org_fixes.patch_trusted_access()
+    logs.patch_log_group_keys()
     stacksets.patch()
     organizations.patch()
-    lambdas_pollers_are_the_workers()
-    iam_lists_what_it_holds()
-    distributed_map_results_are_written()
-
+    stepfunctions.lambdas_pollers_are_the_workers()
+    identity.iam_lists_what_it_holds()
+    stepfunctions.distributed_map_results_are_written()
     # CloudTrail: GetTrailStatus answers what the trail's deliveries recorded (deliver.py: each log
     # file written or refused, LatestDeliveryError the S3 error of the last attempt), and GetTrail,
     # GetTrailStatus, GetEventSelectors and GetInsightSelectors take a shadow trail's ARN
     # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html).
     deliver.patch_cloudtrail()
-
-    # Config: DescribeDeliveryChannelStatus, which moto lacks. Each delivery's last status is what Config
-    # finds now: Failure (AccessDenied) while the bucket policy refuses it (rules.config_delivery_refusal)
-    # (https://docs.aws.amazon.com/config/latest/APIReference/API_DescribeDeliveryChannelStatus.html).
-    # Snapshots' (configSnapshotDeliveryInfo) are what their deliveries recorded: deliver_services.py.
-    from moto.config import responses as config
-    from moto.config.exceptions import NoSuchDeliveryChannelException
-
-    def describe_delivery_channel_status(self):  # type: ignore[no-untyped-def]
-        names = self._get_param("DeliveryChannelNames") or []
-        channels = self.config_backend.delivery_channels
-        for name in names:
-            if name not in channels:
-                raise NoSuchDeliveryChannelException(name)
-        now = time.time()
-        out = []
-        for name, ch in sorted(channels.items()):
-            if names and name not in names:
-                continue
-            refused = rules.config_delivery_refusal(self.current_account, self.region, ch.s3_bucket_name, ch.s3_key_prefix)
-            info = {"lastStatus": "Success", "lastAttemptTime": now, "lastSuccessfulTime": now}
-            if refused:
-                info = {"lastStatus": "Failure", "lastErrorCode": "AccessDenied", "lastErrorMessage": refused[1],
-                        "lastAttemptTime": now}
-            out.append({"name": name, "configSnapshotDeliveryInfo": dict(info), "configHistoryDeliveryInfo": dict(info),
-                        "configStreamDeliveryInfo": {"lastStatus": "Not_Applicable"}})
-        return json.dumps({"DeliveryChannelsStatus": out})
-
-    config.ConfigResponse.describe_delivery_channel_status = describe_delivery_channel_status
-
-    # Config: service-linked configuration recorders, which moto lacks. A service (Security Hub CSPM,
-    # CloudWatch's observability admin, ...) owns one; Config names it with the reserved prefix
-    # "AWSConfigurationRecorderFor" and sets its scope (INTERNAL). It lives beside the one customer
-    # managed recorder a region allows, not in its place
-    # (https://docs.aws.amazon.com/config/latest/APIReference/API_PutServiceLinkedConfigurationRecorder.html,
-    # https://docs.aws.amazon.com/config/latest/developerguide/stop-start-recorder.html).
-    from moto.core.exceptions import JsonRESTError
-    linked_names = {"securityhub.amazonaws.com": "SecurityHubCSPM", "observabilityadmin.amazonaws.com": "ObservabilityAdmin"}
-
-    def linked(backend) -> dict:  # type: ignore[no-untyped-def]
-        if not hasattr(backend, "service_linked_recorders"):
-            backend.service_linked_recorders = {}
-        return backend.service_linked_recorders
-
-    def put_service_linked_configuration_recorder(self):  # type: ignore[no-untyped-def]
-        principal = self._get_param("ServicePrincipal")
-        recorders = linked(self.config_backend)
-        if principal not in recorders:
-            suffix = linked_names.get(principal, principal.split(".")[0].capitalize())
-            name = f"AWSConfigurationRecorderFor{suffix}"
-            recorders[principal] = {
-                "arn": f"arn:aws:config:{self.region}:{self.current_account}:configuration-recorder/{name}/{uuid.uuid4().hex[:16]}",
-                "name": name,
-                "roleARN": f"arn:aws:iam::{self.current_account}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig",
-                "recordingGroup": {"allSupported": False, "includeGlobalResourceTypes": False, "resourceTypes": [],
-                                   "exclusionByResourceTypes": {"resourceTypes": []},
-                                   "recordingStrategy": {"useOnly": "INCLUSION_BY_RESOURCE_TYPES"}},
-                "recordingMode": {"recordingFrequency": "CONTINUOUS"},
-                "recordingScope": "INTERNAL",
-                "servicePrincipal": principal,
-            }
-        return json.dumps({"Arn": recorders[principal]["arn"], "Name": recorders[principal]["name"]})
-
-    def delete_service_linked_configuration_recorder(self):  # type: ignore[no-untyped-def]
-        principal = self._get_param("ServicePrincipal")
-        gone = linked(self.config_backend).pop(principal, None)
-        if gone is None:
-            from moto.config.exceptions import NoSuchConfigurationRecorderException
-            raise NoSuchConfigurationRecorderException(principal)
-        return json.dumps({"Arn": gone["arn"], "Name": gone["name"]})
-
-    moto_put_recorder = config.ConfigResponse.put_configuration_recorder
-    prefix = "AWSConfigurationRecorderFor"
-
-    def recorders_asked(self) -> tuple[list, list]:  # type: ignore[no-untyped-def]
-        """(customer managed recorders asked for, service-linked ones asked for)."""
-        names = self._get_param("ConfigurationRecorderNames") or []
-        own = [n for n in names if not n.startswith(prefix)]
-        mine = self.config_backend.describe_configuration_recorders(own) if own or not names else []
-        theirs = [r for r in linked(self.config_backend).values() if not names or r["name"] in names]
-        return mine, theirs
-
-    def describe_configuration_recorders(self):  # type: ignore[no-untyped-def]
-        mine, theirs = recorders_asked(self)
-        return json.dumps({"ConfigurationRecorders": mine + theirs})
-
-    def describe_configuration_recorder_status(self):  # type: ignore[no-untyped-def]
-        mine, theirs = recorders_asked(self)
-        status = [self.config_backend.recorders[r["name"]].status.to_dict() for r in mine]
-        status += [{"arn": r["arn"], "name": r["name"], "recording": True, "lastStatus": "SUCCESS",
-                    "servicePrincipal": r["servicePrincipal"]} for r in theirs]
-        return json.dumps({"ConfigurationRecordersStatus": status})
-
-    def put_configuration_recorder(self):  # type: ignore[no-untyped-def]
-        # "The prefix AWSConfigurationRecorderFor is reserved for service-linked configuration recorders."
-        # (https://docs.aws.amazon.com/config/latest/APIReference/API_PutConfigurationRecorder.html#API_PutConfigurationRecorder_Errors)
-        name = (self._get_param("ConfigurationRecorder") or {}).get("name") or ""
-        if name.startswith(prefix):
-            raise JsonRESTError("InvalidConfigurationRecorderNameException",
-                                f"The configuration recorder name is not valid. The prefix \"{prefix}\" is reserved "
-                                "for service-linked configuration recorders.")
-        return moto_put_recorder(self)
-
-    config.ConfigResponse.put_service_linked_configuration_recorder = put_service_linked_configuration_recorder
-    config.ConfigResponse.delete_service_linked_configuration_recorder = delete_service_linked_configuration_recorder
-    config.ConfigResponse.describe_configuration_recorders = describe_configuration_recorders
-    config.ConfigResponse.describe_configuration_recorder_status = describe_configuration_recorder_status
-    config.ConfigResponse.put_configuration_recorder = put_configuration_recorder
-    from moto.organizations.models import FakeDelegatedAdministrator
-
-    # Organizations: moto accepts delegated administrators for six services; AWS Config (its
-    # organization aggregators), CloudTrail, Security Hub, Detective and Inspector take one too
-    # (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_integrated-services-list.html,
-    # https://docs.aws.amazon.com/config/latest/developerguide/set-up-aggregator-cli.html).
-    for principal in ("config.amazonaws.com", "cloudtrail.amazonaws.com", "securityhub.amazonaws.com",
-                      "detective.amazonaws.com", "inspector2.amazonaws.com", "iam.amazonaws.com"):
-        if principal not in FakeDelegatedAdministrator.SUPPORTED_SERVICES:
-            FakeDelegatedAdministrator.SUPPORTED_SERVICES.append(principal)
-    # IAM takes trusted access and a delegated administrator for centralized root access (same page,
-    # "AWS Identity and Access Management"; https://docs.aws.amazon.com/IAM/latest/UserGuide/id_root-enable-root-access.html).
-    from moto.organizations.models import FakeServiceAccess
-
-    if "iam.amazonaws.com" not in FakeServiceAccess.TRUSTED_SERVICES:
-        FakeServiceAccess.TRUSTED_SERVICES.append("iam.amazonaws.com")
-    from moto.stepfunctions import responses as sfn
-
-    def send_task_failure(self):  # type: ignore[no-untyped-def]
-        token, error, cause = self._get_param("taskToken"), self._get_param("error"), self._get_param("cause")
-        backend = self.stepfunction_backend
-        try:
-            backend.send_task_failure(token, error=error, cause=cause)
-        except TypeError:  # the non-executing backend takes no cause
-            backend.send_task_failure(token, error=error)
-        return EmptyResult()
-
-    sfn.StepFunctionResponse.send_task_failure = send_task_failure
-    a_retried_callback_task_is_a_new_task()
-    run_tasks_as_the_execution_role()
-
-    # S3: moto's check that a log target bucket admits S3's log delivery crashes (HTTP 500) on any
-    # statement whose Principal is the string "*", such as a TLS-only deny. AWS accepts those.
-    import types
-
-    from moto.s3 import models as s3
-
-    original = s3.FakeBucket._log_permissions_enabled_policy
-
-    def log_permissions(target_bucket, target_prefix):  # type: ignore[no-untyped-def]
-        if not target_bucket.policy:
-            return False
-        doc = json.loads(target_bucket.policy.decode())
-        kept = [st for st in doc.get("Statement", []) if isinstance(st.get("Principal"), dict)]
-        view = types.SimpleNamespace(policy=json.dumps({"Statement": kept}).encode(),
-                                     partition=target_bucket.partition, name=target_bucket.name)
-        return original(view, target_prefix)
-
-    s3.FakeBucket._log_permissions_enabled_policy = staticmethod(log_permissions)
-
-    # CloudTrail: moto looks for the trail's bucket only in the trail's own account; AWS delivers to
-    # a bucket in another account (the organization's logging account) when its policy allows it.
-    from moto.cloudtrail import models as cloudtrail
-
-    def check_bucket_exists(self):  # type: ignore[no-untyped-def]
-        for account in list(s3.s3_backends.keys()):
-            try:
-                s3.s3_backends[account][self.partition].get_bucket(self.bucket_name)
-                return
-            except Exception:
-                continue
-        raise cloudtrail.S3BucketDoesNotExistException(f"S3 bucket {self.bucket_name} does not exist!")
-
-    cloudtrail.Trail.check_bucket_exists = check_bucket_exists
-
-    # IAM: AWS names these service-linked roles in PascalCase (AWSServiceRoleForConfig,
-    # AWSServiceRoleForAccessAnalyzer); moto keeps the service prefix as it is.
-    from moto.iam import models as iam
-
-    iam.SERVICE_NAME_CONVERSION.update({"config": "Config", "access-analyzer": "AccessAnalyzer"})
-
-    # Step Functions: the `states:startExecution.sync:2` integration (the bulk state machine's child
-    # executions). moto's port of the interpreter left out the step that turns the ASL's PascalCase
-    # parameters into the API's camelCase ones and the answer back, so every call failed with
-    # KeyError 'StateMachineArn'. Done here, as AWS does: parameters in, answer out, dates as epoch
-    # seconds.
-    import datetime as _dt
-
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        state_task_service_sfn as sfn_task,
-    )
-
-    task = sfn_task.StateTaskServiceSfn
-    normalise_parameters = task._normalise_parameters
-
-    def camel_parameters(self, parameters, boto_service_name=None, service_action_name=None):  # type: ignore[no-untyped-def]
-        normalise_parameters(self, parameters, boto_service_name, service_action_name)
-        for key in list(parameters):
-            parameters[key[:1].lower() + key[1:]] = parameters.pop(key)
-
-    def pascal_response(self, response, boto_service_name=None, service_action_name=None):  # type: ignore[no-untyped-def]
-        if not isinstance(response, dict):
-            return
-        for key in list(response):
-            value = response.pop(key)
-            if isinstance(value, _dt.datetime):
-                value = value.timestamp()
-            response[key[:1].upper() + key[1:]] = value
-
-    task._normalise_parameters = camel_parameters
-    task._normalise_response = pascal_response
-
-    # CloudTrail: "trails created without specific event selectors will be configured to log all read
-    # and write management events, and no data events"
-    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_EventSelector.html). moto
-    # starts a trail with no selector at all, which would mean it logs nothing.
-    from moto.cloudtrail import models as cloudtrail_models
-
-    trail_init = cloudtrail_models.Trail.__init__
-
-    def default_selectors(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        trail_init(self, *args, **kwargs)
-        self.event_selectors = [{"ReadWriteType": "All", "IncludeManagementEvents": True, "DataResources": [],
-                                 "ExcludeManagementEventSources": []}]
-
-    cloudtrail_models.Trail.__init__ = default_selectors
-
-    # CloudTrail: DeleteTrail takes "the name or the CloudTrail ARN of the trail", "must be called
-    # from the Region in which the trail was created" and "cannot be called on the shadow trails"
-    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_DeleteTrail.html): a shadow
-    # answers InvalidHomeRegionException, an unknown trail TrailNotFoundException. moto deletes by
-    # name only and answers success for anything else, so a delete by ARN left the trail logging.
-    from moto.cloudtrail import exceptions as cloudtrail_errors
-
-    class InvalidHomeRegionException(cloudtrail_errors.JsonRESTError):
-        code = 400
-
-        def __init__(self, message: str):
-            super().__init__("InvalidHomeRegionException", message)
-
-    def delete_trail(self, name: str) -> None:  # type: ignore[no-untyped-def]
-        for key, trail in list(self.trails.items()):
-            if name in (key, trail.arn):
-                del self.trails[key]
-                return
-        for trail in self.describe_trails(include_shadow_trails=True):
-            if name in (trail.trail_name, trail.arn):
-                raise InvalidHomeRegionException(
-                    f"This operation must be called from the Region in which the trail was created: {trail.region_name}")
-        raise cloudtrail_errors.TrailNotFoundException(account_id=self.account_id, name=name)
-
-    cloudtrail_models.CloudTrailBackend.delete_trail = delete_trail
-
-    # CloudTrail: an organization trail, created in the management account, is applied to every
-    # member account, where members "can see the trail, but cannot modify or delete it"
-    # (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html).
-    # A member lists it as a shadow trail (DescribeTrails with includeShadowTrails, "the replication
-    # of an organization trail in member accounts":
-    # https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_DescribeTrails.html) and reads
-    # its status and selectors by ARN; rules.cloudtrail_organization_trail refuses its changes. moto
-    # keeps a trail in its creator's account only, so no member ever saw one.
-    describe_trails = cloudtrail_models.CloudTrailBackend.describe_trails
-    get_trail = cloudtrail_models.CloudTrailBackend.get_trail
-
-    def organization_trails(backend) -> list:  # type: ignore[no-untyped-def]
-        org = organization_of(backend.account_id)
-        if org is None or org[0] == backend.account_id:
-            return []
-        return [t for b in cloudtrail_models.cloudtrail_backends[org[0]].values() for t in b.trails.values()
-                if t.is_org_trail and (t.is_multi_region or t.region_name == backend.region_name)]
-
-    def with_organization_trails(self, include_shadow_trails):  # type: ignore[no-untyped-def]
-        own = list(describe_trails(self, include_shadow_trails))
-        return own + organization_trails(self) if include_shadow_trails else own
-
-    def get_own_or_organization_trail(self, name_or_arn):  # type: ignore[no-untyped-def]
-        try:
-            return get_trail(self, name_or_arn)
-        except cloudtrail_errors.TrailNotFoundException:
-            found = next((t for t in organization_trails(self) if t.arn == name_or_arn), None)
-            if found is None:
-                raise
-            return found
-
-    cloudtrail_models.CloudTrailBackend.describe_trails = with_organization_trails
-    cloudtrail_models.CloudTrailBackend.get_trail = get_own_or_organization_trail
-
-    # CloudTrail: ListTrails "lists trails that are in the current account", each with its home Region
-    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_ListTrails.html): every
-    # Region's, whichever Region answers, and the organization trails applied to the account. moto
-    # listed this Region's trails and multi-Region ones only. DescribeTrails with a trailNameList
-    # answers only those trails: a name matches "trails belonging only to the current Region and
-    # current account", and "to return information about a trail in another Region, you must
-    # specify its trail ARN" (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_DescribeTrails.html).
-    # moto ignored the list and answered every trail.
-    from moto.cloudtrail import responses as cloudtrail_responses
-
-    def every_trail(backend) -> list:  # type: ignore[no-untyped-def]
-        own = [t for b in cloudtrail_models.cloudtrail_backends[backend.account_id].values() for t in b.trails.values()]
-        org = organization_of(backend.account_id)
-        if org is None or org[0] == backend.account_id:
-            return own
-        return own + [t for b in cloudtrail_models.cloudtrail_backends[org[0]].values()
-                      for t in b.trails.values() if t.is_org_trail]
-
-    def list_trails(self):  # type: ignore[no-untyped-def]
-        return json.dumps({"Trails": [t.short() for t in every_trail(self.cloudtrail_backend)]})
-
-    def describe_named_trails(self):  # type: ignore[no-untyped-def]
-        names = self._get_param("trailNameList") or []
-        backend = self.cloudtrail_backend
-        if names:
-            everyone = every_trail(backend)
-            found = [t for t in everyone if t.arn in names]
-            found += [t for t in backend.trails.values() if t.trail_name in names and t not in found]
-        else:
-            found = backend.describe_trails(self._get_bool_param("includeShadowTrails", True))
-        return json.dumps({"trailList": [t.description(include_region=True) for t in found]})
-
-    cloudtrail_responses.CloudTrailResponse.list_trails = list_trails
-    cloudtrail_responses.CloudTrailResponse.describe_trails = describe_named_trails
-
-    # CloudTrail: PutInsightSelectors sets the trail's Insights types; an empty list turns Insights off
-    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_PutInsightSelectors.html).
-    # moto appends to what the trail had, so putting a selector twice doubled it.
-    def put_insight_selectors(self, insight_selectors):  # type: ignore[no-untyped-def]
-        self.insight_selectors = list(insight_selectors or [])
-
-    cloudtrail_models.Trail.put_insight_selectors = put_insight_selectors
-
-    # CloudTrail: PutEventSelectors takes EventSelectors or AdvancedEventSelectors, never both, and the
-    # one put overwrites the other; a selector reads back whole, with ReadWriteType (default All),
-    # IncludeManagementEvents (default true), DataResources and ExcludeManagementEventSources
-    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_PutEventSelectors.html,
-    # https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_EventSelector.html). moto kept
-    # the request as sent and left the other kind in place; it also took both kinds, and any number.
-    class InvalidEventSelectorsException(cloudtrail_errors.JsonRESTError):
-        code = 400
-
-        def __init__(self, message: str):
-            super().__init__("InvalidEventSelectorsException", message)
-
-    def put_event_selectors(self, event_selectors, advanced_event_selectors):  # type: ignore[no-untyped-def]
-        if (event_selectors and advanced_event_selectors) or len(event_selectors or []) > 5:
-            raise InvalidEventSelectorsException(
-                "The combination of event selectors or advanced event selectors and data resources is not valid. "
-                "A trail can have up to 5 event selectors.")
-        self.event_selectors = [{"ReadWriteType": e.get("ReadWriteType", "All"),
-                                 "IncludeManagementEvents": e.get("IncludeManagementEvents", True),
-                                 "DataResources": e.get("DataResources") or [],
-                                 "ExcludeManagementEventSources": e.get("ExcludeManagementEventSources") or []}
-                                for e in event_selectors or []]
-        self.advanced_event_selectors = list(advanced_event_selectors or [])
-
-    cloudtrail_models.Trail.put_event_selectors = put_event_selectors
-
-    # Firehose: UpdateDestination merges the update into the destination (AWS keeps every field it
-    # does not name). moto merges the ExtendedS3 half but rebuilds its S3 twin from the update alone,
-    # so the next DescribeDeliveryStream lacks the required CompressionFormat and SDKs fail to read it.
-    from moto.firehose import models as firehose
-
-    update_destination = firehose.FirehoseBackend.update_destination
-
-    def merged_update(self, delivery_stream_name, current_delivery_stream_version_id, destination_id, *args, **kwargs):  # type: ignore[no-untyped-def]
-        update_destination(self, delivery_stream_name, current_delivery_stream_version_id, destination_id, *args, **kwargs)
-        for d in self.delivery_streams[delivery_stream_name].destinations:
-            if d.get("destination_id") == destination_id and "ExtendedS3" in d:
-                d["S3"] = firehose.create_s3_destination_config(d["ExtendedS3"])
-
-    firehose.FirehoseBackend.update_destination = merged_update
-
-    # Firehose: a batch reaches the S3 destination only if the stream's role may write it there
-    # (rules.firehose_s3_refusal); moto writes with no check. Each attempt is reported as AWS does,
-    # in AWS/Firehose DeliveryToS3.Success (1 delivered, 0 refused) and DeliveryToS3.Records
-    # (https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-metrics.html).
-    put_s3_records = firehose.FirehoseBackend.put_s3_records
-
-    def checked_put(self, delivery_stream_name, version_id, s3_destination, records):  # type: ignore[no-untyped-def]
-        from moto.cloudwatch.models import cloudwatch_backends
-
-        object_key = self._format_s3_object_path(delivery_stream_name, version_id, s3_destination.get("Prefix", ""))
-        with LOCK:
-            stream_arn = f"arn:aws:firehose:{self.region_name}:{self.account_id}:deliverystream/{delivery_stream_name}"
-            refused = rules.firehose_s3_refusal(self.region_name, s3_destination, object_key, stream_arn)
-        dims = [{"Name": "DeliveryStreamName", "Value": delivery_stream_name}]
-        metrics = [{"MetricName": "DeliveryToS3.Success", "Value": 0.0 if refused else 1.0, "Dimensions": dims}]
-        if not refused:
-            metrics.append({"MetricName": "DeliveryToS3.Records", "Value": float(len(records)), "Dimensions": dims,
-                            "Unit": "Count"})
-        cloudwatch_backends[self.account_id][self.region_name].put_metric_data("AWS/Firehose", metrics)
-        if refused:
-            print(f"firehose {delivery_stream_name} ({self.account_id}, {self.region_name}): delivery refused: {refused}",
-                  file=sys.stderr, flush=True)
-            return [{"RecordId": str(uuid.uuid4())} for _ in records]
-        # Written as Firehose names and encodes it (its compression and file extension, its KMS key).
-        from assure_local import deliver_findings
-
-        return deliver_findings.firehose_s3_write(self, delivery_stream_name, version_id, s3_destination, records)
-
-    firehose.FirehoseBackend.put_s3_records = checked_put
-    patch_firehose_transition()
-
-    # Organizations: an account created by CreateAccount gets OrganizationAccountAccessRole, trusting
-    # the management account, with full administrator permissions
-    # (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_accounts_access.html).
-    # moto creates none; with IAM enforced, nothing could then act in a new account.
-    from moto.organizations import models as orgs
-
-    create_account = orgs.OrganizationsBackend.create_account
-
-    def create_account_with_role(self, **kwargs):  # type: ignore[no-untyped-def]
-        result = create_account(self, **kwargs)
-        account = result["CreateAccountStatus"]["AccountId"]
-        role = kwargs.get("RoleName") or "OrganizationAccountAccessRole"
-        backend = iam.iam_backends[account]["aws"]
-        # moto creates the role with its trust policy but no permissions.
-        if not any(r.name == role for r in backend.roles.values()):
-            trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                     "Principal": {"AWS": f"arn:aws:iam::{self.account_id}:root"}}]}
-            backend.create_role(role_name=role, assume_role_policy_document=json.dumps(trust), path="/",
-                                permissions_boundary=None, description="", tags=[], max_session_duration=None)
-        backend.put_role_policy(role, "AdministratorAccess", json.dumps(ADMINISTRATOR))
-        return result
-
-    orgs.OrganizationsBackend.create_account = create_account_with_role
-    patch_identity()
+    config.patch_moto()
+    org_fixes.patch_moto()
+    stepfunctions.patch_moto()
+    s3.patch_moto()
+    cloudtrail.patch_moto()
+    identity.patch_moto()
+    firehose.patch_moto()
+    identity.patch_identity()
     # Config's snapshots and aggregator, GuardDuty's sample findings and their export, CloudWatch's
     # alarm actions and history, SNS's deliveries: deliver_services.py.
-    from assure_local import deliver_services
-
     deliver_services.patch()
     # IAM Access Analyzer's findings and their events, EventBridge's bus and Firehose targets,
     # Session Manager's sessions and logs: deliver_findings.py.
-    from assure_local import deliver_findings
-
     deliver_findings.install()
 
 

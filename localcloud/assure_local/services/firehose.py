@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from typing import Any
 
+from assure_local import rules
 from assure_local.core import (
+    LOCK,
     STREAMS_CREATING,
     final_at,
     transitional,
@@ -116,3 +119,52 @@ def patch_firehose_transition() -> None:
     firehose.FirehoseBackend.delete_delivery_stream = delete_unless_creating
     firehose.FirehoseBackend.send_log_event = send_log_event_when_active
     logs.LogsBackend.put_subscription_filter = subscribe_only_active
+
+
+def patch_moto() -> None:
+    """Firehose: UpdateDestination's merge, S3 writes as the stream's role, the CREATING transition."""
+    # Firehose: UpdateDestination merges the update into the destination (AWS keeps every field it
+    # does not name). moto merges the ExtendedS3 half but rebuilds its S3 twin from the update alone,
+    # so the next DescribeDeliveryStream lacks the required CompressionFormat and SDKs fail to read it.
+    from moto.firehose import models as firehose
+
+    update_destination = firehose.FirehoseBackend.update_destination
+
+    def merged_update(self, delivery_stream_name, current_delivery_stream_version_id, destination_id, *args, **kwargs):  # type: ignore[no-untyped-def]
+        update_destination(self, delivery_stream_name, current_delivery_stream_version_id, destination_id, *args, **kwargs)
+        for d in self.delivery_streams[delivery_stream_name].destinations:
+            if d.get("destination_id") == destination_id and "ExtendedS3" in d:
+                d["S3"] = firehose.create_s3_destination_config(d["ExtendedS3"])
+
+    firehose.FirehoseBackend.update_destination = merged_update
+
+    # Firehose: a batch reaches the S3 destination only if the stream's role may write it there
+    # (rules.firehose_s3_refusal); moto writes with no check. Each attempt is reported as AWS does,
+    # in AWS/Firehose DeliveryToS3.Success (1 delivered, 0 refused) and DeliveryToS3.Records
+    # (https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-metrics.html).
+    put_s3_records = firehose.FirehoseBackend.put_s3_records
+
+    def checked_put(self, delivery_stream_name, version_id, s3_destination, records):  # type: ignore[no-untyped-def]
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        object_key = self._format_s3_object_path(delivery_stream_name, version_id, s3_destination.get("Prefix", ""))
+        with LOCK:
+            stream_arn = f"arn:aws:firehose:{self.region_name}:{self.account_id}:deliverystream/{delivery_stream_name}"
+            refused = rules.firehose_s3_refusal(self.region_name, s3_destination, object_key, stream_arn)
+        dims = [{"Name": "DeliveryStreamName", "Value": delivery_stream_name}]
+        metrics = [{"MetricName": "DeliveryToS3.Success", "Value": 0.0 if refused else 1.0, "Dimensions": dims}]
+        if not refused:
+            metrics.append({"MetricName": "DeliveryToS3.Records", "Value": float(len(records)), "Dimensions": dims,
+                            "Unit": "Count"})
+        cloudwatch_backends[self.account_id][self.region_name].put_metric_data("AWS/Firehose", metrics)
+        if refused:
+            print(f"firehose {delivery_stream_name} ({self.account_id}, {self.region_name}): delivery refused: {refused}",
+                  file=sys.stderr, flush=True)
+            return [{"RecordId": str(uuid.uuid4())} for _ in records]
+        # Written as Firehose names and encodes it (its compression and file extension, its KMS key).
+        from assure_local import deliver_findings
+
+        return deliver_findings.firehose_s3_write(self, delivery_stream_name, version_id, s3_destination, records)
+
+    firehose.FirehoseBackend.put_s3_records = checked_put
+    patch_firehose_transition()

@@ -249,3 +249,12 @@ def assume_root(self):  # type: ignore[no-untyped-def]
                                                                    key.secret_access_key)
     return ActionResult({"Credentials": {"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret_access_key,
                                          "SessionToken": token, "Expiration": expires}})
+
+
+def patch_moto() -> None:
+    """IAM: service-linked roles' names."""
+    # IAM: AWS names these service-linked roles in PascalCase (AWSServiceRoleForConfig,
+    # AWSServiceRoleForAccessAnalyzer); moto keeps the service prefix as it is.
+    from moto.iam import models as iam
+
+    iam.SERVICE_NAME_CONVERSION.update({"config": "Config", "access-analyzer": "AccessAnalyzer"})

@@ -207,3 +207,53 @@ def distributed_map_results_are_written() -> None:
         self.resource_eval.eval_resource(env=env)
 
     ResultWriter._eval_body = eval_body
+
+
+def patch_moto() -> None:
+    """Step Functions: SendTaskFailure's cause, callbacks, tasks as the execution role, startExecution.sync:2."""
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions import responses as sfn
+
+    def send_task_failure(self):  # type: ignore[no-untyped-def]
+        token, error, cause = self._get_param("taskToken"), self._get_param("error"), self._get_param("cause")
+        backend = self.stepfunction_backend
+        try:
+            backend.send_task_failure(token, error=error, cause=cause)
+        except TypeError:  # the non-executing backend takes no cause
+            backend.send_task_failure(token, error=error)
+        return EmptyResult()
+
+    sfn.StepFunctionResponse.send_task_failure = send_task_failure
+    a_retried_callback_task_is_a_new_task()
+    run_tasks_as_the_execution_role()
+
+    # Step Functions: the `states:startExecution.sync:2` integration (the bulk state machine's child
+    # executions). moto's port of the interpreter left out the step that turns the ASL's PascalCase
+    # parameters into the API's camelCase ones and the answer back, so every call failed with
+    # KeyError 'StateMachineArn'. Done here, as AWS does: parameters in, answer out, dates as epoch
+    # seconds.
+    import datetime as _dt
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sfn as sfn_task,
+    )
+
+    task = sfn_task.StateTaskServiceSfn
+    normalise_parameters = task._normalise_parameters
+
+    def camel_parameters(self, parameters, boto_service_name=None, service_action_name=None):  # type: ignore[no-untyped-def]
+        normalise_parameters(self, parameters, boto_service_name, service_action_name)
+        for key in list(parameters):
+            parameters[key[:1].lower() + key[1:]] = parameters.pop(key)
+
+    def pascal_response(self, response, boto_service_name=None, service_action_name=None):  # type: ignore[no-untyped-def]
+        if not isinstance(response, dict):
+            return
+        for key in list(response):
+            value = response.pop(key)
+            if isinstance(value, _dt.datetime):
+                value = value.timestamp()
+            response[key[:1].upper() + key[1:]] = value
+
+    task._normalise_parameters = camel_parameters
+    task._normalise_response = pascal_response

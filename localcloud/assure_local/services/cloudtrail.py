@@ -1,0 +1,170 @@
+"""CloudTrail: trails as AWS keeps them (buckets in other accounts, default selectors, home Regions, organization trails, selectors)."""
+
+from __future__ import annotations
+
+import json
+
+from assure_local.core import organization_of
+
+
+def patch_moto() -> None:
+    """CloudTrail: trails as AWS keeps them (buckets in other accounts, default selectors, home Regions, organization trails, selectors)."""
+    # CloudTrail: moto looks for the trail's bucket only in the trail's own account; AWS delivers to
+    # a bucket in another account (the organization's logging account) when its policy allows it.
+    from moto.cloudtrail import models as cloudtrail
+    from moto.s3 import models as s3
+
+    def check_bucket_exists(self):  # type: ignore[no-untyped-def]
+        for account in list(s3.s3_backends.keys()):
+            try:
+                s3.s3_backends[account][self.partition].get_bucket(self.bucket_name)
+                return
+            except Exception:
+                continue
+        raise cloudtrail.S3BucketDoesNotExistException(f"S3 bucket {self.bucket_name} does not exist!")
+
+    cloudtrail.Trail.check_bucket_exists = check_bucket_exists
+
+    # CloudTrail: "trails created without specific event selectors will be configured to log all read
+    # and write management events, and no data events"
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_EventSelector.html). moto
+    # starts a trail with no selector at all, which would mean it logs nothing.
+    from moto.cloudtrail import models as cloudtrail_models
+
+    trail_init = cloudtrail_models.Trail.__init__
+
+    def default_selectors(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        trail_init(self, *args, **kwargs)
+        self.event_selectors = [{"ReadWriteType": "All", "IncludeManagementEvents": True, "DataResources": [],
+                                 "ExcludeManagementEventSources": []}]
+
+    cloudtrail_models.Trail.__init__ = default_selectors
+
+    # CloudTrail: DeleteTrail takes "the name or the CloudTrail ARN of the trail", "must be called
+    # from the Region in which the trail was created" and "cannot be called on the shadow trails"
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_DeleteTrail.html): a shadow
+    # answers InvalidHomeRegionException, an unknown trail TrailNotFoundException. moto deletes by
+    # name only and answers success for anything else, so a delete by ARN left the trail logging.
+    from moto.cloudtrail import exceptions as cloudtrail_errors
+
+    class InvalidHomeRegionException(cloudtrail_errors.JsonRESTError):
+        code = 400
+
+        def __init__(self, message: str):
+            super().__init__("InvalidHomeRegionException", message)
+
+    def delete_trail(self, name: str) -> None:  # type: ignore[no-untyped-def]
+        for key, trail in list(self.trails.items()):
+            if name in (key, trail.arn):
+                del self.trails[key]
+                return
+        for trail in self.describe_trails(include_shadow_trails=True):
+            if name in (trail.trail_name, trail.arn):
+                raise InvalidHomeRegionException(
+                    f"This operation must be called from the Region in which the trail was created: {trail.region_name}")
+        raise cloudtrail_errors.TrailNotFoundException(account_id=self.account_id, name=name)
+
+    cloudtrail_models.CloudTrailBackend.delete_trail = delete_trail
+
+    # CloudTrail: an organization trail, created in the management account, is applied to every
+    # member account, where members "can see the trail, but cannot modify or delete it"
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html).
+    # A member lists it as a shadow trail (DescribeTrails with includeShadowTrails, "the replication
+    # of an organization trail in member accounts":
+    # https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_DescribeTrails.html) and reads
+    # its status and selectors by ARN; rules.cloudtrail_organization_trail refuses its changes. moto
+    # keeps a trail in its creator's account only, so no member ever saw one.
+    describe_trails = cloudtrail_models.CloudTrailBackend.describe_trails
+    get_trail = cloudtrail_models.CloudTrailBackend.get_trail
+
+    def organization_trails(backend) -> list:  # type: ignore[no-untyped-def]
+        org = organization_of(backend.account_id)
+        if org is None or org[0] == backend.account_id:
+            return []
+        return [t for b in cloudtrail_models.cloudtrail_backends[org[0]].values() for t in b.trails.values()
+                if t.is_org_trail and (t.is_multi_region or t.region_name == backend.region_name)]
+
+    def with_organization_trails(self, include_shadow_trails):  # type: ignore[no-untyped-def]
+        own = list(describe_trails(self, include_shadow_trails))
+        return own + organization_trails(self) if include_shadow_trails else own
+
+    def get_own_or_organization_trail(self, name_or_arn):  # type: ignore[no-untyped-def]
+        try:
+            return get_trail(self, name_or_arn)
+        except cloudtrail_errors.TrailNotFoundException:
+            found = next((t for t in organization_trails(self) if t.arn == name_or_arn), None)
+            if found is None:
+                raise
+            return found
+
+    cloudtrail_models.CloudTrailBackend.describe_trails = with_organization_trails
+    cloudtrail_models.CloudTrailBackend.get_trail = get_own_or_organization_trail
+
+    # CloudTrail: ListTrails "lists trails that are in the current account", each with its home Region
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_ListTrails.html): every
+    # Region's, whichever Region answers, and the organization trails applied to the account. moto
+    # listed this Region's trails and multi-Region ones only. DescribeTrails with a trailNameList
+    # answers only those trails: a name matches "trails belonging only to the current Region and
+    # current account", and "to return information about a trail in another Region, you must
+    # specify its trail ARN" (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_DescribeTrails.html).
+    # moto ignored the list and answered every trail.
+    from moto.cloudtrail import responses as cloudtrail_responses
+
+    def every_trail(backend) -> list:  # type: ignore[no-untyped-def]
+        own = [t for b in cloudtrail_models.cloudtrail_backends[backend.account_id].values() for t in b.trails.values()]
+        org = organization_of(backend.account_id)
+        if org is None or org[0] == backend.account_id:
+            return own
+        return own + [t for b in cloudtrail_models.cloudtrail_backends[org[0]].values()
+                      for t in b.trails.values() if t.is_org_trail]
+
+    def list_trails(self):  # type: ignore[no-untyped-def]
+        return json.dumps({"Trails": [t.short() for t in every_trail(self.cloudtrail_backend)]})
+
+    def describe_named_trails(self):  # type: ignore[no-untyped-def]
+        names = self._get_param("trailNameList") or []
+        backend = self.cloudtrail_backend
+        if names:
+            everyone = every_trail(backend)
+            found = [t for t in everyone if t.arn in names]
+            found += [t for t in backend.trails.values() if t.trail_name in names and t not in found]
+        else:
+            found = backend.describe_trails(self._get_bool_param("includeShadowTrails", True))
+        return json.dumps({"trailList": [t.description(include_region=True) for t in found]})
+
+    cloudtrail_responses.CloudTrailResponse.list_trails = list_trails
+    cloudtrail_responses.CloudTrailResponse.describe_trails = describe_named_trails
+
+    # CloudTrail: PutInsightSelectors sets the trail's Insights types; an empty list turns Insights off
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_PutInsightSelectors.html).
+    # moto appends to what the trail had, so putting a selector twice doubled it.
+    def put_insight_selectors(self, insight_selectors):  # type: ignore[no-untyped-def]
+        self.insight_selectors = list(insight_selectors or [])
+
+    cloudtrail_models.Trail.put_insight_selectors = put_insight_selectors
+
+    # CloudTrail: PutEventSelectors takes EventSelectors or AdvancedEventSelectors, never both, and the
+    # one put overwrites the other; a selector reads back whole, with ReadWriteType (default All),
+    # IncludeManagementEvents (default true), DataResources and ExcludeManagementEventSources
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_PutEventSelectors.html,
+    # https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_EventSelector.html). moto kept
+    # the request as sent and left the other kind in place; it also took both kinds, and any number.
+    class InvalidEventSelectorsException(cloudtrail_errors.JsonRESTError):
+        code = 400
+
+        def __init__(self, message: str):
+            super().__init__("InvalidEventSelectorsException", message)
+
+    def put_event_selectors(self, event_selectors, advanced_event_selectors):  # type: ignore[no-untyped-def]
+        if (event_selectors and advanced_event_selectors) or len(event_selectors or []) > 5:
+            raise InvalidEventSelectorsException(
+                "The combination of event selectors or advanced event selectors and data resources is not valid. "
+                "A trail can have up to 5 event selectors.")
+        self.event_selectors = [{"ReadWriteType": e.get("ReadWriteType", "All"),
+                                 "IncludeManagementEvents": e.get("IncludeManagementEvents", True),
+                                 "DataResources": e.get("DataResources") or [],
+                                 "ExcludeManagementEventSources": e.get("ExcludeManagementEventSources") or []}
+                                for e in event_selectors or []]
+        self.advanced_event_selectors = list(advanced_event_selectors or [])
+
+    cloudtrail_models.Trail.put_event_selectors = put_event_selectors
