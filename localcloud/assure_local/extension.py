@@ -41,8 +41,6 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
 import io
 import json
 import re
-import sys
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -51,7 +49,7 @@ from moto.core.request import Request
 from moto.iam import models as iam_models
 from moto.moto_api import recorder
 
-from assure_local import authz, core, deliver, rules, sigv4
+from assure_local import authz, core, deliver, pipeline
 from assure_local.authz import service_session
 from assure_local.core import (
     ADMINISTRATOR,
@@ -66,7 +64,7 @@ from assure_local.core import (
     organization_of,
     session_token,
 )
-from assure_local.errors import error_response, service_error, signature_error
+from assure_local.errors import service_error
 from assure_local.knobs import Faults, Limits
 from assure_local.services.access_analyzer import AccessAnalyzer
 from assure_local.services.account import Accounts
@@ -289,44 +287,9 @@ class Extension:
         service_call = cred is not None and cred.key in SERVICE_KEYS
         moto_internal = cred is not None and cred.key == "ak" and not authz.enabled()
         client_call = cred is not None and not service_call and not moto_internal
-        if client_call and self.limits.latency:
-            time.sleep(self.limits.latency)
-        if client_call and self.limits.rps and not self.limits.admit(cred.service):
-            # Read the body first: an unread body can keep the client waiting.
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            if length:
-                environ["wsgi.input"].read(length)
-            return Faults.respond(start_response, environ, cred.service, "throttle")
-        if self.faults.rules:
-            if client_call:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-                raw = environ["wsgi.input"].read(length) if length else b""
-
-                environ["wsgi.input"] = io.BytesIO(raw)
-                def caller() -> str:
-                    who = authz.principal_for(cred.key, session_token(environ))
-                    return f"{who.arn} {who.session_arn}" if who else ""
-
-                rule = self.faults.pick(cred.service, Faults.operation(environ, raw), caller)
-                if rule and rule["error"] == "delay":
-                    time.sleep(rule["delayMs"] / 1000.0)
-                elif rule:
-                    return Faults.respond(start_response, environ, cred.service, rule["error"])
-        if client_call and not self.services["account"].enabled(
-            iam_models.get_account_id_from(cred.key), cred.region
-        ):
-            # A Region the account has not enabled does not know the account (see Accounts).
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            if length:
-                environ["wsgi.input"].read(length)
-            return error_response(start_response, environ, cred.service, "invalid-key",
-                                  "The security token included in the request is invalid.")
-        if (client_call or service_call) and authz.enabled():
-            refused = self.authorize(environ, start_response, cred)
-            if refused is not None:
-                return refused
         if client_call or service_call:
-            refused = self.validate(environ, start_response, cred)
+            request = pipeline.Request(self, environ, start_response, cred, client_call)
+            refused = pipeline.run(request)
             if refused is not None:
                 return refused
         if self.signing(environ) == "s3" and environ.get("REQUEST_METHOD") == "PUT" and (
@@ -387,62 +350,9 @@ class Extension:
                 del body["type"]
             return self.respond(start_response, err.status, body, error=err.code)
 
-    def authorize(self, environ: dict, start_response: Callable, cred: Credential) -> list[bytes] | None:
-        """IAM as AWS evaluates it (authz.py, iam.py): None to go on, or the service's refusal."""
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
-
-        environ["wsgi.input"] = io.BytesIO(raw)
-        service, region = cred.service, cred.region
-        token = session_token(environ)
-        with LOCK:
-            principal = authz.principal_for(cred.key, token)
-            secret = authz.secret_of(cred.key) if principal is not None else None
-        if principal is None or secret is None:
-            self.iam_counts["unknownKeys"] += 1
-            return error_response(start_response, environ, service, "invalid-key",
-                                  "The security token included in the request is invalid.")
-        # The signature, over the request as it arrived (nothing before this rewrites the path, the
-        # query or the headers; the body is the bytes read above). A chunked transfer without a
-        # Content-Length leaves the body unknown.
-        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not length
-        try:
-            failure = sigv4.verify(environ, None if chunked else raw, secret)
-        except Exception as e:  # a request this server cannot read is refused, not answered with a 500
-            print(f"signature of {environ.get('REQUEST_METHOD')} {environ.get('RAW_URI')} unreadable: {e!r}",
-                  file=sys.stderr, flush=True)
-            failure = sigv4.Failure("malformed", f"The signature of this request could not be read: {e}")
-        if failure is not None:
-            self.iam_counts["badSignatures"] += 1
-            return signature_error(start_response, environ, service, failure)
-        with LOCK:
-            req = environ["assure.request"] = authz.parse_request(environ, raw, service, region)
-            environ["assure.principal"] = principal  # who the CloudTrail event names (deliver.record)
-            if not req.operation and service != "s3":
-                return None
-            denial = authz.authorize(principal, req)
-        if denial is None:
-            self.iam_counts["allowed"] += 1
-            return None
-        self.iam_counts["denied"] += 1
-        return error_response(start_response, environ, service, "denied", denial.message)
-
     def validate(self, environ: dict, start_response: Callable, cred: Credential | None) -> list[bytes] | None:
-        """The service's own checks of the request (rules.py): None to go on, or its refusal. `cred`
-        None: an unsigned request (S3's anonymous user, STS's identity providers)."""
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
-
-        environ["wsgi.input"] = io.BytesIO(raw)
-        service = cred.service if cred else environ["assure.request"].service
-        with LOCK:
-            # Read once per request: authorize parsed it already when IAM is enforced.
-            req = environ.get("assure.request") or authz.parse_request(environ, raw, service, cred.region)
-            refused = rules.check(req, iam_models.get_account_id_from(cred.key) if cred else "", raw)
-        if refused is None:
-            return None
-        return service_error(start_response, environ, service, refused.status, refused.code, refused.message,
-                             refused.extra)
+        """The service's own checks of the request (pipeline.validate_request)."""
+        return pipeline.validate_request(environ, start_response, cred)
 
     def unsigned(self, environ: dict, start_response: Callable) -> list[bytes] | None:
         """A request that carries no signature. AWS refuses it, in the protocol's shape, with
