@@ -1379,7 +1379,7 @@ class Denial:
 
 # What a member account may do with its organization's trail: read it as its own (shadow) trail
 # (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html:
-# members "can see the trail, but cannot modify or delete it"; rules.cloudtrail_organization_trail
+# members "can see the trail, but cannot modify or delete it"; cloudtrail.cloudtrail_organization_trail
 # refuses the changes).
 ORGANIZATION_TRAIL_READS = {"cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors", "cloudtrail:GetInsightSelectors",
                             "cloudtrail:GetTrail", "cloudtrail:ListTags", "cloudtrail:DescribeTrails"}

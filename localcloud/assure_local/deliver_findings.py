@@ -60,7 +60,7 @@
    either refused, the session fails.
 
 Hooks: extension.patch_moto calls `install()`; the extension's WSGI entry hands /assure-api/managed-
-instances and the Session Manager operations to `answer`; rules.ssm_start_session asks `connected`;
+instances and the Session Manager operations to `answer`; ssm.ssm_start_session asks `connected`;
 the extension's checked_put writes through `firehose_s3_write`.
 """
 
@@ -1041,7 +1041,7 @@ def caller_of(environ: dict, cred: Any) -> Any:
 
 
 def start_session(account: str, region: str, body: dict, caller: Any) -> dict:
-    """StartSession, once authorized and validated (rules.ssm_start_session found the target
+    """StartSession, once authorized and validated (ssm.ssm_start_session found the target
     connected): the session, its ID `NAME-RANDOM` (the caller's user or role session name)."""
     target = target_id(str(body.get("Target") or ""))
     inst = INSTANCES[(account, region, target)]

@@ -18,7 +18,7 @@ from typing import Any
 
 from moto.iam import models as iam_models
 
-from assure_local import authz, rules, sigv4
+from assure_local import authz, sigv4, validation
 from assure_local.core import LOCK, Credential, session_token
 from assure_local.errors import error_response, service_error, signature_error
 from assure_local.knobs import Faults
@@ -174,7 +174,7 @@ def validate_request(environ: dict, start_response: Callable, cred: Credential |
     with LOCK:
         # Read once per request: authorize parsed it already when IAM is enforced.
         req = environ.get("assure.request") or authz.parse_request(environ, raw, service, cred.region)
-        refused = rules.check(req, iam_models.get_account_id_from(cred.key) if cred else "", raw)
+        refused = validation.check(req, iam_models.get_account_id_from(cred.key) if cred else "", raw)
     if refused is None:
         return None
     return service_error(start_response, environ, service, refused.status, refused.code, refused.message,

@@ -62,6 +62,6 @@ def target_id(target: str) -> str:
 
 def connected(account: str, region: str, target: str) -> bool:
     """Whether Session Manager can reach `target`: registered here, and its agent online with a
-    control channel (rules.ssm_start_session answers TargetNotConnected otherwise)."""
+    control channel (ssm.ssm_start_session answers TargetNotConnected otherwise)."""
     inst = INSTANCES.get((account, region, target_id(target)))
     return inst is not None and agent_refusal(inst, PING + CONTROL) is None

@@ -466,7 +466,7 @@ IAM_READS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action"
 
 class LogGroupKeys(unittest.TestCase):
     """CreateLogGroup and AssociateKmsKey with a key: CloudWatch Logs uses it as its service principal,
-    under the encryption context aws:logs:arn, and sends no aws:SourceAccount (rules.logs_kms_key)."""
+    under the encryption context aws:logs:arn, and sends no aws:SourceAccount (logs.logs_kms_key)."""
 
     def key(self, statement: dict) -> str:
         policy = {"Version": "2012-10-17", "Statement": [

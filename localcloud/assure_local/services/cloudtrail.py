@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
+from assure_local.authz import Req, p
 from assure_local.core import organization_of
+from assure_local.rules import Refusal, role_allows, trail_delivery_refusal, unusable_role
 
 
 def patch_moto() -> None:
@@ -72,7 +75,7 @@ def patch_moto() -> None:
     # A member lists it as a shadow trail (DescribeTrails with includeShadowTrails, "the replication
     # of an organization trail in member accounts":
     # https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_DescribeTrails.html) and reads
-    # its status and selectors by ARN; rules.cloudtrail_organization_trail refuses its changes. moto
+    # its status and selectors by ARN; cloudtrail.cloudtrail_organization_trail refuses its changes. moto
     # keeps a trail in its creator's account only, so no member ever saw one.
     describe_trails = cloudtrail_models.CloudTrailBackend.describe_trails
     get_trail = cloudtrail_models.CloudTrailBackend.get_trail
@@ -168,3 +171,99 @@ def patch_moto() -> None:
         self.advanced_event_selectors = list(advanced_event_selectors or [])
 
     cloudtrail_models.Trail.put_event_selectors = put_event_selectors
+
+
+def cloudtrail_logs_delivery(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # CreateTrail/UpdateTrail with CloudWatch Logs delivery: the log group must exist, and CloudTrail must
+    # be able to assume the role and create streams and put events in that group, or the call fails with
+    # InvalidCloudWatchLogsLogGroupArnException / InvalidCloudWatchLogsRoleArnException
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_CreateTrail.html; the role:
+    # https://docs.aws.amazon.com/awscloudtrail/latest/userguide/send-cloudtrail-events-to-cloudwatch-logs.html).
+    if req.service != "cloudtrail" or req.operation not in ("CreateTrail", "UpdateTrail"):
+        return None
+    role, group = p(req.params, "CloudWatchLogsRoleArn"), p(req.params, "CloudWatchLogsLogGroupArn")
+    if not role and not group:
+        return None
+    m = re.match(r"^arn:aws:logs:([a-z0-9-]+):(\d{12}):log-group:([^:]+)(:\*)?$", group or "")
+    if not m:
+        return Refusal(400, "InvalidCloudWatchLogsLogGroupArnException",
+                       "You must specify a valid CloudWatch Logs log group ARN along with the role.")
+    from moto.logs.models import logs_backends
+
+    region, owner, name = m.group(1), m.group(2), m.group(3)
+    if owner != account or name not in logs_backends[owner][region].groups:
+        return Refusal(400, "InvalidCloudWatchLogsLogGroupArnException", f"Access denied. Check the log group: {group}")
+    if not role:
+        return Refusal(400, "InvalidCloudWatchLogsRoleArnException", "You must specify a role ARN along with the log group.")
+    # CloudTrail assumes the role for the trail: aws:SourceArn is the trail's ARN (CreateTrail's Name
+    # is a name; UpdateTrail's a name or an ARN).
+    trail = str(p(req.params, "Name") or "")
+    trail_arn = trail if trail.startswith("arn:") else f"arn:aws:cloudtrail:{req.region}:{account}:trail/{trail}"
+    why = unusable_role("cloudtrail.amazonaws.com", role, trail_arn)
+    stream = f"arn:aws:logs:{region}:{owner}:log-group:{name}:log-stream:{account}_CloudTrail_{region}"
+    if why is None and not all(role_allows(role, a, stream) for a in ("logs:CreateLogStream", "logs:PutLogEvents")):
+        why = f"{role} may not create log streams and put log events in {name}"
+    if why:
+        return Refusal(400, "InvalidCloudWatchLogsRoleArnException",
+                       f"Access denied. Verify in IAM that the role has adequate permissions. ({why})")
+    return None
+
+
+def cloudtrail_organization_trail(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # An organization trail is created in the management account, with trusted access for CloudTrail
+    # enabled in the organization (CloudTrailAccessNotEnabledException); an account that is not the
+    # management account cannot make one (NotOrganizationMasterAccountException, "the AWS account making the request to create or update
+    # an organization trail ... is not the management account for an organization";
+    # https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_CreateTrail.html,
+    # https://docs.aws.amazon.com/awscloudtrail/latest/userguide/creating-trail-organization.html).
+    if req.service != "cloudtrail":
+        return None
+    from assure_local.core import organization_of, trusted_access
+
+    if req.operation in ("CreateTrail", "UpdateTrail") and p(req.params, "IsOrganizationTrail") is True:
+        org = organization_of(account)
+        if org is None or org[0] != account:
+            return Refusal(400, "NotOrganizationMasterAccountException",
+                           "The request was made by an account that is not the management account of the organization.")
+        if not trusted_access(account, "cloudtrail.amazonaws.com"):
+            return Refusal(400, "CloudTrailAccessNotEnabledException",
+                           "Trusted access has not been enabled between CloudTrail and Organizations.")
+    # A member's change to the trail is refused before this, by IAM: the trail is another account's
+    # resource and trails have no resource-based policy.
+    return None
+
+
+def cloudtrail_delivery(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # CreateTrail/UpdateTrail check that CloudTrail can deliver: InsufficientS3BucketPolicyException,
+    # KmsKeyNotFoundException, InsufficientEncryptionPolicyException, S3BucketDoesNotExistException
+    # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_CreateTrail.html).
+    if req.service != "cloudtrail" or req.operation not in ("CreateTrail", "UpdateTrail"):
+        return None
+    from moto.cloudtrail.models import cloudtrail_backends
+
+    name = p(req.params, "Name") or ""
+    bucket, prefix, key = p(req.params, "S3BucketName"), p(req.params, "S3KeyPrefix"), p(req.params, "KmsKeyId")
+    if req.operation == "UpdateTrail":
+        try:
+            trail = cloudtrail_backends[account][req.region].get_trail(name)
+        except Exception:
+            return None  # moto answers TrailNotFoundException
+        bucket, prefix = bucket or trail.bucket_name, prefix if prefix is not None else trail.s3_key_prefix
+        key = key if key is not None else trail.kms_key_id
+        name = trail.trail_name
+    if not bucket:
+        return None
+    arn = f"arn:aws:cloudtrail:{req.region}:{account}:trail/{name}"
+    refused = trail_delivery_refusal(account, req.region, arn, bucket, prefix, key)
+    if refused is None:
+        return None
+    what, why = refused
+    if what == "bucket":
+        return Refusal(400, "S3BucketDoesNotExistException", f"S3 bucket {bucket} does not exist.")
+    if what == "bucket-policy":
+        return Refusal(400, "InsufficientS3BucketPolicyException",
+                       f"Incorrect S3 bucket policy is detected for bucket: {bucket} ({why})")
+    if what == "key":
+        return Refusal(400, "KmsKeyNotFoundException", f"KMS key {key} not found ({why})")
+    return Refusal(400, "InsufficientEncryptionPolicyException",
+                   f"Insufficient permissions to access S3 bucket {bucket} or KMS key {key}. ({why})")

@@ -10,6 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from assure_local import core
+from assure_local.authz import Req
+from assure_local.iam import as_list
+from assure_local.rules import Refusal
 
 
 class CborBridge:
@@ -82,3 +85,18 @@ class CborBridge:
         parsed = JSONParser().parse({"status_code": status, "headers": headers, "body": answer}, op.output_shape)
         parsed.pop("ResponseMetadata", None)
         return core.respond(start_response, 200, parsed, cbor=True)
+
+
+def cloudwatch_delete_alarms(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # DeleteAlarms: "If you specify any alarm that does not exist, ... no alarms are deleted" and the call
+    # fails with ResourceNotFound (HTTP 404); moto deletes the others and succeeds.
+    # https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DeleteAlarms.html
+    if req.service != "monitoring" or req.operation != "DeleteAlarms":
+        return None
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    existing = cloudwatch_backends[account][req.region].alarms
+    missing = [n for n in as_list(req.params.get("AlarmNames")) if n not in existing]
+    if missing:
+        return Refusal(404, "ResourceNotFound", f"{', '.join(missing)} not found")
+    return None

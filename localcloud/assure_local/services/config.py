@@ -7,6 +7,8 @@ import time
 import uuid
 
 from assure_local import rules
+from assure_local.authz import Req, p
+from assure_local.rules import Refusal, config_delivery_refusal
 
 
 def patch_moto() -> None:
@@ -118,3 +120,51 @@ def patch_moto() -> None:
     config.ConfigResponse.describe_configuration_recorders = describe_configuration_recorders
     config.ConfigResponse.describe_configuration_recorder_status = describe_configuration_recorder_status
     config.ConfigResponse.put_configuration_recorder = put_configuration_recorder
+
+
+def config_organization_aggregator(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # PutConfigurationAggregator with an organization source: "you must be signed in to the management
+    # account or a registered delegated administrator and all the features must be enabled in your
+    # organization" (https://docs.aws.amazon.com/config/latest/APIReference/API_PutConfigurationAggregator.html;
+    # the errors: OrganizationAccessDeniedException, NoAvailableOrganizationException,
+    # OrganizationAllFeaturesNotEnabledException).
+    if req.service != "config" or req.operation != "PutConfigurationAggregator":
+        return None
+    if not req.params.get("OrganizationAggregationSource"):
+        return None
+    from assure_local.core import delegated_admin, organization_of
+
+    org = organization_of(account)
+    if org is None:
+        return Refusal(400, "NoAvailableOrganizationException",
+                       "Organization is not available. Check if the account is part of an organization.")
+    mgmt, backend = org
+    if getattr(backend.org, "feature_set", "ALL") != "ALL":
+        return Refusal(400, "OrganizationAllFeaturesNotEnabledException",
+                       "AWS Config cannot proceed further because not all features are enabled in your organization.")
+    if account != mgmt and not delegated_admin(account, "config.amazonaws.com"):
+        return Refusal(400, "OrganizationAccessDeniedException",
+                       "You are not a registered delegated administrator for AWS Config with permissions to call "
+                       "ListDelegatedAdministrators API. Ensure that the management account registers delegated "
+                       "administrator for AWS Config service principal name before the delegated administrator "
+                       "creates an aggregator.")
+    return None
+
+
+def config_delivery_channel(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # PutDeliveryChannel: NoSuchBucketException for a bucket that does not exist,
+    # InsufficientDeliveryPolicyException when "your Amazon S3 bucket policy does not allow Config to
+    # write to it" (https://docs.aws.amazon.com/config/latest/APIReference/API_PutDeliveryChannel.html).
+    if req.service != "config" or req.operation != "PutDeliveryChannel":
+        return None
+    channel = p(req.params, "DeliveryChannel") or {}
+    bucket = channel.get("s3BucketName")
+    if not bucket:
+        return None  # moto answers NoSuchBucketException for an empty name
+    refused = config_delivery_refusal(account, req.region, bucket, channel.get("s3KeyPrefix"))
+    if refused is None:
+        return None
+    if refused[0] == "bucket":
+        return Refusal(400, "NoSuchBucketException", f"Cannot find a S3 bucket named {bucket}.")
+    return Refusal(400, "InsufficientDeliveryPolicyException",
+                   f"Insufficient delivery policy to s3 bucket: {bucket}, unable to write to bucket, provided s3 key prefix is '{channel.get('s3KeyPrefix') or ''}'. ({refused[1]})")

@@ -6,13 +6,15 @@ import sys
 import uuid
 from typing import Any
 
-from assure_local import rules
+from assure_local import authz, rules
+from assure_local.authz import Req, p
 from assure_local.core import (
     LOCK,
     STREAMS_CREATING,
     final_at,
     transitional,
 )
+from assure_local.rules import Refusal, unusable_role
 
 
 def patch_firehose_transition() -> None:
@@ -168,3 +170,21 @@ def patch_moto() -> None:
 
     firehose.FirehoseBackend.put_s3_records = checked_put
     patch_firehose_transition()
+
+
+def firehose_role(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # CreateDeliveryStream and UpdateDestination: Firehose assumes the destination's role at once and
+    # refuses one it cannot assume with InvalidArgumentException
+    # (https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html; the role's
+    # trust: https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html).
+    if req.service != "firehose" or req.operation not in ("CreateDeliveryStream", "UpdateDestination"):
+        return None
+    roles = authz.dig(req.params, "ExtendedS3DestinationConfiguration.RoleARN")
+    roles += authz.dig(req.params, "S3DestinationConfiguration.RoleARN")
+    roles += authz.dig(req.params, "ExtendedS3DestinationUpdate.RoleARN")
+    stream = f"arn:aws:firehose:{req.region}:{account}:deliverystream/{p(req.params, 'DeliveryStreamName') or ''}"
+    for role in roles:
+        if unusable_role("firehose.amazonaws.com", role, stream):
+            return Refusal(400, "InvalidArgumentException",
+                           f"Firehose is unable to assume role {role}. Please check the role provided.")
+    return None

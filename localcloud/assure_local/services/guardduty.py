@@ -9,6 +9,7 @@ import uuid
 from moto.guardduty.models import guardduty_backends
 
 from assure_local import rules
+from assure_local.authz import Req
 from assure_local.core import (
     ApiError,
     Call,
@@ -18,6 +19,7 @@ from assure_local.core import (
     page,
     transitional,
 )
+from assure_local.rules import Refusal
 
 GUARDDUTY = "guardduty.amazonaws.com"
 
@@ -405,3 +407,17 @@ class GuardDuty:
         self._destination(call, d, p)
         del self.destinations[(call.account, call.region, d)][p]
         return {}
+
+
+def guardduty_one_detector(req: Req, account: str, raw: bytes) -> Refusal | None:
+    """"You can have only one detector per account per Region"
+    (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_CreateDetector.html): a second
+    CreateDetector is a BadRequestException; moto would make a second detector."""
+    if req.service != "guardduty" or req.operation != "CreateDetector":
+        return None
+    from moto.guardduty.models import guardduty_backends
+
+    if guardduty_backends[account][req.region].detectors:
+        return Refusal(400, "BadRequestException",
+                       "The request is rejected because a detector already exists for the current account.")
+    return None

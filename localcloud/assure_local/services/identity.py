@@ -6,12 +6,14 @@ import re
 from collections.abc import Callable
 
 from assure_local import authz
+from assure_local.authz import Req
 from assure_local.core import (
     LOCK,
     delegated_admin,
     organization_of,
     trusted_access,
 )
+from assure_local.rules import Refusal, missing_principal
 
 
 def iam_lists_what_it_holds() -> None:
@@ -258,3 +260,16 @@ def patch_moto() -> None:
     from moto.iam import models as iam
 
     iam.SERVICE_NAME_CONVERSION.update({"config": "Config", "access-analyzer": "AccessAnalyzer"})
+
+
+def iam_trust_policy(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # CreateRole and UpdateAssumeRolePolicy: a trust policy naming a role or user that does not exist is
+    # refused, "Invalid principal in policy" (IAM saves a named principal as its unique id, so it must
+    # exist): https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html
+    names = {"CreateRole": "AssumeRolePolicyDocument", "UpdateAssumeRolePolicy": "PolicyDocument"}
+    if req.service != "iam" or req.operation not in names:
+        return None
+    arn = missing_principal(req.params.get(names[req.operation]))
+    if arn:
+        return Refusal(400, "MalformedPolicyDocument", f'Invalid principal in policy: "AWS":"{arn}"')
+    return None

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+from urllib.parse import unquote
+
+from assure_local.authz import Req
+from assure_local.rules import Refusal, missing_principal
 
 # S3 answers whose XML root moto names differently from AWS: (query, moto's root, AWS's root).
 S3_ROOTS = [("versioning", b"GetBucketVersioningResponse", b"VersioningConfiguration")]
@@ -39,3 +44,47 @@ def patch_moto() -> None:
         return original(view, target_prefix)
 
     s3.FakeBucket._log_permissions_enabled_policy = staticmethod(log_permissions)
+
+
+def s3_bucket_policy(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # PutBucketPolicy: "Invalid principal in policy" when a principal it names does not exist (or was
+    # deleted): https://repost.aws/knowledge-center/s3-invalid-principal-in-policy-error
+    # (API: https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketPolicy.html, error MalformedPolicy).
+    bucket, _, key = unquote(req.path).lstrip("/").partition("/")
+    if req.service != "s3" or req.method != "PUT" or "policy" not in (req.query or {}) or not bucket or key:
+        return None
+    if missing_principal(raw.decode(errors="replace")):
+        return Refusal(400, "MalformedPolicy", "Invalid principal in policy")
+    return None
+
+
+def s3_expected_bucket_owner(req: Req, account: str, raw: bytes) -> Refusal | None:
+    # The bucket owner condition: "If the bucket is owned by a different account, the request fails
+    # with an HTTP 403 (Access Denied) error", for every bucket and object operation that carries
+    # x-amz-expected-bucket-owner, and, for the source of a copy, x-amz-source-expected-bucket-owner
+    # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-owner-condition.html). A value that
+    # is not an account ID: 400 InvalidBucketOwnerAWSAccountID
+    # (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html#ErrorCodeList).
+    if req.service != "s3":
+        return None
+    headers = req.headers or {}
+    checks = []
+    bucket = unquote(req.path).lstrip("/").partition("/")[0]
+    if bucket and "x-amz-expected-bucket-owner" in headers:
+        checks.append((bucket, headers["x-amz-expected-bucket-owner"]))
+    source = headers.get("x-amz-copy-source")
+    if source and "x-amz-source-expected-bucket-owner" in headers:
+        checks.append((unquote(source).lstrip("/").partition("/")[0], headers["x-amz-source-expected-bucket-owner"]))
+    if not checks:
+        return None
+    from moto.s3.models import s3_backends
+
+    for name, expected in checks:
+        expected = expected.strip()
+        if not re.fullmatch(r"\d{12}", expected):
+            return Refusal(400, "InvalidBucketOwnerAWSAccountID",
+                           "The value of the expected bucket owner parameter must be an AWS Account ID...")
+        owner = s3_backends.bucket_accounts.get(name)
+        if owner is not None and owner[1] != expected:
+            return Refusal(403, "AccessDenied", "Access Denied")
+    return None
