@@ -54,7 +54,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from assure_local import authz, core, rules
+from assure_local import aws_request, core, policies, principals, resources, rules
 
 # ---------------------------------------------------------------------------------------------------
 # The delivery thread
@@ -284,7 +284,7 @@ def s3_event(req: Any) -> tuple[str, bool, dict]:
         return "", True, params
     if bucket and req.method == "HEAD" and not query:
         return "HeadBucket", False, params
-    checks = authz.s3_checks(req)
+    checks = resources.s3_checks(req)
     if not checks:
         return "", False, params
     action = checks[0][0]
@@ -319,10 +319,10 @@ def user_identity(principal: Any, access_key: str) -> dict:
         return {"type": "IAMUser", "principalId": getattr(user, "id", ""), "arn": principal.arn, "accountId": account,
                 "accessKeyId": access_key, "userName": name}
     if principal.kind == "role":
-        role = authz.role_by_arn(principal.arn)
+        role = policies.role_by_arn(principal.arn)
         role_id = getattr(role, "id", "")
         session = principal.session_arn.rsplit("/", 1)[-1]
-        issued = authz._SESSIONS.get(access_key)
+        issued = principals._SESSIONS.get(access_key)
         created = getattr(getattr(issued, "access_key", None), "create_date", None)
         attributes = {"mfaAuthenticated": "false"}
         if created is not None:
@@ -364,7 +364,7 @@ def record(environ: dict, headers: dict) -> dict | None:
         region = "us-east-1"
     account = principal.account
     # The service's endpoint name: CloudWatch's is monitoring (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/logging_cw_api_calls.html).
-    source = "monitoring.amazonaws.com" if service == "monitoring" else f"{authz.PREFIX.get(service, service)}.amazonaws.com"
+    source = "monitoring.amazonaws.com" if service == "monitoring" else f"{aws_request.PREFIX.get(service, service)}.amazonaws.com"
     with core.LOCK:
         trails = [(t, org) for t, org in covering(account, region, global_event)
                   if selects(t, source, name, reads)]
@@ -536,7 +536,7 @@ def refusal(trail: Any, object_key: str, key_id: str | None) -> tuple[str, str] 
         code = {"bucket": "NoSuchBucket", "key": "KMS.NotFoundException"}.get(what, "AccessDenied")
         return code, why
     if key_id:
-        res = authz.kms_key(trail.region_name, trail.account_id, key_id)
+        res = resources.kms_key(trail.region_name, trail.account_id, key_id)
         if res is not None:
             key_state = rules.key_state(res.arn) or "Enabled"
             if key_state == "Disabled":
@@ -550,7 +550,7 @@ def key_arn(trail: Any) -> str | None:
     """The trail's KMS key as S3 reports it on the object: its ARN (KmsKeyId may be an alias or an ID)."""
     if not trail.kms_key_id:
         return None
-    res = authz.kms_key(trail.region_name, trail.account_id, trail.kms_key_id)
+    res = resources.kms_key(trail.region_name, trail.account_id, trail.kms_key_id)
     return res.arn if res is not None else trail.kms_key_id
 
 

@@ -81,7 +81,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from assure_local import authz, core, deliver, iam, rules
+from assure_local import authz, aws_request, core, deliver, iam, policies, principals, resources, rules
 from assure_local.core import INSTANCES
 from assure_local.services import access_analyzer
 from assure_local.ssm_agents import INSTANCE_ID, PING, agent, agent_refusal, instance_role, target_id
@@ -289,7 +289,7 @@ def analyze(acct: str, region: str, analyzer: dict, resources: dict[str, tuple[s
     for arn, (kind, owner, doc) in resources.items():
         if owner not in accounts:
             continue
-        blocked = kind == BUCKET and authz.public_access_restricted(arn.split(":::", 1)[1])
+        blocked = kind == BUCKET and principals.public_access_restricted(arn.split(":::", 1)[1])
         for g in grants(doc, arn, kind, accounts, org_id, blocked):
             found[grant_key(g)] = dict(g, resourceOwnerAccount=owner)
     store = FINDINGS.setdefault(analyzer["arn"], {})
@@ -640,9 +640,9 @@ def failed(rule: Any, target: dict, why: str) -> None:
 
 
 def role_session(role_arn: str, session: str) -> Any:
-    role = authz.role_by_arn(role_arn)
+    role = policies.role_by_arn(role_arn)
     owner = role_arn.split(":")[4]
-    return authz.role_principal(role, f"arn:aws:sts::{owner}:assumed-role/{role.name}/{session}")
+    return principals.role_principal(role, f"arn:aws:sts::{owner}:assumed-role/{role.name}/{session}")
 
 
 def role_refusal(rule: Any, target: dict) -> tuple[str | None, Any]:
@@ -677,16 +677,16 @@ def invoke_bus(rule: Any, target: dict, event: dict) -> None:
         bus = None
     if bus is None:
         return failed(rule, target, f"event bus {target['Arn']} does not exist")
-    if authz.enabled():
+    if policies.enabled():
         if target.get("RoleArn"):
             why, principal = role_refusal(rule, target)
             if why is None:
-                req = authz.Req("events", "PutEvents", {}, region)
+                req = aws_request.Req("events", "PutEvents", {}, region)
                 ctx = authz.request_context(req, principal)
                 res = iam.Resource(bus.arn, account, iam.parse(bus.policy), "events")
-                decision = iam.decide(principal, "events:PutEvents", res, ctx, authz.scp_levels(principal))
+                decision = iam.decide(principal, "events:PutEvents", res, ctx, policies.scp_levels(principal))
                 # Logged as every request's decision is: the role's use, for the least-privilege check.
-                authz.record(principal, "events:PutEvents", bus.arn, decision.allowed)
+                policies.record(principal, "events:PutEvents", bus.arn, decision.allowed)
                 if not decision.allowed:
                     why = (f"{principal.shown()} is not authorized to perform: events:PutEvents on resource: "
                            f"{bus.arn} {decision.reason}")
@@ -723,7 +723,7 @@ def invoke_states(rule: Any, target: dict, event: dict) -> None:
     if not role_arn:
         return failed(rule, target, "the target has no role (RoleArn)")
     try:
-        session = authz.service_session("events.amazonaws.com", role_arn, uuid.uuid4().hex[:16], rule.arn)
+        session = principals.service_session("events.amazonaws.com", role_arn, uuid.uuid4().hex[:16], rule.arn)
     except core.ApiError as e:
         return failed(rule, target, f"EventBridge cannot assume {role_arn}: {e.message}")
 
@@ -769,12 +769,12 @@ def invoke_firehose(rule: Any, target: dict, event: dict) -> None:
     if m is None:
         return failed(rule, target, "not a delivery stream ARN")
     region, account, name = m.groups()
-    if authz.enabled():
+    if policies.enabled():
         why, principal = role_refusal(rule, target)
         if why is None and principal.account != account:
             why = f"the stream {target['Arn']} is in another account than the role"
         if why is None:
-            denial = authz.authorize(principal, authz.Req("firehose", "PutRecord", {"DeliveryStreamName": name}, region))
+            denial = authz.authorize(principal, aws_request.Req("firehose", "PutRecord", {"DeliveryStreamName": name}, region))
             if denial is not None:
                 why = denial.message
         if why is not None:
@@ -915,7 +915,7 @@ def preferences(account: str, region: str, document: str) -> dict:
 
     if document in UNLOGGED:
         return {}
-    name = document if not document.lower().startswith(authz.AWS_DOCUMENT_PREFIXES) else PREFERENCES
+    name = document if not document.lower().startswith(resources.AWS_DOCUMENT_PREFIXES) else PREFERENCES
     docs = ssm_backends[account][region]._documents.get(name)
     if docs is None:
         return {}
@@ -950,8 +950,8 @@ def session_failure(session: dict, inst: dict, caller: Any) -> str | None:
     prefs = session["_prefs"]
     region = session["_region"]
     key_id = str(prefs.get("kmsKeyId") or "")
-    if key_id and authz.enabled():
-        key = authz.kms_key(region, session["_account"], key_id)
+    if key_id and policies.enabled():
+        key = resources.kms_key(region, session["_account"], key_id)
         if key is None:
             return f"KMSEncryption failed: key {key_id} does not exist"
         # The client asks for the data key with the session's encryption context, and the agent
@@ -961,7 +961,7 @@ def session_failure(session: dict, inst: dict, caller: Any) -> str | None:
             if principal is None:
                 continue
             params = {"KeyId": key.arn, "EncryptionContext": context}
-            denial = authz.authorize(principal, authz.Req("kms", action, params, key.arn.split(":")[3]))
+            denial = authz.authorize(principal, aws_request.Req("kms", action, params, key.arn.split(":")[3]))
             if denial is not None:
                 return f"KMSEncryption failed on {who}: AccessDeniedException: {denial.message}"
     bucket = str(prefs.get("s3BucketName") or "")
@@ -970,8 +970,8 @@ def session_failure(session: dict, inst: dict, caller: Any) -> str | None:
         if where is None:
             return ("Couldn't start the session because we are unable to validate encryption on Amazon S3 bucket. "
                     f"Error: NoSuchBucket: The specified bucket does not exist ({bucket})")
-        if authz.enabled():
-            req = authz.Req("s3", "GetBucketEncryption", {}, where, "GET", f"/{bucket}", {"encryption": [""]}, {})
+        if policies.enabled():
+            req = aws_request.Req("s3", "GetBucketEncryption", {}, where, "GET", f"/{bucket}", {"encryption": [""]}, {})
             denial = authz.authorize(agent(inst), req)
             if denial is not None:
                 return ("Couldn't start the session because we are unable to validate encryption on Amazon S3 bucket. "
@@ -1009,8 +1009,8 @@ def upload_log(session_id: str) -> None:
         why = f"NoSuchBucket: The specified bucket does not exist ({bucket})"
     elif inst is None:
         why = "the instance is no longer registered"
-    elif authz.enabled():
-        req = authz.Req("s3", "PutObject", {}, where, "PUT", f"/{bucket}/{key}", {}, {"content-type": "text/plain"})
+    elif policies.enabled():
+        req = aws_request.Req("s3", "PutObject", {}, where, "PUT", f"/{bucket}/{key}", {}, {"content-type": "text/plain"})
         role = instance_role(inst)
         denial = authz.authorize(agent(inst), req) if role is not None else None
         if role is None:
@@ -1037,7 +1037,7 @@ def ssm_error(start_response: Callable, code: str, message: str, status: int = 4
 
 def caller_of(environ: dict, cred: Any) -> Any:
 
-    return authz.principal_for(cred.key, core.session_token(environ))
+    return principals.principal_for(cred.key, core.session_token(environ))
 
 
 def start_session(account: str, region: str, body: dict, caller: Any) -> dict:

@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlparse
 
-from assure_local import authz, core, deliver, iam, rules
+from assure_local import authz, aws_request, core, deliver, iam, policies, principals, resources, rules
 from assure_local.services import guardduty
 
 PATCHED = {"done": False}
@@ -123,18 +123,18 @@ def role_write_refusal(role_arn: str, service: str, region: str, bucket: str, ke
     the role must trust the service, and its session may s3:GetBucketAcl the bucket and s3:PutObject the
     object with the bucket-owner-full-control ACL (and kms:GenerateDataKey through S3 for a KMS key),
     as IAM decides any request (identity policies, bucket policy, key policy, SCPs)."""
-    role = authz.role_by_arn(role_arn)
+    role = policies.role_by_arn(role_arn)
     if role is None:
         return f"role {role_arn} does not exist"
-    if not authz.service_trusted(service, role).allowed:
+    if not principals.service_trusted(service, role).allowed:
         return f"the trust policy of {role_arn} does not admit {service}"
     account = role.arn.split(":")[4]
-    principal = authz.role_principal(role, f"arn:aws:sts::{account}:assumed-role/{role.name}/{session}")
+    principal = principals.role_principal(role, f"arn:aws:sts::{account}:assumed-role/{role.name}/{session}")
     headers = {"x-amz-acl": "bucket-owner-full-control"}
     if kms_key_arn:
         headers.update({"x-amz-server-side-encryption": "aws:kms", "x-amz-server-side-encryption-aws-kms-key-id": kms_key_arn})
-    for req in (authz.Req("s3", "GetBucketAcl", {}, region, "GET", f"/{bucket}", {"acl": [""]}, {}),
-                authz.Req("s3", "PutObject", {}, region, "PUT", f"/{bucket}/{key}", {}, headers)):
+    for req in (aws_request.Req("s3", "GetBucketAcl", {}, region, "GET", f"/{bucket}", {"acl": [""]}, {}),
+                aws_request.Req("s3", "PutObject", {}, region, "PUT", f"/{bucket}/{key}", {}, headers)):
         denial = authz.authorize(principal, req)
         if denial is not None:
             return denial.message
@@ -152,7 +152,7 @@ def snapshot_refusal(account: str, region: str, recorder: Any, channel: Any, key
     Config service principal": https://docs.aws.amazon.com/config/latest/developerguide/s3-kms-key-policy.html).
     The codes are S3's (NoSuchBucket, AccessDenied: https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html)."""
     bucket, kms = channel.s3_bucket_name, channel.s3_kms_key_arn or None
-    if authz.s3_bucket(bucket).account is None:
+    if resources.s3_bucket(bucket).account is None:
         return "NoSuchBucket", f"The specified bucket does not exist: {bucket}"
     role_arn = getattr(recorder, "role_arn", "") or ""
     as_role = None
@@ -283,7 +283,7 @@ def aggregator_refusal(account: str, aggregator: Any) -> tuple[str, str] | None:
     """Why Config cannot read the organization for `aggregator` now, as (error code, message), or None:
     the account must still be the management account or Config's delegated administrator, and Config
     must be able to assume the source's role (its trust policy, with aws:SourceArn the aggregator and
-    aws:SourceAccount its account: authz.service_trusted) and call Organizations with it (its
+    aws:SourceAccount its account: principals.service_trusted) and call Organizations with it (its
     policies, its boundary, the SCPs: authz.authorize). AWS names no error code for a source's
     failure; OrganizationAccessDeniedException is the one its API gives aggregators refused the
     organization (API_PutConfigurationAggregator, errors), AccessDeniedException STS's for a role
@@ -300,17 +300,17 @@ def aggregator_refusal(account: str, aggregator: Any) -> tuple[str, str] | None:
                 "The account is neither the organization's management account nor a registered delegated "
                 "administrator for AWS Config.")
     role_arn = source.role_arn
-    role = authz.role_by_arn(role_arn)
+    role = policies.role_by_arn(role_arn)
     if role is None:
         return "AccessDeniedException", f"AWS Config cannot assume {role_arn}: the role does not exist."
-    decision = authz.service_trusted(CONFIG, role, aggregator.configuration_aggregator_arn)
+    decision = principals.service_trusted(CONFIG, role, aggregator.configuration_aggregator_arn)
     if not decision.allowed:
         return "AccessDeniedException", f"AWS Config cannot assume {role_arn}: its trust policy does not admit {CONFIG}."
-    principal = authz.role_principal(role, f"arn:aws:sts::{role.arn.split(':')[4]}:assumed-role/{role.name}/AWSConfig")
+    principal = principals.role_principal(role, f"arn:aws:sts::{role.arn.split(':')[4]}:assumed-role/{role.name}/AWSConfig")
     reads = AGGREGATOR_READS + (("ListDelegatedAdministrators",) if account != mgmt else ())
     for op in reads:
         params = {"ServicePrincipal": CONFIG} if op == "ListDelegatedAdministrators" else {}
-        denial = authz.authorize(principal, authz.Req("organizations", op, params, "us-east-1"))
+        denial = authz.authorize(principal, aws_request.Req("organizations", op, params, "us-east-1"))
         if denial is not None:
             return "OrganizationAccessDeniedException", denial.message
     return None
@@ -732,7 +732,7 @@ def publish_refusal(account: str, alarm_arn: str, topic: Any) -> str | None:
     if key_id:
         if str(key_id).startswith("alias/aws/"):
             return KMS_REFUSED
-        key = authz.kms_key(topic.sns_backend.region_name, topic.account_id, key_id)
+        key = resources.kms_key(topic.sns_backend.region_name, topic.account_id, key_id)
         if key is None:
             return KMS_REFUSED
         for action in ("kms:GenerateDataKey", "kms:Decrypt"):
@@ -885,7 +885,7 @@ def queue_refusal(topic: Any, queue: Any, queue_arn: str) -> str | None:
     key_id = getattr(queue, "kms_master_key_id", None)
     if key_id:
         region, owner = queue_arn.split(":")[3], queue_arn.split(":")[4]
-        key = None if str(key_id).startswith("alias/aws/") else authz.kms_key(region, owner, key_id)
+        key = None if str(key_id).startswith("alias/aws/") else resources.kms_key(region, owner, key_id)
         if key is None:
             return f"{SNS} cannot use the key {key_id} of queue {queue_arn}"
         for action in ("kms:GenerateDataKey", "kms:Decrypt"):

@@ -49,8 +49,7 @@ from moto.core.request import Request
 from moto.iam import models as iam_models
 from moto.moto_api import recorder
 
-from assure_local import authz, core, deliver, pipeline
-from assure_local.authz import service_session
+from assure_local import authz, aws_request, core, deliver, pipeline, policies, principals
 from assure_local.core import (
     ADMINISTRATOR,
     LOCK,
@@ -66,6 +65,7 @@ from assure_local.core import (
 )
 from assure_local.errors import service_error
 from assure_local.knobs import Faults, Limits
+from assure_local.principals import service_session
 from assure_local.services.access_analyzer import AccessAnalyzer
 from assure_local.services.account import Accounts
 from assure_local.services.cloudwatch import CborBridge
@@ -259,7 +259,7 @@ class Extension:
         if environ.get("PATH_INFO") == "/assure-api/limits":
             return self.limits_api(environ, start_response)
         if environ.get("PATH_INFO") == "/assure-api/iam":
-            return self.respond(start_response, 200, {"enforced": authz.enabled(), **self.iam_counts})
+            return self.respond(start_response, 200, {"enforced": policies.enabled(), **self.iam_counts})
         if environ.get("PATH_INFO") == "/assure-api/service-credentials":
             return self.service_credentials(environ, start_response)
         if environ.get("PATH_INFO") == "/assure-api/function-code":
@@ -285,7 +285,7 @@ class Extension:
         # (run_tasks_as_the_execution_role gives it one whenever IAM is on). With IAM on, "ak" is a key
         # the local cloud never issued, refused like any other.
         service_call = cred is not None and cred.key in SERVICE_KEYS
-        moto_internal = cred is not None and cred.key == "ak" and not authz.enabled()
+        moto_internal = cred is not None and cred.key == "ak" and not policies.enabled()
         client_call = cred is not None and not service_call and not moto_internal
         if client_call or service_call:
             request = pipeline.Request(self, environ, start_response, cred, client_call)
@@ -314,7 +314,7 @@ class Extension:
             raw = environ["wsgi.input"].read(length) if length else b""
             environ["wsgi.input"] = io.BytesIO(raw)
             with LOCK:
-                secret = authz.secret_of(cred.key)
+                secret = principals.secret_of(cred.key)
             caller = stacks.Caller(cred.key, secret or "", session_token(environ))
             answered = stacks.handle(environ, start_response, raw, iam_models.get_account_id_from(cred.key),
                                      cred.region, caller, stacksets.answer_cloudformation)
@@ -362,14 +362,14 @@ class Extension:
         serves unsigned requests: S3 as the anonymous user, whom only a bucket policy granting "*"
         admits (https://docs.aws.amazon.com/AmazonS3/latest/userguide/example-bucket-policies.html), and
         STS's AssumeRoleWithWebIdentity and AssumeRoleWithSAML, whose callers prove who they are with
-        an identity provider's token (authz.federated). None to go on to moto, or the refusal.
+        an identity provider's token (principals.federated). None to go on to moto, or the refusal.
 
         The local cloud's own endpoints (/assure-api/…, answered before this), moto's (/moto-api/…:
         its recorder, which the tests read) and the instance metadata service (/latest/…, unsigned on
         EC2 too) are not AWS APIs and stay open, as before. With IAM enforcement off, unsigned requests
         go on to moto, as every other request does."""
         path = environ.get("PATH_INFO", "")
-        if path.startswith(("/moto-api", "/latest/")) or path == "/favicon.ico" or not authz.enabled():
+        if path.startswith(("/moto-api", "/latest/")) or path == "/favicon.ico" or not policies.enabled():
             return None
 
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -380,10 +380,10 @@ class Extension:
         action = (query.get("Action") or [""])[0]
         if not action and raw and b"Action=" in raw:
             action = (parse_qs(raw.decode(errors="replace")).get("Action") or [""])[0]
-        if action in authz.FEDERATED_ACTIONS and not target:
-            req = environ["assure.request"] = authz.parse_request(environ, raw, "sts", "us-east-1")
+        if action in principals.FEDERATED_ACTIONS and not target:
+            req = environ["assure.request"] = aws_request.parse_request(environ, raw, "sts", "us-east-1")
             with LOCK:
-                refusal = authz.federated(req)
+                refusal = principals.federated(req)
             if refusal is not None:
                 self.iam_counts["denied"] += 1
                 return service_error(start_response, environ, "sts", *refusal)
@@ -406,7 +406,7 @@ class Extension:
         bucket = unquote(path).lstrip("/").partition("/")[0]
         method = environ.get("REQUEST_METHOD", "GET")
         if bucket not in s3_backends.bucket_accounts and any(
-            authz.rest_operation(service, method, unquote(path), b"")[0] for service in REST_JSON
+            aws_request.rest_operation(service, method, unquote(path), b"")[0] for service in REST_JSON
         ):
             # GuardDuty, IAM Access Analyzer and Account Management (REST-JSON) share S3's shape on
             # the one endpoint: a path that is one of their operations' and names no bucket is theirs.
@@ -415,11 +415,11 @@ class Extension:
             return service_error(start_response, environ, "guardduty", 403, "MissingAuthenticationTokenException",
                                  "Missing Authentication Token")
         # Everything else is S3's (REST: a bucket and key in the path): the anonymous user.
-        req = environ["assure.request"] = authz.parse_request(environ, raw, "s3", "us-east-1")
+        req = environ["assure.request"] = aws_request.parse_request(environ, raw, "s3", "us-east-1")
         if bucket and bucket not in s3_backends.bucket_accounts and req.method != "PUT":
             return None  # NoSuchBucket: S3 says so whoever asks
         with LOCK:
-            denial = authz.authorize(authz.ANONYMOUS, req)
+            denial = authz.authorize(principals.ANONYMOUS, req)
         if denial is not None:
             self.iam_counts["denied"] += 1
             return service_error(start_response, environ, "s3", 403, "AccessDenied", "Access Denied")
@@ -438,7 +438,7 @@ class Extension:
 
         `sourceArn` (optional) names the resource the service acts for (a CloudTrail trail, a Firehose
         delivery stream, an EventBridge rule, a Config aggregator); the request then carries the keys
-        that service documents sending (authz.SERVICE_SOURCE_KEYS: aws:SourceArn, aws:SourceAccount,
+        that service documents sending (principals.SERVICE_SOURCE_KEYS: aws:SourceArn, aws:SourceAccount,
         sts:ExternalId), and no others. Without it the request carries what it always did,
         aws:SourceAccount (the role's account)."""
         doc = self.read_json(environ)

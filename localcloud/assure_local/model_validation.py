@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from assure_local.authz import Req
+from assure_local.aws_request import Req
 from assure_local.rules import Refusal
 
 # Every request is checked against the service's API model, as AWS's front ends do before the
@@ -177,7 +177,7 @@ def by_member_name(shape: Any, value: Any) -> Any:
 
 
 def rest_members(shape: Any, req: Req) -> dict:
-    """A REST call's input keyed by member name: the path's labels (authz.rest_operation put them
+    """A REST call's input keyed by member name: the path's labels (aws_request.rest_operation put them
     beside the body's members), the query string's and the headers' members, and the body's, each
     where the model places it."""
     sent = req.params if isinstance(req.params, dict) else {}

@@ -43,7 +43,7 @@ import uuid
 from typing import Any
 
 from assure_local import core
-from assure_local.authz import ANY_MEMBER, POLICIES
+from assure_local.policies import ANY_MEMBER, POLICIES
 
 # Handshake id -> the handshake as the API returns it, with private fields `_mgmt` and `_account`.
 HANDSHAKES: dict[str, dict] = {}

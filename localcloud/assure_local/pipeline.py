@@ -18,7 +18,7 @@ from typing import Any
 
 from moto.iam import models as iam_models
 
-from assure_local import authz, sigv4, validation
+from assure_local import authz, aws_request, policies, principals, sigv4, validation
 from assure_local.core import LOCK, Credential, session_token
 from assure_local.errors import error_response, service_error, signature_error
 from assure_local.knobs import Faults
@@ -77,7 +77,7 @@ def fault(req: Request) -> Answer:
     cred, environ = req.cred, req.environ
 
     def caller() -> str:
-        who = authz.principal_for(cred.key, session_token(environ))
+        who = principals.principal_for(cred.key, session_token(environ))
         return f"{who.arn} {who.session_arn}" if who else ""
 
     rule = faults.pick(cred.service, Faults.operation(environ, raw), caller)
@@ -100,7 +100,7 @@ def region_enabled(req: Request) -> Answer:
 
 def authorize(req: Request) -> Answer:
     """IAM, while it is enforced (authorize_request)."""
-    if not authz.enabled():
+    if not policies.enabled():
         return None
     return authorize_request(req.app.iam_counts, req.environ, req.start_response, req.cred)
 
@@ -131,8 +131,8 @@ def authorize_request(counts: dict[str, int], environ: dict, start_response: Cal
     service, region = cred.service, cred.region
     token = session_token(environ)
     with LOCK:
-        principal = authz.principal_for(cred.key, token)
-        secret = authz.secret_of(cred.key) if principal is not None else None
+        principal = principals.principal_for(cred.key, token)
+        secret = principals.secret_of(cred.key) if principal is not None else None
     if principal is None or secret is None:
         counts["unknownKeys"] += 1
         return error_response(start_response, environ, service, "invalid-key",
@@ -151,7 +151,7 @@ def authorize_request(counts: dict[str, int], environ: dict, start_response: Cal
         counts["badSignatures"] += 1
         return signature_error(start_response, environ, service, failure)
     with LOCK:
-        req = environ["assure.request"] = authz.parse_request(environ, raw, service, region)
+        req = environ["assure.request"] = aws_request.parse_request(environ, raw, service, region)
         environ["assure.principal"] = principal  # who the CloudTrail event names (deliver.record)
         if not req.operation and service != "s3":
             return None
@@ -173,7 +173,7 @@ def validate_request(environ: dict, start_response: Callable, cred: Credential |
     service = cred.service if cred else environ["assure.request"].service
     with LOCK:
         # Read once per request: authorize parsed it already when IAM is enforced.
-        req = environ.get("assure.request") or authz.parse_request(environ, raw, service, cred.region)
+        req = environ.get("assure.request") or aws_request.parse_request(environ, raw, service, cred.region)
         refused = validation.check(req, iam_models.get_account_id_from(cred.key) if cred else "", raw)
     if refused is None:
         return None

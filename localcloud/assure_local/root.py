@@ -10,7 +10,7 @@ State, per account (`ROOT_USERS`, made on first use, empty):
   (AWS's older account-access article says Organizations sets an initial password nobody can
   retrieve; an account created before the feature may still have it). The seed (seed.py) gives its
   external accounts one, as a brownfield account that signed up on its own has.
-- access keys: authz.ROOT_KEYS (key -> account) and moto's IAM backend `access_keys`, as
+- access keys: principals.ROOT_KEYS (key -> account) and moto's IAM backend `access_keys`, as
   /assure-api/root-credentials makes them; a key is the root user's while both hold it.
 - signing certificates: id -> {CertificateId, CertificateBody, Status, UploadDate}.
 - MFA devices: serial -> EnableDate. A serial that is an ARN (`arn:aws:iam::ACCOUNT:mfa/NAME`,
@@ -18,9 +18,9 @@ State, per account (`ROOT_USERS`, made on first use, empty):
   (with the root user's ARN as its user) until DeleteVirtualMFADevice; any other serial is hardware.
 
 IAM operations on the root user (moto's IamResponse methods, patched by `patch`). Only a request
-without UserName, made by the root user (its access keys, authz.ROOT_KEYS) or a centralized root
-session (sts:AssumeRoot, authz.ROOT_SESSIONS), acts on the root user; every other request (UserName
-given, or an IAM user's or role's credentials) is moto's, unchanged. Authorization (authz.resources_for)
+without UserName, made by the root user (its access keys, principals.ROOT_KEYS) or a centralized root
+session (sts:AssumeRoot, principals.ROOT_SESSIONS), acts on the root user; every other request (UserName
+given, or an IAM user's or role's credentials) is moto's, unchanged. Authorization (resources.resources_for)
 puts such a request on the root user, arn:aws:iam::ACCOUNT:root, which the root task policies' deny
 statements spare (NotResource arn:aws:iam::*:root).
 - GetLoginProfile, DeleteLoginProfile, CreateLoginProfile, DeactivateMFADevice: "When you make this
@@ -30,7 +30,7 @@ statements spare (NotResource arn:aws:iam::*:root).
   session (task IAMCreateRootUserPassword) takes no Password ("This parameter must be omitted when you
   make the request with an AssumeRoot session"; given: ValidationError) and makes the login profile the
   root user recovers ("Allow password recovery"); one already there: EntityAlreadyExists (409).
-- ListAccessKeys, DeleteAccessKey: the root user's keys. Deleting one removes it from authz.ROOT_KEYS
+- ListAccessKeys, DeleteAccessKey: the root user's keys. Deleting one removes it from principals.ROOT_KEYS
   and the backend, so it stops working (InvalidClientTokenId). A key that is not the root user's:
   NoSuchEntity.
 - ListSigningCertificates, DeleteSigningCertificate; ListMFADevices, DeactivateMFADevice (the device is
@@ -68,7 +68,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from assure_local import authz
+from assure_local import aws_request, principals
 from assure_local.root_users import ROOT_LOCK, backend, now, root_virtual_device, user
 
 # The default serial number of the root user's virtual MFA device.
@@ -78,7 +78,7 @@ ROOT_MFA_NAME = "root-account-mfa-device"
 def access_keys(account: str) -> list:
     """The root user's access keys (moto AccessKey objects, user_name None)."""
     keys = backend(account).access_keys
-    return [keys[k] for k, a in list(authz.ROOT_KEYS.items()) if a == account and k in keys]
+    return [keys[k] for k, a in list(principals.ROOT_KEYS.items()) if a == account and k in keys]
 
 
 def virtual(serial: str) -> bool:
@@ -93,7 +93,7 @@ def create_access_key(account: str) -> Any:
     with EXTENSION_LOCK:
         key = AccessKey(user_name=None, prefix="AKIA", account_id=account)
         backend(account).access_keys[key.physical_resource_id] = key
-        authz.ROOT_KEYS[key.access_key_id] = account
+        principals.ROOT_KEYS[key.access_key_id] = account
     return key
 
 
@@ -102,9 +102,9 @@ def remove_access_key(account: str, key_id: str) -> bool:
     from assure_local.core import LOCK as EXTENSION_LOCK
 
     with EXTENSION_LOCK:
-        if authz.ROOT_KEYS.get(key_id) != account:
+        if principals.ROOT_KEYS.get(key_id) != account:
             return False
-        authz.ROOT_KEYS.pop(key_id, None)
+        principals.ROOT_KEYS.pop(key_id, None)
         return backend(account).access_keys.pop(key_id, None) is not None
 
 
@@ -127,7 +127,7 @@ def add_mfa(account: str, serial: str) -> None:
                 devices[serial] = device
             device.enable_date = enabled
             # ListVirtualMFADevices' User: the root user, as GetUser answers it.
-            device.user = {"UserId": account, "Arn": authz.root_arn(account), "CreateDate": root.created}
+            device.user = {"UserId": account, "Arn": principals.root_arn(account), "CreateDate": root.created}
             device.user_attribute = None
 
 
@@ -165,7 +165,7 @@ def state(account: str) -> dict:
     with ROOT_LOCK:
         return {
             "account": account,
-            "arn": authz.root_arn(account),
+            "arn": principals.root_arn(account),
             "password": {"CreateDate": iso(root.password)} if root.password else None,
             "accessKeys": [{"AccessKeyId": k.access_key_id, "Status": k.status, "CreateDate": iso(k.create_date)}
                            for k in access_keys(account)],
@@ -200,7 +200,7 @@ def credentials_api(method: str, query: dict, doc: dict) -> tuple[int, dict]:
     if mfa is not None and not (mfa is True or (isinstance(mfa, str) and re.fullmatch(r"[\w+=/:,.@-]{9,256}", mfa))):
         return 400, {"message": "mfaDevice: true or a serial number (9 to 256 characters: a virtual device's "
                                 "ARN, or a hardware device's serial)"}
-    if mfa is not None and isinstance(mfa, str) and virtual(mfa) and authz.arn_account(mfa) != account:
+    if mfa is not None and isinstance(mfa, str) and virtual(mfa) and aws_request.arn_account(mfa) != account:
         return 400, {"message": f"mfaDevice: a virtual device's ARN in account {account}"}
     if cert is not None and not (cert is True or isinstance(cert, str) and cert.strip()):
         return 400, {"message": "signingCertificate: true or a PEM body"}
@@ -235,10 +235,10 @@ class Caller:
 
 def root_caller(response: Any) -> Caller | None:
     key = response.get_access_key()
-    account = authz.ROOT_KEYS.get(key)
+    account = principals.ROOT_KEYS.get(key)
     if account is not None:
         return Caller(account, False)
-    session = authz.ROOT_SESSIONS.get(key)
+    session = principals.ROOT_SESSIONS.get(key)
     if session is not None:
         return Caller(session.account, True)
     return None
@@ -349,7 +349,7 @@ def get_user(self: Any, caller: Caller) -> Any:
     from moto.core.responses import ActionResult
 
     root = user(caller.account)
-    return ActionResult({"User": {"UserId": caller.account, "Arn": authz.root_arn(caller.account),
+    return ActionResult({"User": {"UserId": caller.account, "Arn": principals.root_arn(caller.account),
                                   "CreateDate": root.created}})
 
 
@@ -420,7 +420,7 @@ def patch() -> None:
 
     def get_access_key_last_used(self):  # type: ignore[no-untyped-def]
         key_id = str(self._get_param("AccessKeyId") or "")
-        account = authz.ROOT_KEYS.get(key_id)
+        account = principals.ROOT_KEYS.get(key_id)
         if account is None or account != self.current_account or key_id not in backend(account).access_keys:
             return moto_last_used(self)
         used = backend(account).access_keys[key_id].last_used

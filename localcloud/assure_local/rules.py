@@ -45,8 +45,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from assure_local import authz, iam
-from assure_local.authz import Req
+from assure_local import authz, aws_request, iam, policies, principals, resources
+from assure_local.aws_request import Req
 from assure_local.iam import as_list
 
 
@@ -111,15 +111,15 @@ PROPAGATION = {"seconds": float(os.environ.get("ASSURE_IAM_PROPAGATION_SECONDS",
 def unusable_role(service: str, role_arn: str, source_arn: str | None = None) -> str | None:
     """Why the service principal `service` cannot use `role_arn` now, or None: the role must exist,
     be old enough for IAM to have propagated it, and trust the service acting for `source_arn` (the
-    trail, the delivery stream: the context keys the service sends, authz.service_context)."""
+    trail, the delivery stream: the context keys the service sends, principals.service_context)."""
     from moto.core.utils import utcnow
 
-    role = authz.role_by_arn(role_arn)
+    role = policies.role_by_arn(role_arn)
     if role is None:
         return f"{role_arn} does not exist"
     if (utcnow() - role.create_date).total_seconds() < PROPAGATION["seconds"]:
         return f"{role_arn} is not yet visible to {service}"
-    if not authz.service_trusted(service, role, source_arn).allowed:
+    if not principals.service_trusted(service, role, source_arn).allowed:
         return f"the trust policy of {role_arn} does not admit {service}"
     return None
 
@@ -127,9 +127,9 @@ def unusable_role(service: str, role_arn: str, source_arn: str | None = None) ->
 def role_allows(role_arn: str, action: str, resource: str) -> bool:
     """Whether the role's identity-based permissions allow `action` on `resource`: its policies, within
     its permissions boundary (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html)."""
-    role = authz.role_by_arn(role_arn)
-    allow, deny = iam.identity_effects(authz.role_policies(None, role), action, resource, {})
-    boundary = authz.boundary_of(role.arn.split(":")[4], role)
+    role = policies.role_by_arn(role_arn)
+    allow, deny = iam.identity_effects(policies.role_policies(None, role), action, resource, {})
+    boundary = policies.boundary_of(role.arn.split(":")[4], role)
     if boundary is not None:
         bound_allow, bound_deny = iam.identity_effects([boundary], action, resource, {})
         allow, deny = allow and bound_allow, deny or bound_deny
@@ -149,9 +149,9 @@ def firehose_s3_refusal(region: str, s3: dict, object_key: str, stream_arn: str 
     why = unusable_role("firehose.amazonaws.com", role_arn, stream_arn)
     if why is not None:
         return f"Firehose is unable to assume role {role_arn}: {why}"
-    role = authz.role_by_arn(role_arn)
-    owner = authz.arn_account(role_arn) or ""
-    principal = authz.role_principal(role, f"arn:aws:sts::{owner}:assumed-role/{role.name}/firehose")
+    role = policies.role_by_arn(role_arn)
+    owner = aws_request.arn_account(role_arn) or ""
+    principal = principals.role_principal(role, f"arn:aws:sts::{owner}:assumed-role/{role.name}/firehose")
     bucket = s3.get("BucketARN", "").split(":")[-1]
     headers = {}
     key = ((s3.get("EncryptionConfiguration") or {}).get("KMSEncryptionConfig") or {}).get("AWSKMSKeyARN")
@@ -297,7 +297,7 @@ def delivery_refusal(service: str, account: str, region: str, ctx: dict, bucket:
     source_arn = next((v for k, v in ctx.items() if k.lower() == "aws:sourcearn"), None)
     ctx = {"aws:SecureTransport": "true", "aws:PrincipalIsAWSService": "true", **delivery_context(service, account, source_arn),
            **own}
-    found = authz.s3_bucket(bucket)
+    found = resources.s3_bucket(bucket)
     if found.account is None:
         return "bucket", f"bucket {bucket} does not exist"
     doc = found.policy
@@ -307,7 +307,7 @@ def delivery_refusal(service: str, account: str, region: str, ctx: dict, bucket:
         if deny or not direct:
             return "bucket-policy", f"the policy of bucket {bucket} does not let {service} {action} {resource}"
     if key_id:
-        key = authz.kms_key(region, account, key_id)
+        key = resources.kms_key(region, account, key_id)
         if key is None:
             return "key", f"key {key_id} does not exist"
         for action in key_actions:
@@ -388,7 +388,7 @@ def config_delivery_refusal(account: str, region: str, bucket: str, prefix: str 
     account's own is written with the recorder's role first, which this does not check unless
     `own_bucket_as_role` is False (deliver_services checks the role). `object_key`: the object's real
     key; by default a snapshot under today's prefix."""
-    owner = authz.s3_bucket(bucket).account
+    owner = resources.s3_bucket(bucket).account
     if owner is None:
         return "bucket", f"bucket {bucket} does not exist"
     if owner == account and own_bucket_as_role:

@@ -15,6 +15,8 @@ import os
 import signal
 import sys
 
+from assure_local import principals
+
 
 def serve_faster() -> None:
     """moto finds a request's service by listing its own package directory (about 150 `isdir` calls)
@@ -111,9 +113,8 @@ def main() -> None:
     from assure_local import extension
 
     extension.patch_moto()
-    from assure_local import authz
 
-    authz.bootstrap_admin()
+    principals.bootstrap_admin()
     serve_faster()
     moto_app = DomainDispatcherApplication(create_backend_app)
     app = extension.Extension(moto_app)

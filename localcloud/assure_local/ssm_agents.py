@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from assure_local import authz
+from assure_local import authz, aws_request, policies, principals
 from assure_local.core import INSTANCES
 
 INSTANCE_ID = re.compile(r"^(i-[0-9a-f]{8}([0-9a-f]{9})?|mi-[0-9a-f]{17})$")
@@ -22,7 +22,7 @@ def agent(inst: dict) -> Any:
     """The instance role's session, as the SSM Agent uses it (an EC2 instance's session is named for
     the instance)."""
     role = instance_role(inst)
-    return authz.role_principal(role, f"arn:aws:sts::{inst['account']}:assumed-role/{role.name}/{inst['instanceId']}")
+    return principals.role_principal(role, f"arn:aws:sts::{inst['account']}:assumed-role/{role.name}/{inst['instanceId']}")
 
 
 def agent_refusal(inst: dict, actions: tuple[str, ...]) -> str | None:
@@ -32,14 +32,14 @@ def agent_refusal(inst: dict, actions: tuple[str, ...]) -> str | None:
     if role is None:
         return f"role {inst['roleName']} does not exist"
     service = "ssm.amazonaws.com" if inst["instanceId"].startswith("mi-") else "ec2.amazonaws.com"
-    if not authz.service_trusted(service, role).allowed:
+    if not principals.service_trusted(service, role).allowed:
         return f"the trust policy of {role.arn} does not admit {service}"
-    if not authz.enabled():
+    if not policies.enabled():
         return None
     principal = agent(inst)
     for action in actions:
         service_name, op = action.split(":", 1)
-        denial = authz.authorize(principal, authz.Req(service_name, op, {}, inst["region"]))
+        denial = authz.authorize(principal, aws_request.Req(service_name, op, {}, inst["region"]))
         if denial is not None:
             return denial.message
     return None

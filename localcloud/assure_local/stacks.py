@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 from xml.sax.saxutils import escape
 
-from assure_local import authz, core
+from assure_local import core, principals
 from assure_local.stack_store import STACKS, STACKS_LOCK, live
 
 NS = "http://cloudformation.amazonaws.com/doc/2010-05-15/"
@@ -794,7 +794,7 @@ def as_caller(form: dict[str, str], caller: Caller, account: str) -> Caller:
         return caller
 
     try:
-        session = authz.service_session("cloudformation.amazonaws.com", role, "AWSCloudFormation")
+        session = principals.service_session("cloudformation.amazonaws.com", role, "AWSCloudFormation")
     except core.ApiError as e:
         raise StackError("ValidationError", f"Role {role} is invalid or cannot be assumed: {e.message}") from None
     return Caller(session.access_key_id, session.secret_access_key, session.session_token)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from assure_local.authz import Req
+from assure_local.aws_request import Req
 from assure_local.model_validation import api_model
 from assure_local.rules import Refusal
 from assure_local.services.awslambda import lambda_role, lambda_sqs_mapping

@@ -13,7 +13,8 @@ import time
 import unittest
 import uuid
 
-from assure_local import core, knobs, stack_store
+from assure_local import aws_request, core, knobs, principals, stack_store
+from assure_local import resources as authz_resources
 from assure_local.services import identity
 
 ACCOUNT = "123456789012"  # moto's default account: the bootstrap administrator's (access key "testing")
@@ -29,10 +30,10 @@ def setUpModule() -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.test import Client
 
-    from assure_local import authz, extension
+    from assure_local import extension
 
     extension.patch_moto()
-    authz.bootstrap_admin()
+    principals.bootstrap_admin()
     APP = Client(extension.Extension(DomainDispatcherApplication(create_backend_app)))
 
 
@@ -136,15 +137,13 @@ def json_call(target: str, service: str, body: dict, key: str = "testing", signe
 
 
 def req(service: str, operation: str, **params):
-    from assure_local import authz
 
-    return authz.Req(service, operation, params, REGION)
+    return aws_request.Req(service, operation, params, REGION)
 
 
 def resources(service: str, operation: str, account: str = ACCOUNT, **params) -> list[str]:
-    from assure_local import authz
 
-    return [r.arn for _, r in authz.resources_for(req(service, operation, **params), account)]
+    return [r.arn for _, r in authz_resources.resources_for(req(service, operation, **params), account)]
 
 
 class KmsAliases(unittest.TestCase):
@@ -163,9 +162,8 @@ class KmsAliases(unittest.TestCase):
         cls.plain = backend.create_key(None, "ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", "plain", None)
 
     def checks(self, operation: str, **params):
-        from assure_local import authz
 
-        return authz.resources_for(req("kms", operation, **params), ACCOUNT)
+        return authz_resources.resources_for(req("kms", operation, **params), ACCOUNT)
 
     def test_a_key_operation_carries_every_alias_of_the_key_however_it_is_named(self):
         for key_id in (self.guarded.id, self.guarded.arn, "alias/test-guarded"):
@@ -200,7 +198,7 @@ class RequestContext(unittest.TestCase):
     def test_an_anonymous_request_has_no_principal_arn(self):
         from assure_local import authz
 
-        ctx = authz.request_context(req("s3", ""), authz.ANONYMOUS)
+        ctx = authz.request_context(req("s3", ""), principals.ANONYMOUS)
         self.assertNotIn("aws:PrincipalArn", ctx)
         self.assertEqual(ctx["aws:PrincipalType"], "Anonymous")
 
@@ -265,7 +263,8 @@ class Resources(unittest.TestCase):
 class S3ObjectActions(unittest.TestCase):
     def test_an_operation_on_one_version_is_its_own_action(self):
         # using-with-s3-policy-actions: "Object operations".
-        from assure_local.authz import Req, s3_checks
+        from assure_local.aws_request import Req
+        from assure_local.resources import s3_checks
 
         def action(method: str, query: dict) -> str:
             req = Req(service="s3", region=REGION, method=method, path="/b/logs/x.gz", query=query, params={}, operation="")
@@ -594,7 +593,7 @@ def service_trust(service: str, condition: dict | None = None) -> dict:
 
 
 class ServicePrincipalContext(unittest.TestCase):
-    """What a service sends when it assumes a role for one of its resources (authz.SERVICE_SOURCE_KEYS):
+    """What a service sends when it assumes a role for one of its resources (principals.SERVICE_SOURCE_KEYS):
     CloudTrail, EventBridge and Config aws:SourceArn and aws:SourceAccount, Firehose sts:ExternalId only."""
 
     TRAIL = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/main"
@@ -713,7 +712,7 @@ class RootUser(unittest.TestCase):
         from assure_local import authz
 
         key = root_credentials(ACCOUNT)
-        ctx = authz.request_context(req("s3", ""), authz.principal_for(key, None))
+        ctx = authz.request_context(req("s3", ""), principals.principal_for(key, None))
         self.assertEqual((ctx["aws:PrincipalArn"], ctx["aws:PrincipalType"]), (f"arn:aws:iam::{ACCOUNT}:root", "Account"))
         self.assertNotIn("aws:AssumedRoot", ctx)
 
@@ -768,7 +767,7 @@ class RootUser(unittest.TestCase):
         self.assertEqual(tag("Arn", query_call("sts", "GetCallerIdentity", {}, key, token)[1]), f"arn:aws:iam::{self.MEMBER}:root")
         from assure_local import authz
 
-        ctx = authz.request_context(req("s3", ""), authz.principal_for(key, token))
+        ctx = authz.request_context(req("s3", ""), principals.principal_for(key, token))
         self.assertEqual(ctx["aws:AssumedRoot"], "true")
         s3 = dict(auth(key, "s3"), **{"X-Amz-Security-Token": token})
         member_s3 = dict(auth(member_admin[0], "s3"), **{"X-Amz-Security-Token": member_admin[1]})
@@ -957,7 +956,6 @@ class RootUserCredentials(unittest.TestCase):
         self.assertEqual([k["AccessKeyId"] for k in state["accessKeys"]], [key])
 
     def test_the_request_is_on_the_root_user_only_for_the_root_user(self):
-        from assure_local import authz
         from assure_local.iam import Principal
 
         root = Principal(kind="root", account=self.member, arn=f"arn:aws:iam::{self.member}:root")
@@ -965,7 +963,7 @@ class RootUserCredentials(unittest.TestCase):
         role = Principal(kind="role", account=self.member, arn=f"arn:aws:iam::{self.member}:role/admin")
 
         def on(principal, operation, **params):
-            return [r.arn for _, r in authz.resources_for(req("iam", operation, **params), self.member, principal)]
+            return [r.arn for _, r in authz_resources.resources_for(req("iam", operation, **params), self.member, principal)]
 
         for op in ("GetLoginProfile", "DeleteLoginProfile", "ListAccessKeys", "DeactivateMFADevice", "GetUser"):
             self.assertEqual(on(root, op), [f"arn:aws:iam::{self.member}:root"], op)
@@ -1055,10 +1053,10 @@ class Signatures(unittest.TestCase):
         self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
 
     def test_a_service_session_is_verified_too(self):
-        from assure_local import authz, core
+        from assure_local import core
 
         role = make_role("sig-service", service_trust("states.amazonaws.com"))
-        session = authz.service_session("states.amazonaws.com", role, "states")
+        session = principals.service_session("states.amazonaws.com", role, "states")
         core.SERVICE_KEYS.add(session.access_key_id)
         SECRETS[session.access_key_id] = session.secret_access_key
         headers = {"Content-Type": FORM, "X-Amz-Security-Token": session.session_token}

@@ -17,6 +17,8 @@ from urllib.parse import urlencode
 import test_authz
 from test_authz import ACCOUNT, auth, call, make_role, org, remember, tag
 
+from assure_local import principals
+
 WAIT = 0.7  # the transition is set to 0.5 s
 
 
@@ -27,10 +29,10 @@ def setUpModule() -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.test import Client
 
-    from assure_local import authz, extension
+    from assure_local import extension
 
     extension.patch_moto()
-    authz.bootstrap_admin()
+    principals.bootstrap_admin()
     test_authz.APP = Client(extension.Extension(DomainDispatcherApplication(create_backend_app)))
     from moto.organizations.models import organizations_backends
 

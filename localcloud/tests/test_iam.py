@@ -4,6 +4,7 @@ Each test breaks exactly one rule. Run: python -m unittest test_iam (no moto nee
 
 import unittest
 
+from assure_local import aws_request
 from assure_local.iam import Principal, Resource, condition_holds, decide
 
 ALLOW_ALL = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
@@ -55,7 +56,7 @@ class Identity(unittest.TestCase):
         self.assertFalse(decide(p, "s3:GetObject", Resource("arn:aws:s3:::secret/k"), {}, None).allowed)
 
     def test_a_statement_scoped_to_an_arn_does_not_match_an_action_without_resources(self):
-        # Actions with no resource type are authorized against "*" (authz.takes_resources).
+        # Actions with no resource type are authorized against "*" (policies.takes_resources).
         p = role([allow("states:SendTaskSuccess", "arn:aws:states:us-east-1:111111111111:stateMachine:m")])
         self.assertFalse(decide(p, "states:SendTaskSuccess", Resource("*"), {}, None).allowed)
 
@@ -469,10 +470,10 @@ class RootUser(unittest.TestCase):
         self.assertFalse(d.allowed)
         self.assertIn("service control policy", d.reason)
         self.assertTrue(decide(self.ROOT, "s3:ListBucket", Resource("arn:aws:s3:::b", self.ACCOUNT), ctx, None).allowed,
-                        "the management account: no SCP applies (authz.scp_levels answers None)")
+                        "the management account: no SCP applies (policies.scp_levels answers None)")
 
     def test_a_centralized_root_session_is_held_to_its_task_policy(self):
-        from assure_local.authz import ROOT_TASK_POLICIES
+        from assure_local.policies import ROOT_TASK_POLICIES
 
         task = ROOT_TASK_POLICIES["arn:aws:iam::aws:policy/root-task/S3UnlockBucketPolicy"]
         session = Principal(kind="root", account=self.ACCOUNT, arn=self.ROOT.arn, session_policies=[task], assumed_root=True)
@@ -511,7 +512,7 @@ class PassRole(unittest.TestCase):
         from assure_local import authz
 
         logs_role = "arn:aws:iam::111111111111:role/assure-cloudtrail-logs"
-        req = authz.Req("cloudtrail", "CreateTrail", {"Name": "t", "CloudWatchLogsRoleArn": logs_role}, "us-east-1")
+        req = aws_request.Req("cloudtrail", "CreateTrail", {"Name": "t", "CloudWatchLogsRoleArn": logs_role}, "us-east-1")
         [(action, res, ctx)] = authz.passed_roles(req, "111111111111")
         self.assertEqual((action, res.arn, ctx), ("iam:PassRole", logs_role, {"iam:PassedToService": "cloudtrail.amazonaws.com"}))
         scoped = role([allow("iam:PassRole", "arn:aws:iam::111111111111:role/*",
@@ -522,8 +523,8 @@ class PassRole(unittest.TestCase):
     def test_nested_and_listed_roles_are_found(self):
         from assure_local import authz
 
-        req = authz.Req("events", "PutTargets", {"Rule": "r", "Targets": [{"Id": "a", "RoleArn": "arn:aws:iam::1:role/x"},
+        req = aws_request.Req("events", "PutTargets", {"Rule": "r", "Targets": [{"Id": "a", "RoleArn": "arn:aws:iam::1:role/x"},
                                                                           {"Id": "b"}]}, "us-east-1")
         self.assertEqual([r.arn for _, r, _ in authz.passed_roles(req, "1")], ["arn:aws:iam::1:role/x"])
-        none = authz.Req("cloudtrail", "CreateTrail", {"Name": "t"}, "us-east-1")
+        none = aws_request.Req("cloudtrail", "CreateTrail", {"Name": "t"}, "us-east-1")
         self.assertEqual(authz.passed_roles(none, "1"), [])

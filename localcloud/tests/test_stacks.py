@@ -19,7 +19,7 @@ import zipfile
 import boto3
 from botocore.exceptions import ClientError
 
-from assure_local import core
+from assure_local import core, principals
 
 SERVER = None
 ENDPOINT = ""
@@ -40,10 +40,10 @@ def setUpModule() -> None:
         def log_request(self, *args: object, **kw: object) -> None:
             pass  # no access line per request
 
-    from assure_local import authz, extension, rules
+    from assure_local import extension, rules
 
     extension.patch_moto()
-    authz.bootstrap_admin()
+    principals.bootstrap_admin()
     rules.PROPAGATION["seconds"] = 0
     SERVER = make_server("127.0.0.1", 0, extension.Extension(DomainDispatcherApplication(create_backend_app)),
                          threaded=True, request_handler=Quiet)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from assure_local import authz
-from assure_local.authz import Req, p
+from assure_local import policies
+from assure_local.aws_request import Req, p
 from assure_local.rules import Refusal, role_allows, unusable_role
 
 
@@ -72,7 +72,7 @@ def lambda_sqs_mapping(req: Req, account: str, raw: bytes) -> Refusal | None:
         return Refusal(400, "InvalidParameterValueException",
                        f"Queue visibility timeout: {visibility} seconds is less than Function timeout: {timeout} seconds")
     for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes"):
-        if authz.role_by_arn(function.role) is None or not role_allows(function.role, f"sqs:{action}", source):
+        if policies.role_by_arn(function.role) is None or not role_allows(function.role, f"sqs:{action}", source):
             return Refusal(400, "InvalidParameterValueException",
                            f"The provided execution role does not have permissions to call {action} on SQS")
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from assure_local.authz import Req, p
+from assure_local.aws_request import Req, p
 from assure_local.core import organization_of
 from assure_local.rules import Refusal, role_allows, trail_delivery_refusal, unusable_role
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from assure_local import core
-from assure_local.authz import Req
+from assure_local.aws_request import Req
 from assure_local.iam import as_list
 from assure_local.rules import Refusal
 

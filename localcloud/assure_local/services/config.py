@@ -7,7 +7,7 @@ import time
 import uuid
 
 from assure_local import rules
-from assure_local.authz import Req, p
+from assure_local.aws_request import Req, p
 from assure_local.rules import Refusal, config_delivery_refusal
 
 

@@ -6,8 +6,8 @@ import sys
 import uuid
 from typing import Any
 
-from assure_local import authz, rules
-from assure_local.authz import Req, p
+from assure_local import aws_request, rules
+from assure_local.aws_request import Req, p
 from assure_local.core import (
     LOCK,
     STREAMS_CREATING,
@@ -179,9 +179,9 @@ def firehose_role(req: Req, account: str, raw: bytes) -> Refusal | None:
     # trust: https://docs.aws.amazon.com/firehose/latest/dev/controlling-access.html).
     if req.service != "firehose" or req.operation not in ("CreateDeliveryStream", "UpdateDestination"):
         return None
-    roles = authz.dig(req.params, "ExtendedS3DestinationConfiguration.RoleARN")
-    roles += authz.dig(req.params, "S3DestinationConfiguration.RoleARN")
-    roles += authz.dig(req.params, "ExtendedS3DestinationUpdate.RoleARN")
+    roles = aws_request.dig(req.params, "ExtendedS3DestinationConfiguration.RoleARN")
+    roles += aws_request.dig(req.params, "S3DestinationConfiguration.RoleARN")
+    roles += aws_request.dig(req.params, "ExtendedS3DestinationUpdate.RoleARN")
     stream = f"arn:aws:firehose:{req.region}:{account}:deliverystream/{p(req.params, 'DeliveryStreamName') or ''}"
     for role in roles:
         if unusable_role("firehose.amazonaws.com", role, stream):

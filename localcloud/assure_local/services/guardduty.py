@@ -9,7 +9,7 @@ import uuid
 from moto.guardduty.models import guardduty_backends
 
 from assure_local import rules
-from assure_local.authz import Req
+from assure_local.aws_request import Req
 from assure_local.core import (
     ApiError,
     Call,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from assure_local import authz
-from assure_local.authz import Req
+from assure_local import aws_request, policies, principals
+from assure_local.aws_request import Req
 from assure_local.core import (
     LOCK,
     delegated_admin,
@@ -34,7 +34,7 @@ def patch_identity() -> None:
     from moto.sts import responses as sts_responses
 
     # AssumeRole's managed session policies (PolicyArns): moto keeps the inline Policy on the session
-    # and drops the ARNs. They are kept on the session, which authz.session_policies reads: "The
+    # and drops the ARNs. They are kept on the session, which policies.session_policies reads: "The
     # resulting session's permissions are the intersection of the role's identity-based policy and the
     # session policies" (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html).
     moto_assume_role = sts_responses.TokenResponse.assume_role
@@ -54,11 +54,11 @@ def patch_identity() -> None:
     moto_caller = sts.STSBackend.get_caller_identity
 
     def get_caller_identity(self, access_key_id, region):  # type: ignore[no-untyped-def]
-        account = authz.ROOT_KEYS.get(access_key_id)
-        if account is None and access_key_id in authz.ROOT_SESSIONS:
-            account = authz.ROOT_SESSIONS[access_key_id].account
+        account = principals.ROOT_KEYS.get(access_key_id)
+        if account is None and access_key_id in principals.ROOT_SESSIONS:
+            account = principals.ROOT_SESSIONS[access_key_id].account
         if account is not None:
-            return account, authz.root_arn(account), account
+            return account, principals.root_arn(account), account
         return moto_caller(self, access_key_id, region)
 
     sts.STSBackend.get_caller_identity = get_caller_identity
@@ -196,13 +196,13 @@ def root_features_handler(name: str) -> Callable:
 
 
 # The task policies a root session may be scoped to (API_AssumeRoot, TaskPolicyArn).
-ROOT_TASK_POLICY_ARNS = tuple(authz.ROOT_TASK_POLICIES)
+ROOT_TASK_POLICY_ARNS = tuple(policies.ROOT_TASK_POLICIES)
 
 
 def assume_root(self):  # type: ignore[no-untyped-def]
     """sts:AssumeRoot (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoot.html), once
     authorized (the caller's identity-based policy allows sts:AssumeRoot on the member's root user,
-    authz.resources_for; root credentials may not call it, authz.authorize): "You must use credentials
+    resources.resources_for; root credentials may not call it, authz.authorize): "You must use credentials
     from an Organizations management account or a delegated administrator account for IAM", the
     organization must have centralized root sessions enabled ("Before you can launch a privileged
     session, you must have centralized root access in your organization":
@@ -229,7 +229,7 @@ def assume_root(self):  # type: ignore[no-untyped-def]
         raise access_denied("Centralized root sessions (iam:EnableOrganizationsRootSessions) are not "
                                           "enabled for the organization.")
     target = str(self._get_param("TargetPrincipal") or "")
-    target = authz.arn_account(target) or target
+    target = aws_request.arn_account(target) or target
     members = {a.id for a in backend.accounts}
     if not re.fullmatch(r"\d{12}", target) or target not in members or target == mgmt:
         raise query_error("sts", "ValidationError", f"TargetPrincipal {target or '(none)'} is not a member account of the "
@@ -247,7 +247,7 @@ def assume_root(self):  # type: ignore[no-untyped-def]
         key = iam_backends[target]["aws"].create_temp_access_key()
         token = "IQoJb3JpZ2lu" + secrets.token_urlsafe(96)
         expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=duration)
-        authz.ROOT_SESSIONS[key.access_key_id] = authz.RootSession(target, token, task, expires.timestamp(),
+        principals.ROOT_SESSIONS[key.access_key_id] = principals.RootSession(target, token, task, expires.timestamp(),
                                                                    key.secret_access_key)
     return ActionResult({"Credentials": {"AccessKeyId": key.access_key_id, "SecretAccessKey": key.secret_access_key,
                                          "SessionToken": token, "Expiration": expires}})

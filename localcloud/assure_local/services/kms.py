@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assure_local.authz import Req
+from assure_local.aws_request import Req
 from assure_local.rules import Refusal, missing_principal
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from assure_local import authz, iam
-from assure_local.authz import Req, p
+from assure_local import iam, resources
+from assure_local.aws_request import Req, p
 from assure_local.rules import Refusal, delivery_context, key_state
 
 
@@ -43,7 +43,7 @@ def logs_kms_key(req: Req, account: str, raw: bytes) -> Refusal | None:
     arn = f"arn:aws:logs:{req.region}:{account}:log-group:{group}"
     refused = Refusal(400, "InvalidParameterException",
                       f"The specified KMS key does not exist or is not allowed to be used with Arn '{arn}'")
-    key = authz.kms_key(req.region, account, key_id)
+    key = resources.kms_key(req.region, account, key_id)
     if key is None or key_state(key.arn) != "Enabled":
         return refused
     service = f"logs.{req.region}.amazonaws.com"

@@ -9,7 +9,7 @@ from typing import Any
 
 from moto.iam import models as iam_models
 
-from assure_local.authz import Req, p
+from assure_local.aws_request import Req, p
 from assure_local.core import (
     ADMINISTRATOR,
     REGISTERED,

@@ -6,7 +6,7 @@ import json
 import re
 from urllib.parse import unquote
 
-from assure_local.authz import Req
+from assure_local.aws_request import Req
 from assure_local.rules import Refusal, missing_principal
 
 # S3 answers whose XML root moto names differently from AWS: (query, moto's root, AWS's root).

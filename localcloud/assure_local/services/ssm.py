@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from assure_local import authz, ssm_agents
-from assure_local.authz import Req, p
+from assure_local import resources, ssm_agents
+from assure_local.aws_request import Req, p
 from assure_local.rules import Refusal
 
 
@@ -18,8 +18,8 @@ def ssm_start_session(req: Req, account: str, raw: bytes) -> Refusal | None:
     if req.service != "ssm" or req.operation != "StartSession":
         return None
     doc = p(req.params, "DocumentName")
-    if isinstance(doc, str) and doc and doc != authz.DEFAULT_SESSION_DOCUMENT and not doc.startswith("arn:") \
-            and not doc.lower().startswith(authz.AWS_DOCUMENT_PREFIXES):
+    if isinstance(doc, str) and doc and doc != resources.DEFAULT_SESSION_DOCUMENT and not doc.startswith("arn:") \
+            and not doc.lower().startswith(resources.AWS_DOCUMENT_PREFIXES):
         from moto.ssm.models import ssm_backends
 
         if doc not in ssm_backends[account][req.region]._documents:

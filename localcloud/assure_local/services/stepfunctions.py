@@ -6,10 +6,10 @@ import json
 import threading
 from typing import Any
 
-from assure_local.authz import service_session
 from assure_local.core import (
     SERVICE_KEYS,
 )
+from assure_local.principals import service_session
 
 
 def run_tasks_as_the_execution_role() -> None:
