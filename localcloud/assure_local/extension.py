@@ -66,6 +66,7 @@ from assure_local.core import (
 from assure_local.errors import service_error
 from assure_local.knobs import Faults, Limits
 from assure_local.principals import service_session
+from assure_local.services import ssm
 from assure_local.services.access_analyzer import AccessAnalyzer
 from assure_local.services.account import Accounts
 from assure_local.services.cloudwatch import CborBridge
@@ -135,7 +136,7 @@ def patch_moto() -> None:
     # alarm actions and history, SNS's deliveries: deliver_services.py.
     deliver_services.patch()
     # IAM Access Analyzer's findings and their events, EventBridge's bus and Firehose targets,
-    # Session Manager's sessions and logs: deliver_findings.py.
+    # Session Manager's sessions and logs: services/ssm.py; EventBridge's targets: events.py.
     deliver_findings.install()
 
 
@@ -271,9 +272,8 @@ class Extension:
         if environ.get("PATH_INFO") == "/assure-api/root-credentials":
             return self.root_credentials(environ, start_response)
         if environ.get("PATH_INFO") == "/assure-api/managed-instances":
-            from assure_local import deliver_findings
 
-            return deliver_findings.managed_instances_api(environ, start_response)
+            return ssm.managed_instances_api(environ, start_response)
         cred = credential_of(environ)
         if cred is None:
             refused = self.unsigned(environ, start_response)
@@ -302,9 +302,8 @@ class Extension:
         if bridged and self.signing(environ) == "monitoring":
             return self.cbor(self.moto_app, environ, start_response, "monitoring", bridged)
         if cred is not None and cred.service == "ssm":
-            from assure_local import deliver_findings  # Session Manager's sessions and managed instances
 
-            answered = deliver_findings.answer(environ, start_response, cred)
+            answered = ssm.answer(environ, start_response, cred)
             if answered is not None:
                 return answered
         if cred is not None and cred.service == "cloudformation" and (client_call or service_call):

@@ -17,6 +17,8 @@ from urllib.parse import urlencode
 import test_authz as base
 from test_authz import auth, call
 
+from assure_local import events as event_bus
+
 HOME, OTHER = "us-east-1", "eu-west-1"
 OUTSIDE = "999988887777"
 ANALYZER = "assure-organization"
@@ -298,9 +300,8 @@ def metric_values(account: str, region: str, namespace: str, name: str, dimensio
 
 
 def received(finding_id: str, region: str) -> list[dict]:
-    from assure_local import deliver_findings
 
-    return [e for (a, r, b, e) in list(deliver_findings.RECEIVED)
+    return [e for (a, r, b, e) in list(event_bus.RECEIVED)
             if (a, r, b) == (W["security"], HOME, "default") and e["detail"]["id"] == finding_id
             and e["detail"]["region"] == region]
 

@@ -393,7 +393,7 @@ def as_creds(service: str, creds: dict) -> object:
 
 class Membership(unittest.TestCase):
     """Invitations and the membership events (organizations.py), and EventBridge's state machine
-    targets (deliver_findings.invoke_states): how an account that joins reaches a state machine."""
+    targets (events.invoke_states): how an account that joins reaches a state machine."""
 
     def test_an_invited_account_joins_and_the_management_account_hears_of_every_join(self) -> None:
 

@@ -6,7 +6,7 @@ import sys
 import uuid
 from typing import Any
 
-from assure_local import aws_request, rules
+from assure_local import aws_request, events, rules
 from assure_local.aws_request import Req, p
 from assure_local.core import (
     LOCK,
@@ -164,9 +164,8 @@ def patch_moto() -> None:
                   file=sys.stderr, flush=True)
             return [{"RecordId": str(uuid.uuid4())} for _ in records]
         # Written as Firehose names and encodes it (its compression and file extension, its KMS key).
-        from assure_local import deliver_findings
 
-        return deliver_findings.firehose_s3_write(self, delivery_stream_name, version_id, s3_destination, records)
+        return events.firehose_s3_write(self, delivery_stream_name, version_id, s3_destination, records)
 
     firehose.FirehoseBackend.put_s3_records = checked_put
     patch_firehose_transition()
