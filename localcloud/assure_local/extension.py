@@ -41,6 +41,7 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
 import io
 import json
 import re
+import traceback
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -63,15 +64,19 @@ from assure_local.core import (
     organization_of,
     session_token,
 )
+from assure_local.deliver_services import log
 from assure_local.errors import service_error
 from assure_local.knobs import Faults, Limits
 from assure_local.principals import service_session
 from assure_local.services import ssm
 from assure_local.services.access_analyzer import AccessAnalyzer
 from assure_local.services.account import Accounts
-from assure_local.services.cloudwatch import CborBridge
+from assure_local.services.cloudwatch import CborBridge, patch_cloudwatch
+from assure_local.services.config import patch_config
 from assure_local.services.guardduty import GuardDuty
-from assure_local.services.s3 import S3_ROOTS, fix_s3_root
+from assure_local.services.guardduty_findings import patch_guardduty
+from assure_local.services.s3 import S3_ROOTS, fix_s3_root, patch_s3_bucket_policy
+from assure_local.services.sns import patch_sns
 
 # ---------------------------------------------------------------------------------------------------
 # GuardDuty
@@ -107,7 +112,7 @@ from assure_local.services.s3 import S3_ROOTS, fix_s3_root
 
 def patch_moto() -> None:
     """moto's fixes, service by service (services/), in the order they wrap each other's."""
-    from assure_local import deliver_findings, deliver_services, organizations, stacksets
+    from assure_local import deliver_findings, organizations, stacksets
     from assure_local.services import cloudtrail, config, firehose, identity, logs, s3, stepfunctions
     from assure_local.services import organizations as org_fixes
 
@@ -134,7 +139,7 @@ def patch_moto() -> None:
     identity.patch_identity()
     # Config's snapshots and aggregator, GuardDuty's sample findings and their export, CloudWatch's
     # alarm actions and history, SNS's deliveries: deliver_services.py.
-    deliver_services.patch()
+    patch_deliveries()
     # IAM Access Analyzer's findings and their events, EventBridge's bus and Firehose targets,
     # Session Manager's sessions and logs: services/ssm.py; EventBridge's targets: events.py.
     deliver_findings.install()
@@ -553,3 +558,18 @@ class Extension:
         return self.respond(start_response, status, body, error="ValidationError" if status >= 400 else None)
 
     respond = staticmethod(core.respond)
+
+
+
+
+def patch_deliveries() -> None:
+    """Installs the operations and the deliveries; again, only what is not installed (`install`)."""
+    try:
+        patch_config()
+        patch_guardduty()
+        patch_cloudwatch()
+        patch_sns()
+        patch_s3_bucket_policy()
+    except Exception:
+        log(f"deliver_services: patch failed:\n{traceback.format_exc()}")
+        raise

@@ -18,6 +18,7 @@ import test_authz
 from test_authz import ACCOUNT, auth, call, make_role, org, remember, tag
 
 from assure_local import principals
+from assure_local.services import sns
 
 WAIT = 0.7  # the transition is set to 0.5 s
 
@@ -46,11 +47,10 @@ def limits(doc: dict) -> None:
 
 
 def settle() -> None:
-    """Waits out the delay, then runs what is queued (deliver_services.settle)."""
-    from assure_local import deliver_services
+    """Waits out the delay, then runs what is queued (sns.settle)."""
 
     time.sleep(WAIT)
-    deliver_services.settle()
+    sns.settle()
 
 
 class Creds:
@@ -163,9 +163,9 @@ class Delayed(unittest.TestCase):
     """The delay at its minimum, 0.5 s, and IAM's propagation off, for each test."""
 
     def setUp(self):
-        from assure_local import deliver_services, rules
+        from assure_local import rules
 
-        deliver_services.settle()  # nothing left from the test before
+        sns.settle()  # nothing left from the test before
         self.propagation = rules.PROPAGATION["seconds"]
         limits({"transitionSeconds": 0.5, "iamPropagationSeconds": 0})
 
@@ -672,9 +672,8 @@ class AlarmNotifications(Delayed):
 
     @classmethod
     def tearDownClass(cls):
-        from assure_local import deliver_services
 
-        deliver_services.settle()
+        sns.settle()
         if cls.state.get("server"):
             cls.state["server"].shutdown()
             cls.state["server"].server_close()
@@ -844,15 +843,14 @@ class AlarmNotifications(Delayed):
         items = cbor2.loads(r.get_data())["AlarmHistoryItems"]
         self.assertEqual(items[0]["HistorySummary"], "Alarm updated from OK to ALARM")
         self.assertTrue(all(i["Timestamp"] >= since for i in items), "StartDate bounds the history")
-        from assure_local import deliver_services
 
-        deliver_services.settle()
+        sns.settle()
 
 
 
 class BucketPoliciesWithoutEnforcement(unittest.TestCase):
     """`--no-iam` authorizes nothing, bucket policies included: moto's own evaluation of a TLS-only
-    policy would refuse every read of the pipeline's artifacts (deliver_services.patch_s3_bucket_policy)."""
+    policy would refuse every read of the pipeline's artifacts (s3.patch_s3_bucket_policy)."""
 
     def test_a_tls_only_bucket_is_read_without_enforcement(self):
         import os

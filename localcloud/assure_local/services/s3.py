@@ -7,6 +7,7 @@ import re
 from urllib.parse import unquote
 
 from assure_local.aws_request import Req
+from assure_local.deliver_services import install, mine
 from assure_local.rules import Refusal, missing_principal
 
 # S3 answers whose XML root moto names differently from AWS: (query, moto's root, AWS's root).
@@ -88,3 +89,29 @@ def s3_expected_bucket_owner(req: Req, account: str, raw: bytes) -> Refusal | No
         if owner is not None and owner[1] != expected:
             return Refusal(403, "AccessDenied", "Access Denied")
     return None
+
+
+def patch_s3_bucket_policy() -> None:
+    """moto evaluates a bucket's policy itself before it serves an object (FakeBucket.get_permission):
+    it matches no Principal but "*", reads no request context, and turns any statement whose Condition
+    it cannot satisfy into a deny, even an Allow. So the policies the delivering services' guides give
+    (GuardDuty's "Deny non-HTTPS access", conditioned on aws:SecureTransport) refused every read of
+    the objects delivered. While IAM is enforced the extension has already authorized the request
+    against the whole policy (authz.authorize, as S3 does:
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-auth-workflow-object-operation.html),
+    the anonymous user's requests included (Extension.unsigned), so moto's second, cruder evaluation
+    answers "permitted" (what reaches moto was allowed). Without enforcement (`--no-iam`) nothing is
+    authorized, bucket policies included: moto's evaluation would refuse every read of a TLS-only
+    bucket (the pipeline's artifacts and checkpoints), which AWS never does over TLS."""
+    from moto.iam.access_control import PermissionResult
+    from moto.s3 import models as s3_models
+
+    original = s3_models.FakeBucket.get_permission
+    if mine(original):
+        return
+
+    def get_permission(self, action, resource):  # type: ignore[no-untyped-def]
+        del self, action, resource
+        return PermissionResult.PERMITTED
+
+    install(s3_models.FakeBucket, "get_permission", get_permission)
