@@ -18,7 +18,7 @@
    to 30 minutes after a policy is modified for Access Analyzer to again analyze the resource and
    then update the finding"; a grant that goes away is RESOLVED, a grant that changes is a new ACTIVE
    finding (https://docs.aws.amazon.com/IAM/latest/UserGuide/access-analyzer-findings-remediate.html).
-   Both wait the local cloud's delay (deliver.delay, the transition). New findings matching one of
+   Both wait the local cloud's delay (scheduler.delay, the transition). New findings matching one of
    the analyzer's archive rules are ARCHIVED (access-analyzer-archive-rules.html). Answered:
    ListFindings, GetFinding, ListFindingsV2, GetFindingV2, UpdateFindings.
 2. Each new finding and each change of a finding's status is an event on the analyzer account's
@@ -72,7 +72,7 @@ import time
 import uuid
 from typing import Any
 
-from assure_local import core, deliver, iam, principals
+from assure_local import core, iam, principals, scheduler
 from assure_local.events import _MUTEX, emit, install_events, iso
 from assure_local.services import access_analyzer
 
@@ -302,7 +302,7 @@ def full_scan(acct: str, region: str, name: str) -> None:
         return
 
     if core.transitional(analyzer.get("_final")):
-        deliver.later(max(0.0, analyzer["_final"] - time.monotonic()), lambda: full_scan(acct, region, name))
+        scheduler.later(max(0.0, analyzer["_final"] - time.monotonic()), lambda: full_scan(acct, region, name))
         return
     if not active(analyzer):
         return
@@ -316,7 +316,7 @@ def full_scan(acct: str, region: str, name: str) -> None:
 def analyzer_created(acct: str, region: str, name: str) -> None:
     analyzer = analyzers().get((acct, region), {}).get(name)
     if analyzer is not None:
-        deliver.later(max(0.0, analyzer["_final"] - time.monotonic()), lambda: full_scan(acct, region, name))
+        scheduler.later(max(0.0, analyzer["_final"] - time.monotonic()), lambda: full_scan(acct, region, name))
 
 
 def changed(kind: str, account: str, arn: str) -> None:
@@ -327,7 +327,7 @@ def changed(kind: str, account: str, arn: str) -> None:
         if _SCHEDULED["pending"]:
             return
         _SCHEDULED["pending"] = True
-    deliver.later(deliver.delay(), analyze_pending)
+    scheduler.later(scheduler.delay(), analyze_pending)
 
 
 def analyze_pending() -> None:

@@ -2,7 +2,7 @@
 every request: Config delivering a snapshot, GuardDuty exporting findings, CloudWatch publishing an
 alarm's notification and SNS delivering it, Config's organization aggregator reading the organization.
 
-Each acts after the local cloud's delay (deliver.later, deliver.delay(): core.TRANSITION, the
+Each acts after the local cloud's delay (scheduler.later, scheduler.delay(): core.TRANSITION, the
 delay analyzers and Firehose streams wait), and only where the policies AWS consults let it: the bucket
 and key policies for a service principal writing to S3 (rules.delivery_refusal, with the context keys
 each service documents sending: rules.DELIVERY_CONTEXT_KEYS), the recorder's role (authz.authorize) for
@@ -33,7 +33,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from assure_local import deliver, iam, rules
+from assure_local import iam, rules, scheduler
 
 
 def utcnow() -> datetime.datetime:
@@ -50,7 +50,7 @@ def iso_ms(when: datetime.datetime) -> str:
 
 def later(fn: Callable[[], Any]) -> None:
     """`fn` after the delivery delay, on the delivery thread, holding the extension's LOCK."""
-    deliver.later(deliver.delay(), fn)
+    scheduler.later(scheduler.delay(), fn)
 
 
 def log(text: str) -> None:

@@ -15,7 +15,7 @@ import uuid
 import zipfile
 from typing import Any
 
-from assure_local import authz, aws_request, core, deliver, iam, policies, principals, rules
+from assure_local import authz, aws_request, core, iam, policies, principals, rules, scheduler
 
 _MUTEX = threading.Lock()
 
@@ -261,7 +261,7 @@ def invoke_firehose(rule: Any, target: dict, event: dict) -> None:
         BUFFERS.setdefault(key, []).append(data)
     if first:
         # Firehose buffers records (BufferingHints, 300 s by default for S3) before it writes them.
-        deliver.later(deliver.delay(), lambda: flush_stream(key))
+        scheduler.later(scheduler.delay(), lambda: flush_stream(key))
 
 
 def flush_stream(key: tuple[str, str, str]) -> None:
@@ -303,7 +303,7 @@ def firehose_s3_write(backend: Any, name: str, version_id: str, dest: dict, reco
     key = backend._format_s3_object_path(name, version_id, dest.get("Prefix", "")) + extension_
     kms = ((dest.get("EncryptionConfiguration") or {}).get("KMSEncryptionConfig") or {}).get("AWSKMSKeyARN")
     bucket = dest["BucketARN"].split(":")[-1]
-    deliver.put_object(bucket, key, data, kms, "application/octet-stream")
+    scheduler.put_object(bucket, key, data, kms, "application/octet-stream")
     return [{"RecordId": str(uuid.uuid4())} for _ in records]
 
 

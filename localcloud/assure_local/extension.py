@@ -68,7 +68,7 @@ from assure_local.deliver_services import log
 from assure_local.errors import service_error
 from assure_local.knobs import Faults, Limits
 from assure_local.principals import service_session
-from assure_local.services import ssm
+from assure_local.services import cloudtrail_logs, ssm
 from assure_local.services.access_analyzer import AccessAnalyzer
 from assure_local.services.account import Accounts
 from assure_local.services.cloudwatch import CborBridge, patch_cloudwatch
@@ -128,7 +128,7 @@ def patch_moto() -> None:
     # file written or refused, LatestDeliveryError the S3 error of the last attempt), and GetTrail,
     # GetTrailStatus, GetEventSelectors and GetInsightSelectors take a shadow trail's ARN
     # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_GetTrailStatus.html).
-    deliver.patch_cloudtrail()
+    cloudtrail_logs.patch_cloudtrail()
     config.patch_moto()
     org_fixes.patch_moto()
     stepfunctions.patch_moto()

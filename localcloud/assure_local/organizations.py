@@ -42,7 +42,7 @@ import time
 import uuid
 from typing import Any
 
-from assure_local import core, events
+from assure_local import core, events, scheduler
 from assure_local.policies import ANY_MEMBER, POLICIES
 
 # Handshake id -> the handshake as the API returns it, with private fields `_mgmt` and `_account`.
@@ -237,9 +237,8 @@ def service_event(mgmt: str, name: str, details: dict) -> dict:
 
 def send(mgmt: str, event: dict) -> None:
     """The event on the management account's default bus, after CloudTrail's delay."""
-    from assure_local import deliver
 
-    deliver.later(deliver.delay(), lambda: events.to_bus(mgmt, ORGANIZATIONS_REGION, "default", event,
+    scheduler.later(scheduler.delay(), lambda: events.to_bus(mgmt, ORGANIZATIONS_REGION, "default", event,
                                                                   sender=mgmt))
 
 

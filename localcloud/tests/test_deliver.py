@@ -1,7 +1,7 @@
 """CloudTrail's deliveries (deliver.py): event records, log files in the trail's bucket as the service
 principal, CloudWatch Logs, GetTrailStatus from what was delivered, shadow trails by ARN. Each test
 breaks one thing. Against moto in this process, through the extension's WSGI app (test_authz's
-helpers); deliveries are run at once with deliver.flush() unless a test waits for the thread.
+helpers); deliveries are run at once with scheduler.flush() unless a test waits for the thread.
 
     VENV/bin/python -W ignore -m unittest -v test_deliver
 """
@@ -17,6 +17,8 @@ import uuid
 
 import test_authz as t
 from test_authz import ACCOUNT, REGION, auth, call
+
+from assure_local import scheduler
 
 CT = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
 
@@ -116,9 +118,8 @@ class Trailed(unittest.TestCase):
     MULTI = False
 
     def setUp(self):
-        from assure_local import deliver
 
-        deliver.flush()
+        scheduler.flush()
         self.name = f"t-{uuid.uuid4().hex[:8]}"
         self.bucket = f"trail-{self.name}"
         bucket_for_trail(self.bucket)
@@ -132,15 +133,13 @@ class Trailed(unittest.TestCase):
         self.arn = answer["TrailARN"]
 
     def tearDown(self):
-        from assure_local import deliver
 
         ct("DeleteTrail", {"Name": self.name})
-        deliver.flush()
+        scheduler.flush()
 
     def flush(self):
-        from assure_local import deliver
 
-        deliver.flush()
+        scheduler.flush()
 
 
 NAME = re.compile(rf"^AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/(\d{{4}})/(\d{{2}})/(\d{{2}})/"
@@ -462,9 +461,8 @@ class OrganizationTrail(unittest.TestCase):
     def setUp(self):
         from moto.organizations.models import organizations_backends
 
-        from assure_local import deliver
 
-        deliver.flush()
+        scheduler.flush()
         if organizations_backends[ACCOUNT]["aws"].org is None:
             self.assertEqual(t.org("CreateOrganization", {"FeatureSet": "ALL"})[0], 200)
         backend = organizations_backends[ACCOUNT]["aws"]
@@ -485,17 +483,15 @@ class OrganizationTrail(unittest.TestCase):
         self.assertEqual(ct("StartLogging", {"Name": self.name})[0], 200)
 
     def tearDown(self):
-        from assure_local import deliver
 
         ct("DeleteTrail", {"Name": self.name})
-        deliver.flush()
+        scheduler.flush()
 
     def test_a_members_events_are_filed_under_the_organization(self):
         key, token = t.assume(f"arn:aws:iam::{self.member}:role/OrganizationAccountAccessRole")
         marker = canary("eu-west-1", key=key, token=token)
-        from assure_local import deliver
 
-        deliver.flush()
+        scheduler.flush()
         files = log_files(self.bucket, marker)
         self.assertEqual(len(files), 1, list(objects(self.bucket)))
         path, doc = next(iter(files.items()))
@@ -509,7 +505,7 @@ class OrganizationTrail(unittest.TestCase):
         self.assertEqual(identity["arn"], f"arn:aws:sts::{self.member}:assumed-role/OrganizationAccountAccessRole/test")
         # The management account's own events go under the organization too.
         marker = canary()
-        deliver.flush()
+        scheduler.flush()
         (path, _), = log_files(self.bucket, marker).items()
         self.assertTrue(path.startswith(f"AWSLogs/{self.org_id}/{ACCOUNT}/CloudTrail/us-east-1/"), path)
         # The member reads the trail's status by its ARN, from another Region too.

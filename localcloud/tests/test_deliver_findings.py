@@ -3,7 +3,7 @@ organization as assure leaves it (the security account administers IAM Access An
 rules forward to the home Region's bus and a Firehose stream into the logging account's bucket; a
 member account logs its sessions to that bucket), then each test breaks one thing. Requests go
 through the extension's WSGI app in this process (test_authz's helpers sign them); deliveries are
-flushed (deliver.flush) rather than waited for.
+flushed (scheduler.flush) rather than waited for.
 
 Needs the local cloud's Python environment: from infra/local,
     VENV/bin/python -W ignore -m unittest test_deliver_findings"""
@@ -18,6 +18,7 @@ import test_authz as base
 from test_authz import auth, call
 
 from assure_local import events as event_bus
+from assure_local import scheduler
 
 HOME, OTHER = "us-east-1", "eu-west-1"
 OUTSIDE = "999988887777"
@@ -83,11 +84,10 @@ def doc(*statements) -> str:
 
 def eventually(check, what: str, timeout: float = 20.0):
     """`check()`'s first true value, flushing the queued deliveries between tries."""
-    from assure_local import deliver
 
     deadline = time.monotonic() + timeout
     while True:
-        deliver.flush()
+        scheduler.flush()
         value = check()
         if value:
             return value
@@ -533,9 +533,8 @@ class SessionLogs(unittest.TestCase):
             self.assertIn("unable to validate encryption", history["Details"])
             self.assertIsNone(self.described(session_id, "Active"))
             ssm(W["mem"], "TerminateSession", {"SessionId": session_id})
-            from assure_local import deliver
 
-            deliver.flush()
+            scheduler.flush()
             self.assertEqual(objects(self.log_key(session_id)), {})
         finally:
             self.set_logs_policy()

@@ -19,7 +19,7 @@ import zipfile
 import boto3
 from botocore.exceptions import ClientError
 
-from assure_local import core, principals
+from assure_local import core, principals, scheduler
 
 SERVER = None
 ENDPOINT = ""
@@ -420,9 +420,8 @@ class Membership(unittest.TestCase):
                     "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "states:StartExecution", "Resource": machine}]}))
         # Earlier tests' membership events still on their way (CloudTrail's delay) would reach the
         # rule too: it is made once they have arrived.
-        from assure_local import deliver
 
-        pending = [due for due, _, _ in list(deliver._QUEUE) if due < time.monotonic() + 30]
+        pending = [due for due, _, _ in list(scheduler._QUEUE) if due < time.monotonic() + 30]
         if pending:
             time.sleep(max(0.0, max(pending) - time.monotonic()) + 0.5)
         events = client("events")

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Any
 
-from assure_local import authz, aws_request, core, deliver, policies, principals, resources, rules
+from assure_local import authz, aws_request, core, policies, principals, resources, rules, scheduler
 from assure_local.aws_request import Req, p
 from assure_local.deliver_services import install, later, log, mine, utcnow
 from assure_local.rules import Refusal, config_delivery_refusal
@@ -271,7 +271,7 @@ def deliver_snapshot(account: str, region: str, name: str, snapshot_id: str) -> 
         log(f"config {account} {region}: snapshot {snapshot_id} not delivered: {refused[1]}")
         return
     doc = {"fileVersion": "1.0", "configSnapshotId": snapshot_id, "configurationItems": []}
-    deliver.put_object(channel.s3_bucket_name, key, gzip.compress(json.dumps(doc).encode()), channel.s3_kms_key_arn or None,
+    scheduler.put_object(channel.s3_bucket_name, key, gzip.compress(json.dumps(doc).encode()), channel.s3_kms_key_arn or None,
                        "application/x-gzip")
     info.update(lastStatus="Success", lastSuccessfulTime=now.timestamp())
     info.pop("lastErrorCode", None)
@@ -462,7 +462,7 @@ def patch_aggregators(config: Any, config_models: Any, missing: type) -> None:
         name = config_aggregator["ConfigurationAggregatorName"]
         key = (self.account_id, self.region_name, name)
         # A new or changed aggregator: its sources are OUTDATED until Config reads them, after the delay.
-        AGGREGATORS[key] = {"final": time.monotonic() + deliver.delay(), "last": None, "status": {}}
+        AGGREGATORS[key] = {"final": time.monotonic() + scheduler.delay(), "last": None, "status": {}}
 
         def read_organization() -> None:
             aggregator_tick(*key)
@@ -490,9 +490,9 @@ def patch_aggregators(config: Any, config_models: Any, missing: type) -> None:
             raise missing()
         key = (self.current_account, self.region, name)
         with LOCK:
-            state = AGGREGATORS.setdefault(key, {"final": time.monotonic() + deliver.delay(), "last": None, "status": {}})
+            state = AGGREGATORS.setdefault(key, {"final": time.monotonic() + scheduler.delay(), "last": None, "status": {}})
             now = time.monotonic()
-            if now >= state["final"] and (state["last"] is None or now - state["last"] >= deliver.delay()):
+            if now >= state["final"] and (state["last"] is None or now - state["last"] >= scheduler.delay()):
                 aggregator_tick(*key)
             items = []
             for source in aggregator_sources(self.current_account, self.region, aggregator):

@@ -9,7 +9,7 @@ import time
 import uuid
 from typing import Any
 
-from assure_local import core, deliver, rules
+from assure_local import core, rules, scheduler
 from assure_local.deliver_services import epoch_ms, install, iso_ms, later, log, mine, utcnow
 from assure_local.services import guardduty
 
@@ -135,7 +135,7 @@ def export(gd: Any, account: str, region: str, detector: str, destination_id: st
 
     if transitional(destination.get("_final")):
         # Not verified yet: GuardDuty publishes once it is.
-        deliver.later(max(0.05, destination["_final"] - time.monotonic()),
+        scheduler.later(max(0.05, destination["_final"] - time.monotonic()),
                       lambda: export(gd, account, region, detector, destination_id, findings))
         return
     findings = [f for f in findings if not f["service"].get("archived")]
@@ -152,7 +152,7 @@ def export(gd: Any, account: str, region: str, detector: str, destination_id: st
         log(f"guardduty {account} {region}: export to {props['destinationArn']} refused: {refusal}")
         return
     body = "".join(json.dumps(f) + "\n" for f in findings).encode()
-    deliver.put_object(bucket, key, gzip.compress(body), props["kmsKeyArn"], "application/x-gzip")
+    scheduler.put_object(bucket, key, gzip.compress(body), props["kmsKeyArn"], "application/x-gzip")
     destination["_export"] = {"ok": True, "at": epoch_ms(), "key": key}
 
 

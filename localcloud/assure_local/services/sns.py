@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlparse
 
-from assure_local import deliver, iam, resources
+from assure_local import iam, resources, scheduler
 from assure_local.deliver_services import install, log, mine, service_allows, service_context
 
 SNS = "sns.amazonaws.com"
@@ -174,10 +174,10 @@ def patch_sns() -> None:
 
 
 def settle(timeout: float = 10.0) -> None:
-    """Runs every queued delivery now (deliver.flush) and waits for SNS's HTTP deliveries: for tests."""
+    """Runs every queued delivery now (scheduler.flush) and waits for SNS's HTTP deliveries: for tests."""
     deadline = time.monotonic() + timeout
     for _ in range(3):
-        deliver.flush()
+        scheduler.flush()
         with _HTTP_CV:
             while _HTTP_PENDING["count"] > 0 and time.monotonic() < deadline:
                 _HTTP_CV.wait(0.05)

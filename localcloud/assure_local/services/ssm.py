@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from assure_local import authz, aws_request, core, deliver, policies, principals, resources, ssm_agents
+from assure_local import authz, aws_request, core, policies, principals, resources, scheduler, ssm_agents
 from assure_local.aws_request import Req, p
 from assure_local.core import INSTANCES
 from assure_local.events import log
@@ -193,7 +193,7 @@ def upload_log(session_id: str) -> None:
     text = (f"Script started on {started:%Y-%m-%d %H:%M:%S+0000}\n"
             f"[session {session_id} on {session['Target']} by {session['Owner']}]\n"
             f"sh-5.2$ exit\nexit\n").encode()
-    deliver.put_object(bucket, key, text, None, "text/plain")
+    scheduler.put_object(bucket, key, text, None, "text/plain")
 
 
 def ssm_error(start_response: Callable, code: str, message: str, status: int = 400) -> list[bytes]:
@@ -240,7 +240,7 @@ def terminate_session(account: str, region: str, body: dict) -> dict:
     if session is not None and (session["_account"], session["_region"]) == (account, region) \
             and session["Status"] in ("Connected", "Connecting", "Disconnected"):
         session.update(Status="Terminated", EndDate=time.time())
-        deliver.later(deliver.delay(), lambda: upload_log(session_id))
+        scheduler.later(scheduler.delay(), lambda: upload_log(session_id))
     return {"SessionId": session_id}
 
 
