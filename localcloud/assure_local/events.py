@@ -15,7 +15,7 @@ import uuid
 import zipfile
 from typing import Any
 
-from assure_local import authz, aws_request, core, iam, policies, principals, rules, scheduler
+from assure_local import authz, aws_request, core, iam, policies, principals, rules, scheduler, stack_model
 
 _MUTEX = threading.Lock()
 
@@ -195,11 +195,10 @@ def invoke_states(rule: Any, target: dict, event: dict) -> None:
         return failed(rule, target, f"EventBridge cannot assume {role_arn}: {e.message}")
 
     def start() -> None:
-        from assure_local import stacks
 
-        caller = stacks.Caller(session.access_key_id, session.secret_access_key, session.session_token)
+        caller = stack_model.Caller(session.access_key_id, session.secret_access_key, session.session_token)
         try:
-            stacks.clients(caller, region)("stepfunctions").start_execution(
+            stack_model.clients(caller, region)("stepfunctions").start_execution(
                 stateMachineArn=target["Arn"], name=str(uuid.uuid4()), input=data)
         except Exception as e:  # refused (IAM, a missing machine, bad input): FailedInvocations
             with core.LOCK:

@@ -50,7 +50,7 @@ from moto.core.request import Request
 from moto.iam import models as iam_models
 from moto.moto_api import recorder
 
-from assure_local import authz, aws_request, core, deliver, pipeline, policies, principals
+from assure_local import authz, aws_request, core, deliver, pipeline, policies, principals, stack_model
 from assure_local.core import (
     ADMINISTRATOR,
     LOCK,
@@ -319,7 +319,7 @@ class Extension:
             environ["wsgi.input"] = io.BytesIO(raw)
             with LOCK:
                 secret = principals.secret_of(cred.key)
-            caller = stacks.Caller(cred.key, secret or "", session_token(environ))
+            caller = stack_model.Caller(cred.key, secret or "", session_token(environ))
             answered = stacks.handle(environ, start_response, raw, iam_models.get_account_id_from(cred.key),
                                      cred.region, caller, stacksets.answer_cloudformation)
             if answered is not None:

@@ -7,7 +7,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for annotations only: stacks.py imports this module
-    from assure_local.stacks import Stack
+    from assure_local.stack_model import Stack
 
 
 STACKS_LOCK = threading.RLock()

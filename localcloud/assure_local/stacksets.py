@@ -29,8 +29,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from assure_local import core, stack_store, stacks
-from assure_local.stacks import Caller, StackError, iso, members, now
+from assure_local import core, stack_model, stack_store, stacks
+from assure_local.stack_model import Caller, StackError, iso, now
+from assure_local.stacks import members
 
 SERVICE = "member.org.stacksets.cloudformation.amazonaws.com"
 ADMIN_ROLE = ("role/aws-service-role/stacksets.cloudformation.amazonaws.com/"
@@ -240,12 +241,12 @@ def answer(op: str, account: str, region: str, form: dict[str, str], caller: Cal
         if "AutoDeployment.Enabled" not in form:
             raise StackError("ValidationError", "AutoDeployment must be specified for a SERVICE_MANAGED stack set")
         body = stacks.template_of(form, caller, region)
-        template = stacks.parse_template(body)
+        template = stack_model.parse_template(body)
         given = {m["ParameterKey"]: m.get("ParameterValue", "") for m in members(form, "Parameters")
                  if isinstance(m, dict) and "ParameterKey" in m}
-        stacks.parameter_values(template, given)
+        stack_model.parameter_values(template, given)
         capabilities = [c for c in members(form, "Capabilities") if isinstance(c, str)]
-        for need in stacks.needed_capabilities(template):
+        for need in stack_model.needed_capabilities(template):
             if need not in capabilities and not (need == "CAPABILITY_IAM" and "CAPABILITY_NAMED_IAM" in capabilities):
                 raise StackError("InsufficientCapabilitiesException", f"Requires capabilities : [{need}]")
         stack_set = StackSet(name=name, owner=management, region=region, body=body, parameters=given,

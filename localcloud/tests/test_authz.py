@@ -13,7 +13,7 @@ import time
 import unittest
 import uuid
 
-from assure_local import aws_request, core, knobs, principals, stack_store
+from assure_local import aws_request, core, knobs, principals, stack_model, stack_store
 from assure_local import resources as authz_resources
 from assure_local.services import identity
 
@@ -224,9 +224,8 @@ class Resources(unittest.TestCase):
 
     def test_stack_operations_are_authorized_on_the_stack(self):
         # list_awscloudformation: stack/NAME/ID; a stack not made yet: stack/NAME/*.
-        from assure_local import stacks
 
-        stack = stacks.Stack(ACCOUNT, REGION, "test-stack")
+        stack = stack_model.Stack(ACCOUNT, REGION, "test-stack")
         stack.status = "CREATE_COMPLETE"
         stack_store.STACKS.setdefault((ACCOUNT, REGION), {})[stack.stack_id] = stack
         self.assertTrue(stack.stack_id.startswith(f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/test-stack/"))
