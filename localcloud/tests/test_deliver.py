@@ -3,7 +3,7 @@ principal, CloudWatch Logs, GetTrailStatus from what was delivered, shadow trail
 breaks one thing. Against moto in this process, through the extension's WSGI app (test_authz's
 helpers); deliveries are run at once with scheduler.flush() unless a test waits for the thread.
 
-    VENV/bin/python -W ignore -m unittest -v test_deliver
+    VENV/bin/python -m pytest tests/test_deliver.py
 """
 
 import datetime
@@ -15,10 +15,9 @@ import time
 import unittest
 import uuid
 
-import test_authz as t
-from test_authz import ACCOUNT, REGION, auth, call
-
 from assure_local import scheduler
+from tests import authz_client as t
+from tests.authz_client import ACCOUNT, REGION, auth, call
 
 CT = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
 

@@ -5,8 +5,8 @@ member account logs its sessions to that bucket), then each test breaks one thin
 through the extension's WSGI app in this process (test_authz's helpers sign them); deliveries are
 flushed (scheduler.flush) rather than waited for.
 
-Needs the local cloud's Python environment: from infra/local,
-    VENV/bin/python -W ignore -m unittest test_deliver_findings"""
+Needs the local cloud's Python environment: from localcloud/,
+    VENV/bin/python -m pytest tests/test_deliver_findings.py"""
 
 import gzip
 import json
@@ -14,11 +14,10 @@ import time
 import unittest
 from urllib.parse import urlencode
 
-import test_authz as base
-from test_authz import auth, call
-
 from assure_local import events as event_bus
 from assure_local import scheduler
+from tests import authz_client as base
+from tests.authz_client import auth, call
 
 HOME, OTHER = "us-east-1", "eu-west-1"
 OUTSIDE = "999988887777"

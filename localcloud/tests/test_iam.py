@@ -1,6 +1,6 @@
 """The policy evaluator against AWS's documented policy evaluation logic
 (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
-Each test breaks exactly one rule. Run: python -m unittest test_iam (no moto needed)."""
+Each test breaks exactly one rule. Run from localcloud/: python -m pytest tests/test_iam.py (no moto needed)."""
 
 import unittest
 

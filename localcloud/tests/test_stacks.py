@@ -4,7 +4,7 @@ makes; StackSets, and Organizations' invitations and membership events (organiza
 back. The engine calls the local cloud over HTTP, as it does in the server, so the tests serve the
 extension on a loopback port in this process (stopped at the end).
 
-From infra/local: VENV/bin/python -W ignore -m unittest test_stacks"""
+From localcloud/: VENV/bin/python -m pytest tests/test_stacks.py"""
 
 from __future__ import annotations
 
