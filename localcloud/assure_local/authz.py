@@ -311,7 +311,7 @@ def resource_tags(res: Resource) -> dict:
 
             inst = core.INSTANCES.get((m.group(2), m.group(1), m.group(3))) or {}
             return dict(inst.get("tags") or {})
-    except Exception:
+    except Exception:  # noqa: BLE001 - a resource whose tags cannot be read has none
         return {}
     return {}
 

@@ -83,7 +83,7 @@ def parse_request(environ: dict, raw: bytes, service: str, region: str) -> Req:
         op = path.rsplit("/", 1)[-1]
         try:
             params = cbor2.loads(raw) if raw else {}
-        except Exception:
+        except Exception:  # noqa: BLE001 - a body that is not CBOR carries no parameters
             params = {}
     elif service in BOTOCORE_NAME or service in ("guardduty", "account", "lambda"):
         op, params = rest_operation(service, method, unquote(path), raw)
@@ -150,7 +150,7 @@ def rest_operation(service: str, method: str, path: str, raw: bytes) -> tuple[st
                 params = {}
             if not isinstance(params, dict):
                 params = {}
-            for label, value in zip(labels, match.groups()):
+            for label, value in zip(labels, match.groups(), strict=False):
                 params[label] = unquote(value)
             return name, params
     return "", {}

@@ -88,7 +88,7 @@ def recorded(answer: Callable, environ: dict, start_response: Callable) -> Any:
     if str(seen.get("status", ""))[:1] == "2" and "assure.request" in environ:
         try:
             record(environ, {str(k).lower(): v for k, v in seen.get("headers") or []})
-        except Exception:
+        except Exception:  # noqa: BLE001 - a failed record must not fail the request it records
             print(f"recording {environ.get('REQUEST_METHOD')} {path} failed:\n{traceback.format_exc()}",
                   file=sys.stderr, flush=True)
     return body
@@ -299,7 +299,7 @@ def record(environ: dict, headers: dict) -> dict | None:
         for fn in LISTENERS:
             try:
                 fn(rec)
-            except Exception:
+            except Exception:  # noqa: BLE001 - one listener's failure must not stop the others
                 print(f"event listener {fn!r} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
     return rec
 

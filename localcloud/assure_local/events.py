@@ -184,7 +184,7 @@ def invoke_states(rule: Any, target: dict, event: dict) -> None:
     region = m.group(1)
     try:
         data = target_input(target, event).decode()
-    except Exception as e:  # an InputTransformer that does not produce JSON moto can read
+    except Exception as e:  # noqa: BLE001 - an InputTransformer that does not produce JSON moto can read
         return failed(rule, target, f"the target's input could not be made: {e}")
     role_arn = target.get("RoleArn")
     if not role_arn:
@@ -200,7 +200,7 @@ def invoke_states(rule: Any, target: dict, event: dict) -> None:
         try:
             stack_model.clients(caller, region)("stepfunctions").start_execution(
                 stateMachineArn=target["Arn"], name=str(uuid.uuid4()), input=data)
-        except Exception as e:  # refused (IAM, a missing machine, bad input): FailedInvocations
+        except Exception as e:  # noqa: BLE001 - refused (IAM, a missing machine, bad input): FailedInvocations
             with core.LOCK:
                 failed(rule, target, str(e))
 
@@ -252,7 +252,7 @@ def invoke_firehose(rule: Any, target: dict, event: dict) -> None:
         return failed(rule, target, f"ResourceNotFoundException: Firehose {name} is not ACTIVE")
     try:
         data = target_input(target, event)
-    except Exception as e:  # an InputTransformer that does not produce JSON moto can read
+    except Exception as e:  # noqa: BLE001 - an InputTransformer that does not produce JSON moto can read
         return failed(rule, target, f"the target's input could not be made: {e}")
     key = (account, region, name)
     with _MUTEX:
@@ -275,7 +275,7 @@ def flush_stream(key: tuple[str, str, str]) -> None:
     account, region, name = key
     try:
         firehose_backends[account][region].put_record_batch(name, [{"Data": r} for r in records])
-    except Exception as e:  # the stream went away, or is no longer ACTIVE: the records are lost
+    except Exception as e:  # noqa: BLE001 - the stream went away, or is no longer ACTIVE: the records are lost
         log(f"firehose {name} ({account}, {region}): {len(records)} buffered record(s) not delivered: {e}")
 
 

@@ -491,14 +491,14 @@ class Extension:
 
         out = []
         with LOCK:
-            for account, regions in list(lambda_backends.items()):
-                for region, backend in list(regions.items()):
+            for _account, regions in list(lambda_backends.items()):
+                for _region, backend in list(regions.items()):
                     for esm in list(getattr(backend, "_event_source_mappings", {}).values()):
                         mapping = esm.get_configuration()
                         try:
                             function = backend.get_function(esm.function_arn)
                             mapping["Function"] = function.get_configuration()
-                        except Exception:  # noqa: BLE001 - a function deleted since
+                        except Exception:  # noqa: BLE001, S112 - a function deleted since
                             continue
                         out.append(mapping)
         return self.respond(start_response, 200, {"EventSourceMappings": out})

@@ -160,7 +160,7 @@ def arn_like(pattern: str, value: str) -> bool:
     p, v = pattern.split(":", 5), value.split(":", 5)
     if len(p) != 6 or len(v) != 6:
         return False
-    return all(glob(a, b) for a, b in zip(p, v))
+    return all(glob(a, b) for a, b in zip(p, v, strict=False))
 
 
 def truthy(v: Any) -> str:
@@ -535,9 +535,8 @@ def decide(principal: Principal, action: str, res: Resource, ctx: dict, scps: li
     if res.kind == "trust":
         if not g.any():
             return Decision(False, "because the role's trust policy does not allow it")
-        if cross or not resource:
-            if not identity:
-                return limited() if g.entity and not g.account and not cross else no_identity()
+        if (cross or not resource) and not identity:
+            return limited() if g.entity and not g.account and not cross else no_identity()
         return Decision(True)
     if cross:
         if not identity:

@@ -143,7 +143,7 @@ def authorize_request(counts: dict[str, int], environ: dict, start_response: Cal
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() and not length
     try:
         failure = sigv4.verify(environ, None if chunked else raw, secret)
-    except Exception as e:  # a request this server cannot read is refused, not answered with a 500
+    except Exception as e:  # noqa: BLE001 - a request this server cannot read is refused, not answered with a 500
         print(f"signature of {environ.get('REQUEST_METHOD')} {environ.get('RAW_URI')} unreadable: {e!r}",
               file=sys.stderr, flush=True)
         failure = sigv4.Failure("malformed", f"The signature of this request could not be read: {e}")

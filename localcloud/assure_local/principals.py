@@ -201,8 +201,8 @@ def federated(req: Req) -> tuple[int, str, str] | None:
     account = role.arn.split(":")[4]
     backend = iam_backends[account]["aws"]
     ctx: dict[str, Any] = {"aws:SecureTransport": "true", "aws:RequestedRegion": req.region}
-    invalid = (400, "InvalidIdentityToken", "The web identity token that was passed could not be validated by AWS. "
-               "Get a new identity token from the identity provider and then retry the request.")
+    invalid = (400, "InvalidIdentityToken", ("The web identity token that was passed could not be validated by AWS. "
+               "Get a new identity token from the identity provider and then retry the request."))
     if req.operation == "AssumeRoleWithWebIdentity":
         token = str(p(req.params, "WebIdentityToken") or "")
         try:
@@ -218,8 +218,8 @@ def federated(req: Req) -> tuple[int, str, str] | None:
         if provider is None or (provider.client_id_list and not set(audiences) & set(provider.client_id_list)):
             return invalid
         if isinstance(claims.get("exp"), (int, float)) and claims["exp"] < time.time():
-            return (400, "ExpiredTokenException", "The web identity token that was passed is expired or is not valid. "
-                    "Get a new identity token from the identity provider and then retry the request.")
+            return (400, "ExpiredTokenException", ("The web identity token that was passed is expired or is not valid. "
+                    "Get a new identity token from the identity provider and then retry the request."))
         for claim in ("aud", "sub", "amr"):
             if claim in claims:
                 ctx[f"{host}:{claim}"] = claims[claim]

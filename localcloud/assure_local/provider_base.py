@@ -82,7 +82,7 @@ class Provider:
             made = self.create(ctx, props)
             try:
                 self.delete(ctx, old)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S110 - the old resource is gone already: nothing to clean up
                 pass
             return made
         return self.change(ctx, old, props)

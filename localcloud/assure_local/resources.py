@@ -33,7 +33,7 @@ def kms_key(region: str, account: str, key_id: str | None) -> Resource | None:
     backend = kms_backends[account][region]
     try:
         key = backend.keys[backend.any_id_to_key_id(key_id)]
-    except Exception:
+    except Exception:  # noqa: BLE001 - moto raises KeyError or its NotFoundException: no such key
         return None
     # kms:ResourceAliases: every alias of the key, for every operation on the key, however the
     # request names it; multivalued ("alias/assure-alarms"), missing when the key has none

@@ -63,7 +63,7 @@ def _run(fn: Callable[[], Any]) -> None:
     try:
         with LOCK:
             fn()
-    except Exception:  # a failed delivery must not stop the thread, nor the request that flushed it
+    except Exception:  # noqa: BLE001 - a failed delivery must not stop the thread, nor the request that flushed it
         print(f"delivery {getattr(fn, '__name__', fn)!r} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
 
 

@@ -30,7 +30,7 @@ BROWNFIELD_REGIONS = ["us-east-1", "eu-west-1"]
 
 
 def client(service, endpoint, region="us-east-1", creds=None):
-    kw = dict(endpoint_url=endpoint, region_name=region)
+    kw = {"endpoint_url": endpoint, "region_name": region}
     if creds:
         kw.update(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
                   aws_session_token=creds.get("SessionToken"))

@@ -406,7 +406,7 @@ def verify_v4(environ: dict, body: bytes | None, secret: str, sig: SigV4, now: f
     for headers in canonical_headers(environ, names):
         for uri in uris:
             for q in queries:
-                creq = "\n".join([method, uri, q, headers, signed, payload])
+                creq = f"{method}\n{uri}\n{q}\n{headers}\n{signed}\n{payload}"
                 sts = "\n".join([ALGORITHM, sig.timestamp, scope, hashlib.sha256(to_bytes(creq)).hexdigest()])
                 mine = hmac.new(key, sts.encode("utf-8"), hashlib.sha256).hexdigest()
                 if same(mine, sig.signature):

@@ -308,8 +308,8 @@ def answer(op: str, account: str, region: str, form: dict[str, str], caller: Cal
             i.status = "OUTDATED"
         return {"OperationId": operation(stack_set, "UPDATE", work, management)}
     if op == "DeleteStackInstances":
-        targets = set(t for t in members(form, "DeploymentTargets.OrganizationalUnitIds") if isinstance(t, str))
-        regions = set(r for r in members(form, "Regions") if isinstance(r, str))
+        targets = {t for t in members(form, "DeploymentTargets.OrganizationalUnitIds") if isinstance(t, str)}
+        regions = {r for r in members(form, "Regions") if isinstance(r, str)}
         accounts = {a for t in targets for a, _ in accounts_under(org, t)}
         work = [i for (a, r), i in stack_set.instances.items() if a in accounts and r in regions]
         stack_set.targets -= targets

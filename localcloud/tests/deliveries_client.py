@@ -4,6 +4,7 @@ import http.server
 import json
 import time
 import unittest
+from typing import ClassVar
 from urllib.parse import urlencode
 
 from assure_local import principals
@@ -151,7 +152,7 @@ def org_id() -> str:
 
 
 class Received(http.server.BaseHTTPRequestHandler):
-    bodies: list[dict] = []
+    bodies: ClassVar[list[dict]] = []
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)

@@ -245,7 +245,7 @@ class Unsigned(unittest.TestCase):
         for bad, code in [(token(sub="evil"), "AccessDenied"), (token(issuer="https://other.example.com"), "InvalidIdentityToken"),
                           (token(aud="someone-else"), "InvalidIdentityToken"), (token(exp=-600), "ExpiredTokenException"),
                           ("not-a-jwt", "InvalidIdentityToken")]:
-            status, body = assume(bad)
+            _status, body = assume(bad)
             self.assertIn(f"<Code>{code}</Code>", body, bad)
         self.assertIn("<Code>AccessDenied</Code>", assume(token(), role="OrganizationAccountAccessRole")[1])
 

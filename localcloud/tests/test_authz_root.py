@@ -47,7 +47,7 @@ class RootUser(unittest.TestCase):
         backend = organizations_backends[ACCOUNT]["aws"]
         member = next((a.id for a in backend.accounts if a.name == "root-test-member"), None)
         if member is None:
-            status, body = org("CreateAccount", {"Email": "root-test@example.com", "AccountName": "root-test-member"})
+            _status, body = org("CreateAccount", {"Email": "root-test@example.com", "AccountName": "root-test-member"})
             member = json.loads(body)["CreateAccountStatus"]["AccountId"]
         cls.MEMBER = member
         root = next(x for x in backend.ou if getattr(x, "type", "") == "ROOT")

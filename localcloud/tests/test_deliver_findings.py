@@ -569,7 +569,7 @@ class SessionLogs(unittest.TestCase):
         self.assertEqual(call("POST", "/assure-api/managed-instances", {}, json.dumps(bad))[0], 400)
         missing = dict(bad, instanceId="i-0df0000000000003c", roleName="no-such-role")
         self.assertEqual(call("POST", "/assure-api/managed-instances", {}, json.dumps(missing))[0], 404)
-        status, body = call("GET", "/assure-api/managed-instances", query=f"account={W['member']}")
+        _status, body = call("GET", "/assure-api/managed-instances", query=f"account={W['member']}")
         self.assertIn(W["instance"], [i["instanceId"] for i in json.loads(body)["instances"]])
 
 

@@ -10,6 +10,7 @@ import gzip
 import json
 import time
 import unittest
+from typing import ClassVar
 
 from assure_local.services import sns
 from tests import deliveries_client
@@ -122,7 +123,7 @@ class ConfigSnapshots(Delayed):
              "Condition": put_condition or {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control",
                                                               "aws:SourceAccount": ACCOUNT}}}]
 
-    CONFIG_KEY = [{"Sid": "Config", "Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"},
+    CONFIG_KEY: ClassVar[list[dict]] = [{"Sid": "Config", "Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"},
                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
                    "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}}]
 
@@ -234,7 +235,7 @@ class Aggregator(Delayed):
     DescribeConfigurationAggregatorSourcesStatus reports each Region's read."""
 
     REGION = "us-east-1"
-    READS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+    READS: ClassVar[dict] = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
         "organizations:ListAccounts", "organizations:DescribeOrganization", "organizations:ListAWSServiceAccessForOrganization"]}]}
 
     def statuses(self) -> list[dict]:

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 import unittest
+from typing import ClassVar
 
 from assure_local.services import sns
 from tests import authz_client, deliveries_client
@@ -41,7 +42,7 @@ class GuardDutyExport(Delayed):
 
     REGION = "ca-central-1"
     BUCKET = "dsvc-findings"
-    state: dict = {}
+    state: ClassVar[dict] = {}
 
     def detector(self, creds: Creds) -> str:
         status, body = guardduty("GET", "/detector", self.REGION, creds=creds)
@@ -146,7 +147,7 @@ class GuardDutyExport(Delayed):
         mine, theirs = listed(d["member_creds"], d["member_detector"]), listed(ADMIN, d["admin_detector"])
         self.assertTrue(mine)
         self.assertEqual(set(mine), set(theirs), "the administrator sees the member's findings")
-        status, body = guardduty("POST", f"/detector/{d['admin_detector']}/findings/get", self.REGION, {"findingIds": mine[-1:]})
+        _status, body = guardduty("POST", f"/detector/{d['admin_detector']}/findings/get", self.REGION, {"findingIds": mine[-1:]})
         finding = body["findings"][0]
         self.assertEqual((finding["accountId"], finding["type"], finding["schemaVersion"]),
                          (d["member"], "Recon:EC2/PortProbeUnprotectedPort", "2.0"))
@@ -203,7 +204,7 @@ class AlarmNotifications(Delayed):
     SNS delivers to the queue (its policy) and the HTTP endpoint, counted in AWS/SNS."""
 
     REGION = "us-west-2"
-    state: dict = {}
+    state: ClassVar[dict] = {}
 
     def key_statements(self) -> list[dict]:
         return [{"Sid": "CloudWatchPublishesAlarms", "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},

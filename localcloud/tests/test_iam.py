@@ -3,6 +3,7 @@
 Each test breaks exactly one rule. Run from localcloud/: python -m pytest tests/test_iam.py (no moto needed)."""
 
 import unittest
+from typing import ClassVar
 
 from assure_local import aws_request
 from assure_local.iam import Principal, Resource, condition_holds, decide
@@ -333,7 +334,7 @@ class PermissionsBoundaries(unittest.TestCase):
     policy naming a user's or a role session's ARN is not limited by it, one naming the role's ARN is."""
 
     ACCOUNT = "111111111111"
-    S3_ONLY = {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    S3_ONLY: ClassVar[dict] = {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
     OBJECT = "arn:aws:s3:::b/k"
 
     def bounded(self, policies, boundary=None, **kw):

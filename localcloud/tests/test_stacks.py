@@ -354,8 +354,11 @@ class StackSets(unittest.TestCase):
         root = org.list_roots()["Roots"][0]["Id"]
         op = cf.create_stack_instances(StackSetName="everywhere", Regions=[REGION],
                                        DeploymentTargets={"OrganizationalUnitIds": [root]})["OperationId"]
-        status = eventually(lambda: (lambda s: s if s != "RUNNING" else None)(
-            cf.describe_stack_set_operation(StackSetName="everywhere", OperationId=op)["StackSetOperation"]["Status"]))
+        def finished() -> str | None:
+            s = cf.describe_stack_set_operation(StackSetName="everywhere", OperationId=op)["StackSetOperation"]["Status"]
+            return s if s != "RUNNING" else None
+
+        status = eventually(finished)
         self.assertEqual(status, "SUCCEEDED")
         instances = {i["Account"]: i for i in cf.list_stack_instances(StackSetName="everywhere")["Summaries"]}
         self.assertEqual(instances[member]["Status"], "CURRENT")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from assure_local.core import (
     ApiError,
@@ -26,7 +27,7 @@ class AccessAnalyzer:
         # (account, region, analyzer) -> rule name -> rule
         self.rules: dict[tuple[str, str, str], dict[str, dict]] = {}
 
-    routes: list[tuple[str, str, str]] = [
+    routes: ClassVar[list[tuple[str, str, str]]] = [
         ("PUT", r"/analyzer", "create_analyzer"),
         ("GET", r"/analyzer", "list_analyzers"),
         ("GET", r"/analyzer/(?P<name>[^/]+)", "get_analyzer"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from assure_local import rules
 from assure_local.core import (
@@ -18,14 +18,14 @@ class Accounts:
         # account -> Region -> status, for opt-in Regions whose status changed
         self.status: dict[str, dict[str, str]] = {}
 
-    routes: list[tuple[str, str, str]] = [
+    routes: ClassVar[list[tuple[str, str, str]]] = [
         ("POST", r"/listRegions", "list_regions"),
         ("POST", r"/getRegionOptStatus", "get_region_opt_status"),
         ("POST", r"/enableRegion", "enable_region"),
         ("POST", r"/disableRegion", "disable_region"),
     ]
 
-    _known: list[str] = []
+    _known: ClassVar[list[str]] = []
 
     @classmethod
     def known(cls) -> list[str]:

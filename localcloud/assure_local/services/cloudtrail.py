@@ -16,13 +16,14 @@ def patch_moto() -> None:
     # a bucket in another account (the organization's logging account) when its policy allows it.
     from moto.cloudtrail import models as cloudtrail
     from moto.s3 import models as s3
+    from moto.s3.exceptions import MissingBucket
 
     def check_bucket_exists(self):  # type: ignore[no-untyped-def]
         for account in list(s3.s3_backends.keys()):
             try:
                 s3.s3_backends[account][self.partition].get_bucket(self.bucket_name)
                 return
-            except Exception:
+            except MissingBucket:
                 continue
         raise cloudtrail.S3BucketDoesNotExistException(f"S3 bucket {self.bucket_name} does not exist!")
 
@@ -239,6 +240,7 @@ def cloudtrail_delivery(req: Req, account: str, raw: bytes) -> Refusal | None:
     # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_CreateTrail.html).
     if req.service != "cloudtrail" or req.operation not in ("CreateTrail", "UpdateTrail"):
         return None
+    from moto.cloudtrail.exceptions import TrailNotFoundException
     from moto.cloudtrail.models import cloudtrail_backends
 
     name = p(req.params, "Name") or ""
@@ -246,7 +248,7 @@ def cloudtrail_delivery(req: Req, account: str, raw: bytes) -> Refusal | None:
     if req.operation == "UpdateTrail":
         try:
             trail = cloudtrail_backends[account][req.region].get_trail(name)
-        except Exception:
+        except TrailNotFoundException:
             return None  # moto answers TrailNotFoundException
         bucket, prefix = bucket or trail.bucket_name, prefix if prefix is not None else trail.s3_key_prefix
         key = key if key is not None else trail.kms_key_id

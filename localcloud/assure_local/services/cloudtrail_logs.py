@@ -431,7 +431,7 @@ def patch_cloudtrail() -> None:
             # This operation names the trail by its ARN in its error, as moto did.
             backend = self.cloudtrail_backend
             arn = name if name.startswith("arn:") else f"arn:aws:cloudtrail:{backend.region_name}:{backend.account_id}:trail/{name}"
-            raise errors.TrailNotFoundException(account_id=backend.account_id, name=arn)
+            raise errors.TrailNotFoundException(account_id=backend.account_id, name=arn) from None
 
     def get_trail_status(self):  # type: ignore[no-untyped-def]
         return json.dumps(status_view(named(self, "Name")))

@@ -286,7 +286,7 @@ def patch_cloudwatch() -> None:
                 return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
             if isinstance(value, (int, float)):
                 return datetime.datetime.fromtimestamp(value, datetime.UTC)
-            return datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            return datetime.datetime.fromisoformat(str(value))
 
         start, end = when(start), when(end)
         items = [i for i in HISTORY.get((self.current_account, self.region), [])

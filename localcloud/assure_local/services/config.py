@@ -378,8 +378,8 @@ def aggregator_refusal(account: str, aggregator: Any) -> tuple[str, str] | None:
     mgmt = org[0]
     if account != mgmt and not delegated_admin(account, CONFIG):
         return ("OrganizationAccessDeniedException",
-                "The account is neither the organization's management account nor a registered delegated "
-                "administrator for AWS Config.")
+                ("The account is neither the organization's management account nor a registered delegated "
+                "administrator for AWS Config."))
     role_arn = source.role_arn
     role = policies.role_by_arn(role_arn)
     if role is None:

@@ -144,7 +144,6 @@ def patch_moto() -> None:
     # (rules.firehose_s3_refusal); moto writes with no check. Each attempt is reported as AWS does,
     # in AWS/Firehose DeliveryToS3.Success (1 delivered, 0 refused) and DeliveryToS3.Records
     # (https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-metrics.html).
-    put_s3_records = firehose.FirehoseBackend.put_s3_records
 
     def checked_put(self, delivery_stream_name, version_id, s3_destination, records):  # type: ignore[no-untyped-def]
         from moto.cloudwatch.models import cloudwatch_backends

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import ClassVar
 
 from moto.guardduty.models import guardduty_backends
 
@@ -44,7 +45,7 @@ class GuardDuty:
         # (account, region, detector) -> destination id -> destination
         self.destinations: dict[tuple[str, str, str], dict[str, dict]] = {}
 
-    routes: list[tuple[str, str, str]] = [
+    routes: ClassVar[list[tuple[str, str, str]]] = [
         ("POST", r"/detector/(?P<d>[^/]+)/member", "create_members"),
         ("POST", r"/detector/(?P<d>[^/]+)/member/get", "get_members"),
         ("GET", r"/detector/(?P<d>[^/]+)/member", "list_members"),

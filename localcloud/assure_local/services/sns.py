@@ -124,7 +124,7 @@ def deliver_http(sub: Any, message: str, message_id: str, subject: str | None) -
             answer = requests.post(sub.endpoint, data=json.dumps(post), headers=headers, timeout=HTTP_TIMEOUT,
                                    allow_redirects=False)
             ok = 200 <= answer.status_code < 300
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any failure of an HTTP delivery is logged and counted
             log(f"sns {topic.arn}: delivery to {sub.endpoint} failed: {e!r}")
         try:
             count_delivery(topic, ok)
@@ -154,9 +154,9 @@ def patch_sns() -> None:
         that accepts it. Other protocols (SMS, Lambda, applications) as moto does, uncounted."""
         if str(self.attributes.get("PendingConfirmation", "false")).lower() == "true":
             return
-        if self.protocol in ("email", "email-json"):
-            if self._filter_policy_matcher is None or self._filter_policy_matcher.matches(message_attributes, message):
-                count_delivery(self.topic, True)
+        if self.protocol in ("email", "email-json") and (
+                self._filter_policy_matcher is None or self._filter_policy_matcher.matches(message_attributes, message)):
+            count_delivery(self.topic, True)
         if self.protocol not in ("sqs", "http", "https"):
             return original(self, message, message_id, subject=subject, message_attributes=message_attributes,
                             group_id=group_id, deduplication_id=deduplication_id, message_structure=message_structure)

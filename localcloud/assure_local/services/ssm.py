@@ -277,7 +277,7 @@ def describe_sessions(account: str, region: str, body: dict) -> dict:
 
 def parse_date(value: str) -> float:
     try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return datetime.datetime.fromisoformat(value).timestamp()
     except ValueError:
         return float(value)
 

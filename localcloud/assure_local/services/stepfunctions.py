@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 from assure_local.core import (
@@ -60,7 +61,7 @@ def run_tasks_as_the_execution_role() -> None:
     root = os.path.dirname(parser.__file__)
     for info in pkgutil.walk_packages([root], prefix="moto.stepfunctions.parser."):
         path = os.path.join(root, *info.name.split(".")[3:]) + ".py"
-        if info.ispkg or not os.path.exists(path) or "boto_client_for" not in open(path).read():
+        if info.ispkg or not os.path.exists(path) or "boto_client_for" not in Path(path).read_text():
             continue
         module = importlib.import_module(info.name)
         if getattr(module, "boto_client_for", None) is original:
