@@ -224,3 +224,16 @@ def respond(start_response: Callable, status: int, body: dict, error: str | None
 
 
 ADMINISTRATOR = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+# Every attribute of moto a fix replaced: "module.Class.name" (see replace).
+REPLACED: list[str] = []
+
+
+def replace(owner: Any, name: str, new: Any) -> Any:
+    """Replaces `owner.name` (a class's method, a module's function) with `new`: one of the local
+    cloud's fixes to moto, recorded in REPLACED. Returns what was there."""
+    old = getattr(owner, name, None)
+    setattr(owner, name, new)
+    REPLACED.append(f"{getattr(owner, '__module__', '')}.{getattr(owner, '__qualname__', owner)}.{name}")
+    return old

@@ -73,6 +73,7 @@ import uuid
 from typing import Any
 
 from assure_local import core, iam, principals, scheduler
+from assure_local.core import replace
 from assure_local.events import _MUTEX, emit, install_events, iso
 from assure_local.services import access_analyzer
 
@@ -397,27 +398,27 @@ def install_access_analyzer() -> None:
     ApiError = core.ApiError
     init = cls.__init__
 
-    def __init__(self) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self) -> None:
         init(self)
         SERVICE["analyzer"] = self
 
     create = cls.create_analyzer
 
-    def create_analyzer(self, call):  # type: ignore[no-untyped-def]
+    def create_analyzer(self, call):
         out = create(self, call)
         analyzer_created(call.account, call.region, call.body.get("analyzerName") or "")
         return out
 
     delete = cls.delete_analyzer
 
-    def delete_analyzer(self, call, name):  # type: ignore[no-untyped-def]
+    def delete_analyzer(self, call, name):
         analyzer = self.analyzers.get((call.account, call.region), {}).get(name)
         out = delete(self, call, name)
         if analyzer is not None:
             FINDINGS.pop(analyzer["arn"], None)
         return out
 
-    def analyzer_of(self, call, arn):  # type: ignore[no-untyped-def]
+    def analyzer_of(self, call, arn):
         m = re.match(r"^arn:aws:access-analyzer:([^:]+):(\d{12}):analyzer/(.+)$", arn or "")
         found = None
         if m and (m.group(2), m.group(1)) == (call.account, call.region):
@@ -427,7 +428,7 @@ def install_access_analyzer() -> None:
                            resourceType="Analyzer")
         return found
 
-    def listed(self, call):  # type: ignore[no-untyped-def]
+    def listed(self, call):
         analyzer = analyzer_of(self, call, call.body.get("analyzerArn"))
         items = [f for f in FINDINGS.get(analyzer["arn"], {}).values() if matches(f, call.body.get("filter") or {})]
         sort = call.body.get("sort") or {}
@@ -435,14 +436,14 @@ def install_access_analyzer() -> None:
             items.sort(key=lambda f: str(f.get(sort["attributeName"], "")), reverse=sort.get("orderBy") == "DESC")
         return items
 
-    def list_findings(self, call, view=summary):  # type: ignore[no-untyped-def]
+    def list_findings(self, call, view=summary):
         return core.paged([view(f) for f in listed(self, call)], "findings", call.body.get("nextToken"),
                                call.body.get("maxResults"), 100)
 
-    def list_findings_v2(self, call):  # type: ignore[no-untyped-def]
+    def list_findings_v2(self, call):
         return list_findings(self, call, summary_v2)
 
-    def one(self, call, id):  # type: ignore[no-untyped-def]
+    def one(self, call, id):
         analyzer = analyzer_of(self, call, call.q("analyzerArn"))
         finding = FINDINGS.get(analyzer["arn"], {}).get(id)
         if finding is None:
@@ -450,15 +451,15 @@ def install_access_analyzer() -> None:
                            resourceType="Finding")
         return finding
 
-    def get_finding(self, call, id):  # type: ignore[no-untyped-def]
+    def get_finding(self, call, id):
         return {"finding": summary(one(self, call, id))}
 
-    def get_finding_v2(self, call, id):  # type: ignore[no-untyped-def]
+    def get_finding_v2(self, call, id):
         finding = one(self, call, id)
         details = {k: finding[k] for k in ("action", "condition", "isPublic", "principal")}
         return dict(summary_v2(finding), findingDetails=[{"externalAccessDetails": details}])
 
-    def update_findings(self, call):  # type: ignore[no-untyped-def]
+    def update_findings(self, call):
         # "Updates the status for the specified findings": ARCHIVED or ACTIVE, by ids or resource
         # (https://docs.aws.amazon.com/access-analyzer/latest/APIReference/API_UpdateFindings.html).
         analyzer = analyzer_of(self, call, call.body.get("analyzerArn"))
@@ -474,9 +475,9 @@ def install_access_analyzer() -> None:
                 emit(call.account, call.region, analyzer, finding)
         return {}
 
-    cls.__init__ = __init__
-    cls.create_analyzer = create_analyzer
-    cls.delete_analyzer = delete_analyzer
+    replace(cls, "__init__", __init__)
+    replace(cls, "create_analyzer", create_analyzer)
+    replace(cls, "delete_analyzer", delete_analyzer)
     cls.list_findings = list_findings
     cls.list_findings_v2 = list_findings_v2
     cls.get_finding = get_finding
@@ -499,35 +500,35 @@ def install_resource_hooks() -> None:
 
     create_role = IAMBackend.create_role
 
-    def created_role(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def created_role(self, *args, **kwargs):
         role = create_role(self, *args, **kwargs)
         changed("role", self.account_id, role.arn)
         return role
 
     update_trust = IAMBackend.update_assume_role_policy
 
-    def updated_trust(self, role_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def updated_trust(self, role_name, *args, **kwargs):
         out = update_trust(self, role_name, *args, **kwargs)
         changed("role", self.account_id, self.get_role(role_name).arn)
         return out
 
     delete_role = IAMBackend.delete_role
 
-    def deleted_role(self, role_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def deleted_role(self, role_name, *args, **kwargs):
         role = next((r for r in self.roles.values() if r.name == role_name), None)
         out = delete_role(self, role_name, *args, **kwargs)
         if role is not None:
             changed("role", self.account_id, role.arn)
         return out
 
-    IAMBackend.create_role = created_role
-    IAMBackend.update_assume_role_policy = updated_trust
-    IAMBackend.delete_role = deleted_role
+    replace(IAMBackend, "create_role", created_role)
+    replace(IAMBackend, "update_assume_role_policy", updated_trust)
+    replace(IAMBackend, "delete_role", deleted_role)
 
     def on_bucket(method: str) -> None:
         original = getattr(S3Backend, method)
 
-        def wrapped(self, bucket_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def wrapped(self, bucket_name, *args, **kwargs):
             from moto.s3.models import s3_backends
 
             owner = s3_backends.bucket_accounts.get(bucket_name)  # before a deletion forgets it

@@ -16,6 +16,7 @@ import zipfile
 from typing import Any
 
 from assure_local import authz, aws_request, core, iam, policies, principals, rules, scheduler, stack_model
+from assure_local.core import replace
 
 _MUTEX = threading.Lock()
 
@@ -314,7 +315,7 @@ def install_events() -> None:
 
     original = ev.Rule.send_to_targets
 
-    def send_to_targets(self, original_event, transform_input=True):  # type: ignore[no-untyped-def]
+    def send_to_targets(self, original_event, transform_input=True):
         # "A rule can be ENABLED or DISABLED ... a disabled rule doesn't match any events"
         # (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_DisableRule.html: "When you
         # disable a rule, incoming events don't trigger it").
@@ -340,4 +341,4 @@ def install_events() -> None:
                 except NotImplementedError:
                     failed(self, target, "the local cloud does not invoke this kind of target")
 
-    ev.Rule.send_to_targets = send_to_targets
+    replace(ev.Rule, "send_to_targets", send_to_targets)

@@ -43,6 +43,7 @@ import uuid
 from typing import Any
 
 from assure_local import core, events, scheduler
+from assure_local.core import replace
 from assure_local.policies import ANY_MEMBER, POLICIES
 
 # Handshake id -> the handshake as the API returns it, with private fields `_mgmt` and `_account`.
@@ -361,7 +362,7 @@ def patch() -> None:
         own = organizations_backends[self.current_account][self.partition]
         return backend_for(self.current_account, self._get_action(), own)
 
-    OrganizationsResponse.organizations_backend = property(organizations_backend)
+    replace(OrganizationsResponse, "organizations_backend", property(organizations_backend))
     create = OrganizationsBackend.create_account
 
     def create_account(self: Any, **kwargs: Any) -> Any:
@@ -369,4 +370,4 @@ def patch() -> None:
         created(self.account_id, out)
         return out
 
-    OrganizationsBackend.create_account = create_account
+    replace(OrganizationsBackend, "create_account", create_account)

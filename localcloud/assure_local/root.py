@@ -69,6 +69,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assure_local import aws_request, principals
+from assure_local.core import replace
 from assure_local.root_users import ROOT_LOCK, backend, now, root_virtual_device, user
 
 # The default serial number of the root user's virtual MFA device.
@@ -371,7 +372,7 @@ def on_root_user(name: str, handler: Callable, original: Callable) -> Callable:
     """IamResponse method `name`: `handler` when the root user omits UserName, else moto's."""
     op = "".join(w.capitalize() for w in name.split("_")).replace("Mfa", "MFA")
 
-    def method(self):  # type: ignore[no-untyped-def]
+    def method(self):
         caller = root_caller(self)
         if caller is None or self._get_param("UserName"):
             return original(self)
@@ -403,7 +404,7 @@ def patch() -> None:
 
     moto_delete_virtual = cls.delete_virtual_mfa_device
 
-    def delete_virtual_mfa_device(self):  # type: ignore[no-untyped-def]
+    def delete_virtual_mfa_device(self):
         caller = root_caller(self)
         serial = str(self._get_param("SerialNumber") or "")
         if caller is None or not root_virtual_device(caller.account, serial):
@@ -418,7 +419,7 @@ def patch() -> None:
 
     moto_last_used = cls.get_access_key_last_used
 
-    def get_access_key_last_used(self):  # type: ignore[no-untyped-def]
+    def get_access_key_last_used(self):
         key_id = str(self._get_param("AccessKeyId") or "")
         account = principals.ROOT_KEYS.get(key_id)
         if account is None or account != self.current_account or key_id not in backend(account).access_keys:
@@ -430,7 +431,7 @@ def patch() -> None:
 
     moto_summary = cls.get_account_summary
 
-    def get_account_summary(self):  # type: ignore[no-untyped-def]
+    def get_account_summary(self):
         result = moto_summary(self)
         account = self.current_account
         root = user(account)
@@ -444,6 +445,6 @@ def patch() -> None:
         result.result["SummaryMap"].update({k: int(v) for k, v in present.items()})
         return result
 
-    cls.delete_virtual_mfa_device = delete_virtual_mfa_device
-    cls.get_access_key_last_used = get_access_key_last_used
-    cls.get_account_summary = get_account_summary
+    replace(cls, "delete_virtual_mfa_device", delete_virtual_mfa_device)
+    replace(cls, "get_access_key_last_used", get_access_key_last_used)
+    replace(cls, "get_account_summary", get_account_summary)

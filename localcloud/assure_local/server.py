@@ -16,6 +16,7 @@ import signal
 import sys
 
 from assure_local import principals
+from assure_local.core import replace
 
 
 def serve_faster() -> None:
@@ -41,7 +42,7 @@ def serve_faster() -> None:
     # and are not cached.
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-    AmazonStateLanguageParser.parse = staticmethod(functools.lru_cache(maxsize=64)(AmazonStateLanguageParser.parse))
+    replace(AmazonStateLanguageParser, "parse", staticmethod(functools.lru_cache(maxsize=64)(AmazonStateLanguageParser.parse)))
     # And every JSONPath a state reads its input with, for which jsonpath_ng built a new parser
     # (yacc tables included) each time. A parsed path is immutable.
     from moto.stepfunctions.parser.asl.component.common.path import result_path
@@ -81,7 +82,7 @@ def remember_key_owners() -> None:
 def refusals_only(handler: type) -> type:
     """`handler` writing access lines only for refusals and errors (status 400 and above)."""
 
-    class Handler(handler):  # type: ignore[misc, valid-type]
+    class Handler(handler):
         def log_request(self, code: object = "-", size: object = "-") -> None:
             try:
                 status = int(getattr(code, "value", code))  # type: ignore[call-overload]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assure_local import core, stack_model, stack_store, stacks
+from assure_local.core import replace
 from assure_local.stack_model import Caller, StackError, iso, now
 from assure_local.stacks import members
 
@@ -392,5 +393,5 @@ def patch() -> None:
         account_joined(out["CreateAccountStatus"]["AccountId"])
         return out
 
-    OrganizationsBackend.move_account = move_account
-    OrganizationsBackend.create_account = create_account
+    replace(OrganizationsBackend, "move_account", move_account)
+    replace(OrganizationsBackend, "create_account", create_account)

@@ -15,6 +15,8 @@ import threading
 import time
 import unittest
 import zipfile
+from collections.abc import Callable
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -58,7 +60,7 @@ def tearDownModule() -> None:
         SERVER.shutdown()
 
 
-def client(service: str, key: str = "testing", secret: str = "testing") -> object:
+def client(service: str, key: str = "testing", secret: str = "testing") -> Any:
     from botocore.config import Config
 
     return boto3.client(service, endpoint_url=ENDPOINT, region_name=REGION, aws_access_key_id=key,
@@ -295,7 +297,7 @@ class LambdaChecks(unittest.TestCase):
         self.assertEqual(message, "The role defined for the function cannot be assumed by Lambda.")
 
 
-def eventually(check: object, timeout: float = 15) -> object:
+def eventually(check: Callable[[], Any], timeout: float = 15) -> Any:
     """`check()`'s first truthy value, asked every 0.1 s for up to `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -389,7 +391,7 @@ def owner(account: str) -> dict:
     return {"AccessKeyId": keys["AccessKeyId"], "SecretAccessKey": keys["SecretAccessKey"], "SessionToken": None}
 
 
-def as_creds(service: str, creds: dict) -> object:
+def as_creds(service: str, creds: dict) -> Any:
     return boto3.client(service, endpoint_url=ENDPOINT, region_name=REGION, aws_access_key_id=creds["AccessKeyId"],
                         aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds.get("SessionToken"))
 

@@ -6,7 +6,7 @@ import json
 import re
 
 from assure_local.aws_request import Req, p
-from assure_local.core import organization_of
+from assure_local.core import organization_of, replace
 from assure_local.rules import Refusal, role_allows, trail_delivery_refusal, unusable_role
 
 
@@ -18,7 +18,7 @@ def patch_moto() -> None:
     from moto.s3 import models as s3
     from moto.s3.exceptions import MissingBucket
 
-    def check_bucket_exists(self):  # type: ignore[no-untyped-def]
+    def check_bucket_exists(self):
         for account in list(s3.s3_backends.keys()):
             try:
                 s3.s3_backends[account][self.partition].get_bucket(self.bucket_name)
@@ -27,7 +27,7 @@ def patch_moto() -> None:
                 continue
         raise cloudtrail.S3BucketDoesNotExistException(f"S3 bucket {self.bucket_name} does not exist!")
 
-    cloudtrail.Trail.check_bucket_exists = check_bucket_exists
+    replace(cloudtrail.Trail, "check_bucket_exists", check_bucket_exists)
 
     # CloudTrail: "trails created without specific event selectors will be configured to log all read
     # and write management events, and no data events"
@@ -37,12 +37,12 @@ def patch_moto() -> None:
 
     trail_init = cloudtrail_models.Trail.__init__
 
-    def default_selectors(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def default_selectors(self, *args, **kwargs):
         trail_init(self, *args, **kwargs)
         self.event_selectors = [{"ReadWriteType": "All", "IncludeManagementEvents": True, "DataResources": [],
                                  "ExcludeManagementEventSources": []}]
 
-    cloudtrail_models.Trail.__init__ = default_selectors
+    replace(cloudtrail_models.Trail, "__init__", default_selectors)
 
     # CloudTrail: DeleteTrail takes "the name or the CloudTrail ARN of the trail", "must be called
     # from the Region in which the trail was created" and "cannot be called on the shadow trails"
@@ -57,7 +57,7 @@ def patch_moto() -> None:
         def __init__(self, message: str):
             super().__init__("InvalidHomeRegionException", message)
 
-    def delete_trail(self, name: str) -> None:  # type: ignore[no-untyped-def]
+    def delete_trail(self, name: str) -> None:
         for key, trail in list(self.trails.items()):
             if name in (key, trail.arn):
                 del self.trails[key]
@@ -68,7 +68,7 @@ def patch_moto() -> None:
                     f"This operation must be called from the Region in which the trail was created: {trail.region_name}")
         raise cloudtrail_errors.TrailNotFoundException(account_id=self.account_id, name=name)
 
-    cloudtrail_models.CloudTrailBackend.delete_trail = delete_trail
+    replace(cloudtrail_models.CloudTrailBackend, "delete_trail", delete_trail)
 
     # CloudTrail: an organization trail, created in the management account, is applied to every
     # member account, where members "can see the trail, but cannot modify or delete it"
@@ -81,18 +81,18 @@ def patch_moto() -> None:
     describe_trails = cloudtrail_models.CloudTrailBackend.describe_trails
     get_trail = cloudtrail_models.CloudTrailBackend.get_trail
 
-    def organization_trails(backend) -> list:  # type: ignore[no-untyped-def]
+    def organization_trails(backend) -> list:
         org = organization_of(backend.account_id)
         if org is None or org[0] == backend.account_id:
             return []
         return [t for b in cloudtrail_models.cloudtrail_backends[org[0]].values() for t in b.trails.values()
                 if t.is_org_trail and (t.is_multi_region or t.region_name == backend.region_name)]
 
-    def with_organization_trails(self, include_shadow_trails):  # type: ignore[no-untyped-def]
+    def with_organization_trails(self, include_shadow_trails):
         own = list(describe_trails(self, include_shadow_trails))
         return own + organization_trails(self) if include_shadow_trails else own
 
-    def get_own_or_organization_trail(self, name_or_arn):  # type: ignore[no-untyped-def]
+    def get_own_or_organization_trail(self, name_or_arn):
         try:
             return get_trail(self, name_or_arn)
         except cloudtrail_errors.TrailNotFoundException:
@@ -101,8 +101,8 @@ def patch_moto() -> None:
                 raise
             return found
 
-    cloudtrail_models.CloudTrailBackend.describe_trails = with_organization_trails
-    cloudtrail_models.CloudTrailBackend.get_trail = get_own_or_organization_trail
+    replace(cloudtrail_models.CloudTrailBackend, "describe_trails", with_organization_trails)
+    replace(cloudtrail_models.CloudTrailBackend, "get_trail", get_own_or_organization_trail)
 
     # CloudTrail: ListTrails "lists trails that are in the current account", each with its home Region
     # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_ListTrails.html): every
@@ -114,7 +114,7 @@ def patch_moto() -> None:
     # moto ignored the list and answered every trail.
     from moto.cloudtrail import responses as cloudtrail_responses
 
-    def every_trail(backend) -> list:  # type: ignore[no-untyped-def]
+    def every_trail(backend) -> list:
         own = [t for b in cloudtrail_models.cloudtrail_backends[backend.account_id].values() for t in b.trails.values()]
         org = organization_of(backend.account_id)
         if org is None or org[0] == backend.account_id:
@@ -122,10 +122,10 @@ def patch_moto() -> None:
         return own + [t for b in cloudtrail_models.cloudtrail_backends[org[0]].values()
                       for t in b.trails.values() if t.is_org_trail]
 
-    def list_trails(self):  # type: ignore[no-untyped-def]
+    def list_trails(self):
         return json.dumps({"Trails": [t.short() for t in every_trail(self.cloudtrail_backend)]})
 
-    def describe_named_trails(self):  # type: ignore[no-untyped-def]
+    def describe_named_trails(self):
         names = self._get_param("trailNameList") or []
         backend = self.cloudtrail_backend
         if names:
@@ -136,16 +136,16 @@ def patch_moto() -> None:
             found = backend.describe_trails(self._get_bool_param("includeShadowTrails", True))
         return json.dumps({"trailList": [t.description(include_region=True) for t in found]})
 
-    cloudtrail_responses.CloudTrailResponse.list_trails = list_trails
-    cloudtrail_responses.CloudTrailResponse.describe_trails = describe_named_trails
+    replace(cloudtrail_responses.CloudTrailResponse, "list_trails", list_trails)
+    replace(cloudtrail_responses.CloudTrailResponse, "describe_trails", describe_named_trails)
 
     # CloudTrail: PutInsightSelectors sets the trail's Insights types; an empty list turns Insights off
     # (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_PutInsightSelectors.html).
     # moto appends to what the trail had, so putting a selector twice doubled it.
-    def put_insight_selectors(self, insight_selectors):  # type: ignore[no-untyped-def]
+    def put_insight_selectors(self, insight_selectors):
         self.insight_selectors = list(insight_selectors or [])
 
-    cloudtrail_models.Trail.put_insight_selectors = put_insight_selectors
+    replace(cloudtrail_models.Trail, "put_insight_selectors", put_insight_selectors)
 
     # CloudTrail: PutEventSelectors takes EventSelectors or AdvancedEventSelectors, never both, and the
     # one put overwrites the other; a selector reads back whole, with ReadWriteType (default All),
@@ -159,7 +159,7 @@ def patch_moto() -> None:
         def __init__(self, message: str):
             super().__init__("InvalidEventSelectorsException", message)
 
-    def put_event_selectors(self, event_selectors, advanced_event_selectors):  # type: ignore[no-untyped-def]
+    def put_event_selectors(self, event_selectors, advanced_event_selectors):
         if (event_selectors and advanced_event_selectors) or len(event_selectors or []) > 5:
             raise InvalidEventSelectorsException(
                 "The combination of event selectors or advanced event selectors and data resources is not valid. "
@@ -171,7 +171,7 @@ def patch_moto() -> None:
                                 for e in event_selectors or []]
         self.advanced_event_selectors = list(advanced_event_selectors or [])
 
-    cloudtrail_models.Trail.put_event_selectors = put_event_selectors
+    replace(cloudtrail_models.Trail, "put_event_selectors", put_event_selectors)
 
 
 def cloudtrail_logs_delivery(req: Req, account: str, raw: bytes) -> Refusal | None:

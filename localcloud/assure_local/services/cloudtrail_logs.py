@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from assure_local import resources, rules
+from assure_local.core import replace
 from assure_local.scheduler import delay, later, put_object
 
 # Counts the successful writes to what a delivery check reads (S3 buckets, KMS keys, the organization:
@@ -421,7 +422,7 @@ def patch_cloudtrail() -> None:
         def __init__(self, message: str):
             super().__init__("InsightNotEnabledException", message)
 
-    def named(self, param: str) -> Any:  # type: ignore[no-untyped-def]
+    def named(self, param: str) -> Any:
         name = self._get_param(param)
         if name is None or len(str(name)) < 3:
             raise errors.TrailNameTooShort(actual_length=len(str(name or "")))
@@ -433,25 +434,25 @@ def patch_cloudtrail() -> None:
             arn = name if name.startswith("arn:") else f"arn:aws:cloudtrail:{backend.region_name}:{backend.account_id}:trail/{name}"
             raise errors.TrailNotFoundException(account_id=backend.account_id, name=arn) from None
 
-    def get_trail_status(self):  # type: ignore[no-untyped-def]
+    def get_trail_status(self):
         return json.dumps(status_view(named(self, "Name")))
 
-    def get_trail(self):  # type: ignore[no-untyped-def]
+    def get_trail(self):
         # The Trail shape carries HomeRegion (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_Trail.html).
         return json.dumps({"Trail": named(self, "Name").description(include_region=True)})
 
-    def get_event_selectors(self):  # type: ignore[no-untyped-def]
+    def get_event_selectors(self):
         trail = named(self, "TrailName")
         return json.dumps({"TrailARN": trail.arn, "EventSelectors": trail.event_selectors,
                            "AdvancedEventSelectors": trail.advanced_event_selectors})
 
-    def get_insight_selectors(self):  # type: ignore[no-untyped-def]
+    def get_insight_selectors(self):
         trail = named(self, "TrailName")
         if not trail.insight_selectors:
             raise InsightNotEnabledException(f"Trail {trail.arn} does not have Insights enabled.")
         return json.dumps({"TrailARN": trail.arn, "InsightSelectors": trail.insight_selectors})
 
-    responses.CloudTrailResponse.get_trail_status = get_trail_status
-    responses.CloudTrailResponse.get_trail = get_trail
-    responses.CloudTrailResponse.get_event_selectors = get_event_selectors
-    responses.CloudTrailResponse.get_insight_selectors = get_insight_selectors
+    replace(responses.CloudTrailResponse, "get_trail_status", get_trail_status)
+    replace(responses.CloudTrailResponse, "get_trail", get_trail)
+    replace(responses.CloudTrailResponse, "get_event_selectors", get_event_selectors)
+    replace(responses.CloudTrailResponse, "get_insight_selectors", get_insight_selectors)

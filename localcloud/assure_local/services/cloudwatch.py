@@ -236,7 +236,7 @@ def patch_cloudwatch() -> None:
     if mine(set_state):
         return
 
-    def set_alarm_state(self, alarm_name, reason, reason_data, state_value):  # type: ignore[no-untyped-def]
+    def set_alarm_state(self, alarm_name, reason, reason_data, state_value):
         """SetAlarmState: "When the updated state differs from the previous value, the action configured
         for the appropriate state is invoked" (API_SetAlarmState): the StateUpdate in the history now,
         each SNS action after the delay, if the alarm's actions are enabled."""
@@ -271,7 +271,7 @@ def patch_cloudwatch() -> None:
 
             later(execute_alarm_action)
 
-    def describe_alarm_history(self):  # type: ignore[no-untyped-def]
+    def describe_alarm_history(self):
         """DescribeAlarmHistory: AlarmName, AlarmTypes (metric alarms when omitted), HistoryItemType,
         StartDate, EndDate, ScanBy (newest first by default), MaxRecords (100), NextToken."""
         name = self._get_param("AlarmName")

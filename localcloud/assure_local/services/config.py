@@ -12,6 +12,7 @@ from typing import Any
 
 from assure_local import authz, aws_request, core, policies, principals, resources, rules, scheduler
 from assure_local.aws_request import Req, p
+from assure_local.core import replace
 from assure_local.deliver_services import install, later, log, mine, utcnow
 from assure_local.rules import Refusal, config_delivery_refusal
 
@@ -25,7 +26,7 @@ def patch_moto() -> None:
     from moto.config import responses as config
     from moto.config.exceptions import NoSuchDeliveryChannelException
 
-    def describe_delivery_channel_status(self):  # type: ignore[no-untyped-def]
+    def describe_delivery_channel_status(self):
         names = self._get_param("DeliveryChannelNames") or []
         channels = self.config_backend.delivery_channels
         for name in names:
@@ -45,7 +46,7 @@ def patch_moto() -> None:
                         "configStreamDeliveryInfo": {"lastStatus": "Not_Applicable"}})
         return json.dumps({"DeliveryChannelsStatus": out})
 
-    config.ConfigResponse.describe_delivery_channel_status = describe_delivery_channel_status
+    replace(config.ConfigResponse, "describe_delivery_channel_status", describe_delivery_channel_status)
 
     # Config: service-linked configuration recorders, which moto lacks. A service (Security Hub CSPM,
     # CloudWatch's observability admin, ...) owns one; Config names it with the reserved prefix
@@ -56,12 +57,12 @@ def patch_moto() -> None:
     from moto.core.exceptions import JsonRESTError
     linked_names = {"securityhub.amazonaws.com": "SecurityHubCSPM", "observabilityadmin.amazonaws.com": "ObservabilityAdmin"}
 
-    def linked(backend) -> dict:  # type: ignore[no-untyped-def]
+    def linked(backend) -> dict:
         if not hasattr(backend, "service_linked_recorders"):
             backend.service_linked_recorders = {}
         return backend.service_linked_recorders
 
-    def put_service_linked_configuration_recorder(self):  # type: ignore[no-untyped-def]
+    def put_service_linked_configuration_recorder(self):
         principal = self._get_param("ServicePrincipal")
         recorders = linked(self.config_backend)
         if principal not in recorders:
@@ -80,7 +81,7 @@ def patch_moto() -> None:
             }
         return json.dumps({"Arn": recorders[principal]["arn"], "Name": recorders[principal]["name"]})
 
-    def delete_service_linked_configuration_recorder(self):  # type: ignore[no-untyped-def]
+    def delete_service_linked_configuration_recorder(self):
         principal = self._get_param("ServicePrincipal")
         gone = linked(self.config_backend).pop(principal, None)
         if gone is None:
@@ -91,7 +92,7 @@ def patch_moto() -> None:
     moto_put_recorder = config.ConfigResponse.put_configuration_recorder
     prefix = "AWSConfigurationRecorderFor"
 
-    def recorders_asked(self) -> tuple[list, list]:  # type: ignore[no-untyped-def]
+    def recorders_asked(self) -> tuple[list, list]:
         """(customer managed recorders asked for, service-linked ones asked for)."""
         names = self._get_param("ConfigurationRecorderNames") or []
         own = [n for n in names if not n.startswith(prefix)]
@@ -99,18 +100,18 @@ def patch_moto() -> None:
         theirs = [r for r in linked(self.config_backend).values() if not names or r["name"] in names]
         return mine, theirs
 
-    def describe_configuration_recorders(self):  # type: ignore[no-untyped-def]
+    def describe_configuration_recorders(self):
         mine, theirs = recorders_asked(self)
         return json.dumps({"ConfigurationRecorders": mine + theirs})
 
-    def describe_configuration_recorder_status(self):  # type: ignore[no-untyped-def]
+    def describe_configuration_recorder_status(self):
         mine, theirs = recorders_asked(self)
         status = [self.config_backend.recorders[r["name"]].status.to_dict() for r in mine]
         status += [{"arn": r["arn"], "name": r["name"], "recording": True, "lastStatus": "SUCCESS",
                     "servicePrincipal": r["servicePrincipal"]} for r in theirs]
         return json.dumps({"ConfigurationRecordersStatus": status})
 
-    def put_configuration_recorder(self):  # type: ignore[no-untyped-def]
+    def put_configuration_recorder(self):
         # "The prefix AWSConfigurationRecorderFor is reserved for service-linked configuration recorders."
         # (https://docs.aws.amazon.com/config/latest/APIReference/API_PutConfigurationRecorder.html#API_PutConfigurationRecorder_Errors)
         name = (self._get_param("ConfigurationRecorder") or {}).get("name") or ""
@@ -122,9 +123,9 @@ def patch_moto() -> None:
 
     config.ConfigResponse.put_service_linked_configuration_recorder = put_service_linked_configuration_recorder
     config.ConfigResponse.delete_service_linked_configuration_recorder = delete_service_linked_configuration_recorder
-    config.ConfigResponse.describe_configuration_recorders = describe_configuration_recorders
-    config.ConfigResponse.describe_configuration_recorder_status = describe_configuration_recorder_status
-    config.ConfigResponse.put_configuration_recorder = put_configuration_recorder
+    replace(config.ConfigResponse, "describe_configuration_recorders", describe_configuration_recorders)
+    replace(config.ConfigResponse, "describe_configuration_recorder_status", describe_configuration_recorder_status)
+    replace(config.ConfigResponse, "put_configuration_recorder", put_configuration_recorder)
 
 
 def config_organization_aggregator(req: Req, account: str, raw: bytes) -> Refusal | None:
@@ -283,7 +284,7 @@ def patch_config() -> None:
     from moto.config import responses as config
     from moto.config.exceptions import NoSuchConfigurationAggregatorException, NoSuchDeliveryChannelException
 
-    def deliver_config_snapshot(self):  # type: ignore[no-untyped-def]
+    def deliver_config_snapshot(self):
         """DeliverConfigSnapshot: NoSuchDeliveryChannelException, NoAvailableConfigurationRecorderException
         ("There are no configuration recorders available to provide the role needed to describe your
         resources"), NoRunningConfigurationRecorderException ("There is no configuration recorder
@@ -316,7 +317,7 @@ def patch_config() -> None:
     if mine(describe_status):
         return
 
-    def describe_delivery_channel_status(self):  # type: ignore[no-untyped-def]
+    def describe_delivery_channel_status(self):
         answer = json.loads(describe_status(self))
         for status in answer.get("DeliveryChannelsStatus", []):
             recorded = SNAPSHOTS.get((self.current_account, self.region, status.get("name")))
@@ -329,7 +330,7 @@ def patch_config() -> None:
     # A channel deleted and made again starts with no snapshot delivered.
     delete_channel = config_models.ConfigBackend.delete_delivery_channel
 
-    def delete_delivery_channel(self, channel_name):  # type: ignore[no-untyped-def]
+    def delete_delivery_channel(self, channel_name):
         delete_channel(self, channel_name)
         SNAPSHOTS.pop((self.account_id, self.region_name, channel_name), None)
 
@@ -457,7 +458,7 @@ def patch_aggregators(config: Any, config_models: Any, missing: type) -> None:
     if mine(put):
         return
 
-    def put_configuration_aggregator(self, config_aggregator, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def put_configuration_aggregator(self, config_aggregator, *args, **kwargs):
         result = put(self, config_aggregator, *args, **kwargs)
         name = config_aggregator["ConfigurationAggregatorName"]
         key = (self.account_id, self.region_name, name)
@@ -472,11 +473,11 @@ def patch_aggregators(config: Any, config_models: Any, missing: type) -> None:
 
     delete = config_models.ConfigBackend.delete_configuration_aggregator
 
-    def delete_configuration_aggregator(self, config_aggregator):  # type: ignore[no-untyped-def]
+    def delete_configuration_aggregator(self, config_aggregator):
         delete(self, config_aggregator)
         AGGREGATORS.pop((self.account_id, self.region_name, config_aggregator), None)
 
-    def describe_configuration_aggregator_sources_status(self):  # type: ignore[no-untyped-def]
+    def describe_configuration_aggregator_sources_status(self):
         """Each source (the organization, or an account, in each Region) with LastUpdateStatus SUCCEEDED,
         FAILED (LastErrorCode, LastErrorMessage) or OUTDATED (not read yet), and LastUpdateTime. Config
         reads again periodically: here once per delay, at the read that finds one due."""

@@ -12,6 +12,7 @@ from assure_local.core import (
     LOCK,
     STREAMS_CREATING,
     final_at,
+    replace,
     transitional,
 )
 from assure_local.rules import Refusal, unusable_role
@@ -59,7 +60,7 @@ def patch_firehose_transition() -> None:
 
     create = firehose.FirehoseBackend.create_delivery_stream
 
-    def create_creating(self, region, delivery_stream_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def create_creating(self, region, delivery_stream_name, *args, **kwargs):
         arn = create(self, region, delivery_stream_name, *args, **kwargs)
         STREAMS_CREATING[arn] = final_at()
         settle(self.delivery_streams[delivery_stream_name])
@@ -67,7 +68,7 @@ def patch_firehose_transition() -> None:
 
     describe = firehose.FirehoseBackend.describe_delivery_stream
 
-    def describe_settled(self, delivery_stream_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def describe_settled(self, delivery_stream_name, *args, **kwargs):
         stream = self.delivery_streams.get(delivery_stream_name)
         if stream is not None:
             settle(stream)
@@ -75,7 +76,7 @@ def patch_firehose_transition() -> None:
 
     put_batch = firehose.FirehoseBackend.put_record_batch
 
-    def put_batch_when_active(self, delivery_stream_name, records):  # type: ignore[no-untyped-def]
+    def put_batch_when_active(self, delivery_stream_name, records):
         stream = self.delivery_streams.get(delivery_stream_name)
         if stream is not None and settle(stream) != "ACTIVE":
             raise errors.ResourceNotFoundException(
@@ -85,7 +86,7 @@ def patch_firehose_transition() -> None:
 
     delete = firehose.FirehoseBackend.delete_delivery_stream
 
-    def delete_unless_creating(self, delivery_stream_name, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def delete_unless_creating(self, delivery_stream_name, *args, **kwargs):
         stream = self.delivery_streams.get(delivery_stream_name)
         if stream is not None and settle(stream) == "CREATING":
             raise errors.ResourceInUseException(
@@ -97,7 +98,7 @@ def patch_firehose_transition() -> None:
 
     send_log_event = firehose.FirehoseBackend.send_log_event
 
-    def send_log_event_when_active(self, delivery_stream_arn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def send_log_event_when_active(self, delivery_stream_arn, *args, **kwargs):
         stream = self.lookup_name_from_arn(delivery_stream_arn)
         if stream is not None and settle(stream) != "ACTIVE":
             print(f"firehose {stream.delivery_stream_name} ({self.account_id}, {self.region_name}): "
@@ -107,7 +108,7 @@ def patch_firehose_transition() -> None:
 
     put_subscription_filter = logs.LogsBackend.put_subscription_filter
 
-    def subscribe_only_active(self, log_group_name, filter_name, filter_pattern, destination_arn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def subscribe_only_active(self, log_group_name, filter_name, filter_pattern, destination_arn, *args, **kwargs):
         if str(destination_arn or "").startswith("arn:") and destination_arn.split(":")[2] == "firehose":
             stream = firehose.firehose_backends[self.account_id][self.region_name].lookup_name_from_arn(destination_arn)
             if stream is not None and settle(stream) != "ACTIVE":
@@ -115,12 +116,12 @@ def patch_firehose_transition() -> None:
                                                 "Check if the given Firehose stream is in ACTIVE state.")
         return put_subscription_filter(self, log_group_name, filter_name, filter_pattern, destination_arn, *args, **kwargs)
 
-    firehose.FirehoseBackend.create_delivery_stream = create_creating
-    firehose.FirehoseBackend.describe_delivery_stream = describe_settled
-    firehose.FirehoseBackend.put_record_batch = put_batch_when_active
-    firehose.FirehoseBackend.delete_delivery_stream = delete_unless_creating
-    firehose.FirehoseBackend.send_log_event = send_log_event_when_active
-    logs.LogsBackend.put_subscription_filter = subscribe_only_active
+    replace(firehose.FirehoseBackend, "create_delivery_stream", create_creating)
+    replace(firehose.FirehoseBackend, "describe_delivery_stream", describe_settled)
+    replace(firehose.FirehoseBackend, "put_record_batch", put_batch_when_active)
+    replace(firehose.FirehoseBackend, "delete_delivery_stream", delete_unless_creating)
+    replace(firehose.FirehoseBackend, "send_log_event", send_log_event_when_active)
+    replace(logs.LogsBackend, "put_subscription_filter", subscribe_only_active)
 
 
 def patch_moto() -> None:
@@ -132,20 +133,20 @@ def patch_moto() -> None:
 
     update_destination = firehose.FirehoseBackend.update_destination
 
-    def merged_update(self, delivery_stream_name, current_delivery_stream_version_id, destination_id, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def merged_update(self, delivery_stream_name, current_delivery_stream_version_id, destination_id, *args, **kwargs):
         update_destination(self, delivery_stream_name, current_delivery_stream_version_id, destination_id, *args, **kwargs)
         for d in self.delivery_streams[delivery_stream_name].destinations:
             if d.get("destination_id") == destination_id and "ExtendedS3" in d:
                 d["S3"] = firehose.create_s3_destination_config(d["ExtendedS3"])
 
-    firehose.FirehoseBackend.update_destination = merged_update
+    replace(firehose.FirehoseBackend, "update_destination", merged_update)
 
     # Firehose: a batch reaches the S3 destination only if the stream's role may write it there
     # (rules.firehose_s3_refusal); moto writes with no check. Each attempt is reported as AWS does,
     # in AWS/Firehose DeliveryToS3.Success (1 delivered, 0 refused) and DeliveryToS3.Records
     # (https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-cloudwatch-metrics.html).
 
-    def checked_put(self, delivery_stream_name, version_id, s3_destination, records):  # type: ignore[no-untyped-def]
+    def checked_put(self, delivery_stream_name, version_id, s3_destination, records):
         from moto.cloudwatch.models import cloudwatch_backends
 
         object_key = self._format_s3_object_path(delivery_stream_name, version_id, s3_destination.get("Prefix", ""))
@@ -166,7 +167,7 @@ def patch_moto() -> None:
 
         return events.firehose_s3_write(self, delivery_stream_name, version_id, s3_destination, records)
 
-    firehose.FirehoseBackend.put_s3_records = checked_put
+    replace(firehose.FirehoseBackend, "put_s3_records", checked_put)
     patch_firehose_transition()
 
 

@@ -97,7 +97,7 @@ def criteria_hold(finding: dict, criteria: dict | None) -> bool:
             if op in ("neq", "notEquals") and text in [str(e) for e in expected]:
                 return False
             try:
-                number = float(value)  # type: ignore[arg-type]
+                number = float(value)
             except (TypeError, ValueError):
                 number = None
             bounds = {"gt": float.__gt__, "greaterThan": float.__gt__, "gte": float.__ge__, "greaterThanOrEqual": float.__ge__,
@@ -160,7 +160,7 @@ def patch_guardduty() -> None:
 
     cls = guardduty.GuardDuty
 
-    def create_sample_findings(self, call, d):  # type: ignore[no-untyped-def]
+    def create_sample_findings(self, call, d):
         """CreateSampleFindings: sample findings of the types asked (or a few), in the detector; each
         destination that exports them publishes them after the delay."""
         self.detector(call, d)
@@ -177,7 +177,7 @@ def patch_guardduty() -> None:
             later(export_findings)
         return {}
 
-    def list_findings(self, call, d):  # type: ignore[no-untyped-def]
+    def list_findings(self, call, d):
         """ListFindings: the ids of the findings the detector shows, filtered by findingCriteria and
         sorted by sortCriteria (https://docs.aws.amazon.com/guardduty/latest/APIReference/API_ListFindings.html)."""
         self.detector(call, d)
@@ -188,7 +188,7 @@ def patch_guardduty() -> None:
         return core.paged([f["id"] for f in found], "findingIds", call.body.get("nextToken"),
                                call.body.get("maxResults"))
 
-    def get_findings(self, call, d):  # type: ignore[no-untyped-def]
+    def get_findings(self, call, d):
         """GetFindings: the findings asked for, among those the detector shows."""
         self.detector(call, d)
         shown = {f["id"]: f for f in visible_findings(self, call.account, call.region)}
@@ -198,7 +198,7 @@ def patch_guardduty() -> None:
     if mine(with_status):
         return
 
-    def _with_status(self, call, d, destination):  # type: ignore[no-untyped-def]
+    def _with_status(self, call, d, destination):
         """The destination's status: PENDING_VERIFICATION during its transition (the extension's); then
         UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY from the first refused export until one succeeds, or
         while the policies refuse GuardDuty now (the extension's check); PUBLISHING otherwise.

@@ -11,6 +11,7 @@ from assure_local.core import (
     LOCK,
     delegated_admin,
     organization_of,
+    replace,
     trusted_access,
 )
 from assure_local.rules import Refusal, missing_principal
@@ -22,7 +23,7 @@ def iam_lists_what_it_holds() -> None:
     with "dictionary changed size during iteration", an HTTP 500. It walks a copy."""
     from moto.iam.models import IAMBackend
 
-    IAMBackend.get_roles = lambda self: list(self.roles.values())
+    replace(IAMBackend, "get_roles", lambda self: list(self.roles.values()))
 
 
 def patch_identity() -> None:
@@ -39,21 +40,21 @@ def patch_identity() -> None:
     # session policies" (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html).
     moto_assume_role = sts_responses.TokenResponse.assume_role
 
-    def assume_role(self):  # type: ignore[no-untyped-def]
+    def assume_role(self):
         result = moto_assume_role(self)
         session = result.result["Credentials"]
         arns = self._get_param("PolicyArns") or []
         session.policy_arns = [a.get("arn") if isinstance(a, dict) else a for a in arns if a]
         return result
 
-    sts_responses.TokenResponse.assume_role = assume_role
+    replace(sts_responses.TokenResponse, "assume_role", assume_role)
 
     # GetCallerIdentity of the root user (its access keys, a centralized root session): the account's ID
     # and arn:aws:iam::ACCOUNT:root (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html,
     # "Example: root user"); moto answers with a made-up user.
     moto_caller = sts.STSBackend.get_caller_identity
 
-    def get_caller_identity(self, access_key_id, region):  # type: ignore[no-untyped-def]
+    def get_caller_identity(self, access_key_id, region):
         account = principals.ROOT_KEYS.get(access_key_id)
         if account is None and access_key_id in principals.ROOT_SESSIONS:
             account = principals.ROOT_SESSIONS[access_key_id].account
@@ -61,7 +62,7 @@ def patch_identity() -> None:
             return account, principals.root_arn(account), account
         return moto_caller(self, access_key_id, region)
 
-    sts.STSBackend.get_caller_identity = get_caller_identity
+    replace(sts.STSBackend, "get_caller_identity", get_caller_identity)
 
     # A user's permissions boundary: PutUserPermissionsBoundary, DeleteUserPermissionsBoundary,
     # CreateUser's PermissionsBoundary and GetUser's answer, which moto lacks (it keeps a role's only).
@@ -69,30 +70,30 @@ def patch_identity() -> None:
     # not a policy ARN (https://docs.aws.amazon.com/IAM/latest/APIReference/API_PutUserPermissionsBoundary.html).
     iam.User.permissions_boundary_arn = None
 
-    def user_boundary(self):  # type: ignore[no-untyped-def]
+    def user_boundary(self):
         if not self.permissions_boundary_arn:
             return None
         return {"PermissionsBoundaryType": "PermissionsBoundaryPolicy", "PermissionsBoundaryArn": self.permissions_boundary_arn}
 
     iam.User.permissions_boundary = property(user_boundary)
 
-    def set_user_boundary(backend, user_name: str, arn: str | None) -> None:  # type: ignore[no-untyped-def]
+    def set_user_boundary(backend, user_name: str, arn: str | None) -> None:
         user = backend.get_user(user_name)
         if arn and not backend.policy_arn_regex.match(arn):
             raise iam.ValidationError(f"Value ({arn}) for parameter PermissionsBoundary is invalid.")
         user.permissions_boundary_arn = arn or None
 
-    def put_user_permissions_boundary(self):  # type: ignore[no-untyped-def]
+    def put_user_permissions_boundary(self):
         set_user_boundary(self.backend, self._get_param("UserName"), self._get_param("PermissionsBoundary"))
         return EmptyResult()
 
-    def delete_user_permissions_boundary(self):  # type: ignore[no-untyped-def]
+    def delete_user_permissions_boundary(self):
         set_user_boundary(self.backend, self._get_param("UserName"), None)
         return EmptyResult()
 
     moto_create_user = iam_responses.IamResponse.create_user
 
-    def create_user(self):  # type: ignore[no-untyped-def]
+    def create_user(self):
         boundary = self._get_param("PermissionsBoundary")
         if boundary and not self.backend.policy_arn_regex.match(boundary):
             raise iam.ValidationError(f"Value ({boundary}) for parameter PermissionsBoundary is invalid.")
@@ -103,7 +104,7 @@ def patch_identity() -> None:
 
     iam_responses.IamResponse.put_user_permissions_boundary = put_user_permissions_boundary
     iam_responses.IamResponse.delete_user_permissions_boundary = delete_user_permissions_boundary
-    iam_responses.IamResponse.create_user = create_user
+    replace(iam_responses.IamResponse, "create_user", create_user)
 
     # Centralized root access, which moto lacks: the organization's features
     # (EnableOrganizationsRootCredentialsManagement, EnableOrganizationsRootSessions, their Disable
@@ -160,7 +161,7 @@ def root_features_handler(name: str) -> Callable:
     ("trusted access is not enabled for IAM in AWS Organizations")."""
     feature = "RootSessions" if name.endswith("root_sessions") else "RootCredentialsManagement"
 
-    def handler(self):  # type: ignore[no-untyped-def]
+    def handler(self):
         from moto.core.responses import ActionResult
 
         account = self.current_account
@@ -199,7 +200,7 @@ def root_features_handler(name: str) -> Callable:
 ROOT_TASK_POLICY_ARNS = tuple(policies.ROOT_TASK_POLICIES)
 
 
-def assume_root(self):  # type: ignore[no-untyped-def]
+def assume_root(self):
     """sts:AssumeRoot (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRoot.html), once
     authorized (the caller's identity-based policy allows sts:AssumeRoot on the member's root user,
     resources.resources_for; root credentials may not call it, authz.authorize): "You must use credentials

@@ -14,7 +14,7 @@ def patch_log_group_keys() -> None:
     from moto.logs.exceptions import ResourceNotFoundException
     from moto.logs.responses import LogsResponse
 
-    def set_key(self, key: str | None) -> str:  # type: ignore[no-untyped-def]
+    def set_key(self, key: str | None) -> str:
         group = self.logs_backend.groups.get(self._get_param("logGroupName"))
         if group is None:
             raise ResourceNotFoundException()

@@ -15,6 +15,7 @@ from assure_local.core import (
     REGISTERED,
     TRUSTED,
     final_at,
+    replace,
 )
 from assure_local.iam import as_list
 from assure_local.rules import Refusal
@@ -26,11 +27,11 @@ def patch_registrations() -> None:
 
     moto_register = OrganizationsBackend.register_delegated_administrator
 
-    def register_delegated_administrator(self, **kwargs: str) -> None:  # type: ignore[no-untyped-def]
+    def register_delegated_administrator(self, **kwargs: str) -> None:
         moto_register(self, **kwargs)
         REGISTERED[(kwargs["AccountId"], kwargs["ServicePrincipal"])] = final_at()
 
-    OrganizationsBackend.register_delegated_administrator = register_delegated_administrator
+    replace(OrganizationsBackend, "register_delegated_administrator", register_delegated_administrator)
 
 
 def patch_trusted_access() -> None:
@@ -39,14 +40,14 @@ def patch_trusted_access() -> None:
 
     moto_enable = OrganizationsBackend.enable_aws_service_access
 
-    def enable_aws_service_access(self, **kwargs: str) -> None:  # type: ignore[no-untyped-def]
+    def enable_aws_service_access(self, **kwargs: str) -> None:
         principal = kwargs.get("ServicePrincipal")
         listed = any(s["ServicePrincipal"] == principal for s in self.services)
         moto_enable(self, **kwargs)
         if not listed:
             TRUSTED[(self.account_id, principal)] = final_at()
 
-    OrganizationsBackend.enable_aws_service_access = enable_aws_service_access
+    replace(OrganizationsBackend, "enable_aws_service_access", enable_aws_service_access)
 
 
 def patch_moto() -> None:
@@ -75,7 +76,7 @@ def patch_moto() -> None:
 
     create_account = orgs.OrganizationsBackend.create_account
 
-    def create_account_with_role(self, **kwargs):  # type: ignore[no-untyped-def]
+    def create_account_with_role(self, **kwargs):
         result = create_account(self, **kwargs)
         account = result["CreateAccountStatus"]["AccountId"]
         role = kwargs.get("RoleName") or "OrganizationAccountAccessRole"
@@ -89,7 +90,7 @@ def patch_moto() -> None:
         backend.put_role_policy(role, "AdministratorAccess", json.dumps(ADMINISTRATOR))
         return result
 
-    orgs.OrganizationsBackend.create_account = create_account_with_role
+    replace(orgs.OrganizationsBackend, "create_account", create_account_with_role)
 
 
 SCP_MAX_CHARACTERS = 5120

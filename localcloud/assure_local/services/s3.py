@@ -7,6 +7,7 @@ import re
 from urllib.parse import unquote
 
 from assure_local.aws_request import Req
+from assure_local.core import replace
 from assure_local.deliver_services import install, mine
 from assure_local.rules import Refusal, missing_principal
 
@@ -35,7 +36,7 @@ def patch_moto() -> None:
 
     original = s3.FakeBucket._log_permissions_enabled_policy
 
-    def log_permissions(target_bucket, target_prefix):  # type: ignore[no-untyped-def]
+    def log_permissions(target_bucket, target_prefix):
         if not target_bucket.policy:
             return False
         doc = json.loads(target_bucket.policy.decode())
@@ -44,7 +45,7 @@ def patch_moto() -> None:
                                      partition=target_bucket.partition, name=target_bucket.name)
         return original(view, target_prefix)
 
-    s3.FakeBucket._log_permissions_enabled_policy = staticmethod(log_permissions)
+    replace(s3.FakeBucket, "_log_permissions_enabled_policy", staticmethod(log_permissions))
 
 
 def s3_bucket_policy(req: Req, account: str, raw: bytes) -> Refusal | None:
@@ -110,7 +111,7 @@ def patch_s3_bucket_policy() -> None:
     if mine(original):
         return
 
-    def get_permission(self, action, resource):  # type: ignore[no-untyped-def]
+    def get_permission(self, action, resource):
         del self, action, resource
         return PermissionResult.PERMITTED
 

@@ -145,7 +145,7 @@ def patch_sns() -> None:
     if mine(original):
         return
 
-    def publish(self, message, message_id, subject=None, message_attributes=None, group_id=None,  # type: ignore[no-untyped-def]
+    def publish(self, message, message_id, subject=None, message_attributes=None, group_id=None,
                 deduplication_id=None, message_structure=None):
         """A notification to one subscription: only a confirmed one, only if its filter policy matches;
         to a queue if its policy lets SNS, to an HTTP(S) endpoint on the loopback interface; each

@@ -9,6 +9,7 @@ from typing import Any
 
 from assure_local.core import (
     SERVICE_KEYS,
+    replace,
 )
 from assure_local.principals import service_session
 
@@ -86,24 +87,24 @@ def a_retried_callback_task_is_a_new_task() -> None:
 
     task = callback_task.StateTaskServiceCallback
 
-    def endpoint_of(env):  # type: ignore[no-untyped-def]
+    def endpoint_of(env):
         token = (env.states.context_object.context_object_data.get("Task") or {}).get("Token")
         return env.callback_pool_manager.get(token) if token else None
 
     execute = task._eval_execution
 
-    def eval_execution(self, env):  # type: ignore[no-untyped-def]
+    def eval_execution(self, env):
         endpoint = endpoint_of(env)
         if endpoint is not None and endpoint.consumer_error is not None:
             # The attempt before this one closed its task: this attempt gets a token of its own.
             env.callback_pool_manager.add(env.states.context_object.update_task_token())
         return execute(self, env)
 
-    task._eval_execution = eval_execution
+    replace(task, "_eval_execution", eval_execution)
 
     integrate = task._eval_integration_pattern
 
-    def eval_integration_pattern(self, env, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def eval_integration_pattern(self, env, *args, **kwargs):
         try:
             return integrate(self, env, *args, **kwargs)
         finally:
@@ -111,7 +112,7 @@ def a_retried_callback_task_is_a_new_task() -> None:
             if endpoint is not None and endpoint.consumer_error is None:
                 endpoint.report(CallbackConsumerTimeout())
 
-    task._eval_integration_pattern = eval_integration_pattern
+    replace(task, "_eval_integration_pattern", eval_integration_pattern)
 
     # An answer to a closed task. moto tests the exception it caught instead of its cause, so
     # every such answer became TaskDoesNotExist, and that, built without a message, an HTTP 500.
@@ -128,18 +129,18 @@ def a_retried_callback_task_is_a_new_task() -> None:
 
     notify, heartbeat = CallbackPoolManager.notify, CallbackPoolManager.heartbeat
 
-    def notify_open(self, callback_id, outcome):  # type: ignore[no-untyped-def]
+    def notify_open(self, callback_id, outcome):
         if closed(self, callback_id):
             raise timed_out()
         return notify(self, callback_id, outcome)
 
-    def heartbeat_open(self, callback_id):  # type: ignore[no-untyped-def]
+    def heartbeat_open(self, callback_id):
         if closed(self, callback_id):
             raise timed_out()
         return heartbeat(self, callback_id)
 
-    CallbackPoolManager.notify = notify_open
-    CallbackPoolManager.heartbeat = heartbeat_open
+    replace(CallbackPoolManager, "notify", notify_open)
+    replace(CallbackPoolManager, "heartbeat", heartbeat_open)
 
 
 def lambdas_pollers_are_the_workers() -> None:
@@ -189,7 +190,7 @@ def distributed_map_results_are_written() -> None:
         env.stack.append({"MapRunArn": record.map_run_arn,
                           "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": key}})
 
-    Eval._handle_put_object = staticmethod(handle_put_object)
+    replace(Eval, "_handle_put_object", staticmethod(handle_put_object))
 
     # ResultWriter's Parameters read the Map state's input, as ItemReader's do; moto evaluated them
     # against the results instead, so `"Prefix.$": "$.bulk.bulkId"` failed the execution.
@@ -207,7 +208,7 @@ def distributed_map_results_are_written() -> None:
         env.stack.append(parameters)
         self.resource_eval.eval_resource(env=env)
 
-    ResultWriter._eval_body = eval_body
+    replace(ResultWriter, "_eval_body", eval_body)
 
 
 def patch_moto() -> None:
@@ -215,7 +216,7 @@ def patch_moto() -> None:
     from moto.core.responses import EmptyResult
     from moto.stepfunctions import responses as sfn
 
-    def send_task_failure(self):  # type: ignore[no-untyped-def]
+    def send_task_failure(self):
         token, error, cause = self._get_param("taskToken"), self._get_param("error"), self._get_param("cause")
         backend = self.stepfunction_backend
         try:
@@ -224,7 +225,7 @@ def patch_moto() -> None:
             backend.send_task_failure(token, error=error)
         return EmptyResult()
 
-    sfn.StepFunctionResponse.send_task_failure = send_task_failure
+    replace(sfn.StepFunctionResponse, "send_task_failure", send_task_failure)
     a_retried_callback_task_is_a_new_task()
     run_tasks_as_the_execution_role()
 
@@ -242,12 +243,12 @@ def patch_moto() -> None:
     task = sfn_task.StateTaskServiceSfn
     normalise_parameters = task._normalise_parameters
 
-    def camel_parameters(self, parameters, boto_service_name=None, service_action_name=None):  # type: ignore[no-untyped-def]
+    def camel_parameters(self, parameters, boto_service_name=None, service_action_name=None):
         normalise_parameters(self, parameters, boto_service_name, service_action_name)
         for key in list(parameters):
             parameters[key[:1].lower() + key[1:]] = parameters.pop(key)
 
-    def pascal_response(self, response, boto_service_name=None, service_action_name=None):  # type: ignore[no-untyped-def]
+    def pascal_response(self, response, boto_service_name=None, service_action_name=None):
         if not isinstance(response, dict):
             return
         for key in list(response):
@@ -256,5 +257,5 @@ def patch_moto() -> None:
                 value = value.timestamp()
             response[key[:1].upper() + key[1:]] = value
 
-    task._normalise_parameters = camel_parameters
-    task._normalise_response = pascal_response
+    replace(task, "_normalise_parameters", camel_parameters)
+    replace(task, "_normalise_response", pascal_response)
