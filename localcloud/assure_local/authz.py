@@ -134,7 +134,9 @@ def encryption_keys(req: Req, account: str) -> list[tuple[str, Resource, dict]]:
       an object needs kms:GenerateDataKey, reading it kms:Decrypt.
     AWS managed keys (aws/sqs, aws/s3) allow every principal of the account through the service."""
     region, caller = req.region, account
-    key_id, actions, via = None, (), ""
+    key_id: str | None = None
+    actions: tuple[str, ...] = ()
+    via = ""
     if req.service == "sqs":
         actions = {"SendMessage": ("kms:GenerateDataKey", "kms:Decrypt"),
                    "SendMessageBatch": ("kms:GenerateDataKey", "kms:Decrypt"),
@@ -154,11 +156,12 @@ def encryption_keys(req: Req, account: str) -> list[tuple[str, Resource, dict]]:
             return []
         from moto.s3.models import s3_backends
 
-        owner = s3_backends.bucket_accounts.get(bucket)
-        found = s3_backends[owner[1]][owner[0]].buckets.get(bucket) if owner else None
+        bucket_owner = s3_backends.bucket_accounts.get(bucket)
+        found = s3_backends[bucket_owner[1]][bucket_owner[0]].buckets.get(bucket) if bucket_owner else None
         if found is None:
             return []
-        account, via = owner[1], f"s3.{region}.amazonaws.com"
+        assert bucket_owner is not None  # found only in its owner's backend
+        account, via = bucket_owner[1], f"s3.{region}.amazonaws.com"
         if req.method == "PUT":
             actions = ("kms:GenerateDataKey",)
             key_id = (req.headers or {}).get("x-amz-server-side-encryption-aws-kms-key-id")
@@ -355,7 +358,7 @@ def authorize(principal: Principal, req: Req) -> Denial | None:
     """None when every check passes, else the first denial."""
     base = request_context(req, principal)
     scps = scp_levels(principal)
-    checks = [(a, r, {}) for a, r in resources_for(req, principal.account, principal)]
+    checks: list[tuple[str, Resource, dict]] = [(a, r, {}) for a, r in resources_for(req, principal.account, principal)]
     checks += passed_roles(req, principal.account) + dependencies(req, principal.account)
     for action, res, extra in checks:
         if action == "sts:AssumeRole" and principal.kind == "root":

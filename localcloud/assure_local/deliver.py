@@ -100,7 +100,8 @@ def deliveries_api(environ: dict, start_response: Callable) -> list[bytes]:
         environ["wsgi.input"].read(length)
     method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
     if method == "POST" and path == "/assure-api/deliveries/flush":
-        body, status = {"ran": flush(), "queued": queued()}, "200 OK"
+        body: dict[str, Any] = {"ran": flush(), "queued": queued()}
+        status = "200 OK"
     elif method == "GET" and path == "/assure-api/deliveries":
         body, status = {"queued": queued(), "delaySeconds": delay()}, "200 OK"
     else:
@@ -242,13 +243,14 @@ def record(environ: dict, headers: dict) -> dict | None:
     to the listeners); None when CloudTrail records nothing of it."""
 
     req = environ.get("assure.request")
-    name, data, params = "", False, {}
+    name, data = "", False
+    params: dict = {}
     if req is not None and req.service == "s3":
         name, data, params = s3_event(req)
     elif req is not None:
         name = req.operation
         params = {k: v for k, v in (req.params or {}).items() if k not in ("Action", "Version")}
-    if not name:
+    if not name or req is None:
         return None
     reads = read_only(name)
     if not reads and not data and req.service in WRITING_SERVICES:

@@ -478,11 +478,11 @@ def install_access_analyzer() -> None:
     replace(cls, "__init__", __init__)
     replace(cls, "create_analyzer", create_analyzer)
     replace(cls, "delete_analyzer", delete_analyzer)
-    cls.list_findings = list_findings
-    cls.list_findings_v2 = list_findings_v2
-    cls.get_finding = get_finding
-    cls.get_finding_v2 = get_finding_v2
-    cls.update_findings = update_findings
+    replace(cls, "list_findings", list_findings)
+    replace(cls, "list_findings_v2", list_findings_v2)
+    replace(cls, "get_finding", get_finding)
+    replace(cls, "get_finding_v2", get_finding_v2)
+    replace(cls, "update_findings", update_findings)
     cls.routes = list(cls.routes) + [
         ("POST", r"/finding", "list_findings"),
         ("PUT", r"/finding", "update_findings"),

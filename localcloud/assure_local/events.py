@@ -68,7 +68,7 @@ def to_bus(account: str, region: str, bus_name: str, event: dict, sender: str) -
     _ROUTE.stack = outer + [sender]
     try:
         for rule in list(bus.rules.values()):
-            rule.send_to_targets(event)
+            rule.send_to_targets(event)  # type: ignore[arg-type]  # moto's EventMessageType is this dict
     finally:
         _ROUTE.stack = outer
 
@@ -223,7 +223,7 @@ def target_input(target: dict, event: dict) -> bytes:
 
         out = EventTemplateParser.parse(input_template=transformer.get("InputTemplate"),
                                         input_paths_map=transformer.get("InputPathsMap", {}),
-                                        event=dict(event, **{"ingestion-time": time.time()}))
+                                        event=dict(event, **{"ingestion-time": time.time()}))  # type: ignore[arg-type]  # the event dict moto means
         return (out if isinstance(out, str) else json.dumps(out, separators=(",", ":"))).encode()
     return json.dumps(event, separators=(",", ":")).encode()
 
@@ -337,7 +337,7 @@ def install_events() -> None:
                 only = copy.copy(self)
                 only.targets = [target]
                 try:
-                    original(only, moto_event(original_event), transform_input)
+                    original(only, moto_event(original_event), transform_input)  # type: ignore[arg-type]  # the event dict moto means
                 except NotImplementedError:
                     failed(self, target, "the local cloud does not invoke this kind of target")
 

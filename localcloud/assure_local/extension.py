@@ -292,7 +292,7 @@ class Extension:
         service_call = cred is not None and cred.key in SERVICE_KEYS
         moto_internal = cred is not None and cred.key == "ak" and not policies.enabled()
         client_call = cred is not None and not service_call and not moto_internal
-        if client_call or service_call:
+        if (client_call or service_call) and cred is not None:
             request = pipeline.Request(self, environ, start_response, cred, client_call)
             refused = pipeline.run(request)
             if refused is not None:
@@ -335,6 +335,7 @@ class Extension:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         body = json.loads(raw) if raw.strip() else {}
+        assert cred is not None  # routed by its signature's service
         call = Call(
             account=iam_models.get_account_id_from(cred.key),
             region=cred.region,

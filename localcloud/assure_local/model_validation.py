@@ -121,11 +121,12 @@ def query_members(shape: Any, form: dict[str, str], prefix: str) -> Any:
             return []  # botocore sends an empty list as `Name=`
         flat = shape.serialization.get("flattened")
         item = prefix if flat else f"{prefix}.{shape.member.serialization.get('name', 'member')}"
-        out, i = [], 1
+        items: list = []
+        i = 1
         while any(k == f"{item}.{i}" or k.startswith(f"{item}.{i}.") for k in form):
-            out.append(query_members(shape.member, form, f"{item}.{i}"))
+            items.append(query_members(shape.member, form, f"{item}.{i}"))
             i += 1
-        return out or None
+        return items or None
     if t == "map":
         entry = prefix if shape.serialization.get("flattened") else f"{prefix}.entry"
         k_name = shape.key.serialization.get("name", "key")

@@ -174,13 +174,14 @@ def join(mgmt: str, account: str) -> None:
 
     backend = organizations_backends[mgmt]["aws"]
     org = backend.org
+    assert org is not None, f"{mgmt} manages no organization"
     member = FakeAccount.__new__(FakeAccount)
     member.__dict__.update(
         type="ACCOUNT", region=org.region, organization_id=org.id, master_account_id=org.master_account_id,
         create_account_status_id=utils.make_random_create_account_status_id(), id=account,
         name=f"account-{account}", email=f"{account}@example.com", create_time=utcnow(), status="ACTIVE",
         state="ACTIVE", joined_method="INVITED", parent_id=org.root_id, attached_policies=[], tags={})
-    backend.accounts.append(member)
+    backend.accounts.append(member)  # type: ignore[arg-type]  # moto types __new__ as its base class's
     for policy_id in (utils.DEFAULT_SCP_POLICY_ID, utils.DEFAULT_RCP_POLICY_ID):
         backend.attach_policy(PolicyId=policy_id, TargetId=account)
     organizations_backends.master_accounts[account] = (mgmt, "aws")
@@ -350,7 +351,7 @@ def patch() -> None:
 
     if getattr(OrganizationsBackend, "_assure_membership", False):
         return
-    OrganizationsBackend._assure_membership = True
+    replace(OrganizationsBackend, "_assure_membership", True)
     for name, handler in OPERATIONS.items():
         def method(self: Any, handler: Any = handler) -> str:
             return json.dumps(handler(self.current_account, self.request_params))

@@ -173,7 +173,7 @@ def validate_request(environ: dict, start_response: Callable, cred: Credential |
     service = cred.service if cred else environ["assure.request"].service
     with LOCK:
         # Read once per request: authorize parsed it already when IAM is enforced.
-        req = environ.get("assure.request") or aws_request.parse_request(environ, raw, service, cred.region)
+        req = environ.get("assure.request") or aws_request.parse_request(environ, raw, service, cred.region if cred else "us-east-1")
         refused = validation.check(req, iam_models.get_account_id_from(cred.key) if cred else "", raw)
     if refused is None:
         return None

@@ -341,5 +341,5 @@ def service_session(service: str, role_arn: str, session_name: str, source_arn: 
         from moto.sts.models import sts_backends
 
         return sts_backends[role_arn.split(":")[4]]["aws"].assume_role(
-            region_name="us-east-1", role_session_name=session_name, role_arn=role_arn, policy=None,
-            duration=43200, external_id=None)
+            region_name="us-east-1", role_session_name=session_name, role_arn=role_arn, policy=None,  # type: ignore[arg-type]
+            duration=43200, external_id=None)  # type: ignore[arg-type]  # moto's annotation says str; it takes None

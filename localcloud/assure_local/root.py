@@ -66,7 +66,7 @@ import secrets
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from assure_local import aws_request, principals
 from assure_local.core import replace
@@ -92,7 +92,7 @@ def create_access_key(account: str) -> Any:
     from assure_local.core import LOCK as EXTENSION_LOCK
 
     with EXTENSION_LOCK:
-        key = AccessKey(user_name=None, prefix="AKIA", account_id=account)
+        key = AccessKey(user_name=None, prefix="AKIA", account_id=account)  # type: ignore[abstract]  # moto's own AccessKey, made as moto makes it
         backend(account).access_keys[key.physical_resource_id] = key
         principals.ROOT_KEYS[key.access_key_id] = account
     return key
@@ -442,7 +442,7 @@ def patch() -> None:
                 "AccountSigningCertificatesPresent": bool(root.certificates),
                 "AccountPasswordPresent": root.password is not None,
             }
-        result.result["SummaryMap"].update({k: int(v) for k, v in present.items()})
+        cast(dict, result.result)["SummaryMap"].update({k: int(v) for k, v in present.items()})
         return result
 
     replace(cls, "delete_virtual_mfa_device", delete_virtual_mfa_device)

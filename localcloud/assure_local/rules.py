@@ -273,7 +273,7 @@ def delivery_context(service: str, account: str, source_arn: str | None) -> dict
     sent and the account is in an organization."""
     keys = delivery_keys(service)
     values = {"aws:SourceArn": source_arn, "aws:SourceAccount": account, "AWS:SourceOwner": account}
-    ctx = {k: values[k] for k in keys if values.get(k)}
+    ctx: dict[str, Any] = {k: values[k] for k in keys if values.get(k)}
     if "aws:SourceAccount" in ctx:
         path = organization_path(account)
         if path is not None:

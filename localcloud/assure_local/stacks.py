@@ -150,7 +150,7 @@ def provision(stack: Stack, waves: list[list[str]], scope: Scope, client: Callab
         with STACKS_LOCK:
             stack.resources[name] = res
         res.status = f"{verb}_IN_PROGRESS"
-        stack.event(name, old.physical_id if verb == "UPDATE" and old else "", kind, res.status)
+        stack.event(name, (old.physical_id or "") if verb == "UPDATE" and old else "", kind, res.status)
         ctx = provider_base.Context(stack, name, client)
         try:
             if verb == "UPDATE":
@@ -308,7 +308,7 @@ def template_of(form: dict[str, str], caller: Caller, region: str) -> str:
             raise StackError("ValidationError", "1 validation error detected: Value at 'templateBody' failed to "
                                                 "satisfy constraint: Member must have length less than or equal to 51200")
         return body
-    parsed = urlparse(url)
+    parsed = urlparse(url or "")
     host = parsed.hostname or ""
     if parsed.scheme != "https" or ".amazonaws.com" not in host or ".s3" not in "." + host:
         raise StackError("ValidationError", "TemplateURL must be a supported URL.")

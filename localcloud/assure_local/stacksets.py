@@ -144,7 +144,7 @@ def execution_role(account: str, management: str) -> Caller:
         role.create_date = role.create_date.replace(year=role.create_date.year - 1)
     session = sts_backends[account]["aws"].assume_role(
         region_name="us-east-1", role_session_name="StackSets", role_arn=f"arn:aws:iam::{account}:role/{name}",
-        policy=None, duration=3600, external_id=None)
+        policy=None, duration=3600, external_id=None)  # type: ignore[arg-type]  # moto's annotation says str; it takes None
     return Caller(session.access_key_id, session.secret_access_key, session.session_token)
 
 
@@ -172,7 +172,7 @@ def deploy(stack_set: StackSet, instance: Instance, management: str) -> None:
             except StackError as e:
                 if "No updates are to be performed" not in e.message:
                     raise
-        stack = stacks.wait(instance.stack_id, 600)
+        stack = stacks.wait(instance.stack_id, 600) if instance.stack_id else None
     except StackError as e:
         instance.status, instance.detailed, instance.reason = "OUTDATED", "FAILED", e.message
         return
@@ -309,11 +309,11 @@ def answer(op: str, account: str, region: str, form: dict[str, str], caller: Cal
             i.status = "OUTDATED"
         return {"OperationId": operation(stack_set, "UPDATE", work, management)}
     if op == "DeleteStackInstances":
-        targets = {t for t in members(form, "DeploymentTargets.OrganizationalUnitIds") if isinstance(t, str)}
-        regions = {r for r in members(form, "Regions") if isinstance(r, str)}
-        accounts = {a for t in targets for a, _ in accounts_under(org, t)}
-        work = [i for (a, r), i in stack_set.instances.items() if a in accounts and r in regions]
-        stack_set.targets -= targets
+        removed = {t for t in members(form, "DeploymentTargets.OrganizationalUnitIds") if isinstance(t, str)}
+        in_regions = {r for r in members(form, "Regions") if isinstance(r, str)}
+        accounts = {a for t in removed for a, _ in accounts_under(org, t)}
+        work = [i for (a, r), i in stack_set.instances.items() if a in accounts and r in in_regions]
+        stack_set.targets -= removed
         return {"OperationId": operation(stack_set, "DELETE", work, management, delete=True,
                                          retain=form.get("RetainStacks") == "true")}
     if op == "DeleteStackSet":
@@ -329,13 +329,14 @@ def answer(op: str, account: str, region: str, form: dict[str, str], caller: Cal
             for i in stack_set.instances.values()
             if form.get("StackInstanceAccount") in (None, i.account) and form.get("StackInstanceRegion") in (None, i.region)]}
     if op == "DescribeStackInstance":
-        i = stack_set.instances.get((form.get("StackInstanceAccount", ""), form.get("StackInstanceRegion", "")))
-        if i is None:
+        found = stack_set.instances.get((form.get("StackInstanceAccount", ""), form.get("StackInstanceRegion", "")))
+        if found is None:
             raise StackError("StackInstanceNotFoundException", "Stack instance not found", 404)
         return {"StackInstance": {
-            "StackSetId": stack_set.set_id, "Account": i.account, "Region": i.region, "OrganizationalUnitId": i.ou,
-            "Status": i.status, "StackInstanceStatus": {"DetailedStatus": i.detailed},
-            **({"StackId": i.stack_id} if i.stack_id else {}), **({"StatusReason": i.reason} if i.reason else {})}}
+            "StackSetId": stack_set.set_id, "Account": found.account, "Region": found.region, "OrganizationalUnitId": found.ou,
+            "Status": found.status, "StackInstanceStatus": {"DetailedStatus": found.detailed},
+            **({"StackId": found.stack_id} if found.stack_id else {}),
+            **({"StatusReason": found.reason} if found.reason else {})}}
     if op == "DescribeStackSetOperation":
         record = stack_set.operations.get(form.get("OperationId", ""))
         if record is None:
@@ -380,7 +381,7 @@ def patch() -> None:
 
     if getattr(OrganizationsBackend, "_assure_stacksets", False):
         return
-    OrganizationsBackend._assure_stacksets = True
+    replace(OrganizationsBackend, "_assure_stacksets", True)
     move, create = OrganizationsBackend.move_account, OrganizationsBackend.create_account
 
     def move_account(self: Any, **kwargs: Any) -> Any:

@@ -67,7 +67,7 @@ def lambda_sqs_mapping(req: Req, account: str, raw: bytes) -> Refusal | None:
     queue = sqs_backends[q_account][q_region].queues.get(q_name)
     if queue is None:
         return None
-    visibility, timeout = int(queue.visibility_timeout), int(function.timeout)
+    visibility, timeout = int(queue.visibility_timeout), int(function.timeout)  # type: ignore[attr-defined]  # moto sets the queue's attributes at run time
     if visibility < timeout:
         return Refusal(400, "InvalidParameterValueException",
                        f"Queue visibility timeout: {visibility} seconds is less than Function timeout: {timeout} seconds")

@@ -10,6 +10,7 @@ import random
 import re
 import string
 import sys
+from operator import itemgetter
 from typing import Any
 
 from assure_local import resources, rules
@@ -233,11 +234,13 @@ def deliver_to_logs(trail: Any, account: str, region: str, org_id: str | None, r
         print(f"cloudtrail {trail.arn}: CloudWatch Logs delivery refused: {refused[1]}", file=sys.stderr, flush=True)
         return
     m = LOG_GROUP.match(trail.cw_log_group_arn)
+    if m is None:
+        return  # not a log group's ARN: CreateTrail refused it already
     backend = logs_backends[m.group(2)][m.group(1)]
     backend.ensure_log_stream(m.group(3), stream)
     stamp = int(now.timestamp() * 1000)
     events = sorted(({"timestamp": min(stamp, event_millis(r, stamp)), "message": json.dumps(r, default=str)}
-                     for r in records), key=lambda e: e["timestamp"])
+                     for r in records), key=itemgetter("timestamp"))
     backend.put_log_events(m.group(3), stream, events)
     s["cw_time"] = now
     s.pop("cw_error", None)

@@ -222,6 +222,7 @@ def execute_action(account: str, region: str, alarm_name: str, action: str, mess
         history_add(account, region, alarm, "Action", f'Failed to execute action {action}. Received error: "{error}"', data)
         return
     text = json.dumps(message)
+    assert topic is not None  # refused above otherwise
     topic.publish(text, subject=subject)
     data.update(actionState="Succeeded", publishedMessage=text)
     history_add(account, region, alarm, "Action", f"Successfully executed action {action}", data)

@@ -121,8 +121,8 @@ def patch_moto() -> None:
                                 "for service-linked configuration recorders.")
         return moto_put_recorder(self)
 
-    config.ConfigResponse.put_service_linked_configuration_recorder = put_service_linked_configuration_recorder
-    config.ConfigResponse.delete_service_linked_configuration_recorder = delete_service_linked_configuration_recorder
+    replace(config.ConfigResponse, "put_service_linked_configuration_recorder", put_service_linked_configuration_recorder)
+    replace(config.ConfigResponse, "delete_service_linked_configuration_recorder", delete_service_linked_configuration_recorder)
     replace(config.ConfigResponse, "describe_configuration_recorders", describe_configuration_recorders)
     replace(config.ConfigResponse, "describe_configuration_recorder_status", describe_configuration_recorder_status)
     replace(config.ConfigResponse, "put_configuration_recorder", put_configuration_recorder)

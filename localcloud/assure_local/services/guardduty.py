@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from moto.guardduty.models import guardduty_backends
 
@@ -114,7 +114,8 @@ class GuardDuty:
                     {"accountId": member, "result": "The account is already associated with another administrator account."}
                 )
                 continue
-            same_org = org_admin is not None and organization_of(member) is not None and organization_of(member)[0] == org_admin[0]
+            member_org = organization_of(member)
+            same_org = org_admin is not None and member_org is not None and member_org[0] == org_admin[0]
             status = "Enabled" if (is_org_admin and same_org) else "Created"
             record = members.get(member) or {"accountId": member, "email": detail.get("email", ""), "invitedAt": now()}
             was_enabled = record.get("relationshipStatus") == "Enabled" and not transitional(record.get("_final"))
@@ -252,7 +253,8 @@ class GuardDuty:
     def enable_organization_admin_account(self, call: Call) -> dict:
         mgmt = self._management(call)
         admin = call.body.get("adminAccountId", "")
-        if organization_of(admin) is None or organization_of(admin)[0] != mgmt:
+        admin_org = organization_of(admin)
+        if admin_org is None or admin_org[0] != mgmt:
             raise self.bad_request("The request is rejected because the account is not a member of the organization.")
         if self.org_admin.get((mgmt, call.region)) not in (None, admin):
             raise self.bad_request(
@@ -272,7 +274,7 @@ class GuardDuty:
         # as the service's delegated administrator there (the same page: the management account needs
         # organizations:EnableAWSServiceAccess and organizations:RegisterDelegatedAdministrator), so
         # Organizations' ListDelegatedAdministrators names it for guardduty.amazonaws.com.
-        org = organization_of(mgmt)[1]
+        org = core_org(mgmt)
         org.enable_aws_service_access(ServicePrincipal=GUARDDUTY)
         if admin != mgmt and not any(a.account.id == admin and GUARDDUTY in a.services for a in org.admins):
             org.register_delegated_administrator(AccountId=admin, ServicePrincipal=GUARDDUTY)
@@ -296,7 +298,7 @@ class GuardDuty:
         admin = self.org_admin.pop((mgmt, call.region))
         # Administrator in no Region any more: no longer the service's delegated administrator.
         if admin not in [a for (m, _), a in self.org_admin.items() if m == mgmt]:
-            org = organization_of(mgmt)[1]
+            org = core_org(mgmt)
             if any(a.account.id == admin and GUARDDUTY in a.services for a in org.admins):
                 org.deregister_delegated_administrator(AccountId=admin, ServicePrincipal=GUARDDUTY)
         return {}
@@ -422,3 +424,10 @@ def guardduty_one_detector(req: Req, account: str, raw: bytes) -> Refusal | None
         return Refusal(400, "BadRequestException",
                        "The request is rejected because a detector already exists for the current account.")
     return None
+
+
+def core_org(mgmt: str) -> Any:
+    """moto's organization backend of the organization `mgmt` manages (it is in one)."""
+    found = organization_of(mgmt)
+    assert found is not None, f"{mgmt} is in no organization"
+    return found[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import cast
 
 from assure_local import aws_request, policies, principals
 from assure_local.aws_request import Req
@@ -42,7 +43,7 @@ def patch_identity() -> None:
 
     def assume_role(self):
         result = moto_assume_role(self)
-        session = result.result["Credentials"]
+        session = cast(dict, result.result)["Credentials"]
         arns = self._get_param("PolicyArns") or []
         session.policy_arns = [a.get("arn") if isinstance(a, dict) else a for a in arns if a]
         return result
@@ -68,14 +69,14 @@ def patch_identity() -> None:
     # CreateUser's PermissionsBoundary and GetUser's answer, which moto lacks (it keeps a role's only).
     # Errors as IAM's: NoSuchEntity for a user that does not exist, InvalidInput for a value that is
     # not a policy ARN (https://docs.aws.amazon.com/IAM/latest/APIReference/API_PutUserPermissionsBoundary.html).
-    iam.User.permissions_boundary_arn = None
+    replace(iam.User, "permissions_boundary_arn", None)
 
     def user_boundary(self):
         if not self.permissions_boundary_arn:
             return None
         return {"PermissionsBoundaryType": "PermissionsBoundaryPolicy", "PermissionsBoundaryArn": self.permissions_boundary_arn}
 
-    iam.User.permissions_boundary = property(user_boundary)
+    replace(iam.User, "permissions_boundary", property(user_boundary))
 
     def set_user_boundary(backend, user_name: str, arn: str | None) -> None:
         user = backend.get_user(user_name)
@@ -99,11 +100,11 @@ def patch_identity() -> None:
             raise iam.ValidationError(f"Value ({boundary}) for parameter PermissionsBoundary is invalid.")
         result = moto_create_user(self)
         if boundary:
-            result.result["User"].permissions_boundary_arn = boundary
+            cast(dict, result.result)["User"].permissions_boundary_arn = boundary
         return result
 
-    iam_responses.IamResponse.put_user_permissions_boundary = put_user_permissions_boundary
-    iam_responses.IamResponse.delete_user_permissions_boundary = delete_user_permissions_boundary
+    replace(iam_responses.IamResponse, "put_user_permissions_boundary", put_user_permissions_boundary)
+    replace(iam_responses.IamResponse, "delete_user_permissions_boundary", delete_user_permissions_boundary)
     replace(iam_responses.IamResponse, "create_user", create_user)
 
     # Centralized root access, which moto lacks: the organization's features
@@ -113,7 +114,7 @@ def patch_identity() -> None:
                  "disable_organizations_root_credentials_management", "disable_organizations_root_sessions",
                  "list_organizations_features"):
         setattr(iam_responses.IamResponse, name, root_features_handler(name))
-    sts_responses.TokenResponse.assume_root = assume_root
+    replace(sts_responses.TokenResponse, "assume_root", assume_root)
     # The root user's credentials as IAM shows them (password, access keys, signing certificates, MFA
     # devices), for centralized root access's IAM tasks: root.py.
     from assure_local import root

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from assure_local import iam, resources
 from assure_local.aws_request import Req, p
+from assure_local.core import replace
 from assure_local.rules import Refusal, delivery_context, key_state
 
 
@@ -21,8 +22,8 @@ def patch_log_group_keys() -> None:
         group.kms_key_id = key
         return ""
 
-    LogsResponse.associate_kms_key = lambda self: set_key(self, self._get_param("kmsKeyId"))
-    LogsResponse.disassociate_kms_key = lambda self: set_key(self, None)
+    replace(LogsResponse, "associate_kms_key", lambda self: set_key(self, self._get_param("kmsKeyId")))
+    replace(LogsResponse, "disassociate_kms_key", lambda self: set_key(self, None))
 
 
 def logs_kms_key(req: Req, account: str, raw: bytes) -> Refusal | None:

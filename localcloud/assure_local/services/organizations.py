@@ -44,7 +44,7 @@ def patch_trusted_access() -> None:
         principal = kwargs.get("ServicePrincipal")
         listed = any(s["ServicePrincipal"] == principal for s in self.services)
         moto_enable(self, **kwargs)
-        if not listed:
+        if not listed and principal is not None:
             TRUSTED[(self.account_id, principal)] = final_at()
 
     replace(OrganizationsBackend, "enable_aws_service_access", enable_aws_service_access)

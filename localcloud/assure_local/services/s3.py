@@ -43,7 +43,7 @@ def patch_moto() -> None:
         kept = [st for st in doc.get("Statement", []) if isinstance(st.get("Principal"), dict)]
         view = types.SimpleNamespace(policy=json.dumps({"Statement": kept}).encode(),
                                      partition=target_bucket.partition, name=target_bucket.name)
-        return original(view, target_prefix)
+        return original(view, target_prefix)  # type: ignore[arg-type]  # reads only these three attributes
 
     replace(s3.FakeBucket, "_log_permissions_enabled_policy", staticmethod(log_permissions))
 

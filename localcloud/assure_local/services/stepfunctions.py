@@ -66,7 +66,7 @@ def run_tasks_as_the_execution_role() -> None:
             continue
         module = importlib.import_module(info.name)
         if getattr(module, "boto_client_for", None) is original:
-            module.boto_client_for = client_for
+            replace(module, "boto_client_for", client_for)
     boto_client.boto_client_for = client_for
 
 
@@ -151,7 +151,7 @@ def lambdas_pollers_are_the_workers() -> None:
     of their own."""
     from moto.sqs.models import Queue
 
-    Queue.lambda_event_source_mappings = property(lambda self: {}, lambda self, value: None)
+    replace(Queue, "lambda_event_source_mappings", property(lambda self: {}, lambda self, value: None))
 
 
 def distributed_map_results_are_written() -> None:
