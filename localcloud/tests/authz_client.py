@@ -3,6 +3,7 @@
 import json
 import time
 import unittest
+from typing import Any
 
 from assure_local import aws_request, core, principals
 from assure_local import resources as authz_resources
@@ -13,7 +14,7 @@ ACCOUNT = "123456789012"  # moto's default account: the bootstrap administrator'
 REGION = "us-east-1"
 
 
-APP = None
+APP: Any = None  # werkzeug's test Client, made by setUpModule
 
 
 def setUpModule() -> None:

@@ -148,7 +148,7 @@ def set_key_policy(region: str, key: str, statements: list[dict]) -> None:
 def org_id() -> str:
     from moto.organizations.models import organizations_backends
 
-    return organizations_backends[ACCOUNT]["aws"].org.id
+    return organizations_backends[ACCOUNT]["aws"].org.id  # type: ignore[union-attr]  # made by setUpModule
 
 
 class Received(http.server.BaseHTTPRequestHandler):

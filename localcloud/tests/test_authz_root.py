@@ -51,7 +51,7 @@ class RootUser(unittest.TestCase):
             member = json.loads(body)["CreateAccountStatus"]["AccountId"]
         cls.MEMBER = member
         root = next(x for x in backend.ou if getattr(x, "type", "") == "ROOT")
-        if not any(t.get("Type") == "SERVICE_CONTROL_POLICY" and t.get("Status") == "ENABLED" for t in root.policy_types):
+        if not any(t.get("Type") == "SERVICE_CONTROL_POLICY" and t.get("Status") == "ENABLED" for t in getattr(root, "policy_types", [])):
             assert org("EnablePolicyType", {"RootId": root.id, "PolicyType": "SERVICE_CONTROL_POLICY"})[0] == 200
 
     def test_root_credentials(self):
@@ -68,7 +68,9 @@ class RootUser(unittest.TestCase):
         from assure_local import authz
 
         key = root_credentials(ACCOUNT)
-        ctx = authz.request_context(req("s3", ""), principals.principal_for(key, None))
+        who = principals.principal_for(key, None)
+        assert who is not None
+        ctx = authz.request_context(req("s3", ""), who)
         self.assertEqual((ctx["aws:PrincipalArn"], ctx["aws:PrincipalType"]), (f"arn:aws:iam::{ACCOUNT}:root", "Account"))
         self.assertNotIn("aws:AssumedRoot", ctx)
 
@@ -123,7 +125,9 @@ class RootUser(unittest.TestCase):
         self.assertEqual(tag("Arn", query_call("sts", "GetCallerIdentity", {}, key, token)[1]), f"arn:aws:iam::{self.MEMBER}:root")
         from assure_local import authz
 
-        ctx = authz.request_context(req("s3", ""), principals.principal_for(key, token))
+        who = principals.principal_for(key, token)
+        assert who is not None
+        ctx = authz.request_context(req("s3", ""), who)
         self.assertEqual(ctx["aws:AssumedRoot"], "true")
         s3 = dict(auth(key, "s3"), **{"X-Amz-Security-Token": token})
         member_s3 = dict(auth(member_admin[0], "s3"), **{"X-Amz-Security-Token": member_admin[1]})

@@ -156,6 +156,7 @@ class LogFiles(Trailed):
         m = NAME.match(key)
         self.assertIsNotNone(m, key)
         today = datetime.datetime.now(datetime.UTC)
+        assert m is not None
         self.assertEqual(m.group(1, 2, 3), (f"{today:%Y}", f"{today:%m}", f"{today:%d}"))
         rec = next(r for r in doc["Records"] if marker in json.dumps(r))
         self.assertEqual(rec["eventName"], "DescribeLogGroups")
@@ -465,7 +466,7 @@ class OrganizationTrail(unittest.TestCase):
         if organizations_backends[ACCOUNT]["aws"].org is None:
             self.assertEqual(t.org("CreateOrganization", {"FeatureSet": "ALL"})[0], 200)
         backend = organizations_backends[ACCOUNT]["aws"]
-        self.org_id = backend.org.id
+        self.org_id = backend.org.id  # type: ignore[union-attr]  # made by setUpModule
         member = next((a.id for a in backend.accounts if a.name == "deliver-member"), None)
         if member is None:
             code, body = t.org("CreateAccount", {"Email": "deliver@example.com", "AccountName": "deliver-member"})

@@ -12,6 +12,7 @@ import gzip
 import json
 import time
 import unittest
+from typing import Any
 from urllib.parse import urlencode
 
 from assure_local import events as event_bus
@@ -149,7 +150,7 @@ def build_world() -> None:
 
     if organizations_backends[base.ACCOUNT]["aws"].org is None:
         ok(base.org("CreateOrganization", {"FeatureSet": "ALL"}))
-    org_id = organizations_backends[base.ACCOUNT]["aws"].org.id
+    org_id = organizations_backends[base.ACCOUNT]["aws"].org.id  # type: ignore[union-attr]  # made by setUpModule
     security, logging, member = account("df-security"), account("df-logging"), account("df-member")
     ok(base.org("EnableAWSServiceAccess", {"ServicePrincipal": PRINCIPAL}))
     status, body = base.org("RegisterDelegatedAdministrator", {"AccountId": security, "ServicePrincipal": PRINCIPAL})
@@ -265,7 +266,7 @@ def finding(region: str, resource: str, status: str = "ACTIVE") -> dict | None:
     return next((f for f in findings(region, resource) if f["status"] == status), None)
 
 
-def objects(prefix: str) -> dict[str, object]:
+def objects(prefix: str) -> dict[str, Any]:
     from moto.s3.models import s3_backends
 
     keys = s3_backends[W["logging"]]["aws"].buckets[W["bucket"]].keys
@@ -293,7 +294,7 @@ def delivered(finding_id: str, status: str | None = None) -> dict | None:
 def metric_values(account: str, region: str, namespace: str, name: str, dimension: tuple[str, str]) -> list[float]:
     from moto.cloudwatch.models import cloudwatch_backends
 
-    return [m.value for m in cloudwatch_backends[account][region].get_all_metrics()
+    return [getattr(m, "value", 0.0) for m in cloudwatch_backends[account][region].get_all_metrics()
             if m.namespace == namespace and m.name == name
             and any((d.name, d.value) == dimension for d in m.dimensions)]
 
@@ -450,7 +451,7 @@ class SessionLogs(unittest.TestCase):
         self.assertTrue(body["SessionId"].startswith("test-"), "named for the caller's role session")
         return body["SessionId"]
 
-    def described(self, session_id: str, state: str) -> dict | None:
+    def described(self, session_id: str, state: str) -> Any:
         status, body = ssm(W["mem"], "DescribeSessions", {"State": state})
         self.assertEqual(status, 200, body)
         return next((s for s in body["Sessions"] if s["SessionId"] == session_id), None)

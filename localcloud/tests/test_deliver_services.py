@@ -10,7 +10,7 @@ import gzip
 import json
 import time
 import unittest
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from assure_local.services import sns
 from tests import deliveries_client
@@ -133,7 +133,7 @@ class ConfigSnapshots(Delayed):
         self.assertIn(status, (200, 409))
         put_policy(self.BUCKET, self.bucket_statements())
         self.key = getattr(type(self), "key_arn", None) or make_key(self.REGION, self.CONFIG_KEY)
-        type(self).key_arn = self.key
+        type(self).key_arn = self.key  # type: ignore[attr-defined]  # one key for the class's tests
         set_key_policy(self.REGION, self.key, self.CONFIG_KEY)
         trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "config.amazonaws.com"},
                                                          "Action": "sts:AssumeRole"}]}
@@ -280,7 +280,7 @@ class Aggregator(Delayed):
 
         # A trust policy that does not admit this aggregator: Config cannot assume the role.
         iam_backends[ACCOUNT]["aws"].update_assume_role_policy("dsvc-aggregator", json.dumps(
-            {"Version": "2012-10-17", "Statement": [dict(trust["Statement"][0], Condition={
+            {"Version": "2012-10-17", "Statement": [dict(cast(dict, trust["Statement"])[0], Condition={
                 "ArnEquals": {"aws:SourceArn": f"arn:aws:config:{self.REGION}:{ACCOUNT}:config-aggregator/another"}})]}))
         time.sleep(WAIT)
         failed = self.statuses()

@@ -240,11 +240,11 @@ class AlarmNotifications(Delayed):
             self.sns("Subscribe", {"TopicArn": d["topic"], "Protocol": "sqs", "Endpoint": d["queue_arn"]})
             self.sns("Subscribe", {"TopicArn": d["topic"], "Protocol": "http",
                                    "Endpoint": f"http://127.0.0.1:{server.server_address[1]}/hook"})
-            status, body = cloudwatch("PutMetricAlarm", {
+            status, text = cloudwatch("PutMetricAlarm", {
                 "AlarmName": "dsvc-root", "MetricName": "RootUsage", "Namespace": "Assure", "Statistic": "Sum",
                 "Period": "300", "EvaluationPeriods": "1", "Threshold": "1", "ComparisonOperator": "GreaterThanOrEqualToThreshold",
                 "ActionsEnabled": "true", "AlarmActions.member.1": d["topic"]}, self.REGION)
-            self.assertEqual(status, 200, body)
+            self.assertEqual(status, 200, text)
         set_key_policy(self.REGION, d["key"], self.key_statements())
         self.set_queue_policy(self.queue_policy())
         cloudwatch("SetAlarmState", {"AlarmName": "dsvc-root", "StateValue": "OK", "StateReason": "reset"}, self.REGION)

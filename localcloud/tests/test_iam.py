@@ -3,7 +3,7 @@
 Each test breaks exactly one rule. Run from localcloud/: python -m pytest tests/test_iam.py (no moto needed)."""
 
 import unittest
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from assure_local import aws_request
 from assure_local.iam import Principal, Resource, condition_holds, decide
@@ -123,7 +123,7 @@ class ServiceControlPolicies(unittest.TestCase):
 
     def test_every_level_must_allow(self):
         only_s3 = {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
-        levels = [FULL_ACCESS_SCP, [only_s3], FULL_ACCESS_SCP]
+        levels: list[list[Any]] = [FULL_ACCESS_SCP, [only_s3], FULL_ACCESS_SCP]
         self.assertTrue(decide(role([ALLOW_ALL]), "s3:GetObject", Resource("arn:aws:s3:::b/k"), {}, levels).allowed)
         self.assertFalse(decide(role([ALLOW_ALL]), "sqs:SendMessage", Resource("arn:aws:sqs:us-east-1:111111111111:q"), {}, levels).allowed)
 
@@ -136,7 +136,7 @@ class ServiceControlPolicies(unittest.TestCase):
         # one account's roles.
         scp = {"Statement": [{"Effect": "Deny", "Action": "iam:TagRole", "Resource": "arn:aws:iam::*:role/assure-*",
                               "Condition": {"StringNotEquals": {"aws:ResourceAccount": "333333333333"}}}]}
-        levels = [[ALLOW_ALL, scp]]
+        levels: list[list[Any]] = [[ALLOW_ALL, scp]]
         for account, expect in [("333333333333", True), ("444444444444", False)]:
             p = role([ALLOW_ALL], account=account, name="admin")
             res = Resource(f"arn:aws:iam::{account}:role/assure-step-x", account)
@@ -145,7 +145,7 @@ class ServiceControlPolicies(unittest.TestCase):
     def test_an_exemption_by_exact_role_arn(self):
         scp = {"Statement": [{"Effect": "Deny", "Action": "iam:*", "Resource": "arn:aws:iam::*:role/assure-*",
                               "Condition": {"ArnNotLike": {"aws:PrincipalARN": ["arn:aws:iam::*:role/AssureExecutionRole"]}}}]}
-        levels = [[ALLOW_ALL, scp]]
+        levels: list[list[Any]] = [[ALLOW_ALL, scp]]
         res = Resource("arn:aws:iam::111111111111:role/assure-evil")
         assure = role([ALLOW_ALL], name="AssureExecutionRole")
         lookalike = role([ALLOW_ALL], name="AssureExecutionRoleX")
@@ -257,7 +257,7 @@ class SetOperators(unittest.TestCase):
         p = role([ALLOW_ALL], name="admin")
         key = Resource("arn:aws:kms:us-east-1:111111111111:key/k", "111111111111", {"Statement": [
             {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "kms:*", "Resource": "*"}]}, "kms")
-        levels = [[ALLOW_ALL, scp]]
+        levels: list[list[Any]] = [[ALLOW_ALL, scp]]
         aliased = {"aws:PrincipalArn": p.arn, "kms:ResourceAliases": ["alias/other", "alias/assure-alarms"]}
         self.assertFalse(decide(p, "kms:DisableKey", key, aliased, levels).allowed)
         self.assertTrue(decide(p, "kms:DisableKey", key, {"aws:PrincipalArn": p.arn, "kms:ResourceAliases": ["alias/other"]}, levels).allowed)
@@ -278,7 +278,7 @@ class NullAndIdentityOnlyKeys(unittest.TestCase):
         scp = {"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {
             "StringLike": {"aws:PrincipalArn": "arn:aws:iam::*:root"}, "Null": {"aws:AssumedRoot": "true"}}}]}
         root = Principal(kind="root", account="111111111111", arn="arn:aws:iam::111111111111:root")
-        levels = [[ALLOW_ALL, scp]]
+        levels: list[list[Any]] = [[ALLOW_ALL, scp]]
         res = Resource("arn:aws:s3:::b", "111111111111", None, "s3")
         self.assertFalse(decide(root, "s3:ListBucket", res, {"aws:PrincipalArn": root.arn}, levels).allowed)
         self.assertTrue(decide(root, "s3:ListBucket", res, {"aws:PrincipalArn": root.arn, "aws:AssumedRoot": "true"}, levels).allowed)

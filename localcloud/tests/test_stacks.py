@@ -8,6 +8,7 @@ From localcloud/: VENV/bin/python -m pytest tests/test_stacks.py"""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -68,7 +69,7 @@ def client(service: str, key: str = "testing", secret: str = "testing") -> Any:
                                                                     s3={"addressing_style": "path"}))
 
 
-def ended(cf: object, name: str, timeout: float = 60) -> dict:
+def ended(cf: Any, name: str, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         stack = cf.describe_stacks(StackName=name)["Stacks"][0]
@@ -79,13 +80,13 @@ def ended(cf: object, name: str, timeout: float = 60) -> dict:
         time.sleep(0.1)
 
 
-def failures(cf: object, name: str) -> list[tuple[str, str]]:
+def failures(cf: Any, name: str) -> list[tuple[str, str]]:
     return [(e["LogicalResourceId"], e.get("ResourceStatusReason", ""))
             for e in cf.describe_stack_events(StackName=name)["StackEvents"]
             if e["ResourceStatus"].endswith("_FAILED")]
 
 
-def refused(call: object, code: str) -> str:
+def refused(call: Callable[[], Any], code: str) -> str:
     try:
         call()
     except ClientError as e:
@@ -98,7 +99,7 @@ def template(resources: dict, **more: object) -> str:
     return json.dumps({"Resources": resources, **more})
 
 
-def queue(name: str, **props: object) -> dict:
+def queue(name: Any, **props: object) -> dict:
     return {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": name, **props}}
 
 
@@ -214,7 +215,7 @@ class Stacks(unittest.TestCase):
         self.assertEqual(refused(lambda: cf.create_stack(StackName="ruled", TemplateBody=ruled), "ValidationError"),
                          "eu-west-1 only")
         for name in ("caps", "sam", "unknown", "params", "ruled"):
-            refused(lambda name=name: cf.describe_stacks(StackName=name), "ValidationError")
+            refused(functools.partial(cf.describe_stacks, StackName=name), "ValidationError")
 
     def test_a_resource_that_fails_rolls_the_stack_back_with_the_services_reason(self) -> None:
         cf = client("cloudformation")
