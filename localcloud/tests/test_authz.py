@@ -68,21 +68,21 @@ class KmsAliases(unittest.TestCase):
     def test_a_key_operation_carries_every_alias_of_the_key_however_it_is_named(self):
         for key_id in (self.guarded.id, self.guarded.arn, "alias/test-guarded"):
             [(_, res)] = self.checks("DisableKey", KeyId=key_id)
-            self.assertEqual(res.arn, self.guarded.arn)
-            self.assertEqual(res.context, {"kms:ResourceAliases": ["alias/test-guarded", "alias/test-second"]})
+            assert res.arn == self.guarded.arn
+            assert res.context == {"kms:ResourceAliases": ["alias/test-guarded", "alias/test-second"]}
         [(_, res)] = self.checks("ScheduleKeyDeletion", KeyId=self.plain.id)
-        self.assertEqual(res.context, {}, "a key without aliases: the key is missing")
+        assert res.context == {}, "a key without aliases: the key is missing"
 
     def test_alias_operations_are_authorized_on_the_alias_and_the_keys_they_touch(self):
         alias = f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/test-guarded"
         deleted = self.checks("DeleteAlias", AliasName="alias/test-guarded")
-        self.assertEqual([r.arn for _, r in deleted], [alias, self.guarded.arn])
-        self.assertEqual(deleted[0][1].context, {}, "no condition key applies to the alias")
-        self.assertIn("alias/test-guarded", deleted[1][1].context["kms:ResourceAliases"])
+        assert [r.arn for _, r in deleted] == [alias, self.guarded.arn]
+        assert deleted[0][1].context == {}, "no condition key applies to the alias"
+        assert "alias/test-guarded" in deleted[1][1].context["kms:ResourceAliases"]
         updated = self.checks("UpdateAlias", AliasName="alias/test-guarded", TargetKeyId=self.plain.id)
-        self.assertEqual([r.arn for _, r in updated], [alias, self.guarded.arn, self.plain.arn])
+        assert [r.arn for _, r in updated] == [alias, self.guarded.arn, self.plain.arn]
         created = self.checks("CreateAlias", AliasName="alias/test-new", TargetKeyId=self.plain.id)
-        self.assertEqual([r.arn for _, r in created], [f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/test-new", self.plain.arn])
+        assert [r.arn for _, r in created] == [f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/test-new", self.plain.arn]
 
 
 class RequestContext(unittest.TestCase):
@@ -92,35 +92,35 @@ class RequestContext(unittest.TestCase):
 
         p = Principal(kind="user", account=ACCOUNT, arn=f"arn:aws:iam::{ACCOUNT}:user/u")
         ctx = authz.request_context(req("monitoring", "PutMetricData", Namespace="Assure/CISBenchmark", MetricData=[]), p)
-        self.assertEqual(ctx["cloudwatch:namespace"], "Assure/CISBenchmark")
-        self.assertNotIn("cloudwatch:namespace", authz.request_context(req("monitoring", "DescribeAlarms"), p))
+        assert ctx["cloudwatch:namespace"] == "Assure/CISBenchmark"
+        assert "cloudwatch:namespace" not in authz.request_context(req("monitoring", "DescribeAlarms"), p)
 
     def test_an_anonymous_request_has_no_principal_arn(self):
         from assure_local import authz
 
         ctx = authz.request_context(req("s3", ""), principals.ANONYMOUS)
-        self.assertNotIn("aws:PrincipalArn", ctx)
-        self.assertEqual(ctx["aws:PrincipalType"], "Anonymous")
+        assert "aws:PrincipalArn" not in ctx
+        assert ctx["aws:PrincipalType"] == "Anonymous"
 
 
 class Resources(unittest.TestCase):
     def test_start_session_is_authorized_on_its_target_and_its_document(self):
         # list_awssystemsmanager: StartSession on document, instance, managed-instance.
-        self.assertEqual(resources("ssm", "StartSession", Target="i-0123456789abcdef0"), [
+        assert resources("ssm", "StartSession", Target="i-0123456789abcdef0") == [
             f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0123456789abcdef0",
-            f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/SSM-SessionManagerRunShell"])
-        self.assertEqual(resources("ssm", "StartSession", Target="mi-0123456789abcdef0", DocumentName="AWS-StartSSHSession"), [
+            f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/SSM-SessionManagerRunShell"]
+        assert resources("ssm", "StartSession", Target="mi-0123456789abcdef0", DocumentName="AWS-StartSSHSession") == [
             f"arn:aws:ssm:{REGION}:{ACCOUNT}:managed-instance/mi-0123456789abcdef0",
-            f"arn:aws:ssm:{REGION}::document/AWS-StartSSHSession"])
-        self.assertEqual(resources("ssm", "StartSession", Target="i-1", DocumentName="NoLog")[1],
-                         f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/NoLog")
+            f"arn:aws:ssm:{REGION}::document/AWS-StartSSHSession"]
+        assert resources("ssm", "StartSession", Target="i-1", DocumentName="NoLog")[1] == \
+                         f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/NoLog"
 
     def test_aws_owned_documents_have_no_account(self):
-        self.assertEqual(resources("ssm", "GetDocument", Name="AWS-RunShellScript"),
-                         [f"arn:aws:ssm:{REGION}::document/AWS-RunShellScript"])
-        self.assertEqual(resources("ssm", "UpdateDocument", Name="SSM-SessionManagerRunShell"),
-                         [f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/SSM-SessionManagerRunShell"])
-        self.assertEqual(resources("ssm", "GetParameter", Name="/app/x"), [f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/app/x"])
+        assert resources("ssm", "GetDocument", Name="AWS-RunShellScript") == \
+                         [f"arn:aws:ssm:{REGION}::document/AWS-RunShellScript"]
+        assert resources("ssm", "UpdateDocument", Name="SSM-SessionManagerRunShell") == \
+                         [f"arn:aws:ssm:{REGION}:{ACCOUNT}:document/SSM-SessionManagerRunShell"]
+        assert resources("ssm", "GetParameter", Name="/app/x") == [f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/app/x"]
 
     def test_stack_operations_are_authorized_on_the_stack(self):
         # list_awscloudformation: stack/NAME/ID; a stack not made yet: stack/NAME/*.
@@ -128,35 +128,35 @@ class Resources(unittest.TestCase):
         stack = stack_model.Stack(ACCOUNT, REGION, "test-stack")
         stack.status = "CREATE_COMPLETE"
         stack_store.STACKS.setdefault((ACCOUNT, REGION), {})[stack.stack_id] = stack
-        self.assertTrue(stack.stack_id.startswith(f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/test-stack/"))
+        assert stack.stack_id.startswith(f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/test-stack/")
         for op in ("UpdateStack", "DeleteStack", "UpdateTerminationProtection", "SetStackPolicy", "CreateChangeSet",
                    "ContinueUpdateRollback", "CancelUpdateStack", "RollbackStack", "DescribeStacks"):
-            self.assertEqual(resources("cloudformation", op, StackName="test-stack"), [stack.stack_id], op)
-        self.assertEqual(resources("cloudformation", "CreateStack", StackName="test-stack"),
-                         [f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/test-stack/*"])
-        self.assertEqual(resources("cloudformation", "CreateChangeSet", StackName="new-stack", ChangeSetName="c"),
-                         [f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/new-stack/*"])
-        self.assertEqual(resources("cloudformation", "ListStacks"), ["*"])
+            assert resources("cloudformation", op, StackName="test-stack") == [stack.stack_id], op
+        assert resources("cloudformation", "CreateStack", StackName="test-stack") == \
+                         [f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/test-stack/*"]
+        assert resources("cloudformation", "CreateChangeSet", StackName="new-stack", ChangeSetName="c") == \
+                         [f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/new-stack/*"]
+        assert resources("cloudformation", "ListStacks") == ["*"]
 
     def test_a_subscription_is_authorized_on_its_topic(self):
         topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:alarms"
         for op in ("Unsubscribe", "SetSubscriptionAttributes"):
-            self.assertEqual(resources("sns", op, SubscriptionArn=f"{topic}:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"), [topic], op)
+            assert resources("sns", op, SubscriptionArn=f"{topic}:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0") == [topic], op
 
     def test_a_guardduty_filter_is_its_own_resource(self):
         base = f"arn:aws:guardduty:{REGION}:{ACCOUNT}:detector/d1"
-        self.assertEqual(resources("guardduty", "CreateFilter", detectorId="d1", name="quiet"), [f"{base}/filter/quiet"])
+        assert resources("guardduty", "CreateFilter", detectorId="d1", name="quiet") == [f"{base}/filter/quiet"]
         for op in ("UpdateFilter", "DeleteFilter", "GetFilter"):
-            self.assertEqual(resources("guardduty", op, detectorId="d1", filterName="quiet"), [f"{base}/filter/quiet"], op)
-        self.assertEqual(resources("guardduty", "UpdateDetector", detectorId="d1"), [base])
+            assert resources("guardduty", op, detectorId="d1", filterName="quiet") == [f"{base}/filter/quiet"], op
+        assert resources("guardduty", "UpdateDetector", detectorId="d1") == [base]
 
     def test_log_stream_operations_are_on_the_stream(self):
         group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:assure/cloudtrail"
-        self.assertEqual(resources("logs", "DeleteLogStream", logGroupName="assure/cloudtrail", logStreamName="s"),
-                         [f"{group}:log-stream:s"])
+        assert resources("logs", "DeleteLogStream", logGroupName="assure/cloudtrail", logStreamName="s") == \
+                         [f"{group}:log-stream:s"]
         for op in ("PutMetricFilter", "PutSubscriptionFilter", "DeleteMetricFilter"):
-            self.assertEqual(resources("logs", op, logGroupName="assure/cloudtrail", filterName="f"), [group], op)
-        self.assertEqual(resources("logs", "AssociateKmsKey", resourceIdentifier=f"{group}:*"), [group])
+            assert resources("logs", op, logGroupName="assure/cloudtrail", filterName="f") == [group], op
+        assert resources("logs", "AssociateKmsKey", resourceIdentifier=f"{group}:*") == [group]
 
 
 class S3ObjectActions(unittest.TestCase):
@@ -169,14 +169,14 @@ class S3ObjectActions(unittest.TestCase):
             req = Req(service="s3", region=REGION, method=method, path="/b/logs/x.gz", query=query, params={}, operation="")
             return s3_checks(req)[0][0]
 
-        self.assertEqual(action("DELETE", {}), "s3:DeleteObject")
-        self.assertEqual(action("DELETE", {"versionId": ["v1"]}), "s3:DeleteObjectVersion")
-        self.assertEqual(action("GET", {"versionId": ["v1"]}), "s3:GetObjectVersion")
-        self.assertEqual(action("DELETE", {"tagging": [""]}), "s3:DeleteObjectTagging")
-        self.assertEqual(action("PUT", {"tagging": [""], "versionId": ["v1"]}), "s3:PutObjectVersionTagging")
-        self.assertEqual(action("PUT", {"retention": [""]}), "s3:PutObjectRetention")
-        self.assertEqual(action("PUT", {"legal-hold": [""]}), "s3:PutObjectLegalHold")
-        self.assertEqual(action("DELETE", {"uploadId": ["u"]}), "s3:AbortMultipartUpload")
+        assert action("DELETE", {}) == "s3:DeleteObject"
+        assert action("DELETE", {"versionId": ["v1"]}) == "s3:DeleteObjectVersion"
+        assert action("GET", {"versionId": ["v1"]}) == "s3:GetObjectVersion"
+        assert action("DELETE", {"tagging": [""]}) == "s3:DeleteObjectTagging"
+        assert action("PUT", {"tagging": [""], "versionId": ["v1"]}) == "s3:PutObjectVersionTagging"
+        assert action("PUT", {"retention": [""]}) == "s3:PutObjectRetention"
+        assert action("PUT", {"legal-hold": [""]}) == "s3:PutObjectLegalHold"
+        assert action("DELETE", {"uploadId": ["u"]}) == "s3:AbortMultipartUpload"
 
 
 class Unsigned(unittest.TestCase):
@@ -185,46 +185,46 @@ class Unsigned(unittest.TestCase):
 
     def test_query_json_and_rest_json_requests_want_a_signature(self):
         status, body = query_call("sts", "GetCallerIdentity", {}, signed=False)
-        self.assertEqual(status, 403)
-        self.assertIn("<Code>MissingAuthenticationToken</Code>", body)
+        assert status == 403
+        assert "<Code>MissingAuthenticationToken</Code>" in body
         status, body = json_call("TrentService.ListKeys", "kms", {}, signed=False)
-        self.assertEqual((status, json.loads(body)["__type"]), (400, "MissingAuthenticationTokenException"))
+        assert (status, json.loads(body)["__type"]) == (400, "MissingAuthenticationTokenException")
         status, body = call("GET", "/detector")
-        self.assertEqual((status, json.loads(body)["__type"]), (403, "MissingAuthenticationTokenException"))
+        assert (status, json.loads(body)["__type"]) == (403, "MissingAuthenticationTokenException")
 
     def test_the_local_clouds_own_endpoints_stay_open(self):
-        self.assertEqual(call("GET", "/assure-api/health"), (200, '{"ok": true}'))
-        self.assertEqual(call("POST", "/moto-api/recorder/start-recording")[0], 200)
+        assert call("GET", "/assure-api/health") == (200, '{"ok": true}')
+        assert call("POST", "/moto-api/recorder/start-recording")[0] == 200
         call("POST", "/moto-api/recorder/stop-recording")
 
     def test_s3_serves_the_anonymous_user_what_a_bucket_policy_grants_everyone(self):
         admin = auth("testing", "s3")
-        self.assertEqual(call("PUT", "/anon-test", admin)[0], 200)
-        self.assertEqual(call("PUT", "/anon-test/k", admin, b"hi")[0], 200)
+        assert call("PUT", "/anon-test", admin)[0] == 200
+        assert call("PUT", "/anon-test/k", admin, b"hi")[0] == 200
         status, body = call("GET", "/anon-test/k")
-        self.assertEqual(status, 403)
-        self.assertIn("<Code>AccessDenied</Code>", body)
-        self.assertEqual(call("PUT", "/anon-other")[0], 403, "the anonymous user creates no bucket")
-        self.assertEqual(call("GET", "/")[0], 403)
+        assert status == 403
+        assert "<Code>AccessDenied</Code>" in body
+        assert call("PUT", "/anon-other")[0] == 403, "the anonymous user creates no bucket"
+        assert call("GET", "/")[0] == 403
         policy = {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::anon-test/*"}]}
-        self.assertLess(call("PUT", "/anon-test", admin, json.dumps(policy), "policy")[0], 300)
-        self.assertEqual(call("GET", "/anon-test/k"), (200, "hi"))
-        self.assertEqual(call("PUT", "/anon-test/k2", {}, b"x")[0], 403, "the grant is GetObject only")
+        assert call("PUT", "/anon-test", admin, json.dumps(policy), "policy")[0] < 300
+        assert call("GET", "/anon-test/k") == (200, "hi")
+        assert call("PUT", "/anon-test/k2", {}, b"x")[0] == 403, "the grant is GetObject only"
         block = ("<PublicAccessBlockConfiguration><RestrictPublicBuckets>true</RestrictPublicBuckets>"
                  "</PublicAccessBlockConfiguration>")
-        self.assertEqual(call("PUT", "/anon-test", admin, block, "publicAccessBlock")[0], 200)
-        self.assertEqual(call("GET", "/anon-test/k")[0], 403, "Block Public Access restricts public buckets")
-        self.assertEqual(call("GET", "/no-such-bucket-anon/k")[0], 404)
+        assert call("PUT", "/anon-test", admin, block, "publicAccessBlock")[0] == 200
+        assert call("GET", "/anon-test/k")[0] == 403, "Block Public Access restricts public buckets"
+        assert call("GET", "/no-such-bucket-anon/k")[0] == 404
 
     def test_a_presigned_url_is_authorized_as_its_signer(self):
         admin = auth("testing", "s3")
         call("PUT", "/presigned-test", admin)
         call("PUT", "/presigned-test/k", admin, b"hi")
-        self.assertEqual(call("GET", "/presigned-test/k", query=presign("/presigned-test/k")), (200, "hi"))
+        assert call("GET", "/presigned-test/k", query=presign("/presigned-test/k")) == (200, "hi")
         status, body = call("GET", "/presigned-test/k", query=presign("/presigned-test/k", "AKIAUNKNOWNKEY000000"))
-        self.assertEqual(status, 403)
-        self.assertIn("InvalidAccessKeyId", body)
+        assert status == 403
+        assert "InvalidAccessKeyId" in body
 
     def test_web_identity_is_checked_against_the_provider_and_the_trust_policy(self):
         from moto.iam.models import iam_backends
@@ -245,13 +245,13 @@ class Unsigned(unittest.TestCase):
                 "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/{role}", "RoleSessionName": "sess", "WebIdentityToken": t}, signed=False)
             return status, body
 
-        self.assertEqual(assume(token())[0], 200)
+        assert assume(token())[0] == 200
         for bad, code in [(token(sub="evil"), "AccessDenied"), (token(issuer="https://other.example.com"), "InvalidIdentityToken"),
                           (token(aud="someone-else"), "InvalidIdentityToken"), (token(exp=-600), "ExpiredTokenException"),
                           ("not-a-jwt", "InvalidIdentityToken")]:
             _status, body = assume(bad)
-            self.assertIn(f"<Code>{code}</Code>", body, bad)
-        self.assertIn("<Code>AccessDenied</Code>", assume(token(), role="OrganizationAccountAccessRole")[1])
+            assert f"<Code>{code}</Code>" in body, bad
+        assert "<Code>AccessDenied</Code>" in assume(token(), role="OrganizationAccountAccessRole")[1]
 
 
 class Credentials(unittest.TestCase):
@@ -274,17 +274,17 @@ class Credentials(unittest.TestCase):
 
     def test_a_session_key_needs_its_session_token(self):
         s = self.session()
-        self.assertEqual(query_call("sts", "GetCallerIdentity", {}, s.access_key_id, s.session_token)[0], 200)
+        assert query_call("sts", "GetCallerIdentity", {}, s.access_key_id, s.session_token)[0] == 200
         for token in (None, "another"):
             status, body = query_call("sts", "GetCallerIdentity", {}, s.access_key_id, token)
-            self.assertEqual(status, 403, token)
-            self.assertIn("<Code>InvalidClientTokenId</Code>", body)
-            self.assertIn("The security token included in the request is invalid", body)
+            assert status == 403, token
+            assert "<Code>InvalidClientTokenId</Code>" in body
+            assert "The security token included in the request is invalid" in body
 
     def test_motos_internal_key_is_unknown_while_iam_is_enforced(self):
         status, body = query_call("sts", "GetCallerIdentity", {}, "ak")
-        self.assertEqual(status, 403)
-        self.assertIn("InvalidClientTokenId", body)
+        assert status == 403
+        assert "InvalidClientTokenId" in body
 
 
 class ServiceChecks(unittest.TestCase):
@@ -292,29 +292,29 @@ class ServiceChecks(unittest.TestCase):
         # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-owner-condition.html
         admin = auth("testing", "s3")
         call("PUT", "/owner-test", admin)
-        self.assertEqual(call("PUT", "/owner-test/k", dict(admin, **{"x-amz-expected-bucket-owner": ACCOUNT}), b"hi")[0], 200)
+        assert call("PUT", "/owner-test/k", dict(admin, **{"x-amz-expected-bucket-owner": ACCOUNT}), b"hi")[0] == 200
         for headers in ({"x-amz-expected-bucket-owner": "111111111111"},):
             status, body = call("GET", "/owner-test/k", dict(admin, **headers))
-            self.assertEqual(status, 403)
-            self.assertIn("<Code>AccessDenied</Code>", body)
+            assert status == 403
+            assert "<Code>AccessDenied</Code>" in body
         status, _ = call("GET", "/owner-test", dict(admin, **{"x-amz-expected-bucket-owner": "111111111111"}), query="versioning")
-        self.assertEqual(status, 403, "bucket operations too")
+        assert status == 403, "bucket operations too"
         copy = {"x-amz-copy-source": "/owner-test/k", "x-amz-source-expected-bucket-owner": "111111111111"}
-        self.assertEqual(call("PUT", "/owner-test/k2", dict(admin, **copy))[0], 403, "a copy's source")
+        assert call("PUT", "/owner-test/k2", dict(admin, **copy))[0] == 403, "a copy's source"
         status, body = call("GET", "/owner-test/k", dict(admin, **{"x-amz-expected-bucket-owner": "me"}))
-        self.assertEqual(status, 400)
-        self.assertIn("InvalidBucketOwnerAWSAccountID", body)
+        assert status == 400
+        assert "InvalidBucketOwnerAWSAccountID" in body
 
     def test_start_session_is_authorized_then_finds_no_connected_target(self):
         headers = dict(auth("testing", "ssm"), **{"Content-Type": "application/x-amz-json-1.1",
                                                   "X-Amz-Target": "AmazonSSM.StartSession"})
         status, body = call("POST", "/", headers, json.dumps({"Target": "i-0123456789abcdef0"}))
-        self.assertEqual((status, json.loads(body)["__type"]), (400, "TargetNotConnected"))
+        assert (status, json.loads(body)["__type"]) == (400, "TargetNotConnected")
         status, body = call("POST", "/", headers, json.dumps({"Target": "i-0123456789abcdef0", "DocumentName": "Missing"}))
-        self.assertEqual((status, json.loads(body)["__type"]), (400, "InvalidDocument"))
+        assert (status, json.loads(body)["__type"]) == (400, "InvalidDocument")
         status, body = call("POST", "/", headers, json.dumps({"Target": "i-0123456789abcdef0",
                                                               "DocumentName": "AWS-StartPortForwardingSession"}))
-        self.assertEqual(json.loads(body)["__type"], "TargetNotConnected", "AWS's own documents exist")
+        assert json.loads(body)["__type"] == "TargetNotConnected", "AWS's own documents exist"
 
 
 class LogGroupKeys(unittest.TestCase):
@@ -328,7 +328,7 @@ class LogGroupKeys(unittest.TestCase):
                   "Action": ["kms:GenerateDataKey*", "kms:Decrypt*", "kms:Encrypt*", "kms:Describe*"],
                   "Resource": "*"}, **statement)]}
         status, text = json_call("TrentService.CreateKey", "kms", {"Policy": json.dumps(policy)})
-        self.assertEqual(status, 200, text)
+        assert status == 200, text
         return json.loads(text)["KeyMetadata"]["Arn"]
 
     def create(self, name: str, key: str) -> tuple[int, dict]:
@@ -339,21 +339,21 @@ class LogGroupKeys(unittest.TestCase):
         group = f"/t/keyed-{uuid.uuid4().hex[:8]}"
         arn = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}"
         documented = self.key({"Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:*"}}})
-        self.assertEqual(self.create(group, documented)[0], 200)
+        assert self.create(group, documented)[0] == 200
         # Keyed on a source key CloudWatch Logs does not send: refused, naming the log group.
         source = self.key({"Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}})
         status, body = self.create(group + "-source", source)
-        self.assertEqual((status, body.get("__type")), (400, "InvalidParameterException"), body)
-        self.assertIn(f"not allowed to be used with Arn '{arn}-source'", body.get("message", ""))
+        assert (status, body.get("__type")) == (400, "InvalidParameterException"), body
+        assert f"not allowed to be used with Arn '{arn}-source'" in body.get("message", "")
         # Another log group's context: refused; a key that does not exist: refused alike.
         other = self.key({"Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": arn + "-other"}}})
-        self.assertEqual(self.create(group + "-mine", other)[0], 400)
-        self.assertEqual(self.create(group + "-none", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{uuid.uuid4()}")[0], 400)
+        assert self.create(group + "-mine", other)[0] == 400
+        assert self.create(group + "-none", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{uuid.uuid4()}")[0] == 400
         # AssociateKmsKey is held to the same.
         status, text = json_call("Logs_20140328.AssociateKmsKey", "logs", {"logGroupName": group, "kmsKeyId": source})
-        self.assertEqual(status, 400, text)
+        assert status == 400, text
         status, text = json_call("Logs_20140328.AssociateKmsKey", "logs", {"logGroupName": group, "kmsKeyId": documented})
-        self.assertEqual(status, 200, text)
+        assert status == 200, text
 
 
 class PermissionsBoundaryRequests(unittest.TestCase):
@@ -363,35 +363,35 @@ class PermissionsBoundaryRequests(unittest.TestCase):
     def test_a_role_boundary_limits_its_sessions(self):
         role = make_role("bounded-role", TRUST_ACCOUNT)
         boundary = managed("iam-reads", IAM_READS)
-        self.assertEqual(query_call("iam", "PutRolePermissionsBoundary", {"RoleName": "bounded-role", "PermissionsBoundary": boundary})[0], 200)
+        assert query_call("iam", "PutRolePermissionsBoundary", {"RoleName": "bounded-role", "PermissionsBoundary": boundary})[0] == 200
         key, token = assume(role)
-        self.assertEqual(query_call("iam", "ListRoles", {}, key, token)[0], 200)
+        assert query_call("iam", "ListRoles", {}, key, token)[0] == 200
         status, body = query_call("sqs", "ListQueues", {}, key, token)
-        self.assertEqual(status, 403)
-        self.assertIn("because no permissions boundary allows the sqs:ListQueues action", body)
-        self.assertEqual(query_call("iam", "DeleteRolePermissionsBoundary", {"RoleName": "bounded-role"})[0], 200)
-        self.assertEqual(query_call("sqs", "ListQueues", {}, key, token)[0], 200, "the boundary gone, the session is whole")
+        assert status == 403
+        assert "because no permissions boundary allows the sqs:ListQueues action" in body
+        assert query_call("iam", "DeleteRolePermissionsBoundary", {"RoleName": "bounded-role"})[0] == 200
+        assert query_call("sqs", "ListQueues", {}, key, token)[0] == 200, "the boundary gone, the session is whole"
 
     def test_a_user_boundary(self):
         from moto.iam.models import iam_backends
 
         backend = iam_backends[ACCOUNT]["aws"]
         boundary = managed("iam-reads", IAM_READS)
-        self.assertEqual(query_call("iam", "CreateUser", {"UserName": "bounded-user", "PermissionsBoundary": boundary})[0], 200)
+        assert query_call("iam", "CreateUser", {"UserName": "bounded-user", "PermissionsBoundary": boundary})[0] == 200
         backend.put_user_policy("bounded-user", "all", ALL)
         made = backend.create_access_key("bounded-user")
         key, SECRETS[made.access_key_id] = made.access_key_id, made.secret_access_key
         status, body = query_call("iam", "GetUser", {"UserName": "bounded-user"})
-        self.assertIn(f"<PermissionsBoundaryArn>{boundary}</PermissionsBoundaryArn>", body)
+        assert f"<PermissionsBoundaryArn>{boundary}</PermissionsBoundaryArn>" in body
         status, body = query_call("sqs", "ListQueues", {}, key)
-        self.assertEqual(status, 403)
-        self.assertIn("no permissions boundary allows", body)
-        self.assertEqual(query_call("iam", "DeleteUserPermissionsBoundary", {"UserName": "bounded-user"})[0], 200)
-        self.assertEqual(query_call("sqs", "ListQueues", {}, key)[0], 200)
-        self.assertEqual(query_call("iam", "PutUserPermissionsBoundary", {"UserName": "bounded-user", "PermissionsBoundary": boundary})[0], 200)
-        self.assertEqual(query_call("sqs", "ListQueues", {}, key)[0], 403)
+        assert status == 403
+        assert "no permissions boundary allows" in body
+        assert query_call("iam", "DeleteUserPermissionsBoundary", {"UserName": "bounded-user"})[0] == 200
+        assert query_call("sqs", "ListQueues", {}, key)[0] == 200
+        assert query_call("iam", "PutUserPermissionsBoundary", {"UserName": "bounded-user", "PermissionsBoundary": boundary})[0] == 200
+        assert query_call("sqs", "ListQueues", {}, key)[0] == 403
         status, body = query_call("iam", "PutUserPermissionsBoundary", {"UserName": "no-such-user", "PermissionsBoundary": boundary})
-        self.assertIn("<Code>NoSuchEntity</Code>", body)
+        assert "<Code>NoSuchEntity</Code>" in body
 
     def test_delegated_user_creation_is_held_to_a_boundary(self):
         # iam:PermissionsBoundary, as the boundaries page's delegation example uses it.
@@ -402,10 +402,10 @@ class PermissionsBoundaryRequests(unittest.TestCase):
                                                                     "Condition": {"StringEquals": {"iam:PermissionsBoundary": boundary}}}]})
         key, token = assume(make_role("user-admin", TRUST_ACCOUNT, policy))
         status, body = query_call("iam", "CreateUser", {"UserName": "unbounded-hire"}, key, token)
-        self.assertEqual(status, 403, body)
+        assert status == 403, body
         status, body = query_call("iam", "CreateUser", {"UserName": "bounded-hire", "PermissionsBoundary": boundary}, key, token)
-        self.assertEqual(status, 200, body)
-        self.assertEqual(getattr(iam_backends[ACCOUNT]["aws"].users["bounded-hire"], "permissions_boundary_arn", None), boundary)
+        assert status == 200, body
+        assert getattr(iam_backends[ACCOUNT]["aws"].users["bounded-hire"], "permissions_boundary_arn", None) == boundary
 
 
 class SessionPolicyRequests(unittest.TestCase):
@@ -417,19 +417,19 @@ class SessionPolicyRequests(unittest.TestCase):
         reads = managed("iam-reads", IAM_READS)
         sqs_only = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:ListQueues", "Resource": "*"}]})
         key, token = assume(role, Policy=sqs_only)
-        self.assertEqual(query_call("sqs", "ListQueues", {}, key, token)[0], 200)
+        assert query_call("sqs", "ListQueues", {}, key, token)[0] == 200
         status, body = query_call("iam", "ListRoles", {}, key, token)
-        self.assertEqual(status, 403)
-        self.assertIn("because no session policy allows the iam:ListRoles action", body)
+        assert status == 403
+        assert "because no session policy allows the iam:ListRoles action" in body
         key, token = assume(role, **{"PolicyArns.member.1.arn": reads})
-        self.assertEqual(query_call("iam", "ListRoles", {}, key, token)[0], 200)
-        self.assertEqual(query_call("sqs", "ListQueues", {}, key, token)[0], 403)
+        assert query_call("iam", "ListRoles", {}, key, token)[0] == 200
+        assert query_call("sqs", "ListQueues", {}, key, token)[0] == 403
         key, token = assume(role, Policy=sqs_only, **{"PolicyArns.member.1.arn": reads})
-        self.assertEqual(query_call("iam", "ListRoles", {}, key, token)[0], 200, "the session policies together")
-        self.assertEqual(query_call("sqs", "ListQueues", {}, key, token)[0], 200)
+        assert query_call("iam", "ListRoles", {}, key, token)[0] == 200, "the session policies together"
+        assert query_call("sqs", "ListQueues", {}, key, token)[0] == 200
         key, token = assume(role)
-        self.assertEqual(query_call("sts", "GetCallerIdentity", {}, key, token)[0], 200)
-        self.assertEqual(query_call("s3", "", {}, key, token)[0], 200, "no session policy: the role's permissions")
+        assert query_call("sts", "GetCallerIdentity", {}, key, token)[0] == 200
+        assert query_call("s3", "", {}, key, token)[0] == 200, "no session policy: the role's permissions"
 
 
 class ServicePrincipalContext(unittest.TestCase):
@@ -443,9 +443,9 @@ class ServicePrincipalContext(unittest.TestCase):
 
     def test_a_caller_naming_no_source_gets_what_it_always_got(self):
         role = make_role("svc-account-only", service_trust("lambda.amazonaws.com", {"StringEquals": {"aws:SourceAccount": ACCOUNT}}))
-        self.assertEqual(service_credentials("lambda.amazonaws.com", role), 200)
+        assert service_credentials("lambda.amazonaws.com", role) == 200
         role = make_role("svc-source-arn", service_trust("cloudtrail.amazonaws.com", {"ArnEquals": {"aws:SourceArn": self.TRAIL}}))
-        self.assertEqual(service_credentials("cloudtrail.amazonaws.com", role), 403, "no source named, no aws:SourceArn")
+        assert service_credentials("cloudtrail.amazonaws.com", role) == 403, "no source named, no aws:SourceArn"
 
     def test_cloudtrail_eventbridge_and_config_send_the_source_arn_and_account(self):
         for service, source, other in [("cloudtrail.amazonaws.com", self.TRAIL, self.TRAIL + "-other"),
@@ -453,22 +453,22 @@ class ServicePrincipalContext(unittest.TestCase):
                                        ("config.amazonaws.com", self.AGGREGATOR, self.AGGREGATOR + "x")]:
             condition = {"ArnEquals": {"aws:SourceArn": source}, "StringEquals": {"aws:SourceAccount": ACCOUNT}}
             role = make_role(f"svc-{service.split('.')[0]}", service_trust(service, condition))
-            self.assertEqual(service_credentials(service, role, source), 200, service)
-            self.assertEqual(service_credentials(service, role, other), 403, f"{service}: another resource")
+            assert service_credentials(service, role, source) == 200, service
+            assert service_credentials(service, role, other) == 403, f"{service}: another resource"
 
     def test_firehose_sends_the_external_id_not_the_source_keys(self):
         by_account = make_role("svc-firehose-account", service_trust("firehose.amazonaws.com", {"StringEquals": {"aws:SourceAccount": ACCOUNT}}))
         by_arn = make_role("svc-firehose-arn", service_trust("firehose.amazonaws.com", {"ArnLike": {"aws:SourceArn": self.STREAM}}))
         by_external_id = make_role("svc-firehose-external", service_trust("firehose.amazonaws.com", {"StringEquals": {"sts:ExternalId": ACCOUNT}}))
-        self.assertEqual(service_credentials("firehose.amazonaws.com", by_account, self.STREAM), 403)
-        self.assertEqual(service_credentials("firehose.amazonaws.com", by_arn, self.STREAM), 403)
-        self.assertEqual(service_credentials("firehose.amazonaws.com", by_external_id, self.STREAM), 200)
+        assert service_credentials("firehose.amazonaws.com", by_account, self.STREAM) == 403
+        assert service_credentials("firehose.amazonaws.com", by_arn, self.STREAM) == 403
+        assert service_credentials("firehose.amazonaws.com", by_external_id, self.STREAM) == 200
 
     def test_a_service_documenting_no_keys_sends_none(self):
         role = make_role("svc-lambda-account", service_trust("lambda.amazonaws.com", {"StringEquals": {"aws:SourceAccount": ACCOUNT}}))
-        self.assertEqual(service_credentials("lambda.amazonaws.com", role, f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:f"), 403)
-        self.assertEqual(call("POST", "/assure-api/service-credentials", {}, json.dumps(
-            {"service": "lambda.amazonaws.com", "roleArn": role, "sourceArn": "not-an-arn"}))[0], 400)
+        assert service_credentials("lambda.amazonaws.com", role, f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:f") == 403
+        assert call("POST", "/assure-api/service-credentials", {}, json.dumps(
+            {"service": "lambda.amazonaws.com", "roleArn": role, "sourceArn": "not-an-arn"}))[0] == 400
 
     def test_the_services_own_checks_name_what_acts(self):
         # CreateTrail's CloudWatch Logs role and CreateDeliveryStream's role (rules.unusable_role) are
@@ -478,13 +478,13 @@ class ServicePrincipalContext(unittest.TestCase):
         rules.PROPAGATION["seconds"] = 0
         condition = {"ArnEquals": {"aws:SourceArn": self.TRAIL}}
         role = make_role("svc-trail-logs", service_trust("cloudtrail.amazonaws.com", condition))
-        self.assertIsNone(rules.unusable_role("cloudtrail.amazonaws.com", role, self.TRAIL))
-        self.assertIn("does not admit", rules.unusable_role("cloudtrail.amazonaws.com", role, self.TRAIL + "-other") or "")
+        assert rules.unusable_role("cloudtrail.amazonaws.com", role, self.TRAIL) is None
+        assert "does not admit" in (rules.unusable_role("cloudtrail.amazonaws.com", role, self.TRAIL + "-other") or "")
         stream_role = make_role("svc-firehose-account", service_trust("firehose.amazonaws.com", {"StringEquals": {"aws:SourceAccount": ACCOUNT}}))
-        self.assertIsNotNone(rules.unusable_role("firehose.amazonaws.com", stream_role, self.STREAM))
+        assert rules.unusable_role("firehose.amazonaws.com", stream_role, self.STREAM) is not None
         headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "Firehose_20150804.CreateDeliveryStream"}
         status, body = call("POST", "/", dict(auth("testing", "firehose"), **headers), json.dumps({
             "DeliveryStreamName": "findings", "ExtendedS3DestinationConfiguration": {
                 "RoleARN": stream_role, "BucketARN": "arn:aws:s3:::nowhere"}}))
-        self.assertEqual(status, 400)
-        self.assertIn("Firehose is unable to assume role", body)
+        assert status == 400
+        assert "Firehose is unable to assume role" in body

@@ -49,30 +49,30 @@ class Signatures(unittest.TestCase):
 
     def test_a_wrong_secret_is_refused_in_each_protocols_shape(self):
         before = bad_signatures()
-        self.assertEqual(call("POST", "/", dict(auth("testing", "sts"), **{"Content-Type": FORM}), WHO_AM_I)[0], 200)
+        assert call("POST", "/", dict(auth("testing", "sts"), **{"Content-Type": FORM}), WHO_AM_I)[0] == 200
         status, body = call("POST", "/", dict(auth("testing", "sts", secret="wrong"), **{"Content-Type": FORM}), WHO_AM_I)
-        self.assertEqual(status, 403)
-        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
-        self.assertIn("The request signature we calculated does not match the signature you provided. Check your AWS "
-                      "Secret Access Key and signing method. Consult the service documentation for details.", body)
-        self.assertIn("The Canonical String for this request should have been", body)
+        assert status == 403
+        assert "<Code>SignatureDoesNotMatch</Code>" in body
+        assert "The request signature we calculated does not match the signature you provided. Check your AWS " \
+                      "Secret Access Key and signing method. Consult the service documentation for details." in body
+        assert "The Canonical String for this request should have been" in body
         status, body = call("GET", "/sig-test/k", auth("testing", "s3", secret="wrong"))
-        self.assertEqual(status, 403)
-        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
-        self.assertIn("<StringToSign>AWS4-HMAC-SHA256\n", body)
+        assert status == 403
+        assert "<Code>SignatureDoesNotMatch</Code>" in body
+        assert "<StringToSign>AWS4-HMAC-SHA256\n" in body
         kms = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "TrentService.ListKeys"}
-        self.assertEqual(call("POST", "/", dict(auth("testing", "kms"), **kms), "{}")[0], 200)
+        assert call("POST", "/", dict(auth("testing", "kms"), **kms), "{}")[0] == 200
         status, body = call("POST", "/", dict(auth("testing", "kms", secret="wrong"), **kms), "{}")
-        self.assertEqual((status, json.loads(body)["__type"]), (400, "InvalidSignatureException"))
-        self.assertEqual(bad_signatures(), before + 3)
+        assert (status, json.loads(body)["__type"]) == (400, "InvalidSignatureException")
+        assert bad_signatures() == before + 3
 
     def test_a_session_signs_with_its_own_secret(self):
         key, token = assume(make_role("sig-session", TRUST_ACCOUNT))
         headers = {"Content-Type": FORM, "X-Amz-Security-Token": token}
-        self.assertEqual(call("POST", "/", dict(auth(key, "sts"), **headers), WHO_AM_I)[0], 200)
+        assert call("POST", "/", dict(auth(key, "sts"), **headers), WHO_AM_I)[0] == 200
         status, body = call("POST", "/", dict(auth(key, "sts", secret="testing"), **headers), WHO_AM_I)
-        self.assertEqual(status, 403, "the administrator's secret is not the session's")
-        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
+        assert status == 403, "the administrator's secret is not the session's"
+        assert "<Code>SignatureDoesNotMatch</Code>" in body
 
     def test_a_service_session_is_verified_too(self):
         from assure_local import core
@@ -82,93 +82,93 @@ class Signatures(unittest.TestCase):
         core.SERVICE_KEYS.add(session.access_key_id)
         SECRETS[session.access_key_id] = session.secret_access_key
         headers = {"Content-Type": FORM, "X-Amz-Security-Token": session.session_token}
-        self.assertEqual(call("POST", "/", dict(auth(session.access_key_id, "sqs"), **headers), "Action=ListQueues")[0], 200)
+        assert call("POST", "/", dict(auth(session.access_key_id, "sqs"), **headers), "Action=ListQueues")[0] == 200
         status, body = call("POST", "/", dict(auth(session.access_key_id, "sqs", secret="wrong"), **headers),
                             "Action=ListQueues")
-        self.assertEqual(status, 403)
-        self.assertIn("SignatureDoesNotMatch", body)
+        assert status == 403
+        assert "SignatureDoesNotMatch" in body
 
     def test_a_body_changed_after_signing_is_refused(self):
         headers = sign("POST", "/", "", {"Content-Type": FORM}, WHO_AM_I, "testing", "sts")
-        self.assertEqual(call("POST", "/", headers, WHO_AM_I)[0], 200)
+        assert call("POST", "/", headers, WHO_AM_I)[0] == 200
         status, body = call("POST", "/", headers, WHO_AM_I.replace("2011-06-15", "2011-06-16"))
-        self.assertEqual(status, 403)
-        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
+        assert status == 403
+        assert "<Code>SignatureDoesNotMatch</Code>" in body
         # S3 signs the body's hash in x-amz-content-sha256, and checks the body against it.
         headers = sign("PUT", "/sig-test/tampered", "", {}, b"original", "testing", "s3")
         status, body = call("PUT", "/sig-test/tampered", headers, b"tampered")
-        self.assertEqual(status, 400)
-        self.assertIn("<Code>XAmzContentSHA256Mismatch</Code>", body)
-        self.assertEqual(call("GET", "/sig-test/tampered", auth("testing", "s3"))[0], 404, "nothing was written")
+        assert status == 400
+        assert "<Code>XAmzContentSHA256Mismatch</Code>" in body
+        assert call("GET", "/sig-test/tampered", auth("testing", "s3"))[0] == 404, "nothing was written"
 
     def test_a_signed_header_changed_after_signing_is_refused(self):
         headers = sign("POST", "/", "", {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "TrentService.ListKeys"},
                        "{}", "testing", "kms")
-        self.assertIn("x-amz-target", headers["Authorization"])
-        self.assertEqual(call("POST", "/", dict(headers, **{"X-Unsigned": "anything"}), "{}")[0], 200,
-                         "a header the signature does not name may change")
+        assert "x-amz-target" in headers["Authorization"]
+        assert call("POST", "/", dict(headers, **{"X-Unsigned": "anything"}), "{}")[0] == 200, \
+                         "a header the signature does not name may change"
         status, body = call("POST", "/", dict(headers, **{"X-Amz-Target": "TrentService.ListAliases"}), "{}")
-        self.assertEqual((status, json.loads(body)["__type"]), (400, "InvalidSignatureException"))
+        assert (status, json.loads(body)["__type"]) == (400, "InvalidSignatureException")
         headers = sign("GET", "/sig-test/k", "", {"x-amz-expected-bucket-owner": ACCOUNT}, b"", "testing", "s3")
-        self.assertEqual(call("GET", "/sig-test/k", headers), (200, "hi"))
+        assert call("GET", "/sig-test/k", headers) == (200, "hi")
         status, body = call("GET", "/sig-test/k", dict(headers, **{"x-amz-expected-bucket-owner": "111111111111"}))
-        self.assertEqual(status, 403)
-        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
+        assert status == 403
+        assert "<Code>SignatureDoesNotMatch</Code>" in body
 
     def test_a_request_signed_twenty_minutes_ago_is_refused(self):
         status, body = call("GET", "/sig-test/k", auth("testing", "s3", when=minutes_ago(20)))
-        self.assertEqual(status, 403)
-        self.assertIn("<Code>RequestTimeTooSkewed</Code>", body)
-        self.assertIn("<MaxAllowedSkewMilliseconds>900000</MaxAllowedSkewMilliseconds>", body)
+        assert status == 403
+        assert "<Code>RequestTimeTooSkewed</Code>" in body
+        assert "<MaxAllowedSkewMilliseconds>900000</MaxAllowedSkewMilliseconds>" in body
         status, body = call("POST", "/", dict(auth("testing", "sts", when=minutes_ago(20)), **{"Content-Type": FORM}), WHO_AM_I)
-        self.assertEqual(status, 403)
-        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
-        self.assertIn("Signature expired: ", body)
+        assert status == 403
+        assert "<Code>SignatureDoesNotMatch</Code>" in body
+        assert "Signature expired: " in body
         status, body = call("POST", "/", dict(auth("testing", "sts", when=minutes_ago(-20)), **{"Content-Type": FORM}), WHO_AM_I)
-        self.assertIn("Signature not yet current: ", body, "twenty minutes ahead")
-        self.assertEqual(call("GET", "/sig-test/k", auth("testing", "s3", when=minutes_ago(10))), (200, "hi"),
-                         "within fifteen minutes")
+        assert "Signature not yet current: " in body, "twenty minutes ahead"
+        assert call("GET", "/sig-test/k", auth("testing", "s3", when=minutes_ago(10))) == (200, "hi"), \
+                         "within fifteen minutes"
 
     def test_presigned_urls(self):
-        self.assertEqual(call("GET", "/sig-test/k", query=presign("/sig-test/k")), (200, "hi"))
+        assert call("GET", "/sig-test/k", query=presign("/sig-test/k")) == (200, "hi")
         status, body = call("GET", "/sig-test/k", query=presign("/sig-test/k", secret="wrong"))
-        self.assertEqual(status, 403)
-        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
+        assert status == 403
+        assert "<Code>SignatureDoesNotMatch</Code>" in body
         good = presign("/sig-test/k")
         forged = good[:-6] + ("000000" if not good.endswith("000000") else "111111")
-        self.assertIn("<Code>SignatureDoesNotMatch</Code>", call("GET", "/sig-test/k", query=forged)[1])
-        self.assertIn("<Code>SignatureDoesNotMatch</Code>", call("GET", "/sig-test/other", query=good)[1],
-                      "a URL signs one object")
+        assert "<Code>SignatureDoesNotMatch</Code>" in call("GET", "/sig-test/k", query=forged)[1]
+        assert "<Code>SignatureDoesNotMatch</Code>" in call("GET", "/sig-test/other", query=good)[1], \
+                      "a URL signs one object"
         status, body = call("GET", "/sig-test/k", query=presign("/sig-test/k", expires=60, when=minutes_ago(2)))
-        self.assertEqual(status, 403)
-        self.assertIn("<Code>AccessDenied</Code><Message>Request has expired</Message>", body)
+        assert status == 403
+        assert "<Code>AccessDenied</Code><Message>Request has expired</Message>" in body
         status, body = call("GET", "/sig-test/k", query=presign("/sig-test/k", expires=604801))
-        self.assertEqual(status, 400)
-        self.assertIn("<Code>AuthorizationQueryParametersError</Code>", body)
+        assert status == 400
+        assert "<Code>AuthorizationQueryParametersError</Code>" in body
 
     def test_an_unsigned_payload_is_allowed(self):
         headers = sign("PUT", "/sig-test/unsigned", "", {}, b"free", "testing", "s3", options={"unsigned_payload": True})
-        self.assertEqual(headers["X-Amz-Content-SHA256"], "UNSIGNED-PAYLOAD")
-        self.assertEqual(call("PUT", "/sig-test/unsigned", headers, b"free")[0], 200)
-        self.assertEqual(call("GET", "/sig-test/unsigned", auth("testing", "s3")), (200, "free"))
+        assert headers["X-Amz-Content-SHA256"] == "UNSIGNED-PAYLOAD"
+        assert call("PUT", "/sig-test/unsigned", headers, b"free")[0] == 200
+        assert call("GET", "/sig-test/unsigned", auth("testing", "s3")) == (200, "free")
 
     def test_a_path_with_characters_that_need_encoding(self):
         from urllib.parse import quote
 
         path = "/sig-test/" + quote("a b/c+d=e", safe="/~")
-        self.assertEqual(path, "/sig-test/a%20b/c%2Bd%3De")
-        self.assertEqual(call("PUT", path, auth("testing", "s3"), b"odd")[0], 200)
-        self.assertEqual(call("GET", path, auth("testing", "s3")), (200, "odd"))
-        self.assertEqual(call("GET", path, query=presign(path)), (200, "odd"))
+        assert path == "/sig-test/a%20b/c%2Bd%3De"
+        assert call("PUT", path, auth("testing", "s3"), b"odd")[0] == 200
+        assert call("GET", path, auth("testing", "s3")) == (200, "odd")
+        assert call("GET", path, query=presign(path)) == (200, "odd")
         status, body = call("GET", "/sig-test", auth("testing", "s3"), query="list-type=2&prefix=a%20b%2F")
-        self.assertEqual(status, 200)
-        self.assertIn("<Key>a b/c+d=e</Key>", body)
+        assert status == 200
+        assert "<Key>a b/c+d=e</Key>" in body
         # Elsewhere the path is encoded twice in the canonical request (an analyzer's name with a colon).
         status, body = call("GET", "/analyzer/a%3Ab", auth("testing", "access-analyzer"))
-        self.assertNotIn("Signature", body)
+        assert "Signature" not in body
         status, body = call("GET", "/analyzer/a%3Ab", auth("testing", "access-analyzer", secret="wrong"))
-        self.assertEqual((status, json.loads(body)["__type"]), (403, "InvalidSignatureException"))
-        self.assertIn("\nGET\n/analyzer/a%253Ab\n", "\n" + json.loads(body)["message"].split("'")[1])
+        assert (status, json.loads(body)["__type"]) == (403, "InvalidSignatureException")
+        assert "\nGET\n/analyzer/a%253Ab\n" in "\n" + json.loads(body)["message"].split("'")[1]
 
     def test_a_streaming_upload_is_verified_by_its_seed_signature(self):
         # The seed signature covers x-amz-content-sha256 as given (sigv4-streaming.html); the chunks'
@@ -190,8 +190,8 @@ class Signatures(unittest.TestCase):
             return EnvironBuilder("/sig-test/streamed", method="PUT", headers=dict(request.headers.items()),
                                   data=body).get_environ()
 
-        self.assertIsNone(sigv4.verify(environ("testing"), body, "testing"))
-        self.assertEqual(getattr(sigv4.verify(environ("wrong"), body, "testing"), "kind", None), "signature")
+        assert sigv4.verify(environ("testing"), body, "testing") is None
+        assert getattr(sigv4.verify(environ("wrong"), body, "testing"), "kind", None) == "signature"
 
     def test_s3_signature_version_2(self):
         # https://docs.aws.amazon.com/AmazonS3/latest/userguide/RESTAuthentication.html
@@ -204,18 +204,18 @@ class Signatures(unittest.TestCase):
             HmacV1Auth(Credentials("testing", secret)).add_auth(request)
             return dict(request.headers.items())
 
-        self.assertEqual(call("GET", "/sig-test/k", signed("testing")), (200, "hi"))
+        assert call("GET", "/sig-test/k", signed("testing")) == (200, "hi")
         status, body = call("GET", "/sig-test/k", signed("wrong"))
-        self.assertEqual(status, 403)
-        self.assertIn("<Code>SignatureDoesNotMatch</Code>", body)
+        assert status == 403
+        assert "<Code>SignatureDoesNotMatch</Code>" in body
 
         def presigned(expires: int) -> str:
             request = AWSRequest(method="GET", url="http://localhost/sig-test/k")
             HmacV1QueryAuth(Credentials("testing", "testing"), expires=expires).add_auth(request)
             return request.url.split("?", 1)[1]
 
-        self.assertEqual(call("GET", "/sig-test/k", query=presigned(60)), (200, "hi"))
-        self.assertIn("Request has expired", call("GET", "/sig-test/k", query=presigned(-60))[1])
+        assert call("GET", "/sig-test/k", query=presigned(60)) == (200, "hi")
+        assert "Request has expired" in call("GET", "/sig-test/k", query=presigned(-60))[1]
 
 
 class Transitions(unittest.TestCase):
@@ -241,97 +241,97 @@ class Transitions(unittest.TestCase):
 
     def test_the_setting_has_a_minimum_and_a_default(self):
 
-        self.assertEqual(limits("GET")["transitionSeconds"], 0.5)
-        self.assertEqual(limits("POST", {"transitionSeconds": 0})["transitionSeconds"], 0.5, "none may turn it off")
-        self.assertEqual(limits("POST", {"transitionSeconds": -3})["transitionSeconds"], 0.5)
-        self.assertEqual(limits("POST", {"transitionSeconds": 1.5})["transitionSeconds"], 1.5)
-        self.assertEqual(limits("POST", {})["transitionSeconds"], knobs.DEFAULT_TRANSITION, "unnamed: the default")
-        self.assertEqual(limits("POST", {"transitionSeconds": 0.75})["transitionSeconds"], 0.75)
-        self.assertEqual(limits("DELETE")["transitionSeconds"], knobs.DEFAULT_TRANSITION, "DELETE: the default")
-        self.assertGreaterEqual(knobs.DEFAULT_TRANSITION, core.MIN_TRANSITION)
+        assert limits("GET")["transitionSeconds"] == 0.5
+        assert limits("POST", {"transitionSeconds": 0})["transitionSeconds"] == 0.5, "none may turn it off"
+        assert limits("POST", {"transitionSeconds": -3})["transitionSeconds"] == 0.5
+        assert limits("POST", {"transitionSeconds": 1.5})["transitionSeconds"] == 1.5
+        assert limits("POST", {})["transitionSeconds"] == knobs.DEFAULT_TRANSITION, "unnamed: the default"
+        assert limits("POST", {"transitionSeconds": 0.75})["transitionSeconds"] == 0.75
+        assert limits("DELETE")["transitionSeconds"] == knobs.DEFAULT_TRANSITION, "DELETE: the default"
+        assert knobs.DEFAULT_TRANSITION >= core.MIN_TRANSITION
         # Set to 0, a new analyzer is still CREATING at first.
         limits("POST", {"transitionSeconds": 0})
-        self.assertEqual(rest("PUT", "access-analyzer", "/analyzer", {"analyzerName": "t-zero", "type": "ACCOUNT"})[0], 200)
-        self.assertEqual(rest("GET", "access-analyzer", "/analyzer/t-zero")[1]["analyzer"]["status"], "CREATING")
-        self.assertEqual(rest("DELETE", "access-analyzer", "/analyzer/t-zero")[0], 200, "DeleteAnalyzer names no refusal")
+        assert rest("PUT", "access-analyzer", "/analyzer", {"analyzerName": "t-zero", "type": "ACCOUNT"})[0] == 200
+        assert rest("GET", "access-analyzer", "/analyzer/t-zero")[1]["analyzer"]["status"] == "CREATING"
+        assert rest("DELETE", "access-analyzer", "/analyzer/t-zero")[0] == 200, "DeleteAnalyzer names no refusal"
 
     def test_an_analyzer_is_creating_then_active(self):
         status, body = rest("PUT", "access-analyzer", "/analyzer", {"analyzerName": "t-analyzer", "type": "ACCOUNT"})
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         statuses = lambda: (rest("GET", "access-analyzer", "/analyzer/t-analyzer")[1]["analyzer"]["status"],
                             [a["status"] for a in rest("GET", "access-analyzer", "/analyzer")[1]["analyzers"]
                              if a["name"] == "t-analyzer"])
-        self.assertEqual(statuses(), ("CREATING", ["CREATING"]), "GetAnalyzer and ListAnalyzers agree")
+        assert statuses() == ("CREATING", ["CREATING"]), "GetAnalyzer and ListAnalyzers agree"
         # The API reference names no refusal while CREATING: an archive rule is taken.
         status, body = rest("PUT", "access-analyzer", "/analyzer/t-analyzer/archive-rule",
                             {"ruleName": "r", "filter": {"isPublic": {"eq": ["false"]}}})
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         time.sleep(self.WAIT)
-        self.assertEqual(statuses(), ("ACTIVE", ["ACTIVE"]))
+        assert statuses() == ("ACTIVE", ["ACTIVE"])
         limits("POST", {"transitionSeconds": 5, "iamPropagationSeconds": 0})
-        self.assertEqual(statuses(), ("ACTIVE", ["ACTIVE"]), "a later setting never turns a final status back")
-        self.assertEqual(rest("DELETE", "access-analyzer", "/analyzer/t-analyzer")[0], 200)
+        assert statuses() == ("ACTIVE", ["ACTIVE"]), "a later setting never turns a final status back"
+        assert rest("DELETE", "access-analyzer", "/analyzer/t-analyzer")[0] == 200
 
     def test_a_firehose_stream_is_creating_then_active_and_takes_data_only_then(self):
         role = make_role("t-firehose", service_trust("firehose.amazonaws.com", {"StringEquals": {"sts:ExternalId": ACCOUNT}}))
         admin = auth("testing", "s3")
-        self.assertEqual(call("PUT", "/t-firehose-bucket", admin)[0], 200)
+        assert call("PUT", "/t-firehose-bucket", admin)[0] == 200
         status, body = firehose("CreateDeliveryStream", {
             "DeliveryStreamName": "t-stream", "DeliveryStreamType": "DirectPut",
             "ExtendedS3DestinationConfiguration": {"RoleARN": role, "BucketARN": "arn:aws:s3:::t-firehose-bucket"}})
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         describe = lambda: firehose("DescribeDeliveryStream", {"DeliveryStreamName": "t-stream"})[1][
             "DeliveryStreamDescription"]["DeliveryStreamStatus"]
         objects = lambda: call("GET", "/t-firehose-bucket", admin, query="list-type=2")[1].count("<Key>")
         record = {"Data": base64.b64encode(b"{}").decode()}
-        self.assertEqual(describe(), "CREATING")
+        assert describe() == "CREATING"
         for operation, body in (("PutRecord", {"DeliveryStreamName": "t-stream", "Record": record}),
                                 ("PutRecordBatch", {"DeliveryStreamName": "t-stream", "Records": [record]})):
             status, answer = firehose(operation, body)
-            self.assertEqual((status, answer.get("__type")), (400, "ResourceNotFoundException"), operation)
+            assert (status, answer.get("__type")) == (400, "ResourceNotFoundException"), operation
         status, answer = firehose("DeleteDeliveryStream", {"DeliveryStreamName": "t-stream"})
-        self.assertEqual((status, answer.get("__type")), (400, "ResourceInUseException"), "a CREATING stream stays")
+        assert (status, answer.get("__type")) == (400, "ResourceInUseException"), "a CREATING stream stays"
         logs = lambda target, body: json_call(f"Logs_20140328.{target}", "logs", body)
-        self.assertEqual(logs("CreateLogGroup", {"logGroupName": "t-group"})[0], 200)
+        assert logs("CreateLogGroup", {"logGroupName": "t-group"})[0] == 200
         subscription = {"logGroupName": "t-group", "filterName": "all", "filterPattern": "",
                         "destinationArn": f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/t-stream", "roleArn": role}
         status, text = logs("PutSubscriptionFilter", subscription)
-        self.assertEqual((status, json.loads(text).get("__type")), (400, "InvalidParameterException"),
-                         "CloudWatch Logs' test message cannot be delivered")
-        self.assertEqual(objects(), 0, "a CREATING stream delivers nothing")
+        assert (status, json.loads(text).get("__type")) == (400, "InvalidParameterException"), \
+                         "CloudWatch Logs' test message cannot be delivered"
+        assert objects() == 0, "a CREATING stream delivers nothing"
 
         time.sleep(self.WAIT)
-        self.assertEqual(describe(), "ACTIVE")
+        assert describe() == "ACTIVE"
         status, body = firehose("PutRecord", {"DeliveryStreamName": "t-stream", "Record": record})
-        self.assertEqual(status, 200, body)
-        self.assertEqual(objects(), 1, "an ACTIVE stream delivers")
-        self.assertEqual(logs("PutSubscriptionFilter", subscription)[0], 200)
-        self.assertEqual(firehose("DeleteDeliveryStream", {"DeliveryStreamName": "t-stream"})[0], 200)
+        assert status == 200, body
+        assert objects() == 1, "an ACTIVE stream delivers"
+        assert logs("PutSubscriptionFilter", subscription)[0] == 200
+        assert firehose("DeleteDeliveryStream", {"DeliveryStreamName": "t-stream"})[0] == 200
 
     def test_a_publishing_destination_is_pending_verification_then_publishing(self):
         region = "eu-west-3"
         status, body = rest("POST", "guardduty", "/detector", {"enable": True}, region)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         detector = body["detectorId"]
         service = {"Service": "guardduty.amazonaws.com"}
         bucket_policy = {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": service, "Action": ["s3:PutObject", "s3:GetBucketLocation"],
              "Resource": ["arn:aws:s3:::t-findings", "arn:aws:s3:::t-findings/*"]}]}
         admin = auth("testing", "s3")
-        self.assertEqual(call("PUT", "/t-findings", admin)[0], 200)
-        self.assertEqual(call("PUT", "/t-findings", admin, json.dumps(bucket_policy), query="policy")[0], 200)
+        assert call("PUT", "/t-findings", admin)[0] == 200
+        assert call("PUT", "/t-findings", admin, json.dumps(bucket_policy), query="policy")[0] == 200
         key_policy = {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*", "Resource": "*"},
             {"Effect": "Allow", "Principal": service, "Action": "kms:GenerateDataKey", "Resource": "*"}]}
         headers = dict(auth("testing", "kms", region), **{"Content-Type": "application/x-amz-json-1.1",
                                                          "X-Amz-Target": "TrentService.CreateKey"})
         status, text = call("POST", "/", headers, json.dumps({"Policy": json.dumps(key_policy)}))
-        self.assertEqual(status, 200, text)
+        assert status == 200, text
         key = json.loads(text)["KeyMetadata"]["Arn"]
         status, body = rest("POST", "guardduty", f"/detector/{detector}/publishingDestination", {
             "destinationType": "S3",
             "destinationProperties": {"destinationArn": "arn:aws:s3:::t-findings/guardduty", "kmsKeyArn": key}}, region)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         destination = body["destinationId"]
 
         def statuses():
@@ -339,12 +339,12 @@ class Transitions(unittest.TestCase):
             described = rest("GET", "guardduty", f"/detector/{detector}/publishingDestination/{destination}", region=region)[1]
             return [d["status"] for d in listed["destinations"]], described["status"], described["publishingFailureStartTimestamp"]
 
-        self.assertEqual(statuses(), (["PENDING_VERIFICATION"], "PENDING_VERIFICATION", 0),
-                         "List and Describe agree; nothing has failed yet")
+        assert statuses() == (["PENDING_VERIFICATION"], "PENDING_VERIFICATION", 0), \
+                         "List and Describe agree; nothing has failed yet"
         time.sleep(self.WAIT)
-        self.assertEqual(statuses(), (["PUBLISHING"], "PUBLISHING", 0))
+        assert statuses() == (["PUBLISHING"], "PUBLISHING", 0)
         # Once verified, the status is what GuardDuty finds: a bucket policy that refuses it.
-        self.assertEqual(call("DELETE", "/t-findings", admin, query="policy")[0], 204)
-        self.assertEqual(statuses()[1], "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY")
-        self.assertEqual(rest("DELETE", "guardduty", f"/detector/{detector}/publishingDestination/{destination}",
-                              region=region)[0], 200)
+        assert call("DELETE", "/t-findings", admin, query="policy")[0] == 204
+        assert statuses()[1] == "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY"
+        assert rest("DELETE", "guardduty", f"/detector/{detector}/publishingDestination/{destination}",
+                              region=region)[0] == 200

@@ -123,12 +123,12 @@ class Trailed(unittest.TestCase):
         self.bucket = f"trail-{self.name}"
         bucket_for_trail(self.bucket)
         self.create()
-        self.assertEqual(ct("StartLogging", {"Name": self.name})[0], 200)
+        assert ct("StartLogging", {"Name": self.name})[0] == 200
 
     def create(self, **extra):
         body = {"Name": self.name, "S3BucketName": self.bucket, "IsMultiRegionTrail": self.MULTI, **extra}
         code, answer = ct("CreateTrail", body)
-        self.assertEqual(code, 200, answer)
+        assert code == 200, answer
         self.arn = answer["TrailARN"]
 
     def tearDown(self):
@@ -148,110 +148,110 @@ NAME = re.compile(rf"^AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/(\d{{4}})/(\d{{2}})
 class LogFiles(Trailed):
     def test_an_event_is_delivered_after_the_delay_to_its_regions_log_file(self):
         marker = canary()
-        self.assertEqual(log_files(self.bucket, marker), {}, "not before the delay")
+        assert log_files(self.bucket, marker) == {}, "not before the delay"
         self.flush()
         files = log_files(self.bucket, marker)
-        self.assertEqual(len(files), 1, objects(self.bucket).keys())
+        assert len(files) == 1, objects(self.bucket).keys()
         key, doc = next(iter(files.items()))
         m = NAME.match(key)
-        self.assertIsNotNone(m, key)
+        assert m is not None, key
         today = datetime.datetime.now(datetime.UTC)
         assert m is not None
-        self.assertEqual(m.group(1, 2, 3), (f"{today:%Y}", f"{today:%m}", f"{today:%d}"))
+        assert m.group(1, 2, 3) == (f"{today:%Y}", f"{today:%m}", f"{today:%d}")
         rec = next(r for r in doc["Records"] if marker in json.dumps(r))
-        self.assertEqual(rec["eventName"], "DescribeLogGroups")
-        self.assertEqual(rec["eventSource"], "logs.amazonaws.com")
-        self.assertEqual(rec["awsRegion"], REGION)
-        self.assertEqual(rec["requestParameters"], {"logGroupNamePrefix": marker})
-        self.assertIs(rec["readOnly"], True)
-        self.assertEqual((rec["eventType"], rec["eventCategory"], rec["managementEvent"]), ("AwsApiCall", "Management", True))
-        self.assertEqual(rec["recipientAccountId"], ACCOUNT)
-        self.assertEqual(rec["userIdentity"]["type"], "IAMUser")
-        self.assertEqual(rec["userIdentity"]["accessKeyId"], "testing")
-        self.assertRegex(rec["eventTime"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        assert rec["eventName"] == "DescribeLogGroups"
+        assert rec["eventSource"] == "logs.amazonaws.com"
+        assert rec["awsRegion"] == REGION
+        assert rec["requestParameters"] == {"logGroupNamePrefix": marker}
+        assert rec["readOnly"] is True
+        assert (rec["eventType"], rec["eventCategory"], rec["managementEvent"]) == ("AwsApiCall", "Management", True)
+        assert rec["recipientAccountId"] == ACCOUNT
+        assert rec["userIdentity"]["type"] == "IAMUser"
+        assert rec["userIdentity"]["accessKeyId"] == "testing"
+        assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", rec["eventTime"])
         # The object is the bucket owner's, written by CloudTrail, and GetTrailStatus says so.
         answer = status(self.name)
-        self.assertNotIn("LatestDeliveryError", answer)
-        self.assertGreater(answer["LatestDeliveryTime"], time.time() - 60)
-        self.assertRegex(answer["LatestDeliveryAttemptSucceeded"], r"Z$")
-        self.assertRegex(answer["TimeLoggingStarted"], r"Z$")
+        assert "LatestDeliveryError" not in answer
+        assert answer["LatestDeliveryTime"] > time.time() - 60
+        assert re.search(r"Z$", answer["LatestDeliveryAttemptSucceeded"])
+        assert re.search(r"Z$", answer["TimeLoggingStarted"])
 
     def test_the_delivery_thread_delivers_on_its_own(self):
         marker = canary()
         deadline = time.monotonic() + 5
         while not log_files(self.bucket, marker) and time.monotonic() < deadline:
             time.sleep(0.1)
-        self.assertEqual(len(log_files(self.bucket, marker)), 1, "delivered after the transition, unflushed")
+        assert len(log_files(self.bucket, marker)) == 1, "delivered after the transition, unflushed"
 
     def test_the_flush_endpoint_runs_what_is_queued(self):
         marker = canary()
         code, body = call("POST", "/assure-api/deliveries/flush")
-        self.assertEqual(code, 200)
-        self.assertGreaterEqual(json.loads(body)["ran"], 1)
-        self.assertEqual(len(log_files(self.bucket, marker)), 1)
+        assert code == 200
+        assert json.loads(body)["ran"] >= 1
+        assert len(log_files(self.bucket, marker)) == 1
 
     def test_a_region_a_single_region_trail_does_not_cover_gets_nothing(self):
         marker = canary("eu-west-1")
         self.flush()
-        self.assertEqual(log_files(self.bucket, marker), {})
-        self.assertFalse(any("/eu-west-1/" in k for k in objects(self.bucket)))
+        assert log_files(self.bucket, marker) == {}
+        assert not any("/eu-west-1/" in k for k in objects(self.bucket))
 
     def test_a_stopped_trail_records_nothing(self):
-        self.assertEqual(ct("StopLogging", {"Name": self.name})[0], 200)
+        assert ct("StopLogging", {"Name": self.name})[0] == 200
         self.flush()
         marker = canary()
         self.flush()
-        self.assertEqual(log_files(self.bucket, marker), {})
-        self.assertIs(status(self.name)["IsLogging"], False)
-        self.assertRegex(status(self.name)["TimeLoggingStopped"], r"Z$")
+        assert log_files(self.bucket, marker) == {}
+        assert status(self.name)["IsLogging"] is False
+        assert re.search(r"Z$", status(self.name)["TimeLoggingStopped"])
 
     def test_write_only_selectors_skip_reads(self):
         code, body = ct("PutEventSelectors", {"TrailName": self.name, "EventSelectors": [{"ReadWriteType": "WriteOnly"}]})
-        self.assertEqual(code, 200, body)
+        assert code == 200, body
         read, write = canary(), write_canary()
         self.flush()
-        self.assertEqual(log_files(self.bucket, read), {}, "a read under WriteOnly")
+        assert log_files(self.bucket, read) == {}, "a read under WriteOnly"
         files = log_files(self.bucket, write)
-        self.assertEqual(len(files), 1)
+        assert len(files) == 1
         rec = next(r for f in files.values() for r in f["Records"] if write in json.dumps(r))
-        self.assertIs(rec["readOnly"], False)
+        assert rec["readOnly"] is False
 
     def test_advanced_selectors_of_management_reads(self):
         selectors = [{"Name": "reads", "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]},
                                                           {"Field": "readOnly", "Equals": ["true"]}]}]
         code, body = ct("PutEventSelectors", {"TrailName": self.name, "AdvancedEventSelectors": selectors})
-        self.assertEqual(code, 200, body)
+        assert code == 200, body
         read, write = canary(), write_canary()
         self.flush()
-        self.assertEqual(len(log_files(self.bucket, read)), 1)
-        self.assertEqual(log_files(self.bucket, write), {}, "a write under readOnly = true")
+        assert len(log_files(self.bucket, read)) == 1
+        assert log_files(self.bucket, write) == {}, "a write under readOnly = true"
 
     def test_s3_object_operations_are_data_events(self):
         admin = auth("testing", "s3")
         marker = f"canary-{uuid.uuid4().hex[:12]}"
-        self.assertEqual(call("PUT", f"/{self.bucket}/{marker}", admin, b"x")[0], 200)
-        self.assertEqual(call("PUT", f"/{self.bucket}", admin, "<Tagging><TagSet><Tag><Key>k</Key><Value>"
-                              f"{marker}</Value></Tag></TagSet></Tagging>", "tagging")[0], 204)
+        assert call("PUT", f"/{self.bucket}/{marker}", admin, b"x")[0] == 200
+        assert call("PUT", f"/{self.bucket}", admin, "<Tagging><TagSet><Tag><Key>k</Key><Value>"
+                              f"{marker}</Value></Tag></TagSet></Tagging>", "tagging")[0] == 204
         self.flush()
         files = log_files(self.bucket, self.bucket)
         names = {r["eventName"] for f in files.values() for r in f["Records"]}
-        self.assertIn("PutBucketTagging", names)
-        self.assertNotIn("PutObject", names)
+        assert "PutBucketTagging" in names
+        assert "PutObject" not in names
 
     def test_a_global_service_event_reaches_only_trails_that_include_them(self):
         marker = f"canary-{uuid.uuid4().hex[:12]}"
         t.query_call("iam", "ListRoles", {"PathPrefix": f"/{marker}/"})
         self.flush()
         files = log_files(self.bucket, marker)
-        self.assertEqual(len(files), 1, "IncludeGlobalServiceEvents is true by default")
-        self.assertTrue(all("/us-east-1/" in k for k in files))
+        assert len(files) == 1, "IncludeGlobalServiceEvents is true by default"
+        assert all("/us-east-1/" in k for k in files)
         rec = next(r for f in files.values() for r in f["Records"] if marker in json.dumps(r))
-        self.assertEqual((rec["eventSource"], rec["awsRegion"]), ("iam.amazonaws.com", "us-east-1"))
-        self.assertEqual(ct("UpdateTrail", {"Name": self.name, "IncludeGlobalServiceEvents": False})[0], 200)
+        assert (rec["eventSource"], rec["awsRegion"]) == ("iam.amazonaws.com", "us-east-1")
+        assert ct("UpdateTrail", {"Name": self.name, "IncludeGlobalServiceEvents": False})[0] == 200
         marker = f"canary-{uuid.uuid4().hex[:12]}"
         t.query_call("iam", "ListRoles", {"PathPrefix": f"/{marker}/"})
         self.flush()
-        self.assertEqual(log_files(self.bucket, marker), {})
+        assert log_files(self.bucket, marker) == {}
 
 
 class Refusals(Trailed):
@@ -259,18 +259,18 @@ class Refusals(Trailed):
         put_policy(self.bucket, trail_policy(self.bucket, write=False))
         marker = canary()
         # Reported at once (the next event is an attempt), and the log file is never written.
-        self.assertEqual(status(self.name)["LatestDeliveryError"], "AccessDenied")
+        assert status(self.name)["LatestDeliveryError"] == "AccessDenied"
         self.flush()
-        self.assertEqual(log_files(self.bucket, marker), {})
-        self.assertEqual(status(self.name)["LatestDeliveryError"], "AccessDenied")
-        self.assertRegex(status(self.name)["LatestDeliveryAttemptTime"], r"Z$")
+        assert log_files(self.bucket, marker) == {}
+        assert status(self.name)["LatestDeliveryError"] == "AccessDenied"
+        assert re.search(r"Z$", status(self.name)["LatestDeliveryAttemptTime"])
         # Restored: the error stays until a log file is delivered, then clears.
         put_policy(self.bucket, trail_policy(self.bucket))
         marker = canary()
-        self.assertEqual(status(self.name).get("LatestDeliveryError"), "AccessDenied", "until a delivery")
+        assert status(self.name).get("LatestDeliveryError") == "AccessDenied", "until a delivery"
         self.flush()
-        self.assertEqual(len(log_files(self.bucket, marker)), 1)
-        self.assertNotIn("LatestDeliveryError", status(self.name))
+        assert len(log_files(self.bucket, marker)) == 1
+        assert "LatestDeliveryError" not in status(self.name)
 
     def test_a_deleted_bucket_is_no_such_bucket(self):
         from moto.s3.models import s3_backends
@@ -281,7 +281,7 @@ class Refusals(Trailed):
         backend.delete_bucket(self.bucket)
         canary()
         self.flush()
-        self.assertEqual(status(self.name)["LatestDeliveryError"], "NoSuchBucket")
+        assert status(self.name)["LatestDeliveryError"] == "NoSuchBucket"
 
 
 KEY_ADMIN = {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
@@ -297,47 +297,47 @@ def key_policy(*statements: dict) -> str:
 class Encrypted(Trailed):
     def create(self, **extra):
         code, body = jcall("TrentService.CreateKey", "kms", {"Policy": key_policy(KEY_ADMIN, KEY_ENCRYPT)})
-        self.assertEqual(code, 200, body)
+        assert code == 200, body
         self.key = body["KeyMetadata"]["Arn"]
         super().create(KmsKeyId=self.key)
 
     def set_key_policy(self, *statements: dict) -> None:
         code, body = jcall("TrentService.PutKeyPolicy", "kms",
                            {"KeyId": self.key, "PolicyName": "default", "Policy": key_policy(*statements)})
-        self.assertEqual(code, 200, body)
+        assert code == 200, body
 
     def test_log_files_are_encrypted_with_the_trails_key(self):
         marker = canary()
         self.flush()
         (key, _), = log_files(self.bucket, marker).items()
         code, _ = t.call("HEAD", f"/{self.bucket}/{key}", auth("testing", "s3"))
-        self.assertEqual(code, 200)
+        assert code == 200
         from moto.s3.models import s3_backends
 
         headers = s3_backends[ACCOUNT]["aws"].buckets[self.bucket].keys[key].response_dict
-        self.assertEqual(headers["x-amz-server-side-encryption"], "aws:kms")
-        self.assertEqual(headers["x-amz-server-side-encryption-aws-kms-key-id"], self.key)
+        assert headers["x-amz-server-side-encryption"] == "aws:kms"
+        assert headers["x-amz-server-side-encryption-aws-kms-key-id"] == self.key
 
     def test_a_key_policy_without_generate_data_key_refuses_the_log_file(self):
         self.set_key_policy(KEY_ADMIN)
         marker = canary()
         self.flush()
-        self.assertEqual(log_files(self.bucket, marker), {})
-        self.assertEqual(status(self.name)["LatestDeliveryError"], "AccessDenied")
+        assert log_files(self.bucket, marker) == {}
+        assert status(self.name)["LatestDeliveryError"] == "AccessDenied"
         self.set_key_policy(KEY_ADMIN, KEY_ENCRYPT)
         marker = canary()
         self.flush()
-        self.assertEqual(len(log_files(self.bucket, marker)), 1)
-        self.assertNotIn("LatestDeliveryError", status(self.name))
+        assert len(log_files(self.bucket, marker)) == 1
+        assert "LatestDeliveryError" not in status(self.name)
 
     def test_a_disabled_key_refuses_the_log_file(self):
         key_id = self.key.rsplit("/", 1)[-1]  # moto's DisableKey takes the key's ID only
-        self.assertEqual(jcall("TrentService.DisableKey", "kms", {"KeyId": key_id})[0], 200)
+        assert jcall("TrentService.DisableKey", "kms", {"KeyId": key_id})[0] == 200
         marker = canary()
         self.flush()
-        self.assertEqual(log_files(self.bucket, marker), {})
-        self.assertEqual(status(self.name)["LatestDeliveryError"], "KMS.DisabledException")
-        self.assertEqual(jcall("TrentService.EnableKey", "kms", {"KeyId": key_id})[0], 200)
+        assert log_files(self.bucket, marker) == {}
+        assert status(self.name)["LatestDeliveryError"] == "KMS.DisabledException"
+        assert jcall("TrentService.EnableKey", "kms", {"KeyId": key_id})[0] == 200
 
 
 class Digests(Trailed):
@@ -349,16 +349,16 @@ class Digests(Trailed):
         self.flush()  # the log file, then the digest of its hour
         (log_key, _), = log_files(self.bucket, marker).items()
         digests = {k: json.loads(gzip.decompress(v)) for k, v in objects(self.bucket).items() if "/CloudTrail-Digest/" in k}
-        self.assertEqual(len(digests), 1, list(objects(self.bucket)))
+        assert len(digests) == 1, list(objects(self.bucket))
         key, doc = next(iter(digests.items()))
-        self.assertRegex(key, rf"^AWSLogs/{ACCOUNT}/CloudTrail-Digest/us-east-1/\d{{4}}/\d\d/\d\d/"
-                              rf"{ACCOUNT}_CloudTrail-Digest_us-east-1_{self.name}_us-east-1_\d{{8}}T\d{{6}}Z\.json\.gz$")
+        assert re.search(rf"^AWSLogs/{ACCOUNT}/CloudTrail-Digest/us-east-1/\d{{4}}/\d\d/\d\d/" \
+                              rf"{ACCOUNT}_CloudTrail-Digest_us-east-1_{self.name}_us-east-1_\d{{8}}T\d{{6}}Z\.json\.gz$", key)
         entry = next(f for f in doc["logFiles"] if f["s3Object"] == log_key)
         raw = gzip.decompress(objects(self.bucket)[log_key])
-        self.assertEqual(entry["hashValue"], hashlib.sha256(raw).hexdigest())
-        self.assertEqual(doc["digestS3Object"], key)
-        self.assertIsNone(doc["previousDigestS3Object"], "the first digest starts the chain")
-        self.assertIn("LatestDigestDeliveryTime", status(self.name))
+        assert entry["hashValue"] == hashlib.sha256(raw).hexdigest()
+        assert doc["digestS3Object"] == key
+        assert doc["previousDigestS3Object"] is None, "the first digest starts the chain"
+        assert "LatestDigestDeliveryTime" in status(self.name)
 
 
 LOGS_TRUST = {"Version": "2012-10-17", "Statement": [
@@ -368,7 +368,7 @@ LOGS_TRUST = {"Version": "2012-10-17", "Statement": [
 class CloudWatchLogs(Trailed):
     def create(self, **extra):
         self.group = f"/trail/{self.name}"
-        self.assertEqual(jcall("Logs_20140328.CreateLogGroup", "logs", {"logGroupName": self.group})[0], 200)
+        assert jcall("Logs_20140328.CreateLogGroup", "logs", {"logGroupName": self.group})[0] == 200
         group_arn = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{self.group}:*"
         self.role = f"trail-logs-{self.name}"
         policy = json.dumps({"Version": "2012-10-17", "Statement": [
@@ -387,27 +387,27 @@ class CloudWatchLogs(Trailed):
     def test_events_reach_the_log_group_and_a_refusal_is_reported(self):
         marker = canary()
         self.flush()
-        self.assertTrue(any(marker in m for m in self.stream_events()), "the stream account_CloudTrail_region")
+        assert any(marker in m for m in self.stream_events()), "the stream account_CloudTrail_region"
         event = json.loads(next(m for m in self.stream_events() if marker in m))
-        self.assertEqual(event["eventName"], "DescribeLogGroups")
+        assert event["eventName"] == "DescribeLogGroups"
         answer = status(self.name)
-        self.assertIn("LatestCloudWatchLogsDeliveryTime", answer)
-        self.assertNotIn("LatestCloudWatchLogsDeliveryError", answer)
+        assert "LatestCloudWatchLogsDeliveryTime" in answer
+        assert "LatestCloudWatchLogsDeliveryError" not in answer
         # The role loses its permission: nothing more reaches the group; the S3 log file still goes.
         from moto.iam.models import iam_backends
 
         iam_backends[ACCOUNT]["aws"].delete_role_policy(self.role, "all")
         marker = canary()
         self.flush()
-        self.assertFalse(any(marker in m for m in self.stream_events()))
-        self.assertEqual(status(self.name)["LatestCloudWatchLogsDeliveryError"], "AccessDeniedException")
-        self.assertEqual(len(log_files(self.bucket, marker)), 1)
+        assert not any(marker in m for m in self.stream_events())
+        assert status(self.name)["LatestCloudWatchLogsDeliveryError"] == "AccessDeniedException"
+        assert len(log_files(self.bucket, marker)) == 1
 
     def test_a_deleted_log_group_is_resource_not_found(self):
-        self.assertEqual(jcall("Logs_20140328.DeleteLogGroup", "logs", {"logGroupName": self.group})[0], 200)
+        assert jcall("Logs_20140328.DeleteLogGroup", "logs", {"logGroupName": self.group})[0] == 200
         canary()
         self.flush()
-        self.assertEqual(status(self.name)["LatestCloudWatchLogsDeliveryError"], "ResourceNotFoundException")
+        assert status(self.name)["LatestCloudWatchLogsDeliveryError"] == "ResourceNotFoundException"
 
 
 class ShadowTrails(Trailed):
@@ -416,32 +416,32 @@ class ShadowTrails(Trailed):
     def test_a_multi_region_trail_answers_by_arn_from_every_region(self):
         for region in ("us-east-1", "eu-west-1", "ap-south-1"):
             answer = status(self.arn, region)
-            self.assertIs(answer["IsLogging"], True, region)
+            assert answer["IsLogging"] is True, region
             code, body = ct("GetEventSelectors", {"TrailName": self.arn}, region)
-            self.assertEqual((code, body.get("TrailARN")), (200, self.arn), body)
+            assert (code, body.get("TrailARN")) == (200, self.arn), body
             code, body = ct("GetTrail", {"Name": self.arn}, region)
-            self.assertEqual((code, body["Trail"]["HomeRegion"]), (200, REGION), body)
+            assert (code, body["Trail"]["HomeRegion"]) == (200, REGION), body
             code, body = ct("GetInsightSelectors", {"TrailName": self.arn}, region)
-            self.assertEqual((code, body.get("__type")), (400, "InsightNotEnabledException"), body)
+            assert (code, body.get("__type")) == (400, "InsightNotEnabledException"), body
         insights = [{"InsightType": "ApiCallRateInsight"}]
-        self.assertEqual(ct("PutInsightSelectors", {"TrailName": self.name, "InsightSelectors": insights})[0], 200)
+        assert ct("PutInsightSelectors", {"TrailName": self.name, "InsightSelectors": insights})[0] == 200
         code, body = ct("GetInsightSelectors", {"TrailName": self.arn}, "eu-west-1")
-        self.assertEqual((code, body["InsightSelectors"]), (200, insights), body)
+        assert (code, body["InsightSelectors"]) == (200, insights), body
 
     def test_a_name_outside_the_home_region_is_not_found(self):
         for operation, field in (("GetTrailStatus", "Name"), ("GetTrail", "Name"), ("GetEventSelectors", "TrailName"),
                                  ("GetInsightSelectors", "TrailName")):
             code, body = ct(operation, {field: self.name}, "eu-west-1")
-            self.assertEqual((code, body.get("__type")), (400, "TrailNotFoundException"), operation)
+            assert (code, body.get("__type")) == (400, "TrailNotFoundException"), operation
 
     def test_a_single_region_trails_arn_from_another_region_is_not_found(self):
         name = f"single-{uuid.uuid4().hex[:8]}"
         code, body = ct("CreateTrail", {"Name": name, "S3BucketName": self.bucket})
-        self.assertEqual(code, 200, body)
+        assert code == 200, body
         try:
-            self.assertEqual(status(body["TrailARN"])["IsLogging"], False, "its own Region answers")
+            assert status(body["TrailARN"])["IsLogging"] == False, "its own Region answers"
             code, answer = ct("GetTrailStatus", {"Name": body["TrailARN"]}, "eu-west-1")
-            self.assertEqual((code, answer.get("__type")), (400, "TrailNotFoundException"))
+            assert (code, answer.get("__type")) == (400, "TrailNotFoundException")
         finally:
             ct("DeleteTrail", {"Name": name})
 
@@ -450,8 +450,8 @@ class ShadowTrails(Trailed):
         self.flush()
         for region, marker in markers.items():
             (key, _), = log_files(self.bucket, marker).items()
-            self.assertTrue(key.startswith(f"AWSLogs/{ACCOUNT}/CloudTrail/{region}/"), key)
-            self.assertIn(f"/{ACCOUNT}_CloudTrail_{region}_", key)
+            assert key.startswith(f"AWSLogs/{ACCOUNT}/CloudTrail/{region}/"), key
+            assert f"/{ACCOUNT}_CloudTrail_{region}_" in key
 
 
 class OrganizationTrail(unittest.TestCase):
@@ -464,7 +464,7 @@ class OrganizationTrail(unittest.TestCase):
 
         scheduler.flush()
         if organizations_backends[ACCOUNT]["aws"].org is None:
-            self.assertEqual(t.org("CreateOrganization", {"FeatureSet": "ALL"})[0], 200)
+            assert t.org("CreateOrganization", {"FeatureSet": "ALL"})[0] == 200
         backend = organizations_backends[ACCOUNT]["aws"]
         self.org_id = backend.org.id  # type: ignore[union-attr]  # made by setUpModule
         member = next((a.id for a in backend.accounts if a.name == "deliver-member"), None)
@@ -478,9 +478,9 @@ class OrganizationTrail(unittest.TestCase):
         bucket_for_trail(self.bucket)
         code, body = ct("CreateTrail", {"Name": self.name, "S3BucketName": self.bucket, "IsMultiRegionTrail": True,
                                         "IsOrganizationTrail": True})
-        self.assertEqual(code, 200, body)
+        assert code == 200, body
         self.arn = body["TrailARN"]
-        self.assertEqual(ct("StartLogging", {"Name": self.name})[0], 200)
+        assert ct("StartLogging", {"Name": self.name})[0] == 200
 
     def tearDown(self):
 
@@ -493,25 +493,25 @@ class OrganizationTrail(unittest.TestCase):
 
         scheduler.flush()
         files = log_files(self.bucket, marker)
-        self.assertEqual(len(files), 1, list(objects(self.bucket)))
+        assert len(files) == 1, list(objects(self.bucket))
         path, doc = next(iter(files.items()))
-        self.assertTrue(path.startswith(f"AWSLogs/{self.org_id}/{self.member}/CloudTrail/eu-west-1/"), path)
+        assert path.startswith(f"AWSLogs/{self.org_id}/{self.member}/CloudTrail/eu-west-1/"), path
         rec = next(r for r in doc["Records"] if marker in json.dumps(r))
-        self.assertEqual(rec["recipientAccountId"], self.member)
+        assert rec["recipientAccountId"] == self.member
         identity = rec["userIdentity"]
-        self.assertEqual(identity["type"], "AssumedRole")
-        self.assertEqual(identity["sessionContext"]["sessionIssuer"]["arn"],
-                         f"arn:aws:iam::{self.member}:role/OrganizationAccountAccessRole")
-        self.assertEqual(identity["arn"], f"arn:aws:sts::{self.member}:assumed-role/OrganizationAccountAccessRole/test")
+        assert identity["type"] == "AssumedRole"
+        assert identity["sessionContext"]["sessionIssuer"]["arn"] == \
+                         f"arn:aws:iam::{self.member}:role/OrganizationAccountAccessRole"
+        assert identity["arn"] == f"arn:aws:sts::{self.member}:assumed-role/OrganizationAccountAccessRole/test"
         # The management account's own events go under the organization too.
         marker = canary()
         scheduler.flush()
         (path, _), = log_files(self.bucket, marker).items()
-        self.assertTrue(path.startswith(f"AWSLogs/{self.org_id}/{ACCOUNT}/CloudTrail/us-east-1/"), path)
+        assert path.startswith(f"AWSLogs/{self.org_id}/{ACCOUNT}/CloudTrail/us-east-1/"), path
         # The member reads the trail's status by its ARN, from another Region too.
         answer = status(self.arn, "eu-west-1", key=key, token=token)
-        self.assertIs(answer["IsLogging"], True)
-        self.assertIn("LatestDeliveryTime", answer)
+        assert answer["IsLogging"] is True
+        assert "LatestDeliveryTime" in answer
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Needs the local cloud's Python environment: from localcloud/,
 
 import gzip
 import json
+import re
 import time
 import unittest
 from typing import Any
@@ -314,28 +315,28 @@ class FindingsTravel(unittest.TestCase):
         role = outside_role("df-outside-travels")
         home = eventually(lambda: finding(HOME, role), "a finding in the home Region")
         other = eventually(lambda: finding(OTHER, role), "a finding in the other Region: IAM is global")
-        self.assertEqual((home["resourceType"], home["resourceOwnerAccount"], home["principal"], home["action"],
-                          home["condition"], home["isPublic"]),
+        assert (home["resourceType"], home["resourceOwnerAccount"], home["principal"], home["action"],
+                          home["condition"], home["isPublic"]) == \
                          ("AWS::IAM::Role", W["member"], {"AWS": f"arn:aws:iam::{OUTSIDE}:root"}, ["sts:AssumeRole"], {},
-                          False))
+                          False)
         status, body = rest(W["sec"], "GET", "access-analyzer", f"/finding/{home['id']}",
                             query=urlencode({"analyzerArn": W["analyzers"][HOME]}))
-        self.assertEqual((status, body["finding"]["id"]), (200, home["id"]))
+        assert (status, body["finding"]["id"]) == (200, home["id"])
         # The events: the home Region's own, and the other Region's forwarded to the home bus.
-        self.assertTrue(received(home["id"], HOME), "the finding's event on the home bus")
-        self.assertTrue(received(other["id"], OTHER), "the other Region's event forwarded to the home bus")
+        assert received(home["id"], HOME), "the finding's event on the home bus"
+        assert received(other["id"], OTHER), "the other Region's event forwarded to the home bus"
         event = eventually(lambda: delivered(home["id"]), "the home finding in the logging bucket")
-        self.assertEqual((event["source"], event["detail-type"], event["account"], event["region"], event["resources"]),
-                         ("aws.access-analyzer", "Access Analyzer Finding", W["security"], HOME, [W["analyzers"][HOME]]))
-        self.assertEqual({k: event["detail"][k] for k in ("status", "resource", "accountId", "region")},
-                         {"status": "ACTIVE", "resource": role, "accountId": W["member"], "region": HOME})
+        assert (event["source"], event["detail-type"], event["account"], event["region"], event["resources"]) == \
+                         ("aws.access-analyzer", "Access Analyzer Finding", W["security"], HOME, [W["analyzers"][HOME]])
+        assert {k: event["detail"][k] for k in ("status", "resource", "accountId", "region")} == \
+                         {"status": "ACTIVE", "resource": role, "accountId": W["member"], "region": HOME}
         eventually(lambda: delivered(other["id"]), "the other Region's finding in the logging bucket")
         # Firehose's object: its name, its compression, the stream's key.
         names = [k for k, o in objects("access-analyzer/").items() if home["id"] in gzip.decompress(o.value).decode()]
-        self.assertTrue(names)
-        self.assertRegex(names[0], r"^access-analyzer/\d{4}/\d{2}/\d{2}/\d{2}/" + FINDINGS +
-                         r"-1-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}\.gz$")
-        self.assertEqual(objects("access-analyzer/")[names[0]].kms_key_id, W["key"])
+        assert names
+        assert re.search(r"^access-analyzer/\d{4}/\d{2}/\d{2}/\d{2}/" + FINDINGS + \
+                         r"-1-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}\.gz$", names[0])
+        assert objects("access-analyzer/")[names[0]].kms_key_id == W["key"]
 
     def test_a_disabled_forwarding_rule_forwards_nothing(self):
         events(W["sec"], "DisableRule", {"Name": FINDINGS}, OTHER)
@@ -344,8 +345,8 @@ class FindingsTravel(unittest.TestCase):
             home = eventually(lambda: finding(HOME, role), "a finding in the home Region")
             other = eventually(lambda: finding(OTHER, role), "a finding in the other Region")
             eventually(lambda: delivered(home["id"]), "the home finding delivered")
-            self.assertEqual(received(other["id"], OTHER), [], "nothing forwarded")
-            self.assertIsNone(delivered(other["id"]), "the other Region's finding is not in the bucket")
+            assert received(other["id"], OTHER) == [], "nothing forwarded"
+            assert delivered(other["id"]) is None, "the other Region's finding is not in the bucket"
         finally:
             events(W["sec"], "EnableRule", {"Name": FINDINGS}, OTHER)
 
@@ -360,9 +361,9 @@ class FindingsTravel(unittest.TestCase):
             other = eventually(lambda: finding(OTHER, role), "a finding in the other Region")
             eventually(lambda: delivered(home["id"]), "the home finding still delivered")
             failures = metric_values(W["security"], OTHER, "AWS/Events", "FailedInvocations", dims)
-            self.assertGreater(len(failures), before, "FailedInvocations for the forwarding rule")
-            self.assertEqual(received(other["id"], OTHER), [])
-            self.assertIsNone(delivered(other["id"]))
+            assert len(failures) > before, "FailedInvocations for the forwarding rule"
+            assert received(other["id"], OTHER) == []
+            assert delivered(other["id"]) is None
         finally:
             ok(iam(W["sec"], "PutRolePolicy", RoleName="assure-findings-events", PolicyName="forward",
                    PolicyDocument=forward_policy(W["security"])))
@@ -375,11 +376,11 @@ class FindingsTravel(unittest.TestCase):
         try:
             role = outside_role("df-outside-no-put-object")
             home = eventually(lambda: finding(HOME, role), "a finding in the home Region")
-            self.assertTrue(received(home["id"], HOME))
+            assert received(home["id"], HOME)
             values = eventually(lambda: metric_values(W["security"], HOME, "AWS/Firehose", "DeliveryToS3.Success",
                                                       dims)[before:], "Firehose's attempt reported")
-            self.assertIn(0.0, values, "DeliveryToS3.Success 0: the write was refused")
-            self.assertIsNone(delivered(home["id"]), "no object holds the finding")
+            assert 0.0 in values, "DeliveryToS3.Success 0: the write was refused"
+            assert delivered(home["id"]) is None, "no object holds the finding"
         finally:
             ok(iam(W["sec"], "PutRolePolicy", RoleName="assure-findings-delivery", PolicyName="deliver",
                    PolicyDocument=delivery_policy(W["bucket"], W["key"])))
@@ -389,8 +390,8 @@ class FindingsTravel(unittest.TestCase):
         home = eventually(lambda: finding(HOME, role), "a finding")
         ok(iam(W["mem"], "DeleteRole", RoleName="df-outside-deleted"))
         resolved = eventually(lambda: finding(HOME, role, "RESOLVED"), "the finding RESOLVED")
-        self.assertEqual(resolved["id"], home["id"])
-        self.assertIsNone(finding(HOME, role), "no ACTIVE finding left")
+        assert resolved["id"] == home["id"]
+        assert finding(HOME, role) is None, "no ACTIVE finding left"
         eventually(lambda: delivered(home["id"], "RESOLVED"), "the RESOLVED event in the bucket")
 
     def test_a_grant_inside_the_organization_is_no_finding(self):
@@ -400,7 +401,7 @@ class FindingsTravel(unittest.TestCase):
         role = base.tag("Arn", ok(iam(W["mem"], "CreateRole", RoleName="df-inside", AssumeRolePolicyDocument=trust)))
         marker = outside_role("df-outside-marker")
         eventually(lambda: finding(HOME, marker), "the change after it analyzed")
-        self.assertEqual(findings(HOME, role), [])
+        assert findings(HOME, role) == []
 
 
 class FederatedFindings(unittest.TestCase):
@@ -412,19 +413,19 @@ class FederatedFindings(unittest.TestCase):
                      "Condition": {"StringLike": {"token.actions.githubusercontent.com:sub": "repo:example/*"}}})
         role = base.tag("Arn", ok(iam(W["mem"], "CreateRole", RoleName="df-federated", AssumeRolePolicyDocument=trust)))
         found = eventually(lambda: finding(HOME, role), "a finding for the federated role")
-        self.assertEqual((found["principal"], found["action"], found["condition"]),
+        assert (found["principal"], found["action"], found["condition"]) == \
                          ({"Federated": provider}, ["sts:AssumeRoleWithWebIdentity"],
-                          {"token.actions.githubusercontent.com:sub": "repo:example/*"}))
+                          {"token.actions.githubusercontent.com:sub": "repo:example/*"})
 
 
 class Timing(unittest.TestCase):
     def test_a_finding_waits_for_the_analysis_delay(self):
         # Nothing flushed: the delivery thread analyzes the change after the transition (0.5 s here).
         role = outside_role("df-outside-waits")
-        self.assertEqual(findings(HOME, role), [], "not analyzed at once")
+        assert findings(HOME, role) == [], "not analyzed at once"
         deadline = time.monotonic() + 20
         while finding(HOME, role) is None:
-            self.assertLess(time.monotonic(), deadline, "analyzed after the delay")
+            assert time.monotonic() < deadline, "analyzed after the delay"
             time.sleep(0.1)
 
 
@@ -437,9 +438,9 @@ class BucketFindings(unittest.TestCase):
                       "Resource": f"arn:aws:s3:::{bucket}/*"})
         ok(call("PUT", f"/{bucket}", s3, policy, query="policy"), "PutBucketPolicy")
         shared = eventually(lambda: finding(HOME, f"arn:aws:s3:::{bucket}"), "a finding for the bucket")
-        self.assertEqual((shared["resourceType"], shared["action"], shared["isPublic"]),
-                         ("AWS::S3::Bucket", ["s3:GetObject"], False))
-        self.assertEqual(findings(OTHER, f"arn:aws:s3:::{bucket}"), [], "a bucket is in one Region")
+        assert (shared["resourceType"], shared["action"], shared["isPublic"]) == \
+                         ("AWS::S3::Bucket", ["s3:GetObject"], False)
+        assert findings(OTHER, f"arn:aws:s3:::{bucket}") == [], "a bucket is in one Region"
         ok(call("DELETE", f"/{bucket}", s3, query="policy"), "DeleteBucketPolicy")
         eventually(lambda: finding(HOME, f"arn:aws:s3:::{bucket}", "RESOLVED"), "resolved with the policy gone")
 
@@ -447,13 +448,13 @@ class BucketFindings(unittest.TestCase):
 class SessionLogs(unittest.TestCase):
     def session(self) -> str:
         status, body = ssm(W["mem"], "StartSession", {"Target": W["instance"]})
-        self.assertEqual(status, 200, body)
-        self.assertTrue(body["SessionId"].startswith("test-"), "named for the caller's role session")
+        assert status == 200, body
+        assert body["SessionId"].startswith("test-"), "named for the caller's role session"
         return body["SessionId"]
 
     def described(self, session_id: str, state: str) -> Any:
         status, body = ssm(W["mem"], "DescribeSessions", {"State": state})
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         return next((s for s in body["Sessions"] if s["SessionId"] == session_id), None)
 
     def log_key(self, session_id: str) -> str:
@@ -465,9 +466,9 @@ class SessionLogs(unittest.TestCase):
 
     def test_the_instance_is_managed_and_online(self):
         status, body = ssm(W["mem"], "DescribeInstanceInformation", {})
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         info = next(i for i in body["InstanceInformationList"] if i["InstanceId"] == W["instance"])
-        self.assertEqual((info["PingStatus"], info["ResourceType"], info["IamRole"]), ("Online", "EC2Instance", "df-instance"))
+        assert (info["PingStatus"], info["ResourceType"], info["IamRole"]) == ("Online", "EC2Instance", "df-instance")
 
     def test_tag_filters_select_the_tagged_instances(self):
         tagged = "i-0df0000000000004d"
@@ -478,27 +479,27 @@ class SessionLogs(unittest.TestCase):
             for filters in ([{"Key": "tag-key", "Values": ["assure:canary"]}],
                             [{"Key": "tag:assure:canary", "Values": ["true"]}]):
                 status, body = ssm(W["mem"], "DescribeInstanceInformation", {"Filters": filters})
-                self.assertEqual(status, 200, body)
-                self.assertEqual([i["InstanceId"] for i in body["InstanceInformationList"]], [tagged], filters)
+                assert status == 200, body
+                assert [i["InstanceId"] for i in body["InstanceInformationList"]] == [tagged], filters
             status, body = ssm(W["mem"], "DescribeInstanceInformation",
                                {"Filters": [{"Key": "tag:assure:canary", "Values": ["false"]}]})
-            self.assertEqual(body["InstanceInformationList"], [])
+            assert body["InstanceInformationList"] == []
         finally:
             call("DELETE", "/assure-api/managed-instances", {},
                  query=f"account={W['member']}&region={HOME}&instanceId={tagged}")
 
     def test_a_session_log_reaches_the_logging_bucket(self):
         session_id = self.session()
-        self.assertEqual(self.described(session_id, "Active")["Status"], "Connected")
-        self.assertEqual(ssm(W["mem"], "TerminateSession", {"SessionId": session_id})[1], {"SessionId": session_id})
+        assert self.described(session_id, "Active")["Status"] == "Connected"
+        assert ssm(W["mem"], "TerminateSession", {"SessionId": session_id})[1] == {"SessionId": session_id}
         key = self.log_key(session_id)
         obj = eventually(lambda: objects(key).get(key), "the session log")
-        self.assertEqual(obj.kms_key_id, W["key"], "encrypted by the bucket's default, the logging key")
-        self.assertIn(session_id, obj.value.decode())
+        assert obj.kms_key_id == W["key"], "encrypted by the bucket's default, the logging key"
+        assert session_id in obj.value.decode()
         history = self.described(session_id, "History")
-        self.assertEqual(history["Status"], "Terminated")
-        self.assertTrue(history["OutputUrl"]["S3OutputUrl"].endswith(f"/{W['bucket']}/{key}"))
-        self.assertNotIn("Details", history)
+        assert history["Status"] == "Terminated"
+        assert history["OutputUrl"]["S3OutputUrl"].endswith(f"/{W['bucket']}/{key}")
+        assert "Details" not in history
 
     def test_an_instance_role_that_may_not_put_objects_writes_no_log(self):
         self.set_logs_policy(put=False)
@@ -506,8 +507,8 @@ class SessionLogs(unittest.TestCase):
             session_id = self.session()
             ssm(W["mem"], "TerminateSession", {"SessionId": session_id})
             history = eventually(lambda: (self.described(session_id, "History") or {}).get("Details"), "the upload tried")
-            self.assertIn("s3:PutObject", history)
-            self.assertEqual(objects(self.log_key(session_id)), {})
+            assert "s3:PutObject" in history
+            assert objects(self.log_key(session_id)) == {}
         finally:
             self.set_logs_policy()
 
@@ -519,8 +520,8 @@ class SessionLogs(unittest.TestCase):
             session_id = self.session()
             ssm(W["mem"], "TerminateSession", {"SessionId": session_id})
             details = eventually(lambda: (self.described(session_id, "History") or {}).get("Details"), "the upload tried")
-            self.assertIn("kms:GenerateDataKey", details)
-            self.assertEqual(objects(self.log_key(session_id)), {})
+            assert "kms:GenerateDataKey" in details
+            assert objects(self.log_key(session_id)) == {}
         finally:
             self.set_logs_policy()
 
@@ -529,13 +530,13 @@ class SessionLogs(unittest.TestCase):
         try:
             session_id = self.session()
             history = self.described(session_id, "History")
-            self.assertEqual(history["Status"], "Failed")
-            self.assertIn("unable to validate encryption", history["Details"])
-            self.assertIsNone(self.described(session_id, "Active"))
+            assert history["Status"] == "Failed"
+            assert "unable to validate encryption" in history["Details"]
+            assert self.described(session_id, "Active") is None
             ssm(W["mem"], "TerminateSession", {"SessionId": session_id})
 
             scheduler.flush()
-            self.assertEqual(objects(self.log_key(session_id)), {})
+            assert objects(self.log_key(session_id)) == {}
         finally:
             self.set_logs_policy()
 
@@ -545,13 +546,13 @@ class SessionLogs(unittest.TestCase):
         key = ok(jsonrpc(W["mem"], "TrentService.CreateKey", "kms", {"Policy": only_admin}))["KeyMetadata"]["Arn"]
         status, body = ssm(W["mem"], "UpdateDocument", {"Name": "SSM-SessionManagerRunShell", "DocumentVersion": "$LATEST",
                                                         "Content": session_preferences(W["member"], W["bucket"], key)})
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         version = body["DocumentDescription"]["DocumentVersion"]
         ok(ssm(W["mem"], "UpdateDocumentDefaultVersion", {"Name": "SSM-SessionManagerRunShell", "DocumentVersion": version}))
         try:
             history = self.described(self.session(), "History")
-            self.assertEqual(history["Status"], "Failed")
-            self.assertIn("kms:GenerateDataKey", history["Details"])
+            assert history["Status"] == "Failed"
+            assert "kms:GenerateDataKey" in history["Details"]
         finally:
             ok(ssm(W["mem"], "UpdateDocumentDefaultVersion", {"Name": "SSM-SessionManagerRunShell", "DocumentVersion": "1"}))
 
@@ -563,15 +564,15 @@ class SessionLogs(unittest.TestCase):
         ok(call("POST", "/assure-api/managed-instances", {}, json.dumps(
             {"account": W["member"], "region": HOME, "instanceId": "i-0df0000000000002b", "roleName": "df-instance-pings-only"})))
         status, body = ssm(W["mem"], "StartSession", {"Target": "i-0df0000000000002b"})
-        self.assertEqual((status, body.get("__type")), (400, "TargetNotConnected"))
+        assert (status, body.get("__type")) == (400, "TargetNotConnected")
 
     def test_the_registration_endpoint_checks_what_it_registers(self):
         bad = {"account": W["member"], "region": HOME, "instanceId": "vm-1", "roleName": "df-instance"}
-        self.assertEqual(call("POST", "/assure-api/managed-instances", {}, json.dumps(bad))[0], 400)
+        assert call("POST", "/assure-api/managed-instances", {}, json.dumps(bad))[0] == 400
         missing = dict(bad, instanceId="i-0df0000000000003c", roleName="no-such-role")
-        self.assertEqual(call("POST", "/assure-api/managed-instances", {}, json.dumps(missing))[0], 404)
+        assert call("POST", "/assure-api/managed-instances", {}, json.dumps(missing))[0] == 404
         _status, body = call("GET", "/assure-api/managed-instances", query=f"account={W['member']}")
-        self.assertIn(W["instance"], [i["instanceId"] for i in json.loads(body)["instances"]])
+        assert W["instance"] in [i["instanceId"] for i in json.loads(body)["instances"]]
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ From localcloud/: VENV/bin/python -m pytest tests/test_deliver_services*.py"""
 
 import gzip
 import json
+import re
 import time
 import unittest
 from typing import ClassVar, cast
@@ -56,28 +57,28 @@ class ContextKeys(unittest.TestCase):
         from assure_local import rules
 
         trail = f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/t"
-        self.assertEqual(set(rules.delivery_context("cloudtrail.amazonaws.com", ACCOUNT, trail)),
-                         {"aws:SourceArn", "aws:SourceAccount", "aws:SourceOrgID", "aws:SourceOrgPaths"})
-        self.assertEqual(set(rules.delivery_context("config.amazonaws.com", ACCOUNT, "arn:aws:config:x")),
-                         {"aws:SourceAccount", "aws:SourceOrgID", "aws:SourceOrgPaths"}, "Config names no source ARN")
-        self.assertEqual(set(rules.delivery_context("guardduty.me-south-1.amazonaws.com", ACCOUNT, "arn:aws:guardduty:d")),
-                         {"aws:SourceArn", "aws:SourceAccount", "aws:SourceOrgID", "aws:SourceOrgPaths"})
-        self.assertEqual(rules.delivery_context("sns.amazonaws.com", ACCOUNT, "arn:aws:sns:us-east-1:1:t"),
-                         {"aws:SourceArn": "arn:aws:sns:us-east-1:1:t"}, "SNS to SQS: the topic only")
-        self.assertEqual(rules.delivery_context("logging.s3.amazonaws.com", ACCOUNT, "arn:aws:s3:::b"), {},
-                         "a service not in the table sends none")
+        assert set(rules.delivery_context("cloudtrail.amazonaws.com", ACCOUNT, trail)) == \
+                         {"aws:SourceArn", "aws:SourceAccount", "aws:SourceOrgID", "aws:SourceOrgPaths"}
+        assert set(rules.delivery_context("config.amazonaws.com", ACCOUNT, "arn:aws:config:x")) == \
+                         {"aws:SourceAccount", "aws:SourceOrgID", "aws:SourceOrgPaths"}, "Config names no source ARN"
+        assert set(rules.delivery_context("guardduty.me-south-1.amazonaws.com", ACCOUNT, "arn:aws:guardduty:d")) == \
+                         {"aws:SourceArn", "aws:SourceAccount", "aws:SourceOrgID", "aws:SourceOrgPaths"}
+        assert rules.delivery_context("sns.amazonaws.com", ACCOUNT, "arn:aws:sns:us-east-1:1:t") == \
+                         {"aws:SourceArn": "arn:aws:sns:us-east-1:1:t"}, "SNS to SQS: the topic only"
+        assert rules.delivery_context("logging.s3.amazonaws.com", ACCOUNT, "arn:aws:s3:::b") == {}, \
+                         "a service not in the table sends none"
         ctx = rules.delivery_context("config.amazonaws.com", ACCOUNT, None)
-        self.assertEqual(ctx["aws:SourceOrgID"], org_id())
-        self.assertTrue(ctx["aws:SourceOrgPaths"][0].startswith(org_id() + "/r-"))
+        assert ctx["aws:SourceOrgID"] == org_id()
+        assert ctx["aws:SourceOrgPaths"][0].startswith(org_id() + "/r-")
         outside = "999999999999"
-        self.assertNotIn("aws:SourceOrgID", rules.delivery_context("config.amazonaws.com", outside, None),
-                         "an account in no organization: no organization keys")
+        assert "aws:SourceOrgID" not in rules.delivery_context("config.amazonaws.com", outside, None), \
+                         "an account in no organization: no organization keys"
 
     def test_a_policy_keyed_on_a_key_the_service_does_not_send_refuses(self):
         from assure_local import rules
 
         status, _ = s3("PUT", "/dsvc-keys")
-        self.assertIn(status, (200, 409))
+        assert status in (200, 409)
 
         def policy(condition: dict) -> None:
             put_policy("dsvc-keys", [{"Effect": "Allow", "Principal": {"Service": ["config.amazonaws.com", "guardduty.amazonaws.com"]},
@@ -96,13 +97,13 @@ class ContextKeys(unittest.TestCase):
                                           "dsvc-keys", "k", "s3:GetBucketLocation", None) is not None
 
         policy({"ArnLike": {"aws:SourceArn": f"arn:aws:*:us-east-1:{ACCOUNT}:*"}})
-        self.assertTrue(config_refused(), "Config sends no aws:SourceArn, whatever its caller offers")
-        self.assertFalse(guardduty_refused(), "GuardDuty sends its detector")
+        assert config_refused(), "Config sends no aws:SourceArn, whatever its caller offers"
+        assert not guardduty_refused(), "GuardDuty sends its detector"
         policy({"StringEquals": {"aws:SourceOrgID": org_id()}})
-        self.assertFalse(config_refused(), "aws:SourceOrgID comes with aws:SourceAccount")
-        self.assertFalse(guardduty_refused())
+        assert not config_refused(), "aws:SourceOrgID comes with aws:SourceAccount"
+        assert not guardduty_refused()
         policy({"StringEquals": {"aws:SourceOwner": ACCOUNT}})
-        self.assertTrue(config_refused(), "AWS:SourceOwner is CloudWatch's (to SNS), not Config's")
+        assert config_refused(), "AWS:SourceOwner is CloudWatch's (to SNS), not Config's"
 
 
 class ConfigSnapshots(Delayed):
@@ -130,7 +131,7 @@ class ConfigSnapshots(Delayed):
     def setUp(self):
         super().setUp()
         status, _ = s3("PUT", f"/{self.BUCKET}")
-        self.assertIn(status, (200, 409))
+        assert status in (200, 409)
         put_policy(self.BUCKET, self.bucket_statements())
         self.key = getattr(type(self), "key_arn", None) or make_key(self.REGION, self.CONFIG_KEY)
         type(self).key_arn = self.key  # type: ignore[attr-defined]  # one key for the class's tests
@@ -142,90 +143,90 @@ class ConfigSnapshots(Delayed):
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "config:Put*", "Resource": "*"}]}))
         status, body = configservice("PutConfigurationRecorder", {"ConfigurationRecorder": {
             "name": "default", "roleARN": self.role, "recordingGroup": {"allSupported": True}}}, self.REGION)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         status, body = configservice("PutDeliveryChannel", {"DeliveryChannel": {
             "name": "default", "s3BucketName": self.BUCKET, "s3KeyPrefix": "cfg", "s3KmsKeyArn": self.key}}, self.REGION)
-        self.assertEqual(status, 200, body)
-        self.assertEqual(configservice("StartConfigurationRecorder", {"ConfigurationRecorderName": "default"}, self.REGION)[0], 200)
+        assert status == 200, body
+        assert configservice("StartConfigurationRecorder", {"ConfigurationRecorderName": "default"}, self.REGION)[0] == 200
 
     def snapshot_info(self) -> dict:
         status, body = configservice("DescribeDeliveryChannelStatus", {"DeliveryChannelNames": ["default"]}, self.REGION)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         return body["DeliveryChannelsStatus"][0]["configSnapshotDeliveryInfo"]
 
     def deliver(self) -> tuple[str, dict]:
         status, body = configservice("DeliverConfigSnapshot", {"deliveryChannelName": "default"}, self.REGION)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         settle()
         return body["configSnapshotId"], self.snapshot_info()
 
     def test_errors(self):
         status, body = configservice("DeliverConfigSnapshot", {"deliveryChannelName": "nope"}, self.REGION)
-        self.assertEqual((status, body.get("__type")), (400, "NoSuchDeliveryChannelException"))
+        assert (status, body.get("__type")) == (400, "NoSuchDeliveryChannelException")
         configservice("StopConfigurationRecorder", {"ConfigurationRecorderName": "default"}, self.REGION)
         status, body = configservice("DeliverConfigSnapshot", {"deliveryChannelName": "default"}, self.REGION)
-        self.assertEqual((status, body.get("__type")), (400, "NoRunningConfigurationRecorderException"))
+        assert (status, body.get("__type")) == (400, "NoRunningConfigurationRecorderException")
 
     def test_the_snapshot_is_delivered_after_the_delay(self):
         import datetime
 
         before = self.snapshot_info()
         status, body = configservice("DeliverConfigSnapshot", {"deliveryChannelName": "default"}, self.REGION)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         snapshot = body["configSnapshotId"]
-        self.assertEqual(self.snapshot_info(), before, "nothing happens before the delay")
+        assert self.snapshot_info() == before, "nothing happens before the delay"
         settle()
         info = self.snapshot_info()
-        self.assertEqual(info["lastStatus"], "Success", info)
-        self.assertEqual(info["lastSuccessfulTime"], info["lastAttemptTime"])
+        assert info["lastStatus"] == "Success", info
+        assert info["lastSuccessfulTime"] == info["lastAttemptTime"]
         now = datetime.datetime.now(datetime.UTC)
         folder = f"cfg/AWSLogs/{ACCOUNT}/Config/{self.REGION}/{now.year}/{now.month}/{now.day}/ConfigSnapshot/"
         found = [k for k in keys_under(self.BUCKET, folder) if k.endswith(f"_{snapshot}.json.gz")]
-        self.assertEqual(len(found), 1, keys_under(self.BUCKET, folder))
-        self.assertRegex(found[0].rsplit("/", 1)[1], rf"^{ACCOUNT}_Config_{self.REGION}_ConfigSnapshot_\d{{8}}T\d{{6}}Z_{snapshot}\.json\.gz$")
+        assert len(found) == 1, keys_under(self.BUCKET, folder)
+        assert re.search(rf"^{ACCOUNT}_Config_{self.REGION}_ConfigSnapshot_\d{{8}}T\d{{6}}Z_{snapshot}\.json\.gz$", found[0].rsplit("/", 1)[1])
         doc = json.loads(gzip.decompress(s3_get(f"/{self.BUCKET}/{found[0]}")))
-        self.assertEqual((doc["fileVersion"], doc["configSnapshotId"], doc["configurationItems"]), ("1.0", snapshot, []))
+        assert (doc["fileVersion"], doc["configSnapshotId"], doc["configurationItems"]) == ("1.0", snapshot, [])
         from moto.s3.models import s3_backends
 
         stored = s3_backends[ACCOUNT]["aws"].buckets[self.BUCKET].keys[found[0]]
-        self.assertEqual(stored.kms_key_id, self.key, "encrypted with the channel's key")
+        assert stored.kms_key_id == self.key, "encrypted with the channel's key"
 
     def test_a_bucket_policy_without_configs_write_refuses_it(self):
         put_policy(self.BUCKET, self.bucket_statements()[:1])
         _, info = self.deliver()
-        self.assertEqual((info["lastStatus"], info["lastErrorCode"]), ("Failure", "AccessDenied"), info)
-        self.assertIn("s3:PutObject", info["lastErrorMessage"])
-        self.assertNotIn("lastSuccessfulTime", info, "never delivered")
+        assert (info["lastStatus"], info["lastErrorCode"]) == ("Failure", "AccessDenied"), info
+        assert "s3:PutObject" in info["lastErrorMessage"]
+        assert "lastSuccessfulTime" not in info, "never delivered"
         put_policy(self.BUCKET, self.bucket_statements())
         _, info = self.deliver()
-        self.assertEqual(info["lastStatus"], "Success", info)
-        self.assertNotIn("lastErrorCode", info)
+        assert info["lastStatus"] == "Success", info
+        assert "lastErrorCode" not in info
 
     def test_a_key_policy_without_config_refuses_it(self):
         set_key_policy(self.REGION, self.key, [])
         _, info = self.deliver()
-        self.assertEqual((info["lastStatus"], info["lastErrorCode"]), ("Failure", "AccessDenied"), info)
-        self.assertIn("kms:", info["lastErrorMessage"])
+        assert (info["lastStatus"], info["lastErrorCode"]) == ("Failure", "AccessDenied"), info
+        assert "kms:" in info["lastErrorMessage"]
         set_key_policy(self.REGION, self.key, self.CONFIG_KEY)
-        self.assertEqual(self.deliver()[1]["lastStatus"], "Success")
+        assert self.deliver()[1]["lastStatus"] == "Success"
 
     def test_config_sends_no_source_arn(self):
         # A policy keyed on aws:SourceArn: Config documents aws:SourceAccount only for its delivery.
         put_policy(self.BUCKET, self.bucket_statements({"ArnLike": {"aws:SourceArn": f"arn:aws:config:*:{ACCOUNT}:*"}}))
-        self.assertEqual(self.deliver()[1]["lastStatus"], "Failure")
+        assert self.deliver()[1]["lastStatus"] == "Failure"
         put_policy(self.BUCKET, self.bucket_statements())
-        self.assertEqual(self.deliver()[1]["lastStatus"], "Success")
+        assert self.deliver()[1]["lastStatus"] == "Success"
 
     def test_the_recorders_role_writes_first(self):
         # No statement for Config's service principal: the role's own permissions must do.
         put_policy(self.BUCKET, [])
-        self.assertEqual(self.deliver()[1]["lastStatus"], "Failure")
+        assert self.deliver()[1]["lastStatus"] == "Failure"
         from moto.iam.models import iam_backends
 
         iam_backends[ACCOUNT]["aws"].put_role_policy("dsvc-recorder", "deliver", json.dumps({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetBucketAcl", "kms:GenerateDataKey"], "Resource": "*"}]}))
         try:
-            self.assertEqual(self.deliver()[1]["lastStatus"], "Success")
+            assert self.deliver()[1]["lastStatus"] == "Success"
         finally:
             iam_backends[ACCOUNT]["aws"].delete_role_policy("dsvc-recorder", "deliver")
 
@@ -241,7 +242,7 @@ class Aggregator(Delayed):
     def statuses(self) -> list[dict]:
         status, body = configservice("DescribeConfigurationAggregatorSourcesStatus",
                                      {"ConfigurationAggregatorName": "dsvc-org"}, self.REGION)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         return body["AggregatedSourceStatusList"]
 
     def test_the_sources_with_and_without_the_roles_permissions(self):
@@ -254,29 +255,29 @@ class Aggregator(Delayed):
         status, body = configservice("PutConfigurationAggregator", {
             "ConfigurationAggregatorName": "dsvc-org",
             "OrganizationAggregationSource": {"RoleArn": role, "AwsRegions": ["us-east-1", "eu-west-1"]}}, self.REGION)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         first = self.statuses()
-        self.assertEqual([(s["SourceType"], s["AwsRegion"], s["LastUpdateStatus"]) for s in first],
-                         [("ORGANIZATION", "us-east-1", "OUTDATED"), ("ORGANIZATION", "eu-west-1", "OUTDATED")],
-                         "not read before the delay")
+        assert [(s["SourceType"], s["AwsRegion"], s["LastUpdateStatus"]) for s in first] == \
+                         [("ORGANIZATION", "us-east-1", "OUTDATED"), ("ORGANIZATION", "eu-west-1", "OUTDATED")], \
+                         "not read before the delay"
         settle()
         read = self.statuses()
-        self.assertEqual({s["LastUpdateStatus"] for s in read}, {"SUCCEEDED"}, read)
-        self.assertEqual({s["SourceId"] for s in read}, {org_id()})
-        self.assertIn("LastUpdateTime", read[0])
+        assert {s["LastUpdateStatus"] for s in read} == {"SUCCEEDED"}, read
+        assert {s["SourceId"] for s in read} == {org_id()}
+        assert "LastUpdateTime" in read[0]
 
         iam_backends[ACCOUNT]["aws"].put_role_policy("dsvc-aggregator", "all", json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": "organizations:DescribeOrganization"}]}))
         time.sleep(WAIT)
         failed = self.statuses()
-        self.assertEqual({s["LastUpdateStatus"] for s in failed}, {"FAILED"}, failed)
-        self.assertEqual(failed[0]["LastErrorCode"], "OrganizationAccessDeniedException")
-        self.assertIn("organizations:ListAccounts", failed[0]["LastErrorMessage"])
-        self.assertEqual(len(self.statuses_filtered("SUCCEEDED")), 0)
+        assert {s["LastUpdateStatus"] for s in failed} == {"FAILED"}, failed
+        assert failed[0]["LastErrorCode"] == "OrganizationAccessDeniedException"
+        assert "organizations:ListAccounts" in failed[0]["LastErrorMessage"]
+        assert len(self.statuses_filtered("SUCCEEDED")) == 0
 
         iam_backends[ACCOUNT]["aws"].put_role_policy("dsvc-aggregator", "all", json.dumps(self.READS))
         time.sleep(WAIT)
-        self.assertEqual({s["LastUpdateStatus"] for s in self.statuses()}, {"SUCCEEDED"})
+        assert {s["LastUpdateStatus"] for s in self.statuses()} == {"SUCCEEDED"}
 
         # A trust policy that does not admit this aggregator: Config cannot assume the role.
         iam_backends[ACCOUNT]["aws"].update_assume_role_policy("dsvc-aggregator", json.dumps(
@@ -284,17 +285,17 @@ class Aggregator(Delayed):
                 "ArnEquals": {"aws:SourceArn": f"arn:aws:config:{self.REGION}:{ACCOUNT}:config-aggregator/another"}})]}))
         time.sleep(WAIT)
         failed = self.statuses()
-        self.assertEqual((failed[0]["LastUpdateStatus"], failed[0]["LastErrorCode"]), ("FAILED", "AccessDeniedException"))
+        assert (failed[0]["LastUpdateStatus"], failed[0]["LastErrorCode"]) == ("FAILED", "AccessDeniedException")
         iam_backends[ACCOUNT]["aws"].update_assume_role_policy("dsvc-aggregator", json.dumps(trust))
         time.sleep(WAIT)
-        self.assertEqual({s["LastUpdateStatus"] for s in self.statuses()}, {"SUCCEEDED"})
-        self.assertEqual(configservice("DeleteConfigurationAggregator", {"ConfigurationAggregatorName": "dsvc-org"}, self.REGION)[0], 200)
+        assert {s["LastUpdateStatus"] for s in self.statuses()} == {"SUCCEEDED"}
+        assert configservice("DeleteConfigurationAggregator", {"ConfigurationAggregatorName": "dsvc-org"}, self.REGION)[0] == 200
         status, body = configservice("DescribeConfigurationAggregatorSourcesStatus", {"ConfigurationAggregatorName": "dsvc-org"},
                                      self.REGION)
-        self.assertEqual((status, body.get("__type")), (400, "NoSuchConfigurationAggregatorException"))
+        assert (status, body.get("__type")) == (400, "NoSuchConfigurationAggregatorException")
 
     def statuses_filtered(self, wanted: str) -> list[dict]:
         status, body = configservice("DescribeConfigurationAggregatorSourcesStatus",
                                      {"ConfigurationAggregatorName": "dsvc-org", "UpdateStatus": [wanted]}, self.REGION)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         return body["AggregatedSourceStatusList"]

@@ -3,6 +3,7 @@
 import gzip
 import http.server
 import json
+import re
 import threading
 import time
 import unittest
@@ -46,11 +47,11 @@ class GuardDutyExport(Delayed):
 
     def detector(self, creds: Creds) -> str:
         status, body = guardduty("GET", "/detector", self.REGION, creds=creds)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         if body["detectorIds"]:
             return body["detectorIds"][0]
         status, body = guardduty("POST", "/detector", self.REGION, {"enable": True}, creds)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         return body["detectorId"]
 
     def bucket_statements(self) -> list[dict]:
@@ -89,23 +90,23 @@ class GuardDutyExport(Delayed):
             admin_detector = d["admin_detector"]
             status, body = guardduty("POST", f"/detector/{admin_detector}/member", self.REGION,
                                      {"accountDetails": [{"accountId": d["member"], "email": "m@example.com"}]})
-            self.assertEqual(status, 200, body)
+            assert status == 200, body
             status, body = guardduty("POST", f"/detector/{admin_detector}/member/invite", self.REGION, {"accountIds": [d["member"]]})
-            self.assertEqual(status, 200, body)
+            assert status == 200, body
             status, body = guardduty("GET", "/invitation", self.REGION, creds=d["member_creds"])
             invitation = body["invitations"][0]["invitationId"]
             status, body = guardduty("POST", f"/detector/{d['member_detector']}/administrator", self.REGION,
                                      {"administratorId": ACCOUNT, "invitationId": invitation}, d["member_creds"])
-            self.assertEqual(status, 200, body)
+            assert status == 200, body
             status, _ = s3("PUT", f"/{self.BUCKET}")
-            self.assertIn(status, (200, 409))
+            assert status in (200, 409)
             d["key"] = make_key(self.REGION, [])
             set_key_policy(self.REGION, d["key"], self.key_statements())
             put_policy(self.BUCKET, self.bucket_statements())
             status, body = guardduty("POST", f"/detector/{admin_detector}/publishingDestination", self.REGION, {
                 "destinationType": "S3",
                 "destinationProperties": {"destinationArn": f"arn:aws:s3:::{self.BUCKET}/gd", "kmsKeyArn": d["key"]}})
-            self.assertEqual(status, 200, body)
+            assert status == 200, body
             d["destination"] = body["destinationId"]
             time.sleep(WAIT)
         set_key_policy(self.REGION, d["key"], self.key_statements())
@@ -114,13 +115,13 @@ class GuardDutyExport(Delayed):
     def destination(self) -> dict:
         d = self.state
         status, body = guardduty("GET", f"/detector/{d['admin_detector']}/publishingDestination/{d['destination']}", self.REGION)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         return body
 
     def sample(self, creds: Creds, detector: str) -> None:
         status, body = guardduty("POST", f"/detector/{detector}/findings/create", self.REGION,
                                  {"findingTypes": ["Recon:EC2/PortProbeUnprotectedPort"]}, creds)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
 
     def exported(self) -> list[dict]:
         import datetime
@@ -129,7 +130,7 @@ class GuardDutyExport(Delayed):
         folder = f"gd/AWSLogs/{ACCOUNT}/GuardDuty/{self.REGION}/{now:%Y/%m/%d}/"
         out = []
         for key in keys_under(self.BUCKET, folder):
-            self.assertRegex(key, r"/[0-9a-f-]{36}\.jsonl\.gz$")
+            assert re.search(r"/[0-9a-f-]{36}\.jsonl\.gz$", key)
             out += [json.loads(line) for line in gzip.decompress(s3_get(f"/{self.BUCKET}/{key}")).decode().splitlines() if line]
         return out
 
@@ -141,25 +142,25 @@ class GuardDutyExport(Delayed):
         def listed(creds: Creds, detector: str) -> list[str]:
             status, body = guardduty("POST", f"/detector/{detector}/findings", self.REGION, {"findingCriteria": {
                 "criterion": {"accountId": {"eq": [d["member"]]}}}}, creds)
-            self.assertEqual(status, 200, body)
+            assert status == 200, body
             return body["findingIds"]
 
         mine, theirs = listed(d["member_creds"], d["member_detector"]), listed(ADMIN, d["admin_detector"])
-        self.assertTrue(mine)
-        self.assertEqual(set(mine), set(theirs), "the administrator sees the member's findings")
+        assert mine
+        assert set(mine) == set(theirs), "the administrator sees the member's findings"
         _status, body = guardduty("POST", f"/detector/{d['admin_detector']}/findings/get", self.REGION, {"findingIds": mine[-1:]})
         finding = body["findings"][0]
-        self.assertEqual((finding["accountId"], finding["type"], finding["schemaVersion"]),
-                         (d["member"], "Recon:EC2/PortProbeUnprotectedPort", "2.0"))
-        self.assertTrue(json.loads(finding["service"]["additionalInfo"]["value"])["sample"])
-        self.assertEqual({f["id"] for f in self.exported()}, before, "exported after the delay")
+        assert (finding["accountId"], finding["type"], finding["schemaVersion"]) == \
+                         (d["member"], "Recon:EC2/PortProbeUnprotectedPort", "2.0")
+        assert json.loads(finding["service"]["additionalInfo"]["value"])["sample"]
+        assert {f["id"] for f in self.exported()} == before, "exported after the delay"
         settle()
         new = [f for f in self.exported() if f["id"] not in before]
-        self.assertEqual(len(new), 1)
-        self.assertEqual(new[0]["accountId"], d["member"])
-        self.assertIs(new[0]["service"]["additionalInfo"]["sample"], True)
-        self.assertEqual(new[0]["id"], mine[-1])
-        self.assertEqual((self.destination()["status"], self.destination()["publishingFailureStartTimestamp"]), ("PUBLISHING", 0))
+        assert len(new) == 1
+        assert new[0]["accountId"] == d["member"]
+        assert new[0]["service"]["additionalInfo"]["sample"] is True
+        assert new[0]["id"] == mine[-1]
+        assert (self.destination()["status"], self.destination()["publishingFailureStartTimestamp"]) == ("PUBLISHING", 0)
 
     def test_the_administrators_own_findings_are_exported(self):
         d = self.state
@@ -167,7 +168,7 @@ class GuardDutyExport(Delayed):
         self.sample(ADMIN, d["admin_detector"])
         settle()
         new = [f for f in self.exported() if f["id"] not in before]
-        self.assertEqual([f["accountId"] for f in new], [ACCOUNT])
+        assert [f["accountId"] for f in new] == [ACCOUNT]
 
     def test_a_bucket_policy_without_guarddutys_write_makes_the_destination_unable_to_publish(self):
         d = self.state
@@ -177,25 +178,25 @@ class GuardDutyExport(Delayed):
         self.sample(d["member_creds"], d["member_detector"])
         settle()
         dest = self.destination()
-        self.assertEqual(dest["status"], "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY")
-        self.assertGreaterEqual(dest["publishingFailureStartTimestamp"], started - 1000, "epoch milliseconds")
+        assert dest["status"] == "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY"
+        assert dest["publishingFailureStartTimestamp"] >= started - 1000, "epoch milliseconds"
         put_policy(self.BUCKET, self.bucket_statements())
-        self.assertEqual(len(self.exported()), before)
+        assert len(self.exported()) == before
         self.sample(d["member_creds"], d["member_detector"])
         settle()
-        self.assertEqual((self.destination()["status"], self.destination()["publishingFailureStartTimestamp"]), ("PUBLISHING", 0))
-        self.assertEqual(len(self.exported()), before + 1)
+        assert (self.destination()["status"], self.destination()["publishingFailureStartTimestamp"]) == ("PUBLISHING", 0)
+        assert len(self.exported()) == before + 1
 
     def test_a_key_policy_without_guardduty_makes_the_destination_unable_to_publish(self):
         d = self.state
         set_key_policy(self.REGION, d["key"], [])
         self.sample(ADMIN, d["admin_detector"])
         settle()
-        self.assertEqual(self.destination()["status"], "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY")
+        assert self.destination()["status"] == "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY"
         set_key_policy(self.REGION, d["key"], self.key_statements())
         self.sample(ADMIN, d["admin_detector"])
         settle()
-        self.assertEqual(self.destination()["status"], "PUBLISHING")
+        assert self.destination()["status"] == "PUBLISHING"
 
 
 class AlarmNotifications(Delayed):
@@ -220,7 +221,7 @@ class AlarmNotifications(Delayed):
 
     def sns(self, action: str, params: dict) -> str:
         status, body = query("sns", action, params, "2010-03-31", region=self.REGION)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         return body
 
     def setUp(self):
@@ -234,7 +235,7 @@ class AlarmNotifications(Delayed):
             d["topic"] = tag("TopicArn", self.sns("CreateTopic", {"Name": "dsvc-alarms", "Attributes.entry.1.key": "KmsMasterKeyId",
                                                                   "Attributes.entry.1.value": d["key"]}))
             status, body = target("AmazonSQS", "sqs", "CreateQueue", {"QueueName": "dsvc-inbox"}, self.REGION, version="1.0")
-            self.assertEqual(status, 200, body)
+            assert status == 200, body
             d["queue_url"] = body["QueueUrl"]
             d["queue_arn"] = f"arn:aws:sqs:{self.REGION}:{ACCOUNT}:dsvc-inbox"
             self.sns("Subscribe", {"TopicArn": d["topic"], "Protocol": "sqs", "Endpoint": d["queue_arn"]})
@@ -244,7 +245,7 @@ class AlarmNotifications(Delayed):
                 "AlarmName": "dsvc-root", "MetricName": "RootUsage", "Namespace": "Assure", "Statistic": "Sum",
                 "Period": "300", "EvaluationPeriods": "1", "Threshold": "1", "ComparisonOperator": "GreaterThanOrEqualToThreshold",
                 "ActionsEnabled": "true", "AlarmActions.member.1": d["topic"]}, self.REGION)
-            self.assertEqual(status, 200, text)
+            assert status == 200, text
         set_key_policy(self.REGION, d["key"], self.key_statements())
         self.set_queue_policy(self.queue_policy())
         cloudwatch("SetAlarmState", {"AlarmName": "dsvc-root", "StateValue": "OK", "StateReason": "reset"}, self.REGION)
@@ -260,23 +261,23 @@ class AlarmNotifications(Delayed):
     def set_queue_policy(self, policy: str) -> None:
         status, body = target("AmazonSQS", "sqs", "SetQueueAttributes", {"QueueUrl": self.state["queue_url"],
                                                                           "Attributes": {"Policy": policy}}, self.REGION, version="1.0")
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
 
     def alarm(self) -> None:
         status, body = cloudwatch("SetAlarmState", {"AlarmName": "dsvc-root", "StateValue": "ALARM",
                                                     "StateReason": "canary"}, self.REGION)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
 
     def history(self, kind: str) -> list[dict]:
         status, body = target("GraniteServiceVersion20100801", "monitoring", "DescribeAlarmHistory",
                               {"AlarmName": "dsvc-root", "HistoryItemType": kind}, self.REGION, version="1.0")
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         return body["AlarmHistoryItems"]
 
     def received(self) -> list[dict]:
         status, body = target("AmazonSQS", "sqs", "ReceiveMessage", {"QueueUrl": self.state["queue_url"],
                                                                       "MaxNumberOfMessages": 10}, self.REGION, version="1.0")
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         for m in body.get("Messages", []):
             target("AmazonSQS", "sqs", "DeleteMessage", {"QueueUrl": self.state["queue_url"], "ReceiptHandle": m["ReceiptHandle"]},
                    self.REGION, version="1.0")
@@ -290,7 +291,7 @@ class AlarmNotifications(Delayed):
             "Namespace": "AWS/SNS", "MetricName": name, "Dimensions.member.1.Name": "TopicName",
             "Dimensions.member.1.Value": "dsvc-alarms", "StartTime": (now - datetime.timedelta(minutes=10)).isoformat(),
             "EndTime": (now + datetime.timedelta(minutes=1)).isoformat(), "Period": "60", "Statistics.member.1": "Sum"}, self.REGION)
-        self.assertEqual(status, 200, body)
+        assert status == 200, body
         import re
 
         return sum(float(x) for x in re.findall(r"<Sum>([^<]+)</Sum>", body))
@@ -302,45 +303,45 @@ class AlarmNotifications(Delayed):
         actions = len(self.history("Action"))
         self.alarm()
         update = self.history("StateUpdate")[0]
-        self.assertEqual(update["HistorySummary"], "Alarm updated from OK to ALARM")
-        self.assertEqual(json.loads(update["HistoryData"])["newState"]["stateValue"], "ALARM")
-        self.assertEqual(len(self.history("Action")), actions, "published after the delay")
+        assert update["HistorySummary"] == "Alarm updated from OK to ALARM"
+        assert json.loads(update["HistoryData"])["newState"]["stateValue"] == "ALARM"
+        assert len(self.history("Action")) == actions, "published after the delay"
         settle()
         action = self.history("Action")[0]
-        self.assertEqual(action["HistorySummary"], f"Successfully executed action {self.state['topic']}")
+        assert action["HistorySummary"] == f"Successfully executed action {self.state['topic']}"
         data = json.loads(action["HistoryData"])
-        self.assertEqual((data["actionState"], data["notificationResource"]), ("Succeeded", self.state["topic"]))
+        assert (data["actionState"], data["notificationResource"]) == ("Succeeded", self.state["topic"])
         messages = self.received()
-        self.assertEqual(len(messages), 1)
-        self.assertEqual((messages[0]["Type"], messages[0]["TopicArn"]), ("Notification", self.state["topic"]))
+        assert len(messages) == 1
+        assert (messages[0]["Type"], messages[0]["TopicArn"]) == ("Notification", self.state["topic"])
         alarm = json.loads(messages[0]["Message"])
-        self.assertEqual((alarm["AlarmName"], alarm["NewStateValue"], alarm["OldStateValue"], alarm["NewStateReason"]),
-                         ("dsvc-root", "ALARM", "OK", "canary"))
-        self.assertEqual(alarm["AlarmArn"], f"arn:aws:cloudwatch:{self.REGION}:{ACCOUNT}:alarm:dsvc-root")
-        self.assertEqual(alarm["Region"], "US West (Oregon)")
-        self.assertEqual([json.loads(b["Message"])["AlarmName"] for b in Received.bodies], ["dsvc-root"], "the HTTP endpoint")
-        self.assertEqual(self.metric("NumberOfNotificationsDelivered"), delivered + 2)
+        assert (alarm["AlarmName"], alarm["NewStateValue"], alarm["OldStateValue"], alarm["NewStateReason"]) == \
+                         ("dsvc-root", "ALARM", "OK", "canary")
+        assert alarm["AlarmArn"] == f"arn:aws:cloudwatch:{self.REGION}:{ACCOUNT}:alarm:dsvc-root"
+        assert alarm["Region"] == "US West (Oregon)"
+        assert [json.loads(b["Message"])["AlarmName"] for b in Received.bodies] == ["dsvc-root"], "the HTTP endpoint"
+        assert self.metric("NumberOfNotificationsDelivered") == delivered + 2
         # The same state again changes nothing, and invokes no action.
         self.alarm()
         settle()
-        self.assertEqual(self.history("Action")[0]["Timestamp"], action["Timestamp"])
+        assert self.history("Action")[0]["Timestamp"] == action["Timestamp"]
 
     def test_a_key_policy_without_cloudwatch_fails_the_action(self):
         set_key_policy(self.REGION, self.state["key"], [])
         self.alarm()
         settle()
         action = self.history("Action")[0]
-        self.assertEqual(action["HistorySummary"],
-                         f'Failed to execute action {self.state["topic"]}. Received error: '
-                         '"CloudWatch Alarms does not have authorization to access the SNS topic encryption key."')
-        self.assertEqual(json.loads(action["HistoryData"])["actionState"], "Failed")
-        self.assertEqual(self.received(), [], "nothing published")
+        assert action["HistorySummary"] == \
+                         f'Failed to execute action {self.state["topic"]}. Received error: ' \
+                         '"CloudWatch Alarms does not have authorization to access the SNS topic encryption key."'
+        assert json.loads(action["HistoryData"])["actionState"] == "Failed"
+        assert self.received() == [], "nothing published"
         set_key_policy(self.REGION, self.state["key"], self.key_statements())
         cloudwatch("SetAlarmState", {"AlarmName": "dsvc-root", "StateValue": "OK", "StateReason": "reset"}, self.REGION)
         self.alarm()
         settle()
-        self.assertTrue(self.history("Action")[0]["HistorySummary"].startswith("Successfully"))
-        self.assertEqual(len(self.received()), 1)
+        assert self.history("Action")[0]["HistorySummary"].startswith("Successfully")
+        assert len(self.received()) == 1
 
     def test_a_topic_policy_refusing_cloudwatch_fails_the_action(self):
         d = self.state
@@ -351,7 +352,7 @@ class AlarmNotifications(Delayed):
             self.alarm()
             settle()
             summary = self.history("Action")[0]["HistorySummary"]
-            self.assertIn(f"is not authorized to perform: SNS:Publish on resource: {d['topic']}", summary)
+            assert f"is not authorized to perform: SNS:Publish on resource: {d['topic']}" in summary
         finally:
             from moto.sns.models import sns_backends
 
@@ -367,14 +368,14 @@ class AlarmNotifications(Delayed):
             "Resource": self.state["queue_arn"], "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}}]}))
         self.alarm()
         settle()
-        self.assertTrue(self.history("Action")[0]["HistorySummary"].startswith("Successfully"), "published to the topic")
-        self.assertEqual(self.received(), [], "not delivered to the queue")
-        self.assertEqual(self.metric("NumberOfNotificationsFailed"), failed + 1)
+        assert self.history("Action")[0]["HistorySummary"].startswith("Successfully"), "published to the topic"
+        assert self.received() == [], "not delivered to the queue"
+        assert self.metric("NumberOfNotificationsFailed") == failed + 1
         self.set_queue_policy(self.queue_policy())
         cloudwatch("SetAlarmState", {"AlarmName": "dsvc-root", "StateValue": "OK", "StateReason": "reset"}, self.REGION)
         self.alarm()
         settle()
-        self.assertEqual(len(self.received()), 1)
+        assert len(self.received()) == 1
 
     def test_http_endpoints_off_the_loopback_interface_are_not_reached(self):
         d = self.state
@@ -383,7 +384,7 @@ class AlarmNotifications(Delayed):
         try:
             self.alarm()
             settle()
-            self.assertEqual(self.metric("NumberOfNotificationsFailed"), failed + 1)
+            assert self.metric("NumberOfNotificationsFailed") == failed + 1
         finally:
             self.sns("Unsubscribe", {"SubscriptionArn": tag("SubscriptionArn", body)})
 
@@ -397,7 +398,7 @@ class AlarmNotifications(Delayed):
             self.alarm()
             settle()
             # The queue, the HTTP endpoint and the email.
-            self.assertEqual(self.metric("NumberOfNotificationsDelivered"), delivered + 3)
+            assert self.metric("NumberOfNotificationsDelivered") == delivered + 3
         finally:
             self.sns("Unsubscribe", {"SubscriptionArn": tag("SubscriptionArn", body)})
             self.received()
@@ -418,10 +419,10 @@ class AlarmNotifications(Delayed):
                                                             "Accept": "application/cbor"})
         r = authz_client.APP.open(path, method="POST", headers=authz_client.sign("POST", path, "", {
             k: v for k, v in headers.items() if k != authz_client.SIGN_AS}, data, "testing", "monitoring", self.REGION), data=data)
-        self.assertEqual(r.status_code, 200, r.get_data())
+        assert r.status_code == 200, r.get_data()
         items = cbor2.loads(r.get_data())["AlarmHistoryItems"]
-        self.assertEqual(items[0]["HistorySummary"], "Alarm updated from OK to ALARM")
-        self.assertTrue(all(i["Timestamp"] >= since for i in items), "StartDate bounds the history")
+        assert items[0]["HistorySummary"] == "Alarm updated from OK to ALARM"
+        assert all(i["Timestamp"] >= since for i in items), "StartDate bounds the history"
 
         sns.settle()
 
@@ -444,7 +445,7 @@ class BucketPoliciesWithoutEnforcement(unittest.TestCase):
         before = os.environ.get("ASSURE_IAM")
         os.environ["ASSURE_IAM"] = "off"
         try:
-            self.assertEqual(bucket.get_permission("s3:GetObject", "arn:aws:s3:::tls-only-no-iam/k"),
-                             PermissionResult.PERMITTED)
+            assert bucket.get_permission("s3:GetObject", "arn:aws:s3:::tls-only-no-iam/k") == \
+                             PermissionResult.PERMITTED
         finally:
             os.environ["ASSURE_IAM"] = before or "on"

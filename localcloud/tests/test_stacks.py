@@ -147,32 +147,32 @@ class Stacks(unittest.TestCase):
         cf.create_stack(StackName="made", TemplateBody=body, Parameters=[
             {"ParameterKey": "Prefix", "ParameterValue": "st"}, {"ParameterKey": "Seconds", "ParameterValue": "45"}])
         stack = ended(cf, "made")
-        self.assertEqual(stack["StackStatus"], "CREATE_COMPLETE")
+        assert stack["StackStatus"] == "CREATE_COMPLETE"
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
-        self.assertTrue(outputs["Arn"].endswith(":st-made"), outputs)
+        assert outputs["Arn"].endswith(":st-made"), outputs
         # Made through SQS's API: the queue is there, with the Number parameter's value as an integer.
         attrs = client("sqs").get_queue_attributes(QueueUrl=outputs["Url"], AttributeNames=["VisibilityTimeout"])
-        self.assertEqual(attrs["Attributes"]["VisibilityTimeout"], "45")
+        assert attrs["Attributes"]["VisibilityTimeout"] == "45"
         resources = cf.list_stack_resources(StackName="made")["StackResourceSummaries"]
-        self.assertEqual([(r["LogicalResourceId"], r["ResourceStatus"]) for r in resources], [("Q", "CREATE_COMPLETE")])
-        self.assertEqual(refused(lambda: cf.create_stack(StackName="made", TemplateBody=body, Parameters=[
+        assert [(r["LogicalResourceId"], r["ResourceStatus"]) for r in resources] == [("Q", "CREATE_COMPLETE")]
+        assert refused(lambda: cf.create_stack(StackName="made", TemplateBody=body, Parameters=[
             {"ParameterKey": "Prefix", "ParameterValue": "x"}, {"ParameterKey": "Seconds", "ParameterValue": "5"}]),
-            "AlreadyExistsException"), "Stack [made] already exists")
+            "AlreadyExistsException") == "Stack [made] already exists"
         # The same template and parameters: nothing to do.
-        self.assertEqual(refused(lambda: cf.update_stack(StackName="made", UsePreviousTemplate=True, Parameters=[
+        assert refused(lambda: cf.update_stack(StackName="made", UsePreviousTemplate=True, Parameters=[
             {"ParameterKey": "Prefix", "UsePreviousValue": True}, {"ParameterKey": "Seconds", "UsePreviousValue": True}]),
-            "ValidationError"), "No updates are to be performed.")
+            "ValidationError") == "No updates are to be performed."
         # An update in place, then deletion.
         cf.update_stack(StackName="made", UsePreviousTemplate=True, Parameters=[
             {"ParameterKey": "Prefix", "UsePreviousValue": True}, {"ParameterKey": "Seconds", "ParameterValue": "60"}])
-        self.assertEqual(ended(cf, "made")["StackStatus"], "UPDATE_COMPLETE")
+        assert ended(cf, "made")["StackStatus"] == "UPDATE_COMPLETE"
         attrs = client("sqs").get_queue_attributes(QueueUrl=outputs["Url"], AttributeNames=["VisibilityTimeout"])
-        self.assertEqual(attrs["Attributes"]["VisibilityTimeout"], "60")
+        assert attrs["Attributes"]["VisibilityTimeout"] == "60"
         stack_id = stack["StackId"]
         cf.delete_stack(StackName="made")
-        self.assertEqual(ended(cf, stack_id)["StackStatus"], "DELETE_COMPLETE")
-        self.assertEqual(refused(lambda: client("sqs").get_queue_url(QueueName="st-made"),
-                                 "AWS.SimpleQueueService.NonExistentQueue"), "The specified queue does not exist.")
+        assert ended(cf, stack_id)["StackStatus"] == "DELETE_COMPLETE"
+        assert refused(lambda: client("sqs").get_queue_url(QueueName="st-made"),
+                                 "AWS.SimpleQueueService.NonExistentQueue") == "The specified queue does not exist."
         refused(lambda: cf.describe_stacks(StackName="made"), "ValidationError")
 
     def test_an_event_bus_policy_is_a_statement_of_the_bus_policy(self) -> None:
@@ -181,39 +181,39 @@ class Stacks(unittest.TestCase):
         body = template({"P": {"Type": "AWS::Events::EventBusPolicy", "Properties": {
             "StatementId": "from-other", "Action": "events:PutEvents", "Principal": "210987654321"}}})
         cf.create_stack(StackName="bus-policy", TemplateBody=body)
-        self.assertEqual(ended(cf, "bus-policy")["StackStatus"], "CREATE_COMPLETE")
+        assert ended(cf, "bus-policy")["StackStatus"] == "CREATE_COMPLETE"
         policy = json.loads(events.describe_event_bus()["Policy"])
         [statement] = [st for st in policy["Statement"] if st["Sid"] == "from-other"]
-        self.assertEqual(statement["Principal"], {"AWS": "arn:aws:iam::210987654321:root"})
-        self.assertEqual(statement["Action"], "events:PutEvents")
+        assert statement["Principal"] == {"AWS": "arn:aws:iam::210987654321:root"}
+        assert statement["Action"] == "events:PutEvents"
         stack_id = cf.describe_stacks(StackName="bus-policy")["Stacks"][0]["StackId"]
         cf.delete_stack(StackName="bus-policy")
-        self.assertEqual(ended(cf, stack_id)["StackStatus"], "DELETE_COMPLETE")
-        self.assertNotIn("from-other", events.describe_event_bus().get("Policy") or "")
+        assert ended(cf, stack_id)["StackStatus"] == "DELETE_COMPLETE"
+        assert "from-other" not in (events.describe_event_bus().get("Policy") or "")
 
     def test_what_cloudformation_refuses_before_it_starts(self) -> None:
         cf = client("cloudformation")
         role = {"R": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "named", "AssumeRolePolicyDocument": TRUST_LAMBDA}}}
-        self.assertEqual(refused(lambda: cf.create_stack(StackName="caps", TemplateBody=template(role)),
-                                 "InsufficientCapabilitiesException"), "Requires capabilities : [CAPABILITY_NAMED_IAM]")
-        self.assertEqual(refused(lambda: cf.create_stack(StackName="caps", TemplateBody=template(role),
+        assert refused(lambda: cf.create_stack(StackName="caps", TemplateBody=template(role)),
+                                 "InsufficientCapabilitiesException") == "Requires capabilities : [CAPABILITY_NAMED_IAM]"
+        assert refused(lambda: cf.create_stack(StackName="caps", TemplateBody=template(role),
                                                          Capabilities=["CAPABILITY_IAM"]),
-                                 "InsufficientCapabilitiesException"), "Requires capabilities : [CAPABILITY_NAMED_IAM]")
+                                 "InsufficientCapabilitiesException") == "Requires capabilities : [CAPABILITY_NAMED_IAM]"
         sam = json.dumps({"Transform": "AWS::Serverless-2016-10-31", "Resources": {"Q": queue("sam-q")}})
-        self.assertEqual(refused(lambda: cf.create_stack(StackName="sam", TemplateBody=sam), "InsufficientCapabilitiesException"),
-                         "Requires capabilities : [CAPABILITY_AUTO_EXPAND]")
+        assert refused(lambda: cf.create_stack(StackName="sam", TemplateBody=sam), "InsufficientCapabilitiesException") == \
+                         "Requires capabilities : [CAPABILITY_AUTO_EXPAND]"
         unknown = template({"X": {"Type": "AWS::EC2::VPC", "Properties": {}}})
-        self.assertIn("Unrecognized resource types: [AWS::EC2::VPC]",
-                      refused(lambda: cf.create_stack(StackName="unknown", TemplateBody=unknown), "ValidationError"))
+        assert "Unrecognized resource types: [AWS::EC2::VPC]" in \
+                      refused(lambda: cf.create_stack(StackName="unknown", TemplateBody=unknown), "ValidationError")
         params = template({"Q": queue("p-q")}, Parameters={"Mode": {"Type": "String", "AllowedValues": ["a", "b"]}})
-        self.assertEqual(refused(lambda: cf.create_stack(StackName="params", TemplateBody=params), "ValidationError"),
-                         "Parameters: [Mode] must have values")
-        self.assertEqual(refused(lambda: cf.create_stack(StackName="params", TemplateBody=params, Parameters=[
-            {"ParameterKey": "Mode", "ParameterValue": "c"}]), "ValidationError"), "Parameter 'Mode' must be one of AllowedValues")
+        assert refused(lambda: cf.create_stack(StackName="params", TemplateBody=params), "ValidationError") == \
+                         "Parameters: [Mode] must have values"
+        assert refused(lambda: cf.create_stack(StackName="params", TemplateBody=params, Parameters=[
+            {"ParameterKey": "Mode", "ParameterValue": "c"}]), "ValidationError") == "Parameter 'Mode' must be one of AllowedValues"
         ruled = template({"Q": queue("r-q")}, Rules={"OnlyA": {"Assertions": [{
             "Assert": {"Fn::Equals": [{"Ref": "AWS::Region"}, "eu-west-1"]}, "AssertDescription": "eu-west-1 only"}]}})
-        self.assertEqual(refused(lambda: cf.create_stack(StackName="ruled", TemplateBody=ruled), "ValidationError"),
-                         "eu-west-1 only")
+        assert refused(lambda: cf.create_stack(StackName="ruled", TemplateBody=ruled), "ValidationError") == \
+                         "eu-west-1 only"
         for name in ("caps", "sam", "unknown", "params", "ruled"):
             refused(functools.partial(cf.describe_stacks, StackName=name), "ValidationError")
 
@@ -224,16 +224,16 @@ class Stacks(unittest.TestCase):
                          "Bad": {**queue("x" * 81), "DependsOn": "Good"}})
         cf.create_stack(StackName="rolled", TemplateBody=body)
         stack = ended(cf, "rolled")
-        self.assertEqual(stack["StackStatus"], "ROLLBACK_COMPLETE")
+        assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
         failed = failures(cf, "rolled")
-        self.assertEqual([f[0] for f in failed], ["Bad"], failed)
-        self.assertIn("Resource handler returned message", failed[0][1])
-        self.assertIn("Service: CreateQueue", failed[0][1])
+        assert [f[0] for f in failed] == ["Bad"], failed
+        assert "Resource handler returned message" in failed[0][1]
+        assert "Service: CreateQueue" in failed[0][1]
         refused(lambda: client("sqs").get_queue_url(QueueName="rb-good"), "AWS.SimpleQueueService.NonExistentQueue")
-        self.assertEqual(refused(lambda: cf.update_stack(StackName="rolled", TemplateBody=body), "ValidationError"),
-                         f"Stack:{stack['StackId']} is in ROLLBACK_COMPLETE state and can not be updated.")
+        assert refused(lambda: cf.update_stack(StackName="rolled", TemplateBody=body), "ValidationError") == \
+                         f"Stack:{stack['StackId']} is in ROLLBACK_COMPLETE state and can not be updated."
         cf.delete_stack(StackName="rolled")
-        self.assertEqual(ended(cf, stack["StackId"])["StackStatus"], "DELETE_COMPLETE")
+        assert ended(cf, stack["StackId"])["StackStatus"] == "DELETE_COMPLETE"
 
     def test_the_stack_calls_as_its_caller_so_iam_decides(self) -> None:
         iam = client("iam")
@@ -246,11 +246,11 @@ class Stacks(unittest.TestCase):
         body = template({"Q": queue("caller-q"), "R": {"Type": "AWS::IAM::Role", "DependsOn": "Q", "Properties": {
             "AssumeRolePolicyDocument": TRUST_LAMBDA}}})
         cf.create_stack(StackName="as-caller", TemplateBody=body, Capabilities=["CAPABILITY_IAM"])
-        self.assertEqual(ended(cf, "as-caller")["StackStatus"], "ROLLBACK_COMPLETE")
+        assert ended(cf, "as-caller")["StackStatus"] == "ROLLBACK_COMPLETE"
         failed = failures(cf, "as-caller")
-        self.assertEqual(failed[0][0], "R")
-        self.assertIn("iam:CreateRole", failed[0][1])
-        self.assertIn("AccessDenied", failed[0][1])
+        assert failed[0][0] == "R"
+        assert "iam:CreateRole" in failed[0][1]
+        assert "AccessDenied" in failed[0][1]
         refused(lambda: client("sqs").get_queue_url(QueueName="caller-q"), "AWS.SimpleQueueService.NonExistentQueue")
 
 
@@ -262,29 +262,29 @@ class LambdaChecks(unittest.TestCase):
         cf = client("cloudformation")
         cf.create_stack(StackName="short-visibility", TemplateBody=function_stack("sv", {}, RECEIVE),
                         Capabilities=["CAPABILITY_IAM"])
-        self.assertEqual(ended(cf, "short-visibility")["StackStatus"], "ROLLBACK_COMPLETE")
+        assert ended(cf, "short-visibility")["StackStatus"] == "ROLLBACK_COMPLETE"
         failed = failures(cf, "short-visibility")
-        self.assertEqual(failed[0][0], "Mapping", failed)
-        self.assertIn("Queue visibility timeout: 30 seconds is less than Function timeout: 900 seconds", failed[0][1])
-        self.assertIn("InvalidParameterValueException", failed[0][1])
+        assert failed[0][0] == "Mapping", failed
+        assert "Queue visibility timeout: 30 seconds is less than Function timeout: 900 seconds" in failed[0][1]
+        assert "InvalidParameterValueException" in failed[0][1]
         # The queue's visibility raised to the function's timeout: the same stack is made.
         cf.delete_stack(StackName="short-visibility")
         cf.create_stack(StackName="long-visibility", TemplateBody=function_stack("lv", {"VisibilityTimeout": 900}, RECEIVE),
                         Capabilities=["CAPABILITY_IAM"])
-        self.assertEqual(ended(cf, "long-visibility")["StackStatus"], "CREATE_COMPLETE", failures(cf, "long-visibility"))
+        assert ended(cf, "long-visibility")["StackStatus"] == "CREATE_COMPLETE", failures(cf, "long-visibility")
         mappings = client("lambda").list_event_source_mappings(FunctionName="lv-fn")["EventSourceMappings"]
-        self.assertEqual([(m["BatchSize"], m["ScalingConfig"], m["FunctionResponseTypes"]) for m in mappings],
-                         [(1, {"MaximumConcurrency": 2}, ["ReportBatchItemFailures"])])
+        assert [(m["BatchSize"], m["ScalingConfig"], m["FunctionResponseTypes"]) for m in mappings] == \
+                         [(1, {"MaximumConcurrency": 2}, ["ReportBatchItemFailures"])]
 
     def test_a_role_that_may_not_receive_from_the_queue_is_refused(self) -> None:
         cf = client("cloudformation")
         cf.create_stack(StackName="no-receive", TemplateBody=function_stack(
             "nr", {"VisibilityTimeout": 900}, ["sqs:DeleteMessage", "sqs:GetQueueAttributes"]),
             Capabilities=["CAPABILITY_IAM"])
-        self.assertEqual(ended(cf, "no-receive")["StackStatus"], "ROLLBACK_COMPLETE")
+        assert ended(cf, "no-receive")["StackStatus"] == "ROLLBACK_COMPLETE"
         failed = failures(cf, "no-receive")
-        self.assertEqual(failed[0][0], "Mapping", failed)
-        self.assertIn("The provided execution role does not have permissions to call ReceiveMessage on SQS", failed[0][1])
+        assert failed[0][0] == "Mapping", failed
+        assert "The provided execution role does not have permissions to call ReceiveMessage on SQS" in failed[0][1]
 
     def test_a_role_lambda_may_not_assume_is_refused(self) -> None:
         iam = client("iam")
@@ -295,7 +295,7 @@ class LambdaChecks(unittest.TestCase):
             FunctionName="untrusted", Runtime="provided.al2023", Handler="bootstrap",
             Role="arn:aws:iam::123456789012:role/not-for-lambda", Code=package("untrusted-code")),
             "InvalidParameterValueException")
-        self.assertEqual(message, "The role defined for the function cannot be assumed by Lambda.")
+        assert message == "The role defined for the function cannot be assumed by Lambda."
 
 
 def eventually(check: Callable[[], Any], timeout: float = 15) -> Any:
@@ -332,18 +332,18 @@ class StackSets(unittest.TestCase):
             AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False})
         enabled = {s["ServicePrincipal"] for s in org.list_aws_service_access_for_organization()["EnabledServicePrincipals"]}
         if stacksets.SERVICE not in enabled:
-            self.assertEqual(refused(create, "ValidationError"),
-                             "You must enable organizations access to operate a service managed stack set")
+            assert refused(create, "ValidationError") == \
+                             "You must enable organizations access to operate a service managed stack set"
             org.enable_aws_service_access(ServicePrincipal=stacksets.SERVICE)
         member = org.create_account(AccountName="ss-member", Email="ss-member@example.com")["CreateAccountStatus"]["AccountId"]
         creds = session(member)
         as_member = boto3.client("cloudformation", endpoint_url=ENDPOINT, region_name=REGION,
                                  aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
                                  aws_session_token=creds["SessionToken"])
-        self.assertEqual(refused(lambda: as_member.create_stack_set(
+        assert refused(lambda: as_member.create_stack_set(
             StackSetName="mine", TemplateBody=body, PermissionModel="SERVICE_MANAGED",
-            AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False}), "ValidationError"),
-            "You must be the master or delegated admin account of an organization before operating a SERVICE_MANAGED stack set")
+            AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False}), "ValidationError") == \
+            "You must be the master or delegated admin account of an organization before operating a SERVICE_MANAGED stack set"
 
         def made() -> bool:
             try:
@@ -353,7 +353,7 @@ class StackSets(unittest.TestCase):
                 if "enable organizations access" in str(e):
                     return False  # trusted access reaches StackSets a moment later
                 raise
-        self.assertTrue(eventually(made))
+        assert eventually(made)
         root = org.list_roots()["Roots"][0]["Id"]
         op = cf.create_stack_instances(StackSetName="everywhere", Regions=[REGION],
                                        DeploymentTargets={"OrganizationalUnitIds": [root]})["OperationId"]
@@ -362,22 +362,22 @@ class StackSets(unittest.TestCase):
             return s if s != "RUNNING" else None
 
         status = eventually(finished)
-        self.assertEqual(status, "SUCCEEDED")
+        assert status == "SUCCEEDED"
         instances = {i["Account"]: i for i in cf.list_stack_instances(StackSetName="everywhere")["Summaries"]}
-        self.assertEqual(instances[member]["Status"], "CURRENT")
-        self.assertNotIn("123456789012", instances, "StackSets does not deploy to the management account")
+        assert instances[member]["Status"] == "CURRENT"
+        assert "123456789012" not in instances, "StackSets does not deploy to the management account"
         sqs = boto3.client("sqs", endpoint_url=ENDPOINT, region_name=REGION, aws_access_key_id=creds["AccessKeyId"],
                            aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
-        self.assertTrue(sqs.get_queue_url(QueueName=f"ss-{member}")["QueueUrl"])
+        assert sqs.get_queue_url(QueueName=f"ss-{member}")["QueueUrl"]
 
         # Automatic deployment: an account that joins later gets its instance, after StackSets' delay.
         stacksets.DELAY_SECONDS["seconds"] = 0.5
         later = org.create_account(AccountName="ss-later", Email="ss-later@example.com")["CreateAccountStatus"]["AccountId"]
         first = {i["Account"]: i for i in cf.list_stack_instances(StackSetName="everywhere")["Summaries"]}
-        self.assertNotEqual(first.get(later, {}).get("Status"), "CURRENT", "not at once")
+        assert first.get(later, {}).get("Status") != "CURRENT", "not at once"
         current = eventually(lambda: any(i["Account"] == later and i["Status"] == "CURRENT"
                                          for i in cf.list_stack_instances(StackSetName="everywhere")["Summaries"]))
-        self.assertTrue(current)
+        assert current
 
 
 
@@ -442,21 +442,21 @@ class Membership(unittest.TestCase):
         outsider = "210987654321"
         keys = owner(outsider)
         handshake = org.invite_account_to_organization(Target={"Id": outsider, "Type": "ACCOUNT"})["Handshake"]
-        self.assertEqual((handshake["Action"], handshake["State"]), ("INVITE", "OPEN"))
+        assert (handshake["Action"], handshake["State"]) == ("INVITE", "OPEN")
         refused(lambda: org.invite_account_to_organization(Target={"Id": outsider, "Type": "ACCOUNT"}),
                 "DuplicateHandshakeException")
         theirs = as_creds("organizations", keys)
-        self.assertEqual([h["Id"] for h in theirs.list_handshakes_for_account()["Handshakes"]], [handshake["Id"]])
+        assert [h["Id"] for h in theirs.list_handshakes_for_account()["Handshakes"]] == [handshake["Id"]]
         created = org.create_account(AccountName="joins-created", Email="joins-created@example.com")["CreateAccountStatus"]["AccountId"]
         member = as_creds("organizations", session(created))
         refused(lambda: member.accept_handshake(HandshakeId=handshake["Id"]), "AccessDeniedException")
         refused(lambda: member.invite_account_to_organization(Target={"Id": "210987654322", "Type": "ACCOUNT"}),
                 "AccessDeniedException")
         accepted = theirs.accept_handshake(HandshakeId=handshake["Id"])["Handshake"]
-        self.assertEqual(accepted["State"], "ACCEPTED")
+        assert accepted["State"] == "ACCEPTED"
         refused(lambda: theirs.accept_handshake(HandshakeId=handshake["Id"]), "InvalidHandshakeTransitionException")
         joined = org.describe_account(AccountId=outsider)["Account"]
-        self.assertEqual((joined["JoinedMethod"], joined["Status"]), ("INVITED", "ACTIVE"))
+        assert (joined["JoinedMethod"], joined["Status"]) == ("INVITED", "ACTIVE")
         refused(lambda: org.invite_account_to_organization(Target={"Id": outsider, "Type": "ACCOUNT"}),
                 "DuplicateAccountException")
         refused(lambda: client("sts").assume_role(RoleArn=f"arn:aws:iam::{outsider}:role/OrganizationAccountAccessRole",
@@ -470,18 +470,18 @@ class Membership(unittest.TestCase):
             return found if len(found) >= 3 else None
         seen = eventually(inputs, timeout=20) or []
         time.sleep(1)
-        self.assertEqual(len(sfn.list_executions(stateMachineArn=machine)["executions"]), 3, "one per event, one role")
+        assert len(sfn.list_executions(stateMachineArn=machine)["executions"]) == 3, "one per event, one role"
         by_name = sorted((e["detail"]["eventName"], e["detail"]["serviceEventDetails"].get("joinedMethod", "")) for e in seen)
-        self.assertEqual(by_name, [("AccountJoinedOrganization", "Created"), ("AccountJoinedOrganization", "Invited"),
-                                   ("CreateAccountResult", "")])
+        assert by_name == [("AccountJoinedOrganization", "Created"), ("AccountJoinedOrganization", "Invited"),
+                                   ("CreateAccountResult", "")]
         result = next(e for e in seen if e["detail"]["eventName"] == "CreateAccountResult")
-        self.assertEqual(result["detail"]["serviceEventDetails"]["createAccountStatus"]["accountId"], created)
-        self.assertEqual((result["account"], result["region"], result["detail"]["eventType"]),
-                         ("123456789012", "us-east-1", "AwsServiceEvent"))
+        assert result["detail"]["serviceEventDetails"]["createAccountStatus"]["accountId"] == created
+        assert (result["account"], result["region"], result["detail"]["eventType"]) == \
+                         ("123456789012", "us-east-1", "AwsServiceEvent")
         failed = client("cloudwatch").get_metric_statistics(
             Namespace="AWS/Events", MetricName="FailedInvocations", Dimensions=[{"Name": "RuleName", "Value": "joins"}],
             StartTime=time.time() - 600, EndTime=time.time() + 60, Period=60, Statistics=["Sum"])["Datapoints"]
-        self.assertEqual(sum(d["Sum"] for d in failed), 3)
+        assert sum(d["Sum"] for d in failed) == 3
 
 
 class Delegation(unittest.TestCase):
@@ -497,9 +497,9 @@ class Delegation(unittest.TestCase):
             pass
         member = org.create_account(AccountName="dl-member", Email="dl-member@example.com")["CreateAccountStatus"]["AccountId"]
         theirs = as_creds("organizations", session(member))
-        self.assertEqual(theirs.describe_organization()["Organization"]["MasterAccountId"], "123456789012")
+        assert theirs.describe_organization()["Organization"]["MasterAccountId"] == "123456789012"
         nothing = "You don't have permissions to access this resource."
-        self.assertEqual(refused(lambda: theirs.list_accounts(), "AccessDeniedException"), nothing)
+        assert refused(lambda: theirs.list_accounts(), "AccessDeniedException") == nothing
         scp = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "ec2:*", "Resource": "*"}]})
         create = lambda kind: theirs.create_policy(
             Name=f"dl-{kind}-{time.monotonic_ns()}", Description="d", Type=kind, Content=scp)
@@ -508,14 +508,14 @@ class Delegation(unittest.TestCase):
         # A service's delegated administrator reads the organization, and changes nothing.
         org.enable_aws_service_access(ServicePrincipal="config.amazonaws.com")
         org.register_delegated_administrator(AccountId=member, ServicePrincipal="config.amazonaws.com")
-        self.assertIn(member, [a["Id"] for a in theirs.list_accounts()["Accounts"]])
-        self.assertIn(member, [a["Id"] for a in theirs.list_delegated_administrators()["DelegatedAdministrators"]])
+        assert member in [a["Id"] for a in theirs.list_accounts()["Accounts"]]
+        assert member in [a["Id"] for a in theirs.list_delegated_administrators()["DelegatedAdministrators"]]
         refused(lambda: create("SERVICE_CONTROL_POLICY"), "AccessDeniedException")
         for call in (lambda: theirs.enable_aws_service_access(ServicePrincipal="guardduty.amazonaws.com"),
                      lambda: theirs.register_delegated_administrator(AccountId=member, ServicePrincipal="guardduty.amazonaws.com"),
                      lambda: theirs.create_account(AccountName="x", Email="x@example.com"),
                      lambda: theirs.put_resource_policy(Content=json.dumps({"Statement": []}))):
-            self.assertEqual(refused(call, "AccessDeniedException"), nothing)
+            assert refused(call, "AccessDeniedException") == nothing
 
         # The management account delegates SCP management, as AWS's example does, with CloudFormation.
         root = f"arn:aws:iam::{member}:root"
@@ -533,11 +533,11 @@ class Delegation(unittest.TestCase):
         cf = client("cloudformation")
         cf.create_stack(StackName="delegation", TemplateBody=template(
             {"Delegation": {"Type": "AWS::Organizations::ResourcePolicy", "Properties": {"Content": content}}}))
-        self.assertEqual(ended(cf, "delegation")["StackStatus"], "CREATE_COMPLETE", failures(cf, "delegation"))
+        assert ended(cf, "delegation")["StackStatus"] == "CREATE_COMPLETE", failures(cf, "delegation")
         made = create("SERVICE_CONTROL_POLICY")["Policy"]["PolicySummary"]
-        self.assertEqual(made["Type"], "SERVICE_CONTROL_POLICY")
-        self.assertEqual(theirs.describe_policy(PolicyId=made["Id"])["Policy"]["PolicySummary"]["Id"], made["Id"])
-        self.assertEqual(json.loads(theirs.describe_resource_policy()["ResourcePolicy"]["Content"]), content)
+        assert made["Type"] == "SERVICE_CONTROL_POLICY"
+        assert theirs.describe_policy(PolicyId=made["Id"])["Policy"]["PolicySummary"]["Id"] == made["Id"]
+        assert json.loads(theirs.describe_resource_policy()["ResourcePolicy"]["Content"]) == content
         refused(lambda: create("TAG_POLICY"), "AccessDeniedException")
         refused(lambda: theirs.attach_policy(PolicyId=made["Id"], TargetId=member), "AccessDeniedException")
         refused(lambda: theirs.register_delegated_administrator(AccountId=member, ServicePrincipal="guardduty.amazonaws.com"),
