@@ -96,3 +96,13 @@ def test_no_module_imports_itself_through_others() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+MAX_LINES = 600
+
+
+def test_no_file_of_the_package_or_its_tests_is_over_600_lines() -> None:
+    """A module that outgrows this is split by what it does (as services/ splits the services)."""
+    files = sorted(PACKAGE.rglob("*.py")) + sorted(Path(__file__).resolve().parent.glob("*.py"))
+    long = {str(f.relative_to(PACKAGE.parent)): n for f in files if (n := len(f.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"over {MAX_LINES} lines: {long}"
