@@ -1,7 +1,7 @@
 """Authorization of every client request to the local cloud, as AWS does it.
 
 For each request this module works out who asks (the access key's user, role session or root user,
-and the key's secret, with which extension.py has sigv4.py verify the request's signature first),
+and the key's secret, with which pipeline.py has sigv4.py verify the request's signature first),
 the IAM action (the service's prefix and the operation, S3's by its own table), the resources the
 action applies to (their ARNs, built from the request's parameters), the request's context keys, and
 the resource-based policy AWS would also consult; `iam.decide` then decides.

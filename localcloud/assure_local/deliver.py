@@ -2,28 +2,30 @@
 
 On AWS a trail's log files, Config's snapshots and GuardDuty's exports arrive some minutes after the
 activity they record, written by the service into the customer's bucket under the customer's bucket
-and key policies. The local cloud stands for "some minutes" with its transition delay (extension.
+and key policies. The local cloud stands for "some minutes" with its transition delay (core.
 TRANSITION, the one analyzers and Firehose streams wait; POST /assure-api/limits transitionSeconds),
 and writes only what the policies let the service write.
 
-For the other delivery modules (deliver_services.py, deliver_findings.py):
+For the delivery modules (services/*, deliver_findings.py, events.py), scheduler.py has:
 - `later(seconds, fn)`: run `fn` once, `seconds` from now, on the one delivery thread, holding the
-  extension's LOCK (moto's backends are not thread safe);
+  core.LOCK (moto's backends are not thread safe);
 - `delay()`: how long a delivery waits (the transition);
 - `flush()`: run every queued delivery now, due or not (tests; POST /assure-api/deliveries/flush);
 - `put_object(bucket, key, body, kms_key_arn, content_type)`: an object as a delivering service
   writes it (owned by the bucket owner, SSE-KMS as S3 reports it);
+and this module:
 - `subscribe(fn)`: `fn(record)` for each CloudTrail event record, as it is recorded (account
   `record["recipientAccountId"]`, Region `record["awsRegion"]`).
 
 CloudTrail here: every request the local cloud authorizes and answers with success becomes an event
 record (`record`, called by `recorded`, the extension's WSGI wrapper); each trail that covers and
 selects it batches it, per trail, account and Region, and delivers the batch after the delay as one
-gzipped log file (`deliver_batch`), and to its CloudWatch Logs log group when it has one. GetTrailStatus
-answers what those deliveries recorded; GetTrail, GetTrailStatus, GetEventSelectors and
-GetInsightSelectors take a multi-Region trail's ARN from any Region (`patch_cloudtrail`).
+gzipped log file, and to its CloudWatch Logs log group when it has one (services/cloudtrail_logs.py:
+`deliver_batch`). GetTrailStatus answers what those deliveries recorded; GetTrail, GetTrailStatus,
+GetEventSelectors and GetInsightSelectors take a multi-Region trail's ARN from any Region
+(services/cloudtrail_logs.py: `patch_cloudtrail`).
 
-Locking: a delivery holds the extension's LOCK, which the extension holds around its own state and
+Locking: a delivery holds core.LOCK, which the extension holds around its own state and
 each request's authorization; requests do not hold one lock from end to end (an SQS long poll, or
 moto's Step Functions interpreter calling the server from inside a request, would stall every other
 caller), so a delivery interleaves with moto's answers exactly as two concurrent requests already do.
@@ -67,7 +69,7 @@ WRITING_SERVICES = {"s3", "kms", "organizations"}
 
 
 def subscribe(fn: Callable[[dict], Any]) -> None:
-    """`fn(record)` for each CloudTrail event record as it is recorded (under the extension's LOCK)."""
+    """`fn(record)` for each CloudTrail event record as it is recorded (under core.LOCK)."""
     LISTENERS.append(fn)
 
 

@@ -39,7 +39,7 @@
      and the receiving bus's rules run.
    - a Firehose stream: the role, likewise, with firehose:PutRecord on the stream, which must be
      ACTIVE; Firehose buffers the record and writes the batch after the delay as its own role
-     (the extension's put_batch_when_active and checked_put, rules.firehose_s3_refusal), concatenated
+     (services/firehose.py: put_batch_when_active and checked_put, rules.firehose_s3_refusal), concatenated
      with no delimiter ("By default, Firehose concatenates data without any delimiters":
      https://docs.aws.amazon.com/firehose/latest/dev/basic-deliver.html), compressed and named as the
      stream says (`firehose_s3_write`).
@@ -61,7 +61,7 @@
 
 Hooks: extension.patch_moto calls `install()`; the extension's WSGI entry hands /assure-api/managed-
 instances and the Session Manager operations to `answer`; ssm.ssm_start_session asks `connected`;
-the extension's checked_put writes through `firehose_s3_write`.
+services/firehose.py's checked_put writes through `firehose_s3_write`.
 """
 
 from __future__ import annotations

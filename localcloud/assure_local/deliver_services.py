@@ -49,7 +49,7 @@ def iso_ms(when: datetime.datetime) -> str:
 
 
 def later(fn: Callable[[], Any]) -> None:
-    """`fn` after the delivery delay, on the delivery thread, holding the extension's LOCK."""
+    """`fn` after the delivery delay, on the delivery thread, holding core.LOCK."""
     scheduler.later(scheduler.delay(), fn)
 
 

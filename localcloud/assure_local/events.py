@@ -286,7 +286,7 @@ def firehose_s3_write(backend: Any, name: str, version_id: str, dest: dict, reco
     CompressionFormat says with its file extension (GZIP `.gz`, ZIP `.zip`), or the stream's
     FileExtension, under `PREFIX` + `YYYY/MM/dd/HH/` + `STREAM-VERSION-YYYY-MM-dd-HH-MM-SS-UUID`
     (https://docs.aws.amazon.com/firehose/latest/dev/s3-object-name.html; moto's name), SSE-KMS with
-    the stream's key when it has one. Called by the extension's checked_put once the write is allowed."""
+    the stream's key when it has one. Called by services/firehose.py's checked_put once the write is allowed."""
     delimiter = any(p.get("Type") == "AppendDelimiterToRecord"
                     for p in ((dest.get("ProcessingConfiguration") or {}).get("Processors") or []))
     data = b"".join(bytes(r["Data"]) + (b"\n" if delimiter else b"") for r in records)

@@ -29,7 +29,7 @@ Rules:
   (ssm_agents.connected) is TargetNotConnected; a document of the account's that does not exist
   is InvalidDocument.
 - Firehose writes a batch to its S3 destination as the stream's role, only where the role may put it,
-  and reports each attempt in AWS/Firehose DeliveryToS3.Success (the extension's put_s3_records).
+  and reports each attempt in AWS/Firehose DeliveryToS3.Success (services/firehose.py: checked_put).
 - Lambda: a function's role must be one Lambda can assume; an SQS event source mapping needs a queue
   visibility timeout of at least the function's timeout and a role that may receive and delete.
 - A role handed to a service (CloudTrail's CloudWatch Logs role, Firehose's delivery role) must exist,

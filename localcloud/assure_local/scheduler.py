@@ -38,7 +38,7 @@ def delay() -> float:
 
 def later(seconds: float, fn: Callable[[], Any]) -> None:
     """Runs `fn` once, `seconds` from now, on the delivery thread (started on first use), holding the
-    extension's LOCK."""
+    core.LOCK."""
     global _THREAD
     with _CV:
         heapq.heappush(_QUEUE, (time.monotonic() + max(0.0, float(seconds)), next(_SEQ), fn))
