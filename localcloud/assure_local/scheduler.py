@@ -37,7 +37,7 @@ def delay() -> float:
 
 
 def later(seconds: float, fn: Callable[[], Any]) -> None:
-    """Runs `fn` once, `seconds` from now, on the delivery thread (started on first use), holding the
+    """Runs `fn` once, `seconds` from now, on the delivery thread (started on first use), holding
     core.LOCK."""
     global _THREAD
     with _CV:
