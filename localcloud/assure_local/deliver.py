@@ -7,7 +7,7 @@ TRANSITION, the one analyzers and Firehose streams wait; POST /assure-api/limits
 and writes only what the policies let the service write.
 
 For the delivery modules (services/*, deliver_findings.py, events.py), scheduler.py has:
-- `later(seconds, fn)`: run `fn` once, `seconds` from now, on the one delivery thread, holding the
+- `later(seconds, fn)`: run `fn` once, `seconds` from now, on the one delivery thread, holding
   core.LOCK (moto's backends are not thread safe);
 - `delay()`: how long a delivery waits (the transition);
 - `flush()`: run every queued delivery now, due or not (tests; POST /assure-api/deliveries/flush);
