@@ -55,6 +55,26 @@ pub fn bin_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).expect("target/debug").to_path_buf()
 }
 
+/// Runs the local cloud's Python tests (`localcloud/tests/`, pytest, moto in the test's process)
+/// named by `args` (test files, `-k` expressions), with the development venv's python that
+/// `cargo xtask test` makes from `localcloud/requirements-dev.txt` and names in
+/// `ASSURE_LOCAL_DEV_PYTHON`. Panics, with pytest's report, unless they all pass.
+pub fn localcloud_pytest(args: &[&str]) {
+    let python = std::env::var_os("ASSURE_LOCAL_DEV_PYTHON").expect(
+        "ASSURE_LOCAL_DEV_PYTHON: the python of a venv with localcloud/requirements-dev.txt (cargo xtask test sets it)",
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../localcloud");
+    let out = std::process::Command::new(python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .expect("running pytest");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(" passed") && !text.contains(" failed"), "{text}");
+}
+
 /// A running local cloud with its worker, private to one test. Stopped (by PID) on drop.
 pub struct LocalCloud {
     pub dir: tempdir::TempDir,
@@ -275,14 +295,14 @@ impl LocalCloud {
             .collect()
     }
 
-    /// Sets the local cloud's rate limits and latency (see infra/local/extension.py); returns its
+    /// Sets the local cloud's rate limits and latency (see localcloud/assure_local/knobs.py); returns its
     /// counters.
     pub fn limits(&self, doc: Value) -> Value {
         serde_json::from_str(&http(&self.endpoint, "POST", "/assure-api/limits", &doc.to_string()))
             .expect("limits JSON")
     }
 
-    /// The root user's credentials in `account` (`/assure-api/root-credentials`, infra/local/root.py):
+    /// The root user's credentials in `account` (`/assure-api/root-credentials`, localcloud/assure_local/root.py):
     /// its password, access keys, signing certificates and MFA devices.
     pub fn root_user(&self, account: &str) -> Value {
         let text = http(&self.endpoint, "GET", &format!("/assure-api/root-credentials?account={account}"), "");
@@ -294,7 +314,7 @@ impl LocalCloud {
         serde_json::from_str(&http(&self.endpoint, "GET", "/assure-api/limits", "")).expect("limits JSON")
     }
 
-    /// Sets the local cloud's fault injection rules (see infra/local/extension.py); `[]` clears them.
+    /// Sets the local cloud's fault injection rules (see localcloud/assure_local/knobs.py); `[]` clears them.
     pub fn faults(&self, rules: Value) {
         let body = serde_json::json!({ "rules": rules }).to_string();
         let method = if rules.as_array().is_some_and(|r| r.is_empty()) { "DELETE" } else { "POST" };

@@ -3,7 +3,8 @@
 //! - `demo`: builds assure, starts the local cloud, seeds a demo organization, deploys the
 //!   pipeline and onboards one brownfield account, then says where to look next.
 //! - `test`: builds the binaries the end-to-end tests drive, prepares the local cloud's Python
-//!   environment once, lints the CloudFormation templates (cfn-lint, checkov), and runs the whole
+//!   environment once, lints the CloudFormation templates (cfn-lint, checkov) and the local cloud's
+//!   Python package (ruff, mypy: `localcloud/`), and runs the whole
 //!   suite with cargo-nextest; then checks least privilege from the suite's authorization log
 //!   (`coverage.rs`).
 //! - `codegen`: writes the generated files (the CloudFormation templates under `infra/`).
@@ -197,7 +198,13 @@ fn lint_venv() -> anyhow::Result<PathBuf> {
 
 /// A Python venv of tools, made once per pinned requirements file (`name` tells them apart).
 fn tools_venv(name: &str, requirements: &str) -> anyhow::Result<PathBuf> {
-    let req = std::fs::read_to_string(root().join(requirements))?;
+    let path = root().join(requirements);
+    let mut req = std::fs::read_to_string(&path)?;
+    // A file it includes (`-r other.txt`, relative to it) is part of the pin.
+    for included in req.clone().lines().filter_map(|l| l.trim().strip_prefix("-r ")) {
+        let dir = path.parent().context("a requirements file's directory")?;
+        req.push_str(&std::fs::read_to_string(dir.join(included.trim()))?);
+    }
     let tag: u32 = req.bytes().fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
@@ -213,6 +220,22 @@ fn tools_venv(name: &str, requirements: &str) -> anyhow::Result<PathBuf> {
         std::fs::write(venv.join(".complete"), "")?;
     }
     Ok(venv)
+}
+
+/// The local cloud's development venv: its pinned runtime (moto) with pytest, ruff and mypy.
+fn localcloud_dev_venv() -> anyhow::Result<PathBuf> {
+    tools_venv("localcloud-dev", "localcloud/requirements-dev.txt")
+}
+
+/// ruff and mypy over the local cloud's package and its tests (configured in
+/// `localcloud/pyproject.toml`): no finding.
+fn lint_localcloud() -> anyhow::Result<()> {
+    let venv = localcloud_dev_venv()?;
+    let dir = root().join("localcloud");
+    eprintln!("==> ruff check (localcloud)");
+    run(Command::new(venv.join("bin/ruff")).args(["check", "--no-cache", "."]).current_dir(&dir))?;
+    eprintln!("==> mypy (localcloud)");
+    run(Command::new(venv.join("bin/mypy")).current_dir(&dir))
 }
 
 /// The Lambda deployment package: `cargo lambda build --release --arm64` of the step binary, into
@@ -273,7 +296,8 @@ fn lint_infra() -> anyhow::Result<()> {
     std::fs::remove_dir_all(&dir)?;
     linted?;
     eprintln!("==> parliament");
-    lint_policies(&venv)
+    lint_policies(&venv)?;
+    lint_localcloud()
 }
 
 fn lint_templates(venv: &Path, templates: &[PathBuf]) -> anyhow::Result<()> {
@@ -355,7 +379,13 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     }
     // The AWS CLI: the independent client the tests check the local cloud with.
     let cli = tools_venv("awscli", "infra/requirements-awscli.txt")?.join("bin/aws");
-    nextest.args(extra).env("ASSURE_BIN_DIR", &bin).env("ASSURE_AWS_CLI", cli);
+    // The local cloud's own tests (pytest) run from its development venv.
+    let dev_python = localcloud_dev_venv()?.join("bin/python");
+    nextest
+        .args(extra)
+        .env("ASSURE_BIN_DIR", &bin)
+        .env("ASSURE_AWS_CLI", cli)
+        .env("ASSURE_LOCAL_DEV_PYTHON", dev_python);
     // The whole suite: every local cloud's authorization decisions, collected for the
     // least-privilege check (a filtered run proves nothing about what is unused).
     let decisions = target_dir().join("authz-decisions");

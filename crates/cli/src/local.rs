@@ -1,5 +1,5 @@
-//! `assure local …`: the local cloud's lifecycle. The cloud (moto plus assure's extension, from
-//! `infra/local/`, embedded in this binary) runs from a Python venv this command creates, bound to
+//! `assure local …`: the local cloud's lifecycle. The cloud (moto plus assure's extension, the
+//! Python package `localcloud/assure_local/`, embedded in this binary) runs from a Python venv this command creates, bound to
 //! 127.0.0.1 on a free port; a step worker runs beside it. Both are background processes whose
 //! PIDs live in the state directory, and `down` stops exactly those PIDs.
 
@@ -10,22 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 
-const SERVER_PY: &str = include_str!("../../../infra/local/server.py");
-const EXTENSION_PY: &str = include_str!("../../../infra/local/extension.py");
-const SEED_PY: &str = include_str!("../../../infra/local/seed.py");
-const IAM_PY: &str = include_str!("../../../infra/local/iam.py");
-const AUTHZ_PY: &str = include_str!("../../../infra/local/authz.py");
-const RULES_PY: &str = include_str!("../../../infra/local/rules.py");
-const ROOT_PY: &str = include_str!("../../../infra/local/root.py");
-const SIGV4_PY: &str = include_str!("../../../infra/local/sigv4.py");
-const DELIVER_PY: &str = include_str!("../../../infra/local/deliver.py");
-const DELIVER_FINDINGS_PY: &str = include_str!("../../../infra/local/deliver_findings.py");
-const DELIVER_SERVICES_PY: &str = include_str!("../../../infra/local/deliver_services.py");
-const STACKS_PY: &str = include_str!("../../../infra/local/stacks.py");
-const PROVIDERS_PY: &str = include_str!("../../../infra/local/providers.py");
-const STACKSETS_PY: &str = include_str!("../../../infra/local/stacksets.py");
-const ORGANIZATIONS_PY: &str = include_str!("../../../infra/local/organizations.py");
-const REQUIREMENTS: &str = include_str!("../../../infra/local/requirements.txt");
+const REQUIREMENTS: &str = include_str!("../../../localcloud/requirements.txt");
 
 /// Environment variable: the state directory (default `$HOME/.cache/assure/local`).
 pub(crate) const STATE_DIR_ENV: &str = "ASSURE_LOCAL_DIR";
@@ -37,7 +22,7 @@ pub(crate) const VENV_ENV: &str = "ASSURE_VENV";
 const MEMBER_TEMPLATE: &str = "member-role.template.json";
 
 /// The region the local cloud is used with. Its bootstrap key `testing` is the management account's
-/// administrator user `local-admin` (infra/local/authz.py); other keys must be issued by it.
+/// administrator user `local-admin` (localcloud/assure_local/authz.py); other keys must be issued by it.
 const REGION: &str = "us-east-1";
 
 #[derive(Subcommand)]
@@ -130,7 +115,8 @@ pub(crate) async fn run(cmd: LocalCommand, json: bool) -> anyhow::Result<ExitCod
             let py = ensure_venv()?;
             write_files(&dir)?;
             let out = std::process::Command::new(&py)
-                .arg(dir.join("seed.py"))
+                .args(["-m", "assure_local.seed"])
+                .env("PYTHONPATH", dir.join(PACKAGE_ROOT))
                 .arg("--endpoint")
                 .arg(&endpoint)
                 .arg("--accounts")
@@ -141,7 +127,7 @@ pub(crate) async fn run(cmd: LocalCommand, json: bool) -> anyhow::Result<ExitCod
                 .arg(regions.join(","))
                 .stderr(Stdio::inherit())
                 .output()
-                .context("running seed.py")?;
+                .context("running assure_local.seed")?;
             if !out.status.success() {
                 bail!("seeding failed ({})", out.status);
             }
@@ -255,31 +241,44 @@ fn print_exports_with(endpoint: &str, json: bool, (id, secret, token): &Keys) {
     }
 }
 
-/// The local cloud's modules, embedded at build time: every module of `infra/local/` but its tests
-/// (a unit test holds the list to the directory).
-const MODULES: &[(&str, &str)] = &[
-    ("server.py", SERVER_PY),
-    ("extension.py", EXTENSION_PY),
-    ("seed.py", SEED_PY),
-    ("iam.py", IAM_PY),
-    ("authz.py", AUTHZ_PY),
-    ("rules.py", RULES_PY),
-    ("root.py", ROOT_PY),
-    ("sigv4.py", SIGV4_PY),
-    ("deliver.py", DELIVER_PY),
-    ("deliver_findings.py", DELIVER_FINDINGS_PY),
-    ("deliver_services.py", DELIVER_SERVICES_PY),
-    ("stacks.py", STACKS_PY),
-    ("providers.py", PROVIDERS_PY),
-    ("stacksets.py", STACKSETS_PY),
-    ("organizations.py", ORGANIZATIONS_PY),
-];
+// The local cloud's modules, embedded at build time: every module of `localcloud/assure_local/`
+// (build.rs lists them; a unit test holds the list to the directory).
+include!(concat!(env!("OUT_DIR"), "/local_modules.rs"));
+
+/// The directory under the state directory the package is written to: the server and the seed run
+/// with it as their `PYTHONPATH` (`python -m assure_local.server`).
+const PACKAGE_ROOT: &str = "python";
 
 fn write_files(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let member = serde_json::to_string_pretty(&assure_core::pipeline::infra::member_role_template())?;
-    for (name, text) in MODULES.iter().copied().chain([(MEMBER_TEMPLATE, member.as_str())]) {
-        std::fs::write(dir.join(name), text).with_context(|| format!("writing {name}"))?;
+    std::fs::write(dir.join(MEMBER_TEMPLATE), member).with_context(|| format!("writing {MEMBER_TEMPLATE}"))?;
+    let root = dir.join(PACKAGE_ROOT);
+    for (name, text) in MODULES.iter().copied() {
+        let path = root.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        // Unchanged modules are left as they are: a running server may be reading them.
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+            std::fs::write(&path, text).with_context(|| format!("writing {name}"))?;
+        }
+    }
+    remove_stale(&root, &root)
+}
+
+/// Removes the modules under `dir` that this binary does not embed (left by an older version).
+fn remove_stale(root: &Path, dir: &Path) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            remove_stale(root, &path)?;
+        } else if path.extension().is_some_and(|e| e == "py") {
+            let name = path.strip_prefix(root)?.to_string_lossy().replace('\\', "/");
+            if !MODULES.iter().any(|(n, _)| *n == name) {
+                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
     }
     Ok(())
 }
@@ -389,7 +388,8 @@ async fn up(dir: &Path, no_iam: bool) -> anyhow::Result<String> {
             let _ = std::fs::remove_file(&port_file);
             let pid = spawn_background(
                 std::process::Command::new(&py)
-                    .arg(dir.join("server.py"))
+                    .args(["-m", "assure_local.server"])
+                    .env("PYTHONPATH", dir.join(PACKAGE_ROOT))
                     .arg("--port-file")
                     .arg(&port_file)
                     .env(
@@ -439,18 +439,32 @@ async fn up(dir: &Path, no_iam: bool) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    /// A module added to `infra/local/` and not embedded would be missing from every local cloud.
+    /// Every module of the package, in every subpackage, must be embedded: one left out would be
+    /// missing from every local cloud.
     #[test]
     fn every_module_of_the_local_cloud_is_embedded() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/local");
-        let mut found: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".py") && !n.starts_with("test_"))
-            .collect();
+        fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    if path.file_name().is_some_and(|n| n != "__pycache__") {
+                        assert!(path.join("__init__.py").exists(), "{} is not a package", path.display());
+                        walk(root, &path, out);
+                    }
+                } else if path.extension().is_some_and(|e| e == "py") {
+                    out.push(path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../localcloud");
+        let mut found = Vec::new();
+        walk(&root, &root.join("assure_local"), &mut found);
         found.sort();
         let mut embedded: Vec<String> = super::MODULES.iter().map(|(n, _)| (*n).to_owned()).collect();
         embedded.sort();
         assert_eq!(found, embedded);
+        for module in ["assure_local/__init__.py", "assure_local/server.py", "assure_local/seed.py"] {
+            assert!(embedded.iter().any(|n| n == module), "{module}");
+        }
     }
 }

@@ -3,11 +3,8 @@
 //! on (alias operations' keys, a subscription's topic, GuardDuty filters, log streams, stacks,
 //! StartSession's target and document, AWS's own documents), and the requests refused before any
 //! policy is read (unsigned, a session's key without its token, moto's internal key, a bucket of
-//! another owner). The AWS CLI is the independent client; infra/local/test_iam.py and test_authz.py
+//! another owner). The AWS CLI is the independent client; localcloud/tests/test_iam.py and test_authz*.py
 //! test the same rules one by one.
-
-use std::path::Path;
-use std::process::Command;
 
 use assure_e2e::LocalCloud;
 
@@ -15,39 +12,15 @@ use super::iam::{aws_cli, cli_ok, cli_refused, credentials};
 
 type Credentials = aws_sdk_sts::config::Credentials;
 
-/// The request side's own unit tests (infra/local/test_authz.py, moto in the test's process, no
-/// server), each breaking one rule, and the deliveries' (test_deliver*.py: CloudTrail, Config, GuardDuty,
-/// alarms and SNS, Access Analyzer through EventBridge and Firehose, session logs), and CloudFormation's
-/// (test_stacks.py: stacks made as their caller, refusals, rollbacks, Lambda's mapping checks).
-/// They need the local cloud's Python environment, which `assure local install` makes, or finds
-/// made.
+/// The request side's own unit tests (localcloud/tests/, pytest, moto in the test's process, no
+/// server), each breaking one rule: authorization (test_authz*.py), the deliveries' (test_deliver*.py:
+/// CloudTrail, Config, GuardDuty, alarms and SNS, Access Analyzer through EventBridge and Firehose,
+/// session logs), CloudFormation's (test_stacks*.py: stacks made as their caller, refusals,
+/// rollbacks, Lambda's mapping checks) and the package's own shape (no import cycle). test_iam.py
+/// runs in iam.rs.
 #[test]
 fn the_request_side_unit_tests_pass() {
-    let install =
-        Command::new(assure_e2e::bin_dir().join("assure")).args(["local", "install"]).output().expect("assure");
-    let log = String::from_utf8_lossy(&install.stderr);
-    assert!(install.status.success(), "{log}");
-    let python = log.lines().find_map(|l| l.strip_prefix("venv ready: ")).expect("the venv's python").trim().to_owned();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/local");
-    let out = Command::new(python)
-        .args([
-            "-W",
-            "ignore",
-            "-m",
-            "unittest",
-            "-v",
-            "test_authz",
-            "test_deliver",
-            "test_deliver_services",
-            "test_deliver_findings",
-            "test_stacks",
-        ])
-        .current_dir(&dir)
-        .output()
-        .expect("python");
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("Ran ") && text.trim_end().ends_with("OK"), "{text}");
+    assure_e2e::localcloud_pytest(&["--ignore=tests/test_iam.py", "tests"]);
 }
 
 /// `args` as `creds` must be refused by a service control policy, naming `action`.

@@ -3,8 +3,8 @@
 //! naming the role does not), a service assuming a role for one of its resources sends the context
 //! keys its guide documents and no others, and the root user of each account may do everything in it
 //! by identity, bound by its member account's SCPs, with centralized root sessions (`sts:AssumeRoot`)
-//! held to their task policy. Each rule cites its AWS page in infra/local/iam.py and authz.py;
-//! infra/local/test_iam.py and test_authz.py test them one by one. The AWS CLI is the independent client.
+//! held to their task policy. Each rule cites its AWS page in localcloud/assure_local/iam.py and authz.py;
+//! localcloud/tests/test_iam.py and test_authz*.py test them one by one. The AWS CLI is the independent client.
 
 use assure_e2e::LocalCloud;
 use serde_json::{json, Value};
@@ -325,7 +325,7 @@ async fn the_root_user_and_centralized_root_sessions() {
 }
 
 /// Every signed request's signature is verified against its access key's secret, as AWS verifies it
-/// (infra/local/sigv4.py; test_authz.py's `Signatures` breaks each part): a wrong secret is refused in
+/// (localcloud/assure_local/sigv4.py; test_authz_signatures.py's `Signatures` breaks each part): a wrong secret is refused in
 /// each protocol's shape (query and S3: SignatureDoesNotMatch; JSON: InvalidSignatureException), and
 /// a presigned URL serves its object until its signature is changed or it expires ("Request has
 /// expired", https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html).

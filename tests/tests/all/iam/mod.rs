@@ -1,8 +1,7 @@
-//! IAM as AWS evaluates it, enforced by the local cloud (infra/local/iam.py and authz.py): on by
+//! IAM as AWS evaluates it, enforced by the local cloud (localcloud/assure_local/iam.py and authz.py): on by
 //! default, for every client, with the services' own refusals. The AWS CLI is the independent
 //! client: it must be refused what AWS would refuse.
 
-use std::path::Path;
 use std::process::Command;
 
 use assure_e2e::LocalCloud;
@@ -12,16 +11,11 @@ mod services;
 use services::User;
 mod steps;
 
-/// The policy evaluator's own unit tests (Python, no moto needed): each breaks exactly one rule of
-/// the documented evaluation logic.
+/// The policy evaluator's own unit tests (localcloud/tests/test_iam.py, pytest, no moto needed):
+/// each breaks exactly one rule of the documented evaluation logic.
 #[test]
 fn the_policy_evaluator_follows_the_documented_evaluation_logic() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/local");
-    let out =
-        Command::new("python3").args(["-m", "unittest", "-v", "test_iam"]).current_dir(&dir).output().expect("python3");
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("Ran ") && text.trim_end().ends_with("OK"), "{text}");
+    assure_e2e::localcloud_pytest(&["tests/test_iam.py"]);
 }
 
 /// The AWS CLI (botocore, not our SDK) against the local cloud with the given credentials:

@@ -1,5 +1,6 @@
-//! The services' own checks, enforced by the local cloud (infra/local/rules.py), each broken on
-//! its own through the AWS CLI, the independent client: refused with AWS's error code and message,
+//! The services' own checks, enforced by the local cloud (`localcloud/assure_local/services/` and
+//! `model_validation.py`), each broken on its own through the AWS CLI, the independent client:
+//! refused with AWS's error code and message,
 //! then accepted once the request is what AWS accepts.
 
 use assure_e2e::LocalCloud;
