@@ -69,12 +69,13 @@ async fn send(
     let stream = tokio::net::TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     let conn = tokio::spawn(conn);
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header(hyper::header::HOST, addr)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)))?;
+    let mut req = hyper::Request::builder().method(method).uri(path).header(hyper::header::HOST, addr);
+    // Only a body has a type: a presigned URL's signature covers the Content-Type header, and the
+    // URL was signed without one.
+    if !body.is_empty() {
+        req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+    }
+    let req = req.body(Full::new(Bytes::from(body)))?;
     let res = sender.send_request(req).await?;
     let status = res.status().as_u16();
     let body = res.into_body().collect().await?.to_bytes().to_vec();
@@ -113,6 +114,18 @@ mod tests {
         let sent = server.await.unwrap();
         assert!(sent.starts_with("POST /assure-api/x HTTP/1.1\r\n"), "{sent}");
         assert!(sent.ends_with("{\"q\":1}"), "{sent}");
+    }
+
+    /// A presigned URL's signature covers the Content-Type header: a request without a body sends
+    /// none, as the URL was signed.
+    #[tokio::test]
+    async fn a_request_without_a_body_sends_no_content_type() {
+        let (endpoint, server) = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+        let answer = request(&endpoint, "GET", "/b/k?Signature=x%2By", "", Duration::from_secs(5)).await.unwrap();
+        assert_eq!(answer.body, b"ok");
+        let sent = server.await.unwrap().to_ascii_lowercase();
+        assert!(sent.starts_with("get /b/k?signature=x%2by http/1.1\r\n"), "{sent}");
+        assert!(!sent.contains("content-type"), "{sent}");
     }
 
     #[tokio::test]
