@@ -169,9 +169,10 @@ pub(crate) async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode
 
 #[derive(Args)]
 pub(crate) struct BootstrapArgs {
-    /// The account the pipeline runs in (where you run `assure deploy`): an account of the
-    /// organization other than the management account, usually the security account. Default: the
-    /// config file's organization.security_account.
+    /// The account the pipeline runs in, where you then run `assure deploy`: the organization's
+    /// security account (the delegated administrator of GuardDuty, Access Analyzer and Config;
+    /// `assure deploy` runs only there), never the management account. Default: the config file's
+    /// organization.security_account.
     #[arg(long)]
     pipeline_account: Option<String>,
 }
