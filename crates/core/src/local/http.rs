@@ -7,14 +7,14 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 
-/// An answer of the local cloud: its status and body.
+/// The local cloud's response: its status and body.
 #[derive(Debug)]
-pub struct Answer {
+pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
 }
 
-impl Answer {
+impl Response {
     /// The body, or an error naming `path` and carrying the body when the status is not 2xx.
     pub fn ok(self, path: &str) -> Result<Vec<u8>, String> {
         if (200..300).contains(&self.status) {
@@ -33,7 +33,7 @@ pub async fn request(
     path: &str,
     body: &str,
     timeout: Duration,
-) -> Result<Answer, String> {
+) -> Result<Response, String> {
     let what = format!("{method} {endpoint}{path}");
     tokio::time::timeout(timeout, send(endpoint, method, path, body.to_owned()))
         .await
@@ -49,7 +49,7 @@ pub fn request_blocking(
     path: &str,
     body: &str,
     timeout: Duration,
-) -> Result<Answer, String> {
+) -> Result<Response, String> {
     let (endpoint, method, path, body) = (endpoint.to_owned(), method.to_owned(), path.to_owned(), body.to_owned());
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
@@ -64,7 +64,7 @@ async fn send(
     method: &str,
     path: &str,
     body: String,
-) -> Result<Answer, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Response, Box<dyn std::error::Error + Send + Sync>> {
     let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let stream = tokio::net::TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
@@ -81,7 +81,7 @@ async fn send(
     let body = res.into_body().collect().await?.to_bytes().to_vec();
     drop(sender);
     conn.abort();
-    Ok(Answer { status, body })
+    Ok(Response { status, body })
 }
 
 #[cfg(test)]

@@ -9,6 +9,14 @@ use serde_json::{json, Value};
 use crate::aws::{error_code, AccountConfig, AwsResultExt};
 use crate::controls::names::TRAIL_LOG_GROUP;
 
+mod keys;
+mod organizations;
+mod roles;
+
+pub use keys::*;
+pub use organizations::*;
+pub use roles::*;
+
 /// The changes a step makes, as it makes them.
 pub(crate) struct Changes {
     account: AccountId,
@@ -97,14 +105,6 @@ pub(crate) fn already_exists(code: Option<&str>, message: &str) -> bool {
     ) || message.contains("already exists")
         || message.contains("has been taken in this account")
 }
-
-mod keys;
-mod organizations;
-mod roles;
-
-pub use keys::*;
-pub use organizations::*;
-pub use roles::*;
 
 /// The trail's log group as [`trail_log_group`] found or made it.
 pub(crate) enum LogGroup {
