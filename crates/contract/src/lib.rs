@@ -5,13 +5,13 @@
 //! Architecture invariant: this crate knows no AWS SDK and does no I/O. Everything here is plain data
 //! with serde and schemars derives, so the JSON the state machine passes around has one definition.
 
-mod catalogue;
+pub mod catalogue;
 mod config;
 mod error;
 mod ids;
 mod run;
 
-pub use catalogue::{Cis, CisIds, Control, CONTROLS};
+pub use catalogue::{Cis, CisIds};
 pub use config::{Config, Options, Organization};
 pub use error::{ErrorName, StepError};
 pub use ids::{guardduty_principals, AccountId, Region, RunId, KNOWN_REGIONS, OPT_IN_REGIONS};

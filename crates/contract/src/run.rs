@@ -474,9 +474,9 @@ impl Evidence {
         self
     }
 
-    /// Evidence for `control`, with the control's CIS ids from the catalogue.
+    /// Evidence for the catalogue entry `control`, with its CIS ids.
     pub fn new(
-        control: &str,
+        control: &crate::catalogue::Entry,
         account: AccountId,
         region: Region,
         resource: impl Into<String>,
@@ -484,13 +484,13 @@ impl Evidence {
         detail: impl Into<String>,
     ) -> Evidence {
         Evidence {
-            control: control.to_owned(),
+            control: control.id.to_owned(),
             account,
             region,
             resource: resource.into(),
             passed,
             detail: detail.into(),
-            cis: crate::catalogue::Control::find(control).and_then(|c| c.cis).map(|c| c.ids()),
+            cis: control.cis.map(|c| c.ids()),
             pending: false,
             took_seconds: None,
         }

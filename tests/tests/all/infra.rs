@@ -257,8 +257,11 @@ fn every_service_role_of_the_baseline_is_protected_by_name() {
         "roleName": "AssureExecutionRole"
     }))
     .unwrap();
-    let names: Vec<&str> =
-        assure_core::controls::baseline::ALL.iter().flat_map(|c| c.service_roles(&run)).map(|r| r.role.name).collect();
+    let names: Vec<&str> = assure_core::controls::baseline::ALL
+        .iter()
+        .flat_map(|c| (c.ahead.service_roles)(&run))
+        .map(|r| r.role.name)
+        .collect();
     assert!(!names.is_empty());
     for name in names {
         assert!(assure_core::controls::scps::BASELINE_ROLES.contains(&name), "{name} is not in BASELINE_ROLES");

@@ -8,7 +8,7 @@ pub mod report;
 
 use std::collections::HashMap;
 
-use assure_contract::{Change, Control, Evidence, RunInput, StepError, StepName};
+use assure_contract::{Change, Evidence, RunInput, StepError, StepName};
 use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
 use serde::Serialize;
 use serde_json::Value;
@@ -196,7 +196,7 @@ fn controls(records: &[Record]) -> Vec<ControlResult> {
 }
 
 fn control_result(e: &Evidence, verified_at: Option<String>) -> ControlResult {
-    let c = Control::find(&e.control);
+    let c = crate::pipeline::catalogue::find(&e.control);
     ControlResult {
         control: e.control.clone(),
         spec: c.map(|c| c.spec.to_owned()).unwrap_or_default(),

@@ -6,19 +6,19 @@ use crate::controls::Control;
 use crate::controls::{access_analyzer, alarms, cloudtrail, config, guardduty, logging_bucket, scps, session_manager};
 
 /// The baseline, in the order the state machine applies it. Rollback compensates in reverse.
-pub const ALL: &[&dyn Control] = &[
-    &logging_bucket::LoggingBucket,
-    &cloudtrail::CloudTrail,
-    &guardduty::GuardDuty,
-    &config::Config,
-    &access_analyzer::AccessAnalyzer,
-    &session_manager::SessionManager,
-    &alarms::Alarms,
-    &scps::Scps,
+pub const ALL: &[&Control] = &[
+    &logging_bucket::CONTROL,
+    &cloudtrail::CONTROL,
+    &guardduty::CONTROL,
+    &config::CONTROL,
+    &access_analyzer::CONTROL,
+    &session_manager::CONTROL,
+    &alarms::CONTROL,
+    &scps::CONTROL,
 ];
 
 /// The control whose step `step` is; None for the pipeline's own steps (preflight, discover,
 /// verify, rollback).
-pub fn owner(step: StepName) -> Option<&'static dyn Control> {
-    ALL.iter().copied().find(|c| c.steps().contains(&step))
+pub fn owner(step: StepName) -> Option<&'static Control> {
+    ALL.iter().copied().find(|c| c.steps.contains(&step))
 }

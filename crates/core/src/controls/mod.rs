@@ -1,21 +1,22 @@
-//! The baseline: one module per control, each with one shape, the [`Control`] trait.
+//! The baseline: one folder per control, each declaring itself as one [`Control`], a value.
 //!
 //! A control knows these things about its part of the account, and nothing about how a run is
 //! orchestrated:
 //! - what it reads: its part of a region's before-snapshot ([`Control::snapshot`]);
-//! - what it refuses early: conflicts knowable before any change ([`Control::preflight`]);
-//! - what it makes ahead: the roles its steps hand to services ([`Control::service_roles`]);
+//! - what its calls need granted, from which the templates' roles are generated
+//!   ([`Control::permissions`]);
+//! - what it refuses early: conflicts knowable before any change ([`Ahead::preflight`]);
+//! - what it makes ahead: the roles its steps hand to services ([`Ahead::service_roles`]);
 //! - what it shares with the organization's other accounts, done once per bulk run
-//!   ([`Control::organize`]);
+//!   ([`Ahead::organize`]);
 //! - plan/apply: its steps, which read first and change only what differs ([`Control::apply`]);
 //! - verify: the evidence that it holds, read-only ([`Control::evidence`]);
 //! - compensate: restoring its part of the before-snapshot ([`Control::compensate`]).
 //!
 //! The pipeline drives them through [`baseline::ALL`]: `preflight` asks each what it refuses,
-//! `discover` asks each for its snapshot,
-//! `verify` gathers their evidence, `rollback` runs their compensations in reverse order. Adding a
-//! control is one file here, one line in [`baseline::ALL`], and its step names in
-//! `assure_contract::StepName` (the state machine, queues and roles follow from those).
+//! `discover` asks each for its snapshot, `verify` gathers their evidence, `rollback` runs their
+//! compensations in reverse order; `pipeline::infra` takes the union of their permissions.
+//! ARCHITECTURE.md lists what adding a control touches.
 //!
 //! Layer rule: a control imports this module, [`kit`], [`names`], `crate::aws` and the contract;
 //! never another control and never the pipeline. Only [`baseline`] names the controls (checked by
@@ -37,6 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 
+use assure_contract::catalogue::Entry;
 use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutput};
 use serde::Serialize;
 use serde_json::Value;
@@ -46,51 +48,63 @@ use crate::aws::{AccountConfig, Aws};
 /// What a control's calls answer.
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StepError>> + Send + 'a>>;
 
-/// One control of the baseline.
-pub trait Control: Sync {
+/// One control of the baseline, declared as data: each control's module has one
+/// `pub const CONTROL: Control`, which [`baseline::ALL`] lists. The fields say what it is (its
+/// name, steps, snapshot, permissions) and what it does (its functions, which the pipeline calls).
+pub struct Control {
     /// Its name: the prefix of its rollback report lines.
-    fn name(&self) -> &'static str;
-
+    pub name: &'static str,
     /// The steps that put it in place, in the state machine's order. Regional when any is.
-    fn steps(&self) -> &'static [StepName];
+    pub steps: &'static [StepName],
+    /// What it puts in place and verify reports evidence for, in the catalogue's terms.
+    pub catalogue: &'static [Entry],
+    /// What it reads of a region before any step changes anything, if it reads anything.
+    pub snapshot: Option<Snapshot>,
+    /// What its calls need granted, from which the templates' policies are generated.
+    pub permissions: Permissions,
+    /// What it does ahead of its steps: refuse early, make service roles, organize.
+    pub ahead: Ahead,
+    /// Plan/apply: runs `call.step`, one of its steps, in `call.region` (the home region for a
+    /// control that is not regional). In plan mode it records what it would change.
+    pub apply: for<'a> fn(StepCall<'a>) -> Fut<'a, StepOutput>,
+    /// Verify: the evidence that it holds in a region (the home region for a control that is not
+    /// regional), read-only.
+    pub evidence: for<'a> fn(&'a Aws, &'a RunInput, &'a Region) -> Fut<'a, Vec<Evidence>>,
+    /// Compensate: restores its part of the before-snapshot in a region, reporting what it
+    /// restored and what it cannot. Called only when one of its steps ran.
+    pub compensate: for<'a> fn(&'a Undo<'a>, &'a Region, &'a mut Report) -> Fut<'a, ()>,
+}
 
+impl Control {
     /// Whether it acts in every region of the run (else once, in the home region).
-    fn regional(&self) -> bool {
-        self.steps().iter().any(|s| s.regional())
+    pub fn regional(&self) -> bool {
+        self.steps.iter().any(|s| s.regional())
     }
 
     /// The key of its part in a region's before-snapshot, if it reads one.
-    fn snapshot_key(&self) -> Option<&'static str> {
-        None
+    pub fn snapshot_key(&self) -> Option<&'static str> {
+        self.snapshot.as_ref().map(|s| s.key)
     }
+}
 
-    /// What it reads: the account's existing setup for this control in `acct`'s region, one of the
-    /// run's (JSON null when there is none). Read-only; taken before any step changes anything.
-    fn snapshot<'a>(&'a self, _acct: &'a AccountConfig, _run: &'a RunInput) -> Fut<'a, Value> {
-        Box::pin(async { Ok(Value::Null) })
-    }
+/// What a control reads of a region before any step changes anything: the account's existing
+/// setup for the control, which its compensation restores.
+pub struct Snapshot {
+    /// The key of its part in discover's snapshot of a region.
+    pub key: &'static str,
+    /// Reads the part in the account config's region, one of the run's (JSON null when there is
+    /// none). Read-only.
+    pub read: for<'a> fn(&'a AccountConfig, &'a RunInput) -> Fut<'a, Value>,
+    /// One clause of discover's summary about the part.
+    pub summarize: fn(&Value) -> String,
+}
 
-    /// One clause of discover's summary about its snapshot part.
-    fn summarize(&self, _part: &Value) -> String {
-        String::new()
-    }
-
+/// What a control does before and beyond its steps in the onboarded account. Each part does
+/// nothing unless the control declares it (`..Ahead::NOTHING`).
+pub struct Ahead {
     /// Refuse early: what would fail one of its steps for a reason knowable now (a conflicting
     /// delegated administrator, say), checked read-only before any step changes anything.
-    fn preflight<'a>(&'a self, _aws: &'a Aws, _run: &'a RunInput) -> Fut<'a, ()> {
-        Box::pin(async { Ok(()) })
-    }
-
-    /// The organization-wide part in `region` (the home region for a control that is not
-    /// regional): what every account of the organization shares, such as trusted access, delegated
-    /// administrators, the security account's detectors and analyzers, the policies themselves. A
-    /// bulk run's `organization` step runs it once for all its accounts, whose runs then carry
-    /// `run.organization` and skip it; a run of its own has the control's step do it. Answers the
-    /// changes made and the facts the accounts' steps need (JSON null when none).
-    fn organize<'a>(&'a self, _aws: &'a Aws, _run: &'a RunInput, _region: &'a Region) -> Fut<'a, Organized> {
-        Box::pin(async { Ok(Organized::default()) })
-    }
-
+    pub preflight: for<'a> fn(&'a Aws, &'a RunInput) -> Fut<'a, ()>,
     /// The IAM roles its steps hand to AWS services, with their trust and permissions. IAM is
     /// eventually consistent: a service refuses a role made a moment ago, for seconds
     /// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
@@ -99,21 +113,46 @@ pub trait Control: Sync {
     /// each ([`kit::service_role`]), reading nothing when the run's service-roles step did.
     /// Only what is knowable before any step runs: a permission on the logging key, made by the
     /// logging-bucket step at the same time, is the control step's to add.
-    fn service_roles(&self, _run: &RunInput) -> Vec<kit::ServiceRole> {
-        Vec::new()
+    pub service_roles: fn(&RunInput) -> Vec<kit::ServiceRole>,
+    /// The organization-wide part in a region (the home region for a control that is not
+    /// regional): what every account of the organization shares, such as trusted access, delegated
+    /// administrators, the security account's detectors and analyzers, the policies themselves. A
+    /// bulk run's `organization` step runs it once for all its accounts, whose runs then carry
+    /// `run.organization` and skip it; a run of its own has the control's step do it. Answers the
+    /// changes made and the facts the accounts' steps need (JSON null when none).
+    pub organize: for<'a> fn(&'a Aws, &'a RunInput, &'a Region) -> Fut<'a, Organized>,
+}
+
+impl Ahead {
+    /// No preflight, no service roles, no organization-wide part.
+    pub const NOTHING: Ahead = Ahead {
+        preflight: |_, _| Box::pin(async { Ok(()) }),
+        service_roles: |_| Vec::new(),
+        organize: |_, _, _| Box::pin(async { Ok(Organized::default()) }),
+    };
+}
+
+/// What a control's calls need granted, where they run. `cargo xtask codegen` generates the
+/// templates' policies from the union over [`baseline::ALL`] and the pipeline's own needs, so a
+/// control's permissions live beside the calls that need them.
+pub struct Permissions {
+    /// Statements of the member role every onboarded account holds. Statements of one Sid from
+    /// several controls are one statement: they must name the same resources and conditions, and
+    /// their actions are joined.
+    pub member: fn() -> Vec<Value>,
+    /// What the pipeline account's role of a step (`preflight`, one of the control's steps,
+    /// `organization`, `verify`, `rollback`) does for the control itself, as `(resource, actions)`.
+    pub pipeline: fn(StepName) -> Vec<kit::permissions::Grant>,
+    /// What the management account's role does for the control when that step's role assumes it:
+    /// the calls only the management account may make.
+    pub management: fn(StepName) -> Vec<kit::permissions::Grant>,
+}
+
+impl Permissions {
+    /// Only the member role's statements.
+    pub const fn member(member: fn() -> Vec<Value>) -> Permissions {
+        Permissions { member, pipeline: |_| Vec::new(), management: |_| Vec::new() }
     }
-
-    /// Plan/apply: runs `call.step`, one of [`Control::steps`], in `call.region` (the home region
-    /// for a control that is not regional). In plan mode it records what it would change.
-    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput>;
-
-    /// Verify: the evidence that it holds in `region` (the home region for a control that is not
-    /// regional), read-only.
-    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Vec<Evidence>>;
-
-    /// Compensate: restores its part of the before-snapshot in `region`, reporting what it
-    /// restored and what it cannot. Called only when one of its steps ran.
-    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()>;
 }
 
 /// One step of a control to run: the connection, the run, the step and its region, and what the

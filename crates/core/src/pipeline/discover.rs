@@ -8,12 +8,15 @@ use futures::future::try_join_all;
 use serde_json::{Map, Value};
 
 use crate::aws::{AccountConfig, Aws};
-use crate::controls::{self, Control};
+use crate::controls::{self, Control, Snapshot};
 
 pub async fn run(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutput, StepError> {
     let target = aws.account(&run.account, region).await?;
     let parts = snapshot(&target, run).await?;
-    let summary: Vec<String> = parts.iter().map(|(control, part)| control.summarize(part)).collect();
+    let summary: Vec<String> = parts
+        .iter()
+        .map(|(control, part)| control.snapshot.as_ref().map_or_else(String::new, |s| (s.summarize)(part)))
+        .collect();
     let mut snapshot = keyed(parts);
     snapshot.insert("region".to_owned(), Value::String(region.to_string()));
     Ok(StepOutput {
@@ -27,14 +30,14 @@ pub async fn run(aws: &Aws, run: &RunInput, region: &Region) -> Result<StepOutpu
 }
 
 /// Every control's part of the region's existing setup, read in parallel, in [`controls::baseline::ALL`]'s order.
-pub async fn snapshot(acct: &AccountConfig, run: &RunInput) -> Result<Vec<(&'static dyn Control, Value)>, StepError> {
-    let readers: Vec<&'static dyn Control> =
-        controls::baseline::ALL.iter().copied().filter(|c| c.snapshot_key().is_some()).collect();
-    let parts = try_join_all(readers.iter().map(|c| c.snapshot(acct, run))).await?;
-    Ok(readers.into_iter().zip(parts).collect())
+pub async fn snapshot(acct: &AccountConfig, run: &RunInput) -> Result<Vec<(&'static Control, Value)>, StepError> {
+    let readers: Vec<(&'static Control, &'static Snapshot)> =
+        controls::baseline::ALL.iter().filter_map(|c| c.snapshot.as_ref().map(|s| (*c, s))).collect();
+    let parts = try_join_all(readers.iter().map(|(_, s)| (s.read)(acct, run))).await?;
+    Ok(readers.into_iter().map(|(c, _)| c).zip(parts).collect())
 }
 
 /// The parts as one object, each under its control's snapshot key.
-pub fn keyed(parts: Vec<(&'static dyn Control, Value)>) -> Map<String, Value> {
+pub fn keyed(parts: Vec<(&'static Control, Value)>) -> Map<String, Value> {
     parts.into_iter().map(|(c, part)| (c.snapshot_key().unwrap_or_default().to_owned(), part)).collect()
 }

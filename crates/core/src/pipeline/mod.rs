@@ -7,6 +7,7 @@
 //! `crate::layers`).
 
 pub mod bulk;
+pub mod catalogue;
 pub mod checkpoint;
 pub mod deliveries;
 pub mod deploy;

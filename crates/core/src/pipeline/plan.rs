@@ -8,7 +8,7 @@ use assure_contract::{Region, RunInput, StepError, StepName, StepOutput, TaskMes
 use futures::future::try_join_all;
 
 use crate::aws::Aws;
-use crate::controls::Known;
+use crate::controls::{baseline, Known};
 use crate::pipeline::steps::dispatch;
 
 /// What one step would change, in one region.
@@ -34,14 +34,13 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<Vec<Planned>, StepError> {
     let home = &run.home_region;
     let mut out = vec![step(aws, run, StepName::Preflight, home).await?];
     out.extend(try_join_all(run.regions.iter().map(|r| step(aws, run, StepName::Discover, r))).await?);
-    for s in [StepName::LoggingBucket, StepName::CloudTrail, StepName::StopCloudTrail] {
-        out.push(step(aws, run, s, home).await?);
-    }
-    for s in StepName::ALL.into_iter().filter(|s| s.regional() && *s != StepName::Discover) {
-        out.extend(try_join_all(run.regions.iter().map(|r| step(aws, run, s, r))).await?);
-    }
-    for s in [StepName::Alarms, StepName::Scps] {
-        out.push(step(aws, run, s, home).await?);
+    // The controls' steps in the baseline's order, a regional one in every region at once.
+    for &s in baseline::ALL.iter().flat_map(|c| c.steps) {
+        if s.regional() {
+            out.extend(try_join_all(run.regions.iter().map(|r| step(aws, run, s, r))).await?);
+        } else {
+            out.push(step(aws, run, s, home).await?);
+        }
     }
     Ok(out)
 }

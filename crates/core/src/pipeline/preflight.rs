@@ -1,5 +1,5 @@
 //! Preflight: is this account a valid target, can assure act in it, and does any control already
-//! know it would fail (`Control::preflight`)? Read-only.
+//! know it would fail (`Ahead::preflight`)? Read-only.
 //!
 //! The CLI runs this step before a run starts (so bad input makes no change at all) and, once it
 //! holds the account's lock, records it under the step's checkpoint; the execution's first task
@@ -73,7 +73,7 @@ pub async fn validate(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
             }
         },
         // What each control would refuse later, for a reason knowable now.
-        futures::future::join_all(controls::baseline::ALL.iter().map(|c| c.preflight(aws, run))),
+        futures::future::join_all(controls::baseline::ALL.iter().map(|c| (c.ahead.preflight)(aws, run))),
         regions_enabled(aws, run),
     );
     org?;

@@ -10,13 +10,32 @@
 //! a member role that is not the template's; the service-roles step takes service roles over;
 //! verify checks all three.
 
-use assure_contract::{AccountId, Evidence, RunInput, StepError};
+use assure_contract::catalogue::{entry, Cis, Entry};
+use assure_contract::{AccountId, Evidence, RunInput, StepError, StepName};
 use serde_json::Value;
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{evidence, role_drift, Role};
 use crate::controls::{self, Control};
 use crate::pipeline::infra::Deployed;
+
+/// The member role as its template makes it, and no StackSet execution role an account made itself.
+pub const MEMBER_ROLE: Entry = entry(
+    "roles.member-role",
+    StepName::Preflight,
+    "Prevent removal of Stax Identity Management Service resources",
+    Some(Cis { v7: Some("2.1.2"), v3: None, v1_4: None }),
+);
+/// The roles assure hands to services, as it makes them.
+pub const SERVICE_ROLES: Entry = entry(
+    "roles.service-roles",
+    StepName::ServiceRoles,
+    "Prevent removal of Stax Identity Management Service resources",
+    None,
+);
+
+/// The roles' checks in the catalogue's terms.
+pub const ENTRIES: &[Entry] = &[MEMBER_ROLE, SERVICE_ROLES];
 
 /// The member role as the template makes it in `account`, for the pipeline in account `pipeline`.
 fn member_template(
@@ -140,7 +159,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
     problems.extend(stacksets);
     let mut out = vec![evidence(
         &target,
-        "roles.member-role",
+        &MEMBER_ROLE,
         format!("iam:role/{}", run.role_name),
         problems.is_empty(),
         if problems.is_empty() {
@@ -150,13 +169,13 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
         },
     )];
     let roles: Vec<controls::kit::ServiceRole> =
-        controls::baseline::ALL.iter().flat_map(|c: &&dyn Control| c.service_roles(run)).collect();
+        controls::baseline::ALL.iter().flat_map(|c: &&Control| (c.ahead.service_roles)(run)).collect();
     for r in &roles {
         let acct = aws.account(&r.account, &run.home_region).await?;
         let drift = role_drift(&acct, &r.role).await?;
         out.push(evidence(
             &acct,
-            "roles.service-roles",
+            &SERVICE_ROLES,
             format!("iam:role/{}", r.role.name),
             drift.is_empty(),
             if drift.is_empty() {

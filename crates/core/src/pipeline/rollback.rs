@@ -69,19 +69,19 @@ pub async fn run(aws: &Aws, run: &RunInput) -> Result<Report, StepError> {
     for control in controls::baseline::ALL.iter().rev() {
         // The service-roles step made a role of the control in the account, maybe before its step
         // ran or without it (the roles in the security account serve every account and stay).
-        let made_ahead =
-            undo.ran(StepName::ServiceRoles) && control.service_roles(run).iter().any(|r| r.account == run.account);
-        if !made_ahead && !control.steps().iter().any(|s| undo.ran(*s)) {
+        let made_ahead = undo.ran(StepName::ServiceRoles)
+            && (control.ahead.service_roles)(run).iter().any(|r| r.account == run.account);
+        if !made_ahead && !control.steps.iter().any(|s| undo.ran(*s)) {
             continue;
         }
         for region in if control.regional() { &run.regions[..] } else { home } {
-            let item = format!("{} {region}", control.name());
+            let item = format!("{} {region}", control.name);
             if ledger.done.contains(&item) {
                 report.already_done.push(item);
                 continue;
             }
             let mut part = Report::default();
-            let result = control.compensate(&undo, region, &mut part).await;
+            let result = (control.compensate)(&undo, region, &mut part).await;
             let left_something = !part.not_restorable.is_empty();
             report.restored.append(&mut part.restored);
             report.not_restorable.append(&mut part.not_restorable);

@@ -1,5 +1,5 @@
 //! The service-roles step: the IAM roles the controls' steps hand to AWS services
-//! ([`crate::controls::Control::service_roles`]: CloudTrail's CloudWatch Logs role in the account;
+//! ([`crate::controls::Ahead::service_roles`]: CloudTrail's CloudWatch Logs role in the account;
 //! Config's aggregator role and the Access Analyzer findings roles in the security account), made in the Prepare stage beside
 //! the logging bucket. IAM is eventually consistent and a service refuses a role made a moment
 //! ago, for seconds
@@ -20,7 +20,7 @@ use crate::controls::kit::{ensure_role, made_role, summary, Changes, ServiceRole
 use crate::controls::{self};
 
 pub async fn run(aws: &Aws, run: &assure_contract::RunInput) -> Result<StepOutput, StepError> {
-    let roles: Vec<ServiceRole> = controls::baseline::ALL.iter().flat_map(|c| c.service_roles(run)).collect();
+    let roles: Vec<ServiceRole> = controls::baseline::ALL.iter().flat_map(|c| (c.ahead.service_roles)(run)).collect();
     let ensured = try_join_all(roles.iter().map(|r| async move {
         let acct = aws.account(&r.account, &run.home_region).await?;
         let mut changes = Changes::new(&acct);

@@ -32,7 +32,7 @@ pub async fn dispatch(aws: &Aws, task: &TaskMessage, known: Known<'_>) -> Result
         StepName::Rollback => rollback_step(aws, run).await,
         StepName::Join => join::run(aws, task).await,
         step => match controls::baseline::owner(step) {
-            Some(control) => control.apply(controls::StepCall { aws, run, step, region, known }).await,
+            Some(control) => (control.apply)(controls::StepCall { aws, run, step, region, known }).await,
             None => Err(StepError::internal(format!("step {step} belongs to no control"))),
         },
     }

@@ -18,7 +18,7 @@ pub async fn check(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepError
 
 /// One control's evidence in one region (the home region for an account-wide control).
 struct Checked {
-    control: &'static dyn Control,
+    control: &'static Control,
     region: Region,
     evidence: Vec<Evidence>,
 }
@@ -26,15 +26,14 @@ struct Checked {
 /// [`check`], each control's evidence kept with the control and region it came from, and the
 /// roles' evidence apart.
 async fn check_each(aws: &Aws, run: &RunInput) -> Result<(Vec<Evidence>, Vec<Checked>), StepError> {
-    let (global, regional): (Vec<&'static dyn Control>, Vec<&'static dyn Control>) =
+    let (global, regional): (Vec<&'static Control>, Vec<&'static Control>) =
         controls::baseline::ALL.iter().copied().partition(|c| !c.regional());
-    let mut checks: Vec<(&'static dyn Control, Region)> =
-        global.iter().map(|c| (*c, run.home_region.clone())).collect();
+    let mut checks: Vec<(&'static Control, Region)> = global.iter().map(|c| (*c, run.home_region.clone())).collect();
     for region in &run.regions {
         checks.extend(regional.iter().map(|c| (*c, region.clone())));
     }
     let (found, roles) = futures::try_join!(
-        try_join_all(checks.iter().map(|(c, region)| c.evidence(aws, run, region))),
+        try_join_all(checks.iter().map(|(c, region)| (c.evidence)(aws, run, region))),
         crate::pipeline::roles::evidence_for(aws, run),
     )?;
     let checked = checks
@@ -74,14 +73,13 @@ async fn settle_pending(
         }
         crate::aws::wait_for_aws(pause).await;
         pause = pause * 3 / 2;
-        let again = try_join_all(
-            checked
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.evidence.iter().any(|e| e.pending))
-                .map(|(i, c)| async move { c.control.evidence(aws, run, &c.region).await.map(|found| (i, found)) }),
-        )
-        .await?;
+        let again =
+            try_join_all(
+                checked.iter().enumerate().filter(|(_, c)| c.evidence.iter().any(|e| e.pending)).map(
+                    |(i, c)| async move { (c.control.evidence)(aws, run, &c.region).await.map(|found| (i, found)) },
+                ),
+            )
+            .await?;
         for (i, found) in again {
             checked[i].evidence = found;
         }

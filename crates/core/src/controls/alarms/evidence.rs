@@ -6,6 +6,7 @@ use crate::aws::Aws;
 use crate::controls::kit::{evidence, read_key};
 use crate::controls::names::{ALARM_KEY_ALIAS, ALARM_PREFIX, ALARM_TOPIC, METRIC_NAMESPACE};
 
+use super::catalogue;
 use super::*;
 
 /// Evidence: one per CIS alarm (its filter's pattern, namespace and value; the alarm's metric,
@@ -85,7 +86,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
     }
     out.push(evidence(
         &target,
-        "alarms.topic-encrypted",
+        &catalogue::TOPIC_ENCRYPTED,
         topic.clone(),
         problems.is_empty(),
         if problems.is_empty() {
@@ -105,7 +106,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
         let sub = subs.iter().find(|(p, e, _)| p == n.protocol.as_str() && n.shows_as(e));
         out.push(evidence(
             &target,
-            "alarms.subscribed",
+            &catalogue::SUBSCRIBED,
             format!("{topic}/subscription/{}", n.protocol.as_str()),
             sub.is_some(),
             match sub {

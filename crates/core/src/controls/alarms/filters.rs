@@ -1,81 +1,85 @@
 //! CIS v7.0.0 section 5's metric filters, and the filters scanners look for (Prowler's patterns, tested).
 
-/// (control id, short name, CIS filter pattern). Patterns as the CIS AWS Foundations Benchmark
+use assure_contract::catalogue::Entry;
+
+use super::catalogue;
+
+/// (catalogue entry, short name, CIS filter pattern). Patterns as the CIS AWS Foundations Benchmark
 /// v7.0.0 gives them in each section 5 recommendation's audit procedure (step 3), in CloudWatch
 /// Logs' syntax (values with spaces or wildcards quoted); a test compares them word for word.
-pub const FILTERS: &[(&str, &str, &str)] = &[
+pub const FILTERS: &[(&Entry, &str, &str)] = &[
     (
-        "alarms.unauthorized-api-calls",
+        &catalogue::UNAUTHORIZED_API_CALLS,
         "unauthorized-api-calls",
         r#"{ ($.errorCode = "*UnauthorizedOperation") || ($.errorCode = "AccessDenied*") && ($.sourceIPAddress != "delivery.logs.amazonaws.com") && ($.eventName != "HeadBucket") }"#,
     ),
     (
-        "alarms.console-without-mfa",
+        &catalogue::CONSOLE_WITHOUT_MFA,
         "console-signin-without-mfa",
         r#"{ ($.eventName = "ConsoleLogin") && ($.additionalEventData.MFAUsed != "Yes") && ($.userIdentity.type = "IAMUser") && ($.responseElements.ConsoleLogin = "Success") }"#,
     ),
     (
-        "alarms.root-usage",
+        &catalogue::ROOT_USAGE,
         "root-account-usage",
         r#"{ $.userIdentity.type = "Root" && $.userIdentity.invokedBy NOT EXISTS && $.eventType != "AwsServiceEvent" }"#,
     ),
     (
-        "alarms.iam-policy-changes",
+        &catalogue::IAM_POLICY_CHANGES,
         "iam-policy-changes",
         r#"{ ($.eventName = DeleteGroupPolicy) || ($.eventName = DeleteRolePolicy) || ($.eventName = DeleteUserPolicy) || ($.eventName = PutGroupPolicy) || ($.eventName = PutRolePolicy) || ($.eventName = PutUserPolicy) || ($.eventName = CreatePolicy) || ($.eventName = DeletePolicy) || ($.eventName = CreatePolicyVersion) || ($.eventName = DeletePolicyVersion) || ($.eventName = AttachRolePolicy) || ($.eventName = DetachRolePolicy) || ($.eventName = AttachUserPolicy) || ($.eventName = DetachUserPolicy) || ($.eventName = AttachGroupPolicy) || ($.eventName = DetachGroupPolicy) }"#,
     ),
     (
-        "alarms.cloudtrail-changes",
+        &catalogue::CLOUDTRAIL_CHANGES,
         "cloudtrail-configuration-changes",
         r#"{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || ($.eventName = DeleteTrail) || ($.eventName = StartLogging) || ($.eventName = StopLogging) }"#,
     ),
     (
-        "alarms.console-auth-failures",
+        &catalogue::CONSOLE_AUTH_FAILURES,
         "console-authentication-failures",
         r#"{ ($.eventName = ConsoleLogin) && ($.errorMessage = "Failed authentication") }"#,
     ),
     (
-        "alarms.cmk-disable-or-deletion",
+        &catalogue::CMK_DISABLE_OR_DELETION,
         "cmk-disable-or-scheduled-deletion",
         r#"{ ($.eventSource = kms.amazonaws.com) && (($.eventName = DisableKey) || ($.eventName = ScheduleKeyDeletion)) }"#,
     ),
     (
-        "alarms.s3-bucket-policy-changes",
+        &catalogue::S3_BUCKET_POLICY_CHANGES,
         "s3-bucket-policy-changes",
         r#"{ ($.eventSource = s3.amazonaws.com) && (($.eventName = PutBucketAcl) || ($.eventName = PutBucketPolicy) || ($.eventName = PutBucketCors) || ($.eventName = PutBucketLifecycle) || ($.eventName = PutBucketReplication) || ($.eventName = DeleteBucketPolicy) || ($.eventName = DeleteBucketCors) || ($.eventName = DeleteBucketLifecycle) || ($.eventName = DeleteBucketReplication)) }"#,
     ),
     (
-        "alarms.config-changes",
+        &catalogue::CONFIG_CHANGES,
         "config-configuration-changes",
         r#"{ ($.eventSource = config.amazonaws.com) && (($.eventName = StopConfigurationRecorder) || ($.eventName = DeleteDeliveryChannel) || ($.eventName = PutDeliveryChannel) || ($.eventName = PutConfigurationRecorder)) }"#,
     ),
     (
-        "alarms.security-group-changes",
+        &catalogue::SECURITY_GROUP_CHANGES,
         "security-group-changes",
         r#"{ ($.eventName = AuthorizeSecurityGroupIngress) || ($.eventName = AuthorizeSecurityGroupEgress) || ($.eventName = RevokeSecurityGroupIngress) || ($.eventName = RevokeSecurityGroupEgress) || ($.eventName = CreateSecurityGroup) || ($.eventName = DeleteSecurityGroup) || ($.eventName = ModifySecurityGroupRules) }"#,
     ),
     (
-        "alarms.nacl-changes",
+        &catalogue::NACL_CHANGES,
         "nacl-changes",
         r#"{ ($.eventName = CreateNetworkAcl) || ($.eventName = CreateNetworkAclEntry) || ($.eventName = DeleteNetworkAcl) || ($.eventName = DeleteNetworkAclEntry) || ($.eventName = ReplaceNetworkAclEntry) || ($.eventName = ReplaceNetworkAclAssociation) }"#,
     ),
     (
-        "alarms.network-gateway-changes",
+        &catalogue::NETWORK_GATEWAY_CHANGES,
         "network-gateway-changes",
         r#"{ ($.eventName = CreateCustomerGateway) || ($.eventName = DeleteCustomerGateway) || ($.eventName = AttachInternetGateway) || ($.eventName = CreateInternetGateway) || ($.eventName = DeleteInternetGateway) || ($.eventName = DetachInternetGateway) }"#,
     ),
     (
-        "alarms.route-table-changes",
+        &catalogue::ROUTE_TABLE_CHANGES,
         "route-table-changes",
         r#"{ ($.eventSource = ec2.amazonaws.com) && ($.eventName = CreateRoute) || ($.eventName = CreateRouteTable) || ($.eventName = ReplaceRoute) || ($.eventName = ReplaceRouteTableAssociation) || ($.eventName = DeleteRouteTable) || ($.eventName = DeleteRoute) || ($.eventName = DisassociateRouteTable) }"#,
     ),
     (
-        "alarms.vpc-changes",
+        &catalogue::VPC_CHANGES,
         "vpc-changes",
         r#"{ ($.eventName = CreateVpc) || ($.eventName = DeleteVpc) || ($.eventName = ModifyVpcAttribute) || ($.eventName = AcceptVpcPeeringConnection) || ($.eventName = CreateVpcPeeringConnection) || ($.eventName = DeleteVpcPeeringConnection) || ($.eventName = RejectVpcPeeringConnection) || ($.eventName = AttachClassicLinkVpc) || ($.eventName = DetachClassicLinkVpc) || ($.eventName = DisableVpcClassicLink) || ($.eventName = EnableVpcClassicLink) }"#,
     ),
     (
-        "alarms.organizations-changes",
+        &catalogue::ORGANIZATIONS_CHANGES,
         "organizations-changes",
         r#"{ ($.eventSource = organizations.amazonaws.com) && (($.eventName = "AcceptHandshake") || ($.eventName = "AttachPolicy") || ($.eventName = "CreateAccount") || ($.eventName = "CreateOrganizationalUnit") || ($.eventName = "CreatePolicy") || ($.eventName = "DeclineHandshake") || ($.eventName = "DeleteOrganization") || ($.eventName = "DeleteOrganizationalUnit") || ($.eventName = "DeletePolicy") || ($.eventName = "DetachPolicy") || ($.eventName = "DisablePolicyType") || ($.eventName = "EnablePolicyType") || ($.eventName = "InviteAccountToOrganization") || ($.eventName = "LeaveOrganization") || ($.eventName = "MoveAccount") || ($.eventName = "RemoveAccountFromOrganization") || ($.eventName = "UpdatePolicy") || ($.eventName = "UpdateOrganizationalUnit")) }"#,
     ),
@@ -85,42 +89,42 @@ pub const FILTERS: &[(&str, &str, &str)] = &[
 /// the benchmark's text alone does not always satisfy (a test applies each scanner's rule to
 /// [`FILTERS`] and these). Each is a second filter, with its own alarm on the same topic, for the
 /// same control; its events also raise the benchmark's alarm, so they notify twice.
-/// (control id, short name, pattern, which scanner and why).
-pub const SCANNER_FILTERS: &[(&str, &str, &str, &str)] = &[
+/// (catalogue entry, short name, pattern, which scanner and why).
+pub const SCANNER_FILTERS: &[(&Entry, &str, &str, &str)] = &[
     (
-        "alarms.unauthorized-api-calls",
+        &catalogue::UNAUTHORIZED_API_CALLS,
         "unauthorized-api-calls-cis-v1",
         r#"{ ($.errorCode = "*UnauthorizedOperation") || ($.errorCode = "AccessDenied*") }"#,
         "AWS Security Hub CloudWatch.2 requires the CIS v1.2.0 pattern exactly, without v7.0.0's exclusions",
     ),
     (
-        "alarms.security-group-changes",
+        &catalogue::SECURITY_GROUP_CHANGES,
         "security-group-changes-cis-v1",
         r#"{ ($.eventName = AuthorizeSecurityGroupIngress) || ($.eventName = AuthorizeSecurityGroupEgress) || ($.eventName = RevokeSecurityGroupIngress) || ($.eventName = RevokeSecurityGroupEgress) || ($.eventName = CreateSecurityGroup) || ($.eventName = DeleteSecurityGroup) }"#,
         "AWS Security Hub CloudWatch.10 requires the CIS v1.2.0 pattern exactly, without ModifySecurityGroupRules",
     ),
     (
-        "alarms.route-table-changes",
+        &catalogue::ROUTE_TABLE_CHANGES,
         "route-table-changes-cis-v1",
         r#"{ ($.eventName = CreateRoute) || ($.eventName = CreateRouteTable) || ($.eventName = ReplaceRoute) || ($.eventName = ReplaceRouteTableAssociation) || ($.eventName = DeleteRouteTable) || ($.eventName = DeleteRoute) || ($.eventName = DisassociateRouteTable) }"#,
         "AWS Security Hub CloudWatch.13 requires the CIS v1.2.0 pattern exactly, without the event source",
     ),
     (
-        "alarms.organizations-changes",
+        &catalogue::ORGANIZATIONS_CHANGES,
         "organizations-changes-all",
         r#"{ ($.eventSource = organizations.amazonaws.com) && (($.eventName = "AcceptHandshake") || ($.eventName = "AttachPolicy") || ($.eventName = "CancelHandshake") || ($.eventName = "CreateAccount") || ($.eventName = "CreateOrganization") || ($.eventName = "CreateOrganizationalUnit") || ($.eventName = "CreatePolicy") || ($.eventName = "DeclineHandshake") || ($.eventName = "DeleteOrganization") || ($.eventName = "DeleteOrganizationalUnit") || ($.eventName = "DeletePolicy") || ($.eventName = "DetachPolicy") || ($.eventName = "DisablePolicyType") || ($.eventName = "EnableAllFeatures") || ($.eventName = "EnablePolicyType") || ($.eventName = "InviteAccountToOrganization") || ($.eventName = "LeaveOrganization") || ($.eventName = "MoveAccount") || ($.eventName = "RemoveAccountFromOrganization") || ($.eventName = "UpdatePolicy") || ($.eventName = "UpdateOrganizationalUnit")) }"#,
         "Prowler's cloudwatch_log_metric_filter_aws_organizations_changes also wants CancelHandshake, CreateOrganization and EnableAllFeatures",
     ),
 ];
 
-/// Every filter assure keeps: (control id, short name, pattern).
-pub fn all_filters() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+/// Every filter assure keeps: (catalogue entry, short name, pattern).
+pub fn all_filters() -> impl Iterator<Item = (&'static Entry, &'static str, &'static str)> {
     FILTERS.iter().copied().chain(SCANNER_FILTERS.iter().map(|(c, n, p, _)| (*c, *n, *p)))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{all_filters, FILTERS};
+    use super::{all_filters, catalogue, FILTERS};
 
     /// Prowler's checks of the monitoring section and the regular expression each applies to a
     /// filter's pattern (`re.search(regex, pattern, flags=re.DOTALL)`), from
@@ -289,7 +293,7 @@ mod tests {
     #[test]
     fn the_scanner_rules_notice_a_missing_term() {
         let (_, route_tables) = PROWLER.iter().find(|(c, _)| c.contains("route_tables")).unwrap();
-        let (_, _, ours) = FILTERS.iter().find(|(c, _, _)| *c == "alarms.route-table-changes").unwrap();
+        let (_, _, ours) = FILTERS.iter().find(|(c, _, _)| c.id == catalogue::ROUTE_TABLE_CHANGES.id).unwrap();
         assert!(prowler_matches(route_tables, ours));
         assert!(!prowler_matches(route_tables, &ours.replace("($.eventSource = ec2.amazonaws.com) && ", "")));
         assert!(!prowler_matches(route_tables, &ours.replace("DisassociateRouteTable", "DisassociateRouteTables")));
@@ -332,11 +336,11 @@ mod tests {
     fn every_metric_filter_pattern_is_the_benchmarks_word_for_word() {
         assert_eq!(FILTERS.len(), BENCHMARK.len());
         for (control, _, pattern) in FILTERS {
-            let cis = assure_contract::Control::find(control).and_then(|c| c.cis).and_then(|c| c.v7);
-            let id = cis.unwrap_or_else(|| panic!("{control} has no CIS v7.0.0 id"));
+            let cis = control.cis.and_then(|c| c.v7);
+            let id = cis.unwrap_or_else(|| panic!("{} has no CIS v7.0.0 id", control.id));
             let (_, text) =
                 BENCHMARK.iter().find(|(b, _)| *b == id).unwrap_or_else(|| panic!("no benchmark text for {id}"));
-            assert_eq!(words(pattern), words(text), "{control} (CIS v7.0.0 {id}) differs from the benchmark");
+            assert_eq!(words(pattern), words(text), "{} (CIS v7.0.0 {id}) differs from the benchmark", control.id);
         }
     }
 

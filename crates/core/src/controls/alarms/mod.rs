@@ -3,7 +3,7 @@
 //! a metric filter on the assure trail's log group with the CIS pattern, an alarm on its metric,
 //! and an encrypted SNS topic the alarms notify.
 
-use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{RunInput, StepError, StepName, StepOutput};
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
 use aws_sdk_cloudwatchlogs::types::MetricTransformation;
 use futures::{StreamExt, TryStreamExt};
@@ -12,10 +12,12 @@ use serde_json::{json, Value};
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{ensure_key, read_key, trail_log_group, Changes, LogGroup};
 use crate::controls::names::{ALARM_KEY_ALIAS, ALARM_PREFIX, ALARM_TOPIC, METRIC_NAMESPACE, TRAIL_LOG_GROUP};
-use crate::controls::{Control, Fut, Report, StepCall, Undo};
+use crate::controls::{Ahead, Control, Report};
 
+pub mod catalogue;
 mod evidence;
 mod filters;
+mod permissions;
 
 pub use evidence::*;
 pub use filters::*;
@@ -383,30 +385,19 @@ pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
 }
 
 /// The alarms control: CIS v7.0.0 section 5's metric filters and alarms, and their encrypted topic.
-pub struct Alarms;
-
-impl Control for Alarms {
-    fn name(&self) -> &'static str {
-        "alarms"
-    }
-
-    fn steps(&self) -> &'static [StepName] {
-        &[StepName::Alarms]
-    }
-
-    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
-        let StepCall { aws, run, .. } = call;
-        Box::pin(apply(aws, run))
-    }
-
-    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Vec<Evidence>> {
-        Box::pin(evidence_for(aws, run))
-    }
-
-    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()> {
+pub const CONTROL: Control = Control {
+    name: "alarms",
+    steps: &[StepName::Alarms],
+    catalogue: catalogue::ENTRIES,
+    snapshot: None,
+    permissions: permissions::PERMISSIONS,
+    ahead: Ahead::NOTHING,
+    apply: |call| Box::pin(apply(call.aws, call.run)),
+    evidence: |aws, run, _| Box::pin(evidence_for(aws, run)),
+    compensate: |undo, region, report| {
         Box::pin(async move { remove_alarms(&undo.target(region).await?, report).await })
-    }
-}
+    },
+};
 
 async fn remove_alarms(acct: &AccountConfig, report: &mut Report) -> Result<(), StepError> {
     let cw = acct.cloudwatch();

@@ -6,6 +6,7 @@ use crate::aws::{Aws, AwsResultExt};
 use crate::controls::kit::{evidence, logging_key_arn};
 use crate::controls::names::{TRAIL, TRAIL_LOG_GROUP};
 
+use super::catalogue;
 use super::*;
 
 /// Evidence for the trail's controls.
@@ -33,7 +34,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
     let mut out = vec![
         evidence(
             &target,
-            "cloudtrail.all-regions",
+            &catalogue::ALL_REGIONS,
             &res,
             t.as_ref().is_some_and(|t| t.multi_region && t.logging && t.management_events),
             format!(
@@ -43,14 +44,14 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
         ),
         evidence(
             &target,
-            "cloudtrail.log-validation",
+            &catalogue::LOG_VALIDATION,
             &res,
             t.as_ref().is_some_and(|t| t.validation),
             format!("log file validation: {:?}", t.as_ref().map(|t| t.validation)),
         ),
         evidence(
             &target,
-            "cloudtrail.to-logging-account",
+            &catalogue::TO_LOGGING_ACCOUNT,
             &res,
             t.as_ref().is_some_and(|t| t.bucket.as_deref() == Some(run.logging_bucket().as_str()))
                 && delivery_error.is_none(),
@@ -64,14 +65,14 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
         ),
         evidence(
             &target,
-            "cloudtrail.encrypted",
+            &catalogue::ENCRYPTED,
             &res,
             t.as_ref().is_some_and(|t| t.kms.is_some() && t.kms == key),
             format!("kms key: {:?}", t.as_ref().and_then(|t| t.kms.clone())),
         ),
         evidence(
             &target,
-            "cloudtrail.cloudwatch-logs",
+            &catalogue::CLOUDWATCH_LOGS,
             &res,
             t.as_ref().is_some_and(|t| t.log_group.as_deref() == Some(log_group_arn(&target).as_str()))
                 && matches!(group_key, Some(None))
@@ -102,7 +103,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
         .collect();
     out.push(evidence(
         &target,
-        "cloudtrail.old-trails-stopped",
+        &catalogue::OLD_TRAILS_STOPPED,
         format!("account {}", run.account),
         still.is_empty(),
         format!("own trails still logging: {still:?}"),

@@ -4,17 +4,17 @@
 //! deleted; rollback recreates them) or stopped, as the run's `existingTrails` says, and only once
 //! the assure trail is logging, so there is no gap in the audit record. Their logs are never touched.
 
-use assure_contract::{
-    AccountId, ErrorName, Evidence, ExistingTrails, Region, RunInput, StepError, StepName, StepOutput,
-};
+use assure_contract::{AccountId, ErrorName, ExistingTrails, Region, RunInput, StepError, StepName, StepOutput};
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, while_role_propagates, AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::{logging_key_to_use, service_role, trail_log_group, Changes, LogGroup, Role, ServiceRole};
 use crate::controls::names::{TRAIL, TRAIL_LOGS_ROLE, TRAIL_LOG_GROUP};
-use crate::controls::{kit, Control, Fut, Report, StepCall, Undo};
+use crate::controls::{kit, Ahead, Control, Report, Snapshot, Undo};
 
+pub mod catalogue;
 mod evidence;
+mod permissions;
 
 pub use evidence::*;
 
@@ -489,51 +489,31 @@ async fn remove_trail(acct: &AccountConfig, report: &mut Report) -> Result<(), S
 }
 
 /// The CloudTrail control: the assure trail, then the account's own trails stopped.
-pub struct CloudTrail;
+pub const CONTROL: Control = Control {
+    name: "cloudtrail",
+    steps: &[StepName::CloudTrail, StepName::StopCloudTrail],
+    catalogue: catalogue::ENTRIES,
+    snapshot: Some(Snapshot { key: "cloudtrail", read: |acct, run| Box::pin(snapshot(acct, run)), summarize }),
+    permissions: permissions::PERMISSIONS,
+    ahead: Ahead { service_roles, ..Ahead::NOTHING },
+    apply: |call| match call.step {
+        StepName::StopCloudTrail => Box::pin(stop_others(call.aws, call.run)),
+        _ => Box::pin(apply(call.aws, call.run)),
+    },
+    evidence: |aws, run, _| Box::pin(evidence_for(aws, run)),
+    compensate: |undo, region, report| Box::pin(compensate(undo, region, report)),
+};
 
-impl Control for CloudTrail {
-    fn name(&self) -> &'static str {
-        "cloudtrail"
+fn summarize(part: &Value) -> String {
+    match part.as_array() {
+        Some(trails) => format!("{} trail(s) of the account homed in the run's regions", trails.len()),
+        None => "trails: read in the home region".to_owned(),
     }
+}
 
-    fn steps(&self) -> &'static [StepName] {
-        &[StepName::CloudTrail, StepName::StopCloudTrail]
-    }
-
-    fn snapshot_key(&self) -> Option<&'static str> {
-        Some("cloudtrail")
-    }
-
-    fn snapshot<'a>(&'a self, acct: &'a AccountConfig, run: &'a RunInput) -> Fut<'a, Value> {
-        Box::pin(snapshot(acct, run))
-    }
-
-    fn summarize(&self, part: &Value) -> String {
-        match part.as_array() {
-            Some(trails) => format!("{} trail(s) of the account homed in the run's regions", trails.len()),
-            None => "trails: read in the home region".to_owned(),
-        }
-    }
-
-    fn service_roles(&self, run: &RunInput) -> Vec<ServiceRole> {
-        vec![ServiceRole { account: run.account.clone(), role: logs_role(&run.account, &run.home_region) }]
-    }
-
-    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
-        let StepCall { aws, run, step, .. } = call;
-        match step {
-            StepName::StopCloudTrail => Box::pin(stop_others(aws, run)),
-            _ => Box::pin(apply(aws, run)),
-        }
-    }
-
-    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Vec<Evidence>> {
-        Box::pin(evidence_for(aws, run))
-    }
-
-    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()> {
-        Box::pin(compensate(undo, region, report))
-    }
+/// The trail's CloudWatch Logs role, in the onboarded account.
+fn service_roles(run: &RunInput) -> Vec<ServiceRole> {
+    vec![ServiceRole { account: run.account.clone(), role: logs_role(&run.account, &run.home_region) }]
 }
 
 /// The account's own trails as they were (retired ones recreated whole, stopped ones logging

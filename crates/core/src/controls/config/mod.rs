@@ -8,12 +8,13 @@ use aws_sdk_config::types::OrganizationAggregationSource;
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::controls::kit::organized;
 use crate::controls::kit::{
     ensure_delegated_administrator, ensure_service_linked_role, evidence, logging_key_arn, logging_key_to_use,
     service_role, Changes, Role, ServiceRole,
 };
 use crate::controls::names::{AGGREGATOR, AGGREGATOR_ROLE, CONFIG_CHANNEL, CONFIG_RECORDER};
-use crate::controls::{Control, Fut, Known, Organized, Report, StepCall, Undo};
+use crate::controls::{Ahead, Control, Known, Report, Snapshot, Undo};
 
 const SERVICE: &str = "config.amazonaws.com";
 const SLR: &str = "AWSServiceRoleForConfig";
@@ -22,6 +23,8 @@ fn slr_arn(acct: &AccountConfig) -> String {
     format!("arn:aws:iam::{}:role/aws-service-role/{SERVICE}/{SLR}", acct.account)
 }
 
+pub mod catalogue;
+mod permissions;
 pub mod record;
 
 /// The region's customer managed recorder and its delivery channel, each as a whole [`record`], and
@@ -233,7 +236,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
     let mut out = vec![
         evidence(
             &target,
-            "config.enabled",
+            &catalogue::ENABLED,
             &res,
             recording && rec.as_ref().is_some_and(|r| r["recordingGroup"]["allSupported"] == true),
             format!(
@@ -243,7 +246,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
         ),
         evidence(
             &target,
-            "config.to-logging-account",
+            &catalogue::TO_LOGGING_ACCOUNT,
             &res,
             chan.as_ref().is_some_and(|c| c["s3BucketName"] == run.logging_bucket().as_str())
                 && delivery_failure.is_none(),
@@ -259,7 +262,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
         ),
         evidence(
             &target,
-            "config.encrypted",
+            &catalogue::ENCRYPTED,
             &res,
             chan.as_ref().is_some_and(|c| key.as_deref().is_some_and(|k| c["s3KmsKeyArn"] == k)),
             format!("delivery kms key: {}", chan.as_ref().map_or(Value::Null, |c| c["s3KmsKeyArn"].clone())),
@@ -280,7 +283,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
         };
         out.push(evidence(
             &security,
-            "config.aggregator",
+            &catalogue::AGGREGATOR,
             format!("config:aggregator/{AGGREGATOR}"),
             found,
             format!("organization aggregator: {found}"),
@@ -326,66 +329,47 @@ pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
 const SNAPSHOT: &str = "config";
 
 /// The AWS Config control: one recorder and its delivery channel per region, the aggregator.
-pub struct Config;
+pub const CONTROL: Control = Control {
+    name: "config",
+    steps: &[StepName::Config],
+    catalogue: catalogue::ENTRIES,
+    snapshot: Some(Snapshot { key: SNAPSHOT, read: |acct, _| Box::pin(snapshot(acct)), summarize }),
+    permissions: permissions::PERMISSIONS,
+    ahead: Ahead {
+        service_roles,
+        organize: |aws, run, region| {
+            Box::pin(organized(aws, run, region, |a, r, g, c| Box::pin(organize_region(a, r, g, c))))
+        },
+        ..Ahead::NOTHING
+    },
+    apply: |call| Box::pin(apply(call.aws, call.run, call.region, call.known)),
+    evidence: |aws, run, region| Box::pin(evidence_for(aws, run, region)),
+    compensate: |undo, region, report| Box::pin(compensate(undo, region, report)),
+};
 
-impl Control for Config {
-    fn name(&self) -> &'static str {
-        "config"
+fn summarize(part: &Value) -> String {
+    let all = part["recorders"].as_array().map_or(&[][..], Vec::as_slice);
+    let linked = all.iter().filter(|r| record::service_linked(r)).count();
+    match linked {
+        0 => format!("{} Config recorder(s)", all.len()),
+        n => format!("{} Config recorder(s), {n} of them service-linked (left alone)", all.len()),
     }
+}
 
-    fn steps(&self) -> &'static [StepName] {
-        &[StepName::Config]
+/// The aggregator's role in the security account, unless a bulk run's organization step made it.
+fn service_roles(run: &RunInput) -> Vec<ServiceRole> {
+    match run.organization {
+        Some(_) => Vec::new(),
+        None => vec![ServiceRole { account: run.org.security.clone(), role: aggregator_role(run) }],
     }
+}
 
-    fn snapshot_key(&self) -> Option<&'static str> {
-        Some(SNAPSHOT)
+/// The organization's part: its aggregator, in the security account of the home region.
+async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &mut Changes) -> Result<(), StepError> {
+    if region == &run.home_region {
+        ensure_aggregator(aws, run, changes).await?;
     }
-
-    fn snapshot<'a>(&'a self, acct: &'a AccountConfig, _run: &'a RunInput) -> Fut<'a, Value> {
-        Box::pin(snapshot(acct))
-    }
-
-    fn summarize(&self, part: &Value) -> String {
-        let all = part["recorders"].as_array().map_or(&[][..], Vec::as_slice);
-        let linked = all.iter().filter(|r| record::service_linked(r)).count();
-        match linked {
-            0 => format!("{} Config recorder(s)", all.len()),
-            n => format!("{} Config recorder(s), {n} of them service-linked (left alone)", all.len()),
-        }
-    }
-
-    /// The organization's aggregator, in the security account of the home region.
-    /// The aggregator's role in the security account, unless a bulk run's organization step made it.
-    fn service_roles(&self, run: &RunInput) -> Vec<ServiceRole> {
-        match run.organization {
-            Some(_) => Vec::new(),
-            None => vec![ServiceRole { account: run.org.security.clone(), role: aggregator_role(run) }],
-        }
-    }
-
-    fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Organized> {
-        Box::pin(async move {
-            let mgmt = aws.management(&run.org.management, region).await?;
-            let mut changes = Changes::new(&mgmt);
-            if region == &run.home_region {
-                ensure_aggregator(aws, run, &mut changes).await?;
-            }
-            Ok(Organized { changes: changes.list, facts: Value::Null })
-        })
-    }
-
-    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
-        let StepCall { aws, run, region, known, .. } = call;
-        Box::pin(apply(aws, run, region, known))
-    }
-
-    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Vec<Evidence>> {
-        Box::pin(evidence_for(aws, run, region))
-    }
-
-    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()> {
-        Box::pin(compensate(undo, region, report))
-    }
+    Ok(())
 }
 
 /// The recorder and delivery channel as they were, field by field, or removed if there were none.

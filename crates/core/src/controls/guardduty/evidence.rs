@@ -5,6 +5,7 @@ use assure_contract::{Evidence, Region, RunInput, StepError};
 use crate::aws::{AccountConfig, Aws, AwsResultExt};
 use crate::controls::kit::evidence;
 
+use super::catalogue;
 use super::*;
 
 /// Evidence for GuardDuty in one region. The membership is the administrator's record of it
@@ -73,7 +74,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
     Ok(vec![
         evidence(
             &target,
-            "guardduty.no-suppression",
+            &catalogue::NO_SUPPRESSION,
             &res,
             suppressing.is_empty(),
             if suppressing.is_empty() {
@@ -85,10 +86,10 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
                 )
             },
         ),
-        evidence(&target, "guardduty.enabled", &res, enabled, format!("detector: {det:?}, enabled: {enabled}")),
+        evidence(&target, &catalogue::ENABLED, &res, enabled, format!("detector: {det:?}, enabled: {enabled}")),
         evidence(
             &target,
-            "guardduty.security-administrator",
+            &catalogue::SECURITY_ADMINISTRATOR,
             &res,
             member,
             match &membership {
@@ -101,7 +102,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
         .pending_if(membership.as_ref().is_some_and(|m| m.1 == "Created")),
         evidence(
             &target,
-            "guardduty.findings-exported",
+            &catalogue::FINDINGS_EXPORTED,
             format!("guardduty:{}", run.org.security),
             exported,
             if statuses.is_empty() {

@@ -3,19 +3,22 @@
 //! the organization's delegated administrator with auto-enable for all members and findings
 //! exported to the logging bucket, and the account becomes its member with an enabled detector.
 
-use assure_contract::{ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{ErrorName, Region, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_guardduty::types::{
     AccountDetail, AutoEnableMembers, DestinationProperties, DestinationType, FindingPublishingFrequency,
 };
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::controls::kit::organized;
 use crate::controls::kit::Changes;
 use crate::controls::kit::{already_exists, logging_key_to_use, registered_administrators};
-use crate::controls::{Control, Fut, Known, Organized, Report, StepCall, Undo};
+use crate::controls::{Ahead, Control, Known, Snapshot};
 
+pub mod catalogue;
 mod compensate;
 mod evidence;
+mod permissions;
 
 use compensate::*;
 pub use evidence::*;
@@ -481,63 +484,31 @@ async fn preflight(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
 const SNAPSHOT: &str = "guardduty";
 
 /// The GuardDuty control: out of a foreign administrator, then a member of the security account.
-pub struct GuardDuty;
+pub const CONTROL: Control = Control {
+    name: "guardduty",
+    steps: &[StepName::StopGuardDuty, StepName::GuardDuty],
+    catalogue: catalogue::ENTRIES,
+    snapshot: Some(Snapshot { key: SNAPSHOT, read: |acct, _| Box::pin(snapshot(acct)), summarize }),
+    permissions: permissions::PERMISSIONS,
+    ahead: Ahead {
+        preflight: |aws, run| Box::pin(preflight(aws, run)),
+        organize: |aws, run, region| {
+            Box::pin(organized(aws, run, region, |a, r, g, c| {
+                Box::pin(async { organize_region(a, r, g, c).await.map(drop) })
+            }))
+        },
+        ..Ahead::NOTHING
+    },
+    apply: |call| match call.step {
+        StepName::StopGuardDuty => Box::pin(stop_foreign(call.aws, call.run, call.region, call.known)),
+        _ => Box::pin(apply(call.aws, call.run, call.region, call.known)),
+    },
+    evidence: |aws, run, region| Box::pin(evidence_for(aws, run, region)),
+    compensate: |undo, region, report| Box::pin(compensate(undo, region, report)),
+};
 
-impl Control for GuardDuty {
-    fn name(&self) -> &'static str {
-        "guardduty"
-    }
-
-    fn steps(&self) -> &'static [StepName] {
-        &[StepName::StopGuardDuty, StepName::GuardDuty]
-    }
-
-    fn snapshot_key(&self) -> Option<&'static str> {
-        Some(SNAPSHOT)
-    }
-
-    fn snapshot<'a>(&'a self, acct: &'a AccountConfig, _run: &'a RunInput) -> Fut<'a, Value> {
-        Box::pin(snapshot(acct))
-    }
-
-    fn summarize(&self, part: &Value) -> String {
-        format!(
-            "{} GuardDuty detector(s){}",
-            part.as_array().map_or(0, Vec::len),
-            if part.as_array().is_some_and(|d| d.iter().any(|d| !d["administrator"].is_null())) {
-                " under an administrator"
-            } else {
-                ""
-            },
-        )
-    }
-
-    fn preflight<'a>(&'a self, aws: &'a Aws, run: &'a RunInput) -> Fut<'a, ()> {
-        Box::pin(preflight(aws, run))
-    }
-
-    fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Organized> {
-        Box::pin(async move {
-            let mgmt = aws.management(&run.org.management, region).await?;
-            let mut changes = Changes::new(&mgmt);
-            organize_region(aws, run, region, &mut changes).await?;
-            Ok(Organized { changes: changes.list, facts: Value::Null })
-        })
-    }
-
-    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
-        let StepCall { aws, run, step, region, known } = call;
-        match step {
-            StepName::StopGuardDuty => Box::pin(stop_foreign(aws, run, region, known)),
-            _ => Box::pin(apply(aws, run, region, known)),
-        }
-    }
-
-    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Vec<Evidence>> {
-        Box::pin(evidence_for(aws, run, region))
-    }
-
-    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()> {
-        Box::pin(compensate(undo, region, report))
-    }
+fn summarize(part: &Value) -> String {
+    let detectors = part.as_array().map_or(&[][..], Vec::as_slice);
+    let administered = detectors.iter().any(|d| !d["administrator"].is_null());
+    format!("{} GuardDuty detector(s){}", detectors.len(), if administered { " under an administrator" } else { "" })
 }

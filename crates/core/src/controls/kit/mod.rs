@@ -3,6 +3,7 @@
 //! hands to a service, and customer managed keys (the logging key every control encrypts with,
 //! the alarm topic's key).
 
+use assure_contract::catalogue::Entry;
 use assure_contract::{AccountId, Change, Evidence, Region, StepError, StepName, StepOutput};
 use serde_json::{json, Value};
 
@@ -11,6 +12,7 @@ use crate::controls::names::TRAIL_LOG_GROUP;
 
 mod keys;
 mod organizations;
+pub mod permissions;
 mod roles;
 
 pub use keys::*;
@@ -80,12 +82,11 @@ pub(crate) fn summary(what: &str, n: usize) -> String {
 /// One piece of evidence about `acct`.
 pub(crate) fn evidence(
     acct: &AccountConfig,
-    control: &str,
+    control: &Entry,
     resource: impl Into<String>,
     passed: bool,
     detail: impl Into<String>,
 ) -> Evidence {
-    debug_assert!(assure_contract::Control::find(control).is_some(), "unknown control {control}");
     Evidence::new(control, acct.account.clone(), acct.region.clone(), resource, passed, detail)
 }
 

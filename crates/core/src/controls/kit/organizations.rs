@@ -1,9 +1,10 @@
 //! What the organization shares: trusted access and delegated administrators.
 
-use assure_contract::{AccountId, Region, StepError};
+use assure_contract::{AccountId, Region, RunInput, StepError};
 use serde_json::{json, Value};
 
-use crate::aws::{error_code, AccountConfig, AwsResultExt};
+use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::controls::{Fut, Organized};
 
 use super::{already_exists, Changes};
 
@@ -118,4 +119,15 @@ async fn ensure_delegated_administrator_here(
         json!(admin),
     );
     Ok(true)
+}
+
+/// A part of an organization-wide change: what it records in the [`Changes`] it is given.
+pub(crate) type Part = for<'b> fn(&'b Aws, &'b RunInput, &'b Region, &'b mut Changes) -> Fut<'b, ()>;
+
+/// A control's organization-wide part in `region` (its [`crate::controls::Ahead::organize`]) as
+/// the management account's changes, with no facts for the accounts' steps.
+pub(crate) async fn organized(aws: &Aws, run: &RunInput, region: &Region, part: Part) -> Result<Organized, StepError> {
+    let mut changes = Changes::new(&aws.management(&run.org.management, region).await?);
+    part(aws, run, region, &mut changes).await?;
+    Ok(Organized { changes: changes.list, facts: Value::Null })
 }

@@ -377,7 +377,7 @@ pub(crate) async fn ensure_inline_policy(
 }
 
 /// A role a control hands to a service, in the account `account`, which the run's service-roles
-/// step makes ahead (see [`crate::controls::Control::service_roles`]).
+/// step makes ahead (see [`crate::controls::Ahead::service_roles`]).
 pub struct ServiceRole {
     pub account: AccountId,
     pub role: Role<'static>,

@@ -6,6 +6,9 @@ use serde_json::{json, Value};
 use crate::aws::Aws;
 use crate::controls::kit::read_key;
 
+use assure_contract::catalogue::Entry;
+
+use super::catalogue;
 use super::*;
 
 /// Evidence for the logging bucket's controls, read-only.
@@ -14,7 +17,7 @@ pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepEr
     let acct = aws.account(&run.org.logging, region).await?;
     let bucket = run.logging_bucket();
     let (st, key) = futures::try_join!(read_bucket(&acct, &bucket), read_key(&acct, RunInput::LOGGING_KEY_ALIAS))?;
-    let ev = |control: &str, passed: bool, detail: String| {
+    let ev = |control: &Entry, passed: bool, detail: String| {
         Evidence::new(control, acct.account.clone(), region.clone(), format!("arn:aws:s3:::{bucket}"), passed, detail)
     };
     let policy = st.policy.clone().unwrap_or(Value::Null);
@@ -31,7 +34,7 @@ pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepEr
     }) && !statements.is_empty();
     let mut out = vec![
         ev(
-            "logging.bucket-not-public",
+            &catalogue::BUCKET_NOT_PUBLIC,
             st.exists && st.public_access_block == Some([true; 4]) && !allows_public,
             format!(
                 "exists: {}, block public access: {:?}, public allow statement: {allows_public}",
@@ -39,23 +42,23 @@ pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepEr
             ),
         ),
         ev(
-            "logging.bucket-encrypted",
+            &catalogue::BUCKET_ENCRYPTED,
             matches!(&st.encryption, Some((alg, Some(k), _)) if alg == "aws:kms" && key.as_ref().is_some_and(|key| *k == key.arn || *k == key.key_id)),
             format!("default encryption: {:?}", st.encryption),
         ),
         ev(
-            "logging.bucket-access-logging",
+            &catalogue::BUCKET_ACCESS_LOGGING,
             st.logging.as_ref().is_some_and(|(t, _)| *t == run.access_log_bucket()),
             format!("access logging: {:?}", st.logging),
         ),
-        ev("logging.bucket-tls-only", tls_only, format!("deny on aws:SecureTransport=false: {tls_only}")),
+        ev(&catalogue::BUCKET_TLS_ONLY, tls_only, format!("deny on aws:SecureTransport=false: {tls_only}")),
         ev(
-            "logging.bucket-versioned",
+            &catalogue::BUCKET_VERSIONED,
             st.versioning.as_deref() == Some("Enabled"),
             format!("versioning: {:?}", st.versioning),
         ),
         ev(
-            "logging.bucket-org-scoped",
+            &catalogue::BUCKET_ORG_SCOPED,
             org_scoped,
             format!("every allow statement scoped to the organization: {org_scoped}"),
         ),
@@ -65,7 +68,7 @@ pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepEr
     // policy assure wrote.
     let expiring = expiring_rules(&st.lifecycle);
     out.push(ev(
-        "logging.bucket-retained",
+        &catalogue::BUCKET_RETAINED,
         st.exists && expiring.is_empty() && st.lifecycle == lifecycle_json(&lifecycle_rules()),
         if expiring.is_empty() {
             format!("lifecycle: {}", st.lifecycle)
@@ -95,7 +98,7 @@ pub async fn evidence(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, StepEr
     out.push(Evidence {
         resource: key.as_ref().map_or_else(|| RunInput::LOGGING_KEY_ALIAS.to_owned(), |k| k.arn.clone()),
         ..ev(
-            "logging.key-rotation",
+            &catalogue::KEY_ROTATION,
             key_problems.is_empty(),
             if key_problems.is_empty() {
                 "rotation on, enabled, with assure's policy".to_owned()

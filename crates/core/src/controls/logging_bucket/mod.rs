@@ -7,7 +7,7 @@
 //! Created once and shared by every account; no account's rollback tears it down. Every aspect is
 //! read first and written only if it differs.
 
-use assure_contract::{Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{RunInput, StepError, StepName, StepOutput};
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint, BucketLoggingStatus,
     BucketVersioningStatus, CreateBucketConfiguration, ExpirationStatus, LifecycleRule, LifecycleRuleFilter,
@@ -20,9 +20,11 @@ use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt, LOGGING_KEY_FACT};
 use crate::controls::kit::{ensure_key, Changes};
-use crate::controls::{Control, Fut, Organized, Report, StepCall, Undo};
+use crate::controls::{Ahead, Control, Organized};
 
+pub mod catalogue;
 mod evidence;
+mod permissions;
 mod policies;
 
 pub use evidence::*;
@@ -439,52 +441,41 @@ fn build_err(e: aws_sdk_s3::error::BuildError) -> StepError {
     StepError::internal(format!("building an S3 request: {e}"))
 }
 
-/// The logging bucket control: the shared bucket, its access-log bucket and the logging key.
-pub struct LoggingBucket;
+/// The logging bucket control: the shared bucket, its access-log bucket and the logging key. The
+/// whole control is the organization's: one bucket and key for every account, which no account's
+/// rollback tears down.
+pub const CONTROL: Control = Control {
+    name: "logging-bucket",
+    steps: &[StepName::LoggingBucket],
+    catalogue: catalogue::ENTRIES,
+    snapshot: None,
+    permissions: permissions::PERMISSIONS,
+    ahead: Ahead { organize: |aws, run, _| Box::pin(organize(aws, run)), ..Ahead::NOTHING },
+    apply: |call| Box::pin(apply_unless_organized(call.aws, call.run)),
+    evidence: |aws, run, _| Box::pin(evidence(aws, run)),
+    compensate: |_, _, _| Box::pin(async { Ok(()) }),
+};
 
-impl Control for LoggingBucket {
-    fn name(&self) -> &'static str {
-        "logging-bucket"
-    }
+/// The bucket and key for every account of the organization, for a bulk run's organization step.
+async fn organize(aws: &Aws, run: &RunInput) -> Result<Organized, StepError> {
+    let out = apply(aws, run).await?;
+    // The accounts' steps hand the key to the services from here (`kit::logging_key_to_use`).
+    let facts = json!({LOGGING_KEY_FACT: out.snapshot[LOGGING_KEY_FACT]});
+    Ok(Organized { changes: out.changes, facts })
+}
 
-    fn steps(&self) -> &'static [StepName] {
-        &[StepName::LoggingBucket]
+/// The step: what [`apply`] does, unless a bulk run's organization step put it in place for all
+/// its accounts (verify checks it).
+async fn apply_unless_organized(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
+    if run.organization.is_some() {
+        return Ok(StepOutput {
+            step: StepName::LoggingBucket,
+            region: run.home_region.clone(),
+            summary: format!("{}: put in place by the bulk run's organization step", run.logging_bucket()),
+            changes: vec![],
+            evidence: vec![],
+            snapshot: Value::Null,
+        });
     }
-
-    /// The whole control is the organization's: one bucket and key for every account.
-    fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Organized> {
-        Box::pin(async move {
-            let out = apply(aws, run).await?;
-            // The accounts' steps hand the key to the services from here (`kit::logging_key_to_use`).
-            let facts = json!({LOGGING_KEY_FACT: out.snapshot[LOGGING_KEY_FACT]});
-            Ok(Organized { changes: out.changes, facts })
-        })
-    }
-
-    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
-        let StepCall { aws, run, .. } = call;
-        Box::pin(async move {
-            if run.organization.is_some() {
-                // A bulk run's organization step put it in place for all its accounts; verify checks it.
-                return Ok(StepOutput {
-                    step: StepName::LoggingBucket,
-                    region: run.home_region.clone(),
-                    summary: format!("{}: put in place by the bulk run's organization step", run.logging_bucket()),
-                    changes: vec![],
-                    evidence: vec![],
-                    snapshot: Value::Null,
-                });
-            }
-            apply(aws, run).await
-        })
-    }
-
-    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Vec<Evidence>> {
-        Box::pin(evidence(aws, run))
-    }
-
-    /// Shared by every account of the organization: no account's rollback tears it down.
-    fn compensate<'a>(&'a self, _: &'a Undo<'a>, _: &'a Region, _: &'a mut Report) -> Fut<'a, ()> {
-        Box::pin(async { Ok(()) })
-    }
+    apply(aws, run).await
 }

@@ -7,6 +7,7 @@ use crate::aws::{Aws, AwsResultExt};
 use crate::controls::kit::evidence;
 use crate::controls::names::SCP_ROOT;
 
+use super::catalogue;
 use super::*;
 
 /// Evidence: each policy attached where it belongs (the account; the logging and security
@@ -55,9 +56,9 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
                 (None, _) => false,
             };
             let control = match name {
-                SCP_ROOT => "scps.restrict-root",
-                _ if account != &run.account => "scps.log-archive",
-                _ => "scps.attached",
+                SCP_ROOT => &catalogue::RESTRICT_ROOT,
+                _ if account != &run.account => &catalogue::LOG_ARCHIVE,
+                _ => &catalogue::ATTACHED,
             };
             out.push(evidence(
                 &organization,

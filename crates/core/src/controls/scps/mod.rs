@@ -18,9 +18,10 @@
 //! With `root_access = "centralized"` the step also removes the account's root credentials
 //! ([`root`]).
 
+pub mod catalogue;
 pub mod root;
 
-use assure_contract::{AccountId, ErrorName, Evidence, Region, RunInput, StepError, StepName, StepOutput};
+use assure_contract::{AccountId, ErrorName, Region, RunInput, StepError, StepName, StepOutput};
 use aws_sdk_organizations::types::{PolicyType, PolicyTypeStatus};
 use serde_json::{json, Value};
 
@@ -28,9 +29,10 @@ use crate::aws::{error_code, Aws, AwsResultExt};
 use crate::controls::kit::Changes;
 use crate::controls::names::{AGGREGATOR_ROLE, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE, TRAIL_LOGS_ROLE};
 use crate::controls::names::{SCP_ACCESS, SCP_LOG_ARCHIVE, SCP_PROTECT, SCP_ROOT};
-use crate::controls::{Control, Fut, Organized, Report, StepCall, Undo};
+use crate::controls::{Ahead, Control, Organized, Report, Undo};
 
 mod evidence;
+mod permissions;
 mod policies;
 
 pub use evidence::*;
@@ -55,7 +57,7 @@ pub fn exempt_principals(run: &RunInput) -> Vec<String> {
 /// (`ProtectRoles`, `NoStackSetRole`), so nobody can take its exemption.
 pub const STACKSET_EXECUTION_ROLE: &str = "arn:aws:iam::*:role/stacksets-exec-*";
 
-/// The service roles the baseline makes (each control's [`crate::controls::Control::service_roles`]),
+/// The service roles the baseline makes (each control's [`crate::controls::Ahead::service_roles`]),
 /// by name: protected by name in the security account, where the pipeline's own assure-* roles are.
 pub const BASELINE_ROLES: &[&str] = &[TRAIL_LOGS_ROLE, FINDINGS_ROLE, FINDINGS_EVENTS_ROLE, AGGREGATOR_ROLE];
 
@@ -361,49 +363,34 @@ async fn attach(
 }
 
 /// The SCP control: the mandatory service control policies, attached to the account.
-pub struct Scps;
+pub const CONTROL: Control = Control {
+    name: "scps",
+    steps: &[StepName::Scps],
+    catalogue: catalogue::ENTRIES,
+    snapshot: None,
+    permissions: permissions::PERMISSIONS,
+    ahead: Ahead {
+        preflight: |aws, run| Box::pin(preflight(aws, run)),
+        organize: |aws, run, _| Box::pin(organize(aws, run)),
+        ..Ahead::NOTHING
+    },
+    apply: |call| Box::pin(apply(call.aws, call.run)),
+    evidence: |aws, run, _| Box::pin(evidence_for(aws, run)),
+    compensate: |undo, region, report| Box::pin(compensate(undo, region, report)),
+};
 
-impl Control for Scps {
-    fn name(&self) -> &'static str {
-        "scps"
+/// The policies themselves, with assure's content; their ids are the facts.
+async fn organize(aws: &Aws, run: &RunInput) -> Result<Organized, StepError> {
+    let organization = aws.organization(&run.org.management, &run.home_region);
+    let orgs = organization.organizations();
+    root_enables_scps(&orgs).await?;
+    let mut changes = Changes::new(&organization);
+    let ids = ensure_policies(&orgs, run, &mut changes).await?;
+    attach_log_archive(&orgs, run, &ids, &mut changes).await?;
+    if root::wanted(run) {
+        root::organize(&aws.management(&run.org.management, &run.home_region).await?, &mut changes).await?;
     }
-
-    fn steps(&self) -> &'static [StepName] {
-        &[StepName::Scps]
-    }
-
-    fn preflight<'a>(&'a self, aws: &'a Aws, run: &'a RunInput) -> Fut<'a, ()> {
-        Box::pin(preflight(aws, run))
-    }
-
-    /// The policies themselves, with assure's content; their ids are the facts.
-    fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Organized> {
-        Box::pin(async move {
-            let organization = aws.organization(&run.org.management, &run.home_region);
-            let orgs = organization.organizations();
-            root_enables_scps(&orgs).await?;
-            let mut changes = Changes::new(&organization);
-            let ids = ensure_policies(&orgs, run, &mut changes).await?;
-            attach_log_archive(&orgs, run, &ids, &mut changes).await?;
-            if root::wanted(run) {
-                root::organize(&aws.management(&run.org.management, &run.home_region).await?, &mut changes).await?;
-            }
-            Ok(Organized { changes: changes.list, facts: json!({"policies": ids}) })
-        })
-    }
-
-    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
-        let StepCall { aws, run, .. } = call;
-        Box::pin(apply(aws, run))
-    }
-
-    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, _: &'a Region) -> Fut<'a, Vec<Evidence>> {
-        Box::pin(evidence_for(aws, run))
-    }
-
-    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()> {
-        Box::pin(compensate(undo, region, report))
-    }
+    Ok(Organized { changes: changes.list, facts: json!({"policies": ids}) })
 }
 
 /// assure's policies detached from the account; the policies stay for the organization's other accounts.

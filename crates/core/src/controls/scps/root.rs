@@ -22,6 +22,7 @@ use aws_sdk_iam::types::SummaryKeyType;
 use aws_sdk_sts::types::PolicyDescriptorType;
 use serde_json::{json, Value};
 
+use super::catalogue;
 use crate::aws::{error_code, AccountConfig, AwsResultExt, SessionCredentials};
 use crate::controls::kit::{ensure_trusted_access, evidence, Changes};
 use crate::controls::Report;
@@ -225,7 +226,7 @@ pub(super) async fn evidence_for(
         let missing: Vec<_> = FEATURES.iter().filter(|f| !enabled.iter().any(|e| e == *f)).collect();
         out.push(evidence(
             mgmt,
-            "scps.centralized-root",
+            &catalogue::CENTRALIZED_ROOT,
             "iam:organizationsFeatures",
             missing.is_empty(),
             if missing.is_empty() {
@@ -250,7 +251,7 @@ pub(super) async fn evidence_for(
     let mfa = count(SummaryKeyType::AccountMfaEnabled) > 0;
     out.push(evidence(
         target,
-        "scps.root-credentials",
+        &catalogue::ROOT_CREDENTIALS,
         format!("iam:root {}", target.account),
         left.is_empty(),
         if left.is_empty() {

@@ -20,9 +20,9 @@ pub(super) async fn session_log(
     sent: &Sent,
 ) -> Result<Option<Evidence>, StepError> {
     let region = &target.region;
-    if let Some(why) = sent.refused_for(SESSION, region) {
+    if let Some(why) = sent.refused_for(&SESSION, region) {
         let state = State::Refused(format!("the canary session was refused: {why}"));
-        return Ok(Some(evidence(target, SESSION, format!("ssm:{region}:session"), state)));
+        return Ok(Some(evidence(target, &SESSION, format!("ssm:{region}:session"), state)));
     }
     let Some((_, instance, id)) = sent.sessions.iter().find(|(r, _, _)| r == region) else { return Ok(None) };
     let key = format!("session-manager/{}/{region}/{id}.log", target.account);
@@ -31,7 +31,7 @@ pub(super) async fn session_log(
         Ok(o) => {
             let at = o.last_modified().map(|t| t.as_secs_f64()).unwrap_or(canary.sent_at);
             let state = canary.arrived(at, format!("session {id} on {instance}, {}", canary.took(at)));
-            return Ok(Some(evidence(target, SESSION, resource, state)));
+            return Ok(Some(evidence(target, &SESSION, resource, state)));
         }
         Err(e) if error_code(&e) == Some("NotFound") || error_code(&e) == Some("NoSuchKey") => {}
         Err(e) => return Err(e).aws(format!("s3:HeadObject {bucket}/{key}")),
@@ -55,7 +55,7 @@ pub(super) async fn session_log(
         )),
         None => waiting(canary, &format!("the log of session {id} on {instance}")),
     };
-    Ok(Some(evidence(target, SESSION, resource, state)))
+    Ok(Some(evidence(target, &SESSION, resource, state)))
 }
 
 /// The objects under `prefix` written since the canary: (key, seconds).
@@ -164,13 +164,13 @@ pub(super) async fn trail(
     let region = &target.region;
     // The cloudtrail step makes the trail in the run's home Region.
     let arn = format!("arn:aws:cloudtrail:{home}:{}:trail/{TRAIL}", target.account);
-    if let Some(why) = sent.refused_for(CLOUDTRAIL, region) {
-        return Ok(evidence(target, CLOUDTRAIL, arn, State::Refused(format!("the canary call was refused: {why}"))));
+    if let Some(why) = sent.refused_for(&CLOUDTRAIL, region) {
+        return Ok(evidence(target, &CLOUDTRAIL, arn, State::Refused(format!("the canary call was refused: {why}"))));
     }
     // The trail by its ARN: from any Region, a multi-Region trail's shadow answers for it.
     let found = target.cloudtrail().get_trail().name(&arn).send().await.aws(format!("cloudtrail:GetTrail {arn}"))?;
     let Some(t) = found.trail() else {
-        return Ok(evidence(target, CLOUDTRAIL, arn, State::Refused("no assure trail".into())));
+        return Ok(evidence(target, &CLOUDTRAIL, arn, State::Refused("no assure trail".into())));
     };
     let bucket = t.s3_bucket_name().unwrap_or_default().to_owned();
     let prefix = folder(t.s3_key_prefix());
@@ -178,7 +178,7 @@ pub(super) async fn trail(
     let prefixes = days(canary, |d| format!("{prefix}AWSLogs/{account}/CloudTrail/{region}/{}/", ymd(d)));
     let marker = canary.marker.as_str();
     if let Some((key, at)) = first_holding(logging, &bucket, &prefixes, canary, |text| text.contains(marker)).await? {
-        return Ok(evidence(target, CLOUDTRAIL, format!("s3://{bucket}/{key}"), canary.arrived(at, canary.took(at))));
+        return Ok(evidence(target, &CLOUDTRAIL, format!("s3://{bucket}/{key}"), canary.arrived(at, canary.took(at))));
     }
     let status = target
         .cloudtrail()
@@ -196,7 +196,7 @@ pub(super) async fn trail(
         }
         _ => waiting(canary, "the trail's log file"),
     };
-    Ok(evidence(target, CLOUDTRAIL, arn, state))
+    Ok(evidence(target, &CLOUDTRAIL, arn, state))
 }
 
 /// A delivery's key prefix as the folder the service writes under: `PREFIX/`, or nothing.
@@ -234,11 +234,11 @@ pub(super) async fn config(
 ) -> Result<Evidence, StepError> {
     let region = &target.region;
     let resource = format!("config:{region}:{}:delivery-channel", target.account);
-    if let Some(why) = sent.refused_for(CONFIG, region) {
-        return Ok(evidence(target, CONFIG, resource, State::Refused(format!("the snapshot was refused: {why}"))));
+    if let Some(why) = sent.refused_for(&CONFIG, region) {
+        return Ok(evidence(target, &CONFIG, resource, State::Refused(format!("the snapshot was refused: {why}"))));
     }
     let Some(channel) = channel_of(target).await? else {
-        return Ok(evidence(target, CONFIG, resource, State::Refused("no delivery channel".into())));
+        return Ok(evidence(target, &CONFIG, resource, State::Refused("no delivery channel".into())));
     };
     let bucket = channel.s3_bucket_name().unwrap_or_default().to_owned();
     let prefix = folder(channel.s3_key_prefix());
@@ -254,7 +254,7 @@ pub(super) async fn config(
     });
     for p in &prefixes {
         if let Some((key, at)) = written_since(logging, &bucket, p, None, canary).await?.into_iter().next() {
-            return Ok(evidence(target, CONFIG, format!("s3://{bucket}/{key}"), canary.arrived(at, canary.took(at))));
+            return Ok(evidence(target, &CONFIG, format!("s3://{bucket}/{key}"), canary.arrived(at, canary.took(at))));
         }
     }
     let status = target
@@ -277,7 +277,7 @@ pub(super) async fn config(
         )),
         None => waiting(canary, "the configuration snapshot"),
     };
-    Ok(evidence(target, CONFIG, resource, state))
+    Ok(evidence(target, &CONFIG, resource, state))
 }
 
 pub(super) async fn guardduty(
@@ -289,10 +289,10 @@ pub(super) async fn guardduty(
 ) -> Result<Evidence, StepError> {
     let region = &target.region;
     let resource = format!("guardduty:{region}:{}:sample-findings", target.account);
-    if let Some(why) = sent.refused_for(GUARDDUTY, region) {
+    if let Some(why) = sent.refused_for(&GUARDDUTY, region) {
         return Ok(evidence(
             target,
-            GUARDDUTY,
+            &GUARDDUTY,
             resource,
             State::Refused(format!("the sample findings were refused: {why}")),
         ));
@@ -310,7 +310,7 @@ pub(super) async fn guardduty(
     let Some(id) = destinations.destinations().first().and_then(|d| d.destination_id()).map(str::to_owned) else {
         return Ok(evidence(
             target,
-            GUARDDUTY,
+            &GUARDDUTY,
             resource,
             State::Refused(format!("the security account {} exports no findings in {region}", security.account)),
         ));
@@ -336,7 +336,7 @@ pub(super) async fn guardduty(
         documents(text).any(|f| f["accountId"] == account.as_str() && f["service"]["additionalInfo"]["sample"] == true)
     };
     if let Some((key, at)) = first_holding(logging, bucket, &prefixes, canary, holds).await? {
-        return Ok(evidence(target, GUARDDUTY, format!("s3://{bucket}/{key}"), canary.arrived(at, canary.took(at))));
+        return Ok(evidence(target, &GUARDDUTY, format!("s3://{bucket}/{key}"), canary.arrived(at, canary.took(at))));
     }
     let state = match d.status().map(|s| s.as_str()).unwrap_or_default() {
         "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY" => State::Refused(format!(
@@ -344,7 +344,7 @@ pub(super) async fn guardduty(
         )),
         _ => waiting(canary, "the sample finding"),
     };
-    Ok(evidence(target, GUARDDUTY, resource, state))
+    Ok(evidence(target, &GUARDDUTY, resource, state))
 }
 
 pub(super) async fn analyzer(
@@ -357,11 +357,11 @@ pub(super) async fn analyzer(
 ) -> Result<Evidence, StepError> {
     let region = &security.region;
     let role = format!("arn:aws:iam::{}:role/{}", run.account, canary.role());
-    if let Some(why) = sent.refused_for(ACCESS_ANALYZER, &run.home_region) {
+    if let Some(why) = sent.refused_for(&ACCESS_ANALYZER, &run.home_region) {
         return Ok(evidence_of(
             &run.account,
             region,
-            ACCESS_ANALYZER,
+            &ACCESS_ANALYZER,
             role,
             State::Refused(format!("the canary role was refused: {why}")),
         ));
@@ -374,7 +374,7 @@ pub(super) async fn analyzer(
         return Ok(evidence_of(
             &run.account,
             region,
-            ACCESS_ANALYZER,
+            &ACCESS_ANALYZER,
             format!("s3://{bucket}/{key}"),
             canary.arrived(at, canary.took(at)),
         ));
@@ -389,7 +389,7 @@ pub(super) async fn analyzer(
     } else {
         waiting(canary, "the analyzer's finding")
     };
-    Ok(evidence_of(&run.account, region, ACCESS_ANALYZER, role, state))
+    Ok(evidence_of(&run.account, region, &ACCESS_ANALYZER, role, state))
 }
 
 pub(super) async fn failed_invocations(security: &AccountConfig, canary: &Canary) -> Result<f64, StepError> {
@@ -431,8 +431,8 @@ pub(super) async fn alarm(
 ) -> Result<Evidence, StepError> {
     let name = format!("{ALARM_PREFIX}{CANARY_ALARM}");
     let resource = format!("arn:aws:cloudwatch:{}:{}:alarm:{name}", home.region, home.account);
-    if let Some(why) = sent.refused_for(ALARM, &home.region) {
-        return Ok(evidence(home, ALARM, resource, State::Refused(format!("the alarm test was refused: {why}"))));
+    if let Some(why) = sent.refused_for(&ALARM, &home.region) {
+        return Ok(evidence(home, &ALARM, resource, State::Refused(format!("the alarm test was refused: {why}"))));
     }
     let history = home
         .cloudwatch()
@@ -470,7 +470,7 @@ pub(super) async fn alarm(
         Some(i) => State::Refused(format!("CloudWatch reports: {}", i.history_summary().unwrap_or_default())),
         None => waiting(canary, "the alarm's notification"),
     };
-    Ok(evidence(home, ALARM, resource, state))
+    Ok(evidence(home, &ALARM, resource, state))
 }
 
 /// The topic's last hop: the configured endpoint subscribed and confirmed, and SNS's own count of

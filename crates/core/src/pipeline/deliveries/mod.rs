@@ -19,7 +19,8 @@
 //! a canary not found yet is `pending`, and the caller waits, bounded (the Verify state's retries,
 //! `assure verify --deliveries --wait`).
 
-use assure_contract::{AccountId, Evidence, Region, RunInput, StepError};
+use assure_contract::catalogue::{entry, Entry};
+use assure_contract::{AccountId, Evidence, Region, RunInput, StepError, StepName as S};
 use futures::future::{join_all, try_join_all};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -30,12 +31,36 @@ use crate::controls::names::{ALARM_PREFIX, CONFIG_CHANNEL};
 mod found;
 use found::*;
 
-pub const CLOUDTRAIL: &str = "deliveries.cloudtrail";
-pub const CONFIG: &str = "deliveries.config";
-pub const GUARDDUTY: &str = "deliveries.guardduty";
-pub const ACCESS_ANALYZER: &str = "deliveries.access-analyzer";
-pub const ALARM: &str = "deliveries.alarm";
-pub const SESSION: &str = "deliveries.session-manager";
+pub const CLOUDTRAIL: Entry =
+    entry("deliveries.cloudtrail", S::Verify, "All CloudTrail logs are stored in your logging account", None);
+pub const CONFIG: Entry = entry("deliveries.config", S::Verify, "Config logs are sent to your Logging account", None);
+pub const GUARDDUTY: Entry = entry(
+    "deliveries.guardduty",
+    S::Verify,
+    "All GuardDuty events created within your accounts will be sent to the GuardDuty master",
+    None,
+);
+pub const ACCESS_ANALYZER: Entry = entry(
+    "deliveries.access-analyzer",
+    S::Verify,
+    "all IAM Access Analyzer findings are delivered to the StaxTrail S3 bucket in your logging account",
+    None,
+);
+pub const ALARM: Entry = entry(
+    "deliveries.alarm",
+    S::Verify,
+    "Amazon CloudWatch captures the metric data of resources and enables configuration of alarms against these metrics",
+    None,
+);
+pub const SESSION: Entry = entry(
+    "deliveries.session-manager",
+    S::Verify,
+    "Stax enables auditing and logging of session activity within Session Manager",
+    None,
+);
+
+/// The delivery paths in the catalogue's terms: a canary down each, found at its destination.
+pub const ENTRIES: &[Entry] = &[CLOUDTRAIL, CONFIG, GUARDDUTY, ACCESS_ANALYZER, SESSION, ALARM];
 
 /// The tag that lets the canary start a session on a managed instance: assure never opens a shell
 /// on an instance nobody offered it (README, "Proof of delivery").
@@ -113,8 +138,8 @@ pub struct Sent {
 }
 
 impl Sent {
-    fn refused_for(&self, path: &str, region: &Region) -> Option<&str> {
-        self.refused.iter().find(|(p, r, _)| p == path && r == region).map(|(_, _, why)| why.as_str())
+    fn refused_for(&self, path: &Entry, region: &Region) -> Option<&str> {
+        self.refused.iter().find(|(p, r, _)| p == path.id && r == region).map(|(_, _, why)| why.as_str())
     }
 }
 
@@ -126,7 +151,7 @@ pub async fn send(aws: &Aws, run: &RunInput, canary: &Canary) -> Result<Sent, St
         let target = aws.account(&run.account, region).await?;
         let (t, c, g) = (target.clone(), target.clone(), target);
         let marker = canary.marker.clone();
-        sends.push(Box::pin(tagged(CLOUDTRAIL, region, async move {
+        sends.push(Box::pin(tagged(&CLOUDTRAIL, region, async move {
             // A read-only management event whose parameters carry the marker: the trail records
             // every management event, read and write (CIS 4.1), and this one changes nothing.
             t.logs()
@@ -138,7 +163,7 @@ pub async fn send(aws: &Aws, run: &RunInput, canary: &Canary) -> Result<Sent, St
                 .map(|_| ())
                 .aws("logs:DescribeLogGroups")
         })));
-        sends.push(Box::pin(tagged(CONFIG, region, async move {
+        sends.push(Box::pin(tagged(&CONFIG, region, async move {
             // The Region's one delivery channel, whatever its name: an account's own is kept.
             let channel = channel_of(&c).await?.map(|ch| ch.name().unwrap_or(CONFIG_CHANNEL).to_owned());
             c.config()
@@ -149,7 +174,7 @@ pub async fn send(aws: &Aws, run: &RunInput, canary: &Canary) -> Result<Sent, St
                 .map(|_| ())
                 .aws("config:DeliverConfigSnapshot")
         })));
-        sends.push(Box::pin(tagged(GUARDDUTY, region, async move {
+        sends.push(Box::pin(tagged(&GUARDDUTY, region, async move {
             let detector = detector_of(&g).await?;
             g.guardduty()
                 .create_sample_findings()
@@ -164,7 +189,7 @@ pub async fn send(aws: &Aws, run: &RunInput, canary: &Canary) -> Result<Sent, St
     let home = aws.account(&run.account, &run.home_region).await?;
     let (a, r) = (home.clone(), home);
     let reason = format!("assure delivery canary {}", canary.marker);
-    sends.push(Box::pin(tagged(ALARM, &run.home_region, async move {
+    sends.push(Box::pin(tagged(&ALARM, &run.home_region, async move {
         // An alarm already in ALARM is a real one (or a test's that never settled): it is not
         // reset for a test, which would hide it, and a test from ALARM to ALARM notifies nobody.
         let name = format!("{ALARM_PREFIX}{CANARY_ALARM}");
@@ -189,7 +214,7 @@ pub async fn send(aws: &Aws, run: &RunInput, canary: &Canary) -> Result<Sent, St
             .aws("cloudwatch:SetAlarmState")
     })));
     let role = canary.role();
-    sends.push(Box::pin(tagged(ACCESS_ANALYZER, &run.home_region, async move { make_canary_role(&r, &role).await })));
+    sends.push(Box::pin(tagged(&ACCESS_ANALYZER, &run.home_region, async move { make_canary_role(&r, &role).await })));
     let refused: Vec<_> = join_all(sends).await.into_iter().flatten().collect();
     let mut sessions = Vec::new();
     let mut refused = refused;
@@ -198,7 +223,7 @@ pub async fn send(aws: &Aws, run: &RunInput, canary: &Canary) -> Result<Sent, St
         match session(&target).await {
             Ok(Some((instance, id))) => sessions.push((region.clone(), instance, id)),
             Ok(None) => {}
-            Err(e) => refused.push((SESSION.to_owned(), region.clone(), e.message)),
+            Err(e) => refused.push((SESSION.id.to_owned(), region.clone(), e.message)),
         }
     }
     Ok(Sent { refused, sessions })
@@ -241,11 +266,11 @@ async fn session(target: &AccountConfig) -> Result<Option<(String, String)>, Ste
 
 /// `work`'s failure as (path, region, why).
 async fn tagged(
-    path: &'static str,
+    path: &Entry,
     region: &Region,
     work: impl std::future::Future<Output = Result<(), StepError>>,
 ) -> Option<(String, Region, String)> {
-    work.await.err().map(|e| (path.to_owned(), region.clone(), e.message))
+    work.await.err().map(|e| (path.id.to_owned(), region.clone(), e.message))
 }
 
 async fn detector_of(acct: &AccountConfig) -> Result<String, StepError> {
@@ -342,14 +367,14 @@ pub async fn find(aws: &Aws, run: &RunInput, canary: &Canary, sent: &Sent) -> Re
     Ok(out)
 }
 
-fn evidence(acct: &AccountConfig, path: &str, resource: impl Into<String>, state: State) -> Evidence {
+fn evidence(acct: &AccountConfig, path: &Entry, resource: impl Into<String>, state: State) -> Evidence {
     evidence_of(&acct.account, &acct.region, path, resource, state)
 }
 
 fn evidence_of(
     account: &AccountId,
     region: &Region,
-    path: &str,
+    path: &Entry,
     resource: impl Into<String>,
     state: State,
 ) -> Evidence {
@@ -403,10 +428,10 @@ pub async fn settle_alarm(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
 
 /// The controls whose evidence is a service's report of its last delivery, by the path whose
 /// canary refreshes that report.
-const REPORTED_BY: &[(&str, &str)] = &[
-    ("cloudtrail.to-logging-account", CLOUDTRAIL),
-    ("config.to-logging-account", CONFIG),
-    ("guardduty.findings-exported", GUARDDUTY),
+const REPORTED_BY: &[(&str, &Entry)] = &[
+    ("cloudtrail.to-logging-account", &CLOUDTRAIL),
+    ("config.to-logging-account", &CONFIG),
+    ("guardduty.findings-exported", &GUARDDUTY),
 ];
 
 /// Whether the canary can go: no control waits for AWS to finish making it, and none fails but on
@@ -425,7 +450,10 @@ pub fn ready(controls: &[Evidence]) -> bool {
 pub fn await_fresh_status(controls: &mut [Evidence], proofs: &[Evidence]) {
     for e in controls.iter_mut().filter(|e| !e.passed && !e.pending) {
         let Some((_, path)) = REPORTED_BY.iter().find(|(control, _)| *control == e.control) else { continue };
-        if proofs.iter().any(|p| p.control == *path && p.pending && (p.region == e.region || *path == CLOUDTRAIL)) {
+        if proofs
+            .iter()
+            .any(|p| p.control == path.id && p.pending && (p.region == e.region || path.id == CLOUDTRAIL.id))
+        {
             e.pending = true;
             e.detail = format!("{} (perhaps from before a repair: the delivery canary settles it)", e.detail);
         }
@@ -510,7 +538,8 @@ pub async fn settle(aws: &Aws, run: &RunInput, found: &[Evidence]) -> Result<(),
     clean_up(aws, run).await?;
     // The test alarm back to OK, whether its notification went out or not (not when the test was
     // refused: the alarm was then left as it was).
-    if found.iter().any(|e| e.control == ALARM && (e.passed || !e.detail.starts_with("the alarm test was refused"))) {
+    if found.iter().any(|e| e.control == ALARM.id && (e.passed || !e.detail.starts_with("the alarm test was refused")))
+    {
         settle_alarm(aws, run).await?;
     }
     Ok(())

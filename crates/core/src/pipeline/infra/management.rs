@@ -3,7 +3,6 @@
 use assure_contract::{StepName, MANAGEMENT_ROLE};
 use serde_json::{json, Value};
 
-use crate::controls::scps::root;
 use crate::pipeline::resources::{step_role_name, OPERATOR_ROLE};
 
 use super::*;
@@ -11,44 +10,16 @@ use super::*;
 /// What a step does as the management account's role [`MANAGEMENT_ROLE`], the calls AWS lets only
 /// the management account make
 /// (https://docs.aws.amazon.com/organizations/latest/APIReference/action-reference.html): trusted
-/// access, delegated administrators, the GuardDuty administrator, centralized root access. The
-/// resources are the management account's own (`${AWS::AccountId}` in its bootstrap template).
-pub(super) fn management_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
-    let any = || json!("*");
-    match step {
-        // The GuardDuty and Access Analyzer controls' preflights: another delegated administrator;
-        // the Regions the management account has enabled (an opt-in Region of the run).
-        StepName::Preflight => vec![(
-            any(),
-            vec![
-                "guardduty:ListOrganizationAdminAccounts",
-                "organizations:ListDelegatedAdministrators",
-                "account:ListRegions",
-            ],
-        )],
-        // EnableOrganizationAdminAccount also needs the Organizations actions the GuardDuty guide
-        // lists (https://docs.aws.amazon.com/guardduty/latest/ug/organizations_permissions.html);
-        // GuardDuty calls them with the caller's permissions, and the guide grants them on "*".
-        StepName::GuardDuty => vec![(any(), GUARDDUTY_ADMINISTRATOR.to_vec())],
-        // Access Analyzer and Config (its organization aggregator): trusted access and the security
-        // account as the service's delegated administrator.
-        StepName::AccessAnalyzer | StepName::Config => vec![(
-            any(),
-            vec![
-                "organizations:EnableAWSServiceAccess",
-                "organizations:ListAWSServiceAccessForOrganization",
-                "organizations:ListDelegatedAdministrators",
-                "organizations:RegisterDelegatedAdministrator",
-            ],
-        )],
-        StepName::Scps => vec![(any(), ROOT_ACCESS_ORGANIZATION.to_vec()), root_session(&[root::DELETE_TASK])],
-        // Every control's organization-wide part: the GuardDuty step's, Access Analyzer's and
-        // Config's delegated administrators, centralized root access.
-        StepName::Organization => vec![(any(), [GUARDDUTY_ADMINISTRATOR, ROOT_ACCESS_ORGANIZATION].concat())],
-        StepName::Verify => vec![(any(), vec!["iam:ListOrganizationsFeatures"])],
-        StepName::Rollback => vec![root_session(&[root::PASSWORD_TASK])],
-        _ => vec![],
+/// access, delegated administrators, the GuardDuty administrator, centralized root access; each
+/// control's ([`crate::controls::Permissions::management`]) and preflight's Regions. The resources
+/// are the management account's own (`${AWS::AccountId}` in its bootstrap template).
+pub(super) fn management_actions(step: StepName) -> Vec<Grant> {
+    let mut grants: Vec<Grant> = baseline::ALL.iter().flat_map(|c| (c.permissions.management)(step)).collect();
+    if step == StepName::Preflight {
+        // The Regions the management account has enabled (an opt-in Region of the run).
+        grants.push((json!("*"), vec!["account:ListRegions"]));
     }
+    joined(grants)
 }
 
 /// The steps whose roles the management account's role trusts: those with [`management_actions`].

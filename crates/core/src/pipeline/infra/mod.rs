@@ -6,6 +6,8 @@
 use assure_contract::StepName;
 use serde_json::{json, Value};
 
+use crate::controls::baseline;
+use crate::controls::kit::permissions::{joined, sub, Grant};
 use crate::pipeline::resources::placeholder;
 
 mod deployed;
@@ -69,10 +71,6 @@ fn logical(step: StepName) -> String {
     placeholder(step).trim_end_matches("QueueUrl").to_owned()
 }
 
-fn sub(s: &str) -> Value {
-    json!({"Fn::Sub": s})
-}
-
 fn getatt(res: &str, attr: &str) -> Value {
     json!({"Fn::GetAtt": [res, attr]})
 }
@@ -86,45 +84,8 @@ fn skip(checks: &[(&str, &str)]) -> Value {
     json!({"checkov": {"skip": checks.iter().map(|(id, why)| json!({"id": id, "comment": why})).collect::<Vec<_>>()}})
 }
 
-/// Making the security account GuardDuty's delegated administrator (the GuardDuty step in a run of
-/// its own, the organization step in a bulk run): the call, and the Organizations actions GuardDuty
-/// makes with the caller's permissions while it serves it.
-const GUARDDUTY_ADMINISTRATOR: &[&str] = &[
-    "guardduty:EnableOrganizationAdminAccount",
-    "guardduty:ListOrganizationAdminAccounts",
-    "organizations:DescribeOrganization",
-    "organizations:DescribeAccount",
-    "organizations:DescribeOrganizationalUnit",
-    "organizations:ListAccounts",
-    "organizations:EnableAWSServiceAccess",
-    "organizations:ListAWSServiceAccessForOrganization",
-    "organizations:RegisterDelegatedAdministrator",
-    "organizations:ListDelegatedAdministrators",
-];
-
-/// Centralized root access for the organization (`options.root_access = "centralized"`): trusted
-/// access for IAM, then its two features. IAM authorizes the features' actions against no resource
-/// type (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html).
-const ROOT_ACCESS_ORGANIZATION: &[&str] = &[
-    "organizations:EnableAWSServiceAccess",
-    "organizations:ListAWSServiceAccessForOrganization",
-    "iam:ListOrganizationsFeatures",
-    "iam:EnableOrganizationsRootCredentialsManagement",
-    "iam:EnableOrganizationsRootSessions",
-];
-
-/// A root session in a member account, scoped to `tasks` only: sts:AssumeRoot on the root-user
-/// resource type with sts:TaskPolicyArn
-/// (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssecuritytokenservice.html).
-fn root_session(tasks: &[&str]) -> (Value, Vec<&'static str>) {
-    (
-        json!({"Resource": sub("arn:${AWS::Partition}:iam::*:root"), "Condition": {"StringEquals": {"sts:TaskPolicyArn": tasks}}}),
-        vec!["sts:AssumeRoot"],
-    )
-}
-
 /// `(resource, actions)` pairs as policy statements, with unique Sids `{prefix}1`, `{prefix}2`…
-fn statements_of(prefix: &str, pairs: Vec<(Value, Vec<&'static str>)>) -> Vec<Value> {
+fn statements_of(prefix: &str, pairs: Vec<Grant>) -> Vec<Value> {
     pairs
         .into_iter()
         .enumerate()

@@ -9,6 +9,8 @@ use crate::pipeline::resources::{
     JOIN_STATE_MACHINE, OPERATOR_ROLE, PIPELINE_KEY_ALIAS, STATES_ROLE, STATE_MACHINE,
 };
 
+use crate::controls::kit::permissions::{accounts, any};
+
 use super::*;
 
 /// What a step may do with the pipeline account's own credentials (its own queue and the task
@@ -16,42 +18,15 @@ use super::*;
 /// delegation policy allows ([`management_template`]), and its own executions. Steps reach every
 /// other account through the member role, and the management account through its role for what
 /// only that account may do ([`management_actions`]).
-pub(super) fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
-    // Organizations' resources live under the management account
-    // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsorganizations.html).
-    let org = |pattern: &str| sub(&format!("arn:${{AWS::Partition}}:organizations::${{ManagementAccount}}:{pattern}"));
-    let accounts = || org("account/o-*/*");
-    let targets = || json!([org("account/o-*/*"), org("ou/o-*/ou-*"), org("root/o-*/r-*")]);
-    // The organization's own SCPs (assure reads and changes only those it made, by name).
-    let scps = || json!([org("policy/o-*/service_control_policy/p-*")]);
-    let any = || json!("*");
+pub(super) fn step_actions(step: StepName) -> Vec<Grant> {
     let own = |what: &str| sub(&format!("arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:{what}"));
-    match step {
+    let mut grants = match step {
         StepName::Preflight => vec![
-            // The SCPs' preflight: SCPs enabled in the root.
-            (any(), vec!["organizations:DescribeOrganization", "organizations:ListRoots"]),
+            // The organization has all features, and the run's accounts are in it.
+            (any(), vec!["organizations:DescribeOrganization"]),
             (accounts(), vec!["organizations:DescribeAccount"]),
-            (targets(), vec!["organizations:ListPoliciesForTarget"]),
             // The run lock: is the execution holding the account's lock still running?
             (own(&format!("execution:{STATE_MACHINE}:*")), vec!["states:DescribeExecution"]),
-        ],
-        StepName::Scps => vec![
-            (any(), vec!["organizations:ListPolicies", "organizations:CreatePolicy"]),
-            (scps(), vec!["organizations:DescribePolicy", "organizations:UpdatePolicy"]),
-            (targets(), vec!["organizations:ListPoliciesForTarget"]),
-            (
-                json!([scps()[0].clone(), targets()[0].clone(), targets()[1].clone(), targets()[2].clone()]),
-                vec!["organizations:AttachPolicy"],
-            ),
-        ],
-        // The policies themselves and their attachment to the logging and security accounts (the
-        // accounts' own attachments are their runs'), and the organization's checks (its root
-        // enables SCPs).
-        StepName::Organization => vec![
-            (any(), vec!["organizations:ListRoots", "organizations:ListPolicies", "organizations:CreatePolicy"]),
-            (scps(), vec!["organizations:DescribePolicy", "organizations:UpdatePolicy"]),
-            (accounts(), vec!["organizations:ListPoliciesForTarget"]),
-            (json!([scps()[0].clone(), accounts()]), vec!["organizations:AttachPolicy"]),
         ],
         // AutoOnboard: the accounts an event is about, and each one's run, started as the CLI starts
         // one (the account's run lock first: is the execution holding it still running?).
@@ -61,19 +36,10 @@ pub(super) fn step_actions(step: StepName) -> Vec<(Value, Vec<&'static str>)> {
             (own(&format!("stateMachine:{STATE_MACHINE}")), vec!["states:StartExecution"]),
             (own(&format!("execution:{STATE_MACHINE}:*")), vec!["states:DescribeExecution"]),
         ],
-        StepName::Verify => vec![
-            (targets(), vec!["organizations:ListPoliciesForTarget"]),
-            (scps(), vec!["organizations:DescribePolicy"]),
-        ],
-        StepName::Rollback => vec![
-            (targets(), vec!["organizations:ListPoliciesForTarget"]),
-            (
-                json!([scps()[0].clone(), targets()[0].clone(), targets()[1].clone(), targets()[2].clone()]),
-                vec!["organizations:DetachPolicy"],
-            ),
-        ],
         _ => vec![],
-    }
+    };
+    grants.extend(baseline::ALL.iter().flat_map(|c| (c.permissions.pipeline)(step)));
+    joined(grants)
 }
 
 /// The pipeline: per step a queue with its dead-letter queue, a function and its role; the

@@ -16,8 +16,11 @@ use aws_sdk_ssm::types::{DocumentFormat, DocumentType};
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
+use crate::controls::kit::permissions::{allow, own};
 use crate::controls::kit::{evidence, Changes};
-use crate::controls::{Control, Fut, Known, Report, StepCall, Undo};
+use crate::controls::{Ahead, Control, Known, Permissions, Report, Snapshot, Undo};
+
+pub mod catalogue;
 
 /// The session preferences document Session Manager reads.
 pub const SESSION_PREFERENCES_DOCUMENT: &str = "SSM-SessionManagerRunShell";
@@ -158,14 +161,14 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
     Ok(vec![
         evidence(
             &target,
-            "session-manager.s3-logging",
+            &catalogue::S3_LOGGING,
             &res,
             inputs["s3BucketName"] == run.logging_bucket().as_str(),
             format!("s3BucketName: {}", inputs["s3BucketName"]),
         ),
         evidence(
             &target,
-            "session-manager.encrypted",
+            &catalogue::ENCRYPTED,
             &res,
             inputs["s3EncryptionEnabled"] == true,
             format!(
@@ -193,42 +196,30 @@ pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
 const SNAPSHOT: &str = "sessionManager";
 
 /// The Session Manager control: session logs to the logging bucket, encrypted, per region.
-pub struct SessionManager;
-
-impl Control for SessionManager {
-    fn name(&self) -> &'static str {
-        "session-manager"
-    }
-
-    fn steps(&self) -> &'static [StepName] {
-        &[StepName::SessionManager]
-    }
-
-    fn snapshot_key(&self) -> Option<&'static str> {
-        Some(SNAPSHOT)
-    }
-
-    fn snapshot<'a>(&'a self, acct: &'a AccountConfig, _run: &'a RunInput) -> Fut<'a, Value> {
-        Box::pin(snapshot(acct))
-    }
-
-    fn summarize(&self, part: &Value) -> String {
-        format!("session preferences {}", if part.is_null() { "absent" } else { "present" })
-    }
-
-    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
-        let StepCall { aws, run, region, known, .. } = call;
-        Box::pin(apply(aws, run, region, known))
-    }
-
-    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Vec<Evidence>> {
-        Box::pin(evidence_for(aws, run, region))
-    }
-
-    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()> {
-        Box::pin(compensate(undo, region, report))
-    }
-}
+pub const CONTROL: Control = Control {
+    name: "session-manager",
+    steps: &[StepName::SessionManager],
+    catalogue: catalogue::ENTRIES,
+    snapshot: Some(Snapshot {
+        key: SNAPSHOT,
+        read: |acct, _| Box::pin(snapshot(acct)),
+        summarize: |part| format!("session preferences {}", if part.is_null() { "absent" } else { "present" }),
+    }),
+    permissions: Permissions::member(|| {
+        vec![
+            allow("ReadSessionPreferences", own("ssm", "document/*"), &["ssm:GetDocument"]),
+            allow(
+                "SessionPreferences",
+                own("ssm", &format!("document/{DOC}")),
+                &["ssm:CreateDocument", "ssm:UpdateDocument", "ssm:UpdateDocumentDefaultVersion", "ssm:DeleteDocument"],
+            ),
+        ]
+    }),
+    ahead: Ahead::NOTHING,
+    apply: |call| Box::pin(apply(call.aws, call.run, call.region, call.known)),
+    evidence: |aws, run, region| Box::pin(evidence_for(aws, run, region)),
+    compensate: |undo, region, report| Box::pin(compensate(undo, region, report)),
+};
 
 /// The account's own preferences written back, or removed if it had none.
 async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Result<(), StepError> {

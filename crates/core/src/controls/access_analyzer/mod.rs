@@ -15,11 +15,15 @@ use aws_sdk_accessanalyzer::types::Type as AnalyzerType;
 use serde_json::{json, Value};
 
 use crate::aws::{error_code, while_role_propagates, AccountConfig, Aws, AwsResultExt};
+use crate::controls::kit::organized;
 use crate::controls::kit::{already_exists, evidence, Changes};
 use crate::controls::kit::{ensure_delegated_administrator, ensure_service_linked_role};
 use crate::controls::kit::{ensure_inline_policy, logging_key_to_use, service_role, Role, ServiceRole};
 use crate::controls::names::{ANALYZER, FINDINGS, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE};
-use crate::controls::{Control, Fut, Organized, Report, StepCall, Undo};
+use crate::controls::{Ahead, Control, Report, Undo};
+
+pub mod catalogue;
+mod permissions;
 
 const PRINCIPAL: &str = "access-analyzer.amazonaws.com";
 const SLR: &str = "AWSServiceRoleForAccessAnalyzer";
@@ -455,7 +459,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
     // An analyzer is CREATING first (https://docs.aws.amazon.com/access-analyzer/latest/APIReference/API_AnalyzerSummary.html).
     let analyzer_evidence = evidence(
         &security,
-        "access-analyzer.organization",
+        &catalogue::ORGANIZATION,
         format!("access-analyzer:analyzer/{ANALYZER}"),
         analyzer.as_ref().is_some_and(|(t, s)| t == "ORGANIZATION" && s == "ACTIVE"),
         format!("analyzer (type, status): {analyzer:?}"),
@@ -466,7 +470,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
         // rest of the way (its rule, the stream and what the stream writes).
         evidence(
             &security,
-            "access-analyzer.findings-delivered",
+            &catalogue::FINDINGS_DELIVERED,
             format!("events:rule/{FINDINGS}"),
             routed,
             format!(
@@ -492,7 +496,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
         let creating = configured && stream.as_ref().is_some_and(|s| s.status == "CREATING");
         evidence(
             &security,
-            "access-analyzer.findings-delivered",
+            &catalogue::FINDINGS_DELIVERED,
             format!("events:rule/{FINDINGS}"),
             configured && healthy,
             format!(
@@ -516,7 +520,7 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
         };
         out.push(evidence(
             &target,
-            "access-analyzer.service-linked-role",
+            &catalogue::SERVICE_LINKED_ROLE,
             format!("iam:role/{SLR}"),
             role,
             format!("role exists: {role}"),
@@ -526,60 +530,42 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
 }
 
 /// The Access Analyzer control: organization analyzers per region, findings to the logging bucket.
-pub struct AccessAnalyzer;
+pub const CONTROL: Control = Control {
+    name: "access-analyzer",
+    steps: &[StepName::AccessAnalyzer],
+    catalogue: catalogue::ENTRIES,
+    snapshot: None,
+    permissions: permissions::PERMISSIONS,
+    ahead: Ahead {
+        preflight: |aws, run| Box::pin(preflight(aws, run)),
+        service_roles,
+        organize: |aws, run, region| {
+            Box::pin(organized(aws, run, region, |a, r, g, c| Box::pin(organize_region(a, r, g, c))))
+        },
+    },
+    apply: |call| Box::pin(apply(call.aws, call.run, call.region)),
+    evidence: |aws, run, region| Box::pin(evidence_for(aws, run, region)),
+    compensate: |undo, region, report| Box::pin(compensate(undo, region, report)),
+};
 
-impl Control for AccessAnalyzer {
-    fn name(&self) -> &'static str {
-        "access-analyzer"
+/// The security account's findings roles, unless a bulk run's organization step made them.
+fn service_roles(run: &RunInput) -> Vec<ServiceRole> {
+    if run.organization.is_some() {
+        return Vec::new();
     }
+    [findings_role(run), events_role(run)]
+        .into_iter()
+        .map(|role| ServiceRole { account: run.org.security.clone(), role })
+        .collect()
+}
 
-    fn steps(&self) -> &'static [StepName] {
-        &[StepName::AccessAnalyzer]
+/// The analyzers serve the organization and stay; only the service-linked role is the account's.
+async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Result<(), StepError> {
+    if region == &undo.run.home_region {
+        report.not_restorable.push(format!(
+            "access-analyzer: the service-linked role {SLR} in {} stays (AWS owns it)",
+            undo.run.account
+        ));
     }
-
-    fn preflight<'a>(&'a self, aws: &'a Aws, run: &'a RunInput) -> Fut<'a, ()> {
-        Box::pin(preflight(aws, run))
-    }
-
-    /// The security account's findings roles, unless a bulk run's organization step made them.
-    fn service_roles(&self, run: &RunInput) -> Vec<ServiceRole> {
-        if run.organization.is_some() {
-            return Vec::new();
-        }
-        [findings_role(run), events_role(run)]
-            .into_iter()
-            .map(|role| ServiceRole { account: run.org.security.clone(), role })
-            .collect()
-    }
-
-    fn organize<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Organized> {
-        Box::pin(async move {
-            let mgmt = aws.management(&run.org.management, region).await?;
-            let mut changes = Changes::new(&mgmt);
-            organize_region(aws, run, region, &mut changes).await?;
-            Ok(Organized { changes: changes.list, facts: Value::Null })
-        })
-    }
-
-    fn apply<'a>(&'a self, call: StepCall<'a>) -> Fut<'a, StepOutput> {
-        let StepCall { aws, run, region, .. } = call;
-        Box::pin(apply(aws, run, region))
-    }
-
-    fn evidence<'a>(&'a self, aws: &'a Aws, run: &'a RunInput, region: &'a Region) -> Fut<'a, Vec<Evidence>> {
-        Box::pin(evidence_for(aws, run, region))
-    }
-
-    /// The analyzers serve the organization and stay; only the service-linked role is the account's.
-    fn compensate<'a>(&'a self, undo: &'a Undo<'a>, region: &'a Region, report: &'a mut Report) -> Fut<'a, ()> {
-        Box::pin(async move {
-            if region == &undo.run.home_region {
-                report.not_restorable.push(format!(
-                    "access-analyzer: the service-linked role {SLR} in {} stays (AWS owns it)",
-                    undo.run.account
-                ));
-            }
-            Ok(())
-        })
-    }
+    Ok(())
 }
