@@ -3,6 +3,7 @@
 //! - `errors`: AWS failure paths through the SDK against wiremock;
 //! - `extension`: the local cloud's extension through the Rust SDK;
 //! - `e2e`: whole onboarding runs on the local cloud;
+//! - `contract`: what every control of the baseline keeps (plan, apply twice, compensate);
 //! - `iam`, `rules`: the local cloud refuses what AWS refuses (IAM; the services' own checks);
 //! - `lock`: one run per account at a time;
 //! - `adversary`: an account's administrators try to switch the baseline off, and cannot;
@@ -15,6 +16,7 @@ mod all {
     mod brownfield;
     mod bulk;
     mod config;
+    mod contract;
     mod deliveries;
     mod docs;
     mod drift;

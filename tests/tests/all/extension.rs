@@ -91,11 +91,10 @@ async fn guardduty_organization_admin_configuration_and_destinations() {
     };
     let err = update().await.unwrap_err().into_service_error();
     assert!(err.meta().message().unwrap_or("").contains("not the GuardDuty delegated administrator"), "{err:?}");
-    let started = std::time::Instant::now();
-    while let Err(e) = update().await {
-        assert!(started.elapsed() < std::time::Duration::from_secs(10), "still refused: {e:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    assure_e2e::eventually_async(std::time::Duration::from_secs(10), "the administrator's update allowed", || async {
+        update().await.map(drop).map_err(|e| format!("{e:?}"))
+    })
+    .await;
     let conf = sec.describe_organization_configuration().detector_id(&det).send().await.unwrap();
     assert_eq!(conf.auto_enable_organization_members(), Some(&AutoEnableMembers::All));
 
@@ -131,11 +130,13 @@ async fn guardduty_organization_admin_configuration_and_destinations() {
     };
     assert_eq!(status().await, "Created");
     assert!(sec_w2.list_members().detector_id(&det_w2).send().await.unwrap().members().is_empty());
-    let started = std::time::Instant::now();
-    while status().await != "Enabled" {
-        assert!(started.elapsed() < std::time::Duration::from_secs(20), "still Created");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    assure_e2e::eventually_async(std::time::Duration::from_secs(20), "the member Enabled", || async {
+        match status().await {
+            enabled if enabled == "Enabled" => Ok(()),
+            other => Err(other),
+        }
+    })
+    .await;
     assert_eq!(sec_w2.list_members().detector_id(&det_w2).send().await.unwrap().members().len(), 1);
 
     // Publishing destinations: create, list, describe, delete.
@@ -177,9 +178,19 @@ async fn access_analyzer_organization_analyzers_need_trusted_access_and_a_delega
     // Access Analyzer learns of trusted access a moment after Organizations lists it.
     let err = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "ValidationException");
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    let err = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();
-    assert_eq!(code(&err.into_service_error()), "AccessDeniedException");
+    assure_e2e::eventually_async(
+        std::time::Duration::from_secs(10),
+        "trusted access known to Access Analyzer",
+        || async {
+            let err =
+                sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();
+            match code(&err.into_service_error()).as_str() {
+                "AccessDeniedException" => Ok(()),
+                other => Err(other.to_owned()),
+            }
+        },
+    )
+    .await;
     orgs.register_delegated_administrator()
         .account_id(&security)
         .service_principal("access-analyzer.amazonaws.com")
@@ -190,8 +201,13 @@ async fn access_analyzer_organization_analyzers_need_trusted_access_and_a_delega
     // the account is any member.
     let err = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "AccessDeniedException");
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-    let arn = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap().arn;
+    let arn = assure_e2e::eventually_async(std::time::Duration::from_secs(10), "the registration known", || async {
+        match sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await {
+            Ok(made) => Ok(made.arn),
+            Err(e) => Err(code(&e.into_service_error())),
+        }
+    })
+    .await;
     assert_eq!(arn.as_deref(), Some(format!("arn:aws:access-analyzer:eu-west-1:{security}:analyzer/org").as_str()));
     let err = sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();
     assert_eq!(code(&err.into_service_error()), "ConflictException");
@@ -201,16 +217,14 @@ async fn access_analyzer_organization_analyzers_need_trusted_access_and_a_delega
     assert_eq!(a.r#type(), &AnalyzerType::Organization);
     // CREATING first, then ACTIVE (API_AnalyzerSummary), within a bound.
     assert_eq!(a.status().as_str(), "CREATING");
-    let started = std::time::Instant::now();
-    loop {
+    assure_e2e::eventually_async(std::time::Duration::from_secs(20), "the analyzer ACTIVE", || async {
         let got = sec.get_analyzer().analyzer_name("org").send().await.unwrap();
-        let status = got.analyzer().unwrap().status().as_str().to_owned();
-        if status == "ACTIVE" {
-            break;
+        match got.analyzer().unwrap().status().as_str() {
+            "ACTIVE" => Ok(()),
+            other => Err(other.to_owned()),
         }
-        assert!(started.elapsed() < std::time::Duration::from_secs(20), "still {status}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    })
+    .await;
     // Per region: us-east-1 has none.
     let sec_use1 = aws_sdk_accessanalyzer::Client::new(&cloud.sdk_config_as(&security, "us-east-1").await);
     assert!(sec_use1.list_analyzers().send().await.unwrap().analyzers().is_empty());

@@ -3,7 +3,7 @@
 //! waits for the StackSet's member role and starts each account's run, named by the account and the
 //! second it joined. Organizations is driven with the AWS CLI, as an operator would.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use assure_e2e::{http, LocalCloud};
 use serde_json::Value;
@@ -115,8 +115,7 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
     cli_ok(&cloud, &its_owner, &["organizations", "accept-handshake", "--handshake-id", &handshake]);
 
     // Each is onboarded once, without a command, under its join's run id.
-    let started = Instant::now();
-    let runs = loop {
+    let runs = assure_e2e::eventually(Duration::from_secs(360), "both accounts' runs finished", || {
         let (code, out, err) = cloud.run(&["runs", "list", "--output", "json"]);
         assert_eq!(code, 0, "runs list: {err}");
         let runs: Vec<Value> = serde_json::from_str(&out).expect("runs list --output json");
@@ -125,11 +124,12 @@ async fn accounts_that_join_are_onboarded_without_a_command() {
             .filter(|r| [created.as_str(), invited].contains(&r["account"].as_str().unwrap_or_default()))
             .collect();
         let done = ours.len() >= 2 && ours.iter().all(|r| r["status"] != "RUNNING");
-        if done || started.elapsed() > Duration::from_secs(360) {
-            break ours;
+        if done {
+            Ok(ours)
+        } else {
+            Err(format!("{ours:?}"))
         }
-        std::thread::sleep(Duration::from_secs(2));
-    };
+    });
     for account in [created.as_str(), invited] {
         let theirs: Vec<&Value> = runs.iter().filter(|r| r["account"] == account).collect();
         assert_eq!(theirs.len(), 1, "one run for {account}, whatever the number of its events: {runs:?}");

@@ -23,16 +23,12 @@ fn while_a_run_of_an_account_is_active_every_other_run_of_it_is_refused_naming_t
         std::thread::sleep(std::time::Duration::from_millis(1500));
         let second = s.spawn(|| cloud.run(&["onboard", target, "--run-id", "second"]));
         // Whichever took the account's lock runs.
-        let winner = rt.block_on(async {
-            for _ in 0..200 {
+        let winner =
+            rt.block_on(assure_e2e::eventually_async(std::time::Duration::from_secs(20), "a run started", || async {
                 let list = sfn.list_executions().state_machine_arn(&machine).send().await.unwrap();
-                if let Some(e) = list.executions().iter().find(|e| e.status().as_str() == "RUNNING") {
-                    return e.name().to_owned();
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            panic!("no run started");
-        });
+                let running = list.executions().iter().find(|e| e.status().as_str() == "RUNNING");
+                running.map(|e| e.name().to_owned()).ok_or_else(|| "none running".to_owned())
+            }));
         let rollback = cloud.run(&["runs", "rollback", &winner]);
         // An execution started by other means (bulk, onboarding on join): its preflight refuses it.
         let direct = rt.block_on(async {
@@ -46,13 +42,18 @@ fn while_a_run_of_an_account_is_active_every_other_run_of_it_is_refused_naming_t
                 .send()
                 .await
                 .unwrap();
-            loop {
-                let d = sfn.describe_execution().execution_arn(execution("direct")).send().await.unwrap();
-                if d.status().as_str() != "RUNNING" {
-                    return d;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            }
+            assure_e2e::eventually_async(
+                std::time::Duration::from_secs(120),
+                "the direct execution finished",
+                || async {
+                    let d = sfn.describe_execution().execution_arn(execution("direct")).send().await.unwrap();
+                    match d.status().as_str() {
+                        "RUNNING" => Err("RUNNING".to_owned()),
+                        _ => Ok(d),
+                    }
+                },
+            )
+            .await
         });
         ([("first", first.join().unwrap()), ("second", second.join().unwrap())], winner, rollback, direct)
     });

@@ -91,18 +91,18 @@ pub(super) fn execution_ended(
     arn: &str,
     bound: std::time::Duration,
 ) -> String {
-    let started = std::time::Instant::now();
-    loop {
+    assure_e2e::eventually(bound, &format!("{arn} finished"), || {
         let status = cli_ok(
             cloud,
             creds,
             &["stepfunctions", "describe-execution", "--execution-arn", arn, "--query", "status", "--output", "text"],
         );
-        if status != "RUNNING" || started.elapsed() > bound {
-            return status;
+        if status == "RUNNING" {
+            Err(status)
+        } else {
+            Ok(status)
         }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
+    })
 }
 
 /// The AWS CLI's `args`, which must succeed once the service has learnt of trusted access enabled
@@ -114,16 +114,18 @@ pub(super) fn cli_once_trusted(
     args: &[&str],
     transient: &str,
 ) -> String {
-    let started = std::time::Instant::now();
-    loop {
-        let (code, out, err) = aws_cli(cloud, creds, args);
-        if code == 0 {
-            return out.trim().to_owned();
-        }
-        assert!(err.contains(transient), "{}: {err}", args[..2].join(" "));
-        assert!(started.elapsed() < std::time::Duration::from_secs(20), "still {transient}: {err}");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+    assure_e2e::eventually(
+        std::time::Duration::from_secs(20),
+        &format!("{} no longer {transient}", args[..2].join(" ")),
+        || {
+            let (code, out, err) = aws_cli(cloud, creds, args);
+            if code == 0 {
+                return Ok(out.trim().to_owned());
+            }
+            assert!(err.contains(transient), "{}: {err}", args[..2].join(" "));
+            Err(err)
+        },
+    )
 }
 
 /// The AWS CLI's `args`, which must be refused with an error containing `needle`.

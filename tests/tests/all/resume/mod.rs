@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use assure_e2e::LocalCloud;
 use serde_json::{json, Value};
 
-mod rollback;
+pub(crate) mod rollback;
 
 const REGIONS: &str = "us-east-1,eu-west-1,us-west-2,eu-central-1";
 
@@ -331,17 +331,14 @@ async fn a_worker_killed_mid_step_does_not_stop_the_run() {
         .spawn()
         .unwrap();
     // Wait (bounded) for the alarms step to start, then kill it with SIGKILL, by its PID.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let killed = loop {
-        let pids = step_pids(&cloud, "alarms");
-        if let Some(pid) = pids.first() {
-            let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
-            assert!(status.success());
-            break *pid;
-        }
-        assert!(std::time::Instant::now() < deadline, "the alarms step never started");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
+    let killed = assure_e2e::eventually_every(
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_millis(5),
+        "the alarms step started",
+        || step_pids(&cloud, "alarms").first().copied().ok_or_else(|| "no alarms step process".to_owned()),
+    );
+    let status = std::process::Command::new("kill").args(["-9", &killed.to_string()]).status().unwrap();
+    assert!(status.success());
     let out = onboard.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -3,11 +3,9 @@
 use assure_e2e::LocalCloud;
 use serde_json::{json, Value};
 
-use super::*;
-
 /// The run `run_id` of the seed's first external account in `regions`, and the pipeline as the CLI
 /// reaches member accounts (the member role trusts the operator role), to read their configuration.
-pub(super) async fn as_the_cli(
+pub(crate) async fn as_the_cli(
     cloud: &LocalCloud,
     ids: &Value,
     run_id: &str,
@@ -29,7 +27,7 @@ pub(super) async fn as_the_cli(
 }
 
 /// Removes, in place, what a rollback reported it could not restore.
-pub(super) fn without_unrestorable(config: &mut Value, report: &Value) {
+pub(crate) fn without_unrestorable(config: &mut Value, report: &Value) {
     for line in report["notRestorable"].as_array().unwrap().iter().filter_map(Value::as_str) {
         let Some(rest) = line.strip_prefix("guardduty ") else { continue };
         let region = rest.split(':').next().unwrap();
@@ -42,44 +40,6 @@ pub(super) fn without_unrestorable(config: &mut Value, report: &Value) {
             *detectors = json!("(reported)");
         }
     }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn rolling_back_a_brownfield_onboarding_restores_the_prior_configuration() {
-    let cloud = LocalCloud::start();
-    let ids = cloud.seed_and_deploy(REGIONS);
-    let target = ids["external"][0].as_str().unwrap();
-    let (run, aws) = as_the_cli(&cloud, &ids, "rb", REGIONS).await;
-    let mut before = assure_core::pipeline::rollback::configuration(&aws, &run).await.unwrap();
-
-    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "rb"]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    let during = assure_core::pipeline::rollback::configuration(&aws, &run).await.unwrap();
-    assert_ne!(during, before, "onboarding changed the account");
-
-    let (code, out, err) = cloud.run(&["runs", "rollback", "rb", "--output", "json"]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    let report: Value = serde_json::from_str(&out).unwrap();
-    let mut after = assure_core::pipeline::rollback::configuration(&aws, &run).await.unwrap();
-    without_unrestorable(&mut before, &report);
-    without_unrestorable(&mut after, &report);
-    assert_eq!(
-        serde_json::to_string_pretty(&after).unwrap(),
-        serde_json::to_string_pretty(&before).unwrap(),
-        "the configuration after rollback differs from before onboarding (report: {report:#})"
-    );
-    let unrestorable: Vec<&str> =
-        report["notRestorable"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    eprintln!("not restorable:\n  {}", unrestorable.join("\n  "));
-    assert!(unrestorable.iter().any(|l| l.contains("foreign administrator 999988887777")), "{unrestorable:?}");
-    // The shared logging bucket stays.
-    let logging = cloud.sdk_config_as(ids["logging"].as_str().unwrap(), "us-east-1").await;
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&logging).force_path_style(true).build());
-    s3.head_bucket()
-        .bucket(format!("assure-logs-{}-us-east-1", ids["logging"].as_str().unwrap()))
-        .send()
-        .await
-        .expect("the logging bucket stays");
 }
 
 /// Rollback is a saga that finishes: one compensation failing (the first Config call of the rollback

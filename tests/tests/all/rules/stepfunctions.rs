@@ -38,7 +38,7 @@ async fn a_state_over_256_kib_fails_the_execution_with_data_limit_exceeded() {
             "--output",
             "text",
         ]);
-        for _ in 0..50 {
+        assure_e2e::eventually(std::time::Duration::from_secs(10), &format!("{name} finished"), || {
             let status = ok(&[
                 "stepfunctions",
                 "describe-execution",
@@ -49,12 +49,12 @@ async fn a_state_over_256_kib_fails_the_execution_with_data_limit_exceeded() {
                 "--output",
                 "text",
             ]);
-            if !status.starts_with("RUNNING") {
-                return status;
+            if status.starts_with("RUNNING") {
+                Err(status)
+            } else {
+                Ok(status)
             }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        panic!("{name} still running");
+        })
     };
     assert!(execution("small", 100_000).starts_with("SUCCEEDED"), "200 KB of state is within the limit");
     let big = execution("big", 150_000);
@@ -114,11 +114,12 @@ async fn a_retried_callback_task_sends_a_new_token_and_the_old_one_is_closed() {
         "(TaskTimedOut)",
     );
     ok(&["stepfunctions", "send-task-success", "--task-token", &second, "--task-output", r#"{"done":true}"#]);
-    for _ in 0..50 {
-        if status(&execution) != "RUNNING" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    assert_eq!(status(&execution), "SUCCEEDED");
+    let finished =
+        assure_e2e::eventually(std::time::Duration::from_secs(10), "the execution finished", || {
+            match status(&execution) {
+                running if running == "RUNNING" => Err(running),
+                done => Ok(done),
+            }
+        });
+    assert_eq!(finished, "SUCCEEDED");
 }
