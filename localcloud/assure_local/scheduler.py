@@ -25,6 +25,15 @@ _SEQ = itertools.count()
 _THREAD: threading.Thread | None = None
 
 
+# Deliveries the delivery thread has taken from the queue and not finished.
+_RUNNING = {"count": 0}
+
+
+# How long flush waits for the delivery the thread is running (it cannot finish while the flushing
+# thread holds core.LOCK, which it then does not wait for).
+RUNNING_WAIT_SECONDS = 30.0
+
+
 # A delivery may queue another (a log file, then its digest): flush runs that many rounds at most.
 FLUSH_ROUNDS = 8
 
@@ -54,7 +63,13 @@ def _loop() -> None:
             while not _QUEUE or _QUEUE[0][0] > time.monotonic():
                 _CV.wait(None if not _QUEUE else max(0.0, _QUEUE[0][0] - time.monotonic()))
             fn = heapq.heappop(_QUEUE)[2]
-        _run(fn)
+            _RUNNING["count"] += 1
+        try:
+            _run(fn)
+        finally:
+            with _CV:
+                _RUNNING["count"] -= 1
+                _CV.notify_all()
 
 
 def _run(fn: Callable[[], Any]) -> None:
@@ -68,10 +83,16 @@ def _run(fn: Callable[[], Any]) -> None:
 
 
 def flush() -> int:
-    """Runs every queued delivery now, in the order they were due, and those they queue; how many ran."""
+    """Runs every queued delivery now, in the order they were due, and those they queue; how many ran.
+    A delivery the delivery thread is running is waited for first: once flush returns, nothing that
+    was due is still on its way (an alarm's action half published, say)."""
     ran = 0
+    owns_lock = getattr(core.LOCK, "_is_owned", lambda: False)()
     for _ in range(FLUSH_ROUNDS):
         with _CV:
+            deadline = time.monotonic() + RUNNING_WAIT_SECONDS
+            while _RUNNING["count"] and not owns_lock and time.monotonic() < deadline:
+                _CV.wait(0.05)
             jobs = [heapq.heappop(_QUEUE)[2] for _ in range(len(_QUEUE))]
         if not jobs:
             break
