@@ -13,9 +13,10 @@ use serde_json::Value;
 
 use super::resume::rollback::{as_the_cli, without_unrestorable};
 
-/// Two regions: every regional step acts in more than one, and the seed's brownfield setup
-/// (its own trail, recorder, detector under a foreign administrator) is in the first.
-const REGIONS: &str = "us-east-1,eu-west-1";
+/// Two regions, so every regional step acts in more than one: the seed's brownfield setup (its own
+/// trail, recorder, preferences, a detector under a foreign administrator) is in the first, which
+/// compensation puts back; the second has none, where it removes what the run made.
+const REGIONS: &str = "us-east-1,us-west-2";
 
 /// `aws` as the pipeline's role of `step`, as Lambda gives it to the step's function.
 async fn as_the_step(cloud: &LocalCloud, step: StepName, role_name: &str) -> Aws {

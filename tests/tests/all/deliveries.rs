@@ -51,12 +51,13 @@ async fn every_delivery_is_proven_and_a_broken_path_is_named_with_awss_reason() 
 
     // The run itself proves delivery (on by default with the local cloud): its Verify state waits,
     // bounded, for each canary, and the summary names where each arrived.
-    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "proven"]);
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "proven", "--output", "json"]);
     assert_eq!(code, 0, "{out}\n{err}");
     // 2 regions × (trail, snapshot, finding, analyzer) + the alarm + the session on the instance
     // the seed tagged assure:canary in the home region.
-    assert!(out.contains("deliveries 10/10 proven"), "{out}");
-    assert!(out.contains("after the canary"), "{out}");
+    let proven = assure_e2e::Followed::of(&out);
+    assert_eq!(proven.verified(true), (10, 10), "{out}");
+    assert!(out.contains("after the canary"), "each proof says when it arrived: {out}");
 
     // On demand, every path in every region, each with its object and its time.
     let (code, proofs, err) = prove(&cloud, target, "60");
@@ -246,10 +247,10 @@ async fn a_brownfield_session_key_and_the_alarm_subscriber_are_proven() {
 
     let (code, out, err) = cloud.run(&["--config", config, "deploy"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    let (code, out, err) = cloud.run(&["--config", config, "onboard", target, "--run-id", "keyed"]);
+    let (code, out, err) = cloud.run(&["--config", config, "onboard", target, "--run-id", "keyed", "--output", "json"]);
     assert_eq!(code, 0, "{out}\n{err}");
     // 1 region × (trail, snapshot, finding, analyzer) + the alarm + the session.
-    assert!(out.contains("deliveries 6/6 proven"), "{out}");
+    assert_eq!(assure_e2e::Followed::of(&out).verified(true), (6, 6), "{out}");
 
     // The account's key is still the session data key; the session's log arrived all the same.
     let member = cloud.sdk_config_as(target, "us-east-1").await;

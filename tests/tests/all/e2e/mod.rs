@@ -245,9 +245,10 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
     // Run it again: the baseline held at the end of the first run with these settings, so the run
     // checks first (verify, in full) and ends there: no step acts, no mutating call.
     cloud.reset_calls();
-    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "second", "--existing-trails", "stop"]);
+    let (code, out, err) =
+        cloud.run(&["onboard", target, "--run-id", "second", "--existing-trails", "stop", "--output", "json"]);
     assert_eq!(code, 0, "second onboard failed:\n{out}\n{err}");
-    assert!(out.contains("changes    0"), "{out}");
+    assert_eq!(assure_e2e::Followed::of(&out).changes(), 0, "{out}");
     let second = cloud.configuration_changes();
     assert!(second.is_empty(), "the second run made mutating calls: {second:?}");
     let calls = cloud.calls();
@@ -257,9 +258,11 @@ async fn a_brownfield_account_is_onboarded_in_all_regions_and_a_second_run_chang
 
     // --full: every step reads its part and finds nothing to change.
     cloud.reset_calls();
-    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "full", "--full", "--existing-trails", "stop"]);
+    let (code, out, err) =
+        cloud.run(&["onboard", target, "--run-id", "full", "--full", "--existing-trails", "stop", "--output", "json"]);
     assert_eq!(code, 0, "full onboard failed:\n{out}\n{err}");
-    assert!(out.contains("changes    0"), "{out}");
+    let full = assure_e2e::Followed::of(&out);
+    assert_eq!((full.status(), full.changes()), ("SUCCEEDED", 0), "{out}");
     let full = cloud.configuration_changes();
     assert!(full.is_empty(), "the full re-run made mutating calls: {full:?}");
     let calls = cloud.calls();

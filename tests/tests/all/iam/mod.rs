@@ -513,9 +513,9 @@ async fn after_onboarding_only_assure_may_change_the_baseline() {
     attach_scps(&orgs, target, &ours).await;
 
     // assure itself is not denied: a re-run changes nothing, verify passes, rollback restores.
-    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "again"]);
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "again", "--output", "json"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("changes    0"), "{out}");
+    assert_eq!(assure_e2e::Followed::of(&out).changes(), 0, "{out}");
     let (code, out, err) = cloud.run(&["verify", target]);
     assert_eq!(code, 0, "{out}\n{err}");
     let (code, out, err) = cloud.run(&["runs", "rollback", "guarded"]);

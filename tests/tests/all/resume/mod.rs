@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use assure_e2e::LocalCloud;
+use assure_e2e::{Followed, LocalCloud};
 use serde_json::{json, Value};
 
 pub(crate) mod rollback;
@@ -34,9 +34,10 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
         json!([{"service": "logs", "operation": "PutMetricFilter", "error": "AccessDenied", "rate": 1.0, "count": 1}]),
     );
     cloud.reset_calls();
-    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "held"]);
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "held", "--output", "json"]);
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(out.contains("FAILED") && out.contains("Assure.AccessDenied"), "{out}");
+    let held = Followed::of(&out);
+    assert_eq!((held.status(), held.error()), ("FAILED", "Assure.AccessDenied"), "{out}");
     let first = cloud.configuration_changes();
     cloud.faults(json!([]));
 
@@ -87,9 +88,10 @@ async fn a_held_run_resumes_and_only_the_failed_and_later_steps_act() {
     assert!(page.count(GREEN) > 20_000, "completed cells are visibly green: {} green pixels", page.count(GREEN));
 
     cloud.reset_calls();
-    let (code, out, err) = cloud.run(&["runs", "retry", "held"]);
+    let (code, out, err) = cloud.run(&["runs", "retry", "held", "--output", "json"]);
     assert_eq!(code, 0, "retry failed:\n{out}\n{err}");
-    assert!(out.contains("SUCCEEDED") && out.contains("controls   92/92 verified"), "{out}");
+    let retried = Followed::of(&out);
+    assert_eq!((retried.status(), retried.verified(false)), ("SUCCEEDED", (92, 92)), "{out}");
     let retry = cloud.configuration_changes();
     let acting: BTreeSet<&str> = retry.iter().filter_map(|c| c["step"].as_str()).collect();
     // The alarms step runs beside the other controls' steps: those that had not finished when it
@@ -252,12 +254,12 @@ async fn onboarding_succeeds_under_throttling_on_every_call_without_duplicates()
     let ids = cloud.seed_and_deploy(REGIONS);
     let target = ids["external"][0].as_str().unwrap();
     cloud.faults(json!([{"service": "*", "operation": "*", "error": "throttle", "rate": 0.2, "count": 100000}]));
-    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "throttled"]);
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "throttled", "--output", "json"]);
     let fired: Value =
         serde_json::from_str(&assure_e2e::http(&cloud.endpoint, "GET", "/assure-api/faults", "")).unwrap();
     cloud.faults(json!([]));
     assert_eq!(code, 0, "onboard under throttling failed:\n{out}\n{err}");
-    assert!(out.contains("controls   92/92 verified"), "{out}");
+    assert_eq!(Followed::of(&out).verified(false), (92, 92), "{out}");
     let injected = fired["rules"][0]["fired"].as_u64().unwrap();
     assert!(injected > 50, "throttling was injected: {injected}");
     eprintln!("{injected} calls throttled");
@@ -386,15 +388,16 @@ async fn a_retry_waits_for_a_step_the_failed_execution_still_runs() {
             .count()
     };
     let seeded = puts(&cloud);
-    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "overlap"]);
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "overlap", "--output", "json"]);
     cloud.faults(json!([]));
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(out.contains("FAILED") && out.contains("Assure.AccessDenied"), "{out}");
+    let overlap = Followed::of(&out);
+    assert_eq!((overlap.status(), overlap.error()), ("FAILED", "Assure.AccessDenied"), "{out}");
     assert_eq!(puts(&cloud), seeded, "the config step's call was still held when the execution failed");
 
-    let (code, out, err) = cloud.run(&["runs", "retry", "overlap"]);
+    let (code, out, err) = cloud.run(&["runs", "retry", "overlap", "--output", "json"]);
     assert_eq!(code, 0, "retry failed:\n{out}\n{err}");
-    assert!(out.contains("SUCCEEDED"), "{out}");
+    assert_eq!(Followed::of(&out).status(), "SUCCEEDED", "{out}");
     // The first attempt's record stands (a takeover would be attempt 2, and the held call, landing
     // later, a second write).
     let (code, out, err) = cloud.run(&["runs", "show", "overlap"]);
@@ -420,19 +423,22 @@ async fn a_task_no_worker_can_answer_fails_from_the_dead_letter_queue() {
     cloud.faults(json!([{"service": "states", "operation": "SendTaskSuccess", "error": "5xx", "rate": 1.0,
                          "count": 1000, "caller": "assure-step-alarms"}]));
     let started = std::time::Instant::now();
-    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "dead"]);
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "dead", "--output", "json"]);
     let took = started.elapsed();
     cloud.faults(json!([]));
     assert_eq!(code, 1, "{out}\n{err}");
-    let line = err.lines().find(|l| l.contains("✗ alarms")).unwrap_or_else(|| panic!("alarms did not fail:\n{err}"));
-    assert!(line.contains("Assure.Internal") && line.contains("assure-alarms-dlq"), "{line}");
+    let dead = Followed::of(&out);
+    let failed = dead.events.iter().find(|e| e["event"] == "stepFailed" && e["step"] == "alarms");
+    let failed = failed.unwrap_or_else(|| panic!("alarms did not fail:\n{out}"));
+    assert_eq!(failed["error"], "Assure.Internal", "{failed}");
+    assert!(failed["cause"].as_str().unwrap_or_default().contains("assure-alarms-dlq"), "{failed}");
     assert!(took < std::time::Duration::from_secs(600), "the run waited {took:?}");
     let log = std::fs::read_to_string(cloud.dir.path().join("worker.log")).unwrap_or_default();
     assert!(log.contains("came back"), "the message was delivered again before it reached the dead-letter queue");
 
-    let (code, out, err) = cloud.run(&["runs", "retry", "dead"]);
+    let (code, out, err) = cloud.run(&["runs", "retry", "dead", "--output", "json"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("SUCCEEDED"), "{out}");
+    assert_eq!(Followed::of(&out).status(), "SUCCEEDED", "{out}");
 }
 
 /// The service-roles step failing (its session in the account refused) fails the run in the
@@ -445,17 +451,20 @@ async fn a_failed_service_roles_step_stops_the_run_before_the_controls_and_the_r
     let target = ids["external"][0].as_str().unwrap();
     cloud.faults(json!([{"service": "sts", "operation": "AssumeRole", "error": "AccessDenied", "rate": 1.0,
                          "count": 1000, "caller": "assure-step-service-roles"}]));
-    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "roles"]);
+    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "roles", "--output", "json"]);
     cloud.faults(json!([]));
     assert_eq!(code, 1, "{out}\n{err}");
-    let line = err.lines().find(|l| l.contains("✗ service-roles")).unwrap_or_else(|| panic!("no failure:\n{err}"));
-    assert!(line.contains("Assure.AccessDenied") && line.contains("sts:AssumeRole"), "{line}");
+    let roles = Followed::of(&out);
+    let failed = roles.events.iter().find(|e| e["event"] == "stepFailed" && e["step"] == "service-roles");
+    let failed = failed.unwrap_or_else(|| panic!("no failure:\n{out}"));
+    assert_eq!(failed["error"], "Assure.AccessDenied", "{failed}");
+    assert!(failed["cause"].as_str().unwrap_or_default().contains("sts:AssumeRole"), "{failed}");
     for step in ["cloudtrail", "access-analyzer", "config", "scps"] {
-        assert!(!err.contains(&format!("… {step:<15}")), "{step} started after the Prepare stage failed:\n{err}");
+        assert!(!roles.started(step), "{step} started after the Prepare stage failed:\n{out}");
     }
-    let (code, out, err) = cloud.run(&["runs", "retry", "roles"]);
+    let (code, out, err) = cloud.run(&["runs", "retry", "roles", "--output", "json"]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("SUCCEEDED"), "{out}");
+    assert_eq!(Followed::of(&out).status(), "SUCCEEDED", "{out}");
 }
 
 /// A step's first attempt starts from what the run's discover read instead of reading again; when

@@ -1,6 +1,6 @@
 //! Rollback: the prior configuration restored, failures finished by a second rollback.
 
-use assure_e2e::LocalCloud;
+use assure_e2e::{Followed, LocalCloud};
 use serde_json::{json, Value};
 
 /// The run `run_id` of the seed's first external account in `regions`, and the pipeline as the CLI
@@ -129,11 +129,13 @@ async fn the_rollback_policy_undoes_a_failed_run() {
     let target = ids["external"][0].as_str().unwrap();
     // Verify, the last step, fails for good, after the SCPs are attached: rollback must detach them.
     cloud.faults(json!([{"service": "organizations", "operation": "DescribePolicy", "error": "AccessDenied", "rate": 1.0, "count": 1000}]));
-    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "undo", "--on-failure", "rollback"]);
+    let (code, out, err) =
+        cloud.run(&["onboard", target, "--run-id", "undo", "--on-failure", "rollback", "--output", "json"]);
     cloud.faults(json!([]));
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(out.contains("Assure.AccessDenied"), "the run reports the failed step's error:\n{out}");
-    assert!(err.contains("✓ rollback"), "the rollback step ran:\n{err}");
+    let undo = Followed::of(&out);
+    assert_eq!(undo.error(), "Assure.AccessDenied", "the run reports the failed step's error:\n{out}");
+    assert!(undo.succeeded("rollback"), "the rollback step ran:\n{out}");
 
     let use1 = cloud.sdk_config_as(target, "us-east-1").await;
     let ct = aws_sdk_cloudtrail::Client::new(&use1);
@@ -168,11 +170,13 @@ async fn rollback_removes_the_role_made_ahead_when_the_trail_was_never_made() {
     let ids = cloud.seed_and_deploy("us-east-1");
     let target = ids["external"][0].as_str().unwrap();
     cloud.faults(json!([{"service": "cloudtrail", "operation": "CreateTrail", "error": "AccessDenied", "rate": 1.0, "count": 1000}]));
-    let (code, out, err) = cloud.run(&["onboard", target, "--run-id", "ahead", "--on-failure", "rollback"]);
+    let (code, out, err) =
+        cloud.run(&["onboard", target, "--run-id", "ahead", "--on-failure", "rollback", "--output", "json"]);
     cloud.faults(json!([]));
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(err.contains("✓ service-roles"), "the roles were made ahead:\n{err}");
-    assert!(err.contains("✓ rollback"), "the rollback step ran:\n{err}");
+    let ahead = Followed::of(&out);
+    assert!(ahead.succeeded("service-roles"), "the roles were made ahead:\n{out}");
+    assert!(ahead.succeeded("rollback"), "the rollback step ran:\n{out}");
     let iam = aws_sdk_iam::Client::new(&cloud.sdk_config_as(target, "us-east-1").await);
     let role = iam.get_role().role_name(assure_core::controls::names::TRAIL_LOGS_ROLE).send().await;
     let code = role.as_ref().err().and_then(|e| e.as_service_error()).and_then(|e| e.meta().code().map(str::to_owned));
