@@ -2,8 +2,8 @@
 templates generate, resolved as a deployment resolves them.
 
 Input (stdin): [{"role": ..., "policy": ..., "document": {...}}, ...] from `cargo xtask lint-infra`.
-A finding passes only when REVIEWED holds it, with its reason: for the actions named (a subset of the
-finding's), of the roles matched, and of that issue. A review that matches no finding is stale and
+A finding passes only when REVIEWED holds it, with its reason: of the roles matched and of that issue,
+the reviews naming its actions cover every one of them. A review that matches no finding is stale and
 fails too, so the list shrinks as the policies improve.
 """
 
@@ -68,10 +68,16 @@ def main() -> int:
         for f in result.findings:
             total += 1
             acts = actions_of(f)
-            hit = False
-            for i, (role, issue, covered, _) in enumerate(REVIEWED):
-                if fnmatch.fnmatch(item["role"], role) and f.issue == issue and acts and acts <= covered:
-                    used[i] = hit = True
+            # A finding passes when the reviews of its role and issue cover every action it names
+            # between them: the generator joins statements on the same resources, so one finding
+            # can span what several reviews say of different actions.
+            reviews = [i for i, (role, issue, _, _) in enumerate(REVIEWED)
+                       if fnmatch.fnmatch(item["role"], role) and f.issue == issue]
+            covering = [i for i in reviews if acts & REVIEWED[i][2]]
+            hit = bool(acts) and acts <= set().union(*(REVIEWED[i][2] for i in covering))
+            if hit:
+                for i in covering:
+                    used[i] = True
             if not hit:
                 unreviewed.append(f"{item['role']} ({item['policy']}): {f.issue} {json.dumps(f.detail)}")
     stale = [f"{r} {issue} {sorted(acts)}" for (r, issue, acts, _), u in zip(REVIEWED, used) if not u]

@@ -94,6 +94,76 @@ fn statements(t: &Value) -> Vec<(String, Value)> {
     out
 }
 
+/// `v` as a deployment would resolve it, every value as long as it can be: the longest partition
+/// and Region, 12-digit accounts, and 128 characters for what another resource answers (an ARN, a
+/// queue's URL) or a parameter.
+fn resolved_longest(v: &Value) -> Value {
+    let long = |name: &str| match name {
+        "AWS::Partition" => "aws-us-gov".to_owned(),
+        "AWS::Region" => "ap-southeast-4".to_owned(),
+        "AWS::AccountId" | "PipelineAccount" | "ManagementAccount" | "LoggingAccount" => "123456789012".to_owned(),
+        _ => "x".repeat(128),
+    };
+    let sub = |text: &str| {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            let end = rest[start..].find('}').map_or(rest.len(), |e| start + e);
+            out.push_str(&rest[..start]);
+            out.push_str(&long(&rest[start + 2..end]));
+            rest = &rest[(end + 1).min(rest.len())..];
+        }
+        out + rest
+    };
+    match v {
+        Value::Object(o) if o.len() == 1 && o.contains_key("Fn::Sub") => match &o["Fn::Sub"] {
+            Value::String(text) => Value::String(sub(text)),
+            Value::Array(parts) => Value::String(sub(parts[0].as_str().unwrap_or_default())),
+            other => other.clone(),
+        },
+        Value::Object(o) if o.len() == 1 && (o.contains_key("Fn::GetAtt") || o.contains_key("Ref")) => {
+            Value::String(long(o.get("Ref").and_then(Value::as_str).unwrap_or("GetAtt")))
+        }
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), resolved_longest(v))).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(resolved_longest).collect()),
+        other => other.clone(),
+    }
+}
+
+/// IAM limits a role's inline policies to 10,240 characters in all, white space not counted
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html): a role over it
+/// fails its stack (the member role's, in every account of the StackSet).
+#[test]
+fn every_roles_inline_policies_fit_iams_size_limit() {
+    let templates = [
+        ("pipeline", pipeline_template()),
+        ("member role", member_role_template()),
+        ("management", assure_core::pipeline::infra::management_template()),
+    ];
+    let mut largest = (0, String::new());
+    for (name, t) in templates {
+        for (id, r) in t["Resources"].as_object().unwrap() {
+            if r["Type"] != "AWS::IAM::Role" {
+                continue;
+            }
+            let size: usize = r["Properties"]["Policies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    resolved_longest(&p["PolicyDocument"]).to_string().chars().filter(|c| !c.is_whitespace()).count()
+                })
+                .sum();
+            assert!(size <= 10_240, "{name} {id}: {size} characters of inline policy, over IAM's 10,240");
+            if size > largest.0 {
+                largest = (size, format!("{name} {id}"));
+            }
+        }
+    }
+    eprintln!("largest inline policy: {} ({} characters)", largest.1, largest.0);
+    assert!(largest.0 > 5_000, "the sizes are counted: {largest:?}");
+}
+
 #[test]
 fn no_role_allows_every_action_on_every_resource() {
     for t in [pipeline_template(), member_role_template(), assure_core::pipeline::infra::management_template()] {

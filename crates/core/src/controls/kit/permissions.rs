@@ -182,25 +182,35 @@ pub fn joined(grants: impl IntoIterator<Item = Grant>) -> Vec<Grant> {
 }
 
 /// Policy statements with the statements of one Sid joined: the first one's place, resources and
-/// condition, every one's actions, each once.
+/// condition, every one's actions, each once. Then, so the role's policy stays within IAM's size
+/// limit, statements of other Sids on the same resources with the same condition are one too, under
+/// the first one's Sid.
 ///
 /// # Panics
 /// When two statements of one Sid differ in anything but their actions: a control declared a
 /// statement another declares differently, which the templates' generation refuses.
 pub fn joined_statements(statements: impl IntoIterator<Item = Value>) -> Vec<Value> {
+    let rest = |s: &Value| {
+        let mut s = s.clone();
+        s.as_object_mut().map(|o| o.remove("Action"));
+        s
+    };
+    let scope = |s: &Value| (s["Effect"].clone(), s["Resource"].clone(), s["Condition"].clone());
     let mut out: Vec<Value> = Vec::new();
+    // Every Sid met, with what its statement says besides its actions.
+    let mut seen: Vec<(Value, Value)> = Vec::new();
     for statement in statements {
         let sid = statement["Sid"].clone();
-        let Some(first) = out.iter_mut().find(|s| s["Sid"] == sid) else {
+        match seen.iter().find(|(s, _)| *s == sid) {
+            Some((_, said)) => {
+                assert_eq!(said, &rest(&statement), "two statements {sid} differ in more than their actions")
+            }
+            None => seen.push((sid, rest(&statement))),
+        }
+        let Some(first) = out.iter_mut().find(|s| scope(s) == scope(&statement)) else {
             out.push(statement);
             continue;
         };
-        let rest = |s: &Value| {
-            let mut s = s.clone();
-            s.as_object_mut().map(|o| o.remove("Action"));
-            s
-        };
-        assert_eq!(rest(first), rest(&statement), "two statements {sid} differ in more than their actions");
         let actions = first["Action"].as_array_mut().expect("a statement's actions are a list");
         for a in statement["Action"].as_array().into_iter().flatten() {
             if !actions.contains(a) {
@@ -229,6 +239,18 @@ mod tests {
             allow("Read", any(), &["b:Z", "a:X"]),
         ]);
         assert_eq!(out, vec![allow("Read", any(), &["a:X", "b:Z"]), allow("Own", own("a", "thing/*"), &["a:Y"])]);
+    }
+
+    #[test]
+    fn statements_on_the_same_resources_and_condition_are_one() {
+        let out = joined_statements([
+            allow("Read", any(), &["a:X"]),
+            allow("Write", any(), &["a:Y"]),
+            allow_if("Guarded", any(), &["a:Z"], json!({"Bool": {"aws:SecureTransport": "true"}})),
+        ]);
+        assert_eq!(out.len(), 2, "{out:#?}");
+        assert_eq!(out[0], allow("Read", any(), &["a:X", "a:Y"]));
+        assert_eq!(out[1]["Sid"], "Guarded");
     }
 
     #[test]
