@@ -25,12 +25,11 @@ _SEQ = itertools.count()
 _THREAD: threading.Thread | None = None
 
 
-# Deliveries the delivery thread has taken from the queue and not finished.
+# Deliveries taken from the queue (by the delivery thread or a flush) and not finished.
 _RUNNING = {"count": 0}
 
 
-# How long flush waits for the delivery the thread is running (it cannot finish while the flushing
-# thread holds core.LOCK, which it then does not wait for).
+# How long one flush waits, in all, for deliveries other threads are running.
 RUNNING_WAIT_SECONDS = 30.0
 
 
@@ -84,20 +83,31 @@ def _run(fn: Callable[[], Any]) -> None:
 
 def flush() -> int:
     """Runs every queued delivery now, in the order they were due, and those they queue; how many ran.
-    A delivery the delivery thread is running is waited for first: once flush returns, nothing that
-    was due is still on its way (an alarm's action half published, say)."""
+    A delivery another thread is running (the delivery thread, or another flush) is waited for
+    first: once flush returns, nothing that was due is still on its way (an alarm's action half
+    published, say). Not when the caller holds core.LOCK, which that delivery needs to finish: then
+    it is said on stderr, as is a wait that outlasts RUNNING_WAIT_SECONDS."""
     ran = 0
     owns_lock = getattr(core.LOCK, "_is_owned", lambda: False)()
+    deadline = time.monotonic() + RUNNING_WAIT_SECONDS
     for _ in range(FLUSH_ROUNDS):
         with _CV:
-            deadline = time.monotonic() + RUNNING_WAIT_SECONDS
             while _RUNNING["count"] and not owns_lock and time.monotonic() < deadline:
                 _CV.wait(0.05)
+            if _RUNNING["count"]:
+                why = "the caller holds the lock it needs" if owns_lock else f"still running after {RUNNING_WAIT_SECONDS} s"
+                print(f"flush: not waiting for {_RUNNING['count']} running delivery(ies): {why}", file=sys.stderr, flush=True)
             jobs = [heapq.heappop(_QUEUE)[2] for _ in range(len(_QUEUE))]
+            _RUNNING["count"] += len(jobs)
         if not jobs:
             break
         for fn in jobs:
-            _run(fn)
+            try:
+                _run(fn)
+            finally:
+                with _CV:
+                    _RUNNING["count"] -= 1
+                    _CV.notify_all()
             ran += 1
     return ran
 

@@ -191,7 +191,7 @@ def build_world() -> None:
          "Condition": {"StringEquals": {"aws:PrincipalOrgID": org_id}}})
     ok(call("PUT", f"/{bucket}", s3, policy, query="policy"), "PutBucketPolicy")
 
-    # The security account: the findings roles (access_analyzer.rs findings_role, events_role).
+    # The security account: the findings roles (controls/access_analyzer/mod.rs findings_role, events_role).
     firehose_trust = doc({"Effect": "Allow", "Principal": {"Service": "firehose.amazonaws.com"}, "Action": "sts:AssumeRole",
                           "Condition": {"StringEquals": {"sts:ExternalId": security}}})
     events_trust = doc({"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
@@ -220,7 +220,7 @@ def build_world() -> None:
         events(sec, "PutRule", {"Name": FINDINGS, "EventPattern": pattern}, region)
         events(sec, "PutTargets", {"Rule": FINDINGS, "Targets": [target]}, region)
 
-    # The member account: its Session Manager preferences (session_manager.rs preferences) and a
+    # The member account: its Session Manager preferences (controls/session_manager/mod.rs preferences) and a
     # managed instance whose role has what the README documents for instance roles.
     status, body = ssm(mem, "CreateDocument", {"Name": "SSM-SessionManagerRunShell", "DocumentType": "Session",
                                                "DocumentFormat": "JSON", "Content": session_preferences(member, bucket)})

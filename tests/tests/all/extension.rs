@@ -186,7 +186,8 @@ async fn access_analyzer_organization_analyzers_need_trusted_access_and_a_delega
                 sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await.unwrap_err();
             match code(&err.into_service_error()).as_str() {
                 "AccessDeniedException" => Ok(()),
-                other => Err(other.to_owned()),
+                "ValidationException" => Err("still ValidationException".to_owned()),
+                other => panic!("refused for another reason: {other}"),
             }
         },
     )
@@ -204,7 +205,10 @@ async fn access_analyzer_organization_analyzers_need_trusted_access_and_a_delega
     let arn = assure_e2e::eventually_async(std::time::Duration::from_secs(10), "the registration known", || async {
         match sec.create_analyzer().analyzer_name("org").r#type(AnalyzerType::Organization).send().await {
             Ok(made) => Ok(made.arn),
-            Err(e) => Err(code(&e.into_service_error())),
+            Err(e) => match code(&e.into_service_error()).as_str() {
+                "AccessDeniedException" => Err("still AccessDeniedException".to_owned()),
+                other => panic!("refused for another reason: {other}"),
+            },
         }
     })
     .await;
