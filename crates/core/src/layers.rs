@@ -2,8 +2,8 @@
 //! module (grouped `use` trees included) is resolved to the module it names, and
 //! - a module imports only its own layer or a lower one (base < controls < pipeline < audit < local);
 //! - the modules' imports form no circle;
-//! - a control imports no other control: only `controls` (the trait), `controls::kit` and
-//!   `controls::names`; only `controls::baseline` names them all.
+//! - a control imports no other control: only `controls` (the `Control` type), `controls::kit` and
+//!   `controls::names`, besides its own modules; only `controls::baseline` names them all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

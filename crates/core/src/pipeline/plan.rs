@@ -1,4 +1,5 @@
-//! The dry run: every step in plan mode, in the state machine's order, from read-only calls only.
+//! The dry run: every step in plan mode, the controls' in the baseline's order (the state machine's),
+//! from read-only calls only.
 //! The service-roles step is not planned apart: the roles it makes ahead are the ones the steps that
 //! hand them to services ensure, and the plan shows them there, once.
 //! Each step records what it would change; the [`crate::aws::Aws::planning`] guard refuses any
