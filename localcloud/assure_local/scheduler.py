@@ -66,9 +66,14 @@ def _loop() -> None:
         try:
             _run(fn)
         finally:
-            with _CV:
-                _RUNNING["count"] -= 1
-                _CV.notify_all()
+            _finished()
+
+
+def _finished() -> None:
+    """A delivery taken from the queue has run: whoever waits for running ones looks again."""
+    with _CV:
+        _RUNNING["count"] -= 1
+        _CV.notify_all()
 
 
 def _run(fn: Callable[[], Any]) -> None:
@@ -105,9 +110,7 @@ def flush() -> int:
             try:
                 _run(fn)
             finally:
-                with _CV:
-                    _RUNNING["count"] -= 1
-                    _CV.notify_all()
+                _finished()
             ran += 1
     return ran
 

@@ -474,6 +474,32 @@ impl LocalCloud {
         }
     }
 
+    /// An SDK configuration as the pipeline's role of `step`, as Lambda gives it to the step's
+    /// function (the local cloud answers for the service).
+    pub async fn step_config(&self, step: assure_contract::StepName) -> aws_config::SdkConfig {
+        let role = format!(
+            "arn:aws:iam::{}:role/{}",
+            self.pipeline_account(),
+            assure_core::pipeline::resources::step_role_name(step)
+        );
+        let creds =
+            assure_core::local::event_sources::function_credentials(&self.endpoint, &role, &step.function_name())
+                .await
+                .unwrap_or_else(|e| panic!("{role}'s credentials: {e}"));
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                creds.access_key_id,
+                creds.secret_access_key,
+                creds.session_token,
+                None,
+                "step",
+            ))
+            .load()
+            .await
+    }
+
     /// An SDK configuration as the pipeline account's administrator (the keys `assure` uses).
     pub async fn pipeline_config(&self) -> aws_config::SdkConfig {
         let keys = self.pipeline.lock().unwrap().as_ref().map(|(_, k)| k.clone()).expect("the pipeline is deployed");

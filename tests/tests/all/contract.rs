@@ -20,31 +20,6 @@ use super::resume::rollback::{as_the_cli, without_unrestorable};
 /// compensation puts back; the second has none, where it removes what the run made.
 const REGIONS: &str = "us-east-1,us-west-2";
 
-/// `aws` as the pipeline's role of `step`, as Lambda gives it to the step's function.
-async fn as_the_step(cloud: &LocalCloud, step: StepName, role_name: &str) -> Aws {
-    let role = format!(
-        "arn:aws:iam::{}:role/{}",
-        cloud.pipeline_account(),
-        assure_core::pipeline::resources::step_role_name(step)
-    );
-    let creds = assure_core::local::event_sources::function_credentials(&cloud.endpoint, &role, &step.function_name())
-        .await
-        .unwrap();
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&cloud.endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sts::config::Credentials::new(
-            creds.access_key_id,
-            creds.secret_access_key,
-            creds.session_token,
-            None,
-            "step",
-        ))
-        .load()
-        .await;
-    Aws::from_sdk_config(conf).await.unwrap().with_role(role_name)
-}
-
 /// The regions `step` acts in: every region of the run, or its home region.
 fn regions_of(step: StepName, run: &RunInput) -> Vec<Region> {
     if step.regional() {
@@ -100,7 +75,7 @@ async fn every_control_plans_read_only_applies_once_and_compensates_to_its_snaps
     // Each step of each control again, in each of its regions, as its own role: nothing to change.
     for control in baseline::ALL {
         for &step in control.steps {
-            let aws = as_the_step(&cloud, step, &run.role_name).await;
+            let aws = Aws::from_sdk_config(cloud.step_config(step).await).await.unwrap().with_role(&run.role_name);
             for region in regions_of(step, &run) {
                 let decided = cloud.decisions().len();
                 let task = TaskMessage {

@@ -473,7 +473,6 @@ async fn a_failed_service_roles_step_stops_the_run_before_the_controls_and_the_r
 #[tokio::test(flavor = "multi_thread")]
 async fn a_step_starting_from_what_discover_read_reads_again_when_the_account_changed_since() {
     use assure_contract::{RunInput, StepName, TaskMessage};
-    use assure_core::local::event_sources::function_credentials;
     use assure_core::pipeline::worker::{handle_message, Outcome};
 
     let cloud = LocalCloud::start();
@@ -529,25 +528,7 @@ async fn a_step_starting_from_what_discover_read_reads_again_when_the_account_ch
     let decided = cloud.decisions().len();
     for step in [StepName::SessionManager, StepName::GuardDuty] {
         // As the step's function: its role's session, as Lambda gets it.
-        let role = format!(
-            "arn:aws:iam::{}:role/{}",
-            cloud.pipeline_account(),
-            assure_core::pipeline::resources::step_role_name(step)
-        );
-        let creds = function_credentials(&cloud.endpoint, &role, &step.function_name()).await.unwrap();
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&cloud.endpoint)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sts::config::Credentials::new(
-                creds.access_key_id,
-                creds.secret_access_key,
-                creds.session_token,
-                None,
-                "step",
-            ))
-            .load()
-            .await;
-        let aws = assure_core::aws::Aws::from_sdk_config(conf).await.unwrap();
+        let aws = assure_core::aws::Aws::from_sdk_config(cloud.step_config(step).await).await.unwrap();
         let task = TaskMessage {
             task_token: format!("not-a-task-{}", step.as_str()),
             step,
