@@ -9,6 +9,12 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod followed;
+mod wait;
+
+pub use followed::Followed;
+pub use wait::{eventually, eventually_async, eventually_every, settled};
+
 /// The organization's management account on the local cloud (moto's default account), whose key
 /// `testing` the local cloud starts with.
 pub const MANAGEMENT_ACCOUNT: &str = "123456789012";
@@ -23,118 +29,6 @@ pub const CANARY_CALLS: &[&str] = &[
     "StartSession",
     "TerminateSession",
 ];
-
-/// What `check` answers once it is `Ok`, asked at once and then every `every`, for at most `bound`.
-/// While it is not, `check` says what it sees instead (`Err`), which the panic names when the
-/// bound passes: the one way a test waits for something to happen, never a fixed sleep.
-pub fn eventually_every<T>(
-    bound: std::time::Duration,
-    every: std::time::Duration,
-    what: &str,
-    mut check: impl FnMut() -> Result<T, String>,
-) -> T {
-    let started = std::time::Instant::now();
-    loop {
-        match check() {
-            Ok(done) => return done,
-            Err(seen) if started.elapsed() > bound => panic!("{what}: not within {bound:?}; last seen: {seen}"),
-            Err(_) => std::thread::sleep(every),
-        }
-    }
-}
-
-/// [`eventually_every`], asked every 200 ms.
-pub fn eventually<T>(bound: std::time::Duration, what: &str, check: impl FnMut() -> Result<T, String>) -> T {
-    eventually_every(bound, std::time::Duration::from_millis(200), what, check)
-}
-
-/// [`eventually`] for a check that awaits (the SDK's calls), asked every 200 ms.
-pub async fn eventually_async<T, F>(bound: std::time::Duration, what: &str, mut check: impl FnMut() -> F) -> T
-where
-    F: std::future::Future<Output = Result<T, String>>,
-{
-    let started = std::time::Instant::now();
-    loop {
-        match check().await {
-            Ok(done) => return done,
-            Err(seen) if started.elapsed() > bound => panic!("{what}: not within {bound:?}; last seen: {seen}"),
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
-        }
-    }
-}
-
-/// What `read` answers once it no longer answers `transitional` (a resource AWS is still making),
-/// within `bound` ([`eventually`]).
-pub fn settled(bound: std::time::Duration, transitional: &str, mut read: impl FnMut() -> String) -> String {
-    eventually(bound, &format!("no longer {transitional}"), || match read() {
-        now if now == transitional => Err(now),
-        now => Ok(now),
-    })
-}
-
-/// A run followed with `--output json` (`assure onboard`, `runs retry`): the step events as they
-/// came and the result, read from stdout's JSON lines instead of the text people read.
-pub struct Followed {
-    pub events: Vec<Value>,
-    pub result: Value,
-}
-
-impl Followed {
-    /// The JSON lines of `out`.
-    ///
-    /// # Panics
-    /// When `out` has no `finished` line.
-    pub fn of(out: &str) -> Followed {
-        let lines: Vec<Value> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        let result = lines
-            .iter()
-            .find(|l| l["event"] == "finished")
-            .map(|l| l["result"].clone())
-            .unwrap_or_else(|| panic!("no finished line in:\n{out}"));
-        let events = lines.into_iter().filter(|l| l["event"] != "finished").collect();
-        Followed { events, result }
-    }
-
-    /// The execution's status (`SUCCEEDED`, `FAILED`, …).
-    pub fn status(&self) -> &str {
-        self.result["status"].as_str().unwrap_or_default()
-    }
-
-    /// The execution's error name, if it failed.
-    pub fn error(&self) -> &str {
-        self.result["error"].as_str().unwrap_or_default()
-    }
-
-    /// The changes every step of the run made.
-    pub fn changes(&self) -> usize {
-        self.outputs().map(|o| o["changes"].as_array().map_or(0, Vec::len)).sum()
-    }
-
-    /// (passed, all) of the run's evidence: the controls' (`deliveries` false) or the delivery
-    /// paths' (`deliveries` true).
-    pub fn verified(&self, deliveries: bool) -> (usize, usize) {
-        let evidence: Vec<&Value> = self
-            .outputs()
-            .flat_map(|o| o["evidence"].as_array().into_iter().flatten())
-            .filter(|e| e["control"].as_str().unwrap_or_default().starts_with("deliveries.") == deliveries)
-            .collect();
-        (evidence.iter().filter(|e| e["passed"] == true).count(), evidence.len())
-    }
-
-    /// Whether `step` succeeded in some region, as its event says.
-    pub fn succeeded(&self, step: &str) -> bool {
-        self.events.iter().any(|e| e["event"] == "stepSucceeded" && e["step"] == step)
-    }
-
-    /// Whether `step` started at all.
-    pub fn started(&self, step: &str) -> bool {
-        self.events.iter().any(|e| e["event"] == "stepStarted" && e["step"] == step)
-    }
-
-    fn outputs(&self) -> impl Iterator<Item = &Value> {
-        self.result["outputs"].as_array().into_iter().flatten()
-    }
-}
 
 /// One request to the local cloud's own API; returns the body (bounded: a test never waits for
 /// ever on the local cloud).
