@@ -145,3 +145,58 @@ pub fn generated_files() -> Vec<(&'static str, String)> {
         ("infra/artifacts.template.json", pretty(artifacts_template())),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    /// IAM limits a role's inline policies to 10,240 characters in all, white space not counted
+    /// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html): a role over it
+    /// fails its stack (the member role's, in every account of the StackSet). Each role is resolved
+    /// with every value as long as it can be: the longest partition and Region, 12-digit accounts,
+    /// and 128 characters for what another resource answers (an ARN, a queue's URL) or a parameter.
+    #[test]
+    fn every_roles_inline_policies_fit_iams_size_limit() {
+        let refs = |name: &str| {
+            Some(match name {
+                "AWS::Partition" => "aws-us-gov".to_owned(),
+                "AWS::Region" => "ap-southeast-4".to_owned(),
+                "AWS::AccountId" | "PipelineAccount" | "ManagementAccount" | "LoggingAccount" => {
+                    "123456789012".to_owned()
+                }
+                _ => "x".repeat(128),
+            })
+        };
+        let atts = |_: &str| Some("x".repeat(128));
+        let templates = [
+            ("pipeline", pipeline_template()),
+            ("member role", member_role_template()),
+            ("management", management_template()),
+        ];
+        let mut largest = (0, String::new());
+        for (name, t) in templates {
+            for (id, r) in t["Resources"].as_object().unwrap() {
+                if r["Type"] != "AWS::IAM::Role" {
+                    continue;
+                }
+                let size: usize = r["Properties"]["Policies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| {
+                        let doc: Value = deployed::resolve_with(&p["PolicyDocument"], &refs, &atts).unwrap();
+                        doc.to_string().chars().filter(|c| !c.is_whitespace()).count()
+                    })
+                    .sum();
+                assert!(size <= 10_240, "{name} {id}: {size} characters of inline policy, over IAM's 10,240");
+                if size > largest.0 {
+                    largest = (size, format!("{name} {id}"));
+                }
+            }
+        }
+        eprintln!("largest inline policy: {} ({} characters)", largest.1, largest.0);
+        assert!(largest.0 > 5_000, "the sizes are counted: {largest:?}");
+    }
+}
