@@ -1,7 +1,7 @@
 //! What the Access Analyzer control's calls need granted.
 
 use assure_contract::StepName;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::controls::kit::permissions::*;
 use crate::controls::names::{ANALYZER, FINDINGS};
@@ -17,7 +17,7 @@ fn member() -> Vec<Value> {
         allow("ReadAnalyzers", own("access-analyzer", "analyzer/*"), &["access-analyzer:GetAnalyzer"]),
         allow(
             "ReadFindingsDelivery",
-            json_list(&[own("firehose", "deliverystream/*"), own("events", "rule/*")]),
+            json!([own("firehose", "deliverystream/*"), own("events", "rule/*")]),
             &["firehose:DescribeDeliveryStream", "events:DescribeRule", "events:ListTargetsByRule"],
         ),
         allow(
@@ -27,10 +27,9 @@ fn member() -> Vec<Value> {
         ),
         allow(
             "FindingsDelivery",
-            json_list(&[
-                own("firehose", &format!("deliverystream/{FINDINGS}")),
-                own("events", &format!("rule/{FINDINGS}")),
-            ]),
+            json!(
+                [own("firehose", &format!("deliverystream/{FINDINGS}")), own("events", &format!("rule/{FINDINGS}")),]
+            ),
             &["firehose:CreateDeliveryStream", "firehose:UpdateDestination", "events:PutRule", "events:PutTargets"],
         ),
         service_linked_role("AccessAnalyzerServiceLinkedRole", "access-analyzer.amazonaws.com"),

@@ -1,6 +1,6 @@
 //! What the alarms control's calls need granted.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::controls::kit::permissions::*;
 use crate::controls::names::{ALARM_KEY_ALIAS, ALARM_PREFIX, ALARM_TOPIC, TRAIL_LOG_GROUP};
@@ -18,12 +18,12 @@ fn member() -> Vec<Value> {
         read_setup(&["cloudwatch:DescribeAlarms", "logs:DescribeLogGroups"]),
         allow(
             "ReadAlarmSetup",
-            json_list(&[own("logs", "log-group:*"), own("sns", "*")]),
+            json!([own("logs", "log-group:*"), own("sns", "*")]),
             &["logs:DescribeMetricFilters", "sns:GetTopicAttributes"],
         ),
         allow(
             "RemoveAlarms",
-            json_list(&[alarms(), topic(), log_group()]),
+            json!([alarms(), topic(), log_group()]),
             &["cloudwatch:DeleteAlarms", "sns:DeleteTopic", "logs:DeleteMetricFilter"],
         ),
         allow(

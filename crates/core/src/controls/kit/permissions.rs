@@ -14,11 +14,6 @@ pub fn sub(s: &str) -> Value {
     json!({"Fn::Sub": s})
 }
 
-/// Several resources as one statement's list.
-pub fn json_list(resources: &[Value]) -> Value {
-    Value::Array(resources.to_vec())
-}
-
 /// Every resource: for the actions that take no resource-level permission.
 pub fn any() -> Value {
     json!("*")
@@ -137,7 +132,7 @@ pub fn keys() -> Vec<Value> {
 
 /// The alias `alias` (`alias/…`) given to one of the account's keys.
 pub fn key_alias(sid: &str, alias: &str, actions: &[&str]) -> Value {
-    allow(sid, json_list(&[own_alias(alias), own("kms", "key/*")]), actions)
+    allow(sid, json!([own_alias(alias), own("kms", "key/*")]), actions)
 }
 
 /// The account's key alias `alias` (`alias/…`), in any region.

@@ -1,7 +1,7 @@
 //! What the logging bucket control's calls need granted.
 
 use assure_contract::RunInput;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::controls::kit::permissions::*;
 use crate::controls::Permissions;
@@ -11,7 +11,7 @@ pub(super) const PERMISSIONS: Permissions = Permissions::member(member);
 /// In the logging account: the logging bucket, its access-log bucket and the logging key. Every
 /// account's verify reads the buckets by their name.
 fn member() -> Vec<Value> {
-    let buckets = json_list(&[
+    let buckets = json!([
         sub("arn:${AWS::Partition}:s3:::assure-logs-${AWS::AccountId}-*"),
         sub("arn:${AWS::Partition}:s3:::assure-access-logs-${AWS::AccountId}-*"),
     ]);

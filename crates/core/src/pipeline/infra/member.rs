@@ -75,7 +75,7 @@ fn pipeline_member_statements() -> Vec<Value> {
         // A session on an instance tagged assure:canary, started and ended at once.
         allow_if(
             "DeliveryCanarySessionTargets",
-            json_list(&[own("ec2", "instance/*"), own("ssm", "managed-instance/*")]),
+            json!([own("ec2", "instance/*"), own("ssm", "managed-instance/*")]),
             &["ssm:StartSession"],
             json!({"StringLike": {"ssm:resourceTag/assure:canary": "*"}}),
         ),
