@@ -307,6 +307,15 @@ def firehose_s3_write(backend: Any, name: str, version_id: str, dest: dict, reco
     return [{"RecordId": str(uuid.uuid4())} for _ in records]
 
 
+def scheduled(rule: Any, event: dict) -> None:
+    """A scheduled rule's Scheduled Event sent to its targets (schedules.py)."""
+    _ROUTE.scheduled = True
+    try:
+        rule.send_to_targets(event)
+    finally:
+        _ROUTE.scheduled = False
+
+
 def install_events() -> None:
     """moto's Rule.send_to_targets, extended: disabled rules match nothing; event bus, Firehose and
     Step Functions targets are invoked as EventBridge invokes them (above); moto's own targets (CloudWatch Logs, SQS,
@@ -318,8 +327,12 @@ def install_events() -> None:
     def send_to_targets(self, original_event, transform_input=True):
         # "A rule can be ENABLED or DISABLED ... a disabled rule doesn't match any events"
         # (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_DisableRule.html: "When you
-        # disable a rule, incoming events don't trigger it").
+        # disable a rule, incoming events don't trigger it"). A scheduled rule has no event pattern
+        # and matches no event: only its schedule triggers it (schedules.py; moto's empty pattern
+        # would match every event on the bus).
         if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
+            return
+        if self.scheduled_expression and not self.event_pattern._pattern and not getattr(_ROUTE, "scheduled", False):
             return
         event = aws_event(original_event)
         for target in list(self.targets):

@@ -34,6 +34,7 @@ Owned operations (REST-JSON, shapes and error codes as in the AWS API references
   /assure-api/service-credentials: a service's session of a role it was given, optionally for a named
   resource (`sourceArn`); /assure-api/managed-instances: managed instances whose SSM Agent runs with a
   role (deliver_findings.py, with IAM Access Analyzer's findings and Session Manager's sessions).
+- /assure-api/schedules: EventBridge's scheduled rules; POST fires one now (schedules.py).
 - /assure-api/function-code and /assure-api/event-source-mappings: Lambda's service side, which the
   worker plays: a function's package, and every account's mappings with their functions.
 """
@@ -50,7 +51,7 @@ from moto.core.request import Request
 from moto.iam import models as iam_models
 from moto.moto_api import recorder
 
-from assure_local import authz, aws_request, core, deliver, pipeline, policies, principals, stack_model
+from assure_local import authz, aws_request, core, deliver, pipeline, policies, principals, schedules, stack_model
 from assure_local.core import (
     ADMINISTRATOR,
     LOCK,
@@ -276,6 +277,8 @@ class Extension:
             return self.account_owner(environ, start_response)
         if environ.get("PATH_INFO") == "/assure-api/root-credentials":
             return self.root_credentials(environ, start_response)
+        if environ.get("PATH_INFO") == "/assure-api/schedules":
+            return schedules.api(environ, start_response)
         if environ.get("PATH_INFO") == "/assure-api/managed-instances":
 
             return ssm.managed_instances_api(environ, start_response)

@@ -64,6 +64,21 @@ def sns_topic(arn: str) -> Resource:
     return Resource(arn, account, iam.parse(topic.policy) if topic is not None else None, "sns")
 
 
+def event_bus(region: str, account: str, name: str) -> Resource:
+    """An event bus, by name or ARN, with its resource policy (which admits other accounts)."""
+    from moto.events.models import events_backends
+
+    arn = name if name.startswith("arn:") else f"arn:aws:events:{region}:{account}:event-bus/{name}"
+    owner, where = arn_account(arn), arn.split(":")[3] if arn.count(":") >= 5 else region
+    bus = None
+    try:
+        bus = events_backends[owner][where].event_buses.get(arn.rsplit("/", 1)[-1]) if owner else None
+    except KeyError:  # not a Region
+        bus = None
+    policy = getattr(bus, "policy", None)
+    return Resource(arn, owner, iam.parse(policy) if policy else None, "events")
+
+
 def queue_arn(url: str, region: str) -> str:
     parts = urlparse(url).path.strip("/").split("/")
     if len(parts) >= 2:
@@ -326,6 +341,14 @@ def resources_for(req: Req, account: str, principal: Principal | None = None) ->
             res = [arn("guardduty", f"detector/{detector}/filter/{name}")]
     elif prefix == "logs":
         res = logs_resources(action, region, account, prm)
+    elif prefix == "events" and op == "PutEvents":
+        # Authorized on each entry's event bus (resource type event-bus, required:
+        # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoneventbridge.html);
+        # an entry that names none goes to the default bus.
+        entries = p(prm, "Entries")
+        buses = {str(e.get("EventBusName") or "default") for e in entries if isinstance(e, dict)} \
+            if isinstance(entries, list) else {"default"}
+        res = [event_bus(region, account, b) for b in sorted(buses)]
     elif prefix in NAMED:
         params, pattern = NAMED[prefix]
         name = p(prm, *params)

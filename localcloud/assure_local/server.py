@@ -111,9 +111,10 @@ def main() -> None:
     )
     from werkzeug.serving import make_server
 
-    from assure_local import extension
+    from assure_local import extension, schedules
 
     extension.patch_moto()
+    schedules.start()
 
     principals.bootstrap_admin()
     serve_faster()
