@@ -23,6 +23,7 @@ mod all {
     mod e2e;
     mod errors;
     mod extension;
+    mod fleet;
     mod iam;
     mod infra;
     mod join;

@@ -151,6 +151,10 @@ fn demo() -> anyhow::Result<()> {
     let mut onboard = assure_at(&bin, &env);
     onboard.args(["onboard", &target]);
     let status = onboard.status()?;
+    if status.success() {
+        eprintln!("==> the fleet: every onboarded account, its baseline version and whether it holds");
+        run(assure_at(&bin, &env).args(["fleet", "status"]))?;
+    }
     println!();
     println!("Where to look next:");
     println!(
@@ -168,6 +172,9 @@ fn demo() -> anyhow::Result<()> {
     println!(
         "  assure plan {}              # what onboarding the other account would change",
         ids["external"][1].as_str().unwrap_or_default()
+    );
+    println!(
+        "  assure fleet check                     # verify every onboarded account now, as the daily schedule does"
     );
     println!("  assure runs list                       # every run, newest first");
     println!("  assure runs report RUN --out report.html   # the audit report (RUN: from runs list)");

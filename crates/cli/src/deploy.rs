@@ -111,7 +111,8 @@ pub(crate) async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<ExitCode
         regions,
         home_region: home,
         role_name,
-        notify: file.and_then(|c| c.notifications),
+        notify: file.as_ref().and_then(|c| c.notifications.clone()),
+        fleet: file.map(|c| c.fleet).unwrap_or_default(),
     };
     if args.settings_only {
         let changes = deploy::write_settings(&aws, &settings).await?;

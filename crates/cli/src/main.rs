@@ -1,11 +1,12 @@
 //! `assure`: glue between the command line and `assure_core`. This file only parses the command
 //! line and dispatches to the command families, one file each: `local` (the local cloud), `deploy`
-//! (deploy, bootstrap), `onboard` (onboard, plan, verify), `runs`, `config`, `worker`; `global`
+//! (deploy, bootstrap), `onboard` (onboard, plan, verify), `runs`, `fleet` (fleet, offboard), `config`, `worker`; `global`
 //! holds the flags every command shares. Each validates its flags into typed values once, calls the
 //! core, and prints data on stdout and everything else on stderr.
 
 mod config;
 mod deploy;
+mod fleet;
 mod global;
 mod local;
 mod onboard;
@@ -100,6 +101,22 @@ enum Command {
     /// Runs: list, show, history, report, retry and roll back runs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// The fleet, every onboarded account at once: its status (baseline version, last check,
+    /// holds or not), a check of every account now, and the upgrade of those behind.
+    ///
+    /// The pipeline also checks the fleet on its own, on the configuration file's
+    /// fleet.schedule (daily by default), and sends drift as EventBridge events.
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
+    /// Take an account out of the baseline: roll back its runs, newest first, so its
+    /// configuration is what it was before it was first onboarded (but for what each report
+    /// names as not restorable), and take it out of the fleet, leaving a record.
+    ///
+    /// Exit status: 0 done, 1 a compensation failed (the account stays in the fleet; run it again),
+    /// 2 the account is not onboarded.
+    ///
+    /// Example: assure offboard 123456789012
+    Offboard(fleet::OffboardArgs),
     /// The configuration file: print its JSON Schema, or check a file against it.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -152,6 +169,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => onboard::verify(g, args).await,
         Command::Plan(args) => onboard::plan(g, args).await,
         Command::Runs(cmd) => runs::run(g, cmd).await,
+        Command::Fleet(cmd) => fleet::run(g, cmd).await,
+        Command::Offboard(args) => fleet::offboard(g, args).await,
         Command::Config(cmd) => config::run(g, cmd),
         Command::Worker(args) => worker::run(g, args).await,
         Command::Completions { shell } => {

@@ -109,7 +109,7 @@ pub(crate) async fn run(g: &Global, cmd: RunsCommand) -> anyhow::Result<ExitCode
 }
 
 /// The input of a run, from its first execution.
-async fn run_of(aws: &Aws, run_id: &str) -> anyhow::Result<RunInput> {
+pub(crate) async fn run_of(aws: &Aws, run_id: &str) -> anyhow::Result<RunInput> {
     let arn = assure_core::pipeline::resources::execution_arn(aws, run_id);
     let d = aws.pipeline().sfn().describe_execution().execution_arn(&arn).send().await.map_err(|e| {
         match assure_core::aws::error_code(&e) {
@@ -304,30 +304,11 @@ async fn rollback_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
     let run_id: RunId = run_id.parse()?;
     let aws = connect(g).await?;
     let run = run_of(&aws, run_id.as_str()).await?;
-    let aws = aws.with_role(&run.role_name);
-    // One run per account at a time: refused while an onboarding or another rollback of the
-    // account is active; the lock is released when done, and lapses if this process dies.
-    let holder =
-        lock::Holder::Process { what: "rollback".to_owned(), worker: assure_core::pipeline::checkpoint::worker_id() };
-    lock::acquire(&aws, &lock::Lock::new(&run.account, run_id.as_str(), holder.clone())).await?;
-    let report = assure_core::pipeline::rollback::run(&aws, &run).await;
-    lock::release(&aws, &run.account, &holder).await?;
-    let report = report?;
+    let report = roll_back(&aws.with_role(&run.role_name), &run).await?;
     if g.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        for r in &report.restored {
-            println!("restored        {r}");
-        }
-        for r in &report.not_restorable {
-            println!("not restorable  {r}");
-        }
-        for r in &report.already_done {
-            println!("already done    {r} (by an earlier rollback of {run_id})");
-        }
-        for f in &report.failed {
-            println!("failed          {}: {}", f.item, f.error);
-        }
+        print_report(&report, &run_id);
     }
     if report.failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
@@ -338,6 +319,33 @@ async fn rollback_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
         report.failed[0].error.name.doc_path()
     );
     Ok(ExitCode::FAILURE)
+}
+
+/// Rolls `run` back under the account's run lock: refused while an onboarding or another rollback
+/// of the account is active; the lock is released when done, and lapses if this process dies.
+pub(crate) async fn roll_back(aws: &Aws, run: &RunInput) -> anyhow::Result<assure_core::controls::Report> {
+    let holder =
+        lock::Holder::Process { what: "rollback".to_owned(), worker: assure_core::pipeline::checkpoint::worker_id() };
+    lock::acquire(aws, &lock::Lock::new(&run.account, run.run_id.as_str(), holder.clone())).await?;
+    let report = assure_core::pipeline::rollback::run(aws, run).await;
+    lock::release(aws, &run.account, &holder).await?;
+    Ok(report?)
+}
+
+/// A rollback's report, one line per compensation.
+pub(crate) fn print_report(report: &assure_core::controls::Report, run_id: &RunId) {
+    for r in &report.restored {
+        println!("restored        {r}");
+    }
+    for r in &report.not_restorable {
+        println!("not restorable  {r}");
+    }
+    for r in &report.already_done {
+        println!("already done    {r} (by an earlier rollback of {run_id})");
+    }
+    for f in &report.failed {
+        println!("failed          {}: {}", f.item, f.error);
+    }
 }
 
 async fn retry_cmd(g: &Global, run_id: &str, timeout: u64) -> anyhow::Result<ExitCode> {

@@ -28,6 +28,63 @@ pub struct Config {
     pub notifications: Option<Notify>,
     #[serde(default)]
     pub options: Options,
+    #[serde(default)]
+    pub fleet: Fleet,
+}
+
+/// The onboarded accounts kept on the baseline: how often every one is verified, and what happens
+/// when a control stops holding (drift).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    /// How often the pipeline verifies every onboarded account, read-only: an EventBridge schedule
+    /// expression, `rate(1 day)` (the default), `rate(6 hours)`, `cron(0 6 * * ? *)`.
+    #[serde(default = "default_schedule")]
+    #[schemars(regex(pattern = r"^(rate\((1 (minute|hour|day)|[1-9][0-9]* (minutes|hours|days))\)|cron\([^()]+\))$"))]
+    pub schedule: String,
+    /// What a scheduled verify does when a control of an account stops holding: `report` (an
+    /// event and a record; the default) or `repair` (also an onboarding run of the account, which
+    /// changes only what drifted).
+    #[serde(default)]
+    pub on_drift: OnDrift,
+    /// At most this many repair runs a day across the fleet; drift past it is reported only.
+    #[serde(default = "default_repairs")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub max_repairs_per_day: u32,
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Fleet { schedule: default_schedule(), on_drift: OnDrift::Report, max_repairs_per_day: default_repairs() }
+    }
+}
+
+/// What a scheduled verify does with drift.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDrift {
+    /// Send the drift event and keep the record; change nothing.
+    #[default]
+    Report,
+    /// Also start an onboarding run of the account (bounded by `max_repairs_per_day`).
+    Repair,
+}
+
+impl OnDrift {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDrift::Report => "report",
+            OnDrift::Repair => "repair",
+        }
+    }
+}
+
+fn default_schedule() -> String {
+    "rate(1 day)".to_owned()
+}
+
+fn default_repairs() -> u32 {
+    10
 }
 
 /// The organization's special accounts. The pipeline runs in the security account; the management
@@ -104,7 +161,8 @@ fn example() -> serde_json::Value {
         "regions": ["us-east-1", "eu-west-1"],
         "role_name": DEFAULT_ROLE_NAME,
         "notifications": {"protocol": "email", "endpoint": "secops@example.com"},
-        "options": {"on_failure": "hold", "concurrency": 4, "timeout_seconds": 1800, "existing_trails": "retire", "root_access": "keep"}
+        "options": {"on_failure": "hold", "concurrency": 4, "timeout_seconds": 1800, "existing_trails": "retire", "root_access": "keep"},
+        "fleet": {"schedule": "rate(1 day)", "on_drift": "report", "max_repairs_per_day": 10}
     })
 }
 

@@ -219,6 +219,12 @@ impl RunId {
     pub fn for_join(account: &AccountId, joined_unix_seconds: i64) -> Self {
         Self(format!("joined-{account}-{joined_unix_seconds}"))
     }
+
+    /// The id of the run a scheduled verify starts to repair `account`'s drift, unique per second:
+    /// `repair-ACCOUNT-UNIXSECS`.
+    pub fn for_repair(account: &AccountId, unix_seconds: u64) -> Self {
+        Self(format!("repair-{account}-{unix_seconds}"))
+    }
 }
 
 impl FromStr for RunId {

@@ -12,10 +12,10 @@ mod ids;
 mod run;
 
 pub use catalogue::{Cis, CisIds};
-pub use config::{Config, Options, Organization};
+pub use config::{Config, Fleet, OnDrift, Options, Organization};
 pub use error::{ErrorName, StepError};
 pub use ids::{guardduty_principals, AccountId, Region, RunId, KNOWN_REGIONS, OPT_IN_REGIONS};
 pub use run::{
-    Change, Evidence, ExistingTrails, FailurePolicy, Notify, NotifyProtocol, OrgLayout, RootAccess, RunInput, StepName,
-    StepOutput, TaskMessage, DEFAULT_ROLE_NAME, MANAGEMENT_ROLE, STEP_BINARY, STEP_ENV,
+    BaselineVersion, Change, Evidence, ExistingTrails, FailurePolicy, Notify, NotifyProtocol, OrgLayout, RootAccess,
+    RunInput, StepName, StepOutput, TaskMessage, DEFAULT_ROLE_NAME, MANAGEMENT_ROLE, STEP_BINARY, STEP_ENV,
 };

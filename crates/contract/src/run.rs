@@ -309,10 +309,14 @@ pub enum StepName {
     /// AutoOnboard: starts the run of each account an Organizations membership event is about,
     /// once the member role has reached it (the join state machine's one task).
     Join,
+    /// The scheduled verify of the fleet: every onboarded account checked read-only, a record of
+    /// each kept, every control that stopped holding sent as an event and, by the deployment's
+    /// drift policy, repaired (the watch state machine's one task).
+    Watch,
 }
 
 impl StepName {
-    pub const ALL: [StepName; 17] = [
+    pub const ALL: [StepName; 18] = [
         StepName::Preflight,
         StepName::Organization,
         StepName::Discover,
@@ -330,6 +334,7 @@ impl StepName {
         StepName::Verify,
         StepName::Rollback,
         StepName::Join,
+        StepName::Watch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -351,6 +356,7 @@ impl StepName {
             StepName::Verify => "verify",
             StepName::Rollback => "rollback",
             StepName::Join => "join",
+            StepName::Watch => "watch",
         }
     }
 
@@ -376,14 +382,16 @@ impl StepName {
                 | StepName::Scps
                 | StepName::Rollback
                 | StepName::Join
+                | StepName::Watch
         )
     }
 
     /// Whether the step is a task of an account's run (the onboarding state machine). The
     /// organization step is the bulk state machine's, once per bulk run; the join step the join
-    /// state machine's, once per membership event.
+    /// state machine's, once per membership event; the watch step the watch state machine's, once
+    /// per schedule.
     pub fn account_run(self) -> bool {
-        !matches!(self, StepName::Organization | StepName::Join)
+        !matches!(self, StepName::Organization | StepName::Join | StepName::Watch)
     }
 
     /// Whether the step's one task covers every region of the run, each region under its own
@@ -575,5 +583,26 @@ mod tests {
             assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
             assert_eq!(StepName::parse(s.as_str()), Some(s));
         }
+    }
+}
+
+/// The version of the baseline a run applied: the release of assure that applied it, and a digest
+/// of the controls' desired state under the organization's settings (what the controls put in
+/// place and check, the SCPs' documents, the alarms' filters, the deployment's settings). Two runs
+/// with the same version put the same baseline in place; an account onboarded under another
+/// version is behind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BaselineVersion {
+    /// assure's release (its crates' version).
+    pub release: String,
+    /// SHA-256 of the desired state, hex.
+    pub digest: String,
+}
+
+impl std::fmt::Display for BaselineVersion {
+    /// `0.1.0+3f2a9c01d4e5`: the release and the digest's first 12 characters.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}+{}", self.release, self.digest.get(..12).unwrap_or(&self.digest))
     }
 }

@@ -400,6 +400,30 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     };
     stats.extend(cloud.step_stats());
     let bulk_ok = code == 0 && throttle_failures == 0;
+
+    // The fleet's scheduled verify over the accounts just onboarded: what one watch costs.
+    eprintln!("==> the fleet's scheduled verify: {} accounts", o.accounts);
+    cloud.reset_calls();
+    let (watch_secs, code, out) = cloud.timed(&["fleet", "check", "--output", "json"])?;
+    let watched: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    let checked = watched["checks"].as_array().map_or(0, Vec::len);
+    if watched["status"] != "SUCCEEDED" || checked != o.accounts as usize {
+        bail!("the watch checked {checked} of {} accounts (exit {code}): {out}", o.accounts);
+    }
+    let calls = count(&cloud.calls());
+    let per = |n: usize| n as f64 / f64::from(o.accounts);
+    rows.push(Row {
+        scenario: format!("scheduled verify of {} accounts × 4 regions (fleet check)", o.accounts),
+        seconds: watch_secs,
+        transitions: None,
+        note: format!(
+            "{:.2} s, {:.1} calls ({:.2} to Organizations) per account; must be 0 mutating",
+            watch_secs / f64::from(o.accounts),
+            per(calls.account_mutating + calls.account_read + calls.plumbing),
+            per(calls.organizations)
+        ),
+        calls,
+    });
     drop(cloud);
 
     // The step binary: start (exec to exit of --version) and peak memory during the runs above.

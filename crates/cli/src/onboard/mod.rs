@@ -113,7 +113,7 @@ pub(crate) struct PlanArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Root {
+pub(crate) enum Root {
     /// Leave the root user's credentials as they are.
     Keep,
     /// Centralized root access: the account keeps no root credentials.
@@ -122,7 +122,7 @@ enum Root {
 
 /// The run's choices the flags and the config file make.
 #[derive(Clone, Copy)]
-struct Choices {
+pub(crate) struct Choices {
     policy: FailurePolicy,
     existing_trails: ExistingTrails,
     root_access: RootAccess,
@@ -132,7 +132,12 @@ struct Choices {
 
 impl Choices {
     /// The flags' choices, else the config file's, else the defaults.
-    fn of(g: &Global, policy: Option<Policy>, trails: Option<Trails>, root: Option<Root>) -> anyhow::Result<Choices> {
+    pub(crate) fn of(
+        g: &Global,
+        policy: Option<Policy>,
+        trails: Option<Trails>,
+        root: Option<Root>,
+    ) -> anyhow::Result<Choices> {
         let options = config_of(g)?.map(|c| c.options).unwrap_or_default();
         Ok(Choices {
             policy: match policy {
@@ -156,7 +161,7 @@ impl Choices {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Trails {
+pub(crate) enum Trails {
     /// Record each trail whole, then delete its configuration (never its logs).
     Retire,
     /// Stop each trail's logging; keep its configuration.
@@ -164,7 +169,7 @@ enum Trails {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Policy {
+pub(crate) enum Policy {
     /// Stop and keep what was done, ready for `assure runs retry`.
     Hold,
     /// Undo the completed steps, then fail.
@@ -200,10 +205,18 @@ async fn run_input(
         Some(id) => id.parse::<RunId>()?,
         None => RunId::for_onboarding(&account, now),
     };
-    let run = RunInput {
-        run_id,
+    let run = RunInput { run_id, regions, ..template(&aws, &settings, account, choices) };
+    Ok((aws.with_role(&run.role_name), run))
+}
+
+/// A new onboarding run of `account` under the deployment's `settings` and the operator's
+/// `choices`, in the deployment's regions.
+pub(crate) fn template(aws: &Aws, settings: &deploy::Settings, account: AccountId, choices: Choices) -> RunInput {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    RunInput {
+        run_id: RunId::for_onboarding(&account, now),
         account,
-        regions,
+        regions: settings.regions.clone(),
         home_region: settings.home_region.clone(),
         org: settings.org.clone(),
         role_name: settings.role_name.clone(),
@@ -214,8 +227,7 @@ async fn run_input(
         organization: None,
         full: false,
         deliveries: choices.deliveries.unwrap_or(aws.endpoint_url().is_some()),
-    };
-    Ok((aws.with_role(&run.role_name), run))
+    }
 }
 
 pub(crate) async fn plan(g: &Global, args: PlanArgs) -> anyhow::Result<ExitCode> {
@@ -309,37 +321,37 @@ async fn bulk_cmd(
         .iter()
         .map(|a| RunInput {
             run_id: RunId::for_onboarding(a, now),
-            account: a.clone(),
             regions: regions.clone(),
-            home_region: settings.home_region.clone(),
-            org: settings.org.clone(),
-            role_name: settings.role_name.clone(),
-            policy: choices.policy,
-            notify: settings.notify.as_ref().map(assure_contract::Notify::for_runs),
-            existing_trails: choices.existing_trails,
-            root_access: choices.root_access,
-            organization: None,
             full: args.full,
-            deliveries: choices.deliveries.unwrap_or(aws.endpoint_url().is_some()),
+            ..template(&aws, &settings, a.clone(), choices)
         })
         .collect();
-    assure_core::pipeline::bulk::validate(&aws, &runs).await?;
+    bulk(g, &aws, &runs, concurrency, timeout).await
+}
+
+/// Starts the bulk run of `runs` (validated first, read-only), follows it, prints each account's
+/// result.
+pub(crate) async fn bulk(
+    g: &Global,
+    aws: &Aws,
+    runs: &[RunInput],
+    concurrency: u32,
+    timeout: u64,
+) -> anyhow::Result<ExitCode> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let regions = runs.first().map(|r| r.regions.len()).unwrap_or_default();
+    assure_core::pipeline::bulk::validate(aws, runs).await?;
     let bulk_id = format!("bulk-{now}");
-    let arn = assure_core::pipeline::bulk::start(&aws, &bulk_id, &runs, concurrency).await?;
-    eprintln!(
-        "bulk run {bulk_id} started: {} account(s), {} at once, {} region(s) each",
-        runs.len(),
-        concurrency,
-        regions.len()
-    );
+    let arn = assure_core::pipeline::bulk::start(aws, &bulk_id, runs, concurrency).await?;
+    eprintln!("bulk run {bulk_id} started: {} account(s), {concurrency} at once, {regions} region(s) each", runs.len());
     let json = g.output == Output::Json;
     let tty = std::io::stderr().is_terminal();
     let bar = progress_bar(tty, runs.len(), "{pos}/{len} accounts  {elapsed}");
     let started = std::time::Instant::now();
     let followed = assure_core::pipeline::bulk::follow(
-        &aws,
+        aws,
         &arn,
-        &runs,
+        runs,
         Duration::from_secs(1),
         Duration::from_secs(timeout),
         |account, run, status| {

@@ -293,6 +293,22 @@ impl Store {
         }
     }
 
+    /// Every key under `prefix`, in S3's order (lexicographic).
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StepError> {
+        let mut keys = Vec::new();
+        let mut pages = self.s3.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            keys.extend(page.aws("s3:ListObjectsV2")?.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        }
+        Ok(keys)
+    }
+
+    /// Deletes an object (S3 answers a missing key as deleted).
+    pub async fn delete(&self, key: &str) -> Result<(), StepError> {
+        self.s3.delete_object().bucket(&self.bucket).key(key).send().await.aws(format!("s3:DeleteObject {key}"))?;
+        Ok(())
+    }
+
     /// Every record of a run.
     pub async fn list(&self, run_id: &str) -> Result<Vec<Record>, StepError> {
         let mut keys = Vec::new();

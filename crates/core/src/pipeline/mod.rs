@@ -1,5 +1,5 @@
 //! The pipeline: what runs the baseline. The steps that are not a control's (preflight, the
-//! organization's part, discover, the service roles made ahead, verify, rollback, join), the dispatch of a task to its step, the dry run, the worker protocol and its
+//! organization's part, discover, the service roles made ahead, verify, rollback, join, the fleet's scheduled watch), the dispatch of a task to its step, the dry run, the worker protocol and its
 //! checkpoints, the run lock of an account, starting and following runs and bulk runs, the deployment
 //! and its templates.
 //!
@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod deliveries;
 pub mod deploy;
 pub mod discover;
+pub mod fleet;
 pub mod infra;
 pub mod join;
 pub mod lock;

@@ -28,6 +28,17 @@ pub const JOIN_ASL: &str = include_str!("../../../../statemachines/join.asl.json
 /// The role the join state machine runs as: it sends the join task's message.
 pub const JOIN_STATES_ROLE: &str = "assure-join-states";
 
+/// The fleet's scheduled verify (`core::pipeline::fleet`): the watch state machine, whose one task
+/// checks every onboarded account; the role it runs as; the scheduled rule that starts it and the
+/// role the rule starts it as.
+pub const WATCH_STATE_MACHINE: &str = "assure-watch";
+pub const WATCH_STATES_ROLE: &str = "assure-watch-states";
+pub const WATCH_RULE: &str = "assure-watch";
+pub const WATCH_SCHEDULE_ROLE: &str = "assure-watch-on-schedule";
+
+/// Its definition, with the `${WatchQueueUrl}` placeholder.
+pub const WATCH_ASL: &str = include_str!("../../../../statemachines/watch.asl.json");
+
 /// The role Step Functions assumes to send the task messages.
 pub const STATES_ROLE: &str = "assure-states";
 

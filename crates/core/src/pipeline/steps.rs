@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::aws::Aws;
 use crate::controls::{self, Known};
-use crate::pipeline::{discover, join, lock, organization, preflight, rollback, service_roles, verify};
+use crate::pipeline::{discover, fleet, join, lock, organization, preflight, rollback, service_roles, verify};
 
 /// Runs the step a task asks for; `known` is what discover read of the task's region, when the
 /// step may start from it ([`Known`]).
@@ -31,6 +31,7 @@ pub async fn dispatch(aws: &Aws, task: &TaskMessage, known: Known<'_>) -> Result
         StepName::Verify => verify::run(aws, run).await,
         StepName::Rollback => rollback_step(aws, run).await,
         StepName::Join => join::run(aws, task).await,
+        StepName::Watch => fleet::run(aws, task).await,
         step => match controls::baseline::owner(step) {
             Some(control) => (control.apply)(controls::StepCall { aws, run, step, region, known }).await,
             None => Err(StepError::internal(format!("step {step} belongs to no control"))),

@@ -118,13 +118,20 @@ pub fn onboarded_key(account: &assure_contract::AccountId) -> String {
     format!("onboarded/{account}.json")
 }
 
-/// What the note holds: the run and the digest of the settings it verified.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// What the note holds: the run and the digest of the settings it verified, the baseline version
+/// it applied and the run itself (so a scheduled verify checks the account as that run left it).
+/// The notes are the fleet: every account assure keeps on its baseline (`core::pipeline::fleet`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Onboarded {
     pub run_id: String,
     pub settings: String,
     pub at: String,
+    /// Absent in notes written before baselines had versions: such an account is behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<assure_contract::BaselineVersion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunInput>,
 }
 
 /// The digest of what a run's baseline depends on (the account, regions, organization, role,
@@ -134,15 +141,27 @@ pub fn settings_digest(run: &RunInput) -> String {
 }
 
 async fn record_onboarded(aws: &Aws, run: &RunInput) -> Result<(), StepError> {
-    let note = Onboarded { run_id: run.run_id.to_string(), settings: settings_digest(run), at: now() };
+    let note = Onboarded {
+        run_id: run.run_id.to_string(),
+        settings: settings_digest(run),
+        at: now(),
+        baseline: Some(controls::baseline::version(run)),
+        run: Some(RunInput { organization: None, ..run.clone() }),
+    };
     Store::new(aws).put_json(&onboarded_key(&run.account), &note, Expect::Any).await.map(|_| ())
 }
 
-/// Whether the account's baseline held at the end of an earlier run with the same settings. Only a
-/// hint for the state machine to check before acting: the check itself is verify's, in full.
+/// Whether the account's baseline held at the end of an earlier run with the same settings and
+/// the same baseline version. Only a hint for the state machine to check before acting: the check
+/// itself is verify's, in full.
 pub async fn onboarded_before(aws: &Aws, run: &RunInput) -> Result<bool, StepError> {
     let found: Option<(Onboarded, String)> = Store::new(aws).get_json(&onboarded_key(&run.account)).await?;
-    Ok(found.is_some_and(|(note, _)| note.settings == settings_digest(run)))
+    Ok(found.is_some_and(|(note, _)| current(&note, run)))
+}
+
+/// Whether `note` was written by a run of this baseline version with `run`'s settings.
+pub fn current(note: &Onboarded, run: &RunInput) -> bool {
+    note.settings == settings_digest(run) && note.baseline.as_ref() == Some(&controls::baseline::version(run))
 }
 
 /// The verify step: fails with `Assure.NotCompliant`, naming each failed control and region, when a

@@ -16,7 +16,7 @@ use crate::controls::{Ahead, Control, Report};
 
 pub mod catalogue;
 mod evidence;
-mod filters;
+pub(crate) mod filters;
 mod permissions;
 
 pub use evidence::*;

@@ -33,7 +33,7 @@ use crate::controls::{Ahead, Control, Organized, Report, Undo};
 
 mod evidence;
 mod permissions;
-mod policies;
+pub(crate) mod policies;
 
 pub use evidence::*;
 pub use policies::*;

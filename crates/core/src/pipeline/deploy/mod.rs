@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 
 use crate::aws::{error_code, Aws, AwsResultExt};
 use crate::pipeline::resources::{
-    checkpoint_bucket, placeholder, state_machine_arn, BULK_ASL, JOIN_ASL, ONBOARDING_ASL,
+    checkpoint_bucket, placeholder, state_machine_arn, BULK_ASL, JOIN_ASL, ONBOARDING_ASL, WATCH_ASL,
 };
 
 mod stacks;
@@ -46,6 +46,9 @@ pub struct Settings {
     /// Who the alarms notify.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<assure_contract::Notify>,
+    /// The scheduled verify's schedule and drift policy (the configuration file's `fleet`).
+    #[serde(default)]
+    pub fleet: assure_contract::Fleet,
 }
 
 /// Where the pipeline lives in an account.
@@ -141,6 +144,7 @@ pub async fn deploy(
                 Some("onboarding.asl.json") => ONBOARDING_ASL,
                 Some("bulk.asl.json") => BULK_ASL,
                 Some("join.asl.json") => JOIN_ASL,
+                Some("watch.asl.json") => WATCH_ASL,
                 _ => return Err(StepError::internal(format!("{id}: unknown definition {local}"))),
             };
             let key = format!("definitions/{id}-{}.json", digest(text.as_bytes()));
@@ -161,6 +165,7 @@ pub async fn deploy(
         ("MemberRoleName", settings.role_name.clone()),
         ("RegionsJson", regions),
         ("AutoOnboard", options.auto_onboard.to_string()),
+        ("VerifySchedule", settings.fleet.schedule.clone()),
     ];
     let stack = apply_stack(
         &cf,
@@ -438,9 +443,12 @@ mod tests {
     #[test]
     fn each_definition_and_its_substitutions_match() {
         let template = crate::pipeline::infra::pipeline_template();
-        for (id, asl) in
-            [("StateMachine", ONBOARDING_ASL), ("BulkStateMachine", BULK_ASL), ("JoinStateMachine", JOIN_ASL)]
-        {
+        for (id, asl) in [
+            ("StateMachine", ONBOARDING_ASL),
+            ("BulkStateMachine", BULK_ASL),
+            ("JoinStateMachine", JOIN_ASL),
+            ("WatchStateMachine", WATCH_ASL),
+        ] {
             let props = &template["Resources"][id]["Properties"];
             let given: std::collections::BTreeSet<String> =
                 props["DefinitionSubstitutions"].as_object().unwrap().keys().cloned().collect();

@@ -14,7 +14,8 @@ use super::*;
 /// control's ([`crate::controls::Permissions::management`]) and preflight's Regions. The resources
 /// are the management account's own (`${AWS::AccountId}` in its bootstrap template).
 pub(super) fn management_actions(step: StepName) -> Vec<Grant> {
-    let mut grants: Vec<Grant> = baseline::ALL.iter().flat_map(|c| (c.permissions.management)(step)).collect();
+    let mut grants: Vec<Grant> =
+        baseline::ALL.iter().flat_map(|c| (c.permissions.management)(super::pipeline::checks_as(step))).collect();
     if step == StepName::Preflight {
         // The Regions the management account has enabled (an opt-in Region of the run).
         grants.push((json!("*"), vec!["account:ListRegions"]));

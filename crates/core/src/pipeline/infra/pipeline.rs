@@ -6,7 +6,8 @@ use serde_json::{json, Map, Value};
 
 use crate::pipeline::resources::{
     placeholder, queue_name, step_role_name, BULK_STATES_ROLE, BULK_STATE_MACHINE, JOIN_STATES_ROLE,
-    JOIN_STATE_MACHINE, OPERATOR_ROLE, PIPELINE_KEY_ALIAS, STATES_ROLE, STATE_MACHINE,
+    JOIN_STATE_MACHINE, OPERATOR_ROLE, PIPELINE_KEY_ALIAS, STATES_ROLE, STATE_MACHINE, WATCH_RULE, WATCH_SCHEDULE_ROLE,
+    WATCH_STATES_ROLE, WATCH_STATE_MACHINE,
 };
 
 use crate::controls::kit::permissions::{accounts, any};
@@ -36,10 +37,30 @@ pub(super) fn step_actions(step: StepName) -> Vec<Grant> {
             (own(&format!("stateMachine:{STATE_MACHINE}")), vec!["states:StartExecution"]),
             (own(&format!("execution:{STATE_MACHINE}:*")), vec!["states:DescribeExecution"]),
         ],
+        // The fleet's scheduled verify: what verify reads, its drift sent to this account's default
+        // bus, and the repair runs it starts as the join step starts runs.
+        StepName::Watch => vec![
+            (own(&format!("stateMachine:{STATE_MACHINE}")), vec!["states:StartExecution"]),
+            (own(&format!("execution:{STATE_MACHINE}:*")), vec!["states:DescribeExecution"]),
+            (
+                sub("arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"),
+                vec!["events:PutEvents"],
+            ),
+        ],
         _ => vec![],
     };
-    grants.extend(baseline::ALL.iter().flat_map(|c| (c.permissions.pipeline)(step)));
+    grants.extend(baseline::ALL.iter().flat_map(|c| (c.permissions.pipeline)(checks_as(step))));
     joined(grants)
+}
+
+/// The step whose checks `step` makes: the watch step checks each account as verify does, with
+/// verify's permissions.
+pub(super) fn checks_as(step: StepName) -> StepName {
+    if step == StepName::Watch {
+        StepName::Verify
+    } else {
+        step
+    }
 }
 
 /// The pipeline: per step a queue with its dead-letter queue, a function and its role; the
@@ -171,9 +192,12 @@ pub fn pipeline_template() -> Value {
             statements.push(json!({"Sid": "ReachMemberAccounts", "Effect": "Allow", "Action": "sts:AssumeRole",
                                    "Resource": sub("arn:${AWS::Partition}:iam::*:role/${MemberRoleName}")}));
         }
-        if matches!(step, StepName::Rollback | StepName::Preflight | StepName::Verify | StepName::Join) {
+        if matches!(
+            step,
+            StepName::Rollback | StepName::Preflight | StepName::Verify | StepName::Join | StepName::Watch
+        ) {
             // Compensation walks the run's checkpoint records. Preflight and Join read the
-            // account's run lock, Preflight its onboarded note, Verify its record of the run's delivery canary, which may
+            // account's run lock, Preflight its onboarded note, Verify its record of the run's delivery canary, Watch the fleet's notes and checks, which may
             // not exist: without s3:ListBucket, S3 answers a
             // read of a missing key with 403 AccessDenied, not 404
             // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, "Permissions").
@@ -452,6 +476,72 @@ pub fn pipeline_template() -> Value {
             }
         }),
     );
+    // The fleet's scheduled verify: an EventBridge schedule starts the watch state machine, whose
+    // one task checks every onboarded account (fleet.rs).
+    resources.insert(
+        "WatchStatesRole".into(),
+        states_role(WATCH_STATES_ROLE, "send-watch-task", json!([
+            {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getatt(&format!("{}Queue", logical(StepName::Watch)), "Arn")},
+            {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": getatt("PipelineKey", "Arn")},
+        ])),
+    );
+    resources.insert(
+        "WatchStateMachine".into(),
+        json!({
+            "Type": "AWS::Serverless::StateMachine",
+            "Properties": {
+                "Name": WATCH_STATE_MACHINE,
+                "Type": "STANDARD",
+                "DefinitionUri": "../statemachines/watch.asl.json",
+                "DefinitionSubstitutions": {placeholder(StepName::Watch): reference(&format!("{}Queue", logical(StepName::Watch)))},
+                "Role": getatt("WatchStatesRole", "Arn"),
+                "Tracing": {"Enabled": true},
+                "Logging": {"Level": "ERROR", "IncludeExecutionData": false,
+                            "Destinations": [{"CloudWatchLogsLogGroup": {"LogGroupArn": getatt("StatesLogGroup", "Arn")}}]}
+            }
+        }),
+    );
+    resources.insert(
+        "WatchOnScheduleRole".into(),
+        json!({
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "RoleName": WATCH_SCHEDULE_ROLE,
+                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
+                "Policies": [{"PolicyName": "start", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": "states:StartExecution", "Resource": reference("WatchStateMachine")}]}}]
+            }
+        }),
+    );
+    // A scheduled EventBridge rule, not an EventBridge Scheduler schedule: one fixed rate and one
+    // target need nothing Scheduler adds, and the rule's target takes the same input transformer
+    // as the join rule's (docs/decisions/0068-the-fleet-is-watched-by-a-scheduled-rule.md).
+    resources.insert(
+        "WatchOnSchedule".into(),
+        json!({
+            "Type": "AWS::Events::Rule",
+            "Properties": {
+                "Name": WATCH_RULE,
+                "Description": "assure: verify every onboarded account on a schedule (the fleet's watch)",
+                "ScheduleExpression": reference("VerifySchedule"),
+                "State": "ENABLED",
+                "Targets": [{
+                    "Id": "watch",
+                    "Arn": reference("WatchStateMachine"),
+                    "RoleArn": getatt("WatchOnScheduleRole", "Arn"),
+                    // The watch task's run is the stack's settings; its run id, unique per event,
+                    // keys the task's own checkpoint.
+                    "InputTransformer": {
+                        "InputPathsMap": {"id": "$.id", "time": "$.time"},
+                        "InputTemplate": sub("{\"run\": {\"runId\": \"watch-<id>\", \"account\": \"${AWS::AccountId}\", \"regions\": ${RegionsJson}, \"homeRegion\": \"${AWS::Region}\", \"org\": {\"management\": \"${ManagementAccount}\", \"logging\": \"${LoggingAccount}\", \"security\": \"${SecurityAccount}\"}, \"roleName\": \"${MemberRoleName}\", \"policy\": \"hold\"}}")
+                    }
+                }]
+            }
+        }),
+    );
+    outputs.insert("WatchStateMachineArn".into(), json!({"Value": reference("WatchStateMachine")}));
     outputs.insert("StateMachineArn".into(), json!({"Value": reference("StateMachine")}));
     outputs.insert("BulkStateMachineArn".into(), json!({"Value": reference("BulkStateMachine")}));
     outputs.insert("CheckpointBucketName".into(), json!({"Value": reference("CheckpointBucket")}));
@@ -468,7 +558,9 @@ pub fn pipeline_template() -> Value {
             "MemberRoleName": {"Type": "String", "Default": DEFAULT_ROLE_NAME, "AllowedPattern": "^[\\w+=,.@-]{1,64}$",
                                "Description": "the role assure assumes in every account (infra/member-role.template.json); an IAM role name, no wildcard (the SCPs exempt it by name)"},
             "StepConcurrency": {"Type": "Number", "Default": 5, "MinValue": 2, "Description": "concurrent invocations per step: bounds the load on rate-limited APIs"},
-            "AutoOnboard": {"Type": "String", "Default": "false", "AllowedValues": ["true", "false"], "Description": "start onboarding when an account joins the organization"}
+            "AutoOnboard": {"Type": "String", "Default": "false", "AllowedValues": ["true", "false"], "Description": "start onboarding when an account joins the organization"},
+            "VerifySchedule": {"Type": "String", "Default": "rate(1 day)", "AllowedPattern": "^(rate\\((1 (minute|hour|day)|[1-9][0-9]* (minutes|hours|days))\\)|cron\\([^()]+\\))$",
+                               "Description": "how often every onboarded account is verified: an EventBridge schedule expression"}
         },
         "Conditions": {"AutoOnboard": {"Fn::Equals": [reference("AutoOnboard"), "true"]}},
         // Organizations sends its events to EventBridge in us-east-1 only

@@ -166,8 +166,8 @@ pub async fn handle_message(
     let store = Store::new(&aws);
     // A step may take what the run's earlier steps established instead of finding it again in the
     // accounts; verify finds everything itself, a bulk run's organization step establishes it, and
-    // the join step's run is a template of the runs it starts.
-    if !matches!(task.step, StepName::Verify | StepName::Organization | StepName::Join) {
+    // the join and watch steps' run is a template of the runs they start.
+    if !matches!(task.step, StepName::Verify | StepName::Organization | StepName::Join | StepName::Watch) {
         aws = aws.with_facts(std::sync::Arc::new(crate::pipeline::checkpoint::RunFacts::new(store.clone(), &task.run)));
     }
     // On the heap: a step's future (every region's work at once) outgrows a thread's stack in
