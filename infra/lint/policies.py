@@ -43,6 +43,10 @@ REVIEWED = [
     ("assure-step-join", "RESOURCE_MISMATCH", {"states:DescribeExecution"},
      "the join step reads the account's run lock as preflight does: is the onboarding execution holding it still "
      "running? A standard execution, as for assure-step-preflight; parliament checks only the express format"),
+    ("assure-step-watch", "RESOURCE_MISMATCH", {"states:DescribeExecution"},
+     "the watch step takes an account's run lock for a repair run as the join step does: is the onboarding "
+     "execution holding it still running? A standard execution, as for assure-step-preflight; parliament checks "
+     "only the express format"),
     ("assure-bulk-states", "RESOURCE_MISMATCH", {"states:DescribeExecution"},
      "the Distributed Map's child workflow executions are standard executions of the bulk machine, "
      "execution:assure-bulk/LABEL:ID (https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html); "

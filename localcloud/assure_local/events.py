@@ -308,12 +308,13 @@ def firehose_s3_write(backend: Any, name: str, version_id: str, dest: dict, reco
 
 
 def scheduled(rule: Any, event: dict) -> None:
-    """A scheduled rule's Scheduled Event sent to its targets (schedules.py)."""
-    _ROUTE.scheduled = True
+    """A scheduled rule's Scheduled Event sent to its targets (schedules.py): that rule's pattern,
+    if it has one too, does not apply to its own schedule."""
+    _ROUTE.scheduled = rule
     try:
         rule.send_to_targets(event)
     finally:
-        _ROUTE.scheduled = False
+        _ROUTE.scheduled = None
 
 
 def install_events() -> None:
@@ -330,9 +331,11 @@ def install_events() -> None:
         # disable a rule, incoming events don't trigger it"). A scheduled rule has no event pattern
         # and matches no event: only its schedule triggers it (schedules.py; moto's empty pattern
         # would match every event on the bus).
-        if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
+        firing = getattr(_ROUTE, "scheduled", None) is self
+        if self.state != "ENABLED":
             return
-        if self.scheduled_expression and not self.event_pattern._pattern and not getattr(_ROUTE, "scheduled", False):
+        if not firing and (not self.event_pattern.matches_event(original_event)
+                           or (self.scheduled_expression and not self.event_pattern._pattern)):
             return
         event = aws_event(original_event)
         for target in list(self.targets):

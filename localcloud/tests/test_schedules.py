@@ -20,12 +20,11 @@ def events(operation: str, body: dict) -> tuple[int, dict]:
     return status, json.loads(text or "{}")
 
 
-def queue_with_messages(name: str) -> tuple[str, str]:
-    """A queue the rule's target sends to: (its URL, its ARN)."""
+def queue_with_messages(name: str) -> str:
+    """A queue the rule's target sends to: its ARN."""
     from moto.sqs.models import sqs_backends
 
-    queue = sqs_backends[ACCOUNT][REGION].create_queue(name)
-    return queue.url, queue.queue_arn
+    return sqs_backends[ACCOUNT][REGION].create_queue(name).queue_arn
 
 
 def received(name: str) -> list[dict]:
@@ -37,7 +36,7 @@ def received(name: str) -> list[dict]:
 
 def scheduled_rule(name: str, expression: str) -> None:
     assert events("PutRule", {"Name": name, "ScheduleExpression": expression})[0] == 200
-    _url, arn = queue_with_messages(name)
+    arn = queue_with_messages(name)
     assert events("PutTargets", {"Rule": name, "Targets": [{"Id": "q", "Arn": arn}]})[0] == 200
 
 

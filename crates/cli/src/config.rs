@@ -134,6 +134,27 @@ endpoint = "secops@example.com"
     }
 
     #[test]
+    fn the_fleets_schedule_is_an_expression_eventbridge_accepts() {
+        let with = |schedule: &str| format!("{GOOD}\n[fleet]\nschedule = \"{schedule}\"\n");
+        for good in ["rate(1 day)", "rate(6 hours)", "rate(10 minutes)", "rate(1 minute)", "cron(0 6 * * ? *)"] {
+            let c = parse(&with(good), "assure.toml").unwrap_or_else(|e| panic!("{good}: {}", e.message));
+            assert_eq!(c.fleet.schedule, good);
+        }
+        // EventBridge wants the singular unit for 1 and the plural for more, and six cron fields.
+        for bad in ["rate(1 hours)", "rate(2 day)", "rate(0 days)", "cron(0 6 * * ?)", "daily"] {
+            let e = error(&with(bad));
+            assert!(e.contains("fleet.schedule"), "{bad}: {e}");
+        }
+        let c = parse(GOOD, "assure.toml").unwrap();
+        assert_eq!(
+            (c.fleet.schedule.as_str(), c.fleet.on_drift, c.fleet.max_repairs_per_day),
+            ("rate(1 day)", assure_contract::OnDrift::Report, 10)
+        );
+        let e = error(&format!("{GOOD}\n[fleet]\non_drift = \"fix\"\n"));
+        assert!(e.contains("fleet.on_drift"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_field_and_the_reason() {
         let e = error(&GOOD.replace("111111111111", "1111"));
         assert!(e.starts_with("assure.toml: organization.logging_account: "), "{e}");

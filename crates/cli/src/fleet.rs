@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use assure_contract::{AccountId, RunId, RunInput, StepError};
 use assure_core::aws::Aws;
-use assure_core::pipeline::checkpoint::{now, Expect, Store};
+use assure_core::pipeline::checkpoint::{self, now, Expect, Store};
 use assure_core::pipeline::fleet::{self, Member};
-use assure_core::pipeline::{deploy, runs};
+use assure_core::pipeline::{deploy, lock, runs};
 use clap::{Args, Subcommand};
 
 use crate::global::{config_of, connect, Global, Output};
@@ -39,6 +39,27 @@ pub(crate) enum FleetCommand {
     ///
     /// Example: assure fleet upgrade --concurrency 8
     Upgrade(UpgradeArgs),
+    /// The fleet report: every account against every control as they stand (holds, fails, not
+    /// checked), worst first, what fails with its CIS id, the drift and repairs of the period, and
+    /// each account's history of checks.
+    ///
+    /// HTML is one self-contained page (no scripts, nothing fetched), coloured by state.
+    ///
+    /// Example: assure fleet report --since 30d --format html --out fleet.html
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct ReportArgs {
+    /// The report's format.
+    #[arg(long, value_enum, default_value_t = crate::runs::ReportFormat::Html)]
+    format: crate::runs::ReportFormat,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short)]
+    out: Option<std::path::PathBuf>,
+    /// The period's start: a duration back from now (30m, 24h, 7d) or a date (2026-11-29).
+    #[arg(long, default_value = "30d")]
+    since: String,
 }
 
 #[derive(Args)]
@@ -69,6 +90,7 @@ pub(crate) async fn run(g: &Global, cmd: FleetCommand) -> anyhow::Result<ExitCod
         FleetCommand::Status => status(g).await,
         FleetCommand::Check(args) => check(g, args).await,
         FleetCommand::Upgrade(args) => upgrade(g, args).await,
+        FleetCommand::Report(args) => report(g, args).await,
     }
 }
 
@@ -233,6 +255,28 @@ async fn check(g: &Global, args: CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(if finished.status == "SUCCEEDED" && holding { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+async fn report(g: &Global, args: ReportArgs) -> anyhow::Result<ExitCode> {
+    use crate::runs::ReportFormat;
+
+    let since = crate::runs::parse_since(&args.since, time::OffsetDateTime::now_utc())?;
+    let (aws, template, _) = standings(g).await?;
+    let report = assure_core::audit::fleet::build(&Store::new(&aws), &template, since).await?;
+    let text = match args.format {
+        ReportFormat::Html => assure_core::audit::fleet::html(&report),
+        ReportFormat::Md => assure_core::audit::fleet::markdown(&report),
+        ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+    };
+    match args.out {
+        Some(path) => {
+            std::fs::write(&path, text)
+                .map_err(|e| StepError::invalid_input(format!("--out {}: {e}", path.display())))?;
+            eprintln!("wrote {} ({} account(s))", path.display(), report.accounts.len());
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn upgrade(g: &Global, args: UpgradeArgs) -> anyhow::Result<ExitCode> {
     let options = config_of(g)?.map(|c| c.options).unwrap_or_default();
     let (aws, template, fleet) = standings(g).await?;
@@ -256,7 +300,21 @@ async fn upgrade(g: &Global, args: UpgradeArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!("upgrading {} of {} account(s) to baseline {version}", behind.len(), fleet.len());
     let concurrency = args.concurrency.unwrap_or(options.concurrency);
-    crate::onboard::bulk(g, &aws, &behind, concurrency, args.timeout.unwrap_or(options.timeout_seconds)).await
+    // One bulk run per set of regions: a bulk run's organization step covers its first run's
+    // regions for all of its accounts.
+    let mut by_regions: std::collections::BTreeMap<Vec<String>, Vec<RunInput>> = Default::default();
+    for run in behind {
+        by_regions.entry(run.regions.iter().map(|r| r.to_string()).collect()).or_default().push(run);
+    }
+    let mut code = ExitCode::SUCCESS;
+    for runs in by_regions.values() {
+        let done =
+            crate::onboard::bulk(g, &aws, runs, concurrency, args.timeout.unwrap_or(options.timeout_seconds)).await?;
+        if done != ExitCode::SUCCESS {
+            code = done;
+        }
+    }
+    Ok(code)
 }
 
 /// `assure offboard ACCOUNT`: the account's runs rolled back, newest first, so its configuration is
@@ -296,18 +354,60 @@ pub(crate) async fn offboard(g: &Global, args: OffboardArgs) -> anyhow::Result<E
         )
         .into());
     }
-    let mut rolled = Vec::new();
-    let mut failed = 0;
-    // Newest first: each rollback puts back the configuration its run found, so the oldest run's
-    // comes last and leaves the account as it was before assure.
+    // The runs to roll back: those Step Functions still lists (it keeps an execution's history 90
+    // days after it ends), and the note's. A run of the account with checkpoints but neither is
+    // older: rolling back without it would not restore the account, so nothing is done.
+    let mut runs: Vec<(time::OffsetDateTime, RunInput)> = Vec::new();
     for summary in &listed {
         let run = crate::runs::run_of(&aws, &summary.run_id).await?;
+        let started = time::OffsetDateTime::parse(&summary.started, &time::format_description::well_known::Rfc3339)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        runs.push((started, run));
+    }
+    if let Some((n, _)) = &note {
+        if let Some(run) = n.run.clone().filter(|r| runs.iter().all(|(_, k)| k.run_id != r.run_id)) {
+            let at = time::OffsetDateTime::parse(&n.at, &time::format_description::well_known::Rfc3339)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            runs.push((at, run));
+        }
+    }
+    let known: Vec<String> = runs.iter().map(|(_, r)| r.run_id.to_string()).collect();
+    let unknown: Vec<String> =
+        store.run_ids().await?.into_iter().filter(|id| id.contains(account.as_str()) && !known.contains(id)).collect();
+    if !unknown.is_empty() {
+        return Err(StepError::new(
+            assure_contract::ErrorName::Conflict,
+            format!(
+                "account {account}: run(s) {} have checkpoints but no execution history any more (Step Functions keeps it 90 days): \
+                 offboarding without them would not restore the account; nothing was changed",
+                unknown.join(", ")
+            ),
+        )
+        .into());
+    }
+    runs.sort_by_key(|r| std::cmp::Reverse(r.0));
+    // One lock for the whole offboarding: no run of the account (a repair the watch starts, say)
+    // can start between two rollbacks. The note goes first, so no watch checks the account while
+    // its baseline is taken apart; it is written back if a compensation fails.
+    let holder = lock::Holder::Process { what: "offboard".to_owned(), worker: checkpoint::worker_id() };
+    lock::acquire(&aws, &lock::Lock::new(&account, "offboard", holder.clone())).await?;
+    let note_key = assure_core::pipeline::verify::onboarded_key(&account);
+    store.delete(&note_key).await?;
+    let mut rolled = Vec::new();
+    let mut failed = 0;
+    let mut outcome = Ok(());
+    // Newest first: each rollback puts back the configuration its run found, so the oldest run's
+    // comes last and leaves the account as it was before assure.
+    for (_, run) in &runs {
         eprintln!("rolling back {}", run.run_id);
-        let report = match crate::runs::roll_back(&aws, &run).await {
+        let report = match assure_core::pipeline::rollback::run(&aws, run).await {
             Ok(r) => r,
             // A run that recorded nothing (refused before any step) has nothing to roll back.
-            Err(e) if e.downcast_ref::<StepError>().is_some_and(|s| s.message.contains("no checkpoints")) => continue,
-            Err(e) => return Err(e),
+            Err(e) if e.message.contains("no checkpoints") => continue,
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
         };
         if g.output != Output::Json {
             crate::runs::print_report(&report, &run.run_id);
@@ -315,6 +415,13 @@ pub(crate) async fn offboard(g: &Global, args: OffboardArgs) -> anyhow::Result<E
         failed += report.failed.len();
         rolled.push(serde_json::json!({"runId": run.run_id, "report": report}));
     }
+    if (failed > 0 || outcome.is_err()) && note.is_some() {
+        if let Some((n, _)) = &note {
+            store.put_json(&note_key, n, Expect::Any).await?;
+        }
+    }
+    lock::release(&aws, &account, &holder).await?;
+    outcome?;
     if failed > 0 {
         eprintln!(
             "offboarding {account}: {failed} compensation(s) failed; the account stays in the fleet. `assure offboard {account}` again runs only what failed"
@@ -325,7 +432,6 @@ pub(crate) async fn offboard(g: &Global, args: OffboardArgs) -> anyhow::Result<E
     let record = serde_json::json!({"account": account, "at": at, "runs": rolled,
                                     "lastRun": note.as_ref().map(|(n, _)| n.run_id.clone())});
     store.put_json(&fleet::offboarded_key(&account, &at), &record, Expect::Any).await?;
-    store.delete(&assure_core::pipeline::verify::onboarded_key(&account)).await?;
     if g.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&record)?);
     } else {

@@ -122,7 +122,7 @@ pub(crate) async fn run_of(aws: &Aws, run_id: &str) -> anyhow::Result<RunInput> 
 }
 
 /// `--since`: a duration back from now (`30m`, `24h`, `7d`) or a date, as a time.
-fn parse_since(s: &str, now: time::OffsetDateTime) -> Result<time::OffsetDateTime, StepError> {
+pub(crate) fn parse_since(s: &str, now: time::OffsetDateTime) -> Result<time::OffsetDateTime, StepError> {
     use time::format_description::well_known::Rfc3339;
     let bad = || {
         StepError::invalid_input(format!(

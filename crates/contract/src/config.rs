@@ -38,9 +38,12 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct Fleet {
     /// How often the pipeline verifies every onboarded account, read-only: an EventBridge schedule
-    /// expression, `rate(1 day)` (the default), `rate(6 hours)`, `cron(0 6 * * ? *)`.
+    /// expression: `rate(1 day)` (the default), `rate(6 hours)` (1 takes the singular unit, more the
+    /// plural, as EventBridge wants), or a six-field `cron(0 6 * * ? *)`.
     #[serde(default = "default_schedule")]
-    #[schemars(regex(pattern = r"^(rate\((1 (minute|hour|day)|[1-9][0-9]* (minutes|hours|days))\)|cron\([^()]+\))$"))]
+    #[schemars(regex(
+        pattern = r"^(rate\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\)|cron\([^ ()]+( [^ ()]+){5}\))$"
+    ))]
     pub schedule: String,
     /// What a scheduled verify does when a control of an account stops holding: `report` (an
     /// event and a record; the default) or `repair` (also an onboarding run of the account, which

@@ -178,6 +178,26 @@ async fn the_fleet_is_watched_on_schedule_repaired_by_policy_upgraded_and_offboa
     assert_eq!(account(&fleet, b)["holds"], true);
     assert!(!trail_logging(&cloud, a).await, "report leaves the drift as it is");
 
+    // The fleet report: account a first (worst first), its CloudTrail cell red, b's green; the
+    // JSON reads back into the report it was written from.
+    let page = cloud.dir.path().join("fleet.html");
+    let (code, _, err) = cloud.run(&["--config", &report, "fleet", "report", "--out", page.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let rendered = assure_e2e::render(&page, 1400, 900);
+    let matrix = rendered.dom.split("id=\"matrix\"").nth(1).expect("the matrix").split("</table>").next().unwrap();
+    let (at_a, at_b) = (matrix.find(a).expect("account a's row"), matrix.find(b).expect("account b's row"));
+    assert!(at_a < at_b, "the account that fails comes first: {matrix}");
+    assert!(matrix[at_a..at_b].contains("class=\"fails\" title=\"cloudtrail.all-regions"), "{matrix}");
+    assert!(!matrix[at_b..].contains("class=\"fails\""), "{matrix}");
+    assert!(rendered.count([207, 34, 46]) > 500, "a red cell: {} pixels", rendered.count([207, 34, 46]));
+    assert!(rendered.count([45, 164, 78]) > 5_000, "green cells: {} pixels", rendered.count([45, 164, 78]));
+    let (code, out, err) = cloud.run(&["--config", &report, "fleet", "report", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let parsed: assure_core::audit::fleet::FleetReport = serde_json::from_value(doc.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&parsed).unwrap(), doc, "the JSON round-trips");
+    assert_eq!(parsed.accounts[0].drift.len(), events.len(), "the report's drift is the events sent");
+
     // The same drift a day later is not news: no second event.
     assert_eq!(a_day_passes(&cloud).await, "SUCCEEDED");
     assert!(subscriber.received().await.len() == events.len(), "one drift, one event");

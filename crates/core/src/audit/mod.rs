@@ -2,8 +2,10 @@
 //! execution history of every execution of the run (the first and each retry: every state entered
 //! and exited, every task attempt and its error) and the checkpoint records (what each step changed,
 //! with before and after values, and the evidence verify recorded). `runs history` prints its
-//! timeline and `runs report` renders all of it (see `report`).
+//! timeline and `runs report` renders all of it (see `report`). `fleet` is the fleet's report, from
+//! the fleet's records.
 
+pub mod fleet;
 pub mod report;
 
 use std::collections::HashMap;

@@ -51,7 +51,7 @@ fn seconds(r: &Record) -> Option<f64> {
     Some((p(r.finished_at.as_deref()?)? - p(&r.started_at)?).as_seconds_f64())
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {

@@ -303,6 +303,21 @@ impl Store {
         Ok(keys)
     }
 
+    /// The ids of every run with checkpoints (`runs/RUN/…`).
+    pub async fn run_ids(&self) -> Result<Vec<String>, StepError> {
+        let mut ids = Vec::new();
+        let mut pages =
+            self.s3.list_objects_v2().bucket(&self.bucket).prefix("runs/").delimiter("/").into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for p in page.aws("s3:ListObjectsV2")?.common_prefixes() {
+                if let Some(id) = p.prefix().and_then(|p| p.strip_prefix("runs/")).and_then(|p| p.strip_suffix('/')) {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     /// Deletes an object (S3 answers a missing key as deleted).
     pub async fn delete(&self, key: &str) -> Result<(), StepError> {
         self.s3.delete_object().bucket(&self.bucket).key(key).send().await.aws(format!("s3:DeleteObject {key}"))?;

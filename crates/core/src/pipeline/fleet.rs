@@ -59,7 +59,7 @@ impl Failing {
         }
     }
 
-    fn same(&self, other: &Failing) -> bool {
+    pub fn same(&self, other: &Failing) -> bool {
         (&self.control, &self.region, &self.resource) == (&other.control, &other.region, &other.resource)
     }
 }
@@ -92,6 +92,26 @@ pub struct Check {
     /// Why the account could not be checked (its role gone, say): it does not hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The repair run an earlier check started since the account's last run, if any: an account
+    /// is repaired once between two runs of it, so one that a repair cannot fix does not use up
+    /// the day's repairs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_repair: Option<String>,
+    /// Its drift reached EventBridge (false: refused; the next check sends it again).
+    #[serde(default = "yes")]
+    pub notified: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Check {
+    /// Whether the policy `repair` starts a run for it: it was read, something fails, and no
+    /// repair started since the account's last run.
+    pub fn repair_due(&self) -> bool {
+        self.error.is_none() && !self.failing.is_empty() && self.last_repair.is_none()
+    }
 }
 
 /// One account of the fleet: its note.
@@ -169,8 +189,12 @@ pub async fn latest(store: &Store, account: &AccountId) -> Result<Option<Check>,
 pub fn desired(template: &RunInput, member: &Member) -> RunInput {
     let mut run = template.clone();
     run.account = member.account.clone();
+    // The account's own choices stay its own: its regions, what its run did with its root user
+    // and its own trails.
     if let Some(last) = &member.note.run {
         run.regions = last.regions.clone();
+        run.root_access = last.root_access;
+        run.existing_trails = last.existing_trails;
     }
     run
 }
@@ -203,15 +227,17 @@ pub async fn start(aws: &Aws, template: &RunInput) -> Result<String, StepError> 
 }
 
 /// The watch step: every account of the fleet checked, a record of each, drift sent as events and,
-/// by the deployment's policy, repaired.
+/// by the deployment's policy, repaired. An account that cannot be read is recorded as such and
+/// does not stop the others; drift EventBridge refused is recorded as not sent (the next watch
+/// sends it), and the step then fails naming the accounts.
 pub async fn run(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepError> {
     let template = &task.run;
     let store = Store::new(aws);
     let settings = crate::pipeline::deploy::load_settings(aws).await?;
     let watch = template.run_id.to_string();
     let members = members(&store).await?;
-    let checked: Vec<Result<Check, StepError>> = stream::iter(members.iter())
-        .map(|m| check_one(aws, &store, m, &watch, &settings.fleet))
+    let checked: Vec<Result<(Check, RunInput), StepError>> = stream::iter(members.iter())
+        .map(|m| check_one(aws, &store, m, &watch))
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
@@ -219,7 +245,34 @@ pub async fn run(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepError>
     for c in checked {
         checks.push(c?);
     }
-    checks.sort_by(|a, b| a.account.cmp(&b.account));
+    checks.sort_by(|a, b| a.0.account.cmp(&b.0.account));
+    // Repairs one at a time, after the checks: each takes a numbered slot of the day first.
+    if settings.fleet.on_drift == OnDrift::Repair {
+        for (check, run) in checks.iter_mut().filter(|(c, _)| c.repair_due()) {
+            match repair(aws, &store, run, settings.fleet.max_repairs_per_day).await {
+                Ok(id) => check.repair = Some(id),
+                Err(why) => check.not_repaired = Some(why),
+            }
+        }
+    }
+    let mut unsent = Vec::new();
+    for (check, run) in checks.iter_mut() {
+        if !check.drifted.is_empty() {
+            if let Err(e) = send_drift(aws, check, run, settings.fleet.on_drift).await {
+                check.notified = false;
+                unsent.push((check.account.to_string(), e));
+            }
+        }
+        record(&store, check).await?;
+    }
+    let checks: Vec<Check> = checks.into_iter().map(|(c, _)| c).collect();
+    if let Some((_, first)) = unsent.first() {
+        let names: Vec<&str> = unsent.iter().map(|(a, _)| a.as_str()).collect();
+        return Err(StepError::new(
+            first.name,
+            format!("drift of {} not sent (the next watch sends it): {}", names.join(", "), first.message),
+        ));
+    }
     let holding = checks.iter().filter(|c| c.holds).count();
     let drifted: Vec<&Check> = checks.iter().filter(|c| !c.drifted.is_empty()).collect();
     let repairs: Vec<&str> = checks.iter().filter_map(|c| c.repair.as_deref()).collect();
@@ -248,100 +301,96 @@ pub async fn run(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepError>
     })
 }
 
-/// One account: checked, compared with its last check, recorded; its drift sent and, by policy,
-/// repaired.
-async fn check_one(
-    aws: &Aws,
-    store: &Store,
-    member: &Member,
-    watch: &str,
-    policy: &assure_contract::Fleet,
-) -> Result<Check, StepError> {
+/// What the account's last check had told: what failed then, but for drift it could not send.
+fn told(before: &Check) -> Vec<&Failing> {
+    before.failing.iter().filter(|f| before.notified || !before.drifted.iter().any(|d| d.same(f))).collect()
+}
+
+/// One account: checked and compared with its last check since its last run. Not recorded yet.
+async fn check_one(aws: &Aws, store: &Store, member: &Member, watch: &str) -> Result<(Check, RunInput), StepError> {
     let at = stamp();
-    let Some(run) = member.note.run.clone() else {
-        // A note from before notes kept their run: the account's next run writes one.
-        return record(
-            store,
-            Check {
-                account: member.account.clone(),
-                at,
-                by: watch.to_owned(),
-                baseline: member.note.baseline.clone(),
-                holds: false,
-                checked: 0,
-                failing: vec![],
-                drifted: vec![],
-                repair: None,
-                not_repaired: None,
-                error: Some("onboarded before assure kept the run in its note: onboard it again to check it".into()),
-            },
-        )
-        .await;
-    };
-    let (evidence, error) = match verify::check(aws, &run).await {
-        Ok(e) => (e, None),
-        // The account cannot be read: its role gone or refused. That is not a passing check, and
-        // it is retried at the next schedule, not by failing the whole watch.
-        Err(e) if e.name != ErrorName::Internal => (vec![], Some(format!("{}: {}", e.name, e.message))),
-        Err(e) => return Err(e),
-    };
-    let failing: Vec<Failing> = evidence.iter().filter(|e| !e.passed).map(Failing::of).collect();
-    // What failed at the last check still fails unless a run since then brought it back: only
-    // what held before is drift, so one drift is one event, not one a day.
     let before = latest(store, &member.account).await?.filter(|c| later(&c.at, &member.note.at));
-    let drifted: Vec<Failing> = failing
-        .iter()
-        .filter(|f| !before.as_ref().is_some_and(|b| b.failing.iter().any(|g| g.same(f))))
-        .cloned()
-        .collect();
     let mut check = Check {
         account: member.account.clone(),
         at,
         by: watch.to_owned(),
         baseline: member.note.baseline.clone(),
-        holds: failing.is_empty() && error.is_none(),
-        checked: evidence.len(),
-        failing,
-        drifted,
+        holds: false,
+        checked: 0,
+        failing: vec![],
+        drifted: vec![],
         repair: None,
         not_repaired: None,
-        error,
+        error: None,
+        last_repair: before.as_ref().and_then(|b| b.repair.clone().or_else(|| b.last_repair.clone())),
+        notified: true,
     };
-    if policy.on_drift == OnDrift::Repair && !check.failing.is_empty() {
-        match repair(aws, store, &run, policy.max_repairs_per_day).await {
-            Ok(id) => check.repair = Some(id),
-            Err(why) => check.not_repaired = Some(why),
+    let Some(run) = member.note.run.clone() else {
+        // A note from before notes kept their run: the account's next run writes one.
+        check.error = Some("onboarded before assure kept the run in its note: onboard it again to check it".into());
+        return Ok((check, placeholder_run(member)));
+    };
+    match verify::check(aws, &run).await {
+        Ok(evidence) => {
+            check.checked = evidence.len();
+            check.failing = evidence.iter().filter(|e| !e.passed).map(Failing::of).collect();
+            check.holds = check.failing.is_empty();
+            // Only what held before is drift, so one drift is one event, not one a day.
+            let told: Vec<&Failing> = before.as_ref().map(told).unwrap_or_default();
+            check.drifted = check.failing.iter().filter(|f| !told.iter().any(|g| g.same(f))).cloned().collect();
+        }
+        // The account cannot be read (its role gone, refused, throttled past the retries): that
+        // is not a passing check. What failed before stays the account's failures, so the next
+        // check that reads it does not report them again.
+        Err(e) => {
+            check.error = Some(format!("{}: {}", e.name, e.message));
+            check.failing = before.map(|b| b.failing).unwrap_or_default();
         }
     }
-    if !check.drifted.is_empty() {
-        send_drift(aws, &check, &run, policy.on_drift).await?;
-    }
-    record(store, check).await
+    Ok((check, run))
 }
 
-async fn record(store: &Store, check: Check) -> Result<Check, StepError> {
+/// A run input for an account whose note predates the run in notes: never checked, never
+/// repaired, only named.
+fn placeholder_run(member: &Member) -> RunInput {
+    serde_json::from_value(json!({
+        "runId": member.note.run_id, "account": member.account, "regions": ["us-east-1"],
+        "homeRegion": "us-east-1", "org": {"management": "000000000000", "logging": "000000000000", "security": "000000000000"},
+        "roleName": assure_contract::DEFAULT_ROLE_NAME,
+    }))
+    .expect("a run input")
+}
+
+async fn record(store: &Store, check: &Check) -> Result<(), StepError> {
     let key = format!("{}{}.json", checks_prefix(&check.account), check.at);
-    store.put_json(&key, &check, Expect::Any).await?;
-    Ok(check)
+    store.put_json(&key, check, Expect::Any).await?;
+    Ok(())
 }
 
-/// Starts a repair run of the account, unless today's repairs reached the bound or a run of the
-/// account is active; `Err` says which.
+/// Starts a repair run of the account, once it holds one of the day's `bound` slots (numbered,
+/// each written only if absent, so two watches at once cannot pass the bound). A slot taken counts
+/// whether the run starts or not (a run of the account already active, say). `Err` says why none
+/// started.
 async fn repair(aws: &Aws, store: &Store, last: &RunInput, bound: u32) -> Result<String, String> {
     let day = stamp().get(..10).unwrap_or_default().to_owned();
-    let today = store.keys(&repairs_prefix(&day)).await.map_err(|e| e.message)?;
-    if today.len() as u32 >= bound {
-        return Err(format!("{} repair(s) today already, the most fleet.max_repairs_per_day allows", today.len()));
-    }
     let secs = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
     let run =
         RunInput { run_id: RunId::for_repair(&last.account, secs), organization: None, full: false, ..last.clone() };
-    let key = format!("{}{}-{secs}.json", repairs_prefix(&day), last.account);
     let id = run.run_id.to_string();
-    // Counted once started (a start refused, a run of the account active say, is no repair); a
-    // watch that dies between the two under-counts by one.
+    let taken = store.keys(&repairs_prefix(&day)).await.map_err(|e| e.message)?.len() as u32;
+    let mut slot = None;
+    for n in taken..bound {
+        let key = format!("{}{n:04}.json", repairs_prefix(&day));
+        let claim = json!({"runId": id, "account": last.account});
+        if store.put_json(&key, &claim, Expect::Absent).await.map_err(|e| e.message)?.is_some() {
+            slot = Some(n);
+            break;
+        }
+    }
+    if slot.is_none() {
+        return Err(format!("{bound} repair(s) today already, the most fleet.max_repairs_per_day allows"));
+    }
     crate::pipeline::runs::start(aws, &run, None).await.map_err(|e| format!("{}: {}", e.name, e.message))?;
-    store.put_json(&key, &json!({"runId": id, "account": last.account}), Expect::Any).await.map_err(|e| e.message)?;
     Ok(id)
 }
 
@@ -356,7 +405,7 @@ async fn send_drift(aws: &Aws, check: &Check, run: &RunInput, policy: OnDrift) -
             .map(|f| {
                 let detail = json!({
                     "account": check.account, "control": f.control, "region": f.region, "resource": f.resource,
-                    "cis": f.cis, "saw": f.saw, "checkedAt": check.at, "watch": check.by,
+                    "cis": f.cis, "saw": f.saw.chars().take(2000).collect::<String>(), "checkedAt": check.at, "watch": check.by,
                     "baseline": check.baseline.as_ref().map(|b| b.to_string()), "lastRun": run.run_id,
                     "onDrift": policy.as_str(), "repair": check.repair,
                 });
@@ -411,6 +460,46 @@ mod tests {
         assert!(!later("not a time", "2026-12-07T10:00:00Z"));
     }
 
+    fn check(failing: Vec<Failing>, drifted: Vec<Failing>, notified: bool) -> Check {
+        Check {
+            account: "111122223333".parse().unwrap(),
+            at: "2026-12-07T10:00:00.000Z".into(),
+            by: "watch-1".into(),
+            baseline: None,
+            holds: failing.is_empty(),
+            checked: 92,
+            failing,
+            drifted,
+            repair: None,
+            not_repaired: None,
+            error: None,
+            last_repair: None,
+            notified,
+        }
+    }
+
+    #[test]
+    fn what_a_check_told_is_what_failed_but_drift_eventbridge_refused() {
+        let (trail, config) =
+            (failing("cloudtrail.all-regions", "us-east-1"), failing("config.recording", "us-east-1"));
+        let sent = check(vec![trail.clone(), config.clone()], vec![config.clone()], true);
+        assert_eq!(told(&sent).len(), 2);
+        let refused = check(vec![trail.clone(), config.clone()], vec![config.clone()], false);
+        assert_eq!(told(&refused), vec![&trail], "the refused drift is new again");
+    }
+
+    #[test]
+    fn an_account_is_repaired_once_between_two_runs_and_only_when_read() {
+        let mut c = check(vec![failing("cloudtrail.all-regions", "us-east-1")], vec![], true);
+        assert!(c.repair_due(), "something fails, no repair yet");
+        c.last_repair = Some("repair-111122223333-1".into());
+        assert!(!c.repair_due(), "a repair started since the last run");
+        c.last_repair = None;
+        c.error = Some("Assure.AccessDenied: the role".into());
+        assert!(!c.repair_due(), "not read");
+        assert!(!check(vec![], vec![], true).repair_due(), "everything holds");
+    }
+
     #[test]
     fn a_check_round_trips_as_json() {
         let c = Check {
@@ -425,6 +514,8 @@ mod tests {
             repair: Some("repair-111122223333-1".into()),
             not_repaired: None,
             error: None,
+            last_repair: None,
+            notified: true,
         };
         let back: Check = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
         assert_eq!(back, c);

@@ -3,7 +3,7 @@
 use assure_contract::StepName;
 use serde_json::Value;
 
-use crate::pipeline::resources::{queue_name, STATE_MACHINE};
+use crate::pipeline::resources::{queue_name, STATE_MACHINE, WATCH_STATE_MACHINE};
 
 use super::*;
 
@@ -64,6 +64,9 @@ impl Deployed<'_> {
             "ManagementAccount" => self.management_account.into(),
             "PipelineKey" => self.pipeline_key.into(),
             "StateMachine" => format!("arn:aws:states:{}:{}:stateMachine:{STATE_MACHINE}", self.region, self.account),
+            "WatchStateMachine" => {
+                format!("arn:aws:states:{}:{}:stateMachine:{WATCH_STATE_MACHINE}", self.region, self.account)
+            }
             _ => return None,
         })
     }

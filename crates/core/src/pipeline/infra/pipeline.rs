@@ -559,7 +559,7 @@ pub fn pipeline_template() -> Value {
                                "Description": "the role assure assumes in every account (infra/member-role.template.json); an IAM role name, no wildcard (the SCPs exempt it by name)"},
             "StepConcurrency": {"Type": "Number", "Default": 5, "MinValue": 2, "Description": "concurrent invocations per step: bounds the load on rate-limited APIs"},
             "AutoOnboard": {"Type": "String", "Default": "false", "AllowedValues": ["true", "false"], "Description": "start onboarding when an account joins the organization"},
-            "VerifySchedule": {"Type": "String", "Default": "rate(1 day)", "AllowedPattern": "^(rate\\((1 (minute|hour|day)|[1-9][0-9]* (minutes|hours|days))\\)|cron\\([^()]+\\))$",
+            "VerifySchedule": {"Type": "String", "Default": "rate(1 day)", "AllowedPattern": "^(rate\\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\\)|cron\\([^ ()]+( [^ ()]+){5}\\))$",
                                "Description": "how often every onboarded account is verified: an EventBridge schedule expression"}
         },
         "Conditions": {"AutoOnboard": {"Fn::Equals": [reference("AutoOnboard"), "true"]}},
