@@ -205,6 +205,21 @@ STREAMS_CREATING: dict[str, float] = {}
 INSTANCES: dict[tuple[str, str, str], dict] = {}
 
 
+def api_doc(environ: dict) -> dict | None:
+    """What a call to one of the local cloud's own endpoints asks: its query's parameters, and its
+    JSON object body over them; None when the body is not a JSON object."""
+    from urllib.parse import parse_qs
+
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length) if length else b""
+    query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    try:
+        doc = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return None
+    return {**query, **doc} if isinstance(doc, dict) else None
+
+
 def respond(start_response: Callable, status: int, body: dict, error: str | None = None, cbor: bool = False) -> list[bytes]:
     """A JSON (or, `cbor`, Smithy RPC v2 CBOR) answer of the local cloud's own operations."""
     if cbor:

@@ -13,14 +13,12 @@ Time passes two ways here:
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 from assure_local import core, events
 
@@ -94,16 +92,9 @@ def start() -> None:
 def api(environ: dict, start_response: Callable) -> list[bytes]:
     """POST {"account", "region", "rule"}: fires the rule now; GET: the scheduled rules."""
     respond = core.respond
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    raw = environ["wsgi.input"].read(length) if length else b""
-    query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-    try:
-        doc = json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict):
+    doc = core.api_doc(environ)
+    if doc is None:
         return respond(start_response, 400, {"message": "a JSON object"}, error="ValidationError")
-    doc = {**query, **doc}
     with core.LOCK:
         rules = scheduled_rules()
         if environ.get("REQUEST_METHOD", "GET") == "GET":

@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 from assure_local import authz, aws_request, core, policies, principals, resources, scheduler, ssm_agents
 from assure_local.aws_request import Req, p
@@ -365,16 +364,9 @@ def managed_instances_api(environ: dict, start_response: Callable) -> list[bytes
 
     respond = core.respond
     method = environ.get("REQUEST_METHOD", "GET")
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    raw = environ["wsgi.input"].read(length) if length else b""
-    query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-    try:
-        doc = json.loads(raw) if raw.strip() else {}
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict):
+    doc = core.api_doc(environ)
+    if doc is None:
         return respond(start_response, 400, {"message": "a JSON object"}, error="ValidationError")
-    doc = {**query, **doc}
     account, region = str(doc.get("account", "")), str(doc.get("region", ""))
     with core.LOCK:
         if method == "GET":

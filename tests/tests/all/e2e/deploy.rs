@@ -98,7 +98,11 @@ pub(super) async fn the_pipeline_is_the_stack_users_deploy(cloud: &LocalCloud, i
         "each function reads its queue and its dead letters"
     );
     assert_eq!(count("AWS::SQS::Queue"), 2 * steps);
-    assert_eq!(count("AWS::StepFunctions::StateMachine"), 2);
+    assert_eq!(
+        count("AWS::StepFunctions::StateMachine"),
+        3,
+        "onboarding, bulk and the fleet's watch (join only with AutoOnboard)"
+    );
     assert!(resources.iter().all(|r| r["ResourceStatus"] == "CREATE_COMPLETE"), "{resources:?}");
     // Lambda's view: the stack's functions, one package, fed as the template says.
     let functions = json(&["lambda", "list-functions"]);

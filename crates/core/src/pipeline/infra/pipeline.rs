@@ -53,6 +53,60 @@ pub(super) fn step_actions(step: StepName) -> Vec<Grant> {
     joined(grants)
 }
 
+/// A state machine of one task, `step`'s, from its file in `statemachines/`.
+fn one_task_machine(name: &str, file: &str, step: StepName, role: &str, log_level: &str) -> Value {
+    json!({
+        "Type": "AWS::Serverless::StateMachine",
+        "Properties": {
+            "Name": name,
+            "Type": "STANDARD",
+            "DefinitionUri": format!("../statemachines/{file}"),
+            "DefinitionSubstitutions": {placeholder(step): reference(&format!("{}Queue", logical(step)))},
+            "Role": getatt(role, "Arn"),
+            "Tracing": {"Enabled": true},
+            "Logging": {"Level": log_level, "IncludeExecutionData": false,
+                        "Destinations": [{"CloudWatchLogsLogGroup": {"LogGroupArn": getatt("StatesLogGroup", "Arn")}}]}
+        }
+    })
+}
+
+/// The role a one-task state machine runs as: it sends its step's task message.
+fn one_task_states_role(name: &str, step: StepName) -> Value {
+    states_role(
+        name,
+        &format!("send-{}-task", step.as_str()),
+        json!([
+            {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getatt(&format!("{}Queue", logical(step)), "Arn")},
+            {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": getatt("PipelineKey", "Arn")},
+        ]),
+    )
+}
+
+/// The role an EventBridge rule of this account starts the state machine `machine` (its logical
+/// id) as.
+fn starts_machine_role(name: &str, machine: &str) -> Value {
+    json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "RoleName": name,
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
+            "Policies": [{"PolicyName": "start", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "states:StartExecution", "Resource": reference(machine)}]}}]
+        }
+    })
+}
+
+/// The run a rule's input transformer gives a one-task state machine: the stack's settings, its
+/// run id `PREFIX-<id>` (the event's id, so one task checkpoint per event), its `regions` (JSON),
+/// as `Fn::Sub` text.
+fn stack_run(prefix: &str, regions: &str) -> String {
+    format!(
+        "{{\"runId\": \"{prefix}-<id>\", \"account\": \"${{AWS::AccountId}}\", \"regions\": {regions}, \"homeRegion\": \"${{AWS::Region}}\", \"org\": {{\"management\": \"${{ManagementAccount}}\", \"logging\": \"${{LoggingAccount}}\", \"security\": \"${{SecurityAccount}}\"}}, \"roleName\": \"${{MemberRoleName}}\", \"policy\": \"hold\"}}"
+    )
+}
+
 /// The step whose checks `step` makes: the watch step checks each account as verify does, with
 /// verify's permissions.
 pub(super) fn checks_as(step: StepName) -> StepName {
@@ -393,49 +447,22 @@ pub fn pipeline_template() -> Value {
     // Organizations' membership events go to the management account's default bus in us-east-1,
     // whose bootstrap stack forwards them to this account's; each starts the join state machine,
     // whose one task starts the accounts' runs (join.rs).
-    resources.insert(
-        "JoinStatesRole".into(),
-        {
-            let mut role = states_role(JOIN_STATES_ROLE, "send-join-task", json!([
-                {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getatt(&format!("{}Queue", logical(StepName::Join)), "Arn")},
-                {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": getatt("PipelineKey", "Arn")},
-            ]));
-            role["Condition"] = json!("AutoOnboard");
-            role
-        },
-    );
-    resources.insert(
-        "JoinStateMachine".into(),
-        json!({
-            "Type": "AWS::Serverless::StateMachine",
-            "Condition": "AutoOnboard",
-            "Properties": {
-                "Name": JOIN_STATE_MACHINE,
-                "Type": "STANDARD",
-                "DefinitionUri": "../statemachines/join.asl.json",
-                "DefinitionSubstitutions": {placeholder(StepName::Join): reference(&format!("{}Queue", logical(StepName::Join)))},
-                "Role": getatt("JoinStatesRole", "Arn"),
-                "Tracing": {"Enabled": true},
-                "Logging": {"Level": "ALL", "IncludeExecutionData": false,
-                            "Destinations": [{"CloudWatchLogsLogGroup": {"LogGroupArn": getatt("StatesLogGroup", "Arn")}}]}
-            }
-        }),
-    );
-    resources.insert(
-        "OnboardOnJoinRole".into(),
-        json!({
-            "Type": "AWS::IAM::Role",
-            "Condition": "AutoOnboard",
-            "Properties": {
-                "RoleName": "assure-onboard-on-join",
-                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                    "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
-                "Policies": [{"PolicyName": "start", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                    {"Effect": "Allow", "Action": "states:StartExecution", "Resource": reference("JoinStateMachine")}]}}]
-            }
-        }),
-    );
+    resources.insert("JoinStatesRole".into(), {
+        let mut role = one_task_states_role(JOIN_STATES_ROLE, StepName::Join);
+        role["Condition"] = json!("AutoOnboard");
+        role
+    });
+    resources.insert("JoinStateMachine".into(), {
+        let mut machine =
+            one_task_machine(JOIN_STATE_MACHINE, "join.asl.json", StepName::Join, "JoinStatesRole", "ALL");
+        machine["Condition"] = json!("AutoOnboard");
+        machine
+    });
+    resources.insert("OnboardOnJoinRole".into(), {
+        let mut role = starts_machine_role("assure-onboard-on-join", "JoinStateMachine");
+        role["Condition"] = json!("AutoOnboard");
+        role
+    });
     // Organizations sends its events to the management account's bus; its bootstrap stack forwards
     // the membership events here (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cross-account.html),
     // where only the join rule (AutoOnboard) takes them.
@@ -470,7 +497,7 @@ pub fn pipeline_template() -> Value {
                     // id, unique per event, keys the task's own checkpoint.
                     "InputTransformer": {
                         "InputPathsMap": {"id": "$.id", "time": "$.time", "detail": "$.detail"},
-                        "InputTemplate": sub("{\"event\": {\"id\": \"<id>\", \"time\": \"<time>\", \"detail\": <detail>}, \"run\": {\"runId\": \"join-<id>\", \"account\": \"${AWS::AccountId}\", \"regions\": ${RegionsJson}, \"homeRegion\": \"${AWS::Region}\", \"org\": {\"management\": \"${ManagementAccount}\", \"logging\": \"${LoggingAccount}\", \"security\": \"${SecurityAccount}\"}, \"roleName\": \"${MemberRoleName}\", \"policy\": \"hold\"}}")
+                        "InputTemplate": sub(&format!("{{\"event\": {{\"id\": \"<id>\", \"time\": \"<time>\", \"detail\": <detail>}}, \"run\": {}}}", stack_run("join", "${RegionsJson}")))
                     }
                 }]
             }
@@ -478,43 +505,12 @@ pub fn pipeline_template() -> Value {
     );
     // The fleet's scheduled verify: an EventBridge schedule starts the watch state machine, whose
     // one task checks every onboarded account (fleet.rs).
-    resources.insert(
-        "WatchStatesRole".into(),
-        states_role(WATCH_STATES_ROLE, "send-watch-task", json!([
-            {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": getatt(&format!("{}Queue", logical(StepName::Watch)), "Arn")},
-            {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": getatt("PipelineKey", "Arn")},
-        ])),
-    );
+    resources.insert("WatchStatesRole".into(), one_task_states_role(WATCH_STATES_ROLE, StepName::Watch));
     resources.insert(
         "WatchStateMachine".into(),
-        json!({
-            "Type": "AWS::Serverless::StateMachine",
-            "Properties": {
-                "Name": WATCH_STATE_MACHINE,
-                "Type": "STANDARD",
-                "DefinitionUri": "../statemachines/watch.asl.json",
-                "DefinitionSubstitutions": {placeholder(StepName::Watch): reference(&format!("{}Queue", logical(StepName::Watch)))},
-                "Role": getatt("WatchStatesRole", "Arn"),
-                "Tracing": {"Enabled": true},
-                "Logging": {"Level": "ERROR", "IncludeExecutionData": false,
-                            "Destinations": [{"CloudWatchLogsLogGroup": {"LogGroupArn": getatt("StatesLogGroup", "Arn")}}]}
-            }
-        }),
+        one_task_machine(WATCH_STATE_MACHINE, "watch.asl.json", StepName::Watch, "WatchStatesRole", "ERROR"),
     );
-    resources.insert(
-        "WatchOnScheduleRole".into(),
-        json!({
-            "Type": "AWS::IAM::Role",
-            "Properties": {
-                "RoleName": WATCH_SCHEDULE_ROLE,
-                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                    "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
-                    "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}}]},
-                "Policies": [{"PolicyName": "start", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                    {"Effect": "Allow", "Action": "states:StartExecution", "Resource": reference("WatchStateMachine")}]}}]
-            }
-        }),
-    );
+    resources.insert("WatchOnScheduleRole".into(), starts_machine_role(WATCH_SCHEDULE_ROLE, "WatchStateMachine"));
     // A scheduled EventBridge rule, not an EventBridge Scheduler schedule: one fixed rate and one
     // target need nothing Scheduler adds, and the rule's target takes the same input transformer
     // as the join rule's (docs/decisions/0068-the-fleet-is-watched-by-a-scheduled-rule.md).
@@ -531,11 +527,12 @@ pub fn pipeline_template() -> Value {
                     "Id": "watch",
                     "Arn": reference("WatchStateMachine"),
                     "RoleArn": getatt("WatchOnScheduleRole", "Arn"),
-                    // The watch task's run is the stack's settings; its run id, unique per event,
-                    // keys the task's own checkpoint.
+                    // The watch task's run is the stack's settings in its home region (each
+                    // account is checked in the regions of its own last run); its run id, unique
+                    // per event, keys the task's own checkpoint.
                     "InputTransformer": {
                         "InputPathsMap": {"id": "$.id", "time": "$.time"},
-                        "InputTemplate": sub("{\"run\": {\"runId\": \"watch-<id>\", \"account\": \"${AWS::AccountId}\", \"regions\": ${RegionsJson}, \"homeRegion\": \"${AWS::Region}\", \"org\": {\"management\": \"${ManagementAccount}\", \"logging\": \"${LoggingAccount}\", \"security\": \"${SecurityAccount}\"}, \"roleName\": \"${MemberRoleName}\", \"policy\": \"hold\"}}")
+                        "InputTemplate": sub(&format!("{{\"run\": {}}}", stack_run("watch", "[\"${AWS::Region}\"]")))
                     }
                 }]
             }
