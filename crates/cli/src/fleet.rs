@@ -160,17 +160,19 @@ async fn status(g: &Global) -> anyhow::Result<ExitCode> {
     }
     println!();
     println!(
-        "{:<14} {:<22} {:<8} {:<26} {:<26} {:<6} RUN",
+        "{:<14} {:<22} {:<8} {:<21} {:<21} {:<6} RUN",
         "ACCOUNT", "BASELINE", "VERSION", "ONBOARDED", "CHECKED", "HOLDS"
     );
+    // To the second: enough to tell checks apart in a table; the JSON keeps the whole time.
+    let second = |t: &str| t.get(..19).map(|s| format!("{s}Z")).unwrap_or_else(|| t.to_owned());
     for s in &accounts {
         println!(
-            "{:<14} {:<22} {:<8} {:<26} {:<26} {:<6} {}",
-            s.account,
+            "{:<14} {:<22} {:<8} {:<21} {:<21} {:<6} {}",
+            s.account.as_str(),
             s.baseline.as_deref().unwrap_or("-"),
             if s.current { "current" } else { "behind" },
-            s.onboarded_at,
-            s.last_checked.as_deref().unwrap_or("never"),
+            second(&s.onboarded_at),
+            s.last_checked.as_deref().map(second).unwrap_or_else(|| "never".to_owned()),
             if s.holds { "yes" } else { "no" },
             s.last_run
         );
