@@ -8,7 +8,7 @@ use std::fmt::Write;
 use assure_contract::RunInput;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::report::esc;
+use crate::audit::report::{esc, md};
 use crate::controls::baseline;
 use crate::pipeline::checkpoint::Store;
 use crate::pipeline::fleet::{self, Check, Failing};
@@ -243,10 +243,6 @@ pub fn html(r: &FleetReport) -> String {
     }
     h.push_str("</table>\n</body></html>\n");
     h
-}
-
-fn md(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }
 
 /// The report as Markdown tables, for a ticket or a pull request.

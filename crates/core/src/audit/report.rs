@@ -244,7 +244,7 @@ pub fn html(a: &Audit) -> String {
 }
 
 /// Escapes a table cell for Markdown.
-fn md(s: &str) -> String {
+pub(crate) fn md(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 

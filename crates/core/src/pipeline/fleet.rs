@@ -236,7 +236,7 @@ pub async fn run(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepError>
     let settings = crate::pipeline::deploy::load_settings(aws).await?;
     let watch = template.run_id.to_string();
     let members = members(&store).await?;
-    let checked: Vec<Result<(Check, RunInput), StepError>> = stream::iter(members.iter())
+    let checked: Vec<Result<(Check, Option<RunInput>), StepError>> = stream::iter(members.iter())
         .map(|m| check_one(aws, &store, m, &watch))
         .buffer_unordered(CONCURRENCY)
         .collect()
@@ -249,6 +249,7 @@ pub async fn run(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepError>
     // Repairs one at a time, after the checks: each takes a numbered slot of the day first.
     if settings.fleet.on_drift == OnDrift::Repair {
         for (check, run) in checks.iter_mut().filter(|(c, _)| c.repair_due()) {
+            let Some(run) = run else { continue };
             match repair(aws, &store, run, settings.fleet.max_repairs_per_day).await {
                 Ok(id) => check.repair = Some(id),
                 Err(why) => check.not_repaired = Some(why),
@@ -257,7 +258,7 @@ pub async fn run(aws: &Aws, task: &TaskMessage) -> Result<StepOutput, StepError>
     }
     let mut unsent = Vec::new();
     for (check, run) in checks.iter_mut() {
-        if !check.drifted.is_empty() {
+        if let (false, Some(run)) = (check.drifted.is_empty(), run) {
             if let Err(e) = send_drift(aws, check, run, settings.fleet.on_drift).await {
                 check.notified = false;
                 unsent.push((check.account.to_string(), e));
@@ -307,7 +308,12 @@ fn told(before: &Check) -> Vec<&Failing> {
 }
 
 /// One account: checked and compared with its last check since its last run. Not recorded yet.
-async fn check_one(aws: &Aws, store: &Store, member: &Member, watch: &str) -> Result<(Check, RunInput), StepError> {
+async fn check_one(
+    aws: &Aws,
+    store: &Store,
+    member: &Member,
+    watch: &str,
+) -> Result<(Check, Option<RunInput>), StepError> {
     let at = stamp();
     let before = latest(store, &member.account).await?.filter(|c| later(&c.at, &member.note.at));
     let mut check = Check {
@@ -328,7 +334,7 @@ async fn check_one(aws: &Aws, store: &Store, member: &Member, watch: &str) -> Re
     let Some(run) = member.note.run.clone() else {
         // A note from before notes kept their run: the account's next run writes one.
         check.error = Some("onboarded before assure kept the run in its note: onboard it again to check it".into());
-        return Ok((check, placeholder_run(member)));
+        return Ok((check, None));
     };
     match verify::check(aws, &run).await {
         Ok(evidence) => {
@@ -347,18 +353,7 @@ async fn check_one(aws: &Aws, store: &Store, member: &Member, watch: &str) -> Re
             check.failing = before.map(|b| b.failing).unwrap_or_default();
         }
     }
-    Ok((check, run))
-}
-
-/// A run input for an account whose note predates the run in notes: never checked, never
-/// repaired, only named.
-fn placeholder_run(member: &Member) -> RunInput {
-    serde_json::from_value(json!({
-        "runId": member.note.run_id, "account": member.account, "regions": ["us-east-1"],
-        "homeRegion": "us-east-1", "org": {"management": "000000000000", "logging": "000000000000", "security": "000000000000"},
-        "roleName": assure_contract::DEFAULT_ROLE_NAME,
-    }))
-    .expect("a run input")
+    Ok((check, Some(run)))
 }
 
 async fn record(store: &Store, check: &Check) -> Result<(), StepError> {
