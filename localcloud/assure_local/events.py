@@ -1,4 +1,4 @@
-"""EventBridge as the local cloud delivers it: events on a bus (AWS's and moto's own), rules' targets (another bus, a state machine, a Firehose stream) invoked as their role, and Firehose's buffered writes to S3."""
+"""EventBridge as the local cloud delivers it: events on a bus (AWS's and moto's own), rules' targets (another bus, a state machine, a Firehose stream) invoked as their role, topics as their policy admits, and Firehose's buffered writes to S3."""
 
 from __future__ import annotations
 
@@ -214,18 +214,70 @@ BUFFERS: dict[tuple[str, str, str], list[bytes]] = {}
 
 def target_input(target: dict, event: dict) -> bytes:
     """What EventBridge sends a target: the event, or the target's Input, or its InputTransformer's
-    output (moto's template parser)."""
+    output. A template that is a JSON object or array gives JSON (moto's template parser); any other
+    template is text, each <variable> replaced by its value as it is, a string without quotes
+    (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_InputTransformer.html:
+    "InputTemplate": "<instance> is in state <status>")."""
     if target.get("Input"):
         return str(target["Input"]).encode()
     transformer = target.get("InputTransformer")
     if transformer:
         from moto.events.models import EventTemplateParser
 
-        out = EventTemplateParser.parse(input_template=transformer.get("InputTemplate"),
-                                        input_paths_map=transformer.get("InputPathsMap", {}),
-                                        event=dict(event, **{"ingestion-time": time.time()}))  # type: ignore[arg-type]  # the event dict moto means
+        template = str(transformer.get("InputTemplate") or "")
+        paths = transformer.get("InputPathsMap", {})
+        full = dict(event, **{"ingestion-time": time.time()})
+        if not template.lstrip().startswith(("{", "[")):
+            return text_template(template, paths, full).encode()
+        out = EventTemplateParser.parse(input_template=template, input_paths_map=paths,
+                                        event=full)  # type: ignore[arg-type]  # the event dict moto means
         return (out if isinstance(out, str) else json.dumps(out, separators=(",", ":"))).encode()
     return json.dumps(event, separators=(",", ":")).encode()
+
+
+def text_template(template: str, paths: dict, event: dict) -> str:
+    """A text input template filled in: strings as they are, other values as JSON, a path the event
+    does not have as nothing."""
+    from jsonpath_ng.ext import parse
+
+    out = template
+    for name, path in paths.items():
+        found = parse(path).find(event)
+        value = found[0].value if found else None
+        text = "" if value is None else value if isinstance(value, str) else json.dumps(value)
+        out = out.replace(f"<{name}>", text)
+    return out
+
+
+def invoke_sns(rule: Any, target: dict, event: dict) -> None:
+    """A topic target: EventBridge publishes the target's input to the topic in the rule's Region as
+    events.amazonaws.com, which the topic's policy (and an encrypted topic's key policy) must admit
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sns-permissions,
+    https://repost.aws/knowledge-center/sns-not-getting-eventbridge-notification)."""
+    from moto.sns.models import sns_backends
+
+    from assure_local.services import sns
+
+    m = re.match(r"^arn:aws:sns:([^:]+):(\d{12}):([^:]+)$", target["Arn"])
+    if m is None:
+        return failed(rule, target, "not a topic ARN")
+    region, account, _ = m.groups()
+    if region != rule.region_name:
+        return failed(rule, target, "a topic target must be in the rule's Region")
+    if target.get("RoleArn"):
+        return failed(rule, target, "the local cloud publishes to a topic by its policy only, not as a role (RoleArn)")
+    topic = sns_backends[account][region].topics.get(target["Arn"])
+    if topic is None:
+        return failed(rule, target, f"topic {target['Arn']} does not exist")
+    if policies.enabled():
+        refused = sns.publish_refusal("events.amazonaws.com", rule.account_id, rule.arn, topic)
+        if refused is not None:
+            return failed(rule, target, refused[1])
+    try:
+        data = target_input(target, event).decode()
+    except Exception as e:  # noqa: BLE001 - a template EventBridge cannot fill is a failed invocation
+        return failed(rule, target, f"the target's input could not be made: {e}")
+    topic.publish(data)
 
 
 def invoke_firehose(rule: Any, target: dict, event: dict) -> None:
@@ -318,8 +370,8 @@ def scheduled(rule: Any, event: dict) -> None:
 
 
 def install_events() -> None:
-    """moto's Rule.send_to_targets, extended: disabled rules match nothing; event bus, Firehose and
-    Step Functions targets are invoked as EventBridge invokes them (above); moto's own targets (CloudWatch Logs, SQS,
+    """moto's Rule.send_to_targets, extended: disabled rules match nothing; event bus, Firehose, Step
+    Functions and SNS targets are invoked as EventBridge invokes them (above); moto's own targets (CloudWatch Logs, SQS,
     archives, API destinations) as moto did."""
     from moto.events import models as ev
 
@@ -349,6 +401,8 @@ def install_events() -> None:
                 invoke_firehose(self, target, event)
             elif service == "states":
                 invoke_states(self, target, event)
+            elif service == "sns":
+                invoke_sns(self, target, event)
             else:
                 only = copy.copy(self)
                 only.targets = [target]

@@ -282,6 +282,76 @@ class Topic(Provider):
         ctx.client("sns").delete_topic(TopicArn=resource.physical_id)
 
 
+class Subscription(Provider):
+    """AWS::SNS::Subscription: Ref is the subscription's ARN; a new topic, protocol or endpoint is a
+    new subscription (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-sns-subscription.html)."""
+
+    replace_on = ("TopicArn", "Protocol", "Endpoint", "Region")
+
+    ATTRIBUTES = ("DeliveryPolicy", "FilterPolicy", "FilterPolicyScope", "RawMessageDelivery", "RedrivePolicy")
+
+    def attributes(self, props: dict) -> dict[str, str]:
+        return {k: as_json(props[k]) if isinstance(props[k], (dict, list)) else str(props[k]).lower()
+                if isinstance(props[k], bool) else str(props[k]) for k in self.ATTRIBUTES if k in props}
+
+    def create(self, ctx: Context, props: dict) -> tuple[str, dict]:
+        kw: dict[str, Any] = {"TopicArn": props["TopicArn"], "Protocol": props["Protocol"], "ReturnSubscriptionArn": True}
+        if "Endpoint" in props:
+            kw["Endpoint"] = props["Endpoint"]
+        if self.attributes(props):
+            kw["Attributes"] = self.attributes(props)
+        arn = ctx.client("sns").subscribe(**kw)["SubscriptionArn"]
+        return arn, {"Arn": arn}
+
+    def change(self, ctx: Context, old: Any, props: dict) -> tuple[str, dict]:
+        for k, v in self.attributes(props).items():
+            if self.attributes(old.properties).get(k) != v:
+                ctx.client("sns").set_subscription_attributes(SubscriptionArn=old.physical_id, AttributeName=k,
+                                                              AttributeValue=v)
+        return old.physical_id, old.attributes
+
+    def delete(self, ctx: Context, resource: Any) -> None:
+        try:
+            ctx.client("sns").unsubscribe(SubscriptionArn=resource.physical_id)
+        except Exception as e:
+            if not gone(e, "NotFound", "NotFoundException"):
+                raise
+
+
+class TopicPolicy(Provider):
+    """AWS::SNS::TopicPolicy: the policy of each of its topics; deleting it puts back SNS's default
+    policy, the owner's account only (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-sns-topicpolicy.html)."""
+
+    def create(self, ctx: Context, props: dict) -> tuple[str, dict]:
+        for topic in props["Topics"]:
+            ctx.client("sns").set_topic_attributes(TopicArn=topic, AttributeName="Policy",
+                                                   AttributeValue=as_json(props["PolicyDocument"]))
+        return ctx.name(256), {}
+
+    def change(self, ctx: Context, old: Any, props: dict) -> tuple[str, dict]:
+        for topic in set(old.properties.get("Topics") or []) - set(props["Topics"]):
+            self.reset(ctx, topic)
+        self.create(ctx, props)
+        return old.physical_id, old.attributes
+
+    def reset(self, ctx: Context, topic: str) -> None:
+        owner = topic.split(":")[4]
+        default = {"Version": "2008-10-17", "Id": "__default_policy_ID", "Statement": [{
+            "Sid": "__default_statement_ID", "Effect": "Allow", "Principal": {"AWS": "*"},
+            "Action": ["SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:AddPermission", "SNS:RemovePermission",
+                       "SNS:DeleteTopic", "SNS:Subscribe", "SNS:ListSubscriptionsByTopic", "SNS:Publish"],
+            "Resource": topic, "Condition": {"StringEquals": {"AWS:SourceOwner": owner}}}]}
+        try:
+            ctx.client("sns").set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(default))
+        except Exception as e:
+            if not gone(e, "NotFound", "NotFoundException"):
+                raise
+
+    def delete(self, ctx: Context, resource: Any) -> None:
+        for topic in resource.properties.get("Topics") or []:
+            self.reset(ctx, topic)
+
+
 PROVIDERS: dict[str, Provider] = {
     "AWS::SQS::Queue": Queue(),
     "AWS::IAM::Role": Role(),
@@ -296,5 +366,7 @@ PROVIDERS: dict[str, Provider] = {
     "AWS::Events::Rule": Rule(),
     "AWS::Events::EventBusPolicy": EventBusPolicy(),
     "AWS::SNS::Topic": Topic(),
+    "AWS::SNS::Subscription": Subscription(),
+    "AWS::SNS::TopicPolicy": TopicPolicy(),
     "AWS::Organizations::ResourcePolicy": OrganizationsResourcePolicy(),
 }

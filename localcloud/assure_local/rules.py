@@ -236,6 +236,8 @@ DELIVERY_CONTEXT_KEYS: dict[str, tuple[str, ...]] = {
     "guardduty.amazonaws.com": ("aws:SourceArn", "aws:SourceAccount"),
     "cloudwatch.amazonaws.com": ("aws:SourceArn", "aws:SourceAccount", "AWS:SourceOwner"),
     "sns.amazonaws.com": ("aws:SourceArn",),
+    # EventBridge invoking a rule's target: the rule (eb-use-resource-based.html's policies).
+    "events.amazonaws.com": ("aws:SourceArn",),
 }
 
 

@@ -419,6 +419,11 @@ class Stack:
         self.events: list[Event] = []
         self.done = threading.Event()
 
+    def no_echo(self, name: str) -> bool:
+        """Whether parameter `name` is NoEcho: its value is never shown."""
+        spec = (self.template.get("Parameters") or {}).get(name) or {}
+        return str(spec.get("NoEcho", "false")).lower() == "true"
+
     def event(self, logical_id: str, physical_id: str, kind: str, status: str, reason: str | None = None) -> None:
         with STACKS_LOCK:
             self.events.append(Event(self, logical_id, physical_id, kind, status, reason))

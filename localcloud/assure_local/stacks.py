@@ -454,7 +454,9 @@ def describe(stack: Stack) -> dict:
     out: dict[str, Any] = {
         "StackId": stack.stack_id, "StackName": stack.name, "CreationTime": iso(stack.created),
         "StackStatus": stack.status, "DisableRollback": str(stack.disable_rollback).lower(),
-        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in stack.parameters.items()],
+        # A NoEcho parameter's value is never shown (AWS shows asterisks).
+        "Parameters": [{"ParameterKey": k, "ParameterValue": "****" if stack.no_echo(k) else v}
+                       for k, v in stack.parameters.items()],
         "Capabilities": stack.capabilities, "Tags": stack.tags, "Outputs": stack.outputs,
         "NotificationARNs": [], "EnableTerminationProtection": "false",
     }

@@ -10,9 +10,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from assure_local import core, iam, resources
+from assure_local import core, iam
 from assure_local.aws_request import Req
-from assure_local.deliver_services import epoch_ms, install, later, mine, service_allows, service_context, utcnow
+from assure_local.deliver_services import epoch_ms, install, later, mine, utcnow
 from assure_local.iam import as_list
 from assure_local.rules import Refusal
 
@@ -175,27 +175,17 @@ def everyone_as_star(doc: dict | None) -> dict | None:
 
 
 def publish_refusal(account: str, alarm_arn: str, topic: Any) -> str | None:
-    """Why CloudWatch cannot publish the alarm's notification to `topic`: the topic policy must let
-    cloudwatch.amazonaws.com sns:Publish with the alarm as the source, and an encrypted topic's key
-    policy must let it kms:GenerateDataKey* and kms:Decrypt
-    (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services);
-    an AWS managed key (alias/aws/sns) admits no service. The texts are those the alarm history shows
-    (https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger)."""
-    ctx = service_context(CLOUDWATCH, account, alarm_arn)
-    policy = everyone_as_star(iam.parse(topic.policy))
-    if not service_allows(policy, CLOUDWATCH, "sns:Publish", topic.arn, ctx):
+    """Why CloudWatch cannot publish the alarm's notification to `topic` (sns.publish_refusal, with
+    the alarm as the source, a principal of everyone read as "*"), in the texts the alarm history
+    shows (https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger)."""
+    from assure_local.services import sns
+
+    refused = sns.publish_refusal(CLOUDWATCH, account, alarm_arn, topic, everyone_as_star(iam.parse(topic.policy)))
+    if refused is None:
+        return None
+    if refused[0] == "policy":
         return f"Resource: {alarm_arn} is not authorized to perform: SNS:Publish on resource: {topic.arn}"
-    key_id = topic.kms_master_key_id
-    if key_id:
-        if str(key_id).startswith("alias/aws/"):
-            return KMS_REFUSED
-        key = resources.kms_key(topic.sns_backend.region_name, topic.account_id, key_id)
-        if key is None:
-            return KMS_REFUSED
-        for action in ("kms:GenerateDataKey", "kms:Decrypt"):
-            if not service_allows(key.policy, CLOUDWATCH, action, key.arn, ctx):
-                return KMS_REFUSED
-    return None
+    return KMS_REFUSED
 
 
 def execute_action(account: str, region: str, alarm_name: str, action: str, message: dict, subject: str,

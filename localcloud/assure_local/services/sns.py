@@ -66,6 +66,30 @@ def queue_refusal(topic: Any, queue: Any, queue_arn: str) -> str | None:
     return None
 
 
+def publish_refusal(service: str, account: str, source_arn: str, topic: Any, policy: Any = None) -> tuple[str, str] | None:
+    """Why the service principal `service`, publishing for its resource `source_arn` in `account`,
+    cannot publish to `topic`, as (what, reason) with what `policy` or `key`: the topic's policy
+    (`policy`, if given, in its stead) must let it sns:Publish with the source keys it sends, and an
+    encrypted topic's key policy must let it kms:GenerateDataKey and kms:Decrypt; an AWS managed key
+    (alias/aws/sns) admits no service
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services)."""
+    ctx = service_context(service, account, source_arn)
+    doc = policy if policy is not None else iam.parse(topic.policy)
+    if not service_allows(doc, service, "sns:Publish", topic.arn, ctx):
+        return "policy", f"the policy of topic {topic.arn} does not let {service} sns:Publish for {source_arn}"
+    key_id = topic.kms_master_key_id
+    if key_id:
+        if str(key_id).startswith("alias/aws/"):
+            return "key", f"the topic's key {key_id} is AWS managed: its policy admits no {service}"
+        key = resources.kms_key(topic.sns_backend.region_name, topic.account_id, key_id)
+        if key is None:
+            return "key", f"the topic's key {key_id} does not exist"
+        for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+            if not service_allows(key.policy, service, action, key.arn, ctx):
+                return "key", f"the policy of key {key.arn} does not let {service} {action}"
+    return None
+
+
 def deliver_sqs(sub: Any, message: str, message_id: str, subject: str | None, message_attributes: dict | None,
                 group_id: str | None, deduplication_id: str | None) -> bool:
     """SNS sends the notification to the subscribed queue, in the queue's account (moto's own delivery

@@ -86,6 +86,79 @@ impl Subscriber {
     }
 }
 
+/// The drift topic the pipeline deploys, as its subscribers read it: a queue subscribed to it by
+/// the AWS CLI (an independent client must see the topic assure made), each notification's text.
+struct Told {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    seen: Vec<String>,
+}
+
+impl Told {
+    async fn new(cloud: &LocalCloud) -> Told {
+        let conf = cloud.pipeline_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&conf);
+        let url = sqs.create_queue().queue_name("drift-told").send().await.unwrap().queue_url().unwrap().to_owned();
+        let (queue, topic) = (
+            format!("arn:aws:sqs:us-east-1:{}:drift-told", cloud.pipeline_account()),
+            format!("arn:aws:sns:us-east-1:{}:assure-drift", cloud.pipeline_account()),
+        );
+        let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage", "Resource": queue,
+            "Condition": {"ArnEquals": {"aws:SourceArn": topic}}}]});
+        sqs.set_queue_attributes()
+            .queue_url(&url)
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::Policy, policy.to_string())
+            .send()
+            .await
+            .unwrap();
+        let admin = super::iam::credentials(&conf).await;
+        let args = ["sns", "subscribe", "--topic-arn", &topic, "--protocol", "sqs", "--notification-endpoint", &queue];
+        super::iam::cli_ok(cloud, &admin, &args);
+        Told { sqs, url, seen: vec![] }
+    }
+
+    /// Every notification's text received so far.
+    async fn received(&mut self) -> &[String] {
+        loop {
+            let out = self.sqs.receive_message().queue_url(&self.url).max_number_of_messages(10).send().await.unwrap();
+            if out.messages().is_empty() {
+                return &self.seen;
+            }
+            for m in out.messages() {
+                let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+                self.seen.push(body["Message"].as_str().unwrap().to_owned());
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.url)
+                    .receipt_handle(m.receipt_handle().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// SNS's own count of the drift topic's notifications delivered (AWS/SNS), every subscriber's.
+async fn drift_deliveries(cloud: &LocalCloud) -> f64 {
+    let cw = aws_sdk_cloudwatch::Client::new(&cloud.pipeline_config().await);
+    let now = std::time::SystemTime::now();
+    let out = cw
+        .get_metric_statistics()
+        .namespace("AWS/SNS")
+        .metric_name("NumberOfNotificationsDelivered")
+        .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("TopicName").value("assure-drift").build())
+        .start_time((now - Duration::from_secs(3600)).into())
+        .end_time((now + Duration::from_secs(60)).into())
+        .period(7200)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .send()
+        .await
+        .unwrap();
+    out.datapoints().iter().filter_map(|d| d.sum()).sum()
+}
+
 /// Fires the pipeline's schedule now, as if a day had passed, and waits for the watch it starts.
 async fn a_day_passes(cloud: &LocalCloud) -> String {
     let sfn = aws_sdk_sfn::Client::new(&cloud.pipeline_config().await);
@@ -137,6 +210,7 @@ async fn the_fleet_is_watched_on_schedule_repaired_by_policy_upgraded_and_offboa
 
     // The schedule fires: every account checked, nothing drifted, no event.
     let mut subscriber = Subscriber::new(&cloud).await;
+    let mut told = Told::new(&cloud).await;
     assert_eq!(a_day_passes(&cloud).await, "SUCCEEDED");
     let fleet = status(&cloud, &report);
     assert!(account(&fleet, a)["lastChecked"].is_string() && account(&fleet, a)["holds"] == true, "{fleet}");
@@ -170,6 +244,13 @@ async fn the_fleet_is_watched_on_schedule_repaired_by_policy_upgraded_and_offboa
     let trail =
         events.iter().find(|e| e["detail"]["control"] == "cloudtrail.all-regions").expect("the trail's control");
     assert_eq!(trail["detail"]["cis"], "4.1", "{trail}");
+    // Each event is told to the drift topic's subscribers in a sentence of its own.
+    let texts = told.received().await.to_vec();
+    assert_eq!(texts.len(), events.len(), "one notification an event: {texts:?}");
+    let sentence = texts.iter().find(|t| t.contains("cloudtrail.all-regions")).expect("the trail's notification");
+    for part in [format!("assure: account {a} drifted"), "in us-east-1 (CIS 4.1)".into(), "Reported only".into()] {
+        assert!(sentence.contains(&part), "{part}: {sentence}");
+    }
     let fleet = status(&cloud, &report);
     let s = account(&fleet, a);
     assert_eq!(s["holds"], false, "{s}");
@@ -201,6 +282,7 @@ async fn the_fleet_is_watched_on_schedule_repaired_by_policy_upgraded_and_offboa
     // The same drift a day later is not news: no second event.
     assert_eq!(a_day_passes(&cloud).await, "SUCCEEDED");
     assert!(subscriber.received().await.len() == events.len(), "one drift, one event");
+    assert_eq!(told.received().await.len(), events.len(), "and one notification");
 
     // With `repair`, a check now starts a run of account a, which puts the trail back; the repair
     // is in the account's history.
@@ -252,14 +334,22 @@ async fn the_fleet_is_watched_on_schedule_repaired_by_policy_upgraded_and_offboa
 
     // The baseline changes (notifications for the alarms): every account is behind; one upgrade
     // brings both to the new version (account a's trail logging again), a second does nothing.
+    // Deployed, the same endpoint is told of drift: subscribed to the drift topic, and never shown
+    // in the stack's parameters.
     let notify = config(
         &cloud,
         &ids,
         "notify.toml",
         "[notifications]\nprotocol = \"email\"\nendpoint = \"secops@example.com\"\n",
     );
-    let (code, out, err) = cloud.run(&["--config", &notify, "deploy", "--settings-only"]);
+    let (code, out, err) = cloud.run(&["--config", &notify, "deploy"]);
     assert_eq!(code, 0, "{out}\n{err}");
+    let admin = super::iam::credentials(&cloud.pipeline_config().await).await;
+    let topic = format!("arn:aws:sns:us-east-1:{}:assure-drift", cloud.pipeline_account());
+    let subs = super::iam::cli_ok(&cloud, &admin, &["sns", "list-subscriptions-by-topic", "--topic-arn", &topic]);
+    assert!(subs.contains("\"Endpoint\": \"secops@example.com\""), "{subs}");
+    let stack = super::iam::cli_ok(&cloud, &admin, &["cloudformation", "describe-stacks", "--stack-name", "assure"]);
+    assert!(!stack.contains("secops@example.com") && stack.contains("\"ParameterValue\": \"****\""), "{stack}");
     let fleet = status(&cloud, &notify);
     let new_version = fleet["baseline"].as_str().unwrap().to_owned();
     assert_ne!(new_version, version);
@@ -277,6 +367,14 @@ async fn the_fleet_is_watched_on_schedule_repaired_by_policy_upgraded_and_offboa
     let (code, out, err) = cloud.run(&["--config", &notify, "fleet", "upgrade"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("nothing to upgrade"), "{out}");
+
+    // The next drift reaches the email subscriber too: SNS counts a delivery to each of the two.
+    let (delivered, before) = (drift_deliveries(&cloud).await, told.received().await.len());
+    ct.stop_logging().name(TRAIL).send().await.unwrap();
+    assert_eq!(a_day_passes(&cloud).await, "SUCCEEDED");
+    let new = told.received().await.len() - before;
+    assert!(new >= 1, "the trail's drift told");
+    assert_eq!(drift_deliveries(&cloud).await - delivered, 2.0 * new as f64, "to the queue and the email");
 
     // Offboarding b rolls its runs back (the assure trail goes) and takes it out of the fleet.
     let (code, out, err) = cloud.run(&["--config", &notify, "offboard", b]);

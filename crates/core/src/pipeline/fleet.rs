@@ -389,6 +389,27 @@ async fn repair(aws: &Aws, store: &Store, last: &RunInput, bound: u32) -> Result
     Ok(id)
 }
 
+/// A drift event in one paragraph, as the drift topic's subscribers read it (an email's body, a
+/// chat message): who, what, where, the CIS id, what the check saw, and what happens next.
+pub fn summary(check: &Check, f: &Failing, policy: OnDrift) -> String {
+    let cis = f.cis.as_ref().map(|c| format!(" (CIS {c})")).unwrap_or_default();
+    let saw: String = f.saw.chars().take(500).collect();
+    let next = match (&check.repair, &check.not_repaired) {
+        (Some(run), _) => format!("A repair run started: {run}."),
+        (None, Some(why)) => format!("Not repaired: {why}."),
+        (None, None) if policy == OnDrift::Repair => match &check.last_repair {
+            Some(run) => format!("Not repaired again: repair run {run} already ran since the account's last run."),
+            None => "Not repaired.".to_owned(),
+        },
+        (None, None) => "Reported only (fleet.on_drift = \"report\"); `assure onboard ACCOUNT` repairs it."
+            .replace("ACCOUNT", check.account.as_str()),
+    };
+    format!(
+        "assure: account {} drifted. Control {} no longer holds in {}{cis}, resource {}: {saw} Seen at {} by {}. {next}",
+        check.account, f.control, f.region, f.resource, check.at, check.by
+    )
+}
+
 /// One event per drifted control on the pipeline account's default bus, ten to a request.
 async fn send_drift(aws: &Aws, check: &Check, run: &RunInput, policy: OnDrift) -> Result<(), StepError> {
     use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -399,6 +420,7 @@ async fn send_drift(aws: &Aws, check: &Check, run: &RunInput, policy: OnDrift) -
             .iter()
             .map(|f| {
                 let detail = json!({
+                    "summary": summary(check, f, policy),
                     "account": check.account, "control": f.control, "region": f.region, "resource": f.resource,
                     "cis": f.cis, "saw": f.saw.chars().take(2000).collect::<String>(), "checkedAt": check.at, "watch": check.by,
                     "baseline": check.baseline.as_ref().map(|b| b.to_string()), "lastRun": run.run_id,
@@ -434,6 +456,31 @@ mod tests {
 
     fn failing(control: &str, region: &str) -> Failing {
         Failing { control: control.into(), region: region.into(), resource: "r".into(), cis: None, saw: "off".into() }
+    }
+
+    #[test]
+    fn a_drifts_summary_names_the_account_control_region_cis_id_what_was_seen_and_what_comes_next() {
+        let mut trail = failing("cloudtrail.all-regions", "us-east-1");
+        trail.cis = Some("4.1".into());
+        let mut c = check(vec![trail.clone()], vec![trail.clone()], true);
+        let text = summary(&c, &trail, OnDrift::Report);
+        for part in [
+            "account 111122223333 drifted",
+            "cloudtrail.all-regions",
+            "us-east-1 (CIS 4.1)",
+            ": off",
+            "watch-1",
+            "assure onboard 111122223333",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        c.repair = Some("repair-111122223333-1".into());
+        assert!(summary(&c, &trail, OnDrift::Repair).ends_with("A repair run started: repair-111122223333-1."));
+        c.repair = None;
+        c.last_repair = Some("repair-111122223333-0".into());
+        assert!(summary(&c, &trail, OnDrift::Repair).contains("repair-111122223333-0 already ran"));
+        c.not_repaired = Some("1 repair(s) today already".into());
+        assert!(summary(&c, &trail, OnDrift::Repair).ends_with("Not repaired: 1 repair(s) today already."));
     }
 
     #[test]

@@ -36,6 +36,12 @@ pub const WATCH_STATES_ROLE: &str = "assure-watch-states";
 pub const WATCH_RULE: &str = "assure-watch";
 pub const WATCH_SCHEDULE_ROLE: &str = "assure-watch-on-schedule";
 
+/// Drift told to people (the configuration's `notifications`, whom the alarms notify too): the
+/// rule on the pipeline account's default bus that matches the watch's drift events, and the topic
+/// it publishes each one's summary to, which the configured endpoint is subscribed to.
+pub const DRIFT_RULE: &str = "assure-drift";
+pub const DRIFT_TOPIC: &str = "assure-drift";
+
 /// Its definition, with the `${WatchQueueUrl}` placeholder.
 pub const WATCH_ASL: &str = include_str!("../../../../statemachines/watch.asl.json");
 

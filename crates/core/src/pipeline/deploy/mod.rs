@@ -166,6 +166,9 @@ pub async fn deploy(
         ("RegionsJson", regions),
         ("AutoOnboard", options.auto_onboard.to_string()),
         ("VerifySchedule", settings.fleet.schedule.clone()),
+        // Drift is told to whom the alarms notify (the endpoint itself: a NoEcho parameter).
+        ("DriftProtocol", settings.notify.as_ref().map_or("email", |n| n.protocol.as_str()).to_owned()),
+        ("DriftEndpoint", settings.notify.as_ref().map(|n| n.endpoint.clone()).unwrap_or_default()),
     ];
     let stack = apply_stack(
         &cf,

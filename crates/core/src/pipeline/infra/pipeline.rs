@@ -5,9 +5,9 @@ use assure_contract::{StepName, DEFAULT_ROLE_NAME, MANAGEMENT_ROLE, STEP_BINARY,
 use serde_json::{json, Map, Value};
 
 use crate::pipeline::resources::{
-    placeholder, queue_name, step_role_name, BULK_STATES_ROLE, BULK_STATE_MACHINE, JOIN_STATES_ROLE,
-    JOIN_STATE_MACHINE, OPERATOR_ROLE, PIPELINE_KEY_ALIAS, STATES_ROLE, STATE_MACHINE, WATCH_RULE, WATCH_SCHEDULE_ROLE,
-    WATCH_STATES_ROLE, WATCH_STATE_MACHINE,
+    placeholder, queue_name, step_role_name, BULK_STATES_ROLE, BULK_STATE_MACHINE, DRIFT_RULE, DRIFT_TOPIC,
+    JOIN_STATES_ROLE, JOIN_STATE_MACHINE, OPERATOR_ROLE, PIPELINE_KEY_ALIAS, STATES_ROLE, STATE_MACHINE, WATCH_RULE,
+    WATCH_SCHEDULE_ROLE, WATCH_STATES_ROLE, WATCH_STATE_MACHINE,
 };
 
 use crate::controls::kit::permissions::{accounts, any};
@@ -130,6 +130,69 @@ pub fn queue_timings(step: StepName, dead_letter: bool) -> (u64, u64) {
     (props["VisibilityTimeout"].as_u64().unwrap_or(30), props["MessageRetentionPeriod"].as_u64().unwrap_or(345_600))
 }
 
+/// The drift rule's ARN, as the topic's and the key's policies name it (a rule's ARN is known
+/// before the rule is made, so neither policy waits for it).
+fn drift_rule_arn() -> Value {
+    sub(&format!("arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{DRIFT_RULE}"))
+}
+
+/// Drift told to people: a rule on the default bus matches the watch's drift events and publishes
+/// each one's summary to the encrypted topic `assure-drift`, as its policy and the pipeline key's
+/// admit for that rule only; the configured endpoint (`DriftEndpoint`) is subscribed to it. The
+/// topic is there without an endpoint too, for a chat or paging integration of the team's own.
+fn drift_notifications(resources: &mut Map<String, Value>) {
+    resources.insert(
+        "DriftTopic".into(),
+        json!({
+            "Type": "AWS::SNS::Topic",
+            "Properties": {"TopicName": DRIFT_TOPIC, "DisplayName": "assure drift", "KmsMasterKeyId": reference("PipelineKey")}
+        }),
+    );
+    resources.insert(
+        "DriftTopicPolicy".into(),
+        json!({
+            "Type": "AWS::SNS::TopicPolicy",
+            "Properties": {
+                "Topics": [reference("DriftTopic")],
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                    {"Sid": "EventsPublishDrift", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                     "Action": "sns:Publish", "Resource": reference("DriftTopic"),
+                     "Condition": {"ArnEquals": {"aws:SourceArn": drift_rule_arn()}}},
+                    {"Sid": "OnlyOverTls", "Effect": "Deny", "Principal": "*", "Action": "sns:Publish",
+                     "Resource": reference("DriftTopic"), "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                ]}
+            }
+        }),
+    );
+    resources.insert(
+        "DriftSubscription".into(),
+        json!({
+            "Type": "AWS::SNS::Subscription",
+            "Condition": "DriftNotify",
+            "Properties": {"TopicArn": reference("DriftTopic"), "Protocol": reference("DriftProtocol"), "Endpoint": reference("DriftEndpoint")}
+        }),
+    );
+    resources.insert(
+        "DriftNotifications".into(),
+        json!({
+            "Type": "AWS::Events::Rule",
+            "Properties": {
+                "Name": DRIFT_RULE,
+                "Description": "assure: tell the drift the fleet's watch finds to the drift topic's subscribers",
+                "EventPattern": {"source": [crate::pipeline::fleet::SOURCE], "detail-type": [crate::pipeline::fleet::DRIFT]},
+                "State": "ENABLED",
+                // SNS is invoked by its topic policy, not as a role: a role fails deliveries to
+                // encrypted topics (eb-use-resource-based.html, "Important").
+                "Targets": [{
+                    "Id": "topic",
+                    "Arn": reference("DriftTopic"),
+                    "InputTransformer": {"InputPathsMap": {"summary": "$.detail.summary"}, "InputTemplate": "<summary>"}
+                }]
+            }
+        }),
+    );
+}
+
 pub fn pipeline_template() -> Value {
     let mut resources = Map::new();
     let mut outputs = Map::new();
@@ -151,6 +214,13 @@ pub fn pipeline_template() -> Value {
                          "Principal": {"Service": ["sqs.amazonaws.com", "states.amazonaws.com"]},
                          "Action": ["kms:GenerateDataKey*", "kms:Decrypt", "kms:Encrypt", "kms:DescribeKey"], "Resource": "*",
                          "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}},
+                        // EventBridge, publishing drift to the encrypted drift topic: for that
+                        // rule only, the source it sends SNS (and SNS KMS) as aws:SourceArn
+                        // (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services).
+                        {"Sid": "EventsPublishDrift", "Effect": "Allow",
+                         "Principal": {"Service": "events.amazonaws.com"},
+                         "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": "*",
+                         "Condition": {"ArnEquals": {"aws:SourceArn": drift_rule_arn()}}},
                         // CloudWatch Logs, for the functions' and state machines' encrypted log
                         // groups: held to this account's log groups by the encryption context it
                         // always uses, as its guide's key policy is; it documents no
@@ -538,6 +608,8 @@ pub fn pipeline_template() -> Value {
             }
         }),
     );
+    drift_notifications(&mut resources);
+    outputs.insert("DriftTopicArn".into(), json!({"Value": reference("DriftTopic")}));
     outputs.insert("WatchStateMachineArn".into(), json!({"Value": reference("WatchStateMachine")}));
     outputs.insert("StateMachineArn".into(), json!({"Value": reference("StateMachine")}));
     outputs.insert("BulkStateMachineArn".into(), json!({"Value": reference("BulkStateMachine")}));
@@ -556,10 +628,15 @@ pub fn pipeline_template() -> Value {
                                "Description": "the role assure assumes in every account (infra/member-role.template.json); an IAM role name, no wildcard (the SCPs exempt it by name)"},
             "StepConcurrency": {"Type": "Number", "Default": 5, "MinValue": 2, "Description": "concurrent invocations per step: bounds the load on rate-limited APIs"},
             "AutoOnboard": {"Type": "String", "Default": "false", "AllowedValues": ["true", "false"], "Description": "start onboarding when an account joins the organization"},
+            "DriftProtocol": {"Type": "String", "Default": "email", "AllowedValues": ["email", "https"],
+                              "Description": "how drift is told to DriftEndpoint: email or https"},
+            "DriftEndpoint": {"Type": "String", "Default": "", "NoEcho": true,
+                              "Description": "who is told of drift (the configuration's notifications): an email address or an https:// URL; none if empty. Never shown: an https URL's path may be its secret"},
             "VerifySchedule": {"Type": "String", "Default": "rate(1 day)", "AllowedPattern": "^(rate\\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\\)|cron\\([^ ()]+( [^ ()]+){5}\\))$",
                                "Description": "how often every onboarded account is verified: an EventBridge schedule expression"}
         },
-        "Conditions": {"AutoOnboard": {"Fn::Equals": [reference("AutoOnboard"), "true"]}},
+        "Conditions": {"AutoOnboard": {"Fn::Equals": [reference("AutoOnboard"), "true"]},
+                       "DriftNotify": {"Fn::Not": [{"Fn::Equals": [reference("DriftEndpoint"), ""]}]}},
         // Organizations sends its events to EventBridge in us-east-1 only
         // (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_security_incident-response.html#eventbridge-integration):
         // a join rule anywhere else would never fire, so the stack refuses it.
