@@ -91,7 +91,8 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     ensure(code, "the first onboarding")?;
     let first_calls = count(&cloud.calls());
     let detail = first_calls.by_operation.clone();
-    let served = |c: &Calls, secs: f64| (c.account_mutating + c.account_read + c.plumbing) as f64 / secs.max(0.001);
+    let served =
+        |c: &Calls, secs: f64| (c.account_mutating + c.canaries + c.account_read + c.plumbing) as f64 / secs.max(0.001);
     rows.push(Row {
         scenario: "onboard 1 account × 4 regions".into(),
         seconds: secs,
@@ -210,7 +211,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     ensure(code, "the 17-region onboarding")?;
     let logged = cloud.calls();
     let calls = count(&logged);
-    let first_17 = (calls.account_mutating + calls.account_read, calls.plumbing);
+    let first_17 = (calls.account_mutating + calls.canaries + calls.account_read, calls.plumbing);
     // Of the calls to the accounts, those to the onboarded account itself; the rest go to the
     // organization's accounts (management, security, logging) for the organization's part.
     let first_17_target = logged.iter().filter(|c| !is_plumbing(c) && c["account"] == a).count();
@@ -218,7 +219,8 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     let (again_secs, code, _) = cloud.timed(&["onboard", a, "--run-id", "bench-17-again"])?;
     ensure(code, "the 17-region re-run")?;
     let again = count(&cloud.calls());
-    let again_17 = (again.account_mutating + again.account_read + again.plumbing, again.account_mutating);
+    let again_17 =
+        (again.account_mutating + again.canaries + again.account_read + again.plumbing, again.account_mutating);
     rows.push(Row {
         scenario: "onboard 1 account × 17 regions".into(),
         seconds: secs,
@@ -419,7 +421,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         note: format!(
             "{:.2} s, {:.1} calls ({:.2} to Organizations) per account; must be 0 mutating",
             watch_secs / f64::from(o.accounts),
-            per(calls.account_mutating + calls.account_read + calls.plumbing),
+            per(calls.account_mutating + calls.canaries + calls.account_read + calls.plumbing),
             per(calls.organizations)
         ),
         calls,
