@@ -208,10 +208,16 @@ async fn the_fleet_is_watched_on_schedule_repaired_by_policy_upgraded_and_offboa
         assert!(s["lastChecked"].is_null(), "never checked yet: {s}");
     }
 
-    // The schedule fires: every account checked, nothing drifted, no event.
+    // The schedule fires: every account checked, nothing drifted, no event. What every check
+    // reads alike (the logging and security accounts' SCPs, each policy's content) is read once
+    // for the whole watch: per account, its own SCPs and its organization.
     let mut subscriber = Subscriber::new(&cloud).await;
     let mut told = Told::new(&cloud).await;
+    cloud.reset_calls();
     assert_eq!(a_day_passes(&cloud).await, "SUCCEEDED");
+    let organizations =
+        cloud.calls().iter().filter(|c| c["step"] == "watch" && c["service"] == "Organizations").count();
+    assert!(organizations <= 2 * 2 + 6, "{organizations} Organizations calls to check 2 accounts");
     let fleet = status(&cloud, &report);
     assert!(account(&fleet, a)["lastChecked"].is_string() && account(&fleet, a)["holds"] == true, "{fleet}");
     assert!(subscriber.received().await.is_empty());

@@ -32,24 +32,32 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
     // A policy's content, read once however many accounts it is attached to.
     let mut content: std::collections::BTreeMap<String, Option<Value>> = std::collections::BTreeMap::new();
     let mut out = Vec::new();
+    // Within one task, each account's attachments and each policy's content are read once: the
+    // fleet's watch checks every account in one task, and the logging and security accounts'
+    // policies, which every account's check looks at, are then read once for the whole fleet.
     for (account, wanted) in targets {
         let attached: std::collections::BTreeMap<String, String> =
-            attached_scps(&orgs, account).await?.into_iter().collect();
+            attached_once(&organization, account).await?.into_iter().collect();
         for (name, _, doc) in policies(run).into_iter().filter(|(n, _, _)| wanted(n)) {
             let ok = match (attached.get(name), &organized) {
                 (Some(id), Some(ids)) => ids.get(name) == Some(id),
                 (Some(id), None) => {
                     if !content.contains_key(id) {
-                        let read = orgs
-                            .describe_policy()
-                            .policy_id(id)
-                            .send()
-                            .await
-                            .aws(format!("organizations:DescribePolicy {name}"))?
-                            .policy()
-                            .and_then(|p| p.content())
-                            .and_then(|c| serde_json::from_str::<Value>(c).ok());
-                        content.insert(id.clone(), read);
+                        let read = async {
+                            let content = orgs
+                                .describe_policy()
+                                .policy_id(id)
+                                .send()
+                                .await
+                                .aws(format!("organizations:DescribePolicy {name}"))?
+                                .policy()
+                                .and_then(|p| p.content())
+                                .unwrap_or_default()
+                                .to_owned();
+                            Ok(content)
+                        };
+                        let text = organization.account_wide(&format!("scp-content/{id}"), read).await?;
+                        content.insert(id.clone(), serde_json::from_str::<Value>(&text).ok());
                     }
                     content[id].as_ref() == Some(&doc)
                 }
