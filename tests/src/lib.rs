@@ -118,10 +118,17 @@ impl LocalCloud {
     }
 
     /// Starts one whose worker (and its step binaries) also get `env`.
+    ///
+    /// Its services act on their own after the shortest transition the local cloud allows (0.5 s,
+    /// where a user's local cloud waits 2 s): a delivery, a detector becoming an administrator, a
+    /// stream becoming active still come later than the call that caused them, so every test still
+    /// goes through the waits AWS imposes, a quarter as long. A test that needs longer sets its own
+    /// (`limits({"transitionSeconds": N})`) or passes `ASSURE_TRANSITION_SECONDS` in `env`.
     pub fn start_with(env: &[(&str, &str)]) -> LocalCloud {
         let dir = tempdir::TempDir::new("assure-e2e");
         let out = Command::new(bin_dir().join("assure"))
             .args(["local", "up", "--output", "json"])
+            .env("ASSURE_TRANSITION_SECONDS", "0.5")
             .envs(env.iter().copied())
             .env("ASSURE_LOCAL_DIR", dir.path())
             .env("ASSURE_CALL_LOG", dir.path().join("calls.jsonl"))
@@ -247,12 +254,29 @@ impl LocalCloud {
     /// Actions the local cloud authorized after the first `from` decisions that change an
     /// account's configuration: every action but reads (Get, List, Describe, Head), sessions,
     /// and the pipeline's own plumbing (its queues, executions, their keys, the checkpoint bucket).
+    /// What AWS services do on their own meanwhile is not a change anyone made: a delivery by a
+    /// service principal, or by a session of a role assure hands to a service (Firehose writing
+    /// findings as `assure-findings-delivery`, say) or of a service-linked role.
     pub fn mutating_decisions_since(&self, from: usize) -> Vec<String> {
+        use assure_core::controls::names::{AGGREGATOR_ROLE, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE, TRAIL_LOGS_ROLE};
         let read = ["Get", "List", "Describe", "Head", "Lookup"];
+        let by_a_service = |principal: &str| {
+            // A role as the decision log names its sessions (`…:role/NAME`), or a session's ARN.
+            let role = principal
+                .split(":assumed-role/")
+                .nth(1)
+                .or_else(|| principal.split(":role/").nth(1))
+                .and_then(|r| r.split('/').next())
+                .unwrap_or_default();
+            principal.ends_with(".amazonaws.com")
+                || [AGGREGATOR_ROLE, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE, TRAIL_LOGS_ROLE].contains(&role)
+                || role.starts_with("AWSServiceRoleFor")
+        };
         self.decisions()
             .into_iter()
             .skip(from)
             .filter(|d| d["allowed"] == true)
+            .filter(|d| !by_a_service(d["principal"].as_str().unwrap_or_default()))
             .filter_map(|d| {
                 let action = d["action"].as_str()?.to_owned();
                 let resource = d["resource"].as_str().unwrap_or_default();
