@@ -17,6 +17,8 @@ pub(super) struct Cloud {
     pub(super) dir: PathBuf,
     pub(super) env: std::cell::RefCell<Vec<(String, String)>>,
     pub(super) endpoint: String,
+    /// The account the pipeline is deployed in (its checkpoint writes are plumbing).
+    pub(super) pipeline: std::cell::RefCell<String>,
 }
 
 impl Cloud {
@@ -32,7 +34,7 @@ impl Cloud {
         extra.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let env = local_up(bin, &extra)?;
         let endpoint = env.iter().find(|(k, _)| k == "AWS_ENDPOINT_URL").map(|(_, v)| v.clone()).unwrap_or_default();
-        Ok(Cloud { bin: bin.to_path_buf(), dir, env: env.into(), endpoint })
+        Ok(Cloud { bin: bin.to_path_buf(), dir, env: env.into(), endpoint, pipeline: Default::default() })
     }
 
     pub(super) fn cmd(&self, args: &[&str]) -> Command {
@@ -71,7 +73,11 @@ impl Cloud {
             .collect()
     }
 
+    /// The calls logged since the last reset. They are counted as this cloud's: its pipeline
+    /// account's checkpoint writes are plumbing (the bench runs several clouds, each with a
+    /// pipeline account of its own).
     pub(super) fn calls(&self) -> Vec<Value> {
+        *PIPELINE.lock().unwrap_or_else(|e| e.into_inner()) = self.pipeline.borrow().clone();
         self.jsonl("calls.jsonl")
     }
 
@@ -109,7 +115,7 @@ impl Cloud {
             env.retain(|(have, _)| have != k);
             env.push((k.clone(), v.as_str().unwrap_or_default().to_owned()));
         }
-        *PIPELINE.lock().unwrap_or_else(|e| e.into_inner()) = s("security");
+        *self.pipeline.borrow_mut() = s("security");
         self.json(&["deploy", "--logging-account", &s("logging"), "--regions", regions, "--output", "json"])?;
         Ok(ids)
     }
