@@ -96,10 +96,8 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
     let others = other_trails(&target, run).await?;
     let still: Vec<String> = others
         .iter()
-        .filter(|o| {
-            o["isLogging"] == true && o["arn"].as_str().and_then(|a| a.split(':').nth(4)) == Some(run.account.as_str())
-        })
-        .map(|o| o["arn"].as_str().unwrap_or_default().to_owned())
+        .filter(|o| o.logging && o.arn.split(':').nth(4) == Some(run.account.as_str()))
+        .map(|o| o.arn.clone())
         .collect();
     out.push(evidence(
         &target,

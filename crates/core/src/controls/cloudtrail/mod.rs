@@ -305,7 +305,7 @@ pub async fn stop_others(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepEr
         let owner = arn.split(':').nth(4).unwrap_or_default();
         if owner != run.account.as_str() {
             let reason = format!("an organization trail of account {owner}: only its owner can change it");
-            left.push(json!({"arn": arn, "reason": reason}));
+            left.push(record::LeftAlone { arn, reason });
             continue;
         }
         let home: Region = t.home_region().unwrap_or(region.as_str()).parse()?;
@@ -327,12 +327,12 @@ pub async fn stop_others(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepEr
                     home,
                     format!("cloudtrail:{arn}"),
                     "retire",
-                    whole.clone(),
+                    serde_json::to_value(&whole).map_err(|e| StepError::internal(e.to_string()))?,
                     Value::Null,
                 );
                 retired.push(whole);
             }
-            ExistingTrails::Stop if whole["isLogging"] == true => {
+            ExistingTrails::Stop if whole.is_logging == Some(true) => {
                 if changes.live() {
                     there
                         .cloudtrail()
@@ -350,12 +350,13 @@ pub async fn stop_others(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepEr
                     json!(true),
                     json!(false),
                 );
-                stopped.push(json!({"arn": arn, "homeRegion": t.home_region()}));
+                stopped.push(record::StoppedTrail::At { arn, home_region: t.home_region().map(str::to_owned) });
             }
             ExistingTrails::Stop => {}
         }
     }
-    let snapshot = json!({"stopped": stopped, "retired": retired, "leftAlone": left});
+    let snapshot = serde_json::to_value(record::OwnTrails { stopped, retired, left_alone: left })
+        .map_err(|e| StepError::internal(e.to_string()))?;
     Ok(changes.output(StepName::StopCloudTrail, region, "the account's own trails", snapshot))
 }
 
@@ -418,7 +419,13 @@ async fn list_trails(target: &AccountConfig) -> Result<Vec<aws_sdk_cloudtrail::t
 }
 
 /// Every trail of the run's regions except the assure trail, with its status.
-async fn other_trails(target: &AccountConfig, run: &RunInput) -> Result<Vec<Value>, StepError> {
+/// A trail other than assure's that logs in a region of the run, and whether it logs.
+struct OtherTrail {
+    arn: String,
+    logging: bool,
+}
+
+async fn other_trails(target: &AccountConfig, run: &RunInput) -> Result<Vec<OtherTrail>, StepError> {
     let mut out = Vec::new();
     for t in trails_of_the_run(target, run).await? {
         let arn = t.trail_arn().unwrap_or_default().to_owned();
@@ -430,8 +437,7 @@ async fn other_trails(target: &AccountConfig, run: &RunInput) -> Result<Vec<Valu
             Err(e) if matches!(error_code(&e), Some("TrailNotFoundException" | "AccessDeniedException")) => false,
             Err(e) => return Err(e).aws(format!("cloudtrail:GetTrailStatus {arn}")),
         };
-        out.push(json!({"arn": arn, "name": t.name(), "homeRegion": home, "isLogging": logging,
-                        "isOrganizationTrail": t.is_organization_trail()}));
+        out.push(OtherTrail { arn, logging });
     }
     Ok(out)
 }
@@ -472,7 +478,7 @@ pub async fn snapshot(target: &AccountConfig, run: &RunInput) -> Result<Value, S
         let home: Region = t.home_region().unwrap_or(target.region.as_str()).parse()?;
         out.push(record::read(&target.in_region(&home), t).await?);
     }
-    Ok(Value::Array(out))
+    serde_json::to_value(out).map_err(|e| StepError::internal(e.to_string()))
 }
 
 async fn remove_trail(acct: &AccountConfig, report: &mut Report) -> Result<(), StepError> {
@@ -521,12 +527,17 @@ fn service_roles(run: &RunInput) -> Vec<ServiceRole> {
 async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Result<(), StepError> {
     let target = undo.target(region).await?;
     if undo.ran(StepName::StopCloudTrail) {
-        let snap = undo.snapshot(StepName::StopCloudTrail, region).cloned().unwrap_or(Value::Null);
-        for t in snap["stopped"].as_array().into_iter().flatten() {
-            // Stopped by an earlier version: an ARN alone, homed in the run's home region.
-            let (arn, home) = match t.as_str() {
-                Some(arn) => (arn, region.as_str()),
-                None => (t["arn"].as_str().unwrap_or_default(), t["homeRegion"].as_str().unwrap_or(region.as_str())),
+        let own: record::OwnTrails = match undo.snapshot(StepName::StopCloudTrail, region) {
+            Some(snap) if !snap.is_null() => serde_json::from_value(snap.clone())
+                .map_err(|e| StepError::internal(format!("the stop-cloudtrail step's snapshot: {e}")))?,
+            _ => Default::default(),
+        };
+        for t in &own.stopped {
+            let (arn, home) = match t {
+                record::StoppedTrail::Arn(arn) => (arn.as_str(), region.as_str()),
+                record::StoppedTrail::At { arn, home_region } => {
+                    (arn.as_str(), home_region.as_deref().unwrap_or(region.as_str()))
+                }
             };
             // StartLogging must be called in the trail's home region
             // (https://docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_StartLogging.html).
@@ -534,10 +545,10 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
             there.cloudtrail().start_logging().name(arn).send().await.aws(format!("cloudtrail:StartLogging {arn}"))?;
             report.restored.push(format!("cloudtrail: {arn} logging again"));
         }
-        for t in snap["retired"].as_array().into_iter().flatten() {
-            let home: Region = t["homeRegion"].as_str().unwrap_or(region.as_str()).parse()?;
+        for t in &own.retired {
+            let home: Region = t.home_region.as_deref().unwrap_or(region.as_str()).parse()?;
             let there = target.in_region(&home);
-            let arn = t["trailArn"].as_str().unwrap_or_default();
+            let arn = t.trail_arn.as_str();
             let exists = there.cloudtrail().get_trail().name(arn).send().await;
             match exists {
                 Ok(_) => {}
@@ -546,7 +557,7 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
             }
             report.restored.push(format!(
                 "cloudtrail: {arn} recreated with its settings, selectors and tags{}",
-                if t["isLogging"] == true { ", logging" } else { ", not logging, as it was" }
+                if t.is_logging == Some(true) { ", logging" } else { ", not logging, as it was" }
             ));
         }
     }

@@ -27,48 +27,59 @@ pub mod catalogue;
 mod permissions;
 pub mod record;
 
+use record::{ConfigPart, RecordedChannel, RecordedGroup, RecordedRecorder};
+
 /// The region's customer managed recorder and its delivery channel, each as a whole [`record`], and
 /// whether that recorder records, from the region's [`snapshot`]. Service-linked recorders (a
 /// service such as Security Hub owns them) are not the region's one recorder and are left out.
-fn current(part: &Value) -> (Option<Value>, Option<Value>, bool) {
-    let mut rec = part["recorders"].as_array().and_then(|rs| rs.iter().find(|r| !record::service_linked(r))).cloned();
-    let recording =
-        rec.as_mut().and_then(|r| r.as_object_mut()).and_then(|r| r.remove("recording")) == Some(json!(true));
-    let chan = part["deliveryChannels"].as_array().and_then(|cs| cs.first()).cloned();
-    (rec, chan, recording)
+fn current(part: &Value) -> Result<(Option<RecordedRecorder>, Option<RecordedChannel>, bool), StepError> {
+    let part = ConfigPart::of(part)?;
+    let mut rec = part.recorders.into_iter().find(|r| !r.service_linked());
+    let recording = rec.as_mut().and_then(|r| r.recording.take()) == Some(true);
+    let chan = part.delivery_channels.into_iter().next();
+    Ok((rec, chan, recording))
 }
 
 /// What the baseline fixes on a recorder: the service-linked role, and all supported resource types
 /// recorded (global ones in the home region only).
-fn recorder_holds(r: &Value, role: &str, home: bool) -> bool {
-    r["roleARN"] == role
-        && r["recordingGroup"]["allSupported"] == true
-        && r["recordingGroup"]["includeGlobalResourceTypes"] == home
+fn recorder_holds(r: &RecordedRecorder, role: &str, home: bool) -> bool {
+    r.role_arn.as_deref() == Some(role)
+        && r.all_supported() == Some(true)
+        && r.recording_group.as_ref().and_then(|g| g.include_global_resource_types) == Some(home)
 }
 
 /// The account's recorder (or a new one) with the baseline's fields set and the rest kept: its
 /// name (a region has one) and its recording mode (frequency and overrides). The recording group is
 /// the baseline's whole: all supported types takes no resource type lists.
-fn desired_recorder(own: Option<&Value>, role: &str, home: bool) -> Value {
-    let mut r = own.cloned().unwrap_or_else(|| json!({"name": CONFIG_RECORDER}));
-    r["roleARN"] = json!(role);
-    r["recordingGroup"] = json!({"allSupported": true, "includeGlobalResourceTypes": home});
+fn desired_recorder(own: Option<&RecordedRecorder>, role: &str, home: bool) -> RecordedRecorder {
+    let mut r = own
+        .cloned()
+        .unwrap_or_else(|| RecordedRecorder { name: Some(CONFIG_RECORDER.to_owned()), ..Default::default() });
+    r.role_arn = Some(role.to_owned());
+    r.recording_group = Some(RecordedGroup {
+        all_supported: Some(true),
+        include_global_resource_types: Some(home),
+        ..Default::default()
+    });
     r
 }
 
 /// What the baseline fixes on a delivery channel: the logging bucket, at its root (its policy lets
 /// Config write under AWSLogs/), encrypted with the logging key.
-fn channel_holds(c: &Value, bucket: &str, key: &str) -> bool {
-    c["s3BucketName"] == bucket && c["s3KeyPrefix"].as_str().is_none_or(str::is_empty) && c["s3KmsKeyArn"] == key
+fn channel_holds(c: &RecordedChannel, bucket: &str, key: &str) -> bool {
+    c.s3_bucket_name.as_deref() == Some(bucket)
+        && c.s3_key_prefix.as_deref().is_none_or(str::is_empty)
+        && c.s3_kms_key_arn.as_deref() == Some(key)
 }
 
 /// The account's channel (or a new one) with the baseline's fields set and the rest kept: its name,
 /// its SNS topic and its snapshot delivery frequency.
-fn desired_channel(own: Option<&Value>, bucket: &str, key: &str) -> Value {
-    let mut c = own.cloned().unwrap_or_else(|| json!({"name": CONFIG_CHANNEL}));
-    c["s3BucketName"] = json!(bucket);
-    c["s3KeyPrefix"] = Value::Null;
-    c["s3KmsKeyArn"] = json!(key);
+fn desired_channel(own: Option<&RecordedChannel>, bucket: &str, key: &str) -> RecordedChannel {
+    let mut c =
+        own.cloned().unwrap_or_else(|| RecordedChannel { name: Some(CONFIG_CHANNEL.to_owned()), ..Default::default() });
+    c.s3_bucket_name = Some(bucket.to_owned());
+    c.s3_key_prefix = None;
+    c.s3_kms_key_arn = Some(key.to_owned());
     c
 }
 
@@ -77,13 +88,13 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>)
     let key = logging_key_to_use(aws, run).await?;
     let mut changes = Changes::new(&target);
     ensure_service_linked_role(&target, SERVICE, SLR, &mut changes).await?;
-    let (rec, chan, recording) = current(&known.part_or(SNAPSHOT, snapshot(&target)).await?);
+    let (rec, chan, recording) = current(&known.part_or(SNAPSHOT, snapshot(&target)).await?)?;
     let snapshot = json!({"recorder": rec, "deliveryChannel": chan, "recording": recording});
     let c = target.config();
     let home = region == &run.home_region;
     let role = slr_arn(&target);
     let want_rec = desired_recorder(rec.as_ref(), &role, home);
-    let name = want_rec["name"].as_str().unwrap_or(CONFIG_RECORDER).to_owned();
+    let name = want_rec.name.clone().unwrap_or_else(|| CONFIG_RECORDER.to_owned());
     if !rec.as_ref().is_some_and(|r| recorder_holds(r, &role, home)) {
         if changes.live() {
             c.put_configuration_recorder()
@@ -95,13 +106,13 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>)
         changes.push(
             format!("config:recorder/{name}"),
             if rec.is_some() { "update" } else { "create" },
-            snapshot["recorder"].clone(),
+            json!(rec),
             json!({"roleARN": role, "allSupported": true, "includeGlobalResourceTypes": home}),
         );
     }
     let bucket = run.logging_bucket();
     let want_chan = desired_channel(chan.as_ref(), &bucket, &key);
-    let chan_name = want_chan["name"].as_str().unwrap_or(CONFIG_CHANNEL).to_owned();
+    let chan_name = want_chan.name.clone().unwrap_or_else(|| CONFIG_CHANNEL.to_owned());
     if !chan.as_ref().is_some_and(|ch| channel_holds(ch, &bucket, &key)) {
         if changes.live() {
             c.put_delivery_channel()
@@ -113,7 +124,7 @@ pub async fn apply(aws: &Aws, run: &RunInput, region: &Region, known: Known<'_>)
         changes.push(
             format!("config:deliveryChannel/{chan_name}"),
             if chan.is_some() { "update" } else { "create" },
-            snapshot["deliveryChannel"].clone(),
+            json!(chan),
             json!({"s3BucketName": bucket, "s3KeyPrefix": null, "s3KmsKeyArn": key}),
         );
     }
@@ -204,11 +215,11 @@ async fn ensure_aggregator(aws: &Aws, run: &RunInput, changes: &mut Changes) -> 
 /// Evidence for Config in one region.
 pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<Vec<Evidence>, StepError> {
     let target = aws.account(&run.account, region).await?;
-    let (rec, chan, recording) = current(&snapshot(&target).await?);
+    let (rec, chan, recording) = current(&snapshot(&target).await?)?;
     let key = logging_key_arn(aws, run).await.ok();
     let res = rec.as_ref().map_or_else(
         || "config:(no recorder)".to_owned(),
-        |r| format!("config:recorder/{}", r["name"].as_str().unwrap_or_default()),
+        |r| format!("config:recorder/{}", r.name.as_deref().unwrap_or_default()),
     );
     // Delivering, not only configured: the channel's last history and snapshot deliveries
     // (https://docs.aws.amazon.com/config/latest/APIReference/API_DescribeDeliveryChannelStatus.html).
@@ -217,10 +228,10 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             let status = target
                 .config()
                 .describe_delivery_channel_status()
-                .delivery_channel_names(c["name"].as_str().unwrap_or_default())
+                .delivery_channel_names(c.name.as_deref().unwrap_or_default())
                 .send()
                 .await
-                .aws(format!("config:DescribeDeliveryChannelStatus {}", c["name"]))?;
+                .aws(format!("config:DescribeDeliveryChannelStatus {}", json!(c.name)))?;
             status.delivery_channels_status().first().and_then(|s| {
                 [s.config_history_delivery_info(), s.config_snapshot_delivery_info()]
                     .into_iter()
@@ -238,25 +249,22 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             &target,
             &catalogue::ENABLED,
             &res,
-            recording && rec.as_ref().is_some_and(|r| r["recordingGroup"]["allSupported"] == true),
-            format!(
-                "recording: {recording}, all supported: {}",
-                rec.as_ref().map_or(Value::Null, |r| r["recordingGroup"]["allSupported"].clone())
-            ),
+            recording && rec.as_ref().is_some_and(|r| r.all_supported() == Some(true)),
+            format!("recording: {recording}, all supported: {}", json!(rec.as_ref().and_then(|r| r.all_supported()))),
         ),
         evidence(
             &target,
             &catalogue::TO_LOGGING_ACCOUNT,
             &res,
-            chan.as_ref().is_some_and(|c| c["s3BucketName"] == run.logging_bucket().as_str())
+            chan.as_ref().is_some_and(|c| c.s3_bucket_name.as_deref() == Some(run.logging_bucket().as_str()))
                 && delivery_failure.is_none(),
             match &delivery_failure {
                 None => {
-                    format!("delivery bucket: {}", chan.as_ref().map_or(Value::Null, |c| c["s3BucketName"].clone()))
+                    format!("delivery bucket: {}", json!(chan.as_ref().and_then(|c| c.s3_bucket_name.clone())))
                 }
                 Some(e) => format!(
                     "delivery bucket: {}, but delivery fails: {e}",
-                    chan.as_ref().map_or(Value::Null, |c| c["s3BucketName"].clone())
+                    json!(chan.as_ref().and_then(|c| c.s3_bucket_name.clone()))
                 ),
             },
         ),
@@ -264,8 +272,8 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput, region: &Region) -> Result<
             &target,
             &catalogue::ENCRYPTED,
             &res,
-            chan.as_ref().is_some_and(|c| key.as_deref().is_some_and(|k| c["s3KmsKeyArn"] == k)),
-            format!("delivery kms key: {}", chan.as_ref().map_or(Value::Null, |c| c["s3KmsKeyArn"].clone())),
+            chan.as_ref().is_some_and(|c| key.is_some() && c.s3_kms_key_arn == key),
+            format!("delivery kms key: {}", json!(chan.as_ref().and_then(|c| c.s3_kms_key_arn.clone()))),
         ),
     ];
     if region == &run.home_region {
@@ -312,17 +320,16 @@ pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
             .configuration_recorders_status
             .unwrap_or_default()
     };
-    let recorders: Vec<Value> = recorders
+    let recorders = recorders
         .configuration_recorders()
         .iter()
-        .map(|r| {
-            let mut out = record::recorder(r);
-            out["recording"] = json!(status.iter().find(|s| s.name() == r.name()).map(|s| s.recording()));
-            out
+        .map(|r| RecordedRecorder {
+            recording: status.iter().find(|s| s.name() == r.name()).map(|s| s.recording()),
+            ..record::recorder(r)
         })
         .collect();
-    let channels: Vec<Value> = channels.delivery_channels().iter().map(record::channel).collect();
-    Ok(json!({"recorders": recorders, "deliveryChannels": channels}))
+    let delivery_channels = channels.delivery_channels().iter().map(record::channel).collect();
+    serde_json::to_value(ConfigPart { recorders, delivery_channels }).map_err(|e| StepError::internal(e.to_string()))
 }
 
 /// The key of the control's part in discover's snapshot.
@@ -348,8 +355,8 @@ pub const CONTROL: Control = Control {
 };
 
 fn summarize(part: &Value) -> String {
-    let all = part["recorders"].as_array().map_or(&[][..], Vec::as_slice);
-    let linked = all.iter().filter(|r| record::service_linked(r)).count();
+    let all = ConfigPart::of(part).map(|p| p.recorders).unwrap_or_default();
+    let linked = all.iter().filter(|r| r.service_linked()).count();
     match linked {
         0 => format!("{} Config recorder(s)", all.len()),
         n => format!("{} Config recorder(s), {n} of them service-linked (left alone)", all.len()),
@@ -376,19 +383,19 @@ async fn organize_region(aws: &Aws, run: &RunInput, region: &Region, changes: &m
 /// Service-linked recorders are neither restored nor removed: assure never touched them.
 async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Result<(), StepError> {
     let acct = undo.target(region).await?;
-    let before = &undo.before(region, SNAPSHOT);
+    let before = ConfigPart::of(&undo.before(region, SNAPSHOT))?;
     let c = acct.config();
-    let own = before["recorders"].as_array().into_iter().flatten().find(|r| !record::service_linked(r));
-    let (now, now_chan, _) = current(&snapshot(&acct).await?);
+    let own = before.recorders.iter().find(|r| !r.service_linked());
+    let (now, now_chan, _) = current(&snapshot(&acct).await?)?;
     match own {
         Some(rec) => {
-            let name = rec["name"].as_str().unwrap_or_default();
+            let name = rec.name.as_deref().unwrap_or_default();
             c.put_configuration_recorder()
                 .configuration_recorder(record::recorder_from(rec)?)
                 .send()
                 .await
                 .aws(format!("config:PutConfigurationRecorder {name}"))?;
-            match before["deliveryChannels"].as_array().and_then(|d| d.first()) {
+            match before.delivery_channels.first() {
                 Some(ch) => {
                     c.put_delivery_channel()
                         .delivery_channel(record::channel_from(ch))
@@ -399,7 +406,7 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
                 // The recorder had no channel: the one assure made goes (a recording recorder keeps
                 // its last channel, so it stops first).
                 None => {
-                    if let Some(ch) = now_chan.as_ref().and_then(|ch| ch["name"].as_str()) {
+                    if let Some(ch) = now_chan.as_ref().and_then(|ch| ch.name.as_deref()) {
                         c.stop_configuration_recorder()
                             .configuration_recorder_name(name)
                             .send()
@@ -413,7 +420,7 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
                     }
                 }
             }
-            if rec["recording"] == false {
+            if rec.recording == Some(false) {
                 c.stop_configuration_recorder()
                     .configuration_recorder_name(name)
                     .send()
@@ -423,13 +430,13 @@ async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Re
             report.restored.push(format!("config {region}: recorder {name} and its delivery channel as they were"));
         }
         None => {
-            if let Some(name) = now.as_ref().and_then(|r| r["name"].as_str()) {
+            if let Some(name) = now.as_ref().and_then(|r| r.name.as_deref()) {
                 c.stop_configuration_recorder()
                     .configuration_recorder_name(name)
                     .send()
                     .await
                     .aws("config:StopConfigurationRecorder")?;
-                if let Some(ch) = now_chan.as_ref().and_then(|ch| ch["name"].as_str()) {
+                if let Some(ch) = now_chan.as_ref().and_then(|ch| ch.name.as_deref()) {
                     c.delete_delivery_channel()
                         .delivery_channel_name(ch)
                         .send()
