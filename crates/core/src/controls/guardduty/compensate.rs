@@ -2,7 +2,6 @@
 
 use assure_contract::{Region, StepError};
 use aws_sdk_guardduty::types::AutoEnableMembers;
-use serde_json::Value;
 
 use crate::aws::{error_code, AwsResultExt};
 use crate::controls::{Report, Undo};
@@ -13,13 +12,13 @@ use super::*;
 pub(super) async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Result<(), StepError> {
     let (aws, run) = (undo.aws, undo.run);
     let acct = undo.target(region).await?;
-    let before = undo.before(region, SNAPSHOT);
+    let before = record::detectors(&undo.before(region, SNAPSHOT))?;
     let gd = acct.guardduty();
     let ids = gd.list_detectors().send().await.aws("guardduty:ListDetectors")?;
     let Some(det) = ids.detector_ids().first().cloned() else { return Ok(()) };
     // Leave the security account's administration, unless the account was its member before the
     // run (it was under this organization's delegated administrator already): that stays as it was.
-    let before_admin = before.as_array().and_then(|d| d.first()).and_then(|d| d["administrator"]["accountId"].as_str());
+    let before_admin = before.as_ref().and_then(|d| d.first()).and_then(|d| d.administrator_account());
     let was_member = before_admin == Some(run.org.security.as_str());
     let mut still_member = was_member;
     let security = aws.account(&run.org.security, region).await?;
@@ -73,14 +72,14 @@ pub(super) async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Re
                 .push(format!("guardduty {region}: {} is no longer a member of the security account", run.account));
         }
     }
-    match before.as_array().and_then(|d| d.first()) {
+    match before.as_ref().and_then(|d| d.first()) {
         Some(d) => {
-            if let Some(admin) = d["administrator"]["accountId"].as_str().filter(|_| !was_member) {
+            if let Some(admin) = d.administrator_account().filter(|_| !was_member) {
                 report.not_restorable.push(format!(
                     "guardduty {region}: membership under the foreign administrator {admin} (only {admin} can invite the account again)"
                 ));
             }
-            for name in d["suppressionRules"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            for name in &d.suppression_rules {
                 match gd
                     .update_filter()
                     .detector_id(&det)
@@ -96,9 +95,9 @@ pub(super) async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Re
                     Err(e) => return Err(e).aws(format!("guardduty:UpdateFilter {name}")),
                 }
             }
-            let was_enabled = d["status"] == "ENABLED";
+            let was_enabled = d.status.as_deref() == Some("ENABLED");
             let mut update = gd.update_detector().detector_id(&det).enable(was_enabled);
-            if let Some(f) = d["findingPublishingFrequency"].as_str() {
+            if let Some(f) = d.finding_publishing_frequency.as_deref() {
                 update =
                     update.finding_publishing_frequency(aws_sdk_guardduty::types::FindingPublishingFrequency::from(f));
             }
@@ -108,13 +107,13 @@ pub(super) async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Re
         // The region had no detector: the one assure created is suspended, not deleted, so its
         // findings are kept (https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_suspend-disable.html).
         // A member of the organization's administrator cannot suspend its own detector.
-        None if before.is_array() && !still_member => {
+        None if before.is_some() && !still_member => {
             gd.update_detector().detector_id(&det).enable(false).send().await.aws("guardduty:UpdateDetector")?;
             report.not_restorable.push(format!(
                 "guardduty {region}: detector {det}, created by assure, is suspended and stays (deleting it would delete its findings)"
             ));
         }
-        None if before.is_array() => report.not_restorable.push(format!(
+        None if before.is_some() => report.not_restorable.push(format!(
             "guardduty {region}: detector {det}, created by assure, stays enabled (the account stays a member of the security account)"
         )),
         None => report.not_restorable.push(format!(

@@ -19,6 +19,7 @@ pub mod catalogue;
 mod compensate;
 mod evidence;
 mod permissions;
+pub mod record;
 
 use compensate::*;
 pub use evidence::*;
@@ -62,9 +63,10 @@ pub async fn stop_foreign(
     let mut changes = Changes::new(&target);
     let gd = target.guardduty();
     // The snapshot has the detector and its administrator: decide from it.
-    let first = snapshot.as_array().and_then(|d| d.first());
-    if let Some(det) = first.and_then(|d| d["detectorId"].as_str()).map(str::to_owned) {
-        let admin = first.and_then(|d| d["administrator"]["accountId"].as_str()).map(str::to_owned);
+    let detectors = record::detectors(&snapshot)?.unwrap_or_default();
+    let first = detectors.first();
+    if let Some(det) = first.map(|d| d.detector_id.clone()) {
+        let admin = first.and_then(|d| d.administrator_account()).map(str::to_owned);
         if let Some(admin) = admin {
             if admin != run.org.security.as_str() {
                 if changes.live() {
@@ -413,22 +415,27 @@ pub async fn snapshot(target: &AccountConfig) -> Result<Value, StepError> {
             .send()
             .await
             .aws("guardduty:ListPublishingDestinations")?;
-        out.push(json!({
-            "detectorId": id,
-            "status": d.status().map(|s| s.as_str()),
-            "findingPublishingFrequency": d.finding_publishing_frequency().map(|f| f.as_str()),
+        out.push(record::RecordedDetector {
+            detector_id: id.clone(),
+            status: d.status().map(|s| s.as_str().to_owned()),
+            finding_publishing_frequency: d.finding_publishing_frequency().map(|f| f.as_str().to_owned()),
             // `administrator` is required in the API model, so the SDK shows "none" as an empty one.
-            "administrator": admin.administrator().filter(|a| a.account_id().is_some()).map(|a| json!({
-                "accountId": a.account_id(),
-                "relationshipStatus": a.relationship_status(),
-            })),
-            "filters": filters.filter_names(),
-            // The filters whose action is ARCHIVE: the guardduty step turns them to NOOP, rollback back.
-            "suppressionRules": suppressing,
-            "publishingDestinations": dests.destinations().iter().map(|d| d.destination_id()).collect::<Vec<_>>(),
-        }));
+            administrator: admin.administrator().filter(|a| a.account_id().is_some()).map(|a| {
+                record::RecordedAdministrator {
+                    account_id: a.account_id().map(str::to_owned),
+                    relationship_status: a.relationship_status().map(str::to_owned),
+                }
+            }),
+            filters: filters.filter_names().to_vec(),
+            suppression_rules: suppressing,
+            publishing_destinations: dests
+                .destinations()
+                .iter()
+                .filter_map(|d| d.destination_id().map(str::to_owned))
+                .collect(),
+        });
     }
-    Ok(Value::Array(out))
+    serde_json::to_value(out).map_err(|e| StepError::internal(e.to_string()))
 }
 
 /// The organization's GuardDuty delegated administrators in `region` (the management account's view).
@@ -508,7 +515,7 @@ pub const CONTROL: Control = Control {
 };
 
 fn summarize(part: &Value) -> String {
-    let detectors = part.as_array().map_or(&[][..], Vec::as_slice);
-    let administered = detectors.iter().any(|d| !d["administrator"].is_null());
+    let detectors = record::detectors(part).ok().flatten().unwrap_or_default();
+    let administered = detectors.iter().any(|d| d.administrator.is_some());
     format!("{} GuardDuty detector(s){}", detectors.len(), if administered { " under an administrator" } else { "" })
 }
