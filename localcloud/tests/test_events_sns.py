@@ -36,7 +36,18 @@ def events(operation: str, body: dict) -> dict:
     return out
 
 
-def events_may_publish(source: str = RULE_ARN) -> list[dict]:
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:ev-drift"
+
+
+def events_may_publish(topic: str = TOPIC_ARN) -> list[dict]:
+    """EventBridge may use the key for the topic: by SNS's encryption context."""
+    return [{"Sid": "EventsPublish", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+             "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": "*",
+             "Condition": {"StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": topic}}}]
+
+
+def events_may_publish_from(source: str) -> list[dict]:
+    """A key statement by the source rule, which SNS's guide says EventBridge cannot meet."""
     return [{"Sid": "EventsPublish", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
              "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": "*",
              "Condition": {"ArnEquals": {"aws:SourceArn": source}}}]
@@ -108,11 +119,12 @@ def failed_invocations() -> float:
                if d.namespace == "AWS/Events" and d.name == "FailedInvocations" and any(dim.value == RULE for dim in d.dimensions))
 
 
-def test_a_text_template_fills_in_strings_as_they_are_and_the_rest_as_json():
-    event = {"detail": {"summary": 'trail "x" off', "n": 3, "cis": None, "list": ["a"]}}
-    paths = {"s": "$.detail.summary", "n": "$.detail.n", "c": "$.detail.cis", "l": "$.detail.list", "m": "$.detail.missing"}
-    assert eb.text_template("<s>; <n>; [<c>]; <l>; [<m>]", paths, event) == 'trail "x" off; 3; []; ["a"]; []'
-    assert eb.target_input({"InputTransformer": {"InputPathsMap": paths, "InputTemplate": "<s>"}}, event) == b'trail "x" off'
+def test_a_text_template_fills_in_strings_as_they_are():
+    event = {"id": "e-1", "detail": {"summary": 'trail "x" off', "n": 3, "cis": None}}
+    paths = {"s": "$.detail.summary", "n": "$.detail.n", "c": "$.detail.cis", "m": "$.detail.missing", "id": "$.id"}
+    assert eb.text_template("<s>; <n>; [<c>]; [<m>]", paths, event) == 'trail "x" off; 3; []; []'
+    template = {"InputTransformer": {"InputPathsMap": paths, "InputTemplate": "<s> (event <id>)"}}
+    assert eb.target_input(template, event) == b'trail "x" off (event e-1)'
 
 
 def test_eventbridge_publishes_the_transformed_text_where_the_topic_and_its_key_admit_it():
@@ -137,13 +149,19 @@ def test_a_key_eventbridge_may_not_use_fails_the_invocation():
     topic, key, _ = fixture()
     drained()
     before = failed_invocations()
-    set_key_policy(REGION, key, events_may_publish(f"arn:aws:events:{REGION}:{ACCOUNT}:rule/someone-else"))
+    set_key_policy(REGION, key, events_may_publish(f"arn:aws:sns:{REGION}:{ACCOUNT}:another-topic"))
     put_drift("not published")
     assert drained() == []
     assert failed_invocations() == before + 1
+    # Held to the rule by aws:SourceArn, the key admits nothing: EventBridge's publishing to an
+    # encrypted topic does not bring the source keys to KMS.
+    set_key_policy(REGION, key, events_may_publish_from(RULE_ARN))
+    put_drift("not published")
+    assert drained() == []
+    assert failed_invocations() == before + 2
     # The AWS managed key admits no service.
     set_key_policy(REGION, key, events_may_publish())
     sns("SetTopicAttributes", {"TopicArn": topic, "AttributeName": "KmsMasterKeyId", "AttributeValue": "alias/aws/sns"})
     put_drift("not published either")
     assert drained() == []
-    assert failed_invocations() == before + 2
+    assert failed_invocations() == before + 3

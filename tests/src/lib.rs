@@ -261,13 +261,13 @@ impl LocalCloud {
         use assure_core::controls::names::{AGGREGATOR_ROLE, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE, TRAIL_LOGS_ROLE};
         let read = ["Get", "List", "Describe", "Head", "Lookup"];
         let by_a_service = |principal: &str| {
-            // A role as the decision log names its sessions (`…:role/NAME`), or a session's ARN.
-            let role = principal
-                .split(":assumed-role/")
-                .nth(1)
-                .or_else(|| principal.split(":role/").nth(1))
-                .and_then(|r| r.split('/').next())
-                .unwrap_or_default();
+            // A session's ARN (`…:assumed-role/NAME/SESSION`), or a role as the decision log names
+            // its sessions (`…:role/PATH/NAME`, a service-linked role's path included).
+            let role = match principal.split_once(":assumed-role/") {
+                Some((_, rest)) => rest.split('/').next(),
+                None => principal.split_once(":role/").and_then(|(_, rest)| rest.rsplit('/').next()),
+            }
+            .unwrap_or_default();
             principal.ends_with(".amazonaws.com")
                 || [AGGREGATOR_ROLE, FINDINGS_EVENTS_ROLE, FINDINGS_ROLE, TRAIL_LOGS_ROLE].contains(&role)
                 || role.starts_with("AWSServiceRoleFor")

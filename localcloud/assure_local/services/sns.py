@@ -84,8 +84,14 @@ def publish_refusal(service: str, account: str, source_arn: str, topic: Any, pol
         key = resources.kms_key(topic.sns_backend.region_name, topic.account_id, key_id)
         if key is None:
             return "key", f"the topic's key {key_id} does not exist"
+        # SNS uses the key with the topic as its encryption context; the source keys reach the key
+        # policy too, except EventBridge's ("Adding the aws:SourceAccount and aws:SourceArn to a
+        # AWS KMS policy is not supported for EventBridge-to-encrypted topics", the same page).
+        key_ctx = dict(ctx, **{"kms:EncryptionContext:aws:sns:topicArn": topic.arn})
+        if service == "events.amazonaws.com":
+            key_ctx = {k: v for k, v in key_ctx.items() if not k.lower().startswith(("aws:source", "aws:sourceorg"))}
         for action in ("kms:GenerateDataKey", "kms:Decrypt"):
-            if not service_allows(key.policy, service, action, key.arn, ctx):
+            if not service_allows(key.policy, service, action, key.arn, key_ctx):
                 return "key", f"the policy of key {key.arn} does not let {service} {action}"
     return None
 

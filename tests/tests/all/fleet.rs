@@ -374,7 +374,9 @@ async fn the_fleet_is_watched_on_schedule_repaired_by_policy_upgraded_and_offboa
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("nothing to upgrade"), "{out}");
 
-    // The next drift reaches the email subscriber too: SNS counts a delivery to each of the two.
+    // The next drift reaches the email subscriber too, once its owner has confirmed the
+    // subscription (on AWS, from the message SNS sends it; the local cloud's subscriptions are
+    // confirmed as they are made): SNS counts a delivery to each of the two.
     let (delivered, before) = (drift_deliveries(&cloud).await, told.received().await.len());
     ct.stop_logging().name(TRAIL).send().await.unwrap();
     assert_eq!(a_day_passes(&cloud).await, "SUCCEEDED");

@@ -70,6 +70,21 @@ impl AccountConfig {
         cell.get_or_init(|| work).await.clone()
     }
 
+    /// [`AccountConfig::account_wide`] for a read whose answer every part of the task shares (the
+    /// fleet's watch: the logging and security accounts' SCPs, for every account it checks): a
+    /// failure is not kept, so the next caller reads again, and one throttled answer does not fail
+    /// every account of the watch.
+    pub async fn account_wide_read<F>(&self, what: &str, work: F) -> Result<String, StepError>
+    where
+        F: std::future::Future<Output = Result<String, StepError>>,
+    {
+        let Some(shared) = &self.shared else { return work.await };
+        let key = format!("{}:{}:read:{what}", self.account, if self.plan { "plan" } else { "live" });
+        let cell = shared.lock().await.entry(key).or_default().clone();
+        let kept = cell.get_or_try_init(|| async { work.await.map(Ok) }).await?;
+        kept.clone()
+    }
+
     client!(sts, aws_sdk_sts);
 
     /// Organizations, the API that throttles first at scale: paced to this process's share of the
@@ -524,6 +539,33 @@ mod tests {
         plan.plan = true;
         plan.account_wide("role/x", work()).await.unwrap();
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 4, "a plan does not reuse live work");
+    }
+
+    #[tokio::test]
+    async fn a_shared_read_keeps_its_answer_but_not_a_failure() {
+        let sdk = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        std::env::set_var(PIPELINE_ACCOUNT_ENV, "123456789012");
+        let task = Aws::from_sdk_config(sdk).await.unwrap().for_task();
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let read = |fail: bool| {
+            let runs = &runs;
+            async move {
+                runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if fail {
+                    Err(StepError::new(assure_contract::ErrorName::Retryable, "throttled"))
+                } else {
+                    Ok("policies".to_owned())
+                }
+            }
+        };
+        let p = task.pipeline();
+        assert!(p.account_wide_read("scps", read(true)).await.is_err());
+        assert_eq!(p.account_wide_read("scps", read(false)).await.unwrap(), "policies", "a failure is read again");
+        assert_eq!(p.account_wide_read("scps", read(true)).await.unwrap(), "policies", "an answer is kept");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]

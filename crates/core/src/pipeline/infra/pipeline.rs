@@ -130,16 +130,22 @@ pub fn queue_timings(step: StepName, dead_letter: bool) -> (u64, u64) {
     (props["VisibilityTimeout"].as_u64().unwrap_or(30), props["MessageRetentionPeriod"].as_u64().unwrap_or(345_600))
 }
 
-/// The drift rule's ARN, as the topic's and the key's policies name it (a rule's ARN is known
-/// before the rule is made, so neither policy waits for it).
+/// The drift rule's ARN, as the topic's policy names it (a rule's ARN is known before the rule is
+/// made, so the policy does not wait for it).
 fn drift_rule_arn() -> Value {
     sub(&format!("arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{DRIFT_RULE}"))
 }
 
+/// The drift topic's ARN, as the pipeline key's policy names it (the topic is encrypted with the
+/// key, so the key cannot wait for the topic).
+fn drift_topic_arn() -> Value {
+    sub(&format!("arn:${{AWS::Partition}}:sns:${{AWS::Region}}:${{AWS::AccountId}}:{DRIFT_TOPIC}"))
+}
+
 /// Drift told to people: a rule on the default bus matches the watch's drift events and publishes
-/// each one's summary to the encrypted topic `assure-drift`, as its policy and the pipeline key's
-/// admit for that rule only; the configured endpoint (`DriftEndpoint`) is subscribed to it. The
-/// topic is there without an endpoint too, for a chat or paging integration of the team's own.
+/// each one's summary to the encrypted topic `assure-drift`, as its policy admits for that rule
+/// only and the pipeline key's for that topic only; the configured endpoint (`DriftEndpoint`) is subscribed to it. The
+/// topic is there without an endpoint too, for a subscriber of the team's own.
 fn drift_notifications(resources: &mut Map<String, Value>) {
     resources.insert(
         "DriftTopic".into(),
@@ -186,7 +192,10 @@ fn drift_notifications(resources: &mut Map<String, Value>) {
                 "Targets": [{
                     "Id": "topic",
                     "Arn": reference("DriftTopic"),
-                    "InputTransformer": {"InputPathsMap": {"summary": "$.detail.summary"}, "InputTemplate": "<summary>"}
+                    // Text, not a lone placeholder (which EventBridge may send as a quoted JSON
+                    // string), ending with the event's id to find it by.
+                    "InputTransformer": {"InputPathsMap": {"summary": "$.detail.summary", "id": "$.id"},
+                                         "InputTemplate": "<summary> (event <id>)"}
                 }]
             }
         }),
@@ -215,12 +224,14 @@ pub fn pipeline_template() -> Value {
                          "Action": ["kms:GenerateDataKey*", "kms:Decrypt", "kms:Encrypt", "kms:DescribeKey"], "Resource": "*",
                          "Condition": {"StringEquals": {"aws:SourceAccount": reference("AWS::AccountId")}}},
                         // EventBridge, publishing drift to the encrypted drift topic: for that
-                        // rule only, the source it sends SNS (and SNS KMS) as aws:SourceArn
+                        // topic only, by the encryption context SNS uses. Not by aws:SourceArn or
+                        // aws:SourceAccount, which SNS's guide says a key policy cannot use for
+                        // EventBridge publishing to an encrypted topic
                         // (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services).
                         {"Sid": "EventsPublishDrift", "Effect": "Allow",
                          "Principal": {"Service": "events.amazonaws.com"},
                          "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": "*",
-                         "Condition": {"ArnEquals": {"aws:SourceArn": drift_rule_arn()}}},
+                         "Condition": {"StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": drift_topic_arn()}}},
                         // CloudWatch Logs, for the functions' and state machines' encrypted log
                         // groups: held to this account's log groups by the encryption context it
                         // always uses, as its guide's key policy is; it documents no
