@@ -19,16 +19,8 @@ pub use wait::{eventually, eventually_async, eventually_every, settled};
 /// `testing` the local cloud starts with.
 pub const MANAGEMENT_ACCOUNT: &str = "123456789012";
 
-/// The mutating calls of verify's delivery canaries (`assure_core::pipeline::deliveries`).
-pub const CANARY_CALLS: &[&str] = &[
-    "CreateRole",
-    "DeleteRole",
-    "SetAlarmState",
-    "DeliverConfigSnapshot",
-    "CreateSampleFindings",
-    "StartSession",
-    "TerminateSession",
-];
+/// The mutating calls of verify's delivery canaries.
+pub use assure_core::pipeline::deliveries::CANARY_CALLS;
 
 /// One request to the local cloud's own API; returns the body (bounded: a test never waits for
 /// ever on the local cloud).

@@ -67,21 +67,24 @@ impl Subscriber {
 
     /// Every event received so far.
     async fn received(&mut self) -> &[Value] {
-        loop {
-            let out = self.sqs.receive_message().queue_url(&self.url).max_number_of_messages(10).send().await.unwrap();
-            if out.messages().is_empty() {
-                return &self.seen;
-            }
-            for m in out.messages() {
-                self.seen.push(serde_json::from_str(m.body().unwrap()).unwrap());
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.url)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
+        for body in drain(&self.sqs, &self.url).await {
+            self.seen.push(serde_json::from_str(&body).unwrap());
+        }
+        &self.seen
+    }
+}
+
+/// The messages a queue received since the last call, deleted once read: their bodies.
+async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let got = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+        if got.messages().is_empty() {
+            return out;
+        }
+        for m in got.messages() {
+            out.push(m.body().unwrap().to_owned());
+            sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
         }
     }
 }
@@ -120,23 +123,11 @@ impl Told {
 
     /// Every notification's text received so far.
     async fn received(&mut self) -> &[String] {
-        loop {
-            let out = self.sqs.receive_message().queue_url(&self.url).max_number_of_messages(10).send().await.unwrap();
-            if out.messages().is_empty() {
-                return &self.seen;
-            }
-            for m in out.messages() {
-                let body: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-                self.seen.push(body["Message"].as_str().unwrap().to_owned());
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.url)
-                    .receipt_handle(m.receipt_handle().unwrap())
-                    .send()
-                    .await
-                    .unwrap();
-            }
+        for body in drain(&self.sqs, &self.url).await {
+            let notification: Value = serde_json::from_str(&body).unwrap();
+            self.seen.push(notification["Message"].as_str().unwrap().to_owned());
         }
+        &self.seen
     }
 }
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
+use assure_core::pipeline::deliveries::CANARY_CALLS;
 use serde_json::Value;
 
 use super::*;
@@ -26,17 +27,6 @@ pub(super) fn is_plumbing(c: &Value) -> bool {
     let pipeline = PIPELINE.lock().unwrap_or_else(|e| e.into_inner()).clone();
     matches!(c["service"].as_str(), Some("SFN" | "SQS")) || (c["service"] == "S3" && c["account"] == pipeline.as_str())
 }
-
-/// The mutating calls of verify's delivery canaries (`assure_core::pipeline::deliveries`).
-const CANARY_CALLS: &[&str] = &[
-    "CreateRole",
-    "DeleteRole",
-    "SetAlarmState",
-    "DeliverConfigSnapshot",
-    "CreateSampleFindings",
-    "StartSession",
-    "TerminateSession",
-];
 
 pub(super) fn count(calls: &[Value]) -> Calls {
     let mut out = Calls::default();

@@ -75,6 +75,19 @@ pub const CANARY_ALARM: &str = "root-account-usage";
 /// name with the same trust is the same grant, whose finding would not change, and so sends no
 /// event). They have no permissions and live only until their finding is delivered.
 pub const CANARY_ROLE_PREFIX: &str = "assure-delivery-canary-";
+
+/// The mutating calls the canaries make: a role made and deleted, a sample finding, an alarm set
+/// and put back, a snapshot, a session started and ended. None leaves configuration behind, so
+/// call counts that hold a step to "no change" leave them out (the tests', the bench's).
+pub const CANARY_CALLS: &[&str] = &[
+    "CreateRole",
+    "DeleteRole",
+    "SetAlarmState",
+    "DeliverConfigSnapshot",
+    "CreateSampleFindings",
+    "StartSession",
+    "TerminateSession",
+];
 /// An account no organization of AWS customers holds: the account ID AWS's documentation uses for
 /// its examples (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html).
 pub const OUTSIDE_ACCOUNT: &str = "111122223333";
