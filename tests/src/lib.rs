@@ -112,15 +112,18 @@ impl LocalCloud {
     /// Starts one whose worker (and its step binaries) also get `env`.
     ///
     /// Its services act on their own after the shortest transition the local cloud allows (0.5 s,
-    /// where a user's local cloud waits 2 s): a delivery, a detector becoming an administrator, a
-    /// stream becoming active still come later than the call that caused them, so every test still
-    /// goes through the waits AWS imposes, a quarter as long. A test that needs longer sets its own
-    /// (`limits({"transitionSeconds": N})`) or passes `ASSURE_TRANSITION_SECONDS` in `env`.
+    /// where a user's local cloud waits 2 s), and a new role is unusable to services for 1 s (3 s
+    /// for a user's): a delivery, a detector becoming an administrator, a stream becoming active,
+    /// a role becoming usable still come later than the call that caused them, so every test still
+    /// goes through the waits AWS imposes, shorter. A test that needs longer sets its own
+    /// (`limits({"transitionSeconds": N, "iamPropagationSeconds": N})`) or passes
+    /// `ASSURE_TRANSITION_SECONDS` or `ASSURE_IAM_PROPAGATION_SECONDS` in `env`.
     pub fn start_with(env: &[(&str, &str)]) -> LocalCloud {
         let dir = tempdir::TempDir::new("assure-e2e");
         let out = Command::new(bin_dir().join("assure"))
             .args(["local", "up", "--output", "json"])
             .env("ASSURE_TRANSITION_SECONDS", "0.5")
+            .env("ASSURE_IAM_PROPAGATION_SECONDS", "1")
             .envs(env.iter().copied())
             .env("ASSURE_LOCAL_DIR", dir.path())
             .env("ASSURE_CALL_LOG", dir.path().join("calls.jsonl"))
