@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use assure_contract::{AccountId, RunId, RunInput, StepError};
 use assure_core::aws::Aws;
-use assure_core::pipeline::checkpoint::{self, now, Expect, Store};
+use assure_core::pipeline::checkpoint::Store;
 use assure_core::pipeline::fleet::{self, Member};
-use assure_core::pipeline::{deploy, lock, runs};
+use assure_core::pipeline::{deploy, runs};
 use clap::{Args, Subcommand};
 
 use crate::global::{config_of, connect, Global, Output};
@@ -323,126 +323,45 @@ async fn upgrade(g: &Global, args: UpgradeArgs) -> anyhow::Result<ExitCode> {
 /// the one it had before it was first onboarded (but for what each report calls not restorable);
 /// then it leaves the fleet (its note is deleted: no schedule checks it any longer), with a record.
 pub(crate) async fn offboard(g: &Global, args: OffboardArgs) -> anyhow::Result<ExitCode> {
+    use assure_core::pipeline::offboard::{offboard, Outcome};
+
     let account: AccountId = args.account.parse()?;
     let aws = connect(g).await?;
     let settings = deploy::load_settings(&aws).await?;
     let aws = aws.with_role(&settings.role_name);
-    let store = Store::new(&aws);
-    let note = store.get_json::<assure_core::pipeline::verify::Onboarded>(&format!("onboarded/{account}.json")).await?;
-    let listed = runs::list(&aws, Some(account.as_str()), None).await?;
-    if note.is_none() && listed.is_empty() {
-        return Err(StepError::invalid_input(format!(
-            "account {account}: not onboarded (no run of it, not in the fleet)"
-        ))
-        .into());
-    }
-    if note.is_none() {
-        // Offboarded already, and not onboarded since: nothing to do.
-        let last = store.keys(&fleet::offboarded_key(&account, "")).await?.pop();
-        let last = last.as_deref().and_then(|k| k.rsplit('/').next()).and_then(|k| k.strip_suffix(".json"));
-        if let Some(at) = last.filter(|at| listed.iter().all(|r| !fleet::later(&r.started, at))) {
+    let outcome = offboard(&aws, &account, |run, report| {
+        eprintln!("rolled back {}", run.run_id);
+        if g.output != Output::Json {
+            crate::runs::print_report(report, &run.run_id);
+        }
+    })
+    .await?;
+    match outcome {
+        Outcome::AlreadyOffboarded { at } => {
             if g.output == Output::Json {
                 println!("{}", serde_json::json!({"account": account, "offboardedAt": at, "changes": []}));
             } else {
                 println!("account {account} was offboarded at {at} and not onboarded since: nothing to do");
             }
-            return Ok(ExitCode::SUCCESS);
+            Ok(ExitCode::SUCCESS)
         }
-    }
-    if let Some(active) = listed.iter().find(|r| r.status == "RUNNING") {
-        return Err(StepError::new(
-            assure_contract::ErrorName::Conflict,
-            format!("account {account}: run {} is active; offboard once it ends", active.run_id),
-        )
-        .into());
-    }
-    // The runs to roll back: those Step Functions still lists (it keeps an execution's history 90
-    // days after it ends), and the note's. A run of the account with checkpoints but neither is
-    // older: rolling back without it would not restore the account, so nothing is done.
-    let mut runs: Vec<(time::OffsetDateTime, RunInput)> = Vec::new();
-    for summary in &listed {
-        let run = crate::runs::run_of(&aws, &summary.run_id).await?;
-        let started = time::OffsetDateTime::parse(&summary.started, &time::format_description::well_known::Rfc3339)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        runs.push((started, run));
-    }
-    if let Some((n, _)) = &note {
-        if let Some(run) = n.run.clone().filter(|r| runs.iter().all(|(_, k)| k.run_id != r.run_id)) {
-            let at = time::OffsetDateTime::parse(&n.at, &time::format_description::well_known::Rfc3339)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            runs.push((at, run));
+        Outcome::CompensationsFailed { failed, .. } => {
+            eprintln!(
+                "offboarding {account}: {failed} compensation(s) failed; the account stays in the fleet. `assure offboard {account}` again runs only what failed"
+            );
+            Ok(ExitCode::FAILURE)
         }
-    }
-    let known: Vec<String> = runs.iter().map(|(_, r)| r.run_id.to_string()).collect();
-    let unknown: Vec<String> =
-        store.run_ids().await?.into_iter().filter(|id| id.contains(account.as_str()) && !known.contains(id)).collect();
-    if !unknown.is_empty() {
-        return Err(StepError::new(
-            assure_contract::ErrorName::Conflict,
-            format!(
-                "account {account}: run(s) {} have checkpoints but no execution history any more (Step Functions keeps it 90 days): \
-                 offboarding without them would not restore the account; nothing was changed",
-                unknown.join(", ")
-            ),
-        )
-        .into());
-    }
-    runs.sort_by_key(|r| std::cmp::Reverse(r.0));
-    // One lock for the whole offboarding: no run of the account (a repair the watch starts, say)
-    // can start between two rollbacks. The note goes first, so no watch checks the account while
-    // its baseline is taken apart; it is written back if a compensation fails.
-    let holder = lock::Holder::Process { what: "offboard".to_owned(), worker: checkpoint::worker_id() };
-    lock::acquire(&aws, &lock::Lock::new(&account, "offboard", holder.clone())).await?;
-    let note_key = assure_core::pipeline::verify::onboarded_key(&account);
-    store.delete(&note_key).await?;
-    let mut rolled = Vec::new();
-    let mut failed = 0;
-    let mut outcome = Ok(());
-    // Newest first: each rollback puts back the configuration its run found, so the oldest run's
-    // comes last and leaves the account as it was before assure.
-    for (_, run) in &runs {
-        eprintln!("rolling back {}", run.run_id);
-        let report = match assure_core::pipeline::rollback::run(&aws, run).await {
-            Ok(r) => r,
-            // A run that recorded nothing (refused before any step) has nothing to roll back.
-            Err(e) if e.message.contains("no checkpoints") => continue,
-            Err(e) => {
-                outcome = Err(e);
-                break;
+        Outcome::Done { record, key } => {
+            if g.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&record)?);
+            } else {
+                println!();
+                println!(
+                    "account {account} offboarded: {} run(s) rolled back; out of the fleet (record {key})",
+                    record.runs.len()
+                );
             }
-        };
-        if g.output != Output::Json {
-            crate::runs::print_report(&report, &run.run_id);
-        }
-        failed += report.failed.len();
-        rolled.push(serde_json::json!({"runId": run.run_id, "report": report}));
-    }
-    if (failed > 0 || outcome.is_err()) && note.is_some() {
-        if let Some((n, _)) = &note {
-            store.put_json(&note_key, n, Expect::Any).await?;
+            Ok(ExitCode::SUCCESS)
         }
     }
-    lock::release(&aws, &account, &holder).await?;
-    outcome?;
-    if failed > 0 {
-        eprintln!(
-            "offboarding {account}: {failed} compensation(s) failed; the account stays in the fleet. `assure offboard {account}` again runs only what failed"
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    let at = now();
-    let record = serde_json::json!({"account": account, "at": at, "runs": rolled,
-                                    "lastRun": note.as_ref().map(|(n, _)| n.run_id.clone())});
-    store.put_json(&fleet::offboarded_key(&account, &at), &record, Expect::Any).await?;
-    if g.output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&record)?);
-    } else {
-        println!();
-        println!(
-            "account {account} offboarded: {} run(s) rolled back; out of the fleet (record {})",
-            rolled.len(),
-            fleet::offboarded_key(&account, &at)
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -110,15 +110,7 @@ pub(crate) async fn run(g: &Global, cmd: RunsCommand) -> anyhow::Result<ExitCode
 
 /// The input of a run, from its first execution.
 pub(crate) async fn run_of(aws: &Aws, run_id: &str) -> anyhow::Result<RunInput> {
-    let arn = assure_core::pipeline::resources::execution_arn(aws, run_id);
-    let d = aws.pipeline().sfn().describe_execution().execution_arn(&arn).send().await.map_err(|e| {
-        match assure_core::aws::error_code(&e) {
-            Some("ExecutionDoesNotExist") => StepError::invalid_input(format!("run {run_id}: no such run")),
-            _ => assure_core::aws::classify(&e, "states:DescribeExecution"),
-        }
-    })?;
-    let doc: serde_json::Value = serde_json::from_str(d.input().unwrap_or("{}"))?;
-    Ok(serde_json::from_value(doc["run"].clone())?)
+    Ok(assure_core::pipeline::runs::input_of(aws, run_id).await?)
 }
 
 /// `--since`: a duration back from now (`30m`, `24h`, `7d`) or a date, as a time.

@@ -375,6 +375,16 @@ async fn the_fleet_is_watched_on_schedule_repaired_by_policy_upgraded_and_offboa
     assert!(new >= 1, "the trail's drift told");
     assert_eq!(drift_deliveries(&cloud).await - delivered, 2.0 * new as f64, "to the queue and the email");
 
+    // A compensation that fails keeps b in the fleet (exit 1); offboarding it again finishes.
+    cloud.faults(json!([{"service": "cloudtrail", "operation": "DeleteTrail", "error": "AccessDenied", "rate": 1.0,
+                         "count": 1, "caller": b}]));
+    let (code, out, err) = cloud.run(&["--config", &notify, "offboard", b]);
+    cloud.faults(json!([]));
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(err.contains("compensation(s) failed; the account stays in the fleet"), "{err}");
+    let fleet = status(&cloud, &notify);
+    assert!(fleet["accounts"].as_array().unwrap().iter().any(|s| s["account"] == b), "still in the fleet: {fleet}");
+
     // Offboarding b rolls its runs back (the assure trail goes) and takes it out of the fleet.
     let (code, out, err) = cloud.run(&["--config", &notify, "offboard", b]);
     assert_eq!(code, 0, "{out}\n{err}");

@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod infra;
 pub mod join;
 pub mod lock;
+pub mod offboard;
 pub mod organization;
 pub mod plan;
 pub mod preflight;

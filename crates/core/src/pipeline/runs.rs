@@ -112,6 +112,21 @@ pub struct RunSummary {
 }
 
 /// Every run of the pipeline, newest first; `account` and `status` filter.
+/// The input a run's execution started with: its `RunInput`.
+pub async fn input_of(aws: &Aws, run_id: &str) -> Result<assure_contract::RunInput, StepError> {
+    let arn = crate::pipeline::resources::execution_arn(aws, run_id);
+    let d = aws.pipeline().sfn().describe_execution().execution_arn(&arn).send().await.map_err(|e| {
+        match crate::aws::error_code(&e) {
+            Some("ExecutionDoesNotExist") => StepError::invalid_input(format!("run {run_id}: no such run")),
+            _ => crate::aws::classify(&e, "states:DescribeExecution"),
+        }
+    })?;
+    let doc: serde_json::Value = serde_json::from_str(d.input().unwrap_or("{}"))
+        .map_err(|e| StepError::internal(format!("run {run_id}: its execution's input: {e}")))?;
+    serde_json::from_value(doc["run"].clone())
+        .map_err(|e| StepError::internal(format!("run {run_id}: its execution's input is not a run: {e}")))
+}
+
 pub async fn list(aws: &Aws, account: Option<&str>, status: Option<&str>) -> Result<Vec<RunSummary>, StepError> {
     let sfn = aws.pipeline().sfn();
     let mut by_run: std::collections::BTreeMap<String, Vec<(i64, String, String, String)>> = Default::default();
