@@ -153,10 +153,14 @@ fn seconds(at: &str) -> f64 {
 /// Every account onboards, no task times out, and no step runs twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn tasks_waiting_in_the_queue_far_longer_than_the_liveness_window_neither_time_out_nor_run_twice() {
+    // The local cloud's own delays, not the harness's shorter ones: the steps take long enough
+    // that tasks queue behind them for many liveness windows (asserted below).
     let cloud = LocalCloud::start_with(&[
         ("ASSURE_HEARTBEAT_SECONDS", "0.2"),
         ("ASSURE_WORKER_CONCURRENCY", "2"),
         ("ASSURE_WORKER_ORG_CONCURRENCY", "1"),
+        ("ASSURE_TRANSITION_SECONDS", "2"),
+        ("ASSURE_IAM_PROPAGATION_SECONDS", "3"),
     ]);
     let ids = cloud.seed_accounts_and_deploy(3, "us-east-1,eu-west-1");
     let accounts: Vec<&str> = ids["external"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();

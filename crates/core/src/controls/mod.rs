@@ -201,6 +201,22 @@ pub struct Organized {
     pub facts: Value,
 }
 
+impl Organized {
+    /// A part whose facts are the control's own type `T`, written as the accounts' runs read it
+    /// back ([`organized_facts`]).
+    pub fn with<T: Serialize>(changes: Vec<assure_contract::Change>, facts: &T) -> Result<Organized, StepError> {
+        let facts = serde_json::to_value(facts).map_err(|e| StepError::internal(e.to_string()))?;
+        Ok(Organized { changes, facts })
+    }
+}
+
+/// The facts a bulk run's organization step recorded for `control` (`run.organization`, keyed by
+/// the control's name), as the control's own type; `None` for a run of its own, or facts that are
+/// not of that type.
+pub fn organized_facts<T: serde::de::DeserializeOwned>(run: &RunInput, control: &str) -> Option<T> {
+    serde_json::from_value(run.organization.as_ref()?.get(control)?.clone()).ok()
+}
+
 /// What a rollback did and could not do.
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -296,5 +312,30 @@ impl<'a> Undo<'a> {
     /// The onboarded account in `region`.
     pub async fn target(&self, region: &Region) -> Result<AccountConfig, StepError> {
         self.aws.account(&self.run.account, region).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_controls_organized_facts_read_back_as_its_type_and_only_as_it() {
+        #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+        struct Facts {
+            policies: BTreeMap<String, String>,
+        }
+        let facts = Facts { policies: [("assure-baseline".to_owned(), "p-1".to_owned())].into() };
+        let part = Organized::with(vec![], &facts).unwrap();
+        let mut run: RunInput = serde_json::from_value(serde_json::json!({
+            "runId": "onboard-111111111111-1", "account": "111111111111", "regions": ["us-east-1"],
+            "homeRegion": "us-east-1", "roleName": "AssureExecutionRole",
+            "org": {"management": "123456789012", "logging": "222222222222", "security": "333333333333"}
+        }))
+        .unwrap();
+        assert_eq!(organized_facts::<Facts>(&run, "scps"), None, "a run of its own has none");
+        run.organization = Some(serde_json::json!({"scps": part.facts, "logging-bucket": {"loggingKeyArn": "k"}}));
+        assert_eq!(organized_facts::<Facts>(&run, "scps"), Some(facts));
+        assert_eq!(organized_facts::<Facts>(&run, "logging-bucket"), None, "another control's facts are not these");
     }
 }

@@ -11,9 +11,12 @@ use super::Changes;
 /// (or a bulk run's organization step) ensured the key, or else [`logging_key_arn`]. Not for
 /// verify, which finds the key itself.
 pub(crate) async fn logging_key_to_use(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
-    let organized = run.organization.as_ref().and_then(|o| o["logging-bucket"][LOGGING_KEY_FACT].as_str());
-    if let Some(arn) = organized.filter(|_| !aws.pipeline().plan) {
-        return Ok(arn.to_owned());
+    let organized = crate::controls::organized_facts::<crate::controls::logging_bucket::Facts>(
+        run,
+        crate::controls::logging_bucket::CONTROL.name,
+    );
+    if let Some(facts) = organized.filter(|_| !aws.pipeline().plan) {
+        return Ok(facts.logging_key_arn);
     }
     if let Some(arn) = aws.fact(LOGGING_KEY_FACT).await.as_ref().and_then(Value::as_str) {
         return Ok(arn.to_owned());

@@ -265,10 +265,16 @@ async fn ensure_policies(
     Ok(ids)
 }
 
+/// What the SCPs' organization-wide part hands to the accounts' runs: each policy's id, by name,
+/// once its content was checked.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Facts {
+    policies: std::collections::BTreeMap<String, String>,
+}
+
 /// The policies' ids a bulk run's organization step recorded, after checking their content.
 fn organized_ids(run: &RunInput) -> Option<std::collections::BTreeMap<String, String>> {
-    let policies = run.organization.as_ref()?.get("scps")?.get("policies")?.as_object()?;
-    Some(policies.iter().filter_map(|(n, id)| Some((n.clone(), id.as_str()?.to_owned()))).collect())
+    crate::controls::organized_facts::<Facts>(run, CONTROL.name).map(|f| f.policies)
 }
 
 pub async fn apply(aws: &Aws, run: &RunInput) -> Result<StepOutput, StepError> {
@@ -390,7 +396,7 @@ async fn organize(aws: &Aws, run: &RunInput) -> Result<Organized, StepError> {
     if root::wanted(run) {
         root::organize(&aws.management(&run.org.management, &run.home_region).await?, &mut changes).await?;
     }
-    Ok(Organized { changes: changes.list, facts: json!({"policies": ids}) })
+    Organized::with(changes.list, &Facts { policies: ids })
 }
 
 /// assure's policies detached from the account; the policies stay for the organization's other accounts.
