@@ -7,14 +7,23 @@ use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt, LOGGING_KEY_FACT}
 
 use super::Changes;
 
+/// The logging bucket control's name, under which a bulk run's organization step records its facts.
+const LOGGING_BUCKET: &str = "logging-bucket";
+
+/// What the logging bucket's organization-wide part hands to the accounts' runs: the logging key,
+/// which their steps hand to the services ([`logging_key_to_use`]). Here, not in the control,
+/// because every control that hands the key to a service reads it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct LoggingKeyFacts {
+    #[serde(rename = "loggingKeyArn")]
+    pub logging_key_arn: String,
+}
+
 /// The logging key's ARN for a step that hands it to a service: as the run's logging-bucket step
 /// (or a bulk run's organization step) ensured the key, or else [`logging_key_arn`]. Not for
 /// verify, which finds the key itself.
 pub(crate) async fn logging_key_to_use(aws: &Aws, run: &RunInput) -> Result<String, StepError> {
-    let organized = crate::controls::organized_facts::<crate::controls::logging_bucket::Facts>(
-        run,
-        crate::controls::logging_bucket::CONTROL.name,
-    );
+    let organized = crate::controls::organized_facts::<LoggingKeyFacts>(run, LOGGING_BUCKET);
     if let Some(facts) = organized.filter(|_| !aws.pipeline().plan) {
         return Ok(facts.logging_key_arn);
     }

@@ -456,14 +456,6 @@ pub const CONTROL: Control = Control {
     compensate: |_, _, _| Box::pin(async { Ok(()) }),
 };
 
-/// What the logging bucket's organization-wide part hands to the accounts' runs: the logging key,
-/// which their steps hand to the services (`kit::logging_key_to_use`).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct Facts {
-    #[serde(rename = "loggingKeyArn")]
-    pub logging_key_arn: String,
-}
-
 /// The bucket and key for every account of the organization, for a bulk run's organization step.
 async fn organize(aws: &Aws, run: &RunInput) -> Result<Organized, StepError> {
     let out = apply(aws, run).await?;
@@ -471,7 +463,7 @@ async fn organize(aws: &Aws, run: &RunInput) -> Result<Organized, StepError> {
         .as_str()
         .ok_or_else(|| StepError::internal("the logging bucket step recorded no logging key"))?
         .to_owned();
-    Organized::with(out.changes, &Facts { logging_key_arn })
+    Organized::with(out.changes, &crate::controls::kit::LoggingKeyFacts { logging_key_arn })
 }
 
 /// The step: what [`apply`] does, unless a bulk run's organization step put it in place for all
