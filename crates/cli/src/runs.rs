@@ -108,11 +108,6 @@ pub(crate) async fn run(g: &Global, cmd: RunsCommand) -> anyhow::Result<ExitCode
     }
 }
 
-/// The input of a run, from its first execution.
-pub(crate) async fn run_of(aws: &Aws, run_id: &str) -> anyhow::Result<RunInput> {
-    Ok(assure_core::pipeline::runs::input_of(aws, run_id).await?)
-}
-
 /// `--since`: a duration back from now (`30m`, `24h`, `7d`) or a date, as a time.
 pub(crate) fn parse_since(s: &str, now: time::OffsetDateTime) -> Result<time::OffsetDateTime, StepError> {
     use time::format_description::well_known::Rfc3339;
@@ -171,7 +166,7 @@ async fn list_cmd(
 async fn show_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
     let run_id: RunId = run_id.parse()?;
     let aws = connect(g).await?;
-    let run = run_of(&aws, run_id.as_str()).await?;
+    let run = assure_core::pipeline::runs::input_of(&aws, run_id.as_str()).await?;
     let mut records = assure_core::pipeline::checkpoint::Store::new(&aws).list(run_id.as_str()).await?;
     let order = |s: assure_contract::StepName| assure_contract::StepName::ALL.iter().position(|x| *x == s).unwrap_or(0);
     records.sort_by(|a, b| (order(a.step), a.region.as_str()).cmp(&(order(b.step), b.region.as_str())));
@@ -295,7 +290,7 @@ fn duration(start: &str, end: Option<&str>) -> String {
 async fn rollback_cmd(g: &Global, run_id: &str) -> anyhow::Result<ExitCode> {
     let run_id: RunId = run_id.parse()?;
     let aws = connect(g).await?;
-    let run = run_of(&aws, run_id.as_str()).await?;
+    let run = assure_core::pipeline::runs::input_of(&aws, run_id.as_str()).await?;
     let report = roll_back(&aws.with_role(&run.role_name), &run).await?;
     if g.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);

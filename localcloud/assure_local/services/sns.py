@@ -89,7 +89,7 @@ def publish_refusal(service: str, account: str, source_arn: str, topic: Any, pol
         # AWS KMS policy is not supported for EventBridge-to-encrypted topics", the same page).
         key_ctx = dict(ctx, **{"kms:EncryptionContext:aws:sns:topicArn": topic.arn})
         if service == "events.amazonaws.com":
-            key_ctx = {k: v for k, v in key_ctx.items() if not k.lower().startswith(("aws:source", "aws:sourceorg"))}
+            key_ctx = {k: v for k, v in key_ctx.items() if not k.lower().startswith("aws:source")}
         for action in ("kms:GenerateDataKey", "kms:Decrypt"):
             if not service_allows(key.policy, service, action, key.arn, key_ctx):
                 return "key", f"the policy of key {key.arn} does not let {service} {action}"

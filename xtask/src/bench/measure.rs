@@ -23,18 +23,20 @@ pub(super) struct Calls {
     pub(super) by_operation: BTreeMap<(String, String), (usize, usize)>,
 }
 
-pub(super) fn is_plumbing(c: &Value) -> bool {
-    let pipeline = PIPELINE.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    matches!(c["service"].as_str(), Some("SFN" | "SQS")) || (c["service"] == "S3" && c["account"] == pipeline.as_str())
+/// The pipeline's own calls: its executions, its queues, and S3 in `pipeline`, its account (the
+/// checkpoints).
+pub(super) fn is_plumbing(c: &Value, pipeline: &str) -> bool {
+    matches!(c["service"].as_str(), Some("SFN" | "SQS")) || (c["service"] == "S3" && c["account"] == pipeline)
 }
 
-pub(super) fn count(calls: &[Value]) -> Calls {
+/// `calls` split the way the table shows them, `pipeline` being the account the pipeline runs in.
+pub(super) fn count(calls: &[Value], pipeline: &str) -> Calls {
     let mut out = Calls::default();
     for c in calls {
         if c["service"] == "Organizations" {
             out.organizations += 1;
         }
-        if is_plumbing(c) {
+        if is_plumbing(c, pipeline) {
             out.plumbing += 1;
             continue;
         }

@@ -28,9 +28,6 @@ mod measure;
 use cloud::*;
 use measure::*;
 
-/// The account the current scenario's pipeline runs in (its security account), whose S3 calls are
-/// the checkpoints': set by [`Cloud::seed_and_deploy`]; scenarios run one after another.
-static PIPELINE: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 const FOUR: &str = "us-east-1,eu-west-1,us-west-2,eu-central-1";
 /// The 17 regions enabled by default in an AWS account.
 const SEVENTEEN: &str = "us-east-1,us-east-2,us-west-1,us-west-2,ca-central-1,eu-west-1,eu-west-2,eu-west-3,eu-central-1,eu-north-1,ap-south-1,ap-southeast-1,ap-southeast-2,ap-northeast-1,ap-northeast-2,ap-northeast-3,sa-east-1";
@@ -89,7 +86,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     cloud.reset_calls();
     let (secs, code, _) = cloud.timed(&["onboard", a, "--run-id", "bench-first"])?;
     ensure(code, "the first onboarding")?;
-    let first_calls = count(&cloud.calls());
+    let first_calls = cloud.count(&cloud.calls());
     let detail = first_calls.by_operation.clone();
     let served =
         |c: &Calls, secs: f64| (c.account_mutating + c.canaries + c.account_read + c.plumbing) as f64 / secs.max(0.001);
@@ -113,7 +110,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         let target = ids["external"][0].as_str().unwrap_or_default();
         let (secs, code, _) = open.timed(&["onboard", target, "--run-id", "bench-no-iam"])?;
         ensure(code, "the onboarding without IAM enforcement")?;
-        let calls = count(&open.calls());
+        let calls = open.count(&open.calls());
         rows.push(Row {
             scenario: "onboard 1 account × 4 regions, IAM enforcement off".into(),
             seconds: secs,
@@ -144,7 +141,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         seconds: secs,
         transitions: None,
         note: format!("{} paths proven; slowest {} at {:.1} s after the canary", proofs.len(), slowest.1, slowest.0),
-        calls: count(&cloud.calls()),
+        calls: cloud.count(&cloud.calls()),
     });
     cloud.reset_calls();
     let (secs, code, _) =
@@ -156,7 +153,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         seconds: secs,
         transitions: Some(cloud.transitions("bench-proven")?),
         note: format!("time to proven delivery; Verify waited {:.1} s between attempts", retry_waits(&timeline)),
-        calls: count(&cloud.calls()),
+        calls: cloud.count(&cloud.calls()),
     });
     cloud.reset_calls();
     let (secs, code, _) = cloud.timed(&["onboard", a, "--run-id", "bench-again"])?;
@@ -165,7 +162,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         scenario: "re-run, same account (idempotent)".into(),
         seconds: secs,
         transitions: Some(cloud.transitions("bench-again")?),
-        calls: count(&cloud.calls()),
+        calls: cloud.count(&cloud.calls()),
         note: "must be 0 mutating".into(),
     });
     cloud.api(
@@ -183,13 +180,13 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         scenario: "held run (alarms denied once)".into(),
         seconds: secs,
         transitions: None,
-        calls: count(&cloud.calls()),
+        calls: cloud.count(&cloud.calls()),
         note: "stops at alarms, keeps the rest".into(),
     });
     cloud.reset_calls();
     let (secs, code, _) = cloud.timed(&["runs", "retry", "bench-held"])?;
     ensure(code, "the retry")?;
-    let retry = count(&cloud.calls());
+    let retry = cloud.count(&cloud.calls());
     rows.push(Row {
         scenario: "retry after failure".into(),
         seconds: secs,
@@ -210,15 +207,16 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     let (secs, code, _) = cloud.timed(&["onboard", a, "--run-id", "bench-17"])?;
     ensure(code, "the 17-region onboarding")?;
     let logged = cloud.calls();
-    let calls = count(&logged);
+    let calls = cloud.count(&logged);
     let first_17 = (calls.account_mutating + calls.canaries + calls.account_read, calls.plumbing);
     // Of the calls to the accounts, those to the onboarded account itself; the rest go to the
     // organization's accounts (management, security, logging) for the organization's part.
-    let first_17_target = logged.iter().filter(|c| !is_plumbing(c) && c["account"] == a).count();
+    let first_17_target =
+        logged.iter().filter(|c| !is_plumbing(c, &cloud.pipeline.borrow()) && c["account"] == a).count();
     cloud.reset_calls();
     let (again_secs, code, _) = cloud.timed(&["onboard", a, "--run-id", "bench-17-again"])?;
     ensure(code, "the 17-region re-run")?;
-    let again = count(&cloud.calls());
+    let again = cloud.count(&cloud.calls());
     let again_17 =
         (again.account_mutating + again.canaries + again.account_read + again.plumbing, again.account_mutating);
     rows.push(Row {
@@ -271,7 +269,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
                 chain.in_step_waits,
                 secs - waited - chain.in_step_waits
             ),
-            calls: count(&cloud.calls()),
+            calls: cloud.count(&cloud.calls()),
         });
         slow_walls.push(secs);
         waits_17 = (waited, chain.in_step_waits);
@@ -288,7 +286,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     let (secs, code, _) = cloud.timed(&["onboard", a, "--run-id", "bench-30"])?;
     ensure(code, "the 30-region onboarding")?;
     let largest_30 = cloud.largest_state("bench-30")?;
-    let calls = count(&cloud.calls());
+    let calls = cloud.count(&cloud.calls());
     rows.push(Row {
         scenario: "onboard 1 account × 30 regions (13 opt-in)".into(),
         seconds: secs,
@@ -348,7 +346,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
         .iter()
         .filter(|c| c["service"] == "Organizations" && (c["step"] == "" || c["step"] == "organization"))
         .count();
-    let calls = count(&log);
+    let calls = cloud.count(&log);
     let throttled = limiter["throttled"]["organizations"].as_u64().unwrap_or(0);
     let mut throttle_failures = 0;
     let mut timeouts = 0;
@@ -412,7 +410,7 @@ pub(crate) fn bench(args: &[String]) -> anyhow::Result<()> {
     if watched["status"] != "SUCCEEDED" || checked != o.accounts as usize {
         bail!("the watch checked {checked} of {} accounts (exit {code}): {out}", o.accounts);
     }
-    let calls = count(&cloud.calls());
+    let calls = cloud.count(&cloud.calls());
     let per = |n: usize| n as f64 / f64::from(o.accounts);
     rows.push(Row {
         scenario: format!("scheduled verify of {} accounts × 4 regions (fleet check)", o.accounts),

@@ -15,7 +15,7 @@ use aws_sdk_sfn::types::{HistoryEvent, HistoryEventType};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::aws::{error_code, Aws, AwsResultExt};
+use crate::aws::Aws;
 use crate::pipeline::checkpoint::{Record, Status, Store};
 use crate::pipeline::runs::{executions, fmt, from_smithy, history, task_target, Execution};
 
@@ -142,23 +142,7 @@ fn parse(s: &str) -> Option<time::OffsetDateTime> {
 
 /// Loads a run's audit record. An unknown run is `Assure.InvalidInput`.
 pub async fn load(aws: &Aws, run_id: &str) -> Result<Audit, StepError> {
-    let sfn = aws.pipeline().sfn();
-    let first = match sfn
-        .describe_execution()
-        .execution_arn(crate::pipeline::resources::execution_arn(aws, run_id))
-        .send()
-        .await
-    {
-        Ok(d) => d,
-        Err(e) if error_code(&e) == Some("ExecutionDoesNotExist") => {
-            return Err(StepError::invalid_input(format!("run {run_id}: no such run")))
-        }
-        Err(e) => return Err(e).aws("states:DescribeExecution"),
-    };
-    let doc: Value = serde_json::from_str(first.input().unwrap_or("{}"))
-        .map_err(|e| StepError::internal(format!("run {run_id}: input is not JSON: {e}")))?;
-    let run: RunInput = serde_json::from_value(doc["run"].clone())
-        .map_err(|e| StepError::internal(format!("run {run_id}: input is not a run: {e}")))?;
+    let run = crate::pipeline::runs::input_of(aws, run_id).await?;
 
     let executions = executions(aws, run_id).await?;
     let mut timeline = Vec::new();

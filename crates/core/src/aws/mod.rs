@@ -64,10 +64,14 @@ impl AccountConfig {
     where
         F: std::future::Future<Output = Result<String, StepError>>,
     {
-        let Some(shared) = &self.shared else { return work.await };
-        let key = format!("{}:{}:{what}", self.account, if self.plan { "plan" } else { "live" });
-        let cell = shared.lock().await.entry(key).or_default().clone();
+        let Some(cell) = self.shared_cell(what).await else { return work.await };
         cell.get_or_init(|| work).await.clone()
+    }
+
+    /// The task's cell for `what` in this account and mode; `None` outside a task.
+    async fn shared_cell(&self, what: &str) -> Option<Arc<tokio::sync::OnceCell<Result<String, StepError>>>> {
+        let key = format!("{}:{}:{what}", self.account, if self.plan { "plan" } else { "live" });
+        Some(self.shared.as_ref()?.lock().await.entry(key).or_default().clone())
     }
 
     /// [`AccountConfig::account_wide`] for a read whose answer every part of the task shares (the
@@ -78,9 +82,7 @@ impl AccountConfig {
     where
         F: std::future::Future<Output = Result<String, StepError>>,
     {
-        let Some(shared) = &self.shared else { return work.await };
-        let key = format!("{}:{}:read:{what}", self.account, if self.plan { "plan" } else { "live" });
-        let cell = shared.lock().await.entry(key).or_default().clone();
+        let Some(cell) = self.shared_cell(&format!("read:{what}")).await else { return work.await };
         let kept = cell.get_or_try_init(|| async { work.await.map(Ok) }).await?;
         kept.clone()
     }

@@ -210,6 +210,15 @@ impl Organized {
     }
 }
 
+/// A recorded snapshot part (or a step's snapshot) read as the control's own type: `None` where
+/// nothing was recorded (null), an error naming `what` where the record is not of that type.
+pub fn recorded<T: serde::de::DeserializeOwned>(part: &Value, what: &str) -> Result<Option<T>, StepError> {
+    if part.is_null() {
+        return Ok(None);
+    }
+    serde_json::from_value(part.clone()).map(Some).map_err(|e| StepError::internal(format!("{what}: {e}")))
+}
+
 /// The facts a bulk run's organization step recorded for `control` (`run.organization`, keyed by
 /// the control's name), as the control's own type; `None` for a run of its own, or facts that are
 /// not of that type.

@@ -111,8 +111,8 @@ pub struct RunSummary {
     pub account: Option<String>,
 }
 
-/// Every run of the pipeline, newest first; `account` and `status` filter.
-/// The input a run's execution started with: its `RunInput`.
+/// The input a run's first execution started with: its `RunInput`. An unknown run is
+/// `Assure.InvalidInput`.
 pub async fn input_of(aws: &Aws, run_id: &str) -> Result<assure_contract::RunInput, StepError> {
     let arn = crate::pipeline::resources::execution_arn(aws, run_id);
     let d = aws.pipeline().sfn().describe_execution().execution_arn(&arn).send().await.map_err(|e| {
@@ -127,6 +127,7 @@ pub async fn input_of(aws: &Aws, run_id: &str) -> Result<assure_contract::RunInp
         .map_err(|e| StepError::internal(format!("run {run_id}: its execution's input is not a run: {e}")))
 }
 
+/// Every run of the pipeline, newest first; `account` and `status` filter.
 pub async fn list(aws: &Aws, account: Option<&str>, status: Option<&str>) -> Result<Vec<RunSummary>, StepError> {
     let sfn = aws.pipeline().sfn();
     let mut by_run: std::collections::BTreeMap<String, Vec<(i64, String, String, String)>> = Default::default();

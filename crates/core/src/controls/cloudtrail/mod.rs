@@ -527,11 +527,9 @@ fn service_roles(run: &RunInput) -> Vec<ServiceRole> {
 async fn compensate(undo: &Undo<'_>, region: &Region, report: &mut Report) -> Result<(), StepError> {
     let target = undo.target(region).await?;
     if undo.ran(StepName::StopCloudTrail) {
-        let own: record::OwnTrails = match undo.snapshot(StepName::StopCloudTrail, region) {
-            Some(snap) if !snap.is_null() => serde_json::from_value(snap.clone())
-                .map_err(|e| StepError::internal(format!("the stop-cloudtrail step's snapshot: {e}")))?,
-            _ => Default::default(),
-        };
+        let snap = undo.snapshot(StepName::StopCloudTrail, region).cloned().unwrap_or(Value::Null);
+        let own: record::OwnTrails =
+            crate::controls::recorded(&snap, "the stop-cloudtrail step's snapshot")?.unwrap_or_default();
         for t in &own.stopped {
             let (arn, home) = match t {
                 record::StoppedTrail::Arn(arn) => (arn.as_str(), region.as_str()),

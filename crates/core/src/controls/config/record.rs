@@ -100,10 +100,7 @@ pub struct ConfigPart {
 impl ConfigPart {
     /// The part as a snapshot holds it (null for a region not read: an empty part).
     pub fn of(part: &serde_json::Value) -> Result<ConfigPart, StepError> {
-        if part.is_null() {
-            return Ok(ConfigPart::default());
-        }
-        serde_json::from_value(part.clone()).map_err(|e| StepError::internal(format!("Config's snapshot part: {e}")))
+        Ok(crate::controls::recorded(part, "Config's snapshot part")?.unwrap_or_default())
     }
 }
 

@@ -36,12 +36,7 @@ impl RecordedDetector {
 /// A region's part of the snapshot: its detectors (one, or none); `None` for a region whose part
 /// was not recorded (null).
 pub fn detectors(part: &serde_json::Value) -> Result<Option<Vec<RecordedDetector>>, StepError> {
-    if part.is_null() {
-        return Ok(None);
-    }
-    serde_json::from_value(part.clone())
-        .map(Some)
-        .map_err(|e| StepError::internal(format!("GuardDuty's snapshot part: {e}")))
+    crate::controls::recorded(part, "GuardDuty's snapshot part")
 }
 
 #[cfg(test)]

@@ -36,15 +36,8 @@ pub async fn evidence_for(aws: &Aws, run: &RunInput) -> Result<Vec<Evidence>, St
     // fleet's watch checks every account in one task, and the logging and security accounts'
     // policies, which every account's check looks at, are then read once for the whole fleet.
     for (account, wanted) in targets {
-        let read = async {
-            let list = attached_scps(&orgs, account).await?;
-            serde_json::to_string(&list).map_err(|e| StepError::internal(e.to_string()))
-        };
-        let text = organization.account_wide_read(&format!("attached-scps/{account}"), read).await?;
-        let attached: std::collections::BTreeMap<String, String> = serde_json::from_str::<Vec<(String, String)>>(&text)
-            .map_err(|e| StepError::internal(e.to_string()))?
-            .into_iter()
-            .collect();
+        let attached: std::collections::BTreeMap<String, String> =
+            attached_once(&organization, account).await?.into_iter().collect();
         for (name, _, doc) in policies(run).into_iter().filter(|(n, _, _)| wanted(n)) {
             let ok = match (attached.get(name), &organized) {
                 (Some(id), Some(ids)) => ids.get(name) == Some(id),

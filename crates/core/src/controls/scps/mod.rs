@@ -103,7 +103,8 @@ pub(crate) async fn attached_scps(
     Ok(out)
 }
 
-/// [`attached_scps`] read once per task: preflight checks the quota with it and records it.
+/// [`attached_scps`] read once per task: preflight checks the quota with it and records it, and
+/// the fleet's watch reads the logging and security accounts' once for every account it checks.
 pub(crate) async fn attached_once(
     mgmt: &crate::aws::AccountConfig,
     account: &assure_contract::AccountId,
@@ -112,7 +113,7 @@ pub(crate) async fn attached_once(
         let list = attached_scps(&mgmt.organizations(), account).await?;
         serde_json::to_string(&list).map_err(|e| StepError::internal(e.to_string()))
     };
-    let text = mgmt.account_wide(&format!("attached-scps/{account}"), read).await?;
+    let text = mgmt.account_wide_read(&format!("attached-scps/{account}"), read).await?;
     serde_json::from_str(&text).map_err(|e| StepError::internal(e.to_string()))
 }
 
