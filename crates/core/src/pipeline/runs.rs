@@ -200,27 +200,25 @@ pub async fn watch(
 ) -> Result<Finished, StepError> {
     let sfn = aws.pipeline().sfn();
     let started = std::time::Instant::now();
-    let mut seen = 0usize;
+    let mut seen = 0i64;
     let mut tasks: HashMap<i64, (String, String)> = HashMap::new();
     let mut outputs = Vec::new();
     let mut task_states = Vec::new();
-    loop {
-        let events = history(aws, execution_arn).await?;
-        for ev in events.iter().skip(seen) {
-            if let Some(p) = progress(ev, &mut tasks, &mut outputs, &mut task_states) {
+    let mut read_new = async |seen: &mut i64, on: &mut dyn FnMut(&Progress)| -> Result<(), StepError> {
+        for ev in history_after(aws, execution_arn, *seen).await? {
+            *seen = ev.id();
+            if let Some(p) = progress(&ev, &mut tasks, &mut outputs, &mut task_states) {
                 on(&p);
             }
         }
-        seen = events.len();
+        Ok(())
+    };
+    loop {
+        read_new(&mut seen, &mut on).await?;
         let d = sfn.describe_execution().execution_arn(execution_arn).send().await.aws("states:DescribeExecution")?;
         if d.status() != &ExecutionStatus::Running {
             // The history may have grown between the two calls.
-            let events = history(aws, execution_arn).await?;
-            for ev in events.iter().skip(seen) {
-                if let Some(p) = progress(ev, &mut tasks, &mut outputs, &mut task_states) {
-                    on(&p);
-                }
-            }
+            read_new(&mut seen, &mut on).await?;
             return Ok(Finished {
                 execution_arn: execution_arn.to_owned(),
                 status: d.status().as_str().to_owned(),
@@ -239,6 +237,32 @@ pub async fn watch(
         }
         tokio::time::sleep(poll).await;
     }
+}
+
+/// The events after the event `after` (0 for every event), oldest first. They are read newest first,
+/// page by page, up to the first event already seen: a poll of a long run reads what is new, not the
+/// whole history again. A poll finds a handful of new events, each of which may carry up to 256 KiB
+/// of a state's input or output, so a page is 25 events rather than the default 100.
+pub async fn history_after(aws: &Aws, execution_arn: &str, after: i64) -> Result<Vec<HistoryEvent>, StepError> {
+    let sfn = aws.pipeline().sfn();
+    let mut out = Vec::new();
+    let mut pages = sfn
+        .get_execution_history()
+        .execution_arn(execution_arn)
+        .reverse_order(true)
+        .max_results(25)
+        .into_paginator()
+        .send();
+    'pages: while let Some(page) = pages.next().await {
+        for ev in page.aws("states:GetExecutionHistory")?.events() {
+            if ev.id() <= after {
+                break 'pages;
+            }
+            out.push(ev.clone());
+        }
+    }
+    out.reverse();
+    Ok(out)
 }
 
 /// The whole execution history, oldest first.
