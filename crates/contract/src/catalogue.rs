@@ -10,7 +10,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::run::StepName;
+use crate::step::StepName;
 
 /// A CIS AWS Foundations Benchmark recommendation, by its id in each benchmark version that has it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

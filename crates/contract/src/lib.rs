@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod ids;
 mod run;
+mod step;
 
 pub use catalogue::{Cis, CisIds};
 pub use config::{Config, Fleet, OnDrift, Options, Organization};
@@ -17,5 +18,6 @@ pub use error::{ErrorName, StepError};
 pub use ids::{guardduty_principals, AccountId, Region, RunId, KNOWN_REGIONS, OPT_IN_REGIONS};
 pub use run::{
     BaselineVersion, Change, Evidence, ExistingTrails, FailurePolicy, Notify, NotifyProtocol, OrgLayout, RootAccess,
-    RunInput, StepName, StepOutput, TaskMessage, DEFAULT_ROLE_NAME, MANAGEMENT_ROLE, STEP_BINARY, STEP_ENV,
+    RunInput, StepOutput, TaskMessage, DEFAULT_ROLE_NAME, MANAGEMENT_ROLE, STEP_BINARY, STEP_ENV,
 };
+pub use step::StepName;

@@ -11,6 +11,7 @@ use crate::controls::kit::permissions::{joined, sub, Grant};
 use crate::pipeline::resources::placeholder;
 
 mod deployed;
+mod drift;
 mod management;
 mod member;
 mod pipeline;

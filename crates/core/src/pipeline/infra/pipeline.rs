@@ -5,9 +5,9 @@ use assure_contract::{StepName, DEFAULT_ROLE_NAME, MANAGEMENT_ROLE, STEP_BINARY,
 use serde_json::{json, Map, Value};
 
 use crate::pipeline::resources::{
-    placeholder, queue_name, step_role_name, BULK_STATES_ROLE, BULK_STATE_MACHINE, DRIFT_RULE, DRIFT_TOPIC,
-    JOIN_STATES_ROLE, JOIN_STATE_MACHINE, OPERATOR_ROLE, PIPELINE_KEY_ALIAS, STATES_ROLE, STATE_MACHINE, WATCH_RULE,
-    WATCH_SCHEDULE_ROLE, WATCH_STATES_ROLE, WATCH_STATE_MACHINE,
+    placeholder, queue_name, step_role_name, BULK_STATES_ROLE, BULK_STATE_MACHINE, JOIN_STATES_ROLE,
+    JOIN_STATE_MACHINE, OPERATOR_ROLE, PIPELINE_KEY_ALIAS, STATES_ROLE, STATE_MACHINE, WATCH_RULE, WATCH_SCHEDULE_ROLE,
+    WATCH_STATES_ROLE, WATCH_STATE_MACHINE,
 };
 
 use crate::controls::kit::permissions::{accounts, any};
@@ -117,8 +117,6 @@ pub(super) fn checks_as(step: StepName) -> StepName {
     }
 }
 
-/// The pipeline: per step a queue with its dead-letter queue, a function and its role; the
-/// checkpoint bucket; the state machine from its file; its log group; the opt-in trigger.
 /// A step's queue (or, with `dead_letter`, its dead-letter queue) as the pipeline template defines
 /// it: its `VisibilityTimeout` and `MessageRetentionPeriod`, the attributes `assure deploy` sets
 /// from the template, in seconds (SQS's defaults where the template names none).
@@ -130,78 +128,9 @@ pub fn queue_timings(step: StepName, dead_letter: bool) -> (u64, u64) {
     (props["VisibilityTimeout"].as_u64().unwrap_or(30), props["MessageRetentionPeriod"].as_u64().unwrap_or(345_600))
 }
 
-/// The drift rule's ARN, as the topic's policy names it (a rule's ARN is known before the rule is
-/// made, so the policy does not wait for it).
-fn drift_rule_arn() -> Value {
-    sub(&format!("arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{DRIFT_RULE}"))
-}
-
-/// The drift topic's ARN, as the pipeline key's policy names it (the topic is encrypted with the
-/// key, so the key cannot wait for the topic).
-fn drift_topic_arn() -> Value {
-    sub(&format!("arn:${{AWS::Partition}}:sns:${{AWS::Region}}:${{AWS::AccountId}}:{DRIFT_TOPIC}"))
-}
-
-/// Drift told to people: a rule on the default bus matches the watch's drift events and publishes
-/// each one's summary to the encrypted topic `assure-drift`, as its policy admits for that rule
-/// only and the pipeline key's for that topic only; the configured endpoint (`DriftEndpoint`) is subscribed to it. The
-/// topic is there without an endpoint too, for a subscriber of the team's own.
-fn drift_notifications(resources: &mut Map<String, Value>) {
-    resources.insert(
-        "DriftTopic".into(),
-        json!({
-            "Type": "AWS::SNS::Topic",
-            "Properties": {"TopicName": DRIFT_TOPIC, "DisplayName": "assure drift", "KmsMasterKeyId": reference("PipelineKey")}
-        }),
-    );
-    resources.insert(
-        "DriftTopicPolicy".into(),
-        json!({
-            "Type": "AWS::SNS::TopicPolicy",
-            "Properties": {
-                "Topics": [reference("DriftTopic")],
-                "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                    {"Sid": "EventsPublishDrift", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
-                     "Action": "sns:Publish", "Resource": reference("DriftTopic"),
-                     "Condition": {"ArnEquals": {"aws:SourceArn": drift_rule_arn()}}},
-                    {"Sid": "OnlyOverTls", "Effect": "Deny", "Principal": "*", "Action": "sns:Publish",
-                     "Resource": reference("DriftTopic"), "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
-                ]}
-            }
-        }),
-    );
-    resources.insert(
-        "DriftSubscription".into(),
-        json!({
-            "Type": "AWS::SNS::Subscription",
-            "Condition": "DriftNotify",
-            "Properties": {"TopicArn": reference("DriftTopic"), "Protocol": reference("DriftProtocol"), "Endpoint": reference("DriftEndpoint")}
-        }),
-    );
-    resources.insert(
-        "DriftNotifications".into(),
-        json!({
-            "Type": "AWS::Events::Rule",
-            "Properties": {
-                "Name": DRIFT_RULE,
-                "Description": "assure: tell the drift the fleet's watch finds to the drift topic's subscribers",
-                "EventPattern": {"source": [crate::pipeline::fleet::SOURCE], "detail-type": [crate::pipeline::fleet::DRIFT]},
-                "State": "ENABLED",
-                // SNS is invoked by its topic policy, not as a role: a role fails deliveries to
-                // encrypted topics (eb-use-resource-based.html, "Important").
-                "Targets": [{
-                    "Id": "topic",
-                    "Arn": reference("DriftTopic"),
-                    // Text, not a lone placeholder (which EventBridge may send as a quoted JSON
-                    // string), ending with the event's id to find it by.
-                    "InputTransformer": {"InputPathsMap": {"summary": "$.detail.summary", "id": "$.id"},
-                                         "InputTemplate": "<summary> (event <id>)"}
-                }]
-            }
-        }),
-    );
-}
-
+/// The pipeline: per step a queue with its dead-letter queue, a function and its role; the
+/// checkpoint bucket; the state machines from their files; their log group; the rules that start
+/// them; the drift topic ([`super::drift`]).
 pub fn pipeline_template() -> Value {
     let mut resources = Map::new();
     let mut outputs = Map::new();
@@ -231,7 +160,7 @@ pub fn pipeline_template() -> Value {
                         {"Sid": "EventsPublishDrift", "Effect": "Allow",
                          "Principal": {"Service": "events.amazonaws.com"},
                          "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": "*",
-                         "Condition": {"StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": drift_topic_arn()}}},
+                         "Condition": {"StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": super::drift::drift_topic_arn()}}},
                         // CloudWatch Logs, for the functions' and state machines' encrypted log
                         // groups: held to this account's log groups by the encryption context it
                         // always uses, as its guide's key policy is; it documents no
@@ -619,7 +548,7 @@ pub fn pipeline_template() -> Value {
             }
         }),
     );
-    drift_notifications(&mut resources);
+    super::drift::drift_notifications(&mut resources);
     outputs.insert("DriftTopicArn".into(), json!({"Value": reference("DriftTopic")}));
     outputs.insert("WatchStateMachineArn".into(), json!({"Value": reference("WatchStateMachine")}));
     outputs.insert("StateMachineArn".into(), json!({"Value": reference("StateMachine")}));
