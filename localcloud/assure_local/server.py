@@ -11,12 +11,12 @@ another process for a free port.
 """
 
 import argparse
+import gc
 import os
 import signal
 import sys
-
-from assure_local import principals
-from assure_local.core import replace
+import threading
+import time
 
 
 def serve_faster() -> None:
@@ -41,6 +41,8 @@ def serve_faster() -> None:
     # iterations of one Map), so executions of one definition share it. Invalid definitions raise,
     # and are not cached.
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    from assure_local.core import replace
 
     replace(AmazonStateLanguageParser, "parse", staticmethod(functools.lru_cache(maxsize=64)(AmazonStateLanguageParser.parse)))
     # And every JSONPath a state reads its input with, for which jsonpath_ng built a new parser
@@ -94,7 +96,31 @@ def refusals_only(handler: type) -> type:
     return Handler
 
 
+def collect_in_the_background(every: float = 10.0) -> None:
+    """Python's cyclic garbage collector, run every `every` seconds by a thread of its own instead of
+    after every few hundred allocations. moto's state and the models it loads are hundreds of
+    thousands of objects, which the automatic collections walked again and again. Measured over
+    three runs each of up, seed, deploy and two onboardings, the server's CPU time was:
+    - 9.2 s with the automatic collections;
+    - 7.2 s with this;
+    - 7.7 s collecting only the young generations every 10 s and the rest every minute;
+    - 6.9 s with no collection at all, but 30% more memory.
+    What the server loaded to start is frozen, never walked again; what requests leave behind is
+    collected within `every` seconds, so memory stays bounded however long the server runs."""
+    gc.freeze()
+
+    def collect() -> None:
+        while True:
+            time.sleep(every)
+            gc.collect()
+
+    threading.Thread(target=collect, daemon=True, name="assure-gc").start()
+
+
 def main() -> None:
+    # No automatic collection from here on (collect_in_the_background): starting up, it walked the
+    # modules being imported for nothing, a third of the start's time.
+    gc.disable()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
@@ -116,6 +142,8 @@ def main() -> None:
     extension.patch_moto()
     schedules.start()
 
+    from assure_local import principals
+
     principals.bootstrap_admin()
     serve_faster()
     moto_app = DomainDispatcherApplication(create_backend_app)
@@ -132,6 +160,7 @@ def main() -> None:
         f.write(str(port))
     os.replace(tmp, args.port_file)
     print(f"local cloud listening on http://{args.host}:{port}", flush=True)
+    collect_in_the_background()
     server.serve_forever()
 
 
