@@ -2,11 +2,13 @@
 //! closed set of error names.
 
 mod errors;
+mod facts;
 mod intercept;
 mod pacing;
 mod propagation;
 
 pub use errors::*;
+pub use facts::*;
 pub use intercept::*;
 pub use pacing::*;
 pub use propagation::*;
@@ -187,31 +189,6 @@ pub struct Aws {
     facts: Option<Arc<dyn Facts>>,
 }
 
-/// Facts an earlier step of a run established, which a later step of the same run may take
-/// instead of finding them again in the accounts: the logging key's ARN ([`LOGGING_KEY_FACT`]),
-/// the roles the service-roles step ensured ([`role_fact`]). Read on demand, only by the steps
-/// that need one. Verify never has them: it finds for itself.
-pub trait Facts: Send + Sync {
-    /// The fact `name`, if the run established it.
-    fn get<'a>(
-        &'a self,
-        name: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<serde_json::Value>> + Send + 'a>>;
-}
-
-/// The logging key's ARN (a string), as the run's logging-bucket step ensured the key.
-pub const LOGGING_KEY_FACT: &str = "loggingKeyArn";
-
-/// The alarm endpoint of the deployment's settings (a string), whole: a run carries it with its
-/// secret part left out ([`assure_contract::Notify::for_runs`]).
-pub const NOTIFY_ENDPOINT_FACT: &str = "notifyEndpoint";
-
-/// The fact naming a role the run's service-roles step ensured in `account`:
-/// `{"arn": ARN, "made": true when the step created it}`.
-pub fn role_fact(account: &AccountId, name: &str) -> String {
-    format!("role/{account}/{name}")
-}
-
 impl Aws {
     /// Loads the ambient configuration (profile, region, `AWS_ENDPOINT_URL`) and identifies the caller.
     pub async fn load(profile: Option<&str>, region: Option<&str>) -> Result<Aws, StepError> {
@@ -321,15 +298,6 @@ impl Aws {
     pub fn with_facts(mut self, facts: Arc<dyn Facts>) -> Aws {
         self.facts = Some(facts);
         self
-    }
-
-    /// The fact `name` an earlier step of the run established, if known. None in plan mode: a
-    /// plan reads what is there.
-    pub async fn fact(&self, name: &str) -> Option<serde_json::Value> {
-        match &self.facts {
-            Some(f) if !self.base.plan => f.get(name).await,
-            _ => None,
-        }
     }
 
     /// The role assumed in other accounts.

@@ -150,7 +150,8 @@ pub enum Expect {
 
 /// What a run's earlier steps established, read from their checkpoints when a later step asks
 /// ([`crate::aws::Facts`]): the logging key's ARN from the logging-bucket step's record, the roles
-/// from the service-roles step's. A fact is a key of the step's recorded snapshot.
+/// from the service-roles step's (each at its [`crate::aws::Fact::key`] in the recorded snapshot),
+/// the alarm endpoint from the deployment's settings.
 pub struct RunFacts {
     store: Store,
     run_id: String,
@@ -182,23 +183,21 @@ impl RunFacts {
 impl crate::aws::Facts for RunFacts {
     fn get<'a>(
         &'a self,
-        name: &'a str,
+        fact: crate::aws::Fact<'a>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<serde_json::Value>> + Send + 'a>> {
+        use crate::aws::Fact;
         Box::pin(async move {
-            if name == crate::aws::NOTIFY_ENDPOINT_FACT {
-                let settings: Option<(crate::pipeline::deploy::Settings, String)> =
-                    self.store.get_json(crate::pipeline::deploy::SETTINGS_KEY).await.ok().flatten();
-                return settings.and_then(|(s, _)| s.notify).map(|n| serde_json::Value::String(n.endpoint));
-            }
-            let (cell, step) = if name == crate::aws::LOGGING_KEY_FACT {
-                (&self.logging_bucket, StepName::LoggingBucket)
-            } else if name.starts_with("role/") {
-                (&self.service_roles, StepName::ServiceRoles)
-            } else {
-                return None;
+            let (cell, step) = match fact {
+                Fact::NotifyEndpoint => {
+                    let settings: Option<(crate::pipeline::deploy::Settings, String)> =
+                        self.store.get_json(crate::pipeline::deploy::SETTINGS_KEY).await.ok().flatten();
+                    return settings.and_then(|(s, _)| s.notify).map(|n| serde_json::Value::String(n.endpoint));
+                }
+                Fact::LoggingKeyArn => (&self.logging_bucket, StepName::LoggingBucket),
+                Fact::Role { .. } => (&self.service_roles, StepName::ServiceRoles),
             };
             let snapshot = cell.get_or_init(|| self.snapshot(step)).await;
-            snapshot.as_ref().and_then(|s| s.get(name)).filter(|v| !v.is_null()).cloned()
+            snapshot.as_ref().and_then(|s| s.get(fact.key())).filter(|v| !v.is_null()).cloned()
         })
     }
 }

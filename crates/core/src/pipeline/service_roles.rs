@@ -7,15 +7,15 @@
 //! made here, a role has propagated, or nearly, by the time the control's step gives it to the
 //! service, instead of that step waiting for it.
 //!
-//! Its record is the run's fact about each role ([`crate::aws::role_fact`]): the control's step
+//! Its record is the run's fact about each role ([`crate::aws::RoleFact`]): the control's step
 //! takes the role from it without reading it again. The roles belong to their controls, whose
 //! compensations remove them (those in the account; the security account's serve every account).
 
 use assure_contract::{StepError, StepName, StepOutput};
 use futures::future::try_join_all;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use crate::aws::{role_fact, Aws};
+use crate::aws::{Aws, Fact, RoleFact};
 use crate::controls::kit::{ensure_role, made_role, summary, Changes, ServiceRole};
 use crate::controls::{self};
 
@@ -26,7 +26,8 @@ pub async fn run(aws: &Aws, run: &assure_contract::RunInput) -> Result<StepOutpu
         let mut changes = Changes::new(&acct);
         let arn = ensure_role(&acct, &r.role, &mut changes).await?;
         let made = made_role(&changes.list, r.role.name);
-        Ok::<_, StepError>((role_fact(&r.account, r.role.name), json!({"arn": arn, "made": made}), changes.list))
+        let fact = serde_json::to_value(RoleFact { arn, made }).map_err(|e| StepError::internal(e.to_string()))?;
+        Ok::<_, StepError>((Fact::Role { account: &r.account, name: r.role.name }.key(), fact, changes.list))
     }))
     .await?;
     let mut facts = Map::new();

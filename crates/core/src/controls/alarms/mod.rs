@@ -209,8 +209,7 @@ async fn endpoint_of(aws: &Aws, n: &assure_contract::Notify) -> Result<Option<St
     if !n.is_redacted() {
         return Ok(Some(n.endpoint.clone()));
     }
-    let Some(whole) = aws.fact(crate::aws::NOTIFY_ENDPOINT_FACT).await else { return Ok(None) };
-    let whole = whole.as_str().unwrap_or_default().to_owned();
+    let Some(whole) = aws.notify_endpoint_fact().await else { return Ok(None) };
     if !n.shows_as(&whole) {
         return Err(StepError::new(
             assure_contract::ErrorName::Conflict,

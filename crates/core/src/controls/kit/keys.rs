@@ -3,7 +3,7 @@
 use assure_contract::{ErrorName, RunInput, StepError};
 use serde_json::{json, Value};
 
-use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt, LOGGING_KEY_FACT};
+use crate::aws::{error_code, AccountConfig, Aws, AwsResultExt};
 
 use super::Changes;
 
@@ -27,8 +27,8 @@ pub(crate) async fn logging_key_to_use(aws: &Aws, run: &RunInput) -> Result<Stri
     if let Some(facts) = organized.filter(|_| !aws.pipeline().plan) {
         return Ok(facts.logging_key_arn);
     }
-    if let Some(arn) = aws.fact(LOGGING_KEY_FACT).await.as_ref().and_then(Value::as_str) {
-        return Ok(arn.to_owned());
+    if let Some(arn) = aws.logging_key_fact().await {
+        return Ok(arn);
     }
     logging_key_arn(aws, run).await
 }

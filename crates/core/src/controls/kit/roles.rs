@@ -392,9 +392,8 @@ pub(crate) async fn service_role(
     role: &Role<'_>,
     changes: &mut Changes,
 ) -> Result<(String, bool), StepError> {
-    let fact = aws.fact(&crate::aws::role_fact(&acct.account, role.name)).await;
-    if let Some(arn) = fact.as_ref().and_then(|f| f["arn"].as_str()) {
-        return Ok((arn.to_owned(), fact.as_ref().is_some_and(|f| f["made"] == true)));
+    if let Some(fact) = aws.role_fact(&acct.account, role.name).await {
+        return Ok((fact.arn, fact.made));
     }
     let before = changes.list.len();
     let arn = ensure_role(acct, role, changes).await?;
