@@ -24,17 +24,24 @@ def setup_module() -> None:
     moto_api_backend.set_config({"stepfunctions": {"execute_state_machine": True}})
 
 
+def teardown_module() -> None:
+    """The tests after these find moto's default again: executions are not run."""
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.set_config({"stepfunctions": {"execute_state_machine": False}})
+
+
 def sfn(operation: str, body: dict) -> tuple[int, dict]:
     return target("AWSStepFunctions", "states", operation, body, REGION, version="1.0")
 
 
-def finished_execution() -> str:
+def finished_execution(name: str = "history") -> str:
     """An execution of STATES Pass states, run to its end."""
     role = make_role("history-sfn", {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
     states = {f"S{i}": {"Type": "Pass", **({"Next": f"S{i + 1}"} if i + 1 < STATES else {"End": True})}
               for i in range(STATES)}
-    status, made = sfn("CreateStateMachine", {"name": "history", "roleArn": role,
+    status, made = sfn("CreateStateMachine", {"name": name, "roleArn": role,
                                               "definition": json.dumps({"StartAt": "S0", "States": states})})
     assert status == 200, made
     status, started = sfn("StartExecution", {"stateMachineArn": made["stateMachineArn"]})
@@ -77,9 +84,12 @@ def test_history_is_paged_in_either_order_and_a_foreign_token_is_refused() -> No
 
     status, first = sfn("GetExecutionHistory", {"executionArn": arn, "maxResults": 5})
     assert status == 200 and first["nextToken"], first
-    # The token of the oldest-first order, asked for newest first; and a token that is not one.
-    for token, reverse in ((first["nextToken"], True), ("not-a-token", False)):
-        status, refused = sfn("GetExecutionHistory", {"executionArn": arn, "maxResults": 5,
+    other = finished_execution("history-other")
+    # The token of the oldest-first order, asked for newest first; of another execution; and a token
+    # that is not one.
+    for execution, token, reverse in ((arn, first["nextToken"], True), (other, first["nextToken"], False),
+                                      (arn, "not-a-token", False)):
+        status, refused = sfn("GetExecutionHistory", {"executionArn": execution, "maxResults": 5,
                                                       "reverseOrder": reverse, "nextToken": token})
         assert status == 400 and refused["__type"].endswith("InvalidToken"), refused
     status, refused = sfn("GetExecutionHistory", {"executionArn": arn, "maxResults": 1001})

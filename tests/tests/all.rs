@@ -24,6 +24,7 @@ mod all {
     mod errors;
     mod extension;
     mod fleet;
+    mod follow;
     mod iam;
     mod infra;
     mod join;

@@ -214,13 +214,17 @@ def distributed_map_results_are_written() -> None:
 def recorded_events(backend: Any, arn: str) -> list:
     """An execution's events as recorded, not copied: moto's `get_execution_history` deep-copies the
     whole history on every call, which a page then mostly throws away (the page alone is copied).
-    The history only grows, under the event manager's lock."""
+    Events are appended under the event manager's lock, each with the next id. (A Distributed Map
+    gives each iteration an event manager of its own while it runs, as moto already did; the bulk
+    state machine's history is not followed page by page.)"""
     execution = backend.describe_execution(arn)
-    manager = getattr(getattr(getattr(execution, "exec_worker", None), "env", None), "event_manager", None)
-    if manager is None:  # not started yet, or the backend that does not run executions
+    if not hasattr(execution, "exec_worker"):  # the backend that does not run executions
         return list(backend.get_execution_history(arn)["events"])
-    with manager._mutex:
-        return list(manager._history_event_list)
+    env = getattr(execution.exec_worker, "env", None)
+    if env is None:  # listed, not started yet: no event so far (moto's own answer failed here)
+        return []
+    with env.event_manager._mutex:
+        return list(env.event_manager._history_event_list)
 
 
 def history_in_pages() -> None:

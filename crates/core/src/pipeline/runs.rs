@@ -253,12 +253,18 @@ pub async fn history_after(aws: &Aws, execution_arn: &str, after: i64) -> Result
         .max_results(25)
         .into_paginator()
         .send();
+    // Ids fall page after page. The documentation promises only newest first, with an opaque
+    // token: an event a page repeats (events were added meanwhile) is skipped, not reported twice.
+    let mut below = i64::MAX;
     'pages: while let Some(page) = pages.next().await {
         for ev in page.aws("states:GetExecutionHistory")?.events() {
             if ev.id() <= after {
                 break 'pages;
             }
-            out.push(ev.clone());
+            if ev.id() < below {
+                below = ev.id();
+                out.push(ev.clone());
+            }
         }
     }
     out.reverse();
